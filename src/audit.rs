@@ -1,0 +1,1 @@
+//! The audit record (IHE BALP / FHIR AuditEvent shaped JSON). Pure.

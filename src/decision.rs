@@ -1,0 +1,212 @@
+//! The decision record: what the filter, the audit record and the CLI consume.
+
+use crate::fhir::Interaction;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Allow,
+    Deny,
+}
+
+/// Stable machine reason codes (serialized snake_case). Never renumber or
+/// rename: dashboards and pipelines match on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    // --- allow ---
+    /// Every required scope is granted.
+    Allowed,
+    /// A public endpoint (`metadata`, SMART discovery) by configuration.
+    PublicEndpoint,
+
+    // --- 400 invalid_request ---
+    /// The request cannot be classified unambiguously (path, query, header, body).
+    InvalidRequest,
+    /// More than one credential, or a token in both header and query.
+    MultipleCredentials,
+    /// The body exceeds `max_body_bytes` (413).
+    BodyTooLarge,
+
+    // --- 401 ---
+    /// No bearer token.
+    MissingToken,
+    /// Token malformed, bad signature, wrong issuer/audience, expired, ...
+    InvalidToken,
+    /// Token signature could not be checked because no keys are known yet.
+    KeysUnavailable,
+    /// Opaque token reported inactive by introspection.
+    TokenInactive,
+    /// Introspection endpoint unavailable (fail closed).
+    IntrospectionUnavailable,
+
+    // --- 403 ---
+    /// No granted scope covers the needed type and letters.
+    InsufficientScope,
+    /// A patient/ scope is needed but the token carries no patient context.
+    NoPatientContext,
+    /// The request reaches outside the context patient's compartment.
+    PatientCompartmentViolation,
+    /// A granular scope's query is not satisfied by the search.
+    GranularScopeViolation,
+    /// `_include` / `_revinclude` target not readable, or `*` form refused.
+    IncludeNotPermitted,
+    /// `_has` or chained parameter refused under patient/ scopes.
+    ChainedSearchNotPermitted,
+    /// The operation is not in the operations table (or refused by it).
+    OperationNotPermitted,
+    /// At least one batch/transaction entry is denied.
+    BundleEntryDenied,
+    /// The response resource failed an obligation check (compartment/granular).
+    ResponseNotPermitted,
+    /// The claims have a shape the filter does not understand (fail closed).
+    UnsupportedClaims,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Allowed => "allowed",
+            Reason::PublicEndpoint => "public_endpoint",
+            Reason::InvalidRequest => "invalid_request",
+            Reason::MultipleCredentials => "multiple_credentials",
+            Reason::BodyTooLarge => "body_too_large",
+            Reason::MissingToken => "missing_token",
+            Reason::InvalidToken => "invalid_token",
+            Reason::KeysUnavailable => "keys_unavailable",
+            Reason::TokenInactive => "token_inactive",
+            Reason::IntrospectionUnavailable => "introspection_unavailable",
+            Reason::InsufficientScope => "insufficient_scope",
+            Reason::NoPatientContext => "no_patient_context",
+            Reason::PatientCompartmentViolation => "patient_compartment_violation",
+            Reason::GranularScopeViolation => "granular_scope_violation",
+            Reason::IncludeNotPermitted => "include_not_permitted",
+            Reason::ChainedSearchNotPermitted => "chained_search_not_permitted",
+            Reason::OperationNotPermitted => "operation_not_permitted",
+            Reason::BundleEntryDenied => "bundle_entry_denied",
+            Reason::ResponseNotPermitted => "response_not_permitted",
+            Reason::UnsupportedClaims => "unsupported_claims",
+        }
+    }
+
+    /// The RFC 6750 `error` code for the `WWW-Authenticate` header, if any.
+    /// `None` for a missing token (RFC 6750 §3.1: no error code then) and allows.
+    pub fn bearer_error(self) -> Option<&'static str> {
+        match self {
+            Reason::Allowed | Reason::PublicEndpoint | Reason::MissingToken => None,
+            Reason::InvalidRequest | Reason::MultipleCredentials | Reason::BodyTooLarge => {
+                Some("invalid_request")
+            }
+            Reason::InvalidToken
+            | Reason::KeysUnavailable
+            | Reason::TokenInactive
+            | Reason::IntrospectionUnavailable => Some("invalid_token"),
+            _ => Some("insufficient_scope"),
+        }
+    }
+}
+
+/// Something the filter must still do before the request is finally allowed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Obligation {
+    /// The response resource must be in the Patient compartment of `patient`.
+    CheckResponseCompartment {
+        resource_type: String,
+        patient: String,
+    },
+    /// The response resource must match one of the granular scope queries
+    /// (each a `param=value` query string from a granted scope).
+    CheckResponseGranular {
+        resource_type: String,
+        queries: Vec<String>,
+    },
+}
+
+/// Why one batch/transaction entry was denied.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EntryDenial {
+    pub index: usize,
+    pub reason: Reason,
+    pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub required_scopes: Vec<String>,
+}
+
+/// The outcome of deciding one request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    pub decision: Verdict,
+    pub status: u16,
+    pub reason: Reason,
+    /// Human-readable; says what was refused and how to get access. Never
+    /// contains token contents.
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interaction: Option<Interaction>,
+    /// Scopes that would have sufficed (403) or that were used (allow).
+    pub required_scopes: Vec<String>,
+    pub obligations: Vec<Obligation>,
+    /// Non-fatal findings, e.g. invalid scope strings that were ignored.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diagnostics: Vec<String>,
+    /// For a denied batch/transaction: the failing entries.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub denied_entries: Vec<EntryDenial>,
+}
+
+impl Decision {
+    pub fn allow(reason: Reason, interaction: Interaction) -> Self {
+        Decision {
+            decision: Verdict::Allow,
+            status: 200,
+            reason,
+            message: String::from("allowed"),
+            interaction: Some(interaction),
+            required_scopes: Vec::new(),
+            obligations: Vec::new(),
+            diagnostics: Vec::new(),
+            denied_entries: Vec::new(),
+        }
+    }
+
+    /// A denial; the HTTP status follows from the reason.
+    pub fn deny(reason: Reason, message: impl Into<String>) -> Self {
+        Decision {
+            decision: Verdict::Deny,
+            status: deny_status(reason),
+            reason,
+            message: message.into(),
+            interaction: None,
+            required_scopes: Vec::new(),
+            obligations: Vec::new(),
+            diagnostics: Vec::new(),
+            denied_entries: Vec::new(),
+        }
+    }
+
+    pub fn with_interaction(mut self, interaction: Interaction) -> Self {
+        self.interaction = Some(interaction);
+        self
+    }
+
+    pub fn is_allow(&self) -> bool {
+        self.decision == Verdict::Allow
+    }
+}
+
+/// HTTP status for a denial reason.
+pub fn deny_status(reason: Reason) -> u16 {
+    match reason {
+        Reason::InvalidRequest | Reason::MultipleCredentials => 400,
+        Reason::BodyTooLarge => 413,
+        Reason::MissingToken
+        | Reason::InvalidToken
+        | Reason::KeysUnavailable
+        | Reason::TokenInactive
+        | Reason::IntrospectionUnavailable => 401,
+        Reason::Allowed | Reason::PublicEndpoint => 200,
+        _ => 403,
+    }
+}

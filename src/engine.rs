@@ -1,0 +1,1 @@
+//! The whole decision for one request: classify, then authorize. Pure.

@@ -1,0 +1,17 @@
+// Cargo runner for wasm32-wasip1 test binaries: runs libtest under Node's WASI
+// so the core's tests execute as 32-bit wasm, like the shipped filter.
+import { readFile } from 'node:fs/promises';
+import { WASI } from 'node:wasi';
+import process from 'node:process';
+
+const [file, ...args] = process.argv.slice(2);
+const wasi = new WASI({
+  version: 'preview1',
+  args: [file, ...args],
+  env: process.env,
+  preopens: { '/': '/' },
+  returnOnExit: true,
+});
+const module = await WebAssembly.compile(await readFile(file));
+const instance = await WebAssembly.instantiate(module, wasi.getImportObject());
+process.exitCode = wasi.start(instance);
