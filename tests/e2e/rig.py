@@ -18,6 +18,7 @@ request the tests send carries a unique ``x-request-id``; Envoy keeps it
 
 from __future__ import annotations
 
+import base64
 import ctypes
 import json
 import os
@@ -40,7 +41,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "envoy" / "issuer"))
-from issuer import Issuer, serve as serve_issuer  # noqa: E402
+from issuer import Issuer, SigningKey, serve as serve_issuer  # noqa: E402,F401
 
 WASM = Path(os.environ.get("FHIR_AUTHZ_WASM", REPO / "target/wasm32-wasip1/release/fhir_smart_authz.wasm"))
 CLI = Path(os.environ.get("FHIR_AUTHZ_CLI", REPO / "target/release/fhir-smart-authz"))
@@ -159,6 +160,9 @@ def seed_bundle() -> dict[str, Any]:
                  "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
                  "subject": {"reference": f"Patient/{pid}"}}),
         ]
+    entries.append(put({"resourceType": "Observation", "id": "obs-del", "status": "final",
+                        "code": {"text": "to be deleted by the e2e table"},
+                        "subject": {"reference": "Patient/pat-b"}}))
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
@@ -513,6 +517,9 @@ class AccessLog:
 def normalise_record(rec: dict[str, Any]) -> dict[str, Any]:
     """The audit value may arrive as a nested object or as a JSON string."""
     audit = rec.get("audit")
+    if isinstance(audit, dict) and "BytesValue" in str(audit.get("@type", "")):
+        audit = base64.b64decode(audit.get("value", "")).decode(errors="replace")
+        rec["audit"] = audit
     if isinstance(audit, str) and audit not in ("", "-"):
         try:
             rec["audit"] = json.loads(audit)
