@@ -106,6 +106,7 @@ CASES: list[Case] = [
     deny401("not-yet-valid", "future_nbf"),
     deny401("no-exp", "no_exp"),
     deny401("basic-scheme", None, "missing_token", headers={"Authorization": "Basic dXNlcjpwYXNz"}),
+    deny400("query-token-refused", "GET", "/Patient/pat-a?access_token=abc.def.ghi", None),
     deny400("two-credentials", "GET", "/Patient/pat-a?access_token=abc", P, "multiple_credentials"),
     allow("es256-token", "GET", "/Patient/pat-a", ("patient", {"alg": "ES256"}), "read", entity="Patient/pat-a"),
     # --- public endpoints -----------------------------------------------------

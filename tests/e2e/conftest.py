@@ -20,7 +20,9 @@ def pytest_report_header(config):  # noqa: ARG001
 def rig():
     if not WASM.exists():
         pytest.fail(f"{WASM} is missing: run `make build` (make e2e does it)")
-    r = Rig().start()
+    # E2E_FHIR_URL: run the table against an already running FHIR server (e.g. HAPI of the
+    # compose rig, http://127.0.0.1:8080/fhir) instead of starting sekmet-fhir.
+    r = Rig(upstream=os.environ.get("E2E_FHIR_URL", "sekmet")).start()
     try:
         yield r
     finally:

@@ -418,11 +418,12 @@ def listener(name: str, port: int, cluster: str, plugin: dict[str, Any] | str | 
     }
 
 
-def cluster(name: str, port: int) -> dict[str, Any]:
+def cluster(name: str, port: int, host: str = "127.0.0.1") -> dict[str, Any]:
+    kind = "STATIC" if host.replace(".", "").isdigit() else "STRICT_DNS"
     return {
-        "name": name, "type": "STATIC", "connect_timeout": "2s",
+        "name": name, "type": kind, "connect_timeout": "2s",
         "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
-            {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]},
+            {"endpoint": {"address": {"socket_address": {"address": host, "port_value": port}}}}]}]},
     }
 
 
@@ -560,7 +561,10 @@ class Rig:
 
     wasm: Path = WASM
     with_filter: bool = True
-    upstream: str = "sekmet"  # or "recorder": main listener also goes to the recorder (bench)
+    # "sekmet" (started here), "recorder" (main listener also goes to the recorder), or the
+    # base URL of a running FHIR server whose path is /fhir, e.g. HAPI from the compose
+    # rig: http://127.0.0.1:8080/fhir (E2E_FHIR_URL for the pytest session)
+    upstream: str = "sekmet"
     concurrency: int = 1
     workdir: Path | None = None
     plugin_overrides: dict[str, Any] = field(default_factory=dict)
@@ -614,6 +618,15 @@ class Rig:
             seed(self.sekmet.base_url)
             clusters.append(cluster("fhir", self.sekmet.port))
             main_cluster = "fhir"
+        elif self.upstream.startswith("http"):
+            from urllib.parse import urlparse
+
+            u = urlparse(self.upstream)
+            if u.path.rstrip("/") != "/fhir":
+                raise ValueError(f"external FHIR server must have its base at /fhir, got {self.upstream}")
+            seed(self.upstream.rstrip("/"))
+            clusters.append(cluster("fhir", u.port or 80, u.hostname or "127.0.0.1"))
+            main_cluster = "fhir"
         else:
             main_cluster = "recorder"
         self.plugins = self.plugin_configs()
@@ -640,7 +653,9 @@ class Rig:
                                       **common),
             "shadow": plugin_config(self.base("shadow"), [dict(main_issuer, audiences=[self.base("shadow")])],
                                     enforce=False, **common),
-            "rotation": plugin_config(self.base("rotation"), [issuer_entry(self.rot_issuer, "issuer_rot")], **common),
+            "rotation": plugin_config(self.base("rotation"),
+                                      [dict(issuer_entry(self.rot_issuer, "issuer_rot"), jwks_min_refetch_seconds=1)],
+                                      **common),
         }
         return cfgs
 
