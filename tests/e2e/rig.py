@@ -358,7 +358,7 @@ ACCESS_LOG_FORMAT = {
     "response_code_details": "%RESPONSE_CODE_DETAILS%",
     "upstream_host": "%UPSTREAM_HOST%",
     "upstream_cluster": "%UPSTREAM_CLUSTER%",
-    "audit": "%FILTER_STATE(wasm.fhir_smart_authz_audit:PLAIN)%",
+    "audit": "%FILTER_STATE(wasm.fhir_smart_authz_audit:TYPED)%",
 }
 
 
@@ -516,18 +516,29 @@ class AccessLog:
 
 
 def normalise_record(rec: dict[str, Any]) -> dict[str, Any]:
-    """The audit value may arrive as a nested object or as a JSON string."""
+    """Turn the access log's `audit` value into the record object.
+
+    The filter declares its property as a google.protobuf.Struct, and
+    `%FILTER_STATE(...:TYPED)%` renders it as a nested object (possibly wrapped
+    as an Any: {"@type": ".../google.protobuf.Struct", "value": {...}}). A host
+    without typed properties gets JSON text (a string, or a String/BytesValue Any)."""
     audit = rec.get("audit")
-    if isinstance(audit, dict) and "BytesValue" in str(audit.get("@type", "")):
-        audit = base64.b64decode(audit.get("value", "")).decode(errors="replace")
-        rec["audit"] = audit
-    if isinstance(audit, str) and audit not in ("", "-"):
-        try:
-            rec["audit"] = json.loads(audit)
-        except json.JSONDecodeError:
-            pass
-    elif audit in ("", "-"):
-        rec["audit"] = None
+    if isinstance(audit, dict) and "@type" in audit:
+        kind = str(audit["@type"])
+        value = audit.get("value")
+        if kind.endswith("BytesValue") and isinstance(value, str):
+            audit = base64.b64decode(value).decode(errors="replace")
+        else:
+            audit = value
+    if isinstance(audit, str):
+        if audit in ("", "-"):
+            audit = None
+        else:
+            try:
+                audit = json.loads(audit)
+            except json.JSONDecodeError:
+                pass
+    rec["audit"] = audit
     return rec
 
 
@@ -665,13 +676,22 @@ class Rig:
         for name in LISTENERS:
             iss = self.rot_issuer if name == "rotation" else self.issuer
             token = iss.mint("patient", aud=self.base(name))
+            last: list[str] = []
 
-            def ok(name: str = name, token: str = token) -> bool:
+            def ok(name: str = name, token: str = token, last: list[str] = last) -> bool:
+                rid = "rig-ready-" + uuid.uuid4().hex
                 r = requests.get(self.base(name) + "/Patient/pat-a", timeout=5,
-                                 headers={"Authorization": f"Bearer {token}", "x-request-id": "rig-ready-" + uuid.uuid4().hex})
+                                 headers={"Authorization": f"Bearer {token}", "x-request-id": rid})
+                last[:] = [f"{r.status_code} {r.text[:300]}"]
                 return r.status_code == 200
 
-            wait_until(ok, timeout, f"an allowed request through listener {name}", self.envoy.log, self.envoy.proc)
+            try:
+                wait_until(ok, timeout, f"an allowed request through listener {name}", None, self.envoy.proc)
+            except RuntimeError as e:
+                audit = next((rec.get("audit") for rec in reversed(self.access_log.lines())
+                              if str(rec.get("request_id", "")).startswith("rig-ready-")), None)
+                raise RuntimeError(f"{e}\nlast answer: {last[0] if last else '-'}\nlast audit record: {audit}\n"
+                                   f"envoy log: {self.envoy.log}") from None
 
     def stop(self) -> None:
         if self.envoy:
