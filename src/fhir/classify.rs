@@ -615,6 +615,14 @@ fn inter(kind: InteractionKind, level: Level, ty: Option<&str>) -> Interaction {
     i
 }
 
+/// A `_method` parameter asks some frameworks to tunnel another method.
+fn refuse_method_param(search: &[SearchParam]) -> Result<(), ClassifyError> {
+    if search.iter().any(|p| p.name == "_method") {
+        return err("the `_method` parameter is refused: this gateway does not tunnel HTTP methods; send the real method instead");
+    }
+    Ok(())
+}
+
 /// Appends the form body of a `POST .../_search`.
 fn form_body(ctx: &Ctx<'_>, search: &mut Vec<SearchParam>) -> Result<(), ClassifyError> {
     match ctx.body {
@@ -627,7 +635,8 @@ fn form_body(ctx: &Ctx<'_>, search: &mut Vec<SearchParam>) -> Result<(), Classif
                 let text = std::str::from_utf8(body).map_err(|_| {
                     ClassifyError::new("the _search form body is not valid UTF-8")
                 })?;
-                query::parse_into(text, "form body", search)
+                query::parse_into(text, "form body", search)?;
+                refuse_method_param(search)
             }
             None => match body {
                 Some([]) => Ok(()),
@@ -743,9 +752,7 @@ fn classify_rel(
     if let Some(q) = raw_query {
         query::parse_into(q, "query string", &mut search)?;
     }
-    if search.iter().any(|p| p.name == "_method") {
-        return err("the `_method` parameter is refused: this gateway does not tunnel HTTP methods; send the real method instead");
-    }
+    refuse_method_param(&search)?;
     let is_create = method == Method::Post && matches!(route, Route::Type(_));
     if ctx.if_none_exist.is_some() && !is_create {
         return err(format!(
@@ -954,10 +961,12 @@ fn bundle(
     let kind = match obj.get("type").and_then(Value::as_str) {
         Some("batch") => InteractionKind::Batch,
         Some("transaction") => InteractionKind::Transaction,
-        Some(other) => return err(format!(
+        Some(other) => {
+            return err(format!(
             "Bundle.type `{}` cannot be processed at POST [base]: only `batch` or `transaction`",
             short(other)
-        )),
+        ))
+        }
         None => return err("Bundle.type is missing: use `batch` or `transaction`"),
     };
     let raw_entries = match obj.get_mut("entry") {
