@@ -17,6 +17,9 @@ type Row<'a> = (
     &'a str,
 );
 
+/// (base, method, path, headers, body_needed)
+type NeedRow<'a> = (&'a str, &'a str, &'a str, &'a [(&'a str, &'a str)], bool);
+
 const NO: &[(&str, &str)] = &[];
 const JSON: &[(&str, &str)] = &[("content-type", "application/fhir+json")];
 const XML: &[(&str, &str)] = &[("content-type", "application/fhir+xml")];
@@ -780,7 +783,7 @@ fn every_r4_type_reads_and_wrong_case_is_refused() {
 #[rustfmt::skip]
 fn body_needed_on_headers_alone() {
     const JSON_PATCH: &[(&str, &str)] = &[("content-type", "application/json-patch+json")];
-    let rows: &[(&str, &str, &str, &[(&str, &str)], bool)] = &[
+    let rows: &[NeedRow<'_>] = &[
         ("/fhir", "POST", "/fhir", JSON, true),
         ("/fhir", "POST", "/fhir/", NO, true),
         ("/fhir", "POST", "/fhir", XML, true),

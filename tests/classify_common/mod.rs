@@ -1,5 +1,10 @@
 //! Helpers shared by the classifier tests.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use fhir_smart_authz::config::Config;
 use fhir_smart_authz::fhir::{Interaction, RequestParts, SearchParam};
