@@ -2,6 +2,8 @@
 //! always follow the FHIR id grammar, and a body `body_needed` says is not
 //! needed never changes the outcome.
 
+#![allow(clippy::indexing_slicing)]
+
 mod classify_common;
 
 use classify_common::config;
