@@ -672,7 +672,7 @@ fn body_resource(
         Body::Http { content_type, body } => match content_type.map(media_kind) {
             Some(MediaKind::Json) => {
                 let body = body.ok_or_else(not_buffered)?;
-                serde_json::from_slice::<Value>(body).map_err(|e| {
+                super::json::from_slice_strict(body).map_err(|e| {
                     ClassifyError::new(format!("the request body is not valid JSON: {e}"))
                 })?
             }
@@ -723,14 +723,24 @@ fn body_resource(
     Ok(Some(value))
 }
 
-fn check_if_none_exist(raw: &str, search: &mut Vec<SearchParam>) -> Result<(), ClassifyError> {
+/// `If-None-Exist` / `ifNoneExist`: search parameters, optionally prefixed
+/// by `?` or by the create's own type (`Patient?identifier=...`, as some
+/// clients send).
+fn check_if_none_exist(
+    raw: &str,
+    ty: &str,
+    search: &mut Vec<SearchParam>,
+) -> Result<(), ClassifyError> {
     let raw = raw.trim();
-    let raw = raw.strip_prefix('?').unwrap_or(raw);
-    if raw.contains('?') {
-        return err(
-            "If-None-Exist must hold only search parameters (`identifier=http://x|1`), not a URL",
-        );
-    }
+    let raw = match raw.split_once('?') {
+        None => raw,
+        Some((prefix, rest)) if prefix.is_empty() || prefix == ty => rest,
+        Some(_) => {
+            return err(format!(
+                "If-None-Exist must hold only search parameters for {ty} (`identifier=http://x|1` or `{ty}?identifier=...`)"
+            ))
+        }
+    };
     let start = search.len();
     query::parse_into(raw, "If-None-Exist criteria", search)?;
     if !has_criteria(search.get(start..).unwrap_or(&[])) {
@@ -803,7 +813,7 @@ fn classify_rel(
         (Route::Type(t), M::Post) => {
             let mut i = inter(K::Create, Level::Type, Some(t));
             if let Some(criteria) = ctx.if_none_exist {
-                check_if_none_exist(criteria, &mut search)?;
+                check_if_none_exist(criteria, t, &mut search)?;
                 i.conditional = true;
             }
             i.resource = body_resource(&mut ctx, t, None)?;
@@ -943,7 +953,7 @@ fn bundle(
         )),
     }
     let body = body.ok_or_else(not_buffered)?;
-    let mut value: Value = serde_json::from_slice(body)
+    let mut value = super::json::from_slice_strict(body)
         .map_err(|e| ClassifyError::new(format!("the Bundle is not valid JSON: {e}")))?;
     let Some(obj) = value.as_object_mut() else {
         return err("the body of POST [base] must be a JSON Bundle object");
@@ -1096,17 +1106,21 @@ pub fn body_needed(config: &Config, req: &RequestParts) -> bool {
     let Ok(route) = route(rel) else {
         return false;
     };
-    let json = head.content_type.map(media_kind) == Some(MediaKind::Json);
+    // Only when the classifier will read it: other content types are either
+    // refused before the body is looked at or classified without it.
+    let media = head.content_type.map(media_kind);
+    let json = media == Some(MediaKind::Json);
+    let form = matches!(media, None | Some(MediaKind::Form));
     match (route, head.method) {
-        (Route::Base, Method::Post) => true,
-        (Route::SystemSearch | Route::TypeSearch(_), Method::Post) => true,
+        (Route::Base, Method::Post) => json,
+        (Route::SystemSearch | Route::TypeSearch(_), Method::Post) => form,
         (
             Route::Compartment {
                 search_suffix: true,
                 ..
             },
             Method::Post,
-        ) => true,
+        ) => form,
         (Route::Type(_), Method::Post | Method::Put) | (Route::Instance(..), Method::Put) => json,
         _ => false,
     }

@@ -8,6 +8,7 @@ mod interaction;
 pub use interaction::*;
 
 pub mod classify;
+mod json;
 mod query;
 pub mod resource_types;
 
