@@ -233,7 +233,7 @@ fn create_and_conditional_create() {
         ("/fhir", "POST", "/fhir/Patient/123", JSON, Some(PATIENT_123), "!POST [base]/Patient/123 is not a FHIR interaction; allowed here: GET (read), PUT (update), PATCH (patch) or DELETE (delete)"),
         ("/fhir", "POST", "/fhir/Patient?_format=json", JSON, Some(PATIENT), "create type Patient q=_format=json res"),
         ("/fhir", "POST", "/fhir/patient", JSON, Some(PATIENT), "!use `Patient`"),
-        ("/fhir", "POST", "/fhir/Patient/", JSON, Some(PATIENT), "!ends with `/`"),
+        ("/fhir", "POST", "/fhir/Patient/", JSON, Some(PATIENT), "!POST [base]/Patient/ is not a FHIR interaction; allowed here: GET (search)"),
         ("/fhir/R4", "POST", "/fhir/R4/Observation", JSON, Some(r#"{"resourceType":"Observation","status":"final"}"#), "create type Observation res"),
         ("", "POST", "/Observation", JSON, Some(r#"{"resourceType":"Observation"}"#), "create type Observation res"),
     ]);
@@ -301,7 +301,15 @@ fn type_search_and_parameters() {
         ("/fhir", "POST", "/fhir/Patient/_search", FORM, Some("_method=DELETE"), "!the `_method` parameter is refused"),
         ("/fhir", "PUT", "/fhir/Patient/_search", FORM, Some(""), "!PUT [base]/Patient/_search is not a FHIR interaction; allowed here: GET or POST"),
         ("/fhir", "DELETE", "/fhir/Patient/_search", NO, None, "!DELETE [base]/Patient/_search is not a FHIR interaction"),
-        ("/fhir", "GET", "/fhir/Patient/", NO, None, "!the path `Patient/` ends with `/`"),
+        ("/fhir", "GET", "/fhir/Patient/", NO, None, "search type Patient"),
+        ("/fhir", "GET", "/fhir/Patient/?name=x", NO, None, "search type Patient q=name=x"),
+        ("/fhir", "HEAD", "/fhir/Patient/?name=x", NO, None, "search type Patient q=name=x"),
+        ("/fhir", "GET", "/fhir/patient/?name=x", NO, None, "!the path `patient/` ends with `/`"),
+        ("/fhir", "GET", "/fhir/Patient//", NO, None, "!ends with `/`"),
+        ("/fhir", "GET", "/fhir/_history/", NO, None, "!ends with `/`"),
+        ("/fhir", "GET", "/fhir/$export/", NO, None, "!ends with `/`"),
+        ("/fhir", "DELETE", "/fhir/Patient/?identifier=x", NO, None, "!DELETE [base]/Patient/ is not a FHIR interaction; allowed here: GET (search); for anything else remove the trailing `/`"),
+        ("/fhir", "PUT", "/fhir/Patient/?identifier=x", JSON, Some(PATIENT), "!PUT [base]/Patient/ is not a FHIR interaction"),
         ("/fhir/R4", "GET", "/fhir/R4/Condition?patient=123&clinical-status=active", NO, None, "search type Condition q=patient=123&clinical-status=active"),
         ("", "GET", "/Condition?patient=123", NO, None, "search type Condition q=patient=123"),
     ]);
@@ -615,6 +623,7 @@ fn batch_and_transaction() {
     let frag = bundle("batch", &get_entry("Patient/1#x"));
     let lower = bundle("batch", &get_entry("patient/1"));
     let trailing = bundle("batch", &get_entry("Patient/"));
+    let trailing2 = bundle("batch", &get_entry("Patient/1/"));
     let second_bad = bundle(
         "batch",
         &[get_entry("Patient/1"), get_entry("Nope/1")].join(","),
@@ -699,7 +708,8 @@ fn batch_and_transaction() {
         ("/fhir", "POST", "/fhir", JSON, Some(&enc_slash), "!Bundle.entry[0]: the path contains an encoded `/` (%2F)"),
         ("/fhir", "POST", "/fhir", JSON, Some(&frag), "!Bundle.entry[0]: request.url contains a `#` fragment"),
         ("/fhir", "POST", "/fhir", JSON, Some(&lower), "!Bundle.entry[0]: unknown resource type `patient`"),
-        ("/fhir", "POST", "/fhir", JSON, Some(&trailing), "!Bundle.entry[0]: the path `Patient/` ends with `/`"),
+        ("/fhir", "POST", "/fhir", JSON, Some(&trailing), "batch system entries: [0 GET Patient/ => search type Patient]"),
+        ("/fhir", "POST", "/fhir", JSON, Some(&trailing2), "!Bundle.entry[0]: the path `Patient/1/` ends with `/`"),
         ("/fhir", "POST", "/fhir", JSON, Some(&second_bad), "!Bundle.entry[1]: `Nope` is not a FHIR R4 resource type"),
         ("/fhir", "POST", "/fhir", JSON, Some(&nested), "!Bundle.entry[0]: a Bundle nested in an entry's resource is refused"),
         ("/fhir", "POST", "/fhir", JSON, Some(&post_base), "!Bundle.entry[0]: an entry cannot POST to [base]: nested batch/transaction Bundles are refused"),

@@ -16,13 +16,21 @@
 //!   escapes, `%2F`, `%25`, `%5C`, `%3B`, encoded controls), then split on `/`
 //!   and every segment is percent-decoded exactly once and must be valid UTF-8.
 //!   Empty segments (`//`) and dot segments (`.`, `..`, also `%2e%2e`) are
-//!   refused. A trailing `/` is refused everywhere except directly after the
-//!   base (`[base]/` means `[base]`, since clients commonly post bundles
-//!   there). The path must be the base path or lie under it (`/fhirx` is not
-//!   under `/fhir`); the base is compared literally, before decoding.
-//! * **Query strings** follow `application/x-www-form-urlencoded`; see
-//!   [`super::query`]. Repeated parameters stay separate (AND), values are
-//!   split on unescaped commas (OR).
+//!   refused. A trailing `/` is refused except in two places: directly after
+//!   the base (`[base]/` means `[base]`; clients post bundles there), and
+//!   after a resource type for a GET search (`[base]/Patient/?name=x` is how
+//!   http.html itself writes type search). The path must be the base path or
+//!   lie under it (`/fhirx` is not under `/fhir`); the base is compared
+//!   literally, before decoding.
+//! * **Query strings** follow `application/x-www-form-urlencoded` (`+` is a
+//!   space). Repeated parameters stay separate (AND), values are split on
+//!   unescaped commas (OR). A raw `;` is refused (some servers split on it),
+//!   as are control characters (raw, encoded, or C1 after decoding),
+//!   malformed escapes, invalid UTF-8 and empty parameter names.
+//! * **JSON bodies** with a repeated object key are refused: parsers disagree
+//!   on which copy wins, and the gateway must see what the server sees.
+//! * `If-None-Exist` (only on a create) holds search parameters, optionally
+//!   prefixed by `?` or by the create's own type (`Patient?identifier=..`).
 //! * Resource types are checked case-sensitively against the R4 list, ids and
 //!   version ids against `[A-Za-z0-9\-\.]{1,64}`, operation names against
 //!   `$[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}`.
@@ -386,6 +394,8 @@ enum Route<'a> {
     SystemSearch,
     SystemOperation(Cow<'a, str>),
     Type(&'static str),
+    /// `[base]/[type]/`: the spelling http.html uses for a GET type search.
+    TypeSlash(&'static str),
     TypeSearch(&'static str),
     TypeHistory(&'static str),
     TypeOperation(&'static str, Cow<'a, str>),
@@ -417,6 +427,7 @@ impl Route<'_> {
             Route::SystemSearch => "[base]/_search".into(),
             Route::SystemOperation(op) => format!("[base]/{op}"),
             Route::Type(t) => format!("[base]/{t}"),
+            Route::TypeSlash(t) => format!("[base]/{t}/"),
             Route::TypeSearch(t) => format!("[base]/{t}/_search"),
             Route::TypeHistory(t) => format!("[base]/{t}/_history"),
             Route::TypeOperation(t, op) => format!("[base]/{t}/{op}"),
@@ -442,6 +453,7 @@ impl Route<'_> {
         match self {
             Route::Base => "GET (system search) or POST (batch/transaction Bundle)",
             Route::Type(_) => "GET (search), POST (create), or PUT/PATCH/DELETE with search criteria (conditional)",
+            Route::TypeSlash(_) => "GET (search); for anything else remove the trailing `/`",
             Route::Instance(..) => "GET (read), PUT (update), PATCH (patch) or DELETE (delete)",
             Route::SystemSearch
             | Route::TypeSearch(_)
@@ -478,6 +490,15 @@ fn compartment_route<'a>(
 }
 
 fn route(rel: &str) -> Result<Route<'_>, ClassifyError> {
+    if let Some(first) = rel.strip_suffix('/').filter(|s| !s.contains('/')) {
+        // `[base]/Patient/?name=x`: http.html writes type search this way.
+        // Only a type may be followed by the slash; anything else falls
+        // through to the trailing-slash refusal.
+        let (segs, n) = segments(first)?;
+        if let (1, Some(ty)) = (n, segs.first().and_then(|s| resource_type(s))) {
+            return Ok(Route::TypeSlash(ty));
+        }
+    }
     let (segs, n) = segments(rel)?;
     let [a, b, c, d, e] = segs;
     let unknown = || {
@@ -809,7 +830,7 @@ fn classify_rel(
             i.types = types_from(&search)?;
             i
         }
-        (Route::Type(t), M::Get) => inter(K::Search, Level::Type, Some(t)),
+        (Route::Type(t) | Route::TypeSlash(t), M::Get) => inter(K::Search, Level::Type, Some(t)),
         (Route::Type(t), M::Post) => {
             let mut i = inter(K::Create, Level::Type, Some(t));
             if let Some(criteria) = ctx.if_none_exist {
