@@ -81,12 +81,14 @@ fn err<T>(message: impl Into<String>) -> Result<T, ClassifyError> {
     Err(ClassifyError::new(message))
 }
 
-/// Untrusted text shortened for an error message.
-fn short(s: &str) -> &str {
-    match s.char_indices().nth(80) {
+/// Untrusted text for an error message: at most 80 characters, with
+/// non-printable characters (controls, bidi overrides) escaped.
+fn short(s: &str) -> String {
+    let cut = match s.char_indices().nth(80) {
         Some((i, _)) => s.get(..i).unwrap_or(s),
         None => s,
-    }
+    };
+    cut.escape_debug().to_string()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,7 +127,7 @@ fn parse_method(m: &str) -> Result<Method, ClassifyError> {
         other => {
             return err(format!(
                 "unsupported HTTP method `{}`: FHIR uses GET, HEAD, POST, PUT, PATCH and DELETE (upper-case)",
-                short(other).escape_debug()
+                short(other)
             ))
         }
     })
@@ -221,14 +223,14 @@ fn split_target<'a>(
     if !path.starts_with('/') {
         return err(format!(
             "the request path `{}` must start with `/`",
-            short(path).escape_debug()
+            short(path)
         ));
     }
     let base = config.base_path.as_str();
     let outside = || {
         ClassifyError::new(format!(
             "the path `{}` is outside the FHIR base path `{}`",
-            short(path).escape_debug(),
+            short(path),
             if base.is_empty() { "/" } else { base }
         ))
     };
@@ -251,7 +253,7 @@ fn check_path_raw(path: &str) -> Result<(), ClassifyError> {
             b';' => return err("the path contains `;`: path parameters are not part of FHIR URLs"),
             b'%' => {
                 let Some(v) = query::escape_at(bytes, i) else {
-                    return err(format!("the path contains a malformed percent escape at byte {i} of `{}`: `%` must be followed by two hex digits", short(path).escape_debug()));
+                    return err(format!("the path contains a malformed percent escape at byte {i} of `{}`: `%` must be followed by two hex digits", short(path)));
                 };
                 match v {
                     b'/' => return err("the path contains an encoded `/` (%2F): refused because servers disagree on whether it separates segments"),
