@@ -393,6 +393,53 @@ proptest! {
         }
     }
 
+    /// A GET/HEAD/DELETE entry is classified exactly like the same request
+    /// sent directly, whether its URL is relative or absolute.
+    #[test]
+    fn entries_match_direct_requests(
+        base in base(),
+        method in proptest::sample::select(&["GET", "HEAD", "DELETE"][..]),
+        rest in structured(),
+        absolute in any::<bool>(),
+    ) {
+        // `[base]/` is fine for HTTP but a leading `/` is not a relative URL.
+        prop_assume!(rest != "/" && !rest.starts_with("/?"));
+        let cfg = config(base);
+        let direct_path = if base.is_empty() && !rest.starts_with('/') {
+            format!("/{rest}")
+        } else {
+            format!("{base}{rest}")
+        };
+        let direct = classify(&cfg, &RequestParts {
+            method, path: &direct_path, headers: vec![], body: None,
+        });
+        let relative = rest.strip_prefix('/').unwrap_or(&rest);
+        let url = if absolute {
+            format!("{}{rest}", cfg.base_url.clone().unwrap_or_default())
+        } else {
+            relative.to_string()
+        };
+        let bundle = serde_json::to_vec(&serde_json::json!({
+            "resourceType": "Bundle", "type": "batch",
+            "entry": [{"request": {"method": method, "url": url}}]
+        })).unwrap_or_default();
+        let bundle_path = if base.is_empty() { "/".to_string() } else { base.to_string() };
+        let via_bundle = classify(&cfg, &RequestParts {
+            method: "POST",
+            path: &bundle_path,
+            headers: vec![("content-type".into(), "application/fhir+json".into())],
+            body: Some(&bundle),
+        });
+        match (direct, via_bundle) {
+            (Ok(d), Ok(b)) => {
+                prop_assert_eq!(b.entries.len(), 1);
+                prop_assert_eq!(&*b.entries[0].interaction, &d);
+            }
+            (Err(_), Err(e)) => prop_assert!(e.message.starts_with("Bundle.entry[0]: "), "{}", e.message),
+            (d, b) => prop_assert!(false, "direct {:?} vs bundle {:?} for {}", d, b, url),
+        }
+    }
+
     /// Valid reads round-trip: the id (even when percent-encoded) comes back decoded once.
     #[test]
     fn reads_round_trip(
