@@ -1162,3 +1162,53 @@ pub fn classify(config: &Config, req: &RequestParts) -> Result<Interaction, Clas
     };
     classify_rel(config, head.method, rel, query, ctx)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_kinds() {
+        for (ct, kind) in [
+            ("application/fhir+json", MediaKind::Json),
+            ("Application/FHIR+JSON; fhirVersion=4.0", MediaKind::Json),
+            ("application/json;charset=utf-8", MediaKind::Json),
+            ("application/json+fhir", MediaKind::Json),
+            (" application/fhir+xml ", MediaKind::Xml),
+            ("text/xml", MediaKind::Xml),
+            (
+                "application/x-www-form-urlencoded; charset=UTF-8",
+                MediaKind::Form,
+            ),
+            ("application/json, text/xml", MediaKind::Other),
+            ("application/json-patch+json", MediaKind::Other),
+            ("", MediaKind::Other),
+        ] {
+            assert_eq!(media_kind(ct), kind, "{ct:?}");
+        }
+    }
+
+    #[test]
+    fn untrusted_text_is_shortened_and_escaped() {
+        assert_eq!(short("abc"), "abc");
+        assert_eq!(short(&"x".repeat(200)).len(), 80);
+        assert_eq!(short("a\u{202e}b"), "a\\u{202e}b");
+        assert_eq!(short("é"), "é");
+    }
+
+    #[test]
+    fn operation_names() {
+        for (op, ok) in [
+            ("$everything", true),
+            ("$meta-add", true),
+            ("$validate_code", true),
+            ("$x.y", true),
+            ("$", false),
+            ("$-x", false),
+            ("$a b", false),
+            ("$a/b", false),
+        ] {
+            assert_eq!(check_operation(Cow::Borrowed(op)).is_ok(), ok, "{op}");
+        }
+    }
+}
