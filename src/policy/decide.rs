@@ -331,7 +331,7 @@ impl<'a> Ev<'a> {
                         Ok(None)
                     } else {
                         violation(format!(
-                            "a {rtype} search under a patient/ scope must be restricted to the context patient, e.g. {rtype}?{}={p} (no other patient in the value)",
+                            "a search on {rtype} under a patient/ scope must be restricted to the context patient, e.g. {rtype}?{}={p} (no other patient in the value)",
                             first_pin(rtype)
                         ))
                     }
@@ -445,29 +445,31 @@ impl<'a> Ev<'a> {
             InteractionKind::Search => self.search(it),
             InteractionKind::Create => {
                 let t = need_type()?;
-                self.need(
+                let a = self.need(
                     t,
                     Perms::C,
                     Rule::Write(it.resource.as_ref(), None),
                     ALL_CTXS,
-                )?;
+                );
                 if it.conditional {
-                    self.need(t, Perms::S, Rule::Search(&it.search), ALL_CTXS)?;
+                    let b = self.need(t, Perms::S, Rule::Search(&it.search), ALL_CTXS);
+                    return a.and(b);
                 }
-                Ok(())
+                a
             }
             InteractionKind::Update => {
                 let t = need_type()?;
-                self.need(
+                let a = self.need(
                     t,
                     Perms::U,
                     Rule::Write(it.resource.as_ref(), it.id.as_deref()),
                     ALL_CTXS,
-                )?;
+                );
                 if it.conditional {
-                    self.need(t, Perms::S, Rule::Search(&it.search), ALL_CTXS)?;
+                    let b = self.need(t, Perms::S, Rule::Search(&it.search), ALL_CTXS);
+                    return a.and(b);
                 }
-                Ok(())
+                a
             }
             InteractionKind::Patch | InteractionKind::Delete => {
                 let t = need_type()?;
@@ -477,8 +479,9 @@ impl<'a> Ev<'a> {
                     Perms::D
                 };
                 if it.conditional {
-                    self.need(t, letter, Rule::Search(&it.search), ALL_CTXS)?;
-                    self.need(t, Perms::S, Rule::Search(&it.search), ALL_CTXS)
+                    let a = self.need(t, letter, Rule::Search(&it.search), ALL_CTXS);
+                    let b = self.need(t, Perms::S, Rule::Search(&it.search), ALL_CTXS);
+                    a.and(b)
                 } else {
                     self.need(t, letter, Rule::ById(need_id()?), ALL_CTXS)
                 }
