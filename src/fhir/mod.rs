@@ -8,6 +8,7 @@ mod interaction;
 pub use interaction::*;
 
 pub mod classify;
+mod query;
 pub mod resource_types;
 
-pub use classify::{body_needed, classify, ClassifyError};
+pub use classify::{body_needed, classify, is_valid_id, ClassifyError};

@@ -1,0 +1,314 @@
+//! Property tests for the classifier: no input panics it, ids it reports
+//! always follow the FHIR id grammar, and a body `body_needed` says is not
+//! needed never changes the outcome.
+
+#![allow(clippy::indexing_slicing)]
+
+mod classify_common;
+
+use classify_common::config;
+use fhir_smart_authz::fhir::{
+    body_needed, classify, is_valid_id, resource_types, Interaction, RequestParts,
+};
+use proptest::prelude::*;
+use proptest::test_runner::Config as PtConfig;
+
+/// Path and query fragments chosen to hit every rule of the classifier.
+const FRAGMENTS: &[&str] = &[
+    "/",
+    "/",
+    "/",
+    "Patient",
+    "patient",
+    "Observation",
+    "123",
+    "a.b-c",
+    "_history",
+    "1",
+    "$everything",
+    "$export",
+    "$",
+    "_search",
+    "metadata",
+    ".well-known",
+    "smart-configuration",
+    "*",
+    "Bundle",
+    "Binary",
+    "%2F",
+    "%2f",
+    "%25",
+    "%252F",
+    "%2e%2e",
+    "%2E",
+    "..",
+    ".",
+    "%00",
+    "%0a",
+    "\\",
+    "%5C",
+    ";",
+    "%3B",
+    "#",
+    "?",
+    "&",
+    "=",
+    ",",
+    "\\,",
+    "_type=",
+    "Patient,Foo",
+    "%",
+    "%z",
+    "%zz",
+    "%C3",
+    "%C3%A9",
+    "%FF",
+    "é",
+    "\u{0}",
+    "\t",
+    " ",
+    "+",
+    ":",
+    "_getpages=x",
+    "_has:Observation:patient:code=1",
+    "subject:Patient.name=x",
+    "_method=GET",
+    "//",
+    "fhir",
+    "R4",
+    "Encounter",
+    "e1",
+    "_count=5",
+    "name=a%2Cb",
+];
+
+fn fragment() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => proptest::sample::select(FRAGMENTS).prop_map(str::to_string),
+        1 => "\\PC{0,6}",
+        1 => any::<String>().prop_map(|s| s.chars().take(6).collect()),
+    ]
+}
+
+fn path() -> impl Strategy<Value = String> {
+    (
+        proptest::sample::select(&["/fhir", "/fhir/", "/fhir/R4", "", "/", "/other", "fhir"][..]),
+        proptest::collection::vec(fragment(), 0..10),
+    )
+        .prop_map(|(base, frags)| {
+            let mut p = base.to_string();
+            for f in frags {
+                p.push_str(&f);
+            }
+            p
+        })
+}
+
+fn method() -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => proptest::sample::select(
+            &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "get", "TRACE", ""][..]
+        )
+        .prop_map(str::to_string),
+        1 => "[A-Za-z]{0,8}",
+    ]
+}
+
+fn headers() -> impl Strategy<Value = Vec<(String, String)>> {
+    let name = proptest::sample::select(
+        &[
+            "content-type",
+            "if-none-exist",
+            "x-http-method-override",
+            "accept",
+            "prefer",
+            "x-method-override",
+        ][..],
+    );
+    let value = prop_oneof![
+        proptest::sample::select(
+            &[
+                "application/fhir+json",
+                "application/json; charset=utf-8",
+                "application/fhir+xml",
+                "application/x-www-form-urlencoded",
+                "image/png",
+                "identifier=a",
+                "?identifier=a%7C1",
+                "",
+                "GET",
+            ][..]
+        )
+        .prop_map(str::to_string),
+        "\\PC{0,12}",
+    ];
+    proptest::collection::vec((name.prop_map(str::to_string), value), 0..4)
+}
+
+/// Bundle entries with URLs built from the nasty fragments.
+fn bundle_body() -> impl Strategy<Value = Vec<u8>> {
+    let entry = (
+        proptest::sample::select(
+            &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "get", "X"][..],
+        ),
+        proptest::collection::vec(fragment(), 0..6),
+        proptest::option::of(proptest::sample::select(
+            &["Patient", "Observation", "Bundle", "Parameters"][..],
+        )),
+        proptest::option::of("[a-z0-9]{0,4}"),
+        any::<bool>(),
+    )
+        .prop_map(|(m, frags, rt, id, ine)| {
+            let url: String = frags.concat();
+            let mut e = serde_json::json!({"request": {"method": m, "url": url}});
+            if ine {
+                e["request"]["ifNoneExist"] = "identifier=a".into();
+            }
+            if let Some(rt) = rt {
+                let mut r = serde_json::json!({"resourceType": rt});
+                if let Some(id) = id {
+                    r["id"] = id.into();
+                }
+                e["resource"] = r;
+            }
+            e
+        });
+    (
+        proptest::sample::select(&["batch", "transaction", "document"][..]),
+        proptest::collection::vec(entry, 0..5),
+    )
+        .prop_map(|(t, entries)| {
+            serde_json::to_vec(&serde_json::json!({
+                "resourceType": "Bundle", "type": t, "entry": entries
+            }))
+            .unwrap_or_default()
+        })
+}
+
+fn body() -> impl Strategy<Value = Option<Vec<u8>>> {
+    proptest::option::of(prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..64),
+        "\\PC{0,40}".prop_map(String::into_bytes),
+        bundle_body(),
+        proptest::sample::select(
+            &[
+                r#"{"resourceType":"Patient","id":"123"}"#,
+                r#"{"resourceType":"Patient"}"#,
+                "name=a&_type=Patient",
+                "[]",
+                "",
+            ][..]
+        )
+        .prop_map(|s| s.as_bytes().to_vec()),
+    ])
+}
+
+fn base() -> impl Strategy<Value = &'static str> {
+    proptest::sample::select(&["/fhir", "/fhir/R4", ""][..])
+}
+
+/// Every id and type the classifier reports is well-formed, recursively.
+fn check_well_formed(i: &Interaction) -> Result<(), TestCaseError> {
+    if let Some(id) = &i.id {
+        prop_assert!(is_valid_id(id), "bad id {id:?}");
+        prop_assert!(id != "." && id != "..", "dot id {id:?}");
+    }
+    if let Some(v) = &i.version {
+        prop_assert!(is_valid_id(v), "bad version {v:?}");
+    }
+    if let Some(t) = &i.resource_type {
+        prop_assert!(resource_types::is_resource_type(t), "bad type {t:?}");
+    }
+    if let Some(c) = &i.compartment {
+        prop_assert!(resource_types::is_resource_type(&c.resource_type));
+        prop_assert!(is_valid_id(&c.id));
+    }
+    for t in &i.types {
+        prop_assert!(resource_types::is_resource_type(t), "bad _type {t:?}");
+    }
+    for e in &i.entries {
+        prop_assert!(e.interaction.entries.is_empty(), "nested entries");
+        check_well_formed(&e.interaction)?;
+    }
+    Ok(())
+}
+
+fn pt_config() -> PtConfig {
+    PtConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..PtConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(pt_config())]
+
+    #[test]
+    fn never_panics_and_reports_well_formed_ids(
+        base in base(),
+        method in method(),
+        path in path(),
+        headers in headers(),
+        body in body(),
+    ) {
+        let cfg = config(base);
+        let req = RequestParts { method: &method, path: &path, headers, body: None };
+        let needed = body_needed(&cfg, &req);
+        let without = classify(&cfg, &req);
+        let with_body = RequestParts { body: body.as_deref(), ..req.clone() };
+        let with = classify(&cfg, &with_body);
+        if let Ok(i) = &without {
+            check_well_formed(i)?;
+        }
+        if let Ok(i) = &with {
+            check_well_formed(i)?;
+        }
+        if !needed {
+            // A body the classifier did not ask for never changes the outcome.
+            prop_assert_eq!(&without, &with);
+        }
+        if let Err(e) = &with {
+            prop_assert!(!e.message.is_empty());
+        }
+    }
+
+    #[test]
+    fn bundles_never_panic(base in base(), body in bundle_body()) {
+        let cfg = config(base);
+        let path = if base.is_empty() { "/".to_string() } else { base.to_string() };
+        let req = RequestParts {
+            method: "POST",
+            path: &path,
+            headers: vec![("content-type".into(), "application/fhir+json".into())],
+            body: Some(&body),
+        };
+        prop_assert!(body_needed(&cfg, &req));
+        if let Ok(i) = classify(&cfg, &req) {
+            check_well_formed(&i)?;
+        }
+    }
+
+    /// Valid reads round-trip: the id (even when percent-encoded) comes back decoded once.
+    #[test]
+    fn reads_round_trip(
+        base in base(),
+        t in proptest::sample::select(resource_types::RESOURCE_TYPES),
+        id in "[A-Za-z0-9.-]{1,64}",
+        encode in proptest::collection::vec(any::<bool>(), 64),
+    ) {
+        prop_assume!(id != "." && id != "..");
+        let encoded: String = id
+            .chars()
+            .zip(encode.iter().chain(std::iter::repeat(&false)))
+            .map(|(c, &e)| if e { format!("%{:02X}", c as u32) } else { c.to_string() })
+            .collect();
+        let path = format!("{base}/{t}/{encoded}");
+        let cfg = config(base);
+        let req = RequestParts { method: "GET", path: &path, headers: vec![], body: None };
+        let i = classify(&cfg, &req).map_err(|e| TestCaseError::fail(e.message))?;
+        prop_assert_eq!(i.id.as_deref(), Some(id.as_str()));
+        prop_assert_eq!(i.resource_type.as_deref(), Some(t));
+        prop_assert!(is_valid_id(i.id.as_deref().unwrap_or("")));
+    }
+}
