@@ -1,4 +1,10 @@
 //! classify + decide natively (`make bench-core`), 10 scopes, patient context.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use fhir_smart_authz::config::Config;
 use fhir_smart_authz::engine::decide_with_context;
@@ -9,9 +15,13 @@ const SCOPES: &str = "openid fhirUser launch/patient offline_access patient/Pati
 patient/Condition.rs patient/MedicationRequest.rs patient/Encounter.rs patient/AllergyIntolerance.rs";
 
 fn bench(c: &mut Criterion) {
-    let config = Config::from_json(br#"{"fhir_base_url":"https://ehr.example.org/fhir"}"#).unwrap_or_else(|e| panic!("{e}"));
+    let config = Config::from_json(br#"{"fhir_base_url":"https://ehr.example.org/fhir"}"#)
+        .unwrap_or_else(|e| panic!("{e}"));
     let ctx = AuthContext::from_scopes(SCOPES, Some("123"));
-    let json = vec![("content-type".to_string(), "application/fhir+json".to_string())];
+    let json = vec![(
+        "content-type".to_string(),
+        "application/fhir+json".to_string(),
+    )];
     let bundle = br#"{"resourceType":"Bundle","type":"batch","entry":[
         {"request":{"method":"GET","url":"Patient/123"}},
         {"request":{"method":"GET","url":"Observation?patient=123&category=laboratory"}},
@@ -35,7 +45,9 @@ fn bench(c: &mut Criterion) {
         let d = decide_with_context(&config, req, Some(&ctx));
         assert!(d.is_allow(), "{name}: {}", d.message);
         c.bench_function(&format!("classify+decide/{name}"), |b| {
-            b.iter(|| decide_with_context(black_box(&config), black_box(req), Some(black_box(&ctx))))
+            b.iter(|| {
+                decide_with_context(black_box(&config), black_box(req), Some(black_box(&ctx)))
+            })
         });
     }
     c.bench_function("auth_context/from_scopes_10", |b| {

@@ -9,6 +9,7 @@ use serde_json::Value;
 /// Decide from verified claims (`None` = no token). Builds the
 /// [`AuthContext`] on every call; the filter caches it per token and uses
 /// [`decide_with_context`].
+#[allow(clippy::result_large_err)]
 pub fn decide(config: &Config, req: &RequestParts, claims: Option<&Value>) -> Decision {
     match claims.map(|c| AuthContext::from_claims(config, c)) {
         None => decide_with_context(config, req, None),

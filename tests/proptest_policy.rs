@@ -1,5 +1,11 @@
 //! Property tests for the policy: monotonicity in the granted scopes and no
 //! panics on arbitrary scope strings and claims.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use fhir_smart_authz::config::Config;
 use fhir_smart_authz::engine;
@@ -60,9 +66,17 @@ fn allowed(config: &Config, scopes: &[&str], req: usize) -> bool {
     let ctx = AuthContext::from_scopes(&scopes.join(" "), Some("123"));
     let mut headers = Vec::new();
     if body.is_some() {
-        headers.push(("content-type".to_string(), "application/fhir+json".to_string()));
+        headers.push((
+            "content-type".to_string(),
+            "application/fhir+json".to_string(),
+        ));
     }
-    let parts = RequestParts { method, path, headers, body: body.map(str::as_bytes) };
+    let parts = RequestParts {
+        method,
+        path,
+        headers,
+        body: body.map(str::as_bytes),
+    };
     engine::decide_with_context(config, &parts, Some(&ctx)).is_allow()
 }
 
