@@ -327,8 +327,14 @@ impl<'a> Ev<'a> {
             }
             Rule::Search(params) => {
                 if compartment::in_compartment(rtype) {
-                    if pinned(rtype, params, p, base) {
+                    let pin = pinned(rtype, params, p, base);
+                    if pin == Pin::Exact {
                         Ok(None)
+                    } else if pin == Pin::BareId {
+                        Ok(Some(Obligation::CheckResponseCompartment {
+                            resource_type: rtype.to_string(),
+                            patient: p.to_string(),
+                        }))
                     } else {
                         violation(format!(
                             "a search on {rtype} under a patient/ scope must be restricted to the context patient, e.g. {rtype}?{}={p} (no other patient in the value)",
@@ -358,12 +364,18 @@ impl<'a> Ev<'a> {
                     ));
                 }
                 if rtype == "Patient" {
-                    if let Some(id) = id {
-                        if id != p {
+                    match id {
+                        None => {
+                            return violation(
+                                "patient/ scopes do not create Patient resources (the server assigns a new id)".into(),
+                            )
+                        }
+                        Some(id) if id != p => {
                             return violation(format!(
                                 "Patient/{id} is not the context patient (Patient/{p})"
-                            ));
+                            ))
                         }
+                        Some(_) => {}
                     }
                 }
                 match resource {
@@ -400,9 +412,16 @@ impl<'a> Ev<'a> {
             }
             Rule::Included => {
                 if rtype == "*" {
-                    violation(
-                        "wildcard includes cannot be restricted to the context patient".into(),
-                    )
+                    if policy.allow_wildcard_include {
+                        Ok(Some(Obligation::CheckResponseCompartment {
+                            resource_type: "*".into(),
+                            patient: p.to_string(),
+                        }))
+                    } else {
+                        violation(
+                            "wildcard includes cannot be restricted to the context patient (policy.allow_wildcard_include = false)".into(),
+                        )
+                    }
                 } else if compartment::in_compartment(rtype) {
                     Ok(Some(Obligation::CheckResponseCompartment {
                         resource_type: rtype.to_string(),
@@ -529,23 +548,6 @@ impl<'a> Ev<'a> {
     fn search_features(&mut self, it: &Interaction) -> Result<(), Fail> {
         let policy = &self.cfg.policy;
         for sp in &it.search {
-            let is_has = sp.name == "_has" || sp.name.starts_with("_has:");
-            if is_has && self.used_patient && !policy.allow_has {
-                return Err(fail(
-                    Reason::ChainedSearchNotPermitted,
-                    "`_has` is refused under patient/ scopes (policy.allow_has = false)",
-                ));
-            }
-            if sp.chain.is_some() && self.used_patient && !policy.allow_chained {
-                return Err(fail(
-                    Reason::ChainedSearchNotPermitted,
-                    format!(
-                        "chained parameter `{}.{}` is refused under patient/ scopes (policy.allow_chained = false)",
-                        sp.name,
-                        sp.chain.as_deref().unwrap_or("")
-                    ),
-                ));
-            }
             let rev = match sp.name.as_str() {
                 "_include" => false,
                 "_revinclude" => true,
@@ -594,6 +596,35 @@ impl<'a> Ev<'a> {
                             format!("`{}={v}`: {}", sp.name, f.message),
                         )
                     })?;
+            }
+        }
+        // After the includes, so that whether a patient/ scope was used is settled.
+        if !self.used_patient {
+            return Ok(());
+        }
+        for sp in &it.search {
+            if sp.name == "_query" {
+                return Err(fail(
+                    Reason::PatientCompartmentViolation,
+                    "named queries (`_query`) are refused under patient/ scopes: their results cannot be tied to the context patient",
+                ));
+            }
+            let is_has = sp.name == "_has" || sp.name.starts_with("_has:");
+            if is_has && !policy.allow_has {
+                return Err(fail(
+                    Reason::ChainedSearchNotPermitted,
+                    "`_has` is refused under patient/ scopes (policy.allow_has = false)",
+                ));
+            }
+            if sp.chain.is_some() && !policy.allow_chained {
+                return Err(fail(
+                    Reason::ChainedSearchNotPermitted,
+                    format!(
+                        "chained parameter `{}.{}` is refused under patient/ scopes (policy.allow_chained = false)",
+                        sp.name,
+                        sp.chain.as_deref().unwrap_or("")
+                    ),
+                ));
             }
         }
         Ok(())
@@ -749,21 +780,47 @@ fn first_pin(rtype: &str) -> &'static str {
 /// Whether a search on `rtype` is pinned to patient `p`: some parameter
 /// instance on a compartment parameter (no chain, no modifier other than
 /// `:Patient`) has only values referring to `p`.
-fn pinned(rtype: &str, params: &[SearchParam], p: &str, base: Option<&str>) -> bool {
-    params.iter().any(|sp| {
+fn pinned(rtype: &str, params: &[SearchParam], p: &str, base: Option<&str>) -> Pin {
+    let mut best = Pin::No;
+    for sp in params {
         if sp.values.is_empty() || sp.chain.is_some() {
-            return false;
+            continue;
         }
         if rtype == "Patient" && sp.name == "_id" {
-            return sp.modifier.is_none() && sp.values.iter().all(|v| v == p);
+            if sp.modifier.is_none() && sp.values.iter().all(|v| v == p) {
+                return Pin::Exact;
+            }
+            continue;
         }
-        compartment::is_pin_param(rtype, &sp.name)
-            && matches!(sp.modifier.as_deref(), None | Some("Patient"))
-            && sp
+        if !compartment::is_pin_param(rtype, &sp.name)
+            || !matches!(sp.modifier.as_deref(), None | Some("Patient"))
+            || !sp
                 .values
                 .iter()
                 .all(|v| refers_to_patient(v, p, base, true))
-    })
+        {
+            continue;
+        }
+        // A bare id on a parameter that may reference other types
+        // (`subject=123` also matches `Group/123`) pins only loosely.
+        let typed =
+            sp.name == "patient" || sp.modifier.is_some() || sp.values.iter().all(|v| v != p);
+        if typed {
+            return Pin::Exact;
+        }
+        best = Pin::BareId;
+    }
+    best
+}
+
+/// How a search is pinned to the context patient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pin {
+    No,
+    /// Only through a bare id on a polymorphic reference parameter: allowed,
+    /// with a response check that every result is the patient's.
+    BareId,
+    Exact,
 }
 
 /// Whether a search stays inside granular scopes: inside one scope's whole
