@@ -9,7 +9,10 @@
 
 use super::compartment;
 use super::response::{body_in_own_compartment, refers_to_patient, resource_matches_query};
-use super::{AuthContext, OpLevel, OpPatientRule, OpTarget, PatientPaging, ReadOutsideRequest};
+use super::{
+    AuthContext, OpLevel, OpPatientRule, OpTarget, PatientPaging, PatientUpdateById,
+    ReadOutsideRequest,
+};
 use crate::config::Config;
 use crate::decision::{Decision, EntryDenial, Obligation, Reason};
 use crate::fhir::{Interaction, InteractionKind, Level, SearchParam};
@@ -376,6 +379,14 @@ impl<'a> Ev<'a> {
                             ))
                         }
                         Some(_) => {}
+                    }
+                }
+                if let Some(id) = id {
+                    if rtype != "Patient" && policy.patient_update_by_id == PatientUpdateById::Deny
+                    {
+                        return violation(format!(
+                            "updating {rtype}/{id} by id under a patient/ scope is refused (policy.patient_update_by_id = deny); use a conditional update pinned to Patient/{p}"
+                        ));
                     }
                 }
                 match resource {

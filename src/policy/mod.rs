@@ -42,6 +42,21 @@ pub enum PatientPaging {
     Deny,
 }
 
+/// Updates by id of compartment resources (other than the patient's own
+/// Patient) under patient/ scopes. The body is always checked to belong to the
+/// patient; the version already stored on the server cannot be seen from the
+/// request, so `check_body` also lets a patient app overwrite a resource id
+/// that currently belongs to someone else (with content about itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PatientUpdateById {
+    /// Allow when the new body belongs to the patient.
+    #[default]
+    CheckBody,
+    /// Deny (use conditional update pinned to the patient instead).
+    Deny,
+}
+
 /// Levels an operation may be invoked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -291,6 +306,8 @@ pub struct PolicyConfig {
     pub allow_chained: bool,
     /// Paging under patient/ scopes only.
     pub patient_paging: PatientPaging,
+    /// Updates by id of compartment resources under patient/ scopes.
+    pub patient_update_by_id: PatientUpdateById,
     /// The operations table; replaces the default when given.
     pub operations: Vec<OperationRule>,
 }
@@ -309,6 +326,7 @@ impl Default for PolicyConfig {
             allow_has: false,
             allow_chained: false,
             patient_paging: PatientPaging::CheckResponse,
+            patient_update_by_id: PatientUpdateById::CheckBody,
             operations: default_operations(),
         }
     }
