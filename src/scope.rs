@@ -211,11 +211,11 @@ pub fn parse_scope(s: &str) -> Result<Scope, String> {
         .ok_or_else(|| format!("scope {s:?} lacks `.permissions` (e.g. `.rs`)"))?;
     let resource_type = if rtype == "*" {
         None
-    } else if is_type_name(rtype) {
+    } else if crate::fhir::resource_types::is_resource_type(rtype) {
         Some(rtype.to_string())
     } else {
         return Err(format!(
-            "scope {s:?} names an invalid resource type {rtype:?}"
+            "scope {s:?} names {rtype:?}, which is not an R4 resource type (types are case-sensitive)"
         ));
     };
     let (perms, v2) = match perm_str {
@@ -454,6 +454,7 @@ mod tests {
             ("patient/Observation.rs?", None),
             ("patient/Observation.rs?category", None),
             ("patient/observation.rs", None),
+            ("patient/Foo.rs", None),
             ("patient/Observation", None),
             ("patient/Observation.sr", None),
             ("patient/Observation.rr", None),

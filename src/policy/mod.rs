@@ -15,7 +15,8 @@ pub use decide::authorize;
 pub use response::{check_response, resource_matches_query};
 
 use crate::config::ConfigError;
-use crate::scope::{is_type_name, Perms};
+use crate::fhir::resource_types::is_resource_type;
+use crate::scope::Perms;
 use serde::Deserialize;
 
 /// What to do with a read by id of a compartment resource under a patient/
@@ -335,10 +336,12 @@ impl Default for PolicyConfig {
 impl PolicyConfig {
     pub fn validate(&self, field: &str) -> Result<(), ConfigError> {
         for (i, t) in self.patient_scope_public_types.iter().enumerate() {
-            if !is_type_name(t) {
+            if !is_resource_type(t) {
                 return Err(ConfigError::new(
                     format!("{field}.patient_scope_public_types[{i}]"),
-                    format!("{t:?} is not a FHIR resource type name (e.g. \"Medication\")"),
+                    format!(
+                        "{t:?} is not an R4 resource type (case-sensitive, e.g. \"Medication\")"
+                    ),
                 ));
             }
             if compartment::in_compartment(t) {
@@ -362,10 +365,10 @@ impl PolicyConfig {
                     "must list at least one of \"system\", \"type\", \"instance\"",
                 ));
             }
-            if let Some(t) = r.types.iter().find(|t| !is_type_name(t)) {
+            if let Some(t) = r.types.iter().find(|t| !is_resource_type(t)) {
                 return Err(ConfigError::new(
                     format!("{f}.types"),
-                    format!("{t:?} is not a FHIR resource type name"),
+                    format!("{t:?} is not an R4 resource type (case-sensitive)"),
                 ));
             }
             if r.target != OpTarget::None && Perms::parse_any_order(&r.letters).is_none() {
