@@ -222,7 +222,7 @@ pub fn in_compartment(resource_type: &str) -> bool {
 /// restricted to Patient) and `subject` where the compartment uses `patient`.
 /// Only parameters defined by R4 for that type are listed: a server ignoring
 /// an unknown parameter would otherwise return every patient's data.
-static EXTRA_PIN_PARAMS: &[(&str, &[&str])] = &[
+pub static EXTRA_PIN_PARAMS: &[(&str, &[&str])] = &[
     ("Account", &["patient"]),
     ("Basic", &["subject"]),
     ("CarePlan", &["subject"]),
