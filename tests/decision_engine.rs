@@ -390,3 +390,210 @@ fn engine_corpus() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Every interaction kind over HTTP against single-letter scopes in each
+/// context: allowed exactly when the letter (and, for patient/, the
+/// compartment rule) is met; 403 rows name the scope that would suffice.
+#[test]
+fn engine_letter_matrix() {
+    let config = Config::from_json(br#"{"fhir_base_url":"https://ehr.example.org/fhir"}"#).unwrap();
+    let obs = r#"{"resourceType":"Observation","id":"1","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/123"}}"#;
+    let patch = r#"[{"op":"replace","path":"/status","value":"final"}]"#;
+    // (method, path, body, content-type, type, letters, allowed under patient/ with patient 123)
+    let cases: &[(&str, &str, Option<&str>, &str, &str, &str, bool)] = &[
+        (
+            "GET",
+            "/fhir/Observation/1",
+            None,
+            "",
+            "Observation",
+            "r",
+            true,
+        ),
+        (
+            "GET",
+            "/fhir/Observation/1/_history/2",
+            None,
+            "",
+            "Observation",
+            "r",
+            true,
+        ),
+        (
+            "GET",
+            "/fhir/Observation/1/_history",
+            None,
+            "",
+            "Observation",
+            "r",
+            true,
+        ),
+        (
+            "GET",
+            "/fhir/Observation/_history",
+            None,
+            "",
+            "Observation",
+            "s",
+            false,
+        ),
+        (
+            "GET",
+            "/fhir/Observation?patient=123",
+            None,
+            "",
+            "Observation",
+            "s",
+            true,
+        ),
+        (
+            "GET",
+            "/fhir/Observation?code=x",
+            None,
+            "",
+            "Observation",
+            "s",
+            false,
+        ),
+        (
+            "GET",
+            "/fhir/Patient/123/Observation",
+            None,
+            "",
+            "Observation",
+            "s",
+            true,
+        ),
+        (
+            "POST",
+            "/fhir/Observation",
+            Some(obs),
+            "application/fhir+json",
+            "Observation",
+            "c",
+            true,
+        ),
+        (
+            "PUT",
+            "/fhir/Observation/1",
+            Some(obs),
+            "application/fhir+json",
+            "Observation",
+            "u",
+            true,
+        ),
+        (
+            "PATCH",
+            "/fhir/Observation/1",
+            Some(patch),
+            "application/json-patch+json",
+            "Observation",
+            "u",
+            false,
+        ),
+        (
+            "DELETE",
+            "/fhir/Observation/1",
+            None,
+            "",
+            "Observation",
+            "d",
+            false,
+        ),
+        ("GET", "/fhir/Patient/123", None, "", "Patient", "r", true),
+        ("GET", "/fhir/Patient/9", None, "", "Patient", "r", false),
+        (
+            "GET",
+            "/fhir/Patient?_id=123",
+            None,
+            "",
+            "Patient",
+            "s",
+            true,
+        ),
+        (
+            "GET",
+            "/fhir/Patient?name=x",
+            None,
+            "",
+            "Patient",
+            "s",
+            false,
+        ),
+        (
+            "DELETE",
+            "/fhir/Patient/123",
+            None,
+            "",
+            "Patient",
+            "d",
+            true,
+        ),
+        (
+            "GET",
+            "/fhir/Medication/m1",
+            None,
+            "",
+            "Medication",
+            "r",
+            true,
+        ),
+        (
+            "GET",
+            "/fhir/Medication?code=x",
+            None,
+            "",
+            "Medication",
+            "s",
+            true,
+        ),
+    ];
+    let mut failures = Vec::new();
+    let mut n = 0;
+    for (method, path, body, ct, rtype, need, patient_ok) in cases {
+        let headers = if ct.is_empty() {
+            vec![]
+        } else {
+            vec![("content-type".to_string(), ct.to_string())]
+        };
+        let req = RequestParts {
+            method,
+            path,
+            headers,
+            body: body.map(str::as_bytes),
+        };
+        for ctx in ["patient", "user", "system"] {
+            for letter in ["c", "r", "u", "d", "s"] {
+                for scope_type in [*rtype, "*", "Condition"] {
+                    n += 1;
+                    let scope = format!("{ctx}/{scope_type}.{letter}");
+                    let claims = json!({"scope": scope, "patient": "123"});
+                    let d = decide(&config, &req, Some(&claims));
+                    let granted = letter == *need && scope_type != "Condition";
+                    let (want_status, want_reason) = match (granted, ctx) {
+                        (false, _) => (403, "insufficient_scope"),
+                        (true, "patient") if !patient_ok => (403, "patient_compartment_violation"),
+                        (true, _) => (200, "allowed"),
+                    };
+                    let want_required = vec![format!("{ctx}/{rtype}.{need}")];
+                    if d.status != want_status
+                        || d.reason.as_str() != want_reason
+                        || (want_status == 403 && d.required_scopes != want_required)
+                    {
+                        failures.push(format!(
+                            "{method} {path} with {scope}: want {want_status} {want_reason} {want_required:?}, got {} {} {:?}: {}",
+                            d.status, d.reason.as_str(), d.required_scopes, d.message
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(n, 18 * 3 * 5 * 3);
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

@@ -100,31 +100,27 @@ impl<'a> Ev<'a> {
         }
     }
 
+    /// The context to suggest in `required_scopes`: the one the token's
+    /// clinical scopes already use (patient/ first), else patient/ when the
+    /// token has a patient context, else user/.
     fn preferred(&self, ctxs: Ctxs) -> ScopeContext {
+        use ScopeContext::{Patient, System, User};
         let s = &self.ctx.scopes;
-        let order = if self.ctx.patient.is_some() || s.has_context(ScopeContext::Patient) {
-            [
-                ScopeContext::Patient,
-                ScopeContext::User,
-                ScopeContext::System,
-            ]
-        } else if s.has_context(ScopeContext::System) {
-            [
-                ScopeContext::System,
-                ScopeContext::User,
-                ScopeContext::Patient,
-            ]
+        let first = if s.has_context(Patient) {
+            Patient
+        } else if s.has_context(User) {
+            User
+        } else if s.has_context(System) {
+            System
+        } else if self.ctx.patient.is_some() {
+            Patient
         } else {
-            [
-                ScopeContext::User,
-                ScopeContext::System,
-                ScopeContext::Patient,
-            ]
+            User
         };
-        order
+        [first, User, System, Patient]
             .into_iter()
             .find(|c| ctxs.allows(*c))
-            .unwrap_or(ScopeContext::System)
+            .unwrap_or(System)
     }
 
     fn record(&mut self, rtype: &str, letters: Perms, c: ScopeContext) {
