@@ -391,6 +391,17 @@ fn engine_corpus() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// (method, path, body, content-type, type, letters, allowed under patient/ with patient 123)
+type MatrixCase = (
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+);
+
 /// Every interaction kind over HTTP against single-letter scopes in each
 /// context: allowed exactly when the letter (and, for patient/, the
 /// compartment rule) is met; 403 rows name the scope that would suffice.
@@ -400,7 +411,7 @@ fn engine_letter_matrix() {
     let obs = r#"{"resourceType":"Observation","id":"1","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/123"}}"#;
     let patch = r#"[{"op":"replace","path":"/status","value":"final"}]"#;
     // (method, path, body, content-type, type, letters, allowed under patient/ with patient 123)
-    let cases: &[(&str, &str, Option<&str>, &str, &str, &str, bool)] = &[
+    let cases: &[MatrixCase] = &[
         (
             "GET",
             "/fhir/Observation/1",
