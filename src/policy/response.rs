@@ -237,10 +237,27 @@ pub fn check_response(
     response: &Value,
     base_url: Option<&str>,
 ) -> Result<(), String> {
+    let top = response.get("resourceType").and_then(Value::as_str);
+    let wanted = match obligation {
+        Obligation::CheckResponseCompartment { resource_type, .. }
+        | Obligation::CheckResponseGranular { resource_type, .. } => resource_type.as_str(),
+    };
+    match top {
+        None => return Err("the response is not a FHIR resource (no resourceType)".into()),
+        Some("Bundle") | Some("OperationOutcome") => {}
+        Some(t) if wanted == "*" || t == wanted => {}
+        Some(t) => {
+            return Err(format!(
+                "the response is a {t}, expected {wanted}, a Bundle or an OperationOutcome"
+            ))
+        }
+    }
     let mut rs = Vec::new();
     resources(response, &mut rs, 0);
     for r in rs {
-        let rtype = r.get("resourceType").and_then(Value::as_str).unwrap_or("");
+        let Some(rtype) = r.get("resourceType").and_then(Value::as_str) else {
+            return Err("a resource in the response has no resourceType".into());
+        };
         let label = || {
             format!(
                 "{rtype}/{}",
@@ -249,6 +266,9 @@ pub fn check_response(
         };
         if rtype == "OperationOutcome" {
             continue;
+        }
+        if rtype == "Bundle" {
+            return Err("the response nests Bundles too deeply to be checked".into());
         }
         match obligation {
             Obligation::CheckResponseCompartment {
@@ -323,6 +343,21 @@ mod tests {
         assert!(check_response(&ob("123"), &none, None).is_err());
         let oo = json!({"resourceType":"OperationOutcome"});
         assert_eq!(check_response(&ob("123"), &oo, None), Ok(()));
+        assert!(check_response(&ob("123"), &json!({}), None).is_err());
+        assert!(check_response(
+            &ob("123"),
+            &json!({"resourceType":"Condition","subject":{"reference":"Patient/123"}}),
+            None
+        )
+        .is_err());
+        assert!(check_response(
+            &ob("123"),
+            &json!({"resourceType":"Bundle","entry":[{"resource":{"id":"x"}}]}),
+            None
+        )
+        .is_err());
+        let other_types = json!({"resourceType":"Bundle","entry":[{"resource":obs.clone()},{"resource":{"resourceType":"Medication","id":"m"}}]});
+        assert_eq!(check_response(&ob("123"), &other_types, None), Ok(()));
         let bundle = json!({"resourceType":"Bundle","entry":[{"resource":obs},{"resource":{"resourceType":"Observation","id":"2","subject":{"reference":"Patient/7"}}}]});
         assert_eq!(
             check_response(&ob("123"), &bundle, None).unwrap_err(),
