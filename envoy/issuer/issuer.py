@@ -5,7 +5,7 @@ NOT an authorization server: it mints signed demo access tokens on request,
 for local testing only. Never expose it beyond a test network.
 
 HTTP endpoints
-  GET  /.well-known/jwks.json      public keys (one RS256 and one ES256 key, each with a kid)
+  GET  /.well-known/jwks.json      public keys (also at /jwks) (one RS256 and one ES256 key, each with a kid)
   GET  /.well-known/openid-configuration   issuer + jwks_uri (for tools that discover keys)
   GET  /token?profile=patient|clinician|backend[&patient=..][&scope=..][&alg=RS256|ES256]
              [&aud=..][&exp_in=seconds][&fhirUser=..][&client_id=..]
@@ -19,7 +19,7 @@ Import use (the e2e tests): ``Issuer(issuer_url, audience).mint("patient", patie
 and ``serve(issuer, host, port)`` which returns a running ThreadingHTTPServer.
 
 Run: python3 envoy/issuer/issuer.py --host 127.0.0.1 --port 8081 \
-        --issuer-url http://127.0.0.1:8081 --audience http://127.0.0.1:10000/fhir
+        --issuer-url http://127.0.0.1:8081 --audience http://127.0.0.1:8000/fhir
 Environment overrides: ISSUER_HOST, ISSUER_PORT, ISSUER_URL, ISSUER_AUDIENCE.
 """
 
@@ -206,7 +206,7 @@ def serve(issuer: Issuer, host: str = "127.0.0.1", port: int = 0) -> ThreadingHT
         def do_GET(self) -> None:  # noqa: N802
             url = urlparse(self.path)
             q = {k: v[-1] for k, v in parse_qs(url.query).items()}
-            if url.path == "/.well-known/jwks.json":
+            if url.path in ("/.well-known/jwks.json", "/jwks"):
                 with issuer._lock:
                     issuer.jwks_fetches += 1
                 self._send(200, issuer.jwks())
@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=int(os.environ.get("ISSUER_PORT", "8081")))
     p.add_argument("--issuer-url", default=os.environ.get("ISSUER_URL"),
                    help="the iss claim and JWKS base (default http://HOST:PORT)")
-    p.add_argument("--audience", default=os.environ.get("ISSUER_AUDIENCE", "http://127.0.0.1:10000/fhir"),
+    p.add_argument("--audience", default=os.environ.get("ISSUER_AUDIENCE", "http://127.0.0.1:8000/fhir"),
                    help="aud claim: the FHIR base URL as clients see it")
     args = p.parse_args(argv)
     url = (args.issuer_url or f"http://{args.host}:{args.port}").rstrip("/")

@@ -78,11 +78,11 @@ def test_docker_compose_config():
 def test_compose_pins_images():
     doc = yaml.safe_load((REPO / "envoy" / "docker-compose.yml").read_text())
     services = doc["services"]
-    assert set(services) >= {"envoy", "fhir", "issuer"}
+    assert set(services) >= {"envoy", "hapi", "issuer"}
     assert "${ENVOY_IMAGE:-envoyproxy/envoy:v1.40" in services["envoy"]["image"]
     assert services["envoy"].get("entrypoint"), "explicit entrypoint (so istio/proxyv2 works too)"
-    assert services["fhir"]["image"] == "hapiproject/hapi:v8.10.0-3"
-    for name in ("envoy", "fhir", "issuer"):
+    assert services["hapi"]["image"] == "hapiproject/hapi:v8.10.0-3"
+    for name in ("envoy", "hapi", "issuer"):
         assert "healthcheck" in services[name], f"{name} has no healthcheck"
 
 
