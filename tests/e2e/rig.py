@@ -671,27 +671,40 @@ class Rig:
         return cfgs
 
     def wait_serving(self, timeout: float = 90) -> None:
-        """`/ready` answers before the worker VMs run: wait for a real allowed request per listener."""
+        """`/ready` answers before the worker VMs run the plugin. Wait per listener until a
+        request has passed through the filter (public `metadata` with an audit record),
+        then warm up the token path (JWKS fetch) with a valid token, best effort. A filter
+        that answers at all writes an audit record; a VM that is not running answers 503
+        (FAIL_CLOSED) without one."""
         assert self.envoy is not None
+        for name in LISTENERS:
+            last: list[str] = []
+
+            def through_filter(name: str = name, last: list[str] = last) -> bool:
+                rid = "rig-ready-" + uuid.uuid4().hex
+                r = requests.get(self.base(name) + "/metadata", timeout=5, headers={"x-request-id": rid})
+                last[:] = [f"{r.status_code} {r.text[:300]}"]
+                rec = self.access_log.wait_for(rid, timeout=5)
+                return bool(rec.get("audit"))
+
+            try:
+                wait_until(through_filter, timeout, f"a request through the filter on listener {name}", None,
+                           self.envoy.proc)
+            except RuntimeError as e:
+                raise RuntimeError(f"{e}\nlast answer: {last[0] if last else '-'}\nenvoy log: {self.envoy.log}") from None
         for name in LISTENERS:
             iss = self.rot_issuer if name == "rotation" else self.issuer
             token = iss.mint("patient", aud=self.base(name))
-            last: list[str] = []
-
-            def ok(name: str = name, token: str = token, last: list[str] = last) -> bool:
-                rid = "rig-ready-" + uuid.uuid4().hex
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
                 r = requests.get(self.base(name) + "/Patient/pat-a", timeout=5,
-                                 headers={"Authorization": f"Bearer {token}", "x-request-id": rid})
-                last[:] = [f"{r.status_code} {r.text[:300]}"]
-                return r.status_code == 200
-
-            try:
-                wait_until(ok, timeout, f"an allowed request through listener {name}", None, self.envoy.proc)
-            except RuntimeError as e:
-                audit = next((rec.get("audit") for rec in reversed(self.access_log.lines())
-                              if str(rec.get("request_id", "")).startswith("rig-ready-")), None)
-                raise RuntimeError(f"{e}\nlast answer: {last[0] if last else '-'}\nlast audit record: {audit}\n"
-                                   f"envoy log: {self.envoy.log}") from None
+                                 headers={"Authorization": f"Bearer {token}", "x-request-id": "rig-warm-" + uuid.uuid4().hex})
+                if r.status_code == 200:
+                    break
+                time.sleep(0.5)
+            else:
+                print(f"rig: warning: a valid token is not accepted on listener {name}: {r.status_code} {r.text[:300]}",
+                      file=sys.stderr)
 
     def stop(self) -> None:
         if self.envoy:
