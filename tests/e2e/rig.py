@@ -372,6 +372,10 @@ def wasm_filter(config: dict[str, Any] | str, wasm: Path, name: str = "fhir_smar
                 "name": name,
                 "root_id": "fhir_smart_authz",
                 "failure_policy": "FAIL_CLOSED",
+                # Without it the host turns the filter's StopIteration on request/response
+                # headers into StopAllIteration, and the body callbacks the filter waits for
+                # (request bodies, response obligation checks) never come: the stream hangs.
+                "allow_on_headers_stop_iteration": True,
                 "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": value},
                 "vm_config": {
                     "vm_id": "fhir_smart_authz",
