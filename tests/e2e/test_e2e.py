@@ -29,7 +29,8 @@ def expected_www(case: Case, required_scopes: list[str], realm: str = "fhir") ->
     parts = [f'realm="{realm}"']
     if case.www:
         parts.append(f'error="{case.www}"')
-    if case.www == "insufficient_scope" and required_scopes:
+    # a response that failed its obligation check was already allowed by scope: no scope hint
+    if case.www == "insufficient_scope" and required_scopes and case.reason != "response_not_permitted":
         parts.append(f'scope="{" ".join(required_scopes)}"')
     return "Bearer " + ", ".join(parts)
 
@@ -75,7 +76,12 @@ def send(rig, case: Case):
                        body=case.body, content_type=case.content_type)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def _param(case: Case):
+    marks = [pytest.mark.xfail(reason=case.known_gap, strict=False)] if case.known_gap else []
+    return pytest.param(case, id=case.id, marks=marks)
+
+
+@pytest.mark.parametrize("case", [_param(c) for c in CASES])
 def test_table(rig, case: Case):
     resp = send(rig, case)
     statuses = case.status if isinstance(case.status, tuple) else (case.status,)
