@@ -40,6 +40,31 @@ def test_envoy_yaml_validates(path: Path, tmp_path: Path):
     assert r.returncode == 0, f"envoy --mode validate {path}:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
 
 
+def wasm_plugin_configs(node):
+    """Every envoy.extensions.filters.http.wasm.v3.Wasm `config` in a parsed Envoy config."""
+    if isinstance(node, dict):
+        if str(node.get("@type", "")).endswith("filters.http.wasm.v3.Wasm") and "config" in node:
+            yield node["config"]
+        for v in node.values():
+            yield from wasm_plugin_configs(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from wasm_plugin_configs(v)
+
+
+@pytest.mark.parametrize("path", ENVOY_YAMLS, ids=[p.name for p in ENVOY_YAMLS])
+def test_envoy_yaml_plugin_settings(path: Path):
+    """FAIL_CLOSED, and allow_on_headers_stop_iteration: without it the host turns the
+    filter's StopIteration on headers into StopAllIteration, body callbacks never come,
+    and every request that needs its body (or a response check) hangs."""
+    configs = list(wasm_plugin_configs(yaml.safe_load(path.read_text())))
+    assert configs, f"{path.name} has no wasm filter"
+    for c in configs:
+        assert c.get("failure_policy") == "FAIL_CLOSED", c.get("name")
+        assert c.get("allow_on_headers_stop_iteration") is True, (
+            f"{path.name}: set allow_on_headers_stop_iteration: true on the wasm plugin {c.get('name')!r}")
+
+
 def test_there_is_an_envoy_yaml():
     assert ENVOY_YAMLS, "envoy/*.yaml missing (the compose rig's Envoy config)"
 

@@ -237,54 +237,72 @@ def test_key_rotation_refetches_jwks(rig):
 
 # --- metrics -------------------------------------------------------------------
 
+def prometheus_counters(rig) -> dict[str, float]:
+    out = {}
+    for line in rig.envoy.stats("prometheus").splitlines():
+        if line.startswith("fhir_smart_authz_"):
+            name, _, value = line.rpartition(" ")
+            out[name.split("{")[0]] = float(value)
+    return out
+
+
 def test_metrics_in_prometheus(rig):
+    """Counters `<metrics.prefix>.decision.<allow|deny>.<reason>` in /stats/prometheus."""
+    before = prometheus_counters(rig)
     token = make_token(rig, ("patient", {}))
-    rig.request("GET", "/Patient/pat-a", token=token)
-    rig.request("GET", "/Patient/pat-b", token=token)
-    text = rig.envoy.stats("prometheus")
-    ours = [line for line in text.splitlines() if "fhir_smart_authz" in line and not line.startswith("#")
-            and "envoy_wasm_" not in line]
-    assert ours, "no fhir_smart_authz metrics in /stats/prometheus"
-    names = " ".join(ours)
-    assert "allow" in names and "deny" in names, ours[:20]
+    assert rig.request("GET", "/Patient/pat-a", token=token).status == 200
+    assert rig.request("GET", "/Patient/pat-b", token=token).status == 403
+    assert rig.request("GET", "/Patient/pat-a").status == 401
+    after = prometheus_counters(rig)
+
+    def delta(name: str) -> float:
+        return after.get(name, 0) - before.get(name, 0)
+
+    assert delta("fhir_smart_authz_decision_allow_allowed") == 1, after
+    assert delta("fhir_smart_authz_decision_deny_patient_compartment_violation") == 1, after
+    assert delta("fhir_smart_authz_decision_deny_missing_token") == 1, after
+    assert after.get("fhir_smart_authz_jwks_fetch_success", 0) >= 1, after
 
 
 # --- bad configuration ----------------------------------------------------------
 
+# invalid plugin configuration -> the field the filter's error names
 BAD_CONFIGS = {
-    "not-json": "{this is not json",
-    "unknown-field": json.dumps({"fhir_base_path": "/fhir", "enforse": False}),
-    "bad-base-path": json.dumps({"fhir_base_path": "fhir"}),
+    "not-json": ("{this is not json", "(document)"),
+    "unknown-field": (json.dumps({"fhir_base_path": "/fhir", "enforse": False}), "enforse"),
+    "bad-base-path": (json.dumps({"fhir_base_path": "fhir"}), "fhir_base_path"),
+    "issuer-without-keys": (json.dumps({"fhir_base_url": "http://127.0.0.1:1/fhir",
+                                        "issuers": [{"issuer": "http://127.0.0.1:2"}]}), "issuers[0]"),
 }
 
 
 @pytest.mark.parametrize("name", list(BAD_CONFIGS))
 def test_bad_plugin_config_is_refused(rig, tmp_path, name):
-    """Envoy must not serve a listener whose plugin configuration is invalid (FAIL_CLOSED)."""
+    """Envoy refuses to start with an invalid plugin configuration (FAIL_CLOSED): it exits
+    non-zero, the listener never serves, and the log names the offending field."""
+    from .rig import envoy_binary, start_process
+
+    config, field = BAD_CONFIGS[name]
     port, admin = free_port(), free_port()
-    log = tmp_path / "access.log"
-    boot = envoy_bootstrap(admin, [listener("bad", port, "recorder", BAD_CONFIGS[name], rig.wasm, log)],
+    boot = envoy_bootstrap(admin, [listener("bad", port, "recorder", config, rig.wasm, tmp_path / "access.log")],
                            [cluster("recorder", rig.recorder.port)], tmp_path / "admin.log")
     env = Envoy(tmp_path, f"bad-{name}", boot)
+    env.proc = start_process([str(envoy_binary()), "-c", str(env.config_path), "--concurrency", "1",
+                              "--base-id", str(admin)], env.log, cwd=tmp_path)
     try:
-        env.proc = None
-        from .rig import envoy_binary, start_process  # local: keep the helper surface small
-        env.proc = start_process([str(envoy_binary()), "-c", str(env.config_path), "--concurrency", "1",
-                                  "--base-id", str(admin)], env.log, cwd=tmp_path)
-        deadline = time.monotonic() + 20
         served = False
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline and env.proc.poll() is None:
             try:
-                r = requests.get(f"http://127.0.0.1:{port}/fhir/metadata", timeout=1)
-                if r.status_code < 500:
-                    served = True
-                    break
+                requests.get(f"http://127.0.0.1:{port}/fhir/metadata", timeout=1)
+                served = True
+                break
             except requests.ConnectionError:
-                pass
-            time.sleep(0.3)
-        assert not served, "a listener with an invalid plugin configuration served a request"
+                time.sleep(0.2)
         log_text = env.log.read_text(errors="replace")
-        assert env.proc.poll() is not None or "fhir_smart_authz" in log_text or "wasm" in log_text.lower()
+        assert not served, "a listener with an invalid plugin configuration answered"
+        assert env.proc.poll() not in (None, 0), f"envoy did not exit with an error:\n{log_text[-2000:]}"
+        assert f"invalid configuration at `{field}" in log_text, log_text[-2000:]
     finally:
         env.stop()
 
