@@ -7,7 +7,7 @@ upstream (an Envoy direct_response listener), measured with wrk:
   cold-ES256       the filter, a fresh ES256 token on every request
 
 Env: BENCH_DURATION (s, default 5), BENCH_CONNECTIONS (default 16), BENCH_THREADS (2),
-ENVOY_CONCURRENCY (2), BENCH_COLD_TOKENS (tokens minted per cold run, default 6000).
+ENVOY_CONCURRENCY (2), BENCH_COLD_TOKENS (tokens minted per cold run, default 40000).
 Prints a table; numbers depend on the machine (2 shared cores here).
 """
 
@@ -33,7 +33,7 @@ DURATION = int(os.environ.get("BENCH_DURATION", "5"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 CONCURRENCY = int(os.environ.get("ENVOY_CONCURRENCY", "2"))
-COLD_TOKENS = int(os.environ.get("BENCH_COLD_TOKENS", "6000"))
+COLD_TOKENS = int(os.environ.get("BENCH_COLD_TOKENS", "40000"))
 
 WRK_LUA = r"""
 local tokens = {}
