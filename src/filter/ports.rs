@@ -19,6 +19,7 @@ pub enum Pending {
 
 /// One step of verifying a bearer token.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // one per request; boxing buys nothing
 pub enum TokenStep {
     /// The token is valid; its claims.
     Verified { claims: Value, cache_hit: bool },
@@ -32,6 +33,7 @@ pub enum TokenStep {
 pub trait TokenPort {
     /// The bearer token of a request: `Ok(None)` when there is none, `Err`
     /// for malformed or multiple credentials.
+    #[allow(clippy::result_large_err)] // mirrors crate::token's extraction signature
     fn extract(&self, config: &Config, req: &RequestParts) -> Result<Option<String>, Decision>;
     /// Verify a token at `now` (Unix seconds).
     fn verify(&mut self, host: &dyn Host, token: &str, now: u64) -> TokenStep;
