@@ -624,7 +624,7 @@ fn root_shares_jwks_fetches_across_vms() {
         t.due = vec![(0, fhir_smart_authz::filter::fake::jwks_call())];
         (Box::new(t), Box::new(scripted_engine(false, false)))
     };
-    let cfg = br#"{"issuers":[{"issuer":"https://as"}]}"#;
+    let cfg = br#"{"fhir_base_url":"https://fhir.example/fhir","issuers":[{"issuer":"https://as","jwks_uri":"https://as/jwks","jwks_cluster":"issuer"}]}"#;
     // VM A wins the lease and fetches.
     let a = FakeHost::new(NOW_MS);
     let mut root_a = Root::default();

@@ -50,10 +50,22 @@ pub trait TokenPort {
     ) -> TokenStep;
     /// JWKS fetches due now (startup and periodic refresh): `(issuer, call)`.
     fn due_jwks_fetches(&mut self, now: u64) -> Vec<(usize, HttpCall)>;
-    /// Fetched JWKS bytes for an issuer (from our own fetch or shared data).
-    fn jwks_loaded(&mut self, issuer: usize, bytes: &[u8], now: u64) -> Result<(), String>;
-    /// A JWKS fetch failed (for back-off).
-    fn jwks_failed(&mut self, issuer: usize, now: u64);
+    /// The answer to a root-initiated JWKS fetch: `Ok((status, body))` or
+    /// `Err(why)` when the call failed.
+    fn jwks_response(
+        &mut self,
+        issuer: usize,
+        response: Result<(u16, &[u8]), &str>,
+        now: u64,
+    ) -> Result<(), String>;
+    /// JWKS bytes another VM fetched at `fetched_at` (shared data).
+    fn jwks_shared(
+        &mut self,
+        issuer: usize,
+        bytes: &[u8],
+        fetched_at: u64,
+        now: u64,
+    ) -> Result<(), String>;
     /// Indexes of issuers whose keys are fetched (`jwks_uri`).
     fn fetched_issuers(&self) -> Vec<usize>;
 }
