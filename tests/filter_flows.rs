@@ -347,7 +347,11 @@ fn body_needed_then_decided() {
         body_needed: true,
         ..Setup::default()
     });
-    assert_eq!(s.on_request_headers(&h, false), Flow::Pause);
+    // Headers are released once the token is verified (Envoy delivers no body
+    // callbacks while headers are held); the body is buffered and decided at its end.
+    assert_eq!(s.on_request_headers(&h, false), Flow::Continue);
+    assert_eq!(h.request_header("x-smart-patient").as_deref(), Some("p1"));
+    assert!(h.state.borrow().properties.is_empty(), "not decided yet");
     assert_eq!(s.on_request_body(&h, 10, false), Flow::Pause);
     assert_eq!(s.on_request_body(&h, 30, true), Flow::Continue);
     assert_eq!(audit(&h)["decision"], "allow");
@@ -357,6 +361,18 @@ fn body_needed_then_decided() {
         "decided inside a callback: no resume"
     );
     assert!(h.state.borrow().replies.is_empty());
+
+    // The same with a body the engine refuses: local reply at the end of the body.
+    let h = host("POST", "/fhir/Observation", Some("Bearer good"), &[]);
+    h.state.borrow_mut().request_body = b"{}".to_vec();
+    let mut s = stream(Setup {
+        body_needed: true,
+        ..Setup::default()
+    });
+    assert_eq!(s.on_request_headers(&h, false), Flow::Continue);
+    assert_eq!(s.on_request_body(&h, 2, true), Flow::Pause);
+    let st = h.state.borrow().replies.last().map(|r| r.status);
+    assert_eq!(st, Some(400));
 }
 
 #[test]
@@ -375,7 +391,9 @@ fn body_too_large() {
         body_needed: true,
         ..Setup::default()
     });
-    assert_eq!(s.on_request_headers(&h, false), Flow::Pause);
+    assert_eq!(s.on_request_headers(&h, false), Flow::Continue);
+    assert_eq!(s.on_request_body(&h, 100, false), Flow::Pause);
+    assert!(h.state.borrow().replies.is_empty());
     assert_eq!(s.on_request_body(&h, 101, false), Flow::Pause);
     let st = h.state.borrow().replies.last().map(|r| r.status);
     assert_eq!(st, Some(413));
@@ -395,8 +413,6 @@ fn key_fetch_pauses_and_resumes_exactly_once() {
     });
     assert_eq!(s.on_request_headers(&h, false), Flow::Pause);
     assert_eq!(h.state.borrow().calls.len(), 1);
-    // The body completes while the key fetch is outstanding.
-    assert_eq!(s.on_request_body(&h, 30, true), Flow::Pause);
     {
         let mut st = h.state.borrow_mut();
         st.call_response_headers = vec![(":status".into(), "200".into())];
@@ -405,8 +421,15 @@ fn key_fetch_pauses_and_resumes_exactly_once() {
     s.on_call_response(&h, 99, 11); // unknown token id: ignored
     assert_eq!(h.state.borrow().resumed_requests, 0);
     s.on_call_response(&h, 1, 11);
-    assert_eq!(h.state.borrow().resumed_requests, 1);
+    assert_eq!(
+        h.state.borrow().resumed_requests,
+        1,
+        "headers released for the body"
+    );
     s.on_call_response(&h, 1, 11); // duplicate: ignored
+    assert_eq!(h.state.borrow().resumed_requests, 1);
+    // The body arrives after the resume and is decided synchronously.
+    assert_eq!(s.on_request_body(&h, 30, true), Flow::Continue);
     assert_eq!(h.state.borrow().resumed_requests, 1);
     assert_eq!(audit(&h)["decision"], "allow");
     assert_eq!(h.counter("fhir_smart_authz.jwks_fetch.success"), 1);
@@ -421,6 +444,15 @@ fn key_fetch_pauses_and_resumes_exactly_once() {
         .0;
     assert_eq!(&shared[..8], &NOW_MS.to_be_bytes());
     assert_eq!(&shared[8..], b"{\"keys\":[]}");
+
+    // Without a body: decided on the call answer, resumed once.
+    let h = host("GET", "/fhir/Observation/o1", Some("Bearer newkid"), &[]);
+    let mut s = stream(Setup::default());
+    assert_eq!(s.on_request_headers(&h, true), Flow::Pause);
+    h.state.borrow_mut().call_response_headers = vec![(":status".into(), "200".into())];
+    s.on_call_response(&h, 1, 0);
+    assert_eq!(h.state.borrow().resumed_requests, 1);
+    assert_eq!(audit(&h)["decision"], "allow");
 }
 
 #[test]
@@ -461,36 +493,67 @@ fn introspection_success_resumes() {
     assert_eq!(h.request_header("x-smart-patient").as_deref(), Some("p1"));
 }
 
-fn obligation_run(config: &'static str, body: &str) -> (FakeHost, Flow, Flow) {
+fn obligation_run(config: &'static str, status: &str, body: &str) -> (FakeHost, Flow) {
     let h = host("GET", "/fhir/Observation/o1", Some("Bearer good"), &[]);
     let mut s = stream(Setup {
         config,
         obligations: true,
         ..Setup::default()
     });
-    assert_eq!(s.on_request_headers(&h, true), Flow::Continue);
+    let f = s.on_request_headers(&h, true);
+    assert_eq!(f, Flow::Pause, "held while the filter fetches the response");
     assert_eq!(audit(&h)["obligation"], "pending");
     {
-        let mut st = h.state.borrow_mut();
-        st.response_headers = vec![(":status".into(), "200".into())];
-        st.response_body = body.as_bytes().to_vec();
+        let st = h.state.borrow();
+        let (id, call) = st.calls.last().cloned().unwrap();
+        assert_eq!(id, 1);
+        assert_eq!(call.cluster, "fhir");
+        assert!(call
+            .headers
+            .contains(&(":path".into(), "/fhir/Observation/o1".into())));
+        assert!(call
+            .headers
+            .contains(&("x-smart-patient".into(), "p1".into())));
     }
-    let f1 = s.on_response_headers(&h, false);
-    let f2 = s.on_response_body(&h, body.len(), true);
-    (h, f1, f2)
+    {
+        let mut st = h.state.borrow_mut();
+        st.call_response_headers = vec![
+            (":status".into(), status.into()),
+            ("content-type".into(), "application/fhir+json".into()),
+            ("content-length".into(), body.len().to_string()),
+            ("etag".into(), "W/\"3\"".into()),
+        ];
+        st.call_response_body = body.as_bytes().to_vec();
+    }
+    s.on_call_response(&h, 1, body.len());
+    (h, f)
 }
 
 #[test]
-fn response_obligation_pass_and_fail() {
-    let (h, f1, f2) = obligation_run(
-        "{}",
-        r#"{"resourceType":"Observation","subject":{"reference":"Patient/p1"}}"#,
+fn response_obligation_pass_relays_the_response() {
+    let body = r#"{"resourceType":"Observation","subject":{"reference":"Patient/p1"}}"#;
+    let (h, _) = obligation_run("{}", "200", body);
+    let r = h.state.borrow().replies.last().cloned().unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, body.as_bytes());
+    assert_eq!(
+        r.headers,
+        vec![
+            (
+                "content-type".to_string(),
+                "application/fhir+json".to_string()
+            ),
+            ("etag".to_string(), "W/\"3\"".to_string())
+        ]
     );
-    assert_eq!((f1, f2), (Flow::Pause, Flow::Continue));
-    assert!(h.state.borrow().replies.is_empty());
     assert_eq!(audit(&h)["obligation"], "passed");
     assert_eq!(h.counter("fhir_smart_authz.response_check.pass"), 1);
+    assert_eq!(h.state.borrow().resumed_requests, 0);
+}
 
+#[test]
+fn response_obligation_fail_is_replaced() {
+    let other = r#"{"resourceType":"Observation","subject":{"reference":"Patient/p2"}}"#;
     for (config, status, code) in [
         ("{}", 403, "forbidden"),
         (
@@ -499,55 +562,66 @@ fn response_obligation_pass_and_fail() {
             "not-found",
         ),
     ] {
-        let (h, _, f2) = obligation_run(
-            config,
-            r#"{"resourceType":"Observation","subject":{"reference":"Patient/p2"}}"#,
+        let (h, _) = obligation_run(config, "200", other);
+        let r = h.state.borrow().replies.last().cloned().unwrap();
+        assert_eq!(r.status, status);
+        assert!(
+            !String::from_utf8_lossy(&r.body).contains("p2\"}"),
+            "the resource is not leaked"
         );
-        assert_eq!(f2, Flow::Pause);
-        let st = h.state.borrow().replies.last().map(|r| r.status);
-        assert_eq!(st, Some(status));
         assert_eq!(reply_json(&h)["issue"][0]["code"], code);
         let a = audit(&h);
         assert_eq!(a["obligation"], "failed");
+        assert_eq!(a["decision"], "deny");
         assert_eq!(a["reason"], "response_not_permitted");
         assert_eq!(a["status"], status);
         assert_eq!(h.counter("fhir_smart_authz.response_check.fail"), 1);
     }
-
-    // Not JSON: fail closed. Shadow mode: audit only.
-    let (h, _, f2) = obligation_run("{}", "<html>");
-    assert_eq!(f2, Flow::Pause);
+    // Not JSON: fail closed.
+    let (h, _) = obligation_run("{}", "200", "<html>");
+    assert_eq!(h.state.borrow().replies.last().map(|r| r.status), Some(403));
+    // Error statuses are relayed untouched.
+    let (h, _) = obligation_run("{}", "404", r#"{"resourceType":"OperationOutcome"}"#);
+    assert_eq!(h.state.borrow().replies.last().map(|r| r.status), Some(404));
+    assert_eq!(audit(&h)["obligation"], "passed");
+    // Shadow mode: audited, relayed.
+    let (h, _) = obligation_run(r#"{"enforce": false}"#, "200", other);
+    let r = h.state.borrow().replies.last().cloned().unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, other.as_bytes());
     assert_eq!(audit(&h)["obligation"], "failed");
-    let (h, _, f2) = obligation_run(r#"{"enforce": false}"#, r#"{"resourceType":"Observation"}"#);
-    assert_eq!(f2, Flow::Continue);
-    assert!(h.state.borrow().replies.is_empty());
-    assert_eq!(audit(&h)["obligation"], "failed");
+    assert_eq!(audit(&h)["enforced"], false);
 }
 
 #[test]
-fn response_obligation_too_large_and_error_status() {
-    let h = host("GET", "/fhir/Observation/o1", Some("Bearer good"), &[]);
-    let mut s = stream(Setup {
-        config: r#"{"max_body_bytes": 10}"#,
-        obligations: true,
-        ..Setup::default()
-    });
-    assert_eq!(s.on_request_headers(&h, true), Flow::Continue);
-    h.state.borrow_mut().response_headers = vec![(":status".into(), "200".into())];
-    assert_eq!(s.on_response_headers(&h, false), Flow::Pause);
-    assert_eq!(s.on_response_body(&h, 11, false), Flow::Pause);
-    let st = h.state.borrow().replies.last().map(|r| r.status);
-    assert_eq!(st, Some(403));
+fn response_obligation_too_large_or_upstream_down() {
+    let (h, _) = obligation_run(
+        r#"{"max_body_bytes": 10}"#,
+        "200",
+        r#"{"resourceType":"Observation"}"#,
+    );
+    assert_eq!(h.state.borrow().replies.last().map(|r| r.status), Some(403));
+    assert_eq!(audit(&h)["obligation"], "failed");
 
+    // The call fails (no :status): 502, never the unchecked resource.
     let h = host("GET", "/fhir/Observation/o1", Some("Bearer good"), &[]);
     let mut s = stream(Setup {
         obligations: true,
         ..Setup::default()
     });
-    s.on_request_headers(&h, true);
-    h.state.borrow_mut().response_headers = vec![(":status".into(), "404".into())];
-    assert_eq!(s.on_response_headers(&h, false), Flow::Continue);
-    assert_eq!(s.on_response_body(&h, 100, true), Flow::Continue);
+    assert_eq!(s.on_request_headers(&h, true), Flow::Pause);
+    s.on_call_response(&h, 1, 0);
+    assert_eq!(h.state.borrow().replies.last().map(|r| r.status), Some(502));
+
+    // The cluster is unknown: 502 right away.
+    let h = host("GET", "/fhir/Observation/o1", Some("Bearer good"), &[]);
+    h.state.borrow_mut().fail_calls = true;
+    let mut s = stream(Setup {
+        obligations: true,
+        ..Setup::default()
+    });
+    assert_eq!(s.on_request_headers(&h, true), Flow::Pause);
+    assert_eq!(h.state.borrow().replies.last().map(|r| r.status), Some(502));
 }
 
 #[test]
@@ -629,12 +703,19 @@ fn root_shares_jwks_fetches_across_vms() {
     let a = FakeHost::new(NOW_MS);
     let mut root_a = Root::default();
     assert!(root_a.configure(&a, Some(cfg), &factory, AuditEncoding::Json));
+    assert_eq!(
+        a.state.borrow().calls.len(),
+        0,
+        "no calls during on_configure"
+    );
+    root_a.tick(&a);
     assert_eq!(a.state.borrow().calls.len(), 1);
     // VM B (same shared data) sees the lease and does not fetch.
     let b = FakeHost::new(NOW_MS);
     b.state.borrow_mut().shared = a.state.borrow().shared.clone();
     let mut root_b = Root::default();
     assert!(root_b.configure(&b, Some(cfg), &factory, AuditEncoding::Json));
+    root_b.tick(&b);
     assert_eq!(b.state.borrow().calls.len(), 0);
     // A's fetch answers; the JWKS lands in shared data; B picks it up on tick.
     {

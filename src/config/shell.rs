@@ -70,6 +70,12 @@ pub struct UpstreamConfig {
     pub header_prefix: String,
     /// Per-fact header name overrides, e.g. `{"patient": "x-patient-id"}`.
     pub header_names: BTreeMap<Fact, String>,
+    /// Envoy cluster of the FHIR server. Used when a decision carries response
+    /// obligations: the filter fetches the response itself to check it before
+    /// relaying it. Default `fhir`.
+    pub cluster: String,
+    /// Timeout of that fetch (milliseconds). Default 30000.
+    pub timeout_ms: u64,
 }
 
 impl Default for UpstreamConfig {
@@ -79,6 +85,8 @@ impl Default for UpstreamConfig {
             forward_headers: Fact::ALL.to_vec(),
             header_prefix: "x-smart-".into(),
             header_names: BTreeMap::new(),
+            cluster: "fhir".into(),
+            timeout_ms: 30_000,
         }
     }
 }
@@ -105,6 +113,18 @@ impl UpstreamConfig {
     }
 
     pub fn validate(&self, field: &str) -> Result<(), ConfigError> {
+        if self.cluster.trim().is_empty() {
+            return Err(ConfigError::new(
+                format!("{field}.cluster"),
+                "must name the Envoy cluster of the FHIR server, e.g. \"fhir\"",
+            ));
+        }
+        if self.timeout_ms == 0 {
+            return Err(ConfigError::new(
+                format!("{field}.timeout_ms"),
+                "must be greater than 0 (default 30000)",
+            ));
+        }
         if !self.header_prefix.is_empty() && !is_header_name(&self.header_prefix) {
             return Err(ConfigError::new(
                 format!("{field}.header_prefix"),

@@ -55,7 +55,8 @@ impl Root {
         if !host.set_tick_period_ms(TICK_MS) {
             host.log(Level::Warn, "fhir-smart-authz: could not set the tick period; JWKS refresh relies on on-demand fetches");
         }
-        self.tick(host);
+        // The first JWKS fetches start on the first tick: during
+        // on_configure Envoy's clusters may not accept calls yet.
         true
     }
 
