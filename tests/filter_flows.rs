@@ -643,6 +643,13 @@ fn discovery_document_served() {
     let doc: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
     assert_eq!(doc["token_endpoint"], "https://as/token");
+    let a = audit(&h);
+    assert_eq!(a["reason"], "public_endpoint");
+    assert_eq!(a["subtype"], "read");
+    assert_eq!(
+        h.counter("fhir_smart_authz.decision.allow.public_endpoint"),
+        1
+    );
     // Without `discovery` the request goes through the normal flow.
     let h = host("GET", "/fhir/.well-known/smart-configuration", None, &[]);
     let mut s = stream(Setup::default());

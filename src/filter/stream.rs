@@ -23,7 +23,7 @@ use crate::audit::{self, AuditInput, Identity};
 use crate::config::shell::Fact;
 use crate::config::Config;
 use crate::decision::{Decision, Reason};
-use crate::fhir::RequestParts;
+use crate::fhir::{Interaction, InteractionKind, Level as FhirLevel, RequestParts};
 use serde_json::Value;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -227,7 +227,14 @@ impl Stream {
             if matches!(self.method.as_str(), "GET" | "HEAD")
                 && path_only == format!("{}/.well-known/smart-configuration", config.base_path)
             {
-                self.shared.count(host, "decision.allow.public_endpoint");
+                let d = Decision::allow(
+                    Reason::PublicEndpoint,
+                    Interaction::new(InteractionKind::SmartConfiguration, FhirLevel::System),
+                );
+                if let Ok(mut m) = self.shared.metrics.try_borrow_mut() {
+                    m.decision(host, &d);
+                }
+                self.write_audit(host, &d, None);
                 return self.reply(host, &discovery_reply(&disc.document()));
             }
         }
