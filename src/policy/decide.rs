@@ -843,9 +843,11 @@ fn search_within_granular(params: &[SearchParam], g: &[&ResourceScope]) -> bool 
                 && sp.values.iter().all(|v| ok(v))
         })
     };
-    if g.iter()
-        .any(|s| s.query.iter().all(|q| within(&q.name, &|v| v == q.value)))
-    {
+    if g.iter().any(|s| {
+        s.query
+            .iter()
+            .all(|q| within(&q.name, &|v| value_within(v, &q.value)))
+    }) {
         return true;
     }
     let mut merged: HashMap<&str, Vec<&str>> = HashMap::new();
@@ -859,7 +861,18 @@ fn search_within_granular(params: &[SearchParam], g: &[&ResourceScope]) -> bool 
     }
     merged
         .iter()
-        .any(|(name, vals)| within(name, &|v| vals.contains(&v)))
+        .any(|(name, vals)| within(name, &|v| vals.iter().any(|g| value_within(v, g))))
+}
+
+/// Whether a search value selects a subset of what a granular scope value
+/// selects: equal, or a `system|code` / `|code` value under a scope value
+/// that is a bare `code` (any system).
+fn value_within(search: &str, scope: &str) -> bool {
+    search == scope
+        || (!scope.contains('|')
+            && search
+                .rsplit_once('|')
+                .is_some_and(|(_, code)| code == scope))
 }
 
 fn finish(ev: Ev<'_>, it: Interaction, res: Result<(), Fail>) -> Decision {
