@@ -875,29 +875,48 @@ fn value_within(search: &str, scope: &str) -> bool {
                 .is_some_and(|(_, code)| code == scope))
 }
 
-fn finish(ev: Ev<'_>, it: Interaction, res: Result<(), Fail>) -> Decision {
-    let required = ev.required_scopes();
-    let mut d = match res {
-        Ok(()) => {
-            let mut d = Decision::allow(Reason::Allowed, it);
-            d.obligations = ev.obligations;
-            d
-        }
-        Err(f) => Decision::deny(f.reason, f.message).with_interaction(it),
+/// The outcome of one (non-bundle) interaction, before it becomes a Decision.
+struct Outcome {
+    res: Result<(), Fail>,
+    obligations: Vec<Obligation>,
+    required: Vec<String>,
+}
+
+fn is_public(config: &Config, it: &Interaction) -> bool {
+    match it.kind {
+        InteractionKind::Capabilities => config.policy.public_capabilities,
+        InteractionKind::SmartConfiguration => config.policy.public_smart_configuration,
+        _ => false,
+    }
+}
+
+fn evaluate(config: &Config, it: &Interaction, ctx: &AuthContext) -> Outcome {
+    if is_public(config, it) {
+        return Outcome {
+            res: Ok(()),
+            obligations: Vec::new(),
+            required: Vec::new(),
+        };
+    }
+    let mut ev = Ev::new(config, ctx);
+    let res = match it.kind {
+        InteractionKind::Batch | InteractionKind::Transaction => Err(fail(
+            Reason::InvalidRequest,
+            "a bundle entry may not itself be a batch or transaction",
+        )),
+        _ => ev.interaction(it),
     };
-    d.required_scopes = required;
-    d
+    Outcome {
+        res,
+        required: ev.required_scopes(),
+        obligations: ev.obligations,
+    }
 }
 
 /// Decide one classified interaction. `ctx` is `None` when the request
 /// carries no token. Public endpoints are allowed without one.
 pub fn authorize(config: &Config, it: Interaction, ctx: Option<&AuthContext>) -> Decision {
-    let public = match it.kind {
-        InteractionKind::Capabilities => config.policy.public_capabilities,
-        InteractionKind::SmartConfiguration => config.policy.public_smart_configuration,
-        _ => false,
-    };
-    if public {
+    if is_public(config, &it) {
         let mut d = Decision::allow(Reason::PublicEndpoint, it);
         d.message = "public endpoint".into();
         return d;
@@ -912,9 +931,17 @@ pub fn authorize(config: &Config, it: Interaction, ctx: Option<&AuthContext>) ->
     let mut d = match it.kind {
         InteractionKind::Batch | InteractionKind::Transaction => bundle(config, ctx, it),
         _ => {
-            let mut ev = Ev::new(config, ctx);
-            let res = ev.interaction(&it);
-            finish(ev, it, res)
+            let o = evaluate(config, &it, ctx);
+            let mut d = match o.res {
+                Ok(()) => {
+                    let mut d = Decision::allow(Reason::Allowed, it);
+                    d.obligations = o.obligations;
+                    d
+                }
+                Err(f) => Decision::deny(f.reason, f.message).with_interaction(it),
+            };
+            d.required_scopes = o.required;
+            d
         }
     };
     d.diagnostics.clone_from(&ctx.diagnostics);
@@ -926,31 +953,28 @@ fn bundle(config: &Config, ctx: &AuthContext, it: Interaction) -> Decision {
     let mut obligations: Vec<Obligation> = Vec::new();
     let mut required: Vec<String> = Vec::new();
     for e in &it.entries {
-        let sub = match e.interaction.kind {
-            InteractionKind::Batch | InteractionKind::Transaction => Decision::deny(
-                Reason::InvalidRequest,
-                "a bundle entry may not itself be a batch or transaction",
-            ),
-            _ => authorize(config, (*e.interaction).clone(), Some(ctx)),
-        };
-        if sub.is_allow() {
-            for o in sub.obligations {
-                if !obligations.contains(&o) {
-                    obligations.push(o);
+        let sub = evaluate(config, &e.interaction, ctx);
+        match sub.res {
+            Ok(()) => {
+                for o in sub.obligations {
+                    if !obligations.contains(&o) {
+                        obligations.push(o);
+                    }
                 }
             }
-        } else {
-            for r in &sub.required_scopes {
-                if !required.contains(r) {
-                    required.push(r.clone());
+            Err(f) => {
+                for r in &sub.required {
+                    if !required.contains(r) {
+                        required.push(r.clone());
+                    }
                 }
+                denied.push(EntryDenial {
+                    index: e.index,
+                    reason: f.reason,
+                    message: f.message,
+                    required_scopes: sub.required,
+                });
             }
-            denied.push(EntryDenial {
-                index: e.index,
-                reason: sub.reason,
-                message: sub.message,
-                required_scopes: sub.required_scopes,
-            });
         }
     }
     if denied.is_empty() {
