@@ -478,7 +478,9 @@ impl<'a> Ev<'a> {
                     ALL_CTXS,
                 );
                 if it.conditional {
-                    let b = self.need(t, Perms::S, Rule::Search(&it.search), ALL_CTXS);
+                    let b = self
+                        .need(t, Perms::S, Rule::Search(&it.search), ALL_CTXS)
+                        .map_err(criteria);
                     return a.and(b);
                 }
                 a
@@ -492,7 +494,9 @@ impl<'a> Ev<'a> {
                     ALL_CTXS,
                 );
                 if it.conditional {
-                    let b = self.need(t, Perms::S, Rule::Search(&it.search), ALL_CTXS);
+                    let b = self
+                        .need(t, Perms::S, Rule::Search(&it.search), ALL_CTXS)
+                        .map_err(criteria);
                     return a.and(b);
                 }
                 a
@@ -505,8 +509,12 @@ impl<'a> Ev<'a> {
                     Perms::D
                 };
                 if it.conditional {
-                    let a = self.need(t, letter, Rule::Search(&it.search), ALL_CTXS);
-                    let b = self.need(t, Perms::S, Rule::Search(&it.search), ALL_CTXS);
+                    let a = self
+                        .need(t, letter, Rule::Search(&it.search), ALL_CTXS)
+                        .map_err(criteria);
+                    let b = self
+                        .need(t, Perms::S, Rule::Search(&it.search), ALL_CTXS)
+                        .map_err(criteria);
                     a.and(b)
                 } else {
                     self.need(t, letter, Rule::ById(need_id()?), ALL_CTXS)
@@ -707,7 +715,21 @@ impl<'a> Ev<'a> {
             OpTarget::None => Vec::new(),
         };
         for t in targets {
-            self.need(&t, letters, prule, ctxs)?;
+            self.need(&t, letters, prule, ctxs).map_err(|f| {
+                let only = if rule.contexts.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (authorized by {} scopes only)",
+                        rule.contexts
+                            .iter()
+                            .map(|c| format!("{c}/"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+                fail(f.reason, format!("operation {name}{only}: {}", f.message))
+            })?;
         }
         Ok(())
     }
@@ -758,6 +780,17 @@ impl<'a> Ev<'a> {
             .map(|(t, l, c)| render(*c, t, *l, ""))
             .collect()
     }
+}
+
+/// Prefix a failed conditional-criteria need.
+fn criteria(f: Fail) -> Fail {
+    fail(
+        f.reason,
+        format!(
+            "conditional criteria (query or If-None-Exist): {}",
+            f.message
+        ),
+    )
 }
 
 /// A type commonly targeted by an include parameter of that name (only
