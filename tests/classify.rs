@@ -140,6 +140,9 @@ fn update_patch_delete() {
         ("/fhir", "PUT", "/fhir/Patient/123", JSON, Some(r#"{"id":"123"}"#), "!the resource has no resourceType"),
         ("/fhir", "PUT", "/fhir/Patient/123", JSON, Some("[1]"), "!the resource must be a JSON object"),
         ("/fhir", "PUT", "/fhir/Patient/123", JSON, Some("{"), "!not valid JSON"),
+        ("/fhir", "PUT", "/fhir/Patient/123", JSON, Some(r#"{"resourceType":"Patient","id":"123","id":"999"}"#), "!duplicate key `id` in a JSON object"),
+        ("/fhir", "PUT", "/fhir/Patient/123", JSON, Some(r#"{"resourceType":"Patient","id":"123","link":[{"other":{"reference":"Patient/1"},"other":{"reference":"Patient/2"}}]}"#), "!duplicate key `other`"),
+        ("/fhir", "PUT", "/fhir/Patient/123", JSON, Some(r#"{"resourceType":"Patient","id":"123"} x"#), "!not valid JSON"),
         ("/fhir", "PUT", "/fhir/Patient/123", JSON, None, "!was not provided"),
         ("/fhir", "PUT", "/fhir/Patient/123", XML, Some("<Patient/>"), "update instance Patient id=123"),
         ("/fhir", "PUT", "/fhir/Patient/123", XML, None, "update instance Patient id=123"),
@@ -181,6 +184,9 @@ fn create_and_conditional_create() {
         ("content-type", "application/fhir+json"),
         ("if-none-exist", "Patient?identifier=a"),
     ];
+    const INE_OTHER: &[(&str, &str)] = &[("content-type", "application/fhir+json"), ("if-none-exist", "Observation?identifier=a")];
+    const INE_ABS: &[(&str, &str)] = &[("content-type", "application/fhir+json"), ("if-none-exist", "https://ehr.example.org/fhir/Patient?identifier=a")];
+    const INE_SEMI: &[(&str, &str)] = &[("content-type", "application/fhir+json"), ("if-none-exist", "identifier=a;_id=b")];
     const INE_EMPTY: &[(&str, &str)] = &[
         ("content-type", "application/fhir+json"),
         ("if-none-exist", ""),
@@ -208,7 +214,10 @@ fn create_and_conditional_create() {
         ("/fhir", "POST", "/fhir/Patient", JSON, Some(""), "!not valid JSON"),
         ("/fhir", "POST", "/fhir/Patient", INE, Some(PATIENT), "create type Patient cond q=identifier=http://x|1 res"),
         ("/fhir", "POST", "/fhir/Patient", INE_Q, Some(PATIENT), "create type Patient cond q=identifier=a res"),
-        ("/fhir", "POST", "/fhir/Patient", INE_URL, Some(PATIENT), "!If-None-Exist must hold only search parameters"),
+        ("/fhir", "POST", "/fhir/Patient", INE_URL, Some(PATIENT), "create type Patient cond q=identifier=a res"),
+        ("/fhir", "POST", "/fhir/Patient", INE_OTHER, Some(PATIENT), "!If-None-Exist must hold only search parameters for Patient"),
+        ("/fhir", "POST", "/fhir/Patient", INE_ABS, Some(PATIENT), "!If-None-Exist must hold only search parameters for Patient"),
+        ("/fhir", "POST", "/fhir/Patient", INE_SEMI, Some(PATIENT), "!the If-None-Exist criteria contains a raw `;`"),
         ("/fhir", "POST", "/fhir/Patient", INE_EMPTY, Some(PATIENT), "!If-None-Exist has no search criteria"),
         ("/fhir", "POST", "/fhir/Patient", INE_FORMAT, Some(PATIENT), "!If-None-Exist has no search criteria"),
         ("/fhir", "POST", "/fhir/Patient", INE_TWO, Some(PATIENT), "!more than one If-None-Exist header"),
@@ -224,7 +233,7 @@ fn create_and_conditional_create() {
         ("/fhir", "POST", "/fhir/Patient/123", JSON, Some(PATIENT_123), "!POST [base]/Patient/123 is not a FHIR interaction; allowed here: GET (read), PUT (update), PATCH (patch) or DELETE (delete)"),
         ("/fhir", "POST", "/fhir/Patient?_format=json", JSON, Some(PATIENT), "create type Patient q=_format=json res"),
         ("/fhir", "POST", "/fhir/patient", JSON, Some(PATIENT), "!use `Patient`"),
-        ("/fhir", "POST", "/fhir/Patient/", JSON, Some(PATIENT), "!ends with `/`"),
+        ("/fhir", "POST", "/fhir/Patient/", JSON, Some(PATIENT), "!POST [base]/Patient/ is not a FHIR interaction; allowed here: GET (search)"),
         ("/fhir/R4", "POST", "/fhir/R4/Observation", JSON, Some(r#"{"resourceType":"Observation","status":"final"}"#), "create type Observation res"),
         ("", "POST", "/Observation", JSON, Some(r#"{"resourceType":"Observation"}"#), "create type Observation res"),
     ]);
@@ -270,6 +279,11 @@ fn type_search_and_parameters() {
         ("/fhir", "GET", "/fhir/Patient?name=a%zz", NO, None, "!malformed percent escape"),
         ("/fhir", "GET", "/fhir/Patient?name=a%", NO, None, "!malformed percent escape"),
         ("/fhir", "GET", "/fhir/Patient?name=%FF", NO, None, "!invalid UTF-8"),
+        ("/fhir", "GET", "/fhir/Patient?name=%C2%85", NO, None, "!the query string contains a control character (U+0085)"),
+        ("/fhir", "GET", "/fhir/Patient?name=\u{85}", NO, None, "!the query string contains a control character (U+0085)"),
+        ("/fhir", "GET", "/fhir/Patient?name=%E2%80%8B", NO, None, "search type Patient q=name=\u{200b}"),
+        ("/fhir", "GET", "/fhir/Patient?name=a;_include=*", NO, None, "!the query string contains a raw `;`"),
+        ("/fhir", "GET", "/fhir/Patient?name=a%3B_include=*", NO, None, "search type Patient q=name=a;_include=*"),
         ("/fhir", "GET", "/fhir/Patient?name=a#frag", NO, None, "!`#` fragment"),
         ("/fhir", "GET", "/fhir/Patient?_method=DELETE", NO, None, "!the `_method` parameter is refused"),
         ("/fhir", "GET", "/fhir/Patient/_search?name=a", NO, None, "search type Patient q=name=a"),
@@ -282,11 +296,20 @@ fn type_search_and_parameters() {
         ("/fhir", "POST", "/fhir/Patient/_search", FORM, None, "!was not provided"),
         ("/fhir", "POST", "/fhir/Patient/_search", NO, None, "!was not provided"),
         ("/fhir", "POST", "/fhir/Patient/_search", FORM, Some("name=a%00"), "!the form body contains an encoded control character"),
+        ("/fhir", "POST", "/fhir/Patient/_search", FORM, Some("name=x;_id=1"), "!the form body contains a raw `;`"),
         ("/fhir", "POST", "/fhir/Patient/_search", FORM, Some("=a"), "!the form body has a parameter with an empty name"),
         ("/fhir", "POST", "/fhir/Patient/_search", FORM, Some("_method=DELETE"), "!the `_method` parameter is refused"),
         ("/fhir", "PUT", "/fhir/Patient/_search", FORM, Some(""), "!PUT [base]/Patient/_search is not a FHIR interaction; allowed here: GET or POST"),
         ("/fhir", "DELETE", "/fhir/Patient/_search", NO, None, "!DELETE [base]/Patient/_search is not a FHIR interaction"),
-        ("/fhir", "GET", "/fhir/Patient/", NO, None, "!the path `Patient/` ends with `/`"),
+        ("/fhir", "GET", "/fhir/Patient/", NO, None, "search type Patient"),
+        ("/fhir", "GET", "/fhir/Patient/?name=x", NO, None, "search type Patient q=name=x"),
+        ("/fhir", "HEAD", "/fhir/Patient/?name=x", NO, None, "search type Patient q=name=x"),
+        ("/fhir", "GET", "/fhir/patient/?name=x", NO, None, "!the path `patient/` ends with `/`"),
+        ("/fhir", "GET", "/fhir/Patient//", NO, None, "!ends with `/`"),
+        ("/fhir", "GET", "/fhir/_history/", NO, None, "!ends with `/`"),
+        ("/fhir", "GET", "/fhir/$export/", NO, None, "!ends with `/`"),
+        ("/fhir", "DELETE", "/fhir/Patient/?identifier=x", NO, None, "!DELETE [base]/Patient/ is not a FHIR interaction; allowed here: GET (search); for anything else remove the trailing `/`"),
+        ("/fhir", "PUT", "/fhir/Patient/?identifier=x", JSON, Some(PATIENT), "!PUT [base]/Patient/ is not a FHIR interaction"),
         ("/fhir/R4", "GET", "/fhir/R4/Condition?patient=123&clinical-status=active", NO, None, "search type Condition q=patient=123&clinical-status=active"),
         ("", "GET", "/Condition?patient=123", NO, None, "search type Condition q=patient=123"),
     ]);
@@ -600,6 +623,7 @@ fn batch_and_transaction() {
     let frag = bundle("batch", &get_entry("Patient/1#x"));
     let lower = bundle("batch", &get_entry("patient/1"));
     let trailing = bundle("batch", &get_entry("Patient/"));
+    let trailing2 = bundle("batch", &get_entry("Patient/1/"));
     let second_bad = bundle(
         "batch",
         &[get_entry("Patient/1"), get_entry("Nope/1")].join(","),
@@ -651,6 +675,10 @@ fn batch_and_transaction() {
         "transaction",
         r#"{"resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Patient","ifNoneExist":""}}"#,
     );
+    let ine_typed = bundle(
+        "transaction",
+        r#"{"resource":{"resourceType":"Observation"},"request":{"method":"POST","url":"Observation","ifNoneExist":"Observation?identifier=x"}}"#,
+    );
     let override_param = bundle("batch", &get_entry("Patient/1?_method=DELETE"));
     let entry_not_object = bundle("batch", "5");
     let empty_batch = r#"{"resourceType":"Bundle","type":"batch"}"#;
@@ -680,7 +708,8 @@ fn batch_and_transaction() {
         ("/fhir", "POST", "/fhir", JSON, Some(&enc_slash), "!Bundle.entry[0]: the path contains an encoded `/` (%2F)"),
         ("/fhir", "POST", "/fhir", JSON, Some(&frag), "!Bundle.entry[0]: request.url contains a `#` fragment"),
         ("/fhir", "POST", "/fhir", JSON, Some(&lower), "!Bundle.entry[0]: unknown resource type `patient`"),
-        ("/fhir", "POST", "/fhir", JSON, Some(&trailing), "!Bundle.entry[0]: the path `Patient/` ends with `/`"),
+        ("/fhir", "POST", "/fhir", JSON, Some(&trailing), "batch system entries: [0 GET Patient/ => search type Patient]"),
+        ("/fhir", "POST", "/fhir", JSON, Some(&trailing2), "!Bundle.entry[0]: the path `Patient/1/` ends with `/`"),
         ("/fhir", "POST", "/fhir", JSON, Some(&second_bad), "!Bundle.entry[1]: `Nope` is not a FHIR R4 resource type"),
         ("/fhir", "POST", "/fhir", JSON, Some(&nested), "!Bundle.entry[0]: a Bundle nested in an entry's resource is refused"),
         ("/fhir", "POST", "/fhir", JSON, Some(&post_base), "!Bundle.entry[0]: an entry cannot POST to [base]: nested batch/transaction Bundles are refused"),
@@ -699,6 +728,7 @@ fn batch_and_transaction() {
         ("/fhir", "POST", "/fhir", JSON, Some(&resource_not_object), "!Bundle.entry[0]: entry.resource must be a JSON object"),
         ("/fhir", "POST", "/fhir", JSON, Some(&ine_on_put), "!Bundle.entry[0]: If-None-Exist is only allowed on a create"),
         ("/fhir", "POST", "/fhir", JSON, Some(&ine_empty), "!Bundle.entry[0]: If-None-Exist has no search criteria"),
+        ("/fhir", "POST", "/fhir", JSON, Some(&ine_typed), "transaction system entries: [0 POST Observation => create type Observation cond q=identifier=x res]"),
         ("/fhir", "POST", "/fhir", JSON, Some(&override_param), "!Bundle.entry[0]: the `_method` parameter is refused"),
         ("/fhir", "POST", "/fhir", JSON, Some(&entry_not_object), "!Bundle.entry[0]: the entry must be a JSON object"),
         ("/fhir", "POST", "/fhir", JSON, Some(document), "!Bundle.type `document` cannot be processed at POST [base]: only `batch` or `transaction`"),
@@ -707,6 +737,8 @@ fn batch_and_transaction() {
         ("/fhir", "POST", "/fhir", JSON, Some(not_bundle), "!POST [base] takes a Bundle, not a `Patient`"),
         ("/fhir", "POST", "/fhir", JSON, Some(entry_obj), "!Bundle.entry must be an array"),
         ("/fhir", "POST", "/fhir", JSON, Some("[]"), "!must be a JSON Bundle object"),
+        ("/fhir", "POST", "/fhir", JSON, Some(r#"{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Patient/1","url":"Patient/2"}}]}"#), "!the Bundle is not valid JSON: duplicate key `url`"),
+        ("/fhir", "POST", "/fhir", JSON, Some(r#"{"resourceType":"Bundle","type":"batch","type":"document"}"#), "!duplicate key `type`"),
         ("/fhir", "POST", "/fhir", JSON, Some("{\"resourceType\":"), "!the Bundle is not valid JSON"),
         ("/fhir", "POST", "/fhir", JSON, None, "!was not provided"),
         ("/fhir", "POST", "/fhir", XML, Some("<Bundle/>"), "!XML batch/transaction Bundles are not supported"),
@@ -785,8 +817,12 @@ fn body_needed_on_headers_alone() {
     const JSON_PATCH: &[(&str, &str)] = &[("content-type", "application/json-patch+json")];
     let rows: &[NeedRow<'_>] = &[
         ("/fhir", "POST", "/fhir", JSON, true),
-        ("/fhir", "POST", "/fhir/", NO, true),
-        ("/fhir", "POST", "/fhir", XML, true),
+        ("/fhir", "POST", "/fhir/", JSON, true),
+        ("/fhir", "POST", "/fhir/", NO, false),
+        ("/fhir", "POST", "/fhir", XML, false),
+        ("/fhir", "POST", "/fhir/Patient/_search", JSON, false),
+        ("/fhir", "POST", "/fhir/_search", NO, true),
+        ("/fhir", "POST", "/fhir/Patient/1/_search", XML, false),
         ("/fhir", "POST", "/fhir/_search", FORM, true),
         ("/fhir", "POST", "/fhir/Patient/_search", FORM, true),
         ("/fhir", "POST", "/fhir/Patient/_search", NO, true),

@@ -90,43 +90,143 @@ fn fragment() -> impl Strategy<Value = String> {
     ]
 }
 
-fn path() -> impl Strategy<Value = String> {
+/// Path templates: `T` = a resource type, `C` = a compartment type,
+/// `I` = an id, `O` = an operation, `S` = any segment (often nasty).
+const TEMPLATES: &[&str] = &[
+    "",
+    "T",
+    "T/I",
+    "T/I",
+    "T/I/_history",
+    "T/I/_history/I",
+    "T/_history",
+    "_history",
+    "T/O",
+    "T/I/O",
+    "O",
+    "C/I/T",
+    "C/I/*",
+    "C/I/_search",
+    "C/I/T/_search",
+    "metadata",
+    ".well-known/smart-configuration",
+    "T/_search",
+    "_search",
+    "T/I/_history/I/O",
+    "S",
+    "T/S",
+    "T/I/S",
+    "S/I",
+];
+
+const TYPES: &[&str] = &[
+    "Patient",
+    "Observation",
+    "Encounter",
+    "Group",
+    "Binary",
+    "Bundle",
+    "Condition",
+];
+const COMPARTMENTS: &[&str] = &["Patient", "Encounter", "Device", "Observation", "patient"];
+const IDS: &[&str] = &["123", "a.b-c", "x", "p1", "..", "a_b", "%31", "1%2F2"];
+const OPS: &[&str] = &["$everything", "$export", "$meta", "$validate", "$", "$-x"];
+
+const PARAMS: &[&str] = &[
+    "name=a",
+    "code=a,b",
+    "code=a\\,b",
+    "subject:Patient.name=x",
+    "subject.name=y",
+    "_has:Observation:patient:code=1",
+    "_type=Patient,Observation",
+    "_type=Condition",
+    "_getpages=abc",
+    "_count=10",
+    "_include=Patient:organization",
+    "identifier=http://x%7C1",
+    "date=ge2020&date=le2021",
+    "_format=json",
+    "name:exact=Jo+Smith",
+    "given=%C3%A9",
+];
+
+fn structured() -> impl Strategy<Value = String> {
     (
-        proptest::sample::select(&["/fhir", "/fhir/", "/fhir/R4", "", "/", "/other", "fhir"][..]),
-        proptest::collection::vec(fragment(), 0..10),
+        proptest::sample::select(TEMPLATES),
+        proptest::collection::vec(
+            (
+                proptest::sample::select(TYPES),
+                proptest::sample::select(COMPARTMENTS),
+                proptest::sample::select(IDS),
+                proptest::sample::select(OPS),
+                fragment(),
+            ),
+            5,
+        ),
+        proptest::option::of(proptest::collection::vec(
+            proptest::sample::select(PARAMS),
+            0..4,
+        )),
+        proptest::sample::select(&["", "", "", "", "/"][..]),
     )
-        .prop_map(|(base, frags)| {
-            let mut p = base.to_string();
-            for f in frags {
-                p.push_str(&f);
+        .prop_map(|(template, picks, params, trailing)| {
+            let mut p = String::new();
+            for (part, (t, c, i, o, s)) in template.split('/').zip(picks.iter()) {
+                if part.is_empty() {
+                    continue;
+                }
+                p.push('/');
+                p.push_str(match part {
+                    "T" => t,
+                    "C" => c,
+                    "I" => i,
+                    "O" => o,
+                    "S" => s,
+                    literal => literal,
+                });
+            }
+            p.push_str(trailing);
+            if let Some(params) = params {
+                p.push('?');
+                p.push_str(&params.join("&"));
             }
             p
         })
 }
 
+/// (prefix, rest): the prefix is `None` for "the configured base path".
+fn path() -> impl Strategy<Value = (Option<&'static str>, String)> {
+    let nasty = (
+        proptest::sample::select(&["/fhir", "/fhir/", "/fhir/R4", "", "/", "/other", "fhir"][..]),
+        proptest::collection::vec(fragment(), 0..10),
+    )
+        .prop_map(|(base, frags)| (Some(base), frags.concat()));
+    prop_oneof![
+        1 => nasty,
+        4 => structured().prop_map(|p| (None, p)),
+    ]
+}
+
 fn method() -> impl Strategy<Value = String> {
     prop_oneof![
-        8 => proptest::sample::select(
-            &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "get", "TRACE", ""][..]
-        )
+        12 => proptest::sample::select(&["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"][..])
+            .prop_map(str::to_string),
+        2 => proptest::sample::select(&["OPTIONS", "get", "TRACE", ""][..])
         .prop_map(str::to_string),
         1 => "[A-Za-z]{0,8}",
     ]
 }
 
 fn headers() -> impl Strategy<Value = Vec<(String, String)>> {
-    let name = proptest::sample::select(
-        &[
-            "content-type",
-            "if-none-exist",
-            "x-http-method-override",
-            "accept",
-            "prefer",
-            "x-method-override",
-        ][..],
-    );
+    let name = prop_oneof![
+        6 => proptest::sample::select(&["content-type", "accept", "prefer", "authorization"][..]),
+        1 => proptest::sample::select(
+            &["if-none-exist", "x-http-method-override", "x-method-override", "x-http-method"][..]
+        ),
+    ];
     let value = prop_oneof![
-        proptest::sample::select(
+        4 => proptest::sample::select(
             &[
                 "application/fhir+json",
                 "application/json; charset=utf-8",
@@ -135,14 +235,15 @@ fn headers() -> impl Strategy<Value = Vec<(String, String)>> {
                 "image/png",
                 "identifier=a",
                 "?identifier=a%7C1",
+                "Patient?identifier=b",
                 "",
                 "GET",
             ][..]
         )
         .prop_map(str::to_string),
-        "\\PC{0,12}",
+        1 => "\\PC{0,12}",
     ];
-    proptest::collection::vec((name.prop_map(str::to_string), value), 0..4)
+    proptest::collection::vec((name.prop_map(str::to_string), value), 0..3)
 }
 
 /// Bundle entries with URLs built from the nasty fragments.
@@ -151,15 +252,17 @@ fn bundle_body() -> impl Strategy<Value = Vec<u8>> {
         proptest::sample::select(
             &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "get", "X"][..],
         ),
-        proptest::collection::vec(fragment(), 0..6),
+        prop_oneof![
+            proptest::collection::vec(fragment(), 0..6).prop_map(|f| f.concat()),
+            structured().prop_map(|p| p.trim_start_matches('/').to_string()),
+        ],
         proptest::option::of(proptest::sample::select(
             &["Patient", "Observation", "Bundle", "Parameters"][..],
         )),
         proptest::option::of("[a-z0-9]{0,4}"),
         any::<bool>(),
     )
-        .prop_map(|(m, frags, rt, id, ine)| {
-            let url: String = frags.concat();
+        .prop_map(|(m, url, rt, id, ine)| {
             let mut e = serde_json::json!({"request": {"method": m, "url": url}});
             if ine {
                 e["request"]["ifNoneExist"] = "identifier=a".into();
@@ -235,7 +338,7 @@ fn check_well_formed(i: &Interaction) -> Result<(), TestCaseError> {
 
 fn pt_config() -> PtConfig {
     PtConfig {
-        cases: 256,
+        cases: 512,
         failure_persistence: None,
         ..PtConfig::default()
     }
@@ -248,11 +351,12 @@ proptest! {
     fn never_panics_and_reports_well_formed_ids(
         base in base(),
         method in method(),
-        path in path(),
+        (prefix, rest) in path(),
         headers in headers(),
         body in body(),
     ) {
         let cfg = config(base);
+        let path = format!("{}{rest}", prefix.unwrap_or(base));
         let req = RequestParts { method: &method, path: &path, headers, body: None };
         let needed = body_needed(&cfg, &req);
         let without = classify(&cfg, &req);
@@ -286,6 +390,53 @@ proptest! {
         prop_assert!(body_needed(&cfg, &req));
         if let Ok(i) = classify(&cfg, &req) {
             check_well_formed(&i)?;
+        }
+    }
+
+    /// A GET/HEAD/DELETE entry is classified exactly like the same request
+    /// sent directly, whether its URL is relative or absolute.
+    #[test]
+    fn entries_match_direct_requests(
+        base in base(),
+        method in proptest::sample::select(&["GET", "HEAD", "DELETE"][..]),
+        rest in structured(),
+        absolute in any::<bool>(),
+    ) {
+        // `[base]/` is fine for HTTP but a leading `/` is not a relative URL.
+        prop_assume!(rest != "/" && !rest.starts_with("/?"));
+        let cfg = config(base);
+        let direct_path = if base.is_empty() && !rest.starts_with('/') {
+            format!("/{rest}")
+        } else {
+            format!("{base}{rest}")
+        };
+        let direct = classify(&cfg, &RequestParts {
+            method, path: &direct_path, headers: vec![], body: None,
+        });
+        let relative = rest.strip_prefix('/').unwrap_or(&rest);
+        let url = if absolute {
+            format!("{}{rest}", cfg.base_url.clone().unwrap_or_default())
+        } else {
+            relative.to_string()
+        };
+        let bundle = serde_json::to_vec(&serde_json::json!({
+            "resourceType": "Bundle", "type": "batch",
+            "entry": [{"request": {"method": method, "url": url}}]
+        })).unwrap_or_default();
+        let bundle_path = if base.is_empty() { "/".to_string() } else { base.to_string() };
+        let via_bundle = classify(&cfg, &RequestParts {
+            method: "POST",
+            path: &bundle_path,
+            headers: vec![("content-type".into(), "application/fhir+json".into())],
+            body: Some(&bundle),
+        });
+        match (direct, via_bundle) {
+            (Ok(d), Ok(b)) => {
+                prop_assert_eq!(b.entries.len(), 1);
+                prop_assert_eq!(&*b.entries[0].interaction, &d);
+            }
+            (Err(_), Err(e)) => prop_assert!(e.message.starts_with("Bundle.entry[0]: "), "{}", e.message),
+            (d, b) => prop_assert!(false, "direct {:?} vs bundle {:?} for {}", d, b, url),
         }
     }
 

@@ -166,9 +166,7 @@ impl Config {
             }
         }
         raw.policy.validate("policy")?;
-        for (i, issuer) in raw.issuers.iter().enumerate() {
-            issuer.validate(&format!("issuers[{i}]"), base_url.as_deref())?;
-        }
+        crate::token::validate_issuers(&raw.issuers, base_url.as_deref())?;
         raw.token.validate("token")?;
         raw.upstream.validate("upstream")?;
         raw.responses.validate("responses")?;

@@ -16,13 +16,21 @@
 //!   escapes, `%2F`, `%25`, `%5C`, `%3B`, encoded controls), then split on `/`
 //!   and every segment is percent-decoded exactly once and must be valid UTF-8.
 //!   Empty segments (`//`) and dot segments (`.`, `..`, also `%2e%2e`) are
-//!   refused. A trailing `/` is refused everywhere except directly after the
-//!   base (`[base]/` means `[base]`, since clients commonly post bundles
-//!   there). The path must be the base path or lie under it (`/fhirx` is not
-//!   under `/fhir`); the base is compared literally, before decoding.
-//! * **Query strings** follow `application/x-www-form-urlencoded`; see
-//!   [`super::query`]. Repeated parameters stay separate (AND), values are
-//!   split on unescaped commas (OR).
+//!   refused. A trailing `/` is refused except in two places: directly after
+//!   the base (`[base]/` means `[base]`; clients post bundles there), and
+//!   after a resource type for a GET search (`[base]/Patient/?name=x` is how
+//!   http.html itself writes type search). The path must be the base path or
+//!   lie under it (`/fhirx` is not under `/fhir`); the base is compared
+//!   literally, before decoding.
+//! * **Query strings** follow `application/x-www-form-urlencoded` (`+` is a
+//!   space). Repeated parameters stay separate (AND), values are split on
+//!   unescaped commas (OR). A raw `;` is refused (some servers split on it),
+//!   as are control characters (raw, encoded, or C1 after decoding),
+//!   malformed escapes, invalid UTF-8 and empty parameter names.
+//! * **JSON bodies** with a repeated object key are refused: parsers disagree
+//!   on which copy wins, and the gateway must see what the server sees.
+//! * `If-None-Exist` (only on a create) holds search parameters, optionally
+//!   prefixed by `?` or by the create's own type (`Patient?identifier=..`).
 //! * Resource types are checked case-sensitively against the R4 list, ids and
 //!   version ids against `[A-Za-z0-9\-\.]{1,64}`, operation names against
 //!   `$[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}`.
@@ -73,12 +81,14 @@ fn err<T>(message: impl Into<String>) -> Result<T, ClassifyError> {
     Err(ClassifyError::new(message))
 }
 
-/// Untrusted text shortened for an error message.
-fn short(s: &str) -> &str {
-    match s.char_indices().nth(80) {
+/// Untrusted text for an error message: at most 80 characters, with
+/// non-printable characters (controls, bidi overrides) escaped.
+fn short(s: &str) -> String {
+    let cut = match s.char_indices().nth(80) {
         Some((i, _)) => s.get(..i).unwrap_or(s),
         None => s,
-    }
+    };
+    cut.escape_debug().to_string()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +127,7 @@ fn parse_method(m: &str) -> Result<Method, ClassifyError> {
         other => {
             return err(format!(
                 "unsupported HTTP method `{}`: FHIR uses GET, HEAD, POST, PUT, PATCH and DELETE (upper-case)",
-                short(other).escape_debug()
+                short(other)
             ))
         }
     })
@@ -213,14 +223,14 @@ fn split_target<'a>(
     if !path.starts_with('/') {
         return err(format!(
             "the request path `{}` must start with `/`",
-            short(path).escape_debug()
+            short(path)
         ));
     }
     let base = config.base_path.as_str();
     let outside = || {
         ClassifyError::new(format!(
             "the path `{}` is outside the FHIR base path `{}`",
-            short(path).escape_debug(),
+            short(path),
             if base.is_empty() { "/" } else { base }
         ))
     };
@@ -243,7 +253,7 @@ fn check_path_raw(path: &str) -> Result<(), ClassifyError> {
             b';' => return err("the path contains `;`: path parameters are not part of FHIR URLs"),
             b'%' => {
                 let Some(v) = query::escape_at(bytes, i) else {
-                    return err(format!("the path contains a malformed percent escape at byte {i} of `{}`: `%` must be followed by two hex digits", short(path).escape_debug()));
+                    return err(format!("the path contains a malformed percent escape at byte {i} of `{}`: `%` must be followed by two hex digits", short(path)));
                 };
                 match v {
                     b'/' => return err("the path contains an encoded `/` (%2F): refused because servers disagree on whether it separates segments"),
@@ -386,6 +396,8 @@ enum Route<'a> {
     SystemSearch,
     SystemOperation(Cow<'a, str>),
     Type(&'static str),
+    /// `[base]/[type]/`: the spelling http.html uses for a GET type search.
+    TypeSlash(&'static str),
     TypeSearch(&'static str),
     TypeHistory(&'static str),
     TypeOperation(&'static str, Cow<'a, str>),
@@ -417,6 +429,7 @@ impl Route<'_> {
             Route::SystemSearch => "[base]/_search".into(),
             Route::SystemOperation(op) => format!("[base]/{op}"),
             Route::Type(t) => format!("[base]/{t}"),
+            Route::TypeSlash(t) => format!("[base]/{t}/"),
             Route::TypeSearch(t) => format!("[base]/{t}/_search"),
             Route::TypeHistory(t) => format!("[base]/{t}/_history"),
             Route::TypeOperation(t, op) => format!("[base]/{t}/{op}"),
@@ -442,6 +455,7 @@ impl Route<'_> {
         match self {
             Route::Base => "GET (system search) or POST (batch/transaction Bundle)",
             Route::Type(_) => "GET (search), POST (create), or PUT/PATCH/DELETE with search criteria (conditional)",
+            Route::TypeSlash(_) => "GET (search); for anything else remove the trailing `/`",
             Route::Instance(..) => "GET (read), PUT (update), PATCH (patch) or DELETE (delete)",
             Route::SystemSearch
             | Route::TypeSearch(_)
@@ -478,6 +492,15 @@ fn compartment_route<'a>(
 }
 
 fn route(rel: &str) -> Result<Route<'_>, ClassifyError> {
+    if let Some(first) = rel.strip_suffix('/').filter(|s| !s.contains('/')) {
+        // `[base]/Patient/?name=x`: http.html writes type search this way.
+        // Only a type may be followed by the slash; anything else falls
+        // through to the trailing-slash refusal.
+        let (segs, n) = segments(first)?;
+        if let (1, Some(ty)) = (n, segs.first().and_then(|s| resource_type(s))) {
+            return Ok(Route::TypeSlash(ty));
+        }
+    }
     let (segs, n) = segments(rel)?;
     let [a, b, c, d, e] = segs;
     let unknown = || {
@@ -672,7 +695,7 @@ fn body_resource(
         Body::Http { content_type, body } => match content_type.map(media_kind) {
             Some(MediaKind::Json) => {
                 let body = body.ok_or_else(not_buffered)?;
-                serde_json::from_slice::<Value>(body).map_err(|e| {
+                super::json::from_slice_strict(body).map_err(|e| {
                     ClassifyError::new(format!("the request body is not valid JSON: {e}"))
                 })?
             }
@@ -723,14 +746,24 @@ fn body_resource(
     Ok(Some(value))
 }
 
-fn check_if_none_exist(raw: &str, search: &mut Vec<SearchParam>) -> Result<(), ClassifyError> {
+/// `If-None-Exist` / `ifNoneExist`: search parameters, optionally prefixed
+/// by `?` or by the create's own type (`Patient?identifier=...`, as some
+/// clients send).
+fn check_if_none_exist(
+    raw: &str,
+    ty: &str,
+    search: &mut Vec<SearchParam>,
+) -> Result<(), ClassifyError> {
     let raw = raw.trim();
-    let raw = raw.strip_prefix('?').unwrap_or(raw);
-    if raw.contains('?') {
-        return err(
-            "If-None-Exist must hold only search parameters (`identifier=http://x|1`), not a URL",
-        );
-    }
+    let raw = match raw.split_once('?') {
+        None => raw,
+        Some((prefix, rest)) if prefix.is_empty() || prefix == ty => rest,
+        Some(_) => {
+            return err(format!(
+                "If-None-Exist must hold only search parameters for {ty} (`identifier=http://x|1` or `{ty}?identifier=...`)"
+            ))
+        }
+    };
     let start = search.len();
     query::parse_into(raw, "If-None-Exist criteria", search)?;
     if !has_criteria(search.get(start..).unwrap_or(&[])) {
@@ -799,11 +832,11 @@ fn classify_rel(
             i.types = types_from(&search)?;
             i
         }
-        (Route::Type(t), M::Get) => inter(K::Search, Level::Type, Some(t)),
+        (Route::Type(t) | Route::TypeSlash(t), M::Get) => inter(K::Search, Level::Type, Some(t)),
         (Route::Type(t), M::Post) => {
             let mut i = inter(K::Create, Level::Type, Some(t));
             if let Some(criteria) = ctx.if_none_exist {
-                check_if_none_exist(criteria, &mut search)?;
+                check_if_none_exist(criteria, t, &mut search)?;
                 i.conditional = true;
             }
             i.resource = body_resource(&mut ctx, t, None)?;
@@ -943,7 +976,7 @@ fn bundle(
         )),
     }
     let body = body.ok_or_else(not_buffered)?;
-    let mut value: Value = serde_json::from_slice(body)
+    let mut value = super::json::from_slice_strict(body)
         .map_err(|e| ClassifyError::new(format!("the Bundle is not valid JSON: {e}")))?;
     let Some(obj) = value.as_object_mut() else {
         return err("the body of POST [base] must be a JSON Bundle object");
@@ -1096,17 +1129,21 @@ pub fn body_needed(config: &Config, req: &RequestParts) -> bool {
     let Ok(route) = route(rel) else {
         return false;
     };
-    let json = head.content_type.map(media_kind) == Some(MediaKind::Json);
+    // Only when the classifier will read it: other content types are either
+    // refused before the body is looked at or classified without it.
+    let media = head.content_type.map(media_kind);
+    let json = media == Some(MediaKind::Json);
+    let form = matches!(media, None | Some(MediaKind::Form));
     match (route, head.method) {
-        (Route::Base, Method::Post) => true,
-        (Route::SystemSearch | Route::TypeSearch(_), Method::Post) => true,
+        (Route::Base, Method::Post) => json,
+        (Route::SystemSearch | Route::TypeSearch(_), Method::Post) => form,
         (
             Route::Compartment {
                 search_suffix: true,
                 ..
             },
             Method::Post,
-        ) => true,
+        ) => form,
         (Route::Type(_), Method::Post | Method::Put) | (Route::Instance(..), Method::Put) => json,
         _ => false,
     }
@@ -1124,4 +1161,54 @@ pub fn classify(config: &Config, req: &RequestParts) -> Result<Interaction, Clas
         },
     };
     classify_rel(config, head.method, rel, query, ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_kinds() {
+        for (ct, kind) in [
+            ("application/fhir+json", MediaKind::Json),
+            ("Application/FHIR+JSON; fhirVersion=4.0", MediaKind::Json),
+            ("application/json;charset=utf-8", MediaKind::Json),
+            ("application/json+fhir", MediaKind::Json),
+            (" application/fhir+xml ", MediaKind::Xml),
+            ("text/xml", MediaKind::Xml),
+            (
+                "application/x-www-form-urlencoded; charset=UTF-8",
+                MediaKind::Form,
+            ),
+            ("application/json, text/xml", MediaKind::Other),
+            ("application/json-patch+json", MediaKind::Other),
+            ("", MediaKind::Other),
+        ] {
+            assert_eq!(media_kind(ct), kind, "{ct:?}");
+        }
+    }
+
+    #[test]
+    fn untrusted_text_is_shortened_and_escaped() {
+        assert_eq!(short("abc"), "abc");
+        assert_eq!(short(&"x".repeat(200)).len(), 80);
+        assert_eq!(short("a\u{202e}b"), "a\\u{202e}b");
+        assert_eq!(short("é"), "é");
+    }
+
+    #[test]
+    fn operation_names() {
+        for (op, ok) in [
+            ("$everything", true),
+            ("$meta-add", true),
+            ("$validate_code", true),
+            ("$x.y", true),
+            ("$", false),
+            ("$-x", false),
+            ("$a b", false),
+            ("$a/b", false),
+        ] {
+            assert_eq!(check_operation(Cow::Borrowed(op)).is_ok(), ok, "{op}");
+        }
+    }
 }

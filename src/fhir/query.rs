@@ -22,6 +22,11 @@ pub(crate) fn check_raw(raw: &str, what: &str) -> Result<(), ClassifyError> {
                     "the {what} contains a `#` fragment; fragments are never sent to a server, percent-encode it as %23"
                 )))
             }
+            b';' => {
+                return Err(ClassifyError::new(format!(
+                    "the {what} contains a raw `;`: some servers treat it as a parameter separator, so it is ambiguous; percent-encode it as %3B"
+                )))
+            }
             b'%' => {
                 let v = escape_at(bytes, i).ok_or_else(|| {
                     ClassifyError::new(format!(
@@ -41,16 +46,25 @@ pub(crate) fn check_raw(raw: &str, what: &str) -> Result<(), ClassifyError> {
                     "the {what} contains a raw control character (0x{b:02X}); control characters are not allowed"
                 )))
             }
-            _ => i += 1,
+            _ => {
+                decoded_non_ascii |= b >= 0x80;
+                i += 1
+            }
         }
     }
     if decoded_non_ascii {
         // Separators are ASCII and never UTF-8 continuation bytes, so the
         // whole decoded text is valid UTF-8 iff every decoded piece is.
         let decoded: Vec<u8> = percent_encoding::percent_decode(bytes).collect();
-        if std::str::from_utf8(&decoded).is_err() {
+        let Ok(text) = std::str::from_utf8(&decoded) else {
             return Err(ClassifyError::new(format!(
                 "the {what} decodes to invalid UTF-8; percent-encode text as UTF-8"
+            )));
+        };
+        if let Some(c) = text.chars().find(|c| c.is_control()) {
+            return Err(ClassifyError::new(format!(
+                "the {what} contains a control character (U+{:04X}); control characters are not allowed",
+                u32::from(c)
             )));
         }
     }

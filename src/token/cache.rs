@@ -1,0 +1,205 @@
+//! Verified-token cache: bounded, keyed by SHA-256 of the whole token, entries
+//! die with the token (or the introspection TTL) and with the issuer's key-set
+//! generation. The caller re-runs the time checks on every hit.
+
+use super::jose::TimeClaims;
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, VecDeque};
+
+/// SHA-256 of the complete token string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CacheKey(pub [u8; 32]);
+
+impl CacheKey {
+    pub fn of(token: &str) -> CacheKey {
+        CacheKey(Sha256::digest(token.as_bytes()).into())
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Entry<V> {
+    serial: u64,
+    issuer_index: usize,
+    generation: u64,
+    /// The entry is dropped at or after this time (unix seconds).
+    expires_at: u64,
+    times: TimeClaims,
+    value: V,
+}
+
+/// A cache hit: the stored value and what the caller must still check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheHit<V> {
+    pub value: V,
+    pub issuer_index: usize,
+    pub times: TimeClaims,
+}
+
+/// Bounded map from token hash to a caller-chosen value `V` (keep it small:
+/// e.g. an `Rc` of the parsed claims the engine needs). Insertion order
+/// eviction (oldest first), O(1) amortised.
+#[derive(Debug, Clone)]
+pub struct TokenCache<V> {
+    max_entries: usize,
+    map: HashMap<CacheKey, Entry<V>>,
+    order: VecDeque<(CacheKey, u64)>,
+    next_serial: u64,
+}
+
+impl<V: Clone> TokenCache<V> {
+    /// `max_entries` 0 disables the cache.
+    pub fn new(max_entries: usize) -> Self {
+        TokenCache {
+            max_entries,
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            next_serial: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.max_entries
+    }
+
+    /// Look a token up. Entries past their `expires_at` or whose issuer's
+    /// key-set generation changed (`generation_of(issuer) != stored`) are
+    /// removed and miss.
+    pub fn get(
+        &mut self,
+        key: &CacheKey,
+        now: u64,
+        generation_of: impl Fn(usize) -> Option<u64>,
+    ) -> Option<CacheHit<V>> {
+        let entry = self.map.get(key)?;
+        let live =
+            now < entry.expires_at && generation_of(entry.issuer_index) == Some(entry.generation);
+        if !live {
+            self.map.remove(key);
+            self.compact_if_needed();
+            return None;
+        }
+        Some(CacheHit {
+            value: entry.value.clone(),
+            issuer_index: entry.issuer_index,
+            times: entry.times,
+        })
+    }
+
+    /// Remember a verified token until `expires_at` (or eviction).
+    pub fn insert(
+        &mut self,
+        key: CacheKey,
+        issuer_index: usize,
+        generation: u64,
+        expires_at: u64,
+        times: TimeClaims,
+        value: V,
+    ) {
+        if self.max_entries == 0 {
+            return;
+        }
+        if !self.map.contains_key(&key) {
+            while self.map.len() >= self.max_entries {
+                if !self.evict_oldest() {
+                    break;
+                }
+            }
+        }
+        let serial = self.next_serial;
+        self.next_serial = self.next_serial.wrapping_add(1);
+        self.map.insert(
+            key,
+            Entry {
+                serial,
+                issuer_index,
+                generation,
+                expires_at,
+                times,
+                value,
+            },
+        );
+        self.order.push_back((key, serial));
+        self.compact_if_needed();
+    }
+
+    /// Drop every expired entry (O(n); call from a timer, not per request).
+    pub fn purge_expired(&mut self, now: u64) {
+        self.map.retain(|_, e| now < e.expires_at);
+        self.compact_if_needed();
+    }
+
+    pub fn clear(&mut self) {
+        self.map.clear();
+        self.order.clear();
+    }
+
+    fn evict_oldest(&mut self) -> bool {
+        while let Some((key, serial)) = self.order.pop_front() {
+            if self.map.get(&key).is_some_and(|e| e.serial == serial) {
+                self.map.remove(&key);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Keep the order queue proportional to the map (stale serials pile up
+    /// after removals and replacements).
+    fn compact_if_needed(&mut self) {
+        if self.order.len() > 2 * self.map.len() + 16 {
+            let map = &self.map;
+            self.order
+                .retain(|(k, s)| map.get(k).is_some_and(|e| e.serial == *s));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t() -> TimeClaims {
+        TimeClaims::default()
+    }
+
+    #[test]
+    fn bounded_and_expiring() {
+        let mut c: TokenCache<u32> = TokenCache::new(2);
+        let gen = |_| Some(1);
+        c.insert(CacheKey::of("a"), 0, 1, 100, t(), 1);
+        c.insert(CacheKey::of("b"), 0, 1, 100, t(), 2);
+        c.insert(CacheKey::of("c"), 0, 1, 100, t(), 3);
+        assert_eq!(c.len(), 2);
+        assert!(c.get(&CacheKey::of("a"), 10, gen).is_none());
+        assert_eq!(c.get(&CacheKey::of("b"), 10, gen).unwrap().value, 2);
+        assert!(c.get(&CacheKey::of("c"), 100, gen).is_none());
+        assert_eq!(c.len(), 1);
+        assert!(c.get(&CacheKey::of("b"), 10, |_| Some(2)).is_none());
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn disabled_and_replacement() {
+        let mut c: TokenCache<u32> = TokenCache::new(0);
+        c.insert(CacheKey::of("a"), 0, 1, 100, t(), 1);
+        assert!(c.is_empty());
+        let mut c: TokenCache<u32> = TokenCache::new(3);
+        for i in 0..1000 {
+            c.insert(CacheKey::of("same"), 0, 1, 100, t(), i);
+        }
+        assert_eq!(c.len(), 1);
+        assert!(c.order.len() < 40);
+        assert_eq!(
+            c.get(&CacheKey::of("same"), 1, |_| Some(1)).unwrap().value,
+            999
+        );
+    }
+}

@@ -1,0 +1,511 @@
+//! JWT validation and the per-configuration verifier state (issuers, key
+//! stores). One `TokenVerifier` per worker VM; pure apart from `&mut self`.
+
+use super::alg::{JwsAlgorithm, SignatureVerifier};
+use super::bearer::BearerToken;
+use super::cache::{CacheKey, TokenCache};
+use super::introspection::{self, IntrospectionRequest};
+use super::jose::{self, TimeClaims};
+use super::keys::{FetchReason, JwksUpdate, KeySet, KeyStore};
+use super::{IssuerConfig, TokenError, TokenSettings};
+use crate::config::{Config, ConfigError};
+use crate::decision::Reason;
+use serde_json::Value;
+
+/// How a token was verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    /// Signed JWT checked against the issuer's keys.
+    Jwt,
+    /// Opaque (or introspection-issuer) token checked by RFC 7662.
+    Introspection,
+}
+
+/// A token that passed every check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedToken {
+    /// Index into `Config.issuers`.
+    pub issuer_index: usize,
+    pub issuer: String,
+    /// The full claims object (JWT payload or introspection response).
+    pub claims: Value,
+    pub times: TimeClaims,
+    pub jti: Option<String>,
+    pub subject: Option<String>,
+    /// `None` for introspected tokens.
+    pub algorithm: Option<JwsAlgorithm>,
+    pub key_id: Option<String>,
+    pub source: TokenSource,
+}
+
+/// A JWKS fetch the shell should dispatch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyFetch {
+    pub issuer_index: usize,
+    pub reason: FetchReason,
+    pub cluster: String,
+    pub authority: String,
+    pub path: String,
+    pub timeout_ms: u64,
+}
+
+/// Outcome of [`TokenVerifier::authenticate`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Authenticated<V> {
+    /// Valid; `cached` = answered from the cache (no signature check).
+    Verified { value: V, cached: bool },
+    /// Opaque token: dispatch this call, then
+    /// [`TokenVerifier::complete_introspection`].
+    Introspect(IntrospectionRequest),
+}
+
+#[derive(Debug, Clone)]
+struct IssuerState {
+    config: IssuerConfig,
+    audiences: Vec<String>,
+    algorithms: Vec<JwsAlgorithm>,
+    store: KeyStore,
+}
+
+/// Verifies tokens for one configuration.
+#[derive(Debug, Clone)]
+pub struct TokenVerifier {
+    issuers: Vec<IssuerState>,
+    settings: TokenSettings,
+    introspection_issuer: Option<usize>,
+}
+
+impl TokenVerifier {
+    pub fn new(config: &Config) -> Result<TokenVerifier, ConfigError> {
+        TokenVerifier::from_parts(&config.issuers, &config.token, config.base_url.as_deref())
+    }
+
+    pub fn from_parts(
+        issuers: &[IssuerConfig],
+        settings: &TokenSettings,
+        base_url: Option<&str>,
+    ) -> Result<TokenVerifier, ConfigError> {
+        super::validate_issuers(issuers, base_url)?;
+        settings.validate("token")?;
+        let mut states = Vec::with_capacity(issuers.len());
+        let mut introspection_issuer = None;
+        for (i, cfg) in issuers.iter().enumerate() {
+            let store = if let Some(jwks) = &cfg.jwks {
+                KeyStore::inline(
+                    KeySet::from_value(jwks)
+                        .map_err(|e| ConfigError::new(format!("issuers[{i}].jwks"), e))?,
+                )
+            } else if cfg.jwks_uri.is_some() {
+                KeyStore::remote(cfg.jwks_refresh_seconds, cfg.jwks_min_refetch_seconds)
+            } else {
+                introspection_issuer = Some(i);
+                KeyStore::empty()
+            };
+            states.push(IssuerState {
+                config: cfg.clone(),
+                audiences: cfg.effective_audiences(base_url),
+                algorithms: cfg.effective_algorithms(),
+                store,
+            });
+        }
+        Ok(TokenVerifier {
+            issuers: states,
+            settings: settings.clone(),
+            introspection_issuer,
+        })
+    }
+
+    pub fn settings(&self) -> &TokenSettings {
+        &self.settings
+    }
+
+    pub fn issuer_count(&self) -> usize {
+        self.issuers.len()
+    }
+
+    pub fn issuer_config(&self, i: usize) -> Option<&IssuerConfig> {
+        self.issuers.get(i).map(|s| &s.config)
+    }
+
+    pub fn key_store(&self, i: usize) -> Option<&KeyStore> {
+        self.issuers.get(i).map(|s| &s.store)
+    }
+
+    pub fn key_store_mut(&mut self, i: usize) -> Option<&mut KeyStore> {
+        self.issuers.get_mut(i).map(|s| &mut s.store)
+    }
+
+    /// Key-set generation of issuer `i` (the cache compares it).
+    pub fn generation(&self, i: usize) -> Option<u64> {
+        self.issuers.get(i).map(|s| s.store.generation())
+    }
+
+    /// JWKS fetches to dispatch now. Call [`TokenVerifier::begin_fetch`] for
+    /// each dispatched one.
+    pub fn fetches_due(&self, now: u64) -> Vec<KeyFetch> {
+        self.issuers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let reason = s.store.fetch_due(now)?;
+                let (authority, path) = s.config.jwks_authority_and_path()?;
+                Some(KeyFetch {
+                    issuer_index: i,
+                    reason,
+                    cluster: s.config.jwks_cluster.clone()?,
+                    authority,
+                    path,
+                    timeout_ms: s.config.jwks_timeout_ms,
+                })
+            })
+            .collect()
+    }
+
+    pub fn begin_fetch(&mut self, i: usize, now: u64) {
+        if let Some(s) = self.issuers.get_mut(i) {
+            s.store.begin_fetch(now);
+        }
+    }
+
+    /// Hand back a fetch result: `Ok((status, body))` for an HTTP answer,
+    /// `Err(message)` for a failed call. Non-200 is a failure; the last good
+    /// key set is kept on any failure.
+    pub fn on_jwks_response(
+        &mut self,
+        i: usize,
+        response: Result<(u16, &[u8]), &str>,
+        now: u64,
+    ) -> Result<JwksUpdate, String> {
+        let s = self
+            .issuers
+            .get_mut(i)
+            .ok_or_else(|| format!("no issuer {i}"))?;
+        let issuer = s.config.issuer.clone();
+        let result = match response {
+            Ok((200, body)) => s.store.on_fetch_success(body, now),
+            Ok((status, _)) => {
+                let msg = format!("JWKS endpoint answered HTTP {status}");
+                s.store.on_fetch_failure(&msg, now);
+                Err(msg)
+            }
+            Err(e) => {
+                let msg = format!("JWKS fetch failed: {e}");
+                s.store.on_fetch_failure(&msg, now);
+                Err(msg)
+            }
+        };
+        result.map_err(|e| format!("issuer {issuer}: {e}"))
+    }
+
+    /// Full path for a request: cache, else JWT verification, else an
+    /// introspection call. `to_value` turns a fresh verification into the
+    /// cached value (keep it small).
+    pub fn authenticate<V: Clone>(
+        &mut self,
+        cache: &mut TokenCache<V>,
+        bearer: &BearerToken,
+        now: u64,
+        verifier: &dyn SignatureVerifier,
+        to_value: impl FnOnce(&VerifiedToken) -> V,
+    ) -> Result<Authenticated<V>, TokenError> {
+        let token = bearer.token.as_str();
+        let key = CacheKey::of(token);
+        let issuers = &self.issuers;
+        if let Some(hit) = cache.get(&key, now, |i| issuers.get(i).map(|s| s.store.generation())) {
+            hit.times.check(now, self.settings.leeway_seconds)?;
+            return Ok(Authenticated::Verified {
+                value: hit.value,
+                cached: true,
+            });
+        }
+        if let Some(i) = self.introspection_target(token) {
+            let cfg = self
+                .issuers
+                .get(i)
+                .and_then(|s| s.config.introspection.as_ref())
+                .ok_or_else(|| TokenError::invalid("introspection is not configured"))?;
+            return Ok(Authenticated::Introspect(introspection::build_request(
+                i, cfg, token,
+            )));
+        }
+        let verified = self.verify_jwt(token, now, verifier)?;
+        let generation = self.generation(verified.issuer_index).unwrap_or(0);
+        // `exp` is required for JWTs; time checks rerun on every hit anyway.
+        let expires_at = verified
+            .times
+            .exp
+            .unwrap_or(now)
+            .saturating_add(self.settings.leeway_seconds);
+        let value = to_value(&verified);
+        cache.insert(
+            key,
+            verified.issuer_index,
+            generation,
+            expires_at,
+            verified.times,
+            value.clone(),
+        );
+        Ok(Authenticated::Verified {
+            value,
+            cached: false,
+        })
+    }
+
+    /// The introspection issuer for this token, if it must be introspected:
+    /// non-JWTs when an introspection issuer exists, and JWTs whose `iss` is
+    /// that issuer.
+    pub fn introspection_target(&self, token: &str) -> Option<usize> {
+        let i = self.introspection_issuer?;
+        if jose::split_compact(token).is_none() {
+            return Some(i);
+        }
+        let iss = jose::peek_issuer(token)?;
+        let s = self.issuers.get(i)?;
+        (s.config.issuer == iss).then_some(i)
+    }
+
+    /// Finish an introspection call (`Ok((status, body))` or `Err(message)`
+    /// for a failed/timed-out call) and cache the answer.
+    pub fn complete_introspection<V: Clone>(
+        &self,
+        cache: &mut TokenCache<V>,
+        request: &IntrospectionRequest,
+        token: &str,
+        response: Result<(u16, &[u8]), &str>,
+        now: u64,
+        to_value: impl FnOnce(&VerifiedToken) -> V,
+    ) -> Result<V, TokenError> {
+        let i = request.issuer_index;
+        let s = self
+            .issuers
+            .get(i)
+            .ok_or_else(|| TokenError::invalid("introspection issuer not configured"))?;
+        let cfg = s
+            .config
+            .introspection
+            .as_ref()
+            .ok_or_else(|| TokenError::invalid("introspection issuer not configured"))?;
+        let (status, body) =
+            response.map_err(|e| introspection::unavailable(&s.config.issuer, e))?;
+        let (verified, cache_until) = introspection::parse_response(
+            i,
+            &s.config.issuer,
+            cfg,
+            &s.audiences,
+            status,
+            body,
+            now,
+            self.settings.leeway_seconds,
+        )?;
+        let value = to_value(&verified);
+        if cache_until > now {
+            cache.insert(
+                CacheKey::of(token),
+                i,
+                s.store.generation(),
+                cache_until,
+                verified.times,
+                value.clone(),
+            );
+        }
+        Ok(value)
+    }
+
+    /// Verify a compact JWS: structure, header rules, issuer, algorithm
+    /// pinning, key selection, signature, then claims.
+    pub fn verify_jwt(
+        &mut self,
+        token: &str,
+        now: u64,
+        verifier: &dyn SignatureVerifier,
+    ) -> Result<VerifiedToken, TokenError> {
+        if token.len() > self.settings.max_bytes {
+            return Err(TokenError::invalid(format!(
+                "the bearer token is larger than token.max_bytes ({} bytes)",
+                self.settings.max_bytes
+            )));
+        }
+        let (h64, p64, s64) = jose::split_compact(token).ok_or_else(|| {
+            TokenError::invalid(
+                "the token is not a JWT (three base64url parts separated by dots) and no introspection issuer is configured",
+            )
+        })?;
+        let header = jose::parse_header(h64)?;
+        let alg = check_alg_name(&header.alg)?;
+        let claims = jose::decode_json_segment(p64, "payload")?;
+        let signature = jose::decode_b64url(s64, "signature")?;
+
+        let iss = match claims.get("iss") {
+            Some(Value::String(s)) => s.as_str(),
+            Some(_) => {
+                return Err(TokenError::invalid(
+                    "the token claim `iss` must be a string",
+                ))
+            }
+            None => return Err(TokenError::invalid("the token has no `iss` claim")),
+        };
+        let (index, state) = self
+            .issuers
+            .iter_mut()
+            .enumerate()
+            .find(|(_, s)| s.config.issuer == iss)
+            .ok_or_else(|| {
+                TokenError::invalid(
+                    "the token issuer (`iss`) is not a trusted issuer of this server",
+                )
+            })?;
+        let issuer = state.config.issuer.clone();
+        if !state.algorithms.contains(&alg) {
+            return Err(TokenError::invalid(format!(
+                "algorithm {} is not allowed for issuer {issuer} (issuers[{index}].algorithms)",
+                alg.name()
+            )));
+        }
+        if state.config.require_typ_at_jwt {
+            let ok = header.typ.as_deref().is_some_and(|t| {
+                t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+            });
+            if !ok {
+                return Err(TokenError::invalid(format!(
+                    "issuer {issuer} requires the header typ `at+jwt` (RFC 9068); this token is not an access token JWT"
+                )));
+            }
+        }
+
+        // Keys.
+        let Some(keys) = state.store.keys() else {
+            let mut e = TokenError::new(
+                Reason::KeysUnavailable,
+                match state.store.last_error() {
+                    Some(err) => format!(
+                        "no signing keys are available yet for issuer {issuer} (last fetch: {err})"
+                    ),
+                    None => format!("no signing keys are available yet for issuer {issuer}"),
+                },
+            );
+            if state.store.fetch_pending(now) {
+                e.refetch_keys = Some(index);
+            }
+            return Err(e);
+        };
+        let kid = header.kid.as_deref();
+        let candidates: Vec<_> = keys.candidates(kid, alg).collect();
+        if candidates.is_empty() {
+            let known_kid = kid.is_some_and(|k| keys.has_kid(k));
+            let mut e = TokenError::invalid(match (kid, known_kid) {
+                (Some(_), true) => format!(
+                    "the key named by the token's kid cannot verify {} for issuer {issuer}",
+                    alg.name()
+                ),
+                (Some(_), false) => {
+                    format!("no key with the token's kid is known for issuer {issuer}")
+                }
+                (None, _) => format!(
+                    "the token has no kid and issuer {issuer} has no key for {}",
+                    alg.name()
+                ),
+            });
+            if !known_kid && state.store.request_unknown_kid_refetch(now) {
+                e.refetch_keys = Some(index);
+            }
+            return Err(e);
+        }
+        let signing_input = token
+            .get(..h64.len() + 1 + p64.len())
+            .ok_or_else(|| TokenError::invalid("the token is malformed"))?
+            .as_bytes();
+        let mut verified_with = None;
+        for key in candidates {
+            match verifier.verify(alg, key, signing_input, &signature) {
+                Ok(true) => {
+                    verified_with = Some(key);
+                    break;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    return Err(TokenError::invalid(format!(
+                        "the token signature could not be checked ({e})"
+                    )))
+                }
+            }
+        }
+        let Some(key) = verified_with else {
+            return Err(TokenError::invalid(format!(
+                "the token signature is invalid for issuer {issuer}"
+            )));
+        };
+        let key_id = key.kid.clone();
+
+        // Claims.
+        let times = TimeClaims::from_claims(&claims)?;
+        if times.exp.is_none() {
+            return Err(TokenError::invalid(
+                "the token has no `exp` claim; access tokens must expire",
+            ));
+        }
+        times.check(now, self.settings.leeway_seconds)?;
+        if let Some(max) = state.config.max_lifetime_seconds {
+            let (Some(exp), Some(iat)) = (times.exp, times.iat) else {
+                return Err(TokenError::invalid(format!(
+                    "issuer {issuer} limits token lifetime (issuers[{index}].max_lifetime_seconds) but the token has no `iat`"
+                )));
+            };
+            if exp.saturating_sub(iat) > max {
+                return Err(TokenError::invalid(format!(
+                    "the token lifetime (exp - iat) exceeds {max} seconds (issuers[{index}].max_lifetime_seconds)"
+                )));
+            }
+        }
+        let aud = jose::audiences(&claims)?;
+        if aud.is_empty() {
+            return Err(TokenError::invalid(format!(
+                "the token has no `aud` claim; expected one of: {}",
+                state.audiences.join(", ")
+            )));
+        }
+        if !aud
+            .iter()
+            .any(|a| state.audiences.iter().any(|ours| ours == a))
+        {
+            return Err(TokenError::invalid(format!(
+                "the token audience does not include this server (expected one of: {})",
+                state.audiences.join(", ")
+            )));
+        }
+        let jti = jose::optional_string(&claims, "jti", "payload")?;
+        let subject = jose::optional_string(&claims, "sub", "payload")?;
+        Ok(VerifiedToken {
+            issuer_index: index,
+            issuer,
+            claims: Value::Object(claims),
+            times,
+            jti,
+            subject,
+            algorithm: Some(alg),
+            key_id,
+            source: TokenSource::Jwt,
+        })
+    }
+}
+
+/// Map the header `alg` to a supported algorithm; unsigned and symmetric
+/// algorithms get their own messages. Unknown names are not echoed.
+fn check_alg_name(name: &str) -> Result<JwsAlgorithm, TokenError> {
+    if let Some(a) = JwsAlgorithm::from_name(name) {
+        return Ok(a);
+    }
+    if name.trim().eq_ignore_ascii_case("none") || name.is_empty() {
+        return Err(TokenError::invalid(
+            "unsigned tokens (alg none) are never accepted",
+        ));
+    }
+    let upper = name.to_ascii_uppercase();
+    if matches!(upper.as_str(), "HS256" | "HS384" | "HS512") {
+        return Err(TokenError::invalid(format!(
+            "symmetric algorithm {upper} is not accepted; tokens must be signed with the issuer's asymmetric key"
+        )));
+    }
+    Err(TokenError::invalid(
+        "the token algorithm (`alg`) is not supported; supported: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA",
+    ))
+}
