@@ -1,6 +1,14 @@
 //! Attack and validation table for JWT verification. Every case names the
 //! expected reason and a substring of the description.
 
+// Test helpers outside #[test] functions may unwrap and index.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod token_support;
 
 use fhir_smart_authz::decision::Reason;
