@@ -957,3 +957,11 @@ fn cli_verify_and_inspect() {
         (Value::Null, json!(false))
     );
 }
+
+#[test]
+fn shared_jwks_encoding_round_trips() {
+    use fhir_smart_authz::token::{decode_shared_jwks, encode_shared_jwks};
+    let enc = encode_shared_jwks(NOW, JWKS.as_bytes());
+    assert_eq!(decode_shared_jwks(&enc), Some((NOW, JWKS.as_bytes())));
+    assert_eq!(decode_shared_jwks(&enc[..7]), None);
+}

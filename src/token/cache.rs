@@ -187,6 +187,17 @@ mod tests {
     }
 
     #[test]
+    fn entries_are_small() {
+        // Per entry: the map slot (32-byte key + entry) and an order slot. With
+        // an `Rc` value, 10 000 entries stay around 2 MiB (plus what the value
+        // points to), well under the 16 MiB budget.
+        let slot = std::mem::size_of::<(CacheKey, Entry<std::rc::Rc<()>>)>();
+        let order = std::mem::size_of::<(CacheKey, u64)>();
+        assert!(slot <= 128, "{slot}");
+        assert!((slot * 2 + order * 3) * 10_000 < 4 * 1024 * 1024);
+    }
+
+    #[test]
     fn disabled_and_replacement() {
         let mut c: TokenCache<u32> = TokenCache::new(0);
         c.insert(CacheKey::of("a"), 0, 1, 100, t(), 1);

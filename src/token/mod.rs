@@ -25,7 +25,10 @@ pub use cache::{CacheHit, CacheKey, TokenCache};
 pub use host_crypto::HostAssistedVerifier;
 pub use introspection::IntrospectionRequest;
 pub use jose::TimeClaims;
-pub use keys::{FetchReason, Jwk, JwksUpdate, KeySet, KeyStore, SkippedKey};
+pub use keys::{
+    decode_shared_jwks, encode_shared_jwks, FetchReason, Jwk, JwksUpdate, KeySet, KeyStore,
+    SkippedKey,
+};
 pub use verify::{Authenticated, KeyFetch, TokenSource, TokenVerifier, VerifiedToken};
 
 use crate::config::{Config, ConfigError};
