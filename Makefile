@@ -46,7 +46,7 @@ bench-core: ## criterion: classify + decide natively
 	$(CARGO) bench --bench core
 
 bench: build cli venv bench-core ## inside real Envoy (token paths, cache hits) + core
-	$(PY) tests/e2e/bench.py
+	$(PY) -m tests.e2e.bench
 
 demo: build cli venv
 	$(PY) -m tests.e2e.demo

@@ -1,1 +1,41 @@
 //! The whole decision for one request: classify, then authorize. Pure.
+
+use crate::config::Config;
+use crate::decision::{Decision, Reason};
+use crate::fhir::{classify, RequestParts};
+use crate::policy::{authorize, AuthContext};
+use serde_json::Value;
+
+/// Decide from verified claims (`None` = no token). Builds the
+/// [`AuthContext`] on every call; the filter caches it per token and uses
+/// [`decide_with_context`].
+#[allow(clippy::result_large_err)]
+pub fn decide(config: &Config, req: &RequestParts, claims: Option<&Value>) -> Decision {
+    match claims.map(|c| AuthContext::from_claims(config, c)) {
+        None => decide_with_context(config, req, None),
+        Some(Ok(ctx)) => decide_with_context(config, req, Some(&ctx)),
+        Some(Err(denial)) => {
+            // Unusable claims: public endpoints stay public, everything else is refused.
+            let d = decide_with_context(config, req, None);
+            if d.reason == Reason::PublicEndpoint || d.reason == Reason::InvalidRequest {
+                return d;
+            }
+            match d.interaction {
+                Some(it) => denial.with_interaction(it),
+                None => denial,
+            }
+        }
+    }
+}
+
+/// Decide with an already-built context (`None` = no token).
+pub fn decide_with_context(
+    config: &Config,
+    req: &RequestParts,
+    ctx: Option<&AuthContext>,
+) -> Decision {
+    match classify(config, req) {
+        Ok(it) => authorize(config, it, ctx),
+        Err(e) => Decision::deny(Reason::InvalidRequest, e.message),
+    }
+}

@@ -15,5 +15,4 @@ pub mod policy;
 pub mod scope;
 pub mod token;
 
-#[cfg(target_arch = "wasm32")]
 pub mod filter;

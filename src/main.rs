@@ -1,4 +1,13 @@
-//! `fhir-smart-authz` command-line tool.
+//! `fhir-smart-authz` command-line tool (native only; the wasm build is `--lib`).
+
+mod cli;
+
 fn main() {
-    std::process::exit(0);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let code = cli::run(
+        &args,
+        &mut std::io::stdin().lock(),
+        &mut std::io::stdout().lock(),
+    );
+    std::process::exit(code);
 }

@@ -2,17 +2,142 @@
 //! the discovery document, the audit record and metrics. Pure data + validation.
 
 use super::ConfigError;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// A verified fact the filter can forward to the upstream FHIR server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fact {
+    /// The launch patient id (`patient` claim, or from `fhirUser` when configured).
+    Patient,
+    /// The `fhirUser` claim.
+    FhirUser,
+    /// `client_id` (else `azp`).
+    ClientId,
+    /// The granted scopes, space-delimited.
+    Scopes,
+    /// The `sub` claim.
+    Subject,
+    /// The `iss` claim.
+    Issuer,
+}
+
+impl Fact {
+    pub const ALL: [Fact; 6] = [
+        Fact::Patient,
+        Fact::FhirUser,
+        Fact::ClientId,
+        Fact::Scopes,
+        Fact::Subject,
+        Fact::Issuer,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fact::Patient => "patient",
+            Fact::FhirUser => "fhir_user",
+            Fact::ClientId => "client_id",
+            Fact::Scopes => "scopes",
+            Fact::Subject => "subject",
+            Fact::Issuer => "issuer",
+        }
+    }
+
+    /// Header suffix after the prefix (`x-smart-` + `fhir-user`).
+    fn header_suffix(self) -> &'static str {
+        match self {
+            Fact::Patient => "patient",
+            Fact::FhirUser => "fhir-user",
+            Fact::ClientId => "client-id",
+            Fact::Scopes => "scopes",
+            Fact::Subject => "subject",
+            Fact::Issuer => "issuer",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpstreamConfig {
     /// Remove the `Authorization` header before forwarding.
     pub strip_authorization: bool,
+    /// Which verified facts to forward as request headers. Default: all six
+    /// (`patient`, `fhir_user`, `client_id`, `scopes`, `subject`, `issuer`).
+    /// Incoming copies of every fact header are always removed, forwarded or not.
+    pub forward_headers: Vec<Fact>,
+    /// Prefix of the fact headers. Default `x-smart-`.
+    pub header_prefix: String,
+    /// Per-fact header name overrides, e.g. `{"patient": "x-patient-id"}`.
+    pub header_names: BTreeMap<Fact, String>,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        UpstreamConfig {
+            strip_authorization: false,
+            forward_headers: Fact::ALL.to_vec(),
+            header_prefix: "x-smart-".into(),
+            header_names: BTreeMap::new(),
+        }
+    }
+}
+
+fn is_header_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.'
+        })
 }
 
 impl UpstreamConfig {
-    pub fn validate(&self, _field: &str) -> Result<(), ConfigError> {
+    /// The (lower-case) header name of a fact.
+    pub fn header_name(&self, fact: Fact) -> String {
+        match self.header_names.get(&fact) {
+            Some(n) => n.to_ascii_lowercase(),
+            None => format!("{}{}", self.header_prefix, fact.header_suffix()),
+        }
+    }
+
+    /// All fact header names (removed from every incoming request).
+    pub fn all_header_names(&self) -> Vec<String> {
+        Fact::ALL.iter().map(|f| self.header_name(*f)).collect()
+    }
+
+    pub fn validate(&self, field: &str) -> Result<(), ConfigError> {
+        if !self.header_prefix.is_empty() && !is_header_name(&self.header_prefix) {
+            return Err(ConfigError::new(
+                format!("{field}.header_prefix"),
+                "must be a lower-case header name prefix of [a-z0-9-_.], e.g. \"x-smart-\"",
+            ));
+        }
+        for (fact, name) in &self.header_names {
+            let lower = name.to_ascii_lowercase();
+            if !is_header_name(&lower) {
+                return Err(ConfigError::new(
+                    format!("{field}.header_names.{}", fact.as_str()),
+                    format!("{name:?} is not a valid header name (use [a-z0-9-_.])"),
+                ));
+            }
+            if matches!(
+                lower.as_str(),
+                "authorization" | "host" | "content-length" | "content-type" | "transfer-encoding"
+            ) {
+                return Err(ConfigError::new(
+                    format!("{field}.header_names.{}", fact.as_str()),
+                    format!("{name:?} is a protocol header; choose a dedicated name such as \"x-smart-{}\"", fact.header_suffix()),
+                ));
+            }
+        }
+        let names = self.all_header_names();
+        for (i, n) in names.iter().enumerate() {
+            if names.iter().skip(i + 1).any(|m| m == n) {
+                return Err(ConfigError::new(
+                    format!("{field}.header_names"),
+                    format!("two facts map to the same header {n:?}"),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -22,51 +147,264 @@ impl UpstreamConfig {
 pub struct ResponsesConfig {
     /// `realm` in `WWW-Authenticate`.
     pub realm: String,
+    /// Status that replaces a response which fails an obligation check
+    /// (patient compartment / granular scope): 403 (default) or 404 (hide existence).
+    pub obligation_denied_status: u16,
 }
 
 impl Default for ResponsesConfig {
     fn default() -> Self {
         ResponsesConfig {
             realm: "fhir".into(),
+            obligation_denied_status: 403,
         }
     }
 }
 
 impl ResponsesConfig {
-    pub fn validate(&self, _field: &str) -> Result<(), ConfigError> {
+    pub fn validate(&self, field: &str) -> Result<(), ConfigError> {
+        if self.realm.chars().any(|c| c.is_control()) {
+            return Err(ConfigError::new(
+                format!("{field}.realm"),
+                "must not contain control characters",
+            ));
+        }
+        if !matches!(self.obligation_denied_status, 403 | 404) {
+            return Err(ConfigError::new(
+                format!("{field}.obligation_denied_status"),
+                format!("must be 403 or 404 (got {})", self.obligation_denied_status),
+            ));
+        }
         Ok(())
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The SMART discovery document served at `[base]/.well-known/smart-configuration`
+/// (SMART App Launch 2.2 §Conformance). Present = the filter answers it itself.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DiscoveryConfig {
+    /// `issuer`: required when `sso-openid-connect` is among the capabilities.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// Required (absolute URL).
     pub authorization_endpoint: String,
+    /// Required (absolute URL).
     pub token_endpoint: String,
+    /// Default `["authorization_code"]`.
+    pub grant_types_supported: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub introspection_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub management_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scopes_supported: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub response_types_supported: Vec<String>,
+    /// SMART capabilities, e.g. `launch-standalone`, `permission-v2`.
+    pub capabilities: Vec<String>,
+    /// Always `["S256"]` unless overridden (`plain` is refused).
+    pub code_challenge_methods_supported: Vec<String>,
+}
+
+fn is_abs_url(u: &str) -> bool {
+    (u.starts_with("https://") || u.starts_with("http://"))
+        && u.len() > "https://".len()
+        && !u.contains(char::is_whitespace)
 }
 
 impl DiscoveryConfig {
-    pub fn validate(&self, _field: &str) -> Result<(), ConfigError> {
+    pub fn validate(&self, field: &str) -> Result<(), ConfigError> {
+        for (name, value) in [
+            ("authorization_endpoint", Some(&self.authorization_endpoint)),
+            ("token_endpoint", Some(&self.token_endpoint)),
+            ("issuer", self.issuer.as_ref()),
+            ("jwks_uri", self.jwks_uri.as_ref()),
+            ("registration_endpoint", self.registration_endpoint.as_ref()),
+            (
+                "introspection_endpoint",
+                self.introspection_endpoint.as_ref(),
+            ),
+            ("revocation_endpoint", self.revocation_endpoint.as_ref()),
+            ("management_endpoint", self.management_endpoint.as_ref()),
+        ] {
+            if let Some(v) = value {
+                if !is_abs_url(v) {
+                    return Err(ConfigError::new(
+                        format!("{field}.{name}"),
+                        format!("must be an absolute http(s) URL such as \"https://auth.example.org/{name}\" (got {v:?})"),
+                    ));
+                }
+            }
+        }
+        if self
+            .code_challenge_methods_supported
+            .iter()
+            .any(|m| m == "plain")
+        {
+            return Err(ConfigError::new(
+                format!("{field}.code_challenge_methods_supported"),
+                "SMART App Launch 2.2 forbids `plain`; use [\"S256\"]",
+            ));
+        }
+        if self.capabilities.iter().any(|c| c == "sso-openid-connect") && self.issuer.is_none() {
+            return Err(ConfigError::new(
+                format!("{field}.issuer"),
+                "is required when capabilities include `sso-openid-connect`",
+            ));
+        }
         Ok(())
+    }
+
+    /// The JSON document served to clients.
+    pub fn document(&self) -> serde_json::Value {
+        let mut d = self.clone();
+        if d.code_challenge_methods_supported.is_empty() {
+            d.code_challenge_methods_supported = vec!["S256".into()];
+        }
+        if d.grant_types_supported.is_empty() {
+            d.grant_types_supported = vec!["authorization_code".into()];
+        }
+        serde_json::to_value(&d).unwrap_or(serde_json::Value::Null)
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct AuditConfig {}
+pub struct AuditConfig {
+    /// Write the audit record into filter state (access log). Default true.
+    pub enabled: bool,
+    /// `source` of the record: the name of this gateway. Default `fhir-smart-authz`.
+    pub source: String,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            enabled: true,
+            source: "fhir-smart-authz".into(),
+        }
+    }
+}
 
 impl AuditConfig {
-    pub fn validate(&self, _field: &str) -> Result<(), ConfigError> {
+    pub fn validate(&self, field: &str) -> Result<(), ConfigError> {
+        if self.source.trim().is_empty() {
+            return Err(ConfigError::new(
+                format!("{field}.source"),
+                "must name this gateway, e.g. \"fhir-gw-eu1\"",
+            ));
+        }
         Ok(())
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct MetricsConfig {}
+pub struct MetricsConfig {
+    /// Prefix of every metric. Default `fhir_smart_authz`.
+    pub prefix: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            prefix: "fhir_smart_authz".into(),
+        }
+    }
+}
 
 impl MetricsConfig {
-    pub fn validate(&self, _field: &str) -> Result<(), ConfigError> {
+    pub fn validate(&self, field: &str) -> Result<(), ConfigError> {
+        let ok = !self.prefix.is_empty()
+            && self
+                .prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+            && !self.prefix.starts_with('.')
+            && !self.prefix.ends_with('.');
+        if !ok {
+            return Err(ConfigError::new(
+                format!("{field}.prefix"),
+                format!("must be [A-Za-z0-9_.] without leading/trailing `.`, e.g. \"fhir_smart_authz\" (got {:?})", self.prefix),
+            ));
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn shell_defaults() {
+        let c = Config::default_config().unwrap();
+        assert_eq!(
+            c.upstream.header_name(super::Fact::FhirUser),
+            "x-smart-fhir-user"
+        );
+        assert_eq!(c.upstream.forward_headers.len(), 6);
+        assert_eq!(c.responses.obligation_denied_status, 403);
+        assert_eq!(c.metrics.prefix, "fhir_smart_authz");
+        assert_eq!(c.audit.source, "fhir-smart-authz");
+    }
+
+    #[test]
+    fn shell_errors_name_the_field() {
+        for (json, field) in [
+            (
+                r#"{"responses":{"obligation_denied_status":500}}"#,
+                "responses.obligation_denied_status",
+            ),
+            (r#"{"metrics":{"prefix":"a b"}}"#, "metrics.prefix"),
+            (
+                r#"{"upstream":{"header_names":{"patient":"Authorization"}}}"#,
+                "upstream.header_names.patient",
+            ),
+            (
+                r#"{"upstream":{"header_names":{"patient":"x-smart-subject"}}}"#,
+                "upstream.header_names",
+            ),
+            (
+                r#"{"discovery":{"authorization_endpoint":"/auth","token_endpoint":"https://a/t"}}"#,
+                "discovery.authorization_endpoint",
+            ),
+            (
+                r#"{"discovery":{"authorization_endpoint":"https://a/a","token_endpoint":"https://a/t","code_challenge_methods_supported":["plain"]}}"#,
+                "discovery.code_challenge_methods_supported",
+            ),
+            (r#"{"audit":{"source":" "}}"#, "audit.source"),
+        ] {
+            let e = Config::from_json(json.as_bytes()).unwrap_err();
+            assert_eq!(e.field, field, "{json}: {e}");
+        }
+    }
+
+    #[test]
+    fn discovery_document_defaults() {
+        let c = Config::from_json(
+            br#"{"discovery":{"authorization_endpoint":"https://a/authorize","token_endpoint":"https://a/token","capabilities":["launch-standalone"]}}"#,
+        )
+        .unwrap();
+        let d = c.discovery.unwrap().document();
+        assert_eq!(
+            d,
+            serde_json::json!({
+                "authorization_endpoint": "https://a/authorize",
+                "token_endpoint": "https://a/token",
+                "grant_types_supported": ["authorization_code"],
+                "capabilities": ["launch-standalone"],
+                "code_challenge_methods_supported": ["S256"]
+            })
+        );
     }
 }

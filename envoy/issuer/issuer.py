@@ -1,0 +1,291 @@
+#!/usr/bin/env python3
+"""Demo SMART token issuer for the fhir-smart-authz rigs.
+
+NOT an authorization server: it mints signed demo access tokens on request,
+for local testing only. Never expose it beyond a test network.
+
+HTTP endpoints
+  GET  /.well-known/jwks.json      public keys (one RS256 and one ES256 key, each with a kid)
+  GET  /.well-known/openid-configuration   issuer + jwks_uri (for tools that discover keys)
+  GET  /token?profile=patient|clinician|backend[&patient=..][&scope=..][&alg=RS256|ES256]
+             [&aud=..][&exp_in=seconds][&fhirUser=..][&client_id=..]
+                                   mint a token; answers {"access_token", "token_type", "expires_in", "scope", ...}
+  POST /admin/rotate[?keep=1]      new key pair (new kid) per algorithm; old keys are dropped from
+                                   the JWKS unless keep=1. Answers the new JWKS.
+  GET  /healthz                    200 "ok"
+  GET  /stats                      {"jwks_fetches": N} (how often the JWKS was served)
+
+Import use (the e2e tests): ``Issuer(issuer_url, audience).mint("patient", patient="pat-a")``
+and ``serve(issuer, host, port)`` which returns a running ThreadingHTTPServer.
+
+Run: python3 envoy/issuer/issuer.py --host 127.0.0.1 --port 8081 \
+        --issuer-url http://127.0.0.1:8081 --audience http://127.0.0.1:10000/fhir
+Environment overrides: ISSUER_HOST, ISSUER_PORT, ISSUER_URL, ISSUER_AUDIENCE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+ALGORITHMS = ("RS256", "ES256")
+
+# Demo profiles: what each kind of SMART client typically holds.
+PROFILES: dict[str, dict[str, Any]] = {
+    # A patient-facing app launched for one patient (SMART App Launch, patient/ scopes).
+    "patient": {
+        "scope": "launch/patient openid fhirUser patient/Patient.rs patient/Observation.rs "
+        "patient/Condition.rs patient/Encounter.rs",
+        "client_id": "demo-patient-app",
+        "patient": "pat-a",
+        "fhirUser": "Patient/pat-a",
+    },
+    # A clinician app (user/ scopes, no patient context unless given).
+    "clinician": {
+        "scope": "openid fhirUser user/Patient.rs user/Observation.cruds user/Condition.rs "
+        "user/Encounter.rs",
+        "client_id": "demo-clinician-app",
+        "patient": None,
+        "fhirUser": "Practitioner/prac-1",
+    },
+    # A SMART Backend Services client (system/ scopes).
+    "backend": {
+        "scope": "system/Patient.rs system/Observation.rs system/Condition.rs system/Encounter.rs",
+        "client_id": "demo-backend-service",
+        "patient": None,
+        "fhirUser": None,
+    },
+}
+
+
+def _b64u_uint(n: int) -> str:
+    raw = n.to_bytes((n.bit_length() + 7) // 8 or 1, "big")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _b64u_fixed(n: int, size: int) -> str:
+    return base64.urlsafe_b64encode(n.to_bytes(size, "big")).rstrip(b"=").decode()
+
+
+@dataclass
+class SigningKey:
+    alg: str
+    kid: str
+    private: Any
+
+    @classmethod
+    def generate(cls, alg: str) -> "SigningKey":
+        if alg == "RS256":
+            private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        elif alg == "ES256":
+            private = ec.generate_private_key(ec.SECP256R1())
+        else:
+            raise ValueError(f"unsupported algorithm {alg!r}; use one of {ALGORITHMS}")
+        kid = f"{alg.lower()}-{uuid.uuid4().hex[:12]}"
+        return cls(alg=alg, kid=kid, private=private)
+
+    def jwk(self) -> dict[str, str]:
+        pub = self.private.public_key()
+        if self.alg == "RS256":
+            nums = pub.public_numbers()
+            return {"kty": "RSA", "use": "sig", "alg": "RS256", "kid": self.kid,
+                    "n": _b64u_uint(nums.n), "e": _b64u_uint(nums.e)}
+        nums = pub.public_numbers()
+        return {"kty": "EC", "use": "sig", "alg": "ES256", "kid": self.kid, "crv": "P-256",
+                "x": _b64u_fixed(nums.x, 32), "y": _b64u_fixed(nums.y, 32)}
+
+
+@dataclass
+class Issuer:
+    """Keys + minting. Thread-safe; the HTTP server and the tests share one."""
+
+    issuer_url: str
+    audience: str
+    default_lifetime: int = 3600
+    keys: dict[str, SigningKey] = field(default_factory=dict)  # alg -> current key
+    published: list[SigningKey] = field(default_factory=list)  # keys in the JWKS
+    jwks_fetches: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.keys:
+            for alg in ALGORITHMS:
+                key = SigningKey.generate(alg)
+                self.keys[alg] = key
+                self.published.append(key)
+
+    # --- keys -------------------------------------------------------------
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        with self._lock:
+            return {"keys": [k.jwk() for k in self.published]}
+
+    def rotate(self, keep_old: bool = False) -> dict[str, str]:
+        """New key (new kid) for every algorithm. Returns {alg: new kid}."""
+        with self._lock:
+            fresh = {alg: SigningKey.generate(alg) for alg in ALGORITHMS}
+            self.published = (self.published if keep_old else []) + list(fresh.values())
+            self.keys = fresh
+            return {alg: k.kid for alg, k in fresh.items()}
+
+    def kid(self, alg: str = "RS256") -> str:
+        return self.keys[alg].kid
+
+    # --- tokens -----------------------------------------------------------
+    def claims(self, profile: str = "patient", **overrides: Any) -> dict[str, Any]:
+        """The claim set for a profile; overrides replace claims, a None value removes one."""
+        if profile not in PROFILES:
+            raise ValueError(f"unknown profile {profile!r}; use one of {sorted(PROFILES)}")
+        base = PROFILES[profile]
+        now = int(time.time())
+        lifetime = int(overrides.pop("exp_in", self.default_lifetime))
+        claims: dict[str, Any] = {
+            "iss": self.issuer_url,
+            "sub": base["fhirUser"] or base["client_id"],
+            "aud": self.audience,
+            "iat": now,
+            "nbf": now - 5,
+            "exp": now + lifetime,
+            "jti": uuid.uuid4().hex,
+            "client_id": base["client_id"],
+            "scope": base["scope"],
+        }
+        if base["patient"]:
+            claims["patient"] = base["patient"]
+        if base["fhirUser"]:
+            claims["fhirUser"] = base["fhirUser"]
+        for name, value in overrides.items():
+            if value is None:
+                claims.pop(name, None)
+            else:
+                claims[name] = value
+        return claims
+
+    def sign(self, claims: dict[str, Any], alg: str = "RS256", kid: str | None = None,
+             key: SigningKey | None = None, headers: dict[str, Any] | None = None) -> str:
+        signing = key or self.keys[alg]
+        hdr = {"kid": kid or signing.kid, "typ": "JWT"}
+        hdr.update(headers or {})
+        return jwt.encode(claims, signing.private, algorithm=signing.alg, headers=hdr)
+
+    def mint(self, profile: str = "patient", alg: str = "RS256", **overrides: Any) -> str:
+        return self.sign(self.claims(profile, **overrides), alg=alg)
+
+
+def serve(issuer: Issuer, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
+    """Start the HTTP server in a daemon thread and return it (``server.server_port``)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "demo-issuer/1"
+
+        def log_message(self, fmt: str, *args: Any) -> None:  # quiet unless asked
+            if os.environ.get("ISSUER_VERBOSE"):
+                sys.stderr.write("issuer: " + fmt % args + "\n")
+
+        def _send(self, status: int, body: Any, ctype: str = "application/json") -> None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:  # noqa: N802
+            url = urlparse(self.path)
+            q = {k: v[-1] for k, v in parse_qs(url.query).items()}
+            if url.path == "/.well-known/jwks.json":
+                with issuer._lock:
+                    issuer.jwks_fetches += 1
+                self._send(200, issuer.jwks())
+            elif url.path == "/.well-known/openid-configuration":
+                self._send(200, {"issuer": issuer.issuer_url,
+                                 "jwks_uri": issuer.issuer_url + "/.well-known/jwks.json",
+                                 "token_endpoint": issuer.issuer_url + "/token"})
+            elif url.path == "/token":
+                self._token(q)
+            elif url.path == "/healthz":
+                self._send(200, b"ok", "text/plain")
+            elif url.path == "/stats":
+                self._send(200, {"jwks_fetches": issuer.jwks_fetches,
+                                 "kids": {a: k.kid for a, k in issuer.keys.items()}})
+            else:
+                self._send(404, {"error": "not_found", "error_description": f"no route {url.path}"})
+
+        def do_POST(self) -> None:  # noqa: N802
+            url = urlparse(self.path)
+            q = {k: v[-1] for k, v in parse_qs(url.query).items()}
+            if url.path == "/admin/rotate":
+                kids = issuer.rotate(keep_old=q.get("keep") in ("1", "true"))
+                self._send(200, {"kids": kids, **issuer.jwks()})
+            elif url.path == "/token":
+                length = int(self.headers.get("Content-Length") or 0)
+                form = {k: v[-1] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+                self._token({**form, **q})
+            else:
+                self._send(404, {"error": "not_found"})
+
+        def _token(self, q: dict[str, str]) -> None:
+            profile = q.pop("profile", "patient")
+            alg = q.pop("alg", "RS256")
+            if profile not in PROFILES or alg not in ALGORITHMS:
+                self._send(400, {"error": "invalid_request",
+                                 "error_description": f"profile must be one of {sorted(PROFILES)}, "
+                                 f"alg one of {list(ALGORITHMS)}"})
+                return
+            overrides: dict[str, Any] = {}
+            for name in ("patient", "scope", "aud", "fhirUser", "client_id", "sub", "iss"):
+                if name in q:
+                    overrides[name] = q[name] or None  # empty value removes the claim
+            if "exp_in" in q:
+                overrides["exp_in"] = int(q["exp_in"])
+            claims = issuer.claims(profile, **overrides)
+            token = issuer.sign(claims, alg=alg)
+            self._send(200, {"access_token": token, "token_type": "Bearer",
+                             "expires_in": claims["exp"] - claims["iat"],
+                             "scope": claims.get("scope", ""), "patient": claims.get("patient"),
+                             "kid": issuer.keys[alg].kid})
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="issuer", daemon=True).start()
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Demo SMART token issuer (testing only).")
+    p.add_argument("--host", default=os.environ.get("ISSUER_HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("ISSUER_PORT", "8081")))
+    p.add_argument("--issuer-url", default=os.environ.get("ISSUER_URL"),
+                   help="the iss claim and JWKS base (default http://HOST:PORT)")
+    p.add_argument("--audience", default=os.environ.get("ISSUER_AUDIENCE", "http://127.0.0.1:10000/fhir"),
+                   help="aud claim: the FHIR base URL as clients see it")
+    args = p.parse_args(argv)
+    url = (args.issuer_url or f"http://{args.host}:{args.port}").rstrip("/")
+    issuer = Issuer(issuer_url=url, audience=args.audience)
+    server = serve(issuer, args.host, args.port)
+    print(f"demo issuer {url} listening on {args.host}:{server.server_port} "
+          f"(aud {args.audience}); kids {[k.kid for k in issuer.published]}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

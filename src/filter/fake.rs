@@ -1,0 +1,324 @@
+//! An in-memory host and fake ports for native tests of the shell.
+
+use super::host::{Body, Headers, Host, HttpCall, Level, SharedWrite};
+use super::ports::{Engine, Pending, TokenPort, TokenStep};
+use crate::config::Config;
+use crate::decision::{Decision, Obligation, Reason};
+use crate::fhir::RequestParts;
+use serde_json::Value;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+
+/// A recorded local reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+pub struct FakeState {
+    pub request_headers: Vec<(String, String)>,
+    pub response_headers: Vec<(String, String)>,
+    pub call_response_headers: Vec<(String, String)>,
+    pub request_body: Vec<u8>,
+    pub response_body: Vec<u8>,
+    pub call_response_body: Vec<u8>,
+    pub replies: Vec<SentReply>,
+    pub resumed_requests: u32,
+    pub resumed_responses: u32,
+    pub properties: BTreeMap<String, Vec<u8>>,
+    pub calls: Vec<(u32, HttpCall)>,
+    pub next_call: u32,
+    pub fail_calls: bool,
+    pub shared: HashMap<String, (Vec<u8>, u32)>,
+    pub counters: BTreeMap<String, i64>,
+    pub counter_names: Vec<String>,
+    pub logs: Vec<(Level, String)>,
+    pub now_ms: u64,
+    pub tick_ms: u64,
+    pub configuration: Option<Vec<u8>>,
+}
+
+/// The fake host. All state is inspectable through `state`.
+#[derive(Debug, Default)]
+pub struct FakeHost {
+    pub state: RefCell<FakeState>,
+}
+
+impl FakeHost {
+    pub fn new(now_ms: u64) -> FakeHost {
+        let h = FakeHost::default();
+        h.state.borrow_mut().now_ms = now_ms;
+        h
+    }
+
+    pub fn counter(&self, name: &str) -> i64 {
+        self.state.borrow().counters.get(name).copied().unwrap_or(0)
+    }
+
+    pub fn request_header(&self, name: &str) -> Option<String> {
+        self.state
+            .borrow()
+            .request_headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    }
+}
+
+fn set_in(map: &mut Vec<(String, String)>, name: &str, value: Option<&str>) {
+    map.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    if let Some(v) = value {
+        map.push((name.to_string(), v.to_string()));
+    }
+}
+
+impl Host for FakeHost {
+    fn log(&self, level: Level, message: &str) {
+        self.state
+            .borrow_mut()
+            .logs
+            .push((level, message.to_string()));
+    }
+    fn now_ms(&self) -> u64 {
+        self.state.borrow().now_ms
+    }
+    fn headers(&self, which: Headers) -> Vec<(String, String)> {
+        let s = self.state.borrow();
+        match which {
+            Headers::Request => s.request_headers.clone(),
+            Headers::Response => s.response_headers.clone(),
+            Headers::CallResponse => s.call_response_headers.clone(),
+        }
+    }
+    fn set_header(&self, which: Headers, name: &str, value: Option<&str>) -> bool {
+        let mut s = self.state.borrow_mut();
+        match which {
+            Headers::Request => set_in(&mut s.request_headers, name, value),
+            Headers::Response => set_in(&mut s.response_headers, name, value),
+            Headers::CallResponse => return false,
+        }
+        true
+    }
+    fn body(&self, which: Body, max: usize) -> Option<Vec<u8>> {
+        let s = self.state.borrow();
+        let b = match which {
+            Body::Request => &s.request_body,
+            Body::Response => &s.response_body,
+            Body::CallResponse => &s.call_response_body,
+        };
+        Some(b.iter().take(max).copied().collect())
+    }
+    fn send_local_reply(&self, status: u16, headers: &[(String, String)], body: &[u8]) -> bool {
+        self.state.borrow_mut().replies.push(SentReply {
+            status,
+            headers: headers.to_vec(),
+            body: body.to_vec(),
+        });
+        true
+    }
+    fn resume_request(&self) -> bool {
+        self.state.borrow_mut().resumed_requests += 1;
+        true
+    }
+    fn resume_response(&self) -> bool {
+        self.state.borrow_mut().resumed_responses += 1;
+        true
+    }
+    fn set_property(&self, path: &[&str], value: &[u8]) -> bool {
+        self.state
+            .borrow_mut()
+            .properties
+            .insert(path.join("."), value.to_vec());
+        true
+    }
+    fn dispatch_http_call(&self, call: &HttpCall) -> Result<u32, String> {
+        let mut s = self.state.borrow_mut();
+        if s.fail_calls {
+            return Err(format!("unknown cluster {:?}", call.cluster));
+        }
+        s.next_call += 1;
+        let id = s.next_call;
+        s.calls.push((id, call.clone()));
+        Ok(id)
+    }
+    fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        match self.state.borrow().shared.get(key) {
+            Some((v, cas)) => (Some(v.clone()), Some(*cas)),
+            None => (None, None),
+        }
+    }
+    fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> SharedWrite {
+        let mut s = self.state.borrow_mut();
+        let current = s.shared.get(key).map(|(_, c)| *c);
+        if let (Some(want), Some(have)) = (cas, current) {
+            if want != have {
+                return SharedWrite::CasMismatch;
+            }
+        }
+        let next = current.unwrap_or(0) + 1;
+        s.shared.insert(key.to_string(), (value.to_vec(), next));
+        SharedWrite::Ok
+    }
+    fn call_foreign_function(&self, name: &str, _args: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        Err(format!("no foreign function {name} in the fake host"))
+    }
+    fn define_counter(&self, name: &str) -> Option<u32> {
+        let mut s = self.state.borrow_mut();
+        s.counter_names.push(name.to_string());
+        s.counters.entry(name.to_string()).or_insert(0);
+        u32::try_from(s.counter_names.len() - 1).ok()
+    }
+    fn increment_counter(&self, id: u32, by: i64) {
+        let mut s = self.state.borrow_mut();
+        if let Some(name) = s.counter_names.get(id as usize).cloned() {
+            *s.counters.entry(name).or_insert(0) += by;
+        }
+    }
+    fn set_tick_period_ms(&self, ms: u64) -> bool {
+        self.state.borrow_mut().tick_ms = ms;
+        true
+    }
+    fn plugin_configuration(&self) -> Option<Vec<u8>> {
+        self.state.borrow().configuration.clone()
+    }
+}
+
+/// How the fake token port treats one token.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FakeToken {
+    Valid(Value),
+    /// First needs a JWKS fetch for issuer 0; valid once the fetch answers 200.
+    NeedsKeys(Value),
+    /// Needs introspection; active (these claims) when the call answers 200.
+    Introspect(Value),
+    Invalid(&'static str),
+}
+
+#[derive(Debug, Default)]
+pub struct FakeTokens {
+    pub tokens: HashMap<String, FakeToken>,
+    pub cached: std::collections::HashSet<String>,
+    pub keys_loaded: Vec<(usize, Vec<u8>)>,
+    pub due: Vec<(usize, HttpCall)>,
+    pub fetched: Vec<usize>,
+}
+
+pub fn jwks_call() -> HttpCall {
+    HttpCall {
+        cluster: "issuer".into(),
+        headers: vec![
+            (":method".into(), "GET".into()),
+            (":path".into(), "/jwks".into()),
+            (":authority".into(), "issuer".into()),
+        ],
+        body: None,
+        timeout_ms: 5000,
+    }
+}
+
+impl TokenPort for FakeTokens {
+    fn extract(&self, config: &Config, req: &RequestParts) -> Result<Option<String>, Decision> {
+        super::core_adapter::CoreTokens::new(std::rc::Rc::new(config.clone())).extract(config, req)
+    }
+    fn verify(&mut self, _host: &dyn Host, token: &str, _now: u64) -> TokenStep {
+        let cache_hit = !self.cached.insert(token.to_string());
+        match self.tokens.get(token) {
+            Some(FakeToken::Valid(c)) => TokenStep::Verified {
+                claims: c.clone(),
+                cache_hit,
+            },
+            Some(FakeToken::NeedsKeys(_)) => TokenStep::Call {
+                call: jwks_call(),
+                pending: Pending::Jwks { issuer: 0 },
+            },
+            Some(FakeToken::Introspect(_)) => TokenStep::Call {
+                call: HttpCall {
+                    cluster: "issuer".into(),
+                    headers: vec![
+                        (":method".into(), "POST".into()),
+                        (":path".into(), "/introspect".into()),
+                    ],
+                    body: Some(b"token=...".to_vec()),
+                    timeout_ms: 5000,
+                },
+                pending: Pending::Introspection { issuer: 0 },
+            },
+            Some(FakeToken::Invalid(why)) => {
+                TokenStep::Denied(Decision::deny(Reason::InvalidToken, *why))
+            }
+            None => TokenStep::Denied(Decision::deny(
+                Reason::InvalidToken,
+                "the token signature is not valid",
+            )),
+        }
+    }
+    fn call_done(
+        &mut self,
+        _host: &dyn Host,
+        pending: Pending,
+        token: &str,
+        status: Option<u16>,
+        body: &[u8],
+        _now: u64,
+    ) -> TokenStep {
+        match (pending, status, self.tokens.get(token)) {
+            (Pending::Jwks { issuer }, Some(200), Some(FakeToken::NeedsKeys(c))) => {
+                self.keys_loaded.push((issuer, body.to_vec()));
+                TokenStep::Verified {
+                    claims: c.clone(),
+                    cache_hit: false,
+                }
+            }
+            (Pending::Introspection { .. }, Some(200), Some(FakeToken::Introspect(c))) => {
+                TokenStep::Verified {
+                    claims: c.clone(),
+                    cache_hit: false,
+                }
+            }
+            (Pending::Introspection { .. }, _, _) => TokenStep::Denied(Decision::deny(
+                Reason::IntrospectionUnavailable,
+                "the introspection endpoint did not answer",
+            )),
+            _ => TokenStep::Denied(Decision::deny(
+                Reason::KeysUnavailable,
+                "the issuer's keys could not be fetched",
+            )),
+        }
+    }
+    fn due_jwks_fetches(&mut self, _now: u64) -> Vec<(usize, HttpCall)> {
+        std::mem::take(&mut self.due)
+    }
+    fn jwks_loaded(&mut self, issuer: usize, bytes: &[u8], _now: u64) -> Result<(), String> {
+        self.keys_loaded.push((issuer, bytes.to_vec()));
+        Ok(())
+    }
+    fn jwks_failed(&mut self, _issuer: usize, _now: u64) {}
+    fn fetched_issuers(&self) -> Vec<usize> {
+        self.fetched.clone()
+    }
+}
+
+type DecideFn = dyn Fn(&RequestParts, Option<&Value>) -> Decision;
+type CheckFn = dyn Fn(&Obligation, &Value) -> Result<(), String>;
+
+/// A scripted engine.
+pub struct FakeEngine {
+    pub body_needed: bool,
+    pub decide: Box<DecideFn>,
+    pub check: Box<CheckFn>,
+}
+
+impl Engine for FakeEngine {
+    fn body_needed(&self, _config: &Config, _req: &RequestParts) -> bool {
+        self.body_needed
+    }
+    fn decide(&self, _config: &Config, req: &RequestParts, claims: Option<&Value>) -> Decision {
+        (self.decide)(req, claims)
+    }
+    fn check_response(&self, o: &Obligation, v: &Value, _base: Option<&str>) -> Result<(), String> {
+        (self.check)(o, v)
+    }
+}

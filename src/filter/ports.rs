@@ -1,0 +1,69 @@
+//! The two seams between the shell and the pure core: token handling and the
+//! decision engine. The production implementations live in
+//! [`super::core_adapter`]; tests plug in fakes.
+
+use super::host::{Host, HttpCall};
+use crate::config::Config;
+use crate::decision::{Decision, Obligation};
+use crate::fhir::RequestParts;
+use serde_json::Value;
+
+/// What an outstanding HTTP call is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pending {
+    /// A JWKS fetch for `issuers[issuer]`.
+    Jwks { issuer: usize },
+    /// An RFC 7662 introspection call for `issuers[issuer]`.
+    Introspection { issuer: usize },
+}
+
+/// One step of verifying a bearer token.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TokenStep {
+    /// The token is valid; its claims.
+    Verified { claims: Value, cache_hit: bool },
+    /// Make this call, then report its answer with [`TokenPort::call_done`].
+    Call { call: HttpCall, pending: Pending },
+    /// The token is refused (401).
+    Denied(Decision),
+}
+
+/// Token extraction, verification and key management.
+pub trait TokenPort {
+    /// The bearer token of a request: `Ok(None)` when there is none, `Err`
+    /// for malformed or multiple credentials.
+    fn extract(&self, config: &Config, req: &RequestParts) -> Result<Option<String>, Decision>;
+    /// Verify a token at `now` (Unix seconds).
+    fn verify(&mut self, host: &dyn Host, token: &str, now: u64) -> TokenStep;
+    /// The answer to a [`TokenStep::Call`]: `status` is `None` when the call
+    /// failed. Continues verifying the same token.
+    fn call_done(
+        &mut self,
+        host: &dyn Host,
+        pending: Pending,
+        token: &str,
+        status: Option<u16>,
+        body: &[u8],
+        now: u64,
+    ) -> TokenStep;
+    /// JWKS fetches due now (startup and periodic refresh): `(issuer, call)`.
+    fn due_jwks_fetches(&mut self, now: u64) -> Vec<(usize, HttpCall)>;
+    /// Fetched JWKS bytes for an issuer (from our own fetch or shared data).
+    fn jwks_loaded(&mut self, issuer: usize, bytes: &[u8], now: u64) -> Result<(), String>;
+    /// A JWKS fetch failed (for back-off).
+    fn jwks_failed(&mut self, issuer: usize, now: u64);
+    /// Indexes of issuers whose keys are fetched (`jwks_uri`).
+    fn fetched_issuers(&self) -> Vec<usize>;
+}
+
+/// The pure decision core.
+pub trait Engine {
+    fn body_needed(&self, config: &Config, req: &RequestParts) -> bool;
+    fn decide(&self, config: &Config, req: &RequestParts, claims: Option<&Value>) -> Decision;
+    fn check_response(
+        &self,
+        obligation: &Obligation,
+        response: &Value,
+        base_url: Option<&str>,
+    ) -> Result<(), String>;
+}

@@ -1,0 +1,208 @@
+//! Deny replies: status, `WWW-Authenticate` (RFC 6750 §3) and a FHIR
+//! `OperationOutcome` body. Pure.
+
+use crate::config::Config;
+use crate::decision::{Decision, Reason};
+use serde_json::{json, Value};
+
+/// A local reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+pub const FHIR_JSON: &str = "application/fhir+json";
+
+/// Make a string safe inside a quoted-string header parameter: visible ASCII
+/// only, `"` and `\` escaped.
+pub fn quote_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' '..='~' => out.push(c),
+            _ => out.push('?'),
+        }
+    }
+    out
+}
+
+/// FHIR `issue-type` code for a reason/status.
+pub fn issue_code(reason: Reason, status: u16) -> &'static str {
+    match (reason, status) {
+        (_, 404) => "not-found",
+        (Reason::MissingToken, _) => "login",
+        (Reason::BodyTooLarge, _) => "too-long",
+        (_, 401) => "security",
+        (_, 400) => "invalid",
+        _ => "forbidden",
+    }
+}
+
+/// The `WWW-Authenticate` value for a denial, if the status carries one.
+pub fn www_authenticate(config: &Config, d: &Decision, status: u16) -> Option<String> {
+    if !matches!(status, 400 | 401 | 403) {
+        return None;
+    }
+    let mut v = format!("Bearer realm=\"{}\"", quote_escape(&config.responses.realm));
+    if let Some(err) = d.reason.bearer_error() {
+        v.push_str(&format!(", error=\"{err}\""));
+        if err == "insufficient_scope" && !d.required_scopes.is_empty() {
+            v.push_str(&format!(
+                ", scope=\"{}\"",
+                quote_escape(&d.required_scopes.join(" "))
+            ));
+        }
+        v.push_str(&format!(
+            ", error_description=\"{}\"",
+            quote_escape(&d.message)
+        ));
+    }
+    Some(v)
+}
+
+/// An OperationOutcome for a refusal.
+pub fn operation_outcome(d: &Decision, status: u16) -> Value {
+    let mut issues = vec![json!({
+        "severity": "error",
+        "code": issue_code(d.reason, status),
+        "details": {"coding": [{"system": "urn:fhir-smart-authz:reason", "code": d.reason.as_str()}], "text": d.message},
+        "diagnostics": d.message,
+    })];
+    if !d.required_scopes.is_empty() && status == 403 {
+        issues.push(json!({
+            "severity": "information",
+            "code": "informational",
+            "diagnostics": format!("any of these scopes would allow it: {}", d.required_scopes.join(" ")),
+        }));
+    }
+    for e in &d.denied_entries {
+        issues.push(json!({
+            "severity": "error",
+            "code": "forbidden",
+            "details": {"coding": [{"system": "urn:fhir-smart-authz:reason", "code": e.reason.as_str()}], "text": e.message},
+            "diagnostics": e.message,
+            "expression": [format!("Bundle.entry[{}]", e.index)],
+        }));
+    }
+    json!({"resourceType": "OperationOutcome", "issue": issues})
+}
+
+/// The full local reply for a denial with the given status.
+pub fn deny_reply(config: &Config, d: &Decision, status: u16) -> Reply {
+    let mut headers = vec![
+        ("content-type".to_string(), FHIR_JSON.to_string()),
+        ("cache-control".to_string(), "no-store".to_string()),
+    ];
+    if let Some(w) = www_authenticate(config, d, status) {
+        headers.push(("www-authenticate".to_string(), w));
+    }
+    Reply {
+        status,
+        headers,
+        body: operation_outcome(d, status).to_string().into_bytes(),
+    }
+}
+
+/// The SMART discovery document reply.
+pub fn discovery_reply(doc: &Value) -> Reply {
+    Reply {
+        status: 200,
+        headers: vec![
+            ("content-type".to_string(), "application/json".to_string()),
+            ("cache-control".to_string(), "max-age=300".to_string()),
+        ],
+        body: doc.to_string().into_bytes(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> Config {
+        Config::from_json(br#"{"responses":{"realm":"my \"fhir\""}}"#).unwrap()
+    }
+
+    #[test]
+    fn www_authenticate_table() {
+        let c = cfg();
+        let mut scope = Decision::deny(
+            Reason::InsufficientScope,
+            "read of Observation needs a scope",
+        );
+        scope.required_scopes = vec![
+            "patient/Observation.rs".into(),
+            "user/Observation.rs".into(),
+        ];
+        for (d, status, expected) in [
+            (
+                Decision::deny(Reason::MissingToken, "no token"),
+                401,
+                Some(r#"Bearer realm="my \"fhir\"""#),
+            ),
+            (
+                Decision::deny(Reason::InvalidToken, "the token expired at 12:00 \"UTC\""),
+                401,
+                Some(
+                    r#"Bearer realm="my \"fhir\"", error="invalid_token", error_description="the token expired at 12:00 \"UTC\"""#,
+                ),
+            ),
+            (
+                scope,
+                403,
+                Some(
+                    r#"Bearer realm="my \"fhir\"", error="insufficient_scope", scope="patient/Observation.rs user/Observation.rs", error_description="read of Observation needs a scope""#,
+                ),
+            ),
+            (
+                Decision::deny(Reason::InvalidRequest, "bad\npath é"),
+                400,
+                Some(
+                    r#"Bearer realm="my \"fhir\"", error="invalid_request", error_description="bad?path ?""#,
+                ),
+            ),
+            (Decision::deny(Reason::BodyTooLarge, "too big"), 413, None),
+        ] {
+            assert_eq!(
+                www_authenticate(&c, &d, status).as_deref(),
+                expected,
+                "{:?}",
+                d.reason
+            );
+        }
+    }
+
+    #[test]
+    fn outcome_body() {
+        let c = cfg();
+        let r = deny_reply(
+            &c,
+            &Decision::deny(Reason::MissingToken, "no bearer token"),
+            401,
+        );
+        assert_eq!(r.status, 401);
+        assert_eq!(r.headers[0], ("content-type".into(), FHIR_JSON.into()));
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(
+            v,
+            json!({"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"login",
+                "details":{"coding":[{"system":"urn:fhir-smart-authz:reason","code":"missing_token"}],"text":"no bearer token"},
+                "diagnostics":"no bearer token"}]})
+        );
+        for (reason, status, code) in [
+            (Reason::InvalidToken, 401, "security"),
+            (Reason::InsufficientScope, 403, "forbidden"),
+            (Reason::InvalidRequest, 400, "invalid"),
+            (Reason::BodyTooLarge, 413, "too-long"),
+            (Reason::ResponseNotPermitted, 404, "not-found"),
+        ] {
+            assert_eq!(issue_code(reason, status), code);
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! proxy-wasm 0.2.5 entry points (wasm32 only): thin glue from the SDK's
+//! callbacks to [`Root`] and [`Stream`] over [`ProxyHost`].
+
+use super::core_adapter::{CoreEngine, CoreTokens};
+use super::host::{Host, Level, ProxyHost};
+use super::pbstruct::declare_property_args;
+use super::ports::{Engine, TokenPort};
+use super::response::{operation_outcome, FHIR_JSON};
+use super::root::Root;
+use super::stream::{AuditEncoding, Flow, Stream, AUDIT_PROPERTY};
+use crate::config::Config;
+use crate::decision::{Decision, Reason};
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel};
+use std::rc::Rc;
+
+const STRUCT_TYPE_URL: &str = "type.googleapis.com/google.protobuf.Struct";
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Trace);
+    std::panic::set_hook(Box::new(|info| {
+        ProxyHost.log(Level::Critical, &format!("fhir-smart-authz panicked: {info}"));
+    }));
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(WasmRoot::default()) });
+}}
+
+fn factory(config: Rc<Config>) -> (Box<dyn TokenPort>, Box<dyn Engine>) {
+    (Box::new(CoreTokens::new(config)), Box::new(CoreEngine))
+}
+
+fn action(f: Flow) -> Action {
+    match f {
+        Flow::Continue => Action::Continue,
+        Flow::Pause => Action::Pause,
+    }
+}
+
+#[derive(Default)]
+struct WasmRoot {
+    root: Root,
+    encoding: Option<AuditEncoding>,
+}
+
+impl WasmRoot {
+    /// Declare the audit property as a `google.protobuf.Struct` so the access
+    /// log's `%FILTER_STATE(wasm.fhir_smart_authz_audit:TYPED)%` renders a
+    /// nested object; fall back to JSON text if the host refuses.
+    fn declare_audit_property(&mut self) -> AuditEncoding {
+        if let Some(e) = self.encoding {
+            return e;
+        }
+        let args = declare_property_args(AUDIT_PROPERTY, Some(STRUCT_TYPE_URL));
+        let e = match ProxyHost.call_foreign_function("declare_property", &args) {
+            Ok(_) => AuditEncoding::Struct,
+            Err(err) => {
+                ProxyHost.log(
+                    Level::Warn,
+                    &format!("fhir-smart-authz: {err}; the audit record is written as JSON text"),
+                );
+                AuditEncoding::Json
+            }
+        };
+        self.encoding = Some(e);
+        e
+    }
+}
+
+impl Context for WasmRoot {
+    fn on_http_call_response(&mut self, token_id: u32, _h: usize, body_size: usize, _t: usize) {
+        self.root.on_call_response(&ProxyHost, token_id, body_size);
+    }
+}
+
+impl RootContext for WasmRoot {
+    fn on_vm_start(&mut self, _size: usize) -> bool {
+        ProxyHost.log(
+            Level::Info,
+            concat!("fhir-smart-authz ", env!("CARGO_PKG_VERSION"), " starting"),
+        );
+        true
+    }
+
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let encoding = self.declare_audit_property();
+        let bytes = ProxyHost.plugin_configuration();
+        self.root
+            .configure(&ProxyHost, bytes.as_deref(), &factory, encoding)
+    }
+
+    fn on_tick(&mut self) {
+        self.root.tick(&ProxyHost);
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(WasmHttp {
+            stream: self.root.shared.clone().map(Stream::new),
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct WasmHttp {
+    /// `None` when the plugin has no valid configuration: fail closed.
+    stream: Option<Stream>,
+}
+
+impl Context for WasmHttp {
+    fn on_http_call_response(&mut self, token_id: u32, _h: usize, body_size: usize, _t: usize) {
+        if let Some(s) = self.stream.as_mut() {
+            s.on_call_response(&ProxyHost, token_id, body_size);
+        }
+    }
+}
+
+impl HttpContext for WasmHttp {
+    fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
+        match self.stream.as_mut() {
+            Some(s) => action(s.on_request_headers(&ProxyHost, end_of_stream)),
+            None => {
+                let d = Decision::deny(
+                    Reason::KeysUnavailable,
+                    "the authorization filter has no valid configuration",
+                );
+                let body = operation_outcome(&d, 503).to_string();
+                let headers = vec![("content-type".to_string(), FHIR_JSON.to_string())];
+                ProxyHost.send_local_reply(503, &headers, body.as_bytes());
+                Action::Pause
+            }
+        }
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        match self.stream.as_mut() {
+            Some(s) => action(s.on_request_body(&ProxyHost, body_size, end_of_stream)),
+            None => Action::Pause,
+        }
+    }
+
+    fn on_http_response_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
+        match self.stream.as_mut() {
+            Some(s) => action(s.on_response_headers(&ProxyHost, end_of_stream)),
+            None => Action::Continue,
+        }
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        match self.stream.as_mut() {
+            Some(s) => action(s.on_response_body(&ProxyHost, body_size, end_of_stream)),
+            None => Action::Continue,
+        }
+    }
+}

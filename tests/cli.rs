@@ -1,0 +1,147 @@
+//! The built `fhir-smart-authz` binary: check-config and decide.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+#![cfg(not(target_arch = "wasm32"))]
+
+use serde_json::Value;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_fhir-smart-authz");
+
+fn run(args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn check_config() {
+    for good in [
+        "examples/configs/default.json",
+        "examples/configs/strict.json",
+    ] {
+        assert_eq!(
+            run(&["check-config", good], ""),
+            (0, "ok\n".into(), String::new()),
+            "{good}"
+        );
+    }
+    let (code, out, err) = run(&["check-config", "examples/configs/bad_policy.json"], "");
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert_eq!(
+        err,
+        "error: invalid configuration at `policy.patient_scope_public_types[0]`: Observation is in the Patient compartment; patient/ scopes already reach the patient's own Observation resources, remove it\n"
+    );
+    let (code, _, err) = run(&["check-config", "examples/configs/missing.json"], "");
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("error: cannot read examples/configs/missing.json"),
+        "{err}"
+    );
+    let (code, out, _) = run(&["--help"], "");
+    assert_eq!(code, 0);
+    assert!(out.contains("decide --config FILE"));
+    assert_eq!(run(&["frobnicate"], "").0, 2);
+}
+
+#[test]
+fn decide_json_lines() {
+    let input = [
+        r#"{"method":"GET","path":"/fhir/metadata"}"#,
+        r#"{"method":"GET","path":"/fhir/Observation?patient=123","claims":{"scope":"patient/Observation.rs","patient":"123"}}"#,
+        r#"this is not json"#,
+        r#"{"method":"GET","path":"/fhir/Observation?patient=456","claims":{"scope":"patient/Observation.rs","patient":"123"}}"#,
+        r#"{"method":"GET","path":"/fhir/Patient/123"}"#,
+        r#"{"method":"GET","path":"/fhir/Observation?patient=123","claims":{"scope":"patient/Observation.rs bogus","patient":"123"}}"#,
+        r#"{"method":"POST","path":"/fhir","headers":{"content-type":["application/fhir+json"]},"body":{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Patient/123"}},{"request":{"method":"DELETE","url":"Patient/123"}}]},"claims":{"scope":"user/*.rs"}}"#,
+        r#"{"method":"GET","path":"/fhir/Patient/123","token":"eyJ..."}"#,
+    ]
+    .join("\n");
+    let (code, out, _) = run(
+        &["decide", "--config", "examples/configs/default.json"],
+        &input,
+    );
+    assert_eq!(code, 0);
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 8);
+    let summary: Vec<(String, u64, String)> = lines
+        .iter()
+        .map(|v| {
+            (
+                v["decision"].as_str().unwrap().into(),
+                v["status"].as_u64().unwrap(),
+                v["reason"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, u64, String)> = [
+        ("allow", 200, "public_endpoint"),
+        ("allow", 200, "allowed"),
+        ("deny", 400, "invalid_request"),
+        ("deny", 403, "patient_compartment_violation"),
+        ("deny", 401, "missing_token"),
+        ("allow", 200, "allowed"),
+        ("deny", 403, "bundle_entry_denied"),
+        ("deny", 401, "invalid_token"),
+    ]
+    .iter()
+    .map(|(a, b, c)| (a.to_string(), *b, c.to_string()))
+    .collect();
+    assert_eq!(summary, want);
+    assert!(lines[2]["message"].as_str().unwrap().starts_with("line 3:"));
+    assert_eq!(lines[1]["interaction"]["kind"], "search");
+    assert_eq!(
+        lines[3]["required_scopes"],
+        serde_json::json!(["patient/Observation.s"])
+    );
+    assert!(lines[1].get("diagnostics").is_none());
+    assert_eq!(lines[5]["diagnostics"].as_array().unwrap().len(), 1);
+    assert_eq!(lines[6]["denied_entries"][0]["index"], 1);
+    assert_eq!(
+        lines[6]["required_scopes"],
+        serde_json::json!(["user/Patient.d"])
+    );
+}
+
+#[test]
+fn explain_is_human_readable() {
+    let input = r#"{"method":"GET","path":"/fhir/Observation?patient=456","claims":{"scope":"patient/Observation.rs","patient":"123"}}"#;
+    let (code, out, _) = run(
+        &["explain", "--config", "examples/configs/default.json"],
+        input,
+    );
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("decision: DENY (HTTP 403, patient_compartment_violation)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("would be allowed with: patient/Observation.s"),
+        "{out}"
+    );
+}

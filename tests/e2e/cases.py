@@ -1,0 +1,203 @@
+"""The end-to-end table: one row per request through real Envoy + the built
+filter. Kept independent of which FHIR server is upstream (sekmet natively,
+HAPI in the compose rig): allowed rows assert the upstream answered (2xx),
+never server-specific bodies.
+
+Token specs (``Case.token``):
+  None                      no Authorization header
+  (profile, {claims})       a valid token from the listener's issuer; claims override
+                            the profile's (None removes a claim); "alg" picks RS256/ES256
+  "expired" | "wrong_aud" | "wrong_iss" | "bad_sig" | "unknown_kid" | "alg_none"
+  | "hs256" | "malformed" | "future_nbf" | "no_exp"   broken tokens (see tokens.py)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+PATIENT_ALL = "launch/patient patient/*.rs"
+P = ("patient", {})  # pat-a, patient/{Patient,Observation,Condition,Encounter}.rs
+C = ("clinician", {})  # user/Patient.rs user/Observation.cruds user/Condition.rs user/Encounter.rs
+B = ("backend", {})  # system/{Patient,Observation,Condition,Encounter}.rs
+
+OBS_NEW = {"resourceType": "Observation", "status": "final", "code": {"text": "e2e"},
+           "subject": {"reference": "Patient/pat-a"}}
+OBS_A1 = {"resourceType": "Observation", "id": "obs-a1", "status": "final", "code": {"text": "e2e update"},
+          "subject": {"reference": "Patient/pat-a"}}
+COND_NEW = {"resourceType": "Condition", "code": {"text": "e2e"}, "subject": {"reference": "Patient/pat-a"}}
+
+
+def bundle(kind: str, *entries: tuple[str, str, dict[str, Any] | None]) -> dict[str, Any]:
+    out = []
+    for i, (method, url, resource) in enumerate(entries):
+        e: dict[str, Any] = {"request": {"method": method, "url": url}}
+        if resource is not None:
+            e["resource"] = resource
+            e["fullUrl"] = f"urn:uuid:00000000-0000-0000-0000-{i:012d}"
+        out.append(e)
+    return {"resourceType": "Bundle", "type": kind, "entry": out}
+
+
+@dataclass
+class Case:
+    id: str
+    method: str
+    path: str
+    token: Any
+    status: int | tuple[int, ...]
+    reason: str
+    decision: str | None = None  # default: allow for 2xx, deny otherwise
+    subtype: str | None = None  # FHIR interaction (audit subtype), e.g. "read"
+    entity: str | None = None  # "Type/id" the audit record names, when one
+    required_scopes: list[str] | None = None  # exact, when given
+    www: str | None = None  # WWW-Authenticate error code; "" = present without error; None = absent
+    www_scope: str | None = None
+    oo_code: str | None = None  # OperationOutcome issue code for denials
+    oo_diag: str | None = None  # substring of the OperationOutcome diagnostics
+    upstream: bool | None = None  # default: True for 2xx (or shadow), False otherwise
+    listener: str = "main"
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    content_type: str | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision == "allow" if self.decision else self.reason in ("allowed", "public_endpoint")
+
+
+# ---------------------------------------------------------------------------
+# Denials carry the RFC 6750 error and an OperationOutcome:
+#   401 → error per reason (none for missing_token), OperationOutcome code "login"
+#   403 → error="insufficient_scope", code "forbidden"
+#   400 → error="invalid_request", code "invalid";  413 → "too-long"
+# ---------------------------------------------------------------------------
+
+def deny401(id: str, token: Any, reason: str = "invalid_token", path: str = "/Patient/pat-a", **kw: Any) -> Case:
+    www = "" if reason == "missing_token" else "invalid_token"
+    return Case(id, kw.pop("method", "GET"), path, token, 401, reason, www=www, oo_code="login", **kw)
+
+
+def deny403(id: str, method: str, path: str, token: Any, reason: str, **kw: Any) -> Case:
+    return Case(id, method, path, token, 403, reason, www="insufficient_scope", oo_code="forbidden", **kw)
+
+
+def deny400(id: str, method: str, path: str, token: Any, reason: str = "invalid_request", **kw: Any) -> Case:
+    return Case(id, method, path, token, 400, reason, www="invalid_request", oo_code="invalid", **kw)
+
+
+def allow(id: str, method: str, path: str, token: Any, subtype: str, status: int | tuple[int, ...] = 200,
+          **kw: Any) -> Case:
+    return Case(id, method, path, token, status, kw.pop("reason", "allowed"), subtype=subtype, **kw)
+
+
+CASES: list[Case] = [
+    # --- authentication ------------------------------------------------------
+    deny401("no-token", None, "missing_token"),
+    deny401("no-token-search", None, "missing_token", path="/Observation?patient=pat-a"),
+    deny401("expired", "expired", oo_diag="expired"),
+    deny401("wrong-audience", "wrong_aud", oo_diag="aud"),
+    deny401("wrong-issuer", "wrong_iss"),
+    deny401("bad-signature", "bad_sig", oo_diag="signature"),
+    deny401("unknown-kid", "unknown_kid"),
+    deny401("alg-none", "alg_none"),
+    deny401("hs256-confusion", "hs256"),
+    deny401("malformed", "malformed"),
+    deny401("not-yet-valid", "future_nbf"),
+    deny401("no-exp", "no_exp"),
+    deny401("basic-scheme", None, "missing_token", headers={"Authorization": "Basic dXNlcjpwYXNz"}),
+    deny400("query-token-refused", "GET", "/Patient/pat-a?access_token=abc.def.ghi", None),
+    deny400("two-credentials", "GET", "/Patient/pat-a?access_token=abc", P, "multiple_credentials"),
+    allow("es256-token", "GET", "/Patient/pat-a", ("patient", {"alg": "ES256"}), "read", entity="Patient/pat-a"),
+    # --- public endpoints -----------------------------------------------------
+    allow("metadata-public", "GET", "/metadata", None, "capabilities", reason="public_endpoint"),
+    allow("smart-configuration-public", "GET", "/.well-known/smart-configuration", None, "smart-configuration",
+          reason="public_endpoint", upstream=False),
+    # --- patient app (pat-a) --------------------------------------------------
+    allow("patient-read-own", "GET", "/Patient/pat-a", P, "read", entity="Patient/pat-a",
+          required_scopes=["patient/Patient.r"]),
+    deny403("patient-read-other", "GET", "/Patient/pat-b", P, "patient_compartment_violation",
+            entity="Patient/pat-b", oo_diag="pat-b"),
+    allow("patient-read-own-observation", "GET", "/Observation/obs-a1", P, "read", entity="Observation/obs-a1"),
+    Case("patient-read-other-observation", "GET", "/Observation/obs-b1", P, 403, "response_not_permitted",
+         subtype="read", www="insufficient_scope", oo_code="forbidden", upstream=True),
+    allow("patient-vread-own", "GET", "/Patient/pat-a/_history/1", P, "vread", entity="Patient/pat-a"),
+    allow("patient-search-own", "GET", "/Observation?patient=pat-a", P, "search",
+          required_scopes=["patient/Observation.s"]),
+    allow("patient-search-own-subject", "GET", "/Observation?subject=Patient/pat-a&category=vital-signs", P,
+          "search"),
+    deny403("patient-search-other", "GET", "/Observation?patient=pat-b", P, "patient_compartment_violation"),
+    deny403("patient-search-unpinned", "GET", "/Observation?code=8867-4", P, "patient_compartment_violation"),
+    deny403("patient-search-or-other", "GET", "/Observation?patient=pat-a,pat-b", P,
+            "patient_compartment_violation"),
+    allow("patient-compartment-own", "GET", "/Patient/pat-a/Observation", P, "search"),
+    deny403("patient-compartment-other", "GET", "/Patient/pat-b/Observation", P, "patient_compartment_violation"),
+    allow("patient-history-own", "GET", "/Patient/pat-a/_history", P, "history", entity="Patient/pat-a"),
+    allow("patient-everything-own", "GET", "/Patient/pat-a/$everything", ("patient", {"scope": PATIENT_ALL}),
+          "operation"),
+    deny403("patient-everything-other", "GET", "/Patient/pat-b/$everything", ("patient", {"scope": PATIENT_ALL}),
+            "patient_compartment_violation"),
+    deny403("patient-everything-narrow-scopes", "GET", "/Patient/pat-a/$everything", P, "insufficient_scope"),
+    deny403("patient-create-no-c", "POST", "/Observation", P, "insufficient_scope", body=OBS_NEW,
+            required_scopes=["patient/Observation.c"]),
+    deny403("patient-update-no-u", "PUT", "/Observation/obs-a1", P, "insufficient_scope", body=OBS_A1),
+    deny403("patient-delete-no-d", "DELETE", "/Observation/obs-a1", P, "insufficient_scope"),
+    deny403("patient-read-unscoped-type", "GET", "/MedicationRequest?patient=pat-a", P, "insufficient_scope"),
+    deny403("patient-chained-search", "GET", "/Observation?patient=pat-a&subject:Patient.name=Bravo", P,
+            "chained_search_not_permitted"),
+    deny403("patient-no-context", "GET", "/Patient/pat-a", ("patient", {"patient": None, "fhirUser": None}),
+            "no_patient_context"),
+    allow("patient-context-from-fhiruser", "GET", "/Patient/pat-a", ("patient", {"patient": None}), "read"),
+    allow("patient-v1-scope", "GET", "/Observation?patient=pat-a",
+          ("patient", {"scope": "launch/patient patient/Observation.read"}), "search"),
+    deny403("patient-granular-other-category", "GET", "/Observation?patient=pat-a&category=laboratory",
+            ("patient", {"scope": "patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/"
+                                   "observation-category|vital-signs"}), "granular_scope_violation"),
+    allow("patient-batch-all-own", "POST", "", P, "batch",
+          body=bundle("batch", ("GET", "Patient/pat-a", None), ("GET", "Observation?patient=pat-a", None))),
+    deny403("patient-batch-one-bad-entry", "POST", "", P, "bundle_entry_denied",
+            body=bundle("batch", ("GET", "Patient/pat-a", None), ("GET", "Patient/pat-b", None))),
+    deny403("patient-transaction-create-denied", "POST", "", P, "bundle_entry_denied",
+            body=bundle("transaction", ("POST", "Observation", OBS_NEW))),
+    # --- clinician app --------------------------------------------------------
+    allow("clinician-read-any-patient", "GET", "/Patient/pat-b", C, "read", entity="Patient/pat-b"),
+    allow("clinician-search", "GET", "/Condition?patient=pat-b", C, "search"),
+    allow("clinician-type-search-unpinned", "GET", "/Observation?code=8867-4", C, "search"),
+    allow("clinician-create", "POST", "/Observation", C, "create", status=201, body=OBS_NEW,
+          required_scopes=["user/Observation.c"]),
+    allow("clinician-update", "PUT", "/Observation/obs-a1", C, "update", status=(200, 201), body=OBS_A1,
+          entity="Observation/obs-a1"),
+    allow("clinician-patch", "PATCH", "/Observation/obs-a1", C, "patch", entity="Observation/obs-a1",
+          body='[{"op":"replace","path":"/status","value":"amended"}]', content_type="application/json-patch+json"),
+    allow("clinician-delete", "DELETE", "/Observation/obs-del", C, "delete", status=(200, 204),
+          entity="Observation/obs-del"),
+    deny403("clinician-delete-patient-no-d", "DELETE", "/Patient/pat-b", C, "insufficient_scope",
+            required_scopes=["user/Patient.d"]),
+    deny403("clinician-create-condition-no-c", "POST", "/Condition", C, "insufficient_scope", body=COND_NEW),
+    deny403("clinician-read-unscoped-type", "GET", "/Medication/m1", C, "insufficient_scope"),
+    deny403("clinician-everything-narrow", "GET", "/Patient/pat-b/$everything", C, "insufficient_scope"),
+    allow("clinician-transaction-ok", "POST", "", C, "transaction",
+          body=bundle("transaction", ("POST", "Observation", OBS_NEW))),
+    deny403("clinician-transaction-one-bad", "POST", "", C, "bundle_entry_denied",
+            body=bundle("transaction", ("POST", "Observation", OBS_NEW), ("POST", "Condition", COND_NEW))),
+    # --- backend service ------------------------------------------------------
+    allow("backend-search-patients", "GET", "/Patient?gender=female", B, "search"),
+    allow("backend-read-observation", "GET", "/Observation/obs-b1", B, "read", entity="Observation/obs-b1"),
+    deny403("backend-create-no-c", "POST", "/Observation", B, "insufficient_scope", body=OBS_NEW),
+    deny403("backend-export-no-scope", "GET", "/$export", B, "insufficient_scope"),
+    # --- malformed / hostile requests -----------------------------------------
+    deny400("unknown-resource-type", "GET", "/Foo/1", C),
+    deny400("encoded-slash-in-id", "GET", "/Patient/pat-a%2F..%2Fpat-b", P),
+    deny403("dot-segments-normalised", "GET", "/Patient/pat-a/../pat-b", P, "patient_compartment_violation"),
+    deny400("bad-json-body", "POST", "/Observation", C, body="{not json", content_type="application/fhir+json"),
+    deny400("bundle-wrong-type", "POST", "", C, body={"resourceType": "Bundle", "type": "collection"}),
+    Case("body-over-limit", "POST", "/Observation", C, 413, "body_too_large", www="invalid_request",
+         oo_code="too-long", body={**OBS_NEW, "note": [{"text": "x" * 70000}]}),
+    # --- shadow mode (enforce=false): decide + audit, never deny --------------
+    Case("shadow-no-token", "GET", "/Patient/pat-a", None, 200, "missing_token", decision="deny",
+         listener="shadow", upstream=True),
+    Case("shadow-other-patient", "GET", "/Patient/pat-b", P, 200, "patient_compartment_violation",
+         decision="deny", listener="shadow", upstream=True),
+    Case("shadow-allowed", "GET", "/Patient/pat-a", P, 200, "allowed", subtype="read", listener="shadow",
+         upstream=True),
+]

@@ -1,0 +1,31 @@
+"""Session fixtures: one native rig (sekmet + issuer + recorder + Envoy with the
+built .wasm) for the whole e2e session. Envoy is a child of this pytest
+process (it gets SIGTERM if pytest dies)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from .rig import CLI, WASM, Rig
+
+
+def pytest_report_header(config):  # noqa: ARG001
+    return [f"fhir-smart-authz wasm: {WASM} ({'present' if WASM.exists() else 'MISSING: make build'})",
+            f"fhir-smart-authz cli:  {CLI} ({'present' if CLI.exists() else 'MISSING: make cli'})"]
+
+
+@pytest.fixture(scope="session")
+def rig():
+    if not WASM.exists():
+        pytest.fail(f"{WASM} is missing: run `make build` (make e2e does it)")
+    # E2E_FHIR_URL: run the table against an already running FHIR server (e.g. HAPI of the
+    # compose rig, http://127.0.0.1:8080/fhir) instead of starting sekmet-fhir.
+    r = Rig(upstream=os.environ.get("E2E_FHIR_URL", "sekmet")).start()
+    try:
+        yield r
+    finally:
+        r.stop()
+        if os.environ.get("RIG_KEEP"):
+            print(f"\nrig files kept in {r.workdir}")

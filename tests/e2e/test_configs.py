@@ -1,0 +1,127 @@
+"""Shipped deployment files are valid: Envoy configs (`envoy --mode validate`),
+the docker-compose rig (`docker-compose config -q`), the Istio example (YAML
+parses, its pluginConfig is the documented example and passes the CLI's
+`check-config`), the example plugin configs, and the rig's own rendered config."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .rig import CLI, REPO, WASM, validate_config
+
+ENVOY_YAMLS = sorted((REPO / "envoy").glob("*.yaml"))
+ISTIO_DIR = REPO / "examples" / "istio"
+EXAMPLE_CONFIGS = sorted((REPO / "examples" / "configs").glob("*.json"))
+
+
+def substitute_wasm(text: str) -> str:
+    """Point every local .wasm filename at the built artifact."""
+    return re.sub(r"(filename:\s*)[\"']?[^\s\"']+\.wasm[\"']?", lambda m: f"{m.group(1)}{WASM}", text)
+
+
+def check_config(path: Path) -> subprocess.CompletedProcess:
+    if not CLI.exists():
+        pytest.fail(f"{CLI} is missing: run `make cli` (make e2e does it)")
+    return subprocess.run([str(CLI), "check-config", str(path)], capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.parametrize("path", ENVOY_YAMLS, ids=[p.name for p in ENVOY_YAMLS])
+def test_envoy_yaml_validates(path: Path, tmp_path: Path):
+    out = tmp_path / path.name
+    out.write_text(substitute_wasm(path.read_text()))
+    r = validate_config(out)
+    assert r.returncode == 0, f"envoy --mode validate {path}:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+
+
+def test_there_is_an_envoy_yaml():
+    assert ENVOY_YAMLS, "envoy/*.yaml missing (the compose rig's Envoy config)"
+
+
+def test_rig_rendered_config_validates(tmp_path: Path):
+    from .rig import cluster, envoy_bootstrap, listener, plugin_config
+
+    cfg = plugin_config("http://127.0.0.1:1/fhir", [{"issuer": "http://127.0.0.1:2", "audiences": ["http://127.0.0.1:1/fhir"],
+                                                    "jwks_uri": "http://127.0.0.1:2/.well-known/jwks.json",
+                                                    "jwks_cluster": "issuer"}])
+    boot = envoy_bootstrap(10001, [listener("main", 10000, "fhir", cfg, WASM, tmp_path / "a.log")],
+                           [cluster("fhir", 8080), cluster("issuer", 8081)], tmp_path / "admin.log")
+    p = tmp_path / "rig.yaml"
+    p.write_text(yaml.safe_dump(boot))
+    r = validate_config(p)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    j = tmp_path / "plugin.json"
+    j.write_text(json.dumps(cfg))
+    r = check_config(j)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_docker_compose_config():
+    exe = shutil.which("docker-compose")
+    args = [exe, "-f", str(REPO / "envoy" / "docker-compose.yml"), "config", "-q"] if exe else None
+    if args is None:
+        docker = shutil.which("docker")
+        if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
+            args = [docker, "compose", "-f", str(REPO / "envoy" / "docker-compose.yml"), "config", "-q"]
+    if args is None:
+        pytest.skip("neither docker-compose nor `docker compose` is installed: cannot check envoy/docker-compose.yml")
+    r = subprocess.run(args, capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_compose_pins_images():
+    doc = yaml.safe_load((REPO / "envoy" / "docker-compose.yml").read_text())
+    services = doc["services"]
+    assert set(services) >= {"envoy", "fhir", "issuer"}
+    assert "${ENVOY_IMAGE:-envoyproxy/envoy:v1.40" in services["envoy"]["image"]
+    assert services["envoy"].get("entrypoint"), "explicit entrypoint (so istio/proxyv2 works too)"
+    assert services["fhir"]["image"] == "hapiproject/hapi:v8.10.0-3"
+    for name in ("envoy", "fhir", "issuer"):
+        assert "healthcheck" in services[name], f"{name} has no healthcheck"
+
+
+def istio_docs() -> list[dict]:
+    docs = []
+    for p in sorted(ISTIO_DIR.glob("*.yaml")):
+        docs += [d for d in yaml.safe_load_all(p.read_text()) if d]
+    return docs
+
+
+def test_istio_yaml_parses_and_plugin_config_is_the_example(tmp_path: Path):
+    docs = istio_docs()
+    plugins = [d for d in docs if d.get("kind") == "WasmPlugin"]
+    assert len(plugins) == 1, [d.get("kind") for d in docs]
+    spec = plugins[0]["spec"]
+    assert spec["phase"] == "AUTHN"
+    assert spec["failStrategy"] == "FAIL_CLOSE"
+    assert spec["url"].startswith("oci://")
+    example = json.loads((REPO / "examples" / "configs" / "istio.json").read_text())
+    assert spec["pluginConfig"] == example, "pluginConfig must equal examples/configs/istio.json"
+    p = tmp_path / "istio-plugin.json"
+    p.write_text(json.dumps(spec["pluginConfig"]))
+    r = check_config(p)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert any(d.get("kind") == "Telemetry" for d in docs), "a Telemetry resource printing the audit record"
+
+
+@pytest.mark.parametrize("path", EXAMPLE_CONFIGS, ids=[p.name for p in EXAMPLE_CONFIGS])
+def test_example_configs(path: Path):
+    r = check_config(path)
+    if path.stem.startswith("bad"):
+        assert r.returncode == 1 and "invalid configuration at" in r.stderr, r.stdout + r.stderr
+    else:
+        assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_dockerfile_is_compat_oci_image():
+    text = (REPO / "Dockerfile").read_text()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    assert lines[0].upper() == "FROM SCRATCH", lines
+    copies = [ln for ln in lines if ln.upper().startswith(("COPY", "ADD"))]
+    assert len(copies) == 1 and copies[0].endswith("plugin.wasm"), copies
