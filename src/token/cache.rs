@@ -130,6 +130,13 @@ impl<V: Clone> TokenCache<V> {
         self.compact_if_needed();
     }
 
+    /// Forget one token.
+    pub fn remove(&mut self, key: &CacheKey) {
+        if self.map.remove(key).is_some() {
+            self.compact_if_needed();
+        }
+    }
+
     /// Drop every expired entry (O(n); call from a timer, not per request).
     pub fn purge_expired(&mut self, now: u64) {
         self.map.retain(|_, e| now < e.expires_at);

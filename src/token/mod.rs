@@ -17,6 +17,7 @@ pub mod host_crypto;
 pub mod introspection;
 pub mod jose;
 pub mod keys;
+pub mod service;
 pub mod verify;
 
 pub use alg::{JwsAlgorithm, PublicKey, RustCryptoVerifier, SignatureVerifier, VerifierError};
@@ -29,6 +30,7 @@ pub use keys::{
     decode_shared_jwks, encode_shared_jwks, FetchReason, Jwk, JwksUpdate, KeySet, KeyStore,
     SkippedKey,
 };
+pub use service::{CallPurpose, OutboundCall, TokenService, TokenStep};
 pub use verify::{Authenticated, KeyFetch, TokenSource, TokenVerifier, VerifiedToken};
 
 use crate::config::{Config, ConfigError};
