@@ -57,7 +57,7 @@ pub enum TokenStep {
         call: OutboundCall,
         purpose: CallPurpose,
     },
-    Denied(Decision),
+    Denied(Box<Decision>),
 }
 
 /// Claims always kept (besides the configured scope and patient claims):
@@ -166,10 +166,10 @@ impl TokenService {
                     .and_then(|c| c.introspection.as_ref())
                     .map(|c| super::introspection::build_request(issuer, c, token));
                 let Some(request) = request else {
-                    return TokenStep::Denied(Decision::deny(
+                    return TokenStep::Denied(Box::new(Decision::deny(
                         Reason::IntrospectionUnavailable,
                         "the introspection answer does not match a configured introspection issuer",
-                    ));
+                    )));
                 };
                 let mut fresh = None;
                 let (scope, patient) = (self.scope_claim.clone(), self.patient_claim.clone());
@@ -192,11 +192,11 @@ impl TokenService {
                         claims,
                         cache_hit: false,
                     },
-                    (Ok(_), None) => TokenStep::Denied(Decision::deny(
+                    (Ok(_), None) => TokenStep::Denied(Box::new(Decision::deny(
                         Reason::IntrospectionUnavailable,
                         "the introspection answer could not be used",
-                    )),
-                    (Err(e), _) => TokenStep::Denied(e.into_decision()),
+                    ))),
+                    (Err(e), _) => TokenStep::Denied(Box::new(e.into_decision())),
                 }
             }
         }
@@ -267,10 +267,10 @@ impl TokenService {
                 Err(e) => return self.denied_or_fetch(e, now, may_fetch),
             }
         }
-        TokenStep::Denied(Decision::deny(
+        TokenStep::Denied(Box::new(Decision::deny(
             Reason::InvalidToken,
             "the token could not be verified; retry the request",
-        ))
+        )))
     }
 
     fn denied_or_fetch(&mut self, e: TokenError, now: u64, may_fetch: bool) -> TokenStep {
@@ -290,7 +290,7 @@ impl TokenService {
                 }
             }
         }
-        TokenStep::Denied(e.into_decision())
+        TokenStep::Denied(Box::new(e.into_decision()))
     }
 
     /// JWKS fetches due now (start-up, refresh, retry); each returned fetch
