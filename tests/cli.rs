@@ -145,3 +145,60 @@ fn explain_is_human_readable() {
         "{out}"
     );
 }
+
+#[test]
+fn decide_with_raw_tokens() {
+    let refs: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/keys/reference_tokens.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let token = |case: &str| {
+        refs.iter()
+            .find(|r| r["alg"] == "RS256" && r["case"] == case)
+            .and_then(|r| r["token"].as_str())
+            .unwrap()
+            .to_string()
+    };
+    // The reference tokens carry `scope: patient/*.rs` and no patient claim.
+    let input = [
+        serde_json::json!({"method": "GET", "path": "/fhir/Observation?code=x", "token": token("valid")}),
+        serde_json::json!({"method": "GET", "path": "/fhir/Observation?code=x", "token": token("tampered_signature")}),
+        serde_json::json!({"method": "GET", "path": "/fhir/metadata", "token": token("valid")}),
+        serde_json::json!({"method": "GET", "path": "/fhir/Patient/1", "token": token("valid"), "claims": {"scope": "user/*.rs"}}),
+    ]
+    .iter()
+    .map(Value::to_string)
+    .collect::<Vec<_>>()
+    .join("\n");
+    let (code, out, _) = run(
+        &["decide", "--config", "examples/configs/cli_token.json"],
+        &input,
+    );
+    assert_eq!(code, 0);
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let got: Vec<(u64, &str)> = lines
+        .iter()
+        .map(|v| (v["status"].as_u64().unwrap(), v["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (403, "no_patient_context"),
+            (401, "invalid_token"),
+            (200, "public_endpoint"),
+            (400, "invalid_request")
+        ]
+    );
+    assert_eq!(
+        lines[0]["required_scopes"],
+        serde_json::json!(["patient/Observation.s"])
+    );
+    assert_eq!(lines[1]["interaction"]["kind"], "search");
+}

@@ -27,7 +27,7 @@ INPUT LINE:
      \"headers\":{\"name\":\"value\" | [\"v1\",\"v2\"]},      (optional)
      \"body\": JSON value or string,                     (optional)
      \"claims\":{\"scope\":\"patient/*.rs\",\"patient\":\"123\"},  (optional, already verified)
-     \"token\":\"...\"}                                      (optional, raw JWT)
+     \"token\":\"...\"}       (optional, raw JWT, verified against issuers[].jwks)
     No claims and no token = a request without a token.
 ";
 
@@ -172,22 +172,31 @@ fn decide_line(config: &Config, line: &str, n: usize) -> (String, Decision) {
         (Some(c), _) => Some(c.clone()),
         (None, Some(t)) => match verify_token(config, t) {
             Ok(c) => Some(c),
-            Err(d) => return (label, d),
+            Err(d) => {
+                // Name the interaction too when the request classifies.
+                let it = engine::decide(config, &req, None).interaction;
+                return (
+                    label,
+                    match it {
+                        Some(it) => d.with_interaction(it),
+                        None => d,
+                    },
+                );
+            }
         },
         (None, None) => None,
     };
     (label, engine::decide(config, &req, claims.as_ref()))
 }
 
-/// HOOK (token): `"token"` input. The token module provides
-/// `crate::token::verify_with_config(&Config, token, now_unix) -> Result<Value, Decision>`;
-/// until it is wired here a raw token is refused.
-#[allow(clippy::result_large_err)] // mirrors crate::token::verify_with_config
-fn verify_token(_config: &Config, _token: &str) -> Result<Value, Decision> {
-    Err(Decision::deny(
-        Reason::InvalidToken,
-        "token verification is not available in this build of the CLI; pass verified \"claims\" instead",
-    ))
+/// `"token"` input: verified against the issuers' inline JWKS (the CLI
+/// cannot fetch keys) at the current time.
+fn verify_token(config: &Config, token: &str) -> Result<Value, Decision> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    fhir_smart_authz::token::verify_with_config(config, token, now)
 }
 
 fn explain_text(n: usize, label: &str, d: &Decision) -> String {
