@@ -8,11 +8,8 @@ use crate::config::Config;
 use crate::decision::{Decision, Obligation, Reason};
 use crate::fhir::RequestParts;
 use crate::token::host_crypto::VERIFY_SIGNATURE_FUNCTION;
-use crate::token::{
-    extract_bearer, introspection, Authenticated, BearerToken, HostAssistedVerifier, Jwk,
-    JwsAlgorithm, KeyFetch, RustCryptoVerifier, SignatureVerifier, TokenCache, TokenError,
-    TokenLocation, TokenVerifier, VerifierError,
-};
+use crate::token::service::{self, CallPurpose, OutboundCall, TokenService};
+use crate::token::{extract_bearer, jose, HostAssistedVerifier, SignatureVerifier};
 use serde_json::Value;
 use std::rc::Rc;
 
@@ -40,147 +37,108 @@ impl Engine for CoreEngine {
 }
 
 /// RS256/384/512 through Envoy's `verify_signature` (BoringSSL); anything
-/// else, or a host failure, through the pure-Rust verifier.
-struct ShellVerifier<'h> {
-    host: &'h dyn Host,
+/// else, or a host failure, through the pure-Rust verifier (inside
+/// [`HostAssistedVerifier`]).
+fn with_verifier<R>(host: &dyn Host, f: impl FnOnce(&dyn SignatureVerifier) -> R) -> R {
+    let sig = HostAssistedVerifier::new(|args: &[u8]| {
+        host.call_foreign_function(VERIFY_SIGNATURE_FUNCTION, args)
+            .and_then(|r| r.ok_or_else(|| "empty verify_signature result".to_string()))
+    });
+    f(&sig)
 }
 
-impl SignatureVerifier for ShellVerifier<'_> {
-    fn verify(
-        &self,
-        alg: JwsAlgorithm,
-        key: &Jwk,
-        signing_input: &[u8],
-        signature: &[u8],
-    ) -> Result<bool, VerifierError> {
-        let assisted = HostAssistedVerifier {
-            call: |args: &[u8]| {
-                self.host
-                    .call_foreign_function(VERIFY_SIGNATURE_FUNCTION, args)
-                    .and_then(|r| r.ok_or_else(|| "empty verify_signature result".to_string()))
-            },
-        };
-        match assisted.verify(alg, key, signing_input, signature) {
-            Ok(v) => Ok(v),
-            // The host could not run the check (not a signature mismatch).
-            Err(_) => RustCryptoVerifier.verify(alg, key, signing_input, signature),
-        }
-    }
-}
-
-fn jwks_call(f: &KeyFetch) -> HttpCall {
+fn http_call(c: OutboundCall) -> HttpCall {
     HttpCall {
-        cluster: f.cluster.clone(),
-        headers: vec![
-            (":method".into(), "GET".into()),
-            (":path".into(), f.path.clone()),
-            (":authority".into(), f.authority.clone()),
-            ("accept".into(), "application/json".into()),
-        ],
-        body: None,
-        timeout_ms: f.timeout_ms,
+        cluster: c.cluster,
+        headers: c.headers,
+        body: c.body,
+        timeout_ms: c.timeout_ms,
     }
 }
 
-fn denied(e: TokenError) -> TokenStep {
-    TokenStep::Denied(e.into_decision())
+fn pending(p: CallPurpose) -> Pending {
+    match p {
+        CallPurpose::Jwks { issuer } => Pending::Jwks { issuer },
+        CallPurpose::Introspection { issuer } => Pending::Introspection { issuer },
+    }
 }
 
-/// Token handling over `crate::token` (one per worker VM and configuration).
+fn purpose(p: Pending) -> CallPurpose {
+    match p {
+        Pending::Jwks { issuer } => CallPurpose::Jwks { issuer },
+        Pending::Introspection { issuer } => CallPurpose::Introspection { issuer },
+    }
+}
+
+fn step(s: service::TokenStep) -> TokenStep {
+    match s {
+        service::TokenStep::Verified { claims, cache_hit } => TokenStep::Verified {
+            claims: Rc::unwrap_or_clone(claims),
+            cache_hit,
+        },
+        service::TokenStep::Call { call, purpose } => TokenStep::Call {
+            call: http_call(call),
+            pending: pending(purpose),
+        },
+        service::TokenStep::Denied(d) => TokenStep::Denied(*d),
+    }
+}
+
+/// Token handling over [`TokenService`] (one per worker VM and configuration).
 pub struct CoreTokens {
-    config: Rc<Config>,
     /// `Err`: the issuers could not be set up (already caught by config
     /// validation; kept to fail closed).
-    verifier: Result<TokenVerifier, String>,
-    cache: TokenCache<Value>,
+    service: Result<TokenService, String>,
 }
 
 impl CoreTokens {
     pub fn new(config: Rc<Config>) -> CoreTokens {
-        let verifier = TokenVerifier::new(&config).map_err(|e| e.to_string());
-        let cache = TokenCache::new(config.token.cache_max_entries);
         CoreTokens {
-            config,
-            verifier,
-            cache,
+            service: TokenService::new(&config).map_err(|e| e.to_string()),
         }
     }
 
-    /// A JWKS fetch for `issuer` on behalf of a request: when a fetch is due
-    /// (unknown `kid`, rate-limited), or when no keys were ever loaded and the
-    /// startup fetch is still in flight (the request would otherwise fail).
-    fn request_fetch(&mut self, issuer: usize, now: u64) -> Option<HttpCall> {
-        let v = self.verifier.as_mut().ok()?;
-        if let Some(f) = v
-            .fetches_due(now)
-            .into_iter()
-            .find(|f| f.issuer_index == issuer)
-        {
-            v.begin_fetch(issuer, now);
-            return Some(jwks_call(&f));
-        }
-        let never_loaded = v.generation(issuer) == Some(0);
-        let cfg = v.issuer_config(issuer)?;
-        if !never_loaded {
+    /// Keys were never loaded for this token's issuer and the start-up fetch
+    /// is still in flight: fetch on behalf of the request instead of
+    /// refusing it (only until the first key set arrives).
+    fn startup_fetch(&mut self, token: &str) -> Option<(HttpCall, Pending)> {
+        let svc = self.service.as_ref().ok()?;
+        let iss = jose::peek_issuer(token)?;
+        let v = svc.verifier();
+        let i = (0..v.issuer_count()).find(|i| {
+            v.issuer_config(*i).is_some_and(|c| c.issuer == iss)
+                && v.key_store(*i).is_some_and(|k| k.is_remote())
+        })?;
+        if v.generation(i) != Some(0) {
             return None;
         }
+        let cfg = v.issuer_config(i)?;
         let (authority, path) = cfg.jwks_authority_and_path()?;
-        Some(jwks_call(&KeyFetch {
-            issuer_index: issuer,
-            reason: crate::token::FetchReason::Startup,
-            cluster: cfg.jwks_cluster.clone()?,
-            authority,
-            path,
-            timeout_ms: cfg.jwks_timeout_ms,
-        }))
+        Some((
+            HttpCall {
+                cluster: cfg.jwks_cluster.clone()?,
+                headers: vec![
+                    (":method".into(), "GET".into()),
+                    (":path".into(), path),
+                    (":authority".into(), authority),
+                    (
+                        "accept".into(),
+                        "application/json, application/jwk-set+json".into(),
+                    ),
+                ],
+                body: None,
+                timeout_ms: cfg.jwks_timeout_ms,
+            },
+            Pending::Jwks { issuer: i },
+        ))
     }
+}
 
-    fn authenticate(
-        &mut self,
-        host: &dyn Host,
-        token: &str,
-        now: u64,
-        may_fetch: bool,
-    ) -> TokenStep {
-        let Ok(v) = self.verifier.as_mut() else {
-            return TokenStep::Denied(Decision::deny(
-                Reason::KeysUnavailable,
-                "the token issuers are misconfigured; see the filter's startup log",
-            ));
-        };
-        let bearer = BearerToken {
-            token: token.to_string(),
-            location: TokenLocation::Header,
-        };
-        let sig = ShellVerifier { host };
-        match v.authenticate(&mut self.cache, &bearer, now, &sig, |t| t.claims.clone()) {
-            Ok(Authenticated::Verified { value, cached }) => TokenStep::Verified {
-                claims: value,
-                cache_hit: cached,
-            },
-            Ok(Authenticated::Introspect(req)) => TokenStep::Call {
-                call: HttpCall {
-                    cluster: req.cluster.clone(),
-                    headers: req.headers.clone(),
-                    body: Some(req.body.clone()),
-                    timeout_ms: req.timeout_ms,
-                },
-                pending: Pending::Introspection {
-                    issuer: req.issuer_index,
-                },
-            },
-            Err(e) => match e.refetch_keys {
-                Some(issuer) if may_fetch => match self.request_fetch(issuer, now) {
-                    Some(call) => TokenStep::Call {
-                        call,
-                        pending: Pending::Jwks { issuer },
-                    },
-                    None => denied(e),
-                },
-                _ => denied(e),
-            },
-        }
-    }
+fn misconfigured() -> TokenStep {
+    TokenStep::Denied(Decision::deny(
+        Reason::KeysUnavailable,
+        "the token issuers are misconfigured; see the filter's startup log",
+    ))
 }
 
 impl TokenPort for CoreTokens {
@@ -189,7 +147,18 @@ impl TokenPort for CoreTokens {
     }
 
     fn verify(&mut self, host: &dyn Host, token: &str, now: u64) -> TokenStep {
-        self.authenticate(host, token, now, true)
+        let Ok(svc) = self.service.as_mut() else {
+            return misconfigured();
+        };
+        let s = step(with_verifier(host, |sig| svc.verify(token, now, sig)));
+        if let TokenStep::Denied(d) = &s {
+            if d.reason == Reason::KeysUnavailable {
+                if let Some((call, pending)) = self.startup_fetch(token) {
+                    return TokenStep::Call { call, pending };
+                }
+            }
+        }
+        s
     }
 
     fn call_done(
@@ -201,62 +170,21 @@ impl TokenPort for CoreTokens {
         body: &[u8],
         now: u64,
     ) -> TokenStep {
-        let response = status.map(|s| (s, body)).ok_or("the call failed");
-        match pending {
-            Pending::Jwks { issuer } => {
-                let Ok(v) = self.verifier.as_mut() else {
-                    return self.authenticate(host, token, now, false);
-                };
-                if let Err(e) = v.on_jwks_response(issuer, response, now) {
-                    if v.generation(issuer) == Some(0) {
-                        return TokenStep::Denied(Decision::deny(
-                            Reason::KeysUnavailable,
-                            format!("the token's signing keys could not be fetched ({e}); try again later"),
-                        ));
-                    }
-                }
-                // Retry once with whatever keys we now have; never fetch again.
-                self.authenticate(host, token, now, false)
-            }
-            Pending::Introspection { issuer } => {
-                let Ok(v) = self.verifier.as_ref() else {
-                    return self.authenticate(host, token, now, false);
-                };
-                let Some(cfg) = self
-                    .config
-                    .issuers
-                    .get(issuer)
-                    .and_then(|i| i.introspection.as_ref())
-                else {
-                    return TokenStep::Denied(Decision::deny(
-                        Reason::IntrospectionUnavailable,
-                        "introspection is not configured for this issuer",
-                    ));
-                };
-                let req = introspection::build_request(issuer, cfg, token);
-                match v.complete_introspection(&mut self.cache, &req, token, response, now, |t| {
-                    t.claims.clone()
-                }) {
-                    Ok(claims) => TokenStep::Verified {
-                        claims,
-                        cache_hit: false,
-                    },
-                    Err(e) => denied(e),
-                }
-            }
-        }
+        let Ok(svc) = self.service.as_mut() else {
+            return misconfigured();
+        };
+        step(with_verifier(host, |sig| {
+            svc.call_done(purpose(pending), token, status, body, now, sig)
+        }))
     }
 
     fn due_jwks_fetches(&mut self, now: u64) -> Vec<(usize, HttpCall)> {
-        let Ok(v) = self.verifier.as_mut() else {
+        let Ok(svc) = self.service.as_mut() else {
             return Vec::new();
         };
-        let due = v.fetches_due(now);
-        due.iter()
-            .map(|f| {
-                v.begin_fetch(f.issuer_index, now);
-                (f.issuer_index, jwks_call(f))
-            })
+        svc.due_jwks_fetches(now)
+            .into_iter()
+            .map(|(i, c)| (i, http_call(c)))
             .collect()
     }
 
@@ -266,8 +194,18 @@ impl TokenPort for CoreTokens {
         response: Result<(u16, &[u8]), &str>,
         now: u64,
     ) -> Result<(), String> {
-        let v = self.verifier.as_mut().map_err(|e| e.clone())?;
-        v.on_jwks_response(issuer, response, now).map(|_| ())
+        let svc = self.service.as_mut().map_err(|e| e.clone())?;
+        match response {
+            Ok((200, body)) => svc.jwks_loaded(issuer, body, now),
+            Ok((status, _)) => {
+                svc.jwks_failed(issuer, now);
+                Err(format!("the JWKS endpoint answered HTTP {status}"))
+            }
+            Err(e) => {
+                svc.jwks_failed(issuer, now);
+                Err(e.to_string())
+            }
+        }
     }
 
     fn jwks_shared(
@@ -277,19 +215,18 @@ impl TokenPort for CoreTokens {
         fetched_at: u64,
         now: u64,
     ) -> Result<(), String> {
-        let v = self.verifier.as_mut().map_err(|e| e.clone())?;
-        let store = v
+        let svc = self.service.as_mut().map_err(|e| e.clone())?;
+        let store = svc
+            .verifier_mut()
             .key_store_mut(issuer)
             .ok_or_else(|| format!("no issuer {issuer}"))?;
         store.on_shared_jwks(bytes, fetched_at, now).map(|_| ())
     }
 
     fn fetched_issuers(&self) -> Vec<usize> {
-        let Ok(v) = self.verifier.as_ref() else {
-            return Vec::new();
-        };
-        (0..v.issuer_count())
-            .filter(|i| v.key_store(*i).is_some_and(|s| s.is_remote()))
-            .collect()
+        self.service
+            .as_ref()
+            .map(|s| s.fetched_issuers())
+            .unwrap_or_default()
     }
 }
