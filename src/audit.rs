@@ -173,6 +173,9 @@ pub fn rfc3339_ms(now_ms: u64) -> String {
 
 fn entity(it: &Interaction, identity: Option<&Identity>) -> Value {
     let mut e = Map::new();
+    if let (Some(t), Some(id)) = (&it.resource_type, &it.id) {
+        e.insert("reference".into(), json!(format!("{t}/{id}")));
+    }
     if let Some(t) = &it.resource_type {
         e.insert("resource_type".into(), json!(t));
     }
@@ -244,6 +247,11 @@ pub fn record(config: &Config, input: &AuditInput<'_>) -> Value {
     r.insert(
         "subtype".into(),
         json!(it.map(subtype).unwrap_or("unknown")),
+    );
+    r.insert(
+        "interaction".into(),
+        it.map(|i| json!(i.kind))
+            .unwrap_or_else(|| json!("unknown")),
     );
     r.insert(
         "action".into(),
@@ -374,7 +382,7 @@ mod tests {
         assert_eq!(
             r,
             json!({
-                "type": "rest", "subtype": "search-type", "action": "E", "outcome": "0",
+                "type": "rest", "subtype": "search-type", "interaction": "search", "action": "E", "outcome": "0",
                 "recorded": "2026-11-25T13:49:53.123Z",
                 "agent": {"client_id": "app", "user": "https://as|u", "requestor": true},
                 "source": "fhir-smart-authz",
@@ -445,7 +453,9 @@ mod tests {
         assert_eq!(r["action"], "R");
         assert_eq!(
             r["entity"],
-            json!({"resource_type":"Observation","id":"o1"})
+            json!({"reference":"Observation/o1","resource_type":"Observation","id":"o1"})
         );
+        assert_eq!(r["interaction"], "read");
+        assert_eq!(r["subtype"], "read");
     }
 }

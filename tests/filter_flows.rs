@@ -275,7 +275,7 @@ fn allow_forwards_facts_and_removes_spoofed_headers() {
     });
     assert_eq!(s.on_request_headers(&h, true), Flow::Continue);
     assert_eq!(h.request_header("x-smart-patient").as_deref(), Some("p1"));
-    assert_eq!(h.request_header("x-smart-scopes").as_deref(), Some("ok"));
+    assert_eq!(h.request_header("x-smart-scope").as_deref(), Some("ok"));
     assert_eq!(
         h.request_header("x-smart-client-id"),
         None,
@@ -300,7 +300,7 @@ fn allow_forwards_facts_and_removes_spoofed_headers() {
     assert_eq!(a["policy"], "urn:ietf:params:oauth:jti:j-1");
     assert_eq!(
         a["entity"],
-        json!({"resource_type": "Observation", "id": "o1", "patient": "Patient/p1"})
+        json!({"reference": "Observation/o1", "resource_type": "Observation", "id": "o1", "patient": "Patient/p1"})
     );
     assert_eq!(a["recorded"], "2026-11-25T13:49:53.123Z");
     assert_eq!(h.counter("fhir_smart_authz.token_cache.miss"), 1);

@@ -50,7 +50,7 @@ impl Fact {
             Fact::Patient => "patient",
             Fact::FhirUser => "fhir-user",
             Fact::ClientId => "client-id",
-            Fact::Scopes => "scopes",
+            Fact::Scopes => "scope",
             Fact::Subject => "subject",
             Fact::Issuer => "issuer",
         }
@@ -76,6 +76,10 @@ pub struct UpstreamConfig {
     pub cluster: String,
     /// Timeout of that fetch (milliseconds). Default 30000.
     pub timeout_ms: u64,
+    /// More request headers to remove from every request, e.g. identity
+    /// headers a legacy FHIR server trusts (`x-forwarded-user`). Every header
+    /// starting with `header_prefix` is always removed.
+    pub remove_headers: Vec<String>,
 }
 
 impl Default for UpstreamConfig {
@@ -87,6 +91,7 @@ impl Default for UpstreamConfig {
             header_names: BTreeMap::new(),
             cluster: "fhir".into(),
             timeout_ms: 30_000,
+            remove_headers: Vec::new(),
         }
     }
 }
@@ -107,9 +112,21 @@ impl UpstreamConfig {
         }
     }
 
-    /// All fact header names (removed from every incoming request).
+    /// All fact header names.
     pub fn all_header_names(&self) -> Vec<String> {
         Fact::ALL.iter().map(|f| self.header_name(*f)).collect()
+    }
+
+    /// Whether an incoming header (lower-case name) must be removed before
+    /// anything else: a fact header, anything under `header_prefix`, or one
+    /// of `remove_headers`.
+    pub fn is_reserved(&self, lower_name: &str) -> bool {
+        (!self.header_prefix.is_empty() && lower_name.starts_with(&self.header_prefix))
+            || Fact::ALL.iter().any(|f| self.header_name(*f) == lower_name)
+            || self
+                .remove_headers
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(lower_name))
     }
 
     pub fn validate(&self, field: &str) -> Result<(), ConfigError> {
@@ -146,6 +163,24 @@ impl UpstreamConfig {
                 return Err(ConfigError::new(
                     format!("{field}.header_names.{}", fact.as_str()),
                     format!("{name:?} is a protocol header; choose a dedicated name such as \"x-smart-{}\"", fact.header_suffix()),
+                ));
+            }
+        }
+        for (i, h) in self.remove_headers.iter().enumerate() {
+            let lower = h.to_ascii_lowercase();
+            if !is_header_name(&lower)
+                || matches!(
+                    lower.as_str(),
+                    "authorization"
+                        | "host"
+                        | "content-length"
+                        | "content-type"
+                        | "transfer-encoding"
+                )
+            {
+                return Err(ConfigError::new(
+                    format!("{field}.remove_headers[{i}]"),
+                    format!("{h:?} is not a removable header name (use [a-z0-9-_.]; protocol headers cannot be removed)"),
                 ));
             }
         }

@@ -197,10 +197,9 @@ impl Stream {
         let config = self.config();
         let mut headers = host.headers(Headers::Request);
         // Anti-spoofing: incoming copies of the fact headers never reach upstream.
-        let fact_headers = config.upstream.all_header_names();
         headers.retain(|(n, _)| {
             let lower = n.to_ascii_lowercase();
-            if fact_headers.contains(&lower) {
+            if config.upstream.is_reserved(&lower) {
                 if !host.set_header(Headers::Request, &lower, None) {
                     host.log(Level::Error, &format!("could not remove header {lower}"));
                 }
