@@ -645,7 +645,7 @@ fn discovery_document_served() {
     assert_eq!(doc["token_endpoint"], "https://as/token");
     let a = audit(&h);
     assert_eq!(a["reason"], "public_endpoint");
-    assert_eq!(a["subtype"], "read");
+    assert_eq!(a["subtype"], "smart-configuration");
     assert_eq!(
         h.counter("fhir_smart_authz.decision.allow.public_endpoint"),
         1
