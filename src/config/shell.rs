@@ -438,6 +438,11 @@ mod tests {
                 "discovery.code_challenge_methods_supported",
             ),
             (r#"{"audit":{"source":" "}}"#, "audit.source"),
+            (
+                r#"{"upstream":{"remove_headers":["Host"]}}"#,
+                "upstream.remove_headers[0]",
+            ),
+            (r#"{"upstream":{"cluster":""}}"#, "upstream.cluster"),
         ] {
             let e = Config::from_json(json.as_bytes()).unwrap_err();
             assert_eq!(e.field, field, "{json}: {e}");

@@ -223,6 +223,12 @@ impl TokenPort for CoreTokens {
         store.on_shared_jwks(bytes, fetched_at, now).map(|_| ())
     }
 
+    fn housekeeping(&mut self, now: u64) {
+        if let Ok(svc) = self.service.as_mut() {
+            svc.purge_cache(now);
+        }
+    }
+
     fn fetched_issuers(&self) -> Vec<usize> {
         self.service
             .as_ref()

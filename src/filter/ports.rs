@@ -66,6 +66,8 @@ pub trait TokenPort {
         fetched_at: u64,
         now: u64,
     ) -> Result<(), String>;
+    /// Housekeeping from the root tick (e.g. drop expired cache entries).
+    fn housekeeping(&mut self, _now: u64) {}
     /// Indexes of issuers whose keys are fetched (`jwks_uri`).
     fn fetched_issuers(&self) -> Vec<usize>;
 }

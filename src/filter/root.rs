@@ -19,6 +19,7 @@ pub struct Root {
     in_flight: HashMap<u32, usize>,
     fetching: HashSet<usize>,
     seen: HashMap<usize, u64>,
+    ticks: u64,
 }
 
 impl Root {
