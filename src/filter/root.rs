@@ -73,6 +73,10 @@ impl Root {
         let Ok(mut tokens) = shared.tokens.try_borrow_mut() else {
             return;
         };
+        self.ticks = self.ticks.wrapping_add(1);
+        if self.ticks % 60 == 0 {
+            tokens.housekeeping(now);
+        }
         for issuer in tokens.fetched_issuers() {
             let (value, _) = host.shared_get(&jwks_shared_key(&config, issuer));
             let Some(value) = value else { continue };
