@@ -376,6 +376,18 @@ fn body_needed_then_decided() {
 }
 
 #[test]
+fn body_needed_but_absent_is_decided_on_an_empty_body() {
+    let h = host("POST", "/fhir/Observation", Some("Bearer good"), &[]);
+    let mut s = stream(Setup {
+        body_needed: true,
+        ..Setup::default()
+    });
+    // The scripted engine refuses anything but the expected body.
+    assert_eq!(s.on_request_headers(&h, true), Flow::Pause);
+    assert_eq!(h.state.borrow().replies.last().map(|r| r.status), Some(400));
+}
+
+#[test]
 fn body_not_needed_is_not_buffered() {
     let h = host("POST", "/fhir/Observation", Some("Bearer good"), &[]);
     let mut s = stream(Setup::default());

@@ -238,10 +238,15 @@ impl Stream {
             }
         }
 
-        self.body_needed = {
+        let needs_body = {
             let parts = self.parts();
-            !end_of_stream && self.shared.engine.body_needed(&config, &parts)
+            self.shared.engine.body_needed(&config, &parts)
         };
+        if needs_body && end_of_stream {
+            // The request has no body at all: decide on an empty one.
+            self.body = Some(Vec::new());
+        }
+        self.body_needed = needs_body && !end_of_stream;
 
         let extracted = {
             let parts = self.parts();
