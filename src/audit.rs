@@ -11,7 +11,7 @@
 
 use crate::config::Config;
 use crate::decision::{Decision, Verdict};
-use crate::fhir::{Interaction, InteractionKind, Level};
+use crate::fhir::{Interaction, InteractionKind};
 use serde_json::{json, Map, Value};
 
 /// The verified identity facts of a token (from its claims). Shared by the
@@ -98,26 +98,25 @@ pub struct AuditInput<'a> {
     pub obligation_result: Option<Result<(), String>>,
 }
 
-/// The FHIR `restful-interaction` code (AuditEvent.subtype).
+/// AuditEvent.subtype: the FHIR `restful-interaction` code as IHE BALP uses
+/// it (`search` and `history` without their level; paging continues a
+/// `search`), and `smart-configuration` for the SMART discovery document,
+/// which has no FHIR code.
 pub fn subtype(it: &Interaction) -> &'static str {
-    match (it.kind, it.level) {
-        (InteractionKind::Capabilities, _) => "capabilities",
-        (InteractionKind::SmartConfiguration, _) => "read",
-        (InteractionKind::Read, _) => "read",
-        (InteractionKind::Vread, _) => "vread",
-        (InteractionKind::Update, _) => "update",
-        (InteractionKind::Patch, _) => "patch",
-        (InteractionKind::Delete, _) => "delete",
-        (InteractionKind::Create, _) => "create",
-        (InteractionKind::Search, Level::System) => "search-system",
-        (InteractionKind::Search, _) => "search-type",
-        (InteractionKind::Paging, _) => "search-type",
-        (InteractionKind::History, Level::System) => "history-system",
-        (InteractionKind::History, Level::Type) => "history-type",
-        (InteractionKind::History, Level::Instance) => "history-instance",
-        (InteractionKind::Operation, _) => "operation",
-        (InteractionKind::Batch, _) => "batch",
-        (InteractionKind::Transaction, _) => "transaction",
+    match it.kind {
+        InteractionKind::Capabilities => "capabilities",
+        InteractionKind::SmartConfiguration => "smart-configuration",
+        InteractionKind::Read => "read",
+        InteractionKind::Vread => "vread",
+        InteractionKind::Update => "update",
+        InteractionKind::Patch => "patch",
+        InteractionKind::Delete => "delete",
+        InteractionKind::Create => "create",
+        InteractionKind::Search | InteractionKind::Paging => "search",
+        InteractionKind::History => "history",
+        InteractionKind::Operation => "operation",
+        InteractionKind::Batch => "batch",
+        InteractionKind::Transaction => "transaction",
     }
 }
 
@@ -173,6 +172,9 @@ pub fn rfc3339_ms(now_ms: u64) -> String {
 
 fn entity(it: &Interaction, identity: Option<&Identity>) -> Value {
     let mut e = Map::new();
+    if let (Some(t), Some(id)) = (&it.resource_type, &it.id) {
+        e.insert("reference".into(), json!(format!("{t}/{id}")));
+    }
     if let Some(t) = &it.resource_type {
         e.insert("resource_type".into(), json!(t));
     }
@@ -246,6 +248,11 @@ pub fn record(config: &Config, input: &AuditInput<'_>) -> Value {
         json!(it.map(subtype).unwrap_or("unknown")),
     );
     r.insert(
+        "interaction".into(),
+        it.map(|i| json!(i.kind))
+            .unwrap_or_else(|| json!("unknown")),
+    );
+    r.insert(
         "action".into(),
         json!(it
             .map(|i| action(i.kind))
@@ -309,7 +316,7 @@ pub fn record(config: &Config, input: &AuditInput<'_>) -> Value {
 mod tests {
     use super::*;
     use crate::decision::Reason;
-    use crate::fhir::SearchParam;
+    use crate::fhir::{Level, SearchParam};
 
     #[test]
     fn rfc3339_known_instants() {
@@ -374,7 +381,7 @@ mod tests {
         assert_eq!(
             r,
             json!({
-                "type": "rest", "subtype": "search-type", "action": "E", "outcome": "0",
+                "type": "rest", "subtype": "search", "interaction": "search", "action": "E", "outcome": "0",
                 "recorded": "2026-11-25T13:49:53.123Z",
                 "agent": {"client_id": "app", "user": "https://as|u", "requestor": true},
                 "source": "fhir-smart-authz",
@@ -445,7 +452,9 @@ mod tests {
         assert_eq!(r["action"], "R");
         assert_eq!(
             r["entity"],
-            json!({"resource_type":"Observation","id":"o1"})
+            json!({"reference":"Observation/o1","resource_type":"Observation","id":"o1"})
         );
+        assert_eq!(r["interaction"], "read");
+        assert_eq!(r["subtype"], "read");
     }
 }

@@ -145,3 +145,108 @@ fn explain_is_human_readable() {
         "{out}"
     );
 }
+
+#[test]
+fn decide_with_raw_tokens() {
+    let refs: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/keys/reference_tokens.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let token = |case: &str| {
+        refs.iter()
+            .find(|r| r["alg"] == "RS256" && r["case"] == case)
+            .and_then(|r| r["token"].as_str())
+            .unwrap()
+            .to_string()
+    };
+    // The reference tokens carry `scope: patient/*.rs` and no patient claim.
+    let input = [
+        serde_json::json!({"method": "GET", "path": "/fhir/Observation?code=x", "token": token("valid")}),
+        serde_json::json!({"method": "GET", "path": "/fhir/Observation?code=x", "token": token("tampered_signature")}),
+        serde_json::json!({"method": "GET", "path": "/fhir/metadata", "token": token("valid")}),
+        serde_json::json!({"method": "GET", "path": "/fhir/Patient/1", "token": token("valid"), "claims": {"scope": "user/*.rs"}}),
+    ]
+    .iter()
+    .map(Value::to_string)
+    .collect::<Vec<_>>()
+    .join("\n");
+    let (code, out, _) = run(
+        &["decide", "--config", "examples/configs/cli_token.json"],
+        &input,
+    );
+    assert_eq!(code, 0);
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let got: Vec<(u64, &str)> = lines
+        .iter()
+        .map(|v| (v["status"].as_u64().unwrap(), v["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (403, "no_patient_context"),
+            (401, "invalid_token"),
+            (200, "public_endpoint"),
+            (400, "invalid_request")
+        ]
+    );
+    assert_eq!(
+        lines[0]["required_scopes"],
+        serde_json::json!(["patient/Observation.s"])
+    );
+    assert_eq!(lines[1]["interaction"]["kind"], "search");
+}
+
+#[test]
+fn token_inspect_shows_claims_and_verdict_never_the_signature() {
+    let refs: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/keys/reference_tokens.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let token = |case: &str| {
+        refs.iter()
+            .find(|r| r["alg"] == "RS256" && r["case"] == case)
+            .and_then(|r| r["token"].as_str())
+            .unwrap()
+            .to_string()
+    };
+    let config = "examples/configs/cli_token.json";
+    for (case, valid, reason) in [
+        ("valid", true, "valid"),
+        ("tampered_signature", false, "invalid_token"),
+    ] {
+        let t = token(case);
+        // Token as an argument and on stdin give the same report.
+        let (code, by_arg, _) = run(&["token", "inspect", "--config", config, &t], "");
+        let (code2, by_stdin, _) = run(&["token", "inspect", "--config", config], &t);
+        assert_eq!((code, code2), (0, 0), "{case}");
+        assert_eq!(by_arg, by_stdin, "{case}");
+        let report: Value = serde_json::from_str(&by_arg).unwrap();
+        assert_eq!(report["valid"], valid, "{case}");
+        assert_eq!(report["reason"], reason, "{case}");
+        assert_eq!(report["header"]["alg"], "RS256", "{case}");
+        assert_eq!(
+            report["claims"]["iss"], "https://issuer.example.org",
+            "{case}"
+        );
+        let signature = t.rsplit('.').next().unwrap();
+        assert!(!by_arg.contains(signature), "{case}: signature printed");
+    }
+    // Without a config no issuer is trusted: still readable, and says why.
+    let (code, out, _) = run(&["token", "inspect", &token("valid")], "");
+    assert_eq!(code, 0);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["valid"], false);
+    assert_eq!(report["reason"], "invalid_token");
+    assert_eq!(report["claims"]["sub"], "ref");
+}

@@ -1276,6 +1276,12 @@ fn granular_scopes() {
             create("Observation", Some(obs_cat("Patient/1", LAB))), ALLOW, &[]),
         row("user/Observation.cu?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory", None,
             create("Observation", Some(obs_cat("Patient/1", VITAL))), GRAN, &["user/Observation.c"]),
+        row("user/Observation.rs?category=laboratory", None, search("Observation", &format!("category={LAB}")), ALLOW, &[]),
+        row("user/Observation.rs?category=laboratory", None, search("Observation", "category=|laboratory"), ALLOW, &[]),
+        row("user/Observation.rs?category=laboratory", None, search("Observation", "category=laboratory"), ALLOW, &[]),
+        row("user/Observation.rs?category=laboratory", None, search("Observation", &format!("category={VITAL}")), GRAN, &["user/Observation.s"]),
+        row("user/Observation.rs?category=laboratory&status=final", None, search("Observation", "category=laboratory&status=final"), ALLOW, &[]),
+        row("user/Observation.rs?category=laboratory&status=final", None, search("Observation", "category=laboratory"), GRAN, &["user/Observation.s"]),
         row("patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory user/Observation.rs", Some("123"),
             search("Observation", "code=x"), ALLOW, &[]),
     ]);

@@ -1,6 +1,14 @@
 //! Attack and validation table for JWT verification. Every case names the
 //! expected reason and a substring of the description.
 
+// Test helpers outside #[test] functions may unwrap and index.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod token_support;
 
 use fhir_smart_authz::decision::Reason;
@@ -691,5 +699,39 @@ fn agrees_with_pyjwt_reference() {
             r["alg"],
             r["case"]
         );
+    }
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Any single-character change of a valid token is refused (strict
+        /// base64url means no two strings decode to the same bytes).
+        #[test]
+        fn any_mutation_is_refused(pos in 0usize..400, c in prop::sample::select(
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ ".chars().collect::<Vec<_>>())) {
+            let t = token("EdDSA");
+            let pos = pos % t.len();
+            prop_assume!(t.as_bytes()[pos] as char != c);
+            let mut m = t.clone().into_bytes();
+            m[pos] = c as u8;
+            let m = String::from_utf8(m).unwrap();
+            prop_assert!(verify(&config(), &m).is_err());
+        }
+
+        /// Arbitrary input never panics and is refused.
+        #[test]
+        fn garbage_is_refused(s in ".{0,300}", dots in 0usize..4) {
+            let mut t = s.clone();
+            for _ in 0..dots {
+                t.push('.');
+                t.push_str(&s);
+            }
+            prop_assert!(verify(&config(), &t).is_err());
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! The CLI: `check-config`, `decide`, `explain`. Native only (bin crate).
+//! The CLI: `check-config`, `decide`, `explain`, `token inspect`. Native only (bin crate).
 
 use fhir_smart_authz::config::Config;
 use fhir_smart_authz::decision::{Decision, Reason};
@@ -20,6 +20,10 @@ USAGE:
         Read requests as JSON Lines on stdin, write one JSON decision per line.
     fhir-smart-authz explain --config FILE
         Same input; prints a human-readable explanation per request.
+    fhir-smart-authz token inspect [--config FILE] [TOKEN]
+        Show a token's header and claims (never its signature) and whether the
+        config's inline keys accept it, and if not, why. TOKEN is read from
+        stdin when omitted (keeps it out of shell history).
     fhir-smart-authz --help
 
 INPUT LINE:
@@ -27,7 +31,7 @@ INPUT LINE:
      \"headers\":{\"name\":\"value\" | [\"v1\",\"v2\"]},      (optional)
      \"body\": JSON value or string,                     (optional)
      \"claims\":{\"scope\":\"patient/*.rs\",\"patient\":\"123\"},  (optional, already verified)
-     \"token\":\"...\"}                                      (optional, raw JWT)
+     \"token\":\"...\"}       (optional, raw JWT, verified against issuers[].jwks)
     No claims and no token = a request without a token.
 ";
 
@@ -60,6 +64,7 @@ pub fn run(args: &[String], input: &mut dyn BufRead, out: &mut dyn Write) -> i32
             process(&config, *cmd == "explain", input, out);
             0
         }
+        ["token", "inspect", rest @ ..] => token_inspect(rest, input, out),
         _ => {
             eprintln!("error: unrecognised arguments {:?}\n\n{HELP}", args);
             2
@@ -172,22 +177,78 @@ fn decide_line(config: &Config, line: &str, n: usize) -> (String, Decision) {
         (Some(c), _) => Some(c.clone()),
         (None, Some(t)) => match verify_token(config, t) {
             Ok(c) => Some(c),
-            Err(d) => return (label, d),
+            Err(d) => {
+                // Name the interaction too when the request classifies.
+                let it = engine::decide(config, &req, None).interaction;
+                return (
+                    label,
+                    match it {
+                        Some(it) => d.with_interaction(it),
+                        None => d,
+                    },
+                );
+            }
         },
         (None, None) => None,
     };
     (label, engine::decide(config, &req, claims.as_ref()))
 }
 
-/// HOOK (token): `"token"` input. The token module provides
-/// `crate::token::verify_with_config(&Config, token, now_unix) -> Result<Value, Decision>`;
-/// until it is wired here a raw token is refused.
-#[allow(clippy::result_large_err)] // mirrors crate::token::verify_with_config
-fn verify_token(_config: &Config, _token: &str) -> Result<Value, Decision> {
-    Err(Decision::deny(
-        Reason::InvalidToken,
-        "token verification is not available in this build of the CLI; pass verified \"claims\" instead",
-    ))
+/// `token inspect [--config FILE] [TOKEN]`. Without a config, the token is
+/// checked against no issuer (it shows why: unknown issuer), which still lets
+/// a person read its header and claims.
+fn token_inspect(args: &[&str], input: &mut dyn BufRead, out: &mut dyn Write) -> i32 {
+    let (config, token_arg) = match args {
+        ["--config", file, rest @ ..] => match load(file) {
+            Ok(c) => (c, rest),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 1;
+            }
+        },
+        rest => match Config::default_config() {
+            Ok(c) => (c, rest),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 1;
+            }
+        },
+    };
+    let token = match token_arg {
+        [t] => t.to_string(),
+        [] => {
+            let mut line = String::new();
+            if input.read_line(&mut line).is_err() {
+                eprintln!("error: could not read the token from stdin");
+                return 2;
+            }
+            line.trim().to_string()
+        }
+        _ => {
+            eprintln!("error: token inspect takes one token\n\n{HELP}");
+            return 2;
+        }
+    };
+    let report = fhir_smart_authz::token::inspect(&config, &token, unix_now());
+    let _ = writeln!(
+        out,
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap_or_default()
+    );
+    0
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// `"token"` input: verified against the issuers' inline JWKS (the CLI
+/// cannot fetch keys) at the current time.
+fn verify_token(config: &Config, token: &str) -> Result<Value, Decision> {
+    fhir_smart_authz::token::verify_with_config(config, token, unix_now())
 }
 
 fn explain_text(n: usize, label: &str, d: &Decision) -> String {

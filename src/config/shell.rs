@@ -50,7 +50,7 @@ impl Fact {
             Fact::Patient => "patient",
             Fact::FhirUser => "fhir-user",
             Fact::ClientId => "client-id",
-            Fact::Scopes => "scopes",
+            Fact::Scopes => "scope",
             Fact::Subject => "subject",
             Fact::Issuer => "issuer",
         }
@@ -70,6 +70,16 @@ pub struct UpstreamConfig {
     pub header_prefix: String,
     /// Per-fact header name overrides, e.g. `{"patient": "x-patient-id"}`.
     pub header_names: BTreeMap<Fact, String>,
+    /// Envoy cluster of the FHIR server. Used when a decision carries response
+    /// obligations: the filter fetches the response itself to check it before
+    /// relaying it. Default `fhir`.
+    pub cluster: String,
+    /// Timeout of that fetch (milliseconds). Default 30000.
+    pub timeout_ms: u64,
+    /// More request headers to remove from every request, e.g. identity
+    /// headers a legacy FHIR server trusts (`x-forwarded-user`). Every header
+    /// starting with `header_prefix` is always removed.
+    pub remove_headers: Vec<String>,
 }
 
 impl Default for UpstreamConfig {
@@ -79,6 +89,9 @@ impl Default for UpstreamConfig {
             forward_headers: Fact::ALL.to_vec(),
             header_prefix: "x-smart-".into(),
             header_names: BTreeMap::new(),
+            cluster: "fhir".into(),
+            timeout_ms: 30_000,
+            remove_headers: Vec::new(),
         }
     }
 }
@@ -99,12 +112,36 @@ impl UpstreamConfig {
         }
     }
 
-    /// All fact header names (removed from every incoming request).
+    /// All fact header names.
     pub fn all_header_names(&self) -> Vec<String> {
         Fact::ALL.iter().map(|f| self.header_name(*f)).collect()
     }
 
+    /// Whether an incoming header (lower-case name) must be removed before
+    /// anything else: a fact header, anything under `header_prefix`, or one
+    /// of `remove_headers`.
+    pub fn is_reserved(&self, lower_name: &str) -> bool {
+        (!self.header_prefix.is_empty() && lower_name.starts_with(&self.header_prefix))
+            || Fact::ALL.iter().any(|f| self.header_name(*f) == lower_name)
+            || self
+                .remove_headers
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(lower_name))
+    }
+
     pub fn validate(&self, field: &str) -> Result<(), ConfigError> {
+        if self.cluster.trim().is_empty() {
+            return Err(ConfigError::new(
+                format!("{field}.cluster"),
+                "must name the Envoy cluster of the FHIR server, e.g. \"fhir\"",
+            ));
+        }
+        if self.timeout_ms == 0 {
+            return Err(ConfigError::new(
+                format!("{field}.timeout_ms"),
+                "must be greater than 0 (default 30000)",
+            ));
+        }
         if !self.header_prefix.is_empty() && !is_header_name(&self.header_prefix) {
             return Err(ConfigError::new(
                 format!("{field}.header_prefix"),
@@ -126,6 +163,24 @@ impl UpstreamConfig {
                 return Err(ConfigError::new(
                     format!("{field}.header_names.{}", fact.as_str()),
                     format!("{name:?} is a protocol header; choose a dedicated name such as \"x-smart-{}\"", fact.header_suffix()),
+                ));
+            }
+        }
+        for (i, h) in self.remove_headers.iter().enumerate() {
+            let lower = h.to_ascii_lowercase();
+            if !is_header_name(&lower)
+                || matches!(
+                    lower.as_str(),
+                    "authorization"
+                        | "host"
+                        | "content-length"
+                        | "content-type"
+                        | "transfer-encoding"
+                )
+            {
+                return Err(ConfigError::new(
+                    format!("{field}.remove_headers[{i}]"),
+                    format!("{h:?} is not a removable header name (use [a-z0-9-_.]; protocol headers cannot be removed)"),
                 ));
             }
         }
@@ -383,6 +438,11 @@ mod tests {
                 "discovery.code_challenge_methods_supported",
             ),
             (r#"{"audit":{"source":" "}}"#, "audit.source"),
+            (
+                r#"{"upstream":{"remove_headers":["Host"]}}"#,
+                "upstream.remove_headers[0]",
+            ),
+            (r#"{"upstream":{"cluster":""}}"#, "upstream.cluster"),
         ] {
             let e = Config::from_json(json.as_bytes()).unwrap_err();
             assert_eq!(e.field, field, "{json}: {e}");

@@ -7,6 +7,9 @@ use super::ports::{Engine, Pending, TokenPort, TokenStep};
 use crate::config::Config;
 use crate::decision::{Decision, Obligation, Reason};
 use crate::fhir::RequestParts;
+use crate::token::host_crypto::VERIFY_SIGNATURE_FUNCTION;
+use crate::token::service::{self, CallPurpose, OutboundCall, TokenService};
+use crate::token::{extract_bearer, jose, HostAssistedVerifier, SignatureVerifier};
 use serde_json::Value;
 use std::rc::Rc;
 
@@ -19,93 +22,217 @@ impl Engine for CoreEngine {
         crate::fhir::body_needed(config, req)
     }
 
-    fn decide(&self, config: &Config, req: &RequestParts, _claims: Option<&Value>) -> Decision {
-        // TEMPORARY until `crate::engine::decide` lands on main.
-        match crate::fhir::classify(config, req) {
-            Err(e) => Decision::deny(Reason::InvalidRequest, e.message),
-            Ok(it) => Decision::deny(
-                Reason::UnsupportedClaims,
-                "the policy engine is not part of this build",
-            )
-            .with_interaction(it),
-        }
+    fn decide(&self, config: &Config, req: &RequestParts, claims: Option<&Value>) -> Decision {
+        crate::engine::decide(config, req, claims)
     }
 
     fn check_response(
         &self,
-        _obligation: &Obligation,
-        _response: &Value,
-        _base_url: Option<&str>,
+        obligation: &Obligation,
+        response: &Value,
+        base_url: Option<&str>,
     ) -> Result<(), String> {
-        // TEMPORARY until `crate::policy::check_response` lands on main.
-        Err("response checks are not part of this build".into())
+        crate::policy::check_response(obligation, response, base_url)
     }
 }
 
-/// Token handling over `crate::token`.
+/// RS256/384/512 through Envoy's `verify_signature` (BoringSSL); anything
+/// else, or a host failure, through the pure-Rust verifier (inside
+/// [`HostAssistedVerifier`]).
+fn with_verifier<R>(host: &dyn Host, f: impl FnOnce(&dyn SignatureVerifier) -> R) -> R {
+    let sig = HostAssistedVerifier::new(|args: &[u8]| {
+        host.call_foreign_function(VERIFY_SIGNATURE_FUNCTION, args)
+            .and_then(|r| r.ok_or_else(|| "empty verify_signature result".to_string()))
+    });
+    f(&sig)
+}
+
+fn http_call(c: OutboundCall) -> HttpCall {
+    HttpCall {
+        cluster: c.cluster,
+        headers: c.headers,
+        body: c.body,
+        timeout_ms: c.timeout_ms,
+    }
+}
+
+fn pending(p: CallPurpose) -> Pending {
+    match p {
+        CallPurpose::Jwks { issuer } => Pending::Jwks { issuer },
+        CallPurpose::Introspection { issuer } => Pending::Introspection { issuer },
+    }
+}
+
+fn purpose(p: Pending) -> CallPurpose {
+    match p {
+        Pending::Jwks { issuer } => CallPurpose::Jwks { issuer },
+        Pending::Introspection { issuer } => CallPurpose::Introspection { issuer },
+    }
+}
+
+fn step(s: service::TokenStep) -> TokenStep {
+    match s {
+        service::TokenStep::Verified { claims, cache_hit } => TokenStep::Verified {
+            claims: Rc::unwrap_or_clone(claims),
+            cache_hit,
+        },
+        service::TokenStep::Call { call, purpose } => TokenStep::Call {
+            call: http_call(call),
+            pending: pending(purpose),
+        },
+        service::TokenStep::Denied(d) => TokenStep::Denied(*d),
+    }
+}
+
+/// Token handling over [`TokenService`] (one per worker VM and configuration).
 pub struct CoreTokens {
-    config: Rc<Config>,
+    /// `Err`: the issuers could not be set up (already caught by config
+    /// validation; kept to fail closed).
+    service: Result<TokenService, String>,
 }
 
 impl CoreTokens {
     pub fn new(config: Rc<Config>) -> CoreTokens {
-        CoreTokens { config }
+        CoreTokens {
+            service: TokenService::new(&config).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Keys were never loaded for this token's issuer and the start-up fetch
+    /// is still in flight: fetch on behalf of the request instead of
+    /// refusing it (only until the first key set arrives).
+    fn startup_fetch(&mut self, token: &str) -> Option<(HttpCall, Pending)> {
+        let svc = self.service.as_ref().ok()?;
+        let iss = jose::peek_issuer(token)?;
+        let v = svc.verifier();
+        let i = (0..v.issuer_count()).find(|i| {
+            v.issuer_config(*i).is_some_and(|c| c.issuer == iss)
+                && v.key_store(*i).is_some_and(|k| k.is_remote())
+        })?;
+        if v.generation(i) != Some(0) {
+            return None;
+        }
+        let cfg = v.issuer_config(i)?;
+        let (authority, path) = cfg.jwks_authority_and_path()?;
+        Some((
+            HttpCall {
+                cluster: cfg.jwks_cluster.clone()?,
+                headers: vec![
+                    (":method".into(), "GET".into()),
+                    (":path".into(), path),
+                    (":authority".into(), authority),
+                    (
+                        "accept".into(),
+                        "application/json, application/jwk-set+json".into(),
+                    ),
+                ],
+                body: None,
+                timeout_ms: cfg.jwks_timeout_ms,
+            },
+            Pending::Jwks { issuer: i },
+        ))
     }
 }
 
+fn misconfigured() -> TokenStep {
+    TokenStep::Denied(Decision::deny(
+        Reason::KeysUnavailable,
+        "the token issuers are misconfigured; see the filter's startup log",
+    ))
+}
+
 impl TokenPort for CoreTokens {
-    fn extract(&self, _config: &Config, req: &RequestParts) -> Result<Option<String>, Decision> {
-        // TEMPORARY until `crate::token` bearer extraction lands on main.
-        let values: Vec<&str> = req.header_values("authorization").collect();
-        if values.len() > 1 {
-            return Err(Decision::deny(
-                Reason::MultipleCredentials,
-                "send exactly one Authorization header",
-            ));
-        }
-        Ok(values.first().and_then(|v| {
-            let (scheme, rest) = v.trim().split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| rest.trim().to_string())
-                .filter(|t| !t.is_empty())
-        }))
+    fn extract(&self, config: &Config, req: &RequestParts) -> Result<Option<String>, Decision> {
+        extract_bearer(req, &config.token).map(|b| b.map(|b| b.token))
     }
 
-    fn verify(&mut self, _host: &dyn Host, _token: &str, _now: u64) -> TokenStep {
-        let _ = &self.config;
-        TokenStep::Denied(Decision::deny(
-            Reason::KeysUnavailable,
-            "token verification is not part of this build",
-        ))
+    fn verify(&mut self, host: &dyn Host, token: &str, now: u64) -> TokenStep {
+        let Ok(svc) = self.service.as_mut() else {
+            return misconfigured();
+        };
+        let s = step(with_verifier(host, |sig| svc.verify(token, now, sig)));
+        if let TokenStep::Denied(d) = &s {
+            if d.reason == Reason::KeysUnavailable {
+                if let Some((call, pending)) = self.startup_fetch(token) {
+                    return TokenStep::Call { call, pending };
+                }
+            }
+        }
+        s
     }
 
     fn call_done(
         &mut self,
-        _host: &dyn Host,
-        _pending: Pending,
-        _token: &str,
-        _status: Option<u16>,
-        _body: &[u8],
-        _now: u64,
+        host: &dyn Host,
+        pending: Pending,
+        token: &str,
+        status: Option<u16>,
+        body: &[u8],
+        now: u64,
     ) -> TokenStep {
-        TokenStep::Denied(Decision::deny(
-            Reason::KeysUnavailable,
-            "token verification is not part of this build",
-        ))
+        let Ok(svc) = self.service.as_mut() else {
+            return misconfigured();
+        };
+        step(with_verifier(host, |sig| {
+            svc.call_done(purpose(pending), token, status, body, now, sig)
+        }))
     }
 
-    fn due_jwks_fetches(&mut self, _now: u64) -> Vec<(usize, HttpCall)> {
-        Vec::new()
+    fn due_jwks_fetches(&mut self, now: u64) -> Vec<(usize, HttpCall)> {
+        let Ok(svc) = self.service.as_mut() else {
+            return Vec::new();
+        };
+        svc.due_jwks_fetches(now)
+            .into_iter()
+            .map(|(i, c)| (i, http_call(c)))
+            .collect()
     }
 
-    fn jwks_loaded(&mut self, _issuer: usize, _bytes: &[u8], _now: u64) -> Result<(), String> {
-        Ok(())
+    fn jwks_response(
+        &mut self,
+        issuer: usize,
+        response: Result<(u16, &[u8]), &str>,
+        now: u64,
+    ) -> Result<(), String> {
+        let svc = self.service.as_mut().map_err(|e| e.clone())?;
+        match response {
+            Ok((200, body)) => svc.jwks_loaded(issuer, body, now),
+            Ok((status, _)) => {
+                svc.jwks_failed(issuer, now);
+                Err(format!("the JWKS endpoint answered HTTP {status}"))
+            }
+            Err(e) => {
+                svc.jwks_failed(issuer, now);
+                Err(e.to_string())
+            }
+        }
     }
 
-    fn jwks_failed(&mut self, _issuer: usize, _now: u64) {}
+    fn jwks_shared(
+        &mut self,
+        issuer: usize,
+        bytes: &[u8],
+        fetched_at: u64,
+        now: u64,
+    ) -> Result<(), String> {
+        let svc = self.service.as_mut().map_err(|e| e.clone())?;
+        let store = svc
+            .verifier_mut()
+            .key_store_mut(issuer)
+            .ok_or_else(|| format!("no issuer {issuer}"))?;
+        store.on_shared_jwks(bytes, fetched_at, now).map(|_| ())
+    }
+
+    fn housekeeping(&mut self, now: u64) {
+        if let Ok(svc) = self.service.as_mut() {
+            svc.purge_cache(now);
+        }
+    }
 
     fn fetched_issuers(&self) -> Vec<usize> {
-        Vec::new()
+        self.service
+            .as_ref()
+            .map(|s| s.fetched_issuers())
+            .unwrap_or_default()
     }
 }

@@ -291,11 +291,31 @@ impl TokenPort for FakeTokens {
     fn due_jwks_fetches(&mut self, _now: u64) -> Vec<(usize, HttpCall)> {
         std::mem::take(&mut self.due)
     }
-    fn jwks_loaded(&mut self, issuer: usize, bytes: &[u8], _now: u64) -> Result<(), String> {
+    fn jwks_response(
+        &mut self,
+        issuer: usize,
+        response: Result<(u16, &[u8]), &str>,
+        _now: u64,
+    ) -> Result<(), String> {
+        match response {
+            Ok((200, b)) => {
+                self.keys_loaded.push((issuer, b.to_vec()));
+                Ok(())
+            }
+            Ok((s, _)) => Err(format!("HTTP {s}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+    fn jwks_shared(
+        &mut self,
+        issuer: usize,
+        bytes: &[u8],
+        _at: u64,
+        _now: u64,
+    ) -> Result<(), String> {
         self.keys_loaded.push((issuer, bytes.to_vec()));
         Ok(())
     }
-    fn jwks_failed(&mut self, _issuer: usize, _now: u64) {}
     fn fetched_issuers(&self) -> Vec<usize> {
         self.fetched.clone()
     }

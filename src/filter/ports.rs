@@ -19,6 +19,7 @@ pub enum Pending {
 
 /// One step of verifying a bearer token.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // one per request; boxing buys nothing
 pub enum TokenStep {
     /// The token is valid; its claims.
     Verified { claims: Value, cache_hit: bool },
@@ -32,6 +33,7 @@ pub enum TokenStep {
 pub trait TokenPort {
     /// The bearer token of a request: `Ok(None)` when there is none, `Err`
     /// for malformed or multiple credentials.
+    #[allow(clippy::result_large_err)] // mirrors crate::token's extraction signature
     fn extract(&self, config: &Config, req: &RequestParts) -> Result<Option<String>, Decision>;
     /// Verify a token at `now` (Unix seconds).
     fn verify(&mut self, host: &dyn Host, token: &str, now: u64) -> TokenStep;
@@ -48,10 +50,24 @@ pub trait TokenPort {
     ) -> TokenStep;
     /// JWKS fetches due now (startup and periodic refresh): `(issuer, call)`.
     fn due_jwks_fetches(&mut self, now: u64) -> Vec<(usize, HttpCall)>;
-    /// Fetched JWKS bytes for an issuer (from our own fetch or shared data).
-    fn jwks_loaded(&mut self, issuer: usize, bytes: &[u8], now: u64) -> Result<(), String>;
-    /// A JWKS fetch failed (for back-off).
-    fn jwks_failed(&mut self, issuer: usize, now: u64);
+    /// The answer to a root-initiated JWKS fetch: `Ok((status, body))` or
+    /// `Err(why)` when the call failed.
+    fn jwks_response(
+        &mut self,
+        issuer: usize,
+        response: Result<(u16, &[u8]), &str>,
+        now: u64,
+    ) -> Result<(), String>;
+    /// JWKS bytes another VM fetched at `fetched_at` (shared data).
+    fn jwks_shared(
+        &mut self,
+        issuer: usize,
+        bytes: &[u8],
+        fetched_at: u64,
+        now: u64,
+    ) -> Result<(), String>;
+    /// Housekeeping from the root tick (e.g. drop expired cache entries).
+    fn housekeeping(&mut self, _now: u64) {}
     /// Indexes of issuers whose keys are fetched (`jwks_uri`).
     fn fetched_issuers(&self) -> Vec<usize>;
 }

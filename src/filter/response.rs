@@ -36,9 +36,9 @@ pub fn quote_escape(s: &str) -> String {
 pub fn issue_code(reason: Reason, status: u16) -> &'static str {
     match (reason, status) {
         (_, 404) => "not-found",
-        (Reason::MissingToken, _) => "login",
         (Reason::BodyTooLarge, _) => "too-long",
-        (_, 401) => "security",
+        // 401: the client must (re)authenticate, whatever was wrong with the token.
+        (_, 401) => "login",
         (_, 400) => "invalid",
         _ => "forbidden",
     }
@@ -46,7 +46,7 @@ pub fn issue_code(reason: Reason, status: u16) -> &'static str {
 
 /// The `WWW-Authenticate` value for a denial, if the status carries one.
 pub fn www_authenticate(config: &Config, d: &Decision, status: u16) -> Option<String> {
-    if !matches!(status, 400 | 401 | 403) {
+    if !matches!(status, 400 | 401 | 403 | 413) {
         return None;
     }
     let mut v = format!("Bearer realm=\"{}\"", quote_escape(&config.responses.realm));
@@ -167,7 +167,13 @@ mod tests {
                     r#"Bearer realm="my \"fhir\"", error="invalid_request", error_description="bad?path ?""#,
                 ),
             ),
-            (Decision::deny(Reason::BodyTooLarge, "too big"), 413, None),
+            (
+                Decision::deny(Reason::BodyTooLarge, "too big"),
+                413,
+                Some(
+                    r#"Bearer realm="my \"fhir\"", error="invalid_request", error_description="too big""#,
+                ),
+            ),
         ] {
             assert_eq!(
                 www_authenticate(&c, &d, status).as_deref(),
@@ -196,7 +202,7 @@ mod tests {
                 "diagnostics":"no bearer token"}]})
         );
         for (reason, status, code) in [
-            (Reason::InvalidToken, 401, "security"),
+            (Reason::InvalidToken, 401, "login"),
             (Reason::InsufficientScope, 403, "forbidden"),
             (Reason::InvalidRequest, 400, "invalid"),
             (Reason::BodyTooLarge, 413, "too-long"),

@@ -19,6 +19,7 @@ pub struct Root {
     in_flight: HashMap<u32, usize>,
     fetching: HashSet<usize>,
     seen: HashMap<usize, u64>,
+    ticks: u64,
 }
 
 impl Root {
@@ -55,7 +56,8 @@ impl Root {
         if !host.set_tick_period_ms(TICK_MS) {
             host.log(Level::Warn, "fhir-smart-authz: could not set the tick period; JWKS refresh relies on on-demand fetches");
         }
-        self.tick(host);
+        // The first JWKS fetches start on the first tick: during
+        // on_configure Envoy's clusters may not accept calls yet.
         true
     }
 
@@ -71,6 +73,10 @@ impl Root {
         let Ok(mut tokens) = shared.tokens.try_borrow_mut() else {
             return;
         };
+        self.ticks = self.ticks.wrapping_add(1);
+        if self.ticks % 60 == 0 {
+            tokens.housekeeping(now);
+        }
         for issuer in tokens.fetched_issuers() {
             let (value, _) = host.shared_get(&jwks_shared_key(&config, issuer));
             let Some(value) = value else { continue };
@@ -81,7 +87,7 @@ impl Root {
                 continue;
             }
             self.seen.insert(issuer, ts);
-            if let Err(e) = tokens.jwks_loaded(issuer, bytes, ts / 1000) {
+            if let Err(e) = tokens.jwks_shared(issuer, bytes, ts / 1000, now) {
                 host.log(
                     Level::Warn,
                     &format!("fhir-smart-authz: shared JWKS of issuers[{issuer}] rejected: {e}"),
@@ -116,7 +122,7 @@ impl Root {
                         &format!("fhir-smart-authz: JWKS fetch for issuers[{issuer}]: {e}"),
                     );
                     shared.count(host, "jwks_fetch.failure");
-                    tokens.jwks_failed(issuer, now);
+                    let _ = tokens.jwks_response(issuer, Err(&e), now);
                 }
             }
         }
@@ -141,30 +147,22 @@ impl Root {
         let Ok(mut tokens) = shared.tokens.try_borrow_mut() else {
             return;
         };
-        if status == Some(200) {
-            match tokens.jwks_loaded(issuer, &body, now_ms / 1000) {
-                Ok(()) => {
-                    shared.count(host, "jwks_fetch.success");
-                    publish_jwks(host, &shared.config, issuer, &body, now_ms);
-                    self.seen.insert(issuer, now_ms);
-                }
-                Err(e) => {
-                    shared.count(host, "jwks_fetch.failure");
-                    host.log(
-                        Level::Warn,
-                        &format!("fhir-smart-authz: JWKS of issuers[{issuer}] rejected: {e}"),
-                    );
-                }
+        let response = status
+            .map(|s| (s, body.as_slice()))
+            .ok_or("the call failed");
+        match tokens.jwks_response(issuer, response, now_ms / 1000) {
+            Ok(()) => {
+                shared.count(host, "jwks_fetch.success");
+                publish_jwks(host, &shared.config, issuer, &body, now_ms);
+                self.seen.insert(issuer, now_ms);
             }
-        } else {
-            shared.count(host, "jwks_fetch.failure");
-            host.log(
-                Level::Warn,
-                &format!(
-                    "fhir-smart-authz: JWKS fetch for issuers[{issuer}] failed (status {status:?})"
-                ),
-            );
-            tokens.jwks_failed(issuer, now_ms / 1000);
+            Err(e) => {
+                shared.count(host, "jwks_fetch.failure");
+                host.log(
+                    Level::Warn,
+                    &format!("fhir-smart-authz: JWKS fetch for issuers[{issuer}] failed: {e}"),
+                );
+            }
         }
     }
 }

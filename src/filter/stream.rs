@@ -1,8 +1,21 @@
 //! One HTTP stream: headers → bearer token → (key fetch / introspection /
-//! body) → decision → continue or local reply; then response obligations.
-//! Host-agnostic; driven by the wasm entry points or by tests.
+//! body) → decision → continue or local reply. Host-agnostic; driven by the
+//! wasm entry points or by tests.
+//!
+//! Envoy's proxy-wasm host turns a paused header callback into
+//! `StopAllIterationAndWatermark`: while headers are held, no body callback
+//! arrives. Hence:
+//! - a request whose decision needs the body releases its headers once the
+//!   token is verified, buffers the body (`max_body_bytes`) and decides at its
+//!   end; a denial then answers locally and Envoy resets the upstream request
+//!   (which never received the body);
+//! - a decision with response obligations (patient compartment / granular
+//!   scope checks on the returned resource) is carried out by the filter
+//!   itself: it fetches the response through `upstream.cluster`
+//!   (`dispatch_http_call` with the request's headers), checks it, and relays
+//!   it — or replaces it with 403/404 — as a local reply.
 
-use super::host::{Body, Headers, Host, Level};
+use super::host::{Body, Headers, Host, HttpCall, Level};
 use super::metrics::Metrics;
 use super::ports::{Engine, Pending, TokenPort, TokenStep};
 use super::response::{deny_reply, discovery_reply, Reply};
@@ -10,7 +23,7 @@ use crate::audit::{self, AuditInput, Identity};
 use crate::config::shell::Fact;
 use crate::config::Config;
 use crate::decision::{Decision, Reason};
-use crate::fhir::RequestParts;
+use crate::fhir::{Interaction, InteractionKind, Level as FhirLevel, RequestParts};
 use serde_json::Value;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -100,20 +113,21 @@ pub struct Stream {
     request_id: Option<String>,
     token: Option<String>,
     claims: Option<Value>,
-    token_denial: Option<Decision>,
-    token_done: bool,
+    /// The token call (JWKS / introspection) in flight.
     pending: Option<(u32, Pending)>,
+    /// The obligation fetch in flight.
+    relay: Option<u32>,
     body_needed: bool,
     body: Option<Vec<u8>>,
-    body_done: bool,
+    /// The token is resolved and the headers were released to wait for the body.
+    awaiting_body: bool,
     /// A request callback returned `Pause` and the request was not continued yet.
     paused: bool,
+    resumed: bool,
     decided: bool,
     replied: bool,
-    resumed: bool,
     decision: Option<Decision>,
     identity: Option<Identity>,
-    check_response: bool,
 }
 
 impl Stream {
@@ -126,19 +140,17 @@ impl Stream {
             request_id: None,
             token: None,
             claims: None,
-            token_denial: None,
-            token_done: false,
             pending: None,
+            relay: None,
             body_needed: false,
             body: None,
-            body_done: false,
+            awaiting_body: false,
             paused: false,
+            resumed: false,
             decided: false,
             replied: false,
-            resumed: false,
             decision: None,
             identity: None,
-            check_response: false,
         }
     }
 
@@ -168,14 +180,26 @@ impl Stream {
         Flow::Pause
     }
 
+    /// Let the request go on: `Continue` inside a request callback, or one
+    /// `resume_http_request` after an asynchronous answer.
+    fn release(&mut self, host: &dyn Host, from_async: bool) -> Flow {
+        if from_async && self.paused && !self.resumed {
+            self.resumed = true;
+            self.paused = false;
+            if !host.resume_request() {
+                host.log(Level::Error, "could not resume the request");
+            }
+        }
+        Flow::Continue
+    }
+
     pub fn on_request_headers(&mut self, host: &dyn Host, end_of_stream: bool) -> Flow {
         let config = self.config();
         let mut headers = host.headers(Headers::Request);
         // Anti-spoofing: incoming copies of the fact headers never reach upstream.
-        let fact_headers = config.upstream.all_header_names();
         headers.retain(|(n, _)| {
             let lower = n.to_ascii_lowercase();
-            if fact_headers.contains(&lower) {
+            if config.upstream.is_reserved(&lower) {
                 if !host.set_header(Headers::Request, &lower, None) {
                     host.log(Level::Error, &format!("could not remove header {lower}"));
                 }
@@ -202,28 +226,35 @@ impl Stream {
             if matches!(self.method.as_str(), "GET" | "HEAD")
                 && path_only == format!("{}/.well-known/smart-configuration", config.base_path)
             {
-                self.shared.count(host, "decision.allow.public_endpoint");
+                let d = Decision::allow(
+                    Reason::PublicEndpoint,
+                    Interaction::new(InteractionKind::SmartConfiguration, FhirLevel::System),
+                );
+                if let Ok(mut m) = self.shared.metrics.try_borrow_mut() {
+                    m.decision(host, &d);
+                }
+                self.write_audit(host, &d, None);
                 return self.reply(host, &discovery_reply(&disc.document()));
             }
         }
 
-        let engine_needs_body = {
+        let needs_body = {
             let parts = self.parts();
-            !end_of_stream && self.shared.engine.body_needed(&config, &parts)
+            self.shared.engine.body_needed(&config, &parts)
         };
-        self.body_needed = engine_needs_body;
-        self.body_done = !engine_needs_body;
+        if needs_body && end_of_stream {
+            // The request has no body at all: decide on an empty one.
+            self.body = Some(Vec::new());
+        }
+        self.body_needed = needs_body && !end_of_stream;
 
         let extracted = {
             let parts = self.parts();
             self.shared.tokens.borrow().extract(&config, &parts)
         };
         match extracted {
-            Err(d) => {
-                self.token_denial = Some(d);
-                self.token_done = true;
-            }
-            Ok(None) => self.token_done = true,
+            Err(d) => self.apply(host, d, false),
+            Ok(None) => self.after_token(host, false),
             Ok(Some(t)) => {
                 let now = Self::now_s(host);
                 let step = match self.shared.tokens.try_borrow_mut() {
@@ -234,10 +265,9 @@ impl Stream {
                     )),
                 };
                 self.token = Some(t);
-                self.handle_step(host, step);
+                self.handle_step(host, step, false)
             }
         }
-        self.progress(host, false)
     }
 
     pub fn on_request_body(
@@ -246,36 +276,41 @@ impl Stream {
         body_size: usize,
         end_of_stream: bool,
     ) -> Flow {
-        if self.replied {
+        if self.replied || self.relay.is_some() {
             return Flow::Pause;
         }
         if self.decided {
             return Flow::Continue;
         }
-        let config = self.config();
-        if self.body_needed && !self.body_done {
-            if body_size > config.max_body_bytes {
-                self.body_done = true;
-                let d = Decision::deny(
-                    Reason::BodyTooLarge,
-                    format!(
-                        "the request body is larger than {} bytes (max_body_bytes); it cannot be checked",
-                        config.max_body_bytes
-                    ),
-                );
-                return self.apply(host, d, false);
-            }
-            if !end_of_stream {
-                self.paused = true;
-                return Flow::Pause;
-            }
-            self.body = Some(host.body(Body::Request, body_size).unwrap_or_default());
-            self.body_done = true;
+        if !self.awaiting_body {
+            // Token still pending (not expected: headers are held).
+            return Flow::Pause;
         }
-        self.progress(host, false)
+        let config = self.config();
+        if body_size > config.max_body_bytes {
+            let d = Decision::deny(
+                Reason::BodyTooLarge,
+                format!(
+                    "the request body is larger than {} bytes (max_body_bytes) and cannot be checked; send a smaller request",
+                    config.max_body_bytes
+                ),
+            );
+            return self.apply(host, d, false);
+        }
+        if !end_of_stream {
+            return Flow::Pause;
+        }
+        self.body = Some(host.body(Body::Request, body_size).unwrap_or_default());
+        self.awaiting_body = false;
+        self.decide(host, false)
     }
 
     pub fn on_call_response(&mut self, host: &dyn Host, token_id: u32, body_size: usize) {
+        if self.relay == Some(token_id) {
+            self.relay = None;
+            self.on_relay_response(host, body_size);
+            return;
+        }
         let pending = match self.pending {
             Some((id, p)) if id == token_id => p,
             _ => return,
@@ -322,11 +357,10 @@ impl Stream {
                 "internal: token verifier busy; retry",
             )),
         };
-        self.handle_step(host, step);
-        self.progress(host, true);
+        self.handle_step(host, step, true);
     }
 
-    fn handle_step(&mut self, host: &dyn Host, mut step: TokenStep) {
+    fn handle_step(&mut self, host: &dyn Host, mut step: TokenStep, from_async: bool) -> Flow {
         for _ in 0..4 {
             match step {
                 TokenStep::Verified { claims, cache_hit } => {
@@ -339,18 +373,14 @@ impl Stream {
                         },
                     );
                     self.claims = Some(claims);
-                    self.token_done = true;
-                    return;
+                    return self.after_token(host, from_async);
                 }
-                TokenStep::Denied(d) => {
-                    self.token_denial = Some(d);
-                    self.token_done = true;
-                    return;
-                }
+                TokenStep::Denied(d) => return self.apply(host, d, from_async),
                 TokenStep::Call { call, pending } => match host.dispatch_http_call(&call) {
                     Ok(id) => {
                         self.pending = Some((id, pending));
-                        return;
+                        self.paused = true;
+                        return Flow::Pause;
                     }
                     Err(e) => {
                         host.log(Level::Warn, &e);
@@ -369,30 +399,30 @@ impl Stream {
                 },
             }
         }
-        self.token_denial = Some(Decision::deny(
+        let d = Decision::deny(
             Reason::KeysUnavailable,
             "the token's signing keys could not be obtained; retry later",
-        ));
-        self.token_done = true;
+        );
+        self.apply(host, d, from_async)
     }
 
-    /// Decide when everything is known. `from_async`: called outside a
-    /// request callback (an HTTP call answer), so the request is resumed.
-    fn progress(&mut self, host: &dyn Host, from_async: bool) -> Flow {
-        if self.decided {
-            return if self.replied {
-                Flow::Pause
-            } else {
-                Flow::Continue
-            };
+    /// The token is resolved (valid or absent): prepare the upstream headers,
+    /// then decide now or wait for the body.
+    fn after_token(&mut self, host: &dyn Host, from_async: bool) -> Flow {
+        let config = self.config();
+        self.identity = self
+            .claims
+            .as_ref()
+            .map(|c| Identity::from_claims(&config, c));
+        self.forward_facts(host, &config);
+        if self.body_needed {
+            self.awaiting_body = true;
+            return self.release(host, from_async);
         }
-        if let Some(d) = self.token_denial.take() {
-            return self.apply(host, d, from_async);
-        }
-        if !self.token_done || !self.body_done {
-            self.paused = true;
-            return Flow::Pause;
-        }
+        self.decide(host, from_async)
+    }
+
+    fn decide(&mut self, host: &dyn Host, from_async: bool) -> Flow {
         let config = self.config();
         let d = {
             let parts = self.parts();
@@ -435,10 +465,6 @@ impl Stream {
     fn apply(&mut self, host: &dyn Host, d: Decision, from_async: bool) -> Flow {
         let config = self.config();
         self.decided = true;
-        self.identity = self
-            .claims
-            .as_ref()
-            .map(|c| Identity::from_claims(&config, c));
         if let Ok(mut m) = self.shared.metrics.try_borrow_mut() {
             m.decision(host, &d);
         }
@@ -455,22 +481,156 @@ impl Stream {
                 ),
             );
         }
-        if allow || !config.enforce {
-            self.forward_facts(host, &config);
-            self.check_response = !d.obligations.is_empty();
+        if allow && !d.obligations.is_empty() {
             self.decision = Some(d);
-            if from_async && self.paused && !self.resumed {
-                self.resumed = true;
-                self.paused = false;
-                if !host.resume_request() {
-                    host.log(Level::Error, "could not resume the request");
-                }
-            }
-            return Flow::Continue;
+            return self.start_relay(host);
+        }
+        if allow || !config.enforce {
+            self.decision = Some(d);
+            return self.release(host, from_async);
         }
         let reply = deny_reply(&config, &d, d.status);
         self.decision = Some(d);
         self.reply(host, &reply)
+    }
+
+    /// Fetch the response through `upstream.cluster` to check obligations.
+    fn start_relay(&mut self, host: &dyn Host) -> Flow {
+        let config = self.config();
+        let mut headers: Vec<(String, String)> = host
+            .headers(Headers::Request)
+            .into_iter()
+            .filter(|(n, _)| {
+                !matches!(
+                    n.to_ascii_lowercase().as_str(),
+                    "connection"
+                        | "keep-alive"
+                        | "proxy-connection"
+                        | "transfer-encoding"
+                        | "te"
+                        | "upgrade"
+                        | "content-length"
+                        | "expect"
+                )
+            })
+            .collect();
+        if !headers.iter().any(|(n, _)| n == ":authority") {
+            headers.push((":authority".into(), config.upstream.cluster.clone()));
+        }
+        let call = HttpCall {
+            cluster: config.upstream.cluster.clone(),
+            headers,
+            body: self.body.clone(),
+            timeout_ms: config.upstream.timeout_ms,
+        };
+        match host.dispatch_http_call(&call) {
+            Ok(id) => {
+                self.relay = Some(id);
+                self.paused = true;
+                Flow::Pause
+            }
+            Err(e) => {
+                host.log(Level::Error, &format!("obligation fetch: {e}"));
+                self.relay_failed(host, &format!("the FHIR server could not be called ({e})"))
+            }
+        }
+    }
+
+    fn relay_failed(&mut self, host: &dyn Host, why: &str) -> Flow {
+        self.shared.count(host, "response_check.upstream_failure");
+        let d = Decision::deny(Reason::ResponseNotPermitted, why.to_string());
+        let body = serde_json::json!({"resourceType": "OperationOutcome", "issue": [{
+            "severity": "error", "code": "transient", "diagnostics": why}]});
+        let r = Reply {
+            status: 502,
+            headers: vec![("content-type".into(), super::response::FHIR_JSON.into())],
+            body: body.to_string().into_bytes(),
+        };
+        let _ = d;
+        self.reply(host, &r)
+    }
+
+    fn on_relay_response(&mut self, host: &dyn Host, body_size: usize) {
+        let config = self.config();
+        let headers = host.headers(Headers::CallResponse);
+        let status: Option<u16> = headers
+            .iter()
+            .find(|(n, _)| n == ":status")
+            .and_then(|(_, v)| v.parse().ok());
+        let Some(status) = status else {
+            self.relay_failed(host, "the FHIR server did not answer");
+            return;
+        };
+        let result = if body_size > config.max_body_bytes {
+            Err(format!(
+                "the response is larger than {} bytes (max_body_bytes) and cannot be checked against the token's patient/granular scopes",
+                config.max_body_bytes
+            ))
+        } else if !(200..300).contains(&status) || body_size == 0 {
+            // Error responses and empty bodies carry no resource to check.
+            Ok(())
+        } else {
+            let bytes = host.body(Body::CallResponse, body_size).unwrap_or_default();
+            match serde_json::from_slice::<Value>(&bytes) {
+                Err(_) => Err("the response is not JSON and cannot be checked against the token's patient/granular scopes".to_string()),
+                Ok(v) => {
+                    let obligations = self
+                        .decision
+                        .as_ref()
+                        .map(|d| d.obligations.clone())
+                        .unwrap_or_default();
+                    obligations.iter().try_for_each(|o| {
+                        self.shared
+                            .engine
+                            .check_response(o, &v, config.base_url.as_deref())
+                    })
+                }
+            }
+        };
+        let failed = result.is_err();
+        self.shared.count(
+            host,
+            if failed {
+                "response_check.fail"
+            } else {
+                "response_check.pass"
+            },
+        );
+        if let Some(d) = self.decision.clone() {
+            self.write_audit(host, &d, Some(result.clone()));
+        }
+        if let Err(why) = result {
+            if config.enforce {
+                let denial = Decision::deny(Reason::ResponseNotPermitted, why);
+                let reply = deny_reply(&config, &denial, config.responses.obligation_denied_status);
+                self.reply(host, &reply);
+                return;
+            }
+            self.shared.count(host, "shadow.would_deny");
+            if body_size > config.max_body_bytes {
+                self.relay_failed(host, "the response is too large to relay in shadow mode");
+                return;
+            }
+        }
+        let body = host.body(Body::CallResponse, body_size).unwrap_or_default();
+        let relayed: Vec<(String, String)> = headers
+            .into_iter()
+            .filter(|(n, _)| {
+                !n.starts_with(':')
+                    && !matches!(
+                        n.as_str(),
+                        "content-length" | "transfer-encoding" | "connection" | "keep-alive"
+                    )
+            })
+            .collect();
+        self.reply(
+            host,
+            &Reply {
+                status,
+                headers: relayed,
+                body,
+            },
+        );
     }
 
     fn forward_facts(&self, host: &dyn Host, config: &Config) {
@@ -503,100 +663,5 @@ impl Stream {
                 }
             }
         }
-    }
-
-    pub fn on_response_headers(&mut self, host: &dyn Host, end_of_stream: bool) -> Flow {
-        if !self.check_response {
-            return Flow::Continue;
-        }
-        let status: u16 = host
-            .headers(Headers::Response)
-            .iter()
-            .find(|(n, _)| n == ":status")
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(0);
-        if !(200..300).contains(&status) {
-            // Error responses carry no resource of the obligation's type.
-            self.check_response = false;
-            return Flow::Continue;
-        }
-        if end_of_stream {
-            self.check_response = false;
-            self.response_verdict(host, Ok(()));
-            return Flow::Continue;
-        }
-        Flow::Pause
-    }
-
-    pub fn on_response_body(
-        &mut self,
-        host: &dyn Host,
-        body_size: usize,
-        end_of_stream: bool,
-    ) -> Flow {
-        if !self.check_response {
-            return Flow::Continue;
-        }
-        let config = self.config();
-        if body_size > config.max_body_bytes {
-            self.check_response = false;
-            return self.response_verdict(
-                host,
-                Err(format!(
-                    "the response is larger than {} bytes (max_body_bytes) and cannot be checked against the token's patient/granular scopes",
-                    config.max_body_bytes
-                )),
-            );
-        }
-        if !end_of_stream {
-            return Flow::Pause;
-        }
-        self.check_response = false;
-        let bytes = host.body(Body::Response, body_size).unwrap_or_default();
-        let result = match serde_json::from_slice::<Value>(&bytes) {
-            Err(_) => Err("the response is not JSON and cannot be checked against the token's patient/granular scopes".to_string()),
-            Ok(v) => {
-                let obligations = self
-                    .decision
-                    .as_ref()
-                    .map(|d| d.obligations.clone())
-                    .unwrap_or_default();
-                obligations
-                    .iter()
-                    .try_for_each(|o| self.shared.engine.check_response(o, &v, config.base_url.as_deref()))
-            }
-        };
-        self.response_verdict(host, result)
-    }
-
-    fn response_verdict(&mut self, host: &dyn Host, result: Result<(), String>) -> Flow {
-        let config = self.config();
-        let Some(d) = self.decision.clone() else {
-            return Flow::Continue;
-        };
-        let failed = result.is_err();
-        self.shared.count(
-            host,
-            if failed {
-                "response_check.fail"
-            } else {
-                "response_check.pass"
-            },
-        );
-        let why = result.as_ref().err().cloned();
-        self.write_audit(host, &d, Some(result));
-        let Some(why) = why else {
-            return Flow::Continue;
-        };
-        if !config.enforce {
-            self.shared.count(host, "shadow.would_deny");
-            return Flow::Continue;
-        }
-        let denial = Decision::deny(Reason::ResponseNotPermitted, why);
-        let reply = deny_reply(&config, &denial, config.responses.obligation_denied_status);
-        if !host.send_local_reply(reply.status, &reply.headers, &reply.body) {
-            host.log(Level::Error, "could not replace the response");
-        }
-        Flow::Pause
     }
 }

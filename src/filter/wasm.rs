@@ -138,18 +138,4 @@ impl HttpContext for WasmHttp {
             None => Action::Pause,
         }
     }
-
-    fn on_http_response_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
-        match self.stream.as_mut() {
-            Some(s) => action(s.on_response_headers(&ProxyHost, end_of_stream)),
-            None => Action::Continue,
-        }
-    }
-
-    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        match self.stream.as_mut() {
-            Some(s) => action(s.on_response_body(&ProxyHost, body_size, end_of_stream)),
-            None => Action::Continue,
-        }
-    }
 }

@@ -478,7 +478,9 @@ impl<'a> Ev<'a> {
                     ALL_CTXS,
                 );
                 if it.conditional {
-                    let b = self.need(t, Perms::S, Rule::Search(&it.search), ALL_CTXS);
+                    let b = self
+                        .need(t, Perms::S, Rule::Search(&it.search), ALL_CTXS)
+                        .map_err(criteria);
                     return a.and(b);
                 }
                 a
@@ -492,7 +494,9 @@ impl<'a> Ev<'a> {
                     ALL_CTXS,
                 );
                 if it.conditional {
-                    let b = self.need(t, Perms::S, Rule::Search(&it.search), ALL_CTXS);
+                    let b = self
+                        .need(t, Perms::S, Rule::Search(&it.search), ALL_CTXS)
+                        .map_err(criteria);
                     return a.and(b);
                 }
                 a
@@ -505,8 +509,12 @@ impl<'a> Ev<'a> {
                     Perms::D
                 };
                 if it.conditional {
-                    let a = self.need(t, letter, Rule::Search(&it.search), ALL_CTXS);
-                    let b = self.need(t, Perms::S, Rule::Search(&it.search), ALL_CTXS);
+                    let a = self
+                        .need(t, letter, Rule::Search(&it.search), ALL_CTXS)
+                        .map_err(criteria);
+                    let b = self
+                        .need(t, Perms::S, Rule::Search(&it.search), ALL_CTXS)
+                        .map_err(criteria);
                     a.and(b)
                 } else {
                     self.need(t, letter, Rule::ById(need_id()?), ALL_CTXS)
@@ -707,7 +715,21 @@ impl<'a> Ev<'a> {
             OpTarget::None => Vec::new(),
         };
         for t in targets {
-            self.need(&t, letters, prule, ctxs)?;
+            self.need(&t, letters, prule, ctxs).map_err(|f| {
+                let only = if rule.contexts.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (authorized by {} scopes only)",
+                        rule.contexts
+                            .iter()
+                            .map(|c| format!("{c}/"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+                fail(f.reason, format!("operation {name}{only}: {}", f.message))
+            })?;
         }
         Ok(())
     }
@@ -758,6 +780,17 @@ impl<'a> Ev<'a> {
             .map(|(t, l, c)| render(*c, t, *l, ""))
             .collect()
     }
+}
+
+/// Prefix a failed conditional-criteria need.
+fn criteria(f: Fail) -> Fail {
+    fail(
+        f.reason,
+        format!(
+            "conditional criteria (query or If-None-Exist): {}",
+            f.message
+        ),
+    )
 }
 
 /// A type commonly targeted by an include parameter of that name (only
@@ -843,9 +876,11 @@ fn search_within_granular(params: &[SearchParam], g: &[&ResourceScope]) -> bool 
                 && sp.values.iter().all(|v| ok(v))
         })
     };
-    if g.iter()
-        .any(|s| s.query.iter().all(|q| within(&q.name, &|v| v == q.value)))
-    {
+    if g.iter().any(|s| {
+        s.query
+            .iter()
+            .all(|q| within(&q.name, &|v| value_within(v, &q.value)))
+    }) {
         return true;
     }
     let mut merged: HashMap<&str, Vec<&str>> = HashMap::new();
@@ -859,32 +894,62 @@ fn search_within_granular(params: &[SearchParam], g: &[&ResourceScope]) -> bool 
     }
     merged
         .iter()
-        .any(|(name, vals)| within(name, &|v| vals.contains(&v)))
+        .any(|(name, vals)| within(name, &|v| vals.iter().any(|g| value_within(v, g))))
 }
 
-fn finish(ev: Ev<'_>, it: Interaction, res: Result<(), Fail>) -> Decision {
-    let required = ev.required_scopes();
-    let mut d = match res {
-        Ok(()) => {
-            let mut d = Decision::allow(Reason::Allowed, it);
-            d.obligations = ev.obligations;
-            d
-        }
-        Err(f) => Decision::deny(f.reason, f.message).with_interaction(it),
+/// Whether a search value selects a subset of what a granular scope value
+/// selects: equal, or a `system|code` / `|code` value under a scope value
+/// that is a bare `code` (any system).
+fn value_within(search: &str, scope: &str) -> bool {
+    search == scope
+        || (!scope.contains('|')
+            && search
+                .rsplit_once('|')
+                .is_some_and(|(_, code)| code == scope))
+}
+
+/// The outcome of one (non-bundle) interaction, before it becomes a Decision.
+struct Outcome {
+    res: Result<(), Fail>,
+    obligations: Vec<Obligation>,
+    required: Vec<String>,
+}
+
+fn is_public(config: &Config, it: &Interaction) -> bool {
+    match it.kind {
+        InteractionKind::Capabilities => config.policy.public_capabilities,
+        InteractionKind::SmartConfiguration => config.policy.public_smart_configuration,
+        _ => false,
+    }
+}
+
+fn evaluate(config: &Config, it: &Interaction, ctx: &AuthContext) -> Outcome {
+    if is_public(config, it) {
+        return Outcome {
+            res: Ok(()),
+            obligations: Vec::new(),
+            required: Vec::new(),
+        };
+    }
+    let mut ev = Ev::new(config, ctx);
+    let res = match it.kind {
+        InteractionKind::Batch | InteractionKind::Transaction => Err(fail(
+            Reason::InvalidRequest,
+            "a bundle entry may not itself be a batch or transaction",
+        )),
+        _ => ev.interaction(it),
     };
-    d.required_scopes = required;
-    d
+    Outcome {
+        res,
+        required: ev.required_scopes(),
+        obligations: ev.obligations,
+    }
 }
 
 /// Decide one classified interaction. `ctx` is `None` when the request
 /// carries no token. Public endpoints are allowed without one.
 pub fn authorize(config: &Config, it: Interaction, ctx: Option<&AuthContext>) -> Decision {
-    let public = match it.kind {
-        InteractionKind::Capabilities => config.policy.public_capabilities,
-        InteractionKind::SmartConfiguration => config.policy.public_smart_configuration,
-        _ => false,
-    };
-    if public {
+    if is_public(config, &it) {
         let mut d = Decision::allow(Reason::PublicEndpoint, it);
         d.message = "public endpoint".into();
         return d;
@@ -899,9 +964,17 @@ pub fn authorize(config: &Config, it: Interaction, ctx: Option<&AuthContext>) ->
     let mut d = match it.kind {
         InteractionKind::Batch | InteractionKind::Transaction => bundle(config, ctx, it),
         _ => {
-            let mut ev = Ev::new(config, ctx);
-            let res = ev.interaction(&it);
-            finish(ev, it, res)
+            let o = evaluate(config, &it, ctx);
+            let mut d = match o.res {
+                Ok(()) => {
+                    let mut d = Decision::allow(Reason::Allowed, it);
+                    d.obligations = o.obligations;
+                    d
+                }
+                Err(f) => Decision::deny(f.reason, f.message).with_interaction(it),
+            };
+            d.required_scopes = o.required;
+            d
         }
     };
     d.diagnostics.clone_from(&ctx.diagnostics);
@@ -913,31 +986,28 @@ fn bundle(config: &Config, ctx: &AuthContext, it: Interaction) -> Decision {
     let mut obligations: Vec<Obligation> = Vec::new();
     let mut required: Vec<String> = Vec::new();
     for e in &it.entries {
-        let sub = match e.interaction.kind {
-            InteractionKind::Batch | InteractionKind::Transaction => Decision::deny(
-                Reason::InvalidRequest,
-                "a bundle entry may not itself be a batch or transaction",
-            ),
-            _ => authorize(config, (*e.interaction).clone(), Some(ctx)),
-        };
-        if sub.is_allow() {
-            for o in sub.obligations {
-                if !obligations.contains(&o) {
-                    obligations.push(o);
+        let sub = evaluate(config, &e.interaction, ctx);
+        match sub.res {
+            Ok(()) => {
+                for o in sub.obligations {
+                    if !obligations.contains(&o) {
+                        obligations.push(o);
+                    }
                 }
             }
-        } else {
-            for r in &sub.required_scopes {
-                if !required.contains(r) {
-                    required.push(r.clone());
+            Err(f) => {
+                for r in &sub.required {
+                    if !required.contains(r) {
+                        required.push(r.clone());
+                    }
                 }
+                denied.push(EntryDenial {
+                    index: e.index,
+                    reason: f.reason,
+                    message: f.message,
+                    required_scopes: sub.required,
+                });
             }
-            denied.push(EntryDenial {
-                index: e.index,
-                reason: sub.reason,
-                message: sub.message,
-                required_scopes: sub.required_scopes,
-            });
         }
     }
     if denied.is_empty() {

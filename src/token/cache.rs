@@ -130,6 +130,13 @@ impl<V: Clone> TokenCache<V> {
         self.compact_if_needed();
     }
 
+    /// Forget one token.
+    pub fn remove(&mut self, key: &CacheKey) {
+        if self.map.remove(key).is_some() {
+            self.compact_if_needed();
+        }
+    }
+
     /// Drop every expired entry (O(n); call from a timer, not per request).
     pub fn purge_expired(&mut self, now: u64) {
         self.map.retain(|_, e| now < e.expires_at);
@@ -184,6 +191,17 @@ mod tests {
         assert_eq!(c.len(), 1);
         assert!(c.get(&CacheKey::of("b"), 10, |_| Some(2)).is_none());
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn entries_are_small() {
+        // Per entry: the map slot (32-byte key + entry) and an order slot. With
+        // an `Rc` value, 10 000 entries stay around 2 MiB (plus what the value
+        // points to), well under the 16 MiB budget.
+        let slot = std::mem::size_of::<(CacheKey, Entry<std::rc::Rc<()>>)>();
+        let order = std::mem::size_of::<(CacheKey, u64)>();
+        assert!(slot <= 128, "{slot}");
+        assert!((slot * 2 + order * 3) * 10_000 < 4 * 1024 * 1024);
     }
 
     #[test]

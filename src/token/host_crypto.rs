@@ -152,11 +152,29 @@ pub fn decode_verify_signature_result(bytes: &[u8]) -> Result<(bool, String), Ve
 /// through `call` (the shell passes a closure around
 /// `hostcalls::call_foreign_function(VERIFY_SIGNATURE_FUNCTION, Some(args))`
 /// returning the result bytes) and everything else to the pure path.
+///
+/// The host's "does not verify" answer is final. If the call itself fails
+/// (function missing in this Envoy, `BadArgument`, undecodable answer) the
+/// same check runs on the pure path instead, so a host problem costs speed,
+/// never a wrong answer; `host_failures` counts those fallbacks.
 pub struct HostAssistedVerifier<F>
 where
     F: Fn(&[u8]) -> Result<Vec<u8>, String>,
 {
     pub call: F,
+    pub host_failures: std::cell::Cell<u32>,
+}
+
+impl<F> HostAssistedVerifier<F>
+where
+    F: Fn(&[u8]) -> Result<Vec<u8>, String>,
+{
+    pub fn new(call: F) -> Self {
+        HostAssistedVerifier {
+            call,
+            host_failures: std::cell::Cell::new(0),
+        }
+    }
 }
 
 impl<F> SignatureVerifier for HostAssistedVerifier<F>
@@ -170,12 +188,19 @@ where
         signing_input: &[u8],
         signature: &[u8],
     ) -> Result<bool, VerifierError> {
-        match host_request(alg, key, signing_input, signature) {
-            None => Ok(verify_pure(alg, &key.key, signing_input, signature)),
-            Some(args) => {
-                let out = (self.call)(&args)
-                    .map_err(|e| VerifierError(format!("host verify_signature failed: {e}")))?;
-                decode_verify_signature_result(&out).map(|(ok, _)| ok)
+        let pure = || Ok(verify_pure(alg, &key.key, signing_input, signature));
+        let Some(args) = host_request(alg, key, signing_input, signature) else {
+            return pure();
+        };
+        match (self.call)(&args)
+            .map_err(VerifierError)
+            .and_then(|out| decode_verify_signature_result(&out))
+        {
+            Ok((ok, _)) => Ok(ok),
+            Err(_) => {
+                self.host_failures
+                    .set(self.host_failures.get().saturating_add(1));
+                pure()
             }
         }
     }

@@ -221,7 +221,7 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, 
         return Ok(Some(n));
     }
     match v.as_f64() {
-        Some(f) if f.is_finite() && f >= 0.0 && f < 1.0e15 => Ok(Some(f.floor() as u64)),
+        Some(f) if (0.0..1.0e15).contains(&f) => Ok(Some(f.floor() as u64)),
         _ => Err(bad()),
     }
 }

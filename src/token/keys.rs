@@ -255,6 +255,22 @@ impl KeySet {
     }
 }
 
+/// Encode fetched JWKS bytes with their fetch time for proxy-wasm shared
+/// data (8-byte big-endian unix seconds, then the document), so other worker
+/// VMs can load them with [`KeyStore::on_shared_jwks`].
+pub fn encode_shared_jwks(fetched_at: u64, jwks: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + jwks.len());
+    out.extend_from_slice(&fetched_at.to_be_bytes());
+    out.extend_from_slice(jwks);
+    out
+}
+
+/// Inverse of [`encode_shared_jwks`]: `(fetched_at, jwks bytes)`.
+pub fn decode_shared_jwks(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let (time, jwks) = bytes.split_first_chunk::<8>()?;
+    Some((u64::from_be_bytes(*time), jwks))
+}
+
 /// Why a JWKS fetch is due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FetchReason {

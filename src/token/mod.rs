@@ -17,6 +17,7 @@ pub mod host_crypto;
 pub mod introspection;
 pub mod jose;
 pub mod keys;
+pub mod service;
 pub mod verify;
 
 pub use alg::{JwsAlgorithm, PublicKey, RustCryptoVerifier, SignatureVerifier, VerifierError};
@@ -25,7 +26,11 @@ pub use cache::{CacheHit, CacheKey, TokenCache};
 pub use host_crypto::HostAssistedVerifier;
 pub use introspection::IntrospectionRequest;
 pub use jose::TimeClaims;
-pub use keys::{FetchReason, Jwk, JwksUpdate, KeySet, KeyStore, SkippedKey};
+pub use keys::{
+    decode_shared_jwks, encode_shared_jwks, FetchReason, Jwk, JwksUpdate, KeySet, KeyStore,
+    SkippedKey,
+};
+pub use service::{CallPurpose, OutboundCall, TokenService, TokenStep};
 pub use verify::{Authenticated, KeyFetch, TokenSource, TokenVerifier, VerifiedToken};
 
 use crate::config::{Config, ConfigError};
@@ -450,6 +455,7 @@ fn split_url(url: &str) -> Option<(String, String)> {
 
 /// CLI: verify `token` against the issuers' inline JWKS (the CLI cannot fetch
 /// keys). Returns the verified claims.
+#[allow(clippy::result_large_err)] // CLI contract: the denial itself
 pub fn verify_with_config(
     config: &Config,
     token: &str,

@@ -12,6 +12,10 @@ use crate::config::{Config, ConfigError};
 use crate::decision::Reason;
 use serde_json::Value;
 
+/// Keys tried for a token without `kid` (issuers with several keys of one
+/// type should publish `kid`s).
+pub const MAX_KIDLESS_CANDIDATES: usize = 4;
+
 /// How a token was verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenSource {
@@ -389,7 +393,12 @@ impl TokenVerifier {
             return Err(e);
         };
         let kid = header.kid.as_deref();
-        let candidates: Vec<_> = keys.candidates(kid, alg).collect();
+        // Without a `kid` at most MAX_KIDLESS_CANDIDATES keys are tried, so a
+        // forged kid-less token cannot cost dozens of RSA operations.
+        let candidates: Vec<_> = keys
+            .candidates(kid, alg)
+            .take(MAX_KIDLESS_CANDIDATES)
+            .collect();
         if candidates.is_empty() {
             let known_kid = kid.is_some_and(|k| keys.has_kid(k));
             let mut e = TokenError::invalid(match (kid, known_kid) {

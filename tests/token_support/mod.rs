@@ -2,6 +2,12 @@
 //! `tests/fixtures/keys/generate.py`, embedded with `include_str!` so the
 //! tests also run under wasm32 without file access) and a raw JWS signer.
 #![allow(dead_code)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;

@@ -13,5 +13,20 @@ const wasi = new WASI({
   returnOnExit: true,
 });
 const module = await WebAssembly.compile(await readFile(file));
-const instance = await WebAssembly.instantiate(module, wasi.getImportObject());
-process.exitCode = wasi.start(instance);
+const imports = wasi.getImportObject();
+// The crate links proxy-wasm, whose host functions (module `env`, `proxy_*`)
+// are imported even though the core's tests never call them. Satisfy them with
+// stubs that fail loudly if a test ever does.
+for (const imp of WebAssembly.Module.imports(module)) {
+  if (imp.kind !== 'function' || imports[imp.module]?.[imp.name]) continue;
+  imports[imp.module] ??= {};
+  imports[imp.module][imp.name] = () => {
+    throw new Error(`host function ${imp.module}.${imp.name} called outside a proxy-wasm host`);
+  };
+}
+const instance = await WebAssembly.instantiate(module, imports);
+// The filter's reactor entry point (`_initialize`, from proxy-wasm's `main!`)
+// is linked into the test binaries too; WASI refuses to `start` a module that
+// has both, and the tests never need the filter registered.
+const { _initialize, ...commandExports } = instance.exports;
+process.exitCode = wasi.start({ exports: commandExports });

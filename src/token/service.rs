@@ -1,0 +1,368 @@
+//! One object per worker VM that the filter's token port can wrap 1:1:
+//! extraction, cache + verification, JWKS fetch scheduling (incl. one
+//! unknown-`kid` refetch per request) and introspection, all pure.
+
+use super::alg::SignatureVerifier;
+use super::bearer::{extract_bearer, BearerToken, TokenLocation};
+use super::cache::{CacheKey, TokenCache};
+use super::verify::{Authenticated, KeyFetch, TokenVerifier, VerifiedToken};
+use super::TokenError;
+use crate::config::{Config, ConfigError};
+use crate::decision::{Decision, Reason};
+use crate::fhir::RequestParts;
+use serde_json::Value;
+use std::rc::Rc;
+
+/// Cached claims larger than this (compact JSON bytes) are not cached, so
+/// 10 000 entries stay within a few MiB even with generous tokens.
+pub const MAX_CACHED_CLAIMS_BYTES: usize = 4096;
+
+/// An HTTP call for the shell to dispatch (same shape as the filter's
+/// `HttpCall`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutboundCall {
+    pub cluster: String,
+    /// Including `:method`, `:path`, `:authority`.
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    pub timeout_ms: u64,
+}
+
+impl std::fmt::Debug for OutboundCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Introspection bodies and headers carry secrets.
+        f.debug_struct("OutboundCall")
+            .field("cluster", &self.cluster)
+            .field("timeout_ms", &self.timeout_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an outstanding call is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallPurpose {
+    Jwks { issuer: usize },
+    Introspection { issuer: usize },
+}
+
+/// One step of verifying a token.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TokenStep {
+    Verified {
+        claims: Rc<Value>,
+        cache_hit: bool,
+    },
+    /// Dispatch `call`, then report with [`TokenService::call_done`].
+    Call {
+        call: OutboundCall,
+        purpose: CallPurpose,
+    },
+    Denied(Box<Decision>),
+}
+
+/// Claims always kept (besides the configured scope and patient claims):
+/// what the policy engine and the audit record read.
+pub const KEPT_CLAIMS: [&str; 11] = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "client_id",
+    "azp",
+    "fhirUser",
+    "scope",
+];
+
+/// Cached value: the kept claims as compact JSON (small; re-parsed on a hit,
+/// far cheaper than a signature check). `None`: too large to cache.
+type Cached = Option<Rc<str>>;
+
+/// Token handling for one worker VM.
+pub struct TokenService {
+    verifier: TokenVerifier,
+    cache: TokenCache<Cached>,
+    scope_claim: String,
+    patient_claim: String,
+}
+
+impl TokenService {
+    pub fn new(config: &Config) -> Result<TokenService, ConfigError> {
+        Ok(TokenService {
+            verifier: TokenVerifier::new(config)?,
+            cache: TokenCache::new(config.token.cache_max_entries),
+            scope_claim: config.claims.scope.clone(),
+            patient_claim: config.claims.patient.clone(),
+        })
+    }
+
+    pub fn verifier(&self) -> &TokenVerifier {
+        &self.verifier
+    }
+
+    pub fn verifier_mut(&mut self) -> &mut TokenVerifier {
+        &mut self.verifier
+    }
+
+    pub fn cache_len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Drop expired cache entries (call from the tick).
+    pub fn purge_cache(&mut self, now: u64) {
+        self.cache.purge_expired(now);
+    }
+
+    /// RFC 6750 extraction with the configured settings.
+    #[allow(clippy::result_large_err)] // port contract: the denial itself
+    pub fn extract(
+        &self,
+        config: &Config,
+        req: &RequestParts<'_>,
+    ) -> Result<Option<String>, Decision> {
+        extract_bearer(req, &config.token).map(|b| b.map(|b| b.token))
+    }
+
+    /// The claims handed to the engine (fresh or cached alike): the
+    /// [`KEPT_CLAIMS`] plus the configured scope and patient claims.
+    pub fn project_claims(&self, claims: &Value) -> Value {
+        project(claims, &self.scope_claim, &self.patient_claim)
+    }
+
+    /// Verify `token` at `now`. May ask for a JWKS fetch (unknown `kid` or
+    /// keys not loaded, when a fetch is allowed now) or an introspection call.
+    pub fn verify(&mut self, token: &str, now: u64, sig: &dyn SignatureVerifier) -> TokenStep {
+        self.step(token, now, sig, true)
+    }
+
+    /// The answer to a [`TokenStep::Call`]: `status` `None` = the call failed.
+    /// Continues verifying the same token (a JWKS refetch is tried once).
+    pub fn call_done(
+        &mut self,
+        purpose: CallPurpose,
+        token: &str,
+        status: Option<u16>,
+        body: &[u8],
+        now: u64,
+        sig: &dyn SignatureVerifier,
+    ) -> TokenStep {
+        let response = match status {
+            Some(s) => Ok((s, body)),
+            None => Err("the call failed or timed out"),
+        };
+        match purpose {
+            CallPurpose::Jwks { issuer } => {
+                // A failed refetch keeps the last good keys; the retry below
+                // gives the definitive answer (no second fetch).
+                let _ = self.verifier.on_jwks_response(issuer, response, now);
+                self.step(token, now, sig, false)
+            }
+            CallPurpose::Introspection { issuer } => {
+                let request = self
+                    .verifier
+                    .issuer_config(issuer)
+                    .and_then(|c| c.introspection.as_ref())
+                    .map(|c| super::introspection::build_request(issuer, c, token));
+                let Some(request) = request else {
+                    return TokenStep::Denied(Box::new(Decision::deny(
+                        Reason::IntrospectionUnavailable,
+                        "the introspection answer does not match a configured introspection issuer",
+                    )));
+                };
+                let mut fresh = None;
+                let (scope, patient) = (self.scope_claim.clone(), self.patient_claim.clone());
+                let keep = |v: &VerifiedToken| {
+                    let p = project(&v.claims, &scope, &patient);
+                    let c = to_cached(&p);
+                    fresh = Some(Rc::new(p));
+                    c
+                };
+                let r = self.verifier.complete_introspection(
+                    &mut self.cache,
+                    &request,
+                    token,
+                    response,
+                    now,
+                    keep,
+                );
+                match (r, fresh) {
+                    (Ok(_), Some(claims)) => TokenStep::Verified {
+                        claims,
+                        cache_hit: false,
+                    },
+                    (Ok(_), None) => TokenStep::Denied(Box::new(Decision::deny(
+                        Reason::IntrospectionUnavailable,
+                        "the introspection answer could not be used",
+                    ))),
+                    (Err(e), _) => TokenStep::Denied(Box::new(e.into_decision())),
+                }
+            }
+        }
+    }
+
+    fn step(
+        &mut self,
+        token: &str,
+        now: u64,
+        sig: &dyn SignatureVerifier,
+        may_fetch: bool,
+    ) -> TokenStep {
+        let bearer = BearerToken {
+            token: token.to_string(),
+            location: TokenLocation::Header,
+        };
+        // At most two rounds: a hit on an uncacheable (`None`) entry is
+        // removed and verified afresh.
+        for _ in 0..2 {
+            let mut fresh: Option<Rc<Value>> = None;
+            let result = {
+                let scope = &self.scope_claim;
+                let patient = &self.patient_claim;
+                self.verifier.authenticate(
+                    &mut self.cache,
+                    &bearer,
+                    now,
+                    sig,
+                    |v: &VerifiedToken| {
+                        let p = project(&v.claims, scope, patient);
+                        let c = to_cached(&p);
+                        fresh = Some(Rc::new(p));
+                        c
+                    },
+                )
+            };
+            match result {
+                Ok(Authenticated::Verified { value, cached }) => {
+                    if let Some(claims) = fresh {
+                        return TokenStep::Verified {
+                            claims,
+                            cache_hit: false,
+                        };
+                    }
+                    match value.and_then(|s| serde_json::from_str::<Value>(&s).ok()) {
+                        Some(claims) => {
+                            return TokenStep::Verified {
+                                claims: Rc::new(claims),
+                                cache_hit: cached,
+                            }
+                        }
+                        None => self.cache.remove(&CacheKey::of(token)),
+                    }
+                }
+                Ok(Authenticated::Introspect(req)) => {
+                    return TokenStep::Call {
+                        purpose: CallPurpose::Introspection {
+                            issuer: req.issuer_index,
+                        },
+                        call: OutboundCall {
+                            cluster: req.cluster,
+                            headers: req.headers,
+                            body: Some(req.body),
+                            timeout_ms: req.timeout_ms,
+                        },
+                    }
+                }
+                Err(e) => return self.denied_or_fetch(e, now, may_fetch),
+            }
+        }
+        TokenStep::Denied(Box::new(Decision::deny(
+            Reason::InvalidToken,
+            "the token could not be verified; retry the request",
+        )))
+    }
+
+    fn denied_or_fetch(&mut self, e: TokenError, now: u64, may_fetch: bool) -> TokenStep {
+        if may_fetch {
+            if let Some(issuer) = e.refetch_keys {
+                if let Some(fetch) = self
+                    .verifier
+                    .fetches_due(now)
+                    .into_iter()
+                    .find(|f| f.issuer_index == issuer)
+                {
+                    self.verifier.begin_fetch(issuer, now);
+                    return TokenStep::Call {
+                        call: jwks_call(&fetch),
+                        purpose: CallPurpose::Jwks { issuer },
+                    };
+                }
+            }
+        }
+        TokenStep::Denied(Box::new(e.into_decision()))
+    }
+
+    /// JWKS fetches due now (start-up, refresh, retry); each returned fetch
+    /// is marked in flight.
+    pub fn due_jwks_fetches(&mut self, now: u64) -> Vec<(usize, OutboundCall)> {
+        let due = self.verifier.fetches_due(now);
+        due.iter()
+            .map(|f| {
+                self.verifier.begin_fetch(f.issuer_index, now);
+                (f.issuer_index, jwks_call(f))
+            })
+            .collect()
+    }
+
+    /// JWKS bytes for `issuer` fetched at `fetched_at` (our own fetch, or
+    /// another VM's via shared data).
+    pub fn jwks_loaded(
+        &mut self,
+        issuer: usize,
+        bytes: &[u8],
+        fetched_at: u64,
+    ) -> Result<(), String> {
+        self.verifier
+            .on_jwks_response(issuer, Ok((200, bytes)), fetched_at)
+            .map(|_| ())
+    }
+
+    /// A JWKS fetch failed (non-200 or call failure).
+    pub fn jwks_failed(&mut self, issuer: usize, now: u64) {
+        let _ = self
+            .verifier
+            .on_jwks_response(issuer, Err("the call failed"), now);
+    }
+
+    /// Issuers whose keys are fetched (`jwks_uri`).
+    pub fn fetched_issuers(&self) -> Vec<usize> {
+        (0..self.verifier.issuer_count())
+            .filter(|i| self.verifier.key_store(*i).is_some_and(|s| s.is_remote()))
+            .collect()
+    }
+}
+
+fn project(claims: &Value, scope: &str, patient: &str) -> Value {
+    let mut out = serde_json::Map::new();
+    if let Some(obj) = claims.as_object() {
+        for (k, v) in obj {
+            if KEPT_CLAIMS.contains(&k.as_str()) || k == scope || k == patient {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+fn jwks_call(f: &KeyFetch) -> OutboundCall {
+    OutboundCall {
+        cluster: f.cluster.clone(),
+        headers: vec![
+            (":method".into(), "GET".into()),
+            (":path".into(), f.path.clone()),
+            (":authority".into(), f.authority.clone()),
+            (
+                "accept".into(),
+                "application/json, application/jwk-set+json".into(),
+            ),
+        ],
+        body: None,
+        timeout_ms: f.timeout_ms,
+    }
+}
+
+fn to_cached(claims: &Value) -> Cached {
+    let json = serde_json::to_string(claims).ok()?;
+    (json.len() <= MAX_CACHED_CLAIMS_BYTES).then(|| Rc::from(json.as_str()))
+}

@@ -1,0 +1,753 @@
+//! The proxy-wasm shell's request flows against the fake host.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::type_complexity
+)]
+
+use fhir_smart_authz::config::Config;
+use fhir_smart_authz::decision::{Decision, Obligation, Reason};
+use fhir_smart_authz::fhir::{Interaction, InteractionKind, Level, RequestParts};
+use fhir_smart_authz::filter::fake::{FakeEngine, FakeHost, FakeToken, FakeTokens};
+use fhir_smart_authz::filter::ports::{Engine, TokenPort};
+use fhir_smart_authz::filter::root::Root;
+use fhir_smart_authz::filter::stream::{AuditEncoding, Flow, Shared, Stream};
+use serde_json::{json, Value};
+use std::rc::Rc;
+
+const NOW_MS: u64 = 1_795_614_593_123;
+
+fn read_interaction() -> Interaction {
+    let mut it = Interaction::new(InteractionKind::Read, Level::Instance);
+    it.resource_type = Some("Observation".into());
+    it.id = Some("o1".into());
+    it
+}
+
+/// Engine: allow when claims carry scope "ok", 403 otherwise; 401 without token.
+fn scripted_engine(body_needed: bool, obligations: bool) -> FakeEngine {
+    FakeEngine {
+        body_needed,
+        decide: Box::new(move |req: &RequestParts, claims: Option<&Value>| {
+            if req.path.contains("bad") {
+                return Decision::deny(Reason::InvalidRequest, "the path is not a FHIR REST path");
+            }
+            match claims {
+                None => Decision::deny(Reason::MissingToken, "this request needs a bearer token"),
+                Some(c) if c["scope"] == "ok" => {
+                    if body_needed
+                        && req.body != Some(b"{\"resourceType\":\"Observation\"}".as_slice())
+                    {
+                        return Decision::deny(Reason::InvalidRequest, "unexpected body");
+                    }
+                    let mut d = Decision::allow(Reason::Allowed, read_interaction());
+                    d.required_scopes = vec!["patient/Observation.rs".into()];
+                    if obligations {
+                        d.obligations = vec![Obligation::CheckResponseCompartment {
+                            resource_type: "Observation".into(),
+                            patient: "p1".into(),
+                        }];
+                    }
+                    d
+                }
+                Some(_) => {
+                    let mut d = Decision::deny(
+                        Reason::InsufficientScope,
+                        "read of Observation needs patient/Observation.rs",
+                    )
+                    .with_interaction(read_interaction());
+                    d.required_scopes = vec![
+                        "patient/Observation.rs".into(),
+                        "user/Observation.rs".into(),
+                    ];
+                    d
+                }
+            }
+        }),
+        check: Box::new(|_o: &Obligation, v: &Value| {
+            if v["subject"]["reference"] == "Patient/p1" {
+                Ok(())
+            } else {
+                Err("Observation/o1 is not in the compartment of Patient/p1".into())
+            }
+        }),
+    }
+}
+
+fn claims(scope: &str) -> Value {
+    json!({"iss": "https://as", "sub": "u1", "client_id": "app", "scope": scope, "patient": "p1", "fhirUser": "Practitioner/pr1", "jti": "j-1"})
+}
+
+fn tokens() -> FakeTokens {
+    let mut t = FakeTokens::default();
+    t.tokens
+        .insert("good".into(), FakeToken::Valid(claims("ok")));
+    t.tokens.insert(
+        "weak".into(),
+        FakeToken::Valid(claims("patient/Patient.rs")),
+    );
+    t.tokens
+        .insert("expired".into(), FakeToken::Invalid("the token expired"));
+    t.tokens
+        .insert("newkid".into(), FakeToken::NeedsKeys(claims("ok")));
+    t.tokens
+        .insert("opaque".into(), FakeToken::Introspect(claims("ok")));
+    t
+}
+
+struct Setup {
+    config: &'static str,
+    body_needed: bool,
+    obligations: bool,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            config: "{}",
+            body_needed: false,
+            obligations: false,
+        }
+    }
+}
+
+fn stream(s: Setup) -> Stream {
+    let config = Rc::new(Config::from_json(s.config.as_bytes()).unwrap());
+    let t: Box<dyn TokenPort> = Box::new(tokens());
+    let e: Box<dyn Engine> = Box::new(scripted_engine(s.body_needed, s.obligations));
+    Stream::new(Shared::new(config, t, e, AuditEncoding::Json))
+}
+
+fn host(method: &str, path: &str, auth: Option<&str>, extra: &[(&str, &str)]) -> FakeHost {
+    let h = FakeHost::new(NOW_MS);
+    {
+        let mut s = h.state.borrow_mut();
+        s.request_headers = vec![
+            (":method".into(), method.into()),
+            (":path".into(), path.into()),
+            (":authority".into(), "fhir.example".into()),
+            ("x-request-id".into(), "rid-7".into()),
+        ];
+        if let Some(a) = auth {
+            s.request_headers.push(("authorization".into(), a.into()));
+        }
+        for (n, v) in extra {
+            s.request_headers.push((n.to_string(), v.to_string()));
+        }
+    }
+    h
+}
+
+fn audit(h: &FakeHost) -> Value {
+    let s = h.state.borrow();
+    let bytes = s
+        .properties
+        .get("fhir_smart_authz_audit")
+        .expect("audit written");
+    serde_json::from_slice(bytes).unwrap()
+}
+
+fn reply_header(h: &FakeHost, name: &str) -> Option<String> {
+    let s = h.state.borrow();
+    s.replies
+        .last()?
+        .headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
+}
+
+fn reply_json(h: &FakeHost) -> Value {
+    serde_json::from_slice(&h.state.borrow().replies.last().unwrap().body).unwrap()
+}
+
+#[test]
+fn header_only_flows() {
+    // (path, authorization, expected flow, reply status, www-authenticate, audit reason, metric)
+    let cases: &[(
+        &str,
+        Option<&str>,
+        Flow,
+        Option<u16>,
+        Option<&str>,
+        &str,
+        &str,
+    )] = &[
+        (
+            "/fhir/Observation/o1",
+            None,
+            Flow::Pause,
+            Some(401),
+            Some(r#"Bearer realm="fhir""#),
+            "missing_token",
+            "fhir_smart_authz.decision.deny.missing_token",
+        ),
+        (
+            "/fhir/Observation/o1",
+            Some("Bearer expired"),
+            Flow::Pause,
+            Some(401),
+            Some(
+                r#"Bearer realm="fhir", error="invalid_token", error_description="the token expired""#,
+            ),
+            "invalid_token",
+            "fhir_smart_authz.decision.deny.invalid_token",
+        ),
+        (
+            "/fhir/Observation/o1",
+            Some("Bearer weak"),
+            Flow::Pause,
+            Some(403),
+            Some(
+                r#"Bearer realm="fhir", error="insufficient_scope", scope="patient/Observation.rs user/Observation.rs", error_description="read of Observation needs patient/Observation.rs""#,
+            ),
+            "insufficient_scope",
+            "fhir_smart_authz.decision.deny.insufficient_scope",
+        ),
+        (
+            "/fhir/bad",
+            Some("Bearer good"),
+            Flow::Pause,
+            Some(400),
+            Some(
+                r#"Bearer realm="fhir", error="invalid_request", error_description="the path is not a FHIR REST path""#,
+            ),
+            "invalid_request",
+            "fhir_smart_authz.decision.deny.invalid_request",
+        ),
+        (
+            "/fhir/Observation/o1",
+            Some("Bearer good"),
+            Flow::Continue,
+            None,
+            None,
+            "allowed",
+            "fhir_smart_authz.decision.allow.allowed",
+        ),
+    ];
+    for (path, auth, flow, status, www, reason, metric) in cases {
+        let h = host("GET", path, *auth, &[]);
+        let mut s = stream(Setup::default());
+        assert_eq!(s.on_request_headers(&h, true), *flow, "{path} {auth:?}");
+        let st = h.state.borrow().replies.last().map(|r| r.status);
+        assert_eq!(st, *status, "{path} {auth:?}");
+        assert_eq!(
+            reply_header(&h, "www-authenticate").as_deref(),
+            *www,
+            "{path} {auth:?}"
+        );
+        if status.is_some() {
+            assert_eq!(
+                reply_header(&h, "content-type").as_deref(),
+                Some("application/fhir+json")
+            );
+            let oo = reply_json(&h);
+            assert_eq!(oo["resourceType"], "OperationOutcome");
+            assert_eq!(oo["issue"][0]["details"]["coding"][0]["code"], *reason);
+            assert!(!oo.to_string().contains("expired\"") || *reason == "invalid_token");
+        }
+        let a = audit(&h);
+        assert_eq!(a["reason"], *reason);
+        assert_eq!(a["request_id"], "rid-7");
+        assert_eq!(a["enforced"], true);
+        assert_eq!(h.counter(metric), 1, "{metric}");
+        assert_eq!(h.state.borrow().resumed_requests, 0);
+    }
+}
+
+#[test]
+fn allow_forwards_facts_and_removes_spoofed_headers() {
+    let h = host(
+        "GET",
+        "/fhir/Observation/o1",
+        Some("Bearer good"),
+        &[
+            ("x-smart-patient", "evil"),
+            ("X-Smart-Scopes", "user/*.cruds"),
+            ("x-smart-client-id", "evil"),
+        ],
+    );
+    let mut s = stream(Setup {
+        config: r#"{"upstream":{"forward_headers":["patient","scopes"],"strip_authorization":true}}"#,
+        ..Setup::default()
+    });
+    assert_eq!(s.on_request_headers(&h, true), Flow::Continue);
+    assert_eq!(h.request_header("x-smart-patient").as_deref(), Some("p1"));
+    assert_eq!(h.request_header("x-smart-scope").as_deref(), Some("ok"));
+    assert_eq!(
+        h.request_header("x-smart-client-id"),
+        None,
+        "spoofed, not forwarded"
+    );
+    assert!(!h
+        .state
+        .borrow()
+        .request_headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("X-Smart-Scopes") && n != "x-smart-scopes"));
+    assert_eq!(
+        h.request_header("authorization"),
+        None,
+        "strip_authorization"
+    );
+    let a = audit(&h);
+    assert_eq!(
+        a["agent"],
+        json!({"client_id": "app", "user": "Practitioner/pr1", "requestor": true})
+    );
+    assert_eq!(a["policy"], "urn:ietf:params:oauth:jti:j-1");
+    assert_eq!(
+        a["entity"],
+        json!({"reference": "Observation/o1", "resource_type": "Observation", "id": "o1", "patient": "Patient/p1"})
+    );
+    assert_eq!(a["recorded"], "2026-11-25T13:49:53.123Z");
+    assert_eq!(h.counter("fhir_smart_authz.token_cache.miss"), 1);
+}
+
+#[test]
+fn spoofed_headers_removed_even_when_denied_or_anonymous() {
+    let h = host(
+        "GET",
+        "/fhir/Observation/o1",
+        None,
+        &[("x-smart-patient", "evil")],
+    );
+    let mut s = stream(Setup {
+        config: r#"{"enforce": false}"#,
+        ..Setup::default()
+    });
+    assert_eq!(s.on_request_headers(&h, true), Flow::Continue);
+    assert_eq!(h.request_header("x-smart-patient"), None);
+}
+
+#[test]
+fn shadow_mode_never_denies_but_audits() {
+    for auth in [None, Some("Bearer weak"), Some("Bearer expired")] {
+        let h = host("GET", "/fhir/Observation/o1", auth, &[]);
+        let mut s = stream(Setup {
+            config: r#"{"enforce": false}"#,
+            ..Setup::default()
+        });
+        assert_eq!(s.on_request_headers(&h, true), Flow::Continue, "{auth:?}");
+        assert!(h.state.borrow().replies.is_empty());
+        let a = audit(&h);
+        assert_eq!(a["decision"], "deny");
+        assert_eq!(a["enforced"], false);
+        assert_eq!(h.counter("fhir_smart_authz.shadow.would_deny"), 1);
+    }
+}
+
+#[test]
+fn body_needed_then_decided() {
+    let h = host("POST", "/fhir/Observation", Some("Bearer good"), &[]);
+    h.state.borrow_mut().request_body = b"{\"resourceType\":\"Observation\"}".to_vec();
+    let mut s = stream(Setup {
+        body_needed: true,
+        ..Setup::default()
+    });
+    // Headers are released once the token is verified (Envoy delivers no body
+    // callbacks while headers are held); the body is buffered and decided at its end.
+    assert_eq!(s.on_request_headers(&h, false), Flow::Continue);
+    assert_eq!(h.request_header("x-smart-patient").as_deref(), Some("p1"));
+    assert!(h.state.borrow().properties.is_empty(), "not decided yet");
+    assert_eq!(s.on_request_body(&h, 10, false), Flow::Pause);
+    assert_eq!(s.on_request_body(&h, 30, true), Flow::Continue);
+    assert_eq!(audit(&h)["decision"], "allow");
+    assert_eq!(
+        h.state.borrow().resumed_requests,
+        0,
+        "decided inside a callback: no resume"
+    );
+    assert!(h.state.borrow().replies.is_empty());
+
+    // The same with a body the engine refuses: local reply at the end of the body.
+    let h = host("POST", "/fhir/Observation", Some("Bearer good"), &[]);
+    h.state.borrow_mut().request_body = b"{}".to_vec();
+    let mut s = stream(Setup {
+        body_needed: true,
+        ..Setup::default()
+    });
+    assert_eq!(s.on_request_headers(&h, false), Flow::Continue);
+    assert_eq!(s.on_request_body(&h, 2, true), Flow::Pause);
+    let st = h.state.borrow().replies.last().map(|r| r.status);
+    assert_eq!(st, Some(400));
+}
+
+#[test]
+fn body_needed_but_absent_is_decided_on_an_empty_body() {
+    let h = host("POST", "/fhir/Observation", Some("Bearer good"), &[]);
+    let mut s = stream(Setup {
+        body_needed: true,
+        ..Setup::default()
+    });
+    // The scripted engine refuses anything but the expected body.
+    assert_eq!(s.on_request_headers(&h, true), Flow::Pause);
+    assert_eq!(h.state.borrow().replies.last().map(|r| r.status), Some(400));
+}
+
+#[test]
+fn body_not_needed_is_not_buffered() {
+    let h = host("POST", "/fhir/Observation", Some("Bearer good"), &[]);
+    let mut s = stream(Setup::default());
+    assert_eq!(s.on_request_headers(&h, false), Flow::Continue);
+    assert_eq!(s.on_request_body(&h, 5_000_000, true), Flow::Continue);
+}
+
+#[test]
+fn body_too_large() {
+    let h = host("POST", "/fhir/Observation", Some("Bearer good"), &[]);
+    let mut s = stream(Setup {
+        config: r#"{"max_body_bytes": 100}"#,
+        body_needed: true,
+        ..Setup::default()
+    });
+    assert_eq!(s.on_request_headers(&h, false), Flow::Continue);
+    assert_eq!(s.on_request_body(&h, 100, false), Flow::Pause);
+    assert!(h.state.borrow().replies.is_empty());
+    assert_eq!(s.on_request_body(&h, 101, false), Flow::Pause);
+    let st = h.state.borrow().replies.last().map(|r| r.status);
+    assert_eq!(st, Some(413));
+    assert_eq!(reply_json(&h)["issue"][0]["code"], "too-long");
+    assert_eq!(audit(&h)["reason"], "body_too_large");
+    // Later chunks are dropped, never continued.
+    assert_eq!(s.on_request_body(&h, 200, true), Flow::Pause);
+}
+
+#[test]
+fn key_fetch_pauses_and_resumes_exactly_once() {
+    let h = host("POST", "/fhir/Observation", Some("Bearer newkid"), &[]);
+    h.state.borrow_mut().request_body = b"{\"resourceType\":\"Observation\"}".to_vec();
+    let mut s = stream(Setup {
+        body_needed: true,
+        ..Setup::default()
+    });
+    assert_eq!(s.on_request_headers(&h, false), Flow::Pause);
+    assert_eq!(h.state.borrow().calls.len(), 1);
+    {
+        let mut st = h.state.borrow_mut();
+        st.call_response_headers = vec![(":status".into(), "200".into())];
+        st.call_response_body = b"{\"keys\":[]}".to_vec();
+    }
+    s.on_call_response(&h, 99, 11); // unknown token id: ignored
+    assert_eq!(h.state.borrow().resumed_requests, 0);
+    s.on_call_response(&h, 1, 11);
+    assert_eq!(
+        h.state.borrow().resumed_requests,
+        1,
+        "headers released for the body"
+    );
+    s.on_call_response(&h, 1, 11); // duplicate: ignored
+    assert_eq!(h.state.borrow().resumed_requests, 1);
+    // The body arrives after the resume and is decided synchronously.
+    assert_eq!(s.on_request_body(&h, 30, true), Flow::Continue);
+    assert_eq!(h.state.borrow().resumed_requests, 1);
+    assert_eq!(audit(&h)["decision"], "allow");
+    assert_eq!(h.counter("fhir_smart_authz.jwks_fetch.success"), 1);
+    // The fetched JWKS is shared with the other VMs, stamped with the time.
+    let shared = h
+        .state
+        .borrow()
+        .shared
+        .get("fhir_smart_authz.jwks.0.")
+        .cloned()
+        .unwrap()
+        .0;
+    assert_eq!(&shared[..8], &NOW_MS.to_be_bytes());
+    assert_eq!(&shared[8..], b"{\"keys\":[]}");
+
+    // Without a body: decided on the call answer, resumed once.
+    let h = host("GET", "/fhir/Observation/o1", Some("Bearer newkid"), &[]);
+    let mut s = stream(Setup::default());
+    assert_eq!(s.on_request_headers(&h, true), Flow::Pause);
+    h.state.borrow_mut().call_response_headers = vec![(":status".into(), "200".into())];
+    s.on_call_response(&h, 1, 0);
+    assert_eq!(h.state.borrow().resumed_requests, 1);
+    assert_eq!(audit(&h)["decision"], "allow");
+}
+
+#[test]
+fn key_fetch_failure_denies_without_resume() {
+    let h = host("GET", "/fhir/Observation/o1", Some("Bearer newkid"), &[]);
+    let mut s = stream(Setup::default());
+    assert_eq!(s.on_request_headers(&h, true), Flow::Pause);
+    h.state.borrow_mut().call_response_headers = vec![(":status".into(), "503".into())];
+    s.on_call_response(&h, 1, 0);
+    assert_eq!(h.state.borrow().resumed_requests, 0);
+    let st = h.state.borrow().replies.last().map(|r| r.status);
+    assert_eq!(st, Some(401));
+    assert_eq!(audit(&h)["reason"], "keys_unavailable");
+    assert_eq!(h.counter("fhir_smart_authz.jwks_fetch.failure"), 1);
+}
+
+#[test]
+fn dispatch_failure_fails_closed() {
+    let h = host("GET", "/fhir/Observation/o1", Some("Bearer opaque"), &[]);
+    h.state.borrow_mut().fail_calls = true;
+    let mut s = stream(Setup::default());
+    assert_eq!(s.on_request_headers(&h, true), Flow::Pause);
+    let st = h.state.borrow().replies.last().map(|r| r.status);
+    assert_eq!(st, Some(401));
+    assert_eq!(audit(&h)["reason"], "introspection_unavailable");
+    assert_eq!(h.counter("fhir_smart_authz.introspection.failure"), 1);
+}
+
+#[test]
+fn introspection_success_resumes() {
+    let h = host("GET", "/fhir/Observation/o1", Some("Bearer opaque"), &[]);
+    let mut s = stream(Setup::default());
+    assert_eq!(s.on_request_headers(&h, true), Flow::Pause);
+    h.state.borrow_mut().call_response_headers = vec![(":status".into(), "200".into())];
+    s.on_call_response(&h, 1, 0);
+    assert_eq!(h.state.borrow().resumed_requests, 1);
+    assert_eq!(h.counter("fhir_smart_authz.introspection.success"), 1);
+    assert_eq!(h.request_header("x-smart-patient").as_deref(), Some("p1"));
+}
+
+fn obligation_run(config: &'static str, status: &str, body: &str) -> (FakeHost, Flow) {
+    let h = host("GET", "/fhir/Observation/o1", Some("Bearer good"), &[]);
+    let mut s = stream(Setup {
+        config,
+        obligations: true,
+        ..Setup::default()
+    });
+    let f = s.on_request_headers(&h, true);
+    assert_eq!(f, Flow::Pause, "held while the filter fetches the response");
+    assert_eq!(audit(&h)["obligation"], "pending");
+    {
+        let st = h.state.borrow();
+        let (id, call) = st.calls.last().cloned().unwrap();
+        assert_eq!(id, 1);
+        assert_eq!(call.cluster, "fhir");
+        assert!(call
+            .headers
+            .contains(&(":path".into(), "/fhir/Observation/o1".into())));
+        assert!(call
+            .headers
+            .contains(&("x-smart-patient".into(), "p1".into())));
+    }
+    {
+        let mut st = h.state.borrow_mut();
+        st.call_response_headers = vec![
+            (":status".into(), status.into()),
+            ("content-type".into(), "application/fhir+json".into()),
+            ("content-length".into(), body.len().to_string()),
+            ("etag".into(), "W/\"3\"".into()),
+        ];
+        st.call_response_body = body.as_bytes().to_vec();
+    }
+    s.on_call_response(&h, 1, body.len());
+    (h, f)
+}
+
+#[test]
+fn response_obligation_pass_relays_the_response() {
+    let body = r#"{"resourceType":"Observation","subject":{"reference":"Patient/p1"}}"#;
+    let (h, _) = obligation_run("{}", "200", body);
+    let r = h.state.borrow().replies.last().cloned().unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, body.as_bytes());
+    assert_eq!(
+        r.headers,
+        vec![
+            (
+                "content-type".to_string(),
+                "application/fhir+json".to_string()
+            ),
+            ("etag".to_string(), "W/\"3\"".to_string())
+        ]
+    );
+    assert_eq!(audit(&h)["obligation"], "passed");
+    assert_eq!(h.counter("fhir_smart_authz.response_check.pass"), 1);
+    assert_eq!(h.state.borrow().resumed_requests, 0);
+}
+
+#[test]
+fn response_obligation_fail_is_replaced() {
+    let other = r#"{"resourceType":"Observation","subject":{"reference":"Patient/p2"}}"#;
+    for (config, status, code) in [
+        ("{}", 403, "forbidden"),
+        (
+            r#"{"responses":{"obligation_denied_status":404}}"#,
+            404,
+            "not-found",
+        ),
+    ] {
+        let (h, _) = obligation_run(config, "200", other);
+        let r = h.state.borrow().replies.last().cloned().unwrap();
+        assert_eq!(r.status, status);
+        assert!(
+            !String::from_utf8_lossy(&r.body).contains("p2\"}"),
+            "the resource is not leaked"
+        );
+        assert_eq!(reply_json(&h)["issue"][0]["code"], code);
+        let a = audit(&h);
+        assert_eq!(a["obligation"], "failed");
+        assert_eq!(a["decision"], "deny");
+        assert_eq!(a["reason"], "response_not_permitted");
+        assert_eq!(a["status"], status);
+        assert_eq!(h.counter("fhir_smart_authz.response_check.fail"), 1);
+    }
+    // Not JSON: fail closed.
+    let (h, _) = obligation_run("{}", "200", "<html>");
+    assert_eq!(h.state.borrow().replies.last().map(|r| r.status), Some(403));
+    // Error statuses are relayed untouched.
+    let (h, _) = obligation_run("{}", "404", r#"{"resourceType":"OperationOutcome"}"#);
+    assert_eq!(h.state.borrow().replies.last().map(|r| r.status), Some(404));
+    assert_eq!(audit(&h)["obligation"], "passed");
+    // Shadow mode: audited, relayed.
+    let (h, _) = obligation_run(r#"{"enforce": false}"#, "200", other);
+    let r = h.state.borrow().replies.last().cloned().unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, other.as_bytes());
+    assert_eq!(audit(&h)["obligation"], "failed");
+    assert_eq!(audit(&h)["enforced"], false);
+}
+
+#[test]
+fn response_obligation_too_large_or_upstream_down() {
+    let (h, _) = obligation_run(
+        r#"{"max_body_bytes": 10}"#,
+        "200",
+        r#"{"resourceType":"Observation"}"#,
+    );
+    assert_eq!(h.state.borrow().replies.last().map(|r| r.status), Some(403));
+    assert_eq!(audit(&h)["obligation"], "failed");
+
+    // The call fails (no :status): 502, never the unchecked resource.
+    let h = host("GET", "/fhir/Observation/o1", Some("Bearer good"), &[]);
+    let mut s = stream(Setup {
+        obligations: true,
+        ..Setup::default()
+    });
+    assert_eq!(s.on_request_headers(&h, true), Flow::Pause);
+    s.on_call_response(&h, 1, 0);
+    assert_eq!(h.state.borrow().replies.last().map(|r| r.status), Some(502));
+
+    // The cluster is unknown: 502 right away.
+    let h = host("GET", "/fhir/Observation/o1", Some("Bearer good"), &[]);
+    h.state.borrow_mut().fail_calls = true;
+    let mut s = stream(Setup {
+        obligations: true,
+        ..Setup::default()
+    });
+    assert_eq!(s.on_request_headers(&h, true), Flow::Pause);
+    assert_eq!(h.state.borrow().replies.last().map(|r| r.status), Some(502));
+}
+
+#[test]
+fn discovery_document_served() {
+    let cfg = r#"{"discovery":{"authorization_endpoint":"https://as/authorize","token_endpoint":"https://as/token","capabilities":["launch-standalone"]}}"#;
+    let h = host(
+        "GET",
+        "/fhir/.well-known/smart-configuration?x=1",
+        None,
+        &[("accept", "text/html")],
+    );
+    let mut s = stream(Setup {
+        config: cfg,
+        ..Setup::default()
+    });
+    assert_eq!(s.on_request_headers(&h, true), Flow::Pause);
+    let r = h.state.borrow().replies.last().cloned().unwrap();
+    assert_eq!(r.status, 200);
+    let doc: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(doc["token_endpoint"], "https://as/token");
+    let a = audit(&h);
+    assert_eq!(a["reason"], "public_endpoint");
+    assert_eq!(a["subtype"], "smart-configuration");
+    assert_eq!(
+        h.counter("fhir_smart_authz.decision.allow.public_endpoint"),
+        1
+    );
+    // Without `discovery` the request goes through the normal flow.
+    let h = host("GET", "/fhir/.well-known/smart-configuration", None, &[]);
+    let mut s = stream(Setup::default());
+    s.on_request_headers(&h, true);
+    assert_eq!(audit(&h)["reason"], "missing_token");
+}
+
+#[test]
+fn multiple_credentials_400() {
+    let h = host(
+        "GET",
+        "/fhir/Observation/o1",
+        Some("Bearer good"),
+        &[("authorization", "Bearer weak")],
+    );
+    let mut s = stream(Setup::default());
+    assert_eq!(s.on_request_headers(&h, true), Flow::Pause);
+    let st = h.state.borrow().replies.last().map(|r| r.status);
+    assert_eq!(st, Some(400));
+    assert_eq!(audit(&h)["reason"], "multiple_credentials");
+}
+
+#[test]
+fn root_configure_rejects_invalid_json_naming_the_field() {
+    let h = FakeHost::new(NOW_MS);
+    let mut root = Root::default();
+    let factory = |c: Rc<Config>| -> (Box<dyn TokenPort>, Box<dyn Engine>) {
+        let _ = c;
+        (Box::new(tokens()), Box::new(scripted_engine(false, false)))
+    };
+    assert!(!root.configure(
+        &h,
+        Some(br#"{"metrics":{"prefx":"a"}}"#),
+        &factory,
+        AuditEncoding::Json
+    ));
+    let logs = h.state.borrow().logs.clone();
+    assert!(
+        logs.iter()
+            .any(|(_, m)| m.contains("`metrics.prefx`") || m.contains("prefx")),
+        "{logs:?}"
+    );
+    assert!(root.shared.is_none());
+    assert!(root.configure(&h, None, &factory, AuditEncoding::Json));
+    assert_eq!(h.state.borrow().tick_ms, 1000);
+}
+
+#[test]
+fn root_shares_jwks_fetches_across_vms() {
+    let factory = |_c: Rc<Config>| -> (Box<dyn TokenPort>, Box<dyn Engine>) {
+        let mut t = tokens();
+        t.fetched = vec![0];
+        t.due = vec![(0, fhir_smart_authz::filter::fake::jwks_call())];
+        (Box::new(t), Box::new(scripted_engine(false, false)))
+    };
+    let cfg = br#"{"fhir_base_url":"https://fhir.example/fhir","issuers":[{"issuer":"https://as","jwks_uri":"https://as/jwks","jwks_cluster":"issuer"}]}"#;
+    // VM A wins the lease and fetches.
+    let a = FakeHost::new(NOW_MS);
+    let mut root_a = Root::default();
+    assert!(root_a.configure(&a, Some(cfg), &factory, AuditEncoding::Json));
+    assert_eq!(
+        a.state.borrow().calls.len(),
+        0,
+        "no calls during on_configure"
+    );
+    root_a.tick(&a);
+    assert_eq!(a.state.borrow().calls.len(), 1);
+    // VM B (same shared data) sees the lease and does not fetch.
+    let b = FakeHost::new(NOW_MS);
+    b.state.borrow_mut().shared = a.state.borrow().shared.clone();
+    let mut root_b = Root::default();
+    assert!(root_b.configure(&b, Some(cfg), &factory, AuditEncoding::Json));
+    root_b.tick(&b);
+    assert_eq!(b.state.borrow().calls.len(), 0);
+    // A's fetch answers; the JWKS lands in shared data; B picks it up on tick.
+    {
+        let mut st = a.state.borrow_mut();
+        st.call_response_headers = vec![(":status".into(), "200".into())];
+        st.call_response_body = b"{\"keys\":[1]}".to_vec();
+    }
+    root_a.on_call_response(&a, 1, 12);
+    assert_eq!(a.counter("fhir_smart_authz.jwks_fetch.success"), 1);
+    b.state.borrow_mut().shared = a.state.borrow().shared.clone();
+    root_b.tick(&b);
+    // B's fake token port got the bytes (observable through a second tick: no refetch, no panic).
+    let key = "fhir_smart_authz.jwks.0.https://as";
+    let v = b.state.borrow().shared.get(key).cloned().unwrap().0;
+    assert_eq!(&v[8..], b"{\"keys\":[1]}");
+}
