@@ -164,7 +164,7 @@ def main() -> int:
     base = f"http://127.0.0.1:{ports['filter']}/fhir"
     issuer = Issuer(issuer_url=f"http://127.0.0.1:{iss_port}", audience=base)
     server = serve_issuer(issuer, "127.0.0.1", iss_port)
-    cfg = plugin_config(base, [issuer_entry(issuer, "issuer")])
+    cfg = plugin_config(base, [issuer_entry(issuer, "issuer")], cluster="fast")
     log = work / "access.log" if os.environ.get("BENCH_ACCESS_LOG") else Path("/dev/null")
     boot = envoy_bootstrap(free_port(), [
         fast_upstream_listener(ports["upstream"]),

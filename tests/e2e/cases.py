@@ -48,14 +48,16 @@ class Case:
     status: int | tuple[int, ...]
     reason: str
     decision: str | None = None  # default: allow for 2xx, deny otherwise
-    subtype: str | None = None  # audit subtype: FHIR restful-interaction code, e.g. "read", "search-type"
+    subtype: str | None = None  # audit subtype: FHIR restful-interaction code, e.g. "read", "search"
     entity: str | None = None  # "Type/id" the audit record names, when one
     required_scopes: list[str] | None = None  # exact, when given
     www: str | None = None  # WWW-Authenticate error code; "" = present without error; None = absent
     www_scope: str | None = None
     oo_code: str | None = None  # OperationOutcome issue code for denials
     oo_diag: str | None = None  # substring of the OperationOutcome diagnostics
-    upstream: bool | None = None  # default: True for 2xx (or shadow), False otherwise
+    # the upstream processed the request (got it complete: through the router, or fetched by the
+    # filter for a response check); default: True for 2xx, False otherwise
+    upstream: bool | None = None
     listener: str = "main"
     headers: dict[str, str] = field(default_factory=dict)
     body: Any = None
@@ -70,15 +72,13 @@ class Case:
 # ---------------------------------------------------------------------------
 # Denials carry the RFC 6750 error and an OperationOutcome:
 #   401 → error per reason (none for missing_token), OperationOutcome code "login"
-#         for a missing token, "security" otherwise
 #   403 → error="insufficient_scope", code "forbidden"
-#   400 → error="invalid_request", code "invalid";  413 → code "too-long", no WWW-Authenticate
+#   400 → error="invalid_request", code "invalid";  413 → error="invalid_request", code "too-long"
 # ---------------------------------------------------------------------------
 
 def deny401(id: str, token: Any, reason: str = "invalid_token", path: str = "/Patient/pat-a", **kw: Any) -> Case:
     www = "" if reason == "missing_token" else "invalid_token"
-    code = "login" if reason == "missing_token" else "security"
-    return Case(id, kw.pop("method", "GET"), path, token, 401, reason, www=www, oo_code=code, **kw)
+    return Case(id, kw.pop("method", "GET"), path, token, 401, reason, www=www, oo_code="login", **kw)
 
 
 def deny403(id: str, method: str, path: str, token: Any, reason: str, **kw: Any) -> Case:
@@ -114,10 +114,8 @@ CASES: list[Case] = [
     allow("es256-token", "GET", "/Patient/pat-a", ("patient", {"alg": "ES256"}), "read", entity="Patient/pat-a"),
     # --- public endpoints -----------------------------------------------------
     allow("metadata-public", "GET", "/metadata", None, "capabilities", reason="public_endpoint"),
-    allow("smart-configuration-public", "GET", "/.well-known/smart-configuration", None, "read",
-          reason="public_endpoint", upstream=False,
-          known_gap="the filter answers SMART discovery itself without writing an audit record "
-                    "(src/filter/stream.rs short-circuit before the audit)"),
+    allow("smart-configuration-public", "GET", "/.well-known/smart-configuration", None, "smart-configuration",
+          reason="public_endpoint", upstream=False),
     # --- patient app (pat-a) --------------------------------------------------
     allow("patient-read-own", "GET", "/Patient/pat-a", P, "read", entity="Patient/pat-a",
           required_scopes=["patient/Patient.r"]),
@@ -127,17 +125,17 @@ CASES: list[Case] = [
     Case("patient-read-other-observation", "GET", "/Observation/obs-b1", P, 403, "response_not_permitted",
          subtype="read", www="insufficient_scope", oo_code="forbidden", upstream=True),
     allow("patient-vread-own", "GET", "/Patient/pat-a/_history/1", P, "vread", entity="Patient/pat-a"),
-    allow("patient-search-own", "GET", "/Observation?patient=pat-a", P, "search-type",
+    allow("patient-search-own", "GET", "/Observation?patient=pat-a", P, "search",
           required_scopes=["patient/Observation.s"]),
     allow("patient-search-own-subject", "GET", "/Observation?subject=Patient/pat-a&category=vital-signs", P,
-          "search-type"),
+          "search"),
     deny403("patient-search-other", "GET", "/Observation?patient=pat-b", P, "patient_compartment_violation"),
     deny403("patient-search-unpinned", "GET", "/Observation?code=8867-4", P, "patient_compartment_violation"),
     deny403("patient-search-or-other", "GET", "/Observation?patient=pat-a,pat-b", P,
             "patient_compartment_violation"),
-    allow("patient-compartment-own", "GET", "/Patient/pat-a/Observation", P, "search-type"),
+    allow("patient-compartment-own", "GET", "/Patient/pat-a/Observation", P, "search"),
     deny403("patient-compartment-other", "GET", "/Patient/pat-b/Observation", P, "patient_compartment_violation"),
-    allow("patient-history-own", "GET", "/Patient/pat-a/_history", P, "history-instance", entity="Patient/pat-a"),
+    allow("patient-history-own", "GET", "/Patient/pat-a/_history", P, "history", entity="Patient/pat-a"),
     allow("patient-everything-own", "GET", "/Patient/pat-a/$everything", ("patient", {"scope": PATIENT_ALL}),
           "operation"),
     deny403("patient-everything-other", "GET", "/Patient/pat-b/$everything", ("patient", {"scope": PATIENT_ALL}),
@@ -154,7 +152,7 @@ CASES: list[Case] = [
             "no_patient_context"),
     allow("patient-context-from-fhiruser", "GET", "/Patient/pat-a", ("patient", {"patient": None}), "read"),
     allow("patient-v1-scope", "GET", "/Observation?patient=pat-a",
-          ("patient", {"scope": "launch/patient patient/Observation.read"}), "search-type"),
+          ("patient", {"scope": "launch/patient patient/Observation.read"}), "search"),
     deny403("patient-granular-other-category", "GET", "/Observation?patient=pat-a&category=laboratory",
             ("patient", {"scope": "patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/"
                                    "observation-category|vital-signs"}), "granular_scope_violation"),
@@ -166,8 +164,8 @@ CASES: list[Case] = [
             body=bundle("transaction", ("POST", "Observation", OBS_NEW))),
     # --- clinician app --------------------------------------------------------
     allow("clinician-read-any-patient", "GET", "/Patient/pat-b", C, "read", entity="Patient/pat-b"),
-    allow("clinician-search", "GET", "/Condition?patient=pat-b", C, "search-type"),
-    allow("clinician-type-search-unpinned", "GET", "/Observation?code=8867-4", C, "search-type"),
+    allow("clinician-search", "GET", "/Condition?patient=pat-b", C, "search"),
+    allow("clinician-type-search-unpinned", "GET", "/Observation?code=8867-4", C, "search"),
     allow("clinician-create", "POST", "/Observation", C, "create", status=201, body=OBS_NEW,
           required_scopes=["user/Observation.c"]),
     allow("clinician-update", "PUT", "/Observation/obs-a1", C, "update", status=(200, 201), body=OBS_A1,
@@ -186,7 +184,7 @@ CASES: list[Case] = [
     deny403("clinician-transaction-one-bad", "POST", "", C, "bundle_entry_denied",
             body=bundle("transaction", ("POST", "Observation", OBS_NEW), ("POST", "Condition", COND_NEW))),
     # --- backend service ------------------------------------------------------
-    allow("backend-search-patients", "GET", "/Patient?gender=female", B, "search-type"),
+    allow("backend-search-patients", "GET", "/Patient?gender=female", B, "search"),
     allow("backend-read-observation", "GET", "/Observation/obs-b1", B, "read", entity="Observation/obs-b1"),
     deny403("backend-create-no-c", "POST", "/Observation", B, "insufficient_scope", body=OBS_NEW),
     deny403("backend-export-no-scope", "GET", "/$export", B, "insufficient_scope"),
@@ -196,7 +194,7 @@ CASES: list[Case] = [
     deny403("dot-segments-normalised", "GET", "/Patient/pat-a/../pat-b", P, "patient_compartment_violation"),
     deny400("bad-json-body", "POST", "/Observation", C, body="{not json", content_type="application/fhir+json"),
     deny400("bundle-wrong-type", "POST", "", C, body={"resourceType": "Bundle", "type": "collection"}),
-    Case("body-over-limit", "POST", "/Observation", C, 413, "body_too_large", www=None,
+    Case("body-over-limit", "POST", "/Observation", C, 413, "body_too_large", www="invalid_request",
          oo_code="too-long", body={**OBS_NEW, "note": [{"text": "x" * 70000}]}),
     # --- shadow mode (enforce=false): decide + audit, never deny --------------
     Case("shadow-no-token", "GET", "/Patient/pat-a", None, 200, "missing_token", decision="deny",

@@ -270,6 +270,9 @@ class Recorder:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if len(body) < length:  # reset before the body arrived: not a request
+                    self.close_connection = True
+                    return
                 if rec.fast:
                     return self._reply(200, b'{"resourceType":"Patient","id":"pat-a"}')
                 with rec.lock:
@@ -329,9 +332,11 @@ def issuer_entry(issuer: Issuer, cluster: str, inline: bool = False) -> dict[str
     return entry
 
 
-def plugin_config(base_url: str, issuers: list[dict[str, Any]], enforce: bool = True,
-                  **extra: Any) -> dict[str, Any]:
-    """The plugin JSON (see src/config/mod.rs) used by the rig listeners."""
+def plugin_config(base_url: str, issuers: list[dict[str, Any]], enforce: bool = True, cluster: str = "fhir",
+                  remove_headers: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    """The plugin JSON (see src/config/mod.rs, docs/filter.md) used by the rig listeners.
+    `cluster` is the listener's upstream cluster: the filter fetches responses it must
+    check (patient compartment / granular scopes) through it."""
     cfg: dict[str, Any] = {
         "fhir_base_path": "/fhir",
         "fhir_base_url": base_url,
@@ -339,6 +344,8 @@ def plugin_config(base_url: str, issuers: list[dict[str, Any]], enforce: bool = 
         "max_body_bytes": 65536,
         "claims": {"patient_from_fhir_user": True},
         "issuers": issuers,
+        "upstream": {"strip_authorization": False, "cluster": cluster,
+                     **({"remove_headers": remove_headers} if remove_headers else {})},
         "responses": {"realm": "fhir"},
         "discovery": {
             "authorization_endpoint": issuers[0]["issuer"] + "/authorize" if issuers else "",
@@ -372,10 +379,6 @@ def wasm_filter(config: dict[str, Any] | str, wasm: Path, name: str = "fhir_smar
                 "name": name,
                 "root_id": "fhir_smart_authz",
                 "failure_policy": "FAIL_CLOSED",
-                # Without it the host turns the filter's StopIteration on request/response
-                # headers into StopAllIteration, and the body callbacks the filter waits for
-                # (request bodies, response obligation checks) never come: the stream hangs.
-                "allow_on_headers_stop_iteration": True,
                 "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": value},
                 "vm_config": {
                     "vm_id": "fhir_smart_authz",
@@ -644,6 +647,7 @@ class Rig:
             main_cluster = "fhir"
         else:
             main_cluster = "recorder"
+        self.main_cluster = main_cluster
         self.plugins = self.plugin_configs()
         log = self.access_log.path
         listeners = [
@@ -663,14 +667,14 @@ class Rig:
         main_issuer = issuer_entry(self.issuer, "issuer")
         common = dict(self.plugin_overrides)
         cfgs: dict[str, dict[str, Any] | None] = {
-            "main": plugin_config(self.base("main"), [main_issuer], **common),
+            "main": plugin_config(self.base("main"), [main_issuer], cluster=self.main_cluster, **common),
             "recorder": plugin_config(self.base("recorder"), [dict(main_issuer, audiences=[self.base("recorder")])],
-                                      **common),
+                                      cluster="recorder", remove_headers=["x-forwarded-user"], **common),
             "shadow": plugin_config(self.base("shadow"), [dict(main_issuer, audiences=[self.base("shadow")])],
-                                    enforce=False, **common),
+                                    enforce=False, cluster="recorder", **common),
             "rotation": plugin_config(self.base("rotation"),
                                       [dict(issuer_entry(self.rot_issuer, "issuer_rot"), jwks_min_refetch_seconds=1)],
-                                      **common),
+                                      cluster="recorder", **common),
         }
         return cfgs
 
