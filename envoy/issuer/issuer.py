@@ -19,7 +19,7 @@ Import use (the e2e tests): ``Issuer(issuer_url, audience).mint("patient", patie
 and ``serve(issuer, host, port)`` which returns a running ThreadingHTTPServer.
 
 Run: python3 envoy/issuer/issuer.py --host 127.0.0.1 --port 8081 \
-        --issuer-url http://127.0.0.1:8081 --audience http://127.0.0.1:8000/fhir
+        --issuer-url http://127.0.0.1:8081 --audience http://127.0.0.1:10000/fhir
 Environment overrides: ISSUER_HOST, ISSUER_PORT, ISSUER_URL, ISSUER_AUDIENCE.
 """
 
@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=int(os.environ.get("ISSUER_PORT", "8081")))
     p.add_argument("--issuer-url", default=os.environ.get("ISSUER_URL"),
                    help="the iss claim and JWKS base (default http://HOST:PORT)")
-    p.add_argument("--audience", default=os.environ.get("ISSUER_AUDIENCE", "http://127.0.0.1:8000/fhir"),
+    p.add_argument("--audience", default=os.environ.get("ISSUER_AUDIENCE", "http://127.0.0.1:10000/fhir"),
                    help="aud claim: the FHIR base URL as clients see it")
     args = p.parse_args(argv)
     url = (args.issuer_url or f"http://{args.host}:{args.port}").rstrip("/")

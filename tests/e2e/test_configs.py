@@ -102,12 +102,34 @@ def test_docker_compose_config():
 def test_compose_pins_images():
     doc = yaml.safe_load((REPO / "envoy" / "docker-compose.yml").read_text())
     services = doc["services"]
-    assert set(services) >= {"envoy", "hapi", "issuer"}
+    assert set(services) >= {"envoy", "fhir", "issuer"}
     assert "${ENVOY_IMAGE:-envoyproxy/envoy:v1.40" in services["envoy"]["image"]
     assert services["envoy"].get("entrypoint"), "explicit entrypoint (so istio/proxyv2 works too)"
-    assert services["hapi"]["image"] == "hapiproject/hapi:v8.10.0-3"
-    for name in ("envoy", "hapi", "issuer"):
+    assert services["fhir"]["image"] == "hapiproject/hapi:v8.10.0-3"
+    for name in ("envoy", "fhir", "issuer"):
         assert "healthcheck" in services[name], f"{name} has no healthcheck"
+
+
+def test_compose_matches_envoy_yaml():
+    """The compose rig and envoy/envoy.yaml agree: cluster hosts are compose services,
+    the listener port is published, the wasm path is mounted, and the issuer's audience
+    is the plugin's fhir_base_url (the default audience)."""
+    compose = yaml.safe_load((REPO / "envoy" / "docker-compose.yml").read_text())["services"]
+    envoy = yaml.safe_load((REPO / "envoy" / "envoy.yaml").read_text())
+    res = envoy["static_resources"]
+    for c in res["clusters"]:
+        for ep in c["load_assignment"]["endpoints"][0]["lb_endpoints"]:
+            host = ep["endpoint"]["address"]["socket_address"]["address"]
+            assert host in compose, f"cluster {c['name']} points at {host!r}, not a compose service"
+    port = res["listeners"][0]["address"]["socket_address"]["port_value"]
+    published = [p.split(":")[-1] for p in compose["envoy"]["ports"]]
+    assert str(port) in published, (port, published)
+    wasm_paths = [c["vm_config"]["code"]["local"]["filename"] for c in wasm_plugin_configs(envoy)]
+    mounts = [v.rsplit(":", 2)[1] for v in compose["envoy"]["volumes"]]  # SRC:DST:MODE
+    assert all(p in mounts for p in wasm_paths), (wasm_paths, mounts)
+    plugin = json.loads(next(wasm_plugin_configs(envoy))["configuration"]["value"])
+    assert compose["issuer"]["environment"]["ISSUER_AUDIENCE"] == plugin["fhir_base_url"]
+    assert compose["issuer"]["environment"]["ISSUER_URL"] == plugin["issuers"][0]["issuer"]
 
 
 def istio_docs() -> list[dict]:
