@@ -307,7 +307,7 @@ class Recorder:
                 res["subject"] = {"reference": "Patient/pat-a"}
                 res["patient"] = {"reference": "Patient/pat-a"}
             return 200, json.dumps(res).encode()
-        if method == "GET":
+        if method == "GET" or (parts and parts[-1] == "_search"):
             return 200, b'{"resourceType":"Bundle","type":"searchset","total":0,"entry":[]}'
         status = 201 if method == "POST" else 200
         return status, b'{"resourceType":"OperationOutcome","issue":[{"severity":"information","code":"informational"}]}'
