@@ -11,6 +11,7 @@ import re
 import time
 from typing import Any
 
+import jwt
 import pytest
 import requests
 
@@ -72,8 +73,24 @@ ACTIONS = {"read": "R", "vread": "R", "search": "E", "history": "R", "create": "
 
 def send(rig, case: Case):
     token = make_token(rig, case.token, case.listener)
-    return rig.request(case.method, case.path, token=token, listener=case.listener, headers=case.headers,
+    resp = rig.request(case.method, case.path, token=token, listener=case.listener, headers=case.headers,
                        body=case.body, content_type=case.content_type)
+    resp.token = token
+    return resp
+
+
+def expected_facts(token: str | None) -> dict[str, str]:
+    """The x-smart-* headers the upstream must get for a verified token (none without one)."""
+    if token is None:
+        return {}
+    c = jwt.decode(token, options={"verify_signature": False})
+    patient = c.get("patient")
+    if patient is None and str(c.get("fhirUser", "")).startswith("Patient/"):
+        patient = c["fhirUser"].split("/", 1)[1]
+    facts = {"x-smart-patient": patient, "x-smart-fhir-user": c.get("fhirUser"),
+             "x-smart-client-id": c.get("client_id"), "x-smart-scope": c.get("scope"),
+             "x-smart-subject": c.get("sub"), "x-smart-issuer": c.get("iss")}
+    return {k: v for k, v in facts.items() if v}
 
 
 def _param(case: Case):
@@ -123,6 +140,9 @@ def test_table(rig, case: Case):
     assert processed == upstream_expected, f"upstream: {rec.get('response_code_details')!r}, relayed={relayed}; {detail}"
     if case.listener != "main":
         assert (resp.upstream is not None) == upstream_expected, detail
+    if resp.upstream is not None:  # exactly the verified facts, nothing the client sent
+        fwd = {n: v for n, v in resp.upstream.headers if n.startswith("x-smart-")}
+        assert fwd == expected_facts(resp.token if isinstance(case.token, tuple) else None), detail
     assert rec["response_code"] == resp.status
     assert rec["method"] == case.method
 
