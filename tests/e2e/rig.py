@@ -236,9 +236,10 @@ class Recorded:
 class Recorder:
     """A tiny FHIR-shaped upstream that records every request it receives.
 
-    Answers: instance read → a resource of that type and id (Observation etc.
-    with subject Patient/<x-rig-subject or pat-a>); searches → an empty
-    searchset; other methods → 200/201 OperationOutcome."""
+    Answers: instance read → a resource of that type and id (non-Patient types
+    with subject/patient Patient/pat-a); searches (GET, POST _search) → an empty
+    searchset; other methods → 200/201 OperationOutcome. A request reset before
+    its body arrived is not recorded."""
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
