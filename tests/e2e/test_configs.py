@@ -171,3 +171,22 @@ def test_dockerfile_is_compat_oci_image():
     assert lines[0].upper() == "FROM SCRATCH", lines
     copies = [ln for ln in lines if ln.upper().startswith(("COPY", "ADD"))]
     assert len(copies) == 1 and copies[0].endswith("plugin.wasm"), copies
+
+
+EXAMPLE_TOKEN_DECISIONS = [  # examples/tokens/requests.jsonl, line by line
+    (200, "allowed"), (403, "patient_compartment_violation"), (200, "allowed"), (200, "allowed"),
+    (403, "insufficient_scope"), (200, "allowed"), (401, "invalid_token"), (401, "invalid_token"),
+    (401, "missing_token"),
+]
+
+
+def test_example_tokens_decide():
+    """The example tokens verify against their JWKS and decide as documented."""
+    folder = REPO / "examples" / "tokens"
+    if not CLI.exists():
+        pytest.fail(f"{CLI} is missing: run `make cli` (make e2e does it)")
+    r = subprocess.run([str(CLI), "decide", "--config", str(folder / "config.json")],
+                       input=(folder / "requests.jsonl").read_text(), capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    got = [(d["status"], d["reason"]) for d in map(json.loads, r.stdout.splitlines())]
+    assert got == EXAMPLE_TOKEN_DECISIONS
