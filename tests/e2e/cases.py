@@ -65,6 +65,10 @@ class Case:
     known_gap: str | None = None  # a known filter gap: the row runs as a non-strict xfail
 
     @property
+    def status_first(self) -> int:
+        return self.status[0] if isinstance(self.status, tuple) else self.status
+
+    @property
     def allowed(self) -> bool:
         return self.decision == "allow" if self.decision else self.reason in ("allowed", "public_endpoint")
 

@@ -162,13 +162,6 @@ def test_table(rig, case: Case):
     assert "eyJ" not in json.dumps(resp.audit), "a token leaked into the audit record"
 
 
-def _status_first(self: Case) -> int:
-    return self.status[0] if isinstance(self.status, tuple) else self.status
-
-
-Case.status_first = property(_status_first)  # type: ignore[attr-defined]
-
-
 def test_table_is_large_enough():
     assert len(CASES) >= 60
     assert len({c.id for c in CASES}) == len(CASES), "case ids must be unique"
