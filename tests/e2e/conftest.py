@@ -22,7 +22,9 @@ def rig():
         pytest.fail(f"{WASM} is missing: run `make build` (make e2e does it)")
     # E2E_FHIR_URL: run the table against an already running FHIR server (e.g. HAPI of the
     # compose rig, http://127.0.0.1:8080/fhir) instead of starting sekmet-fhir.
-    r = Rig(upstream=os.environ.get("E2E_FHIR_URL", "sekmet")).start()
+    # E2E_ENVOY_CONCURRENCY: worker threads (default 1; >1 exercises JWKS sharing across VMs).
+    r = Rig(upstream=os.environ.get("E2E_FHIR_URL", "sekmet"),
+            concurrency=int(os.environ.get("E2E_ENVOY_CONCURRENCY", "1"))).start()
     try:
         yield r
     finally:
