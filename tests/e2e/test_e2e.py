@@ -350,3 +350,32 @@ def test_bad_plugin_config_is_refused(rig, tmp_path, name):
 def test_plugin_config_is_the_documented_shape(rig):
     cfg = plugin_config(rig.base_url, [issuer_entry(rig.issuer, "issuer")])
     assert cfg["issuers"][0]["jwks_cluster"] == "issuer"
+
+
+# --- bodies as real clients send them -------------------------------------------
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["expect-100-continue", "chunked"])
+@pytest.mark.parametrize("profile,patient,status", [("clinician", "pat-a", 201), ("patient", "pat-b", 403)])
+def test_curl_bodies(rig, chunked, profile, patient, status):
+    """curl sends `Expect: 100-continue` for bodies over 1 KiB; chunked bodies have no length."""
+    import shutil
+    import subprocess
+    import uuid
+
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("curl is not installed")
+    token = make_token(rig, (profile, {}))
+    body = json.dumps({"resourceType": "Observation", "status": "final", "code": {"text": "x" * 3000},
+                       "subject": {"reference": f"Patient/{patient}"}})
+    rid = "e2e-curl-" + uuid.uuid4().hex
+    args = [curl, "-s", "-m", "20", "-o", "/dev/null", "-w", "%{http_code}", "-H", f"Authorization: Bearer {token}",
+            "-H", "Content-Type: application/fhir+json", "-H", f"x-request-id: {rid}", "--data-binary", body]
+    if chunked:
+        args += ["-H", "Transfer-Encoding: chunked"]
+    out = subprocess.run(args + [rig.base_url + "/Observation"], capture_output=True, text=True, timeout=30)
+    assert out.stdout == str(status), out.stdout + out.stderr
+    rec = rig.access_log.wait_for(rid)
+    assert rec["response_code"] == status
+    assert (rec["response_code_details"] == "via_upstream") == (status == 201), rec
+    assert rec["audit"]["decision"] == ("allow" if status == 201 else "deny"), rec["audit"]
