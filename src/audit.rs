@@ -2,7 +2,7 @@
 //!
 //! One JSON object per request, written by the filter at decision time (and
 //! rewritten when a response obligation fails). The access log adds the
-//! response status. Field reference: `docs/audit-record.md`.
+//! response status. Field reference: README.md, "Audit record".
 //!
 //! Privacy: the record never holds the token, a body, or search parameter
 //! *values* (they can carry names, birth dates, identifiers). It holds the
