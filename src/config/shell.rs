@@ -112,6 +112,20 @@ impl UpstreamConfig {
         }
     }
 
+    /// `header_name(fact) == lower_name`, without allocating (runs for every
+    /// incoming header).
+    fn is_header_name_of(&self, fact: Fact, lower_name: &str) -> bool {
+        match self.header_names.get(&fact) {
+            Some(n) => {
+                n.eq_ignore_ascii_case(lower_name)
+                    && !lower_name.bytes().any(|b| b.is_ascii_uppercase())
+            }
+            None => lower_name
+                .strip_prefix(self.header_prefix.as_str())
+                .is_some_and(|rest| rest == fact.header_suffix()),
+        }
+    }
+
     /// All fact header names.
     pub fn all_header_names(&self) -> Vec<String> {
         Fact::ALL.iter().map(|f| self.header_name(*f)).collect()
@@ -122,7 +136,9 @@ impl UpstreamConfig {
     /// of `remove_headers`.
     pub fn is_reserved(&self, lower_name: &str) -> bool {
         (!self.header_prefix.is_empty() && lower_name.starts_with(&self.header_prefix))
-            || Fact::ALL.iter().any(|f| self.header_name(*f) == lower_name)
+            || Fact::ALL
+                .iter()
+                .any(|f| self.is_header_name_of(*f, lower_name))
             || self
                 .remove_headers
                 .iter()

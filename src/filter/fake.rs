@@ -38,6 +38,8 @@ pub struct FakeState {
     pub logs: Vec<(Level, String)>,
     pub now_ms: u64,
     pub tick_ms: u64,
+    /// What `memory_bytes` reports.
+    pub memory_bytes: u64,
     pub configuration: Option<Vec<u8>>,
 }
 
@@ -176,6 +178,19 @@ impl Host for FakeHost {
         if let Some(name) = s.counter_names.get(id as usize).cloned() {
             *s.counters.entry(name).or_insert(0) += by;
         }
+    }
+    fn define_gauge(&self, name: &str) -> Option<u32> {
+        self.define_counter(name)
+    }
+    fn record_metric(&self, id: u32, value: u64) {
+        let mut s = self.state.borrow_mut();
+        if let Some(name) = s.counter_names.get(id as usize).cloned() {
+            s.counters
+                .insert(name, i64::try_from(value).unwrap_or(i64::MAX));
+        }
+    }
+    fn memory_bytes(&self) -> u64 {
+        self.state.borrow().memory_bytes
     }
     fn set_tick_period_ms(&self, ms: u64) -> bool {
         self.state.borrow_mut().tick_ms = ms;

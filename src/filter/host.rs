@@ -81,6 +81,12 @@ pub trait Host {
     /// Define a counter; `None` when the host refuses.
     fn define_counter(&self, name: &str) -> Option<u32>;
     fn increment_counter(&self, id: u32, by: i64);
+    /// Define a gauge; `None` when the host refuses.
+    fn define_gauge(&self, name: &str) -> Option<u32>;
+    /// Set a gauge.
+    fn record_metric(&self, id: u32, value: u64);
+    /// Size of this VM's linear memory in bytes.
+    fn memory_bytes(&self) -> u64;
 
     fn set_tick_period_ms(&self, ms: u64) -> bool;
     /// The plugin configuration bytes (root context only).
@@ -216,6 +222,18 @@ mod wasm {
 
         fn increment_counter(&self, id: u32, by: i64) {
             let _ = hc::increment_metric(id, by);
+        }
+
+        fn define_gauge(&self, name: &str) -> Option<u32> {
+            hc::define_metric(MetricType::Gauge, name).ok()
+        }
+
+        fn record_metric(&self, id: u32, value: u64) {
+            let _ = hc::record_metric(id, value);
+        }
+
+        fn memory_bytes(&self) -> u64 {
+            (core::arch::wasm32::memory_size(0) as u64).saturating_mul(65536)
         }
 
         fn set_tick_period_ms(&self, ms: u64) -> bool {

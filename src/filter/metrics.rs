@@ -1,4 +1,6 @@
-//! Counters under `metrics.prefix`. Defined lazily, ids cached per VM.
+//! Counters (and the memory gauge) under `metrics.prefix`. Each is defined
+//! once, on first use, and then incremented by its cached id: the hot path
+//! neither formats names nor allocates.
 
 use super::host::Host;
 use crate::decision::{Decision, Verdict};
@@ -7,14 +9,19 @@ use std::collections::HashMap;
 #[derive(Debug, Default)]
 pub struct Metrics {
     prefix: String,
-    ids: HashMap<String, Option<u32>>,
+    /// By suffix (`token_cache.hit`, ...).
+    ids: HashMap<&'static str, Option<u32>>,
+    /// `decision.<allow|deny>.<reason>` by (allow, reason code).
+    decisions: HashMap<(bool, &'static str), Option<u32>>,
+    /// `vm.memory_bytes` (gauge): `None` = not defined yet, `Some(None)` = refused.
+    memory_gauge: Option<Option<u32>>,
 }
 
 impl Metrics {
     pub fn new(prefix: &str) -> Self {
         Metrics {
             prefix: prefix.to_string(),
-            ids: HashMap::new(),
+            ..Metrics::default()
         }
     }
 
@@ -23,13 +30,12 @@ impl Metrics {
         format!("{}.{}", self.prefix, suffix)
     }
 
-    pub fn inc(&mut self, host: &dyn Host, suffix: &str) {
-        let name = self.name(suffix);
-        let id = match self.ids.get(&name) {
+    pub fn inc(&mut self, host: &dyn Host, suffix: &'static str) {
+        let id = match self.ids.get(suffix) {
             Some(id) => *id,
             None => {
-                let id = host.define_counter(&name);
-                self.ids.insert(name, id);
+                let id = host.define_counter(&self.name(suffix));
+                self.ids.insert(suffix, id);
                 id
             }
         };
@@ -40,10 +46,34 @@ impl Metrics {
 
     /// `decision.<allow|deny>.<reason>`.
     pub fn decision(&mut self, host: &dyn Host, d: &Decision) {
-        let verdict = match d.decision {
-            Verdict::Allow => "allow",
-            Verdict::Deny => "deny",
+        let allow = d.decision == Verdict::Allow;
+        let reason = d.reason.as_str();
+        let id = match self.decisions.get(&(allow, reason)) {
+            Some(id) => *id,
+            None => {
+                let verdict = if allow { "allow" } else { "deny" };
+                let id = host.define_counter(&self.name(&format!("decision.{verdict}.{reason}")));
+                self.decisions.insert((allow, reason), id);
+                id
+            }
         };
-        self.inc(host, &format!("decision.{verdict}.{}", d.reason.as_str()));
+        if let Some(id) = id {
+            host.increment_counter(id, 1);
+        }
+    }
+
+    /// Set the `vm.memory_bytes` gauge (the VM's linear memory size).
+    pub fn memory(&mut self, host: &dyn Host, bytes: u64) {
+        let id = match self.memory_gauge {
+            Some(id) => id,
+            None => {
+                let id = host.define_gauge(&self.name("vm.memory_bytes"));
+                self.memory_gauge = Some(id);
+                id
+            }
+        };
+        if let Some(id) = id {
+            host.record_metric(id, bytes);
+        }
     }
 }

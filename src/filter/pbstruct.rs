@@ -22,43 +22,89 @@ fn len_delimited(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-/// `google.protobuf.Value`.
-fn encode_value(v: &Value) -> Vec<u8> {
-    let mut out = Vec::new();
-    match v {
-        Value::Null => {
-            tag(&mut out, 1, 0);
-            varint(&mut out, 0);
-        }
-        Value::Number(n) => {
-            tag(&mut out, 2, 1);
-            out.extend_from_slice(&n.as_f64().unwrap_or(0.0).to_le_bytes());
-        }
-        Value::String(s) => len_delimited(&mut out, 3, s.as_bytes()),
-        Value::Bool(b) => {
-            tag(&mut out, 4, 0);
-            varint(&mut out, u64::from(*b));
-        }
-        Value::Object(m) => len_delimited(&mut out, 5, &encode_map(m)),
-        Value::Array(items) => {
-            let mut list = Vec::new();
-            for it in items {
-                len_delimited(&mut list, 1, &encode_value(it));
-            }
-            len_delimited(&mut out, 6, &list);
-        }
-    }
-    out
+// Encoding is two-pass (sizes, then one write into a buffer of the exact
+// size): no intermediate buffer per nested message.
+
+fn varint_len(v: u64) -> usize {
+    let bits = 64 - (v | 1).leading_zeros() as usize;
+    bits.div_ceil(7)
 }
 
-fn encode_map(m: &Map<String, Value>) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (k, v) in m {
-        let mut entry = Vec::new();
-        len_delimited(&mut entry, 1, k.as_bytes());
-        len_delimited(&mut entry, 2, &encode_value(v));
-        len_delimited(&mut out, 1, &entry);
+/// Tag + length prefix + payload of a length-delimited field (tags < 16).
+fn field_len(payload: usize) -> usize {
+    1 + varint_len(payload as u64) + payload
+}
+
+/// Encoded size of a `google.protobuf.Value`.
+fn value_len(v: &Value) -> usize {
+    match v {
+        Value::Null | Value::Bool(_) => 2,
+        Value::Number(_) => 9,
+        Value::String(s) => field_len(s.len()),
+        Value::Object(m) => field_len(map_len(m)),
+        Value::Array(items) => field_len(list_len(items)),
     }
+}
+
+fn list_len(items: &[Value]) -> usize {
+    items.iter().map(|it| field_len(value_len(it))).sum()
+}
+
+fn entry_len(k: &str, v: &Value) -> usize {
+    field_len(k.len()) + field_len(value_len(v))
+}
+
+fn map_len(m: &Map<String, Value>) -> usize {
+    m.iter().map(|(k, v)| field_len(entry_len(k, v))).sum()
+}
+
+/// `google.protobuf.Value`.
+fn encode_value(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Null => {
+            tag(out, 1, 0);
+            varint(out, 0);
+        }
+        Value::Number(n) => {
+            tag(out, 2, 1);
+            out.extend_from_slice(&n.as_f64().unwrap_or(0.0).to_le_bytes());
+        }
+        Value::String(s) => len_delimited(out, 3, s.as_bytes()),
+        Value::Bool(b) => {
+            tag(out, 4, 0);
+            varint(out, u64::from(*b));
+        }
+        Value::Object(m) => {
+            tag(out, 5, 2);
+            varint(out, map_len(m) as u64);
+            encode_map(out, m);
+        }
+        Value::Array(items) => {
+            tag(out, 6, 2);
+            varint(out, list_len(items) as u64);
+            for it in items {
+                tag(out, 1, 2);
+                varint(out, value_len(it) as u64);
+                encode_value(out, it);
+            }
+        }
+    }
+}
+
+fn encode_map(out: &mut Vec<u8>, m: &Map<String, Value>) {
+    for (k, v) in m {
+        tag(out, 1, 2);
+        varint(out, entry_len(k, v) as u64);
+        len_delimited(out, 1, k.as_bytes());
+        tag(out, 2, 2);
+        varint(out, value_len(v) as u64);
+        encode_value(out, v);
+    }
+}
+
+fn encode_top(m: &Map<String, Value>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(map_len(m));
+    encode_map(&mut out, m);
     out
 }
 
@@ -66,11 +112,11 @@ fn encode_map(m: &Map<String, Value>) -> Vec<u8> {
 /// wrapped as `{"value": v}`).
 pub fn encode_struct(v: &Value) -> Vec<u8> {
     match v {
-        Value::Object(m) => encode_map(m),
+        Value::Object(m) => encode_top(m),
         other => {
             let mut m = Map::new();
             m.insert("value".into(), other.clone());
-            encode_map(&m)
+            encode_top(&m)
         }
     }
 }
@@ -123,6 +169,57 @@ mod tests {
                 0x0a, 0x0c, 0x0a, 0x01, b'l', 0x12, 0x07, 0x32, 0x05, 0x0a, 0x03, 0x1a, 0x01, b'a'
             ]
         );
+    }
+
+    /// The straightforward nested encoder the two-pass one replaced.
+    fn reference_value(v: &Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        match v {
+            Value::Null => out.extend_from_slice(&[0x08, 0x00]),
+            Value::Number(n) => {
+                out.push(0x11);
+                out.extend_from_slice(&n.as_f64().unwrap_or(0.0).to_le_bytes());
+            }
+            Value::String(s) => len_delimited(&mut out, 3, s.as_bytes()),
+            Value::Bool(b) => out.extend_from_slice(&[0x20, u8::from(*b)]),
+            Value::Object(m) => len_delimited(&mut out, 5, &reference_map(m)),
+            Value::Array(items) => {
+                let mut list = Vec::new();
+                for it in items {
+                    len_delimited(&mut list, 1, &reference_value(it));
+                }
+                len_delimited(&mut out, 6, &list);
+            }
+        }
+        out
+    }
+
+    fn reference_map(m: &Map<String, Value>) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (k, v) in m {
+            let mut entry = Vec::new();
+            len_delimited(&mut entry, 1, k.as_bytes());
+            len_delimited(&mut entry, 2, &reference_value(v));
+            len_delimited(&mut out, 1, &entry);
+        }
+        out
+    }
+
+    #[test]
+    fn two_pass_matches_the_nested_encoding() {
+        let long = "x".repeat(300);
+        let huge = "y".repeat(20_000);
+        let v = json!({
+            "a": long, "b": [1, "s", null, true, {"k": [long.clone(), {"z": false}]}],
+            "c": {"d": {"e": huge}, "f": []}, "g": {}, "h": 1.5e300, "i": -3
+        });
+        let Value::Object(m) = &v else { unreachable!() };
+        assert_eq!(encode_struct(&v), reference_map(m));
+        for n in [0u64, 1, 127, 128, 16383, 16384, u64::MAX] {
+            let mut b = Vec::new();
+            varint(&mut b, n);
+            assert_eq!(varint_len(n), b.len(), "{n}");
+        }
     }
 
     #[test]

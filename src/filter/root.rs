@@ -70,6 +70,9 @@ impl Root {
         let config = shared.config.clone();
         let now_ms = host.now_ms();
         let now = now_ms / 1000;
+        if let Ok(mut m) = shared.metrics.try_borrow_mut() {
+            m.memory(host, host.memory_bytes());
+        }
         let Ok(mut tokens) = shared.tokens.try_borrow_mut() else {
             return;
         };

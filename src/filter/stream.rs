@@ -74,7 +74,7 @@ impl Shared {
         })
     }
 
-    pub fn count(&self, host: &dyn Host, suffix: &str) {
+    pub fn count(&self, host: &dyn Host, suffix: &'static str) {
         if let Ok(mut m) = self.metrics.try_borrow_mut() {
             m.inc(host, suffix);
         }
