@@ -1130,3 +1130,49 @@ fn token_service_drives_fetches_cache_and_introspection() {
         Reason::InvalidRequest
     );
 }
+
+/// Repeats of a cached token (the service's hot tier) still run the time
+/// checks and die with the key set, exactly like the first hit.
+#[test]
+fn token_service_repeated_hits_keep_expiry_and_key_set_checks() {
+    use fhir_smart_authz::token::{TokenService, TokenStep};
+    let cfg = remote_config(json!({}));
+    let mut svc = TokenService::new(&cfg).unwrap();
+    let sig = Counting(Cell::new(0));
+    svc.jwks_loaded(0, JWKS.as_bytes(), NOW).unwrap();
+    let t = token("RS256"); // exp NOW + 3600, default leeway 60
+    let hits: Vec<bool> = (0..4)
+        .map(|i| match svc.verify(&t, NOW + i, &sig) {
+            TokenStep::Verified { claims, cache_hit } => {
+                assert_eq!(claims["patient"], "123");
+                cache_hit
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(hits, vec![false, true, true, true]);
+    assert_eq!(sig.0.get(), 1);
+    // Expired (past exp + leeway): refused on the repeat path too.
+    match svc.verify(&t, NOW + 3600 + 60, &sig) {
+        TokenStep::Denied(d) => assert_eq!(d.reason, Reason::InvalidToken),
+        other => panic!("{other:?}"),
+    }
+    // A new key set without rsa1 drops the cached entry: not a hit any more.
+    let mut svc = TokenService::new(&cfg).unwrap();
+    svc.jwks_loaded(0, JWKS.as_bytes(), NOW).unwrap();
+    for _ in 0..2 {
+        assert!(matches!(
+            svc.verify(&t, NOW, &sig),
+            TokenStep::Verified { .. }
+        ));
+    }
+    svc.jwks_loaded(0, JWKS_ROTATED.as_bytes(), NOW + 40)
+        .unwrap();
+    assert!(!matches!(
+        svc.verify(&t, NOW + 41, &sig),
+        TokenStep::Verified {
+            cache_hit: true,
+            ..
+        }
+    ));
+}

@@ -72,10 +72,9 @@ fn purpose(p: Pending) -> CallPurpose {
 
 fn step(s: service::TokenStep) -> TokenStep {
     match s {
-        service::TokenStep::Verified { claims, cache_hit } => TokenStep::Verified {
-            claims: Rc::unwrap_or_clone(claims),
-            cache_hit,
-        },
+        service::TokenStep::Verified { claims, cache_hit } => {
+            TokenStep::Verified { claims, cache_hit }
+        }
         service::TokenStep::Call { call, purpose } => TokenStep::Call {
             call: http_call(call),
             pending: pending(purpose),

@@ -242,7 +242,7 @@ impl TokenPort for FakeTokens {
         let cache_hit = !self.cached.insert(token.to_string());
         match self.tokens.get(token) {
             Some(FakeToken::Valid(c)) => TokenStep::Verified {
-                claims: c.clone(),
+                claims: std::rc::Rc::new(c.clone()),
                 cache_hit,
             },
             Some(FakeToken::NeedsKeys(_)) => TokenStep::Call {
@@ -283,13 +283,13 @@ impl TokenPort for FakeTokens {
             (Pending::Jwks { issuer }, Some(200), Some(FakeToken::NeedsKeys(c))) => {
                 self.keys_loaded.push((issuer, body.to_vec()));
                 TokenStep::Verified {
-                    claims: c.clone(),
+                    claims: std::rc::Rc::new(c.clone()),
                     cache_hit: false,
                 }
             }
             (Pending::Introspection { .. }, Some(200), Some(FakeToken::Introspect(c))) => {
                 TokenStep::Verified {
-                    claims: c.clone(),
+                    claims: std::rc::Rc::new(c.clone()),
                     cache_hit: false,
                 }
             }

@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::decision::{Decision, Obligation};
 use crate::fhir::RequestParts;
 use serde_json::Value;
+use std::rc::Rc;
 
 /// What an outstanding HTTP call is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,8 +22,8 @@ pub enum Pending {
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)] // one per request; boxing buys nothing
 pub enum TokenStep {
-    /// The token is valid; its claims.
-    Verified { claims: Value, cache_hit: bool },
+    /// The token is valid; its claims (shared with the token cache).
+    Verified { claims: Rc<Value>, cache_hit: bool },
     /// Make this call, then report its answer with [`TokenPort::call_done`].
     Call { call: HttpCall, pending: Pending },
     /// The token is refused (401).

@@ -112,7 +112,7 @@ pub struct Stream {
     headers: Vec<(String, String)>,
     request_id: Option<String>,
     token: Option<String>,
-    claims: Option<Value>,
+    claims: Option<Rc<Value>>,
     /// The token call (JWKS / introspection) in flight.
     pending: Option<(u32, Pending)>,
     /// The obligation fetch in flight.
@@ -428,7 +428,7 @@ impl Stream {
             let parts = self.parts();
             self.shared
                 .engine
-                .decide(&config, &parts, self.claims.as_ref())
+                .decide(&config, &parts, self.claims.as_deref())
         };
         self.apply(host, d, from_async)
     }

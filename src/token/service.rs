@@ -80,10 +80,31 @@ pub const KEPT_CLAIMS: [&str; 11] = [
 /// far cheaper than a signature check). `None`: too large to cache.
 type Cached = Option<Rc<str>>;
 
+/// Entries of the hot tier (see [`TokenService`]); when full it is cleared.
+pub const HOT_ENTRIES: usize = 256;
+
+/// A hot-tier entry: the main cache key, the cached JSON it was parsed from
+/// (identity-compared with the main cache's value on every use) and the
+/// parsed claims.
+struct Hot {
+    key: CacheKey,
+    json: Rc<str>,
+    claims: Rc<Value>,
+}
+
 /// Token handling for one worker VM.
+///
+/// The main cache keeps compact JSON per SHA-256 of the token (small, so
+/// 10 000 entries fit in a few MiB). A small hot tier, keyed by the token
+/// text itself (exact comparison), remembers the cache key and the parsed
+/// claims of recently used tokens: a repeat skips hashing the token with
+/// SHA-256 and re-parsing the JSON. The main cache stays authoritative: a hot
+/// entry is only used while the main cache still holds the very same value
+/// (expiry, key-set generation and time checks run as before).
 pub struct TokenService {
     verifier: TokenVerifier,
     cache: TokenCache<Cached>,
+    hot: std::collections::HashMap<Box<str>, Hot>,
     scope_claim: String,
     patient_claim: String,
 }
@@ -93,6 +114,7 @@ impl TokenService {
         Ok(TokenService {
             verifier: TokenVerifier::new(config)?,
             cache: TokenCache::new(config.token.cache_max_entries),
+            hot: std::collections::HashMap::new(),
             scope_claim: config.claims.scope.clone(),
             patient_claim: config.claims.patient.clone(),
         })
@@ -209,6 +231,20 @@ impl TokenService {
         sig: &dyn SignatureVerifier,
         may_fetch: bool,
     ) -> TokenStep {
+        if let Some(h) = self.hot.get(token) {
+            match self.verifier.cached(&mut self.cache, &h.key, now) {
+                Some(Ok(Some(json))) if Rc::ptr_eq(&json, &h.json) => {
+                    return TokenStep::Verified {
+                        claims: h.claims.clone(),
+                        cache_hit: true,
+                    }
+                }
+                Some(Err(e)) => return self.denied_or_fetch(e, now, may_fetch),
+                _ => {
+                    self.hot.remove(token);
+                }
+            }
+        }
         let bearer = BearerToken {
             token: token.to_string(),
             location: TokenLocation::Header,
@@ -236,17 +272,26 @@ impl TokenService {
             match result {
                 Ok(Authenticated::Verified { value, cached }) => {
                     if let Some(claims) = fresh {
+                        if let Some(json) = value {
+                            self.remember(token, json, &claims);
+                        }
                         return TokenStep::Verified {
                             claims,
                             cache_hit: false,
                         };
                     }
-                    match value.and_then(|s| serde_json::from_str::<Value>(&s).ok()) {
-                        Some(claims) => {
+                    let parsed = value.and_then(|s| {
+                        serde_json::from_str::<Value>(&s)
+                            .ok()
+                            .map(|c| (s, Rc::new(c)))
+                    });
+                    match parsed {
+                        Some((json, claims)) => {
+                            self.remember(token, json, &claims);
                             return TokenStep::Verified {
-                                claims: Rc::new(claims),
+                                claims,
                                 cache_hit: cached,
-                            }
+                            };
                         }
                         None => self.cache.remove(&CacheKey::of(token)),
                     }
@@ -271,6 +316,24 @@ impl TokenService {
             Reason::InvalidToken,
             "the token could not be verified; retry the request",
         )))
+    }
+
+    /// Put a verified, cached token into the hot tier.
+    fn remember(&mut self, token: &str, json: Rc<str>, claims: &Rc<Value>) {
+        if self.cache.capacity() == 0 {
+            return;
+        }
+        if self.hot.len() >= HOT_ENTRIES {
+            self.hot.clear();
+        }
+        self.hot.insert(
+            token.into(),
+            Hot {
+                key: CacheKey::of(token),
+                json,
+                claims: claims.clone(),
+            },
+        );
     }
 
     fn denied_or_fetch(&mut self, e: TokenError, now: u64, may_fetch: bool) -> TokenStep {

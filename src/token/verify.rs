@@ -255,6 +255,24 @@ impl TokenVerifier {
         })
     }
 
+    /// The cache-hit half of [`Self::authenticate`] for an already computed
+    /// key: `None` on a miss (expired, other key-set generation, evicted),
+    /// else the value after the same time checks.
+    pub fn cached<V: Clone>(
+        &self,
+        cache: &mut TokenCache<V>,
+        key: &CacheKey,
+        now: u64,
+    ) -> Option<Result<V, TokenError>> {
+        let issuers = &self.issuers;
+        let hit = cache.get(key, now, |i| issuers.get(i).map(|s| s.store.generation()))?;
+        Some(
+            hit.times
+                .check(now, self.settings.leeway_seconds)
+                .map(|()| hit.value),
+        )
+    }
+
     /// The introspection issuer for this token, if it must be introspected:
     /// non-JWTs when an introspection issuer exists, and JWTs whose `iss` is
     /// that issuer.
