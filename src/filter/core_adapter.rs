@@ -9,7 +9,9 @@ use crate::decision::{Decision, Obligation, Reason};
 use crate::fhir::RequestParts;
 use crate::token::host_crypto::VERIFY_SIGNATURE_FUNCTION;
 use crate::token::service::{self, CallPurpose, OutboundCall, TokenService};
-use crate::token::{extract_bearer, jose, HostAssistedVerifier, SignatureVerifier};
+use crate::token::{
+    extract_bearer, jose, HostAssistedVerifier, RustCryptoVerifier, SignatureVerifier,
+};
 use serde_json::Value;
 use std::rc::Rc;
 
@@ -39,7 +41,15 @@ impl Engine for CoreEngine {
 /// RS256/384/512 through Envoy's `verify_signature` (BoringSSL); anything
 /// else, or a host failure, through the pure-Rust verifier (inside
 /// [`HostAssistedVerifier`]).
-fn with_verifier<R>(host: &dyn Host, f: impl FnOnce(&dyn SignatureVerifier) -> R) -> R {
+/// `host_crypto: false` (`token.host_crypto`) forces the pure-Rust verifier.
+fn with_verifier<R>(
+    host: &dyn Host,
+    host_crypto: bool,
+    f: impl FnOnce(&dyn SignatureVerifier) -> R,
+) -> R {
+    if !host_crypto {
+        return f(&RustCryptoVerifier);
+    }
     let sig = HostAssistedVerifier::new(|args: &[u8]| {
         host.call_foreign_function(VERIFY_SIGNATURE_FUNCTION, args)
             .and_then(|r| r.ok_or_else(|| "empty verify_signature result".to_string()))
@@ -88,12 +98,15 @@ pub struct CoreTokens {
     /// `Err`: the issuers could not be set up (already caught by config
     /// validation; kept to fail closed).
     service: Result<TokenService, String>,
+    /// `token.host_crypto`.
+    host_crypto: bool,
 }
 
 impl CoreTokens {
     pub fn new(config: Rc<Config>) -> CoreTokens {
         CoreTokens {
             service: TokenService::new(&config).map_err(|e| e.to_string()),
+            host_crypto: config.token.host_crypto,
         }
     }
 
@@ -149,7 +162,9 @@ impl TokenPort for CoreTokens {
         let Ok(svc) = self.service.as_mut() else {
             return misconfigured();
         };
-        let s = step(with_verifier(host, |sig| svc.verify(token, now, sig)));
+        let s = step(with_verifier(host, self.host_crypto, |sig| {
+            svc.verify(token, now, sig)
+        }));
         if let TokenStep::Denied(d) = &s {
             if d.reason == Reason::KeysUnavailable {
                 if let Some((call, pending)) = self.startup_fetch(token) {
@@ -172,7 +187,7 @@ impl TokenPort for CoreTokens {
         let Ok(svc) = self.service.as_mut() else {
             return misconfigured();
         };
-        step(with_verifier(host, |sig| {
+        step(with_verifier(host, self.host_crypto, |sig| {
             svc.call_done(purpose(pending), token, status, body, now, sig)
         }))
     }

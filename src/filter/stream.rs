@@ -162,13 +162,19 @@ impl Stream {
         host.now_ms() / 1000
     }
 
-    fn parts(&self) -> RequestParts<'_> {
-        RequestParts {
+    /// Run `f` over the request as the core sees it. The headers are lent to
+    /// the `RequestParts` (moved out and back), not copied.
+    fn with_parts<R>(&mut self, f: impl FnOnce(&Stream, &RequestParts<'_>) -> R) -> R {
+        let headers = std::mem::take(&mut self.headers);
+        let parts = RequestParts {
             method: &self.method,
             path: &self.path,
-            headers: self.headers.clone(),
+            headers,
             body: self.body.as_deref(),
-        }
+        };
+        let r = f(self, &parts);
+        self.headers = parts.headers;
+        r
     }
 
     fn reply(&mut self, host: &dyn Host, r: &Reply) -> Flow {
@@ -196,11 +202,14 @@ impl Stream {
     pub fn on_request_headers(&mut self, host: &dyn Host, end_of_stream: bool) -> Flow {
         let config = self.config();
         let mut headers = host.headers(Headers::Request);
+        // Lower-case in place (Envoy's names already are: usually a no-op).
+        for (n, _) in headers.iter_mut() {
+            n.make_ascii_lowercase();
+        }
         // Anti-spoofing: incoming copies of the fact headers never reach upstream.
-        headers.retain(|(n, _)| {
-            let lower = n.to_ascii_lowercase();
-            if config.upstream.is_reserved(&lower) {
-                if !host.set_header(Headers::Request, &lower, None) {
+        headers.retain(|(lower, _)| {
+            if config.upstream.is_reserved(lower) {
+                if !host.set_header(Headers::Request, lower, None) {
                     host.log(Level::Error, &format!("could not remove header {lower}"));
                 }
                 false
@@ -216,10 +225,7 @@ impl Stream {
                 _ => {}
             }
         }
-        self.headers = headers
-            .into_iter()
-            .map(|(n, v)| (n.to_ascii_lowercase(), v))
-            .collect();
+        self.headers = headers;
 
         if let Some(disc) = &config.discovery {
             let path_only = self.path.split('?').next().unwrap_or("");
@@ -238,20 +244,15 @@ impl Stream {
             }
         }
 
-        let needs_body = {
-            let parts = self.parts();
-            self.shared.engine.body_needed(&config, &parts)
-        };
+        let needs_body = self.with_parts(|s, parts| s.shared.engine.body_needed(&config, parts));
         if needs_body && end_of_stream {
             // The request has no body at all: decide on an empty one.
             self.body = Some(Vec::new());
         }
         self.body_needed = needs_body && !end_of_stream;
 
-        let extracted = {
-            let parts = self.parts();
-            self.shared.tokens.borrow().extract(&config, &parts)
-        };
+        let extracted =
+            self.with_parts(|s, parts| s.shared.tokens.borrow().extract(&config, parts));
         match extracted {
             Err(d) => self.apply(host, d, false),
             Ok(None) => self.after_token(host, false),
@@ -424,12 +425,8 @@ impl Stream {
 
     fn decide(&mut self, host: &dyn Host, from_async: bool) -> Flow {
         let config = self.config();
-        let d = {
-            let parts = self.parts();
-            self.shared
-                .engine
-                .decide(&config, &parts, self.claims.as_deref())
-        };
+        let d =
+            self.with_parts(|s, parts| s.shared.engine.decide(&config, parts, s.claims.as_deref()));
         self.apply(host, d, from_async)
     }
 

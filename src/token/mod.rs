@@ -406,6 +406,10 @@ pub struct TokenSettings {
     /// Verified-token cache size per worker (entries); 0 disables the cache.
     /// Default 10000.
     pub cache_max_entries: usize,
+    /// Verify RS256/384/512 signatures with the host's `verify_signature`
+    /// (Envoy's BoringSSL) when it exists. `false` forces the pure-Rust
+    /// verifier for every algorithm (same answers, slower). Default true.
+    pub host_crypto: bool,
 }
 
 impl Default for TokenSettings {
@@ -415,6 +419,7 @@ impl Default for TokenSettings {
             max_bytes: 16384,
             allow_query_parameter: false,
             cache_max_entries: 10000,
+            host_crypto: true,
         }
     }
 }
