@@ -898,9 +898,12 @@ fn config_validation_names_fields() {
             leeway_seconds: 60,
             max_bytes: 16384,
             allow_query_parameter: false,
-            cache_max_entries: 10000
+            cache_max_entries: 10000,
+            host_crypto: true,
         }
     );
+    let c = Config::from_json(br#"{"token": {"host_crypto": false}}"#).unwrap();
+    assert!(!c.token.host_crypto);
     let c = remote_config(json!({}));
     assert_eq!(
         (
