@@ -7,13 +7,26 @@ use crate::policy::{authorize, AuthContext};
 use serde_json::Value;
 
 /// Decide from verified claims (`None` = no token). Builds the
-/// [`AuthContext`] on every call; the filter caches it per token and uses
-/// [`decide_with_context`].
+/// [`AuthContext`] on every call; the filter builds it once per token
+/// ([`AuthContext::from_claims`]) and uses [`decide_prepared`].
 #[allow(clippy::result_large_err)]
 pub fn decide(config: &Config, req: &RequestParts, claims: Option<&Value>) -> Decision {
     match claims.map(|c| AuthContext::from_claims(config, c)) {
+        None => decide_prepared(config, req, None),
+        Some(ctx) => decide_prepared(config, req, Some(&ctx)),
+    }
+}
+
+/// [`decide`] with the result of [`AuthContext::from_claims`] already at
+/// hand (`None` = no token).
+pub fn decide_prepared(
+    config: &Config,
+    req: &RequestParts,
+    ctx: Option<&Result<AuthContext, Decision>>,
+) -> Decision {
+    match ctx {
         None => decide_with_context(config, req, None),
-        Some(Ok(ctx)) => decide_with_context(config, req, Some(&ctx)),
+        Some(Ok(ctx)) => decide_with_context(config, req, Some(ctx)),
         Some(Err(denial)) => {
             // Unusable claims: public endpoints stay public, everything else is refused.
             let d = decide_with_context(config, req, None);
@@ -21,8 +34,8 @@ pub fn decide(config: &Config, req: &RequestParts, claims: Option<&Value>) -> De
                 return d;
             }
             match d.interaction {
-                Some(it) => denial.with_interaction(it),
-                None => denial,
+                Some(it) => denial.clone().with_interaction(it),
+                None => denial.clone(),
             }
         }
     }

@@ -3,7 +3,7 @@
 //! and `crate::policy`.
 
 use super::host::{Host, HttpCall};
-use super::ports::{Engine, Pending, TokenPort, TokenStep};
+use super::ports::{Engine, Pending, Prepared, TokenPort, TokenStep};
 use crate::config::Config;
 use crate::decision::{Decision, Obligation, Reason};
 use crate::fhir::RequestParts;
@@ -26,6 +26,23 @@ impl Engine for CoreEngine {
 
     fn decide(&self, config: &Config, req: &RequestParts, claims: Option<&Value>) -> Decision {
         crate::engine::decide(config, req, claims)
+    }
+
+    fn prepare(&self, config: &Config, claims: &Value) -> Option<Prepared> {
+        Some(crate::policy::AuthContext::from_claims(config, claims))
+    }
+
+    fn decide_prepared(
+        &self,
+        config: &Config,
+        req: &RequestParts,
+        claims: Option<&Value>,
+        prepared: Option<&Prepared>,
+    ) -> Decision {
+        match (claims, prepared) {
+            (Some(_), Some(p)) => crate::engine::decide_prepared(config, req, Some(p)),
+            _ => crate::engine::decide(config, req, claims),
+        }
     }
 
     fn check_response(

@@ -6,6 +6,7 @@ use super::host::{Host, HttpCall};
 use crate::config::Config;
 use crate::decision::{Decision, Obligation};
 use crate::fhir::RequestParts;
+use crate::policy::AuthContext;
 use serde_json::Value;
 use std::rc::Rc;
 
@@ -73,10 +74,29 @@ pub trait TokenPort {
     fn fetched_issuers(&self) -> Vec<usize>;
 }
 
+/// What [`Engine::prepare`] derives from a token's claims: the parsed
+/// scopes and patient context, or the denial for unusable claims.
+pub type Prepared = Result<AuthContext, Decision>;
+
 /// The pure decision core.
 pub trait Engine {
     fn body_needed(&self, config: &Config, req: &RequestParts) -> bool;
     fn decide(&self, config: &Config, req: &RequestParts, claims: Option<&Value>) -> Decision;
+    /// Per-token state derived from the claims once (the shell keeps it
+    /// with the token): `None` when the engine has none.
+    fn prepare(&self, _config: &Config, _claims: &Value) -> Option<Prepared> {
+        None
+    }
+    /// [`Engine::decide`] with the token's prepared state, if any.
+    fn decide_prepared(
+        &self,
+        config: &Config,
+        req: &RequestParts,
+        claims: Option<&Value>,
+        _prepared: Option<&Prepared>,
+    ) -> Decision {
+        self.decide(config, req, claims)
+    }
     fn check_response(
         &self,
         obligation: &Obligation,

@@ -17,7 +17,7 @@
 
 use super::host::{Body, Headers, Host, HttpCall, Level};
 use super::metrics::Metrics;
-use super::ports::{Engine, Pending, TokenPort, TokenStep};
+use super::ports::{Engine, Pending, Prepared, TokenPort, TokenStep};
 use super::response::{deny_reply, discovery_reply, Reply};
 use crate::audit::{self, AuditInput, Identity};
 use crate::config::shell::Fact;
@@ -26,6 +26,7 @@ use crate::decision::{Decision, Reason};
 use crate::fhir::{Interaction, InteractionKind, Level as FhirLevel, RequestParts};
 use serde_json::Value;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 /// Property (filter state `wasm.fhir_smart_authz_audit`) holding the audit record.
@@ -55,7 +56,19 @@ pub struct Shared {
     pub engine: Box<dyn Engine>,
     pub metrics: RefCell<Metrics>,
     pub audit_encoding: AuditEncoding,
+    /// What is derived from a token's claims, kept per claims object (the
+    /// token service hands out the same `Rc` for repeats of a cached token).
+    tokens_seen: RefCell<HashMap<usize, (Rc<Value>, Rc<TokenFacts>)>>,
 }
+
+/// Derived once per token: the identity facts and the engine's prepared state.
+pub struct TokenFacts {
+    pub identity: Rc<Identity>,
+    pub prepared: Option<Prepared>,
+}
+
+/// Claims objects remembered in [`Shared`]; when full it is cleared.
+const TOKEN_FACTS_ENTRIES: usize = 256;
 
 impl Shared {
     pub fn new(
@@ -71,7 +84,32 @@ impl Shared {
             engine,
             metrics: RefCell::new(metrics),
             audit_encoding,
+            tokens_seen: RefCell::new(HashMap::new()),
         })
+    }
+
+    /// The identity and prepared state of verified claims, derived once per
+    /// claims object.
+    pub fn token_facts(&self, claims: &Rc<Value>) -> Rc<TokenFacts> {
+        let key = Rc::as_ptr(claims) as usize;
+        if let Ok(seen) = self.tokens_seen.try_borrow() {
+            if let Some((c, f)) = seen.get(&key) {
+                if Rc::ptr_eq(c, claims) {
+                    return f.clone();
+                }
+            }
+        }
+        let facts = Rc::new(TokenFacts {
+            identity: Rc::new(Identity::from_claims(&self.config, claims)),
+            prepared: self.engine.prepare(&self.config, claims),
+        });
+        if let Ok(mut seen) = self.tokens_seen.try_borrow_mut() {
+            if seen.len() >= TOKEN_FACTS_ENTRIES {
+                seen.clear();
+            }
+            seen.insert(key, (claims.clone(), facts.clone()));
+        }
+        facts
     }
 
     pub fn count(&self, host: &dyn Host, suffix: &'static str) {
@@ -127,7 +165,8 @@ pub struct Stream {
     decided: bool,
     replied: bool,
     decision: Option<Decision>,
-    identity: Option<Identity>,
+    identity: Option<Rc<Identity>>,
+    facts: Option<Rc<TokenFacts>>,
 }
 
 impl Stream {
@@ -151,6 +190,7 @@ impl Stream {
             replied: false,
             decision: None,
             identity: None,
+            facts: None,
         }
     }
 
@@ -411,10 +451,8 @@ impl Stream {
     /// then decide now or wait for the body.
     fn after_token(&mut self, host: &dyn Host, from_async: bool) -> Flow {
         let config = self.config();
-        self.identity = self
-            .claims
-            .as_ref()
-            .map(|c| Identity::from_claims(&config, c));
+        self.facts = self.claims.as_ref().map(|c| self.shared.token_facts(c));
+        self.identity = self.facts.as_ref().map(|f| f.identity.clone());
         self.forward_facts(host, &config);
         if self.body_needed {
             self.awaiting_body = true;
@@ -425,8 +463,14 @@ impl Stream {
 
     fn decide(&mut self, host: &dyn Host, from_async: bool) -> Flow {
         let config = self.config();
-        let d =
-            self.with_parts(|s, parts| s.shared.engine.decide(&config, parts, s.claims.as_deref()));
+        let d = self.with_parts(|s, parts| {
+            s.shared.engine.decide_prepared(
+                &config,
+                parts,
+                s.claims.as_deref(),
+                s.facts.as_ref().and_then(|f| f.prepared.as_ref()),
+            )
+        });
         self.apply(host, d, from_async)
     }
 
@@ -441,7 +485,7 @@ impl Stream {
                 method: &self.method,
                 request_id: self.request_id.as_deref(),
                 decision: d,
-                identity: self.identity.as_ref(),
+                identity: self.identity.as_deref(),
                 enforced: config.enforce,
                 now_ms: host.now_ms(),
                 obligation_result: obligation,
