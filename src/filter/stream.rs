@@ -58,8 +58,12 @@ pub struct Shared {
     pub audit_encoding: AuditEncoding,
     /// What is derived from a token's claims, kept per claims object (the
     /// token service hands out the same `Rc` for repeats of a cached token).
-    tokens_seen: RefCell<HashMap<usize, (Rc<Value>, Rc<TokenFacts>)>>,
+    tokens_seen: RefCell<TokensSeen>,
 }
+
+/// Claims object address → (the claims, kept alive so the address stays
+/// theirs; what was derived from them).
+type TokensSeen = HashMap<usize, (Rc<Value>, Rc<TokenFacts>)>;
 
 /// Derived once per token: the identity facts and the engine's prepared state.
 pub struct TokenFacts {
