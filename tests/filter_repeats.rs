@@ -115,3 +115,52 @@ fn repeats_match_the_first_request() {
         .collect();
     assert_eq!(reasons, expected);
 }
+
+/// The tick sets the `<prefix>.vm.memory_bytes` gauge to the VM's linear
+/// memory size, and counters are defined once each.
+#[test]
+fn memory_gauge_and_counters_defined_once() {
+    use fhir_smart_authz::filter::root::Root;
+    let h = FakeHost::new(NOW * 1000);
+    h.state.borrow_mut().memory_bytes = 3 * 65536;
+    let mut root = Root::default();
+    let factory = |c: Rc<Config>| -> (Box<dyn TokenPort>, Box<dyn Engine>) {
+        (Box::new(CoreTokens::new(c)), Box::new(CoreEngine))
+    };
+    assert!(root.configure(
+        &h,
+        Some(br#"{"metrics":{"prefix":"p"}}"#),
+        &factory,
+        AuditEncoding::Json
+    ));
+    root.tick(&h);
+    assert_eq!(h.counter("p.vm.memory_bytes"), 196_608);
+    h.state.borrow_mut().memory_bytes = 4 * 65536;
+    root.tick(&h);
+    assert_eq!(h.counter("p.vm.memory_bytes"), 262_144);
+
+    let sh = shared(100);
+    let token = token_with("RS256", &claims());
+    let h = FakeHost::new(NOW * 1000);
+    for _ in 0..3 {
+        h.state.borrow_mut().request_headers = vec![
+            (":method".into(), "GET".into()),
+            (":path".into(), "/fhir/Patient/123".into()),
+            ("authorization".into(), format!("Bearer {token}")),
+        ];
+        Stream::new(sh.clone()).on_request_headers(&h, true);
+    }
+    let mut names = h.state.borrow().counter_names.clone();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "fhir_smart_authz.decision.allow.allowed",
+            "fhir_smart_authz.token_cache.hit",
+            "fhir_smart_authz.token_cache.miss",
+        ]
+    );
+    assert_eq!(h.counter("fhir_smart_authz.token_cache.miss"), 1);
+    assert_eq!(h.counter("fhir_smart_authz.token_cache.hit"), 2);
+    assert_eq!(h.counter("fhir_smart_authz.decision.allow.allowed"), 3);
+}
