@@ -2,13 +2,19 @@
 //! body) → decision → continue or local reply. Host-agnostic; driven by the
 //! wasm entry points or by tests.
 //!
-//! Envoy's proxy-wasm host turns a paused header callback into
+//! By default Envoy's proxy-wasm host turns a paused header callback into
 //! `StopAllIterationAndWatermark`: while headers are held, no body callback
 //! arrives. Hence:
 //! - a request whose decision needs the body releases its headers once the
 //!   token is verified, buffers the body (`max_body_bytes`) and decides at its
 //!   end; a denial then answers locally and Envoy resets the upstream request
-//!   (which never received the body);
+//!   (which never received the body). With `upstream.hold_headers_for_body`
+//!   (for Envoy's `allow_on_headers_stop_iteration: true`, under which a
+//!   paused header callback is a plain `StopIteration` and body callbacks
+//!   still arrive) the headers stay paused until the decision at the end of
+//!   the body, so the upstream sees nothing of a denied request. A body
+//!   callback that arrives while the headers are paused for the token proves
+//!   the host delivers them, so such a request is held in either mode;
 //! - a decision with response obligations (patient compartment / granular
 //!   scope checks on the returned resource) is carried out by the filter
 //!   itself: it fetches the response through `upstream.cluster`
@@ -119,8 +125,12 @@ pub struct Stream {
     relay: Option<u32>,
     body_needed: bool,
     body: Option<Vec<u8>>,
-    /// The token is resolved and the headers were released to wait for the body.
+    /// The token is resolved; waiting for the end of the body (headers
+    /// released, or held with `upstream.hold_headers_for_body`).
     awaiting_body: bool,
+    /// A body callback arrived while the headers were paused: the host
+    /// delivers body callbacks to paused headers, so holding them is safe.
+    body_seen_while_paused: bool,
     /// A request callback returned `Pause` and the request was not continued yet.
     paused: bool,
     resumed: bool,
@@ -145,6 +155,7 @@ impl Stream {
             body_needed: false,
             body: None,
             awaiting_body: false,
+            body_seen_while_paused: false,
             paused: false,
             resumed: false,
             decided: false,
@@ -183,6 +194,10 @@ impl Stream {
     /// Let the request go on: `Continue` inside a request callback, or one
     /// `resume_http_request` after an asynchronous answer.
     fn release(&mut self, host: &dyn Host, from_async: bool) -> Flow {
+        if !from_async {
+            // `Continue` from this callback lets paused headers go on too.
+            self.paused = false;
+        }
         if from_async && self.paused && !self.resumed {
             self.resumed = true;
             self.paused = false;
@@ -283,8 +298,13 @@ impl Stream {
             return Flow::Continue;
         }
         if !self.awaiting_body {
-            // Token still pending (not expected: headers are held).
-            return Flow::Pause;
+            // The headers are paused for the token (JWKS fetch / introspection)
+            // and the host still delivers the body (Envoy with
+            // `allow_on_headers_stop_iteration`): Envoy buffers it until resumed.
+            self.body_seen_while_paused = true;
+            if !self.body_needed {
+                return Flow::Pause;
+            }
         }
         let config = self.config();
         if body_size > config.max_body_bytes {
@@ -301,6 +321,10 @@ impl Stream {
             return Flow::Pause;
         }
         self.body = Some(host.body(Body::Request, body_size).unwrap_or_default());
+        if !self.awaiting_body {
+            // The whole body is here before the token: decided when it resolves.
+            return Flow::Pause;
+        }
         self.awaiting_body = false;
         self.decide(host, false)
     }
@@ -357,6 +381,12 @@ impl Stream {
                 "internal: token verifier busy; retry",
             )),
         };
+        if self.decided {
+            // Refused while the call was in flight (e.g. a body over
+            // `max_body_bytes` delivered to paused headers); the key store
+            // still took the answer above.
+            return;
+        }
         self.handle_step(host, step, true);
     }
 
@@ -415,8 +445,16 @@ impl Stream {
             .as_ref()
             .map(|c| Identity::from_claims(&config, c));
         self.forward_facts(host, &config);
-        if self.body_needed {
+        if self.body_needed && self.body.is_none() {
             self.awaiting_body = true;
+            if config.upstream.hold_headers_for_body || self.body_seen_while_paused {
+                // Keep the headers (and the facts just set on them) until the
+                // decision at the end of the body: a denial never reaches the
+                // upstream. Needs a host that delivers body callbacks to paused
+                // headers (Envoy's `allow_on_headers_stop_iteration`).
+                self.paused = true;
+                return Flow::Pause;
+            }
             return self.release(host, from_async);
         }
         self.decide(host, from_async)
