@@ -220,15 +220,76 @@ def test_denied_request_never_reaches_upstream(rig):
     assert resp.upstream is None
 
 
-def test_denied_write_body_never_reaches_upstream(rig):
-    """A write decided on its body: the headers may go upstream first, the body never does."""
-    token = make_token(rig, ("patient", {}), "recorder")
-    body = {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
-            "subject": {"reference": "Patient/pat-b"}}
-    resp = rig.request("POST", "/Observation", token=token, listener="recorder", body=body)
+def obs_for(patient: str) -> dict[str, Any]:
+    return {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+            "subject": {"reference": f"Patient/{patient}"}}
+
+
+def txn_creating(*patients: str) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": obs_for(p), "request": {"method": "POST", "url": "Observation"}} for p in patients]}
+
+
+# A patient app that may create and search Observations of its patient (pat-a).
+WRITER = ("patient", {"scope": "launch/patient openid fhirUser patient/Observation.crs"})
+
+# Denied body decisions: (method, path, body, reason)
+HELD_DENIALS = [
+    ("POST", "/Observation", obs_for("pat-b"), "patient_compartment_violation"),
+    ("POST", "", txn_creating("pat-a", "pat-b"), "bundle_entry_denied"),
+]
+
+
+@pytest.mark.parametrize("method,path,body,reason", HELD_DENIALS, ids=["create", "transaction"])
+def test_held_denial_never_reaches_upstream(rig, method, path, body, reason):
+    """upstream.hold_headers_for_body with Envoy's allow_on_headers_stop_iteration (the
+    recorder listener): a request denied on its body is answered locally and the upstream
+    sees nothing at all, not even its headers."""
+    token = make_token(rig, WRITER, "recorder")
+    resp = rig.request(method, path, token=token, listener="recorder", body=body)
     assert resp.status == 403, resp.body
+    assert resp.audit["reason"] == reason, resp.audit
+    time.sleep(0.3)
+    assert not rig.recorder.arrived(resp.request_id), "the upstream saw the headers of a denied request"
+    assert resp.upstream is None
+
+
+@pytest.mark.parametrize("method,path,body", [
+    ("POST", "/Observation", obs_for("pat-a")),
+    ("POST", "", txn_creating("pat-a", "pat-a")),
+    ("POST", "/Observation/_search", "patient=pat-a&code=x"),
+], ids=["create", "transaction", "search-form"])
+def test_held_allowed_body_arrives_complete_with_facts(rig, method, path, body):
+    """Held and allowed: the upstream gets the complete body and the forwarded facts."""
+    token = make_token(rig, WRITER, "recorder")
+    ctype = "application/x-www-form-urlencoded" if isinstance(body, str) else None
+    resp = rig.request(method, path, token=token, listener="recorder", body=body, content_type=ctype)
+    assert resp.status in (200, 201), resp.body
+    up = resp.upstream
+    assert up is not None, "the allowed request did not reach the upstream"
+    sent = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+    assert up.body == sent
+    assert up.header("x-smart-patient") == "pat-a"
+    assert up.header("x-smart-client-id") == "demo-patient-app"
+    assert up.header("x-smart-issuer") == rig.issuer.issuer_url
+
+
+def test_released_denial_sends_headers_but_never_the_body(rig):
+    """Envoy's default (no allow_on_headers_stop_iteration; the rotation listener): the
+    headers of a body-decided request go upstream once the token is verified; a denial
+    resets the upstream request before its body arrives."""
+    token = make_token(rig, WRITER, "rotation")
+    resp = rig.request("POST", "/Observation", token=token, listener="rotation", body=obs_for("pat-b"))
+    assert resp.status == 403, resp.body
+    assert resp.audit["reason"] == "patient_compartment_violation", resp.audit
     time.sleep(0.3)
     assert resp.upstream is None, "the recorder received a complete denied request"
+    # the contrast with held mode: the headers did reach the upstream
+    assert rig.recorder.arrived(resp.request_id), "expected the released headers upstream"
+    ok = rig.request("POST", "/Observation", token=token, listener="rotation", body=obs_for("pat-a"))
+    assert ok.status == 201, ok.body
+    assert ok.upstream is not None and ok.upstream.body == json.dumps(obs_for("pat-a")).encode()
+    assert ok.upstream.header("x-smart-patient") == "pat-a"
 
 
 def test_shadow_mode_forwards_and_audits(rig):
