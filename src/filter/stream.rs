@@ -21,7 +21,7 @@
 //!   (`dispatch_http_call` with the request's headers), checks it, and relays
 //!   it — or replaces it with 403/404 — as a local reply.
 
-use super::host::{Body, Headers, Host, HttpCall, Level};
+use super::host::{Body, Headers, Host, HttpCall, Level, SharedWrite};
 use super::metrics::Metrics;
 use super::ports::{Engine, Pending, TokenPort, TokenStep};
 use super::response::{deny_reply, discovery_reply, Reply};
@@ -32,7 +32,11 @@ use crate::decision::{Decision, Reason};
 use crate::fhir::{Interaction, InteractionKind, Level as FhirLevel, RequestParts};
 use serde_json::Value;
 use std::cell::RefCell;
-use std::rc::Rc;
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
+
+/// Root tick period while requests wait for another VM's JWKS fetch.
+pub const WAIT_TICK_MS: u64 = 50;
 
 /// Property (filter state `wasm.fhir_smart_authz_audit`) holding the audit record.
 pub const AUDIT_PROPERTY: &str = "fhir_smart_authz_audit";
@@ -61,6 +65,20 @@ pub struct Shared {
     pub engine: Box<dyn Engine>,
     pub metrics: RefCell<Metrics>,
     pub audit_encoding: AuditEncoding,
+    /// Per issuer: the stamp (ms) of the shared JWKS this VM last loaded.
+    pub seen: RefCell<HashMap<usize, u64>>,
+    /// Requests waiting for another VM's JWKS fetch (woken by the root tick).
+    pub waiting: RefCell<Vec<Waiter>>,
+}
+
+/// A request paused until another VM's JWKS fetch for `issuer` lands.
+pub struct Waiter {
+    pub issuer: usize,
+    /// `Shared::seen` of the issuer when the wait began.
+    pub since: u64,
+    pub deadline_ms: u64,
+    pub context_id: u32,
+    pub stream: Weak<RefCell<Stream>>,
 }
 
 impl Shared {
@@ -77,7 +95,40 @@ impl Shared {
             engine,
             metrics: RefCell::new(metrics),
             audit_encoding,
+            seen: RefCell::new(HashMap::new()),
+            waiting: RefCell::new(Vec::new()),
         })
+    }
+
+    /// Load the JWKS another VM published for `issuer` if it is newer than
+    /// the one this VM has. `true` when a new set was loaded.
+    pub fn pick_up_shared_jwks(
+        &self,
+        host: &dyn Host,
+        tokens: &mut dyn TokenPort,
+        issuer: usize,
+    ) -> bool {
+        let (value, _) = host.shared_get(&jwks_shared_key(&self.config, issuer));
+        let Some((ts, bytes)) = value.as_deref().and_then(split_stamp) else {
+            return false;
+        };
+        let Ok(mut seen) = self.seen.try_borrow_mut() else {
+            return false;
+        };
+        if seen.get(&issuer).is_some_and(|s| *s >= ts) {
+            return false;
+        }
+        seen.insert(issuer, ts);
+        match tokens.jwks_shared(issuer, bytes, ts / 1000, host.now_ms() / 1000) {
+            Ok(()) => true,
+            Err(e) => {
+                host.log(
+                    Level::Warn,
+                    &format!("fhir-smart-authz: shared JWKS of issuers[{issuer}] rejected: {e}"),
+                );
+                false
+            }
+        }
     }
 
     pub fn count(&self, host: &dyn Host, suffix: &str) {
@@ -104,6 +155,82 @@ pub fn publish_jwks(host: &dyn Host, config: &Config, issuer: usize, bytes: &[u8
     let _ = host.shared_set(&jwks_shared_key(config, issuer), &v, None);
 }
 
+/// `8-byte big-endian stamp ++ payload`.
+pub fn split_stamp(v: &[u8]) -> Option<(u64, &[u8])> {
+    let head: [u8; 8] = v.get(..8)?.try_into().ok()?;
+    Some((u64::from_be_bytes(head), v.get(8..)?))
+}
+
+/// The cross-VM JWKS fetch lease of an issuer (shared data): `until` (ms,
+/// big-endian) then `1` while a fetch is in flight, `0` once it is over
+/// (no other fetch until `jwks_min_refetch_seconds` after its start).
+fn lease_key(config: &Config, issuer: usize) -> String {
+    format!("{}.lease", jwks_shared_key(config, issuer))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lease {
+    /// Nobody fetches: take it with this CAS token.
+    Free(Option<u32>),
+    /// Another VM's fetch is in flight.
+    Fetching,
+    /// A fetch ended less than `jwks_min_refetch_seconds` after its start.
+    Resting,
+}
+
+pub fn lease_state(host: &dyn Host, config: &Config, issuer: usize, now_ms: u64) -> Lease {
+    let (value, cas) = host.shared_get(&lease_key(config, issuer));
+    match value.as_deref().and_then(split_stamp) {
+        Some((until, rest)) if until > now_ms => {
+            if rest.first() == Some(&0) {
+                Lease::Resting
+            } else {
+                Lease::Fetching
+            }
+        }
+        _ => Lease::Free(cas),
+    }
+}
+
+/// Take the lease for a JWKS fetch starting now; `false`: another VM has it.
+pub fn take_lease(
+    host: &dyn Host,
+    config: &Config,
+    issuer: usize,
+    now_ms: u64,
+    timeout_ms: u64,
+) -> bool {
+    let Lease::Free(cas) = lease_state(host, config, issuer, now_ms) else {
+        return false;
+    };
+    let mut v = now_ms
+        .saturating_add(timeout_ms)
+        .saturating_add(1000)
+        .to_be_bytes()
+        .to_vec();
+    v.push(1);
+    host.shared_set(&lease_key(config, issuer), &v, cas) == SharedWrite::Ok
+}
+
+/// The fetch that took the lease at `started_ms` is over. After a success no
+/// VM fetches again until `jwks_min_refetch_seconds` after its start; after
+/// a failure the lease is free (the next fetch, by any VM, may go).
+pub fn end_lease(host: &dyn Host, config: &Config, issuer: usize, started_ms: u64, ok: bool) {
+    let until = if ok {
+        let min_s = config
+            .issuers
+            .get(issuer)
+            .map_or(0, |i| i.jwks_min_refetch_seconds);
+        started_ms.saturating_add(min_s.saturating_mul(1000))
+    } else {
+        0
+    };
+    let mut v = until.to_be_bytes().to_vec();
+    v.push(0);
+    let (_, cas) = host.shared_get(&lease_key(config, issuer));
+    let _ = host.shared_set(&lease_key(config, issuer), &v, cas);
+}
+
 fn call_status(host: &dyn Host) -> Option<u16> {
     host.headers(Headers::CallResponse)
         .iter()
@@ -113,6 +240,14 @@ fn call_status(host: &dyn Host) -> Option<u16> {
 
 pub struct Stream {
     shared: Rc<Shared>,
+    /// This stream, for the wait list (empty: the stream cannot wait).
+    me: Weak<RefCell<Stream>>,
+    /// The proxy-wasm context id (to resume from the root's tick).
+    context_id: u32,
+    /// The JWKS fetch lease this stream took: (issuer, start ms).
+    lease: Option<(usize, u64)>,
+    /// Waited once for another VM's JWKS fetch (never twice).
+    waited: bool,
     method: String,
     path: String,
     headers: Vec<(String, String)>,
@@ -144,6 +279,10 @@ impl Stream {
     pub fn new(shared: Rc<Shared>) -> Stream {
         Stream {
             shared,
+            me: Weak::new(),
+            context_id: 0,
+            lease: None,
+            waited: false,
             method: String::new(),
             path: String::new(),
             headers: Vec::new(),
@@ -163,6 +302,17 @@ impl Stream {
             decision: None,
             identity: None,
         }
+    }
+
+    /// A stream that can wait for another VM's JWKS fetch: the root's tick
+    /// resumes it through `context_id`.
+    pub fn new_shared(shared: Rc<Shared>, context_id: u32) -> Rc<RefCell<Stream>> {
+        Rc::new_cyclic(|me| {
+            let mut s = Stream::new(shared);
+            s.me = me.clone();
+            s.context_id = context_id;
+            RefCell::new(s)
+        })
     }
 
     fn config(&self) -> Rc<Config> {
@@ -271,17 +421,156 @@ impl Stream {
             Err(d) => self.apply(host, d, false),
             Ok(None) => self.after_token(host, false),
             Ok(Some(t)) => {
-                let now = Self::now_s(host);
-                let step = match self.shared.tokens.try_borrow_mut() {
-                    Ok(mut tp) => tp.verify(host, &t, now),
-                    Err(_) => TokenStep::Denied(Decision::deny(
-                        Reason::KeysUnavailable,
-                        "internal: token verifier busy; retry",
-                    )),
-                };
                 self.token = Some(t);
-                self.handle_step(host, step, false)
+                self.verify_token(host, false)
             }
+        }
+    }
+
+    fn port_verify(&self, host: &dyn Host, token: &str) -> TokenStep {
+        let now = Self::now_s(host);
+        match self.shared.tokens.try_borrow_mut() {
+            Ok(mut tp) => tp.verify(host, token, now),
+            Err(_) => TokenStep::Denied(Decision::deny(
+                Reason::KeysUnavailable,
+                "internal: token verifier busy; retry",
+            )),
+        }
+    }
+
+    /// A JWKS fetch the token port asked for is not made (another VM has
+    /// it, or fetched within `jwks_min_refetch_seconds`): the port's answer
+    /// without it.
+    fn skip_fetch(&self, host: &dyn Host, pending: Pending, token: &str) -> TokenStep {
+        let now = Self::now_s(host);
+        match self.shared.tokens.try_borrow_mut() {
+            Ok(mut tp) => tp.call_done(host, pending, token, None, b"", now),
+            Err(_) => TokenStep::Denied(Decision::deny(
+                Reason::KeysUnavailable,
+                "internal: token verifier busy; retry",
+            )),
+        }
+    }
+
+    /// Verify the bearer token. When its issuer's keys cannot verify it
+    /// (unknown `kid`, no keys yet), first load the key set another worker VM
+    /// may have shared; fetch only with the cross-VM lease (no stampede); if
+    /// another VM's fetch is in flight, wait for it (once, bounded) instead
+    /// of answering 401.
+    fn verify_token(&mut self, host: &dyn Host, from_async: bool) -> Flow {
+        let token = self.token.clone().unwrap_or_default();
+        let mut step = self.port_verify(host, &token);
+        let issuer = match &step {
+            TokenStep::Call {
+                pending: Pending::Jwks { issuer },
+                ..
+            } => Some(*issuer),
+            TokenStep::Denied(_) => self
+                .shared
+                .tokens
+                .try_borrow()
+                .ok()
+                .and_then(|t| t.unknown_kid_issuer(&token)),
+            _ => None,
+        };
+        let Some(issuer) = issuer else {
+            return self.handle_step(host, step, from_async);
+        };
+        let picked_up = match self.shared.tokens.try_borrow_mut() {
+            Ok(mut tp) => self.shared.pick_up_shared_jwks(host, &mut **tp, issuer),
+            Err(_) => false,
+        };
+        if picked_up {
+            if let TokenStep::Call { pending, .. } = step {
+                let _ = self.skip_fetch(host, pending, &token);
+            }
+            step = self.port_verify(host, &token);
+        }
+        let config = self.config();
+        let now_ms = host.now_ms();
+        match step {
+            TokenStep::Call {
+                call,
+                pending: Pending::Jwks { issuer },
+            } => {
+                if take_lease(host, &config, issuer, now_ms, call.timeout_ms) {
+                    self.lease = Some((issuer, now_ms));
+                    let step = TokenStep::Call {
+                        call,
+                        pending: Pending::Jwks { issuer },
+                    };
+                    return self.handle_step(host, step, from_async);
+                }
+                let denied = self.skip_fetch(host, Pending::Jwks { issuer }, &token);
+                if lease_state(host, &config, issuer, now_ms) == Lease::Fetching {
+                    if let Some(flow) = self.wait_for_keys(host, issuer) {
+                        return flow;
+                    }
+                }
+                self.handle_step(host, denied, from_async)
+            }
+            TokenStep::Denied(d) => {
+                let still_unknown = self
+                    .shared
+                    .tokens
+                    .try_borrow()
+                    .ok()
+                    .and_then(|t| t.unknown_kid_issuer(&token))
+                    == Some(issuer);
+                if still_unknown && lease_state(host, &config, issuer, now_ms) == Lease::Fetching {
+                    if let Some(flow) = self.wait_for_keys(host, issuer) {
+                        return flow;
+                    }
+                }
+                self.handle_step(host, TokenStep::Denied(d), from_async)
+            }
+            other => self.handle_step(host, other, from_async),
+        }
+    }
+
+    /// Pause until the root's tick sees the new key set of `issuer` (or the
+    /// other VM's fetch ends, or `jwks_timeout_ms` + 1 s pass). `None` when
+    /// this stream cannot wait (already waited, or not resumable).
+    fn wait_for_keys(&mut self, host: &dyn Host, issuer: usize) -> Option<Flow> {
+        if self.waited || self.me.strong_count() == 0 {
+            return None;
+        }
+        let config = self.config();
+        let timeout = config
+            .issuers
+            .get(issuer)
+            .map_or(5000, |i| i.jwks_timeout_ms);
+        let since = self.shared.seen.try_borrow().ok()?.get(&issuer).copied();
+        self.shared.waiting.try_borrow_mut().ok()?.push(Waiter {
+            issuer,
+            since: since.unwrap_or(0),
+            deadline_ms: host.now_ms().saturating_add(timeout).saturating_add(1000),
+            context_id: self.context_id,
+            stream: self.me.clone(),
+        });
+        self.waited = true;
+        self.paused = true;
+        if !host.set_tick_period_ms(WAIT_TICK_MS) {
+            host.log(
+                Level::Warn,
+                "could not shorten the tick period while waiting for keys",
+            );
+        }
+        Some(Flow::Pause)
+    }
+
+    /// The root's tick ends a wait for keys (`wait_for_keys`).
+    pub fn keys_wait_over(&mut self, host: &dyn Host) {
+        if self.decided || self.token.is_none() {
+            return;
+        }
+        self.verify_token(host, true);
+    }
+
+    /// The JWKS fetch this stream made is over: release the cross-VM lease.
+    fn end_own_lease(&mut self, host: &dyn Host, ok: bool) {
+        if let Some((issuer, started)) = self.lease.take() {
+            end_lease(host, &self.shared.config, issuer, started, ok);
         }
     }
 
@@ -360,8 +649,13 @@ impl Stream {
                     },
                 );
                 if ok {
-                    publish_jwks(host, &config, issuer, &body, host.now_ms());
+                    let now_ms = host.now_ms();
+                    publish_jwks(host, &config, issuer, &body, now_ms);
+                    if let Ok(mut seen) = self.shared.seen.try_borrow_mut() {
+                        seen.insert(issuer, now_ms);
+                    }
                 }
+                self.end_own_lease(host, ok);
             }
             Pending::Introspection { .. } => self.shared.count(
                 host,
@@ -414,6 +708,7 @@ impl Stream {
                     }
                     Err(e) => {
                         host.log(Level::Warn, &e);
+                        self.end_own_lease(host, false);
                         let what = match pending {
                             Pending::Jwks { .. } => "jwks_fetch.failure",
                             Pending::Introspection { .. } => "introspection.failure",
