@@ -335,6 +335,30 @@ def test_key_rotation_refetches_jwks(rig):
         assert r3.audit["reason"] == "invalid_token", r3.audit
 
 
+def test_key_rotation_requests_wait_for_the_fetch_in_flight(rig):
+    """Requests with new kids that arrive while a JWKS fetch is in flight (a slow JWKS
+    endpoint), on the fetching worker or on others, wait for that fetch (resumed from the
+    root's tick) instead of answering 401 or fetching again."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    iss = rig.rot_issuer
+    time.sleep(1.1)  # past jwks_min_refetch_seconds (1) of any earlier fetch
+    iss.rotate(keep_old=False)
+    fetches = iss.jwks_fetches
+    n = 2 * rig.concurrency + 2
+    tokens = [make_token(rig, ("patient", {"alg": "ES256" if i % 2 else "RS256"}), "rotation") for i in range(n)]
+    iss.jwks_delay = 1.0
+    try:
+        with ThreadPoolExecutor(n) as pool:
+            results = list(pool.map(
+                lambda t: rig.request("GET", "/Patient/pat-a", token=t, listener="rotation"), tokens))
+    finally:
+        iss.jwks_delay = 0.0
+    for i, r in enumerate(results):
+        assert r.status == 200, f"request {i} with a new kid refused during the fetch: {r.body!r} {r.audit}"
+    assert iss.jwks_fetches == fetches + 1, f"expected one JWKS fetch, got {iss.jwks_fetches - fetches}"
+
+
 # --- metrics -------------------------------------------------------------------
 
 def prometheus_counters(rig) -> dict[str, float]:
