@@ -21,7 +21,7 @@ unit: ## native unit, corpus and property tests
 	$(CARGO) test --all-targets
 
 wasm-test: ## the core's tests compiled to wasm32-wasip1, run under Node's WASI
-	CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings tests/wasi/run.mjs" $(CARGO) test --target $(WASM_TARGET) --lib --tests --no-fail-fast
+	CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings --experimental-wasi-unstable-preview1 tests/wasi/run.mjs" $(CARGO) test --target $(WASM_TARGET) --lib --tests --no-fail-fast
 
 venv: $(VENV)/.ok
 $(VENV)/.ok: tests/e2e/requirements.txt

@@ -11,6 +11,7 @@ pub mod config;
 pub mod decision;
 pub mod engine;
 pub mod fhir;
+mod json;
 pub mod policy;
 pub mod scope;
 pub mod token;

@@ -751,3 +751,334 @@ fn root_shares_jwks_fetches_across_vms() {
     let v = b.state.borrow().shared.get(key).cloned().unwrap().0;
     assert_eq!(&v[8..], b"{\"keys\":[1]}");
 }
+
+const GOOD_BODY: &[u8] = b"{\"resourceType\":\"Observation\"}";
+
+fn replies(h: &FakeHost) -> Vec<u16> {
+    h.state.borrow().replies.iter().map(|r| r.status).collect()
+}
+
+fn resumed(h: &FakeHost) -> u32 {
+    h.state.borrow().resumed_requests
+}
+
+#[test]
+fn hold_mode_keeps_headers_until_the_body_decision() {
+    const HOLD: &str = r#"{"upstream":{"hold_headers_for_body":true}}"#;
+    // (body, expected reply, expected final flow)
+    for (body, reply, last) in [
+        (GOOD_BODY, None, Flow::Continue),
+        (b"{}".as_slice(), Some(400), Flow::Pause),
+    ] {
+        let h = host(
+            "POST",
+            "/fhir/Observation",
+            Some("Bearer good"),
+            &[("x-smart-patient", "spoofed")],
+        );
+        h.state.borrow_mut().request_body = body.to_vec();
+        let mut s = stream(Setup {
+            config: HOLD,
+            body_needed: true,
+            ..Setup::default()
+        });
+        // Headers held (Envoy: StopIteration), facts already set on them.
+        assert_eq!(s.on_request_headers(&h, false), Flow::Pause);
+        assert_eq!(h.request_header("x-smart-patient").as_deref(), Some("p1"));
+        assert!(h.state.borrow().properties.is_empty(), "not decided yet");
+        assert_eq!(s.on_request_body(&h, 10, false), Flow::Pause);
+        assert_eq!(s.on_request_body(&h, body.len(), true), last);
+        assert_eq!(replies(&h), reply.into_iter().collect::<Vec<_>>());
+        assert_eq!(resumed(&h), 0, "decided inside the body callback");
+        let expected = if reply.is_none() { "allow" } else { "deny" };
+        assert_eq!(audit(&h)["decision"], expected);
+    }
+
+    // Over max_body_bytes while held: 413, never continued.
+    let h = host("POST", "/fhir/Observation", Some("Bearer good"), &[]);
+    let mut s = stream(Setup {
+        config: r#"{"max_body_bytes": 100, "upstream":{"hold_headers_for_body":true}}"#,
+        body_needed: true,
+        ..Setup::default()
+    });
+    assert_eq!(s.on_request_headers(&h, false), Flow::Pause);
+    assert_eq!(s.on_request_body(&h, 101, false), Flow::Pause);
+    assert_eq!(replies(&h), vec![413]);
+    assert_eq!(s.on_request_body(&h, 200, true), Flow::Pause);
+    assert_eq!(resumed(&h), 0);
+
+    // Requests without a body decision are not held.
+    let h = host("GET", "/fhir/Observation/o1", Some("Bearer good"), &[]);
+    let mut s = stream(Setup {
+        config: HOLD,
+        ..Setup::default()
+    });
+    assert_eq!(s.on_request_headers(&h, true), Flow::Continue);
+    let h = host("POST", "/fhir/Observation", Some("Bearer good"), &[]);
+    let mut s = stream(Setup {
+        config: HOLD,
+        ..Setup::default()
+    });
+    assert_eq!(s.on_request_headers(&h, false), Flow::Continue);
+    assert_eq!(s.on_request_body(&h, 5, true), Flow::Continue);
+    // A body-needed request without a body is decided on the headers.
+    let h = host("POST", "/fhir/Observation", Some("Bearer good"), &[]);
+    let mut s = stream(Setup {
+        config: HOLD,
+        body_needed: true,
+        ..Setup::default()
+    });
+    assert_eq!(s.on_request_headers(&h, true), Flow::Pause);
+    assert_eq!(replies(&h), vec![400]);
+}
+
+#[test]
+fn hold_mode_key_fetch_then_body_is_never_resumed_early() {
+    let h = host("POST", "/fhir/Observation", Some("Bearer newkid"), &[]);
+    h.state.borrow_mut().request_body = GOOD_BODY.to_vec();
+    let mut s = stream(Setup {
+        config: r#"{"upstream":{"hold_headers_for_body":true}}"#,
+        body_needed: true,
+        ..Setup::default()
+    });
+    assert_eq!(s.on_request_headers(&h, false), Flow::Pause);
+    h.state.borrow_mut().call_response_headers = vec![(":status".into(), "200".into())];
+    s.on_call_response(&h, 1, 0);
+    assert_eq!(resumed(&h), 0, "still held for the body");
+    assert_eq!(h.request_header("x-smart-patient").as_deref(), Some("p1"));
+    assert_eq!(s.on_request_body(&h, GOOD_BODY.len(), true), Flow::Continue);
+    assert_eq!(resumed(&h), 0);
+    assert_eq!(audit(&h)["decision"], "allow");
+}
+
+#[test]
+fn body_delivered_while_token_pending_is_decided_when_the_token_resolves() {
+    // Both modes: a body callback during the token pause means the host
+    // delivers bodies to paused headers (allow_on_headers_stop_iteration).
+    for config in ["{}", r#"{"upstream":{"hold_headers_for_body":true}}"#] {
+        for (body, token_status, resumes, reply) in [
+            (GOOD_BODY, "200", 1, None),
+            (b"{}".as_slice(), "200", 0, Some(400)),
+            (GOOD_BODY, "503", 0, Some(401)),
+        ] {
+            let h = host("POST", "/fhir/Observation", Some("Bearer newkid"), &[]);
+            h.state.borrow_mut().request_body = body.to_vec();
+            let mut s = stream(Setup {
+                config,
+                body_needed: true,
+                ..Setup::default()
+            });
+            assert_eq!(s.on_request_headers(&h, false), Flow::Pause);
+            assert_eq!(s.on_request_body(&h, 1, false), Flow::Pause);
+            assert_eq!(s.on_request_body(&h, body.len(), true), Flow::Pause);
+            assert!(h.state.borrow().properties.is_empty(), "not decided yet");
+            h.state.borrow_mut().call_response_headers =
+                vec![(":status".into(), token_status.into())];
+            s.on_call_response(&h, 1, 0);
+            assert_eq!(resumed(&h), resumes, "{config} {token_status}");
+            assert_eq!(replies(&h), reply.into_iter().collect::<Vec<_>>());
+            s.on_call_response(&h, 1, 0); // duplicate: ignored
+            assert_eq!(resumed(&h), resumes);
+        }
+        // Part of the body before the token resolves: held in either mode,
+        // decided on the complete body.
+        let h = host("POST", "/fhir/Observation", Some("Bearer newkid"), &[]);
+        h.state.borrow_mut().request_body = GOOD_BODY.to_vec();
+        let mut s = stream(Setup {
+            config,
+            body_needed: true,
+            ..Setup::default()
+        });
+        assert_eq!(s.on_request_headers(&h, false), Flow::Pause);
+        assert_eq!(s.on_request_body(&h, 3, false), Flow::Pause);
+        h.state.borrow_mut().call_response_headers = vec![(":status".into(), "200".into())];
+        s.on_call_response(&h, 1, 0);
+        assert_eq!(resumed(&h), 0, "{config}: not released with half a body");
+        assert_eq!(s.on_request_body(&h, GOOD_BODY.len(), true), Flow::Continue);
+        assert_eq!(audit(&h)["decision"], "allow");
+    }
+
+    // Too large while the token is pending: 413 at once; the late key answer
+    // is taken by the key store but decides nothing.
+    let h = host("POST", "/fhir/Observation", Some("Bearer newkid"), &[]);
+    let mut s = stream(Setup {
+        config: r#"{"max_body_bytes": 100}"#,
+        body_needed: true,
+        ..Setup::default()
+    });
+    assert_eq!(s.on_request_headers(&h, false), Flow::Pause);
+    assert_eq!(s.on_request_body(&h, 101, false), Flow::Pause);
+    assert_eq!(replies(&h), vec![413]);
+    h.state.borrow_mut().call_response_headers = vec![(":status".into(), "200".into())];
+    s.on_call_response(&h, 1, 0);
+    assert_eq!(replies(&h), vec![413]);
+    assert_eq!(resumed(&h), 0);
+    assert_eq!(audit(&h)["reason"], "body_too_large");
+    assert_eq!(h.counter("fhir_smart_authz.jwks_fetch.success"), 1);
+
+    // A body that is not needed is buffered by Envoy until the token resolves.
+    let h = host("POST", "/fhir/Observation", Some("Bearer newkid"), &[]);
+    let mut s = stream(Setup::default());
+    assert_eq!(s.on_request_headers(&h, false), Flow::Pause);
+    assert_eq!(s.on_request_body(&h, 3, true), Flow::Pause);
+    h.state.borrow_mut().call_response_headers = vec![(":status".into(), "200".into())];
+    s.on_call_response(&h, 1, 0);
+    assert_eq!(resumed(&h), 1);
+    assert_eq!(audit(&h)["decision"], "allow");
+}
+
+// --- key rotation across worker VMs ------------------------------------------
+
+const ROT_CFG: &[u8] = br#"{"fhir_base_url":"https://fhir.example/fhir","issuers":[{"issuer":"https://as","jwks_uri":"https://as/jwks","jwks_cluster":"issuer","jwks_min_refetch_seconds":30}]}"#;
+
+/// One worker VM: its host (sharing `store` with the others), its root, and
+/// a token port allowed `budget` unknown-kid fetches of its own.
+fn vm(
+    store: &fhir_smart_authz::filter::fake::SharedStore,
+    budget: u32,
+    now_ms: u64,
+) -> (FakeHost, Root) {
+    let factory = move |_c: Rc<Config>| -> (Box<dyn TokenPort>, Box<dyn Engine>) {
+        let mut t = tokens();
+        t.fetched = vec![0];
+        t.fetch_budget = budget;
+        t.tokens
+            .insert("rotated".into(), FakeToken::NewKid(claims("ok")));
+        (Box::new(t), Box::new(scripted_engine(false, false)))
+    };
+    let h = host("GET", "/fhir/Observation/o1", Some("Bearer rotated"), &[]);
+    {
+        let mut s = h.state.borrow_mut();
+        s.now_ms = now_ms;
+        s.shared_store = Some(store.clone());
+    }
+    let mut root = Root::default();
+    assert!(root.configure(&h, Some(ROT_CFG), &factory, AuditEncoding::Json));
+    (h, root)
+}
+
+fn vm_stream(root: &Root, context_id: u32) -> Rc<std::cell::RefCell<Stream>> {
+    Stream::new_shared(root.shared.clone().unwrap(), context_id)
+}
+
+fn answer_jwks(h: &FakeHost, status: &str, body: &[u8]) {
+    let mut st = h.state.borrow_mut();
+    st.call_response_headers = vec![(":status".into(), status.into())];
+    st.call_response_body = body.to_vec();
+}
+
+const NEW_JWKS: &[u8] = b"{\"keys\":[\"new\"]}";
+
+#[test]
+fn rotated_kid_uses_the_key_set_another_vm_shared() {
+    let store = fhir_smart_authz::filter::fake::SharedStore::default();
+    // VM A sees the new kid first and fetches (it takes the cross-VM lease).
+    let (a, root_a) = vm(&store, 1, NOW_MS);
+    let sa = vm_stream(&root_a, 1);
+    assert_eq!(sa.borrow_mut().on_request_headers(&a, true), Flow::Pause);
+    assert_eq!(a.state.borrow().calls.len(), 1);
+    answer_jwks(&a, "200", NEW_JWKS);
+    sa.borrow_mut().on_call_response(&a, 1, NEW_JWKS.len());
+    assert_eq!(resumed(&a), 1);
+    assert_eq!(audit(&a)["decision"], "allow");
+    // VM B, 300 ms later, before its 1 s tick: its own fetch is rate-limited,
+    // but the key set A shared verifies the token: no 401, no second fetch.
+    let (b, root_b) = vm(&store, 0, NOW_MS + 300);
+    let sb = vm_stream(&root_b, 1);
+    assert_eq!(sb.borrow_mut().on_request_headers(&b, true), Flow::Continue);
+    assert_eq!(audit(&b)["decision"], "allow");
+    assert!(b.state.borrow().calls.is_empty());
+    assert!(replies(&b).is_empty());
+    // VM C whose port would fetch: A's fetch 500 ms ago holds the lease
+    // (jwks_min_refetch_seconds across VMs); the shared set verifies it.
+    let (c, root_c) = vm(&store, 1, NOW_MS + 500);
+    let sc = vm_stream(&root_c, 1);
+    assert_eq!(sc.borrow_mut().on_request_headers(&c, true), Flow::Continue);
+    assert!(c.state.borrow().calls.is_empty());
+    // A kid that is in no key set: A's fetch (moments ago) did not have it;
+    // B refuses at once, without a fetch of its own and without waiting
+    // (at most one fetch per jwks_min_refetch_seconds across VMs).
+    let store = fhir_smart_authz::filter::fake::SharedStore::default();
+    let (a, root_a) = vm(&store, 1, NOW_MS);
+    let sa = vm_stream(&root_a, 1);
+    assert_eq!(sa.borrow_mut().on_request_headers(&a, true), Flow::Pause);
+    answer_jwks(&a, "200", b"{\"keys\":[\"old\"]}");
+    sa.borrow_mut().on_call_response(&a, 1, 14);
+    assert_eq!(replies(&a), vec![401]);
+    let (b, root_b) = vm(&store, 1, NOW_MS + 300);
+    let sb = vm_stream(&root_b, 1);
+    assert_eq!(sb.borrow_mut().on_request_headers(&b, true), Flow::Pause);
+    assert_eq!(replies(&b), vec![401]);
+    assert!(b.state.borrow().calls.is_empty());
+    assert!(root_b.shared.as_ref().unwrap().waiting.borrow().is_empty());
+}
+
+#[test]
+fn rotated_kid_waits_for_the_fetch_in_flight_on_another_vm() {
+    let store = fhir_smart_authz::filter::fake::SharedStore::default();
+    let (a, root_a) = vm(&store, 1, NOW_MS);
+    let sa = vm_stream(&root_a, 1);
+    assert_eq!(sa.borrow_mut().on_request_headers(&a, true), Flow::Pause);
+    // B's port would fetch too, but A's fetch is in flight: B waits, no call.
+    let (b, mut root_b) = vm(&store, 1, NOW_MS + 100);
+    let sb = vm_stream(&root_b, 42);
+    assert_eq!(sb.borrow_mut().on_request_headers(&b, true), Flow::Pause);
+    assert!(b.state.borrow().calls.is_empty(), "no stampede");
+    assert!(replies(&b).is_empty(), "no 401 while A fetches");
+    assert_eq!(b.state.borrow().tick_ms, 50, "short tick while waiting");
+    root_b.tick(&b); // A has not answered yet: still waiting
+    assert_eq!(resumed(&b), 0);
+    // A's fetch lands in shared data; B's next tick resumes the request.
+    answer_jwks(&a, "200", NEW_JWKS);
+    sa.borrow_mut().on_call_response(&a, 1, NEW_JWKS.len());
+    b.state.borrow_mut().now_ms += 50;
+    root_b.tick(&b);
+    assert_eq!(b.state.borrow().effective_context, Some(42));
+    assert_eq!(resumed(&b), 1);
+    assert_eq!(audit(&b)["decision"], "allow");
+    assert_eq!(b.request_header("x-smart-patient").as_deref(), Some("p1"));
+    assert_eq!(b.state.borrow().tick_ms, 1000, "back to the 1 s tick");
+    root_b.tick(&b);
+    assert_eq!(resumed(&b), 1, "resumed exactly once");
+}
+
+#[test]
+fn waiting_for_another_vm_is_bounded() {
+    // A's fetch fails: the lease is released and B fetches itself.
+    let store = fhir_smart_authz::filter::fake::SharedStore::default();
+    let (a, root_a) = vm(&store, 1, NOW_MS);
+    let sa = vm_stream(&root_a, 1);
+    assert_eq!(sa.borrow_mut().on_request_headers(&a, true), Flow::Pause);
+    let (b, mut root_b) = vm(&store, 2, NOW_MS + 100);
+    let sb = vm_stream(&root_b, 9);
+    assert_eq!(sb.borrow_mut().on_request_headers(&b, true), Flow::Pause);
+    answer_jwks(&a, "503", b"");
+    sa.borrow_mut().on_call_response(&a, 1, 0);
+    assert_eq!(replies(&a), vec![401]);
+    root_b.tick(&b);
+    assert_eq!(b.state.borrow().calls.len(), 1, "B takes the free lease");
+    answer_jwks(&b, "200", NEW_JWKS);
+    sb.borrow_mut().on_call_response(&b, 1, NEW_JWKS.len());
+    assert_eq!(resumed(&b), 1);
+    assert_eq!(audit(&b)["decision"], "allow");
+
+    // A's fetch never answers: B answers 401 once its wait times out
+    // (jwks_timeout_ms + 1 s), without fetching.
+    let store = fhir_smart_authz::filter::fake::SharedStore::default();
+    let (a, root_a) = vm(&store, 1, NOW_MS);
+    let sa = vm_stream(&root_a, 1);
+    assert_eq!(sa.borrow_mut().on_request_headers(&a, true), Flow::Pause);
+    let (b, mut root_b) = vm(&store, 1, NOW_MS + 100);
+    let sb = vm_stream(&root_b, 9);
+    assert_eq!(sb.borrow_mut().on_request_headers(&b, true), Flow::Pause);
+    b.state.borrow_mut().now_ms = NOW_MS + 3000;
+    root_b.tick(&b);
+    assert!(replies(&b).is_empty(), "still within the bound");
+    b.state.borrow_mut().now_ms = NOW_MS + 100 + 6000;
+    root_b.tick(&b);
+    assert_eq!(replies(&b), vec![401]);
+    assert_eq!(audit(&b)["reason"], "invalid_token");
+    assert!(b.state.borrow().calls.is_empty());
+    assert_eq!(resumed(&b), 0);
+    drop(sb);
+}

@@ -118,6 +118,7 @@ class Issuer:
     keys: dict[str, SigningKey] = field(default_factory=dict)  # alg -> current key
     published: list[SigningKey] = field(default_factory=list)  # keys in the JWKS
     jwks_fetches: int = 0
+    jwks_delay: float = 0.0  # seconds before answering a JWKS fetch (tests: a fetch in flight)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
@@ -209,6 +210,8 @@ def serve(issuer: Issuer, host: str = "127.0.0.1", port: int = 0) -> ThreadingHT
             if url.path in ("/.well-known/jwks.json", "/jwks"):
                 with issuer._lock:
                     issuer.jwks_fetches += 1
+                if issuer.jwks_delay:
+                    time.sleep(issuer.jwks_delay)
                 self._send(200, issuer.jwks())
             elif url.path == "/.well-known/openid-configuration":
                 self._send(200, {"issuer": issuer.issuer_url,

@@ -80,6 +80,13 @@ pub struct UpstreamConfig {
     /// headers a legacy FHIR server trusts (`x-forwarded-user`). Every header
     /// starting with `header_prefix` is always removed.
     pub remove_headers: Vec<String>,
+    /// Hold the request headers while the body a decision needs is buffered:
+    /// `on_http_request_headers` pauses until the decision, so a denied
+    /// request never reaches the upstream. Requires Envoy's wasm
+    /// `PluginConfig.allow_on_headers_stop_iteration: true` (Envoy >= 1.35);
+    /// without it a held request stalls until the stream timeout. Default
+    /// `false`: headers are released once the token is verified.
+    pub hold_headers_for_body: bool,
 }
 
 impl Default for UpstreamConfig {
@@ -92,6 +99,7 @@ impl Default for UpstreamConfig {
             cluster: "fhir".into(),
             timeout_ms: 30_000,
             remove_headers: Vec::new(),
+            hold_headers_for_body: false,
         }
     }
 }
@@ -427,6 +435,9 @@ mod tests {
         assert_eq!(c.responses.obligation_denied_status, 403);
         assert_eq!(c.metrics.prefix, "fhir_smart_authz");
         assert_eq!(c.audit.source, "fhir-smart-authz");
+        assert!(!c.upstream.hold_headers_for_body);
+        let held = Config::from_json(br#"{"upstream":{"hold_headers_for_body":true}}"#).unwrap();
+        assert!(held.upstream.hold_headers_for_body);
     }
 
     #[test]

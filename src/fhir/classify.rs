@@ -695,7 +695,7 @@ fn body_resource(
         Body::Http { content_type, body } => match content_type.map(media_kind) {
             Some(MediaKind::Json) => {
                 let body = body.ok_or_else(not_buffered)?;
-                super::json::from_slice_strict(body).map_err(|e| {
+                crate::json::from_slice_strict(body).map_err(|e| {
                     ClassifyError::new(format!("the request body is not valid JSON: {e}"))
                 })?
             }
@@ -976,7 +976,7 @@ fn bundle(
         )),
     }
     let body = body.ok_or_else(not_buffered)?;
-    let mut value = super::json::from_slice_strict(body)
+    let mut value = crate::json::from_slice_strict(body)
         .map_err(|e| ClassifyError::new(format!("the Bundle is not valid JSON: {e}")))?;
     let Some(obj) = value.as_object_mut() else {
         return err("the body of POST [base] must be a JSON Bundle object");

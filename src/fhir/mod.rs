@@ -8,7 +8,6 @@ mod interaction;
 pub use interaction::*;
 
 pub mod classify;
-mod json;
 mod query;
 pub mod resource_types;
 

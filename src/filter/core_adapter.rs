@@ -266,4 +266,19 @@ impl TokenPort for CoreTokens {
             .map(|s| s.fetched_issuers())
             .unwrap_or_default()
     }
+
+    fn unknown_kid_issuer(&self, token: &str) -> Option<usize> {
+        let v = self.service.as_ref().ok()?.verifier();
+        let iss = jose::peek_issuer(token)?;
+        let i = (0..v.issuer_count()).find(|i| {
+            v.issuer_config(*i).is_some_and(|c| c.issuer == iss)
+                && v.key_store(*i).is_some_and(|k| k.is_remote())
+        })?;
+        let Some(keys) = v.key_store(i).and_then(|k| k.keys()) else {
+            return Some(i); // no keys yet
+        };
+        let (header, _, _) = jose::split_compact(token)?;
+        let kid = jose::parse_header(header).ok()?.kid?;
+        (!keys.has_kid(&kid)).then_some(i)
+    }
 }

@@ -33,6 +33,11 @@ pub struct FakeState {
     pub next_call: u32,
     pub fail_calls: bool,
     pub shared: HashMap<String, (Vec<u8>, u32)>,
+    /// When set, shared data lives here instead of `shared`: give two fake
+    /// hosts the same store to model two worker VMs.
+    pub shared_store: Option<SharedStore>,
+    /// The last `set_effective_context` target.
+    pub effective_context: Option<u32>,
     pub counters: BTreeMap<String, i64>,
     pub counter_names: Vec<String>,
     pub logs: Vec<(Level, String)>,
@@ -42,6 +47,9 @@ pub struct FakeState {
     pub memory_bytes: u64,
     pub configuration: Option<Vec<u8>>,
 }
+
+/// Shared data common to several fake hosts (VMs).
+pub type SharedStore = std::rc::Rc<RefCell<HashMap<String, (Vec<u8>, u32)>>>;
 
 /// The fake host. All state is inspectable through `state`.
 #[derive(Debug, Default)]
@@ -147,22 +155,38 @@ impl Host for FakeHost {
         Ok(id)
     }
     fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-        match self.state.borrow().shared.get(key) {
-            Some((v, cas)) => (Some(v.clone()), Some(*cas)),
+        let s = self.state.borrow();
+        let found = match &s.shared_store {
+            Some(store) => store.borrow().get(key).cloned(),
+            None => s.shared.get(key).cloned(),
+        };
+        match found {
+            Some((v, cas)) => (Some(v), Some(cas)),
             None => (None, None),
         }
     }
     fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> SharedWrite {
         let mut s = self.state.borrow_mut();
-        let current = s.shared.get(key).map(|(_, c)| *c);
-        if let (Some(want), Some(have)) = (cas, current) {
-            if want != have {
-                return SharedWrite::CasMismatch;
+        let store = s.shared_store.clone();
+        let mut own = std::mem::take(&mut s.shared);
+        let result = {
+            let mut guard = store.as_ref().map(|st| st.borrow_mut());
+            let map = match guard.as_deref_mut() {
+                Some(m) => m,
+                None => &mut own,
+            };
+            let current = map.get(key).map(|(_, c)| *c);
+            match (cas, current) {
+                (Some(want), Some(have)) if want != have => SharedWrite::CasMismatch,
+                _ => {
+                    let next = current.unwrap_or(0) + 1;
+                    map.insert(key.to_string(), (value.to_vec(), next));
+                    SharedWrite::Ok
+                }
             }
-        }
-        let next = current.unwrap_or(0) + 1;
-        s.shared.insert(key.to_string(), (value.to_vec(), next));
-        SharedWrite::Ok
+        };
+        s.shared = own;
+        result
     }
     fn call_foreign_function(&self, name: &str, _args: &[u8]) -> Result<Option<Vec<u8>>, String> {
         Err(format!("no foreign function {name} in the fake host"))
@@ -196,6 +220,10 @@ impl Host for FakeHost {
         self.state.borrow_mut().tick_ms = ms;
         true
     }
+    fn set_effective_context(&self, context_id: u32) -> bool {
+        self.state.borrow_mut().effective_context = Some(context_id);
+        true
+    }
     fn plugin_configuration(&self) -> Option<Vec<u8>> {
         self.state.borrow().configuration.clone()
     }
@@ -210,6 +238,10 @@ pub enum FakeToken {
     /// Needs introspection; active (these claims) when the call answers 200.
     Introspect(Value),
     Invalid(&'static str),
+    /// Signed with a rotated key: valid once a key set containing `new` is
+    /// loaded (own fetch or shared data); else an unknown `kid` of issuer 0
+    /// that asks for a fetch while `fetch_budget` lasts.
+    NewKid(Value),
 }
 
 #[derive(Debug, Default)]
@@ -219,6 +251,16 @@ pub struct FakeTokens {
     pub keys_loaded: Vec<(usize, Vec<u8>)>,
     pub due: Vec<(usize, HttpCall)>,
     pub fetched: Vec<usize>,
+    /// How many unknown-`kid` fetches `verify` may still ask for.
+    pub fetch_budget: u32,
+}
+
+impl FakeTokens {
+    fn has_new_keys(&self) -> bool {
+        self.keys_loaded
+            .iter()
+            .any(|(_, b)| b.windows(3).any(|w| w == b"new"))
+    }
 }
 
 pub fn jwks_call() -> HttpCall {
@@ -264,6 +306,25 @@ impl TokenPort for FakeTokens {
             Some(FakeToken::Invalid(why)) => {
                 TokenStep::Denied(Decision::deny(Reason::InvalidToken, *why))
             }
+            Some(FakeToken::NewKid(c)) => {
+                if self.has_new_keys() {
+                    TokenStep::Verified {
+                        claims: std::rc::Rc::new(c.clone()),
+                        cache_hit,
+                    }
+                } else if self.fetch_budget > 0 {
+                    self.fetch_budget -= 1;
+                    TokenStep::Call {
+                        call: jwks_call(),
+                        pending: Pending::Jwks { issuer: 0 },
+                    }
+                } else {
+                    TokenStep::Denied(Decision::deny(
+                        Reason::InvalidToken,
+                        "no key with the token's kid is known",
+                    ))
+                }
+            }
             None => TokenStep::Denied(Decision::deny(
                 Reason::InvalidToken,
                 "the token signature is not valid",
@@ -279,6 +340,22 @@ impl TokenPort for FakeTokens {
         body: &[u8],
         _now: u64,
     ) -> TokenStep {
+        if let Some(FakeToken::NewKid(c)) = self.tokens.get(token).cloned() {
+            if let (Pending::Jwks { issuer }, Some(200)) = (pending, status) {
+                self.keys_loaded.push((issuer, body.to_vec()));
+            }
+            return if self.has_new_keys() {
+                TokenStep::Verified {
+                    claims: std::rc::Rc::new(c),
+                    cache_hit: false,
+                }
+            } else {
+                TokenStep::Denied(Decision::deny(
+                    Reason::InvalidToken,
+                    "no key with the token's kid is known",
+                ))
+            };
+        }
         match (pending, status, self.tokens.get(token)) {
             (Pending::Jwks { issuer }, Some(200), Some(FakeToken::NeedsKeys(c))) => {
                 self.keys_loaded.push((issuer, body.to_vec()));
@@ -333,6 +410,12 @@ impl TokenPort for FakeTokens {
     }
     fn fetched_issuers(&self) -> Vec<usize> {
         self.fetched.clone()
+    }
+    fn unknown_kid_issuer(&self, token: &str) -> Option<usize> {
+        match self.tokens.get(token) {
+            Some(FakeToken::NewKid(_)) if !self.has_new_keys() => Some(0),
+            _ => None,
+        }
     }
 }
 

@@ -89,6 +89,9 @@ pub trait Host {
     fn memory_bytes(&self) -> u64;
 
     fn set_tick_period_ms(&self, ms: u64) -> bool;
+    /// Make `context_id` (an HTTP stream of this VM) the target of the
+    /// following calls, e.g. to resume a stream from the root's tick.
+    fn set_effective_context(&self, context_id: u32) -> bool;
     /// The plugin configuration bytes (root context only).
     fn plugin_configuration(&self) -> Option<Vec<u8>>;
 }
@@ -238,6 +241,10 @@ mod wasm {
 
         fn set_tick_period_ms(&self, ms: u64) -> bool {
             hc::set_tick_period(Duration::from_millis(ms)).is_ok()
+        }
+
+        fn set_effective_context(&self, context_id: u32) -> bool {
+            hc::set_effective_context(context_id).is_ok()
         }
 
         fn plugin_configuration(&self) -> Option<Vec<u8>> {

@@ -72,6 +72,12 @@ pub trait TokenPort {
     fn housekeeping(&mut self, _now: u64) {}
     /// Indexes of issuers whose keys are fetched (`jwks_uri`).
     fn fetched_issuers(&self) -> Vec<usize>;
+    /// The fetched (`jwks_uri`) issuer of `token` when its current key set
+    /// cannot verify it: a `kid` not in the set, or no keys yet. Asked only
+    /// after a refusal, so another worker VM's newer key set can be tried.
+    fn unknown_kid_issuer(&self, _token: &str) -> Option<usize> {
+        None
+    }
 }
 
 /// What [`Engine::prepare`] derives from a token's claims: the parsed

@@ -1,9 +1,11 @@
 //! Root context logic: configuration, JWKS fetch scheduling and sharing
 //! across worker VMs. Host-agnostic.
 
-use super::host::{Body, Headers, Host, Level, SharedWrite};
+use super::host::{Body, Headers, Host, Level};
 use super::ports::{Engine, TokenPort};
-use super::stream::{jwks_shared_key, publish_jwks, AuditEncoding, Shared};
+use super::stream::{
+    end_lease, lease_state, publish_jwks, take_lease, AuditEncoding, Lease, Shared, Waiter,
+};
 use crate::config::Config;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
@@ -16,10 +18,12 @@ pub type Factory = dyn Fn(Rc<Config>) -> (Box<dyn TokenPort>, Box<dyn Engine>);
 #[derive(Default)]
 pub struct Root {
     pub shared: Option<Rc<Shared>>,
-    in_flight: HashMap<u32, usize>,
+    /// Root JWKS fetches in flight: call id → (issuer, start ms).
+    in_flight: HashMap<u32, (usize, u64)>,
     fetching: HashSet<usize>,
-    seen: HashMap<usize, u64>,
     ticks: u64,
+    /// The tick runs at `WAIT_TICK_MS` while requests wait for keys.
+    fast_tick: bool,
 }
 
 impl Root {
@@ -43,7 +47,6 @@ impl Root {
         self.shared = Some(Shared::new(config.clone(), tokens, engine, audit_encoding));
         self.in_flight.clear();
         self.fetching.clear();
-        self.seen.clear();
         host.log(
             Level::Info,
             &format!(
@@ -81,42 +84,18 @@ impl Root {
             tokens.housekeeping(now);
         }
         for issuer in tokens.fetched_issuers() {
-            let (value, _) = host.shared_get(&jwks_shared_key(&config, issuer));
-            let Some(value) = value else { continue };
-            let Some((ts, bytes)) = split_stamp(&value) else {
-                continue;
-            };
-            if self.seen.get(&issuer).is_some_and(|s| *s >= ts) {
-                continue;
-            }
-            self.seen.insert(issuer, ts);
-            if let Err(e) = tokens.jwks_shared(issuer, bytes, ts / 1000, now) {
-                host.log(
-                    Level::Warn,
-                    &format!("fhir-smart-authz: shared JWKS of issuers[{issuer}] rejected: {e}"),
-                );
-            }
+            shared.pick_up_shared_jwks(host, &mut **tokens, issuer);
         }
         for (issuer, call) in tokens.due_jwks_fetches(now) {
             if self.fetching.contains(&issuer) {
                 continue;
             }
-            let lease_key = format!("{}.lease", jwks_shared_key(&config, issuer));
-            let (lease, cas) = host.shared_get(&lease_key);
-            if lease
-                .as_deref()
-                .and_then(split_stamp)
-                .is_some_and(|(until, _)| until > now_ms)
-            {
-                continue; // another VM is fetching
-            }
-            let until = now_ms.saturating_add(call.timeout_ms).saturating_add(1000);
-            if host.shared_set(&lease_key, &until.to_be_bytes(), cas) != SharedWrite::Ok {
-                continue;
+            if !take_lease(host, &config, issuer, now_ms, call.timeout_ms) {
+                continue; // another VM is fetching, or fetched moments ago
             }
             match host.dispatch_http_call(&call) {
                 Ok(id) => {
-                    self.in_flight.insert(id, issuer);
+                    self.in_flight.insert(id, (issuer, now_ms));
                     self.fetching.insert(issuer);
                 }
                 Err(e) => {
@@ -125,15 +104,62 @@ impl Root {
                         &format!("fhir-smart-authz: JWKS fetch for issuers[{issuer}]: {e}"),
                     );
                     shared.count(host, "jwks_fetch.failure");
+                    end_lease(host, &config, issuer, now_ms, false);
                     let _ = tokens.jwks_response(issuer, Err(&e), now);
                 }
             }
+        }
+        drop(tokens);
+        self.wake_waiters(host, &shared, now_ms);
+    }
+
+    /// Resume the requests waiting for another VM's JWKS fetch whose keys
+    /// arrived (picked up above), whose fetch ended or whose wait timed out;
+    /// they verify their token again in their own context.
+    fn wake_waiters(&mut self, host: &dyn Host, shared: &Rc<Shared>, now_ms: u64) {
+        let (had_waiters, ready): (bool, Vec<Waiter>) = {
+            let Ok(mut waiting) = shared.waiting.try_borrow_mut() else {
+                return;
+            };
+            let Ok(seen) = shared.seen.try_borrow() else {
+                return;
+            };
+            let had = !waiting.is_empty();
+            let (ready, keep): (Vec<Waiter>, Vec<Waiter>) = waiting.drain(..).partition(|w| {
+                w.stream.strong_count() == 0
+                    || seen.get(&w.issuer).is_some_and(|s| *s > w.since)
+                    || now_ms >= w.deadline_ms
+                    || lease_state(host, &shared.config, w.issuer, now_ms) != Lease::Fetching
+            });
+            *waiting = keep;
+            (had, ready)
+        };
+        // A waiting stream shortened the tick (WAIT_TICK_MS); back to TICK_MS
+        // once nobody waits.
+        self.fast_tick |= had_waiters;
+        let still_waiting = shared.waiting.try_borrow().map_or(true, |w| !w.is_empty());
+        if self.fast_tick && !still_waiting {
+            self.fast_tick = false;
+            host.set_tick_period_ms(TICK_MS);
+        }
+        for w in ready {
+            let Some(stream) = w.stream.upgrade() else {
+                continue;
+            };
+            if !host.set_effective_context(w.context_id) {
+                continue; // the stream is gone
+            }
+            let mut s = match stream.try_borrow_mut() {
+                Ok(s) => s,
+                Err(_) => continue,
+            };
+            s.keys_wait_over(host);
         }
     }
 
     /// The answer to a root-initiated JWKS fetch.
     pub fn on_call_response(&mut self, host: &dyn Host, token_id: u32, body_size: usize) {
-        let Some(issuer) = self.in_flight.remove(&token_id) else {
+        let Some((issuer, started_ms)) = self.in_flight.remove(&token_id) else {
             return;
         };
         self.fetching.remove(&issuer);
@@ -153,11 +179,15 @@ impl Root {
         let response = status
             .map(|s| (s, body.as_slice()))
             .ok_or("the call failed");
-        match tokens.jwks_response(issuer, response, now_ms / 1000) {
+        let result = tokens.jwks_response(issuer, response, now_ms / 1000);
+        end_lease(host, &shared.config, issuer, started_ms, result.is_ok());
+        match result {
             Ok(()) => {
                 shared.count(host, "jwks_fetch.success");
                 publish_jwks(host, &shared.config, issuer, &body, now_ms);
-                self.seen.insert(issuer, now_ms);
+                if let Ok(mut seen) = shared.seen.try_borrow_mut() {
+                    seen.insert(issuer, now_ms);
+                }
             }
             Err(e) => {
                 shared.count(host, "jwks_fetch.failure");
@@ -168,10 +198,4 @@ impl Root {
             }
         }
     }
-}
-
-/// `8-byte big-endian stamp ++ payload`.
-fn split_stamp(v: &[u8]) -> Option<(u64, &[u8])> {
-    let head: [u8; 8] = v.get(..8)?.try_into().ok()?;
-    Some((u64::from_be_bytes(head), v.get(8..)?))
 }

@@ -2,20 +2,26 @@
 //! body) → decision → continue or local reply. Host-agnostic; driven by the
 //! wasm entry points or by tests.
 //!
-//! Envoy's proxy-wasm host turns a paused header callback into
+//! By default Envoy's proxy-wasm host turns a paused header callback into
 //! `StopAllIterationAndWatermark`: while headers are held, no body callback
 //! arrives. Hence:
 //! - a request whose decision needs the body releases its headers once the
 //!   token is verified, buffers the body (`max_body_bytes`) and decides at its
 //!   end; a denial then answers locally and Envoy resets the upstream request
-//!   (which never received the body);
+//!   (which never received the body). With `upstream.hold_headers_for_body`
+//!   (for Envoy's `allow_on_headers_stop_iteration: true`, under which a
+//!   paused header callback is a plain `StopIteration` and body callbacks
+//!   still arrive) the headers stay paused until the decision at the end of
+//!   the body, so the upstream sees nothing of a denied request. A body
+//!   callback that arrives while the headers are paused for the token proves
+//!   the host delivers them, so such a request is held in either mode;
 //! - a decision with response obligations (patient compartment / granular
 //!   scope checks on the returned resource) is carried out by the filter
 //!   itself: it fetches the response through `upstream.cluster`
 //!   (`dispatch_http_call` with the request's headers), checks it, and relays
 //!   it — or replaces it with 403/404 — as a local reply.
 
-use super::host::{Body, Headers, Host, HttpCall, Level};
+use super::host::{Body, Headers, Host, HttpCall, Level, SharedWrite};
 use super::metrics::Metrics;
 use super::ports::{Engine, Pending, Prepared, TokenPort, TokenStep};
 use super::response::{deny_reply, discovery_reply, Reply};
@@ -27,7 +33,10 @@ use crate::fhir::{Interaction, InteractionKind, Level as FhirLevel, RequestParts
 use serde_json::Value;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
+
+/// Root tick period while requests wait for another VM's JWKS fetch.
+pub const WAIT_TICK_MS: u64 = 50;
 
 /// Property (filter state `wasm.fhir_smart_authz_audit`) holding the audit record.
 pub const AUDIT_PROPERTY: &str = "fhir_smart_authz_audit";
@@ -59,6 +68,20 @@ pub struct Shared {
     /// What is derived from a token's claims, kept per claims object (the
     /// token service hands out the same `Rc` for repeats of a cached token).
     tokens_seen: RefCell<TokensSeen>,
+    /// Per issuer: the stamp (ms) of the shared JWKS this VM last loaded.
+    pub seen: RefCell<HashMap<usize, u64>>,
+    /// Requests waiting for another VM's JWKS fetch (woken by the root tick).
+    pub waiting: RefCell<Vec<Waiter>>,
+}
+
+/// A request paused until another VM's JWKS fetch for `issuer` lands.
+pub struct Waiter {
+    pub issuer: usize,
+    /// `Shared::seen` of the issuer when the wait began.
+    pub since: u64,
+    pub deadline_ms: u64,
+    pub context_id: u32,
+    pub stream: Weak<RefCell<Stream>>,
 }
 
 /// Claims object address → (the claims, kept alive so the address stays
@@ -89,6 +112,8 @@ impl Shared {
             metrics: RefCell::new(metrics),
             audit_encoding,
             tokens_seen: RefCell::new(HashMap::new()),
+            seen: RefCell::new(HashMap::new()),
+            waiting: RefCell::new(Vec::new()),
         })
     }
 
@@ -116,6 +141,37 @@ impl Shared {
         facts
     }
 
+    /// Load the JWKS another VM published for `issuer` if it is newer than
+    /// the one this VM has. `true` when a new set was loaded.
+    pub fn pick_up_shared_jwks(
+        &self,
+        host: &dyn Host,
+        tokens: &mut dyn TokenPort,
+        issuer: usize,
+    ) -> bool {
+        let (value, _) = host.shared_get(&jwks_shared_key(&self.config, issuer));
+        let Some((ts, bytes)) = value.as_deref().and_then(split_stamp) else {
+            return false;
+        };
+        let Ok(mut seen) = self.seen.try_borrow_mut() else {
+            return false;
+        };
+        if seen.get(&issuer).is_some_and(|s| *s >= ts) {
+            return false;
+        }
+        seen.insert(issuer, ts);
+        match tokens.jwks_shared(issuer, bytes, ts / 1000, host.now_ms() / 1000) {
+            Ok(()) => true,
+            Err(e) => {
+                host.log(
+                    Level::Warn,
+                    &format!("fhir-smart-authz: shared JWKS of issuers[{issuer}] rejected: {e}"),
+                );
+                false
+            }
+        }
+    }
+
     pub fn count(&self, host: &dyn Host, suffix: &'static str) {
         if let Ok(mut m) = self.metrics.try_borrow_mut() {
             m.inc(host, suffix);
@@ -140,6 +196,82 @@ pub fn publish_jwks(host: &dyn Host, config: &Config, issuer: usize, bytes: &[u8
     let _ = host.shared_set(&jwks_shared_key(config, issuer), &v, None);
 }
 
+/// `8-byte big-endian stamp ++ payload`.
+pub fn split_stamp(v: &[u8]) -> Option<(u64, &[u8])> {
+    let head: [u8; 8] = v.get(..8)?.try_into().ok()?;
+    Some((u64::from_be_bytes(head), v.get(8..)?))
+}
+
+/// The cross-VM JWKS fetch lease of an issuer (shared data): `until` (ms,
+/// big-endian) then `1` while a fetch is in flight, `0` once it is over
+/// (no other fetch until `jwks_min_refetch_seconds` after its start).
+fn lease_key(config: &Config, issuer: usize) -> String {
+    format!("{}.lease", jwks_shared_key(config, issuer))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lease {
+    /// Nobody fetches: take it with this CAS token.
+    Free(Option<u32>),
+    /// Another VM's fetch is in flight.
+    Fetching,
+    /// A fetch ended less than `jwks_min_refetch_seconds` after its start.
+    Resting,
+}
+
+pub fn lease_state(host: &dyn Host, config: &Config, issuer: usize, now_ms: u64) -> Lease {
+    let (value, cas) = host.shared_get(&lease_key(config, issuer));
+    match value.as_deref().and_then(split_stamp) {
+        Some((until, rest)) if until > now_ms => {
+            if rest.first() == Some(&0) {
+                Lease::Resting
+            } else {
+                Lease::Fetching
+            }
+        }
+        _ => Lease::Free(cas),
+    }
+}
+
+/// Take the lease for a JWKS fetch starting now; `false`: another VM has it.
+pub fn take_lease(
+    host: &dyn Host,
+    config: &Config,
+    issuer: usize,
+    now_ms: u64,
+    timeout_ms: u64,
+) -> bool {
+    let Lease::Free(cas) = lease_state(host, config, issuer, now_ms) else {
+        return false;
+    };
+    let mut v = now_ms
+        .saturating_add(timeout_ms)
+        .saturating_add(1000)
+        .to_be_bytes()
+        .to_vec();
+    v.push(1);
+    host.shared_set(&lease_key(config, issuer), &v, cas) == SharedWrite::Ok
+}
+
+/// The fetch that took the lease at `started_ms` is over. After a success no
+/// VM fetches again until `jwks_min_refetch_seconds` after its start; after
+/// a failure the lease is free (the next fetch, by any VM, may go).
+pub fn end_lease(host: &dyn Host, config: &Config, issuer: usize, started_ms: u64, ok: bool) {
+    let until = if ok {
+        let min_s = config
+            .issuers
+            .get(issuer)
+            .map_or(0, |i| i.jwks_min_refetch_seconds);
+        started_ms.saturating_add(min_s.saturating_mul(1000))
+    } else {
+        0
+    };
+    let mut v = until.to_be_bytes().to_vec();
+    v.push(0);
+    let (_, cas) = host.shared_get(&lease_key(config, issuer));
+    let _ = host.shared_set(&lease_key(config, issuer), &v, cas);
+}
+
 fn call_status(host: &dyn Host) -> Option<u16> {
     host.headers(Headers::CallResponse)
         .iter()
@@ -149,6 +281,14 @@ fn call_status(host: &dyn Host) -> Option<u16> {
 
 pub struct Stream {
     shared: Rc<Shared>,
+    /// This stream, for the wait list (empty: the stream cannot wait).
+    me: Weak<RefCell<Stream>>,
+    /// The proxy-wasm context id (to resume from the root's tick).
+    context_id: u32,
+    /// The JWKS fetch lease this stream took: (issuer, start ms).
+    lease: Option<(usize, u64)>,
+    /// Waited once for another VM's JWKS fetch (never twice).
+    waited: bool,
     method: String,
     path: String,
     headers: Vec<(String, String)>,
@@ -161,8 +301,12 @@ pub struct Stream {
     relay: Option<u32>,
     body_needed: bool,
     body: Option<Vec<u8>>,
-    /// The token is resolved and the headers were released to wait for the body.
+    /// The token is resolved; waiting for the end of the body (headers
+    /// released, or held with `upstream.hold_headers_for_body`).
     awaiting_body: bool,
+    /// A body callback arrived while the headers were paused: the host
+    /// delivers body callbacks to paused headers, so holding them is safe.
+    body_seen_while_paused: bool,
     /// A request callback returned `Pause` and the request was not continued yet.
     paused: bool,
     resumed: bool,
@@ -177,6 +321,10 @@ impl Stream {
     pub fn new(shared: Rc<Shared>) -> Stream {
         Stream {
             shared,
+            me: Weak::new(),
+            context_id: 0,
+            lease: None,
+            waited: false,
             method: String::new(),
             path: String::new(),
             headers: Vec::new(),
@@ -188,6 +336,7 @@ impl Stream {
             body_needed: false,
             body: None,
             awaiting_body: false,
+            body_seen_while_paused: false,
             paused: false,
             resumed: false,
             decided: false,
@@ -196,6 +345,17 @@ impl Stream {
             identity: None,
             facts: None,
         }
+    }
+
+    /// A stream that can wait for another VM's JWKS fetch: the root's tick
+    /// resumes it through `context_id`.
+    pub fn new_shared(shared: Rc<Shared>, context_id: u32) -> Rc<RefCell<Stream>> {
+        Rc::new_cyclic(|me| {
+            let mut s = Stream::new(shared);
+            s.me = me.clone();
+            s.context_id = context_id;
+            RefCell::new(s)
+        })
     }
 
     fn config(&self) -> Rc<Config> {
@@ -233,6 +393,10 @@ impl Stream {
     /// Let the request go on: `Continue` inside a request callback, or one
     /// `resume_http_request` after an asynchronous answer.
     fn release(&mut self, host: &dyn Host, from_async: bool) -> Flow {
+        if !from_async {
+            // `Continue` from this callback lets paused headers go on too.
+            self.paused = false;
+        }
         if from_async && self.paused && !self.resumed {
             self.resumed = true;
             self.paused = false;
@@ -301,17 +465,156 @@ impl Stream {
             Err(d) => self.apply(host, d, false),
             Ok(None) => self.after_token(host, false),
             Ok(Some(t)) => {
-                let now = Self::now_s(host);
-                let step = match self.shared.tokens.try_borrow_mut() {
-                    Ok(mut tp) => tp.verify(host, &t, now),
-                    Err(_) => TokenStep::Denied(Decision::deny(
-                        Reason::KeysUnavailable,
-                        "internal: token verifier busy; retry",
-                    )),
-                };
                 self.token = Some(t);
-                self.handle_step(host, step, false)
+                self.verify_token(host, false)
             }
+        }
+    }
+
+    fn port_verify(&self, host: &dyn Host, token: &str) -> TokenStep {
+        let now = Self::now_s(host);
+        match self.shared.tokens.try_borrow_mut() {
+            Ok(mut tp) => tp.verify(host, token, now),
+            Err(_) => TokenStep::Denied(Decision::deny(
+                Reason::KeysUnavailable,
+                "internal: token verifier busy; retry",
+            )),
+        }
+    }
+
+    /// A JWKS fetch the token port asked for is not made (another VM has
+    /// it, or fetched within `jwks_min_refetch_seconds`): the port's answer
+    /// without it.
+    fn skip_fetch(&self, host: &dyn Host, pending: Pending, token: &str) -> TokenStep {
+        let now = Self::now_s(host);
+        match self.shared.tokens.try_borrow_mut() {
+            Ok(mut tp) => tp.call_done(host, pending, token, None, b"", now),
+            Err(_) => TokenStep::Denied(Decision::deny(
+                Reason::KeysUnavailable,
+                "internal: token verifier busy; retry",
+            )),
+        }
+    }
+
+    /// Verify the bearer token. When its issuer's keys cannot verify it
+    /// (unknown `kid`, no keys yet), first load the key set another worker VM
+    /// may have shared; fetch only with the cross-VM lease (no stampede); if
+    /// another VM's fetch is in flight, wait for it (once, bounded) instead
+    /// of answering 401.
+    fn verify_token(&mut self, host: &dyn Host, from_async: bool) -> Flow {
+        let token = self.token.clone().unwrap_or_default();
+        let mut step = self.port_verify(host, &token);
+        let issuer = match &step {
+            TokenStep::Call {
+                pending: Pending::Jwks { issuer },
+                ..
+            } => Some(*issuer),
+            TokenStep::Denied(_) => self
+                .shared
+                .tokens
+                .try_borrow()
+                .ok()
+                .and_then(|t| t.unknown_kid_issuer(&token)),
+            _ => None,
+        };
+        let Some(issuer) = issuer else {
+            return self.handle_step(host, step, from_async);
+        };
+        let picked_up = match self.shared.tokens.try_borrow_mut() {
+            Ok(mut tp) => self.shared.pick_up_shared_jwks(host, &mut **tp, issuer),
+            Err(_) => false,
+        };
+        if picked_up {
+            if let TokenStep::Call { pending, .. } = step {
+                let _ = self.skip_fetch(host, pending, &token);
+            }
+            step = self.port_verify(host, &token);
+        }
+        let config = self.config();
+        let now_ms = host.now_ms();
+        match step {
+            TokenStep::Call {
+                call,
+                pending: Pending::Jwks { issuer },
+            } => {
+                if take_lease(host, &config, issuer, now_ms, call.timeout_ms) {
+                    self.lease = Some((issuer, now_ms));
+                    let step = TokenStep::Call {
+                        call,
+                        pending: Pending::Jwks { issuer },
+                    };
+                    return self.handle_step(host, step, from_async);
+                }
+                let denied = self.skip_fetch(host, Pending::Jwks { issuer }, &token);
+                if lease_state(host, &config, issuer, now_ms) == Lease::Fetching {
+                    if let Some(flow) = self.wait_for_keys(host, issuer) {
+                        return flow;
+                    }
+                }
+                self.handle_step(host, denied, from_async)
+            }
+            TokenStep::Denied(d) => {
+                let still_unknown = self
+                    .shared
+                    .tokens
+                    .try_borrow()
+                    .ok()
+                    .and_then(|t| t.unknown_kid_issuer(&token))
+                    == Some(issuer);
+                if still_unknown && lease_state(host, &config, issuer, now_ms) == Lease::Fetching {
+                    if let Some(flow) = self.wait_for_keys(host, issuer) {
+                        return flow;
+                    }
+                }
+                self.handle_step(host, TokenStep::Denied(d), from_async)
+            }
+            other => self.handle_step(host, other, from_async),
+        }
+    }
+
+    /// Pause until the root's tick sees the new key set of `issuer` (or the
+    /// other VM's fetch ends, or `jwks_timeout_ms` + 1 s pass). `None` when
+    /// this stream cannot wait (already waited, or not resumable).
+    fn wait_for_keys(&mut self, host: &dyn Host, issuer: usize) -> Option<Flow> {
+        if self.waited || self.me.strong_count() == 0 {
+            return None;
+        }
+        let config = self.config();
+        let timeout = config
+            .issuers
+            .get(issuer)
+            .map_or(5000, |i| i.jwks_timeout_ms);
+        let since = self.shared.seen.try_borrow().ok()?.get(&issuer).copied();
+        self.shared.waiting.try_borrow_mut().ok()?.push(Waiter {
+            issuer,
+            since: since.unwrap_or(0),
+            deadline_ms: host.now_ms().saturating_add(timeout).saturating_add(1000),
+            context_id: self.context_id,
+            stream: self.me.clone(),
+        });
+        self.waited = true;
+        self.paused = true;
+        if !host.set_tick_period_ms(WAIT_TICK_MS) {
+            host.log(
+                Level::Warn,
+                "could not shorten the tick period while waiting for keys",
+            );
+        }
+        Some(Flow::Pause)
+    }
+
+    /// The root's tick ends a wait for keys (`wait_for_keys`).
+    pub fn keys_wait_over(&mut self, host: &dyn Host) {
+        if self.decided || self.token.is_none() {
+            return;
+        }
+        self.verify_token(host, true);
+    }
+
+    /// The JWKS fetch this stream made is over: release the cross-VM lease.
+    fn end_own_lease(&mut self, host: &dyn Host, ok: bool) {
+        if let Some((issuer, started)) = self.lease.take() {
+            end_lease(host, &self.shared.config, issuer, started, ok);
         }
     }
 
@@ -328,8 +631,13 @@ impl Stream {
             return Flow::Continue;
         }
         if !self.awaiting_body {
-            // Token still pending (not expected: headers are held).
-            return Flow::Pause;
+            // The headers are paused for the token (JWKS fetch / introspection)
+            // and the host still delivers the body (Envoy with
+            // `allow_on_headers_stop_iteration`): Envoy buffers it until resumed.
+            self.body_seen_while_paused = true;
+            if !self.body_needed {
+                return Flow::Pause;
+            }
         }
         let config = self.config();
         if body_size > config.max_body_bytes {
@@ -346,6 +654,10 @@ impl Stream {
             return Flow::Pause;
         }
         self.body = Some(host.body(Body::Request, body_size).unwrap_or_default());
+        if !self.awaiting_body {
+            // The whole body is here before the token: decided when it resolves.
+            return Flow::Pause;
+        }
         self.awaiting_body = false;
         self.decide(host, false)
     }
@@ -381,8 +693,13 @@ impl Stream {
                     },
                 );
                 if ok {
-                    publish_jwks(host, &config, issuer, &body, host.now_ms());
+                    let now_ms = host.now_ms();
+                    publish_jwks(host, &config, issuer, &body, now_ms);
+                    if let Ok(mut seen) = self.shared.seen.try_borrow_mut() {
+                        seen.insert(issuer, now_ms);
+                    }
                 }
+                self.end_own_lease(host, ok);
             }
             Pending::Introspection { .. } => self.shared.count(
                 host,
@@ -402,6 +719,12 @@ impl Stream {
                 "internal: token verifier busy; retry",
             )),
         };
+        if self.decided {
+            // Refused while the call was in flight (e.g. a body over
+            // `max_body_bytes` delivered to paused headers); the key store
+            // still took the answer above.
+            return;
+        }
         self.handle_step(host, step, true);
     }
 
@@ -429,6 +752,7 @@ impl Stream {
                     }
                     Err(e) => {
                         host.log(Level::Warn, &e);
+                        self.end_own_lease(host, false);
                         let what = match pending {
                             Pending::Jwks { .. } => "jwks_fetch.failure",
                             Pending::Introspection { .. } => "introspection.failure",
@@ -458,8 +782,16 @@ impl Stream {
         self.facts = self.claims.as_ref().map(|c| self.shared.token_facts(c));
         self.identity = self.facts.as_ref().map(|f| f.identity.clone());
         self.forward_facts(host, &config);
-        if self.body_needed {
+        if self.body_needed && self.body.is_none() {
             self.awaiting_body = true;
+            if config.upstream.hold_headers_for_body || self.body_seen_while_paused {
+                // Keep the headers (and the facts just set on them) until the
+                // decision at the end of the body: a denial never reaches the
+                // upstream. Needs a host that delivers body callbacks to paused
+                // headers (Envoy's `allow_on_headers_stop_iteration`).
+                self.paused = true;
+                return Flow::Pause;
+            }
             return self.release(host, from_async);
         }
         self.decide(host, from_async)

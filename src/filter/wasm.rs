@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::decision::{Decision, Reason};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
+use std::cell::RefCell;
 use std::rc::Rc;
 
 const STRUCT_TYPE_URL: &str = "type.googleapis.com/google.protobuf.Struct";
@@ -91,9 +92,13 @@ impl RootContext for WasmRoot {
         self.root.tick(&ProxyHost);
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(WasmHttp {
-            stream: self.root.shared.clone().map(Stream::new),
+            stream: self
+                .root
+                .shared
+                .clone()
+                .map(|shared| Stream::new_shared(shared, context_id)),
         }))
     }
 
@@ -104,12 +109,13 @@ impl RootContext for WasmRoot {
 
 struct WasmHttp {
     /// `None` when the plugin has no valid configuration: fail closed.
-    stream: Option<Stream>,
+    /// Shared with the root's wait list (`Stream::new_shared`).
+    stream: Option<Rc<RefCell<Stream>>>,
 }
 
 impl Context for WasmHttp {
     fn on_http_call_response(&mut self, token_id: u32, _h: usize, body_size: usize, _t: usize) {
-        if let Some(s) = self.stream.as_mut() {
+        if let Some(Ok(mut s)) = self.stream.as_ref().map(|s| s.try_borrow_mut()) {
             s.on_call_response(&ProxyHost, token_id, body_size);
         }
     }
@@ -117,9 +123,9 @@ impl Context for WasmHttp {
 
 impl HttpContext for WasmHttp {
     fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
-        match self.stream.as_mut() {
-            Some(s) => action(s.on_request_headers(&ProxyHost, end_of_stream)),
-            None => {
+        match self.stream.as_ref().map(|s| s.try_borrow_mut()) {
+            Some(Ok(mut s)) => action(s.on_request_headers(&ProxyHost, end_of_stream)),
+            _ => {
                 let d = Decision::deny(
                     Reason::KeysUnavailable,
                     "the authorization filter has no valid configuration",
@@ -133,9 +139,9 @@ impl HttpContext for WasmHttp {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        match self.stream.as_mut() {
-            Some(s) => action(s.on_request_body(&ProxyHost, body_size, end_of_stream)),
-            None => Action::Pause,
+        match self.stream.as_ref().map(|s| s.try_borrow_mut()) {
+            Some(Ok(mut s)) => action(s.on_request_body(&ProxyHost, body_size, end_of_stream)),
+            _ => Action::Pause,
         }
     }
 }

@@ -5,10 +5,7 @@
 use super::TokenError;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
 use serde_json::{Map, Value};
-use std::fmt;
 
 /// Split a compact JWS into its three parts; `None` unless exactly three.
 pub fn split_compact(token: &str) -> Option<(&str, &str, &str)> {
@@ -40,80 +37,15 @@ pub fn decode_json_segment(segment: &str, what: &str) -> Result<Map<String, Valu
 
 /// Parse a JSON object, refusing duplicate member names at any depth.
 pub fn parse_strict_object(bytes: &[u8], what: &str) -> Result<Map<String, Value>, TokenError> {
-    match serde_json::from_slice::<StrictValue>(bytes) {
-        Ok(StrictValue(Value::Object(map))) => Ok(map),
+    match crate::json::from_slice_strict(bytes) {
+        Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(TokenError::invalid(format!(
             "the {what} is not a JSON object"
         ))),
-        Err(e) if e.to_string().contains(DUPLICATE_MARK) => Err(TokenError::invalid(format!(
+        Err(e) if crate::json::is_duplicate_key(&e) => Err(TokenError::invalid(format!(
             "the {what} contains duplicate JSON member names"
         ))),
         Err(_) => Err(TokenError::invalid(format!("the {what} is not valid JSON"))),
-    }
-}
-
-const DUPLICATE_MARK: &str = "duplicate member name";
-
-/// A `serde_json::Value` whose objects must not repeat a member name.
-pub struct StrictValue(pub Value);
-
-impl<'de> Deserialize<'de> for StrictValue {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(StrictVisitor).map(StrictValue)
-    }
-}
-
-struct StrictVisitor;
-
-impl<'de> Visitor<'de> for StrictVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        serde_json::Number::from_f64(v)
-            .map(Value::Number)
-            .ok_or_else(|| E::custom("non-finite number"))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_string()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut out = Vec::new();
-        while let Some(StrictValue(v)) = seq.next_element()? {
-            out.push(v);
-        }
-        Ok(Value::Array(out))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let StrictValue(v) = map.next_value()?;
-            if out.contains_key(&key) {
-                return Err(de::Error::custom(DUPLICATE_MARK));
-            }
-            out.insert(key, v);
-        }
-        Ok(Value::Object(out))
     }
 }
 

@@ -239,10 +239,12 @@ class Recorder:
     Answers: instance read → a resource of that type and id (non-Patient types
     with subject/patient Patient/pat-a); searches (GET, POST _search) → an empty
     searchset; other methods → 200/201 OperationOutcome. A request reset before
-    its body arrived is not recorded."""
+    its body arrived is not recorded in `requests`; `arrivals` notes every request
+    whose headers arrived (by `x-request-id`), complete or not."""
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
+        self.arrivals: list[str] = []  # x-request-id of every request whose headers arrived
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
         self.fast = False  # bench: constant tiny body
@@ -259,6 +261,11 @@ class Recorder:
                     return r
         return None
 
+    def arrived(self, request_id: str) -> bool:
+        """Did the headers of this request reach the upstream (complete or not)?"""
+        with self.lock:
+            return request_id in self.arrivals
+
     def start(self) -> "Recorder":
         rec = self
 
@@ -269,6 +276,9 @@ class Recorder:
                 pass
 
             def _handle(self) -> None:
+                if not rec.fast:
+                    with rec.lock:
+                        rec.arrivals.append(self.headers.get("x-request-id") or "")
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 if len(body) < length:  # reset before the body arrived: not a request
@@ -334,10 +344,12 @@ def issuer_entry(issuer: Issuer, cluster: str, inline: bool = False) -> dict[str
 
 
 def plugin_config(base_url: str, issuers: list[dict[str, Any]], enforce: bool = True, cluster: str = "fhir",
-                  remove_headers: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+                  remove_headers: list[str] | None = None, hold: bool = False, **extra: Any) -> dict[str, Any]:
     """The plugin JSON (see src/config/mod.rs, docs/filter.md) used by the rig listeners.
     `cluster` is the listener's upstream cluster: the filter fetches responses it must
-    check (patient compartment / granular scopes) through it."""
+    check (patient compartment / granular scopes) through it. `hold` sets
+    `upstream.hold_headers_for_body` (the listener then needs Envoy's
+    `allow_on_headers_stop_iteration`, which `listener()` derives from it)."""
     cfg: dict[str, Any] = {
         "fhir_base_path": "/fhir",
         "fhir_base_url": base_url,
@@ -346,7 +358,8 @@ def plugin_config(base_url: str, issuers: list[dict[str, Any]], enforce: bool = 
         "claims": {"patient_from_fhir_user": True},
         "issuers": issuers,
         "upstream": {"strip_authorization": False, "cluster": cluster,
-                     **({"remove_headers": remove_headers} if remove_headers else {})},
+                     **({"remove_headers": remove_headers} if remove_headers else {}),
+                     **({"hold_headers_for_body": True} if hold else {})},
         "responses": {"realm": "fhir"},
         "discovery": {
             "authorization_endpoint": issuers[0]["issuer"] + "/authorize" if issuers else "",
@@ -370,8 +383,17 @@ ACCESS_LOG_FORMAT = {
 }
 
 
+def holds_headers(config: dict[str, Any] | str | None) -> bool:
+    """Does this plugin configuration set `upstream.hold_headers_for_body`?"""
+    return isinstance(config, dict) and bool(config.get("upstream", {}).get("hold_headers_for_body"))
+
+
 def wasm_filter(config: dict[str, Any] | str, wasm: Path, name: str = "fhir_smart_authz") -> dict[str, Any]:
+    """The wasm HTTP filter. A configuration holding headers for body decisions gets
+    Envoy's `allow_on_headers_stop_iteration: true` (a paused header callback is then a
+    plain StopIteration and body callbacks still arrive); the others keep Envoy's default."""
     value = config if isinstance(config, str) else json.dumps(config)
+    hold = {"allow_on_headers_stop_iteration": True} if holds_headers(config) else {}
     return {
         "name": "envoy.filters.http.wasm",
         "typed_config": {
@@ -380,6 +402,7 @@ def wasm_filter(config: dict[str, Any] | str, wasm: Path, name: str = "fhir_smar
                 "name": name,
                 "root_id": "fhir_smart_authz",
                 "failure_policy": "FAIL_CLOSED",
+                **hold,
                 "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": value},
                 "vm_config": {
                     "vm_id": "fhir_smart_authz",
@@ -668,9 +691,11 @@ class Rig:
         main_issuer = issuer_entry(self.issuer, "issuer")
         common = dict(self.plugin_overrides)
         cfgs: dict[str, dict[str, Any] | None] = {
-            "main": plugin_config(self.base("main"), [main_issuer], cluster=self.main_cluster, **common),
+            # main and recorder hold headers for body decisions (allow_on_headers_stop_iteration);
+            # shadow and rotation keep Envoy's default (headers released before the body).
+            "main": plugin_config(self.base("main"), [main_issuer], cluster=self.main_cluster, hold=True, **common),
             "recorder": plugin_config(self.base("recorder"), [dict(main_issuer, audiences=[self.base("recorder")])],
-                                      cluster="recorder", remove_headers=["x-forwarded-user"], **common),
+                                      cluster="recorder", remove_headers=["x-forwarded-user"], hold=True, **common),
             "shadow": plugin_config(self.base("shadow"), [dict(main_issuer, audiences=[self.base("shadow")])],
                                     enforce=False, cluster="recorder", **common),
             "rotation": plugin_config(self.base("rotation"),

@@ -54,28 +54,35 @@ def wasm_plugin_configs(node):
 
 @pytest.mark.parametrize("path", ENVOY_YAMLS, ids=[p.name for p in ENVOY_YAMLS])
 def test_envoy_yaml_plugin_settings(path: Path):
-    """FAIL_CLOSED, and the host's default header pausing (the filter is built for Envoy's
-    default StopAllIteration on paused headers, which is also all Istio's WasmPlugin offers)."""
+    """FAIL_CLOSED, and Envoy's allow_on_headers_stop_iteration set exactly when the plugin
+    holds headers for body decisions (upstream.hold_headers_for_body): with the option but
+    without the flag a held request would stall; with the flag but without the option
+    denied body requests would still send their headers upstream."""
     configs = list(wasm_plugin_configs(yaml.safe_load(path.read_text())))
     assert configs, f"{path.name} has no wasm filter"
     for c in configs:
         assert c.get("failure_policy") == "FAIL_CLOSED", c.get("name")
-        assert not c.get("allow_on_headers_stop_iteration"), (
-            f"{path.name}: the filter expects the default (false) allow_on_headers_stop_iteration")
+        plugin = json.loads(c["configuration"]["value"])
+        hold = bool(plugin.get("upstream", {}).get("hold_headers_for_body"))
+        assert bool(c.get("allow_on_headers_stop_iteration")) == hold, (
+            f"{path.name}: allow_on_headers_stop_iteration and upstream.hold_headers_for_body must agree")
 
 
 def test_there_is_an_envoy_yaml():
     assert ENVOY_YAMLS, "envoy/*.yaml missing (the compose rig's Envoy config)"
 
 
-def test_rig_rendered_config_validates(tmp_path: Path):
+@pytest.mark.parametrize("hold", [False, True], ids=["released", "held"])
+def test_rig_rendered_config_validates(tmp_path: Path, hold: bool):
     from .rig import cluster, envoy_bootstrap, listener, plugin_config
 
     cfg = plugin_config("http://127.0.0.1:1/fhir", [{"issuer": "http://127.0.0.1:2", "audiences": ["http://127.0.0.1:1/fhir"],
                                                     "jwks_uri": "http://127.0.0.1:2/.well-known/jwks.json",
-                                                    "jwks_cluster": "issuer"}])
+                                                    "jwks_cluster": "issuer"}], hold=hold)
     boot = envoy_bootstrap(10001, [listener("main", 10000, "fhir", cfg, WASM, tmp_path / "a.log")],
                            [cluster("fhir", 8080), cluster("issuer", 8081)], tmp_path / "admin.log")
+    wasm = next(wasm_plugin_configs(boot))
+    assert bool(wasm.get("allow_on_headers_stop_iteration")) == hold
     p = tmp_path / "rig.yaml"
     p.write_text(yaml.safe_dump(boot))
     r = validate_config(p)

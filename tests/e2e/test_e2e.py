@@ -220,15 +220,76 @@ def test_denied_request_never_reaches_upstream(rig):
     assert resp.upstream is None
 
 
-def test_denied_write_body_never_reaches_upstream(rig):
-    """A write decided on its body: the headers may go upstream first, the body never does."""
-    token = make_token(rig, ("patient", {}), "recorder")
-    body = {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
-            "subject": {"reference": "Patient/pat-b"}}
-    resp = rig.request("POST", "/Observation", token=token, listener="recorder", body=body)
+def obs_for(patient: str) -> dict[str, Any]:
+    return {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+            "subject": {"reference": f"Patient/{patient}"}}
+
+
+def txn_creating(*patients: str) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": obs_for(p), "request": {"method": "POST", "url": "Observation"}} for p in patients]}
+
+
+# A patient app that may create and search Observations of its patient (pat-a).
+WRITER = ("patient", {"scope": "launch/patient openid fhirUser patient/Observation.crs"})
+
+# Denied body decisions: (method, path, body, reason)
+HELD_DENIALS = [
+    ("POST", "/Observation", obs_for("pat-b"), "patient_compartment_violation"),
+    ("POST", "", txn_creating("pat-a", "pat-b"), "bundle_entry_denied"),
+]
+
+
+@pytest.mark.parametrize("method,path,body,reason", HELD_DENIALS, ids=["create", "transaction"])
+def test_held_denial_never_reaches_upstream(rig, method, path, body, reason):
+    """upstream.hold_headers_for_body with Envoy's allow_on_headers_stop_iteration (the
+    recorder listener): a request denied on its body is answered locally and the upstream
+    sees nothing at all, not even its headers."""
+    token = make_token(rig, WRITER, "recorder")
+    resp = rig.request(method, path, token=token, listener="recorder", body=body)
     assert resp.status == 403, resp.body
+    assert resp.audit["reason"] == reason, resp.audit
+    time.sleep(0.3)
+    assert not rig.recorder.arrived(resp.request_id), "the upstream saw the headers of a denied request"
+    assert resp.upstream is None
+
+
+@pytest.mark.parametrize("method,path,body", [
+    ("POST", "/Observation", obs_for("pat-a")),
+    ("POST", "", txn_creating("pat-a", "pat-a")),
+    ("POST", "/Observation/_search", "patient=pat-a&code=x"),
+], ids=["create", "transaction", "search-form"])
+def test_held_allowed_body_arrives_complete_with_facts(rig, method, path, body):
+    """Held and allowed: the upstream gets the complete body and the forwarded facts."""
+    token = make_token(rig, WRITER, "recorder")
+    ctype = "application/x-www-form-urlencoded" if isinstance(body, str) else None
+    resp = rig.request(method, path, token=token, listener="recorder", body=body, content_type=ctype)
+    assert resp.status in (200, 201), resp.body
+    up = resp.upstream
+    assert up is not None, "the allowed request did not reach the upstream"
+    sent = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+    assert up.body == sent
+    assert up.header("x-smart-patient") == "pat-a"
+    assert up.header("x-smart-client-id") == "demo-patient-app"
+    assert up.header("x-smart-issuer") == rig.issuer.issuer_url
+
+
+def test_released_denial_sends_headers_but_never_the_body(rig):
+    """Envoy's default (no allow_on_headers_stop_iteration; the rotation listener): the
+    headers of a body-decided request go upstream once the token is verified; a denial
+    resets the upstream request before its body arrives."""
+    token = make_token(rig, WRITER, "rotation")
+    resp = rig.request("POST", "/Observation", token=token, listener="rotation", body=obs_for("pat-b"))
+    assert resp.status == 403, resp.body
+    assert resp.audit["reason"] == "patient_compartment_violation", resp.audit
     time.sleep(0.3)
     assert resp.upstream is None, "the recorder received a complete denied request"
+    # the contrast with held mode: the headers did reach the upstream
+    assert rig.recorder.arrived(resp.request_id), "expected the released headers upstream"
+    ok = rig.request("POST", "/Observation", token=token, listener="rotation", body=obs_for("pat-a"))
+    assert ok.status == 201, ok.body
+    assert ok.upstream is not None and ok.upstream.body == json.dumps(obs_for("pat-a")).encode()
+    assert ok.upstream.header("x-smart-patient") == "pat-a"
 
 
 def test_shadow_mode_forwards_and_audits(rig):
@@ -241,38 +302,61 @@ def test_shadow_mode_forwards_and_audits(rig):
 # --- key rotation -------------------------------------------------------------
 
 def test_key_rotation_refetches_jwks(rig):
-    """The issuer rotates to new kids (old keys dropped). A token with a new kid makes the
-    filter refetch the JWKS; once the new set has reached every worker VM (shared data,
-    picked up on the 1 s tick; the rotation listener allows a refetch every second), new
-    kids verify and the dropped key no longer does, on every worker."""
+    """The issuer rotates to new kids (old keys dropped). The first token with a new kid
+    makes one worker VM refetch the JWKS (taking the cross-VM lease) and share it; every
+    other worker, on its first request with a new kid, loads the shared set (or waits for
+    the fetch in flight) instead of answering 401 until its 1 s tick: every request with a
+    new kid is allowed at once, on every worker, with one JWKS fetch in all. Once every VM
+    has picked up the new set (tick), the dropped key no longer verifies."""
     iss = rig.rot_issuer
     before = make_token(rig, ("patient", {}), "rotation")
     r1 = rig.request("GET", "/Patient/pat-a", token=before, listener="rotation")
     assert r1.status == 200, r1.body
     old_kid = iss.kid("RS256")
     old_key = iss.keys["RS256"]
+    time.sleep(1.1)  # past jwks_min_refetch_seconds (1) of any earlier fetch
     fetches = iss.jwks_fetches
     new_kids = iss.rotate(keep_old=False)
     assert new_kids["RS256"] != old_kid
-    after = make_token(rig, ("patient", {}), "rotation")
-    deadline = time.monotonic() + 10
-    while True:  # a worker may answer 401 until the refetched set reaches it
-        r2 = rig.request("GET", "/Patient/pat-a", token=after, listener="rotation")
-        if r2.status == 200 or time.monotonic() > deadline:
-            break
-        assert r2.audit["reason"] == "invalid_token", r2.audit
-        time.sleep(0.25)
-    assert r2.status == 200, f"token with the new kid refused after rotation: {r2.body!r} {r2.audit}"
-    assert iss.jwks_fetches > fetches, "the filter never refetched the JWKS"
+    for i in range(2 * rig.concurrency + 2):  # new connections spread over the workers
+        alg = "ES256" if i % 2 else "RS256"
+        tok = make_token(rig, ("patient", {"alg": alg}), "rotation")
+        r2 = rig.request("GET", "/Patient/pat-a", token=tok, listener="rotation")
+        assert r2.status == 200, f"{alg} token with a new kid refused after rotation (try {i}): {r2.body!r} {r2.audit}"
+    assert iss.jwks_fetches == fetches + 1, f"expected one JWKS fetch across workers, got {iss.jwks_fetches - fetches}"
     time.sleep(2.5)  # > tick period + min refetch interval: every VM has the new set
     stale = iss.sign(iss.claims("patient", aud=rig.base("rotation")), key=old_key)
-    for i in range(2 * rig.concurrency + 2):  # new connections spread over the workers
+    for i in range(2 * rig.concurrency + 2):
         es = make_token(rig, ("patient", {"alg": "ES256"}), "rotation")
         r4 = rig.request("GET", "/Patient/pat-a", token=es, listener="rotation")
         assert r4.status == 200, f"new ES256 kid refused (try {i}): {r4.body!r}"
         r3 = rig.request("GET", "/Patient/pat-a", token=stale, listener="rotation")
         assert r3.status == 401, f"a token signed with the dropped key verified (try {i}): {r3.audit}"
         assert r3.audit["reason"] == "invalid_token", r3.audit
+
+
+def test_key_rotation_requests_wait_for_the_fetch_in_flight(rig):
+    """Requests with new kids that arrive while a JWKS fetch is in flight (a slow JWKS
+    endpoint), on the fetching worker or on others, wait for that fetch (resumed from the
+    root's tick) instead of answering 401 or fetching again."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    iss = rig.rot_issuer
+    time.sleep(1.1)  # past jwks_min_refetch_seconds (1) of any earlier fetch
+    iss.rotate(keep_old=False)
+    fetches = iss.jwks_fetches
+    n = 2 * rig.concurrency + 2
+    tokens = [make_token(rig, ("patient", {"alg": "ES256" if i % 2 else "RS256"}), "rotation") for i in range(n)]
+    iss.jwks_delay = 1.0
+    try:
+        with ThreadPoolExecutor(n) as pool:
+            results = list(pool.map(
+                lambda t: rig.request("GET", "/Patient/pat-a", token=t, listener="rotation"), tokens))
+    finally:
+        iss.jwks_delay = 0.0
+    for i, r in enumerate(results):
+        assert r.status == 200, f"request {i} with a new kid refused during the fetch: {r.body!r} {r.audit}"
+    assert iss.jwks_fetches == fetches + 1, f"expected one JWKS fetch, got {iss.jwks_fetches - fetches}"
 
 
 # --- metrics -------------------------------------------------------------------

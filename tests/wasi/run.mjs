@@ -13,7 +13,8 @@ const wasi = new WASI({
   returnOnExit: true,
 });
 const module = await WebAssembly.compile(await readFile(file));
-const imports = wasi.getImportObject();
+// `wasiImport` (rather than getImportObject) also exists on Node 18.
+const imports = { wasi_snapshot_preview1: wasi.wasiImport };
 // The crate links proxy-wasm, whose host functions (module `env`, `proxy_*`)
 // are imported even though the core's tests never call them. Satisfy them with
 // stubs that fail loudly if a test ever does.

@@ -1,10 +1,12 @@
-//! Strict JSON parsing for request bodies: like `serde_json::from_slice`
-//! into a [`Value`], but an object with a repeated key is an error.
+//! Strict JSON parsing for request bodies and JOSE segments: like
+//! `serde_json::from_slice` into a [`Value`], but an object with a repeated
+//! key is an error.
 //!
 //! Why: JSON parsers disagree on duplicate keys (first wins, last wins, or
-//! error). If the gateway read `"subject"` from one copy and the FHIR server
-//! from another, a request could be authorized for one patient and executed
-//! for another. Refusing duplicates removes the disagreement.
+//! error). If the gateway read `"subject"` (or a token's `aud`) from one copy
+//! and the FHIR server (or another verifier) from another, a request could be
+//! authorized for one patient and executed for another. Refusing duplicates
+//! removes the disagreement.
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
@@ -16,6 +18,14 @@ pub(crate) fn from_slice_strict(bytes: &[u8]) -> Result<Value, serde_json::Error
     let value = StrictValue.deserialize(&mut de)?;
     de.end()?;
     Ok(value)
+}
+
+/// Start of the error message for a repeated key (see [`is_duplicate_key`]).
+const DUPLICATE_KEY: &str = "duplicate key";
+
+/// Whether a [`from_slice_strict`] error is a repeated object key.
+pub(crate) fn is_duplicate_key(e: &serde_json::Error) -> bool {
+    e.to_string().starts_with(DUPLICATE_KEY)
 }
 
 struct StrictValue;
@@ -83,7 +93,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
             let value = map.next_value_seed(StrictValue)?;
             if out.contains_key(&key) {
                 return Err(de::Error::custom(format_args!(
-                    "duplicate key `{}` in a JSON object",
+                    "{DUPLICATE_KEY} `{}` in a JSON object",
                     key.chars().take(64).collect::<String>()
                 )));
             }
@@ -126,6 +136,8 @@ mod tests {
         }
         let e = from_slice_strict(br#"{"id":"1","id":"2"}"#).unwrap_err();
         assert!(e.to_string().contains("duplicate key `id`"), "{e}");
+        assert!(is_duplicate_key(&e));
+        assert!(!is_duplicate_key(&from_slice_strict(b"{").unwrap_err()));
     }
 
     #[test]
