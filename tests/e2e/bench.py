@@ -20,8 +20,9 @@ tokens once each, so the VM's verified-token cache holds them all; the filter's
 `<prefix>.vm.memory_bytes` gauge (the VM's linear memory) is read from the admin /stats before and
 after.
 
-Env: BENCH_DURATION (s per run, default 5), BENCH_CONNECTIONS (16), BENCH_THREADS (2),
-ENVOY_CONCURRENCY (2), BENCH_MEMORY_TOKENS (10000; 0 skips the memory run).
+Env: BENCH_DURATION (s per throughput run, default 5), BENCH_CONNECTIONS (16), BENCH_THREADS (2),
+ENVOY_CONCURRENCY (2), BENCH_REPEAT (3 concurrency-1 rounds), BENCH_C1_DURATION (3 s per
+concurrency-1 run), BENCH_MEMORY_TOKENS (10000; 0 skips the memory run).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 CONCURRENCY = int(os.environ.get("ENVOY_CONCURRENCY", "2"))
 MEMORY_TOKENS = int(os.environ.get("BENCH_MEMORY_TOKENS", "10000"))
+REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
+C1_DURATION = int(os.environ.get("BENCH_C1_DURATION", "3"))
 
 WRK_LUA = r"""
 local tokens = {}
@@ -108,7 +111,7 @@ def fast_upstream_listener(port: int) -> dict[str, Any]:
 
 
 def run_wrk(url: str, token: str | None = None, tokens_file: Path | None = None,
-            connections: int = CONNECTIONS, threads: int = THREADS) -> dict[str, Any]:
+            connections: int = CONNECTIONS, threads: int = THREADS, duration: int = DURATION) -> dict[str, Any]:
     wrk = shutil.which("wrk")
     if wrk is None:
         return run_python_client(url, token, tokens_file, connections)
@@ -116,11 +119,11 @@ def run_wrk(url: str, token: str | None = None, tokens_file: Path | None = None,
         f.write(WRK_LUA)
         lua = f.name
     threads = min(threads, connections)
-    args = [wrk, f"-t{threads}", f"-c{connections}", f"-d{DURATION}s", "-s", lua]
+    args = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s", "-s", lua]
     if token:
         args += ["-H", f"Authorization: Bearer {token}"]
     args += [url, "--", str(tokens_file or ""), "0", str(threads)]
-    out = subprocess.run(args, capture_output=True, text=True, timeout=DURATION + 60)
+    out = subprocess.run(args, capture_output=True, text=True, timeout=duration + 60)
     os.unlink(lua)
     for line in out.stdout.splitlines():
         if line.startswith("WRKJSON "):
@@ -285,11 +288,24 @@ def main() -> int:
                        envoy.proc)
         print(f"wrk: {THREADS} threads, {CONNECTIONS} connections, {DURATION}s per run, then 1 connection; "
               f"Envoy --concurrency {CONCURRENCY}; {os.cpu_count()} CPUs", flush=True)
+        loaded = {}
         for name, u, t in scenarios:
-            loaded = run_wrk(u, token=t)
-            single = run_wrk(u, token=t, connections=1, threads=1)
-            results.append((name, loaded, single))
-            print(f"  {name}: {loaded['rps']:.0f} req/s; concurrency 1 p50 {single['p50']} us", flush=True)
+            loaded[name] = run_wrk(u, token=t)
+            print(f"  {name}: {loaded[name]['rps']:.0f} req/s", flush=True)
+        # Concurrency 1, round-robin over the scenarios REPEAT times (the machine's other load
+        # drifts): each scenario's figure is the median of its REPEAT medians.
+        singles: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in scenarios}
+        for rep in range(REPEAT):
+            for name, u, t in scenarios:
+                singles[name].append(run_wrk(u, token=t, connections=1, threads=1, duration=C1_DURATION))
+            print(f"  concurrency 1, round {rep + 1}: " + ", ".join(
+                f"{n} {v[-1]['p50']}" for n, v in singles.items()) + " (p50 us)", flush=True)
+        for name, _, _ in scenarios:
+            runs = sorted(singles[name], key=lambda r: r["p50"])
+            one = dict(runs[len(runs) // 2])
+            one["non2xx"] = sum(r["non2xx"] for r in runs)
+            one["errors"] = sum(r["errors"] for r in runs)
+            results.append((name, loaded[name], one))
     finally:
         envoy.stop()
     try:
@@ -306,8 +322,9 @@ def main() -> int:
         cost = "" if name.startswith("no filter") else f"{one['p50'] - base_p50:10d}"
         print(f"{name:26} {r['rps']:8.0f} {r['p50'] / 1000:7.2f} {r['p99'] / 1000:7.2f} {one['p50']:10d} {cost:>10} "
               f"{r['non2xx'] + r['errors'] + one['non2xx'] + one['errors']:7d}")
-    print(f"\nfilter us = median latency at concurrency 1 minus the no-filter median ({base_p50} us): "
-          "the time a request spends in the filter.")
+    print(f"\nreq/s, p50, p99: {CONNECTIONS} connections, {DURATION}s. c1 p50: median latency at concurrency 1 "
+          f"(median of {REPEAT} runs of {C1_DURATION}s). filter us = c1 p50 minus the no-filter c1 p50 "
+          f"({base_p50} us): the time a request spends in the filter.")
     ok = True
     if memory is not None:
         mib = lambda b: f"{b / 1048576:.1f} MiB" if b is not None else "n/a"  # noqa: E731
