@@ -323,6 +323,31 @@ fn spoofed_headers_removed_even_when_denied_or_anonymous() {
 }
 
 #[test]
+fn spoofed_header_that_cannot_be_removed_is_never_forwarded() {
+    // Even in shadow mode: forwarding would hand the upstream a forged identity.
+    for config in [r#"{}"#, r#"{"enforce": false}"#] {
+        let h = host(
+            "GET",
+            "/fhir/Observation/o1",
+            Some("Bearer good"),
+            &[("x-smart-patient", "evil")],
+        );
+        h.state.borrow_mut().fail_header_removal = true;
+        let mut s = stream(Setup {
+            config,
+            ..Setup::default()
+        });
+        assert_eq!(s.on_request_headers(&h, true), Flow::Pause, "{config}");
+        let st = h.state.borrow();
+        assert_eq!(st.replies.len(), 1, "{config}");
+        assert_eq!(st.replies[0].status, 500, "{config}");
+        let body: Value = serde_json::from_slice(&st.replies[0].body).unwrap();
+        assert_eq!(body["issue"][0]["code"], "exception");
+        assert_eq!(st.resumed_requests, 0);
+    }
+}
+
+#[test]
 fn shadow_mode_never_denies_but_audits() {
     for auth in [None, Some("Bearer weak"), Some("Bearer expired")] {
         let h = host("GET", "/fhir/Observation/o1", auth, &[]);

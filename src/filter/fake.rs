@@ -32,6 +32,8 @@ pub struct FakeState {
     pub calls: Vec<(u32, HttpCall)>,
     pub next_call: u32,
     pub fail_calls: bool,
+    /// When set, removing a request header fails (the host refuses).
+    pub fail_header_removal: bool,
     pub shared: HashMap<String, (Vec<u8>, u32)>,
     /// When set, shared data lives here instead of `shared`: give two fake
     /// hosts the same store to model two worker VMs.
@@ -105,6 +107,9 @@ impl Host for FakeHost {
     }
     fn set_header(&self, which: Headers, name: &str, value: Option<&str>) -> bool {
         let mut s = self.state.borrow_mut();
+        if which == Headers::Request && value.is_none() && s.fail_header_removal {
+            return false;
+        }
         match which {
             Headers::Request => set_in(&mut s.request_headers, name, value),
             Headers::Response => set_in(&mut s.response_headers, name, value),

@@ -109,6 +109,21 @@ pub fn deny_reply(config: &Config, d: &Decision, status: u16) -> Reply {
     }
 }
 
+/// A local reply for a failure on the gateway's side (not a refusal of the
+/// client): an OperationOutcome with the given issue code and diagnostics.
+pub fn gateway_error_reply(status: u16, code: &str, why: &str) -> Reply {
+    let body = json!({"resourceType": "OperationOutcome", "issue": [{
+        "severity": "error", "code": code, "diagnostics": why}]});
+    Reply {
+        status,
+        headers: vec![
+            ("content-type".to_string(), FHIR_JSON.to_string()),
+            ("cache-control".to_string(), "no-store".to_string()),
+        ],
+        body: body.to_string().into_bytes(),
+    }
+}
+
 /// The SMART discovery document reply.
 pub fn discovery_reply(doc: &Value) -> Reply {
     Reply {

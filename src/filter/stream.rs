@@ -415,16 +415,30 @@ impl Stream {
             n.make_ascii_lowercase();
         }
         // Anti-spoofing: incoming copies of the fact headers never reach upstream.
+        let mut spoofed_header_kept = false;
         headers.retain(|(lower, _)| {
             if config.upstream.is_reserved(lower) {
                 if !host.set_header(Headers::Request, lower, None) {
                     host.log(Level::Error, &format!("could not remove header {lower}"));
+                    spoofed_header_kept = true;
                 }
                 false
             } else {
                 true
             }
         });
+        if spoofed_header_kept {
+            // Fail closed: the upstream would trust an identity header the
+            // client set.
+            return self.reply(
+                host,
+                &super::response::gateway_error_reply(
+                    500,
+                    "exception",
+                    "the gateway could not remove a client-supplied identity header; the request was not forwarded",
+                ),
+            );
+        }
         for (n, v) in &headers {
             match n.as_str() {
                 ":method" => self.method = v.clone(),
@@ -915,16 +929,10 @@ impl Stream {
 
     fn relay_failed(&mut self, host: &dyn Host, why: &str) -> Flow {
         self.shared.count(host, "response_check.upstream_failure");
-        let d = Decision::deny(Reason::ResponseNotPermitted, why.to_string());
-        let body = serde_json::json!({"resourceType": "OperationOutcome", "issue": [{
-            "severity": "error", "code": "transient", "diagnostics": why}]});
-        let r = Reply {
-            status: 502,
-            headers: vec![("content-type".into(), super::response::FHIR_JSON.into())],
-            body: body.to_string().into_bytes(),
-        };
-        let _ = d;
-        self.reply(host, &r)
+        self.reply(
+            host,
+            &super::response::gateway_error_reply(502, "transient", why),
+        )
     }
 
     fn on_relay_response(&mut self, host: &dyn Host, body_size: usize) {
