@@ -5,7 +5,6 @@ WASM_TARGET := wasm32-wasip1
 WASM := target/$(WASM_TARGET)/release/fhir_smart_authz.wasm
 VENV := .venv
 PY := $(VENV)/bin/python
-ENVOY := $(VENV)/lib/python3.11/site-packages/envoy/_bin/envoy
 
 .PHONY: build cli test unit wasm-test e2e lint fmt bench bench-core demo venv validate clean
 
@@ -31,6 +30,9 @@ $(VENV)/.ok: tests/e2e/requirements.txt
 
 e2e: build cli venv ## end-to-end table against real Envoy running the built .wasm
 	$(PY) -m pytest -q tests/e2e
+
+validate: build cli venv ## envoy --mode validate on envoy/*.yaml, docker-compose config, Istio + example configs
+	$(PY) -m pytest -q tests/e2e/test_configs.py
 
 lint:
 	$(CARGO) fmt --all -- --check
