@@ -363,6 +363,10 @@ pub struct AuditConfig {
     pub enabled: bool,
     /// `source` of the record: the name of this gateway. Default `fhir-smart-authz`.
     pub source: String,
+    /// How the record is stored in filter state: `"struct"` (default; a
+    /// `google.protobuf.Struct`, rendered by `:TYPED` as a nested object) or
+    /// `"json"` (JSON text, rendered by `:PLAIN` as a string; cheaper).
+    pub encoding: String,
 }
 
 impl Default for AuditConfig {
@@ -370,9 +374,13 @@ impl Default for AuditConfig {
         AuditConfig {
             enabled: true,
             source: "fhir-smart-authz".into(),
+            encoding: AUDIT_ENCODINGS[0].into(),
         }
     }
 }
+
+/// Allowed values of `audit.encoding`; the first is the default.
+pub const AUDIT_ENCODINGS: [&str; 2] = ["struct", "json"];
 
 impl AuditConfig {
     pub fn validate(&self, field: &str) -> Result<(), ConfigError> {
@@ -382,7 +390,21 @@ impl AuditConfig {
                 "must name this gateway, e.g. \"fhir-gw-eu1\"",
             ));
         }
+        if !AUDIT_ENCODINGS.contains(&self.encoding.as_str()) {
+            return Err(ConfigError::new(
+                format!("{field}.encoding"),
+                format!(
+                    "must be \"struct\" (nested object, access log `:TYPED`) or \"json\" (JSON text, access log `:PLAIN`) (got {:?})",
+                    self.encoding
+                ),
+            ));
+        }
         Ok(())
+    }
+
+    /// `true` when the record is written as JSON text (`"encoding": "json"`).
+    pub fn json_text(&self) -> bool {
+        self.encoding == "json"
     }
 }
 
@@ -441,6 +463,24 @@ mod tests {
     }
 
     #[test]
+    fn audit_encoding_parses_and_validates() {
+        for (json, encoding, json_text) in [
+            (r#"{}"#, "struct", false),
+            (r#"{"audit":{"encoding":"struct"}}"#, "struct", false),
+            (r#"{"audit":{"encoding":"json"}}"#, "json", true),
+        ] {
+            let c = Config::from_json(json.as_bytes()).unwrap();
+            assert_eq!(c.audit.encoding, encoding, "{json}");
+            assert_eq!(c.audit.json_text(), json_text, "{json}");
+        }
+        let e = Config::from_json(br#"{"audit":{"encoding":"text"}}"#).unwrap_err();
+        assert_eq!(e.field, "audit.encoding");
+        assert!(e.message.contains("\"struct\""), "{e}");
+        assert!(e.message.contains("\"json\""), "{e}");
+        assert!(e.message.contains("\"text\""), "{e}");
+    }
+
+    #[test]
     fn shell_errors_name_the_field() {
         for (json, field) in [
             (
@@ -465,6 +505,8 @@ mod tests {
                 "discovery.code_challenge_methods_supported",
             ),
             (r#"{"audit":{"source":" "}}"#, "audit.source"),
+            (r#"{"audit":{"encoding":"JSON"}}"#, "audit.encoding"),
+            (r#"{"audit":{"encoding":""}}"#, "audit.encoding"),
             (
                 r#"{"upstream":{"remove_headers":["Host"]}}"#,
                 "upstream.remove_headers[0]",

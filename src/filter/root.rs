@@ -15,6 +15,55 @@ pub const TICK_MS: u64 = 1000;
 
 pub type Factory = dyn Fn(Rc<Config>) -> (Box<dyn TokenPort>, Box<dyn Engine>);
 
+/// The audit encoding of a configuration, given what this root context has
+/// already declared. The property is declared (`declare`, Envoy's
+/// `declare_property` foreign function) at most once per root context, and
+/// only when a configuration asks for `"struct"`:
+/// - nothing declared yet: `"json"` → JSON text, nothing declared;
+///   `"struct"` → declare; on success Struct, if refused JSON text (warned);
+/// - already declared as a Struct (an earlier configuration of this root
+///   context): Struct, whatever is asked — JSON text would not parse as the
+///   declared Struct and the record would be lost, so a `"json"` wish is
+///   ignored with a warning;
+/// - declaration refused earlier: JSON text, without asking again.
+pub fn resolve_audit_encoding(
+    host: &dyn Host,
+    config: &Config,
+    declared: &mut Option<Result<(), String>>,
+    declare: &mut dyn FnMut() -> Result<(), String>,
+) -> AuditEncoding {
+    match declared {
+        Some(Ok(())) => {
+            if config.audit.json_text() {
+                host.log(
+                    Level::Warn,
+                    "fhir-smart-authz: audit.encoding \"json\" ignored: this plugin already declared the audit property as a Struct; the record stays a Struct until Envoy reloads the plugin",
+                );
+            }
+            AuditEncoding::Struct
+        }
+        Some(Err(_)) => AuditEncoding::Json,
+        None if config.audit.json_text() => AuditEncoding::Json,
+        None => {
+            let r = declare();
+            let e = match &r {
+                Ok(()) => AuditEncoding::Struct,
+                Err(err) => {
+                    host.log(
+                        Level::Warn,
+                        &format!(
+                            "fhir-smart-authz: {err}; the audit record is written as JSON text"
+                        ),
+                    );
+                    AuditEncoding::Json
+                }
+            };
+            *declared = Some(r);
+            e
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Root {
     pub shared: Option<Rc<Shared>>,
@@ -27,13 +76,27 @@ pub struct Root {
 }
 
 impl Root {
-    /// Parse and apply a plugin configuration. `false` = Envoy rejects it.
+    /// Parse and apply a plugin configuration with a fixed audit encoding.
+    /// `false` = Envoy rejects it.
     pub fn configure(
         &mut self,
         host: &dyn Host,
         bytes: Option<&[u8]>,
         factory: &Factory,
         audit_encoding: AuditEncoding,
+    ) -> bool {
+        self.configure_with(host, bytes, factory, &mut |_| audit_encoding)
+    }
+
+    /// Parse and apply a plugin configuration; `audit_encoding` is asked,
+    /// only once the configuration is valid, how this configuration's audit
+    /// record is written (see [`resolve_audit_encoding`]).
+    pub fn configure_with(
+        &mut self,
+        host: &dyn Host,
+        bytes: Option<&[u8]>,
+        factory: &Factory,
+        audit_encoding: &mut dyn FnMut(&Config) -> AuditEncoding,
     ) -> bool {
         let bytes = bytes.filter(|b| !b.is_empty()).unwrap_or(b"{}");
         let config = match Config::from_json(bytes) {
@@ -43,6 +106,7 @@ impl Root {
                 return false;
             }
         };
+        let audit_encoding = audit_encoding(&config);
         let (tokens, engine) = factory(config.clone());
         self.shared = Some(Shared::new(config.clone(), tokens, engine, audit_encoding));
         self.in_flight.clear();

@@ -6,8 +6,8 @@ use super::host::{Host, Level, ProxyHost};
 use super::pbstruct::declare_property_args;
 use super::ports::{Engine, TokenPort};
 use super::response::{operation_outcome, FHIR_JSON};
-use super::root::Root;
-use super::stream::{AuditEncoding, Flow, Stream, AUDIT_PROPERTY};
+use super::root::{resolve_audit_encoding, Root};
+use super::stream::{Flow, Stream, AUDIT_PROPERTY};
 use crate::config::Config;
 use crate::decision::{Decision, Reason};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -39,31 +39,19 @@ fn action(f: Flow) -> Action {
 #[derive(Default)]
 struct WasmRoot {
     root: Root,
-    encoding: Option<AuditEncoding>,
+    /// Outcome of declaring the audit property on this root context (`None`:
+    /// not declared: no configuration has asked for `"struct"` yet).
+    declared: Option<Result<(), String>>,
 }
 
-impl WasmRoot {
-    /// Declare the audit property as a `google.protobuf.Struct` so the access
-    /// log's `%FILTER_STATE(wasm.fhir_smart_authz_audit:TYPED)%` renders a
-    /// nested object; fall back to JSON text if the host refuses.
-    fn declare_audit_property(&mut self) -> AuditEncoding {
-        if let Some(e) = self.encoding {
-            return e;
-        }
-        let args = declare_property_args(AUDIT_PROPERTY, Some(STRUCT_TYPE_URL));
-        let e = match ProxyHost.call_foreign_function("declare_property", &args) {
-            Ok(_) => AuditEncoding::Struct,
-            Err(err) => {
-                ProxyHost.log(
-                    Level::Warn,
-                    &format!("fhir-smart-authz: {err}; the audit record is written as JSON text"),
-                );
-                AuditEncoding::Json
-            }
-        };
-        self.encoding = Some(e);
-        e
-    }
+/// Declare the audit property as a `google.protobuf.Struct` so the access
+/// log's `%FILTER_STATE(wasm.fhir_smart_authz_audit:TYPED)%` renders a
+/// nested object.
+fn declare_audit_property() -> Result<(), String> {
+    let args = declare_property_args(AUDIT_PROPERTY, Some(STRUCT_TYPE_URL));
+    ProxyHost
+        .call_foreign_function("declare_property", &args)
+        .map(|_| ())
 }
 
 impl Context for WasmRoot {
@@ -82,10 +70,12 @@ impl RootContext for WasmRoot {
     }
 
     fn on_configure(&mut self, _size: usize) -> bool {
-        let encoding = self.declare_audit_property();
         let bytes = ProxyHost.plugin_configuration();
+        let declared = &mut self.declared;
         self.root
-            .configure(&ProxyHost, bytes.as_deref(), &factory, encoding)
+            .configure_with(&ProxyHost, bytes.as_deref(), &factory, &mut |config| {
+                resolve_audit_encoding(&ProxyHost, config, declared, &mut declare_audit_property)
+            })
     }
 
     fn on_tick(&mut self) {

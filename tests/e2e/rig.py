@@ -7,7 +7,8 @@ Layout of one rig (every port picked at start):
 
   client ─► Envoy listener "main"      ─► cluster fhir     (sekmet-fhir, seeded)
           ► Envoy listener "recorder"  ─► cluster recorder (records what reached it)
-          ► Envoy listener "shadow"    ─► cluster recorder (same plugin, enforce=false)
+          ► Envoy listener "shadow"    ─► cluster recorder (same plugin, enforce=false,
+                                                          audit.encoding "json" logged with :PLAIN)
           ► Envoy listener "rotation"  ─► cluster recorder (trusts only the rotation issuer)
   Envoy ─► cluster issuer / issuer_rot (JWKS fetches by the filter)
 
@@ -383,6 +384,12 @@ ACCESS_LOG_FORMAT = {
 }
 
 
+def audit_json_text(config: dict[str, Any] | str | None) -> bool:
+    """Does this plugin configuration write the audit record as JSON text
+    (`audit.encoding: "json"`, logged with `:PLAIN`)?"""
+    return isinstance(config, dict) and config.get("audit", {}).get("encoding") == "json"
+
+
 def holds_headers(config: dict[str, Any] | str | None) -> bool:
     """Does this plugin configuration set `upstream.hold_headers_for_body`?"""
     return isinstance(config, dict) and bool(config.get("upstream", {}).get("hold_headers_for_body"))
@@ -420,6 +427,8 @@ def listener(name: str, port: int, cluster: str, plugin: dict[str, Any] | str | 
     filters.append({"name": "envoy.filters.http.router",
                     "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}})
     fmt = dict(ACCESS_LOG_FORMAT, listener=name)
+    if audit_json_text(plugin):
+        fmt["audit"] = "%FILTER_STATE(wasm.fhir_smart_authz_audit:PLAIN)%"
     return {
         "name": name,
         "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
@@ -693,11 +702,12 @@ class Rig:
         cfgs: dict[str, dict[str, Any] | None] = {
             # main and recorder hold headers for body decisions (allow_on_headers_stop_iteration);
             # shadow and rotation keep Envoy's default (headers released before the body).
+            # shadow writes its audit record as JSON text (audit.encoding "json", access log :PLAIN).
             "main": plugin_config(self.base("main"), [main_issuer], cluster=self.main_cluster, hold=True, **common),
             "recorder": plugin_config(self.base("recorder"), [dict(main_issuer, audiences=[self.base("recorder")])],
                                       cluster="recorder", remove_headers=["x-forwarded-user"], hold=True, **common),
             "shadow": plugin_config(self.base("shadow"), [dict(main_issuer, audiences=[self.base("shadow")])],
-                                    enforce=False, cluster="recorder", **common),
+                                    enforce=False, cluster="recorder", **{"audit": {"encoding": "json"}, **common}),
             "rotation": plugin_config(self.base("rotation"),
                                       [dict(issuer_entry(self.rot_issuer, "issuer_rot"), jwks_min_refetch_seconds=1)],
                                       cluster="recorder", **common),

@@ -299,6 +299,31 @@ def test_shadow_mode_forwards_and_audits(rig):
     assert "www-authenticate" not in resp.headers
 
 
+def test_json_audit_encoding_logs_the_struct_record_as_text(rig):
+    """The shadow listener writes its record as JSON text (audit.encoding "json") and logs it
+    with :PLAIN: the access log carries it as a JSON string whose parsed value is exactly the
+    record the recorder listener (struct mode, :TYPED) writes for the same request and token,
+    apart from the request's own id, time and the shadow flag."""
+    token = rig.issuer.mint("patient", aud=[rig.base("recorder"), rig.base("shadow")])
+    for method, path, tok in (("GET", "/Patient/pat-a", token), ("DELETE", "/Patient/pat-a", None)):
+        struct_resp = rig.request(method, path, token=tok, listener="recorder")
+        json_resp = rig.request(method, path, token=tok, listener="shadow")
+        raw = next(json.loads(line) for line in rig.access_log.path.read_text().splitlines()
+                   if json_resp.request_id in line)
+        assert isinstance(raw["audit"], str) and raw["audit"].startswith("{"), raw["audit"]
+        typed = next(json.loads(line) for line in rig.access_log.path.read_text().splitlines()
+                     if struct_resp.request_id in line)
+        assert typed["audit"]["@type"] == "type.googleapis.com/google.protobuf.Struct", typed["audit"]
+        got, want = json.loads(raw["audit"]), typed["audit"]["value"]
+        assert got == json_resp.audit
+        assert (got["request_id"], want["request_id"]) == (json_resp.request_id, struct_resp.request_id)
+        assert (got["enforced"], want["enforced"]) == (False, True)
+        differs = ("recorded", "request_id", "enforced")
+        assert {k: v for k, v in got.items() if k not in differs} == \
+            {k: v for k, v in want.items() if k not in differs}, (method, got, want)
+        assert got["decision"] == ("allow" if tok else "deny"), got
+
+
 # --- key rotation -------------------------------------------------------------
 
 def test_key_rotation_refetches_jwks(rig):
