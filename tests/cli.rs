@@ -36,6 +36,23 @@ fn run(args: &[&str], stdin: &str) -> (i32, String, String) {
     )
 }
 
+/// An RS256 reference token (tests/fixtures/keys/generate.py) by case name.
+fn reference_token(case: &str) -> String {
+    let refs: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/keys/reference_tokens.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    refs.iter()
+        .find(|r| r["alg"] == "RS256" && r["case"] == case)
+        .and_then(|r| r["token"].as_str())
+        .unwrap()
+        .to_string()
+}
+
 #[test]
 fn check_config() {
     for good in [
@@ -148,21 +165,7 @@ fn explain_is_human_readable() {
 
 #[test]
 fn decide_with_raw_tokens() {
-    let refs: Vec<Value> = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/keys/reference_tokens.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let token = |case: &str| {
-        refs.iter()
-            .find(|r| r["alg"] == "RS256" && r["case"] == case)
-            .and_then(|r| r["token"].as_str())
-            .unwrap()
-            .to_string()
-    };
+    let token = reference_token;
     // The reference tokens carry `scope: patient/*.rs` and no patient claim.
     let input = [
         serde_json::json!({"method": "GET", "path": "/fhir/Observation?code=x", "token": token("valid")}),
@@ -205,21 +208,7 @@ fn decide_with_raw_tokens() {
 
 #[test]
 fn token_inspect_shows_claims_and_verdict_never_the_signature() {
-    let refs: Vec<Value> = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/keys/reference_tokens.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let token = |case: &str| {
-        refs.iter()
-            .find(|r| r["alg"] == "RS256" && r["case"] == case)
-            .and_then(|r| r["token"].as_str())
-            .unwrap()
-            .to_string()
-    };
+    let token = reference_token;
     let config = "examples/configs/cli_token.json";
     for (case, valid, reason) in [
         ("valid", true, "valid"),
