@@ -9,7 +9,6 @@ use serde_json::Value;
 /// Decide from verified claims (`None` = no token). Builds the
 /// [`AuthContext`] on every call; the filter builds it once per token
 /// ([`AuthContext::from_claims`]) and uses [`decide_prepared`].
-#[allow(clippy::result_large_err)]
 pub fn decide(config: &Config, req: &RequestParts, claims: Option<&Value>) -> Decision {
     match claims.map(|c| AuthContext::from_claims(config, c)) {
         None => decide_prepared(config, req, None),

@@ -452,7 +452,8 @@ impl Stream {
         if let Some(disc) = &config.discovery {
             let path_only = self.path.split('?').next().unwrap_or("");
             if matches!(self.method.as_str(), "GET" | "HEAD")
-                && path_only == format!("{}/.well-known/smart-configuration", config.base_path)
+                && path_only.strip_prefix(config.base_path.as_str())
+                    == Some("/.well-known/smart-configuration")
             {
                 let d = Decision::allow(
                     Reason::PublicEndpoint,
