@@ -366,6 +366,23 @@ fn shadow_mode_never_denies_but_audits() {
 }
 
 #[test]
+fn unreadable_request_body_is_refused_not_decided_as_empty() {
+    let h = host("POST", "/fhir/Observation", Some("Bearer good"), &[]);
+    h.state.borrow_mut().request_body = b"{\"resourceType\":\"Observation\"}".to_vec();
+    let mut s = stream(Setup {
+        body_needed: true,
+        ..Setup::default()
+    });
+    assert_eq!(s.on_request_headers(&h, false), Flow::Continue);
+    h.state.borrow_mut().fail_body_read = true;
+    assert_eq!(s.on_request_body(&h, 30, true), Flow::Pause);
+    let st = h.state.borrow();
+    assert_eq!(st.replies.len(), 1);
+    assert_eq!(st.replies[0].status, 500);
+    assert!(st.properties.is_empty(), "no decision was taken");
+}
+
+#[test]
 fn body_needed_then_decided() {
     let h = host("POST", "/fhir/Observation", Some("Bearer good"), &[]);
     h.state.borrow_mut().request_body = b"{\"resourceType\":\"Observation\"}".to_vec();

@@ -34,6 +34,8 @@ pub struct FakeState {
     pub fail_calls: bool,
     /// When set, removing a request header fails (the host refuses).
     pub fail_header_removal: bool,
+    /// When set, reading any body fails (the host refuses).
+    pub fail_body_read: bool,
     pub shared: HashMap<String, (Vec<u8>, u32)>,
     /// When set, shared data lives here instead of `shared`: give two fake
     /// hosts the same store to model two worker VMs.
@@ -119,6 +121,9 @@ impl Host for FakeHost {
     }
     fn body(&self, which: Body, max: usize) -> Option<Vec<u8>> {
         let s = self.state.borrow();
+        if s.fail_body_read {
+            return None;
+        }
         let b = match which {
             Body::Request => &s.request_body,
             Body::Response => &s.response_body,

@@ -668,7 +668,21 @@ impl Stream {
         if !end_of_stream {
             return Flow::Pause;
         }
-        self.body = Some(host.body(Body::Request, body_size).unwrap_or_default());
+        let body = host.body(Body::Request, body_size);
+        if body.is_none() && body_size > 0 {
+            // Deciding on an empty body would skip what it says (form
+            // `_include`s, the resource's patient): fail closed.
+            host.log(Level::Error, "could not read the buffered request body");
+            return self.reply(
+                host,
+                &super::response::gateway_error_reply(
+                    500,
+                    "exception",
+                    "the gateway could not read the request body to check it; the request was not forwarded",
+                ),
+            );
+        }
+        self.body = Some(body.unwrap_or_default());
         if !self.awaiting_body {
             // The whole body is here before the token: decided when it resolves.
             return Flow::Pause;
