@@ -3,6 +3,10 @@ SHELL := /bin/bash
 CARGO ?= cargo
 WASM_TARGET := wasm32-wasip1
 WASM := target/$(WASM_TARGET)/release/fhir_smart_authz.wasm
+# The workspace: the filter crate (root, the proxy-wasm shell), `core/` (the
+# pure core, no proxy-wasm) and `cli/` (the command-line tool).
+FILTER_PKG := fhir-smart-authz
+CORE_PKG := fhir-smart-authz-core
 VENV := .venv
 PY := $(VENV)/bin/python
 
@@ -10,17 +14,17 @@ PY := $(VENV)/bin/python
 
 build: $(WASM) ## the shipped artifact: release .wasm
 
-$(WASM): $(shell find src -name '*.rs') Cargo.toml Cargo.lock
-	$(CARGO) build --release --target $(WASM_TARGET) --lib
+$(WASM): $(shell find src core/src -name '*.rs') Cargo.toml core/Cargo.toml Cargo.lock
+	$(CARGO) build --release --target $(WASM_TARGET) -p $(FILTER_PKG) --lib
 
 cli: ## native CLI binary
 	$(CARGO) build --release --bin fhir-smart-authz
 
-unit: ## native unit, corpus and property tests
+unit: ## native unit, corpus, property, filter-flow and CLI tests of every crate
 	$(CARGO) test --all-targets
 
-wasm-test: ## the core's tests compiled to wasm32-wasip1, run under Node's WASI
-	CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings --experimental-wasi-unstable-preview1 tests/wasi/run.mjs" $(CARGO) test --target $(WASM_TARGET) --lib --tests --no-fail-fast
+wasm-test: ## the core crate's tests compiled to wasm32-wasip1, run under Node's WASI
+	CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings --experimental-wasi-unstable-preview1 $(CURDIR)/tests/wasi/run.mjs" $(CARGO) test --target $(WASM_TARGET) -p $(CORE_PKG) --lib --tests --no-fail-fast
 
 venv: $(VENV)/.ok
 $(VENV)/.ok: tests/e2e/requirements.txt
@@ -37,15 +41,15 @@ validate: build cli venv ## envoy --mode validate on envoy/*.yaml, docker-compos
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) clippy --target $(WASM_TARGET) --lib -- -D warnings
+	$(CARGO) clippy --target $(WASM_TARGET) -p $(FILTER_PKG) -p $(CORE_PKG) --lib -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
 
 test: lint unit wasm-test e2e ## everything
 
-bench-core: ## criterion: classify + decide natively
-	$(CARGO) bench --bench core
+bench-core: ## criterion: classify + decide natively (core/benches/core.rs)
+	$(CARGO) bench -p $(CORE_PKG) --bench core
 
 bench: build cli venv bench-core ## inside real Envoy (token paths, cache hits) + core
 	$(PY) -m tests.e2e.bench

@@ -7,14 +7,14 @@
     clippy::type_complexity
 )]
 
-use fhir_smart_authz::config::Config;
-use fhir_smart_authz::decision::{Decision, Obligation, Reason};
-use fhir_smart_authz::fhir::{Interaction, InteractionKind, Level, RequestParts};
-use fhir_smart_authz::filter::fake::{FakeEngine, FakeHost, FakeToken, FakeTokens};
-use fhir_smart_authz::filter::pbstruct::encode_struct;
-use fhir_smart_authz::filter::ports::{Engine, TokenPort};
-use fhir_smart_authz::filter::root::{resolve_audit_encoding, Root};
-use fhir_smart_authz::filter::stream::{AuditEncoding, Flow, Shared, Stream};
+use fhir_smart_authz::fake::{FakeEngine, FakeHost, FakeToken, FakeTokens};
+use fhir_smart_authz::pbstruct::encode_struct;
+use fhir_smart_authz::ports::{Engine, TokenPort};
+use fhir_smart_authz::root::{resolve_audit_encoding, Root};
+use fhir_smart_authz::stream::{AuditEncoding, Flow, Shared, Stream};
+use fhir_smart_authz_core::config::Config;
+use fhir_smart_authz_core::decision::{Decision, Obligation, Reason};
+use fhir_smart_authz_core::fhir::{Interaction, InteractionKind, Level, RequestParts};
 use serde_json::{json, Value};
 use std::rc::Rc;
 
@@ -757,7 +757,7 @@ fn root_shares_jwks_fetches_across_vms() {
     let factory = |_c: Rc<Config>| -> (Box<dyn TokenPort>, Box<dyn Engine>) {
         let mut t = tokens();
         t.fetched = vec![0];
-        t.due = vec![(0, fhir_smart_authz::filter::fake::jwks_call())];
+        t.due = vec![(0, fhir_smart_authz::fake::jwks_call())];
         (Box::new(t), Box::new(scripted_engine(false, false)))
     };
     let cfg = br#"{"fhir_base_url":"https://fhir.example/fhir","issuers":[{"issuer":"https://as","jwks_uri":"https://as/jwks","jwks_cluster":"issuer"}]}"#;
@@ -976,11 +976,7 @@ const ROT_CFG: &[u8] = br#"{"fhir_base_url":"https://fhir.example/fhir","issuers
 
 /// One worker VM: its host (sharing `store` with the others), its root, and
 /// a token port allowed `budget` unknown-kid fetches of its own.
-fn vm(
-    store: &fhir_smart_authz::filter::fake::SharedStore,
-    budget: u32,
-    now_ms: u64,
-) -> (FakeHost, Root) {
+fn vm(store: &fhir_smart_authz::fake::SharedStore, budget: u32, now_ms: u64) -> (FakeHost, Root) {
     let factory = move |_c: Rc<Config>| -> (Box<dyn TokenPort>, Box<dyn Engine>) {
         let mut t = tokens();
         t.fetched = vec![0];
@@ -1014,7 +1010,7 @@ const NEW_JWKS: &[u8] = b"{\"keys\":[\"new\"]}";
 
 #[test]
 fn rotated_kid_uses_the_key_set_another_vm_shared() {
-    let store = fhir_smart_authz::filter::fake::SharedStore::default();
+    let store = fhir_smart_authz::fake::SharedStore::default();
     // VM A sees the new kid first and fetches (it takes the cross-VM lease).
     let (a, root_a) = vm(&store, 1, NOW_MS);
     let sa = vm_stream(&root_a, 1);
@@ -1041,7 +1037,7 @@ fn rotated_kid_uses_the_key_set_another_vm_shared() {
     // A kid that is in no key set: A's fetch (moments ago) did not have it;
     // B refuses at once, without a fetch of its own and without waiting
     // (at most one fetch per jwks_min_refetch_seconds across VMs).
-    let store = fhir_smart_authz::filter::fake::SharedStore::default();
+    let store = fhir_smart_authz::fake::SharedStore::default();
     let (a, root_a) = vm(&store, 1, NOW_MS);
     let sa = vm_stream(&root_a, 1);
     assert_eq!(sa.borrow_mut().on_request_headers(&a, true), Flow::Pause);
@@ -1058,7 +1054,7 @@ fn rotated_kid_uses_the_key_set_another_vm_shared() {
 
 #[test]
 fn rotated_kid_waits_for_the_fetch_in_flight_on_another_vm() {
-    let store = fhir_smart_authz::filter::fake::SharedStore::default();
+    let store = fhir_smart_authz::fake::SharedStore::default();
     let (a, root_a) = vm(&store, 1, NOW_MS);
     let sa = vm_stream(&root_a, 1);
     assert_eq!(sa.borrow_mut().on_request_headers(&a, true), Flow::Pause);
@@ -1088,7 +1084,7 @@ fn rotated_kid_waits_for_the_fetch_in_flight_on_another_vm() {
 #[test]
 fn waiting_for_another_vm_is_bounded() {
     // A's fetch fails: the lease is released and B fetches itself.
-    let store = fhir_smart_authz::filter::fake::SharedStore::default();
+    let store = fhir_smart_authz::fake::SharedStore::default();
     let (a, root_a) = vm(&store, 1, NOW_MS);
     let sa = vm_stream(&root_a, 1);
     assert_eq!(sa.borrow_mut().on_request_headers(&a, true), Flow::Pause);
@@ -1107,7 +1103,7 @@ fn waiting_for_another_vm_is_bounded() {
 
     // A's fetch never answers: B answers 401 once its wait times out
     // (jwks_timeout_ms + 1 s), without fetching.
-    let store = fhir_smart_authz::filter::fake::SharedStore::default();
+    let store = fhir_smart_authz::fake::SharedStore::default();
     let (a, root_a) = vm(&store, 1, NOW_MS);
     let sa = vm_stream(&root_a, 1);
     assert_eq!(sa.borrow_mut().on_request_headers(&a, true), Flow::Pause);

@@ -1,10 +1,10 @@
 //! An in-memory host and fake ports for native tests of the shell.
 
-use super::host::{Body, Headers, Host, HttpCall, Level, SharedWrite};
-use super::ports::{Engine, Pending, TokenPort, TokenStep};
-use crate::config::Config;
-use crate::decision::{Decision, Obligation, Reason};
-use crate::fhir::RequestParts;
+use crate::host::{Body, Headers, Host, HttpCall, Level, SharedWrite};
+use crate::ports::{Engine, Pending, TokenPort, TokenStep};
+use fhir_smart_authz_core::config::Config;
+use fhir_smart_authz_core::decision::{Decision, Obligation, Reason};
+use fhir_smart_authz_core::fhir::RequestParts;
 use serde_json::Value;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -288,7 +288,7 @@ pub fn jwks_call() -> HttpCall {
 
 impl TokenPort for FakeTokens {
     fn extract(&self, config: &Config, req: &RequestParts) -> Result<Option<String>, Decision> {
-        super::core_adapter::CoreTokens::new(std::rc::Rc::new(config.clone())).extract(config, req)
+        crate::core_adapter::CoreTokens::new(std::rc::Rc::new(config.clone())).extract(config, req)
     }
     fn verify(&mut self, _host: &dyn Host, token: &str, _now: u64) -> TokenStep {
         let cache_hit = !self.cached.insert(token.to_string());

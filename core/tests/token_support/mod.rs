@@ -11,8 +11,8 @@
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use fhir_smart_authz::config::Config;
-use fhir_smart_authz::token::alg::Es384;
+use fhir_smart_authz_core::config::Config;
+use fhir_smart_authz_core::token::alg::Es384;
 use jwt_compact::alg::{Ed25519, Es256, Rsa, RsaPrivateKey};
 use jwt_compact::{Algorithm, AlgorithmSignature};
 use serde_json::{json, Value};
@@ -21,11 +21,12 @@ pub const ISS: &str = "https://issuer.example.org";
 pub const AUD: &str = "https://fhir.example.org/fhir";
 pub const NOW: u64 = 1_800_000_000;
 
-pub const PRIVATE_KEYS: &str = include_str!("../fixtures/keys/private_keys.json");
-pub const JWKS: &str = include_str!("../fixtures/keys/jwks.json");
-pub const JWKS_ROTATED: &str = include_str!("../fixtures/keys/jwks_rotated.json");
-pub const JWKS_MIXED: &str = include_str!("../fixtures/keys/jwks_mixed.json");
-pub const REFERENCE_TOKENS: &str = include_str!("../fixtures/keys/reference_tokens.json");
+pub const PRIVATE_KEYS: &str = include_str!("../../../tests/fixtures/keys/private_keys.json");
+pub const JWKS: &str = include_str!("../../../tests/fixtures/keys/jwks.json");
+pub const JWKS_ROTATED: &str = include_str!("../../../tests/fixtures/keys/jwks_rotated.json");
+pub const JWKS_MIXED: &str = include_str!("../../../tests/fixtures/keys/jwks_mixed.json");
+pub const REFERENCE_TOKENS: &str =
+    include_str!("../../../tests/fixtures/keys/reference_tokens.json");
 
 pub fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)

@@ -6,7 +6,7 @@
 mod classify_common;
 
 use classify_common::{config, config_without_url, request, summary};
-use fhir_smart_authz::fhir::{body_needed, classify, is_valid_id, resource_types};
+use fhir_smart_authz_core::fhir::{body_needed, classify, is_valid_id, resource_types};
 
 type Row<'a> = (
     &'a str,

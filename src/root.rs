@@ -1,12 +1,12 @@
 //! Root context logic: configuration, JWKS fetch scheduling and sharing
 //! across worker VMs. Host-agnostic.
 
-use super::host::{Body, Headers, Host, Level};
-use super::ports::{Engine, TokenPort};
-use super::stream::{
+use crate::host::{Body, Headers, Host, Level};
+use crate::ports::{Engine, TokenPort};
+use crate::stream::{
     end_lease, lease_state, publish_jwks, take_lease, AuditEncoding, Lease, Shared, Waiter,
 };
-use crate::config::Config;
+use fhir_smart_authz_core::config::Config;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 

@@ -1,8 +1,8 @@
 //! Deny replies: status, `WWW-Authenticate` (RFC 6750 §3) and a FHIR
 //! `OperationOutcome` body. Pure.
 
-use crate::config::Config;
-use crate::decision::{Decision, Reason};
+use fhir_smart_authz_core::config::Config;
+use fhir_smart_authz_core::decision::{Decision, Reason};
 use serde_json::{json, Value};
 
 /// A local reply.

@@ -8,12 +8,12 @@
     clippy::indexing_slicing
 )]
 
-use fhir_smart_authz::config::Config;
-use fhir_smart_authz::decision::{Decision, Obligation, Reason};
-use fhir_smart_authz::fhir::{
+use fhir_smart_authz_core::config::Config;
+use fhir_smart_authz_core::decision::{Decision, Obligation, Reason};
+use fhir_smart_authz_core::fhir::{
     BundleEntry, Compartment, Interaction, InteractionKind as K, Level, SearchParam,
 };
-use fhir_smart_authz::policy::{authorize, AuthContext};
+use fhir_smart_authz_core::policy::{authorize, AuthContext};
 use serde_json::{json, Value};
 
 const LAB: &str = "http://terminology.hl7.org/CodeSystem/observation-category|laboratory";

@@ -1,15 +1,15 @@
 //! proxy-wasm 0.2.5 entry points (wasm32 only): thin glue from the SDK's
 //! callbacks to [`Root`] and [`Stream`] over [`ProxyHost`].
 
-use super::core_adapter::{CoreEngine, CoreTokens};
-use super::host::{Host, Level, ProxyHost};
-use super::pbstruct::declare_property_args;
-use super::ports::{Engine, TokenPort};
-use super::response::{operation_outcome, FHIR_JSON};
-use super::root::{resolve_audit_encoding, Root};
-use super::stream::{Flow, Stream, AUDIT_PROPERTY};
-use crate::config::Config;
-use crate::decision::{Decision, Reason};
+use crate::core_adapter::{CoreEngine, CoreTokens};
+use crate::host::{Host, Level, ProxyHost};
+use crate::pbstruct::declare_property_args;
+use crate::ports::{Engine, TokenPort};
+use crate::response::{operation_outcome, FHIR_JSON};
+use crate::root::{resolve_audit_encoding, Root};
+use crate::stream::{Flow, Stream, AUDIT_PROPERTY};
+use fhir_smart_authz_core::config::Config;
+use fhir_smart_authz_core::decision::{Decision, Reason};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 use std::cell::RefCell;

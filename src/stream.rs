@@ -21,15 +21,15 @@
 //!   (`dispatch_http_call` with the request's headers), checks it, and relays
 //!   it — or replaces it with 403/404 — as a local reply.
 
-use super::host::{Body, Headers, Host, HttpCall, Level, SharedWrite};
-use super::metrics::Metrics;
-use super::ports::{Engine, Pending, Prepared, TokenPort, TokenStep};
-use super::response::{deny_reply, discovery_reply, Reply};
-use crate::audit::{self, AuditInput, Identity};
-use crate::config::shell::Fact;
-use crate::config::Config;
-use crate::decision::{Decision, Reason};
-use crate::fhir::{Interaction, InteractionKind, Level as FhirLevel, RequestParts};
+use crate::host::{Body, Headers, Host, HttpCall, Level, SharedWrite};
+use crate::metrics::Metrics;
+use crate::ports::{Engine, Pending, Prepared, TokenPort, TokenStep};
+use crate::response::{deny_reply, discovery_reply, Reply};
+use fhir_smart_authz_core::audit::{self, AuditInput, Identity};
+use fhir_smart_authz_core::config::shell::Fact;
+use fhir_smart_authz_core::config::Config;
+use fhir_smart_authz_core::decision::{Decision, Reason};
+use fhir_smart_authz_core::fhir::{Interaction, InteractionKind, Level as FhirLevel, RequestParts};
 use serde_json::Value;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -432,7 +432,7 @@ impl Stream {
             // client set.
             return self.reply(
                 host,
-                &super::response::gateway_error_reply(
+                &crate::response::gateway_error_reply(
                     500,
                     "exception",
                     "the gateway could not remove a client-supplied identity header; the request was not forwarded",
@@ -675,7 +675,7 @@ impl Stream {
             host.log(Level::Error, "could not read the buffered request body");
             return self.reply(
                 host,
-                &super::response::gateway_error_reply(
+                &crate::response::gateway_error_reply(
                     500,
                     "exception",
                     "the gateway could not read the request body to check it; the request was not forwarded",
@@ -858,7 +858,7 @@ impl Stream {
         );
         let bytes = match self.shared.audit_encoding {
             AuditEncoding::Json => rec.to_string().into_bytes(),
-            AuditEncoding::Struct => super::pbstruct::encode_struct(&rec),
+            AuditEncoding::Struct => crate::pbstruct::encode_struct(&rec),
         };
         if !host.set_property(&[AUDIT_PROPERTY], &bytes) {
             host.log(
@@ -946,7 +946,7 @@ impl Stream {
         self.shared.count(host, "response_check.upstream_failure");
         self.reply(
             host,
-            &super::response::gateway_error_reply(502, "transient", why),
+            &crate::response::gateway_error_reply(502, "transient", why),
         )
     }
 

@@ -11,15 +11,15 @@
 
 mod token_support;
 
-use fhir_smart_authz::decision::Reason;
-use fhir_smart_authz::token::{RustCryptoVerifier, TokenVerifier};
+use fhir_smart_authz_core::decision::Reason;
+use fhir_smart_authz_core::token::{RustCryptoVerifier, TokenVerifier};
 use jwt_compact::alg::{Hs256, Hs256Key};
 use jwt_compact::{Algorithm, AlgorithmSignature};
 use serde_json::{json, Value};
 use token_support::*;
 
 fn verify(
-    config: &fhir_smart_authz::config::Config,
+    config: &fhir_smart_authz_core::config::Config,
     token: &str,
 ) -> Result<Value, (Reason, String)> {
     let mut v = TokenVerifier::new(config).unwrap();
@@ -672,7 +672,7 @@ fn two_thousand_scopes_are_accepted_quickly() {
         }),
     );
     assert!(t.len() < 60_000);
-    let cfg = fhir_smart_authz::config::Config::from_json(
+    let cfg = fhir_smart_authz_core::config::Config::from_json(
         config_json(json!({}), json!({"max_bytes": 65536}))
             .to_string()
             .as_bytes(),

@@ -7,7 +7,7 @@
 mod classify_common;
 
 use classify_common::config;
-use fhir_smart_authz::fhir::{
+use fhir_smart_authz_core::fhir::{
     body_needed, classify, is_valid_id, resource_types, Interaction, RequestParts,
 };
 use proptest::prelude::*;

@@ -7,10 +7,10 @@
     clippy::indexing_slicing
 )]
 
-use fhir_smart_authz::config::Config;
-use fhir_smart_authz::engine;
-use fhir_smart_authz::fhir::RequestParts;
-use fhir_smart_authz::policy::AuthContext;
+use fhir_smart_authz_core::config::Config;
+use fhir_smart_authz_core::engine;
+use fhir_smart_authz_core::fhir::RequestParts;
+use fhir_smart_authz_core::policy::AuthContext;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 

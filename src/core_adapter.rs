@@ -1,15 +1,15 @@
 //! Production implementations of the ports over the pure core. This is the
-//! one place that adapts to the signatures of `crate::token`, `crate::engine`
-//! and `crate::policy`.
+//! one place that adapts to the signatures of `fhir_smart_authz_core::token`, `fhir_smart_authz_core::engine`
+//! and `fhir_smart_authz_core::policy`.
 
-use super::host::{Host, HttpCall};
-use super::ports::{Engine, Pending, Prepared, TokenPort, TokenStep};
-use crate::config::Config;
-use crate::decision::{Decision, Obligation, Reason};
-use crate::fhir::RequestParts;
-use crate::token::host_crypto::VERIFY_SIGNATURE_FUNCTION;
-use crate::token::service::{self, CallPurpose, OutboundCall, TokenService};
-use crate::token::{
+use crate::host::{Host, HttpCall};
+use crate::ports::{Engine, Pending, Prepared, TokenPort, TokenStep};
+use fhir_smart_authz_core::config::Config;
+use fhir_smart_authz_core::decision::{Decision, Obligation, Reason};
+use fhir_smart_authz_core::fhir::RequestParts;
+use fhir_smart_authz_core::token::host_crypto::VERIFY_SIGNATURE_FUNCTION;
+use fhir_smart_authz_core::token::service::{self, CallPurpose, OutboundCall, TokenService};
+use fhir_smart_authz_core::token::{
     extract_bearer, jose, HostAssistedVerifier, RustCryptoVerifier, SignatureVerifier,
 };
 use serde_json::Value;
@@ -21,15 +21,17 @@ pub struct CoreEngine;
 
 impl Engine for CoreEngine {
     fn body_needed(&self, config: &Config, req: &RequestParts) -> bool {
-        crate::fhir::body_needed(config, req)
+        fhir_smart_authz_core::fhir::body_needed(config, req)
     }
 
     fn decide(&self, config: &Config, req: &RequestParts, claims: Option<&Value>) -> Decision {
-        crate::engine::decide(config, req, claims)
+        fhir_smart_authz_core::engine::decide(config, req, claims)
     }
 
     fn prepare(&self, config: &Config, claims: &Value) -> Option<Prepared> {
-        Some(crate::policy::AuthContext::from_claims(config, claims))
+        Some(fhir_smart_authz_core::policy::AuthContext::from_claims(
+            config, claims,
+        ))
     }
 
     fn decide_prepared(
@@ -40,8 +42,10 @@ impl Engine for CoreEngine {
         prepared: Option<&Prepared>,
     ) -> Decision {
         match (claims, prepared) {
-            (Some(_), Some(p)) => crate::engine::decide_prepared(config, req, Some(p)),
-            _ => crate::engine::decide(config, req, claims),
+            (Some(_), Some(p)) => {
+                fhir_smart_authz_core::engine::decide_prepared(config, req, Some(p))
+            }
+            _ => fhir_smart_authz_core::engine::decide(config, req, claims),
         }
     }
 
@@ -51,7 +55,7 @@ impl Engine for CoreEngine {
         response: &Value,
         base_url: Option<&str>,
     ) -> Result<(), String> {
-        crate::policy::check_response(obligation, response, base_url)
+        fhir_smart_authz_core::policy::check_response(obligation, response, base_url)
     }
 }
 

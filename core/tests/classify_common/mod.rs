@@ -6,8 +6,8 @@
     clippy::indexing_slicing
 )]
 
-use fhir_smart_authz::config::Config;
-use fhir_smart_authz::fhir::{Interaction, RequestParts, SearchParam};
+use fhir_smart_authz_core::config::Config;
+use fhir_smart_authz_core::fhir::{Interaction, RequestParts, SearchParam};
 
 pub fn config(base: &str) -> Config {
     let (path, url) = match base {

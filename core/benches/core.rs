@@ -6,10 +6,10 @@
     clippy::indexing_slicing
 )]
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use fhir_smart_authz::config::Config;
-use fhir_smart_authz::engine::decide_with_context;
-use fhir_smart_authz::fhir::RequestParts;
-use fhir_smart_authz::policy::AuthContext;
+use fhir_smart_authz_core::config::Config;
+use fhir_smart_authz_core::engine::decide_with_context;
+use fhir_smart_authz_core::fhir::RequestParts;
+use fhir_smart_authz_core::policy::AuthContext;
 
 const SCOPES: &str = "openid fhirUser launch/patient offline_access patient/Patient.rs patient/Observation.rs \
 patient/Condition.rs patient/MedicationRequest.rs patient/Encounter.rs patient/AllergyIntolerance.rs";

@@ -7,9 +7,9 @@
     clippy::indexing_slicing
 )]
 
-use fhir_smart_authz::config::Config;
-use fhir_smart_authz::engine::decide;
-use fhir_smart_authz::fhir::RequestParts;
+use fhir_smart_authz_core::config::Config;
+use fhir_smart_authz_core::engine::decide;
+use fhir_smart_authz_core::fhir::RequestParts;
 use serde_json::{json, Value};
 
 const P123: &str = "patient/*.rs patient/Observation.cu";

@@ -1,12 +1,12 @@
 //! The two seams between the shell and the pure core: token handling and the
 //! decision engine. The production implementations live in
-//! [`super::core_adapter`]; tests plug in fakes.
+//! [`crate::core_adapter`]; tests plug in fakes.
 
-use super::host::{Host, HttpCall};
-use crate::config::Config;
-use crate::decision::{Decision, Obligation};
-use crate::fhir::RequestParts;
-use crate::policy::AuthContext;
+use crate::host::{Host, HttpCall};
+use fhir_smart_authz_core::config::Config;
+use fhir_smart_authz_core::decision::{Decision, Obligation};
+use fhir_smart_authz_core::fhir::RequestParts;
+use fhir_smart_authz_core::policy::AuthContext;
 use serde_json::Value;
 use std::rc::Rc;
 
@@ -35,7 +35,7 @@ pub enum TokenStep {
 pub trait TokenPort {
     /// The bearer token of a request: `Ok(None)` when there is none, `Err`
     /// for malformed or multiple credentials.
-    #[allow(clippy::result_large_err)] // mirrors crate::token's extraction signature
+    #[allow(clippy::result_large_err)] // mirrors fhir_smart_authz_core::token's extraction signature
     fn extract(&self, config: &Config, req: &RequestParts) -> Result<Option<String>, Decision>;
     /// Verify a token at `now` (Unix seconds).
     fn verify(&mut self, host: &dyn Host, token: &str, now: u64) -> TokenStep;

@@ -2,8 +2,8 @@
 //! once, on first use, and then incremented by its cached id: the hot path
 //! neither formats names nor allocates.
 
-use super::host::Host;
-use crate::decision::{Decision, Verdict};
+use crate::host::Host;
+use fhir_smart_authz_core::decision::{Decision, Verdict};
 use std::collections::HashMap;
 
 #[derive(Debug, Default)]

@@ -1,9 +1,9 @@
 //! The CLI: `check-config`, `decide`, `explain`, `token inspect`. Native only (bin crate).
 
-use fhir_smart_authz::config::Config;
-use fhir_smart_authz::decision::{Decision, Reason};
-use fhir_smart_authz::engine;
-use fhir_smart_authz::fhir::RequestParts;
+use fhir_smart_authz_core::config::Config;
+use fhir_smart_authz_core::decision::{Decision, Reason};
+use fhir_smart_authz_core::engine;
+use fhir_smart_authz_core::fhir::RequestParts;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -229,7 +229,7 @@ fn token_inspect(args: &[&str], input: &mut dyn BufRead, out: &mut dyn Write) ->
             return 2;
         }
     };
-    let report = fhir_smart_authz::token::inspect(&config, &token, unix_now());
+    let report = fhir_smart_authz_core::token::inspect(&config, &token, unix_now());
     let _ = writeln!(
         out,
         "{}",
@@ -248,7 +248,7 @@ fn unix_now() -> u64 {
 /// `"token"` input: verified against the issuers' inline JWKS (the CLI
 /// cannot fetch keys) at the current time.
 fn verify_token(config: &Config, token: &str) -> Result<Value, Decision> {
-    fhir_smart_authz::token::verify_with_config(config, token, unix_now())
+    fhir_smart_authz_core::token::verify_with_config(config, token, unix_now())
 }
 
 fn explain_text(n: usize, label: &str, d: &Decision) -> String {

@@ -11,11 +11,11 @@
 
 mod token_support;
 
-use fhir_smart_authz::config::Config;
-use fhir_smart_authz::decision::Reason;
-use fhir_smart_authz::fhir::RequestParts;
-use fhir_smart_authz::token::host_crypto::{self, HostAssistedVerifier};
-use fhir_smart_authz::token::{
+use fhir_smart_authz_core::config::Config;
+use fhir_smart_authz_core::decision::Reason;
+use fhir_smart_authz_core::fhir::RequestParts;
+use fhir_smart_authz_core::token::host_crypto::{self, HostAssistedVerifier};
+use fhir_smart_authz_core::token::{
     extract_bearer, inspect, verify_with_config, Authenticated, BearerToken, FetchReason, Jwk,
     JwsAlgorithm, RustCryptoVerifier, SignatureVerifier, TokenCache, TokenLocation, TokenSettings,
     TokenVerifier, VerifierError,
@@ -213,7 +213,7 @@ fn bearer_extraction_table() {
 
 #[test]
 fn jwks_parsing_skips_and_reports() {
-    let set = fhir_smart_authz::token::KeySet::parse(JWKS_MIXED.as_bytes()).unwrap();
+    let set = fhir_smart_authz_core::token::KeySet::parse(JWKS_MIXED.as_bytes()).unwrap();
     let kids: Vec<_> = set.keys().iter().map(|k| k.kid.clone().unwrap()).collect();
     assert_eq!(kids, vec!["rsa1"]);
     let reasons: Vec<(usize, &str)> = set
@@ -234,7 +234,7 @@ fn jwks_parsing_skips_and_reports() {
         (r#"{"keys": [], "keys": []}"#, "duplicate"),
         (r#"not json"#, "not valid JSON"),
     ] {
-        let e = fhir_smart_authz::token::KeySet::parse(doc.as_bytes()).unwrap_err();
+        let e = fhir_smart_authz_core::token::KeySet::parse(doc.as_bytes()).unwrap_err();
         assert!(e.contains(expect), "{doc}: {e}");
     }
     // A JWK that pins its alg only verifies that alg.
@@ -538,10 +538,10 @@ fn cache_skips_signature_and_respects_time_and_keys() {
 #[test]
 fn cache_bounded_eviction_oldest_first() {
     let mut cache: TokenCache<u32> = TokenCache::new(3);
-    let times = fhir_smart_authz::token::TimeClaims::default();
+    let times = fhir_smart_authz_core::token::TimeClaims::default();
     for i in 0..10u32 {
         cache.insert(
-            fhir_smart_authz::token::CacheKey::of(&format!("t{i}")),
+            fhir_smart_authz_core::token::CacheKey::of(&format!("t{i}")),
             0,
             1,
             NOW + 100,
@@ -554,7 +554,7 @@ fn cache_bounded_eviction_oldest_first() {
     for i in 0..7 {
         assert!(cache
             .get(
-                &fhir_smart_authz::token::CacheKey::of(&format!("t{i}")),
+                &fhir_smart_authz_core::token::CacheKey::of(&format!("t{i}")),
                 NOW,
                 gen
             )
@@ -564,7 +564,7 @@ fn cache_bounded_eviction_oldest_first() {
         assert_eq!(
             cache
                 .get(
-                    &fhir_smart_authz::token::CacheKey::of(&format!("t{i}")),
+                    &fhir_smart_authz_core::token::CacheKey::of(&format!("t{i}")),
                     NOW,
                     gen
                 )
@@ -624,7 +624,7 @@ fn introspection_active_inactive_down() {
     assert_eq!(h["authorization"], format!("Basic {basic}"));
     assert!(!format!("{req:?}").contains(opaque));
 
-    let to_sub = |t: &fhir_smart_authz::token::VerifiedToken| {
+    let to_sub = |t: &fhir_smart_authz_core::token::VerifiedToken| {
         t.claims["scope"].as_str().unwrap_or("").to_string()
     };
     // Active, exp beyond max_cache_seconds: cached 120 s.
@@ -967,7 +967,7 @@ fn cli_verify_and_inspect() {
 
 #[test]
 fn shared_jwks_encoding_round_trips() {
-    use fhir_smart_authz::token::{decode_shared_jwks, encode_shared_jwks};
+    use fhir_smart_authz_core::token::{decode_shared_jwks, encode_shared_jwks};
     let enc = encode_shared_jwks(NOW, JWKS.as_bytes());
     assert_eq!(decode_shared_jwks(&enc), Some((NOW, JWKS.as_bytes())));
     assert_eq!(decode_shared_jwks(&enc[..7]), None);
@@ -977,7 +977,7 @@ fn shared_jwks_encoding_round_trips() {
 
 #[test]
 fn token_service_drives_fetches_cache_and_introspection() {
-    use fhir_smart_authz::token::{CallPurpose, TokenService, TokenStep};
+    use fhir_smart_authz_core::token::{CallPurpose, TokenService, TokenStep};
     let cfg = remote_config(json!({}));
     let mut svc = TokenService::new(&cfg).unwrap();
     assert_eq!(svc.fetched_issuers(), vec![0]);
@@ -1138,7 +1138,7 @@ fn token_service_drives_fetches_cache_and_introspection() {
 /// checks and die with the key set, exactly like the first hit.
 #[test]
 fn token_service_repeated_hits_keep_expiry_and_key_set_checks() {
-    use fhir_smart_authz::token::{TokenService, TokenStep};
+    use fhir_smart_authz_core::token::{TokenService, TokenStep};
     let cfg = remote_config(json!({}));
     let mut svc = TokenService::new(&cfg).unwrap();
     let sig = Counting(Cell::new(0));
