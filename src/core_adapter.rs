@@ -21,7 +21,7 @@ pub struct CoreEngine;
 
 impl Engine for CoreEngine {
     fn body_needed(&self, config: &Config, req: &RequestParts) -> bool {
-        fhir_smart_authz_core::fhir::body_needed(config, req)
+        fhir_smart_authz_core::engine::body_needed(config, req)
     }
 
     fn decide(&self, config: &Config, req: &RequestParts, claims: Option<&Value>) -> Decision {
@@ -29,9 +29,7 @@ impl Engine for CoreEngine {
     }
 
     fn prepare(&self, config: &Config, claims: &Value) -> Option<Prepared> {
-        Some(fhir_smart_authz_core::policy::AuthContext::from_claims(
-            config, claims,
-        ))
+        Some(fhir_smart_authz_core::engine::auth_context(config, claims))
     }
 
     fn decide_prepared(
@@ -126,7 +124,7 @@ pub struct CoreTokens {
 impl CoreTokens {
     pub fn new(config: Rc<Config>) -> CoreTokens {
         CoreTokens {
-            service: TokenService::new(&config).map_err(|e| e.to_string()),
+            service: TokenService::new(config.trust(), &config.claims).map_err(|e| e.to_string()),
             host_crypto: config.token.host_crypto,
         }
     }

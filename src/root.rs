@@ -3,9 +3,8 @@
 
 use crate::host::{Body, Headers, Host, Level};
 use crate::ports::{Engine, TokenPort};
-use crate::stream::{
-    end_lease, lease_state, publish_jwks, take_lease, AuditEncoding, Lease, Shared, Waiter,
-};
+use crate::stream::{end_lease, lease_state, publish_jwks, take_lease, Lease, Shared, Waiter};
+use fhir_smart_authz_core::audit::AuditEncoding;
 use fhir_smart_authz_core::config::Config;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
@@ -34,7 +33,7 @@ pub fn resolve_audit_encoding(
 ) -> AuditEncoding {
     match declared {
         Some(Ok(())) => {
-            if config.audit.json_text() {
+            if config.audit.encoding == AuditEncoding::Json {
                 host.log(
                     Level::Warn,
                     "fhir-smart-authz: audit.encoding \"json\" ignored: this plugin already declared the audit property as a Struct; the record stays a Struct until Envoy reloads the plugin",
@@ -43,7 +42,7 @@ pub fn resolve_audit_encoding(
             AuditEncoding::Struct
         }
         Some(Err(_)) => AuditEncoding::Json,
-        None if config.audit.json_text() => AuditEncoding::Json,
+        None if config.audit.encoding == AuditEncoding::Json => AuditEncoding::Json,
         None => {
             let r = declare();
             let e = match &r {
@@ -115,7 +114,7 @@ impl Root {
             Level::Info,
             &format!(
                 "fhir-smart-authz: configured (base path {:?}, {} issuer(s), enforce={})",
-                config.base_path,
+                config.base.path,
                 config.issuers.len(),
                 config.enforce
             ),

@@ -25,9 +25,9 @@ use crate::host::{Body, Headers, Host, HttpCall, Level, SharedWrite};
 use crate::metrics::Metrics;
 use crate::ports::{Engine, Pending, Prepared, TokenPort, TokenStep};
 use crate::response::{deny_reply, discovery_reply, Reply};
-use fhir_smart_authz_core::audit::{self, AuditInput, Identity};
-use fhir_smart_authz_core::config::shell::Fact;
+use fhir_smart_authz_core::audit::{self, AuditEncoding, AuditInput, Identity};
 use fhir_smart_authz_core::config::Config;
+use fhir_smart_authz_core::config::Fact;
 use fhir_smart_authz_core::decision::{Decision, Reason};
 use fhir_smart_authz_core::fhir::{Interaction, InteractionKind, Level as FhirLevel, RequestParts};
 use serde_json::Value;
@@ -46,16 +46,6 @@ pub const AUDIT_PROPERTY: &str = "fhir_smart_authz_audit";
 pub enum Flow {
     Continue,
     Pause,
-}
-
-/// How the audit record is encoded for `set_property`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuditEncoding {
-    /// JSON text (a String-typed property).
-    Json,
-    /// A serialized `google.protobuf.Struct` (a Protobuf-typed property), so
-    /// `%FILTER_STATE(...:TYPED)%` renders a nested JSON object.
-    Struct,
 }
 
 /// Everything the streams of one plugin configuration share (per VM).
@@ -129,7 +119,7 @@ impl Shared {
             }
         }
         let facts = Rc::new(TokenFacts {
-            identity: Rc::new(Identity::from_claims(&self.config, claims)),
+            identity: Rc::new(Identity::from_claims(&self.config.claims, claims)),
             prepared: self.engine.prepare(&self.config, claims),
         });
         if let Ok(mut seen) = self.tokens_seen.try_borrow_mut() {
@@ -452,7 +442,7 @@ impl Stream {
         if let Some(disc) = &config.discovery {
             let path_only = self.path.split('?').next().unwrap_or("");
             if matches!(self.method.as_str(), "GET" | "HEAD")
-                && path_only.strip_prefix(config.base_path.as_str())
+                && path_only.strip_prefix(config.base.path.as_str())
                     == Some("/.well-known/smart-configuration")
             {
                 let d = Decision::allow(
@@ -845,7 +835,7 @@ impl Stream {
             return;
         }
         let rec = audit::record(
-            config,
+            &config.audit,
             &AuditInput {
                 method: &self.method,
                 request_id: self.request_id.as_deref(),
@@ -854,6 +844,7 @@ impl Stream {
                 enforced: config.enforce,
                 now_ms: host.now_ms(),
                 obligation_result: obligation,
+                obligation_denied_status: config.responses.obligation_denied_status,
             },
         );
         let bytes = match self.shared.audit_encoding {
@@ -982,7 +973,7 @@ impl Stream {
                     obligations.iter().try_for_each(|o| {
                         self.shared
                             .engine
-                            .check_response(o, &v, config.base_url.as_deref())
+                            .check_response(o, &v, config.base.url.as_deref())
                     })
                 }
             }

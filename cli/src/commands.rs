@@ -229,7 +229,7 @@ fn token_inspect(args: &[&str], input: &mut dyn BufRead, out: &mut dyn Write) ->
             return 2;
         }
     };
-    let report = fhir_smart_authz_core::token::inspect(&config, &token, unix_now());
+    let report = fhir_smart_authz_core::token::offline::inspect(config.trust(), &token, unix_now());
     let _ = writeln!(
         out,
         "{}",
@@ -248,7 +248,7 @@ fn unix_now() -> u64 {
 /// `"token"` input: verified against the issuers' inline JWKS (the CLI
 /// cannot fetch keys) at the current time.
 fn verify_token(config: &Config, token: &str) -> Result<Value, Decision> {
-    fhir_smart_authz_core::token::verify_with_config(config, token, unix_now())
+    fhir_smart_authz_core::token::offline::verify_claims(config.trust(), token, unix_now())
 }
 
 fn explain_text(n: usize, label: &str, d: &Decision) -> String {

@@ -6,17 +6,28 @@ use crate::fhir::{classify, RequestParts};
 use crate::policy::{authorize, AuthContext};
 use serde_json::Value;
 
+/// What the policy derives from verified claims, once per token: the parsed
+/// scopes and patient context, or the denial for claims it cannot use.
+pub fn auth_context(config: &Config, claims: &Value) -> Result<AuthContext, Decision> {
+    AuthContext::from_claims(&config.claims, &config.base, claims)
+}
+
+/// Whether this request's decision needs its body (see [`crate::fhir::body_needed`]).
+pub fn body_needed(config: &Config, req: &RequestParts) -> bool {
+    crate::fhir::body_needed(&config.base, req)
+}
+
 /// Decide from verified claims (`None` = no token). Builds the
 /// [`AuthContext`] on every call; the filter builds it once per token
-/// ([`AuthContext::from_claims`]) and uses [`decide_prepared`].
+/// ([`auth_context`]) and uses [`decide_prepared`].
 pub fn decide(config: &Config, req: &RequestParts, claims: Option<&Value>) -> Decision {
-    match claims.map(|c| AuthContext::from_claims(config, c)) {
+    match claims.map(|c| auth_context(config, c)) {
         None => decide_prepared(config, req, None),
         Some(ctx) => decide_prepared(config, req, Some(&ctx)),
     }
 }
 
-/// [`decide`] with the result of [`AuthContext::from_claims`] already at
+/// [`decide`] with the result of [`auth_context`] already at
 /// hand (`None` = no token).
 pub fn decide_prepared(
     config: &Config,
@@ -46,8 +57,8 @@ pub fn decide_with_context(
     req: &RequestParts,
     ctx: Option<&AuthContext>,
 ) -> Decision {
-    match classify(config, req) {
-        Ok(it) => authorize(config, it, ctx),
+    match classify(&config.base, req) {
+        Ok(it) => authorize(&config.policy, &config.base, it, ctx),
         Err(e) => Decision::deny(Reason::InvalidRequest, e.message),
     }
 }

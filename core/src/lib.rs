@@ -7,7 +7,9 @@
 //! `fhir-smart-authz` crate; the CLI is `fhir-smart-authz-cli`.
 
 pub mod audit;
+pub mod claims;
 pub mod config;
+pub mod config_error;
 pub mod decision;
 pub mod engine;
 pub mod fhir;

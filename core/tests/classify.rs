@@ -5,7 +5,7 @@
 
 mod classify_common;
 
-use classify_common::{config, config_without_url, request, summary};
+use classify_common::{fhir_base, fhir_base_without_url, request, summary};
 use fhir_smart_authz_core::fhir::{body_needed, classify, is_valid_id, resource_types};
 
 type Row<'a> = (
@@ -31,7 +31,7 @@ const PATIENT: &str = r#"{"resourceType":"Patient"}"#;
 fn check(rows: &[Row<'_>]) {
     let mut failures = Vec::new();
     for (n, (base, method, path, headers, body, expected)) in rows.iter().enumerate() {
-        let cfg = config(base);
+        let cfg = fhir_base(base);
         let req = request(method, path, headers, body.map(str::as_bytes));
         let got = classify(&cfg, &req);
         let ok = match (&got, expected.strip_prefix('!')) {
@@ -751,7 +751,7 @@ fn batch_and_transaction() {
 #[test]
 #[rustfmt::skip]
 fn absolute_entry_urls_need_a_configured_base_url() {
-    let cfg = config_without_url("/fhir");
+    let cfg = fhir_base_without_url("/fhir");
     let body = bundle(
         "batch",
         &get_entry("https://ehr.example.org/fhir/Patient/1"),
@@ -774,7 +774,7 @@ fn absolute_entry_urls_need_a_configured_base_url() {
 #[test]
 #[rustfmt::skip]
 fn resources_are_parsed_into_the_interaction() {
-    let cfg = config("/fhir");
+    let cfg = fhir_base("/fhir");
     let body = br#"{"resourceType":"Patient","id":"123","name":[{"family":"Chalmers"}]}"#;
     let req = request("PUT", "/fhir/Patient/123", JSON, Some(body));
     let i = classify(&cfg, &req).unwrap();
@@ -799,7 +799,7 @@ fn resources_are_parsed_into_the_interaction() {
 #[test]
 #[rustfmt::skip]
 fn every_r4_type_reads_and_wrong_case_is_refused() {
-    let cfg = config("/fhir");
+    let cfg = fhir_base("/fhir");
     assert_eq!(resource_types::RESOURCE_TYPES.len(), 146);
     for t in resource_types::RESOURCE_TYPES {
         let path = format!("/fhir/{t}/x-1");
@@ -852,7 +852,7 @@ fn body_needed_on_headers_alone() {
         ("", "POST", "/Patient", JSON, true),
     ];
     for (base, method, path, headers, expected) in rows {
-        let cfg = config(base);
+        let cfg = fhir_base(base);
         let req = request(method, path, headers, None);
         assert_eq!(
             body_needed(&cfg, &req),

@@ -13,11 +13,16 @@ use fhir_smart_authz_core::decision::{Decision, Obligation, Reason};
 use fhir_smart_authz_core::fhir::{
     BundleEntry, Compartment, Interaction, InteractionKind as K, Level, SearchParam,
 };
-use fhir_smart_authz_core::policy::{authorize, AuthContext};
+use fhir_smart_authz_core::policy::{self, AuthContext};
 use serde_json::{json, Value};
 
 const LAB: &str = "http://terminology.hl7.org/CodeSystem/observation-category|laboratory";
 const VITAL: &str = "http://terminology.hl7.org/CodeSystem/observation-category|vital-signs";
+
+/// `policy::authorize` with the settings of `config`.
+fn authorize(config: &Config, it: Interaction, ctx: Option<&AuthContext>) -> Decision {
+    policy::authorize(&config.policy, &config.base, it, ctx)
+}
 
 fn cfg() -> Config {
     Config::from_json(br#"{"fhir_base_url":"https://ehr.example.org/fhir"}"#).unwrap()
@@ -1857,7 +1862,7 @@ fn claims_shapes_through_context() {
         ),
         (&config, json!({"scope": "patient/Patient.rs"}), false),
     ] {
-        let ctx = AuthContext::from_claims(c, &claims).unwrap();
+        let ctx = AuthContext::from_claims(&c.claims, &c.base, &claims).unwrap();
         assert_eq!(
             authorize(c, read("Patient", "123"), Some(&ctx)).is_allow(),
             allow,

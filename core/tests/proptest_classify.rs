@@ -6,7 +6,7 @@
 
 mod classify_common;
 
-use classify_common::config;
+use classify_common::fhir_base;
 use fhir_smart_authz_core::fhir::{
     body_needed, classify, is_valid_id, resource_types, Interaction, RequestParts,
 };
@@ -355,7 +355,7 @@ proptest! {
         headers in headers(),
         body in body(),
     ) {
-        let cfg = config(base);
+        let cfg = fhir_base(base);
         let path = format!("{}{rest}", prefix.unwrap_or(base));
         let req = RequestParts { method: &method, path: &path, headers, body: None };
         let needed = body_needed(&cfg, &req);
@@ -379,7 +379,7 @@ proptest! {
 
     #[test]
     fn bundles_never_panic(base in base(), body in bundle_body()) {
-        let cfg = config(base);
+        let cfg = fhir_base(base);
         let path = if base.is_empty() { "/".to_string() } else { base.to_string() };
         let req = RequestParts {
             method: "POST",
@@ -404,7 +404,7 @@ proptest! {
     ) {
         // `[base]/` is fine for HTTP but a leading `/` is not a relative URL.
         prop_assume!(rest != "/" && !rest.starts_with("/?"));
-        let cfg = config(base);
+        let cfg = fhir_base(base);
         let direct_path = if base.is_empty() && !rest.starts_with('/') {
             format!("/{rest}")
         } else {
@@ -415,7 +415,7 @@ proptest! {
         });
         let relative = rest.strip_prefix('/').unwrap_or(&rest);
         let url = if absolute {
-            format!("{}{rest}", cfg.base_url.clone().unwrap_or_default())
+            format!("{}{rest}", cfg.url.clone().unwrap_or_default())
         } else {
             relative.to_string()
         };
@@ -455,7 +455,7 @@ proptest! {
             .map(|(c, &e)| if e { format!("%{:02X}", c as u32) } else { c.to_string() })
             .collect();
         let path = format!("{base}/{t}/{encoded}");
-        let cfg = config(base);
+        let cfg = fhir_base(base);
         let req = RequestParts { method: "GET", path: &path, headers: vec![], body: None };
         let i = classify(&cfg, &req).map_err(|e| TestCaseError::fail(e.message))?;
         prop_assert_eq!(i.id.as_deref(), Some(id.as_str()));

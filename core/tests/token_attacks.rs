@@ -22,7 +22,7 @@ fn verify(
     config: &fhir_smart_authz_core::config::Config,
     token: &str,
 ) -> Result<Value, (Reason, String)> {
-    let mut v = TokenVerifier::new(config).unwrap();
+    let mut v = TokenVerifier::new(config.trust()).unwrap();
     v.verify_jwt(token, NOW, &RustCryptoVerifier)
         .map(|t| t.claims)
         .map_err(|e| (e.reason, e.description))
@@ -564,7 +564,7 @@ fn every_supported_algorithm_verifies() {
     for alg in [
         "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
     ] {
-        let mut v = TokenVerifier::new(&cfg).unwrap();
+        let mut v = TokenVerifier::new(cfg.trust()).unwrap();
         let t = v
             .verify_jwt(&token(alg), NOW, &RustCryptoVerifier)
             .unwrap_or_else(|e| panic!("{alg}: {e}"));

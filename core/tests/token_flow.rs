@@ -15,10 +15,10 @@ use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::Reason;
 use fhir_smart_authz_core::fhir::RequestParts;
 use fhir_smart_authz_core::token::host_crypto::{self, HostAssistedVerifier};
+use fhir_smart_authz_core::token::offline::{inspect, verify_claims};
 use fhir_smart_authz_core::token::{
-    extract_bearer, inspect, verify_with_config, Authenticated, BearerToken, FetchReason, Jwk,
-    JwsAlgorithm, RustCryptoVerifier, SignatureVerifier, TokenCache, TokenLocation, TokenSettings,
-    TokenVerifier, VerifierError,
+    extract_bearer, Authenticated, BearerToken, FetchReason, Jwk, JwsAlgorithm, RustCryptoVerifier,
+    SignatureVerifier, TokenCache, TokenLocation, TokenSettings, TokenVerifier, VerifierError,
 };
 use serde_json::{json, Value};
 use std::cell::Cell;
@@ -253,7 +253,7 @@ fn jwks_parsing_skips_and_reports() {
 #[test]
 fn jwks_startup_rotation_and_outage() {
     let cfg = remote_config(json!({}));
-    let mut v = TokenVerifier::new(&cfg).unwrap();
+    let mut v = TokenVerifier::new(cfg.trust()).unwrap();
     let t0 = NOW;
 
     // Start-up: fetch immediately; until it lands, fail closed with KeysUnavailable.
@@ -400,7 +400,7 @@ fn jwks_startup_rotation_and_outage() {
 #[test]
 fn shared_jwks_from_another_worker() {
     let cfg = remote_config(json!({}));
-    let mut v = TokenVerifier::new(&cfg).unwrap();
+    let mut v = TokenVerifier::new(cfg.trust()).unwrap();
     let store = v.key_store_mut(0).unwrap();
     let up = store
         .on_shared_jwks(JWKS.as_bytes(), NOW - 10, NOW)
@@ -456,7 +456,7 @@ fn auth(
 #[test]
 fn cache_skips_signature_and_respects_time_and_keys() {
     let cfg = remote_config(json!({}));
-    let mut v = TokenVerifier::new(&cfg).unwrap();
+    let mut v = TokenVerifier::new(cfg.trust()).unwrap();
     v.begin_fetch(0, NOW - 100);
     v.on_jwks_response(0, Ok((200, JWKS.as_bytes())), NOW - 100)
         .unwrap();
@@ -593,7 +593,7 @@ fn introspection_config() -> Config {
 #[test]
 fn introspection_active_inactive_down() {
     let cfg = introspection_config();
-    let mut v = TokenVerifier::new(&cfg).unwrap();
+    let mut v = TokenVerifier::new(cfg.trust()).unwrap();
     let mut cache: TokenCache<String> = TokenCache::new(10);
     let sig = Counting(Cell::new(0));
     let opaque = "opaque-token_123";
@@ -738,7 +738,7 @@ fn introspection_active_inactive_down() {
     ));
 
     // Without an introspection issuer an opaque token is a 401.
-    let mut plain = TokenVerifier::new(&config()).unwrap();
+    let mut plain = TokenVerifier::new(config().trust()).unwrap();
     let e = plain
         .authenticate(&mut cache, &bearer(opaque), NOW, &sig, |_| String::new())
         .unwrap_err();
@@ -759,7 +759,7 @@ fn host_assisted_verifier_routes_rsa_pkcs1_to_host() {
         assert_eq!(&args[..8], b"\x0a\x06sha256");
         Ok(vec![0x08, 0x01])
     });
-    let mut v = TokenVerifier::new(&config()).unwrap();
+    let mut v = TokenVerifier::new(config().trust()).unwrap();
     assert!(v.verify_jwt(&token("RS256"), NOW, &host).is_ok());
     assert_eq!(calls.get(), 1);
     for alg in ["PS256", "ES256", "ES384", "EdDSA"] {
@@ -913,7 +913,7 @@ fn config_validation_names_fields() {
         (300, 30)
     );
     assert_eq!(
-        c.issuers[0].effective_audiences(c.base_url.as_deref()),
+        c.issuers[0].effective_audiences(c.base.url.as_deref()),
         vec![AUD.to_string()]
     );
     assert_eq!(c.issuers[0].effective_algorithms().len(), 9);
@@ -924,14 +924,14 @@ fn config_validation_names_fields() {
 #[test]
 fn cli_verify_and_inspect() {
     let cfg = config();
-    let claims = verify_with_config(&cfg, &token("ES384"), NOW).unwrap();
+    let claims = verify_claims(cfg.trust(), &token("ES384"), NOW).unwrap();
     assert_eq!(claims["patient"], "123");
-    let d = verify_with_config(&cfg, &token("ES384"), NOW + 7200).unwrap_err();
+    let d = verify_claims(cfg.trust(), &token("ES384"), NOW + 7200).unwrap_err();
     assert_eq!((d.reason, d.status), (Reason::InvalidToken, 401));
     assert!(d.message.contains("expired"));
 
     let remote = remote_config(json!({}));
-    let d = verify_with_config(&remote, &token("RS256"), NOW).unwrap_err();
+    let d = verify_claims(remote.trust(), &token("RS256"), NOW).unwrap_err();
     assert_eq!(d.reason, Reason::KeysUnavailable);
     assert!(
         d.message.contains("the CLI only has inline keys") && d.message.contains("jwks_uri"),
@@ -940,7 +940,7 @@ fn cli_verify_and_inspect() {
     );
 
     let t = token("RS256");
-    let out = inspect(&cfg, &t, NOW);
+    let out = inspect(cfg.trust(), &t, NOW);
     assert_eq!(out["valid"], true);
     assert_eq!(out["reason"], "valid");
     assert_eq!(
@@ -953,12 +953,12 @@ fn cli_verify_and_inspect() {
         !out.to_string().contains(sig),
         "inspect must not return the signature"
     );
-    let out = inspect(&cfg, &token("RS256"), NOW + 7200);
+    let out = inspect(cfg.trust(), &token("RS256"), NOW + 7200);
     assert_eq!(
         (out["valid"].clone(), out["reason"].clone()),
         (json!(false), json!("invalid_token"))
     );
-    let out = inspect(&cfg, "garbage", NOW);
+    let out = inspect(cfg.trust(), "garbage", NOW);
     assert_eq!(
         (out["header"].clone(), out["valid"].clone()),
         (Value::Null, json!(false))
@@ -979,7 +979,7 @@ fn shared_jwks_encoding_round_trips() {
 fn token_service_drives_fetches_cache_and_introspection() {
     use fhir_smart_authz_core::token::{CallPurpose, TokenService, TokenStep};
     let cfg = remote_config(json!({}));
-    let mut svc = TokenService::new(&cfg).unwrap();
+    let mut svc = TokenService::new(cfg.trust(), &cfg.claims).unwrap();
     assert_eq!(svc.fetched_issuers(), vec![0]);
     let sig = Counting(Cell::new(0));
 
@@ -1096,7 +1096,11 @@ fn token_service_drives_fetches_cache_and_introspection() {
     }
 
     // Introspection through the service.
-    let mut svc = TokenService::new(&introspection_config()).unwrap();
+    let mut svc = {
+        let cfg = introspection_config();
+        TokenService::new(cfg.trust(), &cfg.claims)
+    }
+    .unwrap();
     let (call, purpose) = match svc.verify("opaque", NOW, &sig) {
         TokenStep::Call { call, purpose } => (call, purpose),
         other => panic!("{other:?}"),
@@ -1128,10 +1132,7 @@ fn token_service_drives_fetches_cache_and_introspection() {
 
     // Extraction uses the configured settings.
     let p = parts("/fhir/Patient?access_token=x", &[]);
-    assert_eq!(
-        svc.extract(&cfg, &p).unwrap_err().reason,
-        Reason::InvalidRequest
-    );
+    assert_eq!(svc.extract(&p).unwrap_err().reason, Reason::InvalidRequest);
 }
 
 /// Repeats of a cached token (the service's hot tier) still run the time
@@ -1140,7 +1141,7 @@ fn token_service_drives_fetches_cache_and_introspection() {
 fn token_service_repeated_hits_keep_expiry_and_key_set_checks() {
     use fhir_smart_authz_core::token::{TokenService, TokenStep};
     let cfg = remote_config(json!({}));
-    let mut svc = TokenService::new(&cfg).unwrap();
+    let mut svc = TokenService::new(cfg.trust(), &cfg.claims).unwrap();
     let sig = Counting(Cell::new(0));
     svc.jwks_loaded(0, JWKS.as_bytes(), NOW).unwrap();
     let t = token("RS256"); // exp NOW + 3600, default leeway 60
@@ -1161,7 +1162,7 @@ fn token_service_repeated_hits_keep_expiry_and_key_set_checks() {
         other => panic!("{other:?}"),
     }
     // A new key set without rsa1 drops the cached entry: not a hit any more.
-    let mut svc = TokenService::new(&cfg).unwrap();
+    let mut svc = TokenService::new(cfg.trust(), &cfg.claims).unwrap();
     svc.jwks_loaded(0, JWKS.as_bytes(), NOW).unwrap();
     for _ in 0..2 {
         assert!(matches!(

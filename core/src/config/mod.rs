@@ -1,64 +1,30 @@
 //! Plugin configuration: JSON in Envoy's plugin configuration, parsed with
 //! serde (`deny_unknown_fields`) and validated once into [`Config`], which the
 //! filter shares via `Rc`. Every error names the field and the fix.
+//!
+//! This module only composes: each section's type and checks live with the
+//! module that reads it ([`FhirBase`], [`ClaimsConfig`], [`PolicyConfig`],
+//! [`IssuerConfig`]/[`TokenSettings`], [`AuditConfig`]); the sections only the
+//! proxy-wasm shell reads (`upstream`, `responses`, `discovery`, `metrics`)
+//! live here, since `check-config` validates the whole configuration.
 
-pub mod shell;
+pub mod discovery;
+pub mod metrics;
+pub mod responses;
+pub mod upstream;
 
+pub use crate::config_error::ConfigError;
+pub use discovery::DiscoveryConfig;
+pub use metrics::MetricsConfig;
+pub use responses::ResponsesConfig;
+pub use upstream::{Fact, UpstreamConfig};
+
+use crate::audit::AuditConfig;
+pub use crate::claims::ClaimsConfig;
+use crate::fhir::FhirBase;
+use crate::policy::PolicyConfig;
+use crate::token::{validate_issuers, IssuerConfig, TokenSettings, TrustConfig};
 use serde::Deserialize;
-use std::fmt;
-
-/// A configuration error: the JSON path of the offending field and what to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// JSON path of the field, e.g. `issuers[0].audiences`.
-    pub field: String,
-    /// What is wrong and how to fix it.
-    pub message: String,
-}
-
-impl ConfigError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid configuration at `{}`: {}",
-            self.field, self.message
-        )
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-/// Which claims carry scopes and patient context.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ClaimsConfig {
-    /// Claim holding the scopes: a space-delimited string or an array of strings.
-    pub scope: String,
-    /// Claim holding the launch patient id.
-    pub patient: String,
-    /// Also accept a `fhirUser` claim of the form `Patient/{id}` (relative or
-    /// absolute) as the patient context when `patient` is absent.
-    pub patient_from_fhir_user: bool,
-}
-
-impl Default for ClaimsConfig {
-    fn default() -> Self {
-        ClaimsConfig {
-            scope: "scope".into(),
-            patient: "patient".into(),
-            patient_from_fhir_user: false,
-        }
-    }
-}
 
 /// The configuration exactly as written (before validation).
 #[derive(Debug, Clone, Deserialize)]
@@ -80,22 +46,22 @@ pub struct RawConfig {
     #[serde(default)]
     pub claims: ClaimsConfig,
     #[serde(default)]
-    pub policy: crate::policy::PolicyConfig,
+    pub policy: PolicyConfig,
     /// Trusted token issuers.
     #[serde(default)]
-    pub issuers: Vec<crate::token::IssuerConfig>,
+    pub issuers: Vec<IssuerConfig>,
     #[serde(default)]
-    pub token: crate::token::TokenSettings,
+    pub token: TokenSettings,
     #[serde(default)]
-    pub upstream: shell::UpstreamConfig,
+    pub upstream: UpstreamConfig,
     #[serde(default)]
-    pub responses: shell::ResponsesConfig,
+    pub responses: ResponsesConfig,
     #[serde(default)]
-    pub discovery: Option<shell::DiscoveryConfig>,
+    pub discovery: Option<DiscoveryConfig>,
     #[serde(default)]
-    pub audit: shell::AuditConfig,
+    pub audit: AuditConfig,
     #[serde(default)]
-    pub metrics: shell::MetricsConfig,
+    pub metrics: MetricsConfig,
 }
 
 fn default_base_path() -> String {
@@ -111,32 +77,25 @@ fn default_max_body() -> usize {
 /// Validated configuration. Built once per plugin configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Normalised base path: starts with `/`, no trailing `/` (empty = root).
-    pub base_path: String,
-    /// Normalised absolute base URL without trailing `/`.
-    pub base_url: Option<String>,
+    /// `fhir_base_path` and `fhir_base_url`, normalised.
+    pub base: FhirBase,
     pub enforce: bool,
     pub max_body_bytes: usize,
     pub claims: ClaimsConfig,
-    pub policy: crate::policy::PolicyConfig,
-    pub issuers: Vec<crate::token::IssuerConfig>,
-    pub token: crate::token::TokenSettings,
-    pub upstream: shell::UpstreamConfig,
-    pub responses: shell::ResponsesConfig,
-    pub discovery: Option<shell::DiscoveryConfig>,
-    pub audit: shell::AuditConfig,
-    pub metrics: shell::MetricsConfig,
+    pub policy: PolicyConfig,
+    pub issuers: Vec<IssuerConfig>,
+    pub token: TokenSettings,
+    pub upstream: UpstreamConfig,
+    pub responses: ResponsesConfig,
+    pub discovery: Option<DiscoveryConfig>,
+    pub audit: AuditConfig,
+    pub metrics: MetricsConfig,
 }
 
 impl Config {
     /// Parse and validate JSON configuration bytes.
     pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
-        let raw: RawConfig = serde_json::from_slice(bytes).map_err(|e| {
-            ConfigError::new(
-                json_error_field(&e.to_string()),
-                format!("{e}; see the configuration reference in README.md"),
-            )
-        })?;
+        let raw: RawConfig = serde_json::from_slice(bytes).map_err(|e| parse_error(&e))?;
         Config::validate(raw)
     }
 
@@ -146,27 +105,16 @@ impl Config {
     }
 
     pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
-        let base_path = normalise_base_path(&raw.fhir_base_path)?;
-        let base_url = match raw.fhir_base_url.as_deref() {
-            None => None,
-            Some(u) => Some(normalise_base_url(u)?),
-        };
+        let base = FhirBase::new(&raw.fhir_base_path, raw.fhir_base_url.as_deref())?;
         if raw.max_body_bytes == 0 {
             return Err(ConfigError::new(
                 "max_body_bytes",
                 "must be greater than 0 (default 1048576)",
             ));
         }
-        for (name, value) in [
-            ("claims.scope", &raw.claims.scope),
-            ("claims.patient", &raw.claims.patient),
-        ] {
-            if value.trim().is_empty() {
-                return Err(ConfigError::new(name, "must name a claim, e.g. \"scope\""));
-            }
-        }
+        raw.claims.validate("claims")?;
         raw.policy.validate("policy")?;
-        crate::token::validate_issuers(&raw.issuers, base_url.as_deref())?;
+        validate_issuers(&raw.issuers, base.url.as_deref())?;
         raw.token.validate("token")?;
         raw.upstream.validate("upstream")?;
         raw.responses.validate("responses")?;
@@ -176,8 +124,7 @@ impl Config {
         raw.audit.validate("audit")?;
         raw.metrics.validate("metrics")?;
         Ok(Config {
-            base_path,
-            base_url,
+            base,
             enforce: raw.enforce,
             max_body_bytes: raw.max_body_bytes,
             claims: raw.claims,
@@ -193,44 +140,32 @@ impl Config {
     }
 }
 
-fn normalise_base_path(p: &str) -> Result<String, ConfigError> {
-    let field = "fhir_base_path";
-    if !p.starts_with('/') {
-        return Err(ConfigError::new(
-            field,
-            format!("must start with `/`, e.g. \"/fhir\" (got {p:?})"),
-        ));
+impl Config {
+    /// What token verification reads: the issuers, the `token` settings and
+    /// the base URL (the default audience).
+    pub fn trust(&self) -> TrustConfig<'_> {
+        TrustConfig {
+            issuers: &self.issuers,
+            settings: &self.token,
+            base_url: self.base.url.as_deref(),
+        }
     }
-    if p.contains(['?', '#', '%', ';', '\\']) || p.split('/').skip(1).any(|s| s == "." || s == "..")
-    {
-        return Err(ConfigError::new(
-            field,
-            "must be a plain path without `?`, `#`, `%`, `;`, `\\` or dot segments, e.g. \"/fhir/R4\"",
-        ));
-    }
-    let trimmed = p.trim_end_matches('/');
-    if trimmed.contains("//") {
-        return Err(ConfigError::new(
-            field,
-            "must not contain empty segments (`//`)",
-        ));
-    }
-    Ok(trimmed.to_string())
 }
 
-fn normalise_base_url(u: &str) -> Result<String, ConfigError> {
-    let field = "fhir_base_url";
-    let rest = u
-        .strip_prefix("https://")
-        .or_else(|| u.strip_prefix("http://"))
-        .ok_or_else(|| ConfigError::new(field, format!("must be an absolute http(s) URL such as \"https://fhir.example.org/fhir\" (got {u:?})")))?;
-    if rest.is_empty() || rest.starts_with('/') || u.contains(['?', '#', ' ']) {
-        return Err(ConfigError::new(
-            field,
-            "must be an absolute URL with a host and no query or fragment",
-        ));
+/// A document serde could not read: a field's own value error names its
+/// field; otherwise the field is pulled out of serde's message.
+fn parse_error(e: &serde_json::Error) -> ConfigError {
+    let text = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    if let Some(named) =
+        ConfigError::from_field_value_error(text.strip_suffix(&position).unwrap_or(&text))
+    {
+        return named;
     }
-    Ok(u.trim_end_matches('/').to_string())
+    ConfigError::new(
+        json_error_field(&text),
+        format!("{e}; see the configuration reference in README.md"),
+    )
 }
 
 /// Best effort: pull the offending field name out of a serde_json message
@@ -248,42 +183,4 @@ fn json_error_field(msg: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults() {
-        let c = Config::default_config().unwrap();
-        assert_eq!(c.base_path, "/fhir");
-        assert!(c.enforce);
-        assert_eq!(c.max_body_bytes, 1048576);
-        assert_eq!(c.claims.scope, "scope");
-    }
-
-    #[test]
-    fn unknown_field_is_named() {
-        let e = Config::from_json(br#"{"enforse": false}"#).unwrap_err();
-        assert_eq!(e.field, "enforse");
-        assert!(e.message.contains("unknown field"), "{}", e.message);
-    }
-
-    #[test]
-    fn base_path_rules() {
-        for (input, ok) in [
-            ("/fhir", Some("/fhir")),
-            ("/fhir/R4/", Some("/fhir/R4")),
-            ("/", Some("")),
-            ("fhir", None),
-            ("/a/../b", None),
-            ("/a//b", None),
-            ("/a%2Fb", None),
-        ] {
-            let raw = format!(r#"{{"fhir_base_path": {input:?}}}"#);
-            match (Config::from_json(raw.as_bytes()), ok) {
-                (Ok(c), Some(expected)) => assert_eq!(c.base_path, expected, "{input}"),
-                (Err(e), None) => assert_eq!(e.field, "fhir_base_path"),
-                (r, _) => panic!("{input}: unexpected {:?}", r.map(|c| c.base_path)),
-            }
-        }
-    }
-}
+mod tests;

@@ -45,51 +45,16 @@
 //!   classified with `resource: None`; other content types on create/update
 //!   are refused.
 
+use super::base::FhirBase;
+use super::error::{err, short, ClassifyError};
+use super::interaction::{
+    BundleEntry, Compartment, Interaction, InteractionKind, Level, RequestParts, SearchParam,
+};
 use super::query;
 use super::resource_types::{is_compartment_type, resource_type, COMPARTMENT_TYPES};
-use super::SearchParam;
-use super::{BundleEntry, Compartment, Interaction, InteractionKind, Level, RequestParts};
-use crate::config::Config;
 use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
-use std::fmt;
-
-/// Why a request could not be classified (always `400 invalid_request`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClassifyError {
-    pub message: String,
-}
-
-impl ClassifyError {
-    pub fn new(message: impl Into<String>) -> Self {
-        ClassifyError {
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for ClassifyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for ClassifyError {}
-
-fn err<T>(message: impl Into<String>) -> Result<T, ClassifyError> {
-    Err(ClassifyError::new(message))
-}
-
-/// Untrusted text for an error message: at most 80 characters, with
-/// non-printable characters (controls, bidi overrides) escaped.
-fn short(s: &str) -> String {
-    let cut = match s.char_indices().nth(80) {
-        Some((i, _)) => s.get(..i).unwrap_or(s),
-        None => s,
-    };
-    cut.escape_debug().to_string()
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Method {
@@ -210,7 +175,7 @@ fn media_kind(content_type: &str) -> MediaKind {
 /// Splits the raw `:path` into the path relative to the base (without its
 /// leading `/`; empty for the base itself) and the raw query.
 fn split_target<'a>(
-    config: &Config,
+    base: &FhirBase,
     target: &'a str,
 ) -> Result<(&'a str, Option<&'a str>), ClassifyError> {
     if target.contains('#') {
@@ -226,7 +191,7 @@ fn split_target<'a>(
             short(path)
         ));
     }
-    let base = config.base_path.as_str();
+    let base = base.path.as_str();
     let outside = || {
         ClassifyError::new(format!(
             "the path `{}` is outside the FHIR base path `{}`",
@@ -774,7 +739,7 @@ fn check_if_none_exist(
 
 /// Classifies a path relative to the base (HTTP request or bundle entry).
 fn classify_rel(
-    config: &Config,
+    base: &FhirBase,
     method: Method,
     rel: &str,
     raw_query: Option<&str>,
@@ -814,7 +779,7 @@ fn classify_rel(
                 i
             }
         }
-        (Route::Base, M::Post) => return bundle(config, ctx, search),
+        (Route::Base, M::Post) => return bundle(base, ctx, search),
         (Route::Metadata, M::Get) => inter(K::Capabilities, Level::System, None),
         (Route::SmartConfiguration, M::Get) => inter(K::SmartConfiguration, Level::System, None),
         (Route::SystemHistory, M::Get) => inter(K::History, Level::System, None),
@@ -954,7 +919,7 @@ fn classify_rel(
 
 /// `POST [base]`: a JSON batch or transaction Bundle; every entry classified.
 fn bundle(
-    config: &Config,
+    base: &FhirBase,
     ctx: Ctx<'_>,
     search: Vec<SearchParam>,
 ) -> Result<Interaction, ClassifyError> {
@@ -1009,7 +974,7 @@ fn bundle(
     };
     let mut entries = Vec::with_capacity(raw_entries.len());
     for (index, entry) in raw_entries.into_iter().enumerate() {
-        let e = classify_entry(config, index, entry)
+        let e = classify_entry(base, index, entry)
             .map_err(|e| ClassifyError::new(format!("Bundle.entry[{index}]: {}", e.message)))?;
         entries.push(e);
     }
@@ -1031,7 +996,7 @@ fn entry_str<'a>(
 }
 
 fn classify_entry(
-    config: &Config,
+    base: &FhirBase,
     index: usize,
     entry: Value,
 ) -> Result<BundleEntry, ClassifyError> {
@@ -1057,12 +1022,12 @@ fn classify_entry(
         entry_str(request, "url")?.ok_or_else(|| ClassifyError::new("request.url is missing"))?;
     let if_none_exist = entry_str(request, "ifNoneExist")?;
     let method = parse_method(method_raw)?;
-    let (rel, query) = entry_target(config, url)?;
+    let (rel, query) = entry_target(base, url)?;
     let ctx = Ctx {
         if_none_exist,
         body: Body::Entry { resource },
     };
-    let interaction = classify_rel(config, method, rel, query, ctx)?;
+    let interaction = classify_rel(base, method, rel, query, ctx)?;
     Ok(BundleEntry {
         index,
         method: method_raw.to_string(),
@@ -1074,7 +1039,7 @@ fn classify_entry(
 /// An entry's `request.url`, relative to the base: relative (`Patient/1`) or
 /// absolute under `fhir_base_url`.
 fn entry_target<'a>(
-    config: &Config,
+    base: &FhirBase,
     url: &'a str,
 ) -> Result<(&'a str, Option<&'a str>), ClassifyError> {
     if url.contains('#') {
@@ -1084,7 +1049,7 @@ fn entry_target<'a>(
         .find([':', '/', '?'])
         .and_then(|i| url.as_bytes().get(i));
     let rel_full = if first == Some(&b':') || url.starts_with("//") {
-        let Some(base_url) = config.base_url.as_deref() else {
+        let Some(base_url) = base.url.as_deref() else {
             return err(format!(
                 "absolute request.url `{}` cannot be checked because fhir_base_url is not configured: use a relative URL such as `Patient/123`",
                 short(url)
@@ -1119,11 +1084,11 @@ fn entry_target<'a>(
 /// Whether the classifier needs the body to classify this request. Called on
 /// headers alone. When it returns `true`, buffer the body and pass it to
 /// [`classify`] (an empty body as `Some(&[])`).
-pub fn body_needed(config: &Config, req: &RequestParts) -> bool {
+pub fn body_needed(base: &FhirBase, req: &RequestParts) -> bool {
     let Ok(head) = read_head(req) else {
         return false;
     };
-    let Ok((rel, _)) = split_target(config, req.path) else {
+    let Ok((rel, _)) = split_target(base, req.path) else {
         return false;
     };
     let Ok(route) = route(rel) else {
@@ -1150,9 +1115,9 @@ pub fn body_needed(config: &Config, req: &RequestParts) -> bool {
 }
 
 /// Classifies one HTTP request (see the module documentation for the rules).
-pub fn classify(config: &Config, req: &RequestParts) -> Result<Interaction, ClassifyError> {
+pub fn classify(base: &FhirBase, req: &RequestParts) -> Result<Interaction, ClassifyError> {
     let head = read_head(req)?;
-    let (rel, query) = split_target(config, req.path)?;
+    let (rel, query) = split_target(base, req.path)?;
     let ctx = Ctx {
         if_none_exist: head.if_none_exist,
         body: Body::Http {
@@ -1160,7 +1125,7 @@ pub fn classify(config: &Config, req: &RequestParts) -> Result<Interaction, Clas
             body: req.body,
         },
     };
-    classify_rel(config, head.method, rel, query, ctx)
+    classify_rel(base, head.method, rel, query, ctx)
 }
 
 #[cfg(test)]

@@ -4,11 +4,14 @@
 //! meaning, + the body where it matters) into exactly one [`Interaction`], or
 //! refuses the request as `400 invalid_request`. It never guesses.
 
-mod interaction;
-pub use interaction::*;
-
+mod base;
 pub mod classify;
+mod error;
+mod interaction;
 mod query;
 pub mod resource_types;
 
-pub use classify::{body_needed, classify, is_valid_id, ClassifyError};
+pub use base::FhirBase;
+pub use classify::{body_needed, classify, is_valid_id};
+pub use error::ClassifyError;
+pub use interaction::*;

@@ -6,8 +6,8 @@
 //! anything: malformed escapes, control characters (raw or encoded), a `#`
 //! fragment and invalid UTF-8 are refused.
 
-use super::classify::ClassifyError;
-use super::SearchParam;
+use super::error::ClassifyError;
+use super::interaction::SearchParam;
 
 /// Checks a raw query string (or form body, or `If-None-Exist` value).
 /// `what` names it in messages ("query string", "form body", ...).

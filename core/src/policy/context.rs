@@ -1,7 +1,8 @@
 //! The authorization context of one verified token.
 
-use crate::config::Config;
+use crate::claims::ClaimsConfig;
 use crate::decision::{Decision, Reason};
+use crate::fhir::FhirBase;
 use crate::scope::ScopeSet;
 use serde_json::Value;
 
@@ -40,13 +41,15 @@ fn str_claim(claims: &Value, name: &str) -> Option<String> {
 impl AuthContext {
     /// Build from verified claims. Fails closed (`unsupported_claims`) on
     /// claim shapes the filter does not understand.
-    // The signature is the shared contract (a ready-made denial as the error).
-    #[allow(clippy::result_large_err)]
-    pub fn from_claims(config: &Config, claims: &Value) -> Result<AuthContext, Decision> {
+    pub fn from_claims(
+        names: &ClaimsConfig,
+        base: &FhirBase,
+        claims: &Value,
+    ) -> Result<AuthContext, Decision> {
         if !claims.is_object() {
             return Err(unsupported("the token claims are not a JSON object".into()));
         }
-        let scope_claim = config.claims.scope.as_str();
+        let scope_claim = names.scope.as_str();
         let (scopes, diagnostics) = match claims.get(scope_claim) {
             None | Some(Value::Null) => (ScopeSet::default(), Vec::new()),
             Some(Value::String(s)) => ScopeSet::parse_str(s),
@@ -70,7 +73,7 @@ impl AuthContext {
                 )))
             }
         };
-        let patient_claim = config.claims.patient.as_str();
+        let patient_claim = names.patient.as_str();
         let mut patient = match claims.get(patient_claim) {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) if is_fhir_id(s) => Some(s.clone()),
@@ -85,9 +88,9 @@ impl AuthContext {
             Some(Value::String(s)) => Some(s.clone()),
             Some(_) => return Err(unsupported("claim `fhirUser` must be a string".into())),
         };
-        if patient.is_none() && config.claims.patient_from_fhir_user {
+        if patient.is_none() && names.patient_from_fhir_user {
             if let Some(fu) = &fhir_user {
-                patient = patient_from_fhir_user(fu, config.base_url.as_deref());
+                patient = patient_from_fhir_user(fu, base.url.as_deref());
             }
         }
         Ok(AuthContext {
@@ -138,14 +141,20 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    use crate::config::Config;
+
     fn cfg(json: &str) -> Config {
         Config::from_json(json.as_bytes()).unwrap()
+    }
+
+    fn from_claims(c: &Config, claims: &Value) -> Result<AuthContext, Decision> {
+        AuthContext::from_claims(&c.claims, &c.base, claims)
     }
 
     #[test]
     fn claim_shapes() {
         let c = cfg("{}");
-        let ok = AuthContext::from_claims(
+        let ok = from_claims(
             &c,
             &json!({"scope": "patient/Observation.rs openid bogus", "patient": "123"}),
         )
@@ -153,7 +162,7 @@ mod tests {
         assert_eq!(ok.patient.as_deref(), Some("123"));
         assert_eq!(ok.scopes.scopes.len(), 1);
         assert_eq!(ok.diagnostics.len(), 1);
-        let arr = AuthContext::from_claims(
+        let arr = from_claims(
             &c,
             &json!({"scope": ["patient/Observation.rs", "user/Patient.r"]}),
         )
@@ -167,13 +176,12 @@ mod tests {
             json!({"scope": "user/*.rs", "patient": "a/b"}),
             json!("not an object"),
         ] {
-            let e = AuthContext::from_claims(&c, &bad).unwrap_err();
+            let e = from_claims(&c, &bad).unwrap_err();
             assert_eq!(e.reason, Reason::UnsupportedClaims, "{bad}");
             assert_eq!(e.status, 403);
         }
         let scp = cfg(r#"{"claims":{"scope":"scp"}}"#);
-        let s = AuthContext::from_claims(&scp, &json!({"scp": ["user/*.rs"], "scope": "bogus"}))
-            .unwrap();
+        let s = from_claims(&scp, &json!({"scp": ["user/*.rs"], "scope": "bogus"})).unwrap();
         assert_eq!(s.scopes.scopes.len(), 1);
         assert!(s.diagnostics.is_empty());
     }
@@ -189,11 +197,11 @@ mod tests {
             ("Practitioner/9", None),
             ("Patient/9/x", None),
         ] {
-            let ctx = AuthContext::from_claims(&c, &json!({"fhirUser": fu})).unwrap();
+            let ctx = from_claims(&c, &json!({"fhirUser": fu})).unwrap();
             assert_eq!(ctx.patient.as_deref(), want, "{fu}");
         }
         let off = cfg("{}");
-        let ctx = AuthContext::from_claims(&off, &json!({"fhirUser": "Patient/9"})).unwrap();
+        let ctx = from_claims(&off, &json!({"fhirUser": "Patient/9"})).unwrap();
         assert_eq!(ctx.patient, None);
     }
 }

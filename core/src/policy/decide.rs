@@ -8,14 +8,14 @@
 //! (patient context + compartment rule, possibly granular too).
 
 use super::compartment;
+use super::context::AuthContext;
 use super::response::{body_in_own_compartment, refers_to_patient, resource_matches_query};
-use super::{
-    AuthContext, OpLevel, OpPatientRule, OpTarget, PatientPaging, PatientUpdateById,
+use super::settings::{
+    OpLevel, OpPatientRule, OpTarget, PatientPaging, PatientUpdateById, PolicyConfig,
     ReadOutsideRequest,
 };
-use crate::config::Config;
 use crate::decision::{Decision, EntryDenial, Obligation, Reason};
-use crate::fhir::{Interaction, InteractionKind, Level, SearchParam};
+use crate::fhir::{FhirBase, Interaction, InteractionKind, Level, SearchParam};
 use crate::scope::{render, Perms, ResourceScope, ScopeContext};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -80,7 +80,9 @@ impl Ctxs {
 }
 
 struct Ev<'a> {
-    cfg: &'a Config,
+    policy: &'a PolicyConfig,
+    /// `fhir_base_url`: absolute references to the context patient.
+    base_url: Option<&'a str>,
     ctx: &'a AuthContext,
     obligations: Vec<Obligation>,
     /// (type, letters, context that satisfied it or the preferred one).
@@ -90,9 +92,10 @@ struct Ev<'a> {
 }
 
 impl<'a> Ev<'a> {
-    fn new(cfg: &'a Config, ctx: &'a AuthContext) -> Self {
+    fn new(policy: &'a PolicyConfig, base: &'a FhirBase, ctx: &'a AuthContext) -> Self {
         Ev {
-            cfg,
+            policy,
+            base_url: base.url.as_deref(),
             ctx,
             obligations: Vec::new(),
             needs: Vec::new(),
@@ -289,8 +292,8 @@ impl<'a> Ev<'a> {
         rule: Rule<'_>,
         p: &str,
     ) -> Result<Option<Obligation>, Fail> {
-        let policy = &self.cfg.policy;
-        let base = self.cfg.base_url.as_deref();
+        let policy = self.policy;
+        let base = self.base_url;
         let violation = |m: String| Err(fail(Reason::PatientCompartmentViolation, m));
         let not_patient_type = || {
             format!(
@@ -561,7 +564,7 @@ impl<'a> Ev<'a> {
 
     /// `_include`, `_revinclude`, `_has` and chained parameters.
     fn search_features(&mut self, it: &Interaction) -> Result<(), Fail> {
-        let policy = &self.cfg.policy;
+        let policy = self.policy;
         for sp in &it.search {
             let rev = match sp.name.as_str() {
                 "_include" => false,
@@ -653,7 +656,7 @@ impl<'a> Ev<'a> {
             Level::Instance => OpLevel::Instance,
         };
         let rtype = it.resource_type.as_deref();
-        let rule = self.cfg.policy.operations.iter().find(|r| {
+        let rule = self.policy.operations.iter().find(|r| {
             r.name == name
                 && r.levels.contains(&level)
                 && (r.types.is_empty() || rtype.is_some_and(|t| r.types.iter().any(|x| x == t)))
@@ -759,7 +762,7 @@ impl<'a> Ev<'a> {
             ));
         };
         self.used_patient = true;
-        match self.cfg.policy.patient_paging {
+        match self.policy.patient_paging {
             PatientPaging::CheckResponse => {
                 self.push_obligation(Obligation::CheckResponseCompartment {
                     resource_type: "*".into(),
@@ -915,23 +918,28 @@ struct Outcome {
     required: Vec<String>,
 }
 
-fn is_public(config: &Config, it: &Interaction) -> bool {
+fn is_public(policy: &PolicyConfig, it: &Interaction) -> bool {
     match it.kind {
-        InteractionKind::Capabilities => config.policy.public_capabilities,
-        InteractionKind::SmartConfiguration => config.policy.public_smart_configuration,
+        InteractionKind::Capabilities => policy.public_capabilities,
+        InteractionKind::SmartConfiguration => policy.public_smart_configuration,
         _ => false,
     }
 }
 
-fn evaluate(config: &Config, it: &Interaction, ctx: &AuthContext) -> Outcome {
-    if is_public(config, it) {
+fn evaluate(
+    policy: &PolicyConfig,
+    base: &FhirBase,
+    it: &Interaction,
+    ctx: &AuthContext,
+) -> Outcome {
+    if is_public(policy, it) {
         return Outcome {
             res: Ok(()),
             obligations: Vec::new(),
             required: Vec::new(),
         };
     }
-    let mut ev = Ev::new(config, ctx);
+    let mut ev = Ev::new(policy, base, ctx);
     let res = match it.kind {
         InteractionKind::Batch | InteractionKind::Transaction => Err(fail(
             Reason::InvalidRequest,
@@ -948,8 +956,13 @@ fn evaluate(config: &Config, it: &Interaction, ctx: &AuthContext) -> Outcome {
 
 /// Decide one classified interaction. `ctx` is `None` when the request
 /// carries no token. Public endpoints are allowed without one.
-pub fn authorize(config: &Config, it: Interaction, ctx: Option<&AuthContext>) -> Decision {
-    if is_public(config, &it) {
+pub fn authorize(
+    policy: &PolicyConfig,
+    base: &FhirBase,
+    it: Interaction,
+    ctx: Option<&AuthContext>,
+) -> Decision {
+    if is_public(policy, &it) {
         let mut d = Decision::allow(Reason::PublicEndpoint, it);
         d.message = "public endpoint".into();
         return d;
@@ -962,9 +975,9 @@ pub fn authorize(config: &Config, it: Interaction, ctx: Option<&AuthContext>) ->
         .with_interaction(it);
     };
     let mut d = match it.kind {
-        InteractionKind::Batch | InteractionKind::Transaction => bundle(config, ctx, it),
+        InteractionKind::Batch | InteractionKind::Transaction => bundle(policy, base, ctx, it),
         _ => {
-            let o = evaluate(config, &it, ctx);
+            let o = evaluate(policy, base, &it, ctx);
             let mut d = match o.res {
                 Ok(()) => {
                     let mut d = Decision::allow(Reason::Allowed, it);
@@ -981,12 +994,12 @@ pub fn authorize(config: &Config, it: Interaction, ctx: Option<&AuthContext>) ->
     d
 }
 
-fn bundle(config: &Config, ctx: &AuthContext, it: Interaction) -> Decision {
+fn bundle(policy: &PolicyConfig, base: &FhirBase, ctx: &AuthContext, it: Interaction) -> Decision {
     let mut denied = Vec::new();
     let mut obligations: Vec<Obligation> = Vec::new();
     let mut required: Vec<String> = Vec::new();
     for e in &it.entries {
-        let sub = evaluate(config, &e.interaction, ctx);
+        let sub = evaluate(policy, base, &e.interaction, ctx);
         match sub.res {
             Ok(()) => {
                 for o in sub.obligations {

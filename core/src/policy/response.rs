@@ -2,7 +2,8 @@
 //! query matching, and the response obligations.
 
 use super::compartment;
-use super::DEFAULT_PATIENT_SCOPE_PUBLIC_TYPES;
+use super::context::is_fhir_id;
+use super::settings::DEFAULT_PATIENT_SCOPE_PUBLIC_TYPES;
 use crate::decision::Obligation;
 use serde_json::Value;
 
@@ -30,7 +31,7 @@ pub(crate) fn patient_ref_id<'r>(
         .and_then(|r| r.strip_prefix("/Patient/"))
     {
         r
-    } else if allow_bare && super::is_fhir_id(reference) {
+    } else if allow_bare && is_fhir_id(reference) {
         return Some(reference);
     } else {
         return None;
@@ -39,7 +40,7 @@ pub(crate) fn patient_ref_id<'r>(
         Some((id, _)) => id,
         None => rel,
     };
-    super::is_fhir_id(id).then_some(id)
+    is_fhir_id(id).then_some(id)
 }
 
 /// Values reached by a dotted element path (arrays are flattened).

@@ -1,6 +1,6 @@
 //! RFC 6750 bearer token extraction.
 
-use super::TokenSettings;
+use super::settings::TokenSettings;
 use crate::decision::{Decision, Reason};
 use crate::fhir::RequestParts;
 
@@ -36,7 +36,6 @@ pub const QUERY_PARAMETER: &str = "access_token";
 /// Extract the bearer token. `Ok(None)`: no token (the engine answers 401
 /// with no error code); `Err`: a malformed or ambiguous credential.
 // The engine contract returns the denial itself; errors are rare, size is fine.
-#[allow(clippy::result_large_err)]
 pub fn extract_bearer(
     parts: &RequestParts<'_>,
     settings: &TokenSettings,
@@ -84,7 +83,6 @@ pub fn extract_bearer(
     Ok(from_header)
 }
 
-#[allow(clippy::result_large_err)]
 fn header_token(value: &str, settings: &TokenSettings) -> Result<Option<BearerToken>, Decision> {
     let value = value.trim_matches([' ', '\t']);
     let (scheme, rest) = match value.find([' ', '\t']) {
@@ -118,7 +116,6 @@ fn header_token(value: &str, settings: &TokenSettings) -> Result<Option<BearerTo
     }))
 }
 
-#[allow(clippy::result_large_err)]
 fn check_token(token: &str, settings: &TokenSettings) -> Result<(), Decision> {
     if token.len() > settings.max_bytes {
         return Err(Decision::deny(

@@ -18,8 +18,9 @@
 //! PSS padding, ES* a DER (not JWS r||s) signature and EdDSA no digest, none
 //! of which the host API can express, so those always use the pure path.
 
-use super::alg::{verify_pure, JwsAlgorithm, SignatureVerifier, VerifierError};
+use super::alg::{verify_pure, JwsAlgorithm};
 use super::keys::Jwk;
+use super::signature::{SignatureVerifier, VerifierError};
 
 /// The foreign function's name for `call_foreign_function`.
 pub const VERIFY_SIGNATURE_FUNCTION: &str = "verify_signature";

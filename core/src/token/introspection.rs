@@ -1,9 +1,10 @@
 //! RFC 7662 token introspection: request builder and response parser (pure;
 //! the shell does the `dispatch_http_call`).
 
+use super::error::TokenError;
 use super::jose::{self, TimeClaims};
-use super::verify::{TokenSource, VerifiedToken};
-use super::{IntrospectionConfig, TokenError};
+use super::settings::IntrospectionConfig;
+use super::verified::{TokenSource, VerifiedToken};
 use crate::decision::Reason;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;

@@ -2,7 +2,7 @@
 //! JSON objects with duplicate keys refused, header and time-claim rules.
 //! Error descriptions never contain token contents.
 
-use super::TokenError;
+use super::error::TokenError;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{Map, Value};

@@ -2,12 +2,16 @@
 //! extraction, cache + verification, JWKS fetch scheduling (incl. one
 //! unknown-`kid` refetch per request) and introspection, all pure.
 
-use super::alg::SignatureVerifier;
 use super::bearer::{extract_bearer, BearerToken, TokenLocation};
 use super::cache::{CacheKey, TokenCache};
-use super::verify::{Authenticated, KeyFetch, TokenVerifier, VerifiedToken};
-use super::TokenError;
-use crate::config::{Config, ConfigError};
+use super::error::TokenError;
+use super::introspection;
+use super::settings::TrustConfig;
+use super::signature::SignatureVerifier;
+use super::verified::VerifiedToken;
+use super::verify::{Authenticated, KeyFetch, TokenVerifier};
+use crate::claims::ClaimsConfig;
+use crate::config_error::ConfigError;
 use crate::decision::{Decision, Reason};
 use crate::fhir::RequestParts;
 use serde_json::Value;
@@ -110,13 +114,15 @@ pub struct TokenService {
 }
 
 impl TokenService {
-    pub fn new(config: &Config) -> Result<TokenService, ConfigError> {
+    /// `claims`: which claims hold the scopes and the patient (kept in the
+    /// cache besides [`KEPT_CLAIMS`]).
+    pub fn new(trust: TrustConfig<'_>, claims: &ClaimsConfig) -> Result<TokenService, ConfigError> {
         Ok(TokenService {
-            verifier: TokenVerifier::new(config)?,
-            cache: TokenCache::new(config.token.cache_max_entries),
+            verifier: TokenVerifier::new(trust)?,
+            cache: TokenCache::new(trust.settings.cache_max_entries),
             hot: std::collections::HashMap::new(),
-            scope_claim: config.claims.scope.clone(),
-            patient_claim: config.claims.patient.clone(),
+            scope_claim: claims.scope.clone(),
+            patient_claim: claims.patient.clone(),
         })
     }
 
@@ -138,13 +144,8 @@ impl TokenService {
     }
 
     /// RFC 6750 extraction with the configured settings.
-    #[allow(clippy::result_large_err)] // port contract: the denial itself
-    pub fn extract(
-        &self,
-        config: &Config,
-        req: &RequestParts<'_>,
-    ) -> Result<Option<String>, Decision> {
-        extract_bearer(req, &config.token).map(|b| b.map(|b| b.token))
+    pub fn extract(&self, req: &RequestParts<'_>) -> Result<Option<String>, Decision> {
+        extract_bearer(req, self.verifier.settings()).map(|b| b.map(|b| b.token))
     }
 
     /// The claims handed to the engine (fresh or cached alike): the
@@ -186,7 +187,7 @@ impl TokenService {
                     .verifier
                     .issuer_config(issuer)
                     .and_then(|c| c.introspection.as_ref())
-                    .map(|c| super::introspection::build_request(issuer, c, token));
+                    .map(|c| introspection::build_request(issuer, c, token));
                 let Some(request) = request else {
                     return TokenStep::Denied(Box::new(Decision::deny(
                         Reason::IntrospectionUnavailable,

@@ -1,46 +1,23 @@
 //! JWT validation and the per-configuration verifier state (issuers, key
 //! stores). One `TokenVerifier` per worker VM; pure apart from `&mut self`.
 
-use super::alg::{JwsAlgorithm, SignatureVerifier};
+use super::alg::JwsAlgorithm;
 use super::bearer::BearerToken;
 use super::cache::{CacheKey, TokenCache};
+use super::error::TokenError;
 use super::introspection::{self, IntrospectionRequest};
 use super::jose::{self, TimeClaims};
 use super::keys::{FetchReason, JwksUpdate, KeySet, KeyStore};
-use super::{IssuerConfig, TokenError, TokenSettings};
-use crate::config::{Config, ConfigError};
+use super::settings::{validate_issuers, IssuerConfig, TokenSettings, TrustConfig};
+use super::signature::SignatureVerifier;
+use super::verified::{TokenSource, VerifiedToken};
+use crate::config_error::ConfigError;
 use crate::decision::Reason;
 use serde_json::Value;
 
 /// Keys tried for a token without `kid` (issuers with several keys of one
 /// type should publish `kid`s).
 pub const MAX_KIDLESS_CANDIDATES: usize = 4;
-
-/// How a token was verified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenSource {
-    /// Signed JWT checked against the issuer's keys.
-    Jwt,
-    /// Opaque (or introspection-issuer) token checked by RFC 7662.
-    Introspection,
-}
-
-/// A token that passed every check.
-#[derive(Debug, Clone, PartialEq)]
-pub struct VerifiedToken {
-    /// Index into `Config.issuers`.
-    pub issuer_index: usize,
-    pub issuer: String,
-    /// The full claims object (JWT payload or introspection response).
-    pub claims: Value,
-    pub times: TimeClaims,
-    pub jti: Option<String>,
-    pub subject: Option<String>,
-    /// `None` for introspected tokens.
-    pub algorithm: Option<JwsAlgorithm>,
-    pub key_id: Option<String>,
-    pub source: TokenSource,
-}
 
 /// A JWKS fetch the shell should dispatch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,16 +57,13 @@ pub struct TokenVerifier {
 }
 
 impl TokenVerifier {
-    pub fn new(config: &Config) -> Result<TokenVerifier, ConfigError> {
-        TokenVerifier::from_parts(&config.issuers, &config.token, config.base_url.as_deref())
-    }
-
-    pub fn from_parts(
-        issuers: &[IssuerConfig],
-        settings: &TokenSettings,
-        base_url: Option<&str>,
-    ) -> Result<TokenVerifier, ConfigError> {
-        super::validate_issuers(issuers, base_url)?;
+    pub fn new(trust: TrustConfig<'_>) -> Result<TokenVerifier, ConfigError> {
+        let TrustConfig {
+            issuers,
+            settings,
+            base_url,
+        } = trust;
+        validate_issuers(issuers, base_url)?;
         settings.validate("token")?;
         let mut states = Vec::with_capacity(issuers.len());
         let mut introspection_issuer = None;

@@ -6,23 +6,20 @@
     clippy::indexing_slicing
 )]
 
-use fhir_smart_authz_core::config::Config;
-use fhir_smart_authz_core::fhir::{Interaction, RequestParts, SearchParam};
+use fhir_smart_authz_core::fhir::{FhirBase, Interaction, RequestParts, SearchParam};
 
-pub fn config(base: &str) -> Config {
+pub fn fhir_base(base: &str) -> FhirBase {
     let (path, url) = match base {
         "" => ("/", "https://ehr.example.org"),
         "/fhir" => ("/fhir", "https://ehr.example.org/fhir"),
         "/fhir/R4" => ("/fhir/R4", "https://ehr.example.org/fhir/R4"),
         other => panic!("unknown test base {other}"),
     };
-    let json = format!(r#"{{"fhir_base_path": "{path}", "fhir_base_url": "{url}"}}"#);
-    Config::from_json(json.as_bytes()).unwrap()
+    FhirBase::new(path, Some(url)).unwrap()
 }
 
-pub fn config_without_url(base: &str) -> Config {
-    let json = format!(r#"{{"fhir_base_path": "{base}"}}"#);
-    Config::from_json(json.as_bytes()).unwrap()
+pub fn fhir_base_without_url(base: &str) -> FhirBase {
+    FhirBase::new(base, None).unwrap()
 }
 
 pub fn request<'a>(
