@@ -38,3 +38,16 @@ pub(crate) fn short(s: &str) -> String {
     };
     cut.escape_debug().to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn untrusted_text_is_shortened_and_escaped() {
+        assert_eq!(short("abc"), "abc");
+        assert_eq!(short(&"x".repeat(200)).len(), 80);
+        assert_eq!(short("a\u{202e}b"), "a\\u{202e}b");
+        assert_eq!(short("é"), "é");
+    }
+}

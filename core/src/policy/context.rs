@@ -2,7 +2,7 @@
 
 use crate::claims::ClaimsConfig;
 use crate::decision::{Decision, Reason};
-use crate::fhir::FhirBase;
+use crate::fhir::{is_valid_id, FhirBase};
 use crate::scope::ScopeSet;
 use serde_json::Value;
 
@@ -20,14 +20,6 @@ pub struct AuthContext {
     pub jti: Option<String>,
     /// Invalid scopes that were ignored, and similar findings.
     pub diagnostics: Vec<String>,
-}
-
-/// FHIR `id`: `[A-Za-z0-9\-\.]{1,64}`.
-pub fn is_fhir_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
 fn unsupported(message: String) -> Decision {
@@ -76,7 +68,7 @@ impl AuthContext {
         let patient_claim = names.patient.as_str();
         let mut patient = match claims.get(patient_claim) {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) if is_fhir_id(s) => Some(s.clone()),
+            Some(Value::String(s)) if is_valid_id(s) => Some(s.clone()),
             Some(_) => {
                 return Err(unsupported(format!(
                     "claim `{patient_claim}` must be a FHIR id string ([A-Za-z0-9-.]{{1,64}})"
@@ -133,7 +125,7 @@ fn patient_from_fhir_user(fu: &str, base_url: Option<&str>) -> Option<String> {
     } else {
         return None;
     };
-    is_fhir_id(rel).then(|| rel.to_string())
+    is_valid_id(rel).then(|| rel.to_string())
 }
 
 #[cfg(test)]

@@ -62,15 +62,25 @@
 //!   denies the whole request (`bundle_entry_denied`). Entries' obligations
 //!   apply to the whole response.
 
+mod authorize;
+mod bundle;
 pub mod compartment;
 mod context;
-mod decide;
-mod response;
+mod evaluator;
+mod granular;
+mod interaction;
+mod need;
+mod operations;
+mod patient_rule;
+mod resource;
+mod response_check;
+mod search;
 mod settings;
 
-pub use context::{is_fhir_id, AuthContext};
-pub use decide::authorize;
-pub use response::{check_response, resource_matches_query};
+pub use authorize::authorize;
+pub use context::AuthContext;
+pub use resource::resource_matches_query;
+pub use response_check::check_response;
 pub use settings::{
     default_operations, OpLevel, OpPatientRule, OpTarget, OperationRule, PatientPaging,
     PatientUpdateById, PolicyConfig, ReadOutsideRequest, DEFAULT_PATIENT_SCOPE_PUBLIC_TYPES,
