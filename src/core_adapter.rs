@@ -71,6 +71,7 @@ fn with_verifier<R>(
     }
     let sig = HostAssistedVerifier::new(|args: &[u8]| {
         host.call_foreign_function(VERIFY_SIGNATURE_FUNCTION, args)
+            .map_err(|e| format!("foreign function {VERIFY_SIGNATURE_FUNCTION:?} failed ({e:?})"))
             .and_then(|r| r.ok_or_else(|| "empty verify_signature result".to_string()))
     });
     f(&sig)

@@ -1,6 +1,6 @@
 //! An in-memory host and fake ports for native tests of the shell.
 
-use crate::host::{Body, Headers, Host, HttpCall, Level, SharedWrite};
+use crate::host::{Buffer, HeaderMap, Host, HostError, HttpCall, LogLevel};
 use crate::ports::{Engine, Pending, TokenPort, TokenStep};
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Obligation, Reason};
@@ -20,14 +20,11 @@ pub struct SentReply {
 #[derive(Debug, Default)]
 pub struct FakeState {
     pub request_headers: Vec<(String, String)>,
-    pub response_headers: Vec<(String, String)>,
     pub call_response_headers: Vec<(String, String)>,
     pub request_body: Vec<u8>,
-    pub response_body: Vec<u8>,
     pub call_response_body: Vec<u8>,
     pub replies: Vec<SentReply>,
     pub resumed_requests: u32,
-    pub resumed_responses: u32,
     pub properties: BTreeMap<String, Vec<u8>>,
     pub calls: Vec<(u32, HttpCall)>,
     pub next_call: u32,
@@ -44,7 +41,7 @@ pub struct FakeState {
     pub effective_context: Option<u32>,
     pub counters: BTreeMap<String, i64>,
     pub counter_names: Vec<String>,
-    pub logs: Vec<(Level, String)>,
+    pub logs: Vec<(LogLevel, String)>,
     pub now_ms: u64,
     pub tick_ms: u64,
     /// What `memory_bytes` reports.
@@ -90,7 +87,7 @@ fn set_in(map: &mut Vec<(String, String)>, name: &str, value: Option<&str>) {
 }
 
 impl Host for FakeHost {
-    fn log(&self, level: Level, message: &str) {
+    fn log(&self, level: LogLevel, message: &str) {
         self.state
             .borrow_mut()
             .logs
@@ -99,65 +96,70 @@ impl Host for FakeHost {
     fn now_ms(&self) -> u64 {
         self.state.borrow().now_ms
     }
-    fn headers(&self, which: Headers) -> Vec<(String, String)> {
+    fn headers(&self, which: HeaderMap) -> Vec<(String, String)> {
         let s = self.state.borrow();
         match which {
-            Headers::Request => s.request_headers.clone(),
-            Headers::Response => s.response_headers.clone(),
-            Headers::CallResponse => s.call_response_headers.clone(),
+            HeaderMap::Request => s.request_headers.clone(),
+            HeaderMap::CallResponse => s.call_response_headers.clone(),
         }
     }
-    fn set_header(&self, which: Headers, name: &str, value: Option<&str>) -> bool {
+    fn set_header(
+        &self,
+        which: HeaderMap,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<(), HostError> {
         let mut s = self.state.borrow_mut();
-        if which == Headers::Request && value.is_none() && s.fail_header_removal {
-            return false;
-        }
         match which {
-            Headers::Request => set_in(&mut s.request_headers, name, value),
-            Headers::Response => set_in(&mut s.response_headers, name, value),
-            Headers::CallResponse => return false,
+            HeaderMap::Request if value.is_none() && s.fail_header_removal => {
+                Err(HostError::InternalFailure)
+            }
+            HeaderMap::Request => {
+                set_in(&mut s.request_headers, name, value);
+                Ok(())
+            }
+            HeaderMap::CallResponse => Err(HostError::BadArgument),
         }
-        true
     }
-    fn body(&self, which: Body, max: usize) -> Option<Vec<u8>> {
+    fn body(&self, which: Buffer, max: usize) -> Option<Vec<u8>> {
         let s = self.state.borrow();
         if s.fail_body_read {
             return None;
         }
         let b = match which {
-            Body::Request => &s.request_body,
-            Body::Response => &s.response_body,
-            Body::CallResponse => &s.call_response_body,
+            Buffer::RequestBody => &s.request_body,
+            Buffer::CallResponseBody => &s.call_response_body,
         };
         Some(b.iter().take(max).copied().collect())
     }
-    fn send_local_reply(&self, status: u16, headers: &[(String, String)], body: &[u8]) -> bool {
+    fn send_local_reply(
+        &self,
+        status: u16,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<(), HostError> {
         self.state.borrow_mut().replies.push(SentReply {
             status,
             headers: headers.to_vec(),
             body: body.to_vec(),
         });
-        true
+        Ok(())
     }
-    fn resume_request(&self) -> bool {
+    fn resume_request(&self) -> Result<(), HostError> {
         self.state.borrow_mut().resumed_requests += 1;
-        true
+        Ok(())
     }
-    fn resume_response(&self) -> bool {
-        self.state.borrow_mut().resumed_responses += 1;
-        true
-    }
-    fn set_property(&self, path: &[&str], value: &[u8]) -> bool {
+    fn set_property(&self, path: &[&str], value: &[u8]) -> Result<(), HostError> {
         self.state
             .borrow_mut()
             .properties
             .insert(path.join("."), value.to_vec());
-        true
+        Ok(())
     }
-    fn dispatch_http_call(&self, call: &HttpCall) -> Result<u32, String> {
+    fn dispatch_http_call(&self, call: &HttpCall) -> Result<u32, HostError> {
         let mut s = self.state.borrow_mut();
         if s.fail_calls {
-            return Err(format!("unknown cluster {:?}", call.cluster));
+            return Err(HostError::BadArgument);
         }
         s.next_call += 1;
         let id = s.next_call;
@@ -175,7 +177,7 @@ impl Host for FakeHost {
             None => (None, None),
         }
     }
-    fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> SharedWrite {
+    fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), HostError> {
         let mut s = self.state.borrow_mut();
         let store = s.shared_store.clone();
         let mut own = std::mem::take(&mut s.shared);
@@ -187,19 +189,24 @@ impl Host for FakeHost {
             };
             let current = map.get(key).map(|(_, c)| *c);
             match (cas, current) {
-                (Some(want), Some(have)) if want != have => SharedWrite::CasMismatch,
+                (Some(want), Some(have)) if want != have => Err(HostError::CasMismatch),
                 _ => {
                     let next = current.unwrap_or(0) + 1;
                     map.insert(key.to_string(), (value.to_vec(), next));
-                    SharedWrite::Ok
+                    Ok(())
                 }
             }
         };
         s.shared = own;
         result
     }
-    fn call_foreign_function(&self, name: &str, _args: &[u8]) -> Result<Option<Vec<u8>>, String> {
-        Err(format!("no foreign function {name} in the fake host"))
+    fn call_foreign_function(
+        &self,
+        _name: &str,
+        _args: &[u8],
+    ) -> Result<Option<Vec<u8>>, HostError> {
+        // No foreign functions in the fake host.
+        Err(HostError::NotFound)
     }
     fn define_counter(&self, name: &str) -> Option<u32> {
         let mut s = self.state.borrow_mut();
@@ -226,13 +233,13 @@ impl Host for FakeHost {
     fn memory_bytes(&self) -> u64 {
         self.state.borrow().memory_bytes
     }
-    fn set_tick_period_ms(&self, ms: u64) -> bool {
+    fn set_tick_period_ms(&self, ms: u64) -> Result<(), HostError> {
         self.state.borrow_mut().tick_ms = ms;
-        true
+        Ok(())
     }
-    fn set_effective_context(&self, context_id: u32) -> bool {
+    fn set_effective_context(&self, context_id: u32) -> Result<(), HostError> {
         self.state.borrow_mut().effective_context = Some(context_id);
-        true
+        Ok(())
     }
     fn plugin_configuration(&self) -> Option<Vec<u8>> {
         self.state.borrow().configuration.clone()

@@ -1,11 +1,14 @@
 //! The narrow host interface the filter logic needs, and (on wasm32) its one
 //! implementation over `proxy_wasm::hostcalls`. Every host error is handled
-//! here: reads degrade to "absent", writes report `false`/`Err`. The SDK's
-//! `Context` convenience methods (which unwrap and trap) are never used.
+//! here: reads degrade to "absent", writes and actions report a
+//! [`HostError`]. The SDK's `Context` convenience methods (which unwrap and
+//! trap) are never used.
+
+use std::fmt;
 
 /// Log severity (mirrors proxy-wasm's levels).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
+pub enum LogLevel {
     Trace,
     Debug,
     Info,
@@ -16,19 +19,48 @@ pub enum Level {
 
 /// Which buffered body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Body {
-    Request,
-    Response,
+pub enum Buffer {
+    RequestBody,
     /// The body of the current `dispatch_http_call` response.
-    CallResponse,
+    CallResponseBody,
 }
 
 /// Which header map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Headers {
+pub enum HeaderMap {
     Request,
-    Response,
+    /// The headers of the current `dispatch_http_call` response.
     CallResponse,
+}
+
+/// What the host should do after a callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Pause,
+}
+
+/// A host call that failed: the proxy-wasm status the host answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostError {
+    NotFound,
+    /// The arguments were refused (for an HTTP call: an unknown cluster or
+    /// bad headers).
+    BadArgument,
+    SerializationFailure,
+    ParseFailure,
+    Empty,
+    /// A compare-and-swap write lost: someone else wrote first.
+    CasMismatch,
+    InternalFailure,
+    /// A status this filter does not know.
+    Other,
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
 }
 
 /// An outgoing HTTP call through an Envoy cluster.
@@ -41,42 +73,65 @@ pub struct HttpCall {
     pub timeout_ms: u64,
 }
 
-/// Result of a compare-and-swap shared-data write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SharedWrite {
-    Ok,
-    /// Someone else wrote first.
-    CasMismatch,
-    Failed,
+impl HttpCall {
+    /// Why the host refused to dispatch this call, for logs and replies.
+    pub fn refusal(&self, e: HostError) -> String {
+        match e {
+            HostError::BadArgument => format!(
+                "Envoy refused the call: unknown cluster {:?} or bad headers",
+                self.cluster
+            ),
+            other => format!("Envoy refused the call ({other:?})"),
+        }
+    }
+}
+
+/// The `:status` of a response's headers.
+pub fn response_status(headers: &[(String, String)]) -> Option<u16> {
+    headers
+        .iter()
+        .find(|(n, _)| n == ":status")
+        .and_then(|(_, v)| v.parse().ok())
 }
 
 pub trait Host {
-    fn log(&self, level: Level, message: &str);
+    fn log(&self, level: LogLevel, message: &str);
     /// Wall clock, Unix milliseconds.
     fn now_ms(&self) -> u64;
 
-    fn headers(&self, which: Headers) -> Vec<(String, String)>;
-    /// Set (`Some`) or remove (`None`) a header. `false` on host failure.
-    fn set_header(&self, which: Headers, name: &str, value: Option<&str>) -> bool;
+    fn headers(&self, which: HeaderMap) -> Vec<(String, String)>;
+    /// Set (`Some`) or remove (`None`) a header.
+    fn set_header(
+        &self,
+        which: HeaderMap,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<(), HostError>;
     /// Up to `max` bytes of a body buffer (`None` when absent).
-    fn body(&self, which: Body, max: usize) -> Option<Vec<u8>>;
+    fn body(&self, which: Buffer, max: usize) -> Option<Vec<u8>>;
 
     /// Reply locally instead of forwarding.
-    fn send_local_reply(&self, status: u16, headers: &[(String, String)], body: &[u8]) -> bool;
-    fn resume_request(&self) -> bool;
-    fn resume_response(&self) -> bool;
+    fn send_local_reply(
+        &self,
+        status: u16,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<(), HostError>;
+    fn resume_request(&self) -> Result<(), HostError>;
 
     /// Set a stream property (filter state `wasm.<path>`).
-    fn set_property(&self, path: &[&str], value: &[u8]) -> bool;
+    fn set_property(&self, path: &[&str], value: &[u8]) -> Result<(), HostError>;
 
     /// Dispatch an HTTP call; the token identifies the answer.
-    fn dispatch_http_call(&self, call: &HttpCall) -> Result<u32, String>;
+    fn dispatch_http_call(&self, call: &HttpCall) -> Result<u32, HostError>;
 
     /// Shared data across the VMs of this plugin: value and CAS token.
     fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>);
-    fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> SharedWrite;
+    /// Write shared data; with a CAS token, only if nobody wrote since
+    /// ([`HostError::CasMismatch`] otherwise).
+    fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), HostError>;
 
-    fn call_foreign_function(&self, name: &str, args: &[u8]) -> Result<Option<Vec<u8>>, String>;
+    fn call_foreign_function(&self, name: &str, args: &[u8]) -> Result<Option<Vec<u8>>, HostError>;
 
     /// Define a counter; `None` when the host refuses.
     fn define_counter(&self, name: &str) -> Option<u32>;
@@ -88,10 +143,10 @@ pub trait Host {
     /// Size of this VM's linear memory in bytes.
     fn memory_bytes(&self) -> u64;
 
-    fn set_tick_period_ms(&self, ms: u64) -> bool;
+    fn set_tick_period_ms(&self, ms: u64) -> Result<(), HostError>;
     /// Make `context_id` (an HTTP stream of this VM) the target of the
     /// following calls, e.g. to resume a stream from the root's tick.
-    fn set_effective_context(&self, context_id: u32) -> bool;
+    fn set_effective_context(&self, context_id: u32) -> Result<(), HostError>;
     /// The plugin configuration bytes (root context only).
     fn plugin_configuration(&self) -> Option<Vec<u8>>;
 }
@@ -103,30 +158,42 @@ pub use wasm::ProxyHost;
 mod wasm {
     use super::*;
     use proxy_wasm::hostcalls as hc;
-    use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType, Status};
+    use proxy_wasm::types::{BufferType, LogLevel as ProxyLogLevel, MapType, MetricType, Status};
     use std::time::{Duration, UNIX_EPOCH};
 
     /// The real host: `proxy_wasm::hostcalls`, every `Result` handled.
     #[derive(Debug, Default, Clone, Copy)]
     pub struct ProxyHost;
 
-    fn map(which: Headers) -> MapType {
+    fn map(which: HeaderMap) -> MapType {
         match which {
-            Headers::Request => MapType::HttpRequestHeaders,
-            Headers::Response => MapType::HttpResponseHeaders,
-            Headers::CallResponse => MapType::HttpCallResponseHeaders,
+            HeaderMap::Request => MapType::HttpRequestHeaders,
+            HeaderMap::CallResponse => MapType::HttpCallResponseHeaders,
+        }
+    }
+
+    fn host_error(status: Status) -> HostError {
+        match status {
+            Status::NotFound => HostError::NotFound,
+            Status::BadArgument => HostError::BadArgument,
+            Status::SerializationFailure => HostError::SerializationFailure,
+            Status::ParseFailure => HostError::ParseFailure,
+            Status::Empty => HostError::Empty,
+            Status::CasMismatch => HostError::CasMismatch,
+            Status::InternalFailure => HostError::InternalFailure,
+            _ => HostError::Other,
         }
     }
 
     impl Host for ProxyHost {
-        fn log(&self, level: Level, message: &str) {
+        fn log(&self, level: LogLevel, message: &str) {
             let l = match level {
-                Level::Trace => LogLevel::Trace,
-                Level::Debug => LogLevel::Debug,
-                Level::Info => LogLevel::Info,
-                Level::Warn => LogLevel::Warn,
-                Level::Error => LogLevel::Error,
-                Level::Critical => LogLevel::Critical,
+                LogLevel::Trace => ProxyLogLevel::Trace,
+                LogLevel::Debug => ProxyLogLevel::Debug,
+                LogLevel::Info => ProxyLogLevel::Info,
+                LogLevel::Warn => ProxyLogLevel::Warn,
+                LogLevel::Error => ProxyLogLevel::Error,
+                LogLevel::Critical => ProxyLogLevel::Critical,
             };
             let _ = hc::log(l, message);
         }
@@ -139,44 +206,49 @@ mod wasm {
                 .unwrap_or(0)
         }
 
-        fn headers(&self, which: Headers) -> Vec<(String, String)> {
+        fn headers(&self, which: HeaderMap) -> Vec<(String, String)> {
             hc::get_map(map(which)).unwrap_or_default()
         }
 
-        fn set_header(&self, which: Headers, name: &str, value: Option<&str>) -> bool {
-            hc::set_map_value(map(which), name, value).is_ok()
+        fn set_header(
+            &self,
+            which: HeaderMap,
+            name: &str,
+            value: Option<&str>,
+        ) -> Result<(), HostError> {
+            hc::set_map_value(map(which), name, value).map_err(host_error)
         }
 
-        fn body(&self, which: Body, max: usize) -> Option<Vec<u8>> {
+        fn body(&self, which: Buffer, max: usize) -> Option<Vec<u8>> {
             let b = match which {
-                Body::Request => BufferType::HttpRequestBody,
-                Body::Response => BufferType::HttpResponseBody,
-                Body::CallResponse => BufferType::HttpCallResponseBody,
+                Buffer::RequestBody => BufferType::HttpRequestBody,
+                Buffer::CallResponseBody => BufferType::HttpCallResponseBody,
             };
             hc::get_buffer(b, 0, max).ok().flatten()
         }
 
-        fn send_local_reply(&self, status: u16, headers: &[(String, String)], body: &[u8]) -> bool {
+        fn send_local_reply(
+            &self,
+            status: u16,
+            headers: &[(String, String)],
+            body: &[u8],
+        ) -> Result<(), HostError> {
             let h: Vec<(&str, &str)> = headers
                 .iter()
                 .map(|(n, v)| (n.as_str(), v.as_str()))
                 .collect();
-            hc::send_http_response(u32::from(status), h, Some(body)).is_ok()
+            hc::send_http_response(u32::from(status), h, Some(body)).map_err(host_error)
         }
 
-        fn resume_request(&self) -> bool {
-            hc::resume_http_request().is_ok()
+        fn resume_request(&self) -> Result<(), HostError> {
+            hc::resume_http_request().map_err(host_error)
         }
 
-        fn resume_response(&self) -> bool {
-            hc::resume_http_response().is_ok()
+        fn set_property(&self, path: &[&str], value: &[u8]) -> Result<(), HostError> {
+            hc::set_property(path.to_vec(), Some(value)).map_err(host_error)
         }
 
-        fn set_property(&self, path: &[&str], value: &[u8]) -> bool {
-            hc::set_property(path.to_vec(), Some(value)).is_ok()
-        }
-
-        fn dispatch_http_call(&self, call: &HttpCall) -> Result<u32, String> {
+        fn dispatch_http_call(&self, call: &HttpCall) -> Result<u32, HostError> {
             let h: Vec<(&str, &str)> = call
                 .headers
                 .iter()
@@ -189,34 +261,23 @@ mod wasm {
                 Vec::new(),
                 Duration::from_millis(call.timeout_ms),
             )
-            .map_err(|s| match s {
-                Status::BadArgument => format!(
-                    "Envoy refused the call: unknown cluster {:?} or bad headers",
-                    call.cluster
-                ),
-                other => format!("Envoy refused the call ({other:?})"),
-            })
+            .map_err(host_error)
         }
 
         fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
             hc::get_shared_data(key).unwrap_or((None, None))
         }
 
-        fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> SharedWrite {
-            match hc::set_shared_data(key, Some(value), cas) {
-                Ok(()) => SharedWrite::Ok,
-                Err(Status::CasMismatch) => SharedWrite::CasMismatch,
-                Err(_) => SharedWrite::Failed,
-            }
+        fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), HostError> {
+            hc::set_shared_data(key, Some(value), cas).map_err(host_error)
         }
 
         fn call_foreign_function(
             &self,
             name: &str,
             args: &[u8],
-        ) -> Result<Option<Vec<u8>>, String> {
-            hc::call_foreign_function(name, Some(args))
-                .map_err(|s| format!("foreign function {name:?} failed ({s:?})"))
+        ) -> Result<Option<Vec<u8>>, HostError> {
+            hc::call_foreign_function(name, Some(args)).map_err(host_error)
         }
 
         fn define_counter(&self, name: &str) -> Option<u32> {
@@ -239,12 +300,12 @@ mod wasm {
             (core::arch::wasm32::memory_size(0) as u64).saturating_mul(65536)
         }
 
-        fn set_tick_period_ms(&self, ms: u64) -> bool {
-            hc::set_tick_period(Duration::from_millis(ms)).is_ok()
+        fn set_tick_period_ms(&self, ms: u64) -> Result<(), HostError> {
+            hc::set_tick_period(Duration::from_millis(ms)).map_err(host_error)
         }
 
-        fn set_effective_context(&self, context_id: u32) -> bool {
-            hc::set_effective_context(context_id).is_ok()
+        fn set_effective_context(&self, context_id: u32) -> Result<(), HostError> {
+            hc::set_effective_context(context_id).map_err(host_error)
         }
 
         fn plugin_configuration(&self) -> Option<Vec<u8>> {

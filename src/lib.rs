@@ -5,18 +5,23 @@
 //! `wasm`) touch `proxy_wasm`; everything else is host-agnostic and tested
 //! natively against a fake host (feature `testing`).
 
+pub mod audit_property;
 pub mod core_adapter;
 #[cfg(feature = "testing")]
 pub mod fake;
 pub mod host;
+pub mod jwks_sync;
 pub mod metrics;
 pub mod pbstruct;
 pub mod ports;
-pub mod response;
+pub mod reply;
 pub mod root;
+pub mod shared;
 pub mod stream;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;
 
-pub use stream::{Flow, Shared, Stream, AUDIT_PROPERTY};
+pub use host::Flow;
+pub use shared::Shared;
+pub use stream::Stream;

@@ -1,9 +1,10 @@
 //! Root context logic: configuration, JWKS fetch scheduling and sharing
 //! across worker VMs. Host-agnostic.
 
-use crate::host::{Body, Headers, Host, Level};
+use crate::host::{response_status, Buffer, HeaderMap, Host, LogLevel};
+use crate::jwks_sync::{self, end_lease, publish_jwks, take_lease};
 use crate::ports::{Engine, TokenPort};
-use crate::stream::{end_lease, lease_state, publish_jwks, take_lease, Lease, Shared, Waiter};
+use crate::shared::Shared;
 use fhir_smart_authz_core::audit::AuditEncoding;
 use fhir_smart_authz_core::config::Config;
 use std::collections::{HashMap, HashSet};
@@ -13,55 +14,6 @@ use std::rc::Rc;
 pub const TICK_MS: u64 = 1000;
 
 pub type Factory = dyn Fn(Rc<Config>) -> (Box<dyn TokenPort>, Box<dyn Engine>);
-
-/// The audit encoding of a configuration, given what this root context has
-/// already declared. The property is declared (`declare`, Envoy's
-/// `declare_property` foreign function) at most once per root context, and
-/// only when a configuration asks for `"struct"`:
-/// - nothing declared yet: `"json"` → JSON text, nothing declared;
-///   `"struct"` → declare; on success Struct, if refused JSON text (warned);
-/// - already declared as a Struct (an earlier configuration of this root
-///   context): Struct, whatever is asked — JSON text would not parse as the
-///   declared Struct and the record would be lost, so a `"json"` wish is
-///   ignored with a warning;
-/// - declaration refused earlier: JSON text, without asking again.
-pub fn resolve_audit_encoding(
-    host: &dyn Host,
-    config: &Config,
-    declared: &mut Option<Result<(), String>>,
-    declare: &mut dyn FnMut() -> Result<(), String>,
-) -> AuditEncoding {
-    match declared {
-        Some(Ok(())) => {
-            if config.audit.encoding == AuditEncoding::Json {
-                host.log(
-                    Level::Warn,
-                    "fhir-smart-authz: audit.encoding \"json\" ignored: this plugin already declared the audit property as a Struct; the record stays a Struct until Envoy reloads the plugin",
-                );
-            }
-            AuditEncoding::Struct
-        }
-        Some(Err(_)) => AuditEncoding::Json,
-        None if config.audit.encoding == AuditEncoding::Json => AuditEncoding::Json,
-        None => {
-            let r = declare();
-            let e = match &r {
-                Ok(()) => AuditEncoding::Struct,
-                Err(err) => {
-                    host.log(
-                        Level::Warn,
-                        &format!(
-                            "fhir-smart-authz: {err}; the audit record is written as JSON text"
-                        ),
-                    );
-                    AuditEncoding::Json
-                }
-            };
-            *declared = Some(r);
-            e
-        }
-    }
-}
 
 #[derive(Default)]
 pub struct Root {
@@ -89,7 +41,7 @@ impl Root {
 
     /// Parse and apply a plugin configuration; `audit_encoding` is asked,
     /// only once the configuration is valid, how this configuration's audit
-    /// record is written (see [`resolve_audit_encoding`]).
+    /// record is written (see [`crate::audit_property::resolve_audit_encoding`]).
     pub fn configure_with(
         &mut self,
         host: &dyn Host,
@@ -101,7 +53,7 @@ impl Root {
         let config = match Config::from_json(bytes) {
             Ok(c) => Rc::new(c),
             Err(e) => {
-                host.log(Level::Critical, &format!("fhir-smart-authz: {e}"));
+                host.log(LogLevel::Critical, &format!("fhir-smart-authz: {e}"));
                 return false;
             }
         };
@@ -111,7 +63,7 @@ impl Root {
         self.in_flight.clear();
         self.fetching.clear();
         host.log(
-            Level::Info,
+            LogLevel::Info,
             &format!(
                 "fhir-smart-authz: configured (base path {:?}, {} issuer(s), enforce={})",
                 config.base.path,
@@ -119,8 +71,8 @@ impl Root {
                 config.enforce
             ),
         );
-        if !host.set_tick_period_ms(TICK_MS) {
-            host.log(Level::Warn, "fhir-smart-authz: could not set the tick period; JWKS refresh relies on on-demand fetches");
+        if host.set_tick_period_ms(TICK_MS).is_err() {
+            host.log(LogLevel::Warn, "fhir-smart-authz: could not set the tick period; JWKS refresh relies on on-demand fetches");
         }
         // The first JWKS fetches start on the first tick: during
         // on_configure Envoy's clusters may not accept calls yet.
@@ -162,13 +114,14 @@ impl Root {
                     self.fetching.insert(issuer);
                 }
                 Err(e) => {
+                    let why = call.refusal(e);
                     host.log(
-                        Level::Warn,
-                        &format!("fhir-smart-authz: JWKS fetch for issuers[{issuer}]: {e}"),
+                        LogLevel::Warn,
+                        &format!("fhir-smart-authz: JWKS fetch for issuers[{issuer}]: {why}"),
                     );
                     shared.count(host, "jwks_fetch.failure");
                     end_lease(host, &config, issuer, now_ms, false);
-                    let _ = tokens.jwks_response(issuer, Err(&e), now);
+                    let _ = tokens.jwks_response(issuer, Err(&why), now);
                 }
             }
         }
@@ -177,47 +130,20 @@ impl Root {
     }
 
     /// Resume the requests waiting for another VM's JWKS fetch whose keys
-    /// arrived (picked up above), whose fetch ended or whose wait timed out;
-    /// they verify their token again in their own context.
+    /// arrived (picked up above), whose fetch ended or whose wait timed out.
     fn wake_waiters(&mut self, host: &dyn Host, shared: &Rc<Shared>, now_ms: u64) {
-        let (had_waiters, ready): (bool, Vec<Waiter>) = {
-            let Ok(mut waiting) = shared.waiting.try_borrow_mut() else {
-                return;
-            };
-            let Ok(seen) = shared.seen.try_borrow() else {
-                return;
-            };
-            let had = !waiting.is_empty();
-            let (ready, keep): (Vec<Waiter>, Vec<Waiter>) = waiting.drain(..).partition(|w| {
-                w.stream.strong_count() == 0
-                    || seen.get(&w.issuer).is_some_and(|s| *s > w.since)
-                    || now_ms >= w.deadline_ms
-                    || lease_state(host, &shared.config, w.issuer, now_ms) != Lease::Fetching
-            });
-            *waiting = keep;
-            (had, ready)
+        let Some((had_waiters, ready)) = shared.jwks.take_ready(host, &shared.config, now_ms)
+        else {
+            return;
         };
         // A waiting stream shortened the tick (WAIT_TICK_MS); back to TICK_MS
         // once nobody waits.
         self.fast_tick |= had_waiters;
-        let still_waiting = shared.waiting.try_borrow().map_or(true, |w| !w.is_empty());
-        if self.fast_tick && !still_waiting {
+        if self.fast_tick && !shared.jwks.has_waiters() {
             self.fast_tick = false;
-            host.set_tick_period_ms(TICK_MS);
+            let _ = host.set_tick_period_ms(TICK_MS);
         }
-        for w in ready {
-            let Some(stream) = w.stream.upgrade() else {
-                continue;
-            };
-            if !host.set_effective_context(w.context_id) {
-                continue; // the stream is gone
-            }
-            let mut s = match stream.try_borrow_mut() {
-                Ok(s) => s,
-                Err(_) => continue,
-            };
-            s.keys_wait_over(host);
-        }
+        jwks_sync::resume(host, ready);
     }
 
     /// The answer to a root-initiated JWKS fetch.
@@ -230,12 +156,10 @@ impl Root {
             return;
         };
         let now_ms = host.now_ms();
-        let status = host
-            .headers(Headers::CallResponse)
-            .iter()
-            .find(|(n, _)| n == ":status")
-            .and_then(|(_, v)| v.parse::<u16>().ok());
-        let body = host.body(Body::CallResponse, body_size).unwrap_or_default();
+        let status = response_status(&host.headers(HeaderMap::CallResponse));
+        let body = host
+            .body(Buffer::CallResponseBody, body_size)
+            .unwrap_or_default();
         let Ok(mut tokens) = shared.tokens.try_borrow_mut() else {
             return;
         };
@@ -248,14 +172,12 @@ impl Root {
             Ok(()) => {
                 shared.count(host, "jwks_fetch.success");
                 publish_jwks(host, &shared.config, issuer, &body, now_ms);
-                if let Ok(mut seen) = shared.seen.try_borrow_mut() {
-                    seen.insert(issuer, now_ms);
-                }
+                shared.jwks.saw(issuer, now_ms);
             }
             Err(e) => {
                 shared.count(host, "jwks_fetch.failure");
                 host.log(
-                    Level::Warn,
+                    LogLevel::Warn,
                     &format!("fhir-smart-authz: JWKS fetch for issuers[{issuer}] failed: {e}"),
                 );
             }

@@ -1,26 +1,24 @@
 //! proxy-wasm 0.2.5 entry points (wasm32 only): thin glue from the SDK's
 //! callbacks to [`Root`] and [`Stream`] over [`ProxyHost`].
 
+use crate::audit_property::{declare_audit_property, resolve_audit_encoding};
 use crate::core_adapter::{CoreEngine, CoreTokens};
-use crate::host::{Host, Level, ProxyHost};
-use crate::pbstruct::declare_property_args;
+use crate::host::{Flow, Host, HostError, LogLevel, ProxyHost};
 use crate::ports::{Engine, TokenPort};
-use crate::response::{operation_outcome, FHIR_JSON};
-use crate::root::{resolve_audit_encoding, Root};
-use crate::stream::{Flow, Stream, AUDIT_PROPERTY};
+use crate::reply::{operation_outcome, FHIR_JSON};
+use crate::root::Root;
+use crate::stream::Stream;
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Reason};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel};
+use proxy_wasm::types::{Action, ContextType, LogLevel as ProxyLogLevel};
 use std::cell::RefCell;
 use std::rc::Rc;
 
-const STRUCT_TYPE_URL: &str = "type.googleapis.com/google.protobuf.Struct";
-
 proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Trace);
+    proxy_wasm::set_log_level(ProxyLogLevel::Trace);
     std::panic::set_hook(Box::new(|info| {
-        ProxyHost.log(Level::Critical, &format!("fhir-smart-authz panicked: {info}"));
+        ProxyHost.log(LogLevel::Critical, &format!("fhir-smart-authz panicked: {info}"));
     }));
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(WasmRoot::default()) });
 }}
@@ -41,17 +39,7 @@ struct WasmRoot {
     root: Root,
     /// Outcome of declaring the audit property on this root context (`None`:
     /// not declared: no configuration has asked for `"struct"` yet).
-    declared: Option<Result<(), String>>,
-}
-
-/// Declare the audit property as a `google.protobuf.Struct` so the access
-/// log's `%FILTER_STATE(wasm.fhir_smart_authz_audit:TYPED)%` renders a
-/// nested object.
-fn declare_audit_property() -> Result<(), String> {
-    let args = declare_property_args(AUDIT_PROPERTY, Some(STRUCT_TYPE_URL));
-    ProxyHost
-        .call_foreign_function("declare_property", &args)
-        .map(|_| ())
+    declared: Option<Result<(), HostError>>,
 }
 
 impl Context for WasmRoot {
@@ -63,7 +51,7 @@ impl Context for WasmRoot {
 impl RootContext for WasmRoot {
     fn on_vm_start(&mut self, _size: usize) -> bool {
         ProxyHost.log(
-            Level::Info,
+            LogLevel::Info,
             concat!("fhir-smart-authz ", env!("CARGO_PKG_VERSION"), " starting"),
         );
         true
@@ -74,7 +62,9 @@ impl RootContext for WasmRoot {
         let declared = &mut self.declared;
         self.root
             .configure_with(&ProxyHost, bytes.as_deref(), &factory, &mut |config| {
-                resolve_audit_encoding(&ProxyHost, config, declared, &mut declare_audit_property)
+                resolve_audit_encoding(&ProxyHost, config, declared, &mut || {
+                    declare_audit_property(&ProxyHost)
+                })
             })
     }
 
@@ -122,7 +112,7 @@ impl HttpContext for WasmHttp {
                 );
                 let body = operation_outcome(&d, 503).to_string();
                 let headers = vec![("content-type".to_string(), FHIR_JSON.to_string())];
-                ProxyHost.send_local_reply(503, &headers, body.as_bytes());
+                let _ = ProxyHost.send_local_reply(503, &headers, body.as_bytes());
                 Action::Pause
             }
         }

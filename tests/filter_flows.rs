@@ -7,11 +7,13 @@
     clippy::type_complexity
 )]
 
+use fhir_smart_authz::audit_property::resolve_audit_encoding;
 use fhir_smart_authz::fake::{FakeEngine, FakeHost, FakeToken, FakeTokens};
+use fhir_smart_authz::host::HostError;
 use fhir_smart_authz::pbstruct::encode_struct;
 use fhir_smart_authz::ports::{Engine, TokenPort};
-use fhir_smart_authz::root::{resolve_audit_encoding, Root};
-use fhir_smart_authz::stream::{Flow, Shared, Stream};
+use fhir_smart_authz::root::Root;
+use fhir_smart_authz::{Flow, Shared, Stream};
 use fhir_smart_authz_core::audit::AuditEncoding;
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Obligation, Reason};
@@ -1050,7 +1052,14 @@ fn rotated_kid_uses_the_key_set_another_vm_shared() {
     assert_eq!(sb.borrow_mut().on_request_headers(&b, true), Flow::Pause);
     assert_eq!(replies(&b), vec![401]);
     assert!(b.state.borrow().calls.is_empty());
-    assert!(root_b.shared.as_ref().unwrap().waiting.borrow().is_empty());
+    assert!(root_b
+        .shared
+        .as_ref()
+        .unwrap()
+        .jwks
+        .waiting
+        .borrow()
+        .is_empty());
 }
 
 #[test]
@@ -1135,7 +1144,7 @@ fn audit_bytes_for(cfg: &[u8]) -> (Vec<u8>, AuditEncoding, usize) {
     let mut root = Root::default();
     let mut declared = None;
     let mut declares = 0;
-    let mut declare = || -> Result<(), String> {
+    let mut declare = || -> Result<(), HostError> {
         declares += 1;
         Ok(())
     };
@@ -1173,8 +1182,8 @@ fn audit_encoding_is_declared_once_per_root_and_never_contradicts_a_declaration(
     let h = FakeHost::new(NOW_MS);
     let json_cfg = Config::from_json(br#"{"audit":{"encoding":"json"}}"#).unwrap();
     let struct_cfg = Config::from_json(b"{}").unwrap();
-    let ok = || -> Result<(), String> { Ok(()) };
-    let refused = || -> Result<(), String> { Err("declare_property refused".into()) };
+    let ok = || -> Result<(), HostError> { Ok(()) };
+    let refused = || -> Result<(), HostError> { Err(HostError::NotFound) };
     // (configs in order, declare outcome, expected encodings, declare calls)
     let cases: &[(&[&Config], bool, &[AuditEncoding], usize)] = &[
         (&[&json_cfg], true, &[AuditEncoding::Json], 0),

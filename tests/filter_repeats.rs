@@ -16,7 +16,7 @@ mod token_support;
 use fhir_smart_authz::core_adapter::{CoreEngine, CoreTokens};
 use fhir_smart_authz::fake::FakeHost;
 use fhir_smart_authz::ports::{Engine, TokenPort};
-use fhir_smart_authz::stream::{Flow, Shared, Stream};
+use fhir_smart_authz::{Flow, Shared, Stream};
 use fhir_smart_authz_core::audit::AuditEncoding;
 use fhir_smart_authz_core::config::Config;
 use serde_json::{json, Value};
