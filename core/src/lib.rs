@@ -17,3 +17,4 @@ mod json;
 pub mod policy;
 pub mod scope;
 pub mod token;
+pub mod url;

@@ -202,6 +202,15 @@ pub fn parse_scope(s: &str) -> Result<Scope, String> {
             "unrecognised scope {s:?} (expected patient/, user/ or system/ clinical scope or a launch/identity scope)"
         ));
     };
+    parse_resource_scope(s, context, rest).map(Scope::Resource)
+}
+
+/// `(Type|*).(perms)[?query]` after the context of clinical scope `s`.
+fn parse_resource_scope(
+    s: &str,
+    context: ScopeContext,
+    rest: &str,
+) -> Result<ResourceScope, String> {
     let (body, query) = match rest.split_once('?') {
         Some((b, q)) => (b, Some(q)),
         None => (rest, None),
@@ -218,7 +227,28 @@ pub fn parse_scope(s: &str) -> Result<Scope, String> {
             "scope {s:?} names {rtype:?}, which is not an R4 resource type (types are case-sensitive)"
         ));
     };
-    let (perms, v2) = match perm_str {
+    let (perms, v2) = parse_permissions(s, perm_str)?;
+    let (params, raw_query) = match query {
+        None => (Vec::new(), String::new()),
+        Some(_) if !v2 => {
+            return Err(format!(
+                "scope {s:?}: granular queries need v2 permission letters (e.g. `.rs?...`)"
+            ))
+        }
+        Some(q) => (parse_query(s, q)?, q.to_string()),
+    };
+    Ok(ResourceScope {
+        context,
+        resource_type,
+        perms,
+        query: params,
+        raw_query,
+    })
+}
+
+/// v1 `read`/`write`/`*` or v2 letters; `true` for v2.
+fn parse_permissions(s: &str, perm_str: &str) -> Result<(Perms, bool), String> {
+    Ok(match perm_str {
         "read" => (Perms::R.union(Perms::S), false),
         "write" => (Perms::C.union(Perms::U).union(Perms::D), false),
         "*" => (Perms::ALL, false),
@@ -230,40 +260,29 @@ pub fn parse_scope(s: &str) -> Result<Scope, String> {
                 ))
             }
         },
-    };
+    })
+}
+
+/// A granular scope's `name=value[&name=value]` query, percent-decoded.
+fn parse_query(s: &str, q: &str) -> Result<Vec<QueryParam>, String> {
+    if q.is_empty() {
+        return Err(format!("scope {s:?} has an empty query"));
+    }
     let mut params = Vec::new();
-    let mut raw_query = String::new();
-    if let Some(q) = query {
-        if !v2 {
+    for part in q.split('&') {
+        let (n, v) = part
+            .split_once('=')
+            .ok_or_else(|| format!("scope {s:?}: query part {part:?} is not name=value"))?;
+        let name = decode(n);
+        let value = decode(v);
+        if name.is_empty() || value.is_empty() {
             return Err(format!(
-                "scope {s:?}: granular queries need v2 permission letters (e.g. `.rs?...`)"
+                "scope {s:?}: query part {part:?} has an empty name or value"
             ));
         }
-        if q.is_empty() {
-            return Err(format!("scope {s:?} has an empty query"));
-        }
-        for part in q.split('&') {
-            let (n, v) = part
-                .split_once('=')
-                .ok_or_else(|| format!("scope {s:?}: query part {part:?} is not name=value"))?;
-            let name = decode(n);
-            let value = decode(v);
-            if name.is_empty() || value.is_empty() {
-                return Err(format!(
-                    "scope {s:?}: query part {part:?} has an empty name or value"
-                ));
-            }
-            params.push(QueryParam { name, value });
-        }
-        raw_query = q.to_string();
+        params.push(QueryParam { name, value });
     }
-    Ok(Scope::Resource(ResourceScope {
-        context,
-        resource_type,
-        perms,
-        query: params,
-        raw_query,
-    }))
+    Ok(params)
 }
 
 fn decode(s: &str) -> String {

@@ -1,6 +1,7 @@
 //! `discovery`: the SMART configuration document the filter serves itself.
 
 use crate::config_error::ConfigError;
+use crate::url::HttpUrl;
 use serde::{Deserialize, Serialize};
 
 /// The SMART discovery document served at `[base]/.well-known/smart-configuration`
@@ -39,12 +40,6 @@ pub struct DiscoveryConfig {
     pub code_challenge_methods_supported: Vec<String>,
 }
 
-fn is_abs_url(u: &str) -> bool {
-    (u.starts_with("https://") || u.starts_with("http://"))
-        && u.len() > "https://".len()
-        && !u.contains(char::is_whitespace)
-}
-
 impl DiscoveryConfig {
     pub fn validate(&self, field: &str) -> Result<(), ConfigError> {
         for (name, value) in [
@@ -61,7 +56,7 @@ impl DiscoveryConfig {
             ("management_endpoint", self.management_endpoint.as_ref()),
         ] {
             if let Some(v) = value {
-                if !is_abs_url(v) {
+                if HttpUrl::parse(v).is_none() {
                     return Err(ConfigError::new(
                         format!("{field}.{name}"),
                         format!("must be an absolute http(s) URL such as \"https://auth.example.org/{name}\" (got {v:?})"),

@@ -3,6 +3,7 @@
 //! read it; the configuration builds it once.
 
 use crate::config_error::ConfigError;
+use crate::url::{has_http_scheme, HttpUrl};
 
 /// The FHIR base, normalised.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,15 +52,14 @@ fn normalise_path(p: &str) -> Result<String, ConfigError> {
 
 fn normalise_url(u: &str) -> Result<String, ConfigError> {
     let field = "fhir_base_url";
-    let rest = u
-        .strip_prefix("https://")
-        .or_else(|| u.strip_prefix("http://"))
-        .ok_or_else(|| ConfigError::new(field, format!("must be an absolute http(s) URL such as \"https://fhir.example.org/fhir\" (got {u:?})")))?;
-    if rest.is_empty() || rest.starts_with('/') || u.contains(['?', '#', ' ']) {
-        return Err(ConfigError::new(
+    if !has_http_scheme(u) {
+        return Err(ConfigError::new(field, format!("must be an absolute http(s) URL such as \"https://fhir.example.org/fhir\" (got {u:?})")));
+    }
+    match HttpUrl::parse(u) {
+        Some(url) if !url.has_query() => Ok(u.trim_end_matches('/').to_string()),
+        _ => Err(ConfigError::new(
             field,
             "must be an absolute URL with a host and no query or fragment",
-        ));
+        )),
     }
-    Ok(u.trim_end_matches('/').to_string())
 }

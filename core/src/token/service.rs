@@ -183,45 +183,51 @@ impl TokenService {
                 self.step(token, now, sig, false)
             }
             CallPurpose::Introspection { issuer } => {
-                let request = self
-                    .verifier
-                    .issuer_config(issuer)
-                    .and_then(|c| c.introspection.as_ref())
-                    .map(|c| introspection::build_request(issuer, c, token));
-                let Some(request) = request else {
-                    return TokenStep::Denied(Box::new(Decision::deny(
-                        Reason::IntrospectionUnavailable,
-                        "the introspection answer does not match a configured introspection issuer",
-                    )));
-                };
-                let mut fresh = None;
-                let (scope, patient) = (self.scope_claim.clone(), self.patient_claim.clone());
-                let keep = |v: &VerifiedToken| {
-                    let p = project(&v.claims, &scope, &patient);
-                    let c = to_cached(&p);
-                    fresh = Some(Rc::new(p));
-                    c
-                };
-                let r = self.verifier.complete_introspection(
-                    &mut self.cache,
-                    &request,
-                    token,
-                    response,
-                    now,
-                    keep,
-                );
-                match (r, fresh) {
-                    (Ok(_), Some(claims)) => TokenStep::Verified {
-                        claims,
-                        cache_hit: false,
-                    },
-                    (Ok(_), None) => TokenStep::Denied(Box::new(Decision::deny(
-                        Reason::IntrospectionUnavailable,
-                        "the introspection answer could not be used",
-                    ))),
-                    (Err(e), _) => TokenStep::Denied(Box::new(e.into_decision())),
-                }
+                self.introspected(issuer, token, response, now)
             }
+        }
+    }
+
+    /// The introspection answer for `token`: its claims, cached per
+    /// `max_cache_seconds`, or why it is refused.
+    fn introspected(
+        &mut self,
+        issuer: usize,
+        token: &str,
+        response: Result<(u16, &[u8]), &str>,
+        now: u64,
+    ) -> TokenStep {
+        let request = self
+            .verifier
+            .issuer_config(issuer)
+            .and_then(|c| c.introspection.as_ref())
+            .map(|c| introspection::build_request(issuer, c, token));
+        let Some(request) = request else {
+            return TokenStep::Denied(Box::new(Decision::deny(
+                Reason::IntrospectionUnavailable,
+                "the introspection answer does not match a configured introspection issuer",
+            )));
+        };
+        let mut fresh = None;
+        let (scope, patient) = (&self.scope_claim, &self.patient_claim);
+        let r = self.verifier.complete_introspection(
+            &mut self.cache,
+            &request,
+            token,
+            response,
+            now,
+            |v: &VerifiedToken| keep(v, scope, patient, &mut fresh),
+        );
+        match (r, fresh) {
+            (Ok(_), Some(claims)) => TokenStep::Verified {
+                claims,
+                cache_hit: false,
+            },
+            (Ok(_), None) => TokenStep::Denied(Box::new(Decision::deny(
+                Reason::IntrospectionUnavailable,
+                "the introspection answer could not be used",
+            ))),
+            (Err(e), _) => TokenStep::Denied(Box::new(e.into_decision())),
         }
     }
 
@@ -232,19 +238,8 @@ impl TokenService {
         sig: &dyn SignatureVerifier,
         may_fetch: bool,
     ) -> TokenStep {
-        if let Some(h) = self.hot.get(token) {
-            match self.verifier.cached(&mut self.cache, &h.key, now) {
-                Some(Ok(Some(json))) if Rc::ptr_eq(&json, &h.json) => {
-                    return TokenStep::Verified {
-                        claims: h.claims.clone(),
-                        cache_hit: true,
-                    }
-                }
-                Some(Err(e)) => return self.denied_or_fetch(e, now, may_fetch),
-                _ => {
-                    self.hot.remove(token);
-                }
-            }
+        if let Some(step) = self.hot_step(token, now, may_fetch) {
+            return step;
         }
         let bearer = BearerToken {
             token: token.to_string(),
@@ -254,47 +249,18 @@ impl TokenService {
         // removed and verified afresh.
         for _ in 0..2 {
             let mut fresh: Option<Rc<Value>> = None;
-            let result = {
-                let scope = &self.scope_claim;
-                let patient = &self.patient_claim;
-                self.verifier.authenticate(
-                    &mut self.cache,
-                    &bearer,
-                    now,
-                    sig,
-                    |v: &VerifiedToken| {
-                        let p = project(&v.claims, scope, patient);
-                        let c = to_cached(&p);
-                        fresh = Some(Rc::new(p));
-                        c
-                    },
-                )
-            };
+            let (scope, patient) = (&self.scope_claim, &self.patient_claim);
+            let result = self.verifier.authenticate(
+                &mut self.cache,
+                &bearer,
+                now,
+                sig,
+                |v: &VerifiedToken| keep(v, scope, patient, &mut fresh),
+            );
             match result {
                 Ok(Authenticated::Verified { value, cached }) => {
-                    if let Some(claims) = fresh {
-                        if let Some(json) = value {
-                            self.remember(token, json, &claims);
-                        }
-                        return TokenStep::Verified {
-                            claims,
-                            cache_hit: false,
-                        };
-                    }
-                    let parsed = value.and_then(|s| {
-                        serde_json::from_str::<Value>(&s)
-                            .ok()
-                            .map(|c| (s, Rc::new(c)))
-                    });
-                    match parsed {
-                        Some((json, claims)) => {
-                            self.remember(token, json, &claims);
-                            return TokenStep::Verified {
-                                claims,
-                                cache_hit: cached,
-                            };
-                        }
-                        None => self.cache.remove(&CacheKey::of(token)),
+                    if let Some(step) = self.verified(token, fresh, value, cached) {
+                        return step;
                     }
                 }
                 Ok(Authenticated::Introspect(req)) => {
@@ -317,6 +283,61 @@ impl TokenService {
             Reason::InvalidToken,
             "the token could not be verified; retry the request",
         )))
+    }
+
+    /// A repeat answered by the hot tier, while the main cache still holds
+    /// the same entry (`None`: verify through the main path).
+    fn hot_step(&mut self, token: &str, now: u64, may_fetch: bool) -> Option<TokenStep> {
+        let h = self.hot.get(token)?;
+        match self.verifier.cached(&mut self.cache, &h.key, now) {
+            Some(Ok(Some(json))) if Rc::ptr_eq(&json, &h.json) => Some(TokenStep::Verified {
+                claims: h.claims.clone(),
+                cache_hit: true,
+            }),
+            Some(Err(e)) => Some(self.denied_or_fetch(e, now, may_fetch)),
+            _ => {
+                self.hot.remove(token);
+                None
+            }
+        }
+    }
+
+    /// The claims of a verified token: the fresh projection, or the cached
+    /// JSON parsed (`None`: the cached entry is unusable and was removed).
+    fn verified(
+        &mut self,
+        token: &str,
+        fresh: Option<Rc<Value>>,
+        value: Cached,
+        cached: bool,
+    ) -> Option<TokenStep> {
+        if let Some(claims) = fresh {
+            if let Some(json) = value {
+                self.remember(token, json, &claims);
+            }
+            return Some(TokenStep::Verified {
+                claims,
+                cache_hit: false,
+            });
+        }
+        let parsed = value.and_then(|s| {
+            serde_json::from_str::<Value>(&s)
+                .ok()
+                .map(|c| (s, Rc::new(c)))
+        });
+        match parsed {
+            Some((json, claims)) => {
+                self.remember(token, json, &claims);
+                Some(TokenStep::Verified {
+                    claims,
+                    cache_hit: cached,
+                })
+            }
+            None => {
+                self.cache.remove(&CacheKey::of(token));
+                None
+            }
+        }
     }
 
     /// Put a verified, cached token into the hot tier.
@@ -395,6 +416,15 @@ impl TokenService {
             .filter(|i| self.verifier.key_store(*i).is_some_and(|s| s.is_remote()))
             .collect()
     }
+}
+
+/// What the cache keeps of a fresh verification (the projected claims as
+/// JSON); the projection itself goes to `fresh`.
+fn keep(v: &VerifiedToken, scope: &str, patient: &str, fresh: &mut Option<Rc<Value>>) -> Cached {
+    let p = project(&v.claims, scope, patient);
+    let c = to_cached(&p);
+    *fresh = Some(Rc::new(p));
+    c
 }
 
 fn project(claims: &Value, scope: &str, patient: &str) -> Value {

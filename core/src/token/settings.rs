@@ -3,6 +3,7 @@
 use super::alg::JwsAlgorithm;
 use super::keys::KeySet;
 use crate::config_error::ConfigError;
+use crate::url::HttpUrl;
 use serde::Deserialize;
 
 /// Everything token verification reads from the configuration: the trusted
@@ -131,7 +132,8 @@ impl IssuerConfig {
 
     /// `(authority, path)` for fetching `jwks_uri` through Envoy.
     pub fn jwks_authority_and_path(&self) -> Option<(String, String)> {
-        self.jwks_uri.as_deref().and_then(split_url)
+        let url = HttpUrl::parse(self.jwks_uri.as_deref()?)?;
+        Some((url.authority.to_string(), url.path.to_string()))
     }
 
     pub fn validate(&self, field: &str, base_url: Option<&str>) -> Result<(), ConfigError> {
@@ -141,6 +143,24 @@ impl IssuerConfig {
                 "must be the exact `iss` value of the tokens, e.g. \"https://auth.example.org\"",
             ));
         }
+        self.validate_key_source(field)?;
+        if let Some(i) = &self.introspection {
+            i.validate(&format!("{field}.introspection"))?;
+        }
+        self.validate_audiences(field, base_url)?;
+        self.validate_algorithms(field)?;
+        if self.max_lifetime_seconds == Some(0) {
+            return Err(ConfigError::new(
+                format!("{field}.max_lifetime_seconds"),
+                "must be at least 1, or be omitted for no limit",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Exactly one of `jwks`, `jwks_uri` (with its cluster and timings) or
+    /// `introspection`.
+    fn validate_key_source(&self, field: &str) -> Result<(), ConfigError> {
         let sources = [
             self.jwks.is_some(),
             self.jwks_uri.is_some(),
@@ -175,43 +195,53 @@ impl IssuerConfig {
             }
         }
         if let Some(uri) = &self.jwks_uri {
-            if split_url(uri).is_none() {
+            self.validate_jwks_uri(field, uri)?;
+        }
+        Ok(())
+    }
+
+    fn validate_jwks_uri(&self, field: &str, uri: &str) -> Result<(), ConfigError> {
+        if HttpUrl::parse(uri).is_none() {
+            return Err(ConfigError::new(
+                format!("{field}.jwks_uri"),
+                "must be an absolute http(s) URL with a host and path, e.g. \"https://auth.example.org/.well-known/jwks.json\"",
+            ));
+        }
+        match &self.jwks_cluster {
+            Some(c) if !c.trim().is_empty() => {}
+            _ => {
                 return Err(ConfigError::new(
-                    format!("{field}.jwks_uri"),
-                    "must be an absolute http(s) URL with a host and path, e.g. \"https://auth.example.org/.well-known/jwks.json\"",
-                ));
-            }
-            match &self.jwks_cluster {
-                Some(c) if !c.trim().is_empty() => {}
-                _ => return Err(ConfigError::new(
                     format!("{field}.jwks_cluster"),
                     "is required with jwks_uri: name the Envoy cluster that reaches the JWKS host",
-                )),
-            }
-            if self.jwks_refresh_seconds == 0 {
-                return Err(ConfigError::new(
-                    format!("{field}.jwks_refresh_seconds"),
-                    "must be at least 1 (default 300)",
-                ));
-            }
-            if self.jwks_min_refetch_seconds == 0 {
-                return Err(ConfigError::new(
-                    format!("{field}.jwks_min_refetch_seconds"),
-                    "must be at least 1 (default 30); it bounds refetches on unknown kid",
-                ));
-            }
-            if self.jwks_timeout_ms == 0 {
-                return Err(ConfigError::new(
-                    format!("{field}.jwks_timeout_ms"),
-                    "must be at least 1 (default 5000)",
-                ));
+                ))
             }
         }
-        if let Some(i) = &self.introspection {
-            i.validate(&format!("{field}.introspection"))?;
+        for (name, value, why) in [
+            (
+                "jwks_refresh_seconds",
+                self.jwks_refresh_seconds,
+                "must be at least 1 (default 300)",
+            ),
+            (
+                "jwks_min_refetch_seconds",
+                self.jwks_min_refetch_seconds,
+                "must be at least 1 (default 30); it bounds refetches on unknown kid",
+            ),
+            (
+                "jwks_timeout_ms",
+                self.jwks_timeout_ms,
+                "must be at least 1 (default 5000)",
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(format!("{field}.{name}"), why));
+            }
         }
-        let audiences = self.effective_audiences(base_url);
-        if audiences.is_empty() {
+        Ok(())
+    }
+
+    fn validate_audiences(&self, field: &str, base_url: Option<&str>) -> Result<(), ConfigError> {
+        if self.effective_audiences(base_url).is_empty() {
             return Err(ConfigError::new(
                 format!("{field}.audiences"),
                 "set the accepted token audiences, or set fhir_base_url (the default audience)",
@@ -223,6 +253,10 @@ impl IssuerConfig {
                 "must not be empty",
             ));
         }
+        Ok(())
+    }
+
+    fn validate_algorithms(&self, field: &str) -> Result<(), ConfigError> {
         for (pos, name) in self.algorithms.iter().enumerate() {
             if JwsAlgorithm::from_name(name).is_none() {
                 let why = if name.eq_ignore_ascii_case("none") {
@@ -240,12 +274,6 @@ impl IssuerConfig {
                     ),
                 ));
             }
-        }
-        if self.max_lifetime_seconds == Some(0) {
-            return Err(ConfigError::new(
-                format!("{field}.max_lifetime_seconds"),
-                "must be at least 1, or be omitted for no limit",
-            ));
         }
         Ok(())
     }
@@ -368,50 +396,5 @@ impl TokenSettings {
             ));
         }
         Ok(())
-    }
-}
-
-/// `https://host[:port]/path?query` → (`host[:port]`, `/path?query`).
-fn split_url(url: &str) -> Option<(String, String)> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(pos) => (rest.get(..pos)?, rest.get(pos..)?),
-        None => (rest, "/"),
-    };
-    if authority.is_empty() || authority.contains(['@', ' ', '?', '#']) || path.contains([' ', '#'])
-    {
-        return None;
-    }
-    Some((authority.to_string(), path.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn split_url_cases() {
-        for (url, expected) in [
-            (
-                "https://auth.example.org/jwks",
-                Some(("auth.example.org", "/jwks")),
-            ),
-            (
-                "http://127.0.0.1:8080/a/b?x=1",
-                Some(("127.0.0.1:8080", "/a/b?x=1")),
-            ),
-            ("https://auth.example.org", Some(("auth.example.org", "/"))),
-            ("ftp://x/y", None),
-            ("https:///y", None),
-            ("https://user@host/y", None),
-        ] {
-            assert_eq!(
-                split_url(url),
-                expected.map(|(a, p)| (a.to_string(), p.to_string())),
-                "{url}"
-            );
-        }
     }
 }

@@ -6,14 +6,14 @@ use super::bearer::BearerToken;
 use super::cache::{CacheKey, TokenCache};
 use super::error::TokenError;
 use super::introspection::{self, IntrospectionRequest};
-use super::jose::{self, TimeClaims};
+use super::jose::{self, JoseHeader, TimeClaims};
 use super::keys::{FetchReason, JwksUpdate, KeySet, KeyStore};
 use super::settings::{validate_issuers, IssuerConfig, TokenSettings, TrustConfig};
 use super::signature::SignatureVerifier;
 use super::verified::{TokenSource, VerifiedToken};
 use crate::config_error::ConfigError;
 use crate::decision::Reason;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Keys tried for a token without `kid` (issuers with several keys of one
 /// type should publish `kid`s).
@@ -315,23 +315,8 @@ impl TokenVerifier {
         now: u64,
         verifier: &dyn SignatureVerifier,
     ) -> Result<VerifiedToken, TokenError> {
-        if token.len() > self.settings.max_bytes {
-            return Err(TokenError::invalid(format!(
-                "the bearer token is larger than token.max_bytes ({} bytes)",
-                self.settings.max_bytes
-            )));
-        }
-        let (h64, p64, s64) = jose::split_compact(token).ok_or_else(|| {
-            TokenError::invalid(
-                "the token is not a JWT (three base64url parts separated by dots) and no introspection issuer is configured",
-            )
-        })?;
-        let header = jose::parse_header(h64)?;
-        let alg = check_alg_name(&header.alg)?;
-        let claims = jose::decode_json_segment(p64, "payload")?;
-        let signature = jose::decode_b64url(s64, "signature")?;
-
-        let iss = match claims.get("iss") {
+        let jws = Jws::parse(token, self.settings.max_bytes)?;
+        let iss = match jws.claims.get("iss") {
             Some(Value::String(s)) => s.as_str(),
             Some(_) => {
                 return Err(TokenError::invalid(
@@ -350,15 +335,77 @@ impl TokenVerifier {
                     "the token issuer (`iss`) is not a trusted issuer of this server",
                 )
             })?;
-        let issuer = state.config.issuer.clone();
-        if !state.algorithms.contains(&alg) {
+        state.check_header(index, &jws)?;
+        let key_id = state.check_signature(index, &jws, now, verifier)?;
+        let times = state.check_claims(index, &jws.claims, now, self.settings.leeway_seconds)?;
+        let jti = jose::optional_string(&jws.claims, "jti", "payload")?;
+        let subject = jose::optional_string(&jws.claims, "sub", "payload")?;
+        Ok(VerifiedToken {
+            issuer_index: index,
+            issuer: state.config.issuer.clone(),
+            claims: Value::Object(jws.claims),
+            times,
+            jti,
+            subject,
+            algorithm: Some(jws.alg),
+            key_id,
+            source: TokenSource::Jwt,
+        })
+    }
+}
+
+/// A compact JWS taken apart (nothing verified yet but its structure).
+struct Jws<'t> {
+    header: JoseHeader,
+    alg: JwsAlgorithm,
+    claims: Map<String, Value>,
+    /// `header.payload`, the bytes the signature covers.
+    signing_input: &'t [u8],
+    signature: Vec<u8>,
+}
+
+impl<'t> Jws<'t> {
+    fn parse(token: &'t str, max_bytes: usize) -> Result<Jws<'t>, TokenError> {
+        if token.len() > max_bytes {
             return Err(TokenError::invalid(format!(
-                "algorithm {} is not allowed for issuer {issuer} (issuers[{index}].algorithms)",
-                alg.name()
+                "the bearer token is larger than token.max_bytes ({max_bytes} bytes)"
             )));
         }
-        if state.config.require_typ_at_jwt {
-            let ok = header.typ.as_deref().is_some_and(|t| {
+        let (h64, p64, s64) = jose::split_compact(token).ok_or_else(|| {
+            TokenError::invalid(
+                "the token is not a JWT (three base64url parts separated by dots) and no introspection issuer is configured",
+            )
+        })?;
+        let header = jose::parse_header(h64)?;
+        let alg = check_alg_name(&header.alg)?;
+        let claims = jose::decode_json_segment(p64, "payload")?;
+        let signature = jose::decode_b64url(s64, "signature")?;
+        let signing_input = token
+            .get(..h64.len() + 1 + p64.len())
+            .ok_or_else(|| TokenError::invalid("the token is malformed"))?
+            .as_bytes();
+        Ok(Jws {
+            header,
+            alg,
+            claims,
+            signing_input,
+            signature,
+        })
+    }
+}
+
+impl IssuerState {
+    /// The algorithm is one the issuer allows; `typ` when it requires one.
+    fn check_header(&self, index: usize, jws: &Jws<'_>) -> Result<(), TokenError> {
+        let issuer = &self.config.issuer;
+        if !self.algorithms.contains(&jws.alg) {
+            return Err(TokenError::invalid(format!(
+                "algorithm {} is not allowed for issuer {issuer} (issuers[{index}].algorithms)",
+                jws.alg.name()
+            )));
+        }
+        if self.config.require_typ_at_jwt {
+            let ok = jws.header.typ.as_deref().is_some_and(|t| {
                 t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
             });
             if !ok {
@@ -367,24 +414,36 @@ impl TokenVerifier {
                 )));
             }
         }
+        Ok(())
+    }
 
-        // Keys.
-        let Some(keys) = state.store.keys() else {
+    /// A key of the issuer verifies the signature: its `kid`. Keys not
+    /// loaded yet, or an unknown `kid`, may ask for a refetch.
+    fn check_signature(
+        &mut self,
+        index: usize,
+        jws: &Jws<'_>,
+        now: u64,
+        verifier: &dyn SignatureVerifier,
+    ) -> Result<Option<String>, TokenError> {
+        let issuer = &self.config.issuer;
+        let alg = jws.alg;
+        let Some(keys) = self.store.keys() else {
             let mut e = TokenError::new(
                 Reason::KeysUnavailable,
-                match state.store.last_error() {
+                match self.store.last_error() {
                     Some(err) => format!(
                         "no signing keys are available yet for issuer {issuer} (last fetch: {err})"
                     ),
                     None => format!("no signing keys are available yet for issuer {issuer}"),
                 },
             );
-            if state.store.fetch_pending(now) {
+            if self.store.fetch_pending(now) {
                 e.refetch_keys = Some(index);
             }
             return Err(e);
         };
-        let kid = header.kid.as_deref();
+        let kid = jws.header.kid.as_deref();
         // Without a `kid` at most MAX_KIDLESS_CANDIDATES keys are tried, so a
         // forged kid-less token cannot cost dozens of RSA operations.
         let candidates: Vec<_> = keys
@@ -406,22 +465,14 @@ impl TokenVerifier {
                     alg.name()
                 ),
             });
-            if !known_kid && state.store.request_unknown_kid_refetch(now) {
+            if !known_kid && self.store.request_unknown_kid_refetch(now) {
                 e.refetch_keys = Some(index);
             }
             return Err(e);
         }
-        let signing_input = token
-            .get(..h64.len() + 1 + p64.len())
-            .ok_or_else(|| TokenError::invalid("the token is malformed"))?
-            .as_bytes();
-        let mut verified_with = None;
         for key in candidates {
-            match verifier.verify(alg, key, signing_input, &signature) {
-                Ok(true) => {
-                    verified_with = Some(key);
-                    break;
-                }
+            match verifier.verify(alg, key, jws.signing_input, &jws.signature) {
+                Ok(true) => return Ok(key.kid.clone()),
                 Ok(false) => {}
                 Err(e) => {
                     return Err(TokenError::invalid(format!(
@@ -430,22 +481,28 @@ impl TokenVerifier {
                 }
             }
         }
-        let Some(key) = verified_with else {
-            return Err(TokenError::invalid(format!(
-                "the token signature is invalid for issuer {issuer}"
-            )));
-        };
-        let key_id = key.kid.clone();
+        Err(TokenError::invalid(format!(
+            "the token signature is invalid for issuer {issuer}"
+        )))
+    }
 
-        // Claims.
-        let times = TimeClaims::from_claims(&claims)?;
+    /// `exp` (required), `nbf`/`iat`, the issuer's lifetime limit, `aud`.
+    fn check_claims(
+        &self,
+        index: usize,
+        claims: &Map<String, Value>,
+        now: u64,
+        leeway: u64,
+    ) -> Result<TimeClaims, TokenError> {
+        let issuer = &self.config.issuer;
+        let times = TimeClaims::from_claims(claims)?;
         if times.exp.is_none() {
             return Err(TokenError::invalid(
                 "the token has no `exp` claim; access tokens must expire",
             ));
         }
-        times.check(now, self.settings.leeway_seconds)?;
-        if let Some(max) = state.config.max_lifetime_seconds {
+        times.check(now, leeway)?;
+        if let Some(max) = self.config.max_lifetime_seconds {
             let (Some(exp), Some(iat)) = (times.exp, times.iat) else {
                 return Err(TokenError::invalid(format!(
                     "issuer {issuer} limits token lifetime (issuers[{index}].max_lifetime_seconds) but the token has no `iat`"
@@ -457,35 +514,23 @@ impl TokenVerifier {
                 )));
             }
         }
-        let aud = jose::audiences(&claims)?;
+        let aud = jose::audiences(claims)?;
         if aud.is_empty() {
             return Err(TokenError::invalid(format!(
                 "the token has no `aud` claim; expected one of: {}",
-                state.audiences.join(", ")
+                self.audiences.join(", ")
             )));
         }
         if !aud
             .iter()
-            .any(|a| state.audiences.iter().any(|ours| ours == a))
+            .any(|a| self.audiences.iter().any(|ours| ours == a))
         {
             return Err(TokenError::invalid(format!(
                 "the token audience does not include this server (expected one of: {})",
-                state.audiences.join(", ")
+                self.audiences.join(", ")
             )));
         }
-        let jti = jose::optional_string(&claims, "jti", "payload")?;
-        let subject = jose::optional_string(&claims, "sub", "payload")?;
-        Ok(VerifiedToken {
-            issuer_index: index,
-            issuer,
-            claims: Value::Object(claims),
-            times,
-            jti,
-            subject,
-            algorithm: Some(alg),
-            key_id,
-            source: TokenSource::Jwt,
-        })
+        Ok(times)
     }
 }
 
