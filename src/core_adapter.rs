@@ -3,9 +3,10 @@
 //! and `fhir_smart_authz_core::policy`.
 
 use crate::host::{Host, HttpCall};
-use crate::ports::{Engine, Pending, Prepared, TokenPort, TokenStep};
+use crate::ports::{Engine, Pending, TokenPort, TokenStep};
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Obligation, Reason};
+use fhir_smart_authz_core::engine::TokenContext;
 use fhir_smart_authz_core::fhir::RequestParts;
 use fhir_smart_authz_core::token::host_crypto::VERIFY_SIGNATURE_FUNCTION;
 use fhir_smart_authz_core::token::service::{self, CallPurpose, OutboundCall, TokenService};
@@ -28,20 +29,20 @@ impl Engine for CoreEngine {
         fhir_smart_authz_core::engine::decide(config, req, claims)
     }
 
-    fn prepare(&self, config: &Config, claims: &Value) -> Option<Prepared> {
-        Some(fhir_smart_authz_core::engine::auth_context(config, claims))
+    fn token_context(&self, config: &Config, claims: &Value) -> Option<TokenContext> {
+        Some(fhir_smart_authz_core::engine::token_context(config, claims))
     }
 
-    fn decide_prepared(
+    fn decide_with_token(
         &self,
         config: &Config,
         req: &RequestParts,
         claims: Option<&Value>,
-        prepared: Option<&Prepared>,
+        token: Option<&TokenContext>,
     ) -> Decision {
-        match (claims, prepared) {
+        match (claims, token) {
             (Some(_), Some(p)) => {
-                fhir_smart_authz_core::engine::decide_prepared(config, req, Some(p))
+                fhir_smart_authz_core::engine::decide_with_token(config, req, Some(p))
             }
             _ => fhir_smart_authz_core::engine::decide(config, req, claims),
         }

@@ -5,8 +5,8 @@
 use crate::host::{Host, HttpCall};
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Obligation};
+use fhir_smart_authz_core::engine::TokenContext;
 use fhir_smart_authz_core::fhir::RequestParts;
-use fhir_smart_authz_core::policy::AuthContext;
 use serde_json::Value;
 use std::rc::Rc;
 
@@ -21,7 +21,6 @@ pub enum Pending {
 
 /// One step of verifying a bearer token.
 #[derive(Debug, Clone, PartialEq)]
-#[allow(clippy::large_enum_variant)] // one per request; boxing buys nothing
 pub enum TokenStep {
     /// The token is valid; its claims (shared with the token cache).
     Verified { claims: Rc<Value>, cache_hit: bool },
@@ -35,7 +34,6 @@ pub enum TokenStep {
 pub trait TokenPort {
     /// The bearer token of a request: `Ok(None)` when there is none, `Err`
     /// for malformed or multiple credentials.
-    #[allow(clippy::result_large_err)] // mirrors fhir_smart_authz_core::token's extraction signature
     fn extract(&self, config: &Config, req: &RequestParts) -> Result<Option<String>, Decision>;
     /// Verify a token at `now` (Unix seconds).
     fn verify(&mut self, host: &dyn Host, token: &str, now: u64) -> TokenStep;
@@ -80,26 +78,22 @@ pub trait TokenPort {
     }
 }
 
-/// What [`Engine::prepare`] derives from a token's claims: the parsed
-/// scopes and patient context, or the denial for unusable claims.
-pub type Prepared = Result<AuthContext, Decision>;
-
 /// The pure decision core.
 pub trait Engine {
     fn body_needed(&self, config: &Config, req: &RequestParts) -> bool;
     fn decide(&self, config: &Config, req: &RequestParts, claims: Option<&Value>) -> Decision;
     /// Per-token state derived from the claims once (the shell keeps it
     /// with the token): `None` when the engine has none.
-    fn prepare(&self, _config: &Config, _claims: &Value) -> Option<Prepared> {
+    fn token_context(&self, _config: &Config, _claims: &Value) -> Option<TokenContext> {
         None
     }
-    /// [`Engine::decide`] with the token's prepared state, if any.
-    fn decide_prepared(
+    /// [`Engine::decide`] with the token's context, if any.
+    fn decide_with_token(
         &self,
         config: &Config,
         req: &RequestParts,
         claims: Option<&Value>,
-        _prepared: Option<&Prepared>,
+        _token: Option<&TokenContext>,
     ) -> Decision {
         self.decide(config, req, claims)
     }

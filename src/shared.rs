@@ -4,9 +4,10 @@
 
 use crate::jwks_sync::JwksSync;
 use crate::metrics::Metrics;
-use crate::ports::{Engine, Prepared, TokenPort};
+use crate::ports::{Engine, TokenPort};
 use fhir_smart_authz_core::audit::{AuditEncoding, Identity};
 use fhir_smart_authz_core::config::Config;
+use fhir_smart_authz_core::engine::TokenContext;
 use serde_json::Value;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -33,10 +34,10 @@ pub struct Shared {
 /// theirs; what was derived from them).
 type TokensSeen = HashMap<usize, (Rc<Value>, Rc<TokenFacts>)>;
 
-/// Derived once per token: the identity facts and the engine's prepared state.
+/// Derived once per token: the identity facts and the engine's token context.
 pub struct TokenFacts {
     pub identity: Rc<Identity>,
-    pub prepared: Option<Prepared>,
+    pub context: Option<TokenContext>,
 }
 
 /// Claims objects remembered in [`Shared`]; when full it is cleared.
@@ -61,7 +62,7 @@ impl Shared {
         })
     }
 
-    /// The identity and prepared state of verified claims, derived once per
+    /// The identity and token context of verified claims, derived once per
     /// claims object.
     pub fn token_facts(&self, claims: &Rc<Value>) -> Rc<TokenFacts> {
         let key = Rc::as_ptr(claims) as usize;
@@ -74,7 +75,7 @@ impl Shared {
         }
         let facts = Rc::new(TokenFacts {
             identity: Rc::new(Identity::from_claims(&self.config.claims, claims)),
-            prepared: self.engine.prepare(&self.config, claims),
+            context: self.engine.token_context(&self.config, claims),
         });
         if let Ok(mut seen) = self.tokens_seen.try_borrow_mut() {
             if seen.len() >= TOKEN_FACTS_ENTRIES {

@@ -6,9 +6,13 @@ use crate::fhir::{classify, RequestParts};
 use crate::policy::{authorize, AuthContext};
 use serde_json::Value;
 
-/// What the policy derives from verified claims, once per token: the parsed
-/// scopes and patient context, or the denial for claims it cannot use.
-pub fn auth_context(config: &Config, claims: &Value) -> Result<AuthContext, Decision> {
+/// What the policy derives from a token's verified claims, once per token:
+/// the parsed scopes and patient context, or the denial for claims it cannot
+/// use.
+pub type TokenContext = Result<AuthContext, Decision>;
+
+/// The [`TokenContext`] of verified claims.
+pub fn token_context(config: &Config, claims: &Value) -> TokenContext {
     AuthContext::from_claims(&config.claims, &config.base, claims)
 }
 
@@ -19,22 +23,22 @@ pub fn body_needed(config: &Config, req: &RequestParts) -> bool {
 
 /// Decide from verified claims (`None` = no token). Builds the
 /// [`AuthContext`] on every call; the filter builds it once per token
-/// ([`auth_context`]) and uses [`decide_prepared`].
+/// ([`token_context`]) and uses [`decide_with_token`].
 pub fn decide(config: &Config, req: &RequestParts, claims: Option<&Value>) -> Decision {
-    match claims.map(|c| auth_context(config, c)) {
-        None => decide_prepared(config, req, None),
-        Some(ctx) => decide_prepared(config, req, Some(&ctx)),
+    match claims.map(|c| token_context(config, c)) {
+        None => decide_with_token(config, req, None),
+        Some(ctx) => decide_with_token(config, req, Some(&ctx)),
     }
 }
 
-/// [`decide`] with the result of [`auth_context`] already at
+/// [`decide`] with the [`TokenContext`] already at
 /// hand (`None` = no token).
-pub fn decide_prepared(
+pub fn decide_with_token(
     config: &Config,
     req: &RequestParts,
-    ctx: Option<&Result<AuthContext, Decision>>,
+    token: Option<&TokenContext>,
 ) -> Decision {
-    match ctx {
+    match token {
         None => decide_with_context(config, req, None),
         Some(Ok(ctx)) => decide_with_context(config, req, Some(ctx)),
         Some(Err(denial)) => {

@@ -1,5 +1,6 @@
-//! Property tests for the policy: monotonicity in the granted scopes and no
-//! panics on arbitrary scope strings and claims.
+//! Property tests for the policy: monotonicity in the granted scopes, scopes
+//! as a set (order and repeats never matter), and no panics on arbitrary
+//! scope strings and claims.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -8,6 +9,7 @@
 )]
 
 use fhir_smart_authz_core::config::Config;
+use fhir_smart_authz_core::decision::Reason;
 use fhir_smart_authz_core::engine;
 use fhir_smart_authz_core::fhir::RequestParts;
 use fhir_smart_authz_core::policy::AuthContext;
@@ -62,6 +64,11 @@ const REQUESTS: &[(&str, &str, Option<&str>)] = &[
 ];
 
 fn allowed(config: &Config, scopes: &[&str], req: usize) -> bool {
+    decision(config, scopes, req).0
+}
+
+/// Allowed, status and reason of request `req` under `scopes` (patient 123).
+fn decision(config: &Config, scopes: &[&str], req: usize) -> (bool, u16, Reason) {
     let (method, path, body) = REQUESTS[req];
     let ctx = AuthContext::from_scopes(&scopes.join(" "), Some("123"));
     let mut headers = Vec::new();
@@ -77,7 +84,8 @@ fn allowed(config: &Config, scopes: &[&str], req: usize) -> bool {
         headers,
         body: body.map(str::as_bytes),
     };
-    engine::decide_with_context(config, &parts, Some(&ctx)).is_allow()
+    let d = engine::decide_with_context(config, &parts, Some(&ctx));
+    (d.is_allow(), d.status, d.reason)
 }
 
 proptest! {
@@ -96,10 +104,29 @@ proptest! {
         if allowed(&config, &base, req) {
             prop_assert!(allowed(&config, &more, req), "adding {} denied {:?} (base {:?})", SCOPES[extra], REQUESTS[req], base);
         }
-        // and the converse: removing a scope never turns deny into allow
-        if !allowed(&config, &more, req) {
-            prop_assert!(!allowed(&config, &base, req));
+    }
+
+    /// Scopes are a set: their order and repeats never change the decision
+    /// (allow or deny, status, reason).
+    #[test]
+    fn scope_order_and_repeats_never_matter(
+        mask in proptest::collection::vec(any::<bool>(), SCOPES.len()),
+        repeat in 0..SCOPES.len(),
+        rotate in 0..SCOPES.len(),
+        req in 0..REQUESTS.len(),
+    ) {
+        let config = Config::default_config().unwrap();
+        let granted: Vec<&str> = SCOPES.iter().zip(&mask).filter(|(_, m)| **m).map(|(s, _)| *s).collect();
+        let mut shuffled = granted.clone();
+        shuffled.reverse();
+        if !shuffled.is_empty() {
+            let n = rotate % shuffled.len();
+            shuffled.rotate_left(n);
+            shuffled.push(shuffled[repeat % shuffled.len()]);
         }
+        let a = decision(&config, &granted, req);
+        let b = decision(&config, &shuffled, req);
+        prop_assert_eq!(a, b, "{:?} vs {:?} on {:?}", granted, shuffled, REQUESTS[req]);
     }
 
     #[test]

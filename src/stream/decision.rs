@@ -37,11 +37,11 @@ impl Stream {
     pub(super) fn consult_engine(&mut self, host: &dyn Host, from_async: bool) -> Flow {
         let config = self.config();
         let d = self.with_parts(|s, parts| {
-            s.shared.engine.decide_prepared(
+            s.shared.engine.decide_with_token(
                 &config,
                 parts,
                 s.claims.as_deref(),
-                s.facts.as_ref().and_then(|f| f.prepared.as_ref()),
+                s.facts.as_ref().and_then(|f| f.context.as_ref()),
             )
         });
         self.carry_out(host, d, from_async)

@@ -14,203 +14,114 @@ const fn p(name: &'static str, paths: &'static [&'static str]) -> CompartmentPar
     CompartmentParam { name, paths }
 }
 
-/// (resource type, compartment parameters), sorted by type name.
-pub static PATIENT_COMPARTMENT: &[(&str, &[CompartmentParam])] = &[
-    ("Account", &[p("subject", &["subject"])]),
-    ("AdverseEvent", &[p("subject", &["subject"])]),
-    (
-        "AllergyIntolerance",
-        &[
-            p("patient", &["patient"]),
-            p("recorder", &["recorder"]),
-            p("asserter", &["asserter"]),
-        ],
-    ),
-    ("Appointment", &[p("actor", &["participant.actor"])]),
-    ("AppointmentResponse", &[p("actor", &["actor"])]),
-    ("AuditEvent", &[p("patient", &["agent.who", "entity.what"])]),
-    (
-        "Basic",
-        &[p("patient", &["subject"]), p("author", &["author"])],
-    ),
-    ("BodyStructure", &[p("patient", &["patient"])]),
-    (
-        "CarePlan",
-        &[
-            p("patient", &["subject"]),
-            p("performer", &["activity.detail.performer"]),
-        ],
-    ),
-    (
-        "CareTeam",
-        &[
-            p("patient", &["subject"]),
-            p("participant", &["participant.member"]),
-        ],
-    ),
-    ("ChargeItem", &[p("subject", &["subject"])]),
-    (
-        "Claim",
-        &[p("patient", &["patient"]), p("payee", &["payee.party"])],
-    ),
-    ("ClaimResponse", &[p("patient", &["patient"])]),
-    ("ClinicalImpression", &[p("subject", &["subject"])]),
-    (
-        "Communication",
-        &[
-            p("subject", &["subject"]),
-            p("sender", &["sender"]),
-            p("recipient", &["recipient"]),
-        ],
-    ),
-    (
-        "CommunicationRequest",
-        &[
-            p("subject", &["subject"]),
-            p("sender", &["sender"]),
-            p("recipient", &["recipient"]),
-            p("requester", &["requester"]),
-        ],
-    ),
-    (
-        "Composition",
-        &[
-            p("subject", &["subject"]),
-            p("author", &["author"]),
-            p("attester", &["attester.party"]),
-        ],
-    ),
-    (
-        "Condition",
-        &[p("patient", &["subject"]), p("asserter", &["asserter"])],
-    ),
-    ("Consent", &[p("patient", &["patient"])]),
-    (
-        "Coverage",
-        &[
-            p("policy-holder", &["policyHolder"]),
-            p("subscriber", &["subscriber"]),
-            p("beneficiary", &["beneficiary"]),
-            p("payor", &["payor"]),
-        ],
-    ),
-    ("CoverageEligibilityRequest", &[p("patient", &["patient"])]),
-    ("CoverageEligibilityResponse", &[p("patient", &["patient"])]),
-    ("DetectedIssue", &[p("patient", &["patient"])]),
-    (
-        "DeviceRequest",
-        &[p("subject", &["subject"]), p("performer", &["performer"])],
-    ),
-    ("DeviceUseStatement", &[p("subject", &["subject"])]),
-    ("DiagnosticReport", &[p("subject", &["subject"])]),
-    (
-        "DocumentManifest",
-        &[
-            p("subject", &["subject"]),
-            p("author", &["author"]),
-            p("recipient", &["recipient"]),
-        ],
-    ),
-    (
-        "DocumentReference",
-        &[p("subject", &["subject"]), p("author", &["author"])],
-    ),
-    ("Encounter", &[p("patient", &["subject"])]),
-    ("EnrollmentRequest", &[p("subject", &["candidate"])]),
-    ("EpisodeOfCare", &[p("patient", &["patient"])]),
-    (
-        "ExplanationOfBenefit",
-        &[p("patient", &["patient"]), p("payee", &["payee.party"])],
-    ),
-    ("FamilyMemberHistory", &[p("patient", &["patient"])]),
-    ("Flag", &[p("patient", &["subject"])]),
-    ("Goal", &[p("patient", &["subject"])]),
-    ("Group", &[p("member", &["member.entity"])]),
-    ("ImagingStudy", &[p("patient", &["subject"])]),
-    ("Immunization", &[p("patient", &["patient"])]),
-    ("ImmunizationEvaluation", &[p("patient", &["patient"])]),
-    ("ImmunizationRecommendation", &[p("patient", &["patient"])]),
-    (
-        "Invoice",
-        &[
-            p("subject", &["subject"]),
-            p("patient", &["subject"]),
-            p("recipient", &["recipient"]),
-        ],
-    ),
-    (
-        "List",
-        &[p("subject", &["subject"]), p("source", &["source"])],
-    ),
-    ("MeasureReport", &[p("patient", &["subject"])]),
-    ("Media", &[p("subject", &["subject"])]),
-    (
-        "MedicationAdministration",
-        &[
-            p("patient", &["subject"]),
-            p("performer", &["performer.actor"]),
-            p("subject", &["subject"]),
-        ],
-    ),
-    (
-        "MedicationDispense",
-        &[
-            p("subject", &["subject"]),
-            p("patient", &["subject"]),
-            p("receiver", &["receiver"]),
-        ],
-    ),
-    ("MedicationRequest", &[p("subject", &["subject"])]),
-    ("MedicationStatement", &[p("subject", &["subject"])]),
-    ("MolecularSequence", &[p("patient", &["patient"])]),
-    ("NutritionOrder", &[p("patient", &["patient"])]),
-    (
-        "Observation",
-        &[p("subject", &["subject"]), p("performer", &["performer"])],
-    ),
-    ("Patient", &[p("link", &["link.other"])]),
-    ("Person", &[p("patient", &["link.target"])]),
-    (
-        "Procedure",
-        &[
-            p("patient", &["subject"]),
-            p("performer", &["performer.actor"]),
-        ],
-    ),
-    ("Provenance", &[p("patient", &["target"])]),
-    (
-        "QuestionnaireResponse",
-        &[p("subject", &["subject"]), p("author", &["author"])],
-    ),
-    ("RelatedPerson", &[p("patient", &["patient"])]),
-    (
-        "RequestGroup",
-        &[
-            p("subject", &["subject"]),
-            p("participant", &["action.participant"]),
-        ],
-    ),
-    ("ResearchSubject", &[p("individual", &["individual"])]),
-    ("RiskAssessment", &[p("subject", &["subject"])]),
-    ("Schedule", &[p("actor", &["actor"])]),
-    (
-        "ServiceRequest",
-        &[p("subject", &["subject"]), p("performer", &["performer"])],
-    ),
-    ("Specimen", &[p("subject", &["subject"])]),
-    ("SupplyDelivery", &[p("patient", &["patient"])]),
-    ("SupplyRequest", &[p("subject", &["deliverTo"])]),
-    ("VisionPrescription", &[p("patient", &["patient"])]),
+/// A resource type in the compartment and its compartment parameters.
+pub struct CompartmentEntry {
+    pub resource_type: &'static str,
+    pub params: &'static [CompartmentParam],
+}
+
+const fn entry(
+    resource_type: &'static str,
+    params: &'static [CompartmentParam],
+) -> CompartmentEntry {
+    CompartmentEntry {
+        resource_type,
+        params,
+    }
+}
+
+/// More parameters that pin a search on a type (see [`EXTRA_PIN_PARAMS`]).
+pub struct ExtraPins {
+    pub resource_type: &'static str,
+    pub params: &'static [&'static str],
+}
+
+const fn pins(resource_type: &'static str, params: &'static [&'static str]) -> ExtraPins {
+    ExtraPins {
+        resource_type,
+        params,
+    }
+}
+
+/// The compartment's resource types, sorted by type name.
+#[rustfmt::skip]
+pub static PATIENT_COMPARTMENT: &[CompartmentEntry] = &[
+    entry("Account", &[p("subject", &["subject"])]),
+    entry("AdverseEvent", &[p("subject", &["subject"])]),
+    entry("AllergyIntolerance", &[p("patient", &["patient"]), p("recorder", &["recorder"]), p("asserter", &["asserter"])]),
+    entry("Appointment", &[p("actor", &["participant.actor"])]),
+    entry("AppointmentResponse", &[p("actor", &["actor"])]),
+    entry("AuditEvent", &[p("patient", &["agent.who", "entity.what"])]),
+    entry("Basic", &[p("patient", &["subject"]), p("author", &["author"])]),
+    entry("BodyStructure", &[p("patient", &["patient"])]),
+    entry("CarePlan", &[p("patient", &["subject"]), p("performer", &["activity.detail.performer"])]),
+    entry("CareTeam", &[p("patient", &["subject"]), p("participant", &["participant.member"])]),
+    entry("ChargeItem", &[p("subject", &["subject"])]),
+    entry("Claim", &[p("patient", &["patient"]), p("payee", &["payee.party"])]),
+    entry("ClaimResponse", &[p("patient", &["patient"])]),
+    entry("ClinicalImpression", &[p("subject", &["subject"])]),
+    entry("Communication", &[p("subject", &["subject"]), p("sender", &["sender"]), p("recipient", &["recipient"])]),
+    entry("CommunicationRequest", &[p("subject", &["subject"]), p("sender", &["sender"]), p("recipient", &["recipient"]), p("requester", &["requester"])]),
+    entry("Composition", &[p("subject", &["subject"]), p("author", &["author"]), p("attester", &["attester.party"])]),
+    entry("Condition", &[p("patient", &["subject"]), p("asserter", &["asserter"])]),
+    entry("Consent", &[p("patient", &["patient"])]),
+    entry("Coverage", &[p("policy-holder", &["policyHolder"]), p("subscriber", &["subscriber"]), p("beneficiary", &["beneficiary"]), p("payor", &["payor"])]),
+    entry("CoverageEligibilityRequest", &[p("patient", &["patient"])]),
+    entry("CoverageEligibilityResponse", &[p("patient", &["patient"])]),
+    entry("DetectedIssue", &[p("patient", &["patient"])]),
+    entry("DeviceRequest", &[p("subject", &["subject"]), p("performer", &["performer"])]),
+    entry("DeviceUseStatement", &[p("subject", &["subject"])]),
+    entry("DiagnosticReport", &[p("subject", &["subject"])]),
+    entry("DocumentManifest", &[p("subject", &["subject"]), p("author", &["author"]), p("recipient", &["recipient"])]),
+    entry("DocumentReference", &[p("subject", &["subject"]), p("author", &["author"])]),
+    entry("Encounter", &[p("patient", &["subject"])]),
+    entry("EnrollmentRequest", &[p("subject", &["candidate"])]),
+    entry("EpisodeOfCare", &[p("patient", &["patient"])]),
+    entry("ExplanationOfBenefit", &[p("patient", &["patient"]), p("payee", &["payee.party"])]),
+    entry("FamilyMemberHistory", &[p("patient", &["patient"])]),
+    entry("Flag", &[p("patient", &["subject"])]),
+    entry("Goal", &[p("patient", &["subject"])]),
+    entry("Group", &[p("member", &["member.entity"])]),
+    entry("ImagingStudy", &[p("patient", &["subject"])]),
+    entry("Immunization", &[p("patient", &["patient"])]),
+    entry("ImmunizationEvaluation", &[p("patient", &["patient"])]),
+    entry("ImmunizationRecommendation", &[p("patient", &["patient"])]),
+    entry("Invoice", &[p("subject", &["subject"]), p("patient", &["subject"]), p("recipient", &["recipient"])]),
+    entry("List", &[p("subject", &["subject"]), p("source", &["source"])]),
+    entry("MeasureReport", &[p("patient", &["subject"])]),
+    entry("Media", &[p("subject", &["subject"])]),
+    entry("MedicationAdministration", &[p("patient", &["subject"]), p("performer", &["performer.actor"]), p("subject", &["subject"])]),
+    entry("MedicationDispense", &[p("subject", &["subject"]), p("patient", &["subject"]), p("receiver", &["receiver"])]),
+    entry("MedicationRequest", &[p("subject", &["subject"])]),
+    entry("MedicationStatement", &[p("subject", &["subject"])]),
+    entry("MolecularSequence", &[p("patient", &["patient"])]),
+    entry("NutritionOrder", &[p("patient", &["patient"])]),
+    entry("Observation", &[p("subject", &["subject"]), p("performer", &["performer"])]),
+    entry("Patient", &[p("link", &["link.other"])]),
+    entry("Person", &[p("patient", &["link.target"])]),
+    entry("Procedure", &[p("patient", &["subject"]), p("performer", &["performer.actor"])]),
+    entry("Provenance", &[p("patient", &["target"])]),
+    entry("QuestionnaireResponse", &[p("subject", &["subject"]), p("author", &["author"])]),
+    entry("RelatedPerson", &[p("patient", &["patient"])]),
+    entry("RequestGroup", &[p("subject", &["subject"]), p("participant", &["action.participant"])]),
+    entry("ResearchSubject", &[p("individual", &["individual"])]),
+    entry("RiskAssessment", &[p("subject", &["subject"])]),
+    entry("Schedule", &[p("actor", &["actor"])]),
+    entry("ServiceRequest", &[p("subject", &["subject"]), p("performer", &["performer"])]),
+    entry("Specimen", &[p("subject", &["subject"])]),
+    entry("SupplyDelivery", &[p("patient", &["patient"])]),
+    entry("SupplyRequest", &[p("subject", &["deliverTo"])]),
+    entry("VisionPrescription", &[p("patient", &["patient"])]),
 ];
 
 /// The compartment parameters of a type, `None` if the type is not in the
 /// Patient compartment.
 pub fn params(resource_type: &str) -> Option<&'static [CompartmentParam]> {
     PATIENT_COMPARTMENT
-        .binary_search_by(|(t, _)| (*t).cmp(resource_type))
+        .binary_search_by(|e| e.resource_type.cmp(resource_type))
         .ok()
         .and_then(|i| PATIENT_COMPARTMENT.get(i))
-        .map(|(_, ps)| *ps)
+        .map(|e| e.params)
 }
 
 pub fn in_compartment(resource_type: &str) -> bool {
@@ -222,37 +133,38 @@ pub fn in_compartment(resource_type: &str) -> bool {
 /// restricted to Patient) and `subject` where the compartment uses `patient`.
 /// Only parameters defined by R4 for that type are listed: a server ignoring
 /// an unknown parameter would otherwise return every patient's data.
-pub static EXTRA_PIN_PARAMS: &[(&str, &[&str])] = &[
-    ("Account", &["patient"]),
-    ("Basic", &["subject"]),
-    ("CarePlan", &["subject"]),
-    ("CareTeam", &["subject"]),
-    ("ChargeItem", &["patient"]),
-    ("ClinicalImpression", &["patient"]),
-    ("Communication", &["patient"]),
-    ("CommunicationRequest", &["patient"]),
-    ("Composition", &["patient"]),
-    ("Condition", &["subject"]),
-    ("DeviceRequest", &["patient"]),
-    ("DeviceUseStatement", &["patient"]),
-    ("DiagnosticReport", &["patient"]),
-    ("DocumentManifest", &["patient"]),
-    ("DocumentReference", &["patient"]),
-    ("Encounter", &["subject"]),
-    ("Flag", &["subject"]),
-    ("Goal", &["subject"]),
-    ("ImagingStudy", &["subject"]),
-    ("List", &["patient"]),
-    ("MeasureReport", &["subject"]),
-    ("Media", &["patient"]),
-    ("MedicationRequest", &["patient"]),
-    ("MedicationStatement", &["patient"]),
-    ("Observation", &["patient"]),
-    ("Procedure", &["subject"]),
-    ("QuestionnaireResponse", &["patient"]),
-    ("RiskAssessment", &["patient"]),
-    ("ServiceRequest", &["patient"]),
-    ("Specimen", &["patient"]),
+#[rustfmt::skip]
+pub static EXTRA_PIN_PARAMS: &[ExtraPins] = &[
+    pins("Account", &["patient"]),
+    pins("Basic", &["subject"]),
+    pins("CarePlan", &["subject"]),
+    pins("CareTeam", &["subject"]),
+    pins("ChargeItem", &["patient"]),
+    pins("ClinicalImpression", &["patient"]),
+    pins("Communication", &["patient"]),
+    pins("CommunicationRequest", &["patient"]),
+    pins("Composition", &["patient"]),
+    pins("Condition", &["subject"]),
+    pins("DeviceRequest", &["patient"]),
+    pins("DeviceUseStatement", &["patient"]),
+    pins("DiagnosticReport", &["patient"]),
+    pins("DocumentManifest", &["patient"]),
+    pins("DocumentReference", &["patient"]),
+    pins("Encounter", &["subject"]),
+    pins("Flag", &["subject"]),
+    pins("Goal", &["subject"]),
+    pins("ImagingStudy", &["subject"]),
+    pins("List", &["patient"]),
+    pins("MeasureReport", &["subject"]),
+    pins("Media", &["patient"]),
+    pins("MedicationRequest", &["patient"]),
+    pins("MedicationStatement", &["patient"]),
+    pins("Observation", &["patient"]),
+    pins("Procedure", &["subject"]),
+    pins("QuestionnaireResponse", &["patient"]),
+    pins("RiskAssessment", &["patient"]),
+    pins("ServiceRequest", &["patient"]),
+    pins("Specimen", &["patient"]),
 ];
 
 /// Whether `name` pins a search on `resource_type` to a patient: a
@@ -264,14 +176,14 @@ pub fn is_pin_param(resource_type: &str, name: &str) -> bool {
             ps.iter().any(|p| p.name == name)
                 || EXTRA_PIN_PARAMS
                     .iter()
-                    .any(|(t, ns)| *t == resource_type && ns.contains(&name))
+                    .any(|e| e.resource_type == resource_type && e.params.contains(&name))
         }
     }
 }
 
 /// All types in the compartment (incl. Patient).
 pub fn types() -> impl Iterator<Item = &'static str> {
-    PATIENT_COMPARTMENT.iter().map(|(t, _)| *t)
+    PATIENT_COMPARTMENT.iter().map(|e| e.resource_type)
 }
 
 #[cfg(test)]

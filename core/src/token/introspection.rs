@@ -78,19 +78,33 @@ pub fn unavailable(issuer: &str, what: &str) -> TokenError {
     )
 }
 
+/// The introspection issuer an answer comes from.
+#[derive(Debug, Clone, Copy)]
+pub struct IntrospectionIssuer<'a> {
+    /// Index into `Config.issuers`.
+    pub index: usize,
+    /// Its `iss`.
+    pub issuer: &'a str,
+    pub config: &'a IntrospectionConfig,
+    /// The audiences its tokens must carry (when they carry `aud`).
+    pub audiences: &'a [String],
+}
+
 /// Parse the introspection response. `active: true` → the verified token
 /// plus the cache deadline (`min(exp, now + max_cache_seconds)`).
-#[allow(clippy::too_many_arguments)]
 pub fn parse_response(
-    issuer_index: usize,
-    issuer: &str,
-    cfg: &IntrospectionConfig,
-    audiences: &[String],
+    from: IntrospectionIssuer<'_>,
     status: u16,
     body: &[u8],
     now: u64,
     leeway: u64,
 ) -> Result<(VerifiedToken, u64), TokenError> {
+    let IntrospectionIssuer {
+        index: issuer_index,
+        issuer,
+        config: cfg,
+        audiences,
+    } = from;
     if status != 200 {
         return Err(unavailable(issuer, &format!("HTTP status {status}")));
     }

@@ -5,7 +5,7 @@ use super::alg::{JwsAlgorithm, PublicKey};
 use super::jose;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 /// Most usable keys kept from one JWKS (bounds work per token without `kid`).
@@ -34,101 +34,20 @@ impl Jwk {
 
     /// Parse one JWK object. `Err` says why the key cannot be used.
     pub fn from_value(v: &Value) -> Result<Jwk, String> {
-        let obj = v.as_object().ok_or("not a JSON object")?;
-        let s = |name: &str| -> Result<Option<&str>, String> {
-            match obj.get(name) {
-                None => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.as_str())),
-                Some(_) => Err(format!("`{name}` is not a string")),
-            }
-        };
-        let kid = s("kid")?.map(str::to_string);
-        if let Some(u) = s("use")? {
-            if u != "sig" {
-                return Err(format!("`use` is {u:?}, not \"sig\""));
-            }
-        }
-        if let Some(ops) = obj.get("key_ops") {
-            let ok = ops
-                .as_array()
-                .is_some_and(|a| a.iter().any(|o| o.as_str() == Some("verify")));
-            if !ok {
-                return Err("`key_ops` does not include \"verify\"".into());
-            }
-        }
-        if obj.contains_key("d") || obj.contains_key("p") || obj.contains_key("k") {
-            return Err("contains private or symmetric key material (`d`/`p`/`k`); only public signing keys are used".into());
-        }
+        let jwk = JwkFields(v.as_object().ok_or("not a JSON object")?);
+        let kid = jwk.string("kid")?.map(str::to_string);
+        jwk.check_public_signing_key()?;
         let alg =
-            match s("alg")? {
+            match jwk.string("alg")? {
                 None => None,
                 Some(name) => Some(JwsAlgorithm::from_name(name).ok_or_else(|| {
                     format!("`alg` {name:?} is not a supported signature algorithm")
                 })?),
             };
-        let b64 = |name: &str| -> Result<Vec<u8>, String> {
-            let value = s(name)?.ok_or_else(|| format!("`{name}` is missing"))?;
-            URL_SAFE_NO_PAD
-                .decode(value)
-                .map_err(|_| format!("`{name}` is not unpadded base64url"))
-        };
-        let kty = s("kty")?.ok_or("`kty` is missing")?;
-        let key = match kty {
-            "RSA" => {
-                let n = rsa::BigUint::from_bytes_be(&b64("n")?);
-                let e = rsa::BigUint::from_bytes_be(&b64("e")?);
-                let bits = n.bits();
-                if bits < 2048 {
-                    return Err(format!(
-                        "RSA modulus is {bits} bits; at least 2048 are required"
-                    ));
-                }
-                let k = rsa::RsaPublicKey::new(n, e)
-                    .map_err(|e| format!("RSA key rejected: {e} (at most 4096 bits)"))?;
-                PublicKey::Rsa(Box::new(k))
-            }
-            "EC" => {
-                let crv = s("crv")?.ok_or("`crv` is missing")?;
-                let (x, y) = (b64("x")?, b64("y")?);
-                let size = match crv {
-                    "P-256" => 32,
-                    "P-384" => 48,
-                    other => {
-                        return Err(format!(
-                            "EC curve {other:?} is not supported (P-256, P-384)"
-                        ))
-                    }
-                };
-                if x.len() != size || y.len() != size {
-                    return Err(format!("EC coordinates must be {size} bytes for {crv}"));
-                }
-                let mut sec1 = Vec::with_capacity(1 + 2 * size);
-                sec1.push(4u8);
-                sec1.extend_from_slice(&x);
-                sec1.extend_from_slice(&y);
-                if size == 32 {
-                    PublicKey::P256(
-                        p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
-                            .map_err(|_| "EC point is not on P-256".to_string())?,
-                    )
-                } else {
-                    PublicKey::P384(
-                        p384::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
-                            .map_err(|_| "EC point is not on P-384".to_string())?,
-                    )
-                }
-            }
-            "OKP" => {
-                let crv = s("crv")?.ok_or("`crv` is missing")?;
-                if crv != "Ed25519" {
-                    return Err(format!("OKP curve {crv:?} is not supported (Ed25519)"));
-                }
-                let x = b64("x")?;
-                PublicKey::Ed25519(
-                    ed25519_compact::PublicKey::from_slice(&x)
-                        .map_err(|_| "Ed25519 key must be 32 bytes".to_string())?,
-                )
-            }
+        let key = match jwk.string("kty")?.ok_or("`kty` is missing")? {
+            "RSA" => jwk.rsa_key()?,
+            "EC" => jwk.ec_key()?,
+            "OKP" => jwk.okp_key()?,
             "oct" => return Err("symmetric (`oct`) keys are never used".into()),
             other => return Err(format!("key type {other:?} is not supported")),
         };
@@ -144,6 +63,108 @@ impl Jwk {
             key,
             spki_der,
         })
+    }
+}
+
+/// The members of one JWK object.
+struct JwkFields<'a>(&'a Map<String, Value>);
+
+impl JwkFields<'_> {
+    fn string(&self, name: &str) -> Result<Option<&str>, String> {
+        match self.0.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(format!("`{name}` is not a string")),
+        }
+    }
+
+    fn base64url(&self, name: &str) -> Result<Vec<u8>, String> {
+        let value = self
+            .string(name)?
+            .ok_or_else(|| format!("`{name}` is missing"))?;
+        URL_SAFE_NO_PAD
+            .decode(value)
+            .map_err(|_| format!("`{name}` is not unpadded base64url"))
+    }
+
+    /// `use` is `sig`, `key_ops` includes `verify`, no private or
+    /// symmetric key material.
+    fn check_public_signing_key(&self) -> Result<(), String> {
+        if let Some(u) = self.string("use")? {
+            if u != "sig" {
+                return Err(format!("`use` is {u:?}, not \"sig\""));
+            }
+        }
+        if let Some(ops) = self.0.get("key_ops") {
+            let ok = ops
+                .as_array()
+                .is_some_and(|a| a.iter().any(|o| o.as_str() == Some("verify")));
+            if !ok {
+                return Err("`key_ops` does not include \"verify\"".into());
+            }
+        }
+        if self.0.contains_key("d") || self.0.contains_key("p") || self.0.contains_key("k") {
+            return Err("contains private or symmetric key material (`d`/`p`/`k`); only public signing keys are used".into());
+        }
+        Ok(())
+    }
+
+    fn rsa_key(&self) -> Result<PublicKey, String> {
+        let n = rsa::BigUint::from_bytes_be(&self.base64url("n")?);
+        let e = rsa::BigUint::from_bytes_be(&self.base64url("e")?);
+        let bits = n.bits();
+        if bits < 2048 {
+            return Err(format!(
+                "RSA modulus is {bits} bits; at least 2048 are required"
+            ));
+        }
+        let k = rsa::RsaPublicKey::new(n, e)
+            .map_err(|e| format!("RSA key rejected: {e} (at most 4096 bits)"))?;
+        Ok(PublicKey::Rsa(Box::new(k)))
+    }
+
+    fn ec_key(&self) -> Result<PublicKey, String> {
+        let crv = self.string("crv")?.ok_or("`crv` is missing")?;
+        let (x, y) = (self.base64url("x")?, self.base64url("y")?);
+        let size = match crv {
+            "P-256" => 32,
+            "P-384" => 48,
+            other => {
+                return Err(format!(
+                    "EC curve {other:?} is not supported (P-256, P-384)"
+                ))
+            }
+        };
+        if x.len() != size || y.len() != size {
+            return Err(format!("EC coordinates must be {size} bytes for {crv}"));
+        }
+        let mut sec1 = Vec::with_capacity(1 + 2 * size);
+        sec1.push(4u8);
+        sec1.extend_from_slice(&x);
+        sec1.extend_from_slice(&y);
+        Ok(if size == 32 {
+            PublicKey::P256(
+                p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
+                    .map_err(|_| "EC point is not on P-256".to_string())?,
+            )
+        } else {
+            PublicKey::P384(
+                p384::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
+                    .map_err(|_| "EC point is not on P-384".to_string())?,
+            )
+        })
+    }
+
+    fn okp_key(&self) -> Result<PublicKey, String> {
+        let crv = self.string("crv")?.ok_or("`crv` is missing")?;
+        if crv != "Ed25519" {
+            return Err(format!("OKP curve {crv:?} is not supported (Ed25519)"));
+        }
+        let x = self.base64url("x")?;
+        Ok(PublicKey::Ed25519(
+            ed25519_compact::PublicKey::from_slice(&x)
+                .map_err(|_| "Ed25519 key must be 32 bytes".to_string())?,
+        ))
     }
 }
 

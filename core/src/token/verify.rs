@@ -283,16 +283,14 @@ impl TokenVerifier {
             .ok_or_else(|| TokenError::invalid("introspection issuer not configured"))?;
         let (status, body) =
             response.map_err(|e| introspection::unavailable(&s.config.issuer, e))?;
-        let (verified, cache_until) = introspection::parse_response(
-            i,
-            &s.config.issuer,
-            cfg,
-            &s.audiences,
-            status,
-            body,
-            now,
-            self.settings.leeway_seconds,
-        )?;
+        let from = introspection::IntrospectionIssuer {
+            index: i,
+            issuer: &s.config.issuer,
+            config: cfg,
+            audiences: &s.audiences,
+        };
+        let (verified, cache_until) =
+            introspection::parse_response(from, status, body, now, self.settings.leeway_seconds)?;
         let value = to_value(&verified);
         if cache_until > now {
             cache.insert(
