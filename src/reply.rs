@@ -3,7 +3,8 @@
 
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Reason};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 /// A local reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,31 +67,88 @@ pub fn www_authenticate(config: &Config, d: &Decision, status: u16) -> Option<St
     Some(v)
 }
 
-/// An OperationOutcome for a refusal.
-pub fn operation_outcome(d: &Decision, status: u16) -> Value {
-    let mut issues = vec![json!({
-        "severity": "error",
-        "code": issue_code(d.reason, status),
-        "details": {"coding": [{"system": "urn:fhir-smart-authz:reason", "code": d.reason.as_str()}], "text": d.message},
-        "diagnostics": d.message,
-    })];
+/// A FHIR `OperationOutcome` (fields in the order `serde_json::Value`
+/// prints them, so the body is the same bytes as the map it replaces).
+#[derive(Serialize)]
+struct OperationOutcome {
+    issue: Vec<Issue>,
+    #[serde(rename = "resourceType")]
+    resource_type: &'static str,
+}
+
+#[derive(Serialize)]
+struct Issue {
+    code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<Details>,
+    diagnostics: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expression: Option<[String; 1]>,
+    severity: &'static str,
+}
+
+#[derive(Serialize)]
+struct Details {
+    coding: [Coding; 1],
+    text: String,
+}
+
+#[derive(Serialize)]
+struct Coding {
+    code: &'static str,
+    system: &'static str,
+}
+
+const REASON_SYSTEM: &str = "urn:fhir-smart-authz:reason";
+
+fn refusal_issue(code: &'static str, reason: Reason, message: &str) -> Issue {
+    Issue {
+        code,
+        details: Some(Details {
+            coding: [Coding {
+                code: reason.as_str(),
+                system: REASON_SYSTEM,
+            }],
+            text: message.to_string(),
+        }),
+        diagnostics: message.to_string(),
+        expression: None,
+        severity: "error",
+    }
+}
+
+/// The OperationOutcome body (JSON) for a refusal.
+pub fn operation_outcome(d: &Decision, status: u16) -> Vec<u8> {
+    outcome_body(&outcome_of(d, status))
+}
+
+fn outcome_of(d: &Decision, status: u16) -> OperationOutcome {
+    let mut issue = vec![refusal_issue(
+        issue_code(d.reason, status),
+        d.reason,
+        &d.message,
+    )];
     if !d.required_scopes.is_empty() && status == 403 {
-        issues.push(json!({
-            "severity": "information",
-            "code": "informational",
-            "diagnostics": format!("any of these scopes would allow it: {}", d.required_scopes.join(" ")),
-        }));
+        issue.push(Issue {
+            code: "informational",
+            details: None,
+            diagnostics: format!(
+                "any of these scopes would allow it: {}",
+                d.required_scopes.join(" ")
+            ),
+            expression: None,
+            severity: "information",
+        });
     }
     for e in &d.denied_entries {
-        issues.push(json!({
-            "severity": "error",
-            "code": "forbidden",
-            "details": {"coding": [{"system": "urn:fhir-smart-authz:reason", "code": e.reason.as_str()}], "text": e.message},
-            "diagnostics": e.message,
-            "expression": [format!("Bundle.entry[{}]", e.index)],
-        }));
+        let mut entry = refusal_issue("forbidden", e.reason, &e.message);
+        entry.expression = Some([format!("Bundle.entry[{}]", e.index)]);
+        issue.push(entry);
     }
-    json!({"resourceType": "OperationOutcome", "issue": issues})
+    OperationOutcome {
+        issue,
+        resource_type: "OperationOutcome",
+    }
 }
 
 /// The full local reply for a denial with the given status.
@@ -105,23 +163,35 @@ pub fn deny_reply(config: &Config, d: &Decision, status: u16) -> Reply {
     Reply {
         status,
         headers,
-        body: operation_outcome(d, status).to_string().into_bytes(),
+        body: operation_outcome(d, status),
     }
 }
 
 /// A local reply for a failure on the gateway's side (not a refusal of the
 /// client): an OperationOutcome with the given issue code and diagnostics.
-pub fn gateway_error_reply(status: u16, code: &str, why: &str) -> Reply {
-    let body = json!({"resourceType": "OperationOutcome", "issue": [{
-        "severity": "error", "code": code, "diagnostics": why}]});
+pub fn gateway_error_reply(status: u16, code: &'static str, why: &str) -> Reply {
+    let outcome = OperationOutcome {
+        issue: vec![Issue {
+            code,
+            details: None,
+            diagnostics: why.to_string(),
+            expression: None,
+            severity: "error",
+        }],
+        resource_type: "OperationOutcome",
+    };
     Reply {
         status,
         headers: vec![
             ("content-type".to_string(), FHIR_JSON.to_string()),
             ("cache-control".to_string(), "no-store".to_string()),
         ],
-        body: body.to_string().into_bytes(),
+        body: outcome_body(&outcome),
     }
+}
+
+fn outcome_body(outcome: &OperationOutcome) -> Vec<u8> {
+    serde_json::to_vec(outcome).unwrap_or_default()
 }
 
 /// The SMART discovery document reply.
@@ -139,6 +209,7 @@ pub fn discovery_reply(doc: &Value) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn cfg() -> Config {
         Config::from_json(br#"{"responses":{"realm":"my \"fhir\""}}"#).unwrap()
@@ -216,6 +287,8 @@ mod tests {
                 "details":{"coding":[{"system":"urn:fhir-smart-authz:reason","code":"missing_token"}],"text":"no bearer token"},
                 "diagnostics":"no bearer token"}]})
         );
+        // The bytes are those of the JSON map (sorted keys), as before.
+        assert_eq!(r.body, v.to_string().into_bytes());
         for (reason, status, code) in [
             (Reason::InvalidToken, 401, "login"),
             (Reason::InsufficientScope, 403, "forbidden"),
@@ -225,5 +298,36 @@ mod tests {
         ] {
             assert_eq!(issue_code(reason, status), code);
         }
+    }
+
+    #[test]
+    fn outcome_with_scopes_entries_and_gateway_errors_is_sorted_json() {
+        let mut d = Decision::deny(Reason::BundleEntryDenied, "1 of 2 bundle entries denied");
+        d.required_scopes = vec!["user/Patient.d".into()];
+        d.denied_entries = vec![fhir_smart_authz_core::decision::EntryDenial {
+            index: 1,
+            reason: Reason::InsufficientScope,
+            message: "no granted scope allows d on Patient".into(),
+            required_scopes: vec!["user/Patient.d".into()],
+        }];
+        let expected = json!({"resourceType":"OperationOutcome","issue":[
+            {"severity":"error","code":"forbidden",
+             "details":{"coding":[{"system":"urn:fhir-smart-authz:reason","code":"bundle_entry_denied"}],"text":"1 of 2 bundle entries denied"},
+             "diagnostics":"1 of 2 bundle entries denied"},
+            {"severity":"information","code":"informational","diagnostics":"any of these scopes would allow it: user/Patient.d"},
+            {"severity":"error","code":"forbidden",
+             "details":{"coding":[{"system":"urn:fhir-smart-authz:reason","code":"insufficient_scope"}],"text":"no granted scope allows d on Patient"},
+             "diagnostics":"no granted scope allows d on Patient","expression":["Bundle.entry[1]"]}]});
+        assert_eq!(
+            operation_outcome(&d, 403),
+            expected.to_string().into_bytes()
+        );
+        let g = gateway_error_reply(502, "transient", "the FHIR server did not answer");
+        assert_eq!(
+            g.body,
+            json!({"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"transient","diagnostics":"the FHIR server did not answer"}]})
+                .to_string()
+                .into_bytes()
+        );
     }
 }

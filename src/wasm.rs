@@ -110,9 +110,9 @@ impl HttpContext for WasmHttp {
                     Reason::KeysUnavailable,
                     "the authorization filter has no valid configuration",
                 );
-                let body = operation_outcome(&d, 503).to_string();
+                let body = operation_outcome(&d, 503);
                 let headers = vec![("content-type".to_string(), FHIR_JSON.to_string())];
-                let _ = ProxyHost.send_local_reply(503, &headers, body.as_bytes());
+                let _ = ProxyHost.send_local_reply(503, &headers, &body);
                 Action::Pause
             }
         }

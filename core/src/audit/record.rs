@@ -4,7 +4,8 @@ use super::identity::Identity;
 use super::settings::AuditConfig;
 use crate::decision::{Decision, Reason, Verdict};
 use crate::fhir::{Interaction, InteractionKind};
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 /// What the filter knows about one request when it writes the record.
 #[derive(Debug, Clone)]
@@ -97,58 +98,114 @@ pub fn rfc3339_ms(now_ms: u64) -> String {
     format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
 }
 
-fn entity(it: &Interaction, identity: Option<&Identity>) -> Value {
-    let mut e = Map::new();
-    if let (Some(t), Some(id)) = (&it.resource_type, &it.id) {
-        e.insert("reference".into(), json!(format!("{t}/{id}")));
+/// The record as serialized (keys come out sorted: a `serde_json::Map`).
+#[derive(Serialize)]
+struct Record<'a> {
+    #[serde(rename = "type")]
+    record_type: &'static str,
+    subtype: &'static str,
+    interaction: InteractionName,
+    action: &'static str,
+    outcome: &'static str,
+    recorded: String,
+    agent: Agent<'a>,
+    source: &'a str,
+    entity: Entity<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+    decision: &'static str,
+    reason: &'static str,
+    message: &'a str,
+    status: u16,
+    required_scopes: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    obligation: Option<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    denied_entries: Vec<usize>,
+    enforced: bool,
+}
+
+/// The interaction code, or `unknown` for an unclassified request.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum InteractionName {
+    Classified(InteractionKind),
+    Unknown(&'static str),
+}
+
+#[derive(Serialize)]
+struct Agent<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<String>,
+    requestor: bool,
+}
+
+#[derive(Serialize, Default)]
+struct Entity<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reference: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compartment: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    operation: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    types: &'a [String],
+    /// Parameter names with modifier and chain, never their values.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    query: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entries: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patient: Option<String>,
+}
+
+fn entity<'a>(it: &'a Interaction, identity: Option<&Identity>) -> Entity<'a> {
+    let query = it
+        .search
+        .iter()
+        .map(|p| {
+            let mut n = p.name.clone();
+            if let Some(m) = &p.modifier {
+                n.push(':');
+                n.push_str(m);
+            }
+            if let Some(c) = &p.chain {
+                n.push('.');
+                n.push_str(c);
+            }
+            n
+        })
+        .collect();
+    Entity {
+        reference: match (&it.resource_type, &it.id) {
+            (Some(t), Some(id)) => Some(format!("{t}/{id}")),
+            _ => None,
+        },
+        resource_type: it.resource_type.as_deref(),
+        id: it.id.as_deref(),
+        version: it.version.as_deref(),
+        compartment: it
+            .compartment
+            .as_ref()
+            .map(|c| format!("{}/{}", c.resource_type, c.id)),
+        operation: it.operation.as_deref(),
+        types: &it.types,
+        query,
+        entries: (!it.entries.is_empty()).then_some(it.entries.len()),
+        patient: identity
+            .and_then(|i| i.patient.as_deref())
+            .map(|p| format!("Patient/{p}")),
     }
-    if let Some(t) = &it.resource_type {
-        e.insert("resource_type".into(), json!(t));
-    }
-    if let Some(id) = &it.id {
-        e.insert("id".into(), json!(id));
-    }
-    if let Some(v) = &it.version {
-        e.insert("version".into(), json!(v));
-    }
-    if let Some(c) = &it.compartment {
-        e.insert(
-            "compartment".into(),
-            json!(format!("{}/{}", c.resource_type, c.id)),
-        );
-    }
-    if let Some(op) = &it.operation {
-        e.insert("operation".into(), json!(op));
-    }
-    if !it.types.is_empty() {
-        e.insert("types".into(), json!(it.types));
-    }
-    if !it.search.is_empty() {
-        let names: Vec<String> = it
-            .search
-            .iter()
-            .map(|p| {
-                let mut n = p.name.clone();
-                if let Some(m) = &p.modifier {
-                    n.push(':');
-                    n.push_str(m);
-                }
-                if let Some(c) = &p.chain {
-                    n.push('.');
-                    n.push_str(c);
-                }
-                n
-            })
-            .collect();
-        e.insert("query".into(), json!(names));
-    }
-    if !it.entries.is_empty() {
-        e.insert("entries".into(), json!(it.entries.len()));
-    }
-    if let Some(p) = identity.and_then(|i| i.patient.as_deref()) {
-        e.insert("patient".into(), json!(format!("Patient/{p}")));
-    }
-    Value::Object(e)
 }
 
 /// Build the audit record.
@@ -160,81 +217,51 @@ pub fn record(settings: &AuditConfig, input: &AuditInput<'_>) -> Value {
         Verdict::Deny => "deny",
     };
     let mut reason = d.reason.as_str();
-    let mut message = d.message.clone();
+    let mut message = d.message.as_str();
     let mut status = d.status;
     if let Some(Err(why)) = &input.obligation_result {
         decision = "deny";
         reason = Reason::ResponseNotPermitted.as_str();
-        message = why.clone();
+        message = why;
         status = input.obligation_denied_status;
     }
-    let mut r = Map::new();
-    r.insert("type".into(), json!("rest"));
-    r.insert(
-        "subtype".into(),
-        json!(it.map(subtype).unwrap_or("unknown")),
-    );
-    r.insert(
-        "interaction".into(),
-        it.map(|i| json!(i.kind))
-            .unwrap_or_else(|| json!("unknown")),
-    );
-    r.insert(
-        "action".into(),
-        json!(it
+    let identity = input.identity;
+    let record = Record {
+        record_type: "rest",
+        subtype: it.map(subtype).unwrap_or("unknown"),
+        interaction: match it {
+            Some(i) => InteractionName::Classified(i.kind),
+            None => InteractionName::Unknown("unknown"),
+        },
+        action: it
             .map(|i| action(i.kind))
-            .unwrap_or_else(|| action_from_method(input.method))),
-    );
-    r.insert(
-        "outcome".into(),
-        json!(if decision == "allow" { "0" } else { "4" }),
-    );
-    r.insert("recorded".into(), json!(rfc3339_ms(input.now_ms)));
-    let mut agent = Map::new();
-    if let Some(id) = input.identity {
-        if let Some(c) = &id.client_id {
-            agent.insert("client_id".into(), json!(c));
-        }
-        if let Some(u) = id.user() {
-            agent.insert("user".into(), json!(u));
-        }
-    }
-    agent.insert("requestor".into(), json!(true));
-    r.insert("agent".into(), Value::Object(agent));
-    r.insert("source".into(), json!(settings.source));
-    r.insert(
-        "entity".into(),
-        it.map(|i| entity(i, input.identity))
-            .unwrap_or_else(|| Value::Object(Map::new())),
-    );
-    if let Some(jti) = input.identity.and_then(|i| i.jti.as_deref()) {
-        r.insert(
-            "policy".into(),
-            json!(format!("urn:ietf:params:oauth:jti:{jti}")),
-        );
-    }
-    if let Some(rid) = input.request_id {
-        r.insert("request_id".into(), json!(rid));
-    }
-    r.insert("decision".into(), json!(decision));
-    r.insert("reason".into(), json!(reason));
-    r.insert("message".into(), json!(message));
-    r.insert("status".into(), json!(status));
-    r.insert("required_scopes".into(), json!(d.required_scopes));
-    if !d.obligations.is_empty() {
-        r.insert(
-            "obligation".into(),
-            json!(match &input.obligation_result {
-                None => "pending",
-                Some(Ok(())) => "passed",
-                Some(Err(_)) => "failed",
-            }),
-        );
-    }
-    if !d.denied_entries.is_empty() {
-        let idx: Vec<usize> = d.denied_entries.iter().map(|e| e.index).collect();
-        r.insert("denied_entries".into(), json!(idx));
-    }
-    r.insert("enforced".into(), json!(input.enforced));
-    Value::Object(r)
+            .unwrap_or_else(|| action_from_method(input.method)),
+        outcome: if decision == "allow" { "0" } else { "4" },
+        recorded: rfc3339_ms(input.now_ms),
+        agent: Agent {
+            client_id: identity.and_then(|id| id.client_id.as_deref()),
+            user: identity.and_then(Identity::user),
+            requestor: true,
+        },
+        source: &settings.source,
+        entity: it.map(|i| entity(i, identity)).unwrap_or_default(),
+        policy: identity
+            .and_then(|i| i.jti.as_deref())
+            .map(|jti| format!("urn:ietf:params:oauth:jti:{jti}")),
+        request_id: input.request_id,
+        decision,
+        reason,
+        message,
+        status,
+        required_scopes: &d.required_scopes,
+        obligation: (!d.obligations.is_empty()).then_some(match &input.obligation_result {
+            None => "pending",
+            Some(Ok(())) => "passed",
+            Some(Err(_)) => "failed",
+        }),
+        denied_entries: d.denied_entries.iter().map(|e| e.index).collect(),
+        enforced: input.enforced,
+    };
+    // A record of strings, numbers and string-keyed maps always serializes.
+    serde_json::to_value(&record).unwrap_or(Value::Null)
 }
