@@ -3,8 +3,7 @@
 
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Reason};
-use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// A local reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,88 +66,69 @@ pub fn www_authenticate(config: &Config, d: &Decision, status: u16) -> Option<St
     Some(v)
 }
 
-/// A FHIR `OperationOutcome` (fields in the order `serde_json::Value`
-/// prints them, so the body is the same bytes as the map it replaces).
-#[derive(Serialize)]
-struct OperationOutcome {
-    issue: Vec<Issue>,
-    #[serde(rename = "resourceType")]
-    resource_type: &'static str,
+fn put(m: &mut Map<String, Value>, key: &str, value: Value) {
+    m.insert(key.to_string(), value);
 }
 
-#[derive(Serialize)]
-struct Issue {
-    code: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    details: Option<Details>,
+/// One `issue` of an OperationOutcome; `reason` adds its `details` coding.
+fn issue(
+    severity: &str,
+    code: &str,
+    reason: Option<Reason>,
     diagnostics: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expression: Option<[String; 1]>,
-    severity: &'static str,
-}
-
-#[derive(Serialize)]
-struct Details {
-    coding: [Coding; 1],
-    text: String,
-}
-
-#[derive(Serialize)]
-struct Coding {
-    code: &'static str,
-    system: &'static str,
-}
-
-const REASON_SYSTEM: &str = "urn:fhir-smart-authz:reason";
-
-fn refusal_issue(code: &'static str, reason: Reason, message: &str) -> Issue {
-    Issue {
-        code,
-        details: Some(Details {
-            coding: [Coding {
-                code: reason.as_str(),
-                system: REASON_SYSTEM,
-            }],
-            text: message.to_string(),
-        }),
-        diagnostics: message.to_string(),
-        expression: None,
-        severity: "error",
+) -> Map<String, Value> {
+    let mut i = Map::new();
+    put(&mut i, "severity", Value::from(severity));
+    put(&mut i, "code", Value::from(code));
+    if let Some(reason) = reason {
+        let mut coding = Map::new();
+        put(
+            &mut coding,
+            "system",
+            Value::from("urn:fhir-smart-authz:reason"),
+        );
+        put(&mut coding, "code", Value::from(reason.as_str()));
+        let mut details = Map::new();
+        put(
+            &mut details,
+            "coding",
+            Value::Array(vec![Value::Object(coding)]),
+        );
+        put(&mut details, "text", Value::from(diagnostics.as_str()));
+        put(&mut i, "details", Value::Object(details));
     }
+    put(&mut i, "diagnostics", Value::from(diagnostics));
+    i
+}
+
+/// The OperationOutcome JSON (sorted keys) of these issues.
+fn outcome_body(issues: Vec<Map<String, Value>>) -> Vec<u8> {
+    let mut o = Map::new();
+    put(&mut o, "resourceType", Value::from("OperationOutcome"));
+    put(
+        &mut o,
+        "issue",
+        Value::Array(issues.into_iter().map(Value::Object).collect()),
+    );
+    Value::Object(o).to_string().into_bytes()
 }
 
 /// The OperationOutcome body (JSON) for a refusal.
 pub fn operation_outcome(d: &Decision, status: u16) -> Vec<u8> {
-    outcome_body(&outcome_of(d, status))
-}
-
-fn outcome_of(d: &Decision, status: u16) -> OperationOutcome {
-    let mut issue = vec![refusal_issue(
-        issue_code(d.reason, status),
-        d.reason,
-        &d.message,
-    )];
+    let code = issue_code(d.reason, status);
+    let mut issues = vec![issue("error", code, Some(d.reason), d.message.clone())];
     if !d.required_scopes.is_empty() && status == 403 {
-        issue.push(Issue {
-            code: "informational",
-            details: None,
-            diagnostics: format!(
-                "any of these scopes would allow it: {}",
-                d.required_scopes.join(" ")
-            ),
-            expression: None,
-            severity: "information",
-        });
+        let scopes = d.required_scopes.join(" ");
+        let diagnostics = format!("any of these scopes would allow it: {scopes}");
+        issues.push(issue("information", "informational", None, diagnostics));
     }
     for e in &d.denied_entries {
-        let mut entry = refusal_issue("forbidden", e.reason, &e.message);
-        entry.expression = Some([format!("Bundle.entry[{}]", e.index)]);
-        issue.push(entry);
+        let mut entry = issue("error", "forbidden", Some(e.reason), e.message.clone());
+        let expression = Value::from(format!("Bundle.entry[{}]", e.index));
+        put(&mut entry, "expression", Value::Array(vec![expression]));
+        issues.push(entry);
     }
-    OperationOutcome {
-        issue,
-        resource_type: "OperationOutcome",
-    }
+    outcome_body(issues)
 }
 
 /// The full local reply for a denial with the given status.
@@ -169,29 +149,16 @@ pub fn deny_reply(config: &Config, d: &Decision, status: u16) -> Reply {
 
 /// A local reply for a failure on the gateway's side (not a refusal of the
 /// client): an OperationOutcome with the given issue code and diagnostics.
-pub fn gateway_error_reply(status: u16, code: &'static str, why: &str) -> Reply {
-    let outcome = OperationOutcome {
-        issue: vec![Issue {
-            code,
-            details: None,
-            diagnostics: why.to_string(),
-            expression: None,
-            severity: "error",
-        }],
-        resource_type: "OperationOutcome",
-    };
+pub fn gateway_error_reply(status: u16, code: &str, why: &str) -> Reply {
+    let body = outcome_body(vec![issue("error", code, None, why.to_string())]);
     Reply {
         status,
         headers: vec![
             ("content-type".to_string(), FHIR_JSON.to_string()),
             ("cache-control".to_string(), "no-store".to_string()),
         ],
-        body: outcome_body(&outcome),
+        body,
     }
-}
-
-fn outcome_body(outcome: &OperationOutcome) -> Vec<u8> {
-    serde_json::to_vec(outcome).unwrap_or_default()
 }
 
 /// The SMART discovery document reply.

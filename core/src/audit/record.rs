@@ -4,8 +4,7 @@ use super::identity::Identity;
 use super::settings::AuditConfig;
 use crate::decision::{Decision, Reason, Verdict};
 use crate::fhir::{Interaction, InteractionKind};
-use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// What the filter knows about one request when it writes the record.
 #[derive(Debug, Clone)]
@@ -98,114 +97,80 @@ pub fn rfc3339_ms(now_ms: u64) -> String {
     format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
 }
 
-/// The record as serialized (keys come out sorted: a `serde_json::Map`).
-#[derive(Serialize)]
-struct Record<'a> {
-    #[serde(rename = "type")]
-    record_type: &'static str,
-    subtype: &'static str,
-    interaction: InteractionName,
-    action: &'static str,
-    outcome: &'static str,
-    recorded: String,
-    agent: Agent<'a>,
-    source: &'a str,
-    entity: Entity<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    policy: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    request_id: Option<&'a str>,
-    decision: &'static str,
-    reason: &'static str,
-    message: &'a str,
-    status: u16,
-    required_scopes: &'a [String],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    obligation: Option<&'static str>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    denied_entries: Vec<usize>,
-    enforced: bool,
+/// Insert `key` (keys come out sorted: `serde_json::Map` is ordered).
+fn put(m: &mut Map<String, Value>, key: &str, value: Value) {
+    m.insert(key.to_string(), value);
 }
 
-/// The interaction code, or `unknown` for an unclassified request.
-#[derive(Serialize)]
-#[serde(untagged)]
-enum InteractionName {
-    Classified(InteractionKind),
-    Unknown(&'static str),
+fn strings(items: &[String]) -> Value {
+    Value::Array(items.iter().map(|s| Value::from(s.as_str())).collect())
 }
 
-#[derive(Serialize)]
-struct Agent<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    client_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user: Option<String>,
-    requestor: bool,
-}
-
-#[derive(Serialize, Default)]
-struct Entity<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reference: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    resource_type: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    version: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    compartment: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    operation: Option<&'a str>,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    types: &'a [String],
-    /// Parameter names with modifier and chain, never their values.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    query: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    entries: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patient: Option<String>,
-}
-
-fn entity<'a>(it: &'a Interaction, identity: Option<&Identity>) -> Entity<'a> {
-    let query = it
-        .search
-        .iter()
-        .map(|p| {
-            let mut n = p.name.clone();
-            if let Some(m) = &p.modifier {
-                n.push(':');
-                n.push_str(m);
-            }
-            if let Some(c) = &p.chain {
-                n.push('.');
-                n.push_str(c);
-            }
-            n
-        })
-        .collect();
-    Entity {
-        reference: match (&it.resource_type, &it.id) {
-            (Some(t), Some(id)) => Some(format!("{t}/{id}")),
-            _ => None,
-        },
-        resource_type: it.resource_type.as_deref(),
-        id: it.id.as_deref(),
-        version: it.version.as_deref(),
-        compartment: it
-            .compartment
-            .as_ref()
-            .map(|c| format!("{}/{}", c.resource_type, c.id)),
-        operation: it.operation.as_deref(),
-        types: &it.types,
-        query,
-        entries: (!it.entries.is_empty()).then_some(it.entries.len()),
-        patient: identity
-            .and_then(|i| i.patient.as_deref())
-            .map(|p| format!("Patient/{p}")),
+fn entity(it: &Interaction, identity: Option<&Identity>) -> Value {
+    let mut e = Map::new();
+    if let (Some(t), Some(id)) = (&it.resource_type, &it.id) {
+        put(&mut e, "reference", Value::from(format!("{t}/{id}")));
     }
+    if let Some(t) = &it.resource_type {
+        put(&mut e, "resource_type", Value::from(t.as_str()));
+    }
+    if let Some(id) = &it.id {
+        put(&mut e, "id", Value::from(id.as_str()));
+    }
+    if let Some(v) = &it.version {
+        put(&mut e, "version", Value::from(v.as_str()));
+    }
+    if let Some(c) = &it.compartment {
+        let compartment = format!("{}/{}", c.resource_type, c.id);
+        put(&mut e, "compartment", Value::from(compartment));
+    }
+    if let Some(op) = &it.operation {
+        put(&mut e, "operation", Value::from(op.as_str()));
+    }
+    if !it.types.is_empty() {
+        put(&mut e, "types", strings(&it.types));
+    }
+    if !it.search.is_empty() {
+        // Parameter names with modifier and chain, never their values.
+        let names: Vec<String> = it
+            .search
+            .iter()
+            .map(|p| {
+                let mut n = p.name.clone();
+                if let Some(m) = &p.modifier {
+                    n.push(':');
+                    n.push_str(m);
+                }
+                if let Some(c) = &p.chain {
+                    n.push('.');
+                    n.push_str(c);
+                }
+                n
+            })
+            .collect();
+        put(&mut e, "query", strings(&names));
+    }
+    if !it.entries.is_empty() {
+        put(&mut e, "entries", Value::from(it.entries.len()));
+    }
+    if let Some(p) = identity.and_then(|i| i.patient.as_deref()) {
+        put(&mut e, "patient", Value::from(format!("Patient/{p}")));
+    }
+    Value::Object(e)
+}
+
+fn agent(identity: Option<&Identity>) -> Value {
+    let mut agent = Map::new();
+    if let Some(id) = identity {
+        if let Some(c) = &id.client_id {
+            put(&mut agent, "client_id", Value::from(c.as_str()));
+        }
+        if let Some(u) = id.user() {
+            put(&mut agent, "user", Value::from(u));
+        }
+    }
+    put(&mut agent, "requestor", Value::Bool(true));
+    Value::Object(agent)
 }
 
 /// Build the audit record.
@@ -225,43 +190,55 @@ pub fn record(settings: &AuditConfig, input: &AuditInput<'_>) -> Value {
         message = why;
         status = input.obligation_denied_status;
     }
-    let identity = input.identity;
-    let record = Record {
-        record_type: "rest",
-        subtype: it.map(subtype).unwrap_or("unknown"),
-        interaction: match it {
-            Some(i) => InteractionName::Classified(i.kind),
-            None => InteractionName::Unknown("unknown"),
-        },
-        action: it
-            .map(|i| action(i.kind))
-            .unwrap_or_else(|| action_from_method(input.method)),
-        outcome: if decision == "allow" { "0" } else { "4" },
-        recorded: rfc3339_ms(input.now_ms),
-        agent: Agent {
-            client_id: identity.and_then(|id| id.client_id.as_deref()),
-            user: identity.and_then(Identity::user),
-            requestor: true,
-        },
-        source: &settings.source,
-        entity: it.map(|i| entity(i, identity)).unwrap_or_default(),
-        policy: identity
-            .and_then(|i| i.jti.as_deref())
-            .map(|jti| format!("urn:ietf:params:oauth:jti:{jti}")),
-        request_id: input.request_id,
-        decision,
-        reason,
-        message,
-        status,
-        required_scopes: &d.required_scopes,
-        obligation: (!d.obligations.is_empty()).then_some(match &input.obligation_result {
+    let mut r = Map::new();
+    put(&mut r, "type", Value::from("rest"));
+    put(
+        &mut r,
+        "subtype",
+        Value::from(it.map(subtype).unwrap_or("unknown")),
+    );
+    let interaction = match it {
+        Some(i) => serde_json::to_value(i.kind).unwrap_or(Value::Null),
+        None => Value::from("unknown"),
+    };
+    put(&mut r, "interaction", interaction);
+    let action = it
+        .map(|i| action(i.kind))
+        .unwrap_or_else(|| action_from_method(input.method));
+    put(&mut r, "action", Value::from(action));
+    let outcome = if decision == "allow" { "0" } else { "4" };
+    put(&mut r, "outcome", Value::from(outcome));
+    put(&mut r, "recorded", Value::from(rfc3339_ms(input.now_ms)));
+    put(&mut r, "agent", agent(input.identity));
+    put(&mut r, "source", Value::from(settings.source.as_str()));
+    let entity = it
+        .map(|i| entity(i, input.identity))
+        .unwrap_or_else(|| Value::Object(Map::new()));
+    put(&mut r, "entity", entity);
+    if let Some(jti) = input.identity.and_then(|i| i.jti.as_deref()) {
+        let policy = format!("urn:ietf:params:oauth:jti:{jti}");
+        put(&mut r, "policy", Value::from(policy));
+    }
+    if let Some(rid) = input.request_id {
+        put(&mut r, "request_id", Value::from(rid));
+    }
+    put(&mut r, "decision", Value::from(decision));
+    put(&mut r, "reason", Value::from(reason));
+    put(&mut r, "message", Value::from(message));
+    put(&mut r, "status", Value::from(status));
+    put(&mut r, "required_scopes", strings(&d.required_scopes));
+    if !d.obligations.is_empty() {
+        let obligation = match &input.obligation_result {
             None => "pending",
             Some(Ok(())) => "passed",
             Some(Err(_)) => "failed",
-        }),
-        denied_entries: d.denied_entries.iter().map(|e| e.index).collect(),
-        enforced: input.enforced,
-    };
-    // A record of strings, numbers and string-keyed maps always serializes.
-    serde_json::to_value(&record).unwrap_or(Value::Null)
+        };
+        put(&mut r, "obligation", Value::from(obligation));
+    }
+    if !d.denied_entries.is_empty() {
+        let idx = d.denied_entries.iter().map(|e| Value::from(e.index));
+        put(&mut r, "denied_entries", Value::Array(idx.collect()));
+    }
+    put(&mut r, "enforced", Value::Bool(input.enforced));
+    Value::Object(r)
 }
