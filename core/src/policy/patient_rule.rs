@@ -74,6 +74,16 @@ fn not_patient_type(rtype: &str) -> String {
     )
 }
 
+/// A type outside the Patient compartment: only the shared reference types
+/// (`policy.patient_scope_public_types`) are reachable.
+fn outside_compartment(policy: &PolicyConfig, rtype: &str) -> RuleResult {
+    if policy.is_public_type(rtype) {
+        Ok(None)
+    } else {
+        violation(not_patient_type(rtype))
+    }
+}
+
 fn check_compartment(rtype: &str, p: &str) -> RuleResult {
     Ok(Some(Obligation::CheckResponseCompartment {
         resource_type: rtype.to_string(),
@@ -99,10 +109,8 @@ fn read_by_id(policy: &PolicyConfig, rtype: &str, id: &str, p: &str) -> RuleResu
                 first_pin(rtype)
             )),
         }
-    } else if policy.is_public_type(rtype) {
-        Ok(None)
     } else {
-        violation(not_patient_type(rtype))
+        outside_compartment(policy, rtype)
     }
 }
 
@@ -123,10 +131,8 @@ fn search(
                 first_pin(rtype)
             )),
         }
-    } else if policy.is_public_type(rtype) {
-        Ok(None)
     } else {
-        violation(not_patient_type(rtype))
+        outside_compartment(policy, rtype)
     }
 }
 
@@ -190,10 +196,8 @@ fn included(policy: &PolicyConfig, rtype: &str, p: &str) -> RuleResult {
         }
     } else if compartment::in_compartment(rtype) {
         check_compartment(rtype, p)
-    } else if policy.is_public_type(rtype) {
-        Ok(None)
     } else {
-        violation(not_patient_type(rtype))
+        outside_compartment(policy, rtype)
     }
 }
 
