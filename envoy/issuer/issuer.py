@@ -8,7 +8,7 @@ HTTP endpoints
   GET  /.well-known/jwks.json      public keys (also at /jwks) (one RS256 and one ES256 key, each with a kid)
   GET  /.well-known/openid-configuration   issuer + jwks_uri (for tools that discover keys)
   GET  /token?profile=patient|clinician|backend[&patient=..][&scope=..][&alg=RS256|ES256]
-             [&aud=..][&exp_in=seconds][&fhirUser=..][&client_id=..]
+             [&aud=..][&exp_in=seconds][&nbf_in=seconds][&omit=claim,..][&fhirUser=..][&client_id=..]
                                    mint a token; answers {"access_token", "token_type", "expires_in", "scope", ...}
   POST /admin/rotate[?keep=1]      new key pair (new kid) per algorithm; old keys are dropped from
                                    the JWKS unless keep=1. Answers the new JWKS.
@@ -206,7 +206,7 @@ def serve(issuer: Issuer, host: str = "127.0.0.1", port: int = 0) -> ThreadingHT
 
         def do_GET(self) -> None:  # noqa: N802
             url = urlparse(self.path)
-            q = {k: v[-1] for k, v in parse_qs(url.query).items()}
+            q = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
             if url.path in ("/.well-known/jwks.json", "/jwks"):
                 with issuer._lock:
                     issuer.jwks_fetches += 1
@@ -229,13 +229,13 @@ def serve(issuer: Issuer, host: str = "127.0.0.1", port: int = 0) -> ThreadingHT
 
         def do_POST(self) -> None:  # noqa: N802
             url = urlparse(self.path)
-            q = {k: v[-1] for k, v in parse_qs(url.query).items()}
+            q = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
             if url.path == "/admin/rotate":
                 kids = issuer.rotate(keep_old=q.get("keep") in ("1", "true"))
                 self._send(200, {"kids": kids, **issuer.jwks()})
             elif url.path == "/token":
                 length = int(self.headers.get("Content-Length") or 0)
-                form = {k: v[-1] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+                form = {k: v[-1] for k, v in parse_qs(self.rfile.read(length).decode(), keep_blank_values=True).items()}
                 self._token({**form, **q})
             else:
                 self._send(404, {"error": "not_found"})
@@ -252,12 +252,20 @@ def serve(issuer: Issuer, host: str = "127.0.0.1", port: int = 0) -> ThreadingHT
             for name in ("patient", "scope", "aud", "fhirUser", "client_id", "sub", "iss"):
                 if name in q:
                     overrides[name] = q[name] or None  # empty value removes the claim
-            if "exp_in" in q:
-                overrides["exp_in"] = int(q["exp_in"])
+            try:
+                if "exp_in" in q:
+                    overrides["exp_in"] = int(q["exp_in"])
+                if "nbf_in" in q:  # not yet valid: nbf and iat that many seconds from now
+                    overrides["nbf"] = overrides["iat"] = int(time.time()) + int(q["nbf_in"])
+            except ValueError:
+                self._send(400, {"error": "invalid_request", "error_description": "exp_in and nbf_in are integers"})
+                return
+            for name in filter(None, q.get("omit", "").split(",")):  # e.g. omit=exp
+                overrides[name] = None
             claims = issuer.claims(profile, **overrides)
             token = issuer.sign(claims, alg=alg)
             self._send(200, {"access_token": token, "token_type": "Bearer",
-                             "expires_in": claims["exp"] - claims["iat"],
+                             "expires_in": claims["exp"] - int(time.time()) if "exp" in claims else None,
                              "scope": claims.get("scope", ""), "patient": claims.get("patient"),
                              "kid": issuer.keys[alg].kid})
 
