@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "envoy" / "issuer"))
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
-from issuer import Issuer, SigningKey, serve as serve_issuer  # noqa: E402,F401
+from issuer import CAPABILITIES, Issuer, SigningKey, serve as serve_issuer  # noqa: E402,F401
 # the data set and its seeding live with the conformance tool (one data set for both)
 from tests.conformance.data import PATIENTS, seed, seed_bundle  # noqa: E402,F401
 
@@ -321,9 +321,12 @@ def plugin_config(base_url: str, issuers: list[dict[str, Any]], enforce: bool = 
                      **({"remove_headers": remove_headers} if remove_headers else {}),
                      **({"hold_headers_for_body": True} if hold else {})},
         "responses": {"realm": "fhir"},
-        "discovery": {
+        "discovery": {  # the demo issuer's endpoints and what it really supports
             "authorization_endpoint": issuers[0]["issuer"] + "/authorize" if issuers else "",
             "token_endpoint": issuers[0]["issuer"] + "/token" if issuers else "",
+            "capabilities": CAPABILITIES,
+            "scopes_supported": ["openid", "fhirUser", "launch/patient", "patient/*.rs", "user/*.rs",
+                                 "system/*.rs"],
         },
     }
     cfg.update(extra)
