@@ -105,6 +105,28 @@ class Reply:
                 for e in doc.get("entry") or [] if isinstance(e.get("resource"), dict)]
 
 
+def prepare(token: str | None, headers: dict[str, str] | None, body: Any, content_type: str | None,
+            id_prefix: str) -> tuple[str, dict[str, str], bytes | None]:
+    """(x-request-id, headers, body bytes) of a FHIR request: a unique request id, JSON bodies
+    as application/fhir+json unless `content_type` says otherwise, `headers` last."""
+    rid = id_prefix + uuid.uuid4().hex
+    hdrs = {"x-request-id": rid, "Accept": "application/fhir+json"}
+    if token is not None:
+        hdrs["Authorization"] = f"Bearer {token}"
+    data: bytes | None
+    if isinstance(body, (dict, list)):
+        data = json.dumps(body).encode()
+        hdrs["Content-Type"] = "application/fhir+json"
+    elif isinstance(body, str):
+        data = body.encode()
+    else:
+        data = body
+    if content_type and data is not None:
+        hdrs["Content-Type"] = content_type
+    hdrs.update(headers or {})
+    return rid, hdrs, data
+
+
 class Target:
     """One gateway, `max_requests` requests at most, at most `rate` per second."""
 
@@ -116,9 +138,6 @@ class Target:
         self.sent = 0
         self._last = 0.0
         self.session = requests.Session()
-
-    def url(self, path: str) -> str:
-        return self.base + path
 
     def request(self, method: str, path: str = "", *, token: str | None = None, headers: dict[str, str] | None = None,
                 body: Any = None, content_type: str | None = None, url: str | None = None) -> Reply:
@@ -133,21 +152,7 @@ class Target:
         wait = self._last + self.interval - time.monotonic()
         if wait > 0:
             time.sleep(wait)
-        rid = "conformance-" + uuid.uuid4().hex
-        hdrs = {"x-request-id": rid, "Accept": "application/fhir+json"}
-        if token is not None:
-            hdrs["Authorization"] = f"Bearer {token}"
-        data: bytes | None
-        if isinstance(body, (dict, list)):
-            data = json.dumps(body).encode()
-            hdrs["Content-Type"] = "application/fhir+json"
-        elif isinstance(body, str):
-            data = body.encode()
-        else:
-            data = body
-        if content_type and data is not None:
-            hdrs["Content-Type"] = content_type
-        hdrs.update(headers or {})
+        rid, hdrs, data = prepare(token, headers, body, content_type, "conformance-")
         self.sent += 1
         self._last = time.monotonic()
         r = self.session.request(method, self.base + path, headers=hdrs, data=data, timeout=self.timeout,

@@ -47,6 +47,7 @@ if str(REPO) not in sys.path:
 from issuer import CAPABILITIES, Issuer, SigningKey, serve as serve_issuer  # noqa: E402,F401
 # the data set and its seeding live with the conformance tool (one data set for both)
 from tests.conformance.data import PATIENTS, seed, seed_bundle  # noqa: E402,F401
+from tests.conformance.http import prepare  # noqa: E402
 
 WASM = Path(os.environ.get("FHIR_AUTHZ_WASM", REPO / "target/wasm32-wasip1/release/fhir_smart_authz.wasm"))
 CLI = Path(os.environ.get("FHIR_AUTHZ_CLI", REPO / "target/release/fhir-smart-authz"))
@@ -748,21 +749,7 @@ class Rig:
                 headers: dict[str, str] | None = None, body: bytes | str | dict | list | None = None,
                 content_type: str | None = None, wait_log: bool = True, raw_url: str | None = None) -> Response:
         """Send one request through Envoy; attach its access-log line and what the recorder saw."""
-        rid = "e2e-" + uuid.uuid4().hex
-        hdrs = {"x-request-id": rid, "Accept": "application/fhir+json"}
-        if token is not None:
-            hdrs["Authorization"] = f"Bearer {token}"
-        data: bytes | None
-        if isinstance(body, (dict, list)):
-            data = json.dumps(body).encode()
-            hdrs["Content-Type"] = content_type or "application/fhir+json"
-        elif isinstance(body, str):
-            data = body.encode()
-        else:
-            data = body
-        if content_type and data is not None:
-            hdrs["Content-Type"] = content_type
-        hdrs.update(headers or {})
+        rid, hdrs, data = prepare(token, headers, body, content_type, "e2e-")
         url = raw_url or (self.base(listener) + path)
         r = requests.request(method, url, headers=hdrs, data=data, timeout=30, allow_redirects=False)
         resp = Response(r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.content, rid)

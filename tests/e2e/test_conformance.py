@@ -13,16 +13,21 @@ from tests.conformance.checks import Ctx, run
 from tests.conformance.data import seed
 from tests.conformance.http import Redactor, Target
 from tests.conformance.registry import INFERNO
-from tests.conformance.servers import SEKMET
+from tests.conformance.servers import detect
 from tests.conformance.tokens import Tokens
 
 
 @pytest.fixture(scope="module")
 def conformance(rig) -> Ctx:
-    seed(rig.sekmet.base_url)  # the data set as the checks expect it, whatever ran before
+    # sekmet, or the server of E2E_FHIR_URL (its links name the gateway only if its base-URL
+    # setting is this rig's main listener)
+    upstream = rig.sekmet.base_url if rig.sekmet else rig.upstream
+    seed(upstream)  # the data set as the checks expect it, whatever ran before
     redact = Redactor()
-    return Ctx(Target(rig.base_url, max_requests=10_000, rate=0), Tokens(rig.issuer.issuer_url, {}, redact), redact,
-               SEKMET, seeded=True, allow_writes=True, upstream=rig.sekmet.base_url)
+    target = Target(rig.base_url, max_requests=10_000, rate=0)
+    server = detect(target.request("GET", "/metadata").json_or_none())
+    return Ctx(target, Tokens(rig.issuer.issuer_url, {}, redact), redact, server, seeded=True, allow_writes=True,
+               upstream=upstream)
 
 
 def _param(check):
