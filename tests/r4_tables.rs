@@ -271,6 +271,10 @@ fn generate_search_params(m: &Model) -> String {
         }
     }
     assert!(sets.len() <= 256, "target set ids must fit in a u8");
+    assert!(
+        codes.len() <= 1024,
+        "code ids must fit in 10 bits (see `Param` in mod.rs)"
+    );
     assert!(RESOURCE_TYPES.len() < 256, "type indexes must fit in a u8");
 
     let mut out = String::new();
@@ -369,7 +373,7 @@ fn generate_search_params(m: &Model) -> String {
         writeln!(out, "    {}, // {first}: {name}", line.join(", ")).unwrap();
     }
     out.push_str("];\n\n");
-    out.push_str("/// (code id, type, target set id), sorted by code within each type.\n");
+    out.push_str("/// p(code id, type, target set id), sorted by code within each type.\n");
     writeln!(out, "pub(super) static PARAMS: [Param; {n}] = [").unwrap();
     out.push_str(&rows);
     out.push_str("];\n\n");

@@ -24,7 +24,7 @@
 //!
 //! Layout, chosen for a small `.wasm` and no start-up work: types are indexes
 //! into [`RESOURCE_TYPES`]; each type's parameters are one sorted run of
-//! 4-byte entries (code id, type, target set) in one array; codes are one
+//! 3-byte entries (code id, type, target set) in one array; codes are one
 //! string with offsets; reference targets are deduplicated sets of type
 //! indexes. Every lookup is a binary search, without allocation.
 
@@ -54,6 +54,21 @@ pub enum ParamType {
 }
 
 impl ParamType {
+    /// The inverse of `as u8` (for the packed table; never out of range there).
+    const fn from_bits(bits: u8) -> ParamType {
+        match bits {
+            0 => ParamType::Number,
+            1 => ParamType::Date,
+            2 => ParamType::String,
+            3 => ParamType::Token,
+            4 => ParamType::Reference,
+            5 => ParamType::Composite,
+            6 => ParamType::Quantity,
+            7 => ParamType::Uri,
+            _ => ParamType::Special,
+        }
+    }
+
     /// The R4 code (`reference`, `token`, ...).
     pub fn code(self) -> &'static str {
         match self {
@@ -135,7 +150,7 @@ impl Targets {
 pub fn search_param(resource_type: &str, code: &str) -> Option<ParamDef> {
     let t = type_index(resource_type)?;
     let id = code_id(code)?;
-    let own = type_params(t).binary_search_by_key(&id, |p| p.code).ok();
+    let own = type_params(t).binary_search_by_key(&id, |p| p.code()).ok();
     if let Some(p) = own.and_then(|i| type_params(t).get(i)) {
         return Some(def(p, ParamBase::Type));
     }
@@ -278,14 +293,26 @@ pub fn patient_compartment(resource_type: &str) -> Option<&'static [CompartmentP
 // generator and `tables_are_consistent` check it; out of range reads yield
 // empty results, never a panic) ----
 
-/// One parameter of a type in the generated table.
+/// One parameter of a type in the generated table, packed in 3 bytes (the
+/// table has ~1,700 of them): code id (10 bits), [`ParamType`] (4 bits),
+/// target set id (8 bits, 0: none).
 #[derive(Debug, Clone, Copy)]
-struct Param {
-    /// Index into the code list.
-    code: u16,
-    kind: ParamType,
-    /// Index of the target set (0: none).
-    targets: u8,
+struct Param([u8; 3]);
+
+impl Param {
+    fn code(self) -> u16 {
+        let [lo, hi, _] = self.0;
+        u16::from(lo) | u16::from(hi & 0b11) << 8
+    }
+
+    fn kind(self) -> ParamType {
+        let [_, hi, _] = self.0;
+        ParamType::from_bits(hi >> 2)
+    }
+
+    fn targets(self) -> u8 {
+        self.0[2]
+    }
 }
 
 /// One `Resource`/`DomainResource` parameter in the generated table.
@@ -296,12 +323,13 @@ struct Common {
     domain_resource_only: bool,
 }
 
+/// Packs a [`Param`]; the generator keeps `code` below 1024.
 const fn p(code: u16, kind: ParamType, targets: u8) -> Param {
-    Param {
-        code,
-        kind,
+    Param([
+        code as u8,
+        (code >> 8) as u8 & 0b11 | (kind as u8) << 2,
         targets,
-    }
+    ])
 }
 
 // Short names for the generated table.
@@ -317,10 +345,10 @@ const SPEC: ParamType = ParamType::Special;
 
 fn def(p: &Param, base: ParamBase) -> ParamDef {
     ParamDef {
-        code: code_str(p.code),
-        kind: p.kind,
+        code: code_str(p.code()),
+        kind: p.kind(),
         base,
-        targets: p.targets,
+        targets: p.targets(),
     }
 }
 

@@ -526,7 +526,7 @@ pub(super) static TYPE_PARAM_STARTS: [u16; 147] = [
     1690, 1691, 1697, // 144: VerificationResult
 ];
 
-/// (code id, type, target set id), sorted by code within each type.
+/// p(code id, type, target set id), sorted by code within each type.
 pub(super) static PARAMS: [Param; 1697] = [
     // Account
     p(190, TOK, 0), // identifier

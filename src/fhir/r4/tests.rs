@@ -306,16 +306,23 @@ fn tables_are_consistent() {
     }
     for t in 0..RESOURCE_TYPES.len() {
         let ps = type_params(t as u8);
-        assert!(ps.windows(2).all(|w| w[0].code < w[1].code));
+        assert!(ps.windows(2).all(|w| w[0].code() < w[1].code()));
         for p in ps {
-            assert!(usize::from(p.code) < n_codes);
-            assert!(usize::from(p.targets) < n_sets);
-            assert!(p.kind == ParamType::Reference || p.targets == 0);
-            assert!(!code_str(p.code).starts_with('_'));
+            assert!(usize::from(p.code()) < n_codes);
+            assert!(usize::from(p.targets()) < n_sets);
+            assert!(p.kind() == ParamType::Reference || p.targets() == 0);
+            assert!(!code_str(p.code()).starts_with('_'));
         }
     }
     for c in &COMMON {
         assert!(code_str(c.code).starts_with('_'));
+    }
+    // The packing round-trips every value the generator may emit.
+    for kind in [NUM, DATE, STR, TOK, REF, COMP, QTY, URI, SPEC] {
+        for (code, set) in [(0, 0), (1023, 255), (447, 125), (256, 1)] {
+            let q = p(code, kind, set);
+            assert_eq!((q.code(), q.kind(), q.targets()), (code, kind, set));
+        }
     }
     let compartment: Vec<&str> = PATIENT_COMPARTMENT.iter().map(|(t, _)| *t).collect();
     assert!(compartment.windows(2).all(|w| w[0] < w[1]));
