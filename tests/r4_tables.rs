@@ -796,7 +796,26 @@ fn hand_written_differences() -> Vec<String> {
             ));
         }
     }
-    // 6. The resource type list.
+    // 6. The resource type list: every type the CompartmentDefinition lists
+    // (in it or never in it) is an R4 type, and which R4 types it omits.
+    let listed: BTreeSet<String> = load_compartment()["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["code"].as_str().unwrap().to_string())
+        .collect();
+    for t in &listed {
+        if !RESOURCE_TYPES.contains(&t.as_str()) {
+            d.push(format!(
+                "resource types: {t} is in the CompartmentDefinition, not in RESOURCE_TYPES"
+            ));
+        }
+    }
+    for t in RESOURCE_TYPES.iter().filter(|t| !listed.contains(**t)) {
+        d.push(format!(
+            "resource types: {t} is not listed in the CompartmentDefinition"
+        ));
+    }
     let with_params: BTreeSet<&str> = r4::types_with_params().collect();
     for t in RESOURCE_TYPES.iter().filter(|t| !with_params.contains(*t)) {
         d.push(format!(
@@ -855,6 +874,7 @@ const KNOWN_DIFFERENCES: &[&str] = &[
     "pinned: NutritionOrder?patient=<bare id> is taken as an exact pin but NutritionOrder:patient → Group, Patient",
     "pinned: SupplyDelivery?patient=<bare id> is taken as an exact pin but SupplyDelivery:patient → Group, Patient",
     "pinned: VisionPrescription?patient=<bare id> is taken as an exact pin but VisionPrescription:patient → Group, Patient",
+    "resource types: Parameters is not listed in the CompartmentDefinition",
     "resource types: Binary has no search parameters of its own in R4",
     "resource types: BiologicallyDerivedProduct has no search parameters of its own in R4",
     "resource types: CatalogEntry has no search parameters of its own in R4",

@@ -22,6 +22,17 @@
 //! and `compartmentdefinition-patient.json` (next to this file). Regenerate
 //! with `UPDATE_R4_TABLES=1 cargo test --test r4_tables`.
 //!
+//! Only the core parameters are used (`url` under
+//! `http://hl7.org/fhir/SearchParameter/`, version 4.0.1): the shared file
+//! also carries seven profile parameters of other publishers (`codex-age`,
+//! `mii-provision-*`) that a plain R4 server does not know.
+//!
+//! `compartmentdefinition-patient.json` is the R4 (4.0.1) CompartmentDefinition
+//! `patient` (HL7, CC0) as published in the build of the 4.0.1 specification
+//! at github.com/fhir-ru/fhir-ru.github.io (commit 73deef62), without its
+//! generated narrative (`text`); its resource/param list is identical to the
+//! 4.0.0 and 3.6.0 builds and to the hand-written table it replaces.
+//!
 //! Layout, chosen for a small `.wasm` and no start-up work: types are indexes
 //! into [`RESOURCE_TYPES`]; each type's parameters are one sorted run of
 //! 3-byte entries (code id, type, target set) in one array; codes are one
