@@ -243,6 +243,21 @@ fn header(out: &mut String, from: &str) {
     );
 }
 
+/// A `[u16; n]` of run starts, 16 to a line.
+fn write_starts(out: &mut String, doc: &str, name: &str, starts: &[usize]) {
+    assert!(
+        starts.iter().all(|&s| s <= usize::from(u16::MAX)),
+        "{name} must fit in u16"
+    );
+    writeln!(out, "/// {doc}").unwrap();
+    writeln!(out, "pub(super) static {name}: [u16; {}] = [", starts.len()).unwrap();
+    for chunk in starts.chunks(16) {
+        let line: Vec<String> = chunk.iter().map(usize::to_string).collect();
+        writeln!(out, "    {},", line.join(", ")).unwrap();
+    }
+    out.push_str("];\n\n");
+}
+
 fn generate_search_params(m: &Model) -> String {
     let type_index: BTreeMap<&str, usize> = RESOURCE_TYPES
         .iter()
@@ -296,24 +311,12 @@ fn generate_search_params(m: &Model) -> String {
     for c in &codes {
         starts.push(starts.last().unwrap() + c.len());
     }
-    assert!(*starts.last().unwrap() <= usize::from(u16::MAX));
-    writeln!(
-        out,
-        "/// Code `i` is `CODES[CODE_STARTS[i]..CODE_STARTS[i + 1]]`."
-    )
-    .unwrap();
-    writeln!(
-        out,
-        "pub(super) static CODE_STARTS: [u16; {}] = [",
-        starts.len()
-    )
-    .unwrap();
-    for chunk in starts.chunks(16) {
-        let line: Vec<String> = chunk.iter().map(usize::to_string).collect();
-        writeln!(out, "    {},", line.join(", ")).unwrap();
-    }
-    out.push_str("];\n\n");
-
+    write_starts(
+        &mut out,
+        "Code `i` is `CODES[CODE_STARTS[i]..CODE_STARTS[i + 1]]`.",
+        "CODE_STARTS",
+        &starts,
+    );
     out.push_str("/// The parameters of `Resource` (and `DomainResource`: `true`).\n");
     writeln!(
         out,
@@ -394,18 +397,12 @@ fn generate_search_params(m: &Model) -> String {
         };
         writeln!(targets, "    {}, // {i}: {names}", nums.join(", ")).unwrap();
     }
-    writeln!(out, "/// Target set `s` is `TARGETS[TARGET_SET_STARTS[s]..TARGET_SET_STARTS[s + 1]]`; set 0 is empty.").unwrap();
-    writeln!(
-        out,
-        "pub(super) static TARGET_SET_STARTS: [u16; {}] = [",
-        set_starts.len()
-    )
-    .unwrap();
-    for chunk in set_starts.chunks(16) {
-        let line: Vec<String> = chunk.iter().map(usize::to_string).collect();
-        writeln!(out, "    {},", line.join(", ")).unwrap();
-    }
-    out.push_str("];\n\n");
+    write_starts(
+        &mut out,
+        "Target set `s` is `TARGETS[TARGET_SET_STARTS[s]..TARGET_SET_STARTS[s + 1]]`; set 0 is empty.",
+        "TARGET_SET_STARTS",
+        &set_starts,
+    );
     out.push_str("/// Type indexes of the target sets.\n");
     writeln!(
         out,

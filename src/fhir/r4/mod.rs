@@ -41,6 +41,7 @@
 
 use super::resource_types::RESOURCE_TYPES;
 use std::cmp::Ordering;
+use std::ops::Range;
 
 #[rustfmt::skip]
 mod patient_compartment;
@@ -387,37 +388,27 @@ fn type_name(i: u8) -> &'static str {
     RESOURCE_TYPES.get(usize::from(i)).copied().unwrap_or("")
 }
 
+/// The range of run `i` in a table of run starts.
+fn run(starts: &[u16], i: usize) -> Option<Range<usize>> {
+    Some(usize::from(*starts.get(i)?)..usize::from(*starts.get(i + 1)?))
+}
+
 fn type_params(t: u8) -> &'static [Param] {
-    let t = usize::from(t);
-    let starts = &search_params::TYPE_PARAM_STARTS;
-    match (starts.get(t), starts.get(t + 1)) {
-        (Some(&a), Some(&b)) => search_params::PARAMS
-            .get(usize::from(a)..usize::from(b))
-            .unwrap_or(&[]),
-        _ => &[],
-    }
+    run(&search_params::TYPE_PARAM_STARTS, usize::from(t))
+        .and_then(|r| search_params::PARAMS.get(r))
+        .unwrap_or(&[])
 }
 
 fn target_set(s: u8) -> &'static [u8] {
-    let s = usize::from(s);
-    let starts = &search_params::TARGET_SET_STARTS;
-    match (starts.get(s), starts.get(s + 1)) {
-        (Some(&a), Some(&b)) => search_params::TARGETS
-            .get(usize::from(a)..usize::from(b))
-            .unwrap_or(&[]),
-        _ => &[],
-    }
+    run(&search_params::TARGET_SET_STARTS, usize::from(s))
+        .and_then(|r| search_params::TARGETS.get(r))
+        .unwrap_or(&[])
 }
 
 fn code_str(id: u16) -> &'static str {
-    let i = usize::from(id);
-    let starts = &search_params::CODE_STARTS;
-    match (starts.get(i), starts.get(i + 1)) {
-        (Some(&a), Some(&b)) => search_params::CODES
-            .get(usize::from(a)..usize::from(b))
-            .unwrap_or(""),
-        _ => "",
-    }
+    run(&search_params::CODE_STARTS, usize::from(id))
+        .and_then(|r| search_params::CODES.get(r))
+        .unwrap_or("")
 }
 
 /// Binary search of the sorted code list.
