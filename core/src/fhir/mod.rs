@@ -18,6 +18,7 @@ mod head;
 mod id;
 mod interaction;
 mod query;
+pub mod r4;
 pub mod resource_types;
 mod route;
 mod table;
