@@ -5,6 +5,10 @@ SHELL := /bin/bash
 CARGO ?= cargo
 WASM_TARGET := wasm32-wasip1
 WASM := target/$(WASM_TARGET)/release/fhir_smart_authz.wasm
+# The workspace: the filter crate (root, the proxy-wasm shell), `core/` (the
+# pure core, no proxy-wasm) and `cli/` (the command-line tool).
+FILTER_PKG := fhir-smart-authz
+CORE_PKG := fhir-smart-authz-core
 VENV := .venv
 PY := $(VENV)/bin/python
 
@@ -46,17 +50,17 @@ wasm-target: prereqs
 
 build: wasm-target $(WASM) ## the shipped artifact: release .wasm
 
-$(WASM): $(shell find src -name '*.rs') Cargo.toml Cargo.lock
-	$(CARGO) build --release --target $(WASM_TARGET) --lib
+$(WASM): $(shell find src core/src -name '*.rs') Cargo.toml core/Cargo.toml Cargo.lock
+	$(CARGO) build --release --target $(WASM_TARGET) -p $(FILTER_PKG) --lib
 
 cli: prereqs ## native CLI binary
 	$(CARGO) build --release --bin fhir-smart-authz
 
-unit: prereqs ## native unit, corpus and property tests
+unit: prereqs ## native unit, corpus, property, filter-flow and CLI tests of every crate
 	$(CARGO) test --all-targets
 
-wasm-test: wasm-target need-node ## the core's tests compiled to wasm32-wasip1, run under Node's WASI
-	CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings --experimental-wasi-unstable-preview1 tests/wasi/run.mjs" $(CARGO) test --target $(WASM_TARGET) --lib --tests --no-fail-fast
+wasm-test: wasm-target need-node ## the core crate's tests compiled to wasm32-wasip1, run under Node's WASI
+	CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings --experimental-wasi-unstable-preview1 $(CURDIR)/tests/wasi/run.mjs" $(CARGO) test --target $(WASM_TARGET) -p $(CORE_PKG) --lib --tests --no-fail-fast
 
 venv: prereqs $(VENV)/.ok
 $(VENV)/.ok: tests/e2e/requirements.txt
@@ -96,15 +100,15 @@ conformance-rig: build envoy
 lint: prereqs wasm-target
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) clippy --target $(WASM_TARGET) --lib -- -D warnings
+	$(CARGO) clippy --target $(WASM_TARGET) -p $(FILTER_PKG) -p $(CORE_PKG) --lib -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
 
 test: lint unit wasm-test e2e conformance-rig e2e-oldest ## everything (CI)
 
-bench-core: prereqs ## criterion: classify + decide natively
-	$(CARGO) bench --bench core
+bench-core: prereqs ## criterion: classify + decide natively (core/benches/core.rs)
+	$(CARGO) bench -p $(CORE_PKG) --bench core
 
 bench: need-wrk build cli venv bench-core ## inside real Envoy (token paths, cache hits) + core
 	$(PY) -m tests.e2e.bench

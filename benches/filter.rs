@@ -10,16 +10,17 @@
     clippy::indexing_slicing
 )]
 
-#[path = "../tests/token_support/mod.rs"]
+#[path = "../core/tests/token_support/mod.rs"]
 mod token_support;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use fhir_smart_authz::config::Config;
-use fhir_smart_authz::filter::core_adapter::{CoreEngine, CoreTokens};
-use fhir_smart_authz::filter::fake::FakeHost;
-use fhir_smart_authz::filter::ports::{Engine, TokenPort};
-use fhir_smart_authz::filter::stream::{AuditEncoding, Flow, Shared};
-use fhir_smart_authz::filter::Stream;
+use fhir_smart_authz::core_adapter::{CoreEngine, CoreTokens};
+use fhir_smart_authz::fake::FakeHost;
+use fhir_smart_authz::ports::{Engine, TokenPort};
+use fhir_smart_authz::{Flow, Shared, Stream};
+
+use fhir_smart_authz_core::audit::AuditEncoding;
+use fhir_smart_authz_core::config::Config;
 use serde_json::json;
 use std::rc::Rc;
 use token_support::{config_json, token_with, AUD, ISS, NOW};

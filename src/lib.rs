@@ -1,19 +1,27 @@
-//! fhir-smart-authz: SMART on FHIR enforcement for Envoy (proxy-wasm).
-//!
-//! Everything that decides lives in pure modules (no `proxy_wasm` import):
-//! [`fhir`] classifies requests, [`scope`] parses SMART scopes, [`policy`]
-//! decides, [`token`] validates bearer tokens, [`audit`] shapes the audit
-//! record and [`config`] validates configuration. [`filter`] is the thin
-//! proxy-wasm shell; only `filter::host` calls `proxy_wasm::hostcalls`.
+//! fhir-smart-authz: the proxy-wasm shell of the SMART on FHIR filter for
+//! Envoy. Everything that decides lives in `fhir_smart_authz_core`; this
+//! crate reads the request from the host, drives the core and carries out
+//! its decision. Only [`host`]'s `ProxyHost` (and the entry points in
+//! `wasm`) touch `proxy_wasm`; everything else is host-agnostic and tested
+//! natively against a fake host (feature `testing`).
 
-pub mod audit;
-pub mod config;
-pub mod decision;
-pub mod engine;
-pub mod fhir;
-mod json;
-pub mod policy;
-pub mod scope;
-pub mod token;
+pub mod audit_property;
+pub mod core_adapter;
+#[cfg(feature = "testing")]
+pub mod fake;
+pub mod host;
+pub mod jwks_sync;
+pub mod metrics;
+pub mod pbstruct;
+pub mod ports;
+pub mod reply;
+pub mod root;
+pub mod shared;
+pub mod stream;
 
-pub mod filter;
+#[cfg(target_arch = "wasm32")]
+mod wasm;
+
+pub use host::Flow;
+pub use shared::Shared;
+pub use stream::Stream;

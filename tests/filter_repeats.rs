@@ -10,14 +10,15 @@
     clippy::type_complexity
 )]
 
-#[path = "token_support/mod.rs"]
+#[path = "../core/tests/token_support/mod.rs"]
 mod token_support;
 
-use fhir_smart_authz::config::Config;
-use fhir_smart_authz::filter::core_adapter::{CoreEngine, CoreTokens};
-use fhir_smart_authz::filter::fake::FakeHost;
-use fhir_smart_authz::filter::ports::{Engine, TokenPort};
-use fhir_smart_authz::filter::stream::{AuditEncoding, Flow, Shared, Stream};
+use fhir_smart_authz::core_adapter::{CoreEngine, CoreTokens};
+use fhir_smart_authz::fake::FakeHost;
+use fhir_smart_authz::ports::{Engine, TokenPort};
+use fhir_smart_authz::{Flow, Shared, Stream};
+use fhir_smart_authz_core::audit::AuditEncoding;
+use fhir_smart_authz_core::config::Config;
 use serde_json::{json, Value};
 use std::rc::Rc;
 use token_support::{claims, config_json, token_with, NOW};
@@ -120,7 +121,7 @@ fn repeats_match_the_first_request() {
 /// memory size, and counters are defined once each.
 #[test]
 fn memory_gauge_and_counters_defined_once() {
-    use fhir_smart_authz::filter::root::Root;
+    use fhir_smart_authz::root::Root;
     let h = FakeHost::new(NOW * 1000);
     h.state.borrow_mut().memory_bytes = 3 * 65536;
     let mut root = Root::default();

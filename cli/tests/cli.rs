@@ -1,0 +1,243 @@
+//! The built `fhir-smart-authz` binary: check-config and decide.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+#![cfg(not(target_arch = "wasm32"))]
+
+use serde_json::Value;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_fhir-smart-authz");
+/// The workspace root: the example configurations are named relative to it.
+const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+fn run(args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(WORKSPACE)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// An RS256 reference token (tests/fixtures/keys/generate.py) by case name.
+fn reference_token(case: &str) -> String {
+    let refs: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/keys/reference_tokens.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    refs.iter()
+        .find(|r| r["alg"] == "RS256" && r["case"] == case)
+        .and_then(|r| r["token"].as_str())
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn check_config() {
+    for good in [
+        "examples/configs/default.json",
+        "examples/configs/strict.json",
+    ] {
+        assert_eq!(
+            run(&["check-config", good], ""),
+            (0, "ok\n".into(), String::new()),
+            "{good}"
+        );
+    }
+    let (code, out, err) = run(&["check-config", "examples/configs/bad_policy.json"], "");
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert_eq!(
+        err,
+        "error: invalid configuration at `policy.patient_scope_public_types[0]`: Observation is in the Patient compartment; patient/ scopes already reach the patient's own Observation resources, remove it\n"
+    );
+    let (code, _, err) = run(&["check-config", "examples/configs/missing.json"], "");
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("error: cannot read examples/configs/missing.json"),
+        "{err}"
+    );
+    let (code, out, _) = run(&["--help"], "");
+    assert_eq!(code, 0);
+    assert!(out.contains("decide --config FILE"));
+    assert_eq!(run(&["frobnicate"], "").0, 2);
+}
+
+#[test]
+fn decide_json_lines() {
+    let input = [
+        r#"{"method":"GET","path":"/fhir/metadata"}"#,
+        r#"{"method":"GET","path":"/fhir/Observation?patient=123","claims":{"scope":"patient/Observation.rs","patient":"123"}}"#,
+        r#"this is not json"#,
+        r#"{"method":"GET","path":"/fhir/Observation?patient=456","claims":{"scope":"patient/Observation.rs","patient":"123"}}"#,
+        r#"{"method":"GET","path":"/fhir/Patient/123"}"#,
+        r#"{"method":"GET","path":"/fhir/Observation?patient=123","claims":{"scope":"patient/Observation.rs bogus","patient":"123"}}"#,
+        r#"{"method":"POST","path":"/fhir","headers":{"content-type":["application/fhir+json"]},"body":{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Patient/123"}},{"request":{"method":"DELETE","url":"Patient/123"}}]},"claims":{"scope":"user/*.rs"}}"#,
+        r#"{"method":"GET","path":"/fhir/Patient/123","token":"eyJ..."}"#,
+    ]
+    .join("\n");
+    let (code, out, _) = run(
+        &["decide", "--config", "examples/configs/default.json"],
+        &input,
+    );
+    assert_eq!(code, 0);
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 8);
+    let summary: Vec<(String, u64, String)> = lines
+        .iter()
+        .map(|v| {
+            (
+                v["decision"].as_str().unwrap().into(),
+                v["status"].as_u64().unwrap(),
+                v["reason"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, u64, String)> = [
+        ("allow", 200, "public_endpoint"),
+        ("allow", 200, "allowed"),
+        ("deny", 400, "invalid_request"),
+        ("deny", 403, "patient_compartment_violation"),
+        ("deny", 401, "missing_token"),
+        ("allow", 200, "allowed"),
+        ("deny", 403, "bundle_entry_denied"),
+        ("deny", 401, "invalid_token"),
+    ]
+    .iter()
+    .map(|(a, b, c)| (a.to_string(), *b, c.to_string()))
+    .collect();
+    assert_eq!(summary, want);
+    assert!(lines[2]["message"].as_str().unwrap().starts_with("line 3:"));
+    assert_eq!(lines[1]["interaction"]["kind"], "search");
+    assert_eq!(
+        lines[3]["required_scopes"],
+        serde_json::json!(["patient/Observation.s"])
+    );
+    assert!(lines[1].get("diagnostics").is_none());
+    assert_eq!(lines[5]["diagnostics"].as_array().unwrap().len(), 1);
+    assert_eq!(lines[6]["denied_entries"][0]["index"], 1);
+    assert_eq!(
+        lines[6]["required_scopes"],
+        serde_json::json!(["user/Patient.d"])
+    );
+}
+
+#[test]
+fn explain_is_human_readable() {
+    let input = r#"{"method":"GET","path":"/fhir/Observation?patient=456","claims":{"scope":"patient/Observation.rs","patient":"123"}}"#;
+    let (code, out, _) = run(
+        &["explain", "--config", "examples/configs/default.json"],
+        input,
+    );
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("decision: DENY (HTTP 403, patient_compartment_violation)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("would be allowed with: patient/Observation.s"),
+        "{out}"
+    );
+}
+
+#[test]
+fn decide_with_raw_tokens() {
+    let token = reference_token;
+    // The reference tokens carry `scope: patient/*.rs` and no patient claim.
+    let input = [
+        serde_json::json!({"method": "GET", "path": "/fhir/Observation?code=x", "token": token("valid")}),
+        serde_json::json!({"method": "GET", "path": "/fhir/Observation?code=x", "token": token("tampered_signature")}),
+        serde_json::json!({"method": "GET", "path": "/fhir/metadata", "token": token("valid")}),
+        serde_json::json!({"method": "GET", "path": "/fhir/Patient/1", "token": token("valid"), "claims": {"scope": "user/*.rs"}}),
+    ]
+    .iter()
+    .map(Value::to_string)
+    .collect::<Vec<_>>()
+    .join("\n");
+    let (code, out, _) = run(
+        &["decide", "--config", "examples/configs/cli_token.json"],
+        &input,
+    );
+    assert_eq!(code, 0);
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let got: Vec<(u64, &str)> = lines
+        .iter()
+        .map(|v| (v["status"].as_u64().unwrap(), v["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (403, "no_patient_context"),
+            (401, "invalid_token"),
+            (200, "public_endpoint"),
+            (400, "invalid_request")
+        ]
+    );
+    assert_eq!(
+        lines[0]["required_scopes"],
+        serde_json::json!(["patient/Observation.s"])
+    );
+    assert_eq!(lines[1]["interaction"]["kind"], "search");
+}
+
+#[test]
+fn token_inspect_shows_claims_and_verdict_never_the_signature() {
+    let token = reference_token;
+    let config = "examples/configs/cli_token.json";
+    for (case, valid, reason) in [
+        ("valid", true, "valid"),
+        ("tampered_signature", false, "invalid_token"),
+    ] {
+        let t = token(case);
+        // Token as an argument and on stdin give the same report.
+        let (code, by_arg, _) = run(&["token", "inspect", "--config", config, &t], "");
+        let (code2, by_stdin, _) = run(&["token", "inspect", "--config", config], &t);
+        assert_eq!((code, code2), (0, 0), "{case}");
+        assert_eq!(by_arg, by_stdin, "{case}");
+        let report: Value = serde_json::from_str(&by_arg).unwrap();
+        assert_eq!(report["valid"], valid, "{case}");
+        assert_eq!(report["reason"], reason, "{case}");
+        assert_eq!(report["header"]["alg"], "RS256", "{case}");
+        assert_eq!(
+            report["claims"]["iss"], "https://issuer.example.org",
+            "{case}"
+        );
+        let signature = t.rsplit('.').next().unwrap();
+        assert!(!by_arg.contains(signature), "{case}: signature printed");
+    }
+    // Without a config no issuer is trusted: still readable, and says why.
+    let (code, out, _) = run(&["token", "inspect", &token("valid")], "");
+    assert_eq!(code, 0);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["valid"], false);
+    assert_eq!(report["reason"], "invalid_token");
+    assert_eq!(report["claims"]["sub"], "ref");
+}

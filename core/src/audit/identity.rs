@@ -1,0 +1,73 @@
+//! The verified identity facts of a token: what the audit record and the
+//! upstream fact headers say about who is asking.
+
+use crate::claims::ClaimsConfig;
+use serde_json::Value;
+
+/// The verified identity facts of a token (from its claims). Shared by the
+/// audit record and the upstream fact headers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    pub client_id: Option<String>,
+    pub fhir_user: Option<String>,
+    pub sub: Option<String>,
+    pub iss: Option<String>,
+    pub jti: Option<String>,
+    pub patient: Option<String>,
+    /// Space-delimited granted scopes.
+    pub scopes: Option<String>,
+}
+
+fn str_claim(claims: &Value, name: &str) -> Option<String> {
+    claims
+        .get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+impl Identity {
+    pub fn from_claims(names: &ClaimsConfig, claims: &Value) -> Identity {
+        let fhir_user = str_claim(claims, "fhirUser");
+        let patient = str_claim(claims, &names.patient).or_else(|| {
+            if !names.patient_from_fhir_user {
+                return None;
+            }
+            let fu = fhir_user.as_deref()?;
+            let (before, id) = fu.rsplit_once('/')?;
+            (before == "Patient" || before.ends_with("/Patient")).then(|| id.to_string())
+        });
+        let scopes = match claims.get(&names.scope) {
+            Some(Value::String(s)) => Some(s.split_whitespace().collect::<Vec<_>>().join(" ")),
+            Some(Value::Array(a)) => Some(
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            _ => None,
+        }
+        .filter(|s| !s.is_empty());
+        Identity {
+            client_id: str_claim(claims, "client_id").or_else(|| str_claim(claims, "azp")),
+            fhir_user,
+            sub: str_claim(claims, "sub"),
+            iss: str_claim(claims, "iss"),
+            jti: str_claim(claims, "jti"),
+            patient,
+            scopes,
+        }
+    }
+
+    /// The user: `fhirUser`, else `iss|sub`.
+    pub fn user(&self) -> Option<String> {
+        if let Some(u) = &self.fhir_user {
+            return Some(u.clone());
+        }
+        match (&self.iss, &self.sub) {
+            (Some(i), Some(s)) => Some(format!("{i}|{s}")),
+            (None, Some(s)) => Some(s.clone()),
+            _ => None,
+        }
+    }
+}

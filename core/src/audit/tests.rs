@@ -1,0 +1,150 @@
+//! The audit record's shape, field by field.
+
+use super::*;
+use crate::config::Config;
+use crate::decision::{Decision, Reason};
+use crate::fhir::{Interaction, InteractionKind, Level, SearchParam};
+use serde_json::json;
+
+#[test]
+fn rfc3339_known_instants() {
+    for (ms, s) in [
+        (0, "1970-01-01T00:00:00.000Z"),
+        (951_782_400_000, "2000-02-29T00:00:00.000Z"),
+        (1_795_614_593_123, "2026-11-25T13:49:53.123Z"),
+        (4_102_444_799_999, "2099-12-31T23:59:59.999Z"),
+    ] {
+        assert_eq!(rfc3339_ms(ms), s);
+    }
+}
+
+#[test]
+fn identity_from_claims() {
+    let c = Config::from_json(br#"{"claims":{"patient_from_fhir_user":true}}"#).unwrap();
+    let id = Identity::from_claims(
+        &c.claims,
+        &json!({"iss":"https://as","sub":"u1","azp":"app","fhirUser":"https://x/fhir/Patient/p9","scope":["a","b"],"jti":"j"}),
+    );
+    assert_eq!(id.client_id.as_deref(), Some("app"));
+    assert_eq!(id.patient.as_deref(), Some("p9"));
+    assert_eq!(id.scopes.as_deref(), Some("a b"));
+    assert_eq!(id.user().as_deref(), Some("https://x/fhir/Patient/p9"));
+    let id2 = Identity::from_claims(&c.claims, &json!({"iss":"https://as","sub":"u1"}));
+    assert_eq!(id2.user().as_deref(), Some("https://as|u1"));
+}
+
+#[test]
+fn record_shape_search_allow() {
+    let c = Config::default_config().unwrap();
+    let mut it = Interaction::new(InteractionKind::Search, Level::Type);
+    it.resource_type = Some("Observation".into());
+    it.search = vec![SearchParam {
+        name: "code".into(),
+        modifier: Some("text".into()),
+        chain: None,
+        values: vec!["Jane Doe".into()],
+    }];
+    let mut d = Decision::allow(Reason::Allowed, it);
+    d.required_scopes = vec!["patient/Observation.rs".into()];
+    let id = Identity {
+        client_id: Some("app".into()),
+        sub: Some("u".into()),
+        iss: Some("https://as".into()),
+        jti: Some("abc".into()),
+        patient: Some("p1".into()),
+        ..Identity::default()
+    };
+    let r = record(
+        &c.audit,
+        &AuditInput {
+            method: "GET",
+            request_id: Some("rid-1"),
+            decision: &d,
+            identity: Some(&id),
+            enforced: true,
+            now_ms: 1_795_614_593_123,
+            obligation_result: None,
+            obligation_denied_status: c.responses.obligation_denied_status,
+        },
+    );
+    assert_eq!(
+        r,
+        json!({
+            "type": "rest", "subtype": "search", "interaction": "search", "action": "E", "outcome": "0",
+            "recorded": "2026-11-25T13:49:53.123Z",
+            "agent": {"client_id": "app", "user": "https://as|u", "requestor": true},
+            "source": "fhir-smart-authz",
+            "entity": {"resource_type": "Observation", "query": ["code:text"], "patient": "Patient/p1"},
+            "policy": "urn:ietf:params:oauth:jti:abc",
+            "request_id": "rid-1",
+            "decision": "allow", "reason": "allowed", "message": "allowed", "status": 200,
+            "required_scopes": ["patient/Observation.rs"],
+            "enforced": true
+        })
+    );
+    assert!(
+        !r.to_string().contains("Jane"),
+        "search values are not recorded"
+    );
+}
+
+#[test]
+fn record_unclassified_deny_and_obligation_failure() {
+    let c = Config::from_json(br#"{"responses":{"obligation_denied_status":404}}"#).unwrap();
+    let d = Decision::deny(Reason::MissingToken, "no token");
+    let r = record(
+        &c.audit,
+        &AuditInput {
+            method: "DELETE",
+            request_id: None,
+            decision: &d,
+            identity: None,
+            enforced: false,
+            now_ms: 0,
+            obligation_result: None,
+            obligation_denied_status: c.responses.obligation_denied_status,
+        },
+    );
+    assert_eq!(r["subtype"], "unknown");
+    assert_eq!(r["action"], "D");
+    assert_eq!(r["outcome"], "4");
+    assert_eq!(r["status"], 401);
+    assert_eq!(r["enforced"], false);
+    assert_eq!(r["agent"], json!({"requestor": true}));
+    assert!(r.get("policy").is_none());
+
+    let mut it = Interaction::new(InteractionKind::Read, Level::Instance);
+    it.resource_type = Some("Observation".into());
+    it.id = Some("o1".into());
+    let mut d = Decision::allow(Reason::Allowed, it);
+    d.obligations = vec![crate::decision::Obligation::CheckResponseCompartment {
+        resource_type: "Observation".into(),
+        patient: "p1".into(),
+    }];
+    let r = record(
+        &c.audit,
+        &AuditInput {
+            method: "GET",
+            request_id: None,
+            decision: &d,
+            identity: None,
+            enforced: true,
+            now_ms: 0,
+            obligation_result: Some(Err(
+                "Observation/o1 is not in Patient/p1's compartment".into()
+            )),
+            obligation_denied_status: c.responses.obligation_denied_status,
+        },
+    );
+    assert_eq!(r["decision"], "deny");
+    assert_eq!(r["reason"], "response_not_permitted");
+    assert_eq!(r["status"], 404);
+    assert_eq!(r["obligation"], "failed");
+    assert_eq!(r["action"], "R");
+    assert_eq!(
+        r["entity"],
+        json!({"reference":"Observation/o1","resource_type":"Observation","id":"o1"})
+    );
+    assert_eq!(r["interaction"], "read");
+    assert_eq!(r["subtype"], "read");
+}

@@ -1,0 +1,97 @@
+//! `discovery`: the SMART configuration document the filter serves itself.
+
+use crate::config_error::ConfigError;
+use crate::url::HttpUrl;
+use serde::{Deserialize, Serialize};
+
+/// The SMART discovery document served at `[base]/.well-known/smart-configuration`
+/// (SMART App Launch 2.2 §Conformance). Present = the filter answers it itself.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoveryConfig {
+    /// `issuer`: required when `sso-openid-connect` is among the capabilities.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// Required (absolute URL).
+    pub authorization_endpoint: String,
+    /// Required (absolute URL).
+    pub token_endpoint: String,
+    /// Default `["authorization_code"]`.
+    pub grant_types_supported: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub introspection_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub management_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scopes_supported: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub response_types_supported: Vec<String>,
+    /// SMART capabilities, e.g. `launch-standalone`, `permission-v2`.
+    pub capabilities: Vec<String>,
+    /// Always `["S256"]` unless overridden (`plain` is refused).
+    pub code_challenge_methods_supported: Vec<String>,
+}
+
+impl DiscoveryConfig {
+    pub fn validate(&self, field: &str) -> Result<(), ConfigError> {
+        for (name, value) in [
+            ("authorization_endpoint", Some(&self.authorization_endpoint)),
+            ("token_endpoint", Some(&self.token_endpoint)),
+            ("issuer", self.issuer.as_ref()),
+            ("jwks_uri", self.jwks_uri.as_ref()),
+            ("registration_endpoint", self.registration_endpoint.as_ref()),
+            (
+                "introspection_endpoint",
+                self.introspection_endpoint.as_ref(),
+            ),
+            ("revocation_endpoint", self.revocation_endpoint.as_ref()),
+            ("management_endpoint", self.management_endpoint.as_ref()),
+        ] {
+            if let Some(v) = value {
+                if HttpUrl::parse(v).is_none() {
+                    return Err(ConfigError::new(
+                        format!("{field}.{name}"),
+                        format!("must be an absolute http(s) URL such as \"https://auth.example.org/{name}\" (got {v:?})"),
+                    ));
+                }
+            }
+        }
+        if self
+            .code_challenge_methods_supported
+            .iter()
+            .any(|m| m == "plain")
+        {
+            return Err(ConfigError::new(
+                format!("{field}.code_challenge_methods_supported"),
+                "SMART App Launch 2.2 forbids `plain`; use [\"S256\"]",
+            ));
+        }
+        if self.capabilities.iter().any(|c| c == "sso-openid-connect") && self.issuer.is_none() {
+            return Err(ConfigError::new(
+                format!("{field}.issuer"),
+                "is required when capabilities include `sso-openid-connect`",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The JSON document served to clients.
+    pub fn document(&self) -> serde_json::Value {
+        let mut d = self.clone();
+        if d.code_challenge_methods_supported.is_empty() {
+            d.code_challenge_methods_supported = vec!["S256".into()];
+        }
+        if d.grant_types_supported.is_empty() {
+            d.grant_types_supported = vec!["authorization_code".into()];
+        }
+        serde_json::to_value(&d).unwrap_or(serde_json::Value::Null)
+    }
+}

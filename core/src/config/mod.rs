@@ -1,0 +1,186 @@
+//! Plugin configuration: JSON in Envoy's plugin configuration, parsed with
+//! serde (`deny_unknown_fields`) and validated once into [`Config`], which the
+//! filter shares via `Rc`. Every error names the field and the fix.
+//!
+//! This module only composes: each section's type and checks live with the
+//! module that reads it ([`FhirBase`], [`ClaimsConfig`], [`PolicyConfig`],
+//! [`IssuerConfig`]/[`TokenSettings`], [`AuditConfig`]); the sections only the
+//! proxy-wasm shell reads (`upstream`, `responses`, `discovery`, `metrics`)
+//! live here, since `check-config` validates the whole configuration.
+
+pub mod discovery;
+pub mod metrics;
+pub mod responses;
+pub mod upstream;
+
+pub use crate::config_error::ConfigError;
+pub use discovery::DiscoveryConfig;
+pub use metrics::MetricsConfig;
+pub use responses::ResponsesConfig;
+pub use upstream::{Fact, UpstreamConfig};
+
+use crate::audit::AuditConfig;
+pub use crate::claims::ClaimsConfig;
+use crate::fhir::FhirBase;
+use crate::policy::PolicyConfig;
+use crate::token::{validate_issuers, IssuerConfig, TokenSettings, TrustConfig};
+use serde::Deserialize;
+
+/// The configuration exactly as written (before validation).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Path prefix of the FHIR base on this listener, e.g. `/fhir` or `/fhir/R4`.
+    #[serde(default = "default_base_path")]
+    pub fhir_base_path: String,
+    /// Absolute FHIR base URL as clients see it (`https://host/fhir`). Used to
+    /// recognise absolute references and as the default token audience.
+    #[serde(default)]
+    pub fhir_base_url: Option<String>,
+    /// `false` = shadow mode: decide and audit, never deny.
+    #[serde(default = "default_true")]
+    pub enforce: bool,
+    /// Largest request or response body buffered for a decision (bytes).
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    #[serde(default)]
+    pub claims: ClaimsConfig,
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// Trusted token issuers.
+    #[serde(default)]
+    pub issuers: Vec<IssuerConfig>,
+    #[serde(default)]
+    pub token: TokenSettings,
+    #[serde(default)]
+    pub upstream: UpstreamConfig,
+    #[serde(default)]
+    pub responses: ResponsesConfig,
+    #[serde(default)]
+    pub discovery: Option<DiscoveryConfig>,
+    #[serde(default)]
+    pub audit: AuditConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+fn default_base_path() -> String {
+    "/fhir".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_max_body() -> usize {
+    1024 * 1024
+}
+
+/// Validated configuration. Built once per plugin configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `fhir_base_path` and `fhir_base_url`, normalised.
+    pub base: FhirBase,
+    pub enforce: bool,
+    pub max_body_bytes: usize,
+    pub claims: ClaimsConfig,
+    pub policy: PolicyConfig,
+    pub issuers: Vec<IssuerConfig>,
+    pub token: TokenSettings,
+    pub upstream: UpstreamConfig,
+    pub responses: ResponsesConfig,
+    pub discovery: Option<DiscoveryConfig>,
+    pub audit: AuditConfig,
+    pub metrics: MetricsConfig,
+}
+
+impl Config {
+    /// Parse and validate JSON configuration bytes.
+    pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
+        let raw: RawConfig = serde_json::from_slice(bytes).map_err(|e| parse_error(&e))?;
+        Config::validate(raw)
+    }
+
+    /// An empty JSON object: all defaults.
+    pub fn default_config() -> Result<Config, ConfigError> {
+        Config::from_json(b"{}")
+    }
+
+    pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+        let base = FhirBase::new(&raw.fhir_base_path, raw.fhir_base_url.as_deref())?;
+        if raw.max_body_bytes == 0 {
+            return Err(ConfigError::new(
+                "max_body_bytes",
+                "must be greater than 0 (default 1048576)",
+            ));
+        }
+        raw.claims.validate("claims")?;
+        raw.policy.validate("policy")?;
+        validate_issuers(&raw.issuers, base.url.as_deref())?;
+        raw.token.validate("token")?;
+        raw.upstream.validate("upstream")?;
+        raw.responses.validate("responses")?;
+        if let Some(d) = &raw.discovery {
+            d.validate("discovery")?;
+        }
+        raw.audit.validate("audit")?;
+        raw.metrics.validate("metrics")?;
+        Ok(Config {
+            base,
+            enforce: raw.enforce,
+            max_body_bytes: raw.max_body_bytes,
+            claims: raw.claims,
+            policy: raw.policy,
+            issuers: raw.issuers,
+            token: raw.token,
+            upstream: raw.upstream,
+            responses: raw.responses,
+            discovery: raw.discovery,
+            audit: raw.audit,
+            metrics: raw.metrics,
+        })
+    }
+}
+
+impl Config {
+    /// What token verification reads: the issuers, the `token` settings and
+    /// the base URL (the default audience).
+    pub fn trust(&self) -> TrustConfig<'_> {
+        TrustConfig {
+            issuers: &self.issuers,
+            settings: &self.token,
+            base_url: self.base.url.as_deref(),
+        }
+    }
+}
+
+/// A document serde could not read: a field's own value error names its
+/// field; otherwise the field is pulled out of serde's message.
+fn parse_error(e: &serde_json::Error) -> ConfigError {
+    let text = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    if let Some(named) =
+        ConfigError::from_field_value_error(text.strip_suffix(&position).unwrap_or(&text))
+    {
+        return named;
+    }
+    ConfigError::new(
+        json_error_field(&text),
+        format!("{e}; see the configuration reference in README.md"),
+    )
+}
+
+/// Best effort: pull the offending field name out of a serde_json message
+/// (`unknown field `x``, `missing field `y``) so the error names it.
+fn json_error_field(msg: &str) -> String {
+    for marker in ["unknown field `", "missing field `", "duplicate field `"] {
+        if let Some(start) = msg.find(marker) {
+            let rest = &msg[start + marker.len()..];
+            if let Some(end) = rest.find('`') {
+                return rest[..end].to_string();
+            }
+        }
+    }
+    "(document)".into()
+}
+
+#[cfg(test)]
+mod tests;

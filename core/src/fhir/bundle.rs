@@ -1,0 +1,179 @@
+//! `POST [base]`: a batch or transaction Bundle, every entry classified by
+//! the same table as a request of its own.
+
+use super::base::FhirBase;
+use super::body::{not_buffered, BodySource, Payload};
+use super::error::{err, short, ClassifyError};
+use super::head::{media_kind, parse_method, MediaKind};
+use super::interaction::{BundleEntry, Interaction, InteractionKind, Level, SearchParam};
+use super::table::{classify_path, Classified};
+use serde_json::{Map, Value};
+
+/// `POST [base]`: a JSON batch or transaction Bundle; every entry classified.
+pub(super) fn classify_bundle(
+    base: &FhirBase,
+    payload: Payload<'_>,
+    search: Vec<SearchParam>,
+) -> Result<Interaction, ClassifyError> {
+    let (content_type, body) = match payload.body {
+        BodySource::Entry { .. } => return Err(nested_bundle()),
+        BodySource::Http { content_type, body } => (content_type, body),
+    };
+    match content_type.map(media_kind) {
+        Some(MediaKind::Json) => {}
+        Some(MediaKind::Xml) => return err("XML batch/transaction Bundles are not supported by this gateway: send the Bundle as application/fhir+json"),
+        None => return err("POST [base] needs Content-Type: application/fhir+json with a batch or transaction Bundle"),
+        Some(_) => return err(format!(
+            "unsupported Content-Type `{}` for POST [base]: send a batch or transaction Bundle as application/fhir+json",
+            short(content_type.unwrap_or(""))
+        )),
+    }
+    let body = body.ok_or_else(not_buffered)?;
+    let mut value = crate::json::from_slice_strict(body)
+        .map_err(|e| ClassifyError::new(format!("the Bundle is not valid JSON: {e}")))?;
+    let Some(obj) = value.as_object_mut() else {
+        return err("the body of POST [base] must be a JSON Bundle object");
+    };
+    match obj.get("resourceType").and_then(Value::as_str) {
+        Some("Bundle") => {}
+        Some(other) => {
+            return err(format!(
+                "POST [base] takes a Bundle, not a `{}`",
+                short(other)
+            ))
+        }
+        None => return err("the body of POST [base] has no resourceType: send a Bundle"),
+    }
+    let kind = match obj.get("type").and_then(Value::as_str) {
+        Some("batch") => InteractionKind::Batch,
+        Some("transaction") => InteractionKind::Transaction,
+        Some(other) => {
+            return err(format!(
+            "Bundle.type `{}` cannot be processed at POST [base]: only `batch` or `transaction`",
+            short(other)
+        ))
+        }
+        None => return err("Bundle.type is missing: use `batch` or `transaction`"),
+    };
+    let raw_entries = match obj.get_mut("entry") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => std::mem::take(a),
+        Some(_) => return err("Bundle.entry must be an array"),
+    };
+    let mut entries = Vec::with_capacity(raw_entries.len());
+    for (index, entry) in raw_entries.into_iter().enumerate() {
+        let e = classify_entry(base, index, entry)
+            .map_err(|e| ClassifyError::new(format!("Bundle.entry[{index}]: {}", e.message)))?;
+        entries.push(e);
+    }
+    let mut out = Interaction::new(kind, Level::System);
+    out.search = search;
+    out.entries = entries;
+    Ok(out)
+}
+
+fn nested_bundle() -> ClassifyError {
+    ClassifyError::new(
+        "an entry cannot POST to [base]: nested batch/transaction Bundles are refused",
+    )
+}
+
+fn entry_str<'a>(
+    request: &'a Map<String, Value>,
+    field: &str,
+) -> Result<Option<&'a str>, ClassifyError> {
+    match request.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(_) => err(format!("request.{field} must be a string")),
+    }
+}
+
+fn classify_entry(
+    base: &FhirBase,
+    index: usize,
+    entry: Value,
+) -> Result<BundleEntry, ClassifyError> {
+    let Value::Object(mut entry) = entry else {
+        return err("the entry must be a JSON object");
+    };
+    let resource = match entry.remove("resource") {
+        None | Some(Value::Null) => None,
+        Some(v @ Value::Object(_)) => {
+            if v.get("resourceType").and_then(Value::as_str) == Some("Bundle") {
+                return err("a Bundle nested in an entry's resource is refused: send its entries in the outer Bundle");
+            }
+            Some(v)
+        }
+        Some(_) => return err("entry.resource must be a JSON object"),
+    };
+    let Some(request) = entry.get("request").and_then(Value::as_object) else {
+        return err("entry.request is missing: batch/transaction entries need request.method and request.url");
+    };
+    let method_raw = entry_str(request, "method")?
+        .ok_or_else(|| ClassifyError::new("request.method is missing"))?;
+    let url =
+        entry_str(request, "url")?.ok_or_else(|| ClassifyError::new("request.url is missing"))?;
+    let if_none_exist = entry_str(request, "ifNoneExist")?;
+    let method = parse_method(method_raw)?;
+    let (rel, query) = entry_target(base, url)?;
+    let payload = Payload {
+        if_none_exist,
+        body: BodySource::Entry { resource },
+    };
+    let interaction = match classify_path(method, rel, query, payload)? {
+        Classified::Interaction(i) => i,
+        Classified::Bundle { .. } => return Err(nested_bundle()),
+    };
+    Ok(BundleEntry {
+        index,
+        method: method_raw.to_string(),
+        url: url.to_string(),
+        interaction: Box::new(interaction),
+    })
+}
+
+/// An entry's `request.url`, relative to the base: relative (`Patient/1`) or
+/// absolute under `fhir_base_url`.
+fn entry_target<'a>(
+    base: &FhirBase,
+    url: &'a str,
+) -> Result<(&'a str, Option<&'a str>), ClassifyError> {
+    if url.contains('#') {
+        return err("request.url contains a `#` fragment");
+    }
+    let first = url
+        .find([':', '/', '?'])
+        .and_then(|i| url.as_bytes().get(i));
+    let rel_full = if first == Some(&b':') || url.starts_with("//") {
+        let Some(base_url) = base.url.as_deref() else {
+            return err(format!(
+                "absolute request.url `{}` cannot be checked because fhir_base_url is not configured: use a relative URL such as `Patient/123`",
+                short(url)
+            ));
+        };
+        let not_under = || {
+            ClassifyError::new(format!(
+                "request.url `{}` is not under the FHIR base {base_url}",
+                short(url)
+            ))
+        };
+        let rest = url.strip_prefix(base_url).ok_or_else(not_under)?;
+        if rest.is_empty() || rest.starts_with('?') {
+            rest
+        } else {
+            rest.strip_prefix('/').ok_or_else(not_under)?
+        }
+    } else if url.starts_with('/') {
+        return err(format!(
+            "request.url `{}` must be relative to the base (`Patient/123`, no leading `/`) or absolute under fhir_base_url",
+            short(url)
+        ));
+    } else {
+        url
+    };
+    Ok(match rel_full.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rel_full, None),
+    })
+}

@@ -1,0 +1,30 @@
+//! FHIR R4 REST request classification (pure; no proxy_wasm).
+//!
+//! [`classify()`] turns method + path + query (+ the few headers that change
+//! meaning, + the body where it matters) into exactly one [`Interaction`], or
+//! refuses the request as `400 invalid_request`. It never guesses.
+//!
+//! `classify` reads the request line and headers (`head`), the path
+//! (`route`), picks the interaction from the route × method `table`, reads
+//! what the body says where it matters (`body`), and classifies a Bundle's
+//! entries the same way (`bundle`).
+
+mod base;
+mod body;
+mod bundle;
+pub mod classify;
+mod error;
+mod head;
+mod id;
+mod interaction;
+mod query;
+pub mod r4;
+pub mod resource_types;
+mod route;
+mod table;
+
+pub use base::FhirBase;
+pub use classify::{body_needed, classify};
+pub use error::ClassifyError;
+pub use id::is_valid_id;
+pub use interaction::*;

@@ -1,0 +1,20 @@
+//! fhir-smart-authz-core: everything that decides, with no `proxy_wasm`
+//! dependency (the crate does not link it, so the compiler keeps the host out).
+//!
+//! [`fhir`] classifies requests, [`scope`] parses SMART scopes, [`policy`]
+//! decides, [`token`] validates bearer tokens, [`audit`] shapes the audit
+//! record and [`config`] validates configuration. The proxy-wasm shell is the
+//! `fhir-smart-authz` crate; the CLI is `fhir-smart-authz-cli`.
+
+pub mod audit;
+pub mod claims;
+pub mod config;
+pub mod config_error;
+pub mod decision;
+pub mod engine;
+pub mod fhir;
+mod json;
+pub mod policy;
+pub mod scope;
+pub mod token;
+pub mod url;

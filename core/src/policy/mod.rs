@@ -1,0 +1,87 @@
+//! Policy: which SMART scope letters on which types an interaction needs, and
+//! the patient-compartment rules. Pure; consumes [`crate::fhir::Interaction`].
+//!
+//! * [`AuthContext`] is built once per token from verified claims.
+//! * [`authorize`] decides one classified interaction.
+//! * [`check_response`] is the pure response check behind the obligations.
+//!
+//! # Letters per interaction
+//! r: read, vread, instance history · s: type/system/compartment search,
+//! type/system history, paging · u: update, patch · c: create · d: delete.
+//! Conditional create/update/patch/delete also need s on the type. Includes
+//! need r on the target type, revincludes s on the source type.
+//!
+//! # Scope contexts
+//! A need is met by a user/ or system/ scope (type and letters only), then a
+//! user/ or system/ granular scope, then a patient/ scope (patient context and
+//! compartment rules; granular ones also their query). Scopes are a union; an
+//! invalid scope string is ignored and reported in `Decision.diagnostics`.
+//!
+//! # Decisions where the specifications are silent
+//! * **Types outside the Patient compartment under patient/ scopes**: readable
+//!   and searchable only when listed in `policy.patient_scope_public_types`
+//!   (default [`DEFAULT_PATIENT_SCOPE_PUBLIC_TYPES`]: shared reference data such
+//!   as Medication, Organization, Practitioner, Location, terminology). Others
+//!   (e.g. Device, which has a patient element but is not in the R4
+//!   compartment) are denied. patient/ scopes never write these types.
+//! * **Pinning a search**: a compartment parameter of the type (R4
+//!   CompartmentDefinition), or an R4 alias following the same element
+//!   (`Observation?patient=`, `Encounter?subject=`; see
+//!   `compartment::EXTRA_PIN_PARAMS`), whose every comma-OR value is the
+//!   context patient (`123`, `Patient/123`, `{fhir_base_url}/Patient/123`),
+//!   with no modifier other than `:Patient` and no chain. A bare id on a
+//!   parameter that can point at other types (`subject=123` also matches
+//!   `Group/123`) is allowed with a response compartment check. Patient itself
+//!   is pinned by `_id=123` or `link`.
+//! * **Reads by id** of compartment resources: allowed with
+//!   `CheckResponseCompartment` (or denied: `read_outside_request = "deny"`).
+//!   Patch and delete by id cannot be checked before they happen: under
+//!   patient/ scopes only the patient's own `Patient/{id}` (conditional forms
+//!   pinned to the patient are allowed).
+//! * **Updates by id**: the body must belong to the patient
+//!   (`patient_update_by_id = "check_body"`, default) or are refused (`"deny"`).
+//!   patient/ scopes never create Patient resources.
+//! * **Paging** (`_getpages`): the first page was authorized, but the paging
+//!   token is the upstream's and cannot be tied to that search. A non-granular
+//!   user/ or system/ scope with s on any type suffices; under patient/ scopes
+//!   only the page is allowed with a response check that every resource is in
+//!   the patient's compartment or a shared reference type
+//!   (`patient_paging = "check_response"`, default) or refused (`"deny"`).
+//!   Granular-only tokens cannot page.
+//! * **`_include` without a target type** (`Observation:subject`): the target
+//!   is inferred only for unambiguous names (`patient`, `medication`, ...);
+//!   otherwise it needs r on `*` (user/system) or is refused (patient/).
+//!   `_query` (named queries), `_has`, chained parameters and `*` includes are
+//!   refused under patient/ scopes by default.
+//! * **Operations**: `policy.operations` (replaces the default table when
+//!   given). `Patient/$export` is system/ only by default: under a patient/
+//!   scope it would export every patient. `$validate`: c on the type (the
+//!   body must belong to the patient under patient/ scopes), u at instance
+//!   level. Unknown operations: `operation_not_permitted`.
+//! * **Bundles**: every entry decided as if sent alone; one denied entry
+//!   denies the whole request (`bundle_entry_denied`). Entries' obligations
+//!   apply to the whole response.
+
+mod authorize;
+mod bundle;
+pub mod compartment;
+mod context;
+mod evaluator;
+mod granular;
+mod interaction;
+mod need;
+mod operations;
+mod patient_rule;
+mod resource;
+mod response_check;
+mod search;
+mod settings;
+
+pub use authorize::authorize;
+pub use context::AuthContext;
+pub use resource::resource_matches_query;
+pub use response_check::check_response;
+pub use settings::{
+    default_operations, OpLevel, OpPatientRule, OpTarget, OperationRule, PatientPaging,
+    PatientUpdateById, PolicyConfig, ReadOutsideRequest, DEFAULT_PATIENT_SCOPE_PUBLIC_TYPES,
+};

@@ -1,0 +1,329 @@
+//! `policy`: the knobs of the decision rules and the operations table.
+
+use super::compartment;
+use crate::config_error::ConfigError;
+use crate::fhir::resource_types::is_resource_type;
+use crate::scope::Perms;
+use serde::Deserialize;
+
+/// What to do with a read by id of a compartment resource under a patient/
+/// scope (the request alone cannot show whose resource it is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadOutsideRequest {
+    /// Allow with `Obligation::CheckResponseCompartment` (the filter checks the response).
+    #[default]
+    CheckResponse,
+    /// Deny.
+    Deny,
+}
+
+/// Paging (`_getpages`) under patient/ scopes only: the upstream's paging
+/// token cannot be tied to the patient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PatientPaging {
+    /// Allow with an obligation: every resource in the page must be in the
+    /// patient's compartment (or of a shared reference type).
+    #[default]
+    CheckResponse,
+    Deny,
+}
+
+/// Updates by id of compartment resources (other than the patient's own
+/// Patient) under patient/ scopes. The body is always checked to belong to the
+/// patient; the version already stored on the server cannot be seen from the
+/// request, so `check_body` also lets a patient app overwrite a resource id
+/// that currently belongs to someone else (with content about itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PatientUpdateById {
+    /// Allow when the new body belongs to the patient.
+    #[default]
+    CheckBody,
+    /// Deny (use conditional update pinned to the patient instead).
+    Deny,
+}
+
+/// Levels an operation may be invoked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OpLevel {
+    System,
+    Type,
+    Instance,
+}
+
+/// Which types an operation's letters are needed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OpTarget {
+    /// The type the operation is invoked on (`*` at system level).
+    #[default]
+    Resource,
+    /// Every type in the Patient compartment (`$everything`).
+    Compartment,
+    /// The types in `_type` (all types when absent) (`$export`).
+    TypeParam,
+    /// No data access (e.g. terminology on shared types): only a valid token.
+    None,
+}
+
+/// How an operation is treated under patient/ scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OpPatientRule {
+    /// Only at instance level on the context patient's own `Patient/{id}`.
+    OwnPatient,
+    /// Parameters must pin the patient like a search (`$lastn?patient=..`).
+    Pinned,
+    /// Allowed only when the target types are shared reference types
+    /// (`policy.patient_scope_public_types`).
+    PublicTypes,
+    /// The body must belong to the patient like a create (`$validate`).
+    Body,
+    /// Never under patient/ scopes.
+    #[default]
+    Deny,
+}
+
+/// One row of the operations table (`policy.operations[]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperationRule {
+    /// Operation name with `$`, e.g. `$everything`.
+    pub name: String,
+    /// Levels it may be invoked at.
+    pub levels: Vec<OpLevel>,
+    /// Types it may be invoked on (type/instance level); empty = any.
+    #[serde(default)]
+    pub types: Vec<String>,
+    /// SMART v2 letters needed on the target types, e.g. `rs`.
+    pub letters: String,
+    #[serde(default)]
+    pub target: OpTarget,
+    /// Scope contexts that may authorize it (`patient`, `user`, `system`); empty = all.
+    #[serde(default)]
+    pub contexts: Vec<String>,
+    #[serde(default)]
+    pub patient: OpPatientRule,
+}
+
+fn op(
+    name: &str,
+    levels: &[OpLevel],
+    types: &[&str],
+    letters: &str,
+    target: OpTarget,
+    contexts: &[&str],
+    patient: OpPatientRule,
+) -> OperationRule {
+    OperationRule {
+        name: name.into(),
+        levels: levels.to_vec(),
+        types: types.iter().map(|s| s.to_string()).collect(),
+        letters: letters.into(),
+        target,
+        contexts: contexts.iter().map(|s| s.to_string()).collect(),
+        patient,
+    }
+}
+
+/// The default operations table.
+#[rustfmt::skip]
+pub fn default_operations() -> Vec<OperationRule> {
+    use OpLevel::*;
+    let terminology = ["CodeSystem", "ValueSet", "ConceptMap"];
+    vec![
+        op("$everything", &[Instance], &["Patient"], "rs", OpTarget::Compartment, &[], OpPatientRule::OwnPatient),
+        op("$export", &[System], &[], "rs", OpTarget::TypeParam, &["system"], OpPatientRule::Deny),
+        op("$export", &[Type], &["Patient"], "rs", OpTarget::TypeParam, &["system"], OpPatientRule::Deny),
+        op("$export", &[Instance], &["Group"], "rs", OpTarget::TypeParam, &["system"], OpPatientRule::Deny),
+        op("$validate", &[Type], &[], "c", OpTarget::Resource, &[], OpPatientRule::Body),
+        op("$validate", &[Instance], &[], "u", OpTarget::Resource, &[], OpPatientRule::OwnPatient),
+        op("$meta", &[Instance], &[], "r", OpTarget::Resource, &[], OpPatientRule::OwnPatient),
+        op("$lastn", &[Type], &["Observation"], "s", OpTarget::Resource, &[], OpPatientRule::Pinned),
+        op("$expand", &[Type, Instance], &["ValueSet"], "r", OpTarget::Resource, &[], OpPatientRule::PublicTypes),
+        op("$validate-code", &[Type, Instance], &terminology, "r", OpTarget::Resource, &[], OpPatientRule::PublicTypes),
+        op("$lookup", &[Type], &["CodeSystem"], "r", OpTarget::Resource, &[], OpPatientRule::PublicTypes),
+        op("$subsumes", &[Type, Instance], &["CodeSystem"], "r", OpTarget::Resource, &[], OpPatientRule::PublicTypes),
+        op("$translate", &[Type, Instance], &["ConceptMap"], "r", OpTarget::Resource, &[], OpPatientRule::PublicTypes),
+    ]
+}
+
+/// Default `policy.patient_scope_public_types`: types that are not about one
+/// patient (shared reference/administrative data), readable and searchable
+/// under patient/ scopes that name them (`patient/Medication.rs`, `patient/*.rs`).
+pub const DEFAULT_PATIENT_SCOPE_PUBLIC_TYPES: &[&str] = &[
+    "CodeSystem",
+    "ConceptMap",
+    "Endpoint",
+    "HealthcareService",
+    "Location",
+    "Medication",
+    "Organization",
+    "Practitioner",
+    "PractitionerRole",
+    "Questionnaire",
+    "StructureDefinition",
+    "Substance",
+    "ValueSet",
+];
+
+/// Policy knobs (`policy` in the plugin configuration).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// `GET [base]/metadata` without a token (default true).
+    pub public_capabilities: bool,
+    /// `GET [base]/.well-known/smart-configuration` without a token (default true).
+    pub public_smart_configuration: bool,
+    /// Types outside the Patient compartment that patient/ scopes may read and
+    /// search (not writes): see [`DEFAULT_PATIENT_SCOPE_PUBLIC_TYPES`].
+    pub patient_scope_public_types: Vec<String>,
+    /// Reads by id of compartment resources under patient/ scopes.
+    pub read_outside_request: ReadOutsideRequest,
+    /// Allow `_include=*` / `_revinclude=*` under patient/ scopes (default false).
+    pub allow_wildcard_include: bool,
+    /// Allow `_has` under patient/ scopes (default false).
+    pub allow_has: bool,
+    /// Allow chained parameters under patient/ scopes (default false).
+    pub allow_chained: bool,
+    /// Paging under patient/ scopes only.
+    pub patient_paging: PatientPaging,
+    /// Updates by id of compartment resources under patient/ scopes.
+    pub patient_update_by_id: PatientUpdateById,
+    /// The operations table; replaces the default when given.
+    pub operations: Vec<OperationRule>,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            public_capabilities: true,
+            public_smart_configuration: true,
+            patient_scope_public_types: DEFAULT_PATIENT_SCOPE_PUBLIC_TYPES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            read_outside_request: ReadOutsideRequest::CheckResponse,
+            allow_wildcard_include: false,
+            allow_has: false,
+            allow_chained: false,
+            patient_paging: PatientPaging::CheckResponse,
+            patient_update_by_id: PatientUpdateById::CheckBody,
+            operations: default_operations(),
+        }
+    }
+}
+
+impl PolicyConfig {
+    pub fn validate(&self, field: &str) -> Result<(), ConfigError> {
+        for (i, t) in self.patient_scope_public_types.iter().enumerate() {
+            if !is_resource_type(t) {
+                return Err(ConfigError::new(
+                    format!("{field}.patient_scope_public_types[{i}]"),
+                    format!(
+                        "{t:?} is not an R4 resource type (case-sensitive, e.g. \"Medication\")"
+                    ),
+                ));
+            }
+            if compartment::in_compartment(t) {
+                return Err(ConfigError::new(
+                    format!("{field}.patient_scope_public_types[{i}]"),
+                    format!("{t} is in the Patient compartment; patient/ scopes already reach the patient's own {t} resources, remove it"),
+                ));
+            }
+        }
+        for (i, r) in self.operations.iter().enumerate() {
+            let f = format!("{field}.operations[{i}]");
+            if !r.name.starts_with('$') || r.name.len() < 2 {
+                return Err(ConfigError::new(
+                    format!("{f}.name"),
+                    format!("must be an operation name starting with `$`, e.g. \"$everything\" (got {:?})", r.name),
+                ));
+            }
+            if r.levels.is_empty() {
+                return Err(ConfigError::new(
+                    format!("{f}.levels"),
+                    "must list at least one of \"system\", \"type\", \"instance\"",
+                ));
+            }
+            if let Some(t) = r.types.iter().find(|t| !is_resource_type(t)) {
+                return Err(ConfigError::new(
+                    format!("{f}.types"),
+                    format!("{t:?} is not an R4 resource type (case-sensitive)"),
+                ));
+            }
+            if r.target != OpTarget::None && Perms::parse_any_order(&r.letters).is_none() {
+                return Err(ConfigError::new(
+                    format!("{f}.letters"),
+                    format!(
+                        "must be SMART v2 letters from `cruds`, e.g. \"rs\" (got {:?})",
+                        r.letters
+                    ),
+                ));
+            }
+            if let Some(c) = r
+                .contexts
+                .iter()
+                .find(|c| !matches!(c.as_str(), "patient" | "user" | "system"))
+            {
+                return Err(ConfigError::new(
+                    format!("{f}.contexts"),
+                    format!(
+                        "{c:?} is not a scope context; use \"patient\", \"user\" or \"system\""
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn is_public_type(&self, t: &str) -> bool {
+        self.patient_scope_public_types.iter().any(|p| p == t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn validate_names_field() {
+        for (json, field) in [
+            (
+                r#"{"policy":{"patient_scope_public_types":["medication"]}}"#,
+                "policy.patient_scope_public_types[0]",
+            ),
+            (
+                r#"{"policy":{"patient_scope_public_types":["Observation"]}}"#,
+                "policy.patient_scope_public_types[0]",
+            ),
+            (
+                r#"{"policy":{"operations":[{"name":"everything","levels":["instance"],"letters":"rs"}]}}"#,
+                "policy.operations[0].name",
+            ),
+            (
+                r#"{"policy":{"operations":[{"name":"$x","levels":[],"letters":"rs"}]}}"#,
+                "policy.operations[0].levels",
+            ),
+            (
+                r#"{"policy":{"operations":[{"name":"$x","levels":["type"],"letters":"rx"}]}}"#,
+                "policy.operations[0].letters",
+            ),
+            (
+                r#"{"policy":{"operations":[{"name":"$x","levels":["type"],"letters":"r","contexts":["admin"]}]}}"#,
+                "policy.operations[0].contexts",
+            ),
+            (r#"{"policy":{"allow_hass":true}}"#, "allow_hass"),
+        ] {
+            let e = Config::from_json(json.as_bytes()).unwrap_err();
+            assert_eq!(e.field, field, "{json}: {e}");
+        }
+        assert!(Config::from_json(
+            br#"{"policy":{"allow_has":true,"read_outside_request":"deny"}}"#
+        )
+        .is_ok());
+    }
+}

@@ -1,0 +1,220 @@
+//! JWS algorithms, public keys and the signature-verification seam.
+//!
+//! The algorithm is always pinned by the configuration and the key (never by
+//! the token alone): [`JwsAlgorithm::from_name`] knows only the asymmetric
+//! algorithms below, so `none` and `HS*` cannot even be named.
+
+use jwt_compact::alg::{Ed25519, Es256, Rsa, RsaPublicKey, RsaSignature};
+use jwt_compact::{Algorithm, AlgorithmSignature};
+use std::borrow::Cow;
+use std::fmt;
+
+/// The supported JWS algorithms (RFC 7518 / RFC 8037 names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JwsAlgorithm {
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    ES256,
+    ES384,
+    EdDSA,
+}
+
+/// The kind of key an algorithm needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Rsa,
+    P256,
+    P384,
+    Ed25519,
+}
+
+impl JwsAlgorithm {
+    pub const ALL: [JwsAlgorithm; 9] = [
+        JwsAlgorithm::RS256,
+        JwsAlgorithm::RS384,
+        JwsAlgorithm::RS512,
+        JwsAlgorithm::PS256,
+        JwsAlgorithm::PS384,
+        JwsAlgorithm::PS512,
+        JwsAlgorithm::ES256,
+        JwsAlgorithm::ES384,
+        JwsAlgorithm::EdDSA,
+    ];
+
+    /// Exact (case-sensitive, RFC 7515 §4.1.1) name lookup.
+    pub fn from_name(name: &str) -> Option<JwsAlgorithm> {
+        JwsAlgorithm::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            JwsAlgorithm::RS256 => "RS256",
+            JwsAlgorithm::RS384 => "RS384",
+            JwsAlgorithm::RS512 => "RS512",
+            JwsAlgorithm::PS256 => "PS256",
+            JwsAlgorithm::PS384 => "PS384",
+            JwsAlgorithm::PS512 => "PS512",
+            JwsAlgorithm::ES256 => "ES256",
+            JwsAlgorithm::ES384 => "ES384",
+            JwsAlgorithm::EdDSA => "EdDSA",
+        }
+    }
+
+    pub fn key_kind(self) -> KeyKind {
+        match self {
+            JwsAlgorithm::RS256
+            | JwsAlgorithm::RS384
+            | JwsAlgorithm::RS512
+            | JwsAlgorithm::PS256
+            | JwsAlgorithm::PS384
+            | JwsAlgorithm::PS512 => KeyKind::Rsa,
+            JwsAlgorithm::ES256 => KeyKind::P256,
+            JwsAlgorithm::ES384 => KeyKind::P384,
+            JwsAlgorithm::EdDSA => KeyKind::Ed25519,
+        }
+    }
+
+    fn rsa(self) -> Option<Rsa> {
+        Some(match self {
+            JwsAlgorithm::RS256 => Rsa::rs256(),
+            JwsAlgorithm::RS384 => Rsa::rs384(),
+            JwsAlgorithm::RS512 => Rsa::rs512(),
+            JwsAlgorithm::PS256 => Rsa::ps256(),
+            JwsAlgorithm::PS384 => Rsa::ps384(),
+            JwsAlgorithm::PS512 => Rsa::ps512(),
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for JwsAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A usable public verification key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PublicKey {
+    Rsa(Box<RsaPublicKey>),
+    P256(p256::ecdsa::VerifyingKey),
+    P384(p384::ecdsa::VerifyingKey),
+    Ed25519(ed25519_compact::PublicKey),
+}
+
+impl PublicKey {
+    pub fn kind(&self) -> KeyKind {
+        match self {
+            PublicKey::Rsa(_) => KeyKind::Rsa,
+            PublicKey::P256(_) => KeyKind::P256,
+            PublicKey::P384(_) => KeyKind::P384,
+            PublicKey::Ed25519(_) => KeyKind::Ed25519,
+        }
+    }
+
+    /// The key as DER SubjectPublicKeyInfo (for Envoy's `verify_signature`);
+    /// only RSA keys (the only ones the host path is used for).
+    pub fn rsa_spki_der(&self) -> Option<Vec<u8>> {
+        use rsa::pkcs8::EncodePublicKey;
+        match self {
+            PublicKey::Rsa(k) => k.to_public_key_der().ok().map(|d| d.as_bytes().to_vec()),
+            _ => None,
+        }
+    }
+}
+
+/// Pure-Rust signature check. Any malformed signature (wrong length, zero
+/// ECDSA scalars, ...) is simply `false`.
+pub fn verify_pure(alg: JwsAlgorithm, key: &PublicKey, message: &[u8], signature: &[u8]) -> bool {
+    match (alg.key_kind(), key) {
+        (KeyKind::Rsa, PublicKey::Rsa(k)) => {
+            let Some(rsa_alg) = alg.rsa() else {
+                return false;
+            };
+            // RFC 7518 §3.3: the signature is exactly the modulus length.
+            if signature.len() != rsa::traits::PublicKeyParts::size(k.as_ref()) {
+                return false;
+            }
+            match RsaSignature::try_from_slice(signature) {
+                Ok(sig) => rsa_alg.verify_signature(&sig, k, message),
+                Err(_) => false,
+            }
+        }
+        (KeyKind::P256, PublicKey::P256(k)) => {
+            if signature.len() != 64 {
+                return false;
+            }
+            match p256::ecdsa::Signature::try_from(signature) {
+                Ok(sig) => Es256.verify_signature(&sig, k, message),
+                Err(_) => false,
+            }
+        }
+        (KeyKind::P384, PublicKey::P384(k)) => {
+            if signature.len() != 96 {
+                return false;
+            }
+            match p384::ecdsa::Signature::try_from(signature) {
+                Ok(sig) => Es384.verify_signature(&Es384Signature(sig), k, message),
+                Err(_) => false,
+            }
+        }
+        (KeyKind::Ed25519, PublicKey::Ed25519(k)) => {
+            match ed25519_compact::Signature::from_slice(signature) {
+                Ok(sig) => Ed25519.verify_signature(&sig, k, message),
+                Err(_) => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+/// `ES384` (ECDSA on P-384 with SHA-384) for jwt-compact, which lacks it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Es384;
+
+/// A P-384 signature in the fixed 96-byte JWS form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Es384Signature(pub p384::ecdsa::Signature);
+
+impl AlgorithmSignature for Es384Signature {
+    const LENGTH: Option<std::num::NonZeroUsize> = std::num::NonZeroUsize::new(96);
+
+    fn try_from_slice(slice: &[u8]) -> anyhow::Result<Self> {
+        p384::ecdsa::Signature::try_from(slice)
+            .map(Es384Signature)
+            .map_err(|e| anyhow::anyhow!(e))
+    }
+
+    fn as_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.0.to_bytes().to_vec())
+    }
+}
+
+impl Algorithm for Es384 {
+    type SigningKey = p384::ecdsa::SigningKey;
+    type VerifyingKey = p384::ecdsa::VerifyingKey;
+    type Signature = Es384Signature;
+
+    fn name(&self) -> Cow<'static, str> {
+        Cow::Borrowed("ES384")
+    }
+
+    fn sign(&self, signing_key: &Self::SigningKey, message: &[u8]) -> Self::Signature {
+        use p384::ecdsa::signature::Signer;
+        Es384Signature(signing_key.sign(message))
+    }
+
+    fn verify_signature(
+        &self,
+        signature: &Self::Signature,
+        verifying_key: &Self::VerifyingKey,
+        message: &[u8],
+    ) -> bool {
+        use p384::ecdsa::signature::Verifier;
+        verifying_key.verify(message, &signature.0).is_ok()
+    }
+}

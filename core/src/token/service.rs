@@ -1,0 +1,462 @@
+//! One object per worker VM that the filter's token port can wrap 1:1:
+//! extraction, cache + verification, JWKS fetch scheduling (incl. one
+//! unknown-`kid` refetch per request) and introspection, all pure.
+
+use super::bearer::{extract_bearer, BearerToken, TokenLocation};
+use super::cache::{CacheKey, TokenCache};
+use super::error::TokenError;
+use super::introspection;
+use super::settings::TrustConfig;
+use super::signature::SignatureVerifier;
+use super::verified::VerifiedToken;
+use super::verify::{Authenticated, KeyFetch, TokenVerifier};
+use crate::claims::ClaimsConfig;
+use crate::config_error::ConfigError;
+use crate::decision::{Decision, Reason};
+use crate::fhir::RequestParts;
+use serde_json::Value;
+use std::rc::Rc;
+
+/// Cached claims larger than this (compact JSON bytes) are not cached, so
+/// 10 000 entries stay within a few MiB even with generous tokens.
+pub const MAX_CACHED_CLAIMS_BYTES: usize = 4096;
+
+/// An HTTP call for the shell to dispatch (same shape as the filter's
+/// `HttpCall`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutboundCall {
+    pub cluster: String,
+    /// Including `:method`, `:path`, `:authority`.
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    pub timeout_ms: u64,
+}
+
+impl std::fmt::Debug for OutboundCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Introspection bodies and headers carry secrets.
+        f.debug_struct("OutboundCall")
+            .field("cluster", &self.cluster)
+            .field("timeout_ms", &self.timeout_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an outstanding call is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallPurpose {
+    Jwks { issuer: usize },
+    Introspection { issuer: usize },
+}
+
+/// One step of verifying a token.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TokenStep {
+    Verified {
+        claims: Rc<Value>,
+        cache_hit: bool,
+    },
+    /// Dispatch `call`, then report with [`TokenService::call_done`].
+    Call {
+        call: OutboundCall,
+        purpose: CallPurpose,
+    },
+    Denied(Box<Decision>),
+}
+
+/// Claims always kept (besides the configured scope and patient claims):
+/// what the policy engine and the audit record read.
+pub const KEPT_CLAIMS: [&str; 11] = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "client_id",
+    "azp",
+    "fhirUser",
+    "scope",
+];
+
+/// Cached value: the kept claims as compact JSON (small; re-parsed on a hit,
+/// far cheaper than a signature check). `None`: too large to cache.
+type Cached = Option<Rc<str>>;
+
+/// Entries of the hot tier (see [`TokenService`]); when full it is cleared.
+pub const HOT_ENTRIES: usize = 256;
+
+/// A hot-tier entry: the main cache key, the cached JSON it was parsed from
+/// (identity-compared with the main cache's value on every use) and the
+/// parsed claims.
+struct Hot {
+    key: CacheKey,
+    json: Rc<str>,
+    claims: Rc<Value>,
+}
+
+/// Token handling for one worker VM.
+///
+/// The main cache keeps compact JSON per SHA-256 of the token (small, so
+/// 10 000 entries fit in a few MiB). A small hot tier, keyed by the token
+/// text itself (exact comparison), remembers the cache key and the parsed
+/// claims of recently used tokens: a repeat skips hashing the token with
+/// SHA-256 and re-parsing the JSON. The main cache stays authoritative: a hot
+/// entry is only used while the main cache still holds the very same value
+/// (expiry, key-set generation and time checks run as before).
+pub struct TokenService {
+    verifier: TokenVerifier,
+    cache: TokenCache<Cached>,
+    hot: std::collections::HashMap<Box<str>, Hot>,
+    scope_claim: String,
+    patient_claim: String,
+}
+
+impl TokenService {
+    /// `claims`: which claims hold the scopes and the patient (kept in the
+    /// cache besides [`KEPT_CLAIMS`]).
+    pub fn new(trust: TrustConfig<'_>, claims: &ClaimsConfig) -> Result<TokenService, ConfigError> {
+        Ok(TokenService {
+            verifier: TokenVerifier::new(trust)?,
+            cache: TokenCache::new(trust.settings.cache_max_entries),
+            hot: std::collections::HashMap::new(),
+            scope_claim: claims.scope.clone(),
+            patient_claim: claims.patient.clone(),
+        })
+    }
+
+    pub fn verifier(&self) -> &TokenVerifier {
+        &self.verifier
+    }
+
+    pub fn verifier_mut(&mut self) -> &mut TokenVerifier {
+        &mut self.verifier
+    }
+
+    pub fn cache_len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Drop expired cache entries (call from the tick).
+    pub fn purge_cache(&mut self, now: u64) {
+        self.cache.purge_expired(now);
+    }
+
+    /// RFC 6750 extraction with the configured settings.
+    pub fn extract(&self, req: &RequestParts<'_>) -> Result<Option<String>, Decision> {
+        extract_bearer(req, self.verifier.settings()).map(|b| b.map(|b| b.token))
+    }
+
+    /// The claims handed to the engine (fresh or cached alike): the
+    /// [`KEPT_CLAIMS`] plus the configured scope and patient claims.
+    pub fn project_claims(&self, claims: &Value) -> Value {
+        project(claims, &self.scope_claim, &self.patient_claim)
+    }
+
+    /// Verify `token` at `now`. May ask for a JWKS fetch (unknown `kid` or
+    /// keys not loaded, when a fetch is allowed now) or an introspection call.
+    pub fn verify(&mut self, token: &str, now: u64, sig: &dyn SignatureVerifier) -> TokenStep {
+        self.step(token, now, sig, true)
+    }
+
+    /// The answer to a [`TokenStep::Call`]: `status` `None` = the call failed.
+    /// Continues verifying the same token (a JWKS refetch is tried once).
+    pub fn call_done(
+        &mut self,
+        purpose: CallPurpose,
+        token: &str,
+        status: Option<u16>,
+        body: &[u8],
+        now: u64,
+        sig: &dyn SignatureVerifier,
+    ) -> TokenStep {
+        let response = match status {
+            Some(s) => Ok((s, body)),
+            None => Err("the call failed or timed out"),
+        };
+        match purpose {
+            CallPurpose::Jwks { issuer } => {
+                // A failed refetch keeps the last good keys; the retry below
+                // gives the definitive answer (no second fetch).
+                let _ = self.verifier.on_jwks_response(issuer, response, now);
+                self.step(token, now, sig, false)
+            }
+            CallPurpose::Introspection { issuer } => {
+                self.introspected(issuer, token, response, now)
+            }
+        }
+    }
+
+    /// The introspection answer for `token`: its claims, cached per
+    /// `max_cache_seconds`, or why it is refused.
+    fn introspected(
+        &mut self,
+        issuer: usize,
+        token: &str,
+        response: Result<(u16, &[u8]), &str>,
+        now: u64,
+    ) -> TokenStep {
+        let request = self
+            .verifier
+            .issuer_config(issuer)
+            .and_then(|c| c.introspection.as_ref())
+            .map(|c| introspection::build_request(issuer, c, token));
+        let Some(request) = request else {
+            return TokenStep::Denied(Box::new(Decision::deny(
+                Reason::IntrospectionUnavailable,
+                "the introspection answer does not match a configured introspection issuer",
+            )));
+        };
+        let mut fresh = None;
+        let (scope, patient) = (&self.scope_claim, &self.patient_claim);
+        let r = self.verifier.complete_introspection(
+            &mut self.cache,
+            &request,
+            token,
+            response,
+            now,
+            |v: &VerifiedToken| keep(v, scope, patient, &mut fresh),
+        );
+        match (r, fresh) {
+            (Ok(_), Some(claims)) => TokenStep::Verified {
+                claims,
+                cache_hit: false,
+            },
+            (Ok(_), None) => TokenStep::Denied(Box::new(Decision::deny(
+                Reason::IntrospectionUnavailable,
+                "the introspection answer could not be used",
+            ))),
+            (Err(e), _) => TokenStep::Denied(Box::new(e.into_decision())),
+        }
+    }
+
+    fn step(
+        &mut self,
+        token: &str,
+        now: u64,
+        sig: &dyn SignatureVerifier,
+        may_fetch: bool,
+    ) -> TokenStep {
+        if let Some(step) = self.hot_step(token, now, may_fetch) {
+            return step;
+        }
+        let bearer = BearerToken {
+            token: token.to_string(),
+            location: TokenLocation::Header,
+        };
+        // At most two rounds: a hit on an uncacheable (`None`) entry is
+        // removed and verified afresh.
+        for _ in 0..2 {
+            let mut fresh: Option<Rc<Value>> = None;
+            let (scope, patient) = (&self.scope_claim, &self.patient_claim);
+            let result = self.verifier.authenticate(
+                &mut self.cache,
+                &bearer,
+                now,
+                sig,
+                |v: &VerifiedToken| keep(v, scope, patient, &mut fresh),
+            );
+            match result {
+                Ok(Authenticated::Verified { value, cached }) => {
+                    if let Some(step) = self.verified(token, fresh, value, cached) {
+                        return step;
+                    }
+                }
+                Ok(Authenticated::Introspect(req)) => {
+                    return TokenStep::Call {
+                        purpose: CallPurpose::Introspection {
+                            issuer: req.issuer_index,
+                        },
+                        call: OutboundCall {
+                            cluster: req.cluster,
+                            headers: req.headers,
+                            body: Some(req.body),
+                            timeout_ms: req.timeout_ms,
+                        },
+                    }
+                }
+                Err(e) => return self.denied_or_fetch(e, now, may_fetch),
+            }
+        }
+        TokenStep::Denied(Box::new(Decision::deny(
+            Reason::InvalidToken,
+            "the token could not be verified; retry the request",
+        )))
+    }
+
+    /// A repeat answered by the hot tier, while the main cache still holds
+    /// the same entry (`None`: verify through the main path).
+    fn hot_step(&mut self, token: &str, now: u64, may_fetch: bool) -> Option<TokenStep> {
+        let h = self.hot.get(token)?;
+        match self.verifier.cached(&mut self.cache, &h.key, now) {
+            Some(Ok(Some(json))) if Rc::ptr_eq(&json, &h.json) => Some(TokenStep::Verified {
+                claims: h.claims.clone(),
+                cache_hit: true,
+            }),
+            Some(Err(e)) => Some(self.denied_or_fetch(e, now, may_fetch)),
+            _ => {
+                self.hot.remove(token);
+                None
+            }
+        }
+    }
+
+    /// The claims of a verified token: the fresh projection, or the cached
+    /// JSON parsed (`None`: the cached entry is unusable and was removed).
+    fn verified(
+        &mut self,
+        token: &str,
+        fresh: Option<Rc<Value>>,
+        value: Cached,
+        cached: bool,
+    ) -> Option<TokenStep> {
+        if let Some(claims) = fresh {
+            if let Some(json) = value {
+                self.remember(token, json, &claims);
+            }
+            return Some(TokenStep::Verified {
+                claims,
+                cache_hit: false,
+            });
+        }
+        let parsed = value.and_then(|s| {
+            serde_json::from_str::<Value>(&s)
+                .ok()
+                .map(|c| (s, Rc::new(c)))
+        });
+        match parsed {
+            Some((json, claims)) => {
+                self.remember(token, json, &claims);
+                Some(TokenStep::Verified {
+                    claims,
+                    cache_hit: cached,
+                })
+            }
+            None => {
+                self.cache.remove(&CacheKey::of(token));
+                None
+            }
+        }
+    }
+
+    /// Put a verified, cached token into the hot tier.
+    fn remember(&mut self, token: &str, json: Rc<str>, claims: &Rc<Value>) {
+        if self.cache.capacity() == 0 {
+            return;
+        }
+        if self.hot.len() >= HOT_ENTRIES {
+            self.hot.clear();
+        }
+        self.hot.insert(
+            token.into(),
+            Hot {
+                key: CacheKey::of(token),
+                json,
+                claims: claims.clone(),
+            },
+        );
+    }
+
+    fn denied_or_fetch(&mut self, e: TokenError, now: u64, may_fetch: bool) -> TokenStep {
+        if may_fetch {
+            if let Some(issuer) = e.refetch_keys {
+                if let Some(fetch) = self
+                    .verifier
+                    .fetches_due(now)
+                    .into_iter()
+                    .find(|f| f.issuer_index == issuer)
+                {
+                    self.verifier.begin_fetch(issuer, now);
+                    return TokenStep::Call {
+                        call: jwks_call(&fetch),
+                        purpose: CallPurpose::Jwks { issuer },
+                    };
+                }
+            }
+        }
+        TokenStep::Denied(Box::new(e.into_decision()))
+    }
+
+    /// JWKS fetches due now (start-up, refresh, retry); each returned fetch
+    /// is marked in flight.
+    pub fn due_jwks_fetches(&mut self, now: u64) -> Vec<(usize, OutboundCall)> {
+        let due = self.verifier.fetches_due(now);
+        due.iter()
+            .map(|f| {
+                self.verifier.begin_fetch(f.issuer_index, now);
+                (f.issuer_index, jwks_call(f))
+            })
+            .collect()
+    }
+
+    /// JWKS bytes for `issuer` fetched at `fetched_at` (our own fetch, or
+    /// another VM's via shared data).
+    pub fn jwks_loaded(
+        &mut self,
+        issuer: usize,
+        bytes: &[u8],
+        fetched_at: u64,
+    ) -> Result<(), String> {
+        self.verifier
+            .on_jwks_response(issuer, Ok((200, bytes)), fetched_at)
+            .map(|_| ())
+    }
+
+    /// A JWKS fetch failed (non-200 or call failure).
+    pub fn jwks_failed(&mut self, issuer: usize, now: u64) {
+        let _ = self
+            .verifier
+            .on_jwks_response(issuer, Err("the call failed"), now);
+    }
+
+    /// Issuers whose keys are fetched (`jwks_uri`).
+    pub fn fetched_issuers(&self) -> Vec<usize> {
+        (0..self.verifier.issuer_count())
+            .filter(|i| self.verifier.key_store(*i).is_some_and(|s| s.is_remote()))
+            .collect()
+    }
+}
+
+/// What the cache keeps of a fresh verification (the projected claims as
+/// JSON); the projection itself goes to `fresh`.
+fn keep(v: &VerifiedToken, scope: &str, patient: &str, fresh: &mut Option<Rc<Value>>) -> Cached {
+    let p = project(&v.claims, scope, patient);
+    let c = to_cached(&p);
+    *fresh = Some(Rc::new(p));
+    c
+}
+
+fn project(claims: &Value, scope: &str, patient: &str) -> Value {
+    let mut out = serde_json::Map::new();
+    if let Some(obj) = claims.as_object() {
+        for (k, v) in obj {
+            if KEPT_CLAIMS.contains(&k.as_str()) || k == scope || k == patient {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+fn jwks_call(f: &KeyFetch) -> OutboundCall {
+    OutboundCall {
+        cluster: f.cluster.clone(),
+        headers: vec![
+            (":method".into(), "GET".into()),
+            (":path".into(), f.path.clone()),
+            (":authority".into(), f.authority.clone()),
+            (
+                "accept".into(),
+                "application/json, application/jwk-set+json".into(),
+            ),
+        ],
+        body: None,
+        timeout_ms: f.timeout_ms,
+    }
+}
+
+fn to_cached(claims: &Value) -> Cached {
+    let json = serde_json::to_string(claims).ok()?;
+    (json.len() <= MAX_CACHED_CLAIMS_BYTES).then(|| Rc::from(json.as_str()))
+}

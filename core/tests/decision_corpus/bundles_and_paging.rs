@@ -1,0 +1,84 @@
+//! Batch/transaction Bundles (every entry decided alone) and paging links.
+
+use super::*;
+
+#[test]
+#[rustfmt::skip]
+fn bundles() {
+    let config = cfg();
+    let ctx = AuthContext::from_scopes("patient/Observation.rs patient/Patient.r", Some("123"));
+    let ok = bundle(
+        K::Batch,
+        vec![
+            read("Patient", "123"),
+            search("Observation", "patient=123"),
+            read("Observation", "5"),
+        ],
+    );
+    let d = authorize(&config, ok, Some(&ctx));
+    assert!(d.is_allow(), "{}", d.message);
+    assert_eq!(d.obligations.len(), 1);
+    let bad = bundle(
+        K::Transaction,
+        vec![
+            read("Patient", "123"),
+            read("Patient", "456"),
+            search("Observation", "patient=123"),
+            create("Observation", Some(obs("Patient/123"))),
+        ],
+    );
+    let d = authorize(&config, bad, Some(&ctx));
+    assert_eq!(
+        (d.is_allow(), d.status, d.reason),
+        (false, 403, Reason::BundleEntryDenied)
+    );
+    let idx: Vec<(usize, Reason)> = d
+        .denied_entries
+        .iter()
+        .map(|e| (e.index, e.reason))
+        .collect();
+    assert_eq!(
+        idx,
+        vec![
+            (1, Reason::PatientCompartmentViolation),
+            (3, Reason::InsufficientScope)
+        ]
+    );
+    assert_eq!(
+        d.required_scopes,
+        vec!["patient/Patient.r", "patient/Observation.c"]
+    );
+    assert!(d.message.contains("2 of 4"), "{}", d.message);
+    check(vec![
+        row("user/*.rs", None, bundle(K::Batch, vec![]), ALLOW, &[]),
+        row("user/*.rs", None, bundle(K::Batch, vec![read("Patient", "1"), delete("Patient", "1")]), BUNDLE, &["user/Patient.d"]),
+        row("user/*.cruds", None, bundle(K::Transaction, vec![read("Patient", "1"), delete("Patient", "1")]), ALLOW, &[]),
+        row("user/*.rs", None, bundle(K::Batch, vec![bundle(K::Batch, vec![])]), BUNDLE, &[]),
+    ]);
+}
+
+#[test]
+#[rustfmt::skip]
+fn paging() {
+    let p = || it(K::Paging, Level::System, None, None);
+    check(vec![
+        row("user/Observation.s", None, p(), ALLOW, &[]),
+        row("user/Observation.r", None, p(), INSUFF, &["user/*.s"]),
+        row("patient/Observation.rs", Some("123"), p(), ALLOW, &[]),
+        row("patient/Observation.rs", None, p(), NOCTX, &[]),
+    ]);
+    let ctx = AuthContext::from_scopes("patient/Observation.rs", Some("123"));
+    let d = authorize(&cfg(), p(), Some(&ctx));
+    assert_eq!(
+        d.obligations,
+        vec![Obligation::CheckResponseCompartment {
+            resource_type: "*".into(),
+            patient: "123".into()
+        }]
+    );
+    let deny = Config::from_json(br#"{"policy":{"patient_paging":"deny"}}"#).unwrap();
+    assert_eq!(
+        authorize(&deny, p(), Some(&ctx)).reason,
+        Reason::PatientCompartmentViolation
+    );
+}

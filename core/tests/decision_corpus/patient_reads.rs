@@ -1,0 +1,66 @@
+//! Reads by id under patient/ scopes: the patient's own Patient, and response checks for the rest of the compartment.
+
+use super::*;
+
+#[test]
+#[rustfmt::skip]
+fn patient_scope_reads() {
+    check(vec![
+        row("patient/Patient.rs", Some("123"), read("Patient", "123"), ALLOW, &[]),
+        row("patient/Patient.read", Some("123"), read("Patient", "123"), ALLOW, &[]),
+        row("patient/*.rs", Some("123"), read("Patient", "123"), ALLOW, &[]),
+        row("patient/*.read", Some("123"), vread("Patient", "123"), ALLOW, &[]),
+        row("patient/Patient.rs", Some("123"), read("Patient", "456"), COMPART, &["patient/Patient.r"]),
+        row("patient/Patient.rs", Some("123"), vread("Patient", "456"), COMPART, &["patient/Patient.r"]),
+        row("patient/Patient.s", Some("123"), read("Patient", "123"), INSUFF, &["patient/Patient.r"]),
+        row("patient/Patient.cud", Some("123"), read("Patient", "123"), INSUFF, &["patient/Patient.r"]),
+        row("patient/Patient.write", Some("123"), read("Patient", "123"), INSUFF, &["patient/Patient.r"]),
+        row("patient/Observation.rs", Some("123"), read("Patient", "123"), INSUFF, &["patient/Patient.r"]),
+        row("patient/Patient.rs", None, read("Patient", "123"), NOCTX, &["patient/Patient.r"]),
+        row("patient/Observation.rs", Some("123"), read("Observation", "1"), ALLOW, &[]),
+        row("patient/Medication.rs", Some("123"), read("Medication", "m1"), ALLOW, &[]),
+        row("patient/*.rs", Some("123"), read("Practitioner", "p1"), ALLOW, &[]),
+        row("patient/*.rs", Some("123"), read("Device", "d1"), COMPART, &["patient/Device.r"]),
+        row("patient/*.rs", Some("123"), history(Level::Instance, Some("Patient"), Some("123")), ALLOW, &[]),
+        row("patient/*.rs", Some("123"), history(Level::Instance, Some("Patient"), Some("9")), COMPART, &["patient/Patient.r"]),
+        row("patient/*.rs", Some("123"), history(Level::Type, Some("Observation"), None), COMPART, &["patient/Observation.s"]),
+        row("patient/*.rs", Some("123"), history(Level::System, None, None), COMPART, &["patient/*.s"]),
+        row("patient/*.rs", Some("123"), history(Level::Type, Some("Medication"), None), ALLOW, &[]),
+    ]);
+}
+
+#[test]
+fn read_by_id_obligation() {
+    let config = cfg();
+    let ctx = AuthContext::from_scopes("patient/Observation.rs", Some("123"));
+    let d = authorize(&config, read("Observation", "1"), Some(&ctx));
+    assert!(d.is_allow());
+    assert_eq!(
+        d.obligations,
+        vec![Obligation::CheckResponseCompartment {
+            resource_type: "Observation".into(),
+            patient: "123".into()
+        }]
+    );
+    assert_eq!(d.required_scopes, vec!["patient/Observation.r"]);
+    let deny_cfg = Config::from_json(br#"{"policy":{"read_outside_request":"deny"}}"#).unwrap();
+    let d = authorize(&deny_cfg, read("Observation", "1"), Some(&ctx));
+    assert_eq!(
+        (d.status, d.reason),
+        (403, Reason::PatientCompartmentViolation)
+    );
+    assert!(
+        d.message.contains("Observation?subject=123"),
+        "{}",
+        d.message
+    );
+    // user/ scope: no obligation
+    let u = AuthContext::from_scopes("user/Observation.rs", None);
+    let d = authorize(&config, read("Observation", "1"), Some(&u));
+    assert!(d.is_allow() && d.obligations.is_empty());
+    assert_eq!(d.required_scopes, vec!["user/Observation.r"]);
+    // both user/ and patient/: the unrestricted grant wins
+    let both = AuthContext::from_scopes("patient/Observation.rs user/Observation.r", Some("123"));
+    let d = authorize(&config, read("Observation", "1"), Some(&both));
+    assert!(d.is_allow() && d.obligations.is_empty());
+}

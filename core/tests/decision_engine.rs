@@ -1,0 +1,258 @@
+//! Decision corpus driven end to end through `engine::decide` (classifier +
+//! claims + policy) with raw HTTP requests.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use fhir_smart_authz_core::config::Config;
+use fhir_smart_authz_core::engine::decide;
+use fhir_smart_authz_core::fhir::RequestParts;
+use serde_json::{json, Value};
+
+const P123: &str = "patient/*.rs patient/Observation.cu";
+
+/// A request, the verified claims (`None`: no token) and the expected
+/// status, reason and `required_scopes`.
+struct Case {
+    method: &'static str,
+    path: &'static str,
+    body: Option<Value>,
+    claims: Option<Value>,
+    status: u16,
+    reason: &'static str,
+    required: &'static [&'static str],
+}
+
+fn case(
+    method: &'static str,
+    path: &'static str,
+    body: Option<Value>,
+    claims: Option<Value>,
+    status: u16,
+    reason: &'static str,
+    required: &'static [&'static str],
+) -> Case {
+    Case {
+        method,
+        path,
+        body,
+        claims,
+        status,
+        reason,
+        required,
+    }
+}
+
+fn claims(scope: &str, patient: Option<&str>) -> Option<Value> {
+    let mut c = json!({"scope": scope, "sub": "u1", "client_id": "app"});
+    if let Some(p) = patient {
+        c["patient"] = json!(p);
+    }
+    Some(c)
+}
+
+#[test]
+#[rustfmt::skip]
+fn engine_corpus() {
+    let config = Config::from_json(br#"{"fhir_base_url":"https://ehr.example.org/fhir"}"#).unwrap();
+    let obs = |p: &str| json!({"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":p}});
+    let rows = vec![
+        case("GET", "/fhir/metadata", None, None, 200, "public_endpoint", &[]),
+        case("GET", "/fhir/.well-known/smart-configuration", None, None, 200, "public_endpoint", &[]),
+        case("GET", "/fhir/Patient/123", None, None, 401, "missing_token", &[]),
+        case("GET", "/fhir/Patient/123", None, claims(P123, Some("123")), 200, "allowed", &[]),
+        case("GET", "/fhir/Patient/456", None, claims(P123, Some("123")), 403, "patient_compartment_violation", &["patient/Patient.r"]),
+        case("GET", "/fhir/Patient/123/_history/2", None, claims(P123, Some("123")), 200, "allowed", &[]),
+        case("GET", "/fhir/Patient/123", None, claims(P123, None), 403, "no_patient_context", &["patient/Patient.r"]),
+        case("GET", "/fhir/Observation?patient=123", None, claims(P123, Some("123")), 200, "allowed", &[]),
+        case("GET", "/fhir/Observation?subject=Patient%2F123", None, claims(P123, Some("123")), 200, "allowed", &[]),
+        case("GET", "/fhir/Observation?subject=https://ehr.example.org/fhir/Patient/123", None, claims(P123, Some("123")), 200, "allowed", &[]),
+        case("GET", "/fhir/Observation?patient=123,456", None, claims(P123, Some("123")), 403, "patient_compartment_violation", &["patient/Observation.s"]),
+        case("GET", "/fhir/Observation?code=x", None, claims(P123, Some("123")), 403, "patient_compartment_violation", &["patient/Observation.s"]),
+        case("DELETE", "/fhir/Observation?code=x", None, claims("patient/Observation.ds", Some("123")), 403, "patient_compartment_violation", &["patient/Observation.ds"]),
+        case("GET", "/fhir/Patient/123/Observation", None, claims(P123, Some("123")), 200, "allowed", &[]),
+        case("GET", "/fhir/Patient/456/Observation", None, claims(P123, Some("123")), 403, "patient_compartment_violation", &["patient/Observation.s"]),
+        case("GET", "/fhir/Patient/123/$everything", None, claims(P123, Some("123")), 200, "allowed", &[]),
+        case("GET", "/fhir/Patient/456/$everything", None, claims(P123, Some("123")), 403, "patient_compartment_violation", &["patient/*.rs"]),
+        case("GET", "/fhir/$export", None, claims("system/*.rs", None), 200, "allowed", &[]),
+        case("GET", "/fhir/$export", None, claims("user/*.rs", None), 403, "insufficient_scope", &["system/*.rs"]),
+        case("GET", "/fhir/$frobnicate", None, claims("system/*.cruds", None), 403, "operation_not_permitted", &[]),
+        case("POST", "/fhir/Observation", Some(obs("Patient/123")), claims(P123, Some("123")), 200, "allowed", &[]),
+        case("POST", "/fhir/Observation", Some(obs("Patient/456")), claims(P123, Some("123")), 403, "patient_compartment_violation", &["patient/Observation.c"]),
+        case("PUT", "/fhir/Observation/1", Some(json!({"resourceType":"Observation","id":"1","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/123"}})), claims(P123, Some("123")), 200, "allowed", &[]),
+        case("DELETE", "/fhir/Observation/1", None, claims(P123, Some("123")), 403, "insufficient_scope", &["patient/Observation.d"]),
+        case("GET", "/fhir/Observation?patient=123&_include=Observation:subject:Patient", None, claims(P123, Some("123")), 200, "allowed", &[]),
+        case("GET", "/fhir/Observation?patient=123&_include=*", None, claims(P123, Some("123")), 403, "include_not_permitted", &["patient/Observation.s"]),
+        case("GET", "/fhir/Observation?patient=123&subject.name=x", None, claims(P123, Some("123")), 403, "chained_search_not_permitted", &["patient/Observation.s"]),
+        case("GET", "/fhir/Observation?code=x", None, claims("user/Observation.rs", None), 200, "allowed", &[]),
+        case("GET", "/fhir/Observation?code=x", None, Some(json!({"scope": ["user/Observation.rs"]})), 200, "allowed", &[]),
+        case("GET", "/fhir/Observation?code=x", None, Some(json!({"scope": 42})), 403, "unsupported_claims", &[]),
+        case("GET", "/fhir/metadata", None, Some(json!({"scope": 42})), 200, "public_endpoint", &[]),
+        case("GET", "/fhir/Observation?code=x", None, claims("user/Condition.rs", None), 403, "insufficient_scope", &["user/Observation.s"]),
+        case("GET", "/fhir/observation/1", None, claims("user/*.rs", None), 400, "invalid_request", &[]),
+        case("POST", "/fhir", Some(json!({"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Patient/123"}}, {"request":{"method":"GET","url":"Patient/456"}}, {"request":{"method":"GET","url":"Observation?patient=123"}}]})), claims(P123, Some("123")), 403, "bundle_entry_denied", &["patient/Patient.r"]),
+        case("GET", "/fhir?_getpages=abc", None, claims("user/Observation.s", None), 200, "allowed", &[]),
+    ];
+    let mut failures = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        let Case {
+            method,
+            path,
+            body,
+            claims,
+            status,
+            reason,
+            required,
+        } = row;
+        let bytes = body.as_ref().map(|b| b.to_string().into_bytes());
+        let headers = if bytes.is_some() {
+            vec![(
+                "content-type".to_string(),
+                "application/fhir+json".to_string(),
+            )]
+        } else {
+            vec![]
+        };
+        let req = RequestParts {
+            method,
+            path,
+            headers,
+            body: bytes.as_deref(),
+        };
+        let d = decide(&config, &req, claims.as_ref());
+        let req_ok = d.is_allow() || d.required_scopes == *required;
+        if d.status != *status || d.reason.as_str() != *reason || !req_ok {
+            failures.push(format!(
+                "row {i} {method} {path}: want {status} {reason} {required:?}, got {} {} {:?}: {}",
+                d.status,
+                d.reason.as_str(),
+                d.required_scopes,
+                d.message
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A request of one interaction kind, the type and letter it needs, and
+/// whether a patient/ scope with patient 123 may make it.
+struct LetterCase {
+    method: &'static str,
+    path: &'static str,
+    body: Option<&'static str>,
+    content_type: &'static str,
+    resource_type: &'static str,
+    letter: &'static str,
+    patient_ok: bool,
+}
+
+fn letter_case(
+    method: &'static str,
+    path: &'static str,
+    body: Option<&'static str>,
+    content_type: &'static str,
+    resource_type: &'static str,
+    letter: &'static str,
+    patient_ok: bool,
+) -> LetterCase {
+    LetterCase {
+        method,
+        path,
+        body,
+        content_type,
+        resource_type,
+        letter,
+        patient_ok,
+    }
+}
+
+/// Every interaction kind over HTTP against single-letter scopes in each
+/// context: allowed exactly when the letter (and, for patient/, the
+/// compartment rule) is met; 403 rows name the scope that would suffice.
+#[test]
+#[rustfmt::skip]
+fn engine_letter_matrix() {
+    let config = Config::from_json(br#"{"fhir_base_url":"https://ehr.example.org/fhir"}"#).unwrap();
+    let obs = r#"{"resourceType":"Observation","id":"1","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/123"}}"#;
+    let patch = r#"[{"op":"replace","path":"/status","value":"final"}]"#;
+    let cases = vec![
+        letter_case("GET", "/fhir/Observation/1", None, "", "Observation", "r", true),
+        letter_case("GET", "/fhir/Observation/1/_history/2", None, "", "Observation", "r", true),
+        letter_case("GET", "/fhir/Observation/1/_history", None, "", "Observation", "r", true),
+        letter_case("GET", "/fhir/Observation/_history", None, "", "Observation", "s", false),
+        letter_case("GET", "/fhir/Observation?patient=123", None, "", "Observation", "s", true),
+        letter_case("GET", "/fhir/Observation?code=x", None, "", "Observation", "s", false),
+        letter_case("GET", "/fhir/Patient/123/Observation", None, "", "Observation", "s", true),
+        letter_case("POST", "/fhir/Observation", Some(obs), "application/fhir+json", "Observation", "c", true),
+        letter_case("PUT", "/fhir/Observation/1", Some(obs), "application/fhir+json", "Observation", "u", true),
+        letter_case("PATCH", "/fhir/Observation/1", Some(patch), "application/json-patch+json", "Observation", "u", false),
+        letter_case("DELETE", "/fhir/Observation/1", None, "", "Observation", "d", false),
+        letter_case("GET", "/fhir/Patient/123", None, "", "Patient", "r", true),
+        letter_case("GET", "/fhir/Patient/9", None, "", "Patient", "r", false),
+        letter_case("GET", "/fhir/Patient?_id=123", None, "", "Patient", "s", true),
+        letter_case("GET", "/fhir/Patient?name=x", None, "", "Patient", "s", false),
+        letter_case("DELETE", "/fhir/Patient/123", None, "", "Patient", "d", true),
+        letter_case("GET", "/fhir/Medication/m1", None, "", "Medication", "r", true),
+        letter_case("GET", "/fhir/Medication?code=x", None, "", "Medication", "s", true),
+    ];
+    let mut failures = Vec::new();
+    let mut n = 0;
+    for c in &cases {
+        let LetterCase {
+            method,
+            path,
+            body,
+            content_type: ct,
+            resource_type: rtype,
+            letter: need,
+            patient_ok,
+        } = c;
+        let headers = if ct.is_empty() {
+            vec![]
+        } else {
+            vec![("content-type".to_string(), ct.to_string())]
+        };
+        let req = RequestParts {
+            method,
+            path,
+            headers,
+            body: body.map(str::as_bytes),
+        };
+        for ctx in ["patient", "user", "system"] {
+            for letter in ["c", "r", "u", "d", "s"] {
+                for scope_type in [*rtype, "*", "Condition"] {
+                    n += 1;
+                    let scope = format!("{ctx}/{scope_type}.{letter}");
+                    let claims = json!({"scope": scope, "patient": "123"});
+                    let d = decide(&config, &req, Some(&claims));
+                    let granted = letter == *need && scope_type != "Condition";
+                    let (want_status, want_reason) = match (granted, ctx) {
+                        (false, _) => (403, "insufficient_scope"),
+                        (true, "patient") if !patient_ok => (403, "patient_compartment_violation"),
+                        (true, _) => (200, "allowed"),
+                    };
+                    let want_required = vec![format!("{ctx}/{rtype}.{need}")];
+                    if d.status != want_status
+                        || d.reason.as_str() != want_reason
+                        || (want_status == 403 && d.required_scopes != want_required)
+                    {
+                        failures.push(format!(
+                            "{method} {path} with {scope}: want {want_status} {want_reason} {want_required:?}, got {} {} {:?}: {}",
+                            d.status, d.reason.as_str(), d.required_scopes, d.message
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(n, 18 * 3 * 5 * 3);
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

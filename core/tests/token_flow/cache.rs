@@ -1,0 +1,125 @@
+//! The verified-token cache: hits skip the signature, time and key-set checks still run, bounded eviction.
+
+use super::*;
+
+#[test]
+fn cache_skips_signature_and_respects_time_and_keys() {
+    let cfg = remote_config(json!({}));
+    let mut v = TokenVerifier::new(cfg.trust()).unwrap();
+    v.begin_fetch(0, NOW - 100);
+    v.on_jwks_response(0, Ok((200, JWKS.as_bytes())), NOW - 100)
+        .unwrap();
+    let mut cache = TokenCache::new(100);
+    let sig = Counting(Cell::new(0));
+    let short = token_with("RS256", &{
+        let mut c = claims();
+        c["exp"] = json!(NOW + 100);
+        c
+    });
+
+    assert_eq!(
+        auth(&mut v, &mut cache, &short, NOW, &sig),
+        Ok(("user-1".into(), false))
+    );
+    assert_eq!(sig.0.get(), 1);
+    for s in 1..50 {
+        assert_eq!(
+            auth(&mut v, &mut cache, &short, NOW + s, &sig),
+            Ok(("user-1".into(), true))
+        );
+    }
+    assert_eq!(sig.0.get(), 1, "cache hits skip the signature check");
+
+    // Expires with exp (+ leeway): never a cached allow after that.
+    assert_eq!(
+        auth(&mut v, &mut cache, &short, NOW + 159, &sig),
+        Ok(("user-1".into(), true))
+    );
+    assert_eq!(
+        auth(&mut v, &mut cache, &short, NOW + 160, &sig),
+        Err(Reason::InvalidToken)
+    );
+
+    // Different tokens (even same claims, different signature alg) never collide.
+    let a = token("ES256");
+    let b = token_with("ES256", &{
+        let mut c = claims();
+        c["sub"] = json!("user-2");
+        c
+    });
+    assert_eq!(auth(&mut v, &mut cache, &a, NOW, &sig).unwrap().0, "user-1");
+    assert_eq!(auth(&mut v, &mut cache, &b, NOW, &sig).unwrap().0, "user-2");
+    assert_eq!(
+        auth(&mut v, &mut cache, &a, NOW, &sig),
+        Ok(("user-1".into(), true))
+    );
+    assert_eq!(
+        auth(&mut v, &mut cache, &b, NOW, &sig),
+        Ok(("user-2".into(), true))
+    );
+    // A tampered copy of a cached token is not a hit and fails verification.
+    let tampered = format!("{}x", &a[..a.len() - 1]);
+    assert!(auth(&mut v, &mut cache, &tampered, NOW, &sig).is_err());
+
+    // Key-set change invalidates entries.
+    let before = sig.0.get();
+    v.begin_fetch(0, NOW + 1);
+    v.on_jwks_response(0, Ok((200, JWKS_ROTATED.as_bytes())), NOW + 1)
+        .unwrap();
+    assert_eq!(
+        auth(&mut v, &mut cache, &a, NOW + 2, &sig),
+        Ok(("user-1".into(), false))
+    );
+    assert_eq!(sig.0.get(), before + 1);
+
+    // Disabled cache: always verifies.
+    let mut off = TokenCache::new(0);
+    let n = sig.0.get();
+    for _ in 0..3 {
+        assert_eq!(
+            auth(&mut v, &mut off, &a, NOW + 2, &sig),
+            Ok(("user-1".into(), false))
+        );
+    }
+    assert_eq!(sig.0.get(), n + 3);
+}
+
+#[test]
+fn cache_bounded_eviction_oldest_first() {
+    let mut cache: TokenCache<u32> = TokenCache::new(3);
+    let times = fhir_smart_authz_core::token::TimeClaims::default();
+    for i in 0..10u32 {
+        cache.insert(
+            fhir_smart_authz_core::token::CacheKey::of(&format!("t{i}")),
+            0,
+            1,
+            NOW + 100,
+            times,
+            i,
+        );
+        assert!(cache.len() <= 3);
+    }
+    let gen = |_| Some(1);
+    for i in 0..7 {
+        assert!(cache
+            .get(
+                &fhir_smart_authz_core::token::CacheKey::of(&format!("t{i}")),
+                NOW,
+                gen
+            )
+            .is_none());
+    }
+    for i in 7..10 {
+        assert_eq!(
+            cache
+                .get(
+                    &fhir_smart_authz_core::token::CacheKey::of(&format!("t{i}")),
+                    NOW,
+                    gen
+                )
+                .unwrap()
+                .value,
+            i
+        );
+    }
+}

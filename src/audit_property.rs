@@ -1,0 +1,90 @@
+//! Where the audit record goes: the stream property (filter state
+//! `wasm.fhir_smart_authz_audit`) that the access log prints, as a
+//! `google.protobuf.Struct` (declared once per root context) or JSON text.
+
+use crate::host::{Host, HostError, LogLevel};
+use crate::pbstruct::{declare_property_args, encode_struct};
+use fhir_smart_authz_core::audit::AuditEncoding;
+use fhir_smart_authz_core::config::Config;
+use serde_json::Value;
+
+/// Property (filter state `wasm.fhir_smart_authz_audit`) holding the audit record.
+pub const AUDIT_PROPERTY: &str = "fhir_smart_authz_audit";
+
+/// The type the property is declared with in `"struct"` encoding.
+pub const STRUCT_TYPE_URL: &str = "type.googleapis.com/google.protobuf.Struct";
+
+/// Envoy's foreign function that declares a property's type.
+pub const DECLARE_PROPERTY_FUNCTION: &str = "declare_property";
+
+/// Declare the audit property as a `google.protobuf.Struct` so the access
+/// log's `%FILTER_STATE(wasm.fhir_smart_authz_audit:TYPED)%` renders a
+/// nested object.
+pub fn declare_audit_property(host: &dyn Host) -> Result<(), HostError> {
+    let args = declare_property_args(AUDIT_PROPERTY, Some(STRUCT_TYPE_URL));
+    host.call_foreign_function(DECLARE_PROPERTY_FUNCTION, &args)
+        .map(|_| ())
+}
+
+/// The audit encoding of a configuration, given what this root context has
+/// already declared. The property is declared (`declare`, Envoy's
+/// `declare_property` foreign function) at most once per root context, and
+/// only when a configuration asks for `"struct"`:
+/// - nothing declared yet: `"json"` → JSON text, nothing declared;
+///   `"struct"` → declare; on success Struct, if refused JSON text (warned);
+/// - already declared as a Struct (an earlier configuration of this root
+///   context): Struct, whatever is asked — JSON text would not parse as the
+///   declared Struct and the record would be lost, so a `"json"` wish is
+///   ignored with a warning;
+/// - declaration refused earlier: JSON text, without asking again.
+pub fn resolve_audit_encoding(
+    host: &dyn Host,
+    config: &Config,
+    declared: &mut Option<Result<(), HostError>>,
+    declare: &mut dyn FnMut() -> Result<(), HostError>,
+) -> AuditEncoding {
+    match declared {
+        Some(Ok(())) => {
+            if config.audit.encoding == AuditEncoding::Json {
+                host.log(
+                    LogLevel::Warn,
+                    "fhir-smart-authz: audit.encoding \"json\" ignored: this plugin already declared the audit property as a Struct; the record stays a Struct until Envoy reloads the plugin",
+                );
+            }
+            AuditEncoding::Struct
+        }
+        Some(Err(_)) => AuditEncoding::Json,
+        None if config.audit.encoding == AuditEncoding::Json => AuditEncoding::Json,
+        None => {
+            let r = declare();
+            let e = match &r {
+                Ok(()) => AuditEncoding::Struct,
+                Err(err) => {
+                    host.log(
+                        LogLevel::Warn,
+                        &format!(
+                            "fhir-smart-authz: foreign function {DECLARE_PROPERTY_FUNCTION:?} failed ({err:?}); the audit record is written as JSON text"
+                        ),
+                    );
+                    AuditEncoding::Json
+                }
+            };
+            *declared = Some(r);
+            e
+        }
+    }
+}
+
+/// Write the record into the audit property.
+pub fn write_audit_record(host: &dyn Host, encoding: AuditEncoding, record: &Value) {
+    let bytes = match encoding {
+        AuditEncoding::Json => record.to_string().into_bytes(),
+        AuditEncoding::Struct => encode_struct(record),
+    };
+    if host.set_property(&[AUDIT_PROPERTY], &bytes).is_err() {
+        host.log(
+            LogLevel::Warn,
+            "could not write the audit record (set_property failed)",
+        );
+    }
+}

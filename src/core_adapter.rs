@@ -1,0 +1,288 @@
+//! Production implementations of the ports over the pure core. This is the
+//! one place that adapts to the signatures of `fhir_smart_authz_core::token`, `fhir_smart_authz_core::engine`
+//! and `fhir_smart_authz_core::policy`.
+
+use crate::host::{Host, HttpCall};
+use crate::ports::{Engine, Pending, TokenPort, TokenStep};
+use fhir_smart_authz_core::config::Config;
+use fhir_smart_authz_core::decision::{Decision, Obligation, Reason};
+use fhir_smart_authz_core::engine::TokenContext;
+use fhir_smart_authz_core::fhir::RequestParts;
+use fhir_smart_authz_core::token::host_crypto::VERIFY_SIGNATURE_FUNCTION;
+use fhir_smart_authz_core::token::service::{self, CallPurpose, OutboundCall, TokenService};
+use fhir_smart_authz_core::token::{
+    extract_bearer, jose, HostAssistedVerifier, RustCryptoVerifier, SignatureVerifier,
+};
+use serde_json::Value;
+use std::rc::Rc;
+
+/// The decision engine: classifier + policy.
+#[derive(Debug, Default)]
+pub struct CoreEngine;
+
+impl Engine for CoreEngine {
+    fn body_needed(&self, config: &Config, req: &RequestParts) -> bool {
+        fhir_smart_authz_core::engine::body_needed(config, req)
+    }
+
+    fn decide(&self, config: &Config, req: &RequestParts, claims: Option<&Value>) -> Decision {
+        fhir_smart_authz_core::engine::decide(config, req, claims)
+    }
+
+    fn token_context(&self, config: &Config, claims: &Value) -> Option<TokenContext> {
+        Some(fhir_smart_authz_core::engine::token_context(config, claims))
+    }
+
+    fn decide_with_token(
+        &self,
+        config: &Config,
+        req: &RequestParts,
+        claims: Option<&Value>,
+        token: Option<&TokenContext>,
+    ) -> Decision {
+        match (claims, token) {
+            (Some(_), Some(p)) => {
+                fhir_smart_authz_core::engine::decide_with_token(config, req, Some(p))
+            }
+            _ => fhir_smart_authz_core::engine::decide(config, req, claims),
+        }
+    }
+
+    fn check_response(
+        &self,
+        obligation: &Obligation,
+        response: &Value,
+        base_url: Option<&str>,
+    ) -> Result<(), String> {
+        fhir_smart_authz_core::policy::check_response(obligation, response, base_url)
+    }
+}
+
+/// RS256/384/512 through Envoy's `verify_signature` (BoringSSL); anything
+/// else, or a host failure, through the pure-Rust verifier (inside
+/// [`HostAssistedVerifier`]).
+/// `host_crypto: false` (`token.host_crypto`) forces the pure-Rust verifier.
+fn with_verifier<R>(
+    host: &dyn Host,
+    host_crypto: bool,
+    f: impl FnOnce(&dyn SignatureVerifier) -> R,
+) -> R {
+    if !host_crypto {
+        return f(&RustCryptoVerifier);
+    }
+    let sig = HostAssistedVerifier::new(|args: &[u8]| {
+        host.call_foreign_function(VERIFY_SIGNATURE_FUNCTION, args)
+            .map_err(|e| format!("foreign function {VERIFY_SIGNATURE_FUNCTION:?} failed ({e:?})"))
+            .and_then(|r| r.ok_or_else(|| "empty verify_signature result".to_string()))
+    });
+    f(&sig)
+}
+
+fn http_call(c: OutboundCall) -> HttpCall {
+    HttpCall {
+        cluster: c.cluster,
+        headers: c.headers,
+        body: c.body,
+        timeout_ms: c.timeout_ms,
+    }
+}
+
+fn pending(p: CallPurpose) -> Pending {
+    match p {
+        CallPurpose::Jwks { issuer } => Pending::Jwks { issuer },
+        CallPurpose::Introspection { issuer } => Pending::Introspection { issuer },
+    }
+}
+
+fn purpose(p: Pending) -> CallPurpose {
+    match p {
+        Pending::Jwks { issuer } => CallPurpose::Jwks { issuer },
+        Pending::Introspection { issuer } => CallPurpose::Introspection { issuer },
+    }
+}
+
+fn step(s: service::TokenStep) -> TokenStep {
+    match s {
+        service::TokenStep::Verified { claims, cache_hit } => {
+            TokenStep::Verified { claims, cache_hit }
+        }
+        service::TokenStep::Call { call, purpose } => TokenStep::Call {
+            call: http_call(call),
+            pending: pending(purpose),
+        },
+        service::TokenStep::Denied(d) => TokenStep::Denied(*d),
+    }
+}
+
+/// Token handling over [`TokenService`] (one per worker VM and configuration).
+pub struct CoreTokens {
+    /// `Err`: the issuers could not be set up (already caught by config
+    /// validation; kept to fail closed).
+    service: Result<TokenService, String>,
+    /// `token.host_crypto`.
+    host_crypto: bool,
+}
+
+impl CoreTokens {
+    pub fn new(config: Rc<Config>) -> CoreTokens {
+        CoreTokens {
+            service: TokenService::new(config.trust(), &config.claims).map_err(|e| e.to_string()),
+            host_crypto: config.token.host_crypto,
+        }
+    }
+
+    /// Keys were never loaded for this token's issuer and the start-up fetch
+    /// is still in flight: fetch on behalf of the request instead of
+    /// refusing it (only until the first key set arrives).
+    fn startup_fetch(&mut self, token: &str) -> Option<(HttpCall, Pending)> {
+        let svc = self.service.as_ref().ok()?;
+        let iss = jose::peek_issuer(token)?;
+        let v = svc.verifier();
+        let i = (0..v.issuer_count()).find(|i| {
+            v.issuer_config(*i).is_some_and(|c| c.issuer == iss)
+                && v.key_store(*i).is_some_and(|k| k.is_remote())
+        })?;
+        if v.generation(i) != Some(0) {
+            return None;
+        }
+        let cfg = v.issuer_config(i)?;
+        let (authority, path) = cfg.jwks_authority_and_path()?;
+        Some((
+            HttpCall {
+                cluster: cfg.jwks_cluster.clone()?,
+                headers: vec![
+                    (":method".into(), "GET".into()),
+                    (":path".into(), path),
+                    (":authority".into(), authority),
+                    (
+                        "accept".into(),
+                        "application/json, application/jwk-set+json".into(),
+                    ),
+                ],
+                body: None,
+                timeout_ms: cfg.jwks_timeout_ms,
+            },
+            Pending::Jwks { issuer: i },
+        ))
+    }
+}
+
+fn misconfigured() -> TokenStep {
+    TokenStep::Denied(Decision::deny(
+        Reason::KeysUnavailable,
+        "the token issuers are misconfigured; see the filter's startup log",
+    ))
+}
+
+impl TokenPort for CoreTokens {
+    fn extract(&self, config: &Config, req: &RequestParts) -> Result<Option<String>, Decision> {
+        extract_bearer(req, &config.token).map(|b| b.map(|b| b.token))
+    }
+
+    fn verify(&mut self, host: &dyn Host, token: &str, now: u64) -> TokenStep {
+        let Ok(svc) = self.service.as_mut() else {
+            return misconfigured();
+        };
+        let s = step(with_verifier(host, self.host_crypto, |sig| {
+            svc.verify(token, now, sig)
+        }));
+        if let TokenStep::Denied(d) = &s {
+            if d.reason == Reason::KeysUnavailable {
+                if let Some((call, pending)) = self.startup_fetch(token) {
+                    return TokenStep::Call { call, pending };
+                }
+            }
+        }
+        s
+    }
+
+    fn call_done(
+        &mut self,
+        host: &dyn Host,
+        pending: Pending,
+        token: &str,
+        status: Option<u16>,
+        body: &[u8],
+        now: u64,
+    ) -> TokenStep {
+        let Ok(svc) = self.service.as_mut() else {
+            return misconfigured();
+        };
+        step(with_verifier(host, self.host_crypto, |sig| {
+            svc.call_done(purpose(pending), token, status, body, now, sig)
+        }))
+    }
+
+    fn due_jwks_fetches(&mut self, now: u64) -> Vec<(usize, HttpCall)> {
+        let Ok(svc) = self.service.as_mut() else {
+            return Vec::new();
+        };
+        svc.due_jwks_fetches(now)
+            .into_iter()
+            .map(|(i, c)| (i, http_call(c)))
+            .collect()
+    }
+
+    fn jwks_response(
+        &mut self,
+        issuer: usize,
+        response: Result<(u16, &[u8]), &str>,
+        now: u64,
+    ) -> Result<(), String> {
+        let svc = self.service.as_mut().map_err(|e| e.clone())?;
+        match response {
+            Ok((200, body)) => svc.jwks_loaded(issuer, body, now),
+            Ok((status, _)) => {
+                svc.jwks_failed(issuer, now);
+                Err(format!("the JWKS endpoint answered HTTP {status}"))
+            }
+            Err(e) => {
+                svc.jwks_failed(issuer, now);
+                Err(e.to_string())
+            }
+        }
+    }
+
+    fn jwks_shared(
+        &mut self,
+        issuer: usize,
+        bytes: &[u8],
+        fetched_at: u64,
+        now: u64,
+    ) -> Result<(), String> {
+        let svc = self.service.as_mut().map_err(|e| e.clone())?;
+        let store = svc
+            .verifier_mut()
+            .key_store_mut(issuer)
+            .ok_or_else(|| format!("no issuer {issuer}"))?;
+        store.on_shared_jwks(bytes, fetched_at, now).map(|_| ())
+    }
+
+    fn housekeeping(&mut self, now: u64) {
+        if let Ok(svc) = self.service.as_mut() {
+            svc.purge_cache(now);
+        }
+    }
+
+    fn fetched_issuers(&self) -> Vec<usize> {
+        self.service
+            .as_ref()
+            .map(|s| s.fetched_issuers())
+            .unwrap_or_default()
+    }
+
+    fn unknown_kid_issuer(&self, token: &str) -> Option<usize> {
+        let v = self.service.as_ref().ok()?.verifier();
+        let iss = jose::peek_issuer(token)?;
+        let i = (0..v.issuer_count()).find(|i| {
+            v.issuer_config(*i).is_some_and(|c| c.issuer == iss)
+                && v.key_store(*i).is_some_and(|k| k.is_remote())
+        })?;
+        let Some(keys) = v.key_store(i).and_then(|k| k.keys()) else {
+            return Some(i); // no keys yet
+        };
+        let (header, _, _) = jose::split_compact(token)?;
+        let kid = jose::parse_header(header).ok()?.kid?;
+        (!keys.has_kid(&kid)).then_some(i)
+    }
+}

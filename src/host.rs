@@ -1,0 +1,317 @@
+//! The narrow host interface the filter logic needs, and (on wasm32) its one
+//! implementation over `proxy_wasm::hostcalls`. Every host error is handled
+//! here: reads degrade to "absent", writes and actions report a
+//! [`HostError`]. The SDK's `Context` convenience methods (which unwrap and
+//! trap) are never used.
+
+use std::fmt;
+
+/// Log severity (mirrors proxy-wasm's levels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Critical,
+}
+
+/// Which buffered body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Buffer {
+    RequestBody,
+    /// The body of the current `dispatch_http_call` response.
+    CallResponseBody,
+}
+
+/// Which header map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderMap {
+    Request,
+    /// The headers of the current `dispatch_http_call` response.
+    CallResponse,
+}
+
+/// What the host should do after a callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Pause,
+}
+
+/// A host call that failed: the proxy-wasm status the host answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostError {
+    NotFound,
+    /// The arguments were refused (for an HTTP call: an unknown cluster or
+    /// bad headers).
+    BadArgument,
+    SerializationFailure,
+    ParseFailure,
+    Empty,
+    /// A compare-and-swap write lost: someone else wrote first.
+    CasMismatch,
+    InternalFailure,
+    /// A status this filter does not know.
+    Other,
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// An outgoing HTTP call through an Envoy cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpCall {
+    pub cluster: String,
+    /// Including `:method`, `:path`, `:authority`.
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    pub timeout_ms: u64,
+}
+
+impl HttpCall {
+    /// Why the host refused to dispatch this call, for logs and replies.
+    pub fn refusal(&self, e: HostError) -> String {
+        match e {
+            HostError::BadArgument => format!(
+                "Envoy refused the call: unknown cluster {:?} or bad headers",
+                self.cluster
+            ),
+            other => format!("Envoy refused the call ({other:?})"),
+        }
+    }
+}
+
+/// The `:status` of a response's headers.
+pub fn response_status(headers: &[(String, String)]) -> Option<u16> {
+    headers
+        .iter()
+        .find(|(n, _)| n == ":status")
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+pub trait Host {
+    fn log(&self, level: LogLevel, message: &str);
+    /// Wall clock, Unix milliseconds.
+    fn now_ms(&self) -> u64;
+
+    fn headers(&self, which: HeaderMap) -> Vec<(String, String)>;
+    /// Set (`Some`) or remove (`None`) a header.
+    fn set_header(
+        &self,
+        which: HeaderMap,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<(), HostError>;
+    /// Up to `max` bytes of a body buffer (`None` when absent).
+    fn body(&self, which: Buffer, max: usize) -> Option<Vec<u8>>;
+
+    /// Reply locally instead of forwarding.
+    fn send_local_reply(
+        &self,
+        status: u16,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<(), HostError>;
+    fn resume_request(&self) -> Result<(), HostError>;
+
+    /// Set a stream property (filter state `wasm.<path>`).
+    fn set_property(&self, path: &[&str], value: &[u8]) -> Result<(), HostError>;
+
+    /// Dispatch an HTTP call; the token identifies the answer.
+    fn dispatch_http_call(&self, call: &HttpCall) -> Result<u32, HostError>;
+
+    /// Shared data across the VMs of this plugin: value and CAS token.
+    fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>);
+    /// Write shared data; with a CAS token, only if nobody wrote since
+    /// ([`HostError::CasMismatch`] otherwise).
+    fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), HostError>;
+
+    fn call_foreign_function(&self, name: &str, args: &[u8]) -> Result<Option<Vec<u8>>, HostError>;
+
+    /// Define a counter; `None` when the host refuses.
+    fn define_counter(&self, name: &str) -> Option<u32>;
+    fn increment_counter(&self, id: u32, by: i64);
+    /// Define a gauge; `None` when the host refuses.
+    fn define_gauge(&self, name: &str) -> Option<u32>;
+    /// Set a gauge.
+    fn record_metric(&self, id: u32, value: u64);
+    /// Size of this VM's linear memory in bytes.
+    fn memory_bytes(&self) -> u64;
+
+    fn set_tick_period_ms(&self, ms: u64) -> Result<(), HostError>;
+    /// Make `context_id` (an HTTP stream of this VM) the target of the
+    /// following calls, e.g. to resume a stream from the root's tick.
+    fn set_effective_context(&self, context_id: u32) -> Result<(), HostError>;
+    /// The plugin configuration bytes (root context only).
+    fn plugin_configuration(&self) -> Option<Vec<u8>>;
+}
+
+#[cfg(target_arch = "wasm32")]
+pub use wasm::ProxyHost;
+
+#[cfg(target_arch = "wasm32")]
+mod wasm {
+    use super::*;
+    use proxy_wasm::hostcalls as hc;
+    use proxy_wasm::types::{BufferType, LogLevel as ProxyLogLevel, MapType, MetricType, Status};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    /// The real host: `proxy_wasm::hostcalls`, every `Result` handled.
+    #[derive(Debug, Default, Clone, Copy)]
+    pub struct ProxyHost;
+
+    fn map(which: HeaderMap) -> MapType {
+        match which {
+            HeaderMap::Request => MapType::HttpRequestHeaders,
+            HeaderMap::CallResponse => MapType::HttpCallResponseHeaders,
+        }
+    }
+
+    fn host_error(status: Status) -> HostError {
+        match status {
+            Status::NotFound => HostError::NotFound,
+            Status::BadArgument => HostError::BadArgument,
+            Status::SerializationFailure => HostError::SerializationFailure,
+            Status::ParseFailure => HostError::ParseFailure,
+            Status::Empty => HostError::Empty,
+            Status::CasMismatch => HostError::CasMismatch,
+            Status::InternalFailure => HostError::InternalFailure,
+            _ => HostError::Other,
+        }
+    }
+
+    impl Host for ProxyHost {
+        fn log(&self, level: LogLevel, message: &str) {
+            let l = match level {
+                LogLevel::Trace => ProxyLogLevel::Trace,
+                LogLevel::Debug => ProxyLogLevel::Debug,
+                LogLevel::Info => ProxyLogLevel::Info,
+                LogLevel::Warn => ProxyLogLevel::Warn,
+                LogLevel::Error => ProxyLogLevel::Error,
+                LogLevel::Critical => ProxyLogLevel::Critical,
+            };
+            let _ = hc::log(l, message);
+        }
+
+        fn now_ms(&self) -> u64 {
+            hc::get_current_time()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+                .unwrap_or(0)
+        }
+
+        fn headers(&self, which: HeaderMap) -> Vec<(String, String)> {
+            hc::get_map(map(which)).unwrap_or_default()
+        }
+
+        fn set_header(
+            &self,
+            which: HeaderMap,
+            name: &str,
+            value: Option<&str>,
+        ) -> Result<(), HostError> {
+            hc::set_map_value(map(which), name, value).map_err(host_error)
+        }
+
+        fn body(&self, which: Buffer, max: usize) -> Option<Vec<u8>> {
+            let b = match which {
+                Buffer::RequestBody => BufferType::HttpRequestBody,
+                Buffer::CallResponseBody => BufferType::HttpCallResponseBody,
+            };
+            hc::get_buffer(b, 0, max).ok().flatten()
+        }
+
+        fn send_local_reply(
+            &self,
+            status: u16,
+            headers: &[(String, String)],
+            body: &[u8],
+        ) -> Result<(), HostError> {
+            let h: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            hc::send_http_response(u32::from(status), h, Some(body)).map_err(host_error)
+        }
+
+        fn resume_request(&self) -> Result<(), HostError> {
+            hc::resume_http_request().map_err(host_error)
+        }
+
+        fn set_property(&self, path: &[&str], value: &[u8]) -> Result<(), HostError> {
+            hc::set_property(path.to_vec(), Some(value)).map_err(host_error)
+        }
+
+        fn dispatch_http_call(&self, call: &HttpCall) -> Result<u32, HostError> {
+            let h: Vec<(&str, &str)> = call
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            hc::dispatch_http_call(
+                &call.cluster,
+                h,
+                call.body.as_deref(),
+                Vec::new(),
+                Duration::from_millis(call.timeout_ms),
+            )
+            .map_err(host_error)
+        }
+
+        fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+            hc::get_shared_data(key).unwrap_or((None, None))
+        }
+
+        fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), HostError> {
+            hc::set_shared_data(key, Some(value), cas).map_err(host_error)
+        }
+
+        fn call_foreign_function(
+            &self,
+            name: &str,
+            args: &[u8],
+        ) -> Result<Option<Vec<u8>>, HostError> {
+            hc::call_foreign_function(name, Some(args)).map_err(host_error)
+        }
+
+        fn define_counter(&self, name: &str) -> Option<u32> {
+            hc::define_metric(MetricType::Counter, name).ok()
+        }
+
+        fn increment_counter(&self, id: u32, by: i64) {
+            let _ = hc::increment_metric(id, by);
+        }
+
+        fn define_gauge(&self, name: &str) -> Option<u32> {
+            hc::define_metric(MetricType::Gauge, name).ok()
+        }
+
+        fn record_metric(&self, id: u32, value: u64) {
+            let _ = hc::record_metric(id, value);
+        }
+
+        fn memory_bytes(&self) -> u64 {
+            (core::arch::wasm32::memory_size(0) as u64).saturating_mul(65536)
+        }
+
+        fn set_tick_period_ms(&self, ms: u64) -> Result<(), HostError> {
+            hc::set_tick_period(Duration::from_millis(ms)).map_err(host_error)
+        }
+
+        fn set_effective_context(&self, context_id: u32) -> Result<(), HostError> {
+            hc::set_effective_context(context_id).map_err(host_error)
+        }
+
+        fn plugin_configuration(&self) -> Option<Vec<u8>> {
+            hc::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
+                .ok()
+                .flatten()
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! JWKS fetches across the worker VMs of one plugin (shared data): one VM
+//! fetches under a lease, publishes the key set with its fetch time, and the
+//! others load it (or wait for the fetch in flight) instead of fetching too.
+//!
+//! Shared data of issuer `i`: `fhir_smart_authz.jwks.<i>.<iss>` holds the
+//! fetch time (ms, 8 bytes big-endian) followed by the JWKS bytes;
+//! `<that key>.lease` holds `until` (ms, big-endian) then `1` while a fetch
+//! is in flight, `0` once it is over (no other fetch until
+//! `jwks_min_refetch_seconds` after its start).
+
+use crate::host::{Host, LogLevel};
+use crate::ports::TokenPort;
+use fhir_smart_authz_core::config::Config;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Weak;
+
+/// Root tick period while requests wait for another VM's JWKS fetch.
+pub const WAIT_TICK_MS: u64 = 50;
+
+/// This VM's view of the shared key sets.
+#[derive(Default)]
+pub struct JwksSync {
+    /// Per issuer: the stamp (ms) of the shared JWKS this VM last loaded.
+    pub seen: RefCell<HashMap<usize, u64>>,
+    /// Requests waiting for another VM's JWKS fetch (woken by the root tick).
+    pub waiting: RefCell<Vec<Waiter>>,
+}
+
+/// A request that can wait for another VM's key set (the HTTP stream).
+pub trait KeysWaiter {
+    /// The wait is over: the keys arrived, the other VM's fetch ended, or
+    /// the deadline passed. Called from the root's tick, in the stream's
+    /// context.
+    fn keys_wait_over(&mut self, host: &dyn Host);
+}
+
+/// A request paused until another VM's JWKS fetch for `issuer` lands.
+pub struct Waiter {
+    pub issuer: usize,
+    /// [`JwksSync::seen`] of the issuer when the wait began.
+    pub since: u64,
+    pub deadline_ms: u64,
+    pub context_id: u32,
+    pub stream: Weak<RefCell<dyn KeysWaiter>>,
+}
+
+impl JwksSync {
+    /// This VM loaded (or fetched) the key set of `issuer` stamped `ms`.
+    pub fn saw(&self, issuer: usize, ms: u64) {
+        if let Ok(mut seen) = self.seen.try_borrow_mut() {
+            seen.insert(issuer, ms);
+        }
+    }
+
+    /// Load the JWKS another VM published for `issuer` if it is newer than
+    /// the one this VM has. `true` when a new set was loaded.
+    pub fn pick_up(
+        &self,
+        host: &dyn Host,
+        config: &Config,
+        tokens: &mut dyn TokenPort,
+        issuer: usize,
+    ) -> bool {
+        let (value, _) = host.shared_get(&jwks_shared_key(config, issuer));
+        let Some((ts, bytes)) = value.as_deref().and_then(split_stamp) else {
+            return false;
+        };
+        let Ok(mut seen) = self.seen.try_borrow_mut() else {
+            return false;
+        };
+        if seen.get(&issuer).is_some_and(|s| *s >= ts) {
+            return false;
+        }
+        seen.insert(issuer, ts);
+        match tokens.jwks_shared(issuer, bytes, ts / 1000, host.now_ms() / 1000) {
+            Ok(()) => true,
+            Err(e) => {
+                host.log(
+                    LogLevel::Warn,
+                    &format!("fhir-smart-authz: shared JWKS of issuers[{issuer}] rejected: {e}"),
+                );
+                false
+            }
+        }
+    }
+}
+
+impl JwksSync {
+    /// Take the waiting requests whose keys arrived (picked up before),
+    /// whose other VM's fetch ended or whose wait timed out: whether any
+    /// request waited, and the ones to [`resume`]. `None` while the lists
+    /// are in use.
+    pub fn take_ready(
+        &self,
+        host: &dyn Host,
+        config: &Config,
+        now_ms: u64,
+    ) -> Option<(bool, Vec<Waiter>)> {
+        let mut waiting = self.waiting.try_borrow_mut().ok()?;
+        let seen = self.seen.try_borrow().ok()?;
+        let had_waiters = !waiting.is_empty();
+        let (ready, keep): (Vec<Waiter>, Vec<Waiter>) = waiting.drain(..).partition(|w| {
+            w.stream.strong_count() == 0
+                || seen.get(&w.issuer).is_some_and(|s| *s > w.since)
+                || now_ms >= w.deadline_ms
+                || lease_state(host, config, w.issuer, now_ms) != Lease::Fetching
+        });
+        *waiting = keep;
+        Some((had_waiters, ready))
+    }
+
+    /// Whether requests still wait for keys.
+    pub fn has_waiters(&self) -> bool {
+        self.waiting.try_borrow().map_or(true, |w| !w.is_empty())
+    }
+}
+
+/// Resume the requests [`JwksSync::take_ready`] returned: each verifies its
+/// token again in its own context.
+pub fn resume(host: &dyn Host, ready: Vec<Waiter>) {
+    for w in ready {
+        let Some(stream) = w.stream.upgrade() else {
+            continue;
+        };
+        if host.set_effective_context(w.context_id).is_err() {
+            continue; // the stream is gone
+        }
+        let Ok(mut s) = stream.try_borrow_mut() else {
+            continue;
+        };
+        s.keys_wait_over(host);
+    }
+}
+
+/// Key under which fetched JWKS bytes are shared across VMs.
+pub fn jwks_shared_key(config: &Config, issuer: usize) -> String {
+    let iss = config
+        .issuers
+        .get(issuer)
+        .map(|i| i.issuer.as_str())
+        .unwrap_or("");
+    format!("fhir_smart_authz.jwks.{issuer}.{iss}")
+}
+
+/// Publish fetched JWKS bytes (prefixed with the fetch time) to shared data.
+pub fn publish_jwks(host: &dyn Host, config: &Config, issuer: usize, bytes: &[u8], now_ms: u64) {
+    let mut v = now_ms.to_be_bytes().to_vec();
+    v.extend_from_slice(bytes);
+    let _ = host.shared_set(&jwks_shared_key(config, issuer), &v, None);
+}
+
+/// `8-byte big-endian stamp ++ payload`.
+pub fn split_stamp(v: &[u8]) -> Option<(u64, &[u8])> {
+    let head: [u8; 8] = v.get(..8)?.try_into().ok()?;
+    Some((u64::from_be_bytes(head), v.get(8..)?))
+}
+
+/// The cross-VM JWKS fetch lease of an issuer.
+fn lease_key(config: &Config, issuer: usize) -> String {
+    format!("{}.lease", jwks_shared_key(config, issuer))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lease {
+    /// Nobody fetches: take it with this CAS token.
+    Free(Option<u32>),
+    /// Another VM's fetch is in flight.
+    Fetching,
+    /// A fetch ended less than `jwks_min_refetch_seconds` after its start.
+    Resting,
+}
+
+pub fn lease_state(host: &dyn Host, config: &Config, issuer: usize, now_ms: u64) -> Lease {
+    let (value, cas) = host.shared_get(&lease_key(config, issuer));
+    match value.as_deref().and_then(split_stamp) {
+        Some((until, rest)) if until > now_ms => {
+            if rest.first() == Some(&0) {
+                Lease::Resting
+            } else {
+                Lease::Fetching
+            }
+        }
+        _ => Lease::Free(cas),
+    }
+}
+
+/// Take the lease for a JWKS fetch starting now; `false`: another VM has it.
+pub fn take_lease(
+    host: &dyn Host,
+    config: &Config,
+    issuer: usize,
+    now_ms: u64,
+    timeout_ms: u64,
+) -> bool {
+    let Lease::Free(cas) = lease_state(host, config, issuer, now_ms) else {
+        return false;
+    };
+    let mut v = now_ms
+        .saturating_add(timeout_ms)
+        .saturating_add(1000)
+        .to_be_bytes()
+        .to_vec();
+    v.push(1);
+    host.shared_set(&lease_key(config, issuer), &v, cas).is_ok()
+}
+
+/// The fetch that took the lease at `started_ms` is over. After a success no
+/// VM fetches again until `jwks_min_refetch_seconds` after its start; after
+/// a failure the lease is free (the next fetch, by any VM, may go).
+pub fn end_lease(host: &dyn Host, config: &Config, issuer: usize, started_ms: u64, ok: bool) {
+    let until = if ok {
+        let min_s = config
+            .issuers
+            .get(issuer)
+            .map_or(0, |i| i.jwks_min_refetch_seconds);
+        started_ms.saturating_add(min_s.saturating_mul(1000))
+    } else {
+        0
+    };
+    let mut v = until.to_be_bytes().to_vec();
+    v.push(0);
+    let (_, cas) = host.shared_get(&lease_key(config, issuer));
+    let _ = host.shared_set(&lease_key(config, issuer), &v, cas);
+}

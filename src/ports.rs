@@ -1,0 +1,106 @@
+//! The two seams between the shell and the pure core: token handling and the
+//! decision engine. The production implementations live in
+//! [`crate::core_adapter`]; tests plug in fakes.
+
+use crate::host::{Host, HttpCall};
+use fhir_smart_authz_core::config::Config;
+use fhir_smart_authz_core::decision::{Decision, Obligation};
+use fhir_smart_authz_core::engine::TokenContext;
+use fhir_smart_authz_core::fhir::RequestParts;
+use serde_json::Value;
+use std::rc::Rc;
+
+/// What an outstanding HTTP call is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pending {
+    /// A JWKS fetch for `issuers[issuer]`.
+    Jwks { issuer: usize },
+    /// An RFC 7662 introspection call for `issuers[issuer]`.
+    Introspection { issuer: usize },
+}
+
+/// One step of verifying a bearer token.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TokenStep {
+    /// The token is valid; its claims (shared with the token cache).
+    Verified { claims: Rc<Value>, cache_hit: bool },
+    /// Make this call, then report its answer with [`TokenPort::call_done`].
+    Call { call: HttpCall, pending: Pending },
+    /// The token is refused (401).
+    Denied(Decision),
+}
+
+/// Token extraction, verification and key management.
+pub trait TokenPort {
+    /// The bearer token of a request: `Ok(None)` when there is none, `Err`
+    /// for malformed or multiple credentials.
+    fn extract(&self, config: &Config, req: &RequestParts) -> Result<Option<String>, Decision>;
+    /// Verify a token at `now` (Unix seconds).
+    fn verify(&mut self, host: &dyn Host, token: &str, now: u64) -> TokenStep;
+    /// The answer to a [`TokenStep::Call`]: `status` is `None` when the call
+    /// failed. Continues verifying the same token.
+    fn call_done(
+        &mut self,
+        host: &dyn Host,
+        pending: Pending,
+        token: &str,
+        status: Option<u16>,
+        body: &[u8],
+        now: u64,
+    ) -> TokenStep;
+    /// JWKS fetches due now (startup and periodic refresh): `(issuer, call)`.
+    fn due_jwks_fetches(&mut self, now: u64) -> Vec<(usize, HttpCall)>;
+    /// The answer to a root-initiated JWKS fetch: `Ok((status, body))` or
+    /// `Err(why)` when the call failed.
+    fn jwks_response(
+        &mut self,
+        issuer: usize,
+        response: Result<(u16, &[u8]), &str>,
+        now: u64,
+    ) -> Result<(), String>;
+    /// JWKS bytes another VM fetched at `fetched_at` (shared data).
+    fn jwks_shared(
+        &mut self,
+        issuer: usize,
+        bytes: &[u8],
+        fetched_at: u64,
+        now: u64,
+    ) -> Result<(), String>;
+    /// Housekeeping from the root tick (e.g. drop expired cache entries).
+    fn housekeeping(&mut self, _now: u64) {}
+    /// Indexes of issuers whose keys are fetched (`jwks_uri`).
+    fn fetched_issuers(&self) -> Vec<usize>;
+    /// The fetched (`jwks_uri`) issuer of `token` when its current key set
+    /// cannot verify it: a `kid` not in the set, or no keys yet. Asked only
+    /// after a refusal, so another worker VM's newer key set can be tried.
+    fn unknown_kid_issuer(&self, _token: &str) -> Option<usize> {
+        None
+    }
+}
+
+/// The pure decision core.
+pub trait Engine {
+    fn body_needed(&self, config: &Config, req: &RequestParts) -> bool;
+    fn decide(&self, config: &Config, req: &RequestParts, claims: Option<&Value>) -> Decision;
+    /// Per-token state derived from the claims once (the shell keeps it
+    /// with the token): `None` when the engine has none.
+    fn token_context(&self, _config: &Config, _claims: &Value) -> Option<TokenContext> {
+        None
+    }
+    /// [`Engine::decide`] with the token's context, if any.
+    fn decide_with_token(
+        &self,
+        config: &Config,
+        req: &RequestParts,
+        claims: Option<&Value>,
+        _token: Option<&TokenContext>,
+    ) -> Decision {
+        self.decide(config, req, claims)
+    }
+    fn check_response(
+        &self,
+        obligation: &Obligation,
+        response: &Value,
+        base_url: Option<&str>,
+    ) -> Result<(), String>;
+}

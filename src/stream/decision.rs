@@ -1,0 +1,149 @@
+//! The decision: the token is resolved, the engine decides (now, or at the
+//! end of the body), and the decision is carried out: audit record, metrics,
+//! the verified facts forwarded upstream, then release, relay or reply.
+
+use super::{Phase, Stream};
+use crate::audit_property::write_audit_record;
+use crate::host::{Flow, HeaderMap, Host, LogLevel};
+use crate::reply::deny_reply;
+use fhir_smart_authz_core::audit::{self, AuditInput};
+use fhir_smart_authz_core::config::{Config, Fact};
+use fhir_smart_authz_core::decision::Decision;
+
+impl Stream {
+    /// The token is resolved (valid or absent): prepare the upstream headers,
+    /// then decide now or wait for the body.
+    pub(super) fn after_token(&mut self, host: &dyn Host, from_async: bool) -> Flow {
+        let config = self.config();
+        self.facts = self.claims.as_ref().map(|c| self.shared.token_facts(c));
+        self.identity = self.facts.as_ref().map(|f| f.identity.clone());
+        self.forward_facts(host, &config);
+        if self.body_needed && self.body.is_none() {
+            self.phase = Phase::AwaitingBody;
+            if config.upstream.hold_headers_for_body || self.body_seen_while_paused {
+                // Keep the headers (and the facts just set on them) until the
+                // decision at the end of the body: a denial never reaches the
+                // upstream. Needs a host that delivers body callbacks to paused
+                // headers (Envoy's `allow_on_headers_stop_iteration`).
+                return self.pause();
+            }
+            return self.release(host, from_async);
+        }
+        self.consult_engine(host, from_async)
+    }
+
+    /// Ask the engine for the decision on the request as it is now, and
+    /// carry it out.
+    pub(super) fn consult_engine(&mut self, host: &dyn Host, from_async: bool) -> Flow {
+        let config = self.config();
+        let d = self.with_parts(|s, parts| {
+            s.shared.engine.decide_with_token(
+                &config,
+                parts,
+                s.claims.as_deref(),
+                s.facts.as_ref().and_then(|f| f.context.as_ref()),
+            )
+        });
+        self.carry_out(host, d, from_async)
+    }
+
+    pub(super) fn write_audit(
+        &self,
+        host: &dyn Host,
+        d: &Decision,
+        obligation: Option<Result<(), String>>,
+    ) {
+        let config = &self.shared.config;
+        if !config.audit.enabled {
+            return;
+        }
+        let record = audit::record(
+            &config.audit,
+            &AuditInput {
+                method: &self.method,
+                request_id: self.request_id.as_deref(),
+                decision: d,
+                identity: self.identity.as_deref(),
+                enforced: config.enforce,
+                now_ms: host.now_ms(),
+                obligation_result: obligation,
+                obligation_denied_status: config.responses.obligation_denied_status,
+            },
+        );
+        write_audit_record(host, self.shared.audit_encoding, &record);
+    }
+
+    /// Carry out a decision: count it, audit it, then let the request go on
+    /// (allowed, or shadow mode), fetch the response to check its
+    /// obligations, or answer the denial.
+    pub(super) fn carry_out(&mut self, host: &dyn Host, d: Decision, from_async: bool) -> Flow {
+        let config = self.config();
+        self.phase = Phase::Released;
+        if let Ok(mut m) = self.shared.metrics.try_borrow_mut() {
+            m.decision(host, &d);
+        }
+        self.write_audit(host, &d, None);
+        let allow = d.is_allow();
+        if !allow && !config.enforce {
+            self.shared.count(host, "shadow.would_deny");
+            host.log(
+                LogLevel::Info,
+                &format!(
+                    "shadow mode: would deny ({}) {}",
+                    d.reason.as_str(),
+                    d.message
+                ),
+            );
+        }
+        if allow && !d.obligations.is_empty() {
+            self.decision = Some(d);
+            return self.start_relay(host);
+        }
+        if allow || !config.enforce {
+            self.decision = Some(d);
+            return self.release(host, from_async);
+        }
+        let reply = deny_reply(&config, &d, d.status);
+        self.decision = Some(d);
+        self.reply(host, &reply)
+    }
+
+    /// The verified facts as request headers (`upstream.forward_headers`),
+    /// and `Authorization` removed when `upstream.strip_authorization`.
+    fn forward_facts(&self, host: &dyn Host, config: &Config) {
+        if config.upstream.strip_authorization
+            && host
+                .set_header(HeaderMap::Request, "authorization", None)
+                .is_err()
+        {
+            host.log(LogLevel::Error, "could not remove the authorization header");
+        }
+        let Some(id) = &self.identity else { return };
+        for fact in &config.upstream.forward_headers {
+            let value = match fact {
+                Fact::Patient => id.patient.as_deref(),
+                Fact::FhirUser => id.fhir_user.as_deref(),
+                Fact::ClientId => id.client_id.as_deref(),
+                Fact::Scopes => id.scopes.as_deref(),
+                Fact::Subject => id.sub.as_deref(),
+                Fact::Issuer => id.iss.as_deref(),
+            };
+            if let Some(v) = value {
+                let clean: String = v
+                    .chars()
+                    .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
+                    .collect();
+                if host
+                    .set_header(
+                        HeaderMap::Request,
+                        &config.upstream.header_name(*fact),
+                        Some(&clean),
+                    )
+                    .is_err()
+                {
+                    host.log(LogLevel::Error, "could not set a fact header");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! One HTTP stream: headers → bearer token → (key fetch / introspection /
+//! body) → decision → continue or local reply. Host-agnostic; driven by the
+//! wasm entry points or by tests.
+//!
+//! By default Envoy's proxy-wasm host turns a paused header callback into
+//! `StopAllIterationAndWatermark`: while headers are held, no body callback
+//! arrives. Hence:
+//! - a request whose decision needs the body releases its headers once the
+//!   token is verified, buffers the body (`max_body_bytes`) and decides at its
+//!   end; a denial then answers locally and Envoy resets the upstream request
+//!   (which never received the body). With `upstream.hold_headers_for_body`
+//!   (for Envoy's `allow_on_headers_stop_iteration: true`, under which a
+//!   paused header callback is a plain `StopIteration` and body callbacks
+//!   still arrive) the headers stay paused until the decision at the end of
+//!   the body, so the upstream sees nothing of a denied request. A body
+//!   callback that arrives while the headers are paused for the token proves
+//!   the host delivers them, so such a request is held in either mode;
+//! - a decision with response obligations (patient compartment / granular
+//!   scope checks on the returned resource) is carried out by the filter
+//!   itself: it fetches the response through `upstream.cluster`
+//!   (`dispatch_http_call` with the request's headers), checks it, and relays
+//!   it — or replaces it with 403/404 — as a local reply.
+//!
+//! The stream's code follows its phases: `request` (headers and body
+//! callbacks), `token` (verification, key fetches, waits for another VM's
+//! keys), `decision` (the engine's decision, carried out), `relay` (the
+//! response check of an obligation).
+
+mod decision;
+mod relay;
+mod request;
+mod token;
+
+use crate::host::{Flow, Host, LogLevel};
+use crate::ports::Pending;
+use crate::reply::Reply;
+use crate::shared::{Shared, TokenFacts};
+use fhir_smart_authz_core::audit::Identity;
+use fhir_smart_authz_core::config::Config;
+use fhir_smart_authz_core::decision::Decision;
+use fhir_smart_authz_core::fhir::RequestParts;
+use serde_json::Value;
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+
+/// Where the stream is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Reading the request and verifying its token (a key fetch, an
+    /// introspection call or a wait for another VM's keys may be under way).
+    Verifying,
+    /// The token is resolved; the body the decision needs is still arriving
+    /// (headers released, or held with `upstream.hold_headers_for_body`).
+    AwaitingBody,
+    /// Decided and let through (in shadow mode, whatever the decision).
+    Released,
+    /// Allowed with obligations: the filter fetches the response itself
+    /// (this call) to check it.
+    Relaying(u32),
+    /// Answered locally (a denial, a relayed or replaced response, the
+    /// discovery document, a gateway error).
+    Replied,
+}
+
+/// Whether the request is held at the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// Not held (or continued by a callback's `Continue`).
+    Flowing,
+    /// A request callback returned `Pause` and the request was not continued.
+    Paused,
+    /// Resumed once with `resume_http_request` after an asynchronous answer;
+    /// never resumed again.
+    Resumed,
+}
+
+pub struct Stream {
+    shared: Rc<Shared>,
+    /// This stream, for the wait list (empty: the stream cannot wait).
+    me: Weak<RefCell<Stream>>,
+    /// The proxy-wasm context id (to resume from the root's tick).
+    context_id: u32,
+    phase: Phase,
+    hold: Hold,
+    /// The JWKS fetch lease this stream took: (issuer, start ms).
+    lease: Option<(usize, u64)>,
+    /// Waited once for another VM's JWKS fetch (never twice).
+    waited_for_keys: bool,
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    request_id: Option<String>,
+    token: Option<String>,
+    claims: Option<Rc<Value>>,
+    /// The token call (JWKS / introspection) in flight. Kept apart from the
+    /// phase: its answer still reaches the key store after a refusal.
+    pending: Option<(u32, Pending)>,
+    /// The classifier needs the body and it was still to come at the headers.
+    body_needed: bool,
+    body: Option<Vec<u8>>,
+    /// A body callback arrived while the headers were paused: the host
+    /// delivers body callbacks to paused headers, so holding them is safe.
+    body_seen_while_paused: bool,
+    decision: Option<Decision>,
+    identity: Option<Rc<Identity>>,
+    facts: Option<Rc<TokenFacts>>,
+}
+
+impl Stream {
+    pub fn new(shared: Rc<Shared>) -> Stream {
+        Stream {
+            shared,
+            me: Weak::new(),
+            context_id: 0,
+            phase: Phase::Verifying,
+            hold: Hold::Flowing,
+            lease: None,
+            waited_for_keys: false,
+            method: String::new(),
+            path: String::new(),
+            headers: Vec::new(),
+            request_id: None,
+            token: None,
+            claims: None,
+            pending: None,
+            body_needed: false,
+            body: None,
+            body_seen_while_paused: false,
+            decision: None,
+            identity: None,
+            facts: None,
+        }
+    }
+
+    /// A stream that can wait for another VM's JWKS fetch: the root's tick
+    /// resumes it through `context_id`.
+    pub fn new_shared(shared: Rc<Shared>, context_id: u32) -> Rc<RefCell<Stream>> {
+        Rc::new_cyclic(|me| {
+            let mut s = Stream::new(shared);
+            s.me = me.clone();
+            s.context_id = context_id;
+            RefCell::new(s)
+        })
+    }
+
+    fn config(&self) -> Rc<Config> {
+        self.shared.config.clone()
+    }
+
+    fn now_s(host: &dyn Host) -> u64 {
+        host.now_ms() / 1000
+    }
+
+    /// Whether the decision was made (or a reply sent instead).
+    fn decided(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Released | Phase::Relaying(_) | Phase::Replied
+        )
+    }
+
+    /// Run `f` over the request as the core sees it. The headers are lent to
+    /// the `RequestParts` (moved out and back), not copied.
+    fn with_parts<R>(&mut self, f: impl FnOnce(&Stream, &RequestParts<'_>) -> R) -> R {
+        let headers = std::mem::take(&mut self.headers);
+        let parts = RequestParts {
+            method: &self.method,
+            path: &self.path,
+            headers,
+            body: self.body.as_deref(),
+        };
+        let r = f(self, &parts);
+        self.headers = parts.headers;
+        r
+    }
+
+    /// A request callback returns `Pause`.
+    fn pause(&mut self) -> Flow {
+        if self.hold == Hold::Flowing {
+            self.hold = Hold::Paused;
+        }
+        Flow::Pause
+    }
+
+    fn reply(&mut self, host: &dyn Host, r: &Reply) -> Flow {
+        if host
+            .send_local_reply(r.status, &r.headers, &r.body)
+            .is_err()
+        {
+            host.log(LogLevel::Error, "could not send the local reply");
+        }
+        self.phase = Phase::Replied;
+        Flow::Pause
+    }
+
+    /// Let the request go on: `Continue` inside a request callback, or one
+    /// `resume_http_request` after an asynchronous answer.
+    fn release(&mut self, host: &dyn Host, from_async: bool) -> Flow {
+        match (from_async, self.hold) {
+            // `Continue` from this callback lets paused headers go on too.
+            (false, Hold::Paused) => self.hold = Hold::Flowing,
+            (true, Hold::Paused) => {
+                self.hold = Hold::Resumed;
+                if host.resume_request().is_err() {
+                    host.log(LogLevel::Error, "could not resume the request");
+                }
+            }
+            _ => {}
+        }
+        Flow::Continue
+    }
+}

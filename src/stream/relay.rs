@@ -1,0 +1,168 @@
+//! The relay of a response check: a decision with obligations (patient
+//! compartment / granular scope checks on the returned resource) is carried
+//! out by the filter itself. It fetches the response through
+//! `upstream.cluster` with the request's headers, checks it, and relays it
+//! as a local reply, or replaces it with 403/404 (502 when the FHIR server
+//! cannot be reached).
+
+use super::{Phase, Stream};
+use crate::host::{response_status, Buffer, Flow, HeaderMap, Host, HttpCall, LogLevel};
+use crate::reply::{deny_reply, gateway_error_reply, Reply};
+use fhir_smart_authz_core::config::Config;
+use fhir_smart_authz_core::decision::{Decision, Reason};
+use serde_json::Value;
+
+impl Stream {
+    /// Fetch the response through `upstream.cluster` to check obligations.
+    pub(super) fn start_relay(&mut self, host: &dyn Host) -> Flow {
+        let config = self.config();
+        let mut headers: Vec<(String, String)> = host
+            .headers(HeaderMap::Request)
+            .into_iter()
+            .filter(|(n, _)| {
+                !matches!(
+                    n.to_ascii_lowercase().as_str(),
+                    "connection"
+                        | "keep-alive"
+                        | "proxy-connection"
+                        | "transfer-encoding"
+                        | "te"
+                        | "upgrade"
+                        | "content-length"
+                        | "expect"
+                )
+            })
+            .collect();
+        if !headers.iter().any(|(n, _)| n == ":authority") {
+            headers.push((":authority".into(), config.upstream.cluster.clone()));
+        }
+        let call = HttpCall {
+            cluster: config.upstream.cluster.clone(),
+            headers,
+            body: self.body.clone(),
+            timeout_ms: config.upstream.timeout_ms,
+        };
+        match host.dispatch_http_call(&call) {
+            Ok(id) => {
+                self.phase = Phase::Relaying(id);
+                self.pause()
+            }
+            Err(e) => {
+                let why = call.refusal(e);
+                host.log(LogLevel::Error, &format!("obligation fetch: {why}"));
+                self.relay_failed(
+                    host,
+                    &format!("the FHIR server could not be called ({why})"),
+                )
+            }
+        }
+    }
+
+    fn relay_failed(&mut self, host: &dyn Host, why: &str) -> Flow {
+        self.shared.count(host, "response_check.upstream_failure");
+        self.reply(host, &gateway_error_reply(502, "transient", why))
+    }
+
+    /// The fetched response: check it, audit the result, then relay it or
+    /// answer the denial.
+    pub(super) fn on_relay_response(&mut self, host: &dyn Host, body_size: usize) {
+        self.phase = Phase::Released;
+        let config = self.config();
+        let headers = host.headers(HeaderMap::CallResponse);
+        let Some(status) = response_status(&headers) else {
+            self.relay_failed(host, "the FHIR server did not answer");
+            return;
+        };
+        let result = self.check_response(host, &config, status, body_size);
+        self.shared.count(
+            host,
+            if result.is_err() {
+                "response_check.fail"
+            } else {
+                "response_check.pass"
+            },
+        );
+        if let Some(d) = self.decision.clone() {
+            self.write_audit(host, &d, Some(result.clone()));
+        }
+        if let Err(why) = result {
+            if config.enforce {
+                let denial = Decision::deny(Reason::ResponseNotPermitted, why);
+                let reply = deny_reply(&config, &denial, config.responses.obligation_denied_status);
+                self.reply(host, &reply);
+                return;
+            }
+            self.shared.count(host, "shadow.would_deny");
+            if body_size > config.max_body_bytes {
+                self.relay_failed(host, "the response is too large to relay in shadow mode");
+                return;
+            }
+        }
+        let reply = relayed(host, status, headers, body_size);
+        self.reply(host, &reply);
+    }
+
+    /// Whether the response satisfies the decision's obligations (`Err`
+    /// says why not).
+    fn check_response(
+        &self,
+        host: &dyn Host,
+        config: &Config,
+        status: u16,
+        body_size: usize,
+    ) -> Result<(), String> {
+        if body_size > config.max_body_bytes {
+            return Err(format!(
+                "the response is larger than {} bytes (max_body_bytes) and cannot be checked against the token's patient/granular scopes",
+                config.max_body_bytes
+            ));
+        }
+        if !(200..300).contains(&status) || body_size == 0 {
+            // Error responses and empty bodies carry no resource to check.
+            return Ok(());
+        }
+        let bytes = host
+            .body(Buffer::CallResponseBody, body_size)
+            .unwrap_or_default();
+        let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
+            return Err("the response is not JSON and cannot be checked against the token's patient/granular scopes".to_string());
+        };
+        let obligations = self
+            .decision
+            .as_ref()
+            .map(|d| d.obligations.clone())
+            .unwrap_or_default();
+        obligations.iter().try_for_each(|o| {
+            self.shared
+                .engine
+                .check_response(o, &v, config.base.url.as_deref())
+        })
+    }
+}
+
+/// The fetched response as a local reply, without its hop-by-hop headers.
+fn relayed(
+    host: &dyn Host,
+    status: u16,
+    headers: Vec<(String, String)>,
+    body_size: usize,
+) -> Reply {
+    let body = host
+        .body(Buffer::CallResponseBody, body_size)
+        .unwrap_or_default();
+    let headers: Vec<(String, String)> = headers
+        .into_iter()
+        .filter(|(n, _)| {
+            !n.starts_with(':')
+                && !matches!(
+                    n.as_str(),
+                    "content-length" | "transfer-encoding" | "connection" | "keep-alive"
+                )
+        })
+        .collect();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}

@@ -1,0 +1,163 @@
+//! The request callbacks: headers (anti-spoofing, the SMART discovery
+//! document, the token) and body (buffered while the decision needs it).
+
+use super::{Phase, Stream};
+use crate::host::{Buffer, Flow, HeaderMap, Host, LogLevel};
+use crate::reply::{discovery_reply, gateway_error_reply};
+use fhir_smart_authz_core::config::{Config, DiscoveryConfig};
+use fhir_smart_authz_core::decision::{Decision, Reason};
+use fhir_smart_authz_core::fhir::{Interaction, InteractionKind, Level};
+
+impl Stream {
+    pub fn on_request_headers(&mut self, host: &dyn Host, end_of_stream: bool) -> Flow {
+        let config = self.config();
+        let Some(headers) = remove_reserved_headers(host, &config) else {
+            // Fail closed: the upstream would trust an identity header the
+            // client set.
+            return self.reply(
+                host,
+                &gateway_error_reply(
+                    500,
+                    "exception",
+                    "the gateway could not remove a client-supplied identity header; the request was not forwarded",
+                ),
+            );
+        };
+        for (n, v) in &headers {
+            match n.as_str() {
+                ":method" => self.method = v.clone(),
+                ":path" => self.path = v.clone(),
+                "x-request-id" => self.request_id = Some(v.clone()),
+                _ => {}
+            }
+        }
+        self.headers = headers;
+
+        if let Some(discovery) = self.discovery_request(&config) {
+            return self.serve_discovery(host, discovery);
+        }
+
+        let needs_body = self.with_parts(|s, parts| s.shared.engine.body_needed(&config, parts));
+        if needs_body && end_of_stream {
+            // The request has no body at all: decide on an empty one.
+            self.body = Some(Vec::new());
+        }
+        self.body_needed = needs_body && !end_of_stream;
+
+        let extracted =
+            self.with_parts(|s, parts| s.shared.tokens.borrow().extract(&config, parts));
+        match extracted {
+            Err(d) => self.carry_out(host, d, false),
+            Ok(None) => self.after_token(host, false),
+            Ok(Some(t)) => {
+                self.token = Some(t);
+                self.verify_token(host, false)
+            }
+        }
+    }
+
+    /// The discovery document, when this is `GET|HEAD
+    /// [base]/.well-known/smart-configuration` and the filter serves it.
+    fn discovery_request<'c>(&self, config: &'c Config) -> Option<&'c DiscoveryConfig> {
+        let discovery = config.discovery.as_ref()?;
+        let path_only = self.path.split('?').next().unwrap_or("");
+        let asked = matches!(self.method.as_str(), "GET" | "HEAD")
+            && path_only.strip_prefix(config.base.path.as_str())
+                == Some("/.well-known/smart-configuration");
+        asked.then_some(discovery)
+    }
+
+    /// The filter answers the SMART discovery document itself.
+    fn serve_discovery(&mut self, host: &dyn Host, discovery: &DiscoveryConfig) -> Flow {
+        let d = Decision::allow(
+            Reason::PublicEndpoint,
+            Interaction::new(InteractionKind::SmartConfiguration, Level::System),
+        );
+        if let Ok(mut m) = self.shared.metrics.try_borrow_mut() {
+            m.decision(host, &d);
+        }
+        self.write_audit(host, &d, None);
+        self.reply(host, &discovery_reply(&discovery.document()))
+    }
+
+    pub fn on_request_body(
+        &mut self,
+        host: &dyn Host,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> Flow {
+        match self.phase {
+            Phase::Replied | Phase::Relaying(_) => return Flow::Pause,
+            Phase::Released => return Flow::Continue,
+            Phase::Verifying => {
+                // The headers are paused for the token (JWKS fetch /
+                // introspection) and the host still delivers the body (Envoy
+                // with `allow_on_headers_stop_iteration`): Envoy buffers it
+                // until resumed.
+                self.body_seen_while_paused = true;
+                if !self.body_needed {
+                    return Flow::Pause;
+                }
+            }
+            Phase::AwaitingBody => {}
+        }
+        let config = self.config();
+        if body_size > config.max_body_bytes {
+            let d = Decision::deny(
+                Reason::BodyTooLarge,
+                format!(
+                    "the request body is larger than {} bytes (max_body_bytes) and cannot be checked; send a smaller request",
+                    config.max_body_bytes
+                ),
+            );
+            return self.carry_out(host, d, false);
+        }
+        if !end_of_stream {
+            return Flow::Pause;
+        }
+        let body = host.body(Buffer::RequestBody, body_size);
+        if body.is_none() && body_size > 0 {
+            // Deciding on an empty body would skip what it says (form
+            // `_include`s, the resource's patient): fail closed.
+            host.log(LogLevel::Error, "could not read the buffered request body");
+            return self.reply(
+                host,
+                &gateway_error_reply(
+                    500,
+                    "exception",
+                    "the gateway could not read the request body to check it; the request was not forwarded",
+                ),
+            );
+        }
+        self.body = Some(body.unwrap_or_default());
+        if self.phase != Phase::AwaitingBody {
+            // The whole body is here before the token: decided when it resolves.
+            return Flow::Pause;
+        }
+        self.consult_engine(host, false)
+    }
+}
+
+/// The request headers (names lower-cased) without the reserved ones, which
+/// are removed from the request: incoming copies of the fact headers never
+/// reach the upstream. `None` when the host could not remove one.
+fn remove_reserved_headers(host: &dyn Host, config: &Config) -> Option<Vec<(String, String)>> {
+    let mut headers = host.headers(HeaderMap::Request);
+    // Lower-case in place (Envoy's names already are: usually a no-op).
+    for (n, _) in headers.iter_mut() {
+        n.make_ascii_lowercase();
+    }
+    let mut spoofed_header_kept = false;
+    headers.retain(|(lower, _)| {
+        if config.upstream.is_reserved(lower) {
+            if host.set_header(HeaderMap::Request, lower, None).is_err() {
+                host.log(LogLevel::Error, &format!("could not remove header {lower}"));
+                spoofed_header_kept = true;
+            }
+            false
+        } else {
+            true
+        }
+    });
+    (!spoofed_header_kept).then_some(headers)
+}

@@ -1,0 +1,273 @@
+//! The token phase: verify the bearer token through the token port, make
+//! the calls it asks for (JWKS fetch under the cross-VM lease,
+//! introspection), and wait (once, bounded) for a key set another worker VM
+//! is fetching rather than answer 401.
+
+use super::{Phase, Stream};
+use crate::host::{response_status, Buffer, Flow, HeaderMap, Host, LogLevel};
+use crate::jwks_sync::{
+    end_lease, lease_state, publish_jwks, take_lease, KeysWaiter, Lease, Waiter, WAIT_TICK_MS,
+};
+use crate::ports::{Pending, TokenStep};
+use fhir_smart_authz_core::decision::{Decision, Reason};
+
+fn verifier_busy() -> TokenStep {
+    TokenStep::Denied(Decision::deny(
+        Reason::KeysUnavailable,
+        "internal: token verifier busy; retry",
+    ))
+}
+
+impl Stream {
+    fn port_verify(&self, host: &dyn Host, token: &str) -> TokenStep {
+        let now = Self::now_s(host);
+        match self.shared.tokens.try_borrow_mut() {
+            Ok(mut tp) => tp.verify(host, token, now),
+            Err(_) => verifier_busy(),
+        }
+    }
+
+    /// A JWKS fetch the token port asked for is not made (another VM has
+    /// it, or fetched within `jwks_min_refetch_seconds`): the port's answer
+    /// without it.
+    fn skip_fetch(&self, host: &dyn Host, pending: Pending, token: &str) -> TokenStep {
+        let now = Self::now_s(host);
+        match self.shared.tokens.try_borrow_mut() {
+            Ok(mut tp) => tp.call_done(host, pending, token, None, b"", now),
+            Err(_) => verifier_busy(),
+        }
+    }
+
+    /// The issuer whose current key set cannot verify this token (unknown
+    /// `kid`, no keys yet), as the token port sees it.
+    fn unknown_kid_issuer(&self, token: &str) -> Option<usize> {
+        self.shared
+            .tokens
+            .try_borrow()
+            .ok()
+            .and_then(|t| t.unknown_kid_issuer(token))
+    }
+
+    /// Verify the bearer token. When its issuer's keys cannot verify it
+    /// (unknown `kid`, no keys yet), first load the key set another worker VM
+    /// may have shared; fetch only with the cross-VM lease (no stampede); if
+    /// another VM's fetch is in flight, wait for it (once, bounded) instead
+    /// of answering 401.
+    pub(super) fn verify_token(&mut self, host: &dyn Host, from_async: bool) -> Flow {
+        let token = self.token.clone().unwrap_or_default();
+        let mut step = self.port_verify(host, &token);
+        let issuer = match &step {
+            TokenStep::Call {
+                pending: Pending::Jwks { issuer },
+                ..
+            } => Some(*issuer),
+            TokenStep::Denied(_) => self.unknown_kid_issuer(&token),
+            _ => None,
+        };
+        let Some(issuer) = issuer else {
+            return self.handle_step(host, step, from_async);
+        };
+        let picked_up = match self.shared.tokens.try_borrow_mut() {
+            Ok(mut tp) => self.shared.pick_up_shared_jwks(host, &mut **tp, issuer),
+            Err(_) => false,
+        };
+        if picked_up {
+            if let TokenStep::Call { pending, .. } = step {
+                let _ = self.skip_fetch(host, pending, &token);
+            }
+            step = self.port_verify(host, &token);
+        }
+        let config = self.config();
+        let now_ms = host.now_ms();
+        match step {
+            TokenStep::Call {
+                call,
+                pending: Pending::Jwks { issuer },
+            } => {
+                if take_lease(host, &config, issuer, now_ms, call.timeout_ms) {
+                    self.lease = Some((issuer, now_ms));
+                    let step = TokenStep::Call {
+                        call,
+                        pending: Pending::Jwks { issuer },
+                    };
+                    return self.handle_step(host, step, from_async);
+                }
+                let denied = self.skip_fetch(host, Pending::Jwks { issuer }, &token);
+                if lease_state(host, &config, issuer, now_ms) == Lease::Fetching {
+                    if let Some(flow) = self.wait_for_keys(host, issuer) {
+                        return flow;
+                    }
+                }
+                self.handle_step(host, denied, from_async)
+            }
+            TokenStep::Denied(d) => {
+                let still_unknown = self.unknown_kid_issuer(&token) == Some(issuer);
+                if still_unknown && lease_state(host, &config, issuer, now_ms) == Lease::Fetching {
+                    if let Some(flow) = self.wait_for_keys(host, issuer) {
+                        return flow;
+                    }
+                }
+                self.handle_step(host, TokenStep::Denied(d), from_async)
+            }
+            other => self.handle_step(host, other, from_async),
+        }
+    }
+
+    /// Pause until the root's tick sees the new key set of `issuer` (or the
+    /// other VM's fetch ends, or `jwks_timeout_ms` + 1 s pass). `None` when
+    /// this stream cannot wait (already waited, or not resumable).
+    fn wait_for_keys(&mut self, host: &dyn Host, issuer: usize) -> Option<Flow> {
+        if self.waited_for_keys || self.me.strong_count() == 0 {
+            return None;
+        }
+        let config = self.config();
+        let timeout = config
+            .issuers
+            .get(issuer)
+            .map_or(5000, |i| i.jwks_timeout_ms);
+        let jwks = &self.shared.jwks;
+        let since = jwks.seen.try_borrow().ok()?.get(&issuer).copied();
+        jwks.waiting.try_borrow_mut().ok()?.push(Waiter {
+            issuer,
+            since: since.unwrap_or(0),
+            deadline_ms: host.now_ms().saturating_add(timeout).saturating_add(1000),
+            context_id: self.context_id,
+            stream: self.me.clone(),
+        });
+        self.waited_for_keys = true;
+        if host.set_tick_period_ms(WAIT_TICK_MS).is_err() {
+            host.log(
+                LogLevel::Warn,
+                "could not shorten the tick period while waiting for keys",
+            );
+        }
+        Some(self.pause())
+    }
+
+    /// The JWKS fetch this stream made is over: release the cross-VM lease.
+    fn end_own_lease(&mut self, host: &dyn Host, ok: bool) {
+        if let Some((issuer, started)) = self.lease.take() {
+            end_lease(host, &self.shared.config, issuer, started, ok);
+        }
+    }
+
+    /// The answer to a call this stream made: a token call or the relay.
+    pub fn on_call_response(&mut self, host: &dyn Host, token_id: u32, body_size: usize) {
+        if self.phase == Phase::Relaying(token_id) {
+            self.on_relay_response(host, body_size);
+            return;
+        }
+        let pending = match self.pending {
+            Some((id, p)) if id == token_id => p,
+            _ => return,
+        };
+        self.pending = None;
+        let config = self.config();
+        let status = response_status(&host.headers(HeaderMap::CallResponse));
+        let body = host
+            .body(
+                Buffer::CallResponseBody,
+                body_size.min(config.max_body_bytes.max(1 << 20)),
+            )
+            .unwrap_or_default();
+        let ok = status == Some(200);
+        match pending {
+            Pending::Jwks { issuer } => {
+                self.shared.count(
+                    host,
+                    if ok {
+                        "jwks_fetch.success"
+                    } else {
+                        "jwks_fetch.failure"
+                    },
+                );
+                if ok {
+                    let now_ms = host.now_ms();
+                    publish_jwks(host, &config, issuer, &body, now_ms);
+                    self.shared.jwks.saw(issuer, now_ms);
+                }
+                self.end_own_lease(host, ok);
+            }
+            Pending::Introspection { .. } => self.shared.count(
+                host,
+                if ok {
+                    "introspection.success"
+                } else {
+                    "introspection.failure"
+                },
+            ),
+        }
+        let token = self.token.clone().unwrap_or_default();
+        let now = Self::now_s(host);
+        let step = match self.shared.tokens.try_borrow_mut() {
+            Ok(mut tp) => tp.call_done(host, pending, &token, status, &body, now),
+            Err(_) => verifier_busy(),
+        };
+        if self.decided() {
+            // Refused while the call was in flight (e.g. a body over
+            // `max_body_bytes` delivered to paused headers); the key store
+            // still took the answer above.
+            return;
+        }
+        self.handle_step(host, step, true);
+    }
+
+    /// Act on the token port's answer: carry on with the claims, refuse, or
+    /// make the call it asks for (a failed dispatch is answered as a failed
+    /// call, at most a few times).
+    fn handle_step(&mut self, host: &dyn Host, mut step: TokenStep, from_async: bool) -> Flow {
+        for _ in 0..4 {
+            match step {
+                TokenStep::Verified { claims, cache_hit } => {
+                    self.shared.count(
+                        host,
+                        if cache_hit {
+                            "token_cache.hit"
+                        } else {
+                            "token_cache.miss"
+                        },
+                    );
+                    self.claims = Some(claims);
+                    return self.after_token(host, from_async);
+                }
+                TokenStep::Denied(d) => return self.carry_out(host, d, from_async),
+                TokenStep::Call { call, pending } => match host.dispatch_http_call(&call) {
+                    Ok(id) => {
+                        self.pending = Some((id, pending));
+                        return self.pause();
+                    }
+                    Err(e) => {
+                        host.log(LogLevel::Warn, &call.refusal(e));
+                        self.end_own_lease(host, false);
+                        let what = match pending {
+                            Pending::Jwks { .. } => "jwks_fetch.failure",
+                            Pending::Introspection { .. } => "introspection.failure",
+                        };
+                        self.shared.count(host, what);
+                        let token = self.token.clone().unwrap_or_default();
+                        let now = Self::now_s(host);
+                        step = match self.shared.tokens.try_borrow_mut() {
+                            Ok(mut tp) => tp.call_done(host, pending, &token, None, b"", now),
+                            Err(_) => break,
+                        };
+                    }
+                },
+            }
+        }
+        let d = Decision::deny(
+            Reason::KeysUnavailable,
+            "the token's signing keys could not be obtained; retry later",
+        );
+        self.carry_out(host, d, from_async)
+    }
+}
+
+impl KeysWaiter for Stream {
+    /// The root's tick ends a wait for keys (`wait_for_keys`).
+    fn keys_wait_over(&mut self, host: &dyn Host) {
+        if self.decided() || self.token.is_none() {
+            return;
+        }
+        self.verify_token(host, true);
+    }
+}

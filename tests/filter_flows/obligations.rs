@@ -1,0 +1,134 @@
+//! Response obligations: the filter fetches the response, checks it, relays or replaces it.
+
+use super::*;
+
+fn obligation_run(config: &'static str, status: &str, body: &str) -> (FakeHost, Flow) {
+    let h = host("GET", "/fhir/Observation/o1", Some("Bearer good"), &[]);
+    let mut s = stream(Setup {
+        config,
+        obligations: true,
+        ..Setup::default()
+    });
+    let f = s.on_request_headers(&h, true);
+    assert_eq!(f, Flow::Pause, "held while the filter fetches the response");
+    assert_eq!(audit(&h)["obligation"], "pending");
+    {
+        let st = h.state.borrow();
+        let (id, call) = st.calls.last().cloned().unwrap();
+        assert_eq!(id, 1);
+        assert_eq!(call.cluster, "fhir");
+        assert!(call
+            .headers
+            .contains(&(":path".into(), "/fhir/Observation/o1".into())));
+        assert!(call
+            .headers
+            .contains(&("x-smart-patient".into(), "p1".into())));
+    }
+    {
+        let mut st = h.state.borrow_mut();
+        st.call_response_headers = vec![
+            (":status".into(), status.into()),
+            ("content-type".into(), "application/fhir+json".into()),
+            ("content-length".into(), body.len().to_string()),
+            ("etag".into(), "W/\"3\"".into()),
+        ];
+        st.call_response_body = body.as_bytes().to_vec();
+    }
+    s.on_call_response(&h, 1, body.len());
+    (h, f)
+}
+
+#[test]
+fn response_obligation_pass_relays_the_response() {
+    let body = r#"{"resourceType":"Observation","subject":{"reference":"Patient/p1"}}"#;
+    let (h, _) = obligation_run("{}", "200", body);
+    let r = h.state.borrow().replies.last().cloned().unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, body.as_bytes());
+    assert_eq!(
+        r.headers,
+        vec![
+            (
+                "content-type".to_string(),
+                "application/fhir+json".to_string()
+            ),
+            ("etag".to_string(), "W/\"3\"".to_string())
+        ]
+    );
+    assert_eq!(audit(&h)["obligation"], "passed");
+    assert_eq!(h.counter("fhir_smart_authz.response_check.pass"), 1);
+    assert_eq!(h.state.borrow().resumed_requests, 0);
+}
+
+#[test]
+fn response_obligation_fail_is_replaced() {
+    let other = r#"{"resourceType":"Observation","subject":{"reference":"Patient/p2"}}"#;
+    for (config, status, code) in [
+        ("{}", 403, "forbidden"),
+        (
+            r#"{"responses":{"obligation_denied_status":404}}"#,
+            404,
+            "not-found",
+        ),
+    ] {
+        let (h, _) = obligation_run(config, "200", other);
+        let r = h.state.borrow().replies.last().cloned().unwrap();
+        assert_eq!(r.status, status);
+        assert!(
+            !String::from_utf8_lossy(&r.body).contains("p2\"}"),
+            "the resource is not leaked"
+        );
+        assert_eq!(reply_json(&h)["issue"][0]["code"], code);
+        let a = audit(&h);
+        assert_eq!(a["obligation"], "failed");
+        assert_eq!(a["decision"], "deny");
+        assert_eq!(a["reason"], "response_not_permitted");
+        assert_eq!(a["status"], status);
+        assert_eq!(h.counter("fhir_smart_authz.response_check.fail"), 1);
+    }
+    // Not JSON: fail closed.
+    let (h, _) = obligation_run("{}", "200", "<html>");
+    assert_eq!(h.state.borrow().replies.last().map(|r| r.status), Some(403));
+    // Error statuses are relayed untouched.
+    let (h, _) = obligation_run("{}", "404", r#"{"resourceType":"OperationOutcome"}"#);
+    assert_eq!(h.state.borrow().replies.last().map(|r| r.status), Some(404));
+    assert_eq!(audit(&h)["obligation"], "passed");
+    // Shadow mode: audited, relayed.
+    let (h, _) = obligation_run(r#"{"enforce": false}"#, "200", other);
+    let r = h.state.borrow().replies.last().cloned().unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, other.as_bytes());
+    assert_eq!(audit(&h)["obligation"], "failed");
+    assert_eq!(audit(&h)["enforced"], false);
+}
+
+#[test]
+fn response_obligation_too_large_or_upstream_down() {
+    let (h, _) = obligation_run(
+        r#"{"max_body_bytes": 10}"#,
+        "200",
+        r#"{"resourceType":"Observation"}"#,
+    );
+    assert_eq!(h.state.borrow().replies.last().map(|r| r.status), Some(403));
+    assert_eq!(audit(&h)["obligation"], "failed");
+
+    // The call fails (no :status): 502, never the unchecked resource.
+    let h = host("GET", "/fhir/Observation/o1", Some("Bearer good"), &[]);
+    let mut s = stream(Setup {
+        obligations: true,
+        ..Setup::default()
+    });
+    assert_eq!(s.on_request_headers(&h, true), Flow::Pause);
+    s.on_call_response(&h, 1, 0);
+    assert_eq!(h.state.borrow().replies.last().map(|r| r.status), Some(502));
+
+    // The cluster is unknown: 502 right away.
+    let h = host("GET", "/fhir/Observation/o1", Some("Bearer good"), &[]);
+    h.state.borrow_mut().fail_calls = true;
+    let mut s = stream(Setup {
+        obligations: true,
+        ..Setup::default()
+    });
+    assert_eq!(s.on_request_headers(&h, true), Flow::Pause);
+    assert_eq!(h.state.borrow().replies.last().map(|r| r.status), Some(502));
+}

@@ -1,0 +1,71 @@
+//! The root context: configuration, and JWKS fetches shared across worker VMs.
+
+use super::*;
+
+#[test]
+fn root_configure_rejects_invalid_json_naming_the_field() {
+    let h = FakeHost::new(NOW_MS);
+    let mut root = Root::default();
+    let factory = |c: Rc<Config>| -> (Box<dyn TokenPort>, Box<dyn Engine>) {
+        let _ = c;
+        (Box::new(tokens()), Box::new(scripted_engine(false, false)))
+    };
+    assert!(!root.configure(
+        &h,
+        Some(br#"{"metrics":{"prefx":"a"}}"#),
+        &factory,
+        AuditEncoding::Json
+    ));
+    let logs = h.state.borrow().logs.clone();
+    assert!(
+        logs.iter()
+            .any(|(_, m)| m.contains("`metrics.prefx`") || m.contains("prefx")),
+        "{logs:?}"
+    );
+    assert!(root.shared.is_none());
+    assert!(root.configure(&h, None, &factory, AuditEncoding::Json));
+    assert_eq!(h.state.borrow().tick_ms, 1000);
+}
+
+#[test]
+fn root_shares_jwks_fetches_across_vms() {
+    let factory = |_c: Rc<Config>| -> (Box<dyn TokenPort>, Box<dyn Engine>) {
+        let mut t = tokens();
+        t.fetched = vec![0];
+        t.due = vec![(0, fhir_smart_authz::fake::jwks_call())];
+        (Box::new(t), Box::new(scripted_engine(false, false)))
+    };
+    let cfg = br#"{"fhir_base_url":"https://fhir.example/fhir","issuers":[{"issuer":"https://as","jwks_uri":"https://as/jwks","jwks_cluster":"issuer"}]}"#;
+    // VM A wins the lease and fetches.
+    let a = FakeHost::new(NOW_MS);
+    let mut root_a = Root::default();
+    assert!(root_a.configure(&a, Some(cfg), &factory, AuditEncoding::Json));
+    assert_eq!(
+        a.state.borrow().calls.len(),
+        0,
+        "no calls during on_configure"
+    );
+    root_a.tick(&a);
+    assert_eq!(a.state.borrow().calls.len(), 1);
+    // VM B (same shared data) sees the lease and does not fetch.
+    let b = FakeHost::new(NOW_MS);
+    b.state.borrow_mut().shared = a.state.borrow().shared.clone();
+    let mut root_b = Root::default();
+    assert!(root_b.configure(&b, Some(cfg), &factory, AuditEncoding::Json));
+    root_b.tick(&b);
+    assert_eq!(b.state.borrow().calls.len(), 0);
+    // A's fetch answers; the JWKS lands in shared data; B picks it up on tick.
+    {
+        let mut st = a.state.borrow_mut();
+        st.call_response_headers = vec![(":status".into(), "200".into())];
+        st.call_response_body = b"{\"keys\":[1]}".to_vec();
+    }
+    root_a.on_call_response(&a, 1, 12);
+    assert_eq!(a.counter("fhir_smart_authz.jwks_fetch.success"), 1);
+    b.state.borrow_mut().shared = a.state.borrow().shared.clone();
+    root_b.tick(&b);
+    // B's fake token port got the bytes (observable through a second tick: no refetch, no panic).
+    let key = "fhir_smart_authz.jwks.0.https://as";
+    let v = b.state.borrow().shared.get(key).cloned().unwrap().0;
+    assert_eq!(&v[8..], b"{\"keys\":[1]}");
+}
