@@ -49,8 +49,9 @@ use super::base::FhirBase;
 use super::body::{BodySource, Payload};
 use super::bundle::classify_bundle;
 use super::error::ClassifyError;
-use super::head::{media_kind, read_head, MediaKind, Method};
-use super::interaction::{Interaction, RequestParts};
+use super::head::{body_media, read_head, MediaKind, Method};
+use super::interaction::{Interaction, InteractionKind, RequestParts};
+use super::table::BULK_STATUS;
 use super::route::{route, split_target, Route};
 use super::table::{classify_path, Classified};
 
@@ -69,12 +70,17 @@ pub fn body_needed(base: &FhirBase, req: &RequestParts) -> bool {
     };
     // Only when the classifier will read it: other content types are either
     // refused before the body is looked at or classified without it.
-    let media = head.content_type.map(media_kind);
+    let media = head.content_type.map(body_media).transpose().ok().flatten();
     let json = media == Some(MediaKind::Json);
-    let form = matches!(media, None | Some(MediaKind::Form));
+    let form = media == Some(MediaKind::Form);
     match (route, head.method) {
         (Route::Base, Method::Post) => json,
         (Route::SystemSearch | Route::TypeSearch(_), Method::Post) => form,
+        // Any content type: an empty body is read as "no parameters".
+        (
+            Route::SystemOperation(_) | Route::TypeOperation(..) | Route::InstanceOperation { .. },
+            Method::Post,
+        ) => true,
         (
             Route::Compartment {
                 search_suffix: true,
@@ -98,8 +104,19 @@ pub fn classify(base: &FhirBase, req: &RequestParts) -> Result<Interaction, Clas
             body: req.body,
         },
     };
-    match classify_path(head.method, rel, query, payload)? {
-        Classified::Interaction(i) => Ok(i),
-        Classified::Bundle { search, payload } => classify_bundle(base, payload, search),
+    let it = match classify_path(head.method, rel, query, payload)? {
+        Classified::Interaction(i) => i,
+        Classified::Bundle { search, payload } => classify_bundle(base, payload, search)?,
+    };
+    if head.respond_async && !is_bulk_data(&it) {
+        return Err(ClassifyError::new(
+            "`Prefer: respond-async` is accepted only on a Bulk Data $export kick-off and its status URL: this gateway cannot check an asynchronous response; remove it",
+        ));
     }
+    Ok(it)
+}
+
+fn is_bulk_data(it: &Interaction) -> bool {
+    it.kind == InteractionKind::Operation
+        && matches!(it.operation.as_deref(), Some(op) if op == "$export" || op == BULK_STATUS)
 }
