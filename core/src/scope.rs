@@ -8,8 +8,14 @@
 //! `offline_access`, `online_access` are recognised and grant no access.
 //! Anything else is invalid: ignored (never widens access) and reported.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+
+/// The most scopes a token may carry: every request is decided against
+/// each of them (and a Bundle's every entry), so this bounds the cost of a
+/// decision together with `fhir::MAX_BUNDLE_ENTRIES`. Tokens with more are
+/// refused (`unsupported_claims`), never truncated.
+pub const MAX_SCOPES: usize = 256;
 
 /// The scope context: whose data the scope speaks about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -304,6 +310,8 @@ pub struct ScopeSet {
     typed: [HashMap<String, Perms>; 3],
     /// Indices into `scopes` of granular ones.
     granular: Vec<usize>,
+    /// The scopes already in `scopes`: de-duplication in linear time.
+    seen: HashSet<ResourceScope>,
 }
 
 fn ctx_index(c: ScopeContext) -> usize {
@@ -339,7 +347,7 @@ impl ScopeSet {
     }
 
     fn insert(&mut self, r: ResourceScope) {
-        if self.scopes.contains(&r) {
+        if !self.seen.insert(r.clone()) {
             return;
         }
         let ci = ctx_index(r.context);

@@ -51,8 +51,8 @@ use super::bundle::classify_bundle;
 use super::error::ClassifyError;
 use super::head::{body_media, read_head, MediaKind, Method};
 use super::interaction::{Interaction, InteractionKind, RequestParts};
-use super::table::BULK_STATUS;
 use super::route::{route, split_target, Route};
+use super::table::BULK_STATUS;
 use super::table::{classify_path, Classified};
 
 /// Whether the classifier needs the body to classify this request. Called on

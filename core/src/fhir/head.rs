@@ -228,22 +228,67 @@ mod tests {
     fn body_media_types() {
         for (ct, want) in [
             ("application/x-www-form-urlencoded", Ok(MediaKind::Form)),
-            ("application/x-www-form-urlencoded; charset=UTF-8", Ok(MediaKind::Form)),
-            ("application/x-www-form-urlencoded;charset=utf-8", Ok(MediaKind::Form)),
-            ("application/x-www-form-urlencoded; charset=\"utf-8\"", Ok(MediaKind::Form)),
-            ("Application/X-WWW-Form-Urlencoded", Err("is not read as a form")),
-            ("application/x-www-form-urlencoded ", Err("is not read as a form")),
-            (" application/x-www-form-urlencoded", Err("is not read as a form")),
-            ("application/x-www-form-urlencoded; charset=ISO-8859-1", Err("`charset=ISO-8859-1` is refused")),
-            ("application/x-www-form-urlencoded; charset=utf-16", Err("`charset=utf-16` is refused")),
-            ("application/x-www-form-urlencoded; fhirVersion=4.0", Err("`fhirVersion=4.0` is refused")),
-            ("application/x-www-form-urlencoded, application/json", Err("several media types")),
+            (
+                "application/x-www-form-urlencoded; charset=UTF-8",
+                Ok(MediaKind::Form),
+            ),
+            (
+                "application/x-www-form-urlencoded;charset=utf-8",
+                Ok(MediaKind::Form),
+            ),
+            (
+                "application/x-www-form-urlencoded; charset=\"utf-8\"",
+                Ok(MediaKind::Form),
+            ),
+            (
+                "Application/X-WWW-Form-Urlencoded",
+                Err("is not read as a form"),
+            ),
+            (
+                "application/x-www-form-urlencoded ",
+                Err("is not read as a form"),
+            ),
+            (
+                " application/x-www-form-urlencoded",
+                Err("is not read as a form"),
+            ),
+            (
+                "application/x-www-form-urlencoded; charset=ISO-8859-1",
+                Err("`charset=ISO-8859-1` is refused"),
+            ),
+            (
+                "application/x-www-form-urlencoded; charset=utf-16",
+                Err("`charset=utf-16` is refused"),
+            ),
+            (
+                "application/x-www-form-urlencoded; fhirVersion=4.0",
+                Err("`fhirVersion=4.0` is refused"),
+            ),
+            (
+                "application/x-www-form-urlencoded, application/json",
+                Err("several media types"),
+            ),
             ("application/fhir+json", Ok(MediaKind::Json)),
-            ("application/fhir+json; fhirVersion=4.0", Ok(MediaKind::Json)),
-            ("application/fhir+json;fhirVersion=4.0.1;charset=utf-8", Ok(MediaKind::Json)),
-            ("application/fhir+json; fhirVersion=3.0", Err("`fhirVersion=3.0` is refused")),
-            ("application/json; charset=latin1", Err("`charset=latin1` is refused")),
-            ("application/json; boundary=x", Err("`boundary=x` is refused")),
+            (
+                "application/fhir+json; fhirVersion=4.0",
+                Ok(MediaKind::Json),
+            ),
+            (
+                "application/fhir+json;fhirVersion=4.0.1;charset=utf-8",
+                Ok(MediaKind::Json),
+            ),
+            (
+                "application/fhir+json; fhirVersion=3.0",
+                Err("`fhirVersion=3.0` is refused"),
+            ),
+            (
+                "application/json; charset=latin1",
+                Err("`charset=latin1` is refused"),
+            ),
+            (
+                "application/json; boundary=x",
+                Err("`boundary=x` is refused"),
+            ),
             ("application/fhir+xml; charset=utf-16", Ok(MediaKind::Xml)),
             ("multipart/form-data; boundary=x", Ok(MediaKind::Other)),
         ] {

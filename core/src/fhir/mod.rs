@@ -26,9 +26,9 @@ mod route;
 mod table;
 
 pub use base::FhirBase;
+pub use bundle::MAX_BUNDLE_ENTRIES;
 pub use classify::{body_needed, classify};
 pub use error::ClassifyError;
 pub use id::is_valid_id;
 pub use interaction::*;
 pub use query::MAX_PARAMETERS;
-pub use bundle::MAX_BUNDLE_ENTRIES;

@@ -32,7 +32,8 @@ const PAGE_PARAMS: [&str; 8] = [
     "_summary",
 ];
 
-const FOLLOW: &str = "follow the paging link exactly as the server wrote it (GET [base]?_getpages=<id>)";
+const FOLLOW: &str =
+    "follow the paging link exactly as the server wrote it (GET [base]?_getpages=<id>)";
 
 /// Checks the parameters of a page request.
 pub(super) fn check_paging(search: &[SearchParam]) -> Result<(), ClassifyError> {

@@ -70,9 +70,7 @@ pub(super) fn operation_body(
     match obj.get("resourceType").and_then(Value::as_str) {
         Some("Parameters") => parameters(&obj, op, search),
         Some(_) => Ok(Some(Value::Object(obj))),
-        None => err(format!(
-            "the body of POST {op} has no resourceType: {HOW}"
-        )),
+        None => err(format!("the body of POST {op} has no resourceType: {HOW}")),
     }
 }
 
@@ -116,10 +114,7 @@ fn parameters(
         }
         let mut values = p.iter().filter(|(k, _)| k.starts_with("value"));
         let (Some((key, v)), None) = (values.next(), values.next()) else {
-            return Err(at(format!(
-                "`{}` needs exactly one value[x]",
-                short(name)
-            )));
+            return Err(at(format!("`{}` needs exactly one value[x]", short(name))));
         };
         let text = primitive(key, v).ok_or_else(|| {
             at(format!(
@@ -139,9 +134,10 @@ fn primitive(key: &str, v: &Value) -> Option<String> {
         Value::String(s) => Some(s.clone()),
         Value::Bool(b) => Some(b.to_string()),
         Value::Number(n) => Some(n.to_string()),
-        Value::Object(o) if key == "valueReference" => {
-            o.get("reference").and_then(Value::as_str).map(str::to_string)
-        }
+        Value::Object(o) if key == "valueReference" => o
+            .get("reference")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         _ => None,
     }
 }

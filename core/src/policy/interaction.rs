@@ -142,19 +142,46 @@ fn criteria_failed(f: Fail) -> Fail {
     )
 }
 
-/// Paging (`_getpages`): see the module documentation of [`super`].
-fn paging(ev: &mut Evaluator<'_>) -> Result<(), Fail> {
-    let s = &ev.ctx.scopes;
-    let unrestricted = s.scopes.iter().any(|x| {
-        x.context != ScopeContext::Patient && !x.is_granular() && x.perms.contains(Perms::S)
-    });
-    if unrestricted {
-        return Ok(());
+/// The types a token's plain (non-granular) scopes in some contexts grant
+/// a letter on (`["*"]` when a wildcard does).
+fn granted_types(ev: &Evaluator<'_>, patient: bool, letter: Perms) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for x in &ev.ctx.scopes.scopes {
+        if (x.context == ScopeContext::Patient) != patient
+            || x.is_granular()
+            || !x.perms.contains(letter)
+        {
+            continue;
+        }
+        let t = x.resource_type.as_deref().unwrap_or("*");
+        if t == "*" {
+            return vec!["*".into()];
+        }
+        if !out.iter().any(|o| o == t) {
+            out.push(t.to_string());
+        }
     }
-    let patient = s.scopes.iter().any(|x| {
-        x.context == ScopeContext::Patient && !x.is_granular() && x.perms.contains(Perms::S)
-    });
-    if !patient {
+    out
+}
+
+/// Paging (`_getpages`): a paging link names no type, so the page is
+/// checked on the response: every resource must be of a type the token may
+/// receive (matches `s`, includes `r`; no check when wildcards grant both),
+/// and under patient/ scopes in the patient's compartment (or refused:
+/// `patient_paging = deny`). With both patient/ and user|system/ scopes, the
+/// compartment check covers only the types that only patient/ scopes grant
+/// (every type, when a `patient/*` scope is among them). Granular scopes grant no
+/// paging. See the module documentation of [`super`].
+fn paging(ev: &mut Evaluator<'_>) -> Result<(), Fail> {
+    let (user_search, user_read) = (
+        granted_types(ev, false, Perms::S),
+        granted_types(ev, false, Perms::R),
+    );
+    let (patient_search, patient_read) = (
+        granted_types(ev, true, Perms::S),
+        granted_types(ev, true, Perms::R),
+    );
+    if user_search.is_empty() && patient_search.is_empty() {
         let preferred = ev.preferred(ScopeContexts::ALL);
         ev.record("*", Perms::S, preferred);
         return Err(fail(
@@ -162,24 +189,66 @@ fn paging(ev: &mut Evaluator<'_>) -> Result<(), Fail> {
             "paging needs a (non-granular) scope with the s letter on some type",
         ));
     }
-    let Some(p) = ev.ctx.patient.clone() else {
-        return Err(fail(
-            Reason::NoPatientContext,
-            "paging under patient/ scopes needs a patient context",
-        ));
+    let patient = match (ev.ctx.patient.clone(), patient_search.is_empty()) {
+        (_, true) => None,
+        (None, false) if user_search.is_empty() => {
+            return Err(fail(
+                Reason::NoPatientContext,
+                "paging under patient/ scopes needs a patient context",
+            ))
+        }
+        (None, false) => None,
+        (Some(_), false) if ev.policy.patient_paging == PatientPaging::Deny => {
+            if user_search.is_empty() {
+                return Err(fail(
+                    Reason::PatientCompartmentViolation,
+                    "paging under patient/ scopes is refused (policy.patient_paging = deny); repeat the pinned search instead",
+                ));
+            }
+            None
+        }
+        (Some(p), false) => Some(p),
     };
-    ev.used_patient = true;
-    match ev.policy.patient_paging {
-        PatientPaging::CheckResponse => {
+    let (mut search, mut read) = (user_search, user_read);
+    if let Some(p) = patient {
+        ev.used_patient = true;
+        let only_patient: Vec<&String> = patient_search
+            .iter()
+            .filter(|t| !search.iter().any(|u| u == "*" || u == *t))
+            .collect();
+        if search.is_empty() || only_patient.iter().any(|t| *t == "*") {
             ev.push_obligation(Obligation::CheckResponseCompartment {
                 resource_type: "*".into(),
                 patient: p,
             });
-            Ok(())
+        } else {
+            for t in only_patient {
+                ev.push_obligation(Obligation::CheckResponseCompartment {
+                    resource_type: t.clone(),
+                    patient: p.clone(),
+                });
+            }
         }
-        PatientPaging::Deny => Err(fail(
-            Reason::PatientCompartmentViolation,
-            "paging under patient/ scopes is refused (policy.patient_paging = deny); repeat the pinned search instead",
-        )),
+        union(&mut search, patient_search);
+        union(&mut read, patient_read);
+    }
+    if !(search == ["*"] && read == ["*"]) {
+        ev.push_obligation(Obligation::CheckResponseTypes { search, read });
+    }
+    Ok(())
+}
+
+fn union(into: &mut Vec<String>, more: Vec<String>) {
+    if into.iter().any(|t| t == "*") {
+        return;
+    }
+    if more.iter().any(|t| t == "*") {
+        *into = more;
+        return;
+    }
+    for t in more {
+        if !into.contains(&t) {
+            into.push(t);
+        }
     }
 }

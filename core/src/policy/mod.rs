@@ -74,6 +74,7 @@ mod operations;
 mod patient_rule;
 mod resource;
 mod response_check;
+mod response_types;
 mod search;
 mod settings;
 

@@ -3,6 +3,7 @@
 
 use super::compartment;
 use super::resource::{in_patient_compartment, resource_matches_query};
+use super::response_types::check_response_types;
 use super::settings::DEFAULT_PATIENT_SCOPE_PUBLIC_TYPES;
 use crate::decision::Obligation;
 use serde_json::Value;
@@ -34,6 +35,9 @@ pub fn check_response(
     let wanted = match obligation {
         Obligation::CheckResponseCompartment { resource_type, .. }
         | Obligation::CheckResponseGranular { resource_type, .. } => resource_type.as_str(),
+        Obligation::CheckResponseTypes { search, read } => {
+            return check_response_types(search, read, response)
+        }
     };
     match top {
         None => return Err("the response is not a FHIR resource (no resourceType)".into()),
@@ -101,6 +105,7 @@ pub fn check_response(
                     ));
                 }
             }
+            Obligation::CheckResponseTypes { .. } => {}
         }
     }
     Ok(())

@@ -7,8 +7,14 @@
 use super::*;
 use fhir_smart_authz_core::fhir::{MAX_BUNDLE_ENTRIES, MAX_PARAMETERS};
 
-const FORM_UTF8: &[(&str, &str)] = &[("content-type", "application/x-www-form-urlencoded; charset=UTF-8")];
-const FORM_UTF8_TIGHT: &[(&str, &str)] = &[("content-type", "application/x-www-form-urlencoded;charset=utf-8")];
+const FORM_UTF8: &[(&str, &str)] = &[(
+    "content-type",
+    "application/x-www-form-urlencoded; charset=UTF-8",
+)];
+const FORM_UTF8_TIGHT: &[(&str, &str)] = &[(
+    "content-type",
+    "application/x-www-form-urlencoded;charset=utf-8",
+)];
 const FORM_GZIP: &[(&str, &str)] = &[
     ("content-type", "application/x-www-form-urlencoded"),
     ("content-encoding", "gzip"),
@@ -18,10 +24,19 @@ const FORM_IDENTITY: &[(&str, &str)] = &[
     ("content-encoding", "identity"),
 ];
 const FORM_CASE: &[(&str, &str)] = &[("content-type", "Application/X-WWW-Form-Urlencoded")];
-const FORM_LATIN1: &[(&str, &str)] = &[("content-type", "application/x-www-form-urlencoded; charset=ISO-8859-1")];
-const FORM_UTF16: &[(&str, &str)] = &[("content-type", "application/x-www-form-urlencoded; charset=utf-16")];
+const FORM_LATIN1: &[(&str, &str)] = &[(
+    "content-type",
+    "application/x-www-form-urlencoded; charset=ISO-8859-1",
+)];
+const FORM_UTF16: &[(&str, &str)] = &[(
+    "content-type",
+    "application/x-www-form-urlencoded; charset=utf-16",
+)];
 const FORM_X: &[(&str, &str)] = &[("content-type", "application/x-www-form-urlencodedx")];
-const FORM_AND_JSON: &[(&str, &str)] = &[("content-type", "application/x-www-form-urlencoded, application/json")];
+const FORM_AND_JSON: &[(&str, &str)] = &[(
+    "content-type",
+    "application/x-www-form-urlencoded, application/json",
+)];
 const TWO_CT: &[(&str, &str)] = &[
     ("content-type", "application/x-www-form-urlencoded"),
     ("content-type", "application/json"),
@@ -237,9 +252,17 @@ fn bundle_entries_are_bounded() {
     let at_limit = bundle("batch", &vec![entry; MAX_BUNDLE_ENTRIES].join(","));
     let over = bundle("batch", &vec![entry; MAX_BUNDLE_ENTRIES + 1].join(","));
     let base = fhir_base("/fhir");
-    let ok = classify(&base, &request("POST", "/fhir", JSON, Some(at_limit.as_bytes()))).unwrap();
+    let ok = classify(
+        &base,
+        &request("POST", "/fhir", JSON, Some(at_limit.as_bytes())),
+    )
+    .unwrap();
     assert_eq!(ok.entries.len(), MAX_BUNDLE_ENTRIES);
-    let e = classify(&base, &request("POST", "/fhir", JSON, Some(over.as_bytes()))).unwrap_err();
+    let e = classify(
+        &base,
+        &request("POST", "/fhir", JSON, Some(over.as_bytes())),
+    )
+    .unwrap_err();
     assert!(
         e.message.contains("the Bundle has 1001 entries; this gateway decides at most 1000 per batch/transaction: split it"),
         "{}",
