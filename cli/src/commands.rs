@@ -100,11 +100,11 @@ enum HeaderValue {
 }
 
 fn process(config: &Config, explain: bool, input: &mut dyn BufRead, out: &mut dyn Write) {
-    let mut line = String::new();
+    let mut raw = Vec::new();
     let mut n = 0usize;
     loop {
-        line.clear();
-        match input.read_line(&mut line) {
+        raw.clear();
+        match input.read_until(b'\n', &mut raw) {
             Ok(0) => break,
             Ok(_) => {}
             Err(e) => {
@@ -113,10 +113,20 @@ fn process(config: &Config, explain: bool, input: &mut dyn BufRead, out: &mut dy
             }
         }
         n += 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let (label, d) = decide_line(config, line.trim(), n);
+        // A line that is not UTF-8 is an error for that request only.
+        let (label, d) = match std::str::from_utf8(&raw) {
+            Ok(line) if line.trim().is_empty() => continue,
+            Ok(line) => decide_line(config, line.trim(), n),
+            Err(e) => (
+                format!("line {n}"),
+                Decision::deny(
+                    Reason::InvalidRequest,
+                    format!(
+                        "line {n}: not UTF-8 ({e}); each line must be a UTF-8 JSON request object"
+                    ),
+                ),
+            ),
+        };
         let text = if explain {
             explain_text(n, &label, &d)
         } else {
