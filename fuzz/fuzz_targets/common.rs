@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! Shared by the targets: the configuration, the tokens' claims, and a
 //! decision whose every path must return (never panic, never hang).
 
