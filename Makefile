@@ -47,7 +47,8 @@ test: lint unit wasm-test e2e ## everything
 bench-core: ## criterion: classify + decide natively
 	$(CARGO) bench --bench core
 
-bench: build cli venv bench-core ## inside real Envoy (token paths, cache hits) + core
+# BENCH_ONLY=compare: only the side-by-side comparison (no criterion, no token-path rows).
+bench: build venv $(if $(BENCH_ONLY),,bench-core) ## the filter side by side with Envoy alone and native jwt_authn + RBAC in real Envoy (+ core)
 	$(PY) -m tests.e2e.bench
 
 demo: build cli venv
