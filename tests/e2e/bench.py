@@ -41,7 +41,9 @@ cache (10 000 entries).
 The last line of the output is
   ratio_warm_vs_native=X.XX ratio_cold_vs_native=X.XX ratio_warm_vs_none=X.XX
 (filter warm ÷ native jwt_authn with cache + rbac; filter cold ÷ native jwt_authn without cache
-+ rbac; filter warm ÷ Envoy alone; req/s at load).
++ rbac; filter warm ÷ Envoy alone; req/s at load). The line before it gives the same ratios from
+the CPU time the Envoy process spends per request (all its threads, from /proc), which other work
+on a shared machine disturbs much less than req/s or latency.
 
 Env: BENCH_ONLY=compare (only the side-by-side rows: about 2.5 minutes instead of 4),
 BENCH_REPEAT (3 rounds), BENCH_DURATION (3 s per load run), BENCH_C1_DURATION (2 s per
@@ -277,6 +279,17 @@ def stat(envoy: Envoy, suffix: str) -> int | None:
     return None
 
 
+def process_cpu_ns(pid: int) -> int:
+    """CPU time used so far by every thread of a process (ns; /proc/<pid>/task/*/schedstat)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass  # the thread ended
+    return total
+
+
 def vm_memory(envoy: Envoy, samples: int = 8) -> int | None:
     """The worker VM's `vm.memory_bytes`. Envoy also runs a copy of the plugin on its main
     thread, which never serves a request, and both set the one gauge on their 1 s tick: the
@@ -323,7 +336,10 @@ def measure(rows: list[Row], ports: dict[str, int], envoy: Envoy, log: Path | No
 
     def run(row: Row, **kw: Any) -> dict[str, Any]:
         before = stat(envoy, "token_cache.miss") if row.counts_misses() else None
+        assert envoy.proc is not None
+        cpu = process_cpu_ns(envoy.proc.pid)
         res = run_wrk(url(row), row.token, row.ring, **kw)
+        res["cpu_us"] = (process_cpu_ns(envoy.proc.pid) - cpu) / 1000 / max(1, res["requests"])
         if before is not None:
             row.misses += (stat(envoy, "token_cache.miss") or 0) - before
             row.requests_cold += res["requests"]
@@ -356,14 +372,17 @@ def ratio(a: Row, b: Row) -> float:
 
 def print_table(rows: list[Row], base: Row) -> None:
     base_c1 = median_of(base.single, "p50")
+    base_cpu = median_of(base.load, "cpu_us")
     print(f"{'configuration':58} {'req/s':>7} {'vs alone':>8} {'p50 ms':>6} {'p99 ms':>6} "
-          f"{'c1 p50 us':>9} {'added us':>8}")
+          f"{'c1 p50 us':>9} {'added us':>8} {'cpu us':>6} {'added':>6}")
     for row in rows:
         c1 = median_of(row.single, "p50")
+        cpu = median_of(row.load, "cpu_us")
         added = "" if row is base else f"{c1 - base_c1:+8.0f}"
+        added_cpu = "" if row is base else f"{cpu - base_cpu:+6.1f}"
         print(f"{row.label:58} {median_of(row.load, 'rps'):7.0f} {ratio(row, base):8.2f} "
               f"{median_of(row.load, 'p50') / 1000:6.2f} {median_of(row.load, 'p99') / 1000:6.2f} "
-              f"{c1:9.0f} {added:>8}")
+              f"{c1:9.0f} {added:>8} {cpu:6.1f} {added_cpu:>6}")
 
 
 # --------------------------------------------------------------------------
@@ -478,7 +497,8 @@ def main() -> int:
     cold = by_key["cold"]
     print(f"\nreq/s, p50, p99: wrk -t{THREADS} -c{CONNECTIONS}, {DURATION}s, median of {REPEAT} rounds; vs alone: "
           f"median of per-round ratios. c1 p50: median latency at concurrency 1 ({C1_DURATION}s runs); added us: "
-          f"minus Envoy alone's. Load average at the end {os.getloadavg()[0]:.2f} (other work on the machine "
+          f"minus Envoy alone's. cpu us: CPU time of the whole Envoy process per request at load (all threads, "
+          f"/proc schedstat), which other work on the machine disturbs much less; added: minus Envoy alone's. Load average at the end {os.getloadavg()[0]:.2f} (other work on the machine "
           f"makes the figures noisy; compare rows of one run only).")
     print(f"cold row: {cold.misses} token-cache misses in {cold.requests_cold} requests "
           f"({100 * cold.misses / max(1, cold.requests_cold):.1f} %; requests in flight at the end of a run "
@@ -496,6 +516,10 @@ def main() -> int:
         print("ERROR: the cold row hit the token cache; raise BENCH_COLD_TOKENS above cache_max_entries",
               file=sys.stderr)
         return 1
+    cpu = lambda a, b: median_of(by_key[b].load, "cpu_us") / median_of(by_key[a].load, "cpu_us")  # noqa: E731
+    print(f"the same ratios from Envoy's CPU time per request (less disturbed by other work on the machine): "
+          f"warm_vs_native={cpu('warm', 'native_cache'):.2f} cold_vs_native={cpu('cold', 'native'):.2f} "
+          f"warm_vs_none={cpu('warm', 'none'):.2f}")
     print(f"ratio_warm_vs_native={ratio(by_key['warm'], by_key['native_cache']):.2f} "
           f"ratio_cold_vs_native={ratio(cold, by_key['native']):.2f} "
           f"ratio_warm_vs_none={ratio(by_key['warm'], by_key['none']):.2f}")
