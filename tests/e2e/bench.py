@@ -254,6 +254,7 @@ class Row:
     listener: str
     token: str | None = None
     ring: Ring | None = None
+    path: str = PATH
     # Filled in by `measure`.
     load: list[dict[str, Any]] = field(default_factory=list)
     single: list[dict[str, Any]] = field(default_factory=list)
@@ -307,7 +308,7 @@ def wait_serving(envoy: Envoy, rows: list[Row], ports: dict[str, int]) -> None:
     """`/ready` answers before the worker VM runs the plugin and before remote JWKS arrive:
     wait until every row gets a 200."""
     for row in rows:
-        url = f"http://127.0.0.1:{ports[row.listener]}{PATH}"
+        url = f"http://127.0.0.1:{ports[row.listener]}{row.path}"
         token = row.token or (row.ring.path.read_text().split("\n", 1)[0] if row.ring else None)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         wait_until(lambda: requests.get(url, headers=headers, timeout=5).status_code == 200, 90,
@@ -332,7 +333,7 @@ def check_access_log(log: Path, ports: dict[str, int], expect: dict[str, Callabl
 def measure(rows: list[Row], ports: dict[str, int], envoy: Envoy, log: Path | None = None,
             rounds: int = REPEAT, progress: bool = True) -> None:
     """Warm-up, then `rounds` interleaved rounds (load, then concurrency 1) over `rows`."""
-    url = lambda row: f"http://127.0.0.1:{ports[row.listener]}{PATH}"  # noqa: E731
+    url = lambda row: f"http://127.0.0.1:{ports[row.listener]}{row.path}"  # noqa: E731
 
     def run(row: Row, **kw: Any) -> dict[str, Any]:
         before = stat(envoy, "token_cache.miss") if row.counts_misses() else None
