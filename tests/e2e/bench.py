@@ -1,7 +1,7 @@
 """`make bench`: the filter side by side with Envoy alone and Envoy's native jwt_authn + RBAC,
 in one Envoy process and one run, measured with wrk.
 
-One Envoy (`--concurrency 1`: one worker, so one wasm VM), one listener per configuration, each
+One Envoy (`--concurrency 1`: one worker, so one wasm VM serving requests), one listener per configuration, each
 answering `GET /fhir/Patient/pat-a` with the same `direct_response` (so only the authorization
 chain differs) and writing an access log (one JSON object per request) to the same file:
 
