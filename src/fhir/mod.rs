@@ -9,6 +9,7 @@ pub use interaction::*;
 
 pub mod classify;
 mod query;
+pub mod r4;
 pub mod resource_types;
 
 pub use classify::{body_needed, classify, is_valid_id, ClassifyError};

@@ -80,7 +80,10 @@ def main() -> int:
         print(f"  access log (audit records):     {rig.access_log.path}")
         for p, t in tokens.items():
             print(f"\n  export {p.upper()}_TOKEN={t}")
-        print(f"\n  curl -H \"Authorization: Bearer $PATIENT_TOKEN\" {rig.base_url}/Patient/pat-a\n")
+        print(f"\n  curl -H \"Authorization: Bearer $PATIENT_TOKEN\" {rig.base_url}/Patient/pat-a")
+        upstream = f" UPSTREAM={rig.sekmet.base_url}" if rig.sekmet else ""
+        print(f"  make conformance TARGET={rig.base_url} ISSUER={rig.issuer.issuer_url}{upstream}"
+              "   # check the gateway from outside\n")
         if os.environ.get("DEMO_EXIT"):
             return 0
         print("Ctrl-C stops everything.", flush=True)

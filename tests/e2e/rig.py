@@ -42,7 +42,12 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "envoy" / "issuer"))
-from issuer import Issuer, SigningKey, serve as serve_issuer  # noqa: E402,F401
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+from issuer import CAPABILITIES, Issuer, SigningKey, serve as serve_issuer  # noqa: E402,F401
+# the data set and its seeding live with the conformance tool (one data set for both)
+from tests.conformance.data import PATIENTS, seed, seed_bundle  # noqa: E402,F401
+from tests.conformance.http import prepare  # noqa: E402
 
 WASM = Path(os.environ.get("FHIR_AUTHZ_WASM", REPO / "target/wasm32-wasip1/release/fhir_smart_authz.wasm"))
 CLI = Path(os.environ.get("FHIR_AUTHZ_CLI", REPO / "target/release/fhir-smart-authz"))
@@ -128,64 +133,19 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, log: Path |
 # FHIR server
 # --------------------------------------------------------------------------
 
-PATIENTS = ("pat-a", "pat-b")
-
-
-def seed_bundle() -> dict[str, Any]:
-    """A transaction Bundle of fixed-id demo data (works on sekmet and HAPI)."""
-
-    def put(resource: dict[str, Any]) -> dict[str, Any]:
-        rt, rid = resource["resourceType"], resource["id"]
-        return {"fullUrl": f"{rt}/{rid}", "resource": resource,
-                "request": {"method": "PUT", "url": f"{rt}/{rid}"}}
-
-    entries = [put({"resourceType": "Practitioner", "id": "prac-1", "name": [{"family": "Careful", "given": ["Casey"]}]})]
-    for pid, family in (("pat-a", "Alpha"), ("pat-b", "Bravo")):
-        s = pid[-1]
-        entries += [
-            put({"resourceType": "Patient", "id": pid, "name": [{"family": family}], "gender": "female",
-                 "birthDate": "1980-01-01"}),
-            put({"resourceType": "Observation", "id": f"obs-{s}1", "status": "final",
-                 "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                           "code": "vital-signs"}]}],
-                 "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}]},
-                 "subject": {"reference": f"Patient/{pid}"}, "valueQuantity": {"value": 72, "unit": "/min"}}),
-            put({"resourceType": "Observation", "id": f"obs-{s}2", "status": "final",
-                 "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                           "code": "laboratory"}]}],
-                 "code": {"coding": [{"system": "http://loinc.org", "code": "2339-0", "display": "Glucose"}]},
-                 "subject": {"reference": f"Patient/{pid}"}, "valueQuantity": {"value": 5.4, "unit": "mmol/L"}}),
-            put({"resourceType": "Condition", "id": f"cond-{s}1",
-                 "code": {"text": "Hypertension"}, "subject": {"reference": f"Patient/{pid}"}}),
-            put({"resourceType": "Encounter", "id": f"enc-{s}1", "status": "finished",
-                 "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
-                 "subject": {"reference": f"Patient/{pid}"}}),
-        ]
-    entries.append(put({"resourceType": "Observation", "id": "obs-del", "status": "final",
-                        "code": {"text": "to be deleted by the e2e table"},
-                        "subject": {"reference": "Patient/pat-b"}}))
-    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
-
-
-def seed(base_url: str, timeout: float = 30) -> None:
-    """Load the demo data directly into the FHIR server (bypassing Envoy)."""
-    r = requests.post(base_url, json=seed_bundle(), timeout=timeout,
-                      headers={"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"})
-    if r.status_code >= 300:
-        raise RuntimeError(f"seeding {base_url} failed: {r.status_code} {r.text[:500]}")
-    for pid in PATIENTS:
-        r = requests.get(f"{base_url}/Patient/{pid}", timeout=timeout)
-        if r.status_code != 200:
-            raise RuntimeError(f"seeded Patient/{pid} not readable: {r.status_code}")
-
-
 class Sekmet:
-    """sekmet-fhir as the FHIR upstream: fresh data_dir per run, no auth, no simulator."""
+    """sekmet-fhir as the FHIR upstream: fresh data_dir per run, no auth, no simulator.
 
-    def __init__(self, workdir: Path):
+    `public_base` is the FHIR base as clients see it (the gateway): sekmet builds every
+    absolute URL it writes (paging links, `fullUrl`, `Location`) from its `base_url`
+    setting and ignores X-Forwarded-*, so it must be the gateway's URL, or clients follow
+    links straight to the unprotected server. `base_url` stays the direct address (seeding)."""
+
+    def __init__(self, workdir: Path, public_base: str | None = None):
         self.workdir = workdir
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/fhir"
+        self.public_base = public_base or self.base_url
         self.proc: subprocess.Popen | None = None
         self.log = workdir / "sekmet.log"
 
@@ -193,7 +153,7 @@ class Sekmet:
         data = self.workdir / "sekmet-data"
         data.mkdir(parents=True, exist_ok=True)
         settings = {
-            "base_url": self.base_url,
+            "base_url": self.public_base,
             "host": "127.0.0.1",
             "port": self.port,
             "data_dir": str(data),
@@ -362,9 +322,12 @@ def plugin_config(base_url: str, issuers: list[dict[str, Any]], enforce: bool = 
                      **({"remove_headers": remove_headers} if remove_headers else {}),
                      **({"hold_headers_for_body": True} if hold else {})},
         "responses": {"realm": "fhir"},
-        "discovery": {
+        "discovery": {  # the demo issuer's endpoints and what it really supports
             "authorization_endpoint": issuers[0]["issuer"] + "/authorize" if issuers else "",
             "token_endpoint": issuers[0]["issuer"] + "/token" if issuers else "",
+            "capabilities": CAPABILITIES,
+            "scopes_supported": ["openid", "fhirUser", "launch/patient", "patient/*.rs", "user/*.rs",
+                                 "system/*.rs"],
         },
     }
     cfg.update(extra)
@@ -421,9 +384,27 @@ def wasm_filter(config: dict[str, Any] | str, wasm: Path, name: str = "fhir_smar
     }
 
 
+# Envoy's CORS filter, placed before the wasm filter: it answers browser preflights itself
+# (they never reach the filter, which refuses OPTIONS) and adds Access-Control-Allow-Origin
+# to every answer, including the filter's own 401/403 and discovery document (local replies
+# pass back through the CORS filter). The same policy as envoy/envoy.yaml; any origin is
+# fine for bearer-token APIs (no cookies), restrict it to your apps' origins in production.
+CORS_POLICY = {
+    "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy",
+    "allow_origin_string_match": [{"safe_regex": {"regex": ".*"}}],
+    "allow_methods": "GET, POST, PUT, PATCH, DELETE, HEAD",
+    "allow_headers": "authorization, content-type, accept, if-match, if-none-exist, if-none-match, "
+                     "if-modified-since, prefer, x-request-id",
+    "expose_headers": "www-authenticate, location, content-location, etag, last-modified, x-request-id",
+    "max_age": "600",
+}
+CORS_FILTER = {"name": "envoy.filters.http.cors",
+               "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"}}
+
+
 def listener(name: str, port: int, cluster: str, plugin: dict[str, Any] | str | None, wasm: Path,
              access_log: Path) -> dict[str, Any]:
-    filters = [wasm_filter(plugin, wasm)] if plugin is not None else []
+    filters = [CORS_FILTER] + ([wasm_filter(plugin, wasm)] if plugin is not None else [])
     filters.append({"name": "envoy.filters.http.router",
                     "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}})
     fmt = dict(ACCESS_LOG_FORMAT, listener=name)
@@ -450,6 +431,7 @@ def listener(name: str, port: int, cluster: str, plugin: dict[str, Any] | str | 
                 }],
                 "route_config": {"name": name, "virtual_hosts": [{
                     "name": name, "domains": ["*"],
+                    "typed_per_filter_config": {"envoy.filters.http.cors": CORS_POLICY},
                     "routes": [{"match": {"prefix": "/"}, "route": {"cluster": cluster, "timeout": "30s"}}],
                 }]},
                 "http_filters": filters,
@@ -665,7 +647,7 @@ class Rig:
         clusters = [cluster("recorder", self.recorder.port), cluster("issuer", iss_port),
                     cluster("issuer_rot", rot_port)]
         if self.upstream == "sekmet":
-            self.sekmet = Sekmet(self.workdir).start()
+            self.sekmet = Sekmet(self.workdir, public_base=self.base("main")).start()
             seed(self.sekmet.base_url)
             clusters.append(cluster("fhir", self.sekmet.port))
             main_cluster = "fhir"
@@ -767,21 +749,7 @@ class Rig:
                 headers: dict[str, str] | None = None, body: bytes | str | dict | list | None = None,
                 content_type: str | None = None, wait_log: bool = True, raw_url: str | None = None) -> Response:
         """Send one request through Envoy; attach its access-log line and what the recorder saw."""
-        rid = "e2e-" + uuid.uuid4().hex
-        hdrs = {"x-request-id": rid, "Accept": "application/fhir+json"}
-        if token is not None:
-            hdrs["Authorization"] = f"Bearer {token}"
-        data: bytes | None
-        if isinstance(body, (dict, list)):
-            data = json.dumps(body).encode()
-            hdrs["Content-Type"] = content_type or "application/fhir+json"
-        elif isinstance(body, str):
-            data = body.encode()
-        else:
-            data = body
-        if content_type and data is not None:
-            hdrs["Content-Type"] = content_type
-        hdrs.update(headers or {})
+        rid, hdrs, data = prepare(token, headers, body, content_type, "e2e-")
         url = raw_url or (self.base(listener) + path)
         r = requests.request(method, url, headers=hdrs, data=data, timeout=30, allow_redirects=False)
         resp = Response(r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.content, rid)
@@ -791,12 +759,23 @@ class Rig:
         return resp
 
 
-def main() -> int:
-    """`python -m tests.e2e.rig`: start the rig, print the URLs, wait for Ctrl-C."""
+def main(argv: list[str] | None = None) -> int:
+    """`python -m tests.e2e.rig`: start the rig, print the URLs, wait for Ctrl-C.
+    `python -m tests.e2e.rig -- CMD ARGS...`: start the rig, run CMD with `{target}`,
+    `{issuer}`, `{upstream}` in its arguments replaced by the rig's FHIR base through Envoy,
+    its token issuer and sekmet's direct base, stop the rig, exit with CMD's status
+    (`make conformance-rig` runs `make conformance` against the rig this way)."""
+    argv = sys.argv[1:] if argv is None else argv
+    command = argv[argv.index("--") + 1:] if "--" in argv else None
     rig = Rig(with_filter=os.environ.get("RIG_NO_FILTER") is None).start()
     try:
+        urls = {"target": rig.base_url, "issuer": rig.issuer.issuer_url,
+                "upstream": rig.sekmet.base_url if rig.sekmet else ""}
+        if command:
+            return subprocess.run([a.format(**urls) for a in command], cwd=REPO).returncode
         print(json.dumps({"main": rig.base_url, "admin": rig.envoy.admin_url if rig.envoy else None,
-                          "issuer": rig.issuer.issuer_url, "workdir": str(rig.workdir)}, indent=2), flush=True)
+                          "issuer": rig.issuer.issuer_url, "upstream": urls["upstream"],
+                          "workdir": str(rig.workdir)}, indent=2), flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:
         pass

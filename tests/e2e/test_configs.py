@@ -197,3 +197,76 @@ def test_example_tokens_decide():
     assert r.returncode == 0, r.stderr
     got = [(d["status"], d["reason"]) for d in map(json.loads, r.stdout.splitlines())]
     assert got == EXAMPLE_TOKEN_DECISIONS
+
+
+# --- CORS, discovery and links on the shipped rigs ---------------------------------
+
+def http_filter_chains(node):
+    """Every `http_filters` list of an Envoy config with the virtual hosts of its route config."""
+    if isinstance(node, dict):
+        if "http_filters" in node:
+            yield node["http_filters"], node.get("route_config", {}).get("virtual_hosts", [])
+        for v in node.values():
+            yield from http_filter_chains(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from http_filter_chains(v)
+
+
+def cors_policies(virtual_hosts) -> list[dict]:
+    return [vh.get("typed_per_filter_config", {}).get("envoy.filters.http.cors") for vh in virtual_hosts]
+
+
+@pytest.mark.parametrize("path", ENVOY_YAMLS, ids=[p.name for p in ENVOY_YAMLS])
+def test_envoy_yaml_cors_before_the_filter(path: Path):
+    """Envoy's CORS filter sits before the wasm filter (preflights never reach it; its local
+    replies get the CORS headers) and every virtual host carries the rig's policy."""
+    from .rig import CORS_POLICY
+
+    chains = list(http_filter_chains(yaml.safe_load(path.read_text())))
+    assert chains, path.name
+    for filters, vhosts in chains:
+        names = [f["name"] for f in filters]
+        if "envoy.filters.http.wasm" in names:
+            assert "envoy.filters.http.cors" in names, names
+            assert names.index("envoy.filters.http.cors") < names.index("envoy.filters.http.wasm"), names
+        assert cors_policies(vhosts) == [CORS_POLICY] * len(vhosts), "the CORS policy differs from rig.CORS_POLICY"
+
+
+def test_rig_listener_has_cors_before_the_filter(tmp_path: Path):
+    from .rig import CORS_POLICY, listener
+
+    filters, vhosts = next(http_filter_chains(listener("main", 1, "fhir", {"x": 1}, WASM, tmp_path / "a.log")))
+    assert [f["name"] for f in filters] == ["envoy.filters.http.cors", "envoy.filters.http.wasm",
+                                            "envoy.filters.http.router"]
+    assert cors_policies(vhosts) == [CORS_POLICY]
+
+
+def test_discovery_lists_what_the_demo_issuer_supports():
+    """The demo discovery documents (compose rig, native rig) list exactly the capabilities the
+    demo issuer implements (envoy/issuer/issuer.py CAPABILITIES)."""
+    from .rig import CAPABILITIES, plugin_config
+
+    envoy = yaml.safe_load((REPO / "envoy" / "envoy.yaml").read_text())
+    plugin = json.loads(next(wasm_plugin_configs(envoy))["configuration"]["value"])
+    assert plugin["discovery"]["capabilities"] == CAPABILITIES
+    assert plugin_config("http://127.0.0.1:1/fhir", [{"issuer": "http://i"}])["discovery"]["capabilities"] == CAPABILITIES
+    assert "launch-standalone" in CAPABILITIES and "client-confidential-asymmetric" not in CAPABILITIES
+
+
+def test_compose_hapi_writes_links_naming_the_gateway():
+    """HAPI builds paging links, fullUrls and Location from hapi.fhir.server_address: it must be
+    the gateway's FHIR base (the plugin's fhir_base_url), never HAPI's own address."""
+    compose = yaml.safe_load((REPO / "envoy" / "docker-compose.yml").read_text())["services"]
+    envoy = yaml.safe_load((REPO / "envoy" / "envoy.yaml").read_text())
+    plugin = json.loads(next(wasm_plugin_configs(envoy))["configuration"]["value"])
+    assert compose["fhir"]["environment"]["HAPI_FHIR_SERVER_ADDRESS"].rstrip("/") == plugin["fhir_base_url"]
+
+
+def test_istio_virtual_service_cors_policy():
+    services = [d for d in istio_docs() if d.get("kind") == "VirtualService"]
+    assert len(services) == 1
+    for route in services[0]["spec"]["http"]:
+        cors = route["corsPolicy"]
+        assert cors["allowOrigins"] and "authorization" in cors["allowHeaders"], cors
+        assert "www-authenticate" in cors["exposeHeaders"], cors
