@@ -63,6 +63,12 @@ def _shipped_hcm() -> dict[str, Any]:
     return _shipped_listener()["filter_chains"][0]["filters"][0]["typed_config"]
 
 
+def _shipped_wasm_filter() -> dict[str, Any]:
+    """The wasm filter of envoy/envoy.yaml (found by name: other filters, e.g. CORS, come before it
+    and are not part of the comparison, since a native setup would need them alike)."""
+    return next(f for f in _shipped_hcm()["http_filters"] if f["name"] == "envoy.filters.http.wasm")
+
+
 def shipped_log_format() -> dict[str, str]:
     """The `json_format` of the access log in envoy/envoy.yaml (audit record `:TYPED`)."""
     return dict(_shipped_hcm()["access_log"][0]["typed_config"]["log_format"]["json_format"])
@@ -89,7 +95,7 @@ def shipped_plugin_config(issuer_url: str, jwks_cluster: str, base_url: str,
     """The plugin configuration of envoy/envoy.yaml with the bench's issuer (JWKS fetched through
     `jwks_cluster`, as shipped) and FHIR base URL; `overrides` are merged one level deep
     (e.g. `{"audit": {"encoding": "json"}}` keeps the shipped `audit.source`)."""
-    wasm = _shipped_hcm()["http_filters"][0]["typed_config"]["config"]
+    wasm = _shipped_wasm_filter()["typed_config"]["config"]
     cfg = json.loads(wasm["configuration"]["value"])
     cfg["fhir_base_url"] = base_url
     issuer = dict(cfg["issuers"][0], issuer=issuer_url, jwks_uri=issuer_url + "/.well-known/jwks.json",
@@ -106,7 +112,7 @@ def shipped_plugin_config(issuer_url: str, jwks_cluster: str, base_url: str,
 def shipped_wasm_filter(plugin: dict[str, Any], wasm: Path) -> dict[str, Any]:
     """The wasm HTTP filter of envoy/envoy.yaml (failure policy, `allow_on_headers_stop_iteration`,
     VM settings) with this plugin configuration and .wasm file."""
-    filt = copy.deepcopy(_shipped_hcm()["http_filters"][0])
+    filt = copy.deepcopy(_shipped_wasm_filter())
     cfg = filt["typed_config"]["config"]
     cfg["configuration"]["value"] = json.dumps(plugin)
     cfg["vm_config"]["code"] = {"local": {"filename": str(wasm)}}
