@@ -124,7 +124,8 @@ fuzz: prereqs ## cargo-fuzz targets, FUZZ_SECONDS each (installs nightly and car
 bench-core: prereqs ## criterion: classify + decide natively (core/benches/core.rs)
 	$(CARGO) bench -p $(CORE_PKG) --bench core
 
-bench: need-wrk build cli venv bench-core ## inside real Envoy (token paths, cache hits) + core
+# BENCH_ONLY=compare: only the side-by-side comparison (no criterion, no token-path rows).
+bench: need-wrk build venv $(if $(BENCH_ONLY),,bench-core) ## the filter side by side with Envoy alone and native jwt_authn + RBAC in real Envoy (+ core)
 	$(PY) -m tests.e2e.bench
 
 demo: build cli venv
