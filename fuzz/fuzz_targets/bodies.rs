@@ -13,10 +13,6 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let config = common::config();
-    let json = vec![(
-        "content-type".to_string(),
-        "application/fhir+json".to_string(),
-    )];
     for (method, path, ct) in [
         ("POST", "/fhir", "application/fhir+json"),
         ("POST", "/fhir/Observation", "application/fhir+json"),
@@ -44,15 +40,10 @@ fuzz_target!(|data: &[u8]| {
             "application/fhir+json",
         ),
     ] {
-        let headers = if ct == "application/fhir+json" {
-            json.clone()
-        } else {
-            vec![("content-type".to_string(), ct.to_string())]
-        };
         let req = RequestParts {
             method,
             path,
-            headers,
+            headers: vec![("content-type".into(), ct.into())],
             body: Some(data),
         };
         common::decide_all(&config, &req);
