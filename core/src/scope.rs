@@ -8,7 +8,7 @@
 //! `offline_access`, `online_access` are recognised and grant no access.
 //! Anything else is invalid: ignored (never widens access) and reported.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 
 /// The most scopes a token may carry: every request is decided against
@@ -310,8 +310,9 @@ pub struct ScopeSet {
     typed: [HashMap<String, Perms>; 3],
     /// Indices into `scopes` of granular ones.
     granular: Vec<usize>,
-    /// The scopes already in `scopes`: de-duplication in linear time.
-    seen: HashSet<ResourceScope>,
+    /// The canonical forms of the scopes in `scopes`: de-duplication in
+    /// linear time (the value is unused; the map type is the one above).
+    seen: HashMap<String, Perms>,
 }
 
 fn ctx_index(c: ScopeContext) -> usize {
@@ -347,7 +348,7 @@ impl ScopeSet {
     }
 
     fn insert(&mut self, r: ResourceScope) {
-        if !self.seen.insert(r.clone()) {
+        if self.seen.insert(r.canonical(), r.perms).is_some() {
             return;
         }
         let ci = ctx_index(r.context);

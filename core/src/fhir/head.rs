@@ -179,7 +179,11 @@ pub(super) fn body_media(content_type: &str) -> Result<MediaKind, ClassifyError>
     }
     for param in parts {
         let (name, value) = param.split_once('=').unwrap_or((param, ""));
-        let (name, value) = (name.trim(), value.trim().trim_matches('"'));
+        let (name, value) = (name.trim(), value.trim());
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
         let ok = if name.eq_ignore_ascii_case("charset") {
             value.eq_ignore_ascii_case("utf-8")
         } else {
@@ -189,10 +193,8 @@ pub(super) fn body_media(content_type: &str) -> Result<MediaKind, ClassifyError>
         };
         if !ok {
             return err(format!(
-                "the Content-Type parameter `{}` is refused: bodies are read as UTF-8 {} only (allowed: `charset=utf-8`{})",
-                short(param.trim()),
-                if kind == MediaKind::Form { "forms" } else { "FHIR R4 JSON" },
-                if kind == MediaKind::Form { "" } else { ", `fhirVersion=4.0`" }
+                "the Content-Type parameter `{}` is refused: bodies are read as UTF-8 FHIR R4 (allowed: `charset=utf-8`, and `fhirVersion=4.0` for JSON)",
+                short(param.trim())
             ));
         }
     }

@@ -116,6 +116,7 @@ fn refuse_bundle_query(search: &[SearchParam]) -> Result<(), ClassifyError> {
 /// An operation's parameters: with POST no URL parameters besides
 /// `_format`/`_pretty`, its parameters (and resource) come from the body;
 /// `_type` names the types it reaches.
+#[inline(never)]
 fn operation_params(
     op: &str,
     method: Method,

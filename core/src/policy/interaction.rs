@@ -142,12 +142,13 @@ fn criteria_failed(f: Fail) -> Fail {
     )
 }
 
-/// The types a token's plain (non-granular) scopes in some contexts grant
-/// a letter on (`["*"]` when a wildcard does).
-fn granted_types(ev: &Evaluator<'_>, patient: bool, letter: Perms) -> Vec<String> {
+/// The types a token's plain (non-granular) scopes grant a letter on, in
+/// patient/ (`Some(true)`), user|system/ (`Some(false)`) or any context
+/// (`None`); `["*"]` when a wildcard does.
+fn granted_types(ev: &Evaluator<'_>, patient: Option<bool>, letter: Perms) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for x in &ev.ctx.scopes.scopes {
-        if (x.context == ScopeContext::Patient) != patient
+        if patient.is_some_and(|p| (x.context == ScopeContext::Patient) != p)
             || x.is_granular()
             || !x.perms.contains(letter)
         {
@@ -172,15 +173,10 @@ fn granted_types(ev: &Evaluator<'_>, patient: bool, letter: Perms) -> Vec<String
 /// compartment check covers only the types that only patient/ scopes grant
 /// (every type, when a `patient/*` scope is among them). Granular scopes grant no
 /// paging. See the module documentation of [`super`].
+#[inline(never)]
 fn paging(ev: &mut Evaluator<'_>) -> Result<(), Fail> {
-    let (user_search, user_read) = (
-        granted_types(ev, false, Perms::S),
-        granted_types(ev, false, Perms::R),
-    );
-    let (patient_search, patient_read) = (
-        granted_types(ev, true, Perms::S),
-        granted_types(ev, true, Perms::R),
-    );
+    let user_search = granted_types(ev, Some(false), Perms::S);
+    let patient_search = granted_types(ev, Some(true), Perms::S);
     if user_search.is_empty() && patient_search.is_empty() {
         let preferred = ev.preferred(ScopeContexts::ALL);
         ev.record("*", Perms::S, preferred);
@@ -209,14 +205,17 @@ fn paging(ev: &mut Evaluator<'_>) -> Result<(), Fail> {
         }
         (Some(p), false) => Some(p),
     };
-    let (mut search, mut read) = (user_search, user_read);
+    // The patient/ grants count only when the patient rule applies.
+    let contexts = if patient.is_some() { None } else { Some(false) };
+    let search = granted_types(ev, contexts, Perms::S);
+    let read = granted_types(ev, contexts, Perms::R);
     if let Some(p) = patient {
         ev.used_patient = true;
         let only_patient: Vec<&String> = patient_search
             .iter()
-            .filter(|t| !search.iter().any(|u| u == "*" || u == *t))
+            .filter(|t| !user_search.iter().any(|u| u == "*" || u == *t))
             .collect();
-        if search.is_empty() || only_patient.iter().any(|t| *t == "*") {
+        if user_search.is_empty() || only_patient.iter().any(|t| *t == "*") {
             ev.push_obligation(Obligation::CheckResponseCompartment {
                 resource_type: "*".into(),
                 patient: p,
@@ -229,26 +228,9 @@ fn paging(ev: &mut Evaluator<'_>) -> Result<(), Fail> {
                 });
             }
         }
-        union(&mut search, patient_search);
-        union(&mut read, patient_read);
     }
     if !(search == ["*"] && read == ["*"]) {
         ev.push_obligation(Obligation::CheckResponseTypes { search, read });
     }
     Ok(())
-}
-
-fn union(into: &mut Vec<String>, more: Vec<String>) {
-    if into.iter().any(|t| t == "*") {
-        return;
-    }
-    if more.iter().any(|t| t == "*") {
-        *into = more;
-        return;
-    }
-    for t in more {
-        if !into.contains(&t) {
-            into.push(t);
-        }
-    }
 }

@@ -40,7 +40,8 @@ pub(super) fn check_response_types(
             continue;
         };
         let t = kind(r)?;
-        let include = e.pointer("/search/mode").and_then(Value::as_str) == Some("include");
+        let mode = e.get("search").and_then(|s| s.get("mode"));
+        let include = mode.and_then(Value::as_str) == Some("include");
         let (ok, letter) = if include {
             (granted(read, &t), "r")
         } else {
