@@ -88,40 +88,30 @@ fn parameters(
     };
     let mut resource = None;
     for (i, item) in items.iter().enumerate() {
-        let at = |m: String| ClassifyError::new(format!("Parameters.parameter[{i}]: {m}"));
-        let Some(p) = item.as_object() else {
-            return Err(at("must be an object".into()));
-        };
-        let name = match p.get("name") {
-            Some(Value::String(n)) if !n.is_empty() => n.as_str(),
-            _ => return Err(at("needs a non-empty `name`".into())),
-        };
-        if p.contains_key("part") {
-            return Err(at(format!(
-                "`{}` has nested parts, which this gateway does not read for {op}: send primitive parameters",
-                short(name)
-            )));
-        }
-        if let Some(r) = p.get("resource") {
-            if name != "resource" || resource.is_some() || p.len() != 2 {
-                return Err(at(format!(
-                    "`{}` carries a resource: only one parameter named `resource` may",
-                    short(name)
-                )));
+        let name = item.get("name").and_then(Value::as_str).unwrap_or("");
+        let entry = item
+            .as_object()
+            .filter(|p| !name.is_empty() && !p.contains_key("part"));
+        let read = match (entry, item.get("resource")) {
+            (Some(p), Some(r)) if name == "resource" && resource.is_none() && p.len() == 2 => {
+                resource = Some(r.clone());
+                continue;
             }
-            resource = Some(r.clone());
-            continue;
-        }
-        let mut values = p.iter().filter(|(k, _)| k.starts_with("value"));
-        let (Some((key, v)), None) = (values.next(), values.next()) else {
-            return Err(at(format!("`{}` needs exactly one value[x]", short(name))));
+            (Some(p), None) => {
+                let mut values = p.iter().filter(|(k, _)| k.starts_with("value"));
+                match (values.next(), values.next()) {
+                    (Some((key, v)), None) => primitive(key, v),
+                    _ => None,
+                }
+            }
+            _ => None,
         };
-        let text = primitive(key, v).ok_or_else(|| {
-            at(format!(
-                "`{}`: {key} is not a primitive value or a reference this gateway reads",
+        let Some(text) = read else {
+            return err(format!(
+                "Parameters.parameter[{i}] (`{}`) is not read by this gateway for {op}: each parameter needs a `name` and exactly one primitive value[x] (a valueReference by its `reference`); only one parameter, named `resource`, may carry a resource; nested `part`s are refused",
                 short(name)
-            ))
-        })?;
+            ));
+        };
         query::push_param(search, query::param(name, &text, "Parameters body")?)?;
     }
     Ok(resource)
