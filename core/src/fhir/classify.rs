@@ -37,9 +37,18 @@
 //! * Conditional update/patch/delete and conditional create need real
 //!   criteria: parameters other than `_format`, `_pretty`, `_summary` and
 //!   `_elements` (a criteria-less conditional delete could match everything).
+//! * **One reading** (README "Decision rules"): a `POST _search` needs the
+//!   exact lower-case form Content-Type (optionally `charset=utf-8`), even
+//!   for an empty body; no request may carry `Content-Encoding`,
+//!   `Content-Location` or the other headers in `head::REFUSED_HEADERS`, nor
+//!   `_cascade`/`_expunge`; at most `MAX_PARAMETERS` parameters (query and
+//!   body); a POST operation takes only `_format`/`_pretty` in its URL and
+//!   its parameters from its `Parameters` body (`parameters`); `_getpages`
+//!   only in the paging forms (`paging`); `Prefer: respond-async` only on
+//!   Bulk Data; a Bundle has at most `MAX_BUNDLE_ENTRIES` entries.
 //! * Bodies: a batch/transaction must be a JSON Bundle (XML bundles cannot be
-//!   inspected and are refused); `_search` bodies must be form-encoded (or
-//!   empty without a Content-Type); JSON create/update bodies are parsed into
+//!   inspected and are refused); `_search` bodies must be form-encoded;
+//!   JSON create/update bodies are parsed into
 //!   [`Interaction::resource`] and their `resourceType` (and, for update, `id`)
 //!   must match the URL. XML bodies and non-FHIR bodies of `Binary` are
 //!   classified with `resource: None`; other content types on create/update
