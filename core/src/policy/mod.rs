@@ -68,14 +68,17 @@ pub mod compartment;
 mod context;
 mod evaluator;
 mod granular;
+mod include;
 mod interaction;
 mod need;
 mod operations;
 mod patient_rule;
+mod pins;
 mod resource;
 mod response_check;
 mod search;
 mod settings;
+mod traversal;
 
 pub use authorize::authorize;
 pub use context::AuthContext;
@@ -83,5 +86,6 @@ pub use resource::resource_matches_query;
 pub use response_check::check_response;
 pub use settings::{
     default_operations, OpLevel, OpPatientRule, OpTarget, OperationRule, PatientPaging,
-    PatientUpdateById, PolicyConfig, ReadOutsideRequest, DEFAULT_PATIENT_SCOPE_PUBLIC_TYPES,
+    PatientSearch, PatientUpdateById, PolicyConfig, ReadOutsideRequest,
+    DEFAULT_PATIENT_SCOPE_PUBLIC_TYPES,
 };

@@ -40,6 +40,29 @@ pub(crate) fn write_starts(out: &mut String, doc: &str, name: &str, starts: &[us
     out.push_str("];\n\n");
 }
 
+/// `items` on lines of at most [`WIDTH`] characters (4 spaces of indent), each
+/// line after `label(index of its first item)` when the label is not empty.
+pub(crate) fn write_wrapped(out: &mut String, items: &[String], label: impl Fn(usize) -> String) {
+    const WIDTH: usize = 100;
+    let mut line = String::new();
+    for (i, item) in items.iter().enumerate() {
+        if !line.is_empty() && 4 + line.len() + 1 + item.len() > WIDTH {
+            writeln!(out, "    {line}").unwrap();
+            line.clear();
+        }
+        if line.is_empty() {
+            line = label(i);
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(item);
+    }
+    if !line.is_empty() {
+        writeln!(out, "    {line}").unwrap();
+    }
+}
+
 pub(crate) fn generate_search_params(m: &Model) -> String {
     let type_index: BTreeMap<&str, usize> = RESOURCE_TYPES
         .iter()
@@ -83,11 +106,13 @@ pub(crate) fn generate_search_params(m: &Model) -> String {
         "// Types are indexes into `RESOURCE_TYPES`; see `mod.rs` for the layout.\n\n\
          use super::{p, Common, Param, COMP, DATE, NUM, QTY, REF, SPEC, STR, TOK, URI};\n\n",
     );
-    out.push_str("/// Every parameter code, sorted, concatenated (see `CODE_STARTS`).\n");
+    out.push_str(
+        "/// Every parameter code, sorted, concatenated (see `CODE_STARTS`); each line\n\
+         /// starts with the id of its first code.\n",
+    );
     out.push_str("pub(super) static CODES: &str = concat!(\n");
-    for (i, c) in codes.iter().enumerate() {
-        writeln!(out, "    \"{c}\", // {i}").unwrap();
-    }
+    let quoted: Vec<String> = codes.iter().map(|c| format!("\"{c}\",")).collect();
+    write_wrapped(&mut out, &quoted, |first| format!("/* {first} */"));
     out.push_str(");\n\n");
     let mut starts = vec![0usize];
     for c in &codes {
@@ -123,24 +148,25 @@ pub(crate) fn generate_search_params(m: &Model) -> String {
     for t in RESOURCE_TYPES {
         type_starts.push(n);
         let Some(ps) = m.types.get(*t) else { continue };
-        writeln!(rows, "    // {t}").unwrap();
+        let names: Vec<&str> = ps.keys().map(String::as_str).collect();
+        writeln!(rows, "    // {t}: {}", names.join(" ")).unwrap();
         // BTreeMap order = code order = code id order.
-        for (c, p) in ps {
-            let set = {
+        let items: Vec<String> = ps
+            .iter()
+            .map(|(c, p)| {
                 let mut idx: Vec<usize> =
                     p.targets.iter().map(|t| type_index[t.as_str()]).collect();
                 idx.sort_unstable();
-                set_id[&idx]
-            };
-            writeln!(
-                rows,
-                "    p({}, {}, {set}), // {c}",
-                code_id[c.as_str()],
-                kind_const(&p.kind)
-            )
-            .unwrap();
-            n += 1;
-        }
+                format!(
+                    "p({}, {}, {}),",
+                    code_id[c.as_str()],
+                    kind_const(&p.kind),
+                    set_id[&idx]
+                )
+            })
+            .collect();
+        write_wrapped(&mut rows, &items, |_| String::new());
+        n += items.len();
     }
     type_starts.push(n);
     assert!(n <= usize::from(u16::MAX));
@@ -158,7 +184,10 @@ pub(crate) fn generate_search_params(m: &Model) -> String {
         writeln!(out, "    {}, // {first}: {name}", line.join(", ")).unwrap();
     }
     out.push_str("];\n\n");
-    out.push_str("/// p(code id, type, target set id), sorted by code within each type.\n");
+    out.push_str(
+        "/// p(code id, type, target set id), sorted by code within each type (the\n\
+         /// comment above each type's run names its codes in order).\n",
+    );
     writeln!(out, "pub(super) static PARAMS: [Param; {n}] = [").unwrap();
     out.push_str(&rows);
     out.push_str("];\n\n");
