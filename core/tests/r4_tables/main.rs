@@ -24,10 +24,10 @@
 )]
 
 mod agreement;
-mod policy_tables;
 mod inputs;
 mod model;
 mod patient_compartment;
+mod policy_tables;
 mod search_params;
 
 use fhir_smart_authz_core::fhir::r4;

@@ -17,7 +17,10 @@ pub(crate) fn every_compartment_type_has_a_narrowing_pin() {
         }
         let targets = r4::reference_targets(t, pin)
             .unwrap_or_else(|| panic!("{t}.{pin} is not a reference parameter"));
-        assert!(targets.contains("Patient"), "{t}.{pin} cannot point at Patient");
+        assert!(
+            targets.contains("Patient"),
+            "{t}.{pin} cannot point at Patient"
+        );
     }
     assert_eq!(policy::narrowing_pin("Medication"), None);
 }
