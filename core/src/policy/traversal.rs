@@ -20,6 +20,9 @@ use crate::fhir::{split_name, SearchParam};
 use crate::scope::Perms;
 use std::collections::BTreeSet;
 
+/// Server paging parameters (HAPI): never part of a search.
+const PAGING: [&str; 3] = ["_getpages", "_getpagesoffset", "_pageId"];
+
 /// Longest chain followed (hops); longer ones are refused.
 const MAX_HOPS: usize = 4;
 
@@ -46,6 +49,12 @@ pub(super) fn parameters(
             }
             Some(_) => {}
             None if sp.name == "_query" => reads_every_type(ev, "_query")?,
+            None if PAGING.contains(&sp.name.as_str()) => {
+                return Err(unknowable(format!(
+                    "`{}` belongs to a paging request ([base]?_getpages=...), not to a search: a server may answer it with a page of another search",
+                    sp.name
+                )))
+            }
             None => {
                 if let Some(rest) = &sp.chain {
                     let what = format!("{}.{rest}", display_name(sp));

@@ -148,6 +148,9 @@ fn list_filter_query_and_unknown_parameters() {
         row("user/Observation.rs user/List.r", None, search("Observation", "_list=L1"), ALLOW, &[]),
         row("patient/*.rs", Some("123"), search("Observation", "patient=123&_list=L1"), COMPART, &["patient/Observation.s", "patient/List.r"]),
         row("user/Observation.rs", None, search("Observation", "_text=x&_content=y"), ALLOW, &[]),
+        // a paging id inside a search: some servers answer with a page of another search
+        row("patient/Observation.rs", Some("123"), search("Observation", "_getpages=abc"), INVALID, &[]),
+        row("user/Observation.rs", None, search("Observation", "code=x&_pageId=abc"), INVALID, &[]),
         row("user/Observation.rs", None, search("Observation", "x-vendor=1&_offset=10"), ALLOW, &[]),
         row("patient/Observation.rs", Some("123"), search("Observation", "patient=123&x-vendor=1&_offset=10&asserted-date=2020"), ALLOW, &[]),
     ]);
