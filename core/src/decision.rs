@@ -1,8 +1,7 @@
 //! The decision record: what the filter, the audit record and the CLI consume.
 
 use crate::fhir::Interaction;
-use serde::Serialize;
-use std::collections::BTreeMap;
+use serde::{Serialize, Serializer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -186,12 +185,28 @@ pub struct Rewrite {
     /// The request target the upstream receives (`:path`, with values): the
     /// added parameters first, then the query as sent.
     pub path: String,
-    /// Request headers the filter sets (lower-case name → value), e.g.
-    /// `prefer: handling=strict`.
-    pub headers: BTreeMap<String, String>,
+    /// Request headers the filter sets (lower-case name, value), e.g.
+    /// `prefer: handling=strict`; serialized as an object.
+    #[serde(serialize_with = "as_object")]
+    pub headers: Vec<(String, String)>,
     /// The names of the added parameters, in order (what the audit record
     /// shows: it never carries parameter values).
     pub added: Vec<String>,
+}
+
+/// `(name, value)` pairs as a JSON object.
+fn as_object<S: Serializer>(pairs: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(pairs.iter().map(|(n, v)| (n, v)))
+}
+
+impl Rewrite {
+    /// The value of the header `name` (lower-case) the rewrite sets.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// Why one batch/transaction entry was denied.

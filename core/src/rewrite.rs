@@ -6,7 +6,6 @@
 
 use crate::decision::{Narrowing, Rewrite};
 use crate::fhir::{form_encode, RequestParts};
-use std::collections::BTreeMap;
 
 /// The [`Rewrite`] of `req` that `narrowing` asks for.
 pub fn rewrite(req: &RequestParts<'_>, narrowing: &Narrowing) -> Rewrite {
@@ -26,9 +25,9 @@ pub fn rewrite(req: &RequestParts<'_>, narrowing: &Narrowing) -> Rewrite {
         }
         target
     };
-    let mut headers = BTreeMap::new();
+    let mut headers = Vec::new();
     if narrowing.strict {
-        headers.insert("prefer".to_string(), strict_prefer(req));
+        headers.push(("prefer".to_string(), strict_prefer(req)));
     }
     Rewrite {
         path,
@@ -98,7 +97,7 @@ mod tests {
         ] {
             let r = rewrite(&req(path, prefer), n);
             assert_eq!(r.path, want_path, "{path}");
-            assert_eq!(r.headers.get("prefer").map(String::as_str), want_prefer, "{path}");
+            assert_eq!(r.header("prefer"), want_prefer, "{path}");
             assert_eq!(r.added, n.added.iter().map(|a| a.name.clone()).collect::<Vec<_>>());
         }
     }

@@ -120,7 +120,7 @@ fn check(config: &Config, rows: &[Row<'_>]) {
         let got = d.rewrite.as_ref().map(|rw| {
             (
                 rw.path.as_str(),
-                rw.headers.get("prefer").map(String::as_str).unwrap_or(""),
+                rw.header("prefer").unwrap_or(""),
                 rw.added.iter().map(String::as_str).collect::<Vec<_>>(),
             )
         });

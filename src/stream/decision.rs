@@ -97,8 +97,10 @@ impl Stream {
             );
         }
         if allow {
-            if let Some(flow) = self.carry_out_rewrite(host, &d) {
-                return flow;
+            if let Some(rw) = &d.rewrite {
+                let (rw, checked) = (rw.clone(), !d.obligations.is_empty());
+                self.decision = Some(d);
+                return self.carry_out_rewrite(host, &rw, checked, from_async);
             }
         }
         if allow && !d.obligations.is_empty() {

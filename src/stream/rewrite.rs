@@ -9,7 +9,7 @@
 use super::Stream;
 use crate::host::{Flow, HeaderMap, Host, LogLevel};
 use crate::reply::gateway_error_reply;
-use fhir_smart_authz_core::decision::{Decision, Rewrite};
+use fhir_smart_authz_core::decision::Rewrite;
 
 /// `rw` applied to a header list (`:path` and the headers it sets).
 pub(super) fn rewrite_headers(headers: &mut Vec<(String, String)>, rw: &Rewrite) {
@@ -22,54 +22,67 @@ pub(super) fn rewrite_headers(headers: &mut Vec<(String, String)>, rw: &Rewrite)
 }
 
 impl Stream {
-    /// Carry out an allowed decision's rewrite: `None` when the request can
-    /// go on (rewritten, or nothing to rewrite), else the flow that took
-    /// over (the relay, or a refusal when the host would not take the
-    /// change).
-    pub(super) fn carry_out_rewrite(&mut self, host: &dyn Host, d: &Decision) -> Option<Flow> {
-        let rw = d.rewrite.as_ref()?;
+    /// Carry out an allowed decision's rewrite `rw` (the decision is in
+    /// `self.decision`; `checked`: it has response obligations), then let the
+    /// request go on, or relay it.
+    pub(super) fn carry_out_rewrite(
+        &mut self,
+        host: &dyn Host,
+        rw: &Rewrite,
+        checked: bool,
+        from_async: bool,
+    ) -> Flow {
         if !self.shared.config.enforce {
             // Shadow mode changes no request.
             self.shared.count(host, "rewrite.shadow");
-            return None;
-        }
-        if self.headers_forwarded {
+        } else if self.headers_forwarded {
             self.shared.count(host, "rewrite.relayed");
-            self.decision = Some(d.clone());
-            return Some(self.start_relay(host));
+            return self.start_relay(host);
+        } else if let Err(name) = set_request_headers(host, rw, &self.path) {
+            host.log(
+                LogLevel::Error,
+                &format!("could not set {name} of a narrowed request"),
+            );
+            self.shared.count(host, "rewrite.failed");
+            return self.reply(
+                host,
+                &gateway_error_reply(
+                    500,
+                    "exception",
+                    "the gateway could not narrow the request to what the token allows; it was not forwarded",
+                ),
+            );
+        } else {
+            self.shared.count(
+                host,
+                if rw.added.is_empty() {
+                    "rewrite.strict"
+                } else {
+                    "rewrite.narrowed"
+                },
+            );
         }
-        let changed = (rw.path != self.path).then_some((":path", rw.path.as_str()));
-        let set = changed
-            .into_iter()
-            .chain(rw.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
-        for (name, value) in set {
-            if host
-                .set_header(HeaderMap::Request, name, Some(value))
-                .is_err()
-            {
-                host.log(
-                    LogLevel::Error,
-                    &format!("could not set {name} of a narrowed request"),
-                );
-                self.shared.count(host, "rewrite.failed");
-                return Some(self.reply(
-                    host,
-                    &gateway_error_reply(
-                        500,
-                        "exception",
-                        "the gateway could not narrow the request to what the token allows; it was not forwarded",
-                    ),
-                ));
-            }
+        if checked {
+            return self.start_relay(host);
         }
-        self.shared.count(
-            host,
-            if rw.added.is_empty() {
-                "rewrite.strict"
-            } else {
-                "rewrite.narrowed"
-            },
-        );
-        None
+        self.release(host, from_async)
     }
+}
+
+/// `:path` (when it changes) and the rewrite's headers on the request; `Err`
+/// names the one the host refused.
+fn set_request_headers<'r>(host: &dyn Host, rw: &'r Rewrite, path: &str) -> Result<(), &'r str> {
+    let changed = (rw.path != path).then_some((":path", rw.path.as_str()));
+    let set = changed
+        .into_iter()
+        .chain(rw.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+    for (name, value) in set {
+        if host
+            .set_header(HeaderMap::Request, name, Some(value))
+            .is_err()
+        {
+            return Err(name);
+        }
+    }
+    Ok(())
 }

@@ -11,7 +11,7 @@ const NARROWED: &str = "/fhir/Observation?patient=Patient%2Fp1&code=x";
 fn rewrite(path: &str, added: &[&str]) -> Rewrite {
     Rewrite {
         path: path.into(),
-        headers: [("prefer".to_string(), "handling=strict".to_string())].into(),
+        headers: vec![("prefer".to_string(), "handling=strict".to_string())],
         added: added.iter().map(|a| a.to_string()).collect(),
     }
 }

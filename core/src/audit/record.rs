@@ -240,7 +240,7 @@ pub fn record(settings: &AuditConfig, input: &AuditInput<'_>) -> Value {
         // stay out of the record like every other parameter value.
         let mut m = Map::new();
         put(&mut m, "added", strings(&rw.added));
-        let headers: Vec<String> = rw.headers.keys().cloned().collect();
+        let headers: Vec<String> = rw.headers.iter().map(|(n, _)| n.clone()).collect();
         put(&mut m, "headers", strings(&headers));
         put(&mut r, "rewrite", Value::Object(m));
     }

@@ -7,7 +7,6 @@ use super::resource::{in_patient_compartment, resource_matches_query};
 use super::settings::PolicyConfig;
 use crate::decision::Obligation;
 use serde_json::Value;
-use std::collections::HashSet;
 
 /// The resources a response carries: the resource itself, or the entries of
 /// a Bundle (one level of nested Bundles, e.g. batch responses).
@@ -128,15 +127,15 @@ pub fn check_response(
 /// targets the Patient itself; US Core clients `_revinclude` the Provenance
 /// of the records they read). Sound because the targets are checked in the
 /// same response, by their own compartment paths, never by a Provenance.
-struct OwnRecords(HashSet<String>);
+struct OwnRecords(Vec<String>);
 
 impl OwnRecords {
     fn new(rs: &[&Value], obligation: &Obligation, base_url: Option<&str>) -> OwnRecords {
         let Obligation::CheckResponseCompartment { patient, .. } = obligation else {
-            return OwnRecords(HashSet::new());
+            return OwnRecords(Vec::new());
         };
         if !rs.iter().any(|r| type_of(r) == Some("Provenance")) {
-            return OwnRecords(HashSet::new());
+            return OwnRecords(Vec::new());
         }
         let own = rs
             .iter()
@@ -169,7 +168,7 @@ impl OwnRecords {
         !targets.is_empty()
             && targets
                 .iter()
-                .all(|t| t.is_some_and(|t| self.0.contains(relative(t, base_url))))
+                .all(|t| t.is_some_and(|t| self.0.iter().any(|own| own == relative(t, base_url))))
     }
 }
 

@@ -18,7 +18,6 @@ use crate::fhir::r4::{self, ControlParam};
 use crate::fhir::resource_types::resource_type;
 use crate::fhir::{split_name, SearchParam};
 use crate::scope::Perms;
-use std::collections::BTreeSet;
 
 /// Server paging parameters (HAPI): never part of a search.
 const PAGING: [&str; 3] = ["_getpages", "_getpagesoffset", "_pageId"];
@@ -128,7 +127,7 @@ fn follow_chain(
     let mut current: Vec<&str> = from.to_vec();
     let (mut name, mut modifier, mut rest) = (name, modifier, rest);
     for _ in 0..MAX_HOPS {
-        let mut targets: BTreeSet<&'static str> = BTreeSet::new();
+        let mut targets: Vec<&'static str> = Vec::new();
         let mut reference = false;
         for t in &current {
             if let Some(ts) = r4::reference_targets(t, name) {
@@ -136,6 +135,8 @@ fn follow_chain(
                 targets.extend(ts.iter());
             }
         }
+        targets.sort_unstable();
+        targets.dedup();
         if !reference {
             return Err(unknowable(format!(
                 "`{what}`: `{name}` is not a reference search parameter of {}, so the chain cannot be followed",
@@ -148,10 +149,10 @@ fn follow_chain(
                 .ok_or_else(|| {
                     unknowable(format!(
                         "`{what}`: `{m}` is not a type `{name}` can point at ({})",
-                        targets.iter().copied().collect::<Vec<_>>().join(", ")
+                        targets.join(", ")
                     ))
                 })?;
-            targets = BTreeSet::from([t]);
+            targets = vec![t];
         }
         let (next, next_modifier, next_rest) = split_name(rest);
         let reached: Vec<&'static str> = targets
