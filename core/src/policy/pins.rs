@@ -36,8 +36,9 @@ fn mentioned_patient<'v>(rtype: &str, value: &'v str, base: Option<&str>) -> Opt
         return is_valid_id(value).then_some(value);
     }
     patient_ref_id(value, base, true).or_else(|| {
-        let (_, rest) = value.rsplit_once("/Patient/")?;
-        let id = rest.split("/_history/").next()?;
+        let mut parts = value.split("/Patient/");
+        parts.next()?;
+        let id = parts.last()?.split("/_history/").next()?;
         is_valid_id(id).then_some(id)
     })
 }

@@ -132,11 +132,13 @@ fn follow_chain(
         for t in &current {
             if let Some(ts) = r4::reference_targets(t, name) {
                 reference = true;
-                targets.extend(ts.iter());
+                for target in ts.iter() {
+                    if !targets.contains(&target) {
+                        targets.push(target);
+                    }
+                }
             }
         }
-        targets.sort_unstable();
-        targets.dedup();
         if !reference {
             return Err(unknowable(format!(
                 "`{what}`: `{name}` is not a reference search parameter of {}, so the chain cannot be followed",
