@@ -370,7 +370,7 @@ mod tests {
         let linked = json!({"resourceType": "Patient", "id": "456", "link": [{"other": {"reference": "Patient/123"}, "type": "seealso"}]});
         let own = json!({"resourceType": "Patient", "id": "123"});
         assert_eq!(
-            chk(&compartment("*"), &bundle(&[own.clone()]), None),
+            chk(&compartment("*"), &bundle(std::slice::from_ref(&own)), None),
             Ok(())
         );
         assert_eq!(
@@ -395,9 +395,9 @@ mod tests {
             ..PolicyConfig::default()
         };
         let check = |v: &Value| check_response(&policy, None, &compartment("*"), v);
-        assert_eq!(check(&bundle(&[device.clone()])), Ok(()));
+        assert_eq!(check(&bundle(std::slice::from_ref(&device))), Ok(()));
         assert_eq!(
-            check(&bundle(&[medication.clone()])).unwrap_err(),
+            check(&bundle(std::slice::from_ref(&medication))).unwrap_err(),
             "Medication/m1 is not patient data the patient/ scope may reach"
         );
         assert!(chk(&compartment("*"), &bundle(&[device]), None).is_err());
