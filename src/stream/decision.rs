@@ -27,7 +27,7 @@ impl Stream {
                 // headers (Envoy's `allow_on_headers_stop_iteration`).
                 return self.pause();
             }
-            self.headers_forwarded = true;
+            self.forwarded_headers = Some(host.headers(HeaderMap::Request));
             return self.release(host, from_async);
         }
         self.consult_engine(host, from_async)

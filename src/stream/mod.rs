@@ -106,9 +106,10 @@ pub struct Stream {
     /// A body callback arrived while the headers were paused: the host
     /// delivers body callbacks to paused headers, so holding them is safe.
     body_seen_while_paused: bool,
-    /// The headers went upstream before the decision (a body-decided request
-    /// not held): a rewrite can no longer change them.
-    headers_forwarded: bool,
+    /// The headers as they went upstream before the decision (a body-decided
+    /// request not held): a rewrite can no longer change them, and Envoy no
+    /// longer lends them to the filter, so a relay starts from this copy.
+    forwarded_headers: Option<Vec<(String, String)>>,
     decision: Option<Decision>,
     identity: Option<Rc<Identity>>,
     facts: Option<Rc<TokenFacts>>,
@@ -134,7 +135,7 @@ impl Stream {
             body_needed: false,
             body: None,
             body_seen_while_paused: false,
-            headers_forwarded: false,
+            forwarded_headers: None,
             decision: None,
             identity: None,
             facts: None,

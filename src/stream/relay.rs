@@ -19,8 +19,12 @@ impl Stream {
     /// Fetch the response through `upstream.cluster` to check obligations.
     pub(super) fn start_relay(&mut self, host: &dyn Host) -> Flow {
         let config = self.config();
-        let mut headers: Vec<(String, String)> = host
-            .headers(HeaderMap::Request)
+        // Once the headers went upstream Envoy no longer lends them: the copy.
+        let sent = match &self.forwarded_headers {
+            Some(h) => h.clone(),
+            None => host.headers(HeaderMap::Request),
+        };
+        let mut headers: Vec<(String, String)> = sent
             .into_iter()
             .filter(|(n, _)| {
                 !matches!(

@@ -35,7 +35,7 @@ impl Stream {
         if !self.shared.config.enforce {
             // Shadow mode changes no request.
             self.shared.count(host, "rewrite.shadow");
-        } else if self.headers_forwarded {
+        } else if self.forwarded_headers.is_some() {
             self.shared.count(host, "rewrite.relayed");
             return self.start_relay(host);
         } else if let Err(name) = set_request_headers(host, rw, &self.path) {
