@@ -97,10 +97,11 @@ pub trait Engine {
     ) -> Decision {
         self.decide(config, req, claims)
     }
+    /// Whether a response satisfies an obligation (`Err` says why not).
     fn check_response(
         &self,
+        config: &Config,
         obligation: &Obligation,
         response: &Value,
-        base_url: Option<&str>,
     ) -> Result<(), String>;
 }
