@@ -21,6 +21,9 @@ pub enum LogLevel {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Buffer {
     RequestBody,
+    /// The upstream's response body (buffered while the response body
+    /// callback pauses).
+    ResponseBody,
     /// The body of the current `dispatch_http_call` response.
     CallResponseBody,
 }
@@ -29,6 +32,8 @@ pub enum Buffer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeaderMap {
     Request,
+    /// The upstream's response headers (in the response header callback).
+    Response,
     /// The headers of the current `dispatch_http_call` response.
     CallResponse,
 }
@@ -109,6 +114,8 @@ pub trait Host {
     ) -> Result<(), HostError>;
     /// Up to `max` bytes of a body buffer (`None` when absent).
     fn body(&self, which: Buffer, max: usize) -> Option<Vec<u8>>;
+    /// Replace the buffered response body (`len` bytes) with `body`.
+    fn set_response_body(&self, len: usize, body: &[u8]) -> Result<(), HostError>;
 
     /// Reply locally instead of forwarding.
     fn send_local_reply(
@@ -168,6 +175,7 @@ mod wasm {
     fn map(which: HeaderMap) -> MapType {
         match which {
             HeaderMap::Request => MapType::HttpRequestHeaders,
+            HeaderMap::Response => MapType::HttpResponseHeaders,
             HeaderMap::CallResponse => MapType::HttpCallResponseHeaders,
         }
     }
@@ -222,9 +230,14 @@ mod wasm {
         fn body(&self, which: Buffer, max: usize) -> Option<Vec<u8>> {
             let b = match which {
                 Buffer::RequestBody => BufferType::HttpRequestBody,
+                Buffer::ResponseBody => BufferType::HttpResponseBody,
                 Buffer::CallResponseBody => BufferType::HttpCallResponseBody,
             };
             hc::get_buffer(b, 0, max).ok().flatten()
+        }
+
+        fn set_response_body(&self, len: usize, body: &[u8]) -> Result<(), HostError> {
+            hc::set_buffer(BufferType::HttpResponseBody, 0, len, body).map_err(host_error)
         }
 
         fn send_local_reply(

@@ -124,4 +124,18 @@ impl HttpContext for WasmHttp {
             _ => Action::Pause,
         }
     }
+
+    fn on_http_response_headers(&mut self, _n: usize, _end_of_stream: bool) -> Action {
+        match self.stream.as_ref().map(|s| s.try_borrow_mut()) {
+            Some(Ok(mut s)) => action(s.on_response_headers(&ProxyHost)),
+            _ => Action::Continue,
+        }
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        match self.stream.as_ref().map(|s| s.try_borrow_mut()) {
+            Some(Ok(mut s)) => action(s.on_response_body(&ProxyHost, body_size, end_of_stream)),
+            _ => Action::Continue,
+        }
+    }
 }

@@ -100,6 +100,7 @@ impl Stream {
             return self.start_relay(host);
         }
         if allow || !config.enforce {
+            self.arm_capability_rewrite(host, &config, &d);
             self.decision = Some(d);
             return self.release(host, from_async);
         }

@@ -24,9 +24,11 @@
 //! The stream's code follows its phases: `request` (headers and body
 //! callbacks), `token` (verification, key fetches, waits for another VM's
 //! keys), `decision` (the engine's decision, carried out), `relay` (the
-//! response check of an obligation).
+//! response check of an obligation), `metadata` (the SMART section in the
+//! CapabilityStatement).
 
 mod decision;
+mod metadata;
 mod relay;
 mod request;
 mod token;
@@ -104,6 +106,8 @@ pub struct Stream {
     decision: Option<Decision>,
     identity: Option<Rc<Identity>>,
     facts: Option<Rc<TokenFacts>>,
+    /// The SMART section written into a `/metadata` answer.
+    capability: metadata::CapabilityRewrite,
 }
 
 impl Stream {
@@ -129,6 +133,7 @@ impl Stream {
             decision: None,
             identity: None,
             facts: None,
+            capability: metadata::CapabilityRewrite::Off,
         }
     }
 

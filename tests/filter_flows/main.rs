@@ -11,6 +11,7 @@ mod audit_encoding;
 mod bodies;
 mod headers;
 mod key_rotation;
+mod metadata;
 mod obligations;
 mod root;
 mod token_calls;
