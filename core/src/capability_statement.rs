@@ -13,7 +13,7 @@
 
 use crate::config::DiscoveryConfig;
 use crate::json::from_slice_strict;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 /// `CapabilityStatement.rest.security.service` code system.
 pub const SECURITY_SERVICE_SYSTEM: &str =
@@ -69,17 +69,41 @@ pub fn smart_security(discovery: &DiscoveryConfig) -> Value {
         ("introspect", discovery.introspection_endpoint.as_ref()),
         ("revoke", discovery.revocation_endpoint.as_ref()),
     ];
-    let uris: Vec<Value> = endpoints
+    let uris = endpoints
         .iter()
-        .filter_map(|(name, url)| url.map(|u| json!({"url": name, "valueUri": u})))
+        .filter_map(|(name, url)| {
+            url.map(|u| object([("url", (*name).into()), ("valueUri", u.as_str().into())]))
+        })
         .collect();
-    json!({
-        "service": [{
-            "coding": [{"system": SECURITY_SERVICE_SYSTEM, "code": SMART_ON_FHIR}],
-            "text": "OAuth2 using SMART-on-FHIR profile (see http://docs.smarthealthit.org)",
-        }],
-        "extension": [{"url": OAUTH_URIS, "extension": uris}],
-    })
+    let coding = object([
+        ("system", SECURITY_SERVICE_SYSTEM.into()),
+        ("code", SMART_ON_FHIR.into()),
+    ]);
+    let service = object([
+        ("coding", Value::Array(vec![coding])),
+        (
+            "text",
+            "OAuth2 using SMART-on-FHIR profile (see http://docs.smarthealthit.org)".into(),
+        ),
+    ]);
+    let oauth_uris = object([
+        ("url", OAUTH_URIS.into()),
+        ("extension", Value::Array(uris)),
+    ]);
+    object([
+        ("service", Value::Array(vec![service])),
+        ("extension", Value::Array(vec![oauth_uris])),
+    ])
+}
+
+/// A JSON object from its members (built by hand: cheaper in the .wasm than `json!`).
+fn object<const N: usize>(members: [(&str, Value); N]) -> Value {
+    Value::Object(
+        members
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
 }
 
 /// The CapabilityStatement `body` with the SMART security section on every
@@ -108,28 +132,29 @@ pub fn with_smart_security(body: &[u8], discovery: &DiscoveryConfig) -> Result<V
     if !changed {
         return Err(Unchanged::NoServerRest);
     }
-    Ok(resource_json("CapabilityStatement", &statement))
+    Ok(resource_json("CapabilityStatement", statement))
 }
 
 /// A resource as compact JSON with `resourceType` first (the order FHIR's
 /// examples and many parsers expect; the rest as serde_json orders it).
-fn resource_json(resource_type: &str, members: &Map<String, Value>) -> Vec<u8> {
-    let head = format!("{{\"resourceType\":{}", Value::from(resource_type));
-    let rest = serde_json::to_vec(members).unwrap_or_else(|_| b"{}".to_vec());
-    let mut out = head.into_bytes();
-    if rest.len() > 2 {
-        out.push(b',');
-        out.extend_from_slice(rest.get(1..).unwrap_or(b"}"));
-    } else {
-        out.push(b'}');
+fn resource_json(resource_type: &str, members: Map<String, Value>) -> Vec<u8> {
+    let rest = Value::Object(members).to_string();
+    let mut out = format!("{{\"resourceType\":{}", Value::from(resource_type));
+    match rest.get(1..) {
+        Some(tail) if tail != "}" => {
+            out.push(',');
+            out.push_str(tail);
+        }
+        _ => out.push('}'),
     }
-    out
+    out.into_bytes()
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+    use serde_json::json;
 
     fn discovery(all: bool) -> DiscoveryConfig {
         let mut d = DiscoveryConfig {

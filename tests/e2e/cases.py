@@ -243,8 +243,8 @@ CASES: list[Case] = [
             "patient_compartment_violation"),
     deny403("patient-paging-unpinned", "GET", "/Observation?_getpages=abc", P, "patient_compartment_violation"),
     Case("body-over-limit", "POST", "/Observation", C, 413, "body_too_large", www="invalid_request",
-         oo_code="too-long", body={**OBS_NEW, "note": [{"text": "x" * 70000}]},
-         rig_only="max_body_bytes is 65536 in the rig"),
+         oo_code="too-long", body={**OBS_NEW, "note": [{"text": "x" * 600000}]},
+         rig_only="max_body_bytes is 524288 in the rig"),
     # --- shadow mode (enforce=false): decide + audit, never deny --------------
     Case("shadow-no-token", "GET", "/Patient/pat-a", None, 200, "missing_token", decision="deny",
          listener="shadow", upstream=True),

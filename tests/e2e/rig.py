@@ -315,7 +315,7 @@ def plugin_config(base_url: str, issuers: list[dict[str, Any]], enforce: bool = 
         "fhir_base_path": "/fhir",
         "fhir_base_url": base_url,
         "enforce": enforce,
-        "max_body_bytes": 65536,
+        "max_body_bytes": 524288,  # above sekmet's 300 KB CapabilityStatement (rewritten for SMART)
         "claims": {"patient_from_fhir_user": True},
         "issuers": issuers,
         "upstream": {"strip_authorization": False, "cluster": cluster,
