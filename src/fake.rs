@@ -394,7 +394,9 @@ impl TokenPort for FakeTokens {
             };
         }
         match (pending, status, self.tokens.get(token)) {
-            (Pending::Jwks { issuer }, Some(200), Some(FakeToken::NeedsKeys(c))) => {
+            (Pending::Jwks { issuer }, Some(200), Some(FakeToken::NeedsKeys(c)))
+                if self.usable_jwks(body) =>
+            {
                 self.keys_loaded.push((issuer, body.to_vec()));
                 TokenStep::Verified {
                     claims: std::rc::Rc::new(c.clone()),
@@ -444,6 +446,10 @@ impl TokenPort for FakeTokens {
     ) -> Result<(), String> {
         self.keys_loaded.push((issuer, bytes.to_vec()));
         Ok(())
+    }
+    /// A JSON object with a `keys` array (the fake's key sets carry no real keys).
+    fn usable_jwks(&self, bytes: &[u8]) -> bool {
+        serde_json::from_slice::<Value>(bytes).is_ok_and(|v| v["keys"].is_array())
     }
     fn fetched_issuers(&self) -> Vec<usize> {
         self.fetched.clone()

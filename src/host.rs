@@ -99,6 +99,32 @@ pub fn response_status(headers: &[(String, String)]) -> Option<u16> {
         .and_then(|(_, v)| v.parse().ok())
 }
 
+/// Largest answer to a key (JWKS) or introspection call the filter reads.
+/// Such documents are a few KiB: a larger one is a fault, treated as a failed
+/// call (reading it would also grow the VM's memory for good).
+pub const MAX_TOKEN_CALL_BYTES: usize = 1 << 20;
+
+/// The answer to the current `dispatch_http_call`: `Ok((status, body))`, or
+/// `Err(why)` when the call failed (no status) or the body is larger than `max`.
+pub fn call_response(
+    host: &dyn Host,
+    body_size: usize,
+    max: usize,
+) -> Result<(u16, Vec<u8>), String> {
+    let status = response_status(&host.headers(HeaderMap::CallResponse))
+        .ok_or_else(|| "the call failed or timed out".to_string())?;
+    if body_size > max {
+        return Err(format!(
+            "the answer (HTTP {status}) has {body_size} bytes, more than the {max} the filter reads"
+        ));
+    }
+    Ok((
+        status,
+        host.body(Buffer::CallResponseBody, body_size)
+            .unwrap_or_default(),
+    ))
+}
+
 pub trait Host {
     fn log(&self, level: LogLevel, message: &str);
     /// Wall clock, Unix milliseconds.

@@ -53,6 +53,18 @@ impl Stream {
         d: &Decision,
         obligation: Option<Result<(), String>>,
     ) {
+        let status = self.shared.config.responses.obligation_denied_status;
+        self.write_audit_as(host, d, obligation, status);
+    }
+
+    /// [`Self::write_audit`] with the status a failed obligation answers.
+    pub(super) fn write_audit_as(
+        &self,
+        host: &dyn Host,
+        d: &Decision,
+        obligation: Option<Result<(), String>>,
+        obligation_denied_status: u16,
+    ) {
         let config = &self.shared.config;
         if !config.audit.enabled {
             return;
@@ -67,7 +79,7 @@ impl Stream {
                 enforced: config.enforce,
                 now_ms: host.now_ms(),
                 obligation_result: obligation,
-                obligation_denied_status: config.responses.obligation_denied_status,
+                obligation_denied_status,
             },
         );
         write_audit_record(host, self.shared.audit_encoding, &record);

@@ -30,9 +30,12 @@ impl Stream {
                         | "upgrade"
                         | "content-length"
                         | "expect"
+                        | "accept-encoding"
                 )
             })
             .collect();
+        // The response must be read to be checked: never an encoded one.
+        headers.push(("accept-encoding".into(), "identity".into()));
         if !headers.iter().any(|(n, _)| n == ":authority") {
             headers.push((":authority".into(), config.upstream.cluster.clone()));
         }
@@ -58,8 +61,13 @@ impl Stream {
         }
     }
 
+    /// The response could not be fetched: 502, and the audit record says
+    /// the check failed (with the status sent).
     fn relay_failed(&mut self, host: &dyn Host, why: &str) -> Flow {
         self.shared.count(host, "response_check.upstream_failure");
+        if let Some(d) = self.decision.clone() {
+            self.write_audit_as(host, &d, Some(Err(why.to_string())), 502);
+        }
         self.reply(host, &gateway_error_reply(502, "transient", why))
     }
 
@@ -120,6 +128,17 @@ impl Stream {
         if !(200..300).contains(&status) || body_size == 0 {
             // Error responses and empty bodies carry no resource to check.
             return Ok(());
+        }
+        let encoding = host
+            .headers(HeaderMap::CallResponse)
+            .into_iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-encoding"))
+            .map(|(_, v)| v)
+            .filter(|v| !v.trim().eq_ignore_ascii_case("identity"));
+        if let Some(encoding) = encoding {
+            return Err(format!(
+                "the FHIR server sent the response encoded (Content-Encoding: {encoding}) although the filter asked for identity; it cannot be checked against the token's patient/granular scopes"
+            ));
         }
         let bytes = host
             .body(Buffer::CallResponseBody, body_size)

@@ -69,8 +69,9 @@ fn rotated_kid_uses_the_key_set_another_vm_shared() {
     let (a, root_a) = vm(&store, 1, NOW_MS);
     let sa = vm_stream(&root_a, 1);
     assert_eq!(sa.borrow_mut().on_request_headers(&a, true), Flow::Pause);
-    answer_jwks(&a, "200", b"{\"keys\":[\"old\"]}");
-    sa.borrow_mut().on_call_response(&a, 1, 14);
+    const OLD_JWKS: &[u8] = b"{\"keys\":[\"old\"]}";
+    answer_jwks(&a, "200", OLD_JWKS);
+    sa.borrow_mut().on_call_response(&a, 1, OLD_JWKS.len());
     assert_eq!(replies(&a), vec![401]);
     let (b, root_b) = vm(&store, 1, NOW_MS + 300);
     let sb = vm_stream(&root_b, 1);
