@@ -103,6 +103,8 @@ impl Context for WasmHttp {
 
 impl HttpContext for WasmHttp {
     fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
+        #[cfg(feature = "fault-injection")]
+        crate::fault_injection::trap_if_asked(&ProxyHost);
         match self.stream.as_ref().map(|s| s.try_borrow_mut()) {
             Some(Ok(mut s)) => action(s.on_request_headers(&ProxyHost, end_of_stream)),
             _ => {

@@ -98,12 +98,11 @@ pub fn smart_security(discovery: &DiscoveryConfig) -> Value {
 
 /// A JSON object from its members (built by hand: cheaper in the .wasm than `json!`).
 fn object<const N: usize>(members: [(&str, Value); N]) -> Value {
-    Value::Object(
-        members
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
-    )
+    let mut map = Map::new();
+    for (k, v) in members {
+        map.insert(k.to_string(), v);
+    }
+    Value::Object(map)
 }
 
 /// The CapabilityStatement `body` with the SMART security section on every
