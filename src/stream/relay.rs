@@ -2,8 +2,10 @@
 //! compartment / granular scope checks on the returned resource) is carried
 //! out by the filter itself. It fetches the response through
 //! `upstream.cluster` with the request's headers, checks it, and relays it
-//! as a local reply, or replaces it with 403/404 (502 when the FHIR server
-//! cannot be reached).
+//! as a local reply, or replaces it with 403/404. When the FHIR server does
+//! not serve it (Envoy's 503/504 for a refused or timed-out connection, the
+//! server's own 502–504) that answer is relayed and the check audited as
+//! failed; 502 when the call got no answer at all.
 
 use super::{Phase, Stream};
 use crate::host::{response_status, Buffer, Flow, HeaderMap, Host, HttpCall, LogLevel};
@@ -81,6 +83,19 @@ impl Stream {
             self.relay_failed(host, "the FHIR server did not answer");
             return;
         };
+        if (502..=504).contains(&status) {
+            // Not served: the FHIR server unavailable, or Envoy's own answer
+            // for a refused (503) or timed-out (504) connection. Relayed as the
+            // route would answer it; audited as a failed check.
+            self.shared.count(host, "response_check.upstream_failure");
+            if let Some(d) = self.decision.clone() {
+                let why = format!("the FHIR server did not serve the request (HTTP {status})");
+                self.write_audit_as(host, &d, Some(Err(why)), status);
+            }
+            let reply = relayed(host, status, headers, body_size);
+            self.reply(host, &reply);
+            return;
+        }
         let result = self.check_response(host, &config, status, body_size);
         self.shared.count(
             host,

@@ -125,9 +125,9 @@ def test_inactive_token_is_an_answer_not_a_fault(faults):
 
 # --- the response-check (obligation) fetch ----------------------------------------------
 
-OBLIGATION_FAULTS = [  # recorder fault → status, reason (None: a gateway error), counter
-    ("down", 502, None, "response_check.upstream_failure"),
-    ("slow", 502, None, "response_check.upstream_failure"),
+OBLIGATION_FAULTS = [  # recorder fault → status, reason (None: Envoy's own answer, relayed), counter
+    ("down", 503, None, "response_check.upstream_failure"),  # Envoy: upstream connect error
+    ("slow", 504, None, "response_check.upstream_failure"),  # Envoy: upstream request timeout
     ("garbage", 403, "response_not_permitted", "response_check.fail"),
     ("huge", 403, "response_not_permitted", "response_check.fail"),
     ("gzip", 403, "response_not_permitted", "response_check.fail"),

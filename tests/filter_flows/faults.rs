@@ -163,3 +163,45 @@ fn obligation_fetch_failure_is_502_and_audited() {
         1
     );
 }
+
+#[test]
+fn obligation_fetch_not_served_is_relayed_and_audited_as_failed() {
+    // Envoy answers the call itself when the FHIR server refuses the
+    // connection (503) or does not answer in time (504)
+    for (status, body) in [
+        (
+            "503",
+            "upstream connect error or disconnect/reset before headers",
+        ),
+        ("504", "upstream request timeout"),
+    ] {
+        let h = host("GET", "/fhir/Observation/o1", Some("Bearer good"), &[]);
+        let mut s = obligation_stream(&h);
+        {
+            let mut st = h.state.borrow_mut();
+            st.call_response_headers = vec![
+                (":status".into(), status.into()),
+                ("content-type".into(), "text/plain".into()),
+            ];
+            st.call_response_body = body.as_bytes().to_vec();
+        }
+        s.on_call_response(&h, 1, body.len());
+        let reply = h.state.borrow().replies.last().cloned().unwrap();
+        assert_eq!(
+            (reply.status.to_string(), reply.body),
+            (status.to_string(), body.as_bytes().to_vec())
+        );
+        let a = audit(&h);
+        assert_eq!(
+            (a["decision"].as_str(), a["obligation"].as_str()),
+            (Some("deny"), Some("failed")),
+            "{status}"
+        );
+        assert_eq!(a["status"].to_string(), status);
+        assert_eq!(
+            h.counter("fhir_smart_authz.response_check.upstream_failure"),
+            1
+        );
+        assert_eq!(h.counter("fhir_smart_authz.response_check.pass"), 0);
+    }
+}
