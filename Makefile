@@ -124,6 +124,9 @@ bench-core: prereqs ## criterion: classify + decide natively (core/benches/core.
 bench: need-wrk build venv $(if $(BENCH_ONLY),,bench-core) ## the filter side by side with Envoy alone and native jwt_authn + RBAC in real Envoy (+ core)
 	$(PY) -m tests.e2e.bench
 
+soak: build envoy ## a few minutes of mixed traffic through real Envoy (SOAK_SECONDS, SOAK_THREADS); not in `test`
+	$(ENVOY_ENV) $(PY) -m tests.e2e.soak
+
 demo: build cli venv
 	$(PY) -m tests.e2e.demo
 
