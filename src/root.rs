@@ -143,12 +143,17 @@ impl Root {
             self.fast_tick = false;
             let _ = host.set_tick_period_ms(TICK_MS);
         }
-        jwks_sync::resume(host, ready);
+        jwks_sync::resume(host, &shared.jwks, ready);
     }
 
     /// The answer to a root-initiated JWKS fetch.
+    /// (Or to a call a request made while the root's tick resumed it: handed
+    /// to that request.)
     pub fn on_call_response(&mut self, host: &dyn Host, token_id: u32, body_size: usize) {
         let Some((issuer, started_ms)) = self.in_flight.remove(&token_id) else {
+            if let Some(shared) = &self.shared {
+                jwks_sync::answer_forwarded(host, &shared.jwks, token_id, body_size);
+            }
             return;
         };
         self.fetching.remove(&issuer);

@@ -283,4 +283,15 @@ impl KeysWaiter for Stream {
         }
         self.verify_token(host, true);
     }
+
+    fn call_in_flight(&self) -> Option<u32> {
+        match self.phase {
+            Phase::Relaying(id) => Some(id),
+            _ => self.pending.map(|(id, _)| id),
+        }
+    }
+
+    fn call_answered(&mut self, host: &dyn Host, token_id: u32, body_size: usize) {
+        self.on_call_response(host, token_id, body_size);
+    }
 }
