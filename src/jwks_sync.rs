@@ -28,7 +28,7 @@ pub struct JwksSync {
     /// Calls that resumed requests made from the root's tick, by token: the
     /// SDK files a call under the context it last called into (the root),
     /// so the root hands its answer to the request ([`answer_forwarded`]).
-    pub forwarded: RefCell<HashMap<u32, Waiter>>,
+    pub forwarded: RefCell<Vec<(u32, Waiter)>>,
 }
 
 /// A request that can wait for another VM's key set (the HTTP stream).
@@ -137,12 +137,11 @@ pub fn resume(host: &dyn Host, sync: &JwksSync, ready: Vec<Waiter>) {
 /// The answer to a call the root did not make: a request resumed from the
 /// root's tick made it ([`JwksSync::forwarded`]). `false` when none did.
 pub fn answer_forwarded(host: &dyn Host, sync: &JwksSync, token_id: u32, body_size: usize) -> bool {
-    let Some(w) = sync
-        .forwarded
-        .try_borrow_mut()
-        .ok()
-        .and_then(|mut f| f.remove(&token_id))
-    else {
+    let found = sync.forwarded.try_borrow_mut().ok().and_then(|mut f| {
+        let i = f.iter().position(|(id, _)| *id == token_id)?;
+        Some(f.swap_remove(i).1)
+    });
+    let Some(w) = found else {
         return false;
     };
     drive(host, sync, w, |s| {
@@ -167,7 +166,7 @@ fn drive(host: &dyn Host, sync: &JwksSync, w: Waiter, step: impl FnOnce(&mut dyn
     if let Some(id) = s.call_in_flight() {
         drop(s);
         if let Ok(mut f) = sync.forwarded.try_borrow_mut() {
-            f.insert(id, w);
+            f.push((id, w));
         }
     }
 }

@@ -19,6 +19,16 @@ pub enum Pending {
     Introspection { issuer: usize },
 }
 
+impl Pending {
+    /// For logs.
+    pub fn what(&self) -> &'static str {
+        match self {
+            Pending::Jwks { .. } => "JWKS",
+            Pending::Introspection { .. } => "introspection",
+        }
+    }
+}
+
 /// One step of verifying a bearer token.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TokenStep {

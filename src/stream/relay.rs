@@ -67,8 +67,8 @@ impl Stream {
     /// the check failed (with the status sent).
     fn relay_failed(&mut self, host: &dyn Host, why: &str) -> Flow {
         self.shared.count(host, "response_check.upstream_failure");
-        if let Some(d) = self.decision.clone() {
-            self.write_audit_as(host, &d, Some(Err(why.to_string())), 502);
+        if let Some(d) = self.decision.as_ref() {
+            self.write_audit_as(host, d, Some(Err(why.to_string())), 502);
         }
         self.reply(host, &gateway_error_reply(502, "transient", why))
     }
@@ -88,9 +88,9 @@ impl Stream {
             // for a refused (503) or timed-out (504) connection. Relayed as the
             // route would answer it; audited as a failed check.
             self.shared.count(host, "response_check.upstream_failure");
-            if let Some(d) = self.decision.clone() {
+            if let Some(d) = self.decision.as_ref() {
                 let why = format!("the FHIR server did not serve the request (HTTP {status})");
-                self.write_audit_as(host, &d, Some(Err(why)), status);
+                self.write_audit_as(host, d, Some(Err(why)), status);
             }
             let reply = relayed(host, status, headers, body_size);
             self.reply(host, &reply);
@@ -105,8 +105,8 @@ impl Stream {
                 "response_check.pass"
             },
         );
-        if let Some(d) = self.decision.clone() {
-            self.write_audit(host, &d, Some(result.clone()));
+        if let Some(d) = self.decision.as_ref() {
+            self.write_audit(host, d, Some(result.clone()));
         }
         if let Err(why) = result {
             if config.enforce {

@@ -168,7 +168,7 @@ impl Stream {
             Err(why) => {
                 host.log(
                     LogLevel::Warn,
-                    &format!("fhir-smart-authz: {pending:?} call: {why}"),
+                    &format!("fhir-smart-authz: {} call: {why}", pending.what()),
                 );
                 (None, Vec::new())
             }
