@@ -449,7 +449,8 @@ impl TokenPort for FakeTokens {
     }
     /// A JSON object with a `keys` array (the fake's key sets carry no real keys).
     fn usable_jwks(&self, bytes: &[u8]) -> bool {
-        serde_json::from_slice::<Value>(bytes).is_ok_and(|v| v["keys"].is_array())
+        serde_json::from_slice::<Value>(bytes)
+            .is_ok_and(|v| v.get("keys").is_some_and(Value::is_array))
     }
     fn fetched_issuers(&self) -> Vec<usize> {
         self.fetched.clone()
