@@ -220,11 +220,13 @@ def test_trapped_vm_fail_closed_answers_503_and_never_forwards(trap_rig):
     r = trap_rig.request("GET", "/Patient/pat-a", token=t, listener="closed", headers=TRAP)
     assert r.status == 503 and r.upstream is None
     assert r.audit is None, "the trapped VM wrote no audit record"
+    assert r.record["response_code_details"] == "wasm_fail_stream"
     # the VM stays down: every later request is refused, none reaches the upstream
     for _ in range(3):
         later = trap_rig.request("GET", "/Patient/pat-a", token=t, listener="closed")
         assert later.status == 503 and later.upstream is None and later.audit is None
         assert later.record["upstream_host"] in (None, "", "-")
+        assert later.record["response_code_details"] == "wasm_fail_stream"
     assert "fault injection: trap requested" in trap_rig.envoy.log.read_text(errors="replace")
 
 
