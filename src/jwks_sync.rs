@@ -45,7 +45,6 @@ pub trait KeysWaiter {
 }
 
 /// A request paused until another VM's JWKS fetch for `issuer` lands.
-#[derive(Clone)]
 pub struct Waiter {
     pub issuer: usize,
     /// [`JwksSync::seen`] of the issuer when the wait began.

@@ -96,7 +96,7 @@ impl Stream {
             self.reply(host, &reply);
             return;
         }
-        let result = self.check_response(host, &config, status, body_size);
+        let result = self.check_response(host, &config, status, &headers, body_size);
         self.shared.count(
             host,
             if result.is_err() {
@@ -132,6 +132,7 @@ impl Stream {
         host: &dyn Host,
         config: &Config,
         status: u16,
+        headers: &[(String, String)],
         body_size: usize,
     ) -> Result<(), String> {
         if body_size > config.max_body_bytes {
@@ -144,9 +145,8 @@ impl Stream {
             // Error responses and empty bodies carry no resource to check.
             return Ok(());
         }
-        let encoding = host
-            .headers(HeaderMap::CallResponse)
-            .into_iter()
+        let encoding = headers
+            .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case("content-encoding"))
             .map(|(_, v)| v)
             .filter(|v| !v.trim().eq_ignore_ascii_case("identity"));
