@@ -186,8 +186,12 @@ def run(seconds: float, threads: int, slack: int) -> int:
         warm = [m for t, m in samples if t <= seconds / 5] or [samples[0][1]]
         after = [m for t, m in samples if t > seconds / 5]
         bound = max(warm) + slack
+        windows: dict[int, int] = {}
+        for t, m in samples:
+            windows[int(t // 30) * 30] = max(windows.get(int(t // 30) * 30, 0), m)
         print(f"soak: vm.memory_bytes: warm-up max {max(warm)}, after {min(after, default=0)}..{max(after, default=0)} "
-              f"(bound {bound}); distinct values {sorted(set(m for _, m in samples))}", flush=True)
+              f"(bound {bound}); max per 30 s: " + ", ".join(f"{t}s {m // 1024} KiB" for t, m in sorted(windows.items())),
+              flush=True)
         if any(m > bound for m in after):
             failures.append(f"memory grew past {bound} bytes after the warm-up: {after}")
 
