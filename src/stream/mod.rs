@@ -28,9 +28,11 @@
 //! The stream's code follows its phases: `request` (headers and body
 //! callbacks), `token` (verification, key fetches, waits for another VM's
 //! keys), `decision` (the engine's decision, carried out), `rewrite` (a
-//! narrowed request), `relay` (the response check of an obligation).
+//! narrowed request), `relay` (the response check of an obligation),
+//! `metadata` (the SMART section in the CapabilityStatement).
 
 mod decision;
+mod metadata;
 mod relay;
 mod request;
 mod rewrite;
@@ -113,6 +115,8 @@ pub struct Stream {
     decision: Option<Decision>,
     identity: Option<Rc<Identity>>,
     facts: Option<Rc<TokenFacts>>,
+    /// The SMART section written into a `/metadata` answer.
+    capability: metadata::CapabilityRewrite,
 }
 
 impl Stream {
@@ -139,6 +143,7 @@ impl Stream {
             decision: None,
             identity: None,
             facts: None,
+            capability: metadata::CapabilityRewrite::Off,
         }
     }
 
