@@ -64,11 +64,14 @@ fuzz_target!(|data: &[u8]| {
             resource_type: "Observation".into(),
             queries: vec!["category=laboratory".into(), "code=a|b".into()],
         },
+        Obligation::CheckResponseTypesAbsent {
+            resource_types: vec!["Patient".into()],
+        },
         Obligation::CheckResponseTypes {
             search: vec!["Observation".into()],
             read: vec!["Patient".into()],
         },
     ] {
-        let _ = check_response(&o, &v, Some("https://ehr.example.org/fhir"));
+        let _ = check_response(&config.policy, Some("https://ehr.example.org/fhir"), &o, &v);
     }
 });

@@ -27,6 +27,7 @@ impl Stream {
                 // headers (Envoy's `allow_on_headers_stop_iteration`).
                 return self.pause();
             }
+            self.forwarded_headers = Some(host.headers(HeaderMap::Request));
             return self.release(host, from_async);
         }
         self.consult_engine(host, from_async)
@@ -53,6 +54,18 @@ impl Stream {
         d: &Decision,
         obligation: Option<Result<(), String>>,
     ) {
+        let status = self.shared.config.responses.obligation_denied_status;
+        self.write_audit_as(host, d, obligation, status);
+    }
+
+    /// [`Self::write_audit`] with the status a failed obligation answers.
+    pub(super) fn write_audit_as(
+        &self,
+        host: &dyn Host,
+        d: &Decision,
+        obligation: Option<Result<(), String>>,
+        obligation_denied_status: u16,
+    ) {
         let config = &self.shared.config;
         if !config.audit.enabled {
             return;
@@ -67,15 +80,15 @@ impl Stream {
                 enforced: config.enforce,
                 now_ms: host.now_ms(),
                 obligation_result: obligation,
-                obligation_denied_status: config.responses.obligation_denied_status,
+                obligation_denied_status,
             },
         );
         write_audit_record(host, self.shared.audit_encoding, &record);
     }
 
     /// Carry out a decision: count it, audit it, then let the request go on
-    /// (allowed, or shadow mode), fetch the response to check its
-    /// obligations, or answer the denial.
+    /// (allowed, rewritten when narrowed, or shadow mode), fetch the response
+    /// to check its obligations, or answer the denial.
     pub(super) fn carry_out(&mut self, host: &dyn Host, d: Decision, from_async: bool) -> Flow {
         let config = self.config();
         self.phase = Phase::Released;
@@ -95,11 +108,19 @@ impl Stream {
                 ),
             );
         }
+        if allow {
+            if let Some(rw) = &d.rewrite {
+                let (rw, checked) = (rw.clone(), !d.obligations.is_empty());
+                self.decision = Some(d);
+                return self.carry_out_rewrite(host, &rw, checked, from_async);
+            }
+        }
         if allow && !d.obligations.is_empty() {
             self.decision = Some(d);
             return self.start_relay(host);
         }
         if allow || !config.enforce {
+            self.arm_capability_rewrite(host, &config, &d);
             self.decision = Some(d);
             return self.release(host, from_async);
         }

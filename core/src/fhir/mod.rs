@@ -32,3 +32,4 @@ pub use error::ClassifyError;
 pub use id::is_valid_id;
 pub use interaction::*;
 pub use query::MAX_PARAMETERS;
+pub(crate) use query::{form_encode, split_name};
