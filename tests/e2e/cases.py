@@ -292,10 +292,10 @@ CASES: list[Case] = [
     deny400("bundle-over-entry-cap", "POST", "", C,
             body={"resourceType": "Bundle", "type": "batch",
                   "entry": [{"request": {"method": "GET", "url": "metadata"}}] * 1001},
-            oo_diag="at most 1000"),
+            oo_diag="more than 1000"),
     deny403("token-over-scope-cap", "GET", "/Patient/pat-a",
             ("clinician", {"scope": " ".join(f"user/Observation.rs?code=c{i}" for i in range(257))}),
-            "unsupported_claims", oo_diag="at most 256"),
+            "unsupported_claims", oo_diag="more than 256"),
     # --- search: narrowing, tables, chains ---------------------------------------
     # an unpinned search under patient/ scopes is narrowed: the pin goes in front of the query
     allow("patient-search-narrowed", "GET", "/Observation?code=8867-4", P, "search", listener="recorder",

@@ -64,12 +64,12 @@ pub(super) fn form_body(
         BodySource::Http { content_type, body } => {
             let Some(ct) = content_type else {
                 return err(format!(
-                    "a POST _search body needs Content-Type: application/x-www-form-urlencoded, even when empty (or use GET): {FORM_HOW}"
+                    "POST _search needs a form, even when empty (or use GET): {FORM_HOW}"
                 ));
             };
             if body_media(ct)? != MediaKind::Form {
                 return err(format!(
-                    "POST _search bodies must be application/x-www-form-urlencoded (got `{}`): {FORM_HOW}, or use GET",
+                    "POST _search needs a form, not `{}`: {FORM_HOW}",
                     short(ct)
                 ));
             }

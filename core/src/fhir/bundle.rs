@@ -67,7 +67,7 @@ pub(super) fn classify_bundle(
     };
     if raw_entries.len() > MAX_BUNDLE_ENTRIES {
         return err(format!(
-            "the Bundle has {} entries; this gateway decides at most {MAX_BUNDLE_ENTRIES} per batch/transaction: split it into smaller Bundles",
+            "the Bundle has {} entries, more than {MAX_BUNDLE_ENTRIES}: split it",
             raw_entries.len()
         ));
     }

@@ -119,7 +119,7 @@ pub fn classify(base: &FhirBase, req: &RequestParts) -> Result<Interaction, Clas
     };
     if head.respond_async && !is_bulk_data(&it) {
         return Err(ClassifyError::new(
-            "`Prefer: respond-async` is accepted only on a Bulk Data $export kick-off and its status URL: this gateway cannot check an asynchronous response; remove it",
+            "`Prefer: respond-async` is refused here (only $export and its status take it): an async answer cannot be checked",
         ));
     }
     Ok(it)

@@ -57,12 +57,12 @@ const OVERRIDE_HEADERS: [&str; 3] = [
 /// Headers a FHIR server acts on that would make it do something other than
 /// what the gateway decided, each with why it is refused and what to do.
 const REFUSED_HEADERS: [(&str, &str); 6] = [
-    ("content-encoding", "the request body must not be content-encoded (any Content-Encoding, even `identity`): HAPI FHIR ignores or unpacks such bodies differently from this gateway; send the body uncompressed without Content-Encoding"),
-    ("content-location", "Content-Location is refused on requests: HAPI FHIR takes an update's target id from it instead of the URL; put the target in the URL only"),
-    ("x-cascade", "cascading deletes (X-Cascade) are refused: the resources a cascade deletes cannot be known from the request; delete the referencing resources one by one"),
-    ("x-rewrite-history", "X-Rewrite-History is refused: it rewrites a stored version instead of creating a new one; send a plain update"),
-    ("x-upsert-existence-check", "X-Upsert-Existence-Check is refused: it changes how a server treats an update of a missing id; send a plain update"),
-    ("x-retry-on-version-conflict", "X-Retry-On-Version-Conflict is refused: the server would retry a write the gateway decided once; retry from the client instead"),
+    ("content-encoding", "Content-Encoding is refused (even `identity`): servers read such bodies differently; send the body uncompressed"),
+    ("content-location", "Content-Location is refused: HAPI FHIR takes an update's target from it; name the target in the URL only"),
+    ("x-cascade", "X-Cascade is refused: a cascade deletes resources the request does not name; delete them one by one"),
+    ("x-rewrite-history", "X-Rewrite-History is refused: send a plain update"),
+    ("x-upsert-existence-check", "X-Upsert-Existence-Check is refused: send a plain update"),
+    ("x-retry-on-version-conflict", "X-Retry-On-Version-Conflict is refused: retry from the client"),
 ];
 
 /// What the classifier takes from the request headers.
@@ -151,7 +151,7 @@ pub(super) fn media_kind(content_type: &str) -> MediaKind {
 pub(super) const FORM: &str = "application/x-www-form-urlencoded";
 
 /// How to send a form so that every server reads it as this gateway does.
-pub(super) const FORM_HOW: &str = "send `Content-Type: application/x-www-form-urlencoded` exactly (lower case; the only parameter allowed is `charset=utf-8`) and no Content-Encoding";
+pub(super) const FORM_HOW: &str = "send `Content-Type: application/x-www-form-urlencoded` (lower case, optionally `; charset=utf-8`) and no Content-Encoding";
 
 /// The kind of a body the classifier reads, with the Content-Type checked
 /// so that no server reads the body differently: one media type (no comma
@@ -193,7 +193,7 @@ pub(super) fn body_media(content_type: &str) -> Result<MediaKind, ClassifyError>
         };
         if !ok {
             return err(format!(
-                "the Content-Type parameter `{}` is refused: bodies are read as UTF-8 FHIR R4 (allowed: `charset=utf-8`, and `fhirVersion=4.0` for JSON)",
+                "the Content-Type parameter `{}` is refused (allowed: `charset=utf-8`; for JSON `fhirVersion=4.0`)",
                 short(param.trim())
             ));
         }

@@ -32,31 +32,20 @@ const PAGE_PARAMS: [&str; 8] = [
     "_summary",
 ];
 
-const FOLLOW: &str =
-    "follow the paging link exactly as the server wrote it (GET [base]?_getpages=<id>)";
+const FOLLOW: &str = "follow the paging link as the server wrote it (GET [base]?_getpages=<id>)";
 
 /// Checks the parameters of a page request.
 pub(super) fn check_paging(search: &[SearchParam]) -> Result<(), ClassifyError> {
     let mut ids = search.iter().filter(|p| p.name == PAGING);
     match (ids.next(), ids.next()) {
-        (Some(p), None) if p.modifier.is_none() && p.chain.is_none() => {
-            match p.values.as_slice() {
-                [id] if !id.trim().is_empty() => {}
-                [_] => {
-                    return err(format!(
-                        "the paging id `_getpages` is blank: servers then run another interaction; {FOLLOW}"
-                    ))
-                }
-                _ => {
-                    return err(format!(
-                        "`_getpages` names several pages (a comma list); {FOLLOW}"
-                    ))
-                }
-            }
-        }
+        (Some(p), None) if p.modifier.is_none() && p.chain.is_none() => match p.values.as_slice() {
+            [id] if !id.trim().is_empty() => {}
+            [_] => return err(format!("`_getpages` is blank: {FOLLOW}")),
+            _ => return err(format!("`_getpages` names several pages: {FOLLOW}")),
+        },
         _ => {
             return err(format!(
-                "`_getpages` must appear exactly once, without modifiers: servers disagree on which copy counts; {FOLLOW}"
+                "`_getpages` must appear once, without modifiers: {FOLLOW}"
             ))
         }
     }
@@ -65,7 +54,7 @@ pub(super) fn check_paging(search: &[SearchParam]) -> Result<(), ClassifyError> 
         .find(|p| p.name != PAGING && !PAGE_PARAMS.contains(&p.name.as_str()))
     {
         return err(format!(
-            "a paging request takes only the paging parameters ({}); `{}` is refused: the page's search is fixed by the server, {FOLLOW}",
+            "a paging request takes only {}; `{}` is refused: {FOLLOW}",
             PAGE_PARAMS.join(", "),
             short(&p.name)
         ));
@@ -79,9 +68,7 @@ pub(super) fn refuse_misplaced_paging(
     path: &str,
 ) -> Result<(), ClassifyError> {
     if search.iter().any(|p| p.name == PAGING) {
-        return err(format!(
-            "`_getpages` is refused on {path}: servers serve it as a page or ignore it and run a search without the paging context; {FOLLOW}"
-        ));
+        return err(format!("`_getpages` is refused on {path}: {FOLLOW}"));
     }
     Ok(())
 }

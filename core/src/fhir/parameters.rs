@@ -18,13 +18,13 @@ use serde_json::{Map, Value};
 /// on a POST operation.
 const URL_PARAMS: [&str; 2] = ["_format", "_pretty"];
 
-const HOW: &str = "send the operation's parameters in a FHIR Parameters resource as application/fhir+json (or use GET with the parameters in the URL)";
+const HOW: &str = "send them in a FHIR Parameters resource (application/fhir+json), or use GET";
 
 /// Refuses URL parameters of a POST operation other than [`URL_PARAMS`].
 pub(super) fn refuse_url_params(op: &str, search: &[SearchParam]) -> Result<(), ClassifyError> {
     match search.iter().find(|p| !URL_PARAMS.contains(&p.name.as_str())) {
         Some(p) => err(format!(
-            "POST {op} takes its parameters from the body, and servers disagree on whether the URL's count too; the URL parameter `{}` is refused: {HOW}",
+            "POST {op} reads its parameters from the body; the URL parameter `{}` is refused: {HOW}",
             short(&p.name)
         )),
         None => Ok(()),
@@ -108,7 +108,7 @@ fn parameters(
         };
         let Some(text) = read else {
             return err(format!(
-                "Parameters.parameter[{i}] (`{}`) is not read by this gateway for {op}: each parameter needs a `name` and exactly one primitive value[x] (a valueReference by its `reference`); only one parameter, named `resource`, may carry a resource; nested `part`s are refused",
+                "Parameters.parameter[{i}] (`{}`) of {op} is refused: give a `name` and one primitive value[x] or valueReference.reference (or be the one `resource`; no `part`)",
                 short(name)
             ));
         };

@@ -20,7 +20,7 @@ pub const MAX_PARAMETERS: usize = 100;
 pub(crate) fn push_param(out: &mut Vec<SearchParam>, p: SearchParam) -> Result<(), ClassifyError> {
     if out.len() >= MAX_PARAMETERS {
         return Err(ClassifyError::new(format!(
-            "the request has more than {MAX_PARAMETERS} parameters (query and body together): servers stop reading at their own limits and would silently drop the rest; send at most {MAX_PARAMETERS} (repeat values as a comma list, `code=a,b`)"
+            "more than {MAX_PARAMETERS} parameters (query and body together): servers silently drop those past their own limit; send at most {MAX_PARAMETERS} (a comma list `code=a,b` counts once)"
         )));
     }
     out.push(p);

@@ -87,7 +87,7 @@ fn refuse_widening_params(search: &[SearchParam]) -> Result<(), ClassifyError> {
         .find(|p| matches!(p.name.as_str(), "_cascade" | "_expunge"))
     {
         Some(p) => err(format!(
-            "`{}` is refused: it makes the server delete or purge resources the request does not name, which this gateway cannot authorize; delete the resources one by one",
+            "`{}` is refused: it deletes or purges resources the request does not name; delete them one by one",
             p.name
         )),
         None => Ok(()),
@@ -103,10 +103,10 @@ fn refuse_bundle_query(search: &[SearchParam]) -> Result<(), ClassifyError> {
         .find(|p| !matches!(p.name.as_str(), "_format" | "_pretty"))
     {
         Some(p) if p.name == PAGING => err(
-            "POST [base]?_getpages= is refused: one server serves it as a page, another runs the body as a batch; follow a paging link with GET exactly as the server wrote it",
+            "POST [base]?_getpages= is refused (a page on some servers, a batch on others): follow paging links with GET",
         ),
         Some(p) => err(format!(
-            "POST [base] takes a batch or transaction Bundle and no URL parameters (only _format, _pretty); `{}` is refused",
+            "POST [base] takes a Bundle and no URL parameters but _format, _pretty; `{}` is refused",
             super::error::short(&p.name)
         )),
         None => Ok(()),

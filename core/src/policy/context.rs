@@ -44,7 +44,7 @@ impl AuthContext {
         let scope_claim = names.scope.as_str();
         let too_many = |n: usize| {
             unsupported(format!(
-                "claim `{scope_claim}` carries {n} scopes; this gateway decides on at most {MAX_SCOPES}: request fewer scopes"
+                "claim `{scope_claim}` carries {n} scopes, more than {MAX_SCOPES}: request fewer"
             ))
         };
         let (scopes, diagnostics) = match claims.get(scope_claim) {

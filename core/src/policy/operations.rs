@@ -43,7 +43,7 @@ pub(super) fn operation(ev: &mut Evaluator<'_>, it: &Interaction) -> Result<(), 
     if ev.used_patient && it.params("_mdm").next().is_some() {
         return Err(fail(
             Reason::OperationNotPermitted,
-            format!("operation {name} with `_mdm` is refused under patient/ scopes: it widens the operation to the patient's linked (MDM) records, which are other patients' records; send it without `_mdm`"),
+            format!("operation {name}: `_mdm` reaches other patients' linked records and is refused under patient/ scopes; send it without `_mdm`"),
         ));
     }
     Ok(())
