@@ -31,7 +31,7 @@ UPSTREAM ?=
 ALLOW_WRITES ?=
 JUNIT ?= target/conformance/junit.xml
 
-.PHONY: build fault-wasm soak cli test unit wasm-test e2e e2e-oldest lint fmt bench bench-core demo venv validate clean \
+.PHONY: build fault-wasm soak cli test unit wasm-test e2e e2e-oldest lint fmt bench bench-core demo venv validate clean fuzz \
 	prereqs need-node need-wrk wasm-target envoy conformance conformance-rig
 
 # One clear line per missing prerequisite.
@@ -116,6 +116,21 @@ fmt:
 	$(CARGO) fmt --all
 
 test: lint unit wasm-test e2e conformance-rig e2e-oldest ## everything (CI)
+
+# cargo-fuzz (libFuzzer, nightly): each target for FUZZ_SECONDS, seeded from the test tables
+# (fuzz/seeds.py). Not part of `make test`/CI. A crash or hang stops the run; its input is in
+# fuzz/artifacts/<target>/ (replay: cargo +nightly fuzz run --sanitizer none <target> <file>) and becomes a
+# test. Without a sanitizer: the code is safe Rust, and panics and hangs are what is looked for.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := classify_request form_body scopes jose bodies
+fuzz: prereqs ## cargo-fuzz targets, FUZZ_SECONDS each (installs nightly and cargo-fuzz when missing)
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	python3 fuzz/seeds.py
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  $(CARGO) +nightly fuzz run --sanitizer none $$t -- -max_total_time=$(FUZZ_SECONDS) -timeout=10 -max_len=16384 -rss_limit_mb=2048 || exit 1; \
+	done
 
 bench-core: prereqs ## criterion: classify + decide natively (core/benches/core.rs)
 	$(CARGO) bench -p $(CORE_PKG) --bench core

@@ -152,11 +152,11 @@ enum HeaderValue {
 }
 
 fn process(config: &Config, explain: bool, now: u64, input: &mut dyn BufRead, out: &mut dyn Write) {
-    let mut line = String::new();
+    let mut raw = Vec::new();
     let mut n = 0usize;
     loop {
-        line.clear();
-        match input.read_line(&mut line) {
+        raw.clear();
+        match input.read_until(b'\n', &mut raw) {
             Ok(0) => break,
             Ok(_) => {}
             Err(e) => {
@@ -165,10 +165,20 @@ fn process(config: &Config, explain: bool, now: u64, input: &mut dyn BufRead, ou
             }
         }
         n += 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let (label, d) = decide_line(config, line.trim(), n, now);
+        // A line that is not UTF-8 is an error for that request only.
+        let (label, d) = match std::str::from_utf8(&raw) {
+            Ok(line) if line.trim().is_empty() => continue,
+            Ok(line) => decide_line(config, line.trim(), n, now),
+            Err(e) => (
+                format!("line {n}"),
+                Decision::deny(
+                    Reason::InvalidRequest,
+                    format!(
+                        "line {n}: not UTF-8 ({e}); each line must be a UTF-8 JSON request object"
+                    ),
+                ),
+            ),
+        };
         let text = if explain {
             explain_text(n, &label, &d)
         } else {

@@ -16,6 +16,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_fhir-smart-authz");
 const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
 fn run(args: &[&str], stdin: &str) -> (i32, String, String) {
+    run_bytes(args, stdin.as_bytes())
+}
+
+fn run_bytes(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
     let mut child = Command::new(BIN)
         .args(args)
         .current_dir(WORKSPACE)
@@ -24,12 +28,7 @@ fn run(args: &[&str], stdin: &str) -> (i32, String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
     let out = child.wait_with_output().unwrap();
     (
         out.status.code().unwrap_or(-1),
@@ -274,6 +273,44 @@ fn token_inspect_shows_claims_and_verdict_never_the_signature() {
     assert_eq!(report["valid"], false);
     assert_eq!(report["reason"], "invalid_token");
     assert_eq!(report["claims"]["sub"], "ref");
+}
+
+/// A line that is not UTF-8 gets an error line of its own; the lines after
+/// it are still decided (`decide` and `explain`), and the exit status is 0.
+#[test]
+fn non_utf8_line_is_an_error_for_that_line_only() {
+    let good = r#"{"method":"GET","path":"/fhir/Observation?patient=123","claims":{"scope":"patient/Observation.rs","patient":"123"}}"#;
+    let mut input = Vec::new();
+    input.extend_from_slice(good.as_bytes());
+    input.extend_from_slice(b"\n{\"method\":\"GET\",\"path\":\"/fhir/Patient?name=\xff\xfe\"}\n");
+    input.extend_from_slice(good.as_bytes());
+    input.push(b'\n');
+    let (code, out, err) = run_bytes(
+        &["decide", "--config", "examples/configs/default.json"],
+        &input,
+    );
+    assert_eq!((code, err.as_str()), (0, ""));
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines[0]["reason"], "allowed");
+    assert_eq!(lines[1]["reason"], "invalid_request");
+    assert_eq!(lines[1]["status"], 400);
+    let message = lines[1]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("line 2: not UTF-8 (invalid utf-8 sequence"),
+        "{message}"
+    );
+    assert_eq!(lines[2]["reason"], "allowed");
+    let (code, out, _) = run_bytes(
+        &["explain", "--config", "examples/configs/default.json"],
+        &input,
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("line 2: not UTF-8"), "{out}");
+    assert_eq!(out.matches("ALLOW").count(), 2, "{out}");
 }
 
 /// `examples/configs/cli_token.json` with some top-level fields replaced, as a

@@ -122,6 +122,13 @@ pub enum Obligation {
         resource_type: String,
         queries: Vec<String>,
     },
+    /// Every resource of a page (a searchset Bundle) must be of a type the
+    /// token may receive: search matches a type in `search`, included
+    /// resources (`search.mode` = `include`) a type in `read` (`*` = any).
+    CheckResponseTypes {
+        search: Vec<String>,
+        read: Vec<String>,
+    },
     /// The response carries no resource of these types: the targets of an
     /// `_include` without a target type that the token may not read.
     CheckResponseTypesAbsent { resource_types: Vec<String> },

@@ -11,6 +11,12 @@
 use std::collections::HashMap;
 use std::fmt;
 
+/// The most scopes a token may carry: every request is decided against
+/// each of them (and a Bundle's every entry), so this bounds the cost of a
+/// decision together with `fhir::MAX_BUNDLE_ENTRIES`. Tokens with more are
+/// refused (`unsupported_claims`), never truncated.
+pub const MAX_SCOPES: usize = 256;
+
 /// The scope context: whose data the scope speaks about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ScopeContext {
@@ -304,6 +310,9 @@ pub struct ScopeSet {
     typed: [HashMap<String, Perms>; 3],
     /// Indices into `scopes` of granular ones.
     granular: Vec<usize>,
+    /// The canonical forms of the scopes in `scopes`: de-duplication in
+    /// linear time (the value is unused; the map type is the one above).
+    seen: HashMap<String, Perms>,
 }
 
 fn ctx_index(c: ScopeContext) -> usize {
@@ -339,7 +348,7 @@ impl ScopeSet {
     }
 
     fn insert(&mut self, r: ResourceScope) {
-        if self.scopes.contains(&r) {
+        if self.seen.insert(r.canonical(), r.perms).is_some() {
             return;
         }
         let ci = ctx_index(r.context);

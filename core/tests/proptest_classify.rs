@@ -8,7 +8,7 @@ mod classify_common;
 
 use classify_common::fhir_base;
 use fhir_smart_authz_core::fhir::{
-    body_needed, classify, is_valid_id, resource_types, Interaction, RequestParts,
+    body_needed, classify, is_valid_id, resource_types, Interaction, InteractionKind, RequestParts,
 };
 use proptest::prelude::*;
 use proptest::test_runner::Config as PtConfig;
@@ -431,6 +431,10 @@ proptest! {
             body: Some(&bundle),
         });
         match (direct, via_bundle) {
+            // A page is followed directly, never inside a batch.
+            (Ok(d), Err(e)) if d.kind == InteractionKind::Paging => {
+                prop_assert!(e.message.contains("paging links cannot be followed inside a batch"), "{}", e.message)
+            }
             (Ok(d), Ok(b)) => {
                 prop_assert_eq!(b.entries.len(), 1);
                 prop_assert_eq!(&*b.entries[0].interaction, &d);

@@ -3,7 +3,7 @@
 //! criteria, from the HTTP request or from a Bundle entry.
 
 use super::error::{err, short, ClassifyError};
-use super::head::{media_kind, MediaKind};
+use super::head::{body_media, MediaKind, FORM_HOW};
 use super::interaction::SearchParam;
 use super::query;
 use serde_json::Value;
@@ -48,7 +48,11 @@ pub(super) fn refuse_method_param(search: &[SearchParam]) -> Result<(), Classify
     Ok(())
 }
 
-/// Appends the form body of a `POST .../_search`.
+/// Appends the form body of a `POST .../_search`. The form Content-Type is
+/// required even for an empty body: HAPI FHIR reads the URL of a POST
+/// `_search` only when the body is a form (and Tomcat reads the body only
+/// with that exact media type), so anything else could be run without the
+/// parameters this gateway decided on.
 pub(super) fn form_body(
     payload: &Payload<'_>,
     search: &mut Vec<SearchParam>,
@@ -57,27 +61,24 @@ pub(super) fn form_body(
         BodySource::Entry { .. } => err(
             "POST _search inside a Bundle is not supported: use a GET entry with the parameters in request.url",
         ),
-        BodySource::Http { content_type, body } => match content_type.map(media_kind) {
-            Some(MediaKind::Form) => {
-                let body = body.ok_or_else(not_buffered)?;
-                let text = std::str::from_utf8(body).map_err(|_| {
-                    ClassifyError::new("the _search form body is not valid UTF-8")
-                })?;
-                query::parse_into(text, "form body", search)?;
-                refuse_method_param(search)
+        BodySource::Http { content_type, body } => {
+            let Some(ct) = content_type else {
+                return err(format!(
+                    "POST _search needs a form, even when empty (or use GET): {FORM_HOW}"
+                ));
+            };
+            if body_media(ct)? != MediaKind::Form {
+                return err(format!(
+                    "POST _search needs a form, not `{}`: {FORM_HOW}",
+                    short(ct)
+                ));
             }
-            None => match body {
-                Some([]) => Ok(()),
-                Some(_) => err(
-                    "a POST _search body needs Content-Type: application/x-www-form-urlencoded",
-                ),
-                None => Err(not_buffered()),
-            },
-            Some(_) => err(format!(
-                "POST _search bodies must be application/x-www-form-urlencoded (got `{}`)",
-                short(content_type.unwrap_or(""))
-            )),
-        },
+            let body = body.ok_or_else(not_buffered)?;
+            let text = std::str::from_utf8(body)
+                .map_err(|_| ClassifyError::new("the _search form body is not valid UTF-8"))?;
+            query::parse_into(text, "form body", search)?;
+            refuse_method_param(search)
+        }
     }
 }
 
@@ -97,7 +98,7 @@ pub(super) fn body_resource(
                 ))
             }
         },
-        BodySource::Http { content_type, body } => match content_type.map(media_kind) {
+        BodySource::Http { content_type, body } => match content_type.map(body_media).transpose()? {
             Some(MediaKind::Json) => {
                 let body = body.ok_or_else(not_buffered)?;
                 crate::json::from_slice_strict(body).map_err(|e| {

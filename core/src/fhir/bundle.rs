@@ -4,10 +4,15 @@
 use super::base::FhirBase;
 use super::body::{not_buffered, BodySource, Payload};
 use super::error::{err, short, ClassifyError};
-use super::head::{media_kind, parse_method, MediaKind};
+use super::head::{body_media, parse_method, MediaKind};
 use super::interaction::{BundleEntry, Interaction, InteractionKind, Level, SearchParam};
 use super::table::{classify_path, Classified};
 use serde_json::{Map, Value};
+
+/// The most entries of a batch/transaction Bundle this gateway decides:
+/// every entry is decided against every scope, so the cost of a request is
+/// bounded by this times the scopes considered (`scope::MAX_SCOPES`).
+pub const MAX_BUNDLE_ENTRIES: usize = 1000;
 
 /// `POST [base]`: a JSON batch or transaction Bundle; every entry classified.
 pub(super) fn classify_bundle(
@@ -19,7 +24,7 @@ pub(super) fn classify_bundle(
         BodySource::Entry { .. } => return Err(nested_bundle()),
         BodySource::Http { content_type, body } => (content_type, body),
     };
-    match content_type.map(media_kind) {
+    match content_type.map(body_media).transpose()? {
         Some(MediaKind::Json) => {}
         Some(MediaKind::Xml) => return err("XML batch/transaction Bundles are not supported by this gateway: send the Bundle as application/fhir+json"),
         None => return err("POST [base] needs Content-Type: application/fhir+json with a batch or transaction Bundle"),
@@ -60,6 +65,12 @@ pub(super) fn classify_bundle(
         Some(Value::Array(a)) => std::mem::take(a),
         Some(_) => return err("Bundle.entry must be an array"),
     };
+    if raw_entries.len() > MAX_BUNDLE_ENTRIES {
+        return err(format!(
+            "the Bundle has {} entries, more than {MAX_BUNDLE_ENTRIES}: split it",
+            raw_entries.len()
+        ));
+    }
     let mut entries = Vec::with_capacity(raw_entries.len());
     for (index, entry) in raw_entries.into_iter().enumerate() {
         let e = classify_entry(base, index, entry)
@@ -122,6 +133,9 @@ fn classify_entry(
         body: BodySource::Entry { resource },
     };
     let interaction = match classify_path(method, rel, query, payload)? {
+        Classified::Interaction(i) if i.kind == InteractionKind::Paging => {
+            return err("paging links cannot be followed inside a batch: GET them directly")
+        }
         Classified::Interaction(i) => i,
         Classified::Bundle { .. } => return Err(nested_bundle()),
     };

@@ -37,9 +37,18 @@
 //! * Conditional update/patch/delete and conditional create need real
 //!   criteria: parameters other than `_format`, `_pretty`, `_summary` and
 //!   `_elements` (a criteria-less conditional delete could match everything).
+//! * **One reading** (README "Decision rules"): a `POST _search` needs the
+//!   exact lower-case form Content-Type (optionally `charset=utf-8`), even
+//!   for an empty body; no request may carry `Content-Encoding`,
+//!   `Content-Location` or the other headers in `head::REFUSED_HEADERS`, nor
+//!   `_cascade`/`_expunge`; at most `MAX_PARAMETERS` parameters (query and
+//!   body); a POST operation takes only `_format`/`_pretty` in its URL and
+//!   its parameters from its `Parameters` body (`parameters`); `_getpages`
+//!   only in the paging forms (`paging`); `Prefer: respond-async` only on
+//!   Bulk Data; a Bundle has at most `MAX_BUNDLE_ENTRIES` entries.
 //! * Bodies: a batch/transaction must be a JSON Bundle (XML bundles cannot be
-//!   inspected and are refused); `_search` bodies must be form-encoded (or
-//!   empty without a Content-Type); JSON create/update bodies are parsed into
+//!   inspected and are refused); `_search` bodies must be form-encoded;
+//!   JSON create/update bodies are parsed into
 //!   [`Interaction::resource`] and their `resourceType` (and, for update, `id`)
 //!   must match the URL. XML bodies and non-FHIR bodies of `Binary` are
 //!   classified with `resource: None`; other content types on create/update
@@ -49,9 +58,10 @@ use super::base::FhirBase;
 use super::body::{BodySource, Payload};
 use super::bundle::classify_bundle;
 use super::error::ClassifyError;
-use super::head::{media_kind, read_head, MediaKind, Method};
-use super::interaction::{Interaction, RequestParts};
+use super::head::{body_media, read_head, MediaKind, Method};
+use super::interaction::{Interaction, InteractionKind, RequestParts};
 use super::route::{route, split_target, Route};
+use super::table::BULK_STATUS;
 use super::table::{classify_path, Classified};
 
 /// Whether the classifier needs the body to classify this request. Called on
@@ -69,12 +79,17 @@ pub fn body_needed(base: &FhirBase, req: &RequestParts) -> bool {
     };
     // Only when the classifier will read it: other content types are either
     // refused before the body is looked at or classified without it.
-    let media = head.content_type.map(media_kind);
+    let media = head.content_type.map(body_media).transpose().ok().flatten();
     let json = media == Some(MediaKind::Json);
-    let form = matches!(media, None | Some(MediaKind::Form));
+    let form = media == Some(MediaKind::Form);
     match (route, head.method) {
         (Route::Base, Method::Post) => json,
         (Route::SystemSearch | Route::TypeSearch(_), Method::Post) => form,
+        // Any content type: an empty body is read as "no parameters".
+        (
+            Route::SystemOperation(_) | Route::TypeOperation(..) | Route::InstanceOperation { .. },
+            Method::Post,
+        ) => true,
         (
             Route::Compartment {
                 search_suffix: true,
@@ -98,8 +113,19 @@ pub fn classify(base: &FhirBase, req: &RequestParts) -> Result<Interaction, Clas
             body: req.body,
         },
     };
-    match classify_path(head.method, rel, query, payload)? {
-        Classified::Interaction(i) => Ok(i),
-        Classified::Bundle { search, payload } => classify_bundle(base, payload, search),
+    let it = match classify_path(head.method, rel, query, payload)? {
+        Classified::Interaction(i) => i,
+        Classified::Bundle { search, payload } => classify_bundle(base, payload, search)?,
+    };
+    if head.respond_async && !is_bulk_data(&it) {
+        return Err(ClassifyError::new(
+            "`Prefer: respond-async` is refused here (only $export and its status take it): an async answer cannot be checked",
+        ));
     }
+    Ok(it)
+}
+
+fn is_bulk_data(it: &Interaction) -> bool {
+    it.kind == InteractionKind::Operation
+        && matches!(it.operation.as_deref(), Some(op) if op == "$export" || op == BULK_STATUS)
 }

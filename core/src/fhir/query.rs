@@ -9,6 +9,24 @@
 use super::error::ClassifyError;
 use super::interaction::SearchParam;
 
+/// The most parameters one request may carry, query and body together
+/// (also a Bundle entry's URL, an `If-None-Exist` and a `Parameters` body).
+/// Far below any container's own limit (Tomcat stops reading at
+/// `maxParameterCount`, 1000 by default, silently dropping the rest), so
+/// that no server drops a parameter this gateway decided on.
+pub const MAX_PARAMETERS: usize = 100;
+
+/// Appends one parameter, refusing more than [`MAX_PARAMETERS`].
+pub(crate) fn push_param(out: &mut Vec<SearchParam>, p: SearchParam) -> Result<(), ClassifyError> {
+    if out.len() >= MAX_PARAMETERS {
+        return Err(ClassifyError::new(format!(
+            "more than {MAX_PARAMETERS} parameters (query and body together): servers silently drop those past their own limit; send at most {MAX_PARAMETERS} (a comma list `code=a,b` counts once)"
+        )));
+    }
+    out.push(p);
+    Ok(())
+}
+
 /// Checks a raw query string (or form body, or `If-None-Exist` value).
 /// `what` names it in messages ("query string", "form body", ...).
 pub(crate) fn check_raw(raw: &str, what: &str) -> Result<(), ClassifyError> {
@@ -99,7 +117,7 @@ pub(crate) fn parse_into(
 ) -> Result<(), ClassifyError> {
     check_raw(raw, what)?;
     for (name, value) in form_urlencoded::parse(raw.as_bytes()) {
-        out.push(param(&name, &value, what)?);
+        push_param(out, param(&name, &value, what)?)?;
     }
     Ok(())
 }

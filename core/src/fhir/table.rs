@@ -7,8 +7,13 @@ use super::body::{
 use super::error::{err, ClassifyError};
 use super::head::Method;
 use super::interaction::{Compartment, Interaction, InteractionKind as K, Level, SearchParam};
+use super::paging::{refuse_misplaced_paging, PAGING};
+use super::parameters::{operation_body, refuse_url_params};
 use super::query;
 use super::route::{check_type, route, Route};
+
+/// The Bulk Data status endpoint of HAPI FHIR (`[base]/$export-poll-status?_jobId=`).
+pub(super) const BULK_STATUS: &str = "$export-poll-status";
 
 /// What a method on a path is.
 pub(super) enum Classified<'p> {
@@ -34,6 +39,7 @@ pub(super) fn classify_path<'p>(
         query::parse_into(q, "query string", &mut search)?;
     }
     refuse_method_param(&search)?;
+    refuse_widening_params(&search)?;
     let is_create = method == Method::Post && matches!(route, Route::Type(_));
     if payload.if_none_exist.is_some() && !is_create {
         return err(format!(
@@ -43,13 +49,16 @@ pub(super) fn classify_path<'p>(
         ));
     }
     let mut out = match &route {
-        Route::Base if method == Method::Post => return Ok(Classified::Bundle { search, payload }),
+        Route::Base if method == Method::Post => {
+            refuse_bundle_query(&search)?;
+            return Ok(Classified::Bundle { search, payload });
+        }
         Route::Base
         | Route::Metadata
         | Route::SmartConfiguration
         | Route::SystemHistory
         | Route::SystemSearch
-        | Route::SystemOperation(_) => system_level(&route, method, &payload, &mut search)?,
+        | Route::SystemOperation(_) => system_level(&route, method, &mut payload, &mut search)?,
         Route::Type(_)
         | Route::TypeSlash(_)
         | Route::TypeSearch(_)
@@ -58,11 +67,69 @@ pub(super) fn classify_path<'p>(
         Route::Instance(..)
         | Route::InstanceHistory(..)
         | Route::Version(..)
-        | Route::InstanceOperation { .. } => instance_level(&route, method, &mut payload)?,
+        | Route::InstanceOperation { .. } => {
+            instance_level(&route, method, &mut payload, &mut search)?
+        }
         Route::Compartment { .. } => compartment(&route, method, &payload, &mut search)?,
     };
+    if out.kind != K::Paging {
+        refuse_misplaced_paging(&search, &route.describe())?;
+    }
     out.search = search;
     Ok(Classified::Interaction(out))
+}
+
+/// Parameters with which a server widens what an interaction does beyond
+/// what the request names (HAPI FHIR's cascading delete and expunge).
+fn refuse_widening_params(search: &[SearchParam]) -> Result<(), ClassifyError> {
+    match search
+        .iter()
+        .find(|p| matches!(p.name.as_str(), "_cascade" | "_expunge"))
+    {
+        Some(p) => err(format!(
+            "`{}` is refused: it deletes or purges resources the request does not name; delete them one by one",
+            p.name
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `POST [base]` takes a Bundle and no search parameters: a server may read
+/// them (HAPI FHIR serves `POST [base]?_getpages=` as a page, other servers
+/// run the body as a batch), so only `_format`/`_pretty` are accepted.
+fn refuse_bundle_query(search: &[SearchParam]) -> Result<(), ClassifyError> {
+    match search
+        .iter()
+        .find(|p| !matches!(p.name.as_str(), "_format" | "_pretty"))
+    {
+        Some(p) if p.name == PAGING => err(
+            "POST [base]?_getpages= is refused (a page on some servers, a batch on others): follow paging links with GET",
+        ),
+        Some(p) => err(format!(
+            "POST [base] takes a Bundle and no URL parameters but _format, _pretty; `{}` is refused",
+            super::error::short(&p.name)
+        )),
+        None => Ok(()),
+    }
+}
+
+/// An operation's parameters: with POST no URL parameters besides
+/// `_format`/`_pretty`, its parameters (and resource) come from the body;
+/// `_type` names the types it reaches.
+#[inline(never)]
+fn operation_params(
+    op: &str,
+    method: Method,
+    payload: &mut Payload<'_>,
+    search: &mut Vec<SearchParam>,
+    i: &mut Interaction,
+) -> Result<(), ClassifyError> {
+    if method == Method::Post {
+        refuse_url_params(op, search)?;
+        i.resource = operation_body(payload, op, search)?;
+    }
+    i.types = types_from(search)?;
+    Ok(())
 }
 
 fn wrong_method(method: Method, route: &Route<'_>) -> ClassifyError {
@@ -100,12 +167,13 @@ fn types_from(search: &[SearchParam]) -> Result<Vec<String>, ClassifyError> {
 fn system_level(
     route: &Route<'_>,
     method: Method,
-    payload: &Payload<'_>,
+    payload: &mut Payload<'_>,
     search: &mut Vec<SearchParam>,
 ) -> Result<Interaction, ClassifyError> {
     let system = |kind| new_interaction(kind, Level::System, None);
     Ok(match (route, method) {
-        (Route::Base, Method::Get) if search.iter().any(|p| p.name == "_getpages") => {
+        (Route::Base, Method::Get) if search.iter().any(|p| p.name == PAGING) => {
+            super::paging::check_paging(search)?;
             system(K::Paging)
         }
         (Route::Base, Method::Get) => {
@@ -120,6 +188,11 @@ fn system_level(
             if method == Method::Post {
                 form_body(payload, search)?;
             }
+            if search.iter().any(|p| p.name == PAGING) {
+                // HAPI FHIR serves `[base]/_search?_getpages=` as a page.
+                super::paging::check_paging(search)?;
+                return Ok(system(K::Paging));
+            }
             let mut i = system(K::Search);
             i.types = types_from(search)?;
             i
@@ -127,7 +200,13 @@ fn system_level(
         (Route::SystemOperation(op), Method::Get | Method::Post) => {
             let mut i = system(K::Operation);
             i.operation = Some(op.to_string());
-            i.types = types_from(search)?;
+            operation_params(op, method, payload, search, &mut i)?;
+            i
+        }
+        (Route::SystemOperation(op), Method::Delete) if op == BULK_STATUS => {
+            // Bulk Data: DELETE on the status URL cancels the export.
+            let mut i = system(K::Operation);
+            i.operation = Some(op.to_string());
             i
         }
         (r, _) => return Err(wrong_method(method, r)),
@@ -184,6 +263,7 @@ fn type_level(
         (Route::TypeOperation(t, op), Method::Get | Method::Post) => {
             let mut i = of_type(K::Operation, t);
             i.operation = Some(op.to_string());
+            operation_params(op, method, payload, search, &mut i)?;
             i
         }
         (r, _) => return Err(wrong_method(method, r)),
@@ -196,6 +276,7 @@ fn instance_level(
     route: &Route<'_>,
     method: Method,
     payload: &mut Payload<'_>,
+    search: &mut Vec<SearchParam>,
 ) -> Result<Interaction, ClassifyError> {
     let instance = |kind, t, id: &str| {
         let mut i = new_interaction(kind, Level::Instance, Some(t));
@@ -238,6 +319,7 @@ fn instance_level(
                 resource_type: ty.to_string(),
                 id: id.to_string(),
             });
+            operation_params(op, method, payload, search, &mut i)?;
             i
         }
         (r, _) => return Err(wrong_method(method, r)),

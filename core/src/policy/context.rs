@@ -3,7 +3,7 @@
 use crate::claims::ClaimsConfig;
 use crate::decision::{Decision, Reason};
 use crate::fhir::{is_valid_id, FhirBase};
-use crate::scope::ScopeSet;
+use crate::scope::{ScopeSet, MAX_SCOPES};
 use serde_json::Value;
 
 /// Everything the policy needs from a token, parsed once per token.
@@ -42,9 +42,20 @@ impl AuthContext {
             return Err(unsupported("the token claims are not a JSON object".into()));
         }
         let scope_claim = names.scope.as_str();
+        let too_many = |n: usize| {
+            unsupported(format!(
+                "claim `{scope_claim}` carries {n} scopes, more than {MAX_SCOPES}: request fewer"
+            ))
+        };
         let (scopes, diagnostics) = match claims.get(scope_claim) {
             None | Some(Value::Null) => (ScopeSet::default(), Vec::new()),
-            Some(Value::String(s)) => ScopeSet::parse_str(s),
+            Some(Value::String(s)) => {
+                let n = s.split(' ').filter(|x| !x.is_empty()).count();
+                if n > MAX_SCOPES {
+                    return Err(too_many(n));
+                }
+                ScopeSet::parse_str(s)
+            }
             Some(Value::Array(items)) => {
                 let mut strs = Vec::with_capacity(items.len());
                 for it in items {
@@ -56,6 +67,13 @@ impl AuthContext {
                             )))
                         }
                     }
+                }
+                let n: usize = strs
+                    .iter()
+                    .map(|s| s.split(' ').filter(|x| !x.is_empty()).count())
+                    .sum();
+                if n > MAX_SCOPES {
+                    return Err(too_many(n));
                 }
                 ScopeSet::parse(strs.iter().flat_map(|s| s.split(' ')))
             }

@@ -151,19 +151,42 @@ fn criteria_failed(f: Fail) -> Fail {
     )
 }
 
-/// Paging (`_getpages`): see the module documentation of [`super`].
-fn paging(ev: &mut Evaluator<'_>) -> Result<(), Fail> {
-    let s = &ev.ctx.scopes;
-    let unrestricted = s.scopes.iter().any(|x| {
-        x.context != ScopeContext::Patient && !x.is_granular() && x.perms.contains(Perms::S)
-    });
-    if unrestricted {
-        return Ok(());
+/// The types a token's plain (non-granular) scopes grant a letter on, in
+/// patient/ (`Some(true)`), user|system/ (`Some(false)`) or any context
+/// (`None`); `["*"]` when a wildcard does.
+fn granted_types(ev: &Evaluator<'_>, patient: Option<bool>, letter: Perms) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for x in &ev.ctx.scopes.scopes {
+        if patient.is_some_and(|p| (x.context == ScopeContext::Patient) != p)
+            || x.is_granular()
+            || !x.perms.contains(letter)
+        {
+            continue;
+        }
+        let t = x.resource_type.as_deref().unwrap_or("*");
+        if t == "*" {
+            return vec!["*".into()];
+        }
+        if !out.iter().any(|o| o == t) {
+            out.push(t.to_string());
+        }
     }
-    let patient = s.scopes.iter().any(|x| {
-        x.context == ScopeContext::Patient && !x.is_granular() && x.perms.contains(Perms::S)
-    });
-    if !patient {
+    out
+}
+
+/// Paging (`_getpages`): a paging link names no type, so the page is
+/// checked on the response: every resource must be of a type the token may
+/// receive (matches `s`, includes `r`; no check when wildcards grant both),
+/// and under patient/ scopes in the patient's compartment (or refused:
+/// `patient_paging = deny`). With both patient/ and user|system/ scopes, the
+/// compartment check covers only the types that only patient/ scopes grant
+/// (every type, when a `patient/*` scope is among them). Granular scopes grant no
+/// paging. See the module documentation of [`super`].
+#[inline(never)]
+fn paging(ev: &mut Evaluator<'_>) -> Result<(), Fail> {
+    let user_search = granted_types(ev, Some(false), Perms::S);
+    let patient_search = granted_types(ev, Some(true), Perms::S);
+    if user_search.is_empty() && patient_search.is_empty() {
         let preferred = ev.preferred(ScopeContexts::ALL);
         ev.record("*", Perms::S, preferred);
         return Err(fail(
@@ -171,24 +194,52 @@ fn paging(ev: &mut Evaluator<'_>) -> Result<(), Fail> {
             "paging needs a (non-granular) scope with the s letter on some type",
         ));
     }
-    let Some(p) = ev.ctx.patient.clone() else {
-        return Err(fail(
-            Reason::NoPatientContext,
-            "paging under patient/ scopes needs a patient context",
-        ));
+    let patient = match (ev.ctx.patient.clone(), patient_search.is_empty()) {
+        (_, true) => None,
+        (None, false) if user_search.is_empty() => {
+            return Err(fail(
+                Reason::NoPatientContext,
+                "paging under patient/ scopes needs a patient context",
+            ))
+        }
+        (None, false) => None,
+        (Some(_), false) if ev.policy.patient_paging == PatientPaging::Deny => {
+            if user_search.is_empty() {
+                return Err(fail(
+                    Reason::PatientCompartmentViolation,
+                    "paging under patient/ scopes is refused (policy.patient_paging = deny); repeat the pinned search instead",
+                ));
+            }
+            None
+        }
+        (Some(p), false) => Some(p),
     };
-    ev.used_patient = true;
-    match ev.policy.patient_paging {
-        PatientPaging::CheckResponse => {
+    // The patient/ grants count only when the patient rule applies.
+    let contexts = if patient.is_some() { None } else { Some(false) };
+    let search = granted_types(ev, contexts, Perms::S);
+    let read = granted_types(ev, contexts, Perms::R);
+    if let Some(p) = patient {
+        ev.used_patient = true;
+        let only_patient: Vec<&String> = patient_search
+            .iter()
+            .filter(|t| !user_search.iter().any(|u| u == "*" || u == *t))
+            .collect();
+        if user_search.is_empty() || only_patient.iter().any(|t| *t == "*") {
             ev.push_obligation(Obligation::CheckResponseCompartment {
                 resource_type: "*".into(),
                 patient: p,
             });
-            Ok(())
+        } else {
+            for t in only_patient {
+                ev.push_obligation(Obligation::CheckResponseCompartment {
+                    resource_type: t.clone(),
+                    patient: p.clone(),
+                });
+            }
         }
-        PatientPaging::Deny => Err(fail(
-            Reason::PatientCompartmentViolation,
-            "paging under patient/ scopes is refused (policy.patient_paging = deny); repeat the pinned search instead",
-        )),
     }
+    if !(search == ["*"] && read == ["*"]) {
+        ev.push_obligation(Obligation::CheckResponseTypes { search, read });
+    }
+    Ok(())
 }

@@ -50,13 +50,14 @@
 //! * **Updates by id**: the body must belong to the patient
 //!   (`patient_update_by_id = "check_body"`, default) or are refused (`"deny"`).
 //!   patient/ scopes never create Patient resources.
-//! * **Paging** (`_getpages`): the first page was authorized, but the paging
-//!   token is the upstream's and cannot be tied to that search. A non-granular
-//!   user/ or system/ scope with s on any type suffices; under patient/ scopes
-//!   only the page is allowed with a response check that every resource is in
-//!   the patient's compartment or a shared reference type
-//!   (`patient_paging = "check_response"`, default) or refused (`"deny"`).
-//!   Granular-only tokens cannot page.
+//! * **Paging** (`_getpages`): the paging link is the upstream's and names
+//!   no type, so the page is checked on its response: a non-granular scope
+//!   with s on some type lets the request through with
+//!   `CheckResponseTypes` (every entry's type searchable, `include` entries
+//!   readable; no check under `*.rs`), and under patient/ scopes with
+//!   `CheckResponseCompartment` too (`patient_paging = "check_response"`,
+//!   default) or not at all (`"deny"`). Granular-only tokens cannot page.
+//!   Pages are not bound to the token of the first page (README).
 //! * **`_include` without a target type** (`Observation:subject`): `r` on
 //!   every R4 target the token can read; the others must be absent from the
 //!   response (`Obligation::CheckResponseTypesAbsent`). `_query`, `_filter`
@@ -66,7 +67,9 @@
 //!   given). `Patient/$export` is system/ only by default: under a patient/
 //!   scope it would export every patient. `$validate`: c on the type (the
 //!   body must belong to the patient under patient/ scopes), u at instance
-//!   level. Unknown operations: `operation_not_permitted`.
+//!   level. Unknown operations: `operation_not_permitted`. `_mdm` (linked
+//!   MDM records) is refused under patient/ scopes. `$export-poll-status`
+//!   needs a system/ scope with `rs` on some type (`OpTarget::AnyType`).
 //! * **Bundles**: every entry decided as if sent alone; one denied entry
 //!   denies the whole request (`bundle_entry_denied`). Entries' obligations
 //!   apply to the whole response.
@@ -85,6 +88,7 @@ mod patient_rule;
 mod pins;
 mod resource;
 mod response_check;
+mod response_types;
 mod search;
 mod settings;
 mod traversal;

@@ -7,7 +7,7 @@ use super::need::{fail, Criteria, Fail, Rule, ScopeContexts};
 use super::settings::{OpLevel, OpPatientRule, OpTarget, OperationRule};
 use crate::decision::Reason;
 use crate::fhir::{Interaction, Level};
-use crate::scope::Perms;
+use crate::scope::{Perms, ScopeContext};
 
 pub(super) fn operation(ev: &mut Evaluator<'_>, it: &Interaction) -> Result<(), Fail> {
     let name = it.operation.as_deref().unwrap_or("");
@@ -29,6 +29,9 @@ pub(super) fn operation(ev: &mut Evaluator<'_>, it: &Interaction) -> Result<(), 
     let letters = Perms::parse_any_order(&rule.letters).unwrap_or(Perms::ALL);
     let patient_rule = patient_rule_of(rule, it);
     let allowed = contexts_of(rule);
+    if rule.target == OpTarget::AnyType {
+        return any_type(ev, name, letters, allowed, rule);
+    }
     for t in targets(rule, it) {
         ev.need(&t, letters, patient_rule, allowed).map_err(|f| {
             fail(
@@ -37,7 +40,47 @@ pub(super) fn operation(ev: &mut Evaluator<'_>, it: &Interaction) -> Result<(), 
             )
         })?;
     }
+    if ev.used_patient && it.params("_mdm").next().is_some() {
+        return Err(fail(
+            Reason::OperationNotPermitted,
+            format!("operation {name}: `_mdm` reaches other patients' linked records and is refused under patient/ scopes; send it without `_mdm`"),
+        ));
+    }
     Ok(())
+}
+
+/// `target: any_type`: a plain scope in an allowed context with the letters
+/// on some type (patient/ scopes never: the request names no patient).
+fn any_type(
+    ev: &mut Evaluator<'_>,
+    name: &str,
+    letters: Perms,
+    allowed: ScopeContexts,
+    rule: &OperationRule,
+) -> Result<(), Fail> {
+    let met = ev.ctx.scopes.scopes.iter().find(|s| {
+        s.context != ScopeContext::Patient
+            && allowed.allows(s.context)
+            && !s.is_granular()
+            && s.perms.contains(letters)
+    });
+    if let Some(s) = met {
+        let (context, t) = (s.context, s.resource_type.clone());
+        ev.record(t.as_deref().unwrap_or("*"), letters, context);
+        return Ok(());
+    }
+    let preferred = ev.preferred(ScopeContexts {
+        patient: false,
+        ..allowed
+    });
+    ev.record("*", letters, preferred);
+    Err(fail(
+        Reason::InsufficientScope,
+        format!(
+            "operation {name}{} needs a scope with `{letters}` on some type",
+            only_contexts(rule)
+        ),
+    ))
 }
 
 /// The first row naming the operation at this level (and type).
@@ -127,6 +170,6 @@ fn targets(rule: &OperationRule, it: &Interaction) -> Vec<String> {
             }
             ts
         }
-        OpTarget::None => Vec::new(),
+        OpTarget::None | OpTarget::AnyType => Vec::new(),
     }
 }

@@ -4,6 +4,7 @@
 
 use super::compartment;
 use super::resource::{in_patient_compartment, resource_matches_query};
+use super::response_types::check_response_types;
 use super::settings::PolicyConfig;
 use crate::decision::Obligation;
 use serde_json::Value;
@@ -48,6 +49,9 @@ pub fn check_response(
     let wanted = match obligation {
         Obligation::CheckResponseCompartment { resource_type, .. }
         | Obligation::CheckResponseGranular { resource_type, .. } => resource_type.as_str(),
+        Obligation::CheckResponseTypes { search, read } => {
+            return check_response_types(search, read, response)
+        }
         Obligation::CheckResponseTypesAbsent { .. } => "*",
     };
     match type_of(response) {
@@ -108,6 +112,7 @@ pub fn check_response(
                     ));
                 }
             }
+            Obligation::CheckResponseTypes { .. } => {}
             Obligation::CheckResponseTypesAbsent { resource_types } => {
                 if resource_types.iter().any(|t| t == rtype) {
                     return Err(format!(

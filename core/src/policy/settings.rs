@@ -79,6 +79,9 @@ pub enum OpTarget {
     Compartment,
     /// The types in `_type` (all types when absent) (`$export`).
     TypeParam,
+    /// The letters on some type, in one of the allowed contexts: what the
+    /// request reaches is not in it (the Bulk Data status of an export).
+    AnyType,
     /// No data access (e.g. terminology on shared types): only a valid token.
     None,
 }
@@ -153,6 +156,7 @@ pub fn default_operations() -> Vec<OperationRule> {
         op("$export", &[System], &[], "rs", OpTarget::TypeParam, &["system"], OpPatientRule::Deny),
         op("$export", &[Type], &["Patient"], "rs", OpTarget::TypeParam, &["system"], OpPatientRule::Deny),
         op("$export", &[Instance], &["Group"], "rs", OpTarget::TypeParam, &["system"], OpPatientRule::Deny),
+        op("$export-poll-status", &[System], &[], "rs", OpTarget::AnyType, &["system"], OpPatientRule::Deny),
         op("$validate", &[Type], &[], "c", OpTarget::Resource, &[], OpPatientRule::Body),
         op("$validate", &[Instance], &[], "u", OpTarget::Resource, &[], OpPatientRule::OwnPatient),
         op("$meta", &[Instance], &[], "r", OpTarget::Resource, &[], OpPatientRule::OwnPatient),

@@ -8,6 +8,7 @@ mod bundles;
 mod endpoints;
 mod needs_body;
 mod paths_and_methods;
+mod request_reading;
 mod resources;
 mod searches;
 

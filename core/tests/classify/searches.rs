@@ -53,11 +53,11 @@ fn type_search_and_parameters() {
         row("/fhir", "POST", "/fhir/Patient/_search?_count=5", FORM, Some("name=a&birthdate=ge2000"), "search type Patient q=_count=5&name=a&birthdate=ge2000"),
         row("/fhir", "POST", "/fhir/Patient/_search", FORM_UTF8, Some("name=a%2Cb,c"), "search type Patient q=name=a;b;c"),
         row("/fhir", "POST", "/fhir/Patient/_search", FORM, Some(""), "search type Patient"),
-        row("/fhir", "POST", "/fhir/Patient/_search?name=a", NO, Some(""), "search type Patient q=name=a"),
-        row("/fhir", "POST", "/fhir/Patient/_search", NO, Some("name=a"), "!a POST _search body needs Content-Type: application/x-www-form-urlencoded"),
-        row("/fhir", "POST", "/fhir/Patient/_search", JSON, Some("{}"), "!POST _search bodies must be application/x-www-form-urlencoded (got `application/fhir+json`)"),
+        row("/fhir", "POST", "/fhir/Patient/_search?name=a", NO, Some(""), "!POST _search needs a form, even when empty"),
+        row("/fhir", "POST", "/fhir/Patient/_search", NO, Some("name=a"), "!POST _search needs a form"),
+        row("/fhir", "POST", "/fhir/Patient/_search", JSON, Some("{}"), "!POST _search needs a form, not `application/fhir+json`"),
         row("/fhir", "POST", "/fhir/Patient/_search", FORM, None, "!was not provided"),
-        row("/fhir", "POST", "/fhir/Patient/_search", NO, None, "!was not provided"),
+        row("/fhir", "POST", "/fhir/Patient/_search", NO, None, "!POST _search needs a form, even when empty"),
         row("/fhir", "POST", "/fhir/Patient/_search", FORM, Some("name=a%00"), "!the form body contains an encoded control character"),
         row("/fhir", "POST", "/fhir/Patient/_search", FORM, Some("name=x;_id=1"), "!the form body contains a raw `;`"),
         row("/fhir", "POST", "/fhir/Patient/_search", FORM, Some("=a"), "!the form body has a parameter with an empty name"),
@@ -105,7 +105,7 @@ fn system_search_and_paging() {
         row("", "GET", "/?_getpages=abc&_getpagesoffset=10", NO, None, "paging system q=_getpages=abc&_getpagesoffset=10"),
         row("/fhir/R4", "GET", "/fhir/R4?_getpages=x1", NO, None, "paging system q=_getpages=x1"),
         row("/fhir", "GET", "/fhir/_getpages", NO, None, "!`_getpages` is not a FHIR R4 resource type or endpoint"),
-        row("/fhir", "GET", "/fhir/Patient?_getpages=abc", NO, None, "search type Patient q=_getpages=abc"),
+        row("/fhir", "GET", "/fhir/Patient?_getpages=abc", NO, None, "!`_getpages` is refused on [base]/Patient"),
     ]);
 }
 
@@ -131,7 +131,7 @@ fn compartment_search() {
         row("/fhir", "POST", "/fhir/Patient/123/_search", FORM, Some("_type=Observation"), "search system comp=Patient/123 types=Observation q=_type=Observation"),
         row("/fhir", "GET", "/fhir/Patient/123/_search?code=x", NO, None, "search system comp=Patient/123 q=code=x"),
         row("/fhir", "POST", "/fhir/Patient/123/Observation/_search", FORM, Some("code=x"), "search type Observation comp=Patient/123 types=Observation q=code=x"),
-        row("/fhir", "POST", "/fhir/Patient/123/Observation/_search", JSON, Some("{}"), "!must be application/x-www-form-urlencoded"),
+        row("/fhir", "POST", "/fhir/Patient/123/Observation/_search", JSON, Some("{}"), "!POST _search needs a form, not `application/fhir+json`"),
         row("/fhir", "POST", "/fhir/Patient/123/Observation", JSON, Some("{}"), "!POST [base]/Patient/123/Observation is not a FHIR interaction; allowed here: GET"),
         row("/fhir", "DELETE", "/fhir/Patient/123/Observation", NO, None, "!DELETE [base]/Patient/123/Observation is not a FHIR interaction"),
         row("/fhir", "POST", "/fhir/Patient/123/*", NO, None, "!POST [base]/Patient/123/* is not a FHIR interaction"),

@@ -64,21 +64,42 @@ fn paging() {
     check(vec![
         row("user/Observation.s", None, p(), ALLOW, &[]),
         row("user/Observation.r", None, p(), INSUFF, &["user/*.s"]),
+        row("user/Observation.rs?category=x", None, p(), INSUFF, &["user/*.s"]),
         row("patient/Observation.rs", Some("123"), p(), ALLOW, &[]),
         row("patient/Observation.rs", None, p(), NOCTX, &[]),
+        row("patient/Observation.rs user/Condition.rs", None, p(), ALLOW, &[]),
+        row("openid fhirUser", None, p(), INSUFF, &["user/*.s"]),
     ]);
-    let ctx = AuthContext::from_scopes("patient/Observation.rs", Some("123"));
-    let d = authorize(&cfg(), p(), Some(&ctx));
-    assert_eq!(
-        d.obligations,
-        vec![Obligation::CheckResponseCompartment {
-            resource_type: "*".into(),
-            patient: "123".into()
-        }]
-    );
+    let compartment = |t: &str| Obligation::CheckResponseCompartment {
+        resource_type: t.into(),
+        patient: "123".into(),
+    };
+    let types = |s: &[&str], r: &[&str]| Obligation::CheckResponseTypes {
+        search: s.iter().map(|x| x.to_string()).collect(),
+        read: r.iter().map(|x| x.to_string()).collect(),
+    };
     let deny = Config::from_json(br#"{"policy":{"patient_paging":"deny"}}"#).unwrap();
-    assert_eq!(
-        authorize(&deny, p(), Some(&ctx)).reason,
-        Reason::PatientCompartmentViolation
-    );
+    for (config, scopes, patient, want) in [
+        (cfg(), "user/*.rs", None, vec![]),
+        (cfg(), "system/*.read", None, vec![]),
+        (cfg(), "user/*.s", None, vec![types(&["*"], &[])]),
+        (cfg(), "user/Observation.rs user/Patient.r", None, vec![types(&["Observation"], &["Observation", "Patient"])]),
+        (cfg(), "user/Patient.rs", None, vec![types(&["Patient"], &["Patient"])]),
+        (cfg(), "patient/Observation.rs", Some("123"), vec![compartment("*"), types(&["Observation"], &["Observation"])]),
+        (cfg(), "patient/*.rs", Some("123"), vec![compartment("*")]),
+        (cfg(), "user/Observation.rs patient/Condition.rs", Some("123"), vec![compartment("Condition"), types(&["Observation", "Condition"], &["Observation", "Condition"])]),
+        (cfg(), "user/Observation.rs patient/*.rs", Some("123"), vec![compartment("*")]),
+        (cfg(), "user/*.rs patient/Condition.rs", Some("123"), vec![]),
+        (cfg(), "user/Observation.rs patient/Condition.rs", None, vec![types(&["Observation"], &["Observation"])]),
+        (deny.clone(), "user/Observation.rs patient/Condition.rs", Some("123"), vec![types(&["Observation"], &["Observation"])]),
+    ] {
+        let ctx = AuthContext::from_scopes(scopes, patient);
+        let d = authorize(&config, p(), Some(&ctx));
+        assert!(d.is_allow(), "{scopes}: {}", d.message);
+        assert_eq!(d.obligations, want, "{scopes}");
+    }
+    let ctx = AuthContext::from_scopes("patient/Observation.rs", Some("123"));
+    let d = authorize(&deny, p(), Some(&ctx));
+    assert_eq!((d.status, d.reason), (403, Reason::PatientCompartmentViolation));
+    assert!(d.message.contains("policy.patient_paging = deny"), "{}", d.message);
 }
