@@ -86,6 +86,12 @@ impl HttpCall {
     }
 }
 
+/// An integer property as Envoy serializes it (`response.code`,
+/// `request.duration` in ns, ...): 8 bytes, little-endian.
+pub fn property_u64(bytes: &[u8]) -> Option<u64> {
+    <[u8; 8]>::try_from(bytes).ok().map(u64::from_le_bytes)
+}
+
 /// The `:status` of a response's headers.
 pub fn response_status(headers: &[(String, String)]) -> Option<u16> {
     headers
@@ -121,6 +127,9 @@ pub trait Host {
 
     /// Set a stream property (filter state `wasm.<path>`).
     fn set_property(&self, path: &[&str], value: &[u8]) -> Result<(), HostError>;
+    /// Read a property (Envoy attribute, e.g. `["response", "code"]`);
+    /// `None` when absent or refused.
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>>;
 
     /// Dispatch an HTTP call; the token identifies the answer.
     fn dispatch_http_call(&self, call: &HttpCall) -> Result<u32, HostError>;
@@ -246,6 +255,10 @@ mod wasm {
 
         fn set_property(&self, path: &[&str], value: &[u8]) -> Result<(), HostError> {
             hc::set_property(path.to_vec(), Some(value)).map_err(host_error)
+        }
+
+        fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+            hc::get_property(path.to_vec()).ok().flatten()
         }
 
         fn dispatch_http_call(&self, call: &HttpCall) -> Result<u32, HostError> {

@@ -99,6 +99,12 @@ impl Context for WasmHttp {
             s.on_call_response(&ProxyHost, token_id, body_size);
         }
     }
+
+    fn on_log(&mut self) {
+        if let Some(Ok(mut s)) = self.stream.as_ref().map(|s| s.try_borrow_mut()) {
+            s.on_log(&ProxyHost);
+        }
+    }
 }
 
 impl HttpContext for WasmHttp {

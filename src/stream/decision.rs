@@ -3,10 +3,8 @@
 //! the verified facts forwarded upstream, then release, relay or reply.
 
 use super::{Phase, Stream};
-use crate::audit_property::write_audit_record;
 use crate::host::{Flow, HeaderMap, Host, LogLevel};
 use crate::reply::deny_reply;
-use fhir_smart_authz_core::audit::{self, AuditInput};
 use fhir_smart_authz_core::config::{Config, Fact};
 use fhir_smart_authz_core::decision::Decision;
 
@@ -45,32 +43,6 @@ impl Stream {
             )
         });
         self.carry_out(host, d, from_async)
-    }
-
-    pub(super) fn write_audit(
-        &self,
-        host: &dyn Host,
-        d: &Decision,
-        obligation: Option<Result<(), String>>,
-    ) {
-        let config = &self.shared.config;
-        if !config.audit.enabled {
-            return;
-        }
-        let record = audit::record(
-            &config.audit,
-            &AuditInput {
-                method: &self.method,
-                request_id: self.request_id.as_deref(),
-                decision: d,
-                identity: self.identity.as_deref(),
-                enforced: config.enforce,
-                now_ms: host.now_ms(),
-                obligation_result: obligation,
-                obligation_denied_status: config.responses.obligation_denied_status,
-            },
-        );
-        write_audit_record(host, self.shared.audit_encoding, &record);
     }
 
     /// Carry out a decision: count it, audit it, then let the request go on

@@ -24,8 +24,10 @@
 //! The stream's code follows its phases: `request` (headers and body
 //! callbacks), `token` (verification, key fetches, waits for another VM's
 //! keys), `decision` (the engine's decision, carried out), `relay` (the
-//! response check of an obligation).
+//! response check of an obligation), `audit` (the audit record, written at
+//! the decision or when Envoy logs the request).
 
+mod audit;
 mod decision;
 mod relay;
 mod request;
@@ -104,6 +106,8 @@ pub struct Stream {
     decision: Option<Decision>,
     identity: Option<Rc<Identity>>,
     facts: Option<Rc<TokenFacts>>,
+    /// The audit record kept for `on_log` (`audit.encoding: "line"`).
+    audit_line: Option<Value>,
 }
 
 impl Stream {
@@ -129,6 +133,7 @@ impl Stream {
             decision: None,
             identity: None,
             facts: None,
+            audit_line: None,
         }
     }
 

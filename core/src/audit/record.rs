@@ -25,6 +25,36 @@ pub struct AuditInput<'a> {
     pub obligation_denied_status: u16,
 }
 
+/// What Envoy knows once the response is sent. With `audit.encoding:
+/// "line"` the record is the whole access-log line, so it carries what the
+/// access log's own fields used to (`%RESPONSE_CODE%`, `%DURATION%`,
+/// `%START_TIME%`, `%REQ(:METHOD)%`, the path without its query).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogFacts<'a> {
+    pub method: &'a str,
+    /// The request path as the client sent it; the query is dropped (it may
+    /// hold PHI, and the record never contains query values).
+    pub path: &'a str,
+    /// The status sent downstream; `0` when none was (as `%RESPONSE_CODE%`).
+    pub response_code: u64,
+    /// From the start of the request to the end of the response, in ms.
+    pub duration_ms: u64,
+    /// When Envoy received the request, Unix ms.
+    pub start_ms: u64,
+}
+
+/// Add `method`, `path`, `response_code`, `duration_ms` and `start_time` to
+/// a record made by [`record`].
+pub fn add_log_facts(record: &mut Value, facts: &LogFacts<'_>) {
+    let Value::Object(r) = record else { return };
+    let path = facts.path.split('?').next().unwrap_or("");
+    put(r, "method", Value::from(facts.method));
+    put(r, "path", Value::from(path));
+    put(r, "response_code", Value::from(facts.response_code));
+    put(r, "duration_ms", Value::from(facts.duration_ms));
+    put(r, "start_time", Value::from(rfc3339_ms(facts.start_ms)));
+}
+
 /// AuditEvent.subtype: the FHIR `restful-interaction` code as IHE BALP uses
 /// it (`search` and `history` without their level; paging continues a
 /// `search`), and `smart-configuration` for the SMART discovery document,

@@ -4,7 +4,7 @@ use super::*;
 use crate::config::Config;
 use crate::decision::{Decision, Reason};
 use crate::fhir::{Interaction, InteractionKind, Level, SearchParam};
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[test]
 fn rfc3339_known_instants() {
@@ -147,4 +147,47 @@ fn record_unclassified_deny_and_obligation_failure() {
     );
     assert_eq!(r["interaction"], "read");
     assert_eq!(r["subtype"], "read");
+}
+
+#[test]
+fn log_facts_complete_the_record_without_the_query() {
+    let c = Config::default_config().unwrap();
+    let d = Decision::deny(Reason::MissingToken, "no token");
+    let mut r = record(
+        &c.audit,
+        &AuditInput {
+            method: "GET",
+            request_id: Some("rid-2"),
+            decision: &d,
+            identity: None,
+            enforced: true,
+            now_ms: 1_795_614_593_123,
+            obligation_result: None,
+            obligation_denied_status: 403,
+        },
+    );
+    let before = r.clone();
+    add_log_facts(
+        &mut r,
+        &LogFacts {
+            method: "GET",
+            path: "/fhir/Patient?name=Jane%20Doe&birthdate=1970",
+            response_code: 401,
+            duration_ms: 3,
+            start_ms: 1_795_614_593_120,
+        },
+    );
+    let mut want = before.as_object().unwrap().clone();
+    for (k, v) in [
+        ("method", json!("GET")),
+        ("path", json!("/fhir/Patient")),
+        ("response_code", json!(401)),
+        ("duration_ms", json!(3)),
+        ("start_time", json!("2026-11-25T13:49:53.120Z")),
+    ] {
+        assert!(want.insert(k.into(), v).is_none(), "{k} is a new field");
+    }
+    assert_eq!(r, Value::Object(want));
+    let text = r.to_string();
+    assert!(!text.contains("Jane") && !text.contains("1970"), "{text}");
 }
