@@ -50,6 +50,10 @@ pub struct FakeState {
     /// What `memory_bytes` reports.
     pub memory_bytes: u64,
     pub configuration: Option<Vec<u8>>,
+    /// Envoy's `verify_signature` foreign function (arguments → result
+    /// bytes; `Err` = `BadArgument`); absent by default, as in a host
+    /// without it.
+    pub verify_signature: Option<fn(&[u8]) -> Result<Vec<u8>, String>>,
     /// Every host call made, by `Host` method name (what a request costs
     /// at the V8 boundary).
     pub host_calls: BTreeMap<&'static str, u32>,
@@ -252,14 +256,14 @@ impl Host for FakeHost {
         s.shared = own;
         result
     }
-    fn call_foreign_function(
-        &self,
-        _name: &str,
-        _args: &[u8],
-    ) -> Result<Option<Vec<u8>>, HostError> {
+    fn call_foreign_function(&self, name: &str, args: &[u8]) -> Result<Option<Vec<u8>>, HostError> {
         self.called("call_foreign_function");
-        // No foreign functions in the fake host.
-        Err(HostError::NotFound)
+        match self.state.borrow().verify_signature {
+            Some(verify) if name == "verify_signature" => {
+                verify(args).map(Some).map_err(|_| HostError::BadArgument)
+            }
+            _ => Err(HostError::NotFound),
+        }
     }
     fn define_counter(&self, name: &str) -> Option<u32> {
         self.called("define_counter");

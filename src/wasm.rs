@@ -99,12 +99,6 @@ impl Context for WasmHttp {
             s.on_call_response(&ProxyHost, token_id, body_size);
         }
     }
-
-    fn on_log(&mut self) {
-        if let Some(Ok(mut s)) = self.stream.as_ref().map(|s| s.try_borrow_mut()) {
-            s.on_log(&ProxyHost);
-        }
-    }
 }
 
 impl HttpContext for WasmHttp {
@@ -128,6 +122,12 @@ impl HttpContext for WasmHttp {
         match self.stream.as_ref().map(|s| s.try_borrow_mut()) {
             Some(Ok(mut s)) => action(s.on_request_body(&ProxyHost, body_size, end_of_stream)),
             _ => Action::Pause,
+        }
+    }
+
+    fn on_log(&mut self) {
+        if let Some(Ok(mut s)) = self.stream.as_ref().map(|s| s.try_borrow_mut()) {
+            s.on_log(&ProxyHost);
         }
     }
 }

@@ -30,7 +30,7 @@ impl Stream {
                 decision: d,
                 identity: self.identity.as_deref(),
                 enforced: config.enforce,
-                now_ms: host.now_ms(),
+                now_ms: self.now_ms(host),
                 obligation_result: obligation,
                 obligation_denied_status: config.responses.obligation_denied_status,
             },
@@ -46,6 +46,7 @@ impl Stream {
     /// request's access-log line (`"line"` encoding): the last record built,
     /// with the response code, duration, start time, method and path.
     pub fn on_log(&mut self, host: &dyn Host) {
+        self.callback();
         let Some(mut record) = self.audit_line.take() else {
             return;
         };
@@ -56,7 +57,7 @@ impl Stream {
             path: &self.path,
             response_code: number(&["response", "code"]).unwrap_or(0),
             duration_ms,
-            start_ms: host.now_ms().saturating_sub(duration_ms),
+            start_ms: self.now_ms(host).saturating_sub(duration_ms),
         };
         add_log_facts(&mut record, &facts);
         write_audit_record(host, AuditEncoding::Line, &record);

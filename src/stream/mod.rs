@@ -42,7 +42,7 @@ use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::Decision;
 use fhir_smart_authz_core::fhir::RequestParts;
 use serde_json::Value;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
 /// Where the stream is.
@@ -108,6 +108,8 @@ pub struct Stream {
     facts: Option<Rc<TokenFacts>>,
     /// The audit record kept for `on_log` (`audit.encoding: "line"`).
     audit_line: Option<Value>,
+    /// The clock as read in this callback (see `now_ms`).
+    clock_ms: Cell<Option<u64>>,
 }
 
 impl Stream {
@@ -134,6 +136,7 @@ impl Stream {
             identity: None,
             facts: None,
             audit_line: None,
+            clock_ms: Cell::new(None),
         }
     }
 
@@ -152,8 +155,24 @@ impl Stream {
         self.shared.config.clone()
     }
 
-    fn now_s(host: &dyn Host) -> u64 {
-        host.now_ms() / 1000
+    /// The proxy's clock, read at most once per callback (a host call each):
+    /// every check and record of one callback sees the same instant.
+    fn now_ms(&self, host: &dyn Host) -> u64 {
+        if let Some(t) = self.clock_ms.get() {
+            return t;
+        }
+        let t = host.now_ms();
+        self.clock_ms.set(Some(t));
+        t
+    }
+
+    fn now_s(&self, host: &dyn Host) -> u64 {
+        self.now_ms(host) / 1000
+    }
+
+    /// A host callback begins: time has passed since the last one.
+    fn callback(&self) {
+        self.clock_ms.set(None);
     }
 
     /// Whether the decision was made (or a reply sent instead).

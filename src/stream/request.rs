@@ -10,6 +10,7 @@ use fhir_smart_authz_core::fhir::{Interaction, InteractionKind, Level};
 
 impl Stream {
     pub fn on_request_headers(&mut self, host: &dyn Host, end_of_stream: bool) -> Flow {
+        self.callback();
         let config = self.config();
         let Some(headers) = remove_reserved_headers(host, &config) else {
             // Fail closed: the upstream would trust an identity header the
@@ -86,6 +87,7 @@ impl Stream {
         body_size: usize,
         end_of_stream: bool,
     ) -> Flow {
+        self.callback();
         match self.phase {
             Phase::Replied | Phase::Relaying(_) => return Flow::Pause,
             Phase::Released => return Flow::Continue,
