@@ -135,6 +135,10 @@ impl Host for FakeHost {
         self.called("now_ms");
         self.state.borrow().now_ms
     }
+    fn now_us(&self) -> u64 {
+        self.called("now_us");
+        self.state.borrow().now_ms.saturating_mul(1000)
+    }
     fn headers(&self, which: HeaderMap) -> Vec<(String, String)> {
         self.called("headers");
         let s = self.state.borrow();
@@ -278,6 +282,10 @@ impl Host for FakeHost {
     }
     fn define_gauge(&self, name: &str) -> Option<u32> {
         self.called("define_gauge");
+        self.define_metric(name)
+    }
+    fn define_histogram(&self, name: &str) -> Option<u32> {
+        self.called("define_histogram");
         self.define_metric(name)
     }
     fn record_metric(&self, id: u32, value: u64) {

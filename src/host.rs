@@ -104,6 +104,8 @@ pub trait Host {
     fn log(&self, level: LogLevel, message: &str);
     /// Wall clock, Unix milliseconds.
     fn now_ms(&self) -> u64;
+    /// Wall clock, Unix microseconds (for the debug phase timing).
+    fn now_us(&self) -> u64;
 
     fn headers(&self, which: HeaderMap) -> Vec<(String, String)>;
     /// Set (`Some`) or remove (`None`) a header.
@@ -147,7 +149,9 @@ pub trait Host {
     fn increment_counter(&self, id: u32, by: i64);
     /// Define a gauge; `None` when the host refuses.
     fn define_gauge(&self, name: &str) -> Option<u32>;
-    /// Set a gauge.
+    /// Define a histogram; `None` when the host refuses.
+    fn define_histogram(&self, name: &str) -> Option<u32>;
+    /// Set a gauge, or record a value in a histogram.
     fn record_metric(&self, id: u32, value: u64);
     /// Size of this VM's linear memory in bytes.
     fn memory_bytes(&self) -> u64;
@@ -212,6 +216,14 @@ mod wasm {
                 .ok()
                 .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                 .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+                .unwrap_or(0)
+        }
+
+        fn now_us(&self) -> u64 {
+            hc::get_current_time()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
                 .unwrap_or(0)
         }
 
@@ -303,6 +315,10 @@ mod wasm {
 
         fn define_gauge(&self, name: &str) -> Option<u32> {
             hc::define_metric(MetricType::Gauge, name).ok()
+        }
+
+        fn define_histogram(&self, name: &str) -> Option<u32> {
+            hc::define_metric(MetricType::Histogram, name).ok()
         }
 
         fn record_metric(&self, id: u32, value: u64) {

@@ -37,9 +37,14 @@ fn claims(jti: &str) -> Value {
 }
 
 fn shared(encoding: AuditEncoding) -> Rc<Shared> {
-    let config = Rc::new(
-        Config::from_json(config_json(json!({}), json!({})).to_string().as_bytes()).unwrap(),
-    );
+    shared_with(encoding, json!({}))
+}
+
+/// With these `metrics` settings.
+fn shared_with(encoding: AuditEncoding, metrics: Value) -> Rc<Shared> {
+    let mut cfg = config_json(json!({}), json!({}));
+    cfg["metrics"] = metrics;
+    let config = Rc::new(Config::from_json(cfg.to_string().as_bytes()).unwrap());
     let t: Box<dyn TokenPort> = Box::new(CoreTokens::new(config.clone()));
     let e: Box<dyn Engine> = Box::new(CoreEngine);
     Shared::new(config, t, e, encoding)
@@ -48,7 +53,10 @@ fn shared(encoding: AuditEncoding) -> Rc<Shared> {
 /// One `GET Patient/123` through headers and the log callback: the host
 /// calls made, by `Host` method.
 fn request(sh: &Rc<Shared>, token: &str) -> BTreeMap<&'static str, u32> {
-    let h = FakeHost::new(NOW * 1000);
+    request_on(&FakeHost::new(NOW * 1000), sh, token)
+}
+
+fn request_on(h: &FakeHost, sh: &Rc<Shared>, token: &str) -> BTreeMap<&'static str, u32> {
     {
         let mut st = h.state.borrow_mut();
         st.verify_signature = Some(envoy_verify_signature);
@@ -67,8 +75,8 @@ fn request(sh: &Rc<Shared>, token: &str) -> BTreeMap<&'static str, u32> {
         );
     }
     let mut s = Stream::new(sh.clone());
-    assert_eq!(s.on_request_headers(&h, true), Flow::Continue);
-    s.on_log(&h);
+    assert_eq!(s.on_request_headers(h, true), Flow::Continue);
+    s.on_log(h);
     assert!(h
         .state
         .borrow()
@@ -135,5 +143,38 @@ fn a_fresh_ecdsa_token_is_verified_by_the_host() {
             Some(&1),
             "{alg}: one verify_signature"
         );
+    }
+}
+
+#[test]
+fn phase_timing_is_a_debug_switch_recording_one_histogram_per_phase() {
+    let token = token_with("RS256", &claims("j-9"));
+    let off = request(&shared(AuditEncoding::Line), &token);
+    assert!(
+        !off.contains_key("now_us") && !off.contains_key("define_histogram"),
+        "{off:?}"
+    );
+    let sh = shared_with(AuditEncoding::Line, json!({"phase_timing": true}));
+    let h = FakeHost::new(NOW * 1000);
+    let on = request_on(&h, &sh, &token);
+    let phases = [
+        "request_headers",
+        "read_headers",
+        "token",
+        "facts",
+        "decide",
+        "audit",
+        "log",
+    ];
+    assert_eq!(on["define_histogram"], phases.len() as u32);
+    assert_eq!(
+        on["now_us"],
+        2 * phases.len() as u32,
+        "two clock reads a phase"
+    );
+    let names = h.state.borrow().counter_names.clone();
+    for p in phases {
+        let name = format!("fhir_smart_authz.phase.{p}_us");
+        assert!(names.contains(&name), "{name} in {names:?}");
     }
 }

@@ -18,6 +18,15 @@ impl Stream {
         d: &Decision,
         obligation: Option<Result<(), String>>,
     ) {
+        self.timed(host, "audit", |s| s.audit_record(host, d, obligation));
+    }
+
+    fn audit_record(
+        &mut self,
+        host: &dyn Host,
+        d: &Decision,
+        obligation: Option<Result<(), String>>,
+    ) {
         let config = &self.shared.config;
         if !config.audit.enabled {
             return;
@@ -47,6 +56,12 @@ impl Stream {
     /// with the response code, duration, start time, method and path.
     pub fn on_log(&mut self, host: &dyn Host) {
         self.callback();
+        if self.audit_line.is_some() {
+            self.timed(host, "log", |s| s.log_record(host));
+        }
+    }
+
+    fn log_record(&mut self, host: &dyn Host) {
         let Some(mut record) = self.audit_line.take() else {
             return;
         };

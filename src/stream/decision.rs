@@ -15,7 +15,7 @@ impl Stream {
         let config = self.config();
         self.facts = self.claims.as_ref().map(|c| self.shared.token_facts(c));
         self.identity = self.facts.as_ref().map(|f| f.identity.clone());
-        self.forward_facts(host, &config);
+        self.timed(host, "facts", |s| s.forward_facts(host, &config));
         if self.body_needed && self.body.is_none() {
             self.phase = Phase::AwaitingBody;
             if config.upstream.hold_headers_for_body || self.body_seen_while_paused {
@@ -34,13 +34,15 @@ impl Stream {
     /// carry it out.
     pub(super) fn consult_engine(&mut self, host: &dyn Host, from_async: bool) -> Flow {
         let config = self.config();
-        let d = self.with_parts(|s, parts| {
-            s.shared.engine.decide_with_token(
-                &config,
-                parts,
-                s.claims.as_deref(),
-                s.facts.as_ref().and_then(|f| f.context.as_ref()),
-            )
+        let d = self.timed(host, "decide", |s| {
+            s.with_parts(|s, parts| {
+                s.shared.engine.decide_with_token(
+                    &config,
+                    parts,
+                    s.claims.as_deref(),
+                    s.facts.as_ref().and_then(|f| f.context.as_ref()),
+                )
+            })
         });
         self.carry_out(host, d, from_async)
     }

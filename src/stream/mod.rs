@@ -170,6 +170,26 @@ impl Stream {
         self.now_ms(host) / 1000
     }
 
+    /// Run `f`; with `metrics.phase_timing` (a debug switch) record the time
+    /// it took in the histogram `phase.<name>_us`.
+    fn timed<R>(
+        &mut self,
+        host: &dyn Host,
+        name: &'static str,
+        f: impl FnOnce(&mut Self) -> R,
+    ) -> R {
+        if !self.shared.config.metrics.phase_timing {
+            return f(self);
+        }
+        let start = host.now_us();
+        let r = f(self);
+        let micros = host.now_us().saturating_sub(start);
+        if let Ok(mut m) = self.shared.metrics.try_borrow_mut() {
+            m.phase(host, name, micros);
+        }
+        r
+    }
+
     /// A host callback begins: time has passed since the last one.
     fn callback(&self) {
         self.clock_ms.set(None);

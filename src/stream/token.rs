@@ -55,7 +55,7 @@ impl Stream {
     /// of answering 401.
     pub(super) fn verify_token(&mut self, host: &dyn Host, from_async: bool) -> Flow {
         let token = self.token.clone().unwrap_or_default();
-        let mut step = self.port_verify(host, &token);
+        let mut step = self.timed(host, "token", |s| s.port_verify(host, &token));
         let issuer = match &step {
             TokenStep::Call {
                 pending: Pending::Jwks { issuer },
