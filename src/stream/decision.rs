@@ -5,7 +5,7 @@
 use super::{Phase, Stream};
 use crate::host::{Flow, HeaderMap, Host, LogLevel};
 use crate::reply::deny_reply;
-use fhir_smart_authz_core::config::{Config, Fact};
+use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::Decision;
 
 impl Stream {
@@ -82,8 +82,9 @@ impl Stream {
         self.reply(host, &reply)
     }
 
-    /// The verified facts as request headers (`upstream.forward_headers`),
-    /// and `Authorization` removed when `upstream.strip_authorization`.
+    /// The verified facts as request headers (`upstream.forward_headers`,
+    /// derived once per token: [`crate::shared::fact_headers`]), and
+    /// `Authorization` removed when `upstream.strip_authorization`.
     fn forward_facts(&self, host: &dyn Host, config: &Config) {
         if config.upstream.strip_authorization
             && host
@@ -92,31 +93,13 @@ impl Stream {
         {
             host.log(LogLevel::Error, "could not remove the authorization header");
         }
-        let Some(id) = &self.identity else { return };
-        for fact in &config.upstream.forward_headers {
-            let value = match fact {
-                Fact::Patient => id.patient.as_deref(),
-                Fact::FhirUser => id.fhir_user.as_deref(),
-                Fact::ClientId => id.client_id.as_deref(),
-                Fact::Scopes => id.scopes.as_deref(),
-                Fact::Subject => id.sub.as_deref(),
-                Fact::Issuer => id.iss.as_deref(),
-            };
-            if let Some(v) = value {
-                let clean: String = v
-                    .chars()
-                    .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
-                    .collect();
-                if host
-                    .set_header(
-                        HeaderMap::Request,
-                        &config.upstream.header_name(*fact),
-                        Some(&clean),
-                    )
-                    .is_err()
-                {
-                    host.log(LogLevel::Error, "could not set a fact header");
-                }
+        let Some(facts) = &self.facts else { return };
+        for (name, value) in &facts.headers {
+            if host
+                .set_header(HeaderMap::Request, name, Some(value))
+                .is_err()
+            {
+                host.log(LogLevel::Error, "could not set a fact header");
             }
         }
     }
