@@ -78,11 +78,14 @@ pub fn resolve_audit_encoding(
     }
 }
 
-/// Write the record into the audit property.
-pub fn write_audit_record(host: &dyn Host, encoding: AuditEncoding, record: &Value) {
+/// Write the record (its JSON text) into the audit property.
+pub fn write_audit_record(host: &dyn Host, encoding: AuditEncoding, record_json: Vec<u8>) {
     let bytes = match encoding {
-        AuditEncoding::Json | AuditEncoding::Line => record.to_string().into_bytes(),
-        AuditEncoding::Struct => encode_struct(record),
+        AuditEncoding::Json | AuditEncoding::Line => record_json,
+        AuditEncoding::Struct => {
+            let record: Value = serde_json::from_slice(&record_json).unwrap_or(Value::Null);
+            encode_struct(&record)
+        }
     };
     if host.set_property(&[AUDIT_PROPERTY], &bytes).is_err() {
         host.log(

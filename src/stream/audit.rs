@@ -31,7 +31,7 @@ impl Stream {
         if !config.audit.enabled {
             return;
         }
-        let record = audit::record(
+        let record = audit::record_json(
             &config.audit,
             &AuditInput {
                 method: &self.method,
@@ -46,7 +46,7 @@ impl Stream {
         );
         match self.shared.audit_encoding {
             AuditEncoding::Line => self.audit_line = Some(record),
-            encoding => write_audit_record(host, encoding, &record),
+            encoding => write_audit_record(host, encoding, record),
         }
     }
 
@@ -75,6 +75,6 @@ impl Stream {
             start_ms: self.now_ms(host).saturating_sub(duration_ms),
         };
         add_log_facts(&mut record, &facts);
-        write_audit_record(host, AuditEncoding::Line, &record);
+        write_audit_record(host, AuditEncoding::Line, record);
     }
 }

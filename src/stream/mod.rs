@@ -106,8 +106,8 @@ pub struct Stream {
     decision: Option<Decision>,
     identity: Option<Rc<Identity>>,
     facts: Option<Rc<TokenFacts>>,
-    /// The audit record kept for `on_log` (`audit.encoding: "line"`).
-    audit_line: Option<Value>,
+    /// The audit record (JSON text) kept for `on_log` (`audit.encoding: "line"`).
+    audit_line: Option<Vec<u8>>,
     /// The clock as read in this callback (see `now_ms`).
     clock_ms: Cell<Option<u64>>,
 }

@@ -16,7 +16,9 @@ mod record;
 mod settings;
 
 pub use identity::Identity;
-pub use record::{action, add_log_facts, record, rfc3339_ms, subtype, AuditInput, LogFacts};
+pub use record::{
+    action, add_log_facts, record, record_json, rfc3339_ms, subtype, AuditInput, LogFacts,
+};
 pub use settings::{AuditConfig, AuditEncoding};
 
 #[cfg(test)]
