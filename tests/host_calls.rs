@@ -15,6 +15,7 @@ mod token_support;
 
 use fhir_smart_authz::core_adapter::{CoreEngine, CoreTokens};
 use fhir_smart_authz::fake::FakeHost;
+use fhir_smart_authz::host::LogLevel;
 use fhir_smart_authz::ports::{Engine, TokenPort};
 use fhir_smart_authz::{Flow, Shared, Stream};
 use fhir_smart_authz_core::audit::AuditEncoding;
@@ -59,7 +60,7 @@ fn request(sh: &Rc<Shared>, token: &str) -> BTreeMap<&'static str, u32> {
 fn request_on(h: &FakeHost, sh: &Rc<Shared>, token: &str) -> BTreeMap<&'static str, u32> {
     {
         let mut st = h.state.borrow_mut();
-        st.verify_signature = Some(envoy_verify_signature);
+        st.verify_signature.get_or_insert(envoy_verify_signature);
         st.request_headers = vec![
             (":method".into(), "GET".into()),
             (":path".into(), "/fhir/Patient/123".into()),
@@ -177,4 +178,28 @@ fn phase_timing_is_a_debug_switch_recording_one_histogram_per_phase() {
         let name = format!("fhir_smart_authz.phase.{p}_us");
         assert!(names.contains(&name), "{name} in {names:?}");
     }
+}
+
+#[test]
+fn a_host_that_cannot_verify_falls_back_to_pure_rust_and_says_so_once() {
+    let sh = shared(AuditEncoding::Line);
+    let refusing: fn(&[u8]) -> Result<Vec<u8>, String> = |_| Err("BadArgument".into());
+    let mut warnings = 0;
+    for (i, alg) in ["ES256", "RS256", "ES384"].into_iter().enumerate() {
+        let h = FakeHost::new(NOW * 1000);
+        h.state.borrow_mut().verify_signature = Some(refusing);
+        let calls = request_on(&h, &sh, &token_with(alg, &claims(&format!("f-{i}"))));
+        assert_eq!(calls.get("call_foreign_function"), Some(&1), "{alg}");
+        let st = h.state.borrow();
+        assert!(
+            st.replies.is_empty(),
+            "{alg}: allowed through the pure path"
+        );
+        warnings += st
+            .logs
+            .iter()
+            .filter(|(l, m)| *l == LogLevel::Warn && m.contains("verify_signature"))
+            .count();
+    }
+    assert_eq!(warnings, 1, "logged once per VM");
 }

@@ -493,6 +493,59 @@ def test_bad_plugin_config_is_refused(rig, tmp_path, name):
         env.stop()
 
 
+def test_ecdsa_tokens_are_verified_by_envoys_verify_signature(rig, tmp_path):
+    """ES256 and ES384 signatures go to Envoy's `verify_signature` (BoringSSL) re-encoded as DER,
+    the key as DER SubjectPublicKeyInfo: valid tokens pass, a tampered signature is refused, and
+    the host never fails to check one (a host failure would fall back to the pure-Rust verifier
+    with a warning in Envoy's log, so the answers alone could not tell). Cache off: every
+    request is verified."""
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from .rig import SigningKey
+
+    priv = ec.generate_private_key(ec.SECP384R1())
+    nums = priv.public_key().public_numbers()
+    coord = lambda v: base64.urlsafe_b64encode(v.to_bytes(48, "big")).rstrip(b"=").decode()  # noqa: E731
+    p384 = SigningKey(alg="ES384", kid="e2e-p384", private=priv)
+    jwk = {"kty": "EC", "crv": "P-384", "x": coord(nums.x), "y": coord(nums.y), "kid": p384.kid, "alg": "ES384",
+           "use": "sig"}
+    port, admin = free_port(), free_port()
+    base = f"http://127.0.0.1:{port}/fhir"
+    issuer = {"issuer": rig.issuer.issuer_url, "audiences": [base],
+              "jwks": {"keys": rig.issuer.jwks()["keys"] + [jwk]}}
+    config = plugin_config(base, [issuer], cluster="recorder", token={"cache_max_entries": 0})
+    boot = envoy_bootstrap(admin, [listener("ecdsa", port, "recorder", config, rig.wasm, tmp_path / "access.log")],
+                           [cluster("recorder", rig.recorder.port)], tmp_path / "admin.log")
+    env = Envoy(tmp_path, "ecdsa", boot).start()
+    try:
+        claims = rig.issuer.claims("patient", aud=base)
+        tokens = {"ES256": rig.issuer.sign(claims, alg="ES256"), "ES384": rig.issuer.sign(claims, key=p384),
+                  "RS256": rig.issuer.sign(claims, alg="RS256")}
+        get = lambda t: requests.get(base + "/Patient/pat-a", timeout=10,  # noqa: E731
+                                     headers={"Authorization": f"Bearer {t}"})
+        deadline = time.monotonic() + 60
+        while get(tokens["RS256"]).status_code != 200:  # the worker VM is up
+            assert time.monotonic() < deadline, env.log.read_text(errors="replace")[-2000:]
+            time.sleep(0.3)
+        for alg, token in tokens.items():
+            for _ in range(3):
+                r = get(token)
+                assert r.status_code == 200, f"{alg}: {r.status_code} {r.text[:300]}"
+            head, payload, sig = token.split(".")
+            raw = bytearray(base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4)))
+            raw[len(raw) // 2 - 1] ^= 1
+            bad = f"{head}.{payload}." + base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
+            r = get(bad)
+            assert r.status_code == 401 and "invalid_token" in r.headers.get("www-authenticate", ""), \
+                f"{alg}: a tampered signature: {r.status_code}"
+        log_text = env.log.read_text(errors="replace")
+        assert "verify_signature could not check" not in log_text, log_text[-3000:]
+    finally:
+        env.stop()
+
+
 def test_plugin_config_is_the_documented_shape(rig):
     cfg = plugin_config(rig.base_url, [issuer_entry(rig.issuer, "issuer")])
     assert cfg["issuers"][0]["jwks_cluster"] == "issuer"
