@@ -66,13 +66,15 @@ impl Stream {
             return;
         };
         let number = |path: &[&str]| host.property(path).as_deref().and_then(property_u64);
-        let duration_ms = number(&["request", "duration"]).unwrap_or(0) / 1_000_000;
+        let duration_ns = number(&["request", "duration"]).unwrap_or(0);
+        // Envoy's start time to the millisecond, from one clock read (µs).
+        let start_us = host.now_us().saturating_sub(duration_ns / 1000);
         let facts = LogFacts {
             method: &self.method,
             path: &self.path,
             response_code: number(&["response", "code"]).unwrap_or(0),
-            duration_ms,
-            start_ms: self.now_ms(host).saturating_sub(duration_ms),
+            duration_ms: duration_ns / 1_000_000,
+            start_ms: start_us / 1000,
         };
         add_log_facts(&mut record, &facts);
         write_audit_record(host, AuditEncoding::Line, record);

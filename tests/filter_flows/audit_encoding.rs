@@ -101,13 +101,13 @@ fn audit_encoding_line_is_the_json_record_plus_the_response_written_at_log_time(
     o.insert("path".into(), json!("/fhir/Observation/o1"));
     o.insert("response_code".into(), json!(200));
     o.insert("duration_ms".into(), json!(2));
-    // 7 ms after the decision, 2 ms after the request started.
-    o.insert("start_time".into(), json!("2026-11-25T13:49:53.128Z"));
+    // Logged 7 ms after the decision, 2.5 ms after the request started.
+    o.insert("start_time".into(), json!("2026-11-25T13:49:53.127Z"));
     assert_eq!(line, want);
     let calls = h.state.borrow().host_calls.clone();
     assert_eq!(
         calls.into_iter().collect::<Vec<_>>(),
-        vec![("now_ms", 1), ("property", 2), ("set_property", 1)],
+        vec![("now_us", 1), ("property", 2), ("set_property", 1)],
         "on_log: two reads, the clock and one write"
     );
     // Logged once: a second log callback writes nothing.
