@@ -53,11 +53,14 @@ pub struct FakeState {
     /// Envoy's `verify_signature` foreign function (arguments → result
     /// bytes; `Err` = `BadArgument`); absent by default, as in a host
     /// without it.
-    pub verify_signature: Option<fn(&[u8]) -> Result<Vec<u8>, String>>,
+    pub verify_signature: Option<VerifySignature>,
     /// Every host call made, by `Host` method name (what a request costs
     /// at the V8 boundary).
     pub host_calls: BTreeMap<&'static str, u32>,
 }
+
+/// A stand-in for Envoy's `verify_signature`: arguments → result bytes.
+pub type VerifySignature = fn(&[u8]) -> Result<Vec<u8>, String>;
 
 /// Shared data common to several fake hosts (VMs).
 pub type SharedStore = std::rc::Rc<RefCell<HashMap<String, (Vec<u8>, u32)>>>;

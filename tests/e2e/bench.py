@@ -25,8 +25,9 @@ Rows (what wrk sends, a patient token in every request):
          run goes on where the previous one stopped: every request is a cache miss; the bench
          reports the filter's miss ratio to prove it). Native jwt_authn without cache gets the
          same ring.
-  token paths (not with BENCH_ONLY=compare): RS256 verified in pure Rust, ES256 and EdDSA
-         (always pure Rust), each with one token on a listener whose cache is off.
+  token paths (not with BENCH_ONLY=compare): RS256 verified in pure Rust, ES256 through Envoy's
+         verify_signature and in pure Rust, EdDSA (always pure Rust), each with one token on a
+         listener whose cache is off.
 
 Method: a warm-up (BENCH_WARMUP s per row), then BENCH_REPEAT rounds; each round runs every row
 once at load (wrk -t1 -c16, BENCH_DURATION s) and once at concurrency 1 (wrk -t1 -c1,
@@ -452,9 +453,11 @@ def main() -> int:
         Row("noaudit", "filter, audit.enabled false, warm", "filter_noaudit", token),
     ]
     if full:
+        es256 = issuer.mint("patient", alg="ES256")
         rows += [
             Row("pure_rs256", "filter, cache off, RS256 in pure Rust", "cold_pure", token),
-            Row("es256", "filter, cache off, ES256 (pure Rust)", "cold_inline", issuer.mint("patient", alg="ES256")),
+            Row("es256", "filter, cache off, ES256 (host verify_signature)", "cold_inline", es256),
+            Row("es256_pure", "filter, cache off, ES256 in pure Rust", "cold_pure", es256),
             Row("eddsa", "filter, cache off, EdDSA (pure Rust)", "cold_inline",
                 issuer.sign(issuer.claims("patient"), key=ed_key)),
         ]

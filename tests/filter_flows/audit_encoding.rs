@@ -80,7 +80,7 @@ fn audit_encoding_line_is_the_json_record_plus_the_response_written_at_log_time(
     assert_eq!(shared.audit_encoding, AuditEncoding::Line, "the default");
     let mut s = Stream::new(shared);
     assert_eq!(s.on_request_headers(&h, true), Flow::Continue);
-    assert!(h.state.borrow().properties.get(AUDIT).is_none());
+    assert!(!h.state.borrow().properties.contains_key(AUDIT));
     responded(&h, 200, 2_500_000);
     h.state.borrow_mut().now_ms = NOW_MS + 7;
     h.reset_host_calls();
