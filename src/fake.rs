@@ -22,6 +22,10 @@ pub struct FakeState {
     pub request_headers: Vec<(String, String)>,
     pub call_response_headers: Vec<(String, String)>,
     pub request_body: Vec<u8>,
+    pub response_headers: Vec<(String, String)>,
+    pub response_body: Vec<u8>,
+    /// When set, replacing the response body fails (the host refuses).
+    pub fail_body_write: bool,
     pub call_response_body: Vec<u8>,
     pub replies: Vec<SentReply>,
     pub resumed_requests: u32,
@@ -34,6 +38,8 @@ pub struct FakeState {
     pub fail_calls: bool,
     /// When set, removing a request header fails (the host refuses).
     pub fail_header_removal: bool,
+    /// When set, setting a request header fails (the host refuses).
+    pub fail_header_set: bool,
     /// When set, reading any body fails (the host refuses).
     pub fail_body_read: bool,
     pub shared: HashMap<String, (Vec<u8>, u32)>,
@@ -147,6 +153,7 @@ impl Host for FakeHost {
         let s = self.state.borrow();
         match which {
             HeaderMap::Request => s.request_headers.clone(),
+            HeaderMap::Response => s.response_headers.clone(),
             HeaderMap::CallResponse => s.call_response_headers.clone(),
         }
     }
@@ -162,8 +169,15 @@ impl Host for FakeHost {
             HeaderMap::Request if value.is_none() && s.fail_header_removal => {
                 Err(HostError::InternalFailure)
             }
+            HeaderMap::Request if value.is_some() && s.fail_header_set => {
+                Err(HostError::InternalFailure)
+            }
             HeaderMap::Request => {
                 set_in(&mut s.request_headers, name, value);
+                Ok(())
+            }
+            HeaderMap::Response => {
+                set_in(&mut s.response_headers, name, value);
                 Ok(())
             }
             HeaderMap::CallResponse => Err(HostError::BadArgument),
@@ -177,9 +191,20 @@ impl Host for FakeHost {
         }
         let b = match which {
             Buffer::RequestBody => &s.request_body,
+            Buffer::ResponseBody => &s.response_body,
             Buffer::CallResponseBody => &s.call_response_body,
         };
         Some(b.iter().take(max).copied().collect())
+    }
+    fn set_response_body(&self, len: usize, body: &[u8]) -> Result<(), HostError> {
+        let mut s = self.state.borrow_mut();
+        if s.fail_body_write {
+            return Err(HostError::InternalFailure);
+        }
+        let at = len.min(s.response_body.len());
+        let keep = s.response_body.split_off(at);
+        s.response_body = body.iter().copied().chain(keep).collect();
+        Ok(())
     }
     fn send_local_reply(
         &self,
@@ -447,7 +472,9 @@ impl TokenPort for FakeTokens {
             };
         }
         match (pending, status, self.tokens.get(token)) {
-            (Pending::Jwks { issuer }, Some(200), Some(FakeToken::NeedsKeys(c))) => {
+            (Pending::Jwks { issuer }, Some(200), Some(FakeToken::NeedsKeys(c)))
+                if self.usable_jwks(body) =>
+            {
                 self.keys_loaded.push((issuer, body.to_vec()));
                 TokenStep::Verified {
                     claims: std::rc::Rc::new(c.clone()),
@@ -498,6 +525,11 @@ impl TokenPort for FakeTokens {
         self.keys_loaded.push((issuer, bytes.to_vec()));
         Ok(())
     }
+    /// A JSON object with a `keys` array (the fake's key sets carry no real keys).
+    fn usable_jwks(&self, bytes: &[u8]) -> bool {
+        serde_json::from_slice::<Value>(bytes)
+            .is_ok_and(|v| v.get("keys").is_some_and(Value::is_array))
+    }
     fn fetched_issuers(&self) -> Vec<usize> {
         self.fetched.clone()
     }
@@ -526,7 +558,7 @@ impl Engine for FakeEngine {
     fn decide(&self, _config: &Config, req: &RequestParts, claims: Option<&Value>) -> Decision {
         (self.decide)(req, claims)
     }
-    fn check_response(&self, o: &Obligation, v: &Value, _base: Option<&str>) -> Result<(), String> {
+    fn check_response(&self, _config: &Config, o: &Obligation, v: &Value) -> Result<(), String> {
         (self.check)(o, v)
     }
 }

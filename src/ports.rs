@@ -19,6 +19,16 @@ pub enum Pending {
     Introspection { issuer: usize },
 }
 
+impl Pending {
+    /// For logs.
+    pub fn what(&self) -> &'static str {
+        match self {
+            Pending::Jwks { .. } => "JWKS",
+            Pending::Introspection { .. } => "introspection",
+        }
+    }
+}
+
 /// One step of verifying a bearer token.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TokenStep {
@@ -66,6 +76,11 @@ pub trait TokenPort {
         fetched_at: u64,
         now: u64,
     ) -> Result<(), String>;
+    /// Whether JWKS bytes hold a key set the verifier can use (a fetch that
+    /// answered 200 with anything else is a failed fetch).
+    fn usable_jwks(&self, _bytes: &[u8]) -> bool {
+        true
+    }
     /// Housekeeping from the root tick (e.g. drop expired cache entries).
     fn housekeeping(&mut self, _now: u64) {}
     /// Indexes of issuers whose keys are fetched (`jwks_uri`).
@@ -97,10 +112,11 @@ pub trait Engine {
     ) -> Decision {
         self.decide(config, req, claims)
     }
+    /// Whether a response satisfies an obligation (`Err` says why not).
     fn check_response(
         &self,
+        config: &Config,
         obligation: &Obligation,
         response: &Value,
-        base_url: Option<&str>,
     ) -> Result<(), String>;
 }

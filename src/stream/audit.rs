@@ -18,7 +18,21 @@ impl Stream {
         d: &Decision,
         obligation: Option<Result<(), String>>,
     ) {
-        self.timed(host, "audit", |s| s.audit_record(host, d, obligation));
+        let status = self.shared.config.responses.obligation_denied_status;
+        self.write_audit_as(host, d, obligation, status);
+    }
+
+    /// [`Self::write_audit`] with the status a failed obligation answers.
+    pub(super) fn write_audit_as(
+        &mut self,
+        host: &dyn Host,
+        d: &Decision,
+        obligation: Option<Result<(), String>>,
+        obligation_denied_status: u16,
+    ) {
+        self.timed(host, "audit", |s| {
+            s.audit_record(host, d, obligation, obligation_denied_status)
+        });
     }
 
     fn audit_record(
@@ -26,6 +40,7 @@ impl Stream {
         host: &dyn Host,
         d: &Decision,
         obligation: Option<Result<(), String>>,
+        obligation_denied_status: u16,
     ) {
         let config = &self.shared.config;
         if !config.audit.enabled {
@@ -41,7 +56,7 @@ impl Stream {
                 enforced: config.enforce,
                 now_ms: self.now_ms(host),
                 obligation_result: obligation,
-                obligation_denied_status: config.responses.obligation_denied_status,
+                obligation_denied_status,
             },
         );
         match self.shared.audit_encoding {

@@ -25,6 +25,7 @@ impl Stream {
                 // headers (Envoy's `allow_on_headers_stop_iteration`).
                 return self.pause();
             }
+            self.forwarded_headers = Some(host.headers(HeaderMap::Request));
             return self.release(host, from_async);
         }
         self.consult_engine(host, from_async)
@@ -48,8 +49,8 @@ impl Stream {
     }
 
     /// Carry out a decision: count it, audit it, then let the request go on
-    /// (allowed, or shadow mode), fetch the response to check its
-    /// obligations, or answer the denial.
+    /// (allowed, rewritten when narrowed, or shadow mode), fetch the response
+    /// to check its obligations, or answer the denial.
     pub(super) fn carry_out(&mut self, host: &dyn Host, d: Decision, from_async: bool) -> Flow {
         let config = self.config();
         self.phase = Phase::Released;
@@ -69,11 +70,19 @@ impl Stream {
                 ),
             );
         }
+        if allow {
+            if let Some(rw) = &d.rewrite {
+                let (rw, checked) = (rw.clone(), !d.obligations.is_empty());
+                self.decision = Some(d);
+                return self.carry_out_rewrite(host, &rw, checked, from_async);
+            }
+        }
         if allow && !d.obligations.is_empty() {
             self.decision = Some(d);
             return self.start_relay(host);
         }
         if allow || !config.enforce {
+            self.arm_capability_rewrite(host, &config, &d);
             self.decision = Some(d);
             return self.release(host, from_async);
         }

@@ -21,16 +21,23 @@
 //!   (`dispatch_http_call` with the request's headers), checks it, and relays
 //!   it — or replaces it with 403/404 — as a local reply.
 //!
+//! - a narrowed allow (the decision's `rewrite`) sets the new `:path` and
+//!   `Prefer` on the request before it goes on; when the headers already
+//!   went upstream, the filter relays the rewritten request itself.
+//!
 //! The stream's code follows its phases: `request` (headers and body
 //! callbacks), `token` (verification, key fetches, waits for another VM's
-//! keys), `decision` (the engine's decision, carried out), `relay` (the
-//! response check of an obligation), `audit` (the audit record, written at
-//! the decision or when Envoy logs the request).
+//! keys), `decision` (the engine's decision, carried out), `rewrite` (a
+//! narrowed request), `relay` (the response check of an obligation),
+//! `metadata` (the SMART section in the CapabilityStatement), `audit` (the
+//! audit record, written at the decision or when Envoy logs the request).
 
 mod audit;
 mod decision;
+mod metadata;
 mod relay;
 mod request;
+mod rewrite;
 mod token;
 
 use crate::host::{Flow, Host, LogLevel};
@@ -103,9 +110,15 @@ pub struct Stream {
     /// A body callback arrived while the headers were paused: the host
     /// delivers body callbacks to paused headers, so holding them is safe.
     body_seen_while_paused: bool,
+    /// The headers as they went upstream before the decision (a body-decided
+    /// request not held): a rewrite can no longer change them, and Envoy no
+    /// longer lends them to the filter, so a relay starts from this copy.
+    forwarded_headers: Option<Vec<(String, String)>>,
     decision: Option<Decision>,
     identity: Option<Rc<Identity>>,
     facts: Option<Rc<TokenFacts>>,
+    /// The SMART section written into a `/metadata` answer.
+    capability: metadata::CapabilityRewrite,
     /// The audit record (JSON text) kept for `on_log` (`audit.encoding: "line"`).
     audit_line: Option<Vec<u8>>,
     /// The clock as read in this callback (see `now_ms`).
@@ -132,9 +145,11 @@ impl Stream {
             body_needed: false,
             body: None,
             body_seen_while_paused: false,
+            forwarded_headers: None,
             decision: None,
             identity: None,
             facts: None,
+            capability: metadata::CapabilityRewrite::Off,
             audit_line: None,
             clock_ms: Cell::new(None),
         }

@@ -1,10 +1,15 @@
 //! The relay of a response check: a decision with obligations (patient
 //! compartment / granular scope checks on the returned resource) is carried
 //! out by the filter itself. It fetches the response through
-//! `upstream.cluster` with the request's headers, checks it, and relays it
-//! as a local reply, or replaces it with 403/404 (502 when the FHIR server
-//! cannot be reached).
+//! `upstream.cluster` with the request's headers (rewritten when the
+//! decision narrows the request), checks it, and relays it as a local
+//! reply, or replaces it with 403/404. When the FHIR server does not serve
+//! it (Envoy's 503/504 for a refused or timed-out connection, the server's
+//! own 502–504) that answer is relayed and the check audited as failed; 502
+//! when the call got no answer at all. A narrowed request whose headers
+//! already went upstream is relayed the same way, without a check.
 
+use super::rewrite::rewrite_headers;
 use super::{Phase, Stream};
 use crate::host::{response_status, Buffer, Flow, HeaderMap, Host, HttpCall, LogLevel};
 use crate::reply::{deny_reply, gateway_error_reply, Reply};
@@ -16,8 +21,12 @@ impl Stream {
     /// Fetch the response through `upstream.cluster` to check obligations.
     pub(super) fn start_relay(&mut self, host: &dyn Host) -> Flow {
         let config = self.config();
-        let mut headers: Vec<(String, String)> = host
-            .headers(HeaderMap::Request)
+        // Once the headers went upstream Envoy no longer lends them: the copy.
+        let sent = match &self.forwarded_headers {
+            Some(h) => h.clone(),
+            None => host.headers(HeaderMap::Request),
+        };
+        let mut headers: Vec<(String, String)> = sent
             .into_iter()
             .filter(|(n, _)| {
                 !matches!(
@@ -30,11 +39,17 @@ impl Stream {
                         | "upgrade"
                         | "content-length"
                         | "expect"
+                        | "accept-encoding"
                 )
             })
             .collect();
+        // The response must be read to be checked: never an encoded one.
+        headers.push(("accept-encoding".into(), "identity".into()));
         if !headers.iter().any(|(n, _)| n == ":authority") {
             headers.push((":authority".into(), config.upstream.cluster.clone()));
+        }
+        if let Some(rw) = self.decision.as_ref().and_then(|d| d.rewrite.as_ref()) {
+            rewrite_headers(&mut headers, rw);
         }
         let call = HttpCall {
             cluster: config.upstream.cluster.clone(),
@@ -58,8 +73,14 @@ impl Stream {
         }
     }
 
+    /// The response could not be fetched: 502, and the audit record says
+    /// the check failed (with the status sent).
     fn relay_failed(&mut self, host: &dyn Host, why: &str) -> Flow {
         self.shared.count(host, "response_check.upstream_failure");
+        if let Some(d) = self.decision.take() {
+            self.write_audit_as(host, &d, Some(Err(why.to_string())), 502);
+            self.decision = Some(d);
+        }
         self.reply(host, &gateway_error_reply(502, "transient", why))
     }
 
@@ -73,17 +94,37 @@ impl Stream {
             self.relay_failed(host, "the FHIR server did not answer");
             return;
         };
-        let result = self.check_response(host, &config, status, body_size);
-        self.shared.count(
-            host,
-            if result.is_err() {
-                "response_check.fail"
-            } else {
-                "response_check.pass"
-            },
-        );
-        if let Some(d) = self.decision.clone() {
-            self.write_audit(host, &d, Some(result.clone()));
+        let checked = self
+            .decision
+            .as_ref()
+            .is_some_and(|d| !d.obligations.is_empty());
+        if checked && (502..=504).contains(&status) {
+            // Not served: the FHIR server unavailable, or Envoy's own answer
+            // for a refused (503) or timed-out (504) connection. Relayed as the
+            // route would answer it; audited as a failed check.
+            self.shared.count(host, "response_check.upstream_failure");
+            if let Some(d) = self.decision.take() {
+                let why = format!("the FHIR server did not serve the request (HTTP {status})");
+                self.write_audit_as(host, &d, Some(Err(why)), status);
+                self.decision = Some(d);
+            }
+            let reply = relayed(host, status, headers, body_size);
+            self.reply(host, &reply);
+            return;
+        }
+        let result = self.check_response(host, &config, status, &headers, body_size);
+        if checked {
+            self.shared.count(
+                host,
+                if result.is_err() {
+                    "response_check.fail"
+                } else {
+                    "response_check.pass"
+                },
+            );
+            if let Some(d) = self.decision.clone() {
+                self.write_audit(host, &d, Some(result.clone()));
+            }
         }
         if let Err(why) = result {
             if config.enforce {
@@ -109,8 +150,18 @@ impl Stream {
         host: &dyn Host,
         config: &Config,
         status: u16,
+        headers: &[(String, String)],
         body_size: usize,
     ) -> Result<(), String> {
+        let obligations = self
+            .decision
+            .as_ref()
+            .map(|d| d.obligations.clone())
+            .unwrap_or_default();
+        if obligations.is_empty() {
+            // Fetched only to send the rewritten request (see `rewrite.rs`).
+            return Ok(());
+        }
         if body_size > config.max_body_bytes {
             return Err(format!(
                 "the response is larger than {} bytes (max_body_bytes) and cannot be checked against the token's patient/granular scopes",
@@ -121,22 +172,25 @@ impl Stream {
             // Error responses and empty bodies carry no resource to check.
             return Ok(());
         }
+        let encoding = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-encoding"))
+            .map(|(_, v)| v)
+            .filter(|v| !v.trim().eq_ignore_ascii_case("identity"));
+        if let Some(encoding) = encoding {
+            return Err(format!(
+                "the FHIR server sent the response encoded (Content-Encoding: {encoding}) although the filter asked for identity; it cannot be checked against the token's patient/granular scopes"
+            ));
+        }
         let bytes = host
             .body(Buffer::CallResponseBody, body_size)
             .unwrap_or_default();
         let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
             return Err("the response is not JSON and cannot be checked against the token's patient/granular scopes".to_string());
         };
-        let obligations = self
-            .decision
-            .as_ref()
-            .map(|d| d.obligations.clone())
-            .unwrap_or_default();
-        obligations.iter().try_for_each(|o| {
-            self.shared
-                .engine
-                .check_response(o, &v, config.base.url.as_deref())
-        })
+        obligations
+            .iter()
+            .try_for_each(|o| self.shared.engine.check_response(config, o, &v))
     }
 }
 

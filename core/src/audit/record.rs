@@ -350,6 +350,14 @@ pub fn record_json(settings: &AuditConfig, input: &AuditInput<'_>) -> Vec<u8> {
         "required_scopes",
         d.required_scopes.iter().map(String::as_str),
     );
+    if let Some(rw) = &d.rewrite {
+        // Names only: the added parameters' values (a patient id, codes)
+        // stay out of the record like every other parameter value.
+        let mut m = r.object("rewrite");
+        m.strs("added", rw.added.iter().map(String::as_str));
+        m.strs("headers", rw.headers.iter().map(|(n, _)| n.as_str()));
+        m.close();
+    }
     r.str("source", &settings.source);
     r.num("status", u64::from(status));
     r.str("subtype", it.map(subtype).unwrap_or("unknown"));

@@ -28,3 +28,4 @@ pub use classify::{body_needed, classify};
 pub use error::ClassifyError;
 pub use id::is_valid_id;
 pub use interaction::*;
+pub(crate) use query::{form_encode, split_name};

@@ -3,12 +3,14 @@
 use super::context::AuthContext;
 use super::interaction::evaluate;
 use super::settings::PolicyConfig;
-use crate::decision::{Decision, EntryDenial, Obligation, Reason};
+use crate::decision::{Decision, EntryDenial, Narrowing, Obligation, Reason};
 use crate::fhir::{FhirBase, Interaction, InteractionKind};
 
 /// Every entry decided as if sent alone; one denied entry denies the whole
 /// request (`bundle_entry_denied`). Entries' obligations apply to the whole
-/// response.
+/// response. Entries are never narrowed (their URLs are in the body); when
+/// an entry's allow rests on search parameters the request gets
+/// `Prefer: handling=strict`.
 pub(super) fn authorize_bundle(
     policy: &PolicyConfig,
     base: &FhirBase,
@@ -18,10 +20,12 @@ pub(super) fn authorize_bundle(
     let mut denied = Vec::new();
     let mut obligations: Vec<Obligation> = Vec::new();
     let mut required: Vec<String> = Vec::new();
+    let mut narrowing = Narrowing::default();
     for e in &it.entries {
-        let sub = evaluate(policy, base, &e.interaction, ctx);
+        let sub = evaluate(policy, base, &e.interaction, ctx, true);
         match sub.result {
             Ok(()) => {
+                narrowing.merge(sub.narrowing);
                 for o in sub.obligations {
                     if !obligations.contains(&o) {
                         obligations.push(o);
@@ -46,6 +50,7 @@ pub(super) fn authorize_bundle(
     if denied.is_empty() {
         let mut d = Decision::allow(Reason::Allowed, it);
         d.obligations = obligations;
+        d.narrowing = (!narrowing.is_empty()).then_some(narrowing);
         d
     } else {
         let list: Vec<String> = denied

@@ -7,10 +7,10 @@
 
 use super::context::AuthContext;
 use super::granular::granular;
-use super::need::{fail, Fail, Rule, ScopeContexts};
+use super::need::{fail, Fail, Met, Rule, ScopeContexts};
 use super::patient_rule::patient_rule;
 use super::settings::PolicyConfig;
-use crate::decision::{Obligation, Reason};
+use crate::decision::{Narrowing, Obligation, Reason};
 use crate::fhir::FhirBase;
 use crate::scope::{render, Perms, ResourceScope, ScopeContext};
 
@@ -29,6 +29,12 @@ pub(super) struct Evaluator<'a> {
     pub(super) base_url: Option<&'a str>,
     pub(super) ctx: &'a AuthContext,
     pub(super) obligations: Vec<Obligation>,
+    /// What the URL needs for the allow to hold (narrowing), and whether it
+    /// rests on search parameters.
+    pub(super) narrowing: Narrowing,
+    /// A search's missing pin or granular parameter may be added to its URL
+    /// (`policy.patient_search = narrow`, and not a Bundle entry).
+    may_narrow: bool,
     needs: Vec<Need>,
     /// Some need was met through a patient/ scope.
     pub(super) used_patient: bool,
@@ -41,9 +47,17 @@ impl<'a> Evaluator<'a> {
             base_url: base.url.as_deref(),
             ctx,
             obligations: Vec::new(),
+            narrowing: Narrowing::default(),
+            may_narrow: policy.narrows_patient_searches(),
             needs: Vec::new(),
             used_patient: false,
         }
+    }
+
+    /// No narrowing: a Bundle entry's URL cannot be changed.
+    pub(super) fn without_narrowing(mut self) -> Self {
+        self.may_narrow = false;
+        self
     }
 
     /// The context to suggest in `required_scopes`: the one the token's
@@ -91,8 +105,32 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// Meet `letters` on `rtype` under `rule`.
+    /// What meeting a need left to do.
+    fn apply(&mut self, met: Met) {
+        if let Some(o) = met.obligation {
+            self.push_obligation(o);
+        }
+        self.narrowing.merge(met.narrowing);
+    }
+
+    /// Meet `letters` on `rtype` under `rule`; a need that fails is recorded
+    /// for `required_scopes` too.
     pub(super) fn need(
+        &mut self,
+        rtype: &str,
+        letters: Perms,
+        rule: Rule<'_>,
+        allowed: ScopeContexts,
+    ) -> Result<(), Fail> {
+        let met = self.try_need(rtype, letters, rule, allowed);
+        if met.is_err() {
+            self.record_unmet(rtype, letters, allowed);
+        }
+        met
+    }
+
+    /// [`Self::need`] that leaves no trace when it fails (an alternative).
+    pub(super) fn try_need(
         &mut self,
         rtype: &str,
         letters: Perms,
@@ -101,32 +139,50 @@ impl<'a> Evaluator<'a> {
     ) -> Result<(), Fail> {
         let mut used = None;
         for letter in letters.letters() {
-            match self.letter(rtype, letter, rule, allowed) {
-                Ok(c) => {
-                    if c == ScopeContext::Patient {
-                        self.used_patient = true;
-                    }
-                    used = Some(c);
-                }
-                Err(f) => {
-                    let pref = self.preferred(allowed);
-                    self.record(rtype, letters, pref);
-                    return Err(f);
-                }
+            let c = self.letter(rtype, letter, rule, allowed)?;
+            if c == ScopeContext::Patient {
+                self.used_patient = true;
             }
+            used = Some(c);
         }
         let c = used.unwrap_or_else(|| self.preferred(allowed));
         self.record(rtype, letters, c);
         Ok(())
     }
 
-    /// Meet one letter: the context that met it, or why none did.
+    /// A need no scope met, in the context to suggest.
+    pub(super) fn record_unmet(&mut self, rtype: &str, letters: Perms, allowed: ScopeContexts) {
+        let pref = self.preferred(allowed);
+        self.record(rtype, letters, pref);
+    }
+
+    /// Meet one letter: the context that met it, or why none did. A search
+    /// is first met as sent; only when that fails may it be narrowed (a
+    /// parameter added to its URL), and then that attempt's failure is the
+    /// answer.
     fn letter(
         &mut self,
         rtype: &str,
         letter: Perms,
         rule: Rule<'_>,
         allowed: ScopeContexts,
+    ) -> Result<ScopeContext, Fail> {
+        match self.letter_as(rtype, letter, rule, allowed, false) {
+            Err(_) if self.may_narrow && rule.narrowable() => {
+                self.letter_as(rtype, letter, rule, allowed, true)
+            }
+            met => met,
+        }
+    }
+
+    /// [`Self::letter`], narrowing or not.
+    fn letter_as(
+        &mut self,
+        rtype: &str,
+        letter: Perms,
+        rule: Rule<'_>,
+        allowed: ScopeContexts,
+        narrow: bool,
     ) -> Result<ScopeContext, Fail> {
         let scopes = &self.ctx.scopes;
         for c in [ScopeContext::System, ScopeContext::User] {
@@ -143,18 +199,16 @@ impl<'a> Evaluator<'a> {
             if g.is_empty() {
                 continue;
             }
-            match granular(rtype, rule, &g) {
-                Ok(obl) => {
-                    if let Some(o) = obl {
-                        self.push_obligation(o);
-                    }
+            match granular(rtype, rule, &g, narrow) {
+                Ok(met) => {
+                    self.apply(met);
                     return Ok(c);
                 }
                 Err(f) => last = Some(f),
             }
         }
         if allowed.allows(ScopeContext::Patient) {
-            if let Some(met) = self.through_patient_scope(rtype, letter, rule) {
+            if let Some(met) = self.through_patient_scope(rtype, letter, rule, narrow) {
                 // The last step: its failure is the answer.
                 return met.map(|()| ScopeContext::Patient);
             }
@@ -175,6 +229,7 @@ impl<'a> Evaluator<'a> {
         rtype: &str,
         letter: Perms,
         rule: Rule<'_>,
+        narrow: bool,
     ) -> Option<Result<(), Fail>> {
         let scopes = &self.ctx.scopes;
         let plain = scopes.grants(ScopeContext::Patient, rtype, letter);
@@ -192,14 +247,14 @@ impl<'a> Evaluator<'a> {
                 ),
             )));
         };
-        let found = match patient_rule(self.policy, self.base_url, rtype, rule, patient) {
-            Ok(o) if plain => Ok(vec![o]),
-            Ok(o) => granular(rtype, rule, &g).map(|go| vec![o, go]),
+        let found = match patient_rule(self.policy, self.base_url, rtype, rule, patient, narrow) {
+            Ok(m) if plain => Ok(vec![m]),
+            Ok(m) => granular(rtype, rule, &g, narrow).map(|gm| vec![m, gm]),
             Err(f) => Err(f),
         };
-        Some(found.map(|obligations| {
-            for o in obligations.into_iter().flatten() {
-                self.push_obligation(o);
+        Some(found.map(|mets| {
+            for m in mets {
+                self.apply(m);
             }
         }))
     }

@@ -3,11 +3,11 @@
 
 use super::context::AuthContext;
 use super::evaluator::Evaluator;
-use super::need::{fail, Fail, Rule, ScopeContexts};
+use super::need::{fail, Criteria, Fail, Rule, ScopeContexts};
 use super::operations::operation;
 use super::search::search;
 use super::settings::{PatientPaging, PolicyConfig};
-use crate::decision::{Obligation, Reason};
+use crate::decision::{Narrowing, Obligation, Reason};
 use crate::fhir::{FhirBase, Interaction, InteractionKind, Level};
 use crate::scope::{Perms, ScopeContext};
 
@@ -15,6 +15,8 @@ use crate::scope::{Perms, ScopeContext};
 pub(super) struct Outcome {
     pub(super) result: Result<(), Fail>,
     pub(super) obligations: Vec<Obligation>,
+    /// Parameters to add to the URL, `Prefer: handling=strict`.
+    pub(super) narrowing: Narrowing,
     pub(super) required_scopes: Vec<String>,
 }
 
@@ -27,21 +29,27 @@ pub(super) fn is_public(policy: &PolicyConfig, it: &Interaction) -> bool {
     }
 }
 
-/// Evaluate one interaction (a Bundle entry may not be a Bundle itself).
+/// Evaluate one interaction (a Bundle entry may not be a Bundle itself;
+/// its URL is inside the body, so it is never narrowed).
 pub(super) fn evaluate(
     policy: &PolicyConfig,
     base: &FhirBase,
     it: &Interaction,
     ctx: &AuthContext,
+    bundle_entry: bool,
 ) -> Outcome {
     if is_public(policy, it) {
         return Outcome {
             result: Ok(()),
             obligations: Vec::new(),
+            narrowing: Narrowing::default(),
             required_scopes: Vec::new(),
         };
     }
     let mut ev = Evaluator::new(policy, base, ctx);
+    if bundle_entry {
+        ev = ev.without_narrowing();
+    }
     let result = match it.kind {
         InteractionKind::Batch | InteractionKind::Transaction => Err(fail(
             Reason::InvalidRequest,
@@ -53,6 +61,7 @@ pub(super) fn evaluate(
         result,
         required_scopes: ev.required_scopes(),
         obligations: ev.obligations,
+        narrowing: ev.narrowing,
     }
 }
 
@@ -98,7 +107,7 @@ fn write(ev: &mut Evaluator<'_>, it: &Interaction) -> Result<(), Fail> {
     let all = ScopeContexts::ALL;
     let t = type_of(it)?;
     let criteria = |ev: &mut Evaluator<'_>, letters| {
-        ev.need(t, letters, Rule::Search(&it.search), all)
+        ev.need(t, letters, Rule::Search(Criteria::fixed(&it.search)), all)
             .map_err(criteria_failed)
     };
     match it.kind {
