@@ -609,9 +609,11 @@ class AccessLog:
 
     @staticmethod
     def _read(path: Path) -> list[dict[str, Any]]:
+        """Every complete line (Envoy may be writing the last one: it is read once it ends)."""
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text(errors="replace").splitlines() if line.strip()]
+        complete = path.read_text(errors="replace").split("\n")[:-1]
+        return [json.loads(line) for line in complete if line.strip()]
 
     def lines(self) -> list[dict[str, Any]]:
         """The audit log's lines, each as it was written (parsed)."""
