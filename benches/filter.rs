@@ -2,7 +2,8 @@
 //! with the production token service and decision engine), natively:
 //! `cargo bench --bench filter`. Covers a verified-token cache hit (patient
 //! app read and a pinned search) and cold verification with the pure-Rust
-//! verifier (the fake host has no `verify_signature`), per algorithm.
+//! verifier (the fake host has no `verify_signature`), per algorithm; each
+//! from the request headers to the audit record written at log time.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -41,12 +42,19 @@ fn shared(cache_max_entries: usize) -> Rc<Shared> {
     let config = Rc::new(Config::from_json(cfg.to_string().as_bytes()).unwrap());
     let t: Box<dyn TokenPort> = Box::new(CoreTokens::new(config.clone()));
     let e: Box<dyn Engine> = Box::new(CoreEngine);
-    Shared::new(config, t, e, AuditEncoding::Struct)
+    Shared::new(config, t, e, AuditEncoding::Line)
 }
 
 fn host(path: &str, token: &str) -> FakeHost {
     let h = FakeHost::new(NOW * 1000);
-    h.state.borrow_mut().request_headers = vec![
+    let mut st = h.state.borrow_mut();
+    st.host_properties
+        .insert("response.code".into(), 200u64.to_le_bytes().to_vec());
+    st.host_properties.insert(
+        "request.duration".into(),
+        1_000_000u64.to_le_bytes().to_vec(),
+    );
+    st.request_headers = vec![
         (":method".into(), "GET".into()),
         (":path".into(), path.into()),
         (":authority".into(), "fhir.example.org".into()),
@@ -59,13 +67,17 @@ fn host(path: &str, token: &str) -> FakeHost {
         ),
         ("authorization".into(), format!("Bearer {token}")),
     ];
+    drop(st);
     h
 }
 
+/// The request headers, then the log callback (the default `audit.encoding:
+/// "line"` writes the record there).
 fn run(shared: &Rc<Shared>, h: &FakeHost) {
     let mut s = Stream::new(shared.clone());
     let flow = s.on_request_headers(h, true);
     assert_eq!(flow, Flow::Continue);
+    s.on_log(h);
 }
 
 const READ: &str = "/fhir/Patient/123";

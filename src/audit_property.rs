@@ -1,6 +1,6 @@
 //! Where the audit record goes: the stream property (filter state
-//! `wasm.fhir_smart_authz_audit`) that the access log prints, as a
-//! `google.protobuf.Struct` (declared once per root context) or JSON text.
+//! `wasm.fhir_smart_authz_audit`) that the access log prints, as JSON text
+//! or a `google.protobuf.Struct` (declared once per root context).
 
 use crate::host::{Host, HostError, LogLevel};
 use crate::pbstruct::{declare_property_args, encode_struct};
@@ -30,12 +30,13 @@ pub fn declare_audit_property(host: &dyn Host) -> Result<(), HostError> {
 /// already declared. The property is declared (`declare`, Envoy's
 /// `declare_property` foreign function) at most once per root context, and
 /// only when a configuration asks for `"struct"`:
-/// - nothing declared yet: `"json"` → JSON text, nothing declared;
-///   `"struct"` → declare; on success Struct, if refused JSON text (warned);
+/// - nothing declared yet: `"line"`/`"json"` → JSON text (written at log
+///   time / at decision time), nothing declared; `"struct"` → declare; on
+///   success Struct, if refused JSON text (warned);
 /// - already declared as a Struct (an earlier configuration of this root
 ///   context): Struct, whatever is asked — JSON text would not parse as the
-///   declared Struct and the record would be lost, so a `"json"` wish is
-///   ignored with a warning;
+///   declared Struct and the record would be lost, so a `"line"`/`"json"`
+///   wish is ignored with a warning;
 /// - declaration refused earlier: JSON text, without asking again.
 pub fn resolve_audit_encoding(
     host: &dyn Host,
@@ -45,16 +46,18 @@ pub fn resolve_audit_encoding(
 ) -> AuditEncoding {
     match declared {
         Some(Ok(())) => {
-            if config.audit.encoding == AuditEncoding::Json {
+            if config.audit.encoding.is_text() {
                 host.log(
                     LogLevel::Warn,
-                    "fhir-smart-authz: audit.encoding \"json\" ignored: this plugin already declared the audit property as a Struct; the record stays a Struct until Envoy reloads the plugin",
+                    "fhir-smart-authz: audit.encoding \"line\"/\"json\" ignored: this plugin already declared the audit property as a Struct; the record stays a Struct until Envoy reloads the plugin",
                 );
             }
             AuditEncoding::Struct
         }
+        // Refused earlier: JSON text, at the time the configuration wants.
+        Some(Err(_)) if config.audit.encoding == AuditEncoding::Line => AuditEncoding::Line,
         Some(Err(_)) => AuditEncoding::Json,
-        None if config.audit.encoding == AuditEncoding::Json => AuditEncoding::Json,
+        None if config.audit.encoding.is_text() => config.audit.encoding,
         None => {
             let r = declare();
             let e = match &r {
@@ -75,11 +78,14 @@ pub fn resolve_audit_encoding(
     }
 }
 
-/// Write the record into the audit property.
-pub fn write_audit_record(host: &dyn Host, encoding: AuditEncoding, record: &Value) {
+/// Write the record (its JSON text) into the audit property.
+pub fn write_audit_record(host: &dyn Host, encoding: AuditEncoding, record_json: Vec<u8>) {
     let bytes = match encoding {
-        AuditEncoding::Json => record.to_string().into_bytes(),
-        AuditEncoding::Struct => encode_struct(record),
+        AuditEncoding::Json | AuditEncoding::Line => record_json,
+        AuditEncoding::Struct => {
+            let record: Value = serde_json::from_slice(&record_json).unwrap_or(Value::Null);
+            encode_struct(&record)
+        }
     };
     if host.set_property(&[AUDIT_PROPERTY], &bytes).is_err() {
         host.log(

@@ -2,7 +2,7 @@
 //! one place that adapts to the signatures of `fhir_smart_authz_core::token`, `fhir_smart_authz_core::engine`
 //! and `fhir_smart_authz_core::policy`.
 
-use crate::host::{Host, HttpCall};
+use crate::host::{Host, HttpCall, LogLevel};
 use crate::ports::{Engine, Pending, TokenPort, TokenStep};
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Obligation, Reason};
@@ -63,24 +63,40 @@ impl Engine for CoreEngine {
     }
 }
 
-/// RS256/384/512 through Envoy's `verify_signature` (BoringSSL); anything
-/// else, or a host failure, through the pure-Rust verifier (inside
-/// [`HostAssistedVerifier`]).
-/// `host_crypto: false` (`token.host_crypto`) forces the pure-Rust verifier.
+/// RS256/384/512 and ES256/384 through Envoy's `verify_signature`
+/// (BoringSSL); anything else, or a host failure, through the pure-Rust
+/// verifier (inside [`HostAssistedVerifier`]). `host_crypto: false`
+/// (`token.host_crypto`) forces the pure-Rust verifier. The first host
+/// failure of a worker VM is logged (`warned`): the answers stay right, but
+/// every such token then costs the pure path's time.
 fn with_verifier<R>(
     host: &dyn Host,
     host_crypto: bool,
+    warned: &mut bool,
     f: impl FnOnce(&dyn SignatureVerifier) -> R,
 ) -> R {
     if !host_crypto {
         return f(&RustCryptoVerifier);
     }
+    let last_error = std::cell::RefCell::new(String::new());
     let sig = HostAssistedVerifier::new(|args: &[u8]| {
         host.call_foreign_function(VERIFY_SIGNATURE_FUNCTION, args)
             .map_err(|e| format!("foreign function {VERIFY_SIGNATURE_FUNCTION:?} failed ({e:?})"))
             .and_then(|r| r.ok_or_else(|| "empty verify_signature result".to_string()))
+            .inspect_err(|e| *last_error.borrow_mut() = e.clone())
     });
-    f(&sig)
+    let r = f(&sig);
+    if sig.host_failures.get() > 0 && !*warned {
+        *warned = true;
+        host.log(
+            LogLevel::Warn,
+            &format!(
+                "fhir-smart-authz: Envoy's verify_signature could not check a signature ({}); verified in pure Rust instead (slower); logged once",
+                last_error.borrow()
+            ),
+        );
+    }
+    r
 }
 
 fn http_call(c: OutboundCall) -> HttpCall {
@@ -126,6 +142,8 @@ pub struct CoreTokens {
     service: Result<TokenService, String>,
     /// `token.host_crypto`.
     host_crypto: bool,
+    /// A host verification failure was logged (once per VM).
+    host_failure_logged: bool,
 }
 
 impl CoreTokens {
@@ -133,6 +151,7 @@ impl CoreTokens {
         CoreTokens {
             service: TokenService::new(config.trust(), &config.claims).map_err(|e| e.to_string()),
             host_crypto: config.token.host_crypto,
+            host_failure_logged: false,
         }
     }
 
@@ -178,7 +197,8 @@ impl TokenPort for CoreTokens {
         let Ok(svc) = self.service.as_mut() else {
             return misconfigured();
         };
-        let s = step(with_verifier(host, self.host_crypto, |sig| {
+        let warned = &mut self.host_failure_logged;
+        let s = step(with_verifier(host, self.host_crypto, warned, |sig| {
             svc.verify(token, now, sig)
         }));
         if let TokenStep::Denied(d) = &s {
@@ -203,7 +223,8 @@ impl TokenPort for CoreTokens {
         let Ok(svc) = self.service.as_mut() else {
             return misconfigured();
         };
-        step(with_verifier(host, self.host_crypto, |sig| {
+        let warned = &mut self.host_failure_logged;
+        step(with_verifier(host, self.host_crypto, warned, |sig| {
             svc.call_done(purpose(pending), token, status, body, now, sig)
         }))
     }

@@ -29,7 +29,10 @@ pub struct FakeState {
     pub call_response_body: Vec<u8>,
     pub replies: Vec<SentReply>,
     pub resumed_requests: u32,
+    /// Properties the filter set (`a.b` for `["a", "b"]`).
     pub properties: BTreeMap<String, Vec<u8>>,
+    /// Properties the host offers for reading (`response.code`, ...).
+    pub host_properties: BTreeMap<String, Vec<u8>>,
     pub calls: Vec<(u32, HttpCall)>,
     pub next_call: u32,
     pub fail_calls: bool,
@@ -53,7 +56,17 @@ pub struct FakeState {
     /// What `memory_bytes` reports.
     pub memory_bytes: u64,
     pub configuration: Option<Vec<u8>>,
+    /// Envoy's `verify_signature` foreign function (arguments → result
+    /// bytes; `Err` = `BadArgument`); absent by default, as in a host
+    /// without it.
+    pub verify_signature: Option<VerifySignature>,
+    /// Every host call made, by `Host` method name (what a request costs
+    /// at the V8 boundary).
+    pub host_calls: BTreeMap<&'static str, u32>,
 }
+
+/// A stand-in for Envoy's `verify_signature`: arguments → result bytes.
+pub type VerifySignature = fn(&[u8]) -> Result<Vec<u8>, String>;
 
 /// Shared data common to several fake hosts (VMs).
 pub type SharedStore = std::rc::Rc<RefCell<HashMap<String, (Vec<u8>, u32)>>>;
@@ -69,6 +82,33 @@ impl FakeHost {
         let h = FakeHost::default();
         h.state.borrow_mut().now_ms = now_ms;
         h
+    }
+
+    /// Count a host call.
+    fn called(&self, method: &'static str) {
+        *self
+            .state
+            .borrow_mut()
+            .host_calls
+            .entry(method)
+            .or_insert(0) += 1;
+    }
+
+    fn define_metric(&self, name: &str) -> Option<u32> {
+        let mut s = self.state.borrow_mut();
+        s.counter_names.push(name.to_string());
+        s.counters.entry(name.to_string()).or_insert(0);
+        u32::try_from(s.counter_names.len() - 1).ok()
+    }
+
+    /// Host calls made so far, in all.
+    pub fn host_call_count(&self) -> u32 {
+        self.state.borrow().host_calls.values().sum()
+    }
+
+    /// Forget the host calls made so far.
+    pub fn reset_host_calls(&self) {
+        self.state.borrow_mut().host_calls.clear();
     }
 
     pub fn counter(&self, name: &str) -> i64 {
@@ -94,15 +134,22 @@ fn set_in(map: &mut Vec<(String, String)>, name: &str, value: Option<&str>) {
 
 impl Host for FakeHost {
     fn log(&self, level: LogLevel, message: &str) {
+        self.called("log");
         self.state
             .borrow_mut()
             .logs
             .push((level, message.to_string()));
     }
     fn now_ms(&self) -> u64 {
+        self.called("now_ms");
         self.state.borrow().now_ms
     }
+    fn now_us(&self) -> u64 {
+        self.called("now_us");
+        self.state.borrow().now_ms.saturating_mul(1000)
+    }
     fn headers(&self, which: HeaderMap) -> Vec<(String, String)> {
+        self.called("headers");
         let s = self.state.borrow();
         match which {
             HeaderMap::Request => s.request_headers.clone(),
@@ -116,6 +163,7 @@ impl Host for FakeHost {
         name: &str,
         value: Option<&str>,
     ) -> Result<(), HostError> {
+        self.called("set_header");
         let mut s = self.state.borrow_mut();
         match which {
             HeaderMap::Request if value.is_none() && s.fail_header_removal => {
@@ -136,6 +184,7 @@ impl Host for FakeHost {
         }
     }
     fn body(&self, which: Buffer, max: usize) -> Option<Vec<u8>> {
+        self.called("body");
         let s = self.state.borrow();
         if s.fail_body_read {
             return None;
@@ -163,6 +212,7 @@ impl Host for FakeHost {
         headers: &[(String, String)],
         body: &[u8],
     ) -> Result<(), HostError> {
+        self.called("send_local_reply");
         self.state.borrow_mut().replies.push(SentReply {
             status,
             headers: headers.to_vec(),
@@ -171,17 +221,28 @@ impl Host for FakeHost {
         Ok(())
     }
     fn resume_request(&self) -> Result<(), HostError> {
+        self.called("resume_request");
         self.state.borrow_mut().resumed_requests += 1;
         Ok(())
     }
     fn set_property(&self, path: &[&str], value: &[u8]) -> Result<(), HostError> {
+        self.called("set_property");
         self.state
             .borrow_mut()
             .properties
             .insert(path.join("."), value.to_vec());
         Ok(())
     }
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        self.called("property");
+        self.state
+            .borrow()
+            .host_properties
+            .get(&path.join("."))
+            .cloned()
+    }
     fn dispatch_http_call(&self, call: &HttpCall) -> Result<u32, HostError> {
+        self.called("dispatch_http_call");
         let mut s = self.state.borrow_mut();
         if s.fail_calls {
             return Err(HostError::BadArgument);
@@ -192,6 +253,7 @@ impl Host for FakeHost {
         Ok(id)
     }
     fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        self.called("shared_get");
         let s = self.state.borrow();
         let found = match &s.shared_store {
             Some(store) => store.borrow().get(key).cloned(),
@@ -203,6 +265,7 @@ impl Host for FakeHost {
         }
     }
     fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), HostError> {
+        self.called("shared_set");
         let mut s = self.state.borrow_mut();
         let store = s.shared_store.clone();
         let mut own = std::mem::take(&mut s.shared);
@@ -225,30 +288,36 @@ impl Host for FakeHost {
         s.shared = own;
         result
     }
-    fn call_foreign_function(
-        &self,
-        _name: &str,
-        _args: &[u8],
-    ) -> Result<Option<Vec<u8>>, HostError> {
-        // No foreign functions in the fake host.
-        Err(HostError::NotFound)
+    fn call_foreign_function(&self, name: &str, args: &[u8]) -> Result<Option<Vec<u8>>, HostError> {
+        self.called("call_foreign_function");
+        match self.state.borrow().verify_signature {
+            Some(verify) if name == "verify_signature" => {
+                verify(args).map(Some).map_err(|_| HostError::BadArgument)
+            }
+            _ => Err(HostError::NotFound),
+        }
     }
     fn define_counter(&self, name: &str) -> Option<u32> {
-        let mut s = self.state.borrow_mut();
-        s.counter_names.push(name.to_string());
-        s.counters.entry(name.to_string()).or_insert(0);
-        u32::try_from(s.counter_names.len() - 1).ok()
+        self.called("define_counter");
+        self.define_metric(name)
     }
     fn increment_counter(&self, id: u32, by: i64) {
+        self.called("increment_counter");
         let mut s = self.state.borrow_mut();
         if let Some(name) = s.counter_names.get(id as usize).cloned() {
             *s.counters.entry(name).or_insert(0) += by;
         }
     }
     fn define_gauge(&self, name: &str) -> Option<u32> {
-        self.define_counter(name)
+        self.called("define_gauge");
+        self.define_metric(name)
+    }
+    fn define_histogram(&self, name: &str) -> Option<u32> {
+        self.called("define_histogram");
+        self.define_metric(name)
     }
     fn record_metric(&self, id: u32, value: u64) {
+        self.called("record_metric");
         let mut s = self.state.borrow_mut();
         if let Some(name) = s.counter_names.get(id as usize).cloned() {
             s.counters
@@ -256,17 +325,21 @@ impl Host for FakeHost {
         }
     }
     fn memory_bytes(&self) -> u64 {
+        // `memory.size`: an instruction, not a host call.
         self.state.borrow().memory_bytes
     }
     fn set_tick_period_ms(&self, ms: u64) -> Result<(), HostError> {
+        self.called("set_tick_period_ms");
         self.state.borrow_mut().tick_ms = ms;
         Ok(())
     }
     fn set_effective_context(&self, context_id: u32) -> Result<(), HostError> {
+        self.called("set_effective_context");
         self.state.borrow_mut().effective_context = Some(context_id);
         Ok(())
     }
     fn plugin_configuration(&self) -> Option<Vec<u8>> {
+        self.called("plugin_configuration");
         self.state.borrow().configuration.clone()
     }
 }

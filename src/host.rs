@@ -91,6 +91,12 @@ impl HttpCall {
     }
 }
 
+/// An integer property as Envoy serializes it (`response.code`,
+/// `request.duration` in ns, ...): 8 bytes, little-endian.
+pub fn property_u64(bytes: &[u8]) -> Option<u64> {
+    <[u8; 8]>::try_from(bytes).ok().map(u64::from_le_bytes)
+}
+
 /// The `:status` of a response's headers.
 pub fn response_status(headers: &[(String, String)]) -> Option<u16> {
     headers
@@ -129,6 +135,8 @@ pub trait Host {
     fn log(&self, level: LogLevel, message: &str);
     /// Wall clock, Unix milliseconds.
     fn now_ms(&self) -> u64;
+    /// Wall clock, Unix microseconds (for the debug phase timing).
+    fn now_us(&self) -> u64;
 
     fn headers(&self, which: HeaderMap) -> Vec<(String, String)>;
     /// Set (`Some`) or remove (`None`) a header.
@@ -154,6 +162,9 @@ pub trait Host {
 
     /// Set a stream property (filter state `wasm.<path>`).
     fn set_property(&self, path: &[&str], value: &[u8]) -> Result<(), HostError>;
+    /// Read a property (Envoy attribute, e.g. `["response", "code"]`);
+    /// `None` when absent or refused.
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>>;
 
     /// Dispatch an HTTP call; the token identifies the answer.
     fn dispatch_http_call(&self, call: &HttpCall) -> Result<u32, HostError>;
@@ -171,7 +182,9 @@ pub trait Host {
     fn increment_counter(&self, id: u32, by: i64);
     /// Define a gauge; `None` when the host refuses.
     fn define_gauge(&self, name: &str) -> Option<u32>;
-    /// Set a gauge.
+    /// Define a histogram; `None` when the host refuses.
+    fn define_histogram(&self, name: &str) -> Option<u32>;
+    /// Set a gauge, or record a value in a histogram.
     fn record_metric(&self, id: u32, value: u64);
     /// Size of this VM's linear memory in bytes.
     fn memory_bytes(&self) -> u64;
@@ -240,6 +253,14 @@ mod wasm {
                 .unwrap_or(0)
         }
 
+        fn now_us(&self) -> u64 {
+            hc::get_current_time()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+                .unwrap_or(0)
+        }
+
         fn headers(&self, which: HeaderMap) -> Vec<(String, String)> {
             hc::get_map(map(which)).unwrap_or_default()
         }
@@ -287,6 +308,10 @@ mod wasm {
             hc::set_property(path.to_vec(), Some(value)).map_err(host_error)
         }
 
+        fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+            hc::get_property(path.to_vec()).ok().flatten()
+        }
+
         fn dispatch_http_call(&self, call: &HttpCall) -> Result<u32, HostError> {
             let h: Vec<(&str, &str)> = call
                 .headers
@@ -329,6 +354,10 @@ mod wasm {
 
         fn define_gauge(&self, name: &str) -> Option<u32> {
             hc::define_metric(MetricType::Gauge, name).ok()
+        }
+
+        fn define_histogram(&self, name: &str) -> Option<u32> {
+            hc::define_metric(MetricType::Histogram, name).ok()
         }
 
         fn record_metric(&self, id: u32, value: u64) {

@@ -1,6 +1,7 @@
-//! Counters (and the memory gauge) under `metrics.prefix`. Each is defined
-//! once, on first use, and then incremented by its cached id: the hot path
-//! neither formats names nor allocates.
+//! Counters (and the memory gauge, and the debug phase histograms) under
+//! `metrics.prefix`. Each is defined once, on first use, and then
+//! incremented by its cached id: the hot path neither formats names nor
+//! allocates.
 
 use crate::host::Host;
 use fhir_smart_authz_core::decision::{Decision, Verdict};
@@ -15,6 +16,8 @@ pub struct Metrics {
     decisions: HashMap<(bool, &'static str), Option<u32>>,
     /// `vm.memory_bytes` (gauge): `None` = not defined yet, `Some(None)` = refused.
     memory_gauge: Option<Option<u32>>,
+    /// `phase.<name>_us` histograms (`metrics.phase_timing`) by phase name.
+    phases: HashMap<&'static str, Option<u32>>,
 }
 
 impl Metrics {
@@ -59,6 +62,21 @@ impl Metrics {
         };
         if let Some(id) = id {
             host.increment_counter(id, 1);
+        }
+    }
+
+    /// Record one timing of a phase in the histogram `phase.<name>_us`.
+    pub fn phase(&mut self, host: &dyn Host, name: &'static str, micros: u64) {
+        let id = match self.phases.get(name) {
+            Some(id) => *id,
+            None => {
+                let id = host.define_histogram(&self.name(&format!("phase.{name}_us")));
+                self.phases.insert(name, id);
+                id
+            }
+        };
+        if let Some(id) = id {
+            host.record_metric(id, micros);
         }
     }
 

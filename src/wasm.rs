@@ -140,4 +140,10 @@ impl HttpContext for WasmHttp {
             _ => Action::Continue,
         }
     }
+
+    fn on_log(&mut self) {
+        if let Some(Ok(mut s)) = self.stream.as_ref().map(|s| s.try_borrow_mut()) {
+            s.on_log(&ProxyHost);
+        }
+    }
 }

@@ -3,11 +3,9 @@
 //! the verified facts forwarded upstream, then release, relay or reply.
 
 use super::{Phase, Stream};
-use crate::audit_property::write_audit_record;
 use crate::host::{Flow, HeaderMap, Host, LogLevel};
 use crate::reply::deny_reply;
-use fhir_smart_authz_core::audit::{self, AuditInput};
-use fhir_smart_authz_core::config::{Config, Fact};
+use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::Decision;
 
 impl Stream {
@@ -17,7 +15,7 @@ impl Stream {
         let config = self.config();
         self.facts = self.claims.as_ref().map(|c| self.shared.token_facts(c));
         self.identity = self.facts.as_ref().map(|f| f.identity.clone());
-        self.forward_facts(host, &config);
+        self.timed(host, "facts", |s| s.forward_facts(host, &config));
         if self.body_needed && self.body.is_none() {
             self.phase = Phase::AwaitingBody;
             if config.upstream.hold_headers_for_body || self.body_seen_while_paused {
@@ -37,53 +35,17 @@ impl Stream {
     /// carry it out.
     pub(super) fn consult_engine(&mut self, host: &dyn Host, from_async: bool) -> Flow {
         let config = self.config();
-        let d = self.with_parts(|s, parts| {
-            s.shared.engine.decide_with_token(
-                &config,
-                parts,
-                s.claims.as_deref(),
-                s.facts.as_ref().and_then(|f| f.context.as_ref()),
-            )
+        let d = self.timed(host, "decide", |s| {
+            s.with_parts(|s, parts| {
+                s.shared.engine.decide_with_token(
+                    &config,
+                    parts,
+                    s.claims.as_deref(),
+                    s.facts.as_ref().and_then(|f| f.context.as_ref()),
+                )
+            })
         });
         self.carry_out(host, d, from_async)
-    }
-
-    pub(super) fn write_audit(
-        &self,
-        host: &dyn Host,
-        d: &Decision,
-        obligation: Option<Result<(), String>>,
-    ) {
-        let status = self.shared.config.responses.obligation_denied_status;
-        self.write_audit_as(host, d, obligation, status);
-    }
-
-    /// [`Self::write_audit`] with the status a failed obligation answers.
-    pub(super) fn write_audit_as(
-        &self,
-        host: &dyn Host,
-        d: &Decision,
-        obligation: Option<Result<(), String>>,
-        obligation_denied_status: u16,
-    ) {
-        let config = &self.shared.config;
-        if !config.audit.enabled {
-            return;
-        }
-        let record = audit::record(
-            &config.audit,
-            &AuditInput {
-                method: &self.method,
-                request_id: self.request_id.as_deref(),
-                decision: d,
-                identity: self.identity.as_deref(),
-                enforced: config.enforce,
-                now_ms: host.now_ms(),
-                obligation_result: obligation,
-                obligation_denied_status,
-            },
-        );
-        write_audit_record(host, self.shared.audit_encoding, &record);
     }
 
     /// Carry out a decision: count it, audit it, then let the request go on
@@ -129,8 +91,9 @@ impl Stream {
         self.reply(host, &reply)
     }
 
-    /// The verified facts as request headers (`upstream.forward_headers`),
-    /// and `Authorization` removed when `upstream.strip_authorization`.
+    /// The verified facts as request headers (`upstream.forward_headers`,
+    /// derived once per token: [`crate::shared::fact_headers`]), and
+    /// `Authorization` removed when `upstream.strip_authorization`.
     fn forward_facts(&self, host: &dyn Host, config: &Config) {
         if config.upstream.strip_authorization
             && host
@@ -139,31 +102,13 @@ impl Stream {
         {
             host.log(LogLevel::Error, "could not remove the authorization header");
         }
-        let Some(id) = &self.identity else { return };
-        for fact in &config.upstream.forward_headers {
-            let value = match fact {
-                Fact::Patient => id.patient.as_deref(),
-                Fact::FhirUser => id.fhir_user.as_deref(),
-                Fact::ClientId => id.client_id.as_deref(),
-                Fact::Scopes => id.scopes.as_deref(),
-                Fact::Subject => id.sub.as_deref(),
-                Fact::Issuer => id.iss.as_deref(),
-            };
-            if let Some(v) = value {
-                let clean: String = v
-                    .chars()
-                    .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
-                    .collect();
-                if host
-                    .set_header(
-                        HeaderMap::Request,
-                        &config.upstream.header_name(*fact),
-                        Some(&clean),
-                    )
-                    .is_err()
-                {
-                    host.log(LogLevel::Error, "could not set a fact header");
-                }
+        let Some(facts) = &self.facts else { return };
+        for (name, value) in &facts.headers {
+            if host
+                .set_header(HeaderMap::Request, name, Some(value))
+                .is_err()
+            {
+                host.log(LogLevel::Error, "could not set a fact header");
             }
         }
     }

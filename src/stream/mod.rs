@@ -29,8 +29,10 @@
 //! callbacks), `token` (verification, key fetches, waits for another VM's
 //! keys), `decision` (the engine's decision, carried out), `rewrite` (a
 //! narrowed request), `relay` (the response check of an obligation),
-//! `metadata` (the SMART section in the CapabilityStatement).
+//! `metadata` (the SMART section in the CapabilityStatement), `audit` (the
+//! audit record, written at the decision or when Envoy logs the request).
 
+mod audit;
 mod decision;
 mod metadata;
 mod relay;
@@ -47,7 +49,7 @@ use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::Decision;
 use fhir_smart_authz_core::fhir::RequestParts;
 use serde_json::Value;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
 /// Where the stream is.
@@ -117,6 +119,10 @@ pub struct Stream {
     facts: Option<Rc<TokenFacts>>,
     /// The SMART section written into a `/metadata` answer.
     capability: metadata::CapabilityRewrite,
+    /// The audit record (JSON text) kept for `on_log` (`audit.encoding: "line"`).
+    audit_line: Option<Vec<u8>>,
+    /// The clock as read in this callback (see `now_ms`).
+    clock_ms: Cell<Option<u64>>,
 }
 
 impl Stream {
@@ -144,6 +150,8 @@ impl Stream {
             identity: None,
             facts: None,
             capability: metadata::CapabilityRewrite::Off,
+            audit_line: None,
+            clock_ms: Cell::new(None),
         }
     }
 
@@ -162,8 +170,44 @@ impl Stream {
         self.shared.config.clone()
     }
 
-    fn now_s(host: &dyn Host) -> u64 {
-        host.now_ms() / 1000
+    /// The proxy's clock, read at most once per callback (a host call each):
+    /// every check and record of one callback sees the same instant.
+    fn now_ms(&self, host: &dyn Host) -> u64 {
+        if let Some(t) = self.clock_ms.get() {
+            return t;
+        }
+        let t = host.now_ms();
+        self.clock_ms.set(Some(t));
+        t
+    }
+
+    fn now_s(&self, host: &dyn Host) -> u64 {
+        self.now_ms(host) / 1000
+    }
+
+    /// Run `f`; with `metrics.phase_timing` (a debug switch) record the time
+    /// it took in the histogram `phase.<name>_us`.
+    fn timed<R>(
+        &mut self,
+        host: &dyn Host,
+        name: &'static str,
+        f: impl FnOnce(&mut Self) -> R,
+    ) -> R {
+        if !self.shared.config.metrics.phase_timing {
+            return f(self);
+        }
+        let start = host.now_us();
+        let r = f(self);
+        let micros = host.now_us().saturating_sub(start);
+        if let Ok(mut m) = self.shared.metrics.try_borrow_mut() {
+            m.phase(host, name, micros);
+        }
+        r
+    }
+
+    /// A host callback begins: time has passed since the last one.
+    fn callback(&self) {
+        self.clock_ms.set(None);
     }
 
     /// Whether the decision was made (or a reply sent instead).

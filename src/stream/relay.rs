@@ -77,8 +77,9 @@ impl Stream {
     /// the check failed (with the status sent).
     fn relay_failed(&mut self, host: &dyn Host, why: &str) -> Flow {
         self.shared.count(host, "response_check.upstream_failure");
-        if let Some(d) = self.decision.as_ref() {
-            self.write_audit_as(host, d, Some(Err(why.to_string())), 502);
+        if let Some(d) = self.decision.take() {
+            self.write_audit_as(host, &d, Some(Err(why.to_string())), 502);
+            self.decision = Some(d);
         }
         self.reply(host, &gateway_error_reply(502, "transient", why))
     }
@@ -102,9 +103,10 @@ impl Stream {
             // for a refused (503) or timed-out (504) connection. Relayed as the
             // route would answer it; audited as a failed check.
             self.shared.count(host, "response_check.upstream_failure");
-            if let Some(d) = self.decision.as_ref() {
+            if let Some(d) = self.decision.take() {
                 let why = format!("the FHIR server did not serve the request (HTTP {status})");
-                self.write_audit_as(host, d, Some(Err(why)), status);
+                self.write_audit_as(host, &d, Some(Err(why)), status);
+                self.decision = Some(d);
             }
             let reply = relayed(host, status, headers, body_size);
             self.reply(host, &reply);

@@ -10,8 +10,18 @@ use fhir_smart_authz_core::fhir::{Interaction, InteractionKind, Level};
 
 impl Stream {
     pub fn on_request_headers(&mut self, host: &dyn Host, end_of_stream: bool) -> Flow {
+        self.callback();
+        self.timed(host, "request_headers", |s| {
+            s.request_headers(host, end_of_stream)
+        })
+    }
+
+    fn request_headers(&mut self, host: &dyn Host, end_of_stream: bool) -> Flow {
         let config = self.config();
-        let Some(headers) = remove_reserved_headers(host, &config) else {
+        let read = self.timed(host, "read_headers", |_| {
+            remove_reserved_headers(host, &config)
+        });
+        let Some(headers) = read else {
             // Fail closed: the upstream would trust an identity header the
             // client set.
             return self.reply(
@@ -86,6 +96,7 @@ impl Stream {
         body_size: usize,
         end_of_stream: bool,
     ) -> Flow {
+        self.callback();
         match self.phase {
             Phase::Replied | Phase::Relaying(_) => return Flow::Pause,
             Phase::Released => return Flow::Continue,

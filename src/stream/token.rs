@@ -20,7 +20,7 @@ fn verifier_busy() -> TokenStep {
 
 impl Stream {
     fn port_verify(&self, host: &dyn Host, token: &str) -> TokenStep {
-        let now = Self::now_s(host);
+        let now = self.now_s(host);
         match self.shared.tokens.try_borrow_mut() {
             Ok(mut tp) => tp.verify(host, token, now),
             Err(_) => verifier_busy(),
@@ -31,7 +31,7 @@ impl Stream {
     /// it, or fetched within `jwks_min_refetch_seconds`): the port's answer
     /// without it.
     fn skip_fetch(&self, host: &dyn Host, pending: Pending, token: &str) -> TokenStep {
-        let now = Self::now_s(host);
+        let now = self.now_s(host);
         match self.shared.tokens.try_borrow_mut() {
             Ok(mut tp) => tp.call_done(host, pending, token, None, b"", now),
             Err(_) => verifier_busy(),
@@ -55,7 +55,7 @@ impl Stream {
     /// of answering 401.
     pub(super) fn verify_token(&mut self, host: &dyn Host, from_async: bool) -> Flow {
         let token = self.token.clone().unwrap_or_default();
-        let mut step = self.port_verify(host, &token);
+        let mut step = self.timed(host, "token", |s| s.port_verify(host, &token));
         let issuer = match &step {
             TokenStep::Call {
                 pending: Pending::Jwks { issuer },
@@ -78,7 +78,7 @@ impl Stream {
             step = self.port_verify(host, &token);
         }
         let config = self.config();
-        let now_ms = host.now_ms();
+        let now_ms = self.now_ms(host);
         match step {
             TokenStep::Call {
                 call,
@@ -130,7 +130,10 @@ impl Stream {
         jwks.waiting.try_borrow_mut().ok()?.push(Waiter {
             issuer,
             since: since.unwrap_or(0),
-            deadline_ms: host.now_ms().saturating_add(timeout).saturating_add(1000),
+            deadline_ms: self
+                .now_ms(host)
+                .saturating_add(timeout)
+                .saturating_add(1000),
             context_id: self.context_id,
             stream: self.me.clone(),
         });
@@ -153,6 +156,7 @@ impl Stream {
 
     /// The answer to a call this stream made: a token call or the relay.
     pub fn on_call_response(&mut self, host: &dyn Host, token_id: u32, body_size: usize) {
+        self.callback();
         if self.phase == Phase::Relaying(token_id) {
             self.on_relay_response(host, body_size);
             return;
@@ -191,14 +195,14 @@ impl Stream {
                 },
             );
             if ok {
-                let now_ms = host.now_ms();
+                let now_ms = self.now_ms(host);
                 publish_jwks(host, &config, issuer, &body, now_ms);
                 self.shared.jwks.saw(issuer, now_ms);
             }
             self.end_own_lease(host, ok);
         }
         let token = self.token.clone().unwrap_or_default();
-        let now = Self::now_s(host);
+        let now = self.now_s(host);
         let step = match self.shared.tokens.try_borrow_mut() {
             Ok(mut tp) => tp.call_done(host, pending, &token, status, &body, now),
             Err(_) => verifier_busy(),
@@ -258,7 +262,7 @@ impl Stream {
                         };
                         self.shared.count(host, what);
                         let token = self.token.clone().unwrap_or_default();
-                        let now = Self::now_s(host);
+                        let now = self.now_s(host);
                         step = match self.shared.tokens.try_borrow_mut() {
                             Ok(mut tp) => tp.call_done(host, pending, &token, None, b"", now),
                             Err(_) => break,
@@ -278,6 +282,7 @@ impl Stream {
 impl KeysWaiter for Stream {
     /// The root's tick ends a wait for keys (`wait_for_keys`).
     fn keys_wait_over(&mut self, host: &dyn Host) {
+        self.callback();
         if self.decided() || self.token.is_none() {
             return;
         }

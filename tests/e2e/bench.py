@@ -10,9 +10,11 @@ chain differs) and writing an access log (one JSON object per request) to the sa
                  the JWT payload in dynamic metadata); the base fields plus the token's identity
   native         the same without jwt_cache_config
   filter         this filter as shipped (envoy/envoy.yaml: default configuration, audit record
-                 logged with %FILTER_STATE(...:TYPED)% exactly as that file logs it)
-  filter_json    the same with `audit.encoding: "json"`, logged with `:PLAIN`
-  filter_noaudit the same with `audit.enabled: false`
+                 logged exactly as that file logs it: the record is the whole line)
+  filter_struct  the same with `audit.encoding: "struct"`, the record in a field of the base
+                 JSON line with `:TYPED` (the default before `"line"`)
+  filter_json    the same with `audit.encoding: "json"`, logged with `:PLAIN` in that field
+  filter_noaudit the same with `audit.enabled: false` (envoy.yaml's loggers: Envoy's own line)
   cold_pure      `token.cache_max_entries: 0`, `token.host_crypto: false` (pure-Rust verifier)
   cold_inline    `token.cache_max_entries: 0`, inline JWKS with an extra EdDSA key
 
@@ -23,8 +25,9 @@ Rows (what wrk sends, a patient token in every request):
          run goes on where the previous one stopped: every request is a cache miss; the bench
          reports the filter's miss ratio to prove it). Native jwt_authn without cache gets the
          same ring.
-  token paths (not with BENCH_ONLY=compare): RS256 verified in pure Rust, ES256 and EdDSA
-         (always pure Rust), each with one token on a listener whose cache is off.
+  token paths (not with BENCH_ONLY=compare): RS256 verified in pure Rust, ES256 through Envoy's
+         verify_signature and in pure Rust, EdDSA (always pure Rust), each with one token on a
+         listener whose cache is off.
 
 Method: a warm-up (BENCH_WARMUP s per row), then BENCH_REPEAT rounds; each round runs every row
 once at load (wrk -t1 -c16, BENCH_DURATION s) and once at concurrency 1 (wrk -t1 -c1,
@@ -71,8 +74,8 @@ from typing import Any, Callable
 
 import requests
 
-from .bench_envoy import (base_log_format, direct_listener, native_filters, native_log_format, shipped_log_format,
-                          shipped_plugin_config, shipped_wasm_filter)
+from .bench_envoy import (base_log_format, direct_listener, native_filters, native_log_format,
+                          record_field_log_format, shipped_plugin_config, shipped_wasm_filter)
 from .rig import WASM, Envoy, Issuer, SigningKey, cluster, envoy_bootstrap, free_port, serve_issuer, wait_until
 
 ONLY = os.environ.get("BENCH_ONLY", "")
@@ -410,28 +413,25 @@ def main() -> int:
     server = serve_issuer(issuer, "127.0.0.1", iss_port)
     ed_key, ed_jwk = ed25519_key()
 
-    names = ["fhir", "none", "native_cache", "native", "filter", "filter_json", "filter_noaudit"]
+    names = ["fhir", "none", "native_cache", "native", "filter", "filter_struct", "filter_json", "filter_noaudit"]
     if full:
         names += ["cold_pure", "cold_inline"]
     ports = {n: free_port() for n in names}
     shipped = lambda **over: shipped_wasm_filter(  # noqa: E731
         shipped_plugin_config(issuer.issuer_url, "issuer", AUDIENCE, over), WASM)
     inline = [{"issuer": issuer.issuer_url, "jwks": {"keys": issuer.jwks()["keys"] + [ed_jwk]}}]
-    filter_log = {"json_format": shipped_log_format()}
-    plain_log = {"json_format": dict(shipped_log_format(),
-                                     audit="%FILTER_STATE(wasm.fhir_smart_authz_audit:PLAIN)%")}
-    chains: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {
-        "fhir": ([], {"json_format": base_log_format()}),
-        "none": ([], {"json_format": base_log_format()}),
-        "native_cache": (native_filters(issuer.issuer_url, AUDIENCE, "issuer", cache=True),
-                         {"json_format": native_log_format()}),
-        "native": (native_filters(issuer.issuer_url, AUDIENCE, "issuer", cache=False),
-                   {"json_format": native_log_format()}),
-        "filter": ([shipped()], filter_log),
-        "filter_json": ([shipped(audit={"encoding": "json"})], plain_log),
-        "filter_noaudit": ([shipped(audit={"enabled": False})], filter_log),
-        "cold_pure": ([shipped(issuers=inline, token={"cache_max_entries": 0, "host_crypto": False})], filter_log),
-        "cold_inline": ([shipped(issuers=inline, token={"cache_max_entries": 0})], filter_log),
+    shipped_log = None  # envoy/envoy.yaml's access loggers
+    chains: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | None]] = {
+        "fhir": ([], base_log_format()),
+        "none": ([], base_log_format()),
+        "native_cache": (native_filters(issuer.issuer_url, AUDIENCE, "issuer", cache=True), native_log_format()),
+        "native": (native_filters(issuer.issuer_url, AUDIENCE, "issuer", cache=False), native_log_format()),
+        "filter": ([shipped()], shipped_log),
+        "filter_struct": ([shipped(audit={"encoding": "struct"})], record_field_log_format("struct")),
+        "filter_json": ([shipped(audit={"encoding": "json"})], record_field_log_format("json")),
+        "filter_noaudit": ([shipped(audit={"enabled": False})], shipped_log),
+        "cold_pure": ([shipped(issuers=inline, token={"cache_max_entries": 0, "host_crypto": False})], shipped_log),
+        "cold_inline": ([shipped(issuers=inline, token={"cache_max_entries": 0})], shipped_log),
     }
     listeners = [direct_listener(n, ports[n], chains[n][0], log, chains[n][1]) for n in names]
     # `fhir` (the filter's default upstream.cluster) and `issuer` (its JWKS cluster), as in envoy.yaml.
@@ -446,15 +446,18 @@ def main() -> int:
         Row("none", "Envoy alone (direct response, no auth filter)", "none"),
         Row("native_cache", "native jwt_authn (jwt_cache_config) + rbac, warm", "native_cache", token),
         Row("native", "native jwt_authn (no cache) + rbac, fresh RS256 token", "native", ring=native_ring),
-        Row("warm", "filter as shipped (audit struct, :TYPED), warm", "filter", token),
+        Row("warm", "filter as shipped (audit record = log line), warm", "filter", token),
         Row("cold", "filter as shipped, fresh RS256 token (host crypto)", "filter", ring=ring),
+        Row("struct", "filter, audit.encoding struct, :TYPED, warm", "filter_struct", token),
         Row("json", "filter, audit.encoding json, :PLAIN, warm", "filter_json", token),
         Row("noaudit", "filter, audit.enabled false, warm", "filter_noaudit", token),
     ]
     if full:
+        es256 = issuer.mint("patient", alg="ES256")
         rows += [
             Row("pure_rs256", "filter, cache off, RS256 in pure Rust", "cold_pure", token),
-            Row("es256", "filter, cache off, ES256 (pure Rust)", "cold_inline", issuer.mint("patient", alg="ES256")),
+            Row("es256", "filter, cache off, ES256 (host verify_signature)", "cold_inline", es256),
+            Row("es256_pure", "filter, cache off, ES256 in pure Rust", "cold_pure", es256),
             Row("eddsa", "filter, cache off, EdDSA (pure Rust)", "cold_inline",
                 issuer.sign(issuer.claims("patient"), key=ed_key)),
         ]
@@ -467,9 +470,10 @@ def main() -> int:
         check_access_log(log, ports, {
             "none": lambda line: line["path"] == PATH and line["response_code"] == 200,
             "native_cache": lambda line: line["response_code"] == 401,  # no token: jwt_authn refuses
-            "filter": lambda line: line["response_code"] == 401 and is_record(line["audit"]),
+            "filter": lambda line: line["response_code"] == 401 and is_record(line) and line["path"] == PATH,
+            "filter_struct": lambda line: line["response_code"] == 401 and is_record(line["audit"]),
             "filter_json": lambda line: isinstance(line["audit"], str) and is_record(json.loads(line["audit"])),
-            "filter_noaudit": lambda line: line["audit"] is None,
+            "filter_noaudit": lambda line: line["response_code"] == 401 and "decision" not in line,
         })
         rid = "bench-check-native-identity"
         requests.get(f"http://127.0.0.1:{ports['native_cache']}{PATH}", timeout=5,

@@ -3,8 +3,9 @@ listeners that answer with a `direct_response`, so that the only difference betw
 listeners is the authorization filter chain in front of the router.
 
 - `shipped_*` read envoy/envoy.yaml, so "the filter as shipped" is its default configuration
-  with the access-log format of that file (the audit record as `%FILTER_STATE(...:TYPED)%`);
-  only the issuer, the JWKS cluster and the FHIR base URL are replaced by the bench's.
+  with the access loggers of that file (the audit record as the whole line, and Envoy's own
+  JSON line for requests the filter did not decide); only the issuer, the JWKS cluster and the
+  FHIR base URL are replaced by the bench's.
 - `native_filters` is the nearest equivalent built from Envoy's own filters: `jwt_authn`
   (optionally with `jwt_cache_config`) + `rbac` (method, path prefix, scope claim taken from
   the JWT payload that `jwt_authn` puts in dynamic metadata).
@@ -17,11 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .rig import REPO
-
-SHIPPED_ENVOY_YAML = REPO / "envoy" / "envoy.yaml"
+from .rig import AUDIT_STATE, FILE_LOG_TYPE, shipped_access_logs, shipped_hcm
 
 # The answer of every bench listener (and its content type): a small FHIR resource.
 DIRECT_BODY = '{"resourceType":"Patient","id":"pat-a"}'
@@ -30,7 +27,6 @@ ROUTER = {"name": "envoy.filters.http.router",
           "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
 
 HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
-FILE_LOG_TYPE = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
 JWT_AUTHN_TYPE = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
 RBAC_TYPE = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
 
@@ -54,40 +50,42 @@ FACT_HEADER_CLAIMS = {
 }
 
 
-def _shipped_listener() -> dict[str, Any]:
-    boot = yaml.safe_load(SHIPPED_ENVOY_YAML.read_text())
-    return boot["static_resources"]["listeners"][0]
-
-
-def _shipped_hcm() -> dict[str, Any]:
-    return _shipped_listener()["filter_chains"][0]["filters"][0]["typed_config"]
-
-
 def _shipped_wasm_filter() -> dict[str, Any]:
     """The wasm filter of envoy/envoy.yaml (found by name: other filters, e.g. CORS, come before it
     and are not part of the comparison, since a native setup would need them alike)."""
-    return next(f for f in _shipped_hcm()["http_filters"] if f["name"] == "envoy.filters.http.wasm")
+    return next(f for f in shipped_hcm()["http_filters"] if f["name"] == "envoy.filters.http.wasm")
 
 
-def shipped_log_format() -> dict[str, str]:
-    """The `json_format` of the access log in envoy/envoy.yaml (audit record `:TYPED`)."""
-    return dict(_shipped_hcm()["access_log"][0]["typed_config"]["log_format"]["json_format"])
+def base_log_format() -> dict[str, Any]:
+    """The `log_format` envoy/envoy.yaml uses for requests without an audit record (a
+    `json_format` of Envoy's own fields: response code and details, flags, start time, duration,
+    request id, method, path without query): what the listeners without the filter log."""
+    logs = shipped_hcm()["access_log"]
+    return copy.deepcopy(next(log for log in logs if "json_format" in log["typed_config"]["log_format"])
+                         ["typed_config"]["log_format"])
 
 
-def base_log_format() -> dict[str, str]:
-    """The shipped access-log format without the audit record: what every bench listener logs."""
-    fmt = shipped_log_format()
-    fmt.pop("audit", None)
+def json_log_format(fields: dict[str, str]) -> dict[str, Any]:
+    """The base `log_format` with more `json_format` fields."""
+    fmt = base_log_format()
+    fmt["json_format"].update(fields)
     return fmt
 
 
-def native_log_format() -> dict[str, str]:
+def record_field_log_format(encoding: str) -> dict[str, Any]:
+    """The base `log_format` with the audit record in a field `audit`, as the former default logged
+    it: `audit.encoding: "struct"` with `:TYPED`, `"json"` with `:PLAIN`."""
+    form = "TYPED" if encoding == "struct" else "PLAIN"
+    return json_log_format({"audit": f"%FILTER_STATE({AUDIT_STATE}:{form})%"})
+
+
+def native_log_format() -> dict[str, Any]:
     """The base format plus who made the request, from the payload `jwt_authn` verified: the
     nearest a native configuration gets to the filter's audit record (the filter's record also
     says which interaction, the decision and its reason, which RBAC does not expose)."""
     claim = lambda name: f"%DYNAMIC_METADATA({JWT_NAMESPACE}:{JWT_PAYLOAD_KEY}:{name})%"  # noqa: E731
-    return dict(base_log_format(), iss=claim("iss"), sub=claim("sub"), client_id=claim("client_id"),
-                patient=claim("patient"), fhir_user=claim("fhirUser"), scope=claim("scope"))
+    return json_log_format(dict(iss=claim("iss"), sub=claim("sub"), client_id=claim("client_id"),
+                                patient=claim("patient"), fhir_user=claim("fhirUser"), scope=claim("scope")))
 
 
 def shipped_plugin_config(issuer_url: str, jwks_cluster: str, base_url: str,
@@ -171,13 +169,19 @@ def native_filters(issuer_url: str, audience: str, jwks_cluster: str, cache: boo
 
 
 def direct_listener(name: str, port: int, http_filters: list[dict[str, Any]], log_path: Path,
-                    log_format: dict[str, Any]) -> dict[str, Any]:
+                    log_format: dict[str, Any] | None = None) -> dict[str, Any]:
     """A listener whose only route answers `DIRECT_BODY` itself, after `http_filters`. Its access
     log writes `log_format` (a `log_format` message, e.g. `{"json_format": {...}}`) to `log_path`,
-    with the listener's name added to a `json_format`."""
-    fmt = copy.deepcopy(log_format)
-    if "json_format" in fmt:
-        fmt["json_format"]["listener"] = name
+    with the listener's name added to a `json_format`; without one, the access loggers of
+    envoy/envoy.yaml (`shipped_access_logs`)."""
+    if log_format is None:
+        access_logs = shipped_access_logs(log_path)
+    else:
+        fmt = copy.deepcopy(log_format)
+        if "json_format" in fmt:
+            fmt["json_format"]["listener"] = name
+        access_logs = [{"name": "envoy.access_loggers.file", "typed_config": {
+            "@type": FILE_LOG_TYPE, "path": str(log_path), "log_format": fmt}}]
     return {
         "name": name,
         "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
@@ -188,8 +192,7 @@ def direct_listener(name: str, port: int, http_filters: list[dict[str, Any]], lo
                 "stat_prefix": name,
                 "generate_request_id": True,
                 "preserve_external_request_id": True,
-                "access_log": [{"name": "envoy.access_loggers.file", "typed_config": {
-                    "@type": FILE_LOG_TYPE, "path": str(log_path), "log_format": fmt}}],
+                "access_log": access_logs,
                 "route_config": {"name": name, "virtual_hosts": [{
                     "name": name, "domains": ["*"],
                     "routes": [{"match": {"prefix": "/"},

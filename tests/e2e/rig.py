@@ -10,11 +10,18 @@ Layout of one rig (every port picked at start):
           ► Envoy listener "shadow"    ─► cluster recorder (same plugin, enforce=false,
                                                           audit.encoding "json" logged with :PLAIN)
           ► Envoy listener "rotation"  ─► cluster recorder (trusts only the rotation issuer)
+          ► Envoy listener "struct"    ─► cluster recorder (as recorder, audit.encoding "struct"
+                                                          logged with :TYPED)
   Envoy ─► cluster issuer / issuer_rot (JWKS fetches by the filter)
 
 Each listener has its own plugin configuration (see ``plugin_config``). Every
 request the tests send carries a unique ``x-request-id``; Envoy keeps it
 (``preserve_external_request_id``) so the test finds its own access-log line.
+
+Access logs: every listener writes its audit lines to ``access.log`` (listeners with the
+default ``audit.encoding: "line"`` exactly as envoy/envoy.yaml logs them: the record is the
+line) and Envoy's facts about every request to ``access.details.log``; ``AccessLog.wait_for``
+joins the two by request id.
 """
 
 from __future__ import annotations
@@ -372,7 +379,14 @@ def plugin_config(base_url: str, issuers: list[dict[str, Any]], enforce: bool = 
     return cfg
 
 
-ACCESS_LOG_FORMAT = {
+AUDIT_STATE = "wasm.fhir_smart_authz_audit"
+FILE_LOG_TYPE = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
+SHIPPED_ENVOY_YAML = REPO / "envoy" / "envoy.yaml"
+
+# What Envoy knows about each request, written by every listener to a second file (the
+# details log) next to the audit lines: the tests read `response_code_details` (did the
+# request go upstream?) and `upstream_cluster` from it.
+DETAILS_LOG_FORMAT = {
     "start_time": "%START_TIME%",
     "request_id": "%REQ(X-REQUEST-ID)%",
     "method": "%REQ(:METHOD)%",
@@ -381,14 +395,52 @@ ACCESS_LOG_FORMAT = {
     "response_code_details": "%RESPONSE_CODE_DETAILS%",
     "upstream_host": "%UPSTREAM_HOST%",
     "upstream_cluster": "%UPSTREAM_CLUSTER%",
-    "audit": "%FILTER_STATE(wasm.fhir_smart_authz_audit:TYPED)%",
 }
 
 
-def audit_json_text(config: dict[str, Any] | str | None) -> bool:
-    """Does this plugin configuration write the audit record as JSON text
-    (`audit.encoding: "json"`, logged with `:PLAIN`)?"""
-    return isinstance(config, dict) and config.get("audit", {}).get("encoding") == "json"
+def audit_encoding(config: dict[str, Any] | str | None) -> str:
+    """`audit.encoding` of a plugin configuration: "line" (the default), "json" or "struct"."""
+    if isinstance(config, dict):
+        return str(config.get("audit", {}).get("encoding", "line"))
+    return "line"
+
+
+def shipped_hcm() -> dict[str, Any]:
+    """The HTTP connection manager of envoy/envoy.yaml's listener."""
+    boot = yaml.safe_load(SHIPPED_ENVOY_YAML.read_text())
+    return boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+
+
+def shipped_access_logs(path: Path) -> list[dict[str, Any]]:
+    """The access loggers of envoy/envoy.yaml, exactly (formats and CEL filters), writing to the
+    file `path` instead of stdout: the audit record as the whole line for every request the
+    filter decided, Envoy's own JSON line for the others."""
+    logs = []
+    for log in shipped_hcm()["access_log"]:
+        entry = {"name": "envoy.access_loggers.file",
+                 "typed_config": {"@type": FILE_LOG_TYPE, "path": str(path),
+                                  "log_format": log["typed_config"]["log_format"]}}
+        if "filter" in log:
+            entry["filter"] = log["filter"]
+        logs.append(entry)
+    return logs
+
+
+def audit_access_logs(encoding: str, path: Path) -> list[dict[str, Any]]:
+    """How a listener whose filter writes records in `encoding` logs them to `path`: "line" as
+    envoy/envoy.yaml does; "json" and "struct" as a field `audit` of a `json_format` (`:PLAIN`,
+    `:TYPED`), as README "Audit record" documents."""
+    if encoding == "line":
+        return shipped_access_logs(path)
+    form = "PLAIN" if encoding == "json" else "TYPED"
+    fmt = {"request_id": "%REQ(X-REQUEST-ID)%", "response_code": "%RESPONSE_CODE%",
+           "audit": f"%FILTER_STATE({AUDIT_STATE}:{form})%"}
+    return [{"name": "envoy.access_loggers.file",
+             "typed_config": {"@type": FILE_LOG_TYPE, "path": str(path), "log_format": {"json_format": fmt}}}]
+
+
+def details_log_path(access_log: Path) -> Path:
+    return access_log.with_suffix(".details.log")
 
 
 def holds_headers(config: dict[str, Any] | str | None) -> bool:
@@ -449,9 +501,9 @@ def listener(name: str, port: int, cluster: str, plugin: dict[str, Any] | str | 
     filters = [CORS_FILTER] + ([wasm_filter(plugin, wasm, **wasm_options)] if plugin is not None else [])
     filters.append({"name": "envoy.filters.http.router",
                     "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}})
-    fmt = dict(ACCESS_LOG_FORMAT, listener=name)
-    if audit_json_text(plugin):
-        fmt["audit"] = "%FILTER_STATE(wasm.fhir_smart_authz_audit:PLAIN)%"
+    details = {"name": "envoy.access_loggers.file",
+               "typed_config": {"@type": FILE_LOG_TYPE, "path": str(details_log_path(access_log)),
+                                "log_format": {"json_format": dict(DETAILS_LOG_FORMAT, listener=name)}}}
     return {
         "name": name,
         "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
@@ -463,14 +515,7 @@ def listener(name: str, port: int, cluster: str, plugin: dict[str, Any] | str | 
                 "preserve_external_request_id": True,
                 "normalize_path": True,
                 "merge_slashes": True,
-                "access_log": [{
-                    "name": "envoy.access_loggers.file",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-                        "path": str(access_log),
-                        "log_format": {"json_format": fmt},
-                    },
-                }],
+                "access_log": audit_access_logs(audit_encoding(plugin), access_log) + [details],
                 "route_config": {"name": name, "virtual_hosts": [{
                     "name": name, "domains": ["*"],
                     "typed_per_filter_config": {"envoy.filters.http.cors": CORS_POLICY},
@@ -554,39 +599,55 @@ def validate_config(path: Path, timeout: float = 120) -> subprocess.CompletedPro
 # --------------------------------------------------------------------------
 
 class AccessLog:
+    """The audit log (one JSON object a line: an audit record, or Envoy's line for a request the
+    filter did not decide, or a `json_format` line with the record in `audit`) and the details
+    log beside it (Envoy's facts about every request), joined by request id."""
+
     def __init__(self, path: Path):
         self.path = path
+        self.details_path = details_log_path(path)
+
+    @staticmethod
+    def _read(path: Path) -> list[dict[str, Any]]:
+        """Every complete line (Envoy may be writing the last one: it is read once it ends)."""
+        if not path.exists():
+            return []
+        complete = path.read_text(errors="replace").split("\n")[:-1]
+        return [json.loads(line) for line in complete if line.strip()]
 
     def lines(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
-            return []
-        out = []
-        for line in self.path.read_text(errors="replace").splitlines():
-            line = line.strip()
-            if not line:
-                continue
-            rec = json.loads(line)
-            out.append(normalise_record(rec))
-        return out
+        """The audit log's lines, each as it was written (parsed)."""
+        return self._read(self.path)
+
+    def line_for(self, request_id: str) -> dict[str, Any] | None:
+        return next((line for line in self.lines() if line.get("request_id") == request_id), None)
 
     def wait_for(self, request_id: str, timeout: float = 10) -> dict[str, Any]:
+        """The details line of a request with `audit` (its record, or None) and `line` (its audit-log
+        line) added; waits for both lines."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for rec in self.lines():
-                if rec.get("request_id") == request_id:
-                    return rec
+            details = next((d for d in self._read(self.details_path) if d.get("request_id") == request_id), None)
+            line = self.line_for(request_id)
+            if details is not None and line is not None:
+                return dict(details, audit=record_of(line), line=line)
             time.sleep(0.05)
-        raise AssertionError(f"no access-log line with request_id {request_id} in {self.path} after {timeout}s")
+        raise AssertionError(f"no access-log lines with request_id {request_id} in {self.path} and "
+                             f"{self.details_path} after {timeout}s")
 
 
-def normalise_record(rec: dict[str, Any]) -> dict[str, Any]:
-    """Turn the access log's `audit` value into the record object.
+def record_of(line: dict[str, Any]) -> dict[str, Any] | None:
+    """The audit record in an audit-log line.
 
-    The filter declares its property as a google.protobuf.Struct, and
-    `%FILTER_STATE(...:TYPED)%` renders it as a nested object (possibly wrapped
-    as an Any: {"@type": ".../google.protobuf.Struct", "value": {...}}). A host
-    without typed properties gets JSON text (a string, or a String/BytesValue Any)."""
-    audit = rec.get("audit")
+    - `audit.encoding: "line"`: the line is the record (it has a `decision`); a line without one is
+      Envoy's line for a request the filter did not decide: no record.
+    - `"struct"` logged `:TYPED` in a `json_format`: `audit` is a nested object wrapped as an Any,
+      {"@type": ".../google.protobuf.Struct", "value": {...}}.
+    - `"json"` logged `:PLAIN`: `audit` is the record as a JSON string (a host without typed
+      properties gives a String/BytesValue Any)."""
+    if "audit" not in line:
+        return line if "decision" in line else None
+    audit = line.get("audit")
     if isinstance(audit, dict) and "@type" in audit:
         kind = str(audit["@type"])
         value = audit.get("value")
@@ -602,8 +663,7 @@ def normalise_record(rec: dict[str, Any]) -> dict[str, Any]:
                 audit = json.loads(audit)
             except json.JSONDecodeError:
                 pass
-    rec["audit"] = audit
-    return rec
+    return audit
 
 
 # --------------------------------------------------------------------------
@@ -627,7 +687,7 @@ class Response:
         return self.record.get("audit") if self.record else None
 
 
-LISTENERS = ("main", "recorder", "shadow", "rotation")
+LISTENERS = ("main", "recorder", "shadow", "rotation", "struct")
 
 
 @dataclass
@@ -712,6 +772,7 @@ class Rig:
             listener("recorder", self.ports["recorder"], "recorder", self.plugins["recorder"], self.wasm, log),
             listener("shadow", self.ports["shadow"], "recorder", self.plugins["shadow"], self.wasm, log),
             listener("rotation", self.ports["rotation"], "recorder", self.plugins["rotation"], self.wasm, log),
+            listener("struct", self.ports["struct"], "recorder", self.plugins["struct"], self.wasm, log),
         ]
         boot = envoy_bootstrap(self.admin_port, listeners, clusters, self.workdir / "admin.log")
         self.envoy = Envoy(self.workdir, "rig", boot, self.concurrency).start()
@@ -726,7 +787,10 @@ class Rig:
         cfgs: dict[str, dict[str, Any] | None] = {
             # main and recorder hold headers for body decisions (allow_on_headers_stop_iteration);
             # shadow and rotation keep Envoy's default (headers released before the body).
-            # shadow writes its audit record as JSON text (audit.encoding "json", access log :PLAIN).
+            # main, recorder and rotation log the audit record as envoy/envoy.yaml does (the default
+            # audit.encoding "line": the record is the whole line); shadow writes it as JSON text
+            # (audit.encoding "json", access log :PLAIN) and struct as a google.protobuf.Struct
+            # (audit.encoding "struct", :TYPED), each in a json_format.
             "main": plugin_config(self.base("main"), [main_issuer], cluster=self.main_cluster, hold=True, **common),
             "recorder": plugin_config(self.base("recorder"), [dict(main_issuer, audiences=[self.base("recorder")])],
                                       cluster="recorder", remove_headers=["x-forwarded-user"], hold=True, **common),
@@ -735,6 +799,8 @@ class Rig:
             "rotation": plugin_config(self.base("rotation"),
                                       [dict(issuer_entry(self.rot_issuer, "issuer_rot"), jwks_min_refetch_seconds=1)],
                                       cluster="recorder", **common),
+            "struct": plugin_config(self.base("struct"), [dict(main_issuer, audiences=[self.base("struct")])],
+                                    cluster="recorder", hold=True, **{"audit": {"encoding": "struct"}, **common}),
         }
         return cfgs
 

@@ -22,7 +22,6 @@ Environment: SOAK_SECONDS (default 180), SOAK_THREADS (default 6), SOAK_MEMORY_S
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import sys
@@ -36,7 +35,7 @@ from typing import Any
 import requests
 
 from .fault_rig import FaultRig
-from .rig import normalise_record
+from .rig import record_of
 
 
 @dataclass(frozen=True)
@@ -157,13 +156,12 @@ def run(seconds: float, threads: int, slack: int) -> int:
         # exactly one audit record per request, with the expected decision
         time.sleep(2)  # Envoy flushes the access log every 50 ms
         seen: Counter[str] = Counter()
-        for line in rig.access_log.path.read_text(errors="replace").splitlines():
-            rec = normalise_record(json.loads(line))
-            rid = rec.get("request_id") or ""
+        for line in rig.access_log.lines():
+            rid = line.get("request_id") or ""
             if rid not in sent:
                 continue
             seen[rid] += 1
-            kind, audit = sent[rid], rec.get("audit")
+            kind, audit = sent[rid], record_of(line)
             if not audit:
                 failures.append(f"{kind.name} {rid}: no audit record")
             elif (audit["reason"], audit["status"]) != (kind.reason, kind.status):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from typing import Any
 
 import jwt
@@ -321,29 +322,65 @@ def test_shadow_mode_forwards_and_audits(rig):
     assert "www-authenticate" not in resp.headers
 
 
-def test_json_audit_encoding_logs_the_struct_record_as_text(rig):
-    """The shadow listener writes its record as JSON text (audit.encoding "json") and logs it
-    with :PLAIN: the access log carries it as a JSON string whose parsed value is exactly the
-    record the recorder listener (struct mode, :TYPED) writes for the same request and token,
-    apart from the request's own id, time and the shadow flag."""
-    token = rig.issuer.mint("patient", aud=[rig.base("recorder"), rig.base("shadow")])
-    for method, path, tok in (("GET", "/Patient/pat-a", token), ("DELETE", "/Patient/pat-a", None)):
-        struct_resp = rig.request(method, path, token=tok, listener="recorder")
+LOG_FACTS = ("method", "path", "response_code", "duration_ms", "start_time")
+
+
+def test_audit_encodings_log_one_record_in_three_forms(rig):
+    """The same request and token on three listeners of one plugin configuration apart from
+    `audit.encoding`: "line" (recorder, the default, logged as envoy/envoy.yaml does: the record
+    is the whole line, written when the response is sent), "json" (shadow, JSON text in a
+    `json_format` field, `:PLAIN`) and "struct" (struct, a google.protobuf.Struct, `:TYPED`).
+    The three records are the same apart from the request's own id, time and the shadow flag;
+    the line also carries what Envoy's own log fields carried (response code, duration, start
+    time, method, path without its query)."""
+    token = rig.issuer.mint("patient", aud=[rig.base("recorder"), rig.base("shadow"), rig.base("struct")])
+    for method, path, tok in (("GET", "/Patient/pat-a?_elements=name&_format=json", token),
+                              ("DELETE", "/Patient/pat-a", None)):
+        line_resp = rig.request(method, path, token=tok, listener="recorder")
         json_resp = rig.request(method, path, token=tok, listener="shadow")
-        raw = next(json.loads(line) for line in rig.access_log.path.read_text().splitlines()
-                   if json_resp.request_id in line)
-        assert isinstance(raw["audit"], str) and raw["audit"].startswith("{"), raw["audit"]
-        typed = next(json.loads(line) for line in rig.access_log.path.read_text().splitlines()
-                     if struct_resp.request_id in line)
-        assert typed["audit"]["@type"] == "type.googleapis.com/google.protobuf.Struct", typed["audit"]
-        got, want = json.loads(raw["audit"]), typed["audit"]["value"]
-        assert got == json_resp.audit
-        assert (got["request_id"], want["request_id"]) == (json_resp.request_id, struct_resp.request_id)
-        assert (got["enforced"], want["enforced"]) == (False, True)
+        struct_resp = rig.request(method, path, token=tok, listener="struct")
+        line = line_resp.record["line"]
+        assert line == line_resp.audit and "audit" not in line, line
+        raw_json = json_resp.record["line"]["audit"]
+        assert isinstance(raw_json, str) and raw_json.startswith("{"), raw_json
+        typed = struct_resp.record["line"]["audit"]
+        assert typed["@type"] == "type.googleapis.com/google.protobuf.Struct", typed
+        got_json, got_struct = json.loads(raw_json), typed["value"]
+        assert (line["request_id"], got_json["request_id"], got_struct["request_id"]) == \
+            (line_resp.request_id, json_resp.request_id, struct_resp.request_id)
+        assert (line["enforced"], got_json["enforced"], got_struct["enforced"]) == (True, False, True)
         differs = ("recorded", "request_id", "enforced")
-        assert {k: v for k, v in got.items() if k not in differs} == \
-            {k: v for k, v in want.items() if k not in differs}, (method, got, want)
-        assert got["decision"] == ("allow" if tok else "deny"), got
+        same = lambda r: {k: v for k, v in r.items() if k not in differs + LOG_FACTS}  # noqa: E731
+        assert same(line) == same(got_json) == same(got_struct), (method, line, got_json, got_struct)
+        assert not set(LOG_FACTS) & (set(got_json) | set(got_struct)), "the log facts are line mode's"
+        assert line["decision"] == ("allow" if tok else "deny"), line
+        # what the access log's own fields said
+        assert line["response_code"] == line_resp.status == line_resp.record["response_code"]
+        assert line["method"] == method
+        assert line["path"] == "/fhir/Patient/pat-a", "the query is never recorded"
+        assert isinstance(line["duration_ms"], int) and 0 <= line["duration_ms"] < 10_000, line
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["start_time"]), line
+        assert line["start_time"][:16] == line_resp.record["start_time"][:16], (line, line_resp.record)
+        assert line["start_time"] <= line["recorded"], line
+
+
+def test_audit_line_for_a_request_the_filter_did_not_decide(rig):
+    """A browser preflight is answered by Envoy's CORS filter before the wasm filter: no record.
+    Its audit-log line is then Envoy's own JSON line (the second access logger of
+    envoy/envoy.yaml, chosen by a CEL filter on the record's filter state): still one JSON
+    object, without `decision` and without the query."""
+    rid = "e2e-preflight-" + uuid.uuid4().hex
+    r = requests.options(rig.base_url + "/Patient?name=Jane", timeout=10, headers={
+        "Origin": "https://app.example", "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization", "x-request-id": rid})
+    assert r.status_code == 200, r.text
+    rec = rig.access_log.wait_for(rid)
+    line = rec["line"]
+    assert rec["audit"] is None and "decision" not in line, line
+    assert line["response_code"] == 200 and line["method"] == "OPTIONS", line
+    assert line["path"] == "/fhir/Patient", line
+    assert isinstance(line["duration_ms"], int), line
+    assert [x for x in rig.access_log.lines() if x.get("request_id") == rid] == [line], "one line"
 
 
 # --- key rotation -------------------------------------------------------------
@@ -474,6 +511,59 @@ def test_bad_plugin_config_is_refused(rig, tmp_path, name):
         assert not served, "a listener with an invalid plugin configuration answered"
         assert env.proc.poll() not in (None, 0), f"envoy did not exit with an error:\n{log_text[-2000:]}"
         assert f"invalid configuration at `{field}" in log_text, log_text[-2000:]
+    finally:
+        env.stop()
+
+
+def test_ecdsa_tokens_are_verified_by_envoys_verify_signature(rig, tmp_path):
+    """ES256 and ES384 signatures go to Envoy's `verify_signature` (BoringSSL) re-encoded as DER,
+    the key as DER SubjectPublicKeyInfo: valid tokens pass, a tampered signature is refused, and
+    the host never fails to check one (a host failure would fall back to the pure-Rust verifier
+    with a warning in Envoy's log, so the answers alone could not tell). Cache off: every
+    request is verified."""
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from .rig import SigningKey
+
+    priv = ec.generate_private_key(ec.SECP384R1())
+    nums = priv.public_key().public_numbers()
+    coord = lambda v: base64.urlsafe_b64encode(v.to_bytes(48, "big")).rstrip(b"=").decode()  # noqa: E731
+    p384 = SigningKey(alg="ES384", kid="e2e-p384", private=priv)
+    jwk = {"kty": "EC", "crv": "P-384", "x": coord(nums.x), "y": coord(nums.y), "kid": p384.kid, "alg": "ES384",
+           "use": "sig"}
+    port, admin = free_port(), free_port()
+    base = f"http://127.0.0.1:{port}/fhir"
+    issuer = {"issuer": rig.issuer.issuer_url, "audiences": [base],
+              "jwks": {"keys": rig.issuer.jwks()["keys"] + [jwk]}}
+    config = plugin_config(base, [issuer], cluster="recorder", token={"cache_max_entries": 0})
+    boot = envoy_bootstrap(admin, [listener("ecdsa", port, "recorder", config, rig.wasm, tmp_path / "access.log")],
+                           [cluster("recorder", rig.recorder.port)], tmp_path / "admin.log")
+    env = Envoy(tmp_path, "ecdsa", boot).start()
+    try:
+        claims = rig.issuer.claims("patient", aud=base)
+        tokens = {"ES256": rig.issuer.sign(claims, alg="ES256"), "ES384": rig.issuer.sign(claims, key=p384),
+                  "RS256": rig.issuer.sign(claims, alg="RS256")}
+        get = lambda t: requests.get(base + "/Patient/pat-a", timeout=10,  # noqa: E731
+                                     headers={"Authorization": f"Bearer {t}"})
+        deadline = time.monotonic() + 60
+        while get(tokens["RS256"]).status_code != 200:  # the worker VM is up
+            assert time.monotonic() < deadline, env.log.read_text(errors="replace")[-2000:]
+            time.sleep(0.3)
+        for alg, token in tokens.items():
+            for _ in range(3):
+                r = get(token)
+                assert r.status_code == 200, f"{alg}: {r.status_code} {r.text[:300]}"
+            head, payload, sig = token.split(".")
+            raw = bytearray(base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4)))
+            raw[len(raw) // 2 - 1] ^= 1
+            bad = f"{head}.{payload}." + base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
+            r = get(bad)
+            assert r.status_code == 401 and "invalid_token" in r.headers.get("www-authenticate", ""), \
+                f"{alg}: a tampered signature: {r.status_code}"
+        log_text = env.log.read_text(errors="replace")
+        assert "verify_signature could not check" not in log_text, log_text[-3000:]
     finally:
         env.stop()
 

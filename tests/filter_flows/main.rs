@@ -129,10 +129,14 @@ impl Default for Setup {
 }
 
 fn stream(s: Setup) -> Stream {
+    stream_with(s, AuditEncoding::Json)
+}
+
+fn stream_with(s: Setup, encoding: AuditEncoding) -> Stream {
     let config = Rc::new(Config::from_json(s.config.as_bytes()).unwrap());
     let t: Box<dyn TokenPort> = Box::new(tokens());
     let e: Box<dyn Engine> = Box::new(scripted_engine(s.body_needed, s.obligations));
-    Stream::new(Shared::new(config, t, e, AuditEncoding::Json))
+    Stream::new(Shared::new(config, t, e, encoding))
 }
 
 fn host(method: &str, path: &str, auth: Option<&str>, extra: &[(&str, &str)]) -> FakeHost {

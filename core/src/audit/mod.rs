@@ -1,8 +1,10 @@
 //! The audit record (IHE BALP / FHIR AuditEvent shaped JSON). Pure.
 //!
-//! One JSON object per request, written by the filter at decision time (and
-//! rewritten when a response obligation fails). The access log adds the
-//! response status. Field reference: README.md, "Audit record".
+//! One JSON object per request. With `audit.encoding: "line"` (the default)
+//! the filter writes it once, when Envoy logs the request, with the response
+//! status and timing added ([`LogFacts`]); with `"struct"`/`"json"` at
+//! decision time (rewritten when a response obligation fails), and the access
+//! log adds the response status. Field reference: README.md, "Audit record".
 //!
 //! Privacy: the record never holds the token, a body, or search parameter
 //! *values* (they can carry names, birth dates, identifiers). It holds the
@@ -14,7 +16,9 @@ mod record;
 mod settings;
 
 pub use identity::Identity;
-pub use record::{action, record, rfc3339_ms, subtype, AuditInput};
+pub use record::{
+    action, add_log_facts, record, record_json, rfc3339_ms, subtype, AuditInput, LogFacts,
+};
 pub use settings::{AuditConfig, AuditEncoding};
 
 #[cfg(test)]

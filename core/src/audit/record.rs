@@ -4,7 +4,7 @@ use super::identity::Identity;
 use super::settings::AuditConfig;
 use crate::decision::{Decision, Reason, Verdict};
 use crate::fhir::{Interaction, InteractionKind};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// What the filter knows about one request when it writes the record.
 #[derive(Debug, Clone)]
@@ -23,6 +23,44 @@ pub struct AuditInput<'a> {
     /// The status a failed response check answers
     /// (`responses.obligation_denied_status`).
     pub obligation_denied_status: u16,
+}
+
+/// What Envoy knows once the response is sent. With `audit.encoding:
+/// "line"` the record is the whole access-log line, so it carries what the
+/// access log's own fields used to (`%RESPONSE_CODE%`, `%DURATION%`,
+/// `%START_TIME%`, `%REQ(:METHOD)%`, the path without its query).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogFacts<'a> {
+    pub method: &'a str,
+    /// The request path as the client sent it; the query is dropped (it may
+    /// hold PHI, and the record never contains query values).
+    pub path: &'a str,
+    /// The status sent downstream; `0` when none was (as `%RESPONSE_CODE%`).
+    pub response_code: u64,
+    /// From the start of the request to the end of the response, in ms.
+    pub duration_ms: u64,
+    /// When Envoy received the request, Unix ms.
+    pub start_ms: u64,
+}
+
+/// Add `method`, `path`, `response_code`, `duration_ms` and `start_time` to
+/// the JSON text of a record made by [`record_json`] (after its other keys).
+pub fn add_log_facts(record: &mut Vec<u8>, facts: &LogFacts<'_>) {
+    if record.last() != Some(&b'}') {
+        return;
+    }
+    record.pop();
+    let path = facts.path.split('?').next().unwrap_or("");
+    let mut o = JsonObject {
+        out: record,
+        first: false,
+    };
+    o.str("method", facts.method);
+    o.str("path", path);
+    o.num("response_code", facts.response_code);
+    o.num("duration_ms", facts.duration_ms);
+    o.str("start_time", &rfc3339_ms(facts.start_ms));
+    record.push(b'}');
 }
 
 /// AuditEvent.subtype: the FHIR `restful-interaction` code as IHE BALP uses
@@ -97,38 +135,96 @@ pub fn rfc3339_ms(now_ms: u64) -> String {
     format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
 }
 
-/// Insert `key` (keys come out sorted: `serde_json::Map` is ordered).
-fn put(m: &mut Map<String, Value>, key: &str, value: Value) {
-    m.insert(key.to_string(), value);
+/// A JSON object being written: compact, members in the order written
+/// (callers write keys sorted, as `serde_json` prints a map).
+struct JsonObject<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
 }
 
-fn strings(items: &[String]) -> Value {
-    Value::Array(items.iter().map(|s| Value::from(s.as_str())).collect())
-}
-
-fn entity(it: &Interaction, identity: Option<&Identity>) -> Value {
-    let mut e = Map::new();
-    if let (Some(t), Some(id)) = (&it.resource_type, &it.id) {
-        put(&mut e, "reference", Value::from(format!("{t}/{id}")));
+impl<'a> JsonObject<'a> {
+    fn open(out: &'a mut Vec<u8>) -> JsonObject<'a> {
+        out.push(b'{');
+        JsonObject { out, first: true }
     }
-    if let Some(t) = &it.resource_type {
-        put(&mut e, "resource_type", Value::from(t.as_str()));
+
+    fn close(self) {
+        self.out.push(b'}');
+    }
+
+    /// Keys are ASCII literals: nothing to escape.
+    fn key(&mut self, key: &str) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    fn str(&mut self, key: &str, value: &str) {
+        self.key(key);
+        json_string(self.out, value);
+    }
+
+    fn num(&mut self, key: &str, value: u64) {
+        self.key(key);
+        self.out.extend_from_slice(value.to_string().as_bytes());
+    }
+
+    fn bool(&mut self, key: &str, value: bool) {
+        self.key(key);
+        self.out
+            .extend_from_slice(if value { b"true" } else { b"false" });
+    }
+
+    fn strs<'s>(&mut self, key: &str, items: impl Iterator<Item = &'s str>) {
+        self.key(key);
+        self.out.push(b'[');
+        for (i, item) in items.enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            json_string(self.out, item);
+        }
+        self.out.push(b']');
+    }
+
+    /// A nested object under `key`.
+    fn object(&mut self, key: &str) -> JsonObject<'_> {
+        self.key(key);
+        JsonObject::open(self.out)
+    }
+}
+
+/// A JSON string, escaped exactly as `serde_json` prints one.
+fn json_string(out: &mut Vec<u8>, s: &str) {
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// `entity`, keys sorted.
+fn entity(o: &mut JsonObject<'_>, it: Option<&Interaction>, identity: Option<&Identity>) {
+    let mut e = o.object("entity");
+    let Some(it) = it else {
+        e.close();
+        return;
+    };
+    if let Some(c) = &it.compartment {
+        e.str("compartment", &format!("{}/{}", c.resource_type, c.id));
+    }
+    if !it.entries.is_empty() {
+        e.num("entries", it.entries.len() as u64);
     }
     if let Some(id) = &it.id {
-        put(&mut e, "id", Value::from(id.as_str()));
-    }
-    if let Some(v) = &it.version {
-        put(&mut e, "version", Value::from(v.as_str()));
-    }
-    if let Some(c) = &it.compartment {
-        let compartment = format!("{}/{}", c.resource_type, c.id);
-        put(&mut e, "compartment", Value::from(compartment));
+        e.str("id", id);
     }
     if let Some(op) = &it.operation {
-        put(&mut e, "operation", Value::from(op.as_str()));
+        e.str("operation", op);
     }
-    if !it.types.is_empty() {
-        put(&mut e, "types", strings(&it.types));
+    if let Some(p) = identity.and_then(|i| i.patient.as_deref()) {
+        e.str("patient", &format!("Patient/{p}"));
     }
     if !it.search.is_empty() {
         // Parameter names with modifier and chain, never their values.
@@ -148,33 +244,45 @@ fn entity(it: &Interaction, identity: Option<&Identity>) -> Value {
                 n
             })
             .collect();
-        put(&mut e, "query", strings(&names));
+        e.strs("query", names.iter().map(String::as_str));
     }
-    if !it.entries.is_empty() {
-        put(&mut e, "entries", Value::from(it.entries.len()));
+    if let (Some(t), Some(id)) = (&it.resource_type, &it.id) {
+        e.str("reference", &format!("{t}/{id}"));
     }
-    if let Some(p) = identity.and_then(|i| i.patient.as_deref()) {
-        put(&mut e, "patient", Value::from(format!("Patient/{p}")));
+    if let Some(t) = &it.resource_type {
+        e.str("resource_type", t);
     }
-    Value::Object(e)
+    if !it.types.is_empty() {
+        e.strs("types", it.types.iter().map(String::as_str));
+    }
+    if let Some(v) = &it.version {
+        e.str("version", v);
+    }
+    e.close();
 }
 
-fn agent(identity: Option<&Identity>) -> Value {
-    let mut agent = Map::new();
-    if let Some(id) = identity {
-        if let Some(c) = &id.client_id {
-            put(&mut agent, "client_id", Value::from(c.as_str()));
-        }
-        if let Some(u) = id.user() {
-            put(&mut agent, "user", Value::from(u));
-        }
+/// `agent`, keys sorted.
+fn agent(o: &mut JsonObject<'_>, identity: Option<&Identity>) {
+    let mut a = o.object("agent");
+    if let Some(c) = identity.and_then(|i| i.client_id.as_deref()) {
+        a.str("client_id", c);
     }
-    put(&mut agent, "requestor", Value::Bool(true));
-    Value::Object(agent)
+    a.bool("requestor", true);
+    if let Some(u) = identity.and_then(Identity::user) {
+        a.str("user", &u);
+    }
+    a.close();
 }
 
 /// Build the audit record.
 pub fn record(settings: &AuditConfig, input: &AuditInput<'_>) -> Value {
+    serde_json::from_slice(&record_json(settings, input)).unwrap_or(Value::Null)
+}
+
+/// The audit record as compact JSON text, keys sorted: exactly what
+/// `serde_json` prints for [`record`]'s object, written directly (no
+/// intermediate map: this runs on every request).
+pub fn record_json(settings: &AuditConfig, input: &AuditInput<'_>) -> Vec<u8> {
     let d = input.decision;
     let it = d.interaction.as_ref();
     let mut decision = match d.decision {
@@ -190,64 +298,70 @@ pub fn record(settings: &AuditConfig, input: &AuditInput<'_>) -> Value {
         message = why;
         status = input.obligation_denied_status;
     }
-    let mut r = Map::new();
-    put(&mut r, "type", Value::from("rest"));
-    put(
-        &mut r,
-        "subtype",
-        Value::from(it.map(subtype).unwrap_or("unknown")),
-    );
-    let interaction = match it {
-        Some(i) => serde_json::to_value(i.kind).unwrap_or(Value::Null),
-        None => Value::from("unknown"),
-    };
-    put(&mut r, "interaction", interaction);
+    let mut out = Vec::with_capacity(768);
+    let mut r = JsonObject::open(&mut out);
     let action = it
         .map(|i| action(i.kind))
         .unwrap_or_else(|| action_from_method(input.method));
-    put(&mut r, "action", Value::from(action));
-    let outcome = if decision == "allow" { "0" } else { "4" };
-    put(&mut r, "outcome", Value::from(outcome));
-    put(&mut r, "recorded", Value::from(rfc3339_ms(input.now_ms)));
-    put(&mut r, "agent", agent(input.identity));
-    put(&mut r, "source", Value::from(settings.source.as_str()));
-    let entity = it
-        .map(|i| entity(i, input.identity))
-        .unwrap_or_else(|| Value::Object(Map::new()));
-    put(&mut r, "entity", entity);
-    if let Some(jti) = input.identity.and_then(|i| i.jti.as_deref()) {
-        let policy = format!("urn:ietf:params:oauth:jti:{jti}");
-        put(&mut r, "policy", Value::from(policy));
+    r.str("action", action);
+    agent(&mut r, input.identity);
+    r.str("decision", decision);
+    if !d.denied_entries.is_empty() {
+        r.key("denied_entries");
+        r.out.push(b'[');
+        for (i, e) in d.denied_entries.iter().enumerate() {
+            if i > 0 {
+                r.out.push(b',');
+            }
+            r.out.extend_from_slice(e.index.to_string().as_bytes());
+        }
+        r.out.push(b']');
     }
-    if let Some(rid) = input.request_id {
-        put(&mut r, "request_id", Value::from(rid));
+    r.bool("enforced", input.enforced);
+    entity(&mut r, it, input.identity);
+    r.key("interaction");
+    match it {
+        Some(i) => {
+            if serde_json::to_writer(&mut *r.out, &i.kind).is_err() {
+                r.out.extend_from_slice(b"null");
+            }
+        }
+        None => json_string(r.out, "unknown"),
     }
-    put(&mut r, "decision", Value::from(decision));
-    put(&mut r, "reason", Value::from(reason));
-    put(&mut r, "message", Value::from(message));
-    put(&mut r, "status", Value::from(status));
-    put(&mut r, "required_scopes", strings(&d.required_scopes));
+    r.str("message", message);
     if !d.obligations.is_empty() {
         let obligation = match &input.obligation_result {
             None => "pending",
             Some(Ok(())) => "passed",
             Some(Err(_)) => "failed",
         };
-        put(&mut r, "obligation", Value::from(obligation));
+        r.str("obligation", obligation);
     }
+    r.str("outcome", if decision == "allow" { "0" } else { "4" });
+    if let Some(jti) = input.identity.and_then(|i| i.jti.as_deref()) {
+        r.str("policy", &format!("urn:ietf:params:oauth:jti:{jti}"));
+    }
+    r.str("reason", reason);
+    r.str("recorded", &rfc3339_ms(input.now_ms));
+    if let Some(rid) = input.request_id {
+        r.str("request_id", rid);
+    }
+    r.strs(
+        "required_scopes",
+        d.required_scopes.iter().map(String::as_str),
+    );
     if let Some(rw) = &d.rewrite {
         // Names only: the added parameters' values (a patient id, codes)
         // stay out of the record like every other parameter value.
-        let mut m = Map::new();
-        put(&mut m, "added", strings(&rw.added));
-        let headers: Vec<String> = rw.headers.iter().map(|(n, _)| n.clone()).collect();
-        put(&mut m, "headers", strings(&headers));
-        put(&mut r, "rewrite", Value::Object(m));
+        let mut m = r.object("rewrite");
+        m.strs("added", rw.added.iter().map(String::as_str));
+        m.strs("headers", rw.headers.iter().map(|(n, _)| n.as_str()));
+        m.close();
     }
-    if !d.denied_entries.is_empty() {
-        let idx = d.denied_entries.iter().map(|e| Value::from(e.index));
-        put(&mut r, "denied_entries", Value::Array(idx.collect()));
-    }
-    put(&mut r, "enforced", Value::Bool(input.enforced));
-    Value::Object(r)
+    r.str("source", &settings.source);
+    r.num("status", u64::from(status));
+    r.str("subtype", it.map(subtype).unwrap_or("unknown"));
+    r.str("type", "rest");
+    r.close();
+    out
 }

@@ -19,7 +19,7 @@ impl Default for AuditConfig {
         AuditConfig {
             enabled: true,
             source: "fhir-smart-authz".into(),
-            encoding: AuditEncoding::Struct,
+            encoding: AuditEncoding::Line,
         }
     }
 }
@@ -28,13 +28,27 @@ impl Default for AuditConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(try_from = "String")]
 pub enum AuditEncoding {
-    /// `"struct"` (default): a `google.protobuf.Struct` (a Protobuf-typed
-    /// property), rendered by the access log's `:TYPED` as a nested object.
+    /// `"line"` (default): JSON text written once, when the request is
+    /// logged (`on_log`), with the response code, duration, start time,
+    /// method and path added; an access log whose whole line is
+    /// `%FILTER_STATE(...:PLAIN)%` then prints one JSON object per request.
+    /// The cheapest form for Envoy to render.
     #[default]
+    Line,
+    /// `"struct"`: a `google.protobuf.Struct` (a Protobuf-typed property)
+    /// written at decision time, rendered by the access log's `:TYPED` as a
+    /// nested object inside a `json_format`.
     Struct,
-    /// `"json"`: JSON text (a String-typed property), rendered by `:PLAIN` as
-    /// a string; cheaper.
+    /// `"json"`: JSON text (a String-typed property) written at decision
+    /// time, rendered by `:PLAIN` as a string inside a `json_format`.
     Json,
+}
+
+impl AuditEncoding {
+    /// The record is JSON text (a String-typed property), not a `Struct`.
+    pub fn is_text(self) -> bool {
+        matches!(self, AuditEncoding::Line | AuditEncoding::Json)
+    }
 }
 
 impl TryFrom<String> for AuditEncoding {
@@ -42,12 +56,13 @@ impl TryFrom<String> for AuditEncoding {
 
     fn try_from(name: String) -> Result<Self, String> {
         match name.as_str() {
+            "line" => Ok(AuditEncoding::Line),
             "struct" => Ok(AuditEncoding::Struct),
             "json" => Ok(AuditEncoding::Json),
             _ => Err(field_value_error(
                 "audit.encoding",
                 &format!(
-                    "must be \"struct\" (nested object, access log `:TYPED`) or \"json\" (JSON text, access log `:PLAIN`) (got {name:?})"
+                    "must be \"line\" (the whole access-log line, text format `%FILTER_STATE(...:PLAIN)%`), \"struct\" (nested object, `:TYPED` in a json_format) or \"json\" (JSON text, `:PLAIN` in a json_format) (got {name:?})"
                 ),
             )),
         }

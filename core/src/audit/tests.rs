@@ -4,7 +4,7 @@ use super::*;
 use crate::config::Config;
 use crate::decision::{Decision, Reason};
 use crate::fhir::{Interaction, InteractionKind, Level, SearchParam};
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[test]
 fn rfc3339_known_instants() {
@@ -141,6 +141,122 @@ fn record_unclassified_deny_and_obligation_failure() {
     );
     assert_eq!(r["interaction"], "read");
     assert_eq!(r["subtype"], "read");
+}
+
+#[test]
+fn log_facts_complete_the_record_without_the_query() {
+    let c = Config::default_config().unwrap();
+    let d = Decision::deny(Reason::MissingToken, "no token");
+    let input = AuditInput {
+        method: "GET",
+        request_id: Some("rid-2"),
+        decision: &d,
+        identity: None,
+        enforced: true,
+        now_ms: 1_795_614_593_123,
+        obligation_result: None,
+        obligation_denied_status: 403,
+    };
+    let mut text = record_json(&c.audit, &input);
+    add_log_facts(
+        &mut text,
+        &LogFacts {
+            method: "GET",
+            path: "/fhir/Patient?name=Jane%20Doe&birthdate=1970",
+            response_code: 401,
+            duration_ms: 3,
+            start_ms: 1_795_614_593_120,
+        },
+    );
+    let line: Value = serde_json::from_slice(&text).unwrap();
+    let mut want = record(&c.audit, &input).as_object().unwrap().clone();
+    for (k, v) in [
+        ("method", json!("GET")),
+        ("path", json!("/fhir/Patient")),
+        ("response_code", json!(401)),
+        ("duration_ms", json!(3)),
+        ("start_time", json!("2026-11-25T13:49:53.120Z")),
+    ] {
+        assert!(want.insert(k.into(), v).is_none(), "{k} is a new field");
+    }
+    assert_eq!(line, Value::Object(want));
+    let text = String::from_utf8(text).unwrap();
+    assert!(!text.contains("Jane") && !text.contains("1970"), "{text}");
+    assert!(!text.contains('\n'), "one line: {text}");
+}
+
+#[test]
+fn record_text_is_what_serde_json_prints_for_the_record() {
+    // Every optional member present, strings that need escaping.
+    let c = Config::from_json(br#"{"audit":{"source":"gw \"eu\"\u0001"}}"#).unwrap();
+    let mut it = Interaction::new(InteractionKind::Search, Level::Type);
+    it.resource_type = Some("Observation".into());
+    it.id = Some("o1".into());
+    it.version = Some("2".into());
+    it.operation = Some("$everything".into());
+    it.compartment = Some(crate::fhir::Compartment {
+        resource_type: "Patient".into(),
+        id: "p1".into(),
+    });
+    it.types = vec!["Observation".into(), "Condition".into()];
+    it.search = vec![SearchParam {
+        name: "subject".into(),
+        modifier: Some("Patient".into()),
+        chain: Some("name".into()),
+        values: vec!["x".into()],
+    }];
+    let entry = crate::fhir::BundleEntry {
+        index: 0,
+        method: "GET".into(),
+        url: "Patient/p1".into(),
+        interaction: Box::new(Interaction::new(InteractionKind::Read, Level::Instance)),
+    };
+    it.entries = vec![entry.clone(), entry];
+    let mut d = Decision::allow(Reason::Allowed, it);
+    d.required_scopes = vec!["patient/Observation.rs".into(), "a\tb".into()];
+    d.obligations = vec![crate::decision::Obligation::CheckResponseCompartment {
+        resource_type: "Observation".into(),
+        patient: "p1".into(),
+    }];
+    d.rewrite = Some(crate::decision::Rewrite {
+        path: "/fhir/Observation?patient=p1".into(),
+        headers: vec![("prefer".to_string(), "handling=strict".to_string())],
+        added: vec!["patient".into()],
+    });
+    d.denied_entries = vec![crate::decision::EntryDenial {
+        index: 12,
+        reason: Reason::InsufficientScope,
+        message: "m".into(),
+        required_scopes: vec![],
+    }];
+    let id = Identity {
+        client_id: Some("app\u{7f}".into()),
+        fhir_user: Some("Practitioner/pr1".into()),
+        jti: Some("j\"1".into()),
+        patient: Some("p1".into()),
+        ..Identity::default()
+    };
+    for (identity, obligation, request_id) in [
+        (Some(&id), None, Some("rid \\ 1")),
+        (Some(&id), Some(Ok(())), None),
+        (None, Some(Err("not \"theirs\"".to_string())), Some("r")),
+    ] {
+        let text = record_json(
+            &c.audit,
+            &AuditInput {
+                method: "POST",
+                request_id,
+                decision: &d,
+                identity,
+                enforced: false,
+                now_ms: 1_795_614_593_123,
+                obligation_result: obligation,
+                obligation_denied_status: 404,
+            },
+        );
+        let parsed: Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(String::from_utf8(text).unwrap(), parsed.to_string());
+    }
 }
 
 #[test]

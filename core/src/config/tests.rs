@@ -55,7 +55,8 @@ fn shell_defaults() {
 #[test]
 fn audit_encoding_parses_and_validates() {
     for (json, encoding) in [
-        (r#"{}"#, AuditEncoding::Struct),
+        (r#"{}"#, AuditEncoding::Line),
+        (r#"{"audit":{"encoding":"line"}}"#, AuditEncoding::Line),
         (r#"{"audit":{"encoding":"struct"}}"#, AuditEncoding::Struct),
         (r#"{"audit":{"encoding":"json"}}"#, AuditEncoding::Json),
     ] {
@@ -64,13 +65,14 @@ fn audit_encoding_parses_and_validates() {
     }
     let e = Config::from_json(br#"{"audit":{"encoding":"text"}}"#).unwrap_err();
     assert_eq!(e.field, "audit.encoding");
+    assert!(e.message.contains("\"line\""), "{e}");
     assert!(e.message.contains("\"struct\""), "{e}");
     assert!(e.message.contains("\"json\""), "{e}");
     assert!(e.message.contains("\"text\""), "{e}");
     // The same message as when `encoding` was validated after parsing.
     assert_eq!(
         e.message,
-        "must be \"struct\" (nested object, access log `:TYPED`) or \"json\" (JSON text, access log `:PLAIN`) (got \"text\")"
+        "must be \"line\" (the whole access-log line, text format `%FILTER_STATE(...:PLAIN)%`), \"struct\" (nested object, `:TYPED` in a json_format) or \"json\" (JSON text, `:PLAIN` in a json_format) (got \"text\")"
     );
 }
 

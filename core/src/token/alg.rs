@@ -116,15 +116,42 @@ impl PublicKey {
         }
     }
 
-    /// The key as DER SubjectPublicKeyInfo (for Envoy's `verify_signature`);
-    /// only RSA keys (the only ones the host path is used for).
-    pub fn rsa_spki_der(&self) -> Option<Vec<u8>> {
+    /// The key as DER SubjectPublicKeyInfo (for Envoy's `verify_signature`):
+    /// RSA, P-256 and P-384 keys (those the host path is used for).
+    pub fn spki_der(&self) -> Option<Vec<u8>> {
         use rsa::pkcs8::EncodePublicKey;
         match self {
             PublicKey::Rsa(k) => k.to_public_key_der().ok().map(|d| d.as_bytes().to_vec()),
-            _ => None,
+            PublicKey::P256(k) => Some(ec_spki(
+                P256_SPKI_PREFIX,
+                k.to_encoded_point(false).as_bytes(),
+            )),
+            PublicKey::P384(k) => Some(ec_spki(
+                P384_SPKI_PREFIX,
+                k.to_encoded_point(false).as_bytes(),
+            )),
+            PublicKey::Ed25519(_) => None,
         }
     }
+}
+
+/// DER SubjectPublicKeyInfo up to the uncompressed point (RFC 5480):
+/// SEQUENCE { SEQUENCE { id-ecPublicKey, secp256r1 }, BIT STRING (0 unused bits) }.
+const P256_SPKI_PREFIX: &[u8] = &[
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+/// The same for secp384r1.
+const P384_SPKI_PREFIX: &[u8] = &[
+    0x30, 0x76, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05, 0x2b,
+    0x81, 0x04, 0x00, 0x22, 0x03, 0x62, 0x00,
+];
+
+fn ec_spki(prefix: &[u8], point: &[u8]) -> Vec<u8> {
+    let mut der = Vec::with_capacity(prefix.len() + point.len());
+    der.extend_from_slice(prefix);
+    der.extend_from_slice(point);
+    der
 }
 
 /// Pure-Rust signature check. Any malformed signature (wrong length, zero

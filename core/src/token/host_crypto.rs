@@ -12,11 +12,13 @@
 //! ```
 //!
 //! and answers `VerifySignatureResult { bool result = 1; string error = 2; }`
-//! (or `BadArgument` when the key does not import). The host runs
-//! `EVP_DigestVerify` with default parameters, so it covers exactly:
-//! RSA PKCS#1 v1.5 with SHA-256/384/512 (RS256/RS384/RS512). PS* would need
-//! PSS padding, ES* a DER (not JWS r||s) signature and EdDSA no digest, none
-//! of which the host API can express, so those always use the pure path.
+//! (or `BadArgument` when the key does not import); a signature that does not
+//! verify is a successful call with `result: false`. The host runs
+//! `EVP_DigestVerify` with default parameters, so it covers RSA PKCS#1 v1.5
+//! (RS256/RS384/RS512) and ECDSA (ES256/ES384) once the JWS signature (`r‖s`,
+//! fixed width) is re-encoded as the ASN.1 DER `ECDSA-Sig-Value` BoringSSL
+//! expects. PS* would need PSS padding and EdDSA no digest, which the host
+//! API cannot express: those always use the pure path.
 
 use super::alg::{verify_pure, JwsAlgorithm};
 use super::keys::Jwk;
@@ -29,11 +31,63 @@ pub const VERIFY_SIGNATURE_FUNCTION: &str = "verify_signature";
 /// pure-Rust path.
 pub fn host_hash_function(alg: JwsAlgorithm) -> Option<&'static str> {
     match alg {
-        JwsAlgorithm::RS256 => Some("sha256"),
-        JwsAlgorithm::RS384 => Some("sha384"),
+        JwsAlgorithm::RS256 | JwsAlgorithm::ES256 => Some("sha256"),
+        JwsAlgorithm::RS384 | JwsAlgorithm::ES384 => Some("sha384"),
         JwsAlgorithm::RS512 => Some("sha512"),
         _ => None,
     }
+}
+
+/// The width of one ECDSA scalar in a JWS signature (RFC 7518 §3.4).
+fn ecdsa_scalar_len(alg: JwsAlgorithm) -> Option<usize> {
+    match alg {
+        JwsAlgorithm::ES256 => Some(32),
+        JwsAlgorithm::ES384 => Some(48),
+        _ => None,
+    }
+}
+
+/// One DER INTEGER of a non-negative big-endian scalar: minimal, with a
+/// leading zero byte when the high bit is set. `None` for zero (never a
+/// valid ECDSA `r` or `s`).
+fn der_integer(out: &mut Vec<u8>, scalar: &[u8]) -> Option<()> {
+    let start = scalar.iter().position(|b| *b != 0)?;
+    let digits = scalar.get(start..)?;
+    let pad = digits.first().is_some_and(|b| b & 0x80 != 0);
+    out.push(0x02);
+    out.push(u8::try_from(digits.len() + usize::from(pad)).ok()?);
+    if pad {
+        out.push(0);
+    }
+    out.extend_from_slice(digits);
+    Some(())
+}
+
+/// A JWS ECDSA signature (`r‖s`, each `scalar_len` bytes) as the DER
+/// `ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }` BoringSSL parses.
+/// `None` when the length is not exactly `2 × scalar_len` or `r`/`s` is
+/// zero: such a signature never verifies (the pure path says so too). The
+/// encoding is canonical, so it adds no malleability; scalars out of range
+/// are refused by the host as by the pure path.
+pub fn ecdsa_jws_to_der(signature: &[u8], scalar_len: usize) -> Option<Vec<u8>> {
+    if scalar_len == 0 || scalar_len > 64 || signature.len() != 2 * scalar_len {
+        return None;
+    }
+    let (r, s) = signature.split_at(scalar_len);
+    // Two INTEGERs of at most 2 + 1 + 64 bytes: the SEQUENCE length fits the
+    // short form only up to 127; P-256/P-384 need at most 102.
+    let mut body = Vec::with_capacity(2 * (scalar_len + 3));
+    der_integer(&mut body, r)?;
+    der_integer(&mut body, s)?;
+    let mut der = Vec::with_capacity(body.len() + 3);
+    der.push(0x30);
+    match u8::try_from(body.len()) {
+        Ok(len) if len < 0x80 => der.push(len),
+        Ok(len) => der.extend_from_slice(&[0x81, len]),
+        Err(_) => return None,
+    }
+    der.extend_from_slice(&body);
+    Some(der)
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -72,7 +126,8 @@ pub fn encode_verify_signature_args(
 }
 
 /// The foreign-function argument for this check, or `None` when the host
-/// cannot verify it (non-RSA-PKCS#1 algorithm or no DER key).
+/// cannot verify it (PS*/EdDSA, no DER key, or an ECDSA signature that is
+/// malformed: the pure path then refuses it).
 pub fn host_request(
     alg: JwsAlgorithm,
     key: &Jwk,
@@ -81,6 +136,14 @@ pub fn host_request(
 ) -> Option<Vec<u8>> {
     let hash = host_hash_function(alg)?;
     let der = key.spki_der.as_deref()?;
+    let ecdsa_der;
+    let signature = match ecdsa_scalar_len(alg) {
+        Some(width) => {
+            ecdsa_der = ecdsa_jws_to_der(signature, width)?;
+            ecdsa_der.as_slice()
+        }
+        None => signature,
+    };
     Some(encode_verify_signature_args(
         hash,
         der,
@@ -149,7 +212,7 @@ pub fn decode_verify_signature_result(bytes: &[u8]) -> Result<(bool, String), Ve
     Ok((result, error))
 }
 
-/// A [`SignatureVerifier`] that sends RS256/384/512 checks to the host
+/// A [`SignatureVerifier`] that sends RS256/384/512 and ES256/384 checks to the host
 /// through `call` (the shell passes a closure around
 /// `hostcalls::call_foreign_function(VERIFY_SIGNATURE_FUNCTION, Some(args))`
 /// returning the result bytes) and everything else to the pure path.
@@ -227,6 +290,39 @@ mod tests {
         let big = vec![7u8; 300];
         let out = encode_verify_signature_args("sha256", &big, &[], &[]);
         assert_eq!(&out[8..11], &[0x12, 0xac, 0x02]);
+    }
+
+    #[test]
+    fn ecdsa_signatures_become_canonical_der() {
+        // r with its high bit set gets a zero byte; s with leading zeros loses them.
+        let mut sig = vec![0u8; 64];
+        sig[0] = 0x80;
+        sig[31] = 1;
+        sig[62] = 0x7f;
+        sig[63] = 2;
+        let mut want = vec![0x30, 0x27, 0x02, 0x21, 0x00];
+        want.extend_from_slice(&sig[..32]);
+        want.extend_from_slice(&[0x02, 0x02, 0x7f, 0x02]);
+        assert_eq!(ecdsa_jws_to_der(&sig, 32).unwrap(), want);
+        // A one-byte scalar; ES384 width.
+        let mut sig = vec![0u8; 96];
+        sig[47] = 5;
+        sig[95] = 0x81;
+        assert_eq!(
+            ecdsa_jws_to_der(&sig, 48).unwrap(),
+            vec![0x30, 0x07, 0x02, 0x01, 0x05, 0x02, 0x02, 0x00, 0x81]
+        );
+        // Malformed: wrong length for the algorithm, zero r or s.
+        assert_eq!(ecdsa_jws_to_der(&[1u8; 63], 32), None);
+        assert_eq!(ecdsa_jws_to_der(&[1u8; 96], 32), None);
+        assert_eq!(ecdsa_jws_to_der(&[1u8; 64], 48), None);
+        let mut zero_r = vec![1u8; 64];
+        zero_r[..32].fill(0);
+        assert_eq!(ecdsa_jws_to_der(&zero_r, 32), None);
+        let mut zero_s = vec![1u8; 64];
+        zero_s[32..].fill(0);
+        assert_eq!(ecdsa_jws_to_der(&zero_s, 32), None);
+        assert_eq!(ecdsa_jws_to_der(&[], 0), None);
     }
 
     #[test]

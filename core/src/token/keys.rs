@@ -20,8 +20,8 @@ pub struct Jwk {
     /// The JWK's `alg`, if it pins one.
     pub alg: Option<JwsAlgorithm>,
     pub key: PublicKey,
-    /// DER SubjectPublicKeyInfo of RSA keys, precomputed for the host
-    /// `verify_signature` path.
+    /// DER SubjectPublicKeyInfo of RSA, P-256 and P-384 keys, precomputed
+    /// for the host `verify_signature` path.
     pub spki_der: Option<Vec<u8>>,
 }
 
@@ -56,7 +56,7 @@ impl Jwk {
                 return Err(format!("`alg` {} does not match the key type", a.name()));
             }
         }
-        let spki_der = key.rsa_spki_der();
+        let spki_der = key.spki_der();
         Ok(Jwk {
             kid,
             alg,

@@ -246,13 +246,16 @@ impl TokenService {
             token: token.to_string(),
             location: TokenLocation::Header,
         };
+        // SHA-256 of the token once: the cache lookup/insert and the hot tier.
+        let key = CacheKey::of(token);
         // At most two rounds: a hit on an uncacheable (`None`) entry is
         // removed and verified afresh.
         for _ in 0..2 {
             let mut fresh: Option<Rc<Value>> = None;
             let (scope, patient) = (&self.scope_claim, &self.patient_claim);
-            let result = self.verifier.authenticate(
+            let result = self.verifier.authenticate_keyed(
                 &mut self.cache,
+                &key,
                 &bearer,
                 now,
                 sig,
@@ -260,7 +263,7 @@ impl TokenService {
             );
             match result {
                 Ok(Authenticated::Verified { value, cached }) => {
-                    if let Some(step) = self.verified(token, fresh, value, cached) {
+                    if let Some(step) = self.verified(token, &key, fresh, value, cached) {
                         return step;
                     }
                 }
@@ -308,13 +311,14 @@ impl TokenService {
     fn verified(
         &mut self,
         token: &str,
+        key: &CacheKey,
         fresh: Option<Rc<Value>>,
         value: Cached,
         cached: bool,
     ) -> Option<TokenStep> {
         if let Some(claims) = fresh {
             if let Some(json) = value {
-                self.remember(token, json, &claims);
+                self.remember(token, key, json, &claims);
             }
             return Some(TokenStep::Verified {
                 claims,
@@ -328,21 +332,21 @@ impl TokenService {
         });
         match parsed {
             Some((json, claims)) => {
-                self.remember(token, json, &claims);
+                self.remember(token, key, json, &claims);
                 Some(TokenStep::Verified {
                     claims,
                     cache_hit: cached,
                 })
             }
             None => {
-                self.cache.remove(&CacheKey::of(token));
+                self.cache.remove(key);
                 None
             }
         }
     }
 
     /// Put a verified, cached token into the hot tier.
-    fn remember(&mut self, token: &str, json: Rc<str>, claims: &Rc<Value>) {
+    fn remember(&mut self, token: &str, key: &CacheKey, json: Rc<str>, claims: &Rc<Value>) {
         if self.cache.capacity() == 0 {
             return;
         }
@@ -352,7 +356,7 @@ impl TokenService {
         self.hot.insert(
             token.into(),
             Hot {
-                key: CacheKey::of(token),
+                key: *key,
                 json,
                 claims: claims.clone(),
             },

@@ -189,10 +189,24 @@ impl TokenVerifier {
         verifier: &dyn SignatureVerifier,
         to_value: impl FnOnce(&VerifiedToken) -> V,
     ) -> Result<Authenticated<V>, TokenError> {
+        let key = CacheKey::of(&bearer.token);
+        self.authenticate_keyed(cache, &key, bearer, now, verifier, to_value)
+    }
+
+    /// [`Self::authenticate`] with the token's cache key already computed
+    /// (SHA-256 of the whole token: the caller keeps it for its own use).
+    pub fn authenticate_keyed<V: Clone>(
+        &mut self,
+        cache: &mut TokenCache<V>,
+        key: &CacheKey,
+        bearer: &BearerToken,
+        now: u64,
+        verifier: &dyn SignatureVerifier,
+        to_value: impl FnOnce(&VerifiedToken) -> V,
+    ) -> Result<Authenticated<V>, TokenError> {
         let token = bearer.token.as_str();
-        let key = CacheKey::of(token);
         let issuers = &self.issuers;
-        if let Some(hit) = cache.get(&key, now, |i| issuers.get(i).map(|s| s.store.generation())) {
+        if let Some(hit) = cache.get(key, now, |i| issuers.get(i).map(|s| s.store.generation())) {
             hit.times.check(now, self.settings.leeway_seconds)?;
             return Ok(Authenticated::Verified {
                 value: hit.value,
@@ -219,7 +233,7 @@ impl TokenVerifier {
             .saturating_add(self.settings.leeway_seconds);
         let value = to_value(&verified);
         cache.insert(
-            key,
+            *key,
             verified.issuer_index,
             generation,
             expires_at,

@@ -12,8 +12,8 @@
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use fhir_smart_authz_core::config::Config;
-use fhir_smart_authz_core::token::alg::Es384;
-use jwt_compact::alg::{Ed25519, Es256, Rsa, RsaPrivateKey};
+use fhir_smart_authz_core::token::alg::{Es384, Es384Signature};
+use jwt_compact::alg::{Ed25519, Es256, Rsa, RsaPrivateKey, RsaSignature};
 use jwt_compact::{Algorithm, AlgorithmSignature};
 use serde_json::{json, Value};
 
@@ -27,6 +27,10 @@ pub const JWKS_ROTATED: &str = include_str!("../../../tests/fixtures/keys/jwks_r
 pub const JWKS_MIXED: &str = include_str!("../../../tests/fixtures/keys/jwks_mixed.json");
 pub const REFERENCE_TOKENS: &str =
     include_str!("../../../tests/fixtures/keys/reference_tokens.json");
+
+pub fn b64d(text: &str) -> Vec<u8> {
+    URL_SAFE_NO_PAD.decode(text).unwrap()
+}
 
 pub fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
@@ -155,4 +159,142 @@ pub fn remote_config(extra: Value) -> Config {
     }
     let cfg = json!({"fhir_base_url": AUD, "issuers": [issuer]});
     Config::from_json(cfg.to_string().as_bytes()).unwrap()
+}
+
+/// Envoy's `verify_signature` foreign function as BoringSSL answers it, for
+/// the tests of the host path: `VerifySignatureArguments` in (hash name, key
+/// as DER SubjectPublicKeyInfo, signature, text), `VerifySignatureResult`
+/// out. RSA keys take PKCS#1 v1.5 signatures; P-256/P-384 keys take a
+/// strict DER `ECDSA-Sig-Value` (the JWS `r‖s` form does not verify, as in
+/// Envoy). A signature that does not verify is a successful call with
+/// `result: false`; `Err` stands for `BadArgument` (unknown hash name, a key
+/// that does not import).
+pub fn envoy_verify_signature(args: &[u8]) -> Result<Vec<u8>, String> {
+    let fields = protobuf_fields(args).ok_or("arguments do not parse")?;
+    let field = |n: u64| {
+        fields
+            .iter()
+            .find(|(f, _)| *f == n)
+            .map(|(_, v)| v.as_slice())
+    };
+    let hash = std::str::from_utf8(field(1).unwrap_or(b"")).map_err(|e| e.to_string())?;
+    let hash = hash.to_ascii_lowercase();
+    if !["sha1", "sha224", "sha256", "sha384", "sha512"].contains(&hash.as_str()) {
+        return Err(format!("{hash} is not supported."));
+    }
+    let (key, sig, text) = (
+        field(2).unwrap_or(b""),
+        field(3).unwrap_or(b""),
+        field(4).unwrap_or(b""),
+    );
+    let ok = if let Some(point) = key.strip_prefix(P256_SPKI.as_slice()) {
+        let k = p256::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|e| e.to_string())?;
+        let raw = der_ecdsa_to_raw(sig, 32);
+        hash == "sha256"
+            && raw.is_some_and(|raw| {
+                p256::ecdsa::Signature::try_from(raw.as_slice())
+                    .is_ok_and(|s| Es256.verify_signature(&s, &k, text))
+            })
+    } else if let Some(point) = key.strip_prefix(P384_SPKI.as_slice()) {
+        let k = p384::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|e| e.to_string())?;
+        let raw = der_ecdsa_to_raw(sig, 48);
+        hash == "sha384"
+            && raw.is_some_and(|raw| {
+                Es384Signature::try_from_slice(&raw)
+                    .is_ok_and(|s| Es384.verify_signature(&s, &k, text))
+            })
+    } else {
+        use rsa::pkcs8::DecodePublicKey;
+        let k = rsa::RsaPublicKey::from_public_key_der(key).map_err(|e| e.to_string())?;
+        let alg = match hash.as_str() {
+            "sha256" => Rsa::rs256(),
+            "sha384" => Rsa::rs384(),
+            "sha512" => Rsa::rs512(),
+            _ => return Ok(verify_signature_result(false)),
+        };
+        RsaSignature::try_from_slice(sig).is_ok_and(|s| alg.verify_signature(&s, &k, text))
+    };
+    Ok(verify_signature_result(ok))
+}
+
+const P256_SPKI: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+const P384_SPKI: [u8; 23] = [
+    0x30, 0x76, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05, 0x2b,
+    0x81, 0x04, 0x00, 0x22, 0x03, 0x62, 0x00,
+];
+
+fn verify_signature_result(ok: bool) -> Vec<u8> {
+    if ok {
+        vec![0x08, 0x01]
+    } else {
+        let error = b"Failed to verify digest. Error code: 0";
+        let mut out = vec![0x12, error.len() as u8];
+        out.extend_from_slice(error);
+        out
+    }
+}
+
+/// The length-delimited fields of a protobuf message (all this one has).
+fn protobuf_fields(mut bytes: &[u8]) -> Option<Vec<(u64, Vec<u8>)>> {
+    fn varint(bytes: &mut &[u8]) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (b, rest) = bytes.split_first()?;
+            *bytes = rest;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let tag = varint(&mut bytes)?;
+        if tag & 7 != 2 {
+            return None;
+        }
+        let len = usize::try_from(varint(&mut bytes)?).ok()?;
+        let value = bytes.get(..len)?.to_vec();
+        bytes = &bytes[len..];
+        out.push((tag >> 3, value));
+    }
+    Some(out)
+}
+
+/// A strict DER `ECDSA-Sig-Value` back to `r‖s` of `width`-byte scalars
+/// (`None`: not canonical DER, or a scalar too wide).
+fn der_ecdsa_to_raw(der: &[u8], width: usize) -> Option<Vec<u8>> {
+    let (&tag, rest) = der.split_first()?;
+    let (&len, mut body) = rest.split_first()?;
+    if tag != 0x30 || len >= 0x80 || body.len() != usize::from(len) {
+        return None;
+    }
+    let mut raw = Vec::with_capacity(2 * width);
+    for _ in 0..2 {
+        let (&t, rest) = body.split_first()?;
+        let (&l, rest) = rest.split_first()?;
+        let l = usize::from(l);
+        let int = rest.get(..l)?;
+        body = &rest[l..];
+        let minimal = match int {
+            [] => false,
+            [0, next, ..] => next & 0x80 != 0,
+            [first, ..] => first & 0x80 == 0,
+        };
+        let digits = if int.first() == Some(&0) {
+            &int[1..]
+        } else {
+            int
+        };
+        if t != 0x02 || !minimal || digits.len() > width {
+            return None;
+        }
+        raw.extend(std::iter::repeat(0).take(width - digits.len()));
+        raw.extend_from_slice(digits);
+    }
+    body.is_empty().then_some(raw)
 }
