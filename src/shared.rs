@@ -74,7 +74,11 @@ impl Shared {
             }
         }
         let facts = Rc::new(TokenFacts {
-            identity: Rc::new(Identity::from_claims(&self.config.claims, claims)),
+            identity: Rc::new(Identity::from_claims(
+                &self.config.claims,
+                self.config.base.url.as_deref(),
+                claims,
+            )),
             context: self.engine.token_context(&self.config, claims),
         });
         if let Ok(mut seen) = self.tokens_seen.try_borrow_mut() {
