@@ -188,8 +188,9 @@ fn engine_letter_matrix() {
         letter_case("GET", "/fhir/Patient/123/Observation", None, "", "Observation", "s", true),
         letter_case("POST", "/fhir/Observation", Some(obs), "application/fhir+json", "Observation", "c", true),
         letter_case("PUT", "/fhir/Observation/1", Some(obs), "application/fhir+json", "Observation", "u", true),
-        letter_case("PATCH", "/fhir/Observation/1", Some(patch), "application/json-patch+json", "Observation", "u", false),
-        letter_case("DELETE", "/fhir/Observation/1", None, "", "Observation", "d", false),
+        // Patch and delete by id: allowed with the write pre-check (patient_update_by_id = check_stored).
+        letter_case("PATCH", "/fhir/Observation/1", Some(patch), "application/json-patch+json", "Observation", "u", true),
+        letter_case("DELETE", "/fhir/Observation/1", None, "", "Observation", "d", true),
         letter_case("GET", "/fhir/Patient/123", None, "", "Patient", "r", true),
         letter_case("GET", "/fhir/Patient/9", None, "", "Patient", "r", false),
         letter_case("GET", "/fhir/Patient?_id=123", None, "", "Patient", "s", true),

@@ -122,6 +122,11 @@ pub(super) fn body_resource(
     let Some(obj) = value.as_object() else {
         return err("the resource must be a JSON object");
     };
+    if obj.get("contentType").and_then(Value::as_str) == Some(JSON_PATCH) {
+        return err(format!(
+            "a Binary of {JSON_PATCH} in a create/update is applied as a patch by some servers: send the patch with PATCH"
+        ));
+    }
     match obj.get("resourceType").and_then(Value::as_str) {
         Some(rt) if rt == ty => {}
         Some(rt) => {
@@ -149,6 +154,75 @@ pub(super) fn body_resource(
         }
     }
     Ok(Some(value))
+}
+
+const JSON_PATCH: &str = "application/json-patch+json";
+
+/// The document of a PATCH: a JSON Patch array (`application/json-patch+json`;
+/// in a Bundle, a Binary of that content type) or a FHIRPath Patch
+/// `Parameters` (`application/fhir+json`); `None` for an XML patch, which the
+/// gateway cannot read. Media types are compared exactly, as servers do (a
+/// charset other than UTF-8 is refused).
+pub(super) fn patch_body(payload: &mut Payload<'_>) -> Result<Option<Value>, ClassifyError> {
+    let (json_patch, bytes) = match &mut payload.body {
+        BodySource::Entry { resource } => match resource.take() {
+            Some(r) if r.get("resourceType").and_then(Value::as_str) == Some("Parameters") => {
+                return Ok(Some(r))
+            }
+            Some(r) if r.get("contentType").and_then(Value::as_str) == Some(JSON_PATCH) => {
+                let data = r.get("data").and_then(Value::as_str).unwrap_or("");
+                let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, data)
+                    .map_err(|_| ClassifyError::new("the patch Binary's data is not base64"))?;
+                (true, bytes)
+            }
+            _ => return err(format!(
+                "a PATCH entry needs a Parameters resource (FHIRPath Patch) or a Binary with contentType {JSON_PATCH} (JSON Patch)"
+            )),
+        },
+        BodySource::Http { content_type, body } => {
+            let ct = content_type.unwrap_or("");
+            let mut parts = ct.split(';');
+            let essence = parts.next().unwrap_or("").trim();
+            let charset_ok = parts.all(|p| match p.split_once('=') {
+                Some((n, v)) if n.trim().eq_ignore_ascii_case("charset") => {
+                    v.trim().eq_ignore_ascii_case("utf-8")
+                }
+                Some((n, _)) => n.trim() == "fhirVersion",
+                None => false,
+            });
+            let json_patch = match essence {
+                JSON_PATCH => true,
+                "application/fhir+json" => false,
+                "application/xml-patch+xml" | "application/fhir+xml" => return Ok(None),
+                _ => return err(format!(
+                    "a PATCH needs Content-Type {JSON_PATCH} (JSON Patch) or application/fhir+json (FHIRPath Patch), exactly (got `{}`)",
+                    short(ct)
+                )),
+            };
+            if !charset_ok {
+                return err(format!(
+                    "the PATCH Content-Type `{}` may only add charset=utf-8",
+                    short(ct)
+                ));
+            }
+            (json_patch, body.ok_or_else(not_buffered)?.to_vec())
+        }
+    };
+    let doc = crate::json::from_slice_strict(&bytes)
+        .map_err(|e| ClassifyError::new(format!("the patch is not valid JSON: {e}")))?;
+    let fits = if json_patch {
+        doc.is_array()
+    } else {
+        doc.get("resourceType").and_then(Value::as_str) == Some("Parameters")
+    };
+    if !fits {
+        return err(if json_patch {
+            "a JSON Patch is an array of operations"
+        } else {
+            "a FHIRPath Patch is a Parameters resource"
+        });
+    }
+    Ok(Some(doc))
 }
 
 /// `If-None-Exist` / `ifNoneExist`: search parameters, optionally prefixed

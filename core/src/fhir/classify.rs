@@ -83,6 +83,11 @@ pub fn body_needed(base: &FhirBase, req: &RequestParts) -> bool {
             Method::Post,
         ) => form,
         (Route::Type(_), Method::Post | Method::Put) | (Route::Instance(..), Method::Put) => json,
+        // The patch document (JSON Patch or FHIRPath Patch); an XML patch is
+        // classified unread, another Content-Type refused without the body.
+        (Route::Type(_) | Route::Instance(..), Method::Patch) => {
+            !head.content_type.is_some_and(|c| c.contains("xml"))
+        }
         _ => false,
     }
 }

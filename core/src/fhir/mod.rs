@@ -28,3 +28,4 @@ pub use classify::{body_needed, classify};
 pub use error::ClassifyError;
 pub use id::is_valid_id;
 pub use interaction::*;
+pub use query::parse_query;

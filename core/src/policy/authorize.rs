@@ -33,7 +33,7 @@ pub fn authorize(
             authorize_bundle(policy, base, ctx, it)
         }
         _ => {
-            let o = evaluate(policy, base, &it, ctx);
+            let o = evaluate(policy, base, &it, ctx, &[]);
             let mut d = match o.result {
                 Ok(()) => {
                     let mut d = Decision::allow(Reason::Allowed, it);

@@ -2,13 +2,39 @@
 
 use super::context::AuthContext;
 use super::interaction::evaluate;
+use super::references::PatientEntry;
 use super::settings::PolicyConfig;
 use crate::decision::{Decision, EntryDenial, Obligation, Reason};
-use crate::fhir::{FhirBase, Interaction, InteractionKind};
+use crate::fhir::{BundleEntry, FhirBase, Interaction, InteractionKind, Level};
 
-/// Every entry decided as if sent alone; one denied entry denies the whole
-/// request (`bundle_entry_denied`). Entries' obligations apply to the whole
-/// response.
+/// At most this many entries of one Bundle may need a write pre-check (one
+/// read of the stored resource each, one after the other).
+const MAX_PRECHECKS: usize = 16;
+
+/// The Patient entries of a Bundle, by `fullUrl`: references to a `fullUrl`
+/// name what the entry writes. Only `PUT Patient/{id}` names a known
+/// patient; a created or conditionally matched Patient is a new one.
+fn patient_entries(entries: &[BundleEntry]) -> Vec<PatientEntry> {
+    entries
+        .iter()
+        .filter_map(|e| {
+            let it = &e.interaction;
+            let writes = matches!(it.kind, InteractionKind::Create | InteractionKind::Update);
+            if !writes || it.resource_type.as_deref() != Some("Patient") {
+                return None;
+            }
+            let id = (it.kind == InteractionKind::Update && it.level == Level::Instance)
+                .then(|| it.id.clone())
+                .flatten();
+            Some((e.full_url.clone()?, id))
+        })
+        .collect()
+}
+
+/// Every entry decided as if sent alone (references to other entries'
+/// `fullUrl` resolved); one denied entry denies the whole request
+/// (`bundle_entry_denied`). Entries' obligations apply to the whole
+/// response; their write pre-checks are made before it is forwarded.
 pub(super) fn authorize_bundle(
     policy: &PolicyConfig,
     base: &FhirBase,
@@ -18,11 +44,24 @@ pub(super) fn authorize_bundle(
     let mut denied = Vec::new();
     let mut obligations: Vec<Obligation> = Vec::new();
     let mut required: Vec<String> = Vec::new();
+    let patients = patient_entries(&it.entries);
     for e in &it.entries {
-        let sub = evaluate(policy, base, &e.interaction, ctx);
+        let mut sub = evaluate(policy, base, &e.interaction, ctx, &patients);
+        if sub.obligations.iter().filter(|o| o.is_precheck()).count()
+            + obligations.iter().filter(|o| o.is_precheck()).count()
+            > MAX_PRECHECKS
+        {
+            sub.result = Err(super::need::fail(
+                Reason::PatientCompartmentViolation,
+                format!("more than {MAX_PRECHECKS} entries write by id under patient/ scopes, and each needs a read of the stored resource; send fewer per Bundle"),
+            ));
+        }
         match sub.result {
             Ok(()) => {
-                for o in sub.obligations {
+                for mut o in sub.obligations {
+                    if let Obligation::CheckStored { entry, .. } = &mut o {
+                        *entry = Some(e.index);
+                    }
                     if !obligations.contains(&o) {
                         obligations.push(o);
                     }

@@ -1,14 +1,16 @@
 //! The evaluator: every interaction is reduced to *needs* (SMART letters on
 //! a resource type plus a [`Rule`] for patient/ scopes), and each need is
-//! met, in this order, by a user/ or system/ scope (type and letters only),
-//! a user/ or system/ granular scope (a search must carry the scope's
-//! parameter; reads get a response obligation), or a patient/ scope (patient
-//! context + [`patient_rule`], possibly granular too).
+//! met, in this order, by user/ or system/ scopes (type and letters only;
+//! then granular ones: a search must carry the scope's parameter, reads get
+//! a response obligation), or by patient/ scopes (patient context +
+//! [`patient_rule`], possibly granular too). The letters of one need are met
+//! all by user/ and system/ scopes or all by patient/ scopes, never mixed.
 
 use super::context::AuthContext;
 use super::granular::granular;
 use super::need::{fail, Fail, Rule, ScopeContexts};
 use super::patient_rule::patient_rule;
+use super::references::RefContext;
 use super::settings::PolicyConfig;
 use crate::decision::{Obligation, Reason};
 use crate::fhir::FhirBase;
@@ -25,8 +27,9 @@ struct Need {
 /// The needs of one interaction, and what meeting them left to do.
 pub(super) struct Evaluator<'a> {
     pub(super) policy: &'a PolicyConfig,
-    /// `fhir_base_url`: absolute references to the context patient.
-    pub(super) base_url: Option<&'a str>,
+    /// How references are read: `fhir_base_url` (absolute references to
+    /// the context patient) and, in a Bundle, its Patient entries.
+    pub(super) refs: RefContext<'a>,
     pub(super) ctx: &'a AuthContext,
     pub(super) obligations: Vec<Obligation>,
     needs: Vec<Need>,
@@ -38,7 +41,10 @@ impl<'a> Evaluator<'a> {
     pub(super) fn new(policy: &'a PolicyConfig, base: &'a FhirBase, ctx: &'a AuthContext) -> Self {
         Evaluator {
             policy,
-            base_url: base.url.as_deref(),
+            refs: RefContext {
+                base_url: base.url.as_deref(),
+                bundle: &[],
+            },
             ctx,
             obligations: Vec::new(),
             needs: Vec::new(),
@@ -99,109 +105,166 @@ impl<'a> Evaluator<'a> {
         rule: Rule<'_>,
         allowed: ScopeContexts,
     ) -> Result<(), Fail> {
-        let mut used = None;
-        for letter in letters.letters() {
-            match self.letter(rtype, letter, rule, allowed) {
-                Ok(c) => {
-                    if c == ScopeContext::Patient {
-                        self.used_patient = true;
-                    }
-                    used = Some(c);
-                }
-                Err(f) => {
-                    let pref = self.preferred(allowed);
-                    self.record(rtype, letters, pref);
-                    return Err(f);
-                }
-            }
-        }
-        let c = used.unwrap_or_else(|| self.preferred(allowed));
-        self.record(rtype, letters, c);
-        Ok(())
+        self.need_all(rtype, &[(letters, rule)], allowed)
     }
 
-    /// Meet one letter: the context that met it, or why none did.
-    fn letter(
+    /// Meet the letters of one interaction on `rtype`, each part under its
+    /// rule: all through user/ and system/ scopes (type and letters, or a
+    /// granular scope's query), or all through patient/ scopes, with every
+    /// part's patient rule. A patient/ letter never combines with a user/ or
+    /// system/ one: the patient rule of one letter (a conditional update's
+    /// body) would not cover what the other selects (its criteria).
+    pub(super) fn need_all(
         &mut self,
         rtype: &str,
-        letter: Perms,
-        rule: Rule<'_>,
+        parts: &[(Perms, Rule<'_>)],
         allowed: ScopeContexts,
-    ) -> Result<ScopeContext, Fail> {
-        let scopes = &self.ctx.scopes;
-        for c in [ScopeContext::System, ScopeContext::User] {
-            if allowed.allows(c) && scopes.grants(c, rtype, letter) {
-                return Ok(c);
-            }
-        }
-        let mut last: Option<Fail> = None;
-        for c in [ScopeContext::System, ScopeContext::User] {
-            if !allowed.allows(c) {
-                continue;
-            }
-            let g: Vec<&ResourceScope> = scopes.granular(c, rtype, letter).collect();
-            if g.is_empty() {
-                continue;
-            }
-            match granular(rtype, rule, &g) {
-                Ok(obl) => {
-                    if let Some(o) = obl {
-                        self.push_obligation(o);
-                    }
-                    return Ok(c);
-                }
-                Err(f) => last = Some(f),
-            }
+    ) -> Result<(), Fail> {
+        let letters = parts.iter().fold(Perms::NONE, |a, (l, _)| a.union(*l));
+        let mut failure = None;
+        match self.without_patient(rtype, parts, allowed) {
+            Ok((context, obligations)) => return Ok(self.met(rtype, letters, context, obligations)),
+            Err(f) => failure = f.or(failure),
         }
         if allowed.allows(ScopeContext::Patient) {
-            if let Some(met) = self.through_patient_scope(rtype, letter, rule) {
+            match self.through_patient_scope(rtype, parts) {
+                Some(Ok(obligations)) => {
+                    self.used_patient = true;
+                    return Ok(self.met(rtype, letters, ScopeContext::Patient, obligations));
+                }
                 // The last step: its failure is the answer.
-                return met.map(|()| ScopeContext::Patient);
+                Some(Err(f)) => failure = Some(f),
+                None => {}
             }
         }
-        Err(last.unwrap_or_else(|| {
-            fail(
-                Reason::InsufficientScope,
-                format!("no granted scope allows {letter} on {rtype}"),
-            )
-        }))
+        let pref = self.preferred(allowed);
+        self.record(rtype, letters, pref);
+        Err(failure.unwrap_or_else(|| self.not_granted(rtype, letters, allowed)))
     }
 
-    /// Meet one letter through a patient/ scope: `None` when no patient/
-    /// scope grants it, else whether the patient context and the
+    fn met(&mut self, rtype: &str, letters: Perms, c: ScopeContext, obligations: Vec<Obligation>) {
+        for o in obligations {
+            self.push_obligation(o);
+        }
+        self.record(rtype, letters, c);
+    }
+
+    /// Why no context grants `letters` on `rtype`: a letter nothing grants,
+    /// or letters split between patient/ and the other contexts.
+    fn not_granted(&self, rtype: &str, letters: Perms, allowed: ScopeContexts) -> Fail {
+        let s = &self.ctx.scopes;
+        let by = |patient: bool, l: Perms| {
+            [ScopeContext::System, ScopeContext::User, ScopeContext::Patient]
+                .into_iter()
+                .filter(|c| allowed.allows(*c) && (*c == ScopeContext::Patient) == patient)
+                .any(|c| s.grants(c, rtype, l) || s.granular(c, rtype, l).next().is_some())
+        };
+        let missing = |patient: bool| letters.letters().filter(move |l| !by(patient, *l));
+        match letters.letters().find(|l| !by(true, *l) && !by(false, *l)) {
+            Some(l) => fail(
+                Reason::InsufficientScope,
+                format!("no granted scope allows {l} on {rtype}"),
+            ),
+            None => fail(
+                Reason::InsufficientScope,
+                format!(
+                    "{letters} on {rtype} is one interaction: patient/ scopes lack {} and user/ or system/ scopes lack {}; a patient/ letter brings the patient rule for the whole interaction, so ask for {letters} in one context (e.g. patient/{rtype}.{letters})",
+                    missing(true).map(|l| l.to_string()).collect::<String>(),
+                    missing(false).map(|l| l.to_string()).collect::<String>(),
+                ),
+            ),
+        }
+    }
+
+    /// Meet every letter through user/ or system/ scopes: plain grants
+    /// first, then granular ones. `Err(None)`: some letter is not granted
+    /// there; `Err(Some)`: a granular scope's query is not met.
+    fn without_patient(
+        &self,
+        rtype: &str,
+        parts: &[(Perms, Rule<'_>)],
+        allowed: ScopeContexts,
+    ) -> Result<(ScopeContext, Vec<Obligation>), Option<Fail>> {
+        let scopes = &self.ctx.scopes;
+        let mut used = None;
+        let mut obligations = Vec::new();
+        for (letters, rule) in parts {
+            for letter in letters.letters() {
+                let others = [ScopeContext::System, ScopeContext::User]
+                    .into_iter()
+                    .filter(|c| allowed.allows(*c));
+                if let Some(c) = others.clone().find(|c| scopes.grants(*c, rtype, letter)) {
+                    used = Some(c);
+                    continue;
+                }
+                let mut last = None;
+                let mut met = false;
+                for c in others {
+                    let g: Vec<&ResourceScope> = scopes.granular(c, rtype, letter).collect();
+                    if g.is_empty() {
+                        continue;
+                    }
+                    match granular(rtype, *rule, &g) {
+                        Ok(o) => {
+                            obligations.extend(o);
+                            used = Some(c);
+                            met = true;
+                            break;
+                        }
+                        Err(f) => last = Some(f),
+                    }
+                }
+                if !met {
+                    return Err(last);
+                }
+            }
+        }
+        used.map(|c| (c, obligations)).ok_or(None)
+    }
+
+    /// Meet every letter through patient/ scopes: `None` when they do not
+    /// grant them all, else whether the patient context and every part's
     /// [`patient_rule`] (and a granular scope's query) allow it.
     fn through_patient_scope(
-        &mut self,
+        &self,
         rtype: &str,
-        letter: Perms,
-        rule: Rule<'_>,
-    ) -> Option<Result<(), Fail>> {
+        parts: &[(Perms, Rule<'_>)],
+    ) -> Option<Result<Vec<Obligation>, Fail>> {
         let scopes = &self.ctx.scopes;
-        let plain = scopes.grants(ScopeContext::Patient, rtype, letter);
-        let g: Vec<&ResourceScope> = scopes
-            .granular(ScopeContext::Patient, rtype, letter)
-            .collect();
-        if !plain && g.is_empty() {
+        let grants = |l: Perms| {
+            let g: Vec<&ResourceScope> =
+                scopes.granular(ScopeContext::Patient, rtype, l).collect();
+            (scopes.grants(ScopeContext::Patient, rtype, l) || !g.is_empty()).then_some(g)
+        };
+        let letters = parts.iter().fold(Perms::NONE, |a, (l, _)| a.union(*l));
+        if letters.letters().any(|l| grants(l).is_none()) {
             return None;
         }
         let Some(patient) = self.ctx.patient.as_deref() else {
             return Some(Err(fail(
                 Reason::NoPatientContext,
                 format!(
-                    "a patient/ scope grants {letter} on {rtype} but the token carries no patient context; launch the app with launch/patient or use a user/ scope"
+                    "a patient/ scope grants {letters} on {rtype} but the token carries no patient context; launch the app with launch/patient or use a user/ scope"
                 ),
             )));
         };
-        let found = match patient_rule(self.policy, self.base_url, rtype, rule, patient) {
-            Ok(o) if plain => Ok(vec![o]),
-            Ok(o) => granular(rtype, rule, &g).map(|go| vec![o, go]),
-            Err(f) => Err(f),
-        };
-        Some(found.map(|obligations| {
-            for o in obligations.into_iter().flatten() {
-                self.push_obligation(o);
+        let mut obligations = Vec::new();
+        for (letters, rule) in parts {
+            let met = patient_rule(self.policy, &self.refs, rtype, *rule, patient).and_then(|o| {
+                obligations.extend(o);
+                for l in letters.letters() {
+                    if !scopes.grants(ScopeContext::Patient, rtype, l) {
+                        let g = grants(l).unwrap_or_default();
+                        obligations.extend(granular(rtype, *rule, &g)?);
+                    }
+                }
+                Ok(())
+            });
+            if let Err(f) = met {
+                return Some(Err(f));
             }
-        }))
+        }
+        Some(Ok(obligations))
     }
 
     pub(super) fn required_scopes(&self) -> Vec<String> {

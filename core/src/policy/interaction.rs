@@ -3,12 +3,14 @@
 
 use super::context::AuthContext;
 use super::evaluator::Evaluator;
-use super::need::{fail, Fail, Rule, ScopeContexts};
+use super::need::{fail, Fail, Rule, ScopeContexts, WriteTo};
+use super::patch::{patch_references, read_patch};
+use super::references::{references, target, PatientEntry, Target};
 use super::operations::operation;
 use super::search::search;
 use super::settings::{PatientPaging, PolicyConfig};
 use crate::decision::{Obligation, Reason};
-use crate::fhir::{FhirBase, Interaction, InteractionKind, Level};
+use crate::fhir::{parse_query, FhirBase, Interaction, InteractionKind, Level};
 use crate::scope::{Perms, ScopeContext};
 
 /// The outcome of one (non-bundle) interaction, before it becomes a Decision.
@@ -33,6 +35,7 @@ pub(super) fn evaluate(
     base: &FhirBase,
     it: &Interaction,
     ctx: &AuthContext,
+    bundle: &[PatientEntry],
 ) -> Outcome {
     if is_public(policy, it) {
         return Outcome {
@@ -42,6 +45,7 @@ pub(super) fn evaluate(
         };
     }
     let mut ev = Evaluator::new(policy, base, ctx);
+    ev.refs.bundle = bundle;
     let result = match it.kind {
         InteractionKind::Batch | InteractionKind::Transaction => Err(fail(
             Reason::InvalidRequest,
@@ -93,53 +97,83 @@ fn id_of(it: &Interaction) -> Result<&str, Fail> {
 }
 
 /// Create (c), update (u), patch (u), delete (d); conditional forms also s
-/// on the type, for their criteria.
+/// on the type, for their criteria, met in the same scope context as the
+/// write letter. Then the conditional references the body (or the patch)
+/// writes, each a search on its type.
 fn write(ev: &mut Evaluator<'_>, it: &Interaction) -> Result<(), Fail> {
-    let all = ScopeContexts::ALL;
     let t = type_of(it)?;
-    let criteria = |ev: &mut Evaluator<'_>, letters| {
-        ev.need(t, letters, Rule::Search(&it.search), all)
-            .map_err(criteria_failed)
+    let body = it.resource.as_ref();
+    let id = if it.conditional || it.kind == InteractionKind::Create {
+        None
+    } else {
+        Some(id_of(it)?)
     };
-    match it.kind {
-        InteractionKind::Create | InteractionKind::Update => {
-            let (letter, url_id) = if it.kind == InteractionKind::Create {
-                (Perms::C, None)
-            } else {
-                (Perms::U, it.id.as_deref())
-            };
-            let body = ev.need(t, letter, Rule::Write(it.resource.as_ref(), url_id), all);
-            if it.conditional {
-                return body.and(criteria(ev, Perms::S));
-            }
-            body
-        }
-        _ => {
-            let letter = if it.kind == InteractionKind::Patch {
-                Perms::U
-            } else {
-                Perms::D
-            };
-            if it.conditional {
-                let a = criteria(ev, letter);
-                let b = criteria(ev, Perms::S);
-                a.and(b)
-            } else {
-                ev.need(t, letter, Rule::ById(id_of(it)?), all)
-            }
-        }
+    let (letter, rule) = match (it.kind, id) {
+        (InteractionKind::Create, _) => (Perms::C, Rule::Write(body, WriteTo::New)),
+        (InteractionKind::Update, Some(id)) => (Perms::U, Rule::Write(body, WriteTo::Id(id))),
+        (InteractionKind::Update, None) => (Perms::U, Rule::Write(body, WriteTo::Match)),
+        (InteractionKind::Patch, id) => (Perms::U, Rule::Patch(body, id)),
+        (_, Some(id)) => (Perms::D, Rule::Delete(id)),
+        (_, None) => (Perms::D, Rule::Criteria(&it.search)),
+    };
+    let criteria = match it.kind {
+        // A conditional create writes nothing when it matches (the match is
+        // returned, and response-checked when the pin is loose).
+        InteractionKind::Create => Rule::Search(&it.search),
+        _ => Rule::Criteria(&it.search),
+    };
+    let mut parts = vec![(letter, rule)];
+    if it.conditional {
+        parts.push((Perms::S, criteria));
     }
+    let mut written = Vec::new();
+    if it.kind == InteractionKind::Patch {
+        if let Some(doc) = body {
+            written = patch_references(&read_patch(doc, t)?);
+        }
+    } else if let Some(r) = body {
+        references(r, &mut written);
+    }
+    ev.need_all(t, &parts, ScopeContexts::ALL)?;
+    for r in written {
+        conditional_reference(ev, r)?;
+    }
+    Ok(())
 }
 
-/// Prefix a failed conditional-criteria need.
-fn criteria_failed(f: Fail) -> Fail {
-    fail(
-        f.reason,
-        format!(
-            "conditional criteria (query or If-None-Exist): {}",
-            f.message
-        ),
-    )
+/// A conditional reference (`Type?criteria`, HAPI resolves it in any field
+/// of any write) is a search on its type: decided as one (s on the type,
+/// and under patient/ scopes pinned to the patient). One the servers would
+/// read differently (a base URL before the type, another letter case) is
+/// refused.
+fn conditional_reference(ev: &mut Evaluator<'_>, r: &str) -> Result<(), Fail> {
+    if !r.contains('?') {
+        return Ok(());
+    }
+    let short: String = r.chars().take(80).collect();
+    let Target::Conditional(ty, criteria) = target(r, None) else {
+        return Err(fail(
+            Reason::InvalidRequest,
+            format!("the conditional reference `{short}` must be written Type?criteria (an R4 type, no base URL, `+` encoded as %2B)"),
+        ));
+    };
+    let mut search = Interaction::new(InteractionKind::Search, Level::Type);
+    search.resource_type = Some(ty.to_string());
+    search.search = parse_query(criteria).map_err(|e| {
+        fail(
+            Reason::InvalidRequest,
+            format!("conditional reference `{short}`: {}", e.message),
+        )
+    })?;
+    super::search::search(ev, &search).map_err(|f| {
+        fail(
+            f.reason,
+            format!(
+                "conditional reference `{short}` (a search on {ty}): {}",
+                f.message
+            ),
+        )
+    })
 }
 
 /// Paging (`_getpages`): see the module documentation of [`super`].

@@ -25,13 +25,21 @@ pub(super) fn fail(reason: Reason, message: impl Into<String>) -> Fail {
 pub(super) enum Rule<'i> {
     /// Read by id (read, vread, instance history).
     ReadId(&'i str),
-    /// A search (or conditional criteria) that must be pinned to the patient.
+    /// A search (or conditional create criteria) that must be pinned to the patient.
     Search(&'i [SearchParam]),
+    /// The criteria of a conditional update/patch/delete: pinned exactly (a
+    /// response check would come after the write).
+    Criteria(&'i [SearchParam]),
     /// Cannot be pinned: only shared reference types.
     Unpinnable,
-    /// Create/update body (id = the URL id for updates).
-    Write(Option<&'i Value>, Option<&'i str>),
-    /// Patch/delete/instance operation by id: only the patient's own Patient.
+    /// A create or update body (`None`: unreadable) and what it writes to.
+    Write(Option<&'i Value>, WriteTo<'i>),
+    /// A patch document (`None`: unreadable) and the id it patches (`None`:
+    /// a conditional patch).
+    Patch(Option<&'i Value>, Option<&'i str>),
+    /// Delete by id.
+    Delete(&'i str),
+    /// Instance operation by id: only the patient's own Patient.
     ById(&'i str),
     /// Compartment `{ctype}/{id}/...`: only the patient's own compartment.
     CompartmentOf(&'i str, &'i str),
@@ -39,6 +47,17 @@ pub(super) enum Rule<'i> {
     Included,
     /// Never under patient/ scopes.
     NoPatient,
+}
+
+/// What a create or update writes to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum WriteTo<'i> {
+    /// A new resource (create, `$validate`).
+    New,
+    /// The resource with this id (update by id).
+    Id(&'i str),
+    /// The one matching the criteria (conditional update).
+    Match,
 }
 
 /// Which scope contexts may satisfy a need.

@@ -3,11 +3,13 @@
 //! reaches only shared reference types, or is checked on the response.
 
 use super::compartment;
-use super::need::{fail, Fail, Rule};
-use super::resource::{body_in_own_compartment, refers_to_patient};
+use super::need::{fail, Fail, Rule, WriteTo};
+use super::patch::{check_patch, read_patch};
+use super::references::{check_written, RefContext};
+use super::resource::refers_to_patient;
 use super::settings::{PatientUpdateById, PolicyConfig, ReadOutsideRequest};
 use crate::decision::{Obligation, Reason};
-use crate::fhir::SearchParam;
+use crate::fhir::{InteractionKind, SearchParam};
 use serde_json::Value;
 
 type RuleResult = Result<Option<Obligation>, Fail>;
@@ -16,14 +18,16 @@ type RuleResult = Result<Option<Obligation>, Fail>;
 /// only if the response is checked).
 pub(super) fn patient_rule(
     policy: &PolicyConfig,
-    base_url: Option<&str>,
+    refs: &RefContext<'_>,
     rtype: &str,
     rule: Rule<'_>,
     p: &str,
 ) -> RuleResult {
+    let base_url = refs.base_url;
     match rule {
         Rule::ReadId(id) => read_by_id(policy, rtype, id, p),
-        Rule::Search(params) => search(policy, base_url, rtype, params, p),
+        Rule::Search(params) => search(policy, base_url, rtype, params, p, false),
+        Rule::Criteria(params) => search(policy, base_url, rtype, params, p, true),
         Rule::Unpinnable => {
             if policy.is_public_type(rtype) {
                 Ok(None)
@@ -34,7 +38,9 @@ pub(super) fn patient_rule(
                 ))
             }
         }
-        Rule::Write(resource, id) => write(policy, base_url, rtype, resource, id, p),
+        Rule::Write(resource, to) => write(policy, refs, rtype, resource, to, p),
+        Rule::Patch(doc, id) => patch(policy, refs, rtype, doc, id, p),
+        Rule::Delete(id) => by_id(policy, rtype, id, p, InteractionKind::Delete),
         Rule::ById(id) => {
             if rtype == "Patient" && id == p {
                 Ok(None)
@@ -114,18 +120,25 @@ fn read_by_id(policy: &PolicyConfig, rtype: &str, id: &str, p: &str) -> RuleResu
     }
 }
 
-/// A search (or conditional criteria): pinned to the patient.
+/// A search (or conditional criteria): pinned to the patient. The criteria
+/// of a conditional write (`exact`) must pin exactly: a response check
+/// would come after the write.
 fn search(
     policy: &PolicyConfig,
     base_url: Option<&str>,
     rtype: &str,
     params: &[SearchParam],
     p: &str,
+    exact: bool,
 ) -> RuleResult {
     if compartment::in_compartment(rtype) {
         match pinned(rtype, params, p, base_url) {
             Pin::Exact => Ok(None),
-            Pin::BareId => check_compartment(rtype, p),
+            Pin::BareId if !exact => check_compartment(rtype, p),
+            Pin::BareId => violation(format!(
+                "the criteria of a conditional write on {rtype} must name the patient unambiguously, e.g. {rtype}?{}=Patient/{p} (a bare id may also match another type)",
+                first_pin(rtype)
+            )),
             Pin::No => violation(format!(
                 "a search on {rtype} under a patient/ scope must be restricted to the context patient, e.g. {rtype}?{}={p} (no other patient in the value)",
                 first_pin(rtype)
@@ -136,12 +149,54 @@ fn search(
     }
 }
 
-/// A create or update body (`id` = the URL id of an update).
+/// A create or update body, and what it writes to.
 fn write(
     policy: &PolicyConfig,
-    base_url: Option<&str>,
+    refs: &RefContext<'_>,
     rtype: &str,
     resource: Option<&Value>,
+    to: WriteTo<'_>,
+    p: &str,
+) -> RuleResult {
+    if !compartment::in_compartment(rtype) {
+        return violation(format!(
+            "{rtype} is not patient data; patient/ scopes do not write it"
+        ));
+    }
+    let stored = match to {
+        WriteTo::New if rtype == "Patient" => {
+            return violation(
+                "patient/ scopes do not create Patient resources (the server assigns a new id)"
+                    .into(),
+            )
+        }
+        WriteTo::Id(id) => by_id(policy, rtype, id, p, InteractionKind::Update)?,
+        _ => None,
+    };
+    let Some(r) = resource else {
+        return violation(format!(
+            "the {rtype} body is missing or unreadable (XML), so it cannot be shown to belong to Patient/{p}; send it as application/fhir+json"
+        ));
+    };
+    let body_id = r.get("id").and_then(Value::as_str);
+    if to == WriteTo::Match && body_id.is_some() && !(rtype == "Patient" && body_id == Some(p)) {
+        return Err(fail(
+            Reason::InvalidRequest,
+            "remove the id from the body of a conditional update: when nothing matches, some servers write the resource with that id, whoever it belongs to",
+        ));
+    }
+    check_written(refs, r, rtype, p)?;
+    Ok(stored)
+}
+
+/// A patch: what its operations change (see [`check_patch`]), and whose
+/// resource it patches (by id; a conditional patch is pinned by its
+/// criteria).
+fn patch(
+    policy: &PolicyConfig,
+    refs: &RefContext<'_>,
+    rtype: &str,
+    doc: Option<&Value>,
     id: Option<&str>,
     p: &str,
 ) -> RuleResult {
@@ -150,37 +205,53 @@ fn write(
             "{rtype} is not patient data; patient/ scopes do not write it"
         ));
     }
+    let Some(doc) = doc else {
+        return violation(format!(
+            "the patch of {rtype} cannot be read (XML), so it cannot be shown to stay with Patient/{p}; send JSON Patch or FHIRPath Patch as JSON"
+        ));
+    };
+    check_patch(refs, &read_patch(doc, rtype)?, rtype, p)?;
+    match id {
+        Some(id) => by_id(policy, rtype, id, p, InteractionKind::Patch),
+        None => Ok(None),
+    }
+}
+
+/// An update, patch or delete of `rtype/id`: the patient's own Patient, or
+/// (`patient_update_by_id = "check_stored"`) a resource the filter reads
+/// before forwarding the write. Updates by id with `check_body` rely on the
+/// body rule alone.
+fn by_id(
+    policy: &PolicyConfig,
+    rtype: &str,
+    id: &str,
+    p: &str,
+    interaction: InteractionKind,
+) -> RuleResult {
     if rtype == "Patient" {
-        match id {
-            None => {
-                return violation(
-                    "patient/ scopes do not create Patient resources (the server assigns a new id)"
-                        .into(),
-                )
-            }
-            Some(id) if id != p => {
-                return violation(format!(
-                    "Patient/{id} is not the context patient (Patient/{p})"
-                ))
-            }
-            Some(_) => {}
-        }
+        return if id == p {
+            Ok(None)
+        } else {
+            violation(format!(
+                "Patient/{id} is not the context patient (Patient/{p})"
+            ))
+        };
     }
-    if let Some(id) = id {
-        if rtype != "Patient" && policy.patient_update_by_id == PatientUpdateById::Deny {
-            return violation(format!(
-                "updating {rtype}/{id} by id under a patient/ scope is refused (policy.patient_update_by_id = deny); use a conditional update pinned to Patient/{p}"
-            ));
-        }
-    }
-    match resource {
-        None => violation(format!(
-            "the {rtype} body is missing or unreadable, so it cannot be shown to belong to Patient/{p}"
+    match policy.patient_update_by_id {
+        PatientUpdateById::CheckStored => Ok(Some(Obligation::CheckStored {
+            resource_type: rtype.to_string(),
+            id: id.to_string(),
+            patient: p.to_string(),
+            interaction,
+            entry: None,
+        })),
+        PatientUpdateById::CheckBody if interaction == InteractionKind::Update => Ok(None),
+        PatientUpdateById::Deny if interaction == InteractionKind::Update => violation(format!(
+            "updating {rtype}/{id} by id under a patient/ scope is refused (policy.patient_update_by_id = deny); use a conditional update pinned to Patient/{p}"
         )),
-        Some(r) => match body_in_own_compartment(r, rtype, p, base_url) {
-            Ok(()) => Ok(None),
-            Err(m) => violation(m),
-        },
+        _ => violation(format!(
+            "{rtype}/{id} cannot be shown to belong to Patient/{p} from the request (policy.patient_update_by_id is not check_stored); under patient/ scopes only the patient's own Patient resource is reachable this way"
+        )),
     }
 }
 

@@ -157,6 +157,7 @@ fn bundle(kind: K, entries: Vec<Interaction>) -> Interaction {
             index,
             method: "GET".into(),
             url: "x".into(),
+            full_url: None,
             interaction: Box::new(i),
         })
         .collect();
