@@ -8,7 +8,7 @@ use crate::host::{Flow, HeaderMap, Host, LogLevel};
 use crate::reply::deny_reply;
 use fhir_smart_authz_core::audit::{self, AuditInput};
 use fhir_smart_authz_core::config::{Config, Fact};
-use fhir_smart_authz_core::decision::Decision;
+use fhir_smart_authz_core::decision::{Decision, Obligation};
 
 impl Stream {
     /// The token is resolved (valid or absent): prepare the upstream headers,
@@ -27,6 +27,7 @@ impl Stream {
                 // headers (Envoy's `allow_on_headers_stop_iteration`).
                 return self.pause();
             }
+            self.headers_sent = true;
             return self.release(host, from_async);
         }
         self.consult_engine(host, from_async)
@@ -73,10 +74,15 @@ impl Stream {
         write_audit_record(host, self.shared.audit_encoding, &record);
     }
 
-    /// Carry out a decision: count it, audit it, then let the request go on
-    /// (allowed, or shadow mode), fetch the response to check its
+    /// Carry out a decision: check the stored resource of a write first (an
+    /// allowed write pre-check), count it, audit it, then let the request go
+    /// on (allowed, or shadow mode), fetch the response to check its
     /// obligations, or answer the denial.
     pub(super) fn carry_out(&mut self, host: &dyn Host, d: Decision, from_async: bool) -> Flow {
+        if d.is_allow() && d.obligations.iter().any(Obligation::is_precheck) {
+            // Counted and audited once the stored resource is checked.
+            return self.start_precheck(host, d, from_async);
+        }
         let config = self.config();
         self.phase = Phase::Released;
         if let Ok(mut m) = self.shared.metrics.try_borrow_mut() {

@@ -15,6 +15,10 @@
 //!   the body, so the upstream sees nothing of a denied request. A body
 //!   callback that arrives while the headers are paused for the token proves
 //!   the host delivers them, so such a request is held in either mode;
+//! - a write by id under a patient/ scope is held while the filter reads
+//!   the stored resource through `upstream.cluster` (`precheck`), and goes
+//!   on (with `If-Match` where the headers are still held) only if it is the
+//!   patient's;
 //! - a decision with response obligations (patient compartment / granular
 //!   scope checks on the returned resource) is carried out by the filter
 //!   itself: it fetches the response through `upstream.cluster`
@@ -23,10 +27,11 @@
 //!
 //! The stream's code follows its phases: `request` (headers and body
 //! callbacks), `token` (verification, key fetches, waits for another VM's
-//! keys), `decision` (the engine's decision, carried out), `relay` (the
-//! response check of an obligation).
+//! keys), `decision` (the engine's decision, carried out), `precheck` (the
+//! write pre-check), `relay` (the response check of an obligation).
 
 mod decision;
+mod precheck;
 mod relay;
 mod request;
 mod token;
@@ -54,6 +59,9 @@ enum Phase {
     AwaitingBody,
     /// Decided and let through (in shadow mode, whatever the decision).
     Released,
+    /// Allowed if the stored resource of a write by id is the patient's:
+    /// the filter reads it (this call) before the write goes on.
+    Prechecking(u32),
     /// Allowed with obligations: the filter fetches the response itself
     /// (this call) to check it.
     Relaying(u32),
@@ -101,6 +109,9 @@ pub struct Stream {
     /// A body callback arrived while the headers were paused: the host
     /// delivers body callbacks to paused headers, so holding them is safe.
     body_seen_while_paused: bool,
+    /// The headers went upstream before the decision (a body-decided
+    /// request without `hold_headers_for_body`): they can no longer change.
+    headers_sent: bool,
     decision: Option<Decision>,
     identity: Option<Rc<Identity>>,
     facts: Option<Rc<TokenFacts>>,
@@ -126,6 +137,7 @@ impl Stream {
             body_needed: false,
             body: None,
             body_seen_while_paused: false,
+            headers_sent: false,
             decision: None,
             identity: None,
             facts: None,
@@ -155,7 +167,7 @@ impl Stream {
     fn decided(&self) -> bool {
         matches!(
             self.phase,
-            Phase::Released | Phase::Relaying(_) | Phase::Replied
+            Phase::Released | Phase::Prechecking(_) | Phase::Relaying(_) | Phase::Replied
         )
     }
 

@@ -16,26 +16,7 @@ impl Stream {
     /// Fetch the response through `upstream.cluster` to check obligations.
     pub(super) fn start_relay(&mut self, host: &dyn Host) -> Flow {
         let config = self.config();
-        let mut headers: Vec<(String, String)> = host
-            .headers(HeaderMap::Request)
-            .into_iter()
-            .filter(|(n, _)| {
-                !matches!(
-                    n.to_ascii_lowercase().as_str(),
-                    "connection"
-                        | "keep-alive"
-                        | "proxy-connection"
-                        | "transfer-encoding"
-                        | "te"
-                        | "upgrade"
-                        | "content-length"
-                        | "expect"
-                )
-            })
-            .collect();
-        if !headers.iter().any(|(n, _)| n == ":authority") {
-            headers.push((":authority".into(), config.upstream.cluster.clone()));
-        }
+        let headers = call_headers(host, &config);
         let call = HttpCall {
             cluster: config.upstream.cluster.clone(),
             headers,
@@ -140,8 +121,35 @@ impl Stream {
     }
 }
 
+/// The request's headers for a call the filter makes to `upstream.cluster`
+/// on its behalf: without hop-by-hop and length headers, with an
+/// `:authority`.
+pub(super) fn call_headers(host: &dyn Host, config: &Config) -> Vec<(String, String)> {
+    let mut headers: Vec<(String, String)> = host
+        .headers(HeaderMap::Request)
+        .into_iter()
+        .filter(|(n, _)| {
+            !matches!(
+                n.to_ascii_lowercase().as_str(),
+                "connection"
+                    | "keep-alive"
+                    | "proxy-connection"
+                    | "transfer-encoding"
+                    | "te"
+                    | "upgrade"
+                    | "content-length"
+                    | "expect"
+            )
+        })
+        .collect();
+    if !headers.iter().any(|(n, _)| n == ":authority") {
+        headers.push((":authority".into(), config.upstream.cluster.clone()));
+    }
+    headers
+}
+
 /// The fetched response as a local reply, without its hop-by-hop headers.
-fn relayed(
+pub(super) fn relayed(
     host: &dyn Host,
     status: u16,
     headers: Vec<(String, String)>,

@@ -87,7 +87,7 @@ impl Stream {
         end_of_stream: bool,
     ) -> Flow {
         match self.phase {
-            Phase::Replied | Phase::Relaying(_) => return Flow::Pause,
+            Phase::Replied | Phase::Prechecking(_) | Phase::Relaying(_) => return Flow::Pause,
             Phase::Released => return Flow::Continue,
             Phase::Verifying => {
                 // The headers are paused for the token (JWKS fetch /

@@ -120,17 +120,23 @@ impl<'a> Evaluator<'a> {
         parts: &[(Perms, Rule<'_>)],
         allowed: ScopeContexts,
     ) -> Result<(), Fail> {
-        let letters = parts.iter().fold(Perms::NONE, |a, (l, _)| a.union(*l));
-        let mut failure = None;
-        match self.without_patient(rtype, parts, allowed) {
-            Ok((context, obligations)) => return Ok(self.met(rtype, letters, context, obligations)),
-            Err(f) => failure = f.or(failure),
+        let mut letters = Perms::NONE;
+        for (l, _) in parts {
+            letters = letters.union(*l);
         }
-        if allowed.allows(ScopeContext::Patient) {
-            match self.through_patient_scope(rtype, parts) {
-                Some(Ok(obligations)) => {
+        let mut failure = match self.without_patient(rtype, parts, allowed) {
+            Ok(c) => {
+                self.record(rtype, letters, c);
+                return Ok(());
+            }
+            Err(f) => f,
+        };
+        if allowed.patient {
+            match self.through_patient_scope(rtype, letters, parts) {
+                Some(Ok(())) => {
                     self.used_patient = true;
-                    return Ok(self.met(rtype, letters, ScopeContext::Patient, obligations));
+                    self.record(rtype, letters, ScopeContext::Patient);
+                    return Ok(());
                 }
                 // The last step: its failure is the answer.
                 Some(Err(f)) => failure = Some(f),
@@ -142,103 +148,113 @@ impl<'a> Evaluator<'a> {
         Err(failure.unwrap_or_else(|| self.not_granted(rtype, letters, allowed)))
     }
 
-    fn met(&mut self, rtype: &str, letters: Perms, c: ScopeContext, obligations: Vec<Obligation>) {
-        for o in obligations {
-            self.push_obligation(o);
+    /// How `c` grants `letter` on `rtype`: `None` not at all, else the
+    /// granular scopes that do (empty: a plain scope does).
+    fn granted<'s>(
+        &'s self,
+        c: ScopeContext,
+        rtype: &'s str,
+        letter: Perms,
+    ) -> Option<Vec<&'s ResourceScope>> {
+        let scopes = &self.ctx.scopes;
+        if scopes.grants(c, rtype, letter) {
+            return Some(Vec::new());
         }
-        self.record(rtype, letters, c);
+        let g: Vec<&ResourceScope> = scopes.granular(c, rtype, letter).collect();
+        (!g.is_empty()).then_some(g)
     }
 
     /// Why no context grants `letters` on `rtype`: a letter nothing grants,
     /// or letters split between patient/ and the other contexts.
     fn not_granted(&self, rtype: &str, letters: Perms, allowed: ScopeContexts) -> Fail {
-        let s = &self.ctx.scopes;
-        let by = |patient: bool, l: Perms| {
-            [ScopeContext::System, ScopeContext::User, ScopeContext::Patient]
-                .into_iter()
-                .filter(|c| allowed.allows(*c) && (*c == ScopeContext::Patient) == patient)
-                .any(|c| s.grants(c, rtype, l) || s.granular(c, rtype, l).next().is_some())
-        };
-        let missing = |patient: bool| letters.letters().filter(move |l| !by(patient, *l));
-        match letters.letters().find(|l| !by(true, *l) && !by(false, *l)) {
-            Some(l) => fail(
-                Reason::InsufficientScope,
-                format!("no granted scope allows {l} on {rtype}"),
-            ),
-            None => fail(
-                Reason::InsufficientScope,
-                format!(
-                    "{letters} on {rtype} is one interaction: patient/ scopes lack {} and user/ or system/ scopes lack {}; a patient/ letter brings the patient rule for the whole interaction, so ask for {letters} in one context (e.g. patient/{rtype}.{letters})",
-                    missing(true).map(|l| l.to_string()).collect::<String>(),
-                    missing(false).map(|l| l.to_string()).collect::<String>(),
-                ),
-            ),
+        let mut lacks = [Perms::NONE, Perms::NONE];
+        for l in letters.letters() {
+            let mut has = [false, false];
+            for c in [
+                ScopeContext::Patient,
+                ScopeContext::User,
+                ScopeContext::System,
+            ] {
+                if allowed.allows(c) && self.granted(c, rtype, l).is_some() {
+                    has[usize::from(c != ScopeContext::Patient)] = true;
+                }
+            }
+            if has == [false, false] {
+                return fail(
+                    Reason::InsufficientScope,
+                    format!("no granted scope allows {l} on {rtype}"),
+                );
+            }
+            for (lack, has) in lacks.iter_mut().zip(has) {
+                if !has {
+                    *lack = lack.union(l);
+                }
+            }
         }
+        fail(
+            Reason::InsufficientScope,
+            format!(
+                "{letters} on {rtype} is one interaction, met by patient/ scopes alone (they lack {}) or by user/ and system/ scopes alone (they lack {}): a patient/ letter brings the patient rule for all of it; ask for {letters} in one context",
+                lacks[0], lacks[1]
+            ),
+        )
     }
 
     /// Meet every letter through user/ or system/ scopes: plain grants
     /// first, then granular ones. `Err(None)`: some letter is not granted
     /// there; `Err(Some)`: a granular scope's query is not met.
     fn without_patient(
-        &self,
+        &mut self,
         rtype: &str,
         parts: &[(Perms, Rule<'_>)],
         allowed: ScopeContexts,
-    ) -> Result<(ScopeContext, Vec<Obligation>), Option<Fail>> {
-        let scopes = &self.ctx.scopes;
-        let mut used = None;
+    ) -> Result<ScopeContext, Option<Fail>> {
+        let mut used = ScopeContext::User;
         let mut obligations = Vec::new();
         for (letters, rule) in parts {
-            for letter in letters.letters() {
-                let others = [ScopeContext::System, ScopeContext::User]
-                    .into_iter()
-                    .filter(|c| allowed.allows(*c));
-                if let Some(c) = others.clone().find(|c| scopes.grants(*c, rtype, letter)) {
-                    used = Some(c);
-                    continue;
-                }
+            'letter: for letter in letters.letters() {
                 let mut last = None;
-                let mut met = false;
-                for c in others {
-                    let g: Vec<&ResourceScope> = scopes.granular(c, rtype, letter).collect();
-                    if g.is_empty() {
-                        continue;
-                    }
-                    match granular(rtype, *rule, &g) {
-                        Ok(o) => {
-                            obligations.extend(o);
-                            used = Some(c);
-                            met = true;
-                            break;
+                for granular_pass in [false, true] {
+                    for c in [ScopeContext::System, ScopeContext::User] {
+                        let Some(g) = self.granted(c, rtype, letter).filter(|_| allowed.allows(c))
+                        else {
+                            continue;
+                        };
+                        if g.is_empty() != granular_pass {
+                            used = c;
+                            if granular_pass {
+                                match granular(rtype, *rule, &g) {
+                                    Ok(o) => obligations.extend(o),
+                                    Err(f) => {
+                                        last = Some(f);
+                                        continue;
+                                    }
+                                }
+                            }
+                            continue 'letter;
                         }
-                        Err(f) => last = Some(f),
                     }
                 }
-                if !met {
-                    return Err(last);
-                }
+                return Err(last);
             }
         }
-        used.map(|c| (c, obligations)).ok_or(None)
+        for o in obligations {
+            self.push_obligation(o);
+        }
+        Ok(used)
     }
 
     /// Meet every letter through patient/ scopes: `None` when they do not
     /// grant them all, else whether the patient context and every part's
     /// [`patient_rule`] (and a granular scope's query) allow it.
     fn through_patient_scope(
-        &self,
+        &mut self,
         rtype: &str,
+        letters: Perms,
         parts: &[(Perms, Rule<'_>)],
-    ) -> Option<Result<Vec<Obligation>, Fail>> {
-        let scopes = &self.ctx.scopes;
-        let grants = |l: Perms| {
-            let g: Vec<&ResourceScope> =
-                scopes.granular(ScopeContext::Patient, rtype, l).collect();
-            (scopes.grants(ScopeContext::Patient, rtype, l) || !g.is_empty()).then_some(g)
-        };
-        let letters = parts.iter().fold(Perms::NONE, |a, (l, _)| a.union(*l));
-        if letters.letters().any(|l| grants(l).is_none()) {
-            return None;
+    ) -> Option<Result<(), Fail>> {
+        for l in letters.letters() {
+            self.granted(ScopeContext::Patient, rtype, l)?;
         }
         let Some(patient) = self.ctx.patient.as_deref() else {
             return Some(Err(fail(
@@ -250,21 +266,24 @@ impl<'a> Evaluator<'a> {
         };
         let mut obligations = Vec::new();
         for (letters, rule) in parts {
-            let met = patient_rule(self.policy, &self.refs, rtype, *rule, patient).and_then(|o| {
-                obligations.extend(o);
-                for l in letters.letters() {
-                    if !scopes.grants(ScopeContext::Patient, rtype, l) {
-                        let g = grants(l).unwrap_or_default();
-                        obligations.extend(granular(rtype, *rule, &g)?);
+            match patient_rule(self.policy, &self.refs, rtype, *rule, patient) {
+                Ok(o) => obligations.extend(o),
+                Err(f) => return Some(Err(f)),
+            }
+            for l in letters.letters() {
+                let g = self.granted(ScopeContext::Patient, rtype, l)?;
+                if !g.is_empty() {
+                    match granular(rtype, *rule, &g) {
+                        Ok(o) => obligations.extend(o),
+                        Err(f) => return Some(Err(f)),
                     }
                 }
-                Ok(())
-            });
-            if let Err(f) = met {
-                return Some(Err(f));
             }
         }
-        Some(Ok(obligations))
+        for o in obligations {
+            self.push_obligation(o);
+        }
+        Some(Ok(()))
     }
 
     pub(super) fn required_scopes(&self) -> Vec<String> {

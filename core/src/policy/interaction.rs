@@ -4,9 +4,9 @@
 use super::context::AuthContext;
 use super::evaluator::Evaluator;
 use super::need::{fail, Fail, Rule, ScopeContexts, WriteTo};
+use super::operations::operation;
 use super::patch::{patch_references, read_patch};
 use super::references::{references, target, PatientEntry, Target};
-use super::operations::operation;
 use super::search::search;
 use super::settings::{PatientPaging, PolicyConfig};
 use crate::decision::{Obligation, Reason};

@@ -84,8 +84,8 @@ pub use authorize::authorize;
 pub use context::AuthContext;
 pub use resource::resource_matches_query;
 pub use response_check::check_response;
-pub use stored::{check_stored, Stored};
 pub use settings::{
     default_operations, OpLevel, OpPatientRule, OpTarget, OperationRule, PatientPaging,
     PatientUpdateById, PolicyConfig, ReadOutsideRequest, DEFAULT_PATIENT_SCOPE_PUBLIC_TYPES,
 };
+pub use stored::{check_stored, Stored};

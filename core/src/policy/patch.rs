@@ -58,7 +58,9 @@ fn pointer(p: &str) -> Result<Vec<&str>, Fail> {
         let mut chars = seg.chars();
         while let Some(c) = chars.next() {
             if c == '~' && !matches!(chars.next(), Some('0' | '1')) {
-                return Err(unreadable(format!("`{p}` has a `~` that escapes neither 0 nor 1")));
+                return Err(unreadable(format!(
+                    "`{p}` has a `~` that escapes neither 0 nor 1"
+                )));
             }
         }
         if seg != "-" && !(!seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit())) {
@@ -73,9 +75,11 @@ fn json_patch_op(o: &Value) -> Result<PatchOp<'_>, Fail> {
     let path = str_field(o, "path")
         .ok_or_else(|| unreadable("every JSON Patch operation needs `op` and `path`".into()))?;
     let from = match op {
-        "move" | "copy" => Some(pointer(str_field(o, "from").ok_or_else(|| {
-            unreadable(format!("a `{op}` operation needs `from`"))
-        })?)?),
+        "move" | "copy" => {
+            Some(pointer(str_field(o, "from").ok_or_else(|| {
+                unreadable(format!("a `{op}` operation needs `from`"))
+            })?)?)
+        }
         "add" | "replace" | "test" | "remove" => None,
         _ => {
             return Err(unreadable(format!(
@@ -119,7 +123,10 @@ fn fhirpath<'v>(path: &'v str, rtype: &str) -> Option<Vec<&'v str>> {
 }
 
 fn fhirpath_op<'v>(o: &'v Value, rtype: &str) -> Result<PatchOp<'v>, Fail> {
-    let parts = match (str_field(o, "name"), o.get("part").and_then(Value::as_array)) {
+    let parts = match (
+        str_field(o, "name"),
+        o.get("part").and_then(Value::as_array),
+    ) {
         (Some("operation"), Some(parts)) => parts,
         _ => {
             return Err(unreadable(
@@ -138,10 +145,12 @@ fn fhirpath_op<'v>(o: &'v Value, rtype: &str) -> Result<PatchOp<'v>, Fail> {
             op.chars().take(20).collect::<String>()
         )));
     }
-    let raw = text("path").ok_or_else(|| unreadable(format!("the `{op}` operation has no path")))?;
+    let raw =
+        text("path").ok_or_else(|| unreadable(format!("the `{op}` operation has no path")))?;
     let mut path = fhirpath(raw, rtype);
     if op == "add" {
-        let name = text("name").ok_or_else(|| unreadable("an `add` operation needs a name".into()))?;
+        let name =
+            text("name").ok_or_else(|| unreadable("an `add` operation needs a name".into()))?;
         if let Some(p) = path.as_mut() {
             p.push(name);
         }

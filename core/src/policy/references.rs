@@ -69,7 +69,10 @@ pub(crate) fn target<'r>(r: &'r str, base_url: Option<&str>) -> Target<'r> {
             Target::Odd
         };
     }
-    if r.is_empty() || r.bytes().any(|b| !b.is_ascii_graphic() || b == b'%' || b == b'\\') {
+    if r.is_empty()
+        || r.bytes()
+            .any(|b| !b.is_ascii_graphic() || b == b'%' || b == b'\\')
+    {
         return Target::Odd;
     }
     if r.starts_with('#') || r.starts_with("urn:") {
@@ -106,9 +109,7 @@ pub(crate) fn target<'r>(r: &'r str, base_url: Option<&str>) -> Target<'r> {
         Some((ty, id)) if ty.eq_ignore_ascii_case("Patient") && is_valid_id(id) => {
             Target::ForeignPatient(id)
         }
-        _ if segments.iter().any(|s| s.eq_ignore_ascii_case("Patient")) || !absolute => {
-            Target::Odd
-        }
+        _ if segments.iter().any(|s| s.eq_ignore_ascii_case("Patient")) || !absolute => Target::Odd,
         _ => Target::Other,
     }
 }
@@ -157,7 +158,10 @@ pub(crate) fn compartment_references(resource: &Value) -> Vec<&str> {
         for path in p.paths {
             let mut vals = Vec::new();
             walk(resource, path, &mut vals);
-            refs.extend(vals.into_iter().filter_map(|v| v.get("reference")?.as_str()));
+            refs.extend(
+                vals.into_iter()
+                    .filter_map(|v| v.get("reference")?.as_str()),
+            );
         }
     }
     refs
@@ -249,9 +253,9 @@ pub(crate) fn other_patient<'v>(
 ) -> Option<&'v str> {
     let mut all = Vec::new();
     references(resource, &mut all);
-    all.into_iter().find(|r| {
-        matches!(refs.target(r), Target::Patient(id) | Target::ForeignPatient(id) if id != p)
-    })
+    all.into_iter().find(
+        |r| matches!(refs.target(r), Target::Patient(id) | Target::ForeignPatient(id) if id != p),
+    )
 }
 
 #[cfg(test)]
@@ -276,8 +280,14 @@ mod tests {
             ("https://evil/Patient/2", Target::ForeignPatient("2")),
             ("https://evil/PATIENT/2", Target::ForeignPatient("2")),
             ("foo/bar/Patient/2", Target::ForeignPatient("2")),
-            ("https://h/fhir/x/Patient/2/_history/1", Target::ForeignPatient("2")),
-            ("Patient?identifier=urn:mrn|2", Target::Conditional("Patient", "identifier=urn:mrn|2")),
+            (
+                "https://h/fhir/x/Patient/2/_history/1",
+                Target::ForeignPatient("2"),
+            ),
+            (
+                "Patient?identifier=urn:mrn|2",
+                Target::Conditional("Patient", "identifier=urn:mrn|2"),
+            ),
             ("Patient?_id=1", Target::Conditional("Patient", "_id=1")),
             ("patient?identifier=x", Target::Odd),
             ("Patient/?identifier=x", Target::Odd),
@@ -298,7 +308,10 @@ mod tests {
         ] {
             assert_eq!(target(r, base), want, "{r:?}");
         }
-        assert_eq!(target("https://h/fhir/Patient/1", None), Target::ForeignPatient("1"));
+        assert_eq!(
+            target("https://h/fhir/Patient/1", None),
+            Target::ForeignPatient("1")
+        );
     }
 
     #[test]

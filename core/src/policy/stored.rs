@@ -142,7 +142,8 @@ mod tests {
     #[test]
     fn answers() {
         let own = br#"{"resourceType":"Observation","id":"o1","meta":{"versionId":"3"},"subject":{"reference":"Patient/123"}}"#;
-        let other = br#"{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/456"}}"#;
+        let other =
+            br#"{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/456"}}"#;
         let mixed = br#"{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/123"},"basedOn":[{"reference":"https://x/Patient/456"}]}"#;
         let etag = vec![("etag".to_string(), "W/\"7\"".to_string())];
         let gz = vec![("content-encoding".to_string(), "gzip".to_string())];
@@ -151,14 +152,36 @@ mod tests {
             if_match: v.map(str::to_string),
         };
         for (o, status, headers, body, want) in [
-            (pre(Update, None), 200, &etag, &own[..], allow(Some("W/\"7\""))),
-            (pre(Update, None), 200, &vec![], &own[..], allow(Some("W/\"3\""))),
-            (pre(Delete, None), 200, &vec![], &own[..], allow(Some("W/\"3\""))),
+            (
+                pre(Update, None),
+                200,
+                &etag,
+                &own[..],
+                allow(Some("W/\"7\"")),
+            ),
+            (
+                pre(Update, None),
+                200,
+                &vec![],
+                &own[..],
+                allow(Some("W/\"3\"")),
+            ),
+            (
+                pre(Delete, None),
+                200,
+                &vec![],
+                &own[..],
+                allow(Some("W/\"3\"")),
+            ),
             (pre(Update, None), 404, &vec![], &b""[..], allow(None)),
             (pre(Patch, None), 404, &vec![], &b""[..], Stored::Relay),
             (pre(Delete, None), 410, &vec![], &b""[..], Stored::Relay),
         ] {
-            assert_eq!(check_stored(&o, status, headers, body, None), want, "{status}");
+            assert_eq!(
+                check_stored(&o, status, headers, body, None),
+                want,
+                "{status}"
+            );
         }
         for (o, status, headers, body) in [
             (pre(Update, None), 200, &vec![], &other[..]),
@@ -167,7 +190,10 @@ mod tests {
             (pre(Delete, Some(2)), 404, &vec![], &b""[..]),
         ] {
             assert!(
-                matches!(check_stored(&o, status, headers, body, None), Stored::Refuse(_)),
+                matches!(
+                    check_stored(&o, status, headers, body, None),
+                    Stored::Refuse(_)
+                ),
                 "{status} {}",
                 String::from_utf8_lossy(body)
             );
@@ -177,7 +203,11 @@ mod tests {
             (401, &vec![], &own[..]),
             (200, &gz, &own[..]),
             (200, &vec![], &b"<Observation/>"[..]),
-            (200, &vec![], &br#"{"resourceType":"Observation","id":"o2"}"#[..]),
+            (
+                200,
+                &vec![],
+                &br#"{"resourceType":"Observation","id":"o2"}"#[..],
+            ),
         ] {
             assert!(
                 matches!(
