@@ -159,49 +159,43 @@ pub(super) fn body_resource(
 const JSON_PATCH: &str = "application/json-patch+json";
 
 /// The document of a PATCH: a JSON Patch array (`application/json-patch+json`;
-/// in a Bundle, a Binary of that content type) or a FHIRPath Patch
+/// in a Bundle, a base64 Binary of that content type) or a FHIRPath Patch
 /// `Parameters` (`application/fhir+json`); `None` for an XML patch, which the
-/// gateway cannot read. Media types are compared exactly, as servers do (a
-/// charset other than UTF-8 is refused).
+/// gateway cannot read. Media types are compared exactly, as servers do; the
+/// only parameter allowed is `charset=utf-8`.
 pub(super) fn patch_body(payload: &mut Payload<'_>) -> Result<Option<Value>, ClassifyError> {
     let (json_patch, bytes) = match &mut payload.body {
-        BodySource::Entry { resource } => match resource.take() {
-            Some(r) if r.get("resourceType").and_then(Value::as_str) == Some("Parameters") => {
-                return Ok(Some(r))
+        BodySource::Entry { resource } => {
+            let r = resource.take().unwrap_or_default();
+            if r.get("resourceType").and_then(Value::as_str) == Some("Parameters") {
+                return Ok(Some(r));
             }
-            Some(r) if r.get("contentType").and_then(Value::as_str) == Some(JSON_PATCH) => {
-                let data = r.get("data").and_then(Value::as_str).unwrap_or("");
-                let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, data)
-                    .map_err(|_| ClassifyError::new("the patch Binary's data is not base64"))?;
-                (true, bytes)
-            }
-            _ => return err(format!(
-                "a PATCH entry needs a Parameters resource (FHIRPath Patch) or a Binary with contentType {JSON_PATCH} (JSON Patch)"
-            )),
-        },
+            let data = r
+                .get("data")
+                .and_then(Value::as_str)
+                .filter(|_| r.get("contentType").and_then(Value::as_str) == Some(JSON_PATCH));
+            let bytes = data
+                .and_then(|d| {
+                    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, d).ok()
+                })
+                .ok_or_else(|| ClassifyError::new(format!(
+                    "a PATCH entry needs a Parameters resource (FHIRPath Patch) or a Binary with contentType {JSON_PATCH} and base64 data (JSON Patch)"
+                )))?;
+            (true, bytes)
+        }
         BodySource::Http { content_type, body } => {
             let ct = content_type.unwrap_or("");
-            let mut parts = ct.split(';');
-            let essence = parts.next().unwrap_or("").trim();
-            let charset_ok = parts.all(|p| match p.split_once('=') {
-                Some((n, v)) if n.trim().eq_ignore_ascii_case("charset") => {
-                    v.trim().eq_ignore_ascii_case("utf-8")
-                }
-                Some((n, _)) => n.trim() == "fhirVersion",
-                None => false,
-            });
-            let json_patch = match essence {
-                JSON_PATCH => true,
-                "application/fhir+json" => false,
-                "application/xml-patch+xml" | "application/fhir+xml" => return Ok(None),
-                _ => return err(format!(
-                    "a PATCH needs Content-Type {JSON_PATCH} (JSON Patch) or application/fhir+json (FHIRPath Patch), exactly (got `{}`)",
-                    short(ct)
-                )),
-            };
-            if !charset_ok {
+            let (essence, param) = ct.split_once(';').unwrap_or((ct, "charset=utf-8"));
+            let essence = essence.trim();
+            if essence == "application/xml-patch+xml" || essence == "application/fhir+xml" {
+                return Ok(None);
+            }
+            let json_patch = essence == JSON_PATCH;
+            if !(json_patch || essence == "application/fhir+json")
+                || !param.trim().eq_ignore_ascii_case("charset=utf-8")
+            {
                 return err(format!(
-                    "the PATCH Content-Type `{}` may only add charset=utf-8",
+                    "a PATCH needs Content-Type {JSON_PATCH} (JSON Patch) or application/fhir+json (FHIRPath Patch), written exactly, optionally with charset=utf-8 (got `{}`)",
                     short(ct)
                 ));
             }
@@ -210,17 +204,10 @@ pub(super) fn patch_body(payload: &mut Payload<'_>) -> Result<Option<Value>, Cla
     };
     let doc = crate::json::from_slice_strict(&bytes)
         .map_err(|e| ClassifyError::new(format!("the patch is not valid JSON: {e}")))?;
-    let fits = if json_patch {
-        doc.is_array()
-    } else {
-        doc.get("resourceType").and_then(Value::as_str) == Some("Parameters")
-    };
-    if !fits {
-        return err(if json_patch {
-            "a JSON Patch is an array of operations"
-        } else {
-            "a FHIRPath Patch is a Parameters resource"
-        });
+    if json_patch != doc.is_array()
+        || !(json_patch || doc.get("resourceType").and_then(Value::as_str) == Some("Parameters"))
+    {
+        return err("a JSON Patch is an array of operations; a FHIRPath Patch is a Parameters resource (application/fhir+json)");
     }
     Ok(Some(doc))
 }

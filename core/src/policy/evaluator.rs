@@ -167,37 +167,22 @@ impl<'a> Evaluator<'a> {
     /// Why no context grants `letters` on `rtype`: a letter nothing grants,
     /// or letters split between patient/ and the other contexts.
     fn not_granted(&self, rtype: &str, letters: Perms, allowed: ScopeContexts) -> Fail {
-        let mut lacks = [Perms::NONE, Perms::NONE];
-        for l in letters.letters() {
-            let mut has = [false, false];
-            for c in [
-                ScopeContext::Patient,
-                ScopeContext::User,
-                ScopeContext::System,
-            ] {
-                if allowed.allows(c) && self.granted(c, rtype, l).is_some() {
-                    has[usize::from(c != ScopeContext::Patient)] = true;
-                }
-            }
-            if has == [false, false] {
-                return fail(
-                    Reason::InsufficientScope,
-                    format!("no granted scope allows {l} on {rtype}"),
-                );
-            }
-            for (lack, has) in lacks.iter_mut().zip(has) {
-                if !has {
-                    *lack = lack.union(l);
-                }
-            }
-        }
-        fail(
-            Reason::InsufficientScope,
-            format!(
-                "{letters} on {rtype} is one interaction, met by patient/ scopes alone (they lack {}) or by user/ and system/ scopes alone (they lack {}): a patient/ letter brings the patient rule for all of it; ask for {letters} in one context",
-                lacks[0], lacks[1]
+        let contexts = [
+            ScopeContext::Patient,
+            ScopeContext::User,
+            ScopeContext::System,
+        ];
+        let message = match letters.letters().find(|l| {
+            !contexts
+                .iter()
+                .any(|c| allowed.allows(*c) && self.granted(*c, rtype, *l).is_some())
+        }) {
+            Some(l) => format!("no granted scope allows {l} on {rtype}"),
+            None => format!(
+                "{letters} on {rtype} is one interaction: it is met by patient/ scopes alone or by user/ and system/ scopes alone (a patient/ letter brings the patient rule for all of it), and neither grants all of {letters}"
             ),
-        )
+        };
+        fail(Reason::InsufficientScope, message)
     }
 
     /// Meet every letter through user/ or system/ scopes: plain grants

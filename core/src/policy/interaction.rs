@@ -142,38 +142,40 @@ fn write(ev: &mut Evaluator<'_>, it: &Interaction) -> Result<(), Fail> {
 }
 
 /// A conditional reference (`Type?criteria`, HAPI resolves it in any field
-/// of any write) is a search on its type: decided as one (s on the type,
-/// and under patient/ scopes pinned to the patient). One the servers would
-/// read differently (a base URL before the type, another letter case) is
-/// refused.
+/// of any write) is a search on its type: s on the type, and under patient/
+/// scopes pinned to the patient. Chains, `_has` and the other `_`
+/// parameters (but `_id`) would read further types; a reference the
+/// servers would read differently (a base URL before the type, another
+/// letter case) is refused.
 fn conditional_reference(ev: &mut Evaluator<'_>, r: &str) -> Result<(), Fail> {
     if !r.contains('?') {
         return Ok(());
     }
-    let short: String = r.chars().take(80).collect();
-    let Target::Conditional(ty, criteria) = target(r, None) else {
-        return Err(fail(
-            Reason::InvalidRequest,
-            format!("the conditional reference `{short}` must be written Type?criteria (an R4 type, no base URL, `+` encoded as %2B)"),
-        ));
-    };
-    let mut search = Interaction::new(InteractionKind::Search, Level::Type);
-    search.resource_type = Some(ty.to_string());
-    search.search = parse_query(criteria).map_err(|e| {
+    let refused = || {
         fail(
             Reason::InvalidRequest,
-            format!("conditional reference `{short}`: {}", e.message),
-        )
-    })?;
-    super::search::search(ev, &search).map_err(|f| {
-        fail(
-            f.reason,
             format!(
-                "conditional reference `{short}` (a search on {ty}): {}",
-                f.message
+                "the conditional reference `{}` is not accepted: write it Type?criteria (an R4 type, no base URL, `+` as %2B) with plain parameters of that type (no chains, `_has` or `_` parameters but `_id`), or resolve it and send Type/id",
+                r.chars().take(80).collect::<String>()
             ),
         )
-    })
+    };
+    let Target::Conditional(ty, criteria) = target(r, None) else {
+        return Err(refused());
+    };
+    let params = parse_query(criteria).map_err(|_| refused())?;
+    for sp in &params {
+        if sp.chain.is_some() || (sp.name.starts_with('_') && sp.name != "_id") {
+            return Err(refused());
+        }
+    }
+    ev.need(ty, Perms::S, Rule::Search(&params), ScopeContexts::ALL)
+        .map_err(|f| {
+            fail(
+                f.reason,
+                format!("a conditional reference is a search on {ty}: {}", f.message),
+            )
+        })
 }
 
 /// Paging (`_getpages`): see the module documentation of [`super`].

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 /// One patch operation as the gateway reads it.
 pub(super) struct PatchOp<'v> {
-    pub(super) op: &'v str,
+    op: &'v str,
     /// The element path it writes or removes (element names, list indices
     /// dropped); `None`: a FHIRPath the gateway cannot read as a path.
     path: Option<Vec<&'v str>>,
@@ -21,80 +21,82 @@ pub(super) struct PatchOp<'v> {
     value: Option<&'v Value>,
 }
 
-fn unreadable(message: String) -> Fail {
+fn unreadable() -> Fail {
     fail(
         Reason::InvalidRequest,
-        format!("the patch cannot be read: {message}"),
+        "the patch cannot be read: send a JSON Patch (an array of {op, path, from?, value?} with op add, remove, replace, move, copy or test) or a FHIRPath Patch (Parameters of `operation`s with type add, insert, delete, replace or move, a path and a value where the type needs one)",
     )
 }
 
-/// The operations of a patch document (`Err`: 400, the patch is not a
-/// well-formed JSON Patch or FHIRPath Patch).
+/// The operations of a patch document (`Err`: 400, not a well-formed JSON
+/// Patch or FHIRPath Patch).
 pub(super) fn read_patch<'v>(doc: &'v Value, rtype: &str) -> Result<Vec<PatchOp<'v>>, Fail> {
-    match doc {
-        Value::Array(ops) => ops.iter().map(json_patch_op).collect(),
-        _ => match doc.get("parameter").and_then(Value::as_array) {
-            Some(ops) => ops.iter().map(|o| fhirpath_op(o, rtype)).collect(),
-            None => Err(unreadable(
-                "a FHIRPath Patch needs Parameters.parameter (one `operation` each)".into(),
-            )),
-        },
+    let (json_patch, items) = match doc {
+        Value::Array(ops) => (true, ops),
+        _ => (
+            false,
+            doc.get("parameter")
+                .and_then(Value::as_array)
+                .ok_or_else(unreadable)?,
+        ),
+    };
+    let mut ops = Vec::with_capacity(items.len());
+    for item in items {
+        let op = if json_patch {
+            json_patch_op(item)
+        } else {
+            fhirpath_op(item, rtype)
+        };
+        ops.push(op.ok_or_else(unreadable)?);
     }
+    Ok(ops)
 }
 
-fn str_field<'v>(o: &'v Value, name: &str) -> Option<&'v str> {
-    o.get(name).and_then(Value::as_str)
+fn text<'v>(o: &'v Value, name: &str) -> Option<&'v str> {
+    o.get(name)?.as_str()
 }
 
-/// A JSON Pointer as element names (indices and `-` dropped).
-fn pointer(p: &str) -> Result<Vec<&str>, Fail> {
+/// A JSON Pointer as element names (list indices and `-` dropped). A `~`
+/// must escape `0` or `1`; escaped names never equal FHIR element names,
+/// so they are kept as written.
+fn pointer(p: &str) -> Option<Vec<&str>> {
     if !(p.is_empty() || p.starts_with('/')) {
-        return Err(unreadable(format!("`{p}` is not a JSON Pointer")));
+        return None;
     }
     let mut out = Vec::new();
     for seg in p.split('/').skip(1) {
-        // `~` must escape `0` or `1`: escaped names never equal FHIR element
-        // names, so they stay as they are.
-        let mut chars = seg.chars();
-        while let Some(c) = chars.next() {
-            if c == '~' && !matches!(chars.next(), Some('0' | '1')) {
-                return Err(unreadable(format!(
-                    "`{p}` has a `~` that escapes neither 0 nor 1"
-                )));
+        let mut escape = false;
+        for c in seg.chars() {
+            if escape && c != '0' && c != '1' {
+                return None;
             }
+            escape = c == '~';
         }
-        if seg != "-" && !(!seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit())) {
+        if escape {
+            return None;
+        }
+        if seg != "-" && (seg.is_empty() || !seg.bytes().all(|b| b.is_ascii_digit())) {
             out.push(seg);
         }
     }
-    Ok(out)
+    Some(out)
 }
 
-fn json_patch_op(o: &Value) -> Result<PatchOp<'_>, Fail> {
-    let op = str_field(o, "op").unwrap_or("");
-    let path = str_field(o, "path")
-        .ok_or_else(|| unreadable("every JSON Patch operation needs `op` and `path`".into()))?;
-    let from = match op {
-        "move" | "copy" => {
-            Some(pointer(str_field(o, "from").ok_or_else(|| {
-                unreadable(format!("a `{op}` operation needs `from`"))
-            })?)?)
-        }
-        "add" | "replace" | "test" | "remove" => None,
-        _ => {
-            return Err(unreadable(format!(
-                "unknown JSON Patch op `{}` (add, remove, replace, move, copy, test)",
-                op.chars().take(20).collect::<String>()
-            )))
-        }
-    };
+fn json_patch_op(o: &Value) -> Option<PatchOp<'_>> {
+    let op = text(o, "op")?;
     let value = o.get("value");
-    if value.is_none() && matches!(op, "add" | "replace" | "test") {
-        return Err(unreadable(format!("an `{op}` operation needs `value`")));
-    }
-    Ok(PatchOp {
+    let from = match op {
+        "move" | "copy" => Some(pointer(text(o, "from")?)?),
+        "remove" => None,
+        "add" | "replace" | "test" => {
+            value?;
+            None
+        }
+        _ => return None,
+    };
+    Some(PatchOp {
         op,
-        path: Some(pointer(path)?),
+        path: Some(pointer(text(o, "path")?)?),
         from,
         value,
     })
@@ -107,65 +109,64 @@ fn fhirpath<'v>(path: &'v str, rtype: &str) -> Option<Vec<&'v str>> {
     if segs.next() != Some(rtype) {
         return None;
     }
-    segs.map(|s| {
+    let mut out = Vec::new();
+    for s in segs {
         let name = match s.split_once('[') {
-            Some((n, i)) => i
-                .strip_suffix(']')
-                .filter(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
-                .map(|_| n)?,
+            Some((n, i)) => {
+                let i = i.strip_suffix(']')?;
+                if i.is_empty() || !i.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                n
+            }
             None => s,
         };
-        let plain = name.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
-            && name.bytes().all(|b| b.is_ascii_alphanumeric());
-        plain.then_some(name)
-    })
-    .collect()
+        if !name.starts_with(|c: char| c.is_ascii_lowercase())
+            || !name.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return None;
+        }
+        out.push(name);
+    }
+    Some(out)
 }
 
-fn fhirpath_op<'v>(o: &'v Value, rtype: &str) -> Result<PatchOp<'v>, Fail> {
-    let parts = match (
-        str_field(o, "name"),
-        o.get("part").and_then(Value::as_array),
-    ) {
-        (Some("operation"), Some(parts)) => parts,
-        _ => {
-            return Err(unreadable(
-                "every FHIRPath Patch parameter is an `operation` with parts".into(),
-            ))
-        }
-    };
-    let part = |name: &str| parts.iter().find(|p| str_field(p, "name") == Some(name));
-    let text = |name: &str| part(name).and_then(|p| str_field(p, "valueString"));
-    let op = part("type")
-        .and_then(|p| str_field(p, "valueCode"))
-        .unwrap_or("");
-    if !matches!(op, "add" | "insert" | "delete" | "replace" | "move") {
-        return Err(unreadable(format!(
-            "unknown FHIRPath Patch type `{}` (add, insert, delete, replace, move)",
-            op.chars().take(20).collect::<String>()
-        )));
+fn fhirpath_op<'v>(o: &'v Value, rtype: &str) -> Option<PatchOp<'v>> {
+    if text(o, "name") != Some("operation") {
+        return None;
     }
-    let raw =
-        text("path").ok_or_else(|| unreadable(format!("the `{op}` operation has no path")))?;
-    let mut path = fhirpath(raw, rtype);
-    if op == "add" {
-        let name =
-            text("name").ok_or_else(|| unreadable("an `add` operation needs a name".into()))?;
-        if let Some(p) = path.as_mut() {
-            p.push(name);
+    let (mut op, mut path, mut name, mut value) = ("", None, None, None);
+    for part in o.get("part")?.as_array()? {
+        match text(part, "name")? {
+            "type" => op = text(part, "valueCode")?,
+            "path" => path = Some(text(part, "valueString")?),
+            "name" => name = Some(text(part, "valueString")?),
+            // One `value[x]`, or parts building a complex value.
+            "value" => {
+                value = part
+                    .as_object()?
+                    .iter()
+                    .find(|(k, _)| k.starts_with("value") || *k == "part")
+                    .map(|(_, v)| v)
+            }
+            _ => {}
         }
     }
-    // The value: one `value[x]`, or parts building a complex value.
-    let value = part("value").and_then(|p| {
-        p.as_object()?
-            .iter()
-            .find(|(k, _)| k.starts_with("value") || *k == "part")
-            .map(|(_, v)| v)
-    });
-    if value.is_none() && matches!(op, "add" | "insert" | "replace") {
-        return Err(unreadable(format!("an `{op}` operation needs a value")));
+    let mut path = fhirpath(path?, rtype);
+    match op {
+        "add" => {
+            let name = name?;
+            if let Some(p) = path.as_mut() {
+                p.push(name);
+            }
+        }
+        "insert" | "replace" | "delete" | "move" => {}
+        _ => return None,
     }
-    Ok(PatchOp {
+    if value.is_none() && !matches!(op, "delete" | "move") {
+        return None;
+    }
+    Some(PatchOp {
         op,
         path,
         from: None,
@@ -173,25 +174,27 @@ fn fhirpath_op<'v>(o: &'v Value, rtype: &str) -> Result<PatchOp<'v>, Fail> {
     })
 }
 
-/// The reference strings an operation writes: `reference` members of its
+/// The reference strings one operation writes: `reference` members of its
 /// value, or the value itself when the path ends in `reference`.
-fn written<'v>(o: &PatchOp<'v>) -> Vec<&'v str> {
-    let mut out = Vec::new();
-    if o.op == "test" {
-        return out;
-    }
-    if let Some(v) = o.value {
-        match (v, o.path.as_deref().and_then(<[&str]>::last)) {
-            (Value::String(s), Some(&"reference")) => out.push(s.as_str()),
-            _ => references(v, &mut out),
+fn written<'v>(o: &PatchOp<'v>, out: &mut Vec<&'v str>) {
+    match (o.op, o.value) {
+        ("test", _) | (_, None) => {}
+        (_, Some(Value::String(s)))
+            if o.path.as_deref().and_then(<[&str]>::last) == Some(&"reference") =>
+        {
+            out.push(s)
         }
+        (_, Some(v)) => references(v, out),
     }
-    out
 }
 
 /// Every reference string the patch writes.
 pub(super) fn patch_references<'v>(ops: &[PatchOp<'v>]) -> Vec<&'v str> {
-    ops.iter().flat_map(written).collect()
+    let mut out = Vec::new();
+    for o in ops {
+        written(o, &mut out);
+    }
+    out
 }
 
 /// Under a patient/ scope: no operation writes a reference to another
@@ -206,38 +209,43 @@ pub(super) fn check_patch(
     rtype: &str,
     p: &str,
 ) -> Result<(), Fail> {
-    let elements: Vec<Vec<&str>> = compartment::params(rtype)
-        .unwrap_or_default()
-        .iter()
-        .flat_map(|c| c.paths.iter().map(|path| path.split('.').collect()))
-        .collect();
+    let mut elements: Vec<Vec<&str>> = Vec::new();
+    for c in compartment::params(rtype).unwrap_or_default() {
+        for path in c.paths {
+            elements.push(path.split('.').collect());
+        }
+    }
     let touched = |path: &[&str]| {
         elements
             .iter()
-            .find(|e| e.starts_with(path) || path.starts_with(e))
+            .position(|e| e.starts_with(path) || path.starts_with(e))
     };
-    for o in ops.iter().filter(|o| o.op != "test") {
+    for o in ops {
+        if o.op == "test" {
+            continue;
+        }
         let Some(path) = o.path.as_deref() else {
             return Err(fail(
                 Reason::InvalidRequest,
-                format!("under patient/ scopes a FHIRPath Patch path must be a plain element path ({rtype}.element.element, `[n]` allowed), so the gateway can see what it changes"),
+                "under patient/ scopes a FHIRPath Patch path must be a plain element path (Type.element.element, `[n]` allowed), so the gateway can see what it changes",
             ));
         };
-        let element = touched(path);
-        for r in written(o) {
-            check_reference(refs, r, element.is_some(), p)?;
+        let at = touched(path);
+        let mut written_refs = Vec::new();
+        written(o, &mut written_refs);
+        for r in written_refs {
+            check_reference(refs, r, at.is_some(), p)?;
         }
-        let from_touches = o.from.as_deref().and_then(touched);
-        let Some(e) = element.or(from_touches) else {
+        let from = o.from.as_deref().and_then(touched);
+        let Some(e) = at.or(from).and_then(|i| elements.get(i)) else {
             continue;
         };
-        let sets_patient = from_touches.is_none()
+        let reference_of = path.split_last() == Some((&"reference", e.as_slice()));
+        let sets_patient = from.is_none()
             && matches!(o.op, "add" | "replace" | "insert")
-            && o.value.is_some_and(|v| {
-                (path == e.as_slice() && names_patient(refs, v, p, false))
-                    || (path.split_last() == Some((&"reference", e.as_slice()))
-                        && names_patient(refs, v, p, true))
-            });
+            && (path == e.as_slice() || reference_of)
+            && o.value
+                .is_some_and(|v| names_patient(refs, v, p, reference_of));
         if !sets_patient {
             return Err(fail(
                 Reason::PatientCompartmentViolation,
@@ -255,13 +263,16 @@ pub(super) fn check_patch(
 /// Whether a written value is a Reference to the context patient (or a
 /// list of them), or with `bare` the `reference` string itself.
 fn names_patient(refs: &RefContext<'_>, v: &Value, p: &str, bare: bool) -> bool {
-    let is_patient = |r: Option<&str>| r.is_some_and(|r| refs.target(r) == Target::Patient(p));
-    match v {
-        Value::String(s) if bare => is_patient(Some(s)),
-        Value::Object(o) if !bare => is_patient(o.get("reference").and_then(Value::as_str)),
-        Value::Array(a) if !bare => {
-            !a.is_empty() && a.iter().all(|x| names_patient(refs, x, p, false))
+    let r = match (v, bare) {
+        (Value::String(s), true) => s.as_str(),
+        (Value::Array(a), false) => {
+            return !a.is_empty() && a.iter().all(|x| names_patient(refs, x, p, false))
         }
-        _ => false,
-    }
+        (Value::Object(o), false) => match o.get("reference") {
+            Some(Value::String(s)) => s,
+            _ => return false,
+        },
+        _ => return false,
+    };
+    refs.target(r) == Target::Patient(p)
 }

@@ -56,72 +56,52 @@ pub fn check_stored(
             .map(|(_, v)| v.as_str())
     };
     let update = *interaction == InteractionKind::Update;
+    let unusable = || {
+        Stored::Unavailable(format!("the FHIR server's answer ({status}) to the read of {what} before the write cannot be used (not the resource as JSON without Content-Encoding)"))
+    };
     match status {
         200 => {}
         404 if update => return Stored::Allow { if_match: None },
-        410 if update => {
+        404 | 410 if entry.is_none() && !update => return Stored::Relay,
+        404 | 410 => {
             return Stored::Refuse(format!(
-                "{what} was deleted, so whose it was cannot be checked; create a new resource with POST instead"
+                "{what} does not exist or was deleted ({status}), so whose it was cannot be checked; create a new resource with POST instead"
             ))
         }
-        404 | 410 if entry.is_some() => {
-            return Stored::Refuse(format!("{what} does not exist ({status})"))
-        }
-        404 | 410 => return Stored::Relay,
-        _ => {
-            return Stored::Unavailable(format!(
-                "the FHIR server answered {status} to the pre-check read of {what}"
-            ))
-        }
+        _ => return unusable(),
     }
-    if header("content-encoding").is_some_and(|e| !e.eq_ignore_ascii_case("identity")) {
-        return Stored::Unavailable(format!(
-            "the FHIR server answered the pre-check read of {what} with a Content-Encoding"
-        ));
-    }
-    let Ok(r) = crate::json::from_slice_strict(body) else {
-        return Stored::Unavailable(format!(
-            "the FHIR server's answer to the pre-check read of {what} is not JSON"
-        ));
+    let r = match crate::json::from_slice_strict(body) {
+        Ok(r) if header("content-encoding").map_or(true, |e| e == "identity") => r,
+        _ => return unusable(),
     };
     let field = |name: &str| r.get(name).and_then(Value::as_str);
     if field("resourceType") != Some(t) || field("id") != Some(id) {
-        return Stored::Unavailable(format!(
-            "the pre-check read of {what} returned another resource"
-        ));
+        return unusable();
     }
     let refs = RefContext {
         base_url,
         bundle: &[],
     };
-    if !in_patient_compartment(&r, p, base_url) {
+    if !in_patient_compartment(&r, p, base_url) || other_patient(&refs, &r, p).is_some() {
         return Stored::Refuse(format!(
-            "{what} is not in the compartment of Patient/{p}: under patient/ scopes only the patient's own resources are written"
-        ));
-    }
-    if let Some(other) = other_patient(&refs, &r, p) {
-        return Stored::Refuse(format!(
-            "{what} also refers to another patient (`{}`), so it is in that patient's record too",
-            other.chars().take(80).collect::<String>()
+            "{what} is stored in the record of another patient than Patient/{p} (its compartment references say so); under patient/ scopes only the patient's own resources are written"
         ));
     }
     let version = r
         .get("meta")
         .and_then(|m| m.get("versionId"))
         .and_then(Value::as_str)
-        .filter(|v| is_valid_id(v));
+        .filter(|v| is_valid_id(v))
+        .map(|v| format!("W/\"{v}\""));
     let etag = header("etag").filter(|e| {
         let tag = e.strip_prefix("W/").unwrap_or(e);
-        tag.len() <= 70
-            && tag.len() >= 3
+        (3..=70).contains(&tag.len())
             && tag.starts_with('"')
             && tag.ends_with('"')
             && tag.bytes().all(|b| b.is_ascii_graphic())
     });
     Stored::Allow {
-        if_match: etag
-            .map(str::to_string)
-            .or_else(|| version.map(|v| format!("W/\"{v}\""))),
+        if_match: etag.map(str::to_string).or(version),
     }
 }
 

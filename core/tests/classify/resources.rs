@@ -212,7 +212,7 @@ fn patch_documents() {
         row("/fhir", "PATCH", "/fhir/Observation/o1", &fhir_json, Some(PARAMS), "patch instance Observation id=o1 res"),
         row("/fhir", "PATCH", "/fhir/Observation/o1", &xml_patch, Some("<diff/>"), "patch instance Observation id=o1"),
         row("/fhir", "PATCH", "/fhir/Observation/o1", XML, Some("<Parameters/>"), "patch instance Observation id=o1"),
-        row("/fhir", "PATCH", "/fhir/Observation/o1", &jp_latin, Some(OPS), "!may only add charset=utf-8"),
+        row("/fhir", "PATCH", "/fhir/Observation/o1", &jp_latin, Some(OPS), "!a PATCH needs Content-Type"),
         row("/fhir", "PATCH", "/fhir/Observation/o1", &jp_case, Some(OPS), "!a PATCH needs Content-Type application/json-patch+json"),
         row("/fhir", "PATCH", "/fhir/Observation/o1", &plain_json, Some(OPS), "!a PATCH needs Content-Type"),
         row("/fhir", "PATCH", "/fhir/Observation/o1", &text, Some(OPS), "!a PATCH needs Content-Type"),
@@ -230,7 +230,7 @@ fn patch_documents() {
     for (resource, want) in [
         (binary(JP, B64), Ok(())),
         (PARAMS.to_string(), Ok(())),
-        (binary(JP, "not base64!"), Err("not base64")),
+        (binary(JP, "not base64!"), Err("a PATCH entry needs")),
         (binary("application/fhir+json", B64), Err("a PATCH entry needs a Parameters resource")),
         (r#"{"resourceType":"Observation"}"#.to_string(), Err("a PATCH entry needs")),
         // base64 of `{}`
