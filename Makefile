@@ -110,7 +110,8 @@ test: lint unit wasm-test e2e conformance-rig e2e-oldest ## everything (CI)
 bench-core: prereqs ## criterion: classify + decide natively (core/benches/core.rs)
 	$(CARGO) bench -p $(CORE_PKG) --bench core
 
-bench: need-wrk build cli venv bench-core ## inside real Envoy (token paths, cache hits) + core
+# BENCH_ONLY=compare: only the side-by-side comparison (no criterion, no token-path rows).
+bench: need-wrk build venv $(if $(BENCH_ONLY),,bench-core) ## the filter side by side with Envoy alone and native jwt_authn + RBAC in real Envoy (+ core)
 	$(PY) -m tests.e2e.bench
 
 demo: build cli venv

@@ -1,58 +1,97 @@
-"""`make bench`: the filter inside real Envoy, with a trivial fast upstream (an Envoy
-direct_response listener), measured with wrk.
+"""`make bench`: the filter side by side with Envoy alone and Envoy's native jwt_authn + RBAC,
+in one Envoy process and one run, measured with wrk.
 
-Scenarios (GET [base]/Patient/pat-a with a patient token):
-  no filter            Envoy without the wasm filter (baseline)
-  cache hit            the filter, the same valid token on every request
-  cold RS256 host      verified on every request (`token.cache_max_entries: 0`), RS256 through
-                       Envoy's verify_signature (BoringSSL)
-  cold RS256 pure      the same with `token.host_crypto: false` (pure-Rust verifier)
-  cold ES256 / EdDSA   verified on every request (always pure Rust)
+One Envoy (`--concurrency 1`: one worker, so one wasm VM serving requests), one listener per configuration, each
+answering `GET /fhir/Patient/pat-a` with the same `direct_response` (so only the authorization
+chain differs) and writing an access log (one JSON object per request) to the same file:
 
-Each scenario runs twice: throughput (BENCH_CONNECTIONS connections, BENCH_THREADS wrk threads)
-and latency at concurrency 1 (one connection, requests back to back). The per-request filter
-cost is the median latency at concurrency 1 minus the no-filter median at concurrency 1: Envoy
-has no per-filter timing, and at concurrency 1 nothing queues, so the difference is the time the
-request spends in the filter (wasm calls, host calls, signature checks).
+  none           Envoy alone: no auth filter; the base access-log fields of envoy/envoy.yaml
+  native_cache   jwt_authn with jwt_cache_config + rbac (method, path prefix, scope claim from
+                 the JWT payload in dynamic metadata); the base fields plus the token's identity
+  native         the same without jwt_cache_config
+  filter         this filter as shipped (envoy/envoy.yaml: default configuration, audit record
+                 logged with %FILTER_STATE(...:TYPED)% exactly as that file logs it)
+  filter_json    the same with `audit.encoding: "json"`, logged with `:PLAIN`
+  filter_noaudit the same with `audit.enabled: false`
+  cold_pure      `token.cache_max_entries: 0`, `token.host_crypto: false` (pure-Rust verifier)
+  cold_inline    `token.cache_max_entries: 0`, inline JWKS with an extra EdDSA key
 
-Memory: a second Envoy with one worker (one VM) gets BENCH_MEMORY_TOKENS (10000) distinct valid
-tokens once each, so the VM's verified-token cache holds them all; the filter's
-`<prefix>.vm.memory_bytes` gauge (the VM's linear memory) is read from the admin /stats before and
-after.
+Rows (what wrk sends, a patient token in every request):
+  warm   one token on every request: the filter's (and jwt_authn's) verified-token cache hits
+  cold   a fresh RS256 token on every request, from a ring of BENCH_COLD_TOKENS tokens (more
+         than the filter's default cache of 10 000 entries, which evicts oldest first, and each
+         run goes on where the previous one stopped: every request is a cache miss; the bench
+         reports the filter's miss ratio to prove it). Native jwt_authn without cache gets the
+         same ring.
+  token paths (not with BENCH_ONLY=compare): RS256 verified in pure Rust, ES256 and EdDSA
+         (always pure Rust), each with one token on a listener whose cache is off.
 
-Env: BENCH_DURATION (s per throughput run, default 5), BENCH_CONNECTIONS (16), BENCH_THREADS (2),
-ENVOY_CONCURRENCY (2), BENCH_REPEAT (3 concurrency-1 rounds), BENCH_C1_DURATION (3 s per
-concurrency-1 run), BENCH_MEMORY_TOKENS (10000; 0 skips the memory run).
+Method: a warm-up (BENCH_WARMUP s per row), then BENCH_REPEAT rounds; each round runs every row
+once at load (wrk -t1 -c16, BENCH_DURATION s) and once at concurrency 1 (wrk -t1 -c1,
+BENCH_C1_DURATION s), starting each round at a different row so no row always follows the same
+one. Each figure is the median over the rounds; each ratio is the median of the per-round ratios
+(both rows of a ratio measured minutes apart at most). "added µs" = median latency at
+concurrency 1 minus Envoy alone's. Any non-2xx answer fails the bench (a denial is fast: it would
+make the numbers meaningless).
+
+Memory: the filter's `<prefix>.vm.memory_bytes` gauge (the worker VM's linear memory; see
+`vm_memory`) after start and after the cold runs, whose tokens fill the shipped configuration's
+cache (10 000 entries).
+
+The last line of the output is
+  ratio_warm_vs_native=X.XX ratio_cold_vs_native=X.XX ratio_warm_vs_none=X.XX
+(filter warm ÷ native jwt_authn with cache + rbac; filter cold ÷ native jwt_authn without cache
++ rbac; filter warm ÷ Envoy alone; req/s at load). The line before it gives the same ratios from
+the CPU time the Envoy process spends per request (all its threads, from /proc), which other work
+on a shared machine disturbs much less than req/s or latency.
+
+Env: BENCH_ONLY=compare (only the side-by-side rows: about 2.5 minutes instead of 4),
+BENCH_REPEAT (3 rounds), BENCH_DURATION (3 s per load run), BENCH_C1_DURATION (2 s per
+concurrency-1 run), BENCH_WARMUP (1 s), BENCH_CONNECTIONS (16), BENCH_THREADS (1),
+ENVOY_CONCURRENCY (1), BENCH_COLD_TOKENS (10500; must exceed the cache for cold rows),
+BENCH_KEEP (keep the work directory: Envoy config and log).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import multiprocessing
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import requests
 
-from .rig import (WASM, Envoy, Issuer, SigningKey, cluster, envoy_bootstrap, free_port, issuer_entry, listener, plugin_config,
-                  serve_issuer, wait_until)
+from .bench_envoy import (base_log_format, direct_listener, native_filters, native_log_format, shipped_log_format,
+                          shipped_plugin_config, shipped_wasm_filter)
+from .rig import WASM, Envoy, Issuer, SigningKey, cluster, envoy_bootstrap, free_port, serve_issuer, wait_until
 
-DURATION = int(os.environ.get("BENCH_DURATION", "5"))
-CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
-THREADS = int(os.environ.get("BENCH_THREADS", "2"))
-CONCURRENCY = int(os.environ.get("ENVOY_CONCURRENCY", "2"))
-MEMORY_TOKENS = int(os.environ.get("BENCH_MEMORY_TOKENS", "10000"))
+ONLY = os.environ.get("BENCH_ONLY", "")
+DURATION = int(os.environ.get("BENCH_DURATION", "3"))
+C1_DURATION = int(os.environ.get("BENCH_C1_DURATION", "2"))
+WARMUP = int(os.environ.get("BENCH_WARMUP", "1"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
-C1_DURATION = int(os.environ.get("BENCH_C1_DURATION", "3"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
+THREADS = int(os.environ.get("BENCH_THREADS", "1"))
+CONCURRENCY = int(os.environ.get("ENVOY_CONCURRENCY", "1"))
+COLD_TOKENS = int(os.environ.get("BENCH_COLD_TOKENS", "10500"))
+KEEP = bool(os.environ.get("BENCH_KEEP"))
+
+PATH = "/fhir/Patient/pat-a"
+AUDIENCE = "http://localhost:10000/fhir"  # fhir_base_url of every filter listener = the tokens' aud
 
 WRK_LUA = r"""
+-- args: [1] token file (one token a line; empty: no token from the script)
+--       [2] index of the first token   [3] wrk threads
 local tokens = {}
 local n = 0
 local i = 0
@@ -65,8 +104,8 @@ function init(args)
   local path = args[1]
   if path ~= nil and path ~= "" then
     for line in io.lines(path) do n = n + 1; tokens[n] = line end
-    -- each wrk thread starts at a different offset
-    i = (id or 0) * math.floor(n / (tonumber(args[3]) or 1))
+    -- each wrk thread starts at its own offset after the given start
+    i = ((tonumber(args[2]) or 0) + (id or 0) * math.floor(n / (tonumber(args[3]) or 1))) % n
   end
 end
 function request()
@@ -87,34 +126,24 @@ end
 """
 
 
-def fast_upstream_listener(port: int) -> dict[str, Any]:
-    return {
-        "name": "fast_upstream",
-        "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
-        "filter_chains": [{"filters": [{
-            "name": "envoy.filters.network.http_connection_manager",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                "stat_prefix": "fast_upstream",
-                "route_config": {"virtual_hosts": [{"name": "fast", "domains": ["*"], "routes": [{
-                    "match": {"prefix": "/"},
-                    "direct_response": {"status": 200, "body": {
-                        "inline_string": '{"resourceType":"Patient","id":"pat-a"}'}},
-                    "response_headers_to_add": [{"header": {"key": "content-type",
-                                                             "value": "application/fhir+json"}}],
-                }]}]},
-                "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
-            },
-        }]}],
-    }
+# --------------------------------------------------------------------------
+# Load generation
+# --------------------------------------------------------------------------
+
+@dataclass
+class Ring:
+    """Tokens sent in order, one per request; each run goes on where the previous one stopped."""
+    path: Path
+    size: int
+    next: int = 0
 
 
-def run_wrk(url: str, token: str | None = None, tokens_file: Path | None = None,
-            connections: int = CONNECTIONS, threads: int = THREADS, duration: int = DURATION) -> dict[str, Any]:
+def run_wrk(url: str, token: str | None = None, ring: Ring | None = None, connections: int = CONNECTIONS,
+            threads: int = THREADS, duration: int = DURATION) -> dict[str, Any]:
+    """One wrk run; `rps`, latency percentiles (µs), `errors` and `non2xx` counts."""
     wrk = shutil.which("wrk")
     if wrk is None:
-        return run_python_client(url, token, tokens_file, connections)
+        return run_python_client(url, token, ring, connections, duration)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(WRK_LUA)
         lua = f.name
@@ -122,26 +151,30 @@ def run_wrk(url: str, token: str | None = None, tokens_file: Path | None = None,
     args = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s", "-s", lua]
     if token:
         args += ["-H", f"Authorization: Bearer {token}"]
-    args += [url, "--", str(tokens_file or ""), "0", str(threads)]
-    out = subprocess.run(args, capture_output=True, text=True, timeout=duration + 60)
-    os.unlink(lua)
+    args += [url, "--", str(ring.path) if ring else "", str(ring.next if ring else 0), str(threads)]
+    try:
+        out = subprocess.run(args, capture_output=True, text=True, timeout=duration + 60)
+    finally:
+        os.unlink(lua)
     for line in out.stdout.splitlines():
         if line.startswith("WRKJSON "):
             res = json.loads(line[len("WRKJSON "):])
             res["rps"] = res["requests"] / (res["duration_us"] / 1e6)
+            if ring:  # requests in flight at the end were sent too: skip past them
+                ring.next = (ring.next + res["requests"] + connections) % ring.size
             return res
     raise RuntimeError(f"wrk failed: {out.stdout}\n{out.stderr}")
 
 
-def run_python_client(url: str, token: str | None, tokens_file: Path | None,
-                      connections: int = CONNECTIONS) -> dict[str, Any]:
-    """Fallback when wrk is missing: threads with keep-alive sessions."""
-    tokens = tokens_file.read_text().split() if tokens_file else [token]
+def run_python_client(url: str, token: str | None, ring: Ring | None, connections: int,
+                      duration: int) -> dict[str, Any]:
+    """Fallback when wrk is missing (much slower: compare its figures with each other only)."""
+    tokens = ring.path.read_text().split() if ring else [token]
     lat: list[float] = []
-    errors = [0, 0]
+    bad = [0]
     lock = threading.Lock()
-    end = time.monotonic() + DURATION
-    counter = [0]
+    end = time.monotonic() + duration
+    counter = [ring.next if ring else 0]
 
     def worker() -> None:
         s = requests.Session()
@@ -151,27 +184,51 @@ def run_python_client(url: str, token: str | None, tokens_file: Path | None,
                 t = tokens[counter[0] % len(tokens)]
             t0 = time.perf_counter()
             try:
-                r = s.get(url, headers={"Authorization": f"Bearer {t}"} if t else {}, timeout=10)
-                ok = r.status_code == 200
+                ok = s.get(url, headers={"Authorization": f"Bearer {t}"} if t else {}, timeout=10).status_code == 200
             except requests.RequestException:
                 ok = False
             dt = (time.perf_counter() - t0) * 1e6
             with lock:
                 lat.append(dt)
-                errors[0 if ok else 1] += 0 if ok else 1
+                bad[0] += 0 if ok else 1
 
-    ts = [threading.Thread(target=worker) for _ in range(connections)]
     start = time.monotonic()
+    ts = [threading.Thread(target=worker) for _ in range(connections)]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
+    elapsed = time.monotonic() - start
+    if ring:
+        ring.next = counter[0] % ring.size
     lat.sort()
     n = len(lat)
     pick = lambda q: int(lat[min(n - 1, int(q * n))]) if n else 0  # noqa: E731
-    return {"requests": n, "duration_us": int((time.monotonic() - start) * 1e6), "errors": 0, "non2xx": errors[1],
-            "p50": pick(0.5), "p90": pick(0.9), "p99": pick(0.99), "mean": sum(lat) / n if n else 0,
-            "rps": n / (time.monotonic() - start)}
+    return {"requests": n, "duration_us": int(elapsed * 1e6), "errors": 0, "non2xx": bad[0], "p50": pick(0.5),
+            "p90": pick(0.9), "p99": pick(0.99), "mean": sum(lat) / n if n else 0, "rps": n / elapsed}
+
+
+# --------------------------------------------------------------------------
+# Tokens
+# --------------------------------------------------------------------------
+
+_MINTING: Issuer | None = None
+
+
+def _mint_patient_tokens(count: int) -> list[str]:
+    assert _MINTING is not None
+    return [_MINTING.mint("patient") for _ in range(count)]
+
+
+def mint_many(issuer: Issuer, count: int) -> list[str]:
+    """`count` distinct RS256 patient tokens, minted on every CPU (RSA signing is the slow part).
+    Call before any thread of this process holds the issuer's lock (the workers are forked)."""
+    global _MINTING
+    _MINTING = issuer
+    procs = max(1, min(os.cpu_count() or 1, 4))
+    shares = [count // procs + (1 if i < count % procs else 0) for i in range(procs)]
+    with multiprocessing.get_context("fork").Pool(procs) as pool:
+        return [t for chunk in pool.map(_mint_patient_tokens, shares) for t in chunk]
 
 
 def ed25519_key() -> tuple[SigningKey, dict[str, str]]:
@@ -185,6 +242,34 @@ def ed25519_key() -> tuple[SigningKey, dict[str, str]]:
     return key, {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": key.kid, "alg": "EdDSA", "use": "sig"}
 
 
+# --------------------------------------------------------------------------
+# Rows and measurement
+# --------------------------------------------------------------------------
+
+@dataclass
+class Row:
+    """One measured configuration: a listener and what wrk sends to it."""
+    key: str
+    label: str
+    listener: str
+    token: str | None = None
+    ring: Ring | None = None
+    path: str = PATH
+    # Filled in by `measure`.
+    load: list[dict[str, Any]] = field(default_factory=list)
+    single: list[dict[str, Any]] = field(default_factory=list)
+    # Rows whose listener runs the filter with a token ring: token-cache misses seen (every run,
+    # warm-up included) and the requests completed in those runs.
+    misses: int = 0
+    requests_cold: int = 0
+
+    def counts_misses(self) -> bool:
+        return self.ring is not None and self.listener.startswith("filter")
+
+    def failures(self) -> int:
+        return sum(r["non2xx"] + r["errors"] for r in self.load + self.single)
+
+
 def stat(envoy: Envoy, suffix: str) -> int | None:
     """A filter metric from the admin /stats (`wasmcustom.<prefix>.<suffix>`)."""
     text = requests.get(f"{envoy.admin_url}/stats?filter={suffix.replace('.', '[.]')}$", timeout=5).text
@@ -195,148 +280,251 @@ def stat(envoy: Envoy, suffix: str) -> int | None:
     return None
 
 
-def memory_run(work: Path, issuer: Issuer, iss_port: int) -> dict[str, Any]:
-    """One worker, one VM: fill its token cache with MEMORY_TOKENS distinct tokens."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}/fhir"
-    upstream = free_port()
-    cfg = plugin_config(issuer.audience, [issuer_entry(issuer, "issuer")], cluster="fast")
-    boot = envoy_bootstrap(free_port(), [
-        fast_upstream_listener(upstream),
-        listener("filter", port, "fast", cfg, WASM, Path("/dev/null")),
-    ], [cluster("fast", upstream), cluster("issuer", iss_port)], work / "admin-mem.log")
-    (work / "mem").mkdir(exist_ok=True)
-    envoy = Envoy(work / "mem", "bench-memory", boot, concurrency=1)
-    url = base + "/Patient/pat-a"
-    try:
-        envoy.start()
-        first = issuer.mint("patient")
-        wait_until(lambda: requests.get(url, headers={"Authorization": f"Bearer {first}"},
-                                        timeout=5).status_code == 200, 90, "the filter to serve", envoy.log,
-                   envoy.proc)
-        time.sleep(1.5)
-        before = stat(envoy, "vm.memory_bytes")
-        t0 = time.monotonic()
-        tokens = [issuer.mint("patient") for _ in range(MEMORY_TOKENS)]
-        print(f"minted {len(tokens)} RS256 tokens in {time.monotonic() - t0:.1f}s", flush=True)
-        bad = [0]
-        lock = threading.Lock()
+def process_cpu_ns(pid: int) -> int:
+    """CPU time used so far by every thread of a process (ns; /proc/<pid>/task/*/schedstat)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass  # the thread ended
+    return total
 
-        def send(chunk: list[str]) -> None:
-            s = requests.Session()
-            for t in chunk:
-                if s.get(url, headers={"Authorization": f"Bearer {t}"}, timeout=10).status_code != 200:
-                    with lock:
-                        bad[0] += 1
 
-        ts = [threading.Thread(target=send, args=(tokens[i::8],)) for i in range(8)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
-        time.sleep(1.5)  # the gauge is set on the 1 s tick
-        return {"before": before, "after": stat(envoy, "vm.memory_bytes"),
-                "misses": stat(envoy, "token_cache.miss"), "errors": bad[0]}
-    finally:
-        envoy.stop()
+def vm_memory(envoy: Envoy, samples: int = 8) -> int | None:
+    """The worker VM's `vm.memory_bytes`. Envoy also runs a copy of the plugin on its main
+    thread, which never serves a request, and both set the one gauge on their 1 s tick: the
+    largest of several reads over 3 s is the worker's."""
+    values = []
+    for _ in range(samples):
+        v = stat(envoy, "vm.memory_bytes")
+        if v is not None:
+            values.append(v)
+        time.sleep(3 / samples)
+    return max(values) if values else None
 
+
+def wait_serving(envoy: Envoy, rows: list[Row], ports: dict[str, int]) -> None:
+    """`/ready` answers before the worker VM runs the plugin and before remote JWKS arrive:
+    wait until every row gets a 200."""
+    for row in rows:
+        url = f"http://127.0.0.1:{ports[row.listener]}{row.path}"
+        token = row.token or (row.ring.path.read_text().split("\n", 1)[0] if row.ring else None)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        wait_until(lambda: requests.get(url, headers=headers, timeout=5).status_code == 200, 90,
+                   f"{row.label} to answer 200", envoy.log, envoy.proc)
+
+
+def check_access_log(log: Path, ports: dict[str, int], expect: dict[str, Callable[[dict[str, Any]], bool]]) -> None:
+    """One request per listener; its access-log line must be one JSON object and pass `expect`."""
+    for name, ok in expect.items():
+        rid = f"bench-check-{name}"
+        requests.get(f"http://127.0.0.1:{ports[name]}{PATH}", headers={"x-request-id": rid}, timeout=5)
+        deadline = time.monotonic() + 5
+        while True:
+            lines = [json.loads(x) for x in log.read_text().splitlines() if rid in x]
+            if lines or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        if len(lines) != 1 or not ok(lines[0]):
+            raise RuntimeError(f"unexpected access-log line for listener {name}: {lines}")
+
+
+def measure(rows: list[Row], ports: dict[str, int], envoy: Envoy, log: Path | None = None,
+            rounds: int = REPEAT, progress: bool = True) -> None:
+    """Warm-up, then `rounds` interleaved rounds (load, then concurrency 1) over `rows`."""
+    url = lambda row: f"http://127.0.0.1:{ports[row.listener]}{row.path}"  # noqa: E731
+
+    def run(row: Row, **kw: Any) -> dict[str, Any]:
+        before = stat(envoy, "token_cache.miss") if row.counts_misses() else None
+        assert envoy.proc is not None
+        cpu = process_cpu_ns(envoy.proc.pid)
+        res = run_wrk(url(row), row.token, row.ring, **kw)
+        res["cpu_us"] = (process_cpu_ns(envoy.proc.pid) - cpu) / 1000 / max(1, res["requests"])
+        if before is not None:
+            row.misses += (stat(envoy, "token_cache.miss") or 0) - before
+            row.requests_cold += res["requests"]
+        if log is not None:  # keep the access log small (Envoy appends)
+            os.truncate(log, 0)
+        return res
+
+    for row in rows:
+        if WARMUP > 0:
+            run(row, duration=WARMUP)
+    for rnd in range(rounds):
+        order = rows[rnd % len(rows):] + rows[:rnd % len(rows)]
+        for row in order:
+            row.load.append(run(row))
+        for row in order:
+            row.single.append(run(row, connections=1, threads=1, duration=C1_DURATION))
+        if progress:
+            print(f"  round {rnd + 1}/{rounds}: " + ", ".join(
+                f"{r.key} {r.load[-1]['rps']:.0f}/s {r.single[-1]['p50']}us" for r in rows), flush=True)
+
+
+def median_of(runs: list[dict[str, Any]], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def ratio(a: Row, b: Row) -> float:
+    """Median over the rounds of a's req/s ÷ b's req/s in the same round."""
+    return statistics.median(x["rps"] / y["rps"] for x, y in zip(a.load, b.load))
+
+
+def print_table(rows: list[Row], base: Row) -> None:
+    base_c1 = median_of(base.single, "p50")
+    base_cpu = median_of(base.load, "cpu_us")
+    print(f"{'configuration':58} {'req/s':>7} {'vs alone':>8} {'p50 ms':>6} {'p99 ms':>6} "
+          f"{'c1 p50 us':>9} {'added us':>8} {'cpu us':>6} {'added':>6}")
+    for row in rows:
+        c1 = median_of(row.single, "p50")
+        cpu = median_of(row.load, "cpu_us")
+        added = "" if row is base else f"{c1 - base_c1:+8.0f}"
+        added_cpu = "" if row is base else f"{cpu - base_cpu:+6.1f}"
+        print(f"{row.label:58} {median_of(row.load, 'rps'):7.0f} {ratio(row, base):8.2f} "
+              f"{median_of(row.load, 'p50') / 1000:6.2f} {median_of(row.load, 'p99') / 1000:6.2f} "
+              f"{c1:9.0f} {added:>8} {cpu:6.1f} {added_cpu:>6}")
+
+
+# --------------------------------------------------------------------------
+# The bench
+# --------------------------------------------------------------------------
 
 def main() -> int:
     if not WASM.exists():
         print(f"{WASM} is missing: run `make build`", file=sys.stderr)
         return 2
+    if ONLY not in ("", "compare"):
+        print(f"BENCH_ONLY={ONLY!r}: use BENCH_ONLY=compare or leave it unset", file=sys.stderr)
+        return 2
+    full = ONLY != "compare"
+    t_start = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="fhir-authz-bench-"))
-    names = ("upstream", "nofilter", "filter", "cold", "cold_pure")
-    ports = {n: free_port() for n in names}
+    log = work / "access.log"
     iss_port = free_port()
-    aud = f"http://127.0.0.1:{ports['filter']}/fhir"
-    issuer = Issuer(issuer_url=f"http://127.0.0.1:{iss_port}", audience=aud)
+    issuer = Issuer(issuer_url=f"http://127.0.0.1:{iss_port}", audience=AUDIENCE)
+    ring_tokens = mint_many(issuer, COLD_TOKENS)
+    ring_path = work / "tokens.txt"
+    ring_path.write_text("\n".join(ring_tokens) + "\n")
+    print(f"minted {len(ring_tokens)} RS256 tokens in {time.monotonic() - t_start:.1f}s", flush=True)
     server = serve_issuer(issuer, "127.0.0.1", iss_port)
     ed_key, ed_jwk = ed25519_key()
-    cfg = plugin_config(aud, [issuer_entry(issuer, "issuer")], cluster="fast")
-    inline = issuer_entry(issuer, "issuer", inline=True)
-    inline["jwks"] = {"keys": issuer.jwks()["keys"] + [ed_jwk]}
-    cold = plugin_config(aud, [inline], cluster="fast", token={"cache_max_entries": 0})
-    cold_pure = plugin_config(aud, [inline], cluster="fast",
-                              token={"cache_max_entries": 0, "host_crypto": False})
-    log = work / "access.log" if os.environ.get("BENCH_ACCESS_LOG") else Path("/dev/null")
-    boot = envoy_bootstrap(free_port(), [
-        fast_upstream_listener(ports["upstream"]),
-        listener("nofilter", ports["nofilter"], "fast", None, WASM, log),
-        listener("filter", ports["filter"], "fast", cfg, WASM, log),
-        listener("cold", ports["cold"], "fast", cold, WASM, log),
-        listener("cold_pure", ports["cold_pure"], "fast", cold_pure, WASM, log),
-    ], [cluster("fast", ports["upstream"]), cluster("issuer", iss_port)], work / "admin.log")
+
+    names = ["fhir", "none", "native_cache", "native", "filter", "filter_json", "filter_noaudit"]
+    if full:
+        names += ["cold_pure", "cold_inline"]
+    ports = {n: free_port() for n in names}
+    shipped = lambda **over: shipped_wasm_filter(  # noqa: E731
+        shipped_plugin_config(issuer.issuer_url, "issuer", AUDIENCE, over), WASM)
+    inline = [{"issuer": issuer.issuer_url, "jwks": {"keys": issuer.jwks()["keys"] + [ed_jwk]}}]
+    filter_log = {"json_format": shipped_log_format()}
+    plain_log = {"json_format": dict(shipped_log_format(),
+                                     audit="%FILTER_STATE(wasm.fhir_smart_authz_audit:PLAIN)%")}
+    chains: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {
+        "fhir": ([], {"json_format": base_log_format()}),
+        "none": ([], {"json_format": base_log_format()}),
+        "native_cache": (native_filters(issuer.issuer_url, AUDIENCE, "issuer", cache=True),
+                         {"json_format": native_log_format()}),
+        "native": (native_filters(issuer.issuer_url, AUDIENCE, "issuer", cache=False),
+                   {"json_format": native_log_format()}),
+        "filter": ([shipped()], filter_log),
+        "filter_json": ([shipped(audit={"encoding": "json"})], plain_log),
+        "filter_noaudit": ([shipped(audit={"enabled": False})], filter_log),
+        "cold_pure": ([shipped(issuers=inline, token={"cache_max_entries": 0, "host_crypto": False})], filter_log),
+        "cold_inline": ([shipped(issuers=inline, token={"cache_max_entries": 0})], filter_log),
+    }
+    listeners = [direct_listener(n, ports[n], chains[n][0], log, chains[n][1]) for n in names]
+    # `fhir` (the filter's default upstream.cluster) and `issuer` (its JWKS cluster), as in envoy.yaml.
+    boot = envoy_bootstrap(free_port(), listeners, [cluster("fhir", ports["fhir"]), cluster("issuer", iss_port)],
+                           work / "admin.log")
     envoy = Envoy(work, "bench", boot, concurrency=CONCURRENCY)
-    url = {n: f"http://127.0.0.1:{ports[n]}/fhir/Patient/pat-a" for n in names}
+
     token = issuer.mint("patient")
-    scenarios = [
-        ("no filter (baseline)", url["nofilter"], None),
-        ("cache hit", url["filter"], token),
-        ("cold RS256, host crypto", url["cold"], token),
-        ("cold RS256, pure Rust", url["cold_pure"], token),
-        ("cold ES256 (pure Rust)", url["cold"], issuer.mint("patient", alg="ES256")),
-        ("cold EdDSA (pure Rust)", url["cold"], issuer.sign(issuer.claims("patient"), key=ed_key)),
+    ring = Ring(ring_path, len(ring_tokens))
+    native_ring = Ring(ring_path, len(ring_tokens))
+    rows = [
+        Row("none", "Envoy alone (direct response, no auth filter)", "none"),
+        Row("native_cache", "native jwt_authn (jwt_cache_config) + rbac, warm", "native_cache", token),
+        Row("native", "native jwt_authn (no cache) + rbac, fresh RS256 token", "native", ring=native_ring),
+        Row("warm", "filter as shipped (audit struct, :TYPED), warm", "filter", token),
+        Row("cold", "filter as shipped, fresh RS256 token (host crypto)", "filter", ring=ring),
+        Row("json", "filter, audit.encoding json, :PLAIN, warm", "filter_json", token),
+        Row("noaudit", "filter, audit.enabled false, warm", "filter_noaudit", token),
     ]
-    results: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
-    memory: dict[str, Any] | None = None
+    if full:
+        rows += [
+            Row("pure_rs256", "filter, cache off, RS256 in pure Rust", "cold_pure", token),
+            Row("es256", "filter, cache off, ES256 (pure Rust)", "cold_inline", issuer.mint("patient", alg="ES256")),
+            Row("eddsa", "filter, cache off, EdDSA (pure Rust)", "cold_inline",
+                issuer.sign(issuer.claims("patient"), key=ed_key)),
+        ]
+    by_key = {r.key: r for r in rows}
+    memory: tuple[int | None, int | None] = (None, None)
     try:
         envoy.start()
-        for name, u, t in scenarios:
-            wait_until(lambda: requests.get(u, headers={"Authorization": f"Bearer {t}"} if t else {},
-                                            timeout=5).status_code == 200, 90, f"{name} to serve", envoy.log,
-                       envoy.proc)
-        print(f"wrk: {THREADS} threads, {CONNECTIONS} connections, {DURATION}s per run, then 1 connection; "
-              f"Envoy --concurrency {CONCURRENCY}; {os.cpu_count()} CPUs", flush=True)
-        loaded = {}
-        for name, u, t in scenarios:
-            loaded[name] = run_wrk(u, token=t)
-            print(f"  {name}: {loaded[name]['rps']:.0f} req/s", flush=True)
-        # Concurrency 1, round-robin over the scenarios REPEAT times (the machine's other load
-        # drifts): each scenario's figure is the median of its REPEAT medians.
-        singles: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in scenarios}
-        for rep in range(REPEAT):
-            for name, u, t in scenarios:
-                singles[name].append(run_wrk(u, token=t, connections=1, threads=1, duration=C1_DURATION))
-            print(f"  concurrency 1, round {rep + 1}: " + ", ".join(
-                f"{n} {v[-1]['p50']}" for n, v in singles.items()) + " (p50 us)", flush=True)
-        for name, _, _ in scenarios:
-            runs = sorted(singles[name], key=lambda r: r["p50"])
-            one = dict(runs[len(runs) // 2])
-            one["non2xx"] = sum(r["non2xx"] for r in runs)
-            one["errors"] = sum(r["errors"] for r in runs)
-            results.append((name, loaded[name], one))
+        wait_serving(envoy, rows, ports)
+        is_record = lambda v: isinstance(v, dict) and isinstance(v.get("value", v).get("decision"), str)  # noqa: E731
+        check_access_log(log, ports, {
+            "none": lambda line: line["path"] == PATH and line["response_code"] == 200,
+            "native_cache": lambda line: line["response_code"] == 401,  # no token: jwt_authn refuses
+            "filter": lambda line: line["response_code"] == 401 and is_record(line["audit"]),
+            "filter_json": lambda line: isinstance(line["audit"], str) and is_record(json.loads(line["audit"])),
+            "filter_noaudit": lambda line: line["audit"] is None,
+        })
+        rid = "bench-check-native-identity"
+        requests.get(f"http://127.0.0.1:{ports['native_cache']}{PATH}", timeout=5,
+                     headers={"Authorization": f"Bearer {token}", "x-request-id": rid})
+        time.sleep(0.3)
+        line = next(json.loads(x) for x in log.read_text().splitlines() if rid in x)
+        if line.get("patient") != "pat-a" or line.get("response_code") != 200:
+            raise RuntimeError(f"native access-log line without the token's identity: {line}")
+        memory = (vm_memory(envoy), None)
+        os.truncate(log, 0)
+        print(f"Envoy --concurrency {CONCURRENCY}; wrk -t{THREADS} -c{CONNECTIONS} {DURATION}s and -t1 -c1 "
+              f"{C1_DURATION}s; {REPEAT} rounds; {os.cpu_count()} CPUs; load average "
+              f"{os.getloadavg()[0]:.2f}", flush=True)
+        measure(rows, ports, envoy, log)
+        memory = (memory[0], vm_memory(envoy))
     finally:
         envoy.stop()
-    try:
-        if MEMORY_TOKENS > 0:
-            memory = memory_run(work, issuer, iss_port)
-    finally:
         server.shutdown()
-        shutil.rmtree(work, ignore_errors=True)
+        if KEEP:
+            print(f"work directory kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
-    base_p50 = results[0][2]["p50"]
     print()
-    print(f"{'scenario':26} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'c1 p50 us':>10} {'filter us':>10} {'errors':>7}")
-    for name, r, one in results:
-        cost = "" if name.startswith("no filter") else f"{one['p50'] - base_p50:10d}"
-        print(f"{name:26} {r['rps']:8.0f} {r['p50'] / 1000:7.2f} {r['p99'] / 1000:7.2f} {one['p50']:10d} {cost:>10} "
-              f"{r['non2xx'] + r['errors'] + one['non2xx'] + one['errors']:7d}")
-    print(f"\nreq/s, p50, p99: {CONNECTIONS} connections, {DURATION}s. c1 p50: median latency at concurrency 1 "
-          f"(median of {REPEAT} runs of {C1_DURATION}s). filter us = c1 p50 minus the no-filter c1 p50 "
-          f"({base_p50} us): the time a request spends in the filter.")
-    ok = True
-    if memory is not None:
-        mib = lambda b: f"{b / 1048576:.1f} MiB" if b is not None else "n/a"  # noqa: E731
-        print(f"memory (one VM): vm.memory_bytes {mib(memory['before'])} after warm-up, {mib(memory['after'])} "
-              f"holding {MEMORY_TOKENS} cached tokens (token_cache.miss = {memory['misses']}, "
-              f"errors {memory['errors']}); goal < 16 MiB")
-        ok = not memory["errors"]
-    bad = [n for n, r, one in results if r["non2xx"] or r["errors"] or one["non2xx"] or one["errors"]]
+    print_table(rows, by_key["none"])
+    cold = by_key["cold"]
+    print(f"\nreq/s, p50, p99: wrk -t{THREADS} -c{CONNECTIONS}, {DURATION}s, median of {REPEAT} rounds; vs alone: "
+          f"median of per-round ratios. c1 p50: median latency at concurrency 1 ({C1_DURATION}s runs); added us: "
+          f"minus Envoy alone's. cpu us: CPU time of the whole Envoy process per request at load (all threads, "
+          f"/proc schedstat), which other work on the machine disturbs much less; added: minus Envoy alone's. Load average at the end {os.getloadavg()[0]:.2f} (other work on the machine "
+          f"makes the figures noisy; compare rows of one run only).")
+    print(f"cold row: {cold.misses} token-cache misses in {cold.requests_cold} requests "
+          f"({100 * cold.misses / max(1, cold.requests_cold):.1f} %; requests in flight at the end of a run "
+          f"are not counted as requests); ring of {len(ring_tokens)} tokens.")
+    mib = lambda b: f"{b / 1048576:.1f} MiB" if b is not None else "n/a"  # noqa: E731
+    print(f"memory (the worker VM): vm.memory_bytes {mib(memory[0])} after start, {mib(memory[1])} after the cold runs "
+          f"(the shipped configuration's cache then holds {min(cold.misses, 10000)} tokens); goal < 16 MiB "
+          f"with 10000")
+    print(f"bench took {time.monotonic() - t_start:.0f}s")
+    bad = [r.label for r in rows if r.failures()]
     if bad:
-        print(f"\nWARNING: errors or non-2xx answers in: {', '.join(bad)}", file=sys.stderr)
+        print(f"ERROR: errors or non-2xx answers in: {', '.join(bad)}", file=sys.stderr)
         return 1
-    return 0 if ok else 1
+    if cold.misses < 0.95 * cold.requests_cold:
+        print("ERROR: the cold row hit the token cache; raise BENCH_COLD_TOKENS above cache_max_entries",
+              file=sys.stderr)
+        return 1
+    cpu = lambda a, b: median_of(by_key[b].load, "cpu_us") / median_of(by_key[a].load, "cpu_us")  # noqa: E731
+    print(f"the same ratios from Envoy's CPU time per request (less disturbed by other work on the machine): "
+          f"warm_vs_native={cpu('warm', 'native_cache'):.2f} cold_vs_native={cpu('cold', 'native'):.2f} "
+          f"warm_vs_none={cpu('warm', 'none'):.2f}")
+    print(f"ratio_warm_vs_native={ratio(by_key['warm'], by_key['native_cache']):.2f} "
+          f"ratio_cold_vs_native={ratio(cold, by_key['native']):.2f} "
+          f"ratio_warm_vs_none={ratio(by_key['warm'], by_key['none']):.2f}")
+    return 0
 
 
 if __name__ == "__main__":
