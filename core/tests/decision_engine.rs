@@ -258,6 +258,18 @@ fn engine_letter_matrix() {
     );
 }
 
+/// (method, path, content type, body, claims, status, reason, obligation types)
+type WriteRow<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    String,
+    Option<Value>,
+    u16,
+    &'a str,
+    &'a [&'a str],
+);
+
 /// Issue 8, the write side, end to end from raw HTTP requests: PATCH
 /// documents and their content types, transactions referring to their own
 /// Patient entry by `fullUrl`, conditional references, the write pre-check
@@ -274,8 +286,7 @@ fn engine_write_hardening() {
     let own_patient = json!({"resourceType":"Patient","id":"123"});
     let obs_for = |r: &str| json!({"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":r}});
     let b64 = |s: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s);
-    // (method, path, content type, body, claims, status, reason, obligation types)
-    let rows: Vec<(&str, &str, &str, String, Option<Value>, u16, &str, &[&str])> = vec![
+    let rows: Vec<WriteRow<'_>> = vec![
         ("PATCH", "/fhir/Observation/o1", JP, r#"[{"op":"replace","path":"/status","value":"final"}]"#.into(), tp.clone(), 200, "allowed", &["check_stored"]),
         ("PATCH", "/fhir/Observation/o1", "application/json-patch+json; charset=UTF-8", r#"[{"op":"replace","path":"/status","value":"final"}]"#.into(), tp.clone(), 200, "allowed", &["check_stored"]),
         ("PATCH", "/fhir/Observation/o1", JP, r#"[{"op":"replace","path":"/subject/reference","value":"Patient/456"}]"#.into(), tp.clone(), 403, "patient_compartment_violation", &[]),

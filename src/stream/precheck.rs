@@ -37,11 +37,11 @@ impl Stream {
         let mut headers: Vec<(String, String)> = call_headers(host, &config)
             .into_iter()
             .filter(|(n, _)| {
-                !(n.starts_with("content-") || n.starts_with("if-") || n == "prefer")
-                    && !matches!(
-                        n.as_str(),
-                        ":method" | ":path" | "accept" | "accept-encoding"
-                    )
+                let replaced = matches!(
+                    n.as_str(),
+                    ":method" | ":path" | "accept" | "accept-encoding" | "prefer"
+                );
+                !(replaced || n.starts_with("content-") || n.starts_with("if-"))
             })
             .collect();
         headers.extend([

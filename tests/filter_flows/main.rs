@@ -12,6 +12,7 @@ mod bodies;
 mod headers;
 mod key_rotation;
 mod obligations;
+mod prechecks;
 mod root;
 mod token_calls;
 

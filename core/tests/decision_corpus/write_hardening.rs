@@ -460,6 +460,16 @@ fn write_pre_check_obligations() {
     assert!(d.denied_entries[0].message.contains("more than 16"), "{}", d.denied_entries[0].message);
 }
 
+/// (interaction, Bundle entry, status, headers, body, expected answer)
+type AnswerRow<'a> = (
+    K,
+    Option<usize>,
+    u16,
+    Vec<(String, String)>,
+    &'a str,
+    fhir_smart_authz_core::policy::Stored,
+);
+
 /// The pre-check's answer (`policy::check_stored`): the stored resource
 /// must be the patient's; a missing one is a create (update) or the
 /// server's own 404/410 (patch, delete); anything unusable fails closed.
@@ -479,7 +489,7 @@ fn write_pre_check_answers() {
     let refuse = Stored::Refuse(String::new());
     let unavailable = Stored::Unavailable(String::new());
     let (u, p, d) = (K::Update, K::Patch, K::Delete);
-    let rows: Vec<(K, Option<usize>, u16, Vec<(String, String)>, &str, Stored)> = vec![
+    let rows: Vec<AnswerRow<'_>> = vec![
         (u, None, 200, h(&[("etag", "W/\"7\"")]), own, allow(Some("W/\"7\""))),
         (u, None, 200, h(&[]), own, allow(Some("W/\"3\""))),
         (u, None, 200, h(&[("etag", "W/\"a b\"")]), own, allow(Some("W/\"3\""))),
