@@ -197,8 +197,8 @@ class Recorded:
 class Recorder:
     """A tiny FHIR-shaped upstream that records every request it receives.
 
-    Answers: instance read → a resource of that type and id (non-Patient types
-    with subject/patient Patient/pat-a); searches (GET, POST _search) → an empty
+    Answers: instance read → a resource of that type and id, version 1 (non-Patient
+    types with subject/patient Patient/pat-a); searches (GET, POST _search) → an empty
     searchset; other methods → 200/201 OperationOutcome. A request reset before
     its body arrived is not recorded in `requests`; `arrivals` notes every request
     whose headers arrived (by `x-request-id`), complete or not."""
@@ -274,7 +274,7 @@ class Recorder:
             parts = parts[1:]
         if method == "GET" and len(parts) == 2 and not parts[1].startswith(("$", "_")):
             rt, rid = parts
-            res: dict[str, Any] = {"resourceType": rt, "id": rid}
+            res: dict[str, Any] = {"resourceType": rt, "id": rid, "meta": {"versionId": "1"}}
             if rt != "Patient":
                 res["subject"] = {"reference": "Patient/pat-a"}
                 res["patient"] = {"reference": "Patient/pat-a"}
