@@ -43,7 +43,10 @@
 //!   [`Interaction::resource`] and their `resourceType` (and, for update, `id`)
 //!   must match the URL. XML bodies and non-FHIR bodies of `Binary` are
 //!   classified with `resource: None`; other content types on create/update
-//!   are refused.
+//!   are refused. A PATCH body (exactly `application/json-patch+json`: a JSON
+//!   array; exactly `application/fhir+json`: a `Parameters`; only
+//!   `charset=utf-8` as a parameter) is parsed into [`Interaction::resource`];
+//!   an XML patch is classified unread; other content types are refused.
 
 use super::base::FhirBase;
 use super::body::{BodySource, Payload};

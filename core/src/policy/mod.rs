@@ -35,12 +35,25 @@
 //!   is pinned by `_id=123` or `link`.
 //! * **Reads by id** of compartment resources: allowed with
 //!   `CheckResponseCompartment` (or denied: `read_outside_request = "deny"`).
-//!   Patch and delete by id cannot be checked before they happen: under
-//!   patient/ scopes only the patient's own `Patient/{id}` (conditional forms
-//!   pinned to the patient are allowed).
-//! * **Updates by id**: the body must belong to the patient
-//!   (`patient_update_by_id = "check_body"`, default) or are refused (`"deny"`).
-//!   patient/ scopes never create Patient resources.
+//! * **Writes by id** (update, patch, delete) of compartment resources other
+//!   than the patient's own Patient: allowed with the write pre-check
+//!   (`CheckStored`: the filter reads the stored resource first;
+//!   `patient_update_by_id = "check_stored"`, default), or the body alone
+//!   decides updates and only the own Patient is patched or deleted
+//!   (`"check_body"`), or updates by id are refused too (`"deny"`).
+//!   patient/ scopes never create Patient resources; a conditional update
+//!   carries no body `id`; conditional update/patch/delete criteria pin
+//!   exactly (a bare id, which may name a Group, is not enough).
+//! * **References in written resources** (`references.rs`): under patient/
+//!   scopes none names another patient in any form, unreadable forms are
+//!   refused, conditional references in compartment elements are refused; a
+//!   conditional reference elsewhere is a search on its type under every
+//!   scope. A Bundle entry's `fullUrl` names what the entry writes (only `PUT
+//!   Patient/{id}` names a known patient).
+//! * **PATCH** (`patch.rs`): an operation touching a compartment element must
+//!   set it to the context patient.
+//! * **Letters of one interaction** are met all by user/ and system/ scopes
+//!   or all by patient/ scopes, never mixed.
 //! * **Paging** (`_getpages`): the first page was authorized, but the paging
 //!   token is the upstream's and cannot be tied to that search. A non-granular
 //!   user/ or system/ scope with s on any type suffices; under patient/ scopes
