@@ -74,6 +74,14 @@ impl Stream {
         write_audit_record(host, self.shared.audit_encoding, &record);
     }
 
+    /// Count a decision and write its audit record.
+    pub(super) fn account(&self, host: &dyn Host, d: &Decision) {
+        if let Ok(mut m) = self.shared.metrics.try_borrow_mut() {
+            m.decision(host, d);
+        }
+        self.write_audit(host, d, None);
+    }
+
     /// Carry out a decision: check the stored resource of a write first (an
     /// allowed write pre-check), count it, audit it, then let the request go
     /// on (allowed, or shadow mode), fetch the response to check its
@@ -85,10 +93,7 @@ impl Stream {
         }
         let config = self.config();
         self.phase = Phase::Released;
-        if let Ok(mut m) = self.shared.metrics.try_borrow_mut() {
-            m.decision(host, &d);
-        }
-        self.write_audit(host, &d, None);
+        self.account(host, &d);
         let allow = d.is_allow();
         if !allow && !config.enforce {
             self.shared.count(host, "shadow.would_deny");

@@ -34,25 +34,25 @@ impl Stream {
             return self.precheck_done(host, None, from_async);
         };
         let config = self.config();
-        let mut headers: Vec<(String, String)> = call_headers(host, &config)
-            .into_iter()
-            .filter(|(n, _)| {
-                let replaced = matches!(
-                    n.as_str(),
-                    ":method" | ":path" | "accept" | "accept-encoding" | "prefer"
-                );
-                !(replaced || n.starts_with("content-") || n.starts_with("if-"))
-            })
-            .collect();
-        headers.extend([
-            (":method".to_string(), "GET".to_string()),
+        let mut headers = call_headers(host, &config);
+        headers.retain(|(n, _)| {
+            let replaced = matches!(
+                n.as_str(),
+                ":method" | ":path" | "accept" | "accept-encoding" | "prefer"
+            );
+            !(replaced || n.starts_with("content-") || n.starts_with("if-"))
+        });
+        for (n, v) in [
+            (":method", "GET"),
             (
-                ":path".to_string(),
-                format!("{}/{resource_type}/{id}", config.base.path),
+                ":path",
+                &format!("{}/{resource_type}/{id}", config.base.path),
             ),
-            ("accept".to_string(), "application/fhir+json".to_string()),
-            ("accept-encoding".to_string(), "identity".to_string()),
-        ]);
+            ("accept", "application/fhir+json"),
+            ("accept-encoding", "identity"),
+        ] {
+            headers.push((n.to_string(), v.to_string()));
+        }
         let call = HttpCall {
             cluster: config.upstream.cluster.clone(),
             headers,
@@ -92,20 +92,22 @@ impl Stream {
         };
         let o = d.obligations.remove(pos);
         let headers = host.headers(HeaderMap::CallResponse);
+        // A body over max_body_bytes is cut there: not JSON, so unusable.
+        let body = host
+            .body(
+                Buffer::CallResponseBody,
+                body_size.min(config.max_body_bytes),
+            )
+            .unwrap_or_default();
         let stored = match response_status(&headers) {
             None => Stored::Unavailable("the FHIR server did not answer the pre-check read".into()),
-            Some(_) if body_size > config.max_body_bytes => Stored::Refuse(format!(
-                "the stored resource is larger than {} bytes (max_body_bytes) and cannot be checked",
-                config.max_body_bytes
-            )),
-            Some(status) => {
-                let body = host
-                    .body(Buffer::CallResponseBody, body_size)
-                    .unwrap_or_default();
-                self.shared
-                    .engine
-                    .check_stored(&o, status, &headers, &body, config.base.url.as_deref())
-            }
+            Some(status) => self.shared.engine.check_stored(
+                &o,
+                status,
+                &headers,
+                &body,
+                config.base.url.as_deref(),
+            ),
         };
         self.decision = Some(d);
         match stored {
@@ -129,12 +131,8 @@ impl Stream {
             Stored::Relay => {
                 // Nothing to write: the server's own answer (404/410).
                 self.shared.count(host, "precheck.pass");
-                if let Some(d) = self.decision.take() {
-                    if let Ok(mut m) = self.shared.metrics.try_borrow_mut() {
-                        m.decision(host, &d);
-                    }
-                    self.write_audit(host, &d, None);
-                    self.decision = Some(d);
+                if let Some(d) = &self.decision {
+                    self.account(host, d);
                 }
                 let status = response_status(&headers).unwrap_or(404);
                 let reply = relayed(host, status, headers, body_size);

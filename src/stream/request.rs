@@ -73,10 +73,7 @@ impl Stream {
             Reason::PublicEndpoint,
             Interaction::new(InteractionKind::SmartConfiguration, Level::System),
         );
-        if let Ok(mut m) = self.shared.metrics.try_borrow_mut() {
-            m.decision(host, &d);
-        }
-        self.write_audit(host, &d, None);
+        self.account(host, &d);
         self.reply(host, &discovery_reply(&discovery.document()))
     }
 

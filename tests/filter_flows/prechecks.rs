@@ -245,7 +245,7 @@ fn failed_reads_fail_closed() {
     assert_eq!(s.on_request_headers(&h, true), Flow::Pause);
     assert_eq!(replies(&h), vec![502]);
     assert_eq!(audit(&h)["reason"], "upstream_unavailable");
-    // Larger than max_body_bytes: refused, not guessed.
+    // Larger than max_body_bytes: unusable, not guessed.
     let h = host("DELETE", "/fhir/Observation/o1", Some("Bearer good"), &[]);
     let mut s = precheck_stream(
         r#"{"max_body_bytes":20}"#,
@@ -254,7 +254,7 @@ fn failed_reads_fail_closed() {
     );
     assert_eq!(s.on_request_headers(&h, true), Flow::Pause);
     answer(&h, &mut s, "200", OWN, &[]);
-    assert_eq!(replies(&h), vec![403]);
+    assert_eq!(replies(&h), vec![502]);
 }
 
 #[test]

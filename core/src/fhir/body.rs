@@ -164,53 +164,48 @@ const JSON_PATCH: &str = "application/json-patch+json";
 /// gateway cannot read. Media types are compared exactly, as servers do; the
 /// only parameter allowed is `charset=utf-8`.
 pub(super) fn patch_body(payload: &mut Payload<'_>) -> Result<Option<Value>, ClassifyError> {
-    let (json_patch, bytes) = match &mut payload.body {
+    let decoded: Vec<u8>;
+    let (json_patch, bytes): (bool, &[u8]) = match &mut payload.body {
         BodySource::Entry { resource } => {
             let r = resource.take().unwrap_or_default();
-            if r.get("resourceType").and_then(Value::as_str) == Some("Parameters") {
+            let text = |k: &str| r.get(k).and_then(Value::as_str);
+            if text("resourceType") == Some("Parameters") {
                 return Ok(Some(r));
             }
-            let data = r
-                .get("data")
-                .and_then(Value::as_str)
-                .filter(|_| r.get("contentType").and_then(Value::as_str) == Some(JSON_PATCH));
-            let bytes = data
-                .and_then(|d| {
+            let data = match (text("contentType"), text("data")) {
+                (Some(JSON_PATCH), Some(d)) => {
                     base64::Engine::decode(&base64::engine::general_purpose::STANDARD, d).ok()
-                })
-                .ok_or_else(|| ClassifyError::new(format!(
-                    "a PATCH entry needs a Parameters resource (FHIRPath Patch) or a Binary with contentType {JSON_PATCH} and base64 data (JSON Patch)"
-                )))?;
-            (true, bytes)
+                }
+                _ => None,
+            };
+            decoded = data.ok_or_else(|| ClassifyError::new("a PATCH entry needs a Parameters resource (FHIRPath Patch) or a Binary with contentType application/json-patch+json and base64 data (JSON Patch)"))?;
+            (true, &decoded)
         }
         BodySource::Http { content_type, body } => {
             let ct = content_type.unwrap_or("");
             let (essence, param) = ct.split_once(';').unwrap_or((ct, "charset=utf-8"));
-            let essence = essence.trim();
-            if essence == "application/xml-patch+xml" || essence == "application/fhir+xml" {
-                return Ok(None);
+            let json_patch = match essence.trim() {
+                "application/xml-patch+xml" | "application/fhir+xml" => return Ok(None),
+                JSON_PATCH => true,
+                "application/fhir+json" => false,
+                _ => return err(PATCH_TYPES),
+            };
+            if !param.trim().eq_ignore_ascii_case("charset=utf-8") {
+                return err(PATCH_TYPES);
             }
-            let json_patch = essence == JSON_PATCH;
-            if !(json_patch || essence == "application/fhir+json")
-                || !param.trim().eq_ignore_ascii_case("charset=utf-8")
-            {
-                return err(format!(
-                    "a PATCH needs Content-Type {JSON_PATCH} (JSON Patch) or application/fhir+json (FHIRPath Patch), written exactly, optionally with charset=utf-8 (got `{}`)",
-                    short(ct)
-                ));
-            }
-            (json_patch, body.ok_or_else(not_buffered)?.to_vec())
+            (json_patch, body.ok_or_else(not_buffered)?)
         }
     };
-    let doc = crate::json::from_slice_strict(&bytes)
+    let doc = crate::json::from_slice_strict(bytes)
         .map_err(|e| ClassifyError::new(format!("the patch is not valid JSON: {e}")))?;
-    if json_patch != doc.is_array()
-        || !(json_patch || doc.get("resourceType").and_then(Value::as_str) == Some("Parameters"))
-    {
+    let is = |t| doc.get("resourceType").and_then(Value::as_str) == Some(t);
+    if json_patch != doc.is_array() || !(json_patch || is("Parameters")) {
         return err("a JSON Patch is an array of operations; a FHIRPath Patch is a Parameters resource (application/fhir+json)");
     }
     Ok(Some(doc))
 }
+
+const PATCH_TYPES: &str = "a PATCH needs Content-Type application/json-patch+json (JSON Patch) or application/fhir+json (FHIRPath Patch), written exactly, optionally with charset=utf-8";
 
 /// `If-None-Exist` / `ifNoneExist`: search parameters, optionally prefixed
 /// by `?` or by the create's own type (`Patient?identifier=...`, as some

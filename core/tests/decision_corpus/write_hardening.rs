@@ -490,7 +490,8 @@ fn write_pre_check_answers() {
     let unavailable = Stored::Unavailable(String::new());
     let (u, p, d) = (K::Update, K::Patch, K::Delete);
     let rows: Vec<AnswerRow<'_>> = vec![
-        (u, None, 200, h(&[("etag", "W/\"7\"")]), own, allow(Some("W/\"7\""))),
+        // The version is the stored resource's meta.versionId, whatever the ETag says.
+        (u, None, 200, h(&[("etag", "W/\"7\"")]), own, allow(Some("W/\"3\""))),
         (u, None, 200, h(&[]), own, allow(Some("W/\"3\""))),
         (u, None, 200, h(&[("etag", "W/\"a b\"")]), own, allow(Some("W/\"3\""))),
         (u, None, 200, h(&[("content-encoding", "identity")]), abs, allow(None)),
