@@ -53,7 +53,7 @@ pub(super) fn authorize_bundle(
         {
             sub.result = Err(super::need::fail(
                 Reason::PatientCompartmentViolation,
-                format!("more than {MAX_PRECHECKS} entries write by id under patient/ scopes, and each needs a read of the stored resource; send fewer per Bundle"),
+                format!("more than {MAX_PRECHECKS} entries write by id under patient/ scopes (each needs a read of the stored resource); send fewer per Bundle"),
             ));
         }
         match sub.result {

@@ -179,7 +179,7 @@ impl<'a> Evaluator<'a> {
         }) {
             Some(l) => format!("no granted scope allows {l} on {rtype}"),
             None => format!(
-                "{letters} on {rtype} is one interaction: it is met by patient/ scopes alone or by user/ and system/ scopes alone (a patient/ letter brings the patient rule for all of it), and neither grants all of {letters}"
+                "{letters} on {rtype} is one interaction: patient/ scopes alone, or user/ and system/ scopes alone, must grant all of {letters}"
             ),
         };
         fail(Reason::InsufficientScope, message)

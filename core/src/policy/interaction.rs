@@ -155,7 +155,7 @@ fn conditional_reference(ev: &mut Evaluator<'_>, r: &str) -> Result<(), Fail> {
         fail(
             Reason::InvalidRequest,
             format!(
-                "the conditional reference `{}` is not accepted: write it Type?criteria (an R4 type, no base URL, `+` as %2B) with plain parameters of that type (no chains, `_has` or `_` parameters but `_id`), or resolve it and send Type/id",
+                "the conditional reference `{}` is refused: write Type?criteria (an R4 type, no base URL, `+` as %2B; no chains, `_has` or `_` parameters but `_id`), or resolve it and send Type/id",
                 r.chars().take(80).collect::<String>()
             ),
         )

@@ -24,7 +24,7 @@ pub(super) struct PatchOp<'v> {
 fn unreadable() -> Fail {
     fail(
         Reason::InvalidRequest,
-        "the patch cannot be read: send a JSON Patch (an array of {op, path, from?, value?} with op add, remove, replace, move, copy or test) or a FHIRPath Patch (Parameters of `operation`s with type add, insert, delete, replace or move, a path and a value where the type needs one)",
+        "the patch is not a well-formed JSON Patch (an array of {op, path, from?, value?}; op add, remove, replace, move, copy, test) or FHIRPath Patch (Parameters of `operation` parts type, path, name, value)",
     )
 }
 
@@ -227,7 +227,7 @@ pub(super) fn check_patch(
         let Some(path) = o.path.as_deref() else {
             return Err(fail(
                 Reason::InvalidRequest,
-                "under patient/ scopes a FHIRPath Patch path must be a plain element path (Type.element.element, `[n]` allowed), so the gateway can see what it changes",
+                "under patient/ scopes a FHIRPath Patch path must be a plain element path (Type.element.element, `[n]` allowed)",
             ));
         };
         let at = touched(path);

@@ -136,7 +136,7 @@ fn search(
             Pin::Exact => Ok(None),
             Pin::BareId if !exact => check_compartment(rtype, p),
             Pin::BareId => violation(format!(
-                "the criteria of a conditional write on {rtype} must name the patient unambiguously, e.g. {rtype}?{}=Patient/{p} (a bare id may also match another type)",
+                "a conditional write's criteria must name the patient unambiguously, e.g. {rtype}?{}=Patient/{p} (a bare id may name another type)",
                 first_pin(rtype)
             )),
             Pin::No => violation(format!(
@@ -250,7 +250,7 @@ fn by_id(
             "updating {rtype}/{id} by id under a patient/ scope is refused (policy.patient_update_by_id = deny); use a conditional update pinned to Patient/{p}"
         )),
         _ => violation(format!(
-            "{rtype}/{id} cannot be shown to belong to Patient/{p} from the request (policy.patient_update_by_id is not check_stored); under patient/ scopes only the patient's own Patient resource is reachable this way"
+            "{rtype}/{id} cannot be shown to be Patient/{p}'s (policy.patient_update_by_id is not check_stored): patient/ scopes patch and delete by id only the patient's own Patient"
         )),
     }
 }

@@ -53,7 +53,7 @@ pub fn check_stored(
     };
     let update = *interaction == InteractionKind::Update;
     let unusable = || {
-        Stored::Unavailable(format!("the FHIR server's answer ({status}) to the read of {what} before the write cannot be used (not the resource as JSON without Content-Encoding)"))
+        Stored::Unavailable(format!("the FHIR server's answer ({status}) to the read of {what} before the write is unusable (not the resource as JSON without Content-Encoding)"))
     };
     match status {
         200 => {}
@@ -86,7 +86,7 @@ pub fn check_stored(
     };
     if !in_patient_compartment(&r, p, base_url) || other_patient(&refs, &r, p).is_some() {
         return Stored::Refuse(format!(
-            "{what} is stored in the record of another patient than Patient/{p} (its compartment references say so); under patient/ scopes only the patient's own resources are written"
+            "{what} is in the record of another patient than Patient/{p}; patient/ scopes write only the patient's resources"
         ));
     }
     // The checked version (`meta.versionId`, which HAPI and sekmet-fhir
