@@ -11,7 +11,7 @@
 
 use super::relay::{call_headers, relayed};
 use super::{Phase, Stream};
-use crate::host::{response_status, Buffer, Flow, HeaderMap, Host, HttpCall, LogLevel};
+use crate::host::{response_status, Buffer, Flow, HeaderMap, Host, LogLevel};
 use fhir_smart_authz_core::decision::{Decision, Obligation, Reason};
 use fhir_smart_authz_core::fhir::InteractionKind;
 use fhir_smart_authz_core::policy::Stored;
@@ -53,29 +53,14 @@ impl Stream {
         ] {
             headers.push((n.to_string(), v.to_string()));
         }
-        let call = HttpCall {
-            cluster: config.upstream.cluster.clone(),
-            headers,
-            body: None,
-            timeout_ms: config.upstream.timeout_ms,
-        };
-        match host.dispatch_http_call(&call) {
-            Ok(token) => {
-                self.phase = Phase::Prechecking(token);
-                self.pause()
-            }
-            Err(e) => {
-                let why = call.refusal(e);
-                host.log(LogLevel::Error, &format!("write pre-check: {why}"));
-                self.precheck_refused(
-                    host,
-                    Reason::UpstreamUnavailable,
-                    format!(
-                        "the FHIR server could not be called to check the stored resource ({why})"
-                    ),
-                    from_async,
-                )
-            }
+        match self.call_upstream(host, headers, None, Phase::Prechecking, "write pre-check") {
+            Ok(flow) => flow,
+            Err(why) => self.precheck_refused(
+                host,
+                Reason::UpstreamUnavailable,
+                format!("the FHIR server could not be called to check the stored resource ({why})"),
+                from_async,
+            ),
         }
     }
 

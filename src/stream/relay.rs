@@ -17,24 +17,48 @@ impl Stream {
     pub(super) fn start_relay(&mut self, host: &dyn Host) -> Flow {
         let config = self.config();
         let headers = call_headers(host, &config);
+        match self.call_upstream(
+            host,
+            headers,
+            self.body.clone(),
+            Phase::Relaying,
+            "obligation fetch",
+        ) {
+            Ok(flow) => flow,
+            Err(why) => self.relay_failed(
+                host,
+                &format!("the FHIR server could not be called ({why})"),
+            ),
+        }
+    }
+
+    /// Call `upstream.cluster` on the request's behalf; the stream waits in
+    /// the phase `waiting` makes of the call's token. `Err`: why Envoy
+    /// refused the call (logged under `what`).
+    pub(super) fn call_upstream(
+        &mut self,
+        host: &dyn Host,
+        headers: Vec<(String, String)>,
+        body: Option<Vec<u8>>,
+        waiting: fn(u32) -> Phase,
+        what: &str,
+    ) -> Result<Flow, String> {
+        let config = self.config();
         let call = HttpCall {
             cluster: config.upstream.cluster.clone(),
             headers,
-            body: self.body.clone(),
+            body,
             timeout_ms: config.upstream.timeout_ms,
         };
         match host.dispatch_http_call(&call) {
             Ok(id) => {
-                self.phase = Phase::Relaying(id);
-                self.pause()
+                self.phase = waiting(id);
+                Ok(self.pause())
             }
             Err(e) => {
                 let why = call.refusal(e);
-                host.log(LogLevel::Error, &format!("obligation fetch: {why}"));
-                self.relay_failed(
-                    host,
-                    &format!("the FHIR server could not be called ({why})"),
-                )
+                host.log(LogLevel::Error, &format!("{what}: {why}"));
+                Err(why)
             }
         }
     }

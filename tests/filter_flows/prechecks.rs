@@ -80,6 +80,20 @@ fn last_call_header(h: &FakeHost, name: &str) -> Option<String> {
         .map(|(_, v)| v.clone())
 }
 
+/// A DELETE by id (no body: held at the headers while the stored resource
+/// is read); with `refused_call`, Envoy refuses the read.
+fn held_delete(config: &str, refused_call: bool) -> (FakeHost, Stream) {
+    let h = host("DELETE", "/fhir/Observation/o1", Some("Bearer good"), &[]);
+    h.state.borrow_mut().fail_calls = refused_call;
+    let mut s = precheck_stream(
+        config,
+        InteractionKind::Delete,
+        vec![pre(InteractionKind::Delete, "o1", None)],
+    );
+    assert_eq!(s.on_request_headers(&h, true), Flow::Pause);
+    (h, s)
+}
+
 /// A PUT by id whose headers are held (`hold_headers_for_body`): the read,
 /// then the write with `If-Match` of the checked version.
 fn held_put(extra: &[(&str, &str)]) -> (FakeHost, Stream) {
@@ -121,23 +135,15 @@ fn allowed_write_goes_on_with_if_match() {
         assert_eq!(call.cluster, "fhir");
         assert_eq!(call.body, None);
     }
-    assert_eq!(last_call_header(&h, ":method").as_deref(), Some("GET"));
-    assert_eq!(
-        last_call_header(&h, ":path").as_deref(),
-        Some("/fhir/Observation/o1")
-    );
-    assert_eq!(
-        last_call_header(&h, "accept-encoding").as_deref(),
-        Some("identity")
-    );
-    assert_eq!(
-        last_call_header(&h, "accept").as_deref(),
-        Some("application/fhir+json")
-    );
-    assert_eq!(
-        last_call_header(&h, "x-smart-patient").as_deref(),
-        Some("p1")
-    );
+    for (name, want) in [
+        (":method", "GET"),
+        (":path", "/fhir/Observation/o1"),
+        ("accept-encoding", "identity"),
+        ("accept", "application/fhir+json"),
+        ("x-smart-patient", "p1"),
+    ] {
+        assert_eq!(last_call_header(&h, name).as_deref(), Some(want), "{name}");
+    }
     assert_eq!(last_call_header(&h, "content-type"), None);
     assert_eq!(last_call_header(&h, "if-none-match"), None);
     assert!(
@@ -235,24 +241,11 @@ fn failed_reads_fail_closed() {
         assert_eq!(h.counter("fhir_smart_authz.precheck.upstream_failure"), 1);
     }
     // Envoy refuses the call (unknown cluster): 502 at once.
-    let h = host("DELETE", "/fhir/Observation/o1", Some("Bearer good"), &[]);
-    h.state.borrow_mut().fail_calls = true;
-    let mut s = precheck_stream(
-        "{}",
-        InteractionKind::Delete,
-        vec![pre(InteractionKind::Delete, "o1", None)],
-    );
-    assert_eq!(s.on_request_headers(&h, true), Flow::Pause);
+    let (h, _s) = held_delete("{}", true);
     assert_eq!(replies(&h), vec![502]);
     assert_eq!(audit(&h)["reason"], "upstream_unavailable");
     // Larger than max_body_bytes: unusable, not guessed.
-    let h = host("DELETE", "/fhir/Observation/o1", Some("Bearer good"), &[]);
-    let mut s = precheck_stream(
-        r#"{"max_body_bytes":20}"#,
-        InteractionKind::Delete,
-        vec![pre(InteractionKind::Delete, "o1", None)],
-    );
-    assert_eq!(s.on_request_headers(&h, true), Flow::Pause);
+    let (h, mut s) = held_delete(r#"{"max_body_bytes":20}"#, false);
     answer(&h, &mut s, "200", OWN, &[]);
     assert_eq!(replies(&h), vec![502]);
 }
@@ -260,25 +253,13 @@ fn failed_reads_fail_closed() {
 #[test]
 fn delete_and_patch_of_what_does_not_exist() {
     // A delete by id (no body): held at the headers; no If-Match for a delete.
-    let h = host("DELETE", "/fhir/Observation/o1", Some("Bearer good"), &[]);
-    let mut s = precheck_stream(
-        "{}",
-        InteractionKind::Delete,
-        vec![pre(InteractionKind::Delete, "o1", None)],
-    );
-    assert_eq!(s.on_request_headers(&h, true), Flow::Pause);
+    let (h, mut s) = held_delete("{}", false);
     answer(&h, &mut s, "200", OWN, &[("etag", "W/\"3\"")]);
     assert_eq!(resumed(&h), 1);
     assert_eq!(h.request_header("if-match"), None);
     // 404/410 to a patch or delete: the server's own answer, nothing forwarded.
     for status in ["404", "410"] {
-        let h = host("DELETE", "/fhir/Observation/o1", Some("Bearer good"), &[]);
-        let mut s = precheck_stream(
-            "{}",
-            InteractionKind::Delete,
-            vec![pre(InteractionKind::Delete, "o1", None)],
-        );
-        assert_eq!(s.on_request_headers(&h, true), Flow::Pause);
+        let (h, mut s) = held_delete("{}", false);
         answer(
             &h,
             &mut s,
@@ -301,19 +282,26 @@ fn delete_and_patch_of_what_does_not_exist() {
     assert_eq!(replies(&h), vec![403]);
 }
 
-#[test]
-fn bundle_entries_are_checked_one_after_the_other() {
+/// A transaction whose entries 0 and 2 write by id, its body complete.
+fn bundle_run(config: &str, held: bool) -> (FakeHost, Stream) {
     let h = host("POST", "/fhir", Some("Bearer good"), &[]);
     let mut s = precheck_stream(
-        r#"{"upstream":{"hold_headers_for_body":true}}"#,
+        config,
         InteractionKind::Update,
         vec![
             pre(InteractionKind::Update, "o1", Some(0)),
             pre(InteractionKind::Delete, "o2", Some(2)),
         ],
     );
-    assert_eq!(s.on_request_headers(&h, false), Flow::Pause);
+    let headers = if held { Flow::Pause } else { Flow::Continue };
+    assert_eq!(s.on_request_headers(&h, false), headers);
     assert_eq!(s.on_request_body(&h, 30, true), Flow::Pause);
+    (h, s)
+}
+
+#[test]
+fn bundle_entries_are_checked_one_after_the_other() {
+    let (h, mut s) = bundle_run(r#"{"upstream":{"hold_headers_for_body":true}}"#, true);
     assert_eq!(
         last_call_header(&h, ":path").as_deref(),
         Some("/fhir/Observation/o1")
@@ -334,17 +322,7 @@ fn bundle_entries_are_checked_one_after_the_other() {
     );
     assert_eq!(h.counter("fhir_smart_authz.precheck.pass"), 2);
     // The second entry belongs to another patient: the whole Bundle is refused.
-    let h = host("POST", "/fhir", Some("Bearer good"), &[]);
-    let mut s = precheck_stream(
-        "{}",
-        InteractionKind::Update,
-        vec![
-            pre(InteractionKind::Update, "o1", Some(0)),
-            pre(InteractionKind::Delete, "o2", Some(2)),
-        ],
-    );
-    assert_eq!(s.on_request_headers(&h, false), Flow::Continue);
-    assert_eq!(s.on_request_body(&h, 30, true), Flow::Pause);
+    let (h, mut s) = bundle_run("{}", false);
     answer(&h, &mut s, "200", OWN, &[]);
     answer(&h, &mut s, "200", &OTHER.replace("o1", "o2"), &[]);
     assert_eq!(replies(&h), vec![403]);
@@ -372,13 +350,7 @@ fn shadow_mode_checks_audits_and_releases() {
     assert_eq!(a["enforced"], false);
     assert_eq!(h.counter("fhir_smart_authz.shadow.would_deny"), 1);
     // A patch of what does not exist: forwarded (the server answers it).
-    let h = host("DELETE", "/fhir/Observation/o1", Some("Bearer good"), &[]);
-    let mut s = precheck_stream(
-        r#"{"enforce":false}"#,
-        InteractionKind::Delete,
-        vec![pre(InteractionKind::Delete, "o1", None)],
-    );
-    assert_eq!(s.on_request_headers(&h, true), Flow::Pause);
+    let (h, mut s) = held_delete(r#"{"enforce":false}"#, false);
     answer(&h, &mut s, "404", "", &[]);
     assert!(replies(&h).is_empty());
     assert_eq!(resumed(&h), 1);
