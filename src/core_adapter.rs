@@ -50,11 +50,16 @@ impl Engine for CoreEngine {
 
     fn check_response(
         &self,
+        config: &Config,
         obligation: &Obligation,
         response: &Value,
-        base_url: Option<&str>,
     ) -> Result<(), String> {
-        fhir_smart_authz_core::policy::check_response(obligation, response, base_url)
+        fhir_smart_authz_core::policy::check_response(
+            &config.policy,
+            config.base.url.as_deref(),
+            obligation,
+            response,
+        )
     }
 }
 

@@ -31,6 +31,8 @@ pub struct FakeState {
     pub fail_calls: bool,
     /// When set, removing a request header fails (the host refuses).
     pub fail_header_removal: bool,
+    /// When set, setting a request header fails (the host refuses).
+    pub fail_header_set: bool,
     /// When set, reading any body fails (the host refuses).
     pub fail_body_read: bool,
     pub shared: HashMap<String, (Vec<u8>, u32)>,
@@ -112,6 +114,9 @@ impl Host for FakeHost {
         let mut s = self.state.borrow_mut();
         match which {
             HeaderMap::Request if value.is_none() && s.fail_header_removal => {
+                Err(HostError::InternalFailure)
+            }
+            HeaderMap::Request if value.is_some() && s.fail_header_set => {
                 Err(HostError::InternalFailure)
             }
             HeaderMap::Request => {
@@ -453,7 +458,7 @@ impl Engine for FakeEngine {
     fn decide(&self, _config: &Config, req: &RequestParts, claims: Option<&Value>) -> Decision {
         (self.decide)(req, claims)
     }
-    fn check_response(&self, o: &Obligation, v: &Value, _base: Option<&str>) -> Result<(), String> {
+    fn check_response(&self, _config: &Config, o: &Obligation, v: &Value) -> Result<(), String> {
         (self.check)(o, v)
     }
 }

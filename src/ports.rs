@@ -98,11 +98,12 @@ pub trait Engine {
     ) -> Decision {
         self.decide(config, req, claims)
     }
+    /// Whether a response satisfies an obligation (`Err` says why not).
     fn check_response(
         &self,
+        config: &Config,
         obligation: &Obligation,
         response: &Value,
-        base_url: Option<&str>,
     ) -> Result<(), String>;
     /// The write pre-check on the read of the stored resource (pure; the
     /// core's own decision unless a test scripts another).

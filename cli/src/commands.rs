@@ -291,6 +291,12 @@ fn explain_text(n: usize, label: &str, d: &Decision) -> String {
         };
         s.push_str(&format!("  {label}: {}\n", d.required_scopes.join(" ")));
     }
+    if let Some(rw) = &d.rewrite {
+        s.push_str(&format!("  sent upstream as: {}\n", rw.path));
+        for (name, value) in &rw.headers {
+            s.push_str(&format!("    with {name}: {value}\n"));
+        }
+    }
     for o in &d.obligations {
         s.push_str(&format!(
             "  then: {}\n",

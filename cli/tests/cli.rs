@@ -165,6 +165,40 @@ fn explain_is_human_readable() {
     );
 }
 
+/// A narrowed search: `decide` gives the request as the filter sends it.
+#[test]
+fn decide_and_explain_show_the_rewrite() {
+    let input = r#"{"method":"GET","path":"/fhir/Observation?code=x","headers":{"prefer":"return=minimal, handling=lenient"},"claims":{"scope":"patient/Observation.rs","patient":"123"}}"#;
+    let (code, out, _) = run(
+        &["decide", "--config", "examples/configs/default.json"],
+        input,
+    );
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["decision"], "allow");
+    assert_eq!(
+        v["rewrite"],
+        serde_json::json!({
+            "path": "/fhir/Observation?patient=Patient%2F123&code=x",
+            "headers": {"prefer": "return=minimal, handling=strict"},
+            "added": ["patient"]
+        })
+    );
+    let (code, out, _) = run(
+        &["explain", "--config", "examples/configs/default.json"],
+        input,
+    );
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("sent upstream as: /fhir/Observation?patient=Patient%2F123&code=x"),
+        "{out}"
+    );
+    assert!(
+        out.contains("with prefer: return=minimal, handling=strict"),
+        "{out}"
+    );
+}
+
 #[test]
 fn decide_with_raw_tokens() {
     let token = reference_token;

@@ -1,7 +1,7 @@
 //! The decision record: what the filter, the audit record and the CLI consume.
 
 use crate::fhir::{Interaction, InteractionKind};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -131,6 +131,9 @@ pub enum Obligation {
         resource_type: String,
         queries: Vec<String>,
     },
+    /// The response carries no resource of these types: the targets of an
+    /// `_include` without a target type that the token may not read.
+    CheckResponseTypesAbsent { resource_types: Vec<String> },
     /// Before the write is forwarded, the resource stored at
     /// `resource_type/id` must be in the Patient compartment of `patient`
     /// (the write pre-check, `policy.patient_update_by_id = "check_stored"`):
@@ -151,6 +154,88 @@ impl Obligation {
     /// Whether it is checked before the request is forwarded (else on the response).
     pub fn is_precheck(&self) -> bool {
         matches!(self, Obligation::CheckStored { .. })
+    }
+}
+
+/// A search parameter the filter adds in front of the request's query
+/// (narrowing): `name=value`, the value as the server must read it (the
+/// engine percent-encodes it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddedParam {
+    pub name: String,
+    pub value: String,
+}
+
+impl AddedParam {
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        AddedParam {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// How the policy narrows an allowed request: what the engine turns into a
+/// [`Rewrite`] of the request the upstream receives.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Narrowing {
+    /// Parameters added in front of the query, in order (AND constraints
+    /// only); empty when the URL stays as sent.
+    pub added: Vec<AddedParam>,
+    /// The allow rests on search parameters the server must apply: it gets
+    /// `Prefer: handling=strict`, so it refuses a parameter it does not
+    /// support instead of ignoring it.
+    pub strict: bool,
+}
+
+impl Narrowing {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && !self.strict
+    }
+
+    /// Adds `p` unless the same parameter (name and value) is already there.
+    pub fn add(&mut self, p: AddedParam) {
+        if !self.added.contains(&p) {
+            self.added.push(p);
+        }
+    }
+
+    pub fn merge(&mut self, other: Narrowing) {
+        for p in other.added {
+            self.add(p);
+        }
+        self.strict |= other.strict;
+    }
+}
+
+/// What the filter changes in an allowed request before it goes upstream
+/// (`decide` output `rewrite`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rewrite {
+    /// The request target the upstream receives (`:path`, with values): the
+    /// added parameters first, then the query as sent.
+    pub path: String,
+    /// Request headers the filter sets (lower-case name, value), e.g.
+    /// `prefer: handling=strict`; serialized as an object.
+    #[serde(serialize_with = "as_object")]
+    pub headers: Vec<(String, String)>,
+    /// The names of the added parameters, in order (what the audit record
+    /// shows: it never carries parameter values).
+    pub added: Vec<String>,
+}
+
+/// `(name, value)` pairs as a JSON object.
+fn as_object<S: Serializer>(pairs: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(pairs.iter().map(|(n, v)| (n, v)))
+}
+
+impl Rewrite {
+    /// The value of the header `name` (lower-case) the rewrite sets.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -184,6 +269,13 @@ pub struct Decision {
     /// For a denied batch/transaction: the failing entries.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub denied_entries: Vec<EntryDenial>,
+    /// An allow that holds only with these changes to the request (the
+    /// policy's view; the engine derives [`Decision::rewrite`] from it).
+    #[serde(skip)]
+    pub narrowing: Option<Narrowing>,
+    /// The changes the filter makes to the request before it goes upstream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rewrite: Option<Rewrite>,
 }
 
 impl Decision {
@@ -198,6 +290,8 @@ impl Decision {
             obligations: Vec::new(),
             diagnostics: Vec::new(),
             denied_entries: Vec::new(),
+            narrowing: None,
+            rewrite: None,
         }
     }
 
@@ -213,6 +307,8 @@ impl Decision {
             obligations: Vec::new(),
             diagnostics: Vec::new(),
             denied_entries: Vec::new(),
+            narrowing: None,
+            rewrite: None,
         }
     }
 

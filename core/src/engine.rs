@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::decision::{Decision, Reason};
 use crate::fhir::{classify, RequestParts};
 use crate::policy::{authorize, AuthContext};
+use crate::rewrite::rewrite;
 use serde_json::Value;
 
 /// What the policy derives from a token's verified claims, once per token:
@@ -62,7 +63,13 @@ pub fn decide_with_context(
     ctx: Option<&AuthContext>,
 ) -> Decision {
     match classify(&config.base, req) {
-        Ok(it) => authorize(&config.policy, &config.base, it, ctx),
+        Ok(it) => {
+            let mut d = authorize(&config.policy, &config.base, it, ctx);
+            if d.is_allow() {
+                d.rewrite = d.narrowing.as_ref().map(|n| rewrite(req, n));
+            }
+            d
+        }
         Err(e) => Decision::deny(Reason::InvalidRequest, e.message),
     }
 }

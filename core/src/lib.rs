@@ -2,7 +2,8 @@
 //! dependency (the crate does not link it, so the compiler keeps the host out).
 //!
 //! [`fhir`] classifies requests, [`scope`] parses SMART scopes, [`policy`]
-//! decides, [`token`] validates bearer tokens, [`audit`] shapes the audit
+//! decides ([`rewrite`] turns a narrowed allow into the request the upstream
+//! receives), [`token`] validates bearer tokens, [`audit`] shapes the audit
 //! record and [`config`] validates configuration. The proxy-wasm shell is the
 //! `fhir-smart-authz` crate; the CLI is `fhir-smart-authz-cli`.
 
@@ -15,6 +16,7 @@ pub mod engine;
 pub mod fhir;
 mod json;
 pub mod policy;
+pub mod rewrite;
 pub mod scope;
 pub mod token;
 pub mod url;

@@ -71,7 +71,8 @@ fn engine_corpus() {
         case("GET", "/fhir/Observation?subject=Patient%2F123", None, claims(P123, Some("123")), 200, "allowed", &[]),
         case("GET", "/fhir/Observation?subject=https://ehr.example.org/fhir/Patient/123", None, claims(P123, Some("123")), 200, "allowed", &[]),
         case("GET", "/fhir/Observation?patient=123,456", None, claims(P123, Some("123")), 403, "patient_compartment_violation", &["patient/Observation.s"]),
-        case("GET", "/fhir/Observation?code=x", None, claims(P123, Some("123")), 403, "patient_compartment_violation", &["patient/Observation.s"]),
+        case("GET", "/fhir/Observation?code=x", None, claims(P123, Some("123")), 200, "allowed", &[]),
+        case("GET", "/fhir/Observation?patient=456&code=x", None, claims(P123, Some("123")), 403, "patient_compartment_violation", &["patient/Observation.s"]),
         case("DELETE", "/fhir/Observation?code=x", None, claims("patient/Observation.ds", Some("123")), 403, "patient_compartment_violation", &["patient/Observation.ds"]),
         case("GET", "/fhir/Patient/123/Observation", None, claims(P123, Some("123")), 200, "allowed", &[]),
         case("GET", "/fhir/Patient/456/Observation", None, claims(P123, Some("123")), 403, "patient_compartment_violation", &["patient/Observation.s"]),
@@ -184,7 +185,9 @@ fn engine_letter_matrix() {
         letter_case("GET", "/fhir/Observation/1/_history", None, "", "Observation", "r", true),
         letter_case("GET", "/fhir/Observation/_history", None, "", "Observation", "s", false),
         letter_case("GET", "/fhir/Observation?patient=123", None, "", "Observation", "s", true),
-        letter_case("GET", "/fhir/Observation?code=x", None, "", "Observation", "s", false),
+        // narrowed (patient=Patient/123 added)
+        letter_case("GET", "/fhir/Observation?code=x", None, "", "Observation", "s", true),
+        letter_case("GET", "/fhir/Observation?patient=9", None, "", "Observation", "s", false),
         letter_case("GET", "/fhir/Patient/123/Observation", None, "", "Observation", "s", true),
         letter_case("POST", "/fhir/Observation", Some(obs), "application/fhir+json", "Observation", "c", true),
         letter_case("PUT", "/fhir/Observation/1", Some(obs), "application/fhir+json", "Observation", "u", true),
@@ -194,7 +197,8 @@ fn engine_letter_matrix() {
         letter_case("GET", "/fhir/Patient/123", None, "", "Patient", "r", true),
         letter_case("GET", "/fhir/Patient/9", None, "", "Patient", "r", false),
         letter_case("GET", "/fhir/Patient?_id=123", None, "", "Patient", "s", true),
-        letter_case("GET", "/fhir/Patient?name=x", None, "", "Patient", "s", false),
+        letter_case("GET", "/fhir/Patient?name=x", None, "", "Patient", "s", true),
+        letter_case("GET", "/fhir/Patient?_id=9", None, "", "Patient", "s", false),
         letter_case("DELETE", "/fhir/Patient/123", None, "", "Patient", "d", true),
         letter_case("GET", "/fhir/Medication/m1", None, "", "Medication", "r", true),
         letter_case("GET", "/fhir/Medication?code=x", None, "", "Medication", "s", true),
@@ -249,7 +253,7 @@ fn engine_letter_matrix() {
             }
         }
     }
-    assert_eq!(n, 18 * 3 * 5 * 3);
+    assert_eq!(n, 20 * 3 * 5 * 3);
     assert!(
         failures.is_empty(),
         "{} failures:\n{}",

@@ -27,7 +27,7 @@ impl Stream {
                 // headers (Envoy's `allow_on_headers_stop_iteration`).
                 return self.pause();
             }
-            self.headers_sent = true;
+            self.forwarded_headers = Some(host.headers(HeaderMap::Request));
             return self.release(host, from_async);
         }
         self.consult_engine(host, from_async)
@@ -84,8 +84,8 @@ impl Stream {
 
     /// Carry out a decision: check the stored resource of a write first (an
     /// allowed write pre-check), count it, audit it, then let the request go
-    /// on (allowed, or shadow mode), fetch the response to check its
-    /// obligations, or answer the denial.
+    /// on (allowed, rewritten when narrowed, or shadow mode), fetch the
+    /// response to check its obligations, or answer the denial.
     pub(super) fn carry_out(&mut self, host: &dyn Host, d: Decision, from_async: bool) -> Flow {
         if d.is_allow() && d.obligations.iter().any(Obligation::is_precheck) {
             // Counted and audited once the stored resource is checked.
@@ -105,6 +105,13 @@ impl Stream {
                     d.message
                 ),
             );
+        }
+        if allow {
+            if let Some(rw) = &d.rewrite {
+                let (rw, checked) = (rw.clone(), !d.obligations.is_empty());
+                self.decision = Some(d);
+                return self.carry_out_rewrite(host, &rw, checked, from_async);
+            }
         }
         if allow && !d.obligations.is_empty() {
             self.decision = Some(d);

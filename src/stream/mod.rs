@@ -25,15 +25,21 @@
 //!   (`dispatch_http_call` with the request's headers), checks it, and relays
 //!   it — or replaces it with 403/404 — as a local reply.
 //!
+//! - a narrowed allow (the decision's `rewrite`) sets the new `:path` and
+//!   `Prefer` on the request before it goes on; when the headers already
+//!   went upstream, the filter relays the rewritten request itself.
+//!
 //! The stream's code follows its phases: `request` (headers and body
 //! callbacks), `token` (verification, key fetches, waits for another VM's
 //! keys), `decision` (the engine's decision, carried out), `precheck` (the
-//! write pre-check), `relay` (the response check of an obligation).
+//! write pre-check), `rewrite` (a narrowed request), `relay` (the response
+//! check of an obligation).
 
 mod decision;
 mod precheck;
 mod relay;
 mod request;
+mod rewrite;
 mod token;
 
 use crate::host::{Flow, Host, LogLevel};
@@ -109,9 +115,10 @@ pub struct Stream {
     /// A body callback arrived while the headers were paused: the host
     /// delivers body callbacks to paused headers, so holding them is safe.
     body_seen_while_paused: bool,
-    /// The headers went upstream before the decision (a body-decided
-    /// request without `hold_headers_for_body`): they can no longer change.
-    headers_sent: bool,
+    /// The headers as they went upstream before the decision (a body-decided
+    /// request not held): a rewrite can no longer change them, and Envoy no
+    /// longer lends them to the filter, so a relay starts from this copy.
+    forwarded_headers: Option<Vec<(String, String)>>,
     decision: Option<Decision>,
     identity: Option<Rc<Identity>>,
     facts: Option<Rc<TokenFacts>>,
@@ -137,7 +144,7 @@ impl Stream {
             body_needed: false,
             body: None,
             body_seen_while_paused: false,
-            headers_sent: false,
+            forwarded_headers: None,
             decision: None,
             identity: None,
             facts: None,

@@ -9,7 +9,7 @@
 //! entries) run one after the other. A read that fails or cannot be used
 //! fails closed: 502 `upstream_unavailable`.
 
-use super::relay::{call_headers, relayed};
+use super::relay::relayed;
 use super::{Phase, Stream};
 use crate::host::{response_status, Buffer, Flow, HeaderMap, Host, LogLevel};
 use fhir_smart_authz_core::decision::{Decision, Obligation, Reason};
@@ -34,7 +34,7 @@ impl Stream {
             return self.precheck_done(host, None, from_async);
         };
         let config = self.config();
-        let mut headers = call_headers(host, &config);
+        let mut headers = self.call_headers(host);
         headers.retain(|(n, _)| {
             let replaced = matches!(
                 n.as_str(),
@@ -136,7 +136,7 @@ impl Stream {
     ) -> Flow {
         if let Some(v) = if_match {
             let client_sent = self.headers.iter().any(|(n, _)| n == "if-match");
-            if !self.headers_sent
+            if self.forwarded_headers.is_none()
                 && !client_sent
                 && host
                     .set_header(HeaderMap::Request, "if-match", Some(&v))

@@ -1,10 +1,13 @@
 //! The relay of a response check: a decision with obligations (patient
 //! compartment / granular scope checks on the returned resource) is carried
 //! out by the filter itself. It fetches the response through
-//! `upstream.cluster` with the request's headers, checks it, and relays it
-//! as a local reply, or replaces it with 403/404 (502 when the FHIR server
-//! cannot be reached).
+//! `upstream.cluster` with the request's headers (rewritten when the
+//! decision narrows the request), checks it, and relays it as a local
+//! reply, or replaces it with 403/404 (502 when the FHIR server cannot be
+//! reached). A narrowed request whose headers already went upstream is
+//! relayed the same way, without a check.
 
+use super::rewrite::rewrite_headers;
 use super::{Phase, Stream};
 use crate::host::{response_status, Buffer, Flow, HeaderMap, Host, HttpCall, LogLevel};
 use crate::reply::{deny_reply, gateway_error_reply, Reply};
@@ -15,8 +18,10 @@ use serde_json::Value;
 impl Stream {
     /// Fetch the response through `upstream.cluster` to check obligations.
     pub(super) fn start_relay(&mut self, host: &dyn Host) -> Flow {
-        let config = self.config();
-        let headers = call_headers(host, &config);
+        let mut headers = self.call_headers(host);
+        if let Some(rw) = self.decision.as_ref().and_then(|d| d.rewrite.as_ref()) {
+            rewrite_headers(&mut headers, rw);
+        }
         match self.call_upstream(
             host,
             headers,
@@ -30,6 +35,37 @@ impl Stream {
                 &format!("the FHIR server could not be called ({why})"),
             ),
         }
+    }
+
+    /// The request's headers for a call the filter makes to
+    /// `upstream.cluster` on its behalf: without hop-by-hop and length
+    /// headers, with an `:authority`. Once the headers went upstream Envoy
+    /// no longer lends them: then the copy kept at their release.
+    pub(super) fn call_headers(&self, host: &dyn Host) -> Vec<(String, String)> {
+        let sent = match &self.forwarded_headers {
+            Some(h) => h.clone(),
+            None => host.headers(HeaderMap::Request),
+        };
+        let mut headers: Vec<(String, String)> = sent
+            .into_iter()
+            .filter(|(n, _)| {
+                !matches!(
+                    n.to_ascii_lowercase().as_str(),
+                    "connection"
+                        | "keep-alive"
+                        | "proxy-connection"
+                        | "transfer-encoding"
+                        | "te"
+                        | "upgrade"
+                        | "content-length"
+                        | "expect"
+                )
+            })
+            .collect();
+        if !headers.iter().any(|(n, _)| n == ":authority") {
+            headers.push((":authority".into(), self.config().upstream.cluster.clone()));
+        }
+        headers
     }
 
     /// Call `upstream.cluster` on the request's behalf; the stream waits in
@@ -78,17 +114,23 @@ impl Stream {
             self.relay_failed(host, "the FHIR server did not answer");
             return;
         };
+        let checked = self
+            .decision
+            .as_ref()
+            .is_some_and(|d| !d.obligations.is_empty());
         let result = self.check_response(host, &config, status, body_size);
-        self.shared.count(
-            host,
-            if result.is_err() {
-                "response_check.fail"
-            } else {
-                "response_check.pass"
-            },
-        );
-        if let Some(d) = self.decision.clone() {
-            self.write_audit(host, &d, Some(result.clone()));
+        if checked {
+            self.shared.count(
+                host,
+                if result.is_err() {
+                    "response_check.fail"
+                } else {
+                    "response_check.pass"
+                },
+            );
+            if let Some(d) = self.decision.clone() {
+                self.write_audit(host, &d, Some(result.clone()));
+            }
         }
         if let Err(why) = result {
             if config.enforce {
@@ -116,6 +158,15 @@ impl Stream {
         status: u16,
         body_size: usize,
     ) -> Result<(), String> {
+        let obligations = self
+            .decision
+            .as_ref()
+            .map(|d| d.obligations.clone())
+            .unwrap_or_default();
+        if obligations.is_empty() {
+            // Fetched only to send the rewritten request (see `rewrite.rs`).
+            return Ok(());
+        }
         if body_size > config.max_body_bytes {
             return Err(format!(
                 "the response is larger than {} bytes (max_body_bytes) and cannot be checked against the token's patient/granular scopes",
@@ -132,44 +183,10 @@ impl Stream {
         let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
             return Err("the response is not JSON and cannot be checked against the token's patient/granular scopes".to_string());
         };
-        let obligations = self
-            .decision
-            .as_ref()
-            .map(|d| d.obligations.clone())
-            .unwrap_or_default();
-        obligations.iter().try_for_each(|o| {
-            self.shared
-                .engine
-                .check_response(o, &v, config.base.url.as_deref())
-        })
+        obligations
+            .iter()
+            .try_for_each(|o| self.shared.engine.check_response(config, o, &v))
     }
-}
-
-/// The request's headers for a call the filter makes to `upstream.cluster`
-/// on its behalf: without hop-by-hop and length headers, with an
-/// `:authority`.
-pub(super) fn call_headers(host: &dyn Host, config: &Config) -> Vec<(String, String)> {
-    let mut headers: Vec<(String, String)> = host
-        .headers(HeaderMap::Request)
-        .into_iter()
-        .filter(|(n, _)| {
-            !matches!(
-                n.to_ascii_lowercase().as_str(),
-                "connection"
-                    | "keep-alive"
-                    | "proxy-connection"
-                    | "transfer-encoding"
-                    | "te"
-                    | "upgrade"
-                    | "content-length"
-                    | "expect"
-            )
-        })
-        .collect();
-    if !headers.iter().any(|(n, _)| n == ":authority") {
-        headers.push((":authority".into(), config.upstream.cluster.clone()));
-    }
-    headers
 }
 
 /// The fetched response as a local reply, without its hop-by-hop headers.

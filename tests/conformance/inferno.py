@@ -2,7 +2,11 @@
 test kits): what a SMART client may rely on, whatever sits behind the gateway.
 
 Checks marked `pending` need filter features that are not built yet (issue 9):
-they are expected to fail now and flip to a loud XPASS once the feature lands."""
+they are expected to fail now and flip to a loud XPASS once the feature lands.
+
+A patient app's search is narrowed to its patient (the filter adds the pin, or a granular
+scope's parameter), `_include` without a target type returns the targets the token may
+read, and a revincluded Provenance of the patient's own records is the patient's."""
 
 from __future__ import annotations
 
@@ -11,15 +15,7 @@ import re
 from .checks import Ctx, check
 from .data import MRN_SYSTEM, OBS_CATEGORY
 
-NARROWING = "issue 9 item 1: search narrowing under patient/ scopes"
-GRANULAR_NARROWING = "issue 9 item 1: granular-scope narrowing"
-UNTYPED_INCLUDE = "issue 9 item 2: _include without a target type"
 SMART_METADATA = "issue 9 item 5: the SMART security section in /metadata"
-# R4's CompartmentDefinition puts a Provenance in the Patient compartment only when its
-# target is the Patient itself; a Provenance of the patient's Observation is not, so the
-# filter's response check refuses the whole US Core `_revinclude=Provenance:target` search.
-PROVENANCE_OF_OWN_RECORDS = ("a filter change: under patient/ scopes, accept a revincluded Provenance whose "
-                             "targets are all the patient's records (issue 9)")
 
 ORIGIN = "https://app.example.org"
 LAB = f"{OBS_CATEGORY}|laboratory"
@@ -90,11 +86,11 @@ for _name, _path in US_CORE_PATIENT_SEARCHES.items():
         only_own(ctx, reply, {f"Patient/{ctx.own}"})
 
     check(f"narrowing/patient-{_name}", f"patient app: Patient search by {_name} returns only its patient",
-          needs=("seed", "own-seeded"), pending=NARROWING)(_narrowed)
+          needs=("seed", "own-seeded"))(_narrowed)
 
 
 @check("narrowing/observation-code", "patient app: Observation?code=… returns only its patient's",
-       needs=("seed", "own-seeded"), pending=NARROWING)
+       needs=("seed", "own-seeded"))
 def _narrowed_code(ctx: Ctx) -> None:
     reply = ctx.expect(ctx.send("GET", "/Observation?code=http://loinc.org|8867-4", token=ctx.token("patient")), 200)
     only_own(ctx, reply, {"Observation/obs-a1"})
@@ -131,14 +127,14 @@ def _granular_outside(ctx: Ctx) -> None:
 
 
 @check("granular/category-narrowed", "granular lab scope: a search without category is narrowed to lab",
-       needs=("seed", "own-seeded"), pending=GRANULAR_NARROWING)
+       needs=("seed", "own-seeded"))
 def _granular_narrowed(ctx: Ctx) -> None:
     reply = ctx.send("GET", f"/Observation?patient={ctx.own}", token=lab_token(ctx, LAB))
     only_own(ctx, ctx.expect(reply, 200), {"Observation/obs-a2"})
 
 
 @check("granular/two-scopes-or", "two granular scopes on one type: narrowed to either category",
-       needs=("seed", "own-seeded"), pending=GRANULAR_NARROWING)
+       needs=("seed", "own-seeded"))
 def _granular_or(ctx: Ctx) -> None:
     reply = ctx.send("GET", f"/Observation?patient={ctx.own}", token=lab_token(ctx, LAB, VITALS))
     only_own(ctx, ctx.expect(reply, 200), {"Observation/obs-a1", "Observation/obs-a2"})
@@ -185,7 +181,7 @@ def _unknown_parameter(ctx: Ctx) -> None:
 # --- _include / _revinclude ---------------------------------------------------------
 
 @check("include/revinclude-provenance", "patient app with Provenance scopes: _revinclude=Provenance:target",
-       needs=("seed", "own-seeded"), pending=PROVENANCE_OF_OWN_RECORDS)
+       needs=("seed", "own-seeded"))
 def _revinclude(ctx: Ctx) -> None:
     token = ctx.token("patient", scope=f"{PATIENT_SCOPES} patient/Provenance.rs")
     reply = ctx.send("GET", f"/Observation?patient={ctx.own}&_revinclude=Provenance:target", token=token)
@@ -203,7 +199,7 @@ def _include_typed(ctx: Ctx) -> None:
 
 
 @check("include/untyped-target", "patient app: _include=Observation:subject (no target type, as clients send it)",
-       needs=("own-seeded",), pending=UNTYPED_INCLUDE)
+       needs=("own-seeded",))
 def _include_untyped(ctx: Ctx) -> None:
     reply = ctx.send("GET", f"/Observation?patient={ctx.own}&_include=Observation:subject",
                      token=ctx.token("patient"))

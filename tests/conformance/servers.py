@@ -7,7 +7,9 @@ are the same for every server; only the shape of what a server writes differs:
   like the first page);
 - `Location` of a create: `[base]/Type/<id>/_history/<version>` (HAPI: numeric ids);
 - search parameters: HAPI answers an unknown search parameter with 400 (its default
-  strict handling), sekmet-fhir ignores it and adds a warning OperationOutcome entry.
+  strict handling), sekmet-fhir ignores it and adds a warning OperationOutcome entry, unless
+  the request says `Prefer: handling=strict` (this gateway sends it with every search whose
+  allow rests on a parameter, e.g. a patient app's): then 400 too.
 
 The profile is picked from the CapabilityStatement's `software.name` (`/metadata`,
 public through the filter) or given with `--server`."""
@@ -25,7 +27,7 @@ class ServerProfile:
 
 
 HAPI = ServerProfile("hapi", "_getpages", (400,))
-SEKMET = ServerProfile("sekmet", "_offset", (200,))
+SEKMET = ServerProfile("sekmet", "_offset", (200, 400))
 GENERIC = ServerProfile("generic", None, (200, 400))
 PROFILES = {p.name: p for p in (HAPI, SEKMET, GENERIC)}
 

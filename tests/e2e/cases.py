@@ -21,6 +21,9 @@ from typing import Any
 from tests.conformance.data import seed_resources
 
 PATIENT_ALL = "launch/patient patient/*.rs"
+LAB = "http://terminology.hl7.org/CodeSystem/observation-category|laboratory"
+LAB_SCOPE = f"launch/patient patient/Observation.rs?category={LAB}"
+LAB_ENCODED = "http%3A%2F%2Fterminology.hl7.org%2FCodeSystem%2Fobservation-category%7Claboratory"
 P = ("patient", {})  # pat-a, patient/{Patient,Observation,Condition,Encounter}.rs
 C = ("clinician", {})  # user/Patient.rs user/Observation.cruds user/Condition.rs user/Encounter.rs
 B = ("backend", {})  # system/{Patient,Observation,Condition,Encounter}.rs
@@ -80,6 +83,10 @@ class Case:
     body: Any = None
     content_type: str | None = None
     known_gap: str | None = None  # a known filter gap: the row runs as a non-strict xfail
+    # what the (recording) upstream received, when given: the request target and headers (the
+    # filter's rewrite of a narrowed search)
+    upstream_path: str | None = None
+    upstream_headers: dict[str, str] = field(default_factory=dict)
     # why the row depends on the native rig's own plugin configuration: it stays out of the
     # black-box table that `make conformance` runs against other gateways
     rig_only: str | None = None
@@ -154,7 +161,6 @@ CASES: list[Case] = [
     allow("patient-search-own-subject", "GET", "/Observation?subject=Patient/pat-a&category=vital-signs", P,
           "search"),
     deny403("patient-search-other", "GET", "/Observation?patient=pat-b", P, "patient_compartment_violation"),
-    deny403("patient-search-unpinned", "GET", "/Observation?code=8867-4", P, "patient_compartment_violation"),
     deny403("patient-search-or-other", "GET", "/Observation?patient=pat-a,pat-b", P,
             "patient_compartment_violation"),
     allow("patient-compartment-own", "GET", "/Patient/pat-a/Observation", P, "search"),
@@ -187,8 +193,6 @@ CASES: list[Case] = [
             body=bundle("batch", ("GET", "Patient/pat-a", None), ("GET", "Patient/pat-b", None))),
     deny403("patient-transaction-create-denied", "POST", "", P, "bundle_entry_denied",
             body=bundle("transaction", ("POST", "Observation", OBS_NEW))),
-    deny403("patient-include-untyped", "GET", "/Observation?patient=pat-a&_include=Observation:subject", P,
-            "include_not_permitted"),
     deny403("patient-revinclude-unscoped", "GET", "/Observation?patient=pat-a&_revinclude=Provenance:target", P,
             "include_not_permitted", required_scopes=["patient/Observation.s", "patient/Provenance.s"]),
     deny403("patient-has-refused", "GET", "/Observation?patient=pat-a&_has:Encounter:patient:status=finished", P,
@@ -258,10 +262,47 @@ CASES: list[Case] = [
             "patient_compartment_violation"),
     deny403("patient-search-encoded-comma", "GET", "/Observation?patient=pat-a%2Cpat-b", P,
             "patient_compartment_violation"),
-    deny403("patient-paging-unpinned", "GET", "/Observation?_getpages=abc", P, "patient_compartment_violation"),
+    deny400("patient-paging-id-in-a-search", "GET", "/Observation?_getpages=abc", P),
     Case("body-over-limit", "POST", "/Observation", C, 413, "body_too_large", www="invalid_request",
          oo_code="too-long", body={**OBS_NEW, "note": [{"text": "x" * 70000}]},
          rig_only="max_body_bytes is 65536 in the rig"),
+    # --- search: narrowing, tables, chains ---------------------------------------
+    # an unpinned search under patient/ scopes is narrowed: the pin goes in front of the query
+    allow("patient-search-narrowed", "GET", "/Observation?code=8867-4", P, "search", listener="recorder",
+          upstream_path="/fhir/Observation?patient=Patient%2Fpat-a&code=8867-4",
+          upstream_headers={"prefer": "handling=strict"}),
+    allow("patient-search-narrowed-patient", "GET", "/Patient?name=Alpha", P, "search"),
+    allow("patient-search-narrowed-form", "POST", "/Observation/_search", P, "search", listener="recorder",
+          body="code=8867-4", content_type="application/x-www-form-urlencoded",
+          upstream_path="/fhir/Observation/_search?patient=Patient%2Fpat-a"),
+    # pinned by the client: sent as is, but with Prefer: handling=strict (the client's handling replaced)
+    allow("patient-search-prefer-strict", "GET", "/Observation?patient=pat-a", P, "search", listener="recorder",
+          headers={"Prefer": "return=minimal, handling=lenient"},
+          upstream_path="/fhir/Observation?patient=pat-a",
+          upstream_headers={"prefer": "return=minimal, handling=strict"}),
+    allow("patient-search-granular-narrowed", "GET", "/Observation?patient=pat-a", ("patient", {"scope": LAB_SCOPE}),
+          "search", listener="recorder",
+          upstream_path=f"/fhir/Observation?category={LAB_ENCODED}&patient=pat-a"),
+    allow("patient-compartment-granular", "GET", f"/Patient/pat-a/Observation?category={LAB_ENCODED}",
+          ("patient", {"scope": LAB_SCOPE}), "search"),
+    deny400("patient-search-two-pins", "GET", "/Observation?patient=pat-a&patient=pat-b", P),
+    deny403("patient-search-mdm-other", "GET", "/Observation?patient:mdm=pat-b", P, "patient_compartment_violation"),
+    deny403("patient-search-link", "GET", "/Patient?link=Patient/pat-a", P, "patient_compartment_violation"),
+    deny403("patient-compartment-patient", "GET", "/Patient/pat-a/Patient", P, "patient_compartment_violation"),
+    # _include without a target type: the readable targets, checked on the response (relayed)
+    allow("patient-include-untyped", "GET", "/Observation?patient=pat-a&_include=Observation:subject", P, "search",
+          upstream=True),
+    allow("patient-revinclude-provenance", "GET", "/Observation?patient=pat-a&_revinclude=Provenance:target",
+          ("patient", {"scope": "launch/patient patient/Observation.rs patient/Provenance.rs"}), "search",
+          upstream=True),
+    # user/ scopes: every type a chain or _has reads needs s
+    allow("clinician-chain-granted", "GET", "/Observation?subject:Patient.name=Alpha", C, "search"),
+    deny403("clinician-chain-unscoped-type", "GET", "/Observation?performer:Practitioner.name=x", C,
+            "insufficient_scope", required_scopes=["user/Observation.s", "user/Practitioner.s"]),
+    deny403("clinician-has-unscoped-type", "GET", "/Patient?_has:Procedure:patient:code=x", C,
+            "insufficient_scope", required_scopes=["user/Patient.s", "user/Procedure.s"]),
+    deny403("clinician-filter", "GET", "/Observation?_filter=code%20eq%20x", C, "insufficient_scope"),
+    deny400("clinician-chain-unknown", "GET", "/Observation?subject.foo=1", C),
     # hardening: writes --------------------------------------------------------
     # references in a written resource, read as servers read them (issue 8.4)
     deny403("writes-other-patient-in-another-field", "POST", "/Observation", PW, "patient_compartment_violation",

@@ -143,6 +143,11 @@ def test_table(rig, case: Case):
     if resp.upstream is not None:  # exactly the verified facts, nothing the client sent
         fwd = {n: v for n, v in resp.upstream.headers if n.startswith("x-smart-")}
         assert fwd == expected_facts(resp.token if isinstance(case.token, tuple) else None), detail
+    if case.upstream_path is not None:  # the request as the filter rewrote it
+        assert resp.upstream is not None, detail
+        assert resp.upstream.path == case.upstream_path, detail
+    for name, value in case.upstream_headers.items():
+        assert resp.upstream is not None and resp.upstream.header_all(name) == [value], detail
     assert rec["response_code"] == resp.status
     assert rec["method"] == case.method
 
@@ -290,6 +295,23 @@ def test_released_denial_sends_headers_but_never_the_body(rig):
     assert ok.status == 201, ok.body
     assert ok.upstream is not None and ok.upstream.body == json.dumps(obs_for("pat-a")).encode()
     assert ok.upstream.header("x-smart-patient") == "pat-a"
+
+
+def test_released_narrowed_search_is_sent_rewritten(rig):
+    """A narrowed POST _search whose headers went upstream before its body decision (the
+    rotation listener, Envoy's default): the filter sends the rewritten request itself and
+    relays the answer; the original request, which never got its body, is reset. The
+    upstream never processes the unnarrowed search."""
+    token = make_token(rig, WRITER, "rotation")
+    resp = rig.request("POST", "/Observation/_search", token=token, listener="rotation", body="code=x",
+                       content_type="application/x-www-form-urlencoded")
+    assert resp.status == 200, resp.body
+    assert resp.audit["rewrite"] == {"added": ["patient"], "headers": ["prefer"]}, resp.audit
+    time.sleep(0.3)
+    complete = [r for r in rig.recorder.requests if r.header("x-request-id") == resp.request_id]
+    assert [(r.path, r.body) for r in complete] == [
+        ("/fhir/Observation/_search?patient=Patient%2Fpat-a", b"code=x")], complete
+    assert complete[0].header_all("prefer") == ["handling=strict"]
 
 
 def test_shadow_mode_forwards_and_audits(rig):

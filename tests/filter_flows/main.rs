@@ -13,6 +13,7 @@ mod headers;
 mod key_rotation;
 mod obligations;
 mod prechecks;
+mod rewrites;
 mod root;
 mod token_calls;
 

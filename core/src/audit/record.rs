@@ -235,6 +235,15 @@ pub fn record(settings: &AuditConfig, input: &AuditInput<'_>) -> Value {
         };
         put(&mut r, "obligation", Value::from(obligation));
     }
+    if let Some(rw) = &d.rewrite {
+        // Names only: the added parameters' values (a patient id, codes)
+        // stay out of the record like every other parameter value.
+        let mut m = Map::new();
+        put(&mut m, "added", strings(&rw.added));
+        let headers: Vec<String> = rw.headers.iter().map(|(n, _)| n.clone()).collect();
+        put(&mut m, "headers", strings(&headers));
+        put(&mut r, "rewrite", Value::Object(m));
+    }
     if !d.denied_entries.is_empty() {
         let idx = d.denied_entries.iter().map(|e| Value::from(e.index));
         put(&mut r, "denied_entries", Value::Array(idx.collect()));

@@ -159,16 +159,10 @@ fn record_unclassified_deny_and_obligation_failure() {
     let r = record(
         &c.audit,
         &AuditInput {
-            method: "GET",
-            request_id: None,
-            decision: &d,
-            identity: None,
-            enforced: true,
-            now_ms: 0,
             obligation_result: Some(Err(
                 "Observation/o1 is not in Patient/p1's compartment".into()
             )),
-            obligation_denied_status: c.responses.obligation_denied_status,
+            ..enforced_get(&c, &d)
         },
     );
     assert_eq!(r["decision"], "deny");
@@ -182,4 +176,47 @@ fn record_unclassified_deny_and_obligation_failure() {
     );
     assert_eq!(r["interaction"], "read");
     assert_eq!(r["subtype"], "read");
+}
+
+#[test]
+fn record_of_a_narrowed_search_names_parameters_never_values() {
+    let c = Config::default_config().unwrap();
+    let mut it = Interaction::new(InteractionKind::Search, Level::Type);
+    it.resource_type = Some("Observation".into());
+    it.search = vec![SearchParam {
+        name: "code".into(),
+        modifier: None,
+        chain: None,
+        values: vec!["8867-4".into()],
+    }];
+    let mut d = Decision::allow(Reason::Allowed, it);
+    d.rewrite = Some(crate::decision::Rewrite {
+        path: "/fhir/Observation?patient=Patient%2Fp1&category=lab&code=8867-4".into(),
+        headers: vec![("prefer".to_string(), "handling=strict".to_string())],
+        added: vec!["patient".into(), "category".into()],
+    });
+    let r = record(&c.audit, &enforced_get(&c, &d));
+    assert_eq!(r["entity"]["query"], json!(["code"]));
+    assert_eq!(
+        r["rewrite"],
+        json!({"added": ["patient", "category"], "headers": ["prefer"]})
+    );
+    let text = r.to_string();
+    for value in ["p1", "lab", "8867-4", "strict"] {
+        assert!(!text.contains(value), "{value} leaked into {text}");
+    }
+}
+
+/// A GET decided `d`, enforced, at time 0, no identity, no response check.
+fn enforced_get<'a>(c: &Config, d: &'a Decision) -> AuditInput<'a> {
+    AuditInput {
+        method: "GET",
+        request_id: None,
+        decision: d,
+        identity: None,
+        enforced: true,
+        now_ms: 0,
+        obligation_result: None,
+        obligation_denied_status: c.responses.obligation_denied_status,
+    }
 }

@@ -1,6 +1,8 @@
 //! `discovery`: the SMART configuration document the filter serves itself.
 
 use crate::config_error::ConfigError;
+use crate::fhir::r4;
+use crate::scope::{parse_scope, Scope};
 use crate::url::HttpUrl;
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +42,24 @@ pub struct DiscoveryConfig {
     pub code_challenge_methods_supported: Vec<String>,
 }
 
+/// Why a granular scope's parameter is not an R4 search parameter of its
+/// type (the filter would never narrow a search with it, and a server might
+/// ignore it), if so. Other scope strings are not judged here.
+fn unknown_granular_parameter(scope: &str) -> Option<String> {
+    let Ok(Scope::Resource(r)) = parse_scope(scope) else {
+        return None;
+    };
+    let q = r.query.iter().find(|q| match &r.resource_type {
+        Some(t) => r4::search_param(t, &q.name).is_none(),
+        None => r4::common_param(&q.name).is_none(),
+    })?;
+    Some(format!(
+        "`{}` is not an R4 search parameter of {}: a granular scope restricts a search parameter (e.g. patient/Observation.rs?category=...)",
+        q.name,
+        r.resource_type.as_deref().unwrap_or("every type")
+    ))
+}
+
 impl DiscoveryConfig {
     pub fn validate(&self, field: &str) -> Result<(), ConfigError> {
         for (name, value) in [
@@ -73,6 +93,14 @@ impl DiscoveryConfig {
                 format!("{field}.code_challenge_methods_supported"),
                 "SMART App Launch 2.2 forbids `plain`; use [\"S256\"]",
             ));
+        }
+        for (i, scope) in self.scopes_supported.iter().enumerate() {
+            if let Some(why) = unknown_granular_parameter(scope) {
+                return Err(ConfigError::new(
+                    format!("{field}.scopes_supported[{i}]"),
+                    why,
+                ));
+            }
         }
         if self.capabilities.iter().any(|c| c == "sso-openid-connect") && self.issuer.is_none() {
             return Err(ConfigError::new(

@@ -98,6 +98,14 @@ fn shell_errors_name_the_field() {
             r#"{"discovery":{"authorization_endpoint":"https://a/a","token_endpoint":"https://a/t","code_challenge_methods_supported":["plain"]}}"#,
             "discovery.code_challenge_methods_supported",
         ),
+        (
+            r#"{"discovery":{"authorization_endpoint":"https://a/a","token_endpoint":"https://a/t","scopes_supported":["openid","patient/Observation.rs?category=laboratory","patient/Observation.rs?colour=blue"]}}"#,
+            "discovery.scopes_supported[2]",
+        ),
+        (
+            r#"{"discovery":{"authorization_endpoint":"https://a/a","token_endpoint":"https://a/t","scopes_supported":["user/*.rs?category=x"]}}"#,
+            "discovery.scopes_supported[0]",
+        ),
         (r#"{"audit":{"source":" "}}"#, "audit.source"),
         (r#"{"audit":{"encoding":"JSON"}}"#, "audit.encoding"),
         (r#"{"audit":{"encoding":""}}"#, "audit.encoding"),

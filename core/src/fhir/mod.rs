@@ -29,3 +29,4 @@ pub use error::ClassifyError;
 pub use id::is_valid_id;
 pub use interaction::*;
 pub use query::parse_query;
+pub(crate) use query::{form_encode, split_name};

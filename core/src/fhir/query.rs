@@ -133,6 +133,15 @@ pub(crate) fn param(name: &str, value: &str, what: &str) -> Result<SearchParam, 
     })
 }
 
+/// `name=value` percent-encoded as a query parameter (`form_urlencoded`,
+/// the form [`parse_into`] reads back exactly: `Patient/123` →
+/// `Patient%2F123`, a space → `+`).
+pub(crate) fn form_encode(name: &str, value: &str) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .append_pair(name, value)
+        .finish()
+}
+
 /// `subject:Patient.name` → (`subject`, `Patient`, `name`); `subject.name` →
 /// (`subject`, None, `name`); `_has:Observation:patient:code` → (`_has`,
 /// `Observation:patient:code`, None).

@@ -33,11 +33,12 @@ pub fn authorize(
             authorize_bundle(policy, base, ctx, it)
         }
         _ => {
-            let o = evaluate(policy, base, &it, ctx, &[]);
+            let o = evaluate(policy, base, &it, ctx, None);
             let mut d = match o.result {
                 Ok(()) => {
                     let mut d = Decision::allow(Reason::Allowed, it);
                     d.obligations = o.obligations;
+                    d.narrowing = (!o.narrowing.is_empty()).then_some(o.narrowing);
                     d
                 }
                 Err(f) => Decision::deny(f.reason, f.message).with_interaction(it),

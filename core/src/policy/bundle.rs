@@ -4,7 +4,7 @@ use super::context::AuthContext;
 use super::interaction::evaluate;
 use super::references::PatientEntry;
 use super::settings::PolicyConfig;
-use crate::decision::{Decision, EntryDenial, Obligation, Reason};
+use crate::decision::{Decision, EntryDenial, Narrowing, Obligation, Reason};
 use crate::fhir::{BundleEntry, FhirBase, Interaction, InteractionKind, Level};
 
 /// At most this many entries of one Bundle may need a write pre-check (one
@@ -35,6 +35,9 @@ fn patient_entries(entries: &[BundleEntry]) -> Vec<PatientEntry> {
 /// `fullUrl` resolved); one denied entry denies the whole request
 /// (`bundle_entry_denied`). Entries' obligations apply to the whole
 /// response; their write pre-checks are made before it is forwarded.
+/// Entries are never narrowed (their URLs are in the body); when an entry's
+/// allow rests on search parameters the request gets
+/// `Prefer: handling=strict`.
 pub(super) fn authorize_bundle(
     policy: &PolicyConfig,
     base: &FhirBase,
@@ -44,9 +47,10 @@ pub(super) fn authorize_bundle(
     let mut denied = Vec::new();
     let mut obligations: Vec<Obligation> = Vec::new();
     let mut required: Vec<String> = Vec::new();
+    let mut narrowing = Narrowing::default();
     let patients = patient_entries(&it.entries);
     for e in &it.entries {
-        let mut sub = evaluate(policy, base, &e.interaction, ctx, &patients);
+        let mut sub = evaluate(policy, base, &e.interaction, ctx, Some(&patients));
         if sub.obligations.iter().filter(|o| o.is_precheck()).count()
             + obligations.iter().filter(|o| o.is_precheck()).count()
             > MAX_PRECHECKS
@@ -58,6 +62,7 @@ pub(super) fn authorize_bundle(
         }
         match sub.result {
             Ok(()) => {
+                narrowing.merge(sub.narrowing);
                 for mut o in sub.obligations {
                     if let Obligation::CheckStored { entry, .. } = &mut o {
                         *entry = Some(e.index);
@@ -85,6 +90,7 @@ pub(super) fn authorize_bundle(
     if denied.is_empty() {
         let mut d = Decision::allow(Reason::Allowed, it);
         d.obligations = obligations;
+        d.narrowing = (!narrowing.is_empty()).then_some(narrowing);
         d
     } else {
         let list: Vec<String> = denied

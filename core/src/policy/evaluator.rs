@@ -8,11 +8,11 @@
 
 use super::context::AuthContext;
 use super::granular::granular;
-use super::need::{fail, Fail, Rule, ScopeContexts};
+use super::need::{fail, Fail, Met, Rule, ScopeContexts};
 use super::patient_rule::patient_rule;
 use super::references::RefContext;
 use super::settings::PolicyConfig;
-use crate::decision::{Obligation, Reason};
+use crate::decision::{Narrowing, Obligation, Reason};
 use crate::fhir::FhirBase;
 use crate::scope::{render, Perms, ResourceScope, ScopeContext};
 
@@ -32,6 +32,12 @@ pub(super) struct Evaluator<'a> {
     pub(super) refs: RefContext<'a>,
     pub(super) ctx: &'a AuthContext,
     pub(super) obligations: Vec<Obligation>,
+    /// What the URL needs for the allow to hold (narrowing), and whether it
+    /// rests on search parameters.
+    pub(super) narrowing: Narrowing,
+    /// A search's missing pin or granular parameter may be added to its URL
+    /// (`policy.patient_search = narrow`, and not a Bundle entry).
+    may_narrow: bool,
     needs: Vec<Need>,
     /// Some need was met through a patient/ scope.
     pub(super) used_patient: bool,
@@ -47,9 +53,17 @@ impl<'a> Evaluator<'a> {
             },
             ctx,
             obligations: Vec::new(),
+            narrowing: Narrowing::default(),
+            may_narrow: policy.narrows_patient_searches(),
             needs: Vec::new(),
             used_patient: false,
         }
+    }
+
+    /// No narrowing: a Bundle entry's URL cannot be changed.
+    pub(super) fn without_narrowing(mut self) -> Self {
+        self.may_narrow = false;
+        self
     }
 
     /// The context to suggest in `required_scopes`: the one the token's
@@ -97,7 +111,16 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// Meet `letters` on `rtype` under `rule`.
+    /// What meeting a need left to do.
+    fn apply(&mut self, met: Met) {
+        if let Some(o) = met.obligation {
+            self.push_obligation(o);
+        }
+        self.narrowing.merge(met.narrowing);
+    }
+
+    /// Meet `letters` on `rtype` under `rule`; a need that fails is recorded
+    /// for `required_scopes` too.
     pub(super) fn need(
         &mut self,
         rtype: &str,
@@ -106,6 +129,17 @@ impl<'a> Evaluator<'a> {
         allowed: ScopeContexts,
     ) -> Result<(), Fail> {
         self.need_all(rtype, &[(letters, rule)], allowed)
+    }
+
+    /// [`Self::need`] that leaves no trace when it fails (an alternative).
+    pub(super) fn try_need(
+        &mut self,
+        rtype: &str,
+        letters: Perms,
+        rule: Rule<'_>,
+        allowed: ScopeContexts,
+    ) -> Result<(), Fail> {
+        self.try_need_all(rtype, &[(letters, rule)], allowed)
     }
 
     /// Meet the letters of one interaction on `rtype`, each part under its
@@ -120,20 +154,61 @@ impl<'a> Evaluator<'a> {
         parts: &[(Perms, Rule<'_>)],
         allowed: ScopeContexts,
     ) -> Result<(), Fail> {
+        let met = self.try_need_all(rtype, parts, allowed);
+        if met.is_err() {
+            let letters = parts.iter().fold(Perms::NONE, |a, (l, _)| a.union(*l));
+            self.record_unmet(rtype, letters, allowed);
+        }
+        met
+    }
+
+    /// [`Self::need_all`] that leaves no trace when it fails. A search is
+    /// first met as sent; only when that fails may it be narrowed (a
+    /// parameter added to its URL), and then that attempt's failure is the
+    /// answer.
+    fn try_need_all(
+        &mut self,
+        rtype: &str,
+        parts: &[(Perms, Rule<'_>)],
+        allowed: ScopeContexts,
+    ) -> Result<(), Fail> {
+        let narrowable = self.may_narrow && parts.iter().any(|(_, r)| r.narrowable());
+        match self.meet(rtype, parts, allowed, false) {
+            Err(_) if narrowable => self.meet(rtype, parts, allowed, true),
+            met => met,
+        }
+    }
+
+    /// A need no scope met, in the context to suggest.
+    pub(super) fn record_unmet(&mut self, rtype: &str, letters: Perms, allowed: ScopeContexts) {
+        let pref = self.preferred(allowed);
+        self.record(rtype, letters, pref);
+    }
+
+    /// One attempt (narrowing or not) at [`Self::try_need_all`].
+    fn meet(
+        &mut self,
+        rtype: &str,
+        parts: &[(Perms, Rule<'_>)],
+        allowed: ScopeContexts,
+        narrow: bool,
+    ) -> Result<(), Fail> {
         let mut letters = Perms::NONE;
         for (l, _) in parts {
             letters = letters.union(*l);
         }
-        let mut failure = match self.without_patient(rtype, parts, allowed) {
-            Ok(c) => {
+        let mut failure = match self.without_patient(rtype, parts, allowed, narrow) {
+            Ok((c, mets)) => {
+                mets.into_iter().for_each(|m| self.apply(m));
                 self.record(rtype, letters, c);
                 return Ok(());
             }
             Err(f) => f,
         };
         if allowed.patient {
-            match self.through_patient_scope(rtype, letters, parts) {
-                Some(Ok(())) => {
+            match self.through_patient_scope(rtype, letters, parts, narrow) {
+                Some(Ok(mets)) => {
+                    mets.into_iter().for_each(|m| self.apply(m));
                     self.used_patient = true;
                     self.record(rtype, letters, ScopeContext::Patient);
                     return Ok(());
@@ -143,8 +218,6 @@ impl<'a> Evaluator<'a> {
                 None => {}
             }
         }
-        let pref = self.preferred(allowed);
-        self.record(rtype, letters, pref);
         Err(failure.unwrap_or_else(|| self.not_granted(rtype, letters, allowed)))
     }
 
@@ -189,13 +262,14 @@ impl<'a> Evaluator<'a> {
     /// first, then granular ones. `Err(None)`: some letter is not granted
     /// there; `Err(Some)`: a granular scope's query is not met.
     fn without_patient(
-        &mut self,
+        &self,
         rtype: &str,
         parts: &[(Perms, Rule<'_>)],
         allowed: ScopeContexts,
-    ) -> Result<ScopeContext, Option<Fail>> {
+        narrow: bool,
+    ) -> Result<(ScopeContext, Vec<Met>), Option<Fail>> {
         let mut used = ScopeContext::User;
-        let mut obligations = Vec::new();
+        let mut mets = Vec::new();
         for (letters, rule) in parts {
             'letter: for letter in letters.letters() {
                 let mut last = None;
@@ -208,8 +282,8 @@ impl<'a> Evaluator<'a> {
                         if g.is_empty() != granular_pass {
                             used = c;
                             if granular_pass {
-                                match granular(rtype, *rule, &g) {
-                                    Ok(o) => obligations.extend(o),
+                                match granular(rtype, *rule, &g, narrow) {
+                                    Ok(m) => mets.push(m),
                                     Err(f) => {
                                         last = Some(f);
                                         continue;
@@ -223,21 +297,19 @@ impl<'a> Evaluator<'a> {
                 return Err(last);
             }
         }
-        for o in obligations {
-            self.push_obligation(o);
-        }
-        Ok(used)
+        Ok((used, mets))
     }
 
     /// Meet every letter through patient/ scopes: `None` when they do not
     /// grant them all, else whether the patient context and every part's
     /// [`patient_rule`] (and a granular scope's query) allow it.
     fn through_patient_scope(
-        &mut self,
+        &self,
         rtype: &str,
         letters: Perms,
         parts: &[(Perms, Rule<'_>)],
-    ) -> Option<Result<(), Fail>> {
+        narrow: bool,
+    ) -> Option<Result<Vec<Met>, Fail>> {
         for l in letters.letters() {
             self.granted(ScopeContext::Patient, rtype, l)?;
         }
@@ -249,26 +321,23 @@ impl<'a> Evaluator<'a> {
                 ),
             )));
         };
-        let mut obligations = Vec::new();
+        let mut mets = Vec::new();
         for (letters, rule) in parts {
-            match patient_rule(self.policy, &self.refs, rtype, *rule, patient) {
-                Ok(o) => obligations.extend(o),
+            match patient_rule(self.policy, &self.refs, rtype, *rule, patient, narrow) {
+                Ok(m) => mets.push(m),
                 Err(f) => return Some(Err(f)),
             }
             for l in letters.letters() {
                 let g = self.granted(ScopeContext::Patient, rtype, l)?;
                 if !g.is_empty() {
-                    match granular(rtype, *rule, &g) {
-                        Ok(o) => obligations.extend(o),
+                    match granular(rtype, *rule, &g, narrow) {
+                        Ok(m) => mets.push(m),
                         Err(f) => return Some(Err(f)),
                     }
                 }
             }
         }
-        for o in obligations {
-            self.push_obligation(o);
-        }
-        Some(Ok(()))
+        Some(Ok(mets))
     }
 
     pub(super) fn required_scopes(&self) -> Vec<String> {

@@ -3,13 +3,13 @@
 
 use super::context::AuthContext;
 use super::evaluator::Evaluator;
-use super::need::{fail, Fail, Rule, ScopeContexts, WriteTo};
+use super::need::{fail, Criteria, Fail, Rule, ScopeContexts, WriteTo};
 use super::operations::operation;
 use super::patch::{patch_references, read_patch};
 use super::references::{references, target, PatientEntry, Target};
 use super::search::search;
 use super::settings::{PatientPaging, PolicyConfig};
-use crate::decision::{Obligation, Reason};
+use crate::decision::{Narrowing, Obligation, Reason};
 use crate::fhir::{parse_query, FhirBase, Interaction, InteractionKind, Level};
 use crate::scope::{Perms, ScopeContext};
 
@@ -17,6 +17,8 @@ use crate::scope::{Perms, ScopeContext};
 pub(super) struct Outcome {
     pub(super) result: Result<(), Fail>,
     pub(super) obligations: Vec<Obligation>,
+    /// Parameters to add to the URL, `Prefer: handling=strict`.
+    pub(super) narrowing: Narrowing,
     pub(super) required_scopes: Vec<String>,
 }
 
@@ -29,23 +31,29 @@ pub(super) fn is_public(policy: &PolicyConfig, it: &Interaction) -> bool {
     }
 }
 
-/// Evaluate one interaction (a Bundle entry may not be a Bundle itself).
+/// Evaluate one interaction: a request, or (`bundle`: the Bundle's Patient
+/// entries) a Bundle entry, which may not be a Bundle itself; its URL is
+/// inside the body, so it is never narrowed.
 pub(super) fn evaluate(
     policy: &PolicyConfig,
     base: &FhirBase,
     it: &Interaction,
     ctx: &AuthContext,
-    bundle: &[PatientEntry],
+    bundle: Option<&[PatientEntry]>,
 ) -> Outcome {
     if is_public(policy, it) {
         return Outcome {
             result: Ok(()),
             obligations: Vec::new(),
+            narrowing: Narrowing::default(),
             required_scopes: Vec::new(),
         };
     }
     let mut ev = Evaluator::new(policy, base, ctx);
-    ev.refs.bundle = bundle;
+    if let Some(entries) = bundle {
+        ev = ev.without_narrowing();
+        ev.refs.bundle = entries;
+    }
     let result = match it.kind {
         InteractionKind::Batch | InteractionKind::Transaction => Err(fail(
             Reason::InvalidRequest,
@@ -57,6 +65,7 @@ pub(super) fn evaluate(
         result,
         required_scopes: ev.required_scopes(),
         obligations: ev.obligations,
+        narrowing: ev.narrowing,
     }
 }
 
@@ -114,13 +123,13 @@ fn write(ev: &mut Evaluator<'_>, it: &Interaction) -> Result<(), Fail> {
         (InteractionKind::Update, None) => (Perms::U, Rule::Write(body, WriteTo::Match)),
         (InteractionKind::Patch, id) => (Perms::U, Rule::Patch(body, id)),
         (_, Some(id)) => (Perms::D, Rule::Delete(id)),
-        (_, None) => (Perms::D, Rule::Criteria(&it.search)),
+        (_, None) => (Perms::D, Rule::WriteCriteria(&it.search)),
     };
     let criteria = match it.kind {
         // A conditional create writes nothing when it matches (the match is
         // returned, and response-checked when the pin is loose).
-        InteractionKind::Create => Rule::Search(&it.search),
-        _ => Rule::Criteria(&it.search),
+        InteractionKind::Create => Rule::Search(Criteria::fixed(&it.search)),
+        _ => Rule::WriteCriteria(&it.search),
     };
     let mut parts = vec![(letter, rule)];
     if it.conditional {
@@ -169,13 +178,18 @@ fn conditional_reference(ev: &mut Evaluator<'_>, r: &str) -> Result<(), Fail> {
             return Err(refused());
         }
     }
-    ev.need(ty, Perms::S, Rule::Search(&params), ScopeContexts::ALL)
-        .map_err(|f| {
-            fail(
-                f.reason,
-                format!("a conditional reference is a search on {ty}: {}", f.message),
-            )
-        })
+    ev.need(
+        ty,
+        Perms::S,
+        Rule::Search(Criteria::fixed(&params)),
+        ScopeContexts::ALL,
+    )
+    .map_err(|f| {
+        fail(
+            f.reason,
+            format!("a conditional reference is a search on {ty}: {}", f.message),
+        )
+    })
 }
 
 /// Paging (`_getpages`): see the module documentation of [`super`].

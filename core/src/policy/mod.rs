@@ -24,15 +24,24 @@
 //!   as Medication, Organization, Practitioner, Location, terminology). Others
 //!   (e.g. Device, which has a patient element but is not in the R4
 //!   compartment) are denied. patient/ scopes never write these types.
-//! * **Pinning a search**: a compartment parameter of the type (R4
-//!   CompartmentDefinition), or an R4 alias following the same element
-//!   (`Observation?patient=`, `Encounter?subject=`; see
-//!   `compartment::EXTRA_PIN_PARAMS`), whose every comma-OR value is the
-//!   context patient (`123`, `Patient/123`, `{fhir_base_url}/Patient/123`),
-//!   with no modifier other than `:Patient` and no chain. A bare id on a
-//!   parameter that can point at other types (`subject=123` also matches
-//!   `Group/123`) is allowed with a response compartment check. Patient itself
-//!   is pinned by `_id=123` or `link`.
+//! * **Pinning a search**: a pin parameter of the type (its R4 compartment
+//!   parameters and the R4 parameters that follow only compartment paths,
+//!   `Observation?patient=`, `Encounter?subject=`; generated from the spec,
+//!   see `compartment.rs`; on Patient only `_id`), whose every comma-OR value
+//!   is the context patient (`123`, `Patient/123`,
+//!   `{fhir_base_url}/Patient/123`), with no modifier other than `:Patient`
+//!   and no chain. A bare id on a parameter that can point at other types
+//!   (`subject=123` also matches `Group/123`) is allowed with a response
+//!   compartment check. Values naming another patient are refused (403), pins
+//!   naming several patients too (400, `pins.rs`).
+//! * **Narrowing** (`policy.patient_search = narrow`): a search that is not
+//!   allowed as sent may be allowed with the missing pin (or a granular
+//!   scope's parameter) added in front of its query; `Decision::narrowing`,
+//!   which the engine turns into `Decision::rewrite`. Every allow that rests
+//!   on a search parameter also asks for `Prefer: handling=strict`.
+//! * **Types a search reads** (`traversal.rs`, `include.rs`): chains, `_has`,
+//!   `_include`/`_revinclude` follow the R4 reference targets; each type
+//!   read needs its letter; what R4 cannot tell is refused.
 //! * **Reads by id** of compartment resources: allowed with
 //!   `CheckResponseCompartment` (or denied: `read_outside_request = "deny"`).
 //! * **Writes by id** (update, patch, delete) of compartment resources other
@@ -61,11 +70,11 @@
 //!   the patient's compartment or a shared reference type
 //!   (`patient_paging = "check_response"`, default) or refused (`"deny"`).
 //!   Granular-only tokens cannot page.
-//! * **`_include` without a target type** (`Observation:subject`): the target
-//!   is inferred only for unambiguous names (`patient`, `medication`, ...);
-//!   otherwise it needs r on `*` (user/system) or is refused (patient/).
-//!   `_query` (named queries), `_has`, chained parameters and `*` includes are
-//!   refused under patient/ scopes by default.
+//! * **`_include` without a target type** (`Observation:subject`): `r` on
+//!   every R4 target the token can read; the others must be absent from the
+//!   response (`Obligation::CheckResponseTypesAbsent`). `_query`, `_filter`
+//!   and `_list` are refused under patient/ scopes, and so are `_has`,
+//!   chained parameters and `*` includes by default.
 //! * **Operations**: `policy.operations` (replaces the default table when
 //!   given). `Patient/$export` is system/ only by default: under a patient/
 //!   scope it would export every patient. `$validate`: c on the type (the
@@ -81,17 +90,20 @@ pub mod compartment;
 mod context;
 mod evaluator;
 mod granular;
+mod include;
 mod interaction;
 mod need;
 mod operations;
 mod patch;
 mod patient_rule;
+mod pins;
 mod references;
 mod resource;
 mod response_check;
 mod search;
 mod settings;
 mod stored;
+mod traversal;
 
 pub use authorize::authorize;
 pub use context::AuthContext;
@@ -99,6 +111,7 @@ pub use resource::resource_matches_query;
 pub use response_check::check_response;
 pub use settings::{
     default_operations, OpLevel, OpPatientRule, OpTarget, OperationRule, PatientPaging,
-    PatientUpdateById, PolicyConfig, ReadOutsideRequest, DEFAULT_PATIENT_SCOPE_PUBLIC_TYPES,
+    PatientSearch, PatientUpdateById, PolicyConfig, ReadOutsideRequest,
+    DEFAULT_PATIENT_SCOPE_PUBLIC_TYPES,
 };
 pub use stored::{check_stored, Stored};

@@ -3,7 +3,7 @@
 //! what a patient/ scope additionally requires).
 
 use super::evaluator::Evaluator;
-use super::need::{fail, Fail, Rule, ScopeContexts, WriteTo};
+use super::need::{fail, Criteria, Fail, Rule, ScopeContexts, WriteTo};
 use super::settings::{OpLevel, OpPatientRule, OpTarget, OperationRule};
 use crate::decision::Reason;
 use crate::fhir::{Interaction, Level};
@@ -94,11 +94,15 @@ fn patient_rule_of<'i>(rule: &OperationRule, it: &'i Interaction) -> Rule<'i> {
         .or(it.compartment.as_ref().map(|c| c.id.as_str()));
     match (rule.patient, id) {
         (OpPatientRule::OwnPatient, Some(id)) if rule.target == OpTarget::Compartment => {
-            Rule::CompartmentOf(it.resource_type.as_deref().unwrap_or("Patient"), id)
+            Rule::CompartmentOf(
+                it.resource_type.as_deref().unwrap_or("Patient"),
+                id,
+                Criteria::fixed(&it.search),
+            )
         }
         (OpPatientRule::OwnPatient, Some(id)) => Rule::ById(id),
         (OpPatientRule::OwnPatient, None) => Rule::NoPatient,
-        (OpPatientRule::Pinned, _) => Rule::Search(&it.search),
+        (OpPatientRule::Pinned, _) => Rule::Search(Criteria::fixed(&it.search)),
         (OpPatientRule::PublicTypes, _) => Rule::Unpinnable,
         (OpPatientRule::Body, _) => Rule::Write(it.resource.as_ref(), WriteTo::New),
         (OpPatientRule::Deny, _) => Rule::NoPatient,

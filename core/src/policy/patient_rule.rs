@@ -3,34 +3,36 @@
 //! reaches only shared reference types, or is checked on the response.
 
 use super::compartment;
-use super::need::{fail, Fail, Rule, WriteTo};
+use super::need::{fail, Fail, Met, Rule, WriteTo};
 use super::patch::{check_patch, read_patch};
+use super::pins::{pins, Pin};
 use super::references::{check_written, RefContext};
-use super::resource::refers_to_patient;
 use super::settings::{PatientUpdateById, PolicyConfig, ReadOutsideRequest};
-use crate::decision::{Obligation, Reason};
+use crate::decision::{AddedParam, Obligation, Reason};
 use crate::fhir::{InteractionKind, SearchParam};
 use serde_json::Value;
 
-type RuleResult = Result<Option<Obligation>, Fail>;
+type RuleResult = Result<Met, Fail>;
 
-/// Whether the need `rule` on `rtype` stays with patient `p` (`Ok(Some)`:
-/// only if the response is checked).
+/// Whether the need `rule` on `rtype` stays with patient `p` (and what is
+/// left to do: a response check, parameters to add). `narrow`: a missing pin
+/// may be added to the URL.
 pub(super) fn patient_rule(
     policy: &PolicyConfig,
     refs: &RefContext<'_>,
     rtype: &str,
     rule: Rule<'_>,
     p: &str,
+    narrow: bool,
 ) -> RuleResult {
     let base_url = refs.base_url;
     match rule {
         Rule::ReadId(id) => read_by_id(policy, rtype, id, p),
-        Rule::Search(params) => search(policy, base_url, rtype, params, p, false),
-        Rule::Criteria(params) => search(policy, base_url, rtype, params, p, true),
+        Rule::Search(c) => search(policy, base_url, rtype, c.params, p, narrow),
+        Rule::WriteCriteria(params) => write_criteria(policy, base_url, rtype, params, p),
         Rule::Unpinnable => {
             if policy.is_public_type(rtype) {
-                Ok(None)
+                Ok(Met::done())
             } else {
                 violation(format!(
                     "this {} interaction cannot be restricted to the context patient",
@@ -43,30 +45,45 @@ pub(super) fn patient_rule(
         Rule::Delete(id) => by_id(policy, rtype, id, p, InteractionKind::Delete),
         Rule::ById(id) => {
             if rtype == "Patient" && id == p {
-                Ok(None)
+                Ok(Met::done())
             } else {
                 violation(format!(
                     "{rtype}/{id} cannot be shown to belong to Patient/{p} from the request; under patient/ scopes only the patient's own Patient resource is reachable this way"
                 ))
             }
         }
-        Rule::CompartmentOf(ctype, id) => {
-            if ctype == "Patient" && id == p {
-                if rtype == "*" || compartment::in_compartment(rtype) {
-                    Ok(None)
-                } else {
-                    violation(not_patient_type(rtype))
-                }
+        Rule::CompartmentOf(ctype, id, _) => own_compartment(rtype, ctype, id, p),
+        Rule::Included => included(policy, rtype, p),
+        Rule::Traversed => {
+            if compartment::in_compartment(rtype) {
+                Ok(Met::done())
             } else {
-                violation(format!(
-                    "{ctype}/{id} is not the context patient's compartment (Patient/{p})"
-                ))
+                outside_compartment(policy, rtype)
             }
         }
-        Rule::Included => included(policy, rtype, p),
         Rule::NoPatient => violation(format!(
             "this interaction on {rtype} is not available under patient/ scopes"
         )),
+    }
+}
+
+/// `{ctype}/{id}/{rtype}`: only the patient's own compartment. `Patient`
+/// itself is refused there: it lists the *other* Patients that link to the
+/// patient (a `*` compartment search is checked on the response for the
+/// same reason, see `search.rs`).
+fn own_compartment(rtype: &str, ctype: &str, id: &str, p: &str) -> RuleResult {
+    if ctype != "Patient" || id != p {
+        return violation(format!(
+            "{ctype}/{id} is not the context patient's compartment (Patient/{p})"
+        ));
+    }
+    match rtype {
+        "Patient" => violation(format!(
+            "Patient/{p}/Patient lists the other patients whose records link to Patient/{p}; read Patient/{p} instead"
+        )),
+        "*" => Ok(Met::done()),
+        _ if compartment::in_compartment(rtype) => Ok(Met::done()),
+        _ => violation(not_patient_type(rtype)),
     }
 }
 
@@ -84,14 +101,14 @@ fn not_patient_type(rtype: &str) -> String {
 /// (`policy.patient_scope_public_types`) are reachable.
 fn outside_compartment(policy: &PolicyConfig, rtype: &str) -> RuleResult {
     if policy.is_public_type(rtype) {
-        Ok(None)
+        Ok(Met::done())
     } else {
         violation(not_patient_type(rtype))
     }
 }
 
 fn check_compartment(rtype: &str, p: &str) -> RuleResult {
-    Ok(Some(Obligation::CheckResponseCompartment {
+    Ok(Met::check(Obligation::CheckResponseCompartment {
         resource_type: rtype.to_string(),
         patient: p.to_string(),
     }))
@@ -101,7 +118,7 @@ fn check_compartment(rtype: &str, p: &str) -> RuleResult {
 fn read_by_id(policy: &PolicyConfig, rtype: &str, id: &str, p: &str) -> RuleResult {
     if rtype == "Patient" {
         if id == p {
-            Ok(None)
+            Ok(Met::done())
         } else {
             violation(format!(
                 "Patient/{id} is not the context patient (Patient/{p})"
@@ -120,32 +137,48 @@ fn read_by_id(policy: &PolicyConfig, rtype: &str, id: &str, p: &str) -> RuleResu
     }
 }
 
-/// A search (or conditional criteria): pinned to the patient. The criteria
-/// of a conditional write (`exact`) must pin exactly: a response check
-/// would come after the write.
+/// A search (or conditional criteria): pinned to the patient, or (`narrow`)
+/// narrowed by adding the type's pin in front of the query.
 fn search(
     policy: &PolicyConfig,
     base_url: Option<&str>,
     rtype: &str,
     params: &[SearchParam],
     p: &str,
-    exact: bool,
+    narrow: bool,
 ) -> RuleResult {
-    if compartment::in_compartment(rtype) {
-        match pinned(rtype, params, p, base_url) {
-            Pin::Exact => Ok(None),
-            Pin::BareId if !exact => check_compartment(rtype, p),
-            Pin::BareId => violation(format!(
-                "a conditional write's criteria must name the patient unambiguously, e.g. {rtype}?{}=Patient/{p} (a bare id may name another type)",
-                first_pin(rtype)
-            )),
-            Pin::No => violation(format!(
-                "a search on {rtype} under a patient/ scope must be restricted to the context patient, e.g. {rtype}?{}={p} (no other patient in the value)",
-                first_pin(rtype)
-            )),
+    if !compartment::in_compartment(rtype) {
+        return outside_compartment(policy, rtype);
+    }
+    match pins(rtype, params, p, base_url)? {
+        Pin::Exact => Ok(Met::strict()),
+        Pin::BareId => {
+            let mut met = check_compartment(rtype, p)?;
+            met.narrowing.strict = true;
+            Ok(met)
         }
-    } else {
-        outside_compartment(policy, rtype)
+        Pin::No if narrow => match compartment::narrowing_pin(rtype) {
+            Some(name) => {
+                let value = if name == "_id" {
+                    p.to_string()
+                } else {
+                    format!("Patient/{p}")
+                };
+                Ok(Met::narrowed(vec![AddedParam::new(name, value)]))
+            }
+            None => violation(format!(
+                "no search parameter can restrict {rtype} to the context patient"
+            )),
+        },
+        Pin::No => violation(format!(
+            "a search on {rtype} under a patient/ scope must be restricted to the context patient, e.g. {rtype}?{}={p}{}",
+            first_pin(rtype),
+            if policy.narrows_patient_searches() {
+                ""
+            } else {
+                " (policy.patient_search = deny: the filter does not add it)"
+            }
+        )),
     }
 }
 
@@ -171,7 +204,7 @@ fn write(
             )
         }
         WriteTo::Id(id) => by_id(policy, rtype, id, p, InteractionKind::Update)?,
-        _ => None,
+        _ => Met::done(),
     };
     let Some(r) = resource else {
         return violation(format!(
@@ -213,7 +246,7 @@ fn patch(
     check_patch(refs, &read_patch(doc, rtype)?, rtype, p)?;
     match id {
         Some(id) => by_id(policy, rtype, id, p, InteractionKind::Patch),
-        None => Ok(None),
+        None => Ok(Met::done()),
     }
 }
 
@@ -230,7 +263,7 @@ fn by_id(
 ) -> RuleResult {
     if rtype == "Patient" {
         return if id == p {
-            Ok(None)
+            Ok(Met::done())
         } else {
             violation(format!(
                 "Patient/{id} is not the context patient (Patient/{p})"
@@ -238,14 +271,16 @@ fn by_id(
         };
     }
     match policy.patient_update_by_id {
-        PatientUpdateById::CheckStored => Ok(Some(Obligation::CheckStored {
+        PatientUpdateById::CheckStored => Ok(Met::check(Obligation::CheckStored {
             resource_type: rtype.to_string(),
             id: id.to_string(),
             patient: p.to_string(),
             interaction,
             entry: None,
         })),
-        PatientUpdateById::CheckBody if interaction == InteractionKind::Update => Ok(None),
+        PatientUpdateById::CheckBody if interaction == InteractionKind::Update => {
+            Ok(Met::done())
+        }
         PatientUpdateById::Deny if interaction == InteractionKind::Update => violation(format!(
             "updating {rtype}/{id} by id under a patient/ scope is refused (policy.patient_update_by_id = deny); use a conditional update pinned to Patient/{p}"
         )),
@@ -272,59 +307,29 @@ fn included(policy: &PolicyConfig, rtype: &str, p: &str) -> RuleResult {
     }
 }
 
+/// The criteria of a conditional update, patch or delete: pinned exactly
+/// (a bare id may name a Group too, and a response check would come after
+/// the write); never narrowed.
+fn write_criteria(
+    policy: &PolicyConfig,
+    base_url: Option<&str>,
+    rtype: &str,
+    params: &[SearchParam],
+    p: &str,
+) -> RuleResult {
+    if !compartment::in_compartment(rtype) {
+        return outside_compartment(policy, rtype);
+    }
+    match pins(rtype, params, p, base_url)? {
+        Pin::Exact => Ok(Met::strict()),
+        _ => violation(format!(
+            "a conditional write's criteria must name the patient unambiguously, e.g. {rtype}?{}=Patient/{p} (a bare id may name another type)",
+            first_pin(rtype)
+        )),
+    }
+}
+
 /// The parameter to suggest for pinning a search on `rtype`.
 fn first_pin(rtype: &str) -> &'static str {
-    if rtype == "Patient" {
-        return "_id";
-    }
-    compartment::params(rtype)
-        .and_then(|ps| ps.first())
-        .map(|p| p.name)
-        .unwrap_or("patient")
-}
-
-/// How a search is pinned to the context patient.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Pin {
-    No,
-    /// Only through a bare id on a polymorphic reference parameter: allowed,
-    /// with a response check that every result is the patient's.
-    BareId,
-    Exact,
-}
-
-/// Whether a search on `rtype` is pinned to patient `p`: some parameter
-/// instance on a compartment parameter (no chain, no modifier other than
-/// `:Patient`) has only values referring to `p`.
-fn pinned(rtype: &str, params: &[SearchParam], p: &str, base: Option<&str>) -> Pin {
-    let mut best = Pin::No;
-    for sp in params {
-        if sp.values.is_empty() || sp.chain.is_some() {
-            continue;
-        }
-        if rtype == "Patient" && sp.name == "_id" {
-            if sp.modifier.is_none() && sp.values.iter().all(|v| v == p) {
-                return Pin::Exact;
-            }
-            continue;
-        }
-        if !compartment::is_pin_param(rtype, &sp.name)
-            || !matches!(sp.modifier.as_deref(), None | Some("Patient"))
-            || !sp
-                .values
-                .iter()
-                .all(|v| refers_to_patient(v, p, base, true))
-        {
-            continue;
-        }
-        // A bare id on a parameter that may reference other types
-        // (`subject=123` also matches `Group/123`) pins only loosely.
-        let typed =
-            sp.name == "patient" || sp.modifier.is_some() || sp.values.iter().all(|v| v != p);
-        if typed {
-            return Pin::Exact;
-        }
-        best = Pin::BareId;
-    }
-    best
+    compartment::narrowing_pin(rtype).unwrap_or("patient")
 }

@@ -43,16 +43,17 @@ pub(crate) fn patient_ref_id<'r>(
 }
 
 /// Whether the resource is in the Patient compartment of `patient` (R4
-/// CompartmentDefinition semantics: any compartment path refers to it; a
-/// Patient is in its own compartment by id).
+/// CompartmentDefinition semantics: any compartment path refers to it). A
+/// Patient only by its id: R4 also puts the Patients whose `link` names the
+/// patient there, but those are other patients' records.
 pub(crate) fn in_patient_compartment(
     resource: &Value,
     patient: &str,
     base_url: Option<&str>,
 ) -> bool {
     let rtype = resource.get("resourceType").and_then(Value::as_str);
-    if rtype == Some("Patient") && resource.get("id").and_then(Value::as_str) == Some(patient) {
-        return true;
+    if rtype == Some("Patient") {
+        return resource.get("id").and_then(Value::as_str) == Some(patient);
     }
     compartment_references(resource)
         .iter()

@@ -1,138 +1,91 @@
-//! Searches: type, system and compartment searches, then the features
-//! patient/ scopes restrict (`_include`/`_revinclude`, `_has`, chains,
-//! named queries).
+//! Searches: type, system and compartment searches (narrowed when allowed),
+//! then what their parameters read besides the searched types
+//! (`traversal.rs`), what they add to the response (`include.rs`), and what
+//! patient/ scopes refuse.
 
 use super::evaluator::Evaluator;
-use super::need::{fail, Fail, Rule, ScopeContexts};
-use crate::decision::Reason;
-use crate::fhir::{Interaction, Level, SearchParam};
+use super::include::includes;
+use super::need::{fail, Criteria, Fail, Rule, ScopeContexts};
+use super::traversal::parameters;
+use crate::decision::{Obligation, Reason};
+use crate::fhir::{r4, Interaction, Level, SearchParam};
 use crate::scope::Perms;
 
 pub(super) fn search(ev: &mut Evaluator<'_>, it: &Interaction) -> Result<(), Fail> {
     let all = ScopeContexts::ALL;
+    let criteria = Criteria::narrowable(&it.search);
     if let Some(c) = &it.compartment {
         let targets: Vec<&str> = if !it.types.is_empty() {
             it.types.iter().map(String::as_str).collect()
         } else {
             vec![it.resource_type.as_deref().unwrap_or("*")]
         };
-        for t in targets {
-            ev.need(
-                t,
-                Perms::S,
-                Rule::CompartmentOf(&c.resource_type, &c.id),
-                all,
-            )?;
+        for t in &targets {
+            let rule = Rule::CompartmentOf(&c.resource_type, &c.id, criteria);
+            ev.need(t, Perms::S, rule, all)?;
+        }
+        if ev.used_patient && targets.contains(&"*") {
+            // `Patient/{id}/*` also lists the Patients whose `link` names
+            // the patient: every resource is checked on the response.
+            if let Some(p) = ev.ctx.patient.clone() {
+                ev.push_obligation(Obligation::CheckResponseCompartment {
+                    resource_type: "*".into(),
+                    patient: p,
+                });
+            }
         }
     } else if it.level == Level::System {
         if it.types.is_empty() {
             ev.need("*", Perms::S, Rule::Unpinnable, all)?;
         } else {
             for t in &it.types {
-                ev.need(t, Perms::S, Rule::Search(&it.search), all)?;
+                ev.need(t, Perms::S, Rule::Search(criteria), all)?;
             }
+            narrowing_fits_every_type(ev, &it.types)?;
         }
     } else {
         let t = it
             .resource_type
             .as_deref()
             .ok_or_else(|| fail(Reason::InvalidRequest, "the search names no resource type"))?;
-        ev.need(t, Perms::S, Rule::Search(&it.search), all)?;
+        ev.need(t, Perms::S, Rule::Search(criteria), all)?;
     }
-    for sp in &it.search {
-        includes(ev, sp)?;
+    let types = searched_types(it);
+    // Refused under patient/ scopes before the types they read are looked at.
+    if ev.used_patient {
+        patient_search_limits(ev, &it.search)?;
     }
-    // After the includes, so that whether a patient/ scope was used is settled.
+    parameters(ev, &it.search, &types)?;
+    includes(ev, &it.search, &types)?;
+    // Again: a type read only through a patient/ scope makes the same refusals apply.
     if ev.used_patient {
         patient_search_limits(ev, &it.search)?;
     }
     Ok(())
 }
 
-/// `_include` (r on the target type) and `_revinclude` (s on the source).
-fn includes(ev: &mut Evaluator<'_>, sp: &SearchParam) -> Result<(), Fail> {
-    let rev = match sp.name.as_str() {
-        "_include" => false,
-        "_revinclude" => true,
-        _ => return Ok(()),
-    };
-    for v in &sp.values {
-        let (letters, target) = if v == "*" {
-            if ev.used_patient && !ev.policy.allow_wildcard_include {
-                return Err(fail(
-                    Reason::IncludeNotPermitted,
-                    format!("`{}=*` is refused under patient/ scopes (policy.allow_wildcard_include = false)", sp.name),
-                ));
-            }
-            (Perms::R, "*".to_string())
-        } else {
-            let parts: Vec<&str> = v.split(':').collect();
-            match (rev, parts.as_slice()) {
-                (true, [source, _, ..]) => (Perms::S, source.to_string()),
-                (false, [_, param]) => match include_target(param) {
-                    Some(t) => (Perms::R, t.to_string()),
-                    None if ev.used_patient => {
-                        return Err(fail(
-                            Reason::IncludeNotPermitted,
-                            format!(
-                                "`_include={v}` has no target type; name it, e.g. `{v}:Patient`"
-                            ),
-                        ))
-                    }
-                    None => (Perms::R, "*".to_string()),
-                },
-                (false, [_, _, target]) => (Perms::R, target.to_string()),
-                _ => {
-                    return Err(fail(
-                        Reason::IncludeNotPermitted,
-                        format!(
-                            "`{}={v}` is not of the form Type:param[:TargetType]",
-                            sp.name
-                        ),
-                    ))
-                }
-            }
-        };
-        ev.need(&target, letters, Rule::Included, ScopeContexts::ALL)
-            .map_err(|f| {
-                fail(
-                    if f.reason == Reason::NoPatientContext {
-                        f.reason
-                    } else {
-                        Reason::IncludeNotPermitted
-                    },
-                    format!("`{}={v}`: {}", sp.name, f.message),
-                )
-            })?;
+/// The types a search returns as matches: empty = every type.
+fn searched_types(it: &Interaction) -> Vec<&str> {
+    if !it.types.is_empty() {
+        return it.types.iter().map(String::as_str).collect();
     }
-    Ok(())
+    it.resource_type.as_deref().into_iter().collect()
 }
 
-/// Under patient/ scopes: no named queries, and `_has` and chained
-/// parameters only where the policy allows them.
-fn patient_search_limits(ev: &Evaluator<'_>, search: &[SearchParam]) -> Result<(), Fail> {
-    let policy = ev.policy;
-    for sp in search {
-        if sp.name == "_query" {
+/// A search across several types is narrowed only by parameters R4 defines
+/// on every one of them (the same parameters apply to all the types), and
+/// never by `_id` (Patient's pin would select other types by id).
+fn narrowing_fits_every_type(ev: &Evaluator<'_>, types: &[String]) -> Result<(), Fail> {
+    for a in &ev.narrowing.added {
+        let misfit = a.name == "_id" && types.len() > 1
+            || types.iter().any(|t| r4::search_param(t, &a.name).is_none());
+        if misfit {
             return Err(fail(
                 Reason::PatientCompartmentViolation,
-                "named queries (`_query`) are refused under patient/ scopes: their results cannot be tied to the context patient",
-            ));
-        }
-        let is_has = sp.name == "_has" || sp.name.starts_with("_has:");
-        if is_has && !policy.allow_has {
-            return Err(fail(
-                Reason::ChainedSearchNotPermitted,
-                "`_has` is refused under patient/ scopes (policy.allow_has = false)",
-            ));
-        }
-        if sp.chain.is_some() && !policy.allow_chained {
-            return Err(fail(
-                Reason::ChainedSearchNotPermitted,
                 format!(
-                    "chained parameter `{}.{}` is refused under patient/ scopes (policy.allow_chained = false)",
-                    sp.name,
-                    sp.chain.as_deref().unwrap_or("")
+                    "this search across {} cannot be narrowed with one `{}` parameter; search each type on its own, or pin it yourself",
+                    types.join(", "),
+                    a.name
                 ),
             ));
         }
@@ -140,16 +93,29 @@ fn patient_search_limits(ev: &Evaluator<'_>, search: &[SearchParam]) -> Result<(
     Ok(())
 }
 
-/// A type commonly targeted by an include parameter of that name (only
-/// unambiguous ones; otherwise the client must name the target).
-fn include_target(param: &str) -> Option<&'static str> {
-    match param {
-        "patient" => Some("Patient"),
-        "medication" => Some("Medication"),
-        "encounter" => Some("Encounter"),
-        "organization" => Some("Organization"),
-        "location" => Some("Location"),
-        "practitioner" => Some("Practitioner"),
-        _ => None,
+/// Under patient/ scopes: `_has` and chained parameters only where the
+/// policy allows them.
+fn patient_search_limits(ev: &Evaluator<'_>, search: &[SearchParam]) -> Result<(), Fail> {
+    let policy = ev.policy;
+    for sp in search {
+        if sp.name == "_has" && !policy.allow_has {
+            return Err(fail(
+                Reason::ChainedSearchNotPermitted,
+                "`_has` is refused under patient/ scopes (policy.allow_has = false)",
+            ));
+        }
+        let chained =
+            sp.chain.is_some() || (sp.name == "_sort" && sp.values.iter().any(|v| v.contains('.')));
+        if chained && !policy.allow_chained {
+            return Err(fail(
+                Reason::ChainedSearchNotPermitted,
+                format!(
+                    "chained parameter `{}{}` is refused under patient/ scopes (policy.allow_chained = false)",
+                    sp.name,
+                    sp.chain.as_deref().map(|c| format!(".{c}")).unwrap_or_default()
+                ),
+            ));
+        }
     }
+    Ok(())
 }

@@ -51,6 +51,20 @@ pub enum PatientUpdateById {
     Deny,
 }
 
+/// Searches under patient/ scopes that are not pinned to the context
+/// patient (and, under granular scopes, searches without the scope's
+/// parameter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PatientSearch {
+    /// Add the missing pin (or the granular scope's parameter) in front of
+    /// the query the server receives: an AND constraint, safe on any server.
+    #[default]
+    Narrow,
+    /// Deny them.
+    Deny,
+}
+
 /// Levels an operation may be invoked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -195,6 +209,9 @@ pub struct PolicyConfig {
     pub allow_has: bool,
     /// Allow chained parameters under patient/ scopes (default false).
     pub allow_chained: bool,
+    /// Unpinned searches under patient/ scopes (and searches without a
+    /// granular scope's parameter): narrowed or denied.
+    pub patient_search: PatientSearch,
     /// Paging under patient/ scopes only.
     pub patient_paging: PatientPaging,
     /// Updates by id of compartment resources under patient/ scopes.
@@ -216,6 +233,7 @@ impl Default for PolicyConfig {
             allow_wildcard_include: false,
             allow_has: false,
             allow_chained: false,
+            patient_search: PatientSearch::Narrow,
             patient_paging: PatientPaging::CheckResponse,
             patient_update_by_id: PatientUpdateById::CheckStored,
             operations: default_operations(),
@@ -289,6 +307,10 @@ impl PolicyConfig {
     pub(crate) fn is_public_type(&self, t: &str) -> bool {
         self.patient_scope_public_types.iter().any(|p| p == t)
     }
+
+    pub(crate) fn narrows_patient_searches(&self) -> bool {
+        self.patient_search == PatientSearch::Narrow
+    }
 }
 
 #[cfg(test)]
@@ -331,5 +353,11 @@ mod tests {
             br#"{"policy":{"allow_has":true,"read_outside_request":"deny"}}"#
         )
         .is_ok());
+        for ok in ["narrow", "deny"] {
+            let json = format!(r#"{{"policy":{{"patient_search":"{ok}"}}}}"#);
+            assert!(Config::from_json(json.as_bytes()).is_ok(), "{ok}");
+        }
+        let e = Config::from_json(br#"{"policy":{"patient_search":"narrowed"}}"#).unwrap_err();
+        assert!(e.to_string().contains("expected `narrow` or `deny`"), "{e}");
     }
 }

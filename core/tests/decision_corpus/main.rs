@@ -12,7 +12,9 @@
 )]
 
 mod bundles_and_paging;
+mod narrowing;
 mod operations;
+mod other_types;
 mod patient_reads;
 mod patient_search;
 mod public;
@@ -41,6 +43,14 @@ fn cfg() -> Config {
     Config::from_json(br#"{"fhir_base_url":"https://ehr.example.org/fhir"}"#).unwrap()
 }
 
+/// `policy.patient_search = deny`: unpinned searches are refused, never narrowed.
+fn deny_cfg() -> Config {
+    Config::from_json(
+        br#"{"fhir_base_url":"https://ehr.example.org/fhir","policy":{"patient_search":"deny"}}"#,
+    )
+    .unwrap()
+}
+
 /// `name[:modifier][.chain]=v1,v2&...` (test-only parser; values split on `,`).
 fn params(q: &str) -> Vec<SearchParam> {
     if q.is_empty() {
@@ -53,9 +63,14 @@ fn params(q: &str) -> Vec<SearchParam> {
                 Some((a, b)) => (a, Some(b.to_string())),
                 None => (k, None),
             };
+            // As the classifier splits names: `_has:` keeps the rest as its modifier.
+            let (k, chain) = match part.split_once('=') {
+                Some((name, _)) if name.starts_with("_has:") => (name, None),
+                _ => (k, chain),
+            };
             let (name, modifier) = match k.split_once(':') {
-                Some((a, b)) if !a.starts_with("_has") => (a.to_string(), Some(b.to_string())),
-                _ => (k.to_string(), None),
+                Some((a, b)) => (a.to_string(), Some(b.to_string())),
+                None => (k.to_string(), None),
             };
             SearchParam {
                 name,
@@ -185,6 +200,17 @@ struct Row {
     req: Interaction,
     expect: Expect,
     required: &'static [&'static str],
+    /// The parameters narrowing adds (`name=value&...`, values unencoded);
+    /// empty: none.
+    narrowed: &'static str,
+}
+
+impl Row {
+    /// The allow adds these parameters to the URL.
+    fn narrowed(mut self, added: &'static str) -> Row {
+        self.narrowed = added;
+        self
+    }
 }
 
 fn row(
@@ -200,7 +226,18 @@ fn row(
         req,
         expect,
         required,
+        narrowed: "",
     }
+}
+
+/// The parameters a decision adds to the URL, `name=value&...`.
+fn added(d: &Decision) -> String {
+    d.narrowing
+        .iter()
+        .flat_map(|n| &n.added)
+        .map(|a| format!("{}={}", a.name, a.value))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// The expected outcome of a row.
@@ -227,6 +264,7 @@ const NOCTX: Expect = expect(false, 403, Reason::NoPatientContext);
 const GRAN: Expect = expect(false, 403, Reason::GranularScopeViolation);
 const INCL: Expect = expect(false, 403, Reason::IncludeNotPermitted);
 const CHAIN: Expect = expect(false, 403, Reason::ChainedSearchNotPermitted);
+const INVALID: Expect = expect(false, 400, Reason::InvalidRequest);
 const OPNP: Expect = expect(false, 403, Reason::OperationNotPermitted);
 const BUNDLE: Expect = expect(false, 403, Reason::BundleEntryDenied);
 const MISSING: Expect = expect(false, 401, Reason::MissingToken);
@@ -241,21 +279,28 @@ fn decide_row(config: &Config, r: &Row) -> Decision {
 }
 
 fn check(rows: Vec<Row>) {
-    let config = cfg();
+    check_with(&cfg(), rows)
+}
+
+/// The rows against `config`: outcome, `required_scopes` of a denial, and
+/// the parameters narrowing adds (exactly).
+fn check_with(config: &Config, rows: Vec<Row>) {
     let mut failures = Vec::new();
     for (i, r) in rows.iter().enumerate() {
-        let d = decide_row(&config, r);
+        let d = decide_row(config, r);
         let e = r.expect;
         let ok = d.is_allow() == e.allow
             && d.status == e.status
             && d.reason == e.reason
-            && (e.allow || d.required_scopes == r.required);
+            // what a refusal would have needed; a malformed request needs no scope
+            && (e.allow || e.status == 400 || d.required_scopes == r.required)
+            && added(&d) == r.narrowed;
         if !ok {
             failures.push(format!(
-                "row {i}: scopes={:?} patient={:?} {:?} {:?} {:?}\n   want allow={} {} {:?} {:?}\n   got  allow={} {} {:?} {:?} — {}",
+                "row {i}: scopes={:?} patient={:?} {:?} {:?} {:?}\n   want allow={} {} {:?} {:?} narrowed {:?}\n   got  allow={} {} {:?} {:?} narrowed {:?} — {}",
                 r.scopes, r.patient, r.req.kind, r.req.resource_type, r.req.search.iter().map(|p| &p.name).collect::<Vec<_>>(),
-                e.allow, e.status, e.reason, r.required,
-                d.is_allow(), d.status, d.reason, d.required_scopes, d.message
+                e.allow, e.status, e.reason, r.required, r.narrowed,
+                d.is_allow(), d.status, d.reason, d.required_scopes, added(&d), d.message
             ));
         }
     }

@@ -50,7 +50,7 @@ fn read_by_id_obligation() {
         (403, Reason::PatientCompartmentViolation)
     );
     assert!(
-        d.message.contains("Observation?subject=123"),
+        d.message.contains("Observation?patient=123"),
         "{}",
         d.message
     );

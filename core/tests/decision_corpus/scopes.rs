@@ -22,7 +22,7 @@ fn user_and_system_scopes() {
         row("user/Observation.r", None, history(Level::Type, Some("Observation"), None), INSUFF, &["user/Observation.s"]),
         row("user/Observation.r", None, history(Level::Instance, Some("Observation"), Some("1")), ALLOW, &[]),
         // a patient/ scope never widens a user/ scope and vice versa
-        row("user/Observation.r patient/Observation.s", Some("123"), search("Observation", "code=x"), COMPART, &["patient/Observation.s"]),
+        row("user/Observation.r patient/Observation.s", Some("123"), search("Observation", "code=x"), ALLOW, &[]).narrowed("patient=Patient/123"),
         row("user/Observation.r patient/Observation.s", Some("123"), search("Observation", "patient=123"), ALLOW, &[]),
         row("user/Observation.rs patient/Observation.rs", Some("123"), search("Observation", "code=x"), ALLOW, &[]),
     ]);
@@ -31,7 +31,8 @@ fn user_and_system_scopes() {
 #[test]
 #[rustfmt::skip]
 fn granular_scopes() {
-    check(vec![
+    // Without narrowing (narrowed searches: narrowing.rs).
+    check_with(&deny_cfg(), vec![
         row("patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory", Some("123"),
             search("Observation", &format!("patient=123&category={LAB}")), ALLOW, &[]),
         row("patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory", Some("123"),

@@ -16,7 +16,7 @@
 //!   that follow only compartment paths and can point at a Patient.
 //!
 //! The tables live in `search_params.rs` and `patient_compartment.rs`,
-//! written by `tests/r4_tables.rs` (the generator, and the test that the
+//! written by `core/tests/r4_tables/` (the generator, and the test that the
 //! committed files equal what it generates) from
 //! `search-parameters.json` (the R4 definitions, `/work/shared/fhir-r4/`)
 //! and `compartmentdefinition-patient.json` (next to this file). Regenerate

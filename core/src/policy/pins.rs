@@ -1,0 +1,145 @@
+//! Under a patient/ scope, how a search's parameters name patients: whether
+//! they pin it to the context patient, and the searches that name another
+//! patient or several (refused).
+
+use super::compartment;
+use super::need::{fail, Fail};
+use super::resource::{patient_ref_id, refers_to_patient};
+use crate::decision::Reason;
+use crate::fhir::{is_valid_id, SearchParam};
+
+/// How a search is pinned to the context patient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pin {
+    No,
+    /// Only through a bare id on a parameter that can also point at other
+    /// types (`subject=123` also matches `Group/123`): allowed with a
+    /// response check that every result is the patient's.
+    BareId,
+    Exact,
+}
+
+/// Modifiers under which a pin parameter's values still name patients
+/// (`patient:mdm=456` asks for 456 and the records linked to it). Under the
+/// others (`:not`, `:missing`, `:identifier`, `:Group`, ...) they do not,
+/// and neither do they pin: only a bare pin or `:Patient` does.
+fn names_patients(modifier: Option<&str>) -> bool {
+    matches!(modifier, None | Some("Patient" | "mdm" | "above" | "below"))
+}
+
+/// The patient a search value names, in any form a server may resolve:
+/// `123`, `Patient/123`, `{base}/Patient/123`, and any other
+/// `.../Patient/123` (some servers match references by their suffix).
+fn mentioned_patient<'v>(rtype: &str, value: &'v str, base: Option<&str>) -> Option<&'v str> {
+    if rtype == "Patient" {
+        // The pin of Patient is `_id`: its values are ids.
+        return is_valid_id(value).then_some(value);
+    }
+    patient_ref_id(value, base, true).or_else(|| {
+        let mut parts = value.split("/Patient/");
+        parts.next()?;
+        let id = parts.last()?.split("/_history/").next()?;
+        is_valid_id(id).then_some(id)
+    })
+}
+
+/// Whether `value` refers to patient `p` in a form the filter trusts.
+fn is_own(rtype: &str, value: &str, p: &str, base: Option<&str>) -> bool {
+    if rtype == "Patient" {
+        value == p
+    } else {
+        refers_to_patient(value, p, base, true)
+    }
+}
+
+/// How the search on `rtype` is pinned to patient `p`: some instance of a
+/// pin parameter (no chain, no modifier other than `:Patient`) has only
+/// values referring to `p`. Refused: a value naming another patient
+/// (`403`), pins naming different patients (`400`: the server would answer
+/// nothing, or whichever it reads first), and `Patient?link=` (the other
+/// patients that link to one).
+pub(super) fn pins(
+    rtype: &str,
+    params: &[SearchParam],
+    p: &str,
+    base: Option<&str>,
+) -> Result<Pin, Fail> {
+    if rtype == "Patient" && params.iter().any(|sp| sp.name == "link") {
+        return Err(violation(format!(
+            "`Patient?link=` returns the other patients whose records link to a patient; refused under patient/ scopes (read Patient/{p} instead)"
+        )));
+    }
+    let mut best = Pin::No;
+    // The patients named by single-valued instances of pin parameters.
+    let mut named: Vec<&str> = Vec::new();
+    for sp in params {
+        let modifier = sp.modifier.as_deref();
+        if sp.chain.is_some()
+            || sp.values.is_empty()
+            || !compartment::is_pin_param(rtype, &sp.name)
+            || !names_patients(modifier)
+        {
+            continue;
+        }
+        let ids: Vec<Option<&str>> = sp
+            .values
+            .iter()
+            .map(|v| mentioned_patient(rtype, v, base))
+            .collect();
+        if let Some(other) = ids.iter().flatten().find(|id| **id != p) {
+            if ids.len() > 1 {
+                return Err(violation(format!(
+                    "`{}` names Patient/{other} in its comma-separated values; under a patient/ scope only Patient/{p} may be searched",
+                    sp.name
+                )));
+            }
+        }
+        if let [Some(id)] = ids.as_slice() {
+            if !named.contains(id) {
+                named.push(id);
+            }
+        }
+        let pinned = matches!(modifier, None | Some("Patient"))
+            && sp.values.iter().all(|v| is_own(rtype, v, p, base));
+        if !pinned {
+            continue;
+        }
+        // A bare id on a parameter that may reference other types pins loosely.
+        let typed = rtype == "Patient"
+            || modifier.is_some()
+            || sp.values.iter().all(|v| v != p)
+            || compartment::bare_id_is_exact(rtype, &sp.name);
+        best = if typed {
+            Pin::Exact
+        } else {
+            best.max_with(Pin::BareId)
+        };
+    }
+    match named.as_slice() {
+        [a, b, ..] => Err(fail(
+            Reason::InvalidRequest,
+            format!(
+                "the search pins several patients (Patient/{a} and Patient/{b}); servers answer such a search differently, send exactly one pin"
+            ),
+        )),
+        [other] if *other != p => Err(violation(format!(
+            "the search names Patient/{other}; under a patient/ scope only Patient/{p} may be searched"
+        ))),
+        _ => Ok(best),
+    }
+}
+
+impl Pin {
+    /// The stronger of two pins.
+    fn max_with(self, other: Pin) -> Pin {
+        match (self, other) {
+            (Pin::Exact, _) | (_, Pin::Exact) => Pin::Exact,
+            (Pin::BareId, _) | (_, Pin::BareId) => Pin::BareId,
+            _ => Pin::No,
+        }
+    }
+}
+
+fn violation(message: String) -> Fail {
+    fail(Reason::PatientCompartmentViolation, message)
+}

@@ -1,0 +1,104 @@
+//! The request the upstream receives when an allow holds only narrowed
+//! ([`Narrowing`]): the added parameters go in front of the query as sent
+//! (a server or container that stops reading after a number of parameters
+//! still reads them), and `Prefer: handling=strict` replaces any client
+//! `handling=` token, the other `Prefer` tokens kept.
+
+use crate::decision::{Narrowing, Rewrite};
+use crate::fhir::{form_encode, RequestParts};
+
+/// The [`Rewrite`] of `req` that `narrowing` asks for.
+pub fn rewrite(req: &RequestParts<'_>, narrowing: &Narrowing) -> Rewrite {
+    let path = if narrowing.added.is_empty() {
+        req.path.to_string()
+    } else {
+        let (path, query) = req.path.split_once('?').unwrap_or((req.path, ""));
+        let added: Vec<String> = narrowing
+            .added
+            .iter()
+            .map(|a| form_encode(&a.name, &a.value))
+            .collect();
+        let mut target = format!("{path}?{}", added.join("&"));
+        if !query.is_empty() {
+            target.push('&');
+            target.push_str(query);
+        }
+        target
+    };
+    let mut headers = Vec::new();
+    if narrowing.strict {
+        headers.push(("prefer".to_string(), strict_prefer(req)));
+    }
+    Rewrite {
+        path,
+        headers,
+        added: narrowing.added.iter().map(|a| a.name.clone()).collect(),
+    }
+}
+
+/// The request's `Prefer` tokens without `handling`, then `handling=strict`.
+fn strict_prefer(req: &RequestParts<'_>) -> String {
+    let mut tokens: Vec<&str> = req
+        .header_values("prefer")
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .filter(|t| {
+            let name = t.split(['=', ';']).next().unwrap_or("");
+            !name.trim().eq_ignore_ascii_case("handling")
+        })
+        .collect();
+    tokens.push("handling=strict");
+    tokens.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decision::AddedParam;
+
+    fn req<'a>(path: &'a str, prefer: &[&str]) -> RequestParts<'a> {
+        RequestParts {
+            method: "GET",
+            path,
+            headers: prefer
+                .iter()
+                .map(|v| ("prefer".to_string(), v.to_string()))
+                .collect(),
+            body: None,
+        }
+    }
+
+    #[test]
+    fn added_parameters_come_first_and_prefer_is_strict() {
+        let pin = Narrowing {
+            added: vec![AddedParam::new("patient", "Patient/123")],
+            strict: true,
+        };
+        let lab = Narrowing {
+            added: vec![AddedParam::new(
+                "category",
+                "http://x|lab,http://x|vital signs",
+            )],
+            strict: true,
+        };
+        let strict = Narrowing {
+            added: Vec::new(),
+            strict: true,
+        };
+        for (path, prefer, n, want_path, want_prefer) in [
+            ("/fhir/Observation?code=x", &[][..], &pin, "/fhir/Observation?patient=Patient%2F123&code=x", Some("handling=strict")),
+            ("/fhir/Observation", &[], &pin, "/fhir/Observation?patient=Patient%2F123", Some("handling=strict")),
+            ("/fhir/Observation?", &[], &pin, "/fhir/Observation?patient=Patient%2F123", Some("handling=strict")),
+            ("/fhir/Observation/_search", &["return=minimal, handling=lenient"], &pin, "/fhir/Observation/_search?patient=Patient%2F123", Some("return=minimal, handling=strict")),
+            ("/fhir/Observation?patient=1", &["handling=lenient", "respond-async"], &lab, "/fhir/Observation?category=http%3A%2F%2Fx%7Clab%2Chttp%3A%2F%2Fx%7Cvital+signs&patient=1", Some("respond-async, handling=strict")),
+            ("/fhir/Observation?patient=1", &["Handling = lenient;x"], &strict, "/fhir/Observation?patient=1", Some("handling=strict")),
+            ("/fhir/Observation?patient=1", &[], &Narrowing::default(), "/fhir/Observation?patient=1", None),
+        ] {
+            let r = rewrite(&req(path, prefer), n);
+            assert_eq!(r.path, want_path, "{path}");
+            assert_eq!(r.header("prefer"), want_prefer, "{path}");
+            assert_eq!(r.added, n.added.iter().map(|a| a.name.clone()).collect::<Vec<_>>());
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! Narrowed allows: the request the upstream receives carries the
+//! decision's rewritten `:path` and `Prefer`; when the headers already went
+//! upstream the filter relays the rewritten request itself; nothing is
+//! forwarded unnarrowed.
+
+use super::*;
+use fhir_smart_authz_core::decision::Rewrite;
+
+const NARROWED: &str = "/fhir/Observation?patient=Patient%2Fp1&code=x";
+
+fn rewrite(path: &str, added: &[&str]) -> Rewrite {
+    Rewrite {
+        path: path.into(),
+        headers: vec![("prefer".to_string(), "handling=strict".to_string())],
+        added: added.iter().map(|a| a.to_string()).collect(),
+    }
+}
+
+/// Allows with `rw` (and a response check when `obligations`).
+fn narrowing_stream(
+    config: &'static str,
+    body_needed: bool,
+    rw: Rewrite,
+    obligations: bool,
+) -> Stream {
+    let engine = FakeEngine {
+        body_needed,
+        decide: Box::new(move |_req: &RequestParts, _claims: Option<&Value>| {
+            let mut d = Decision::allow(Reason::Allowed, read_interaction());
+            d.rewrite = Some(rw.clone());
+            if obligations {
+                d.obligations = vec![Obligation::CheckResponseCompartment {
+                    resource_type: "Observation".into(),
+                    patient: "p1".into(),
+                }];
+            }
+            d
+        }),
+        check: Box::new(|_o: &Obligation, _v: &Value| Ok(())),
+    };
+    let config = Rc::new(Config::from_json(config.as_bytes()).unwrap());
+    let t: Box<dyn TokenPort> = Box::new(tokens());
+    let e: Box<dyn Engine> = Box::new(engine);
+    Stream::new(Shared::new(config, t, e, AuditEncoding::Json))
+}
+
+#[test]
+fn decided_on_headers_the_request_goes_on_rewritten() {
+    for (rw, counter) in [
+        (rewrite(NARROWED, &["patient"]), "rewrite.narrowed"),
+        (rewrite("/fhir/Observation?code=x", &[]), "rewrite.strict"),
+    ] {
+        let h = host(
+            "GET",
+            "/fhir/Observation?code=x",
+            Some("Bearer good"),
+            &[("prefer", "handling=lenient")],
+        );
+        let mut s = narrowing_stream("{}", false, rw.clone(), false);
+        assert_eq!(s.on_request_headers(&h, true), Flow::Continue);
+        assert_eq!(h.request_header(":path").as_deref(), Some(rw.path.as_str()));
+        assert_eq!(
+            h.request_header("prefer").as_deref(),
+            Some("handling=strict")
+        );
+        assert_eq!(h.counter(&format!("fhir_smart_authz.{counter}")), 1);
+        assert!(replies(&h).is_empty());
+        let a = audit(&h);
+        assert_eq!(a["decision"], "allow");
+        assert_eq!(a["rewrite"]["headers"], json!(["prefer"]));
+        assert!(!a.to_string().contains("p1%"), "no values in the record");
+    }
+}
+
+#[test]
+fn held_body_decision_rewrites_before_the_headers_go() {
+    let h = host(
+        "POST",
+        "/fhir/Observation/_search",
+        Some("Bearer good"),
+        &[],
+    );
+    h.state.borrow_mut().request_body = b"code=x".to_vec();
+    let rw = rewrite(
+        "/fhir/Observation/_search?patient=Patient%2Fp1",
+        &["patient"],
+    );
+    let mut s = narrowing_stream(
+        r#"{"upstream":{"hold_headers_for_body":true}}"#,
+        true,
+        rw,
+        false,
+    );
+    assert_eq!(s.on_request_headers(&h, false), Flow::Pause);
+    assert_eq!(
+        h.request_header(":path").as_deref(),
+        Some("/fhir/Observation/_search")
+    );
+    assert_eq!(s.on_request_body(&h, 6, true), Flow::Continue);
+    assert_eq!(
+        h.request_header(":path").as_deref(),
+        Some("/fhir/Observation/_search?patient=Patient%2Fp1")
+    );
+    assert_eq!(
+        h.request_header("prefer").as_deref(),
+        Some("handling=strict")
+    );
+    assert!(h.state.borrow().calls.is_empty());
+    assert_eq!(h.counter("fhir_smart_authz.rewrite.narrowed"), 1);
+}
+
+/// Headers already upstream (not held): the filter sends the rewritten
+/// request itself and relays its answer; the original, still without its
+/// body, is reset by the local reply.
+#[test]
+fn released_headers_are_relayed_rewritten() {
+    let h = host(
+        "POST",
+        "/fhir/Observation/_search",
+        Some("Bearer good"),
+        &[("prefer", "return=minimal")],
+    );
+    h.state.borrow_mut().request_body = b"code=x".to_vec();
+    let rw = rewrite(
+        "/fhir/Observation/_search?patient=Patient%2Fp1",
+        &["patient"],
+    );
+    let mut s = narrowing_stream("{}", true, rw, false);
+    assert_eq!(
+        s.on_request_headers(&h, false),
+        Flow::Continue,
+        "released for the body"
+    );
+    // Envoy no longer lends the headers of a continued request to the filter.
+    let sent = std::mem::take(&mut h.state.borrow_mut().request_headers);
+    assert!(sent.contains(&("x-smart-patient".into(), "p1".into())));
+    assert_eq!(s.on_request_body(&h, 6, true), Flow::Pause);
+    {
+        let st = h.state.borrow();
+        let (_, call) = st
+            .calls
+            .last()
+            .cloned()
+            .expect("the rewritten request is sent");
+        assert!(call.headers.contains(&(
+            ":path".into(),
+            "/fhir/Observation/_search?patient=Patient%2Fp1".into()
+        )));
+        assert!(call
+            .headers
+            .contains(&("prefer".into(), "handling=strict".into())));
+        assert_eq!(
+            call.headers.iter().filter(|(n, _)| n == "prefer").count(),
+            1
+        );
+        assert!(call.headers.contains(&(":method".into(), "POST".into())));
+        assert!(call
+            .headers
+            .contains(&("x-smart-patient".into(), "p1".into())));
+        assert_eq!(call.body.as_deref(), Some(b"code=x".as_slice()));
+    }
+    {
+        let mut st = h.state.borrow_mut();
+        st.call_response_headers = vec![(":status".into(), "200".into())];
+        st.call_response_body = b"<not json, relayed unchecked>".to_vec();
+    }
+    s.on_call_response(&h, 1, 30);
+    assert_eq!(replies(&h), vec![200]);
+    assert_eq!(h.counter("fhir_smart_authz.rewrite.relayed"), 1);
+    assert_eq!(h.counter("fhir_smart_authz.response_check.pass"), 0);
+}
+
+#[test]
+fn a_response_check_fetches_the_rewritten_request() {
+    let h = host("GET", "/fhir/Observation?code=x", Some("Bearer good"), &[]);
+    let mut s = narrowing_stream("{}", false, rewrite(NARROWED, &["patient"]), true);
+    assert_eq!(s.on_request_headers(&h, true), Flow::Pause);
+    let st = h.state.borrow();
+    let (_, call) = st.calls.last().cloned().unwrap();
+    assert!(call.headers.contains(&(":path".into(), NARROWED.into())));
+    assert!(call
+        .headers
+        .contains(&("prefer".into(), "handling=strict".into())));
+}
+
+#[test]
+fn a_rewrite_the_host_refuses_is_never_forwarded() {
+    let h = host("GET", "/fhir/Observation?code=x", Some("Bearer good"), &[]);
+    h.state.borrow_mut().fail_header_set = true;
+    let mut s = narrowing_stream("{}", false, rewrite(NARROWED, &["patient"]), false);
+    assert_eq!(s.on_request_headers(&h, true), Flow::Pause);
+    assert_eq!(replies(&h), vec![500]);
+    assert_eq!(h.counter("fhir_smart_authz.rewrite.failed"), 1);
+}
+
+#[test]
+fn shadow_mode_changes_no_request() {
+    let h = host("GET", "/fhir/Observation?code=x", Some("Bearer good"), &[]);
+    let mut s = narrowing_stream(
+        r#"{"enforce":false}"#,
+        false,
+        rewrite(NARROWED, &["patient"]),
+        false,
+    );
+    assert_eq!(s.on_request_headers(&h, true), Flow::Continue);
+    assert_eq!(
+        h.request_header(":path").as_deref(),
+        Some("/fhir/Observation?code=x")
+    );
+    assert_eq!(h.request_header("prefer"), None);
+    assert_eq!(h.counter("fhir_smart_authz.rewrite.shadow"), 1);
+}
