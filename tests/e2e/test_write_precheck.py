@@ -5,6 +5,7 @@ closed (502) with an audit record and a metric."""
 
 from __future__ import annotations
 
+import json
 import time
 
 from .cases import OBS_NEW, PW
@@ -40,6 +41,23 @@ def test_allowed_write_is_pinned_to_the_checked_version(rig):
     assert kept.status == 200, kept.body
     write = [r for r in rig.recorder.requests if r.header("x-request-id") == kept.request_id][-1]
     assert write.method == "PUT" and write.header_all("if-match") == ['W/"7"']
+
+
+def test_released_headers_write_is_checked_then_continues(rig):
+    """Envoy's default (the rotation listener, headers released before the body): the
+    read is made from the copy of the headers kept at their release, the body waits
+    for it, and the write goes on without If-Match (its headers are already upstream)."""
+    token = make_token(rig, PW, "rotation")
+    body = {**OBS_NEW, "id": "obs-pre"}
+    resp = rig.request("PUT", "/Observation/obs-pre", token=token, listener="rotation", body=body)
+    assert resp.status == 200, resp.body
+    seen = [r for r in rig.recorder.requests if r.header("x-request-id") == resp.request_id]
+    assert [(r.method, r.path) for r in seen] == [("GET", "/fhir/Observation/obs-pre"),
+                                                  ("PUT", "/fhir/Observation/obs-pre")]
+    read, write = seen
+    assert read.header("x-smart-patient") == "pat-a" and read.header("accept-encoding") == "identity"
+    assert write.header("if-match") is None
+    assert write.body == json.dumps(body).encode()
 
 
 def test_refused_write_never_reaches_the_upstream(rig):
