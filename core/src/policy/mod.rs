@@ -14,7 +14,9 @@
 //! # Scope contexts
 //! A need is met by a user/ or system/ scope (type and letters only), then a
 //! user/ or system/ granular scope, then a patient/ scope (patient context and
-//! compartment rules; granular ones also their query). Scopes are a union; an
+//! compartment rules; granular ones also their query). The letters of one
+//! interaction on a type (a conditional write's letter and `s`) come all from
+//! user/ and system/ scopes or all from patient/ scopes. Scopes are a union; an
 //! invalid scope string is ignored and reported in `Decision.diagnostics`.
 //!
 //! # Decisions where the specifications are silent
