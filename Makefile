@@ -31,7 +31,7 @@ UPSTREAM ?=
 ALLOW_WRITES ?=
 JUNIT ?= target/conformance/junit.xml
 
-.PHONY: build cli test unit wasm-test e2e e2e-oldest lint fmt bench bench-core demo venv validate clean \
+.PHONY: build fault-wasm soak cli test unit wasm-test e2e e2e-oldest lint fmt bench bench-core demo venv validate clean \
 	prereqs need-node need-wrk wasm-target envoy conformance conformance-rig
 
 # One clear line per missing prerequisite.
@@ -52,6 +52,16 @@ build: wasm-target $(WASM) ## the shipped artifact: release .wasm
 
 $(WASM): $(shell find src core/src -name '*.rs') Cargo.toml core/Cargo.toml Cargo.lock
 	$(CARGO) build --release --target $(WASM_TARGET) -p $(FILTER_PKG) --lib
+
+# Test-only .wasm with the `fault-injection` feature (a VM trap on request), in its own
+# target directory so it can never be mistaken for (or overwrite) the shipped artifact.
+FAULT_WASM := target/fault-injection/$(WASM_TARGET)/release/fhir_smart_authz.wasm
+
+fault-wasm: wasm-target $(FAULT_WASM) ## test-only .wasm for the e2e fault tests (never shipped)
+
+$(FAULT_WASM): $(shell find src core/src -name '*.rs') Cargo.toml core/Cargo.toml Cargo.lock
+	$(CARGO) build --release --target $(WASM_TARGET) -p $(FILTER_PKG) --lib --features fault-injection \
+		--target-dir target/fault-injection
 
 cli: prereqs ## native CLI binary
 	$(CARGO) build --release --bin fhir-smart-authz
@@ -74,8 +84,8 @@ ifneq ($(ENVOY_VERSION),$(ENVOY_PINNED))
 endif
 	@$(ENVOY_ENV) $(PY) -c 'from tests.e2e.rig import envoy_binary; import subprocess; print(subprocess.run([str(envoy_binary()), "--version"], capture_output=True, text=True).stdout.strip())'
 
-e2e: build cli envoy ## end-to-end table against real Envoy running the built .wasm (ENVOY_VERSION=...)
-	$(ENVOY_ENV) $(PY) -m pytest -q tests/e2e
+e2e: build fault-wasm cli envoy ## end-to-end table against real Envoy running the built .wasm (ENVOY_VERSION=...)
+	$(ENVOY_ENV) FHIR_AUTHZ_FAULT_WASM=$(CURDIR)/$(FAULT_WASM) $(PY) -m pytest -q tests/e2e
 
 e2e-oldest: ## the e2e run on the oldest supported Envoy
 	$(MAKE) --no-print-directory e2e ENVOY_VERSION=$(ENVOY_OLDEST)
@@ -100,7 +110,7 @@ conformance-rig: build envoy
 lint: prereqs wasm-target
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) clippy --target $(WASM_TARGET) -p $(FILTER_PKG) -p $(CORE_PKG) --lib -- -D warnings
+	$(CARGO) clippy --target $(WASM_TARGET) -p $(FILTER_PKG) -p $(CORE_PKG) --lib --features $(FILTER_PKG)/fault-injection -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
@@ -113,6 +123,9 @@ bench-core: prereqs ## criterion: classify + decide natively (core/benches/core.
 # BENCH_ONLY=compare: only the side-by-side comparison (no criterion, no token-path rows).
 bench: need-wrk build venv $(if $(BENCH_ONLY),,bench-core) ## the filter side by side with Envoy alone and native jwt_authn + RBAC in real Envoy (+ core)
 	$(PY) -m tests.e2e.bench
+
+soak: build envoy ## a few minutes of mixed traffic through real Envoy (SOAK_SECONDS, SOAK_THREADS); not in `test`
+	$(ENVOY_ENV) $(PY) -m tests.e2e.soak
 
 demo: build cli venv
 	$(PY) -m tests.e2e.demo

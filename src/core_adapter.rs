@@ -11,7 +11,7 @@ use fhir_smart_authz_core::fhir::RequestParts;
 use fhir_smart_authz_core::token::host_crypto::VERIFY_SIGNATURE_FUNCTION;
 use fhir_smart_authz_core::token::service::{self, CallPurpose, OutboundCall, TokenService};
 use fhir_smart_authz_core::token::{
-    extract_bearer, jose, HostAssistedVerifier, RustCryptoVerifier, SignatureVerifier,
+    extract_bearer, jose, HostAssistedVerifier, KeySet, RustCryptoVerifier, SignatureVerifier,
 };
 use serde_json::Value;
 use std::rc::Rc;
@@ -136,37 +136,27 @@ impl CoreTokens {
         }
     }
 
+    /// The fetched (`jwks_uri`) issuer named by the token's (unverified) `iss`.
+    fn fetched_issuer_of(&self, token: &str) -> Option<usize> {
+        let v = self.service.as_ref().ok()?.verifier();
+        let iss = jose::peek_issuer(token)?;
+        (0..v.issuer_count()).find(|i| {
+            v.issuer_config(*i).is_some_and(|c| c.issuer == iss)
+                && v.key_store(*i).is_some_and(|k| k.is_remote())
+        })
+    }
+
     /// Keys were never loaded for this token's issuer and the start-up fetch
     /// is still in flight: fetch on behalf of the request instead of
     /// refusing it (only until the first key set arrives).
     fn startup_fetch(&mut self, token: &str) -> Option<(HttpCall, Pending)> {
         let svc = self.service.as_ref().ok()?;
-        let iss = jose::peek_issuer(token)?;
-        let v = svc.verifier();
-        let i = (0..v.issuer_count()).find(|i| {
-            v.issuer_config(*i).is_some_and(|c| c.issuer == iss)
-                && v.key_store(*i).is_some_and(|k| k.is_remote())
-        })?;
-        if v.generation(i) != Some(0) {
+        let i = self.fetched_issuer_of(token)?;
+        if svc.verifier().generation(i) != Some(0) {
             return None;
         }
-        let cfg = v.issuer_config(i)?;
-        let (authority, path) = cfg.jwks_authority_and_path()?;
         Some((
-            HttpCall {
-                cluster: cfg.jwks_cluster.clone()?,
-                headers: vec![
-                    (":method".into(), "GET".into()),
-                    (":path".into(), path),
-                    (":authority".into(), authority),
-                    (
-                        "accept".into(),
-                        "application/json, application/jwk-set+json".into(),
-                    ),
-                ],
-                body: None,
-                timeout_ms: cfg.jwks_timeout_ms,
-            },
+            http_call(svc.startup_jwks_call(i)?),
             Pending::Jwks { issuer: i },
         ))
     }
@@ -263,6 +253,10 @@ impl TokenPort for CoreTokens {
         store.on_shared_jwks(bytes, fetched_at, now).map(|_| ())
     }
 
+    fn usable_jwks(&self, bytes: &[u8]) -> bool {
+        KeySet::parse(bytes).is_ok_and(|set| !set.keys().is_empty())
+    }
+
     fn housekeeping(&mut self, now: u64) {
         if let Ok(svc) = self.service.as_mut() {
             svc.purge_cache(now);
@@ -278,11 +272,7 @@ impl TokenPort for CoreTokens {
 
     fn unknown_kid_issuer(&self, token: &str) -> Option<usize> {
         let v = self.service.as_ref().ok()?.verifier();
-        let iss = jose::peek_issuer(token)?;
-        let i = (0..v.issuer_count()).find(|i| {
-            v.issuer_config(*i).is_some_and(|c| c.issuer == iss)
-                && v.key_store(*i).is_some_and(|k| k.is_remote())
-        })?;
+        let i = self.fetched_issuer_of(token)?;
         let Some(keys) = v.key_store(i).and_then(|k| k.keys()) else {
             return Some(i); // no keys yet
         };

@@ -22,6 +22,10 @@ pub struct FakeState {
     pub request_headers: Vec<(String, String)>,
     pub call_response_headers: Vec<(String, String)>,
     pub request_body: Vec<u8>,
+    pub response_headers: Vec<(String, String)>,
+    pub response_body: Vec<u8>,
+    /// When set, replacing the response body fails (the host refuses).
+    pub fail_body_write: bool,
     pub call_response_body: Vec<u8>,
     pub replies: Vec<SentReply>,
     pub resumed_requests: u32,
@@ -102,6 +106,7 @@ impl Host for FakeHost {
         let s = self.state.borrow();
         match which {
             HeaderMap::Request => s.request_headers.clone(),
+            HeaderMap::Response => s.response_headers.clone(),
             HeaderMap::CallResponse => s.call_response_headers.clone(),
         }
     }
@@ -123,6 +128,10 @@ impl Host for FakeHost {
                 set_in(&mut s.request_headers, name, value);
                 Ok(())
             }
+            HeaderMap::Response => {
+                set_in(&mut s.response_headers, name, value);
+                Ok(())
+            }
             HeaderMap::CallResponse => Err(HostError::BadArgument),
         }
     }
@@ -133,9 +142,20 @@ impl Host for FakeHost {
         }
         let b = match which {
             Buffer::RequestBody => &s.request_body,
+            Buffer::ResponseBody => &s.response_body,
             Buffer::CallResponseBody => &s.call_response_body,
         };
         Some(b.iter().take(max).copied().collect())
+    }
+    fn set_response_body(&self, len: usize, body: &[u8]) -> Result<(), HostError> {
+        let mut s = self.state.borrow_mut();
+        if s.fail_body_write {
+            return Err(HostError::InternalFailure);
+        }
+        let at = len.min(s.response_body.len());
+        let keep = s.response_body.split_off(at);
+        s.response_body = body.iter().copied().chain(keep).collect();
+        Ok(())
     }
     fn send_local_reply(
         &self,
@@ -379,7 +399,9 @@ impl TokenPort for FakeTokens {
             };
         }
         match (pending, status, self.tokens.get(token)) {
-            (Pending::Jwks { issuer }, Some(200), Some(FakeToken::NeedsKeys(c))) => {
+            (Pending::Jwks { issuer }, Some(200), Some(FakeToken::NeedsKeys(c)))
+                if self.usable_jwks(body) =>
+            {
                 self.keys_loaded.push((issuer, body.to_vec()));
                 TokenStep::Verified {
                     claims: std::rc::Rc::new(c.clone()),
@@ -429,6 +451,11 @@ impl TokenPort for FakeTokens {
     ) -> Result<(), String> {
         self.keys_loaded.push((issuer, bytes.to_vec()));
         Ok(())
+    }
+    /// A JSON object with a `keys` array (the fake's key sets carry no real keys).
+    fn usable_jwks(&self, bytes: &[u8]) -> bool {
+        serde_json::from_slice::<Value>(bytes)
+            .is_ok_and(|v| v.get("keys").is_some_and(Value::is_array))
     }
     fn fetched_issuers(&self) -> Vec<usize> {
         self.fetched.clone()

@@ -21,6 +21,9 @@ pub enum LogLevel {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Buffer {
     RequestBody,
+    /// The upstream's response body (buffered while the response body
+    /// callback pauses).
+    ResponseBody,
     /// The body of the current `dispatch_http_call` response.
     CallResponseBody,
 }
@@ -29,6 +32,8 @@ pub enum Buffer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeaderMap {
     Request,
+    /// The upstream's response headers (in the response header callback).
+    Response,
     /// The headers of the current `dispatch_http_call` response.
     CallResponse,
 }
@@ -94,6 +99,32 @@ pub fn response_status(headers: &[(String, String)]) -> Option<u16> {
         .and_then(|(_, v)| v.parse().ok())
 }
 
+/// Largest answer to a key (JWKS) or introspection call the filter reads.
+/// Such documents are a few KiB: a larger one is a fault, treated as a failed
+/// call (reading it would also grow the VM's memory for good).
+pub const MAX_TOKEN_CALL_BYTES: usize = 1 << 20;
+
+/// The answer to the current `dispatch_http_call`: `Ok((status, body))`, or
+/// `Err(why)` when the call failed (no status) or the body is larger than `max`.
+pub fn call_response(
+    host: &dyn Host,
+    body_size: usize,
+    max: usize,
+) -> Result<(u16, Vec<u8>), String> {
+    let status = response_status(&host.headers(HeaderMap::CallResponse))
+        .ok_or_else(|| "the call failed or timed out".to_string())?;
+    if body_size > max {
+        return Err(format!(
+            "the answer (HTTP {status}) has {body_size} bytes, more than the {max} the filter reads"
+        ));
+    }
+    Ok((
+        status,
+        host.body(Buffer::CallResponseBody, body_size)
+            .unwrap_or_default(),
+    ))
+}
+
 pub trait Host {
     fn log(&self, level: LogLevel, message: &str);
     /// Wall clock, Unix milliseconds.
@@ -109,6 +140,8 @@ pub trait Host {
     ) -> Result<(), HostError>;
     /// Up to `max` bytes of a body buffer (`None` when absent).
     fn body(&self, which: Buffer, max: usize) -> Option<Vec<u8>>;
+    /// Replace the buffered response body (`len` bytes) with `body`.
+    fn set_response_body(&self, len: usize, body: &[u8]) -> Result<(), HostError>;
 
     /// Reply locally instead of forwarding.
     fn send_local_reply(
@@ -168,6 +201,7 @@ mod wasm {
     fn map(which: HeaderMap) -> MapType {
         match which {
             HeaderMap::Request => MapType::HttpRequestHeaders,
+            HeaderMap::Response => MapType::HttpResponseHeaders,
             HeaderMap::CallResponse => MapType::HttpCallResponseHeaders,
         }
     }
@@ -222,9 +256,14 @@ mod wasm {
         fn body(&self, which: Buffer, max: usize) -> Option<Vec<u8>> {
             let b = match which {
                 Buffer::RequestBody => BufferType::HttpRequestBody,
+                Buffer::ResponseBody => BufferType::HttpResponseBody,
                 Buffer::CallResponseBody => BufferType::HttpCallResponseBody,
             };
             hc::get_buffer(b, 0, max).ok().flatten()
+        }
+
+        fn set_response_body(&self, len: usize, body: &[u8]) -> Result<(), HostError> {
+            hc::set_buffer(BufferType::HttpResponseBody, 0, len, body).map_err(host_error)
         }
 
         fn send_local_reply(

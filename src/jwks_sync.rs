@@ -25,6 +25,10 @@ pub struct JwksSync {
     pub seen: RefCell<HashMap<usize, u64>>,
     /// Requests waiting for another VM's JWKS fetch (woken by the root tick).
     pub waiting: RefCell<Vec<Waiter>>,
+    /// Calls that resumed requests made from the root's tick, by token: the
+    /// SDK files a call under the context it last called into (the root),
+    /// so the root hands its answer to the request ([`answer_forwarded`]).
+    pub forwarded: RefCell<Vec<(u32, Waiter)>>,
 }
 
 /// A request that can wait for another VM's key set (the HTTP stream).
@@ -33,6 +37,11 @@ pub trait KeysWaiter {
     /// the deadline passed. Called from the root's tick, in the stream's
     /// context.
     fn keys_wait_over(&mut self, host: &dyn Host);
+    /// The call (JWKS fetch, introspection, response check) the request
+    /// waits for, if any.
+    fn call_in_flight(&self) -> Option<u32>;
+    /// The answer to that call, handed over by the root.
+    fn call_answered(&mut self, host: &dyn Host, token_id: u32, body_size: usize);
 }
 
 /// A request paused until another VM's JWKS fetch for `issuer` lands.
@@ -118,18 +127,46 @@ impl JwksSync {
 
 /// Resume the requests [`JwksSync::take_ready`] returned: each verifies its
 /// token again in its own context.
-pub fn resume(host: &dyn Host, ready: Vec<Waiter>) {
+pub fn resume(host: &dyn Host, sync: &JwksSync, ready: Vec<Waiter>) {
     for w in ready {
-        let Some(stream) = w.stream.upgrade() else {
-            continue;
-        };
-        if host.set_effective_context(w.context_id).is_err() {
-            continue; // the stream is gone
+        drive(host, sync, w, |s| s.keys_wait_over(host));
+    }
+}
+
+/// The answer to a call the root did not make: a request resumed from the
+/// root's tick made it ([`JwksSync::forwarded`]). `false` when none did.
+pub fn answer_forwarded(host: &dyn Host, sync: &JwksSync, token_id: u32, body_size: usize) -> bool {
+    let found = sync.forwarded.try_borrow_mut().ok().and_then(|mut f| {
+        let i = f.iter().position(|(id, _)| *id == token_id)?;
+        Some(f.swap_remove(i).1)
+    });
+    let Some(w) = found else {
+        return false;
+    };
+    drive(host, sync, w, |s| {
+        s.call_answered(host, token_id, body_size)
+    });
+    true
+}
+
+/// Run `step` on the waiting request in its own context; a call it makes
+/// there is filed under the root by the SDK, so note it for the root.
+fn drive(host: &dyn Host, sync: &JwksSync, w: Waiter, step: impl FnOnce(&mut dyn KeysWaiter)) {
+    let Some(stream) = w.stream.upgrade() else {
+        return;
+    };
+    if host.set_effective_context(w.context_id).is_err() {
+        return; // the stream is gone
+    }
+    let Ok(mut s) = stream.try_borrow_mut() else {
+        return;
+    };
+    step(&mut *s);
+    if let Some(id) = s.call_in_flight() {
+        drop(s);
+        if let Ok(mut f) = sync.forwarded.try_borrow_mut() {
+            f.push((id, w));
         }
-        let Ok(mut s) = stream.try_borrow_mut() else {
-            continue;
-        };
-        s.keys_wait_over(host);
     }
 }
 

@@ -9,6 +9,8 @@ pub mod audit_property;
 pub mod core_adapter;
 #[cfg(feature = "testing")]
 pub mod fake;
+#[cfg(feature = "fault-injection")]
+pub mod fault_injection;
 pub mod host;
 pub mod jwks_sync;
 pub mod metrics;

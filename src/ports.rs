@@ -20,6 +20,16 @@ pub enum Pending {
     Introspection { issuer: usize },
 }
 
+impl Pending {
+    /// For logs.
+    pub fn what(&self) -> &'static str {
+        match self {
+            Pending::Jwks { .. } => "JWKS",
+            Pending::Introspection { .. } => "introspection",
+        }
+    }
+}
+
 /// One step of verifying a bearer token.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TokenStep {
@@ -67,6 +77,11 @@ pub trait TokenPort {
         fetched_at: u64,
         now: u64,
     ) -> Result<(), String>;
+    /// Whether JWKS bytes hold a key set the verifier can use (a fetch that
+    /// answered 200 with anything else is a failed fetch).
+    fn usable_jwks(&self, _bytes: &[u8]) -> bool {
+        true
+    }
     /// Housekeeping from the root tick (e.g. drop expired cache entries).
     fn housekeeping(&mut self, _now: u64) {}
     /// Indexes of issuers whose keys are fetched (`jwks_uri`).

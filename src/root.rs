@@ -1,7 +1,7 @@
 //! Root context logic: configuration, JWKS fetch scheduling and sharing
 //! across worker VMs. Host-agnostic.
 
-use crate::host::{response_status, Buffer, HeaderMap, Host, LogLevel};
+use crate::host::{call_response, Host, LogLevel, MAX_TOKEN_CALL_BYTES};
 use crate::jwks_sync::{self, end_lease, publish_jwks, take_lease};
 use crate::ports::{Engine, TokenPort};
 use crate::shared::Shared;
@@ -143,12 +143,17 @@ impl Root {
             self.fast_tick = false;
             let _ = host.set_tick_period_ms(TICK_MS);
         }
-        jwks_sync::resume(host, ready);
+        jwks_sync::resume(host, &shared.jwks, ready);
     }
 
     /// The answer to a root-initiated JWKS fetch.
+    /// (Or to a call a request made while the root's tick resumed it: handed
+    /// to that request.)
     pub fn on_call_response(&mut self, host: &dyn Host, token_id: u32, body_size: usize) {
         let Some((issuer, started_ms)) = self.in_flight.remove(&token_id) else {
+            if let Some(shared) = &self.shared {
+                jwks_sync::answer_forwarded(host, &shared.jwks, token_id, body_size);
+            }
             return;
         };
         self.fetching.remove(&issuer);
@@ -156,25 +161,23 @@ impl Root {
             return;
         };
         let now_ms = host.now_ms();
-        let status = response_status(&host.headers(HeaderMap::CallResponse));
-        let body = host
-            .body(Buffer::CallResponseBody, body_size)
-            .unwrap_or_default();
+        let answer = call_response(host, body_size, MAX_TOKEN_CALL_BYTES);
         let Ok(mut tokens) = shared.tokens.try_borrow_mut() else {
             return;
         };
-        let response = status
-            .map(|s| (s, body.as_slice()))
-            .ok_or("the call failed");
+        let response = match &answer {
+            Ok((status, body)) => Ok((*status, body.as_slice())),
+            Err(why) => Err(why.as_str()),
+        };
         let result = tokens.jwks_response(issuer, response, now_ms / 1000);
         end_lease(host, &shared.config, issuer, started_ms, result.is_ok());
-        match result {
-            Ok(()) => {
+        match (result, answer) {
+            (Ok(()), Ok((_, body))) => {
                 shared.count(host, "jwks_fetch.success");
                 publish_jwks(host, &shared.config, issuer, &body, now_ms);
                 shared.jwks.saw(issuer, now_ms);
             }
-            Err(e) => {
+            (Err(e), _) | (_, Err(e)) => {
                 shared.count(host, "jwks_fetch.failure");
                 host.log(
                     LogLevel::Warn,

@@ -103,6 +103,8 @@ impl Context for WasmHttp {
 
 impl HttpContext for WasmHttp {
     fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
+        #[cfg(feature = "fault-injection")]
+        crate::fault_injection::trap_if_asked(&ProxyHost);
         match self.stream.as_ref().map(|s| s.try_borrow_mut()) {
             Some(Ok(mut s)) => action(s.on_request_headers(&ProxyHost, end_of_stream)),
             _ => {
@@ -122,6 +124,20 @@ impl HttpContext for WasmHttp {
         match self.stream.as_ref().map(|s| s.try_borrow_mut()) {
             Some(Ok(mut s)) => action(s.on_request_body(&ProxyHost, body_size, end_of_stream)),
             _ => Action::Pause,
+        }
+    }
+
+    fn on_http_response_headers(&mut self, _n: usize, _end_of_stream: bool) -> Action {
+        match self.stream.as_ref().map(|s| s.try_borrow_mut()) {
+            Some(Ok(mut s)) => action(s.on_response_headers(&ProxyHost)),
+            _ => Action::Continue,
+        }
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        match self.stream.as_ref().map(|s| s.try_borrow_mut()) {
+            Some(Ok(mut s)) => action(s.on_response_body(&ProxyHost, body_size, end_of_stream)),
+            _ => Action::Continue,
         }
     }
 }

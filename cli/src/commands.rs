@@ -4,6 +4,7 @@ use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Reason};
 use fhir_smart_authz_core::engine;
 use fhir_smart_authz_core::fhir::RequestParts;
+use fhir_smart_authz_core::token::extract_bearer;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -16,15 +17,18 @@ USAGE:
     fhir-smart-authz check-config FILE
         Validate a plugin configuration (JSON). Prints `ok` (exit 0) or
         `error: invalid configuration at `field`: message` (exit 1).
-    fhir-smart-authz decide --config FILE
+    fhir-smart-authz decide --config FILE [--now SECONDS]
         Read requests as JSON Lines on stdin, write one JSON decision per line.
-    fhir-smart-authz explain --config FILE
+    fhir-smart-authz explain --config FILE [--now SECONDS]
         Same input; prints a human-readable explanation per request.
-    fhir-smart-authz token inspect [--config FILE] [TOKEN]
+    fhir-smart-authz token inspect [--config FILE] [--now SECONDS] [TOKEN]
         Show a token's header and claims (never its signature) and whether the
         config's inline keys accept it, and if not, why. TOKEN is read from
         stdin when omitted (keeps it out of shell history).
     fhir-smart-authz --help
+
+    --now SECONDS: verify tokens at this Unix time instead of the clock's
+    (reproducible runs of tokens that expire).
 
 INPUT LINE:
     {\"method\":\"GET\",\"path\":\"/fhir/Observation?patient=123\",
@@ -32,7 +36,11 @@ INPUT LINE:
      \"body\": JSON value or string,                     (optional)
      \"claims\":{\"scope\":\"patient/*.rs\",\"patient\":\"123\"},  (optional, already verified)
      \"token\":\"...\"}       (optional, raw JWT, verified against issuers[].jwks)
-    No claims and no token = a request without a token.
+    A bearer token in the request itself (\"headers\": {\"authorization\":
+    \"Bearer ...\"}, or access_token with token.allow_query_parameter) is taken
+    exactly as the filter takes it and verified against issuers[].jwks.
+    Give the credential once: \"claims\"/\"token\" together with a token in the
+    request is an error line. No credential = a request without a token.
 ";
 
 /// Exit codes: 0 ok, 1 invalid configuration, 2 usage error.
@@ -53,21 +61,65 @@ pub fn run(args: &[String], input: &mut dyn BufRead, out: &mut dyn Write) -> i32
                 1
             }
         },
-        [cmd @ ("decide" | "explain"), "--config", file] => {
-            let config = match load(file) {
+        [cmd @ ("decide" | "explain"), rest @ ..] => {
+            let options = match Options::parse(rest) {
+                Ok(Options {
+                    config: Some(file),
+                    now,
+                    rest: [],
+                }) => (file, now),
+                Ok(_) | Err(_) => return usage(args),
+            };
+            let config = match load(options.0) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("error: {e}");
                     return 1;
                 }
             };
-            process(&config, *cmd == "explain", input, out);
+            let now = options.1.unwrap_or_else(unix_now);
+            process(&config, *cmd == "explain", now, input, out);
             0
         }
-        ["token", "inspect", rest @ ..] => token_inspect(rest, input, out),
-        _ => {
-            eprintln!("error: unrecognised arguments {:?}\n\n{HELP}", args);
-            2
+        ["token", "inspect", rest @ ..] => token_inspect(args, rest, input, out),
+        _ => usage(args),
+    }
+}
+
+fn usage(args: &[String]) -> i32 {
+    eprintln!("error: unrecognised arguments {:?}\n\n{HELP}", args);
+    2
+}
+
+/// `--config FILE`, `--now SECONDS` in any order, then the rest.
+struct Options<'a> {
+    config: Option<&'a str>,
+    now: Option<u64>,
+    rest: &'a [&'a str],
+}
+
+impl<'a> Options<'a> {
+    fn parse(mut args: &'a [&'a str]) -> Result<Options<'a>, ()> {
+        let mut o = Options {
+            config: None,
+            now: None,
+            rest: &[],
+        };
+        loop {
+            match args {
+                ["--config", file, more @ ..] if o.config.is_none() => {
+                    o.config = Some(file);
+                    args = more;
+                }
+                ["--now", secs, more @ ..] if o.now.is_none() => {
+                    o.now = Some(secs.parse().map_err(|_| ())?);
+                    args = more;
+                }
+                rest => {
+                    o.rest = rest;
+                    return Ok(o);
+                }
+            }
         }
     }
 }
@@ -99,7 +151,7 @@ enum HeaderValue {
     Many(Vec<String>),
 }
 
-fn process(config: &Config, explain: bool, input: &mut dyn BufRead, out: &mut dyn Write) {
+fn process(config: &Config, explain: bool, now: u64, input: &mut dyn BufRead, out: &mut dyn Write) {
     let mut line = String::new();
     let mut n = 0usize;
     loop {
@@ -116,7 +168,7 @@ fn process(config: &Config, explain: bool, input: &mut dyn BufRead, out: &mut dy
         if line.trim().is_empty() {
             continue;
         }
-        let (label, d) = decide_line(config, line.trim(), n);
+        let (label, d) = decide_line(config, line.trim(), n, now);
         let text = if explain {
             explain_text(n, &label, &d)
         } else {
@@ -130,7 +182,7 @@ fn process(config: &Config, explain: bool, input: &mut dyn BufRead, out: &mut dy
     }
 }
 
-fn decide_line(config: &Config, line: &str, n: usize) -> (String, Decision) {
+fn decide_line(config: &Config, line: &str, n: usize, now: u64) -> (String, Decision) {
     let parsed: InputLine = match serde_json::from_str(line) {
         Ok(p) => p,
         Err(e) => {
@@ -164,57 +216,47 @@ fn decide_line(config: &Config, line: &str, n: usize) -> (String, Decision) {
         headers,
         body: body.as_deref(),
     };
-    if parsed.claims.is_some() && parsed.token.is_some() {
-        return (
-            label,
-            Decision::deny(
-                Reason::InvalidRequest,
-                format!("line {n}: give either \"claims\" or \"token\", not both"),
-            ),
-        );
-    }
-    let claims = match (&parsed.claims, &parsed.token) {
-        (Some(c), _) => Some(c.clone()),
-        (None, Some(t)) => match verify_token(config, t) {
-            Ok(c) => Some(c),
-            Err(d) => {
-                // Name the interaction too when the request classifies.
-                let it = engine::decide(config, &req, None).interaction;
-                return (
-                    label,
-                    match it {
-                        Some(it) => d.with_interaction(it),
-                        None => d,
-                    },
-                );
-            }
-        },
-        (None, None) => None,
+    let refuse = |why: &str| {
+        let d = Decision::deny(Reason::InvalidRequest, format!("line {n}: {why}"));
+        (label.clone(), d)
     };
-    (label, engine::decide(config, &req, claims.as_ref()))
+    let in_request = !matches!(extract_bearer(&req, &config.token), Ok(None));
+    let d = match (&parsed.claims, &parsed.token) {
+        (Some(_), Some(_)) => return refuse("give either \"claims\" or \"token\", not both"),
+        (Some(_), None) | (None, Some(_)) if in_request => {
+            return refuse("the request carries a bearer token (Authorization header or access_token) and the line gives \"claims\"/\"token\" too; give the credential once")
+        }
+        (Some(c), None) => engine::decide(config, &req, Some(c)),
+        (None, Some(t)) => engine::decide_with_raw_token(config, &req, t, now),
+        (None, None) => engine::decide_offline(config, &req, now),
+    };
+    (label, d)
 }
 
-/// `token inspect [--config FILE] [TOKEN]`. Without a config, the token is
-/// checked against no issuer (it shows why: unknown issuer), which still lets
-/// a person read its header and claims.
-fn token_inspect(args: &[&str], input: &mut dyn BufRead, out: &mut dyn Write) -> i32 {
-    let (config, token_arg) = match args {
-        ["--config", file, rest @ ..] => match load(file) {
-            Ok(c) => (c, rest),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return 1;
-            }
-        },
-        rest => match Config::default_config() {
-            Ok(c) => (c, rest),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return 1;
-            }
-        },
+/// `token inspect [--config FILE] [--now SECONDS] [TOKEN]`. Without a
+/// config, the token is checked against no issuer (it shows why: unknown
+/// issuer), which still lets a person read its header and claims.
+fn token_inspect(
+    args: &[String],
+    rest: &[&str],
+    input: &mut dyn BufRead,
+    out: &mut dyn Write,
+) -> i32 {
+    let Ok(options) = Options::parse(rest) else {
+        return usage(args);
     };
-    let token = match token_arg {
+    let loaded = match options.config {
+        Some(file) => load(file),
+        None => Config::default_config().map_err(|e| e.to_string()),
+    };
+    let config = match loaded {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    let token = match options.rest {
         [t] => t.to_string(),
         [] => {
             let mut line = String::new();
@@ -229,7 +271,8 @@ fn token_inspect(args: &[&str], input: &mut dyn BufRead, out: &mut dyn Write) ->
             return 2;
         }
     };
-    let report = fhir_smart_authz_core::token::offline::inspect(config.trust(), &token, unix_now());
+    let now = options.now.unwrap_or_else(unix_now);
+    let report = fhir_smart_authz_core::token::offline::inspect(config.trust(), &token, now);
     let _ = writeln!(
         out,
         "{}",
@@ -243,12 +286,6 @@ fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// `"token"` input: verified against the issuers' inline JWKS (the CLI
-/// cannot fetch keys) at the current time.
-fn verify_token(config: &Config, token: &str) -> Result<Value, Decision> {
-    fhir_smart_authz_core::token::offline::verify_claims(config.trust(), token, unix_now())
 }
 
 fn explain_text(n: usize, label: &str, d: &Decision) -> String {

@@ -275,3 +275,265 @@ fn token_inspect_shows_claims_and_verdict_never_the_signature() {
     assert_eq!(report["reason"], "invalid_token");
     assert_eq!(report["claims"]["sub"], "ref");
 }
+
+/// `examples/configs/cli_token.json` with some top-level fields replaced, as a
+/// temporary file.
+fn config_with(name: &str, patch: Value) -> std::path::PathBuf {
+    let base: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{WORKSPACE}/examples/configs/cli_token.json")).unwrap(),
+    )
+    .unwrap();
+    let mut cfg = base.as_object().unwrap().clone();
+    for (k, v) in patch.as_object().unwrap() {
+        cfg.insert(k.clone(), v.clone());
+    }
+    let path = std::env::temp_dir().join(format!(
+        "fhir-smart-authz-cli-{}-{name}.json",
+        std::process::id()
+    ));
+    std::fs::write(&path, Value::Object(cfg).to_string()).unwrap();
+    path
+}
+
+/// (status, reason, interaction kind) per output line.
+fn outcomes(out: &str) -> Vec<(u64, String, Option<String>)> {
+    out.lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|v| {
+            (
+                v["status"].as_u64().unwrap(),
+                v["reason"].as_str().unwrap().to_string(),
+                v["interaction"]["kind"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn decide_reads_the_bearer_token_as_the_filter_does() {
+    let token = reference_token;
+    let bearer = |t: &str| format!("Bearer {t}");
+    let query_cfg = config_with(
+        "query",
+        serde_json::json!({"token": {"allow_query_parameter": true}}),
+    );
+    // (line, expected status, reason, interaction kind); the reference tokens
+    // carry `scope: patient/*.rs` and no patient claim
+    let rows: Vec<(Value, u64, &str, Option<&str>)> = vec![
+        (
+            serde_json::json!({"method": "GET", "path": "/fhir/Observation?code=x",
+            "headers": {"Authorization": bearer(&token("valid"))}}),
+            403,
+            "no_patient_context",
+            Some("search"),
+        ),
+        (
+            serde_json::json!({"method": "GET", "path": "/fhir/Observation?code=x",
+            "headers": {"authorization": bearer(&token("tampered_signature"))}}),
+            401,
+            "invalid_token",
+            Some("search"),
+        ),
+        (
+            serde_json::json!({"method": "GET", "path": "/fhir/Observation?code=x",
+            "headers": {"authorization": [bearer(&token("valid")), bearer(&token("valid"))]}}),
+            400,
+            "multiple_credentials",
+            None,
+        ),
+        (
+            serde_json::json!({"method": "GET", "path": "/fhir/Observation?code=x",
+            "headers": {"authorization": "Basic dXNlcjpwYXNz"}}),
+            401,
+            "missing_token",
+            Some("search"),
+        ),
+        (
+            serde_json::json!({"method": "GET", "path": "/fhir/Observation?code=x",
+            "headers": {"authorization": "Bearer a b"}}),
+            400,
+            "invalid_request",
+            None,
+        ),
+        (
+            serde_json::json!({"method": "GET", "path": format!("/fhir/Observation?code=x&access_token={}", token("valid"))}),
+            400,
+            "invalid_request",
+            None,
+        ),
+        (
+            serde_json::json!({"method": "GET", "path": "/fhir/metadata",
+            "headers": {"authorization": bearer(&token("tampered_signature"))}}),
+            401,
+            "invalid_token",
+            Some("capabilities"),
+        ),
+        (
+            serde_json::json!({"method": "GET", "path": "/fhir/Observation?code=x",
+            "headers": {"authorization": bearer(&token("valid"))}, "claims": {"scope": "user/*.rs"}}),
+            400,
+            "invalid_request",
+            None,
+        ),
+        (
+            serde_json::json!({"method": "GET", "path": "/fhir/Observation?code=x",
+            "headers": {"authorization": bearer(&token("valid"))}, "token": token("valid")}),
+            400,
+            "invalid_request",
+            None,
+        ),
+    ];
+    let input: Vec<String> = rows.iter().map(|r| r.0.to_string()).collect();
+    let (code, out, _) = run(
+        &[
+            "decide",
+            "--now",
+            "1800000000",
+            "--config",
+            "examples/configs/cli_token.json",
+        ],
+        &input.join("\n"),
+    );
+    assert_eq!(code, 0);
+    let want: Vec<(u64, String, Option<String>)> = rows
+        .iter()
+        .map(|r| (r.1, r.2.to_string(), r.3.map(str::to_string)))
+        .collect();
+    assert_eq!(outcomes(&out), want);
+    assert!(out.contains("give the credential once"), "{out}");
+
+    // access_token in the query, when the configuration allows it
+    let line = serde_json::json!({"method": "GET", "path": format!("/fhir/Observation?code=x&access_token={}", token("valid"))});
+    let (_, out, _) = run(
+        &[
+            "decide",
+            "--config",
+            query_cfg.to_str().unwrap(),
+            "--now",
+            "1800000000",
+        ],
+        &line.to_string(),
+    );
+    assert_eq!(
+        outcomes(&out),
+        vec![(403, "no_patient_context".into(), Some("search".into()))]
+    );
+    let line = serde_json::json!({"method": "GET", "path": format!("/fhir/Observation?code=x&access_token={}", token("valid")),
+        "headers": {"authorization": bearer(&token("valid"))}});
+    let (_, out, _) = run(
+        &["decide", "--config", query_cfg.to_str().unwrap()],
+        &line.to_string(),
+    );
+    assert_eq!(outcomes(&out)[0].1, "multiple_credentials");
+}
+
+#[test]
+fn now_makes_token_checks_reproducible() {
+    let line = serde_json::json!({"method": "GET", "path": "/fhir/Observation?code=x",
+        "headers": {"authorization": format!("Bearer {}", reference_token("valid"))}})
+    .to_string();
+    let decide_at = |now: &str| {
+        let (code, out, _) = run(
+            &[
+                "decide",
+                "--config",
+                "examples/configs/cli_token.json",
+                "--now",
+                now,
+            ],
+            &line,
+        );
+        assert_eq!(code, 0);
+        outcomes(&out).remove(0)
+    };
+    // exp 4102444800, iat 1700000000, leeway 60 s
+    assert_eq!(decide_at("4102444800").1, "no_patient_context");
+    assert_eq!(decide_at("4102444861").1, "invalid_token");
+    assert_eq!(decide_at("1699990000").1, "invalid_token");
+    let (code, _, err) = run(
+        &[
+            "decide",
+            "--config",
+            "examples/configs/cli_token.json",
+            "--now",
+            "soon",
+        ],
+        "",
+    );
+    assert_eq!(code, 2, "{err}");
+    let (code, out, _) = run(
+        &[
+            "token",
+            "inspect",
+            "--now",
+            "4102444861",
+            "--config",
+            "examples/configs/cli_token.json",
+            &reference_token("valid"),
+        ],
+        "",
+    );
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["reason"],
+        "invalid_token"
+    );
+}
+
+#[test]
+fn fetched_and_introspected_issuers_answer_as_when_unreachable() {
+    let fetched = config_with(
+        "fetched",
+        serde_json::json!({"issuers": [{"issuer": "https://issuer.example.org", "audiences": ["https://fhir.example.org/fhir"],
+            "jwks_uri": "https://issuer.example.org/jwks", "jwks_cluster": "issuer"}]}),
+    );
+    let introspected = config_with(
+        "introspected",
+        serde_json::json!({"issuers": [{"issuer": "https://issuer.example.org", "audiences": ["https://fhir.example.org/fhir"],
+            "introspection": {"cluster": "issuer", "path": "/introspect", "client_id": "gw", "client_secret": "s"}}]}),
+    );
+    let line = |t: &str| {
+        serde_json::json!({"method": "GET", "path": "/fhir/Patient/1", "headers": {"authorization": format!("Bearer {t}")}})
+            .to_string()
+    };
+    let cases = [
+        (
+            &fetched,
+            reference_token("valid"),
+            "keys_unavailable",
+            "uses jwks_uri",
+        ),
+        (
+            &introspected,
+            reference_token("valid"),
+            "introspection_unavailable",
+            "cannot introspect",
+        ),
+        (
+            &introspected,
+            "opaque-token-123".to_string(),
+            "introspection_unavailable",
+            "cannot introspect",
+        ),
+    ];
+    for (cfg, token, reason, message) in cases {
+        let (code, out, _) = run(
+            &["decide", "--config", cfg.to_str().unwrap()],
+            &format!("{}\n{}", line(&token), line(&token)),
+        );
+        assert_eq!(code, 0);
+        let lines: Vec<Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "the run goes on after such a line");
+        assert_eq!(
+            (lines[0]["status"].as_u64(), lines[0]["reason"].as_str()),
+            (Some(401), Some(reason))
+        );
+        assert!(
+            lines[0]["message"].as_str().unwrap().contains(message),
+            "{out}"
+        );
+    }
+}

@@ -5,6 +5,7 @@ use crate::decision::{Decision, Reason};
 use crate::fhir::{classify, RequestParts};
 use crate::policy::{authorize, AuthContext};
 use crate::rewrite::rewrite;
+use crate::token::{extract_bearer, offline};
 use serde_json::Value;
 
 /// What the policy derives from a token's verified claims, once per token:
@@ -53,6 +54,39 @@ pub fn decide_with_token(
                 None => denial.clone(),
             }
         }
+    }
+}
+
+/// The filter's decision for a request as it arrives, offline (the CLI): the
+/// bearer token is taken from the request exactly as the filter takes it
+/// (`Authorization` header, or `access_token` with
+/// `token.allow_query_parameter`; two credentials → 400, another scheme → no
+/// token), verified with the issuers' inline keys at `now` (Unix seconds),
+/// then decided. Issuers whose keys are fetched (`jwks_uri`) or introspected
+/// answer what the filter answers when it cannot reach them
+/// (`keys_unavailable`, `introspection_unavailable`). A refused token names
+/// the interaction when the request classifies.
+pub fn decide_offline(config: &Config, req: &RequestParts, now: u64) -> Decision {
+    match extract_bearer(req, &config.token) {
+        Err(d) => d,
+        Ok(None) => decide(config, req, None),
+        Ok(Some(bearer)) => decide_with_raw_token(config, req, &bearer.token, now),
+    }
+}
+
+/// [`decide_offline`] for a token given apart from the request.
+pub fn decide_with_raw_token(
+    config: &Config,
+    req: &RequestParts,
+    token: &str,
+    now: u64,
+) -> Decision {
+    match offline::verify_claims(config.trust(), token, now) {
+        Ok(claims) => decide(config, req, Some(&claims)),
+        Err(d) => match decide(config, req, None).interaction {
+            Some(it) => d.with_interaction(it),
+            None => d,
+        },
     }
 }
 

@@ -16,11 +16,20 @@ HTTP endpoints
                                    exchanges the code (once) for a token response with patient
   GET  /token?profile=patient|clinician|backend[&patient=..][&scope=..][&alg=RS256|ES256]
              [&aud=..][&exp_in=seconds][&nbf_in=seconds][&omit=claim,..][&fhirUser=..][&client_id=..]
+             [&format=opaque]
                                    mint a token; answers {"access_token", "token_type", "expires_in", "scope", ...}
   POST /admin/rotate[?keep=1]      new key pair (new kid) per algorithm; old keys are dropped from
                                    the JWKS unless keep=1. Answers the new JWKS.
+  POST /introspect token=..        RFC 7662 introspection (HTTP Basic client auth required, any
+                                   client): {"active": true, ...claims} for a token minted with
+                                   format=opaque (GET /token?...&format=opaque), else {"active": false}
+  POST /admin/fault?mode=..[&delay=s]  make the JWKS and introspection endpoints misbehave (tests of
+                                   the filter's fail-closed paths): down (close the connection
+                                   unanswered), error (503), slow (answer after `delay` s, default 3),
+                                   garbage (200 text/html), huge (200, a 2 MiB JSON document), gzip
+                                   (200, gzip-encoded whatever the request accepts); no mode = behave
   GET  /healthz                    200 "ok"
-  GET  /stats                      {"jwks_fetches": N} (how often the JWKS was served)
+  GET  /stats                      {"jwks_fetches": N, "introspections": N, "kids": {...}}
 
 Import use (the e2e tests): ``Issuer(issuer_url, audience).mint("patient", patient="pat-a")``
 and ``serve(issuer, host, port)`` which returns a running ThreadingHTTPServer.
@@ -34,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import gzip
 import hashlib
 import json
 import os
@@ -136,6 +146,12 @@ class Issuer:
     jwks_fetches: int = 0
     jwks_delay: float = 0.0  # seconds before answering a JWKS fetch (tests: a fetch in flight)
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)  # authorization codes in flight
+    # --- introspection (RFC 7662) and fault injection (tests of the filter's fail-closed paths) ---
+    opaque: dict[str, dict[str, Any]] = field(default_factory=dict)  # opaque token -> its claims
+    introspections: int = 0
+    fault: str | None = None  # one of FAULTS: how the JWKS and introspection endpoints misbehave
+    fault_delay: float = 3.0  # seconds of the "slow" fault
+    last_headers: dict[str, dict[str, str]] = field(default_factory=dict)  # path -> headers of its last request
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
@@ -201,6 +217,22 @@ class Issuer:
     def mint(self, profile: str = "patient", alg: str = "RS256", **overrides: Any) -> str:
         return self.sign(self.claims(profile, **overrides), alg=alg)
 
+    def mint_opaque(self, profile: str = "patient", **overrides: Any) -> str:
+        """An opaque (non-JWT) access token whose claims only /introspect tells."""
+        token = "opaque-" + uuid.uuid4().hex
+        with self._lock:
+            self.opaque[token] = self.claims(profile, **overrides)
+        return token
+
+    def introspect(self, token: str) -> dict[str, Any]:
+        """The RFC 7662 answer for a token (`iss` left out: the filter's issuer entry names it)."""
+        with self._lock:
+            self.introspections += 1
+            claims = self.opaque.get(token)
+        if claims is None or claims.get("exp", 0) < time.time():
+            return {"active": False}
+        return {"active": True, **{k: v for k, v in claims.items() if k != "iss"}}
+
     def token_response(self, claims: dict[str, Any], alg: str = "RS256") -> dict[str, Any]:
         """The OAuth token response for these claims (SMART: scope, patient context)."""
         out: dict[str, Any] = {"access_token": self.sign(claims, alg=alg), "token_type": "Bearer",
@@ -251,6 +283,10 @@ class Issuer:
         return 200, self.token_response(self.claims(grant["profile"], **grant["overrides"]))
 
 
+FAULTS = ("down", "error", "slow", "garbage", "huge", "gzip")
+HUGE_BYTES = 2 * 1024 * 1024
+
+
 def serve(issuer: Issuer, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
     """Start the HTTP server in a daemon thread and return it (``server.server_port``)."""
 
@@ -270,15 +306,41 @@ def serve(issuer: Issuer, host: str = "127.0.0.1", port: int = 0) -> ThreadingHT
             self.end_headers()
             self.wfile.write(data)
 
+        def _faulty(self, body: Any) -> None:
+            """Answer a JWKS or introspection request, misbehaving as `issuer.fault` says."""
+            fault = issuer.fault
+            if fault == "down":  # no answer at all: the caller sees a reset connection
+                self.close_connection = True
+                return
+            if fault == "error":
+                self._send(503, b"upstream unavailable", "text/plain")
+            elif fault == "garbage":
+                self._send(200, b"<html><body>Service temporarily unavailable</body></html>", "text/html")
+            elif fault == "huge":
+                self._send(200, json.dumps({"keys": [], "padding": "x" * HUGE_BYTES}).encode())
+            elif fault == "gzip":
+                data = gzip.compress(json.dumps(body).encode())
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Encoding", "gzip")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            else:
+                if fault == "slow":
+                    time.sleep(issuer.fault_delay)
+                self._send(200, body)
+
         def do_GET(self) -> None:  # noqa: N802
             url = urlparse(self.path)
             q = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
             if url.path in ("/.well-known/jwks.json", "/jwks"):
                 with issuer._lock:
                     issuer.jwks_fetches += 1
+                    issuer.last_headers[url.path] = {k.lower(): v for k, v in self.headers.items()}
                 if issuer.jwks_delay:
                     time.sleep(issuer.jwks_delay)
-                self._send(200, issuer.jwks())
+                self._faulty(issuer.jwks())
             elif url.path == "/.well-known/openid-configuration":
                 self._send(200, {"issuer": issuer.issuer_url,
                                  "jwks_uri": issuer.issuer_url + "/.well-known/jwks.json",
@@ -297,7 +359,7 @@ def serve(issuer: Issuer, host: str = "127.0.0.1", port: int = 0) -> ThreadingHT
             elif url.path == "/healthz":
                 self._send(200, b"ok", "text/plain")
             elif url.path == "/stats":
-                self._send(200, {"jwks_fetches": issuer.jwks_fetches,
+                self._send(200, {"jwks_fetches": issuer.jwks_fetches, "introspections": issuer.introspections,
                                  "kids": {a: k.kid for a, k in issuer.keys.items()}})
             else:
                 self._send(404, {"error": "not_found", "error_description": f"no route {url.path}"})
@@ -308,6 +370,23 @@ def serve(issuer: Issuer, host: str = "127.0.0.1", port: int = 0) -> ThreadingHT
             if url.path == "/admin/rotate":
                 kids = issuer.rotate(keep_old=q.get("keep") in ("1", "true"))
                 self._send(200, {"kids": kids, **issuer.jwks()})
+            elif url.path == "/admin/fault":
+                mode = q.get("mode") or None
+                if mode is not None and mode not in FAULTS:
+                    self._send(400, {"error": "invalid_request", "error_description": f"mode one of {FAULTS}"})
+                    return
+                issuer.fault = mode
+                issuer.fault_delay = float(q.get("delay", issuer.fault_delay))
+                self._send(200, {"fault": mode})
+            elif url.path == "/introspect":
+                length = int(self.headers.get("Content-Length") or 0)
+                form = {k: v[-1] for k, v in parse_qs(self.rfile.read(length).decode(), keep_blank_values=True).items()}
+                with issuer._lock:
+                    issuer.last_headers[url.path] = {k.lower(): v for k, v in self.headers.items()}
+                if not (self.headers.get("Authorization") or "").startswith("Basic "):
+                    self._send(401, {"error": "invalid_client"})
+                    return
+                self._faulty(issuer.introspect(form.get("token", "")))
             elif url.path == "/token":
                 length = int(self.headers.get("Content-Length") or 0)
                 form = {k: v[-1] for k, v in parse_qs(self.rfile.read(length).decode(), keep_blank_values=True).items()}
@@ -340,6 +419,11 @@ def serve(issuer: Issuer, host: str = "127.0.0.1", port: int = 0) -> ThreadingHT
                 return
             for name in filter(None, q.get("omit", "").split(",")):  # e.g. omit=exp
                 overrides[name] = None
+            if q.get("format") == "opaque":
+                claims = issuer.claims(profile, **overrides)
+                token = issuer.mint_opaque(profile, **overrides)
+                self._send(200, {"access_token": token, "token_type": "Bearer", "scope": claims.get("scope", "")})
+                return
             self._send(200, issuer.token_response(issuer.claims(profile, **overrides), alg=alg))
 
     server = ThreadingHTTPServer((host, port), Handler)

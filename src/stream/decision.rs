@@ -54,6 +54,18 @@ impl Stream {
         d: &Decision,
         obligation: Option<Result<(), String>>,
     ) {
+        let status = self.shared.config.responses.obligation_denied_status;
+        self.write_audit_as(host, d, obligation, status);
+    }
+
+    /// [`Self::write_audit`] with the status a failed obligation answers.
+    pub(super) fn write_audit_as(
+        &self,
+        host: &dyn Host,
+        d: &Decision,
+        obligation: Option<Result<(), String>>,
+        obligation_denied_status: u16,
+    ) {
         let config = &self.shared.config;
         if !config.audit.enabled {
             return;
@@ -68,7 +80,7 @@ impl Stream {
                 enforced: config.enforce,
                 now_ms: host.now_ms(),
                 obligation_result: obligation,
-                obligation_denied_status: config.responses.obligation_denied_status,
+                obligation_denied_status,
             },
         );
         write_audit_record(host, self.shared.audit_encoding, &record);
@@ -118,6 +130,7 @@ impl Stream {
             return self.start_relay(host);
         }
         if allow || !config.enforce {
+            self.arm_capability_rewrite(host, &config, &d);
             self.decision = Some(d);
             return self.release(host, from_async);
         }

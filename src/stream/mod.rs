@@ -33,9 +33,11 @@
 //! callbacks), `token` (verification, key fetches, waits for another VM's
 //! keys), `decision` (the engine's decision, carried out), `precheck` (the
 //! write pre-check), `rewrite` (a narrowed request), `relay` (the response
-//! check of an obligation).
+//! check of an obligation), `metadata` (the SMART section in the
+//! CapabilityStatement).
 
 mod decision;
+mod metadata;
 mod precheck;
 mod relay;
 mod request;
@@ -122,6 +124,8 @@ pub struct Stream {
     decision: Option<Decision>,
     identity: Option<Rc<Identity>>,
     facts: Option<Rc<TokenFacts>>,
+    /// The SMART section written into a `/metadata` answer.
+    capability: metadata::CapabilityRewrite,
 }
 
 impl Stream {
@@ -148,6 +152,7 @@ impl Stream {
             decision: None,
             identity: None,
             facts: None,
+            capability: metadata::CapabilityRewrite::Off,
         }
     }
 

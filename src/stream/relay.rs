@@ -3,9 +3,11 @@
 //! out by the filter itself. It fetches the response through
 //! `upstream.cluster` with the request's headers (rewritten when the
 //! decision narrows the request), checks it, and relays it as a local
-//! reply, or replaces it with 403/404 (502 when the FHIR server cannot be
-//! reached). A narrowed request whose headers already went upstream is
-//! relayed the same way, without a check.
+//! reply, or replaces it with 403/404. When the FHIR server does not serve
+//! it (Envoy's 503/504 for a refused or timed-out connection, the server's
+//! own 502–504) that answer is relayed and the check audited as failed; 502
+//! when the call got no answer at all. A narrowed request whose headers
+//! already went upstream is relayed the same way, without a check.
 
 use super::rewrite::rewrite_headers;
 use super::{Phase, Stream};
@@ -59,9 +61,12 @@ impl Stream {
                         | "upgrade"
                         | "content-length"
                         | "expect"
+                        | "accept-encoding"
                 )
             })
             .collect();
+        // The response must be read to be checked: never an encoded one.
+        headers.push(("accept-encoding".into(), "identity".into()));
         if !headers.iter().any(|(n, _)| n == ":authority") {
             headers.push((":authority".into(), self.config().upstream.cluster.clone()));
         }
@@ -99,8 +104,13 @@ impl Stream {
         }
     }
 
+    /// The response could not be fetched: 502, and the audit record says
+    /// the check failed (with the status sent).
     fn relay_failed(&mut self, host: &dyn Host, why: &str) -> Flow {
         self.shared.count(host, "response_check.upstream_failure");
+        if let Some(d) = self.decision.as_ref() {
+            self.write_audit_as(host, d, Some(Err(why.to_string())), 502);
+        }
         self.reply(host, &gateway_error_reply(502, "transient", why))
     }
 
@@ -118,7 +128,20 @@ impl Stream {
             .decision
             .as_ref()
             .is_some_and(|d| !d.obligations.is_empty());
-        let result = self.check_response(host, &config, status, body_size);
+        if checked && (502..=504).contains(&status) {
+            // Not served: the FHIR server unavailable, or Envoy's own answer
+            // for a refused (503) or timed-out (504) connection. Relayed as the
+            // route would answer it; audited as a failed check.
+            self.shared.count(host, "response_check.upstream_failure");
+            if let Some(d) = self.decision.as_ref() {
+                let why = format!("the FHIR server did not serve the request (HTTP {status})");
+                self.write_audit_as(host, d, Some(Err(why)), status);
+            }
+            let reply = relayed(host, status, headers, body_size);
+            self.reply(host, &reply);
+            return;
+        }
+        let result = self.check_response(host, &config, status, &headers, body_size);
         if checked {
             self.shared.count(
                 host,
@@ -156,6 +179,7 @@ impl Stream {
         host: &dyn Host,
         config: &Config,
         status: u16,
+        headers: &[(String, String)],
         body_size: usize,
     ) -> Result<(), String> {
         let obligations = self
@@ -176,6 +200,16 @@ impl Stream {
         if !(200..300).contains(&status) || body_size == 0 {
             // Error responses and empty bodies carry no resource to check.
             return Ok(());
+        }
+        let encoding = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-encoding"))
+            .map(|(_, v)| v)
+            .filter(|v| !v.trim().eq_ignore_ascii_case("identity"));
+        if let Some(encoding) = encoding {
+            return Err(format!(
+                "the FHIR server sent the response encoded (Content-Encoding: {encoding}) although the filter asked for identity; it cannot be checked against the token's patient/granular scopes"
+            ));
         }
         let bytes = host
             .body(Buffer::CallResponseBody, body_size)

@@ -4,7 +4,7 @@
 //! is fetching rather than answer 401.
 
 use super::{Phase, Stream};
-use crate::host::{response_status, Buffer, Flow, HeaderMap, Host, LogLevel};
+use crate::host::{call_response, Flow, Host, LogLevel, MAX_TOKEN_CALL_BYTES};
 use crate::jwks_sync::{
     end_lease, lease_state, publish_jwks, take_lease, KeysWaiter, Lease, Waiter, WAIT_TICK_MS,
 };
@@ -168,39 +168,39 @@ impl Stream {
         };
         self.pending = None;
         let config = self.config();
-        let status = response_status(&host.headers(HeaderMap::CallResponse));
-        let body = host
-            .body(
-                Buffer::CallResponseBody,
-                body_size.min(config.max_body_bytes.max(1 << 20)),
-            )
-            .unwrap_or_default();
-        let ok = status == Some(200);
-        match pending {
-            Pending::Jwks { issuer } => {
-                self.shared.count(
-                    host,
-                    if ok {
-                        "jwks_fetch.success"
-                    } else {
-                        "jwks_fetch.failure"
-                    },
+        let (status, body) = match call_response(host, body_size, MAX_TOKEN_CALL_BYTES) {
+            Ok((status, body)) => (Some(status), body),
+            Err(why) => {
+                host.log(
+                    LogLevel::Warn,
+                    &format!("fhir-smart-authz: {} call: {why}", pending.what()),
                 );
-                if ok {
-                    let now_ms = host.now_ms();
-                    publish_jwks(host, &config, issuer, &body, now_ms);
-                    self.shared.jwks.saw(issuer, now_ms);
-                }
-                self.end_own_lease(host, ok);
+                (None, Vec::new())
             }
-            Pending::Introspection { .. } => self.shared.count(
+        };
+        if let Pending::Jwks { issuer } = pending {
+            // A 200 with a key set the filter cannot use is a failed fetch:
+            // it is neither shared with the other VMs nor holds the lease.
+            let ok = status == Some(200)
+                && self
+                    .shared
+                    .tokens
+                    .try_borrow()
+                    .is_ok_and(|t| t.usable_jwks(&body));
+            self.shared.count(
                 host,
                 if ok {
-                    "introspection.success"
+                    "jwks_fetch.success"
                 } else {
-                    "introspection.failure"
+                    "jwks_fetch.failure"
                 },
-            ),
+            );
+            if ok {
+                let now_ms = host.now_ms();
+                publish_jwks(host, &config, issuer, &body, now_ms);
+                self.shared.jwks.saw(issuer, now_ms);
+            }
+            self.end_own_lease(host, ok);
         }
         let token = self.token.clone().unwrap_or_default();
         let now = Self::now_s(host);
@@ -208,6 +208,19 @@ impl Stream {
             Ok(mut tp) => tp.call_done(host, pending, &token, status, &body, now),
             Err(_) => verifier_busy(),
         };
+        if let Pending::Introspection { .. } = pending {
+            // An answer that says nothing about the token (error status,
+            // garbage, timeout) is a failed call; inactive is an answer.
+            let failed = matches!(&step, TokenStep::Denied(d) if d.reason == Reason::IntrospectionUnavailable);
+            self.shared.count(
+                host,
+                if failed {
+                    "introspection.failure"
+                } else {
+                    "introspection.success"
+                },
+            );
+        }
         if self.decided() {
             // Refused while the call was in flight (e.g. a body over
             // `max_body_bytes` delivered to paused headers); the key store
@@ -274,5 +287,16 @@ impl KeysWaiter for Stream {
             return;
         }
         self.verify_token(host, true);
+    }
+
+    fn call_in_flight(&self) -> Option<u32> {
+        match self.phase {
+            Phase::Relaying(id) => Some(id),
+            _ => self.pending.map(|(id, _)| id),
+        }
+    }
+
+    fn call_answered(&mut self, host: &dyn Host, token_id: u32, body_size: usize) {
+        self.on_call_response(host, token_id, body_size);
     }
 }

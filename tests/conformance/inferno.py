@@ -15,7 +15,6 @@ import re
 from .checks import Ctx, check
 from .data import MRN_SYSTEM, OBS_CATEGORY
 
-SMART_METADATA = "issue 9 item 5: the SMART security section in /metadata"
 
 ORIGIN = "https://app.example.org"
 LAB = f"{OBS_CATEGORY}|laboratory"
@@ -233,14 +232,14 @@ def _discovery(ctx: Ctx) -> None:
                 "grant_types_supported with authorization_code", repr(doc.get("grant_types_supported")))
 
 
-@check("discovery/metadata-smart-security", "/metadata names the authorization server (SMART security section)",
-       pending=SMART_METADATA)
+@check("discovery/metadata-smart-security", "/metadata names the authorization server (SMART security section)")
 def _metadata_security(ctx: Ctx) -> None:
     endpoints = smart_configuration(ctx)
     cs = ctx.expect(ctx.send("GET", "/metadata"), 200).json_or_none() or {}
     security = ((cs.get("rest") or [{}])[0]).get("security") or {}
-    codes = [c.get("code") for s in security.get("service") or [] for c in s.get("coding") or []]
-    ctx.require("SMART-on-FHIR" in codes, "rest[0].security.service SMART-on-FHIR", repr(codes))
+    codes = [(c.get("system"), c.get("code")) for s in security.get("service") or [] for c in s.get("coding") or []]
+    smart = ("http://terminology.hl7.org/CodeSystem/restful-security-service", "SMART-on-FHIR")
+    ctx.require(smart in codes, "rest[0].security.service SMART-on-FHIR", repr(codes))
     uris = {e.get("url"): e.get("valueUri") for x in security.get("extension") or []
             if x.get("url", "").endswith("/oauth-uris") for e in x.get("extension") or []}
     want = {"authorize": endpoints.get("authorization_endpoint"), "token": endpoints.get("token_endpoint")}

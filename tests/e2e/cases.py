@@ -264,8 +264,8 @@ CASES: list[Case] = [
             "patient_compartment_violation"),
     deny400("patient-paging-id-in-a-search", "GET", "/Observation?_getpages=abc", P),
     Case("body-over-limit", "POST", "/Observation", C, 413, "body_too_large", www="invalid_request",
-         oo_code="too-long", body={**OBS_NEW, "note": [{"text": "x" * 70000}]},
-         rig_only="max_body_bytes is 65536 in the rig"),
+         oo_code="too-long", body={**OBS_NEW, "note": [{"text": "x" * 600000}]},
+         rig_only="max_body_bytes is 524288 in the rig"),
     # --- search: narrowing, tables, chains ---------------------------------------
     # an unpinned search under patient/ scopes is narrowed: the pin goes in front of the query
     allow("patient-search-narrowed", "GET", "/Observation?code=8867-4", P, "search", listener="recorder",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import ctypes
+import gzip
 import json
 import os
 import shutil
@@ -194,6 +195,12 @@ class Recorded:
         return [v for n, v in self.headers if n == name.lower()]
 
 
+# What the recording upstream answers to `GET [base]/metadata`.
+RECORDER_CAPABILITIES = {"resourceType": "CapabilityStatement", "status": "active", "kind": "instance",
+                         "fhirVersion": "4.0.1", "format": ["json"],
+                         "rest": [{"mode": "server", "security": {"description": "no authorization"}}]}
+
+
 class Recorder:
     """A tiny FHIR-shaped upstream that records every request it receives.
 
@@ -201,7 +208,15 @@ class Recorder:
     types with subject/patient Patient/pat-a); searches (GET, POST _search) → an empty
     searchset; other methods → 200/201 OperationOutcome. A request reset before
     its body arrived is not recorded in `requests`; `arrivals` notes every request
-    whose headers arrived (by `x-request-id`), complete or not."""
+    whose headers arrived (by `x-request-id`), complete or not.
+
+    Like a real server it may compress (`compress`: gzip when the request's
+    Accept-Encoding allows it), and tests of the filter's fail-closed paths make
+    it misbehave (`fault`, one of FAULTS): down (close the connection unanswered),
+    slow (answer after `fault_delay` s), garbage (200 text/html), huge (200, a
+    2 MiB JSON body), gzip (gzip-encoded whatever the request accepts)."""
+
+    FAULTS = ("down", "slow", "garbage", "huge", "gzip")
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
@@ -209,6 +224,9 @@ class Recorder:
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
         self.fast = False  # bench: constant tiny body
+        self.compress = False
+        self.fault: str | None = None
+        self.fault_delay = 3.0
 
     @property
     def port(self) -> int:
@@ -250,11 +268,29 @@ class Recorder:
                 with rec.lock:
                     rec.requests.append(Recorded(self.command, self.path,
                                                  [(k.lower(), v) for k, v in self.headers.items()], body))
-                self._reply(*rec.answer(self.command, self.path))
+                fault = rec.fault
+                if fault == "down":
+                    self.close_connection = True
+                    return
+                if fault == "slow":
+                    time.sleep(rec.fault_delay)
+                status, data = rec.answer(self.command, self.path)
+                if fault == "garbage":
+                    return self._reply(200, b"<html><body>Bad gateway</body></html>", "text/html")
+                if fault == "huge":
+                    data = json.dumps({"resourceType": "Observation", "id": "huge",
+                                       "subject": {"reference": "Patient/pat-a"}, "note": [{"text": "x" * (2 << 20)}]}).encode()
+                accepts_gzip = "gzip" in (self.headers.get("Accept-Encoding") or "")
+                if fault == "gzip" or (rec.compress and accepts_gzip):
+                    return self._reply(status, gzip.compress(data), encoding="gzip")
+                self._reply(status, data)
 
-            def _reply(self, status: int, data: bytes) -> None:
+            def _reply(self, status: int, data: bytes, ctype: str = "application/fhir+json",
+                       encoding: str | None = None) -> None:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/fhir+json")
+                self.send_header("Content-Type", ctype)
+                if encoding:
+                    self.send_header("Content-Encoding", encoding)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -272,6 +308,8 @@ class Recorder:
         parts = [p for p in path.split("/") if p]
         if parts and parts[0] == "fhir":
             parts = parts[1:]
+        if method == "GET" and parts == ["metadata"]:
+            return 200, json.dumps(RECORDER_CAPABILITIES).encode()
         if method == "GET" and len(parts) == 2 and not parts[1].startswith(("$", "_")):
             rt, rid = parts
             res: dict[str, Any] = {"resourceType": rt, "id": rid, "meta": {"versionId": "1"}}
@@ -315,7 +353,7 @@ def plugin_config(base_url: str, issuers: list[dict[str, Any]], enforce: bool = 
         "fhir_base_path": "/fhir",
         "fhir_base_url": base_url,
         "enforce": enforce,
-        "max_body_bytes": 65536,
+        "max_body_bytes": 524288,  # above sekmet's 300 KB CapabilityStatement (rewritten for SMART)
         "claims": {"patient_from_fhir_user": True},
         "issuers": issuers,
         "upstream": {"strip_authorization": False, "cluster": cluster,
@@ -358,10 +396,12 @@ def holds_headers(config: dict[str, Any] | str | None) -> bool:
     return isinstance(config, dict) and bool(config.get("upstream", {}).get("hold_headers_for_body"))
 
 
-def wasm_filter(config: dict[str, Any] | str, wasm: Path, name: str = "fhir_smart_authz") -> dict[str, Any]:
+def wasm_filter(config: dict[str, Any] | str, wasm: Path, name: str = "fhir_smart_authz",
+                failure_policy: str = "FAIL_CLOSED", vm_id: str = "fhir_smart_authz") -> dict[str, Any]:
     """The wasm HTTP filter. A configuration holding headers for body decisions gets
     Envoy's `allow_on_headers_stop_iteration: true` (a paused header callback is then a
-    plain StopIteration and body callbacks still arrive); the others keep Envoy's default."""
+    plain StopIteration and body callbacks still arrive); the others keep Envoy's default.
+    Plugins with the same `vm_id` (and code) share one VM per worker."""
     value = config if isinstance(config, str) else json.dumps(config)
     hold = {"allow_on_headers_stop_iteration": True} if holds_headers(config) else {}
     return {
@@ -371,11 +411,11 @@ def wasm_filter(config: dict[str, Any] | str, wasm: Path, name: str = "fhir_smar
             "config": {
                 "name": name,
                 "root_id": "fhir_smart_authz",
-                "failure_policy": "FAIL_CLOSED",
+                "failure_policy": failure_policy,
                 **hold,
                 "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": value},
                 "vm_config": {
-                    "vm_id": "fhir_smart_authz",
+                    "vm_id": vm_id,
                     "runtime": "envoy.wasm.runtime.v8",
                     "code": {"local": {"filename": str(wasm)}},
                 },
@@ -403,8 +443,10 @@ CORS_FILTER = {"name": "envoy.filters.http.cors",
 
 
 def listener(name: str, port: int, cluster: str, plugin: dict[str, Any] | str | None, wasm: Path,
-             access_log: Path) -> dict[str, Any]:
-    filters = [CORS_FILTER] + ([wasm_filter(plugin, wasm)] if plugin is not None else [])
+             access_log: Path, **wasm_options: str) -> dict[str, Any]:
+    """A listener routing everything to `cluster` through the CORS filter and, with a
+    `plugin` configuration, the wasm filter (`wasm_options`: see `wasm_filter`)."""
+    filters = [CORS_FILTER] + ([wasm_filter(plugin, wasm, **wasm_options)] if plugin is not None else [])
     filters.append({"name": "envoy.filters.http.router",
                     "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}})
     fmt = dict(ACCESS_LOG_FORMAT, listener=name)

@@ -1,6 +1,7 @@
 """A real SMART client against the native rig: `fhirclient` (the SMART on FHIR Python
 client) as a patient app and as a clinician app, launched with the library's own OAuth
-code (authorize URL with PKCE, callback, code exchange) against the demo issuer, then
+code (endpoints from the SMART section of /metadata, authorize URL with PKCE, callback,
+code exchange) against the demo issuer, then
 reading, searching, paging with the library's iterator, including through its API,
 writing, and handling the gateway's 401/403 OperationOutcomes.
 
@@ -27,19 +28,21 @@ CLINICIAN_SCOPE = "openid fhirUser user/Patient.rs user/Observation.cruds user/C
 
 
 class SmartApp:
-    """A launched fhirclient app and the URLs of every request it sent."""
+    """A launched fhirclient app and the URLs of every request it sent. The library finds the
+    authorization server itself, in the SMART security section the gateway writes into
+    `/metadata` (it reads only the CapabilityStatement, never `.well-known/smart-configuration`)."""
 
     def __init__(self, rig, client_id: str, scope: str, patient_app: bool) -> None:
-        discovery = requests.get(rig.base_url + "/.well-known/smart-configuration", timeout=10).json()
-        auth = {"app_id": client_id, "aud": rig.base_url, "redirect_uri": REDIRECT,
-                "authorize_uri": discovery["authorization_endpoint"], "token_uri": discovery["token_endpoint"]}
-        # a restored state keeps base_uri as given and the library joins paths to it: end it with "/"
-        self.smart = client.FHIRClient(state={"app_id": client_id, "scope": scope, "redirect": REDIRECT,
-                                              "server": {"base_uri": rig.base_url + "/", "auth_type": "oauth2", "auth": auth}})
+        self.smart = client.FHIRClient(settings={"app_id": client_id, "api_base": rig.base_url,
+                                                 "redirect_uri": REDIRECT, "scope": scope})
         self.smart.wants_patient = patient_app
         self.sent: list[str] = []
         self.server.session.hooks["response"].append(lambda r, *a, **k: self.sent.append(r.request.url))
-        authorize = self.smart.authorize_url
+        authorize = self.smart.authorize_url  # the library reads /metadata for the endpoints
+        assert self.sent[:1] == [rig.base_url + "/metadata"], self.sent
+        discovery = requests.get(rig.base_url + "/.well-known/smart-configuration", timeout=10).json()
+        assert authorize.startswith(discovery["authorization_endpoint"] + "?"), authorize
+        assert self.server.auth._token_uri == discovery["token_endpoint"]
         query = parse_qs(urlsplit(authorize).query)
         assert query["code_challenge_method"] == ["S256"] and query["aud"] == [rig.base_url], authorize
         approved = requests.get(authorize, allow_redirects=False, timeout=10)

@@ -177,8 +177,7 @@ fn hold_mode_key_fetch_then_body_is_never_resumed_early() {
         ..Setup::default()
     });
     assert_eq!(s.on_request_headers(&h, false), Flow::Pause);
-    h.state.borrow_mut().call_response_headers = vec![(":status".into(), "200".into())];
-    s.on_call_response(&h, 1, 0);
+    answer_call(&h, &mut s, "200");
     assert_eq!(resumed(&h), 0, "still held for the body");
     assert_eq!(h.request_header("x-smart-patient").as_deref(), Some("p1"));
     assert_eq!(s.on_request_body(&h, GOOD_BODY.len(), true), Flow::Continue);
@@ -207,9 +206,7 @@ fn body_delivered_while_token_pending_is_decided_when_the_token_resolves() {
             assert_eq!(s.on_request_body(&h, 1, false), Flow::Pause);
             assert_eq!(s.on_request_body(&h, body.len(), true), Flow::Pause);
             assert!(h.state.borrow().properties.is_empty(), "not decided yet");
-            h.state.borrow_mut().call_response_headers =
-                vec![(":status".into(), token_status.into())];
-            s.on_call_response(&h, 1, 0);
+            answer_call(&h, &mut s, token_status);
             assert_eq!(resumed(&h), resumes, "{config} {token_status}");
             assert_eq!(replies(&h), reply.into_iter().collect::<Vec<_>>());
             s.on_call_response(&h, 1, 0); // duplicate: ignored
@@ -226,8 +223,7 @@ fn body_delivered_while_token_pending_is_decided_when_the_token_resolves() {
         });
         assert_eq!(s.on_request_headers(&h, false), Flow::Pause);
         assert_eq!(s.on_request_body(&h, 3, false), Flow::Pause);
-        h.state.borrow_mut().call_response_headers = vec![(":status".into(), "200".into())];
-        s.on_call_response(&h, 1, 0);
+        answer_call(&h, &mut s, "200");
         assert_eq!(resumed(&h), 0, "{config}: not released with half a body");
         assert_eq!(s.on_request_body(&h, GOOD_BODY.len(), true), Flow::Continue);
         assert_eq!(audit(&h)["decision"], "allow");
@@ -244,8 +240,7 @@ fn body_delivered_while_token_pending_is_decided_when_the_token_resolves() {
     assert_eq!(s.on_request_headers(&h, false), Flow::Pause);
     assert_eq!(s.on_request_body(&h, 101, false), Flow::Pause);
     assert_eq!(replies(&h), vec![413]);
-    h.state.borrow_mut().call_response_headers = vec![(":status".into(), "200".into())];
-    s.on_call_response(&h, 1, 0);
+    answer_call(&h, &mut s, "200");
     assert_eq!(replies(&h), vec![413]);
     assert_eq!(resumed(&h), 0);
     assert_eq!(audit(&h)["reason"], "body_too_large");
@@ -256,8 +251,7 @@ fn body_delivered_while_token_pending_is_decided_when_the_token_resolves() {
     let mut s = stream(Setup::default());
     assert_eq!(s.on_request_headers(&h, false), Flow::Pause);
     assert_eq!(s.on_request_body(&h, 3, true), Flow::Pause);
-    h.state.borrow_mut().call_response_headers = vec![(":status".into(), "200".into())];
-    s.on_call_response(&h, 1, 0);
+    answer_call(&h, &mut s, "200");
     assert_eq!(resumed(&h), 1);
     assert_eq!(audit(&h)["decision"], "allow");
 }

@@ -5,13 +5,23 @@ use super::*;
 /// One worker VM: its host (sharing `store` with the others), its root, and
 /// a token port allowed `budget` unknown-kid fetches of its own.
 fn vm(store: &fhir_smart_authz::fake::SharedStore, budget: u32, now_ms: u64) -> (FakeHost, Root) {
+    vm_with(store, budget, now_ms, false)
+}
+
+/// [`vm`] whose engine allows with a response check (`obligations`).
+fn vm_with(
+    store: &fhir_smart_authz::fake::SharedStore,
+    budget: u32,
+    now_ms: u64,
+    obligations: bool,
+) -> (FakeHost, Root) {
     let factory = move |_c: Rc<Config>| -> (Box<dyn TokenPort>, Box<dyn Engine>) {
         let mut t = tokens();
         t.fetched = vec![0];
         t.fetch_budget = budget;
         t.tokens
             .insert("rotated".into(), FakeToken::NewKid(claims("ok")));
-        (Box::new(t), Box::new(scripted_engine(false, false)))
+        (Box::new(t), Box::new(scripted_engine(false, obligations)))
     };
     let h = host("GET", "/fhir/Observation/o1", Some("Bearer rotated"), &[]);
     {
@@ -69,8 +79,9 @@ fn rotated_kid_uses_the_key_set_another_vm_shared() {
     let (a, root_a) = vm(&store, 1, NOW_MS);
     let sa = vm_stream(&root_a, 1);
     assert_eq!(sa.borrow_mut().on_request_headers(&a, true), Flow::Pause);
-    answer_jwks(&a, "200", b"{\"keys\":[\"old\"]}");
-    sa.borrow_mut().on_call_response(&a, 1, 14);
+    const OLD_JWKS: &[u8] = b"{\"keys\":[\"old\"]}";
+    answer_jwks(&a, "200", OLD_JWKS);
+    sa.borrow_mut().on_call_response(&a, 1, OLD_JWKS.len());
     assert_eq!(replies(&a), vec![401]);
     let (b, root_b) = vm(&store, 1, NOW_MS + 300);
     let sb = vm_stream(&root_b, 1);
@@ -155,4 +166,37 @@ fn waiting_for_another_vm_is_bounded() {
     assert!(b.state.borrow().calls.is_empty());
     assert_eq!(resumed(&b), 0);
     drop(sb);
+}
+
+#[test]
+fn answers_to_calls_made_from_the_root_tick_reach_the_request() {
+    // Envoy's SDK files a call under the context it last called into: a call
+    // made by a request resumed from the root's tick is answered to the root,
+    // which must hand it to the request (else the request hangs).
+    let store = fhir_smart_authz::fake::SharedStore::default();
+    let (a, root_a) = vm(&store, 1, NOW_MS);
+    let sa = vm_stream(&root_a, 1);
+    assert_eq!(sa.borrow_mut().on_request_headers(&a, true), Flow::Pause);
+    let (b, mut root_b) = vm_with(&store, 1, NOW_MS + 100, true);
+    let sb = vm_stream(&root_b, 42);
+    assert_eq!(sb.borrow_mut().on_request_headers(&b, true), Flow::Pause);
+    answer_jwks(&a, "200", NEW_JWKS);
+    sa.borrow_mut().on_call_response(&a, 1, NEW_JWKS.len());
+    b.state.borrow_mut().now_ms += 50;
+    root_b.tick(&b); // resumed: verified, then the response-check fetch
+    let (id, call) = b.state.borrow().calls.last().cloned().unwrap();
+    assert_eq!(call.cluster, "fhir");
+    let body = br#"{"resourceType":"Observation","subject":{"reference":"Patient/p1"}}"#;
+    {
+        let mut st = b.state.borrow_mut();
+        st.call_response_headers = vec![(":status".into(), "200".into())];
+        st.call_response_body = body.to_vec();
+    }
+    root_b.on_call_response(&b, id, body.len()); // as the SDK delivers it
+    assert_eq!(replies(&b), vec![200]);
+    assert_eq!(audit(&b)["obligation"], "passed");
+    assert_eq!(b.state.borrow().effective_context, Some(42));
+    // a second answer with that id is nobody's
+    root_b.on_call_response(&b, id, body.len());
+    assert_eq!(replies(&b), vec![200]);
 }

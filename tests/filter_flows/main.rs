@@ -9,8 +9,10 @@
 
 mod audit_encoding;
 mod bodies;
+mod faults;
 mod headers;
 mod key_rotation;
+mod metadata;
 mod obligations;
 mod prechecks;
 mod rewrites;
@@ -179,6 +181,18 @@ fn reply_json(h: &FakeHost) -> Value {
 
 fn replies(h: &FakeHost) -> Vec<u16> {
     h.state.borrow().replies.iter().map(|r| r.status).collect()
+}
+
+/// Answer the stream's call 1 with `status` and a key set (the fake token
+/// port takes any JSON object with `keys` as usable keys).
+fn answer_call(h: &FakeHost, s: &mut Stream, status: &str) {
+    const KEYS: &[u8] = br#"{"keys":[]}"#;
+    {
+        let mut st = h.state.borrow_mut();
+        st.call_response_headers = vec![(":status".into(), status.into())];
+        st.call_response_body = KEYS.to_vec();
+    }
+    s.on_call_response(h, 1, KEYS.len());
 }
 
 fn resumed(h: &FakeHost) -> u32 {

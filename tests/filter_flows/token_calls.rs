@@ -48,8 +48,7 @@ fn key_fetch_pauses_and_resumes_exactly_once() {
     let h = host("GET", "/fhir/Observation/o1", Some("Bearer newkid"), &[]);
     let mut s = stream(Setup::default());
     assert_eq!(s.on_request_headers(&h, true), Flow::Pause);
-    h.state.borrow_mut().call_response_headers = vec![(":status".into(), "200".into())];
-    s.on_call_response(&h, 1, 0);
+    answer_call(&h, &mut s, "200");
     assert_eq!(h.state.borrow().resumed_requests, 1);
     assert_eq!(audit(&h)["decision"], "allow");
 }
@@ -59,8 +58,7 @@ fn key_fetch_failure_denies_without_resume() {
     let h = host("GET", "/fhir/Observation/o1", Some("Bearer newkid"), &[]);
     let mut s = stream(Setup::default());
     assert_eq!(s.on_request_headers(&h, true), Flow::Pause);
-    h.state.borrow_mut().call_response_headers = vec![(":status".into(), "503".into())];
-    s.on_call_response(&h, 1, 0);
+    answer_call(&h, &mut s, "503");
     assert_eq!(h.state.borrow().resumed_requests, 0);
     let st = h.state.borrow().replies.last().map(|r| r.status);
     assert_eq!(st, Some(401));
@@ -85,8 +83,7 @@ fn introspection_success_resumes() {
     let h = host("GET", "/fhir/Observation/o1", Some("Bearer opaque"), &[]);
     let mut s = stream(Setup::default());
     assert_eq!(s.on_request_headers(&h, true), Flow::Pause);
-    h.state.borrow_mut().call_response_headers = vec![(":status".into(), "200".into())];
-    s.on_call_response(&h, 1, 0);
+    answer_call(&h, &mut s, "200");
     assert_eq!(h.state.borrow().resumed_requests, 1);
     assert_eq!(h.counter("fhir_smart_authz.introspection.success"), 1);
     assert_eq!(h.request_header("x-smart-patient").as_deref(), Some("p1"));

@@ -63,6 +63,7 @@ pub fn build_request(
                 "application/x-www-form-urlencoded".into(),
             ),
             ("accept".into(), "application/json".into()),
+            ("accept-encoding".into(), "identity".into()),
             ("authorization".into(), format!("Basic {basic}")),
         ],
         body,

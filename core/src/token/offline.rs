@@ -41,29 +41,47 @@ fn verify_offline(
             .enumerate()
             .find(|(_, c)| c.issuer == iss)
         {
+            if issuer.introspection.is_some() {
+                return Err(cannot_introspect(i, &issuer.issuer));
+            }
             if issuer.jwks.is_none() {
-                let source = if issuer.introspection.is_some() {
-                    "introspection"
-                } else {
-                    "jwks_uri"
-                };
                 return Err(TokenError::new(
                     Reason::KeysUnavailable,
                     format!(
-                        "the CLI only has inline keys: issuers[{i}] ({}) uses {source}; add its keys as `jwks` to verify offline",
+                        "the CLI only has inline keys: issuers[{i}] ({}) uses jwks_uri; add its keys as `jwks` to verify offline, or give the verified \"claims\"",
                         issuer.issuer
                     ),
                 ));
             }
         }
     } else if jose::split_compact(token).is_none() {
+        // The filter introspects a token that is not a JWT, when it can.
+        if let Some((i, issuer)) = trust
+            .issuers
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.introspection.is_some())
+        {
+            return Err(cannot_introspect(i, &issuer.issuer));
+        }
         return Err(TokenError::invalid(
-            "the token is not a JWT (three base64url parts separated by dots); the CLI cannot introspect opaque tokens",
+            "the token is not a JWT (three base64url parts separated by dots) and no issuer introspects tokens",
         ));
     }
     let mut verifier = TokenVerifier::new(trust)
         .map_err(|e| TokenError::new(Reason::KeysUnavailable, format!("configuration: {e}")))?;
     verifier.verify_jwt(token, now, &RustCryptoVerifier)
+}
+
+/// The CLI's answer for a token only the introspection endpoint can check:
+/// what the filter answers when that endpoint cannot be reached.
+fn cannot_introspect(index: usize, issuer: &str) -> TokenError {
+    TokenError::new(
+        Reason::IntrospectionUnavailable,
+        format!(
+            "the CLI cannot introspect tokens: issuers[{index}] ({issuer}) uses introspection; give the verified \"claims\" instead"
+        ),
+    )
 }
 
 /// Decode and verify a token for display. Never returns the signature.

@@ -6,6 +6,7 @@ use super::bearer::{extract_bearer, BearerToken, TokenLocation};
 use super::cache::{CacheKey, TokenCache};
 use super::error::TokenError;
 use super::introspection;
+use super::keys::FetchReason;
 use super::settings::TrustConfig;
 use super::signature::SignatureVerifier;
 use super::verified::VerifiedToken;
@@ -390,6 +391,14 @@ impl TokenService {
             .collect()
     }
 
+    /// The JWKS fetch of `issuer` made on behalf of a request before its
+    /// first key set arrived (`None` unless its keys are fetched).
+    pub fn startup_jwks_call(&self, issuer: usize) -> Option<OutboundCall> {
+        self.verifier
+            .key_fetch(issuer, FetchReason::Startup)
+            .map(|f| jwks_call(&f))
+    }
+
     /// JWKS bytes for `issuer` fetched at `fetched_at` (our own fetch, or
     /// another VM's via shared data).
     pub fn jwks_loaded(
@@ -450,6 +459,9 @@ fn jwks_call(f: &KeyFetch) -> OutboundCall {
                 "accept".into(),
                 "application/json, application/jwk-set+json".into(),
             ),
+            // Without it any content coding is acceptable (RFC 9110 §12.5.3),
+            // and the key set could not be read.
+            ("accept-encoding".into(), "identity".into()),
         ],
         body: None,
         timeout_ms: f.timeout_ms,

@@ -124,19 +124,22 @@ impl TokenVerifier {
         self.issuers
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| {
-                let reason = s.store.fetch_due(now)?;
-                let (authority, path) = s.config.jwks_authority_and_path()?;
-                Some(KeyFetch {
-                    issuer_index: i,
-                    reason,
-                    cluster: s.config.jwks_cluster.clone()?,
-                    authority,
-                    path,
-                    timeout_ms: s.config.jwks_timeout_ms,
-                })
-            })
+            .filter_map(|(i, s)| self.key_fetch(i, s.store.fetch_due(now)?))
             .collect()
+    }
+
+    /// The JWKS fetch of issuer `i` (`None` unless its keys are fetched).
+    pub fn key_fetch(&self, i: usize, reason: FetchReason) -> Option<KeyFetch> {
+        let s = self.issuers.get(i)?;
+        let (authority, path) = s.config.jwks_authority_and_path()?;
+        Some(KeyFetch {
+            issuer_index: i,
+            reason,
+            cluster: s.config.jwks_cluster.clone()?,
+            authority,
+            path,
+            timeout_ms: s.config.jwks_timeout_ms,
+        })
     }
 
     pub fn begin_fetch(&mut self, i: usize, now: u64) {
