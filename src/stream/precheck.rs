@@ -9,11 +9,9 @@
 //! entries) run one after the other. A read that fails or cannot be used
 //! fails closed: 502 `upstream_unavailable`.
 
-use super::relay::relayed;
 use super::{Phase, Stream};
-use crate::host::{response_status, Buffer, Flow, HeaderMap, Host, LogLevel};
+use crate::host::{response_status, Buffer, Flow, HeaderMap, Host};
 use fhir_smart_authz_core::decision::{Decision, Obligation, Reason};
-use fhir_smart_authz_core::fhir::InteractionKind;
 use fhir_smart_authz_core::policy::Stored;
 
 impl Stream {
@@ -25,42 +23,28 @@ impl Stream {
         d: Decision,
         from_async: bool,
     ) -> Flow {
-        let next = d.obligations.iter().find(|o| o.is_precheck()).cloned();
+        let base = &self.shared.config.base.path;
+        let path = d.obligations.iter().find_map(|o| match o {
+            Obligation::CheckStored {
+                resource_type, id, ..
+            } => Some(format!("{base}/{resource_type}/{id}")),
+            _ => None,
+        });
         self.decision = Some(d);
-        let Some(Obligation::CheckStored {
-            resource_type, id, ..
-        }) = next
-        else {
+        let Some(path) = path else {
             return self.precheck_done(host, None, from_async);
         };
-        let config = self.config();
-        let mut headers = self.call_headers(host);
-        headers.retain(|(n, _)| {
-            let replaced = matches!(
-                n.as_str(),
-                ":method" | ":path" | "accept" | "accept-encoding" | "prefer"
-            );
-            !(replaced || n.starts_with("content-") || n.starts_with("if-"))
-        });
+        let mut headers = self.call_headers(host, true);
         for (n, v) in [
             (":method", "GET"),
-            (
-                ":path",
-                &format!("{}/{resource_type}/{id}", config.base.path),
-            ),
+            (":path", &path),
             ("accept", "application/fhir+json"),
-            ("accept-encoding", "identity"),
         ] {
             headers.push((n.to_string(), v.to_string()));
         }
         match self.call_upstream(host, headers, None, Phase::Prechecking, "write pre-check") {
             Ok(flow) => flow,
-            Err(why) => self.precheck_refused(
-                host,
-                Reason::UpstreamUnavailable,
-                format!("the FHIR server could not be called to check the stored resource ({why})"),
-                from_async,
-            ),
+            Err(why) => self.precheck_refused(host, Reason::UpstreamUnavailable, why, from_async),
         }
     }
 
@@ -84,44 +68,27 @@ impl Stream {
                 body_size.min(config.max_body_bytes),
             )
             .unwrap_or_default();
-        let stored = match response_status(&headers) {
-            None => Stored::Unavailable("the FHIR server did not answer the pre-check read".into()),
-            Some(status) => self.shared.engine.check_stored(
-                &o,
-                status,
-                &headers,
-                &body,
-                config.base.url.as_deref(),
-            ),
-        };
+        // No answer at all: status 0, unusable.
+        let status = response_status(&headers).unwrap_or(0);
+        let stored = self.shared.engine.check_stored(
+            &o,
+            status,
+            &headers,
+            &body,
+            config.base.url.as_deref(),
+        );
         self.decision = Some(d);
         match stored {
             Stored::Allow { if_match } => {
                 self.shared.count(host, "precheck.pass");
-                let top = matches!(&o, Obligation::CheckStored { entry: None, interaction, .. }
-                    if *interaction != InteractionKind::Delete);
-                self.precheck_done(host, if_match.filter(|_| top), true);
+                self.precheck_done(host, if_match, true);
             }
             Stored::Refuse(why) => {
                 self.shared.count(host, "precheck.fail");
                 self.precheck_refused(host, Reason::PatientCompartmentViolation, why, true);
             }
             Stored::Unavailable(why) => {
-                host.log(LogLevel::Warn, &format!("write pre-check: {why}"));
                 self.precheck_refused(host, Reason::UpstreamUnavailable, why, true);
-            }
-            Stored::Relay if !config.enforce => {
-                self.precheck_done(host, None, true);
-            }
-            Stored::Relay => {
-                // Nothing to write: the server's own answer (404/410).
-                self.shared.count(host, "precheck.pass");
-                if let Some(d) = &self.decision {
-                    self.account(host, d);
-                }
-                let status = response_status(&headers).unwrap_or(404);
-                let reply = relayed(host, status, headers, body_size);
-                self.reply(host, &reply);
             }
         }
     }
@@ -134,18 +101,13 @@ impl Stream {
         if_match: Option<String>,
         from_async: bool,
     ) -> Flow {
+        // Pin the write to the checked version while its headers are held,
+        // unless the client pinned it (a failed set only loses the pin).
         if let Some(v) = if_match {
-            let client_sent = self.headers.iter().any(|(n, _)| n == "if-match");
             if self.forwarded_headers.is_none()
-                && !client_sent
-                && host
-                    .set_header(HeaderMap::Request, "if-match", Some(&v))
-                    .is_err()
+                && !self.headers.iter().any(|(n, _)| n == "if-match")
             {
-                host.log(
-                    LogLevel::Error,
-                    "could not set If-Match on the checked write",
-                );
+                let _ = host.set_header(HeaderMap::Request, "if-match", Some(&v));
             }
         }
         let Some(d) = self.decision.take() else {

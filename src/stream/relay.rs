@@ -20,7 +20,7 @@ use serde_json::Value;
 impl Stream {
     /// Fetch the response through `upstream.cluster` to check obligations.
     pub(super) fn start_relay(&mut self, host: &dyn Host) -> Flow {
-        let mut headers = self.call_headers(host);
+        let mut headers = self.call_headers(host, false);
         if let Some(rw) = self.decision.as_ref().and_then(|d| d.rewrite.as_ref()) {
             rewrite_headers(&mut headers, rw);
         }
@@ -41,9 +41,13 @@ impl Stream {
 
     /// The request's headers for a call the filter makes to
     /// `upstream.cluster` on its behalf: without hop-by-hop and length
-    /// headers, with an `:authority`. Once the headers went upstream Envoy
-    /// no longer lends them: then the copy kept at their release.
-    pub(super) fn call_headers(&self, host: &dyn Host) -> Vec<(String, String)> {
+    /// headers, with an `:authority` and `Accept-Encoding: identity` (the
+    /// answer must be read to be checked: never an encoded one); for a `read`
+    /// of the stored resource also without the method, path, body,
+    /// conditional, `Prefer` and `Accept` headers (the read sets its own).
+    /// Once the headers went upstream Envoy no longer lends them: then the
+    /// copy kept at their release.
+    pub(super) fn call_headers(&self, host: &dyn Host, read: bool) -> Vec<(String, String)> {
         let sent = match &self.forwarded_headers {
             Some(h) => h.clone(),
             None => host.headers(HeaderMap::Request),
@@ -51,8 +55,9 @@ impl Stream {
         let mut headers: Vec<(String, String)> = sent
             .into_iter()
             .filter(|(n, _)| {
-                !matches!(
-                    n.to_ascii_lowercase().as_str(),
+                let n = n.to_ascii_lowercase();
+                let hop = matches!(
+                    n.as_str(),
                     "connection"
                         | "keep-alive"
                         | "proxy-connection"
@@ -62,10 +67,14 @@ impl Stream {
                         | "content-length"
                         | "expect"
                         | "accept-encoding"
-                )
+                );
+                let replaced = read
+                    && (matches!(n.as_str(), ":method" | ":path" | "prefer" | "accept")
+                        || n.starts_with("content-")
+                        || n.starts_with("if-"));
+                !(hop || replaced)
             })
             .collect();
-        // The response must be read to be checked: never an encoded one.
         headers.push(("accept-encoding".into(), "identity".into()));
         if !headers.iter().any(|(n, _)| n == ":authority") {
             headers.push((":authority".into(), self.config().upstream.cluster.clone()));

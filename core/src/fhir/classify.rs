@@ -46,7 +46,7 @@
 //!   are refused. A PATCH body (exactly `application/json-patch+json`: a JSON
 //!   array; exactly `application/fhir+json`: a `Parameters`; only
 //!   `charset=utf-8` as a parameter) is parsed into [`Interaction::resource`];
-//!   an XML patch is classified unread; other content types are refused.
+//!   other content types (an XML patch too: unreadable) are refused.
 
 use super::base::FhirBase;
 use super::body::{BodySource, Payload};
@@ -86,11 +86,9 @@ pub fn body_needed(base: &FhirBase, req: &RequestParts) -> bool {
             Method::Post,
         ) => form,
         (Route::Type(_), Method::Post | Method::Put) | (Route::Instance(..), Method::Put) => json,
-        // The patch document (JSON Patch or FHIRPath Patch); an XML patch is
-        // classified unread, another Content-Type refused without the body.
-        (Route::Type(_) | Route::Instance(..), Method::Patch) => {
-            !head.content_type.is_some_and(|c| c.contains("xml"))
-        }
+        // The patch document (JSON Patch or FHIRPath Patch; a wrong
+        // Content-Type is refused after the body).
+        (Route::Type(_) | Route::Instance(..), Method::Patch) => true,
         _ => false,
     }
 }

@@ -173,7 +173,7 @@ fn type_level(
             if kind == K::Update {
                 i.resource = body_resource(payload, t, None)?;
             } else if kind == K::Patch {
-                i.resource = patch_body(payload)?;
+                i.resource = Some(patch_body(payload)?);
             }
             i
         }
@@ -217,7 +217,7 @@ fn instance_level(
             if kind == K::Update {
                 i.resource = body_resource(payload, t, Some(id))?;
             } else if kind == K::Patch {
-                i.resource = patch_body(payload)?;
+                i.resource = Some(patch_body(payload)?);
             }
             i
         }

@@ -5,30 +5,25 @@ use super::interaction::evaluate;
 use super::references::PatientEntry;
 use super::settings::PolicyConfig;
 use crate::decision::{Decision, EntryDenial, Narrowing, Obligation, Reason};
-use crate::fhir::{BundleEntry, FhirBase, Interaction, InteractionKind, Level};
+use crate::fhir::{BundleEntry, FhirBase, Interaction, InteractionKind};
 
 /// At most this many entries of one Bundle may need a write pre-check (one
 /// read of the stored resource each, one after the other).
 const MAX_PRECHECKS: usize = 16;
 
-/// The Patient entries of a Bundle, by `fullUrl`: references to a `fullUrl`
-/// name what the entry writes. Only `PUT Patient/{id}` names a known
-/// patient; a created or conditionally matched Patient is a new one.
+/// The `PUT Patient/{id}` entries of a Bundle, by `fullUrl`: a reference to
+/// such a `fullUrl` names that patient.
 fn patient_entries(entries: &[BundleEntry]) -> Vec<PatientEntry> {
-    entries
-        .iter()
-        .filter_map(|e| {
-            let it = &e.interaction;
-            let writes = matches!(it.kind, InteractionKind::Create | InteractionKind::Update);
-            if !writes || it.resource_type.as_deref() != Some("Patient") {
-                return None;
-            }
-            let id = (it.kind == InteractionKind::Update && it.level == Level::Instance)
-                .then(|| it.id.clone())
-                .flatten();
-            Some((e.full_url.clone()?, id))
-        })
-        .collect()
+    let mut out = Vec::new();
+    for e in entries {
+        let it = &e.interaction;
+        if let (InteractionKind::Update, Some("Patient"), Some(id), Some(url)) =
+            (it.kind, it.resource_type.as_deref(), &it.id, &e.full_url)
+        {
+            out.push((url.clone(), id.clone()));
+        }
+    }
+    out
 }
 
 /// Every entry decided as if sent alone (references to other entries'
@@ -49,15 +44,14 @@ pub(super) fn authorize_bundle(
     let mut required: Vec<String> = Vec::new();
     let mut narrowing = Narrowing::default();
     let patients = patient_entries(&it.entries);
+    let mut prechecks = 0;
     for e in &it.entries {
         let mut sub = evaluate(policy, base, &e.interaction, ctx, Some(&patients));
-        if sub.obligations.iter().filter(|o| o.is_precheck()).count()
-            + obligations.iter().filter(|o| o.is_precheck()).count()
-            > MAX_PRECHECKS
-        {
+        prechecks += sub.obligations.iter().filter(|o| o.is_precheck()).count();
+        if prechecks > MAX_PRECHECKS {
             sub.result = Err(super::need::fail(
                 Reason::PatientCompartmentViolation,
-                format!("more than {MAX_PRECHECKS} entries write by id under patient/ scopes (each needs a read of the stored resource); send fewer per Bundle"),
+                "more than 16 entries write by id under patient/ scopes; send fewer per Bundle",
             ));
         }
         match sub.result {

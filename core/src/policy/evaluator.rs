@@ -218,7 +218,7 @@ impl<'a> Evaluator<'a> {
                 None => {}
             }
         }
-        Err(failure.unwrap_or_else(|| self.not_granted(rtype, letters, allowed)))
+        Err(failure.unwrap_or_else(|| self.not_granted(rtype, letters)))
     }
 
     /// How `c` grants `letter` on `rtype`: `None` not at all, else the
@@ -237,25 +237,13 @@ impl<'a> Evaluator<'a> {
         (!g.is_empty()).then_some(g)
     }
 
-    /// Why no context grants `letters` on `rtype`: a letter nothing grants,
-    /// or letters split between patient/ and the other contexts.
-    fn not_granted(&self, rtype: &str, letters: Perms, allowed: ScopeContexts) -> Fail {
-        let contexts = [
-            ScopeContext::Patient,
-            ScopeContext::User,
-            ScopeContext::System,
-        ];
-        let message = match letters.letters().find(|l| {
-            !contexts
-                .iter()
-                .any(|c| allowed.allows(*c) && self.granted(*c, rtype, *l).is_some())
-        }) {
-            Some(l) => format!("no granted scope allows {l} on {rtype}"),
-            None => format!(
-                "{letters} on {rtype} is one interaction: patient/ scopes alone, or user/ and system/ scopes alone, must grant all of {letters}"
-            ),
-        };
-        fail(Reason::InsufficientScope, message)
+    /// Why no context grants `letters` on `rtype`: one of them nowhere, or
+    /// not all in one context group.
+    fn not_granted(&self, rtype: &str, letters: Perms) -> Fail {
+        fail(
+            Reason::InsufficientScope,
+            format!("no granted scope allows {letters} on {rtype} in one context (patient/ alone, or user/ and system/ alone: one interaction's letters are never split between them)"),
+        )
     }
 
     /// Meet every letter through user/ or system/ scopes: plain grants

@@ -39,8 +39,6 @@ pub(super) fn granular(
                 .map(Met::narrowed)
                 .map_err(|why| outside(format!(": {why}")))
         }
-        // Conditional write criteria: inside the scopes as sent (never narrowed).
-        Rule::WriteCriteria(params) if search_within_granular(params, g) => Ok(Met::strict()),
         Rule::ReadId(_) | Rule::Included => Ok(Met::check(Obligation::CheckResponseGranular {
             resource_type: rtype.to_string(),
             queries: queries(),

@@ -5,7 +5,7 @@ use super::context::AuthContext;
 use super::evaluator::Evaluator;
 use super::need::{fail, Criteria, Fail, Rule, ScopeContexts, WriteTo};
 use super::operations::operation;
-use super::patch::{patch_references, read_patch};
+use super::patch::patch_references;
 use super::references::{references, target, PatientEntry, Target};
 use super::search::search;
 use super::settings::{PatientPaging, PolicyConfig};
@@ -123,27 +123,29 @@ fn write(ev: &mut Evaluator<'_>, it: &Interaction) -> Result<(), Fail> {
         (InteractionKind::Update, None) => (Perms::U, Rule::Write(body, WriteTo::Match)),
         (InteractionKind::Patch, id) => (Perms::U, Rule::Patch(body, id)),
         (_, Some(id)) => (Perms::D, Rule::Delete(id)),
-        (_, None) => (Perms::D, Rule::WriteCriteria(&it.search)),
+        (_, None) => (Perms::D, Rule::Search(Criteria::write(&it.search))),
     };
     let criteria = match it.kind {
         // A conditional create writes nothing when it matches (the match is
         // returned, and response-checked when the pin is loose).
         InteractionKind::Create => Rule::Search(Criteria::fixed(&it.search)),
-        _ => Rule::WriteCriteria(&it.search),
+        _ => Rule::Search(Criteria::write(&it.search)),
     };
-    let mut parts = vec![(letter, rule)];
-    if it.conditional {
-        parts.push((Perms::S, criteria));
-    }
+    let both = [(letter, rule), (Perms::S, criteria)];
+    let parts = if it.conditional {
+        &both[..]
+    } else {
+        both.get(..1).unwrap_or_default()
+    };
     let mut written = Vec::new();
     if it.kind == InteractionKind::Patch {
         if let Some(doc) = body {
-            written = patch_references(&read_patch(doc, t)?);
+            written = patch_references(doc)?;
         }
     } else if let Some(r) = body {
         references(r, &mut written);
     }
-    ev.need_all(t, &parts, ScopeContexts::ALL)?;
+    ev.need_all(t, parts, ScopeContexts::ALL)?;
     for r in written {
         conditional_reference(ev, r)?;
     }
@@ -164,7 +166,7 @@ fn conditional_reference(ev: &mut Evaluator<'_>, r: &str) -> Result<(), Fail> {
         fail(
             Reason::InvalidRequest,
             format!(
-                "the conditional reference `{}` is refused: write Type?criteria (an R4 type, no base URL, `+` as %2B; no chains, `_has` or `_` parameters but `_id`), or resolve it and send Type/id",
+                "conditional reference `{}` refused: write Type?criteria (an R4 type, no base URL, plain parameters: no chains, `_has`, `_`-parameters but `_id`; `+` as %2B) or send Type/id",
                 r.chars().take(80).collect::<String>()
             ),
         )
@@ -178,18 +180,13 @@ fn conditional_reference(ev: &mut Evaluator<'_>, r: &str) -> Result<(), Fail> {
             return Err(refused());
         }
     }
+    // A failure names the search (`s` on the type) the reference needs.
     ev.need(
         ty,
         Perms::S,
         Rule::Search(Criteria::fixed(&params)),
         ScopeContexts::ALL,
     )
-    .map_err(|f| {
-        fail(
-            f.reason,
-            format!("a conditional reference is a search on {ty}: {}", f.message),
-        )
-    })
 }
 
 /// Paging (`_getpages`): see the module documentation of [`super`].

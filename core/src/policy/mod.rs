@@ -61,8 +61,9 @@
 //!   conditional reference elsewhere is a search on its type under every
 //!   scope. A Bundle entry's `fullUrl` names what the entry writes (only `PUT
 //!   Patient/{id}` names a known patient).
-//! * **PATCH** (`patch.rs`): an operation touching a compartment element must
-//!   set it to the context patient.
+//! * **PATCH** (`patch.rs`): a JSON Patch operation touching a compartment
+//!   element must set it to the context patient; a FHIRPath Patch (paths the
+//!   gateway does not evaluate) is refused under patient/ scopes.
 //! * **Letters of one interaction** are met all by user/ and system/ scopes
 //!   or all by patient/ scopes, never mixed.
 //! * **Paging** (`_getpages`): the first page was authorized, but the paging

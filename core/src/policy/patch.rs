@@ -1,8 +1,9 @@
-//! PATCH documents: JSON Patch (RFC 6902) and FHIRPath Patch (a FHIR
-//! `Parameters`), read into operations on element paths, the references
-//! they write, and the rule for patches under patient/ scopes: an operation
-//! that touches a compartment element of the type must set it to the
-//! context patient.
+//! PATCH documents: JSON Patch (RFC 6902) read into operations on element
+//! paths, the references a patch writes, and the rule for patches under
+//! patient/ scopes: an operation that touches a compartment element of the
+//! type must set it to the context patient. A FHIRPath Patch (a FHIR
+//! `Parameters`) is only searched for references: its paths are FHIRPath
+//! expressions the gateway does not evaluate, so patient/ scopes refuse it.
 
 use super::compartment;
 use super::need::{fail, Fail};
@@ -13,70 +14,57 @@ use serde_json::Value;
 /// One patch operation as the gateway reads it.
 pub(super) struct PatchOp<'v> {
     op: &'v str,
-    /// The element path it writes or removes (element names, list indices
-    /// dropped); `None`: a FHIRPath the gateway cannot read as a path.
-    path: Option<Vec<&'v str>>,
+    /// The element path it writes or removes, dotted (`performer.reference`;
+    /// list indices dropped, the root is empty).
+    path: String,
     /// Where `move`/`copy` take their value from (JSON Patch).
-    from: Option<Vec<&'v str>>,
+    from: Option<String>,
     value: Option<&'v Value>,
 }
 
 fn unreadable() -> Fail {
     fail(
         Reason::InvalidRequest,
-        "the patch is not a well-formed JSON Patch (an array of {op, path, from?, value?}; op add, remove, replace, move, copy, test) or FHIRPath Patch (Parameters of `operation` parts type, path, name, value)",
+        "the JSON Patch is not well formed: an array of {op, path, from?, value?}, op add, remove, replace, move, copy or test",
     )
 }
 
-/// The operations of a patch document (`Err`: 400, not a well-formed JSON
-/// Patch or FHIRPath Patch).
-pub(super) fn read_patch<'v>(doc: &'v Value, rtype: &str) -> Result<Vec<PatchOp<'v>>, Fail> {
-    let (json_patch, items) = match doc {
-        Value::Array(ops) => (true, ops),
-        _ => (
-            false,
-            doc.get("parameter")
-                .and_then(Value::as_array)
-                .ok_or_else(unreadable)?,
-        ),
+/// The operations of a JSON Patch (`Err`: 400, not well formed); a
+/// FHIRPath Patch (`Parameters`) is not read into operations: `None`.
+pub(super) fn read_patch(doc: &Value) -> Result<Option<Vec<PatchOp<'_>>>, Fail> {
+    let Value::Array(items) = doc else {
+        return Ok(None);
     };
     let mut ops = Vec::with_capacity(items.len());
     for item in items {
-        let op = if json_patch {
-            json_patch_op(item)
-        } else {
-            fhirpath_op(item, rtype)
-        };
-        ops.push(op.ok_or_else(unreadable)?);
+        ops.push(json_patch_op(item).ok_or_else(unreadable)?);
     }
-    Ok(ops)
+    Ok(Some(ops))
 }
 
 fn text<'v>(o: &'v Value, name: &str) -> Option<&'v str> {
     o.get(name)?.as_str()
 }
 
-/// A JSON Pointer as element names (list indices and `-` dropped). A `~`
-/// must escape `0` or `1`; escaped names never equal FHIR element names,
-/// so they are kept as written.
-fn pointer(p: &str) -> Option<Vec<&str>> {
-    if !(p.is_empty() || p.starts_with('/')) {
+/// Appends an element name to a dotted path.
+fn push(path: &mut String, name: &str) {
+    if !path.is_empty() {
+        path.push('.');
+    }
+    path.push_str(name);
+}
+
+/// A JSON Pointer as a dotted element path (list indices and `-` dropped).
+/// FHIR element names hold no `~` or `/`, so a pointer with an escape names
+/// nothing a FHIR server has: refused as unreadable.
+fn pointer(p: &str) -> Option<String> {
+    if !(p.is_empty() || p.starts_with('/')) || p.contains('~') {
         return None;
     }
-    let mut out = Vec::new();
+    let mut out = String::new();
     for seg in p.split('/').skip(1) {
-        let mut escape = false;
-        for c in seg.chars() {
-            if escape && c != '0' && c != '1' {
-                return None;
-            }
-            escape = c == '~';
-        }
-        if escape {
-            return None;
-        }
         if seg != "-" && (seg.is_empty() || !seg.bytes().all(|b| b.is_ascii_digit())) {
-            out.push(seg);
+            push(&mut out, seg);
         }
     }
     Some(out)
@@ -96,82 +84,15 @@ fn json_patch_op(o: &Value) -> Option<PatchOp<'_>> {
     };
     Some(PatchOp {
         op,
-        path: Some(pointer(text(o, "path")?)?),
+        path: pointer(text(o, "path")?)?,
         from,
         value,
     })
 }
 
-/// A FHIRPath Patch path as element names, when it is a plain element path
-/// `Type.element[.element]` (an `[n]` index allowed) on the patched type.
-fn fhirpath<'v>(path: &'v str, rtype: &str) -> Option<Vec<&'v str>> {
-    let mut segs = path.split('.');
-    if segs.next() != Some(rtype) {
-        return None;
-    }
-    let mut out = Vec::new();
-    for s in segs {
-        let name = match s.split_once('[') {
-            Some((n, i)) => {
-                let i = i.strip_suffix(']')?;
-                if i.is_empty() || !i.bytes().all(|b| b.is_ascii_digit()) {
-                    return None;
-                }
-                n
-            }
-            None => s,
-        };
-        if !name.starts_with(|c: char| c.is_ascii_lowercase())
-            || !name.bytes().all(|b| b.is_ascii_alphanumeric())
-        {
-            return None;
-        }
-        out.push(name);
-    }
-    Some(out)
-}
-
-fn fhirpath_op<'v>(o: &'v Value, rtype: &str) -> Option<PatchOp<'v>> {
-    if text(o, "name") != Some("operation") {
-        return None;
-    }
-    let (mut op, mut path, mut name, mut value) = ("", None, None, None);
-    for part in o.get("part")?.as_array()? {
-        match text(part, "name")? {
-            "type" => op = text(part, "valueCode")?,
-            "path" => path = Some(text(part, "valueString")?),
-            "name" => name = Some(text(part, "valueString")?),
-            // One `value[x]`, or parts building a complex value.
-            "value" => {
-                value = part
-                    .as_object()?
-                    .iter()
-                    .find(|(k, _)| k.starts_with("value") || *k == "part")
-                    .map(|(_, v)| v)
-            }
-            _ => {}
-        }
-    }
-    let mut path = fhirpath(path?, rtype);
-    match op {
-        "add" => {
-            let name = name?;
-            if let Some(p) = path.as_mut() {
-                p.push(name);
-            }
-        }
-        "insert" | "replace" | "delete" | "move" => {}
-        _ => return None,
-    }
-    if value.is_none() && !matches!(op, "delete" | "move") {
-        return None;
-    }
-    Some(PatchOp {
-        op,
-        path,
-        from: None,
-        value,
-    })
+/// Whether a dotted path ends in the element `reference`.
+fn is_reference(path: &str) -> bool {
+    path == "reference" || path.ends_with(".reference")
 }
 
 /// The reference strings one operation writes: `reference` members of its
@@ -179,22 +100,40 @@ fn fhirpath_op<'v>(o: &'v Value, rtype: &str) -> Option<PatchOp<'v>> {
 fn written<'v>(o: &PatchOp<'v>, out: &mut Vec<&'v str>) {
     match (o.op, o.value) {
         ("test", _) | (_, None) => {}
-        (_, Some(Value::String(s)))
-            if o.path.as_deref().and_then(<[&str]>::last) == Some(&"reference") =>
-        {
-            out.push(s)
-        }
+        (_, Some(Value::String(s))) if is_reference(&o.path) => out.push(s),
         (_, Some(v)) => references(v, out),
     }
 }
 
-/// Every reference string the patch writes.
-pub(super) fn patch_references<'v>(ops: &[PatchOp<'v>]) -> Vec<&'v str> {
+/// Every reference string a patch document writes (of a FHIRPath Patch:
+/// every `reference` member in it).
+pub(super) fn patch_references(doc: &Value) -> Result<Vec<&str>, Fail> {
     let mut out = Vec::new();
-    for o in ops {
-        written(o, &mut out);
+    match read_patch(doc)? {
+        Some(ops) => ops.iter().for_each(|o| written(o, &mut out)),
+        None => references(doc, &mut out),
     }
-    out
+    Ok(out)
+}
+
+/// The compartment element of `rtype` a dotted path touches: the element,
+/// a part of it, or a parent (the root touches them all).
+fn touched(rtype: &str, path: &str) -> Option<&'static str> {
+    let within = |outer: &str, inner: &str| {
+        outer.is_empty()
+            || inner == outer
+            || inner
+                .strip_prefix(outer)
+                .is_some_and(|rest| rest.starts_with('.'))
+    };
+    for c in compartment::params(rtype).unwrap_or_default() {
+        for e in c.paths {
+            if within(path, e) || within(e, path) {
+                return Some(e);
+            }
+        }
+    }
+    None
 }
 
 /// Under a patient/ scope: no operation writes a reference to another
@@ -209,50 +148,33 @@ pub(super) fn check_patch(
     rtype: &str,
     p: &str,
 ) -> Result<(), Fail> {
-    let mut elements: Vec<Vec<&str>> = Vec::new();
-    for c in compartment::params(rtype).unwrap_or_default() {
-        for path in c.paths {
-            elements.push(path.split('.').collect());
-        }
-    }
-    let touched = |path: &[&str]| {
-        elements
-            .iter()
-            .position(|e| e.starts_with(path) || path.starts_with(e))
-    };
     for o in ops {
         if o.op == "test" {
             continue;
         }
-        let Some(path) = o.path.as_deref() else {
-            return Err(fail(
-                Reason::InvalidRequest,
-                "under patient/ scopes a FHIRPath Patch path must be a plain element path (Type.element.element, `[n]` allowed)",
-            ));
-        };
-        let at = touched(path);
+        let path = o.path.as_str();
+        let at = touched(rtype, path);
         let mut written_refs = Vec::new();
         written(o, &mut written_refs);
         for r in written_refs {
             check_reference(refs, r, at.is_some(), p)?;
         }
-        let from = o.from.as_deref().and_then(touched);
-        let Some(e) = at.or(from).and_then(|i| elements.get(i)) else {
+        let from = o.from.as_deref().and_then(|f| touched(rtype, f));
+        let Some(e) = at.or(from) else {
             continue;
         };
-        let reference_of = path.split_last() == Some((&"reference", e.as_slice()));
+        let reference_of = path.strip_suffix(".reference") == Some(e);
         let sets_patient = from.is_none()
             && matches!(o.op, "add" | "replace" | "insert")
-            && (path == e.as_slice() || reference_of)
+            && (path == e || reference_of)
             && o.value
                 .is_some_and(|v| names_patient(refs, v, p, reference_of));
         if !sets_patient {
             return Err(fail(
                 Reason::PatientCompartmentViolation,
                 format!(
-                    "the patch `{}` touches {rtype}.{}, which ties the resource to its patient; under patient/ scopes a patch may only set it to Patient/{p}",
-                    o.op,
-                    e.join(".")
+                    "the patch `{}` touches {rtype}.{e}: patient/ scopes may only set it to Patient/{p}",
+                    o.op
                 ),
             ));
         }

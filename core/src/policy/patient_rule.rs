@@ -28,8 +28,7 @@ pub(super) fn patient_rule(
     let base_url = refs.base_url;
     match rule {
         Rule::ReadId(id) => read_by_id(policy, rtype, id, p),
-        Rule::Search(c) => search(policy, base_url, rtype, c.params, p, narrow),
-        Rule::WriteCriteria(params) => write_criteria(policy, base_url, rtype, params, p),
+        Rule::Search(c) => search(policy, base_url, rtype, c.params, p, narrow, c.exact),
         Rule::Unpinnable => {
             if policy.is_public_type(rtype) {
                 Ok(Met::done())
@@ -39,6 +38,13 @@ pub(super) fn patient_rule(
                     if rtype == "*" { "system-wide" } else { rtype }
                 ))
             }
+        }
+        Rule::Write(..) | Rule::Patch(..) | Rule::Delete(_)
+            if !compartment::in_compartment(rtype) =>
+        {
+            violation(format!(
+                "{rtype} is not patient data; patient/ scopes do not write it"
+            ))
         }
         Rule::Write(resource, to) => write(policy, refs, rtype, resource, to, p),
         Rule::Patch(doc, id) => patch(policy, refs, rtype, doc, id, p),
@@ -138,7 +144,10 @@ fn read_by_id(policy: &PolicyConfig, rtype: &str, id: &str, p: &str) -> RuleResu
 }
 
 /// A search (or conditional criteria): pinned to the patient, or (`narrow`)
-/// narrowed by adding the type's pin in front of the query.
+/// narrowed by adding the type's pin in front of the query. The criteria of
+/// a conditional update, patch or delete (`exact`) must pin exactly: a bare
+/// id may name a Group too, and a response check would come after the write.
+#[allow(clippy::too_many_arguments)]
 fn search(
     policy: &PolicyConfig,
     base_url: Option<&str>,
@@ -146,12 +155,17 @@ fn search(
     params: &[SearchParam],
     p: &str,
     narrow: bool,
+    exact: bool,
 ) -> RuleResult {
     if !compartment::in_compartment(rtype) {
         return outside_compartment(policy, rtype);
     }
     match pins(rtype, params, p, base_url)? {
         Pin::Exact => Ok(Met::strict()),
+        Pin::BareId if exact => violation(format!(
+            "conditional write criteria must pin the patient exactly, e.g. {rtype}?{}=Patient/{p}",
+            first_pin(rtype)
+        )),
         Pin::BareId => {
             let mut met = check_compartment(rtype, p)?;
             met.narrowing.strict = true;
@@ -191,11 +205,6 @@ fn write(
     to: WriteTo<'_>,
     p: &str,
 ) -> RuleResult {
-    if !compartment::in_compartment(rtype) {
-        return violation(format!(
-            "{rtype} is not patient data; patient/ scopes do not write it"
-        ));
-    }
     let stored = match to {
         WriteTo::New if rtype == "Patient" => {
             return violation(
@@ -207,15 +216,15 @@ fn write(
         _ => Met::done(),
     };
     let Some(r) = resource else {
-        return violation(format!(
-            "the {rtype} body is missing or unreadable (XML), so it cannot be shown to belong to Patient/{p}; send it as application/fhir+json"
-        ));
+        return violation(
+            "the body cannot be read (missing or XML) to show it is the patient's; send application/fhir+json".into(),
+        );
     };
     let body_id = r.get("id").and_then(Value::as_str);
     if to == WriteTo::Match && body_id.is_some() && !(rtype == "Patient" && body_id == Some(p)) {
         return Err(fail(
             Reason::InvalidRequest,
-            "remove the id from the body of a conditional update: when nothing matches, some servers write the resource with that id, whoever it belongs to",
+            "a conditional update may not carry a body id (with no match some servers write to that id)",
         ));
     }
     check_written(refs, r, rtype, p)?;
@@ -233,17 +242,12 @@ fn patch(
     id: Option<&str>,
     p: &str,
 ) -> RuleResult {
-    if !compartment::in_compartment(rtype) {
-        return violation(format!(
-            "{rtype} is not patient data; patient/ scopes do not write it"
-        ));
-    }
-    let Some(doc) = doc else {
-        return violation(format!(
-            "the patch of {rtype} cannot be read (XML), so it cannot be shown to stay with Patient/{p}; send JSON Patch or FHIRPath Patch as JSON"
-        ));
+    let Some(ops) = doc.map(read_patch).transpose()?.flatten() else {
+        return violation(
+            "patient/ scopes patch only with a JSON Patch (application/json-patch+json): XML and FHIRPath Patches cannot be checked".into(),
+        );
     };
-    check_patch(refs, &read_patch(doc, rtype)?, rtype, p)?;
+    check_patch(refs, &ops, rtype, p)?;
     match id {
         Some(id) => by_id(policy, rtype, id, p, InteractionKind::Patch),
         None => Ok(Met::done()),
@@ -285,7 +289,7 @@ fn by_id(
             "updating {rtype}/{id} by id under a patient/ scope is refused (policy.patient_update_by_id = deny); use a conditional update pinned to Patient/{p}"
         )),
         _ => violation(format!(
-            "{rtype}/{id} cannot be shown to be Patient/{p}'s (policy.patient_update_by_id is not check_stored): patient/ scopes patch and delete by id only the patient's own Patient"
+            "{rtype}/{id} cannot be shown to be Patient/{p}'s (policy.patient_update_by_id is not check_stored)"
         )),
     }
 }
@@ -304,28 +308,6 @@ fn included(policy: &PolicyConfig, rtype: &str, p: &str) -> RuleResult {
         check_compartment(rtype, p)
     } else {
         outside_compartment(policy, rtype)
-    }
-}
-
-/// The criteria of a conditional update, patch or delete: pinned exactly
-/// (a bare id may name a Group too, and a response check would come after
-/// the write); never narrowed.
-fn write_criteria(
-    policy: &PolicyConfig,
-    base_url: Option<&str>,
-    rtype: &str,
-    params: &[SearchParam],
-    p: &str,
-) -> RuleResult {
-    if !compartment::in_compartment(rtype) {
-        return outside_compartment(policy, rtype);
-    }
-    match pins(rtype, params, p, base_url)? {
-        Pin::Exact => Ok(Met::strict()),
-        _ => violation(format!(
-            "a conditional write's criteria must name the patient unambiguously, e.g. {rtype}?{}=Patient/{p} (a bare id may name another type)",
-            first_pin(rtype)
-        )),
     }
 }
 

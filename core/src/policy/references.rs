@@ -23,18 +23,16 @@ pub(crate) enum Target<'r> {
     /// A Patient named in a form servers read differently: another base or
     /// host (`http://` of the base, host case, ports), or a path prefix.
     ForeignPatient(&'r str),
-    /// A Patient another entry of the Bundle creates or matches by criteria:
-    /// never the context patient.
-    NewPatient,
     /// `Type?criteria`: the server resolves it by a search on `Type`.
     Conditional(&'r str, &'r str),
     /// Not a reference every server reads the same way.
     Odd,
 }
 
-/// A Patient entry of a transaction: its `fullUrl` and, for `PUT
-/// Patient/{id}`, the id it writes (`None`: a new or matched Patient).
-pub(crate) type PatientEntry = (String, Option<String>);
+/// A `PUT Patient/{id}` entry of a Bundle: its `fullUrl` and the id it
+/// writes. (A Patient another entry creates or matches by criteria is not
+/// the context patient: a reference to it is not one to the patient.)
+pub(crate) type PatientEntry = (String, String);
 
 /// Where references are read: the configured base URL and the Patient
 /// entries of the Bundle being decided (empty outside Bundles).
@@ -51,8 +49,7 @@ impl<'a> RefContext<'a> {
         'a: 'r,
     {
         match self.bundle.iter().find(|(url, _)| url == r) {
-            Some((_, Some(id))) => Target::Patient(id),
-            Some((_, None)) => Target::NewPatient,
+            Some((_, id)) => Target::Patient(id),
             None => target(r, self.base_url),
         }
     }
@@ -181,19 +178,15 @@ pub(crate) fn check_reference(
         Target::Patient(id) if id == p => Ok(true),
         Target::Patient(id) | Target::ForeignPatient(id) if id != p => Err(fail(
             Reason::PatientCompartmentViolation,
-            format!("the resource refers to another patient (`{short}`); under patient/ scopes a written resource may name only Patient/{p}"),
-        )),
-        Target::NewPatient => Err(fail(
-            Reason::PatientCompartmentViolation,
-            format!("`{short}` is a Patient that another Bundle entry creates or matches, not the context patient Patient/{p}; refer to Patient/{p}"),
+            format!("the resource refers to another patient (`{short}`): patient/ scopes write only Patient/{p}'s data"),
         )),
         Target::Conditional(..) if in_compartment => Err(fail(
             Reason::PatientCompartmentViolation,
-            format!("the conditional reference `{short}` cannot be shown to name Patient/{p}; resolve it and send Patient/{p}"),
+            format!("a conditional reference (`{short}`) cannot be shown to be Patient/{p}: send Patient/{p}"),
         )),
         Target::Odd | Target::ForeignPatient(_) => Err(fail(
             Reason::InvalidRequest,
-            format!("`{short}` is not a reference every server reads the same way; send Type/id (Patient/{p} for the patient) or an absolute URL under fhir_base_url"),
+            format!("servers read `{short}` differently: send Type/id or a URL under fhir_base_url"),
         )),
         _ => Ok(false),
     }
@@ -316,16 +309,12 @@ mod tests {
 
     #[test]
     fn bundle_entries_resolve_first() {
-        let bundle = vec![
-            ("urn:uuid:a".to_string(), Some("123".to_string())),
-            ("urn:uuid:b".to_string(), None),
-        ];
+        let bundle = vec![("urn:uuid:a".to_string(), "123".to_string())];
         let refs = RefContext {
             base_url: None,
             bundle: &bundle,
         };
         assert_eq!(refs.target("urn:uuid:a"), Target::Patient("123"));
-        assert_eq!(refs.target("urn:uuid:b"), Target::NewPatient);
         assert_eq!(refs.target("urn:uuid:c"), Target::Other);
     }
 }

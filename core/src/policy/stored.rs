@@ -13,16 +13,13 @@ use serde_json::Value;
 /// What to do with the write after the read of the stored resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stored {
-    /// Forward it; `if_match` is the checked version (`W/"3"`, from
-    /// `meta.versionId`), sent as
+    /// Forward it; `if_match` is the checked version of an update or patch
+    /// sent alone (`W/"3"`, from `meta.versionId`), sent as
     /// `If-Match` where the filter still can, so that a resource changed
     /// since the read is not overwritten.
     Allow { if_match: Option<String> },
     /// Refuse it (403 `patient_compartment_violation`), saying why.
     Refuse(String),
-    /// Answer with the server's own answer to the read (404/410 to a patch
-    /// or delete: there is nothing to write).
-    Relay,
     /// The server's answer cannot be used (502 `upstream_unavailable`):
     /// fail closed, saying why.
     Unavailable(String),
@@ -47,23 +44,20 @@ pub fn check_stored(
     else {
         return Stored::Unavailable("not a write pre-check".into());
     };
-    let what = match entry {
-        Some(i) => format!("Bundle.entry[{i}]: {t}/{id}"),
-        None => format!("{t}/{id}"),
-    };
-    let update = *interaction == InteractionKind::Update;
+    let what = format!("{t}/{id}");
     let unusable = || {
-        Stored::Unavailable(format!("the FHIR server's answer ({status}) to the read of {what} before the write is unusable (not the resource as JSON without Content-Encoding)"))
+        Stored::Unavailable(format!("the FHIR server's answer ({status}) to the read of {what} is unusable (not its JSON, or encoded)"))
     };
     match status {
         200 => {}
-        404 if update => return Stored::Allow { if_match: None },
-        404 | 410 if entry.is_none() && !update => return Stored::Relay,
-        404 | 410 => {
+        410 if *interaction == InteractionKind::Update => {
             return Stored::Refuse(format!(
-                "{what} does not exist or was deleted ({status}), so whose it was cannot be checked; create a new resource with POST instead"
+                "{what} was deleted, so whose it was cannot be checked; create a new resource with POST instead"
             ))
         }
+        // Nothing stored: an update is a create (the body rule decided);
+        // a patch or delete is answered 404/410 by the server itself.
+        404 | 410 => return Stored::Allow { if_match: None },
         _ => return unusable(),
     }
     let r = match crate::json::from_slice_strict(body) {
@@ -86,7 +80,7 @@ pub fn check_stored(
     };
     if !in_patient_compartment(&r, p, base_url) || other_patient(&refs, &r, p).is_some() {
         return Stored::Refuse(format!(
-            "{what} is in the record of another patient than Patient/{p}; patient/ scopes write only the patient's resources"
+            "{what} is in another patient's record than Patient/{p}"
         ));
     }
     // The checked version (`meta.versionId`, which HAPI and sekmet-fhir
@@ -95,7 +89,9 @@ pub fn check_stored(
         .get("meta")
         .and_then(|m| m.get("versionId")?.as_str())
         .filter(|v| is_valid_id(v));
+    // Not for deletes (servers differ on If-Match there), nor Bundle entries.
+    let pinned = entry.is_none() && *interaction != InteractionKind::Delete;
     Stored::Allow {
-        if_match: version.map(|v| format!("W/\"{v}\"")),
+        if_match: version.filter(|_| pinned).map(|v| format!("W/\"{v}\"")),
     }
 }

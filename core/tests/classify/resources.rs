@@ -210,8 +210,8 @@ fn patch_documents() {
         row("/fhir", "PATCH", "/fhir/Observation/o1", &jp, Some(OPS), "patch instance Observation id=o1 res"),
         row("/fhir", "PATCH", "/fhir/Observation/o1", &jp_utf8, Some(OPS), "patch instance Observation id=o1 res"),
         row("/fhir", "PATCH", "/fhir/Observation/o1", &fhir_json, Some(PARAMS), "patch instance Observation id=o1 res"),
-        row("/fhir", "PATCH", "/fhir/Observation/o1", &xml_patch, Some("<diff/>"), "patch instance Observation id=o1"),
-        row("/fhir", "PATCH", "/fhir/Observation/o1", XML, Some("<Parameters/>"), "patch instance Observation id=o1"),
+        row("/fhir", "PATCH", "/fhir/Observation/o1", &xml_patch, Some("<diff/>"), "!a PATCH needs Content-Type"),
+        row("/fhir", "PATCH", "/fhir/Observation/o1", XML, Some("<Parameters/>"), "!a PATCH needs Content-Type"),
         row("/fhir", "PATCH", "/fhir/Observation/o1", &jp_latin, Some(OPS), "!a PATCH needs Content-Type"),
         row("/fhir", "PATCH", "/fhir/Observation/o1", &jp_case, Some(OPS), "!a PATCH needs Content-Type application/json-patch+json"),
         row("/fhir", "PATCH", "/fhir/Observation/o1", &plain_json, Some(OPS), "!a PATCH needs Content-Type"),
@@ -247,5 +247,5 @@ fn patch_documents() {
     // A patch Binary in a create or update entry would be applied as a patch by some servers.
     let put = bundle("transaction", &format!(r#"{{"resource":{},"request":{{"method":"PUT","url":"Binary/b1"}}}}"#, binary(JP, B64).replacen("{", r#"{"id":"b1","#, 1)));
     let e = classify(&fhir_base("/fhir"), &request("POST", "/fhir", JSON, Some(put.as_bytes()))).unwrap_err();
-    assert!(e.message.contains("send the patch with PATCH"), "{}", e.message);
+    assert!(e.message.contains("send it with PATCH"), "{}", e.message);
 }
