@@ -7,6 +7,7 @@ use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Obligation};
 use fhir_smart_authz_core::engine::TokenContext;
 use fhir_smart_authz_core::fhir::RequestParts;
+use fhir_smart_authz_core::policy::Stored;
 use serde_json::Value;
 use std::rc::Rc;
 
@@ -119,4 +120,16 @@ pub trait Engine {
         obligation: &Obligation,
         response: &Value,
     ) -> Result<(), String>;
+    /// The write pre-check on the read of the stored resource (pure; the
+    /// core's own decision unless a test scripts another).
+    fn check_stored(
+        &self,
+        obligation: &Obligation,
+        status: u16,
+        headers: &[(String, String)],
+        body: &[u8],
+        base_url: Option<&str>,
+    ) -> Stored {
+        fhir_smart_authz_core::policy::check_stored(obligation, status, headers, body, base_url)
+    }
 }

@@ -36,6 +36,7 @@ pub fn quote_escape(s: &str) -> String {
 pub fn issue_code(reason: Reason, status: u16) -> &'static str {
     match (reason, status) {
         (_, 404) => "not-found",
+        (Reason::UpstreamUnavailable, _) => "transient",
         (Reason::BodyTooLarge, _) => "too-long",
         // 401: the client must (re)authenticate, whatever was wrong with the token.
         (_, 401) => "login",

@@ -3,7 +3,9 @@
 //! the token service (which claims a cached token keeps) and the audit record.
 
 use crate::config_error::ConfigError;
+use crate::fhir::is_valid_id;
 use serde::Deserialize;
+use serde_json::Value;
 
 /// Which claims carry scopes and patient context.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -40,4 +42,51 @@ impl ClaimsConfig {
         }
         Ok(())
     }
+
+    /// The launch patient of verified claims: the `patient` claim (a FHIR
+    /// id), else with `patient_from_fhir_user` a `fhirUser` of the form
+    /// `Patient/{id}` or `{fhir_base_url}/Patient/{id}` (any absolute base
+    /// when no base URL is configured). The one derivation the policy, the
+    /// audit record and the forwarded `x-smart-patient` header share. `Err`
+    /// names a claim of a shape the filter does not understand.
+    pub fn patient(
+        &self,
+        claims: &Value,
+        base_url: Option<&str>,
+    ) -> Result<Option<String>, String> {
+        let name = self.patient.as_str();
+        match claims.get(name) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if is_valid_id(s) => return Ok(Some(s.clone())),
+            Some(_) => {
+                return Err(format!(
+                    "claim `{name}` must be a FHIR id string ([A-Za-z0-9-.]{{1,64}})"
+                ))
+            }
+        }
+        if !self.patient_from_fhir_user {
+            return Ok(None);
+        }
+        Ok(match claims.get("fhirUser") {
+            Some(Value::String(fu)) => patient_from_fhir_user(fu, base_url),
+            _ => None,
+        })
+    }
+}
+
+/// `Patient/{id}` or `{base}/Patient/{id}`. With a configured base URL an
+/// absolute fhirUser must be on that base; without one any absolute URL is accepted.
+fn patient_from_fhir_user(fu: &str, base_url: Option<&str>) -> Option<String> {
+    let rel = if let Some(r) = fu.strip_prefix("Patient/") {
+        r
+    } else if fu.starts_with("http://") || fu.starts_with("https://") {
+        let (prefix, id) = fu.rsplit_once("/Patient/")?;
+        if base_url.is_some_and(|b| prefix != b) {
+            return None;
+        }
+        id
+    } else {
+        return None;
+    };
+    is_valid_id(rel).then(|| rel.to_string())
 }

@@ -1,6 +1,6 @@
 //! The decision record: what the filter, the audit record and the CLI consume.
 
-use crate::fhir::Interaction;
+use crate::fhir::{Interaction, InteractionKind};
 use serde::{Serialize, Serializer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -62,6 +62,11 @@ pub enum Reason {
     ResponseNotPermitted,
     /// The claims have a shape the filter does not understand (fail closed).
     UnsupportedClaims,
+
+    // --- 502 ---
+    /// The FHIR server could not be consulted for a check the decision
+    /// needs (the write pre-check): fail closed.
+    UpstreamUnavailable,
 }
 
 impl Reason {
@@ -87,6 +92,7 @@ impl Reason {
             Reason::BundleEntryDenied => "bundle_entry_denied",
             Reason::ResponseNotPermitted => "response_not_permitted",
             Reason::UnsupportedClaims => "unsupported_claims",
+            Reason::UpstreamUnavailable => "upstream_unavailable",
         }
     }
 
@@ -94,7 +100,10 @@ impl Reason {
     /// `None` for a missing token (RFC 6750 §3.1: no error code then) and allows.
     pub fn bearer_error(self) -> Option<&'static str> {
         match self {
-            Reason::Allowed | Reason::PublicEndpoint | Reason::MissingToken => None,
+            Reason::Allowed
+            | Reason::PublicEndpoint
+            | Reason::MissingToken
+            | Reason::UpstreamUnavailable => None,
             Reason::InvalidRequest | Reason::MultipleCredentials | Reason::BodyTooLarge => {
                 Some("invalid_request")
             }
@@ -132,6 +141,27 @@ pub enum Obligation {
     /// The response carries no resource of these types: the targets of an
     /// `_include` without a target type that the token may not read.
     CheckResponseTypesAbsent { resource_types: Vec<String> },
+    /// Before the write is forwarded, the resource stored at
+    /// `resource_type/id` must be in the Patient compartment of `patient`
+    /// (the write pre-check, `policy.patient_update_by_id = "check_stored"`):
+    /// the filter reads it through `upstream.cluster` and decides with
+    /// `policy::check_stored`. `interaction` is the write (update, patch,
+    /// delete); `entry` the Bundle entry it comes from.
+    CheckStored {
+        resource_type: String,
+        id: String,
+        patient: String,
+        interaction: InteractionKind,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        entry: Option<usize>,
+    },
+}
+
+impl Obligation {
+    /// Whether it is checked before the request is forwarded (else on the response).
+    pub fn is_precheck(&self) -> bool {
+        matches!(self, Obligation::CheckStored { .. })
+    }
 }
 
 /// A search parameter the filter adds in front of the request's query
@@ -310,6 +340,7 @@ pub fn deny_status(reason: Reason) -> u16 {
         | Reason::TokenInactive
         | Reason::IntrospectionUnavailable => 401,
         Reason::Allowed | Reason::PublicEndpoint => 200,
+        Reason::UpstreamUnavailable => 502,
         _ => 403,
     }
 }

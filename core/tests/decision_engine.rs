@@ -191,8 +191,9 @@ fn engine_letter_matrix() {
         letter_case("GET", "/fhir/Patient/123/Observation", None, "", "Observation", "s", true),
         letter_case("POST", "/fhir/Observation", Some(obs), "application/fhir+json", "Observation", "c", true),
         letter_case("PUT", "/fhir/Observation/1", Some(obs), "application/fhir+json", "Observation", "u", true),
-        letter_case("PATCH", "/fhir/Observation/1", Some(patch), "application/json-patch+json", "Observation", "u", false),
-        letter_case("DELETE", "/fhir/Observation/1", None, "", "Observation", "d", false),
+        // Patch and delete by id: allowed with the write pre-check (patient_update_by_id = check_stored).
+        letter_case("PATCH", "/fhir/Observation/1", Some(patch), "application/json-patch+json", "Observation", "u", true),
+        letter_case("DELETE", "/fhir/Observation/1", None, "", "Observation", "d", true),
         letter_case("GET", "/fhir/Patient/123", None, "", "Patient", "r", true),
         letter_case("GET", "/fhir/Patient/9", None, "", "Patient", "r", false),
         letter_case("GET", "/fhir/Patient?_id=123", None, "", "Patient", "s", true),
@@ -259,4 +260,76 @@ fn engine_letter_matrix() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// (method, path, content type, body, claims, status, reason, obligation types)
+type WriteRow<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    String,
+    Option<Value>,
+    u16,
+    &'a str,
+    &'a [&'a str],
+);
+
+/// Issue 8, the write side, end to end from raw HTTP requests: PATCH
+/// documents and their content types, transactions referring to their own
+/// Patient entry by `fullUrl`, conditional references, the write pre-check
+/// obligation.
+#[test]
+#[rustfmt::skip]
+fn engine_write_hardening() {
+    let config = Config::from_json(br#"{"fhir_base_url":"https://ehr.example.org/fhir"}"#).unwrap();
+    const JP: &str = "application/json-patch+json";
+    const FJ: &str = "application/fhir+json";
+    let tp = claims("patient/Observation.cruds patient/Patient.ru", Some("123"));
+    let tu = claims("user/Observation.cruds", None);
+    let tx = |entries: Value| json!({"resourceType":"Bundle","type":"transaction","entry":entries}).to_string();
+    let own_patient = json!({"resourceType":"Patient","id":"123"});
+    let obs_for = |r: &str| json!({"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":r}});
+    let b64 = |s: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s);
+    let rows: Vec<WriteRow<'_>> = vec![
+        ("PATCH", "/fhir/Observation/o1", JP, r#"[{"op":"replace","path":"/status","value":"final"}]"#.into(), tp.clone(), 200, "allowed", &["check_stored"]),
+        ("PATCH", "/fhir/Observation/o1", "application/json-patch+json; charset=UTF-8", r#"[{"op":"replace","path":"/status","value":"final"}]"#.into(), tp.clone(), 200, "allowed", &["check_stored"]),
+        ("PATCH", "/fhir/Observation/o1", JP, r#"[{"op":"replace","path":"/subject/reference","value":"Patient/456"}]"#.into(), tp.clone(), 403, "patient_compartment_violation", &[]),
+        ("PATCH", "/fhir/Observation/o1", "Application/JSON-Patch+json", "[]".into(), tp.clone(), 400, "invalid_request", &[]),
+        ("PATCH", "/fhir/Observation/o1", "application/json", "[]".into(), tu.clone(), 400, "invalid_request", &[]),
+        ("PATCH", "/fhir/Observation/o1", "application/xml-patch+xml", "<diff/>".into(), tu.clone(), 400, "invalid_request", &[]),
+        ("PATCH", "/fhir/Observation/o1", FJ, r#"{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"replace"},{"name":"path","valueString":"Observation.subject"},{"name":"value","valueReference":{"reference":"Patient/456"}}]}]}"#.into(), tp.clone(), 403, "patient_compartment_violation", &[]),
+        ("PATCH", "/fhir/Observation?patient=Patient/123&code=x", JP, r#"[{"op":"replace","path":"/status","value":"final"}]"#.into(), tp.clone(), 200, "allowed", &[]),
+        ("PATCH", "/fhir/Observation?code=x", JP, r#"[{"op":"replace","path":"/status","value":"final"}]"#.into(), tp.clone(), 403, "patient_compartment_violation", &[]),
+        ("PATCH", "/fhir/Patient/123", JP, r#"[{"op":"replace","path":"/active","value":true}]"#.into(), claims("patient/Patient.u", Some("123")), 200, "allowed", &[]),
+        ("PUT", "/fhir/Observation/o1", FJ, json!({"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/123"}}).to_string(), tp.clone(), 200, "allowed", &["check_stored"]),
+        ("DELETE", "/fhir/Observation/o1", "", String::new(), tp.clone(), 200, "allowed", &["check_stored"]),
+        ("PUT", "/fhir/Observation?patient=123&code=x", FJ, json!({"resourceType":"Observation","id":"o456","subject":{"reference":"Patient/123"}}).to_string(), tp.clone(), 400, "invalid_request", &[]),
+        ("POST", "/fhir/Observation", FJ, json!({"resourceType":"Observation","subject":{"reference":"Patient?identifier=urn:mrn|456"}}).to_string(), tp.clone(), 403, "patient_compartment_violation", &[]),
+        ("POST", "/fhir/Observation", FJ, json!({"resourceType":"Observation","subject":{"reference":"Patient/123"},"basedOn":[{"reference":"ServiceRequest?code=HIV"}]}).to_string(), tu.clone(), 403, "insufficient_scope", &[]),
+        ("POST", "/fhir", FJ, tx(json!([
+            {"fullUrl":"urn:uuid:a","resource":own_patient,"request":{"method":"PUT","url":"Patient/123"}},
+            {"fullUrl":"urn:uuid:b","resource":obs_for("urn:uuid:a"),"request":{"method":"POST","url":"Observation"}}])), claims("patient/Observation.c patient/Patient.u", Some("123")), 200, "allowed", &[]),
+        ("POST", "/fhir", FJ, tx(json!([
+            {"fullUrl":"urn:uuid:a","resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Patient"}},
+            {"resource":obs_for("urn:uuid:a"),"request":{"method":"POST","url":"Observation"}}])), claims("patient/Observation.c user/Patient.c", Some("123")), 403, "bundle_entry_denied", &[]),
+        ("POST", "/fhir", FJ, tx(json!([
+            {"resource":{"resourceType":"Binary","contentType":JP,"data":b64(r#"[{"op":"replace","path":"/subject/reference","value":"Patient/456"}]"#)},"request":{"method":"PATCH","url":"Observation/o1"}}])), tp.clone(), 403, "bundle_entry_denied", &[]),
+        ("POST", "/fhir", FJ, tx(json!([
+            {"resource":{"resourceType":"Binary","contentType":JP,"data":b64(r#"[{"op":"replace","path":"/status","value":"final"}]"#)},"request":{"method":"PATCH","url":"Observation/o1"}}])), tp.clone(), 200, "allowed", &["check_stored"]),
+        ("POST", "/fhir", FJ, tx(json!([
+            {"resource":{"resourceType":"Binary","id":"b","contentType":JP,"data":b64("[]")},"request":{"method":"PUT","url":"Binary/b"}}])), tu.clone(), 400, "invalid_request", &[]),
+        // The issue's letters-split example.
+        ("PUT", "/fhir/Observation?_id=o456", FJ, obs_for("Patient/123").to_string(), claims("patient/Observation.u user/Observation.s", Some("123")), 403, "insufficient_scope", &[]),
+    ];
+    let mut failures = Vec::new();
+    for (i, (method, path, ct, body, claims, status, reason, obligations)) in rows.iter().enumerate() {
+        let headers = if ct.is_empty() { vec![] } else { vec![("content-type".to_string(), ct.to_string())] };
+        let req = RequestParts { method, path, headers, body: Some(body.as_bytes()) };
+        let d = decide(&config, &req, claims.as_ref());
+        let kinds: Vec<String> = d.obligations.iter().map(|o| serde_json::to_value(o).unwrap()["type"].as_str().unwrap().to_string()).collect();
+        if d.status != *status || d.reason.as_str() != *reason || kinds != *obligations {
+            failures.push(format!("row {i} {method} {path}: want {status} {reason} {obligations:?}, got {} {} {kinds:?}: {}", d.status, d.reason.as_str(), d.message));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

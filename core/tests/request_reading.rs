@@ -147,7 +147,7 @@ fn post_operations() {
     run(&config(""), &[
         row("POST", "/fhir/$export", async_, Some(&types("Observation")), tb(), 200, "allowed", "allowed"),
         row("POST", "/fhir/$export?_type=Observation", NO, Some(""), tb(), 400, "invalid_request", "the URL parameter `_type` is refused: send them in a FHIR Parameters resource"),
-        row("POST", "/fhir/$export", NO, Some(""), tb(), 403, "insufficient_scope", "no granted scope allows r on *"),
+        row("POST", "/fhir/$export", NO, Some(""), tb(), 403, "insufficient_scope", "no granted scope allows rs on *"),
         row("POST", "/fhir/$export", JSON, Some(""), tba(), 200, "allowed", "allowed"),
         row("POST", "/fhir/$export", JSON, Some(&types("Patient")), tb(), 403, "insufficient_scope", "on Patient"),
         row("POST", "/fhir/$export", JSON, Some(&types("Observation,Patient")), tb(), 403, "insufficient_scope", "on Patient"),

@@ -6,7 +6,7 @@ use super::{Phase, Stream};
 use crate::host::{Flow, HeaderMap, Host, LogLevel};
 use crate::reply::deny_reply;
 use fhir_smart_authz_core::config::Config;
-use fhir_smart_authz_core::decision::Decision;
+use fhir_smart_authz_core::decision::{Decision, Obligation};
 
 impl Stream {
     /// The token is resolved (valid or absent): prepare the upstream headers,
@@ -48,16 +48,26 @@ impl Stream {
         self.carry_out(host, d, from_async)
     }
 
-    /// Carry out a decision: count it, audit it, then let the request go on
-    /// (allowed, rewritten when narrowed, or shadow mode), fetch the response
-    /// to check its obligations, or answer the denial.
+    /// Count a decision and write its audit record.
+    pub(super) fn account(&mut self, host: &dyn Host, d: &Decision) {
+        if let Ok(mut m) = self.shared.metrics.try_borrow_mut() {
+            m.decision(host, d);
+        }
+        self.write_audit(host, d, None);
+    }
+
+    /// Carry out a decision: check the stored resource of a write first (an
+    /// allowed write pre-check), count it, audit it, then let the request go
+    /// on (allowed, rewritten when narrowed, or shadow mode), fetch the
+    /// response to check its obligations, or answer the denial.
     pub(super) fn carry_out(&mut self, host: &dyn Host, d: Decision, from_async: bool) -> Flow {
+        if d.is_allow() && d.obligations.iter().any(Obligation::is_precheck) {
+            // Counted and audited once the stored resource is checked.
+            return self.start_precheck(host, d, from_async);
+        }
         let config = self.config();
         self.phase = Phase::Released;
-        if let Ok(mut m) = self.shared.metrics.try_borrow_mut() {
-            m.decision(host, &d);
-        }
-        self.write_audit(host, &d, None);
+        self.account(host, &d);
         let allow = d.is_allow();
         if !allow && !config.enforce {
             self.shared.count(host, "shadow.would_deny");

@@ -15,6 +15,10 @@
 //!   the body, so the upstream sees nothing of a denied request. A body
 //!   callback that arrives while the headers are paused for the token proves
 //!   the host delivers them, so such a request is held in either mode;
+//! - a write by id under a patient/ scope is held while the filter reads
+//!   the stored resource through `upstream.cluster` (`precheck`), and goes
+//!   on (with `If-Match` where the headers are still held) only if it is the
+//!   patient's;
 //! - a decision with response obligations (patient compartment / granular
 //!   scope checks on the returned resource) is carried out by the filter
 //!   itself: it fetches the response through `upstream.cluster`
@@ -27,14 +31,16 @@
 //!
 //! The stream's code follows its phases: `request` (headers and body
 //! callbacks), `token` (verification, key fetches, waits for another VM's
-//! keys), `decision` (the engine's decision, carried out), `rewrite` (a
-//! narrowed request), `relay` (the response check of an obligation),
-//! `metadata` (the SMART section in the CapabilityStatement), `audit` (the
-//! audit record, written at the decision or when Envoy logs the request).
+//! keys), `decision` (the engine's decision, carried out), `precheck` (the
+//! write pre-check), `rewrite` (a narrowed request), `relay` (the response
+//! check of an obligation), `metadata` (the SMART section in the
+//! CapabilityStatement), `audit` (the audit record, written at the decision
+//! or when Envoy logs the request).
 
 mod audit;
 mod decision;
 mod metadata;
+mod precheck;
 mod relay;
 mod request;
 mod rewrite;
@@ -63,6 +69,9 @@ enum Phase {
     AwaitingBody,
     /// Decided and let through (in shadow mode, whatever the decision).
     Released,
+    /// Allowed if the stored resource of a write by id is the patient's:
+    /// the filter reads it (this call) before the write goes on.
+    Prechecking(u32),
     /// Allowed with obligations: the filter fetches the response itself
     /// (this call) to check it.
     Relaying(u32),
@@ -214,7 +223,7 @@ impl Stream {
     fn decided(&self) -> bool {
         matches!(
             self.phase,
-            Phase::Released | Phase::Relaying(_) | Phase::Replied
+            Phase::Released | Phase::Prechecking(_) | Phase::Relaying(_) | Phase::Replied
         )
     }
 

@@ -20,8 +20,34 @@ use serde_json::Value;
 impl Stream {
     /// Fetch the response through `upstream.cluster` to check obligations.
     pub(super) fn start_relay(&mut self, host: &dyn Host) -> Flow {
-        let config = self.config();
-        // Once the headers went upstream Envoy no longer lends them: the copy.
+        let mut headers = self.call_headers(host, false);
+        if let Some(rw) = self.decision.as_ref().and_then(|d| d.rewrite.as_ref()) {
+            rewrite_headers(&mut headers, rw);
+        }
+        match self.call_upstream(
+            host,
+            headers,
+            self.body.clone(),
+            Phase::Relaying,
+            "obligation fetch",
+        ) {
+            Ok(flow) => flow,
+            Err(why) => self.relay_failed(
+                host,
+                &format!("the FHIR server could not be called ({why})"),
+            ),
+        }
+    }
+
+    /// The request's headers for a call the filter makes to
+    /// `upstream.cluster` on its behalf: without hop-by-hop and length
+    /// headers, with an `:authority` and `Accept-Encoding: identity` (the
+    /// answer must be read to be checked: never an encoded one); for a `read`
+    /// of the stored resource also without the method, path, body,
+    /// conditional, `Prefer` and `Accept` headers (the read sets its own).
+    /// Once the headers went upstream Envoy no longer lends them: then the
+    /// copy kept at their release.
+    pub(super) fn call_headers(&self, host: &dyn Host, read: bool) -> Vec<(String, String)> {
         let sent = match &self.forwarded_headers {
             Some(h) => h.clone(),
             None => host.headers(HeaderMap::Request),
@@ -29,8 +55,9 @@ impl Stream {
         let mut headers: Vec<(String, String)> = sent
             .into_iter()
             .filter(|(n, _)| {
-                !matches!(
-                    n.to_ascii_lowercase().as_str(),
+                let n = n.to_ascii_lowercase();
+                let hop = matches!(
+                    n.as_str(),
                     "connection"
                         | "keep-alive"
                         | "proxy-connection"
@@ -40,35 +67,48 @@ impl Stream {
                         | "content-length"
                         | "expect"
                         | "accept-encoding"
-                )
+                );
+                let replaced = read
+                    && (matches!(n.as_str(), ":method" | ":path" | "prefer" | "accept")
+                        || n.starts_with("content-")
+                        || n.starts_with("if-"));
+                !(hop || replaced)
             })
             .collect();
-        // The response must be read to be checked: never an encoded one.
         headers.push(("accept-encoding".into(), "identity".into()));
         if !headers.iter().any(|(n, _)| n == ":authority") {
-            headers.push((":authority".into(), config.upstream.cluster.clone()));
+            headers.push((":authority".into(), self.config().upstream.cluster.clone()));
         }
-        if let Some(rw) = self.decision.as_ref().and_then(|d| d.rewrite.as_ref()) {
-            rewrite_headers(&mut headers, rw);
-        }
+        headers
+    }
+
+    /// Call `upstream.cluster` on the request's behalf; the stream waits in
+    /// the phase `waiting` makes of the call's token. `Err`: why Envoy
+    /// refused the call (logged under `what`).
+    pub(super) fn call_upstream(
+        &mut self,
+        host: &dyn Host,
+        headers: Vec<(String, String)>,
+        body: Option<Vec<u8>>,
+        waiting: fn(u32) -> Phase,
+        what: &str,
+    ) -> Result<Flow, String> {
+        let config = self.config();
         let call = HttpCall {
             cluster: config.upstream.cluster.clone(),
             headers,
-            body: self.body.clone(),
+            body,
             timeout_ms: config.upstream.timeout_ms,
         };
         match host.dispatch_http_call(&call) {
             Ok(id) => {
-                self.phase = Phase::Relaying(id);
-                self.pause()
+                self.phase = waiting(id);
+                Ok(self.pause())
             }
             Err(e) => {
                 let why = call.refusal(e);
-                host.log(LogLevel::Error, &format!("obligation fetch: {why}"));
-                self.relay_failed(
-                    host,
-                    &format!("the FHIR server could not be called ({why})"),
-                )
+                host.log(LogLevel::Error, &format!("{what}: {why}"));
+                Err(why)
             }
         }
     }
@@ -195,7 +235,7 @@ impl Stream {
 }
 
 /// The fetched response as a local reply, without its hop-by-hop headers.
-fn relayed(
+pub(super) fn relayed(
     host: &dyn Host,
     status: u16,
     headers: Vec<(String, String)>,

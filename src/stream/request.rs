@@ -83,10 +83,7 @@ impl Stream {
             Reason::PublicEndpoint,
             Interaction::new(InteractionKind::SmartConfiguration, Level::System),
         );
-        if let Ok(mut m) = self.shared.metrics.try_borrow_mut() {
-            m.decision(host, &d);
-        }
-        self.write_audit(host, &d, None);
+        self.account(host, &d);
         self.reply(host, &discovery_reply(&discovery.document()))
     }
 
@@ -98,7 +95,7 @@ impl Stream {
     ) -> Flow {
         self.callback();
         match self.phase {
-            Phase::Replied | Phase::Relaying(_) => return Flow::Pause,
+            Phase::Replied | Phase::Prechecking(_) | Phase::Relaying(_) => return Flow::Pause,
             Phase::Released => return Flow::Continue,
             Phase::Verifying => {
                 // The headers are paused for the token (JWKS fetch /

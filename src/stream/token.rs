@@ -154,11 +154,16 @@ impl Stream {
         }
     }
 
-    /// The answer to a call this stream made: a token call or the relay.
+    /// The answer to a call this stream made: a token call, a pre-check or
+    /// the relay.
     pub fn on_call_response(&mut self, host: &dyn Host, token_id: u32, body_size: usize) {
         self.callback();
         if self.phase == Phase::Relaying(token_id) {
             self.on_relay_response(host, body_size);
+            return;
+        }
+        if self.phase == Phase::Prechecking(token_id) {
+            self.on_precheck_response(host, body_size);
             return;
         }
         let pending = match self.pending {

@@ -13,8 +13,12 @@ Token specs (``Case.token``):
 
 from __future__ import annotations
 
+import base64
+import json
 from dataclasses import dataclass, field
 from typing import Any
+
+from tests.conformance.data import seed_resources
 
 PATIENT_ALL = "launch/patient patient/*.rs"
 LAB = "http://terminology.hl7.org/CodeSystem/observation-category|laboratory"
@@ -29,6 +33,19 @@ OBS_NEW = {"resourceType": "Observation", "status": "final", "code": {"text": "e
 OBS_A1 = {"resourceType": "Observation", "id": "obs-a1", "status": "final", "code": {"text": "e2e update"},
           "subject": {"reference": "Patient/pat-a"}}
 COND_NEW = {"resourceType": "Condition", "code": {"text": "e2e"}, "subject": {"reference": "Patient/pat-a"}}
+SEEDED = {f"{r['resourceType']}/{r['id']}": r for r in seed_resources()}
+# a patient app that writes its patient's Observations (pat-a)
+PW = ("patient", {"scope": "launch/patient patient/Observation.cruds patient/Patient.rs"})
+JSON_PATCH = "application/json-patch+json"
+
+
+def obs_with(**extra: Any) -> dict[str, Any]:
+    """A new Observation of pat-a with more members."""
+    return {**OBS_NEW, **extra}
+
+
+def json_patch(*ops: dict[str, Any]) -> str:
+    return json.dumps(list(ops))
 
 
 def bundle(kind: str, *entries: tuple[str, str, dict[str, Any] | None]) -> dict[str, Any]:
@@ -333,6 +350,53 @@ CASES: list[Case] = [
             "insufficient_scope", required_scopes=["user/Patient.s", "user/Procedure.s"]),
     deny403("clinician-filter", "GET", "/Observation?_filter=code%20eq%20x", C, "insufficient_scope"),
     deny400("clinician-chain-unknown", "GET", "/Observation?subject.foo=1", C),
+    # hardening: writes --------------------------------------------------------
+    # references in a written resource, read as servers read them (issue 8.4)
+    deny403("writes-other-patient-in-another-field", "POST", "/Observation", PW, "patient_compartment_violation",
+            body=obs_with(basedOn=[{"reference": "Patient/pat-b"}]), oo_diag="another patient"),
+    deny403("writes-conditional-reference-as-subject", "POST", "/Observation", PW, "patient_compartment_violation",
+            body=obs_with(subject={"reference": "Patient?identifier=urn:fhir-smart-authz:mrn|mrn-b"})),
+    deny400("writes-odd-reference-form", "POST", "/Observation", PW, body=obs_with(subject={"reference": "Patient/pat-a/"})),
+    deny403("writes-conditional-reference-is-a-search", "POST", "/Observation", C, "insufficient_scope",
+            body=obs_with(basedOn=[{"reference": "ServiceRequest?code=HIV"}]),
+            required_scopes=["user/Observation.c", "user/ServiceRequest.s"]),
+    # PATCH documents (8.5)
+    deny403("writes-patch-moves-subject", "PATCH", "/Observation/obs-a2", PW, "patient_compartment_violation",
+            body=json_patch({"op": "replace", "path": "/subject/reference", "value": "Patient/pat-b"}),
+            content_type=JSON_PATCH),
+    deny400("writes-patch-wrong-content-type", "PATCH", "/Observation/obs-a2", PW,
+            body=json_patch({"op": "replace", "path": "/status", "value": "final"}), content_type="application/json"),
+    allow("writes-patch-own-by-id", "PATCH", "/Observation/obs-a2", PW, "patch", entity="Observation/obs-a2",
+          body=json_patch({"op": "replace", "path": "/status", "value": "final"}), content_type=JSON_PATCH),
+    # letters split across contexts (8.6)
+    deny403("writes-letters-split-across-contexts", "PUT", "/Observation?_id=obs-b1",
+            ("patient", {"scope": "launch/patient patient/Observation.u user/Observation.s"}), "insufficient_scope",
+            body=OBS_NEW, required_scopes=["patient/Observation.us"], oo_diag="one interaction"),
+    # writes by id: the stored resource is checked first (8.7)
+    deny403("writes-update-other-patients-by-id", "PUT", "/Observation/obs-b1", PW, "patient_compartment_violation",
+            body={**SEEDED["Observation/obs-b1"], "subject": {"reference": "Patient/pat-a"}}, entity="Observation/obs-b1"),
+    allow("writes-update-own-by-id", "PUT", "/Observation/obs-a2", PW, "update", entity="Observation/obs-a2",
+          body=SEEDED["Observation/obs-a2"]),
+    deny403("writes-delete-other-patients-by-id", "DELETE", "/Observation/obs-b2", PW, "patient_compartment_violation"),
+    # nothing stored: the delete goes on and the server answers it (sekmet 200, HAPI 200/404)
+    allow("writes-delete-missing-goes-to-the-server", "DELETE", "/Observation/obs-none", PW, "delete",
+          status=(200, 204, 404), upstream=True),
+    deny400("writes-conditional-update-with-body-id", "PUT", "/Observation?patient=pat-a&code=x", PW,
+            body={**OBS_NEW, "id": "obs-b1"}),
+    # a transaction that writes its own Patient and refers to it by fullUrl (8.10)
+    allow("writes-transaction-refers-to-own-patient-entry", "POST", "", (
+        "patient", {"scope": "launch/patient patient/Observation.c patient/Patient.u"}), "transaction",
+          body={"resourceType": "Bundle", "type": "transaction", "entry": [
+              {"fullUrl": "urn:uuid:5b8e8f8a-0000-4000-8000-000000000001", "resource": SEEDED["Patient/pat-a"],
+               "request": {"method": "PUT", "url": "Patient/pat-a"}},
+              {"fullUrl": "urn:uuid:5b8e8f8a-0000-4000-8000-000000000002",
+               "resource": obs_with(subject={"reference": "urn:uuid:5b8e8f8a-0000-4000-8000-000000000001"}),
+               "request": {"method": "POST", "url": "Observation"}}]}),
+    deny403("writes-patch-entry-in-transaction", "POST", "", PW, "bundle_entry_denied",
+            body={"resourceType": "Bundle", "type": "transaction", "entry": [
+                {"resource": {"resourceType": "Binary", "contentType": JSON_PATCH, "data": base64.b64encode(
+                    json_patch({"op": "replace", "path": "/subject/reference", "value": "Patient/pat-b"}).encode()
+                ).decode()}, "request": {"method": "PATCH", "url": "Observation/obs-a2"}}]}),
     # --- shadow mode (enforce=false): decide + audit, never deny --------------
     Case("shadow-no-token", "GET", "/Patient/pat-a", None, 200, "missing_token", decision="deny",
          listener="shadow", upstream=True),

@@ -211,8 +211,8 @@ RECORDER_CAPABILITIES = {"resourceType": "CapabilityStatement", "status": "activ
 class Recorder:
     """A tiny FHIR-shaped upstream that records every request it receives.
 
-    Answers: instance read → a resource of that type and id (non-Patient types
-    with subject/patient Patient/pat-a); searches (GET, POST _search) → an empty
+    Answers: instance read → a resource of that type and id, version 1 (non-Patient
+    types with subject/patient Patient/pat-a); searches (GET, POST _search) → an empty
     searchset; other methods → 200/201 OperationOutcome. A request reset before
     its body arrived is not recorded in `requests`; `arrivals` notes every request
     whose headers arrived (by `x-request-id`), complete or not.
@@ -319,7 +319,7 @@ class Recorder:
             return 200, json.dumps(RECORDER_CAPABILITIES).encode()
         if method == "GET" and len(parts) == 2 and not parts[1].startswith(("$", "_")):
             rt, rid = parts
-            res: dict[str, Any] = {"resourceType": rt, "id": rid}
+            res: dict[str, Any] = {"resourceType": rt, "id": rid, "meta": {"versionId": "1"}}
             if rt != "Patient":
                 res["subject"] = {"reference": "Patient/pat-a"}
                 res["patient"] = {"reference": "Patient/pat-a"}

@@ -14,6 +14,7 @@ mod headers;
 mod key_rotation;
 mod metadata;
 mod obligations;
+mod prechecks;
 mod rewrites;
 mod root;
 mod token_calls;

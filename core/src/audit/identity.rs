@@ -27,16 +27,13 @@ fn str_claim(claims: &Value, name: &str) -> Option<String> {
 }
 
 impl Identity {
-    pub fn from_claims(names: &ClaimsConfig, claims: &Value) -> Identity {
+    /// The facts of verified claims. The patient is the policy's own
+    /// ([`ClaimsConfig::patient`], `base_url` = `fhir_base_url`): the
+    /// forwarded `x-smart-patient` header and the audit record name the
+    /// patient the decision used, or none.
+    pub fn from_claims(names: &ClaimsConfig, base_url: Option<&str>, claims: &Value) -> Identity {
         let fhir_user = str_claim(claims, "fhirUser");
-        let patient = str_claim(claims, &names.patient).or_else(|| {
-            if !names.patient_from_fhir_user {
-                return None;
-            }
-            let fu = fhir_user.as_deref()?;
-            let (before, id) = fu.rsplit_once('/')?;
-            (before == "Patient" || before.ends_with("/Patient")).then(|| id.to_string())
-        });
+        let patient = names.patient(claims, base_url).ok().flatten();
         let scopes = match claims.get(&names.scope) {
             Some(Value::String(s)) => Some(s.split_whitespace().collect::<Vec<_>>().join(" ")),
             Some(Value::Array(a)) => Some(

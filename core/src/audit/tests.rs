@@ -23,14 +23,49 @@ fn identity_from_claims() {
     let c = Config::from_json(br#"{"claims":{"patient_from_fhir_user":true}}"#).unwrap();
     let id = Identity::from_claims(
         &c.claims,
+        None,
         &json!({"iss":"https://as","sub":"u1","azp":"app","fhirUser":"https://x/fhir/Patient/p9","scope":["a","b"],"jti":"j"}),
     );
     assert_eq!(id.client_id.as_deref(), Some("app"));
     assert_eq!(id.patient.as_deref(), Some("p9"));
     assert_eq!(id.scopes.as_deref(), Some("a b"));
     assert_eq!(id.user().as_deref(), Some("https://x/fhir/Patient/p9"));
-    let id2 = Identity::from_claims(&c.claims, &json!({"iss":"https://as","sub":"u1"}));
+    let id2 = Identity::from_claims(&c.claims, None, &json!({"iss":"https://as","sub":"u1"}));
     assert_eq!(id2.user().as_deref(), Some("https://as|u1"));
+}
+
+/// The audit record and the forwarded `x-smart-patient` header name the
+/// patient the policy decided with, or none: one derivation.
+#[test]
+fn identity_patient_is_the_policy_patient() {
+    use crate::policy::AuthContext;
+    let c = Config::from_json(
+        br#"{"fhir_base_url":"https://h/fhir","claims":{"patient_from_fhir_user":true}}"#,
+    )
+    .unwrap();
+    for (claims, want) in [
+        (json!({"fhirUser": "Patient/9"}), Some("9")),
+        (json!({"fhirUser": "https://h/fhir/Patient/9"}), Some("9")),
+        (json!({"fhirUser": "https://evil/fhir/Patient/9"}), None),
+        (json!({"fhirUser": "https://h/fhirx/Patient/9"}), None),
+        (json!({"fhirUser": "urn:x/Patient/9"}), None),
+        (json!({"fhirUser": "Patient/9/_history/1"}), None),
+        (json!({"fhirUser": "Patient/a b"}), None),
+        (json!({"fhirUser": "Practitioner/9"}), None),
+        (
+            json!({"patient": "p1", "fhirUser": "Patient/9"}),
+            Some("p1"),
+        ),
+        (json!({"patient": "a/b"}), None),
+        (json!({"patient": ""}), None),
+    ] {
+        let id = Identity::from_claims(&c.claims, c.base.url.as_deref(), &claims);
+        assert_eq!(id.patient.as_deref(), want, "{claims}");
+        let policy = AuthContext::from_claims(&c.claims, &c.base, &claims)
+            .ok()
+            .and_then(|ctx| ctx.patient);
+        assert_eq!(policy.as_deref(), want, "{claims}");
+    }
 }
 
 #[test]
@@ -209,6 +244,7 @@ fn record_text_is_what_serde_json_prints_for_the_record() {
         index: 0,
         method: "GET".into(),
         url: "Patient/p1".into(),
+        full_url: None,
         interaction: Box::new(Interaction::new(InteractionKind::Read, Level::Instance)),
     };
     it.entries = vec![entry.clone(), entry];

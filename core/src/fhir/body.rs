@@ -123,6 +123,9 @@ pub(super) fn body_resource(
     let Some(obj) = value.as_object() else {
         return err("the resource must be a JSON object");
     };
+    if obj.get("contentType").and_then(Value::as_str) == Some(JSON_PATCH) {
+        return err("a Binary of application/json-patch+json is applied as a patch by some servers: send it with PATCH");
+    }
     match obj.get("resourceType").and_then(Value::as_str) {
         Some(rt) if rt == ty => {}
         Some(rt) => {
@@ -151,6 +154,56 @@ pub(super) fn body_resource(
     }
     Ok(Some(value))
 }
+
+const JSON_PATCH: &str = "application/json-patch+json";
+
+/// The document of a PATCH: a JSON Patch array (`application/json-patch+json`;
+/// in a Bundle, a base64 Binary of that content type) or a FHIRPath Patch
+/// `Parameters` (`application/fhir+json`). An XML patch cannot be read:
+/// refused with every other content type. Media types are compared exactly, as servers do; the
+/// only parameter allowed is `charset=utf-8`.
+pub(super) fn patch_body(payload: &mut Payload<'_>) -> Result<Value, ClassifyError> {
+    let decoded: Vec<u8>;
+    let (json_patch, bytes): (bool, &[u8]) = match &mut payload.body {
+        BodySource::Entry { resource } => {
+            let r = resource.take().unwrap_or_default();
+            let text = |k: &str| r.get(k).and_then(Value::as_str);
+            if text("resourceType") == Some("Parameters") {
+                return Ok(r);
+            }
+            let data = match (text("contentType"), text("data")) {
+                (Some(JSON_PATCH), Some(d)) => {
+                    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, d).ok()
+                }
+                _ => None,
+            };
+            decoded = data.ok_or_else(|| ClassifyError::new("a PATCH entry needs a Parameters resource or a Binary of application/json-patch+json with base64 data"))?;
+            (true, &decoded)
+        }
+        BodySource::Http { content_type, body } => {
+            let ct = content_type.unwrap_or("");
+            let (essence, param) = ct.split_once(';').unwrap_or((ct, "charset=utf-8"));
+            let json_patch = match essence.trim() {
+                JSON_PATCH => true,
+                "application/fhir+json" => false,
+                _ => return err(PATCH_TYPES),
+            };
+            if !param.trim().eq_ignore_ascii_case("charset=utf-8") {
+                return err(PATCH_TYPES);
+            }
+            (json_patch, body.ok_or_else(not_buffered)?)
+        }
+    };
+    let doc = crate::json::from_slice_strict(bytes)
+        .map_err(|e| ClassifyError::new(format!("the patch is not valid JSON: {e}")))?;
+    let is = |t| doc.get("resourceType").and_then(Value::as_str) == Some(t);
+    if json_patch != doc.is_array() || !(json_patch || is("Parameters")) {
+        return err("a JSON Patch is an array of operations; a FHIRPath Patch is a Parameters resource (application/fhir+json)");
+    }
+    Ok(doc)
+}
+
+const PATCH_TYPES: &str = "a PATCH needs Content-Type application/json-patch+json or application/fhir+json, exactly, optionally with charset=utf-8";
 
 /// `If-None-Exist` / `ifNoneExist`: search parameters, optionally prefixed
 /// by `?` or by the create's own type (`Patient?identifier=...`, as some

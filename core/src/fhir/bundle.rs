@@ -127,6 +127,11 @@ fn classify_entry(
         entry_str(request, "url")?.ok_or_else(|| ClassifyError::new("request.url is missing"))?;
     let if_none_exist = entry_str(request, "ifNoneExist")?;
     let method = parse_method(method_raw)?;
+    let full_url = match entry.get("fullUrl") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return err("entry.fullUrl must be a string"),
+    };
     let (rel, query) = entry_target(base, url)?;
     let payload = Payload {
         if_none_exist,
@@ -143,6 +148,7 @@ fn classify_entry(
         index,
         method: method_raw.to_string(),
         url: url.to_string(),
+        full_url,
         interaction: Box::new(interaction),
     })
 }

@@ -52,7 +52,10 @@
 //!   [`Interaction::resource`] and their `resourceType` (and, for update, `id`)
 //!   must match the URL. XML bodies and non-FHIR bodies of `Binary` are
 //!   classified with `resource: None`; other content types on create/update
-//!   are refused.
+//!   are refused. A PATCH body (exactly `application/json-patch+json`: a JSON
+//!   array; exactly `application/fhir+json`: a `Parameters`; only
+//!   `charset=utf-8` as a parameter) is parsed into [`Interaction::resource`];
+//!   other content types (an XML patch too: unreadable) are refused.
 
 use super::base::FhirBase;
 use super::body::{BodySource, Payload};
@@ -98,6 +101,9 @@ pub fn body_needed(base: &FhirBase, req: &RequestParts) -> bool {
             Method::Post,
         ) => form,
         (Route::Type(_), Method::Post | Method::Put) | (Route::Instance(..), Method::Put) => json,
+        // The patch document (JSON Patch or FHIRPath Patch; a wrong
+        // Content-Type is refused after the body).
+        (Route::Type(_) | Route::Instance(..), Method::Patch) => true,
         _ => false,
     }
 }

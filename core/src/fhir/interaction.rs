@@ -110,8 +110,9 @@ pub struct Interaction {
     /// Entries of a batch/transaction Bundle, each classified the same way.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub entries: Vec<BundleEntry>,
-    /// The resource in the body of a create/update (and of a bundle entry).
-    /// Never serialized: bodies are not logged.
+    /// The resource in the body of a create/update (and of a bundle entry),
+    /// or the document of a patch (a JSON Patch array or a FHIRPath Patch
+    /// `Parameters`). Never serialized: bodies are not logged.
     #[serde(skip)]
     pub resource: Option<serde_json::Value>,
 }
@@ -148,5 +149,9 @@ pub struct BundleEntry {
     /// `request.method` + `request.url` as written in the entry.
     pub method: String,
     pub url: String,
+    /// `entry.fullUrl`, which other entries' references may name. Not
+    /// serialized.
+    #[serde(skip)]
+    pub full_url: Option<String>,
     pub interaction: Box<Interaction>,
 }

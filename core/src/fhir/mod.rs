@@ -32,4 +32,5 @@ pub use error::ClassifyError;
 pub use id::is_valid_id;
 pub use interaction::*;
 pub use query::MAX_PARAMETERS;
+pub use query::parse_query;
 pub(crate) use query::{form_encode, split_name};

@@ -122,6 +122,14 @@ pub(crate) fn parse_into(
     Ok(())
 }
 
+/// A query string as search parameters (the criteria of a conditional
+/// reference in a body), by the rules of the request's own query.
+pub fn parse_query(raw: &str) -> Result<Vec<SearchParam>, ClassifyError> {
+    let mut out = Vec::new();
+    parse_into(raw, "criteria", &mut out)?;
+    Ok(out)
+}
+
 /// One parameter: splits `name[:modifier][.chain]` and the comma-OR values.
 pub(crate) fn param(name: &str, value: &str, what: &str) -> Result<SearchParam, ClassifyError> {
     if name.is_empty() {

@@ -2,7 +2,8 @@
 //! (http.html), for an HTTP request or a Bundle entry alike.
 
 use super::body::{
-    body_resource, check_if_none_exist, form_body, has_criteria, refuse_method_param, Payload,
+    body_resource, check_if_none_exist, form_body, has_criteria, patch_body, refuse_method_param,
+    Payload,
 };
 use super::error::{err, ClassifyError};
 use super::head::Method;
@@ -250,6 +251,8 @@ fn type_level(
             i.conditional = true;
             if kind == K::Update {
                 i.resource = body_resource(payload, t, None)?;
+            } else if kind == K::Patch {
+                i.resource = Some(patch_body(payload)?);
             }
             i
         }
@@ -294,6 +297,8 @@ fn instance_level(
             let mut i = instance(kind, t, id);
             if kind == K::Update {
                 i.resource = body_resource(payload, t, Some(id))?;
+            } else if kind == K::Patch {
+                i.resource = Some(patch_body(payload)?);
             }
             i
         }

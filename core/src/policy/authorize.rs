@@ -33,7 +33,7 @@ pub fn authorize(
             authorize_bundle(policy, base, ctx, it)
         }
         _ => {
-            let o = evaluate(policy, base, &it, ctx, false);
+            let o = evaluate(policy, base, &it, ctx, None);
             let mut d = match o.result {
                 Ok(()) => {
                     let mut d = Decision::allow(Reason::Allowed, it);

@@ -2,14 +2,36 @@
 
 use super::context::AuthContext;
 use super::interaction::evaluate;
+use super::references::PatientEntry;
 use super::settings::PolicyConfig;
 use crate::decision::{Decision, EntryDenial, Narrowing, Obligation, Reason};
-use crate::fhir::{FhirBase, Interaction, InteractionKind};
+use crate::fhir::{BundleEntry, FhirBase, Interaction, InteractionKind};
 
-/// Every entry decided as if sent alone; one denied entry denies the whole
-/// request (`bundle_entry_denied`). Entries' obligations apply to the whole
-/// response. Entries are never narrowed (their URLs are in the body); when
-/// an entry's allow rests on search parameters the request gets
+/// At most this many entries of one Bundle may need a write pre-check (one
+/// read of the stored resource each, one after the other).
+const MAX_PRECHECKS: usize = 16;
+
+/// The `PUT Patient/{id}` entries of a Bundle, by `fullUrl`: a reference to
+/// such a `fullUrl` names that patient.
+fn patient_entries(entries: &[BundleEntry]) -> Vec<PatientEntry> {
+    let mut out = Vec::new();
+    for e in entries {
+        let it = &e.interaction;
+        if let (InteractionKind::Update, Some("Patient"), Some(id), Some(url)) =
+            (it.kind, it.resource_type.as_deref(), &it.id, &e.full_url)
+        {
+            out.push((url.clone(), id.clone()));
+        }
+    }
+    out
+}
+
+/// Every entry decided as if sent alone (references to other entries'
+/// `fullUrl` resolved); one denied entry denies the whole request
+/// (`bundle_entry_denied`). Entries' obligations apply to the whole
+/// response; their write pre-checks are made before it is forwarded.
+/// Entries are never narrowed (their URLs are in the body); when an entry's
+/// allow rests on search parameters the request gets
 /// `Prefer: handling=strict`.
 pub(super) fn authorize_bundle(
     policy: &PolicyConfig,
@@ -21,12 +43,24 @@ pub(super) fn authorize_bundle(
     let mut obligations: Vec<Obligation> = Vec::new();
     let mut required: Vec<String> = Vec::new();
     let mut narrowing = Narrowing::default();
+    let patients = patient_entries(&it.entries);
+    let mut prechecks = 0;
     for e in &it.entries {
-        let sub = evaluate(policy, base, &e.interaction, ctx, true);
+        let mut sub = evaluate(policy, base, &e.interaction, ctx, Some(&patients));
+        prechecks += sub.obligations.iter().filter(|o| o.is_precheck()).count();
+        if prechecks > MAX_PRECHECKS {
+            sub.result = Err(super::need::fail(
+                Reason::PatientCompartmentViolation,
+                "more than 16 entries write by id under patient/ scopes; send fewer per Bundle",
+            ));
+        }
         match sub.result {
             Ok(()) => {
                 narrowing.merge(sub.narrowing);
-                for o in sub.obligations {
+                for mut o in sub.obligations {
+                    if let Obligation::CheckStored { entry, .. } = &mut o {
+                        *entry = Some(e.index);
+                    }
                     if !obligations.contains(&o) {
                         obligations.push(o);
                     }

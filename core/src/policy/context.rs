@@ -2,7 +2,7 @@
 
 use crate::claims::ClaimsConfig;
 use crate::decision::{Decision, Reason};
-use crate::fhir::{is_valid_id, FhirBase};
+use crate::fhir::FhirBase;
 use crate::scope::{ScopeSet, MAX_SCOPES};
 use serde_json::Value;
 
@@ -83,26 +83,14 @@ impl AuthContext {
                 )))
             }
         };
-        let patient_claim = names.patient.as_str();
-        let mut patient = match claims.get(patient_claim) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) if is_valid_id(s) => Some(s.clone()),
-            Some(_) => {
-                return Err(unsupported(format!(
-                    "claim `{patient_claim}` must be a FHIR id string ([A-Za-z0-9-.]{{1,64}})"
-                )))
-            }
-        };
+        let patient = names
+            .patient(claims, base.url.as_deref())
+            .map_err(unsupported)?;
         let fhir_user = match claims.get("fhirUser") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
             Some(_) => return Err(unsupported("claim `fhirUser` must be a string".into())),
         };
-        if patient.is_none() && names.patient_from_fhir_user {
-            if let Some(fu) = &fhir_user {
-                patient = patient_from_fhir_user(fu, base.url.as_deref());
-            }
-        }
         Ok(AuthContext {
             scopes,
             patient,
@@ -125,25 +113,6 @@ impl AuthContext {
             ..AuthContext::default()
         }
     }
-}
-
-/// `Patient/{id}` or `{base}/Patient/{id}`. With a configured base URL an
-/// absolute fhirUser must be on that base; without one any absolute URL is accepted.
-fn patient_from_fhir_user(fu: &str, base_url: Option<&str>) -> Option<String> {
-    let rel = if let Some(r) = fu.strip_prefix("Patient/") {
-        r
-    } else if fu.starts_with("http://") || fu.starts_with("https://") {
-        let (prefix, id) = fu.rsplit_once("/Patient/")?;
-        if let Some(base) = base_url {
-            if prefix != base {
-                return None;
-            }
-        }
-        id
-    } else {
-        return None;
-    };
-    is_valid_id(rel).then(|| rel.to_string())
 }
 
 #[cfg(test)]

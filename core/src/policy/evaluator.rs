@@ -1,14 +1,16 @@
 //! The evaluator: every interaction is reduced to *needs* (SMART letters on
 //! a resource type plus a [`Rule`] for patient/ scopes), and each need is
-//! met, in this order, by a user/ or system/ scope (type and letters only),
-//! a user/ or system/ granular scope (a search must carry the scope's
-//! parameter; reads get a response obligation), or a patient/ scope (patient
-//! context + [`patient_rule`], possibly granular too).
+//! met, in this order, by user/ or system/ scopes (type and letters only;
+//! then granular ones: a search must carry the scope's parameter, reads get
+//! a response obligation), or by patient/ scopes (patient context +
+//! [`patient_rule`], possibly granular too). The letters of one need are met
+//! all by user/ and system/ scopes or all by patient/ scopes, never mixed.
 
 use super::context::AuthContext;
 use super::granular::granular;
 use super::need::{fail, Fail, Met, Rule, ScopeContexts};
 use super::patient_rule::patient_rule;
+use super::references::RefContext;
 use super::settings::PolicyConfig;
 use crate::decision::{Narrowing, Obligation, Reason};
 use crate::fhir::FhirBase;
@@ -25,8 +27,9 @@ struct Need {
 /// The needs of one interaction, and what meeting them left to do.
 pub(super) struct Evaluator<'a> {
     pub(super) policy: &'a PolicyConfig,
-    /// `fhir_base_url`: absolute references to the context patient.
-    pub(super) base_url: Option<&'a str>,
+    /// How references are read: `fhir_base_url` (absolute references to
+    /// the context patient) and, in a Bundle, its Patient entries.
+    pub(super) refs: RefContext<'a>,
     pub(super) ctx: &'a AuthContext,
     pub(super) obligations: Vec<Obligation>,
     /// What the URL needs for the allow to hold (narrowing), and whether it
@@ -44,7 +47,10 @@ impl<'a> Evaluator<'a> {
     pub(super) fn new(policy: &'a PolicyConfig, base: &'a FhirBase, ctx: &'a AuthContext) -> Self {
         Evaluator {
             policy,
-            base_url: base.url.as_deref(),
+            refs: RefContext {
+                base_url: base.url.as_deref(),
+                bundle: &[],
+            },
             ctx,
             obligations: Vec::new(),
             narrowing: Narrowing::default(),
@@ -122,11 +128,7 @@ impl<'a> Evaluator<'a> {
         rule: Rule<'_>,
         allowed: ScopeContexts,
     ) -> Result<(), Fail> {
-        let met = self.try_need(rtype, letters, rule, allowed);
-        if met.is_err() {
-            self.record_unmet(rtype, letters, allowed);
-        }
-        met
+        self.need_all(rtype, &[(letters, rule)], allowed)
     }
 
     /// [`Self::need`] that leaves no trace when it fails (an alternative).
@@ -137,17 +139,44 @@ impl<'a> Evaluator<'a> {
         rule: Rule<'_>,
         allowed: ScopeContexts,
     ) -> Result<(), Fail> {
-        let mut used = None;
-        for letter in letters.letters() {
-            let c = self.letter(rtype, letter, rule, allowed)?;
-            if c == ScopeContext::Patient {
-                self.used_patient = true;
-            }
-            used = Some(c);
+        self.try_need_all(rtype, &[(letters, rule)], allowed)
+    }
+
+    /// Meet the letters of one interaction on `rtype`, each part under its
+    /// rule: all through user/ and system/ scopes (type and letters, or a
+    /// granular scope's query), or all through patient/ scopes, with every
+    /// part's patient rule. A patient/ letter never combines with a user/ or
+    /// system/ one: the patient rule of one letter (a conditional update's
+    /// body) would not cover what the other selects (its criteria).
+    pub(super) fn need_all(
+        &mut self,
+        rtype: &str,
+        parts: &[(Perms, Rule<'_>)],
+        allowed: ScopeContexts,
+    ) -> Result<(), Fail> {
+        let met = self.try_need_all(rtype, parts, allowed);
+        if met.is_err() {
+            let letters = parts.iter().fold(Perms::NONE, |a, (l, _)| a.union(*l));
+            self.record_unmet(rtype, letters, allowed);
         }
-        let c = used.unwrap_or_else(|| self.preferred(allowed));
-        self.record(rtype, letters, c);
-        Ok(())
+        met
+    }
+
+    /// [`Self::need_all`] that leaves no trace when it fails. A search is
+    /// first met as sent; only when that fails may it be narrowed (a
+    /// parameter added to its URL), and then that attempt's failure is the
+    /// answer.
+    fn try_need_all(
+        &mut self,
+        rtype: &str,
+        parts: &[(Perms, Rule<'_>)],
+        allowed: ScopeContexts,
+    ) -> Result<(), Fail> {
+        let narrowable = self.may_narrow && parts.iter().any(|(_, r)| r.narrowable());
+        match self.meet(rtype, parts, allowed, false) {
+            Err(_) if narrowable => self.meet(rtype, parts, allowed, true),
+            met => met,
+        }
     }
 
     /// A need no scope met, in the context to suggest.
@@ -156,107 +185,147 @@ impl<'a> Evaluator<'a> {
         self.record(rtype, letters, pref);
     }
 
-    /// Meet one letter: the context that met it, or why none did. A search
-    /// is first met as sent; only when that fails may it be narrowed (a
-    /// parameter added to its URL), and then that attempt's failure is the
-    /// answer.
-    fn letter(
+    /// One attempt (narrowing or not) at [`Self::try_need_all`].
+    fn meet(
         &mut self,
         rtype: &str,
-        letter: Perms,
-        rule: Rule<'_>,
-        allowed: ScopeContexts,
-    ) -> Result<ScopeContext, Fail> {
-        match self.letter_as(rtype, letter, rule, allowed, false) {
-            Err(_) if self.may_narrow && rule.narrowable() => {
-                self.letter_as(rtype, letter, rule, allowed, true)
-            }
-            met => met,
-        }
-    }
-
-    /// [`Self::letter`], narrowing or not.
-    fn letter_as(
-        &mut self,
-        rtype: &str,
-        letter: Perms,
-        rule: Rule<'_>,
+        parts: &[(Perms, Rule<'_>)],
         allowed: ScopeContexts,
         narrow: bool,
-    ) -> Result<ScopeContext, Fail> {
-        let scopes = &self.ctx.scopes;
-        for c in [ScopeContext::System, ScopeContext::User] {
-            if allowed.allows(c) && scopes.grants(c, rtype, letter) {
-                return Ok(c);
-            }
+    ) -> Result<(), Fail> {
+        let mut letters = Perms::NONE;
+        for (l, _) in parts {
+            letters = letters.union(*l);
         }
-        let mut last: Option<Fail> = None;
-        for c in [ScopeContext::System, ScopeContext::User] {
-            if !allowed.allows(c) {
-                continue;
+        let mut failure = match self.without_patient(rtype, parts, allowed, narrow) {
+            Ok((c, mets)) => {
+                mets.into_iter().for_each(|m| self.apply(m));
+                self.record(rtype, letters, c);
+                return Ok(());
             }
-            let g: Vec<&ResourceScope> = scopes.granular(c, rtype, letter).collect();
-            if g.is_empty() {
-                continue;
-            }
-            match granular(rtype, rule, &g, narrow) {
-                Ok(met) => {
-                    self.apply(met);
-                    return Ok(c);
+            Err(f) => f,
+        };
+        if allowed.patient {
+            match self.through_patient_scope(rtype, letters, parts, narrow) {
+                Some(Ok(mets)) => {
+                    mets.into_iter().for_each(|m| self.apply(m));
+                    self.used_patient = true;
+                    self.record(rtype, letters, ScopeContext::Patient);
+                    return Ok(());
                 }
-                Err(f) => last = Some(f),
-            }
-        }
-        if allowed.allows(ScopeContext::Patient) {
-            if let Some(met) = self.through_patient_scope(rtype, letter, rule, narrow) {
                 // The last step: its failure is the answer.
-                return met.map(|()| ScopeContext::Patient);
+                Some(Err(f)) => failure = Some(f),
+                None => {}
             }
         }
-        Err(last.unwrap_or_else(|| {
-            fail(
-                Reason::InsufficientScope,
-                format!("no granted scope allows {letter} on {rtype}"),
-            )
-        }))
+        Err(failure.unwrap_or_else(|| self.not_granted(rtype, letters)))
     }
 
-    /// Meet one letter through a patient/ scope: `None` when no patient/
-    /// scope grants it, else whether the patient context and the
+    /// How `c` grants `letter` on `rtype`: `None` not at all, else the
+    /// granular scopes that do (empty: a plain scope does).
+    fn granted<'s>(
+        &'s self,
+        c: ScopeContext,
+        rtype: &'s str,
+        letter: Perms,
+    ) -> Option<Vec<&'s ResourceScope>> {
+        let scopes = &self.ctx.scopes;
+        if scopes.grants(c, rtype, letter) {
+            return Some(Vec::new());
+        }
+        let g: Vec<&ResourceScope> = scopes.granular(c, rtype, letter).collect();
+        (!g.is_empty()).then_some(g)
+    }
+
+    /// Why no context grants `letters` on `rtype`: one of them nowhere, or
+    /// not all in one context group.
+    fn not_granted(&self, rtype: &str, letters: Perms) -> Fail {
+        fail(
+            Reason::InsufficientScope,
+            format!("no granted scope allows {letters} on {rtype} in one context (patient/ alone, or user/ and system/ alone: one interaction's letters are never split between them)"),
+        )
+    }
+
+    /// Meet every letter through user/ or system/ scopes: plain grants
+    /// first, then granular ones. `Err(None)`: some letter is not granted
+    /// there; `Err(Some)`: a granular scope's query is not met.
+    fn without_patient(
+        &self,
+        rtype: &str,
+        parts: &[(Perms, Rule<'_>)],
+        allowed: ScopeContexts,
+        narrow: bool,
+    ) -> Result<(ScopeContext, Vec<Met>), Option<Fail>> {
+        let mut used = ScopeContext::User;
+        let mut mets = Vec::new();
+        for (letters, rule) in parts {
+            'letter: for letter in letters.letters() {
+                let mut last = None;
+                for granular_pass in [false, true] {
+                    for c in [ScopeContext::System, ScopeContext::User] {
+                        let Some(g) = self.granted(c, rtype, letter).filter(|_| allowed.allows(c))
+                        else {
+                            continue;
+                        };
+                        if g.is_empty() != granular_pass {
+                            used = c;
+                            if granular_pass {
+                                match granular(rtype, *rule, &g, narrow) {
+                                    Ok(m) => mets.push(m),
+                                    Err(f) => {
+                                        last = Some(f);
+                                        continue;
+                                    }
+                                }
+                            }
+                            continue 'letter;
+                        }
+                    }
+                }
+                return Err(last);
+            }
+        }
+        Ok((used, mets))
+    }
+
+    /// Meet every letter through patient/ scopes: `None` when they do not
+    /// grant them all, else whether the patient context and every part's
     /// [`patient_rule`] (and a granular scope's query) allow it.
     fn through_patient_scope(
-        &mut self,
+        &self,
         rtype: &str,
-        letter: Perms,
-        rule: Rule<'_>,
+        letters: Perms,
+        parts: &[(Perms, Rule<'_>)],
         narrow: bool,
-    ) -> Option<Result<(), Fail>> {
-        let scopes = &self.ctx.scopes;
-        let plain = scopes.grants(ScopeContext::Patient, rtype, letter);
-        let g: Vec<&ResourceScope> = scopes
-            .granular(ScopeContext::Patient, rtype, letter)
-            .collect();
-        if !plain && g.is_empty() {
-            return None;
+    ) -> Option<Result<Vec<Met>, Fail>> {
+        for l in letters.letters() {
+            self.granted(ScopeContext::Patient, rtype, l)?;
         }
         let Some(patient) = self.ctx.patient.as_deref() else {
             return Some(Err(fail(
                 Reason::NoPatientContext,
                 format!(
-                    "a patient/ scope grants {letter} on {rtype} but the token carries no patient context; launch the app with launch/patient or use a user/ scope"
+                    "a patient/ scope grants {letters} on {rtype} but the token carries no patient context; launch the app with launch/patient or use a user/ scope"
                 ),
             )));
         };
-        let found = match patient_rule(self.policy, self.base_url, rtype, rule, patient, narrow) {
-            Ok(m) if plain => Ok(vec![m]),
-            Ok(m) => granular(rtype, rule, &g, narrow).map(|gm| vec![m, gm]),
-            Err(f) => Err(f),
-        };
-        Some(found.map(|mets| {
-            for m in mets {
-                self.apply(m);
+        let mut mets = Vec::new();
+        for (letters, rule) in parts {
+            match patient_rule(self.policy, &self.refs, rtype, *rule, patient, narrow) {
+                Ok(m) => mets.push(m),
+                Err(f) => return Some(Err(f)),
             }
-        }))
+            for l in letters.letters() {
+                let g = self.granted(ScopeContext::Patient, rtype, l)?;
+                if !g.is_empty() {
+                    match granular(rtype, *rule, &g, narrow) {
+                        Ok(m) => mets.push(m),
+                        Err(f) => return Some(Err(f)),
+                    }
+                }
+            }
+        }
+        Some(Ok(mets))
     }
 
     pub(super) fn required_scopes(&self) -> Vec<String> {

@@ -3,12 +3,14 @@
 
 use super::context::AuthContext;
 use super::evaluator::Evaluator;
-use super::need::{fail, Criteria, Fail, Rule, ScopeContexts};
+use super::need::{fail, Criteria, Fail, Rule, ScopeContexts, WriteTo};
 use super::operations::operation;
+use super::patch::patch_references;
+use super::references::{references, target, PatientEntry, Target};
 use super::search::search;
 use super::settings::{PatientPaging, PolicyConfig};
 use crate::decision::{Narrowing, Obligation, Reason};
-use crate::fhir::{FhirBase, Interaction, InteractionKind, Level};
+use crate::fhir::{parse_query, FhirBase, Interaction, InteractionKind, Level};
 use crate::scope::{Perms, ScopeContext};
 
 /// The outcome of one (non-bundle) interaction, before it becomes a Decision.
@@ -29,14 +31,15 @@ pub(super) fn is_public(policy: &PolicyConfig, it: &Interaction) -> bool {
     }
 }
 
-/// Evaluate one interaction (a Bundle entry may not be a Bundle itself;
-/// its URL is inside the body, so it is never narrowed).
+/// Evaluate one interaction: a request, or (`bundle`: the Bundle's Patient
+/// entries) a Bundle entry, which may not be a Bundle itself; its URL is
+/// inside the body, so it is never narrowed.
 pub(super) fn evaluate(
     policy: &PolicyConfig,
     base: &FhirBase,
     it: &Interaction,
     ctx: &AuthContext,
-    bundle_entry: bool,
+    bundle: Option<&[PatientEntry]>,
 ) -> Outcome {
     if is_public(policy, it) {
         return Outcome {
@@ -47,8 +50,9 @@ pub(super) fn evaluate(
         };
     }
     let mut ev = Evaluator::new(policy, base, ctx);
-    if bundle_entry {
+    if let Some(entries) = bundle {
         ev = ev.without_narrowing();
+        ev.refs.bundle = entries;
     }
     let result = match it.kind {
         InteractionKind::Batch | InteractionKind::Transaction => Err(fail(
@@ -102,52 +106,86 @@ fn id_of(it: &Interaction) -> Result<&str, Fail> {
 }
 
 /// Create (c), update (u), patch (u), delete (d); conditional forms also s
-/// on the type, for their criteria.
+/// on the type, for their criteria, met in the same scope context as the
+/// write letter. Then the conditional references the body (or the patch)
+/// writes, each a search on its type.
 fn write(ev: &mut Evaluator<'_>, it: &Interaction) -> Result<(), Fail> {
-    let all = ScopeContexts::ALL;
     let t = type_of(it)?;
-    let criteria = |ev: &mut Evaluator<'_>, letters| {
-        ev.need(t, letters, Rule::Search(Criteria::fixed(&it.search)), all)
-            .map_err(criteria_failed)
+    let body = it.resource.as_ref();
+    let id = if it.conditional || it.kind == InteractionKind::Create {
+        None
+    } else {
+        Some(id_of(it)?)
     };
-    match it.kind {
-        InteractionKind::Create | InteractionKind::Update => {
-            let (letter, url_id) = if it.kind == InteractionKind::Create {
-                (Perms::C, None)
-            } else {
-                (Perms::U, it.id.as_deref())
-            };
-            let body = ev.need(t, letter, Rule::Write(it.resource.as_ref(), url_id), all);
-            if it.conditional {
-                return body.and(criteria(ev, Perms::S));
-            }
-            body
+    let (letter, rule) = match (it.kind, id) {
+        (InteractionKind::Create, _) => (Perms::C, Rule::Write(body, WriteTo::New)),
+        (InteractionKind::Update, Some(id)) => (Perms::U, Rule::Write(body, WriteTo::Id(id))),
+        (InteractionKind::Update, None) => (Perms::U, Rule::Write(body, WriteTo::Match)),
+        (InteractionKind::Patch, id) => (Perms::U, Rule::Patch(body, id)),
+        (_, Some(id)) => (Perms::D, Rule::Delete(id)),
+        (_, None) => (Perms::D, Rule::Search(Criteria::write(&it.search))),
+    };
+    let criteria = match it.kind {
+        // A conditional create writes nothing when it matches (the match is
+        // returned, and response-checked when the pin is loose).
+        InteractionKind::Create => Rule::Search(Criteria::fixed(&it.search)),
+        _ => Rule::Search(Criteria::write(&it.search)),
+    };
+    let both = [(letter, rule), (Perms::S, criteria)];
+    let parts = if it.conditional {
+        &both[..]
+    } else {
+        both.get(..1).unwrap_or_default()
+    };
+    let mut written = Vec::new();
+    if it.kind == InteractionKind::Patch {
+        if let Some(doc) = body {
+            written = patch_references(doc)?;
         }
-        _ => {
-            let letter = if it.kind == InteractionKind::Patch {
-                Perms::U
-            } else {
-                Perms::D
-            };
-            if it.conditional {
-                let a = criteria(ev, letter);
-                let b = criteria(ev, Perms::S);
-                a.and(b)
-            } else {
-                ev.need(t, letter, Rule::ById(id_of(it)?), all)
-            }
-        }
+    } else if let Some(r) = body {
+        references(r, &mut written);
     }
+    ev.need_all(t, parts, ScopeContexts::ALL)?;
+    for r in written {
+        conditional_reference(ev, r)?;
+    }
+    Ok(())
 }
 
-/// Prefix a failed conditional-criteria need.
-fn criteria_failed(f: Fail) -> Fail {
-    fail(
-        f.reason,
-        format!(
-            "conditional criteria (query or If-None-Exist): {}",
-            f.message
-        ),
+/// A conditional reference (`Type?criteria`, HAPI resolves it in any field
+/// of any write) is a search on its type: s on the type, and under patient/
+/// scopes pinned to the patient. Chains, `_has` and the other `_`
+/// parameters (but `_id`) would read further types; a reference the
+/// servers would read differently (a base URL before the type, another
+/// letter case) is refused.
+fn conditional_reference(ev: &mut Evaluator<'_>, r: &str) -> Result<(), Fail> {
+    if !r.contains('?') {
+        return Ok(());
+    }
+    let refused = || {
+        fail(
+            Reason::InvalidRequest,
+            format!(
+                "conditional reference `{}` refused: write Type?criteria (an R4 type, no base URL, plain parameters: no chains, `_has`, `_`-parameters but `_id`; `+` as %2B) or send Type/id",
+                r.chars().take(80).collect::<String>()
+            ),
+        )
+    };
+    let Target::Conditional(ty, criteria) = target(r, None) else {
+        return Err(refused());
+    };
+    let params = parse_query(criteria).map_err(|_| refused())?;
+    for sp in &params {
+        if sp.chain.is_some() || (sp.name.starts_with('_') && sp.name != "_id") {
+            return Err(refused());
+        }
+    }
+    // A failure names the search (`s` on the type) the reference needs.
+    ev.need(
+        ty,
+        Perms::S,
+        Rule::Search(Criteria::fixed(&params)),
+        ScopeContexts::ALL,
     )
 }
 

@@ -14,7 +14,9 @@
 //! # Scope contexts
 //! A need is met by a user/ or system/ scope (type and letters only), then a
 //! user/ or system/ granular scope, then a patient/ scope (patient context and
-//! compartment rules; granular ones also their query). Scopes are a union; an
+//! compartment rules; granular ones also their query). The letters of one
+//! interaction on a type (a conditional write's letter and `s`) come all from
+//! user/ and system/ scopes or all from patient/ scopes. Scopes are a union; an
 //! invalid scope string is ignored and reported in `Decision.diagnostics`.
 //!
 //! # Decisions where the specifications are silent
@@ -44,12 +46,26 @@
 //!   read needs its letter; what R4 cannot tell is refused.
 //! * **Reads by id** of compartment resources: allowed with
 //!   `CheckResponseCompartment` (or denied: `read_outside_request = "deny"`).
-//!   Patch and delete by id cannot be checked before they happen: under
-//!   patient/ scopes only the patient's own `Patient/{id}` (conditional forms
-//!   pinned to the patient are allowed).
-//! * **Updates by id**: the body must belong to the patient
-//!   (`patient_update_by_id = "check_body"`, default) or are refused (`"deny"`).
-//!   patient/ scopes never create Patient resources.
+//! * **Writes by id** (update, patch, delete) of compartment resources other
+//!   than the patient's own Patient: allowed with the write pre-check
+//!   (`CheckStored`: the filter reads the stored resource first;
+//!   `patient_update_by_id = "check_stored"`, default), or the body alone
+//!   decides updates and only the own Patient is patched or deleted
+//!   (`"check_body"`), or updates by id are refused too (`"deny"`).
+//!   patient/ scopes never create Patient resources; a conditional update
+//!   carries no body `id`; conditional update/patch/delete criteria pin
+//!   exactly (a bare id, which may name a Group, is not enough).
+//! * **References in written resources** (`references.rs`): under patient/
+//!   scopes none names another patient in any form, unreadable forms are
+//!   refused, conditional references in compartment elements are refused; a
+//!   conditional reference elsewhere is a search on its type under every
+//!   scope. A Bundle entry's `fullUrl` names what the entry writes (only `PUT
+//!   Patient/{id}` names a known patient).
+//! * **PATCH** (`patch.rs`): a JSON Patch operation touching a compartment
+//!   element must set it to the context patient; a FHIRPath Patch (paths the
+//!   gateway does not evaluate) is refused under patient/ scopes.
+//! * **Letters of one interaction** are met all by user/ and system/ scopes
+//!   or all by patient/ scopes, never mixed.
 //! * **Paging** (`_getpages`): the paging link is the upstream's and names
 //!   no type, so the page is checked on its response: a non-granular scope
 //!   with s on some type lets the request through with
@@ -84,13 +100,16 @@ mod include;
 mod interaction;
 mod need;
 mod operations;
+mod patch;
 mod patient_rule;
 mod pins;
+mod references;
 mod resource;
 mod response_check;
 mod response_types;
 mod search;
 mod settings;
+mod stored;
 mod traversal;
 
 pub use authorize::authorize;
@@ -102,3 +121,4 @@ pub use settings::{
     PatientSearch, PatientUpdateById, PolicyConfig, ReadOutsideRequest,
     DEFAULT_PATIENT_SCOPE_PUBLIC_TYPES,
 };
+pub use stored::{check_stored, Stored};

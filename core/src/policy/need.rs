@@ -28,6 +28,10 @@ pub(super) fn fail(reason: Reason, message: impl Into<String>) -> Fail {
 pub(super) struct Criteria<'i> {
     pub(super) params: &'i [SearchParam],
     pub(super) narrowable: bool,
+    /// The criteria of a conditional update, patch or delete: under
+    /// patient/ scopes pinned exactly (a bare id may name a Group too, and a
+    /// response check would come after the write).
+    pub(super) exact: bool,
 }
 
 impl<'i> Criteria<'i> {
@@ -36,6 +40,16 @@ impl<'i> Criteria<'i> {
         Criteria {
             params,
             narrowable: false,
+            exact: false,
+        }
+    }
+
+    /// The criteria of a conditional update, patch or delete.
+    pub(super) fn write(params: &'i [SearchParam]) -> Self {
+        Criteria {
+            params,
+            narrowable: false,
+            exact: true,
         }
     }
 
@@ -44,6 +58,7 @@ impl<'i> Criteria<'i> {
         Criteria {
             params,
             narrowable: true,
+            exact: false,
         }
     }
 }
@@ -57,9 +72,14 @@ pub(super) enum Rule<'i> {
     Search(Criteria<'i>),
     /// Cannot be pinned: only shared reference types.
     Unpinnable,
-    /// Create/update body (id = the URL id for updates).
-    Write(Option<&'i Value>, Option<&'i str>),
-    /// Patch/delete/instance operation by id: only the patient's own Patient.
+    /// A create or update body (`None`: unreadable) and what it writes to.
+    Write(Option<&'i Value>, WriteTo<'i>),
+    /// A patch document (`None`: unreadable) and the id it patches (`None`:
+    /// a conditional patch).
+    Patch(Option<&'i Value>, Option<&'i str>),
+    /// Delete by id.
+    Delete(&'i str),
+    /// Instance operation by id: only the patient's own Patient.
     ById(&'i str),
     /// Compartment `{ctype}/{id}/...`: only the patient's own compartment
     /// (the criteria matter to granular scopes).
@@ -71,6 +91,17 @@ pub(super) enum Rule<'i> {
     Traversed,
     /// Never under patient/ scopes.
     NoPatient,
+}
+
+/// What a create or update writes to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum WriteTo<'i> {
+    /// A new resource (create, `$validate`).
+    New,
+    /// The resource with this id (update by id).
+    Id(&'i str),
+    /// The one matching the criteria (conditional update).
+    Match,
 }
 
 impl Rule<'_> {

@@ -3,7 +3,7 @@
 //! what a patient/ scope additionally requires).
 
 use super::evaluator::Evaluator;
-use super::need::{fail, Criteria, Fail, Rule, ScopeContexts};
+use super::need::{fail, Criteria, Fail, Rule, ScopeContexts, WriteTo};
 use super::settings::{OpLevel, OpPatientRule, OpTarget, OperationRule};
 use crate::decision::Reason;
 use crate::fhir::{Interaction, Level};
@@ -147,7 +147,7 @@ fn patient_rule_of<'i>(rule: &OperationRule, it: &'i Interaction) -> Rule<'i> {
         (OpPatientRule::OwnPatient, None) => Rule::NoPatient,
         (OpPatientRule::Pinned, _) => Rule::Search(Criteria::fixed(&it.search)),
         (OpPatientRule::PublicTypes, _) => Rule::Unpinnable,
-        (OpPatientRule::Body, _) => Rule::Write(it.resource.as_ref(), None),
+        (OpPatientRule::Body, _) => Rule::Write(it.resource.as_ref(), WriteTo::New),
         (OpPatientRule::Deny, _) => Rule::NoPatient,
     }
 }

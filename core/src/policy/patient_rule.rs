@@ -3,12 +3,13 @@
 //! reaches only shared reference types, or is checked on the response.
 
 use super::compartment;
-use super::need::{fail, Fail, Met, Rule};
+use super::need::{fail, Fail, Met, Rule, WriteTo};
+use super::patch::{check_patch, read_patch};
 use super::pins::{pins, Pin};
-use super::resource::body_in_own_compartment;
+use super::references::{check_written, RefContext};
 use super::settings::{PatientUpdateById, PolicyConfig, ReadOutsideRequest};
 use crate::decision::{AddedParam, Obligation, Reason};
-use crate::fhir::SearchParam;
+use crate::fhir::{InteractionKind, SearchParam};
 use serde_json::Value;
 
 type RuleResult = Result<Met, Fail>;
@@ -18,15 +19,16 @@ type RuleResult = Result<Met, Fail>;
 /// may be added to the URL.
 pub(super) fn patient_rule(
     policy: &PolicyConfig,
-    base_url: Option<&str>,
+    refs: &RefContext<'_>,
     rtype: &str,
     rule: Rule<'_>,
     p: &str,
     narrow: bool,
 ) -> RuleResult {
+    let base_url = refs.base_url;
     match rule {
         Rule::ReadId(id) => read_by_id(policy, rtype, id, p),
-        Rule::Search(c) => search(policy, base_url, rtype, c.params, p, narrow),
+        Rule::Search(c) => search(policy, base_url, rtype, c.params, p, narrow, c.exact),
         Rule::Unpinnable => {
             if policy.is_public_type(rtype) {
                 Ok(Met::done())
@@ -37,7 +39,16 @@ pub(super) fn patient_rule(
                 ))
             }
         }
-        Rule::Write(resource, id) => write(policy, base_url, rtype, resource, id, p),
+        Rule::Write(..) | Rule::Patch(..) | Rule::Delete(_)
+            if !compartment::in_compartment(rtype) =>
+        {
+            violation(format!(
+                "{rtype} is not patient data; patient/ scopes do not write it"
+            ))
+        }
+        Rule::Write(resource, to) => write(policy, refs, rtype, resource, to, p),
+        Rule::Patch(doc, id) => patch(policy, refs, rtype, doc, id, p),
+        Rule::Delete(id) => by_id(policy, rtype, id, p, InteractionKind::Delete),
         Rule::ById(id) => {
             if rtype == "Patient" && id == p {
                 Ok(Met::done())
@@ -133,7 +144,10 @@ fn read_by_id(policy: &PolicyConfig, rtype: &str, id: &str, p: &str) -> RuleResu
 }
 
 /// A search (or conditional criteria): pinned to the patient, or (`narrow`)
-/// narrowed by adding the type's pin in front of the query.
+/// narrowed by adding the type's pin in front of the query. The criteria of
+/// a conditional update, patch or delete (`exact`) must pin exactly: a bare
+/// id may name a Group too, and a response check would come after the write.
+#[allow(clippy::too_many_arguments)]
 fn search(
     policy: &PolicyConfig,
     base_url: Option<&str>,
@@ -141,12 +155,17 @@ fn search(
     params: &[SearchParam],
     p: &str,
     narrow: bool,
+    exact: bool,
 ) -> RuleResult {
     if !compartment::in_compartment(rtype) {
         return outside_compartment(policy, rtype);
     }
     match pins(rtype, params, p, base_url)? {
         Pin::Exact => Ok(Met::strict()),
+        Pin::BareId if exact => violation(format!(
+            "conditional write criteria must pin the patient exactly, e.g. {rtype}?{}=Patient/{p}",
+            first_pin(rtype)
+        )),
         Pin::BareId => {
             let mut met = check_compartment(rtype, p)?;
             met.narrowing.strict = true;
@@ -177,51 +196,101 @@ fn search(
     }
 }
 
-/// A create or update body (`id` = the URL id of an update).
+/// A create or update body, and what it writes to.
 fn write(
     policy: &PolicyConfig,
-    base_url: Option<&str>,
+    refs: &RefContext<'_>,
     rtype: &str,
     resource: Option<&Value>,
+    to: WriteTo<'_>,
+    p: &str,
+) -> RuleResult {
+    let stored = match to {
+        WriteTo::New if rtype == "Patient" => {
+            return violation(
+                "patient/ scopes do not create Patient resources (the server assigns a new id)"
+                    .into(),
+            )
+        }
+        WriteTo::Id(id) => by_id(policy, rtype, id, p, InteractionKind::Update)?,
+        _ => Met::done(),
+    };
+    let Some(r) = resource else {
+        return violation(
+            "the body cannot be read (missing or XML) to show it is the patient's; send application/fhir+json".into(),
+        );
+    };
+    let body_id = r.get("id").and_then(Value::as_str);
+    if to == WriteTo::Match && body_id.is_some() && !(rtype == "Patient" && body_id == Some(p)) {
+        return Err(fail(
+            Reason::InvalidRequest,
+            "a conditional update may not carry a body id (with no match some servers write to that id)",
+        ));
+    }
+    check_written(refs, r, rtype, p)?;
+    Ok(stored)
+}
+
+/// A patch: what its operations change (see [`check_patch`]), and whose
+/// resource it patches (by id; a conditional patch is pinned by its
+/// criteria).
+fn patch(
+    policy: &PolicyConfig,
+    refs: &RefContext<'_>,
+    rtype: &str,
+    doc: Option<&Value>,
     id: Option<&str>,
     p: &str,
 ) -> RuleResult {
-    if !compartment::in_compartment(rtype) {
-        return violation(format!(
-            "{rtype} is not patient data; patient/ scopes do not write it"
-        ));
+    let Some(ops) = doc.map(read_patch).transpose()?.flatten() else {
+        return violation(
+            "patient/ scopes patch only with a JSON Patch (application/json-patch+json): XML and FHIRPath Patches cannot be checked".into(),
+        );
+    };
+    check_patch(refs, &ops, rtype, p)?;
+    match id {
+        Some(id) => by_id(policy, rtype, id, p, InteractionKind::Patch),
+        None => Ok(Met::done()),
     }
+}
+
+/// An update, patch or delete of `rtype/id`: the patient's own Patient, or
+/// (`patient_update_by_id = "check_stored"`) a resource the filter reads
+/// before forwarding the write. Updates by id with `check_body` rely on the
+/// body rule alone.
+fn by_id(
+    policy: &PolicyConfig,
+    rtype: &str,
+    id: &str,
+    p: &str,
+    interaction: InteractionKind,
+) -> RuleResult {
     if rtype == "Patient" {
-        match id {
-            None => {
-                return violation(
-                    "patient/ scopes do not create Patient resources (the server assigns a new id)"
-                        .into(),
-                )
-            }
-            Some(id) if id != p => {
-                return violation(format!(
-                    "Patient/{id} is not the context patient (Patient/{p})"
-                ))
-            }
-            Some(_) => {}
-        }
+        return if id == p {
+            Ok(Met::done())
+        } else {
+            violation(format!(
+                "Patient/{id} is not the context patient (Patient/{p})"
+            ))
+        };
     }
-    if let Some(id) = id {
-        if rtype != "Patient" && policy.patient_update_by_id == PatientUpdateById::Deny {
-            return violation(format!(
-                "updating {rtype}/{id} by id under a patient/ scope is refused (policy.patient_update_by_id = deny); use a conditional update pinned to Patient/{p}"
-            ));
+    match policy.patient_update_by_id {
+        PatientUpdateById::CheckStored => Ok(Met::check(Obligation::CheckStored {
+            resource_type: rtype.to_string(),
+            id: id.to_string(),
+            patient: p.to_string(),
+            interaction,
+            entry: None,
+        })),
+        PatientUpdateById::CheckBody if interaction == InteractionKind::Update => {
+            Ok(Met::done())
         }
-    }
-    match resource {
-        None => violation(format!(
-            "the {rtype} body is missing or unreadable, so it cannot be shown to belong to Patient/{p}"
+        PatientUpdateById::Deny if interaction == InteractionKind::Update => violation(format!(
+            "updating {rtype}/{id} by id under a patient/ scope is refused (policy.patient_update_by_id = deny); use a conditional update pinned to Patient/{p}"
         )),
-        Some(r) => match body_in_own_compartment(r, rtype, p, base_url) {
-            Ok(()) => Ok(Met::done()),
-            Err(m) => violation(m),
-        },
+        _ => violation(format!(
+            "{rtype}/{id} cannot be shown to be Patient/{p}'s (policy.patient_update_by_id is not check_stored)"
+        )),
     }
 }
 

@@ -2,7 +2,7 @@
 //! whether a resource (a body, a response entry) is in the patient's
 //! compartment, and whether it matches a granular scope query.
 
-use super::compartment;
+use super::references::compartment_references;
 use crate::fhir::is_valid_id;
 use serde_json::Value;
 
@@ -42,43 +42,6 @@ pub(crate) fn patient_ref_id<'r>(
     is_valid_id(id).then_some(id)
 }
 
-/// Values reached by a dotted element path (arrays are flattened).
-fn walk<'v>(v: &'v Value, path: &str, out: &mut Vec<&'v Value>) {
-    let (head, rest) = match path.split_once('.') {
-        Some((h, r)) => (h, Some(r)),
-        None => (path, None),
-    };
-    let Some(child) = v.get(head) else { return };
-    let items: Vec<&Value> = match child {
-        Value::Array(a) => a.iter().collect(),
-        other => vec![other],
-    };
-    for it in items {
-        match rest {
-            Some(r) => walk(it, r, out),
-            None => out.push(it),
-        }
-    }
-}
-
-/// All `reference` strings at the compartment paths of the resource's type.
-fn compartment_references(resource: &Value) -> Option<Vec<&str>> {
-    let rtype = resource.get("resourceType")?.as_str()?;
-    let params = compartment::params(rtype)?;
-    let mut refs = Vec::new();
-    for p in params {
-        for path in p.paths {
-            let mut vals = Vec::new();
-            walk(resource, path, &mut vals);
-            refs.extend(
-                vals.into_iter()
-                    .filter_map(|v| v.get("reference")?.as_str()),
-            );
-        }
-    }
-    Some(refs)
-}
-
 /// Whether the resource is in the Patient compartment of `patient` (R4
 /// CompartmentDefinition semantics: any compartment path refers to it). A
 /// Patient only by its id: R4 also puts the Patients whose `link` names the
@@ -92,62 +55,9 @@ pub(crate) fn in_patient_compartment(
     if rtype == Some("Patient") {
         return resource.get("id").and_then(Value::as_str) == Some(patient);
     }
-    compartment_references(resource).is_some_and(|refs| {
-        refs.iter()
-            .any(|r| refers_to_patient(r, patient, base_url, false))
-    })
-}
-
-/// For a body written under a patient/ scope: it must refer to the patient
-/// through a compartment path and refer to no other patient there. A Patient
-/// body must carry the patient's own id.
-pub(crate) fn body_in_own_compartment(
-    resource: &Value,
-    resource_type: &str,
-    patient: &str,
-    base_url: Option<&str>,
-) -> Result<(), String> {
-    let rtype = resource.get("resourceType").and_then(Value::as_str);
-    if rtype != Some(resource_type) {
-        return Err(format!(
-            "the body is not a {resource_type} resource (resourceType {:?})",
-            rtype.unwrap_or("missing")
-        ));
-    }
-    if resource_type == "Patient" {
-        return if resource.get("id").and_then(Value::as_str) == Some(patient) {
-            Ok(())
-        } else {
-            Err(format!(
-                "a Patient written under a patient/ scope must have id {patient}"
-            ))
-        };
-    }
-    let refs = compartment_references(resource).unwrap_or_default();
-    let mut own = false;
-    for r in refs {
-        match patient_ref_id(r, base_url, false) {
-            Some(id) if id == patient => own = true,
-            Some(id) => {
-                return Err(format!(
-                    "the {resource_type} refers to another patient (Patient/{id})"
-                ))
-            }
-            None => {}
-        }
-    }
-    if own {
-        Ok(())
-    } else {
-        Err(format!(
-            "the {resource_type} must refer to Patient/{patient} (e.g. in {})",
-            compartment::params(resource_type)
-                .and_then(|ps| ps.first())
-                .and_then(|p| p.paths.first())
-                .map(|p| format!("{resource_type}.{p}"))
-                .unwrap_or_else(|| "its patient reference".into())
-        ))
-    }
+    compartment_references(resource)
+        .iter()
+        .any(|r| refers_to_patient(r, patient, base_url, false))
 }
 
 fn camel(name: &str) -> String {
@@ -213,43 +123,4 @@ pub fn resource_matches_query(resource: &Value, query: &str) -> bool {
         }
     }
     any
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn body_rules() {
-        let b = |v: Value| body_in_own_compartment(&v, "Observation", "123", None);
-        assert_eq!(
-            b(json!({"resourceType":"Observation","subject":{"reference":"Patient/123"}})),
-            Ok(())
-        );
-        assert!(
-            b(json!({"resourceType":"Observation","subject":{"reference":"Patient/9"}})).is_err()
-        );
-        assert!(b(json!({"resourceType":"Observation","subject":{"reference":"Patient/9"},"performer":[{"reference":"Patient/123"}]})).is_err());
-        assert!(b(json!({"resourceType":"Observation"})).is_err());
-        assert!(
-            b(json!({"resourceType":"Condition","subject":{"reference":"Patient/123"}})).is_err()
-        );
-        assert_eq!(
-            body_in_own_compartment(
-                &json!({"resourceType":"Patient","id":"123"}),
-                "Patient",
-                "123",
-                None
-            ),
-            Ok(())
-        );
-        assert!(body_in_own_compartment(
-            &json!({"resourceType":"Patient","id":"9"}),
-            "Patient",
-            "123",
-            None
-        )
-        .is_err());
-    }
 }

@@ -53,6 +53,8 @@ pub fn check_response(
             return check_response_types(search, read, response)
         }
         Obligation::CheckResponseTypesAbsent { .. } => "*",
+        // Checked before the request is forwarded (`check_stored`).
+        Obligation::CheckStored { .. } => return Ok(()),
     };
     match type_of(response) {
         None => return Err("the response is not a FHIR resource (no resourceType)".into()),
@@ -121,6 +123,7 @@ pub fn check_response(
                     ));
                 }
             }
+            Obligation::CheckStored { .. } => {}
         }
     }
     Ok(())

@@ -30,18 +30,24 @@ pub enum PatientPaging {
     Deny,
 }
 
-/// Updates by id of compartment resources (other than the patient's own
-/// Patient) under patient/ scopes. The body is always checked to belong to the
-/// patient; the version already stored on the server cannot be seen from the
-/// request, so `check_body` also lets a patient app overwrite a resource id
-/// that currently belongs to someone else (with content about itself).
+/// Writes by id (update, patch, delete) of compartment resources other than
+/// the patient's own Patient under patient/ scopes: the request names the
+/// resource, not whose it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum PatientUpdateById {
-    /// Allow when the new body belongs to the patient.
+    /// Before forwarding, the filter reads the stored resource through
+    /// `upstream.cluster` (`Obligation::CheckStored`): allowed only when it
+    /// is the patient's (an update also checks the new body; an update of a
+    /// resource that does not exist is a create by the body rule).
     #[default]
+    CheckStored,
+    /// Updates: only the new body is checked (a patient app may overwrite a
+    /// resource id that belongs to someone else); patch and delete: only the
+    /// patient's own Patient.
     CheckBody,
-    /// Deny (use conditional update pinned to the patient instead).
+    /// Refused (use conditional writes pinned to the patient); patch and
+    /// delete: only the patient's own Patient.
     Deny,
 }
 
@@ -233,7 +239,7 @@ impl Default for PolicyConfig {
             allow_chained: false,
             patient_search: PatientSearch::Narrow,
             patient_paging: PatientPaging::CheckResponse,
-            patient_update_by_id: PatientUpdateById::CheckBody,
+            patient_update_by_id: PatientUpdateById::CheckStored,
             operations: default_operations(),
         }
     }

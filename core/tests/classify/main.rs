@@ -146,7 +146,7 @@ const TX_EXPECTED: &str = "transaction system entries: \
 [2 GET Observation?patient=123&code=a,b => search type Observation q=patient=123&code=a;b] \
 [3 DELETE Observation/9 => delete instance Observation id=9] \
 [4 POST Observation => create type Observation cond q=identifier=http://x|1 res] \
-[5 PATCH Patient/123 => patch instance Patient id=123] \
+[5 PATCH Patient/123 => patch instance Patient id=123 res] \
 [6 GET https://ehr.example.org/fhir/Patient/123 => read instance Patient id=123] \
 [7 GET Patient/123/_history/2 => vread instance Patient id=123 v=2] \
 [8 GET Patient/123/$everything => operation instance Patient id=123 comp=Patient/123 op=$everything] \

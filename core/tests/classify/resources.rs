@@ -75,10 +75,10 @@ fn update_patch_delete() {
         row("/fhir", "PUT", "/fhir/Patient?identifier=http://x%7C1", JSON, Some(PATIENT), "update type Patient cond q=identifier=http://x|1 res"),
         row("/fhir", "PUT", "/fhir/Patient?identifier=x", JSON, Some(r#"{"resourceType":"Group"}"#), "!does not match the URL type `Patient`"),
         row("/fhir", "PUT", "/fhir/Patient/123?_format=json", JSON, Some(PATIENT_123), "update instance Patient id=123 q=_format=json res"),
-        row("/fhir", "PATCH", "/fhir/Patient/123", JSON_PATCH, Some("[]"), "patch instance Patient id=123"),
-        row("/fhir", "PATCH", "/fhir/Patient/123", JSON_PATCH, None, "patch instance Patient id=123"),
-        row("/fhir", "PATCH", "/fhir/Observation?code=x", JSON_PATCH, None, "patch type Observation cond q=code=x"),
-        row("/fhir", "PATCH", "/fhir/Observation", JSON_PATCH, None, "!PATCH [base]/Observation needs an id"),
+        row("/fhir", "PATCH", "/fhir/Patient/123", JSON_PATCH, Some("[]"), "patch instance Patient id=123 res"),
+        row("/fhir", "PATCH", "/fhir/Patient/123", JSON_PATCH, None, "!was not provided"),
+        row("/fhir", "PATCH", "/fhir/Observation?code=x", JSON_PATCH, Some("[]"), "patch type Observation cond q=code=x res"),
+        row("/fhir", "PATCH", "/fhir/Observation", JSON_PATCH, Some("[]"), "!PATCH [base]/Observation needs an id"),
         row("/fhir", "DELETE", "/fhir/Patient/123", NO, None, "delete instance Patient id=123"),
         row("/fhir", "DELETE", "/fhir/Observation?subject=Patient/1", NO, None, "delete type Observation cond q=subject=Patient/1"),
         row("/fhir", "DELETE", "/fhir/Observation", NO, None, "!DELETE [base]/Observation needs an id (`Observation/[id]`) or search criteria"),
@@ -176,10 +176,76 @@ fn resources_are_parsed_into_the_interaction() {
         "123"
     );
     assert!(i.entries[2].interaction.resource.is_none());
-    // patch bodies are not the patched resource
-    assert!(i.entries[5].interaction.resource.is_none());
+    // a patch entry carries its patch document (here a FHIRPath Patch)
+    assert_eq!(
+        i.entries[5].interaction.resource.as_ref().unwrap()["resourceType"],
+        "Parameters"
+    );
     assert_eq!(i.entries[4].index, 4);
     // bodies never reach the serialized interaction
     let json = serde_json::to_string(&i).unwrap();
     assert!(!json.contains("resource\""), "{json}");
+}
+
+/// PATCH documents: exact media types (servers compare them exactly), a
+/// charset only UTF-8, JSON Patch an array, FHIRPath Patch a Parameters;
+/// XML patches are classified unread; in a Bundle a Parameters or a
+/// base64 JSON Patch Binary.
+#[test]
+#[rustfmt::skip]
+fn patch_documents() {
+    const JP: &str = "application/json-patch+json";
+    let ct = |v: &'static str| -> Vec<(&'static str, &'static str)> { vec![("content-type", v)] };
+    let jp = ct(JP);
+    let jp_utf8 = ct("application/json-patch+json; charset=utf-8");
+    let jp_latin = ct("application/json-patch+json; charset=ISO-8859-1");
+    let jp_case = ct("Application/JSON-Patch+json");
+    let plain_json = ct("application/json");
+    let fhir_json = ct("application/fhir+json");
+    let xml_patch = ct("application/xml-patch+xml");
+    let text = ct("text/plain");
+    const OPS: &str = r#"[{"op":"replace","path":"/status","value":"final"}]"#;
+    const PARAMS: &str = r#"{"resourceType":"Parameters","parameter":[]}"#;
+    check(&[
+        row("/fhir", "PATCH", "/fhir/Observation/o1", &jp, Some(OPS), "patch instance Observation id=o1 res"),
+        row("/fhir", "PATCH", "/fhir/Observation/o1", &jp_utf8, Some(OPS), "patch instance Observation id=o1 res"),
+        row("/fhir", "PATCH", "/fhir/Observation/o1", &fhir_json, Some(PARAMS), "patch instance Observation id=o1 res"),
+        row("/fhir", "PATCH", "/fhir/Observation/o1", &xml_patch, Some("<diff/>"), "!a PATCH needs Content-Type"),
+        row("/fhir", "PATCH", "/fhir/Observation/o1", XML, Some("<Parameters/>"), "!a PATCH needs Content-Type"),
+        row("/fhir", "PATCH", "/fhir/Observation/o1", &jp_latin, Some(OPS), "!a PATCH needs Content-Type"),
+        row("/fhir", "PATCH", "/fhir/Observation/o1", &jp_case, Some(OPS), "!a PATCH needs Content-Type application/json-patch+json"),
+        row("/fhir", "PATCH", "/fhir/Observation/o1", &plain_json, Some(OPS), "!a PATCH needs Content-Type"),
+        row("/fhir", "PATCH", "/fhir/Observation/o1", &text, Some(OPS), "!a PATCH needs Content-Type"),
+        row("/fhir", "PATCH", "/fhir/Observation/o1", NO, Some(OPS), "!a PATCH needs Content-Type"),
+        row("/fhir", "PATCH", "/fhir/Observation/o1", &jp, Some(PARAMS), "!a JSON Patch is an array of operations"),
+        row("/fhir", "PATCH", "/fhir/Observation/o1", &fhir_json, Some(OPS), "!a FHIRPath Patch is a Parameters resource"),
+        row("/fhir", "PATCH", "/fhir/Observation/o1", &jp, Some("[{"), "!the patch is not valid JSON"),
+        row("/fhir", "PATCH", "/fhir/Observation/o1", &jp, Some(r#"[{"op":"add","op":"remove","path":"/a"}]"#), "!duplicate key `op`"),
+        row("/fhir", "PATCH", "/fhir/Observation?patient=123", &jp, Some(OPS), "patch type Observation cond q=patient=123 res"),
+    ]);
+    let entry = |resource: &str| bundle("transaction", &format!(r#"{{"resource":{resource},"request":{{"method":"PATCH","url":"Observation/o1"}}}}"#));
+    let binary = |ct: &str, data: &str| format!(r#"{{"resourceType":"Binary","contentType":"{ct}","data":"{data}"}}"#);
+    // base64 of `[{"op":"remove","path":"/note"}]`
+    const B64: &str = "W3sib3AiOiJyZW1vdmUiLCJwYXRoIjoiL25vdGUifV0=";
+    for (resource, want) in [
+        (binary(JP, B64), Ok(())),
+        (PARAMS.to_string(), Ok(())),
+        (binary(JP, "not base64!"), Err("a PATCH entry needs")),
+        (binary("application/fhir+json", B64), Err("a PATCH entry needs a Parameters resource")),
+        (r#"{"resourceType":"Observation"}"#.to_string(), Err("a PATCH entry needs")),
+        // base64 of `{}`
+        (binary(JP, "e30="), Err("a JSON Patch is an array")),
+    ] {
+        let body = entry(&resource);
+        let got = classify(&fhir_base("/fhir"), &request("POST", "/fhir", JSON, Some(body.as_bytes())));
+        match (got, want) {
+            (Ok(i), Ok(())) => assert!(i.entries[0].interaction.resource.is_some(), "{resource}"),
+            (Err(e), Err(w)) => assert!(e.message.contains(w), "{resource}: {}", e.message),
+            (got, want) => panic!("{resource}: got {got:?}, want {want:?}"),
+        }
+    }
+    // A patch Binary in a create or update entry would be applied as a patch by some servers.
+    let put = bundle("transaction", &format!(r#"{{"resource":{},"request":{{"method":"PUT","url":"Binary/b1"}}}}"#, binary(JP, B64).replacen("{", r#"{"id":"b1","#, 1)));
+    let e = classify(&fhir_base("/fhir"), &request("POST", "/fhir", JSON, Some(put.as_bytes()))).unwrap_err();
+    assert!(e.message.contains("send it with PATCH"), "{}", e.message);
 }

@@ -20,6 +20,7 @@ mod patient_search;
 mod public;
 mod safety;
 mod scopes;
+mod write_hardening;
 mod writes;
 
 use fhir_smart_authz_core::config::Config;
@@ -148,6 +149,11 @@ fn cond_update(t: &str, q: &str, body: Value) -> Interaction {
 fn patch(t: &str, id: &str) -> Interaction {
     it(K::Patch, Level::Instance, Some(t), Some(id))
 }
+/// The interaction with this body (a resource, or a patch document).
+fn with_doc(mut i: Interaction, doc: Value) -> Interaction {
+    i.resource = Some(doc);
+    i
+}
 fn delete(t: &str, id: &str) -> Interaction {
     it(K::Delete, Level::Instance, Some(t), Some(id))
 }
@@ -172,6 +178,7 @@ fn bundle(kind: K, entries: Vec<Interaction>) -> Interaction {
             index,
             method: "GET".into(),
             url: "x".into(),
+            full_url: None,
             interaction: Box::new(i),
         })
         .collect();

@@ -26,10 +26,12 @@ fn writes() {
         row("patient/Patient.u", Some("123"), update("Patient", "123", Some(json!({"resourceType":"Patient","id":"9"}))), COMPART, &["patient/Patient.u"]),
         row("patient/Observation.us", Some("123"), cond_update("Observation", "identifier=a&patient=123", obs("Patient/123")), ALLOW, &[]),
         row("patient/Observation.u", Some("123"), cond_update("Observation", "identifier=a&patient=123", obs("Patient/123")), INSUFF, &["patient/Observation.us"]),
-        row("patient/Patient.u", Some("123"), patch("Patient", "123"), ALLOW, &[]),
-        row("patient/Patient.u", Some("123"), patch("Patient", "9"), COMPART, &["patient/Patient.u"]),
+        row("patient/Patient.u", Some("123"), with_doc(patch("Patient", "123"), json!([{"op":"replace","path":"/active","value":true}])), ALLOW, &[]),
+        row("patient/Patient.u", Some("123"), with_doc(patch("Patient", "9"), json!([])), COMPART, &["patient/Patient.u"]),
+        // No readable patch document (an XML patch): refused under patient/ scopes.
         row("patient/Observation.u", Some("123"), patch("Observation", "1"), COMPART, &["patient/Observation.u"]),
-        row("patient/Observation.d", Some("123"), delete("Observation", "1"), COMPART, &["patient/Observation.d"]),
+        // By id: allowed with the write pre-check (see write_hardening.rs).
+        row("patient/Observation.d", Some("123"), delete("Observation", "1"), ALLOW, &[]),
         row("patient/Patient.d", Some("123"), delete("Patient", "123"), ALLOW, &[]),
         row("patient/Observation.ds", Some("123"), cond_delete("Observation", "patient=123&code=x"), ALLOW, &[]),
         row("patient/Observation.ds", Some("123"), cond_delete("Observation", "code=x"), COMPART, &["patient/Observation.ds"]),
