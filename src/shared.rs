@@ -101,11 +101,8 @@ impl Shared {
                 }
             }
         }
-        let identity = Identity::from_claims(
-            &self.config.claims,
-            self.config.base.url.as_deref(),
-            claims,
-        );
+        let identity =
+            Identity::from_claims(&self.config.claims, self.config.base.url.as_deref(), claims);
         let facts = Rc::new(TokenFacts {
             headers: fact_headers(&self.config, &identity),
             identity: Rc::new(identity),

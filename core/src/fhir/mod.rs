@@ -31,6 +31,6 @@ pub use classify::{body_needed, classify};
 pub use error::ClassifyError;
 pub use id::is_valid_id;
 pub use interaction::*;
-pub use query::MAX_PARAMETERS;
 pub use query::parse_query;
+pub use query::MAX_PARAMETERS;
 pub(crate) use query::{form_encode, split_name};
