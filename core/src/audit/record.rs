@@ -132,7 +132,40 @@ pub fn rfc3339_ms(now_ms: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + u64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
+    // Written digit by digit (twice per request: `recorded`, `start_time`);
+    // the same text as `format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")`.
+    let mut out = String::with_capacity(24);
+    push_padded(&mut out, y, 4);
+    for (sep, v, w) in [
+        ('-', m, 2),
+        ('-', d, 2),
+        ('T', h, 2),
+        (':', mi, 2),
+        (':', s, 2),
+        ('.', ms, 3),
+    ] {
+        out.push(sep);
+        push_padded(&mut out, v, w);
+    }
+    out.push('Z');
+    out
+}
+
+/// `v` in decimal, zero-padded to at least `width` digits.
+fn push_padded(out: &mut String, v: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut n = v;
+    let mut len = 0;
+    for slot in digits.iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        n /= 10;
+        len += 1;
+        if n == 0 && len >= width {
+            break;
+        }
+    }
+    let start = digits.len() - len;
+    out.extend(digits.iter().skip(start).map(|&b| char::from(b)));
 }
 
 /// A JSON object being written: compact, members in the order written
