@@ -95,7 +95,16 @@ pub struct Config {
 impl Config {
     /// Parse and validate JSON configuration bytes.
     pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
-        let raw: RawConfig = serde_json::from_slice(bytes).map_err(|e| parse_error(&e))?;
+        let mut document = serde_json::Deserializer::from_slice(bytes);
+        let raw: RawConfig =
+            serde_path_to_error::deserialize(&mut document).map_err(|e| parse_error(&e))?;
+        // Trailing characters after the object (as `serde_json::from_slice`).
+        document.end().map_err(|e| {
+            ConfigError::new(
+                "(document)",
+                format!("{e}; see the configuration reference in README.md"),
+            )
+        })?;
         Config::validate(raw)
     }
 
@@ -152,34 +161,45 @@ impl Config {
     }
 }
 
-/// A document serde could not read: a field's own value error names its
-/// field; otherwise the field is pulled out of serde's message.
-fn parse_error(e: &serde_json::Error) -> ConfigError {
-    let text = e.to_string();
-    let position = format!(" at line {} column {}", e.line(), e.column());
+/// A document serde could not read, named by the path to the value serde
+/// failed on (`policy.patient_search`, `issuers[0].algorithms[1]`). A
+/// field's own value error (see [`ConfigError::from_field_value_error`]) is
+/// already complete; any other keeps serde's message and position.
+fn parse_error(e: &serde_path_to_error::Error<serde_json::Error>) -> ConfigError {
+    let inner = e.inner();
+    let text = inner.to_string();
+    let position = format!(" at line {} column {}", inner.line(), inner.column());
     if let Some(named) =
         ConfigError::from_field_value_error(text.strip_suffix(&position).unwrap_or(&text))
     {
         return named;
     }
     ConfigError::new(
-        json_error_field(&text),
-        format!("{e}; see the configuration reference in README.md"),
+        error_field(&e.path().to_string(), &text),
+        format!("{text}; see the configuration reference in README.md"),
     )
 }
 
-/// Best effort: pull the offending field name out of a serde_json message
-/// (`unknown field `x``, `missing field `y``) so the error names it.
-fn json_error_field(msg: &str) -> String {
-    for marker in ["unknown field `", "missing field `", "duplicate field `"] {
+/// The dotted path of the field an error is about. serde reports a missing
+/// or duplicate field against the object holding it, so its name (from the
+/// message) is appended; the document itself is `(document)`. A map key
+/// serde could not capture (`?`) ends the path at the map.
+fn error_field(path: &str, msg: &str) -> String {
+    let path = path.find(".?").map_or(path, |unknown| &path[..unknown]);
+    let object = (path != "." && !path.is_empty()).then_some(path);
+    for marker in ["missing field `", "duplicate field `"] {
         if let Some(start) = msg.find(marker) {
             let rest = &msg[start + marker.len()..];
             if let Some(end) = rest.find('`') {
-                return rest[..end].to_string();
+                let name = &rest[..end];
+                return match object {
+                    Some(object) => format!("{object}.{name}"),
+                    None => name.to_string(),
+                };
             }
         }
     }
-    "(document)".into()
+    object.unwrap_or("(document)").to_string()
 }
 
 #[cfg(test)]
