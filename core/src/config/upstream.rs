@@ -30,8 +30,14 @@ impl TryFrom<String> for Fact {
 
     fn try_from(name: String) -> Result<Self, String> {
         Fact::from_name(&name).ok_or_else(|| {
-            let known: Vec<String> = Fact::ALL.iter().map(|f| format!("`{}`", f.as_str())).collect();
-            format!("unknown variant `{name}`, expected one of {}", known.join(", "))
+            let known: Vec<String> = Fact::ALL
+                .iter()
+                .map(|f| format!("`{}`", f.as_str()))
+                .collect();
+            format!(
+                "unknown variant `{name}`, expected one of {}",
+                known.join(", ")
+            )
         })
     }
 }
