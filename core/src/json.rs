@@ -20,6 +20,19 @@ pub(crate) fn from_slice_strict(bytes: &[u8]) -> Result<Value, serde_json::Error
     Ok(value)
 }
 
+/// [`from_slice_strict`] that also says where it failed: the path of the
+/// value being read (`serde_path_to_error`'s form, `.` for the document;
+/// a repeated key is reported at the object holding it).
+pub(crate) fn from_slice_strict_at(bytes: &[u8]) -> Result<Value, (String, serde_json::Error)> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let mut track = serde_path_to_error::Track::new();
+    let value = StrictValue
+        .deserialize(serde_path_to_error::Deserializer::new(&mut de, &mut track))
+        .map_err(|e| (track.path().to_string(), e))?;
+    de.end().map_err(|e| (".".to_string(), e))?;
+    Ok(value)
+}
+
 /// Start of the error message for a repeated key (see [`is_duplicate_key`]).
 const DUPLICATE_KEY: &str = "duplicate key";
 

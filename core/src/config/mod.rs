@@ -22,6 +22,7 @@ pub use upstream::{Fact, UpstreamConfig};
 use crate::audit::AuditConfig;
 pub use crate::claims::ClaimsConfig;
 use crate::fhir::FhirBase;
+use crate::json::from_slice_strict_at;
 use crate::policy::PolicyConfig;
 use crate::token::{validate_issuers, IssuerConfig, TokenSettings, TrustConfig};
 use serde::Deserialize;
@@ -95,16 +96,12 @@ pub struct Config {
 impl Config {
     /// Parse and validate JSON configuration bytes.
     pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
-        let mut document = serde_json::Deserializer::from_slice(bytes);
-        let raw: RawConfig =
-            serde_path_to_error::deserialize(&mut document).map_err(|e| parse_error(&e))?;
-        // Trailing characters after the object (as `serde_json::from_slice`).
-        document.end().map_err(|e| {
-            ConfigError::new(
-                "(document)",
-                format!("{e}; see the configuration reference in README.md"),
-            )
-        })?;
+        // Read as JSON first (a repeated key is an error, as in request
+        // bodies), then as the configuration: serde's errors name the path
+        // of the value they are about either way.
+        let document = from_slice_strict_at(bytes).map_err(|(path, e)| parse_error(&path, &e))?;
+        let raw: RawConfig = serde_path_to_error::deserialize(&document)
+            .map_err(|e| parse_error(&e.path().to_string(), e.inner()))?;
         Config::validate(raw)
     }
 
@@ -164,30 +161,30 @@ impl Config {
 /// A document serde could not read, named by the path to the value serde
 /// failed on (`policy.patient_search`, `issuers[0].algorithms[1]`). A
 /// field's own value error (see [`ConfigError::from_field_value_error`]) is
-/// already complete; any other keeps serde's message and position.
-fn parse_error(e: &serde_path_to_error::Error<serde_json::Error>) -> ConfigError {
-    let inner = e.inner();
-    let text = inner.to_string();
-    let position = format!(" at line {} column {}", inner.line(), inner.column());
+/// already complete; any other keeps serde's message (and, for JSON syntax
+/// and repeated keys, the position).
+fn parse_error(path: &str, e: &serde_json::Error) -> ConfigError {
+    let text = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
     if let Some(named) =
         ConfigError::from_field_value_error(text.strip_suffix(&position).unwrap_or(&text))
     {
         return named;
     }
     ConfigError::new(
-        error_field(&e.path().to_string(), &text),
+        error_field(path, &text),
         format!("{text}; see the configuration reference in README.md"),
     )
 }
 
 /// The dotted path of the field an error is about. serde reports a missing
-/// or duplicate field against the object holding it, so its name (from the
+/// field or a repeated key against the object holding it, so its name (from the
 /// message) is appended; the document itself is `(document)`. A map key
 /// serde could not capture (`?`) ends the path at the map.
 fn error_field(path: &str, msg: &str) -> String {
     let path = path.find(".?").map_or(path, |unknown| &path[..unknown]);
     let object = (path != "." && !path.is_empty()).then_some(path);
-    for marker in ["missing field `", "duplicate field `"] {
+    for marker in ["missing field `", "duplicate key `"] {
         if let Some(start) = msg.find(marker) {
             let rest = &msg[start + marker.len()..];
             if let Some(end) = rest.find('`') {
