@@ -81,12 +81,10 @@ impl Stream {
                 ),
             );
         }
-        if allow {
-            if d.rewrite.is_some() {
-                let checked = !d.obligations.is_empty();
-                self.decision = Some(d);
-                return self.carry_out_rewrite(host, checked, from_async);
-            }
+        if allow && d.rewrite.is_some() {
+            let checked = !d.obligations.is_empty();
+            self.decision = Some(d);
+            return self.carry_out_rewrite(host, checked, from_async);
         }
         if allow && !d.obligations.is_empty() {
             self.decision = Some(d);
