@@ -21,15 +21,18 @@ pub(crate) fn from_slice_strict(bytes: &[u8]) -> Result<Value, serde_json::Error
 }
 
 /// [`from_slice_strict`] that also says where it failed: the path of the
-/// value being read (`serde_path_to_error`'s form, `.` for the document;
-/// a repeated key is reported at the object holding it).
-pub(crate) fn from_slice_strict_at(bytes: &[u8]) -> Result<Value, (String, serde_json::Error)> {
+/// value being read (empty for the document itself; a repeated key is
+/// reported at the object holding it).
+pub(crate) fn from_slice_strict_at(
+    bytes: &[u8],
+) -> Result<Value, (serde_path_to_error::Path, serde_json::Error)> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let mut track = serde_path_to_error::Track::new();
     let value = StrictValue
         .deserialize(serde_path_to_error::Deserializer::new(&mut de, &mut track))
-        .map_err(|e| (track.path().to_string(), e))?;
-    de.end().map_err(|e| (".".to_string(), e))?;
+        .map_err(|e| (track.path(), e))?;
+    de.end()
+        .map_err(|e| (serde_path_to_error::Track::new().path(), e))?;
     Ok(value)
 }
 

@@ -26,6 +26,7 @@ use crate::json::from_slice_strict_at;
 use crate::policy::PolicyConfig;
 use crate::token::{validate_issuers, IssuerConfig, TokenSettings, TrustConfig};
 use serde::Deserialize;
+use serde_path_to_error::{Path, Segment};
 
 /// The configuration exactly as written (before validation).
 #[derive(Debug, Clone, Deserialize)]
@@ -101,7 +102,7 @@ impl Config {
         // of the value they are about either way.
         let document = from_slice_strict_at(bytes).map_err(|(path, e)| parse_error(&path, &e))?;
         let raw: RawConfig = serde_path_to_error::deserialize(&document)
-            .map_err(|e| parse_error(&e.path().to_string(), e.inner()))?;
+            .map_err(|e| parse_error(e.path(), e.inner()))?;
         Config::validate(raw)
     }
 
@@ -163,7 +164,7 @@ impl Config {
 /// field's own value error (see [`ConfigError::from_field_value_error`]) is
 /// already complete; any other keeps serde's message (and, for JSON syntax
 /// and repeated keys, the position).
-fn parse_error(path: &str, e: &serde_json::Error) -> ConfigError {
+fn parse_error(path: &Path, e: &serde_json::Error) -> ConfigError {
     let text = e.to_string();
     let position = format!(" at line {} column {}", e.line(), e.column());
     if let Some(named) =
@@ -178,12 +179,10 @@ fn parse_error(path: &str, e: &serde_json::Error) -> ConfigError {
 }
 
 /// The dotted path of the field an error is about. serde reports a missing
-/// field or a repeated key against the object holding it, so its name (from the
-/// message) is appended; the document itself is `(document)`. A map key
-/// serde could not capture (`?`) ends the path at the map.
-fn error_field(path: &str, msg: &str) -> String {
-    let path = path.find(".?").map_or(path, |unknown| &path[..unknown]);
-    let object = (path != "." && !path.is_empty()).then_some(path);
+/// field or a repeated key against the object holding it, so its name (from
+/// the message) is appended; the document itself is `(document)`.
+fn error_field(path: &Path, msg: &str) -> String {
+    let object = dotted(path);
     for marker in ["missing field `", "duplicate key `"] {
         if let Some(start) = msg.find(marker) {
             let rest = &msg[start + marker.len()..];
@@ -196,7 +195,26 @@ fn error_field(path: &str, msg: &str) -> String {
             }
         }
     }
-    object.unwrap_or("(document)").to_string()
+    object.unwrap_or_else(|| "(document)".into())
+}
+
+/// `a.b[0].c` up to the first segment serde could not name (a key that is
+/// not a string, or was not read yet); `None` for the document itself.
+fn dotted(path: &Path) -> Option<String> {
+    let mut out = String::new();
+    for segment in path {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Unknown => break,
+        }
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 #[cfg(test)]

@@ -191,6 +191,9 @@ fn serde_errors_name_the_field_path() {
         (r#""{\"enforce\":false}""#, "(document)", r#"invalid type: string "{\"enforce\":false}", expected struct RawConfig"#),
         (r#"null"#, "(document)", r#"invalid type: null, expected struct RawConfig"#),
         (r#"{} {}"#, "(document)", r#"trailing characters at line 1 column 4"#),
+        (r#"{not json"#, "(document)", r#"key must be a string at line 1 column 2"#),
+        (r#"{"policy":{7:true}}"#, "policy", r#"key must be a string at line 1 column 12"#),
+        (r#"{"upstream":{"header_names":{"pat?ient":"x"}}}"#, "upstream.header_names.pat?ient", r#"unknown variant `pat?ient`, expected one of `patient`, `fhir_user`, `client_id`, `scopes`, `subject`, `issuer`"#),
         (r#"{"policy":{"allow_has":tru}}"#, "policy.allow_has", r#"expected ident at line 1 column 27"#),
     ];
     for (json, field, message) in cases {
