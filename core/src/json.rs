@@ -1,4 +1,5 @@
-//! Strict JSON parsing for request bodies and JOSE segments: like
+//! Strict JSON parsing for request bodies, JOSE segments and the plugin
+//! configuration: like
 //! `serde_json::from_slice` into a [`Value`], but an object with a repeated
 //! key is an error.
 //!

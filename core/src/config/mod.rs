@@ -162,8 +162,8 @@ impl Config {
 /// A document serde could not read, named by the path to the value serde
 /// failed on (`policy.patient_search`, `issuers[0].algorithms[1]`). A
 /// field's own value error (see [`ConfigError::from_field_value_error`]) is
-/// already complete; any other keeps serde's message (and, for JSON syntax
-/// and repeated keys, the position).
+/// already complete; any other keeps serde's message (with the position for
+/// JSON syntax and repeated keys) and points to the reference.
 fn parse_error(path: &Path, e: &serde_json::Error) -> ConfigError {
     let text = e.to_string();
     let position = format!(" at line {} column {}", e.line(), e.column());
