@@ -101,6 +101,13 @@ impl Config {
         // bodies), then as the configuration: serde's errors name the path
         // of the value they are about either way.
         let document = from_slice_strict_at(bytes).map_err(|(path, e)| parse_error(&path, &e))?;
+        if !document.is_object() {
+            // serde would read a struct from an array too (`[]` = defaults).
+            return Err(ConfigError::new(
+                "(document)",
+                "must be a JSON object (`{}` for all defaults); see the configuration reference in README.md",
+            ));
+        }
         let raw: RawConfig = serde_path_to_error::deserialize(&document)
             .map_err(|e| parse_error(e.path(), e.inner()))?;
         Config::validate(raw)
