@@ -40,6 +40,8 @@ pub struct FakeState {
     pub fail_header_removal: bool,
     /// When set, setting a request header fails (the host refuses).
     pub fail_header_set: bool,
+    /// Request headers (lower case, e.g. `:path`) the host refuses to set.
+    pub fail_header_set_of: Vec<String>,
     /// When set, reading any body fails (the host refuses).
     pub fail_body_read: bool,
     pub shared: HashMap<String, (Vec<u8>, u32)>,
@@ -169,7 +171,10 @@ impl Host for FakeHost {
             HeaderMap::Request if value.is_none() && s.fail_header_removal => {
                 Err(HostError::InternalFailure)
             }
-            HeaderMap::Request if value.is_some() && s.fail_header_set => {
+            HeaderMap::Request
+                if value.is_some()
+                    && (s.fail_header_set || s.fail_header_set_of.iter().any(|n| n == name)) =>
+            {
                 Err(HostError::InternalFailure)
             }
             HeaderMap::Request => {

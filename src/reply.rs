@@ -37,6 +37,7 @@ pub fn issue_code(reason: Reason, status: u16) -> &'static str {
     match (reason, status) {
         (_, 404) => "not-found",
         (Reason::UpstreamUnavailable, _) => "transient",
+        (Reason::InternalError, _) => "exception",
         (Reason::BodyTooLarge, _) => "too-long",
         // 401: the client must (re)authenticate, whatever was wrong with the token.
         (_, 401) => "login",
@@ -263,6 +264,8 @@ mod tests {
             (Reason::InvalidRequest, 400, "invalid"),
             (Reason::BodyTooLarge, 413, "too-long"),
             (Reason::ResponseNotPermitted, 404, "not-found"),
+            (Reason::InternalError, 500, "exception"),
+            (Reason::UpstreamUnavailable, 502, "transient"),
         ] {
             assert_eq!(issue_code(reason, status), code);
         }

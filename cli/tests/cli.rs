@@ -84,6 +84,35 @@ fn check_config() {
     assert_eq!(run(&["frobnicate"], "").0, 2);
 }
 
+/// `check-config` names the dotted path of a field serde refuses, at any depth.
+#[test]
+fn check_config_names_nested_fields() {
+    let dir = std::env::temp_dir().join(format!("fhir-smart-authz-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, config, err) in [
+        (
+            "enum.json",
+            r#"{"issuers":[{"issuer":"https://x","jwks_uri":"https://x/jwks"}],"fhir_base_url":"https://g/fhir","policy":{"patient_search":"narrowx"}}"#,
+            "error: invalid configuration at `policy.patient_search`: unknown variant `narrowx`, expected `narrow` or `deny`; see the configuration reference in README.md\n",
+        ),
+        (
+            "array.json",
+            r#"{"issuers":[{"issuer":"https://x","jwks_uri":"https://x/jwks","algorithms":["RS256",256]}]}"#,
+            "error: invalid configuration at `issuers[0].algorithms[1]`: invalid type: integer `256`, expected a string; see the configuration reference in README.md\n",
+        ),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, config).unwrap();
+        let path = path.to_str().unwrap();
+        assert_eq!(
+            run(&["check-config", path], ""),
+            (1, String::new(), err.to_string()),
+            "{config}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn decide_json_lines() {
     let input = [

@@ -63,6 +63,11 @@ pub enum Reason {
     /// The claims have a shape the filter does not understand (fail closed).
     UnsupportedClaims,
 
+    // --- 500 ---
+    /// The gateway could not carry out an allowed decision (the host refused
+    /// to set the narrowed request's `:path` or headers): never forwarded.
+    InternalError,
+
     // --- 502 ---
     /// The FHIR server could not be consulted for a check the decision
     /// needs (the write pre-check): fail closed.
@@ -92,6 +97,7 @@ impl Reason {
             Reason::BundleEntryDenied => "bundle_entry_denied",
             Reason::ResponseNotPermitted => "response_not_permitted",
             Reason::UnsupportedClaims => "unsupported_claims",
+            Reason::InternalError => "internal_error",
             Reason::UpstreamUnavailable => "upstream_unavailable",
         }
     }
@@ -103,6 +109,7 @@ impl Reason {
             Reason::Allowed
             | Reason::PublicEndpoint
             | Reason::MissingToken
+            | Reason::InternalError
             | Reason::UpstreamUnavailable => None,
             Reason::InvalidRequest | Reason::MultipleCredentials | Reason::BodyTooLarge => {
                 Some("invalid_request")
@@ -340,6 +347,7 @@ pub fn deny_status(reason: Reason) -> u16 {
         | Reason::TokenInactive
         | Reason::IntrospectionUnavailable => 401,
         Reason::Allowed | Reason::PublicEndpoint => 200,
+        Reason::InternalError => 500,
         Reason::UpstreamUnavailable => 502,
         _ => 403,
     }

@@ -1,4 +1,5 @@
-//! Strict JSON parsing for request bodies and JOSE segments: like
+//! Strict JSON parsing for request bodies, JOSE segments and the plugin
+//! configuration: like
 //! `serde_json::from_slice` into a [`Value`], but an object with a repeated
 //! key is an error.
 //!
@@ -17,6 +18,22 @@ pub(crate) fn from_slice_strict(bytes: &[u8]) -> Result<Value, serde_json::Error
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = StrictValue.deserialize(&mut de)?;
     de.end()?;
+    Ok(value)
+}
+
+/// [`from_slice_strict`] that also says where it failed: the path of the
+/// value being read (empty for the document itself; a repeated key is
+/// reported at the object holding it).
+pub(crate) fn from_slice_strict_at(
+    bytes: &[u8],
+) -> Result<Value, (serde_path_to_error::Path, serde_json::Error)> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let mut track = serde_path_to_error::Track::new();
+    let value = StrictValue
+        .deserialize(serde_path_to_error::Deserializer::new(&mut de, &mut track))
+        .map_err(|e| (track.path(), e))?;
+    de.end()
+        .map_err(|e| (serde_path_to_error::Track::new().path(), e))?;
     Ok(value)
 }
 

@@ -67,6 +67,7 @@ impl Stream {
         }
         let config = self.config();
         self.phase = Phase::Released;
+        let d = self.narrow_held_request(host, d);
         self.account(host, &d);
         let allow = d.is_allow();
         if !allow && !config.enforce {
@@ -80,12 +81,10 @@ impl Stream {
                 ),
             );
         }
-        if allow {
-            if let Some(rw) = &d.rewrite {
-                let (rw, checked) = (rw.clone(), !d.obligations.is_empty());
-                self.decision = Some(d);
-                return self.carry_out_rewrite(host, &rw, checked, from_async);
-            }
+        if allow && d.rewrite.is_some() {
+            let checked = !d.obligations.is_empty();
+            self.decision = Some(d);
+            return self.carry_out_rewrite(host, checked, from_async);
         }
         if allow && !d.obligations.is_empty() {
             self.decision = Some(d);

@@ -8,8 +8,7 @@
 
 use super::Stream;
 use crate::host::{Flow, HeaderMap, Host, LogLevel};
-use crate::reply::gateway_error_reply;
-use fhir_smart_authz_core::decision::Rewrite;
+use fhir_smart_authz_core::decision::{Decision, Reason, Rewrite};
 
 /// `rw` applied to a header list (`:path` and the headers it sets).
 pub(super) fn rewrite_headers(headers: &mut Vec<(String, String)>, rw: &Rewrite) {
@@ -22,13 +21,49 @@ pub(super) fn rewrite_headers(headers: &mut Vec<(String, String)>, rw: &Rewrite)
 }
 
 impl Stream {
+    /// Apply an allowed decision's rewrite to the held request (enforced,
+    /// its headers not yet upstream), before the decision is counted and
+    /// audited: when the host refuses to set `:path` or a header, the
+    /// decision becomes a 500 `internal_error` denial, so the reply, the
+    /// audit record and the metrics all say the request was not forwarded.
+    pub(super) fn narrow_held_request(&mut self, host: &dyn Host, d: Decision) -> Decision {
+        let held = self.shared.config.enforce && self.forwarded_headers.is_none();
+        let Some(rw) = d.rewrite.as_ref().filter(|_| d.is_allow() && held) else {
+            return d;
+        };
+        match set_request_headers(host, rw, &self.path) {
+            Ok(()) => {
+                let counter = if rw.added.is_empty() {
+                    "rewrite.strict"
+                } else {
+                    "rewrite.narrowed"
+                };
+                self.shared.count(host, counter);
+                d
+            }
+            Err(name) => {
+                host.log(
+                    LogLevel::Error,
+                    &format!("could not set {name} of a narrowed request"),
+                );
+                self.shared.count(host, "rewrite.failed");
+                let mut denial = Decision::deny(
+                    Reason::InternalError,
+                    format!("the gateway could not narrow the request to what the token allows (the proxy refused to set {name}); it was not forwarded"),
+                );
+                denial.interaction = d.interaction;
+                denial
+            }
+        }
+    }
+
     /// Carry out an allowed decision's rewrite `rw` (the decision is in
     /// `self.decision`; `checked`: it has response obligations), then let the
-    /// request go on, or relay it.
+    /// request go on, or relay it. A held request was already narrowed
+    /// ([`Self::narrow_held_request`]).
     pub(super) fn carry_out_rewrite(
         &mut self,
         host: &dyn Host,
-        rw: &Rewrite,
         checked: bool,
         from_async: bool,
     ) -> Flow {
@@ -38,29 +73,6 @@ impl Stream {
         } else if self.forwarded_headers.is_some() {
             self.shared.count(host, "rewrite.relayed");
             return self.start_relay(host);
-        } else if let Err(name) = set_request_headers(host, rw, &self.path) {
-            host.log(
-                LogLevel::Error,
-                &format!("could not set {name} of a narrowed request"),
-            );
-            self.shared.count(host, "rewrite.failed");
-            return self.reply(
-                host,
-                &gateway_error_reply(
-                    500,
-                    "exception",
-                    "the gateway could not narrow the request to what the token allows; it was not forwarded",
-                ),
-            );
-        } else {
-            self.shared.count(
-                host,
-                if rw.added.is_empty() {
-                    "rewrite.strict"
-                } else {
-                    "rewrite.narrowed"
-                },
-            );
         }
         if checked {
             return self.start_relay(host);

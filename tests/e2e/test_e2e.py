@@ -481,6 +481,10 @@ BAD_CONFIGS = {
     "bad-base-path": (json.dumps({"fhir_base_path": "fhir"}), "fhir_base_path"),
     "issuer-without-keys": (json.dumps({"fhir_base_url": "http://127.0.0.1:1/fhir",
                                         "issuers": [{"issuer": "http://127.0.0.1:2"}]}), "issuers[0]"),
+    # serde's own errors name the dotted path at any depth
+    "nested-enum-value": (json.dumps({"policy": {"patient_search": "narrowx"}}), "policy.patient_search`"),
+    "array-element-type": (json.dumps({"issuers": [{"issuer": "http://127.0.0.1:2", "jwks_uri": "http://127.0.0.1:2/jwks",
+                                                    "algorithms": ["RS256", 256]}]}), "issuers[0].algorithms[1]`"),
 }
 
 

@@ -23,6 +23,17 @@ fn narrowing_stream(
     rw: Rewrite,
     obligations: bool,
 ) -> Stream {
+    narrowing_stream_with(config, body_needed, rw, obligations, AuditEncoding::Json)
+}
+
+/// [`narrowing_stream`] writing its audit record in `encoding`.
+fn narrowing_stream_with(
+    config: &'static str,
+    body_needed: bool,
+    rw: Rewrite,
+    obligations: bool,
+    encoding: AuditEncoding,
+) -> Stream {
     let engine = FakeEngine {
         body_needed,
         decide: Box::new(move |_req: &RequestParts, _claims: Option<&Value>| {
@@ -41,7 +52,7 @@ fn narrowing_stream(
     let config = Rc::new(Config::from_json(config.as_bytes()).unwrap());
     let t: Box<dyn TokenPort> = Box::new(tokens());
     let e: Box<dyn Engine> = Box::new(engine);
-    Stream::new(Shared::new(config, t, e, AuditEncoding::Json))
+    Stream::new(Shared::new(config, t, e, encoding))
 }
 
 #[test]
@@ -191,6 +202,87 @@ fn a_rewrite_the_host_refuses_is_never_forwarded() {
     assert_eq!(s.on_request_headers(&h, true), Flow::Pause);
     assert_eq!(replies(&h), vec![500]);
     assert_eq!(h.counter("fhir_smart_authz.rewrite.failed"), 1);
+}
+
+/// A refused rewrite is a denial in every account of the request: the
+/// reply, the audit record (whenever the encoding writes it) and the
+/// decision counters, never the allow it started as.
+#[test]
+fn a_refused_rewrite_is_audited_and_counted_as_a_500_internal_error() {
+    const AUDIT: &str = "fhir_smart_authz_audit";
+    for encoding in [
+        AuditEncoding::Json,
+        AuditEncoding::Struct,
+        AuditEncoding::Line,
+    ] {
+        for (refused, obligations) in [(":path", false), ("prefer", false), (":path", true)] {
+            let case = format!("{encoding:?}, {refused} refused, obligations {obligations}");
+            let h = host("GET", "/fhir/Observation?code=x", Some("Bearer good"), &[]);
+            h.state.borrow_mut().fail_header_set_of = vec![refused.to_string()];
+            let rw = rewrite(NARROWED, &["patient"]);
+            let mut s = narrowing_stream_with("{}", false, rw, obligations, encoding);
+            assert_eq!(s.on_request_headers(&h, true), Flow::Pause, "{case}");
+            let message = format!("the gateway could not narrow the request to what the token allows (the proxy refused to set {refused}); it was not forwarded");
+            assert_eq!(replies(&h), vec![500], "{case}");
+            assert!(h.state.borrow().calls.is_empty(), "{case}: nothing fetched");
+            assert_eq!(reply_header(&h, "www-authenticate"), None, "{case}");
+            assert_eq!(
+                reply_json(&h),
+                json!({"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"exception",
+                    "details":{"coding":[{"system":"urn:fhir-smart-authz:reason","code":"internal_error"}],"text":message},
+                    "diagnostics":message}]}),
+                "{case}"
+            );
+            for (counter, count) in [
+                ("rewrite.failed", 1),
+                ("rewrite.narrowed", 0),
+                ("decision.deny.internal_error", 1),
+                ("decision.allow.allowed", 0),
+            ] {
+                assert_eq!(
+                    h.counter(&format!("fhir_smart_authz.{counter}")),
+                    count,
+                    "{case}: {counter}"
+                );
+            }
+            // The record of the denial, never the allow it started as.
+            let mut expected = json!({"action":"R",
+                "agent":{"client_id":"app","requestor":true,"user":"Practitioner/pr1"},
+                "decision":"deny","enforced":true,
+                "entity":{"id":"o1","patient":"Patient/p1","reference":"Observation/o1","resource_type":"Observation"},
+                "interaction":"read","message":message,"outcome":"4",
+                "policy":"urn:ietf:params:oauth:jti:j-1","reason":"internal_error",
+                "recorded":"2026-11-25T13:49:53.123Z","request_id":"rid-7","required_scopes":[],
+                "source":"fhir-smart-authz","status":500,"subtype":"read","type":"rest"});
+            let at_decision = h.state.borrow().properties.get(AUDIT).cloned();
+            s.on_log(&h);
+            let written = h.state.borrow().properties.get(AUDIT).cloned();
+            match encoding {
+                AuditEncoding::Struct => {
+                    assert_eq!(at_decision, Some(encode_struct(&expected)), "{case}");
+                    assert_eq!(written, at_decision, "{case}: written once");
+                }
+                AuditEncoding::Json => {
+                    assert_eq!(
+                        at_decision,
+                        Some(expected.to_string().into_bytes()),
+                        "{case}"
+                    );
+                    assert_eq!(written, at_decision, "{case}: written once");
+                }
+                AuditEncoding::Line => {
+                    assert_eq!(at_decision, None, "{case}: written at log time");
+                    let log_facts = json!({"method":"GET","path":"/fhir/Observation","response_code":0,
+                        "duration_ms":0,"start_time":"2026-11-25T13:49:53.123Z"});
+                    for (k, v) in log_facts.as_object().unwrap() {
+                        expected[k] = v.clone();
+                    }
+                    let record: Value = serde_json::from_slice(&written.unwrap()).unwrap();
+                    assert_eq!(record, expected, "{case}");
+                }
+            }
+        }
+    }
 }
 
 #[test]

@@ -4,27 +4,40 @@ use super::*;
 
 #[test]
 fn root_configure_rejects_invalid_json_naming_the_field() {
-    let h = FakeHost::new(NOW_MS);
-    let mut root = Root::default();
     let factory = |c: Rc<Config>| -> (Box<dyn TokenPort>, Box<dyn Engine>) {
         let _ = c;
         (Box::new(tokens()), Box::new(scripted_engine(false, false)))
     };
-    assert!(!root.configure(
-        &h,
-        Some(br#"{"metrics":{"prefx":"a"}}"#),
-        &factory,
-        AuditEncoding::Json
-    ));
-    let logs = h.state.borrow().logs.clone();
-    assert!(
-        logs.iter()
-            .any(|(_, m)| m.contains("`metrics.prefx`") || m.contains("prefx")),
-        "{logs:?}"
-    );
-    assert!(root.shared.is_none());
-    assert!(root.configure(&h, None, &factory, AuditEncoding::Json));
-    assert_eq!(h.state.borrow().tick_ms, 1000);
+    // on_configure logs the same line `check-config` prints: the dotted path
+    // of the field, at any depth.
+    for (config, log) in [
+        (
+            r#"{"metrics":{"prefx":"a"}}"#,
+            "fhir-smart-authz: invalid configuration at `metrics.prefx`: unknown field `prefx`, expected `prefix` or `phase_timing`; see the configuration reference in README.md",
+        ),
+        (
+            r#"{"policy":{"patient_search":"narrowx"}}"#,
+            "fhir-smart-authz: invalid configuration at `policy.patient_search`: unknown variant `narrowx`, expected `narrow` or `deny`; see the configuration reference in README.md",
+        ),
+        (
+            r#"{"issuers":[{"issuer":"https://x","algorithms":["RS256",256]}]}"#,
+            "fhir-smart-authz: invalid configuration at `issuers[0].algorithms[1]`: invalid type: integer `256`, expected a string; see the configuration reference in README.md",
+        ),
+    ] {
+        let h = FakeHost::new(NOW_MS);
+        let mut root = Root::default();
+        assert!(!root.configure(
+            &h,
+            Some(config.as_bytes()),
+            &factory,
+            AuditEncoding::Json
+        ));
+        let logs = h.state.borrow().logs.clone();
+        assert_eq!(logs, vec![(LogLevel::Critical, log.to_string())], "{config}");
+        assert!(root.shared.is_none());
+        assert!(root.configure(&h, None, &factory, AuditEncoding::Json));
+        assert_eq!(h.state.borrow().tick_ms, 1000);
+    }
 }
 
 #[test]

@@ -22,9 +22,11 @@ pub use upstream::{Fact, UpstreamConfig};
 use crate::audit::AuditConfig;
 pub use crate::claims::ClaimsConfig;
 use crate::fhir::FhirBase;
+use crate::json::from_slice_strict_at;
 use crate::policy::PolicyConfig;
 use crate::token::{validate_issuers, IssuerConfig, TokenSettings, TrustConfig};
 use serde::Deserialize;
+use serde_path_to_error::{Path, Segment};
 
 /// The configuration exactly as written (before validation).
 #[derive(Debug, Clone, Deserialize)]
@@ -95,7 +97,19 @@ pub struct Config {
 impl Config {
     /// Parse and validate JSON configuration bytes.
     pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
-        let raw: RawConfig = serde_json::from_slice(bytes).map_err(|e| parse_error(&e))?;
+        // Read as JSON first (a repeated key is an error, as in request
+        // bodies), then as the configuration: serde's errors name the path
+        // of the value they are about either way.
+        let document = from_slice_strict_at(bytes).map_err(|(path, e)| parse_error(&path, &e))?;
+        if !document.is_object() {
+            // serde would read a struct from an array too (`[]` = defaults).
+            return Err(ConfigError::new(
+                "(document)",
+                "must be a JSON object (`{}` for all defaults); see the configuration reference in README.md",
+            ));
+        }
+        let raw: RawConfig = serde_path_to_error::deserialize(&document)
+            .map_err(|e| parse_error(e.path(), e.inner()))?;
         Config::validate(raw)
     }
 
@@ -152,9 +166,12 @@ impl Config {
     }
 }
 
-/// A document serde could not read: a field's own value error names its
-/// field; otherwise the field is pulled out of serde's message.
-fn parse_error(e: &serde_json::Error) -> ConfigError {
+/// A document serde could not read, named by the path to the value serde
+/// failed on (`policy.patient_search`, `issuers[0].algorithms[1]`). A
+/// field's own value error (see [`ConfigError::from_field_value_error`]) is
+/// already complete; any other keeps serde's message (with the position for
+/// JSON syntax and repeated keys) and points to the reference.
+fn parse_error(path: &Path, e: &serde_json::Error) -> ConfigError {
     let text = e.to_string();
     let position = format!(" at line {} column {}", e.line(), e.column());
     if let Some(named) =
@@ -163,23 +180,48 @@ fn parse_error(e: &serde_json::Error) -> ConfigError {
         return named;
     }
     ConfigError::new(
-        json_error_field(&text),
-        format!("{e}; see the configuration reference in README.md"),
+        error_field(path, &text),
+        format!("{text}; see the configuration reference in README.md"),
     )
 }
 
-/// Best effort: pull the offending field name out of a serde_json message
-/// (`unknown field `x``, `missing field `y``) so the error names it.
-fn json_error_field(msg: &str) -> String {
-    for marker in ["unknown field `", "missing field `", "duplicate field `"] {
+/// The dotted path of the field an error is about. serde reports a missing
+/// field or a repeated key against the object holding it, so its name (from
+/// the message) is appended; the document itself is `(document)`.
+fn error_field(path: &Path, msg: &str) -> String {
+    let object = dotted(path);
+    for marker in ["missing field `", "duplicate key `"] {
         if let Some(start) = msg.find(marker) {
             let rest = &msg[start + marker.len()..];
             if let Some(end) = rest.find('`') {
-                return rest[..end].to_string();
+                let name = &rest[..end];
+                return match object {
+                    Some(object) => format!("{object}.{name}"),
+                    None => name.to_string(),
+                };
             }
         }
     }
-    "(document)".into()
+    object.unwrap_or_else(|| "(document)".into())
+}
+
+/// `a.b[0].c` up to the first segment serde could not name (a key that is
+/// not a string, or was not read yet); `None` for the document itself.
+fn dotted(path: &Path) -> Option<String> {
+    let mut out = String::new();
+    for segment in path {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Unknown => break,
+        }
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 #[cfg(test)]

@@ -140,3 +140,70 @@ fn discovery_document_defaults() {
         })
     );
 }
+
+/// Every error serde raises while reading the document names the dotted
+/// path of the offending field, whatever the depth (`policy.patient_search`
+/// was once reported at `(document)`); serde's message follows (with the
+/// position for JSON syntax and repeated keys).
+#[test]
+fn serde_errors_name_the_field_path() {
+    const SEE: &str = "; see the configuration reference in README.md";
+    #[rustfmt::skip]
+    let cases = [
+        (r#"{"issuers":[{"issuer":"https://x","jwks_uri":"https://x/jwks"}],"fhir_base_url":"https://g/fhir","policy":{"patient_search":"narrowx"}}"#, "policy.patient_search", r#"unknown variant `narrowx`, expected `narrow` or `deny`"#),
+        (r#"{"policy":{"read_outside_request":"check"}}"#, "policy.read_outside_request", r#"unknown variant `check`, expected `check_response` or `deny`"#),
+        (r#"{"policy":{"patient_paging":1}}"#, "policy.patient_paging", r#"invalid type: integer `1`, expected string or map"#),
+        (r#"{"policy":{"patient_update_by_id":"check_body "}}"#, "policy.patient_update_by_id", r#"unknown variant `check_body `, expected one of `check_stored`, `check_body`, `deny`"#),
+        (r#"{"policy":{"allow_has":"yes"}}"#, "policy.allow_has", r#"invalid type: string "yes", expected a boolean"#),
+        (r#"{"policy":{"patient_scope_public_types":["Medication",7]}}"#, "policy.patient_scope_public_types[1]", r#"invalid type: integer `7`, expected a string"#),
+        (r#"{"policy":{"operations":[{"name":"$x","levels":["type","server"],"letters":"r"}]}}"#, "policy.operations[0].levels[1]", r#"unknown variant `server`, expected one of `system`, `type`, `instance`"#),
+        (r#"{"policy":{"operations":[{"name":"$x","levels":["type"],"letters":"r","target":"all"}]}}"#, "policy.operations[0].target", r#"unknown variant `all`, expected one of `resource`, `compartment`, `type_param`, `any_type`, `none`"#),
+        (r#"{"policy":{"operations":[{"name":"$x","levels":["type"],"letters":"r","patient":"own"}]}}"#, "policy.operations[0].patient", r#"unknown variant `own`, expected one of `own_patient`, `pinned`, `public_types`, `body`, `deny`"#),
+        (r#"{"policy":{"operations":[{"name":"$x","letters":"r"}]}}"#, "policy.operations[0].levels", r#"missing field `levels`"#),
+        (r#"{"policy":{"operations":[{"name":"$x","levels":["type"],"letters":"r","letter":"r"}]}}"#, "policy.operations[0].letter", r#"unknown field `letter`, expected one of `name`, `levels`, `types`, `letters`, `target`, `contexts`, `patient`"#),
+        (r#"{"audit":{"enabled":"no"}}"#, "audit.enabled", r#"invalid type: string "no", expected a boolean"#),
+        (r#"{"audit":{"source":["gw"]}}"#, "audit.source", r#"invalid type: sequence, expected a string"#),
+        (r#"{"audit":{"encoding":null}}"#, "audit.encoding", r#"invalid type: null, expected a string"#),
+        (r#"{"audit":{"format":"line"}}"#, "audit.format", r#"unknown field `format`, expected one of `enabled`, `source`, `encoding`"#),
+        (r#"{"issuers":[{"issuer":"https://x","jwks_uri":"https://x/jwks"},{"issuer":"https://y","jwks_uri":42}]}"#, "issuers[1].jwks_uri", r#"invalid type: integer `42`, expected a string"#),
+        (r#"{"issuers":[{"issuer":"https://x","algorithms":["RS256",256]}]}"#, "issuers[0].algorithms[1]", r#"invalid type: integer `256`, expected a string"#),
+        (r#"{"issuers":[{"issuer":"https://x","jwks_refresh_seconds":-1}]}"#, "issuers[0].jwks_refresh_seconds", r#"invalid value: integer `-1`, expected u64"#),
+        (r#"{"issuers":[{"issuer":"https://x","audiences":"https://g/fhir"}]}"#, "issuers[0].audiences", r#"invalid type: string "https://g/fhir", expected a sequence"#),
+        (r#"{"issuers":[{"issuer":"https://x","introspection":{"cluster":"as","path":"/i","client_id":"a","client_secret":"b","timeout":5}}]}"#, "issuers[0].introspection.timeout", r#"unknown field `timeout`, expected one of `cluster`, `path`, `authority`, `client_id`, `client_secret`, `max_cache_seconds`, `timeout_ms`"#),
+        (r#"{"issuers":[{"issuer":"https://x","jwks_uri":"https://x/jwks","jwks_uri":"https://x/keys"}]}"#, "issuers[0].jwks_uri", r#"duplicate key `jwks_uri` in a JSON object at line 1 column 90"#),
+        (r#"{"issuers":{"issuer":"https://x"}}"#, "issuers", r#"invalid type: map, expected a sequence"#),
+        (r#"{"token":{"leeway_seconds":"60"}}"#, "token.leeway_seconds", r#"invalid type: string "60", expected u64"#),
+        (r#"{"token":{"max_bytes":1.5}}"#, "token.max_bytes", r#"invalid type: floating point `1.5`, expected usize"#),
+        (r#"{"token":{"host_crypto":1}}"#, "token.host_crypto", r#"invalid type: integer `1`, expected a boolean"#),
+        (r#"{"token":{"leway_seconds":5}}"#, "token.leway_seconds", r#"unknown field `leway_seconds`, expected one of `leeway_seconds`, `max_bytes`, `allow_query_parameter`, `cache_max_entries`, `host_crypto`"#),
+        (r#"{"upstream":{"forward_headers":["patient","tenant"]}}"#, "upstream.forward_headers[1]", r#"unknown variant `tenant`, expected one of `patient`, `fhir_user`, `client_id`, `scopes`, `subject`, `issuer`"#),
+        (r#"{"upstream":{"header_names":{"patiant":"x-p"}}}"#, "upstream.header_names.patiant", r#"unknown variant `patiant`, expected one of `patient`, `fhir_user`, `client_id`, `scopes`, `subject`, `issuer`"#),
+        (r#"{"upstream":{"header_names":{"patient":true}}}"#, "upstream.header_names.patient", r#"invalid type: boolean `true`, expected a string"#),
+        (r#"{"upstream":{"timeout_ms":"30s"}}"#, "upstream.timeout_ms", r#"invalid type: string "30s", expected u64"#),
+        (r#"{"upstream":{"remove_headers":"x-forwarded-user"}}"#, "upstream.remove_headers", r#"invalid type: string "x-forwarded-user", expected a sequence"#),
+        (r#"{"claims":{"patient":null}}"#, "claims.patient", r#"invalid type: null, expected a string"#),
+        (r#"{"responses":{"obligation_denied_status":70000}}"#, "responses.obligation_denied_status", r#"invalid value: integer `70000`, expected u16"#),
+        (r#"{"metrics":{"prefx":"gw"}}"#, "metrics.prefx", r#"unknown field `prefx`, expected `prefix` or `phase_timing`"#),
+        (r#"{"enforce":"false"}"#, "enforce", r#"invalid type: string "false", expected a boolean"#),
+        (r#"{"max_body_bytes":-5}"#, "max_body_bytes", r#"invalid value: integer `-5`, expected usize"#),
+        (r#"{"enforse":false}"#, "enforse", r#"unknown field `enforse`, expected one of `fhir_base_path`, `fhir_base_url`, `enforce`, `max_body_bytes`, `claims`, `policy`, `issuers`, `token`, `upstream`, `responses`, `discovery`, `audit`, `metrics`"#),
+        (r#"{"enforce":true,"enforce":false}"#, "enforce", r#"duplicate key `enforce` in a JSON object at line 1 column 32"#),
+        (r#""{\"enforce\":false}""#, "(document)", r#"must be a JSON object (`{}` for all defaults)"#),
+        (r#"[]"#, "(document)", r#"must be a JSON object (`{}` for all defaults)"#),
+        (r#"null"#, "(document)", r#"must be a JSON object (`{}` for all defaults)"#),
+        (r#"{} {}"#, "(document)", r#"trailing characters at line 1 column 4"#),
+        (r#"{not json"#, "(document)", r#"key must be a string at line 1 column 2"#),
+        (r#"{"policy":{7:true}}"#, "policy", r#"key must be a string at line 1 column 12"#),
+        (r#"{"upstream":{"header_names":{"pat?ient":"x"}}}"#, "upstream.header_names.pat?ient", r#"unknown variant `pat?ient`, expected one of `patient`, `fhir_user`, `client_id`, `scopes`, `subject`, `issuer`"#),
+        (r#"{"policy":{"allow_has":tru}}"#, "policy.allow_has", r#"expected ident at line 1 column 27"#),
+    ];
+    for (json, field, message) in cases {
+        let e = Config::from_json(json.as_bytes()).unwrap_err();
+        assert_eq!(e.field, field, "{json}");
+        assert_eq!(e.message, format!("{message}{SEE}"), "{json}");
+        assert_eq!(
+            e.to_string(),
+            format!("invalid configuration at `{field}`: {message}{SEE}")
+        );
+    }
+}

@@ -6,8 +6,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// A verified fact the filter can forward to the upstream FHIR server.
+/// Read from a string (not serde's enum form) so that, as a key of
+/// `upstream.header_names`, an error names the key it is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", try_from = "String")]
 pub enum Fact {
     /// The launch patient id (`patient` claim, or from `fhirUser` when configured).
     Patient,
@@ -21,6 +23,23 @@ pub enum Fact {
     Subject,
     /// The `iss` claim.
     Issuer,
+}
+
+impl TryFrom<String> for Fact {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        Fact::from_name(&name).ok_or_else(|| {
+            let known: Vec<String> = Fact::ALL
+                .iter()
+                .map(|f| format!("`{}`", f.as_str()))
+                .collect();
+            format!(
+                "unknown variant `{name}`, expected one of {}",
+                known.join(", ")
+            )
+        })
+    }
 }
 
 impl Fact {
@@ -42,6 +61,10 @@ impl Fact {
             Fact::Subject => "subject",
             Fact::Issuer => "issuer",
         }
+    }
+
+    fn from_name(name: &str) -> Option<Fact> {
+        Fact::ALL.into_iter().find(|fact| fact.as_str() == name)
     }
 
     /// Header suffix after the prefix (`x-smart-` + `fhir-user`).

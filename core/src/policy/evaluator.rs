@@ -66,22 +66,19 @@ impl<'a> Evaluator<'a> {
         self
     }
 
-    /// The context to suggest in `required_scopes`: the one the token's
-    /// clinical scopes already use (patient/ first), else patient/ when the
-    /// token has a patient context, else user/.
+    /// The context to suggest in `required_scopes`: one of `allowed` the
+    /// token's clinical scopes already use (patient/ first), else patient/
+    /// when the token has a patient context, else user/.
     pub(super) fn preferred(&self, allowed: ScopeContexts) -> ScopeContext {
         use ScopeContext::{Patient, System, User};
         let s = &self.ctx.scopes;
-        let first = if s.has_context(Patient) {
-            Patient
-        } else if s.has_context(User) {
-            User
-        } else if s.has_context(System) {
-            System
-        } else if self.ctx.patient.is_some() {
-            Patient
-        } else {
-            User
+        let used = [Patient, User, System]
+            .into_iter()
+            .find(|c| s.has_context(*c) && allowed.allows(*c));
+        let first = match used {
+            Some(c) => c,
+            None if self.ctx.patient.is_some() => Patient,
+            None => User,
         };
         [first, User, System, Patient]
             .into_iter()
@@ -157,7 +154,16 @@ impl<'a> Evaluator<'a> {
         let met = self.try_need_all(rtype, parts, allowed);
         if met.is_err() {
             let letters = parts.iter().fold(Perms::NONE, |a, (l, _)| a.union(*l));
-            self.record_unmet(rtype, letters, allowed);
+            // Suggest only a context that could meet it: a patient/ scope
+            // never meets `Rule::NoPatient`, whatever it grants.
+            let suggestable = if parts.iter().any(|(_, r)| r.never_patient()) {
+                allowed.without_patient()
+            } else {
+                allowed
+            };
+            if suggestable.any() {
+                self.record_unmet(rtype, letters, suggestable);
+            }
         }
         met
     }

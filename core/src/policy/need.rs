@@ -105,6 +105,11 @@ pub(super) enum WriteTo<'i> {
 }
 
 impl Rule<'_> {
+    /// Whether no patient/ scope can ever meet the need.
+    pub(super) fn never_patient(&self) -> bool {
+        matches!(self, Rule::NoPatient)
+    }
+
     /// Whether meeting the need may add parameters to the URL.
     pub(super) fn narrowable(&self) -> bool {
         match self {
@@ -175,6 +180,19 @@ impl ScopeContexts {
         user: true,
         system: true,
     };
+
+    /// The same contexts but patient/.
+    pub(super) fn without_patient(self) -> ScopeContexts {
+        ScopeContexts {
+            patient: false,
+            ..self
+        }
+    }
+
+    /// Whether any context may satisfy it.
+    pub(super) fn any(self) -> bool {
+        self.patient || self.user || self.system
+    }
 
     pub(super) fn allows(self, c: ScopeContext) -> bool {
         match c {

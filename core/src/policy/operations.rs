@@ -69,10 +69,7 @@ fn any_type(
         ev.record(t.as_deref().unwrap_or("*"), letters, context);
         return Ok(());
     }
-    let preferred = ev.preferred(ScopeContexts {
-        patient: false,
-        ..allowed
-    });
+    let preferred = ev.preferred(allowed.without_patient());
     ev.record("*", letters, preferred);
     Err(fail(
         Reason::InsufficientScope,

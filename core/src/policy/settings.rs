@@ -348,7 +348,7 @@ mod tests {
                 r#"{"policy":{"operations":[{"name":"$x","levels":["type"],"letters":"r","contexts":["admin"]}]}}"#,
                 "policy.operations[0].contexts",
             ),
-            (r#"{"policy":{"allow_hass":true}}"#, "allow_hass"),
+            (r#"{"policy":{"allow_hass":true}}"#, "policy.allow_hass"),
         ] {
             let e = Config::from_json(json.as_bytes()).unwrap_err();
             assert_eq!(e.field, field, "{json}: {e}");

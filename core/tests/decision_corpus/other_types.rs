@@ -138,16 +138,38 @@ fn chains_and_has() {
 #[rustfmt::skip]
 fn list_filter_query_and_unknown_parameters() {
     check(vec![
-        row("patient/Observation.rs", Some("123"), search("Observation", "patient=123&_query=everything"), INSUFF, &["patient/Observation.s", "patient/*.s"]),
+        row("patient/Observation.rs", Some("123"), search("Observation", "patient=123&_query=everything"), INSUFF, &["patient/Observation.s", "user/*.s"]),
         row("user/Observation.rs", None, search("Observation", "_query=everything"), INSUFF, &["user/Observation.s", "user/*.s"]),
         row("user/*.rs", None, search("Observation", "_query=everything"), ALLOW, &[]),
         row("user/Observation.rs", None, search("Observation", "_filter=code eq x"), INSUFF, &["user/Observation.s", "user/*.s"]),
         row("system/*.rs", None, search("Observation", "_filter=subject.name eq x"), ALLOW, &[]),
-        row("patient/*.rs", Some("123"), search("Observation", "patient=123&_filter=code eq x"), COMPART, &["patient/Observation.s", "patient/*.s"]),
+        row("patient/*.rs", Some("123"), search("Observation", "patient=123&_filter=code eq x"), COMPART, &["patient/Observation.s", "user/*.s"]),
         row("user/Observation.rs", None, search("Observation", "_list=L1"), INSUFF, &["user/Observation.s", "user/List.r"]),
         row("user/Observation.rs user/List.r", None, search("Observation", "_list=L1"), ALLOW, &[]),
-        row("patient/*.rs", Some("123"), search("Observation", "patient=123&_list=L1"), COMPART, &["patient/Observation.s", "patient/List.r"]),
+        row("patient/*.rs", Some("123"), search("Observation", "patient=123&_list=L1"), COMPART, &["patient/Observation.s", "user/List.r"]),
         row("user/Observation.rs", None, search("Observation", "_text=x&_content=y"), ALLOW, &[]),
+    ]);
+}
+
+/// A refusal under patient/ scopes of what patient/ scopes can never
+/// authorize (`_filter`, `_query`, `_list`) suggests the user/ form, never a
+/// patient/ scope (which could not help); granted on top of the token's
+/// scopes, the suggestion allows the request.
+#[test]
+#[rustfmt::skip]
+fn refusals_suggest_only_scopes_that_would_allow() {
+    check(vec![
+        row("patient/*.rs", Some("123"), search("Observation", "patient=123&_filter=code eq x"), COMPART, &["patient/Observation.s", "user/*.s"]),
+        row("patient/*.rs user/*.s", Some("123"), search("Observation", "patient=123&_filter=code eq x"), ALLOW, &["user/Observation.s", "user/*.s"]),
+        row("patient/Observation.rs", Some("123"), search("Observation", "patient=123&_filter=code eq x"), INSUFF, &["patient/Observation.s", "user/*.s"]),
+        row("patient/Observation.rs user/*.s", Some("123"), search("Observation", "patient=123&_filter=code eq x"), ALLOW, &["user/Observation.s", "user/*.s"]),
+        row("patient/*.rs", Some("123"), search("Observation", "patient=123&_query=everything"), COMPART, &["patient/Observation.s", "user/*.s"]),
+        row("patient/*.rs user/*.s", Some("123"), search("Observation", "patient=123&_query=everything"), ALLOW, &["user/Observation.s", "user/*.s"]),
+        row("patient/*.rs", Some("123"), search("Observation", "patient=123&_list=L1"), COMPART, &["patient/Observation.s", "user/List.r"]),
+        row("patient/*.rs user/List.r", Some("123"), search("Observation", "patient=123&_list=L1"), ALLOW, &["patient/Observation.s", "user/List.r"]),
+        // the token's user/ or system/ scopes pick the context suggested
+        row("patient/*.rs system/Observation.rs", Some("123"), search("Observation", "patient=123&_filter=code eq x"), COMPART, &["system/Observation.s", "system/*.s"]),
+        row("patient/*.rs system/Observation.rs system/*.s", Some("123"), search("Observation", "patient=123&_filter=code eq x"), ALLOW, &["system/Observation.s", "system/*.s"]),
         // a paging id inside a search: some servers answer with a page of another search
         row("patient/Observation.rs", Some("123"), search("Observation", "_getpages=abc"), INVALID, &[]),
         row("user/Observation.rs", None, search("Observation", "code=x&_pageId=abc"), INVALID, &[]),

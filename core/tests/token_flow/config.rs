@@ -85,12 +85,12 @@ fn config_validation_names_fields() {
         ),
         (
             json!({"token": {"leway_seconds": 5}}),
-            "leway_seconds",
+            "token.leway_seconds",
             "unknown field",
         ),
         (
             json!({"fhir_base_url": AUD, "issuers": [{"issuer": ISS, "jwks": jwks, "audience": "x"}]}),
-            "audience",
+            "issuers[0].audience",
             "unknown field",
         ),
     ] {
