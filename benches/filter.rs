@@ -2,8 +2,11 @@
 //! with the production token service and decision engine), natively:
 //! `cargo bench --bench filter`. Covers a verified-token cache hit (patient
 //! app read and a pinned search) and cold verification with the pure-Rust
-//! verifier (the fake host has no `verify_signature`), per algorithm; each
-//! from the request headers to the audit record written at log time.
+//! verifier (the fake host has no `verify_signature`), per algorithm, and
+//! `cold_host/RS256`: the cache off and the host's `verify_signature`
+//! stubbed to answer "valid" at once, i.e. everything a fresh token costs
+//! inside the filter besides BoringSSL's check; each from the request
+//! headers to the audit record written at log time.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -115,6 +118,30 @@ fn bench(c: &mut Criterion) {
             )
         });
     }
+    // Cold with the host path: the stub answers `VerifySignatureResult { result: true }`.
+    fn host_says_valid(_args: &[u8]) -> Result<Vec<u8>, String> {
+        Ok(vec![0x08, 0x01])
+    }
+    let token = token_with("RS256", &claims(2));
+    let with_stub = |path: &str| {
+        let h = host(path, &token);
+        h.state.borrow_mut().verify_signature = Some(host_says_valid);
+        h
+    };
+    let h = with_stub(READ);
+    run(&cold, &h);
+    assert!(h.state.borrow().replies.is_empty());
+    assert_eq!(
+        h.state.borrow().host_calls.get("call_foreign_function"),
+        Some(&1)
+    );
+    c.bench_function("filter/cold_host/RS256", |b| {
+        b.iter_batched(
+            || with_stub(READ),
+            |h| run(&cold, &h),
+            BatchSize::SmallInput,
+        )
+    });
 }
 
 criterion_group!(benches, bench);

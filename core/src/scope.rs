@@ -156,11 +156,25 @@ impl ResourceScope {
 
 /// Render a canonical v2 scope string.
 pub fn render(context: ScopeContext, resource_type: &str, perms: Perms, query: &str) -> String {
-    if query.is_empty() {
-        format!("{}/{}.{}", context.as_str(), resource_type, perms)
-    } else {
-        format!("{}/{}.{}?{}", context.as_str(), resource_type, perms, query)
+    // Pushed piece by piece, not `format!`: every scope of a fresh token is
+    // rendered once (de-duplication in `ScopeSet::insert`).
+    let ctx = context.as_str();
+    let mut out = String::with_capacity(ctx.len() + resource_type.len() + query.len() + 8);
+    out.push_str(ctx);
+    out.push('/');
+    out.push_str(resource_type);
+    out.push('.');
+    out.extend(
+        Perms::ORDER
+            .into_iter()
+            .filter(|(_, p)| perms.contains(*p))
+            .map(|(c, _)| c),
+    );
+    if !query.is_empty() {
+        out.push('?');
+        out.push_str(query);
     }
+    out
 }
 
 /// A scope token after parsing.

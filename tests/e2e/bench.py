@@ -17,6 +17,8 @@ chain differs) and writing an access log (one JSON object per request) to the sa
   filter_noaudit the same with `audit.enabled: false` (envoy.yaml's loggers: Envoy's own line)
   cold_pure      `token.cache_max_entries: 0`, `token.host_crypto: false` (pure-Rust verifier)
   cold_inline    `token.cache_max_entries: 0`, inline JWKS with an extra EdDSA key
+  filter_baseline with BENCH_BASELINE_WASM=<path>: the shipped configuration of `filter` running
+                 another build of the filter (its own VM), for an A/B of two builds in one run
 
 Rows (what wrk sends, a patient token in every request):
   warm   one token on every request: the filter's (and jwt_authn's) verified-token cache hits
@@ -28,6 +30,8 @@ Rows (what wrk sends, a patient token in every request):
   token paths (not with BENCH_ONLY=compare): RS256 verified in pure Rust, ES256 through Envoy's
          verify_signature and in pure Rust, EdDSA (always pure Rust), each with one token on a
          listener whose cache is off.
+  base_warm, base_cold (with BENCH_BASELINE_WASM): warm and cold on `filter_baseline` (its own
+         token ring, so every request misses there too).
 
 Method: a warm-up (BENCH_WARMUP s per row), then BENCH_REPEAT rounds; each round runs every row
 once at load (wrk -t1 -c16, BENCH_DURATION s) and once at concurrency 1 (wrk -t1 -c1,
@@ -52,7 +56,10 @@ Env: BENCH_ONLY=compare (only the side-by-side rows: about 2.5 minutes instead o
 BENCH_REPEAT (3 rounds), BENCH_DURATION (3 s per load run), BENCH_C1_DURATION (2 s per
 concurrency-1 run), BENCH_WARMUP (1 s), BENCH_CONNECTIONS (16), BENCH_THREADS (1),
 ENVOY_CONCURRENCY (1), BENCH_COLD_TOKENS (10500; must exceed the cache for cold rows),
-BENCH_KEEP (keep the work directory: Envoy config and log).
+BENCH_KEEP (keep the work directory: Envoy config and log), BENCH_BASELINE_WASM (a second .wasm,
+e.g. main's build, measured as `filter_baseline` beside `filter`; the output ends with an A/B line:
+this build ÷ baseline, req/s and CPU per request, warm and cold), BENCH_ONLY=ab (with
+BENCH_BASELINE_WASM: only Envoy alone, native, `filter` and `filter_baseline` rows).
 """
 
 from __future__ import annotations
@@ -88,6 +95,7 @@ THREADS = int(os.environ.get("BENCH_THREADS", "1"))
 CONCURRENCY = int(os.environ.get("ENVOY_CONCURRENCY", "1"))
 COLD_TOKENS = int(os.environ.get("BENCH_COLD_TOKENS", "10500"))
 KEEP = bool(os.environ.get("BENCH_KEEP"))
+BASELINE_WASM = Path(os.environ["BENCH_BASELINE_WASM"]).resolve() if os.environ.get("BENCH_BASELINE_WASM") else None
 
 PATH = "/fhir/Patient/pat-a"
 AUDIENCE = "http://localhost:10000/fhir"  # fhir_base_url of every filter listener = the tokens' aud
@@ -397,10 +405,17 @@ def main() -> int:
     if not WASM.exists():
         print(f"{WASM} is missing: run `make build`", file=sys.stderr)
         return 2
-    if ONLY not in ("", "compare"):
-        print(f"BENCH_ONLY={ONLY!r}: use BENCH_ONLY=compare or leave it unset", file=sys.stderr)
+    if ONLY not in ("", "compare", "ab"):
+        print(f"BENCH_ONLY={ONLY!r}: use BENCH_ONLY=compare, BENCH_ONLY=ab or leave it unset", file=sys.stderr)
         return 2
-    full = ONLY != "compare"
+    if BASELINE_WASM is not None and not BASELINE_WASM.exists():
+        print(f"BENCH_BASELINE_WASM={BASELINE_WASM} does not exist", file=sys.stderr)
+        return 2
+    if ONLY == "ab" and BASELINE_WASM is None:
+        print("BENCH_ONLY=ab needs BENCH_BASELINE_WASM=<path of the other .wasm>", file=sys.stderr)
+        return 2
+    full = ONLY == ""
+    variants = ONLY != "ab"  # the struct/json/noaudit rows
     t_start = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="fhir-authz-bench-"))
     log = work / "access.log"
@@ -413,9 +428,13 @@ def main() -> int:
     server = serve_issuer(issuer, "127.0.0.1", iss_port)
     ed_key, ed_jwk = ed25519_key()
 
-    names = ["fhir", "none", "native_cache", "native", "filter", "filter_struct", "filter_json", "filter_noaudit"]
+    names = ["fhir", "none", "native_cache", "native", "filter"]
+    if variants:
+        names += ["filter_struct", "filter_json", "filter_noaudit"]
     if full:
         names += ["cold_pure", "cold_inline"]
+    if BASELINE_WASM is not None:
+        names += ["filter_baseline"]
     ports = {n: free_port() for n in names}
     shipped = lambda **over: shipped_wasm_filter(  # noqa: E731
         shipped_plugin_config(issuer.issuer_url, "issuer", AUDIENCE, over), WASM)
@@ -433,6 +452,11 @@ def main() -> int:
         "cold_pure": ([shipped(issuers=inline, token={"cache_max_entries": 0, "host_crypto": False})], shipped_log),
         "cold_inline": ([shipped(issuers=inline, token={"cache_max_entries": 0})], shipped_log),
     }
+    if BASELINE_WASM is not None:
+        # Its own VM (vm_id): no shared key set or lease with the build under test.
+        baseline = shipped_wasm_filter(shipped_plugin_config(issuer.issuer_url, "issuer", AUDIENCE), BASELINE_WASM,
+                                       vm_id_suffix="_baseline")
+        chains["filter_baseline"] = ([baseline], shipped_log)
     listeners = [direct_listener(n, ports[n], chains[n][0], log, chains[n][1]) for n in names]
     # `fhir` (the filter's default upstream.cluster) and `issuer` (its JWKS cluster), as in envoy.yaml.
     boot = envoy_bootstrap(free_port(), listeners, [cluster("fhir", ports["fhir"]), cluster("issuer", iss_port)],
@@ -448,10 +472,19 @@ def main() -> int:
         Row("native", "native jwt_authn (no cache) + rbac, fresh RS256 token", "native", ring=native_ring),
         Row("warm", "filter as shipped (audit record = log line), warm", "filter", token),
         Row("cold", "filter as shipped, fresh RS256 token (host crypto)", "filter", ring=ring),
-        Row("struct", "filter, audit.encoding struct, :TYPED, warm", "filter_struct", token),
-        Row("json", "filter, audit.encoding json, :PLAIN, warm", "filter_json", token),
-        Row("noaudit", "filter, audit.enabled false, warm", "filter_noaudit", token),
     ]
+    if variants:
+        rows += [
+            Row("struct", "filter, audit.encoding struct, :TYPED, warm", "filter_struct", token),
+            Row("json", "filter, audit.encoding json, :PLAIN, warm", "filter_json", token),
+            Row("noaudit", "filter, audit.enabled false, warm", "filter_noaudit", token),
+        ]
+    if BASELINE_WASM is not None:
+        rows += [
+            Row("base_warm", f"baseline ({BASELINE_WASM.name}) as shipped, warm", "filter_baseline", token),
+            Row("base_cold", f"baseline ({BASELINE_WASM.name}), fresh RS256 token", "filter_baseline",
+                ring=Ring(ring_path, len(ring_tokens))),
+        ]
     if full:
         es256 = issuer.mint("patient", alg="ES256")
         rows += [
@@ -467,14 +500,15 @@ def main() -> int:
         envoy.start()
         wait_serving(envoy, rows, ports)
         is_record = lambda v: isinstance(v, dict) and isinstance(v.get("value", v).get("decision"), str)  # noqa: E731
-        check_access_log(log, ports, {
+        expect_lines: dict[str, Callable[[dict[str, Any]], bool]] = {
             "none": lambda line: line["path"] == PATH and line["response_code"] == 200,
             "native_cache": lambda line: line["response_code"] == 401,  # no token: jwt_authn refuses
             "filter": lambda line: line["response_code"] == 401 and is_record(line) and line["path"] == PATH,
             "filter_struct": lambda line: line["response_code"] == 401 and is_record(line["audit"]),
             "filter_json": lambda line: isinstance(line["audit"], str) and is_record(json.loads(line["audit"])),
             "filter_noaudit": lambda line: line["response_code"] == 401 and "decision" not in line,
-        })
+        }
+        check_access_log(log, ports, {k: v for k, v in expect_lines.items() if k in names})
         rid = "bench-check-native-identity"
         requests.get(f"http://127.0.0.1:{ports['native_cache']}{PATH}", timeout=5,
                      headers={"Authorization": f"Bearer {token}", "x-request-id": rid})
@@ -517,14 +551,20 @@ def main() -> int:
     if bad:
         print(f"ERROR: errors or non-2xx answers in: {', '.join(bad)}", file=sys.stderr)
         return 1
-    if cold.misses < 0.95 * cold.requests_cold:
-        print("ERROR: the cold row hit the token cache; raise BENCH_COLD_TOKENS above cache_max_entries",
-              file=sys.stderr)
-        return 1
+    for c in [cold] + ([by_key["base_cold"]] if BASELINE_WASM is not None else []):
+        if c.misses < 0.95 * c.requests_cold:
+            print(f"ERROR: the {c.key} row hit the token cache; raise BENCH_COLD_TOKENS above cache_max_entries",
+                  file=sys.stderr)
+            return 1
     cpu = lambda a, b: median_of(by_key[b].load, "cpu_us") / median_of(by_key[a].load, "cpu_us")  # noqa: E731
     print(f"the same ratios from Envoy's CPU time per request (less disturbed by other work on the machine): "
           f"warm_vs_native={cpu('warm', 'native_cache'):.2f} cold_vs_native={cpu('cold', 'native'):.2f} "
           f"warm_vs_none={cpu('warm', 'none'):.2f}")
+    if BASELINE_WASM is not None:
+        print(f"A/B, this build ÷ baseline {BASELINE_WASM.name} (req/s; CPU: baseline's CPU µs/req ÷ this build's, "
+              f">1 = this build is faster): warm {ratio(by_key['warm'], by_key['base_warm']):.2f} "
+              f"(CPU {cpu('warm', 'base_warm'):.2f}) cold {ratio(cold, by_key['base_cold']):.2f} "
+              f"(CPU {cpu('cold', 'base_cold'):.2f})")
     print(f"ratio_warm_vs_native={ratio(by_key['warm'], by_key['native_cache']):.2f} "
           f"ratio_cold_vs_native={ratio(cold, by_key['native']):.2f} "
           f"ratio_warm_vs_none={ratio(by_key['warm'], by_key['none']):.2f}")

@@ -107,13 +107,15 @@ def shipped_plugin_config(issuer_url: str, jwks_cluster: str, base_url: str,
     return cfg
 
 
-def shipped_wasm_filter(plugin: dict[str, Any], wasm: Path) -> dict[str, Any]:
+def shipped_wasm_filter(plugin: dict[str, Any], wasm: Path, vm_id_suffix: str = "") -> dict[str, Any]:
     """The wasm HTTP filter of envoy/envoy.yaml (failure policy, `allow_on_headers_stop_iteration`,
-    VM settings) with this plugin configuration and .wasm file."""
+    VM settings) with this plugin configuration and .wasm file (`vm_id_suffix`: another VM id, e.g.
+    for another build of the filter in the same Envoy)."""
     filt = copy.deepcopy(_shipped_wasm_filter())
     cfg = filt["typed_config"]["config"]
     cfg["configuration"]["value"] = json.dumps(plugin)
     cfg["vm_config"]["code"] = {"local": {"filename": str(wasm)}}
+    cfg["vm_config"]["vm_id"] = cfg["vm_config"]["vm_id"] + vm_id_suffix
     return filt
 
 

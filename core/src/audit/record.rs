@@ -132,7 +132,50 @@ pub fn rfc3339_ms(now_ms: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + u64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
+    // Written digit by digit (twice per request: `recorded`, `start_time`);
+    // the same text as `format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")`.
+    let mut out = Vec::with_capacity(24);
+    push_decimal(&mut out, y, 4);
+    for (sep, v, w) in [
+        (b'-', m, 2),
+        (b'-', d, 2),
+        (b'T', h, 2),
+        (b':', mi, 2),
+        (b':', s, 2),
+        (b'.', ms, 3),
+    ] {
+        out.push(sep);
+        push_decimal(&mut out, v, w);
+    }
+    out.push(b'Z');
+    // Digits and separators only: always UTF-8.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// `v` in decimal, zero-padded to at least `width` digits (no `format!`
+/// machinery or temporary `String`: numbers are written on every request).
+fn push_decimal(out: &mut Vec<u8>, v: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut n = v;
+    let mut len = 0;
+    for slot in digits.iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        n /= 10;
+        len += 1;
+        if n == 0 && len >= width {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(digits.len() - len..).unwrap_or(&digits));
+}
+
+/// `a` + `sep` + `b` in one allocation (what `format!("{a}{sep}{b}")` gives).
+fn joined(a: &str, sep: char, b: &str) -> String {
+    let mut s = String::with_capacity(a.len() + sep.len_utf8() + b.len());
+    s.push_str(a);
+    s.push(sep);
+    s.push_str(b);
+    s
 }
 
 /// A JSON object being written: compact, members in the order written
@@ -170,7 +213,7 @@ impl<'a> JsonObject<'a> {
 
     fn num(&mut self, key: &str, value: u64) {
         self.key(key);
-        self.out.extend_from_slice(value.to_string().as_bytes());
+        push_decimal(self.out, value, 1);
     }
 
     fn bool(&mut self, key: &str, value: bool) {
@@ -212,7 +255,7 @@ fn entity(o: &mut JsonObject<'_>, it: Option<&Interaction>, identity: Option<&Id
         return;
     };
     if let Some(c) = &it.compartment {
-        e.str("compartment", &format!("{}/{}", c.resource_type, c.id));
+        e.str("compartment", &joined(&c.resource_type, '/', &c.id));
     }
     if !it.entries.is_empty() {
         e.num("entries", it.entries.len() as u64);
@@ -224,7 +267,7 @@ fn entity(o: &mut JsonObject<'_>, it: Option<&Interaction>, identity: Option<&Id
         e.str("operation", op);
     }
     if let Some(p) = identity.and_then(|i| i.patient.as_deref()) {
-        e.str("patient", &format!("Patient/{p}"));
+        e.str("patient", &joined("Patient", '/', p));
     }
     if !it.search.is_empty() {
         // Parameter names with modifier and chain, never their values.
@@ -247,7 +290,7 @@ fn entity(o: &mut JsonObject<'_>, it: Option<&Interaction>, identity: Option<&Id
         e.strs("query", names.iter().map(String::as_str));
     }
     if let (Some(t), Some(id)) = (&it.resource_type, &it.id) {
-        e.str("reference", &format!("{t}/{id}"));
+        e.str("reference", &joined(t, '/', id));
     }
     if let Some(t) = &it.resource_type {
         e.str("resource_type", t);
@@ -298,7 +341,8 @@ pub fn record_json(settings: &AuditConfig, input: &AuditInput<'_>) -> Vec<u8> {
         message = why;
         status = input.obligation_denied_status;
     }
-    let mut out = Vec::with_capacity(768);
+    // The record and, in `"line"` encoding, the log facts added to it.
+    let mut out = Vec::with_capacity(1024);
     let mut r = JsonObject::open(&mut out);
     let action = it
         .map(|i| action(i.kind))
@@ -313,7 +357,7 @@ pub fn record_json(settings: &AuditConfig, input: &AuditInput<'_>) -> Vec<u8> {
             if i > 0 {
                 r.out.push(b',');
             }
-            r.out.extend_from_slice(e.index.to_string().as_bytes());
+            push_decimal(r.out, e.index as u64, 1);
         }
         r.out.push(b']');
     }

@@ -97,6 +97,33 @@ struct Hot {
     claims: Rc<Value>,
 }
 
+/// The hot tier's hasher: SipHash (randomly keyed, as std's default) over
+/// the length and the last 32 bytes of the token text, the signature's
+/// tail, instead of its ~1 KB. Lookups still compare the whole text; the
+/// hash only picks the bucket, so this cannot make a different token match.
+#[derive(Default)]
+struct TailHash(std::collections::hash_map::RandomState);
+
+struct TailHasher(std::collections::hash_map::DefaultHasher);
+
+impl std::hash::BuildHasher for TailHash {
+    type Hasher = TailHasher;
+    fn build_hasher(&self) -> TailHasher {
+        TailHasher(self.0.build_hasher())
+    }
+}
+
+impl std::hash::Hasher for TailHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write_usize(bytes.len());
+        self.0
+            .write(bytes.get(bytes.len().saturating_sub(32)..).unwrap_or(bytes));
+    }
+    fn finish(&self) -> u64 {
+        self.0.finish()
+    }
+}
+
 /// Token handling for one worker VM.
 ///
 /// The main cache keeps compact JSON per SHA-256 of the token (small, so
@@ -109,7 +136,7 @@ struct Hot {
 pub struct TokenService {
     verifier: TokenVerifier,
     cache: TokenCache<Cached>,
-    hot: std::collections::HashMap<Box<str>, Hot>,
+    hot: std::collections::HashMap<Box<str>, Hot, TailHash>,
     scope_claim: String,
     patient_claim: String,
 }
@@ -121,7 +148,7 @@ impl TokenService {
         Ok(TokenService {
             verifier: TokenVerifier::new(trust)?,
             cache: TokenCache::new(trust.settings.cache_max_entries),
-            hot: std::collections::HashMap::new(),
+            hot: std::collections::HashMap::default(),
             scope_claim: claims.scope.clone(),
             patient_claim: claims.patient.clone(),
         })
