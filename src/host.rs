@@ -91,6 +91,12 @@ impl HttpCall {
     }
 }
 
+/// A header value as text: UTF-8 as it is; anything else with U+FFFD in
+/// place of the bytes that are not (the classifier refuses such a value).
+pub fn utf8_or_lossy(value: Vec<u8>) -> String {
+    String::from_utf8(value).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
 /// An integer property as Envoy serializes it (`response.code`,
 /// `request.duration` in ns, ...): 8 bytes, little-endian.
 pub fn property_u64(bytes: &[u8]) -> Option<u64> {
@@ -262,7 +268,18 @@ mod wasm {
         }
 
         fn headers(&self, which: HeaderMap) -> Vec<(String, String)> {
-            hc::get_map(map(which)).unwrap_or_default()
+            // `get_map` unwraps `String::from_utf8` on every value and would
+            // trap the VM on one byte such as `caf\xe9` (with FAIL_CLOSED every
+            // later request is 503): read bytes, and let a value that is not
+            // UTF-8 carry U+FFFD, which the classifier refuses.
+            hc::get_map_bytes(map(which))
+                .map(|pairs| {
+                    pairs
+                        .into_iter()
+                        .map(|(name, value)| (name, utf8_or_lossy(value)))
+                        .collect()
+                })
+                .unwrap_or_default()
         }
 
         fn set_header(
@@ -380,6 +397,24 @@ mod wasm {
             hc::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
                 .ok()
                 .flatten()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utf8_or_lossy;
+
+    #[test]
+    fn header_values_that_are_not_utf8_carry_the_replacement_character() {
+        let cases: [(&[u8], &str); 4] = [
+            (b"caf\xc3\xa9", "café"),
+            (b"caf\xe9", "caf\u{FFFD}"),
+            (b"\xff\xfe", "\u{FFFD}\u{FFFD}"),
+            (b"", ""),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(utf8_or_lossy(bytes.to_vec()), want, "{bytes:?}");
         }
     }
 }

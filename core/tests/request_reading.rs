@@ -240,6 +240,22 @@ fn headers_and_parameters_a_server_trusts() {
     ]);
 }
 
+/// Header values the host could not hand over as UTF-8 arrive with U+FFFD
+/// (`utf8_or_lossy` in the shell): the server may read the original bytes
+/// otherwise, so any such header is refused, whichever it is.
+#[test]
+#[rustfmt::skip]
+fn header_values_that_are_not_text_are_refused() {
+    let pd = || claims("patient/Patient.rs", Some("123"));
+    run(&config(""), &[
+        row("GET", "/fhir/Patient/123", &[("x-note", "caf\u{FFFD}")], None, pd(), 400, "invalid_request", "the `x-note` header's value is not plain text (bytes that are not UTF-8, or U+FFFD): send header values as ASCII"),
+        row("GET", "/fhir/Patient/123", &[("accept", "\u{FFFD}")], None, pd(), 400, "invalid_request", "the `accept` header's value is not plain text (bytes that are not UTF-8, or U+FFFD): send header values as ASCII"),
+        row("GET", "/fhir/Patient/123", &[("user-agent", "\u{FFFD}\u{FFFD}")], None, claims("user/*.rs", None), 400, "invalid_request", "the `user-agent` header's value is not plain text (bytes that are not UTF-8, or U+FFFD): send header values as ASCII"),
+        row("POST", "/fhir/Observation/_search", &[("content-type", "application/x-www-form-urlencoded\u{FFFD}")], Some("patient=123"), claims("patient/Observation.rs", Some("123")), 400, "invalid_request", "the `content-type` header's value is not plain text (bytes that are not UTF-8, or U+FFFD): send header values as ASCII"),
+        row("GET", "/fhir/Patient/123", &[("x-note", "café")], None, pd(), 200, "allowed", "allowed"),
+    ]);
+}
+
 #[test]
 fn cost_is_bounded() {
     let cfg = config("");

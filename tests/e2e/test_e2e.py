@@ -200,6 +200,20 @@ def test_spoofed_identity_headers_are_removed(rig):
     assert up.header("x-smart-anything") is None
 
 
+@pytest.mark.parametrize("value", ["caf\xe9", "\xff"], ids=["latin1", "ff"])
+def test_header_value_that_is_not_utf8_is_refused_and_the_vm_lives(rig, value):
+    """The SDK's `get_map` would trap the VM on such a value (503 for every later request under
+    FAIL_CLOSED); the filter reads bytes and refuses the request, naming the header."""
+    token = make_token(rig, ("patient", {}), "recorder")
+    resp = rig.request("GET", "/Patient/pat-a", token=token, listener="recorder", headers={"X-Note": value})
+    assert resp.status == 400, resp.body
+    assert (resp.audit or {}).get("reason") == "invalid_request", resp.record
+    assert "the `x-note` header's value is not plain text" in resp.body.decode(), resp.body
+    assert resp.upstream is None
+    after = rig.request("GET", "/Patient/pat-a", token=token, listener="recorder")
+    assert after.status == 200, after.body
+
+
 def test_forwarded_identity_headers(rig):
     token = make_token(rig, ("patient", {}), "recorder")
     resp = rig.request("GET", "/Patient/pat-a", token=token, listener="recorder")

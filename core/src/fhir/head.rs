@@ -81,6 +81,14 @@ pub(super) fn read_head<'a>(req: &'a RequestParts<'_>) -> Result<Head<'a>, Class
     let mut respond_async = false;
     for (name, value) in &req.headers {
         let name = name.as_str();
+        if value.contains(char::REPLACEMENT_CHARACTER) {
+            // The host hands over bytes that are not UTF-8 as U+FFFD: the
+            // server may read the original bytes otherwise.
+            return err(format!(
+                "the `{}` header's value is not plain text (bytes that are not UTF-8, or U+FFFD): send header values as ASCII",
+                short(name)
+            ));
+        }
         if let Some((_, why)) = REFUSED_HEADERS
             .iter()
             .find(|(h, _)| name.eq_ignore_ascii_case(h))
