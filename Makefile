@@ -5,6 +5,8 @@ SHELL := /bin/bash
 CARGO ?= cargo
 WASM_TARGET := wasm32-wasip1
 WASM := target/$(WASM_TARGET)/release/fhir_smart_authz.wasm
+# What both .wasm builds depend on (the filter crate and the core it links).
+WASM_SOURCES := $(shell find src core/src -name '*.rs') Cargo.toml core/Cargo.toml Cargo.lock
 # The release module is post-optimised with binaryen's wasm-opt (-O3: ~14 % smaller, faster pure-Rust
 # crypto; docs/performance.md). By default the pinned npm package `binaryen` (wasm-opt compiled to
 # wasm, run by Node) is installed into .tools/: no root, no download outside the npm registry.
@@ -63,7 +65,7 @@ wasm-target: prereqs
 build: wasm-target $(if $(filter none,$(WASM_OPT)),,wasm-opt) $(WASM) ## the shipped artifact: release .wasm (wasm-opt'd)
 
 # cargo writes the module, then wasm-opt rewrites it in place (the path stays the shipped one).
-$(WASM): $(shell find src core/src -name '*.rs') Cargo.toml core/Cargo.toml Cargo.lock
+$(WASM): $(WASM_SOURCES)
 	$(CARGO) build --release --target $(WASM_TARGET) -p $(FILTER_PKG) --lib
 ifneq ($(WASM_OPT),none)
 	$(if $(filter $(NPM_WASM_OPT),$(WASM_OPT)),node )$(WASM_OPT) $(WASM_OPT_FEATURES) $(WASM_OPT_LEVEL) $@ -o $@.opt
@@ -82,7 +84,7 @@ FAULT_WASM := target/fault-injection/$(WASM_TARGET)/release/fhir_smart_authz.was
 
 fault-wasm: wasm-target $(FAULT_WASM) ## test-only .wasm for the e2e fault tests (never shipped)
 
-$(FAULT_WASM): $(shell find src core/src -name '*.rs') Cargo.toml core/Cargo.toml Cargo.lock
+$(FAULT_WASM): $(WASM_SOURCES)
 	$(CARGO) build --release --target $(WASM_TARGET) -p $(FILTER_PKG) --lib --features fault-injection \
 		--target-dir target/fault-injection
 

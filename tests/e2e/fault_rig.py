@@ -24,8 +24,7 @@ from typing import Any
 import requests
 
 from .rig import (WASM, AccessLog, Envoy, Issuer, Recorder, Response, cluster, envoy_bootstrap, free_port,
-                  listener, plugin_config, serve_issuer)
-from tests.conformance.http import prepare
+                  listener, plugin_config, send, serve_issuer)
 
 TIMEOUT_MS = 1000
 
@@ -110,14 +109,8 @@ class FaultRig:
 
     def request(self, method: str, path: str, *, token: str | None = None, listener: str = "faults",
                 headers: dict[str, str] | None = None, wait_log: bool = True, timeout: float = 30) -> Response:
-        rid, hdrs, data = prepare(token, headers, None, None, "fault-")
-        r = requests.request(method, self.base(listener) + path, headers=hdrs, data=data, timeout=timeout,
-                             allow_redirects=False)
-        resp = Response(r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.content, rid)
-        if wait_log:
-            resp.record = self.access_log.wait_for(rid)
-        resp.upstream = self.recorder.find(rid)
-        return resp
+        return send(method, self.base(listener) + path, self.access_log, self.recorder, "fault-",
+                    token=token, headers=headers, wait_log=wait_log, timeout=timeout)
 
     def counter(self, suffix: str) -> int:
         """A filter counter (`wasmcustom.fhir_smart_authz.<suffix>`), 0 while undefined."""

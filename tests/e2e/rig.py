@@ -687,6 +687,20 @@ class Response:
         return self.record.get("audit") if self.record else None
 
 
+def send(method: str, url: str, access_log: AccessLog, recorder: Recorder, id_prefix: str, *,
+         token: str | None = None, headers: dict[str, str] | None = None,
+         body: bytes | str | dict | list | None = None, content_type: str | None = None,
+         wait_log: bool = True, timeout: float = 30) -> Response:
+    """Send one request through Envoy; attach its access-log line and what the recorder saw."""
+    rid, hdrs, data = prepare(token, headers, body, content_type, id_prefix)
+    r = requests.request(method, url, headers=hdrs, data=data, timeout=timeout, allow_redirects=False)
+    resp = Response(r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.content, rid)
+    if wait_log:
+        resp.record = access_log.wait_for(rid)
+    resp.upstream = recorder.find(rid)
+    return resp
+
+
 LISTENERS = ("main", "recorder", "shadow", "rotation", "struct")
 
 
@@ -857,14 +871,8 @@ class Rig:
                 headers: dict[str, str] | None = None, body: bytes | str | dict | list | None = None,
                 content_type: str | None = None, wait_log: bool = True, raw_url: str | None = None) -> Response:
         """Send one request through Envoy; attach its access-log line and what the recorder saw."""
-        rid, hdrs, data = prepare(token, headers, body, content_type, "e2e-")
-        url = raw_url or (self.base(listener) + path)
-        r = requests.request(method, url, headers=hdrs, data=data, timeout=30, allow_redirects=False)
-        resp = Response(r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.content, rid)
-        if wait_log:
-            resp.record = self.access_log.wait_for(rid)
-        resp.upstream = self.recorder.find(rid)
-        return resp
+        return send(method, raw_url or (self.base(listener) + path), self.access_log, self.recorder, "e2e-",
+                    token=token, headers=headers, body=body, content_type=content_type, wait_log=wait_log)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -127,6 +127,14 @@ impl Default for UpstreamConfig {
     }
 }
 
+/// Headers the filter and Envoy need intact: never a fact header, never removed.
+fn is_protocol_header(lower: &str) -> bool {
+    matches!(
+        lower,
+        "authorization" | "host" | "content-length" | "content-type" | "transfer-encoding"
+    )
+}
+
 fn is_header_name(s: &str) -> bool {
     !s.is_empty()
         && s.bytes().all(|b| {
@@ -203,10 +211,7 @@ impl UpstreamConfig {
                     format!("{name:?} is not a valid header name (use [a-z0-9-_.])"),
                 ));
             }
-            if matches!(
-                lower.as_str(),
-                "authorization" | "host" | "content-length" | "content-type" | "transfer-encoding"
-            ) {
+            if is_protocol_header(&lower) {
                 return Err(ConfigError::new(
                     format!("{field}.header_names.{}", fact.as_str()),
                     format!("{name:?} is a protocol header; choose a dedicated name such as \"x-smart-{}\"", fact.header_suffix()),
@@ -215,16 +220,7 @@ impl UpstreamConfig {
         }
         for (i, h) in self.remove_headers.iter().enumerate() {
             let lower = h.to_ascii_lowercase();
-            if !is_header_name(&lower)
-                || matches!(
-                    lower.as_str(),
-                    "authorization"
-                        | "host"
-                        | "content-length"
-                        | "content-type"
-                        | "transfer-encoding"
-                )
-            {
+            if !is_header_name(&lower) || is_protocol_header(&lower) {
                 return Err(ConfigError::new(
                     format!("{field}.remove_headers[{i}]"),
                     format!("{h:?} is not a removable header name (use [a-z0-9-_.]; protocol headers cannot be removed)"),
