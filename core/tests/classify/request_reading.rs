@@ -5,7 +5,7 @@
 //! Bundle entries.
 
 use super::*;
-use fhir_smart_authz_core::fhir::{MAX_BUNDLE_ENTRIES, MAX_PARAMETERS};
+use fhir_smart_authz_core::fhir::{MAX_BUNDLE_ENTRIES, MAX_FORM_BYTES, MAX_PARAMETERS};
 
 const FORM_UTF8: &[(&str, &str)] = &[(
     "content-type",
@@ -55,7 +55,15 @@ fn params(n: usize, tail: &str) -> String {
 fn post_search_form_bodies() {
     let body_101 = params(MAX_PARAMETERS, "patient=123");
     let query_101 = format!("/fhir/Observation/_search?{}", params(MAX_PARAMETERS, "patient=123"));
+    // A pin in a form the server ignores (past Tomcat's maxPostSize) would
+    // let it run the search unpinned: forms are bounded far below that.
+    let form_at_limit = format!("patient=123&code={}", "x".repeat(MAX_FORM_BYTES - "patient=123&code=".len()));
+    let form_over = format!("{form_at_limit}x");
+    let at_limit_summary = format!("search type Observation q={form_at_limit}");
+    let over_message = format!("!the _search form body has {} bytes, more than {MAX_FORM_BYTES}: servers silently ignore a form past their own limit", MAX_FORM_BYTES + 1);
     check(&[
+        row("/fhir", "POST", "/fhir/Observation/_search", FORM, Some(&form_at_limit), &at_limit_summary),
+        row("/fhir", "POST", "/fhir/Observation/_search", FORM, Some(&form_over), &over_message),
         row("/fhir", "POST", "/fhir/Observation/_search", FORM, Some("patient=123"), "search type Observation q=patient=123"),
         row("/fhir", "POST", "/fhir/Observation/_search", FORM_UTF8, Some("patient=123"), "search type Observation q=patient=123"),
         row("/fhir", "POST", "/fhir/Observation/_search", FORM_UTF8_TIGHT, Some("patient=123&code=x"), "search type Observation q=patient=123&code=x"),
