@@ -179,6 +179,9 @@ fn bulk_data_status_and_async() {
         row("/fhir", "GET", "/fhir/$export-poll-status?_jobId=j1", ASYNC, None, "operation system op=$export-poll-status q=_jobId=j1"),
         row("/fhir", "GET", "/fhir/Observation?patient=123", ASYNC, None, "!`Prefer: respond-async` is refused here (only $export and its status take it)"),
         row("/fhir", "GET", "/fhir/Patient/123/$everything", ASYNC_LIST, None, "!`Prefer: respond-async`"),
+        // HAPI FHIR reads a preference up to its `=`: `respond-async=true` is async.
+        row("/fhir", "GET", "/fhir/Patient/123/$everything", &[("prefer", "respond-async=true")], None, "!`Prefer: respond-async` is refused here"),
+        row("/fhir", "GET", "/fhir/Patient/123/$everything", &[("prefer", "return=minimal; respond-async = yes")], None, "!`Prefer: respond-async` is refused here"),
         row("/fhir", "GET", "/fhir/Observation?patient=123", &[("prefer", "return=representation, handling=strict")], None, "search type Observation q=patient=123"),
     ]);
 }
