@@ -15,7 +15,9 @@
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::Obligation;
 use fhir_smart_authz_core::engine::decide;
-use fhir_smart_authz_core::fhir::{RequestParts, MAX_BUNDLE_ENTRIES, MAX_PARAMETERS};
+use fhir_smart_authz_core::fhir::{
+    RequestParts, MAX_BUNDLE_ENTRIES, MAX_FORM_BYTES, MAX_PARAMETERS,
+};
 use fhir_smart_authz_core::scope::MAX_SCOPES;
 use serde_json::{json, Value};
 
@@ -116,6 +118,15 @@ const NO: &[(&str, &str)] = &[];
 #[rustfmt::skip]
 fn post_search_forms() {
     let many = format!("{}patient=123", "_count=10&".repeat(MAX_PARAMETERS));
+    // The pin in a form past Tomcat's maxPostSize is dropped by the server,
+    // which then searches every patient: forms are bounded far below it.
+    let pinned_at_limit = format!("patient=123&code={}", "x".repeat(MAX_FORM_BYTES - "patient=123&code=".len()));
+    let pinned_over = format!("{pinned_at_limit}x");
+    let big_config = config(r#","max_body_bytes":4194304"#);
+    run(&big_config, &[
+        row("POST", "/fhir/Observation/_search", FORM, Some(&pinned_at_limit), tp(), 200, "allowed", "allowed"),
+        row("POST", "/fhir/Observation/_search", FORM, Some(&pinned_over), tp(), 400, "invalid_request", "servers silently ignore a form past their own limit (Tomcat's maxPostSize)"),
+    ]);
     run(&config(""), &[
         row("POST", "/fhir/Observation/_search", FORM, Some("patient=123"), tp(), 200, "allowed", "allowed"),
         row("POST", "/fhir/Observation/_search", &[("content-type", "application/x-www-form-urlencoded; charset=UTF-8")], Some("patient=123"), tp(), 200, "allowed", "allowed"),
@@ -168,6 +179,7 @@ fn post_operations() {
         row("POST", "/fhir/Observation/$validate", JSON, Some(r#"{"resourceType":"Observation","subject":{"reference":"Patient/123"}}"#), claims("patient/Observation.c", Some("123")), 200, "allowed", "allowed"),
         row("POST", "/fhir/Observation/$validate", JSON, Some(r#"{"resourceType":"Observation","subject":{"reference":"Patient/456"}}"#), claims("patient/Observation.c", Some("123")), 403, "patient_compartment_violation", ""),
         row("GET", "/fhir/Observation?patient=123", &[("prefer", "respond-async")], None, tp(), 400, "invalid_request", "only $export and its status take it"),
+        row("GET", "/fhir/Observation?patient=123", &[("prefer", "respond-async=true")], None, tp(), 400, "invalid_request", "only $export and its status take it"),
     ]);
 }
 

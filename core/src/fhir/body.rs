@@ -48,6 +48,13 @@ pub(super) fn refuse_method_param(search: &[SearchParam]) -> Result<(), Classify
     Ok(())
 }
 
+/// The largest `POST _search` form body this gateway decides. Far below any
+/// container's own limit: Tomcat ignores a form past `maxPostSize` (2 MiB by
+/// default, often set lower) without an error and runs the search on the URL
+/// alone, dropping a pin this gateway decided on; `max_body_bytes` alone may
+/// be configured above that.
+pub const MAX_FORM_BYTES: usize = 64 * 1024;
+
 /// Appends the form body of a `POST .../_search`. The form Content-Type is
 /// required even for an empty body: HAPI FHIR reads the URL of a POST
 /// `_search` only when the body is a form (and Tomcat reads the body only
@@ -74,6 +81,12 @@ pub(super) fn form_body(
                 ));
             }
             let body = body.ok_or_else(not_buffered)?;
+            if body.len() > MAX_FORM_BYTES {
+                return err(format!(
+                    "the _search form body has {} bytes, more than {MAX_FORM_BYTES}: servers silently ignore a form past their own limit (Tomcat's maxPostSize) and would run the search without its parameters; send a smaller form",
+                    body.len()
+                ));
+            }
             let text = std::str::from_utf8(body)
                 .map_err(|_| ClassifyError::new("the _search form body is not valid UTF-8"))?;
             query::parse_into(text, "form body", search)?;

@@ -61,7 +61,7 @@ use super::base::FhirBase;
 use super::body::{BodySource, Payload};
 use super::bundle::classify_bundle;
 use super::error::ClassifyError;
-use super::head::{body_media, read_head, MediaKind, Method};
+use super::head::{body_media, parse_method, read_head, MediaKind, Method};
 use super::interaction::{Interaction, InteractionKind, RequestParts};
 use super::route::{route, split_target, Route};
 use super::table::BULK_STATUS;
@@ -71,6 +71,14 @@ use super::table::{classify_path, Classified};
 /// headers alone. When it returns `true`, buffer the body and pass it to
 /// [`classify`] (an empty body as `Some(&[])`).
 pub fn body_needed(base: &FhirBase, req: &RequestParts) -> bool {
+    // Only POST, PUT and PATCH read a body: a GET or DELETE (most requests)
+    // skips reading the headers and the path here, `classify` reads them.
+    if !matches!(
+        parse_method(req.method),
+        Ok(Method::Post | Method::Put | Method::Patch)
+    ) {
+        return false;
+    }
     let Ok(head) = read_head(req) else {
         return false;
     };

@@ -96,9 +96,12 @@ pub(super) fn read_head<'a>(req: &'a RequestParts<'_>) -> Result<Head<'a>, Class
             return err(*why);
         }
         if name.eq_ignore_ascii_case("prefer") {
-            respond_async |= value
-                .split([',', ';'])
-                .any(|t| t.trim().eq_ignore_ascii_case("respond-async"));
+            // A preference is its name up to `=`: HAPI FHIR reads
+            // `respond-async=true` as `respond-async` (RestfulServerUtils.parsePreferHeader).
+            respond_async |= value.split([',', ';']).any(|t| {
+                let key = t.split_once('=').map_or(t, |(k, _)| k);
+                key.trim().eq_ignore_ascii_case("respond-async")
+            });
         }
         if OVERRIDE_HEADERS
             .iter()

@@ -26,6 +26,7 @@ mod route;
 mod table;
 
 pub use base::FhirBase;
+pub use body::MAX_FORM_BYTES;
 pub use bundle::MAX_BUNDLE_ENTRIES;
 pub use classify::{body_needed, classify};
 pub use error::ClassifyError;

@@ -14,6 +14,7 @@
 
 use super::error::{err, short, ClassifyError};
 use super::interaction::SearchParam;
+use super::route::Route;
 
 /// The paging parameter.
 pub(super) const PAGING: &str = "_getpages";
@@ -62,13 +63,17 @@ pub(super) fn check_paging(search: &[SearchParam]) -> Result<(), ClassifyError> 
     Ok(())
 }
 
-/// `_getpages` on a request that is not a page (`where` names the path).
+/// `_getpages` on a request that is not a page (the message names the
+/// route; described only then, not on every request).
 pub(super) fn refuse_misplaced_paging(
     search: &[SearchParam],
-    path: &str,
+    route: &Route<'_>,
 ) -> Result<(), ClassifyError> {
     if search.iter().any(|p| p.name == PAGING) {
-        return err(format!("`_getpages` is refused on {path}: {FOLLOW}"));
+        return err(format!(
+            "`_getpages` is refused on {}: {FOLLOW}",
+            route.describe()
+        ));
     }
     Ok(())
 }

@@ -74,7 +74,7 @@ pub(super) fn classify_path<'p>(
         Route::Compartment { .. } => compartment(&route, method, &payload, &mut search)?,
     };
     if out.kind != K::Paging {
-        refuse_misplaced_paging(&search, &route.describe())?;
+        refuse_misplaced_paging(&search, &route)?;
     }
     out.search = search;
     Ok(Classified::Interaction(out))

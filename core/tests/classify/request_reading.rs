@@ -5,7 +5,7 @@
 //! Bundle entries.
 
 use super::*;
-use fhir_smart_authz_core::fhir::{MAX_BUNDLE_ENTRIES, MAX_PARAMETERS};
+use fhir_smart_authz_core::fhir::{MAX_BUNDLE_ENTRIES, MAX_FORM_BYTES, MAX_PARAMETERS};
 
 const FORM_UTF8: &[(&str, &str)] = &[(
     "content-type",
@@ -55,7 +55,15 @@ fn params(n: usize, tail: &str) -> String {
 fn post_search_form_bodies() {
     let body_101 = params(MAX_PARAMETERS, "patient=123");
     let query_101 = format!("/fhir/Observation/_search?{}", params(MAX_PARAMETERS, "patient=123"));
+    // A pin in a form the server ignores (past Tomcat's maxPostSize) would
+    // let it run the search unpinned: forms are bounded far below that.
+    let form_at_limit = format!("patient=123&code={}", "x".repeat(MAX_FORM_BYTES - "patient=123&code=".len()));
+    let form_over = format!("{form_at_limit}x");
+    let at_limit_summary = format!("search type Observation q={form_at_limit}");
+    let over_message = format!("!the _search form body has {} bytes, more than {MAX_FORM_BYTES}: servers silently ignore a form past their own limit", MAX_FORM_BYTES + 1);
     check(&[
+        row("/fhir", "POST", "/fhir/Observation/_search", FORM, Some(&form_at_limit), &at_limit_summary),
+        row("/fhir", "POST", "/fhir/Observation/_search", FORM, Some(&form_over), &over_message),
         row("/fhir", "POST", "/fhir/Observation/_search", FORM, Some("patient=123"), "search type Observation q=patient=123"),
         row("/fhir", "POST", "/fhir/Observation/_search", FORM_UTF8, Some("patient=123"), "search type Observation q=patient=123"),
         row("/fhir", "POST", "/fhir/Observation/_search", FORM_UTF8_TIGHT, Some("patient=123&code=x"), "search type Observation q=patient=123&code=x"),
@@ -171,6 +179,9 @@ fn bulk_data_status_and_async() {
         row("/fhir", "GET", "/fhir/$export-poll-status?_jobId=j1", ASYNC, None, "operation system op=$export-poll-status q=_jobId=j1"),
         row("/fhir", "GET", "/fhir/Observation?patient=123", ASYNC, None, "!`Prefer: respond-async` is refused here (only $export and its status take it)"),
         row("/fhir", "GET", "/fhir/Patient/123/$everything", ASYNC_LIST, None, "!`Prefer: respond-async`"),
+        // HAPI FHIR reads a preference up to its `=`: `respond-async=true` is async.
+        row("/fhir", "GET", "/fhir/Patient/123/$everything", &[("prefer", "respond-async=true")], None, "!`Prefer: respond-async` is refused here"),
+        row("/fhir", "GET", "/fhir/Patient/123/$everything", &[("prefer", "return=minimal; respond-async = yes")], None, "!`Prefer: respond-async` is refused here"),
         row("/fhir", "GET", "/fhir/Observation?patient=123", &[("prefer", "return=representation, handling=strict")], None, "search type Observation q=patient=123"),
     ]);
 }
