@@ -52,7 +52,7 @@ impl Stream {
                 method: &self.method,
                 request_id: self.request_id.as_deref(),
                 decision: d,
-                identity: self.identity.as_deref(),
+                identity: self.facts.as_ref().map(|f| &f.identity),
                 enforced: config.enforce,
                 now_ms: self.now_ms(host),
                 obligation_result: obligation,

@@ -50,7 +50,6 @@ use crate::host::{Flow, Host, LogLevel};
 use crate::ports::Pending;
 use crate::reply::Reply;
 use crate::shared::{Shared, TokenFacts};
-use fhir_smart_authz_core::audit::Identity;
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::Decision;
 use fhir_smart_authz_core::fhir::RequestParts;
@@ -124,7 +123,8 @@ pub struct Stream {
     /// longer lends them to the filter, so a relay starts from this copy.
     forwarded_headers: Option<Vec<(String, String)>>,
     decision: Option<Decision>,
-    identity: Option<Rc<Identity>>,
+    /// What the verified token says (its identity for the audit record, the
+    /// fact headers, the engine's token context); `None` without a token.
     facts: Option<Rc<TokenFacts>>,
     /// The SMART section written into a `/metadata` answer.
     capability: metadata::CapabilityRewrite,
@@ -156,7 +156,6 @@ impl Stream {
             body_seen_while_paused: false,
             forwarded_headers: None,
             decision: None,
-            identity: None,
             facts: None,
             capability: metadata::CapabilityRewrite::Off,
             audit_line: None,
