@@ -50,7 +50,7 @@ impl Stream {
             &config.audit,
             &AuditInput {
                 method: &self.method,
-                request_id: self.request_id.as_deref(),
+                request_id: self.request_id(),
                 decision: d,
                 identity: self.facts.as_ref().map(|f| &f.identity),
                 enforced: config.enforce,

@@ -106,7 +106,6 @@ pub struct Stream {
     method: String,
     path: String,
     headers: Vec<(String, String)>,
-    request_id: Option<String>,
     token: Option<String>,
     claims: Option<Rc<Value>>,
     /// The token call (JWKS / introspection) in flight. Kept apart from the
@@ -147,7 +146,6 @@ impl Stream {
             method: String::new(),
             path: String::new(),
             headers: Vec::new(),
-            request_id: None,
             token: None,
             claims: None,
             pending: None,
@@ -224,6 +222,15 @@ impl Stream {
             self.phase,
             Phase::Released | Phase::Prechecking(_) | Phase::Relaying(_) | Phase::Replied
         )
+    }
+
+    /// The request's `x-request-id` (the last, if repeated).
+    fn request_id(&self) -> Option<&str> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(n, _)| n == "x-request-id")
+            .map(|(_, v)| v.as_str())
     }
 
     /// Run `f` over the request as the core sees it. The headers are lent to

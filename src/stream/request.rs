@@ -37,7 +37,6 @@ impl Stream {
             match n.as_str() {
                 ":method" => self.method = v.clone(),
                 ":path" => self.path = v.clone(),
-                "x-request-id" => self.request_id = Some(v.clone()),
                 _ => {}
             }
         }
