@@ -24,13 +24,9 @@ impl Stream {
         if let Some(rw) = self.decision.as_ref().and_then(|d| d.rewrite.as_ref()) {
             rewrite_headers(&mut headers, rw);
         }
-        match self.call_upstream(
-            host,
-            headers,
-            self.body.clone(),
-            Phase::Relaying,
-            "obligation fetch",
-        ) {
+        // The decision is made: the body is not read again, it goes to the call.
+        let body = self.body.take();
+        match self.call_upstream(host, headers, body, Phase::Relaying, "obligation fetch") {
             Ok(flow) => flow,
             Err(why) => self.relay_failed(
                 host,
