@@ -11,6 +11,7 @@
 use crate::host::{Host, LogLevel};
 use crate::ports::TokenPort;
 use fhir_smart_authz_core::config::Config;
+use fhir_smart_authz_core::token::{decode_shared_jwks, encode_shared_jwks};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Weak;
@@ -72,7 +73,7 @@ impl JwksSync {
         issuer: usize,
     ) -> bool {
         let (value, _) = host.shared_get(&jwks_shared_key(config, issuer));
-        let Some((ts, bytes)) = value.as_deref().and_then(split_stamp) else {
+        let Some((ts, bytes)) = value.as_deref().and_then(decode_shared_jwks) else {
             return false;
         };
         let Ok(mut seen) = self.seen.try_borrow_mut() else {
@@ -182,15 +183,8 @@ pub fn jwks_shared_key(config: &Config, issuer: usize) -> String {
 
 /// Publish fetched JWKS bytes (prefixed with the fetch time) to shared data.
 pub fn publish_jwks(host: &dyn Host, config: &Config, issuer: usize, bytes: &[u8], now_ms: u64) {
-    let mut v = now_ms.to_be_bytes().to_vec();
-    v.extend_from_slice(bytes);
+    let v = encode_shared_jwks(now_ms, bytes);
     let _ = host.shared_set(&jwks_shared_key(config, issuer), &v, None);
-}
-
-/// `8-byte big-endian stamp ++ payload`.
-pub fn split_stamp(v: &[u8]) -> Option<(u64, &[u8])> {
-    let head: [u8; 8] = v.get(..8)?.try_into().ok()?;
-    Some((u64::from_be_bytes(head), v.get(8..)?))
 }
 
 /// The cross-VM JWKS fetch lease of an issuer.
@@ -210,7 +204,7 @@ pub enum Lease {
 
 pub fn lease_state(host: &dyn Host, config: &Config, issuer: usize, now_ms: u64) -> Lease {
     let (value, cas) = host.shared_get(&lease_key(config, issuer));
-    match value.as_deref().and_then(split_stamp) {
+    match value.as_deref().and_then(decode_shared_jwks) {
         Some((until, rest)) if until > now_ms => {
             if rest.first() == Some(&0) {
                 Lease::Resting
@@ -233,12 +227,8 @@ pub fn take_lease(
     let Lease::Free(cas) = lease_state(host, config, issuer, now_ms) else {
         return false;
     };
-    let mut v = now_ms
-        .saturating_add(timeout_ms)
-        .saturating_add(1000)
-        .to_be_bytes()
-        .to_vec();
-    v.push(1);
+    let until = now_ms.saturating_add(timeout_ms).saturating_add(1000);
+    let v = encode_shared_jwks(until, &[1]);
     host.shared_set(&lease_key(config, issuer), &v, cas).is_ok()
 }
 
@@ -255,8 +245,7 @@ pub fn end_lease(host: &dyn Host, config: &Config, issuer: usize, started_ms: u6
     } else {
         0
     };
-    let mut v = until.to_be_bytes().to_vec();
-    v.push(0);
+    let v = encode_shared_jwks(until, &[0]);
     let (_, cas) = host.shared_get(&lease_key(config, issuer));
     let _ = host.shared_set(&lease_key(config, issuer), &v, cas);
 }

@@ -6,6 +6,7 @@
 use crate::host::Host;
 use fhir_smart_authz_core::decision::{Decision, Verdict};
 use std::collections::HashMap;
+use std::hash::Hash;
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -28,20 +29,11 @@ impl Metrics {
         }
     }
 
-    /// Full name of a counter.
-    pub fn name(&self, suffix: &str) -> String {
-        format!("{}.{}", self.prefix, suffix)
-    }
-
     pub fn inc(&mut self, host: &dyn Host, suffix: &'static str) {
-        let id = match self.ids.get(suffix) {
-            Some(id) => *id,
-            None => {
-                let id = host.define_counter(&self.name(suffix));
-                self.ids.insert(suffix, id);
-                id
-            }
-        };
+        let prefix = &self.prefix;
+        let id = defined(&mut self.ids, suffix, || {
+            host.define_counter(&format!("{prefix}.{suffix}"))
+        });
         if let Some(id) = id {
             host.increment_counter(id, 1);
         }
@@ -51,15 +43,11 @@ impl Metrics {
     pub fn decision(&mut self, host: &dyn Host, d: &Decision) {
         let allow = d.decision == Verdict::Allow;
         let reason = d.reason.as_str();
-        let id = match self.decisions.get(&(allow, reason)) {
-            Some(id) => *id,
-            None => {
-                let verdict = if allow { "allow" } else { "deny" };
-                let id = host.define_counter(&self.name(&format!("decision.{verdict}.{reason}")));
-                self.decisions.insert((allow, reason), id);
-                id
-            }
-        };
+        let prefix = &self.prefix;
+        let id = defined(&mut self.decisions, (allow, reason), || {
+            let verdict = if allow { "allow" } else { "deny" };
+            host.define_counter(&format!("{prefix}.decision.{verdict}.{reason}"))
+        });
         if let Some(id) = id {
             host.increment_counter(id, 1);
         }
@@ -67,14 +55,10 @@ impl Metrics {
 
     /// Record one timing of a phase in the histogram `phase.<name>_us`.
     pub fn phase(&mut self, host: &dyn Host, name: &'static str, micros: u64) {
-        let id = match self.phases.get(name) {
-            Some(id) => *id,
-            None => {
-                let id = host.define_histogram(&self.name(&format!("phase.{name}_us")));
-                self.phases.insert(name, id);
-                id
-            }
-        };
+        let prefix = &self.prefix;
+        let id = defined(&mut self.phases, name, || {
+            host.define_histogram(&format!("{prefix}.phase.{name}_us"))
+        });
         if let Some(id) = id {
             host.record_metric(id, micros);
         }
@@ -82,16 +66,22 @@ impl Metrics {
 
     /// Set the `vm.memory_bytes` gauge (the VM's linear memory size).
     pub fn memory(&mut self, host: &dyn Host, bytes: u64) {
-        let id = match self.memory_gauge {
-            Some(id) => id,
-            None => {
-                let id = host.define_gauge(&self.name("vm.memory_bytes"));
-                self.memory_gauge = Some(id);
-                id
-            }
-        };
+        let prefix = &self.prefix;
+        let id = *self
+            .memory_gauge
+            .get_or_insert_with(|| host.define_gauge(&format!("{prefix}.vm.memory_bytes")));
         if let Some(id) = id {
             host.record_metric(id, bytes);
         }
     }
+}
+
+/// The metric id under `key`, defined on first use (a refusal, `None`, is
+/// remembered too: the host is asked once).
+fn defined<K: Eq + Hash>(
+    ids: &mut HashMap<K, Option<u32>>,
+    key: K,
+    define: impl FnOnce() -> Option<u32>,
+) -> Option<u32> {
+    *ids.entry(key).or_insert_with(define)
 }

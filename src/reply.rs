@@ -135,10 +135,7 @@ pub fn operation_outcome(d: &Decision, status: u16) -> Vec<u8> {
 
 /// The full local reply for a denial with the given status.
 pub fn deny_reply(config: &Config, d: &Decision, status: u16) -> Reply {
-    let mut headers = vec![
-        ("content-type".to_string(), FHIR_JSON.to_string()),
-        ("cache-control".to_string(), "no-store".to_string()),
-    ];
+    let mut headers = outcome_headers();
     if let Some(w) = www_authenticate(config, d, status) {
         headers.push(("www-authenticate".to_string(), w));
     }
@@ -155,12 +152,17 @@ pub fn gateway_error_reply(status: u16, code: &str, why: &str) -> Reply {
     let body = outcome_body(vec![issue("error", code, None, why.to_string())]);
     Reply {
         status,
-        headers: vec![
-            ("content-type".to_string(), FHIR_JSON.to_string()),
-            ("cache-control".to_string(), "no-store".to_string()),
-        ],
+        headers: outcome_headers(),
         body,
     }
+}
+
+/// The headers of an OperationOutcome reply: FHIR JSON, never cached.
+fn outcome_headers() -> Vec<(String, String)> {
+    vec![
+        ("content-type".to_string(), FHIR_JSON.to_string()),
+        ("cache-control".to_string(), "no-store".to_string()),
+    ]
 }
 
 /// The SMART discovery document reply.

@@ -37,7 +37,7 @@ type TokensSeen = HashMap<usize, (Rc<Value>, Rc<TokenFacts>)>;
 /// Derived once per token: the identity facts, the fact headers and the
 /// engine's token context.
 pub struct TokenFacts {
-    pub identity: Rc<Identity>,
+    pub identity: Identity,
     /// The upstream fact headers: (name, value).
     pub headers: Vec<(String, String)>,
     pub context: Option<TokenContext>,
@@ -105,7 +105,7 @@ impl Shared {
             Identity::from_claims(&self.config.claims, self.config.base.url.as_deref(), claims);
         let facts = Rc::new(TokenFacts {
             headers: fact_headers(&self.config, &identity),
-            identity: Rc::new(identity),
+            identity,
             context: self.engine.token_context(&self.config, claims),
         });
         if let Ok(mut seen) = self.tokens_seen.try_borrow_mut() {

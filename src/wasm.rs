@@ -127,6 +127,15 @@ impl HttpContext for WasmHttp {
         }
     }
 
+    // Never the SDK's default `Continue`: it would let a request whose body
+    // decision is still to come go upstream with its body.
+    fn on_http_request_trailers(&mut self, _n: usize) -> Action {
+        match self.stream.as_ref().map(|s| s.try_borrow_mut()) {
+            Some(Ok(mut s)) => action(s.on_request_trailers(&ProxyHost)),
+            _ => Action::Pause,
+        }
+    }
+
     fn on_http_response_headers(&mut self, _n: usize, _end_of_stream: bool) -> Action {
         match self.stream.as_ref().map(|s| s.try_borrow_mut()) {
             Some(Ok(mut s)) => action(s.on_response_headers(&ProxyHost)),

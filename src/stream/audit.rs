@@ -50,9 +50,9 @@ impl Stream {
             &config.audit,
             &AuditInput {
                 method: &self.method,
-                request_id: self.request_id.as_deref(),
+                request_id: self.request_id(),
                 decision: d,
-                identity: self.identity.as_deref(),
+                identity: self.facts.as_ref().map(|f| &f.identity),
                 enforced: config.enforce,
                 now_ms: self.now_ms(host),
                 obligation_result: obligation,

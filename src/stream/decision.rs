@@ -14,7 +14,6 @@ impl Stream {
     pub(super) fn after_token(&mut self, host: &dyn Host, from_async: bool) -> Flow {
         let config = self.config();
         self.facts = self.claims.as_ref().map(|c| self.shared.token_facts(c));
-        self.identity = self.facts.as_ref().map(|f| f.identity.clone());
         self.timed(host, "facts", |s| s.forward_facts(host, &config));
         if self.body_needed && self.body.is_none() {
             self.phase = Phase::AwaitingBody;

@@ -50,7 +50,6 @@ use crate::host::{Flow, Host, LogLevel};
 use crate::ports::Pending;
 use crate::reply::Reply;
 use crate::shared::{Shared, TokenFacts};
-use fhir_smart_authz_core::audit::Identity;
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::Decision;
 use fhir_smart_authz_core::fhir::RequestParts;
@@ -107,7 +106,6 @@ pub struct Stream {
     method: String,
     path: String,
     headers: Vec<(String, String)>,
-    request_id: Option<String>,
     token: Option<String>,
     claims: Option<Rc<Value>>,
     /// The token call (JWKS / introspection) in flight. Kept apart from the
@@ -124,7 +122,8 @@ pub struct Stream {
     /// longer lends them to the filter, so a relay starts from this copy.
     forwarded_headers: Option<Vec<(String, String)>>,
     decision: Option<Decision>,
-    identity: Option<Rc<Identity>>,
+    /// What the verified token says (its identity for the audit record, the
+    /// fact headers, the engine's token context); `None` without a token.
     facts: Option<Rc<TokenFacts>>,
     /// The SMART section written into a `/metadata` answer.
     capability: metadata::CapabilityRewrite,
@@ -147,7 +146,6 @@ impl Stream {
             method: String::new(),
             path: String::new(),
             headers: Vec::new(),
-            request_id: None,
             token: None,
             claims: None,
             pending: None,
@@ -156,7 +154,6 @@ impl Stream {
             body_seen_while_paused: false,
             forwarded_headers: None,
             decision: None,
-            identity: None,
             facts: None,
             capability: metadata::CapabilityRewrite::Off,
             audit_line: None,
@@ -225,6 +222,15 @@ impl Stream {
             self.phase,
             Phase::Released | Phase::Prechecking(_) | Phase::Relaying(_) | Phase::Replied
         )
+    }
+
+    /// The request's `x-request-id` (the last, if repeated).
+    fn request_id(&self) -> Option<&str> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(n, _)| n == "x-request-id")
+            .map(|(_, v)| v.as_str())
     }
 
     /// Run `f` over the request as the core sees it. The headers are lent to

@@ -24,13 +24,9 @@ impl Stream {
         if let Some(rw) = self.decision.as_ref().and_then(|d| d.rewrite.as_ref()) {
             rewrite_headers(&mut headers, rw);
         }
-        match self.call_upstream(
-            host,
-            headers,
-            self.body.clone(),
-            Phase::Relaying,
-            "obligation fetch",
-        ) {
+        // The decision is made: the body is not read again, it goes to the call.
+        let body = self.body.take();
+        match self.call_upstream(host, headers, body, Phase::Relaying, "obligation fetch") {
             Ok(flow) => flow,
             Err(why) => self.relay_failed(
                 host,
@@ -148,11 +144,13 @@ impl Stream {
                 self.write_audit_as(host, &d, Some(Err(why)), status);
                 self.decision = Some(d);
             }
-            let reply = relayed(host, status, headers, body_size);
+            let reply = relayed(host, status, headers, body_size, None);
             self.reply(host, &reply);
             return;
         }
-        let result = self.check_response(host, &config, status, &headers, body_size);
+        // Read from the host at most once: by the check, then for the relay.
+        let mut body = None;
+        let result = self.check_response(host, &config, status, &headers, body_size, &mut body);
         if checked {
             self.shared.count(
                 host,
@@ -162,8 +160,9 @@ impl Stream {
                     "response_check.pass"
                 },
             );
-            if let Some(d) = self.decision.clone() {
+            if let Some(d) = self.decision.take() {
                 self.write_audit(host, &d, Some(result.clone()));
+                self.decision = Some(d);
             }
         }
         if let Err(why) = result {
@@ -179,12 +178,12 @@ impl Stream {
                 return;
             }
         }
-        let reply = relayed(host, status, headers, body_size);
+        let reply = relayed(host, status, headers, body_size, body);
         self.reply(host, &reply);
     }
 
     /// Whether the response satisfies the decision's obligations (`Err`
-    /// says why not).
+    /// says why not). A body it reads is left in `body` for the relay.
     fn check_response(
         &self,
         host: &dyn Host,
@@ -192,16 +191,12 @@ impl Stream {
         status: u16,
         headers: &[(String, String)],
         body_size: usize,
+        body: &mut Option<Vec<u8>>,
     ) -> Result<(), String> {
-        let obligations = self
-            .decision
-            .as_ref()
-            .map(|d| d.obligations.clone())
-            .unwrap_or_default();
-        if obligations.is_empty() {
+        let Some(d) = self.decision.as_ref().filter(|d| !d.obligations.is_empty()) else {
             // Fetched only to send the rewritten request (see `rewrite.rs`).
             return Ok(());
-        }
+        };
         if body_size > config.max_body_bytes {
             return Err(format!(
                 "the response is larger than {} bytes (max_body_bytes) and cannot be checked against the token's patient/granular scopes",
@@ -222,28 +217,32 @@ impl Stream {
                 "the FHIR server sent the response encoded (Content-Encoding: {encoding}) although the filter asked for identity; it cannot be checked against the token's patient/granular scopes"
             ));
         }
-        let bytes = host
-            .body(Buffer::CallResponseBody, body_size)
-            .unwrap_or_default();
-        let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
+        let bytes = body.get_or_insert_with(|| call_body(host, body_size));
+        let Ok(v) = serde_json::from_slice::<Value>(bytes) else {
             return Err("the response is not JSON and cannot be checked against the token's patient/granular scopes".to_string());
         };
-        obligations
+        d.obligations
             .iter()
             .try_for_each(|o| self.shared.engine.check_response(config, o, &v))
     }
 }
 
-/// The fetched response as a local reply, without its hop-by-hop headers.
-pub(super) fn relayed(
+/// The body of the call's answer (empty when the host has none).
+fn call_body(host: &dyn Host, body_size: usize) -> Vec<u8> {
+    host.body(Buffer::CallResponseBody, body_size)
+        .unwrap_or_default()
+}
+
+/// The fetched response as a local reply, without its hop-by-hop headers
+/// (`body`: already read from the host, if it was).
+fn relayed(
     host: &dyn Host,
     status: u16,
     headers: Vec<(String, String)>,
     body_size: usize,
+    body: Option<Vec<u8>>,
 ) -> Reply {
-    let body = host
-        .body(Buffer::CallResponseBody, body_size)
-        .unwrap_or_default();
+    let body = body.unwrap_or_else(|| call_body(host, body_size));
     let headers: Vec<(String, String)> = headers
         .into_iter()
         .filter(|(n, _)| {

@@ -37,7 +37,6 @@ impl Stream {
             match n.as_str() {
                 ":method" => self.method = v.clone(),
                 ":path" => self.path = v.clone(),
-                "x-request-id" => self.request_id = Some(v.clone()),
                 _ => {}
             }
         }
@@ -143,6 +142,30 @@ impl Stream {
             return Flow::Pause;
         }
         self.consult_engine(host, false)
+    }
+}
+
+impl Stream {
+    /// Request trailers end the body without a body callback that says so.
+    /// Envoy continues a request (its headers and the body the filter
+    /// buffered) whose trailers callback answers `Continue`, so the answer
+    /// follows the phase: before a decision that needs the body it is a
+    /// refusal (the body is not checked at trailers), never `Continue`.
+    pub fn on_request_trailers(&mut self, host: &dyn Host) -> Flow {
+        self.callback();
+        match self.phase {
+            Phase::Released => Flow::Continue,
+            Phase::Replied | Phase::Prechecking(_) | Phase::Relaying(_) => Flow::Pause,
+            // Held for the token only: resumed (with the trailers) once decided.
+            Phase::Verifying if !self.body_needed => Flow::Pause,
+            Phase::Verifying | Phase::AwaitingBody => {
+                let d = Decision::deny(
+                    Reason::InvalidRequest,
+                    "the request ends with trailers, and the filter decides this request on its body, which it does not check with trailers; send the request without trailers",
+                );
+                self.carry_out(host, d, false)
+            }
+        }
     }
 }
 

@@ -255,3 +255,117 @@ fn body_delivered_while_token_pending_is_decided_when_the_token_resolves() {
     assert_eq!(resumed(&h), 1);
     assert_eq!(audit(&h)["decision"], "allow");
 }
+
+#[test]
+fn request_trailers_before_the_body_decision_are_refused_never_continued() {
+    // Envoy continues a request whose trailers callback answers `Continue`,
+    // with the body the filter buffered: before a decision that needs the
+    // body that would forward it unchecked.
+    const HOLD: &str = r#"{"upstream":{"hold_headers_for_body":true}}"#;
+    const REFUSAL: &str = "the request ends with trailers, and the filter decides this request on its body, which it does not check with trailers; send the request without trailers";
+    // (token, config, body needed, headers flow, body flow, trailers flow, reply, audit reason)
+    for (token, config, body_needed, at_headers, at_body, at_trailers, reply, reason) in [
+        // Headers released once the token is verified, body buffered.
+        (
+            "good",
+            "{}",
+            true,
+            Flow::Continue,
+            Flow::Pause,
+            Flow::Pause,
+            Some(400),
+            Some("invalid_request"),
+        ),
+        // Headers held for the body decision.
+        (
+            "good",
+            HOLD,
+            true,
+            Flow::Pause,
+            Flow::Pause,
+            Flow::Pause,
+            Some(400),
+            Some("invalid_request"),
+        ),
+        // Headers held for the key fetch, the body arriving meanwhile.
+        (
+            "newkid",
+            HOLD,
+            true,
+            Flow::Pause,
+            Flow::Pause,
+            Flow::Pause,
+            Some(400),
+            Some("invalid_request"),
+        ),
+        // Held for the key fetch only: the trailers wait with the request.
+        (
+            "newkid",
+            HOLD,
+            false,
+            Flow::Pause,
+            Flow::Pause,
+            Flow::Pause,
+            None,
+            None,
+        ),
+        // Decided at the headers: the trailers go on with the request.
+        (
+            "good",
+            "{}",
+            false,
+            Flow::Continue,
+            Flow::Continue,
+            Flow::Continue,
+            None,
+            Some("allowed"),
+        ),
+    ] {
+        let case = format!("{token} {config} body_needed={body_needed}");
+        let h = host(
+            "POST",
+            "/fhir/Observation",
+            Some(&format!("Bearer {token}")),
+            &[],
+        );
+        h.state.borrow_mut().request_body = GOOD_BODY.to_vec();
+        let mut s = stream(Setup {
+            config,
+            body_needed,
+            ..Setup::default()
+        });
+        assert_eq!(s.on_request_headers(&h, false), at_headers, "{case}");
+        assert_eq!(s.on_request_body(&h, 10, false), at_body, "{case}");
+        assert_eq!(s.on_request_trailers(&h), at_trailers, "{case}");
+        assert_eq!(replies(&h), reply.into_iter().collect::<Vec<_>>(), "{case}");
+        assert_eq!(resumed(&h), 0, "{case}");
+        match reason {
+            Some(reason) => {
+                let a = audit(&h);
+                assert_eq!(a["reason"], reason, "{case}");
+                if reply.is_some() {
+                    assert_eq!(a["decision"], "deny", "{case}");
+                    assert_eq!(a["message"], REFUSAL, "{case}");
+                    assert_eq!(reply_json(&h)["issue"][0]["diagnostics"], REFUSAL, "{case}");
+                }
+            }
+            None => assert!(
+                h.state.borrow().properties.is_empty(),
+                "{case}: not decided yet"
+            ),
+        }
+    }
+
+    // The key fetch answered after the refusal: still refused, never resumed.
+    let h = host("POST", "/fhir/Observation", Some("Bearer newkid"), &[]);
+    let mut s = stream(Setup {
+        config: HOLD,
+        body_needed: true,
+        ..Setup::default()
+    });
+    assert_eq!(s.on_request_headers(&h, false), Flow::Pause);
+    assert_eq!(s.on_request_trailers(&h), Flow::Pause);
+    answer_call(&h, &mut s, "200");
+    assert_eq!(replies(&h), vec![400]);
+    assert_eq!(resumed(&h), 0);
+}

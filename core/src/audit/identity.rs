@@ -3,6 +3,7 @@
 
 use crate::claims::ClaimsConfig;
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// The verified identity facts of a token (from its claims). Shared by the
 /// audit record and the upstream fact headers.
@@ -56,14 +57,15 @@ impl Identity {
         }
     }
 
-    /// The user: `fhirUser`, else `iss|sub`.
-    pub fn user(&self) -> Option<String> {
+    /// The user: `fhirUser`, else `iss|sub` (borrowed unless both are
+    /// joined: it is written into every audit record).
+    pub fn user(&self) -> Option<Cow<'_, str>> {
         if let Some(u) = &self.fhir_user {
-            return Some(u.clone());
+            return Some(Cow::Borrowed(u));
         }
         match (&self.iss, &self.sub) {
-            (Some(i), Some(s)) => Some(format!("{i}|{s}")),
-            (None, Some(s)) => Some(s.clone()),
+            (Some(i), Some(s)) => Some(Cow::Owned(format!("{i}|{s}"))),
+            (None, Some(s)) => Some(Cow::Borrowed(s)),
             _ => None,
         }
     }

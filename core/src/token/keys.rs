@@ -277,8 +277,10 @@ impl KeySet {
 }
 
 /// Encode fetched JWKS bytes with their fetch time for proxy-wasm shared
-/// data (8-byte big-endian unix seconds, then the document), so other worker
-/// VMs can load them with [`KeyStore::on_shared_jwks`].
+/// data (8-byte big-endian stamp, then the document), so other worker VMs
+/// can load them with [`KeyStore::on_shared_jwks`]. The filter stamps in
+/// Unix milliseconds, and writes its fetch lease (`until`, then one state
+/// byte) in the same layout.
 pub fn encode_shared_jwks(fetched_at: u64, jwks: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + jwks.len());
     out.extend_from_slice(&fetched_at.to_be_bytes());

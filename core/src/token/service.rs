@@ -162,10 +162,6 @@ impl TokenService {
         &mut self.verifier
     }
 
-    pub fn cache_len(&self) -> usize {
-        self.cache.len()
-    }
-
     /// Drop expired cache entries (call from the tick).
     pub fn purge_cache(&mut self, now: u64) {
         self.cache.purge_expired(now);
@@ -174,12 +170,6 @@ impl TokenService {
     /// RFC 6750 extraction with the configured settings.
     pub fn extract(&self, req: &RequestParts<'_>) -> Result<Option<String>, Decision> {
         extract_bearer(req, self.verifier.settings()).map(|b| b.map(|b| b.token))
-    }
-
-    /// The claims handed to the engine (fresh or cached alike): the
-    /// [`KEPT_CLAIMS`] plus the configured scope and patient claims.
-    pub fn project_claims(&self, claims: &Value) -> Value {
-        project(claims, &self.scope_claim, &self.patient_claim)
     }
 
     /// Verify `token` at `now`. May ask for a JWKS fetch (unknown `kid` or
