@@ -75,8 +75,9 @@ pub(super) fn patient_rule(
 
 /// `{ctype}/{id}/{rtype}`: only the patient's own compartment. `Patient`
 /// itself is refused there: it lists the *other* Patients that link to the
-/// patient (a `*` compartment search is checked on the response for the
-/// same reason, see `search.rs`).
+/// patient. Every type (`*`: the `Patient/{id}/*` search, `$everything`,
+/// which also returns what the records reference) is checked on the
+/// response for the same reason.
 fn own_compartment(rtype: &str, ctype: &str, id: &str, p: &str) -> RuleResult {
     if ctype != "Patient" || id != p {
         return violation(format!(
@@ -87,7 +88,7 @@ fn own_compartment(rtype: &str, ctype: &str, id: &str, p: &str) -> RuleResult {
         "Patient" => violation(format!(
             "Patient/{p}/Patient lists the other patients whose records link to Patient/{p}; read Patient/{p} instead"
         )),
-        "*" => Ok(Met::done()),
+        "*" => check_compartment("*", p),
         _ if compartment::in_compartment(rtype) => Ok(Met::done()),
         _ => violation(not_patient_type(rtype)),
     }
