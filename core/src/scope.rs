@@ -432,17 +432,6 @@ impl ScopeSet {
         self.scopes.iter().any(|s| s.context == context)
     }
 
-    /// Whether any scope (any context, granular or not) mentions these letters on the type.
-    pub fn any_grant(&self, resource_type: &str, letters: Perms) -> bool {
-        self.scopes.iter().any(|s| {
-            s.perms.contains(letters)
-                && match &s.resource_type {
-                    None => true,
-                    Some(t) => t == resource_type,
-                }
-        })
-    }
-
     pub fn is_empty(&self) -> bool {
         self.scopes.is_empty()
     }
