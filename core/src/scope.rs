@@ -283,8 +283,9 @@ fn parse_permissions(s: &str, perm_str: &str) -> Result<(Perms, bool), String> {
     })
 }
 
-/// A granular scope's `name=value[&name=value]` query, percent-decoded.
-fn parse_query(s: &str, q: &str) -> Result<Vec<QueryParam>, String> {
+/// A granular scope's `name=value[&name=value]` query, percent-decoded
+/// (`+` stays a plus sign). `s` names the scope in errors.
+pub(crate) fn parse_query(s: &str, q: &str) -> Result<Vec<QueryParam>, String> {
     if q.is_empty() {
         return Err(format!("scope {s:?} has an empty query"));
     }

@@ -3,7 +3,7 @@
 //! that it does (narrowing), or what the response must match.
 
 use super::need::{fail, Fail, Met, Rule};
-use super::resource::resource_matches_query;
+use super::resource::resource_matches;
 use crate::decision::{AddedParam, Obligation, Reason};
 use crate::fhir::{r4, SearchParam};
 use crate::scope::ResourceScope;
@@ -43,7 +43,7 @@ pub(super) fn granular(
             resource_type: rtype.to_string(),
             queries: queries(),
         })),
-        Rule::Write(Some(res), _) if g.iter().any(|s| resource_matches_query(res, &s.raw_query)) => {
+        Rule::Write(Some(res), _) if g.iter().any(|s| resource_matches(res, &s.query)) => {
             Ok(Met::done())
         }
         _ => Err(fail(

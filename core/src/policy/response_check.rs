@@ -271,6 +271,19 @@ mod tests {
             &json!({"status":"final"}),
             "status=final"
         ));
+        // One reading of the scope: `+` is a plus sign, as on the request side.
+        assert!(resource_matches_query(
+            &json!({"code":{"coding":[{"code":"a+b"}]}}),
+            "code=a+b"
+        ));
+        assert!(!resource_matches_query(
+            &json!({"code":{"coding":[{"code":"a b"}]}}),
+            "code=a+b"
+        ));
+        assert!(resource_matches_query(
+            &json!({"code":{"coding":[{"code":"a b"}]}}),
+            "code=a%20b"
+        ));
     }
 
     fn compartment(t: &str) -> Obligation {
