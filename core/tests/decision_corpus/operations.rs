@@ -28,6 +28,9 @@ fn operations() {
         row("patient/ValueSet.rs", Some("123"), op(Level::Type, Some("ValueSet"), None, "$expand", "url=x"), ALLOW, &[]),
         row("patient/*.rs", Some("123"), op(Level::Instance, Some("Patient"), Some("123"), "$meta", ""), ALLOW, &[]),
         row("patient/*.rs", Some("123"), op(Level::Instance, Some("Observation"), Some("1"), "$meta", ""), COMPART, &["patient/Observation.r"]),
+        // An operation's parameters are not search parameters: `category` does
+        // not restrict what `$everything` returns, so it meets no granular scope.
+        row("user/*.rs?category=laboratory", None, op(Level::Instance, Some("Patient"), Some("1"), "$everything", "category=laboratory"), GRAN, &["user/*.rs"]),
     ]);
 }
 
