@@ -283,8 +283,9 @@ fn parse_permissions(s: &str, perm_str: &str) -> Result<(Perms, bool), String> {
     })
 }
 
-/// A granular scope's `name=value[&name=value]` query, percent-decoded.
-fn parse_query(s: &str, q: &str) -> Result<Vec<QueryParam>, String> {
+/// A granular scope's `name=value[&name=value]` query, percent-decoded
+/// (`+` stays a plus sign). `s` names the scope in errors.
+pub(crate) fn parse_query(s: &str, q: &str) -> Result<Vec<QueryParam>, String> {
     if q.is_empty() {
         return Err(format!("scope {s:?} has an empty query"));
     }
@@ -430,17 +431,6 @@ impl ScopeSet {
 
     pub fn has_context(&self, context: ScopeContext) -> bool {
         self.scopes.iter().any(|s| s.context == context)
-    }
-
-    /// Whether any scope (any context, granular or not) mentions these letters on the type.
-    pub fn any_grant(&self, resource_type: &str, letters: Perms) -> bool {
-        self.scopes.iter().any(|s| {
-            s.perms.contains(letters)
-                && match &s.resource_type {
-                    None => true,
-                    Some(t) => t == resource_type,
-                }
-        })
     }
 
     pub fn is_empty(&self) -> bool {

@@ -318,6 +318,13 @@ fn engine_write_hardening() {
             {"resource":{"resourceType":"Binary","contentType":JP,"data":b64(r#"[{"op":"replace","path":"/status","value":"final"}]"#)},"request":{"method":"PATCH","url":"Observation/o1"}}])), tp.clone(), 200, "allowed", &["check_stored"]),
         ("POST", "/fhir", FJ, tx(json!([
             {"resource":{"resourceType":"Binary","id":"b","contentType":JP,"data":b64("[]")},"request":{"method":"PUT","url":"Binary/b"}}])), tu.clone(), 400, "invalid_request", &[]),
+        // Two entries with one fullUrl: which one a reference names is the server's
+        // guess, so it names no known patient.
+        ("POST", "/fhir", FJ, tx(json!([
+            {"fullUrl":"urn:uuid:a","resource":own_patient,"request":{"method":"PUT","url":"Patient/123"}},
+            {"fullUrl":"urn:uuid:a","resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Patient"}},
+            {"fullUrl":"urn:uuid:b","resource":obs_for("urn:uuid:a"),"request":{"method":"POST","url":"Observation"}}])),
+            claims("patient/Observation.c patient/Patient.u user/Patient.c", Some("123")), 403, "bundle_entry_denied", &[]),
         // The issue's letters-split example.
         ("PUT", "/fhir/Observation?_id=o456", FJ, obs_for("Patient/123").to_string(), claims("patient/Observation.u user/Observation.s", Some("123")), 403, "insufficient_scope", &[]),
     ];

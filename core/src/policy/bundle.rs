@@ -6,21 +6,29 @@ use super::references::PatientEntry;
 use super::settings::PolicyConfig;
 use crate::decision::{Decision, EntryDenial, Narrowing, Obligation, Reason};
 use crate::fhir::{BundleEntry, FhirBase, Interaction, InteractionKind};
+use std::collections::HashMap;
 
 /// At most this many entries of one Bundle may need a write pre-check (one
 /// read of the stored resource each, one after the other).
 const MAX_PRECHECKS: usize = 16;
 
 /// The `PUT Patient/{id}` entries of a Bundle, by `fullUrl`: a reference to
-/// such a `fullUrl` names that patient.
+/// such a `fullUrl` names that patient, unless another entry carries the
+/// same `fullUrl` (which of them a server resolves is its own guess).
 fn patient_entries(entries: &[BundleEntry]) -> Vec<PatientEntry> {
+    let mut uses: HashMap<&str, usize> = HashMap::new();
+    for url in entries.iter().filter_map(|e| e.full_url.as_deref()) {
+        *uses.entry(url).or_default() += 1;
+    }
     let mut out = Vec::new();
     for e in entries {
         let it = &e.interaction;
         if let (InteractionKind::Update, Some("Patient"), Some(id), Some(url)) =
             (it.kind, it.resource_type.as_deref(), &it.id, &e.full_url)
         {
-            out.push((url.clone(), id.clone()));
+            if uses.get(url.as_str()) == Some(&1) {
+                out.push((url.clone(), id.clone()));
+            }
         }
     }
     out

@@ -2,8 +2,8 @@
 //! request stays inside a scope's query, what to add to a search's URL so
 //! that it does (narrowing), or what the response must match.
 
-use super::need::{fail, Fail, Met, Rule};
-use super::resource::resource_matches_query;
+use super::need::{fail, Fail, Met, Rule, WriteTo};
+use super::resource::resource_matches;
 use crate::decision::{AddedParam, Obligation, Reason};
 use crate::fhir::{r4, SearchParam};
 use crate::scope::ResourceScope;
@@ -43,7 +43,16 @@ pub(super) fn granular(
             resource_type: rtype.to_string(),
             queries: queries(),
         })),
-        Rule::Write(Some(res), _) if g.iter().any(|s| resource_matches_query(res, &s.raw_query)) => {
+        // The body is inside a scope, but by id it overwrites a stored
+        // resource the request cannot show to be.
+        Rule::Write(_, WriteTo::Id(id)) => Err(fail(
+            Reason::GranularScopeViolation,
+            format!(
+                "the granted {rtype} scopes are restricted to {} and an update of {rtype}/{id} by id cannot show that the stored resource is inside them; send a conditional update whose criteria carry the scope's parameters ({rtype}?_id={id}&...)",
+                queries().join(" or ")
+            ),
+        )),
+        Rule::Write(Some(res), _) if g.iter().any(|s| resource_matches(res, &s.query)) => {
             Ok(Met::done())
         }
         _ => Err(fail(

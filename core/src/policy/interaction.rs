@@ -54,13 +54,7 @@ pub(super) fn evaluate(
         ev = ev.without_narrowing();
         ev.refs.bundle = entries;
     }
-    let result = match it.kind {
-        InteractionKind::Batch | InteractionKind::Transaction => Err(fail(
-            Reason::InvalidRequest,
-            "a bundle entry may not itself be a batch or transaction",
-        )),
-        _ => needs(&mut ev, it),
-    };
+    let result = needs(&mut ev, it);
     Outcome {
         result,
         required_scopes: ev.required_scopes(),
@@ -88,7 +82,11 @@ fn needs(ev: &mut Evaluator<'_>, it: &Interaction) -> Result<(), Fail> {
         | InteractionKind::Patch
         | InteractionKind::Delete => write(ev, it),
         InteractionKind::Operation => operation(ev, it),
-        InteractionKind::Batch | InteractionKind::Transaction => Ok(()), // handled by the caller
+        // A request's own Bundle is decided entry by entry (`bundle.rs`).
+        InteractionKind::Batch | InteractionKind::Transaction => Err(fail(
+            Reason::InvalidRequest,
+            "a bundle entry may not itself be a batch or transaction",
+        )),
         InteractionKind::Paging => paging(ev),
     }
 }

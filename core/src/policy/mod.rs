@@ -80,7 +80,8 @@
 //!   and `_list` are refused under patient/ scopes, and so are `_has`,
 //!   chained parameters and `*` includes by default.
 //! * **Operations**: `policy.operations` (replaces the default table when
-//!   given). `Patient/$export` is system/ only by default: under a patient/
+//!   given). `Patient/{id}/$everything` under patient/ scopes: every
+//!   resource of the response is checked, as for `Patient/{id}/*`. `Patient/$export` is system/ only by default: under a patient/
 //!   scope it would export every patient. `$validate`: c on the type (the
 //!   body must belong to the patient under patient/ scopes), u at instance
 //!   level. Unknown operations: `operation_not_permitted`. `_mdm` (linked

@@ -133,11 +133,13 @@ fn patient_rule_of<'i>(rule: &OperationRule, it: &'i Interaction) -> Rule<'i> {
         .as_deref()
         .or(it.compartment.as_ref().map(|c| c.id.as_str()));
     match (rule.patient, id) {
+        // No criteria: the operation's parameters (`$everything?category=`)
+        // are not a search the server applies, so they meet no granular scope.
         (OpPatientRule::OwnPatient, Some(id)) if rule.target == OpTarget::Compartment => {
             Rule::CompartmentOf(
                 it.resource_type.as_deref().unwrap_or("Patient"),
                 id,
-                Criteria::fixed(&it.search),
+                Criteria::fixed(&[]),
             )
         }
         (OpPatientRule::OwnPatient, Some(id)) => Rule::ById(id),

@@ -28,6 +28,11 @@ pub(super) fn patient_rule(
     let base_url = refs.base_url;
     match rule {
         Rule::ReadId(id) => read_by_id(policy, rtype, id, p),
+        // `exact` criteria select what a conditional update, patch or delete
+        // writes (a conditional delete's `d` rests on them alone).
+        Rule::Search(c) if c.exact && !compartment::in_compartment(rtype) => {
+            violation(not_written(rtype))
+        }
         Rule::Search(c) => search(policy, base_url, rtype, c.params, p, narrow, c.exact),
         Rule::Unpinnable => {
             if policy.is_public_type(rtype) {
@@ -42,9 +47,7 @@ pub(super) fn patient_rule(
         Rule::Write(..) | Rule::Patch(..) | Rule::Delete(_)
             if !compartment::in_compartment(rtype) =>
         {
-            violation(format!(
-                "{rtype} is not patient data; patient/ scopes do not write it"
-            ))
+            violation(not_written(rtype))
         }
         Rule::Write(resource, to) => write(policy, refs, rtype, resource, to, p),
         Rule::Patch(doc, id) => patch(policy, refs, rtype, doc, id, p),
@@ -75,8 +78,9 @@ pub(super) fn patient_rule(
 
 /// `{ctype}/{id}/{rtype}`: only the patient's own compartment. `Patient`
 /// itself is refused there: it lists the *other* Patients that link to the
-/// patient (a `*` compartment search is checked on the response for the
-/// same reason, see `search.rs`).
+/// patient. Every type (`*`: the `Patient/{id}/*` search, `$everything`,
+/// which also returns what the records reference) is checked on the
+/// response for the same reason.
 fn own_compartment(rtype: &str, ctype: &str, id: &str, p: &str) -> RuleResult {
     if ctype != "Patient" || id != p {
         return violation(format!(
@@ -87,7 +91,7 @@ fn own_compartment(rtype: &str, ctype: &str, id: &str, p: &str) -> RuleResult {
         "Patient" => violation(format!(
             "Patient/{p}/Patient lists the other patients whose records link to Patient/{p}; read Patient/{p} instead"
         )),
-        "*" => Ok(Met::done()),
+        "*" => check_compartment("*", p),
         _ if compartment::in_compartment(rtype) => Ok(Met::done()),
         _ => violation(not_patient_type(rtype)),
     }
@@ -95,6 +99,10 @@ fn own_compartment(rtype: &str, ctype: &str, id: &str, p: &str) -> RuleResult {
 
 fn violation(message: String) -> RuleResult {
     Err(fail(Reason::PatientCompartmentViolation, message))
+}
+
+fn not_written(rtype: &str) -> String {
+    format!("{rtype} is not patient data; patient/ scopes do not write it")
 }
 
 fn not_patient_type(rtype: &str) -> String {

@@ -8,8 +8,9 @@ use super::resource::{patient_ref_id, refers_to_patient};
 use crate::decision::Reason;
 use crate::fhir::{is_valid_id, SearchParam};
 
-/// How a search is pinned to the context patient.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a search is pinned to the context patient (weakest first: `max` is
+/// the stronger pin).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Pin {
     No,
     /// Only through a bare id on a parameter that can also point at other
@@ -112,7 +113,7 @@ pub(super) fn pins(
         best = if typed {
             Pin::Exact
         } else {
-            best.max_with(Pin::BareId)
+            best.max(Pin::BareId)
         };
     }
     match named.as_slice() {
@@ -126,17 +127,6 @@ pub(super) fn pins(
             "the search names Patient/{other}; under a patient/ scope only Patient/{p} may be searched"
         ))),
         _ => Ok(best),
-    }
-}
-
-impl Pin {
-    /// The stronger of two pins.
-    fn max_with(self, other: Pin) -> Pin {
-        match (self, other) {
-            (Pin::Exact, _) | (_, Pin::Exact) => Pin::Exact,
-            (Pin::BareId, _) | (_, Pin::BareId) => Pin::BareId,
-            _ => Pin::No,
-        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 use super::references::compartment_references;
 use crate::fhir::is_valid_id;
+use crate::scope::QueryParam;
 use serde_json::Value;
 
 /// Whether a reference string (`123` only when `allow_bare`, `Patient/123`,
@@ -109,18 +110,20 @@ fn value_matches(v: &Value, want: &str) -> bool {
 }
 
 /// Whether a resource satisfies a granular scope query (`a=b&c=d`, all must
-/// hold). The parameter is looked up as the element of the same (camelCase)
-/// name; an absent element does not match (fail closed).
+/// hold), read as the scope parser reads it (`+` is a plus sign, as in the
+/// search values and the narrowing the request side compares it with). The
+/// parameter is looked up as the element of the same (camelCase) name; an
+/// absent element does not match (fail closed).
 pub fn resource_matches_query(resource: &Value, query: &str) -> bool {
-    let mut any = false;
-    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-        any = true;
-        let Some(el) = resource.get(camel(&name)) else {
-            return false;
-        };
-        if !value_matches(el, &value) {
-            return false;
-        }
-    }
-    any
+    crate::scope::parse_query(query, query).is_ok_and(|q| resource_matches(resource, &q))
+}
+
+/// [`resource_matches_query`] on a scope's parsed query (never empty).
+pub(crate) fn resource_matches(resource: &Value, query: &[QueryParam]) -> bool {
+    !query.is_empty()
+        && query.iter().all(|q| {
+            resource
+                .get(camel(&q.name))
+                .is_some_and(|el| value_matches(el, &q.value))
+        })
 }

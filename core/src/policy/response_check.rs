@@ -106,7 +106,8 @@ pub fn check_response(
                 resource_type,
                 queries,
             } => {
-                if rtype == resource_type && !queries.iter().any(|q| resource_matches_query(r, q)) {
+                let checked = resource_type == "*" || rtype == resource_type;
+                if checked && !queries.iter().any(|q| resource_matches_query(r, q)) {
                     return Err(format!(
                         "{} does not match the granted scope restriction(s) {}",
                         label(r),
@@ -261,6 +262,18 @@ mod tests {
         let vit = json!({"resourceType":"Observation","id":"2","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}]});
         assert_eq!(chk(&ob, &lab, None), Ok(()));
         assert!(chk(&ob, &vit, None).is_err());
+        // A granular scope on every type (`user/*.rs?category=...`) meeting a
+        // `*` need (`_include=*`): every resource is checked.
+        let all = Obligation::CheckResponseGranular {
+            resource_type: "*".into(),
+            queries: vec![LAB.into()],
+        };
+        let patient = json!({"resourceType":"Patient","id":"p"});
+        assert_eq!(
+            chk(&all, &bundle(&[lab.clone(), patient]), None).unwrap_err(),
+            format!("Patient/p does not match the granted scope restriction(s) {LAB}")
+        );
+        assert_eq!(chk(&all, &bundle(std::slice::from_ref(&lab)), None), Ok(()));
         assert!(resource_matches_query(&lab, "category=laboratory"));
         assert!(!resource_matches_query(&lab, "category=x|laboratory"));
         assert!(resource_matches_query(
@@ -270,6 +283,19 @@ mod tests {
         assert!(resource_matches_query(
             &json!({"status":"final"}),
             "status=final"
+        ));
+        // One reading of the scope: `+` is a plus sign, as on the request side.
+        assert!(resource_matches_query(
+            &json!({"code":{"coding":[{"code":"a+b"}]}}),
+            "code=a+b"
+        ));
+        assert!(!resource_matches_query(
+            &json!({"code":{"coding":[{"code":"a b"}]}}),
+            "code=a+b"
+        ));
+        assert!(resource_matches_query(
+            &json!({"code":{"coding":[{"code":"a b"}]}}),
+            "code=a%20b"
         ));
     }
 

@@ -7,7 +7,7 @@ use super::evaluator::Evaluator;
 use super::include::includes;
 use super::need::{fail, Criteria, Fail, Rule, ScopeContexts};
 use super::traversal::parameters;
-use crate::decision::{Obligation, Reason};
+use crate::decision::Reason;
 use crate::fhir::{r4, Interaction, Level, SearchParam};
 use crate::scope::Perms;
 
@@ -23,16 +23,6 @@ pub(super) fn search(ev: &mut Evaluator<'_>, it: &Interaction) -> Result<(), Fai
         for t in &targets {
             let rule = Rule::CompartmentOf(&c.resource_type, &c.id, criteria);
             ev.need(t, Perms::S, rule, all)?;
-        }
-        if ev.used_patient && targets.contains(&"*") {
-            // `Patient/{id}/*` also lists the Patients whose `link` names
-            // the patient: every resource is checked on the response.
-            if let Some(p) = ev.ctx.patient.clone() {
-                ev.push_obligation(Obligation::CheckResponseCompartment {
-                    resource_type: "*".into(),
-                    patient: p,
-                });
-            }
         }
     } else if it.level == Level::System {
         if it.types.is_empty() {

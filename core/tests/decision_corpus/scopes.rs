@@ -61,6 +61,17 @@ fn granular_scopes() {
             create("Observation", Some(obs_cat("Patient/1", LAB))), ALLOW, &[]),
         row("user/Observation.cu?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory", None,
             create("Observation", Some(obs_cat("Patient/1", VITAL))), GRAN, &["user/Observation.c"]),
+        // An update by id cannot show that the stored resource is inside the
+        // scope (the body alone would let it overwrite a vital-signs record):
+        // refused; a conditional update carrying the scope's parameter is not.
+        row("user/Observation.cu?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory", None,
+            update("Observation", "o1", Some(obs_cat("Patient/1", LAB))), GRAN, &["user/Observation.u"]),
+        row("user/Observation.rus?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory", None,
+            cond_update("Observation", &format!("_id=o1&category={LAB}"), obs_cat("Patient/1", LAB)), ALLOW, &[]),
+        row("user/Observation.u?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory user/Observation.rs", None,
+            update("Observation", "o1", Some(obs_cat("Patient/1", LAB))), GRAN, &["user/Observation.u"]),
+        row("user/Observation.cu?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory user/Observation.u", None,
+            update("Observation", "o1", Some(obs_cat("Patient/1", VITAL))), ALLOW, &[]),
         row("user/Observation.rs?category=laboratory", None, search("Observation", &format!("category={LAB}")), ALLOW, &[]),
         row("user/Observation.rs?category=laboratory", None, search("Observation", "category=|laboratory"), ALLOW, &[]),
         row("user/Observation.rs?category=laboratory", None, search("Observation", "category=laboratory"), ALLOW, &[]),

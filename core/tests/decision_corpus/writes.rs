@@ -15,6 +15,10 @@ fn writes() {
         row("patient/Observation.rs", Some("123"), create("Observation", Some(obs("Patient/123"))), INSUFF, &["patient/Observation.c"]),
         row("patient/Observation.c", None, create("Observation", Some(obs("Patient/123"))), NOCTX, &["patient/Observation.c"]),
         row("patient/*.c", Some("123"), create("Medication", Some(json!({"resourceType":"Medication"}))), COMPART, &["patient/Medication.c"]),
+        // patient/ scopes never write shared reference types, conditional deletes included.
+        row("patient/Medication.cruds", Some("123"), cond_delete("Medication", "code=x"), COMPART, &["patient/Medication.ds"]),
+        row("patient/Medication.cruds", Some("123"), delete("Medication", "m1"), COMPART, &["patient/Medication.d"]),
+        row("user/Medication.ds", None, cond_delete("Medication", "code=x"), ALLOW, &[]),
         row("patient/Observation.cs", Some("123"), cond_create("Observation", obs("Patient/123"), "identifier=x&patient=123"), ALLOW, &[]),
         row("patient/Observation.cs", Some("123"), cond_create("Observation", obs("Patient/123"), "identifier=x"), COMPART, &["patient/Observation.cs"]),
         row("patient/Observation.c", Some("123"), cond_create("Observation", obs("Patient/123"), "identifier=x&patient=123"), INSUFF, &["patient/Observation.cs"]),
