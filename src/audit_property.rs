@@ -30,12 +30,12 @@ pub fn declare_audit_property(host: &dyn Host) -> Result<(), HostError> {
 /// already declared. The property is declared (`declare`, Envoy's
 /// `declare_property` foreign function) at most once per root context, and
 /// only when a configuration asks for `"struct"`:
-/// - nothing declared yet: `"line"`/`"json"` → JSON text (written at log
-///   time / at decision time), nothing declared; `"struct"` → declare; on
+/// - nothing declared yet: `"line"`/`"fields"`/`"json"` → JSON text (written
+///   at log time / at decision time), nothing declared; `"struct"` → declare; on
 ///   success Struct, if refused JSON text (warned);
 /// - already declared as a Struct (an earlier configuration of this root
 ///   context): Struct, whatever is asked — JSON text would not parse as the
-///   declared Struct and the record would be lost, so a `"line"`/`"json"`
+///   declared Struct and the record would be lost, so a text
 ///   wish is ignored with a warning;
 /// - declaration refused earlier: JSON text, without asking again.
 pub fn resolve_audit_encoding(
@@ -49,14 +49,14 @@ pub fn resolve_audit_encoding(
             if config.audit.encoding.is_text() {
                 host.log(
                     LogLevel::Warn,
-                    "fhir-smart-authz: audit.encoding \"line\"/\"json\" ignored: this plugin already declared the audit property as a Struct; the record stays a Struct until Envoy reloads the plugin",
+                    "fhir-smart-authz: audit.encoding \"line\"/\"fields\"/\"json\" ignored: this plugin already declared the audit property as a Struct; the record stays a Struct until Envoy reloads the plugin",
                 );
             }
             AuditEncoding::Struct
         }
         // Refused earlier: JSON text, at the time the configuration wants.
-        Some(Err(_)) if config.audit.encoding == AuditEncoding::Line => AuditEncoding::Line,
-        Some(Err(_)) => AuditEncoding::Json,
+        Some(Err(_)) if config.audit.encoding == AuditEncoding::Struct => AuditEncoding::Json,
+        Some(Err(_)) => config.audit.encoding,
         None if config.audit.encoding.is_text() => config.audit.encoding,
         None => {
             let r = declare();
@@ -81,7 +81,7 @@ pub fn resolve_audit_encoding(
 /// Write the record (its JSON text) into the audit property.
 pub fn write_audit_record(host: &dyn Host, encoding: AuditEncoding, record_json: Vec<u8>) {
     let bytes = match encoding {
-        AuditEncoding::Json | AuditEncoding::Line => record_json,
+        AuditEncoding::Json | AuditEncoding::Line | AuditEncoding::Fields => record_json,
         AuditEncoding::Struct => {
             let record: Value = serde_json::from_slice(&record_json).unwrap_or(Value::Null);
             encode_struct(&record)

@@ -95,6 +95,7 @@ fn table(rows: &[(&'static str, u32)]) -> BTreeMap<&'static str, u32> {
 fn a_cache_hit_stays_within_its_host_call_budget() {
     for encoding in [
         AuditEncoding::Line,
+        AuditEncoding::Fields,
         AuditEncoding::Json,
         AuditEncoding::Struct,
     ] {

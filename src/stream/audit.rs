@@ -1,12 +1,14 @@
 //! The audit record of the stream: built when the decision is carried out
 //! (and again after a response check), and written into the audit property
-//! then (`audit.encoding` `"struct"`/`"json"`) or once when Envoy logs the
-//! request (`"line"`), with the response code and timing added.
+//! then (`audit.encoding` `"fields"`/`"struct"`/`"json"`) or once when Envoy
+//! logs the request (`"line"`), with the response code and timing added.
 
 use super::Stream;
 use crate::audit_property::write_audit_record;
 use crate::host::{property_u64, Host};
-use fhir_smart_authz_core::audit::{self, add_log_facts, AuditEncoding, AuditInput, LogFacts};
+use fhir_smart_authz_core::audit::{
+    self, add_log_facts, record_fields, AuditEncoding, AuditInput, LogFacts,
+};
 use fhir_smart_authz_core::decision::Decision;
 
 impl Stream {
@@ -61,6 +63,11 @@ impl Stream {
         );
         match self.shared.audit_encoding {
             AuditEncoding::Line => self.audit_line = Some(record),
+            AuditEncoding::Fields => write_audit_record(
+                host,
+                AuditEncoding::Fields,
+                record_fields(record, &self.method, &self.path),
+            ),
             encoding => write_audit_record(host, encoding, record),
         }
     }

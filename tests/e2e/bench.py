@@ -9,8 +9,11 @@ chain differs) and writing an access log (one JSON object per request) to the sa
   native_cache   jwt_authn with jwt_cache_config + rbac (method, path prefix, scope claim from
                  the JWT payload in dynamic metadata); the base fields plus the token's identity
   native         the same without jwt_cache_config
-  filter         this filter as shipped (envoy/envoy.yaml: default configuration, audit record
-                 logged exactly as that file logs it: the record is the whole line)
+  filter         this filter as shipped (envoy/envoy.yaml: its plugin configuration, audit record
+                 logged exactly as that file logs it: the record is the whole line, its members
+                 written by the filter with `audit.encoding: "fields"`, completed by Envoy)
+  filter_line    the same with `audit.encoding: "line"` (the default: the filter writes the whole
+                 line at log time), logged with the filter state alone as the line
   filter_struct  the same with `audit.encoding: "struct"`, the record in a field of the base
                  JSON line with `:TYPED` (the default before `"line"`)
   filter_json    the same with `audit.encoding: "json"`, logged with `:PLAIN` in that field
@@ -430,7 +433,7 @@ def main() -> int:
 
     names = ["fhir", "none", "native_cache", "native", "filter"]
     if variants:
-        names += ["filter_struct", "filter_json", "filter_noaudit"]
+        names += ["filter_line", "filter_struct", "filter_json", "filter_noaudit"]
     if full:
         names += ["cold_pure", "cold_inline"]
     if BASELINE_WASM is not None:
@@ -440,12 +443,13 @@ def main() -> int:
         shipped_plugin_config(issuer.issuer_url, "issuer", AUDIENCE, over), WASM)
     inline = [{"issuer": issuer.issuer_url, "jwks": {"keys": issuer.jwks()["keys"] + [ed_jwk]}}]
     shipped_log = None  # envoy/envoy.yaml's access loggers
-    chains: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | None]] = {
+    chains: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | str | None]] = {
         "fhir": ([], base_log_format()),
         "none": ([], base_log_format()),
         "native_cache": (native_filters(issuer.issuer_url, AUDIENCE, "issuer", cache=True), native_log_format()),
         "native": (native_filters(issuer.issuer_url, AUDIENCE, "issuer", cache=False), native_log_format()),
         "filter": ([shipped()], shipped_log),
+        "filter_line": ([shipped(audit={"encoding": "line"})], "line"),
         "filter_struct": ([shipped(audit={"encoding": "struct"})], record_field_log_format("struct")),
         "filter_json": ([shipped(audit={"encoding": "json"})], record_field_log_format("json")),
         "filter_noaudit": ([shipped(audit={"enabled": False})], shipped_log),
@@ -470,11 +474,12 @@ def main() -> int:
         Row("none", "Envoy alone (direct response, no auth filter)", "none"),
         Row("native_cache", "native jwt_authn (jwt_cache_config) + rbac, warm", "native_cache", token),
         Row("native", "native jwt_authn (no cache) + rbac, fresh RS256 token", "native", ring=native_ring),
-        Row("warm", "filter as shipped (audit record = log line), warm", "filter", token),
+        Row("warm", "filter as shipped (audit record = log line, fields), warm", "filter", token),
         Row("cold", "filter as shipped, fresh RS256 token (host crypto)", "filter", ring=ring),
     ]
     if variants:
         rows += [
+            Row("line", "filter, audit.encoding line (whole line at log time), warm", "filter_line", token),
             Row("struct", "filter, audit.encoding struct, :TYPED, warm", "filter_struct", token),
             Row("json", "filter, audit.encoding json, :PLAIN, warm", "filter_json", token),
             Row("noaudit", "filter, audit.enabled false, warm", "filter_noaudit", token),

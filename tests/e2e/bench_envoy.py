@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .rig import AUDIT_STATE, FILE_LOG_TYPE, shipped_access_logs, shipped_hcm
+from .rig import AUDIT_STATE, FILE_LOG_TYPE, audit_access_logs, shipped_access_logs, shipped_hcm
 
 # The answer of every bench listener (and its content type): a small FHIR resource.
 DIRECT_BODY = '{"resourceType":"Patient","id":"pat-a"}'
@@ -171,13 +171,16 @@ def native_filters(issuer_url: str, audience: str, jwks_cluster: str, cache: boo
 
 
 def direct_listener(name: str, port: int, http_filters: list[dict[str, Any]], log_path: Path,
-                    log_format: dict[str, Any] | None = None) -> dict[str, Any]:
+                    log_format: dict[str, Any] | str | None = None) -> dict[str, Any]:
     """A listener whose only route answers `DIRECT_BODY` itself, after `http_filters`. Its access
     log writes `log_format` (a `log_format` message, e.g. `{"json_format": {...}}`) to `log_path`,
-    with the listener's name added to a `json_format`; without one, the access loggers of
+    with the listener's name added to a `json_format`; an `audit.encoding` name instead, the
+    audit loggers for it (`audit_access_logs`); without one, the access loggers of
     envoy/envoy.yaml (`shipped_access_logs`)."""
     if log_format is None:
         access_logs = shipped_access_logs(log_path)
+    elif isinstance(log_format, str):
+        access_logs = audit_access_logs(log_format, log_path)
     else:
         fmt = copy.deepcopy(log_format)
         if "json_format" in fmt:

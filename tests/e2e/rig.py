@@ -399,7 +399,8 @@ DETAILS_LOG_FORMAT = {
 
 
 def audit_encoding(config: dict[str, Any] | str | None) -> str:
-    """`audit.encoding` of a plugin configuration: "line" (the default), "json" or "struct"."""
+    """`audit.encoding` of a plugin configuration: "line" (the default), "fields", "json" or
+    "struct"."""
     if isinstance(config, dict):
         return str(config.get("audit", {}).get("encoding", "line"))
     return "line"
@@ -426,12 +427,27 @@ def shipped_access_logs(path: Path) -> list[dict[str, Any]]:
     return logs
 
 
+# The audit record as the whole line in `audit.encoding: "line"` (the filter writes the whole
+# object at log time): the record logger of envoy/envoy.yaml before "fields" shipped.
+LINE_RECORD_FORMAT = {"text_format_source": {"inline_string": f"%FILTER_STATE({AUDIT_STATE}:PLAIN)%\n"}}
+
+
+def line_access_logs(path: Path) -> list[dict[str, Any]]:
+    """envoy/envoy.yaml's access loggers for `audit.encoding: "line"`: its record logger prints the
+    filter state alone (the filter wrote the whole object); Envoy's own line otherwise."""
+    logs = shipped_access_logs(path)
+    logs[0]["typed_config"]["log_format"] = LINE_RECORD_FORMAT
+    return logs
+
+
 def audit_access_logs(encoding: str, path: Path) -> list[dict[str, Any]]:
     """How a listener whose filter writes records in `encoding` logs them to `path`: "line" as
     envoy/envoy.yaml does; "json" and "struct" as a field `audit` of a `json_format` (`:PLAIN`,
     `:TYPED`), as README "Audit record" documents."""
-    if encoding == "line":
+    if encoding == "fields":
         return shipped_access_logs(path)
+    if encoding == "line":
+        return line_access_logs(path)
     form = "PLAIN" if encoding == "json" else "TYPED"
     fmt = {"request_id": "%REQ(X-REQUEST-ID)%", "response_code": "%RESPONSE_CODE%",
            "audit": f"%FILTER_STATE({AUDIT_STATE}:{form})%"}
@@ -801,11 +817,14 @@ class Rig:
         cfgs: dict[str, dict[str, Any] | None] = {
             # main and recorder hold headers for body decisions (allow_on_headers_stop_iteration);
             # shadow and rotation keep Envoy's default (headers released before the body).
-            # main, recorder and rotation log the audit record as envoy/envoy.yaml does (the default
-            # audit.encoding "line": the record is the whole line); shadow writes it as JSON text
-            # (audit.encoding "json", access log :PLAIN) and struct as a google.protobuf.Struct
-            # (audit.encoding "struct", :TYPED), each in a json_format.
-            "main": plugin_config(self.base("main"), [main_issuer], cluster=self.main_cluster, hold=True, **common),
+            # The audit record is the whole access-log line on main (audit.encoding "fields", the
+            # filter writes the members and the log format completes them, as envoy/envoy.yaml
+            # ships), recorder and rotation (the default "line": the filter writes the whole
+            # line at log time); shadow writes it as JSON text (audit.encoding "json", access log
+            # :PLAIN) and struct as a google.protobuf.Struct (audit.encoding "struct", :TYPED),
+            # each in a json_format.
+            "main": plugin_config(self.base("main"), [main_issuer], cluster=self.main_cluster, hold=True,
+                                  **{"audit": {"encoding": "fields"}, **common}),
             "recorder": plugin_config(self.base("recorder"), [dict(main_issuer, audiences=[self.base("recorder")])],
                                       cluster="recorder", remove_headers=["x-forwarded-user"], hold=True, **common),
             "shadow": plugin_config(self.base("shadow"), [dict(main_issuer, audiences=[self.base("shadow")])],

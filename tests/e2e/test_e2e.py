@@ -339,43 +339,53 @@ def test_shadow_mode_forwards_and_audits(rig):
 LOG_FACTS = ("method", "path", "response_code", "duration_ms", "start_time")
 
 
-def test_audit_encodings_log_one_record_in_three_forms(rig):
-    """The same request and token on three listeners of one plugin configuration apart from
-    `audit.encoding`: "line" (recorder, the default, logged as envoy/envoy.yaml does: the record
-    is the whole line, written when the response is sent), "json" (shadow, JSON text in a
+def test_audit_encodings_log_one_record_in_four_forms(rig):
+    """The same request and token on listeners whose plugin configurations differ in
+    `audit.encoding` (and the upstream): "fields" (main, as envoy/envoy.yaml ships it: the filter
+    writes the record's members when it decides, the access log's text format completes the
+    object with Envoy's response code, duration and start time), "line" (recorder, the default:
+    the filter writes the whole object when the response is sent), "json" (shadow, JSON text in a
     `json_format` field, `:PLAIN`) and "struct" (struct, a google.protobuf.Struct, `:TYPED`).
-    The three records are the same apart from the request's own id, time and the shadow flag;
-    the line also carries what Envoy's own log fields carried (response code, duration, start
-    time, method, path without its query)."""
-    token = rig.issuer.mint("patient", aud=[rig.base("recorder"), rig.base("shadow"), rig.base("struct")])
+    The records are the same apart from the request's own id, time and the shadow flag; the two
+    line forms also carry what Envoy's own log fields carried (response code, duration, start
+    time, method, path without its query), with the same values and types."""
+    token = rig.issuer.mint("patient", aud=[rig.base("main"), rig.base("recorder"), rig.base("shadow"),
+                                            rig.base("struct")])
     for method, path, tok in (("GET", "/Patient/pat-a?_elements=name&_format=json", token),
                               ("DELETE", "/Patient/pat-a", None)):
+        fields_resp = rig.request(method, path, token=tok, listener="main")
         line_resp = rig.request(method, path, token=tok, listener="recorder")
         json_resp = rig.request(method, path, token=tok, listener="shadow")
         struct_resp = rig.request(method, path, token=tok, listener="struct")
-        line = line_resp.record["line"]
+        fields, line = fields_resp.record["line"], line_resp.record["line"]
+        assert fields == fields_resp.audit and "audit" not in fields, fields
         assert line == line_resp.audit and "audit" not in line, line
         raw_json = json_resp.record["line"]["audit"]
         assert isinstance(raw_json, str) and raw_json.startswith("{"), raw_json
         typed = struct_resp.record["line"]["audit"]
         assert typed["@type"] == "type.googleapis.com/google.protobuf.Struct", typed
         got_json, got_struct = json.loads(raw_json), typed["value"]
-        assert (line["request_id"], got_json["request_id"], got_struct["request_id"]) == \
-            (line_resp.request_id, json_resp.request_id, struct_resp.request_id)
-        assert (line["enforced"], got_json["enforced"], got_struct["enforced"]) == (True, False, True)
+        assert (fields["request_id"], line["request_id"], got_json["request_id"], got_struct["request_id"]) == \
+            (fields_resp.request_id, line_resp.request_id, json_resp.request_id, struct_resp.request_id)
+        assert (fields["enforced"], line["enforced"], got_json["enforced"], got_struct["enforced"]) == \
+            (True, True, False, True)
         differs = ("recorded", "request_id", "enforced")
         same = lambda r: {k: v for k, v in r.items() if k not in differs + LOG_FACTS}  # noqa: E731
-        assert same(line) == same(got_json) == same(got_struct), (method, line, got_json, got_struct)
-        assert not set(LOG_FACTS) & (set(got_json) | set(got_struct)), "the log facts are line mode's"
-        assert line["decision"] == ("allow" if tok else "deny"), line
-        # what the access log's own fields said
-        assert line["response_code"] == line_resp.status == line_resp.record["response_code"]
-        assert line["method"] == method
-        assert line["path"] == "/fhir/Patient/pat-a", "the query is never recorded"
-        assert isinstance(line["duration_ms"], int) and 0 <= line["duration_ms"] < 10_000, line
-        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["start_time"]), line
-        assert line["start_time"][:16] == line_resp.record["start_time"][:16], (line, line_resp.record)
-        assert line["start_time"] <= line["recorded"], line
+        assert same(fields) == same(line) == same(got_json) == same(got_struct), \
+            (method, fields, line, got_json, got_struct)
+        assert not set(LOG_FACTS) & (set(got_json) | set(got_struct)), "the log facts are the line forms'"
+        assert set(fields) == set(line), (fields, line)
+        for rec, resp in ((fields, fields_resp), (line, line_resp)):
+            assert rec["decision"] == ("allow" if tok else "deny"), rec
+            # what the access log's own fields said
+            assert rec["response_code"] == resp.status == resp.record["response_code"], rec
+            assert rec["method"] == method
+            assert rec["path"] == "/fhir/Patient/pat-a", "the query is never recorded"
+            assert isinstance(rec["duration_ms"], int) and 0 <= rec["duration_ms"] < 10_000, rec
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", rec["start_time"]), rec
+            assert rec["start_time"][:16] == resp.record["start_time"][:16], (rec, resp.record)
+            assert rec["start_time"] <= rec["recorded"], rec
+        assert fields["start_time"] == fields_resp.record["start_time"], "fields: Envoy's own start time"
 
 
 def test_audit_line_for_a_request_the_filter_did_not_decide(rig):

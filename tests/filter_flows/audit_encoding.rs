@@ -1,5 +1,5 @@
-//! `audit.encoding`: the record as JSON text at log time (the default), a Struct or JSON text at
-//! decision time; the property declared once per root.
+//! `audit.encoding`: the record as JSON text at log time (the default), its members ("fields"), a
+//! Struct or JSON text at decision time; the property declared once per root.
 
 use super::*;
 
@@ -114,6 +114,49 @@ fn audit_encoding_line_is_the_json_record_plus_the_response_written_at_log_time(
     h.reset_host_calls();
     s.on_log(&h);
     assert_eq!(h.host_call_count(), 0);
+}
+
+#[test]
+fn audit_encoding_fields_writes_the_members_at_decision_time_and_nothing_at_log_time() {
+    let (json_bytes, _, _) = audit_bytes_for(br#"{"audit":{"encoding":"json"}}"#);
+    let (fields, encoding, declares) = audit_bytes_for(br#"{"audit":{"encoding":"fields"}}"#);
+    assert_eq!((encoding, declares), (AuditEncoding::Fields, 0));
+    // The JSON record's members, then method and path: no braces (the
+    // access-log format adds them with Envoy's response code, duration and
+    // start time).
+    let members = &json_bytes[1..json_bytes.len() - 1];
+    let text = String::from_utf8(fields.clone()).unwrap();
+    assert_eq!(
+        text,
+        format!(
+            r#"{},"method":"GET","path":"/fhir/Observation/o1""#,
+            String::from_utf8_lossy(members)
+        )
+    );
+    // What the shipped access-log format prints is one JSON object.
+    let line = format!(
+        r#"{{"response_code":200,"duration_ms":2,"start_time":"2026-11-25T13:49:53.120Z",{text}}}"#
+    );
+    let line: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(line["decision"], "allow");
+    // on_log reads nothing into the VM.
+    let factory = |_c: Rc<Config>| -> (Box<dyn TokenPort>, Box<dyn Engine>) {
+        (Box::new(tokens()), Box::new(scripted_engine(false, false)))
+    };
+    let h = host("GET", "/fhir/Observation/o1", Some("Bearer good"), &[]);
+    let mut root = Root::default();
+    let mut declared = None;
+    assert!(root.configure_with(
+        &h,
+        Some(br#"{"audit":{"encoding":"fields"}}"#),
+        &factory,
+        &mut |c| resolve_audit_encoding(&h, c, &mut declared, &mut || Ok(()))
+    ));
+    let mut s = Stream::new(root.shared.clone().unwrap());
+    assert_eq!(s.on_request_headers(&h, true), Flow::Continue);
+    h.reset_host_calls();
+    s.on_log(&h);
+    assert_eq!(h.host_call_count(), 0, "fields: no work at log time");
 }
 
 #[test]

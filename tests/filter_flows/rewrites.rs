@@ -214,6 +214,7 @@ fn a_refused_rewrite_is_audited_and_counted_as_a_500_internal_error() {
         AuditEncoding::Json,
         AuditEncoding::Struct,
         AuditEncoding::Line,
+        AuditEncoding::Fields,
     ] {
         for (refused, obligations) in [(":path", false), ("prefer", false), (":path", true)] {
             let case = format!("{encoding:?}, {refused} refused, obligations {obligations}");
@@ -268,6 +269,14 @@ fn a_refused_rewrite_is_audited_and_counted_as_a_500_internal_error() {
                         Some(expected.to_string().into_bytes()),
                         "{case}"
                     );
+                    assert_eq!(written, at_decision, "{case}: written once");
+                }
+                AuditEncoding::Fields => {
+                    expected["method"] = json!("GET");
+                    expected["path"] = json!("/fhir/Observation");
+                    let text = String::from_utf8(at_decision.clone().unwrap()).unwrap();
+                    let record: Value = serde_json::from_str(&format!("{{{text}}}")).unwrap();
+                    assert_eq!(record, expected, "{case}");
                     assert_eq!(written, at_decision, "{case}: written once");
                 }
                 AuditEncoding::Line => {

@@ -17,7 +17,8 @@ mod settings;
 
 pub use identity::Identity;
 pub use record::{
-    action, add_log_facts, record, record_json, rfc3339_ms, subtype, AuditInput, LogFacts,
+    action, add_log_facts, record, record_fields, record_json, rfc3339_ms, subtype, AuditInput,
+    LogFacts,
 };
 pub use settings::{AuditConfig, AuditEncoding};
 

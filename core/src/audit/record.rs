@@ -50,17 +50,42 @@ pub fn add_log_facts(record: &mut Vec<u8>, facts: &LogFacts<'_>) {
         return;
     }
     record.pop();
-    let path = facts.path.split('?').next().unwrap_or("");
     let mut o = JsonObject {
         out: record,
         first: false,
     };
-    o.str("method", facts.method);
-    o.str("path", path);
+    add_request_facts(&mut o, facts.method, facts.path);
     o.num("response_code", facts.response_code);
     o.num("duration_ms", facts.duration_ms);
     o.str("start_time", &rfc3339_ms(facts.start_ms));
     record.push(b'}');
+}
+
+/// `audit.encoding: "fields"`: the members of a record made by
+/// [`record_json`] with `method` and `path` added, without the enclosing
+/// braces. The access log's text format supplies the braces and
+/// `response_code`, `duration_ms` and `start_time` (`%RESPONSE_CODE%`,
+/// `%DURATION%`, `%START_TIME%`: the values `"line"` reads from Envoy at log
+/// time), so the line is the same object, rendered without the VM.
+pub fn record_fields(mut record: Vec<u8>, method: &str, path: &str) -> Vec<u8> {
+    if record.first() != Some(&b'{') || record.last() != Some(&b'}') {
+        return record;
+    }
+    record.pop();
+    let mut o = JsonObject {
+        out: &mut record,
+        first: false,
+    };
+    add_request_facts(&mut o, method, path);
+    record.remove(0);
+    record
+}
+
+/// `method` and `path` (without the query: it may hold PHI, and the record
+/// never contains query values).
+fn add_request_facts(o: &mut JsonObject<'_>, method: &str, path: &str) {
+    o.str("method", method);
+    o.str("path", path.split('?').next().unwrap_or(""));
 }
 
 /// AuditEvent.subtype: the FHIR `restful-interaction` code as IHE BALP uses

@@ -42,12 +42,23 @@ pub enum AuditEncoding {
     /// `"json"`: JSON text (a String-typed property) written at decision
     /// time, rendered by `:PLAIN` as a string inside a `json_format`.
     Json,
+    /// `"fields"`: the record's members without the enclosing braces (JSON
+    /// text, a String-typed property), with `method` and `path`, written at
+    /// decision time; an access log whose line is
+    /// `{"response_code":%RESPONSE_CODE%,"duration_ms":%DURATION%,"start_time":"%START_TIME%",%FILTER_STATE(...:PLAIN)%}`
+    /// prints the same object as `"line"` with Envoy supplying the three
+    /// log-time facts. Cheaper than `"line"`: no work at log time (no
+    /// property reads into the VM); what envoy/envoy.yaml ships.
+    Fields,
 }
 
 impl AuditEncoding {
     /// The record is JSON text (a String-typed property), not a `Struct`.
     pub fn is_text(self) -> bool {
-        matches!(self, AuditEncoding::Line | AuditEncoding::Json)
+        matches!(
+            self,
+            AuditEncoding::Line | AuditEncoding::Json | AuditEncoding::Fields
+        )
     }
 }
 
@@ -59,10 +70,11 @@ impl TryFrom<String> for AuditEncoding {
             "line" => Ok(AuditEncoding::Line),
             "struct" => Ok(AuditEncoding::Struct),
             "json" => Ok(AuditEncoding::Json),
+            "fields" => Ok(AuditEncoding::Fields),
             _ => Err(field_value_error(
                 "audit.encoding",
                 &format!(
-                    "must be \"line\" (the whole access-log line, text format `%FILTER_STATE(...:PLAIN)%`), \"struct\" (nested object, `:TYPED` in a json_format) or \"json\" (JSON text, `:PLAIN` in a json_format) (got {name:?})"
+                    "must be \"line\" (the whole access-log line, text format `%FILTER_STATE(...:PLAIN)%`), \"fields\" (the record's members, completed by the access log's text format as envoy/envoy.yaml does), \"struct\" (nested object, `:TYPED` in a json_format) or \"json\" (JSON text, `:PLAIN` in a json_format) (got {name:?})"
                 ),
             )),
         }

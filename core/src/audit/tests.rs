@@ -225,6 +225,56 @@ fn log_facts_complete_the_record_without_the_query() {
 }
 
 #[test]
+fn fields_are_the_line_record_without_braces_and_log_time_facts() {
+    // `"fields"` + the access log's `{"response_code":…,"duration_ms":…,
+    // "start_time":"…",<fields>}` is the object `"line"` writes at log time.
+    let c = Config::default_config().unwrap();
+    let d = Decision::deny(Reason::MissingToken, "no token");
+    let input = AuditInput {
+        method: "GET",
+        request_id: Some("rid-3"),
+        decision: &d,
+        identity: None,
+        enforced: true,
+        now_ms: 1_795_614_593_123,
+        obligation_result: None,
+        obligation_denied_status: 403,
+    };
+    let facts = LogFacts {
+        method: "GET",
+        path: "/fhir/Patient?name=Jane%20Doe&birthdate=1970",
+        response_code: 401,
+        duration_ms: 3,
+        start_ms: 1_795_614_593_120,
+    };
+    let mut line = record_json(&c.audit, &input);
+    add_log_facts(&mut line, &facts);
+    let fields = record_fields(record_json(&c.audit, &input), facts.method, facts.path);
+    let text = String::from_utf8(fields.clone()).unwrap();
+    assert!(
+        text.starts_with('"') && text.ends_with('"'),
+        "members only: {text}"
+    );
+    assert!(
+        !text.contains("Jane") && !text.contains("1970") && !text.contains('\n'),
+        "{text}"
+    );
+    let mut completed =
+        br#"{"response_code":401,"duration_ms":3,"start_time":"2026-11-25T13:49:53.120Z","#
+            .to_vec();
+    completed.extend_from_slice(&fields);
+    completed.push(b'}');
+    let completed: Value = serde_json::from_slice(&completed).unwrap();
+    let line: Value = serde_json::from_slice(&line).unwrap();
+    assert_eq!(completed, line);
+    // Not a record object: passed through unchanged (never half a brace).
+    assert_eq!(
+        record_fields(b"null".to_vec(), "GET", "/"),
+        b"null".to_vec()
+    );
+}
+
+#[test]
 fn record_text_is_what_serde_json_prints_for_the_record() {
     // Every optional member present, strings that need escaping.
     let c = Config::from_json(br#"{"audit":{"source":"gw \"eu\"\u0001"}}"#).unwrap();

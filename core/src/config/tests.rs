@@ -59,6 +59,7 @@ fn audit_encoding_parses_and_validates() {
         (r#"{"audit":{"encoding":"line"}}"#, AuditEncoding::Line),
         (r#"{"audit":{"encoding":"struct"}}"#, AuditEncoding::Struct),
         (r#"{"audit":{"encoding":"json"}}"#, AuditEncoding::Json),
+        (r#"{"audit":{"encoding":"fields"}}"#, AuditEncoding::Fields),
     ] {
         let c = Config::from_json(json.as_bytes()).unwrap();
         assert_eq!(c.audit.encoding, encoding, "{json}");
@@ -68,11 +69,12 @@ fn audit_encoding_parses_and_validates() {
     assert!(e.message.contains("\"line\""), "{e}");
     assert!(e.message.contains("\"struct\""), "{e}");
     assert!(e.message.contains("\"json\""), "{e}");
+    assert!(e.message.contains("\"fields\""), "{e}");
     assert!(e.message.contains("\"text\""), "{e}");
     // The same message as when `encoding` was validated after parsing.
     assert_eq!(
         e.message,
-        "must be \"line\" (the whole access-log line, text format `%FILTER_STATE(...:PLAIN)%`), \"struct\" (nested object, `:TYPED` in a json_format) or \"json\" (JSON text, `:PLAIN` in a json_format) (got \"text\")"
+        "must be \"line\" (the whole access-log line, text format `%FILTER_STATE(...:PLAIN)%`), \"fields\" (the record's members, completed by the access log's text format as envoy/envoy.yaml does), \"struct\" (nested object, `:TYPED` in a json_format) or \"json\" (JSON text, `:PLAIN` in a json_format) (got \"text\")"
     );
 }
 
