@@ -261,15 +261,44 @@ class Recorder:
             def log_message(self, fmt: str, *args: Any) -> None:
                 pass
 
+            def _read_chunked(self) -> bytes | None:
+                """A chunked body (HTTP/2 clients send no Content-Length, so Envoy forwards
+                their bodies chunked); None when the connection ends before the last chunk."""
+                body = b""
+                while True:
+                    line = self.rfile.readline(65537)
+                    try:
+                        size = int(line.split(b";")[0].strip(), 16)
+                    except ValueError:
+                        return None
+                    if size == 0:
+                        while True:  # trailers, up to the blank line
+                            t = self.rfile.readline(65537)
+                            if not t:
+                                return None
+                            if t in (b"\r\n", b"\n"):
+                                return body
+                    chunk = self.rfile.read(size)
+                    if len(chunk) < size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                        return None
+                    body += chunk
+
             def _handle(self) -> None:
                 if not rec.fast:
                     with rec.lock:
                         rec.arrivals.append(self.headers.get("x-request-id") or "")
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                if len(body) < length:  # reset before the body arrived: not a request
-                    self.close_connection = True
-                    return
+                if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                    chunked = self._read_chunked()
+                    if chunked is None:  # reset before the body ended: not a request
+                        self.close_connection = True
+                        return
+                    body = chunked
+                else:
+                    length = int(self.headers.get("Content-Length") or 0)
+                    body = self.rfile.read(length) if length else b""
+                    if len(body) < length:  # reset before the body arrived: not a request
+                        self.close_connection = True
+                        return
                 if rec.fast:
                     return self._reply(200, b'{"resourceType":"Patient","id":"pat-a"}')
                 with rec.lock:
