@@ -37,18 +37,32 @@ pub fn rewrite(req: &RequestParts<'_>, narrowing: &Narrowing) -> Rewrite {
 }
 
 /// The request's `Prefer` tokens without `handling`, then `handling=strict`.
+/// `handling` is dropped wherever it stands: as a preference of its own (with
+/// its parameters) and as a `;`-parameter of another preference
+/// (`return=minimal; handling=lenient`), which servers that split the header
+/// on `;` as well as `,` read as a preference: one of them taking the first
+/// `handling` it meets would otherwise stay lenient and could ignore a pin.
 fn strict_prefer(req: &RequestParts<'_>) -> String {
-    let mut tokens: Vec<&str> = req
+    let is_handling = |part: &str| {
+        let name = part.split('=').next().unwrap_or("");
+        name.trim().eq_ignore_ascii_case("handling")
+    };
+    let mut tokens: Vec<String> = req
         .header_values("prefer")
         .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .filter(|t| {
-            let name = t.split(['=', ';']).next().unwrap_or("");
-            !name.trim().eq_ignore_ascii_case("handling")
+        .filter_map(|token| {
+            let mut parts = token.split(';').map(str::trim).filter(|p| !p.is_empty());
+            let preference = parts.next()?;
+            if is_handling(preference) {
+                return None;
+            }
+            let kept: Vec<&str> = std::iter::once(preference)
+                .chain(parts.filter(|p| !is_handling(p)))
+                .collect();
+            Some(kept.join("; "))
         })
         .collect();
-    tokens.push("handling=strict");
+    tokens.push("handling=strict".to_string());
     tokens.join(", ")
 }
 
@@ -93,6 +107,9 @@ mod tests {
             ("/fhir/Observation/_search", &["return=minimal, handling=lenient"], &pin, "/fhir/Observation/_search?patient=Patient%2F123", Some("return=minimal, handling=strict")),
             ("/fhir/Observation?patient=1", &["handling=lenient", "respond-async"], &lab, "/fhir/Observation?category=http%3A%2F%2Fx%7Clab%2Chttp%3A%2F%2Fx%7Cvital+signs&patient=1", Some("respond-async, handling=strict")),
             ("/fhir/Observation?patient=1", &["Handling = lenient;x"], &strict, "/fhir/Observation?patient=1", Some("handling=strict")),
+            // `handling` as a `;`-parameter of another preference is dropped too; other parameters stay.
+            ("/fhir/Observation?patient=1", &["return=minimal; handling=lenient"], &strict, "/fhir/Observation?patient=1", Some("return=minimal, handling=strict")),
+            ("/fhir/Observation?patient=1", &["return=minimal;HANDLING=lenient;x=1, wait=5"], &strict, "/fhir/Observation?patient=1", Some("return=minimal; x=1, wait=5, handling=strict")),
             ("/fhir/Observation?patient=1", &[], &Narrowing::default(), "/fhir/Observation?patient=1", None),
         ] {
             let r = rewrite(&req(path, prefer), n);
