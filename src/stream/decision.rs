@@ -6,7 +6,7 @@ use super::{Phase, Stream};
 use crate::host::{Flow, HeaderMap, Host, LogLevel};
 use crate::reply::deny_reply;
 use fhir_smart_authz_core::config::Config;
-use fhir_smart_authz_core::decision::{Decision, Obligation};
+use fhir_smart_authz_core::decision::{Decision, Obligation, Reason};
 
 impl Stream {
     /// The token is resolved (valid or absent): prepare the upstream headers,
@@ -14,7 +14,19 @@ impl Stream {
     pub(super) fn after_token(&mut self, host: &dyn Host, from_async: bool) -> Flow {
         let config = self.config();
         self.facts = self.claims.as_ref().map(|c| self.shared.token_facts(c));
-        self.timed(host, "facts", |s| s.forward_facts(host, &config));
+        if let Err(what) = self.timed(host, "facts", |s| s.forward_facts(host, &config)) {
+            // Fail closed, in shadow mode too (as for a spoofed identity
+            // header that cannot be removed): the upstream would miss a fact
+            // it relies on, or still see the token it should not.
+            let d = Decision::deny(
+                Reason::InternalError,
+                format!("the gateway could not {what}; the request was not forwarded"),
+            );
+            self.account(host, &d);
+            let reply = deny_reply(&config, &d, d.status);
+            self.decision = Some(d);
+            return self.reply(host, &reply);
+        }
         if self.body_needed && self.body.is_none() {
             self.phase = Phase::AwaitingBody;
             if config.upstream.hold_headers_for_body || self.body_seen_while_paused {
@@ -101,23 +113,34 @@ impl Stream {
 
     /// The verified facts as request headers (`upstream.forward_headers`,
     /// derived once per token: [`crate::shared::fact_headers`]), and
-    /// `Authorization` removed when `upstream.strip_authorization`.
-    fn forward_facts(&self, host: &dyn Host, config: &Config) {
+    /// `Authorization` removed when `upstream.strip_authorization`. `Err`:
+    /// what the host refused, for the denial.
+    fn forward_facts(&self, host: &dyn Host, config: &Config) -> Result<(), String> {
         if config.upstream.strip_authorization
             && host
                 .set_header(HeaderMap::Request, "authorization", None)
                 .is_err()
         {
             host.log(LogLevel::Error, "could not remove the authorization header");
+            return Err(
+                "remove the Authorization header (upstream.strip_authorization)".to_string(),
+            );
         }
-        let Some(facts) = &self.facts else { return };
+        let Some(facts) = &self.facts else {
+            return Ok(());
+        };
         for (name, value) in &facts.headers {
             if host
                 .set_header(HeaderMap::Request, name, Some(value))
                 .is_err()
             {
-                host.log(LogLevel::Error, "could not set a fact header");
+                host.log(
+                    LogLevel::Error,
+                    &format!("could not set the fact header {name}"),
+                );
+                return Err(format!("set the {name} header"));
             }
         }
+        Ok(())
     }
 }

@@ -186,6 +186,74 @@ fn spoofed_header_that_cannot_be_removed_is_never_forwarded() {
     }
 }
 
+/// A fact header the host refuses to set, or an `Authorization` header it
+/// refuses to strip (`upstream.strip_authorization`): the upstream would miss
+/// a fact it relies on or still see the token. Refused with a 500
+/// `internal_error`, audited and counted, in shadow mode too; nothing goes on.
+#[test]
+fn a_fact_header_or_token_removal_the_host_refuses_is_never_forwarded() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("x-smart-patient", "{}", "set the x-smart-patient header"),
+        ("x-smart-scope", "{}", "set the x-smart-scope header"),
+        (
+            "authorization",
+            r#"{"upstream":{"strip_authorization":true}}"#,
+            "remove the Authorization header (upstream.strip_authorization)",
+        ),
+    ];
+    for &(refused, config, what) in cases {
+        for enforce in [true, false] {
+            let case = format!("{refused}, enforce {enforce}");
+            let config: &'static str = if enforce {
+                config
+            } else if config == "{}" {
+                r#"{"enforce":false}"#
+            } else {
+                r#"{"enforce":false,"upstream":{"strip_authorization":true}}"#
+            };
+            let h = host("GET", "/fhir/Observation/o1", Some("Bearer good"), &[]);
+            if refused == "authorization" {
+                h.state.borrow_mut().fail_header_removal = true;
+            } else {
+                h.state.borrow_mut().fail_header_set_of = vec![refused.to_string()];
+            }
+            let mut s = stream(Setup {
+                config,
+                ..Setup::default()
+            });
+            assert_eq!(s.on_request_headers(&h, true), Flow::Pause, "{case}");
+            assert_eq!(replies(&h), vec![500], "{case}");
+            assert_eq!(h.state.borrow().resumed_requests, 0, "{case}");
+            let body = reply_json(&h);
+            assert_eq!(
+                body["issue"][0]["diagnostics"],
+                format!("the gateway could not {what}; the request was not forwarded"),
+                "{case}"
+            );
+            let a = audit(&h);
+            assert_eq!(
+                (
+                    a["decision"].as_str(),
+                    a["reason"].as_str(),
+                    a["status"].as_u64()
+                ),
+                (Some("deny"), Some("internal_error"), Some(500)),
+                "{case}"
+            );
+            assert_eq!(
+                h.counter("fhir_smart_authz.decision.deny.internal_error"),
+                1,
+                "{case}"
+            );
+            assert_eq!(
+                h.counter("fhir_smart_authz.decision.allow.allowed"),
+                0,
+                "{case}"
+            );
+        }
+    }
+}
+
 #[test]
 fn shadow_mode_never_denies_but_audits() {
     for auth in [None, Some("Bearer weak"), Some("Bearer expired")] {
