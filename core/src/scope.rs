@@ -325,9 +325,28 @@ pub struct ScopeSet {
     typed: [HashMap<String, Perms>; 3],
     /// Indices into `scopes` of granular ones.
     granular: Vec<usize>,
-    /// The canonical forms of the scopes in `scopes`: de-duplication in
-    /// linear time (the value is unused; the map type is the one above).
-    seen: HashMap<String, Perms>,
+}
+
+/// Up to this many distinct scopes, a repeat is found by a scan (no hashing,
+/// no allocation: tokens carry a handful); beyond, through [`Seen`].
+const SCAN_DISTINCT: usize = 16;
+
+/// The distinct scopes by hash, built once a token has more than
+/// [`SCAN_DISTINCT`]: de-duplication in linear time. Equality is always
+/// checked on the scopes themselves; the hash only finds the candidate.
+struct Seen {
+    hasher: std::collections::hash_map::RandomState,
+    /// Hash → index of the first distinct scope with that hash.
+    first: HashMap<u64, usize>,
+}
+
+impl Seen {
+    fn hash(&self, r: &ResourceScope) -> u64 {
+        use std::hash::BuildHasher;
+        // The fields of the canonical form (`query` is read from `raw_query`).
+        self.hasher
+            .hash_one((r.context, &r.resource_type, r.perms, &r.raw_query))
+    }
 }
 
 fn ctx_index(c: ScopeContext) -> usize {
@@ -344,13 +363,18 @@ impl ScopeSet {
     pub fn parse<'a>(items: impl IntoIterator<Item = &'a str>) -> (ScopeSet, Vec<String>) {
         let mut set = ScopeSet::default();
         let mut diags = Vec::new();
+        let mut seen: Option<Seen> = None;
         for raw in items {
             if raw.is_empty() {
                 continue;
             }
             match parse_scope(raw) {
                 Ok(Scope::NoAccess(s)) => set.other.push(s),
-                Ok(Scope::Resource(r)) => set.insert(r),
+                Ok(Scope::Resource(r)) => {
+                    if !set.is_repeat(&r, &mut seen) {
+                        set.insert(r);
+                    }
+                }
                 Err(e) => diags.push(format!("ignored invalid scope: {e}")),
             }
         }
@@ -362,10 +386,38 @@ impl ScopeSet {
         ScopeSet::parse(s.split(' '))
     }
 
-    fn insert(&mut self, r: ResourceScope) {
-        if self.seen.insert(r.canonical(), r.perms).is_some() {
-            return;
+    /// Whether `r` equals a scope already in the set (the same canonical
+    /// form: equal scopes render equally and vice versa). Records `r` in
+    /// `seen` when it is new and `seen` is in use.
+    fn is_repeat(&self, r: &ResourceScope, seen: &mut Option<Seen>) -> bool {
+        if seen.is_none() && self.scopes.len() < SCAN_DISTINCT {
+            return self.scopes.iter().any(|s| s == r);
         }
+        let seen = seen.get_or_insert_with(|| {
+            let mut built = Seen {
+                hasher: Default::default(),
+                first: HashMap::with_capacity(2 * SCAN_DISTINCT),
+            };
+            for (i, s) in self.scopes.iter().enumerate() {
+                let h = built.hash(s);
+                built.first.entry(h).or_insert(i);
+            }
+            built
+        });
+        let h = seen.hash(r);
+        match seen.first.get(&h).and_then(|i| self.scopes.get(*i)) {
+            Some(s) if s == r => true,
+            // Another scope with this hash (a 64-bit collision): scan.
+            Some(_) => self.scopes.iter().any(|s| s == r),
+            None => {
+                seen.first.insert(h, self.scopes.len());
+                false
+            }
+        }
+    }
+
+    /// Add a scope that is not in the set yet.
+    fn insert(&mut self, r: ResourceScope) {
         let ci = ctx_index(r.context);
         if r.is_granular() {
             self.granular.push(self.scopes.len());
@@ -446,6 +498,39 @@ mod tests {
         match parse_scope(s) {
             Ok(Scope::Resource(r)) => r,
             other => panic!("{s}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn repeats_are_dropped_by_scan_and_by_hash() {
+        // Few scopes (the scan) and many (the hashed index, built past
+        // SCAN_DISTINCT): a repeat in any spelling of the same canonical
+        // scope is kept once, in first-seen order.
+        for n in [3usize, SCAN_DISTINCT, 40] {
+            let types = crate::fhir::resource_types::RESOURCE_TYPES;
+            let mut items = Vec::new();
+            for t in types.iter().take(n) {
+                items.push(format!("patient/{t}.rs"));
+                items.push(format!("user/{t}.rs?category=a"));
+            }
+            for t in types.iter().take(n).rev() {
+                items.push(format!("patient/{t}.read"));
+                items.push(format!("user/{t}.rs?category=a"));
+                items.push(format!("user/{t}.rs?category=b"));
+            }
+            let (set, diags) = ScopeSet::parse(items.iter().map(String::as_str));
+            assert!(diags.is_empty(), "{diags:?}");
+            assert_eq!(set.scopes.len(), 3 * n);
+            let canon: Vec<String> = set.scopes.iter().map(ResourceScope::canonical).collect();
+            let mut unique = canon.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(unique.len(), canon.len());
+            assert_eq!(
+                canon.first().map(String::as_str),
+                Some(&*format!("patient/{}.rs", types[0]))
+            );
+            assert_eq!(set.granular.len(), 2 * n);
         }
     }
 

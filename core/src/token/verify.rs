@@ -190,11 +190,13 @@ impl TokenVerifier {
         to_value: impl FnOnce(&VerifiedToken) -> V,
     ) -> Result<Authenticated<V>, TokenError> {
         let key = CacheKey::of(&bearer.token);
-        self.authenticate_keyed(cache, &key, bearer, now, verifier, to_value)
+        self.authenticate_keyed(cache, &key, bearer, now, verifier, |v| to_value(v))
     }
 
     /// [`Self::authenticate`] with the token's cache key already computed
     /// (SHA-256 of the whole token: the caller keeps it for its own use).
+    /// `to_value` may take what it needs out of the token's `claims`: they
+    /// are not read after it.
     pub fn authenticate_keyed<V: Clone>(
         &mut self,
         cache: &mut TokenCache<V>,
@@ -202,7 +204,7 @@ impl TokenVerifier {
         bearer: &BearerToken,
         now: u64,
         verifier: &dyn SignatureVerifier,
-        to_value: impl FnOnce(&VerifiedToken) -> V,
+        to_value: impl FnOnce(&mut VerifiedToken) -> V,
     ) -> Result<Authenticated<V>, TokenError> {
         let token = bearer.token.as_str();
         let issuers = &self.issuers;
@@ -223,7 +225,7 @@ impl TokenVerifier {
                 i, cfg, token,
             )));
         }
-        let verified = self.verify_jwt(token, now, verifier)?;
+        let mut verified = self.verify_jwt(token, now, verifier)?;
         let generation = self.generation(verified.issuer_index).unwrap_or(0);
         // `exp` is required for JWTs; time checks rerun on every hit anyway.
         let expires_at = verified
@@ -231,7 +233,7 @@ impl TokenVerifier {
             .exp
             .unwrap_or(now)
             .saturating_add(self.settings.leeway_seconds);
-        let value = to_value(&verified);
+        let value = to_value(&mut verified);
         cache.insert(
             *key,
             verified.issuer_index,
