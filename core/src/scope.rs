@@ -430,6 +430,11 @@ impl ScopeSet {
                 }
                 Some(t) => {
                     if let Some(m) = self.typed.get_mut(ci) {
+                        if m.capacity() == 0 {
+                            // Room for a typical token's types at once, not
+                            // grown (and rehashed) twice on the way.
+                            m.reserve(7);
+                        }
                         let e = m.entry(t.clone()).or_insert(Perms::NONE);
                         *e = e.union(r.perms);
                     }

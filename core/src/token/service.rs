@@ -2,7 +2,7 @@
 //! extraction, cache + verification, JWKS fetch scheduling (incl. one
 //! unknown-`kid` refetch per request) and introspection, all pure.
 
-use super::bearer::{extract_bearer, BearerToken, TokenLocation};
+use super::bearer::extract_bearer;
 use super::cache::{CacheKey, TokenCache};
 use super::error::TokenError;
 use super::introspection;
@@ -259,10 +259,6 @@ impl TokenService {
         if let Some(step) = self.hot_step(token, now, may_fetch) {
             return step;
         }
-        let bearer = BearerToken {
-            token: token.to_string(),
-            location: TokenLocation::Header,
-        };
         // SHA-256 of the token once: the cache lookup/insert and the hot tier.
         let key = CacheKey::of(token);
         // At most two rounds: a hit on an uncacheable (`None`) entry is
@@ -273,7 +269,7 @@ impl TokenService {
             let result = self.verifier.authenticate_keyed(
                 &mut self.cache,
                 &key,
-                &bearer,
+                token,
                 now,
                 sig,
                 |v: &mut VerifiedToken| {

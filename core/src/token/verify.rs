@@ -190,7 +190,7 @@ impl TokenVerifier {
         to_value: impl FnOnce(&VerifiedToken) -> V,
     ) -> Result<Authenticated<V>, TokenError> {
         let key = CacheKey::of(&bearer.token);
-        self.authenticate_keyed(cache, &key, bearer, now, verifier, |v| to_value(v))
+        self.authenticate_keyed(cache, &key, &bearer.token, now, verifier, |v| to_value(v))
     }
 
     /// [`Self::authenticate`] with the token's cache key already computed
@@ -201,12 +201,11 @@ impl TokenVerifier {
         &mut self,
         cache: &mut TokenCache<V>,
         key: &CacheKey,
-        bearer: &BearerToken,
+        token: &str,
         now: u64,
         verifier: &dyn SignatureVerifier,
         to_value: impl FnOnce(&mut VerifiedToken) -> V,
     ) -> Result<Authenticated<V>, TokenError> {
-        let token = bearer.token.as_str();
         let issuers = &self.issuers;
         if let Some(hit) = cache.get(key, now, |i| issuers.get(i).map(|s| s.store.generation())) {
             hit.times.check(now, self.settings.leeway_seconds)?;
