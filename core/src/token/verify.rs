@@ -462,11 +462,13 @@ impl IssuerState {
         let kid = jws.header.kid.as_deref();
         // Without a `kid` at most MAX_KIDLESS_CANDIDATES keys are tried, so a
         // forged kid-less token cannot cost dozens of RSA operations.
-        let candidates: Vec<_> = keys
+        let mut candidates = keys
             .candidates(kid, alg)
             .take(MAX_KIDLESS_CANDIDATES)
-            .collect();
-        if candidates.is_empty() {
+            .peekable();
+        if candidates.peek().is_none() {
+            // Ends the borrow of the key set (the refetch below needs it).
+            drop(candidates);
             let known_kid = kid.is_some_and(|k| keys.has_kid(k));
             let mut e = TokenError::invalid(match (kid, known_kid) {
                 (Some(_), true) => format!(
