@@ -327,27 +327,14 @@ pub struct ScopeSet {
     granular: Vec<usize>,
 }
 
-/// Up to this many distinct scopes, a repeat is found by a scan (no hashing,
-/// no allocation: tokens carry a handful); beyond, through [`Seen`].
+/// Up to this many distinct scopes, a repeat is found by a scan (no
+/// rendering, no allocation: tokens carry a handful); beyond, through a map
+/// of canonical forms, so de-duplication stays linear.
 const SCAN_DISTINCT: usize = 16;
 
-/// The distinct scopes by hash, built once a token has more than
-/// [`SCAN_DISTINCT`]: de-duplication in linear time. Equality is always
-/// checked on the scopes themselves; the hash only finds the candidate.
-struct Seen {
-    hasher: std::collections::hash_map::RandomState,
-    /// Hash → index of the first distinct scope with that hash.
-    first: HashMap<u64, usize>,
-}
-
-impl Seen {
-    fn hash(&self, r: &ResourceScope) -> u64 {
-        use std::hash::BuildHasher;
-        // The fields of the canonical form (`query` is read from `raw_query`).
-        self.hasher
-            .hash_one((r.context, &r.resource_type, r.perms, &r.raw_query))
-    }
-}
+/// The canonical forms of the distinct scopes (the value is unused; the map
+/// type is the one of `ScopeSet::typed`), built once past [`SCAN_DISTINCT`].
+type Seen = HashMap<String, Perms>;
 
 fn ctx_index(c: ScopeContext) -> usize {
     match c {
@@ -388,32 +375,19 @@ impl ScopeSet {
 
     /// Whether `r` equals a scope already in the set (the same canonical
     /// form: equal scopes render equally and vice versa). Records `r` in
-    /// `seen` when it is new and `seen` is in use.
+    /// `seen` when `seen` is in use.
     fn is_repeat(&self, r: &ResourceScope, seen: &mut Option<Seen>) -> bool {
         if seen.is_none() && self.scopes.len() < SCAN_DISTINCT {
             return self.scopes.iter().any(|s| s == r);
         }
         let seen = seen.get_or_insert_with(|| {
-            let mut built = Seen {
-                hasher: Default::default(),
-                first: HashMap::with_capacity(2 * SCAN_DISTINCT),
-            };
-            for (i, s) in self.scopes.iter().enumerate() {
-                let h = built.hash(s);
-                built.first.entry(h).or_insert(i);
+            let mut built = Seen::with_capacity(2 * SCAN_DISTINCT);
+            for s in &self.scopes {
+                built.insert(s.canonical(), s.perms);
             }
             built
         });
-        let h = seen.hash(r);
-        match seen.first.get(&h).and_then(|i| self.scopes.get(*i)) {
-            Some(s) if s == r => true,
-            // Another scope with this hash (a 64-bit collision): scan.
-            Some(_) => self.scopes.iter().any(|s| s == r),
-            None => {
-                seen.first.insert(h, self.scopes.len());
-                false
-            }
-        }
+        seen.insert(r.canonical(), r.perms).is_some()
     }
 
     /// Add a scope that is not in the set yet.
@@ -507,8 +481,8 @@ mod tests {
     }
 
     #[test]
-    fn repeats_are_dropped_by_scan_and_by_hash() {
-        // Few scopes (the scan) and many (the hashed index, built past
+    fn repeats_are_dropped_by_scan_and_by_map() {
+        // Few scopes (the scan) and many (the map of canonical forms, built past
         // SCAN_DISTINCT): a repeat in any spelling of the same canonical
         // scope is kept once, in first-seen order.
         for n in [3usize, SCAN_DISTINCT, 40] {
