@@ -59,10 +59,15 @@ pub fn fact_headers(config: &Config, id: &Identity) -> Vec<(String, String)> {
                 Fact::Subject => id.sub.as_deref(),
                 Fact::Issuer => id.iss.as_deref(),
             }?;
-            let clean: String = value
-                .chars()
-                .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
-                .collect();
+            // Usually printable already: one copy, not a char-by-char rebuild.
+            let clean: String = if value.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+                value.to_string()
+            } else {
+                value
+                    .chars()
+                    .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
+                    .collect()
+            };
             Some((upstream.header_name(*fact), clean))
         })
         .collect()

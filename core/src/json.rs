@@ -108,13 +108,18 @@ impl<'de> Visitor<'de> for StrictVisitor {
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             let value = map.next_value_seed(StrictValue)?;
-            if out.contains_key(&key) {
-                return Err(de::Error::custom(format_args!(
-                    "{DUPLICATE_KEY} `{}` in a JSON object",
-                    key.chars().take(64).collect::<String>()
-                )));
+            // One search of the map per member, not two.
+            match out.entry(key) {
+                serde_json::map::Entry::Vacant(slot) => {
+                    slot.insert(value);
+                }
+                serde_json::map::Entry::Occupied(dup) => {
+                    return Err(de::Error::custom(format_args!(
+                        "{DUPLICATE_KEY} `{}` in a JSON object",
+                        dup.key().chars().take(64).collect::<String>()
+                    )));
+                }
             }
-            out.insert(key, value);
         }
         Ok(Value::Object(out))
     }

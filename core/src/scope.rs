@@ -325,10 +325,16 @@ pub struct ScopeSet {
     typed: [HashMap<String, Perms>; 3],
     /// Indices into `scopes` of granular ones.
     granular: Vec<usize>,
-    /// The canonical forms of the scopes in `scopes`: de-duplication in
-    /// linear time (the value is unused; the map type is the one above).
-    seen: HashMap<String, Perms>,
 }
+
+/// Up to this many distinct scopes, a repeat is found by a scan (no
+/// rendering, no allocation: tokens carry a handful); beyond, through a map
+/// of canonical forms, so de-duplication stays linear.
+const SCAN_DISTINCT: usize = 16;
+
+/// The canonical forms of the distinct scopes (the value is unused; the map
+/// type is the one of `ScopeSet::typed`), built once past [`SCAN_DISTINCT`].
+type Seen = HashMap<String, Perms>;
 
 fn ctx_index(c: ScopeContext) -> usize {
     match c {
@@ -344,13 +350,18 @@ impl ScopeSet {
     pub fn parse<'a>(items: impl IntoIterator<Item = &'a str>) -> (ScopeSet, Vec<String>) {
         let mut set = ScopeSet::default();
         let mut diags = Vec::new();
+        let mut seen: Option<Seen> = None;
         for raw in items {
             if raw.is_empty() {
                 continue;
             }
             match parse_scope(raw) {
                 Ok(Scope::NoAccess(s)) => set.other.push(s),
-                Ok(Scope::Resource(r)) => set.insert(r),
+                Ok(Scope::Resource(r)) => {
+                    if !set.is_repeat(&r, &mut seen) {
+                        set.insert(r);
+                    }
+                }
                 Err(e) => diags.push(format!("ignored invalid scope: {e}")),
             }
         }
@@ -362,10 +373,25 @@ impl ScopeSet {
         ScopeSet::parse(s.split(' '))
     }
 
-    fn insert(&mut self, r: ResourceScope) {
-        if self.seen.insert(r.canonical(), r.perms).is_some() {
-            return;
+    /// Whether `r` equals a scope already in the set (the same canonical
+    /// form: equal scopes render equally and vice versa). Records `r` in
+    /// `seen` when `seen` is in use.
+    fn is_repeat(&self, r: &ResourceScope, seen: &mut Option<Seen>) -> bool {
+        if seen.is_none() && self.scopes.len() < SCAN_DISTINCT {
+            return self.scopes.iter().any(|s| s == r);
         }
+        let seen = seen.get_or_insert_with(|| {
+            let mut built = Seen::with_capacity(2 * SCAN_DISTINCT);
+            for s in &self.scopes {
+                built.insert(s.canonical(), s.perms);
+            }
+            built
+        });
+        seen.insert(r.canonical(), r.perms).is_some()
+    }
+
+    /// Add a scope that is not in the set yet.
+    fn insert(&mut self, r: ResourceScope) {
         let ci = ctx_index(r.context);
         if r.is_granular() {
             self.granular.push(self.scopes.len());
@@ -378,6 +404,11 @@ impl ScopeSet {
                 }
                 Some(t) => {
                     if let Some(m) = self.typed.get_mut(ci) {
+                        if m.capacity() == 0 {
+                            // Room for a typical token's types at once, not
+                            // grown (and rehashed) twice on the way.
+                            m.reserve(7);
+                        }
                         let e = m.entry(t.clone()).or_insert(Perms::NONE);
                         *e = e.union(r.perms);
                     }
@@ -446,6 +477,39 @@ mod tests {
         match parse_scope(s) {
             Ok(Scope::Resource(r)) => r,
             other => panic!("{s}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn repeats_are_dropped_by_scan_and_by_map() {
+        // Few scopes (the scan) and many (the map of canonical forms, built past
+        // SCAN_DISTINCT): a repeat in any spelling of the same canonical
+        // scope is kept once, in first-seen order.
+        for n in [3usize, SCAN_DISTINCT, 40] {
+            let types = crate::fhir::resource_types::RESOURCE_TYPES;
+            let mut items = Vec::new();
+            for t in types.iter().take(n) {
+                items.push(format!("patient/{t}.rs"));
+                items.push(format!("user/{t}.rs?category=a"));
+            }
+            for t in types.iter().take(n).rev() {
+                items.push(format!("patient/{t}.read"));
+                items.push(format!("user/{t}.rs?category=a"));
+                items.push(format!("user/{t}.rs?category=b"));
+            }
+            let (set, diags) = ScopeSet::parse(items.iter().map(String::as_str));
+            assert!(diags.is_empty(), "{diags:?}");
+            assert_eq!(set.scopes.len(), 3 * n);
+            let canon: Vec<String> = set.scopes.iter().map(ResourceScope::canonical).collect();
+            let mut unique = canon.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(unique.len(), canon.len());
+            assert_eq!(
+                canon.first().map(String::as_str),
+                Some(&*format!("patient/{}.rs", types[0]))
+            );
+            assert_eq!(set.granular.len(), 2 * n);
         }
     }
 

@@ -32,20 +32,38 @@ pub fn decode_b64url(segment: &str, what: &str) -> Result<Vec<u8>, TokenError> {
 /// Decode one base64url segment holding a JSON object (duplicate keys refused).
 pub fn decode_json_segment(segment: &str, what: &str) -> Result<Map<String, Value>, TokenError> {
     let bytes = decode_b64url(segment, what)?;
-    parse_strict_object(&bytes, &format!("token {what}"))
+    // The name is formatted only for an error (this runs twice per token).
+    strict_object(&bytes).map_err(|e| e.error(&format!("token {what}")))
 }
 
 /// Parse a JSON object, refusing duplicate member names at any depth.
 pub fn parse_strict_object(bytes: &[u8], what: &str) -> Result<Map<String, Value>, TokenError> {
+    strict_object(bytes).map_err(|e| e.error(what))
+}
+
+/// Why bytes are not a strict JSON object.
+enum NotObject {
+    Other,
+    Duplicate,
+    Invalid,
+}
+
+impl NotObject {
+    fn error(self, what: &str) -> TokenError {
+        TokenError::invalid(match self {
+            NotObject::Other => format!("the {what} is not a JSON object"),
+            NotObject::Duplicate => format!("the {what} contains duplicate JSON member names"),
+            NotObject::Invalid => format!("the {what} is not valid JSON"),
+        })
+    }
+}
+
+fn strict_object(bytes: &[u8]) -> Result<Map<String, Value>, NotObject> {
     match crate::json::from_slice_strict(bytes) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(TokenError::invalid(format!(
-            "the {what} is not a JSON object"
-        ))),
-        Err(e) if crate::json::is_duplicate_key(&e) => Err(TokenError::invalid(format!(
-            "the {what} contains duplicate JSON member names"
-        ))),
-        Err(_) => Err(TokenError::invalid(format!("the {what} is not valid JSON"))),
+        Ok(_) => Err(NotObject::Other),
+        Err(e) if crate::json::is_duplicate_key(&e) => Err(NotObject::Duplicate),
+        Err(_) => Err(NotObject::Invalid),
     }
 }
 

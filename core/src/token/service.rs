@@ -2,7 +2,7 @@
 //! extraction, cache + verification, JWKS fetch scheduling (incl. one
 //! unknown-`kid` refetch per request) and introspection, all pure.
 
-use super::bearer::{extract_bearer, BearerToken, TokenLocation};
+use super::bearer::extract_bearer;
 use super::cache::{CacheKey, TokenCache};
 use super::error::TokenError;
 use super::introspection;
@@ -234,7 +234,7 @@ impl TokenService {
             token,
             response,
             now,
-            |v: &VerifiedToken| keep(v, scope, patient, &mut fresh),
+            |v: &VerifiedToken| keep(project(&v.claims, scope, patient), &mut fresh),
         );
         match (r, fresh) {
             (Ok(_), Some(claims)) => TokenStep::Verified {
@@ -259,10 +259,6 @@ impl TokenService {
         if let Some(step) = self.hot_step(token, now, may_fetch) {
             return step;
         }
-        let bearer = BearerToken {
-            token: token.to_string(),
-            location: TokenLocation::Header,
-        };
         // SHA-256 of the token once: the cache lookup/insert and the hot tier.
         let key = CacheKey::of(token);
         // At most two rounds: a hit on an uncacheable (`None`) entry is
@@ -273,10 +269,14 @@ impl TokenService {
             let result = self.verifier.authenticate_keyed(
                 &mut self.cache,
                 &key,
-                &bearer,
+                token,
                 now,
                 sig,
-                |v: &VerifiedToken| keep(v, scope, patient, &mut fresh),
+                |v: &mut VerifiedToken| {
+                    // The claims are not read after this: projected in place.
+                    let claims = std::mem::take(&mut v.claims);
+                    keep(project_owned(claims, scope, patient), &mut fresh)
+                },
             );
             match result {
                 Ok(Authenticated::Verified { value, cached }) => {
@@ -450,18 +450,33 @@ impl TokenService {
 
 /// What the cache keeps of a fresh verification (the projected claims as
 /// JSON); the projection itself goes to `fresh`.
-fn keep(v: &VerifiedToken, scope: &str, patient: &str, fresh: &mut Option<Rc<Value>>) -> Cached {
-    let p = project(&v.claims, scope, patient);
+fn keep(p: Value, fresh: &mut Option<Rc<Value>>) -> Cached {
     let c = to_cached(&p);
     *fresh = Some(Rc::new(p));
     c
+}
+
+fn is_kept(k: &str, scope: &str, patient: &str) -> bool {
+    KEPT_CLAIMS.contains(&k) || k == scope || k == patient
+}
+
+/// [`project`] of claims no longer needed: the kept members stay where
+/// they are (same order), nothing is copied.
+fn project_owned(claims: Value, scope: &str, patient: &str) -> Value {
+    match claims {
+        Value::Object(mut obj) => {
+            obj.retain(|k, _| is_kept(k, scope, patient));
+            Value::Object(obj)
+        }
+        _ => Value::Object(serde_json::Map::new()),
+    }
 }
 
 fn project(claims: &Value, scope: &str, patient: &str) -> Value {
     let mut out = serde_json::Map::new();
     if let Some(obj) = claims.as_object() {
         for (k, v) in obj {
-            if KEPT_CLAIMS.contains(&k.as_str()) || k == scope || k == patient {
+            if is_kept(k, scope, patient) {
                 out.insert(k.clone(), v.clone());
             }
         }

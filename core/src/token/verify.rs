@@ -190,21 +190,22 @@ impl TokenVerifier {
         to_value: impl FnOnce(&VerifiedToken) -> V,
     ) -> Result<Authenticated<V>, TokenError> {
         let key = CacheKey::of(&bearer.token);
-        self.authenticate_keyed(cache, &key, bearer, now, verifier, to_value)
+        self.authenticate_keyed(cache, &key, &bearer.token, now, verifier, |v| to_value(v))
     }
 
     /// [`Self::authenticate`] with the token's cache key already computed
     /// (SHA-256 of the whole token: the caller keeps it for its own use).
+    /// `to_value` may take what it needs out of the token's `claims`: they
+    /// are not read after it.
     pub fn authenticate_keyed<V: Clone>(
         &mut self,
         cache: &mut TokenCache<V>,
         key: &CacheKey,
-        bearer: &BearerToken,
+        token: &str,
         now: u64,
         verifier: &dyn SignatureVerifier,
-        to_value: impl FnOnce(&VerifiedToken) -> V,
+        to_value: impl FnOnce(&mut VerifiedToken) -> V,
     ) -> Result<Authenticated<V>, TokenError> {
-        let token = bearer.token.as_str();
         let issuers = &self.issuers;
         if let Some(hit) = cache.get(key, now, |i| issuers.get(i).map(|s| s.store.generation())) {
             hit.times.check(now, self.settings.leeway_seconds)?;
@@ -223,7 +224,7 @@ impl TokenVerifier {
                 i, cfg, token,
             )));
         }
-        let verified = self.verify_jwt(token, now, verifier)?;
+        let mut verified = self.verify_jwt(token, now, verifier)?;
         let generation = self.generation(verified.issuer_index).unwrap_or(0);
         // `exp` is required for JWTs; time checks rerun on every hit anyway.
         let expires_at = verified
@@ -231,7 +232,7 @@ impl TokenVerifier {
             .exp
             .unwrap_or(now)
             .saturating_add(self.settings.leeway_seconds);
-        let value = to_value(&verified);
+        let value = to_value(&mut verified);
         cache.insert(
             *key,
             verified.issuer_index,
@@ -461,11 +462,13 @@ impl IssuerState {
         let kid = jws.header.kid.as_deref();
         // Without a `kid` at most MAX_KIDLESS_CANDIDATES keys are tried, so a
         // forged kid-less token cannot cost dozens of RSA operations.
-        let candidates: Vec<_> = keys
+        let mut candidates = keys
             .candidates(kid, alg)
             .take(MAX_KIDLESS_CANDIDATES)
-            .collect();
-        if candidates.is_empty() {
+            .peekable();
+        if candidates.peek().is_none() {
+            // Ends the borrow of the key set (the refetch below needs it).
+            drop(candidates);
             let known_kid = kid.is_some_and(|k| keys.has_kid(k));
             let mut e = TokenError::invalid(match (kid, known_kid) {
                 (Some(_), true) => format!(
