@@ -264,7 +264,7 @@ fn json_string(out: &mut Vec<u8>, s: &str) {
 /// and control characters): copied at once; anything else goes through
 /// `serde_json` itself.
 fn escaped_str_body(out: &mut Vec<u8>, s: &str) {
-    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+    if !needs_escape(s.as_bytes()) {
         out.extend_from_slice(s.as_bytes());
         return;
     }
@@ -276,6 +276,32 @@ fn escaped_str_body(out: &mut Vec<u8>, s: &str) {
         .get(1..quoted.len().saturating_sub(1))
         .unwrap_or_default();
     out.extend_from_slice(inner);
+}
+
+/// Whether `s` holds a byte `serde_json` escapes (`"`, `\\`, below 0x20).
+/// Eight bytes at a time: a byte `x` of `v` is zero (after the XOR) or below
+/// `n` exactly when `(v - n·0x01…) & !v & 0x80…` is nonzero (the classic
+/// "has less" bit trick; exact as a yes/no, which is all this needs).
+fn needs_escape(s: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let below = |v: u64, n: u64| v.wrapping_sub(ONES * n) & !v & HIGHS != 0;
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(c);
+        let v = u64::from_ne_bytes(word);
+        if below(v, 0x20)
+            || below(v ^ (ONES * u64::from(b'"')), 1)
+            || below(v ^ (ONES * u64::from(b'\\')), 1)
+        {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 /// `InteractionKind`'s serialized name (kebab-case), written on every record.
@@ -481,6 +507,23 @@ mod escape_tests {
             json_string(&mut ours, s);
             let theirs = serde_json::to_vec(s).unwrap_or_default();
             assert_eq!(ours, theirs, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn needs_escape_is_the_byte_test() {
+        let plain = b"abcdefghij0123456789 ~!#$%&'()*+,-./:;<=>?@[]^_`{|}\x7f\xc3\xa9\xff";
+        for len in 0..plain.len() {
+            for at in 0..=len {
+                for b in 0..=255u8 {
+                    let mut s = plain.get(..len).unwrap_or_default().to_vec();
+                    s.insert(at, b);
+                    let expected = s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+                    assert_eq!(needs_escape(&s), expected, "{s:?}");
+                }
+            }
+            let s = plain.get(..len).unwrap_or_default();
+            assert!(!needs_escape(s), "{s:?}");
         }
     }
 
