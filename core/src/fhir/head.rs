@@ -91,6 +91,11 @@ pub(super) fn read_head<'a>(req: &'a RequestParts<'_>) -> Result<Head<'a>, Class
                 short(name)
             ));
         }
+        if name.starts_with(':') {
+            // A pseudo-header (`:path`, `:authority`, ...): none of the
+            // names below.
+            continue;
+        }
         if let Some((_, why)) = REFUSED_HEADERS
             .iter()
             .find(|(h, _)| name.eq_ignore_ascii_case(h))
