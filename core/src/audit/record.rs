@@ -156,9 +156,18 @@ fn push_rfc3339_ms(out: &mut Vec<u8>, now_ms: u64) {
         (b'.', ms, 3),
     ] {
         out.push(sep);
-        push_decimal(out, v, w);
+        push_fixed(out, v, w);
     }
     out.push(b'Z');
+}
+
+/// `v` (below `10^width`: a month, day, hour, minute, second or
+/// millisecond) in exactly `width` digits, pushed one by one (no buffer
+/// or slice copy for two or three digits).
+fn push_fixed(out: &mut Vec<u8>, v: u64, width: u32) {
+    for i in (0..width).rev() {
+        out.push(b'0' + (v / 10u64.pow(i) % 10) as u8);
+    }
 }
 
 /// `v` in decimal, zero-padded to at least `width` digits (no `format!`
