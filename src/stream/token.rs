@@ -54,19 +54,26 @@ impl Stream {
     /// another VM's fetch is in flight, wait for it (once, bounded) instead
     /// of answering 401.
     pub(super) fn verify_token(&mut self, host: &dyn Host, from_async: bool) -> Flow {
-        let token = self.token.clone().unwrap_or_default();
-        let mut step = self.timed(host, "token", |s| s.port_verify(host, &token));
+        // The ~1 KB token is lent out of `self` for the port's answer (not
+        // copied on every request), and put back before anything else
+        // reads it.
+        let lent = self.token.take();
+        let token = lent.as_deref().unwrap_or_default();
+        let mut step = self.timed(host, "token", |s| s.port_verify(host, token));
         let issuer = match &step {
             TokenStep::Call {
                 pending: Pending::Jwks { issuer },
                 ..
             } => Some(*issuer),
-            TokenStep::Denied(_) => self.unknown_kid_issuer(&token),
+            TokenStep::Denied(_) => self.unknown_kid_issuer(token),
             _ => None,
         };
+        self.token = lent;
         let Some(issuer) = issuer else {
             return self.handle_step(host, step, from_async);
         };
+        // Keys to fetch or wait for (rare): a copy is fine.
+        let token = self.token.clone().unwrap_or_default();
         let picked_up = match self.shared.tokens.try_borrow_mut() {
             Ok(mut tp) => self.shared.pick_up_shared_jwks(host, &mut **tp, issuer),
             Err(_) => false,

@@ -57,7 +57,10 @@ pub fn add_log_facts(record: &mut Vec<u8>, facts: &LogFacts<'_>) {
     add_request_facts(&mut o, facts.method, facts.path);
     o.num("response_code", facts.response_code);
     o.num("duration_ms", facts.duration_ms);
-    o.str("start_time", &rfc3339_ms(facts.start_ms));
+    o.key("start_time");
+    o.out.push(b'"');
+    push_rfc3339_ms(o.out, facts.start_ms);
+    o.out.push(b'"');
     record.push(b'}');
 }
 
@@ -142,6 +145,15 @@ fn action_from_method(method: &str) -> &'static str {
 
 /// RFC 3339 UTC with milliseconds, e.g. `2026-11-25T13:49:53.123Z`.
 pub fn rfc3339_ms(now_ms: u64) -> String {
+    let mut out = Vec::with_capacity(24);
+    push_rfc3339_ms(&mut out, now_ms);
+    // Digits and separators only: always UTF-8.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`rfc3339_ms`] appended to `out` (twice per request: `recorded`,
+/// `start_time`; no temporary `String`).
+fn push_rfc3339_ms(out: &mut Vec<u8>, now_ms: u64) {
     let secs = now_ms / 1000;
     let ms = now_ms % 1000;
     let days = secs / 86_400;
@@ -157,10 +169,9 @@ pub fn rfc3339_ms(now_ms: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + u64::from(m <= 2);
-    // Written digit by digit (twice per request: `recorded`, `start_time`);
-    // the same text as `format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")`.
-    let mut out = Vec::with_capacity(24);
-    push_decimal(&mut out, y, 4);
+    // Written digit by digit; the same text as
+    // `format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")`.
+    push_decimal(out, y, 4);
     for (sep, v, w) in [
         (b'-', m, 2),
         (b'-', d, 2),
@@ -170,11 +181,18 @@ pub fn rfc3339_ms(now_ms: u64) -> String {
         (b'.', ms, 3),
     ] {
         out.push(sep);
-        push_decimal(&mut out, v, w);
+        push_fixed(out, v, w);
     }
     out.push(b'Z');
-    // Digits and separators only: always UTF-8.
-    String::from_utf8(out).unwrap_or_default()
+}
+
+/// `v` (below `10^width`: a month, day, hour, minute, second or
+/// millisecond) in exactly `width` digits, pushed one by one (no buffer
+/// or slice copy for two or three digits).
+fn push_fixed(out: &mut Vec<u8>, v: u64, width: u32) {
+    for i in (0..width).rev() {
+        out.push(b'0' + (v / 10u64.pow(i) % 10) as u8);
+    }
 }
 
 /// `v` in decimal, zero-padded to at least `width` digits (no `format!`
@@ -192,15 +210,6 @@ fn push_decimal(out: &mut Vec<u8>, v: u64, width: usize) {
         }
     }
     out.extend_from_slice(digits.get(digits.len() - len..).unwrap_or(&digits));
-}
-
-/// `a` + `sep` + `b` in one allocation (what `format!("{a}{sep}{b}")` gives).
-fn joined(a: &str, sep: char, b: &str) -> String {
-    let mut s = String::with_capacity(a.len() + sep.len_utf8() + b.len());
-    s.push_str(a);
-    s.push(sep);
-    s.push_str(b);
-    s
 }
 
 /// A JSON object being written: compact, members in the order written
@@ -228,12 +237,25 @@ impl<'a> JsonObject<'a> {
         self.first = false;
         self.out.push(b'"');
         self.out.extend_from_slice(key.as_bytes());
-        self.out.extend_from_slice(b"\":");
+        // Pushed, not copied: a slice copy per key costs more than two bytes.
+        self.out.push(b'"');
+        self.out.push(b':');
     }
 
     fn str(&mut self, key: &str, value: &str) {
         self.key(key);
         json_string(self.out, value);
+    }
+
+    /// A string value written in parts: the same text as [`Self::str`] of
+    /// their concatenation (escaping is per character), without building it.
+    fn str_parts(&mut self, key: &str, parts: &[&str]) {
+        self.key(key);
+        self.out.push(b'"');
+        for p in parts {
+            escaped_str_body(self.out, p);
+        }
+        self.out.push(b'"');
     }
 
     fn num(&mut self, key: &str, value: u64) {
@@ -268,8 +290,74 @@ impl<'a> JsonObject<'a> {
 
 /// A JSON string, escaped exactly as `serde_json` prints one.
 fn json_string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    escaped_str_body(out, s);
+    out.push(b'"');
+}
+
+/// The inside of a JSON string (no quotes), escaped as `serde_json` does.
+/// Almost every value needs no escape (`serde_json` escapes only `"`, `\`
+/// and control characters): copied at once; anything else goes through
+/// `serde_json` itself.
+fn escaped_str_body(out: &mut Vec<u8>, s: &str) {
+    if !needs_escape(s.as_bytes()) {
+        out.extend_from_slice(s.as_bytes());
+        return;
+    }
+    let mut quoted = Vec::with_capacity(s.len() + 8);
     // Writing into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
+    let _ = serde_json::to_writer(&mut quoted, s);
+    // Without the quotes serde_json put around it.
+    let inner = quoted
+        .get(1..quoted.len().saturating_sub(1))
+        .unwrap_or_default();
+    out.extend_from_slice(inner);
+}
+
+/// Whether `s` holds a byte `serde_json` escapes (`"`, `\\`, below 0x20).
+/// Eight bytes at a time: a byte `x` of `v` is zero (after the XOR) or below
+/// `n` exactly when `(v - n·0x01…) & !v & 0x80…` is nonzero (the classic
+/// "has less" bit trick; exact as a yes/no, which is all this needs).
+fn needs_escape(s: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let below = |v: u64, n: u64| v.wrapping_sub(ONES * n) & !v & HIGHS != 0;
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(c);
+        let v = u64::from_ne_bytes(word);
+        if below(v, 0x20)
+            || below(v ^ (ONES * u64::from(b'"')), 1)
+            || below(v ^ (ONES * u64::from(b'\\')), 1)
+        {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
+/// `InteractionKind`'s serialized name (kebab-case), written on every record.
+fn kind_name(kind: InteractionKind) -> &'static str {
+    match kind {
+        InteractionKind::Capabilities => "capabilities",
+        InteractionKind::SmartConfiguration => "smart-configuration",
+        InteractionKind::Read => "read",
+        InteractionKind::Vread => "vread",
+        InteractionKind::Update => "update",
+        InteractionKind::Patch => "patch",
+        InteractionKind::Delete => "delete",
+        InteractionKind::Create => "create",
+        InteractionKind::Search => "search",
+        InteractionKind::History => "history",
+        InteractionKind::Operation => "operation",
+        InteractionKind::Batch => "batch",
+        InteractionKind::Transaction => "transaction",
+        InteractionKind::Paging => "paging",
+    }
 }
 
 /// `entity`, keys sorted.
@@ -280,7 +368,7 @@ fn entity(o: &mut JsonObject<'_>, it: Option<&Interaction>, identity: Option<&Id
         return;
     };
     if let Some(c) = &it.compartment {
-        e.str("compartment", &joined(&c.resource_type, '/', &c.id));
+        e.str_parts("compartment", &[&c.resource_type, "/", &c.id]);
     }
     if !it.entries.is_empty() {
         e.num("entries", it.entries.len() as u64);
@@ -292,7 +380,7 @@ fn entity(o: &mut JsonObject<'_>, it: Option<&Interaction>, identity: Option<&Id
         e.str("operation", op);
     }
     if let Some(p) = identity.and_then(|i| i.patient.as_deref()) {
-        e.str("patient", &joined("Patient", '/', p));
+        e.str_parts("patient", &["Patient/", p]);
     }
     if !it.search.is_empty() {
         // Parameter names with modifier and chain, never their values.
@@ -315,7 +403,7 @@ fn entity(o: &mut JsonObject<'_>, it: Option<&Interaction>, identity: Option<&Id
         e.strs("query", names.iter().map(String::as_str));
     }
     if let (Some(t), Some(id)) = (&it.resource_type, &it.id) {
-        e.str("reference", &joined(t, '/', id));
+        e.str_parts("reference", &[t, "/", id]);
     }
     if let Some(t) = &it.resource_type {
         e.str("resource_type", t);
@@ -390,11 +478,7 @@ pub fn record_json(settings: &AuditConfig, input: &AuditInput<'_>) -> Vec<u8> {
     entity(&mut r, it, input.identity);
     r.key("interaction");
     match it {
-        Some(i) => {
-            if serde_json::to_writer(&mut *r.out, &i.kind).is_err() {
-                r.out.extend_from_slice(b"null");
-            }
-        }
+        Some(i) => json_string(r.out, kind_name(i.kind)),
         None => json_string(r.out, "unknown"),
     }
     r.str("message", message);
@@ -408,10 +492,13 @@ pub fn record_json(settings: &AuditConfig, input: &AuditInput<'_>) -> Vec<u8> {
     }
     r.str("outcome", if decision == "allow" { "0" } else { "4" });
     if let Some(jti) = input.identity.and_then(|i| i.jti.as_deref()) {
-        r.str("policy", &format!("urn:ietf:params:oauth:jti:{jti}"));
+        r.str_parts("policy", &["urn:ietf:params:oauth:jti:", jti]);
     }
     r.str("reason", reason);
-    r.str("recorded", &rfc3339_ms(input.now_ms));
+    r.key("recorded");
+    r.out.push(b'"');
+    push_rfc3339_ms(r.out, input.now_ms);
+    r.out.push(b'"');
     if let Some(rid) = input.request_id {
         r.str("request_id", rid);
     }
@@ -433,4 +520,80 @@ pub fn record_json(settings: &AuditConfig, input: &AuditInput<'_>) -> Vec<u8> {
     r.str("type", "rest");
     r.close();
     out
+}
+
+#[cfg(test)]
+mod escape_tests {
+    use super::*;
+
+    #[test]
+    fn json_string_is_serde_jsons() {
+        for s in [
+            "",
+            "plain",
+            "Patient/123",
+            "quote \" and backslash \\",
+            "tab\tnewline\ncr\r",
+            "\u{0}\u{1f}\u{7f}",
+            "é ü \u{2028} \u{fffd} 😀",
+            "\\",
+            "\"",
+        ] {
+            let mut ours = Vec::new();
+            json_string(&mut ours, s);
+            let theirs = serde_json::to_vec(s).unwrap_or_default();
+            assert_eq!(ours, theirs, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn needs_escape_is_the_byte_test() {
+        let plain = b"abcdefghij0123456789 ~!#$%&'()*+,-./:;<=>?@[]^_`{|}\x7f\xc3\xa9\xff";
+        for len in 0..plain.len() {
+            for at in 0..=len {
+                for b in 0..=255u8 {
+                    let mut s = plain.get(..len).unwrap_or_default().to_vec();
+                    s.insert(at, b);
+                    let expected = s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+                    assert_eq!(needs_escape(&s), expected, "{s:?}");
+                }
+            }
+            let s = plain.get(..len).unwrap_or_default();
+            assert!(!needs_escape(s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn str_parts_is_the_concatenation() {
+        let mut a = Vec::new();
+        JsonObject::open(&mut a).str_parts("k", &["urn:x:", "a\"b\n", "/", "é"]);
+        let mut b = Vec::new();
+        JsonObject::open(&mut b).str("k", "urn:x:a\"b\n/é");
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn kind_names_are_serdes() {
+        use InteractionKind::*;
+        for k in [
+            Capabilities,
+            SmartConfiguration,
+            Read,
+            Vread,
+            Update,
+            Patch,
+            Delete,
+            Create,
+            Search,
+            History,
+            Operation,
+            Batch,
+            Transaction,
+            Paging,
+        ] {
+            let mut ours = Vec::new();
+            json_string(&mut ours, kind_name(k));
+            assert_eq!(ours, serde_json::to_vec(&k).unwrap_or_default());
+        }
+    }
 }

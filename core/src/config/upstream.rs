@@ -174,10 +174,15 @@ impl UpstreamConfig {
     /// anything else: a fact header, anything under `header_prefix`, or one
     /// of `remove_headers`.
     pub fn is_reserved(&self, lower_name: &str) -> bool {
-        (!self.header_prefix.is_empty() && lower_name.starts_with(&self.header_prefix))
-            || Fact::ALL
-                .iter()
-                .any(|f| self.is_header_name_of(*f, lower_name))
+        let prefixed = lower_name.starts_with(self.header_prefix.as_str());
+        (prefixed && !self.header_prefix.is_empty())
+            // A fact not renamed in `header_names` is `header_prefix` + its
+            // suffix: only a prefixed name can be one (skips the lookups
+            // for almost every header).
+            || ((prefixed || !self.header_names.is_empty())
+                && Fact::ALL
+                    .iter()
+                    .any(|f| self.is_header_name_of(*f, lower_name)))
             || self
                 .remove_headers
                 .iter()

@@ -81,13 +81,20 @@ pub(super) fn read_head<'a>(req: &'a RequestParts<'_>) -> Result<Head<'a>, Class
     let mut respond_async = false;
     for (name, value) in &req.headers {
         let name = name.as_str();
-        if value.contains(char::REPLACEMENT_CHARACTER) {
+        // ASCII first: a word-at-a-time check, where `contains` of a
+        // multi-byte char runs a substring search over every value.
+        if !value.is_ascii() && value.contains(char::REPLACEMENT_CHARACTER) {
             // The host hands over bytes that are not UTF-8 as U+FFFD: the
             // server may read the original bytes otherwise.
             return err(format!(
                 "the `{}` header's value is not plain text (bytes that are not UTF-8, or U+FFFD): send header values as ASCII",
                 short(name)
             ));
+        }
+        if name.starts_with(':') {
+            // A pseudo-header (`:path`, `:authority`, ...): none of the
+            // names below.
+            continue;
         }
         if let Some((_, why)) = REFUSED_HEADERS
             .iter()

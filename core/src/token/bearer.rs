@@ -74,7 +74,7 @@ pub fn extract_bearer(
             ));
         }
         let token = query_token_value(parts.path).unwrap_or_default();
-        check_token(&token, settings)?;
+        check_token(&token, scan(&token).b64token, settings)?;
         return Ok(Some(BearerToken {
             token,
             location: TokenLocation::Query,
@@ -103,21 +103,22 @@ fn header_token(value: &str, settings: &TokenSettings) -> Result<Option<BearerTo
             "the Authorization header has the Bearer scheme but no token; send `Authorization: Bearer <token>`",
         ));
     }
-    // Byte scans (ASCII needles): no UTF-8 decoding over a ~1 KB token.
-    if credential.bytes().any(|b| matches!(b, b' ' | b'\t' | b',')) {
+    let scan = scan(credential);
+    if scan.separator {
         return Err(Decision::deny(
             Reason::InvalidRequest,
             "the Authorization header must carry exactly one credential: `Bearer <token>`",
         ));
     }
-    check_token(credential, settings)?;
+    check_token(credential, scan.b64token, settings)?;
     Ok(Some(BearerToken {
         token: credential.to_string(),
         location: TokenLocation::Header,
     }))
 }
 
-fn check_token(token: &str, settings: &TokenSettings) -> Result<(), Decision> {
+/// `b64token`: [`scan`]'s verdict on `token`.
+fn check_token(token: &str, b64token: bool, settings: &TokenSettings) -> Result<(), Decision> {
     if token.len() > settings.max_bytes {
         return Err(Decision::deny(
             Reason::InvalidToken,
@@ -133,13 +134,7 @@ fn check_token(token: &str, settings: &TokenSettings) -> Result<(), Decision> {
             "the access token is empty",
         ));
     }
-    // RFC 6750 §2.1 b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
-    let body = token.trim_end_matches('=').as_bytes();
-    let ok = !body.is_empty()
-        && body
-            .iter()
-            .all(|&b| B64TOKEN.get(usize::from(b)).copied().unwrap_or(false));
-    if !ok {
+    if !b64token {
         return Err(Decision::deny(
             Reason::InvalidToken,
             "the bearer token contains characters not allowed by RFC 6750 (b64token)",
@@ -148,15 +143,50 @@ fn check_token(token: &str, settings: &TokenSettings) -> Result<(), Decision> {
     Ok(())
 }
 
-/// The bytes of RFC 6750's b64token before its trailing `=`s: one table
-/// lookup per byte of the token (it is checked on every request).
+/// What one pass over a credential finds.
+struct Scan {
+    /// A space, tab or comma: more than one credential in a header.
+    separator: bool,
+    /// RFC 6750 §2.1 b64token:
+    /// 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+    b64token: bool,
+}
+
+/// Both checks in one branch-free pass over the bytes before the trailing
+/// `=`s (a `=` is neither class): it runs over the ~1 KB token of every
+/// request.
+fn scan(token: &str) -> Scan {
+    let body = token.trim_end_matches('=').as_bytes();
+    let mut all = B64;
+    let mut any = 0;
+    for &b in body {
+        let class = CLASS.get(usize::from(b)).copied().unwrap_or(0);
+        all &= class;
+        any |= class;
+    }
+    Scan {
+        separator: any & SEPARATOR != 0,
+        b64token: !body.is_empty() && all & B64 != 0,
+    }
+}
+
+/// [`CLASS`] bit: a b64token byte before the trailing `=`s.
+const B64: u8 = 1;
+/// [`CLASS`] bit: a byte that separates credentials.
+const SEPARATOR: u8 = 2;
+
+/// The class bits of each byte: one table lookup per byte of the token.
 #[allow(clippy::indexing_slicing)] // `b < 256`: the loop's bound
-static B64TOKEN: [bool; 256] = {
-    let mut t = [false; 256];
+static CLASS: [u8; 256] = {
+    let mut t = [0; 256];
     let mut b = 0;
     while b < 256 {
         let c = b as u8;
-        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+        if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/') {
+            t[b] = B64;
+        } else if matches!(c, b' ' | b'\t' | b',') {
+            t[b] = SEPARATOR;
+        }
         b += 1;
     }
     t
@@ -180,4 +210,50 @@ fn query_token_value(path: &str) -> Option<String> {
     form_urlencoded::parse(q.as_bytes())
         .find(|(k, _)| k == QUERY_PARAMETER)
         .map(|(_, v)| v.into_owned())
+}
+
+#[cfg(test)]
+mod scan_tests {
+    use super::*;
+
+    /// The two checks as separate scans (what `scan` folds into one pass).
+    fn reference(token: &str) -> (bool, bool) {
+        let separator = token.bytes().any(|b| matches!(b, b' ' | b'\t' | b','));
+        let body = token.trim_end_matches('=').as_bytes();
+        let b64token = !body.is_empty()
+            && body.iter().all(|&b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+            });
+        (separator, b64token)
+    }
+
+    #[test]
+    fn scan_is_both_checks() {
+        let mut cases: Vec<String> = [
+            "",
+            "=",
+            "==",
+            "a",
+            "a=",
+            "a==",
+            "=a",
+            "a=b",
+            "a b",
+            "a,b=",
+            "é",
+            "a\u{fffd}",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for c in (0u8..128).map(char::from).chain(['é', '€', '😀']) {
+            for f in ["{c}", "a{c}", "{c}a", "a{c}=", "a={c}", "a=={c}="] {
+                cases.push(f.replace("{c}", &c.to_string()));
+            }
+        }
+        for t in &cases {
+            let s = scan(t);
+            assert_eq!((s.separator, s.b64token), reference(t), "{t:?}");
+        }
+    }
 }
