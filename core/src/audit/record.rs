@@ -97,19 +97,8 @@ fn add_request_facts(o: &mut JsonObject<'_>, method: &str, path: &str) {
 /// which has no FHIR code.
 pub fn subtype(it: &Interaction) -> &'static str {
     match it.kind {
-        InteractionKind::Capabilities => "capabilities",
-        InteractionKind::SmartConfiguration => "smart-configuration",
-        InteractionKind::Read => "read",
-        InteractionKind::Vread => "vread",
-        InteractionKind::Update => "update",
-        InteractionKind::Patch => "patch",
-        InteractionKind::Delete => "delete",
-        InteractionKind::Create => "create",
-        InteractionKind::Search | InteractionKind::Paging => "search",
-        InteractionKind::History => "history",
-        InteractionKind::Operation => "operation",
-        InteractionKind::Batch => "batch",
-        InteractionKind::Transaction => "transaction",
+        InteractionKind::Paging => "search",
+        kind => kind.as_str(),
     }
 }
 
@@ -340,26 +329,6 @@ fn needs_escape(s: &[u8]) -> bool {
         .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
-/// `InteractionKind`'s serialized name (kebab-case), written on every record.
-fn kind_name(kind: InteractionKind) -> &'static str {
-    match kind {
-        InteractionKind::Capabilities => "capabilities",
-        InteractionKind::SmartConfiguration => "smart-configuration",
-        InteractionKind::Read => "read",
-        InteractionKind::Vread => "vread",
-        InteractionKind::Update => "update",
-        InteractionKind::Patch => "patch",
-        InteractionKind::Delete => "delete",
-        InteractionKind::Create => "create",
-        InteractionKind::Search => "search",
-        InteractionKind::History => "history",
-        InteractionKind::Operation => "operation",
-        InteractionKind::Batch => "batch",
-        InteractionKind::Transaction => "transaction",
-        InteractionKind::Paging => "paging",
-    }
-}
-
 /// `entity`, keys sorted.
 fn entity(o: &mut JsonObject<'_>, it: Option<&Interaction>, identity: Option<&Identity>) {
     let mut e = o.object("entity");
@@ -478,7 +447,7 @@ pub fn record_json(settings: &AuditConfig, input: &AuditInput<'_>) -> Vec<u8> {
     entity(&mut r, it, input.identity);
     r.key("interaction");
     match it {
-        Some(i) => json_string(r.out, kind_name(i.kind)),
+        Some(i) => json_string(r.out, i.kind.as_str()),
         None => json_string(r.out, "unknown"),
     }
     r.str("message", message);
@@ -574,25 +543,9 @@ mod escape_tests {
 
     #[test]
     fn kind_names_are_serdes() {
-        use InteractionKind::*;
-        for k in [
-            Capabilities,
-            SmartConfiguration,
-            Read,
-            Vread,
-            Update,
-            Patch,
-            Delete,
-            Create,
-            Search,
-            History,
-            Operation,
-            Batch,
-            Transaction,
-            Paging,
-        ] {
+        for k in InteractionKind::ALL {
             let mut ours = Vec::new();
-            json_string(&mut ours, kind_name(k));
+            json_string(&mut ours, k.as_str());
             assert_eq!(ours, serde_json::to_vec(&k).unwrap_or_default());
         }
     }

@@ -182,20 +182,25 @@ fn record_unclassified_deny_and_obligation_failure() {
     assert_eq!(r["subtype"], "read");
 }
 
-#[test]
-fn log_facts_complete_the_record_without_the_query() {
-    let c = Config::default_config().unwrap();
-    let d = Decision::deny(Reason::MissingToken, "no token");
-    let input = AuditInput {
+/// A `GET` without a token, decided `d`, as the log-fact tests record it.
+fn anonymous_get<'a>(d: &'a Decision, request_id: &'a str) -> AuditInput<'a> {
+    AuditInput {
         method: "GET",
-        request_id: Some("rid-2"),
-        decision: &d,
+        request_id: Some(request_id),
+        decision: d,
         identity: None,
         enforced: true,
         now_ms: 1_795_614_593_123,
         obligation_result: None,
         obligation_denied_status: 403,
-    };
+    }
+}
+
+#[test]
+fn log_facts_complete_the_record_without_the_query() {
+    let c = Config::default_config().unwrap();
+    let d = Decision::deny(Reason::MissingToken, "no token");
+    let input = anonymous_get(&d, "rid-2");
     let mut text = record_json(&c.audit, &input);
     add_log_facts(
         &mut text,
@@ -230,16 +235,7 @@ fn fields_are_the_line_record_without_braces_and_log_time_facts() {
     // "start_time":"…",<fields>}` is the object `"line"` writes at log time.
     let c = Config::default_config().unwrap();
     let d = Decision::deny(Reason::MissingToken, "no token");
-    let input = AuditInput {
-        method: "GET",
-        request_id: Some("rid-3"),
-        decision: &d,
-        identity: None,
-        enforced: true,
-        now_ms: 1_795_614_593_123,
-        obligation_result: None,
-        obligation_denied_status: 403,
-    };
+    let input = anonymous_get(&d, "rid-3");
     let facts = LogFacts {
         method: "GET",
         path: "/fhir/Patient?name=Jane%20Doe&birthdate=1970",

@@ -48,6 +48,47 @@ pub enum InteractionKind {
     Paging,
 }
 
+impl InteractionKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [InteractionKind; 14] = [
+        InteractionKind::Capabilities,
+        InteractionKind::SmartConfiguration,
+        InteractionKind::Read,
+        InteractionKind::Vread,
+        InteractionKind::Update,
+        InteractionKind::Patch,
+        InteractionKind::Delete,
+        InteractionKind::Create,
+        InteractionKind::Search,
+        InteractionKind::History,
+        InteractionKind::Operation,
+        InteractionKind::Batch,
+        InteractionKind::Transaction,
+        InteractionKind::Paging,
+    ];
+
+    /// The serialized name (kebab-case, as serde writes it), without a
+    /// serializer on the per-request path (the audit record).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InteractionKind::Capabilities => "capabilities",
+            InteractionKind::SmartConfiguration => "smart-configuration",
+            InteractionKind::Read => "read",
+            InteractionKind::Vread => "vread",
+            InteractionKind::Update => "update",
+            InteractionKind::Patch => "patch",
+            InteractionKind::Delete => "delete",
+            InteractionKind::Create => "create",
+            InteractionKind::Search => "search",
+            InteractionKind::History => "history",
+            InteractionKind::Operation => "operation",
+            InteractionKind::Batch => "batch",
+            InteractionKind::Transaction => "transaction",
+            InteractionKind::Paging => "paging",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
