@@ -80,3 +80,48 @@ pub(crate) fn api_matches_spec_for_every_parameter() {
         assert_eq!(d.base == r4::ParamBase::DomainResource, *domain, "{c}");
     }
 }
+
+/// The committed extract is exactly the full definitions' SearchParameters
+/// reduced to [`EXTRACT_FIELDS`] (checked where the full file is present;
+/// regenerate it with `UPDATE_R4_TABLES=1` like the tables).
+#[test]
+pub(crate) fn extract_is_the_definitions_projection() {
+    let Some(full) = search_parameters_full() else {
+        eprintln!(
+            "r4_tables: the full search-parameters.json is not here (set FHIR_R4_DIR); \
+             the tables were checked against the committed extract"
+        );
+        return;
+    };
+    let bundle: Value = serde_json::from_str(&std::fs::read_to_string(full).unwrap()).unwrap();
+    let lines: Vec<String> = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let r = e["resource"].as_object().unwrap();
+            let kept: serde_json::Map<String, Value> = EXTRACT_FIELDS
+                .iter()
+                .filter_map(|k| r.get(*k).map(|v| (k.to_string(), v.clone())))
+                .collect();
+            serde_json::to_string(&serde_json::json!({ "resource": kept })).unwrap()
+        })
+        .collect();
+    let generated = format!(
+        "{{\"resourceType\":\"Bundle\",\"entry\":[\n{}\n]}}\n",
+        lines.join(",\n")
+    );
+    let path = search_parameters_extract();
+    if std::env::var_os("UPDATE_R4_TABLES").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    let committed: Value = serde_json::from_str(&committed).unwrap_or(Value::Null);
+    let generated: Value = serde_json::from_str(&generated).unwrap();
+    assert!(
+        committed == generated,
+        "{} is not the projection of the R4 definitions; regenerate with UPDATE_R4_TABLES=1",
+        path.display()
+    );
+}

@@ -2,7 +2,29 @@
 
 use super::*;
 
-pub(crate) fn search_parameters_json() -> Option<PathBuf> {
+/// The fields of each SearchParameter the generator reads: what the
+/// committed extract keeps.
+pub(crate) const EXTRACT_FIELDS: [&str; 9] = [
+    "resourceType",
+    "id",
+    "url",
+    "version",
+    "code",
+    "base",
+    "type",
+    "expression",
+    "target",
+];
+
+/// The committed extract of `search-parameters.json` (each entry's
+/// [`EXTRACT_FIELDS`], nothing else): the generator's input wherever the
+/// full definitions are not at hand (CI), so the agreement test always runs.
+pub(crate) fn search_parameters_extract() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/r4_tables/search-parameters.extract.json")
+}
+
+/// The full R4 definitions, if present.
+pub(crate) fn search_parameters_full() -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = Vec::new();
     if let Some(d) = std::env::var_os("FHIR_R4_DIR") {
         dirs.push(d.into());
@@ -12,6 +34,13 @@ pub(crate) fn search_parameters_json() -> Option<PathBuf> {
     dirs.into_iter()
         .map(|d| d.join("search-parameters.json"))
         .find(|f| f.is_file())
+}
+
+/// The generator's input: the full definitions when present, else the
+/// committed extract (which `extract_is_the_definitions_projection` keeps
+/// equal to them).
+pub(crate) fn search_parameters_json() -> Option<PathBuf> {
+    Some(search_parameters_full().unwrap_or_else(search_parameters_extract))
 }
 
 /// One R4 SearchParameter, as far as the tables need it.
