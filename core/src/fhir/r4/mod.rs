@@ -18,7 +18,8 @@
 //! The tables live in `search_params.rs` and `patient_compartment.rs`,
 //! written by `core/tests/r4_tables/` (the generator, and the test that the
 //! committed files equal what it generates) from
-//! `search-parameters.json` (the R4 definitions, `/work/shared/fhir-r4/`)
+//! `search-parameters.json` (the R4 definitions, `/work/shared/fhir-r4/`, or
+//! the committed extract in `core/tests/r4_tables/` where they are absent)
 //! and `compartmentdefinition-patient.json` (next to this file). Regenerate
 //! with `UPDATE_R4_TABLES=1 cargo test --test r4_tables`.
 //!
