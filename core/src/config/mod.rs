@@ -10,6 +10,7 @@
 
 pub mod discovery;
 pub mod metrics;
+mod object_only;
 pub mod responses;
 pub mod upstream;
 
@@ -108,7 +109,8 @@ impl Config {
                 "must be a JSON object (`{}` for all defaults); see the configuration reference in README.md",
             ));
         }
-        let raw: RawConfig = serde_path_to_error::deserialize(&document)
+        // Every section must be an object too, at any depth (`ObjectOnly`).
+        let raw: RawConfig = serde_path_to_error::deserialize(object_only::ObjectOnly(&document))
             .map_err(|e| parse_error(e.path(), e.inner()))?;
         Config::validate(raw)
     }

@@ -190,6 +190,13 @@ fn serde_errors_name_the_field_path() {
         (r#"{"max_body_bytes":-5}"#, "max_body_bytes", r#"invalid value: integer `-5`, expected usize"#),
         (r#"{"enforse":false}"#, "enforse", r#"unknown field `enforse`, expected one of `fhir_base_path`, `fhir_base_url`, `enforce`, `max_body_bytes`, `claims`, `policy`, `issuers`, `token`, `upstream`, `responses`, `discovery`, `audit`, `metrics`"#),
         (r#"{"enforce":true,"enforce":false}"#, "enforce", r#"duplicate key `enforce` in a JSON object at line 1 column 32"#),
+        // A section is an object at any depth: serde would fill a struct from an array by position.
+        (r#"{"token":[60]}"#, "token", r#"invalid type: sequence, expected a JSON object (the settings of this section by name)"#),
+        (r#"{"upstream":[]}"#, "upstream", r#"invalid type: sequence, expected a JSON object (the settings of this section by name)"#),
+        (r#"{"audit":"line"}"#, "audit", r#"invalid type: string "line", expected a JSON object (the settings of this section by name)"#),
+        (r#"{"issuers":[["https://x","https://x/jwks"]]}"#, "issuers[0]", r#"invalid type: sequence, expected a JSON object (the settings of this section by name)"#),
+        (r#"{"issuers":[{"issuer":"https://x","introspection":["as","/i","a","b"]}]}"#, "issuers[0].introspection", r#"invalid type: sequence, expected a JSON object (the settings of this section by name)"#),
+        (r#"{"policy":{"operations":[["$x",["type"],null,"r"]]}}"#, "policy.operations[0]", r#"invalid type: sequence, expected a JSON object (the settings of this section by name)"#),
         (r#""{\"enforce\":false}""#, "(document)", r#"must be a JSON object (`{}` for all defaults)"#),
         (r#"[]"#, "(document)", r#"must be a JSON object (`{}` for all defaults)"#),
         (r#"null"#, "(document)", r#"must be a JSON object (`{}` for all defaults)"#),
