@@ -234,7 +234,8 @@ impl TokenService {
             token,
             response,
             now,
-            |v: &VerifiedToken| keep(project(&v.claims, scope, patient), &mut fresh),
+            // Introspection is the rare path: the claims are lent, so copied.
+            |v: &VerifiedToken| keep(project(v.claims.clone(), scope, patient), &mut fresh),
         );
         match (r, fresh) {
             (Ok(_), Some(claims)) => TokenStep::Verified {
@@ -275,7 +276,7 @@ impl TokenService {
                 |v: &mut VerifiedToken| {
                     // The claims are not read after this: projected in place.
                     let claims = std::mem::take(&mut v.claims);
-                    keep(project_owned(claims, scope, patient), &mut fresh)
+                    keep(project(claims, scope, patient), &mut fresh)
                 },
             );
             match result {
@@ -460,9 +461,9 @@ fn is_kept(k: &str, scope: &str, patient: &str) -> bool {
     KEPT_CLAIMS.contains(&k) || k == scope || k == patient
 }
 
-/// [`project`] of claims no longer needed: the kept members stay where
-/// they are (same order), nothing is copied.
-fn project_owned(claims: Value, scope: &str, patient: &str) -> Value {
+/// The claims handed to the engine and cached: the [`KEPT_CLAIMS`] plus the
+/// configured scope and patient claims, kept where they are (same order).
+fn project(claims: Value, scope: &str, patient: &str) -> Value {
     match claims {
         Value::Object(mut obj) => {
             obj.retain(|k, _| is_kept(k, scope, patient));
@@ -470,18 +471,6 @@ fn project_owned(claims: Value, scope: &str, patient: &str) -> Value {
         }
         _ => Value::Object(serde_json::Map::new()),
     }
-}
-
-fn project(claims: &Value, scope: &str, patient: &str) -> Value {
-    let mut out = serde_json::Map::new();
-    if let Some(obj) = claims.as_object() {
-        for (k, v) in obj {
-            if is_kept(k, scope, patient) {
-                out.insert(k.clone(), v.clone());
-            }
-        }
-    }
-    Value::Object(out)
 }
 
 fn jwks_call(f: &KeyFetch) -> OutboundCall {
