@@ -57,10 +57,7 @@ pub fn add_log_facts(record: &mut Vec<u8>, facts: &LogFacts<'_>) {
     add_request_facts(&mut o, facts.method, facts.path);
     o.num("response_code", facts.response_code);
     o.num("duration_ms", facts.duration_ms);
-    o.key("start_time");
-    o.out.push(b'"');
-    push_rfc3339_ms(o.out, facts.start_ms);
-    o.out.push(b'"');
+    o.time("start_time", facts.start_ms);
     record.push(b'}');
 }
 
@@ -244,6 +241,14 @@ impl<'a> JsonObject<'a> {
         for p in parts {
             escaped_str_body(self.out, p);
         }
+        self.out.push(b'"');
+    }
+
+    /// A time (Unix ms) as an RFC 3339 string ([`rfc3339_ms`]), written in place.
+    fn time(&mut self, key: &str, ms: u64) {
+        self.key(key);
+        self.out.push(b'"');
+        push_rfc3339_ms(self.out, ms);
         self.out.push(b'"');
     }
 
@@ -464,10 +469,7 @@ pub fn record_json(settings: &AuditConfig, input: &AuditInput<'_>) -> Vec<u8> {
         r.str_parts("policy", &["urn:ietf:params:oauth:jti:", jti]);
     }
     r.str("reason", reason);
-    r.key("recorded");
-    r.out.push(b'"');
-    push_rfc3339_ms(r.out, input.now_ms);
-    r.out.push(b'"');
+    r.time("recorded", input.now_ms);
     if let Some(rid) = input.request_id {
         r.str("request_id", rid);
     }
