@@ -5,7 +5,7 @@
 //! `handling=` token, the other `Prefer` tokens kept.
 
 use crate::decision::{Narrowing, Rewrite};
-use crate::fhir::{form_encode, RequestParts};
+use crate::fhir::{form_encode, preference_is, RequestParts};
 
 /// The [`Rewrite`] of `req` that `narrowing` asks for.
 pub fn rewrite(req: &RequestParts<'_>, narrowing: &Narrowing) -> Rewrite {
@@ -43,10 +43,7 @@ pub fn rewrite(req: &RequestParts<'_>, narrowing: &Narrowing) -> Rewrite {
 /// on `;` as well as `,` read as a preference: one of them taking the first
 /// `handling` it meets would otherwise stay lenient and could ignore a pin.
 fn strict_prefer(req: &RequestParts<'_>) -> String {
-    let is_handling = |part: &str| {
-        let name = part.split('=').next().unwrap_or("");
-        name.trim().eq_ignore_ascii_case("handling")
-    };
+    let is_handling = |part: &str| preference_is(part, "handling");
     let mut tokens: Vec<String> = req
         .header_values("prefer")
         .flat_map(|v| v.split(','))

@@ -105,10 +105,9 @@ pub(super) fn read_head<'a>(req: &'a RequestParts<'_>) -> Result<Head<'a>, Class
         if name.eq_ignore_ascii_case("prefer") {
             // A preference is its name up to `=`: HAPI FHIR reads
             // `respond-async=true` as `respond-async` (RestfulServerUtils.parsePreferHeader).
-            respond_async |= value.split([',', ';']).any(|t| {
-                let key = t.split_once('=').map_or(t, |(k, _)| k);
-                key.trim().eq_ignore_ascii_case("respond-async")
-            });
+            respond_async |= value
+                .split([',', ';'])
+                .any(|t| preference_is(t, "respond-async"));
         }
         if OVERRIDE_HEADERS
             .iter()
@@ -217,6 +216,14 @@ pub(super) fn body_media(content_type: &str) -> Result<MediaKind, ClassifyError>
         }
     }
     Ok(kind)
+}
+
+/// Whether a `Prefer` token (a preference, or one of its `;`-parameters)
+/// is `name`: its name up to `=`, trimmed, in any case — as HAPI FHIR reads
+/// it (`respond-async=true` is `respond-async`).
+pub(crate) fn preference_is(token: &str, name: &str) -> bool {
+    let key = token.split_once('=').map_or(token, |(k, _)| k);
+    key.trim().eq_ignore_ascii_case(name)
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ pub use body::MAX_FORM_BYTES;
 pub use bundle::MAX_BUNDLE_ENTRIES;
 pub use classify::{body_needed, classify};
 pub use error::ClassifyError;
+pub(crate) use head::preference_is;
 pub use id::is_valid_id;
 pub use interaction::*;
 pub use query::parse_query;
