@@ -3,8 +3,14 @@
 //! structs also accept an array and fill their fields by position
 //! (`{"token": [60]}` would set `token.leeway_seconds`): a configuration
 //! nobody meant, accepted silently. Fail closed instead, naming the field.
+//! The same holds inside an enum's value: the content of a variant written
+//! in serde's map form (`{"variant": content}`) is read through this
+//! deserializer too, so a struct there must be an object as well.
 
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Unexpected, Visitor};
+use serde::de::{
+    self, Deserialize, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, Unexpected,
+    VariantAccess, Visitor,
+};
 use serde::forward_to_deserialize_any;
 use serde_json::{Error, Value};
 
@@ -27,7 +33,7 @@ impl<'de> Deserializer<'de> for ObjectOnly<'de> {
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self.0 {
-            Value::Array(items) => visitor.visit_seq(Elements(items.iter())),
+            Value::Array(items) => visit_elements(items, visitor),
             Value::Object(members) => visitor.visit_map(Members {
                 members: members.iter(),
                 value: None,
@@ -66,19 +72,47 @@ impl<'de> Deserializer<'de> for ObjectOnly<'de> {
         visitor.visit_newtype_struct(self)
     }
 
-    // The configuration's enums are names (strings); serde_json reads them.
+    /// An enum is its variant's name (`"deny"`), or serde's map form with
+    /// one key, the variant, whose value is the variant's content: that
+    /// content is read through `ObjectOnly` (a struct in it must be an
+    /// object, at any depth). A name, and anything that is not an enum,
+    /// serde_json reads (and words the error: `expected string or map`,
+    /// `expected map with a single key`).
     fn deserialize_enum<V: Visitor<'de>>(
         self,
         name: &'static str,
         variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Error> {
+        if let Value::Object(members) = self.0 {
+            let mut members = members.iter();
+            if let (Some((variant, content)), None) = (members.next(), members.next()) {
+                return visitor.visit_enum(Variant { variant, content });
+            }
+        }
         self.0.deserialize_enum(name, variants, visitor)
     }
 
     forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
         bytes byte_buf unit unit_struct seq tuple tuple_struct map identifier ignored_any
+    }
+}
+
+/// The elements of an array, each read through `ObjectOnly`; like
+/// serde_json, an array longer than what was read (a tuple) is an error.
+fn visit_elements<'de, V: Visitor<'de>>(
+    items: &'de [Value],
+    visitor: V,
+) -> Result<V::Value, Error> {
+    let mut elements = Elements(items.iter());
+    let value = visitor.visit_seq(&mut elements)?;
+    match elements.0.len() {
+        0 => Ok(value),
+        _ => Err(de::Error::invalid_length(
+            items.len(),
+            &"fewer elements in array",
+        )),
     }
 }
 
@@ -131,5 +165,188 @@ impl<'de> MapAccess<'de> for Members<'de> {
 
     fn size_hint(&self) -> Option<usize> {
         Some(self.members.len())
+    }
+}
+
+/// One variant in serde's map form: `{"variant": content}`.
+struct Variant<'a> {
+    variant: &'a str,
+    content: &'a Value,
+}
+
+impl<'de> EnumAccess<'de> for Variant<'de> {
+    type Error = Error;
+    type Variant = Self;
+
+    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self), Error> {
+        seed.deserialize(de::value::BorrowedStrDeserializer::new(self.variant))
+            .map(|v| (v, self))
+    }
+}
+
+/// The content of a variant, as serde_json reads it (a unit variant's is
+/// `null`, a tuple variant's an array, a struct variant's an object),
+/// except that what is inside is read through `ObjectOnly`.
+impl<'de> VariantAccess<'de> for Variant<'de> {
+    type Error = Error;
+
+    fn unit_variant(self) -> Result<(), Error> {
+        <()>::deserialize(self.content)
+    }
+
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Error> {
+        seed.deserialize(ObjectOnly(self.content))
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, Error> {
+        match self.content {
+            Value::Array(items) if items.is_empty() => visitor.visit_unit(),
+            Value::Array(items) => visit_elements(items, visitor),
+            other => Err(de::Error::invalid_type(unexpected(other), &"tuple variant")),
+        }
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        match self.content {
+            Value::Object(_) => ObjectOnly(self.content).deserialize_any(visitor),
+            other => Err(de::Error::invalid_type(
+                unexpected(other),
+                &"struct variant",
+            )),
+        }
+    }
+}
+
+/// The configuration's enums are all names today (the map form of their
+/// unit variants is checked in the configuration's table); these enums of
+/// every variant shape show that what a variant holds is read like a
+/// section: a struct inside it must be an object, named by its path.
+#[cfg(test)]
+mod tests {
+    use super::super::parse_error;
+    use super::ObjectOnly;
+    use serde::Deserialize;
+    use serde_json::Value;
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Settings {
+        seconds: u64,
+        #[serde(default)]
+        name: String,
+    }
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Mode {
+        Off,
+        Fixed(Settings),
+        Pair(String, Settings),
+        Custom {
+            settings: Settings,
+            #[serde(default)]
+            extra: Vec<Settings>,
+        },
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Document {
+        mode: Mode,
+    }
+
+    fn read(json: &str) -> Result<Mode, (String, String)> {
+        let document: Value = serde_json::from_str(json).unwrap();
+        serde_path_to_error::deserialize(ObjectOnly(&document))
+            .map(|d: Document| d.mode)
+            .map_err(|e| {
+                let e = parse_error(e.path(), e.inner());
+                (e.field, e.message)
+            })
+    }
+
+    fn settings(seconds: u64) -> Settings {
+        Settings {
+            seconds,
+            name: String::new(),
+        }
+    }
+
+    #[test]
+    fn variants_are_read_as_serde_json_reads_them() {
+        for (json, mode) in [
+            (r#"{"mode":"off"}"#, Mode::Off),
+            (r#"{"mode":{"off":null}}"#, Mode::Off),
+            (
+                r#"{"mode":{"fixed":{"seconds":5}}}"#,
+                Mode::Fixed(settings(5)),
+            ),
+            (
+                r#"{"mode":{"pair":["a",{"seconds":5}]}}"#,
+                Mode::Pair("a".into(), settings(5)),
+            ),
+            (
+                r#"{"mode":{"custom":{"settings":{"seconds":5},"extra":[{"seconds":1}]}}}"#,
+                Mode::Custom {
+                    settings: settings(5),
+                    extra: vec![settings(1)],
+                },
+            ),
+        ] {
+            assert_eq!(read(json), Ok(mode), "{json}");
+        }
+    }
+
+    /// A tuple is read from an array of its length, as serde_json reads it.
+    #[test]
+    fn a_tuple_takes_its_elements_only() {
+        #[derive(Debug, Deserialize)]
+        struct Pair {
+            pair: (u64, u64),
+        }
+        let read = |json: &str| {
+            let document: Value = serde_json::from_str(json).unwrap();
+            Pair::deserialize(ObjectOnly(&document)).map(|p| p.pair)
+        };
+        assert_eq!(read(r#"{"pair":[1,2]}"#).unwrap(), (1, 2));
+        assert_eq!(
+            read(r#"{"pair":[1,2,3]}"#).unwrap_err().to_string(),
+            "invalid length 3, expected fewer elements in array"
+        );
+    }
+
+    #[test]
+    fn a_struct_inside_a_variant_must_be_an_object() {
+        const SEE: &str = "; see the configuration reference in README.md";
+        const OBJECT: &str =
+            "invalid type: sequence, expected a JSON object (the settings of this section by name)";
+        #[rustfmt::skip]
+        let cases = [
+            // serde_json alone reads these structs from arrays, by position.
+            (r#"{"mode":{"fixed":[5]}}"#, "mode.fixed", OBJECT),
+            (r#"{"mode":{"fixed":[5,"x"]}}"#, "mode.fixed", OBJECT),
+            (r#"{"mode":{"pair":["a",[5]]}}"#, "mode.pair[1]", OBJECT),
+            (r#"{"mode":{"custom":{"settings":[5]}}}"#, "mode.custom.settings", OBJECT),
+            (r#"{"mode":{"custom":{"settings":{"seconds":5},"extra":[[1]]}}}"#, "mode.custom.extra[0]", OBJECT),
+            // Refused before too, with serde_json's words.
+            (r#"{"mode":{"custom":[[5]]}}"#, "mode.custom", "invalid type: sequence, expected struct variant"),
+            (r#"{"mode":{"pair":{"seconds":5}}}"#, "mode.pair", "invalid type: map, expected tuple variant"),
+            (r#"{"mode":{"pair":["a",{"seconds":5},1]}}"#, "mode.pair", "invalid length 3, expected fewer elements in array"),
+            (r#"{"mode":{"off":[]}}"#, "mode.off", "invalid type: sequence, expected unit"),
+            (r#"{"mode":{"fixed":{"seconds":"5"}}}"#, "mode.fixed.seconds", r#"invalid type: string "5", expected u64"#),
+            (r#"{"mode":{"fixed":{"seconds":5},"off":null}}"#, "mode", "invalid value: map, expected map with a single key"),
+            (r#"{"mode":["fixed",{"seconds":5}]}"#, "mode", "invalid type: sequence, expected string or map"),
+        ];
+        for (json, field, message) in cases {
+            assert_eq!(
+                read(json),
+                Err((field.to_string(), format!("{message}{SEE}"))),
+                "{json}"
+            );
+        }
     }
 }

@@ -197,6 +197,13 @@ fn serde_errors_name_the_field_path() {
         (r#"{"issuers":[["https://x","https://x/jwks"]]}"#, "issuers[0]", r#"invalid type: sequence, expected a JSON object (the settings of this section by name)"#),
         (r#"{"issuers":[{"issuer":"https://x","introspection":["as","/i","a","b"]}]}"#, "issuers[0].introspection", r#"invalid type: sequence, expected a JSON object (the settings of this section by name)"#),
         (r#"{"policy":{"operations":[["$x",["type"],null,"r"]]}}"#, "policy.operations[0]", r#"invalid type: sequence, expected a JSON object (the settings of this section by name)"#),
+        // An enum in serde's map form: its variant's content is read like a section (the
+        // configuration's variants are all names, so the content of one is `null`).
+        (r#"{"policy":{"patient_paging":{"deny":[1]}}}"#, "policy.patient_paging.deny", r#"invalid type: sequence, expected unit"#),
+        (r#"{"policy":{"patient_paging":{"deny":{"check":true}}}}"#, "policy.patient_paging.deny", r#"invalid type: map, expected unit"#),
+        (r#"{"policy":{"patient_paging":{"deny":null,"check_response":null}}}"#, "policy.patient_paging", r#"invalid value: map, expected map with a single key"#),
+        (r#"{"policy":{"patient_paging":{"dney":null}}}"#, "policy.patient_paging", r#"unknown variant `dney`, expected `check_response` or `deny`"#),
+        (r#"{"policy":{"operations":[{"name":"$x","levels":[{"type":["instance"]}],"letters":"r"}]}}"#, "policy.operations[0].levels[0].type", r#"invalid type: sequence, expected unit"#),
         (r#""{\"enforce\":false}""#, "(document)", r#"must be a JSON object (`{}` for all defaults)"#),
         (r#"[]"#, "(document)", r#"must be a JSON object (`{}` for all defaults)"#),
         (r#"null"#, "(document)", r#"must be a JSON object (`{}` for all defaults)"#),
