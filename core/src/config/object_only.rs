@@ -28,6 +28,31 @@ fn unexpected(v: &Value) -> Unexpected<'_> {
     }
 }
 
+/// A number as serde_json words it in errors (``integer `5` ``).
+fn number(n: &serde_json::Number) -> Unexpected<'static> {
+    if let Some(u) = n.as_u64() {
+        Unexpected::Unsigned(u)
+    } else if let Some(i) = n.as_i64() {
+        Unexpected::Signed(i)
+    } else {
+        Unexpected::Float(n.as_f64().unwrap_or(f64::NAN))
+    }
+}
+
+/// A number as serde_json's `Value` hands it to a visitor.
+fn visit_number<'de, V: Visitor<'de>>(
+    n: &serde_json::Number,
+    visitor: V,
+) -> Result<V::Value, Error> {
+    if let Some(u) = n.as_u64() {
+        visitor.visit_u64(u)
+    } else if let Some(i) = n.as_i64() {
+        visitor.visit_i64(i)
+    } else {
+        visitor.visit_f64(n.as_f64().unwrap_or(f64::NAN))
+    }
+}
+
 impl<'de> Deserializer<'de> for ObjectOnly<'de> {
     type Error = Error;
 
@@ -38,7 +63,14 @@ impl<'de> Deserializer<'de> for ObjectOnly<'de> {
                 members: members.iter(),
                 value: None,
             }),
-            scalar => scalar.deserialize_any(visitor),
+            // Scalars are handed over here rather than through serde_json's
+            // `&Value` deserializer: that one would instantiate every
+            // visitor a second time (its own map and seq readers), ~100 KB
+            // of the shipped .wasm.
+            Value::Null => visitor.visit_unit(),
+            Value::Bool(b) => visitor.visit_bool(*b),
+            Value::Number(n) => visit_number(n, visitor),
+            Value::String(s) => visitor.visit_borrowed_str(s),
         }
     }
 
@@ -75,22 +107,33 @@ impl<'de> Deserializer<'de> for ObjectOnly<'de> {
     /// An enum is its variant's name (`"deny"`), or serde's map form with
     /// one key, the variant, whose value is the variant's content: that
     /// content is read through `ObjectOnly` (a struct in it must be an
-    /// object, at any depth). A name, and anything that is not an enum,
-    /// serde_json reads (and words the error: `expected string or map`,
-    /// `expected map with a single key`).
+    /// object, at any depth). Anything else is refused in serde_json's
+    /// words (`expected string or map`, `expected map with a single key`).
     fn deserialize_enum<V: Visitor<'de>>(
         self,
-        name: &'static str,
-        variants: &'static [&'static str],
+        _name: &'static str,
+        _variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Error> {
-        if let Value::Object(members) = self.0 {
-            let mut members = members.iter();
-            if let (Some((variant, content)), None) = (members.next(), members.next()) {
-                return visitor.visit_enum(Variant { variant, content });
+        match self.0 {
+            Value::String(variant) => {
+                visitor.visit_enum(de::value::BorrowedStrDeserializer::new(variant))
             }
+            Value::Object(members) => {
+                let mut members = members.iter();
+                match (members.next(), members.next()) {
+                    (Some((variant, content)), None) => {
+                        visitor.visit_enum(Variant { variant, content })
+                    }
+                    _ => Err(de::Error::invalid_value(
+                        Unexpected::Map,
+                        &"map with a single key",
+                    )),
+                }
+            }
+            Value::Number(n) => Err(de::Error::invalid_type(number(n), &"string or map")),
+            other => Err(de::Error::invalid_type(unexpected(other), &"string or map")),
         }
-        self.0.deserialize_enum(name, variants, visitor)
     }
 
     forward_to_deserialize_any! {
