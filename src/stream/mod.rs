@@ -199,16 +199,31 @@ impl Stream {
         name: &'static str,
         f: impl FnOnce(&mut Self) -> R,
     ) -> R {
-        if !self.shared.config.metrics.phase_timing {
-            return f(self);
-        }
-        let start = host.now_us();
+        let start = self.timer_start(host);
         let r = f(self);
+        self.timer_stop(host, name, start);
+        r
+    }
+
+    /// [`Self::timed`] in two halves, for code that holds `&self` only: the
+    /// start (`None` without `metrics.phase_timing`) ...
+    fn timer_start(&self, host: &dyn Host) -> Option<u64> {
+        self.shared
+            .config
+            .metrics
+            .phase_timing
+            .then(|| host.now_us())
+    }
+
+    /// ... and the record of the time since it.
+    fn timer_stop(&self, host: &dyn Host, name: &'static str, start: Option<u64>) {
+        let Some(start) = start else {
+            return;
+        };
         let micros = host.now_us().saturating_sub(start);
         if let Ok(mut m) = self.shared.metrics.try_borrow_mut() {
             m.phase(host, name, micros);
         }
-        r
     }
 
     /// A host callback begins: time has passed since the last one.

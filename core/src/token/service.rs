@@ -16,6 +16,7 @@ use crate::config_error::ConfigError;
 use crate::decision::{Decision, Reason};
 use crate::fhir::RequestParts;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::rc::Rc;
 
 /// Cached claims larger than this (compact JSON bytes) are not cached, so
@@ -168,7 +169,7 @@ impl TokenService {
     }
 
     /// RFC 6750 extraction with the configured settings.
-    pub fn extract(&self, req: &RequestParts<'_>) -> Result<Option<String>, Decision> {
+    pub fn extract<'r>(&self, req: &'r RequestParts<'_>) -> Result<Option<Cow<'r, str>>, Decision> {
         extract_bearer(req, self.verifier.settings()).map(|b| b.map(|b| b.token))
     }
 
