@@ -43,10 +43,10 @@ impl Stream {
                 ),
             );
         };
-        for (n, v) in &headers {
+        for (i, (n, _)) in headers.iter().enumerate() {
             match n.as_str() {
-                ":method" => self.method = v.clone(),
-                ":path" => self.path = v.clone(),
+                ":method" => self.method_at = Some(i),
+                ":path" => self.path_at = Some(i),
                 _ => {}
             }
         }
@@ -92,8 +92,8 @@ impl Stream {
     /// [base]/.well-known/smart-configuration` and the filter serves it.
     fn discovery_request<'c>(&self, config: &'c Config) -> Option<&'c DiscoveryConfig> {
         let discovery = config.discovery.as_ref()?;
-        let path_only = self.path.split('?').next().unwrap_or("");
-        let asked = matches!(self.method.as_str(), "GET" | "HEAD")
+        let path_only = self.path().split('?').next().unwrap_or("");
+        let asked = matches!(self.method(), "GET" | "HEAD")
             && path_only.strip_prefix(config.base.path.as_str())
                 == Some("/.well-known/smart-configuration");
         asked.then_some(discovery)
