@@ -308,6 +308,10 @@ impl TokenService {
     /// A repeat answered by the hot tier, while the main cache still holds
     /// the same entry (`None`: verify through the main path).
     fn hot_step(&mut self, token: &str, now: u64, may_fetch: bool) -> Option<TokenStep> {
+        if self.hot.is_empty() {
+            // No cache (or nothing in it yet): no hash to compute.
+            return None;
+        }
         let slot = self.hot_slot(token);
         let h = self.hot.get(&slot).filter(|h| same_text(&h.token, token))?;
         match self.verifier.cached(&mut self.cache, &h.key, now) {
