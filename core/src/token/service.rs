@@ -125,9 +125,9 @@ fn word(chunk: &[u8]) -> u64 {
 /// the token text's length and tail (not its ~1 KB) and compared with the
 /// whole text on every use (a token that only shares the hash misses): a
 /// repeat skips hashing the token with SHA-256 and re-parsing the JSON. The
-/// main cache stays authoritative: a hot
-/// entry is only used while the main cache still holds the very same value
-/// (expiry, key-set generation and time checks run as before).
+/// main cache stays authoritative: a hot entry is only used while the main
+/// cache still holds the very same value (expiry, key-set generation and
+/// time checks run as before).
 pub struct TokenService {
     verifier: TokenVerifier,
     cache: TokenCache<Cached>,
