@@ -14,6 +14,7 @@ use fhir_smart_authz_core::token::{
     extract_bearer, jose, HostAssistedVerifier, KeySet, RustCryptoVerifier, SignatureVerifier,
 };
 use serde_json::Value;
+use std::borrow::Cow;
 use std::rc::Rc;
 
 /// The decision engine: classifier + policy.
@@ -189,7 +190,11 @@ fn misconfigured() -> TokenStep {
 }
 
 impl TokenPort for CoreTokens {
-    fn extract(&self, config: &Config, req: &RequestParts) -> Result<Option<String>, Decision> {
+    fn extract<'r>(
+        &self,
+        config: &Config,
+        req: &'r RequestParts<'_>,
+    ) -> Result<Option<Cow<'r, str>>, Decision> {
         extract_bearer(req, &config.token).map(|b| b.map(|b| b.token))
     }
 

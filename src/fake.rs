@@ -397,7 +397,11 @@ pub fn jwks_call() -> HttpCall {
 }
 
 impl TokenPort for FakeTokens {
-    fn extract(&self, config: &Config, req: &RequestParts) -> Result<Option<String>, Decision> {
+    fn extract<'r>(
+        &self,
+        config: &Config,
+        req: &'r RequestParts<'_>,
+    ) -> Result<Option<std::borrow::Cow<'r, str>>, Decision> {
         crate::core_adapter::CoreTokens::new(std::rc::Rc::new(config.clone())).extract(config, req)
     }
     fn verify(&mut self, _host: &dyn Host, token: &str, _now: u64) -> TokenStep {

@@ -9,6 +9,7 @@ use fhir_smart_authz_core::engine::TokenContext;
 use fhir_smart_authz_core::fhir::RequestParts;
 use fhir_smart_authz_core::policy::Stored;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::rc::Rc;
 
 /// What an outstanding HTTP call is for.
@@ -44,8 +45,13 @@ pub enum TokenStep {
 /// Token extraction, verification and key management.
 pub trait TokenPort {
     /// The bearer token of a request: `Ok(None)` when there is none, `Err`
-    /// for malformed or multiple credentials.
-    fn extract(&self, config: &Config, req: &RequestParts) -> Result<Option<String>, Decision>;
+    /// for malformed or multiple credentials. Borrowed from `req` where it
+    /// can be: the stream copies it only when verifying goes on later.
+    fn extract<'r>(
+        &self,
+        config: &Config,
+        req: &'r RequestParts<'_>,
+    ) -> Result<Option<Cow<'r, str>>, Decision>;
     /// Verify a token at `now` (Unix seconds).
     fn verify(&mut self, host: &dyn Host, token: &str, now: u64) -> TokenStep;
     /// The answer to a [`TokenStep::Call`]: `status` is `None` when the call

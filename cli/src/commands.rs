@@ -223,7 +223,7 @@ fn decide_line(config: &Config, line: &str, n: usize, now: u64) -> (String, Deci
     let req = RequestParts {
         method: &parsed.method,
         path: &parsed.path,
-        headers,
+        headers: headers.into(),
         body: body.as_deref(),
     };
     let refuse = |why: &str| {

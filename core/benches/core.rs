@@ -29,17 +29,17 @@ fn bench(c: &mut Criterion) {
         {"request":{"method":"GET","url":"MedicationRequest?patient=123&status=active"}},
         {"request":{"method":"GET","url":"Encounter?patient=Patient/123"}}]}"#;
     let cases: Vec<(&str, RequestParts)> = vec![
-        ("read", RequestParts { method: "GET", path: "/fhir/Patient/123", headers: vec![], body: None }),
+        ("read", RequestParts { method: "GET", path: "/fhir/Patient/123", headers: vec![].into(), body: None }),
         (
             "pinned_search",
             RequestParts {
                 method: "GET",
                 path: "/fhir/Observation?patient=123&category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory&_count=50",
-                headers: vec![],
+                headers: vec![].into(),
                 body: None,
             },
         ),
-        ("bundle_of_5", RequestParts { method: "POST", path: "/fhir", headers: json, body: Some(bundle) }),
+        ("bundle_of_5", RequestParts { method: "POST", path: "/fhir", headers: json.into(), body: Some(bundle) }),
     ];
     for (name, req) in &cases {
         let d = decide_with_context(&config, req, Some(&ctx));

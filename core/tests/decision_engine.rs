@@ -120,7 +120,7 @@ fn engine_corpus() {
         let req = RequestParts {
             method,
             path,
-            headers,
+            headers: headers.into(),
             body: bytes.as_deref(),
         };
         let d = decide(&config, &req, claims.as_ref());
@@ -223,7 +223,7 @@ fn engine_letter_matrix() {
         let req = RequestParts {
             method,
             path,
-            headers,
+            headers: headers.into(),
             body: body.map(str::as_bytes),
         };
         for ctx in ["patient", "user", "system"] {
@@ -331,7 +331,7 @@ fn engine_write_hardening() {
     let mut failures = Vec::new();
     for (i, (method, path, ct, body, claims, status, reason, obligations)) in rows.iter().enumerate() {
         let headers = if ct.is_empty() { vec![] } else { vec![("content-type".to_string(), ct.to_string())] };
-        let req = RequestParts { method, path, headers, body: Some(body.as_bytes()) };
+        let req = RequestParts { method, path, headers: headers.into(), body: Some(body.as_bytes()) };
         let d = decide(&config, &req, claims.as_ref());
         let kinds: Vec<String> = d.obligations.iter().map(|o| serde_json::to_value(o).unwrap()["type"].as_str().unwrap().to_string()).collect();
         if d.status != *status || d.reason.as_str() != *reason || kinds != *obligations {

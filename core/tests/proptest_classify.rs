@@ -357,7 +357,7 @@ proptest! {
     ) {
         let cfg = fhir_base(base);
         let path = format!("{}{rest}", prefix.unwrap_or(base));
-        let req = RequestParts { method: &method, path: &path, headers, body: None };
+        let req = RequestParts { method: &method, path: &path, headers: headers.into(), body: None };
         let needed = body_needed(&cfg, &req);
         let without = classify(&cfg, &req);
         let with_body = RequestParts { body: body.as_deref(), ..req.clone() };
@@ -384,7 +384,7 @@ proptest! {
         let req = RequestParts {
             method: "POST",
             path: &path,
-            headers: vec![("content-type".into(), "application/fhir+json".into())],
+            headers: vec![("content-type".into(), "application/fhir+json".into())].into(),
             body: Some(&body),
         };
         prop_assert!(body_needed(&cfg, &req));
@@ -411,7 +411,7 @@ proptest! {
             format!("{base}{rest}")
         };
         let direct = classify(&cfg, &RequestParts {
-            method, path: &direct_path, headers: vec![], body: None,
+            method, path: &direct_path, headers: vec![].into(), body: None,
         });
         let relative = rest.strip_prefix('/').unwrap_or(&rest);
         let url = if absolute {
@@ -427,7 +427,7 @@ proptest! {
         let via_bundle = classify(&cfg, &RequestParts {
             method: "POST",
             path: &bundle_path,
-            headers: vec![("content-type".into(), "application/fhir+json".into())],
+            headers: vec![("content-type".into(), "application/fhir+json".into())].into(),
             body: Some(&bundle),
         });
         match (direct, via_bundle) {
@@ -460,7 +460,7 @@ proptest! {
             .collect();
         let path = format!("{base}/{t}/{encoded}");
         let cfg = fhir_base(base);
-        let req = RequestParts { method: "GET", path: &path, headers: vec![], body: None };
+        let req = RequestParts { method: "GET", path: &path, headers: vec![].into(), body: None };
         let i = classify(&cfg, &req).map_err(|e| TestCaseError::fail(e.message))?;
         prop_assert_eq!(i.id.as_deref(), Some(id.as_str()));
         prop_assert_eq!(i.resource_type.as_deref(), Some(t));

@@ -81,7 +81,7 @@ fn decision(config: &Config, scopes: &[&str], req: usize) -> (bool, u16, Reason)
     let parts = RequestParts {
         method,
         path,
-        headers,
+        headers: headers.into(),
         body: body.map(str::as_bytes),
     };
     let d = engine::decide_with_context(config, &parts, Some(&ctx));
@@ -148,7 +148,7 @@ proptest! {
     ) {
         let config = Config::default_config().unwrap();
         let (method, path, body) = REQUESTS[req];
-        let parts = RequestParts { method, path, headers: vec![("content-type".into(), "application/fhir+json".into())], body: body.map(str::as_bytes) };
+        let parts = RequestParts { method, path, headers: vec![("content-type".into(), "application/fhir+json".into())].into(), body: body.map(str::as_bytes) };
         let claims = json!({"scope": scope, "patient": patient});
         let d = engine::decide(&config, &parts, Some(&claims));
         prop_assert!(d.status == 200 || d.status >= 400);

@@ -226,7 +226,7 @@ fn paging_forms() {
         row("GET", "/fhir?_getpages=ID", NO, None, tu(), 200, "allowed", "allowed"),
     ]);
     // Under user/ scopes the page itself is checked: every entry's type.
-    let req = RequestParts { method: "GET", path: "/fhir?_getpages=ID", headers: vec![], body: None };
+    let req = RequestParts { method: "GET", path: "/fhir?_getpages=ID", headers: vec![].into(), body: None };
     let d = decide(&config(""), &req, claims("user/Patient.rs", None).as_ref());
     assert_eq!(d.obligations, vec![Obligation::CheckResponseTypes { search: vec!["Patient".into()], read: vec!["Patient".into()] }]);
     let page = json!({"resourceType":"Bundle","type":"searchset","entry":[{"resource":{"resourceType":"Observation","id":"o1"},"search":{"mode":"match"}}]});
@@ -287,7 +287,7 @@ fn cost_is_bounded() {
         RequestParts {
             method: "POST",
             path: "/fhir",
-            headers: vec![("content-type".into(), "application/fhir+json".into())],
+            headers: vec![("content-type".into(), "application/fhir+json".into())].into(),
             body: Some(body.as_bytes()),
         }
     }

@@ -148,7 +148,7 @@ fn decide_json_carries_the_rewrite() {
     let req = RequestParts {
         method: "GET",
         path: "/fhir/Observation?code=x",
-        headers: vec![],
+        headers: vec![].into(),
         body: None,
     };
     let d = decide(

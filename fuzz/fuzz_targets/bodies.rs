@@ -43,7 +43,7 @@ fuzz_target!(|data: &[u8]| {
         let req = RequestParts {
             method,
             path,
-            headers: vec![("content-type".into(), ct.into())],
+            headers: vec![("content-type".into(), ct.into())].into(),
             body: Some(data),
         };
         common::decide_all(&config, &req);

@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
         let req = RequestParts {
             method: "POST",
             path,
-            headers: form.clone(),
+            headers: form.clone().into(),
             body: Some(data),
         };
         common::decide_all(&config, &req);
@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
         let req = RequestParts {
             method: "GET",
             path: &path,
-            headers: vec![],
+            headers: vec![].into(),
             body: None,
         };
         common::decide_all(&config, &req);

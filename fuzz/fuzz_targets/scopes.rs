@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
             let req = RequestParts {
                 method,
                 path,
-                headers: vec![],
+                headers: vec![].into(),
                 body: None,
             };
             let d = decide(&config, &req, Some(&claims));

@@ -51,7 +51,7 @@ impl Stream {
         let record = audit::record_json(
             &config.audit,
             &AuditInput {
-                method: &self.method,
+                method: self.method(),
                 request_id: self.request_id(),
                 decision: d,
                 identity: self.facts.as_ref().map(|f| &f.identity),
@@ -66,7 +66,7 @@ impl Stream {
             AuditEncoding::Fields => write_audit_record(
                 host,
                 AuditEncoding::Fields,
-                record_fields(record, &self.method, &self.path),
+                record_fields(record, self.method(), self.path()),
             ),
             encoding => write_audit_record(host, encoding, record),
         }
@@ -92,8 +92,8 @@ impl Stream {
         // Envoy's start time to the millisecond, from one clock read (µs).
         let start_us = host.now_us().saturating_sub(duration_ns / 1000);
         let facts = LogFacts {
-            method: &self.method,
-            path: &self.path,
+            method: self.method(),
+            path: self.path(),
             response_code: number(&["response", "code"]).unwrap_or(0),
             duration_ms: duration_ns / 1_000_000,
             start_ms: start_us / 1000,

@@ -46,7 +46,7 @@ impl Stream {
             .interaction
             .as_ref()
             .is_some_and(|it| it.kind == InteractionKind::Capabilities);
-        if config.discovery.is_none() || !d.is_allow() || !capabilities || self.method != "GET" {
+        if config.discovery.is_none() || !d.is_allow() || !capabilities || self.method() != "GET" {
             return;
         }
         if host

@@ -54,6 +54,7 @@ use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::Decision;
 use fhir_smart_authz_core::fhir::RequestParts;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
@@ -103,8 +104,10 @@ pub struct Stream {
     lease: Option<(usize, u64)>,
     /// Waited once for another VM's JWKS fetch (never twice).
     waited_for_keys: bool,
-    method: String,
-    path: String,
+    /// Where `:method` and `:path` are in `headers` (the last of each): read
+    /// there, not copied.
+    method_at: Option<usize>,
+    path_at: Option<usize>,
     headers: Vec<(String, String)>,
     token: Option<String>,
     claims: Option<Rc<Value>>,
@@ -143,8 +146,8 @@ impl Stream {
             hold: Hold::Flowing,
             lease: None,
             waited_for_keys: false,
-            method: String::new(),
-            path: String::new(),
+            method_at: None,
+            path_at: None,
             headers: Vec::new(),
             token: None,
             claims: None,
@@ -199,16 +202,31 @@ impl Stream {
         name: &'static str,
         f: impl FnOnce(&mut Self) -> R,
     ) -> R {
-        if !self.shared.config.metrics.phase_timing {
-            return f(self);
-        }
-        let start = host.now_us();
+        let start = self.timer_start(host);
         let r = f(self);
+        self.timer_stop(host, name, start);
+        r
+    }
+
+    /// [`Self::timed`] in two halves, for code that holds `&self` only: the
+    /// start (`None` without `metrics.phase_timing`) ...
+    fn timer_start(&self, host: &dyn Host) -> Option<u64> {
+        self.shared
+            .config
+            .metrics
+            .phase_timing
+            .then(|| host.now_us())
+    }
+
+    /// ... and the record of the time since it.
+    fn timer_stop(&self, host: &dyn Host, name: &'static str, start: Option<u64>) {
+        let Some(start) = start else {
+            return;
+        };
         let micros = host.now_us().saturating_sub(start);
         if let Ok(mut m) = self.shared.metrics.try_borrow_mut() {
             m.phase(host, name, micros);
         }
-        r
     }
 
     /// A host callback begins: time has passed since the last one.
@@ -233,19 +251,31 @@ impl Stream {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Run `f` over the request as the core sees it. The headers are lent to
-    /// the `RequestParts` (moved out and back), not copied.
-    fn with_parts<R>(&mut self, f: impl FnOnce(&Stream, &RequestParts<'_>) -> R) -> R {
-        let headers = std::mem::take(&mut self.headers);
+    /// The value of the request header at `at` in `headers` ("" if none).
+    fn header_at(&self, at: Option<usize>) -> &str {
+        at.and_then(|i| self.headers.get(i))
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    /// The request's `:method` ("" if none).
+    fn method(&self) -> &str {
+        self.header_at(self.method_at)
+    }
+
+    /// The request's `:path` ("" if none).
+    fn path(&self) -> &str {
+        self.header_at(self.path_at)
+    }
+
+    /// Run `f` over the request as the core sees it (borrowed, not copied).
+    fn with_parts<R>(&self, f: impl FnOnce(&Stream, &RequestParts<'_>) -> R) -> R {
         let parts = RequestParts {
-            method: &self.method,
-            path: &self.path,
-            headers,
+            method: self.method(),
+            path: self.path(),
+            headers: Cow::Borrowed(&self.headers),
             body: self.body.as_deref(),
         };
-        let r = f(self, &parts);
-        self.headers = parts.headers;
-        r
+        f(self, &parts)
     }
 
     /// A request callback returns `Pause`.

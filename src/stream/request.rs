@@ -3,10 +3,20 @@
 
 use super::{Phase, Stream};
 use crate::host::{Buffer, Flow, HeaderMap, Host, LogLevel};
+use crate::ports::TokenStep;
 use crate::reply::{discovery_reply, gateway_error_reply};
 use fhir_smart_authz_core::config::{Config, DiscoveryConfig};
 use fhir_smart_authz_core::decision::{Decision, Reason};
 use fhir_smart_authz_core::fhir::{Interaction, InteractionKind, Level};
+
+/// The token port's first answer for the request's token.
+struct FirstStep {
+    step: TokenStep,
+    /// See [`Stream::first_step`].
+    issuer: Option<usize>,
+    /// The token, when verifying goes on after the headers callback.
+    kept: Option<String>,
+}
 
 impl Stream {
     pub fn on_request_headers(&mut self, host: &dyn Host, end_of_stream: bool) -> Flow {
@@ -33,10 +43,10 @@ impl Stream {
                 ),
             );
         };
-        for (n, v) in &headers {
+        for (i, (n, _)) in headers.iter().enumerate() {
             match n.as_str() {
-                ":method" => self.method = v.clone(),
-                ":path" => self.path = v.clone(),
+                ":method" => self.method_at = Some(i),
+                ":path" => self.path_at = Some(i),
                 _ => {}
             }
         }
@@ -53,14 +63,27 @@ impl Stream {
         }
         self.body_needed = needs_body && !end_of_stream;
 
-        let extracted =
-            self.with_parts(|s, parts| s.shared.tokens.borrow().extract(&config, parts));
-        match extracted {
+        // The ~1 KB token is verified where it lies in the headers, and
+        // copied only when verifying goes on after this callback (a call, a
+        // wait for keys).
+        let first = self.with_parts(|s, parts| {
+            let token = s.shared.tokens.borrow().extract(&config, parts)?;
+            Ok(token.map(|t| {
+                let (step, issuer) = s.first_step(host, &t);
+                let goes_on = issuer.is_some() || matches!(step, TokenStep::Call { .. });
+                FirstStep {
+                    step,
+                    issuer,
+                    kept: goes_on.then(|| t.into_owned()),
+                }
+            }))
+        });
+        match first {
             Err(d) => self.carry_out(host, d, false),
             Ok(None) => self.after_token(host, false),
-            Ok(Some(t)) => {
-                self.token = Some(t);
-                self.verify_token(host, false)
+            Ok(Some(first)) => {
+                self.token = first.kept;
+                self.token_step(host, first.step, first.issuer, false)
             }
         }
     }
@@ -69,8 +92,8 @@ impl Stream {
     /// [base]/.well-known/smart-configuration` and the filter serves it.
     fn discovery_request<'c>(&self, config: &'c Config) -> Option<&'c DiscoveryConfig> {
         let discovery = config.discovery.as_ref()?;
-        let path_only = self.path.split('?').next().unwrap_or("");
-        let asked = matches!(self.method.as_str(), "GET" | "HEAD")
+        let path_only = self.path().split('?').next().unwrap_or("");
+        let asked = matches!(self.method(), "GET" | "HEAD")
             && path_only.strip_prefix(config.base.path.as_str())
                 == Some("/.well-known/smart-configuration");
         asked.then_some(discovery)

@@ -31,7 +31,7 @@ impl Stream {
         let Some(rw) = d.rewrite.as_ref().filter(|_| d.is_allow() && held) else {
             return d;
         };
-        match set_request_headers(host, rw, &self.path) {
+        match set_request_headers(host, rw, self.path()) {
             Ok(()) => {
                 let counter = if rw.added.is_empty() {
                     "rewrite.strict"

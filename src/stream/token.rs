@@ -48,18 +48,13 @@ impl Stream {
             .and_then(|t| t.unknown_kid_issuer(token))
     }
 
-    /// Verify the bearer token. When its issuer's keys cannot verify it
-    /// (unknown `kid`, no keys yet), first load the key set another worker VM
-    /// may have shared; fetch only with the cross-VM lease (no stampede); if
-    /// another VM's fetch is in flight, wait for it (once, bounded) instead
-    /// of answering 401.
-    pub(super) fn verify_token(&mut self, host: &dyn Host, from_async: bool) -> Flow {
-        // The ~1 KB token is lent out of `self` for the port's answer (not
-        // copied on every request), and put back before anything else
-        // reads it.
-        let lent = self.token.take();
-        let token = lent.as_deref().unwrap_or_default();
-        let mut step = self.timed(host, "token", |s| s.port_verify(host, token));
+    /// The token port's first answer for `token`, and the issuer whose
+    /// current key set cannot verify it (keys to fetch, or to wait for),
+    /// if any.
+    pub(super) fn first_step(&self, host: &dyn Host, token: &str) -> (TokenStep, Option<usize>) {
+        let start = self.timer_start(host);
+        let step = self.port_verify(host, token);
+        self.timer_stop(host, "token", start);
         let issuer = match &step {
             TokenStep::Call {
                 pending: Pending::Jwks { issuer },
@@ -68,7 +63,27 @@ impl Stream {
             TokenStep::Denied(_) => self.unknown_kid_issuer(token),
             _ => None,
         };
-        self.token = lent;
+        (step, issuer)
+    }
+
+    /// Verify the stream's token (kept from the request's headers).
+    pub(super) fn verify_token(&mut self, host: &dyn Host, from_async: bool) -> Flow {
+        let (step, issuer) = self.first_step(host, self.token.as_deref().unwrap_or_default());
+        self.token_step(host, step, issuer, from_async)
+    }
+
+    /// Go on from the port's first answer (see [`Self::first_step`]). When
+    /// the issuer's keys cannot verify the token (unknown `kid`, no keys
+    /// yet), first load the key set another worker VM may have shared; fetch
+    /// only with the cross-VM lease (no stampede); if another VM's fetch is
+    /// in flight, wait for it (once, bounded) instead of answering 401.
+    pub(super) fn token_step(
+        &mut self,
+        host: &dyn Host,
+        mut step: TokenStep,
+        issuer: Option<usize>,
+        from_async: bool,
+    ) -> Flow {
         let Some(issuer) = issuer else {
             return self.handle_step(host, step, from_async);
         };

@@ -79,7 +79,7 @@ pub(super) fn read_head<'a>(req: &'a RequestParts<'_>) -> Result<Head<'a>, Class
     let mut content_type = None;
     let mut if_none_exist = None;
     let mut respond_async = false;
-    for (name, value) in &req.headers {
+    for (name, value) in req.headers.iter() {
         let name = name.as_str();
         // ASCII first: a word-at-a-time check, where `contains` of a
         // multi-byte char runs a substring search over every value.

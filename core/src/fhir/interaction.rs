@@ -1,4 +1,5 @@
 use serde::Serialize;
+use std::borrow::Cow;
 
 /// What the classifier sees of an HTTP request. Header names are lower-case.
 #[derive(Debug, Clone, Default)]
@@ -6,8 +7,9 @@ pub struct RequestParts<'a> {
     pub method: &'a str,
     /// Raw request target as received (`:path`), including the query string.
     pub path: &'a str,
-    /// Lower-cased header names with their values, in arrival order.
-    pub headers: Vec<(String, String)>,
+    /// Lower-cased header names with their values, in arrival order
+    /// (borrowed where the caller keeps them, as the filter's stream does).
+    pub headers: Cow<'a, [(String, String)]>,
     /// The request body when it was buffered; `None` when not (yet) available.
     pub body: Option<&'a [u8]>,
 }

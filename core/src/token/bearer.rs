@@ -3,6 +3,7 @@
 use super::settings::TokenSettings;
 use crate::decision::{Decision, Reason};
 use crate::fhir::RequestParts;
+use std::borrow::Cow;
 
 /// Where the token came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,14 +14,16 @@ pub enum TokenLocation {
     Query,
 }
 
-/// The one bearer credential of a request.
+/// The one bearer credential of a request: borrowed from the
+/// `Authorization` header (the ~1 KB token is not copied per request), owned
+/// when decoded from the query.
 #[derive(Clone, PartialEq, Eq)]
-pub struct BearerToken {
-    pub token: String,
+pub struct BearerToken<'r> {
+    pub token: Cow<'r, str>,
     pub location: TokenLocation,
 }
 
-impl std::fmt::Debug for BearerToken {
+impl std::fmt::Debug for BearerToken<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print the credential.
         f.debug_struct("BearerToken")
@@ -36,10 +39,10 @@ pub const QUERY_PARAMETER: &str = "access_token";
 /// Extract the bearer token. `Ok(None)`: no token (the engine answers 401
 /// with no error code); `Err`: a malformed or ambiguous credential.
 // The engine contract returns the denial itself; errors are rare, size is fine.
-pub fn extract_bearer(
-    parts: &RequestParts<'_>,
+pub fn extract_bearer<'r>(
+    parts: &'r RequestParts<'_>,
     settings: &TokenSettings,
-) -> Result<Option<BearerToken>, Decision> {
+) -> Result<Option<BearerToken<'r>>, Decision> {
     let mut headers = parts.header_values("authorization");
     let first = headers.next();
     if headers.next().is_some() {
@@ -76,14 +79,17 @@ pub fn extract_bearer(
         let token = query_token_value(parts.path).unwrap_or_default();
         check_token(&token, scan(&token).b64token, settings)?;
         return Ok(Some(BearerToken {
-            token,
+            token: Cow::Owned(token),
             location: TokenLocation::Query,
         }));
     }
     Ok(from_header)
 }
 
-fn header_token(value: &str, settings: &TokenSettings) -> Result<Option<BearerToken>, Decision> {
+fn header_token<'r>(
+    value: &'r str,
+    settings: &TokenSettings,
+) -> Result<Option<BearerToken<'r>>, Decision> {
     let value = value.trim_matches([' ', '\t']);
     let (scheme, rest) = match value.find([' ', '\t']) {
         Some(pos) => (
@@ -112,7 +118,7 @@ fn header_token(value: &str, settings: &TokenSettings) -> Result<Option<BearerTo
     }
     check_token(credential, scan.b64token, settings)?;
     Ok(Some(BearerToken {
-        token: credential.to_string(),
+        token: Cow::Borrowed(credential),
         location: TokenLocation::Header,
     }))
 }

@@ -16,6 +16,8 @@ use crate::config_error::ConfigError;
 use crate::decision::{Decision, Reason};
 use crate::fhir::RequestParts;
 use serde_json::Value;
+use std::borrow::Cow;
+use std::hash::{BuildHasher, Hasher};
 use std::rc::Rc;
 
 /// Cached claims larger than this (compact JSON bytes) are not cached, so
@@ -88,55 +90,50 @@ type Cached = Option<Rc<str>>;
 /// Entries of the hot tier (see [`TokenService`]); when full it is cleared.
 pub const HOT_ENTRIES: usize = 256;
 
-/// A hot-tier entry: the main cache key, the cached JSON it was parsed from
-/// (identity-compared with the main cache's value on every use) and the
-/// parsed claims.
+/// A hot-tier entry: the token text, the main cache key, the cached JSON it
+/// was parsed from (identity-compared with the main cache's value on every
+/// use) and the parsed claims.
 struct Hot {
+    token: Box<str>,
     key: CacheKey,
     json: Rc<str>,
     claims: Rc<Value>,
 }
 
-/// The hot tier's hasher: SipHash (randomly keyed, as std's default) over
-/// the length and the last 32 bytes of the token text, the signature's
-/// tail, instead of its ~1 KB. Lookups still compare the whole text; the
-/// hash only picks the bucket, so this cannot make a different token match.
-#[derive(Default)]
-struct TailHash(std::collections::hash_map::RandomState);
-
-struct TailHasher(std::collections::hash_map::DefaultHasher);
-
-impl std::hash::BuildHasher for TailHash {
-    type Hasher = TailHasher;
-    fn build_hasher(&self) -> TailHasher {
-        TailHasher(self.0.build_hasher())
+/// Whether two token texts are the same, compared 8 bytes at a time: the
+/// wasm build's `memcmp` (wasi-libc) goes byte by byte over the ~1 KB token.
+fn same_text(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
     }
+    let (wa, wb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let rest = wa.remainder() == wb.remainder();
+    rest && wa.zip(wb).all(|(x, y)| word(x) == word(y))
 }
 
-impl std::hash::Hasher for TailHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        self.0.write_usize(bytes.len());
-        self.0
-            .write(bytes.get(bytes.len().saturating_sub(32)..).unwrap_or(bytes));
-    }
-    fn finish(&self) -> u64 {
-        self.0.finish()
-    }
+/// An 8-byte chunk as one word.
+fn word(chunk: &[u8]) -> u64 {
+    u64::from_ne_bytes(chunk.try_into().unwrap_or([0; 8]))
 }
 
 /// Token handling for one worker VM.
 ///
 /// The main cache keeps compact JSON per SHA-256 of the token (small, so
-/// 10 000 entries fit in a few MiB). A small hot tier, keyed by the token
-/// text itself (exact comparison), remembers the cache key and the parsed
-/// claims of recently used tokens: a repeat skips hashing the token with
-/// SHA-256 and re-parsing the JSON. The main cache stays authoritative: a hot
-/// entry is only used while the main cache still holds the very same value
-/// (expiry, key-set generation and time checks run as before).
+/// 10 000 entries fit in a few MiB). A small hot tier remembers the cache
+/// key and the parsed claims of recently used tokens, under a keyed hash of
+/// the token text's length and tail (not its ~1 KB) and compared with the
+/// whole text on every use (a token that only shares the hash misses): a
+/// repeat skips hashing the token with SHA-256 and re-parsing the JSON. The
+/// main cache stays authoritative: a hot entry is only used while the main
+/// cache still holds the very same value (expiry, key-set generation and
+/// time checks run as before).
 pub struct TokenService {
     verifier: TokenVerifier,
     cache: TokenCache<Cached>,
-    hot: std::collections::HashMap<Box<str>, Hot, TailHash>,
+    hot: std::collections::HashMap<u64, Hot>,
+    /// The key of the hot tier's hash (see [`Self::hot_slot`]).
+    hot_seed: std::collections::hash_map::RandomState,
     scope_claim: String,
     patient_claim: String,
 }
@@ -148,7 +145,8 @@ impl TokenService {
         Ok(TokenService {
             verifier: TokenVerifier::new(trust)?,
             cache: TokenCache::new(trust.settings.cache_max_entries),
-            hot: std::collections::HashMap::default(),
+            hot: std::collections::HashMap::new(),
+            hot_seed: std::collections::hash_map::RandomState::new(),
             scope_claim: claims.scope.clone(),
             patient_claim: claims.patient.clone(),
         })
@@ -168,7 +166,7 @@ impl TokenService {
     }
 
     /// RFC 6750 extraction with the configured settings.
-    pub fn extract(&self, req: &RequestParts<'_>) -> Result<Option<String>, Decision> {
+    pub fn extract<'r>(&self, req: &'r RequestParts<'_>) -> Result<Option<Cow<'r, str>>, Decision> {
         extract_bearer(req, self.verifier.settings()).map(|b| b.map(|b| b.token))
     }
 
@@ -310,7 +308,12 @@ impl TokenService {
     /// A repeat answered by the hot tier, while the main cache still holds
     /// the same entry (`None`: verify through the main path).
     fn hot_step(&mut self, token: &str, now: u64, may_fetch: bool) -> Option<TokenStep> {
-        let h = self.hot.get(token)?;
+        if self.hot.is_empty() {
+            // No cache (or nothing in it yet): no hash to compute.
+            return None;
+        }
+        let slot = self.hot_slot(token);
+        let h = self.hot.get(&slot).filter(|h| same_text(&h.token, token))?;
         match self.verifier.cached(&mut self.cache, &h.key, now) {
             Some(Ok(Some(json))) if Rc::ptr_eq(&json, &h.json) => Some(TokenStep::Verified {
                 claims: h.claims.clone(),
@@ -318,10 +321,21 @@ impl TokenService {
             }),
             Some(Err(e)) => Some(self.denied_or_fetch(e, now, may_fetch)),
             _ => {
-                self.hot.remove(token);
+                self.hot.remove(&slot);
                 None
             }
         }
+    }
+
+    /// The hot tier's slot of a token: its length and last 32 bytes (the
+    /// signature's tail), hashed with the VM's random key.
+    fn hot_slot(&self, token: &str) -> u64 {
+        let bytes = token.as_bytes();
+        let tail = bytes.get(bytes.len().saturating_sub(32)..).unwrap_or(bytes);
+        let mut h = self.hot_seed.build_hasher();
+        h.write_usize(bytes.len());
+        h.write(tail);
+        h.finish()
     }
 
     /// The claims of a verified token: the fresh projection, or the cached
@@ -372,8 +386,9 @@ impl TokenService {
             self.hot.clear();
         }
         self.hot.insert(
-            token.into(),
+            self.hot_slot(token),
             Hot {
+                token: token.into(),
                 key: *key,
                 json,
                 claims: claims.clone(),
@@ -496,4 +511,26 @@ fn jwks_call(f: &KeyFetch) -> OutboundCall {
 fn to_cached(claims: &Value) -> Cached {
     let json = serde_json::to_string(claims).ok()?;
     (json.len() <= MAX_CACHED_CLAIMS_BYTES).then(|| Rc::from(json.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_text;
+
+    #[test]
+    fn same_text_is_equality() {
+        let base: String = (0..40u8).map(|i| char::from(b'a' + i % 26)).collect();
+        for len in 0..=base.len() {
+            let a = base.get(..len).unwrap();
+            assert!(same_text(a, a));
+            assert!(!same_text(a, base.get(..len.saturating_sub(1)).unwrap()) || len == 0);
+            for at in 0..len {
+                // One byte changed, in a word or in the remainder.
+                let mut b = a.as_bytes().to_vec();
+                b[at] = b'Z';
+                let b = String::from_utf8(b).unwrap();
+                assert!(!same_text(a, &b), "{len} {at}");
+            }
+        }
+    }
 }

@@ -97,7 +97,7 @@ fn bearer_extraction_table() {
         match (got, expected) {
             (Ok(None), Ok(None)) => {}
             (Ok(Some(b)), Ok(Some(Extracted { token, location }))) => {
-                assert_eq!((b.token.as_str(), b.location), (token, location), "case {i}");
+                assert_eq!((b.token.as_ref(), b.location), (token, location), "case {i}");
                 assert!(
                     !format!("{b:?}").contains(token),
                     "Debug must not print the token"

@@ -61,9 +61,9 @@ impl SignatureVerifier for Counting {
     }
 }
 
-fn bearer(token: &str) -> BearerToken {
+fn bearer(token: &str) -> BearerToken<'_> {
     BearerToken {
-        token: token.to_string(),
+        token: token.into(),
         location: TokenLocation::Header,
     }
 }
