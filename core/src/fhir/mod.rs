@@ -31,7 +31,7 @@ pub use bundle::MAX_BUNDLE_ENTRIES;
 pub use classify::{body_needed, classify};
 pub use error::ClassifyError;
 pub(crate) use head::preference_is;
-pub use id::is_valid_id;
+pub use id::{is_valid_id, literal, literal_patient, Literal};
 pub use interaction::*;
 pub use query::parse_query;
 pub use query::MAX_PARAMETERS;

@@ -8,7 +8,7 @@
 use super::compartment;
 use super::need::{fail, Fail};
 use crate::decision::Reason;
-use crate::fhir::is_valid_id;
+use crate::fhir::{is_valid_id, literal};
 use crate::fhir::resource_types::is_resource_type;
 use serde_json::Value;
 
@@ -55,7 +55,9 @@ impl<'a> RefContext<'a> {
     }
 }
 
-/// What a reference string names (see [`Target`]).
+/// What a reference string names (see [`Target`]): a literal reference by
+/// the one grammar ([`literal`]), else what servers that read it otherwise
+/// might take it for.
 pub(crate) fn target<'r>(r: &'r str, base_url: Option<&str>) -> Target<'r> {
     if let Some((ty, criteria)) = r.split_once('?') {
         // HAPI reads `+` in match URLs literally; the gateway's query parser
@@ -75,27 +77,18 @@ pub(crate) fn target<'r>(r: &'r str, base_url: Option<&str>) -> Target<'r> {
     if r.starts_with('#') || r.starts_with("urn:") {
         return Target::Other;
     }
+    if let Some(l) = literal(r, base_url) {
+        return if l.resource_type == "Patient" {
+            Target::Patient(l.id)
+        } else {
+            Target::Other
+        };
+    }
     let on_base = base_url
         .and_then(|b| r.strip_prefix(b))
         .and_then(|rest| rest.strip_prefix('/'));
     let absolute = on_base.is_none() && (r.contains(':') || r.starts_with('/'));
     let segments: Vec<&str> = on_base.unwrap_or(r).split('/').collect();
-    if !absolute {
-        if let [ty, id, rest @ ..] = segments.as_slice() {
-            let version_ok = match rest {
-                [] => true,
-                ["_history", v] => is_valid_id(v),
-                _ => false,
-            };
-            if version_ok && is_resource_type(ty) && is_valid_id(id) {
-                return if *ty == "Patient" {
-                    Target::Patient(id)
-                } else {
-                    Target::Other
-                };
-            }
-        }
-    }
     // Another base, a path prefix or an odd form: a Patient by its suffix
     // (as sekmet reads it), else by any `patient` segment.
     let tail = match segments.as_slice() {

@@ -7,6 +7,7 @@ use super::resource::{in_patient_compartment, resource_matches_query};
 use super::response_types::check_response_types;
 use super::settings::PolicyConfig;
 use crate::decision::Obligation;
+use crate::fhir::literal;
 use serde_json::Value;
 
 /// The resources a response carries: the resource itself, or the entries of
@@ -177,17 +178,14 @@ impl OwnRecords {
         !targets.is_empty()
             && targets
                 .iter()
-                .all(|t| t.is_some_and(|t| self.0.iter().any(|own| own == relative(t, base_url))))
+                .all(|t| t.and_then(|t| relative(t, base_url)).is_some_and(|t| self.0.contains(&t)))
     }
 }
 
-/// `Type/id` of a reference (`{base}/Type/id`, `Type/id/_history/n`).
-fn relative<'r>(reference: &'r str, base_url: Option<&str>) -> &'r str {
-    let r = base_url
-        .and_then(|b| reference.strip_prefix(b))
-        .and_then(|r| r.strip_prefix('/'))
-        .unwrap_or(reference);
-    r.split("/_history/").next().unwrap_or(r)
+/// `Type/id` of a literal reference (`{base}/Type/id`, `Type/id/_history/n`;
+/// the one grammar, [`literal`]); `None` for any other form.
+fn relative(reference: &str, base_url: Option<&str>) -> Option<String> {
+    literal(reference, base_url).map(|l| format!("{}/{}", l.resource_type, l.id))
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ fn patient_pins_are_added() {
         row("patient/Observation.rs", Some("123"), search("Observation", "code=1234-5"), ALLOW, &[]).narrowed("patient=Patient/123"),
         row("patient/Observation.rs", Some("123"), search("Observation", ""), ALLOW, &[]).narrowed("patient=Patient/123"),
         row("patient/Observation.rs", Some("123"), search("Observation", "encounter=Encounter/1"), ALLOW, &[]).narrowed("patient=Patient/123"),
-        row("patient/Observation.rs", Some("123"), search("Observation", "subject=https://evil.example/fhir/Patient/123"), ALLOW, &[]).narrowed("patient=Patient/123"),
+        row("patient/Observation.rs", Some("123"), search("Observation", "subject=https://evil.example/fhir/Patient/123"), INVALID, &["patient/Observation.s"]),
         row("patient/Observation.rs", Some("123"), search("Observation", "focus=Patient/456"), ALLOW, &[]).narrowed("patient=Patient/123"),
         row("patient/Patient.rs", Some("123"), search("Patient", "name=smith"), ALLOW, &[]).narrowed("_id=123"),
         row("patient/Patient.rs", Some("123"), search("Patient", "identifier=urn:mrn|a&birthdate=1980-01-01"), ALLOW, &[]).narrowed("_id=123"),

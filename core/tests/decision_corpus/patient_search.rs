@@ -22,7 +22,7 @@ fn patient_scope_search_pinning() {
         row("patient/Observation.rs", Some("123"), search("Observation", "patient=456"), COMPART, &["patient/Observation.s"]),
         row("patient/Observation.rs", Some("123"), search("Observation", "code=1234-5"), COMPART, &["patient/Observation.s"]),
         row("patient/Observation.rs", Some("123"), search("Observation", ""), COMPART, &["patient/Observation.s"]),
-        row("patient/Observation.rs", Some("123"), search("Observation", "subject=https://evil.example/fhir/Patient/123"), COMPART, &["patient/Observation.s"]),
+        row("patient/Observation.rs", Some("123"), search("Observation", "subject=https://evil.example/fhir/Patient/123"), INVALID, &["patient/Observation.s"]),
         row("patient/Observation.rs", Some("123"), search("Observation", "subject:Group=123"), COMPART, &["patient/Observation.s"]),
         row("patient/Observation.rs", Some("123"), search("Observation", "encounter=Encounter/1"), COMPART, &["patient/Observation.s"]),
         row("patient/Observation.r", Some("123"), search("Observation", "patient=123"), INSUFF, &["patient/Observation.s"]),
