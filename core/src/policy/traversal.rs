@@ -37,6 +37,10 @@ pub(super) fn parameters(
             Some(ControlParam::Has) => has(ev, sp, types)?,
             Some(ControlParam::List) => reads_list(ev)?,
             Some(ControlParam::Filter) => reads_every_type(ev, "_filter")?,
+            Some(ControlParam::Contained) if sp.values.iter().all(|v| v == "false") => {}
+            Some(ControlParam::Contained | ControlParam::ContainedType) => {
+                reads_containers(ev, sp)?
+            }
             Some(ControlParam::Sort) => {
                 for key in &sp.values {
                     let key = key.strip_prefix('-').unwrap_or(key);
@@ -93,6 +97,26 @@ fn reads_every_type(ev: &mut Evaluator<'_>, name: &str) -> Result<(), Fail> {
                 f.reason,
                 format!(
                     "`{name}` can reach every resource type, so it needs s on all types (user/*.s or system/*.s) and is refused under patient/ scopes: {}",
+                    f.message
+                ),
+            )
+        })
+}
+
+/// `_contained=true|both` (and `_containedType`, which only means something
+/// with it) returns resources contained in others, with their containers:
+/// resources of any type, in any patient's record, that the search does not
+/// select (R4 search.html). Decided like `_filter`: `s` on every type, never
+/// under patient/ scopes. `_contained=false` is the default search.
+fn reads_containers(ev: &mut Evaluator<'_>, sp: &SearchParam) -> Result<(), Fail> {
+    ev.need("*", Perms::S, Rule::NoPatient, ScopeContexts::ALL)
+        .map_err(|f| {
+            fail(
+                f.reason,
+                format!(
+                    "`{}={}` returns the resources that contain the matches, of any type and any patient's record, so it needs s on all types (user/*.s or system/*.s) and is refused under patient/ scopes; search without it (`_contained=false` is the default): {}",
+                    sp.name,
+                    sp.values.join(","),
                     f.message
                 ),
             )

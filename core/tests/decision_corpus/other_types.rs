@@ -151,6 +151,26 @@ fn list_filter_query_and_unknown_parameters() {
     ]);
 }
 
+/// `_contained=true|both` and `_containedType` return the containers of the
+/// matches, of any type and any patient (R4 search.html): `s` on every type,
+/// refused under patient/ scopes; `_contained=false` is the plain search.
+#[test]
+#[rustfmt::skip]
+fn contained_searches_return_containers_of_any_type() {
+    check(vec![
+        row("patient/*.rs", Some("123"), search("Observation", "patient=123&_contained=true"), COMPART, &["patient/Observation.s", "user/*.s"]),
+        row("patient/*.rs", Some("123"), search("Observation", "patient=123&_contained=both"), COMPART, &["patient/Observation.s", "user/*.s"]),
+        row("patient/*.rs", Some("123"), search("Observation", "patient=123&_containedType=container"), COMPART, &["patient/Observation.s", "user/*.s"]),
+        row("patient/*.rs", Some("123"), search("Medication", "code=x&_contained=true"), COMPART, &["patient/Medication.s", "user/*.s"]),
+        row("patient/*.rs", Some("123"), search("Observation", "patient=123&_contained=false"), ALLOW, &[]),
+        row("user/Observation.rs", None, search("Observation", "_contained=true"), INSUFF, &["user/Observation.s", "user/*.s"]),
+        row("user/Observation.rs user/Patient.rs", None, search("Observation", "_containedType=contained&_contained=true"), INSUFF, &["user/Observation.s", "user/*.s"]),
+        row("user/Observation.rs", None, search("Observation", "_contained=false"), ALLOW, &[]),
+        row("user/*.rs", None, search("Observation", "_contained=true&_containedType=contained"), ALLOW, &[]),
+        row("system/*.s", None, search("Observation", "_contained=both"), ALLOW, &[]),
+    ]);
+}
+
 /// A refusal under patient/ scopes of what patient/ scopes can never
 /// authorize (`_filter`, `_query`, `_list`) suggests the user/ form, never a
 /// patient/ scope (which could not help); granted on top of the token's
