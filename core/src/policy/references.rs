@@ -140,21 +140,66 @@ pub(crate) fn walk<'v>(v: &'v Value, path: &str, out: &mut Vec<&'v Value>) {
     }
 }
 
-/// The `reference` strings at the compartment paths of the resource's type.
-pub(crate) fn compartment_references(resource: &Value) -> Vec<&str> {
-    let mut refs = Vec::new();
+/// The elements at the compartment paths of the resource's type (the
+/// References that may name its patient).
+fn compartment_elements(resource: &Value) -> Vec<&Value> {
+    let mut out = Vec::new();
     let rtype = resource.get("resourceType").and_then(Value::as_str);
     for p in rtype.and_then(compartment::params).unwrap_or_default() {
         for path in p.paths {
-            let mut vals = Vec::new();
-            walk(resource, path, &mut vals);
-            refs.extend(
-                vals.into_iter()
-                    .filter_map(|v| v.get("reference")?.as_str()),
-            );
+            walk(resource, path, &mut out);
         }
     }
-    refs
+    out
+}
+
+/// The `reference` strings at the compartment paths of the resource's type.
+pub(crate) fn compartment_references(resource: &Value) -> Vec<&str> {
+    compartment_elements(resource)
+        .into_iter()
+        .filter_map(|v| v.get("reference")?.as_str())
+        .collect()
+}
+
+/// A compartment element of a resource written under a patient/ scope that
+/// may name a patient the filter cannot see: a reference to a contained
+/// resource (`#p1`) of a type in the Patient compartment (a contained
+/// Patient is not the patient, whatever it says), or a reference with an
+/// `identifier` and no `reference` (a logical reference a server may resolve
+/// to any patient), unless its `type` names a type outside the compartment.
+fn unshowable(resource: &Value, element: &Value, p: &str) -> Result<(), Fail> {
+    let refuse = |what: String| {
+        Err(fail(
+            Reason::PatientCompartmentViolation,
+            format!("{what} cannot be shown to be Patient/{p}: send `\"reference\": \"Patient/{p}\"` there"),
+        ))
+    };
+    match element.get("reference") {
+        Some(Value::String(r)) => {
+            let Some(id) = r.strip_prefix('#') else {
+                return Ok(());
+            };
+            let contained_type = resource
+                .get("contained")
+                .and_then(Value::as_array)
+                .and_then(|cs| cs.iter().find(|c| c.get("id").and_then(Value::as_str) == Some(id)))
+                .and_then(|c| c.get("resourceType")?.as_str());
+            match contained_type {
+                Some(t) if !compartment::in_compartment(t) => Ok(()),
+                _ => refuse(format!(
+                    "a patient reference to a contained resource (`{}`)",
+                    r.chars().take(80).collect::<String>()
+                )),
+            }
+        }
+        None | Some(Value::Null) if element.get("identifier").is_some() => {
+            match element.get("type").and_then(Value::as_str) {
+                Some(t) if !compartment::in_compartment(t) => Ok(()),
+                _ => refuse("a patient reference with only an `identifier`".into()),
+            }
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Why a reference in a resource written under a patient/ scope is refused
@@ -207,6 +252,9 @@ pub(crate) fn check_written(
         return violation(format!(
             "a Patient written under a patient/ scope must have id {p}"
         ));
+    }
+    for element in compartment_elements(resource) {
+        unshowable(resource, element, p)?;
     }
     let at_compartment = compartment_references(resource);
     let mut all = Vec::new();
