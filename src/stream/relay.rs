@@ -15,6 +15,7 @@ use crate::host::{response_status, Buffer, Flow, HeaderMap, Host, HttpCall, LogL
 use crate::reply::{deny_reply, gateway_error_reply, Reply};
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Reason};
+use fhir_smart_authz_core::policy::{answer_gate, full_answer_request, AnswerGate};
 use serde_json::Value;
 
 impl Stream {
@@ -23,6 +24,10 @@ impl Stream {
         let mut headers = self.call_headers(host, false);
         if let Some(rw) = self.decision.as_ref().and_then(|d| d.rewrite.as_ref()) {
             rewrite_headers(&mut headers, rw);
+        }
+        if self.decision.as_ref().is_some_and(|d| !d.obligations.is_empty()) {
+            // The full answer of a GET, which the check reads (core's rule).
+            full_answer_request(&mut headers);
         }
         // The decision is made: the body is not read again, it goes to the call.
         let body = self.body.take();
@@ -178,7 +183,11 @@ impl Stream {
                 return;
             }
         }
-        let reply = relayed(host, status, headers, body_size, body);
+        let mut reply = relayed(host, status, headers, body_size, body);
+        if self.method() == "HEAD" {
+            // Fetched as GET to be checked; the client asked for the headers.
+            reply.body.clear();
+        }
         self.reply(host, &reply);
     }
 
@@ -203,9 +212,10 @@ impl Stream {
                 config.max_body_bytes
             ));
         }
-        if !(200..300).contains(&status) || body_size == 0 {
-            // Error responses and empty bodies carry no resource to check.
-            return Ok(());
+        match answer_gate(status, body_size) {
+            AnswerGate::CheckBody => {}
+            AnswerGate::Relay => return Ok(()),
+            AnswerGate::Refuse(why) => return Err(why),
         }
         let encoding = headers
             .iter()
