@@ -230,7 +230,8 @@ pub struct Rewrite {
     /// added parameters first, then the query as sent.
     pub path: String,
     /// Request headers the filter sets (lower-case name, value), e.g.
-    /// `prefer: handling=strict`; serialized as an object.
+    /// `prefer: handling=strict`; an empty value removes the header;
+    /// serialized as an object.
     #[serde(serialize_with = "as_object")]
     pub headers: Vec<(String, String)>,
     /// The names of the added parameters, in order (what the audit record

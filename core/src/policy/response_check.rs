@@ -3,6 +3,7 @@
 //! of a type the token may read).
 
 use super::compartment;
+use super::references::compartment_references;
 use super::resource::{in_patient_compartment, resource_matches_query};
 use super::response_types::check_response_types;
 use super::settings::PolicyConfig;
@@ -95,7 +96,14 @@ pub fn check_response(
                         label(r)
                     ));
                 }
-                if checked && compartment::in_compartment(rtype) && !own.holds(r, patient, base_url)
+                // A linked type listed as shared (Device) is shared when it
+                // names no patient.
+                let shared =
+                    policy.is_public_type(rtype) && compartment_references(r).is_empty();
+                if checked
+                    && compartment::in_compartment(rtype)
+                    && !shared
+                    && !own.holds(r, patient, base_url)
                 {
                     return Err(format!(
                         "{} is not in the compartment of Patient/{patient}",
@@ -246,7 +254,7 @@ mod tests {
         let mixed = json!({"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Patient","id":"123"}},{"resource":{"resourceType":"Medication","id":"m"}},{"resource":{"resourceType":"Device","id":"d"}}]});
         assert_eq!(
             chk(&all, &mixed, None).unwrap_err(),
-            "Device/d is not patient data the patient/ scope may reach"
+            "Device/d is not in the compartment of Patient/123"
         );
     }
 

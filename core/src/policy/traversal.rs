@@ -22,6 +22,9 @@ use crate::scope::Perms;
 /// Server paging parameters (HAPI): never part of a search.
 const PAGING: [&str; 3] = ["_getpages", "_getpagesoffset", "_pageId"];
 
+/// The functional lists R4 defines (lists.html), usable as `_list` values.
+const FUNCTIONAL_LISTS: [&str; 3] = ["$current-allergies", "$current-problems", "$current-medications"];
+
 /// Longest chain followed (hops); longer ones are refused.
 const MAX_HOPS: usize = 4;
 
@@ -35,6 +38,9 @@ pub(super) fn parameters(
     for sp in params {
         match r4::control_param(&sp.name) {
             Some(ControlParam::Has) => has(ev, sp, types)?,
+            // R4's functional lists are the server's view of the searched
+            // patient's own records, not List resources.
+            Some(ControlParam::List) if sp.values.iter().all(|v| FUNCTIONAL_LISTS.contains(&v.as_str())) => {}
             Some(ControlParam::List) => reads_list(ev)?,
             Some(ControlParam::Filter) => reads_every_type(ev, "_filter")?,
             Some(ControlParam::Contained) if sp.values.iter().all(|v| v == "false") => {}

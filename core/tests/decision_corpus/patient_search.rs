@@ -47,7 +47,7 @@ fn patient_scope_search_pinning() {
         row("patient/Patient.rs", Some("123"), search("Patient", "name=smith"), COMPART, &["patient/Patient.s"]),
         row("patient/Medication.rs", Some("123"), search("Medication", "code=abc"), ALLOW, &[]),
         row("patient/*.rs", Some("123"), search("Organization", "name=x"), ALLOW, &[]),
-        row("patient/*.rs", Some("123"), search("Device", "patient=123"), COMPART, &["patient/Device.s"]),
+        row("patient/*.rs", Some("123"), search("DeviceMetric", "_id=x"), COMPART, &["patient/DeviceMetric.s"]),
         row("patient/*.rs", Some("123"), sys_search(&["Observation", "Condition"], "patient=123"), ALLOW, &[]),
         row("patient/*.rs", Some("123"), sys_search(&["Observation"], "code=x"), COMPART, &["patient/Observation.s"]),
         row("patient/*.rs", Some("123"), sys_search(&[], "_lastUpdated=gt2020"), COMPART, &["patient/*.s"]),
