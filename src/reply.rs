@@ -172,6 +172,7 @@ pub fn discovery_reply(doc: &Value) -> Reply {
         headers: vec![
             ("content-type".to_string(), "application/json".to_string()),
             ("cache-control".to_string(), "max-age=300".to_string()),
+            ("vary".to_string(), "Origin".to_string()),
         ],
         body: doc.to_string().into_bytes(),
     }

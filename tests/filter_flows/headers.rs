@@ -290,6 +290,8 @@ fn discovery_document_served() {
     let doc: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
     assert_eq!(doc["token_endpoint"], "https://as/token");
+    // cacheable, and Envoy's CORS filter echoes the Origin into it
+    assert!(r.headers.contains(&("vary".into(), "Origin".into())));
     let a = audit(&h);
     assert_eq!(a["reason"], "public_endpoint");
     assert_eq!(a["subtype"], "smart-configuration");
