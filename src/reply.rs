@@ -2,7 +2,7 @@
 //! `OperationOutcome` body. Pure.
 
 use fhir_smart_authz_core::config::Config;
-use fhir_smart_authz_core::decision::{Decision, Reason};
+use fhir_smart_authz_core::decision::{client_text, Decision, Reason};
 use serde_json::{Map, Value};
 
 /// A local reply.
@@ -62,7 +62,7 @@ pub fn www_authenticate(config: &Config, d: &Decision, status: u16) -> Option<St
         }
         v.push_str(&format!(
             ", error_description=\"{}\"",
-            quote_escape(&d.message)
+            quote_escape(&d.client_message())
         ));
     }
     Some(v)
@@ -118,14 +118,14 @@ fn outcome_body(issues: Vec<Map<String, Value>>) -> Vec<u8> {
 /// The OperationOutcome body (JSON) for a refusal.
 pub fn operation_outcome(d: &Decision, status: u16) -> Vec<u8> {
     let code = issue_code(d.reason, status);
-    let mut issues = vec![issue("error", code, Some(d.reason), d.message.clone())];
+    let mut issues = vec![issue("error", code, Some(d.reason), d.client_message())];
     if !d.required_scopes.is_empty() && status == 403 {
         let scopes = d.required_scopes.join(" ");
         let diagnostics = format!("any of these scopes would allow it: {scopes}");
         issues.push(issue("information", "informational", None, diagnostics));
     }
     for e in &d.denied_entries {
-        let mut entry = issue("error", "forbidden", Some(e.reason), e.message.clone());
+        let mut entry = issue("error", "forbidden", Some(e.reason), client_text(&e.message));
         let expression = Value::from(format!("Bundle.entry[{}]", e.index));
         put(&mut entry, "expression", Value::Array(vec![expression]));
         issues.push(entry);

@@ -225,12 +225,19 @@ fn a_fact_header_or_token_removal_the_host_refuses_is_never_forwarded() {
             assert_eq!(replies(&h), vec![500], "{case}");
             assert_eq!(h.state.borrow().resumed_requests, 0, "{case}");
             let body = reply_json(&h);
+            // the client reads it without the configuration key; the audit record keeps it
             assert_eq!(
                 body["issue"][0]["diagnostics"],
+                client_text(&format!("the gateway could not {what}; the request was not forwarded")),
+                "{case}"
+            );
+            assert!(!body.to_string().contains("upstream."), "{case}");
+            let a = audit(&h);
+            assert_eq!(
+                a["message"],
                 format!("the gateway could not {what}; the request was not forwarded"),
                 "{case}"
             );
-            let a = audit(&h);
             assert_eq!(
                 (
                     a["decision"].as_str(),

@@ -28,7 +28,7 @@ use fhir_smart_authz::root::Root;
 use fhir_smart_authz::{Flow, Shared, Stream};
 use fhir_smart_authz_core::audit::AuditEncoding;
 use fhir_smart_authz_core::config::Config;
-use fhir_smart_authz_core::decision::{Decision, Obligation, Reason};
+use fhir_smart_authz_core::decision::{client_text, Decision, Obligation, Reason};
 use fhir_smart_authz_core::fhir::{Interaction, InteractionKind, Level, RequestParts};
 use serde_json::{json, Value};
 use std::rc::Rc;
