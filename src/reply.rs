@@ -1,6 +1,7 @@
 //! Deny replies: status, `WWW-Authenticate` (RFC 6750 §3) and a FHIR
 //! `OperationOutcome` body. Pure.
 
+use fhir_smart_authz_core::batch::AnsweredEntry;
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{client_text, Decision, Reason};
 use serde_json::{Map, Value};
@@ -113,6 +114,25 @@ fn outcome_body(issues: Vec<Map<String, Value>>) -> Vec<u8> {
         Value::Array(issues.into_iter().map(Value::Object).collect()),
     );
     Value::Object(o).to_string().into_bytes()
+}
+
+/// The denied entries of a partly allowed batch as the batch-response
+/// answers them: each one's status and the OperationOutcome it would get
+/// sent alone.
+pub fn answered_entries(d: &Decision) -> Vec<AnsweredEntry> {
+    d.denied_entries
+        .iter()
+        .map(|e| {
+            let mut alone = Decision::deny(e.reason, e.message.clone());
+            alone.required_scopes = e.required_scopes.clone();
+            let outcome = operation_outcome(&alone, alone.status);
+            AnsweredEntry {
+                index: e.index,
+                status: alone.status,
+                outcome: serde_json::from_slice(&outcome).unwrap_or(Value::Null),
+            }
+        })
+        .collect()
 }
 
 /// The OperationOutcome body (JSON) for a refusal.

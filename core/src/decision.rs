@@ -281,7 +281,8 @@ pub struct Decision {
     /// Non-fatal findings, e.g. invalid scope strings that were ignored.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub diagnostics: Vec<String>,
-    /// For a denied batch/transaction: the failing entries.
+    /// For a denied batch/transaction: the failing entries; for an allowed
+    /// batch: the entries answered in place (the others are forwarded).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub denied_entries: Vec<EntryDenial>,
     /// An allow that holds only with these changes to the request (the
@@ -381,6 +382,12 @@ impl Decision {
 
     pub fn is_allow(&self) -> bool {
         self.decision == Verdict::Allow
+    }
+
+    /// An allowed batch some of whose entries are answered in place
+    /// ([`crate::batch`]): only the others go to the server.
+    pub fn is_partial_batch(&self) -> bool {
+        self.is_allow() && !self.denied_entries.is_empty()
     }
 }
 

@@ -12,9 +12,10 @@
 use super::rewrite::rewrite_headers;
 use super::{Phase, Stream};
 use crate::host::{response_status, Buffer, Flow, HeaderMap, Host, HttpCall, LogLevel};
-use crate::reply::{deny_reply, gateway_error_reply, Reply};
+use crate::reply::{answered_entries, deny_reply, gateway_error_reply, Reply};
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Reason};
+use fhir_smart_authz_core::batch::{forwarded_request, merged_response};
 use fhir_smart_authz_core::policy::{answer_gate, full_answer_request, AnswerGate};
 use serde_json::Value;
 
@@ -29,8 +30,15 @@ impl Stream {
             // The full answer of a GET, which the check reads (core's rule).
             full_answer_request(&mut headers);
         }
-        // The decision is made: the body is not read again, it goes to the call.
-        let body = self.body.take();
+        // The decision is made: the body is not read again, it goes to the call
+        // (of a partly allowed batch: its allowed entries, core `batch`).
+        let mut body = self.body.take();
+        if let Some(d) = self.decision.as_ref().filter(|d| d.is_partial_batch()) {
+            match body.as_deref().map(|b| forwarded_request(b, &d.denied_entries)) {
+                Some(Ok(b)) => body = Some(b),
+                _ => return self.relay_failed(host, "the batch's allowed entries could not be written"),
+            }
+        }
         match self.call_upstream(host, headers, body, Phase::Relaying, "obligation fetch") {
             Ok(flow) => flow,
             Err(why) => self.relay_failed(
@@ -184,6 +192,20 @@ impl Stream {
             }
         }
         let mut reply = relayed(host, status, headers, body_size, body);
+        if let Some(d) = self.decision.as_ref().filter(|d| d.is_partial_batch()) {
+            // A batch-response gets the denied entries back at their places;
+            // a refusal of the whole forwarded batch is relayed as it is.
+            if (200..300).contains(&reply.status) {
+                let total = d.interaction.as_ref().map_or(0, |it| it.entries.len());
+                match merged_response(&reply.body, total, &answered_entries(d)) {
+                    Ok(merged) => reply.body = merged,
+                    Err(why) => {
+                        self.relay_failed(host, &why);
+                        return;
+                    }
+                }
+            }
+        }
         if self.method() == "HEAD" {
             // Fetched as GET to be checked; the client asked for the headers.
             reply.body.clear();

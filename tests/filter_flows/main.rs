@@ -8,6 +8,7 @@
 )]
 
 mod audit_encoding;
+mod batches;
 mod bodies;
 mod faults;
 mod headers;

@@ -477,8 +477,12 @@ fn write_pre_check_obligations() {
     assert!(d.is_allow(), "{}", d.message);
     assert_eq!(d.obligations, (0..3).map(|i| stored("Observation", &format!("o{i}"), K::Delete, Some(i))).collect::<Vec<_>>());
     let many: Vec<Interaction> = (0..17).map(|i| delete("Observation", &format!("o{i}"))).collect();
-    let d = authorize(&cfg(), bundle(K::Batch, many), Some(&ctx));
+    let d = authorize(&cfg(), bundle(K::Transaction, many.clone()), Some(&ctx));
     assert_eq!((d.status, d.reason), (403, Reason::BundleEntryDenied));
+    assert_eq!(d.denied_entries.iter().map(|e| e.index).collect::<Vec<_>>(), vec![16]);
+    // a batch: the 17th entry answered in place
+    let d = authorize(&cfg(), bundle(K::Batch, many), Some(&ctx));
+    assert!(d.is_partial_batch(), "{}", d.message);
     assert_eq!(d.denied_entries.iter().map(|e| e.index).collect::<Vec<_>>(), vec![16]);
     assert!(d.denied_entries[0].message.contains("more than 16"), "{}", d.denied_entries[0].message);
 }
