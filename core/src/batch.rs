@@ -22,7 +22,7 @@ pub fn forwarded_request(body: &[u8], denied: &[EntryDenial]) -> Result<Vec<u8>,
         index += 1;
         keep
     });
-    serde_json::to_vec(&bundle).map_err(|e| e.to_string())
+    Ok(bundle.to_string().into_bytes())
 }
 
 /// A denied entry as the client reads it: its status and OperationOutcome.
@@ -73,7 +73,7 @@ pub fn merged_response(
     if let Some(map) = bundle.as_object_mut() {
         map.insert("entry".into(), Value::Array(entries));
     }
-    serde_json::to_vec(&bundle).map_err(|e| e.to_string())
+    Ok(bundle.to_string().into_bytes())
 }
 
 /// `{"response": {"status": "403 Forbidden", "outcome": {...}}}`.

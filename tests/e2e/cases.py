@@ -208,7 +208,9 @@ CASES: list[Case] = [
             P, "chained_search_not_permitted"),
     # _contained returns containers of any type and patient (issue 17)
     deny403("patient-contained-search", "GET", "/Observation?patient=pat-a&_contained=true", P,
-            "patient_compartment_violation", oo_diag="_contained"),
+            "insufficient_scope", oo_diag="_contained", required_scopes=["patient/Observation.s", "user/*.s"]),
+    deny403("patient-all-contained-search", "GET", "/Observation?patient=pat-a&_contained=true",
+            ("patient", {"scope": PATIENT_ALL}), "patient_compartment_violation", oo_diag="_contained"),
     deny403("clinician-contained-search", "GET", "/Observation?_contained=both", C, "insufficient_scope",
             required_scopes=["user/Observation.s", "user/*.s"]),
     allow("patient-contained-false", "GET", "/Observation?patient=pat-a&_contained=false", P, "search"),
