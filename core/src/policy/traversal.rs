@@ -44,8 +44,11 @@ pub(super) fn parameters(
             Some(ControlParam::List) => reads_list(ev)?,
             Some(ControlParam::Filter) => reads_every_type(ev, "_filter")?,
             Some(ControlParam::Contained) if sp.values.iter().all(|v| v == "false") => {}
+            // `_contained=true|both` (and `_containedType`, which only means
+            // something with it) returns the containers of the matches: any
+            // type, any patient's record (R4 search.html).
             Some(ControlParam::Contained | ControlParam::ContainedType) => {
-                reads_containers(ev, sp)?
+                reads_every_type(ev, &format!("{}={}", sp.name, sp.values.join(",")))?
             }
             Some(ControlParam::Sort) => {
                 for key in &sp.values {
@@ -94,8 +97,9 @@ fn need_read(ev: &mut Evaluator<'_>, rtype: &str, what: &str) -> Result<(), Fail
 }
 
 /// `_filter` and `_query` can reach any type (chains inside a filter
-/// expression; a named query's meaning is the server's): `s` on every type,
-/// never under patient/ scopes.
+/// expression; a named query's meaning is the server's), and so can
+/// `_contained` (containers of any type): `s` on every type, never under
+/// patient/ scopes.
 fn reads_every_type(ev: &mut Evaluator<'_>, name: &str) -> Result<(), Fail> {
     ev.need("*", Perms::S, Rule::NoPatient, ScopeContexts::ALL)
         .map_err(|f| {
@@ -103,26 +107,6 @@ fn reads_every_type(ev: &mut Evaluator<'_>, name: &str) -> Result<(), Fail> {
                 f.reason,
                 format!(
                     "`{name}` can reach every resource type, so it needs s on all types (user/*.s or system/*.s) and is refused under patient/ scopes: {}",
-                    f.message
-                ),
-            )
-        })
-}
-
-/// `_contained=true|both` (and `_containedType`, which only means something
-/// with it) returns resources contained in others, with their containers:
-/// resources of any type, in any patient's record, that the search does not
-/// select (R4 search.html). Decided like `_filter`: `s` on every type, never
-/// under patient/ scopes. `_contained=false` is the default search.
-fn reads_containers(ev: &mut Evaluator<'_>, sp: &SearchParam) -> Result<(), Fail> {
-    ev.need("*", Perms::S, Rule::NoPatient, ScopeContexts::ALL)
-        .map_err(|f| {
-            fail(
-                f.reason,
-                format!(
-                    "`{}={}` returns the resources that contain the matches, of any type and any patient's record, so it needs s on all types (user/*.s or system/*.s) and is refused under patient/ scopes; search without it (`_contained=false` is the default): {}",
-                    sp.name,
-                    sp.values.join(","),
                     f.message
                 ),
             )
