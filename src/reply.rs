@@ -145,7 +145,12 @@ pub fn operation_outcome(d: &Decision, status: u16) -> Vec<u8> {
         issues.push(issue("information", "informational", None, diagnostics));
     }
     for e in &d.denied_entries {
-        let mut entry = issue("error", "forbidden", Some(e.reason), client_text(&e.message));
+        let mut entry = issue(
+            "error",
+            "forbidden",
+            Some(e.reason),
+            client_text(&e.message),
+        );
         let expression = Value::from(format!("Bundle.entry[{}]", e.index));
         put(&mut entry, "expression", Value::Array(vec![expression]));
         issues.push(entry);

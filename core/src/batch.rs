@@ -42,34 +42,23 @@ pub fn merged_response(
     total: usize,
     answered: &[AnsweredEntry],
 ) -> Result<Vec<u8>, String> {
-    let mut bundle: Value = serde_json::from_slice(response)
-        .map_err(|_| "the FHIR server's answer to the batch is not JSON".to_string())?;
+    let mut bundle: Value = serde_json::from_slice(response).unwrap_or(Value::Null);
     let is_batch_response = bundle.get("resourceType").and_then(Value::as_str) == Some("Bundle")
         && bundle.get("type").and_then(Value::as_str) == Some("batch-response");
-    if !is_batch_response {
-        return Err("the FHIR server's answer to the batch is not a batch-response Bundle".into());
-    }
-    let served: Vec<Value> = match bundle.get_mut("entry") {
+    let served = match bundle.get_mut("entry") {
         Some(Value::Array(a)) => std::mem::take(a),
-        None => Vec::new(),
-        Some(_) => return Err("the FHIR server's batch-response has no entry list".into()),
+        _ => Vec::new(),
     };
-    if served.len() + answered.len() != total {
-        return Err(format!(
-            "the FHIR server answered {} batch entries, {} were sent",
-            served.len(),
-            total - answered.len()
-        ));
+    if !is_batch_response || served.len() + answered.len() != total {
+        return Err("the FHIR server's answer to the batch is not a batch-response with one entry per entry sent".into());
     }
     let mut served = served.into_iter();
-    let mut entries = Vec::with_capacity(total);
-    for index in 0..total {
-        let entry = match answered.iter().find(|a| a.index == index) {
-            Some(a) => answered_entry(a),
-            None => served.next().ok_or("the batch-response is short")?,
-        };
-        entries.push(entry);
-    }
+    let entries: Vec<Value> = (0..total)
+        .filter_map(|index| match answered.iter().find(|a| a.index == index) {
+            Some(a) => Some(answered_entry(a)),
+            None => served.next(),
+        })
+        .collect();
     if let Some(map) = bundle.as_object_mut() {
         map.insert("entry".into(), Value::Array(entries));
     }
@@ -140,11 +129,18 @@ mod tests {
             {"response":{"status":"200 OK"},"resource":{"resourceType":"Patient","id":"1"}},
             {"response":{"status":"200 OK"}}]});
         let outcome = json!({"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"forbidden"}]});
-        let answered = [AnsweredEntry { index: 1, status: 403, outcome: outcome.clone() }];
+        let answered = [AnsweredEntry {
+            index: 1,
+            status: 403,
+            outcome: outcome.clone(),
+        }];
         let merged = merged_response(served.to_string().as_bytes(), 3, &answered).unwrap();
         let merged: Value = serde_json::from_slice(&merged).unwrap();
         assert_eq!(merged["entry"][0]["resource"]["id"], "1");
-        assert_eq!(merged["entry"][1], json!({"response":{"status":"403 Forbidden","outcome":outcome}}));
+        assert_eq!(
+            merged["entry"][1],
+            json!({"response":{"status":"403 Forbidden","outcome":outcome}})
+        );
         assert_eq!(merged["entry"][2]["response"]["status"], "200 OK");
         // an answer that does not fit is not relayed
         for bad in [
@@ -152,7 +148,10 @@ mod tests {
             json!({"resourceType":"Bundle","type":"searchset","entry":[{},{}]}),
             json!({"resourceType":"OperationOutcome"}),
         ] {
-            assert!(merged_response(bad.to_string().as_bytes(), 3, &answered).is_err(), "{bad}");
+            assert!(
+                merged_response(bad.to_string().as_bytes(), 3, &answered).is_err(),
+                "{bad}"
+            );
         }
         assert!(merged_response(b"<html>", 3, &answered).is_err());
     }

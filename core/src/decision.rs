@@ -311,8 +311,8 @@ const CONFIG_TERMS: [&str; 10] = [
 
 /// A decision message as the client reads it (the OperationOutcome, the
 /// `WWW-Authenticate` description): in FHIR and SMART terms, without the
-/// configuration keys the audit record and the log carry. A parenthesis
-/// naming one is left out; the rest names things as a client knows them.
+/// configuration keys the audit record and the log carry. Messages name a
+/// key only in a parenthesis, which is left out.
 pub fn client_text(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
@@ -329,11 +329,7 @@ pub fn client_text(message: &str) -> String {
         rest = after;
     }
     out.push_str(rest);
-    out.replace(
-        "the types in policy.patient_scope_public_types",
-        "the shared reference types this server allows",
-    )
-    .replace("fhir_base_url", "the server's base URL")
+    out
 }
 
 impl Decision {
@@ -421,9 +417,9 @@ mod tests {
              "operation $x at type level on Patient is not permitted"),
             ("reading Observation by id under a patient/ scope is refused (policy.read_outside_request = deny); search with Observation?patient=1 instead",
              "reading Observation by id under a patient/ scope is refused; search with Observation?patient=1 instead"),
-            ("Device is not in the Patient compartment; under patient/ scopes only the patient's own data and the types in policy.patient_scope_public_types are reachable",
+            ("Device is not in the Patient compartment; under patient/ scopes only the patient's own data and the shared reference types this server allows (policy.patient_scope_public_types) are reachable",
              "Device is not in the Patient compartment; under patient/ scopes only the patient's own data and the shared reference types this server allows are reachable"),
-            ("servers read `x` differently: send Type/id or a URL under fhir_base_url",
+            ("servers read `x` differently: send Type/id or a URL under the server's base URL (fhir_base_url)",
              "servers read `x` differently: send Type/id or a URL under the server's base URL"),
             ("the request body is larger than 10 bytes (max_body_bytes) and cannot be checked",
              "the request body is larger than 10 bytes and cannot be checked"),

@@ -8,15 +8,14 @@
 /// `Origin` added unless it is already there (or `*`); `None` when the
 /// value stays as it is.
 pub fn vary_with_origin(existing: Option<&str>) -> Option<String> {
-    match existing.map(str::trim).filter(|v| !v.is_empty()) {
-        None => Some("Origin".into()),
-        Some(v)
-            if v.split(',')
-                .any(|t| t.trim() == "*" || t.trim().eq_ignore_ascii_case("origin")) =>
-        {
-            None
-        }
-        Some(v) => Some(format!("{v}, Origin")),
+    let v = existing.unwrap_or("").trim();
+    let lower = v.to_ascii_lowercase();
+    if lower.split(',').any(|t| matches!(t.trim(), "origin" | "*")) {
+        None
+    } else if v.is_empty() {
+        Some("Origin".into())
+    } else {
+        Some(format!("{v}, Origin"))
     }
 }
 

@@ -87,44 +87,247 @@ fn transaction(entries: Value) -> Value {
 fn every_position_refuses_a_value_outside_the_grammar() {
     let config = Config::from_json(format!(r#"{{"fhir_base_url":"{BASE}"}}"#).as_bytes()).unwrap();
     let mut rows = vec![
-        pos("URL path: id `..`", "GET", "/fhir/Patient/..", None, 400, "invalid_request"),
-        pos("URL path: version `..`", "GET", "/fhir/Patient/123/_history/..", None, 400, "invalid_request"),
-        pos("URL path: encoded dot segment", "GET", "/fhir/Patient/123/_history/%2e%2e", None, 400, "invalid_request"),
-        pos("URL path: encoded slash in id", "GET", "/fhir/Patient/123%2F..%2F456", None, 400, "invalid_request"),
-        pos("query: pin with dot segments", "GET", &format!("/fhir/Observation?patient={DOTTED}"), None, 400, "invalid_request"),
-        pos("query: pin encoded", "GET", &format!("/fhir/Observation?subject={DOTTED_ENC}"), None, 400, "invalid_request"),
-        pos("query: pin `_history/..`", "GET", "/fhir/Observation?subject=Patient/123/_history/..", None, 400, "invalid_request"),
-        pos("query: bare id `..`", "GET", "/fhir/Observation?patient=..", None, 400, "invalid_request"),
-        pos("query: absolute on base, dotted", "GET", &format!("/fhir/Observation?patient={BASE}/{DOTTED}"), None, 400, "invalid_request"),
-        pos("query: Patient `_id` not an id", "GET", "/fhir/Patient?_id=123/../456", None, 400, "invalid_request"),
-        pos("compartment path: id `..`", "GET", "/fhir/Patient/../Observation", None, 400, "invalid_request"),
-        pos("operation URL parameter", "GET", &format!("/fhir/Observation/$lastn?patient={DOTTED_ENC}"), None, 400, "invalid_request"),
-        pos("operation Parameters body: valueReference", "POST", "/fhir/Observation/$lastn", Some(params("patient", json!({"valueReference":{"reference": DOTTED}}))), 400, "invalid_request"),
-        pos("operation Parameters body: valueString", "POST", "/fhir/Observation/$lastn", Some(params("patient", json!({"valueString": DOTTED}))), 400, "invalid_request"),
-        pos("written body reference", "POST", "/fhir/Observation", Some(obs(DOTTED)), 400, "invalid_request"),
-        pos("written body reference `_history/..`", "POST", "/fhir/Observation", Some(obs("Patient/123/_history/..")), 400, "invalid_request"),
-        pos("conditional update criteria", "PUT", &format!("/fhir/Observation?patient={DOTTED_ENC}"), Some(obs("Patient/123")), 400, "invalid_request"),
-        pos("conditional delete criteria", "DELETE", &format!("/fhir/Observation?patient={DOTTED_ENC}"), None, 400, "invalid_request"),
-        pos("Bundle entry request.url path", "POST", "/fhir", Some(batch(json!([{"request":{"method":"GET","url":"Patient/123/_history/.."}}]))), 400, "invalid_request"),
-        pos("Bundle entry request.url pin", "POST", "/fhir", Some(batch(json!([{"request":{"method":"GET","url":format!("Observation?patient={DOTTED_ENC}")}}]))), 403, "bundle_entry_denied"),
-        pos("Bundle entry ifNoneExist", "POST", "/fhir", Some(transaction(json!([{"resource": obs("Patient/123"), "request":{"method":"POST","url":"Observation","ifNoneExist":format!("patient={DOTTED_ENC}")}}]))), 403, "bundle_entry_denied"),
-        pos("Bundle entry resource reference", "POST", "/fhir", Some(transaction(json!([{"resource": obs(DOTTED), "request":{"method":"POST","url":"Observation"}}]))), 403, "bundle_entry_denied"),
-        pos("Bundle entry fullUrl naming another patient", "POST", "/fhir", Some(transaction(json!([
-            {"fullUrl": format!("{BASE}/Patient/456"), "resource": {"resourceType":"Patient","id":"123"}, "request":{"method":"PUT","url":"Patient/123"}},
-            {"resource": obs(&format!("{BASE}/Patient/456")), "request":{"method":"POST","url":"Observation"}}
-        ]))), 400, "invalid_request"),
-        pos("Bundle entry fullUrl with dot segments", "POST", "/fhir", Some(transaction(json!([
-            {"fullUrl": format!("{BASE}/{DOTTED}"), "resource": obs("Patient/123"), "request":{"method":"POST","url":"Observation"}}
-        ]))), 400, "invalid_request"),
+        pos(
+            "URL path: id `..`",
+            "GET",
+            "/fhir/Patient/..",
+            None,
+            400,
+            "invalid_request",
+        ),
+        pos(
+            "URL path: version `..`",
+            "GET",
+            "/fhir/Patient/123/_history/..",
+            None,
+            400,
+            "invalid_request",
+        ),
+        pos(
+            "URL path: encoded dot segment",
+            "GET",
+            "/fhir/Patient/123/_history/%2e%2e",
+            None,
+            400,
+            "invalid_request",
+        ),
+        pos(
+            "URL path: encoded slash in id",
+            "GET",
+            "/fhir/Patient/123%2F..%2F456",
+            None,
+            400,
+            "invalid_request",
+        ),
+        pos(
+            "query: pin with dot segments",
+            "GET",
+            &format!("/fhir/Observation?patient={DOTTED}"),
+            None,
+            400,
+            "invalid_request",
+        ),
+        pos(
+            "query: pin encoded",
+            "GET",
+            &format!("/fhir/Observation?subject={DOTTED_ENC}"),
+            None,
+            400,
+            "invalid_request",
+        ),
+        pos(
+            "query: pin `_history/..`",
+            "GET",
+            "/fhir/Observation?subject=Patient/123/_history/..",
+            None,
+            400,
+            "invalid_request",
+        ),
+        pos(
+            "query: bare id `..`",
+            "GET",
+            "/fhir/Observation?patient=..",
+            None,
+            400,
+            "invalid_request",
+        ),
+        pos(
+            "query: absolute on base, dotted",
+            "GET",
+            &format!("/fhir/Observation?patient={BASE}/{DOTTED}"),
+            None,
+            400,
+            "invalid_request",
+        ),
+        pos(
+            "query: Patient `_id` not an id",
+            "GET",
+            "/fhir/Patient?_id=123/../456",
+            None,
+            400,
+            "invalid_request",
+        ),
+        pos(
+            "compartment path: id `..`",
+            "GET",
+            "/fhir/Patient/../Observation",
+            None,
+            400,
+            "invalid_request",
+        ),
+        pos(
+            "operation URL parameter",
+            "GET",
+            &format!("/fhir/Observation/$lastn?patient={DOTTED_ENC}"),
+            None,
+            400,
+            "invalid_request",
+        ),
+        pos(
+            "operation Parameters body: valueReference",
+            "POST",
+            "/fhir/Observation/$lastn",
+            Some(params(
+                "patient",
+                json!({"valueReference":{"reference": DOTTED}}),
+            )),
+            400,
+            "invalid_request",
+        ),
+        pos(
+            "operation Parameters body: valueString",
+            "POST",
+            "/fhir/Observation/$lastn",
+            Some(params("patient", json!({"valueString": DOTTED}))),
+            400,
+            "invalid_request",
+        ),
+        pos(
+            "written body reference",
+            "POST",
+            "/fhir/Observation",
+            Some(obs(DOTTED)),
+            400,
+            "invalid_request",
+        ),
+        pos(
+            "written body reference `_history/..`",
+            "POST",
+            "/fhir/Observation",
+            Some(obs("Patient/123/_history/..")),
+            400,
+            "invalid_request",
+        ),
+        pos(
+            "conditional update criteria",
+            "PUT",
+            &format!("/fhir/Observation?patient={DOTTED_ENC}"),
+            Some(obs("Patient/123")),
+            400,
+            "invalid_request",
+        ),
+        pos(
+            "conditional delete criteria",
+            "DELETE",
+            &format!("/fhir/Observation?patient={DOTTED_ENC}"),
+            None,
+            400,
+            "invalid_request",
+        ),
+        pos(
+            "Bundle entry request.url path",
+            "POST",
+            "/fhir",
+            Some(batch(
+                json!([{"request":{"method":"GET","url":"Patient/123/_history/.."}}]),
+            )),
+            400,
+            "invalid_request",
+        ),
+        pos(
+            "Bundle entry request.url pin",
+            "POST",
+            "/fhir",
+            Some(batch(
+                json!([{"request":{"method":"GET","url":format!("Observation?patient={DOTTED_ENC}")}}]),
+            )),
+            403,
+            "bundle_entry_denied",
+        ),
+        pos(
+            "Bundle entry ifNoneExist",
+            "POST",
+            "/fhir",
+            Some(transaction(
+                json!([{"resource": obs("Patient/123"), "request":{"method":"POST","url":"Observation","ifNoneExist":format!("patient={DOTTED_ENC}")}}]),
+            )),
+            403,
+            "bundle_entry_denied",
+        ),
+        pos(
+            "Bundle entry resource reference",
+            "POST",
+            "/fhir",
+            Some(transaction(
+                json!([{"resource": obs(DOTTED), "request":{"method":"POST","url":"Observation"}}]),
+            )),
+            403,
+            "bundle_entry_denied",
+        ),
+        pos(
+            "Bundle entry fullUrl naming another patient",
+            "POST",
+            "/fhir",
+            Some(transaction(json!([
+                {"fullUrl": format!("{BASE}/Patient/456"), "resource": {"resourceType":"Patient","id":"123"}, "request":{"method":"PUT","url":"Patient/123"}},
+                {"resource": obs(&format!("{BASE}/Patient/456")), "request":{"method":"POST","url":"Observation"}}
+            ]))),
+            400,
+            "invalid_request",
+        ),
+        pos(
+            "Bundle entry fullUrl with dot segments",
+            "POST",
+            "/fhir",
+            Some(transaction(json!([
+                {"fullUrl": format!("{BASE}/{DOTTED}"), "resource": obs("Patient/123"), "request":{"method":"POST","url":"Observation"}}
+            ]))),
+            400,
+            "invalid_request",
+        ),
     ];
-    let mut if_none_exist = pos("If-None-Exist header", "POST", "/fhir/Observation", Some(obs("Patient/123")), 400, "invalid_request");
-    if_none_exist.headers.push(("if-none-exist", format!("patient={DOTTED_ENC}")));
+    let mut if_none_exist = pos(
+        "If-None-Exist header",
+        "POST",
+        "/fhir/Observation",
+        Some(obs("Patient/123")),
+        400,
+        "invalid_request",
+    );
+    if_none_exist
+        .headers
+        .push(("if-none-exist", format!("patient={DOTTED_ENC}")));
     rows.push(if_none_exist);
-    let mut form = pos("POST _search form", "POST", "/fhir/Observation/_search", None, 400, "invalid_request");
-    form.headers.push(("content-type", "application/x-www-form-urlencoded".into()));
+    let mut form = pos(
+        "POST _search form",
+        "POST",
+        "/fhir/Observation/_search",
+        None,
+        400,
+        "invalid_request",
+    );
+    form.headers
+        .push(("content-type", "application/x-www-form-urlencoded".into()));
     form.body = Some(format!("patient={DOTTED_ENC}"));
     rows.push(form);
-    let mut claim = pos("token / introspection patient claim `..`", "GET", "/fhir/Patient/..", None, 400, "invalid_request");
+    let mut claim = pos(
+        "token / introspection patient claim `..`",
+        "GET",
+        "/fhir/Patient/..",
+        None,
+        400,
+        "invalid_request",
+    );
     claim.path = "/fhir/Observation?code=x".into();
     claim.claims = claims("..");
     claim.status = 403;
@@ -176,7 +379,12 @@ fn answers_read_with_the_same_grammar() {
     let mut own = obs("Patient/123");
     own["id"] = json!("o1");
     assert!(check(&compartment("Observation"), &own).is_ok());
-    for subject in [DOTTED, "Patient/123/_history/..", "Patient/123/", "Patient/123%2F"] {
+    for subject in [
+        DOTTED,
+        "Patient/123/_history/..",
+        "Patient/123/",
+        "Patient/123%2F",
+    ] {
         let mut o = obs(subject);
         o["id"] = json!("o2");
         assert!(check(&compartment("Observation"), &o).is_err(), "{subject}");
@@ -188,7 +396,11 @@ fn answers_read_with_the_same_grammar() {
         ]})
     };
     assert!(check(&compartment("*"), &provenance("Observation/o1")).is_ok());
-    assert!(check(&compartment("*"), &provenance("Observation/o1/_history/../../o9")).is_err());
+    assert!(check(
+        &compartment("*"),
+        &provenance("Observation/o1/_history/../../o9")
+    )
+    .is_err());
 }
 
 /// The claims: a patient claim or `fhirUser` outside the grammar is no
@@ -202,7 +414,10 @@ fn claims_read_with_the_same_grammar() {
     .unwrap();
     let ctx = |c: Value| fhir_smart_authz_core::engine::token_context(&config, &c);
     for bad in [".", "..", "123/../456", "Patient/123"] {
-        assert!(ctx(json!({"scope": SCOPES, "patient": bad})).is_err(), "{bad}");
+        assert!(
+            ctx(json!({"scope": SCOPES, "patient": bad})).is_err(),
+            "{bad}"
+        );
     }
     for (fhir_user, want) in [
         ("Patient/9", Some("9")),

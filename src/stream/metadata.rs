@@ -21,10 +21,10 @@ use super::Stream;
 use crate::host::{Buffer, Flow, HeaderMap, Host, LogLevel};
 use fhir_smart_authz_core::capability_statement::{is_json_content_type, with_smart_security};
 use fhir_smart_authz_core::config::Config;
-use fhir_smart_authz_core::decision::Reason;
-use fhir_smart_authz_core::public_answer::vary_with_origin;
 use fhir_smart_authz_core::decision::Decision;
+use fhir_smart_authz_core::decision::Reason;
 use fhir_smart_authz_core::fhir::InteractionKind;
+use fhir_smart_authz_core::public_answer::vary_with_origin;
 
 /// Where the rewrite of a `/metadata` answer stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -88,7 +88,10 @@ impl Stream {
                 .set_header(HeaderMap::Response, "vary", Some(&vary))
                 .is_err()
             {
-                host.log(LogLevel::Warn, "could not set Vary: Origin on a public answer");
+                host.log(
+                    LogLevel::Warn,
+                    "could not set Vary: Origin on a public answer",
+                );
             }
         }
     }

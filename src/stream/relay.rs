@@ -13,9 +13,9 @@ use super::rewrite::rewrite_headers;
 use super::{Phase, Stream};
 use crate::host::{response_status, Buffer, Flow, HeaderMap, Host, HttpCall, LogLevel};
 use crate::reply::{answered_entries, deny_reply, gateway_error_reply, Reply};
+use fhir_smart_authz_core::batch::{forwarded_request, merged_response};
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Reason};
-use fhir_smart_authz_core::batch::{forwarded_request, merged_response};
 use fhir_smart_authz_core::policy::{answer_gate, full_answer_request, AnswerGate};
 use serde_json::Value;
 
@@ -26,7 +26,11 @@ impl Stream {
         if let Some(rw) = self.decision.as_ref().and_then(|d| d.rewrite.as_ref()) {
             rewrite_headers(&mut headers, rw);
         }
-        if self.decision.as_ref().is_some_and(|d| !d.obligations.is_empty()) {
+        if self
+            .decision
+            .as_ref()
+            .is_some_and(|d| !d.obligations.is_empty())
+        {
             // The full answer of a GET, which the check reads (core's rule).
             full_answer_request(&mut headers);
         }
@@ -34,9 +38,15 @@ impl Stream {
         // (of a partly allowed batch: its allowed entries, core `batch`).
         let mut body = self.body.take();
         if let Some(d) = self.decision.as_ref().filter(|d| d.is_partial_batch()) {
-            match body.as_deref().map(|b| forwarded_request(b, &d.denied_entries)) {
+            match body
+                .as_deref()
+                .map(|b| forwarded_request(b, &d.denied_entries))
+            {
                 Some(Ok(b)) => body = Some(b),
-                _ => return self.relay_failed(host, "the batch's allowed entries could not be written"),
+                _ => {
+                    return self
+                        .relay_failed(host, "the batch's allowed entries could not be written")
+                }
             }
         }
         match self.call_upstream(host, headers, body, Phase::Relaying, "obligation fetch") {

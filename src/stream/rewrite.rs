@@ -92,7 +92,11 @@ fn set_request_headers<'r>(host: &dyn Host, rw: &'r Rewrite, path: &str) -> Resu
         .chain(rw.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
     for (name, value) in set {
         if host
-            .set_header(HeaderMap::Request, name, Some(value).filter(|v| !v.is_empty()))
+            .set_header(
+                HeaderMap::Request,
+                name,
+                Some(value).filter(|v| !v.is_empty()),
+            )
             .is_err()
         {
             return Err(name);

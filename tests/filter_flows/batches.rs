@@ -77,7 +77,8 @@ fn batch_answers_that_do_not_fit_and_transactions() {
     let h = run_batch("batch", "200", short);
     assert_eq!(h.state.borrow().replies.last().map(|r| r.status), Some(502));
     // the server refusing the whole forwarded batch is relayed as it is
-    let refused = r#"{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"invalid"}]}"#;
+    let refused =
+        r#"{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"invalid"}]}"#;
     let h = run_batch("batch", "400", refused);
     let r = h.state.borrow().replies.last().cloned().unwrap();
     assert_eq!((r.status, r.body.as_slice()), (400, refused.as_bytes()));

@@ -228,7 +228,9 @@ fn a_fact_header_or_token_removal_the_host_refuses_is_never_forwarded() {
             // the client reads it without the configuration key; the audit record keeps it
             assert_eq!(
                 body["issue"][0]["diagnostics"],
-                client_text(&format!("the gateway could not {what}; the request was not forwarded")),
+                client_text(&format!(
+                    "the gateway could not {what}; the request was not forwarded"
+                )),
                 "{case}"
             );
             assert!(!body.to_string().contains("upstream."), "{case}");

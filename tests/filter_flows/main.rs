@@ -85,7 +85,8 @@ fn scripted_engine(body_needed: bool, obligations: bool) -> FakeEngine {
         }),
         check: Box::new(|_o: &Obligation, v: &Value| {
             // As the core's check: an OperationOutcome always passes.
-            if v["subject"]["reference"] == "Patient/p1" || v["resourceType"] == "OperationOutcome" {
+            if v["subject"]["reference"] == "Patient/p1" || v["resourceType"] == "OperationOutcome"
+            {
                 Ok(())
             } else {
                 Err("Observation/o1 is not in the compartment of Patient/p1".into())

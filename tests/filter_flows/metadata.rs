@@ -184,7 +184,11 @@ fn public_answers_vary_by_origin() {
         let mut headers = json.to_vec();
         headers.extend(vary.map(|v| ("vary", v)));
         let (h, _) = run(cfg, "GET", "/fhir/metadata", &headers, STATEMENT);
-        assert_eq!(response_header(&h, "vary").as_deref(), Some(want), "{cfg} {vary:?}");
+        assert_eq!(
+            response_header(&h, "vary").as_deref(),
+            Some(want),
+            "{cfg} {vary:?}"
+        );
     }
     let mut s = metadata_stream("{}");
     let h = host("GET", "/fhir/Observation?code=x", Some("Bearer good"), &[]);

@@ -137,11 +137,20 @@ fn answers_without_a_body_are_decided_as_the_full_get() {
         ("GET", "302", "", 403, false),
         ("GET", "200", "", 403, false),
         ("GET", "404", other, 403, false),
-        ("GET", "404", r#"{"resourceType":"OperationOutcome"}"#, 404, true),
+        (
+            "GET",
+            "404",
+            r#"{"resourceType":"OperationOutcome"}"#,
+            404,
+            true,
+        ),
     ] {
         let (h, _) = obligation_run_as(method, &conditional, "{}", status, body);
         let call = h.state.borrow().calls.last().cloned().unwrap().1;
-        assert!(call.headers.contains(&(":method".into(), "GET".into())), "{method} {status}");
+        assert!(
+            call.headers.contains(&(":method".into(), "GET".into())),
+            "{method} {status}"
+        );
         for (name, _) in conditional {
             assert!(
                 !call.headers.iter().any(|(n, _)| n == name),
@@ -154,7 +163,11 @@ fn answers_without_a_body_are_decided_as_the_full_get() {
             assert_eq!(r.body.is_empty(), !body_relayed, "{method} {status}");
         }
         if want == 403 {
-            assert_eq!(audit(&h)["reason"], "response_not_permitted", "{method} {status}");
+            assert_eq!(
+                audit(&h)["reason"],
+                "response_not_permitted",
+                "{method} {status}"
+            );
             assert!(!String::from_utf8_lossy(&r.body).contains("p2\"}"));
         }
     }

@@ -137,7 +137,10 @@ impl DiscoveryConfig {
                 || scope.starts_with("user/")
                 || scope == "launch"
                 || scope.starts_with("launch/")
-                || matches!(scope, "openid" | "fhirUser" | "profile" | "offline_access" | "online_access")
+                || matches!(
+                    scope,
+                    "openid" | "fhirUser" | "profile" | "offline_access" | "online_access"
+                )
             {
                 Some("authorization_code")
             } else {
@@ -181,7 +184,9 @@ impl DiscoveryConfig {
         }
         d.grant_types_supported = self.grants();
         if d.response_types_supported.is_empty()
-            && d.grant_types_supported.iter().any(|g| g == "authorization_code")
+            && d.grant_types_supported
+                .iter()
+                .any(|g| g == "authorization_code")
         {
             d.response_types_supported = vec!["code".into()];
         }

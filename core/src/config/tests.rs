@@ -148,7 +148,10 @@ fn discovery_document_for_backend_services() {
     )
     .unwrap();
     let d = c.discovery.unwrap().document();
-    assert_eq!(d["grant_types_supported"], serde_json::json!(["client_credentials"]));
+    assert_eq!(
+        d["grant_types_supported"],
+        serde_json::json!(["client_credentials"])
+    );
     assert_eq!(d["introspection_endpoint"], "https://a/introspect");
     assert!(d.get("response_types_supported").is_none());
 }

@@ -166,20 +166,29 @@ fn check_full_url(
     it: &Interaction,
 ) -> Result<(), ClassifyError> {
     let Some(url) = full_url else { return Ok(()) };
-    let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'%' | b'\\' | b'/' | b'?' | b'#'));
-    if url.strip_prefix("urn:uuid:").or_else(|| url.strip_prefix("urn:oid:")).is_some_and(plain) {
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_graphic() && !matches!(b, b'%' | b'\\' | b'/' | b'?' | b'#'))
+    };
+    if url
+        .strip_prefix("urn:uuid:")
+        .or_else(|| url.strip_prefix("urn:oid:"))
+        .is_some_and(plain)
+    {
         return Ok(());
     }
     let named = literal(url, base.url.as_deref()).filter(|l| l.version.is_none());
     let agrees = named.is_some_and(|l| {
         it.id.is_none()
-            || (it.resource_type.as_deref() == Some(l.resource_type) && it.id.as_deref() == Some(l.id))
+            || (it.resource_type.as_deref() == Some(l.resource_type)
+                && it.id.as_deref() == Some(l.id))
     });
     if agrees {
         return Ok(());
     }
     err(format!(
-        "entry.fullUrl `{}` must be a urn:uuid:/urn:oid: URI or the entry's own resource on fhir_base_url (`{{fhir_base_url}}/Type/id`, the id of request.url)",
+        "entry.fullUrl `{}` must be a urn:uuid:/urn:oid: URI or the entry's own resource (Type/id of request.url) on the server's base URL (fhir_base_url)",
         short(url)
     ))
 }
@@ -199,7 +208,7 @@ fn entry_target<'a>(
     let rel_full = if first == Some(&b':') || url.starts_with("//") {
         let Some(base_url) = base.url.as_deref() else {
             return err(format!(
-                "absolute request.url `{}` cannot be checked because fhir_base_url is not configured: use a relative URL such as `Patient/123`",
+                "absolute request.url `{}` cannot be checked because the gateway knows no base URL (fhir_base_url): use a relative URL such as `Patient/123`",
                 short(url)
             ));
         };
@@ -217,7 +226,7 @@ fn entry_target<'a>(
         }
     } else if url.starts_with('/') {
         return err(format!(
-            "request.url `{}` must be relative to the base (`Patient/123`, no leading `/`) or absolute under fhir_base_url",
+            "request.url `{}` must be relative to the base (`Patient/123`, no leading `/`) or absolute under the server's base URL (fhir_base_url)",
             short(url)
         ));
     } else {

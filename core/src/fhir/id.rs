@@ -105,7 +105,10 @@ mod tests {
         for (r, want) in [
             ("Patient/1", lit("Patient", "1", None)),
             ("Patient/1/_history/2", lit("Patient", "1", Some("2"))),
-            ("https://h/fhir/Observation/o", lit("Observation", "o", None)),
+            (
+                "https://h/fhir/Observation/o",
+                lit("Observation", "o", None),
+            ),
             ("Patient/1/_history/..", None),
             ("Patient/1/_history/../../2", None),
             ("Patient/1/_history/2/x", None),

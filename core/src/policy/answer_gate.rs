@@ -104,7 +104,10 @@ mod tests {
             h.extend(hs(&conditional));
             assert_eq!(full_answer_request(&mut h), head, "{method}");
             assert_eq!(h.len(), 2 + kept, "{method}: {h:?}");
-            let sent = h.iter().find(|(n, _)| n == ":method").map(|(_, v)| v.as_str());
+            let sent = h
+                .iter()
+                .find(|(n, _)| n == ":method")
+                .map(|(_, v)| v.as_str());
             assert_eq!(sent, Some(if head { "GET" } else { method }));
         }
     }

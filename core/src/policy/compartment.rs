@@ -120,7 +120,10 @@ mod tests {
     #[test]
     fn linked_types_follow_r4() {
         for (t, ps) in LINKED_TYPES {
-            assert!(r4::patient_compartment(t).is_none(), "{t} is in R4's compartment");
+            assert!(
+                r4::patient_compartment(t).is_none(),
+                "{t} is in R4's compartment"
+            );
             for p in ps {
                 assert!(bare_id_is_exact(t, p.name), "{t}.{}", p.name);
                 assert_eq!(p.paths, [p.name]);

@@ -8,8 +8,8 @@
 use super::compartment;
 use super::need::{fail, Fail};
 use crate::decision::Reason;
-use crate::fhir::{is_valid_id, literal};
 use crate::fhir::resource_types::is_resource_type;
+use crate::fhir::{is_valid_id, literal};
 use serde_json::Value;
 
 /// What one `Reference.reference` string names.
@@ -182,7 +182,10 @@ fn unshowable(resource: &Value, element: &Value, p: &str) -> Result<(), Fail> {
             let contained_type = resource
                 .get("contained")
                 .and_then(Value::as_array)
-                .and_then(|cs| cs.iter().find(|c| c.get("id").and_then(Value::as_str) == Some(id)))
+                .and_then(|cs| {
+                    cs.iter()
+                        .find(|c| c.get("id").and_then(Value::as_str) == Some(id))
+                })
                 .and_then(|c| c.get("resourceType")?.as_str());
             match contained_type {
                 Some(t) if !compartment::in_compartment(t) => Ok(()),
@@ -224,7 +227,7 @@ pub(crate) fn check_reference(
         )),
         Target::Odd | Target::ForeignPatient(_) => Err(fail(
             Reason::InvalidRequest,
-            format!("servers read `{short}` differently: send Type/id or a URL under fhir_base_url"),
+            format!("servers read `{short}` differently: send Type/id or a URL under the server's base URL (fhir_base_url)"),
         )),
         _ => Ok(false),
     }

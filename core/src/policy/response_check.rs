@@ -98,8 +98,7 @@ pub fn check_response(
                 }
                 // A linked type listed as shared (Device) is shared when it
                 // names no patient.
-                let shared =
-                    policy.is_public_type(rtype) && compartment_references(r).is_empty();
+                let shared = policy.is_public_type(rtype) && compartment_references(r).is_empty();
                 if checked
                     && compartment::in_compartment(rtype)
                     && !shared
@@ -184,9 +183,10 @@ impl OwnRecords {
             })
             .unwrap_or_default();
         !targets.is_empty()
-            && targets
-                .iter()
-                .all(|t| t.and_then(|t| relative(t, base_url)).is_some_and(|t| self.0.contains(&t)))
+            && targets.iter().all(|t| {
+                t.and_then(|t| relative(t, base_url))
+                    .is_some_and(|t| self.0.contains(&t))
+            })
     }
 }
 

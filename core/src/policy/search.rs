@@ -3,14 +3,15 @@
 //! (`traversal.rs`), what they add to the response (`include.rs`), and what
 //! patient/ scopes refuse.
 
+use super::compartment;
 use super::evaluator::Evaluator;
 use super::include::includes;
 use super::need::{fail, Criteria, Fail, Rule, ScopeContexts};
 use super::traversal::parameters;
-use super::compartment;
 use crate::decision::{Obligation, Reason};
 use crate::fhir::{r4, Interaction, Level, SearchParam};
 use crate::scope::Perms;
+use std::borrow::Cow;
 
 pub(super) fn search(ev: &mut Evaluator<'_>, it: &Interaction) -> Result<(), Fail> {
     let all = ScopeContexts::ALL;
@@ -76,7 +77,11 @@ fn pinned_by_request(ev: &Evaluator<'_>, types: &[&str]) -> bool {
 /// patient's, or a shared type), so whatever page a server reads it as,
 /// only the patient's data comes back. Returns the parameters left to
 /// decide. (`_getpages` names another search: refused everywhere.)
-fn paging_in_pinned_search(ev: &mut Evaluator<'_>, it: &Interaction, pinned: bool) -> Vec<SearchParam> {
+fn paging_in_pinned_search<'i>(
+    ev: &mut Evaluator<'_>,
+    it: &'i Interaction,
+    pinned: bool,
+) -> Cow<'i, [SearchParam]> {
     let offset = |sp: &SearchParam| matches!(sp.name.as_str(), "_getpagesoffset" | "_pageId");
     let patient = ev.ctx.patient.clone();
     match patient {
@@ -85,9 +90,9 @@ fn paging_in_pinned_search(ev: &mut Evaluator<'_>, it: &Interaction, pinned: boo
                 resource_type: "*".into(),
                 patient: p,
             });
-            it.search.iter().filter(|sp| !offset(sp)).cloned().collect()
+            Cow::Owned(it.search.iter().filter(|sp| !offset(sp)).cloned().collect())
         }
-        _ => it.search.clone(),
+        _ => Cow::Borrowed(&it.search),
     }
 }
 

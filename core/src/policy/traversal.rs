@@ -23,7 +23,11 @@ use crate::scope::Perms;
 const PAGING: [&str; 3] = ["_getpages", "_getpagesoffset", "_pageId"];
 
 /// The functional lists R4 defines (lists.html), usable as `_list` values.
-const FUNCTIONAL_LISTS: [&str; 3] = ["$current-allergies", "$current-problems", "$current-medications"];
+const FUNCTIONAL_LISTS: [&str; 3] = [
+    "$current-allergies",
+    "$current-problems",
+    "$current-medications",
+];
 
 /// Longest chain followed (hops); longer ones are refused.
 const MAX_HOPS: usize = 4;

@@ -82,16 +82,24 @@ fn certified_requests_are_allowed() {
 #[test]
 fn answers_with_devices_and_provenance() {
     let c = cfg();
-    let check = |o: &Obligation, v: Value| policy::check_response(&c.policy, Some("https://ehr.example.org/fhir"), o, &v);
+    let check = |o: &Obligation, v: Value| {
+        policy::check_response(&c.policy, Some("https://ehr.example.org/fhir"), o, &v)
+    };
     let device = |p: Option<&str>| match p {
         Some(p) => json!({"resourceType":"Device","id":"d","patient":{"reference":p}}),
         None => json!({"resourceType":"Device","id":"d"}),
     };
-    let everything = |r: Value| json!({"resourceType":"Bundle","type":"searchset","entry":[
-        {"resource":{"resourceType":"Patient","id":"123"}}, {"resource": r}]});
-    assert_eq!(check(&compartment("*"), everything(device(Some("Patient/123")))), Ok(()));
+    let everything = |r: Value| {
+        json!({"resourceType":"Bundle","type":"searchset","entry":[
+        {"resource":{"resourceType":"Patient","id":"123"}}, {"resource": r}]})
+    };
+    assert_eq!(
+        check(&compartment("*"), everything(device(Some("Patient/123")))),
+        Ok(())
+    );
     assert!(check(&compartment("*"), everything(device(Some("Patient/456")))).is_err());
     assert!(check(&compartment("*"), everything(device(None))).is_err());
-    let provenance = json!({"resourceType":"Provenance","id":"pv","target":[{"reference":"Observation/o1"}]});
+    let provenance =
+        json!({"resourceType":"Provenance","id":"pv","target":[{"reference":"Observation/o1"}]});
     assert!(check(&compartment("Provenance"), provenance).is_err());
 }
