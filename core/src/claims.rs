@@ -58,9 +58,11 @@ impl ClaimsConfig {
         match claims.get(name) {
             None | Some(Value::Null) => {}
             Some(Value::String(s)) if is_valid_id(s) => return Ok(Some(s.clone())),
-            Some(_) => return Err(format!(
+            Some(_) => {
+                return Err(format!(
                 "claim `{name}` must be a FHIR id string ([A-Za-z0-9-.]{{1,64}}, not `.` or `..`)"
-            )),
+            ))
+            }
         }
         if !self.patient_from_fhir_user {
             return Ok(None);
