@@ -61,14 +61,19 @@ pub(super) fn search(ev: &mut Evaluator<'_>, it: &Interaction) -> Result<(), Fai
 /// Whether a search under patient/ scopes is pinned to the context patient
 /// by the request itself (its pin parameter, or a compartment path), not by
 /// a pin narrowing adds. Chains and `_has` inside it only narrow the
-/// patient's own results (the types they read still need `s`).
+/// patient's own results (the types they read still need `s`). A search of
+/// a shared type (`policy.patient_scope_public_types`) is pinned to no one:
+/// a chain or `_has` from it could ask about any patient's records.
 fn pinned_by_request(ev: &Evaluator<'_>, types: &[&str]) -> bool {
     let patient_pin_added = ev.narrowing.added.iter().any(|a| {
         types
             .iter()
             .any(|t| compartment::narrowing_pin(t) == Some(a.name.as_str()))
     });
-    ev.used_patient && !types.is_empty() && !patient_pin_added
+    ev.used_patient
+        && !types.is_empty()
+        && types.iter().all(|t| compartment::in_compartment(t))
+        && !patient_pin_added
 }
 
 /// A paging offset in a search pinned by the request (`_getpagesoffset`,

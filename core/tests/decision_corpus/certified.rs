@@ -44,6 +44,9 @@ fn certified_requests_are_allowed() {
         //   ... not in one narrowing pins (the knobs allow_chained / allow_has decide) ...
         row("patient/*.rs", Some("123"), search("Observation", "code=x&subject:Patient.name=smith"), CHAIN, &["patient/Observation.s"]),
         row("patient/*.rs", Some("123"), search("Patient", "name=x&_has:Observation:patient:code=1"), CHAIN, &["patient/Patient.s"]),
+        //   ... nor from a shared type, which is pinned to no one (a `_has` would ask about any patient) ...
+        row("patient/*.rs", Some("123"), search("Organization", "_has:Patient:organization:name=smith"), CHAIN, &["patient/Organization.s"]),
+        row("patient/*.rs", Some("123"), search("Organization", "name=x&_has:Patient:organization:name=smith"), CHAIN, &["patient/Organization.s"]),
         //   ... and never to a type the token cannot read.
         row("patient/Observation.rs", Some("123"), search("Observation", "patient=123&subject:Patient.name=smith"), INSUFF, &["patient/Observation.s", "patient/Patient.s"]),
         row("patient/*.rs", Some("123"), search("Observation", "patient=123&device:DeviceMetric.type=x"), COMPART, &["patient/Observation.s", "patient/DeviceMetric.s"]),
