@@ -213,6 +213,15 @@ CASES: list[Case] = [
             ("patient", {"scope": PATIENT_ALL}), "patient_compartment_violation", oo_diag="_contained"),
     deny403("clinician-contained-search", "GET", "/Observation?_contained=both", C, "insufficient_scope",
             required_scopes=["user/Observation.s", "user/*.s"]),
+    # US Core Implantable Device: Device.patient links it to the patient (issue 17)
+    allow("patient-device-search", "GET", "/Device?patient=pat-a", ("patient", {"scope": PATIENT_ALL}), "search"),
+    deny403("patient-device-search-other", "GET", "/Device?patient=pat-b", ("patient", {"scope": PATIENT_ALL}),
+            "patient_compartment_violation"),
+    # a refusal that stays: a Provenance read by id whose target is not the Patient (its targets are not
+    # in the answer to check it by; read it with _revinclude=Provenance:target)
+    Case("patient-read-provenance-by-id", "GET", "/Provenance/prov-a1",
+         ("patient", {"scope": "launch/patient patient/Observation.rs patient/Provenance.rs"}), 403,
+         "response_not_permitted", subtype="read", www="insufficient_scope", oo_code="forbidden", upstream=True),
     allow("patient-contained-false", "GET", "/Observation?patient=pat-a&_contained=false", P, "search"),
     allow("patient-search-reference-form", "GET", "/Observation?patient=Patient/pat-a", P, "search"),
     allow("patient-vread-own-observation", "GET", "/Observation/obs-a1/_history/1", P, "vread",
