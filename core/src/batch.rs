@@ -8,21 +8,17 @@ use crate::decision::EntryDenial;
 use serde_json::{Map, Value};
 
 /// The request Bundle without the denied entries (`body`: the batch as
-/// sent, already classified).
+/// sent, already classified). The other bytes stay as the client wrote them
+/// (a re-serialization would change decimals such as `1.10`).
 pub fn forwarded_request(body: &[u8], denied: &[EntryDenial]) -> Result<Vec<u8>, String> {
-    let mut bundle: Value =
-        serde_json::from_slice(body).map_err(|e| format!("the batch cannot be read again: {e}"))?;
-    let entries = bundle
-        .get_mut("entry")
-        .and_then(Value::as_array_mut)
-        .ok_or("the batch has no entries")?;
-    let mut index = 0;
-    entries.retain(|_| {
-        let keep = !denied.iter().any(|d| d.index == index);
-        index += 1;
-        keep
-    });
-    Ok(bundle.to_string().into_bytes())
+    let entries = entry_array(body).ok_or("the batch's entry list cannot be read again")?;
+    let kept = entries
+        .items
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !denied.iter().any(|d| d.index == *i))
+        .filter_map(|(_, span)| body.get(span.clone()));
+    Ok(entries.rebuilt(body, kept))
 }
 
 /// A denied entry as the client reads it: its status and OperationOutcome.
@@ -42,27 +38,159 @@ pub fn merged_response(
     total: usize,
     answered: &[AnsweredEntry],
 ) -> Result<Vec<u8>, String> {
-    let mut bundle: Value = serde_json::from_slice(response).unwrap_or(Value::Null);
+    let bundle = crate::json::from_slice_strict(response).unwrap_or(Value::Null);
     let is_batch_response = bundle.get("resourceType").and_then(Value::as_str) == Some("Bundle")
         && bundle.get("type").and_then(Value::as_str) == Some("batch-response");
-    let served = match bundle.get_mut("entry") {
-        Some(Value::Array(a)) => std::mem::take(a),
-        _ => Vec::new(),
-    };
-    if !is_batch_response || served.len() + answered.len() != total {
+    let entries = entry_array(response).filter(|_| is_batch_response);
+    let Some(entries) = entries.filter(|e| e.items.len() + answered.len() == total) else {
         return Err("the FHIR server's answer to the batch is not a batch-response with one entry per entry sent".into());
-    }
-    let mut served = served.into_iter();
-    let entries: Vec<Value> = (0..total)
-        .filter_map(|index| match answered.iter().find(|a| a.index == index) {
-            Some(a) => Some(answered_entry(a)),
-            None => served.next(),
-        })
+    };
+    // The server's entries as it wrote them, the answered ones at their places.
+    let answers: Vec<Vec<u8>> = answered
+        .iter()
+        .map(|a| answered_entry(a).to_string().into_bytes())
         .collect();
-    if let Some(map) = bundle.as_object_mut() {
-        map.insert("entry".into(), Value::Array(entries));
+    let mut served = entries
+        .items
+        .iter()
+        .filter_map(|span| response.get(span.clone()));
+    let merged: Vec<&[u8]> = (0..total)
+        .filter_map(
+            |index| match answered.iter().position(|a| a.index == index) {
+                Some(i) => answers.get(i).map(Vec::as_slice),
+                None => served.next(),
+            },
+        )
+        .collect();
+    Ok(entries.rebuilt(response, merged.into_iter()))
+}
+
+/// Where the top-level `entry` array of a JSON object lies in its text.
+struct EntryArray {
+    /// The bytes between `[` and `]`.
+    inside: std::ops::Range<usize>,
+    /// Each element's bytes.
+    items: Vec<std::ops::Range<usize>>,
+}
+
+impl EntryArray {
+    /// `json` with the array's elements replaced by `items`.
+    fn rebuilt<'a>(&self, json: &[u8], items: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(json.len());
+        out.extend_from_slice(json.get(..self.inside.start).unwrap_or_default());
+        for (i, item) in items.enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(item);
+        }
+        out.extend_from_slice(json.get(self.inside.end..).unwrap_or_default());
+        out
     }
-    Ok(bundle.to_string().into_bytes())
+}
+
+/// The top-level `entry` array of a JSON object (already known to be valid
+/// JSON): `None` if there is none, or a key is written with an escape
+/// (then which key it is would need decoding: refused, not guessed).
+fn entry_array(json: &[u8]) -> Option<EntryArray> {
+    let mut i = skip_ws(json, 0);
+    if json.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    loop {
+        i = skip_ws(json, i);
+        if json.get(i) != Some(&b'"') {
+            return None;
+        }
+        let key_end = skip_value(json, i)?;
+        let key = json.get(i + 1..key_end - 1)?;
+        if key.contains(&b'\\') {
+            return None;
+        }
+        i = skip_ws(json, key_end);
+        if json.get(i) != Some(&b':') {
+            return None;
+        }
+        i = skip_ws(json, i + 1);
+        let value_end = skip_value(json, i)?;
+        if key == b"entry" {
+            return array_items(json, i, value_end);
+        }
+        i = skip_ws(json, value_end);
+        match json.get(i) {
+            Some(b',') => i += 1,
+            _ => return None,
+        }
+    }
+}
+
+/// The elements of the array `json[start..end]`.
+fn array_items(json: &[u8], start: usize, end: usize) -> Option<EntryArray> {
+    if json.get(start) != Some(&b'[') {
+        return None;
+    }
+    let mut items = Vec::new();
+    let mut i = skip_ws(json, start + 1);
+    while json.get(i) != Some(&b']') {
+        let item_end = skip_value(json, i)?;
+        items.push(i..item_end);
+        i = skip_ws(json, item_end);
+        if json.get(i) == Some(&b',') {
+            i = skip_ws(json, i + 1);
+        }
+    }
+    Some(EntryArray {
+        inside: start + 1..end - 1,
+        items,
+    })
+}
+
+fn skip_ws(json: &[u8], mut i: usize) -> usize {
+    while json.get(i).is_some_and(|b| b.is_ascii_whitespace()) {
+        i += 1;
+    }
+    i
+}
+
+/// The end (exclusive) of the JSON value starting at `i`.
+fn skip_value(json: &[u8], mut i: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    loop {
+        let b = *json.get(i)?;
+        i += 1;
+        if in_string {
+            match b {
+                b'\\' => i += 1,
+                b'"' => {
+                    in_string = false;
+                    if depth == 0 {
+                        return Some(i);
+                    }
+                }
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ if depth == 0 && matches!(json.get(i), None | Some(b',' | b'}' | b']')) => {
+                return Some(i)
+            }
+            _ if depth == 0 && json.get(i).is_some_and(|c| c.is_ascii_whitespace()) => {
+                return Some(i)
+            }
+            _ => {}
+        }
+    }
 }
 
 /// `{"response": {"status": "403 Forbidden", "outcome": {...}}}`.
@@ -154,5 +282,31 @@ mod tests {
             );
         }
         assert!(merged_response(b"<html>", 3, &answered).is_err());
+    }
+
+    /// The bytes not removed or added stay as written (decimals, spacing,
+    /// key order), in the request and in the answer.
+    #[test]
+    fn other_bytes_stay_as_written() {
+        let batch = br#"{ "resourceType" : "Bundle", "entry" : [ {"request":{"method":"POST","url":"Observation"},"resource":{"resourceType":"Observation","valueQuantity":{"value":1.10}}} , {"request":{"method":"GET","url":"Patient/2"}} ], "type":"batch" }"#;
+        let sent = forwarded_request(batch, &[denial(1)]).unwrap();
+        assert_eq!(
+            String::from_utf8(sent).unwrap(),
+            r#"{ "resourceType" : "Bundle", "entry" : [{"request":{"method":"POST","url":"Observation"},"resource":{"resourceType":"Observation","valueQuantity":{"value":1.10}}}], "type":"batch" }"#
+        );
+        let served = br#"{"resourceType":"Bundle","type":"batch-response","entry":[{"response":{"status":"201 Created"},"resource":{"value":1.10,"s":"a]\"}"}}]}"#;
+        let outcome = json!({"resourceType":"OperationOutcome"});
+        let answered = [AnsweredEntry {
+            index: 0,
+            status: 403,
+            outcome,
+        }];
+        let merged = merged_response(served, 2, &answered).unwrap();
+        assert_eq!(
+            String::from_utf8(merged).unwrap(),
+            r#"{"resourceType":"Bundle","type":"batch-response","entry":[{"response":{"outcome":{"resourceType":"OperationOutcome"},"status":"403 Forbidden"}},{"response":{"status":"201 Created"},"resource":{"value":1.10,"s":"a]\"}"}}]}"#
+        );
+        // a key written with an escape is not guessed at
+        assert!(forwarded_request(br#"{"\u0065ntry":[{}],"type":"batch"}"#, &[denial(0)]).is_err());
     }
 }
