@@ -639,11 +639,13 @@ class Envoy:
         stop_process(self.proc)
 
 
-def validate_config(path: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    """`envoy --mode validate` on a bootstrap file."""
+def validate_config(path: Path, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`envoy --mode validate` on a bootstrap file (it configures the plugin: `env` adds to
+    Envoy's environment the variables the plugin's secret references name)."""
     return subprocess.run([str(envoy_binary()), "--mode", "validate", "-c", str(path),
                            "--base-id", str(free_port())],
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **env} if env else None)
 
 
 # --------------------------------------------------------------------------
