@@ -9,8 +9,9 @@
 /// value stays as it is.
 pub fn vary_with_origin(existing: Option<&str>) -> Option<String> {
     let v = existing.unwrap_or("").trim();
-    let lower = v.to_ascii_lowercase();
-    if lower.split(',').any(|t| matches!(t.trim(), "origin" | "*")) {
+    if v.split(',')
+        .any(|t| t.trim() == "*" || t.trim().eq_ignore_ascii_case("origin"))
+    {
         None
     } else if v.is_empty() {
         Some("Origin".into())

@@ -130,15 +130,14 @@ impl DiscoveryConfig {
     fn consistent(&self, field: &str) -> Result<(), ConfigError> {
         let grants = self.grants();
         let has = |g: &str| grants.iter().any(|x| x == g);
-        let needs = |scope: &str| -> Option<&'static str> {
-            if scope.starts_with("system/") {
+        let needs = |s: &str| {
+            if s.starts_with("system/") {
                 Some("client_credentials")
-            } else if scope.starts_with("patient/")
-                || scope.starts_with("user/")
-                || scope == "launch"
-                || scope.starts_with("launch/")
+            } else if ["patient/", "user/", "launch"]
+                .iter()
+                .any(|p| s.starts_with(p))
                 || matches!(
-                    scope,
+                    s,
                     "openid" | "fhirUser" | "profile" | "offline_access" | "online_access"
                 )
             {
@@ -147,19 +146,11 @@ impl DiscoveryConfig {
                 None
             }
         };
-        for (i, scope) in self.scopes_supported.iter().enumerate() {
-            if let Some(grant) = needs(scope).filter(|g| !has(g)) {
+        for s in self.scopes_supported.iter().chain(&self.capabilities) {
+            if let Some(grant) = needs(s).filter(|g| !has(g)) {
                 return Err(ConfigError::new(
                     format!("{field}.grant_types_supported"),
-                    format!("scopes_supported[{i}] `{scope}` is issued only with the `{grant}` grant: add \"{grant}\" to grant_types_supported, or remove the scope"),
-                ));
-            }
-        }
-        if let Some(c) = self.capabilities.iter().find(|c| c.starts_with("launch-")) {
-            if !has("authorization_code") {
-                return Err(ConfigError::new(
-                    format!("{field}.grant_types_supported"),
-                    format!("capability `{c}` needs the `authorization_code` grant: add it, or remove the capability"),
+                    format!("`{s}` (scopes_supported, capabilities) needs the `{grant}` grant: add it, or remove `{s}`"),
                 ));
             }
         }

@@ -19,7 +19,8 @@ const CONDITIONAL_HEADERS: [&str; 6] = [
 ];
 
 /// The filter's fetch of a checked request's answer, from the request's
-/// headers (lower-case names; `:method` among them): a `HEAD` becomes a
+/// headers (lower-case names, as the filter reads them; `:method` among
+/// them): a `HEAD` becomes a
 /// `GET`, and a `GET`'s conditional and range headers are dropped. The
 /// client gets the full answer instead of a `304` (which HTTP allows: a
 /// cache takes a `200`). Returns whether the client asked `HEAD` (its
@@ -34,7 +35,8 @@ pub fn full_answer_request(headers: &mut Vec<(String, String)>) -> bool {
     if !(head || method == Some("GET")) {
         return false;
     }
-    headers.retain(|(n, _)| !CONDITIONAL_HEADERS.contains(&n.to_ascii_lowercase().as_str()));
+    // Names are lower-case (as the filter reads them).
+    headers.retain(|(n, _)| !CONDITIONAL_HEADERS.contains(&n.as_str()));
     if head {
         for (n, v) in headers.iter_mut() {
             if n == ":method" {
