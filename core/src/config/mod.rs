@@ -21,6 +21,7 @@ pub use responses::ResponsesConfig;
 pub use upstream::{Fact, UpstreamConfig};
 
 use crate::audit::AuditConfig;
+use crate::bulk::BulkConfig;
 pub use crate::claims::ClaimsConfig;
 use crate::fhir::FhirBase;
 use crate::json::from_slice_strict_at;
@@ -65,6 +66,8 @@ pub struct RawConfig {
     pub audit: AuditConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub bulk: BulkConfig,
 }
 
 fn default_base_path() -> String {
@@ -93,6 +96,7 @@ pub struct Config {
     pub discovery: Option<DiscoveryConfig>,
     pub audit: AuditConfig,
     pub metrics: MetricsConfig,
+    pub bulk: BulkConfig,
 }
 
 impl Config {
@@ -139,6 +143,7 @@ impl Config {
         }
         raw.audit.validate("audit")?;
         raw.metrics.validate("metrics")?;
+        raw.bulk.validate("bulk")?;
         Ok(Config {
             base,
             enforce: raw.enforce,
@@ -152,6 +157,7 @@ impl Config {
             discovery: raw.discovery,
             audit: raw.audit,
             metrics: raw.metrics,
+            bulk: raw.bulk,
         })
     }
 }
