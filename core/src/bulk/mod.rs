@@ -108,12 +108,11 @@ pub fn settle(
             None,
         );
     };
-    let owner = Owner::of(ctx);
     if step.action == BulkAction::KickOff {
-        if !owner.is_known() {
+        let Some(owner) = Owner::of(ctx) else {
             let msg = "a Bulk Data kick-off needs a token naming its client (client_id, azp or sub): the job is bound to it";
             return (refuse(d, Reason::InsufficientScope, msg), None);
-        }
+        };
         if active_jobs(cfg, store, &owner, now) >= cfg.max_active_per_client {
             let msg = format!(
                 "this client has {} Bulk Data exports running (the limit): wait for one to complete, or cancel one with DELETE on its status URL",
@@ -179,14 +178,17 @@ pub fn kickoff_answered(
             "the server's status URL `{key}` is not under bulk.status_paths: add its path there, or its polls are decided as FHIR requests"
         ));
     }
+    let Some(owner) = Owner::of(ctx) else {
+        return Err("the kick-off's token names no client".into());
+    };
     let job = Job {
         key: key.clone(),
-        owner: Owner::of(ctx),
+        owner: owner.whole,
         started: now,
         needs: d.required_scopes.clone(),
         files: Vec::new(),
     };
-    register(cfg, store, &job, now)
+    register(cfg, store, &job, &owner.client, now)
         .map_err(|e| format!("the job registry refused the job ({e:?})"))?;
     if let Some(s) = d.bulk.as_mut() {
         s.job = Some(key.clone());

@@ -21,7 +21,7 @@ use super::settings::BulkConfig;
 use super::urls::dir_of;
 use crate::policy::AuthContext;
 use crate::scope::{parse_scope, Scope};
-use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 /// The shared store of the job registry.
 pub trait JobStore {
@@ -52,12 +52,12 @@ const ATTEMPTS: usize = 8;
 /// themselves are in the slot).
 const MAX_DIRS: usize = 16;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Index {
     jobs: Vec<Entry>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
     key: String,
     slot: usize,
@@ -68,47 +68,56 @@ struct Entry {
     dirs: Vec<String>,
 }
 
-/// Who started a job.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Who started a job, as digests (SHA-256, hex) of the token's claims:
+/// the records hold no claim text (nothing to escape, nothing to leak).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
-    pub iss: Option<String>,
-    pub client_id: Option<String>,
-    pub sub: Option<String>,
+    /// Issuer and client id (else subject): what the concurrency limit counts by.
+    pub client: String,
+    /// Issuer, client id and subject: who may reach the job.
+    pub whole: String,
 }
 
 impl Owner {
-    pub fn of(ctx: &AuthContext) -> Owner {
-        Owner {
-            iss: ctx.iss.clone(),
-            client_id: ctx.client_id.clone(),
-            sub: ctx.sub.clone(),
+    /// `None` when the token names no client (no client id, `azp` or
+    /// subject): a job bound to nobody is refused.
+    pub fn of(ctx: &AuthContext) -> Option<Owner> {
+        if ctx.client_id.is_none() && ctx.sub.is_none() {
+            return None;
         }
-    }
-
-    /// The client for the concurrency limit: issuer and client id (else subject).
-    fn client(&self) -> String {
-        format!(
-            "{}|{}",
-            self.iss.as_deref().unwrap_or(""),
-            self.client_id
-                .as_deref()
-                .or(self.sub.as_deref())
-                .unwrap_or("")
-        )
-    }
-
-    /// Whether it names a client at all (a job bound to nobody is refused).
-    pub fn is_known(&self) -> bool {
-        self.client_id.is_some() || self.sub.is_some()
+        let part = |v: &Option<String>| v.as_deref().map_or_else(String::new, |s| format!("+{s}"));
+        let client = format!(
+            "{}\0{}",
+            part(&ctx.iss),
+            part(&ctx.client_id.clone().or_else(|| ctx.sub.clone()))
+        );
+        let whole = format!(
+            "{}\0{}\0{}",
+            part(&ctx.iss),
+            part(&ctx.client_id),
+            part(&ctx.sub)
+        );
+        Some(Owner {
+            client: digest(&client),
+            whole: digest(&whole),
+        })
     }
 }
 
+fn digest(s: &str) -> String {
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// One job, as its slot holds it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     /// The status URL relative to the base.
     pub key: String,
-    pub owner: Owner,
+    /// [`Owner::whole`].
+    pub owner: String,
     /// Unix seconds.
     pub started: u64,
     /// The scopes the kick-off needed (`system/Observation.rs`): every
@@ -121,7 +130,7 @@ impl Job {
     /// Whether `ctx` is the job's owner with scopes still covering `needs`
     /// (`Err`: why not, for the log only — the client hears "not found").
     pub fn admits(&self, ctx: &AuthContext) -> Result<(), String> {
-        if Owner::of(ctx) != self.owner {
+        if Owner::of(ctx).map(|o| o.whole).as_deref() != Some(self.owner.as_str()) {
             return Err("another client (issuer, client id or subject differ) started it".into());
         }
         for need in &self.needs {
@@ -139,26 +148,101 @@ impl Job {
     }
 }
 
+// The stored forms: lines of tab-separated fields (no JSON machinery: the
+// shipped module's size budget). Keys and URLs hold no tab, newline or
+// space (their grammar), nor do digests. A value that does not read is no job.
+
+fn words(s: &str) -> Vec<String> {
+    s.split(' ')
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+impl Entry {
+    fn line(&self) -> String {
+        format!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            self.key,
+            self.slot,
+            self.client,
+            self.started,
+            u8::from(self.done),
+            self.dirs.join(" ")
+        )
+    }
+
+    fn read(line: &str) -> Option<Entry> {
+        let f: Vec<&str> = line.split('\t').collect();
+        let [key, slot, client, started, done, dirs] = f.as_slice() else {
+            return None;
+        };
+        Some(Entry {
+            key: key.to_string(),
+            slot: slot.parse().ok()?,
+            client: client.to_string(),
+            started: started.parse().ok()?,
+            done: *done == "1",
+            dirs: words(dirs),
+        })
+    }
+}
+
+impl Job {
+    /// Fields on the first line, one file a line after it.
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut out = format!(
+            "{}\t{}\t{}\t{}",
+            self.key,
+            self.owner,
+            self.started,
+            self.needs.join(" ")
+        );
+        for f in &self.files {
+            out.push('\n');
+            out.push_str(f);
+        }
+        out.into_bytes()
+    }
+
+    fn read(text: &str) -> Option<Job> {
+        let mut lines = text.split('\n');
+        let f: Vec<&str> = lines.next()?.split('\t').collect();
+        let [key, owner, started, needs] = f.as_slice() else {
+            return None;
+        };
+        Some(Job {
+            key: key.to_string(),
+            owner: owner.to_string(),
+            started: started.parse().ok()?,
+            needs: words(needs),
+            files: lines.map(str::to_string).collect(),
+        })
+    }
+}
+
+fn text(bytes: Option<Vec<u8>>) -> Option<String> {
+    bytes
+        .filter(|v| !v.is_empty())
+        .and_then(|v| String::from_utf8(v).ok())
+}
+
 fn read_index(store: &dyn JobStore) -> (Index, Option<u32>) {
     let (value, cas) = store.get(INDEX_KEY);
-    let index = value
-        .filter(|v| !v.is_empty())
-        .and_then(|v| serde_json::from_slice(&v).ok())
+    let jobs = text(value)
+        .map(|t| t.split('\n').filter_map(Entry::read).collect())
         .unwrap_or_default();
-    (index, cas)
+    (Index { jobs }, cas)
 }
 
 fn write_index(store: &dyn JobStore, index: &Index, cas: Option<u32>) -> Result<(), StoreError> {
-    let bytes = serde_json::to_vec(index).map_err(|_| StoreError::Failed)?;
-    store.set(INDEX_KEY, &bytes, cas)
+    let lines: Vec<String> = index.jobs.iter().map(Entry::line).collect();
+    store.set(INDEX_KEY, lines.join("\n").as_bytes(), cas)
 }
 
 fn read_slot(store: &dyn JobStore, slot: usize) -> (Option<Job>, Option<u32>) {
     let (value, cas) = store.get(&slot_key(slot));
-    let job = value
-        .filter(|v| !v.is_empty())
-        .and_then(|v| serde_json::from_slice(&v).ok());
-    (job, cas)
+    (text(value).as_deref().and_then(Job::read), cas)
 }
 
 fn expired(cfg: &BulkConfig, started: u64, now: u64) -> bool {
@@ -167,12 +251,11 @@ fn expired(cfg: &BulkConfig, started: u64, now: u64) -> bool {
 
 /// Running (not complete, not expired) jobs of the client `owner` names.
 pub fn active_jobs(cfg: &BulkConfig, store: &dyn JobStore, owner: &Owner, now: u64) -> usize {
-    let client = owner.client();
     read_index(store)
         .0
         .jobs
         .iter()
-        .filter(|e| e.client == client && !e.done && !expired(cfg, e.started, now))
+        .filter(|e| e.client == owner.client && !e.done && !expired(cfg, e.started, now))
         .count()
 }
 
@@ -181,9 +264,10 @@ pub fn register(
     cfg: &BulkConfig,
     store: &dyn JobStore,
     job: &Job,
+    client: &str,
     now: u64,
 ) -> Result<(), StoreError> {
-    let record = serde_json::to_vec(job).map_err(|_| StoreError::Failed)?;
+    let record = job.to_bytes();
     let mut last = StoreError::CasMismatch;
     for _ in 0..ATTEMPTS {
         let (mut index, icas) = read_index(store);
@@ -208,7 +292,7 @@ pub fn register(
         index.jobs.push(Entry {
             key: job.key.clone(),
             slot,
-            client: job.owner.client(),
+            client: client.to_string(),
             started: job.started,
             done: false,
             dirs: Vec::new(),
@@ -264,8 +348,7 @@ pub fn record_outcome(
             }
         }
         if job.files.len() != before {
-            let bytes = serde_json::to_vec(&job).map_err(|_| StoreError::Failed)?;
-            if let Err(e) = store.set(&slot_key(entry.slot), &bytes, scas) {
+            if let Err(e) = store.set(&slot_key(entry.slot), &job.to_bytes(), scas) {
                 last = e;
                 continue;
             }
@@ -307,4 +390,33 @@ pub fn forget(store: &dyn JobStore, key: &str) -> Result<(), StoreError> {
         }
     }
     Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_read_back() {
+        let job = Job {
+            key: "bulk-status/j1".into(),
+            owner: "ab12".into(),
+            started: 7,
+            needs: vec!["system/Observation.rs".into(), "system/Patient.rs".into()],
+            files: vec!["bulk-files/j1/a.ndjson".into()],
+        };
+        let text = String::from_utf8(job.to_bytes()).unwrap_or_default();
+        assert_eq!(Job::read(&text), Some(job));
+        let e = Entry {
+            key: "$export-poll-status?_jobId=1".into(),
+            slot: 3,
+            client: "cd34".into(),
+            started: 9,
+            done: true,
+            dirs: vec!["bulk-files/1".into()],
+        };
+        assert_eq!(Entry::read(&e.line()), Some(e));
+        assert_eq!(Entry::read("x\t1"), None);
+        assert_eq!(Job::read("x"), None);
+    }
 }
