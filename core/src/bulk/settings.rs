@@ -159,11 +159,13 @@ mod tests {
     use super::*;
 
     #[test]
+    #[rustfmt::skip]
     fn defaults_are_valid() {
         assert!(BulkConfig::default().validate("bulk").is_ok());
     }
 
     #[test]
+    #[rustfmt::skip]
     fn paths_are_checked() {
         for (paths, field) in [
             (vec!["/bulk-status"], "bulk.status_paths[0]"),
@@ -192,51 +194,15 @@ mod tests {
     }
 
     #[test]
+    #[rustfmt::skip]
     fn bounds_are_checked() {
         for (c, field) in [
-            (
-                BulkConfig {
-                    max_jobs: 0,
-                    ..BulkConfig::default()
-                },
-                "bulk.max_jobs",
-            ),
-            (
-                BulkConfig {
-                    max_active_per_client: 0,
-                    ..BulkConfig::default()
-                },
-                "bulk.max_active_per_client",
-            ),
-            (
-                BulkConfig {
-                    max_jobs: 2,
-                    max_active_per_client: 3,
-                    ..BulkConfig::default()
-                },
-                "bulk.max_active_per_client",
-            ),
-            (
-                BulkConfig {
-                    job_ttl_seconds: 5,
-                    ..BulkConfig::default()
-                },
-                "bulk.job_ttl_seconds",
-            ),
-            (
-                BulkConfig {
-                    retry_after_seconds: 0,
-                    ..BulkConfig::default()
-                },
-                "bulk.retry_after_seconds",
-            ),
-            (
-                BulkConfig {
-                    max_files_per_job: 0,
-                    ..BulkConfig::default()
-                },
-                "bulk.max_files_per_job",
-            ),
+            (BulkConfig { max_jobs: 0, ..BulkConfig::default() }, "bulk.max_jobs"),
+            (BulkConfig { max_active_per_client: 0, ..BulkConfig::default() }, "bulk.max_active_per_client"),
+            (BulkConfig { max_jobs: 2, max_active_per_client: 3, ..BulkConfig::default() }, "bulk.max_active_per_client"),
+            (BulkConfig { job_ttl_seconds: 5, ..BulkConfig::default() }, "bulk.job_ttl_seconds"),
+            (BulkConfig { retry_after_seconds: 0, ..BulkConfig::default() }, "bulk.retry_after_seconds"),
+            (BulkConfig { max_files_per_job: 0, ..BulkConfig::default() }, "bulk.max_files_per_job"),
         ] {
             assert_eq!(
                 c.validate("bulk").err().map(|e| e.field).as_deref(),
@@ -246,6 +212,7 @@ mod tests {
     }
 
     #[test]
+    #[rustfmt::skip]
     fn status_and_file_paths_match_on_segments() {
         let c = BulkConfig::default();
         assert!(c.is_status_path("bulk-status/abc"));

@@ -94,9 +94,15 @@ fn job(
     settle(cfg, store, d, Some(who), now).0
 }
 
+/// [`start`] with the needs of a `system/*.rs` kick-off.
+fn start_all(cfg: &BulkConfig, store: &Memory, who: &AuthContext, location: &str, now: u64) {
+    start(cfg, store, who, &["system/*.rs"], location, now);
+}
+
 const OWNER_SCOPES: &str = "system/Observation.rs system/Patient.rs";
 
 #[test]
+#[rustfmt::skip]
 fn only_the_owner_with_its_scopes_reaches_the_job() {
     let cfg = BulkConfig::default();
     let store = Memory::default();
@@ -188,18 +194,12 @@ fn only_the_owner_with_its_scopes_reaches_the_job() {
 }
 
 #[test]
+#[rustfmt::skip]
 fn a_failed_cancel_keeps_the_job() {
     let cfg = BulkConfig::default();
     let store = Memory::default();
     let owner = ctx("app", "svc", "system/*.rs");
-    start(
-        &cfg,
-        &store,
-        &owner,
-        &["system/*.rs"],
-        "/fhir/bulk-status/j1",
-        0,
-    );
+    start_all(&cfg, &store, &owner, "/fhir/bulk-status/j1", 0);
     let cancel = job(&cfg, &store, "DELETE", "/fhir/bulk-status/j1", &owner, 1);
     let step = cancel.bulk.clone().unwrap_or_else(|| panic!("no step"));
     assert_eq!(cancel_answered(&store, &step, 500), Ok(()));
@@ -207,6 +207,7 @@ fn a_failed_cancel_keeps_the_job() {
 }
 
 #[test]
+#[rustfmt::skip]
 fn requests_without_a_token_or_with_other_methods() {
     let cfg = BulkConfig::default();
     let d = decide_job_request(&cfg, &base(), "GET", "/fhir/bulk-status/j1", None);
@@ -229,6 +230,7 @@ fn requests_without_a_token_or_with_other_methods() {
 }
 
 #[test]
+#[rustfmt::skip]
 fn kickoffs_per_client_are_limited_until_one_completes_or_is_cancelled() {
     let cfg = BulkConfig {
         max_active_per_client: 2,
@@ -237,22 +239,8 @@ fn kickoffs_per_client_are_limited_until_one_completes_or_is_cancelled() {
     let store = Memory::default();
     let a = ctx("app", "svc", "system/*.rs");
     let b = ctx("other", "svc", "system/*.rs");
-    start(
-        &cfg,
-        &store,
-        &a,
-        &["system/*.rs"],
-        "/fhir/bulk-status/j1",
-        10,
-    );
-    start(
-        &cfg,
-        &store,
-        &a,
-        &["system/*.rs"],
-        "/fhir/bulk-status/j2",
-        11,
-    );
+    start_all(&cfg, &store, &a, "/fhir/bulk-status/j1", 10);
+    start_all(&cfg, &store, &a, "/fhir/bulk-status/j2", 11);
     let (d, _) = settle(&cfg, &store, kickoff(&["system/*.rs"]), Some(&a), 12);
     assert_eq!(
         (d.decision, d.status, d.reason, d.retry_after),
@@ -284,14 +272,7 @@ fn kickoffs_per_client_are_limited_until_one_completes_or_is_cancelled() {
         status_answered(&cfg, &base(), &store, &step, 202, None),
         Ok(0)
     );
-    start(
-        &cfg,
-        &store,
-        &a,
-        &["system/*.rs"],
-        "/fhir/bulk-status/j3",
-        16,
-    );
+    start_all(&cfg, &store, &a, "/fhir/bulk-status/j3", 16);
     assert_eq!(
         settle(&cfg, &store, kickoff(&["system/*.rs"]), Some(&a), 17)
             .0
@@ -321,6 +302,7 @@ fn kickoffs_per_client_are_limited_until_one_completes_or_is_cancelled() {
 }
 
 #[test]
+#[rustfmt::skip]
 fn a_kickoff_needs_a_client_to_bind_the_job_to() {
     let cfg = BulkConfig::default();
     let store = Memory::default();
@@ -330,6 +312,7 @@ fn a_kickoff_needs_a_client_to_bind_the_job_to() {
 }
 
 #[test]
+#[rustfmt::skip]
 fn kickoff_answers_that_record_nothing() {
     let cfg = BulkConfig::default();
     let store = Memory::default();
@@ -363,6 +346,7 @@ fn kickoff_answers_that_record_nothing() {
 }
 
 #[test]
+#[rustfmt::skip]
 fn the_registry_is_bounded_and_evicts_the_oldest() {
     let cfg = BulkConfig {
         max_jobs: 3,
@@ -410,19 +394,13 @@ fn the_registry_is_bounded_and_evicts_the_oldest() {
 }
 
 #[test]
+#[rustfmt::skip]
 fn writes_retry_when_another_worker_wrote_first() {
     let cfg = BulkConfig::default();
     let store = Memory::default();
     let a = ctx("app", "svc", "system/*.rs");
     *store.races.borrow_mut() = 3;
-    start(
-        &cfg,
-        &store,
-        &a,
-        &["system/*.rs"],
-        "/fhir/bulk-status/j1",
-        0,
-    );
+    start_all(&cfg, &store, &a, "/fhir/bulk-status/j1", 0);
     assert!(job(&cfg, &store, "GET", "/fhir/bulk-status/j1", &a, 1).is_allow());
     // A store that always loses gives up, and the job is not recorded.
     *store.races.borrow_mut() = 1000;
@@ -445,6 +423,7 @@ fn writes_retry_when_another_worker_wrote_first() {
 }
 
 #[test]
+#[rustfmt::skip]
 fn files_per_job_are_bounded() {
     let cfg = BulkConfig {
         max_files_per_job: 2,
@@ -452,14 +431,7 @@ fn files_per_job_are_bounded() {
     };
     let store = Memory::default();
     let a = ctx("app", "svc", "system/*.rs");
-    start(
-        &cfg,
-        &store,
-        &a,
-        &["system/*.rs"],
-        "/fhir/bulk-status/j1",
-        0,
-    );
+    start_all(&cfg, &store, &a, "/fhir/bulk-status/j1", 0);
     let poll = job(&cfg, &store, "GET", "/fhir/bulk-status/j1", &a, 1);
     let step = poll.bulk.clone().unwrap_or_else(|| panic!("no step"));
     let manifest = br#"{"output":[{"url":"/fhir/bulk-files/j1/1.ndjson"},{"url":"/fhir/bulk-files/j1/2.ndjson"},{"url":"/fhir/bulk-files/j1/3.ndjson"}]}"#;

@@ -129,6 +129,7 @@ mod tests {
     }
 
     #[test]
+    #[rustfmt::skip]
     fn requests_to_job_urls() {
         let c = BulkConfig::default();
         let b = base(None);
@@ -139,31 +140,11 @@ mod tests {
             }))
         };
         for (method, target, expected) in [
-            (
-                "GET",
-                "/fhir/bulk-status/abc",
-                ok(BulkAction::Status, "bulk-status/abc"),
-            ),
-            (
-                "HEAD",
-                "/fhir/bulk-status/abc",
-                ok(BulkAction::Status, "bulk-status/abc"),
-            ),
-            (
-                "DELETE",
-                "/fhir/bulk-status/abc",
-                ok(BulkAction::Cancel, "bulk-status/abc"),
-            ),
-            (
-                "GET",
-                "/fhir/$export-poll-status?_jobId=j1",
-                ok(BulkAction::Status, "$export-poll-status?_jobId=j1"),
-            ),
-            (
-                "GET",
-                "/fhir/bulk-files/abc/Patient.ndjson",
-                ok(BulkAction::File, "bulk-files/abc/Patient.ndjson"),
-            ),
+            ("GET", "/fhir/bulk-status/abc", ok(BulkAction::Status, "bulk-status/abc")),
+            ("HEAD", "/fhir/bulk-status/abc", ok(BulkAction::Status, "bulk-status/abc")),
+            ("DELETE", "/fhir/bulk-status/abc", ok(BulkAction::Cancel, "bulk-status/abc")),
+            ("GET", "/fhir/$export-poll-status?_jobId=j1", ok(BulkAction::Status, "$export-poll-status?_jobId=j1")),
+            ("GET", "/fhir/bulk-files/abc/Patient.ndjson", ok(BulkAction::File, "bulk-files/abc/Patient.ndjson")),
             ("GET", "/fhir/Patient/1", None),
             ("GET", "/fhir/bulk-statusx/1", None),
             ("GET", "/other/bulk-status/1", None),
@@ -191,44 +172,21 @@ mod tests {
     }
 
     #[test]
+    #[rustfmt::skip]
     fn keys_of_server_urls() {
         let with = base(Some("https://gw.example.org/fhir"));
         let without = base(None);
         for (b, url, expected) in [
-            (
-                &with,
-                "https://gw.example.org/fhir/bulk-status/abc",
-                Some("bulk-status/abc"),
-            ),
-            (
-                &with,
-                "https://gw.example.org/fhir/$export-poll-status?_jobId=1",
-                Some("$export-poll-status?_jobId=1"),
-            ),
+            (&with, "https://gw.example.org/fhir/bulk-status/abc", Some("bulk-status/abc")),
+            (&with, "https://gw.example.org/fhir/$export-poll-status?_jobId=1", Some("$export-poll-status?_jobId=1")),
             (&with, "/fhir/bulk-status/abc", Some("bulk-status/abc")),
-            (
-                &with,
-                "https://other.example.org/fhir/bulk-status/abc",
-                None,
-            ),
+            (&with, "https://other.example.org/fhir/bulk-status/abc", None),
             (&with, "https://gw.example.org/fhirx/bulk-status/abc", None),
-            (
-                &with,
-                "https://storage.example.net/exports/abc.ndjson",
-                None,
-            ),
-            (
-                &without,
-                "http://127.0.0.1:1234/fhir/bulk-files/a/Patient.ndjson",
-                Some("bulk-files/a/Patient.ndjson"),
-            ),
+            (&with, "https://storage.example.net/exports/abc.ndjson", None),
+            (&without, "http://127.0.0.1:1234/fhir/bulk-files/a/Patient.ndjson", Some("bulk-files/a/Patient.ndjson")),
             (&without, "http://127.0.0.1:1234/other/x", None),
             (&without, "ftp://x/fhir/a", None),
-            (
-                &with,
-                "https://gw.example.org/fhir/bulk-status/a/../b",
-                None,
-            ),
+            (&with, "https://gw.example.org/fhir/bulk-status/a/../b", None),
         ] {
             assert_eq!(url_key(b, url).as_deref(), expected, "{url}");
         }
