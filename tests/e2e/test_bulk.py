@@ -152,7 +152,10 @@ class BulkRig:
         listeners = []
         for name, upstream in (("sekmet", "fhir"), ("ig", "ig")):
             entry = dict(issuer_entry(self.issuer, "issuer"), audiences=[self.base(name)])
-            cfg = plugin_config(self.base(name), [entry], cluster=upstream, hold=True)
+            # The records: "line" (the default) on sekmet, "fields" (envoy/envoy.yaml's) on ig, where
+            # the kick-off's record is written at the decision and again once the job is known.
+            extra = {"audit": {"encoding": "fields"}} if name == "ig" else {}
+            cfg = plugin_config(self.base(name), [entry], cluster=upstream, hold=True, **extra)
             listeners.append(listener(name, self.ports[name], upstream, cfg, WASM, log))
         clusters = [cluster("fhir", self.sekmet.port), cluster("ig", self.ig.port), cluster("issuer", iss_port)]
         boot = envoy_bootstrap(free_port(), listeners, clusters, self.workdir / "admin.log")
