@@ -315,6 +315,9 @@ def test_kickoff_without_type_is_narrowed_to_the_granted_types(bulk: BulkRig) ->
     location = r.headers["content-location"]
     manifest = poll_until_done(b, name, owner, location)
     assert {o["type"] for o in manifest["output"]} <= {"Patient", "Observation"}, manifest["output"]
+    # The types it was narrowed to are what the job needs: the same client with fewer is refused.
+    narrower = b.token(name, "bulk-narrow", "system/Patient.rs")
+    assert_not_found(b.request(name, "GET", "", narrower, url=location), "narrower scopes")
     assert b.request(name, "DELETE", "", owner, url=location).status == 202
 
 

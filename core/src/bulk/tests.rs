@@ -451,3 +451,42 @@ fn files_per_job_are_bounded() {
         assert_eq!(d.is_allow(), allowed, "{n}");
     }
 }
+
+/// The scopes a kick-off used are what its job needs later: the types as
+/// sent, or those a narrowed kick-off was given.
+#[test]
+fn a_kickoffs_needs_are_the_scopes_it_used() {
+    use crate::config::Config;
+    use crate::fhir::RequestParts;
+    let config = Config::from_json(br#"{"fhir_base_url": "http://gw/fhir"}"#)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let who = ctx(
+        "app",
+        "svc",
+        "system/Observation.rs system/Patient.rs system/Condition.r",
+    );
+    for (path, needs) in [
+        (
+            "/fhir/$export?_type=Observation",
+            vec!["system/Observation.rs"],
+        ),
+        (
+            "/fhir/$export",
+            vec!["system/Observation.rs", "system/Patient.rs"],
+        ),
+    ] {
+        let req = RequestParts {
+            method: "GET",
+            path,
+            ..RequestParts::default()
+        };
+        let d = crate::engine::decide_with_context(&config, &req, Some(&who));
+        assert!(d.is_allow(), "{path}: {}", d.message);
+        assert_eq!(d.required_scopes, needs, "{path}");
+        assert_eq!(
+            d.bulk.as_ref().map(|b| b.action),
+            Some(BulkAction::KickOff),
+            "{path}"
+        );
+    }
+}

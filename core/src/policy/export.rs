@@ -150,6 +150,10 @@ fn every_type(ev: &mut Evaluator<'_>, letters: Perms, allowed: ScopeContexts) ->
     }
     ev.narrowing
         .add(AddedParam::new("_type", granted.join(",")));
+    // Recorded as the scopes used: the job's later requests need them still.
+    for t in &granted {
+        ev.need(t, letters, Rule::NoPatient, allowed)?;
+    }
     Ok(())
 }
 
