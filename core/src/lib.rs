@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod batch;
+pub mod bulk;
 pub mod capability_statement;
 pub mod claims;
 pub mod config;

@@ -10,6 +10,7 @@
 mod audit_encoding;
 mod batches;
 mod bodies;
+mod bulk;
 mod faults;
 mod headers;
 mod key_rotation;
