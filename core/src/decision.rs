@@ -62,6 +62,9 @@ pub enum Reason {
     ResponseNotPermitted,
     /// The claims have a shape the filter does not understand (fail closed).
     UnsupportedClaims,
+    /// The request could reveal, add or remove security labels the token
+    /// may not see or change (`policy.labels`).
+    SecurityLabelNotPermitted,
 
     // --- 500 ---
     /// The gateway could not carry out an allowed decision (the host refused
@@ -97,6 +100,7 @@ impl Reason {
             Reason::BundleEntryDenied => "bundle_entry_denied",
             Reason::ResponseNotPermitted => "response_not_permitted",
             Reason::UnsupportedClaims => "unsupported_claims",
+            Reason::SecurityLabelNotPermitted => "security_label_not_permitted",
             Reason::InternalError => "internal_error",
             Reason::UpstreamUnavailable => "upstream_unavailable",
         }
@@ -162,6 +166,63 @@ pub enum Obligation {
         #[serde(skip_serializing_if = "Option::is_none")]
         entry: Option<usize>,
     },
+    /// The response carries nothing labelled (`meta.security`) with a label
+    /// the token may not see (`policy.labels`): a single resource is
+    /// refused, a Bundle's entries are withheld ([`crate::policy::filter_labels`]).
+    FilterLabels(LabelFilter),
+}
+
+/// What [`Obligation::FilterLabels`] withholds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LabelFilter {
+    /// Labels (`system|code`) the token may not see on any type.
+    pub hidden: Vec<String>,
+    /// Labels of `hidden` the token may see on one type only (granular
+    /// `_security` scopes): `(type, labels)`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cleared_on: Vec<(String, Vec<String>)>,
+    /// The search was narrowed with `_security:not`: `Bundle.total` counts
+    /// only what the token may see and stays; otherwise it is removed.
+    pub narrowed: bool,
+}
+
+impl LabelFilter {
+    /// The labels hidden on a resource of type `rtype`.
+    pub fn hidden_on<'s>(&'s self, rtype: &'s str) -> impl Iterator<Item = &'s str> + 's {
+        let cleared = self
+            .cleared_on
+            .iter()
+            .find(|(t, _)| t == rtype)
+            .map(|(_, l)| l.as_slice())
+            .unwrap_or_default();
+        self.hidden
+            .iter()
+            .filter(move |h| !cleared.contains(h))
+            .map(String::as_str)
+    }
+}
+
+/// What the label policy did for one request (`policy.labels`): the audit
+/// record's `labels` (labels and counts, never data).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct LabelFacts {
+    /// Labels the token could not see on this request (before break-glass).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hidden: Vec<String>,
+    /// The token's purposes of use (`system|code`), as BALP `purposeOfUse`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub purpose_of_use: Vec<String>,
+    /// A break-glass purpose let the token see labelled data it otherwise
+    /// could not (`hidden` is what it opened).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub break_glass: bool,
+    /// Response entries withheld by the label filter (set once the response
+    /// is filtered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub withheld: Option<u64>,
+    /// The hidden labels the withheld entries carried.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub withheld_labels: Vec<String>,
 }
 
 impl Obligation {
@@ -290,6 +351,9 @@ pub struct Decision {
     /// The changes the filter makes to the request before it goes upstream.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rewrite: Option<Rewrite>,
+    /// What the label policy did (`policy.labels`), when it applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<LabelFacts>,
 }
 
 impl Decision {
@@ -306,6 +370,7 @@ impl Decision {
             denied_entries: Vec::new(),
             narrowing: None,
             rewrite: None,
+            labels: None,
         }
     }
 
@@ -323,6 +388,7 @@ impl Decision {
             denied_entries: Vec::new(),
             narrowing: None,
             rewrite: None,
+            labels: None,
         }
     }
 

@@ -15,7 +15,13 @@ pub type TokenContext = Result<AuthContext, Decision>;
 
 /// The [`TokenContext`] of verified claims.
 pub fn token_context(config: &Config, claims: &Value) -> TokenContext {
-    AuthContext::from_claims(&config.claims, &config.base, claims)
+    let mut ctx = AuthContext::from_claims(&config.claims, &config.base, claims)?;
+    if let Some(labels) = &config.policy.labels {
+        ctx.labels = labels
+            .claims_of(claims, &config.claims.scope, &mut ctx.diagnostics)
+            .map_err(|m| Decision::deny(Reason::UnsupportedClaims, m))?;
+    }
+    Ok(ctx)
 }
 
 /// Whether this request's decision needs its body (see [`crate::fhir::body_needed`]).

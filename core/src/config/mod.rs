@@ -139,11 +139,15 @@ impl Config {
         }
         raw.audit.validate("audit")?;
         raw.metrics.validate("metrics")?;
+        let mut claims = raw.claims;
+        if let Some(l) = &raw.policy.labels {
+            claims.also_kept = l.claim_names().map(str::to_string).collect();
+        }
         Ok(Config {
             base,
             enforce: raw.enforce,
             max_body_bytes: raw.max_body_bytes,
-            claims: raw.claims,
+            claims,
             policy: raw.policy,
             issuers: raw.issuers,
             token: raw.token,

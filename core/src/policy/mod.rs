@@ -87,6 +87,10 @@
 //!   level. Unknown operations: `operation_not_permitted`. `_mdm` (linked
 //!   MDM records) is refused under patient/ scopes. `$export-poll-status`
 //!   needs a system/ scope with `rs` on some type (`OpTarget::AnyType`).
+//! * **Security labels** (`policy.labels`, [`labels`]): for a token that
+//!   may not see every restricted label, searches are narrowed with
+//!   `_security:not` (or only filtered), search forms that could reveal
+//!   labelled data are refused, and responses are filtered.
 //! * **Bundles**: every entry decided as if sent alone; one denied entry
 //!   denies the whole request (`bundle_entry_denied`). Entries' obligations
 //!   apply to the whole response.
@@ -99,6 +103,7 @@ mod evaluator;
 mod granular;
 mod include;
 mod interaction;
+pub mod labels;
 mod need;
 mod operations;
 mod patch;
@@ -115,6 +120,7 @@ mod traversal;
 
 pub use authorize::authorize;
 pub use context::AuthContext;
+pub use labels::{filter_labels, LabelClaims, LabelPolicy, LabelResponse, LabelsFiltered};
 pub use resource::resource_matches_query;
 pub use response_check::check_response;
 pub use settings::{
