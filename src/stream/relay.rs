@@ -14,7 +14,8 @@ use super::{Phase, Stream};
 use crate::host::{response_status, Buffer, Flow, HeaderMap, Host, HttpCall, LogLevel};
 use crate::reply::{deny_reply, gateway_error_reply, Reply};
 use fhir_smart_authz_core::config::Config;
-use fhir_smart_authz_core::decision::{Decision, Reason};
+use fhir_smart_authz_core::decision::{Decision, Obligation, Reason};
+use fhir_smart_authz_core::policy::LabelsFiltered;
 use serde_json::Value;
 
 impl Stream {
@@ -150,7 +151,19 @@ impl Stream {
         }
         // Read from the host at most once: by the check, then for the relay.
         let mut body = None;
-        let result = self.check_response(host, &config, status, &headers, body_size, &mut body);
+        let mut labels = None;
+        let result = self.check_response(
+            host,
+            &config,
+            status,
+            &headers,
+            body_size,
+            &mut body,
+            &mut labels,
+        );
+        if labels.as_ref().is_some_and(|l| l.withheld > 0) {
+            self.shared.count(host, "labels.withheld");
+        }
         if checked {
             self.shared.count(
                 host,
@@ -160,7 +173,10 @@ impl Stream {
                     "response_check.pass"
                 },
             );
-            if let Some(d) = self.decision.take() {
+            if let Some(mut d) = self.decision.take() {
+                if let Some(l) = &labels {
+                    l.record(&mut d);
+                }
                 self.write_audit(host, &d, Some(result.clone()));
                 self.decision = Some(d);
             }
@@ -183,7 +199,9 @@ impl Stream {
     }
 
     /// Whether the response satisfies the decision's obligations (`Err`
-    /// says why not). A body it reads is left in `body` for the relay.
+    /// says why not). A body it reads is left in `body` for the relay:
+    /// the label filter's body when it withheld entries (enforced only).
+    #[allow(clippy::too_many_arguments)]
     fn check_response(
         &self,
         host: &dyn Host,
@@ -192,6 +210,7 @@ impl Stream {
         headers: &[(String, String)],
         body_size: usize,
         body: &mut Option<Vec<u8>>,
+        labels: &mut Option<LabelsFiltered>,
     ) -> Result<(), String> {
         let Some(d) = self.decision.as_ref().filter(|d| !d.obligations.is_empty()) else {
             // Fetched only to send the rewritten request (see `rewrite.rs`).
@@ -223,7 +242,21 @@ impl Stream {
         };
         d.obligations
             .iter()
-            .try_for_each(|o| self.shared.engine.check_response(config, o, &v))
+            .try_for_each(|o| self.shared.engine.check_response(config, o, &v))?;
+        for o in &d.obligations {
+            if let Obligation::FilterLabels(f) = o {
+                let mut filtered = self.shared.engine.filter_labels(config, f, &v);
+                let refused = filtered.refused.clone();
+                if let (Some(b), true) = (filtered.body.take(), config.enforce) {
+                    *body = Some(b);
+                }
+                *labels = Some(filtered);
+                if let Some(why) = refused {
+                    return Err(why);
+                }
+            }
+        }
+        Ok(())
     }
 }
 

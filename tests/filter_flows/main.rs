@@ -12,6 +12,7 @@ mod bodies;
 mod faults;
 mod headers;
 mod key_rotation;
+mod labels;
 mod metadata;
 mod obligations;
 mod prechecks;

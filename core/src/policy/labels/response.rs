@@ -7,7 +7,7 @@
 //! nothing about what was withheld.
 
 use super::{hidden_labels_in, LabelResponse};
-use crate::decision::LabelFilter;
+use crate::decision::{Decision, LabelFilter};
 use crate::policy::PolicyConfig;
 use serde_json::{json, Value};
 
@@ -25,6 +25,16 @@ pub struct LabelsFiltered {
     pub labels: Vec<String>,
     /// Why the whole response is refused, if it is.
     pub refused: Option<String>,
+}
+
+impl LabelsFiltered {
+    /// Put what was withheld into the decision's label facts (the audit
+    /// record's `labels.withheld`, `labels.withheld_labels`).
+    pub fn record(&self, d: &mut Decision) {
+        let facts = d.labels.get_or_insert_with(Default::default);
+        facts.withheld = Some(self.withheld);
+        facts.withheld_labels.clone_from(&self.labels);
+    }
 }
 
 /// Filter a response body by a [`LabelFilter`].
