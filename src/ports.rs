@@ -7,7 +7,7 @@ use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, LabelFilter, Obligation};
 use fhir_smart_authz_core::engine::TokenContext;
 use fhir_smart_authz_core::fhir::RequestParts;
-use fhir_smart_authz_core::policy::{LabelsFiltered, Stored};
+use fhir_smart_authz_core::policy::{LabelsFiltered, ResponseVerdict, Stored};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::rc::Rc;
@@ -135,6 +135,20 @@ pub trait Engine {
         response: &Value,
     ) -> LabelsFiltered {
         fhir_smart_authz_core::policy::filter_labels(&config.policy, filter, response)
+    }
+    /// Every obligation of a decision on a response, in the core's order
+    /// ([`fhir_smart_authz_core::policy::check_obligations_with`]).
+    fn check_obligations(
+        &self,
+        config: &Config,
+        obligations: &[Obligation],
+        response: &Value,
+    ) -> ResponseVerdict {
+        fhir_smart_authz_core::policy::check_obligations_with(
+            obligations,
+            |o| self.check_response(config, o, response),
+            |f| self.filter_labels(config, f, response),
+        )
     }
     /// The write pre-check on the read of the stored resource (pure; the
     /// core's own decision unless a test scripts another).

@@ -14,8 +14,8 @@ use super::{Phase, Stream};
 use crate::host::{response_status, Buffer, Flow, HeaderMap, Host, HttpCall, LogLevel};
 use crate::reply::{deny_reply, gateway_error_reply, Reply};
 use fhir_smart_authz_core::config::Config;
-use fhir_smart_authz_core::decision::{Decision, Obligation, Reason};
-use fhir_smart_authz_core::policy::LabelsFiltered;
+use fhir_smart_authz_core::decision::{Decision, Reason};
+use fhir_smart_authz_core::policy::ResponseVerdict;
 use serde_json::Value;
 
 impl Stream {
@@ -151,7 +151,7 @@ impl Stream {
         }
         // Read from the host at most once: by the check, then for the relay.
         let mut body = None;
-        let mut labels = None;
+        let mut verdict = None;
         let result = self.check_response(
             host,
             &config,
@@ -159,9 +159,13 @@ impl Stream {
             &headers,
             body_size,
             &mut body,
-            &mut labels,
+            &mut verdict,
         );
-        if labels.as_ref().is_some_and(|l| l.withheld > 0) {
+        if verdict
+            .as_ref()
+            .and_then(|v| v.labels.as_ref())
+            .is_some_and(|l| l.withheld > 0)
+        {
             self.shared.count(host, "labels.withheld");
         }
         if checked {
@@ -174,8 +178,8 @@ impl Stream {
                 },
             );
             if let Some(mut d) = self.decision.take() {
-                if let Some(l) = &labels {
-                    l.record(&mut d);
+                if let Some(v) = &verdict {
+                    v.record(&mut d);
                 }
                 self.write_audit(host, &d, Some(result.clone()));
                 self.decision = Some(d);
@@ -199,8 +203,9 @@ impl Stream {
     }
 
     /// Whether the response satisfies the decision's obligations (`Err`
-    /// says why not). A body it reads is left in `body` for the relay:
-    /// the label filter's body when it withheld entries (enforced only).
+    /// says why not; `verdict`: the core's whole verdict). A body it reads
+    /// is left in `body` for the relay: the label filter's body when the
+    /// core filtered it (enforced only).
     #[allow(clippy::too_many_arguments)]
     fn check_response(
         &self,
@@ -210,7 +215,7 @@ impl Stream {
         headers: &[(String, String)],
         body_size: usize,
         body: &mut Option<Vec<u8>>,
-        labels: &mut Option<LabelsFiltered>,
+        verdict: &mut Option<ResponseVerdict>,
     ) -> Result<(), String> {
         let Some(d) = self.decision.as_ref().filter(|d| !d.obligations.is_empty()) else {
             // Fetched only to send the rewritten request (see `rewrite.rs`).
@@ -240,23 +245,16 @@ impl Stream {
         let Ok(v) = serde_json::from_slice::<Value>(bytes) else {
             return Err("the response is not JSON and cannot be checked against the token's patient/granular scopes".to_string());
         };
-        d.obligations
-            .iter()
-            .try_for_each(|o| self.shared.engine.check_response(config, o, &v))?;
-        for o in &d.obligations {
-            if let Obligation::FilterLabels(f) = o {
-                let mut filtered = self.shared.engine.filter_labels(config, f, &v);
-                let refused = filtered.refused.clone();
-                if let (Some(b), true) = (filtered.body.take(), config.enforce) {
-                    *body = Some(b);
-                }
-                *labels = Some(filtered);
-                if let Some(why) = refused {
-                    return Err(why);
-                }
-            }
+        let checked = self
+            .shared
+            .engine
+            .check_obligations(config, &d.obligations, &v);
+        if let (Some(b), true) = (checked.body(), config.enforce) {
+            *body = Some(b.to_vec());
         }
-        Ok(())
+        let result = checked.result.clone();
+        *verdict = Some(checked);
+        result
     }
 }
 

@@ -3,7 +3,8 @@
 //!
 //! * [`AuthContext`] is built once per token from verified claims.
 //! * [`authorize`] decides one classified interaction.
-//! * [`check_response`] is the pure response check behind the obligations.
+//! * [`check_response`] is the pure response check behind the obligations;
+//!   [`check_obligations`] runs them all and the label filter.
 //!
 //! # Letters per interaction
 //! r: read, vread, instance history · s: type/system/compartment search,
@@ -113,6 +114,7 @@ mod references;
 mod resource;
 mod response_check;
 mod response_types;
+mod response_verdict;
 mod search;
 mod settings;
 mod stored;
@@ -123,6 +125,7 @@ pub use context::AuthContext;
 pub use labels::{filter_labels, LabelClaims, LabelPolicy, LabelResponse, LabelsFiltered};
 pub use resource::resource_matches_query;
 pub use response_check::check_response;
+pub use response_verdict::{check_obligations, check_obligations_with, ResponseVerdict};
 pub use settings::{
     default_operations, OpLevel, OpPatientRule, OpTarget, OperationRule, PatientPaging,
     PatientSearch, PatientUpdateById, PolicyConfig, ReadOutsideRequest,
