@@ -9,7 +9,12 @@
 use super::{hidden_labels_in, LabelResponse};
 use crate::decision::{Decision, LabelFilter};
 use crate::policy::PolicyConfig;
-use serde_json::{json, Value};
+use serde_json::Value;
+
+/// The `outcome` entry of a filtered searchset, and of a narrowed one that
+/// lost an included entry.
+const OUTCOME_FILTERED: &str = r#"{"resource":{"resourceType":"OperationOutcome","issue":[{"severity":"information","code":"suppressed","diagnostics":"Entries carrying security labels this token is not cleared for are withheld from this page, if there are any; Bundle.total is left out."}]},"search":{"mode":"outcome"}}"#;
+const OUTCOME_NARROWED: &str = r#"{"resource":{"resourceType":"OperationOutcome","issue":[{"severity":"information","code":"suppressed","diagnostics":"Entries carrying security labels this token is not cleared for are withheld from this page."}]},"search":{"mode":"outcome"}}"#;
 
 /// Nested Bundles (a batch-response's searchsets) are filtered to this depth.
 const MAX_DEPTH: u8 = 3;
@@ -86,15 +91,11 @@ pub fn filter_labels(
     }
     if searchset && (!filter.narrowed || out.withheld > 0) {
         let note = if filter.narrowed {
-            "Entries carrying security labels this token is not cleared for are withheld from this page."
+            OUTCOME_NARROWED
         } else {
-            "Entries carrying security labels this token is not cleared for are withheld from this page, if there are any; Bundle.total is left out."
+            OUTCOME_FILTERED
         };
-        let outcome = json!({
-            "resource": {"resourceType": "OperationOutcome", "issue": [
-                {"severity": "information", "code": "suppressed", "diagnostics": note}]},
-            "search": {"mode": "outcome"}
-        });
+        let outcome: Value = serde_json::from_str(note).unwrap_or(Value::Null);
         if let Some(o) = bundle.as_object_mut() {
             match o.get_mut("entry").and_then(Value::as_array_mut) {
                 Some(entries) => entries.push(outcome),
@@ -190,6 +191,7 @@ fn filter_bundle(
 mod tests {
     use super::*;
     use crate::config::Config;
+    use serde_json::json;
 
     const ETH: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode|ETH";
     const R: &str = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality|R";
@@ -303,6 +305,11 @@ mod tests {
             &searchset(&[labelled("Observation", "o1", None)]),
         );
         assert_eq!(narrowed, LabelsFiltered::default());
+        // Narrowed, an entry withheld all the same (an include): total kept, outcome entry.
+        let got = filter_labels(&p, &filter(true), &page);
+        let v: Value = serde_json::from_slice(&got.body.unwrap()).unwrap();
+        assert_eq!(v["total"], 4);
+        assert_eq!(v["entry"][2]["resource"]["issue"][0]["diagnostics"], "Entries carrying security labels this token is not cleared for are withheld from this page.");
         // Deny mode refuses the page.
         let denied = filter_labels(&policy("deny"), &filter(false), &page);
         assert!(denied
