@@ -37,6 +37,15 @@ fn run_bytes(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
     )
 }
 
+/// `decide --config config` on `input`: exit 0, one JSON value per line.
+fn decided(config: &str, input: &str) -> Vec<Value> {
+    let (code, out, err) = run(&["decide", "--config", config], input);
+    assert_eq!(code, 0, "{err}");
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// An RS256 reference token (tests/fixtures/keys/generate.py) by case name.
 fn reference_token(case: &str) -> String {
     let refs: Vec<Value> = serde_json::from_str(
@@ -126,15 +135,7 @@ fn decide_json_lines() {
         r#"{"method":"GET","path":"/fhir/Patient/123","token":"eyJ..."}"#,
     ]
     .join("\n");
-    let (code, out, _) = run(
-        &["decide", "--config", "examples/configs/default.json"],
-        &input,
-    );
-    assert_eq!(code, 0);
-    let lines: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = decided("examples/configs/default.json", &input);
     assert_eq!(lines.len(), 8);
     let summary: Vec<(String, u64, String)> = lines
         .iter()
@@ -628,15 +629,7 @@ fn decide_checks_a_response_and_explain_shows_the_label_policy() {
         ),
         r#"{"method":"GET","path":"/fhir/Observation/o2","claims":{"scope":"user/*.rs"}}"#,
     );
-    let (code, out, _) = run(
-        &["decide", "--config", "examples/configs/labels.json"],
-        &input,
-    );
-    assert_eq!(code, 0);
-    let lines: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = decided("examples/configs/labels.json", &input);
     let filtered = &lines[0]["response"];
     assert_eq!(
         (filtered["result"].as_str(), filtered["withheld"].as_u64()),

@@ -37,29 +37,25 @@ def labels_policy(narrow: bool) -> dict[str, Any]:
                        "relabel_claim": "may_relabel", "server_supports_security_not": narrow}}
 
 
-def start(narrow: bool):
+def running(narrow: bool):
+    """A rig with the label policy, for the module; stopped after it."""
     if not WASM.exists():
         pytest.fail(f"{WASM} is missing: run `make build`")
     rig = Rig(plugin_overrides={"policy": labels_policy(narrow)}).start()
-    return rig
+    try:
+        yield rig
+    finally:
+        rig.stop()
 
 
 @pytest.fixture(scope="module")
 def filtered():
-    rig = start(False)
-    try:
-        yield rig
-    finally:
-        rig.stop()
+    yield from running(False)
 
 
 @pytest.fixture(scope="module")
 def narrowed():
-    rig = start(True)
-    try:
-        yield rig
-    finally:
-        rig.stop()
+    yield from running(True)
 
 
 def clinician(rig: Rig, scope: str | None = None, **claims: Any) -> str:

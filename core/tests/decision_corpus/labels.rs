@@ -136,13 +136,7 @@ fn check_labels(config: &Config, rows: Vec<LRow>) {
             ));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} rows failed:\n{}",
-        failures.len(),
-        rows.len(),
-        failures.join("\n")
-    );
+    assert_rows(&failures, rows.len());
 }
 
 fn labelled(t: &str, label: &str) -> Value {

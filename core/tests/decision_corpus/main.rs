@@ -305,11 +305,15 @@ fn check_with(config: &Config, rows: Vec<Row>) {
             ));
         }
     }
+    assert_rows(&failures, rows.len());
+}
+
+/// Every row passed, or the failed ones listed.
+fn assert_rows(failures: &[String], rows: usize) {
     assert!(
         failures.is_empty(),
-        "{} of {} rows failed:\n{}",
+        "{} of {rows} rows failed:\n{}",
         failures.len(),
-        rows.len(),
         failures.join("\n")
     );
 }
