@@ -157,55 +157,39 @@ impl LabelPolicy {
     /// type), and whether a break-glass purpose opens them.
     pub(crate) fn view(&self, ctx: &AuthContext) -> TokenView {
         let claims = &ctx.labels;
-        let cleared_by = |label: &str, extra: &[String]| {
-            claims.cleared.iter().chain(extra).any(|c| covers(c, label))
-        };
-        // Labels granular `_security` scopes name, per type (`*` = all).
-        let mut by_type: Vec<(String, Vec<String>)> = Vec::new();
+        // Labels granular `_security` scopes name: on every type (`*`), per type.
+        let mut everywhere: Vec<String> = Vec::new();
+        let mut typed: Vec<(String, Vec<String>)> = Vec::new();
         for s in &ctx.scopes.scopes {
             for q in s.query.iter().filter(|q| q.name == "_security") {
-                let t = s.resource_type.clone().unwrap_or_else(|| "*".into());
-                let slot = match by_type.iter().position(|(x, _)| *x == t) {
-                    Some(i) => i,
-                    None => {
-                        by_type.push((t, Vec::new()));
-                        by_type.len() - 1
+                for v in q.value.split(',').filter(|v| is_label(v)) {
+                    match &s.resource_type {
+                        None => everywhere.push(v.to_string()),
+                        Some(t) => match typed.iter_mut().find(|(x, _)| x == t) {
+                            Some((_, labels)) => labels.push(v.to_string()),
+                            None => typed.push((t.clone(), vec![v.to_string()])),
+                        },
                     }
-                };
-                if let Some((_, labels)) = by_type.get_mut(slot) {
-                    labels.extend(
-                        q.value
-                            .split(',')
-                            .filter(|v| is_label(v))
-                            .map(str::to_string),
-                    );
                 }
             }
         }
-        let everywhere: Vec<String> = by_type
-            .iter()
-            .filter(|(t, _)| t == "*")
-            .flat_map(|(_, l)| l.iter().cloned())
-            .collect();
-        let hidden: Vec<String> = self
-            .restricted
-            .iter()
-            .filter(|l| !cleared_by(l, &everywhere))
-            .cloned()
-            .collect();
-        let cleared_on = by_type
-            .into_iter()
-            .filter(|(t, _)| t != "*")
-            .map(|(t, labels)| {
-                let opened = hidden
-                    .iter()
-                    .filter(|h| labels.iter().any(|c| covers(c, h)))
-                    .cloned()
-                    .collect();
-                (t, opened)
-            })
-            .filter(|(_, l): &(String, Vec<String>)| !l.is_empty())
-            .collect();
+        let mut hidden = Vec::new();
+        for l in &self.restricted {
+            if !claims.cleared.iter().chain(&everywhere).any(|c| covers(c, l)) {
+                hidden.push(l.clone());
+            }
+        }
+        let mut cleared_on = Vec::new();
+        for (t, labels) in typed {
+            let opened: Vec<String> = hidden
+                .iter()
+                .filter(|h| labels.iter().any(|c| covers(c, h)))
+                .cloned()
+                .collect();
+            if !opened.is_empty() {
+                cleared_on.push((t, opened));
+            }
+        }
         let break_glass = claims
             .purposes
             .iter()
