@@ -103,6 +103,24 @@ def test_clearance_opens_its_labels_only(filtered):
     assert filtered.request("GET", "/Condition/cond-c-sud", token=every).status == 200
 
 
+def test_every_page_is_filtered(filtered):
+    """Following the server's `next` links through the gateway: each page filtered, no totals.
+    (The page count still shows that entries were withheld: the documented limit of filtering.)"""
+    token = clinician(filtered)
+    r = filtered.request("GET", "/Observation?patient=pat-c&_count=1", token=token)
+    seen: set[str] = set()
+    pages = 0
+    while True:
+        assert r.status == 200 and "total" not in r.json(), r.body
+        pages += 1
+        seen |= matches(r)
+        nxt = [link["url"] for link in r.json().get("link", []) if link.get("relation") == "next"]
+        if not nxt or pages > 5:
+            break
+        r = filtered.request("GET", "", token=token, raw_url=nxt[0])
+    assert seen == {"Observation/obs-c1"} and pages == 3, (seen, pages)
+
+
 def test_labelled_read_is_refused_without_the_resource(filtered):
     for path in ("/Observation/obs-c-v", "/Condition/cond-c-sud", "/Encounter/enc-c-sud"):
         r = filtered.request("GET", path, token=clinician(filtered))
