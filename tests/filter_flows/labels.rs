@@ -13,6 +13,10 @@ const CONFIG: &str = r#"{"fhir_base_url":"https://fhir.example/fhir","policy":{"
   "break_glass":["http://terminology.hl7.org/CodeSystem/v3-ActReason|BTG"]}}}"#;
 
 fn label_stream() -> Stream {
+    label_stream_with(CONFIG)
+}
+
+fn label_stream_with(config: &str) -> Stream {
     let mut t = FakeTokens::default();
     let clinician = json!({"iss": "https://as", "sub": "u1", "scope": "user/*.rs"});
     let mut btg = clinician.clone();
@@ -20,7 +24,7 @@ fn label_stream() -> Stream {
     t.tokens
         .insert("clinician".into(), FakeToken::Valid(clinician));
     t.tokens.insert("btg".into(), FakeToken::Valid(btg));
-    let config = Rc::new(Config::from_json(CONFIG.as_bytes()).unwrap());
+    let config = Rc::new(Config::from_json(config.as_bytes()).unwrap());
     Stream::new(Shared::new(
         config,
         Box::new(t),
@@ -39,8 +43,12 @@ fn obs(id: &str, label: Option<&str>) -> Value {
 
 /// The request under `token`, answered by the FHIR server with `body`.
 fn run(path: &str, token: &str, body: &Value) -> (FakeHost, Flow) {
+    run_with(CONFIG, path, token, body)
+}
+
+fn run_with(config: &str, path: &str, token: &str, body: &Value) -> (FakeHost, Flow) {
     let h = host("GET", path, Some(&format!("Bearer {token}")), &[]);
-    let mut s = label_stream();
+    let mut s = label_stream_with(config);
     let f = s.on_request_headers(&h, true);
     if f == Flow::Pause {
         let text = body.to_string();
@@ -109,5 +117,22 @@ fn a_labelled_read_is_refused_and_break_glass_counted() {
     assert_eq!(
         a["labels"]["purpose_of_use"],
         json!(["http://terminology.hl7.org/CodeSystem/v3-ActReason|BTG"])
+    );
+}
+
+/// Shadow mode: the server's answer is relayed unchanged; the audit record
+/// says what the filter would have withheld.
+#[test]
+fn shadow_mode_relays_the_response_unchanged() {
+    let shadow = CONFIG.replacen('{', r#"{"enforce":false,"#, 1);
+    let page = json!({"resourceType": "Bundle", "type": "searchset", "total": 2, "entry": [
+        {"resource": obs("o1", None)}, {"resource": obs("o2", Some(ETH))}]});
+    let (h, _) = run_with(&shadow, "/fhir/Observation?code=x", "clinician", &page);
+    let r = h.state.borrow().replies.last().cloned().unwrap();
+    assert_eq!(serde_json::from_slice::<Value>(&r.body).unwrap(), page);
+    let a = audit(&h);
+    assert_eq!(
+        (a["enforced"].as_bool(), a["labels"]["withheld"].as_u64()),
+        (Some(false), Some(1))
     );
 }

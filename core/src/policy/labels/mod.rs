@@ -175,7 +175,12 @@ impl LabelPolicy {
         }
         let mut hidden = Vec::new();
         for l in &self.restricted {
-            if !claims.cleared.iter().chain(&everywhere).any(|c| covers(c, l)) {
+            if !claims
+                .cleared
+                .iter()
+                .chain(&everywhere)
+                .any(|c| covers(c, l))
+            {
                 hidden.push(l.clone());
             }
         }
