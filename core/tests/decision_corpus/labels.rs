@@ -327,9 +327,25 @@ fn refusal_messages() {
         Some(&ctx),
     );
     assert_eq!(d.message, "a create whose resource carries meta.security could add or remove security labels; that needs the claim `may_relabel: true`");
+    assert!(d.required_scopes.is_empty(), "no scope opens a label");
     let facts = d.labels.unwrap();
     assert_eq!(facts.hidden, [R, V, ETH, PART2]);
     assert!(!facts.break_glass);
+    let read = authorize(
+        &c,
+        search("Patient", "_has:Observation:patient:code=1"),
+        Some(&ctx),
+    );
+    assert!(read.required_scopes.is_empty());
+    // With a relabel scope configured, a refused write names it.
+    let scoped = labels_cfg(r#""relabel_scope":"system/security-labels.write""#);
+    let d = authorize(
+        &scoped,
+        create("Observation", Some(labelled("Observation", R))),
+        Some(&ctx),
+    );
+    assert_eq!(d.required_scopes, ["system/security-labels.write"]);
+    assert_eq!(d.message, "a create whose resource carries meta.security could add or remove security labels; that needs the scope `system/security-labels.write` or the claim `may_relabel: true`");
 }
 
 /// Without `policy.labels`, labelled writes and oracles are decided as before.

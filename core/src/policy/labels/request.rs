@@ -26,13 +26,13 @@ pub fn apply_labels(labels: &LabelPolicy, ctx: &AuthContext, d: &mut Decision) {
     let mut facts = view.facts();
     let recorded = !facts.hidden.is_empty() || !facts.purpose_of_use.is_empty();
     if d.is_allow() {
-        let outcome = relabel(labels, ctx, it, None).and_then(|()| {
-            if view.restricted() {
-                reads(labels, &view, it, true)
-            } else {
-                Ok(None)
-            }
-        });
+        // A refusal names the scope that would allow it: the relabel scope
+        // for a write, none for a read (no scope opens a label).
+        let outcome = match relabel(labels, ctx, it, None) {
+            Err(m) => Err((m, labels.relabel_scope.iter().cloned().collect())),
+            Ok(()) if view.restricted() => reads(labels, &view, it).map_err(|m| (m, Vec::new())),
+            Ok(()) => Ok(None),
+        };
         match outcome {
             Ok(None) => {}
             Ok(Some((filter, added))) => {
@@ -49,9 +49,8 @@ pub fn apply_labels(labels: &LabelPolicy, ctx: &AuthContext, d: &mut Decision) {
                     d.obligations.push(o);
                 }
             }
-            Err(message) => {
+            Err((message, required)) => {
                 let interaction = d.interaction.take();
-                let required = std::mem::take(&mut d.required_scopes);
                 let mut denial = Decision::deny(Reason::SecurityLabelNotPermitted, message);
                 denial.interaction = interaction;
                 denial.required_scopes = required;
@@ -179,14 +178,13 @@ fn refused(what: &str, fix: &str) -> String {
 }
 
 /// What a read under a restricted token needs: the response filter, and
-/// the `_security:not` parameters added to a search's URL (`narrow`: the
-/// URL is the request's own). `Err`: why it is refused.
+/// the `_security:not` parameters added to a search's URL (a request's
+/// own: Bundle entries that read are refused). `Err`: why it is refused.
 #[allow(clippy::type_complexity)]
 fn reads(
     labels: &LabelPolicy,
     view: &TokenView,
     it: &Interaction,
-    narrow: bool,
 ) -> Result<Option<(LabelFilter, Vec<AddedParam>)>, String> {
     let filter = |narrowed: bool| LabelFilter {
         narrowed,
@@ -223,7 +221,7 @@ fn reads(
             Ok(Some((filter(false), Vec::new())))
         }
         InteractionKind::Search => {
-            let narrowed = narrow && labels.server_supports_security_not;
+            let narrowed = labels.server_supports_security_not;
             search_limits(&it.search, narrowed)?;
             let mut added = Vec::new();
             if narrowed {
