@@ -281,16 +281,7 @@ fn is_coding_of(system: Option<&str>, code: &str, label: &str) -> bool {
 pub(crate) fn hidden_labels_in<'h>(v: &Value, hidden: &[&'h str], out: &mut Vec<&'h str>) {
     match v {
         Value::Object(o) => {
-            for key in ["meta", "valueMeta"] {
-                let security = o.get(key).and_then(|m| m.get("security"));
-                for (system, code) in codings(security) {
-                    for h in hidden {
-                        if is_coding_of(system, code, h) && !out.contains(h) {
-                            out.push(h);
-                        }
-                    }
-                }
-            }
+            hidden_labels_on(v, hidden, out);
             for (k, child) in o {
                 if k != "meta" {
                     hidden_labels_in(child, hidden, out);
@@ -299,6 +290,20 @@ pub(crate) fn hidden_labels_in<'h>(v: &Value, hidden: &[&'h str], out: &mut Vec<
         }
         Value::Array(a) => a.iter().for_each(|c| hidden_labels_in(c, hidden, out)),
         _ => {}
+    }
+}
+
+/// The hidden labels of `v` itself: its `meta.security` (or a `valueMeta`'s).
+pub(crate) fn hidden_labels_on<'h>(v: &Value, hidden: &[&'h str], out: &mut Vec<&'h str>) {
+    for key in ["meta", "valueMeta"] {
+        let security = v.get(key).and_then(|m| m.get("security"));
+        for (system, code) in codings(security) {
+            for h in hidden {
+                if is_coding_of(system, code, h) && !out.contains(h) {
+                    out.push(h);
+                }
+            }
+        }
     }
 }
 

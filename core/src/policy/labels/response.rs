@@ -6,7 +6,7 @@
 //! `outcome`) saying entries may be withheld: always, so its presence says
 //! nothing about what was withheld.
 
-use super::{hidden_labels_in, LabelResponse};
+use super::{hidden_labels_in, hidden_labels_on, LabelResponse};
 use crate::decision::{Decision, LabelFilter};
 use crate::policy::PolicyConfig;
 use serde_json::Value;
@@ -140,6 +140,15 @@ fn filter_bundle(
         return Err(
             "the response nests Bundles too deeply to be checked for security labels".into(),
         );
+    }
+    // A Bundle labelled itself (a stored document, read by id) is refused whole.
+    let hidden: Vec<&str> = filter.hidden_on("Bundle").collect();
+    let mut own = Vec::new();
+    hidden_labels_on(bundle, &hidden, &mut own);
+    if !own.is_empty() {
+        out.withheld += 1;
+        out.labels.extend(own.iter().map(|l| l.to_string()));
+        return Err("the Bundle carries a security label this token is not cleared for".into());
     }
     let btype = bundle
         .get("type")
@@ -333,6 +342,14 @@ mod tests {
             v["entry"][0]["resource"]["entry"].as_array().unwrap().len(),
             1
         );
+        let mut stored = labelled("Bundle", "b1", Some(R));
+        stored["type"] = json!("collection");
+        let got = filter_labels(&p, &filter(false), &stored);
+        assert_eq!(
+            got.refused.as_deref(),
+            Some("the Bundle carries a security label this token is not cleared for")
+        );
+        assert_eq!(got.labels, [R]);
         let document = json!({"resourceType": "Bundle", "type": "document", "entry": [{"resource": labelled("Observation", "o2", Some(R))}]});
         assert!(filter_labels(&p, &filter(false), &document)
             .refused
