@@ -213,6 +213,12 @@ fn oracles_are_refused() {
     rows.push(lrow("user/*.rs", op(Level::Type, Some("Observation"), None, "$lastn", "subject:Patient.name=x"), LABELS, NO_FILTER));
     rows.push(lrow("system/*.rs", op(Level::System, None, None, "$export", ""), LABELS, NO_FILTER));
     rows.push(lrow("system/*.rs", op(Level::System, None, None, "$export", ""), ALLOW, NO_FILTER).cleared(&[V, ETH, PART2]));
+    // conditional writes: their criteria are matched against records the token may not see
+    rows.push(lrow("user/*.cruds", cond_delete("Observation", "code=x"), LABELS, NO_FILTER));
+    rows.push(lrow("user/*.cruds", cond_create("Observation", obs("Patient/p1"), "identifier=a|b"), LABELS, NO_FILTER));
+    rows.push(lrow("user/*.cruds", cond_delete("Observation", "code=x"), ALLOW, NO_FILTER).cleared(&[V, ETH, PART2]));
+    rows.push(lrow("user/*.cruds", bundle(K::Transaction, vec![cond_delete("Observation", "code=x")]), LABELS, NO_FILTER));
+    rows.push(lrow("user/*.cruds", delete("Observation", "o1"), ALLOW, NO_FILTER));
     // a batch that reads: refused (its entries cannot be filtered one by one)
     rows.push(lrow("user/*.rs", bundle(K::Batch, vec![read("Observation", "o1")]), LABELS, NO_FILTER));
     rows.push(lrow("user/*.rs", bundle(K::Batch, vec![read("Observation", "o1")]), ALLOW, NO_FILTER).purposes(&[BTG]).break_glass());

@@ -195,16 +195,31 @@ fn reads(
         InteractionKind::Create
         | InteractionKind::Update
         | InteractionKind::Patch
+        | InteractionKind::Delete
+            if it.conditional =>
+        {
+            Err(refused(
+                "a conditional write (the server matches its criteria against every record)",
+                "write by id, or create without If-None-Exist",
+            ))
+        }
+        InteractionKind::Create
+        | InteractionKind::Update
+        | InteractionKind::Patch
         | InteractionKind::Delete => Ok(None),
         InteractionKind::Read
         | InteractionKind::Vread
         | InteractionKind::History
         | InteractionKind::Paging => Ok(Some((filter(false), Vec::new()))),
         InteractionKind::Batch | InteractionKind::Transaction => {
-            if let Some(e) = it.entries.iter().find(|e| reads_data(&e.interaction)) {
+            if let Some(e) = it
+                .entries
+                .iter()
+                .find(|e| reads_data(&e.interaction) || e.interaction.conditional)
+            {
                 return Err(refused(
                     &format!("entry {} ({} {}) of a batch or transaction", e.index, e.method, e.url),
-                    "send reads and searches as requests of their own, so their responses can be filtered",
+                    "send reads and searches as requests of their own, so their responses can be filtered, and writes by id",
                 ));
             }
             Ok(None)
