@@ -194,6 +194,12 @@ def test_writes_that_change_labels_need_the_claim(filtered):
     plain = {k: v for k, v in labelled.items() if k != "meta"}
     put = filtered.request("PUT", "/Observation/obs-c-r", token=clinician(filtered), body={**plain, "id": "obs-c-r"})
     assert put.status == 403 and "update_keeps_labels" in put.audit["message"], put.body
+    # a patch that leaves the labels alone is forwarded; its answer (the stored resource) is filtered
+    probe = [{"op": "test", "path": "/status", "value": "final"}]
+    leak = filtered.request("PATCH", "/Observation/obs-c-v", token=clinician(filtered), body=json.dumps(probe),
+                            content_type="application/json-patch+json")
+    assert leak.status == 403 and leak.audit["reason"] == "response_not_permitted", leak.body
+    assert b"Cocaine" not in leak.body
     patch = [{"op": "remove", "path": "/meta/security"}]
     p = filtered.request("PATCH", "/Observation/obs-c-r", token=clinician(filtered), body=json.dumps(patch),
                          content_type="application/json-patch+json")

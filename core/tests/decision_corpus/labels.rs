@@ -275,16 +275,17 @@ fn writes_that_change_labels_need_permission() {
         // updates: the server may drop stored labels unless the operator says it keeps them
         lrow("user/*.cruds", update("Observation", "o1", Some(plain.clone())), LABELS, NO_FILTER),
         lrow("user/*.cruds", update("Observation", "o1", Some(labelled("Observation", ETH))), LABELS, NO_FILTER),
-        lrow("user/*.cruds", update("Observation", "o1", Some(labelled("Observation", ETH))), ALLOW, NO_FILTER).relabel(),
-        lrow("user/*.cruds", with_doc(patch("Observation", "o1"), json_patch("/status")), ALLOW, NO_FILTER),
+        lrow("user/*.cruds", update("Observation", "o1", Some(labelled("Observation", ETH))), ALLOW, FILTERED).relabel(),
+        // the answer to a patch is the stored resource: filtered
+        lrow("user/*.cruds", with_doc(patch("Observation", "o1"), json_patch("/status")), ALLOW, FILTERED),
         lrow("user/*.cruds", with_doc(patch("Observation", "o1"), json_patch("/meta/security/0")), LABELS, NO_FILTER),
         lrow("user/*.cruds", with_doc(patch("Observation", "o1"), json_patch("/meta")), LABELS, NO_FILTER),
         lrow("user/*.cruds", with_doc(patch("Observation", "o1"), json_patch("")), LABELS, NO_FILTER),
         lrow("user/*.cruds", with_doc(patch("Observation", "o1"), json!([{"op": "move", "from": "/meta/security", "path": "/note"}])), LABELS, NO_FILTER),
-        lrow("user/*.cruds", with_doc(patch("Observation", "o1"), fhirpath_patch("Observation", "status")), ALLOW, NO_FILTER),
+        lrow("user/*.cruds", with_doc(patch("Observation", "o1"), fhirpath_patch("Observation", "status")), ALLOW, FILTERED),
         lrow("user/*.cruds", with_doc(patch("Observation", "o1"), fhirpath_patch("Observation.meta", "security")), LABELS, NO_FILTER),
         lrow("user/*.cruds", with_doc(patch("Observation", "o1"), fhirpath_patch("Observation", "meta")), LABELS, NO_FILTER),
-        lrow("user/*.cruds", with_doc(patch("Observation", "o1"), fhirpath_patch("Observation.meta", "security")), ALLOW, NO_FILTER).relabel(),
+        lrow("user/*.cruds", with_doc(patch("Observation", "o1"), fhirpath_patch("Observation.meta", "security")), ALLOW, FILTERED).relabel(),
         lrow("user/*.cruds", patch("Observation", "o1"), LABELS, NO_FILTER),
         lrow("user/*.cruds", delete("Observation", "o1"), ALLOW, NO_FILTER),
         // in a transaction: entry by entry
@@ -293,7 +294,7 @@ fn writes_that_change_labels_need_permission() {
     ];
     check_labels(&c, rows);
     check_labels(&keeps, vec![
-        lrow("user/*.cruds", update("Observation", "o1", Some(plain)), ALLOW, NO_FILTER),
+        lrow("user/*.cruds", update("Observation", "o1", Some(plain)), ALLOW, FILTERED),
         lrow("user/*.cruds", update("Observation", "o1", Some(labelled("Observation", ETH))), LABELS, NO_FILTER),
     ]);
 }

@@ -203,10 +203,10 @@ fn reads(
                 "write by id, or create without If-None-Exist",
             ))
         }
-        InteractionKind::Create
-        | InteractionKind::Update
-        | InteractionKind::Patch
-        | InteractionKind::Delete => Ok(None),
+        // The answer to an update or patch by id is the stored resource
+        // (a patch's, whatever the token could see of it): filtered too.
+        InteractionKind::Update | InteractionKind::Patch => Ok(Some((filter(false), Vec::new()))),
+        InteractionKind::Create | InteractionKind::Delete => Ok(None),
         InteractionKind::Read
         | InteractionKind::Vread
         | InteractionKind::History
