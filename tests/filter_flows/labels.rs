@@ -12,10 +12,6 @@ const CONFIG: &str = r#"{"fhir_base_url":"https://fhir.example/fhir","policy":{"
   "clearance_claim":"clearance","purpose_of_use_claim":"purpose_of_use",
   "break_glass":["http://terminology.hl7.org/CodeSystem/v3-ActReason|BTG"]}}}"#;
 
-fn label_stream() -> Stream {
-    label_stream_with(CONFIG)
-}
-
 fn label_stream_with(config: &str) -> Stream {
     let mut t = FakeTokens::default();
     let clinician = json!({"iss": "https://as", "sub": "u1", "scope": "user/*.rs"});
