@@ -3,6 +3,7 @@
 
 mod commands;
 mod response;
+mod secrets;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
