@@ -209,6 +209,9 @@ fn oracles_are_refused() {
     rows.push(lrow("user/*.rs", search("Observation", "_contained=false"), ALLOW, FILTERED));
     rows.push(lrow("user/*.rs", search("Observation", "_include=Observation:patient&_revinclude=Provenance:target"), ALLOW, FILTERED));
     rows.push(lrow("user/*.rs", search("Observation", "_summary=true"), ALLOW, FILTERED));
+    rows.push(lrow("user/*.rs", search("Observation", "_format=xml"), LABELS, NO_FILTER));
+    rows.push(lrow("user/*.rs", search("Observation", "_format=application/fhir+json"), ALLOW, FILTERED));
+    rows.push(lrow("user/*.rs", search("Observation", "_format=xml"), ALLOW, NO_FILTER).cleared(&[V, ETH, PART2]));
     // operations: the same limits; bulk export is not read through the filter
     rows.push(lrow("user/*.rs", op(Level::Type, Some("Observation"), None, "$lastn", "subject:Patient.name=x"), LABELS, NO_FILTER));
     rows.push(lrow("system/*.rs", op(Level::System, None, None, "$export", ""), LABELS, NO_FILTER));

@@ -190,6 +190,17 @@ fn reads(
         narrowed,
         ..view.filter.clone()
     };
+    // The labels are read from a JSON answer (an XML one is refused after
+    // the fact; `Accept` is not looked at here).
+    let xml = it
+        .params("_format")
+        .flat_map(|sp| &sp.values)
+        .find(|v| !v.contains("json"));
+    if let Some(v) = xml {
+        return Err(format!(
+            "`_format={v}`: the filter checks security labels in JSON answers only; ask for JSON (`_format=json`, or leave it out)"
+        ));
+    }
     match it.kind {
         InteractionKind::Capabilities | InteractionKind::SmartConfiguration => Ok(None),
         InteractionKind::Create
