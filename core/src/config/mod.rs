@@ -25,6 +25,7 @@ pub use crate::claims::ClaimsConfig;
 use crate::fhir::FhirBase;
 use crate::json::from_slice_strict_at;
 use crate::policy::PolicyConfig;
+use crate::token::binding::{BindingContext, SenderConstraintConfig};
 use crate::token::{validate_issuers, IssuerConfig, TokenSettings, TrustConfig};
 use serde::Deserialize;
 use serde_path_to_error::{Path, Segment};
@@ -55,6 +56,10 @@ pub struct RawConfig {
     pub issuers: Vec<IssuerConfig>,
     #[serde(default)]
     pub token: TokenSettings,
+    /// Sender-constrained tokens: the DPoP replay cache, nonces, client
+    /// certificates (the per-issuer settings are in `issuers[]`).
+    #[serde(default)]
+    pub sender_constraint: SenderConstraintConfig,
     #[serde(default)]
     pub upstream: UpstreamConfig,
     #[serde(default)]
@@ -88,6 +93,7 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub issuers: Vec<IssuerConfig>,
     pub token: TokenSettings,
+    pub sender_constraint: SenderConstraintConfig,
     pub upstream: UpstreamConfig,
     pub responses: ResponsesConfig,
     pub discovery: Option<DiscoveryConfig>,
@@ -132,6 +138,15 @@ impl Config {
         raw.policy.validate("policy")?;
         validate_issuers(&raw.issuers, base.url.as_deref())?;
         raw.token.validate("token")?;
+        raw.sender_constraint.validate("sender_constraint")?;
+        if raw.sender_constraint.nonce_secret.is_none() {
+            if let Some(i) = raw.issuers.iter().position(|i| i.dpop.nonce) {
+                return Err(ConfigError::new(
+                    format!("issuers[{i}].dpop.nonce"),
+                    "server nonces need a key: set sender_constraint.nonce_secret",
+                ));
+            }
+        }
         raw.upstream.validate("upstream")?;
         raw.responses.validate("responses")?;
         if let Some(d) = &raw.discovery {
@@ -147,6 +162,7 @@ impl Config {
             policy: raw.policy,
             issuers: raw.issuers,
             token: raw.token,
+            sender_constraint: raw.sender_constraint,
             upstream: raw.upstream,
             responses: raw.responses,
             discovery: raw.discovery,
@@ -164,6 +180,17 @@ impl Config {
             issuers: &self.issuers,
             settings: &self.token,
             base_url: self.base.url.as_deref(),
+        }
+    }
+
+    /// What the sender-constraint check reads.
+    pub fn binding(&self) -> BindingContext<'_> {
+        BindingContext {
+            issuers: &self.issuers,
+            token: &self.token,
+            settings: &self.sender_constraint,
+            base_url: self.base.url.as_deref(),
+            base_path: &self.base.path,
         }
     }
 }
