@@ -333,10 +333,7 @@ pub struct Decision {
     pub rewrite: Option<Rewrite>,
     /// Headers the filter adds to its reply (a denial) or to the upstream's
     /// response (an allow): `DPoP-Nonce` (RFC 9449 §8). Lower-case names.
-    #[serde(
-        skip_serializing_if = "Vec::is_empty",
-        serialize_with = "as_object"
-    )]
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "as_object")]
     pub reply_headers: Vec<(String, String)>,
 }
 

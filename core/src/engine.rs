@@ -104,7 +104,14 @@ pub fn decide_with_raw_token(
 ) -> Decision {
     let claims = offline::verify_claims(config.trust(), token, now);
     let mut replay = MemoryReplayStore::default();
-    decide_verified(config, req, claims, ConnectionFacts::default(), now, &mut replay)
+    decide_verified(
+        config,
+        req,
+        claims,
+        ConnectionFacts::default(),
+        now,
+        &mut replay,
+    )
 }
 
 /// Decide on claims the caller verified: their sender constraint checked
@@ -135,8 +142,14 @@ fn decide_verified(
             connection,
             now,
         };
-        check_binding(&config.binding(), &sender, &claims, &RustCryptoVerifier, replay)
-            .map(|binding| (claims, binding))
+        check_binding(
+            &config.binding(),
+            &sender,
+            &claims,
+            &RustCryptoVerifier,
+            replay,
+        )
+        .map(|binding| (claims, binding))
     });
     match bound {
         Ok((claims, binding)) => {

@@ -130,7 +130,14 @@ fn decide_at(
 }
 
 fn decide(config: &Config, headers: &[(&str, &str)]) -> Decision {
-    decide_at(config, "GET", headers, None, &mut MemoryReplayStore::default(), NOW)
+    decide_at(
+        config,
+        "GET",
+        headers,
+        None,
+        &mut MemoryReplayStore::default(),
+        NOW,
+    )
 }
 
 fn dpop_headers<'a>(auth: &'a str, proof: &'a str) -> Vec<(&'a str, &'a str)> {
@@ -139,8 +146,17 @@ fn dpop_headers<'a>(auth: &'a str, proof: &'a str) -> Vec<(&'a str, &'a str)> {
 
 /// `(status, reason, message fragment)`; allows are `(200, Allowed, "")`.
 fn expect(d: &Decision, row: &str, status: u16, reason: Reason, fragment: &str) {
-    assert_eq!((d.status, d.reason), (status, reason), "{row}: {}", d.message);
-    assert!(d.message.contains(fragment), "{row}: {:?} lacks {fragment:?}", d.message);
+    assert_eq!(
+        (d.status, d.reason),
+        (status, reason),
+        "{row}: {}",
+        d.message
+    );
+    assert!(
+        d.message.contains(fragment),
+        "{row}: {:?} lacks {fragment:?}",
+        d.message
+    );
 }
 
 #[test]
@@ -151,38 +167,296 @@ fn dpop_proof_checks() {
     let good = proof(&token);
     type Patch = Box<dyn Fn(&mut Map<String, Value>)>;
     let none = || -> Patch { Box::new(|_| {}) };
-    let set = |k: &'static str, v: Value| -> Patch { Box::new(move |m| { m.insert(k.into(), v.clone()); }) };
-    let drop = |k: &'static str| -> Patch { Box::new(move |m| { m.remove(k); }) };
+    let set = |k: &'static str, v: Value| -> Patch {
+        Box::new(move |m| {
+            m.insert(k.into(), v.clone());
+        })
+    };
+    let drop = |k: &'static str| -> Patch {
+        Box::new(move |m| {
+            m.remove(k);
+        })
+    };
     let inv = Reason::InvalidDpopProof;
     // (row, alg, kid, header patch, claims patch, status, reason, message)
     let rows: Vec<(&str, &str, &str, Patch, Patch, u16, Reason, &str)> = vec![
-        ("valid ES256", "ES256", "p256", none(), none(), 200, Reason::Allowed, ""),
-        ("typ missing", "ES256", "p256", drop("typ"), none(), 401, inv, "no header `typ`"),
-        ("typ JWT", "ES256", "p256", set("typ", json!("JWT")), none(), 401, inv, "dpop+jwt"),
-        ("jwk missing", "ES256", "p256", drop("jwk"), none(), 401, inv, "no `jwk`"),
-        ("jwk private d", "ES256", "p256", Box::new(|m| { m["jwk"]["d"] = json!("AAAA"); }), none(), 401, inv, "private key material (`d`)"),
-        ("jwk another key", "ES256", "p256", Box::new(|m| { m["jwk"] = Value::Object(public_jwk("p384")); }), none(), 401, inv, "not a key for ES256"),
-        ("jwk with jku", "ES256", "p256", set("jku", json!("https://x")), none(), 401, inv, "`jku`"),
-        ("alg none", "ES256", "p256", set("alg", json!("none")), none(), 401, inv, "\"none\" is not accepted"),
-        ("alg HS256", "ES256", "p256", set("alg", json!("HS256")), none(), 401, inv, "\"HS256\" is not accepted"),
-        ("jti missing", "ES256", "p256", none(), drop("jti"), 401, inv, "no claim `jti`"),
-        ("htm missing", "ES256", "p256", none(), drop("htm"), 401, inv, "no claim `htm`"),
-        ("htu missing", "ES256", "p256", none(), drop("htu"), 401, inv, "no claim `htu`"),
-        ("iat missing", "ES256", "p256", none(), drop("iat"), 401, inv, "no claim `iat`"),
-        ("iat not a number", "ES256", "p256", none(), set("iat", json!("now")), 401, inv, "NumericDate"),
-        ("htm POST", "ES256", "p256", none(), set("htm", json!("POST")), 401, inv, "`htm`"),
-        ("htm lower case", "ES256", "p256", none(), set("htm", json!("get")), 401, inv, "`htm`"),
-        ("htu other path", "ES256", "p256", none(), set("htu", json!("https://fhir.example.org/fhir/Patient/124")), 401, inv, "`htu`"),
-        ("htu other host", "ES256", "p256", none(), set("htu", json!("https://evil.example.org/fhir/Patient/123")), 401, inv, "`htu`"),
-        ("htu normalised", "ES256", "p256", none(), set("htu", json!("HTTPS://FHIR.example.org:443/fhir/./Patient/%31%323")), 200, Reason::Allowed, ""),
-        ("htu with query", "ES256", "p256", none(), set("htu", json!(format!("{HTU}?x=1#f"))), 200, Reason::Allowed, ""),
-        ("iat too old", "ES256", "p256", none(), set("iat", json!(NOW - 61)), 401, inv, "too old"),
-        ("iat oldest", "ES256", "p256", none(), set("iat", json!(NOW - 60)), 200, Reason::Allowed, ""),
-        ("iat future", "ES256", "p256", none(), set("iat", json!(NOW + 6)), 401, inv, "future"),
-        ("iat skew", "ES256", "p256", none(), set("iat", json!(NOW + 5)), 200, Reason::Allowed, ""),
-        ("ath missing", "ES256", "p256", none(), drop("ath"), 401, inv, "no `ath`"),
-        ("ath other token", "ES256", "p256", none(), set("ath", json!(ath("another"))), 401, inv, "`ath`"),
-        ("RS256 proof, other key", "RS256", "rsa1", none(), none(), 401, Reason::TokenBindingMismatch, "another key"),
+        (
+            "valid ES256",
+            "ES256",
+            "p256",
+            none(),
+            none(),
+            200,
+            Reason::Allowed,
+            "",
+        ),
+        (
+            "typ missing",
+            "ES256",
+            "p256",
+            drop("typ"),
+            none(),
+            401,
+            inv,
+            "no header `typ`",
+        ),
+        (
+            "typ JWT",
+            "ES256",
+            "p256",
+            set("typ", json!("JWT")),
+            none(),
+            401,
+            inv,
+            "dpop+jwt",
+        ),
+        (
+            "jwk missing",
+            "ES256",
+            "p256",
+            drop("jwk"),
+            none(),
+            401,
+            inv,
+            "no `jwk`",
+        ),
+        (
+            "jwk private d",
+            "ES256",
+            "p256",
+            Box::new(|m| {
+                m["jwk"]["d"] = json!("AAAA");
+            }),
+            none(),
+            401,
+            inv,
+            "private key material (`d`)",
+        ),
+        (
+            "jwk another key",
+            "ES256",
+            "p256",
+            Box::new(|m| {
+                m["jwk"] = Value::Object(public_jwk("p384"));
+            }),
+            none(),
+            401,
+            inv,
+            "not a key for ES256",
+        ),
+        (
+            "jwk with jku",
+            "ES256",
+            "p256",
+            set("jku", json!("https://x")),
+            none(),
+            401,
+            inv,
+            "`jku`",
+        ),
+        (
+            "alg none",
+            "ES256",
+            "p256",
+            set("alg", json!("none")),
+            none(),
+            401,
+            inv,
+            "\"none\" is not accepted",
+        ),
+        (
+            "alg HS256",
+            "ES256",
+            "p256",
+            set("alg", json!("HS256")),
+            none(),
+            401,
+            inv,
+            "\"HS256\" is not accepted",
+        ),
+        (
+            "jti missing",
+            "ES256",
+            "p256",
+            none(),
+            drop("jti"),
+            401,
+            inv,
+            "no claim `jti`",
+        ),
+        (
+            "htm missing",
+            "ES256",
+            "p256",
+            none(),
+            drop("htm"),
+            401,
+            inv,
+            "no claim `htm`",
+        ),
+        (
+            "htu missing",
+            "ES256",
+            "p256",
+            none(),
+            drop("htu"),
+            401,
+            inv,
+            "no claim `htu`",
+        ),
+        (
+            "iat missing",
+            "ES256",
+            "p256",
+            none(),
+            drop("iat"),
+            401,
+            inv,
+            "no claim `iat`",
+        ),
+        (
+            "iat not a number",
+            "ES256",
+            "p256",
+            none(),
+            set("iat", json!("now")),
+            401,
+            inv,
+            "NumericDate",
+        ),
+        (
+            "htm POST",
+            "ES256",
+            "p256",
+            none(),
+            set("htm", json!("POST")),
+            401,
+            inv,
+            "`htm`",
+        ),
+        (
+            "htm lower case",
+            "ES256",
+            "p256",
+            none(),
+            set("htm", json!("get")),
+            401,
+            inv,
+            "`htm`",
+        ),
+        (
+            "htu other path",
+            "ES256",
+            "p256",
+            none(),
+            set("htu", json!("https://fhir.example.org/fhir/Patient/124")),
+            401,
+            inv,
+            "`htu`",
+        ),
+        (
+            "htu other host",
+            "ES256",
+            "p256",
+            none(),
+            set("htu", json!("https://evil.example.org/fhir/Patient/123")),
+            401,
+            inv,
+            "`htu`",
+        ),
+        (
+            "htu normalised",
+            "ES256",
+            "p256",
+            none(),
+            set(
+                "htu",
+                json!("HTTPS://FHIR.example.org:443/fhir/./Patient/%31%323"),
+            ),
+            200,
+            Reason::Allowed,
+            "",
+        ),
+        (
+            "htu with query",
+            "ES256",
+            "p256",
+            none(),
+            set("htu", json!(format!("{HTU}?x=1#f"))),
+            200,
+            Reason::Allowed,
+            "",
+        ),
+        (
+            "iat too old",
+            "ES256",
+            "p256",
+            none(),
+            set("iat", json!(NOW - 61)),
+            401,
+            inv,
+            "too old",
+        ),
+        (
+            "iat oldest",
+            "ES256",
+            "p256",
+            none(),
+            set("iat", json!(NOW - 60)),
+            200,
+            Reason::Allowed,
+            "",
+        ),
+        (
+            "iat future",
+            "ES256",
+            "p256",
+            none(),
+            set("iat", json!(NOW + 6)),
+            401,
+            inv,
+            "future",
+        ),
+        (
+            "iat skew",
+            "ES256",
+            "p256",
+            none(),
+            set("iat", json!(NOW + 5)),
+            200,
+            Reason::Allowed,
+            "",
+        ),
+        (
+            "ath missing",
+            "ES256",
+            "p256",
+            none(),
+            drop("ath"),
+            401,
+            inv,
+            "no `ath`",
+        ),
+        (
+            "ath other token",
+            "ES256",
+            "p256",
+            none(),
+            set("ath", json!(ath("another"))),
+            401,
+            inv,
+            "`ath`",
+        ),
+        (
+            "RS256 proof, other key",
+            "RS256",
+            "rsa1",
+            none(),
+            none(),
+            401,
+            Reason::TokenBindingMismatch,
+            "another key",
+        ),
     ];
     for (row, alg, kid, h, c, status, reason, fragment) in rows {
         let p = proof_with(alg, kid, &token, |m| h(m), |m| c(m));
@@ -192,13 +466,59 @@ fn dpop_proof_checks() {
     // The request itself.
     let bad_sig = format!("{}AAAA", &good[..good.len() - 4]);
     for (row, headers, method, status, reason, fragment) in [
-        ("no proof", vec![("authorization", auth.as_str())], "GET", 401, inv, "no `DPoP` proof"),
-        ("two proofs", vec![("authorization", auth.as_str()), ("dpop", good.as_str()), ("dpop", good.as_str())], "GET", 401, inv, "more than one"),
-        ("not a JWS", dpop_headers(&auth, "abc"), "GET", 401, inv, "compact JWS"),
-        ("bad signature", dpop_headers(&auth, &bad_sig), "GET", 401, inv, "signature"),
-        ("method differs", dpop_headers(&auth, &good), "DELETE", 401, inv, "`htm`"),
+        (
+            "no proof",
+            vec![("authorization", auth.as_str())],
+            "GET",
+            401,
+            inv,
+            "no `DPoP` proof",
+        ),
+        (
+            "two proofs",
+            vec![
+                ("authorization", auth.as_str()),
+                ("dpop", good.as_str()),
+                ("dpop", good.as_str()),
+            ],
+            "GET",
+            401,
+            inv,
+            "more than one",
+        ),
+        (
+            "not a JWS",
+            dpop_headers(&auth, "abc"),
+            "GET",
+            401,
+            inv,
+            "compact JWS",
+        ),
+        (
+            "bad signature",
+            dpop_headers(&auth, &bad_sig),
+            "GET",
+            401,
+            inv,
+            "signature",
+        ),
+        (
+            "method differs",
+            dpop_headers(&auth, &good),
+            "DELETE",
+            401,
+            inv,
+            "`htm`",
+        ),
     ] {
-        let d = decide_at(&config, method, &headers, None, &mut MemoryReplayStore::default(), NOW);
+        let d = decide_at(
+            &config,
+            method,
+            &headers,
+            None,
+            &mut MemoryReplayStore::default(),
+            NOW,
+        );
         expect(&d, row, status, reason, fragment);
     }
 }
@@ -209,11 +529,26 @@ fn rs256_proofs_and_key_binding() {
     let token = token_bound(json!({"jkt": jkt("rsa1")}));
     let auth = format!("DPoP {token}");
     let p = proof_with("RS256", "rsa1", &token, |_| {}, |_| {});
-    expect(&decide(&config, &dpop_headers(&auth, &p)), "RS256", 200, Reason::Allowed, "");
+    expect(
+        &decide(&config, &dpop_headers(&auth, &p)),
+        "RS256",
+        200,
+        Reason::Allowed,
+        "",
+    );
     // Proof algorithms are the issuer's choice.
-    let es_only = cfg(json!({"dpop": {"mode": "accepted", "algorithms": ["ES256"]}}), json!({}));
+    let es_only = cfg(
+        json!({"dpop": {"mode": "accepted", "algorithms": ["ES256"]}}),
+        json!({}),
+    );
     let d = decide(&es_only, &dpop_headers(&auth, &p));
-    expect(&d, "RS256 not allowed", 401, Reason::InvalidDpopProof, "\"RS256\" is not accepted");
+    expect(
+        &d,
+        "RS256 not allowed",
+        401,
+        Reason::InvalidDpopProof,
+        "\"RS256\" is not accepted",
+    );
 }
 
 #[test]
@@ -224,27 +559,63 @@ fn scheme_binding() {
     let p = proof(&bound);
     let bearer_bound = format!("Bearer {bound}");
     let d = decide(&config, &dpop_headers(&bearer_bound, &p));
-    expect(&d, "bound as Bearer", 401, Reason::TokenBindingMismatch, "not as a bearer token");
+    expect(
+        &d,
+        "bound as Bearer",
+        401,
+        Reason::TokenBindingMismatch,
+        "not as a bearer token",
+    );
     let dpop_unbound = format!("DPoP {unbound}");
     let p2 = proof(&unbound);
     let d = decide(&config, &dpop_headers(&dpop_unbound, &p2));
-    expect(&d, "unbound as DPoP", 401, Reason::TokenBindingMismatch, "needs a DPoP-bound token");
+    expect(
+        &d,
+        "unbound as DPoP",
+        401,
+        Reason::TokenBindingMismatch,
+        "needs a DPoP-bound token",
+    );
     let d = decide(&config, &[("authorization", &format!("Bearer {unbound}"))]);
     expect(&d, "unbound as Bearer", 200, Reason::Allowed, "");
     // required: unbound tokens refused.
     let required = cfg(json!({"dpop": {"mode": "required"}}), json!({}));
-    let d = decide(&required, &[("authorization", &format!("Bearer {unbound}"))]);
-    expect(&d, "required, unbound", 401, Reason::TokenBindingRequired, "only DPoP-bound");
+    let d = decide(
+        &required,
+        &[("authorization", &format!("Bearer {unbound}"))],
+    );
+    expect(
+        &d,
+        "required, unbound",
+        401,
+        Reason::TokenBindingRequired,
+        "only DPoP-bound",
+    );
     // off (the default): a bound token is refused, never a bearer token.
     let off = config_with(json!({}));
-    for headers in [dpop_headers(&bearer_bound, &p), dpop_headers(&format!("DPoP {bound}"), &p)] {
+    for headers in [
+        dpop_headers(&bearer_bound, &p),
+        dpop_headers(&format!("DPoP {bound}"), &p),
+    ] {
         let d = decide(&off, &headers);
-        expect(&d, "off", 401, Reason::TokenBindingMismatch, "dpop.mode \"off\"");
+        expect(
+            &d,
+            "off",
+            401,
+            Reason::TokenBindingMismatch,
+            "dpop.mode \"off\"",
+        );
     }
     // A confirmation method the filter cannot check.
     let other = token_bound(json!({"jwk": {"kty": "EC"}}));
     let d = decide(&config, &[("authorization", &format!("Bearer {other}"))]);
-    expect(&d, "cnf.jwk", 401, Reason::TokenBindingMismatch, "`cnf.jwk`");
+    expect(
+        &d,
+        "cnf.jwk",
+        401,
+        Reason::TokenBindingMismatch,
+        "`cnf.jwk`",
+    );
 }
 
 #[test]
@@ -254,37 +625,122 @@ fn replayed_proofs_are_refused_within_their_window() {
     let auth = format!("DPoP {token}");
     let p = proof(&token);
     let mut cache = MemoryReplayStore::default();
-    let d = decide_at(&config, "GET", &dpop_headers(&auth, &p), None, &mut cache, NOW);
+    let d = decide_at(
+        &config,
+        "GET",
+        &dpop_headers(&auth, &p),
+        None,
+        &mut cache,
+        NOW,
+    );
     expect(&d, "first", 200, Reason::Allowed, "");
-    let d = decide_at(&config, "GET", &dpop_headers(&auth, &p), None, &mut cache, NOW + 30);
+    let d = decide_at(
+        &config,
+        "GET",
+        &dpop_headers(&auth, &p),
+        None,
+        &mut cache,
+        NOW + 30,
+    );
     expect(&d, "replay", 401, Reason::DpopProofReplayed, "already used");
     // Past the window the proof is too old, not a replay.
-    let d = decide_at(&config, "GET", &dpop_headers(&auth, &p), None, &mut cache, NOW + 61);
+    let d = decide_at(
+        &config,
+        "GET",
+        &dpop_headers(&auth, &p),
+        None,
+        &mut cache,
+        NOW + 61,
+    );
     expect(&d, "late replay", 401, Reason::InvalidDpopProof, "too old");
     // Another jti is another proof.
-    let p2 = proof_with("ES256", "p256", &token, |_| {}, |c| { c.insert("jti".into(), json!("proof-2")); });
-    let d = decide_at(&config, "GET", &dpop_headers(&auth, &p2), None, &mut cache, NOW + 1);
+    let p2 = proof_with(
+        "ES256",
+        "p256",
+        &token,
+        |_| {},
+        |c| {
+            c.insert("jti".into(), json!("proof-2"));
+        },
+    );
+    let d = decide_at(
+        &config,
+        "GET",
+        &dpop_headers(&auth, &p2),
+        None,
+        &mut cache,
+        NOW + 1,
+    );
     expect(&d, "new jti", 200, Reason::Allowed, "");
     // An invalid proof is not recorded: the valid one after it goes through.
-    let p3 = proof_with("ES256", "p256", &token, |_| {}, |c| { c.insert("jti".into(), json!("proof-3")); c.insert("htm".into(), json!("PUT")); });
-    let d = decide_at(&config, "GET", &dpop_headers(&auth, &p3), None, &mut cache, NOW + 1);
+    let p3 = proof_with(
+        "ES256",
+        "p256",
+        &token,
+        |_| {},
+        |c| {
+            c.insert("jti".into(), json!("proof-3"));
+            c.insert("htm".into(), json!("PUT"));
+        },
+    );
+    let d = decide_at(
+        &config,
+        "GET",
+        &dpop_headers(&auth, &p3),
+        None,
+        &mut cache,
+        NOW + 1,
+    );
     expect(&d, "invalid", 401, Reason::InvalidDpopProof, "`htm`");
-    let p3 = proof_with("ES256", "p256", &token, |_| {}, |c| { c.insert("jti".into(), json!("proof-3")); });
-    let d = decide_at(&config, "GET", &dpop_headers(&auth, &p3), None, &mut cache, NOW + 1);
+    let p3 = proof_with(
+        "ES256",
+        "p256",
+        &token,
+        |_| {},
+        |c| {
+            c.insert("jti".into(), json!("proof-3"));
+        },
+    );
+    let d = decide_at(
+        &config,
+        "GET",
+        &dpop_headers(&auth, &p3),
+        None,
+        &mut cache,
+        NOW + 1,
+    );
     expect(&d, "valid after invalid", 200, Reason::Allowed, "");
 }
 
 #[test]
 fn full_replay_cache_fails_closed() {
-    let config = cfg(json!({"dpop": {"mode": "accepted"}}), json!({"replay_cache_entries": 64}));
+    let config = cfg(
+        json!({"dpop": {"mode": "accepted"}}),
+        json!({"replay_cache_entries": 64}),
+    );
     let token = token_bound(json!({"jkt": jkt("p256")}));
     let auth = format!("DPoP {token}");
     let mut cache = MemoryReplayStore::default();
     // 64 entries over 64 shards: one per shard; fill until a shard is full.
     let mut refused = None;
     for i in 0..200 {
-        let p = proof_with("ES256", "p256", &token, |_| {}, |c| { c.insert("jti".into(), json!(format!("j{i}"))); });
-        let d = decide_at(&config, "GET", &dpop_headers(&auth, &p), None, &mut cache, NOW);
+        let p = proof_with(
+            "ES256",
+            "p256",
+            &token,
+            |_| {},
+            |c| {
+                c.insert("jti".into(), json!(format!("j{i}")));
+            },
+        );
+        let d = decide_at(
+            &config,
+            "GET",
+            &dpop_headers(&auth, &p),
+            None,
+            &mut cache,
+            NOW,
+        );
         if d.reason != Reason::Allowed {
             refused = Some((i, d));
             break;
@@ -293,8 +749,24 @@ fn full_replay_cache_fails_closed() {
     let (i, d) = refused.expect("a shard fills up");
     expect(&d, "full", 503, Reason::ReplayCacheUnavailable, "full");
     // Once the entries expire, the same proof is accepted (it is still fresh at NOW + 60).
-    let p = proof_with("ES256", "p256", &token, |_| {}, |c| { c.insert("jti".into(), json!(format!("j{i}"))); c.insert("iat".into(), json!(NOW + 60)); });
-    let d = decide_at(&config, "GET", &dpop_headers(&auth, &p), None, &mut cache, NOW + 62);
+    let p = proof_with(
+        "ES256",
+        "p256",
+        &token,
+        |_| {},
+        |c| {
+            c.insert("jti".into(), json!(format!("j{i}")));
+            c.insert("iat".into(), json!(NOW + 60));
+        },
+    );
+    let d = decide_at(
+        &config,
+        "GET",
+        &dpop_headers(&auth, &p),
+        None,
+        &mut cache,
+        NOW + 62,
+    );
     expect(&d, "after expiry", 200, Reason::Allowed, "");
 }
 
@@ -307,22 +779,61 @@ fn server_nonces() {
     let token = token_bound(json!({"jkt": jkt("p256")}));
     let auth = format!("DPoP {token}");
     let d = decide(&config, &dpop_headers(&auth, &proof(&token)));
-    expect(&d, "no nonce", 401, Reason::UseDpopNonce, "requires a nonce");
+    expect(
+        &d,
+        "no nonce",
+        401,
+        Reason::UseDpopNonce,
+        "requires a nonce",
+    );
     let (name, nonce) = d.reply_headers[0].clone();
     assert_eq!(name, "dpop-nonce");
     let with_nonce = |n: &str, jti: &str| {
         let n = n.to_string();
         let jti = jti.to_string();
-        proof_with("ES256", "p256", &token, |_| {}, move |c| { c.insert("nonce".into(), json!(n)); c.insert("jti".into(), json!(jti)); })
+        proof_with(
+            "ES256",
+            "p256",
+            &token,
+            |_| {},
+            move |c| {
+                c.insert("nonce".into(), json!(n));
+                c.insert("jti".into(), json!(jti));
+            },
+        )
     };
     let mut cache = MemoryReplayStore::default();
-    let d = decide_at(&config, "GET", &dpop_headers(&auth, &with_nonce(&nonce, "a")), None, &mut cache, NOW);
+    let d = decide_at(
+        &config,
+        "GET",
+        &dpop_headers(&auth, &with_nonce(&nonce, "a")),
+        None,
+        &mut cache,
+        NOW,
+    );
     expect(&d, "nonce", 200, Reason::Allowed, "");
     assert!(d.reply_headers.is_empty());
     // The bucket turned: still accepted, with the next nonce on the response.
     let next = NOW - NOW % 300 + 300;
-    let p = proof_with("ES256", "p256", &token, |_| {}, |c| { c.insert("nonce".into(), json!(nonce.clone())); c.insert("jti".into(), json!("b")); c.insert("iat".into(), json!(next)); });
-    let d = decide_at(&config, "GET", &dpop_headers(&auth, &p), None, &mut cache, next);
+    let p = proof_with(
+        "ES256",
+        "p256",
+        &token,
+        |_| {},
+        |c| {
+            c.insert("nonce".into(), json!(nonce.clone()));
+            c.insert("jti".into(), json!("b"));
+            c.insert("iat".into(), json!(next));
+        },
+    );
+    let d = decide_at(
+        &config,
+        "GET",
+        &dpop_headers(&auth, &p),
+        None,
+        &mut cache,
+        next,
+    );
     expect(&d, "renewed", 200, Reason::Allowed, "");
     assert_eq!(d.reply_headers[0].0, "dpop-nonce");
     assert_ne!(d.reply_headers[0].1, nonce);
@@ -333,7 +844,10 @@ fn server_nonces() {
 #[test]
 fn certificate_bound_tokens() {
     let der = b"the client certificate's DER";
-    let hex: String = Sha256::digest(der).iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let x5t = URL_SAFE_NO_PAD.encode(Sha256::digest(der));
     let config = config_with(json!({}));
     let token = token_bound(json!({"x5t#S256": x5t}));
@@ -342,38 +856,116 @@ fn certificate_bound_tokens() {
     let mut cache = MemoryReplayStore::default();
     let d = decide_at(&config, "GET", &h, Some(&hex), &mut cache, NOW);
     expect(&d, "same cert", 200, Reason::Allowed, "");
-    let d = decide_at(&config, "GET", &h, Some(&hex.to_ascii_uppercase()), &mut cache, NOW);
+    let d = decide_at(
+        &config,
+        "GET",
+        &h,
+        Some(&hex.to_ascii_uppercase()),
+        &mut cache,
+        NOW,
+    );
     expect(&d, "hex case", 200, Reason::Allowed, "");
-    let other: String = Sha256::digest(b"other").iter().map(|b| format!("{b:02x}")).collect();
+    let other: String = Sha256::digest(b"other")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let d = decide_at(&config, "GET", &h, Some(&other), &mut cache, NOW);
-    expect(&d, "other cert", 401, Reason::TokenBindingMismatch, "another client certificate");
+    expect(
+        &d,
+        "other cert",
+        401,
+        Reason::TokenBindingMismatch,
+        "another client certificate",
+    );
     let d = decide_at(&config, "GET", &h, None, &mut cache, NOW);
-    expect(&d, "no cert", 401, Reason::TokenBindingMismatch, "without a client certificate");
+    expect(
+        &d,
+        "no cert",
+        401,
+        Reason::TokenBindingMismatch,
+        "without a client certificate",
+    );
     // The hex text never stands for the thumbprint.
     let as_text = token_bound(json!({"x5t#S256": hex}));
     let a = format!("Bearer {as_text}");
-    let d = decide_at(&config, "GET", &[("authorization", a.as_str())], Some(&hex), &mut cache, NOW);
-    expect(&d, "hex as cnf", 401, Reason::TokenBindingMismatch, "another client certificate");
+    let d = decide_at(
+        &config,
+        "GET",
+        &[("authorization", a.as_str())],
+        Some(&hex),
+        &mut cache,
+        NOW,
+    );
+    expect(
+        &d,
+        "hex as cnf",
+        401,
+        Reason::TokenBindingMismatch,
+        "another client certificate",
+    );
     // off refuses bound tokens; required refuses unbound ones.
     let off = config_with(json!({"certificate_binding": "off"}));
     let d = decide_at(&off, "GET", &h, Some(&hex), &mut cache, NOW);
-    expect(&d, "off", 401, Reason::TokenBindingMismatch, "certificate_binding \"off\"");
+    expect(
+        &d,
+        "off",
+        401,
+        Reason::TokenBindingMismatch,
+        "certificate_binding \"off\"",
+    );
     let required = config_with(json!({"certificate_binding": "required"}));
     let u = format!("Bearer {}", token_bound(Value::Null));
-    let d = decide_at(&required, "GET", &[("authorization", u.as_str())], Some(&hex), &mut cache, NOW);
-    expect(&d, "required", 401, Reason::TokenBindingRequired, "only certificate-bound");
+    let d = decide_at(
+        &required,
+        "GET",
+        &[("authorization", u.as_str())],
+        Some(&hex),
+        &mut cache,
+        NOW,
+    );
+    expect(
+        &d,
+        "required",
+        401,
+        Reason::TokenBindingRequired,
+        "only certificate-bound",
+    );
     // A certificate header counts only from a declared trusted hop.
-    let xfcc = cfg(json!({}), json!({"certificate_source": "x_forwarded_client_cert", "trusted_hops": ["10.0.0.0/8"]}));
+    let xfcc = cfg(
+        json!({}),
+        json!({"certificate_source": "x_forwarded_client_cert", "trusted_hops": ["10.0.0.0/8"]}),
+    );
     let header = format!("By=spiffe://fhir;Hash={hex};Subject=\"CN=app\"");
-    let hx = [("authorization", auth.as_str()), ("x-forwarded-client-cert", header.as_str())];
+    let hx = [
+        ("authorization", auth.as_str()),
+        ("x-forwarded-client-cert", header.as_str()),
+    ];
     let d = decide_at(&xfcc, "GET", &hx, None, &mut cache, NOW);
     expect(&d, "xfcc trusted", 200, Reason::Allowed, "");
-    let untrusted = cfg(json!({}), json!({"certificate_source": "x_forwarded_client_cert", "trusted_hops": ["192.168.0.1"]}));
+    let untrusted = cfg(
+        json!({}),
+        json!({"certificate_source": "x_forwarded_client_cert", "trusted_hops": ["192.168.0.1"]}),
+    );
     let d = decide_at(&untrusted, "GET", &hx, Some(&hex), &mut cache, NOW);
-    expect(&d, "xfcc untrusted", 401, Reason::TokenBindingMismatch, "without a client certificate");
-    let client_cert = cfg(json!({}), json!({"certificate_source": "client_cert", "trusted_hops": ["10.0.0.9"]}));
-    let cc = format!(":{}:", base64::engine::general_purpose::STANDARD.encode(der));
-    let hc = [("authorization", auth.as_str()), ("client-cert", cc.as_str())];
+    expect(
+        &d,
+        "xfcc untrusted",
+        401,
+        Reason::TokenBindingMismatch,
+        "without a client certificate",
+    );
+    let client_cert = cfg(
+        json!({}),
+        json!({"certificate_source": "client_cert", "trusted_hops": ["10.0.0.9"]}),
+    );
+    let cc = format!(
+        ":{}:",
+        base64::engine::general_purpose::STANDARD.encode(der)
+    );
+    let hc = [
+        ("authorization", auth.as_str()),
+        ("client-cert", cc.as_str()),
+    ];
     let d = decide_at(&client_cert, "GET", &hc, None, &mut cache, NOW);
     expect(&d, "client-cert", 200, Reason::Allowed, "");
 }
@@ -381,16 +973,66 @@ fn certificate_bound_tokens() {
 #[test]
 fn configuration_is_checked() {
     for (issuer, sender, base, field) in [
-        (json!({"dpop": {"mode": "accepted", "algorithms": ["HS256"]}}), json!({}), true, "issuers[0].dpop.algorithms[0]"),
-        (json!({"dpop": {"mode": "accepted", "max_age_seconds": 0}}), json!({}), true, "issuers[0].dpop.max_age_seconds"),
-        (json!({"dpop": {"mode": "accepted"}}), json!({}), false, "issuers[0].dpop.mode"),
-        (json!({"dpop": {"mode": "sometimes"}}), json!({}), true, "issuers[0].dpop.mode"),
-        (json!({"dpop": {"mode": "accepted", "nonce": true}}), json!({}), true, "issuers[0].dpop.nonce"),
-        (json!({}), json!({"nonce_secret": "short"}), true, "sender_constraint.nonce_secret"),
-        (json!({}), json!({"replay_cache_entries": 1}), true, "sender_constraint.replay_cache_entries"),
-        (json!({}), json!({"certificate_source": "client_cert"}), true, "sender_constraint.trusted_hops"),
-        (json!({}), json!({"trusted_hops": ["nowhere"]}), true, "sender_constraint.trusted_hops[0]"),
-        (json!({"certificate_binding": "sometimes"}), json!({}), true, "issuers[0].certificate_binding"),
+        (
+            json!({"dpop": {"mode": "accepted", "algorithms": ["HS256"]}}),
+            json!({}),
+            true,
+            "issuers[0].dpop.algorithms[0]",
+        ),
+        (
+            json!({"dpop": {"mode": "accepted", "max_age_seconds": 0}}),
+            json!({}),
+            true,
+            "issuers[0].dpop.max_age_seconds",
+        ),
+        (
+            json!({"dpop": {"mode": "accepted"}}),
+            json!({}),
+            false,
+            "issuers[0].dpop.mode",
+        ),
+        (
+            json!({"dpop": {"mode": "sometimes"}}),
+            json!({}),
+            true,
+            "issuers[0].dpop.mode",
+        ),
+        (
+            json!({"dpop": {"mode": "accepted", "nonce": true}}),
+            json!({}),
+            true,
+            "issuers[0].dpop.nonce",
+        ),
+        (
+            json!({}),
+            json!({"nonce_secret": "short"}),
+            true,
+            "sender_constraint.nonce_secret",
+        ),
+        (
+            json!({}),
+            json!({"replay_cache_entries": 1}),
+            true,
+            "sender_constraint.replay_cache_entries",
+        ),
+        (
+            json!({}),
+            json!({"certificate_source": "client_cert"}),
+            true,
+            "sender_constraint.trusted_hops",
+        ),
+        (
+            json!({}),
+            json!({"trusted_hops": ["nowhere"]}),
+            true,
+            "sender_constraint.trusted_hops[0]",
+        ),
+        (
+            json!({"certificate_binding": "sometimes"}),
+            json!({}),
+            true,
+            "issuers[0].certificate_binding",
+        ),
     ] {
         let mut j = config_json(issuer, json!({}));
         j["sender_constraint"] = sender;

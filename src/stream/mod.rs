@@ -38,6 +38,7 @@
 //! or when Envoy logs the request).
 
 mod audit;
+mod binding;
 mod decision;
 mod metadata;
 mod precheck;
@@ -134,6 +135,8 @@ pub struct Stream {
     audit_line: Option<Vec<u8>>,
     /// The clock as read in this callback (see `now_ms`).
     clock_ms: Cell<Option<u64>>,
+    /// Headers for the upstream's response (a fresh `DPoP-Nonce`).
+    response_headers: Vec<(String, String)>,
 }
 
 impl Stream {
@@ -161,6 +164,7 @@ impl Stream {
             capability: metadata::CapabilityRewrite::Off,
             audit_line: None,
             clock_ms: Cell::new(None),
+            response_headers: Vec::new(),
         }
     }
 

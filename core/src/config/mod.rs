@@ -11,6 +11,7 @@
 pub mod discovery;
 pub mod metrics;
 mod object_only;
+pub mod protected_resource;
 pub mod responses;
 pub mod upstream;
 

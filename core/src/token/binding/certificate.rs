@@ -53,7 +53,10 @@ pub fn pem_thumbprint(pem: &str) -> Option<String> {
     let rest = pem.get(start..)?;
     let body = rest.get(..rest.find("-----END CERTIFICATE-----")?)?;
     let b64_text: String = body.split_whitespace().collect();
-    STANDARD.decode(b64_text).ok().map(|der| der_thumbprint(&der))
+    STANDARD
+        .decode(b64_text)
+        .ok()
+        .map(|der| der_thumbprint(&der))
 }
 
 /// `X-Forwarded-Client-Cert`: the `Hash` of its one element (a chain of
@@ -192,9 +195,15 @@ mod tests {
             .map(|i| u8::from_str_radix(&HEX[2 * i..2 * i + 2], 16).unwrap())
             .collect::<Vec<u8>>());
         assert_eq!(hex_thumbprint(HEX).as_deref(), Some(want.as_str()));
-        assert_eq!(hex_thumbprint(&HEX.to_ascii_uppercase()).as_deref(), Some(want.as_str()));
+        assert_eq!(
+            hex_thumbprint(&HEX.to_ascii_uppercase()).as_deref(),
+            Some(want.as_str())
+        );
         let colons: Vec<String> = (0..32).map(|i| HEX[2 * i..2 * i + 2].to_string()).collect();
-        assert_eq!(hex_thumbprint(&colons.join(":")).as_deref(), Some(want.as_str()));
+        assert_eq!(
+            hex_thumbprint(&colons.join(":")).as_deref(),
+            Some(want.as_str())
+        );
         // Never the hex text itself, never a short or odd digest.
         assert_ne!(hex_thumbprint(HEX).as_deref(), Some(HEX));
         assert_eq!(hex_thumbprint(&HEX[..62]), None);
@@ -210,13 +219,19 @@ mod tests {
             STANDARD.encode(der)
         );
         assert_eq!(pem_thumbprint(&pem).as_deref(), Some(t.as_str()));
-        let hex: String = Sha256::digest(der).iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = Sha256::digest(der)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         assert_eq!(hex_thumbprint(&hex).as_deref(), Some(t.as_str()));
         assert_eq!(
             xfcc_thumbprint(&format!("By=spiffe://a;Hash={hex};Subject=\"CN=x\"")).as_deref(),
             Some(t.as_str())
         );
-        assert_eq!(xfcc_thumbprint(&format!("Hash={hex},By=x;Hash={hex}")), None);
+        assert_eq!(
+            xfcc_thumbprint(&format!("Hash={hex},By=x;Hash={hex}")),
+            None
+        );
         assert_eq!(xfcc_thumbprint("By=x"), None);
         assert_eq!(
             client_cert_header_thumbprint(&format!(":{}:", STANDARD.encode(der))).as_deref(),

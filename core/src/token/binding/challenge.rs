@@ -34,9 +34,10 @@ pub fn dpop_challenge(
     ctx: &BindingContext<'_>,
     realm: &str,
     d: &Decision,
+    status: u16,
     resource_metadata: Option<&str>,
 ) -> Option<String> {
-    if d.status != 401 || !ctx.dpop_accepted() {
+    if status != 401 || !ctx.dpop_accepted() {
         return None;
     }
     let mut v = format!(

@@ -62,6 +62,32 @@ impl BindingContext<'_> {
         names
     }
 
+    /// Whether checking these claims reads the connection (the client
+    /// certificate, the peer): the token is bound, or an issuer requires
+    /// certificate binding. Spares the host reads on every other request.
+    pub fn reads_connection(&self, claims: &Value) -> bool {
+        claims.get("cnf").is_some()
+            || self
+                .issuers
+                .iter()
+                .any(|i| i.certificate_binding == CertificateBinding::Required)
+    }
+
+    /// The request headers that never go upstream: `DPoP` (unless
+    /// `forward_dpop_header`), and the certificate header when it did not
+    /// come from a trusted hop (`peer`: `source.address`, read only when
+    /// [`SenderConstraintConfig::certificate_header`] is set).
+    pub fn stripped_headers(&self, peer: Option<&str>) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if !self.settings.forward_dpop_header {
+            out.push("dpop");
+        }
+        if let Some(h) = super::certificate::untrusted_header(self.settings, peer) {
+            out.push(h);
+        }
+        out
+    }
+
     /// The issuer of verified claims: by `iss`, else the introspection
     /// issuer (an introspection answer need not carry `iss`).
     fn issuer_of(&self, claims: &Value) -> Option<&IssuerConfig> {
@@ -171,9 +197,10 @@ fn check(
 ) -> Result<Binding, Refusal> {
     let plain = |e: TokenError| (e, None);
     let cnf = Confirmation::of(claims).map_err(plain)?;
-    let issuer = ctx
-        .issuer_of(claims)
-        .ok_or_else(|| plain(TokenError::invalid("the token's issuer is not configured")))?;
+    // Claims always come from a configured issuer; were it not found, the
+    // default settings apply (DPoP off: a bound token is still refused).
+    let unknown = IssuerConfig::default();
+    let issuer = ctx.issuer_of(claims).unwrap_or(&unknown);
     let scheme = authorization_scheme(req.parts).unwrap_or(Scheme::Bearer);
     let mut binding = Binding {
         certificate: certificate_binding(ctx, req, issuer, &cnf).map_err(plain)?,
@@ -268,7 +295,9 @@ fn dpop_proof(
         (Some(p), None) => p,
         (None, _) => return Err(invalid("the request has no `DPoP` proof header")),
         (Some(_), Some(_)) => {
-            return Err(invalid("the request has more than one `DPoP` header; send exactly one proof"))
+            return Err(invalid(
+                "the request has more than one `DPoP` header; send exactly one proof",
+            ))
         }
     };
     let proof = verify_proof(proof.trim(), &dpop.effective_algorithms(), verifier)?;
@@ -303,8 +332,16 @@ fn dpop_proof(
     let ath = URL_SAFE_NO_PAD.encode(Sha256::digest(token.token.as_bytes()));
     match &proof.ath {
         Some(a) if *a == ath => {}
-        Some(_) => return Err(invalid("the DPoP proof `ath` is not the hash of this access token")),
-        None => return Err(invalid("the DPoP proof has no `ath` (the access token's hash)")),
+        Some(_) => {
+            return Err(invalid(
+                "the DPoP proof `ath` is not the hash of this access token",
+            ))
+        }
+        None => {
+            return Err(invalid(
+                "the DPoP proof has no `ath` (the access token's hash)",
+            ))
+        }
     }
     if proof.jkt != jkt {
         return Err(mismatch(
@@ -328,7 +365,10 @@ fn nonce_check(
     }
     let Some(keys) = ctx.nonce_keys() else {
         // Refused by the configuration check; fail closed all the same.
-        return Err((invalid("server nonces are not configured (sender_constraint.nonce_secret)"), None));
+        return Err((
+            invalid("server nonces are not configured (sender_constraint.nonce_secret)"),
+            None,
+        ));
     };
     match keys.check(proof.nonce.as_deref(), now) {
         NonceCheck::Current => Ok(Vec::new()),

@@ -46,7 +46,11 @@ pub fn normalize(uri: &str) -> Option<String> {
         return None;
     }
     let path = remove_dot_segments(&normalize_percent(path)?);
-    let path = if path.is_empty() { "/".to_string() } else { path };
+    let path = if path.is_empty() {
+        "/".to_string()
+    } else {
+        path
+    };
     Some(format!("{scheme}://{host}{path}"))
 }
 
@@ -142,19 +146,58 @@ mod tests {
     #[test]
     fn normalisation_table() {
         for (input, want) in [
-            ("https://fhir.example.org/fhir/Patient", Some("https://fhir.example.org/fhir/Patient")),
-            ("HTTPS://FHIR.Example.ORG/fhir/Patient", Some("https://fhir.example.org/fhir/Patient")),
-            ("https://fhir.example.org:443/fhir", Some("https://fhir.example.org/fhir")),
-            ("https://fhir.example.org:/fhir", Some("https://fhir.example.org/fhir")),
-            ("http://fhir.example.org:80/fhir", Some("http://fhir.example.org/fhir")),
-            ("http://fhir.example.org:443/fhir", Some("http://fhir.example.org:443/fhir")),
-            ("https://fhir.example.org:08443/x", Some("https://fhir.example.org:8443/x")),
-            ("https://fhir.example.org", Some("https://fhir.example.org/")),
-            ("https://fhir.example.org/a/./b/../c", Some("https://fhir.example.org/a/c")),
-            ("https://fhir.example.org/a/b/..", Some("https://fhir.example.org/a/")),
-            ("https://fhir.example.org/../a", Some("https://fhir.example.org/a")),
-            ("https://fhir.example.org/%7euser/%2f", Some("https://fhir.example.org/~user/%2F")),
-            ("https://fhir.example.org/Patient?name=x#f", Some("https://fhir.example.org/Patient")),
+            (
+                "https://fhir.example.org/fhir/Patient",
+                Some("https://fhir.example.org/fhir/Patient"),
+            ),
+            (
+                "HTTPS://FHIR.Example.ORG/fhir/Patient",
+                Some("https://fhir.example.org/fhir/Patient"),
+            ),
+            (
+                "https://fhir.example.org:443/fhir",
+                Some("https://fhir.example.org/fhir"),
+            ),
+            (
+                "https://fhir.example.org:/fhir",
+                Some("https://fhir.example.org/fhir"),
+            ),
+            (
+                "http://fhir.example.org:80/fhir",
+                Some("http://fhir.example.org/fhir"),
+            ),
+            (
+                "http://fhir.example.org:443/fhir",
+                Some("http://fhir.example.org:443/fhir"),
+            ),
+            (
+                "https://fhir.example.org:08443/x",
+                Some("https://fhir.example.org:8443/x"),
+            ),
+            (
+                "https://fhir.example.org",
+                Some("https://fhir.example.org/"),
+            ),
+            (
+                "https://fhir.example.org/a/./b/../c",
+                Some("https://fhir.example.org/a/c"),
+            ),
+            (
+                "https://fhir.example.org/a/b/..",
+                Some("https://fhir.example.org/a/"),
+            ),
+            (
+                "https://fhir.example.org/../a",
+                Some("https://fhir.example.org/a"),
+            ),
+            (
+                "https://fhir.example.org/%7euser/%2f",
+                Some("https://fhir.example.org/~user/%2F"),
+            ),
+            (
+                "https://fhir.example.org/Patient?name=x#f",
+                Some("https://fhir.example.org/Patient"),
+            ),
             ("https://[::1]:443/a", Some("https://[::1]/a")),
             ("https://[::1]/a", Some("https://[::1]/a")),
             ("https://user@fhir.example.org/a", None),
@@ -173,7 +216,10 @@ mod tests {
     fn external_uri_table() {
         let base = "https://fhir.example.org/r4";
         for (path, want) in [
-            ("/fhir/Patient/1?x=1", Some("https://fhir.example.org/r4/Patient/1")),
+            (
+                "/fhir/Patient/1?x=1",
+                Some("https://fhir.example.org/r4/Patient/1"),
+            ),
             ("/fhir", Some("https://fhir.example.org/r4")),
             ("/fhir/", Some("https://fhir.example.org/r4/")),
             ("/fhirx/Patient", None),

@@ -22,7 +22,10 @@ pub fn hmac_sha256(key: &[u8], message: &[&[u8]]) -> [u8; 32] {
             .unwrap_or(&mut [])
             .copy_from_slice(&Sha256::digest(key));
     } else {
-        block.get_mut(..key.len()).unwrap_or(&mut []).copy_from_slice(key);
+        block
+            .get_mut(..key.len())
+            .unwrap_or(&mut [])
+            .copy_from_slice(key);
     }
     let pad = |x: u8| block.map(|b| b ^ x);
     let mut inner = Sha256::new();
@@ -132,18 +135,30 @@ mod tests {
         let n = keys.mint(t);
         assert_eq!(keys.check(Some(&n), t + 299), NonceCheck::Current);
         // The bucket turned: accepted, with the next nonce to use.
-        assert_eq!(keys.check(Some(&n), t + 300), NonceCheck::Renew(keys.mint(t + 300)));
+        assert_eq!(
+            keys.check(Some(&n), t + 300),
+            NonceCheck::Renew(keys.mint(t + 300))
+        );
         // Two buckets later: refused, with the current one.
-        assert_eq!(keys.check(Some(&n), t + 600), NonceCheck::Refused(keys.mint(t + 600)));
+        assert_eq!(
+            keys.check(Some(&n), t + 600),
+            NonceCheck::Refused(keys.mint(t + 600))
+        );
         assert_eq!(keys.check(None, t), NonceCheck::Refused(n.clone()));
         // Minted under the previous key: still accepted, renewed.
         let rotated = NonceKeys::mint_with(&old[0], t / 300);
         assert_eq!(keys.check(Some(&rotated), t), NonceCheck::Renew(n.clone()));
         // A forged MAC, an unknown key, garbage.
         let forged = NonceKeys::mint_with("someone-elses-key-of-32-bytes-or-more", t / 300);
-        assert!(matches!(keys.check(Some(&forged), t), NonceCheck::Refused(_)));
+        assert!(matches!(
+            keys.check(Some(&forged), t),
+            NonceCheck::Refused(_)
+        ));
         assert!(matches!(keys.check(Some("x"), t), NonceCheck::Refused(_)));
         // A future bucket is not accepted.
-        assert!(matches!(keys.check(Some(&keys.mint(t + 300)), t), NonceCheck::Refused(_)));
+        assert!(matches!(
+            keys.check(Some(&keys.mint(t + 300)), t),
+            NonceCheck::Refused(_)
+        ));
     }
 }

@@ -138,8 +138,16 @@ pub fn verify_proof(
         .ok_or_else(|| invalid("the DPoP proof `jwk` has no RFC 7638 thumbprint"))?;
     match verifier.verify(alg, &key, parts.signing_input, &parts.signature) {
         Ok(true) => {}
-        Ok(false) => return Err(invalid("the DPoP proof signature does not verify with its `jwk`")),
-        Err(e) => return Err(invalid(format!("the DPoP proof signature could not be checked: {e}"))),
+        Ok(false) => {
+            return Err(invalid(
+                "the DPoP proof signature does not verify with its `jwk`",
+            ))
+        }
+        Err(e) => {
+            return Err(invalid(format!(
+                "the DPoP proof signature could not be checked: {e}"
+            )))
+        }
     }
     let claims = &parts.claims;
     let jti = string(claims, "jti", "claim")?.to_string();

@@ -36,7 +36,8 @@ pub trait ReplayStore {
     fn load(&mut self, shard: usize) -> (Option<Vec<u8>>, Option<u32>);
     /// Write the shard if its version is still `version` (`None`:
     /// unconditionally, for a shard that does not exist yet).
-    fn store(&mut self, shard: usize, bytes: &[u8], version: Option<u32>) -> Result<(), StoreError>;
+    fn store(&mut self, shard: usize, bytes: &[u8], version: Option<u32>)
+        -> Result<(), StoreError>;
 }
 
 /// What the cache says about a proof.
@@ -131,7 +132,12 @@ impl ReplayStore for MemoryReplayStore {
         }
     }
 
-    fn store(&mut self, shard: usize, bytes: &[u8], version: Option<u32>) -> Result<(), StoreError> {
+    fn store(
+        &mut self,
+        shard: usize,
+        bytes: &[u8],
+        version: Option<u32>,
+    ) -> Result<(), StoreError> {
         let current = self.shards.get(&shard).map(|(_, v)| *v);
         if version.is_some() && version != current {
             return Err(StoreError::Conflict);
@@ -157,7 +163,10 @@ mod tests {
     fn once_per_window_then_forgotten() {
         let mut s = MemoryReplayStore::default();
         assert_eq!(record_once(&mut s, key(1), 160, 100, 64 * 4), Seen::Fresh);
-        assert_eq!(record_once(&mut s, key(1), 160, 159, 64 * 4), Seen::Replayed);
+        assert_eq!(
+            record_once(&mut s, key(1), 160, 159, 64 * 4),
+            Seen::Replayed
+        );
         assert_eq!(record_once(&mut s, key(2), 160, 100, 64 * 4), Seen::Fresh);
         // At its expiry the entry is dropped (the proof is too old by then).
         assert_eq!(record_once(&mut s, key(1), 220, 160, 64 * 4), Seen::Fresh);
@@ -171,11 +180,17 @@ mod tests {
         assert_eq!(record_once(&mut s, key(2), 150, 100, capacity), Seen::Fresh);
         assert_eq!(record_once(&mut s, key(3), 200, 100, capacity), Seen::Full);
         // Still refused while full; the replay of a kept entry still is one.
-        assert_eq!(record_once(&mut s, key(1), 200, 120, capacity), Seen::Replayed);
+        assert_eq!(
+            record_once(&mut s, key(1), 200, 120, capacity),
+            Seen::Replayed
+        );
         assert_eq!(record_once(&mut s, key(3), 200, 149, capacity), Seen::Full);
         // key(2) expired: room again (evict-expired, never unexpired).
         assert_eq!(record_once(&mut s, key(3), 200, 150, capacity), Seen::Fresh);
-        assert_eq!(record_once(&mut s, key(1), 200, 150, capacity), Seen::Replayed);
+        assert_eq!(
+            record_once(&mut s, key(1), 200, 150, capacity),
+            Seen::Replayed
+        );
     }
 
     /// A store whose writes conflict `n` times, then fail or succeed.
@@ -193,7 +208,11 @@ mod tests {
             if self.conflicts > 0 {
                 self.conflicts -= 1;
                 // Another worker recorded the same proof meanwhile.
-                let _ = self.inner.store(shard, &[key(7).as_slice(), &500u64.to_be_bytes()].concat(), None);
+                let _ = self.inner.store(
+                    shard,
+                    &[key(7).as_slice(), &500u64.to_be_bytes()].concat(),
+                    None,
+                );
                 return Err(StoreError::Conflict);
             }
             if self.then_fail {
@@ -205,13 +224,31 @@ mod tests {
 
     #[test]
     fn conflicts_are_retried_and_see_the_other_write() {
-        let mut s = Conflicting { inner: MemoryReplayStore::default(), conflicts: 1, then_fail: false };
+        let mut s = Conflicting {
+            inner: MemoryReplayStore::default(),
+            conflicts: 1,
+            then_fail: false,
+        };
         // The other worker's write of the same proof wins: a replay.
         assert_eq!(record_once(&mut s, key(7), 500, 100, 1024), Seen::Replayed);
-        let mut s = Conflicting { inner: MemoryReplayStore::default(), conflicts: ATTEMPTS, then_fail: false };
-        assert_eq!(record_once(&mut s, key(8), 500, 100, 1024), Seen::Unavailable);
-        let mut s = Conflicting { inner: MemoryReplayStore::default(), conflicts: 0, then_fail: true };
-        assert_eq!(record_once(&mut s, key(8), 500, 100, 1024), Seen::Unavailable);
+        let mut s = Conflicting {
+            inner: MemoryReplayStore::default(),
+            conflicts: ATTEMPTS,
+            then_fail: false,
+        };
+        assert_eq!(
+            record_once(&mut s, key(8), 500, 100, 1024),
+            Seen::Unavailable
+        );
+        let mut s = Conflicting {
+            inner: MemoryReplayStore::default(),
+            conflicts: 0,
+            then_fail: true,
+        };
+        assert_eq!(
+            record_once(&mut s, key(8), 500, 100, 1024),
+            Seen::Unavailable
+        );
     }
 
     #[test]

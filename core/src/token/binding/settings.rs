@@ -214,7 +214,9 @@ impl SenderConstraintConfig {
             if super::certificate::AddressRange::parse(hop).is_none() {
                 return Err(ConfigError::new(
                     format!("{field}.trusted_hops[{i}]"),
-                    format!("{hop:?} is not an IP address or CIDR range (e.g. \"10.0.0.0/8\", \"::1\")"),
+                    format!(
+                        "{hop:?} is not an IP address or CIDR range (e.g. \"10.0.0.0/8\", \"::1\")"
+                    ),
                 ));
             }
         }
