@@ -46,17 +46,26 @@ pub fn hex_thumbprint(hex: &str) -> Option<String> {
     Some(b64(&bytes))
 }
 
-/// The thumbprint of the first certificate of a PEM text.
-pub fn pem_thumbprint(pem: &str) -> Option<String> {
+/// The DER bytes of the first certificate of a PEM text.
+fn pem_der(pem: &str) -> Option<Vec<u8>> {
     let begin = "-----BEGIN CERTIFICATE-----";
     let start = pem.find(begin)? + begin.len();
     let rest = pem.get(start..)?;
     let body = rest.get(..rest.find("-----END CERTIFICATE-----")?)?;
     let b64_text: String = body.split_whitespace().collect();
-    STANDARD
-        .decode(b64_text)
-        .ok()
-        .map(|der| der_thumbprint(&der))
+    STANDARD.decode(b64_text).ok()
+}
+
+/// The thumbprint of the first certificate of a PEM text.
+pub fn pem_thumbprint(pem: &str) -> Option<String> {
+    pem_der(pem).map(|der| der_thumbprint(&der))
+}
+
+/// The SHA-256 of the first certificate of a PEM text in hex, as Envoy gives
+/// the connection's (the CLI reads a PEM certificate into that form).
+pub fn pem_sha256_hex(pem: &str) -> Option<String> {
+    let digest = Sha256::digest(pem_der(pem)?);
+    Some(digest.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// `X-Forwarded-Client-Cert`: the `Hash` of its one element (a chain of
@@ -219,6 +228,10 @@ mod tests {
             STANDARD.encode(der)
         );
         assert_eq!(pem_thumbprint(&pem).as_deref(), Some(t.as_str()));
+        let pem_hex = pem_sha256_hex(&pem).unwrap();
+        assert_eq!(hex_thumbprint(&pem_hex).as_deref(), Some(t.as_str()));
+        let pem_hex = pem_sha256_hex(&pem).unwrap();
+        assert_eq!(hex_thumbprint(&pem_hex).as_deref(), Some(t.as_str()));
         let hex: String = Sha256::digest(der)
             .iter()
             .map(|b| format!("{b:02x}"))
