@@ -15,9 +15,10 @@ fn parts() -> impl Strategy<Value = (bool, String, Option<u16>, Vec<String>)> {
         proptest::option::of(1u16..65535),
         proptest::collection::vec("[A-Za-z0-9._~-]{1,8}", 0..5),
     )
-        .prop_filter("no dot segments in the canonical path", |(_, _, _, segs)| {
-            segs.iter().all(|s| s != "." && s != "..")
-        })
+        .prop_filter(
+            "no dot segments in the canonical path",
+            |(_, _, _, segs)| segs.iter().all(|s| s != "." && s != ".."),
+        )
 }
 
 fn canonical(https: bool, host: &str, port: Option<u16>, segs: &[String]) -> String {
@@ -28,18 +29,16 @@ fn canonical(https: bool, host: &str, port: Option<u16>, segs: &[String]) -> Str
         _ => String::new(),
     };
     let path: String = segs.iter().map(|s| format!("/{s}")).collect();
-    let path = if path.is_empty() { "/".to_string() } else { path };
+    let path = if path.is_empty() {
+        "/".to_string()
+    } else {
+        path
+    };
     format!("{scheme}://{host}{port}{path}")
 }
 
 /// Another spelling of the same URI.
-fn variant(
-    https: bool,
-    host: &str,
-    port: Option<u16>,
-    segs: &[String],
-    how: &[u8],
-) -> String {
+fn variant(https: bool, host: &str, port: Option<u16>, segs: &[String], how: &[u8]) -> String {
     let flip = |i: usize| how.get(i).copied().unwrap_or(0);
     let scheme = match (https, flip(0) % 2) {
         (true, 0) => "https",
@@ -47,7 +46,11 @@ fn variant(
         (false, 0) => "http",
         (false, _) => "HtTp",
     };
-    let host = if flip(1) % 2 == 1 { host.to_ascii_uppercase() } else { host.to_string() };
+    let host = if flip(1) % 2 == 1 {
+        host.to_ascii_uppercase()
+    } else {
+        host.to_string()
+    };
     let default = if https { 443 } else { 80 };
     let port = match port {
         Some(p) if p != default => format!(":{}{p}", if flip(2) % 3 == 0 { "0" } else { "" }),

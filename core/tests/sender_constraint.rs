@@ -96,6 +96,8 @@ fn proof(token: &str) -> String {
 fn cfg(issuer: Value, sender: Value) -> Config {
     let mut j = config_json(issuer, json!({}));
     j["sender_constraint"] = sender;
+    // The nonce key is written inline here; deployments give a reference.
+    j["allow_insecure_inline_secrets"] = json!(true);
     Config::from_json(j.to_string().as_bytes()).unwrap()
 }
 
@@ -1036,6 +1038,7 @@ fn configuration_is_checked() {
     ] {
         let mut j = config_json(issuer, json!({}));
         j["sender_constraint"] = sender;
+        j["allow_insecure_inline_secrets"] = json!(true);
         if !base {
             j.as_object_mut().unwrap().remove("fhir_base_url");
             j["issuers"][0]["audiences"] = json!([AUD]);

@@ -18,7 +18,8 @@ const CONFIG: &str = r#"{"fhir_base_url": "https://fhir.example.org/fhir",
   "issuers": [{"issuer": "https://issuer.example.org", "jwks_uri": "https://issuer.example.org/jwks",
                "jwks_cluster": "idp",
                "dpop": {"mode": "accepted", "nonce": true}}],
-  "sender_constraint": {"nonce_secret": "fuzz-nonce-key-0123456789abcdef0123"}}"#;
+  "sender_constraint": {"nonce_secret": "fuzz-nonce-key-0123456789abcdef0123"},
+  "allow_insecure_inline_secrets": true}"#;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(proof) = std::str::from_utf8(data) else {

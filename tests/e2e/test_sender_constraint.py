@@ -39,13 +39,19 @@ class SenderRig:
             "nonce": plugin_config(self.base("nonce"), [dict(entry, audiences=[self.base("nonce")],
                                                              dpop=dict(dpop, nonce=True))],
                                    cluster="recorder",
-                                   sender_constraint={"nonce_secret": NONCE_SECRET, "nonce_lifetime_seconds": 60}),
+                                   # The key comes from the VM's environment (a secret reference).
+                                   sender_constraint={"nonce_secret": {"env": "DPOP_NONCE_KEY"},
+                                                      "nonce_lifetime_seconds": 60}),
             "mtls": plugin_config(self.base("mtls"), [dict(entry, audiences=[self.base("mtls")])],
                                   cluster="recorder"),
         }
         self.access_log = AccessLog(workdir / "access.log")
-        listeners = [listener(n, self.ports[n], "recorder", self.plugins[n], WASM, self.access_log.path)
+        listeners = [listener(n, self.ports[n], "recorder", self.plugins[n], WASM, self.access_log.path,
+                              vm_id=f"fhir_smart_authz_{n}")
                      for n in LISTENERS]
+        wasm = listeners[1]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][1]
+        wasm["typed_config"]["config"]["vm_config"]["environment_variables"] = {
+            "key_values": {"DPOP_NONCE_KEY": NONCE_SECRET}}
         listeners[2]["filter_chains"][0]["transport_socket"] = {
             "name": "envoy.transport_sockets.tls",
             "typed_config": {

@@ -27,6 +27,7 @@ fn config(issuer_extra: Value, sender: Value) -> Rc<Config> {
         "sender_constraint": sender,
         "discovery": {"authorization_endpoint": "https://as/authorize", "token_endpoint": "https://as/token"},
         "token": {"host_crypto": false},
+        "allow_insecure_inline_secrets": true,
     });
     Rc::new(Config::from_json(c.to_string().as_bytes()).unwrap())
 }

@@ -4,6 +4,7 @@ use super::alg::JwsAlgorithm;
 use super::binding::settings::{CertificateBinding, DpopConfig, DpopMode};
 use super::keys::KeySet;
 use crate::config_error::ConfigError;
+use crate::secret::{SecretLoader, SecretSetting};
 use crate::url::HttpUrl;
 use serde::Deserialize;
 
@@ -30,8 +31,10 @@ pub struct IntrospectionConfig {
     pub authority: Option<String>,
     /// OAuth client id used for HTTP Basic client authentication. Required.
     pub client_id: String,
-    /// OAuth client secret for HTTP Basic client authentication. Required.
-    pub client_secret: String,
+    /// OAuth client secret for HTTP Basic client authentication: a
+    /// reference (`{"env": "NAME"}`, `{"file": "/path"}`; see
+    /// [`crate::secret`]). Required.
+    pub client_secret: Option<SecretSetting>,
     /// Longest time an introspection answer is cached (seconds); the token's
     /// `exp` shortens it. Default 60; 0 = never cache.
     pub max_cache_seconds: u64,
@@ -46,7 +49,7 @@ impl Default for IntrospectionConfig {
             path: String::new(),
             authority: None,
             client_id: String::new(),
-            client_secret: String::new(),
+            client_secret: None,
             max_cache_seconds: 60,
             timeout_ms: 5000,
         }
@@ -314,10 +317,10 @@ impl IntrospectionConfig {
                 "is required (the filter authenticates to the introspection endpoint with HTTP Basic)",
             ));
         }
-        if self.client_secret.is_empty() {
+        if self.client_secret.is_none() {
             return Err(ConfigError::new(
                 format!("{field}.client_secret"),
-                "is required (the filter authenticates to the introspection endpoint with HTTP Basic)",
+                r#"is required (the filter authenticates to the introspection endpoint with HTTP Basic), e.g. {"env": "INTROSPECTION_CLIENT_SECRET"}"#,
             ));
         }
         if self.timeout_ms == 0 {
@@ -358,6 +361,26 @@ pub fn validate_issuers(
                 ));
             }
             introspection = Some(i);
+        }
+    }
+    Ok(())
+}
+
+/// Look up the secret of the introspection issuer (after [`validate_issuers`]).
+pub fn load_issuer_secrets(
+    issuers: &mut [IssuerConfig],
+    secrets: &mut SecretLoader<'_>,
+) -> Result<(), ConfigError> {
+    for (i, issuer) in issuers.iter_mut().enumerate() {
+        if let Some(secret) = issuer
+            .introspection
+            .as_mut()
+            .and_then(|c| c.client_secret.as_mut())
+        {
+            secret.load(
+                &format!("issuers[{i}].introspection.client_secret"),
+                secrets,
+            )?;
         }
     }
     Ok(())

@@ -37,10 +37,15 @@ pub struct BindingContext<'a> {
 impl BindingContext<'_> {
     /// The nonce keys, when configured.
     pub fn nonce_keys(&self) -> Option<NonceKeys<'_>> {
+        let s = self.settings;
         Some(NonceKeys {
-            current: self.settings.nonce_secret.as_deref()?,
-            previous: &self.settings.nonce_previous_secrets,
-            lifetime_seconds: self.settings.nonce_lifetime_seconds,
+            current: s.nonce_secret.as_ref()?.value()?.expose(),
+            previous: s
+                .nonce_previous_secrets
+                .iter()
+                .filter_map(|p| p.value().map(|v| v.expose()))
+                .collect(),
+            lifetime_seconds: s.nonce_lifetime_seconds,
         })
     }
 

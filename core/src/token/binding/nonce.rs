@@ -40,12 +40,12 @@ pub fn hmac_sha256(key: &[u8], message: &[&[u8]]) -> [u8; 32] {
 }
 
 /// The nonce keys and bucket length.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct NonceKeys<'a> {
     /// Mints, and checks.
     pub current: &'a str,
     /// Still accepted (rotation).
-    pub previous: &'a [String],
+    pub previous: Vec<&'a str>,
     pub lifetime_seconds: u64,
 }
 
@@ -98,7 +98,7 @@ impl NonceKeys<'_> {
         let valid = bucket.is_some_and(|b| {
             (b == now_bucket || b.saturating_add(1) == now_bucket)
                 && std::iter::once(self.current)
-                    .chain(self.previous.iter().map(String::as_str))
+                    .chain(self.previous.iter().copied())
                     .any(|key| Self::mint_with(key, b) == nonce)
         });
         if valid {
@@ -125,10 +125,10 @@ mod tests {
 
     #[test]
     fn nonce_buckets_and_rotation() {
-        let old = vec!["an-older-key-of-at-least-32-bytes!!".to_string()];
+        let old = vec!["an-older-key-of-at-least-32-bytes!!"];
         let keys = NonceKeys {
             current: "the-current-key-of-at-least-32-bytes",
-            previous: &old,
+            previous: old.clone(),
             lifetime_seconds: 300,
         };
         let t = 1_800_000_000 - 1_800_000_000 % 300;

@@ -4,6 +4,7 @@
 //! come from, whether the `DPoP` header goes upstream).
 
 use crate::config_error::ConfigError;
+use crate::secret::{SecretLoader, SecretSetting};
 use crate::token::alg::JwsAlgorithm;
 use serde::Deserialize;
 
@@ -144,11 +145,12 @@ pub struct SenderConstraintConfig {
     pub replay_cache_entries: usize,
     /// Forward the `DPoP` header to the FHIR server. Default false.
     pub forward_dpop_header: bool,
-    /// The key of server nonces (RFC 9449 §8), at least 32 bytes; required
-    /// when an issuer sets `dpop.nonce`.
-    pub nonce_secret: Option<String>,
-    /// Earlier nonce keys still accepted (key rotation).
-    pub nonce_previous_secrets: Vec<String>,
+    /// The key of server nonces (RFC 9449 §8), at least 32 bytes: a secret
+    /// reference (`{"env": "NAME"}`, `{"file": "/path"}`; see
+    /// [`crate::secret`]). Required when an issuer sets `dpop.nonce`.
+    pub nonce_secret: Option<SecretSetting>,
+    /// Earlier nonce keys still accepted (key rotation), as references.
+    pub nonce_previous_secrets: Vec<SecretSetting>,
     /// How long a nonce is current (seconds); the one before it is still
     /// accepted. Default 300.
     pub nonce_lifetime_seconds: u64,
@@ -186,24 +188,6 @@ impl SenderConstraintConfig {
                 "must be between 64 and 1048576 (default 65536): peak DPoP requests per second × (dpop.max_age_seconds + 1), with room to spare",
             ));
         }
-        for (name, secret) in self
-            .nonce_secret
-            .iter()
-            .map(|s| ("nonce_secret".to_string(), s))
-            .chain(
-                self.nonce_previous_secrets
-                    .iter()
-                    .enumerate()
-                    .map(|(i, s)| (format!("nonce_previous_secrets[{i}]"), s)),
-            )
-        {
-            if secret.len() < MIN_NONCE_SECRET_BYTES {
-                return Err(ConfigError::new(
-                    format!("{field}.{name}"),
-                    format!("must be at least {MIN_NONCE_SECRET_BYTES} bytes of random (e.g. `openssl rand -hex 32`)"),
-                ));
-            }
-        }
         if !(10..=86_400).contains(&self.nonce_lifetime_seconds) {
             return Err(ConfigError::new(
                 format!("{field}.nonce_lifetime_seconds"),
@@ -225,6 +209,36 @@ impl SenderConstraintConfig {
                 format!("{field}.trusted_hops"),
                 "must name the hops allowed to set the certificate header (certificate_source is a header): anyone else could claim any certificate",
             ));
+        }
+        Ok(())
+    }
+
+    /// Look the nonce keys up (after [`Self::validate`]); each must be at
+    /// least [`MIN_NONCE_SECRET_BYTES`] long.
+    pub fn load_secrets(
+        &mut self,
+        field: &str,
+        secrets: &mut SecretLoader<'_>,
+    ) -> Result<(), ConfigError> {
+        let named = self
+            .nonce_secret
+            .iter_mut()
+            .map(|s| ("nonce_secret".to_string(), s))
+            .chain(
+                self.nonce_previous_secrets
+                    .iter_mut()
+                    .enumerate()
+                    .map(|(i, s)| (format!("nonce_previous_secrets[{i}]"), s)),
+            );
+        for (name, setting) in named {
+            let path = format!("{field}.{name}");
+            setting.load(&path, secrets)?;
+            if setting.value().map_or(0, |v| v.expose().len()) < MIN_NONCE_SECRET_BYTES {
+                return Err(ConfigError::new(
+                    path,
+                    format!("must be at least {MIN_NONCE_SECRET_BYTES} bytes of random (e.g. `openssl rand -hex 32`)"),
+                ));
+            }
         }
         Ok(())
     }

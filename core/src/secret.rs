@@ -1,0 +1,308 @@
+//! Secrets by reference. Every secret setting (the introspection client
+//! secret, the DPoP nonce key, any future key) uses one grammar:
+//!
+//! - `{"env": "NAME"}`: an environment variable of the VM or process (Envoy
+//!   `vm_config.environment_variables.host_env_keys`, Istio `vmConfig.env`
+//!   with `valueFrom: HOST`, the CLI's own environment);
+//! - `{"file": "/absolute/path"}`: a file (the native module and the CLI; a
+//!   proxy-wasm VM has no file system);
+//! - a plain string: the value itself, written in the configuration, which
+//!   Envoy's `/config_dump` and the Istio `WasmPlugin` show to their readers.
+//!   Refused unless `allow_insecure_inline_secrets` is `true`.
+//!
+//! The core only parses: the value is looked up through a [`SecretSource`]
+//! the host provides (the proxy-wasm shell, the CLI, a test's fake). No
+//! message, log line or `Debug` output holds a value: errors name the field
+//! and the reference.
+
+use crate::config_error::ConfigError;
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+use std::ffi::OsString;
+use std::fmt;
+
+/// Where the host looks secrets up.
+pub trait SecretSource {
+    /// The environment variable `name` (`None` when it is not set).
+    fn env_var(&self, name: &str) -> Option<OsString>;
+    /// The content of the file at `path`, or why it cannot be read (never
+    /// the content).
+    fn read_file(&self, path: &str) -> Result<Vec<u8>, String>;
+}
+
+/// A source with nothing in it: every reference is missing. For
+/// configurations that hold no secret (tests, benchmarks, tools).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoSecrets;
+
+impl SecretSource for NoSecrets {
+    fn env_var(&self, _name: &str) -> Option<OsString> {
+        None
+    }
+    fn read_file(&self, _path: &str) -> Result<Vec<u8>, String> {
+        Err("this host reads no files".into())
+    }
+}
+
+/// A secret value. `Debug` never shows it; [`Secret::expose`] is the only way
+/// to read it, at the one place that sends it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value, for the one place that uses it (e.g. the `Authorization`
+    /// header of the introspection call). Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Where a secret setting's value lives, as written in the configuration.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    /// `{"env": "NAME"}`.
+    Env(String),
+    /// `{"file": "/absolute/path"}`.
+    File(String),
+    /// A plain string: the value itself (insecure; needs the opt-in).
+    Inline(Secret),
+}
+
+/// The grammar, for error messages.
+const EXPECTED: &str =
+    r#"must be {"env": "NAME"} (an environment variable) or {"file": "/absolute/path"} (a file)"#;
+
+impl SecretRef {
+    /// Parse a secret setting from its JSON value. Errors never repeat a
+    /// value: a mistyped secret may still be a secret.
+    pub fn from_value(value: &Value) -> Result<SecretRef, String> {
+        let object = match value {
+            Value::String(s) => return Ok(SecretRef::Inline(Secret(s.clone()))),
+            Value::Object(o) => o,
+            other => return Err(format!("{EXPECTED}; found {}", kind(other))),
+        };
+        let mut keys = object.keys();
+        let (Some(key), None) = (keys.next(), keys.next()) else {
+            let names: Vec<String> = object.keys().map(|k| format!("`{k}`")).collect();
+            return Err(format!(
+                "{EXPECTED}, with exactly one key; found {}",
+                if names.is_empty() {
+                    "an empty object".to_string()
+                } else {
+                    format!("keys {}", names.join(", "))
+                }
+            ));
+        };
+        let text = match object.get(key) {
+            Some(Value::String(s)) => Some(s.as_str()),
+            _ => None,
+        };
+        match (key.as_str(), text) {
+            ("env", Some(name)) => {
+                if name.is_empty() || name.contains(['=', '\0']) {
+                    return Err(
+                        "`env` must name an environment variable: not empty, without `=` or NUL"
+                            .into(),
+                    );
+                }
+                Ok(SecretRef::Env(name.to_string()))
+            }
+            ("file", Some(path)) => {
+                if !path.starts_with('/') || path.contains('\0') {
+                    return Err("`file` must be an absolute path (starting with `/`)".into());
+                }
+                Ok(SecretRef::File(path.to_string()))
+            }
+            ("env" | "file", None) => Err(format!("`{key}` must be a string")),
+            _ => Err(format!("{EXPECTED}; found key `{key}`")),
+        }
+    }
+
+    /// Look the value up. The error names `field` and the reference, never
+    /// a value; an inline value is refused unless `allow_inline`.
+    pub fn resolve(
+        &self,
+        field: &str,
+        source: &dyn SecretSource,
+        allow_inline: bool,
+    ) -> Result<Secret, ConfigError> {
+        let refuse = |why: String| ConfigError::new(field, why);
+        let value = match self {
+            SecretRef::Inline(secret) => {
+                if !allow_inline {
+                    return Err(refuse(format!(
+                        "is a secret written in the configuration, which Envoy's /config_dump and the Istio WasmPlugin show to everyone who can read them; \
+                         give a reference instead ({{\"env\": \"NAME\"}} or {{\"file\": \"/path\"}}), or set allow_insecure_inline_secrets: true"
+                    )));
+                }
+                secret.0.clone()
+            }
+            SecretRef::Env(name) => source
+                .env_var(name)
+                .ok_or_else(|| {
+                    refuse(format!(
+                        "{self}: the environment variable is not set (Envoy: vm_config.environment_variables.host_env_keys; Istio: WasmPlugin vmConfig.env with valueFrom: HOST; CLI: its own environment)"
+                    ))
+                })?
+                .into_string()
+                .map_err(|_| refuse(format!("{self}: the value is not valid UTF-8")))?,
+            SecretRef::File(path) => {
+                let bytes = source
+                    .read_file(path)
+                    .map_err(|why| refuse(format!("{self}: the file cannot be read: {why}")))?;
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| refuse(format!("{self}: the content is not valid UTF-8")))?;
+                strip_line_end(text)
+            }
+        };
+        if value.is_empty() {
+            return Err(refuse(format!("{self}: the value is empty")));
+        }
+        Ok(Secret(value))
+    }
+
+    /// Whether the value is written in the configuration.
+    pub fn is_inline(&self) -> bool {
+        matches!(self, SecretRef::Inline(_))
+    }
+}
+
+/// A file written by `echo` or an editor ends with a line break that is not
+/// part of the secret; a Kubernetes Secret volume holds the bytes exactly.
+fn strip_line_end(mut text: String) -> String {
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    text
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The reference as written (`{"env": "NAME"}`); an inline value is not shown.
+impl fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretRef::Env(name) => write!(f, "{{\"env\": {}}}", Value::from(name.as_str())),
+            SecretRef::File(path) => write!(f, "{{\"file\": {}}}", Value::from(path.as_str())),
+            SecretRef::Inline(_) => f.write_str("an inline value"),
+        }
+    }
+}
+
+impl fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretRef::Env(name) => f.debug_tuple("Env").field(name).finish(),
+            SecretRef::File(path) => f.debug_tuple("File").field(path).finish(),
+            SecretRef::Inline(secret) => f.debug_tuple("Inline").field(secret).finish(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        SecretRef::from_value(&value).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What a configuration section holds for a secret: the reference as
+/// written and, once the configuration is loaded, the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretSetting {
+    reference: SecretRef,
+    value: Option<Secret>,
+}
+
+impl SecretSetting {
+    /// A setting not loaded yet.
+    pub fn new(reference: SecretRef) -> SecretSetting {
+        SecretSetting {
+            reference,
+            value: None,
+        }
+    }
+
+    pub fn reference(&self) -> &SecretRef {
+        &self.reference
+    }
+
+    /// Look the value up through `secrets` (see [`SecretRef::resolve`]).
+    pub fn load(&mut self, field: &str, secrets: &mut SecretLoader<'_>) -> Result<(), ConfigError> {
+        self.value = Some(secrets.resolve(field, &self.reference)?);
+        Ok(())
+    }
+
+    /// The value; `None` until [`SecretSetting::load`] succeeded.
+    pub fn value(&self) -> Option<&Secret> {
+        self.value.as_ref()
+    }
+}
+
+impl fmt::Debug for SecretSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretSetting")
+            .field("reference", &self.reference)
+            .field("loaded", &self.value.is_some())
+            .finish()
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretSetting {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        SecretRef::deserialize(deserializer).map(SecretSetting::new)
+    }
+}
+
+/// Loads every secret setting of one configuration: the host's source, the
+/// operator's `allow_insecure_inline_secrets`, and the fields that were
+/// given inline (for `check-config`'s warning).
+pub struct SecretLoader<'a> {
+    source: &'a dyn SecretSource,
+    allow_inline: bool,
+    inline_fields: Vec<String>,
+}
+
+impl<'a> SecretLoader<'a> {
+    pub fn new(source: &'a dyn SecretSource, allow_inline: bool) -> SecretLoader<'a> {
+        SecretLoader {
+            source,
+            allow_inline,
+            inline_fields: Vec::new(),
+        }
+    }
+
+    pub fn resolve(&mut self, field: &str, reference: &SecretRef) -> Result<Secret, ConfigError> {
+        let secret = reference.resolve(field, self.source, self.allow_inline)?;
+        if reference.is_inline() {
+            self.inline_fields.push(field.to_string());
+        }
+        Ok(secret)
+    }
+
+    /// The fields whose value was written in the configuration.
+    pub fn into_inline_fields(self) -> Vec<String> {
+        self.inline_fields
+    }
+}
+
+#[cfg(test)]
+mod tests;
