@@ -632,15 +632,8 @@ fn decide_checks_dpop_proofs_and_client_certificates() {
     .unwrap();
     cfg["fhir_base_path"] = json!("/fhir");
     std::fs::write(&path, cfg.to_string()).unwrap();
-    let set: Value = serde_json::from_str(JWKS).unwrap();
-    let mut jwk = set["keys"][1].clone();
-    assert_eq!(jwk["kid"], "p256");
-    for m in ["kid", "alg", "use"] {
-        jwk.as_object_mut().unwrap().remove(m);
-    }
-    let jkt =
-        fhir_smart_authz_core::token::binding::thumbprint::jwk_thumbprint(jwk.as_object().unwrap())
-            .unwrap();
+    let jwk = public_jwk("p256");
+    let jkt = jkt("p256");
     let mut c = claims();
     c["cnf"] = json!({"jkt": jkt});
     let token = token_with("ES256", &c);

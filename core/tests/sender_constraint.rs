@@ -18,7 +18,6 @@ use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Reason};
 use fhir_smart_authz_core::engine;
 use fhir_smart_authz_core::fhir::RequestParts;
-use fhir_smart_authz_core::token::binding::thumbprint::jwk_thumbprint;
 use fhir_smart_authz_core::token::binding::{ConnectionFacts, MemoryReplayStore};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
@@ -30,28 +29,6 @@ use token_support::*;
 const PATH: &str = "/fhir/Patient/123";
 const HTU: &str = "https://fhir.example.org/fhir/Patient/123";
 const NONCE_KEY: &str = "0123456789abcdef0123456789abcdef-nonce";
-
-/// The public JWK of a fixture key, as a DPoP client puts it in `jwk`.
-fn public_jwk(kid: &str) -> Map<String, Value> {
-    let set: Value = serde_json::from_str(JWKS).unwrap();
-    let mut k = set["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["kid"] == kid)
-        .unwrap()
-        .as_object()
-        .unwrap()
-        .clone();
-    for m in ["kid", "alg", "use"] {
-        k.remove(m);
-    }
-    k
-}
-
-fn jkt(kid: &str) -> String {
-    jwk_thumbprint(&public_jwk(kid)).unwrap()
-}
 
 fn ath(token: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))

@@ -12,7 +12,7 @@ use base64::Engine;
 use fhir_smart_authz::core_adapter::{CoreEngine, CoreTokens};
 use fhir_smart_authz::fake::SharedStore;
 use sha2::{Digest, Sha256};
-use token_support::{jws_raw, token_with, ISS, JWKS, NOW};
+use token_support::{jkt, jws_raw, public_jwk, token_with, ISS, JWKS, NOW};
 
 const HTU: &str = "https://fhir.example.org/fhir/Patient/123";
 
@@ -32,28 +32,9 @@ fn config(issuer_extra: Value, sender: Value) -> Rc<Config> {
     Rc::new(Config::from_json(c.to_string().as_bytes()).unwrap())
 }
 
-fn public_jwk(kid: &str) -> Value {
-    let set: Value = serde_json::from_str(JWKS).unwrap();
-    let mut k = set["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["kid"] == kid)
-        .unwrap()
-        .clone();
-    for m in ["kid", "alg", "use"] {
-        k.as_object_mut().unwrap().remove(m);
-    }
-    k
-}
-
 fn bound_token() -> String {
-    let jwk = public_jwk("p256");
-    let jkt =
-        fhir_smart_authz_core::token::binding::thumbprint::jwk_thumbprint(jwk.as_object().unwrap())
-            .unwrap();
     let mut c = token_support::claims();
-    c["cnf"] = json!({"jkt": jkt});
+    c["cnf"] = json!({"jkt": jkt("p256")});
     token_with("ES256", &c)
 }
 

@@ -132,13 +132,7 @@ impl IssuerConfig {
 
     /// The accepted algorithms (validated names; default all supported).
     pub fn effective_algorithms(&self) -> Vec<JwsAlgorithm> {
-        if self.algorithms.is_empty() {
-            return JwsAlgorithm::ALL.to_vec();
-        }
-        self.algorithms
-            .iter()
-            .filter_map(|a| JwsAlgorithm::from_name(a))
-            .collect()
+        super::alg::configured_algorithms(&self.algorithms)
     }
 
     /// `(authority, path)` for fetching `jwks_uri` through Envoy.

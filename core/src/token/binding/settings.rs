@@ -69,13 +69,7 @@ impl Default for DpopConfig {
 impl DpopConfig {
     /// The accepted proof algorithms (validated names; default all supported).
     pub fn effective_algorithms(&self) -> Vec<JwsAlgorithm> {
-        if self.algorithms.is_empty() {
-            return JwsAlgorithm::ALL.to_vec();
-        }
-        self.algorithms
-            .iter()
-            .filter_map(|a| JwsAlgorithm::from_name(a))
-            .collect()
+        crate::token::alg::configured_algorithms(&self.algorithms)
     }
 
     /// How long a proof's `jti` must be remembered after its `iat`: past
