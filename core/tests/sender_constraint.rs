@@ -1077,3 +1077,62 @@ proptest! {
         prop_assert_eq!(d.status, 401);
     }
 }
+
+/// An introspection answer's `cnf` binds the token as a JWT's does (the
+/// answer need not carry `iss`: the introspection issuer's settings apply).
+#[test]
+fn introspected_bindings_are_checked_too() {
+    let mut j = config_json(json!({}), json!({}));
+    j["issuers"].as_array_mut().unwrap().push(json!({
+        "issuer": "https://as.example.org", "audiences": [AUD],
+        "introspection": {"cluster": "idp", "path": "/introspect", "client_id": "gw", "client_secret": "s"},
+        "dpop": {"mode": "accepted"},
+    }));
+    j["allow_insecure_inline_secrets"] = json!(true);
+    let config = Config::from_json(j.to_string().as_bytes()).unwrap();
+    let claims = json!({"active": true, "sub": "u", "scope": "patient/*.rs", "patient": "123",
+                        "exp": NOW + 60, "cnf": {"jkt": jkt("p256")}});
+    let opaque = "opaque-access-token-1";
+    let decide = |auth: String, proof: Option<String>| {
+        let mut headers = vec![("authorization".to_string(), auth)];
+        if let Some(p) = proof {
+            headers.push(("dpop".to_string(), p));
+        }
+        let req = RequestParts {
+            method: "GET",
+            path: PATH,
+            headers: headers.into(),
+            body: None,
+        };
+        let mut replay = MemoryReplayStore::default();
+        engine::decide_claims(
+            &config,
+            &req,
+            &claims,
+            ConnectionFacts::default(),
+            NOW,
+            &mut replay,
+        )
+    };
+    let d = decide(format!("Bearer {opaque}"), None);
+    expect(
+        &d,
+        "as bearer",
+        401,
+        Reason::TokenBindingMismatch,
+        "not as a bearer token",
+    );
+    let d = decide(format!("DPoP {opaque}"), Some(proof(opaque)));
+    expect(&d, "with its proof", 200, Reason::Allowed, "");
+    let d = decide(
+        format!("DPoP {opaque}"),
+        Some(proof_with("ES384", "p384", opaque, |_| {}, |_| {})),
+    );
+    expect(
+        &d,
+        "another key",
+        401,
+        Reason::TokenBindingMismatch,
+        "another key",
+    );
+}
