@@ -218,7 +218,7 @@ impl SecretSource for VmSecrets<'_> {
         self.0.env_var(name)
     }
     fn read_file(&self, _path: &str) -> Result<Vec<u8>, String> {
-        Err(r#"a proxy-wasm VM has no file system; use {"env": "NAME"} and pass the variable with vm_config.environment_variables.host_env_keys (Istio: WasmPlugin vmConfig.env with valueFrom: HOST)"#.into())
+        Err(r#"a proxy-wasm VM has no file system; use {"env": "NAME"}"#.into())
     }
 }
 

@@ -62,7 +62,7 @@ impl Root {
         for field in &config.inline_secrets {
             host.log(
                 LogLevel::Warn,
-                &format!("fhir-smart-authz: `{field}` is a secret written in the configuration (allow_insecure_inline_secrets: true); /config_dump shows it: give a reference such as {{\"env\": \"NAME\"}} instead"),
+                &format!("fhir-smart-authz: `{field}` is a secret written in the configuration (allow_insecure_inline_secrets): /config_dump shows it"),
             );
         }
         let audit_encoding = audit_encoding(&config);

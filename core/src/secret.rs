@@ -18,6 +18,7 @@
 use crate::config_error::ConfigError;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::ffi::OsString;
 use std::fmt;
 
@@ -74,6 +75,13 @@ pub enum SecretRef {
     Inline(Secret),
 }
 
+const INLINE_REFUSED: &str = "is a secret written in the configuration, which Envoy's /config_dump and the Istio WasmPlugin show to everyone who can read them; \
+     give a reference instead ({\"env\": \"NAME\"} or {\"file\": \"/path\"}), or set allow_insecure_inline_secrets: true";
+
+const ENV_NOT_SET: &str =
+    "the environment variable is not set (Envoy: vm_config.environment_variables.host_env_keys; \
+     Istio: WasmPlugin vmConfig.env with valueFrom: HOST; CLI: its own environment)";
+
 /// The grammar, for error messages.
 const EXPECTED: &str =
     r#"must be {"env": "NAME"} (an environment variable) or {"file": "/absolute/path"} (a file)"#;
@@ -85,41 +93,25 @@ impl SecretRef {
         let object = match value {
             Value::String(s) => return Ok(SecretRef::Inline(Secret(s.clone()))),
             Value::Object(o) => o,
-            other => return Err(format!("{EXPECTED}; found {}", kind(other))),
+            _ => return Err(EXPECTED.into()),
         };
-        let mut keys = object.keys();
-        let (Some(key), None) = (keys.next(), keys.next()) else {
-            let names: Vec<String> = object.keys().map(|k| format!("`{k}`")).collect();
-            return Err(format!(
-                "{EXPECTED}, with exactly one key; found {}",
-                if names.is_empty() {
-                    "an empty object".to_string()
-                } else {
-                    format!("keys {}", names.join(", "))
-                }
-            ));
+        let mut members = object.iter();
+        let (Some((key, value)), None) = (members.next(), members.next()) else {
+            return Err(format!("{EXPECTED}: one key, `env` or `file`"));
         };
-        let text = match object.get(key) {
-            Some(Value::String(s)) => Some(s.as_str()),
-            _ => None,
-        };
-        match (key.as_str(), text) {
-            ("env", Some(name)) => {
-                if name.is_empty() || name.contains(['=', '\0']) {
-                    return Err(
-                        "`env` must name an environment variable: not empty, without `=` or NUL"
-                            .into(),
-                    );
-                }
-                Ok(SecretRef::Env(name.to_string()))
+        let text = value.as_str().unwrap_or_default();
+        match key.as_str() {
+            "env" if !text.is_empty() && !text.contains(['=', '\0']) => {
+                Ok(SecretRef::Env(text.to_string()))
             }
-            ("file", Some(path)) => {
-                if !path.starts_with('/') || path.contains('\0') {
-                    return Err("`file` must be an absolute path (starting with `/`)".into());
-                }
-                Ok(SecretRef::File(path.to_string()))
+            "env" => Err(
+                "`env` must name an environment variable: a non-empty string without `=` or NUL"
+                    .into(),
+            ),
+            "file" if text.starts_with('/') && !text.contains('\0') => {
+                Ok(SecretRef::File(text.to_string()))
             }
-            ("env" | "file", None) => Err(format!("`{key}` must be a string")),
+            "file" => Err("`file` must be an absolute path (a string starting with `/`)".into()),
             _ => Err(format!("{EXPECTED}; found key `{key}`")),
         }
     }
@@ -132,39 +124,35 @@ impl SecretRef {
         source: &dyn SecretSource,
         allow_inline: bool,
     ) -> Result<Secret, ConfigError> {
-        let refuse = |why: String| ConfigError::new(field, why);
-        let value = match self {
-            SecretRef::Inline(secret) => {
-                if !allow_inline {
-                    return Err(refuse(format!(
-                        "is a secret written in the configuration, which Envoy's /config_dump and the Istio WasmPlugin show to everyone who can read them; \
-                         give a reference instead ({{\"env\": \"NAME\"}} or {{\"file\": \"/path\"}}), or set allow_insecure_inline_secrets: true"
-                    )));
-                }
-                secret.0.clone()
-            }
+        if self.is_inline() && !allow_inline {
+            return Err(ConfigError::new(field, INLINE_REFUSED));
+        }
+        match self.lookup(source) {
+            Ok(value) if !value.is_empty() => Ok(Secret(value)),
+            Ok(_) => Err(Cow::Borrowed("the value is empty")),
+            Err(why) => Err(why),
+        }
+        .map_err(|why| ConfigError::new(field, format!("{self}: {why}")))
+    }
+
+    /// The value, or why there is none (a phrase without the value).
+    fn lookup(&self, source: &dyn SecretSource) -> Result<String, Cow<'static, str>> {
+        match self {
+            SecretRef::Inline(secret) => Ok(secret.0.clone()),
             SecretRef::Env(name) => source
                 .env_var(name)
-                .ok_or_else(|| {
-                    refuse(format!(
-                        "{self}: the environment variable is not set (Envoy: vm_config.environment_variables.host_env_keys; Istio: WasmPlugin vmConfig.env with valueFrom: HOST; CLI: its own environment)"
-                    ))
-                })?
+                .ok_or(Cow::Borrowed(ENV_NOT_SET))?
                 .into_string()
-                .map_err(|_| refuse(format!("{self}: the value is not valid UTF-8")))?,
+                .map_err(|_| Cow::Borrowed("the value is not valid UTF-8")),
             SecretRef::File(path) => {
                 let bytes = source
                     .read_file(path)
-                    .map_err(|why| refuse(format!("{self}: the file cannot be read: {why}")))?;
-                let text = String::from_utf8(bytes)
-                    .map_err(|_| refuse(format!("{self}: the content is not valid UTF-8")))?;
-                strip_line_end(text)
+                    .map_err(|why| Cow::Owned(format!("the file cannot be read: {why}")))?;
+                String::from_utf8(bytes)
+                    .map(strip_line_end)
+                    .map_err(|_| Cow::Borrowed("the content is not valid UTF-8"))
             }
-        };
-        if value.is_empty() {
-            return Err(refuse(format!("{self}: the value is empty")));
         }
-        Ok(Secret(value))
     }
 
     /// Whether the value is written in the configuration.
@@ -185,23 +173,12 @@ fn strip_line_end(mut text: String) -> String {
     text
 }
 
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// The reference as written (`{"env": "NAME"}`); an inline value is not shown.
 impl fmt::Display for SecretRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SecretRef::Env(name) => write!(f, "{{\"env\": {}}}", Value::from(name.as_str())),
-            SecretRef::File(path) => write!(f, "{{\"file\": {}}}", Value::from(path.as_str())),
+            SecretRef::Env(name) => write!(f, "{{\"env\": {name:?}}}"),
+            SecretRef::File(path) => write!(f, "{{\"file\": {path:?}}}"),
             SecretRef::Inline(_) => f.write_str("an inline value"),
         }
     }
@@ -225,10 +202,11 @@ impl<'de> Deserialize<'de> for SecretRef {
 }
 
 /// What a configuration section holds for a secret: the reference as
-/// written and, once the configuration is loaded, the value.
-#[derive(Clone, PartialEq, Eq)]
+/// written (none when the setting is absent: `Default`) and, once the
+/// configuration is loaded, the value.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct SecretSetting {
-    reference: SecretRef,
+    reference: Option<SecretRef>,
     value: Option<Secret>,
 }
 
@@ -236,18 +214,26 @@ impl SecretSetting {
     /// A setting not loaded yet.
     pub fn new(reference: SecretRef) -> SecretSetting {
         SecretSetting {
-            reference,
+            reference: Some(reference),
             value: None,
         }
     }
 
-    pub fn reference(&self) -> &SecretRef {
-        &self.reference
+    /// Whether the configuration gives this setting.
+    pub fn is_set(&self) -> bool {
+        self.reference.is_some()
     }
 
-    /// Look the value up through `secrets` (see [`SecretRef::resolve`]).
+    pub fn reference(&self) -> Option<&SecretRef> {
+        self.reference.as_ref()
+    }
+
+    /// Look the value up through `secrets` (see [`SecretRef::resolve`]);
+    /// nothing to do for an absent setting.
     pub fn load(&mut self, field: &str, secrets: &mut SecretLoader<'_>) -> Result<(), ConfigError> {
-        self.value = Some(secrets.resolve(field, &self.reference)?);
+        if let Some(reference) = &self.reference {
+            self.value = Some(secrets.resolve(field, reference)?);
+        }
         Ok(())
     }
 

@@ -163,7 +163,7 @@ impl Config {
         validate_issuers(&raw.issuers, base.url.as_deref())?;
         raw.token.validate("token")?;
         raw.sender_constraint.validate("sender_constraint")?;
-        if raw.sender_constraint.nonce_secret.is_none() {
+        if !raw.sender_constraint.nonce_secret.is_set() {
             if let Some(i) = raw.issuers.iter().position(|i| i.dpop.nonce) {
                 return Err(ConfigError::new(
                     format!("issuers[{i}].dpop.nonce"),

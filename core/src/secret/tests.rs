@@ -43,80 +43,36 @@ fn source() -> FakeSource {
     s
 }
 
+const BAD_ENV: &str =
+    "`env` must name an environment variable: a non-empty string without `=` or NUL";
+const BAD_FILE: &str = "`file` must be an absolute path (a string starting with `/`)";
 const EXPECTED_GRAMMAR: &str =
     r#"must be {"env": "NAME"} (an environment variable) or {"file": "/absolute/path"} (a file)"#;
 
 #[test]
 fn parse_table() {
+    #[rustfmt::skip]
     let rows: Vec<(Value, Result<SecretRef, String>)> = vec![
-        (
-            json!({"env": "CLIENT_SECRET"}),
-            Ok(SecretRef::Env("CLIENT_SECRET".into())),
-        ),
-        (
-            json!({"env": "lower.case-ok"}),
-            Ok(SecretRef::Env("lower.case-ok".into())),
-        ),
-        (
-            json!({"file": "/run/secrets/x"}),
-            Ok(SecretRef::File("/run/secrets/x".into())),
-        ),
+        (json!({"env": "CLIENT_SECRET"}), Ok(SecretRef::Env("CLIENT_SECRET".into()))),
+        (json!({"env": "lower.case-ok"}), Ok(SecretRef::Env("lower.case-ok".into()))),
+        (json!({"file": "/run/secrets/x"}), Ok(SecretRef::File("/run/secrets/x".into()))),
         (json!(VALUE), Ok(SecretRef::Inline(Secret(VALUE.into())))),
         (json!(""), Ok(SecretRef::Inline(Secret(String::new())))),
-        (
-            json!({"env": ""}),
-            Err("`env` must name an environment variable: not empty, without `=` or NUL".into()),
-        ),
-        (
-            json!({"env": "A=B"}),
-            Err("`env` must name an environment variable: not empty, without `=` or NUL".into()),
-        ),
-        (
-            json!({"env": "A\u{0}"}),
-            Err("`env` must name an environment variable: not empty, without `=` or NUL".into()),
-        ),
-        (
-            json!({"file": "run/secret"}),
-            Err("`file` must be an absolute path (starting with `/`)".into()),
-        ),
-        (
-            json!({"file": ""}),
-            Err("`file` must be an absolute path (starting with `/`)".into()),
-        ),
-        (json!({"env": 5}), Err("`env` must be a string".into())),
-        (
-            json!({"file": {"path": "/x"}}),
-            Err("`file` must be a string".into()),
-        ),
-        (
-            json!({"value": VALUE}),
-            Err(format!("{EXPECTED_GRAMMAR}; found key `value`")),
-        ),
-        (
-            json!({}),
-            Err(format!(
-                "{EXPECTED_GRAMMAR}, with exactly one key; found an empty object"
-            )),
-        ),
-        (
-            json!({"env": "A", "file": "/b"}),
-            Err(format!(
-                "{EXPECTED_GRAMMAR}, with exactly one key; found keys `env`, `file`"
-            )),
-        ),
-        (
-            json!(123456),
-            Err(format!("{EXPECTED_GRAMMAR}; found a number")),
-        ),
-        (
-            json!(true),
-            Err(format!("{EXPECTED_GRAMMAR}; found a boolean")),
-        ),
-        (json!(null), Err(format!("{EXPECTED_GRAMMAR}; found null"))),
-        (
-            json!([VALUE]),
-            Err(format!("{EXPECTED_GRAMMAR}; found an array")),
-        ),
+        (json!({"env": ""}), Err(BAD_ENV.into())),
+        (json!({"env": "A=B"}), Err(BAD_ENV.into())),
+        (json!({"env": "A\u{0}"}), Err(BAD_ENV.into())),
+        (json!({"env": 5}), Err(BAD_ENV.into())),
+        (json!({"file": "run/secret"}), Err(BAD_FILE.into())),
+        (json!({"file": ""}), Err(BAD_FILE.into())),
+        (json!({"file": "/x\u{0}"}), Err(BAD_FILE.into())),
+        (json!({"file": {"path": "/x"}}), Err(BAD_FILE.into())),
+        (json!({"value": VALUE}), Err(format!("{EXPECTED_GRAMMAR}; found key `value`"))),
+        (json!({}), Err(format!("{EXPECTED_GRAMMAR}: one key, `env` or `file`"))),
+        (json!({"env": "A", "file": "/b"}), Err(format!("{EXPECTED_GRAMMAR}: one key, `env` or `file`"))),
+        (json!(123456), Err(EXPECTED_GRAMMAR.into())),
+        (json!(true), Err(EXPECTED_GRAMMAR.into())),
+        (json!(null), Err(EXPECTED_GRAMMAR.into())),
+        (json!([VALUE]), Err(EXPECTED_GRAMMAR.into())),
     ];
     for (value, expected) in rows {
         let got = SecretRef::from_value(&value);
@@ -233,7 +189,7 @@ fn debug_and_display_never_show_the_value() {
     assert_eq!(shown[2], "an inline value");
     assert_eq!(
         shown[3],
-        "SecretSetting { reference: Inline(Secret(<redacted>)), loaded: true }"
+        "SecretSetting { reference: Some(Inline(Secret(<redacted>))), loaded: true }"
     );
     for s in &shown {
         assert!(!s.contains(VALUE), "{s}");
@@ -261,8 +217,7 @@ fn loaded_secret(config: &Config) -> Option<&str> {
     config.issuers[0]
         .introspection
         .as_ref()
-        .and_then(|i| i.client_secret.as_ref())
-        .and_then(SecretSetting::value)
+        .and_then(|i| i.client_secret.value())
         .map(Secret::expose)
 }
 
@@ -294,9 +249,9 @@ fn configuration_secret_errors_name_the_field_and_never_the_value() {
         (json!(VALUE), Some(false), "is a secret written in the configuration, which Envoy's /config_dump and the Istio WasmPlugin show to everyone who can read them; give a reference instead ({\"env\": \"NAME\"} or {\"file\": \"/path\"}), or set allow_insecure_inline_secrets: true".into()),
         (json!({"env": "MISSING"}), None, r#"{"env": "MISSING"}: the environment variable is not set (Envoy: vm_config.environment_variables.host_env_keys; Istio: WasmPlugin vmConfig.env with valueFrom: HOST; CLI: its own environment)"#.into()),
         (json!({"file": "/run/denied"}), None, r#"{"file": "/run/denied"}: the file cannot be read: Permission denied (os error 13)"#.into()),
-        (json!(123456), None, format!("{EXPECTED_GRAMMAR}; found a number{see}")),
+        (json!(123456), None, format!("{EXPECTED_GRAMMAR}{see}")),
         (json!({"value": VALUE}), None, format!("{EXPECTED_GRAMMAR}; found key `value`{see}")),
-        (json!({"env": ""}), None, format!("`env` must name an environment variable: not empty, without `=` or NUL{see}")),
+        (json!({"env": ""}), None, format!("{BAD_ENV}{see}")),
     ];
     for (secret, allow, message) in rows {
         let e = Config::from_json_with_secrets(&introspection_config(secret.clone(), allow), &src)

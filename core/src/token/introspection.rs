@@ -44,16 +44,12 @@ pub fn build_request(
 ) -> Result<IntrospectionRequest, TokenError> {
     // Unreachable with a loaded configuration (`Config::from_json_with_secrets`):
     // fail closed rather than call without credentials.
-    let client_secret = cfg
-        .client_secret
-        .as_ref()
-        .and_then(|s| s.value())
-        .ok_or_else(|| {
-            TokenError::new(
-                Reason::IntrospectionUnavailable,
-                "the introspection client secret is not loaded; the token cannot be introspected",
-            )
-        })?;
+    let client_secret = cfg.client_secret.value().ok_or_else(|| {
+        TokenError::new(
+            Reason::IntrospectionUnavailable,
+            "the introspection client secret is not loaded",
+        )
+    })?;
     let body = form_urlencoded::Serializer::new(String::new())
         .append_pair("token", token)
         .append_pair("token_type_hint", "access_token")

@@ -34,7 +34,7 @@ pub struct IntrospectionConfig {
     /// OAuth client secret for HTTP Basic client authentication: a
     /// reference (`{"env": "NAME"}`, `{"file": "/path"}`; see
     /// [`crate::secret`]). Required.
-    pub client_secret: Option<SecretSetting>,
+    pub client_secret: SecretSetting,
     /// Longest time an introspection answer is cached (seconds); the token's
     /// `exp` shortens it. Default 60; 0 = never cache.
     pub max_cache_seconds: u64,
@@ -49,7 +49,7 @@ impl Default for IntrospectionConfig {
             path: String::new(),
             authority: None,
             client_id: String::new(),
-            client_secret: None,
+            client_secret: SecretSetting::default(),
             max_cache_seconds: 60,
             timeout_ms: 5000,
         }
@@ -311,7 +311,7 @@ impl IntrospectionConfig {
                 "is required (the filter authenticates to the introspection endpoint with HTTP Basic)",
             ));
         }
-        if self.client_secret.is_none() {
+        if !self.client_secret.is_set() {
             return Err(ConfigError::new(
                 format!("{field}.client_secret"),
                 r#"is required (the filter authenticates to the introspection endpoint with HTTP Basic), e.g. {"env": "INTROSPECTION_CLIENT_SECRET"}"#,
@@ -366,15 +366,9 @@ pub fn load_issuer_secrets(
     secrets: &mut SecretLoader<'_>,
 ) -> Result<(), ConfigError> {
     for (i, issuer) in issuers.iter_mut().enumerate() {
-        if let Some(secret) = issuer
-            .introspection
-            .as_mut()
-            .and_then(|c| c.client_secret.as_mut())
-        {
-            secret.load(
-                &format!("issuers[{i}].introspection.client_secret"),
-                secrets,
-            )?;
+        if let Some(c) = issuer.introspection.as_mut() {
+            let field = format!("issuers[{i}].introspection.client_secret");
+            c.client_secret.load(&field, secrets)?;
         }
     }
     Ok(())

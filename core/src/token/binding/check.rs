@@ -39,7 +39,7 @@ impl BindingContext<'_> {
     pub fn nonce_keys(&self) -> Option<NonceKeys<'_>> {
         let s = self.settings;
         Some(NonceKeys {
-            current: s.nonce_secret.as_ref()?.value()?.expose(),
+            current: s.nonce_secret.value()?.expose(),
             previous: s
                 .nonce_previous_secrets
                 .iter()

@@ -142,7 +142,7 @@ pub struct SenderConstraintConfig {
     /// The key of server nonces (RFC 9449 §8), at least 32 bytes: a secret
     /// reference (`{"env": "NAME"}`, `{"file": "/path"}`; see
     /// [`crate::secret`]). Required when an issuer sets `dpop.nonce`.
-    pub nonce_secret: Option<SecretSetting>,
+    pub nonce_secret: SecretSetting,
     /// Earlier nonce keys still accepted (key rotation), as references.
     pub nonce_previous_secrets: Vec<SecretSetting>,
     /// How long a nonce is current (seconds); the one before it is still
@@ -162,7 +162,7 @@ impl Default for SenderConstraintConfig {
         SenderConstraintConfig {
             replay_cache_entries: 65536,
             forward_dpop_header: false,
-            nonce_secret: None,
+            nonce_secret: SecretSetting::default(),
             nonce_previous_secrets: Vec::new(),
             nonce_lifetime_seconds: 300,
             certificate_source: CertificateSource::Connection,
@@ -214,20 +214,18 @@ impl SenderConstraintConfig {
         field: &str,
         secrets: &mut SecretLoader<'_>,
     ) -> Result<(), ConfigError> {
-        let named = self
-            .nonce_secret
-            .iter_mut()
-            .map(|s| ("nonce_secret".to_string(), s))
-            .chain(
-                self.nonce_previous_secrets
-                    .iter_mut()
-                    .enumerate()
-                    .map(|(i, s)| (format!("nonce_previous_secrets[{i}]"), s)),
-            );
+        let named = std::iter::once(("nonce_secret".to_string(), &mut self.nonce_secret)).chain(
+            self.nonce_previous_secrets
+                .iter_mut()
+                .enumerate()
+                .map(|(i, s)| (format!("nonce_previous_secrets[{i}]"), s)),
+        );
         for (name, setting) in named {
             let path = format!("{field}.{name}");
             setting.load(&path, secrets)?;
-            if setting.value().map_or(0, |v| v.expose().len()) < MIN_NONCE_SECRET_BYTES {
+            if setting.is_set()
+                && setting.value().map_or(0, |v| v.expose().len()) < MIN_NONCE_SECRET_BYTES
+            {
                 return Err(ConfigError::new(
                     path,
                     format!("must be at least {MIN_NONCE_SECRET_BYTES} bytes of random (e.g. `openssl rand -hex 32`)"),
