@@ -158,7 +158,9 @@ fn dpop_proof_checks() {
     };
     let inv = Reason::InvalidDpopProof;
     // (row, alg, kid, header patch, claims patch, status, reason, message)
-    let rows: Vec<(&str, &str, &str, Patch, Patch, u16, Reason, &str)> = vec![
+    /// (row, alg, kid, header patch, claims patch, status, reason, message)
+    type Row = (&'static str, &'static str, &'static str, Patch, Patch, u16, Reason, &'static str);
+    let rows: Vec<Row> = vec![
         (
             "valid ES256",
             "ES256",

@@ -226,11 +226,11 @@ fn remove_reserved_headers(host: &dyn Host, config: &Config) -> Option<Vec<(Stri
     let mut spoofed_header_kept = false;
     headers.retain(|(lower, _)| {
         let reserved = config.upstream.is_reserved(lower);
-        if reserved || stripped.contains(&lower.as_str()) {
-            if host.set_header(HeaderMap::Request, lower, None).is_err() {
-                host.log(LogLevel::Error, &format!("could not remove header {lower}"));
-                spoofed_header_kept = true;
-            }
+        if (reserved || stripped.contains(&lower.as_str()))
+            && host.set_header(HeaderMap::Request, lower, None).is_err()
+        {
+            host.log(LogLevel::Error, &format!("could not remove header {lower}"));
+            spoofed_header_kept = true;
         }
         !reserved
     });
