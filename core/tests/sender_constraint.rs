@@ -159,7 +159,16 @@ fn dpop_proof_checks() {
     let inv = Reason::InvalidDpopProof;
     // (row, alg, kid, header patch, claims patch, status, reason, message)
     /// (row, alg, kid, header patch, claims patch, status, reason, message)
-    type Row = (&'static str, &'static str, &'static str, Patch, Patch, u16, Reason, &'static str);
+    type Row = (
+        &'static str,
+        &'static str,
+        &'static str,
+        Patch,
+        Patch,
+        u16,
+        Reason,
+        &'static str,
+    );
     let rows: Vec<Row> = vec![
         (
             "valid ES256",
