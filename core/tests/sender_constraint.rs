@@ -608,98 +608,84 @@ fn scheme_binding() {
     );
 }
 
+/// An ES256 proof (fixture key `p256`) for `token` with these claims set.
+fn proof_setting(token: &str, set: Value) -> String {
+    proof_with(
+        "ES256",
+        "p256",
+        token,
+        |_| {},
+        |c| {
+            c.extend(set.as_object().unwrap().clone());
+        },
+    )
+}
+
 #[test]
 fn replayed_proofs_are_refused_within_their_window() {
     let config = dpop_cfg();
     let token = token_bound(json!({"jkt": jkt("p256")}));
     let auth = format!("DPoP {token}");
-    let p = proof(&token);
+    let first = proof(&token);
     let mut cache = MemoryReplayStore::default();
-    let d = decide_at(
-        &config,
-        "GET",
-        &dpop_headers(&auth, &p),
-        None,
-        &mut cache,
-        NOW,
-    );
-    expect(&d, "first", 200, Reason::Allowed, "");
-    let d = decide_at(
-        &config,
-        "GET",
-        &dpop_headers(&auth, &p),
-        None,
-        &mut cache,
-        NOW + 30,
-    );
-    expect(&d, "replay", 401, Reason::DpopProofReplayed, "already used");
-    // Past the window the proof is too old, not a replay.
-    let d = decide_at(
-        &config,
-        "GET",
-        &dpop_headers(&auth, &p),
-        None,
-        &mut cache,
-        NOW + 61,
-    );
-    expect(&d, "late replay", 401, Reason::InvalidDpopProof, "too old");
-    // Another jti is another proof.
-    let p2 = proof_with(
-        "ES256",
-        "p256",
-        &token,
-        |_| {},
-        |c| {
-            c.insert("jti".into(), json!("proof-2"));
-        },
-    );
-    let d = decide_at(
-        &config,
-        "GET",
-        &dpop_headers(&auth, &p2),
-        None,
-        &mut cache,
-        NOW + 1,
-    );
-    expect(&d, "new jti", 200, Reason::Allowed, "");
-    // An invalid proof is not recorded: the valid one after it goes through.
-    let p3 = proof_with(
-        "ES256",
-        "p256",
-        &token,
-        |_| {},
-        |c| {
-            c.insert("jti".into(), json!("proof-3"));
-            c.insert("htm".into(), json!("PUT"));
-        },
-    );
-    let d = decide_at(
-        &config,
-        "GET",
-        &dpop_headers(&auth, &p3),
-        None,
-        &mut cache,
-        NOW + 1,
-    );
-    expect(&d, "invalid", 401, Reason::InvalidDpopProof, "`htm`");
-    let p3 = proof_with(
-        "ES256",
-        "p256",
-        &token,
-        |_| {},
-        |c| {
-            c.insert("jti".into(), json!("proof-3"));
-        },
-    );
-    let d = decide_at(
-        &config,
-        "GET",
-        &dpop_headers(&auth, &p3),
-        None,
-        &mut cache,
-        NOW + 1,
-    );
-    expect(&d, "valid after invalid", 200, Reason::Allowed, "");
+    // (row, proof, now, status, reason, message), in order, one cache.
+    let rows = [
+        ("first", first.clone(), NOW, 200, Reason::Allowed, ""),
+        (
+            "replay",
+            first.clone(),
+            NOW + 30,
+            401,
+            Reason::DpopProofReplayed,
+            "already used",
+        ),
+        // Past the window the proof is too old, not a replay.
+        (
+            "late replay",
+            first,
+            NOW + 61,
+            401,
+            Reason::InvalidDpopProof,
+            "too old",
+        ),
+        // Another jti is another proof.
+        (
+            "new jti",
+            proof_setting(&token, json!({"jti": "proof-2"})),
+            NOW + 1,
+            200,
+            Reason::Allowed,
+            "",
+        ),
+        // An invalid proof is not recorded: the valid one after it goes through.
+        (
+            "invalid",
+            proof_setting(&token, json!({"jti": "proof-3", "htm": "PUT"})),
+            NOW + 1,
+            401,
+            Reason::InvalidDpopProof,
+            "`htm`",
+        ),
+        (
+            "valid after invalid",
+            proof_setting(&token, json!({"jti": "proof-3"})),
+            NOW + 1,
+            200,
+            Reason::Allowed,
+            "",
+        ),
+    ];
+    for (row, p, now, status, reason, fragment) in rows {
+        let d = decide_at(
+            &config,
+            "GET",
+            &dpop_headers(&auth, &p),
+            None,
+            &mut cache,
+            now,
+        );
+        expect(&d, row, status, reason, fragment);
+    }
 }
 
 #[test]
@@ -714,15 +700,7 @@ fn full_replay_cache_fails_closed() {
     // 64 entries over 64 shards: one per shard; fill until a shard is full.
     let mut refused = None;
     for i in 0..200 {
-        let p = proof_with(
-            "ES256",
-            "p256",
-            &token,
-            |_| {},
-            |c| {
-                c.insert("jti".into(), json!(format!("j{i}")));
-            },
-        );
+        let p = proof_setting(&token, json!({"jti": format!("j{i}")}));
         let d = decide_at(
             &config,
             "GET",
@@ -739,16 +717,7 @@ fn full_replay_cache_fails_closed() {
     let (i, d) = refused.expect("a shard fills up");
     expect(&d, "full", 503, Reason::ReplayCacheUnavailable, "full");
     // Once the entries expire, the same proof is accepted (it is still fresh at NOW + 60).
-    let p = proof_with(
-        "ES256",
-        "p256",
-        &token,
-        |_| {},
-        |c| {
-            c.insert("jti".into(), json!(format!("j{i}")));
-            c.insert("iat".into(), json!(NOW + 60));
-        },
-    );
+    let p = proof_setting(&token, json!({"jti": format!("j{i}"), "iat": NOW + 60}));
     let d = decide_at(
         &config,
         "GET",
@@ -778,20 +747,7 @@ fn server_nonces() {
     );
     let (name, nonce) = d.reply_headers[0].clone();
     assert_eq!(name, "dpop-nonce");
-    let with_nonce = |n: &str, jti: &str| {
-        let n = n.to_string();
-        let jti = jti.to_string();
-        proof_with(
-            "ES256",
-            "p256",
-            &token,
-            |_| {},
-            move |c| {
-                c.insert("nonce".into(), json!(n));
-                c.insert("jti".into(), json!(jti));
-            },
-        )
-    };
+    let with_nonce = |n: &str, jti: &str| proof_setting(&token, json!({"nonce": n, "jti": jti}));
     let mut cache = MemoryReplayStore::default();
     let d = decide_at(
         &config,
@@ -805,16 +761,9 @@ fn server_nonces() {
     assert!(d.reply_headers.is_empty());
     // The bucket turned: still accepted, with the next nonce on the response.
     let next = NOW - NOW % 300 + 300;
-    let p = proof_with(
-        "ES256",
-        "p256",
+    let p = proof_setting(
         &token,
-        |_| {},
-        |c| {
-            c.insert("nonce".into(), json!(nonce.clone()));
-            c.insert("jti".into(), json!("b"));
-            c.insert("iat".into(), json!(next));
-        },
+        json!({"nonce": nonce.clone(), "jti": "b", "iat": next}),
     );
     let d = decide_at(
         &config,
