@@ -142,6 +142,9 @@ pub fn deny_reply(config: &Config, d: &Decision, status: u16) -> Reply {
         headers.push(("www-authenticate".to_string(), w));
     }
     headers.extend(d.reply_headers.iter().cloned());
+    if let Some(s) = d.retry_after {
+        headers.push(("retry-after".to_string(), s.to_string()));
+    }
     Reply {
         status,
         headers,

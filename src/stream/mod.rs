@@ -39,6 +39,7 @@
 
 mod audit;
 mod binding;
+mod bulk;
 mod decision;
 mod metadata;
 mod precheck;
@@ -133,6 +134,8 @@ pub struct Stream {
     capability: metadata::CapabilityRewrite,
     /// The audit record (JSON text) kept for `on_log` (`audit.encoding: "line"`).
     audit_line: Option<Vec<u8>>,
+    /// The answer of an allowed Bulk Data request the job registry needs.
+    bulk_hook: bulk::BulkHook,
     /// The clock as read in this callback (see `now_ms`).
     clock_ms: Cell<Option<u64>>,
     /// Headers for the upstream's response (a fresh `DPoP-Nonce`).
@@ -163,6 +166,7 @@ impl Stream {
             facts: None,
             capability: metadata::CapabilityRewrite::Off,
             audit_line: None,
+            bulk_hook: bulk::BulkHook::Off,
             clock_ms: Cell::new(None),
             response_headers: Vec::new(),
         }
