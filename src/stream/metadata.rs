@@ -98,6 +98,7 @@ impl Stream {
 
     pub fn on_response_headers(&mut self, host: &dyn Host) -> Flow {
         self.vary_public_answer(host);
+        self.add_response_headers(host);
         if self.bulk_hook != super::bulk::BulkHook::Off {
             return self.bulk_response_headers(host);
         }

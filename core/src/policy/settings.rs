@@ -1,5 +1,6 @@
 //! `policy`: the knobs of the decision rules and the operations table.
 
+use super::labels::LabelPolicy;
 use crate::config_error::ConfigError;
 use crate::fhir::r4::patient_compartment;
 use crate::fhir::resource_types::is_resource_type;
@@ -224,6 +225,8 @@ pub struct PolicyConfig {
     pub patient_update_by_id: PatientUpdateById,
     /// The operations table; replaces the default when given.
     pub operations: Vec<OperationRule>,
+    /// The security label policy; absent = labels are not looked at.
+    pub labels: Option<LabelPolicy>,
 }
 
 impl Default for PolicyConfig {
@@ -243,6 +246,7 @@ impl Default for PolicyConfig {
             patient_paging: PatientPaging::CheckResponse,
             patient_update_by_id: PatientUpdateById::CheckStored,
             operations: default_operations(),
+            labels: None,
         }
     }
 }
@@ -308,6 +312,9 @@ impl PolicyConfig {
                     ),
                 ));
             }
+        }
+        if let Some(l) = &self.labels {
+            l.validate(&format!("{field}.labels"))?;
         }
         Ok(())
     }
