@@ -57,7 +57,7 @@ from issuer import CAPABILITIES, Issuer, SigningKey, serve as serve_issuer  # no
 from tests.conformance.data import PATIENTS, seed, seed_bundle  # noqa: E402,F401
 from tests.conformance.http import prepare  # noqa: E402
 
-WASM = Path(os.environ.get("FHIR_AUTHZ_WASM", REPO / "target/wasm32-wasip1/release/fhir_smart_authz.wasm"))
+WASM = Path(os.environ.get("FHIR_AUTHZ_WASM", REPO / "target/fhir_smart_authz.wasm"))
 CLI = Path(os.environ.get("FHIR_AUTHZ_CLI", REPO / "target/release/fhir-smart-authz"))
 VENV = REPO / ".venv"
 
