@@ -13,12 +13,14 @@ pub mod metrics;
 mod object_only;
 pub mod responses;
 pub mod upstream;
+pub mod warnings;
 
 pub use crate::config_error::ConfigError;
 pub use discovery::DiscoveryConfig;
 pub use metrics::MetricsConfig;
 pub use responses::ResponsesConfig;
 pub use upstream::{Fact, UpstreamConfig};
+pub use warnings::ConfigWarning;
 
 use crate::audit::AuditConfig;
 pub use crate::claims::ClaimsConfig;

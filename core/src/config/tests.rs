@@ -223,3 +223,80 @@ fn serde_errors_name_the_field_path() {
         );
     }
 }
+
+/// Each warning row: configuration, the fields warned about (in order).
+#[test]
+fn warnings_name_the_field() {
+    let issuer = |extra: &str| {
+        format!(
+            r#"{{"fhir_base_url":"https://fhir.example.org/fhir","issuers":[{{"issuer":"https://auth.example.org",{extra}}}]}}"#
+        )
+    };
+    let rows: Vec<(String, Vec<&str>)> = vec![
+        ("{}".into(), vec![]),
+        (
+            issuer(r#""jwks_uri":"http://auth.example.org/jwks","jwks_cluster":"idp""#),
+            vec!["issuers[0].jwks_uri"],
+        ),
+        (
+            issuer(r#""jwks_uri":"https://auth.example.org/jwks","jwks_cluster":"idp""#),
+            vec![],
+        ),
+        (
+            issuer(
+                r#""jwks_uri":"https://auth.example.org/jwks","jwks_cluster":"idp","audiences":["https://fhir.example.org/fhir","account"]"#,
+            ),
+            vec!["issuers[0].audiences[1]"],
+        ),
+        (
+            issuer(
+                r#""jwks_uri":"https://auth.example.org/jwks","jwks_cluster":"idp","audiences":["api://default"]"#,
+            ),
+            vec!["issuers[0].audiences[0]"],
+        ),
+        (
+            r#"{"policy":{"operations":[{"name":"$everything","levels":["instance"],"types":["Patient"],"letters":"rs","target":"compartment","patient":"own_patient"}]}}"#.into(),
+            vec!["policy.operations"],
+        ),
+        (
+            r#"{"policy":{"operations":[{"name":"$everything","levels":["instance"],"types":["Patient"],"letters":"rs","target":"compartment","patient":"own_patient"}],
+                "operations_dropped":["$export","$export-poll-status","$validate","$meta","$lastn","$expand","$validate-code","$lookup","$subsumes","$translate"]}}"#.into(),
+            vec![],
+        ),
+        (
+            r#"{"discovery":{"authorization_endpoint":"https://a/authorize","token_endpoint":"https://a/token","capabilities":["launch-standalone","permission-v3"]}}"#.into(),
+            vec!["discovery.capabilities[1]"],
+        ),
+    ];
+    for (json, fields) in rows {
+        let config = Config::from_json(json.as_bytes()).unwrap();
+        let warned: Vec<String> = config.warnings().into_iter().map(|w| w.field).collect();
+        assert_eq!(warned, fields, "{json}");
+    }
+    let w = Config::from_json(
+        br#"{"policy":{"operations":[{"name":"$everything","levels":["instance"],"types":["Patient"],"letters":"rs","target":"compartment","patient":"own_patient"}]}}"#,
+    )
+    .unwrap()
+    .warnings()
+    .remove(0);
+    assert_eq!(
+        w.message,
+        "replaces the default operations table: $export, $export-poll-status, $validate, $meta, $lastn, $expand, $validate-code, $lookup, $subsumes, $translate are no longer permitted (403)"
+    );
+}
+
+#[test]
+fn operations_dropped_names_default_operations_without_a_row() {
+    for (json, field) in [
+        (
+            r#"{"policy":{"operations_dropped":["$nope"]}}"#,
+            "policy.operations_dropped[0]",
+        ),
+        (
+            r#"{"policy":{"operations_dropped":["$expand"]}}"#,
+            "policy.operations_dropped[0]",
+        ),
+    ] {
+        assert_eq!(Config::from_json(json.as_bytes()).unwrap_err().field, field, "{json}");
+    }
+}

@@ -222,6 +222,9 @@ pub struct PolicyConfig {
     pub patient_update_by_id: PatientUpdateById,
     /// The operations table; replaces the default when given.
     pub operations: Vec<OperationRule>,
+    /// Default operations a replacing `operations` table leaves out on
+    /// purpose: only silences the configuration warning that names them.
+    pub operations_dropped: Vec<String>,
 }
 
 impl Default for PolicyConfig {
@@ -241,6 +244,7 @@ impl Default for PolicyConfig {
             patient_paging: PatientPaging::CheckResponse,
             patient_update_by_id: PatientUpdateById::CheckStored,
             operations: default_operations(),
+            operations_dropped: Vec::new(),
         }
     }
 }
@@ -302,6 +306,20 @@ impl PolicyConfig {
                     format!(
                         "{c:?} is not a scope context; use \"patient\", \"user\" or \"system\""
                     ),
+                ));
+            }
+        }
+        for (i, name) in self.operations_dropped.iter().enumerate() {
+            if !default_operations().iter().any(|r| &r.name == name) {
+                return Err(ConfigError::new(
+                    format!("{field}.operations_dropped[{i}]"),
+                    format!("{name:?} is not an operation of the default table; list only default operations the `operations` table leaves out"),
+                ));
+            }
+            if self.operations.iter().any(|r| &r.name == name) {
+                return Err(ConfigError::new(
+                    format!("{field}.operations_dropped[{i}]"),
+                    format!("{name} is in `operations` too: a dropped operation must not have a row"),
                 ));
             }
         }
