@@ -1,9 +1,9 @@
 //! `audit`: whether and how the record is written.
 
 use crate::config_error::{field_value_error, ConfigError};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
     /// Write the audit record into filter state (access log). Default true.
@@ -25,8 +25,8 @@ impl Default for AuditConfig {
 }
 
 /// `audit.encoding`: how the record is stored in filter state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(try_from = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(try_from = "String", rename_all(serialize = "lowercase"))]
 pub enum AuditEncoding {
     /// `"line"` (default): JSON text written once, when the request is
     /// logged (`on_log`), with the response code, duration, start time,

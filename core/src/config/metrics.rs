@@ -2,9 +2,9 @@
 //! switch of the per-phase timing histograms.
 
 use crate::config_error::ConfigError;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     /// Prefix of every metric. Default `fhir_smart_authz`.

@@ -8,6 +8,7 @@
 //! proxy-wasm shell reads (`upstream`, `responses`, `discovery`, `metrics`)
 //! live here, since `check-config` validates the whole configuration.
 
+pub mod deployment;
 pub mod discovery;
 pub mod metrics;
 mod object_only;
@@ -28,11 +29,11 @@ use crate::fhir::FhirBase;
 use crate::json::from_slice_strict_at;
 use crate::policy::PolicyConfig;
 use crate::token::{validate_issuers, IssuerConfig, TokenSettings, TrustConfig};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_path_to_error::{Path, Segment};
 
 /// The configuration exactly as written (before validation).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     /// Path prefix of the FHIR base on this listener, e.g. `/fhir` or `/fhir/R4`.
@@ -159,6 +160,41 @@ impl Config {
 }
 
 impl Config {
+    /// The configuration with every default filled in, as JSON
+    /// (`check-config --print-effective`); a configuration the filter reads
+    /// exactly as this one. Introspection client secrets are not printed.
+    pub fn effective(&self) -> serde_json::Value {
+        let raw = RawConfig {
+            // The root is normalised to "" and written as "/".
+            fhir_base_path: match self.base.path.as_str() {
+                "" => "/".into(),
+                path => path.into(),
+            },
+            fhir_base_url: self.base.url.clone(),
+            enforce: self.enforce,
+            max_body_bytes: self.max_body_bytes,
+            claims: self.claims.clone(),
+            policy: self.policy.clone(),
+            issuers: self.issuers.clone(),
+            token: self.token.clone(),
+            upstream: self.upstream.clone(),
+            responses: self.responses.clone(),
+            discovery: self.discovery.clone(),
+            audit: self.audit.clone(),
+            metrics: self.metrics.clone(),
+        };
+        let mut value = serde_json::to_value(raw).unwrap_or(serde_json::Value::Null);
+        if let Some(issuers) = value.get_mut("issuers").and_then(|i| i.as_array_mut()) {
+            for secret in issuers
+                .iter_mut()
+                .filter_map(|i| i.pointer_mut("/introspection/client_secret"))
+            {
+                *secret = serde_json::Value::String("(not printed)".into());
+            }
+        }
+        value
+    }
+
     /// What token verification reads: the issuers, the `token` settings and
     /// the base URL (the default audience).
     pub fn trust(&self) -> TrustConfig<'_> {

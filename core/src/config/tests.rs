@@ -297,6 +297,27 @@ fn operations_dropped_names_default_operations_without_a_row() {
             "policy.operations_dropped[0]",
         ),
     ] {
-        assert_eq!(Config::from_json(json.as_bytes()).unwrap_err().field, field, "{json}");
+        assert_eq!(
+            Config::from_json(json.as_bytes()).unwrap_err().field,
+            field,
+            "{json}"
+        );
+    }
+}
+
+/// `effective()` is a configuration the filter reads as the original, with
+/// every default written out and no introspection secret.
+#[test]
+fn effective_configuration_reads_back_the_same() {
+    for json in [
+        "{}".to_string(),
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/configs/istio.json")).unwrap(),
+        r#"{"fhir_base_path":"/","issuers":[{"issuer":"https://x","audiences":["a"],"introspection":{"cluster":"as","path":"/i","client_id":"gw","client_secret":"s3cret"}}],"audit":{"encoding":"fields"}}"#.into(),
+    ] {
+        let effective = Config::from_json(json.as_bytes()).unwrap().effective();
+        assert!(!effective.to_string().contains("s3cret"), "{effective}");
+        let again = Config::from_json(effective.to_string().as_bytes()).unwrap();
+        assert_eq!(again.effective(), effective, "{json}");
+        assert_eq!(effective["policy"]["operations"].as_array().unwrap().len(), 14);
     }
 }

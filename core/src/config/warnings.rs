@@ -94,7 +94,10 @@ impl Config {
         for (i, issuer) in self.issuers.iter().enumerate() {
             let field = format!("issuers[{i}]");
             if let Some(uri) = &issuer.jwks_uri {
-                if uri.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("http://")) {
+                if uri
+                    .get(..7)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
+                {
                     out.push(ConfigWarning::new(
                         format!("{field}.jwks_uri"),
                         "the signing keys are fetched over plain HTTP: anyone on the path can replace them and mint accepted tokens",

@@ -4,11 +4,11 @@ use super::compartment;
 use crate::config_error::ConfigError;
 use crate::fhir::resource_types::is_resource_type;
 use crate::scope::Perms;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// What to do with a read by id of a compartment resource under a patient/
 /// scope (the request alone cannot show whose resource it is).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum ReadOutsideRequest {
     /// Allow with `Obligation::CheckResponseCompartment` (the filter checks the response).
@@ -20,7 +20,7 @@ pub enum ReadOutsideRequest {
 
 /// Paging (`_getpages`) under patient/ scopes only: the upstream's paging
 /// token cannot be tied to the patient.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum PatientPaging {
     /// Allow with an obligation: every resource in the page must be in the
@@ -33,7 +33,7 @@ pub enum PatientPaging {
 /// Writes by id (update, patch, delete) of compartment resources other than
 /// the patient's own Patient under patient/ scopes: the request names the
 /// resource, not whose it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum PatientUpdateById {
     /// Before forwarding, the filter reads the stored resource through
@@ -54,7 +54,7 @@ pub enum PatientUpdateById {
 /// Searches under patient/ scopes that are not pinned to the context
 /// patient (and, under granular scopes, searches without the scope's
 /// parameter).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum PatientSearch {
     /// Add the missing pin (or the granular scope's parameter) in front of
@@ -66,7 +66,7 @@ pub enum PatientSearch {
 }
 
 /// Levels an operation may be invoked at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OpLevel {
     System,
@@ -75,7 +75,7 @@ pub enum OpLevel {
 }
 
 /// Which types an operation's letters are needed on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum OpTarget {
     /// The type the operation is invoked on (`*` at system level).
@@ -93,7 +93,7 @@ pub enum OpTarget {
 }
 
 /// How an operation is treated under patient/ scopes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum OpPatientRule {
     /// Only at instance level on the context patient's own `Patient/{id}`.
@@ -111,7 +111,7 @@ pub enum OpPatientRule {
 }
 
 /// One row of the operations table (`policy.operations[]`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OperationRule {
     /// Operation name with `$`, e.g. `$everything`.
@@ -195,7 +195,7 @@ pub const DEFAULT_PATIENT_SCOPE_PUBLIC_TYPES: &[&str] = &[
 ];
 
 /// Policy knobs (`policy` in the plugin configuration).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PolicyConfig {
     /// `GET [base]/metadata` without a token (default true).
@@ -319,7 +319,9 @@ impl PolicyConfig {
             if self.operations.iter().any(|r| &r.name == name) {
                 return Err(ConfigError::new(
                     format!("{field}.operations_dropped[{i}]"),
-                    format!("{name} is in `operations` too: a dropped operation must not have a row"),
+                    format!(
+                        "{name} is in `operations` too: a dropped operation must not have a row"
+                    ),
                 ));
             }
         }

@@ -4,7 +4,7 @@ use super::alg::JwsAlgorithm;
 use super::keys::KeySet;
 use crate::config_error::ConfigError;
 use crate::url::HttpUrl;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Everything token verification reads from the configuration: the trusted
 /// issuers, the `token` settings and the FHIR base URL (the default audience).
@@ -18,7 +18,7 @@ pub struct TrustConfig<'a> {
 }
 
 /// RFC 7662 token introspection for opaque tokens (`issuers[].introspection`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IntrospectionConfig {
     /// Envoy cluster that routes to the authorization server. Required.
@@ -54,7 +54,7 @@ impl Default for IntrospectionConfig {
 
 /// One trusted issuer (`issuers[]`). Exactly one key source: `jwks`,
 /// `jwks_uri` (+ `jwks_cluster`) or `introspection`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IssuerConfig {
     /// Exact `iss` value of the tokens (compared byte for byte). Required.
@@ -349,7 +349,7 @@ pub fn validate_issuers(
 }
 
 /// Token handling settings (`token`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TokenSettings {
     /// Clock skew tolerated on `exp`, `nbf` and `iat` (seconds). Default 60.
