@@ -19,5 +19,6 @@ mod json;
 pub mod policy;
 pub mod rewrite;
 pub mod scope;
+pub mod shadow;
 pub mod token;
 pub mod url;

@@ -99,7 +99,7 @@ impl Stream {
         }
         if allow && !d.obligations.is_empty() {
             self.decision = Some(d);
-            return self.start_relay(host);
+            return self.start_relay(host, from_async);
         }
         if allow || !config.enforce {
             self.arm_capability_rewrite(host, &config, &d);

@@ -89,8 +89,13 @@ def test_rig_rendered_config_validates(tmp_path: Path, hold: bool):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     j = tmp_path / "plugin.json"
     j.write_text(json.dumps(cfg))
+    # The rig's issuer is plain HTTP: valid, with that one warning (exit 3).
     r = check_config(j)
-    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.returncode == 3 and r.stderr.startswith("warning: at `issuers[0].jwks_uri`"), r.stdout + r.stderr
+    # The whole bootstrap: the same warning, and every cluster the plugin calls exists.
+    r = check_config(p)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert r.stdout.endswith(": ok with 1 warning\n") and "error" not in r.stderr, r.stdout + r.stderr
 
 
 def test_docker_compose_config():
@@ -168,6 +173,9 @@ def test_example_configs(path: Path):
     r = check_config(path)
     if path.stem.startswith("bad"):
         assert r.returncode == 1 and "invalid configuration at" in r.stderr, r.stdout + r.stderr
+    elif path.stem.startswith("rig"):
+        # The rig's demo issuer is plain HTTP: the one warning, exit 3.
+        assert r.returncode == 3 and r.stderr.startswith("warning: at `issuers[0].jwks_uri`"), r.stdout + r.stderr
     else:
         assert r.returncode == 0, r.stdout + r.stderr
 
