@@ -50,7 +50,10 @@ UPSTREAM ?=
 ALLOW_WRITES ?=
 JUNIT ?= target/conformance/junit.xml
 
-.PHONY: build wasm-opt fault-wasm soak cli test unit wasm-test e2e e2e-oldest lint fmt bench bench-core demo venv validate clean fuzz \
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+DIST := dist/$(VERSION)
+
+.PHONY: dist build wasm-opt fault-wasm soak cli test unit wasm-test e2e e2e-oldest lint fmt bench bench-core demo venv validate clean fuzz \
 	prereqs need-node need-wrk wasm-target envoy conformance conformance-rig
 
 # One clear line per missing prerequisite.
@@ -100,6 +103,17 @@ fault-wasm: wasm-target $(FAULT_WASM) ## test-only .wasm for the e2e fault tests
 $(FAULT_WASM): $(WASM_SOURCES)
 	$(CARGO) build --release --target $(WASM_TARGET) -p $(FILTER_PKG) --lib --features fault-injection \
 		--target-dir target/fault-injection
+
+# The release artifacts of this version: the module (versioned name) with its sha256, the CLI, the
+# OCI image context (Dockerfile + plugin.wasm; `docker build dist/<version>/oci` builds the image).
+dist: build cli ## versioned release artifacts under dist/<version>/
+	rm -rf $(DIST) && mkdir -p $(DIST)/oci
+	cp $(WASM) $(DIST)/fhir_smart_authz-$(VERSION).wasm
+	cp target/release/fhir-smart-authz $(DIST)/fhir-smart-authz-$(VERSION)-$$(uname -m)-linux
+	cp $(WASM) $(DIST)/oci/plugin.wasm
+	sed 's#COPY target/fhir_smart_authz.wasm ./plugin.wasm#COPY plugin.wasm ./plugin.wasm#' Dockerfile > $(DIST)/oci/Dockerfile
+	cd $(DIST) && sha256sum fhir_smart_authz-$(VERSION).wasm fhir-smart-authz-$(VERSION)-*-linux > SHA256SUMS
+	@cat $(DIST)/SHA256SUMS
 
 cli: prereqs ## native CLI binary
 	$(CARGO) build --release --bin fhir-smart-authz

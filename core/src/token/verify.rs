@@ -543,10 +543,7 @@ impl IssuerState {
             .iter()
             .any(|a| self.audiences.iter().any(|ours| ours == a))
         {
-            return Err(TokenError::invalid(format!(
-                "the token audience does not include this server (expected one of: {})",
-                self.audiences.join(", ")
-            )));
+            return Err(jose::audience_mismatch(&aud, &self.audiences));
         }
         Ok(times)
     }
