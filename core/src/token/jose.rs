@@ -187,7 +187,13 @@ pub fn audience_mismatch(token_aud: &[&str], ours: &[String]) -> TokenError {
         .map(|a| {
             a.chars()
                 .take(100)
-                .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' { c } else { '?' })
+                .map(|c| {
+                    if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                        c
+                    } else {
+                        '?'
+                    }
+                })
                 .collect()
         })
         .collect();
