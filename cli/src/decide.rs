@@ -239,13 +239,12 @@ fn explain_text(n: usize, label: &str, d: &Decision) -> String {
         s.push_str(&format!("  interaction: {what}\n"));
     }
     s.push_str(&format!("  why: {}\n", d.message));
-    if !d.required_scopes.is_empty() {
-        let label = if d.is_allow() {
-            "scopes used"
-        } else {
-            "would be allowed with"
-        };
-        s.push_str(&format!("  {label}: {}\n", d.required_scopes.join(" ")));
+    if d.is_allow() && !d.required_scopes.is_empty() {
+        s.push_str(&format!("  scopes used: {}\n", d.required_scopes.join(" ")));
+    }
+    let hint = d.scope_hint();
+    if !d.is_allow() && !hint.is_empty() {
+        s.push_str(&format!("  would be allowed with: {}\n", hint.join(" ")));
     }
     if let Some(rw) = &d.rewrite {
         s.push_str(&format!("  sent upstream as: {}\n", rw.path));

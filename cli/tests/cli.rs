@@ -187,6 +187,13 @@ fn explain_is_human_readable() {
         out.contains("decision: DENY (HTTP 403, patient_compartment_violation)"),
         "{out}"
     );
+    // Another patient's data: no scope would help, so none is suggested.
+    assert!(!out.contains("would be allowed with"), "{out}");
+    let input = r#"{"method":"GET","path":"/fhir/Observation?patient=123","claims":{"scope":"patient/Condition.rs","patient":"123"}}"#;
+    let (_, out, _) = run(
+        &["explain", "--config", "examples/configs/default.json"],
+        input,
+    );
     assert!(
         out.contains("would be allowed with: patient/Observation.s"),
         "{out}"

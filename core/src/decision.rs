@@ -102,6 +102,17 @@ impl Reason {
         }
     }
 
+    /// Whether a token with more scopes could be allowed: only such a denial
+    /// suggests scopes to the client. Another patient's record, a missing
+    /// patient context, a granular restriction or a refused response stay
+    /// refused whatever the client asks for (a hint would make it loop).
+    pub fn more_scope_can_help(self) -> bool {
+        matches!(
+            self,
+            Reason::InsufficientScope | Reason::OperationNotPermitted | Reason::BundleEntryDenied
+        )
+    }
+
     /// The RFC 6750 `error` code for the `WWW-Authenticate` header, if any.
     /// `None` for a missing token (RFC 6750 §3.1: no error code then) and allows.
     pub fn bearer_error(self) -> Option<&'static str> {
@@ -326,6 +337,30 @@ impl Decision {
         }
     }
 
+    /// The scopes a denied client may ask for (`WWW-Authenticate` `scope`,
+    /// the OperationOutcome's hint, `explain`): `required_scopes` when more
+    /// scope can help ([`Reason::more_scope_can_help`]); for a Bundle, those
+    /// of the entries more scope can help. Empty otherwise.
+    pub fn scope_hint(&self) -> Vec<&str> {
+        let mut hint: Vec<&str> = Vec::new();
+        if self.reason == Reason::BundleEntryDenied {
+            for e in self
+                .denied_entries
+                .iter()
+                .filter(|e| e.reason.more_scope_can_help())
+            {
+                for s in &e.required_scopes {
+                    if !hint.contains(&s.as_str()) {
+                        hint.push(s);
+                    }
+                }
+            }
+        } else if self.reason.more_scope_can_help() {
+            hint.extend(self.required_scopes.iter().map(String::as_str));
+        }
+        hint
+    }
+
     pub fn with_interaction(mut self, interaction: Interaction) -> Self {
         self.interaction = Some(interaction);
         self
@@ -350,5 +385,59 @@ pub fn deny_status(reason: Reason) -> u16 {
         Reason::InternalError => 500,
         Reason::UpstreamUnavailable => 502,
         _ => 403,
+    }
+}
+
+#[cfg(test)]
+mod scope_hint_tests {
+    use super::*;
+
+    fn denied(reason: Reason, scopes: &[&str]) -> Decision {
+        let mut d = Decision::deny(reason, "x");
+        d.required_scopes = scopes.iter().map(|s| s.to_string()).collect();
+        d
+    }
+
+    #[test]
+    fn only_denials_more_scope_can_help_suggest_scopes() {
+        let s = ["patient/Observation.r"];
+        for (reason, hinted) in [
+            (Reason::InsufficientScope, true),
+            (Reason::OperationNotPermitted, true),
+            (Reason::PatientCompartmentViolation, false),
+            (Reason::NoPatientContext, false),
+            (Reason::GranularScopeViolation, false),
+            (Reason::IncludeNotPermitted, false),
+            (Reason::ChainedSearchNotPermitted, false),
+            (Reason::ResponseNotPermitted, false),
+        ] {
+            let want: Vec<&str> = if hinted { s.to_vec() } else { vec![] };
+            assert_eq!(denied(reason, &s).scope_hint(), want, "{reason:?}");
+        }
+        let mut bundle = denied(
+            Reason::BundleEntryDenied,
+            &["user/Patient.d", "patient/Observation.r"],
+        );
+        bundle.denied_entries = vec![
+            EntryDenial {
+                index: 0,
+                reason: Reason::InsufficientScope,
+                message: "x".into(),
+                required_scopes: vec!["user/Patient.d".into()],
+            },
+            EntryDenial {
+                index: 1,
+                reason: Reason::PatientCompartmentViolation,
+                message: "x".into(),
+                required_scopes: vec!["patient/Observation.r".into()],
+            },
+            EntryDenial {
+                index: 2,
+                reason: Reason::InsufficientScope,
+                message: "x".into(),
+                required_scopes: vec!["user/Patient.d".into()],
+            },
+        ];
+        assert_eq!(bundle.scope_hint(), vec!["user/Patient.d"]);
     }
 }
