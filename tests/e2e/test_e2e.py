@@ -23,6 +23,9 @@ from .tokens import make_token
 
 # --- how the filter renders things (one place to follow its format) --------
 
+SCOPE_CAN_HELP = {"insufficient_scope", "operation_not_permitted", "bundle_entry_denied"}
+
+
 def expected_www(case: Case, required_scopes: list[str], realm: str = "fhir") -> str | None:
     """RFC 6750 §3: `Bearer realm=".."` alone for a missing token, else with the error,
     and for insufficient_scope the scopes that would allow the request (§3: `scope`)."""
@@ -31,8 +34,9 @@ def expected_www(case: Case, required_scopes: list[str], realm: str = "fhir") ->
     parts = [f'realm="{realm}"']
     if case.www:
         parts.append(f'error="{case.www}"')
-    # a response that failed its obligation check was already allowed by scope: no scope hint
-    if case.www == "insufficient_scope" and required_scopes and case.reason != "response_not_permitted":
+    # only a denial more scope can help suggests scopes (core Reason::more_scope_can_help):
+    # another patient's data, a granular restriction or a failed response check do not
+    if case.www == "insufficient_scope" and required_scopes and case.reason in SCOPE_CAN_HELP:
         parts.append(f'scope="{" ".join(required_scopes)}"')
     return "Bearer " + ", ".join(parts)
 
