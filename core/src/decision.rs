@@ -75,6 +75,38 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, allows first: the filter defines a counter for each at
+    /// start (`decision.<allow|deny>.<reason>`, at zero until it fires).
+    pub const ALL: &'static [Reason] = &[
+        Reason::Allowed,
+        Reason::PublicEndpoint,
+        Reason::InvalidRequest,
+        Reason::MultipleCredentials,
+        Reason::BodyTooLarge,
+        Reason::MissingToken,
+        Reason::InvalidToken,
+        Reason::KeysUnavailable,
+        Reason::TokenInactive,
+        Reason::IntrospectionUnavailable,
+        Reason::InsufficientScope,
+        Reason::NoPatientContext,
+        Reason::PatientCompartmentViolation,
+        Reason::GranularScopeViolation,
+        Reason::IncludeNotPermitted,
+        Reason::ChainedSearchNotPermitted,
+        Reason::OperationNotPermitted,
+        Reason::BundleEntryDenied,
+        Reason::ResponseNotPermitted,
+        Reason::UnsupportedClaims,
+        Reason::InternalError,
+        Reason::UpstreamUnavailable,
+    ];
+
+    /// Whether requests are allowed with this reason (else denied).
+    pub fn is_allow(self) -> bool {
+        matches!(self, Reason::Allowed | Reason::PublicEndpoint)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Allowed => "allowed",
@@ -439,5 +471,26 @@ mod scope_hint_tests {
             },
         ];
         assert_eq!(bundle.scope_hint(), vec!["user/Patient.d"]);
+    }
+}
+
+#[cfg(test)]
+mod reason_list_tests {
+    use super::*;
+
+    /// `Reason::ALL` lists every variant once: `as_str` is exhaustive, so a
+    /// variant missing from the list shows as a count mismatch here.
+    #[test]
+    fn all_reasons_are_listed_once() {
+        let mut names: Vec<&str> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+        let n = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), n);
+        let from_source = include_str!("decision.rs")
+            .lines()
+            .filter(|l| l.trim_start().starts_with("Reason::") && l.contains("=> \""))
+            .count();
+        assert_eq!(n, from_source, "a Reason missing from Reason::ALL");
     }
 }

@@ -63,6 +63,10 @@ impl Stream {
     pub(super) fn account(&mut self, host: &dyn Host, d: &Decision) {
         if let Ok(mut m) = self.shared.metrics.try_borrow_mut() {
             m.decision(host, d);
+            // Once per request: the first account is the decision.
+            if let Some(start) = self.started_us.take() {
+                m.latency(host, host.now_us().saturating_sub(start));
+            }
         }
         self.write_audit(host, d, None);
     }

@@ -134,6 +134,8 @@ pub struct Stream {
     audit_line: Option<Vec<u8>>,
     /// The clock as read in this callback (see `now_ms`).
     clock_ms: Cell<Option<u64>>,
+    /// When the request's headers arrived (µs; `metrics.decision_latency`).
+    started_us: Option<u64>,
 }
 
 impl Stream {
@@ -161,6 +163,7 @@ impl Stream {
             capability: metadata::CapabilityRewrite::Off,
             audit_line: None,
             clock_ms: Cell::new(None),
+            started_us: None,
         }
     }
 

@@ -13,6 +13,7 @@ mod faults;
 mod headers;
 mod key_rotation;
 mod metadata;
+mod metrics;
 mod obligations;
 mod prechecks;
 mod rewrites;

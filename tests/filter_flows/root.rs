@@ -13,7 +13,7 @@ fn root_configure_rejects_invalid_json_naming_the_field() {
     for (config, log) in [
         (
             r#"{"metrics":{"prefx":"a"}}"#,
-            "fhir-smart-authz: invalid configuration at `metrics.prefx`: unknown field `prefx`, expected `prefix` or `phase_timing`; see the configuration reference in README.md",
+            "fhir-smart-authz: invalid configuration at `metrics.prefx`: unknown field `prefx`, expected one of `prefix`, `phase_timing`, `decision_latency`; see the configuration reference in README.md",
         ),
         (
             r#"{"policy":{"patient_search":"narrowx"}}"#,

@@ -13,6 +13,11 @@ pub struct MetricsConfig {
     /// them as histograms `<prefix>.phase.<name>_us`. Default false (it
     /// costs two clock reads per phase).
     pub phase_timing: bool,
+    /// The histogram `<prefix>.decision.latency_us`: µs from the request's
+    /// headers to its decision (token verification and calls included).
+    /// Default false: its cost (two clock reads and a metric write per
+    /// request) was not measured with `make bench`.
+    pub decision_latency: bool,
 }
 
 impl Default for MetricsConfig {
@@ -20,6 +25,7 @@ impl Default for MetricsConfig {
         MetricsConfig {
             prefix: "fhir_smart_authz".into(),
             phase_timing: false,
+            decision_latency: false,
         }
     }
 }

@@ -185,7 +185,7 @@ fn serde_errors_name_the_field_path() {
         (r#"{"upstream":{"remove_headers":"x-forwarded-user"}}"#, "upstream.remove_headers", r#"invalid type: string "x-forwarded-user", expected a sequence"#),
         (r#"{"claims":{"patient":null}}"#, "claims.patient", r#"invalid type: null, expected a string"#),
         (r#"{"responses":{"obligation_denied_status":70000}}"#, "responses.obligation_denied_status", r#"invalid value: integer `70000`, expected u16"#),
-        (r#"{"metrics":{"prefx":"gw"}}"#, "metrics.prefx", r#"unknown field `prefx`, expected `prefix` or `phase_timing`"#),
+        (r#"{"metrics":{"prefx":"gw"}}"#, "metrics.prefx", r#"unknown field `prefx`, expected one of `prefix`, `phase_timing`, `decision_latency`"#),
         (r#"{"enforce":"false"}"#, "enforce", r#"invalid type: string "false", expected a boolean"#),
         (r#"{"max_body_bytes":-5}"#, "max_body_bytes", r#"invalid value: integer `-5`, expected usize"#),
         (r#"{"enforse":false}"#, "enforse", r#"unknown field `enforse`, expected one of `fhir_base_path`, `fhir_base_url`, `enforce`, `max_body_bytes`, `claims`, `policy`, `issuers`, `token`, `upstream`, `responses`, `discovery`, `audit`, `metrics`"#),
