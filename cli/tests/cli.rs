@@ -834,7 +834,7 @@ fn check_config_prints_the_effective_configuration() {
     assert_eq!(code, 0);
     let effective: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(effective["fhir_base_url"], "https://ehr.example.org/fhir");
-    assert_eq!(effective["audit"]["encoding"], "line");
+    assert_eq!(effective["audit"]["encoding"], "fields");
     assert_eq!(effective["policy"]["operations"][0]["name"], "$everything");
     let again = write_temp("effective.json", &out);
     let (code, out2, _) = run(

@@ -428,11 +428,11 @@ DETAILS_LOG_FORMAT = {
 
 
 def audit_encoding(config: dict[str, Any] | str | None) -> str:
-    """`audit.encoding` of a plugin configuration: "line" (the default), "fields", "json" or
-    "struct"."""
+    """`audit.encoding` of a plugin configuration: "fields" (the default since 0.3.0), "line",
+    "json" or "struct"."""
     if isinstance(config, dict):
-        return str(config.get("audit", {}).get("encoding", "line"))
-    return "line"
+        return str(config.get("audit", {}).get("encoding", "fields"))
+    return "fields"
 
 
 def shipped_hcm() -> dict[str, Any]:
@@ -581,9 +581,14 @@ def cluster(name: str, port: int, host: str = "127.0.0.1") -> dict[str, Any]:
     }
 
 
+# The filter's tags (reason, decision, issuer) as shipped in examples/monitoring/.
+STATS_CONFIG = yaml.safe_load((REPO / "examples" / "monitoring" / "envoy-stats-tags.yaml").read_text())["stats_config"]
+
+
 def envoy_bootstrap(admin_port: int, listeners: list[dict[str, Any]], clusters: list[dict[str, Any]],
                     admin_log: Path) -> dict[str, Any]:
     return {
+        "stats_config": STATS_CONFIG,
         "admin": {"access_log": [{"name": "envoy.access_loggers.file", "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
             "path": str(admin_log)}}],

@@ -55,7 +55,7 @@ fn shell_defaults() {
 #[test]
 fn audit_encoding_parses_and_validates() {
     for (json, encoding) in [
-        (r#"{}"#, AuditEncoding::Line),
+        (r#"{}"#, AuditEncoding::Fields),
         (r#"{"audit":{"encoding":"line"}}"#, AuditEncoding::Line),
         (r#"{"audit":{"encoding":"struct"}}"#, AuditEncoding::Struct),
         (r#"{"audit":{"encoding":"json"}}"#, AuditEncoding::Json),
