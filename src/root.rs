@@ -78,12 +78,6 @@ impl Root {
             m.define_all(host);
         }
         self.configured_ms = host.now_ms();
-        for warning in config.warnings() {
-            host.log(
-                LogLevel::Warn,
-                &format!("fhir-smart-authz: configuration warning {warning}"),
-            );
-        }
         if host.set_tick_period_ms(TICK_MS).is_err() {
             host.log(LogLevel::Warn, "fhir-smart-authz: could not set the tick period; JWKS refresh relies on on-demand fetches");
         }

@@ -686,6 +686,19 @@ class AccessLog:
                              f"{self.details_path} after {timeout}s")
 
 
+# Every record the e2e reads is checked against the published schema (docs/audit-record.schema.json).
+AUDIT_SCHEMA = json.loads((REPO / "docs" / "audit-record.schema.json").read_text())
+
+
+def check_audit_record(record: dict[str, Any]) -> dict[str, Any]:
+    """The record, if it is valid against the audit-record JSON Schema (else AssertionError)."""
+    import jsonschema
+
+    errors = sorted(jsonschema.Draft202012Validator(AUDIT_SCHEMA).iter_errors(record), key=str)
+    assert not errors, f"audit record not valid against docs/audit-record.schema.json: {errors[0].message} in {record}"
+    return record
+
+
 def record_of(line: dict[str, Any]) -> dict[str, Any] | None:
     """The audit record in an audit-log line.
 
@@ -696,7 +709,7 @@ def record_of(line: dict[str, Any]) -> dict[str, Any] | None:
     - `"json"` logged `:PLAIN`: `audit` is the record as a JSON string (a host without typed
       properties gives a String/BytesValue Any)."""
     if "audit" not in line:
-        return line if "decision" in line else None
+        return check_audit_record(line) if "decision" in line else None
     audit = line.get("audit")
     if isinstance(audit, dict) and "@type" in audit:
         kind = str(audit["@type"])
@@ -713,7 +726,7 @@ def record_of(line: dict[str, Any]) -> dict[str, Any] | None:
                 audit = json.loads(audit)
             except json.JSONDecodeError:
                 pass
-    return audit
+    return check_audit_record(audit) if isinstance(audit, dict) else audit
 
 
 # --------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 //! Configuration warnings: a configuration that is valid (the filter loads it)
 //! but most likely not what the operator meant. Errors refuse the
 //! configuration; warnings only inform (`check-config` exits 3 on them, 1
-//! with `--strict`; the filter logs them at load). Each names the dotted JSON
+//! with `--strict`). The filter does not compute them: the code would cost
+//! ~5 KB of the module's 1 MiB budget, and `check-config` is where they are read. Each names the dotted JSON
 //! path, what is wrong and the fix, like a [`ConfigError`](super::ConfigError).
 
 use super::Config;
