@@ -100,6 +100,7 @@ fn check_file(bytes: &[u8]) -> Result<Vec<Checked>, String> {
     for doc in &documents {
         match deployment::document_kind(doc) {
             DocumentKind::EnvoyBootstrap => {
+                let doc = &deployment::as_bootstrap(doc);
                 let instances = deployment::envoy_instances(doc).map_err(|e| e.to_string())?;
                 if instances.is_empty() {
                     return Err(

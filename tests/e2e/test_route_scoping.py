@@ -37,6 +37,11 @@ def test_per_route_disabling(rig, tmp_path):
         health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=30, headers={"x-request-id": "scoped-health"})
         assert health.status_code == 200, health.text
         assert rig.recorder.arrived("scoped-health") and not rig.recorder.arrived("scoped-fhir")
+        # check-config reads the running Envoy's /config_dump as well (Istio, Envoy Gateway).
+        dump = tmp_path / "config_dump.json"
+        dump.write_text(requests.get(f"{env.admin_url}/config_dump", timeout=10).text)
+        r = subprocess.run([str(CLI), "check-config", str(dump)], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and r.stdout.endswith(": ok\n"), r.stdout + r.stderr
     finally:
         env.stop()
     # check-config reads the same bootstrap: the FHIR base path is routed through the filter.

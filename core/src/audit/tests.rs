@@ -398,7 +398,13 @@ fn the_json_schema_matches_the_record() {
     let schema: serde_json::Value =
         serde_json::from_str(include_str!("../../../docs/audit-record.schema.json")).unwrap();
     assert_eq!(schema["$id"], super::record::AUDIT_SCHEMA);
-    assert_eq!(schema["properties"]["schema"]["const"], super::record::AUDIT_SCHEMA);
-    let reasons: Vec<&str> = crate::decision::Reason::ALL.iter().map(|r| r.as_str()).collect();
+    assert_eq!(
+        schema["properties"]["schema"]["const"],
+        super::record::AUDIT_SCHEMA
+    );
+    let reasons: Vec<&str> = crate::decision::Reason::ALL
+        .iter()
+        .map(|r| r.as_str())
+        .collect();
     assert_eq!(schema["properties"]["reason"]["enum"], json!(reasons));
 }

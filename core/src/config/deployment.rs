@@ -24,13 +24,57 @@ pub enum DocumentKind {
 }
 
 pub fn document_kind(doc: &Value) -> DocumentKind {
-    if doc.get("kind").and_then(Value::as_str) == Some("WasmPlugin") {
+    if config_dump_sections(doc).is_some() {
+        DocumentKind::EnvoyBootstrap
+    } else if doc.get("kind").and_then(Value::as_str) == Some("WasmPlugin") {
         DocumentKind::IstioWasmPlugin
     } else if doc.get("static_resources").is_some() || doc.get("dynamic_resources").is_some() {
         DocumentKind::EnvoyBootstrap
     } else {
         DocumentKind::PluginConfiguration
     }
+}
+
+/// The `configs` of an Envoy admin `/config_dump` (what a running Envoy, an
+/// Istio sidecar or an Envoy Gateway proxy really has), if `doc` is one.
+fn config_dump_sections(doc: &Value) -> Option<&Vec<Value>> {
+    let configs = doc.get("configs")?.as_array()?;
+    configs
+        .iter()
+        .any(|c| type_is(c, "ConfigDump"))
+        .then_some(configs)
+}
+
+/// A `/config_dump` as the bootstrap shape the checks read: its active
+/// listeners and clusters as `static_resources` (routes from RDS are not
+/// resolved: the routing check is skipped for them). Any other document is
+/// returned as it is.
+pub fn as_bootstrap(doc: &Value) -> Value {
+    let Some(configs) = config_dump_sections(doc) else {
+        return doc.clone();
+    };
+    let mut listeners = Vec::new();
+    let mut clusters = Vec::new();
+    for c in configs {
+        for key in ["static_listeners", "dynamic_listeners"] {
+            for l in c.get(key).and_then(Value::as_array).into_iter().flatten() {
+                let listener = l
+                    .get("listener")
+                    .or_else(|| l.pointer("/active_state/listener"));
+                listeners.extend(listener.cloned());
+            }
+        }
+        for key in [
+            "static_clusters",
+            "dynamic_active_clusters",
+            "dynamic_warming_clusters",
+        ] {
+            for cl in c.get(key).and_then(Value::as_array).into_iter().flatten() {
+                clusters.extend(cl.get("cluster").cloned());
+            }
+        }
+    }
+    serde_json::json!({"static_resources": {"listeners": listeners, "clusters": clusters}})
 }
 
 /// One plugin configuration found in a deployment file.
@@ -192,7 +236,86 @@ pub fn check_envoy_instance(
     if let Some(w) = base_path_unrouted(config, instance) {
         warnings.push(w);
     }
+    match audit_log_mismatch(config, instance) {
+        Some(AuditLogFinding::Mismatch(e)) => errors.push(e),
+        Some(AuditLogFinding::NotLogged(w)) => warnings.push(w),
+        None => {}
+    }
     (errors, warnings)
+}
+
+/// The filter state the audit record is written to.
+const AUDIT_STATE: &str = "wasm.fhir_smart_authz_audit";
+
+enum AuditLogFinding {
+    /// An access log prints the record in another encoding's form: every
+    /// line it writes would be broken JSON.
+    Mismatch(ConfigError),
+    /// No access log of the connection manager prints the record.
+    NotLogged(ConfigWarning),
+}
+
+/// The encoding an access-log format expects of the audit record, if it
+/// prints it: the whole line (`line`), the members inside the format's own
+/// braces (`fields`), a `:TYPED` value in a `json_format` (`struct`), a
+/// `:PLAIN` one (`json`).
+fn expected_encoding(log: &Value) -> Option<&'static str> {
+    let typed = log.get("typed_config")?;
+    let format = typed.get("log_format").or_else(|| typed.get("format"))?;
+    let plain = format!("%FILTER_STATE({AUDIT_STATE}:PLAIN)%");
+    let typed_state = format!("%FILTER_STATE({AUDIT_STATE}:TYPED)%");
+    if let Some(json) = format.get("json_format") {
+        let text = json.to_string();
+        if text.contains(&typed_state) {
+            return Some("struct");
+        }
+        return text.contains(&plain).then_some("json");
+    }
+    let text = format
+        .pointer("/text_format_source/inline_string")
+        .or_else(|| format.get("text_format"))
+        .and_then(Value::as_str)?;
+    if !text.contains(&plain) {
+        return None;
+    }
+    Some(if text.trim_end().starts_with(&plain) {
+        "line"
+    } else {
+        "fields"
+    })
+}
+
+fn audit_log_mismatch(config: &Config, instance: &PluginInstance<'_>) -> Option<AuditLogFinding> {
+    if !config.audit.enabled {
+        return None;
+    }
+    let hcm = instance.hcm?;
+    let ours = serde_json::to_value(config.audit.encoding).ok()?;
+    let ours = ours.as_str()?;
+    let logs = hcm.get("access_log").and_then(Value::as_array);
+    let printing: Vec<(usize, &'static str)> = logs
+        .map(|l| {
+            l.iter()
+                .enumerate()
+                .filter_map(|(i, log)| Some((i, expected_encoding(log)?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    if printing.is_empty() {
+        return Some(AuditLogFinding::NotLogged(ConfigWarning::new(
+            "audit.encoding",
+            format!("no access log of the connection manager holding {} prints the audit record (filter state {AUDIT_STATE})", instance.location),
+            "add the access loggers of envoy/envoy.yaml (docs/audit-and-metrics.md), or set audit.enabled to false",
+        )));
+    }
+    let (i, theirs) = printing.iter().find(|(_, e)| *e != ours)?;
+    Some(AuditLogFinding::Mismatch(ConfigError::new(
+        "audit.encoding",
+        format!(
+            "is {ours:?}, but access_log[{i}] of the connection manager holding {} prints the record as {theirs:?} writes it: every line would be broken JSON; set audit.encoding to {theirs:?} or change the log format (docs/audit-and-metrics.md)",
+            instance.location
+        ),
+    )))
 }
 
 /// Whether a cluster's traffic needs TLS.
@@ -392,9 +515,22 @@ mod tests {
     /// A bootstrap with one listener holding the filter (`plugin` as its
     /// configuration), `routes` and `clusters`.
     fn bootstrap(plugin: Value, routes: Value, clusters: Value) -> Value {
+        with_logs(plugin, routes, clusters, json!([text_log(FIELDS_FORMAT)]))
+    }
+
+    const FIELDS_FORMAT: &str =
+        "{\"response_code\":%RESPONSE_CODE%,%FILTER_STATE(wasm.fhir_smart_authz_audit:PLAIN)%}\n";
+    const LINE_FORMAT: &str = "%FILTER_STATE(wasm.fhir_smart_authz_audit:PLAIN)%\n";
+
+    fn text_log(format: &str) -> Value {
+        json!({"name": "envoy.access_loggers.stdout", "typed_config": {"log_format": {"text_format_source": {"inline_string": format}}}})
+    }
+
+    fn with_logs(plugin: Value, routes: Value, clusters: Value, logs: Value) -> Value {
         json!({"static_resources": {
             "listeners": [{"filter_chains": [{"filters": [{"typed_config": {
                 "@type": format!("type.googleapis.com/{HCM_TYPE}"),
+                "access_log": logs,
                 "route_config": {"virtual_hosts": [{"name": "v", "routes": routes}]},
                 "http_filters": [
                     {"name": "fhir_smart_authz", "typed_config": {"@type": format!("type.googleapis.com/{WASM_FILTER_TYPE}"),
@@ -510,6 +646,113 @@ mod tests {
             let w: Vec<&str> = w.iter().map(|w| w.field.as_str()).collect();
             assert_eq!((e, w), (errors, warnings), "{plugin}");
         }
+    }
+
+    /// The access log prints the record in the form the plugin writes it.
+    #[test]
+    fn audit_encoding_matches_the_access_log() {
+        let routes = json!([{"match": {"prefix": "/"}, "route": {"cluster": "fhir"}}]);
+        let json_log = json!({"typed_config": {"log_format": {"json_format": {"audit": "%FILTER_STATE(wasm.fhir_smart_authz_audit:PLAIN)%"}}}});
+        let struct_log = json!({"typed_config": {"log_format": {"json_format": {"audit": "%FILTER_STATE(wasm.fhir_smart_authz_audit:TYPED)%"}}}});
+        let other =
+            json!({"typed_config": {"log_format": {"json_format": {"code": "%RESPONSE_CODE%"}}}});
+        // (plugin, access logs, errors, warnings)
+        let rows = [
+            (
+                json!({}),
+                json!([text_log(FIELDS_FORMAT), other.clone()]),
+                0,
+                0,
+            ),
+            (
+                json!({"audit": {"encoding": "line"}}),
+                json!([text_log(FIELDS_FORMAT)]),
+                1,
+                0,
+            ),
+            (json!({}), json!([text_log(LINE_FORMAT)]), 1, 0),
+            (
+                json!({"audit": {"encoding": "line"}}),
+                json!([text_log(LINE_FORMAT)]),
+                0,
+                0,
+            ),
+            (
+                json!({"audit": {"encoding": "json"}}),
+                json!([json_log.clone()]),
+                0,
+                0,
+            ),
+            (
+                json!({"audit": {"encoding": "struct"}}),
+                json!([json_log]),
+                1,
+                0,
+            ),
+            (
+                json!({"audit": {"encoding": "struct"}}),
+                json!([struct_log]),
+                0,
+                0,
+            ),
+            (json!({}), json!([other]), 0, 1),
+            (json!({"audit": {"enabled": false}}), json!([]), 0, 0),
+        ];
+        for (plugin, logs, errors, warnings) in rows {
+            let doc = with_logs(
+                plugin.clone(),
+                routes.clone(),
+                json!([{"name": "fhir"}]),
+                logs.clone(),
+            );
+            let instances = envoy_instances(&doc).unwrap();
+            let instance = instances.first().unwrap();
+            let config = Config::from_json(instance.configuration.as_bytes()).unwrap();
+            let (e, w) = check_envoy_instance(&config, instance, &doc);
+            assert_eq!(
+                (e.len(), w.len()),
+                (errors, warnings),
+                "{plugin} {logs}: {e:?} {w:?}"
+            );
+            assert!(e
+                .iter()
+                .chain(w.iter().map(|_| &e[0]).take(0))
+                .all(|e| e.field == "audit.encoding"));
+        }
+    }
+
+    /// A running Envoy's `/config_dump` reads like a bootstrap: listeners
+    /// and clusters from the dump's sections.
+    #[test]
+    fn config_dump_is_read_as_a_bootstrap() {
+        let plugin = json!({"issuers": [{"issuer": "https://idp", "audiences": ["a"], "jwks_uri": "https://idp/jwks", "jwks_cluster": "outbound|443||idp"}],
+            "upstream": {"cluster": "inbound|8080||"}});
+        let boot = bootstrap(
+            plugin,
+            json!([{"match": {"prefix": "/"}, "route": {"cluster": "x"}}]),
+            json!([]),
+        );
+        let listener = boot
+            .pointer("/static_resources/listeners/0")
+            .unwrap()
+            .clone();
+        let dump = json!({"configs": [
+            {"@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump",
+             "dynamic_listeners": [{"name": "l", "active_state": {"listener": listener}}]},
+            {"@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump",
+             "dynamic_active_clusters": [{"cluster": {"name": "inbound|8080||"}}, {"cluster": {"name": "outbound|443||idp"}}]}]});
+        assert_eq!(document_kind(&dump), DocumentKind::EnvoyBootstrap);
+        let doc = as_bootstrap(&dump);
+        let instances = envoy_instances(&doc).unwrap();
+        let instance = instances.first().unwrap();
+        let config = Config::from_json(instance.configuration.as_bytes()).unwrap();
+        let (e, _) = check_envoy_instance(&config, instance, &doc);
+        let fields: Vec<&str> = e.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["issuers[0].jwks_cluster"],
+            "https without TLS on the dumped cluster"
+        );
     }
 
     #[test]
