@@ -93,12 +93,12 @@ fn check_config_names_nested_fields() {
         (
             "enum.json",
             r#"{"issuers":[{"issuer":"https://x","jwks_uri":"https://x/jwks"}],"fhir_base_url":"https://g/fhir","policy":{"patient_search":"narrowx"}}"#,
-            "error: invalid configuration at `policy.patient_search`: unknown variant `narrowx`, expected `narrow` or `deny`; see the configuration reference in README.md\n",
+            "error: invalid configuration at `policy.patient_search`: unknown variant `narrowx`, expected `narrow` or `deny`; see the configuration reference (docs/configuration.md)\n",
         ),
         (
             "array.json",
             r#"{"issuers":[{"issuer":"https://x","jwks_uri":"https://x/jwks","algorithms":["RS256",256]}]}"#,
-            "error: invalid configuration at `issuers[0].algorithms[1]`: invalid type: integer `256`, expected a string; see the configuration reference in README.md\n",
+            "error: invalid configuration at `issuers[0].algorithms[1]`: invalid type: integer `256`, expected a string; see the configuration reference (docs/configuration.md)\n",
         ),
     ] {
         let path = dir.join(name);

@@ -109,7 +109,7 @@ impl Config {
             // serde would read a struct from an array too (`[]` = defaults).
             return Err(ConfigError::new(
                 "(document)",
-                "must be a JSON object (`{}` for all defaults); see the configuration reference in README.md",
+                "must be a JSON object (`{}` for all defaults); see the configuration reference (docs/configuration.md)",
             ));
         }
         // Every section must be an object too, at any depth (`ObjectOnly`).
@@ -221,7 +221,7 @@ fn parse_error(path: &Path, e: &serde_json::Error) -> ConfigError {
     }
     ConfigError::new(
         error_field(path, &text),
-        format!("{text}; see the configuration reference in README.md"),
+        format!("{text}; see the configuration reference (docs/configuration.md)"),
     )
 }
 

@@ -149,7 +149,7 @@ fn discovery_document_defaults() {
 /// position for JSON syntax and repeated keys).
 #[test]
 fn serde_errors_name_the_field_path() {
-    const SEE: &str = "; see the configuration reference in README.md";
+    const SEE: &str = "; see the configuration reference (docs/configuration.md)";
     #[rustfmt::skip]
     let cases = [
         (r#"{"issuers":[{"issuer":"https://x","jwks_uri":"https://x/jwks"}],"fhir_base_url":"https://g/fhir","policy":{"patient_search":"narrowx"}}"#, "policy.patient_search", r#"unknown variant `narrowx`, expected `narrow` or `deny`"#),
