@@ -19,7 +19,7 @@ request the tests send carries a unique ``x-request-id``; Envoy keeps it
 (``preserve_external_request_id``) so the test finds its own access-log line.
 
 Access logs: every listener writes its audit lines to ``access.log`` (listeners with the
-default ``audit.encoding: "line"`` exactly as envoy/envoy.yaml logs them: the record is the
+``audit.encoding: "line"`` exactly as envoy/envoy.yaml logs them: the record is the
 line) and Envoy's facts about every request to ``access.details.log``; ``AccessLog.wait_for``
 joins the two by request id.
 """
@@ -866,19 +866,20 @@ class Rig:
             # shadow and rotation keep Envoy's default (headers released before the body).
             # The audit record is the whole access-log line on main (audit.encoding "fields", the
             # filter writes the members and the log format completes them, as envoy/envoy.yaml
-            # ships), recorder and rotation (the default "line": the filter writes the whole
-            # line at log time); shadow writes it as JSON text (audit.encoding "json", access log
+            # ships, and the default since 0.3.0), recorder and rotation (audit.encoding "line",
+            # the default before: the filter writes the whole line at log time); shadow writes it as JSON text (audit.encoding "json", access log
             # :PLAIN) and struct as a google.protobuf.Struct (audit.encoding "struct", :TYPED),
             # each in a json_format.
             "main": plugin_config(self.base("main"), [main_issuer], cluster=self.main_cluster, hold=True,
                                   **{"audit": {"encoding": "fields"}, **common}),
             "recorder": plugin_config(self.base("recorder"), [dict(main_issuer, audiences=[self.base("recorder")])],
-                                      cluster="recorder", remove_headers=["x-forwarded-user"], hold=True, **common),
+                                      cluster="recorder", remove_headers=["x-forwarded-user"], hold=True,
+                                      **{"audit": {"encoding": "line"}, **common}),
             "shadow": plugin_config(self.base("shadow"), [dict(main_issuer, audiences=[self.base("shadow")])],
                                     enforce=False, cluster="recorder", **{"audit": {"encoding": "json"}, **common}),
             "rotation": plugin_config(self.base("rotation"),
                                       [dict(issuer_entry(self.rot_issuer, "issuer_rot"), jwks_min_refetch_seconds=1)],
-                                      cluster="recorder", **common),
+                                      cluster="recorder", **{"audit": {"encoding": "line"}, **common}),
             "struct": plugin_config(self.base("struct"), [dict(main_issuer, audiences=[self.base("struct")])],
                                     cluster="recorder", hold=True, **{"audit": {"encoding": "struct"}, **common}),
         }
