@@ -158,21 +158,15 @@ impl IssuerConfig {
         Ok(())
     }
 
-    /// Exactly one of `jwks`, `jwks_uri` (with its cluster and timings) or
-    /// `introspection`.
+    /// One key source, `jwks` or `jwks_uri` (with its cluster and timings),
+    /// or `introspection`, or a key source and `introspection` together
+    /// (JWTs verified with the keys, then introspected for revocation).
     fn validate_key_source(&self, field: &str) -> Result<(), ConfigError> {
-        let sources = [
-            self.jwks.is_some(),
-            self.jwks_uri.is_some(),
-            self.introspection.is_some(),
-        ]
-        .iter()
-        .filter(|s| **s)
-        .count();
-        if sources != 1 {
+        let keys = usize::from(self.jwks.is_some()) + usize::from(self.jwks_uri.is_some());
+        if keys > 1 || (keys == 0 && self.introspection.is_none()) {
             return Err(ConfigError::new(
                 field,
-                format!("set exactly one of jwks, jwks_uri or introspection (found {sources})"),
+                format!("set one of jwks or jwks_uri (found {keys}), optionally with introspection (for revocation), or introspection alone"),
             ));
         }
         if self.jwks_cluster.is_some() && self.jwks_uri.is_none() {
