@@ -72,7 +72,7 @@ class Case:
     entity: str | None = None  # "Type/id" the audit record names, when one
     required_scopes: list[str] | None = None  # exact, when given
     www: str | None = None  # WWW-Authenticate error code; "" = present without error; None = absent
-    www_scope: str | None = None
+    www_scope: str | None = None  # the WWW-Authenticate `scope` exactly, when given ("" = none)
     oo_code: str | None = None  # OperationOutcome issue code for denials
     oo_diag: str | None = None  # substring of the OperationOutcome diagnostics
     # the upstream processed the request (got it complete: through the router, or fetched by the
@@ -189,7 +189,8 @@ CASES: list[Case] = [
                                    "observation-category|vital-signs"}), "granular_scope_violation"),
     allow("patient-batch-all-own", "POST", "", P, "batch",
           body=bundle("batch", ("GET", "Patient/pat-a", None), ("GET", "Observation?patient=pat-a", None))),
-    deny403("patient-batch-one-bad-entry", "POST", "", P, "bundle_entry_denied",
+    # entry #1 is another patient's: no scope would help, so no scope hint
+    deny403("patient-batch-one-bad-entry", "POST", "", P, "bundle_entry_denied", www_scope="",
             body=bundle("batch", ("GET", "Patient/pat-a", None), ("GET", "Patient/pat-b", None))),
     deny403("patient-transaction-create-denied", "POST", "", P, "bundle_entry_denied",
             body=bundle("transaction", ("POST", "Observation", OBS_NEW))),
@@ -392,7 +393,8 @@ CASES: list[Case] = [
               {"fullUrl": "urn:uuid:5b8e8f8a-0000-4000-8000-000000000002",
                "resource": obs_with(subject={"reference": "urn:uuid:5b8e8f8a-0000-4000-8000-000000000001"}),
                "request": {"method": "POST", "url": "Observation"}}]}),
-    deny403("writes-patch-entry-in-transaction", "POST", "", PW, "bundle_entry_denied",
+    # the patched resource is another patient's: no scope hint
+    deny403("writes-patch-entry-in-transaction", "POST", "", PW, "bundle_entry_denied", www_scope="",
             body={"resourceType": "Bundle", "type": "transaction", "entry": [
                 {"resource": {"resourceType": "Binary", "contentType": JSON_PATCH, "data": base64.b64encode(
                     json_patch({"op": "replace", "path": "/subject/reference", "value": "Patient/pat-b"}).encode()

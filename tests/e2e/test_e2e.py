@@ -36,8 +36,12 @@ def expected_www(case: Case, required_scopes: list[str], realm: str = "fhir") ->
         parts.append(f'error="{case.www}"')
     # only a denial more scope can help suggests scopes (core Reason::more_scope_can_help):
     # another patient's data, a granular restriction or a failed response check do not
-    if case.www == "insufficient_scope" and required_scopes and case.reason in SCOPE_CAN_HELP:
-        parts.append(f'scope="{" ".join(required_scopes)}"')
+    # (a Bundle's hint is that of its entries more scope can help: `www_scope` says it exactly)
+    if case.www == "insufficient_scope":
+        hint = case.www_scope if case.www_scope is not None else (
+            " ".join(required_scopes) if case.reason in SCOPE_CAN_HELP else "")
+        if hint:
+            parts.append(f'scope="{hint}"')
     return "Bearer " + ", ".join(parts)
 
 
@@ -474,11 +478,21 @@ def test_key_rotation_requests_wait_for_the_fetch_in_flight(rig):
 # --- metrics -------------------------------------------------------------------
 
 def prometheus_counters(rig) -> dict[str, float]:
+    """The filter's metrics by their flat name: the tags of examples/monitoring/envoy-stats-tags.yaml
+    (`fhir_smart_authz_decision{decision="deny",reason="x"}`) folded back into it
+    (`fhir_smart_authz_decision_deny_x`, `..._issuer_0`)."""
     out = {}
     for line in rig.envoy.stats("prometheus").splitlines():
         if line.startswith("fhir_smart_authz_"):
-            name, _, value = line.rpartition(" ")
-            out[name.split("{")[0]] = float(value)
+            series, _, value = line.rpartition(" ")
+            name, _, labels = series.partition("{")
+            tags = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+            for tag in ("decision", "reason"):
+                if tag in tags:
+                    name += "_" + tags[tag]
+            if "issuer" in tags:
+                name += "_issuer_" + tags["issuer"]
+            out[name] = float(value)
     return out
 
 
