@@ -12,7 +12,7 @@ import requests
 
 from .rig import CLI, Envoy, cluster, envoy_bootstrap, free_port, issuer_entry, listener, plugin_config
 
-DISABLED = {"fhir_smart_authz": {"@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "disabled": True}}
+DISABLED = {"envoy.filters.http.wasm": {"@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "disabled": True}}
 
 
 def test_per_route_disabling(rig, tmp_path):
