@@ -322,3 +322,27 @@ def test_istio_virtual_service_cors_policy():
         cors = route["corsPolicy"]
         assert cors["allowOrigins"] and "authorization" in cors["allowHeaders"], cors
         assert "www-authenticate" in cors["exposeHeaders"], cors
+
+
+def test_istio_resources_apply_as_documented():
+    """What `kubectl apply` takes (no IstioOperator in the kubectl files: it is istioctl's, in
+    mesh-config.yaml), a Telemetry resource of telemetry.istio.io/v1 with the two providers
+    mesh-config.yaml defines, and the IdP ServiceEntry/DestinationRule kept to the namespace
+    (exportTo) so port 443 is not HTTP for the whole mesh."""
+    def docs(name: str) -> list[dict]:
+        return [d for d in yaml.safe_load_all((REPO / "examples" / "istio" / name).read_text()) if d]
+
+    assert [d["kind"] for d in docs("mesh-config.yaml")] == ["IstioOperator"]
+    providers = {p["name"] for p in docs("mesh-config.yaml")[0]["spec"]["meshConfig"]["extensionProviders"]}
+    telemetry = docs("telemetry.yaml")
+    assert [(d["apiVersion"], d["kind"]) for d in telemetry] == [("telemetry.istio.io/v1", "Telemetry")]
+    used = {p["name"] for a in telemetry[0]["spec"]["accessLogging"] for p in a["providers"]}
+    assert used == providers == {"fhir-audit", "fhir-envoy"}
+    plugin_file = docs("wasmplugin.yaml")
+    assert "IstioOperator" not in {d["kind"] for d in plugin_file + telemetry + docs("virtualservice.yaml")}
+    for d in plugin_file:
+        if d["kind"] in ("ServiceEntry", "DestinationRule"):
+            assert d["spec"].get("exportTo") == ["."], d["kind"]
+    fmt = docs("mesh-config.yaml")[0]["spec"]["meshConfig"]["extensionProviders"][0]["envoyFileAccessLog"]["logFormat"]["text"]
+    encoding = next(d for d in plugin_file if d["kind"] == "WasmPlugin")["spec"]["pluginConfig"]["audit"]["encoding"]
+    assert encoding == "fields" and ",%FILTER_STATE(wasm.fhir_smart_authz_audit:PLAIN)%}" in fmt
