@@ -743,40 +743,24 @@ fn decide_expect_fails_the_run_on_a_changed_decision() {
     let (code, golden, _) = run(&["decide", "--config", cfg], &input);
     assert_eq!(code, 0);
     let file = write_temp("golden.jsonl", &golden);
-    let (code, _, err) = run(
-        &[
-            "decide",
-            "--config",
-            cfg,
-            "--expect",
-            file.to_str().unwrap(),
-        ],
-        &input,
-    );
-    assert_eq!((code, err.as_str()), (0, ""));
-    let swapped = format!("{other}}}\n{allowed}}}");
-    let (code, _, err) = run(
-        &[
-            "decide",
-            "--config",
-            cfg,
-            "--expect",
-            file.to_str().unwrap(),
-        ],
-        &swapped,
-    );
+    let expecting = |input: &str| {
+        let (code, _, err) = run(
+            &[
+                "decide",
+                "--config",
+                cfg,
+                "--expect",
+                file.to_str().unwrap(),
+            ],
+            input,
+        );
+        (code, err)
+    };
+    assert_eq!(expecting(&input), (0, String::new()));
+    let (code, err) = expecting(&format!("{other}}}\n{allowed}}}"));
     assert_eq!(code, 4);
     assert!(err.contains("line 1 (GET /fhir/Observation?patient=456): decision: expected \"allow\", got \"deny\""), "{err}");
-    let (code, _, err) = run(
-        &[
-            "decide",
-            "--config",
-            cfg,
-            "--expect",
-            file.to_str().unwrap(),
-        ],
-        allowed,
-    );
+    let (code, err) = expecting(allowed);
     assert_eq!(code, 4, "one line missing: {err}");
 }
 
