@@ -4,6 +4,7 @@
 
 use crate::commands::{exit, fail, Options};
 use crate::fetch;
+use crate::secrets::ProcessSecrets;
 use fhir_smart_authz_core::config::deployment::{self, DocumentKind, PluginInstance};
 use fhir_smart_authz_core::config::{Config, ConfigError, ConfigWarning};
 use serde::Deserialize;
@@ -144,7 +145,7 @@ fn yaml_documents(bytes: &[u8]) -> Result<Vec<Value>, serde_yaml::Error> {
 }
 
 fn check_bare(bytes: &[u8]) -> Checked {
-    match Config::from_json(bytes) {
+    match Config::from_json_with_secrets(bytes, &ProcessSecrets) {
         Ok(config) => Checked {
             location: None,
             warnings: config.warnings(),

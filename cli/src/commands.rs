@@ -1,6 +1,7 @@
 //! The CLI: `check-config`, `decide`, `explain`, `token inspect`; arguments,
 //! help and exit codes. Native only (bin crate); each command is a module.
 
+use crate::secrets::ProcessSecrets;
 use crate::{check, decide, inspect};
 use fhir_smart_authz_core::config::Config;
 use std::io::{BufRead, Write};
@@ -37,6 +38,11 @@ EXIT CODES:
     0 ok   1 invalid (configuration, token, unreadable file; warnings with --strict)
     2 usage error   3 check-config: valid with warnings   4 decide/explain: a decision
     differed from its expectation
+
+    Secret references in the configuration ({\"env\": \"NAME\"},
+    {\"file\": \"/path\"}) are read from this process's environment and
+    files: set the variable when you run a command, e.g.
+    INTROSPECTION_CLIENT_SECRET=... fhir-smart-authz check-config FILE
 ";
 
 const CHECK_HELP: &str =
@@ -254,7 +260,8 @@ impl<'a> Options<'a> {
 /// used as if inline.
 pub fn load_for_decisions(file: &str, fetch_keys: bool) -> Result<Config, String> {
     let bytes = std::fs::read(file).map_err(|e| format!("cannot read {file}: {e}"))?;
-    let config = Config::from_json(&bytes).map_err(|e| e.to_string())?;
+    let config =
+        Config::from_json_with_secrets(&bytes, &ProcessSecrets).map_err(|e| e.to_string())?;
     if fetch_keys {
         crate::fetch::inline_fetched_keys(config)
     } else {

@@ -6,6 +6,7 @@ mod commands;
 mod decide;
 mod fetch;
 mod inspect;
+mod secrets;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

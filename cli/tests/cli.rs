@@ -20,8 +20,15 @@ fn run(args: &[&str], stdin: &str) -> (i32, String, String) {
 }
 
 fn run_bytes(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
+    run_env(args, stdin, &[])
+}
+
+/// Run with these environment variables set (and `MISSING_SECRET` unset).
+fn run_env(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut child = Command::new(BIN)
         .args(args)
+        .envs(env.iter().copied())
+        .env_remove("MISSING_SECRET")
         .current_dir(WORKSPACE)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -564,7 +571,7 @@ fn fetched_and_introspected_issuers_answer_as_when_unreachable() {
     let introspected = config_with(
         "introspected",
         serde_json::json!({"issuers": [{"issuer": "https://issuer.example.org", "audiences": ["https://fhir.example.org/fhir"],
-            "introspection": {"cluster": "issuer", "path": "/introspect", "client_id": "gw", "client_secret": "s"}}]}),
+            "introspection": {"cluster": "issuer", "path": "/introspect", "client_id": "gw", "client_secret": {"env": "INTROSPECTION_SECRET"}}}]}),
     );
     let line = |t: &str| {
         serde_json::json!({"method": "GET", "path": "/fhir/Patient/1", "headers": {"authorization": format!("Bearer {t}")}})
@@ -591,9 +598,10 @@ fn fetched_and_introspected_issuers_answer_as_when_unreachable() {
         ),
     ];
     for (cfg, token, reason, message) in cases {
-        let (code, out, _) = run(
+        let (code, out, _) = run_env(
             &["decide", "--config", cfg.to_str().unwrap()],
-            &format!("{}\n{}", line(&token), line(&token)),
+            format!("{}\n{}", line(&token), line(&token)).as_bytes(),
+            &[("INTROSPECTION_SECRET", "s")],
         );
         assert_eq!(code, 0);
         let lines: Vec<Value> = out
@@ -781,13 +789,16 @@ fn check_config_warnings_strict_and_deployment_files() {
     let (code, _, _) = run(&["check-config", "--strict", warned.to_str().unwrap()], "");
     assert_eq!(code, 1);
     // Envoy bootstrap (YAML) and Istio WasmPlugin: every instance, by location.
-    let (code, out, err) = run(&["check-config", "envoy/envoy.yaml"], "");
+    // The examples name the introspection secret by reference: given in the environment.
+    let secret = [("INTROSPECTION_CLIENT_SECRET", "example-secret")];
+    let check = |file: &str| run_env(&["check-config", file], b"", &secret);
+    let (code, out, err) = check("envoy/envoy.yaml");
     assert_eq!(
         code, 3,
         "the compose rig's demo issuer is plain HTTP: {err}"
     );
-    assert_eq!(out, "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[1]: ok with 1 warning\n");
-    let (code, out, err) = run(&["check-config", "examples/istio/wasmplugin.yaml"], "");
+    assert_eq!(out, "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[1]: ok with 2 warnings\n");
+    let (code, out, err) = check("examples/istio/wasmplugin.yaml");
     assert_eq!(
         (code, out.as_str(), err.as_str()),
         (0, "WasmPlugin fhir/fhir-smart-authz: ok\n", "")
@@ -800,7 +811,7 @@ fn check_config_warnings_strict_and_deployment_files() {
             "\"jwks_cluster\": \"isuer\"",
         ),
     );
-    let (code, _, err) = run(&["check-config", broken.to_str().unwrap()], "");
+    let (code, _, err) = check(broken.to_str().unwrap());
     assert_eq!(code, 1);
     assert!(err.contains("invalid configuration at `issuers[0].jwks_cluster`: names cluster \"isuer\", which the Envoy configuration does not define"), "{err}");
 }
@@ -917,4 +928,60 @@ fn fetch_keys_verifies_tokens_of_jwks_uri_issuers() {
         ),
         "{err}"
     );
+}
+
+/// `check-config` (and every command) reads secret references from its own
+/// environment and files; a secret written in the configuration is refused
+/// without the opt-in and warned about with it; no output holds the value.
+#[test]
+fn check_config_reads_secrets_from_the_environment_and_files() {
+    const VALUE: &str = "cli-s3cret";
+    let secret_file = std::env::temp_dir().join(format!(
+        "fhir-smart-authz-cli-{}-secret",
+        std::process::id()
+    ));
+    std::fs::write(&secret_file, format!("{VALUE}\n")).unwrap();
+    let file_ref = serde_json::json!({"file": secret_file.to_str().unwrap()});
+    let field = "`issuers[0].introspection.client_secret`";
+    let not_set = "the environment variable is not set (Envoy: vm_config.environment_variables.host_env_keys; Istio: WasmPlugin vmConfig.env with valueFrom: HOST; CLI: its own environment)";
+    let inline_refused = format!("error: invalid configuration at {field}: is a secret written in the configuration, which Envoy's /config_dump and the Istio WasmPlugin show to everyone who can read them; give a reference instead ({{\"env\": \"NAME\"}} or {{\"file\": \"/path\"}}), or set allow_insecure_inline_secrets: true\n");
+    let inline_warning = format!("warning: at {field}: is a secret written in the configuration (allow_insecure_inline_secrets: true), which Envoy's /config_dump and the Istio WasmPlugin show; give a reference such as {{\"env\": \"NAME\"}} instead (docs/secrets.md)\n");
+    // (client_secret, allow_insecure_inline_secrets, exit code, stdout, stderr)
+    let rows: Vec<(Value, Option<bool>, i32, &str, String)> = vec![
+        (serde_json::json!({"env": "INTROSPECTION_SECRET"}), None, 0, "ok\n", String::new()),
+        (file_ref, None, 0, "ok\n", String::new()),
+        (
+            serde_json::json!({"env": "MISSING_SECRET"}),
+            None,
+            1,
+            "",
+            format!("error: invalid configuration at {field}: {{\"env\": \"MISSING_SECRET\"}}: {not_set}\n"),
+        ),
+        (
+            serde_json::json!({"file": "/nonexistent/secret"}),
+            None,
+            1,
+            "",
+            format!("error: invalid configuration at {field}: {{\"file\": \"/nonexistent/secret\"}}: the file cannot be read: No such file or directory (os error 2)\n"),
+        ),
+        (serde_json::json!(VALUE), None, 1, "", inline_refused),
+        (serde_json::json!(VALUE), Some(true), 3, "ok with 1 warning\n", inline_warning),
+    ];
+    for (i, (secret, allow, code, out, err)) in rows.into_iter().enumerate() {
+        let mut patch = serde_json::json!({"issuers": [{"issuer": "https://issuer.example.org",
+            "audiences": ["https://fhir.example.org/fhir"],
+            "introspection": {"cluster": "issuer", "path": "/introspect", "client_id": "gw", "client_secret": secret}}]});
+        if let Some(allow) = allow {
+            patch["allow_insecure_inline_secrets"] = Value::Bool(allow);
+        }
+        let cfg = config_with(&format!("secret-{i}"), patch);
+        let got = run_env(
+            &["check-config", cfg.to_str().unwrap()],
+            b"",
+            &[("INTROSPECTION_SECRET", VALUE)],
+        );
+        assert_eq!(got, (code, out.to_string(), err), "row {i}");
+        assert!(!got.1.contains(VALUE) && !got.2.contains(VALUE), "row {i}");
+    }
+    std::fs::remove_file(&secret_file).unwrap();
 }

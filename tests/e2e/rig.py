@@ -494,13 +494,17 @@ def holds_headers(config: dict[str, Any] | str | None) -> bool:
 
 
 def wasm_filter(config: dict[str, Any] | str, wasm: Path, name: str = "fhir_smart_authz",
-                failure_policy: str = "FAIL_CLOSED", vm_id: str = "fhir_smart_authz") -> dict[str, Any]:
+                failure_policy: str = "FAIL_CLOSED", vm_id: str = "fhir_smart_authz",
+                env_keys: tuple[str, ...] = ()) -> dict[str, Any]:
     """The wasm HTTP filter. A configuration holding headers for body decisions gets
     Envoy's `allow_on_headers_stop_iteration: true` (a paused header callback is then a
     plain StopIteration and body callbacks still arrive); the others keep Envoy's default.
-    Plugins with the same `vm_id` (and code) share one VM per worker."""
+    Plugins with the same `vm_id` (and code) share one VM per worker. `env_keys`: Envoy's
+    environment variables the VM sees (`host_env_keys`: the names are in the config, the
+    values only in Envoy's environment), e.g. the secrets the plugin references."""
     value = config if isinstance(config, str) else json.dumps(config)
     hold = {"allow_on_headers_stop_iteration": True} if holds_headers(config) else {}
+    env = {"environment_variables": {"host_env_keys": list(env_keys)}} if env_keys else {}
     return {
         "name": "envoy.filters.http.wasm",
         "typed_config": {
@@ -515,6 +519,7 @@ def wasm_filter(config: dict[str, Any] | str, wasm: Path, name: str = "fhir_smar
                     "vm_id": vm_id,
                     "runtime": "envoy.wasm.runtime.v8",
                     "code": {"local": {"filename": str(wasm)}},
+                    **env,
                 },
             },
         },
@@ -540,7 +545,7 @@ CORS_FILTER = {"name": "envoy.filters.http.cors",
 
 
 def listener(name: str, port: int, cluster: str, plugin: dict[str, Any] | str | None, wasm: Path,
-             access_log: Path, **wasm_options: str) -> dict[str, Any]:
+             access_log: Path, **wasm_options: Any) -> dict[str, Any]:
     """A listener routing everything to `cluster` through the CORS filter and, with a
     `plugin` configuration, the wasm filter (`wasm_options`: see `wasm_filter`)."""
     filters = [CORS_FILTER] + ([wasm_filter(plugin, wasm, **wasm_options)] if plugin is not None else [])
@@ -602,8 +607,10 @@ def envoy_bootstrap(admin_port: int, listeners: list[dict[str, Any]], clusters: 
 # --------------------------------------------------------------------------
 
 class Envoy:
-    def __init__(self, workdir: Path, name: str, bootstrap: dict[str, Any], concurrency: int = 1):
+    def __init__(self, workdir: Path, name: str, bootstrap: dict[str, Any], concurrency: int = 1,
+                 env: dict[str, str] | None = None):
         self.workdir = workdir
+        self.env = env  # added to this process's environment (e.g. the secrets the VMs read)
         self.name = name
         self.config_path = workdir / f"envoy-{name}.yaml"
         self.config_path.write_text(yaml.safe_dump(bootstrap, sort_keys=False))
@@ -622,7 +629,7 @@ class Envoy:
              "--base-id", str(self.admin_port), "--file-flush-interval-msec", "50",
              "--log-level", os.environ.get("ENVOY_LOG_LEVEL", "info"),
              "--component-log-level", "wasm:" + os.environ.get("ENVOY_WASM_LOG_LEVEL", "info")],
-            self.log, cwd=self.workdir)
+            self.log, cwd=self.workdir, env={**os.environ, **self.env} if self.env else None)
         wait_until(lambda: requests.get(self.admin_url + "/ready", timeout=2).status_code == 200,
                    60, f"envoy {self.name} /ready", self.log, self.proc)
         return self
@@ -637,11 +644,13 @@ class Envoy:
         stop_process(self.proc)
 
 
-def validate_config(path: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    """`envoy --mode validate` on a bootstrap file."""
+def validate_config(path: Path, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`envoy --mode validate` on a bootstrap file (it configures the plugin: `env` adds to
+    Envoy's environment the variables the plugin's secret references name)."""
     return subprocess.run([str(envoy_binary()), "--mode", "validate", "-c", str(path),
                            "--base-id", str(free_port())],
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **env} if env else None)
 
 
 # --------------------------------------------------------------------------

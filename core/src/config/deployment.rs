@@ -547,7 +547,7 @@ mod tests {
     #[test]
     fn envoy_checks() {
         let jwks = |uri: &str| json!({"issuers": [{"issuer": "https://idp", "audiences": ["a"], "jwks_uri": uri, "jwks_cluster": "idp"}]});
-        let introspect = json!({"issuers": [{"issuer": "https://idp", "audiences": ["a"],
+        let introspect = json!({"allow_insecure_inline_secrets": true, "issuers": [{"issuer": "https://idp", "audiences": ["a"],
             "introspection": {"cluster": "idp", "path": "/i", "client_id": "gw", "client_secret": "s"}}]});
         let to_fhir = json!([{"match": {"prefix": "/"}, "route": {"cluster": "fhir"}}]);
         let off = json!({"fhir_smart_authz": {"@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "disabled": true}});

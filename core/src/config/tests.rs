@@ -188,7 +188,7 @@ fn serde_errors_name_the_field_path() {
         (r#"{"metrics":{"prefx":"gw"}}"#, "metrics.prefx", r#"unknown field `prefx`, expected one of `prefix`, `phase_timing`, `decision_latency`"#),
         (r#"{"enforce":"false"}"#, "enforce", r#"invalid type: string "false", expected a boolean"#),
         (r#"{"max_body_bytes":-5}"#, "max_body_bytes", r#"invalid value: integer `-5`, expected usize"#),
-        (r#"{"enforse":false}"#, "enforse", r#"unknown field `enforse`, expected one of `fhir_base_path`, `fhir_base_url`, `enforce`, `max_body_bytes`, `claims`, `policy`, `issuers`, `token`, `upstream`, `responses`, `discovery`, `audit`, `metrics`"#),
+        (r#"{"enforse":false}"#, "enforse", r#"unknown field `enforse`, expected one of `fhir_base_path`, `fhir_base_url`, `enforce`, `max_body_bytes`, `claims`, `policy`, `issuers`, `token`, `upstream`, `responses`, `discovery`, `audit`, `metrics`, `allow_insecure_inline_secrets`"#),
         (r#"{"enforce":true,"enforce":false}"#, "enforce", r#"duplicate key `enforce` in a JSON object at line 1 column 32"#),
         // A section is an object at any depth: serde would fill a struct from an array by position.
         (r#"{"token":[60]}"#, "token", r#"invalid type: sequence, expected a JSON object (the settings of this section by name)"#),
@@ -305,19 +305,32 @@ fn operations_dropped_names_default_operations_without_a_row() {
     }
 }
 
+/// Every environment variable is set (to its name): for examples that
+/// reference their secrets.
+struct EveryVariable;
+
+impl crate::secret::SecretSource for EveryVariable {
+    fn env_var(&self, name: &str) -> Option<std::ffi::OsString> {
+        Some(name.into())
+    }
+    fn read_file(&self, path: &str) -> Result<Vec<u8>, String> {
+        Err(format!("no file {path} in this test"))
+    }
+}
+
 /// `effective()` is a configuration the filter reads as the original, with
-/// every default written out and no introspection secret.
+/// every default written out and secrets as their references, never values.
 #[test]
 fn effective_configuration_reads_back_the_same() {
     for json in [
         "{}".to_string(),
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/configs/istio.json")).unwrap(),
-        r#"{"fhir_base_path":"/","issuers":[{"issuer":"https://x","audiences":["a"],"introspection":{"cluster":"as","path":"/i","client_id":"gw","client_secret":"s3cret"}}],"audit":{"encoding":"fields"}}"#.into(),
+        r#"{"fhir_base_path":"/","allow_insecure_inline_secrets":true,"issuers":[{"issuer":"https://x","audiences":["a"],"introspection":{"cluster":"as","path":"/i","client_id":"gw","client_secret":"s3cret"}}],"audit":{"encoding":"fields"}}"#.into(),
     ] {
-        let effective = Config::from_json(json.as_bytes()).unwrap().effective();
+        let read = |text: &str| Config::from_json_with_secrets(text.as_bytes(), &EveryVariable).unwrap();
+        let effective = read(&json).effective();
         assert!(!effective.to_string().contains("s3cret"), "{effective}");
-        let again = Config::from_json(effective.to_string().as_bytes()).unwrap();
-        assert_eq!(again.effective(), effective, "{json}");
+        assert_eq!(read(&effective.to_string()).effective(), effective, "{json}");
         assert_eq!(effective["policy"]["operations"].as_array().unwrap().len(), 14);
     }
 }

@@ -85,6 +85,13 @@ impl Config {
     /// Every warning about this (valid) configuration, in document order.
     pub fn warnings(&self) -> Vec<ConfigWarning> {
         let mut out = Vec::new();
+        for field in &self.inline_secrets {
+            out.push(ConfigWarning::new(
+                field.clone(),
+                "is a secret written in the configuration (allow_insecure_inline_secrets: true), which Envoy's /config_dump and the Istio WasmPlugin show",
+                "give a reference such as {\"env\": \"NAME\"} instead (docs/secrets.md)",
+            ));
+        }
         self.issuer_warnings(&mut out);
         self.operations_warnings(&mut out);
         self.discovery_warnings(&mut out);

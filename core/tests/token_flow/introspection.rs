@@ -166,10 +166,11 @@ fn introspection_active_inactive_down() {
 fn keys_and_introspection_on_one_issuer() {
     let cfg = config_json(
         json!({"introspection": {"cluster": "as", "path": "/introspect", "client_id": "gw",
-            "client_secret": "s", "max_cache_seconds": 30}}),
+            "client_secret": {"env": "INTROSPECTION_SECRET"}, "max_cache_seconds": 30}}),
         json!({}),
     );
-    let cfg = Config::from_json(cfg.to_string().as_bytes()).unwrap();
+    let cfg =
+        Config::from_json_with_secrets(cfg.to_string().as_bytes(), &IntrospectionSecret).unwrap();
     let mut v = TokenVerifier::new(cfg.trust()).unwrap();
     let mut cache: TokenCache<String> = TokenCache::new(10);
     let sig = Counting(Cell::new(0));
@@ -235,4 +236,28 @@ fn keys_and_introspection_on_one_issuer() {
         )
         .unwrap_err();
     assert_eq!(e.reason, Reason::TokenInactive);
+}
+
+/// A configuration whose secret was never loaded (built without
+/// `Config::from_json_with_secrets`) makes no call without credentials.
+#[test]
+fn introspection_without_a_loaded_secret_fails_closed() {
+    use fhir_smart_authz_core::secret::{SecretRef, SecretSetting};
+    use fhir_smart_authz_core::token::introspection::build_request;
+    use fhir_smart_authz_core::token::IntrospectionConfig;
+    let cfg = IntrospectionConfig {
+        cluster: "as".into(),
+        path: "/introspect".into(),
+        client_id: "gw".into(),
+        client_secret: SecretSetting::new(SecretRef::Env("SECRET".into())),
+        ..IntrospectionConfig::default()
+    };
+    let e = build_request(0, &cfg, "opaque").unwrap_err();
+    assert_eq!(
+        (e.reason, e.description.as_str()),
+        (
+            Reason::IntrospectionUnavailable,
+            "the introspection client secret is not loaded"
+        )
+    );
 }
