@@ -6,8 +6,6 @@
 
 use crate::host::Host;
 use fhir_smart_authz_core::decision::{Decision, Reason};
-use std::collections::HashMap;
-use std::hash::Hash;
 
 /// Every counter besides `decision.<allow|deny>.<reason>` (docs/audit-and-metrics.md;
 /// `examples/monitoring/` reads them). A counter the shell increments that is
@@ -39,14 +37,17 @@ pub const COUNTERS: &[&str] = &[
 #[derive(Debug, Default)]
 pub struct Metrics {
     prefix: String,
-    /// By suffix (`token_cache.hit`, ...).
-    ids: HashMap<&'static str, Option<u32>>,
-    /// `decision.<allow|deny>.<reason>` by reason.
-    decisions: HashMap<Reason, Option<u32>>,
-    /// Gauges by suffix (`vm.memory_bytes`, `jwks.key_set_age_seconds.issuer_0`).
-    gauges: HashMap<String, Option<u32>>,
+    /// By suffix (`token_cache.hit`, ...), searched in order (a few dozen:
+    /// vectors, not maps, keep the size-budgeted module small).
+    ids: Vec<(&'static str, Option<u32>)>,
+    /// `decision.<allow|deny>.<reason>` in the order of `Reason::ALL`
+    /// (a vector, not a map: smaller code in the size-budgeted module).
+    decisions: Vec<Option<u32>>,
+    /// Gauges by suffix (`vm.memory_bytes`, `jwks.key_set_age_seconds.issuer_0`);
+    /// a handful, searched in order.
+    gauges: Vec<(String, Option<u32>)>,
     /// `phase.<name>_us` histograms (`metrics.phase_timing`) by phase name.
-    phases: HashMap<&'static str, Option<u32>>,
+    phases: Vec<(&'static str, Option<u32>)>,
     /// `decision.latency_us` (`metrics.decision_latency`).
     latency: Option<Option<u32>>,
 }
@@ -68,9 +69,15 @@ impl Metrics {
                 host.define_counter(&format!("{prefix}.{suffix}"))
             });
         }
-        for reason in Reason::ALL {
-            self.decision_id(host, *reason);
-        }
+        let prefix = &self.prefix;
+        self.decisions = Reason::ALL
+            .iter()
+            .map(|reason| {
+                let verdict = if reason.is_allow() { "allow" } else { "deny" };
+                let name = reason.as_str();
+                host.define_counter(&format!("{prefix}.decision.{verdict}.{name}"))
+            })
+            .collect();
     }
 
     pub fn inc(&mut self, host: &dyn Host, suffix: &'static str) {
@@ -83,20 +90,16 @@ impl Metrics {
         }
     }
 
-    /// `decision.<allow|deny>.<reason>`.
+    /// `decision.<allow|deny>.<reason>` (defined by [`Metrics::define_all`]).
     pub fn decision(&mut self, host: &dyn Host, d: &Decision) {
-        if let Some(id) = self.decision_id(host, d.reason) {
-            host.increment_counter(id, 1);
+        if self.decisions.is_empty() {
+            // A shell that did not configure through the root (tests, benches).
+            self.define_all(host);
         }
-    }
-
-    fn decision_id(&mut self, host: &dyn Host, reason: Reason) -> Option<u32> {
-        let prefix = &self.prefix;
-        defined(&mut self.decisions, reason, || {
-            let verdict = if reason.is_allow() { "allow" } else { "deny" };
-            let name = reason.as_str();
-            host.define_counter(&format!("{prefix}.decision.{verdict}.{name}"))
-        })
+        let at = Reason::ALL.iter().position(|r| *r == d.reason);
+        if let Some(Some(id)) = at.and_then(|i| self.decisions.get(i)) {
+            host.increment_counter(*id, 1);
+        }
     }
 
     /// Record one timing of a phase in the histogram `phase.<name>_us`.
@@ -123,11 +126,11 @@ impl Metrics {
 
     /// Set the gauge `<prefix>.<suffix>`.
     pub fn gauge(&mut self, host: &dyn Host, suffix: &str, value: u64) {
-        let id = match self.gauges.get(suffix) {
-            Some(id) => *id,
+        let id = match self.gauges.iter().find(|(s, _)| s == suffix) {
+            Some((_, id)) => *id,
             None => {
                 let id = host.define_gauge(&format!("{}.{suffix}", self.prefix));
-                self.gauges.insert(suffix.to_string(), id);
+                self.gauges.push((suffix.to_string(), id));
                 id
             }
         };
@@ -157,12 +160,17 @@ pub fn refresh_failing_gauge(issuer: usize) -> String {
 
 /// The metric id under `key`, defined on first use (a refusal, `None`, is
 /// remembered too: the host is asked once).
-fn defined<K: Eq + Hash>(
-    ids: &mut HashMap<K, Option<u32>>,
-    key: K,
+fn defined(
+    ids: &mut Vec<(&'static str, Option<u32>)>,
+    key: &'static str,
     define: impl FnOnce() -> Option<u32>,
 ) -> Option<u32> {
-    *ids.entry(key).or_insert_with(define)
+    if let Some((_, id)) = ids.iter().find(|(k, _)| *k == key) {
+        return *id;
+    }
+    let id = define();
+    ids.push((key, id));
+    id
 }
 
 #[cfg(test)]

@@ -438,7 +438,7 @@ fn attack_table() {
                 }),
             ),
             Reason::InvalidToken,
-            "the token audience (a, b?c) does not include this server",
+            "the token audience (a, b\"c) does not include this server",
         ),
         case(
             "aud number",
