@@ -287,21 +287,17 @@ fn warnings_name_the_field() {
 
 #[test]
 fn operations_dropped_names_default_operations_without_a_row() {
-    for (json, field) in [
-        (
-            r#"{"policy":{"operations_dropped":["$nope"]}}"#,
-            "policy.operations_dropped[0]",
-        ),
-        (
-            r#"{"policy":{"operations_dropped":["$expand"]}}"#,
-            "policy.operations_dropped[0]",
-        ),
+    for json in [
+        r#"{"policy":{"operations_dropped":["$nope"]}}"#,
+        r#"{"policy":{"operations_dropped":["$expand"]}}"#,
     ] {
-        assert_eq!(
-            Config::from_json(json.as_bytes()).unwrap_err().field,
-            field,
-            "{json}"
-        );
+        let warned: Vec<String> = Config::from_json(json.as_bytes())
+            .unwrap()
+            .warnings()
+            .into_iter()
+            .map(|w| w.field)
+            .collect();
+        assert_eq!(warned, ["policy.operations_dropped[0]"], "{json}");
     }
 }
 

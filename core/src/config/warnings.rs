@@ -128,6 +128,21 @@ impl Config {
     /// `policy.operations` replaces the default table: name the default
     /// operations the replacement no longer permits.
     fn operations_warnings(&self, out: &mut Vec<ConfigWarning>) {
+        let defaults = default_operations();
+        for (i, name) in self.policy.operations_dropped.iter().enumerate() {
+            let why = if !defaults.iter().any(|r| &r.name == name) {
+                "is not an operation of the default table"
+            } else if self.policy.operations.iter().any(|r| &r.name == name) {
+                "has a row in `operations`: it is not dropped"
+            } else {
+                continue;
+            };
+            out.push(ConfigWarning::new(
+                format!("policy.operations_dropped[{i}]"),
+                format!("{name:?} {why}, so listing it silences nothing"),
+                "list only default operations the `operations` table leaves out",
+            ));
+        }
         let mut dropped: Vec<String> = Vec::new();
         for rule in default_operations() {
             let kept = self.policy.operations.iter().any(|r| r.name == rule.name);
