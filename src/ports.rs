@@ -4,10 +4,10 @@
 
 use crate::host::{Host, HttpCall};
 use fhir_smart_authz_core::config::Config;
-use fhir_smart_authz_core::decision::{Decision, Obligation};
+use fhir_smart_authz_core::decision::{Decision, LabelFilter, Obligation};
 use fhir_smart_authz_core::engine::TokenContext;
 use fhir_smart_authz_core::fhir::RequestParts;
-use fhir_smart_authz_core::policy::Stored;
+use fhir_smart_authz_core::policy::{LabelsFiltered, ResponseVerdict, Stored};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::rc::Rc;
@@ -126,6 +126,30 @@ pub trait Engine {
         obligation: &Obligation,
         response: &Value,
     ) -> Result<(), String>;
+    /// The label filter of a response (`Obligation::FilterLabels`): the
+    /// body to send instead, or why it is refused (pure; the core's own).
+    fn filter_labels(
+        &self,
+        config: &Config,
+        filter: &LabelFilter,
+        response: &Value,
+    ) -> LabelsFiltered {
+        fhir_smart_authz_core::policy::filter_labels(&config.policy, filter, response)
+    }
+    /// Every obligation of a decision on a response, in the core's order
+    /// ([`fhir_smart_authz_core::policy::check_obligations_with`]).
+    fn check_obligations(
+        &self,
+        config: &Config,
+        obligations: &[Obligation],
+        response: &Value,
+    ) -> ResponseVerdict {
+        fhir_smart_authz_core::policy::check_obligations_with(
+            obligations,
+            |o| self.check_response(config, o, response),
+            |f| self.filter_labels(config, f, response),
+        )
+    }
     /// The write pre-check on the read of the stored resource (pure; the
     /// core's own decision unless a test scripts another).
     fn check_stored(

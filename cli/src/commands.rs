@@ -80,6 +80,8 @@ INPUT LINE:
      \"body\": JSON value or string,                     (optional)
      \"claims\":{\"scope\":\"patient/*.rs\",\"patient\":\"123\"},  (optional, already verified)
      \"token\":\"...\",       (optional, raw JWT, verified against issuers[].jwks)
+     \"response\": JSON,     (optional, the FHIR server's 200 answer: the output
+                           line gains \"response\", the filter's check of it)
      \"expect\": \"allow\" | {\"status\":403,\"reason\":\"...\"}}   (optional)
     A bearer token in the request itself (\"headers\": {\"authorization\":
     \"Bearer ...\"}, or access_token with token.allow_query_parameter) is taken

@@ -2,6 +2,7 @@
 //! out, each compared with its expectation when one is given.
 
 use crate::commands::exit;
+use crate::response::{check_line_response, explain_labels, explain_response};
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Reason};
 use fhir_smart_authz_core::engine;
@@ -25,6 +26,9 @@ struct InputLine {
     claims: Option<Value>,
     #[serde(default)]
     token: Option<String>,
+    /// The FHIR server's 200 answer, to test the response check offline.
+    #[serde(default)]
+    response: Option<Value>,
     /// What the decision must be: `"allow"`/`"deny"`, or an object whose
     /// members must equal the decision's (`{"status":403,"reason":"..."}`).
     #[serde(default)]
@@ -64,7 +68,7 @@ pub fn process(
         }
         n += 1;
         // A line that is not UTF-8 is an error for that request only.
-        let (label, d, own_expect) = match std::str::from_utf8(&raw) {
+        let (label, d, own_expect, response) = match std::str::from_utf8(&raw) {
             Ok(line) if line.trim().is_empty() => continue,
             Ok(line) => decide_line(config, line.trim(), n, now),
             Err(e) => (
@@ -76,11 +80,16 @@ pub fn process(
                     ),
                 ),
                 None,
+                None,
             ),
         };
         let expectation = own_expect.or_else(|| expected.and_then(|e| e.get(decided).cloned()));
         decided += 1;
-        let json = serde_json::to_value(&d).unwrap_or(Value::Null);
+        let mut json = serde_json::to_value(&d).unwrap_or(Value::Null);
+        // With a response check, its member is added.
+        if let (Some(r), Some(o)) = (&response, json.as_object_mut()) {
+            o.insert("response".into(), r.clone());
+        }
         if let Some(expect) = &expectation {
             if let Some(diff) = difference(expect, &json) {
                 changed += 1;
@@ -88,7 +97,11 @@ pub fn process(
             }
         }
         let text = if explain {
-            explain_text(n, &label, &d)
+            let mut t = explain_text(n, &label, &d);
+            if let Some(r) = &response {
+                t.push_str(&explain_response(r));
+            }
+            t
         } else {
             json.to_string()
         };
@@ -155,7 +168,7 @@ fn decide_line(
     line: &str,
     n: usize,
     now: u64,
-) -> (String, Decision, Option<Value>) {
+) -> (String, Decision, Option<Value>, Option<Value>) {
     let parsed: InputLine = match serde_json::from_str(line) {
         Ok(p) => p,
         Err(e) => {
@@ -163,8 +176,9 @@ fn decide_line(
                 format!("line {n}"),
                 Decision::deny(
                     Reason::InvalidRequest,
-                    format!("line {n}: not a request object ({e}); expected {{\"method\",\"path\",\"headers\"?,\"body\"?,\"claims\"?,\"token\"?,\"expect\"?}}"),
+                    format!("line {n}: not a request object ({e}); expected {{\"method\",\"path\",\"headers\"?,\"body\"?,\"claims\"?,\"token\"?,\"response\"?,\"expect\"?}}"),
                 ),
+                None,
                 None,
             )
         }
@@ -192,10 +206,10 @@ fn decide_line(
     };
     let refuse = |why: &str| {
         let d = Decision::deny(Reason::InvalidRequest, format!("line {n}: {why}"));
-        (label.clone(), d, parsed.expect.clone())
+        (label.clone(), d, parsed.expect.clone(), None)
     };
     let in_request = !matches!(extract_bearer(&req, &config.token), Ok(None));
-    let d = match (&parsed.claims, &parsed.token) {
+    let mut d = match (&parsed.claims, &parsed.token) {
         (Some(_), Some(_)) => return refuse("give either \"claims\" or \"token\", not both"),
         (Some(_), None) | (None, Some(_)) if in_request => {
             return refuse("the request carries a bearer token (Authorization header or access_token) and the line gives \"claims\"/\"token\" too; give the credential once")
@@ -204,7 +218,11 @@ fn decide_line(
         (None, Some(t)) => engine::decide_with_raw_token(config, &req, t, now),
         (None, None) => engine::decide_offline(config, &req, now),
     };
-    (label, d, parsed.expect.clone())
+    let response = parsed
+        .response
+        .as_ref()
+        .map(|r| check_line_response(config, &mut d, r));
+    (label, d, parsed.expect.clone(), response)
 }
 
 fn explain_text(n: usize, label: &str, d: &Decision) -> String {
@@ -265,6 +283,15 @@ fn explain_text(n: usize, label: &str, d: &Decision) -> String {
             e.reason.as_str(),
             e.message
         ));
+    }
+    if let Some(b) = &d.bulk {
+        s.push_str(&format!(
+            "  then: Bulk Data {} decided by the filter's job registry (not offline)\n",
+            b.action.as_str()
+        ));
+    }
+    if let Some(l) = &d.labels {
+        s.push_str(&explain_labels(l));
     }
     for g in &d.diagnostics {
         s.push_str(&format!("  note: {g}\n"));

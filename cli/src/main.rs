@@ -6,6 +6,7 @@ mod commands;
 mod decide;
 mod fetch;
 mod inspect;
+mod response;
 mod secrets;
 
 fn main() {

@@ -44,6 +44,15 @@ fn run_env(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> (i32, String, S
     )
 }
 
+/// `decide --config config` on `input`: exit 0, one JSON value per line.
+fn decided(config: &str, input: &str) -> Vec<Value> {
+    let (code, out, err) = run(&["decide", "--config", config], input);
+    assert_eq!(code, 0, "{err}");
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// An RS256 reference token (tests/fixtures/keys/generate.py) by case name.
 fn reference_token(case: &str) -> String {
     let refs: Vec<Value> = serde_json::from_str(
@@ -133,15 +142,7 @@ fn decide_json_lines() {
         r#"{"method":"GET","path":"/fhir/Patient/123","token":"eyJ..."}"#,
     ]
     .join("\n");
-    let (code, out, _) = run(
-        &["decide", "--config", "examples/configs/default.json"],
-        &input,
-    );
-    assert_eq!(code, 0);
-    let lines: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = decided("examples/configs/default.json", &input);
     assert_eq!(lines.len(), 8);
     let summary: Vec<(String, u64, String)> = lines
         .iter()
@@ -927,6 +928,78 @@ fn fetch_keys_verifies_tokens_of_jwks_uri_issuers() {
             "invalid configuration at `issuers[0].jwks_uri`: cannot fetch http://127.0.0.1:9/jwks"
         ),
         "{err}"
+    );
+}
+
+/// `decide` with a `"response"`: the filter's response check offline (the
+/// label filter withholds an entry; a labelled read is refused; break-glass
+/// relays it), and `explain` shows the label policy applied.
+#[test]
+fn decide_checks_a_response_and_explain_shows_the_label_policy() {
+    let eth = r#"{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"ETH"}"#;
+    let page = format!(
+        r#"{{"resourceType":"Bundle","type":"searchset","total":2,"entry":[{{"resource":{{"resourceType":"Observation","id":"o1"}}}},{{"resource":{{"resourceType":"Observation","id":"o2","meta":{{"security":[{eth}]}}}}}}]}}"#
+    );
+    let labelled =
+        format!(r#"{{"resourceType":"Observation","id":"o2","meta":{{"security":[{eth}]}}}}"#);
+    let input = format!(
+        "{}\n{}\n{}\n{}\n",
+        format_args!(
+            r#"{{"method":"GET","path":"/fhir/Observation?code=x","claims":{{"scope":"user/*.rs"}},"response":{page}}}"#
+        ),
+        format_args!(
+            r#"{{"method":"GET","path":"/fhir/Observation/o2","claims":{{"scope":"user/*.rs"}},"response":{labelled}}}"#
+        ),
+        format_args!(
+            r#"{{"method":"GET","path":"/fhir/Observation/o2","claims":{{"scope":"user/*.rs","purpose_of_use":"BTG"}},"response":{labelled}}}"#
+        ),
+        r#"{"method":"GET","path":"/fhir/Observation/o2","claims":{"scope":"user/*.rs"}}"#,
+    );
+    let lines = decided("examples/configs/labels.json", &input);
+    let filtered = &lines[0]["response"];
+    assert_eq!(
+        (filtered["result"].as_str(), filtered["withheld"].as_u64()),
+        (Some("filtered"), Some(1))
+    );
+    assert_eq!(
+        filtered["body"]["entry"].as_array().unwrap().len(),
+        2,
+        "o1 and the outcome entry"
+    );
+    assert!(filtered["body"].get("total").is_none());
+    assert_eq!(lines[0]["labels"]["withheld"], 1);
+    let refused = &lines[1]["response"];
+    assert_eq!(
+        (refused["result"].as_str(), refused["status"].as_u64()),
+        (Some("refused"), Some(403))
+    );
+    assert_eq!(
+        refused["message"],
+        "Observation/o2 carries a security label this token is not cleared for"
+    );
+    assert_eq!(lines[2]["response"]["result"], "relayed");
+    assert_eq!(lines[2]["labels"]["break_glass"], true);
+    assert!(
+        lines[3].get("response").is_none(),
+        "no response given, none checked"
+    );
+    let (_, text, _) = run(
+        &["explain", "--config", "examples/configs/labels.json"],
+        &input,
+    );
+    assert!(text.contains("  labels withheld from this token: http://terminology.hl7.org/CodeSystem/v3-Confidentiality|R "), "{text}");
+    assert!(
+        text.contains("  response: filtered, 1 entries withheld; sent as "),
+        "{text}"
+    );
+    assert!(
+        text.contains("  response: refused (HTTP 403) — Observation/o2 carries a security label"),
+        "{text}"
+    );
+    assert!(text.contains("  labels opened by break-glass: "), "{text}");
+    assert!(
+        text.contains("  purpose of use: http://terminology.hl7.org/CodeSystem/v3-ActReason|BTG"),
+        "{text}"
     );
 }
 

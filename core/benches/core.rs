@@ -1,4 +1,5 @@
-//! classify + decide natively (`make bench-core`), 10 scopes, patient context.
+//! classify + decide natively (`make bench-core`), 10 scopes, patient context;
+//! the label filter on a 100-entry searchset (`policy.labels`).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -9,7 +10,8 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::engine::decide_with_context;
 use fhir_smart_authz_core::fhir::RequestParts;
-use fhir_smart_authz_core::policy::AuthContext;
+use fhir_smart_authz_core::policy::{check_obligations, AuthContext};
+use serde_json::{json, Value};
 
 const SCOPES: &str = "openid fhirUser launch/patient offline_access patient/Patient.rs patient/Observation.rs \
 patient/Condition.rs patient/MedicationRequest.rs patient/Encounter.rs patient/AllergyIntolerance.rs";
@@ -55,5 +57,47 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+/// The response check of a restricted clinician's search: a 100-entry
+/// searchset (every tenth entry labelled ETH) parsed, filtered, written
+/// again, as the filter does per response.
+fn bench_labels(c: &mut Criterion) {
+    let config = Config::from_json(
+        br#"{"fhir_base_url":"https://ehr.example.org/fhir","policy":{"labels":{}}}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let ctx = AuthContext::from_scopes("user/*.rs", None);
+    let req = RequestParts {
+        method: "GET",
+        path: "/fhir/Observation?code=8867-4",
+        headers: vec![].into(),
+        body: None,
+    };
+    let d = decide_with_context(&config, &req, Some(&ctx));
+    assert_eq!(d.obligations.len(), 1, "{}", d.message);
+    let entries: Vec<Value> = (0..100)
+        .map(|i| {
+            let mut r = json!({"resourceType": "Observation", "id": format!("o{i}"), "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}]},
+                "subject": {"reference": "Patient/123"}, "effectiveDateTime": "2026-01-01T00:00:00Z",
+                "valueQuantity": {"value": 72, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"}});
+            if i % 10 == 0 {
+                r["meta"] = json!({"security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "ETH"}]});
+            }
+            json!({"fullUrl": format!("https://ehr.example.org/fhir/Observation/o{i}"), "resource": r, "search": {"mode": "match"}})
+        })
+        .collect();
+    let page =
+        json!({"resourceType": "Bundle", "type": "searchset", "total": 100, "entry": entries})
+            .to_string();
+    let filter = |bytes: &[u8]| {
+        let v: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+        check_obligations(&config.policy, None, &d.obligations, &v)
+    };
+    assert_eq!(filter(page.as_bytes()).labels.map(|l| l.withheld), Some(10));
+    c.bench_function("labels/filter_searchset_100", |b| {
+        b.iter(|| filter(black_box(page.as_bytes())))
+    });
+}
+
+criterion_group!(benches, bench, bench_labels);
 criterion_main!(benches);

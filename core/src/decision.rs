@@ -62,6 +62,19 @@ pub enum Reason {
     ResponseNotPermitted,
     /// The claims have a shape the filter does not understand (fail closed).
     UnsupportedClaims,
+    /// The request could reveal, add or remove security labels the token
+    /// may not see or change (`policy.labels`).
+    SecurityLabelNotPermitted,
+
+    // --- 404 ---
+    /// A Bulk Data status or file URL that is no job of this client (or
+    /// whose exported types its scopes no longer cover): the same answer as
+    /// for a job that does not exist.
+    BulkJobNotFound,
+
+    // --- 429 ---
+    /// The client has `bulk.max_active_per_client` exports running.
+    ExportLimitReached,
 
     // --- 500 ---
     /// The gateway could not carry out an allowed decision (the host refused
@@ -98,6 +111,9 @@ impl Reason {
         Reason::BundleEntryDenied,
         Reason::ResponseNotPermitted,
         Reason::UnsupportedClaims,
+        Reason::SecurityLabelNotPermitted,
+        Reason::BulkJobNotFound,
+        Reason::ExportLimitReached,
         Reason::InternalError,
         Reason::UpstreamUnavailable,
     ];
@@ -129,6 +145,9 @@ impl Reason {
             Reason::BundleEntryDenied => "bundle_entry_denied",
             Reason::ResponseNotPermitted => "response_not_permitted",
             Reason::UnsupportedClaims => "unsupported_claims",
+            Reason::SecurityLabelNotPermitted => "security_label_not_permitted",
+            Reason::BulkJobNotFound => "bulk_job_not_found",
+            Reason::ExportLimitReached => "export_limit_reached",
             Reason::InternalError => "internal_error",
             Reason::UpstreamUnavailable => "upstream_unavailable",
         }
@@ -153,7 +172,9 @@ impl Reason {
             | Reason::PublicEndpoint
             | Reason::MissingToken
             | Reason::InternalError
-            | Reason::UpstreamUnavailable => None,
+            | Reason::UpstreamUnavailable
+            | Reason::BulkJobNotFound
+            | Reason::ExportLimitReached => None,
             Reason::InvalidRequest | Reason::MultipleCredentials | Reason::BodyTooLarge => {
                 Some("invalid_request")
             }
@@ -205,6 +226,63 @@ pub enum Obligation {
         #[serde(skip_serializing_if = "Option::is_none")]
         entry: Option<usize>,
     },
+    /// The response carries nothing labelled (`meta.security`) with a label
+    /// the token may not see (`policy.labels`): a single resource is
+    /// refused, a Bundle's entries are withheld ([`crate::policy::filter_labels`]).
+    FilterLabels(LabelFilter),
+}
+
+/// What [`Obligation::FilterLabels`] withholds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LabelFilter {
+    /// Labels (`system|code`) the token may not see on any type.
+    pub hidden: Vec<String>,
+    /// Labels of `hidden` the token may see on one type only (granular
+    /// `_security` scopes): `(type, labels)`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cleared_on: Vec<(String, Vec<String>)>,
+    /// The search was narrowed with `_security:not`: `Bundle.total` counts
+    /// only what the token may see and stays; otherwise it is removed.
+    pub narrowed: bool,
+}
+
+impl LabelFilter {
+    /// The labels hidden on a resource of type `rtype`.
+    pub fn hidden_on<'s>(&'s self, rtype: &'s str) -> impl Iterator<Item = &'s str> + 's {
+        let cleared = self
+            .cleared_on
+            .iter()
+            .find(|(t, _)| t == rtype)
+            .map(|(_, l)| l.as_slice())
+            .unwrap_or_default();
+        self.hidden
+            .iter()
+            .filter(move |h| !cleared.contains(h))
+            .map(String::as_str)
+    }
+}
+
+/// What the label policy did for one request (`policy.labels`): the audit
+/// record's `labels` (labels and counts, never data).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct LabelFacts {
+    /// Labels the token could not see on this request (before break-glass).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hidden: Vec<String>,
+    /// The token's purposes of use (`system|code`), as BALP `purposeOfUse`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub purpose_of_use: Vec<String>,
+    /// A break-glass purpose let the token see labelled data it otherwise
+    /// could not (`hidden` is what it opened).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub break_glass: bool,
+    /// Response entries withheld by the label filter (set once the response
+    /// is filtered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub withheld: Option<u64>,
+    /// The hidden labels the withheld entries carried.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub withheld_labels: Vec<String>,
 }
 
 impl Obligation {
@@ -296,6 +374,46 @@ impl Rewrite {
     }
 }
 
+/// What a Bulk Data request is to the job registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BulkAction {
+    /// An allowed `$export`: the client's running exports are counted first,
+    /// and a `202` answer's `Content-Location` becomes a job of this client.
+    KickOff,
+    /// A poll (or manifest read) of a status URL.
+    Status,
+    /// `DELETE` on a status URL.
+    Cancel,
+    /// The download of an output file under the gateway.
+    File,
+}
+
+impl BulkAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BulkAction::KickOff => "kick-off",
+            BulkAction::Status => "status",
+            BulkAction::Cancel => "cancel",
+            BulkAction::File => "file",
+        }
+    }
+}
+
+/// A Bulk Data step the filter completes with its job registry (shared by
+/// the worker VMs): the owner check of a job URL before it is forwarded, or
+/// the registration of a kick-off's job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BulkStep {
+    pub action: BulkAction,
+    /// The request's job URL relative to the base (empty for a kick-off).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub url: String,
+    /// The job (its status URL relative to the base), once known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+}
+
 /// Why one batch/transaction entry was denied.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EntryDenial {
@@ -333,6 +451,15 @@ pub struct Decision {
     /// The changes the filter makes to the request before it goes upstream.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rewrite: Option<Rewrite>,
+    /// What the label policy did (`policy.labels`), when it applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<LabelFacts>,
+    /// A Bulk Data step left to the job registry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bulk: Option<BulkStep>,
+    /// `Retry-After` (seconds) of a 429.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
 }
 
 impl Decision {
@@ -349,6 +476,9 @@ impl Decision {
             denied_entries: Vec::new(),
             narrowing: None,
             rewrite: None,
+            labels: None,
+            bulk: None,
+            retry_after: None,
         }
     }
 
@@ -366,6 +496,9 @@ impl Decision {
             denied_entries: Vec::new(),
             narrowing: None,
             rewrite: None,
+            labels: None,
+            bulk: None,
+            retry_after: None,
         }
     }
 
@@ -416,6 +549,8 @@ pub fn deny_status(reason: Reason) -> u16 {
         Reason::Allowed | Reason::PublicEndpoint => 200,
         Reason::InternalError => 500,
         Reason::UpstreamUnavailable => 502,
+        Reason::BulkJobNotFound => 404,
+        Reason::ExportLimitReached => 429,
         _ => 403,
     }
 }

@@ -68,6 +68,9 @@ impl Stream {
                 m.latency(host, host.now_us().saturating_sub(start));
             }
         }
+        if d.labels.as_ref().is_some_and(|l| l.break_glass) {
+            self.shared.count(host, "labels.break_glass");
+        }
         self.write_audit(host, d, None);
     }
 
@@ -82,9 +85,11 @@ impl Stream {
         }
         let config = self.config();
         self.phase = Phase::Released;
+        let d = self.settle_bulk(host, d);
         let d = self.narrow_held_request(host, d);
         self.account(host, &d);
         let allow = d.is_allow();
+        self.arm_bulk_hook(&d);
         if !allow && !config.enforce {
             self.shared.count(host, "shadow.would_deny");
             host.log(

@@ -15,6 +15,7 @@ use crate::host::{response_status, Buffer, Flow, HeaderMap, Host, HttpCall, LogL
 use crate::reply::{deny_reply, gateway_error_reply, Reply};
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Reason};
+use fhir_smart_authz_core::policy::ResponseVerdict;
 use fhir_smart_authz_core::shadow::{after_failed_call, AfterFailedCall, FilterCall};
 use serde_json::Value;
 
@@ -173,7 +174,23 @@ impl Stream {
         }
         // Read from the host at most once: by the check, then for the relay.
         let mut body = None;
-        let result = self.check_response(host, &config, status, &headers, body_size, &mut body);
+        let mut verdict = None;
+        let result = self.check_response(
+            host,
+            &config,
+            status,
+            &headers,
+            body_size,
+            &mut body,
+            &mut verdict,
+        );
+        if verdict
+            .as_ref()
+            .and_then(|v| v.labels.as_ref())
+            .is_some_and(|l| l.withheld > 0)
+        {
+            self.shared.count(host, "labels.withheld");
+        }
         if checked {
             self.shared.count(
                 host,
@@ -183,7 +200,10 @@ impl Stream {
                     "response_check.pass"
                 },
             );
-            if let Some(d) = self.decision.take() {
+            if let Some(mut d) = self.decision.take() {
+                if let Some(v) = &verdict {
+                    v.record(&mut d);
+                }
                 self.write_audit(host, &d, Some(result.clone()));
                 self.decision = Some(d);
             }
@@ -210,7 +230,10 @@ impl Stream {
     }
 
     /// Whether the response satisfies the decision's obligations (`Err`
-    /// says why not). A body it reads is left in `body` for the relay.
+    /// says why not; `verdict`: the core's whole verdict). A body it reads
+    /// is left in `body` for the relay: the label filter's body when the
+    /// core filtered it (enforced only).
+    #[allow(clippy::too_many_arguments)]
     fn check_response(
         &self,
         host: &dyn Host,
@@ -219,6 +242,7 @@ impl Stream {
         headers: &[(String, String)],
         body_size: usize,
         body: &mut Option<Vec<u8>>,
+        verdict: &mut Option<ResponseVerdict>,
     ) -> Result<(), String> {
         let Some(d) = self.decision.as_ref().filter(|d| !d.obligations.is_empty()) else {
             // Fetched only to send the rewritten request (see `rewrite.rs`).
@@ -248,9 +272,16 @@ impl Stream {
         let Ok(v) = serde_json::from_slice::<Value>(bytes) else {
             return Err("the response is not JSON and cannot be checked against the token's patient/granular scopes".to_string());
         };
-        d.obligations
-            .iter()
-            .try_for_each(|o| self.shared.engine.check_response(config, o, &v))
+        let checked = self
+            .shared
+            .engine
+            .check_obligations(config, &d.obligations, &v);
+        if let (Some(b), true) = (checked.body(), config.enforce) {
+            *body = Some(b.to_vec());
+        }
+        let result = checked.result.clone();
+        *verdict = Some(checked);
+        result
     }
 }
 

@@ -9,9 +9,11 @@
 
 mod audit_encoding;
 mod bodies;
+mod bulk;
 mod faults;
 mod headers;
 mod key_rotation;
+mod labels;
 mod metadata;
 mod metrics;
 mod obligations;

@@ -24,6 +24,7 @@ pub use upstream::{Fact, UpstreamConfig};
 pub use warnings::ConfigWarning;
 
 use crate::audit::AuditConfig;
+use crate::bulk::BulkConfig;
 pub use crate::claims::ClaimsConfig;
 use crate::fhir::FhirBase;
 use crate::json::from_slice_strict_at;
@@ -71,6 +72,8 @@ pub struct RawConfig {
     pub audit: AuditConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub bulk: BulkConfig,
     /// Accept secrets written in the configuration (plain strings) instead
     /// of references (`{"env": ...}`, `{"file": ...}`). Insecure: Envoy's
     /// `/config_dump` and the Istio `WasmPlugin` show them. Default false.
@@ -104,6 +107,7 @@ pub struct Config {
     pub discovery: Option<DiscoveryConfig>,
     pub audit: AuditConfig,
     pub metrics: MetricsConfig,
+    pub bulk: BulkConfig,
     /// The secret settings whose value is written in the configuration
     /// (accepted with `allow_insecure_inline_secrets`), for warnings.
     pub inline_secrets: Vec<String>,
@@ -165,13 +169,18 @@ impl Config {
         }
         raw.audit.validate("audit")?;
         raw.metrics.validate("metrics")?;
+        raw.bulk.validate("bulk")?;
+        let mut claims = raw.claims;
+        if let Some(l) = &raw.policy.labels {
+            claims.also_kept = l.claim_names().map(str::to_string).collect();
+        }
         let mut loader = SecretLoader::new(secrets, raw.allow_insecure_inline_secrets);
         load_issuer_secrets(&mut raw.issuers, &mut loader)?;
         Ok(Config {
             base,
             enforce: raw.enforce,
             max_body_bytes: raw.max_body_bytes,
-            claims: raw.claims,
+            claims,
             policy: raw.policy,
             issuers: raw.issuers,
             token: raw.token,
@@ -180,6 +189,7 @@ impl Config {
             discovery: raw.discovery,
             audit: raw.audit,
             metrics: raw.metrics,
+            bulk: raw.bulk,
             inline_secrets: loader.into_inline_fields(),
         })
     }
@@ -209,6 +219,7 @@ impl Config {
             discovery: self.discovery.clone(),
             audit: self.audit.clone(),
             metrics: self.metrics.clone(),
+            bulk: self.bulk.clone(),
             // Only a configuration that allowed them holds inline secrets.
             allow_insecure_inline_secrets: !self.inline_secrets.is_empty(),
         };

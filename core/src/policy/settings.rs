@@ -1,6 +1,7 @@
 //! `policy`: the knobs of the decision rules and the operations table.
 
 use super::compartment;
+use super::labels::LabelPolicy;
 use crate::config_error::ConfigError;
 use crate::fhir::resource_types::is_resource_type;
 use crate::scope::Perms;
@@ -226,6 +227,8 @@ pub struct PolicyConfig {
     /// purpose: only silences the configuration warning that names them
     /// (checked with the warnings, by `check-config`: the filter never reads it).
     pub operations_dropped: Vec<String>,
+    /// The security label policy; absent = labels are not looked at.
+    pub labels: Option<LabelPolicy>,
 }
 
 impl Default for PolicyConfig {
@@ -246,6 +249,7 @@ impl Default for PolicyConfig {
             patient_update_by_id: PatientUpdateById::CheckStored,
             operations: default_operations(),
             operations_dropped: Vec::new(),
+            labels: None,
         }
     }
 }
@@ -309,6 +313,9 @@ impl PolicyConfig {
                     ),
                 ));
             }
+        }
+        if let Some(l) = &self.labels {
+            l.validate(&format!("{field}.labels"))?;
         }
         Ok(())
     }
