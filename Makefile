@@ -175,7 +175,7 @@ test: lint unit wasm-test e2e conformance-rig e2e-oldest ## everything (CI)
 # fuzz/artifacts/<target>/ (replay: cargo +nightly fuzz run --sanitizer none <target> <file>) and becomes a
 # test. Without a sanitizer: the code is safe Rust, and panics and hangs are what is looked for.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := classify_request form_body scopes jose bodies
+FUZZ_TARGETS := classify_request form_body scopes jose bodies dpop_proof
 fuzz: prereqs ## cargo-fuzz targets, FUZZ_SECONDS each (installs nightly and cargo-fuzz when missing)
 	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked

@@ -16,6 +16,7 @@ pub mod jwks_sync;
 pub mod metrics;
 pub mod pbstruct;
 pub mod ports;
+pub mod replay_store;
 pub mod reply;
 pub mod root;
 pub mod shared;

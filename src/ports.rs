@@ -8,6 +8,8 @@ use fhir_smart_authz_core::decision::{Decision, LabelFilter, Obligation};
 use fhir_smart_authz_core::engine::TokenContext;
 use fhir_smart_authz_core::fhir::RequestParts;
 use fhir_smart_authz_core::policy::{LabelsFiltered, ResponseVerdict, Stored};
+use fhir_smart_authz_core::token::binding::{check_binding, Binding, BindingRequest, ReplayStore};
+use fhir_smart_authz_core::token::RustCryptoVerifier;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::rc::Rc;
@@ -87,6 +89,18 @@ pub trait TokenPort {
     /// answered 200 with anything else is a failed fetch).
     fn usable_jwks(&self, _bytes: &[u8]) -> bool {
         true
+    }
+    /// The sender constraint of a verified token (DPoP proof, client
+    /// certificate), checked on every request; `Err` is the denial.
+    fn check_binding(
+        &mut self,
+        _host: &dyn Host,
+        config: &Config,
+        req: &BindingRequest<'_, '_>,
+        claims: &Value,
+        replay: &mut dyn ReplayStore,
+    ) -> Result<Binding, Decision> {
+        check_binding(&config.binding(), req, claims, &RustCryptoVerifier, replay)
     }
     /// Housekeeping from the root tick (e.g. drop expired cache entries).
     fn housekeeping(&mut self, _now: u64) {}

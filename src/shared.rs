@@ -58,6 +58,8 @@ pub fn fact_headers(config: &Config, id: &Identity) -> Vec<(String, String)> {
                 Fact::Scopes => id.scopes.as_deref(),
                 Fact::Subject => id.sub.as_deref(),
                 Fact::Issuer => id.iss.as_deref(),
+                Fact::Binding => id.binding,
+                Fact::BindingThumbprint => id.binding_thumbprint.as_deref(),
             }?;
             // Usually printable already: one copy, not a char-by-char rebuild.
             let clean: String = if value.bytes().all(|b| (b' '..=b'~').contains(&b)) {

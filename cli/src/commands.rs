@@ -80,9 +80,15 @@ INPUT LINE:
      \"body\": JSON value or string,                     (optional)
      \"claims\":{\"scope\":\"patient/*.rs\",\"patient\":\"123\"},  (optional, already verified)
      \"token\":\"...\",       (optional, raw JWT, verified against issuers[].jwks)
+     \"client_certificate\":\"-----BEGIN CERTIFICATE-----...\" or \"<sha256 hex>\",
+                                                   (optional: the TLS client certificate)
+     \"source_address\":\"10.0.0.5:4000\",            (optional: the hop it came from)
      \"response\": JSON,     (optional, the FHIR server's 200 answer: the output
                            line gains \"response\", the filter's check of it)
      \"expect\": \"allow\" | {\"status\":403,\"reason\":\"...\"}}   (optional)
+    A DPoP request carries its token as \"authorization\": \"DPoP ...\" and its
+    proof as \"dpop\" in \"headers\"; a proof replayed within one run is
+    refused, as the filter refuses it across its workers.
     A bearer token in the request itself (\"headers\": {\"authorization\":
     \"Bearer ...\"}, or access_token with token.allow_query_parameter) is taken
     exactly as the filter takes it and verified against issuers[].jwks.

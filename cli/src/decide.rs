@@ -7,6 +7,8 @@ use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Reason};
 use fhir_smart_authz_core::engine;
 use fhir_smart_authz_core::fhir::RequestParts;
+use fhir_smart_authz_core::token::binding::certificate::{hex_thumbprint, pem_sha256_hex};
+use fhir_smart_authz_core::token::binding::{ConnectionFacts, MemoryReplayStore};
 use fhir_smart_authz_core::token::extract_bearer;
 use serde::Deserialize;
 use serde_json::Value;
@@ -26,6 +28,10 @@ struct InputLine {
     claims: Option<Value>,
     #[serde(default)]
     token: Option<String>,
+    #[serde(default)]
+    client_certificate: Option<String>,
+    #[serde(default)]
+    source_address: Option<String>,
     /// The FHIR server's 200 answer, to test the response check offline.
     #[serde(default)]
     response: Option<Value>,
@@ -54,6 +60,8 @@ pub fn process(
 ) -> i32 {
     let mut raw = Vec::new();
     let mut n = 0usize;
+    // DPoP proofs are accepted once per run, as once per window by the filter.
+    let mut replay = MemoryReplayStore::default();
     let mut decided = 0usize;
     let mut changed = 0usize;
     loop {
@@ -70,7 +78,7 @@ pub fn process(
         // A line that is not UTF-8 is an error for that request only.
         let (label, d, own_expect, response) = match std::str::from_utf8(&raw) {
             Ok(line) if line.trim().is_empty() => continue,
-            Ok(line) => decide_line(config, line.trim(), n, now),
+            Ok(line) => decide_line(config, line.trim(), n, now, &mut replay),
             Err(e) => (
                 format!("line {n}"),
                 Decision::deny(
@@ -168,6 +176,7 @@ fn decide_line(
     line: &str,
     n: usize,
     now: u64,
+    replay: &mut MemoryReplayStore,
 ) -> (String, Decision, Option<Value>, Option<Value>) {
     let parsed: InputLine = match serde_json::from_str(line) {
         Ok(p) => p,
@@ -208,15 +217,30 @@ fn decide_line(
         let d = Decision::deny(Reason::InvalidRequest, format!("line {n}: {why}"));
         (label.clone(), d, parsed.expect.clone(), None)
     };
+    let digest = match parsed.client_certificate.as_deref().map(str::trim) {
+        None => None,
+        Some(c) if c.starts_with("-----BEGIN") => match pem_sha256_hex(c) {
+            Some(hex) => Some(hex),
+            None => return refuse("\"client_certificate\" is not a PEM certificate"),
+        },
+        Some(c) if hex_thumbprint(c).is_some() => Some(c.to_string()),
+        Some(_) => {
+            return refuse("\"client_certificate\" must be a PEM certificate or its SHA-256 in hex")
+        }
+    };
+    let connection = ConnectionFacts {
+        peer_certificate_sha256_hex: digest.as_deref(),
+        peer_address: parsed.source_address.as_deref(),
+    };
     let in_request = !matches!(extract_bearer(&req, &config.token), Ok(None));
     let mut d = match (&parsed.claims, &parsed.token) {
         (Some(_), Some(_)) => return refuse("give either \"claims\" or \"token\", not both"),
         (Some(_), None) | (None, Some(_)) if in_request => {
             return refuse("the request carries a bearer token (Authorization header or access_token) and the line gives \"claims\"/\"token\" too; give the credential once")
         }
-        (Some(c), None) => engine::decide(config, &req, Some(c)),
+        (Some(c), None) => engine::decide_claims(config, &req, c, connection, now, replay),
         (None, Some(t)) => engine::decide_with_raw_token(config, &req, t, now),
-        (None, None) => engine::decide_offline(config, &req, now),
+        (None, None) => engine::decide_offline_with(config, &req, connection, now, replay),
     };
     let response = parsed
         .response

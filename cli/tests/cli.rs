@@ -1003,6 +1003,96 @@ fn decide_checks_a_response_and_explain_shows_the_label_policy() {
     );
 }
 
+#[path = "../../core/tests/token_support/mod.rs"]
+mod token_support;
+
+/// A DPoP request decided offline as the filter decides it: allowed once,
+/// its proof replayed on a later line refused, the token as a bearer token
+/// refused; a certificate-bound token with its certificate (PEM or digest).
+#[test]
+fn decide_checks_dpop_proofs_and_client_certificates() {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use base64::Engine;
+    use serde_json::json;
+    use sha2::{Digest, Sha256};
+    use token_support::*;
+    let path = format!("{WORKSPACE}/tests/cli-dpop-{}.json", std::process::id());
+    let mut cfg: Value = serde_json::from_str(
+        &config_json(json!({"dpop": {"mode": "accepted"}}), json!({})).to_string(),
+    )
+    .unwrap();
+    cfg["fhir_base_path"] = json!("/fhir");
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    let jwk = public_jwk("p256");
+    let jkt = jkt("p256");
+    let mut c = claims();
+    c["cnf"] = json!({"jkt": jkt});
+    let token = token_with("ES256", &c);
+    let ath = URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()));
+    let proof = jws_raw(
+        &json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk}).to_string(),
+        &json!({"jti": "cli-1", "htm": "GET", "htu": "https://fhir.example.org/fhir/Patient/123", "iat": NOW, "ath": ath}).to_string(),
+        "ES256",
+        "p256",
+    );
+    let dpop = json!({"method": "GET", "path": "/fhir/Patient/123", "headers": {"authorization": format!("DPoP {token}"), "dpop": proof}});
+    let bearer = json!({"method": "GET", "path": "/fhir/Patient/123", "headers": {"authorization": format!("Bearer {token}"), "dpop": proof}});
+    let der = b"a client certificate";
+    let pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        STANDARD.encode(der)
+    );
+    let hex: String = Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut c = claims();
+    c["cnf"] = json!({"x5t#S256": URL_SAFE_NO_PAD.encode(Sha256::digest(der))});
+    let cert_bound = format!("Bearer {}", token_with("ES256", &c));
+    let with_cert = |cert: Option<&str>| {
+        let mut l = json!({"method": "GET", "path": "/fhir/Patient/123", "headers": {"authorization": cert_bound}});
+        if let Some(cert) = cert {
+            l["client_certificate"] = json!(cert);
+        }
+        l
+    };
+    let input = [
+        dpop.clone(),
+        dpop,
+        bearer,
+        with_cert(Some(&pem)),
+        with_cert(Some(&hex)),
+        with_cert(None),
+    ]
+    .iter()
+    .map(|l| l.to_string())
+    .collect::<Vec<_>>()
+    .join("\n");
+    let (code, out, err) = run(
+        &["decide", "--config", &path, "--now", &NOW.to_string()],
+        &input,
+    );
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(code, 0, "{err}");
+    let got: Vec<(u64, String)> = outcomes(&out).into_iter().map(|(s, r, _)| (s, r)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (200, "allowed".into()),
+            (401, "dpop_proof_replayed".into()),
+            (401, "token_binding_mismatch".into()),
+            (200, "allowed".into()),
+            (200, "allowed".into()),
+            (401, "token_binding_mismatch".into()),
+        ]
+    );
+    // token inspect names the binding.
+    let (_, out, _) = run(&["token", "inspect", &token], "");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["binding"], "dpop");
+    assert_eq!(v["cnf"]["jkt"], json!(jkt));
+}
+
 /// `check-config` (and every command) reads secret references from its own
 /// environment and files; a secret written in the configuration is refused
 /// without the opt-in and warned about with it; no output holds the value.

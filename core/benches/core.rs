@@ -1,17 +1,28 @@
 //! classify + decide natively (`make bench-core`), 10 scopes, patient context;
-//! the label filter on a 100-entry searchset (`policy.labels`).
+//! the label filter on a 100-entry searchset (`policy.labels`); and the sender-constraint check of a DPoP request (the proof verified on
+//! every request, in pure Rust here: Envoy's `verify_signature` in the filter).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing
 )]
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
+#[path = "../tests/token_support/mod.rs"]
+mod token_support;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::engine::decide_with_context;
 use fhir_smart_authz_core::fhir::RequestParts;
 use fhir_smart_authz_core::policy::{check_obligations, AuthContext};
+use fhir_smart_authz_core::token::binding::{
+    check_binding, BindingRequest, ConnectionFacts, MemoryReplayStore,
+};
+use fhir_smart_authz_core::token::RustCryptoVerifier;
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
 const SCOPES: &str = "openid fhirUser launch/patient offline_access patient/Patient.rs patient/Observation.rs \
 patient/Condition.rs patient/MedicationRequest.rs patient/Encounter.rs patient/AllergyIntolerance.rs";
@@ -99,5 +110,49 @@ fn bench_labels(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench, bench_labels);
+/// One DPoP request's binding check: proof parsed, key thumbprinted,
+/// signature (ES256) verified, claims checked, replay recorded.
+fn dpop(c: &mut Criterion) {
+    use token_support::*;
+    let config = config_with(json!({"dpop": {"mode": "accepted"}}));
+    let mut claims = token_support::claims();
+    claims["cnf"] = json!({"jkt": jkt("p256")});
+    let token = token_with("ES256", &claims);
+    let proof = jws_raw(
+        &json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": public_jwk("p256")}).to_string(),
+        &json!({"jti": "bench", "htm": "GET", "htu": "https://fhir.example.org/fhir/Patient/123",
+                "iat": NOW, "ath": URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))})
+        .to_string(),
+        "ES256",
+        "p256",
+    );
+    let headers = vec![
+        ("authorization".to_string(), format!("DPoP {token}")),
+        ("dpop".to_string(), proof),
+    ];
+    let parts = RequestParts {
+        method: "GET",
+        path: "/fhir/Patient/123",
+        headers: headers.into(),
+        body: None,
+    };
+    let req = BindingRequest {
+        parts: &parts,
+        connection: ConnectionFacts::default(),
+        now: NOW,
+    };
+    let check = |store: &mut MemoryReplayStore| {
+        check_binding(&config.binding(), &req, &claims, &RustCryptoVerifier, store)
+    };
+    assert!(check(&mut MemoryReplayStore::default()).is_ok());
+    c.bench_function("sender_constraint/dpop_es256_pure", |b| {
+        b.iter_batched(
+            MemoryReplayStore::default,
+            |mut store| check(black_box(&mut store)),
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(benches, bench, bench_labels, dpop);
 criterion_main!(benches);

@@ -40,6 +40,21 @@ pub enum Reason {
     TokenInactive,
     /// Introspection endpoint unavailable (fail closed).
     IntrospectionUnavailable,
+    /// The DPoP proof (RFC 9449 §4.3) is missing, malformed, or fails a check
+    /// (signature, `htm`, `htu`, `iat`, `ath`, algorithm, key).
+    InvalidDpopProof,
+    /// The DPoP proof's `jti` was already used within its `iat` window.
+    DpopProofReplayed,
+    /// The issuer asks for server nonces and the proof has none, or a stale
+    /// one (RFC 9449 §8): retry with the `DPoP-Nonce` given.
+    UseDpopNonce,
+    /// The token is sender-constrained (`cnf.jkt`, `cnf.x5t#S256`) and the
+    /// request does not prove possession: another key or certificate, no
+    /// certificate, the Bearer scheme for a DPoP-bound token, the DPoP scheme
+    /// for an unbound token, or a binding this issuer does not accept.
+    TokenBindingMismatch,
+    /// The issuer requires sender-constrained tokens and this one is not bound.
+    TokenBindingRequired,
 
     // --- 403 ---
     /// No granted scope covers the needed type and letters.
@@ -85,6 +100,11 @@ pub enum Reason {
     /// The FHIR server could not be consulted for a check the decision
     /// needs (the write pre-check): fail closed.
     UpstreamUnavailable,
+
+    // --- 503 ---
+    /// The DPoP replay cache shared by the workers is full (or could not be
+    /// written): a proof cannot be checked for replay, so it is refused.
+    ReplayCacheUnavailable,
 }
 
 impl Reason {
@@ -114,6 +134,12 @@ impl Reason {
         Reason::SecurityLabelNotPermitted,
         Reason::BulkJobNotFound,
         Reason::ExportLimitReached,
+        Reason::InvalidDpopProof,
+        Reason::DpopProofReplayed,
+        Reason::UseDpopNonce,
+        Reason::TokenBindingMismatch,
+        Reason::TokenBindingRequired,
+        Reason::ReplayCacheUnavailable,
         Reason::InternalError,
         Reason::UpstreamUnavailable,
     ];
@@ -150,6 +176,12 @@ impl Reason {
             Reason::ExportLimitReached => "export_limit_reached",
             Reason::InternalError => "internal_error",
             Reason::UpstreamUnavailable => "upstream_unavailable",
+            Reason::InvalidDpopProof => "invalid_dpop_proof",
+            Reason::DpopProofReplayed => "dpop_proof_replayed",
+            Reason::UseDpopNonce => "use_dpop_nonce",
+            Reason::TokenBindingMismatch => "token_binding_mismatch",
+            Reason::TokenBindingRequired => "token_binding_required",
+            Reason::ReplayCacheUnavailable => "replay_cache_unavailable",
         }
     }
 
@@ -173,16 +205,31 @@ impl Reason {
             | Reason::MissingToken
             | Reason::InternalError
             | Reason::UpstreamUnavailable
+            | Reason::ReplayCacheUnavailable
             | Reason::BulkJobNotFound
             | Reason::ExportLimitReached => None,
+            // The DPoP challenge carries these (RFC 9449 §7.1).
+            Reason::InvalidDpopProof | Reason::DpopProofReplayed | Reason::UseDpopNonce => None,
             Reason::InvalidRequest | Reason::MultipleCredentials | Reason::BodyTooLarge => {
                 Some("invalid_request")
             }
             Reason::InvalidToken
             | Reason::KeysUnavailable
             | Reason::TokenInactive
-            | Reason::IntrospectionUnavailable => Some("invalid_token"),
+            | Reason::IntrospectionUnavailable
+            | Reason::TokenBindingMismatch
+            | Reason::TokenBindingRequired => Some("invalid_token"),
             _ => Some("insufficient_scope"),
+        }
+    }
+
+    /// The `error` code of the DPoP challenge (RFC 9449 §7.1, §8), if any:
+    /// the proof errors, else the Bearer code (`invalid_token`, ...).
+    pub fn dpop_error(self) -> Option<&'static str> {
+        match self {
+            Reason::InvalidDpopProof | Reason::DpopProofReplayed => Some("invalid_dpop_proof"),
+            Reason::UseDpopNonce => Some("use_dpop_nonce"),
+            other => other.bearer_error(),
         }
     }
 }
@@ -454,6 +501,10 @@ pub struct Decision {
     /// What the label policy did (`policy.labels`), when it applied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub labels: Option<LabelFacts>,
+    /// Headers the filter adds to its reply (a denial) or to the upstream's
+    /// response (an allow): `DPoP-Nonce` (RFC 9449 §8). Lower-case names.
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "as_object")]
+    pub reply_headers: Vec<(String, String)>,
     /// A Bulk Data step left to the job registry.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bulk: Option<BulkStep>,
@@ -477,6 +528,7 @@ impl Decision {
             narrowing: None,
             rewrite: None,
             labels: None,
+            reply_headers: Vec::new(),
             bulk: None,
             retry_after: None,
         }
@@ -497,6 +549,7 @@ impl Decision {
             narrowing: None,
             rewrite: None,
             labels: None,
+            reply_headers: Vec::new(),
             bulk: None,
             retry_after: None,
         }
@@ -545,10 +598,16 @@ pub fn deny_status(reason: Reason) -> u16 {
         | Reason::InvalidToken
         | Reason::KeysUnavailable
         | Reason::TokenInactive
-        | Reason::IntrospectionUnavailable => 401,
+        | Reason::IntrospectionUnavailable
+        | Reason::InvalidDpopProof
+        | Reason::DpopProofReplayed
+        | Reason::UseDpopNonce
+        | Reason::TokenBindingMismatch
+        | Reason::TokenBindingRequired => 401,
         Reason::Allowed | Reason::PublicEndpoint => 200,
         Reason::InternalError => 500,
         Reason::UpstreamUnavailable => 502,
+        Reason::ReplayCacheUnavailable => 503,
         Reason::BulkJobNotFound => 404,
         Reason::ExportLimitReached => 429,
         _ => 403,

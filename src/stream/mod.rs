@@ -38,6 +38,7 @@
 //! or when Envoy logs the request).
 
 mod audit;
+mod binding;
 mod bulk;
 mod decision;
 mod metadata;
@@ -139,6 +140,8 @@ pub struct Stream {
     clock_ms: Cell<Option<u64>>,
     /// When the request's headers arrived (µs; `metrics.decision_latency`).
     started_us: Option<u64>,
+    /// Headers for the upstream's response (a fresh `DPoP-Nonce`).
+    response_headers: Vec<(String, String)>,
 }
 
 impl Stream {
@@ -168,6 +171,7 @@ impl Stream {
             bulk_hook: bulk::BulkHook::Off,
             clock_ms: Cell::new(None),
             started_us: None,
+            response_headers: Vec::new(),
         }
     }
 

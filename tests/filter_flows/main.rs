@@ -20,6 +20,7 @@ mod obligations;
 mod prechecks;
 mod rewrites;
 mod root;
+mod sender_constraint;
 mod token_calls;
 
 use fhir_smart_authz::audit_property::resolve_audit_encoding;

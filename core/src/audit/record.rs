@@ -432,6 +432,12 @@ fn labels(o: &mut JsonObject<'_>, l: &LabelFacts) {
 /// `agent`, keys sorted.
 fn agent(o: &mut JsonObject<'_>, identity: Option<&Identity>) {
     let mut a = o.object("agent");
+    if let Some(b) = identity.and_then(|i| i.binding) {
+        a.str("binding", b);
+    }
+    if let Some(t) = identity.and_then(|i| i.binding_thumbprint.as_deref()) {
+        a.str("binding_thumbprint", t);
+    }
     if let Some(c) = identity.and_then(|i| i.client_id.as_deref()) {
         a.str("client_id", c);
     }

@@ -12,6 +12,7 @@ pub mod deployment;
 pub mod discovery;
 pub mod metrics;
 mod object_only;
+pub mod protected_resource;
 pub mod responses;
 pub mod upstream;
 pub mod warnings;
@@ -30,6 +31,7 @@ use crate::fhir::FhirBase;
 use crate::json::from_slice_strict_at;
 use crate::policy::PolicyConfig;
 use crate::secret::{NoSecrets, SecretLoader, SecretSource};
+use crate::token::binding::{BindingContext, SenderConstraintConfig};
 use crate::token::{
     load_issuer_secrets, validate_issuers, IssuerConfig, TokenSettings, TrustConfig,
 };
@@ -62,6 +64,10 @@ pub struct RawConfig {
     pub issuers: Vec<IssuerConfig>,
     #[serde(default)]
     pub token: TokenSettings,
+    /// Sender-constrained tokens: the DPoP replay cache, nonces, client
+    /// certificates (the per-issuer settings are in `issuers[]`).
+    #[serde(default)]
+    pub sender_constraint: SenderConstraintConfig,
     #[serde(default)]
     pub upstream: UpstreamConfig,
     #[serde(default)]
@@ -102,6 +108,7 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub issuers: Vec<IssuerConfig>,
     pub token: TokenSettings,
+    pub sender_constraint: SenderConstraintConfig,
     pub upstream: UpstreamConfig,
     pub responses: ResponsesConfig,
     pub discovery: Option<DiscoveryConfig>,
@@ -162,6 +169,15 @@ impl Config {
         raw.policy.validate("policy")?;
         validate_issuers(&raw.issuers, base.url.as_deref())?;
         raw.token.validate("token")?;
+        raw.sender_constraint.validate("sender_constraint")?;
+        if !raw.sender_constraint.nonce_secret.is_set() {
+            if let Some(i) = raw.issuers.iter().position(|i| i.dpop.nonce) {
+                return Err(ConfigError::new(
+                    format!("issuers[{i}].dpop.nonce"),
+                    "server nonces need a key: set sender_constraint.nonce_secret",
+                ));
+            }
+        }
         raw.upstream.validate("upstream")?;
         raw.responses.validate("responses")?;
         if let Some(d) = &raw.discovery {
@@ -176,6 +192,8 @@ impl Config {
         }
         let mut loader = SecretLoader::new(secrets, raw.allow_insecure_inline_secrets);
         load_issuer_secrets(&mut raw.issuers, &mut loader)?;
+        raw.sender_constraint
+            .load_secrets("sender_constraint", &mut loader)?;
         Ok(Config {
             base,
             enforce: raw.enforce,
@@ -184,6 +202,7 @@ impl Config {
             policy: raw.policy,
             issuers: raw.issuers,
             token: raw.token,
+            sender_constraint: raw.sender_constraint,
             upstream: raw.upstream,
             responses: raw.responses,
             discovery: raw.discovery,
@@ -220,11 +239,15 @@ impl Config {
             audit: self.audit.clone(),
             metrics: self.metrics.clone(),
             bulk: self.bulk.clone(),
+            sender_constraint: self.sender_constraint.clone(),
             // Only a configuration that allowed them holds inline secrets.
             allow_insecure_inline_secrets: !self.inline_secrets.is_empty(),
         };
-        // Secrets serialize as their reference, never their value.
-        serde_json::to_value(raw).unwrap_or(serde_json::Value::Null)
+        // Secrets serialize as their reference, never their value; an unset
+        // optional setting is left out (absent reads as unset).
+        let mut value = serde_json::to_value(raw).unwrap_or(serde_json::Value::Null);
+        drop_nulls(&mut value);
+        value
     }
 
     /// What token verification reads: the issuers, the `token` settings and
@@ -235,6 +258,29 @@ impl Config {
             settings: &self.token,
             base_url: self.base.url.as_deref(),
         }
+    }
+
+    /// What the sender-constraint check reads.
+    pub fn binding(&self) -> BindingContext<'_> {
+        BindingContext {
+            issuers: &self.issuers,
+            token: &self.token,
+            settings: &self.sender_constraint,
+            base_url: self.base.url.as_deref(),
+            base_path: &self.base.path,
+        }
+    }
+}
+
+/// Remove every `null` member, at any depth.
+fn drop_nulls(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            map.retain(|_, m| !m.is_null());
+            map.values_mut().for_each(drop_nulls);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
     }
 }
 

@@ -23,6 +23,11 @@ pub enum Fact {
     Subject,
     /// The `iss` claim.
     Issuer,
+    /// How the token is sender-constrained: `dpop`, `mtls` or `dpop+mtls`
+    /// (absent for a bearer token).
+    Binding,
+    /// The thumbprint it is bound to (`cnf.jkt`, else `cnf.x5t#S256`).
+    BindingThumbprint,
 }
 
 impl TryFrom<String> for Fact {
@@ -43,13 +48,15 @@ impl TryFrom<String> for Fact {
 }
 
 impl Fact {
-    pub const ALL: [Fact; 6] = [
+    pub const ALL: [Fact; 8] = [
         Fact::Patient,
         Fact::FhirUser,
         Fact::ClientId,
         Fact::Scopes,
         Fact::Subject,
         Fact::Issuer,
+        Fact::Binding,
+        Fact::BindingThumbprint,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +67,8 @@ impl Fact {
             Fact::Scopes => "scopes",
             Fact::Subject => "subject",
             Fact::Issuer => "issuer",
+            Fact::Binding => "binding",
+            Fact::BindingThumbprint => "binding_thumbprint",
         }
     }
 
@@ -76,6 +85,8 @@ impl Fact {
             Fact::Scopes => "scope",
             Fact::Subject => "subject",
             Fact::Issuer => "issuer",
+            Fact::Binding => "binding",
+            Fact::BindingThumbprint => "binding-thumbprint",
         }
     }
 }
@@ -85,8 +96,9 @@ impl Fact {
 pub struct UpstreamConfig {
     /// Remove the `Authorization` header before forwarding.
     pub strip_authorization: bool,
-    /// Which verified facts to forward as request headers. Default: all six
-    /// (`patient`, `fhir_user`, `client_id`, `scopes`, `subject`, `issuer`).
+    /// Which verified facts to forward as request headers. Default: all
+    /// (`patient`, `fhir_user`, `client_id`, `scopes`, `subject`, `issuer`,
+    /// `binding`, `binding_thumbprint`); a fact the token lacks is not sent.
     /// Incoming copies of every fact header are always removed, forwarded or not.
     pub forward_headers: Vec<Fact>,
     /// Prefix of the fact headers. Default `x-smart-`.

@@ -69,7 +69,7 @@ pub enum TokenStep {
 
 /// Claims always kept (besides the configured scope and patient claims):
 /// what the policy engine and the audit record read.
-pub const KEPT_CLAIMS: [&str; 11] = [
+pub const KEPT_CLAIMS: [&str; 12] = [
     "iss",
     "sub",
     "aud",
@@ -81,6 +81,8 @@ pub const KEPT_CLAIMS: [&str; 11] = [
     "azp",
     "fhirUser",
     "scope",
+    // The token's binding (RFC 7800): checked on every request.
+    "cnf",
 ];
 
 /// Cached value: the kept claims as compact JSON (small; re-parsed on a hit,
