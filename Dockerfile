@@ -2,4 +2,4 @@
 # FROM scratch, a single layer holding plugin.wasm. Build the filter first:
 #   make build && docker build -t REGISTRY/fhir-smart-authz:VERSION . && docker push REGISTRY/fhir-smart-authz:VERSION
 FROM scratch
-COPY target/wasm32-wasip1/release/fhir_smart_authz.wasm ./plugin.wasm
+COPY target/fhir_smart_authz.wasm ./plugin.wasm

@@ -4,7 +4,10 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 WASM_TARGET := wasm32-wasip1
-WASM := target/$(WASM_TARGET)/release/fhir_smart_authz.wasm
+# cargo's own output, never rewritten: make and a plain `cargo build --release --target wasm32-wasip1`
+# mix in any order. The shipped module is its optimised copy at $(WASM).
+CARGO_WASM := target/$(WASM_TARGET)/release/fhir_smart_authz.wasm
+WASM := target/fhir_smart_authz.wasm
 # What both .wasm builds depend on (the filter crate and the core it links).
 WASM_SOURCES := $(shell find src core/src -name '*.rs') Cargo.toml core/Cargo.toml Cargo.lock
 # The release module is post-optimised with binaryen's wasm-opt (-O3: ~14 % smaller, faster pure-Rust
@@ -48,7 +51,10 @@ UPSTREAM ?=
 ALLOW_WRITES ?=
 JUNIT ?= target/conformance/junit.xml
 
-.PHONY: build wasm-opt fault-wasm soak cli test unit wasm-test e2e e2e-oldest lint fmt bench bench-core demo venv validate clean fuzz \
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+DIST := dist/$(VERSION)
+
+.PHONY: dist build wasm-opt fault-wasm soak cli test unit wasm-test e2e e2e-oldest lint fmt bench bench-core demo venv validate clean fuzz \
 	prereqs need-node need-wrk wasm-target envoy conformance conformance-rig
 
 # One clear line per missing prerequisite.
@@ -65,18 +71,23 @@ need-wrk:
 wasm-target: prereqs
 	@rustup target list --installed 2>/dev/null | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
 
-build: wasm-target $(if $(filter none,$(WASM_OPT)),,wasm-opt) $(WASM) ## the shipped artifact: release .wasm (wasm-opt'd)
+build: wasm-target $(if $(filter none,$(WASM_OPT)),,wasm-opt) $(WASM) ## the shipped artifact: target/fhir_smart_authz.wasm (wasm-opt'd)
 ifneq ($(WASM_OPT),none)
 	@size=$$(wc -c < $(WASM)); [ $$size -lt $(WASM_MAX_BYTES) ] || { echo "$(WASM) is $$size bytes: over the size budget ($(WASM_MAX_BYTES) bytes; docs/performance.md). Find what grew (docs/performance.md, Memory and size)."; exit 1; }
 endif
 
-# cargo writes the module, then wasm-opt rewrites it in place (the path stays the shipped one).
-$(WASM): $(WASM_SOURCES)
+# cargo writes its module; the shipped one is written from it to its own path (wasm-opt'd, or copied
+# with WASM_OPT=none), so a cargo build that is newer than the shipped module makes it again.
+$(CARGO_WASM): $(WASM_SOURCES)
 	$(CARGO) build --release --target $(WASM_TARGET) -p $(FILTER_PKG) --lib
+
+$(WASM): $(CARGO_WASM)
 ifneq ($(WASM_OPT),none)
-	$(if $(filter $(NPM_WASM_OPT),$(WASM_OPT)),node )$(WASM_OPT) $(WASM_OPT_FEATURES) $(WASM_OPT_LEVEL) $@ -o $@.opt
-	mv $@.opt $@
+	$(if $(filter $(NPM_WASM_OPT),$(WASM_OPT)),node )$(WASM_OPT) $(WASM_OPT_FEATURES) $(WASM_OPT_LEVEL) $< -o $@.tmp
+else
+	cp $< $@.tmp
 endif
+	mv $@.tmp $@
 
 wasm-opt: $(if $(filter $(NPM_WASM_OPT),$(WASM_OPT)),$(NPM_WASM_OPT)) ## binaryen's wasm-opt (pinned npm package under .tools/)
 $(NPM_WASM_OPT): | need-node
@@ -93,6 +104,17 @@ fault-wasm: wasm-target $(FAULT_WASM) ## test-only .wasm for the e2e fault tests
 $(FAULT_WASM): $(WASM_SOURCES)
 	$(CARGO) build --release --target $(WASM_TARGET) -p $(FILTER_PKG) --lib --features fault-injection \
 		--target-dir target/fault-injection
+
+# The release artifacts of this version: the module (versioned name) with its sha256, the CLI, the
+# OCI image context (Dockerfile + plugin.wasm; `docker build dist/<version>/oci` builds the image).
+dist: build cli ## versioned release artifacts under dist/<version>/
+	rm -rf $(DIST) && mkdir -p $(DIST)/oci
+	cp $(WASM) $(DIST)/fhir_smart_authz-$(VERSION).wasm
+	cp target/release/fhir-smart-authz $(DIST)/fhir-smart-authz-$(VERSION)-$$(uname -m)-linux
+	cp $(WASM) $(DIST)/oci/plugin.wasm
+	sed 's#COPY target/fhir_smart_authz.wasm ./plugin.wasm#COPY plugin.wasm ./plugin.wasm#' Dockerfile > $(DIST)/oci/Dockerfile
+	cd $(DIST) && sha256sum fhir_smart_authz-$(VERSION).wasm fhir-smart-authz-$(VERSION)-*-linux > SHA256SUMS
+	@cat $(DIST)/SHA256SUMS
 
 cli: prereqs ## native CLI binary
 	$(CARGO) build --release --bin fhir-smart-authz

@@ -63,6 +63,11 @@ impl JwksSync {
         }
     }
 
+    /// When the key set of `issuer` this VM holds was fetched (ms).
+    pub fn seen_ms(&self, issuer: usize) -> Option<u64> {
+        self.seen.try_borrow().ok()?.get(&issuer).copied()
+    }
+
     /// Load the JWKS another VM published for `issuer` if it is newer than
     /// the one this VM has. `true` when a new set was loaded.
     pub fn pick_up(

@@ -1,24 +1,55 @@
-//! Counters (and the memory gauge, and the debug phase histograms) under
-//! `metrics.prefix`. Each is defined once, on first use, and then
-//! incremented by its cached id: the hot path neither formats names nor
-//! allocates.
+//! Counters, gauges and histograms under `metrics.prefix`. Every counter is
+//! defined when the configuration loads ([`Metrics::define_all`]), so each
+//! is exported at zero before it first fires (alerts on rates need the
+//! series); each is then incremented by its cached id: the hot path neither
+//! formats names nor allocates.
 
 use crate::host::Host;
-use fhir_smart_authz_core::decision::{Decision, Verdict};
-use std::collections::HashMap;
-use std::hash::Hash;
+use fhir_smart_authz_core::decision::{Decision, Reason};
+
+/// Every counter besides `decision.<allow|deny>.<reason>` (docs/audit-and-metrics.md;
+/// `examples/monitoring/` reads them). A counter the shell increments that is
+/// missing here is a test failure (`every_counted_suffix_is_listed`).
+pub const COUNTERS: &[&str] = &[
+    "shadow.would_deny",
+    "shadow.call_failed",
+    "token_cache.hit",
+    "token_cache.miss",
+    "jwks_fetch.success",
+    "jwks_fetch.failure",
+    "introspection.success",
+    "introspection.failure",
+    "response_check.pass",
+    "response_check.fail",
+    "response_check.upstream_failure",
+    "precheck.pass",
+    "precheck.fail",
+    "precheck.upstream_failure",
+    "rewrite.narrowed",
+    "rewrite.strict",
+    "rewrite.relayed",
+    "rewrite.failed",
+    "rewrite.shadow",
+    "capability_statement.smart_added",
+    "capability_statement.unmodified",
+];
 
 #[derive(Debug, Default)]
 pub struct Metrics {
     prefix: String,
-    /// By suffix (`token_cache.hit`, ...).
-    ids: HashMap<&'static str, Option<u32>>,
-    /// `decision.<allow|deny>.<reason>` by (allow, reason code).
-    decisions: HashMap<(bool, &'static str), Option<u32>>,
-    /// `vm.memory_bytes` (gauge): `None` = not defined yet, `Some(None)` = refused.
-    memory_gauge: Option<Option<u32>>,
+    /// By suffix (`token_cache.hit`, ...), searched in order (a few dozen:
+    /// vectors, not maps, keep the size-budgeted module small).
+    ids: Vec<(&'static str, Option<u32>)>,
+    /// `decision.<allow|deny>.<reason>` in the order of `Reason::ALL`
+    /// (a vector, not a map: smaller code in the size-budgeted module).
+    decisions: Vec<Option<u32>>,
+    /// Gauges by suffix (`vm.memory_bytes`, `jwks.key_set_age_seconds.issuer_0`);
+    /// a handful, searched in order.
+    gauges: Vec<(String, Option<u32>)>,
     /// `phase.<name>_us` histograms (`metrics.phase_timing`) by phase name.
-    phases: HashMap<&'static str, Option<u32>>,
+    phases: Vec<(&'static str, Option<u32>)>,
+    /// `decision.latency_us` (`metrics.decision_latency`).
+    latency: Option<Option<u32>>,
 }
 
 impl Metrics {
@@ -27,6 +58,26 @@ impl Metrics {
             prefix: prefix.to_string(),
             ..Metrics::default()
         }
+    }
+
+    /// Define every counter (at zero): [`COUNTERS`] and one
+    /// `decision.<allow|deny>.<reason>` per reason.
+    pub fn define_all(&mut self, host: &dyn Host) {
+        for suffix in COUNTERS {
+            let prefix = &self.prefix;
+            defined(&mut self.ids, suffix, || {
+                host.define_counter(&format!("{prefix}.{suffix}"))
+            });
+        }
+        let prefix = &self.prefix;
+        self.decisions = Reason::ALL
+            .iter()
+            .map(|reason| {
+                let verdict = if reason.is_allow() { "allow" } else { "deny" };
+                let name = reason.as_str();
+                host.define_counter(&format!("{prefix}.decision.{verdict}.{name}"))
+            })
+            .collect();
     }
 
     pub fn inc(&mut self, host: &dyn Host, suffix: &'static str) {
@@ -39,17 +90,15 @@ impl Metrics {
         }
     }
 
-    /// `decision.<allow|deny>.<reason>`.
+    /// `decision.<allow|deny>.<reason>` (defined by [`Metrics::define_all`]).
     pub fn decision(&mut self, host: &dyn Host, d: &Decision) {
-        let allow = d.decision == Verdict::Allow;
-        let reason = d.reason.as_str();
-        let prefix = &self.prefix;
-        let id = defined(&mut self.decisions, (allow, reason), || {
-            let verdict = if allow { "allow" } else { "deny" };
-            host.define_counter(&format!("{prefix}.decision.{verdict}.{reason}"))
-        });
-        if let Some(id) = id {
-            host.increment_counter(id, 1);
+        if self.decisions.is_empty() {
+            // A shell that did not configure through the root (tests, benches).
+            self.define_all(host);
+        }
+        let at = Reason::ALL.iter().position(|r| *r == d.reason);
+        if let Some(Some(id)) = at.and_then(|i| self.decisions.get(i)) {
+            host.increment_counter(*id, 1);
         }
     }
 
@@ -64,24 +113,118 @@ impl Metrics {
         }
     }
 
-    /// Set the `vm.memory_bytes` gauge (the VM's linear memory size).
-    pub fn memory(&mut self, host: &dyn Host, bytes: u64) {
+    /// Record one request's time to its decision in `decision.latency_us`.
+    pub fn latency(&mut self, host: &dyn Host, micros: u64) {
         let prefix = &self.prefix;
         let id = *self
-            .memory_gauge
-            .get_or_insert_with(|| host.define_gauge(&format!("{prefix}.vm.memory_bytes")));
+            .latency
+            .get_or_insert_with(|| host.define_histogram(&format!("{prefix}.decision.latency_us")));
         if let Some(id) = id {
-            host.record_metric(id, bytes);
+            host.record_metric(id, micros);
         }
     }
+
+    /// Set the gauge `<prefix>.<suffix>`.
+    pub fn gauge(&mut self, host: &dyn Host, suffix: &str, value: u64) {
+        let id = match self.gauges.iter().find(|(s, _)| s == suffix) {
+            Some((_, id)) => *id,
+            None => {
+                let id = host.define_gauge(&format!("{}.{suffix}", self.prefix));
+                self.gauges.push((suffix.to_string(), id));
+                id
+            }
+        };
+        if let Some(id) = id {
+            host.record_metric(id, value);
+        }
+    }
+
+    /// Set the `vm.memory_bytes` gauge (the VM's linear memory size).
+    pub fn memory(&mut self, host: &dyn Host, bytes: u64) {
+        self.gauge(host, "vm.memory_bytes", bytes);
+    }
+}
+
+/// The gauge of issuer `i`'s key-set age: seconds since the key set this
+/// VM holds was fetched (by any VM), or since the configuration loaded
+/// while there is none.
+pub fn key_set_age_gauge(issuer: usize) -> String {
+    format!("jwks.key_set_age_seconds.issuer_{issuer}")
+}
+
+/// The gauge of issuer `i`'s last key-set refresh: 1 when it failed, 0 when
+/// it succeeded.
+pub fn refresh_failing_gauge(issuer: usize) -> String {
+    format!("jwks.refresh_failing.issuer_{issuer}")
 }
 
 /// The metric id under `key`, defined on first use (a refusal, `None`, is
 /// remembered too: the host is asked once).
-fn defined<K: Eq + Hash>(
-    ids: &mut HashMap<K, Option<u32>>,
-    key: K,
+fn defined(
+    ids: &mut Vec<(&'static str, Option<u32>)>,
+    key: &'static str,
     define: impl FnOnce() -> Option<u32>,
 ) -> Option<u32> {
-    *ids.entry(key).or_insert_with(define)
+    if let Some((_, id)) = ids.iter().find(|(k, _)| *k == key) {
+        return *id;
+    }
+    let id = define();
+    ids.push((key, id));
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::COUNTERS;
+
+    /// Every string the shell counts (`count(host, "x")`, or a literal
+    /// chosen for it) is a defined counter.
+    #[test]
+    fn every_counted_suffix_is_listed() {
+        let mut sources = Vec::new();
+        let mut dirs = vec![std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src"
+        ))];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                let p = entry.path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if p.extension().is_some_and(|e| e == "rs")
+                    && !p.ends_with("metrics.rs")
+                    && !p.ends_with("fake.rs")
+                {
+                    sources.push(std::fs::read_to_string(p).unwrap());
+                }
+            }
+        }
+        let families = [
+            "shadow.",
+            "token_cache.",
+            "jwks_fetch.",
+            "introspection.",
+            "response_check.",
+            "precheck.",
+            "rewrite.",
+            "capability_statement.",
+        ];
+        let mut found = 0;
+        for text in &sources {
+            for literal in text.split('"').skip(1).step_by(2) {
+                let counted = families.iter().any(|f| literal.starts_with(f))
+                    && literal
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b == b'_' || b == b'.');
+                if counted {
+                    found += 1;
+                    assert!(
+                        COUNTERS.contains(&literal),
+                        "{literal} is counted but not in COUNTERS"
+                    );
+                }
+            }
+        }
+        assert!(found >= COUNTERS.len(), "found {found} counted literals");
+    }
 }

@@ -41,11 +41,9 @@ pub fn www_authenticate(config: &Config, d: &Decision, status: u16) -> Option<St
     let mut v = format!("Bearer realm=\"{}\"", quote_escape(&config.responses.realm));
     if let Some(err) = d.reason.bearer_error() {
         v.push_str(&format!(", error=\"{err}\""));
-        if err == "insufficient_scope" && !d.required_scopes.is_empty() {
-            v.push_str(&format!(
-                ", scope=\"{}\"",
-                quote_escape(&d.required_scopes.join(" "))
-            ));
+        let hint = d.scope_hint();
+        if err == "insufficient_scope" && !hint.is_empty() {
+            v.push_str(&format!(", scope=\"{}\"", quote_escape(&hint.join(" "))));
         }
         v.push_str(&format!(
             ", error_description=\"{}\"",
@@ -130,8 +128,9 @@ pub fn answered_entries(d: &Decision) -> Vec<AnsweredEntry> {
 pub fn operation_outcome(d: &Decision, status: u16) -> Vec<u8> {
     let code = issue_code(d.reason, status);
     let mut issues = vec![issue("error", code, Some(d.reason), d.client_message())];
-    if !d.required_scopes.is_empty() && status == 403 {
-        let scopes = d.required_scopes.join(" ");
+    let hint = d.scope_hint();
+    if !hint.is_empty() && status == 403 {
+        let scopes = hint.join(" ");
         let diagnostics = format!("any of these scopes would allow it: {scopes}");
         issues.push(issue("information", "informational", None, diagnostics));
     }
@@ -229,7 +228,20 @@ mod tests {
             "patient/Observation.rs".into(),
             "user/Observation.rs".into(),
         ];
+        let mut compartment = Decision::deny(
+            Reason::PatientCompartmentViolation,
+            "Observation/o2 is not in the compartment of Patient/p1",
+        );
+        compartment.required_scopes = vec!["patient/Observation.r".into()];
         for (d, status, expected) in [
+            (
+                // More scope cannot help: no scope hint (a client would loop asking for it).
+                compartment,
+                403,
+                Some(
+                    r#"Bearer realm="my \"fhir\"", error="insufficient_scope", error_description="Observation/o2 is not in the compartment of Patient/p1""#,
+                ),
+            ),
             (
                 Decision::deny(Reason::MissingToken, "no token"),
                 401,

@@ -3,6 +3,7 @@
 
 use crate::host::{call_response, Host, LogLevel, VmSecrets, MAX_TOKEN_CALL_BYTES};
 use crate::jwks_sync::{self, end_lease, publish_jwks, take_lease};
+use crate::metrics;
 use crate::ports::{Engine, TokenPort};
 use crate::replay_store::SharedReplay;
 use crate::shared::Shared;
@@ -26,6 +27,8 @@ pub struct Root {
     ticks: u64,
     /// The tick runs at `WAIT_TICK_MS` while requests wait for keys.
     fast_tick: bool,
+    /// When the configuration loaded (ms): the key-set age before any fetch.
+    configured_ms: u64,
 }
 
 impl Root {
@@ -84,6 +87,10 @@ impl Root {
                 config.enforce
             ),
         );
+        if let Some(Ok(mut m)) = self.shared.as_ref().map(|s| s.metrics.try_borrow_mut()) {
+            m.define_all(host);
+        }
+        self.configured_ms = host.now_ms();
         if host.set_tick_period_ms(TICK_MS).is_err() {
             host.log(LogLevel::Warn, "fhir-smart-authz: could not set the tick period; JWKS refresh relies on on-demand fetches");
         }
@@ -113,6 +120,11 @@ impl Root {
         }
         for issuer in tokens.fetched_issuers() {
             shared.pick_up_shared_jwks(host, &mut **tokens, issuer);
+            let fetched_ms = shared.jwks.seen_ms(issuer).unwrap_or(self.configured_ms);
+            if let Ok(mut m) = shared.metrics.try_borrow_mut() {
+                let age = now_ms.saturating_sub(fetched_ms) / 1000;
+                m.gauge(host, &metrics::key_set_age_gauge(issuer), age);
+            }
         }
         for (issuer, call) in tokens.due_jwks_fetches(now) {
             if self.fetching.contains(&issuer) {
@@ -132,7 +144,7 @@ impl Root {
                         LogLevel::Warn,
                         &format!("fhir-smart-authz: JWKS fetch for issuers[{issuer}]: {why}"),
                     );
-                    shared.count(host, "jwks_fetch.failure");
+                    shared.jwks_fetched(host, issuer, false);
                     end_lease(host, &config, issuer, now_ms, false);
                     let _ = tokens.jwks_response(issuer, Err(&why), now);
                 }
@@ -186,12 +198,12 @@ impl Root {
         end_lease(host, &shared.config, issuer, started_ms, result.is_ok());
         match (result, answer) {
             (Ok(()), Ok((_, body))) => {
-                shared.count(host, "jwks_fetch.success");
+                shared.jwks_fetched(host, issuer, true);
                 publish_jwks(host, &shared.config, issuer, &body, now_ms);
                 shared.jwks.saw(issuer, now_ms);
             }
             (Err(e), _) | (_, Err(e)) => {
-                shared.count(host, "jwks_fetch.failure");
+                shared.jwks_fetched(host, issuer, false);
                 host.log(
                     LogLevel::Warn,
                     &format!("fhir-smart-authz: JWKS fetch for issuers[{issuer}] failed: {e}"),

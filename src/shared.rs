@@ -134,6 +134,26 @@ impl Shared {
         self.jwks.pick_up(host, &self.config, tokens, issuer)
     }
 
+    /// A JWKS fetch for `issuer` ended (by the root or a request): counted,
+    /// and the issuer's `jwks.refresh_failing` gauge set.
+    pub fn jwks_fetched(&self, host: &dyn crate::host::Host, issuer: usize, ok: bool) {
+        if let Ok(mut m) = self.metrics.try_borrow_mut() {
+            m.inc(
+                host,
+                if ok {
+                    "jwks_fetch.success"
+                } else {
+                    "jwks_fetch.failure"
+                },
+            );
+            m.gauge(
+                host,
+                &crate::metrics::refresh_failing_gauge(issuer),
+                u64::from(!ok),
+            );
+        }
+    }
+
     pub fn count(&self, host: &dyn crate::host::Host, suffix: &'static str) {
         if let Ok(mut m) = self.metrics.try_borrow_mut() {
             m.inc(host, suffix);

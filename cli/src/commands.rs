@@ -1,44 +1,78 @@
-//! The CLI: `check-config`, `decide`, `explain`, `token inspect`. Native only (bin crate).
+//! The CLI: `check-config`, `decide`, `explain`, `token inspect`; arguments,
+//! help and exit codes. Native only (bin crate); each command is a module.
 
-use crate::response::{check_line_response, explain_labels, explain_response};
 use crate::secrets::ProcessSecrets;
+use crate::{check, decide, inspect};
 use fhir_smart_authz_core::config::Config;
-use fhir_smart_authz_core::decision::{Decision, Reason};
-use fhir_smart_authz_core::engine;
-use fhir_smart_authz_core::fhir::RequestParts;
-use fhir_smart_authz_core::token::binding::certificate::{hex_thumbprint, pem_sha256_hex};
-use fhir_smart_authz_core::token::binding::{ConnectionFacts, MemoryReplayStore};
-use fhir_smart_authz_core::token::extract_bearer;
-use serde::Deserialize;
-use serde_json::Value;
-use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
+
+/// Exit codes (docs/cli.md): the same for every command.
+pub mod exit {
+    /// Done; the configuration is valid, the token accepted, every decision as expected.
+    pub const OK: i32 = 0;
+    /// Invalid configuration (or, with `--strict`, one with warnings); a token
+    /// `token inspect` would not accept; a file that cannot be read.
+    pub const INVALID: i32 = 1;
+    /// Usage error: unknown command or option, missing argument.
+    pub const USAGE: i32 = 2;
+    /// `check-config`: valid, with warnings.
+    pub const WARNINGS: i32 = 3;
+    /// `decide`/`explain`: a decision differed from its `expect`.
+    pub const CHANGED: i32 = 4;
+}
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 const HELP: &str =
     "fhir-smart-authz: SMART on FHIR authorization decisions (the engine inside the Envoy filter)
 
 USAGE:
-    fhir-smart-authz check-config FILE
-        Validate a plugin configuration (JSON). Prints `ok` (exit 0) or
-        `error: invalid configuration at `field`: message` (exit 1); a secret
-        written in the configuration adds a `warning:` line on stderr.
-    fhir-smart-authz decide --config FILE [--now SECONDS]
-        Read requests as JSON Lines on stdin, write one JSON decision per line.
-    fhir-smart-authz explain --config FILE [--now SECONDS]
-        Same input; prints a human-readable explanation per request.
-    fhir-smart-authz token inspect [--config FILE] [--now SECONDS] [TOKEN]
-        Show a token's header and claims (never its signature) and whether the
-        config's inline keys accept it, and if not, why. TOKEN is read from
-        stdin when omitted (keeps it out of shell history).
-    fhir-smart-authz --help
+    fhir-smart-authz check-config [--strict] [--print-effective] [--fetch-keys] FILE
+    fhir-smart-authz decide --config FILE [--now SECONDS] [--expect FILE] [--fetch-keys]
+    fhir-smart-authz explain --config FILE [--now SECONDS] [--expect FILE] [--fetch-keys]
+    fhir-smart-authz token inspect [--config FILE] [--now SECONDS] [--json] [--fetch-keys] [TOKEN]
+    fhir-smart-authz --version
+    fhir-smart-authz COMMAND --help     (the command's own help)
 
-    --now SECONDS: verify tokens at this Unix time instead of the clock's
-    (reproducible runs of tokens that expire).
+EXIT CODES:
+    0 ok   1 invalid (configuration, token, unreadable file; warnings with --strict)
+    2 usage error   3 check-config: valid with warnings   4 decide/explain: a decision
+    differed from its expectation
 
     Secret references in the configuration ({\"env\": \"NAME\"},
     {\"file\": \"/path\"}) are read from this process's environment and
     files: set the variable when you run a command, e.g.
     INTROSPECTION_CLIENT_SECRET=... fhir-smart-authz check-config FILE
+";
+
+const CHECK_HELP: &str =
+    "fhir-smart-authz check-config [--strict] [--print-effective] [--fetch-keys] FILE
+
+Validate the plugin configuration in FILE:
+  - bare plugin configuration (JSON, or YAML);
+  - an Envoy bootstrap (YAML or JSON): every instance of the filter in it, plus
+    the deployment checks: every cluster the configuration calls exists, has TLS
+    when its URL is https, and a route sends the FHIR base path to the filter;
+  - an Istio WasmPlugin (YAML; other documents in the file are skipped): its
+    pluginConfig, plus Istio cluster-name checks.
+Prints `ok` (one line per instance, named by its location, for Envoy/Istio
+files) on stdout; errors and warnings on stderr:
+  error: invalid configuration at `field`: message
+  warning: at `field`: what is wrong; the fix
+
+  --strict           warnings are errors (exit 1 instead of 3)
+  --print-effective  print each configuration with every default filled in (JSON)
+  --fetch-keys       fetch every issuers[].jwks_uri now (HTTP(S) from this
+                     machine) and check it serves usable signing keys
+
+Exit: 0 ok, 1 invalid, 2 usage, 3 valid with warnings.
+";
+
+const DECIDE_HELP: &str =
+    "fhir-smart-authz decide|explain --config FILE [--now SECONDS] [--expect FILE] [--fetch-keys]
+
+Read requests as JSON Lines on stdin; `decide` writes one JSON decision per
+line, `explain` the same for a person.
 
 INPUT LINE:
     {\"method\":\"GET\",\"path\":\"/fhir/Observation?patient=123\",
@@ -49,8 +83,9 @@ INPUT LINE:
      \"client_certificate\":\"-----BEGIN CERTIFICATE-----...\" or \"<sha256 hex>\",
                                                    (optional: the TLS client certificate)
      \"source_address\":\"10.0.0.5:4000\",            (optional: the hop it came from)
-     \"response\": JSON}    (optional, the FHIR server's 200 answer: the output
-                          line gains \"response\", the filter's check of it)
+     \"response\": JSON,     (optional, the FHIR server's 200 answer: the output
+                           line gains \"response\", the filter's check of it)
+     \"expect\": \"allow\" | {\"status\":403,\"reason\":\"...\"}}   (optional)
     A DPoP request carries its token as \"authorization\": \"DPoP ...\" and its
     proof as \"dpop\" in \"headers\"; a proof replayed within one run is
     refused, as the filter refuses it across its workers.
@@ -59,389 +94,192 @@ INPUT LINE:
     exactly as the filter takes it and verified against issuers[].jwks.
     Give the credential once: \"claims\"/\"token\" together with a token in the
     request is an error line. No credential = a request without a token.
+
+  --now SECONDS   verify tokens at this Unix time instead of the clock's
+  --expect FILE   JSON Lines of expected decisions (e.g. an earlier `decide`
+                  output), one per input line; each member given must equal the
+                  decision's (like a line's own \"expect\")
+  --fetch-keys    fetch the issuers' jwks_uri now (HTTP(S) from this machine) so
+                  tokens of those issuers are verified as the filter would
+
+Exit: 0 ok, 1 invalid configuration, 2 usage, 4 a decision differed from its
+expectation (each difference is named on stderr; every line is still decided).
 ";
 
-/// Exit codes: 0 ok, 1 invalid configuration, 2 usage error.
+const INSPECT_HELP: &str =
+    "fhir-smart-authz token inspect [--config FILE] [--now SECONDS] [--json] [--fetch-keys] [TOKEN]
+
+Show a token's header and claims (never its signature) and whether the
+configuration's keys accept it, and if not, why. TOKEN is read from stdin when
+omitted (keeps it out of shell history). Without --config no issuer is trusted.
+
+  --json         one compact JSON line instead of indented JSON
+  --now SECONDS  verify at this Unix time
+  --fetch-keys   fetch the issuers' jwks_uri now (HTTP(S) from this machine)
+
+Exit: 0 the token is accepted, 1 it is not (the report says why), 2 usage.
+";
+
+/// Run the CLI; returns the exit code.
 pub fn run(args: &[String], input: &mut dyn BufRead, out: &mut dyn Write) -> i32 {
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    match argv.as_slice() {
-        [] | ["--help"] | ["-h"] | ["help"] => {
-            let _ = write!(out, "{HELP}");
-            0
+    let (help, command, rest) = match argv.as_slice() {
+        [] | ["--help" | "-h" | "help"] => (HELP, None, &[][..]),
+        ["--version" | "-V"] => {
+            let _ = writeln!(out, "fhir-smart-authz {VERSION}");
+            return exit::OK;
         }
-        ["check-config", file] => match load(file) {
-            Ok(config) => {
-                for field in &config.inline_secrets {
-                    eprintln!("warning: `{field}` is a secret written in the configuration (allow_insecure_inline_secrets: true), which Envoy's /config_dump and the Istio WasmPlugin show; give a reference such as {{\"env\": \"NAME\"}} instead");
-                }
-                let _ = writeln!(out, "ok");
-                0
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                1
-            }
+        ["help", "check-config"] => (CHECK_HELP, None, &[][..]),
+        ["help", "decide" | "explain"] => (DECIDE_HELP, None, &[][..]),
+        ["help", "token", ..] => (INSPECT_HELP, None, &[][..]),
+        ["check-config", rest @ ..] => (CHECK_HELP, Some("check-config"), rest),
+        [cmd @ ("decide" | "explain"), rest @ ..] => (DECIDE_HELP, Some(*cmd), rest),
+        ["token", "inspect", rest @ ..] => (INSPECT_HELP, Some("token inspect"), rest),
+        _ => return usage(&format!("unknown command {args:?}"), HELP),
+    };
+    let Some(command) = command else {
+        let _ = write!(out, "{help}");
+        return exit::OK;
+    };
+    let options = match Options::parse(rest) {
+        Ok(o) if o.help => {
+            let _ = write!(out, "{help}");
+            return exit::OK;
+        }
+        Ok(o) => o,
+        Err(e) => return usage(&e, help),
+    };
+    let allowed: &[&str] = match command {
+        "check-config" => &["--strict", "--print-effective", "--fetch-keys"],
+        "decide" | "explain" => &["--config", "--now", "--expect", "--fetch-keys"],
+        _ => &["--config", "--now", "--json", "--fetch-keys"],
+    };
+    if let Some(flag) = options.given.iter().find(|f| !allowed.contains(f)) {
+        return usage(&format!("{command} takes no {flag}"), help);
+    }
+    match command {
+        "check-config" => match options.positional.as_slice() {
+            [file] => check::run(file, &options, out),
+            _ => usage("check-config takes one FILE", help),
         },
-        [cmd @ ("decide" | "explain"), rest @ ..] => {
-            let options = match Options::parse(rest) {
-                Ok(Options {
-                    config: Some(file),
-                    now,
-                    rest: [],
-                }) => (file, now),
-                Ok(_) | Err(_) => return usage(args),
+        "decide" | "explain" => {
+            let (Some(config_file), []) = (options.config, options.positional.as_slice()) else {
+                return usage(
+                    &format!("{command} needs --config FILE and no other argument"),
+                    help,
+                );
             };
-            let config = match load(options.0) {
+            let config = match load_for_decisions(config_file, options.fetch_keys) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return 1;
-                }
+                Err(e) => return fail(&e),
             };
-            let now = options.1.unwrap_or_else(unix_now);
-            process(&config, *cmd == "explain", now, input, out);
-            0
+            let expected = match options.expect.map(decide::read_expectations).transpose() {
+                Ok(e) => e,
+                Err(e) => return fail(&e),
+            };
+            let now = options.now.unwrap_or_else(unix_now);
+            decide::process(
+                &config,
+                command == "explain",
+                now,
+                expected.as_deref(),
+                input,
+                out,
+            )
         }
-        ["token", "inspect", rest @ ..] => token_inspect(args, rest, input, out),
-        _ => usage(args),
+        _ => inspect::run(&options, input, out, help),
     }
 }
 
-fn usage(args: &[String]) -> i32 {
-    eprintln!("error: unrecognised arguments {:?}\n\n{HELP}", args);
-    2
+pub fn usage(why: &str, help: &str) -> i32 {
+    eprintln!("error: {why}\n\n{help}");
+    exit::USAGE
 }
 
-/// `--config FILE`, `--now SECONDS` in any order, then the rest.
-struct Options<'a> {
-    config: Option<&'a str>,
-    now: Option<u64>,
-    rest: &'a [&'a str],
+/// An invalid configuration or an unreadable file: the error on stderr, exit 1.
+pub fn fail(why: &str) -> i32 {
+    eprintln!("error: {why}");
+    exit::INVALID
+}
+
+/// The options every command may take (each command allows some of them).
+#[derive(Default)]
+pub struct Options<'a> {
+    pub config: Option<&'a str>,
+    pub now: Option<u64>,
+    pub expect: Option<&'a str>,
+    pub strict: bool,
+    pub print_effective: bool,
+    pub json: bool,
+    pub fetch_keys: bool,
+    pub help: bool,
+    /// The options given, to check them against what the command takes.
+    pub given: Vec<&'a str>,
+    pub positional: Vec<&'a str>,
 }
 
 impl<'a> Options<'a> {
-    fn parse(mut args: &'a [&'a str]) -> Result<Options<'a>, ()> {
-        let mut o = Options {
-            config: None,
-            now: None,
-            rest: &[],
-        };
-        loop {
-            match args {
-                ["--config", file, more @ ..] if o.config.is_none() => {
-                    o.config = Some(file);
-                    args = more;
-                }
-                ["--now", secs, more @ ..] if o.now.is_none() => {
-                    o.now = Some(secs.parse().map_err(|_| ())?);
-                    args = more;
-                }
-                rest => {
-                    o.rest = rest;
-                    return Ok(o);
-                }
-            }
-        }
-    }
-}
-
-fn load(file: &str) -> Result<Config, String> {
-    let bytes = std::fs::read(file).map_err(|e| format!("cannot read {file}: {e}"))?;
-    Config::from_json_with_secrets(&bytes, &ProcessSecrets).map_err(|e| e.to_string())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InputLine {
-    method: String,
-    path: String,
-    #[serde(default)]
-    headers: BTreeMap<String, HeaderValue>,
-    #[serde(default)]
-    body: Option<Value>,
-    #[serde(default)]
-    claims: Option<Value>,
-    #[serde(default)]
-    token: Option<String>,
-    /// The FHIR server's 200 answer, to test the response check offline.
-    #[serde(default)]
-    response: Option<Value>,
-    #[serde(default)]
-    client_certificate: Option<String>,
-    #[serde(default)]
-    source_address: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum HeaderValue {
-    One(String),
-    Many(Vec<String>),
-}
-
-fn process(config: &Config, explain: bool, now: u64, input: &mut dyn BufRead, out: &mut dyn Write) {
-    let mut raw = Vec::new();
-    let mut n = 0usize;
-    // DPoP proofs are accepted once per run, as once per window by the filter.
-    let mut replay = MemoryReplayStore::default();
-    loop {
-        raw.clear();
-        match input.read_until(b'\n', &mut raw) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) => {
-                eprintln!("error: reading stdin: {e}");
-                break;
-            }
-        }
-        n += 1;
-        // A line that is not UTF-8 is an error for that request only.
-        let (label, d, response) = match std::str::from_utf8(&raw) {
-            Ok(line) if line.trim().is_empty() => continue,
-            Ok(line) => decide_line(config, line.trim(), n, now, &mut replay),
-            Err(e) => (
-                format!("line {n}"),
-                Decision::deny(
-                    Reason::InvalidRequest,
-                    format!(
-                        "line {n}: not UTF-8 ({e}); each line must be a UTF-8 JSON request object"
-                    ),
-                ),
-                None,
-            ),
-        };
-        let text = if explain {
-            let mut t = explain_text(n, &label, &d);
-            if let Some(r) = &response {
-                t.push_str(&explain_response(r));
-            }
-            t
-        } else {
-            // With a response check, its member is added (the keys then sorted).
-            let printed = match response {
-                None => serde_json::to_string(&d),
-                Some(r) => serde_json::to_value(&d).map(|mut v| {
-                    if let Some(o) = v.as_object_mut() {
-                        o.insert("response".into(), r);
-                    }
-                    v.to_string()
-                }),
+    fn parse(mut args: &'a [&'a str]) -> Result<Options<'a>, String> {
+        let mut o = Options::default();
+        while let [arg, more @ ..] = args {
+            args = more;
+            let mut value = |name: &str| -> Result<&'a str, String> {
+                let [v, more @ ..] = args else {
+                    return Err(format!("{name} needs a value"));
+                };
+                args = more;
+                Ok(v)
             };
-            printed.unwrap_or_else(|e| {
-                format!("{{\"decision\":\"deny\",\"status\":500,\"reason\":\"invalid_request\",\"message\":\"cannot serialize decision: {e}\"}}")
-            })
-        };
-        if writeln!(out, "{text}").is_err() {
-            break;
+            let repeated = o.given.contains(arg);
+            match *arg {
+                "--help" | "-h" => o.help = true,
+                "--config" => o.config = Some(value("--config")?),
+                "--expect" => o.expect = Some(value("--expect")?),
+                "--now" => {
+                    let v = value("--now")?;
+                    o.now = Some(
+                        v.parse()
+                            .map_err(|_| format!("--now takes Unix seconds (got {v:?})"))?,
+                    );
+                }
+                "--strict" => o.strict = true,
+                "--print-effective" => o.print_effective = true,
+                "--json" => o.json = true,
+                "--fetch-keys" => o.fetch_keys = true,
+                flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
+                positional => {
+                    o.positional.push(positional);
+                    continue;
+                }
+            }
+            if repeated {
+                return Err(format!("{arg} given twice"));
+            }
+            if arg.starts_with("--") {
+                o.given.push(arg);
+            }
         }
+        Ok(o)
     }
 }
 
-/// One input line's decision, and with a `"response"` the response check
-/// (the output line's `response`).
-fn decide_line(
-    config: &Config,
-    line: &str,
-    n: usize,
-    now: u64,
-    replay: &mut MemoryReplayStore,
-) -> (String, Decision, Option<Value>) {
-    let parsed: InputLine = match serde_json::from_str(line) {
-        Ok(p) => p,
-        Err(e) => {
-            return (
-                format!("line {n}"),
-                Decision::deny(
-                    Reason::InvalidRequest,
-                    format!("line {n}: not a request object ({e}); expected {{\"method\",\"path\",\"headers\"?,\"body\"?,\"claims\"?,\"token\"?,\"response\"?}}"),
-                ),
-                None,
-            )
-        }
-    };
-    let label = format!("{} {}", parsed.method, parsed.path);
-    let mut headers = Vec::new();
-    for (name, v) in &parsed.headers {
-        match v {
-            HeaderValue::One(s) => headers.push((name.to_ascii_lowercase(), s.clone())),
-            HeaderValue::Many(vs) => {
-                headers.extend(vs.iter().map(|s| (name.to_ascii_lowercase(), s.clone())))
-            }
-        }
+/// The configuration `decide`, `explain` and `token inspect` decide with;
+/// with `--fetch-keys` the issuers' `jwks_uri` key sets are fetched now and
+/// used as if inline.
+pub fn load_for_decisions(file: &str, fetch_keys: bool) -> Result<Config, String> {
+    let bytes = std::fs::read(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+    let config =
+        Config::from_json_with_secrets(&bytes, &ProcessSecrets).map_err(|e| e.to_string())?;
+    if fetch_keys {
+        crate::fetch::inline_fetched_keys(config)
+    } else {
+        Ok(config)
     }
-    let body: Option<Vec<u8>> = match &parsed.body {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone().into_bytes()),
-        Some(v) => Some(v.to_string().into_bytes()),
-    };
-    let req = RequestParts {
-        method: &parsed.method,
-        path: &parsed.path,
-        headers: headers.into(),
-        body: body.as_deref(),
-    };
-    let refuse = |why: &str| {
-        let d = Decision::deny(Reason::InvalidRequest, format!("line {n}: {why}"));
-        (label.clone(), d, None)
-    };
-    let digest = match parsed.client_certificate.as_deref().map(str::trim) {
-        None => None,
-        Some(c) if c.starts_with("-----BEGIN") => match pem_sha256_hex(c) {
-            Some(hex) => Some(hex),
-            None => return refuse("\"client_certificate\" is not a PEM certificate"),
-        },
-        Some(c) if hex_thumbprint(c).is_some() => Some(c.to_string()),
-        Some(_) => {
-            return refuse("\"client_certificate\" must be a PEM certificate or its SHA-256 in hex")
-        }
-    };
-    let connection = ConnectionFacts {
-        peer_certificate_sha256_hex: digest.as_deref(),
-        peer_address: parsed.source_address.as_deref(),
-    };
-    let in_request = !matches!(extract_bearer(&req, &config.token), Ok(None));
-    let mut d = match (&parsed.claims, &parsed.token) {
-        (Some(_), Some(_)) => return refuse("give either \"claims\" or \"token\", not both"),
-        (Some(_), None) | (None, Some(_)) if in_request => {
-            return refuse("the request carries a bearer token (Authorization header or access_token) and the line gives \"claims\"/\"token\" too; give the credential once")
-        }
-        (Some(c), None) => engine::decide_claims(config, &req, c, connection, now, replay),
-        (None, Some(t)) => engine::decide_with_raw_token(config, &req, t, now),
-        (None, None) => engine::decide_offline_with(config, &req, connection, now, replay),
-    };
-    let response = parsed
-        .response
-        .as_ref()
-        .map(|r| check_line_response(config, &mut d, r));
-    (label, d, response)
 }
 
-/// `token inspect [--config FILE] [--now SECONDS] [TOKEN]`. Without a
-/// config, the token is checked against no issuer (it shows why: unknown
-/// issuer), which still lets a person read its header and claims.
-fn token_inspect(
-    args: &[String],
-    rest: &[&str],
-    input: &mut dyn BufRead,
-    out: &mut dyn Write,
-) -> i32 {
-    let Ok(options) = Options::parse(rest) else {
-        return usage(args);
-    };
-    let loaded = match options.config {
-        Some(file) => load(file),
-        None => Config::default_config().map_err(|e| e.to_string()),
-    };
-    let config = match loaded {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 1;
-        }
-    };
-    let token = match options.rest {
-        [t] => t.to_string(),
-        [] => {
-            let mut line = String::new();
-            if input.read_line(&mut line).is_err() {
-                eprintln!("error: could not read the token from stdin");
-                return 2;
-            }
-            line.trim().to_string()
-        }
-        _ => {
-            eprintln!("error: token inspect takes one token\n\n{HELP}");
-            return 2;
-        }
-    };
-    let now = options.now.unwrap_or_else(unix_now);
-    let report = fhir_smart_authz_core::token::offline::inspect(config.trust(), &token, now);
-    let _ = writeln!(
-        out,
-        "{}",
-        serde_json::to_string_pretty(&report).unwrap_or_default()
-    );
-    0
-}
-
-fn unix_now() -> u64 {
+pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-fn explain_text(n: usize, label: &str, d: &Decision) -> String {
-    let mut s = format!("#{n} {label}\n");
-    let verdict = if d.is_allow() { "ALLOW" } else { "DENY" };
-    s.push_str(&format!(
-        "  decision: {verdict} (HTTP {}, {})\n",
-        d.status,
-        d.reason.as_str()
-    ));
-    if let Some(it) = &d.interaction {
-        let mut what = serde_json::to_value(it.kind)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        what.push_str(&format!(
-            " at {} level",
-            format!("{:?}", it.level).to_lowercase()
-        ));
-        if let Some(t) = &it.resource_type {
-            what.push_str(&format!(" on {t}"));
-        }
-        if let Some(id) = &it.id {
-            what.push_str(&format!("/{id}"));
-        }
-        if let Some(op) = &it.operation {
-            what.push_str(&format!(" operation {op}"));
-        }
-        if let Some(c) = &it.compartment {
-            what.push_str(&format!(" in compartment {}/{}", c.resource_type, c.id));
-        }
-        s.push_str(&format!("  interaction: {what}\n"));
-    }
-    s.push_str(&format!("  why: {}\n", d.message));
-    if !d.required_scopes.is_empty() {
-        let label = if d.is_allow() {
-            "scopes used"
-        } else {
-            "would be allowed with"
-        };
-        s.push_str(&format!("  {label}: {}\n", d.required_scopes.join(" ")));
-    }
-    if let Some(rw) = &d.rewrite {
-        s.push_str(&format!("  sent upstream as: {}\n", rw.path));
-        for (name, value) in &rw.headers {
-            s.push_str(&format!("    with {name}: {value}\n"));
-        }
-    }
-    for o in &d.obligations {
-        s.push_str(&format!(
-            "  then: {}\n",
-            serde_json::to_string(o).unwrap_or_default()
-        ));
-    }
-    if let Some(b) = &d.bulk {
-        s.push_str(&format!(
-            "  then: Bulk Data {} decided by the filter's job registry (not offline)\n",
-            b.action.as_str()
-        ));
-    }
-    for e in &d.denied_entries {
-        s.push_str(&format!(
-            "  entry #{}: {} — {}\n",
-            e.index,
-            e.reason.as_str(),
-            e.message
-        ));
-    }
-    if let Some(l) = &d.labels {
-        s.push_str(&explain_labels(l));
-    }
-    for g in &d.diagnostics {
-        s.push_str(&format!("  note: {g}\n"));
-    }
-    s
 }

@@ -1,7 +1,11 @@
 //! `fhir-smart-authz` command-line tool: the filter's exact decision offline
 //! (native only; it depends on the core, never on the proxy-wasm shell).
 
+mod check;
 mod commands;
+mod decide;
+mod fetch;
+mod inspect;
 mod response;
 mod secrets;
 

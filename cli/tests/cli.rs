@@ -109,12 +109,12 @@ fn check_config_names_nested_fields() {
         (
             "enum.json",
             r#"{"issuers":[{"issuer":"https://x","jwks_uri":"https://x/jwks"}],"fhir_base_url":"https://g/fhir","policy":{"patient_search":"narrowx"}}"#,
-            "error: invalid configuration at `policy.patient_search`: unknown variant `narrowx`, expected `narrow` or `deny`; see the configuration reference in README.md\n",
+            "error: invalid configuration at `policy.patient_search`: unknown variant `narrowx`, expected `narrow` or `deny`; see the configuration reference (docs/configuration.md)\n",
         ),
         (
             "array.json",
             r#"{"issuers":[{"issuer":"https://x","jwks_uri":"https://x/jwks","algorithms":["RS256",256]}]}"#,
-            "error: invalid configuration at `issuers[0].algorithms[1]`: invalid type: integer `256`, expected a string; see the configuration reference in README.md\n",
+            "error: invalid configuration at `issuers[0].algorithms[1]`: invalid type: integer `256`, expected a string; see the configuration reference (docs/configuration.md)\n",
         ),
     ] {
         let path = dir.join(name);
@@ -194,6 +194,13 @@ fn explain_is_human_readable() {
     assert!(
         out.contains("decision: DENY (HTTP 403, patient_compartment_violation)"),
         "{out}"
+    );
+    // Another patient's data: no scope would help, so none is suggested.
+    assert!(!out.contains("would be allowed with"), "{out}");
+    let input = r#"{"method":"GET","path":"/fhir/Observation?patient=123","claims":{"scope":"patient/Condition.rs","patient":"123"}}"#;
+    let (_, out, _) = run(
+        &["explain", "--config", "examples/configs/default.json"],
+        input,
     );
     assert!(
         out.contains("would be allowed with: patient/Observation.s"),
@@ -290,7 +297,8 @@ fn token_inspect_shows_claims_and_verdict_never_the_signature() {
         // Token as an argument and on stdin give the same report.
         let (code, by_arg, _) = run(&["token", "inspect", "--config", config, &t], "");
         let (code2, by_stdin, _) = run(&["token", "inspect", "--config", config], &t);
-        assert_eq!((code, code2), (0, 0), "{case}");
+        let exit = if valid { 0 } else { 1 };
+        assert_eq!((code, code2), (exit, exit), "{case}");
         assert_eq!(by_arg, by_stdin, "{case}");
         let report: Value = serde_json::from_str(&by_arg).unwrap();
         assert_eq!(report["valid"], valid, "{case}");
@@ -305,7 +313,7 @@ fn token_inspect_shows_claims_and_verdict_never_the_signature() {
     }
     // Without a config no issuer is trusted: still readable, and says why.
     let (code, out, _) = run(&["token", "inspect", &token("valid")], "");
-    assert_eq!(code, 0);
+    assert_eq!(code, 1);
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["valid"], false);
     assert_eq!(report["reason"], "invalid_token");
@@ -547,7 +555,7 @@ fn now_makes_token_checks_reproducible() {
         ],
         "",
     );
-    assert_eq!(code, 0);
+    assert_eq!(code, 1);
     assert_eq!(
         serde_json::from_str::<Value>(&out).unwrap()["reason"],
         "invalid_token"
@@ -611,6 +619,316 @@ fn fetched_and_introspected_issuers_answer_as_when_unreachable() {
             "{out}"
         );
     }
+}
+
+#[test]
+fn version_and_help_exit_0() {
+    let (code, out, _) = run(&["--version"], "");
+    assert_eq!(
+        (code, out),
+        (
+            0,
+            format!("fhir-smart-authz {}\n", env!("CARGO_PKG_VERSION"))
+        )
+    );
+    for (args, starts) in [
+        (vec!["--help"], "fhir-smart-authz: SMART on FHIR"),
+        (
+            vec!["check-config", "--help"],
+            "fhir-smart-authz check-config",
+        ),
+        (
+            vec!["check-config", "x.json", "-h"],
+            "fhir-smart-authz check-config",
+        ),
+        (vec!["decide", "--help"], "fhir-smart-authz decide|explain"),
+        (
+            vec!["explain", "--config", "x", "--help"],
+            "fhir-smart-authz decide|explain",
+        ),
+        (
+            vec!["token", "inspect", "--help"],
+            "fhir-smart-authz token inspect",
+        ),
+        (
+            vec!["help", "check-config"],
+            "fhir-smart-authz check-config",
+        ),
+    ] {
+        let (code, out, err) = run(&args, "");
+        assert_eq!((code, err.as_str()), (0, ""), "{args:?}");
+        assert!(out.starts_with(starts), "{args:?}: {out}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        vec!["frobnicate"],
+        vec!["check-config"],
+        vec!["check-config", "a.json", "b.json"],
+        vec!["check-config", "--now", "1", "a.json"],
+        vec!["decide"],
+        vec![
+            "decide",
+            "--config",
+            "examples/configs/default.json",
+            "--json",
+        ],
+        vec![
+            "decide",
+            "--config",
+            "examples/configs/default.json",
+            "--config",
+            "x",
+        ],
+        vec!["token", "inspect", "--bogus"],
+        vec!["token", "inspect", "a", "b"],
+    ] {
+        let (code, out, err) = run(&args, "");
+        assert_eq!((code, out.as_str()), (2, ""), "{args:?}: {err}");
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn token_inspect_json_flag_is_one_line_and_bad_tokens_exit_1() {
+    let (code, out, _) = run(&["token", "inspect", "--json", "not-a-token"], "");
+    assert_eq!(code, 1);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (report["valid"].as_bool(), report["reason"].as_str()),
+        (Some(false), Some("invalid_token"))
+    );
+    let (code, out, _) = run(
+        &[
+            "token",
+            "inspect",
+            "--json",
+            "--config",
+            "examples/configs/cli_token.json",
+            "--now",
+            "4102444800",
+            &reference_token("valid"),
+        ],
+        "",
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.lines().count(), 1);
+}
+
+fn write_temp(name: &str, text: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "fhir-smart-authz-cli-{}-{name}",
+        std::process::id()
+    ));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn decide_expect_fails_the_run_on_a_changed_decision() {
+    let allowed = r#"{"method":"GET","path":"/fhir/Observation?patient=123","claims":{"scope":"patient/Observation.rs","patient":"123"}"#;
+    let other = r#"{"method":"GET","path":"/fhir/Observation?patient=456","claims":{"scope":"patient/Observation.rs","patient":"123"}"#;
+    let cfg = "examples/configs/default.json";
+    // (input, exit, stderr lines naming the difference)
+    for (input, exit, diffs) in [
+        (format!(r#"{allowed},"expect":"allow"}}"#), 0, 0),
+        (format!(r#"{allowed},"expect":{{"status":200,"reason":"allowed"}}}}"#), 0, 0),
+        (format!(r#"{other},"expect":"allow"}}"#), 4, 1),
+        (format!("{other},\"expect\":{{\"status\":403,\"reason\":\"patient_compartment_violation\"}}}}\n{allowed},\"expect\":\"deny\"}}"), 4, 1),
+    ] {
+        for cmd in ["decide", "explain"] {
+            let (code, out, err) = run(&[cmd, "--config", cfg], &input);
+            assert_eq!(code, exit, "{cmd} {input}: {err}");
+            assert!(!out.is_empty());
+            let named = err.lines().filter(|l| l.starts_with("line ")).count();
+            assert_eq!(named, diffs, "{err}");
+        }
+    }
+    // --expect FILE: an earlier run's output is the expectation.
+    let input = format!("{allowed}}}\n{other}}}");
+    let (code, golden, _) = run(&["decide", "--config", cfg], &input);
+    assert_eq!(code, 0);
+    let file = write_temp("golden.jsonl", &golden);
+    let expecting = |input: &str| {
+        let (code, _, err) = run(
+            &[
+                "decide",
+                "--config",
+                cfg,
+                "--expect",
+                file.to_str().unwrap(),
+            ],
+            input,
+        );
+        (code, err)
+    };
+    assert_eq!(expecting(&input), (0, String::new()));
+    let (code, err) = expecting(&format!("{other}}}\n{allowed}}}"));
+    assert_eq!(code, 4);
+    assert!(err.contains("line 1 (GET /fhir/Observation?patient=456): decision: expected \"allow\", got \"deny\""), "{err}");
+    let (code, err) = expecting(allowed);
+    assert_eq!(code, 4, "one line missing: {err}");
+}
+
+#[test]
+fn check_config_warnings_strict_and_deployment_files() {
+    let warned = write_temp(
+        "warned.json",
+        r#"{"fhir_base_url":"https://f/fhir","issuers":[{"issuer":"https://idp","audiences":["account"],"jwks_uri":"http://idp/jwks","jwks_cluster":"idp"}]}"#,
+    );
+    let (code, out, err) = run(&["check-config", warned.to_str().unwrap()], "");
+    assert_eq!((code, out.as_str()), (3, "ok with 2 warnings\n"));
+    let fields: Vec<&str> = err.lines().map(|l| l.split('`').nth(1).unwrap()).collect();
+    assert_eq!(
+        fields,
+        ["issuers[0].jwks_uri", "issuers[0].audiences[0]"],
+        "{err}"
+    );
+    let (code, _, _) = run(&["check-config", "--strict", warned.to_str().unwrap()], "");
+    assert_eq!(code, 1);
+    // Envoy bootstrap (YAML) and Istio WasmPlugin: every instance, by location.
+    // The examples name the introspection secret by reference: given in the environment.
+    let secret = [("INTROSPECTION_CLIENT_SECRET", "example-secret")];
+    let check = |file: &str| run_env(&["check-config", file], b"", &secret);
+    let (code, out, err) = check("envoy/envoy.yaml");
+    assert_eq!(
+        code, 3,
+        "the compose rig's demo issuer is plain HTTP: {err}"
+    );
+    assert_eq!(out, "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[1]: ok with 2 warnings\n");
+    let (code, out, err) = check("examples/istio/wasmplugin.yaml");
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (0, "WasmPlugin fhir/fhir-smart-authz: ok\n", "")
+    );
+    let envoy = std::fs::read_to_string(format!("{WORKSPACE}/envoy/envoy.yaml")).unwrap();
+    let broken = write_temp(
+        "envoy-typo.yaml",
+        &envoy.replace(
+            "\"jwks_cluster\": \"issuer\"",
+            "\"jwks_cluster\": \"isuer\"",
+        ),
+    );
+    let (code, _, err) = check(broken.to_str().unwrap());
+    assert_eq!(code, 1);
+    assert!(err.contains("invalid configuration at `issuers[0].jwks_cluster`: names cluster \"isuer\", which the Envoy configuration does not define"), "{err}");
+}
+
+#[test]
+fn check_config_prints_the_effective_configuration() {
+    let (code, out, _) = run(
+        &[
+            "check-config",
+            "--print-effective",
+            "examples/configs/default.json",
+        ],
+        "",
+    );
+    assert_eq!(code, 0);
+    let effective: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(effective["fhir_base_url"], "https://ehr.example.org/fhir");
+    assert_eq!(effective["audit"]["encoding"], "fields");
+    assert_eq!(effective["policy"]["operations"][0]["name"], "$everything");
+    let again = write_temp("effective.json", &out);
+    let (code, out2, _) = run(
+        &["check-config", "--print-effective", again.to_str().unwrap()],
+        "",
+    );
+    assert_eq!(
+        (code, out2),
+        (0, out),
+        "the effective configuration reads back the same"
+    );
+}
+
+/// Serves `body` to every HTTP request on a local port (until the test ends).
+fn serve(body: String) -> u16 {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok() && line != "\r\n" && !line.is_empty() {
+                line.clear();
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn fetch_keys_verifies_tokens_of_jwks_uri_issuers() {
+    let inline: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{WORKSPACE}/examples/configs/cli_token.json")).unwrap(),
+    )
+    .unwrap();
+    let issuer = &inline["issuers"][0];
+    let port = serve(issuer["jwks"].to_string());
+    let mut fetched_issuer = issuer.clone();
+    let obj = fetched_issuer.as_object_mut().unwrap();
+    obj.remove("jwks");
+    obj.insert(
+        "jwks_uri".into(),
+        format!("http://127.0.0.1:{port}/jwks").into(),
+    );
+    obj.insert("jwks_cluster".into(), "idp".into());
+    let cfg = config_with(
+        "fetch",
+        serde_json::json!({"issuers": [fetched_issuer.clone()]}),
+    );
+    let line = serde_json::json!({"method": "GET", "path": "/fhir/Observation?code=x",
+        "headers": {"authorization": format!("Bearer {}", reference_token("valid"))}})
+    .to_string();
+    let cfg = cfg.to_str().unwrap();
+    let at = ["--now", "4102444800"];
+    let (_, out, _) = run(&[&["decide", "--config", cfg][..], &at].concat(), &line);
+    assert_eq!(outcomes(&out)[0].1, "keys_unavailable");
+    let (code, out, err) = run(
+        &[&["decide", "--fetch-keys", "--config", cfg][..], &at].concat(),
+        &line,
+    );
+    assert_eq!(
+        (code, outcomes(&out)[0].1.as_str()),
+        (0, "no_patient_context"),
+        "{err}"
+    );
+    let (code, _, _) = run(
+        &[
+            &["token", "inspect", "--fetch-keys", "--config", cfg][..],
+            &at,
+            &[&reference_token("valid")],
+        ]
+        .concat(),
+        "",
+    );
+    assert_eq!(code, 0);
+    let (code, _, err) = run(&["check-config", "--fetch-keys", cfg], "");
+    assert_eq!(code, 3, "valid, with the plain-HTTP warning: {err}");
+    // Nothing listens there: check-config names the field.
+    fetched_issuer["jwks_uri"] = "http://127.0.0.1:9/jwks".into();
+    let dead = config_with("dead", serde_json::json!({"issuers": [fetched_issuer]}));
+    let (code, _, err) = run(
+        &["check-config", "--fetch-keys", dead.to_str().unwrap()],
+        "",
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(
+            "invalid configuration at `issuers[0].jwks_uri`: cannot fetch http://127.0.0.1:9/jwks"
+        ),
+        "{err}"
+    );
 }
 
 /// `decide` with a `"response"`: the filter's response check offline (the
@@ -790,7 +1108,7 @@ fn check_config_reads_secrets_from_the_environment_and_files() {
     let field = "`issuers[0].introspection.client_secret`";
     let not_set = "the environment variable is not set (Envoy: vm_config.environment_variables.host_env_keys; Istio: WasmPlugin vmConfig.env with valueFrom: HOST; CLI: its own environment)";
     let inline_refused = format!("error: invalid configuration at {field}: is a secret written in the configuration, which Envoy's /config_dump and the Istio WasmPlugin show to everyone who can read them; give a reference instead ({{\"env\": \"NAME\"}} or {{\"file\": \"/path\"}}), or set allow_insecure_inline_secrets: true\n");
-    let inline_warning = format!("warning: {field} is a secret written in the configuration (allow_insecure_inline_secrets: true), which Envoy's /config_dump and the Istio WasmPlugin show; give a reference such as {{\"env\": \"NAME\"}} instead\n");
+    let inline_warning = format!("warning: at {field}: is a secret written in the configuration (allow_insecure_inline_secrets: true), which Envoy's /config_dump and the Istio WasmPlugin show; give a reference such as {{\"env\": \"NAME\"}} instead (docs/secrets.md)\n");
     // (client_secret, allow_insecure_inline_secrets, exit code, stdout, stderr)
     let rows: Vec<(Value, Option<bool>, i32, &str, String)> = vec![
         (serde_json::json!({"env": "INTROSPECTION_SECRET"}), None, 0, "ok\n", String::new()),
@@ -810,7 +1128,7 @@ fn check_config_reads_secrets_from_the_environment_and_files() {
             format!("error: invalid configuration at {field}: {{\"file\": \"/nonexistent/secret\"}}: the file cannot be read: No such file or directory (os error 2)\n"),
         ),
         (serde_json::json!(VALUE), None, 1, "", inline_refused),
-        (serde_json::json!(VALUE), Some(true), 0, "ok\n", inline_warning),
+        (serde_json::json!(VALUE), Some(true), 3, "ok with 1 warning\n", inline_warning),
     ];
     for (i, (secret, allow, code, out, err)) in rows.into_iter().enumerate() {
         let mut patch = serde_json::json!({"issuers": [{"issuer": "https://issuer.example.org",

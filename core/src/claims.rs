@@ -4,11 +4,11 @@
 
 use crate::config_error::ConfigError;
 use crate::fhir::{is_valid_id, literal};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Which claims carry scopes and patient context.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClaimsConfig {
     /// Claim holding the scopes: a space-delimited string or an array of strings.

@@ -108,6 +108,47 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, allows first: the filter defines a counter for each at
+    /// start (`decision.<allow|deny>.<reason>`, at zero until it fires).
+    pub const ALL: &'static [Reason] = &[
+        Reason::Allowed,
+        Reason::PublicEndpoint,
+        Reason::InvalidRequest,
+        Reason::MultipleCredentials,
+        Reason::BodyTooLarge,
+        Reason::MissingToken,
+        Reason::InvalidToken,
+        Reason::KeysUnavailable,
+        Reason::TokenInactive,
+        Reason::IntrospectionUnavailable,
+        Reason::InsufficientScope,
+        Reason::NoPatientContext,
+        Reason::PatientCompartmentViolation,
+        Reason::GranularScopeViolation,
+        Reason::IncludeNotPermitted,
+        Reason::ChainedSearchNotPermitted,
+        Reason::OperationNotPermitted,
+        Reason::BundleEntryDenied,
+        Reason::ResponseNotPermitted,
+        Reason::UnsupportedClaims,
+        Reason::SecurityLabelNotPermitted,
+        Reason::BulkJobNotFound,
+        Reason::ExportLimitReached,
+        Reason::InvalidDpopProof,
+        Reason::DpopProofReplayed,
+        Reason::UseDpopNonce,
+        Reason::TokenBindingMismatch,
+        Reason::TokenBindingRequired,
+        Reason::ReplayCacheUnavailable,
+        Reason::InternalError,
+        Reason::UpstreamUnavailable,
+    ];
+
+    /// Whether requests are allowed with this reason (else denied).
+    pub fn is_allow(self) -> bool {
+        matches!(self, Reason::Allowed | Reason::PublicEndpoint)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Allowed => "allowed",
@@ -142,6 +183,17 @@ impl Reason {
             Reason::TokenBindingRequired => "token_binding_required",
             Reason::ReplayCacheUnavailable => "replay_cache_unavailable",
         }
+    }
+
+    /// Whether a token with more scopes could be allowed: only such a denial
+    /// suggests scopes to the client. Another patient's record, a missing
+    /// patient context, a granular restriction or a refused response stay
+    /// refused whatever the client asks for (a hint would make it loop).
+    pub fn more_scope_can_help(self) -> bool {
+        matches!(
+            self,
+            Reason::InsufficientScope | Reason::OperationNotPermitted | Reason::BundleEntryDenied
+        )
     }
 
     /// The RFC 6750 `error` code for the `WWW-Authenticate` header, if any.
@@ -548,6 +600,30 @@ impl Decision {
         }
     }
 
+    /// The scopes a denied client may ask for (`WWW-Authenticate` `scope`,
+    /// the OperationOutcome's hint, `explain`): `required_scopes` when more
+    /// scope can help ([`Reason::more_scope_can_help`]); for a Bundle, those
+    /// of the entries more scope can help. Empty otherwise.
+    pub fn scope_hint(&self) -> Vec<&str> {
+        let mut hint: Vec<&str> = Vec::new();
+        if self.reason == Reason::BundleEntryDenied {
+            for e in self
+                .denied_entries
+                .iter()
+                .filter(|e| e.reason.more_scope_can_help())
+            {
+                for s in &e.required_scopes {
+                    if !hint.contains(&s.as_str()) {
+                        hint.push(s);
+                    }
+                }
+            }
+        } else if self.reason.more_scope_can_help() {
+            hint.extend(self.required_scopes.iter().map(String::as_str));
+        }
+        hint
+    }
+
     pub fn with_interaction(mut self, interaction: Interaction) -> Self {
         self.interaction = Some(interaction);
         self
@@ -614,5 +690,80 @@ mod tests {
         ] {
             assert_eq!(client_text(message), want);
         }
+    }
+}
+
+#[cfg(test)]
+mod scope_hint_tests {
+    use super::*;
+
+    fn denied(reason: Reason, scopes: &[&str]) -> Decision {
+        let mut d = Decision::deny(reason, "x");
+        d.required_scopes = scopes.iter().map(|s| s.to_string()).collect();
+        d
+    }
+
+    #[test]
+    fn only_denials_more_scope_can_help_suggest_scopes() {
+        let s = ["patient/Observation.r"];
+        for (reason, hinted) in [
+            (Reason::InsufficientScope, true),
+            (Reason::OperationNotPermitted, true),
+            (Reason::PatientCompartmentViolation, false),
+            (Reason::NoPatientContext, false),
+            (Reason::GranularScopeViolation, false),
+            (Reason::IncludeNotPermitted, false),
+            (Reason::ChainedSearchNotPermitted, false),
+            (Reason::ResponseNotPermitted, false),
+        ] {
+            let want: Vec<&str> = if hinted { s.to_vec() } else { vec![] };
+            assert_eq!(denied(reason, &s).scope_hint(), want, "{reason:?}");
+        }
+        let mut bundle = denied(
+            Reason::BundleEntryDenied,
+            &["user/Patient.d", "patient/Observation.r"],
+        );
+        bundle.denied_entries = vec![
+            EntryDenial {
+                index: 0,
+                reason: Reason::InsufficientScope,
+                message: "x".into(),
+                required_scopes: vec!["user/Patient.d".into()],
+            },
+            EntryDenial {
+                index: 1,
+                reason: Reason::PatientCompartmentViolation,
+                message: "x".into(),
+                required_scopes: vec!["patient/Observation.r".into()],
+            },
+            EntryDenial {
+                index: 2,
+                reason: Reason::InsufficientScope,
+                message: "x".into(),
+                required_scopes: vec!["user/Patient.d".into()],
+            },
+        ];
+        assert_eq!(bundle.scope_hint(), vec!["user/Patient.d"]);
+    }
+}
+
+#[cfg(test)]
+mod reason_list_tests {
+    use super::*;
+
+    /// `Reason::ALL` lists every variant once: `as_str` is exhaustive, so a
+    /// variant missing from the list shows as a count mismatch here.
+    #[test]
+    fn all_reasons_are_listed_once() {
+        let mut names: Vec<&str> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+        let n = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), n);
+        let from_source = include_str!("decision.rs")
+            .lines()
+            .filter(|l| l.trim_start().starts_with("Reason::") && l.contains("=> \""))
+            .count();
+        assert_eq!(n, from_source, "a Reason missing from Reason::ALL");
     }
 }

@@ -24,5 +24,6 @@ pub mod public_answer;
 pub mod rewrite;
 pub mod scope;
 pub mod secret;
+pub mod shadow;
 pub mod token;
 pub mod url;

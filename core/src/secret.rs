@@ -16,7 +16,7 @@
 //! and the reference.
 
 use crate::config_error::ConfigError;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::ffi::OsString;
@@ -249,6 +249,26 @@ impl fmt::Debug for SecretSetting {
             .field("reference", &self.reference)
             .field("loaded", &self.value.is_some())
             .finish()
+    }
+}
+
+/// The reference as written (`{"env": NAME}`, `{"file": PATH}`); an inline
+/// value is never serialized (`check-config --print-effective` prints the
+/// placeholder instead).
+impl Serialize for SecretSetting {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (key, text) = match &self.reference {
+            None => return serializer.serialize_none(),
+            Some(SecretRef::Inline(_)) => {
+                return serializer.serialize_str("(an inline secret, not printed)")
+            }
+            Some(SecretRef::Env(name)) => ("env", name),
+            Some(SecretRef::File(path)) => ("file", path),
+        };
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry(key, text)?;
+        map.end()
     }
 }
 

@@ -427,18 +427,18 @@ fn attack_table() {
                 }),
             ),
             Reason::InvalidToken,
-            "audience does not include this server",
+            "the token audience (https://other.example/fhir) does not include this server",
         ),
         case(
             "aud array without ours",
             token_with(
                 "RS256",
                 &with_claims(|c| {
-                    c.insert("aud".into(), json!(["a", "b"]));
+                    c.insert("aud".into(), json!(["a", "b\"c"]));
                 }),
             ),
             Reason::InvalidToken,
-            "audience does not include this server",
+            "the token audience (a, b\"c) does not include this server",
         ),
         case(
             "aud number",

@@ -176,6 +176,8 @@ class Issuer:
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)  # authorization codes in flight
     # --- introspection (RFC 7662) and fault injection (tests of the filter's fail-closed paths) ---
     opaque: dict[str, dict[str, Any]] = field(default_factory=dict)  # opaque token -> its claims
+    minted: dict[str, dict[str, Any]] = field(default_factory=dict)  # JWT from mint() -> its claims
+    revoked: set[str] = field(default_factory=set)  # tokens /introspect answers inactive for
     introspections: int = 0
     fault: str | None = None  # one of FAULTS: how the JWKS and introspection endpoints misbehave
     fault_delay: float = 3.0  # seconds of the "slow" fault
@@ -245,7 +247,16 @@ class Issuer:
         return jwt.encode(claims, signing.private, algorithm=signing.alg, headers=hdr)
 
     def mint(self, profile: str = "patient", alg: str = "RS256", **overrides: Any) -> str:
-        return self.sign(self.claims(profile, **overrides), alg=alg)
+        claims = self.claims(profile, **overrides)
+        token = self.sign(claims, alg=alg)
+        with self._lock:
+            self.minted[token] = claims  # /introspect knows it (an issuer with keys and introspection)
+        return token
+
+    def revoke(self, token: str) -> None:
+        """From now on /introspect answers `active: false` for this token (JWT or opaque)."""
+        with self._lock:
+            self.revoked.add(token)
 
     def mint_opaque(self, profile: str = "patient", **overrides: Any) -> str:
         """An opaque (non-JWT) access token whose claims only /introspect tells."""
@@ -272,7 +283,7 @@ class Issuer:
         """The RFC 7662 answer for a token (`iss` left out: the filter's issuer entry names it)."""
         with self._lock:
             self.introspections += 1
-            claims = self.opaque.get(token)
+            claims = None if token in self.revoked else self.opaque.get(token) or self.minted.get(token)
         if claims is None or claims.get("exp", 0) < time.time():
             return {"active": False}
         return {"active": True, **{k: v for k, v in claims.items() if k != "iss"}}

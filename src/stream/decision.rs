@@ -63,6 +63,10 @@ impl Stream {
     pub(super) fn account(&mut self, host: &dyn Host, d: &Decision) {
         if let Ok(mut m) = self.shared.metrics.try_borrow_mut() {
             m.decision(host, d);
+            // Once per request: the first account is the decision.
+            if let Some(start) = self.started_us.take() {
+                m.latency(host, host.now_us().saturating_sub(start));
+            }
         }
         if d.labels.as_ref().is_some_and(|l| l.break_glass) {
             self.shared.count(host, "labels.break_glass");
@@ -100,7 +104,7 @@ impl Stream {
         if allow && config.enforce && d.is_partial_batch() {
             // Only the allowed entries go; the answer is merged (relay.rs).
             self.decision = Some(d);
-            return self.start_relay(host);
+            return self.start_relay(host, from_async);
         }
         if allow && d.rewrite.is_some() {
             let checked = !d.obligations.is_empty();
@@ -109,7 +113,7 @@ impl Stream {
         }
         if allow && !d.obligations.is_empty() {
             self.decision = Some(d);
-            return self.start_relay(host);
+            return self.start_relay(host, from_async);
         }
         if allow || !config.enforce {
             self.arm_capability_rewrite(host, &config, &d);

@@ -138,6 +138,8 @@ pub struct Stream {
     bulk_hook: bulk::BulkHook,
     /// The clock as read in this callback (see `now_ms`).
     clock_ms: Cell<Option<u64>>,
+    /// When the request's headers arrived (µs; `metrics.decision_latency`).
+    started_us: Option<u64>,
     /// Headers for the upstream's response (a fresh `DPoP-Nonce`).
     response_headers: Vec<(String, String)>,
 }
@@ -168,6 +170,7 @@ impl Stream {
             audit_line: None,
             bulk_hook: bulk::BulkHook::Off,
             clock_ms: Cell::new(None),
+            started_us: None,
             response_headers: Vec::new(),
         }
     }

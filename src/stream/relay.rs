@@ -19,11 +19,12 @@ use fhir_smart_authz_core::decision::{Decision, Reason};
 use fhir_smart_authz_core::policy::{
     answer_gate, full_answer_request, AnswerGate, ResponseVerdict,
 };
+use fhir_smart_authz_core::shadow::{after_failed_call, AfterFailedCall, FilterCall};
 use serde_json::Value;
 
 impl Stream {
     /// Fetch the response through `upstream.cluster` to check obligations.
-    pub(super) fn start_relay(&mut self, host: &dyn Host) -> Flow {
+    pub(super) fn start_relay(&mut self, host: &dyn Host, from_async: bool) -> Flow {
         let mut headers = self.call_headers(host, false);
         if let Some(rw) = self.decision.as_ref().and_then(|d| d.rewrite.as_ref()) {
             rewrite_headers(&mut headers, rw);
@@ -46,8 +47,11 @@ impl Stream {
             {
                 Some(Ok(b)) => body = Some(b),
                 _ => {
-                    return self
-                        .relay_failed(host, "the batch's allowed entries could not be written")
+                    return self.relay_failed(
+                        host,
+                        "the batch's allowed entries could not be written",
+                        from_async,
+                    )
                 }
             }
         }
@@ -56,6 +60,7 @@ impl Stream {
             Err(why) => self.relay_failed(
                 host,
                 &format!("the FHIR server could not be called ({why})"),
+                from_async,
             ),
         }
     }
@@ -135,14 +140,29 @@ impl Stream {
     }
 
     /// The response could not be fetched: 502, and the audit record says
-    /// the check failed (with the status sent).
-    fn relay_failed(&mut self, host: &dyn Host, why: &str) -> Flow {
+    /// the check failed (with the status sent). In shadow mode the request
+    /// goes upstream through its route instead (core `shadow`), audited as
+    /// what enforcing would have done.
+    fn relay_failed(&mut self, host: &dyn Host, why: &str, from_async: bool) -> Flow {
         self.shared.count(host, "response_check.upstream_failure");
+        let after = after_failed_call(self.shared.config.enforce, FilterCall::ResponseFetch, why);
+        let why = match &after {
+            AfterFailedCall::Refuse => why.to_string(),
+            AfterFailedCall::Continue { why } => why.clone(),
+        };
         if let Some(d) = self.decision.take() {
-            self.write_audit_as(host, &d, Some(Err(why.to_string())), 502);
+            self.write_audit_as(host, &d, Some(Err(why.clone())), 502);
             self.decision = Some(d);
         }
-        self.reply(host, &gateway_error_reply(502, "transient", why))
+        match after {
+            AfterFailedCall::Refuse => {
+                self.reply(host, &gateway_error_reply(502, "transient", &why))
+            }
+            AfterFailedCall::Continue { .. } => {
+                self.shared.count(host, "shadow.call_failed");
+                self.release(host, from_async)
+            }
+        }
     }
 
     /// The fetched response: check it, audit the result, then relay it or
@@ -152,13 +172,19 @@ impl Stream {
         let config = self.config();
         let headers = host.headers(HeaderMap::CallResponse);
         let Some(status) = response_status(&headers) else {
-            self.relay_failed(host, "the FHIR server did not answer");
+            self.relay_failed(host, "the FHIR server did not answer", true);
             return;
         };
         let checked = self
             .decision
             .as_ref()
             .is_some_and(|d| !d.obligations.is_empty());
+        if checked && (502..=504).contains(&status) && !config.enforce {
+            // Shadow mode: the request goes upstream through its route.
+            let why = format!("the FHIR server did not serve the request (HTTP {status})");
+            self.relay_failed(host, &why, true);
+            return;
+        }
         if checked && (502..=504).contains(&status) {
             // Not served: the FHIR server unavailable, or Envoy's own answer
             // for a refused (503) or timed-out (504) connection. Relayed as the
@@ -218,7 +244,11 @@ impl Stream {
             }
             self.shared.count(host, "shadow.would_deny");
             if body_size > config.max_body_bytes {
-                self.relay_failed(host, "the response is too large to relay in shadow mode");
+                self.relay_failed(
+                    host,
+                    "the response is too large to relay in shadow mode",
+                    true,
+                );
                 return;
             }
         }
@@ -231,7 +261,7 @@ impl Stream {
                 match merged_response(&reply.body, total, &answered_entries(d)) {
                     Ok(merged) => reply.body = merged,
                     Err(why) => {
-                        self.relay_failed(host, &why);
+                        self.relay_failed(host, &why, true);
                         return;
                     }
                 }

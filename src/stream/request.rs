@@ -21,6 +21,9 @@ struct FirstStep {
 impl Stream {
     pub fn on_request_headers(&mut self, host: &dyn Host, end_of_stream: bool) -> Flow {
         self.callback();
+        if self.shared.config.metrics.decision_latency {
+            self.started_us = Some(host.now_us());
+        }
         self.timed(host, "request_headers", |s| {
             s.request_headers(host, end_of_stream)
         })

@@ -74,10 +74,10 @@ impl Stream {
             self.shared.count(host, "rewrite.shadow");
         } else if self.forwarded_headers.is_some() {
             self.shared.count(host, "rewrite.relayed");
-            return self.start_relay(host);
+            return self.start_relay(host, from_async);
         }
         if checked {
-            return self.start_relay(host);
+            return self.start_relay(host, from_async);
         }
         self.release(host, from_async)
     }

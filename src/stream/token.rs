@@ -213,14 +213,7 @@ impl Stream {
                     .tokens
                     .try_borrow()
                     .is_ok_and(|t| t.usable_jwks(&body));
-            self.shared.count(
-                host,
-                if ok {
-                    "jwks_fetch.success"
-                } else {
-                    "jwks_fetch.failure"
-                },
-            );
+            self.shared.jwks_fetched(host, issuer, ok);
             if ok {
                 let now_ms = self.now_ms(host);
                 publish_jwks(host, &config, issuer, &body, now_ms);
@@ -286,11 +279,14 @@ impl Stream {
                     Err(e) => {
                         host.log(LogLevel::Warn, &call.refusal(e));
                         self.end_own_lease(host, false);
-                        let what = match pending {
-                            Pending::Jwks { .. } => "jwks_fetch.failure",
-                            Pending::Introspection { .. } => "introspection.failure",
-                        };
-                        self.shared.count(host, what);
+                        match pending {
+                            Pending::Jwks { issuer } => {
+                                self.shared.jwks_fetched(host, issuer, false)
+                            }
+                            Pending::Introspection { .. } => {
+                                self.shared.count(host, "introspection.failure")
+                            }
+                        }
                         let token = self.token.clone().unwrap_or_default();
                         let now = self.now_s(host);
                         step = match self.shared.tokens.try_borrow_mut() {

@@ -72,7 +72,7 @@ class Case:
     entity: str | None = None  # "Type/id" the audit record names, when one
     required_scopes: list[str] | None = None  # exact, when given
     www: str | None = None  # WWW-Authenticate error code; "" = present without error; None = absent
-    www_scope: str | None = None
+    www_scope: str | None = None  # the WWW-Authenticate `scope` exactly, when given ("" = none)
     oo_code: str | None = None  # OperationOutcome issue code for denials
     oo_diag: str | None = None  # substring of the OperationOutcome diagnostics
     # the upstream processed the request (got it complete: through the router, or fetched by the
@@ -196,9 +196,9 @@ CASES: list[Case] = [
     # test_e2e.py::test_batch_answers_a_denied_entry_in_place reads the batch-response)
     allow("patient-batch-one-bad-entry", "POST", "", P, "batch",
           body=bundle("batch", ("GET", "Patient/pat-a", None), ("GET", "Patient/pat-b", None))),
-    deny403("patient-batch-every-entry-bad", "POST", "", P, "bundle_entry_denied",
+    deny403("patient-batch-every-entry-bad", "POST", "", P, "bundle_entry_denied", www_scope="",
             body=bundle("batch", ("GET", "Patient/pat-b", None), ("GET", "Observation?patient=pat-b", None))),
-    deny403("patient-transaction-one-bad-entry", "POST", "", P, "bundle_entry_denied",
+    deny403("patient-transaction-one-bad-entry", "POST", "", P, "bundle_entry_denied", www_scope="",
             body=bundle("transaction", ("GET", "Patient/pat-a", None), ("GET", "Patient/pat-b", None))),
     deny403("patient-transaction-create-denied", "POST", "", P, "bundle_entry_denied",
             body=bundle("transaction", ("POST", "Observation", OBS_NEW))),
@@ -436,7 +436,8 @@ CASES: list[Case] = [
               {"fullUrl": "urn:uuid:5b8e8f8a-0000-4000-8000-000000000002",
                "resource": obs_with(subject={"reference": "urn:uuid:5b8e8f8a-0000-4000-8000-000000000001"}),
                "request": {"method": "POST", "url": "Observation"}}]}),
-    deny403("writes-patch-entry-in-transaction", "POST", "", PW, "bundle_entry_denied",
+    # the patched resource is another patient's: no scope hint
+    deny403("writes-patch-entry-in-transaction", "POST", "", PW, "bundle_entry_denied", www_scope="",
             body={"resourceType": "Bundle", "type": "transaction", "entry": [
                 {"resource": {"resourceType": "Binary", "contentType": JSON_PATCH, "data": base64.b64encode(
                     json_patch({"op": "replace", "path": "/subject/reference", "value": "Patient/pat-b"}).encode()

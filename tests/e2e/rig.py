@@ -19,7 +19,7 @@ request the tests send carries a unique ``x-request-id``; Envoy keeps it
 (``preserve_external_request_id``) so the test finds its own access-log line.
 
 Access logs: every listener writes its audit lines to ``access.log`` (listeners with the
-default ``audit.encoding: "line"`` exactly as envoy/envoy.yaml logs them: the record is the
+``audit.encoding: "line"`` exactly as envoy/envoy.yaml logs them: the record is the
 line) and Envoy's facts about every request to ``access.details.log``; ``AccessLog.wait_for``
 joins the two by request id.
 """
@@ -57,7 +57,7 @@ from issuer import CAPABILITIES, Issuer, SigningKey, serve as serve_issuer  # no
 from tests.conformance.data import PATIENTS, seed, seed_bundle  # noqa: E402,F401
 from tests.conformance.http import prepare  # noqa: E402
 
-WASM = Path(os.environ.get("FHIR_AUTHZ_WASM", REPO / "target/wasm32-wasip1/release/fhir_smart_authz.wasm"))
+WASM = Path(os.environ.get("FHIR_AUTHZ_WASM", REPO / "target/fhir_smart_authz.wasm"))
 CLI = Path(os.environ.get("FHIR_AUTHZ_CLI", REPO / "target/release/fhir-smart-authz"))
 VENV = REPO / ".venv"
 
@@ -430,11 +430,11 @@ DETAILS_LOG_FORMAT = {
 
 
 def audit_encoding(config: dict[str, Any] | str | None) -> str:
-    """`audit.encoding` of a plugin configuration: "line" (the default), "fields", "json" or
-    "struct"."""
+    """`audit.encoding` of a plugin configuration: "fields" (the default since 0.3.0), "line",
+    "json" or "struct"."""
     if isinstance(config, dict):
-        return str(config.get("audit", {}).get("encoding", "line"))
-    return "line"
+        return str(config.get("audit", {}).get("encoding", "fields"))
+    return "fields"
 
 
 def shipped_hcm() -> dict[str, Any]:
@@ -588,9 +588,14 @@ def cluster(name: str, port: int, host: str = "127.0.0.1") -> dict[str, Any]:
     }
 
 
+# The filter's tags (reason, decision, issuer) as shipped in examples/monitoring/.
+STATS_CONFIG = yaml.safe_load((REPO / "examples" / "monitoring" / "envoy-stats-tags.yaml").read_text())["stats_config"]
+
+
 def envoy_bootstrap(admin_port: int, listeners: list[dict[str, Any]], clusters: list[dict[str, Any]],
                     admin_log: Path) -> dict[str, Any]:
     return {
+        "stats_config": STATS_CONFIG,
         "admin": {"access_log": [{"name": "envoy.access_loggers.file", "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
             "path": str(admin_log)}}],
@@ -692,6 +697,19 @@ class AccessLog:
                              f"{self.details_path} after {timeout}s")
 
 
+# Every record the e2e reads is checked against the published schema (docs/audit-record.schema.json).
+AUDIT_SCHEMA = json.loads((REPO / "docs" / "audit-record.schema.json").read_text())
+
+
+def check_audit_record(record: dict[str, Any]) -> dict[str, Any]:
+    """The record, if it is valid against the audit-record JSON Schema (else AssertionError)."""
+    import jsonschema
+
+    errors = sorted(jsonschema.Draft202012Validator(AUDIT_SCHEMA).iter_errors(record), key=str)
+    assert not errors, f"audit record not valid against docs/audit-record.schema.json: {errors[0].message} in {record}"
+    return record
+
+
 def record_of(line: dict[str, Any]) -> dict[str, Any] | None:
     """The audit record in an audit-log line.
 
@@ -702,7 +720,7 @@ def record_of(line: dict[str, Any]) -> dict[str, Any] | None:
     - `"json"` logged `:PLAIN`: `audit` is the record as a JSON string (a host without typed
       properties gives a String/BytesValue Any)."""
     if "audit" not in line:
-        return line if "decision" in line else None
+        return check_audit_record(line) if "decision" in line else None
     audit = line.get("audit")
     if isinstance(audit, dict) and "@type" in audit:
         kind = str(audit["@type"])
@@ -719,7 +737,7 @@ def record_of(line: dict[str, Any]) -> dict[str, Any] | None:
                 audit = json.loads(audit)
             except json.JSONDecodeError:
                 pass
-    return audit
+    return check_audit_record(audit) if isinstance(audit, dict) else audit
 
 
 # --------------------------------------------------------------------------
@@ -861,19 +879,20 @@ class Rig:
             # shadow and rotation keep Envoy's default (headers released before the body).
             # The audit record is the whole access-log line on main (audit.encoding "fields", the
             # filter writes the members and the log format completes them, as envoy/envoy.yaml
-            # ships), recorder and rotation (the default "line": the filter writes the whole
-            # line at log time); shadow writes it as JSON text (audit.encoding "json", access log
+            # ships, and the default since 0.3.0), recorder and rotation (audit.encoding "line",
+            # the default before: the filter writes the whole line at log time); shadow writes it as JSON text (audit.encoding "json", access log
             # :PLAIN) and struct as a google.protobuf.Struct (audit.encoding "struct", :TYPED),
             # each in a json_format.
             "main": plugin_config(self.base("main"), [main_issuer], cluster=self.main_cluster, hold=True,
                                   **{"audit": {"encoding": "fields"}, **common}),
             "recorder": plugin_config(self.base("recorder"), [dict(main_issuer, audiences=[self.base("recorder")])],
-                                      cluster="recorder", remove_headers=["x-forwarded-user"], hold=True, **common),
+                                      cluster="recorder", remove_headers=["x-forwarded-user"], hold=True,
+                                      **{"audit": {"encoding": "line"}, **common}),
             "shadow": plugin_config(self.base("shadow"), [dict(main_issuer, audiences=[self.base("shadow")])],
                                     enforce=False, cluster="recorder", **{"audit": {"encoding": "json"}, **common}),
             "rotation": plugin_config(self.base("rotation"),
                                       [dict(issuer_entry(self.rot_issuer, "issuer_rot"), jwks_min_refetch_seconds=1)],
-                                      cluster="recorder", **common),
+                                      cluster="recorder", **{"audit": {"encoding": "line"}, **common}),
             "struct": plugin_config(self.base("struct"), [dict(main_issuer, audiences=[self.base("struct")])],
                                     cluster="recorder", hold=True, **{"audit": {"encoding": "struct"}, **common}),
         }

@@ -39,10 +39,35 @@ def check_config(path: Path) -> subprocess.CompletedProcess:
                           env={**os.environ, **EXAMPLE_SECRETS})
 
 
+def throwaway_tls(directory: Path) -> Path:
+    """A self-signed certificate and key as tls.crt/tls.key (for configs naming /etc/envoy/tls/)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fhir.example.org")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "tls.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                          serialization.NoEncryption()))
+    return directory
+
+
 @pytest.mark.parametrize("path", ENVOY_YAMLS, ids=[p.name for p in ENVOY_YAMLS])
 def test_envoy_yaml_validates(path: Path, tmp_path: Path):
     out = tmp_path / path.name
-    out.write_text(substitute_wasm(path.read_text()))
+    text = substitute_wasm(path.read_text())
+    if "/etc/envoy/tls/" in text:
+        text = text.replace("/etc/envoy/tls/", f"{throwaway_tls(tmp_path / 'tls')}/")
+    out.write_text(text)
     r = validate_config(out, env=EXAMPLE_SECRETS)
     assert r.returncode == 0, f"envoy --mode validate {path}:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
 
@@ -75,6 +100,18 @@ def test_envoy_yaml_plugin_settings(path: Path):
             f"{path.name}: allow_on_headers_stop_iteration and upstream.hold_headers_for_body must agree")
 
 
+def test_production_yaml_passes_check_config_without_warnings():
+    """The production example: TLS clusters, admin on localhost, the base path routed through the
+    filter, the health route without it: check-config finds nothing to say."""
+    path = REPO / "envoy" / "production.yaml"
+    r = check_config(path)
+    assert r.returncode == 0 and r.stderr == "", r.stdout + r.stderr
+    boot = yaml.safe_load(path.read_text())
+    assert boot["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
+    for c in boot["static_resources"]["clusters"]:
+        assert c["transport_socket"]["name"] == "envoy.transport_sockets.tls", c["name"]
+
+
 def test_there_is_an_envoy_yaml():
     assert ENVOY_YAMLS, "envoy/*.yaml missing (the compose rig's Envoy config)"
 
@@ -96,8 +133,13 @@ def test_rig_rendered_config_validates(tmp_path: Path, hold: bool):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     j = tmp_path / "plugin.json"
     j.write_text(json.dumps(cfg))
+    # The rig's issuer is plain HTTP: valid, with that one warning (exit 3).
     r = check_config(j)
-    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.returncode == 3 and r.stderr.startswith("warning: at `issuers[0].jwks_uri`"), r.stdout + r.stderr
+    # The whole bootstrap: the same warning, and every cluster the plugin calls exists.
+    r = check_config(p)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert r.stdout.endswith(": ok with 1 warning\n") and "error" not in r.stderr, r.stdout + r.stderr
 
 
 def test_docker_compose_config():
@@ -175,6 +217,9 @@ def test_example_configs(path: Path):
     r = check_config(path)
     if path.stem.startswith("bad"):
         assert r.returncode == 1 and "invalid configuration at" in r.stderr, r.stdout + r.stderr
+    elif path.stem.startswith("rig"):
+        # The rig's demo issuer is plain HTTP: the one warning, exit 3.
+        assert r.returncode == 3 and r.stderr.startswith("warning: at `issuers[0].jwks_uri`"), r.stdout + r.stderr
     else:
         assert r.returncode == 0, r.stdout + r.stderr
 
@@ -237,6 +282,13 @@ def test_envoy_yaml_cors_before_the_filter(path: Path):
         if "envoy.filters.http.wasm" in names:
             assert "envoy.filters.http.cors" in names, names
             assert names.index("envoy.filters.http.cors") < names.index("envoy.filters.http.wasm"), names
+        if path.name == "production.yaml":
+            # production lists its apps' origins: never any origin
+            for policy in cors_policies(vhosts):
+                assert ".*" not in json.dumps(policy["allow_origin_string_match"]), policy
+                assert {k: v for k, v in policy.items() if k != "allow_origin_string_match"} == \
+                    {k: v for k, v in CORS_POLICY.items() if k != "allow_origin_string_match"}
+            continue
         assert cors_policies(vhosts) == [CORS_POLICY] * len(vhosts), "the CORS policy differs from rig.CORS_POLICY"
 
 
@@ -277,6 +329,30 @@ def test_istio_virtual_service_cors_policy():
         cors = route["corsPolicy"]
         assert cors["allowOrigins"] and "authorization" in cors["allowHeaders"], cors
         assert "www-authenticate" in cors["exposeHeaders"], cors
+
+
+def test_istio_resources_apply_as_documented():
+    """What `kubectl apply` takes (no IstioOperator in the kubectl files: it is istioctl's, in
+    mesh-config.yaml), a Telemetry resource of telemetry.istio.io/v1 with the two providers
+    mesh-config.yaml defines, and the IdP ServiceEntry/DestinationRule kept to the namespace
+    (exportTo) so port 443 is not HTTP for the whole mesh."""
+    def docs(name: str) -> list[dict]:
+        return [d for d in yaml.safe_load_all((REPO / "examples" / "istio" / name).read_text()) if d]
+
+    assert [d["kind"] for d in docs("mesh-config.yaml")] == ["IstioOperator"]
+    providers = {p["name"] for p in docs("mesh-config.yaml")[0]["spec"]["meshConfig"]["extensionProviders"]}
+    telemetry = docs("telemetry.yaml")
+    assert [(d["apiVersion"], d["kind"]) for d in telemetry] == [("telemetry.istio.io/v1", "Telemetry")]
+    used = {p["name"] for a in telemetry[0]["spec"]["accessLogging"] for p in a["providers"]}
+    assert used == providers == {"fhir-audit", "fhir-envoy"}
+    plugin_file = docs("wasmplugin.yaml")
+    assert "IstioOperator" not in {d["kind"] for d in plugin_file + telemetry + docs("virtualservice.yaml")}
+    for d in plugin_file:
+        if d["kind"] in ("ServiceEntry", "DestinationRule"):
+            assert d["spec"].get("exportTo") == ["."], d["kind"]
+    fmt = docs("mesh-config.yaml")[0]["spec"]["meshConfig"]["extensionProviders"][0]["envoyFileAccessLog"]["logFormat"]["text"]
+    encoding = next(d for d in plugin_file if d["kind"] == "WasmPlugin")["spec"]["pluginConfig"]["audit"]["encoding"]
+    assert encoding == "fields" and ",%FILTER_STATE(wasm.fhir_smart_authz_audit:PLAIN)%}" in fmt
 
 
 def test_shipped_configs_reference_secrets_never_hold_them():

@@ -23,6 +23,9 @@ from .tokens import make_token
 
 # --- how the filter renders things (one place to follow its format) --------
 
+SCOPE_CAN_HELP = {"insufficient_scope", "operation_not_permitted", "bundle_entry_denied"}
+
+
 def expected_www(case: Case, required_scopes: list[str], realm: str = "fhir") -> str | None:
     """RFC 6750 §3: `Bearer realm=".."` alone for a missing token, else with the error,
     and for insufficient_scope the scopes that would allow the request (§3: `scope`)."""
@@ -31,9 +34,14 @@ def expected_www(case: Case, required_scopes: list[str], realm: str = "fhir") ->
     parts = [f'realm="{realm}"']
     if case.www:
         parts.append(f'error="{case.www}"')
-    # a response that failed its obligation check was already allowed by scope: no scope hint
-    if case.www == "insufficient_scope" and required_scopes and case.reason != "response_not_permitted":
-        parts.append(f'scope="{" ".join(required_scopes)}"')
+    # only a denial more scope can help suggests scopes (core Reason::more_scope_can_help):
+    # another patient's data, a granular restriction or a failed response check do not
+    # (a Bundle's hint is that of its entries more scope can help: `www_scope` says it exactly)
+    if case.www == "insufficient_scope":
+        hint = case.www_scope if case.www_scope is not None else (
+            " ".join(required_scopes) if case.reason in SCOPE_CAN_HELP else "")
+        if hint:
+            parts.append(f'scope="{hint}"')
     return "Bearer " + ", ".join(parts)
 
 
@@ -503,11 +511,21 @@ def test_key_rotation_requests_wait_for_the_fetch_in_flight(rig):
 # --- metrics -------------------------------------------------------------------
 
 def prometheus_counters(rig) -> dict[str, float]:
+    """The filter's metrics by their flat name: the tags of examples/monitoring/envoy-stats-tags.yaml
+    (`fhir_smart_authz_decision{decision="deny",reason="x"}`) folded back into it
+    (`fhir_smart_authz_decision_deny_x`, `..._issuer_0`)."""
     out = {}
     for line in rig.envoy.stats("prometheus").splitlines():
         if line.startswith("fhir_smart_authz_"):
-            name, _, value = line.rpartition(" ")
-            out[name.split("{")[0]] = float(value)
+            series, _, value = line.rpartition(" ")
+            name, _, labels = series.partition("{")
+            tags = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+            for tag in ("decision", "reason"):
+                if tag in tags:
+                    name += "_" + tags[tag]
+            if "issuer" in tags:
+                name += "_issuer_" + tags["issuer"]
+            out[name] = float(value)
     return out
 
 

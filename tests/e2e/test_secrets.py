@@ -145,7 +145,10 @@ def test_check_config_refuses_an_inline_secret_and_reads_references_from_its_env
 
     assert check(plugin_with_secret(secret_rig, secret), {}) == (1, "", f"error: {INLINE_REFUSED}\n")
     reference = secret_rig.plugin("faults")
-    assert check(reference, {INTROSPECTION_SECRET_ENV: secret}) == (0, "ok\n", "")
+    # valid; the rig's plain-HTTP JWKS URL is the one warning (exit 3), the secret none
+    code, out, err = check(reference, {INTROSPECTION_SECRET_ENV: secret})
+    assert (code, out) == (3, "ok with 1 warning\n") and err.startswith("warning: at `issuers[0].jwks_uri`"), err
+    assert secret not in out + err
     code, out, err = check(reference, {})
     assert (code, out) == (1, "") and err.startswith(
         f'error: invalid configuration at `{FIELD}`: {{"env": "{INTROSPECTION_SECRET_ENV}"}}: '

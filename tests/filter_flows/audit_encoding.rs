@@ -72,12 +72,15 @@ fn audit_encoding_line_is_the_json_record_plus_the_response_written_at_log_time(
         declares += 1;
         Ok(())
     };
-    assert!(root.configure_with(&h, Some(b"{}"), &factory, &mut |c| {
-        resolve_audit_encoding(&h, c, &mut declared, &mut declare)
-    }));
+    assert!(root.configure_with(
+        &h,
+        Some(br#"{"audit":{"encoding":"line"}}"#),
+        &factory,
+        &mut |c| resolve_audit_encoding(&h, c, &mut declared, &mut declare)
+    ));
     assert_eq!(declares, 0, "line mode never declares the property");
     let shared = root.shared.clone().unwrap();
-    assert_eq!(shared.audit_encoding, AuditEncoding::Line, "the default");
+    assert_eq!(shared.audit_encoding, AuditEncoding::Line);
     let mut s = Stream::new(shared);
     assert_eq!(s.on_request_headers(&h, true), Flow::Continue);
     assert!(!h.state.borrow().properties.contains_key(AUDIT));
@@ -241,7 +244,7 @@ fn audit_encoding_json_writes_the_struct_modes_record_as_json_text() {
 fn audit_encoding_is_declared_once_per_root_and_never_contradicts_a_declaration() {
     let h = FakeHost::new(NOW_MS);
     let json_cfg = Config::from_json(br#"{"audit":{"encoding":"json"}}"#).unwrap();
-    let line_cfg = Config::from_json(b"{}").unwrap();
+    let line_cfg = Config::from_json(br#"{"audit":{"encoding":"line"}}"#).unwrap();
     let struct_cfg = Config::from_json(br#"{"audit":{"encoding":"struct"}}"#).unwrap();
     let ok = || -> Result<(), HostError> { Ok(()) };
     let refused = || -> Result<(), HostError> { Err(HostError::NotFound) };

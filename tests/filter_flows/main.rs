@@ -16,6 +16,7 @@ mod headers;
 mod key_rotation;
 mod labels;
 mod metadata;
+mod metrics;
 mod obligations;
 mod prechecks;
 mod rewrites;

@@ -203,3 +203,82 @@ fn response_obligation_too_large_or_upstream_down() {
     assert_eq!(s.on_request_headers(&h, true), Flow::Pause);
     assert_eq!(h.state.borrow().replies.last().map(|r| r.status), Some(502));
 }
+
+/// Shadow mode changes no traffic: a response fetch that fails lets the
+/// request go upstream through its route (never a 502 of the filter's own),
+/// audited as what enforcing would have done.
+#[test]
+fn shadow_mode_failed_response_fetch_continues_upstream() {
+    let shadow = r#"{"enforce": false}"#;
+    // (case, call refused at dispatch, answer (status, body) or none)
+    let rows: [(&str, bool, Option<(&str, &str)>); 4] = [
+        ("unknown cluster", true, None),
+        ("no answer", false, None),
+        ("upstream 503", false, Some(("503", "no healthy upstream"))),
+        (
+            "too large to relay",
+            false,
+            Some((
+                "200",
+                r#"{"resourceType":"Observation","subject":{"reference":"Patient/p2"},"note":"padding padding"}"#,
+            )),
+        ),
+    ];
+    for (case, refused, answer) in rows {
+        let config: &'static str = if case == "too large to relay" {
+            r#"{"enforce": false, "max_body_bytes": 40}"#
+        } else {
+            shadow
+        };
+        let h = host("GET", "/fhir/Observation/o1", Some("Bearer good"), &[]);
+        h.state.borrow_mut().fail_calls = refused;
+        let mut s = stream(Setup {
+            config,
+            obligations: true,
+            ..Setup::default()
+        });
+        let f = s.on_request_headers(&h, true);
+        if refused {
+            assert_eq!(f, Flow::Continue, "{case}: released right away");
+        } else {
+            assert_eq!(f, Flow::Pause, "{case}");
+            let size = answer.map(|(_, b)| b.len()).unwrap_or(0);
+            if let Some((status, body)) = answer {
+                let mut st = h.state.borrow_mut();
+                st.call_response_headers = vec![
+                    (":status".into(), status.into()),
+                    ("content-length".into(), body.len().to_string()),
+                ];
+                st.call_response_body = body.as_bytes().to_vec();
+            }
+            s.on_call_response(&h, 1, size);
+            assert_eq!(h.state.borrow().resumed_requests, 1, "{case}: resumed");
+        }
+        assert!(
+            h.state.borrow().replies.is_empty(),
+            "{case}: no reply of the filter's own"
+        );
+        let a = audit(&h);
+        assert_eq!(
+            (
+                a["enforced"].as_bool(),
+                a["obligation"].as_str(),
+                a["decision"].as_str()
+            ),
+            (Some(false), Some("failed"), Some("deny")),
+            "{case}"
+        );
+        assert!(
+            a["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("shadow mode: the response could not be fetched for its check ("),
+            "{case}: {a}"
+        );
+        assert_eq!(
+            h.counter("fhir_smart_authz.shadow.call_failed"),
+            1,
+            "{case}"
+        );
+    }
+}

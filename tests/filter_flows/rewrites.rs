@@ -252,9 +252,11 @@ fn a_refused_rewrite_is_audited_and_counted_as_a_500_internal_error() {
                 "agent":{"client_id":"app","requestor":true,"user":"Practitioner/pr1"},
                 "decision":"deny","enforced":true,
                 "entity":{"id":"o1","patient":"Patient/p1","reference":"Observation/o1","resource_type":"Observation"},
+                "filter_version":env!("CARGO_PKG_VERSION"),
                 "interaction":"read","message":message,"outcome":"4",
                 "policy":"urn:ietf:params:oauth:jti:j-1","reason":"internal_error",
                 "recorded":"2026-11-25T13:49:53.123Z","request_id":"rid-7","required_scopes":[],
+                "schema":"urn:fhir-smart-authz:audit-record:1",
                 "source":"fhir-smart-authz","status":500,"subtype":"read","type":"rest"});
             let at_decision = h.state.borrow().properties.get(AUDIT).cloned();
             s.on_log(&h);

@@ -13,15 +13,15 @@ fn root_configure_rejects_invalid_json_naming_the_field() {
     for (config, log) in [
         (
             r#"{"metrics":{"prefx":"a"}}"#,
-            "fhir-smart-authz: invalid configuration at `metrics.prefx`: unknown field `prefx`, expected `prefix` or `phase_timing`; see the configuration reference in README.md",
+            "fhir-smart-authz: invalid configuration at `metrics.prefx`: unknown field `prefx`, expected one of `prefix`, `phase_timing`, `decision_latency`; see the configuration reference (docs/configuration.md)",
         ),
         (
             r#"{"policy":{"patient_search":"narrowx"}}"#,
-            "fhir-smart-authz: invalid configuration at `policy.patient_search`: unknown variant `narrowx`, expected `narrow` or `deny`; see the configuration reference in README.md",
+            "fhir-smart-authz: invalid configuration at `policy.patient_search`: unknown variant `narrowx`, expected `narrow` or `deny`; see the configuration reference (docs/configuration.md)",
         ),
         (
             r#"{"issuers":[{"issuer":"https://x","algorithms":["RS256",256]}]}"#,
-            "fhir-smart-authz: invalid configuration at `issuers[0].algorithms[1]`: invalid type: integer `256`, expected a string; see the configuration reference in README.md",
+            "fhir-smart-authz: invalid configuration at `issuers[0].algorithms[1]`: invalid type: integer `256`, expected a string; see the configuration reference (docs/configuration.md)",
         ),
     ] {
         let h = FakeHost::new(NOW_MS);

@@ -456,6 +456,14 @@ pub fn record(settings: &AuditConfig, input: &AuditInput<'_>) -> Value {
 /// The audit record as compact JSON text, keys sorted: exactly what
 /// `serde_json` prints for [`record`]'s object, written directly (no
 /// intermediate map: this runs on every request).
+/// The `schema` member of every record: the version of its shape
+/// (`docs/audit-record.schema.json` has it as `$id`). A new member keeps it;
+/// a removed or retyped one raises it.
+pub const AUDIT_SCHEMA: &str = "urn:fhir-smart-authz:audit-record:1";
+
+/// The `filter_version` member: the release that wrote the record.
+pub const FILTER_VERSION: &str = env!("CARGO_PKG_VERSION");
+
 pub fn record_json(settings: &AuditConfig, input: &AuditInput<'_>) -> Vec<u8> {
     let d = input.decision;
     let it = d.interaction.as_ref();
@@ -494,6 +502,7 @@ pub fn record_json(settings: &AuditConfig, input: &AuditInput<'_>) -> Vec<u8> {
     }
     r.bool("enforced", input.enforced);
     entity(&mut r, it, input.identity, d.bulk.as_ref());
+    r.str("filter_version", FILTER_VERSION);
     r.key("interaction");
     match it {
         Some(i) => json_string(r.out, i.kind.as_str()),
@@ -532,6 +541,7 @@ pub fn record_json(settings: &AuditConfig, input: &AuditInput<'_>) -> Vec<u8> {
         m.strs("headers", rw.headers.iter().map(|(n, _)| n.as_str()));
         m.close();
     }
+    r.str("schema", AUDIT_SCHEMA);
     r.str("source", &settings.source);
     r.num("status", u64::from(status));
     r.str("subtype", it.map(subtype).unwrap_or("unknown"));

@@ -1,9 +1,9 @@
 //! `audit`: whether and how the record is written.
 
 use crate::config_error::{field_value_error, ConfigError};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
     /// Write the audit record into filter state (access log). Default true.
@@ -19,21 +19,20 @@ impl Default for AuditConfig {
         AuditConfig {
             enabled: true,
             source: "fhir-smart-authz".into(),
-            encoding: AuditEncoding::Line,
+            encoding: AuditEncoding::Fields,
         }
     }
 }
 
 /// `audit.encoding`: how the record is stored in filter state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(try_from = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(try_from = "String", rename_all(serialize = "lowercase"))]
 pub enum AuditEncoding {
-    /// `"line"` (default): JSON text written once, when the request is
+    /// `"line"`: JSON text written once, when the request is
     /// logged (`on_log`), with the response code, duration, start time,
     /// method and path added; an access log whose whole line is
     /// `%FILTER_STATE(...:PLAIN)%` then prints one JSON object per request.
     /// The cheapest form for Envoy to render.
-    #[default]
     Line,
     /// `"struct"`: a `google.protobuf.Struct` (a Protobuf-typed property)
     /// written at decision time, rendered by the access log's `:TYPED` as a
@@ -48,7 +47,9 @@ pub enum AuditEncoding {
     /// `{"response_code":%RESPONSE_CODE%,"duration_ms":%DURATION%,"start_time":"%START_TIME%",%FILTER_STATE(...:PLAIN)%}`
     /// prints the same object as `"line"` with Envoy supplying the three
     /// log-time facts. Cheaper than `"line"`: no work at log time (no
-    /// property reads into the VM); what envoy/envoy.yaml ships.
+    /// property reads into the VM); what every example ships, and the
+    /// default since 0.3.0 (it was `"line"`: CHANGELOG, docs/upgrading.md).
+    #[default]
     Fields,
 }
 

@@ -118,7 +118,9 @@ fn record_shape_search_allow() {
             "request_id": "rid-1",
             "decision": "allow", "reason": "allowed", "message": "allowed", "status": 200,
             "required_scopes": ["patient/Observation.rs"],
-            "enforced": true
+            "enforced": true,
+            "schema": "urn:fhir-smart-authz:audit-record:1",
+            "filter_version": env!("CARGO_PKG_VERSION")
         })
     );
     assert!(
@@ -393,6 +395,25 @@ fn enforced_get<'a>(c: &Config, d: &'a Decision) -> AuditInput<'a> {
         obligation_result: None,
         obligation_denied_status: c.responses.obligation_denied_status,
     }
+}
+
+/// docs/audit-record.schema.json and the record agree: the schema id is the
+/// record's `schema` member, and its reason and interaction enums are the
+/// core's own lists (a new reason must be added to the schema).
+#[test]
+fn the_json_schema_matches_the_record() {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../../docs/audit-record.schema.json")).unwrap();
+    assert_eq!(schema["$id"], super::record::AUDIT_SCHEMA);
+    assert_eq!(
+        schema["properties"]["schema"]["const"],
+        super::record::AUDIT_SCHEMA
+    );
+    let reasons: Vec<&str> = crate::decision::Reason::ALL
+        .iter()
+        .map(|r| r.as_str())
+        .collect();
+    assert_eq!(schema["properties"]["reason"]["enum"], json!(reasons));
 }
 
 /// `labels`: what the label policy hid, the purpose of use, break-glass,

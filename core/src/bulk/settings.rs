@@ -3,7 +3,7 @@
 
 use crate::config_error::ConfigError;
 use crate::fhir::resource_types::is_resource_type;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Default `bulk.status_paths`: the status URLs (relative to the FHIR base)
 /// of the rig's sekmet-fhir (`bulk-status/<id>`), HAPI FHIR and Smile
@@ -26,7 +26,7 @@ pub const DEFAULT_STATUS_PATHS: &[&str] = &[
 pub const DEFAULT_FILE_PATHS: &[&str] = &["bulk-files", "bulkfiles"];
 
 /// The `bulk` section of the plugin configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BulkConfig {
     /// Paths under the FHIR base where the server's status URLs live.

@@ -8,18 +8,21 @@
 //! proxy-wasm shell reads (`upstream`, `responses`, `discovery`, `metrics`)
 //! live here, since `check-config` validates the whole configuration.
 
+pub mod deployment;
 pub mod discovery;
 pub mod metrics;
 mod object_only;
 pub mod protected_resource;
 pub mod responses;
 pub mod upstream;
+pub mod warnings;
 
 pub use crate::config_error::ConfigError;
 pub use discovery::DiscoveryConfig;
 pub use metrics::MetricsConfig;
 pub use responses::ResponsesConfig;
 pub use upstream::{Fact, UpstreamConfig};
+pub use warnings::ConfigWarning;
 
 use crate::audit::AuditConfig;
 use crate::bulk::BulkConfig;
@@ -32,11 +35,11 @@ use crate::token::binding::{BindingContext, SenderConstraintConfig};
 use crate::token::{
     load_issuer_secrets, validate_issuers, IssuerConfig, TokenSettings, TrustConfig,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_path_to_error::{Path, Segment};
 
 /// The configuration exactly as written (before validation).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     /// Path prefix of the FHIR base on this listener, e.g. `/fhir` or `/fhir/R4`.
@@ -139,7 +142,7 @@ impl Config {
             // serde would read a struct from an array too (`[]` = defaults).
             return Err(ConfigError::new(
                 "(document)",
-                "must be a JSON object (`{}` for all defaults); see the configuration reference in README.md",
+                "must be a JSON object (`{}` for all defaults); see the configuration reference (docs/configuration.md)",
             ));
         }
         // Every section must be an object too, at any depth (`ObjectOnly`).
@@ -212,6 +215,41 @@ impl Config {
 }
 
 impl Config {
+    /// The configuration with every default filled in, as JSON
+    /// (`check-config --print-effective`); a configuration the filter reads
+    /// exactly as this one. Secrets appear as their references (an inline
+    /// value is never printed).
+    pub fn effective(&self) -> serde_json::Value {
+        let raw = RawConfig {
+            // The root is normalised to "" and written as "/".
+            fhir_base_path: match self.base.path.as_str() {
+                "" => "/".into(),
+                path => path.into(),
+            },
+            fhir_base_url: self.base.url.clone(),
+            enforce: self.enforce,
+            max_body_bytes: self.max_body_bytes,
+            claims: self.claims.clone(),
+            policy: self.policy.clone(),
+            issuers: self.issuers.clone(),
+            token: self.token.clone(),
+            upstream: self.upstream.clone(),
+            responses: self.responses.clone(),
+            discovery: self.discovery.clone(),
+            audit: self.audit.clone(),
+            metrics: self.metrics.clone(),
+            bulk: self.bulk.clone(),
+            sender_constraint: self.sender_constraint.clone(),
+            // Only a configuration that allowed them holds inline secrets.
+            allow_insecure_inline_secrets: !self.inline_secrets.is_empty(),
+        };
+        // Secrets serialize as their reference, never their value; an unset
+        // optional setting is left out (absent reads as unset).
+        let mut value = serde_json::to_value(raw).unwrap_or(serde_json::Value::Null);
+        drop_nulls(&mut value);
+        value
+    }
+
     /// What token verification reads: the issuers, the `token` settings and
     /// the base URL (the default audience).
     pub fn trust(&self) -> TrustConfig<'_> {
@@ -234,6 +272,18 @@ impl Config {
     }
 }
 
+/// Remove every `null` member, at any depth.
+fn drop_nulls(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            map.retain(|_, m| !m.is_null());
+            map.values_mut().for_each(drop_nulls);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
+}
+
 /// A document serde could not read, named by the path to the value serde
 /// failed on (`policy.patient_search`, `issuers[0].algorithms[1]`). A
 /// field's own value error (see [`ConfigError::from_field_value_error`]) is
@@ -249,7 +299,7 @@ fn parse_error(path: &Path, e: &serde_json::Error) -> ConfigError {
     }
     ConfigError::new(
         error_field(path, &text),
-        format!("{text}; see the configuration reference in README.md"),
+        format!("{text}; see the configuration reference (docs/configuration.md)"),
     )
 }
 

@@ -364,7 +364,7 @@ mod tests {
 
     #[test]
     fn a_struct_inside_a_variant_must_be_an_object() {
-        const SEE: &str = "; see the configuration reference in README.md";
+        const SEE: &str = "; see the configuration reference (docs/configuration.md)";
         const OBJECT: &str =
             "invalid type: sequence, expected a JSON object (the settings of this section by name)";
         #[rustfmt::skip]

@@ -2,9 +2,9 @@
 //! failed response check).
 
 use crate::config_error::ConfigError;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ResponsesConfig {
     /// `realm` in `WWW-Authenticate`.

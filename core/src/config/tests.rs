@@ -55,7 +55,7 @@ fn shell_defaults() {
 #[test]
 fn audit_encoding_parses_and_validates() {
     for (json, encoding) in [
-        (r#"{}"#, AuditEncoding::Line),
+        (r#"{}"#, AuditEncoding::Fields),
         (r#"{"audit":{"encoding":"line"}}"#, AuditEncoding::Line),
         (r#"{"audit":{"encoding":"struct"}}"#, AuditEncoding::Struct),
         (r#"{"audit":{"encoding":"json"}}"#, AuditEncoding::Json),
@@ -182,7 +182,7 @@ fn discovery_document_defaults() {
 /// position for JSON syntax and repeated keys).
 #[test]
 fn serde_errors_name_the_field_path() {
-    const SEE: &str = "; see the configuration reference in README.md";
+    const SEE: &str = "; see the configuration reference (docs/configuration.md)";
     #[rustfmt::skip]
     let cases = [
         (r#"{"issuers":[{"issuer":"https://x","jwks_uri":"https://x/jwks"}],"fhir_base_url":"https://g/fhir","policy":{"patient_search":"narrowx"}}"#, "policy.patient_search", r#"unknown variant `narrowx`, expected `narrow` or `deny`"#),
@@ -218,7 +218,7 @@ fn serde_errors_name_the_field_path() {
         (r#"{"upstream":{"remove_headers":"x-forwarded-user"}}"#, "upstream.remove_headers", r#"invalid type: string "x-forwarded-user", expected a sequence"#),
         (r#"{"claims":{"patient":null}}"#, "claims.patient", r#"invalid type: null, expected a string"#),
         (r#"{"responses":{"obligation_denied_status":70000}}"#, "responses.obligation_denied_status", r#"invalid value: integer `70000`, expected u16"#),
-        (r#"{"metrics":{"prefx":"gw"}}"#, "metrics.prefx", r#"unknown field `prefx`, expected `prefix` or `phase_timing`"#),
+        (r#"{"metrics":{"prefx":"gw"}}"#, "metrics.prefx", r#"unknown field `prefx`, expected one of `prefix`, `phase_timing`, `decision_latency`"#),
         (r#"{"enforce":"false"}"#, "enforce", r#"invalid type: string "false", expected a boolean"#),
         (r#"{"max_body_bytes":-5}"#, "max_body_bytes", r#"invalid value: integer `-5`, expected usize"#),
         (r#"{"enforse":false}"#, "enforse", r#"unknown field `enforse`, expected one of `fhir_base_path`, `fhir_base_url`, `enforce`, `max_body_bytes`, `claims`, `policy`, `issuers`, `token`, `sender_constraint`, `upstream`, `responses`, `discovery`, `audit`, `metrics`, `bulk`, `allow_insecure_inline_secrets`"#),
@@ -254,5 +254,112 @@ fn serde_errors_name_the_field_path() {
             e.to_string(),
             format!("invalid configuration at `{field}`: {message}{SEE}")
         );
+    }
+}
+
+/// Each warning row: configuration, the fields warned about (in order).
+#[test]
+fn warnings_name_the_field() {
+    let issuer = |extra: &str| {
+        format!(
+            r#"{{"fhir_base_url":"https://fhir.example.org/fhir","issuers":[{{"issuer":"https://auth.example.org",{extra}}}]}}"#
+        )
+    };
+    let rows: Vec<(String, Vec<&str>)> = vec![
+        ("{}".into(), vec![]),
+        (
+            issuer(r#""jwks_uri":"http://auth.example.org/jwks","jwks_cluster":"idp""#),
+            vec!["issuers[0].jwks_uri"],
+        ),
+        (
+            issuer(r#""jwks_uri":"https://auth.example.org/jwks","jwks_cluster":"idp""#),
+            vec![],
+        ),
+        (
+            issuer(
+                r#""jwks_uri":"https://auth.example.org/jwks","jwks_cluster":"idp","audiences":["https://fhir.example.org/fhir","account"]"#,
+            ),
+            vec!["issuers[0].audiences[1]"],
+        ),
+        (
+            issuer(
+                r#""jwks_uri":"https://auth.example.org/jwks","jwks_cluster":"idp","audiences":["api://default"]"#,
+            ),
+            vec!["issuers[0].audiences[0]"],
+        ),
+        (
+            r#"{"policy":{"operations":[{"name":"$everything","levels":["instance"],"types":["Patient"],"letters":"rs","target":"compartment","patient":"own_patient"}]}}"#.into(),
+            vec!["policy.operations"],
+        ),
+        (
+            r#"{"policy":{"operations":[{"name":"$everything","levels":["instance"],"types":["Patient"],"letters":"rs","target":"compartment","patient":"own_patient"}],
+                "operations_dropped":["$export","$export-poll-status","$validate","$meta","$lastn","$expand","$validate-code","$lookup","$subsumes","$translate"]}}"#.into(),
+            vec![],
+        ),
+        (
+            r#"{"discovery":{"authorization_endpoint":"https://a/authorize","token_endpoint":"https://a/token","capabilities":["launch-standalone","permission-v3"]}}"#.into(),
+            vec!["discovery.capabilities[1]"],
+        ),
+    ];
+    for (json, fields) in rows {
+        let config = Config::from_json(json.as_bytes()).unwrap();
+        let warned: Vec<String> = config.warnings().into_iter().map(|w| w.field).collect();
+        assert_eq!(warned, fields, "{json}");
+    }
+    let w = Config::from_json(
+        br#"{"policy":{"operations":[{"name":"$everything","levels":["instance"],"types":["Patient"],"letters":"rs","target":"compartment","patient":"own_patient"}]}}"#,
+    )
+    .unwrap()
+    .warnings()
+    .remove(0);
+    assert_eq!(
+        w.message,
+        "replaces the default operations table: $export, $export-poll-status, $validate, $meta, $lastn, $expand, $validate-code, $lookup, $subsumes, $translate are no longer permitted (403)"
+    );
+}
+
+#[test]
+fn operations_dropped_names_default_operations_without_a_row() {
+    for json in [
+        r#"{"policy":{"operations_dropped":["$nope"]}}"#,
+        r#"{"policy":{"operations_dropped":["$expand"]}}"#,
+    ] {
+        let warned: Vec<String> = Config::from_json(json.as_bytes())
+            .unwrap()
+            .warnings()
+            .into_iter()
+            .map(|w| w.field)
+            .collect();
+        assert_eq!(warned, ["policy.operations_dropped[0]"], "{json}");
+    }
+}
+
+/// Every environment variable is set (to its name): for examples that
+/// reference their secrets.
+struct EveryVariable;
+
+impl crate::secret::SecretSource for EveryVariable {
+    fn env_var(&self, name: &str) -> Option<std::ffi::OsString> {
+        Some(name.into())
+    }
+    fn read_file(&self, path: &str) -> Result<Vec<u8>, String> {
+        Err(format!("no file {path} in this test"))
+    }
+}
+
+/// `effective()` is a configuration the filter reads as the original, with
+/// every default written out and secrets as their references, never values.
+#[test]
+fn effective_configuration_reads_back_the_same() {
+    for json in [
+        "{}".to_string(),
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/configs/istio.json")).unwrap(),
+        r#"{"fhir_base_path":"/","allow_insecure_inline_secrets":true,"issuers":[{"issuer":"https://x","audiences":["a"],"introspection":{"cluster":"as","path":"/i","client_id":"gw","client_secret":"s3cret"}}],"audit":{"encoding":"fields"}}"#.into(),
+    ] {
+        let read = |text: &str| Config::from_json_with_secrets(text.as_bytes(), &EveryVariable).unwrap();
+        let effective = read(&json).effective();
+        assert!(!effective.to_string().contains("s3cret"), "{effective}");
+        assert_eq!(read(&effective.to_string()).effective(), effective, "{json}");
+        assert_eq!(effective["policy"]["operations"].as_array().unwrap().len(), 14);
     }
 }

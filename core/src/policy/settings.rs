@@ -5,11 +5,11 @@ use crate::config_error::ConfigError;
 use crate::fhir::r4::patient_compartment;
 use crate::fhir::resource_types::is_resource_type;
 use crate::scope::Perms;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// What to do with a read by id of a compartment resource under a patient/
 /// scope (the request alone cannot show whose resource it is).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum ReadOutsideRequest {
     /// Allow with `Obligation::CheckResponseCompartment` (the filter checks the response).
@@ -21,7 +21,7 @@ pub enum ReadOutsideRequest {
 
 /// Paging (`_getpages`) under patient/ scopes only: the upstream's paging
 /// token cannot be tied to the patient.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum PatientPaging {
     /// Allow with an obligation: every resource in the page must be in the
@@ -34,7 +34,7 @@ pub enum PatientPaging {
 /// Writes by id (update, patch, delete) of compartment resources other than
 /// the patient's own Patient under patient/ scopes: the request names the
 /// resource, not whose it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum PatientUpdateById {
     /// Before forwarding, the filter reads the stored resource through
@@ -55,7 +55,7 @@ pub enum PatientUpdateById {
 /// Searches under patient/ scopes that are not pinned to the context
 /// patient (and, under granular scopes, searches without the scope's
 /// parameter).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum PatientSearch {
     /// Add the missing pin (or the granular scope's parameter) in front of
@@ -67,7 +67,7 @@ pub enum PatientSearch {
 }
 
 /// Levels an operation may be invoked at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OpLevel {
     System,
@@ -76,7 +76,7 @@ pub enum OpLevel {
 }
 
 /// Which types an operation's letters are needed on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum OpTarget {
     /// The type the operation is invoked on (`*` at system level).
@@ -94,7 +94,7 @@ pub enum OpTarget {
 }
 
 /// How an operation is treated under patient/ scopes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum OpPatientRule {
     /// Only at instance level on the context patient's own `Patient/{id}`.
@@ -112,7 +112,7 @@ pub enum OpPatientRule {
 }
 
 /// One row of the operations table (`policy.operations[]`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OperationRule {
     /// Operation name with `$`, e.g. `$everything`.
@@ -198,7 +198,7 @@ pub const DEFAULT_PATIENT_SCOPE_PUBLIC_TYPES: &[&str] = &[
 ];
 
 /// Policy knobs (`policy` in the plugin configuration).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PolicyConfig {
     /// `GET [base]/metadata` without a token (default true).
@@ -225,6 +225,10 @@ pub struct PolicyConfig {
     pub patient_update_by_id: PatientUpdateById,
     /// The operations table; replaces the default when given.
     pub operations: Vec<OperationRule>,
+    /// Default operations a replacing `operations` table leaves out on
+    /// purpose: only silences the configuration warning that names them
+    /// (checked with the warnings, by `check-config`: the filter never reads it).
+    pub operations_dropped: Vec<String>,
     /// The security label policy; absent = labels are not looked at.
     pub labels: Option<LabelPolicy>,
 }
@@ -246,6 +250,7 @@ impl Default for PolicyConfig {
             patient_paging: PatientPaging::CheckResponse,
             patient_update_by_id: PatientUpdateById::CheckStored,
             operations: default_operations(),
+            operations_dropped: Vec::new(),
             labels: None,
         }
     }

@@ -243,7 +243,7 @@ fn configuration_loads_the_introspection_secret_by_reference() {
 fn configuration_secret_errors_name_the_field_and_never_the_value() {
     let src = source();
     let field = "issuers[0].introspection.client_secret";
-    let see = "; see the configuration reference in README.md";
+    let see = "; see the configuration reference (docs/configuration.md)";
     let rows: Vec<(Value, Option<bool>, String)> = vec![
         (json!(VALUE), None, "is a secret written in the configuration, which Envoy's /config_dump and the Istio WasmPlugin show to everyone who can read them; give a reference instead ({\"env\": \"NAME\"} or {\"file\": \"/path\"}), or set allow_insecure_inline_secrets: true".into()),
         (json!(VALUE), Some(false), "is a secret written in the configuration, which Envoy's /config_dump and the Istio WasmPlugin show to everyone who can read them; give a reference instead ({\"env\": \"NAME\"} or {\"file\": \"/path\"}), or set allow_insecure_inline_secrets: true".into()),

@@ -145,10 +145,7 @@ pub fn parse_response(
     if claims.contains_key("aud") {
         let aud = jose::audiences(&claims)?;
         if !aud.iter().any(|a| audiences.iter().any(|ours| ours == a)) {
-            return Err(TokenError::invalid(format!(
-                "the token audience does not include this server (expected one of: {})",
-                audiences.join(", ")
-            )));
+            return Err(jose::audience_mismatch(&aud, audiences));
         }
     }
     let times = TimeClaims::from_claims(&claims)?;

@@ -176,6 +176,23 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, 
     }
 }
 
+/// The denial for a token whose `aud` names none of `ours`: it names the
+/// token's own audiences (the one token content a client needs to see what
+/// its identity provider put there, e.g. Keycloak's default `account`), at
+/// most 5, each cut to 100 characters (the reply escapes what it must).
+pub fn audience_mismatch(token_aud: &[&str], ours: &[String]) -> TokenError {
+    let shown: Vec<String> = token_aud
+        .iter()
+        .take(5)
+        .map(|a| a.chars().take(100).collect())
+        .collect();
+    TokenError::invalid(format!(
+        "the token audience ({}) does not include this server (expected one of: {})",
+        shown.join(", "),
+        ours.join(", ")
+    ))
+}
+
 /// `aud` as a list of strings (string or array of strings; absent = empty).
 pub fn audiences(claims: &Map<String, Value>) -> Result<Vec<&str>, TokenError> {
     match claims.get("aud") {

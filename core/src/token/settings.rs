@@ -6,7 +6,7 @@ use super::keys::KeySet;
 use crate::config_error::ConfigError;
 use crate::secret::{SecretLoader, SecretSetting};
 use crate::url::HttpUrl;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Everything token verification reads from the configuration: the trusted
 /// issuers, the `token` settings and the FHIR base URL (the default audience).
@@ -20,7 +20,7 @@ pub struct TrustConfig<'a> {
 }
 
 /// RFC 7662 token introspection for opaque tokens (`issuers[].introspection`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IntrospectionConfig {
     /// Envoy cluster that routes to the authorization server. Required.
@@ -58,7 +58,7 @@ impl Default for IntrospectionConfig {
 
 /// One trusted issuer (`issuers[]`). Exactly one key source: `jwks`,
 /// `jwks_uri` (+ `jwks_cluster`) or `introspection`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IssuerConfig {
     /// Exact `iss` value of the tokens (compared byte for byte). Required.
@@ -170,21 +170,15 @@ impl IssuerConfig {
         Ok(())
     }
 
-    /// Exactly one of `jwks`, `jwks_uri` (with its cluster and timings) or
-    /// `introspection`.
+    /// One key source, `jwks` or `jwks_uri` (with its cluster and timings),
+    /// or `introspection`, or a key source and `introspection` together
+    /// (JWTs verified with the keys, then introspected for revocation).
     fn validate_key_source(&self, field: &str) -> Result<(), ConfigError> {
-        let sources = [
-            self.jwks.is_some(),
-            self.jwks_uri.is_some(),
-            self.introspection.is_some(),
-        ]
-        .iter()
-        .filter(|s| **s)
-        .count();
-        if sources != 1 {
+        let keys = usize::from(self.jwks.is_some()) + usize::from(self.jwks_uri.is_some());
+        if keys > 1 || (keys == 0 && self.introspection.is_none()) {
             return Err(ConfigError::new(
                 field,
-                format!("set exactly one of jwks, jwks_uri or introspection (found {sources})"),
+                format!("set one of jwks or jwks_uri (found {keys}), optionally with introspection (for revocation), or introspection alone"),
             ));
         }
         if self.jwks_cluster.is_some() && self.jwks_uri.is_none() {
@@ -375,7 +369,7 @@ pub fn load_issuer_secrets(
 }
 
 /// Token handling settings (`token`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TokenSettings {
     /// Clock skew tolerated on `exp`, `nbf` and `iat` (seconds). Default 60.

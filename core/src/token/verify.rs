@@ -76,9 +76,11 @@ impl TokenVerifier {
             } else if cfg.jwks_uri.is_some() {
                 KeyStore::remote(cfg.jwks_refresh_seconds, cfg.jwks_min_refetch_seconds)
             } else {
-                introspection_issuer = Some(i);
                 KeyStore::empty()
             };
+            if cfg.introspection.is_some() {
+                introspection_issuer = Some(i);
+            }
             states.push(IssuerState {
                 config: cfg.clone(),
                 audiences: cfg.effective_audiences(base_url),
@@ -215,6 +217,12 @@ impl TokenVerifier {
             });
         }
         if let Some(i) = self.introspection_target(token) {
+            if self.verifies_then_introspects(i, token) {
+                // Keys and introspection on one issuer: the JWT must verify
+                // here first; introspection then says whether it is revoked
+                // (its answer cached per introspection.max_cache_seconds).
+                self.verify_jwt(token, now, verifier)?;
+            }
             let cfg = self
                 .issuers
                 .get(i)
@@ -263,6 +271,15 @@ impl TokenVerifier {
                 .check(now, self.settings.leeway_seconds)
                 .map(|()| hit.value),
         )
+    }
+
+    /// Whether issuer `i` has keys as well as introspection and `token` is a
+    /// JWT: it is verified locally before it is introspected.
+    fn verifies_then_introspects(&self, i: usize, token: &str) -> bool {
+        self.issuers
+            .get(i)
+            .is_some_and(|s| s.config.jwks.is_some() || s.config.jwks_uri.is_some())
+            && jose::split_compact(token).is_some()
     }
 
     /// The introspection issuer for this token, if it must be introspected:
@@ -543,10 +560,7 @@ impl IssuerState {
             .iter()
             .any(|a| self.audiences.iter().any(|ours| ours == a))
         {
-            return Err(TokenError::invalid(format!(
-                "the token audience does not include this server (expected one of: {})",
-                self.audiences.join(", ")
-            )));
+            return Err(jose::audience_mismatch(&aud, &self.audiences));
         }
         Ok(times)
     }

@@ -14,12 +14,12 @@ fn config_validation_names_fields() {
         (
             json!({"fhir_base_url": AUD, "issuers": [{"issuer": ISS}]}),
             "issuers[0]",
-            "set exactly one of jwks, jwks_uri or introspection",
+            "set one of jwks or jwks_uri (found 0), optionally with introspection (for revocation), or introspection alone",
         ),
         (
             json!({"fhir_base_url": AUD, "issuers": [{"issuer": ISS, "jwks": jwks, "jwks_uri": "https://x/j", "jwks_cluster": "c"}]}),
             "issuers[0]",
-            "exactly one",
+            "set one of jwks or jwks_uri (found 2)",
         ),
         (
             json!({"fhir_base_url": AUD, "issuers": [{"issuer": "", "jwks": jwks}]}),

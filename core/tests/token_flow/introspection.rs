@@ -158,6 +158,86 @@ fn introspection_active_inactive_down() {
     assert!(e.description.contains("not a JWT"), "{e}");
 }
 
+/// One issuer with keys and introspection: a JWT is verified with the keys
+/// first (a bad one is refused without a call), then introspected for
+/// revocation; the answer is cached per `max_cache_seconds`, and an inactive
+/// (revoked) token is refused.
+#[test]
+fn keys_and_introspection_on_one_issuer() {
+    let cfg = config_json(
+        json!({"introspection": {"cluster": "as", "path": "/introspect", "client_id": "gw",
+            "client_secret": {"env": "INTROSPECTION_SECRET"}, "max_cache_seconds": 30}}),
+        json!({}),
+    );
+    let cfg =
+        Config::from_json_with_secrets(cfg.to_string().as_bytes(), &IntrospectionSecret).unwrap();
+    let mut v = TokenVerifier::new(cfg.trust()).unwrap();
+    let mut cache: TokenCache<String> = TokenCache::new(10);
+    let sig = Counting(Cell::new(0));
+    let scope = |t: &fhir_smart_authz_core::token::VerifiedToken| {
+        t.claims["scope"].as_str().unwrap_or("").to_string()
+    };
+    // A JWT whose signature fails: refused here, never introspected.
+    let good = token("RS256");
+    let mut parts: Vec<&str> = good.split('.').collect();
+    let forged_sig = b64(&[7u8; 256]);
+    parts[2] = &forged_sig;
+    let forged = parts.join(".");
+    match v.authenticate(&mut cache, &bearer(&forged), NOW, &sig, |_| String::new()) {
+        Err(e) => assert_eq!(e.reason, Reason::InvalidToken),
+        other => panic!("{other:?}"),
+    }
+    // A valid JWT: verified (one signature check), then introspected.
+    let req = match v.authenticate(&mut cache, &bearer(&good), NOW, &sig, |_| String::new()) {
+        Ok(Authenticated::Introspect(r)) => r,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((req.issuer_index, req.cluster.as_str()), (0, "as"));
+    assert_eq!(
+        sig.0.get(),
+        2,
+        "the forged and the good token were both checked"
+    );
+    let active =
+        json!({"active": true, "scope": "patient/*.rs", "exp": NOW + 3600, "aud": AUD, "iss": ISS})
+            .to_string();
+    let got = v
+        .complete_introspection(
+            &mut cache,
+            &req,
+            &good,
+            Ok((200, active.as_bytes())),
+            NOW,
+            scope,
+        )
+        .unwrap();
+    assert_eq!(got, "patient/*.rs");
+    // Cached for max_cache_seconds, then introspected again (revocation).
+    assert!(matches!(
+        v.authenticate(&mut cache, &bearer(&good), NOW + 29, &sig, |_| String::new(
+        )),
+        Ok(Authenticated::Verified { cached: true, .. })
+    ));
+    let req = match v.authenticate(&mut cache, &bearer(&good), NOW + 30, &sig, |_| {
+        String::new()
+    }) {
+        Ok(Authenticated::Introspect(r)) => r,
+        other => panic!("{other:?}"),
+    };
+    let revoked = json!({"active": false}).to_string();
+    let e = v
+        .complete_introspection(
+            &mut cache,
+            &req,
+            &good,
+            Ok((200, revoked.as_bytes())),
+            NOW + 30,
+            scope,
+        )
+        .unwrap_err();
+    assert_eq!(e.reason, Reason::TokenInactive);
+}
+
 /// A configuration whose secret was never loaded (built without
 /// `Config::from_json_with_secrets`) makes no call without credentials.
 #[test]

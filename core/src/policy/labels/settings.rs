@@ -5,7 +5,7 @@
 
 use super::is_label;
 use crate::config_error::ConfigError;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The confidentiality and sensitivity labels restricted by default:
 /// v3-Confidentiality R and V, and the DS4P sensitivity codes for substance
@@ -22,7 +22,7 @@ pub const DEFAULT_RESTRICTED_LABELS: &[&str] = &[
 ];
 
 /// What happens to a response that carries entries the token may not see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum LabelResponse {
     /// Bundles: the entries are withheld, `Bundle.total` removed (unless the
@@ -35,7 +35,7 @@ pub enum LabelResponse {
 }
 
 /// `policy.labels`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LabelPolicy {
     /// Labels (`system|code`) a token sees only when cleared for them (or

@@ -6,10 +6,10 @@
 use crate::config_error::ConfigError;
 use crate::secret::{SecretLoader, SecretSetting};
 use crate::token::alg::JwsAlgorithm;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Whether an issuer's tokens may, or must, be DPoP-bound (RFC 9449).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DpopMode {
     /// The `DPoP` scheme is not accepted; a token that is DPoP-bound anyway
@@ -24,7 +24,7 @@ pub enum DpopMode {
 }
 
 /// Whether an issuer's tokens may, or must, be certificate-bound (RFC 8705 §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CertificateBinding {
     /// A certificate-bound token (`cnf.x5t#S256`) is refused.
@@ -38,7 +38,7 @@ pub enum CertificateBinding {
 }
 
 /// `issuers[].dpop`: how the issuer's DPoP proofs are checked.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DpopConfig {
     pub mode: DpopMode,
@@ -106,7 +106,7 @@ impl DpopConfig {
 }
 
 /// Where the client certificate of a request comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CertificateSource {
     /// The TLS connection Envoy terminated (its peer certificate digest).
@@ -130,7 +130,7 @@ impl CertificateSource {
 }
 
 /// `sender_constraint`: settings shared by every issuer.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SenderConstraintConfig {
     /// Most DPoP proof `jti`s remembered across all workers (shared data).
