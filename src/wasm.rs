@@ -5,7 +5,7 @@ use crate::audit_property::{declare_audit_property, resolve_audit_encoding};
 use crate::core_adapter::{CoreEngine, CoreTokens};
 use crate::host::{Flow, Host, HostError, LogLevel, ProxyHost};
 use crate::ports::{Engine, TokenPort};
-use crate::reply::{operation_outcome, FHIR_JSON};
+use fhir_smart_authz_core::reply::{operation_outcome, FHIR_JSON};
 use crate::root::Root;
 use crate::stream::Stream;
 use fhir_smart_authz_core::config::Config;

@@ -4,7 +4,7 @@
 
 use super::{Phase, Stream};
 use crate::host::{Flow, HeaderMap, Host, LogLevel};
-use crate::reply::deny_reply;
+use fhir_smart_authz_core::reply::deny_reply;
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Obligation, Reason};
 

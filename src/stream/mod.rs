@@ -48,7 +48,7 @@ mod token;
 
 use crate::host::{Flow, Host, LogLevel};
 use crate::ports::Pending;
-use crate::reply::Reply;
+use fhir_smart_authz_core::reply::Reply;
 use crate::shared::{Shared, TokenFacts};
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::Decision;

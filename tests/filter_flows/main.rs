@@ -22,7 +22,7 @@ mod token_calls;
 use fhir_smart_authz::audit_property::resolve_audit_encoding;
 use fhir_smart_authz::fake::{FakeEngine, FakeHost, FakeToken, FakeTokens};
 use fhir_smart_authz::host::{HostError, LogLevel};
-use fhir_smart_authz::pbstruct::encode_struct;
+use fhir_smart_authz_core::audit::pbstruct::encode_struct;
 use fhir_smart_authz::ports::{Engine, TokenPort};
 use fhir_smart_authz::root::Root;
 use fhir_smart_authz::{Flow, Shared, Stream};

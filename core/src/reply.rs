@@ -1,8 +1,9 @@
-//! Deny replies: status, `WWW-Authenticate` (RFC 6750 §3) and a FHIR
-//! `OperationOutcome` body. Pure.
+//! Local replies, the same bytes from every shell: deny replies (status,
+//! `WWW-Authenticate` per RFC 6750 §3, a FHIR `OperationOutcome` body),
+//! gateway errors and the SMART discovery document.
 
-use fhir_smart_authz_core::config::Config;
-use fhir_smart_authz_core::decision::{Decision, Reason};
+use crate::config::Config;
+use crate::decision::{Decision, Reason};
 use serde_json::{Map, Value};
 
 /// A local reply.
@@ -277,7 +278,7 @@ mod tests {
     fn outcome_with_scopes_entries_and_gateway_errors_is_sorted_json() {
         let mut d = Decision::deny(Reason::BundleEntryDenied, "1 of 2 bundle entries denied");
         d.required_scopes = vec!["user/Patient.d".into()];
-        d.denied_entries = vec![fhir_smart_authz_core::decision::EntryDenial {
+        d.denied_entries = vec![crate::decision::EntryDenial {
             index: 1,
             reason: Reason::InsufficientScope,
             message: "no granted scope allows d on Patient".into(),
