@@ -112,7 +112,7 @@ impl Stream {
     }
 
     /// The verified facts as request headers (`upstream.forward_headers`,
-    /// derived once per token: [`crate::shared::fact_headers`]), and
+    /// derived once per token: `UpstreamConfig::fact_headers` in the core), and
     /// `Authorization` removed when `upstream.strip_authorization`. `Err`:
     /// what the host refused, for the denial.
     fn forward_facts(&self, host: &dyn Host, config: &Config) -> Result<(), String> {
