@@ -17,6 +17,12 @@ use serde_json::Value;
 use std::borrow::Cow;
 use std::rc::Rc;
 
+/// The production ports of a configuration (the root's factory in every
+/// shell).
+pub fn core_ports(config: Rc<Config>) -> (Box<dyn TokenPort>, Box<dyn Engine>) {
+    (Box::new(CoreTokens::new(config)), Box::new(CoreEngine))
+}
+
 /// The decision engine: classifier + policy.
 #[derive(Debug, Default)]
 pub struct CoreEngine;

@@ -4,9 +4,61 @@
 //! allocates.
 
 use crate::host::Host;
-use fhir_smart_authz_core::decision::{Decision, Verdict};
+use fhir_smart_authz_core::decision::{Decision, Reason, Verdict};
 use std::collections::HashMap;
 use std::hash::Hash;
+
+/// Every counter suffix the streams count (`Shared::count`).
+pub const COUNTERS: &[&str] = &[
+    "capability_statement.smart_added",
+    "capability_statement.unmodified",
+    "introspection.failure",
+    "introspection.success",
+    "jwks_fetch.failure",
+    "jwks_fetch.success",
+    "precheck.fail",
+    "precheck.pass",
+    "precheck.upstream_failure",
+    "response_check.fail",
+    "response_check.pass",
+    "response_check.upstream_failure",
+    "rewrite.failed",
+    "rewrite.narrowed",
+    "rewrite.relayed",
+    "rewrite.shadow",
+    "rewrite.strict",
+    "shadow.would_deny",
+    "token_cache.hit",
+    "token_cache.miss",
+];
+
+/// Every phase `Stream::timed` measures (`metrics.phase_timing`).
+pub const PHASES: &[&str] = &[
+    "audit",
+    "decide",
+    "facts",
+    "log",
+    "read_headers",
+    "request_headers",
+    "token",
+];
+
+/// The full names of every counter and phase histogram under `prefix`, for
+/// a host that defines its metrics before the first request (Envoy's
+/// dynamic modules freeze stat creation once the configuration is loaded).
+pub fn all_names(prefix: &str) -> (Vec<String>, Vec<String>) {
+    let mut counters: Vec<String> = COUNTERS.iter().map(|s| format!("{prefix}.{s}")).collect();
+    for verdict in ["allow", "deny"] {
+        for r in Reason::ALL {
+            counters.push(format!("{prefix}.decision.{verdict}.{}", r.as_str()));
+        }
+    }
+    let phases = PHASES
+        .iter()
+        .map(|p| format!("{prefix}.phase.{p}_us"))
+        .collect();
+    (counters, phases)
+}
 
 #[derive(Debug, Default)]
 pub struct Metrics {

@@ -75,6 +75,32 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason (a host that defines its metrics up front names them all).
+    pub const ALL: &'static [Reason] = &[
+        Reason::Allowed,
+        Reason::PublicEndpoint,
+        Reason::InvalidRequest,
+        Reason::MultipleCredentials,
+        Reason::BodyTooLarge,
+        Reason::MissingToken,
+        Reason::InvalidToken,
+        Reason::KeysUnavailable,
+        Reason::TokenInactive,
+        Reason::IntrospectionUnavailable,
+        Reason::InsufficientScope,
+        Reason::NoPatientContext,
+        Reason::PatientCompartmentViolation,
+        Reason::GranularScopeViolation,
+        Reason::IncludeNotPermitted,
+        Reason::ChainedSearchNotPermitted,
+        Reason::OperationNotPermitted,
+        Reason::BundleEntryDenied,
+        Reason::ResponseNotPermitted,
+        Reason::UnsupportedClaims,
+        Reason::InternalError,
+        Reason::UpstreamUnavailable,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Allowed => "allowed",

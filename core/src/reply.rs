@@ -166,6 +166,19 @@ fn outcome_headers() -> Vec<(String, String)> {
     ]
 }
 
+/// The reply of a filter without a valid configuration (fail closed).
+pub fn unconfigured_reply() -> Reply {
+    let d = Decision::deny(
+        Reason::KeysUnavailable,
+        "the authorization filter has no valid configuration",
+    );
+    Reply {
+        status: 503,
+        headers: vec![("content-type".to_string(), FHIR_JSON.to_string())],
+        body: operation_outcome(&d, 503),
+    }
+}
+
 /// The SMART discovery document reply.
 pub fn discovery_reply(doc: &Value) -> Reply {
     Reply {

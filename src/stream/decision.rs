@@ -4,9 +4,9 @@
 
 use super::{Phase, Stream};
 use crate::host::{Flow, HeaderMap, Host, LogLevel};
-use fhir_smart_authz_core::reply::deny_reply;
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Obligation, Reason};
+use fhir_smart_authz_core::reply::deny_reply;
 
 impl Stream {
     /// The token is resolved (valid or absent): prepare the upstream headers,

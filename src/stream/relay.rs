@@ -12,9 +12,9 @@
 use super::rewrite::rewrite_headers;
 use super::{Phase, Stream};
 use crate::host::{response_status, Buffer, Flow, HeaderMap, Host, HttpCall, LogLevel};
-use fhir_smart_authz_core::reply::{deny_reply, gateway_error_reply, Reply};
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Reason};
+use fhir_smart_authz_core::reply::{deny_reply, gateway_error_reply, Reply};
 use serde_json::Value;
 
 impl Stream {

@@ -1,0 +1,642 @@
+//! fhir-smart-authz as an Envoy dynamic module (Envoy 1.40.0, ABI `v0.2.0`):
+//! the entry points Envoy calls. Each one only adapts: it finds the stream,
+//! wraps the hook's pointers in a [`host::NativeHost`] and calls the same
+//! host-agnostic `Stream`/`Root` the proxy-wasm build runs, so every rule
+//! lives in one place (the core, and the stream driver of the
+//! `fhir-smart-authz` crate).
+//!
+//! Every entry point catches panics ([`guard`]): a panic while a request is
+//! undecided answers it 500 with an OperationOutcome (fail closed) and the
+//! stream does nothing more; Envoy goes on serving.
+
+pub mod abi;
+mod config;
+pub mod host;
+pub mod shared_data;
+mod worker;
+
+use crate::abi::{EnvoyBuffer, EnvoyHeader, FilterEnvoyPtr};
+use crate::config::NativeConfig;
+use crate::host::{CallAnswer, NativeHost};
+use crate::worker::{worker_for, Worker};
+use fhir_smart_authz::host::{utf8_or_lossy, Flow, LogLevel};
+use fhir_smart_authz::Stream;
+use fhir_smart_authz_core::reply::{gateway_error_reply, unconfigured_reply, Reply};
+use std::cell::{Cell, RefCell};
+use std::ffi::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::{Arc, Once};
+
+/// One HTTP stream's state in the module.
+struct Filter {
+    /// `None` when the configuration could not be applied on this worker.
+    worker: Option<Rc<Worker>>,
+    stream: Option<Rc<RefCell<Stream>>>,
+    context_id: u32,
+    /// A tick is scheduled on this filter.
+    tick_armed: Cell<bool>,
+    /// A hook panicked: the request was answered 500; nothing more happens.
+    failed: Cell<bool>,
+}
+
+/// Run a hook; a panic becomes `on_panic` (after the 500 reply when the
+/// request may still be undecided).
+fn guard<R>(
+    filter: FilterEnvoyPtr,
+    state: Option<&Filter>,
+    reply: bool,
+    on_panic: R,
+    f: impl FnOnce() -> R,
+) -> R {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(_) => {
+            host::log(LogLevel::Critical, "fhir-smart-authz: a hook panicked; the request is refused (500) and the stream ends here");
+            let first = !state.is_some_and(|s| s.failed.replace(true));
+            if reply && first && !filter.is_null() {
+                let r = gateway_error_reply(
+                    500,
+                    "exception",
+                    "the authorization filter failed while checking this request; it was not forwarded",
+                );
+                send(filter, &r);
+            }
+            on_panic
+        }
+    }
+}
+
+fn send(filter: FilterEnvoyPtr, r: &Reply) {
+    let mut h: Vec<abi::ModuleHeader> = r
+        .headers
+        .iter()
+        .map(|(n, v)| abi::ModuleHeader::of(n, v))
+        .collect();
+    // SAFETY: `filter` is the live filter of the current hook; the arrays
+    // outlive the call.
+    unsafe {
+        abi::envoy_dynamic_module_callback_http_send_response(
+            filter,
+            u32::from(r.status),
+            h.as_mut_ptr(),
+            h.len(),
+            abi::ModuleBuffer::of(&r.body),
+            abi::ModuleBuffer::of(b"fhir_smart_authz"),
+        );
+    }
+}
+
+/// # Safety
+/// `module` is null or a pointer this module returned from `filter_new`
+/// and Envoy has not destroyed yet.
+unsafe fn filter_ref<'a>(module: *const c_void) -> Option<&'a Filter> {
+    (module as *const Filter).as_ref()
+}
+
+/// Run `f` on the stream with a host for `filter`; afterwards arm the tick
+/// when streams of this worker wait for keys.
+fn with_stream<R>(
+    filter: FilterEnvoyPtr,
+    state: &Filter,
+    f: impl FnOnce(&NativeHost<'_>, &mut Stream) -> R,
+) -> Option<R> {
+    if state.failed.get() {
+        return None;
+    }
+    let worker = state.worker.as_ref()?;
+    let stream = state.stream.as_ref()?;
+    let host = NativeHost::new(filter, &worker.ctx);
+    let r = {
+        let mut s = stream.try_borrow_mut().ok()?;
+        f(&host, &mut s)
+    };
+    if worker.has_waiters() && !state.tick_armed.replace(true) {
+        worker.arm_tick(filter);
+    }
+    Some(r)
+}
+
+fn body_size(
+    filter: FilterEnvoyPtr,
+    buffered: i32,
+    received: i32,
+    received_is_buffered: bool,
+) -> usize {
+    // SAFETY: `filter` is the live filter of this body hook.
+    unsafe {
+        let r = abi::envoy_dynamic_module_callback_http_get_body_size(filter, received);
+        if received_is_buffered {
+            r
+        } else {
+            r + abi::envoy_dynamic_module_callback_http_get_body_size(filter, buffered)
+        }
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const u8 {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            host::log(
+                LogLevel::Critical,
+                &format!("fhir-smart-authz panicked: {info}"),
+            );
+            let _ = &previous;
+        }));
+    });
+    abi::ABI_VERSION.as_ptr()
+}
+
+/// # Safety
+/// Envoy passes valid buffers for the duration of the call.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
+    config_envoy: abi::ConfigEnvoyPtr,
+    _name: EnvoyBuffer,
+    config: EnvoyBuffer,
+) -> *const c_void {
+    let bytes = config.bytes();
+    guard(
+        std::ptr::null_mut(),
+        None,
+        false,
+        std::ptr::null(),
+        || match NativeConfig::new(config_envoy, bytes) {
+            Ok(c) => Box::into_raw(Box::new(Arc::new(c))) as *const c_void,
+            Err(e) => {
+                host::log(LogLevel::Critical, &format!("fhir-smart-authz: {e}"));
+                std::ptr::null()
+            }
+        },
+    )
+}
+
+/// # Safety
+/// `config` is a pointer `config_new` returned, destroyed once.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(config: *const c_void) {
+    if !config.is_null() {
+        drop(Box::from_raw(config as *mut Arc<NativeConfig>));
+    }
+}
+
+/// # Safety
+/// `config` is a live pointer `config_new` returned.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
+    config: *const c_void,
+    filter: FilterEnvoyPtr,
+) -> *const c_void {
+    let Some(config) = (config as *const Arc<NativeConfig>).as_ref() else {
+        return std::ptr::null();
+    };
+    guard(filter, None, false, std::ptr::null(), || {
+        let worker = worker_for(config, filter);
+        let (stream, context_id) = match &worker {
+            Some(w) => {
+                let context_id = w.ctx.register(filter);
+                let shared = w.root.try_borrow().ok().and_then(|r| r.shared.clone());
+                (
+                    shared.map(|s| Stream::new_shared(s, context_id)),
+                    context_id,
+                )
+            }
+            None => (None, 0),
+        };
+        let state = Filter {
+            worker,
+            stream,
+            context_id,
+            tick_armed: Cell::new(false),
+            failed: Cell::new(false),
+        };
+        Box::into_raw(Box::new(state)) as *const c_void
+    })
+}
+
+/// # Safety
+/// `module` is a live pointer `filter_new` returned.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
+    filter: FilterEnvoyPtr,
+    module: *const c_void,
+    end_of_stream: bool,
+) -> i32 {
+    let state = filter_ref(module);
+    guard(filter, state, true, abi::HEADERS_STOP_ITERATION, || {
+        let Some(state) = state else {
+            return abi::HEADERS_STOP_ITERATION;
+        };
+        if state.stream.is_none() {
+            send(filter, &unconfigured_reply());
+            return abi::HEADERS_STOP_ITERATION;
+        }
+        #[cfg(feature = "fault-injection")]
+        if let Some(w) = &state.worker {
+            fhir_smart_authz::fault_injection::trap_if_asked(&NativeHost::new(filter, &w.ctx));
+        }
+        match with_stream(filter, state, |h, s| s.on_request_headers(h, end_of_stream)) {
+            Some(Flow::Continue) => abi::HEADERS_CONTINUE,
+            // As proxy-wasm's default: held headers hold the body too.
+            _ => abi::HEADERS_STOP_ALL_AND_WATERMARK,
+        }
+    })
+}
+
+/// # Safety
+/// As for the request headers.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
+    filter: FilterEnvoyPtr,
+    module: *const c_void,
+    end_of_stream: bool,
+) -> i32 {
+    let state = filter_ref(module);
+    guard(filter, state, true, abi::BODY_STOP_AND_BUFFER, || {
+        let Some(state) = state else {
+            return abi::BODY_STOP_AND_BUFFER;
+        };
+        let same = abi::envoy_dynamic_module_callback_http_received_buffered_request_body(filter);
+        let size = body_size(
+            filter,
+            abi::BODY_BUFFERED_REQUEST,
+            abi::BODY_RECEIVED_REQUEST,
+            same,
+        );
+        match with_stream(filter, state, |h, s| {
+            s.on_request_body(h, size, end_of_stream)
+        }) {
+            Some(Flow::Continue) => abi::BODY_CONTINUE,
+            _ => abi::BODY_STOP_AND_BUFFER,
+        }
+    })
+}
+
+/// # Safety
+/// As for the request headers.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
+    filter: FilterEnvoyPtr,
+    module: *const c_void,
+) -> i32 {
+    let state = filter_ref(module);
+    guard(filter, state, true, abi::TRAILERS_STOP, || {
+        let Some(state) = state else {
+            return abi::TRAILERS_STOP;
+        };
+        match with_stream(filter, state, |h, s| s.on_request_trailers(h)) {
+            Some(Flow::Continue) => abi::TRAILERS_CONTINUE,
+            _ => abi::TRAILERS_STOP,
+        }
+    })
+}
+
+/// # Safety
+/// As for the request headers.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
+    filter: FilterEnvoyPtr,
+    module: *const c_void,
+    _end_of_stream: bool,
+) -> i32 {
+    let state = filter_ref(module);
+    guard(filter, state, false, abi::HEADERS_CONTINUE, || {
+        let Some(state) = state else {
+            return abi::HEADERS_CONTINUE;
+        };
+        match with_stream(filter, state, |h, s| s.on_response_headers(h)) {
+            Some(Flow::Pause) => abi::HEADERS_STOP_ITERATION,
+            _ => abi::HEADERS_CONTINUE,
+        }
+    })
+}
+
+/// # Safety
+/// As for the request headers.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
+    filter: FilterEnvoyPtr,
+    module: *const c_void,
+    end_of_stream: bool,
+) -> i32 {
+    let state = filter_ref(module);
+    guard(filter, state, false, abi::BODY_CONTINUE, || {
+        let Some(state) = state else {
+            return abi::BODY_CONTINUE;
+        };
+        let same = abi::envoy_dynamic_module_callback_http_received_buffered_response_body(filter);
+        let size = body_size(
+            filter,
+            abi::BODY_BUFFERED_RESPONSE,
+            abi::BODY_RECEIVED_RESPONSE,
+            same,
+        );
+        match with_stream(filter, state, |h, s| {
+            s.on_response_body(h, size, end_of_stream)
+        }) {
+            Some(Flow::Pause) => abi::BODY_STOP_AND_BUFFER,
+            _ => abi::BODY_CONTINUE,
+        }
+    })
+}
+
+/// # Safety
+/// As for the request headers.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(
+    _filter: FilterEnvoyPtr,
+    _module: *const c_void,
+) -> i32 {
+    abi::TRAILERS_CONTINUE
+}
+
+/// Envoy logs the request after this: the audit record (`"line"`) is written here.
+///
+/// # Safety
+/// As for the request headers.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
+    filter: FilterEnvoyPtr,
+    module: *const c_void,
+) {
+    let state = filter_ref(module);
+    guard(filter, state, false, (), || {
+        if let Some(state) = state {
+            let _ = with_stream(filter, state, |h, s| s.on_log(h));
+        }
+    })
+}
+
+/// # Safety
+/// `module` is a pointer `filter_new` returned, destroyed once.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_destroy(module: *const c_void) {
+    if module.is_null() {
+        return;
+    }
+    let state = Box::from_raw(module as *mut Filter);
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        if let Some(w) = &state.worker {
+            let filter = w
+                .ctx
+                .filter_of(state.context_id)
+                .unwrap_or(std::ptr::null_mut());
+            w.ctx.unregister(state.context_id, filter);
+        }
+        drop(state);
+    }));
+}
+
+/// # Safety
+/// Envoy passes `n_headers` headers and `n_chunks` body chunks, valid for the call.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
+    filter: FilterEnvoyPtr,
+    module: *const c_void,
+    callout_id: u64,
+    result: i32,
+    headers: *const EnvoyHeader,
+    n_headers: usize,
+    chunks: *const EnvoyBuffer,
+    n_chunks: usize,
+) {
+    let state = filter_ref(module);
+    guard(filter, state, true, (), || {
+        let Some(state) = state else {
+            return;
+        };
+        let Some(worker) = state.worker.clone() else {
+            return;
+        };
+        let Some((token, by_root)) = worker.ctx.take_call(filter, callout_id) else {
+            return;
+        };
+        let mut answer = CallAnswer::default();
+        if result == abi::CALLOUT_RESULT_SUCCESS {
+            if !headers.is_null() {
+                for h in std::slice::from_raw_parts(headers, n_headers) {
+                    let name = EnvoyBuffer {
+                        ptr: h.key_ptr,
+                        length: h.key_length,
+                    }
+                    .bytes();
+                    let value = EnvoyBuffer {
+                        ptr: h.value_ptr,
+                        length: h.value_length,
+                    }
+                    .bytes();
+                    answer
+                        .headers
+                        .push((utf8_or_lossy(name.to_vec()), utf8_or_lossy(value.to_vec())));
+                }
+            }
+            if !chunks.is_null() {
+                for c in std::slice::from_raw_parts(chunks, n_chunks) {
+                    answer.body.extend_from_slice(c.bytes());
+                }
+            }
+        }
+        let size = answer.body.len();
+        if by_root {
+            let host = NativeHost::new(filter, &worker.ctx).with_answer(answer);
+            worker.root_call_answered(&host, token, size);
+        } else {
+            let _ = with_stream(filter, state, |_, s| {
+                let host = NativeHost::new(filter, &worker.ctx).with_answer(answer);
+                s.on_call_response(&host, token, size);
+            });
+        }
+    })
+}
+
+/// The tick scheduled while streams wait for another's key fetch.
+///
+/// # Safety
+/// As for the request headers.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(
+    filter: FilterEnvoyPtr,
+    module: *const c_void,
+    _event_id: u64,
+) {
+    let state = filter_ref(module);
+    guard(filter, state, true, (), || {
+        let Some(state) = state else {
+            return;
+        };
+        state.tick_armed.set(false);
+        if let Some(w) = &state.worker {
+            w.tick(filter);
+            if w.has_waiters() && !state.tick_armed.replace(true) {
+                w.arm_tick(filter);
+            }
+        }
+    })
+}
+
+// Hooks of features this module does not use; Envoy resolves them all.
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_new(
+    _name: EnvoyBuffer,
+    _config: EnvoyBuffer,
+) -> *const c_void {
+    host::log(
+        LogLevel::Error,
+        "fhir-smart-authz: per-route configuration is not supported",
+    );
+    std::ptr::null()
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_destroy(
+    _config: *const c_void,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
+    _config_envoy: abi::ConfigEnvoyPtr,
+    _config: *const c_void,
+    _event_id: u64,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout_done(
+    _config_envoy: abi::ConfigEnvoyPtr,
+    _config: *const c_void,
+    _callout_id: u64,
+    _result: i32,
+    _headers: *const EnvoyHeader,
+    _n_headers: usize,
+    _chunks: *const EnvoyBuffer,
+    _n_chunks: usize,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_headers(
+    _config_envoy: abi::ConfigEnvoyPtr,
+    _config: *const c_void,
+    _stream_id: u64,
+    _headers: *const EnvoyHeader,
+    _n: usize,
+    _end_stream: bool,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_data(
+    _config_envoy: abi::ConfigEnvoyPtr,
+    _config: *const c_void,
+    _stream_id: u64,
+    _data: *const EnvoyBuffer,
+    _n: usize,
+    _end_stream: bool,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_trailers(
+    _config_envoy: abi::ConfigEnvoyPtr,
+    _config: *const c_void,
+    _stream_id: u64,
+    _trailers: *const EnvoyHeader,
+    _n: usize,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_complete(
+    _config_envoy: abi::ConfigEnvoyPtr,
+    _config: *const c_void,
+    _stream_id: u64,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_reset(
+    _config_envoy: abi::ConfigEnvoyPtr,
+    _config: *const c_void,
+    _stream_id: u64,
+    _reason: i32,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_headers(
+    _filter: FilterEnvoyPtr,
+    _module: *const c_void,
+    _stream_id: u64,
+    _headers: *const EnvoyHeader,
+    _n: usize,
+    _end_stream: bool,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_data(
+    _filter: FilterEnvoyPtr,
+    _module: *const c_void,
+    _stream_id: u64,
+    _data: *const EnvoyBuffer,
+    _n: usize,
+    _end_stream: bool,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_trailers(
+    _filter: FilterEnvoyPtr,
+    _module: *const c_void,
+    _stream_id: u64,
+    _trailers: *const EnvoyHeader,
+    _n: usize,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_complete(
+    _filter: FilterEnvoyPtr,
+    _module: *const c_void,
+    _stream_id: u64,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(
+    _filter: FilterEnvoyPtr,
+    _module: *const c_void,
+    _stream_id: u64,
+    _reason: i32,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(
+    _filter: FilterEnvoyPtr,
+    _module: *const c_void,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark(
+    _filter: FilterEnvoyPtr,
+    _module: *const c_void,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_local_reply(
+    _filter: FilterEnvoyPtr,
+    _module: *const c_void,
+    _response_code: u32,
+    _details: EnvoyBuffer,
+    _reset_imminent: bool,
+) -> i32 {
+    abi::LOCAL_REPLY_CONTINUE
+}
