@@ -6,12 +6,14 @@
 //! [`crate::worker`]).
 
 use crate::abi::{self, EnvoyBuffer, EnvoyHeader, FilterEnvoyPtr, ModuleBuffer, ModuleHeader};
+use crate::crypto;
 use crate::shared_data;
 use crate::worker::WorkerCtx;
 use fhir_smart_authz::audit_property::AUDIT_PROPERTY;
 use fhir_smart_authz::host::{
     utf8_or_lossy, Buffer, HeaderMap, Host, HostError, HttpCall, LogLevel,
 };
+use fhir_smart_authz_core::token::host_crypto::VERIFY_SIGNATURE_FUNCTION;
 use std::cell::{Cell, RefCell};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -28,12 +30,30 @@ pub struct CallAnswer {
     pub body: Vec<u8>,
 }
 
+/// What ends or resumes a stream, carried out once the shell let go of it:
+/// Envoy may complete the stream inside these calls (a local reply sent
+/// from a callout's answer does) and call back into the module, which must
+/// find the stream free (the audit record is written then).
+enum Deferred {
+    Reply {
+        filter: FilterEnvoyPtr,
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    Resume(FilterEnvoyPtr),
+}
+
 pub struct NativeHost<'w> {
     /// The filter the calls go to (switched by `set_effective_context`).
     filter: Cell<FilterEnvoyPtr>,
     worker: &'w WorkerCtx,
     /// The callout answer being delivered, if any.
     answer: RefCell<Option<CallAnswer>>,
+    deferred: RefCell<Vec<Deferred>>,
+    /// When the module saw the stream begin (µs): `request.duration` when
+    /// Envoy does not give it.
+    started_us: Cell<Option<u64>>,
 }
 
 impl<'w> NativeHost<'w> {
@@ -42,6 +62,35 @@ impl<'w> NativeHost<'w> {
             filter: Cell::new(filter),
             worker,
             answer: RefCell::new(None),
+            deferred: RefCell::new(Vec::new()),
+            started_us: Cell::new(None),
+        }
+    }
+
+    pub fn with_start(self, started_us: u64) -> NativeHost<'w> {
+        self.started_us.set(Some(started_us));
+        self
+    }
+
+    /// Send the local replies and resumptions asked for (call once the
+    /// stream is no longer borrowed).
+    pub fn flush(&self) {
+        let actions = std::mem::take(&mut *self.deferred.borrow_mut());
+        for a in actions {
+            // SAFETY: each filter is live: it was the hook's own or a
+            // registered (not yet destroyed) stream of this worker, and the
+            // hook has not returned.
+            match a {
+                Deferred::Reply {
+                    filter,
+                    status,
+                    headers,
+                    body,
+                } => unsafe { send_response(filter, status, &headers, &body) },
+                Deferred::Resume(filter) => unsafe {
+                    abi::envoy_dynamic_module_callback_http_filter_continue_decoding(filter)
+                },
+            }
         }
     }
 
@@ -122,6 +171,38 @@ fn since_epoch() -> std::time::Duration {
         .unwrap_or_default()
 }
 
+/// Send a local reply on `filter`.
+///
+/// # Safety
+/// `filter` is a live filter, in one of its hooks.
+pub unsafe fn send_response(
+    filter: FilterEnvoyPtr,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+) {
+    let mut h: Vec<ModuleHeader> = headers
+        .iter()
+        .map(|(n, v)| ModuleHeader::of(n, v))
+        .collect();
+    // SAFETY: the header array and buffers outlive the call.
+    unsafe {
+        abi::envoy_dynamic_module_callback_http_send_response(
+            filter,
+            u32::from(status),
+            h.as_mut_ptr(),
+            h.len(),
+            ModuleBuffer::of(body),
+            ModuleBuffer::of(b"fhir_smart_authz"),
+        );
+    }
+}
+
+/// The wall clock in µs since the epoch.
+pub fn now_us() -> u64 {
+    u64::try_from(since_epoch().as_micros()).unwrap_or(u64::MAX)
+}
+
 /// Log through Envoy (any thread).
 pub fn log(level: LogLevel, message: &str) {
     // SAFETY: the buffer is valid for the call.
@@ -143,7 +224,7 @@ impl Host for NativeHost<'_> {
     }
 
     fn now_us(&self) -> u64 {
-        u64::try_from(since_epoch().as_micros()).unwrap_or(u64::MAX)
+        now_us()
     }
 
     fn headers(&self, which: HeaderMap) -> Vec<(String, String)> {
@@ -275,29 +356,19 @@ impl Host for NativeHost<'_> {
         headers: &[(String, String)],
         body: &[u8],
     ) -> Result<(), HostError> {
-        let mut h: Vec<ModuleHeader> = headers
-            .iter()
-            .map(|(n, v)| ModuleHeader::of(n, v))
-            .collect();
-        // SAFETY: the header array and buffers outlive the call.
-        unsafe {
-            abi::envoy_dynamic_module_callback_http_send_response(
-                self.filter.get(),
-                u32::from(status),
-                h.as_mut_ptr(),
-                h.len(),
-                ModuleBuffer::of(body),
-                ModuleBuffer::of(b"fhir_smart_authz"),
-            );
-        }
+        self.deferred.borrow_mut().push(Deferred::Reply {
+            filter: self.filter.get(),
+            status,
+            headers: headers.to_vec(),
+            body: body.to_vec(),
+        });
         Ok(())
     }
 
     fn resume_request(&self) -> Result<(), HostError> {
-        // SAFETY: `filter` is a live filter of this worker.
-        unsafe {
-            abi::envoy_dynamic_module_callback_http_filter_continue_decoding(self.filter.get())
-        };
+        self.deferred
+            .borrow_mut()
+            .push(Deferred::Resume(self.filter.get()));
         Ok(())
     }
 
@@ -332,7 +403,17 @@ impl Host for NativeHost<'_> {
                 &mut v,
             )
         };
-        ok.then(|| v.to_le_bytes().to_vec())
+        if ok {
+            return Some(v.to_le_bytes().to_vec());
+        }
+        // Envoy 1.40 does not give `request.duration` as an integer: the
+        // time since the module saw the stream begin, in ns as Envoy's.
+        let started = self
+            .started_us
+            .get()
+            .filter(|_| id == abi::ATTRIBUTE_REQUEST_DURATION)?;
+        let ns = self.now_us().saturating_sub(started).saturating_mul(1000);
+        Some(ns.to_le_bytes().to_vec())
     }
 
     fn dispatch_http_call(&self, call: &HttpCall) -> Result<u32, HostError> {
@@ -371,14 +452,16 @@ impl Host for NativeHost<'_> {
         shared_data::set(key, value, cas)
     }
 
-    fn call_foreign_function(
-        &self,
-        _name: &str,
-        _args: &[u8],
-    ) -> Result<Option<Vec<u8>>, HostError> {
-        // No proxy-wasm foreign functions here: the audit property is never
-        // declared (JSON text), signatures are checked natively.
-        Err(HostError::NotFound)
+    fn call_foreign_function(&self, name: &str, args: &[u8]) -> Result<Option<Vec<u8>>, HostError> {
+        // Signatures are checked natively (`ring`); the other proxy-wasm
+        // foreign function the shell knows, `declare_property`, has no
+        // counterpart: the audit record is JSON text.
+        if name != VERIFY_SIGNATURE_FUNCTION {
+            return Err(HostError::NotFound);
+        }
+        crypto::verify_signature(args)
+            .map(Some)
+            .ok_or(HostError::BadArgument)
     }
 
     fn define_counter(&self, name: &str) -> Option<u32> {

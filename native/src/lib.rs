@@ -11,6 +11,7 @@
 
 pub mod abi;
 mod config;
+mod crypto;
 pub mod host;
 pub mod shared_data;
 mod worker;
@@ -34,6 +35,12 @@ struct Filter {
     worker: Option<Rc<Worker>>,
     stream: Option<Rc<RefCell<Stream>>>,
     context_id: u32,
+    /// When the stream began (µs since the epoch).
+    started_us: u64,
+    /// `upstream.hold_headers_for_body`: held headers let body callbacks
+    /// through (what proxy-wasm needs Envoy's
+    /// `allow_on_headers_stop_iteration` for).
+    hold_headers: bool,
     /// A tick is scheduled on this filter.
     tick_armed: Cell<bool>,
     /// A hook panicked: the request was answered 500; nothing more happens.
@@ -60,31 +67,18 @@ fn guard<R>(
                     "exception",
                     "the authorization filter failed while checking this request; it was not forwarded",
                 );
-                send(filter, &r);
+                // SAFETY: the hook's own filter.
+                unsafe { send(filter, &r) };
             }
             on_panic
         }
     }
 }
 
-fn send(filter: FilterEnvoyPtr, r: &Reply) {
-    let mut h: Vec<abi::ModuleHeader> = r
-        .headers
-        .iter()
-        .map(|(n, v)| abi::ModuleHeader::of(n, v))
-        .collect();
-    // SAFETY: `filter` is the live filter of the current hook; the arrays
-    // outlive the call.
-    unsafe {
-        abi::envoy_dynamic_module_callback_http_send_response(
-            filter,
-            u32::from(r.status),
-            h.as_mut_ptr(),
-            h.len(),
-            abi::ModuleBuffer::of(&r.body),
-            abi::ModuleBuffer::of(b"fhir_smart_authz"),
-        );
-    }
+/// # Safety
+/// `filter` is the live filter of the current hook.
+unsafe fn send(filter: FilterEnvoyPtr, r: &Reply) {
+    host::send_response(filter, r.status, &r.headers, &r.body);
 }
 
 /// # Safety
@@ -94,11 +88,14 @@ unsafe fn filter_ref<'a>(module: *const c_void) -> Option<&'a Filter> {
     (module as *const Filter).as_ref()
 }
 
-/// Run `f` on the stream with a host for `filter`; afterwards arm the tick
-/// when streams of this worker wait for keys.
+/// Run `f` on the stream with a host for `filter` (and the answer of a
+/// callout, if one is delivered); then, with the stream free again, send
+/// what it asked for and arm the tick when streams of this worker wait for
+/// keys.
 fn with_stream<R>(
     filter: FilterEnvoyPtr,
     state: &Filter,
+    answer: Option<CallAnswer>,
     f: impl FnOnce(&NativeHost<'_>, &mut Stream) -> R,
 ) -> Option<R> {
     if state.failed.get() {
@@ -106,11 +103,15 @@ fn with_stream<R>(
     }
     let worker = state.worker.as_ref()?;
     let stream = state.stream.as_ref()?;
-    let host = NativeHost::new(filter, &worker.ctx);
+    let mut host = NativeHost::new(filter, &worker.ctx).with_start(state.started_us);
+    if let Some(a) = answer {
+        host = host.with_answer(a);
+    }
     let r = {
         let mut s = stream.try_borrow_mut().ok()?;
         f(&host, &mut s)
     };
+    host.flush();
     if worker.has_waiters() && !state.tick_armed.replace(true) {
         worker.arm_tick(filter);
     }
@@ -195,21 +196,24 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
     };
     guard(filter, None, false, std::ptr::null(), || {
         let worker = worker_for(config, filter);
-        let (stream, context_id) = match &worker {
+        let (stream, context_id, hold_headers) = match &worker {
             Some(w) => {
                 let context_id = w.ctx.register(filter);
                 let shared = w.root.try_borrow().ok().and_then(|r| r.shared.clone());
-                (
-                    shared.map(|s| Stream::new_shared(s, context_id)),
-                    context_id,
-                )
+                let hold = shared
+                    .as_ref()
+                    .is_some_and(|s| s.config.upstream.hold_headers_for_body);
+                let stream = shared.map(|s| Stream::new_shared(s, context_id));
+                (stream, context_id, hold)
             }
-            None => (None, 0),
+            None => (None, 0, false),
         };
         let state = Filter {
             worker,
             stream,
             context_id,
+            started_us: host::now_us(),
+            hold_headers,
             tick_armed: Cell::new(false),
             failed: Cell::new(false),
         };
@@ -238,8 +242,11 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
         if let Some(w) = &state.worker {
             fhir_smart_authz::fault_injection::trap_if_asked(&NativeHost::new(filter, &w.ctx));
         }
-        match with_stream(filter, state, |h, s| s.on_request_headers(h, end_of_stream)) {
+        match with_stream(filter, state, None, |h, s| {
+            s.on_request_headers(h, end_of_stream)
+        }) {
             Some(Flow::Continue) => abi::HEADERS_CONTINUE,
+            _ if state.hold_headers => abi::HEADERS_STOP_ITERATION,
             // As proxy-wasm's default: held headers hold the body too.
             _ => abi::HEADERS_STOP_ALL_AND_WATERMARK,
         }
@@ -266,7 +273,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
             abi::BODY_RECEIVED_REQUEST,
             same,
         );
-        match with_stream(filter, state, |h, s| {
+        match with_stream(filter, state, None, |h, s| {
             s.on_request_body(h, size, end_of_stream)
         }) {
             Some(Flow::Continue) => abi::BODY_CONTINUE,
@@ -287,7 +294,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
         let Some(state) = state else {
             return abi::TRAILERS_STOP;
         };
-        match with_stream(filter, state, |h, s| s.on_request_trailers(h)) {
+        match with_stream(filter, state, None, |h, s| s.on_request_trailers(h)) {
             Some(Flow::Continue) => abi::TRAILERS_CONTINUE,
             _ => abi::TRAILERS_STOP,
         }
@@ -307,7 +314,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
         let Some(state) = state else {
             return abi::HEADERS_CONTINUE;
         };
-        match with_stream(filter, state, |h, s| s.on_response_headers(h)) {
+        match with_stream(filter, state, None, |h, s| s.on_response_headers(h)) {
             Some(Flow::Pause) => abi::HEADERS_STOP_ITERATION,
             _ => abi::HEADERS_CONTINUE,
         }
@@ -334,7 +341,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
             abi::BODY_RECEIVED_RESPONSE,
             same,
         );
-        match with_stream(filter, state, |h, s| {
+        match with_stream(filter, state, None, |h, s| {
             s.on_response_body(h, size, end_of_stream)
         }) {
             Some(Flow::Pause) => abi::BODY_STOP_AND_BUFFER,
@@ -365,7 +372,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
     let state = filter_ref(module);
     guard(filter, state, false, (), || {
         if let Some(state) = state {
-            let _ = with_stream(filter, state, |h, s| s.on_log(h));
+            let _ = with_stream(filter, state, None, |h, s| s.on_log(h));
         }
     })
 }
@@ -443,10 +450,10 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
         if by_root {
             let host = NativeHost::new(filter, &worker.ctx).with_answer(answer);
             worker.root_call_answered(&host, token, size);
+            host.flush();
         } else {
-            let _ = with_stream(filter, state, |_, s| {
-                let host = NativeHost::new(filter, &worker.ctx).with_answer(answer);
-                s.on_call_response(&host, token, size);
+            let _ = with_stream(filter, state, Some(answer), |h, s| {
+                s.on_call_response(h, token, size)
             });
         }
     })

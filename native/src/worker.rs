@@ -135,6 +135,8 @@ impl Worker {
         self.ctx.in_root.set(true);
         root.tick(&host);
         self.ctx.in_root.set(false);
+        drop(root);
+        host.flush();
     }
 
     /// Answer a callout of the root's tick (in the context of `filter`).
