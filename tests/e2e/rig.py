@@ -688,7 +688,8 @@ def validate_config(path: Path, timeout: float = 120) -> subprocess.CompletedPro
     """`envoy --mode validate` on a bootstrap file."""
     return subprocess.run([str(envoy_binary()), "--mode", "validate", "-c", str(path),
                            "--base-id", str(free_port())],
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, ENVOY_DYNAMIC_MODULES_SEARCH_PATH=str(NATIVE.parent)))
 
 
 # --------------------------------------------------------------------------
