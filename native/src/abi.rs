@@ -107,6 +107,22 @@ impl EnvoyHeader {
         value_ptr: std::ptr::null(),
         value_length: 0,
     };
+
+    /// Name and value as text (bytes that are not UTF-8 become U+FFFD, as
+    /// the wasm shell reads them).
+    ///
+    /// # Safety
+    /// Both buffers are Envoy's, valid in the current hook.
+    pub unsafe fn pair(&self) -> (String, String) {
+        let text = |ptr, length| {
+            let b = EnvoyBuffer { ptr, length };
+            fhir_smart_authz::host::utf8_or_lossy(b.bytes().to_vec())
+        };
+        (
+            text(self.key_ptr, self.key_length),
+            text(self.value_ptr, self.value_length),
+        )
+    }
 }
 
 // C enums (`int`): the values this module passes or reads.

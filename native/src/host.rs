@@ -10,9 +10,7 @@ use crate::crypto;
 use crate::shared_data;
 use crate::worker::WorkerCtx;
 use fhir_smart_authz::audit_property::AUDIT_PROPERTY;
-use fhir_smart_authz::host::{
-    utf8_or_lossy, Buffer, HeaderMap, Host, HostError, HttpCall, LogLevel,
-};
+use fhir_smart_authz::host::{Buffer, HeaderMap, Host, HostError, HttpCall, LogLevel};
 use fhir_smart_authz_core::token::host_crypto::VERIFY_SIGNATURE_FUNCTION;
 use std::cell::{Cell, RefCell};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -247,21 +245,7 @@ impl Host for NativeHost<'_> {
             {
                 return Vec::new();
             }
-            raw.iter()
-                .map(|h| {
-                    let name = EnvoyBuffer {
-                        ptr: h.key_ptr,
-                        length: h.key_length,
-                    }
-                    .bytes();
-                    let value = EnvoyBuffer {
-                        ptr: h.value_ptr,
-                        length: h.value_length,
-                    }
-                    .bytes();
-                    (utf8_or_lossy(name.to_vec()), utf8_or_lossy(value.to_vec()))
-                })
-                .collect()
+            raw.iter().map(|h| h.pair()).collect()
         }
     }
 

@@ -20,7 +20,7 @@ use crate::abi::{EnvoyBuffer, EnvoyHeader, FilterEnvoyPtr};
 use crate::config::NativeConfig;
 use crate::host::{CallAnswer, NativeHost};
 use crate::worker::{worker_for, Worker};
-use fhir_smart_authz::host::{utf8_or_lossy, Flow, LogLevel};
+use fhir_smart_authz::host::{Flow, LogLevel};
 use fhir_smart_authz::Stream;
 use fhir_smart_authz_core::reply::{gateway_error_reply, unconfigured_reply, Reply};
 use std::cell::{Cell, RefCell};
@@ -424,21 +424,10 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
         let mut answer = CallAnswer::default();
         if result == abi::CALLOUT_RESULT_SUCCESS {
             if !headers.is_null() {
-                for h in std::slice::from_raw_parts(headers, n_headers) {
-                    let name = EnvoyBuffer {
-                        ptr: h.key_ptr,
-                        length: h.key_length,
-                    }
-                    .bytes();
-                    let value = EnvoyBuffer {
-                        ptr: h.value_ptr,
-                        length: h.value_length,
-                    }
-                    .bytes();
-                    answer
-                        .headers
-                        .push((utf8_or_lossy(name.to_vec()), utf8_or_lossy(value.to_vec())));
-                }
+                answer.headers = std::slice::from_raw_parts(headers, n_headers)
+                    .iter()
+                    .map(|h| h.pair())
+                    .collect();
             }
             if !chunks.is_null() {
                 for c in std::slice::from_raw_parts(chunks, n_chunks) {
