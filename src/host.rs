@@ -68,26 +68,17 @@ impl fmt::Display for HostError {
     }
 }
 
-/// An outgoing HTTP call through an Envoy cluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpCall {
-    pub cluster: String,
-    /// Including `:method`, `:path`, `:authority`.
-    pub headers: Vec<(String, String)>,
-    pub body: Option<Vec<u8>>,
-    pub timeout_ms: u64,
-}
+/// An outgoing HTTP call through an Envoy cluster (the core's type).
+pub use fhir_smart_authz_core::token::service::OutboundCall as HttpCall;
 
-impl HttpCall {
-    /// Why the host refused to dispatch this call, for logs and replies.
-    pub fn refusal(&self, e: HostError) -> String {
-        match e {
-            HostError::BadArgument => format!(
-                "Envoy refused the call: unknown cluster {:?} or bad headers",
-                self.cluster
-            ),
-            other => format!("Envoy refused the call ({other:?})"),
-        }
+/// Why the host refused to dispatch `call`, for logs and replies.
+pub fn refusal(call: &HttpCall, e: HostError) -> String {
+    match e {
+        HostError::BadArgument => format!(
+            "Envoy refused the call: unknown cluster {:?} or bad headers",
+            call.cluster
+        ),
+        other => format!("Envoy refused the call ({other:?})"),
     }
 }
 

@@ -114,7 +114,7 @@ impl Root {
                     self.fetching.insert(issuer);
                 }
                 Err(e) => {
-                    let why = call.refusal(e);
+                    let why = crate::host::refusal(&call, e);
                     host.log(
                         LogLevel::Warn,
                         &format!("fhir-smart-authz: JWKS fetch for issuers[{issuer}]: {why}"),

@@ -102,7 +102,7 @@ impl Stream {
                 Ok(self.pause())
             }
             Err(e) => {
-                let why = call.refusal(e);
+                let why = crate::host::refusal(&call, e);
                 host.log(LogLevel::Error, &format!("{what}: {why}"));
                 Err(why)
             }
