@@ -17,6 +17,7 @@ pub mod engine;
 pub mod fhir;
 mod json;
 pub mod policy;
+pub mod relay;
 pub mod reply;
 pub mod rewrite;
 pub mod scope;

@@ -13,9 +13,10 @@ use super::rewrite::rewrite_headers;
 use super::{Phase, Stream};
 use crate::host::{response_status, Buffer, Flow, HeaderMap, Host, HttpCall, LogLevel};
 use fhir_smart_authz_core::config::Config;
-use fhir_smart_authz_core::decision::{Decision, Reason};
-use fhir_smart_authz_core::reply::{deny_reply, gateway_error_reply, Reply};
-use serde_json::Value;
+use fhir_smart_authz_core::relay::{
+    relayed_reply, response_denied_reply, response_gate, response_json, ResponseGate,
+};
+use fhir_smart_authz_core::reply::gateway_error_reply;
 
 impl Stream {
     /// Fetch the response through `upstream.cluster` to check obligations.
@@ -121,7 +122,7 @@ impl Stream {
     }
 
     /// The fetched response: check it, audit the result, then relay it or
-    /// answer the denial.
+    /// answer the denial (the gates: the core's `relay`).
     pub(super) fn on_relay_response(&mut self, host: &dyn Host, body_size: usize) {
         self.phase = Phase::Released;
         let config = self.config();
@@ -134,23 +135,27 @@ impl Stream {
             .decision
             .as_ref()
             .is_some_and(|d| !d.obligations.is_empty());
-        if checked && (502..=504).contains(&status) {
-            // Not served: the FHIR server unavailable, or Envoy's own answer
-            // for a refused (503) or timed-out (504) connection. Relayed as the
-            // route would answer it; audited as a failed check.
-            self.shared.count(host, "response_check.upstream_failure");
-            if let Some(d) = self.decision.take() {
-                let why = format!("the FHIR server did not serve the request (HTTP {status})");
-                self.write_audit_as(host, &d, Some(Err(why)), status);
-                self.decision = Some(d);
-            }
-            let reply = relayed(host, status, headers, body_size, None);
-            self.reply(host, &reply);
-            return;
-        }
         // Read from the host at most once: by the check, then for the relay.
         let mut body = None;
-        let result = self.check_response(host, &config, status, &headers, body_size, &mut body);
+        let result =
+            match response_gate(checked, config.max_body_bytes, status, &headers, body_size) {
+                ResponseGate::NotServed(why) => {
+                    self.shared.count(host, "response_check.upstream_failure");
+                    if let Some(d) = self.decision.take() {
+                        self.write_audit_as(host, &d, Some(Err(why)), status);
+                        self.decision = Some(d);
+                    }
+                    let reply = relayed_reply(status, headers, call_body(host, body_size));
+                    self.reply(host, &reply);
+                    return;
+                }
+                ResponseGate::Pass => Ok(()),
+                ResponseGate::Fail(why) => Err(why),
+                ResponseGate::ReadBody => {
+                    let bytes = body.insert(call_body(host, body_size));
+                    self.check_obligations(&config, bytes)
+                }
+            };
         if checked {
             self.shared.count(
                 host,
@@ -167,9 +172,7 @@ impl Stream {
         }
         if let Err(why) = result {
             if config.enforce {
-                let denial = Decision::deny(Reason::ResponseNotPermitted, why);
-                let reply = deny_reply(&config, &denial, config.responses.obligation_denied_status);
-                self.reply(host, &reply);
+                self.reply(host, &response_denied_reply(&config, why));
                 return;
             }
             self.shared.count(host, "shadow.would_deny");
@@ -178,51 +181,17 @@ impl Stream {
                 return;
             }
         }
-        let reply = relayed(host, status, headers, body_size, body);
-        self.reply(host, &reply);
+        let body = body.unwrap_or_else(|| call_body(host, body_size));
+        self.reply(host, &relayed_reply(status, headers, body));
     }
 
-    /// Whether the response satisfies the decision's obligations (`Err`
-    /// says why not). A body it reads is left in `body` for the relay.
-    fn check_response(
-        &self,
-        host: &dyn Host,
-        config: &Config,
-        status: u16,
-        headers: &[(String, String)],
-        body_size: usize,
-        body: &mut Option<Vec<u8>>,
-    ) -> Result<(), String> {
-        let Some(d) = self.decision.as_ref().filter(|d| !d.obligations.is_empty()) else {
-            // Fetched only to send the rewritten request (see `rewrite.rs`).
-            return Ok(());
-        };
-        if body_size > config.max_body_bytes {
-            return Err(format!(
-                "the response is larger than {} bytes (max_body_bytes) and cannot be checked against the token's patient/granular scopes",
-                config.max_body_bytes
-            ));
-        }
-        if !(200..300).contains(&status) || body_size == 0 {
-            // Error responses and empty bodies carry no resource to check.
-            return Ok(());
-        }
-        let encoding = headers
+    /// Whether the response body satisfies the decision's obligations
+    /// (`Err` says why not).
+    fn check_obligations(&self, config: &Config, body: &[u8]) -> Result<(), String> {
+        let v = response_json(body)?;
+        self.decision
             .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("content-encoding"))
-            .map(|(_, v)| v)
-            .filter(|v| !v.trim().eq_ignore_ascii_case("identity"));
-        if let Some(encoding) = encoding {
-            return Err(format!(
-                "the FHIR server sent the response encoded (Content-Encoding: {encoding}) although the filter asked for identity; it cannot be checked against the token's patient/granular scopes"
-            ));
-        }
-        let bytes = body.get_or_insert_with(|| call_body(host, body_size));
-        let Ok(v) = serde_json::from_slice::<Value>(bytes) else {
-            return Err("the response is not JSON and cannot be checked against the token's patient/granular scopes".to_string());
-        };
-        d.obligations
-            .iter()
+            .flat_map(|d| d.obligations.iter())
             .try_for_each(|o| self.shared.engine.check_response(config, o, &v))
     }
 }
@@ -231,31 +200,4 @@ impl Stream {
 fn call_body(host: &dyn Host, body_size: usize) -> Vec<u8> {
     host.body(Buffer::CallResponseBody, body_size)
         .unwrap_or_default()
-}
-
-/// The fetched response as a local reply, without its hop-by-hop headers
-/// (`body`: already read from the host, if it was).
-fn relayed(
-    host: &dyn Host,
-    status: u16,
-    headers: Vec<(String, String)>,
-    body_size: usize,
-    body: Option<Vec<u8>>,
-) -> Reply {
-    let body = body.unwrap_or_else(|| call_body(host, body_size));
-    let headers: Vec<(String, String)> = headers
-        .into_iter()
-        .filter(|(n, _)| {
-            !n.starts_with(':')
-                && !matches!(
-                    n.as_str(),
-                    "content-length" | "transfer-encoding" | "connection" | "keep-alive"
-                )
-        })
-        .collect();
-    Reply {
-        status,
-        headers,
-        body,
-    }
 }
