@@ -14,6 +14,7 @@ pub mod alg;
 pub mod bearer;
 pub mod cache;
 mod error;
+pub mod fetch_lease;
 pub mod host_crypto;
 pub mod introspection;
 pub mod jose;
