@@ -2,8 +2,8 @@
 //! (`source/extensions/dynamic_modules/abi/abi.h`, ABI `v0.2.0`, Envoy
 //! 1.40.0): only the types and callbacks this module uses. Every callback
 //! declared here is one the 1.40.0 binary exports (`nm -D --defined-only
-//! envoy | grep envoy_dynamic_module_callback`); `make native-abi-check`
-//! checks that again against the Envoy in use.
+//! envoy | grep envoy_dynamic_module_callback`); `tests/e2e/test_native_abi.py`
+//! checks the built module's imports against the Envoy in use.
 //!
 //! The raw calls are `unsafe`; [`crate::host::NativeHost`] wraps each one
 //! with the pointers Envoy handed to the current hook, which stay valid for
@@ -294,32 +294,3 @@ extern "C" {
         value: u64,
     ) -> i32;
 }
-
-/// Every callback declared above (for the ABI check against a binary).
-pub const CALLBACKS: &[&str] = &[
-    "envoy_dynamic_module_callback_log",
-    "envoy_dynamic_module_callback_http_get_headers_size",
-    "envoy_dynamic_module_callback_http_get_headers",
-    "envoy_dynamic_module_callback_http_set_header",
-    "envoy_dynamic_module_callback_http_send_response",
-    "envoy_dynamic_module_callback_http_get_body_chunks_size",
-    "envoy_dynamic_module_callback_http_get_body_chunks",
-    "envoy_dynamic_module_callback_http_get_body_size",
-    "envoy_dynamic_module_callback_http_drain_body",
-    "envoy_dynamic_module_callback_http_append_body",
-    "envoy_dynamic_module_callback_http_received_buffered_request_body",
-    "envoy_dynamic_module_callback_http_received_buffered_response_body",
-    "envoy_dynamic_module_callback_http_set_filter_state_bytes",
-    "envoy_dynamic_module_callback_http_filter_get_attribute_int",
-    "envoy_dynamic_module_callback_http_filter_http_callout",
-    "envoy_dynamic_module_callback_http_filter_continue_decoding",
-    "envoy_dynamic_module_callback_http_filter_scheduler_new",
-    "envoy_dynamic_module_callback_http_filter_scheduler_commit",
-    "envoy_dynamic_module_callback_http_filter_scheduler_delete",
-    "envoy_dynamic_module_callback_http_filter_config_define_counter",
-    "envoy_dynamic_module_callback_http_filter_config_define_gauge",
-    "envoy_dynamic_module_callback_http_filter_config_define_histogram",
-    "envoy_dynamic_module_callback_http_filter_increment_counter",
-    "envoy_dynamic_module_callback_http_filter_set_gauge",
-    "envoy_dynamic_module_callback_http_filter_record_histogram_value",
-];
