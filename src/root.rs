@@ -82,6 +82,18 @@ impl Root {
     /// Pick up JWKS other VMs fetched, then start due fetches (one VM per
     /// issuer wins a short lease in shared data).
     pub fn tick(&mut self, host: &dyn Host) {
+        self.tick_with(host, true);
+    }
+
+    /// The tick without fetches of its own: housekeeping, key sets other
+    /// workers fetched, the waiting requests woken. For a host whose worker
+    /// has no context that outlives a request to fetch through (the native
+    /// module's workers; its main thread fetches).
+    pub fn refresh(&mut self, host: &dyn Host) {
+        self.tick_with(host, false);
+    }
+
+    fn tick_with(&mut self, host: &dyn Host, fetch: bool) {
         let Some(shared) = self.shared.clone() else {
             return;
         };
@@ -101,7 +113,12 @@ impl Root {
         for issuer in tokens.fetched_issuers() {
             shared.pick_up_shared_jwks(host, &mut **tokens, issuer);
         }
-        for (issuer, call) in tokens.due_jwks_fetches(now) {
+        let due = if fetch {
+            tokens.due_jwks_fetches(now)
+        } else {
+            Vec::new()
+        };
+        for (issuer, call) in due {
             if self.fetching.contains(&issuer) {
                 continue;
             }

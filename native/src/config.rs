@@ -1,13 +1,18 @@
 //! One filter configuration (created on Envoy's main thread): the plugin
-//! configuration bytes, validated as the wasm build validates them, and the
+//! configuration bytes, validated as the wasm build validates them, the
 //! metrics, defined up front (Envoy freezes stat creation once the
-//! configuration is loaded) under the names the wasm build uses.
+//! configuration is loaded) under the names the wasm build uses, and the
+//! main thread's tick that fetches key sets for every worker.
 
-use crate::abi::{self, ConfigEnvoyPtr, FilterEnvoyPtr, ModuleBuffer};
+use crate::abi::{self, ConfigEnvoyPtr, FilterEnvoyPtr, ModuleBuffer, SchedulerPtr};
 use fhir_smart_authz::metrics::all_names;
+use fhir_smart_authz::root::TICK_MS;
 use fhir_smart_authz_core::config::Config;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// Marks a histogram id (counters and histograms are numbered apart).
 const HISTOGRAM: u32 = 1 << 31;
@@ -16,8 +21,20 @@ pub struct NativeConfig {
     /// Tells this configuration's per-worker state apart from others'.
     pub id: u64,
     pub bytes: Vec<u8>,
+    /// Envoy's side of the configuration (main-thread callouts, metrics).
+    envoy: usize,
     /// Full metric name → id (with [`HISTOGRAM`] for histograms).
     metrics: HashMap<String, u32>,
+    /// The main thread's tick (periodic JWKS fetches), while the configuration lives.
+    ticker: Mutex<Option<Ticker>>,
+}
+
+/// A thread that asks Envoy every `TICK_MS` to run the configuration's
+/// tick on the main thread (`on_http_filter_config_scheduled`).
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+    scheduler: usize,
 }
 
 impl NativeConfig {
@@ -48,8 +65,73 @@ impl NativeConfig {
         Ok(NativeConfig {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             bytes: bytes.to_vec(),
+            envoy: envoy as usize,
             metrics,
+            ticker: Mutex::new(None),
         })
+    }
+
+    pub fn envoy(&self) -> ConfigEnvoyPtr {
+        self.envoy as ConfigEnvoyPtr
+    }
+
+    /// Start the main thread's tick (once the configuration is Envoy's).
+    pub fn start_ticker(&self) {
+        // SAFETY: the configuration is live; the scheduler is deleted in
+        // `stop_ticker`, after the thread that commits to it has ended.
+        let scheduler = unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_config_scheduler_new(self.envoy())
+        };
+        if scheduler.is_null() {
+            return;
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let (flag, target) = (stop.clone(), scheduler as usize);
+        let thread = std::thread::Builder::new()
+            .name("fhir-smart-authz-config-tick".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(TICK_MS));
+                    if flag.load(Ordering::Acquire) {
+                        break;
+                    }
+                    // SAFETY: the scheduler outlives this thread (see above).
+                    unsafe {
+                        abi::envoy_dynamic_module_callback_http_filter_config_scheduler_commit(
+                            target as SchedulerPtr,
+                            0,
+                        )
+                    };
+                }
+            });
+        match (thread, self.ticker.lock()) {
+            (Ok(thread), Ok(mut t)) => {
+                *t = Some(Ticker {
+                    stop,
+                    thread,
+                    scheduler: scheduler as usize,
+                })
+            }
+            // SAFETY: no thread commits to it.
+            _ => unsafe {
+                abi::envoy_dynamic_module_callback_http_filter_config_scheduler_delete(scheduler)
+            },
+        }
+    }
+
+    /// Stop the main thread's tick (the configuration is being destroyed).
+    pub fn stop_ticker(&self) {
+        let Some(t) = self.ticker.lock().ok().and_then(|mut t| t.take()) else {
+            return;
+        };
+        t.stop.store(true, Ordering::Release);
+        let _ = t.thread.join();
+        // SAFETY: the thread that committed to it has ended.
+        unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_config_scheduler_delete(
+                t.scheduler as SchedulerPtr,
+            )
+        };
     }
 
     /// The id of a metric defined up front.
@@ -58,13 +140,33 @@ impl NativeConfig {
     }
 
     /// Count (`by`) or record (`value`) a metric of a stream of this
-    /// configuration.
+    /// configuration (a null `filter`: of the configuration itself, on the
+    /// main thread).
     pub fn record(&self, filter: FilterEnvoyPtr, id: u32, value: u64) {
         let index = (id & !HISTOGRAM) as usize;
-        // SAFETY: `filter` is a live filter created from this configuration;
-        // no labels.
+        let null = std::ptr::null_mut();
+        // SAFETY: `filter` is null or a live filter created from this
+        // configuration, which is live; no labels.
         unsafe {
-            if id & HISTOGRAM == 0 {
+            if filter.is_null() {
+                if id & HISTOGRAM == 0 {
+                    abi::envoy_dynamic_module_callback_http_filter_config_increment_counter(
+                        self.envoy(),
+                        index,
+                        null,
+                        0,
+                        value,
+                    );
+                } else {
+                    abi::envoy_dynamic_module_callback_http_filter_config_record_histogram_value(
+                        self.envoy(),
+                        index,
+                        null,
+                        0,
+                        value,
+                    );
+                }
+            } else if id & HISTOGRAM == 0 {
                 abi::envoy_dynamic_module_callback_http_filter_increment_counter(
                     filter,
                     index,

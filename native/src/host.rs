@@ -3,7 +3,8 @@
 //! and the ABI does not is built here from ordinary Rust: shared data
 //! across workers ([`crate::shared_data`]), the effective context (the
 //! filter a resumed stream belongs to), and the tick (a filter scheduler,
-//! [`crate::worker`]).
+//! [`crate::worker`]). A host without a filter is the configuration's, on
+//! Envoy's main thread: its calls and metrics go through the configuration.
 
 use crate::abi::{self, EnvoyBuffer, EnvoyHeader, FilterEnvoyPtr, ModuleBuffer, ModuleHeader};
 use crate::crypto;
@@ -409,10 +410,23 @@ impl Host for NativeHost<'_> {
         let body = call.body.as_deref().unwrap_or_default();
         let mut id: u64 = 0;
         let f = self.filter.get();
-        // SAFETY: the header array and buffers outlive the call; `id` too.
+        // A stream's call goes through its filter; the configuration's own
+        // (the main thread's tick: no filter) through the configuration.
+        let callout = if f.is_null() {
+            abi::envoy_dynamic_module_callback_http_filter_config_http_callout
+        } else {
+            abi::envoy_dynamic_module_callback_http_filter_http_callout
+        };
+        let target = if f.is_null() {
+            self.worker.config.envoy()
+        } else {
+            f
+        };
+        // SAFETY: the filter or configuration is live; the header array and
+        // buffers outlive the call; `id` too.
         let r = unsafe {
-            abi::envoy_dynamic_module_callback_http_filter_http_callout(
-                f,
+            callout(
+                target,
                 &mut id,
                 ModuleBuffer::of(call.cluster.as_bytes()),
                 h.as_mut_ptr(),

@@ -135,6 +135,35 @@ fn body_size(
     }
 }
 
+/// A callout's answer as the shell reads it (no headers: the call failed).
+///
+/// # Safety
+/// Envoy's arrays, valid for the current hook (or null).
+unsafe fn call_answer(
+    result: i32,
+    headers: *const EnvoyHeader,
+    n_headers: usize,
+    chunks: *const EnvoyBuffer,
+    n_chunks: usize,
+) -> CallAnswer {
+    let mut answer = CallAnswer::default();
+    if result != abi::CALLOUT_RESULT_SUCCESS {
+        return answer;
+    }
+    if !headers.is_null() {
+        answer.headers = std::slice::from_raw_parts(headers, n_headers)
+            .iter()
+            .map(|h| h.pair())
+            .collect();
+    }
+    if !chunks.is_null() {
+        for c in std::slice::from_raw_parts(chunks, n_chunks) {
+            answer.body.extend_from_slice(c.bytes());
+        }
+    }
+    answer
+}
+
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const u8 {
     static HOOK: Once = Once::new();
@@ -166,7 +195,10 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
         false,
         std::ptr::null(),
         || match NativeConfig::new(config_envoy, bytes) {
-            Ok(c) => Box::into_raw(Box::new(Arc::new(c))) as *const c_void,
+            Ok(c) => {
+                c.start_ticker();
+                Box::into_raw(Box::new(Arc::new(c))) as *const c_void
+            }
             Err(e) => {
                 host::log(LogLevel::Critical, &format!("fhir-smart-authz: {e}"));
                 std::ptr::null()
@@ -180,7 +212,11 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
 #[no_mangle]
 pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(config: *const c_void) {
     if !config.is_null() {
-        drop(Box::from_raw(config as *mut Arc<NativeConfig>));
+        let config = Box::from_raw(config as *mut Arc<NativeConfig>);
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            config.stop_ticker();
+            worker::forget(config.id);
+        }));
     }
 }
 
@@ -241,6 +277,9 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
         #[cfg(feature = "fault-injection")]
         if let Some(w) = &state.worker {
             fhir_smart_authz::fault_injection::trap_if_asked(&NativeHost::new(filter, &w.ctx));
+        }
+        if let Some(w) = &state.worker {
+            w.refresh_if_due(filter);
         }
         match with_stream(filter, state, None, |h, s| {
             s.on_request_headers(h, end_of_stream)
@@ -421,20 +460,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
         let Some((token, by_root)) = worker.ctx.take_call(filter, callout_id) else {
             return;
         };
-        let mut answer = CallAnswer::default();
-        if result == abi::CALLOUT_RESULT_SUCCESS {
-            if !headers.is_null() {
-                answer.headers = std::slice::from_raw_parts(headers, n_headers)
-                    .iter()
-                    .map(|h| h.pair())
-                    .collect();
-            }
-            if !chunks.is_null() {
-                for c in std::slice::from_raw_parts(chunks, n_chunks) {
-                    answer.body.extend_from_slice(c.bytes());
-                }
-            }
-        }
+        let answer = call_answer(result, headers, n_headers, chunks, n_chunks);
         let size = answer.body.len();
         if by_root {
             let host = NativeHost::new(filter, &worker.ctx).with_answer(answer);
@@ -465,7 +491,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(
         };
         state.tick_armed.set(false);
         if let Some(w) = &state.worker {
-            w.tick(filter);
+            w.refresh(&NativeHost::new(filter, &w.ctx));
             if w.has_waiters() && !state.tick_armed.replace(true) {
                 w.arm_tick(filter);
             }
@@ -493,25 +519,59 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_destroy(
 ) {
 }
 
+/// The main thread's tick (the configuration's scheduler, every `TICK_MS`):
+/// the JWKS fetches every worker then picks up.
+///
+/// # Safety
+/// `config` is a live pointer `config_new` returned.
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
     _config_envoy: abi::ConfigEnvoyPtr,
-    _config: *const c_void,
+    config: *const c_void,
     _event_id: u64,
 ) {
+    let Some(config) = (config as *const Arc<NativeConfig>).as_ref() else {
+        return;
+    };
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        if let Some(w) = worker_for(config, std::ptr::null_mut()) {
+            w.tick(std::ptr::null_mut());
+        }
+    }));
 }
 
+/// The answer to a call of the main thread's tick.
+///
+/// # Safety
+/// `config` is a live pointer `config_new` returned; Envoy passes
+/// `n_headers` headers and `n_chunks` body chunks, valid for the call.
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout_done(
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout_done(
     _config_envoy: abi::ConfigEnvoyPtr,
-    _config: *const c_void,
-    _callout_id: u64,
-    _result: i32,
-    _headers: *const EnvoyHeader,
-    _n_headers: usize,
-    _chunks: *const EnvoyBuffer,
-    _n_chunks: usize,
+    config: *const c_void,
+    callout_id: u64,
+    result: i32,
+    headers: *const EnvoyHeader,
+    n_headers: usize,
+    chunks: *const EnvoyBuffer,
+    n_chunks: usize,
 ) {
+    let Some(config) = (config as *const Arc<NativeConfig>).as_ref() else {
+        return;
+    };
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        let null = std::ptr::null_mut();
+        let Some(w) = worker_for(config, null) else {
+            return;
+        };
+        let Some((token, _)) = w.ctx.take_call(null, callout_id) else {
+            return;
+        };
+        let answer = call_answer(result, headers, n_headers, chunks, n_chunks);
+        let size = answer.body.len();
+        let host = NativeHost::new(null, &w.ctx).with_answer(answer);
+        w.root_call_answered(&host, token, size);
+    }));
 }
 
 #[no_mangle]

@@ -1,11 +1,13 @@
 //! What one worker thread keeps per configuration: the root (its key sets,
 //! the token cache, the streams' shared state; what a proxy-wasm worker VM
 //! keeps), the live streams by context id (the effective context), the HTTP
-//! callouts in flight, and the tick: every `WAIT_TICK_MS` through a filter
-//! scheduler while streams wait for keys. No periodic tick: the ABI gives a
-//! worker no timer of its own, and a fetch sent through a request's filter
-//! dies with that request; keys are fetched when a token needs them
-//! (first use, unknown `kid`) and shared across workers.
+//! callouts in flight, and the tick. The main thread runs the whole tick
+//! every `TICK_MS` (the configuration's scheduler; its JWKS fetches are the
+//! configuration's callouts, which outlive any request) and publishes the
+//! key sets; a worker runs it without fetches (a fetch sent through a
+//! request's filter dies with the request): from requests at most every
+//! `TICK_MS`, and every `WAIT_TICK_MS` through a filter scheduler while its
+//! streams wait for keys. A stream that needs keys now fetches them itself.
 
 use crate::abi::{self, FilterEnvoyPtr};
 use crate::config::NativeConfig;
@@ -32,6 +34,7 @@ pub struct WorkerCtx {
     in_root: Cell<bool>,
     /// The tick period the shell asked for last.
     pub tick_period_ms: Cell<u64>,
+    last_refresh_ms: Cell<u64>,
 }
 
 pub struct Worker {
@@ -46,6 +49,7 @@ thread_local! {
 /// This thread's state for `config`, configured on first use (through the
 /// first stream's filter).
 pub fn worker_for(config: &Arc<NativeConfig>, filter: FilterEnvoyPtr) -> Option<Rc<Worker>> {
+    // (On the main thread `filter` is null: the configuration's own state.)
     if let Some(w) = WORKERS.with(|m| m.borrow().get(&config.id).cloned()) {
         return Some(w);
     }
@@ -58,6 +62,7 @@ pub fn worker_for(config: &Arc<NativeConfig>, filter: FilterEnvoyPtr) -> Option<
             next_context: Cell::new(1),
             in_root: Cell::new(false),
             tick_period_ms: Cell::new(TICK_MS),
+            last_refresh_ms: Cell::new(0),
         },
         root: RefCell::new(Root::default()),
     });
@@ -79,6 +84,11 @@ pub fn worker_for(config: &Arc<NativeConfig>, filter: FilterEnvoyPtr) -> Option<
     }
     WORKERS.with(|m| m.borrow_mut().insert(config.id, worker.clone()));
     Some(worker)
+}
+
+/// The configuration is gone: this thread's state for it goes too.
+pub fn forget(config_id: u64) {
+    let _ = WORKERS.try_with(|m| m.try_borrow_mut().map(|mut m| m.remove(&config_id)));
 }
 
 impl WorkerCtx {
@@ -126,7 +136,8 @@ impl WorkerCtx {
 }
 
 impl Worker {
-    /// Run the root's tick through `filter` (its calls go out through it).
+    /// Run the root's tick through `filter` (null: the configuration's, on
+    /// the main thread; its calls go out through it).
     pub fn tick(&self, filter: FilterEnvoyPtr) {
         let host = NativeHost::new(filter, &self.ctx);
         let Ok(mut root) = self.root.try_borrow_mut() else {
@@ -136,6 +147,27 @@ impl Worker {
         root.tick(&host);
         self.ctx.in_root.set(false);
         drop(root);
+        host.flush();
+    }
+
+    /// On a worker thread, at most every `TICK_MS` from a request: the
+    /// root's tick without fetches (key sets the main thread fetched, the
+    /// waiting streams woken).
+    pub fn refresh_if_due(&self, filter: FilterEnvoyPtr) {
+        let host = NativeHost::new(filter, &self.ctx);
+        let now = host.now_ms();
+        if now.saturating_sub(self.ctx.last_refresh_ms.get()) < TICK_MS {
+            return;
+        }
+        self.ctx.last_refresh_ms.set(now);
+        self.refresh(&host);
+    }
+
+    /// The root's tick without fetches, through `host`.
+    pub fn refresh(&self, host: &NativeHost<'_>) {
+        if let Ok(mut root) = self.root.try_borrow_mut() {
+            root.refresh(host);
+        }
         host.flush();
     }
 
