@@ -82,3 +82,45 @@ fn root_shares_jwks_fetches_across_vms() {
     let v = b.state.borrow().shared.get(key).cloned().unwrap().0;
     assert_eq!(&v[8..], b"{\"keys\":[1]}");
 }
+
+#[test]
+fn refresh_picks_up_shared_key_sets_without_fetching() {
+    // The native module's workers: another worker (the main thread) fetches;
+    // `refresh` loads what it published and never dispatches a fetch itself,
+    // even when one is due.
+    let factory = |_c: Rc<Config>| -> (Box<dyn TokenPort>, Box<dyn Engine>) {
+        let mut t = tokens();
+        t.fetched = vec![0];
+        t.due = vec![(0, fhir_smart_authz::fake::jwks_call())];
+        (Box::new(t), Box::new(scripted_engine(false, false)))
+    };
+    let cfg = br#"{"fhir_base_url":"https://fhir.example/fhir","issuers":[{"issuer":"https://as","jwks_uri":"https://as/jwks","jwks_cluster":"issuer"}]}"#;
+    let worker = FakeHost::new(NOW_MS);
+    let mut root = Root::default();
+    assert!(root.configure(&worker, Some(cfg), &factory, AuditEncoding::Json));
+    root.refresh(&worker);
+    assert_eq!(worker.state.borrow().calls.len(), 0, "no fetch of its own");
+    let seen = |root: &Root| {
+        root.shared
+            .as_ref()
+            .unwrap()
+            .jwks
+            .seen
+            .borrow()
+            .get(&0)
+            .copied()
+    };
+    assert_eq!(seen(&root), None);
+    let config = root.shared.as_ref().unwrap().config.clone();
+    fhir_smart_authz::jwks_sync::publish_jwks(&worker, &config, 0, b"{\"keys\":[1]}", NOW_MS - 5);
+    root.refresh(&worker);
+    assert_eq!(
+        seen(&root),
+        Some(NOW_MS - 5),
+        "the published key set is loaded"
+    );
+    assert_eq!(worker.state.borrow().calls.len(), 0);
+    // The full tick of the same root fetches what is due.
+    root.tick(&worker);
+    assert_eq!(worker.state.borrow().calls.len(), 1);
+}
