@@ -300,23 +300,58 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
     module: *const c_void,
     end_of_stream: bool,
 ) -> i32 {
+    body_hook(filter, module, end_of_stream, true)
+}
+
+/// A body hook: the stream sees the body's size so far (what Envoy
+/// buffered for this filter and the chunk of this hook). A request body
+/// the stream holds is buffered; a panic refuses the request.
+///
+/// # Safety
+/// As for the request headers.
+unsafe fn body_hook(
+    filter: FilterEnvoyPtr,
+    module: *const c_void,
+    end_of_stream: bool,
+    request: bool,
+) -> i32 {
     let state = filter_ref(module);
-    guard(filter, state, true, abi::BODY_STOP_AND_BUFFER, || {
+    let (flowing, held) = (abi::BODY_CONTINUE, abi::BODY_STOP_AND_BUFFER);
+    let on_panic = if request { held } else { flowing };
+    guard(filter, state, request, on_panic, || {
         let Some(state) = state else {
-            return abi::BODY_STOP_AND_BUFFER;
+            return on_panic;
         };
-        let same = abi::envoy_dynamic_module_callback_http_received_buffered_request_body(filter);
-        let size = body_size(
-            filter,
-            abi::BODY_BUFFERED_REQUEST,
-            abi::BODY_RECEIVED_REQUEST,
-            same,
-        );
-        match with_stream(filter, state, None, |h, s| {
-            s.on_request_body(h, size, end_of_stream)
-        }) {
-            Some(Flow::Continue) => abi::BODY_CONTINUE,
-            _ => abi::BODY_STOP_AND_BUFFER,
+        let size = if request {
+            let same =
+                abi::envoy_dynamic_module_callback_http_received_buffered_request_body(filter);
+            body_size(
+                filter,
+                abi::BODY_BUFFERED_REQUEST,
+                abi::BODY_RECEIVED_REQUEST,
+                same,
+            )
+        } else {
+            let same =
+                abi::envoy_dynamic_module_callback_http_received_buffered_response_body(filter);
+            body_size(
+                filter,
+                abi::BODY_BUFFERED_RESPONSE,
+                abi::BODY_RECEIVED_RESPONSE,
+                same,
+            )
+        };
+        let flow = with_stream(filter, state, None, |h, s| {
+            if request {
+                s.on_request_body(h, size, end_of_stream)
+            } else {
+                s.on_response_body(h, size, end_of_stream)
+            }
+        });
+        match flow {
+            Some(Flow::Continue) => flowing,
+            Some(Flow::Pause) => held,
+            None => on_panic,
         }
     })
 }
@@ -368,25 +403,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
     module: *const c_void,
     end_of_stream: bool,
 ) -> i32 {
-    let state = filter_ref(module);
-    guard(filter, state, false, abi::BODY_CONTINUE, || {
-        let Some(state) = state else {
-            return abi::BODY_CONTINUE;
-        };
-        let same = abi::envoy_dynamic_module_callback_http_received_buffered_response_body(filter);
-        let size = body_size(
-            filter,
-            abi::BODY_BUFFERED_RESPONSE,
-            abi::BODY_RECEIVED_RESPONSE,
-            same,
-        );
-        match with_stream(filter, state, None, |h, s| {
-            s.on_response_body(h, size, end_of_stream)
-        }) {
-            Some(Flow::Pause) => abi::BODY_STOP_AND_BUFFER,
-            _ => abi::BODY_CONTINUE,
-        }
-    })
+    body_hook(filter, module, end_of_stream, false)
 }
 
 /// # Safety

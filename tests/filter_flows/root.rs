@@ -40,15 +40,20 @@ fn root_configure_rejects_invalid_json_naming_the_field() {
     }
 }
 
+/// Ports whose issuer 0 has its keys fetched, a fetch being due.
+fn due_fetch_ports(_c: Rc<Config>) -> (Box<dyn TokenPort>, Box<dyn Engine>) {
+    let mut t = tokens();
+    t.fetched = vec![0];
+    t.due = vec![(0, fhir_smart_authz::fake::jwks_call())];
+    (Box::new(t), Box::new(scripted_engine(false, false)))
+}
+
+const FETCHED_CFG: &[u8] = br#"{"fhir_base_url":"https://fhir.example/fhir","issuers":[{"issuer":"https://as","jwks_uri":"https://as/jwks","jwks_cluster":"issuer"}]}"#;
+
 #[test]
 fn root_shares_jwks_fetches_across_vms() {
-    let factory = |_c: Rc<Config>| -> (Box<dyn TokenPort>, Box<dyn Engine>) {
-        let mut t = tokens();
-        t.fetched = vec![0];
-        t.due = vec![(0, fhir_smart_authz::fake::jwks_call())];
-        (Box::new(t), Box::new(scripted_engine(false, false)))
-    };
-    let cfg = br#"{"fhir_base_url":"https://fhir.example/fhir","issuers":[{"issuer":"https://as","jwks_uri":"https://as/jwks","jwks_cluster":"issuer"}]}"#;
+    let factory = due_fetch_ports;
+    let cfg = FETCHED_CFG;
     // VM A wins the lease and fetches.
     let a = FakeHost::new(NOW_MS);
     let mut root_a = Root::default();
@@ -88,16 +93,14 @@ fn refresh_picks_up_shared_key_sets_without_fetching() {
     // The native module's workers: another worker (the main thread) fetches;
     // `refresh` loads what it published and never dispatches a fetch itself,
     // even when one is due.
-    let factory = |_c: Rc<Config>| -> (Box<dyn TokenPort>, Box<dyn Engine>) {
-        let mut t = tokens();
-        t.fetched = vec![0];
-        t.due = vec![(0, fhir_smart_authz::fake::jwks_call())];
-        (Box::new(t), Box::new(scripted_engine(false, false)))
-    };
-    let cfg = br#"{"fhir_base_url":"https://fhir.example/fhir","issuers":[{"issuer":"https://as","jwks_uri":"https://as/jwks","jwks_cluster":"issuer"}]}"#;
     let worker = FakeHost::new(NOW_MS);
     let mut root = Root::default();
-    assert!(root.configure(&worker, Some(cfg), &factory, AuditEncoding::Json));
+    assert!(root.configure(
+        &worker,
+        Some(FETCHED_CFG),
+        &due_fetch_ports,
+        AuditEncoding::Json
+    ));
     root.refresh(&worker);
     assert_eq!(worker.state.borrow().calls.len(), 0, "no fetch of its own");
     let seen = |root: &Root| {
