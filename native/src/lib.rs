@@ -11,7 +11,7 @@
 
 pub mod abi;
 mod config;
-mod crypto;
+pub mod crypto;
 pub mod host;
 pub mod shared_data;
 mod worker;
