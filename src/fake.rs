@@ -58,6 +58,8 @@ pub struct FakeState {
     /// What `memory_bytes` reports.
     pub memory_bytes: u64,
     pub configuration: Option<Vec<u8>>,
+    /// The VM's environment variables (`Host::env_var`).
+    pub env: BTreeMap<String, String>,
     /// Envoy's `verify_signature` foreign function (arguments → result
     /// bytes; `Err` = `BadArgument`); absent by default, as in a host
     /// without it.
@@ -346,6 +348,10 @@ impl Host for FakeHost {
     fn plugin_configuration(&self) -> Option<Vec<u8>> {
         self.called("plugin_configuration");
         self.state.borrow().configuration.clone()
+    }
+    fn env_var(&self, name: &str) -> Option<std::ffi::OsString> {
+        self.called("env_var");
+        self.state.borrow().env.get(name).map(Into::into)
     }
 }
 

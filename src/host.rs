@@ -4,6 +4,8 @@
 //! [`HostError`]. The SDK's `Context` convenience methods (which unwrap and
 //! trap) are never used.
 
+use fhir_smart_authz_core::secret::SecretSource;
+use std::ffi::OsString;
 use std::fmt;
 
 /// Log severity (mirrors proxy-wasm's levels).
@@ -192,6 +194,28 @@ pub trait Host {
     fn set_effective_context(&self, context_id: u32) -> Result<(), HostError>;
     /// The plugin configuration bytes (root context only).
     fn plugin_configuration(&self) -> Option<Vec<u8>>;
+    /// An environment variable of the VM (Envoy
+    /// `vm_config.environment_variables`); `None` when not set.
+    fn env_var(&self, name: &str) -> Option<OsString>;
+    /// A file's bytes, for a secret reference. A proxy-wasm VM has no file
+    /// system (Envoy answers every WASI file call with an error): refused,
+    /// unless the host has one (the native module reads it in-process).
+    fn read_file(&self, _path: &str) -> Result<Vec<u8>, String> {
+        Err(r#"a proxy-wasm VM has no file system; use {"env": "NAME"}"#.into())
+    }
+}
+
+/// Where the configuration's secret references are looked up: the host's
+/// environment and files (a proxy-wasm VM has no files: [`Host::read_file`]).
+pub struct VmSecrets<'a>(pub &'a dyn Host);
+
+impl SecretSource for VmSecrets<'_> {
+    fn env_var(&self, name: &str) -> Option<OsString> {
+        self.0.env_var(name)
+    }
+    fn read_file(&self, path: &str) -> Result<Vec<u8>, String> {
+        self.0.read_file(path)
+    }
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -388,6 +412,12 @@ mod wasm {
             hc::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
                 .ok()
                 .flatten()
+        }
+
+        fn env_var(&self, name: &str) -> Option<OsString> {
+            // WASI `environ_get`: Envoy gives the VM the variables its
+            // `vm_config.environment_variables` names, nothing else.
+            std::env::var_os(name)
         }
     }
 }

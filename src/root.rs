@@ -1,7 +1,7 @@
 //! Root context logic: configuration, JWKS fetch scheduling and sharing
 //! across worker VMs. Host-agnostic.
 
-use crate::host::{call_response, Host, LogLevel, MAX_TOKEN_CALL_BYTES};
+use crate::host::{call_response, Host, LogLevel, VmSecrets, MAX_TOKEN_CALL_BYTES};
 use crate::jwks_sync::{self, end_lease, publish_jwks, take_lease};
 use crate::ports::{Engine, TokenPort};
 use crate::shared::Shared;
@@ -50,13 +50,19 @@ impl Root {
         audit_encoding: &mut dyn FnMut(&Config) -> AuditEncoding,
     ) -> bool {
         let bytes = bytes.filter(|b| !b.is_empty()).unwrap_or(b"{}");
-        let config = match Config::from_json(bytes) {
+        let config = match Config::from_json_with_secrets(bytes, &VmSecrets(host)) {
             Ok(c) => Rc::new(c),
             Err(e) => {
                 host.log(LogLevel::Critical, &format!("fhir-smart-authz: {e}"));
                 return false;
             }
         };
+        for field in &config.inline_secrets {
+            host.log(
+                LogLevel::Warn,
+                &format!("fhir-smart-authz: `{field}` is a secret written in the configuration (allow_insecure_inline_secrets): /config_dump shows it"),
+            );
+        }
         let audit_encoding = audit_encoding(&config);
         let (tokens, engine) = factory(config.clone());
         self.shared = Some(Shared::new(config.clone(), tokens, engine, audit_encoding));

@@ -1,5 +1,6 @@
 //! The CLI: `check-config`, `decide`, `explain`, `token inspect`. Native only (bin crate).
 
+use crate::secrets::ProcessSecrets;
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Reason};
 use fhir_smart_authz_core::engine;
@@ -16,7 +17,8 @@ const HELP: &str =
 USAGE:
     fhir-smart-authz check-config FILE
         Validate a plugin configuration (JSON). Prints `ok` (exit 0) or
-        `error: invalid configuration at `field`: message` (exit 1).
+        `error: invalid configuration at `field`: message` (exit 1); a secret
+        written in the configuration adds a `warning:` line on stderr.
     fhir-smart-authz decide --config FILE [--now SECONDS]
         Read requests as JSON Lines on stdin, write one JSON decision per line.
     fhir-smart-authz explain --config FILE [--now SECONDS]
@@ -29,6 +31,11 @@ USAGE:
 
     --now SECONDS: verify tokens at this Unix time instead of the clock's
     (reproducible runs of tokens that expire).
+
+    Secret references in the configuration ({\"env\": \"NAME\"},
+    {\"file\": \"/path\"}) are read from this process's environment and
+    files: set the variable when you run a command, e.g.
+    INTROSPECTION_CLIENT_SECRET=... fhir-smart-authz check-config FILE
 
 INPUT LINE:
     {\"method\":\"GET\",\"path\":\"/fhir/Observation?patient=123\",
@@ -52,7 +59,10 @@ pub fn run(args: &[String], input: &mut dyn BufRead, out: &mut dyn Write) -> i32
             0
         }
         ["check-config", file] => match load(file) {
-            Ok(_) => {
+            Ok(config) => {
+                for field in &config.inline_secrets {
+                    eprintln!("warning: `{field}` is a secret written in the configuration (allow_insecure_inline_secrets: true), which Envoy's /config_dump and the Istio WasmPlugin show; give a reference such as {{\"env\": \"NAME\"}} instead");
+                }
                 let _ = writeln!(out, "ok");
                 0
             }
@@ -126,7 +136,7 @@ impl<'a> Options<'a> {
 
 fn load(file: &str) -> Result<Config, String> {
     let bytes = std::fs::read(file).map_err(|e| format!("cannot read {file}: {e}"))?;
-    Config::from_json(&bytes).map_err(|e| e.to_string())
+    Config::from_json_with_secrets(&bytes, &ProcessSecrets).map_err(|e| e.to_string())
 }
 
 #[derive(Deserialize)]

@@ -2,6 +2,7 @@
 //! (native only; it depends on the core, never on the proxy-wasm shell).
 
 mod commands;
+mod secrets;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -20,8 +20,15 @@ fn run(args: &[&str], stdin: &str) -> (i32, String, String) {
 }
 
 fn run_bytes(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
+    run_env(args, stdin, &[])
+}
+
+/// Run with these environment variables set (and `MISSING_SECRET` unset).
+fn run_env(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut child = Command::new(BIN)
         .args(args)
+        .envs(env.iter().copied())
+        .env_remove("MISSING_SECRET")
         .current_dir(WORKSPACE)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -556,7 +563,7 @@ fn fetched_and_introspected_issuers_answer_as_when_unreachable() {
     let introspected = config_with(
         "introspected",
         serde_json::json!({"issuers": [{"issuer": "https://issuer.example.org", "audiences": ["https://fhir.example.org/fhir"],
-            "introspection": {"cluster": "issuer", "path": "/introspect", "client_id": "gw", "client_secret": "s"}}]}),
+            "introspection": {"cluster": "issuer", "path": "/introspect", "client_id": "gw", "client_secret": {"env": "INTROSPECTION_SECRET"}}}]}),
     );
     let line = |t: &str| {
         serde_json::json!({"method": "GET", "path": "/fhir/Patient/1", "headers": {"authorization": format!("Bearer {t}")}})
@@ -583,9 +590,10 @@ fn fetched_and_introspected_issuers_answer_as_when_unreachable() {
         ),
     ];
     for (cfg, token, reason, message) in cases {
-        let (code, out, _) = run(
+        let (code, out, _) = run_env(
             &["decide", "--config", cfg.to_str().unwrap()],
-            &format!("{}\n{}", line(&token), line(&token)),
+            format!("{}\n{}", line(&token), line(&token)).as_bytes(),
+            &[("INTROSPECTION_SECRET", "s")],
         );
         assert_eq!(code, 0);
         let lines: Vec<Value> = out
@@ -602,4 +610,60 @@ fn fetched_and_introspected_issuers_answer_as_when_unreachable() {
             "{out}"
         );
     }
+}
+
+/// `check-config` (and every command) reads secret references from its own
+/// environment and files; a secret written in the configuration is refused
+/// without the opt-in and warned about with it; no output holds the value.
+#[test]
+fn check_config_reads_secrets_from_the_environment_and_files() {
+    const VALUE: &str = "cli-s3cret";
+    let secret_file = std::env::temp_dir().join(format!(
+        "fhir-smart-authz-cli-{}-secret",
+        std::process::id()
+    ));
+    std::fs::write(&secret_file, format!("{VALUE}\n")).unwrap();
+    let file_ref = serde_json::json!({"file": secret_file.to_str().unwrap()});
+    let field = "`issuers[0].introspection.client_secret`";
+    let not_set = "the environment variable is not set (Envoy: vm_config.environment_variables.host_env_keys; Istio: WasmPlugin vmConfig.env with valueFrom: HOST; CLI: its own environment)";
+    let inline_refused = format!("error: invalid configuration at {field}: is a secret written in the configuration, which Envoy's /config_dump and the Istio WasmPlugin show to everyone who can read them; give a reference instead ({{\"env\": \"NAME\"}} or {{\"file\": \"/path\"}}), or set allow_insecure_inline_secrets: true\n");
+    let inline_warning = format!("warning: {field} is a secret written in the configuration (allow_insecure_inline_secrets: true), which Envoy's /config_dump and the Istio WasmPlugin show; give a reference such as {{\"env\": \"NAME\"}} instead\n");
+    // (client_secret, allow_insecure_inline_secrets, exit code, stdout, stderr)
+    let rows: Vec<(Value, Option<bool>, i32, &str, String)> = vec![
+        (serde_json::json!({"env": "INTROSPECTION_SECRET"}), None, 0, "ok\n", String::new()),
+        (file_ref, None, 0, "ok\n", String::new()),
+        (
+            serde_json::json!({"env": "MISSING_SECRET"}),
+            None,
+            1,
+            "",
+            format!("error: invalid configuration at {field}: {{\"env\": \"MISSING_SECRET\"}}: {not_set}\n"),
+        ),
+        (
+            serde_json::json!({"file": "/nonexistent/secret"}),
+            None,
+            1,
+            "",
+            format!("error: invalid configuration at {field}: {{\"file\": \"/nonexistent/secret\"}}: the file cannot be read: No such file or directory (os error 2)\n"),
+        ),
+        (serde_json::json!(VALUE), None, 1, "", inline_refused),
+        (serde_json::json!(VALUE), Some(true), 0, "ok\n", inline_warning),
+    ];
+    for (i, (secret, allow, code, out, err)) in rows.into_iter().enumerate() {
+        let mut patch = serde_json::json!({"issuers": [{"issuer": "https://issuer.example.org",
+            "audiences": ["https://fhir.example.org/fhir"],
+            "introspection": {"cluster": "issuer", "path": "/introspect", "client_id": "gw", "client_secret": secret}}]});
+        if let Some(allow) = allow {
+            patch["allow_insecure_inline_secrets"] = Value::Bool(allow);
+        }
+        let cfg = config_with(&format!("secret-{i}"), patch);
+        let got = run_env(
+            &["check-config", cfg.to_str().unwrap()],
+            b"",
+            &[("INTROSPECTION_SECRET", VALUE)],
+        );
+        assert_eq!(got, (code, out.to_string(), err), "row {i}");
+        assert!(!got.1.contains(VALUE) && !got.2.contains(VALUE), "row {i}");
+    }
+    std::fs::remove_file(&secret_file).unwrap();
 }

@@ -4,7 +4,8 @@
 //! [`fhir`] classifies requests, [`scope`] parses SMART scopes, [`policy`]
 //! decides ([`rewrite`] turns a narrowed allow into the request the upstream
 //! receives), [`token`] validates bearer tokens, [`audit`] shapes the audit
-//! record and [`config`] validates configuration. The proxy-wasm shell is the
+//! record and [`config`] validates configuration ([`secret`]: secrets by
+//! reference, looked up through the host). The proxy-wasm shell is the
 //! `fhir-smart-authz` crate; the CLI is `fhir-smart-authz-cli`.
 
 pub mod audit;
@@ -21,5 +22,6 @@ pub mod relay;
 pub mod reply;
 pub mod rewrite;
 pub mod scope;
+pub mod secret;
 pub mod token;
 pub mod url;

@@ -20,8 +20,10 @@ HTTP endpoints
                                    mint a token; answers {"access_token", "token_type", "expires_in", "scope", ...}
   POST /admin/rotate[?keep=1]      new key pair (new kid) per algorithm; old keys are dropped from
                                    the JWKS unless keep=1. Answers the new JWKS.
-  POST /introspect token=..        RFC 7662 introspection (HTTP Basic client auth required, any
-                                   client): {"active": true, ...claims} for a token minted with
+  POST /introspect token=..        RFC 7662 introspection (HTTP Basic client auth required: any
+                                   client, or exactly the one of ISSUER_INTROSPECTION_CLIENT_ID and
+                                   ISSUER_INTROSPECTION_CLIENT_SECRET when set, else 401 invalid_client):
+                                   {"active": true, ...claims} for a token minted with
                                    format=opaque (GET /token?...&format=opaque), else {"active": false}
   POST /admin/fault?mode=..[&delay=s]  make the JWKS and introspection endpoints misbehave (tests of
                                    the filter's fail-closed paths): down (close the connection
@@ -36,7 +38,8 @@ and ``serve(issuer, host, port)`` which returns a running ThreadingHTTPServer.
 
 Run: python3 envoy/issuer/issuer.py --host 127.0.0.1 --port 8081 \
         --issuer-url http://127.0.0.1:8081 --audience http://127.0.0.1:10000/fhir
-Environment overrides: ISSUER_HOST, ISSUER_PORT, ISSUER_URL, ISSUER_AUDIENCE.
+Environment overrides: ISSUER_HOST, ISSUER_PORT, ISSUER_URL, ISSUER_AUDIENCE,
+ISSUER_INTROSPECTION_CLIENT_ID + ISSUER_INTROSPECTION_CLIENT_SECRET (the one introspection client).
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlparse
+from urllib.parse import parse_qs, unquote_plus, urlencode, urlparse
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -152,6 +155,8 @@ class Issuer:
     fault: str | None = None  # one of FAULTS: how the JWKS and introspection endpoints misbehave
     fault_delay: float = 3.0  # seconds of the "slow" fault
     last_headers: dict[str, dict[str, str]] = field(default_factory=dict)  # path -> headers of its last request
+    # (client_id, client_secret) /introspect requires; None = any HTTP Basic credentials
+    introspection_client: tuple[str, str] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
@@ -223,6 +228,20 @@ class Issuer:
         with self._lock:
             self.opaque[token] = self.claims(profile, **overrides)
         return token
+
+    def introspection_client_ok(self, authorization: str | None) -> bool:
+        """HTTP Basic client authentication (RFC 6749 §2.3.1: id and secret form-urlencoded,
+        then base64): any credentials, or exactly `introspection_client` when set."""
+        scheme, _, credentials = (authorization or "").partition(" ")
+        if scheme != "Basic":
+            return False
+        if self.introspection_client is None:
+            return True
+        try:
+            user, _, password = base64.b64decode(credentials, validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return False
+        return (unquote_plus(user), unquote_plus(password)) == self.introspection_client
 
     def introspect(self, token: str) -> dict[str, Any]:
         """The RFC 7662 answer for a token (`iss` left out: the filter's issuer entry names it)."""
@@ -383,7 +402,7 @@ def serve(issuer: Issuer, host: str = "127.0.0.1", port: int = 0) -> ThreadingHT
                 form = {k: v[-1] for k, v in parse_qs(self.rfile.read(length).decode(), keep_blank_values=True).items()}
                 with issuer._lock:
                     issuer.last_headers[url.path] = {k.lower(): v for k, v in self.headers.items()}
-                if not (self.headers.get("Authorization") or "").startswith("Basic "):
+                if not issuer.introspection_client_ok(self.headers.get("Authorization")):
                     self._send(401, {"error": "invalid_client"})
                     return
                 self._faulty(issuer.introspect(form.get("token", "")))
@@ -443,6 +462,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     url = (args.issuer_url or f"http://{args.host}:{args.port}").rstrip("/")
     issuer = Issuer(issuer_url=url, audience=args.audience)
+    client_id, client_secret = (os.environ.get(f"ISSUER_INTROSPECTION_CLIENT_{k}") for k in ("ID", "SECRET"))
+    if client_id and client_secret:
+        issuer.introspection_client = (client_id, client_secret)
     server = serve(issuer, args.host, args.port)
     print(f"demo issuer {url} listening on {args.host}:{server.server_port} "
           f"(aud {args.audience}); kids {[k.kid for k in issuer.published]}", flush=True)

@@ -8,6 +8,7 @@ use crate::abi::{self, ConfigEnvoyPtr, FilterEnvoyPtr, ModuleBuffer, SchedulerPt
 use fhir_smart_authz::metrics::all_names;
 use fhir_smart_authz::root::TICK_MS;
 use fhir_smart_authz_core::config::Config;
+use fhir_smart_authz_core::secret::ProcessSecrets;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,7 +48,8 @@ impl NativeConfig {
         } else {
             bytes
         };
-        let config = Config::from_json(bytes).map_err(|e| e.to_string())?;
+        let config =
+            Config::from_json_with_secrets(bytes, &ProcessSecrets).map_err(|e| e.to_string())?;
         let (counters, histograms) = all_names(&config.metrics.prefix);
         let mut metrics = HashMap::new();
         for name in counters {

@@ -12,8 +12,10 @@ use crate::shared_data;
 use crate::worker::WorkerCtx;
 use fhir_smart_authz::audit_property::AUDIT_PROPERTY;
 use fhir_smart_authz::host::{Buffer, HeaderMap, Host, HostError, HttpCall, LogLevel};
+use fhir_smart_authz_core::secret::{ProcessSecrets, SecretSource};
 use fhir_smart_authz_core::token::host_crypto::VERIFY_SIGNATURE_FUNCTION;
 use std::cell::{Cell, RefCell};
+use std::ffi::OsString;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The filter-state key of the audit record: the proxy-wasm build's
@@ -501,6 +503,15 @@ impl Host for NativeHost<'_> {
             .ok_or(HostError::NotFound)?;
         self.filter.set(f);
         Ok(())
+    }
+
+    fn env_var(&self, name: &str) -> Option<OsString> {
+        // Envoy's own process: the module runs in it.
+        ProcessSecrets.env_var(name)
+    }
+
+    fn read_file(&self, path: &str) -> Result<Vec<u8>, String> {
+        ProcessSecrets.read_file(path)
     }
 
     fn plugin_configuration(&self) -> Option<Vec<u8>> {

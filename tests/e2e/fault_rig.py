@@ -11,10 +11,15 @@ Layout of the default fault rig (`FaultRig`):
 
 Short timeouts (JWKS and introspection 1 s, the response-check fetch 1 s) keep the
 "slow" faults quick; `jwks_min_refetch_seconds: 1` lets a fault end within a second.
+
+The introspection client secret is a fresh random value per rig that only Envoy's process
+environment holds (`INTROSPECTION_SECRET_ENV`, given to the VMs by `host_env_keys`); the
+plugin configuration references it (`{"env": ...}`) and the issuer accepts no other.
 """
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import tempfile
 import time
@@ -27,6 +32,8 @@ from .rig import (WASM, AccessLog, Envoy, Issuer, Recorder, Response, cluster, e
                   listener, plugin_config, send, serve_issuer)
 
 TIMEOUT_MS = 1000
+INTROSPECTION_SECRET_ENV = "FHIR_AUTHZ_INTROSPECTION_SECRET"
+INTROSPECTION_CLIENT_ID = "gateway"
 
 
 class FaultRig:
@@ -48,6 +55,8 @@ class FaultRig:
         self.iss_port = free_port()
         self.issuer = Issuer(issuer_url=f"http://127.0.0.1:{self.iss_port}", audience=self.base(next(iter(self.listeners))))
         self.issuer.fault = issuer_fault  # misbehaving from the start: the filter gets no keys
+        self.introspection_secret = "rig-" + secrets.token_urlsafe(24)
+        self.issuer.introspection_client = (INTROSPECTION_CLIENT_ID, self.introspection_secret)
         self.issuer_server = None
         self.access_log = AccessLog(self.workdir / "access.log")
         self.envoy: Envoy | None = None
@@ -63,8 +72,10 @@ class FaultRig:
                 "jwks_uri": self.issuer.issuer_url + "/.well-known/jwks.json", "jwks_cluster": "issuer",
                 "jwks_timeout_ms": TIMEOUT_MS, "jwks_min_refetch_seconds": 1}
         introspection = {"issuer": self.issuer.issuer_url + "#introspection", "audiences": [self.base(name)],
-                         "introspection": {"cluster": "issuer", "path": "/introspect", "client_id": "gateway",
-                                           "client_secret": "s3cret", "timeout_ms": TIMEOUT_MS}}
+                         "introspection": {"cluster": "issuer", "path": "/introspect",
+                                           "client_id": INTROSPECTION_CLIENT_ID,
+                                           "client_secret": {"env": INTROSPECTION_SECRET_ENV},
+                                           "timeout_ms": TIMEOUT_MS}}
         cfg = plugin_config(self.base(name), [jwks, introspection], cluster="recorder", max_body_bytes=65536)
         cfg["upstream"]["timeout_ms"] = TIMEOUT_MS
         return cfg
@@ -82,11 +93,12 @@ class FaultRig:
         self.issuer_server = serve_issuer(self.issuer, "127.0.0.1", self.iss_port)
         log = self.access_log.path
         listeners = [listener(name, self.ports[name], "recorder", self.plugin(name), self.wasm, log, self.artifact,
-                              **options)
+                              env_keys=(INTROSPECTION_SECRET_ENV,), **options)
                      for name, options in self.listeners.items()]
         clusters = [cluster("recorder", self.recorder.port), cluster("issuer", self.iss_port)]
         boot = envoy_bootstrap(free_port(), listeners, clusters, self.workdir / "admin.log")
-        self.envoy = Envoy(self.workdir, "faults", boot, self.concurrency, modules=self.modules).start()
+        self.envoy = Envoy(self.workdir, "faults", boot, self.concurrency,
+                           env={INTROSPECTION_SECRET_ENV: self.introspection_secret}, modules=self.modules).start()
         for name in self.listeners:
             self.wait_through_filter(name)
 

@@ -516,13 +516,17 @@ def holds_headers(config: dict[str, Any] | str | None) -> bool:
 
 
 def wasm_filter(config: dict[str, Any] | str, wasm: Path, name: str = "fhir_smart_authz",
-                failure_policy: str = "FAIL_CLOSED", vm_id: str = "fhir_smart_authz") -> dict[str, Any]:
+                failure_policy: str = "FAIL_CLOSED", vm_id: str = "fhir_smart_authz",
+                env_keys: tuple[str, ...] = ()) -> dict[str, Any]:
     """The wasm HTTP filter. A configuration holding headers for body decisions gets
     Envoy's `allow_on_headers_stop_iteration: true` (a paused header callback is then a
     plain StopIteration and body callbacks still arrive); the others keep Envoy's default.
-    Plugins with the same `vm_id` (and code) share one VM per worker."""
+    Plugins with the same `vm_id` (and code) share one VM per worker. `env_keys`: Envoy's
+    environment variables the VM sees (`host_env_keys`: the names are in the config, the
+    values only in Envoy's environment), e.g. the secrets the plugin references."""
     value = config if isinstance(config, str) else json.dumps(config)
     hold = {"allow_on_headers_stop_iteration": True} if holds_headers(config) else {}
+    env = {"environment_variables": {"host_env_keys": list(env_keys)}} if env_keys else {}
     return {
         "name": "envoy.filters.http.wasm",
         "typed_config": {
@@ -537,6 +541,7 @@ def wasm_filter(config: dict[str, Any] | str, wasm: Path, name: str = "fhir_smar
                     "vm_id": vm_id,
                     "runtime": "envoy.wasm.runtime.v8",
                     "code": {"local": {"filename": str(wasm)}},
+                    **env,
                 },
             },
         },
@@ -561,7 +566,7 @@ def native_filter(config: dict[str, Any] | str, name: str = "fhir_smart_authz") 
     }
 
 
-def auth_filter(plugin: dict[str, Any] | str, artifact: str, wasm: Path, **wasm_options: str) -> dict[str, Any]:
+def auth_filter(plugin: dict[str, Any] | str, artifact: str, wasm: Path, **wasm_options: Any) -> dict[str, Any]:
     """The filter as the listener's artifact kind builds it: "wasm" or "native"."""
     if artifact == "native":
         return native_filter(plugin)
@@ -587,7 +592,7 @@ CORS_FILTER = {"name": "envoy.filters.http.cors",
 
 
 def listener(name: str, port: int, cluster: str, plugin: dict[str, Any] | str | None, wasm: Path,
-             access_log: Path, artifact: str = "wasm", **wasm_options: str) -> dict[str, Any]:
+             access_log: Path, artifact: str = "wasm", **wasm_options: Any) -> dict[str, Any]:
     """A listener routing everything to `cluster` through the CORS filter and, with a
     `plugin` configuration, the filter as `artifact` ("wasm": `wasm_options`, see
     `wasm_filter`; "native": the dynamic module)."""
@@ -646,8 +651,9 @@ def envoy_bootstrap(admin_port: int, listeners: list[dict[str, Any]], clusters: 
 
 class Envoy:
     def __init__(self, workdir: Path, name: str, bootstrap: dict[str, Any], concurrency: int = 1,
-                 modules: Path | None = None):
+                 env: dict[str, str] | None = None, modules: Path | None = None):
         self.workdir = workdir
+        self.env = env  # added to this process's environment (e.g. the secrets the VMs read)
         # where dynamic modules are found (ENVOY_DYNAMIC_MODULES_SEARCH_PATH)
         self.modules = modules or NATIVE.parent
         self.name = name
@@ -669,7 +675,7 @@ class Envoy:
              "--log-level", os.environ.get("ENVOY_LOG_LEVEL", "info"),
              "--component-log-level", "wasm:" + os.environ.get("ENVOY_WASM_LOG_LEVEL", "info")],
             self.log, cwd=self.workdir,
-            env=dict(os.environ, ENVOY_DYNAMIC_MODULES_SEARCH_PATH=str(self.modules)))
+            env={**os.environ, "ENVOY_DYNAMIC_MODULES_SEARCH_PATH": str(self.modules), **(self.env or {})})
         wait_until(lambda: requests.get(self.admin_url + "/ready", timeout=2).status_code == 200,
                    60, f"envoy {self.name} /ready", self.log, self.proc)
         return self
@@ -684,12 +690,13 @@ class Envoy:
         stop_process(self.proc)
 
 
-def validate_config(path: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    """`envoy --mode validate` on a bootstrap file."""
+def validate_config(path: Path, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`envoy --mode validate` on a bootstrap file (it configures the plugin: `env` adds to
+    Envoy's environment the variables the plugin's secret references name)."""
     return subprocess.run([str(envoy_binary()), "--mode", "validate", "-c", str(path),
                            "--base-id", str(free_port())],
                           capture_output=True, text=True, timeout=timeout,
-                          env=dict(os.environ, ENVOY_DYNAMIC_MODULES_SEARCH_PATH=str(NATIVE.parent)))
+                          env={**os.environ, "ENVOY_DYNAMIC_MODULES_SEARCH_PATH": str(NATIVE.parent), **(env or {})})
 
 
 # --------------------------------------------------------------------------

@@ -50,6 +50,86 @@ fn due_fetch_ports(_c: Rc<Config>) -> (Box<dyn TokenPort>, Box<dyn Engine>) {
 
 const FETCHED_CFG: &[u8] = br#"{"fhir_base_url":"https://fhir.example/fhir","issuers":[{"issuer":"https://as","jwks_uri":"https://as/jwks","jwks_cluster":"issuer"}]}"#;
 
+/// An introspection issuer whose `client_secret` is `secret` (JSON), with
+/// `extra` top-level settings.
+fn introspection_plugin(secret: &str, extra: &str) -> String {
+    format!(
+        r#"{{"fhir_base_url":"https://fhir.example/fhir",{extra}"issuers":[{{"issuer":"https://as","introspection":{{"cluster":"as","path":"/introspect","client_id":"gw","client_secret":{secret}}}}}]}}"#
+    )
+}
+
+#[test]
+fn root_configure_reads_secrets_from_the_vm_environment_only() {
+    let factory = |_c: Rc<Config>| -> (Box<dyn TokenPort>, Box<dyn Engine>) {
+        (Box::new(tokens()), Box::new(scripted_engine(false, false)))
+    };
+    const VALUE: &str = "vm-env-s3cret";
+    let field =
+        "fhir-smart-authz: invalid configuration at `issuers[0].introspection.client_secret`";
+    // (client_secret, extra settings, accepted, the log lines)
+    let rows: Vec<(&str, &str, bool, Vec<(LogLevel, String)>)> = vec![
+        (r#"{"env":"INTROSPECTION_SECRET"}"#, "", true, vec![]),
+        (
+            r#"{"env":"OTHER"}"#,
+            "",
+            false,
+            vec![(LogLevel::Critical, format!(r#"{field}: {{"env": "OTHER"}}: the environment variable is not set (Envoy: vm_config.environment_variables.host_env_keys; Istio: WasmPlugin vmConfig.env with valueFrom: HOST; CLI: its own environment)"#))],
+        ),
+        (
+            r#"{"file":"/run/secrets/introspection"}"#,
+            "",
+            false,
+            vec![(LogLevel::Critical, format!(r#"{field}: {{"file": "/run/secrets/introspection"}}: the file cannot be read: a proxy-wasm VM has no file system; use {{"env": "NAME"}}"#))],
+        ),
+        (
+            r#""vm-env-s3cret""#,
+            "",
+            false,
+            vec![(LogLevel::Critical, format!("{field}: is a secret written in the configuration, which Envoy's /config_dump and the Istio WasmPlugin show to everyone who can read them; give a reference instead ({{\"env\": \"NAME\"}} or {{\"file\": \"/path\"}}), or set allow_insecure_inline_secrets: true"))],
+        ),
+        (
+            r#""vm-env-s3cret""#,
+            r#""allow_insecure_inline_secrets":true,"#,
+            true,
+            vec![(LogLevel::Warn, "fhir-smart-authz: `issuers[0].introspection.client_secret` is a secret written in the configuration (allow_insecure_inline_secrets): /config_dump shows it".to_string())],
+        ),
+    ];
+    for (secret, extra, accepted, expected_logs) in rows {
+        let config = introspection_plugin(secret, extra);
+        let h = FakeHost::new(NOW_MS);
+        h.state
+            .borrow_mut()
+            .env
+            .insert("INTROSPECTION_SECRET".into(), VALUE.into());
+        let mut root = Root::default();
+        assert_eq!(
+            root.configure(&h, Some(config.as_bytes()), &factory, AuditEncoding::Json),
+            accepted,
+            "{config}"
+        );
+        let logs: Vec<_> = h
+            .state
+            .borrow()
+            .logs
+            .iter()
+            .filter(|(level, _)| *level != LogLevel::Info)
+            .cloned()
+            .collect();
+        assert_eq!(logs, expected_logs, "{config}");
+        for (_, line) in &h.state.borrow().logs {
+            assert!(!line.contains(VALUE), "{line}");
+        }
+        let loaded = root.shared.as_ref().and_then(|s| {
+            s.config.issuers[0]
+                .introspection
+                .as_ref()
+                .and_then(|i| i.client_secret.value())
+                .map(|v| v.expose().to_string())
+        });
+        assert_eq!(loaded.as_deref(), accepted.then_some(VALUE), "{config}");
+    }
+}
+
 #[test]
 fn root_shares_jwks_fetches_across_vms() {
     let factory = due_fetch_ports;

@@ -25,7 +25,10 @@ pub use crate::claims::ClaimsConfig;
 use crate::fhir::FhirBase;
 use crate::json::from_slice_strict_at;
 use crate::policy::PolicyConfig;
-use crate::token::{validate_issuers, IssuerConfig, TokenSettings, TrustConfig};
+use crate::secret::{NoSecrets, SecretLoader, SecretSource};
+use crate::token::{
+    load_issuer_secrets, validate_issuers, IssuerConfig, TokenSettings, TrustConfig,
+};
 use serde::Deserialize;
 use serde_path_to_error::{Path, Segment};
 
@@ -65,6 +68,11 @@ pub struct RawConfig {
     pub audit: AuditConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Accept secrets written in the configuration (plain strings) instead
+    /// of references (`{"env": ...}`, `{"file": ...}`). Insecure: Envoy's
+    /// `/config_dump` and the Istio `WasmPlugin` show them. Default false.
+    #[serde(default)]
+    pub allow_insecure_inline_secrets: bool,
 }
 
 fn default_base_path() -> String {
@@ -93,11 +101,25 @@ pub struct Config {
     pub discovery: Option<DiscoveryConfig>,
     pub audit: AuditConfig,
     pub metrics: MetricsConfig,
+    /// The secret settings whose value is written in the configuration
+    /// (accepted with `allow_insecure_inline_secrets`), for warnings.
+    pub inline_secrets: Vec<String>,
 }
 
 impl Config {
-    /// Parse and validate JSON configuration bytes.
+    /// Parse and validate a configuration that holds no secret reference
+    /// (tests, benchmarks, tools): every `{"env"}`/`{"file"}` reference is
+    /// missing. Hosts load with [`Config::from_json_with_secrets`].
     pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
+        Config::from_json_with_secrets(bytes, &NoSecrets)
+    }
+
+    /// Parse and validate JSON configuration bytes, looking secret
+    /// references up in `secrets` (the VM's or the process's environment).
+    pub fn from_json_with_secrets(
+        bytes: &[u8],
+        secrets: &dyn SecretSource,
+    ) -> Result<Config, ConfigError> {
         // Read as JSON first (a repeated key is an error, as in request
         // bodies), then as the configuration: serde's errors name the path
         // of the value they are about either way.
@@ -112,7 +134,7 @@ impl Config {
         // Every section must be an object too, at any depth (`ObjectOnly`).
         let raw: RawConfig = serde_path_to_error::deserialize(object_only::ObjectOnly(&document))
             .map_err(|e| parse_error(e.path(), e.inner()))?;
-        Config::validate(raw)
+        Config::validate(raw, secrets)
     }
 
     /// An empty JSON object: all defaults.
@@ -120,7 +142,8 @@ impl Config {
         Config::from_json(b"{}")
     }
 
-    pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+    /// Validate, then load the secret settings from `secrets`.
+    pub fn validate(mut raw: RawConfig, secrets: &dyn SecretSource) -> Result<Config, ConfigError> {
         let base = FhirBase::new(&raw.fhir_base_path, raw.fhir_base_url.as_deref())?;
         if raw.max_body_bytes == 0 {
             return Err(ConfigError::new(
@@ -139,6 +162,8 @@ impl Config {
         }
         raw.audit.validate("audit")?;
         raw.metrics.validate("metrics")?;
+        let mut loader = SecretLoader::new(secrets, raw.allow_insecure_inline_secrets);
+        load_issuer_secrets(&mut raw.issuers, &mut loader)?;
         Ok(Config {
             base,
             enforce: raw.enforce,
@@ -152,6 +177,7 @@ impl Config {
             discovery: raw.discovery,
             audit: raw.audit,
             metrics: raw.metrics,
+            inline_secrets: loader.into_inline_fields(),
         })
     }
 }

@@ -41,17 +41,26 @@ pub fn build_request(
     issuer_index: usize,
     cfg: &IntrospectionConfig,
     token: &str,
-) -> IntrospectionRequest {
+) -> Result<IntrospectionRequest, TokenError> {
+    // Unreachable with a loaded configuration (`Config::from_json_with_secrets`):
+    // fail closed rather than call without credentials.
+    let client_secret = cfg.client_secret.value().ok_or_else(|| {
+        TokenError::new(
+            Reason::IntrospectionUnavailable,
+            "the introspection client secret is not loaded",
+        )
+    })?;
     let body = form_urlencoded::Serializer::new(String::new())
         .append_pair("token", token)
         .append_pair("token_type_hint", "access_token")
         .finish()
         .into_bytes();
     let id: String = form_urlencoded::byte_serialize(cfg.client_id.as_bytes()).collect();
-    let secret: String = form_urlencoded::byte_serialize(cfg.client_secret.as_bytes()).collect();
+    let secret: String =
+        form_urlencoded::byte_serialize(client_secret.expose().as_bytes()).collect();
     let basic = STANDARD.encode(format!("{id}:{secret}"));
     let authority = cfg.authority.clone().unwrap_or_else(|| cfg.cluster.clone());
-    IntrospectionRequest {
+    Ok(IntrospectionRequest {
         issuer_index,
         cluster: cfg.cluster.clone(),
         headers: vec![
@@ -68,7 +77,7 @@ pub fn build_request(
         ],
         body,
         timeout_ms: cfg.timeout_ms,
-    }
+    })
 }
 
 /// The error for a failed call (timeout, reset, no cluster): fail closed.

@@ -39,7 +39,8 @@ pub use keys::{
 };
 pub use service::{CallPurpose, OutboundCall, TokenService, TokenStep};
 pub use settings::{
-    validate_issuers, IntrospectionConfig, IssuerConfig, TokenSettings, TrustConfig,
+    load_issuer_secrets, validate_issuers, IntrospectionConfig, IssuerConfig, TokenSettings,
+    TrustConfig,
 };
 pub use signature::{RustCryptoVerifier, SignatureVerifier, VerifierError};
 pub use verified::{TokenSource, VerifiedToken};

@@ -233,7 +233,7 @@ impl TokenService {
             .verifier
             .issuer_config(issuer)
             .and_then(|c| c.introspection.as_ref())
-            .map(|c| introspection::build_request(issuer, c, token));
+            .and_then(|c| introspection::build_request(issuer, c, token).ok());
         let Some(request) = request else {
             return TokenStep::Denied(Box::new(Decision::deny(
                 Reason::IntrospectionUnavailable,

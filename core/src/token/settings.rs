@@ -3,6 +3,7 @@
 use super::alg::JwsAlgorithm;
 use super::keys::KeySet;
 use crate::config_error::ConfigError;
+use crate::secret::{SecretLoader, SecretSetting};
 use crate::url::HttpUrl;
 use serde::Deserialize;
 
@@ -29,8 +30,10 @@ pub struct IntrospectionConfig {
     pub authority: Option<String>,
     /// OAuth client id used for HTTP Basic client authentication. Required.
     pub client_id: String,
-    /// OAuth client secret for HTTP Basic client authentication. Required.
-    pub client_secret: String,
+    /// OAuth client secret for HTTP Basic client authentication: a
+    /// reference (`{"env": "NAME"}`, `{"file": "/path"}`; see
+    /// [`crate::secret`]). Required.
+    pub client_secret: SecretSetting,
     /// Longest time an introspection answer is cached (seconds); the token's
     /// `exp` shortens it. Default 60; 0 = never cache.
     pub max_cache_seconds: u64,
@@ -45,7 +48,7 @@ impl Default for IntrospectionConfig {
             path: String::new(),
             authority: None,
             client_id: String::new(),
-            client_secret: String::new(),
+            client_secret: SecretSetting::default(),
             max_cache_seconds: 60,
             timeout_ms: 5000,
         }
@@ -299,10 +302,10 @@ impl IntrospectionConfig {
                 "is required (the filter authenticates to the introspection endpoint with HTTP Basic)",
             ));
         }
-        if self.client_secret.is_empty() {
+        if !self.client_secret.is_set() {
             return Err(ConfigError::new(
                 format!("{field}.client_secret"),
-                "is required (the filter authenticates to the introspection endpoint with HTTP Basic)",
+                r#"is required (the filter authenticates to the introspection endpoint with HTTP Basic), e.g. {"env": "INTROSPECTION_CLIENT_SECRET"}"#,
             ));
         }
         if self.timeout_ms == 0 {
@@ -343,6 +346,20 @@ pub fn validate_issuers(
                 ));
             }
             introspection = Some(i);
+        }
+    }
+    Ok(())
+}
+
+/// Look up the secret of the introspection issuer (after [`validate_issuers`]).
+pub fn load_issuer_secrets(
+    issuers: &mut [IssuerConfig],
+    secrets: &mut SecretLoader<'_>,
+) -> Result<(), ConfigError> {
+    for (i, issuer) in issuers.iter_mut().enumerate() {
+        if let Some(c) = issuer.introspection.as_mut() {
+            let field = format!("issuers[{i}].introspection.client_secret");
+            c.client_secret.load(&field, secrets)?;
         }
     }
     Ok(())

@@ -222,7 +222,7 @@ impl TokenVerifier {
                 .ok_or_else(|| TokenError::invalid("introspection is not configured"))?;
             return Ok(Authenticated::Introspect(introspection::build_request(
                 i, cfg, token,
-            )));
+            )?));
         }
         let mut verified = self.verify_jwt(token, now, verifier)?;
         let generation = self.generation(verified.issuer_index).unwrap_or(0);

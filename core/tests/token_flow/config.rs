@@ -57,19 +57,19 @@ fn config_validation_names_fields() {
             "duplicates issuers[0]",
         ),
         (
-            json!({"fhir_base_url": AUD, "issuers": [{"issuer": ISS, "introspection": {"cluster": "as", "path": "introspect", "client_id": "a", "client_secret": "b"}}]}),
+            json!({"fhir_base_url": AUD, "issuers": [{"issuer": ISS, "introspection": {"cluster": "as", "path": "introspect", "client_id": "a", "client_secret": {"env": "B"}}}]}),
             "issuers[0].introspection.path",
             "starting with `/`",
         ),
         (
-            json!({"fhir_base_url": AUD, "issuers": [{"issuer": ISS, "introspection": {"cluster": "as", "path": "/i", "client_secret": "b"}}]}),
+            json!({"fhir_base_url": AUD, "issuers": [{"issuer": ISS, "introspection": {"cluster": "as", "path": "/i", "client_secret": {"env": "B"}}}]}),
             "issuers[0].introspection.client_id",
             "required",
         ),
         (
             json!({"fhir_base_url": AUD, "issuers": [
-            {"issuer": "a", "introspection": {"cluster": "as", "path": "/i", "client_id": "a", "client_secret": "b"}},
-            {"issuer": "b", "introspection": {"cluster": "as", "path": "/i", "client_id": "a", "client_secret": "b"}}]}),
+            {"issuer": "a", "introspection": {"cluster": "as", "path": "/i", "client_id": "a", "client_secret": {"env": "B"}}},
+            {"issuer": "b", "introspection": {"cluster": "as", "path": "/i", "client_id": "a", "client_secret": {"env": "B"}}}]}),
             "issuers[1].introspection",
             "at most one",
         ),

@@ -157,3 +157,27 @@ fn introspection_active_inactive_down() {
     assert_eq!(e.reason, Reason::InvalidToken);
     assert!(e.description.contains("not a JWT"), "{e}");
 }
+
+/// A configuration whose secret was never loaded (built without
+/// `Config::from_json_with_secrets`) makes no call without credentials.
+#[test]
+fn introspection_without_a_loaded_secret_fails_closed() {
+    use fhir_smart_authz_core::secret::{SecretRef, SecretSetting};
+    use fhir_smart_authz_core::token::introspection::build_request;
+    use fhir_smart_authz_core::token::IntrospectionConfig;
+    let cfg = IntrospectionConfig {
+        cluster: "as".into(),
+        path: "/introspect".into(),
+        client_id: "gw".into(),
+        client_secret: SecretSetting::new(SecretRef::Env("SECRET".into())),
+        ..IntrospectionConfig::default()
+    };
+    let e = build_request(0, &cfg, "opaque").unwrap_err();
+    assert_eq!(
+        (e.reason, e.description.as_str()),
+        (
+            Reason::IntrospectionUnavailable,
+            "the introspection client secret is not loaded"
+        )
+    );
+}

@@ -24,6 +24,7 @@ mod service;
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::Reason;
 use fhir_smart_authz_core::fhir::RequestParts;
+use fhir_smart_authz_core::secret::SecretSource;
 use fhir_smart_authz_core::token::host_crypto::{self, HostAssistedVerifier};
 use fhir_smart_authz_core::token::offline::{inspect, verify_claims};
 use fhir_smart_authz_core::token::{
@@ -84,6 +85,18 @@ fn auth(
     }
 }
 
+/// The environment the introspection issuer's secret comes from.
+struct IntrospectionSecret;
+
+impl SecretSource for IntrospectionSecret {
+    fn env_var(&self, name: &str) -> Option<std::ffi::OsString> {
+        (name == "INTROSPECTION_SECRET").then(|| "s3cr:t".into())
+    }
+    fn read_file(&self, _path: &str) -> Result<Vec<u8>, String> {
+        Err("no files here".into())
+    }
+}
+
 fn introspection_config() -> Config {
     let cfg = json!({
         "fhir_base_url": AUD,
@@ -91,8 +104,8 @@ fn introspection_config() -> Config {
             {"issuer": ISS, "jwks": serde_json::from_str::<Value>(JWKS).unwrap()},
             {"issuer": "https://as.example.org", "introspection": {
                 "cluster": "as", "path": "/oauth2/introspect", "client_id": "filter id",
-                "client_secret": "s3cr:t", "max_cache_seconds": 120}}
+                "client_secret": {"env": "INTROSPECTION_SECRET"}, "max_cache_seconds": 120}}
         ]
     });
-    Config::from_json(cfg.to_string().as_bytes()).unwrap()
+    Config::from_json_with_secrets(cfg.to_string().as_bytes(), &IntrospectionSecret).unwrap()
 }
