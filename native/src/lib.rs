@@ -315,45 +315,48 @@ unsafe fn body_hook(
     end_of_stream: bool,
     request: bool,
 ) -> i32 {
-    let state = filter_ref(module);
     let (flowing, held) = (abi::BODY_CONTINUE, abi::BODY_STOP_AND_BUFFER);
     let on_panic = if request { held } else { flowing };
-    guard(filter, state, request, on_panic, || {
-        let Some(state) = state else {
-            return on_panic;
-        };
-        let size = if request {
-            let same =
-                abi::envoy_dynamic_module_callback_http_received_buffered_request_body(filter);
-            body_size(
-                filter,
-                abi::BODY_BUFFERED_REQUEST,
-                abi::BODY_RECEIVED_REQUEST,
-                same,
-            )
-        } else {
-            let same =
-                abi::envoy_dynamic_module_callback_http_received_buffered_response_body(filter);
-            body_size(
-                filter,
-                abi::BODY_BUFFERED_RESPONSE,
-                abi::BODY_RECEIVED_RESPONSE,
-                same,
-            )
-        };
-        let flow = with_stream(filter, state, None, |h, s| {
+    stream_hook(
+        filter,
+        module,
+        request,
+        (flowing, held),
+        on_panic,
+        |h, s| {
+            // SAFETY: the hook's own filter.
+            let size = unsafe {
+                if request {
+                    let same =
+                        abi::envoy_dynamic_module_callback_http_received_buffered_request_body(
+                            filter,
+                        );
+                    body_size(
+                        filter,
+                        abi::BODY_BUFFERED_REQUEST,
+                        abi::BODY_RECEIVED_REQUEST,
+                        same,
+                    )
+                } else {
+                    let same =
+                        abi::envoy_dynamic_module_callback_http_received_buffered_response_body(
+                            filter,
+                        );
+                    body_size(
+                        filter,
+                        abi::BODY_BUFFERED_RESPONSE,
+                        abi::BODY_RECEIVED_RESPONSE,
+                        same,
+                    )
+                }
+            };
             if request {
                 s.on_request_body(h, size, end_of_stream)
             } else {
                 s.on_response_body(h, size, end_of_stream)
             }
-        });
-        match flow {
-            Some(Flow::Continue) => flowing,
-            Some(Flow::Pause) => held,
-            None => on_panic,
-        }
-    })
+        },
+    )
 }
 
 /// # Safety
@@ -363,14 +366,40 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
     filter: FilterEnvoyPtr,
     module: *const c_void,
 ) -> i32 {
+    let held = abi::TRAILERS_STOP;
+    stream_hook(
+        filter,
+        module,
+        true,
+        (abi::TRAILERS_CONTINUE, held),
+        held,
+        |h, s| s.on_request_trailers(h),
+    )
+}
+
+/// A hook that hands the stream one event: its flow as Envoy's status
+/// (`statuses`: continue, pause), `on_panic` when the stream cannot take it
+/// or a panic was caught (`reply`: the request is refused 500 then).
+///
+/// # Safety
+/// As for the request headers.
+unsafe fn stream_hook(
+    filter: FilterEnvoyPtr,
+    module: *const c_void,
+    reply: bool,
+    statuses: (i32, i32),
+    on_panic: i32,
+    f: impl FnOnce(&NativeHost<'_>, &mut Stream) -> Flow,
+) -> i32 {
     let state = filter_ref(module);
-    guard(filter, state, true, abi::TRAILERS_STOP, || {
+    guard(filter, state, reply, on_panic, || {
         let Some(state) = state else {
-            return abi::TRAILERS_STOP;
+            return on_panic;
         };
-        match with_stream(filter, state, None, |h, s| s.on_request_trailers(h)) {
-            Some(Flow::Continue) => abi::TRAILERS_CONTINUE,
-            _ => abi::TRAILERS_STOP,
+        match with_stream(filter, state, None, f) {
+            Some(Flow::Continue) => statuses.0,
+            Some(Flow::Pause) => statuses.1,
+            None => on_panic,
         }
     })
 }
@@ -383,16 +412,15 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
     module: *const c_void,
     _end_of_stream: bool,
 ) -> i32 {
-    let state = filter_ref(module);
-    guard(filter, state, false, abi::HEADERS_CONTINUE, || {
-        let Some(state) = state else {
-            return abi::HEADERS_CONTINUE;
-        };
-        match with_stream(filter, state, None, |h, s| s.on_response_headers(h)) {
-            Some(Flow::Pause) => abi::HEADERS_STOP_ITERATION,
-            _ => abi::HEADERS_CONTINUE,
-        }
-    })
+    let flowing = abi::HEADERS_CONTINUE;
+    stream_hook(
+        filter,
+        module,
+        false,
+        (flowing, abi::HEADERS_STOP_ITERATION),
+        flowing,
+        |h, s| s.on_response_headers(h),
+    )
 }
 
 /// # Safety
