@@ -176,17 +176,21 @@ enum Field<'a> {
     Bytes(&'a [u8]),
 }
 
-/// The fields of a protobuf message in order: `(number, value)`; `what`
-/// names the message in errors.
-fn fields<'a>(bytes: &'a [u8], what: &str) -> Result<Vec<(u64, Field<'a>)>, VerifierError> {
+/// Call `f` with each field of a protobuf message in order (number,
+/// value); `what` names the message in errors. No allocation: the wasm
+/// build decodes every host answer with it.
+fn for_each_field<'a>(
+    bytes: &'a [u8],
+    what: &str,
+    mut f: impl FnMut(u64, Field<'a>) -> Result<(), VerifierError>,
+) -> Result<(), VerifierError> {
     let truncated = || VerifierError(format!("truncated {what}"));
-    let mut out = Vec::new();
     let mut pos = 0usize;
     while pos < bytes.len() {
         let tag = get_varint(bytes, &mut pos)?;
         let (field, wire) = (tag >> 3, tag & 7);
         match wire {
-            0 => out.push((field, Field::Varint(get_varint(bytes, &mut pos)?))),
+            0 => f(field, Field::Varint(get_varint(bytes, &mut pos)?))?,
             2 => {
                 let len = usize::try_from(get_varint(bytes, &mut pos)?)
                     .map_err(|_| VerifierError("bad length".into()))?;
@@ -194,7 +198,7 @@ fn fields<'a>(bytes: &'a [u8], what: &str) -> Result<Vec<(u64, Field<'a>)>, Veri
                     .checked_add(len)
                     .filter(|e| *e <= bytes.len())
                     .ok_or_else(truncated)?;
-                out.push((field, Field::Bytes(bytes.get(pos..end).unwrap_or(&[]))));
+                f(field, Field::Bytes(bytes.get(pos..end).unwrap_or(&[])))?;
                 pos = end;
             }
             1 => pos = pos.saturating_add(8),
@@ -209,20 +213,21 @@ fn fields<'a>(bytes: &'a [u8], what: &str) -> Result<Vec<(u64, Field<'a>)>, Veri
     if pos > bytes.len() {
         return Err(truncated());
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Parse `VerifySignatureResult` → `(result, error)`. Unknown fields skipped.
 pub fn decode_verify_signature_result(bytes: &[u8]) -> Result<(bool, String), VerifierError> {
     let mut result = false;
     let mut error = String::new();
-    for (field, value) in fields(bytes, "verify_signature result")? {
+    for_each_field(bytes, "verify_signature result", |field, value| {
         match (field, value) {
             (1, Field::Varint(v)) => result = v != 0,
             (2, Field::Bytes(b)) => error = String::from_utf8_lossy(b).into_owned(),
             _ => {}
         }
-    }
+        Ok(())
+    })?;
     Ok((result, error))
 }
 
@@ -242,8 +247,10 @@ pub fn decode_verify_signature_args(
     bytes: &[u8],
 ) -> Result<VerifySignatureArgs<'_>, VerifierError> {
     let mut args = VerifySignatureArgs::default();
-    for (field, value) in fields(bytes, "verify_signature arguments")? {
-        let Field::Bytes(b) = value else { continue };
+    for_each_field(bytes, "verify_signature arguments", |field, value| {
+        let Field::Bytes(b) = value else {
+            return Ok(());
+        };
         match field {
             1 => {
                 args.hash_function = std::str::from_utf8(b)
@@ -254,7 +261,8 @@ pub fn decode_verify_signature_args(
             4 => args.text = b,
             _ => {}
         }
-    }
+        Ok(())
+    })?;
     Ok(args)
 }
 
