@@ -360,6 +360,12 @@ fn explain_text(n: usize, label: &str, d: &Decision) -> String {
             serde_json::to_string(o).unwrap_or_default()
         ));
     }
+    if let Some(b) = &d.bulk {
+        s.push_str(&format!(
+            "  then: Bulk Data {} decided by the filter's job registry (not offline)\n",
+            b.action.as_str()
+        ));
+    }
     for e in &d.denied_entries {
         s.push_str(&format!(
             "  entry #{}: {} — {}\n",

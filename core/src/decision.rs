@@ -63,6 +63,16 @@ pub enum Reason {
     /// The claims have a shape the filter does not understand (fail closed).
     UnsupportedClaims,
 
+    // --- 404 ---
+    /// A Bulk Data status or file URL that is no job of this client (or
+    /// whose exported types its scopes no longer cover): the same answer as
+    /// for a job that does not exist.
+    BulkJobNotFound,
+
+    // --- 429 ---
+    /// The client has `bulk.max_active_per_client` exports running.
+    ExportLimitReached,
+
     // --- 500 ---
     /// The gateway could not carry out an allowed decision (the host refused
     /// to set the narrowed request's `:path` or headers): never forwarded.
@@ -123,6 +133,8 @@ impl Reason {
             Reason::BundleEntryDenied => "bundle_entry_denied",
             Reason::ResponseNotPermitted => "response_not_permitted",
             Reason::UnsupportedClaims => "unsupported_claims",
+            Reason::BulkJobNotFound => "bulk_job_not_found",
+            Reason::ExportLimitReached => "export_limit_reached",
             Reason::InternalError => "internal_error",
             Reason::UpstreamUnavailable => "upstream_unavailable",
         }
@@ -136,7 +148,9 @@ impl Reason {
             | Reason::PublicEndpoint
             | Reason::MissingToken
             | Reason::InternalError
-            | Reason::UpstreamUnavailable => None,
+            | Reason::UpstreamUnavailable
+            | Reason::BulkJobNotFound
+            | Reason::ExportLimitReached => None,
             Reason::InvalidRequest | Reason::MultipleCredentials | Reason::BodyTooLarge => {
                 Some("invalid_request")
             }
@@ -279,6 +293,46 @@ impl Rewrite {
     }
 }
 
+/// What a Bulk Data request is to the job registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BulkAction {
+    /// An allowed `$export`: the client's running exports are counted first,
+    /// and a `202` answer's `Content-Location` becomes a job of this client.
+    KickOff,
+    /// A poll (or manifest read) of a status URL.
+    Status,
+    /// `DELETE` on a status URL.
+    Cancel,
+    /// The download of an output file under the gateway.
+    File,
+}
+
+impl BulkAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BulkAction::KickOff => "kick-off",
+            BulkAction::Status => "status",
+            BulkAction::Cancel => "cancel",
+            BulkAction::File => "file",
+        }
+    }
+}
+
+/// A Bulk Data step the filter completes with its job registry (shared by
+/// the worker VMs): the owner check of a job URL before it is forwarded, or
+/// the registration of a kick-off's job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BulkStep {
+    pub action: BulkAction,
+    /// The request's job URL relative to the base (empty for a kick-off).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub url: String,
+    /// The job (its status URL relative to the base), once known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+}
+
 /// Why one batch/transaction entry was denied.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EntryDenial {
@@ -316,6 +370,12 @@ pub struct Decision {
     /// The changes the filter makes to the request before it goes upstream.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rewrite: Option<Rewrite>,
+    /// A Bulk Data step left to the job registry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bulk: Option<BulkStep>,
+    /// `Retry-After` (seconds) of a 429.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
 }
 
 impl Decision {
@@ -332,6 +392,8 @@ impl Decision {
             denied_entries: Vec::new(),
             narrowing: None,
             rewrite: None,
+            bulk: None,
+            retry_after: None,
         }
     }
 
@@ -349,6 +411,8 @@ impl Decision {
             denied_entries: Vec::new(),
             narrowing: None,
             rewrite: None,
+            bulk: None,
+            retry_after: None,
         }
     }
 
@@ -375,6 +439,8 @@ pub fn deny_status(reason: Reason) -> u16 {
         Reason::Allowed | Reason::PublicEndpoint => 200,
         Reason::InternalError => 500,
         Reason::UpstreamUnavailable => 502,
+        Reason::BulkJobNotFound => 404,
+        Reason::ExportLimitReached => 429,
         _ => 403,
     }
 }

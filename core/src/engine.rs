@@ -1,5 +1,6 @@
 //! The whole decision for one request: classify, then authorize. Pure.
 
+use crate::bulk;
 use crate::config::Config;
 use crate::decision::{Decision, Reason};
 use crate::fhir::{classify, RequestParts};
@@ -96,14 +97,50 @@ pub fn decide_with_context(
     req: &RequestParts,
     ctx: Option<&AuthContext>,
 ) -> Decision {
+    if let Some(d) = bulk::decide_job_request(&config.bulk, &config.base, req.method, req.path, ctx)
+    {
+        return d;
+    }
     match classify(&config.base, req) {
         Ok(it) => {
             let mut d = authorize(&config.policy, &config.base, it, ctx);
             if d.is_allow() {
+                d = refuse_body_narrowing(req, d);
+            }
+            if d.is_allow() {
                 d.rewrite = d.narrowing.as_ref().map(|n| rewrite(req, n));
+                bulk::mark_kickoff(&mut d);
             }
             d
         }
         Err(e) => Decision::deny(Reason::InvalidRequest, e.message),
     }
+}
+
+/// A POST operation reads its parameters from its body only
+/// (`fhir::parameters`): a narrowing the URL would carry (a `$export`
+/// without `_type` under per-type scopes) is refused with what to send.
+fn refuse_body_narrowing(req: &RequestParts, d: Decision) -> Decision {
+    let Some(n) = d.narrowing.as_ref().filter(|n| !n.added.is_empty()) else {
+        return d;
+    };
+    let operation = d.interaction.as_ref().and_then(|it| it.operation.clone());
+    let (Some(op), "POST") = (operation, req.method) else {
+        return d;
+    };
+    let added: Vec<String> = n
+        .added
+        .iter()
+        .map(|a| format!("`{}={}`", a.name, a.value))
+        .collect();
+    let mut out = Decision::deny(
+        Reason::InsufficientScope,
+        format!(
+            "POST {op} takes its parameters from the body, where the gateway cannot add what the token's scopes need: send {} in the Parameters body",
+            added.join(" and ")
+        ),
+    );
+    out.interaction = d.interaction;
+    out.required_scopes = d.required_scopes;
+    out
 }

@@ -9,6 +9,7 @@
 //! `fhir-smart-authz` crate; the CLI is `fhir-smart-authz-cli`.
 
 pub mod audit;
+pub mod bulk;
 pub mod capability_statement;
 pub mod claims;
 pub mod config;

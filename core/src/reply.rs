@@ -140,6 +140,9 @@ pub fn deny_reply(config: &Config, d: &Decision, status: u16) -> Reply {
     if let Some(w) = www_authenticate(config, d, status) {
         headers.push(("www-authenticate".to_string(), w));
     }
+    if let Some(s) = d.retry_after {
+        headers.push(("retry-after".to_string(), s.to_string()));
+    }
     Reply {
         status,
         headers,

@@ -78,9 +78,11 @@ impl Stream {
         }
         let config = self.config();
         self.phase = Phase::Released;
+        let d = self.settle_bulk(host, d);
         let d = self.narrow_held_request(host, d);
         self.account(host, &d);
         let allow = d.is_allow();
+        self.arm_bulk_hook(&d);
         if !allow && !config.enforce {
             self.shared.count(host, "shadow.would_deny");
             host.log(

@@ -63,6 +63,9 @@ impl Stream {
     }
 
     pub fn on_response_headers(&mut self, host: &dyn Host) -> Flow {
+        if self.bulk_hook != super::bulk::BulkHook::Off {
+            return self.bulk_response_headers(host);
+        }
         if self.capability != CapabilityRewrite::Armed {
             return Flow::Continue;
         }
@@ -104,6 +107,9 @@ impl Stream {
         body_size: usize,
         end_of_stream: bool,
     ) -> Flow {
+        if self.bulk_hook == super::bulk::BulkHook::Manifest {
+            return self.bulk_response_body(host, body_size, end_of_stream);
+        }
         if self.capability != CapabilityRewrite::Buffering {
             return Flow::Continue;
         }

@@ -38,6 +38,7 @@
 //! or when Envoy logs the request).
 
 mod audit;
+mod bulk;
 mod decision;
 mod metadata;
 mod precheck;
@@ -132,6 +133,8 @@ pub struct Stream {
     capability: metadata::CapabilityRewrite,
     /// The audit record (JSON text) kept for `on_log` (`audit.encoding: "line"`).
     audit_line: Option<Vec<u8>>,
+    /// The answer of an allowed Bulk Data request the job registry needs.
+    bulk_hook: bulk::BulkHook,
     /// The clock as read in this callback (see `now_ms`).
     clock_ms: Cell<Option<u64>>,
 }
@@ -160,6 +163,7 @@ impl Stream {
             facts: None,
             capability: metadata::CapabilityRewrite::Off,
             audit_line: None,
+            bulk_hook: bulk::BulkHook::Off,
             clock_ms: Cell::new(None),
         }
     }

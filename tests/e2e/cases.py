@@ -238,7 +238,10 @@ CASES: list[Case] = [
     allow("backend-search-patients", "GET", "/Patient?gender=female", B, "search"),
     allow("backend-read-observation", "GET", "/Observation/obs-b1", B, "read", entity="Observation/obs-b1"),
     deny403("backend-create-no-c", "POST", "/Observation", B, "insufficient_scope", body=OBS_NEW),
-    deny403("backend-export-no-scope", "GET", "/$export", B, "insufficient_scope"),
+    # No `_type` under per-type scopes: narrowed to the granted types (test_bulk.py has the flow).
+    allow("backend-export-narrowed-to-granted-types", "GET", "/$export", ("backend", {"client_id": "e2e-export-row"}),
+          "operation", status=202, headers={"Prefer": "respond-async"},
+          rig_only="starts a Bulk Data job on the rig's server"),
     allow("backend-export", "GET", "/$export", ("backend", {"scope": "system/*.rs"}), "operation",
           listener="recorder", required_scopes=["system/*.rs"]),
     # --- malformed / hostile requests -----------------------------------------
@@ -302,10 +305,12 @@ CASES: list[Case] = [
             ("clinician", {"scope": "user/*.cruds"}), oo_diag="_cascade"),
     deny400("respond-async-on-search", "GET", "/Observation?patient=pat-a", P, headers={"Prefer": "respond-async"},
             oo_diag="respond-async"),
-    allow("bulk-status-exporting-client", "GET", "/$export-poll-status?_jobId=j1",
-          ("backend", {"scope": "system/Observation.rs"}), "operation", listener="recorder"),
-    deny403("bulk-status-patient-app", "GET", "/$export-poll-status?_jobId=j1", ("patient", {"scope": PATIENT_ALL}),
-            "insufficient_scope"),
+    # A status URL of no job of this client: 404, whoever asks, never forwarded.
+    Case("bulk-status-unknown-job", "GET", "/$export-poll-status?_jobId=j1",
+         ("backend", {"scope": "system/Observation.rs"}), 404, "bulk_job_not_found", oo_code="not-found",
+         listener="recorder", upstream=False),
+    Case("bulk-status-patient-app", "GET", "/$export-poll-status?_jobId=j1", ("patient", {"scope": PATIENT_ALL}), 404,
+         "bulk_job_not_found", oo_code="not-found", listener="recorder", upstream=False),
     deny400("bundle-over-entry-cap", "POST", "", C,
             body={"resourceType": "Bundle", "type": "batch",
                   "entry": [{"request": {"method": "GET", "url": "metadata"}}] * 1001},

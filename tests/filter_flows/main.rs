@@ -9,6 +9,7 @@
 
 mod audit_encoding;
 mod bodies;
+mod bulk;
 mod faults;
 mod headers;
 mod key_rotation;

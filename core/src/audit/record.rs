@@ -2,7 +2,7 @@
 
 use super::identity::Identity;
 use super::settings::AuditConfig;
-use crate::decision::{Decision, Reason, Verdict};
+use crate::decision::{BulkStep, Decision, Reason, Verdict};
 use crate::fhir::{Interaction, InteractionKind};
 use serde_json::Value;
 
@@ -335,12 +335,20 @@ fn needs_escape(s: &[u8]) -> bool {
 }
 
 /// `entity`, keys sorted.
-fn entity(o: &mut JsonObject<'_>, it: Option<&Interaction>, identity: Option<&Identity>) {
+fn entity(
+    o: &mut JsonObject<'_>,
+    it: Option<&Interaction>,
+    identity: Option<&Identity>,
+    bulk: Option<&BulkStep>,
+) {
     let mut e = o.object("entity");
     let Some(it) = it else {
         e.close();
         return;
     };
+    if let Some(b) = bulk {
+        e.str("bulk", b.action.as_str());
+    }
     if let Some(c) = &it.compartment {
         e.str_parts("compartment", &[&c.resource_type, "/", &c.id]);
     }
@@ -349,6 +357,9 @@ fn entity(o: &mut JsonObject<'_>, it: Option<&Interaction>, identity: Option<&Id
     }
     if let Some(id) = &it.id {
         e.str("id", id);
+    }
+    if let Some(job) = bulk.and_then(|b| b.job.as_deref()) {
+        e.str("job", job);
     }
     if let Some(op) = &it.operation {
         e.str("operation", op);
@@ -449,7 +460,7 @@ pub fn record_json(settings: &AuditConfig, input: &AuditInput<'_>) -> Vec<u8> {
         r.out.push(b']');
     }
     r.bool("enforced", input.enforced);
-    entity(&mut r, it, input.identity);
+    entity(&mut r, it, input.identity, d.bulk.as_ref());
     r.key("interaction");
     match it {
         Some(i) => json_string(r.out, i.kind.as_str()),

@@ -21,6 +21,7 @@ pub use responses::ResponsesConfig;
 pub use upstream::{Fact, UpstreamConfig};
 
 use crate::audit::AuditConfig;
+use crate::bulk::BulkConfig;
 pub use crate::claims::ClaimsConfig;
 use crate::fhir::FhirBase;
 use crate::json::from_slice_strict_at;
@@ -68,6 +69,8 @@ pub struct RawConfig {
     pub audit: AuditConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub bulk: BulkConfig,
     /// Accept secrets written in the configuration (plain strings) instead
     /// of references (`{"env": ...}`, `{"file": ...}`). Insecure: Envoy's
     /// `/config_dump` and the Istio `WasmPlugin` show them. Default false.
@@ -101,6 +104,7 @@ pub struct Config {
     pub discovery: Option<DiscoveryConfig>,
     pub audit: AuditConfig,
     pub metrics: MetricsConfig,
+    pub bulk: BulkConfig,
     /// The secret settings whose value is written in the configuration
     /// (accepted with `allow_insecure_inline_secrets`), for warnings.
     pub inline_secrets: Vec<String>,
@@ -162,6 +166,7 @@ impl Config {
         }
         raw.audit.validate("audit")?;
         raw.metrics.validate("metrics")?;
+        raw.bulk.validate("bulk")?;
         let mut loader = SecretLoader::new(secrets, raw.allow_insecure_inline_secrets);
         load_issuer_secrets(&mut raw.issuers, &mut loader)?;
         Ok(Config {
@@ -177,6 +182,7 @@ impl Config {
             discovery: raw.discovery,
             audit: raw.audit,
             metrics: raw.metrics,
+            bulk: raw.bulk,
             inline_secrets: loader.into_inline_fields(),
         })
     }

@@ -188,7 +188,7 @@ fn serde_errors_name_the_field_path() {
         (r#"{"metrics":{"prefx":"gw"}}"#, "metrics.prefx", r#"unknown field `prefx`, expected `prefix` or `phase_timing`"#),
         (r#"{"enforce":"false"}"#, "enforce", r#"invalid type: string "false", expected a boolean"#),
         (r#"{"max_body_bytes":-5}"#, "max_body_bytes", r#"invalid value: integer `-5`, expected usize"#),
-        (r#"{"enforse":false}"#, "enforse", r#"unknown field `enforse`, expected one of `fhir_base_path`, `fhir_base_url`, `enforce`, `max_body_bytes`, `claims`, `policy`, `issuers`, `token`, `upstream`, `responses`, `discovery`, `audit`, `metrics`, `allow_insecure_inline_secrets`"#),
+        (r#"{"enforse":false}"#, "enforse", r#"unknown field `enforse`, expected one of `fhir_base_path`, `fhir_base_url`, `enforce`, `max_body_bytes`, `claims`, `policy`, `issuers`, `token`, `upstream`, `responses`, `discovery`, `audit`, `metrics`, `bulk`, `allow_insecure_inline_secrets`"#),
         (r#"{"enforce":true,"enforce":false}"#, "enforce", r#"duplicate key `enforce` in a JSON object at line 1 column 32"#),
         // A section is an object at any depth: serde would fill a struct from an array by position.
         (r#"{"token":[60]}"#, "token", r#"invalid type: sequence, expected a JSON object (the settings of this section by name)"#),

@@ -29,6 +29,7 @@ pub use base::FhirBase;
 pub use body::MAX_FORM_BYTES;
 pub use bundle::MAX_BUNDLE_ENTRIES;
 pub use classify::{body_needed, classify};
+pub(crate) use error::short;
 pub use error::ClassifyError;
 pub(crate) use head::preference_is;
 pub use id::is_valid_id;

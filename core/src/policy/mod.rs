@@ -96,6 +96,7 @@ mod bundle;
 pub mod compartment;
 mod context;
 mod evaluator;
+mod export;
 mod granular;
 mod include;
 mod interaction;

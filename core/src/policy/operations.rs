@@ -32,6 +32,9 @@ pub(super) fn operation(ev: &mut Evaluator<'_>, it: &Interaction) -> Result<(), 
     if rule.target == OpTarget::AnyType {
         return any_type(ev, name, letters, allowed, rule);
     }
+    if name == "$export" && rule.target == OpTarget::TypeParam {
+        return super::export::export(ev, it, rule, letters, allowed);
+    }
     for t in targets(rule, it) {
         ev.need(&t, letters, patient_rule, allowed).map_err(|f| {
             fail(
@@ -112,7 +115,7 @@ fn contexts_of(rule: &OperationRule) -> ScopeContexts {
 }
 
 /// ` (authorized by patient/, user/ scopes only)` when `contexts` limits it.
-fn only_contexts(rule: &OperationRule) -> String {
+pub(super) fn only_contexts(rule: &OperationRule) -> String {
     if rule.contexts.is_empty() {
         return String::new();
     }
