@@ -10,6 +10,8 @@ use std::hash::Hash;
 
 /// Every counter suffix the streams count (`Shared::count`).
 pub const COUNTERS: &[&str] = &[
+    "bulk.job_registered",
+    "bulk.job_unrecorded",
     "capability_statement.smart_added",
     "capability_statement.unmodified",
     "introspection.failure",
@@ -136,4 +138,49 @@ fn defined<K: Eq + Hash>(
     define: impl FnOnce() -> Option<u32>,
 ) -> Option<u32> {
     *ids.entry(key).or_insert_with(define)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::COUNTERS;
+    use std::path::Path;
+
+    /// Every counter suffix the shell's sources count is in [`COUNTERS`]
+    /// (a host that defines metrics up front would miss it otherwise).
+    #[test]
+    fn every_counted_suffix_is_listed() {
+        fn sources(dir: &Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(dir).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    sources(&p, out);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    out.push(std::fs::read_to_string(&p).unwrap());
+                }
+            }
+        }
+        let mut texts = Vec::new();
+        sources(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut texts,
+        );
+        let mut found = 0;
+        for text in &texts {
+            for (at, _) in text.match_indices(".count(") {
+                // the suffixes of one call: string literals up to its `;`
+                let call = &text[at..];
+                let call = &call[..call.find(';').unwrap_or(call.len())];
+                for literal in call.split('"').skip(1).step_by(2) {
+                    if literal.contains('.') && !literal.contains(' ') {
+                        found += 1;
+                        assert!(COUNTERS.contains(&literal), "{literal} is not in COUNTERS");
+                    }
+                }
+            }
+        }
+        assert!(
+            found >= COUNTERS.len() - 4,
+            "only {found} counted suffixes found"
+        );
+    }
 }
