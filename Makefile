@@ -16,8 +16,9 @@ TOOLS := .tools
 NPM_WASM_OPT := $(TOOLS)/node_modules/binaryen/bin/wasm-opt
 WASM_OPT ?= $(NPM_WASM_OPT)
 WASM_OPT_LEVEL ?= -O3
-# The shipped module's size budget (issue 10: < 1 MiB); `make build` fails above it (not with WASM_OPT=none).
-WASM_MAX_BYTES := 1048576
+# The shipped module's size budget: 1.25 MiB since 0.3.0 (was 1 MiB; DPoP, labels, Bulk Data jobs and
+# batch plans grew it: docs/performance.md, "Memory and size"); `make build` fails above it (not with WASM_OPT=none).
+WASM_MAX_BYTES := 1310720
 # The features rustc's wasm32-wasip1 output uses; binaryen validates against them.
 WASM_OPT_FEATURES := --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
 	--enable-mutable-globals --enable-multivalue --enable-reference-types
@@ -66,7 +67,7 @@ wasm-target: prereqs
 
 build: wasm-target $(if $(filter none,$(WASM_OPT)),,wasm-opt) $(WASM) ## the shipped artifact: release .wasm (wasm-opt'd)
 ifneq ($(WASM_OPT),none)
-	@size=$$(wc -c < $(WASM)); [ $$size -lt $(WASM_MAX_BYTES) ] || { echo "$(WASM) is $$size bytes: over the 1 MiB budget ($(WASM_MAX_BYTES) bytes; README, Performance). Find what grew (docs/performance.md, Memory and size)."; exit 1; }
+	@size=$$(wc -c < $(WASM)); [ $$size -lt $(WASM_MAX_BYTES) ] || { echo "$(WASM) is $$size bytes: over the size budget ($(WASM_MAX_BYTES) bytes; docs/performance.md). Find what grew (docs/performance.md, Memory and size)."; exit 1; }
 endif
 
 # cargo writes the module, then wasm-opt rewrites it in place (the path stays the shipped one).
@@ -177,7 +178,7 @@ test: lint unit wasm-test e2e conformance-rig e2e-oldest ## everything (CI)
 # fuzz/artifacts/<target>/ (replay: cargo +nightly fuzz run --sanitizer none <target> <file>) and becomes a
 # test. Without a sanitizer: the code is safe Rust, and panics and hangs are what is looked for.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := classify_request form_body scopes jose bodies
+FUZZ_TARGETS := classify_request form_body scopes jose bodies dpop_proof
 fuzz: prereqs ## cargo-fuzz targets, FUZZ_SECONDS each (installs nightly and cargo-fuzz when missing)
 	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked

@@ -8,6 +8,7 @@ use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Obligation, Reason};
 use fhir_smart_authz_core::engine::TokenContext;
 use fhir_smart_authz_core::fhir::RequestParts;
+use fhir_smart_authz_core::token::binding::{check_binding, Binding, BindingRequest, ReplayStore};
 use fhir_smart_authz_core::token::host_crypto::VERIFY_SIGNATURE_FUNCTION;
 use fhir_smart_authz_core::token::service::TokenService;
 use fhir_smart_authz_core::token::{
@@ -201,6 +202,20 @@ impl TokenPort for CoreTokens {
         let warned = &mut self.host_failure_logged;
         with_verifier(host, self.host_crypto, warned, |sig| {
             svc.call_done(pending, token, status, body, now, sig)
+        })
+    }
+
+    fn check_binding(
+        &mut self,
+        host: &dyn Host,
+        config: &Config,
+        req: &BindingRequest<'_, '_>,
+        claims: &Value,
+        replay: &mut dyn ReplayStore,
+    ) -> Result<Binding, Decision> {
+        let warned = &mut self.host_failure_logged;
+        with_verifier(host, self.host_crypto, warned, |sig| {
+            check_binding(&config.binding(), req, claims, sig, replay)
         })
     }
 

@@ -15,6 +15,7 @@ pub mod host;
 pub mod jwks_sync;
 pub mod metrics;
 pub mod ports;
+pub mod replay_store;
 pub mod root;
 pub mod shared;
 pub mod stream;

@@ -17,6 +17,8 @@ pub const COUNTERS: &[&str] = &[
     "introspection.failure",
     "introspection.success",
     "jwks_fetch.failure",
+    "labels.break_glass",
+    "labels.withheld",
     "jwks_fetch.success",
     "precheck.fail",
     "precheck.pass",

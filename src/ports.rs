@@ -4,10 +4,12 @@
 
 use crate::host::{Host, HttpCall};
 use fhir_smart_authz_core::config::Config;
-use fhir_smart_authz_core::decision::{Decision, Obligation};
+use fhir_smart_authz_core::decision::{Decision, LabelFilter, Obligation};
 use fhir_smart_authz_core::engine::TokenContext;
 use fhir_smart_authz_core::fhir::RequestParts;
-use fhir_smart_authz_core::policy::Stored;
+use fhir_smart_authz_core::policy::{LabelsFiltered, ResponseVerdict, Stored};
+use fhir_smart_authz_core::token::binding::{check_binding, Binding, BindingRequest, ReplayStore};
+use fhir_smart_authz_core::token::RustCryptoVerifier;
 use serde_json::Value;
 use std::borrow::Cow;
 
@@ -62,6 +64,18 @@ pub trait TokenPort {
     fn usable_jwks(&self, _bytes: &[u8]) -> bool {
         true
     }
+    /// The sender constraint of a verified token (DPoP proof, client
+    /// certificate), checked on every request; `Err` is the denial.
+    fn check_binding(
+        &mut self,
+        _host: &dyn Host,
+        config: &Config,
+        req: &BindingRequest<'_, '_>,
+        claims: &Value,
+        replay: &mut dyn ReplayStore,
+    ) -> Result<Binding, Decision> {
+        check_binding(&config.binding(), req, claims, &RustCryptoVerifier, replay)
+    }
     /// Housekeeping from the root tick (e.g. drop expired cache entries).
     fn housekeeping(&mut self, _now: u64) {}
     /// Indexes of issuers whose keys are fetched (`jwks_uri`).
@@ -100,6 +114,30 @@ pub trait Engine {
         obligation: &Obligation,
         response: &Value,
     ) -> Result<(), String>;
+    /// The label filter of a response (`Obligation::FilterLabels`): the
+    /// body to send instead, or why it is refused (pure; the core's own).
+    fn filter_labels(
+        &self,
+        config: &Config,
+        filter: &LabelFilter,
+        response: &Value,
+    ) -> LabelsFiltered {
+        fhir_smart_authz_core::policy::filter_labels(&config.policy, filter, response)
+    }
+    /// Every obligation of a decision on a response, in the core's order
+    /// ([`fhir_smart_authz_core::policy::check_obligations_with`]).
+    fn check_obligations(
+        &self,
+        config: &Config,
+        obligations: &[Obligation],
+        response: &Value,
+    ) -> ResponseVerdict {
+        fhir_smart_authz_core::policy::check_obligations_with(
+            obligations,
+            |o| self.check_response(config, o, response),
+            |f| self.filter_labels(config, f, response),
+        )
+    }
     /// The write pre-check on the read of the stored resource (pure; the
     /// core's own decision unless a test scripts another).
     fn check_stored(

@@ -4,9 +4,11 @@
 use crate::host::{call_response, Host, LogLevel, VmSecrets, MAX_TOKEN_CALL_BYTES};
 use crate::jwks_sync::{self, end_lease, publish_jwks, take_lease};
 use crate::ports::{Engine, TokenPort};
+use crate::replay_store::SharedReplay;
 use crate::shared::Shared;
 use fhir_smart_authz_core::audit::AuditEncoding;
 use fhir_smart_authz_core::config::Config;
+use fhir_smart_authz_core::token::binding::replay::prepare as prepare_replay_cache;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
@@ -68,6 +70,11 @@ impl Root {
         self.shared = Some(Shared::new(config.clone(), tokens, engine, audit_encoding));
         self.in_flight.clear();
         self.fetching.clear();
+        if config.binding().dpop_accepted() {
+            // The first write of a shard cannot be compare-and-swapped:
+            // create them before requests come (existing ones are kept).
+            prepare_replay_cache(&mut SharedReplay { host });
+        }
         host.log(
             LogLevel::Info,
             &format!(

@@ -1,10 +1,13 @@
 //! The CLI: `check-config`, `decide`, `explain`, `token inspect`. Native only (bin crate).
 
+use crate::response::{check_line_response, explain_labels, explain_response};
 use crate::secrets::ProcessSecrets;
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Reason};
 use fhir_smart_authz_core::engine;
 use fhir_smart_authz_core::fhir::RequestParts;
+use fhir_smart_authz_core::token::binding::certificate::{hex_thumbprint, pem_sha256_hex};
+use fhir_smart_authz_core::token::binding::{ConnectionFacts, MemoryReplayStore};
 use fhir_smart_authz_core::token::extract_bearer;
 use serde::Deserialize;
 use serde_json::Value;
@@ -42,7 +45,15 @@ INPUT LINE:
      \"headers\":{\"name\":\"value\" | [\"v1\",\"v2\"]},      (optional)
      \"body\": JSON value or string,                     (optional)
      \"claims\":{\"scope\":\"patient/*.rs\",\"patient\":\"123\"},  (optional, already verified)
-     \"token\":\"...\"}       (optional, raw JWT, verified against issuers[].jwks)
+     \"token\":\"...\",       (optional, raw JWT, verified against issuers[].jwks)
+     \"client_certificate\":\"-----BEGIN CERTIFICATE-----...\" or \"<sha256 hex>\",
+                                                   (optional: the TLS client certificate)
+     \"source_address\":\"10.0.0.5:4000\",            (optional: the hop it came from)
+     \"response\": JSON}    (optional, the FHIR server's 200 answer: the output
+                          line gains \"response\", the filter's check of it)
+    A DPoP request carries its token as \"authorization\": \"DPoP ...\" and its
+    proof as \"dpop\" in \"headers\"; a proof replayed within one run is
+    refused, as the filter refuses it across its workers.
     A bearer token in the request itself (\"headers\": {\"authorization\":
     \"Bearer ...\"}, or access_token with token.allow_query_parameter) is taken
     exactly as the filter takes it and verified against issuers[].jwks.
@@ -152,6 +163,13 @@ struct InputLine {
     claims: Option<Value>,
     #[serde(default)]
     token: Option<String>,
+    /// The FHIR server's 200 answer, to test the response check offline.
+    #[serde(default)]
+    response: Option<Value>,
+    #[serde(default)]
+    client_certificate: Option<String>,
+    #[serde(default)]
+    source_address: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -164,6 +182,8 @@ enum HeaderValue {
 fn process(config: &Config, explain: bool, now: u64, input: &mut dyn BufRead, out: &mut dyn Write) {
     let mut raw = Vec::new();
     let mut n = 0usize;
+    // DPoP proofs are accepted once per run, as once per window by the filter.
+    let mut replay = MemoryReplayStore::default();
     loop {
         raw.clear();
         match input.read_until(b'\n', &mut raw) {
@@ -176,9 +196,9 @@ fn process(config: &Config, explain: bool, now: u64, input: &mut dyn BufRead, ou
         }
         n += 1;
         // A line that is not UTF-8 is an error for that request only.
-        let (label, d) = match std::str::from_utf8(&raw) {
+        let (label, d, response) = match std::str::from_utf8(&raw) {
             Ok(line) if line.trim().is_empty() => continue,
-            Ok(line) => decide_line(config, line.trim(), n, now),
+            Ok(line) => decide_line(config, line.trim(), n, now, &mut replay),
             Err(e) => (
                 format!("line {n}"),
                 Decision::deny(
@@ -187,12 +207,27 @@ fn process(config: &Config, explain: bool, now: u64, input: &mut dyn BufRead, ou
                         "line {n}: not UTF-8 ({e}); each line must be a UTF-8 JSON request object"
                     ),
                 ),
+                None,
             ),
         };
         let text = if explain {
-            explain_text(n, &label, &d)
+            let mut t = explain_text(n, &label, &d);
+            if let Some(r) = &response {
+                t.push_str(&explain_response(r));
+            }
+            t
         } else {
-            serde_json::to_string(&d).unwrap_or_else(|e| {
+            // With a response check, its member is added (the keys then sorted).
+            let printed = match response {
+                None => serde_json::to_string(&d),
+                Some(r) => serde_json::to_value(&d).map(|mut v| {
+                    if let Some(o) = v.as_object_mut() {
+                        o.insert("response".into(), r);
+                    }
+                    v.to_string()
+                }),
+            };
+            printed.unwrap_or_else(|e| {
                 format!("{{\"decision\":\"deny\",\"status\":500,\"reason\":\"invalid_request\",\"message\":\"cannot serialize decision: {e}\"}}")
             })
         };
@@ -202,7 +237,15 @@ fn process(config: &Config, explain: bool, now: u64, input: &mut dyn BufRead, ou
     }
 }
 
-fn decide_line(config: &Config, line: &str, n: usize, now: u64) -> (String, Decision) {
+/// One input line's decision, and with a `"response"` the response check
+/// (the output line's `response`).
+fn decide_line(
+    config: &Config,
+    line: &str,
+    n: usize,
+    now: u64,
+    replay: &mut MemoryReplayStore,
+) -> (String, Decision, Option<Value>) {
     let parsed: InputLine = match serde_json::from_str(line) {
         Ok(p) => p,
         Err(e) => {
@@ -210,8 +253,9 @@ fn decide_line(config: &Config, line: &str, n: usize, now: u64) -> (String, Deci
                 format!("line {n}"),
                 Decision::deny(
                     Reason::InvalidRequest,
-                    format!("line {n}: not a request object ({e}); expected {{\"method\",\"path\",\"headers\"?,\"body\"?,\"claims\"?,\"token\"?}}"),
+                    format!("line {n}: not a request object ({e}); expected {{\"method\",\"path\",\"headers\"?,\"body\"?,\"claims\"?,\"token\"?,\"response\"?}}"),
                 ),
+                None,
             )
         }
     };
@@ -238,19 +282,38 @@ fn decide_line(config: &Config, line: &str, n: usize, now: u64) -> (String, Deci
     };
     let refuse = |why: &str| {
         let d = Decision::deny(Reason::InvalidRequest, format!("line {n}: {why}"));
-        (label.clone(), d)
+        (label.clone(), d, None)
+    };
+    let digest = match parsed.client_certificate.as_deref().map(str::trim) {
+        None => None,
+        Some(c) if c.starts_with("-----BEGIN") => match pem_sha256_hex(c) {
+            Some(hex) => Some(hex),
+            None => return refuse("\"client_certificate\" is not a PEM certificate"),
+        },
+        Some(c) if hex_thumbprint(c).is_some() => Some(c.to_string()),
+        Some(_) => {
+            return refuse("\"client_certificate\" must be a PEM certificate or its SHA-256 in hex")
+        }
+    };
+    let connection = ConnectionFacts {
+        peer_certificate_sha256_hex: digest.as_deref(),
+        peer_address: parsed.source_address.as_deref(),
     };
     let in_request = !matches!(extract_bearer(&req, &config.token), Ok(None));
-    let d = match (&parsed.claims, &parsed.token) {
+    let mut d = match (&parsed.claims, &parsed.token) {
         (Some(_), Some(_)) => return refuse("give either \"claims\" or \"token\", not both"),
         (Some(_), None) | (None, Some(_)) if in_request => {
             return refuse("the request carries a bearer token (Authorization header or access_token) and the line gives \"claims\"/\"token\" too; give the credential once")
         }
-        (Some(c), None) => engine::decide(config, &req, Some(c)),
+        (Some(c), None) => engine::decide_claims(config, &req, c, connection, now, replay),
         (None, Some(t)) => engine::decide_with_raw_token(config, &req, t, now),
-        (None, None) => engine::decide_offline(config, &req, now),
+        (None, None) => engine::decide_offline_with(config, &req, connection, now, replay),
     };
-    (label, d)
+    let response = parsed
+        .response
+        .as_ref()
+        .map(|r| check_line_response(config, &mut d, r));
+    (label, d, response)
 }
 
 /// `token inspect [--config FILE] [--now SECONDS] [TOKEN]`. Without a
@@ -373,6 +436,9 @@ fn explain_text(n: usize, label: &str, d: &Decision) -> String {
             e.reason.as_str(),
             e.message
         ));
+    }
+    if let Some(l) = &d.labels {
+        s.push_str(&explain_labels(l));
     }
     for g in &d.diagnostics {
         s.push_str(&format!("  note: {g}\n"));

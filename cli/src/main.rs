@@ -2,6 +2,7 @@
 //! (native only; it depends on the core, never on the proxy-wasm shell).
 
 mod commands;
+mod response;
 mod secrets;
 
 fn main() {

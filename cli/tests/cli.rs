@@ -44,6 +44,15 @@ fn run_env(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> (i32, String, S
     )
 }
 
+/// `decide --config config` on `input`: exit 0, one JSON value per line.
+fn decided(config: &str, input: &str) -> Vec<Value> {
+    let (code, out, err) = run(&["decide", "--config", config], input);
+    assert_eq!(code, 0, "{err}");
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// An RS256 reference token (tests/fixtures/keys/generate.py) by case name.
 fn reference_token(case: &str) -> String {
     let refs: Vec<Value> = serde_json::from_str(
@@ -133,15 +142,7 @@ fn decide_json_lines() {
         r#"{"method":"GET","path":"/fhir/Patient/123","token":"eyJ..."}"#,
     ]
     .join("\n");
-    let (code, out, _) = run(
-        &["decide", "--config", "examples/configs/default.json"],
-        &input,
-    );
-    assert_eq!(code, 0);
-    let lines: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = decided("examples/configs/default.json", &input);
     assert_eq!(lines.len(), 8);
     let summary: Vec<(String, u64, String)> = lines
         .iter()
@@ -610,6 +611,168 @@ fn fetched_and_introspected_issuers_answer_as_when_unreachable() {
             "{out}"
         );
     }
+}
+
+/// `decide` with a `"response"`: the filter's response check offline (the
+/// label filter withholds an entry; a labelled read is refused; break-glass
+/// relays it), and `explain` shows the label policy applied.
+#[test]
+fn decide_checks_a_response_and_explain_shows_the_label_policy() {
+    let eth = r#"{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"ETH"}"#;
+    let page = format!(
+        r#"{{"resourceType":"Bundle","type":"searchset","total":2,"entry":[{{"resource":{{"resourceType":"Observation","id":"o1"}}}},{{"resource":{{"resourceType":"Observation","id":"o2","meta":{{"security":[{eth}]}}}}}}]}}"#
+    );
+    let labelled =
+        format!(r#"{{"resourceType":"Observation","id":"o2","meta":{{"security":[{eth}]}}}}"#);
+    let input = format!(
+        "{}\n{}\n{}\n{}\n",
+        format_args!(
+            r#"{{"method":"GET","path":"/fhir/Observation?code=x","claims":{{"scope":"user/*.rs"}},"response":{page}}}"#
+        ),
+        format_args!(
+            r#"{{"method":"GET","path":"/fhir/Observation/o2","claims":{{"scope":"user/*.rs"}},"response":{labelled}}}"#
+        ),
+        format_args!(
+            r#"{{"method":"GET","path":"/fhir/Observation/o2","claims":{{"scope":"user/*.rs","purpose_of_use":"BTG"}},"response":{labelled}}}"#
+        ),
+        r#"{"method":"GET","path":"/fhir/Observation/o2","claims":{"scope":"user/*.rs"}}"#,
+    );
+    let lines = decided("examples/configs/labels.json", &input);
+    let filtered = &lines[0]["response"];
+    assert_eq!(
+        (filtered["result"].as_str(), filtered["withheld"].as_u64()),
+        (Some("filtered"), Some(1))
+    );
+    assert_eq!(
+        filtered["body"]["entry"].as_array().unwrap().len(),
+        2,
+        "o1 and the outcome entry"
+    );
+    assert!(filtered["body"].get("total").is_none());
+    assert_eq!(lines[0]["labels"]["withheld"], 1);
+    let refused = &lines[1]["response"];
+    assert_eq!(
+        (refused["result"].as_str(), refused["status"].as_u64()),
+        (Some("refused"), Some(403))
+    );
+    assert_eq!(
+        refused["message"],
+        "Observation/o2 carries a security label this token is not cleared for"
+    );
+    assert_eq!(lines[2]["response"]["result"], "relayed");
+    assert_eq!(lines[2]["labels"]["break_glass"], true);
+    assert!(
+        lines[3].get("response").is_none(),
+        "no response given, none checked"
+    );
+    let (_, text, _) = run(
+        &["explain", "--config", "examples/configs/labels.json"],
+        &input,
+    );
+    assert!(text.contains("  labels withheld from this token: http://terminology.hl7.org/CodeSystem/v3-Confidentiality|R "), "{text}");
+    assert!(
+        text.contains("  response: filtered, 1 entries withheld; sent as "),
+        "{text}"
+    );
+    assert!(
+        text.contains("  response: refused (HTTP 403) — Observation/o2 carries a security label"),
+        "{text}"
+    );
+    assert!(text.contains("  labels opened by break-glass: "), "{text}");
+    assert!(
+        text.contains("  purpose of use: http://terminology.hl7.org/CodeSystem/v3-ActReason|BTG"),
+        "{text}"
+    );
+}
+
+#[path = "../../core/tests/token_support/mod.rs"]
+mod token_support;
+
+/// A DPoP request decided offline as the filter decides it: allowed once,
+/// its proof replayed on a later line refused, the token as a bearer token
+/// refused; a certificate-bound token with its certificate (PEM or digest).
+#[test]
+fn decide_checks_dpop_proofs_and_client_certificates() {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use base64::Engine;
+    use serde_json::json;
+    use sha2::{Digest, Sha256};
+    use token_support::*;
+    let path = format!("{WORKSPACE}/tests/cli-dpop-{}.json", std::process::id());
+    let mut cfg: Value = serde_json::from_str(
+        &config_json(json!({"dpop": {"mode": "accepted"}}), json!({})).to_string(),
+    )
+    .unwrap();
+    cfg["fhir_base_path"] = json!("/fhir");
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    let jwk = public_jwk("p256");
+    let jkt = jkt("p256");
+    let mut c = claims();
+    c["cnf"] = json!({"jkt": jkt});
+    let token = token_with("ES256", &c);
+    let ath = URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()));
+    let proof = jws_raw(
+        &json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk}).to_string(),
+        &json!({"jti": "cli-1", "htm": "GET", "htu": "https://fhir.example.org/fhir/Patient/123", "iat": NOW, "ath": ath}).to_string(),
+        "ES256",
+        "p256",
+    );
+    let dpop = json!({"method": "GET", "path": "/fhir/Patient/123", "headers": {"authorization": format!("DPoP {token}"), "dpop": proof}});
+    let bearer = json!({"method": "GET", "path": "/fhir/Patient/123", "headers": {"authorization": format!("Bearer {token}"), "dpop": proof}});
+    let der = b"a client certificate";
+    let pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        STANDARD.encode(der)
+    );
+    let hex: String = Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut c = claims();
+    c["cnf"] = json!({"x5t#S256": URL_SAFE_NO_PAD.encode(Sha256::digest(der))});
+    let cert_bound = format!("Bearer {}", token_with("ES256", &c));
+    let with_cert = |cert: Option<&str>| {
+        let mut l = json!({"method": "GET", "path": "/fhir/Patient/123", "headers": {"authorization": cert_bound}});
+        if let Some(cert) = cert {
+            l["client_certificate"] = json!(cert);
+        }
+        l
+    };
+    let input = [
+        dpop.clone(),
+        dpop,
+        bearer,
+        with_cert(Some(&pem)),
+        with_cert(Some(&hex)),
+        with_cert(None),
+    ]
+    .iter()
+    .map(|l| l.to_string())
+    .collect::<Vec<_>>()
+    .join("\n");
+    let (code, out, err) = run(
+        &["decide", "--config", &path, "--now", &NOW.to_string()],
+        &input,
+    );
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(code, 0, "{err}");
+    let got: Vec<(u64, String)> = outcomes(&out).into_iter().map(|(s, r, _)| (s, r)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (200, "allowed".into()),
+            (401, "dpop_proof_replayed".into()),
+            (401, "token_binding_mismatch".into()),
+            (200, "allowed".into()),
+            (200, "allowed".into()),
+            (401, "token_binding_mismatch".into()),
+        ]
+    );
+    // token inspect names the binding.
+    let (_, out, _) = run(&["token", "inspect", &token], "");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["binding"], "dpop");
+    assert_eq!(v["cnf"]["jkt"], json!(jkt));
 }
 
 /// `check-config` (and every command) reads secret references from its own

@@ -18,6 +18,10 @@ pub struct ClaimsConfig {
     /// Also accept a `fhirUser` claim of the form `Patient/{id}` (relative or
     /// absolute) as the patient context when `patient` is absent.
     pub patient_from_fhir_user: bool,
+    /// Further claims a cached token keeps (those `policy.labels` reads);
+    /// set by the configuration, not written in it.
+    #[serde(skip)]
+    pub also_kept: Vec<String>,
 }
 
 impl Default for ClaimsConfig {
@@ -26,6 +30,7 @@ impl Default for ClaimsConfig {
             scope: "scope".into(),
             patient: "patient".into(),
             patient_from_fhir_user: false,
+            also_kept: Vec::new(),
         }
     }
 }

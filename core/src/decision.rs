@@ -40,6 +40,21 @@ pub enum Reason {
     TokenInactive,
     /// Introspection endpoint unavailable (fail closed).
     IntrospectionUnavailable,
+    /// The DPoP proof (RFC 9449 §4.3) is missing, malformed, or fails a check
+    /// (signature, `htm`, `htu`, `iat`, `ath`, algorithm, key).
+    InvalidDpopProof,
+    /// The DPoP proof's `jti` was already used within its `iat` window.
+    DpopProofReplayed,
+    /// The issuer asks for server nonces and the proof has none, or a stale
+    /// one (RFC 9449 §8): retry with the `DPoP-Nonce` given.
+    UseDpopNonce,
+    /// The token is sender-constrained (`cnf.jkt`, `cnf.x5t#S256`) and the
+    /// request does not prove possession: another key or certificate, no
+    /// certificate, the Bearer scheme for a DPoP-bound token, the DPoP scheme
+    /// for an unbound token, or a binding this issuer does not accept.
+    TokenBindingMismatch,
+    /// The issuer requires sender-constrained tokens and this one is not bound.
+    TokenBindingRequired,
 
     // --- 403 ---
     /// No granted scope covers the needed type and letters.
@@ -62,6 +77,9 @@ pub enum Reason {
     ResponseNotPermitted,
     /// The claims have a shape the filter does not understand (fail closed).
     UnsupportedClaims,
+    /// The request could reveal, add or remove security labels the token
+    /// may not see or change (`policy.labels`).
+    SecurityLabelNotPermitted,
 
     // --- 404 ---
     /// A Bulk Data status or file URL that is no job of this client (or
@@ -82,6 +100,11 @@ pub enum Reason {
     /// The FHIR server could not be consulted for a check the decision
     /// needs (the write pre-check): fail closed.
     UpstreamUnavailable,
+
+    // --- 503 ---
+    /// The DPoP replay cache shared by the workers is full (or could not be
+    /// written): a proof cannot be checked for replay, so it is refused.
+    ReplayCacheUnavailable,
 }
 
 impl Reason {
@@ -133,10 +156,17 @@ impl Reason {
             Reason::BundleEntryDenied => "bundle_entry_denied",
             Reason::ResponseNotPermitted => "response_not_permitted",
             Reason::UnsupportedClaims => "unsupported_claims",
+            Reason::SecurityLabelNotPermitted => "security_label_not_permitted",
             Reason::BulkJobNotFound => "bulk_job_not_found",
             Reason::ExportLimitReached => "export_limit_reached",
             Reason::InternalError => "internal_error",
             Reason::UpstreamUnavailable => "upstream_unavailable",
+            Reason::InvalidDpopProof => "invalid_dpop_proof",
+            Reason::DpopProofReplayed => "dpop_proof_replayed",
+            Reason::UseDpopNonce => "use_dpop_nonce",
+            Reason::TokenBindingMismatch => "token_binding_mismatch",
+            Reason::TokenBindingRequired => "token_binding_required",
+            Reason::ReplayCacheUnavailable => "replay_cache_unavailable",
         }
     }
 
@@ -149,16 +179,31 @@ impl Reason {
             | Reason::MissingToken
             | Reason::InternalError
             | Reason::UpstreamUnavailable
+            | Reason::ReplayCacheUnavailable
             | Reason::BulkJobNotFound
             | Reason::ExportLimitReached => None,
+            // The DPoP challenge carries these (RFC 9449 §7.1).
+            Reason::InvalidDpopProof | Reason::DpopProofReplayed | Reason::UseDpopNonce => None,
             Reason::InvalidRequest | Reason::MultipleCredentials | Reason::BodyTooLarge => {
                 Some("invalid_request")
             }
             Reason::InvalidToken
             | Reason::KeysUnavailable
             | Reason::TokenInactive
-            | Reason::IntrospectionUnavailable => Some("invalid_token"),
+            | Reason::IntrospectionUnavailable
+            | Reason::TokenBindingMismatch
+            | Reason::TokenBindingRequired => Some("invalid_token"),
             _ => Some("insufficient_scope"),
+        }
+    }
+
+    /// The `error` code of the DPoP challenge (RFC 9449 §7.1, §8), if any:
+    /// the proof errors, else the Bearer code (`invalid_token`, ...).
+    pub fn dpop_error(self) -> Option<&'static str> {
+        match self {
+            Reason::InvalidDpopProof | Reason::DpopProofReplayed => Some("invalid_dpop_proof"),
+            Reason::UseDpopNonce => Some("use_dpop_nonce"),
+            other => other.bearer_error(),
         }
     }
 }
@@ -202,6 +247,63 @@ pub enum Obligation {
         #[serde(skip_serializing_if = "Option::is_none")]
         entry: Option<usize>,
     },
+    /// The response carries nothing labelled (`meta.security`) with a label
+    /// the token may not see (`policy.labels`): a single resource is
+    /// refused, a Bundle's entries are withheld ([`crate::policy::filter_labels`]).
+    FilterLabels(LabelFilter),
+}
+
+/// What [`Obligation::FilterLabels`] withholds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LabelFilter {
+    /// Labels (`system|code`) the token may not see on any type.
+    pub hidden: Vec<String>,
+    /// Labels of `hidden` the token may see on one type only (granular
+    /// `_security` scopes): `(type, labels)`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cleared_on: Vec<(String, Vec<String>)>,
+    /// The search was narrowed with `_security:not`: `Bundle.total` counts
+    /// only what the token may see and stays; otherwise it is removed.
+    pub narrowed: bool,
+}
+
+impl LabelFilter {
+    /// The labels hidden on a resource of type `rtype`.
+    pub fn hidden_on<'s>(&'s self, rtype: &'s str) -> impl Iterator<Item = &'s str> + 's {
+        let cleared = self
+            .cleared_on
+            .iter()
+            .find(|(t, _)| t == rtype)
+            .map(|(_, l)| l.as_slice())
+            .unwrap_or_default();
+        self.hidden
+            .iter()
+            .filter(move |h| !cleared.contains(h))
+            .map(String::as_str)
+    }
+}
+
+/// What the label policy did for one request (`policy.labels`): the audit
+/// record's `labels` (labels and counts, never data).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct LabelFacts {
+    /// Labels the token could not see on this request (before break-glass).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hidden: Vec<String>,
+    /// The token's purposes of use (`system|code`), as BALP `purposeOfUse`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub purpose_of_use: Vec<String>,
+    /// A break-glass purpose let the token see labelled data it otherwise
+    /// could not (`hidden` is what it opened).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub break_glass: bool,
+    /// Response entries withheld by the label filter (set once the response
+    /// is filtered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub withheld: Option<u64>,
+    /// The hidden labels the withheld entries carried.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub withheld_labels: Vec<String>,
 }
 
 impl Obligation {
@@ -370,6 +472,13 @@ pub struct Decision {
     /// The changes the filter makes to the request before it goes upstream.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rewrite: Option<Rewrite>,
+    /// What the label policy did (`policy.labels`), when it applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<LabelFacts>,
+    /// Headers the filter adds to its reply (a denial) or to the upstream's
+    /// response (an allow): `DPoP-Nonce` (RFC 9449 §8). Lower-case names.
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "as_object")]
+    pub reply_headers: Vec<(String, String)>,
     /// A Bulk Data step left to the job registry.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bulk: Option<BulkStep>,
@@ -392,6 +501,8 @@ impl Decision {
             denied_entries: Vec::new(),
             narrowing: None,
             rewrite: None,
+            labels: None,
+            reply_headers: Vec::new(),
             bulk: None,
             retry_after: None,
         }
@@ -411,6 +522,8 @@ impl Decision {
             denied_entries: Vec::new(),
             narrowing: None,
             rewrite: None,
+            labels: None,
+            reply_headers: Vec::new(),
             bulk: None,
             retry_after: None,
         }
@@ -435,10 +548,16 @@ pub fn deny_status(reason: Reason) -> u16 {
         | Reason::InvalidToken
         | Reason::KeysUnavailable
         | Reason::TokenInactive
-        | Reason::IntrospectionUnavailable => 401,
+        | Reason::IntrospectionUnavailable
+        | Reason::InvalidDpopProof
+        | Reason::DpopProofReplayed
+        | Reason::UseDpopNonce
+        | Reason::TokenBindingMismatch
+        | Reason::TokenBindingRequired => 401,
         Reason::Allowed | Reason::PublicEndpoint => 200,
         Reason::InternalError => 500,
         Reason::UpstreamUnavailable => 502,
+        Reason::ReplayCacheUnavailable => 503,
         Reason::BulkJobNotFound => 404,
         Reason::ExportLimitReached => 429,
         _ => 403,

@@ -6,7 +6,10 @@ use crate::decision::{Decision, Reason};
 use crate::fhir::{classify, RequestParts};
 use crate::policy::{authorize, AuthContext};
 use crate::rewrite::rewrite;
-use crate::token::{extract_bearer, offline};
+use crate::token::binding::{
+    check_binding, BindingRequest, ConnectionFacts, MemoryReplayStore, ReplayStore,
+};
+use crate::token::{extract_bearer, offline, RustCryptoVerifier};
 use serde_json::Value;
 
 /// What the policy derives from a token's verified claims, once per token:
@@ -16,7 +19,13 @@ pub type TokenContext = Result<AuthContext, Decision>;
 
 /// The [`TokenContext`] of verified claims.
 pub fn token_context(config: &Config, claims: &Value) -> TokenContext {
-    AuthContext::from_claims(&config.claims, &config.base, claims)
+    let mut ctx = AuthContext::from_claims(&config.claims, &config.base, claims)?;
+    if let Some(labels) = &config.policy.labels {
+        ctx.labels = labels
+            .claims_of(claims, &config.claims.scope, &mut ctx.diagnostics)
+            .map_err(|m| Decision::deny(Reason::UnsupportedClaims, m))?;
+    }
+    Ok(ctx)
 }
 
 /// Whether this request's decision needs its body (see [`crate::fhir::body_needed`]).
@@ -63,27 +72,98 @@ pub fn decide_with_token(
 /// (`Authorization` header, or `access_token` with
 /// `token.allow_query_parameter`; two credentials → 400, another scheme → no
 /// token), verified with the issuers' inline keys at `now` (Unix seconds),
-/// then decided. Issuers whose keys are fetched (`jwks_uri`) or introspected
-/// answer what the filter answers when it cannot reach them
-/// (`keys_unavailable`, `introspection_unavailable`). A refused token names
-/// the interaction when the request classifies.
+/// its sender constraint checked (a DPoP proof replayed within one run is
+/// refused as the filter refuses it), then decided. Issuers whose keys are
+/// fetched (`jwks_uri`) or introspected answer what the filter answers when
+/// it cannot reach them (`keys_unavailable`, `introspection_unavailable`). A
+/// refused token names the interaction when the request classifies.
 pub fn decide_offline(config: &Config, req: &RequestParts, now: u64) -> Decision {
+    let mut replay = MemoryReplayStore::default();
+    decide_offline_with(config, req, ConnectionFacts::default(), now, &mut replay)
+}
+
+/// [`decide_offline`] with the request's connection (its client
+/// certificate) and a replay cache kept across requests.
+pub fn decide_offline_with(
+    config: &Config,
+    req: &RequestParts,
+    connection: ConnectionFacts<'_>,
+    now: u64,
+    replay: &mut dyn ReplayStore,
+) -> Decision {
     match extract_bearer(req, &config.token) {
         Err(d) => d,
         Ok(None) => decide(config, req, None),
-        Ok(Some(bearer)) => decide_with_raw_token(config, req, &bearer.token, now),
+        Ok(Some(bearer)) => {
+            let claims = offline::verify_claims(config.trust(), &bearer.token, now);
+            decide_verified(config, req, claims, connection, now, replay)
+        }
     }
 }
 
-/// [`decide_offline`] for a token given apart from the request.
+/// [`decide_offline`] for a token given apart from the request (its sender
+/// constraint is still checked: a bound token needs its proof in the request).
 pub fn decide_with_raw_token(
     config: &Config,
     req: &RequestParts,
     token: &str,
     now: u64,
 ) -> Decision {
-    match offline::verify_claims(config.trust(), token, now) {
-        Ok(claims) => decide(config, req, Some(&claims)),
+    let claims = offline::verify_claims(config.trust(), token, now);
+    let mut replay = MemoryReplayStore::default();
+    decide_verified(
+        config,
+        req,
+        claims,
+        ConnectionFacts::default(),
+        now,
+        &mut replay,
+    )
+}
+
+/// Decide on claims the caller verified: their sender constraint checked
+/// first (a bound token never goes without its proof).
+pub fn decide_claims(
+    config: &Config,
+    req: &RequestParts,
+    claims: &Value,
+    connection: ConnectionFacts<'_>,
+    now: u64,
+    replay: &mut dyn ReplayStore,
+) -> Decision {
+    decide_verified(config, req, Ok(claims.clone()), connection, now, replay)
+}
+
+/// The decision once the token is verified (or refused).
+fn decide_verified(
+    config: &Config,
+    req: &RequestParts,
+    claims: Result<Value, Decision>,
+    connection: ConnectionFacts<'_>,
+    now: u64,
+    replay: &mut dyn ReplayStore,
+) -> Decision {
+    let bound = claims.and_then(|claims| {
+        let sender = BindingRequest {
+            parts: req,
+            connection,
+            now,
+        };
+        check_binding(
+            &config.binding(),
+            &sender,
+            &claims,
+            &RustCryptoVerifier,
+            replay,
+        )
+        .map(|binding| (claims, binding))
+    });
+    match bound {
+        Ok((claims, binding)) => {
+            let mut d = decide(config, req, Some(&claims));
+            d.reply_headers.extend(binding.response_headers);
+            d
+        }
         Err(d) => match decide(config, req, None).interaction {
             Some(it) => d.with_interaction(it),
             None => d,

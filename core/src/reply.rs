@@ -4,6 +4,7 @@
 
 use crate::config::Config;
 use crate::decision::{Decision, Reason};
+use crate::token::binding::challenge::{dpop_challenge, resource_metadata_param};
 use serde_json::{Map, Value};
 
 /// A local reply.
@@ -16,28 +17,13 @@ pub struct Reply {
 
 pub const FHIR_JSON: &str = "application/fhir+json";
 
-/// Make a string safe inside a quoted-string header parameter: visible ASCII
-/// only, `"` and `\` escaped.
-pub fn quote_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '"' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            ' '..='~' => out.push(c),
-            _ => out.push('?'),
-        }
-    }
-    out
-}
+pub use crate::token::binding::challenge::quote_escape;
 
 /// FHIR `issue-type` code for a reason/status.
 pub fn issue_code(reason: Reason, status: u16) -> &'static str {
     match (reason, status) {
         (_, 404) => "not-found",
-        (Reason::UpstreamUnavailable, _) => "transient",
+        (Reason::UpstreamUnavailable | Reason::ReplayCacheUnavailable, _) => "transient",
         (Reason::InternalError, _) => "exception",
         (Reason::BodyTooLarge, _) => "too-long",
         // 401: the client must (re)authenticate, whatever was wrong with the token.
@@ -64,6 +50,11 @@ pub fn www_authenticate(config: &Config, d: &Decision, status: u16) -> Option<St
         v.push_str(&format!(
             ", error_description=\"{}\"",
             quote_escape(&d.message)
+        ));
+    }
+    if status == 401 {
+        v.push_str(&resource_metadata_param(
+            config.resource_metadata_url().as_deref(),
         ));
     }
     Some(v)
@@ -140,6 +131,18 @@ pub fn deny_reply(config: &Config, d: &Decision, status: u16) -> Reply {
     if let Some(w) = www_authenticate(config, d, status) {
         headers.push(("www-authenticate".to_string(), w));
     }
+    // RFC 9449 §7.1: the DPoP challenge too when an issuer accepts DPoP.
+    let metadata = config.resource_metadata_url();
+    if let Some(w) = dpop_challenge(
+        &config.binding(),
+        &config.responses.realm,
+        d,
+        status,
+        metadata.as_deref(),
+    ) {
+        headers.push(("www-authenticate".to_string(), w));
+    }
+    headers.extend(d.reply_headers.iter().cloned());
     if let Some(s) = d.retry_after {
         headers.push(("retry-after".to_string(), s.to_string()));
     }

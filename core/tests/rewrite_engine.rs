@@ -164,3 +164,42 @@ fn decide_json_carries_the_rewrite() {
     );
     assert!(v.get("narrowing").is_none());
 }
+
+/// `policy.labels` with `server_supports_security_not`: one
+/// `_security:not` per hidden label in front of the query (with a patient
+/// pin, after it), cleared labels left out, `Prefer: handling=strict`.
+#[test]
+fn security_labels_are_narrowed_in_the_url() {
+    let config = Config::from_json(br#"{"fhir_base_url":"https://ehr.example.org/fhir","policy":{"labels":{
+        "restricted":["http://terminology.hl7.org/CodeSystem/v3-Confidentiality|R","http://terminology.hl7.org/CodeSystem/v3-ActCode|ETH"],
+        "clearance_claim":"clearance","server_supports_security_not":true}}}"#).unwrap();
+    let r =
+        "_security%3Anot=http%3A%2F%2Fterminology.hl7.org%2FCodeSystem%2Fv3-Confidentiality%7CR";
+    let eth = "_security%3Anot=http%3A%2F%2Fterminology.hl7.org%2FCodeSystem%2Fv3-ActCode%7CETH";
+    for (claims, path) in [
+        (
+            json!({"scope": "user/Observation.rs"}),
+            format!("/fhir/Observation?{r}&{eth}&code=8867-4"),
+        ),
+        (
+            json!({"scope": "user/Observation.rs", "clearance": ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality|R"]}),
+            format!("/fhir/Observation?{eth}&code=8867-4"),
+        ),
+        (
+            json!({"scope": "patient/Observation.rs", "patient": "123"}),
+            format!("/fhir/Observation?patient=Patient%2F123&{r}&{eth}&code=8867-4"),
+        ),
+    ] {
+        let req = RequestParts {
+            method: "GET",
+            path: "/fhir/Observation?code=8867-4",
+            headers: vec![].into(),
+            body: None,
+        };
+        let d = decide(&config, &req, Some(&claims));
+        assert!(d.is_allow(), "{claims}: {}", d.message);
+        let rw = d.rewrite.unwrap();
+        assert_eq!(rw.path, path, "{claims}");
+        assert_eq!(rw.header("prefer"), Some("handling=strict"));
+    }
+}

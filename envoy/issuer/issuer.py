@@ -16,8 +16,12 @@ HTTP endpoints
                                    exchanges the code (once) for a token response with patient
   GET  /token?profile=patient|clinician|backend[&patient=..][&scope=..][&alg=RS256|ES256]
              [&aud=..][&exp_in=seconds][&nbf_in=seconds][&omit=claim,..][&fhirUser=..][&client_id=..]
-             [&format=opaque]
-                                   mint a token; answers {"access_token", "token_type", "expires_in", "scope", ...}
+             [&format=opaque][&x5t=<base64url SHA-256 of a client certificate's DER>]
+                                   mint a token; answers {"access_token", "token_type", "expires_in", "scope", ...}.
+                                   With a `DPoP` proof header (RFC 9449 §5) the token is DPoP-bound to
+                                   the proof's key (`cnf.jkt`, token_type "DPoP"); with `x5t` it is
+                                   certificate-bound (`cnf.x5t#S256`, RFC 8705: a real server takes it
+                                   from the mutual-TLS connection of the token request)
   POST /admin/rotate[?keep=1]      new key pair (new kid) per algorithm; old keys are dropped from
                                    the JWKS unless keep=1. Answers the new JWKS.
   POST /introspect token=..        RFC 7662 introspection (HTTP Basic client auth required: any
@@ -98,6 +102,27 @@ PROFILES: dict[str, dict[str, Any]] = {
 # level. Not: EHR launch, confidential clients, OpenID Connect, refresh tokens.
 CAPABILITIES = ["launch-standalone", "client-public", "context-standalone-patient", "permission-patient",
                 "permission-user", "permission-v1", "permission-v2"]
+
+
+def jwk_thumbprint(jwk: dict[str, Any]) -> str:
+    """RFC 7638: SHA-256 of the JSON of the key's required members, sorted, no whitespace."""
+    required = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}[jwk["kty"]]
+    canonical = json.dumps({m: jwk[m] for m in required}, separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+
+
+def proof_thumbprint(proof: str) -> str | None:
+    """The thumbprint of a DPoP proof's key, if the proof is signed by it (demo-grade: the
+    token endpoint of a real server checks every RFC 9449 §4.3 rule)."""
+    try:
+        header = jwt.get_unverified_header(proof)
+        if header.get("typ") != "dpop+jwt" or not isinstance(header.get("jwk"), dict):
+            return None
+        key = jwt.PyJWK(header["jwk"]).key
+        jwt.decode(proof, key, algorithms=[header["alg"]], options={"verify_aud": False})
+        return jwk_thumbprint(header["jwk"])
+    except Exception:  # noqa: BLE001 - any unusable proof binds nothing
+        return None
 
 
 def _b64u_uint(n: int) -> str:
@@ -254,7 +279,8 @@ class Issuer:
 
     def token_response(self, claims: dict[str, Any], alg: str = "RS256") -> dict[str, Any]:
         """The OAuth token response for these claims (SMART: scope, patient context)."""
-        out: dict[str, Any] = {"access_token": self.sign(claims, alg=alg), "token_type": "Bearer",
+        token_type = "DPoP" if "jkt" in (claims.get("cnf") or {}) else "Bearer"
+        out: dict[str, Any] = {"access_token": self.sign(claims, alg=alg), "token_type": token_type,
                                "scope": claims.get("scope", ""), "kid": self.keys[alg].kid}
         if "exp" in claims:
             out["expires_in"] = max(0, claims["exp"] - int(time.time()))
@@ -438,6 +464,17 @@ def serve(issuer: Issuer, host: str = "127.0.0.1", port: int = 0) -> ThreadingHT
                 return
             for name in filter(None, q.get("omit", "").split(",")):  # e.g. omit=exp
                 overrides[name] = None
+            cnf: dict[str, str] = {}
+            if self.headers.get("DPoP"):
+                jkt = proof_thumbprint(self.headers["DPoP"])
+                if jkt is None:
+                    self._send(400, {"error": "invalid_dpop_proof", "error_description": "the DPoP proof does not verify"})
+                    return
+                cnf["jkt"] = jkt
+            if q.get("x5t"):
+                cnf["x5t#S256"] = q["x5t"]
+            if cnf:
+                overrides["cnf"] = cnf
             if q.get("format") == "opaque":
                 claims = issuer.claims(profile, **overrides)
                 token = issuer.mint_opaque(profile, **overrides)

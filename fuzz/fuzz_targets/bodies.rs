@@ -1,14 +1,15 @@
 //! The Bundle and resource walkers: the input as a batch/transaction
 //! Bundle, a create/update body, a POST operation's Parameters, a patch, and
-//! a response checked against every kind of obligation.
+//! a response checked against every kind of obligation and filtered by
+//! security labels.
 #![no_main]
 
 #[path = "common.rs"]
 mod common;
 
-use fhir_smart_authz_core::decision::Obligation;
+use fhir_smart_authz_core::decision::{LabelFilter, Obligation};
 use fhir_smart_authz_core::fhir::RequestParts;
-use fhir_smart_authz_core::policy::check_response;
+use fhir_smart_authz_core::policy::{check_response, filter_labels};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -73,5 +74,16 @@ fuzz_target!(|data: &[u8]| {
         },
     ] {
         let _ = check_response(&config.policy, Some("https://ehr.example.org/fhir"), &o, &v);
+    }
+    for narrowed in [false, true] {
+        let filter = LabelFilter {
+            hidden: vec![
+                "http://terminology.hl7.org/CodeSystem/v3-Confidentiality|R".into(),
+                "http://terminology.hl7.org/CodeSystem/v3-ActCode|ETH".into(),
+            ],
+            cleared_on: vec![("Condition".into(), vec!["http://terminology.hl7.org/CodeSystem/v3-ActCode|ETH".into()])],
+            narrowed,
+        };
+        let _ = filter_labels(&config.policy, &filter, &v);
     }
 });

@@ -64,6 +64,9 @@ impl Stream {
         if let Ok(mut m) = self.shared.metrics.try_borrow_mut() {
             m.decision(host, d);
         }
+        if d.labels.as_ref().is_some_and(|l| l.break_glass) {
+            self.shared.count(host, "labels.break_glass");
+        }
         self.write_audit(host, d, None);
     }
 

@@ -63,6 +63,7 @@ impl Stream {
     }
 
     pub fn on_response_headers(&mut self, host: &dyn Host) -> Flow {
+        self.add_response_headers(host);
         if self.bulk_hook != super::bulk::BulkHook::Off {
             return self.bulk_response_headers(host);
         }

@@ -38,6 +38,7 @@
 //! or when Envoy logs the request).
 
 mod audit;
+mod binding;
 mod bulk;
 mod decision;
 mod metadata;
@@ -137,6 +138,8 @@ pub struct Stream {
     bulk_hook: bulk::BulkHook,
     /// The clock as read in this callback (see `now_ms`).
     clock_ms: Cell<Option<u64>>,
+    /// Headers for the upstream's response (a fresh `DPoP-Nonce`).
+    response_headers: Vec<(String, String)>,
 }
 
 impl Stream {
@@ -165,6 +168,7 @@ impl Stream {
             audit_line: None,
             bulk_hook: bulk::BulkHook::Off,
             clock_ms: Cell::new(None),
+            response_headers: Vec::new(),
         }
     }
 

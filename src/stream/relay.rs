@@ -13,6 +13,7 @@ use super::rewrite::rewrite_headers;
 use super::{Phase, Stream};
 use crate::host::{response_status, Buffer, Flow, HeaderMap, Host, HttpCall, LogLevel};
 use fhir_smart_authz_core::config::Config;
+use fhir_smart_authz_core::policy::ResponseVerdict;
 use fhir_smart_authz_core::relay::{
     relayed_reply, response_denied_reply, response_gate, response_json, ResponseGate,
 };
@@ -137,6 +138,7 @@ impl Stream {
             .is_some_and(|d| !d.obligations.is_empty());
         // Read from the host at most once: by the check, then for the relay.
         let mut body = None;
+        let mut verdict = None;
         let result =
             match response_gate(checked, config.max_body_bytes, status, &headers, body_size) {
                 ResponseGate::NotServed(why) => {
@@ -152,10 +154,19 @@ impl Stream {
                 ResponseGate::Pass => Ok(()),
                 ResponseGate::Fail(why) => Err(why),
                 ResponseGate::ReadBody => {
-                    let bytes = body.insert(call_body(host, body_size));
-                    self.check_obligations(&config, bytes)
+                    let bytes = call_body(host, body_size);
+                    let r = self.check_obligations(&config, &bytes, &mut body, &mut verdict);
+                    body.get_or_insert(bytes);
+                    r
                 }
             };
+        if verdict
+            .as_ref()
+            .and_then(|v| v.labels.as_ref())
+            .is_some_and(|l| l.withheld > 0)
+        {
+            self.shared.count(host, "labels.withheld");
+        }
         if checked {
             self.shared.count(
                 host,
@@ -165,7 +176,10 @@ impl Stream {
                     "response_check.pass"
                 },
             );
-            if let Some(d) = self.decision.take() {
+            if let Some(mut d) = self.decision.take() {
+                if let Some(v) = &verdict {
+                    v.record(&mut d);
+                }
                 self.write_audit(host, &d, Some(result.clone()));
                 self.decision = Some(d);
             }
@@ -186,13 +200,30 @@ impl Stream {
     }
 
     /// Whether the response body satisfies the decision's obligations
-    /// (`Err` says why not).
-    fn check_obligations(&self, config: &Config, body: &[u8]) -> Result<(), String> {
+    /// (`Err` says why not; `verdict`: the core's whole verdict). When the
+    /// core filtered the body (labels; enforced only) that body goes in
+    /// `relayed` for the relay.
+    fn check_obligations(
+        &self,
+        config: &Config,
+        body: &[u8],
+        relayed: &mut Option<Vec<u8>>,
+        verdict: &mut Option<ResponseVerdict>,
+    ) -> Result<(), String> {
         let v = response_json(body)?;
-        self.decision
-            .iter()
-            .flat_map(|d| d.obligations.iter())
-            .try_for_each(|o| self.shared.engine.check_response(config, o, &v))
+        let Some(d) = self.decision.as_ref() else {
+            return Ok(());
+        };
+        let checked = self
+            .shared
+            .engine
+            .check_obligations(config, &d.obligations, &v);
+        if let (Some(b), true) = (checked.body(), config.enforce) {
+            *relayed = Some(b.to_vec());
+        }
+        let result = checked.result.clone();
+        *verdict = Some(checked);
+        result
     }
 }
 

@@ -2,7 +2,7 @@
 //! document, the token) and body (buffered while the decision needs it).
 
 use super::{Phase, Stream};
-use crate::host::{Buffer, Flow, HeaderMap, Host, LogLevel};
+use crate::host::{utf8_or_lossy, Buffer, Flow, HeaderMap, Host, LogLevel};
 use crate::ports::TokenStep;
 use fhir_smart_authz_core::config::{Config, DiscoveryConfig};
 use fhir_smart_authz_core::decision::{Decision, Reason};
@@ -53,7 +53,10 @@ impl Stream {
         self.headers = headers;
 
         if let Some(discovery) = self.discovery_request(&config) {
-            return self.serve_discovery(host, discovery);
+            return self.serve_discovery(host, &discovery.document());
+        }
+        if let Some(metadata) = self.resource_metadata_request(&config) {
+            return self.serve_discovery(host, &metadata);
         }
 
         let needs_body = self.with_parts(|s, parts| s.shared.engine.body_needed(&config, parts));
@@ -99,14 +102,24 @@ impl Stream {
         asked.then_some(discovery)
     }
 
-    /// The filter answers the SMART discovery document itself.
-    fn serve_discovery(&mut self, host: &dyn Host, discovery: &DiscoveryConfig) -> Flow {
+    /// The RFC 9728 protected-resource metadata, when this is `GET|HEAD` of
+    /// its well-known path and the filter serves it.
+    fn resource_metadata_request(&self, config: &Config) -> Option<serde_json::Value> {
+        let path_only = self.path().split('?').next().unwrap_or("");
+        let asked =
+            matches!(self.method(), "GET" | "HEAD") && config.is_resource_metadata_path(path_only);
+        asked.then(|| config.resource_metadata()).flatten()
+    }
+
+    /// The filter answers a discovery document (SMART configuration, RFC
+    /// 9728 metadata) itself: public, audited as the SMART configuration.
+    fn serve_discovery(&mut self, host: &dyn Host, document: &serde_json::Value) -> Flow {
         let d = Decision::allow(
             Reason::PublicEndpoint,
             Interaction::new(InteractionKind::SmartConfiguration, Level::System),
         );
         self.account(host, &d);
-        self.reply(host, &discovery_reply(&discovery.document()))
+        self.reply(host, &discovery_reply(document))
     }
 
     pub fn on_request_body(
@@ -201,17 +214,25 @@ fn remove_reserved_headers(host: &dyn Host, config: &Config) -> Option<Vec<(Stri
     for (n, _) in headers.iter_mut() {
         n.make_ascii_lowercase();
     }
+    // Read by the sender-constraint check, but never forwarded: `DPoP`
+    // (unless configured), a certificate header from an untrusted hop.
+    let peer = config
+        .sender_constraint
+        .certificate_source
+        .header()
+        .and_then(|_| host.property(&super::binding::SOURCE_ADDRESS))
+        .map(utf8_or_lossy);
+    let stripped = config.binding().stripped_headers(peer.as_deref());
     let mut spoofed_header_kept = false;
     headers.retain(|(lower, _)| {
-        if config.upstream.is_reserved(lower) {
-            if host.set_header(HeaderMap::Request, lower, None).is_err() {
-                host.log(LogLevel::Error, &format!("could not remove header {lower}"));
-                spoofed_header_kept = true;
-            }
-            false
-        } else {
-            true
+        let reserved = config.upstream.is_reserved(lower);
+        if (reserved || stripped.contains(&lower.as_str()))
+            && host.set_header(HeaderMap::Request, lower, None).is_err()
+        {
+            host.log(LogLevel::Error, &format!("could not remove header {lower}"));
+            spoofed_header_kept = true;
         }
+        !reserved
     });
     (!spoofed_header_kept).then_some(headers)
 }

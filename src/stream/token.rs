@@ -274,6 +274,9 @@ impl Stream {
                             "token_cache.miss"
                         },
                     );
+                    if let Err(d) = self.check_binding(host, &claims) {
+                        return self.carry_out(host, d, from_async);
+                    }
                     self.claims = Some(claims);
                     return self.after_token(host, from_async);
                 }

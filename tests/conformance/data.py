@@ -4,7 +4,11 @@ direct upstream URL (the native rig does the same at start-up).
 Two patients (`pat-a` is the patient tokens' context, `pat-b` is "another patient"),
 a practitioner, per patient a vital-signs and a laboratory Observation, a Condition
 and an Encounter, a Provenance of pat-a's vital signs, and `Observation/obs-del`
-(deleted by the table). Works on sekmet-fhir and HAPI (client-assigned ids).
+(deleted by the table). A third patient, `pat-c`, holds the security-labelled records
+(`meta.security`, for `policy.labels`): an unlabelled vital sign, a restricted (R) and a
+very restricted (V) laboratory Observation, and a substance-use disorder Condition and
+Encounter labelled as 42 CFR Part 2 data (ETH, 42CFRPart2, R). Works on sekmet-fhir and
+HAPI (client-assigned ids).
 
 Seeding never overwrites data it did not write: an existing resource with one of
 these ids but without the `SEEDED_TAG` makes `seed` refuse (safe against a real server).
@@ -21,6 +25,19 @@ OWN_PATIENT, OTHER_PATIENT = PATIENTS
 SEEDED_TAG = {"system": "urn:fhir-smart-authz:conformance", "code": "seeded"}
 OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 MRN_SYSTEM = "urn:fhir-smart-authz:mrn"
+LABELLED_PATIENT = "pat-c"
+CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+LABEL_R = f"{CONFIDENTIALITY}|R"
+LABEL_V = f"{CONFIDENTIALITY}|V"
+LABEL_ETH = f"{ACT_CODE}|ETH"
+LABEL_PART2 = f"{ACT_CODE}|42CFRPart2"
+
+
+def labelled(resource: dict[str, Any], *labels: str) -> dict[str, Any]:
+    """`resource` with `meta.security` codings for `system|code` labels."""
+    security = [{"system": s, "code": c} for s, c in (label.split("|") for label in labels)]
+    return {**resource, "meta": {"security": security}}
 
 
 class SeedRefused(RuntimeError):
@@ -55,8 +72,23 @@ def seed_resources() -> list[dict[str, Any]]:
         {"resourceType": "Observation", "id": "obs-del", "status": "final",
          "code": {"text": "to be deleted by the e2e table"}, "subject": {"reference": "Patient/pat-b"}},
     ]
+    c = LABELLED_PATIENT
+    out += [
+        {"resourceType": "Patient", "id": c, "name": [{"family": "Charlie"}], "gender": "male",
+         "birthDate": "1975-05-05", "identifier": [{"system": MRN_SYSTEM, "value": "mrn-c"}]},
+        obs("obs-c1", c, "vital-signs", "8867-4", "Heart rate", {"value": 80, "unit": "/min"}),
+        labelled(obs("obs-c-r", c, "laboratory", "5195-3", "HIV 1 Ab", {"value": 0, "unit": "1"}), LABEL_R),
+        labelled(obs("obs-c-v", c, "laboratory", "3397-7", "Cocaine screen", {"value": 1, "unit": "1"}), LABEL_V),
+        labelled({"resourceType": "Condition", "id": "cond-c-sud",
+                  "code": {"coding": [{"system": "http://snomed.info/sct", "code": "5602001",
+                                       "display": "Opioid abuse"}]},
+                  "subject": {"reference": f"Patient/{c}"}}, LABEL_ETH, LABEL_PART2, LABEL_R),
+        labelled({"resourceType": "Encounter", "id": "enc-c-sud", "status": "finished",
+                  "class": {"system": ACT_CODE, "code": "AMB"}, "subject": {"reference": f"Patient/{c}"}},
+                 LABEL_ETH, LABEL_PART2),
+    ]
     for r in out:
-        r["meta"] = {"tag": [dict(SEEDED_TAG)]}
+        r["meta"] = {**r.get("meta", {}), "tag": [dict(SEEDED_TAG)]}
     return out
 
 

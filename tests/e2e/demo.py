@@ -14,6 +14,9 @@ import signal
 import sys
 import threading
 
+import requests
+
+from .dpop_client import DpopKey
 from .rig import WASM, Rig
 
 OBS = {"resourceType": "Observation", "status": "final", "code": {"text": "demo heart rate"},
@@ -43,6 +46,26 @@ SCRIPT = [
 ]
 
 
+def dpop_section(rig: Rig) -> None:
+    """A DPoP-bound token (RFC 9449): allowed with its proof, refused as a bearer token,
+    its proof refused when replayed."""
+    key = DpopKey("ES256")
+    token_url = rig.issuer.issuer_url + "/token"
+    token = requests.post(token_url, data={"profile": "patient"}, headers={"DPoP": key.proof("POST", token_url)},
+                          timeout=10).json()["access_token"]
+    url = rig.base_url + "/Patient/pat-a"
+    proof = key.proof("GET", url, token)
+    print("== patient app with a DPoP-bound token (its own ES256 key; cnf.jkt in the token)")
+    for auth, what in [("DPoP", "with a fresh proof"), ("Bearer", "the same token as a bearer token"),
+                       ("DPoP", "the same proof replayed")]:
+        r = rig.request("GET", "/Patient/pat-a", headers={"Authorization": f"{auth} {token}", "DPoP": proof})
+        audit = r.audit or {}
+        verdict = f"{audit.get('decision', '?')}/{audit.get('reason', '?')}"
+        print(f"  GET    /Patient/pat-a ({auth:6})          -> {r.status}  {verdict:40} # {what}")
+        print(f"         audit: {audit_line(r.audit)}")
+    print()
+
+
 def audit_line(audit: object) -> str:
     return json.dumps(audit, separators=(",", ":")) if audit is not None else "(no audit record)"
 
@@ -52,7 +75,7 @@ def main() -> int:
         print(f"{WASM} is missing: run `make build` (make demo does it)", file=sys.stderr)
         return 2
     print("starting the rig (sekmet-fhir, demo issuer, Envoy + fhir_smart_authz.wasm) ...", flush=True)
-    rig = Rig().start()
+    rig = Rig(issuer_extra={"dpop": {"mode": "accepted"}}).start()
     stop = threading.Event()
 
     def on_signal(signum, frame):  # noqa: ARG001
@@ -72,6 +95,7 @@ def main() -> int:
                 print(f"  {method:6} {path:32} -> {r.status}  {verdict:40} # {what}")
                 print(f"         audit: {audit_line(r.audit)}")
             print()
+        dpop_section(rig)
         print("== the rig is running")
         print(f"  FHIR base (through the filter): {rig.base_url}")
         print(f"  FHIR server (direct, no auth):  {rig.sekmet.base_url if rig.sekmet else '-'}")

@@ -824,6 +824,8 @@ class Rig:
     concurrency: int = 1
     workdir: Path | None = None
     plugin_overrides: dict[str, Any] = field(default_factory=dict)
+    # Settings added to the main issuer's entry on every listener (the demo: `dpop`).
+    issuer_extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._tmp = None
@@ -904,7 +906,7 @@ class Rig:
     def plugin_configs(self) -> dict[str, dict[str, Any] | None]:
         if not self.with_filter:
             return {name: None for name in LISTENERS}
-        main_issuer = issuer_entry(self.issuer, "issuer")
+        main_issuer = dict(issuer_entry(self.issuer, "issuer"), **self.issuer_extra)
         common = dict(self.plugin_overrides)
         cfgs: dict[str, dict[str, Any] | None] = {
             # main and recorder hold headers for body decisions (allow_on_headers_stop_iteration);

@@ -46,10 +46,12 @@ def expected_www(case: Case, required_scopes: list[str], realm: str = "fhir") ->
 
 
 def www_core(value: str | None) -> str | None:
-    """The header without error_description (its wording is the filter's to choose)."""
+    """The header without error_description (its wording is the filter's to choose) and
+    resource_metadata (the RFC 9728 URL, asserted on its own)."""
     if value is None:
         return None
-    return re.sub(r',\s*error_description="(?:[^"\\]|\\.)*"', "", value)
+    value = re.sub(r',\s*error_description="(?:[^"\\]|\\.)*"', "", value)
+    return re.sub(r',\s*resource_metadata="[^"]*"', "", value)
 
 
 def entity_ref(entity: dict[str, Any]) -> str | None:
@@ -123,6 +125,9 @@ def test_table(rig, case: Case):
         assert www_core(got_www) == want_www, detail
         if case.www:
             assert 'error_description="' in got_www, detail
+        if resp.status == 401:  # RFC 9728 §5.1: the challenge names the metadata
+            assert re.search(r'resource_metadata="http://127\.0\.0\.1:\d+/\.well-known/oauth-protected-resource/fhir"',
+                             got_www), detail
 
     # OperationOutcome of a denial made by the filter
     upstream_expected = case.upstream if case.upstream is not None else (200 <= case.status_first < 300)

@@ -13,11 +13,13 @@ mod bulk;
 mod faults;
 mod headers;
 mod key_rotation;
+mod labels;
 mod metadata;
 mod obligations;
 mod prechecks;
 mod rewrites;
 mod root;
+mod sender_constraint;
 mod token_calls;
 
 use fhir_smart_authz::audit_property::resolve_audit_encoding;

@@ -2,6 +2,7 @@
 //! upstream fact headers say about who is asking.
 
 use crate::claims::ClaimsConfig;
+use crate::token::binding::Confirmation;
 use serde_json::Value;
 use std::borrow::Cow;
 
@@ -17,6 +18,11 @@ pub struct Identity {
     pub patient: Option<String>,
     /// Space-delimited granted scopes.
     pub scopes: Option<String>,
+    /// How the token is sender-constrained (`cnf`), as checked on every
+    /// request: `dpop`, `mtls` or `dpop+mtls`; `None` for a bearer token.
+    pub binding: Option<&'static str>,
+    /// The thumbprint it is bound to: `cnf.jkt` (DPoP), else `cnf.x5t#S256`.
+    pub binding_thumbprint: Option<String>,
 }
 
 fn str_claim(claims: &Value, name: &str) -> Option<String> {
@@ -46,7 +52,16 @@ impl Identity {
             _ => None,
         }
         .filter(|s| !s.is_empty());
+        let cnf = Confirmation::of(claims).unwrap_or_default();
+        let binding = match (cnf.jkt.is_some(), cnf.x5t_s256.is_some()) {
+            (true, true) => Some("dpop+mtls"),
+            (true, false) => Some("dpop"),
+            (false, true) => Some("mtls"),
+            (false, false) => None,
+        };
         Identity {
+            binding,
+            binding_thumbprint: cnf.jkt.or(cnf.x5t_s256).map(str::to_string),
             client_id: str_claim(claims, "client_id").or_else(|| str_claim(claims, "azp")),
             fhir_user,
             sub: str_claim(claims, "sub"),

@@ -2,7 +2,7 @@
 
 use super::identity::Identity;
 use super::settings::AuditConfig;
-use crate::decision::{BulkStep, Decision, Reason, Verdict};
+use crate::decision::{BulkStep, Decision, LabelFacts, Reason, Verdict};
 use crate::fhir::{Interaction, InteractionKind};
 use serde_json::Value;
 
@@ -402,9 +402,42 @@ fn entity(
     e.close();
 }
 
+/// `labels` (`policy.labels`), keys sorted: labels and counts, never data.
+fn labels(o: &mut JsonObject<'_>, l: &LabelFacts) {
+    let mut m = o.object("labels");
+    if l.break_glass {
+        m.bool("break_glass", true);
+    }
+    if !l.hidden.is_empty() {
+        m.strs("hidden", l.hidden.iter().map(String::as_str));
+    }
+    if !l.purpose_of_use.is_empty() {
+        m.strs(
+            "purpose_of_use",
+            l.purpose_of_use.iter().map(String::as_str),
+        );
+    }
+    if let Some(n) = l.withheld {
+        m.num("withheld", n);
+    }
+    if !l.withheld_labels.is_empty() {
+        m.strs(
+            "withheld_labels",
+            l.withheld_labels.iter().map(String::as_str),
+        );
+    }
+    m.close();
+}
+
 /// `agent`, keys sorted.
 fn agent(o: &mut JsonObject<'_>, identity: Option<&Identity>) {
     let mut a = o.object("agent");
+    if let Some(b) = identity.and_then(|i| i.binding) {
+        a.str("binding", b);
+    }
+    if let Some(t) = identity.and_then(|i| i.binding_thumbprint.as_deref()) {
+        a.str("binding_thumbprint", t);
+    }
     if let Some(c) = identity.and_then(|i| i.client_id.as_deref()) {
         a.str("client_id", c);
     }
@@ -465,6 +498,9 @@ pub fn record_json(settings: &AuditConfig, input: &AuditInput<'_>) -> Vec<u8> {
     match it {
         Some(i) => json_string(r.out, i.kind.as_str()),
         None => json_string(r.out, "unknown"),
+    }
+    if let Some(l) = &d.labels {
+        labels(&mut r, l);
     }
     r.str("message", message);
     if !d.obligations.is_empty() {

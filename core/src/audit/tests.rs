@@ -315,6 +315,13 @@ fn record_text_is_what_serde_json_prints_for_the_record() {
         message: "m".into(),
         required_scopes: vec![],
     }];
+    d.labels = Some(crate::decision::LabelFacts {
+        hidden: vec!["urn:x|R".into(), "urn:x|\"V\"".into()],
+        purpose_of_use: vec!["urn:y|BTG".into()],
+        break_glass: true,
+        withheld: Some(3),
+        withheld_labels: vec!["urn:x|R".into()],
+    });
     let id = Identity {
         client_id: Some("app\u{7f}".into()),
         fhir_user: Some("Practitioner/pr1".into()),
@@ -386,4 +393,46 @@ fn enforced_get<'a>(c: &Config, d: &'a Decision) -> AuditInput<'a> {
         obligation_result: None,
         obligation_denied_status: c.responses.obligation_denied_status,
     }
+}
+
+/// `labels`: what the label policy hid, the purpose of use, break-glass,
+/// and how many entries it withheld with which labels; never data.
+#[test]
+fn record_of_a_filtered_response_names_labels_and_counts() {
+    let c = Config::default_config().unwrap();
+    let mut it = Interaction::new(InteractionKind::Search, Level::Type);
+    it.resource_type = Some("Observation".into());
+    let mut d = Decision::allow(Reason::Allowed, it);
+    let r = record(&c.audit, &enforced_get(&c, &d));
+    assert!(r.get("labels").is_none(), "no label policy, no member");
+    d.labels = Some(crate::decision::LabelFacts {
+        hidden: vec!["urn:x|R".into()],
+        purpose_of_use: vec!["urn:y|TREAT".into()],
+        ..Default::default()
+    });
+    let r = record(&c.audit, &enforced_get(&c, &d));
+    assert_eq!(
+        r["labels"],
+        json!({"hidden": ["urn:x|R"], "purpose_of_use": ["urn:y|TREAT"]})
+    );
+    let filtered = crate::policy::LabelsFiltered {
+        body: Some(b"{}".to_vec()),
+        withheld: 2,
+        labels: vec!["urn:x|R".into()],
+        refused: None,
+    };
+    filtered.record(&mut d);
+    let r = record(&c.audit, &enforced_get(&c, &d));
+    assert_eq!(
+        r["labels"],
+        json!({"hidden": ["urn:x|R"], "purpose_of_use": ["urn:y|TREAT"], "withheld": 2, "withheld_labels": ["urn:x|R"]})
+    );
+    d.labels = Some(crate::decision::LabelFacts {
+        hidden: vec!["urn:x|R".into()],
+        purpose_of_use: vec!["urn:y|BTG".into()],
+        break_glass: true,
+        ..Default::default()
+    });
+    let r = record(&c.audit, &enforced_get(&c, &d));
+    assert_eq!(r["labels"]["break_glass"], json!(true));
 }

@@ -11,6 +11,7 @@
 pub mod discovery;
 pub mod metrics;
 mod object_only;
+pub mod protected_resource;
 pub mod responses;
 pub mod upstream;
 
@@ -27,6 +28,7 @@ use crate::fhir::FhirBase;
 use crate::json::from_slice_strict_at;
 use crate::policy::PolicyConfig;
 use crate::secret::{NoSecrets, SecretLoader, SecretSource};
+use crate::token::binding::{BindingContext, SenderConstraintConfig};
 use crate::token::{
     load_issuer_secrets, validate_issuers, IssuerConfig, TokenSettings, TrustConfig,
 };
@@ -59,6 +61,10 @@ pub struct RawConfig {
     pub issuers: Vec<IssuerConfig>,
     #[serde(default)]
     pub token: TokenSettings,
+    /// Sender-constrained tokens: the DPoP replay cache, nonces, client
+    /// certificates (the per-issuer settings are in `issuers[]`).
+    #[serde(default)]
+    pub sender_constraint: SenderConstraintConfig,
     #[serde(default)]
     pub upstream: UpstreamConfig,
     #[serde(default)]
@@ -99,6 +105,7 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub issuers: Vec<IssuerConfig>,
     pub token: TokenSettings,
+    pub sender_constraint: SenderConstraintConfig,
     pub upstream: UpstreamConfig,
     pub responses: ResponsesConfig,
     pub discovery: Option<DiscoveryConfig>,
@@ -159,6 +166,15 @@ impl Config {
         raw.policy.validate("policy")?;
         validate_issuers(&raw.issuers, base.url.as_deref())?;
         raw.token.validate("token")?;
+        raw.sender_constraint.validate("sender_constraint")?;
+        if !raw.sender_constraint.nonce_secret.is_set() {
+            if let Some(i) = raw.issuers.iter().position(|i| i.dpop.nonce) {
+                return Err(ConfigError::new(
+                    format!("issuers[{i}].dpop.nonce"),
+                    "server nonces need a key: set sender_constraint.nonce_secret",
+                ));
+            }
+        }
         raw.upstream.validate("upstream")?;
         raw.responses.validate("responses")?;
         if let Some(d) = &raw.discovery {
@@ -167,16 +183,23 @@ impl Config {
         raw.audit.validate("audit")?;
         raw.metrics.validate("metrics")?;
         raw.bulk.validate("bulk")?;
+        let mut claims = raw.claims;
+        if let Some(l) = &raw.policy.labels {
+            claims.also_kept = l.claim_names().map(str::to_string).collect();
+        }
         let mut loader = SecretLoader::new(secrets, raw.allow_insecure_inline_secrets);
         load_issuer_secrets(&mut raw.issuers, &mut loader)?;
+        raw.sender_constraint
+            .load_secrets("sender_constraint", &mut loader)?;
         Ok(Config {
             base,
             enforce: raw.enforce,
             max_body_bytes: raw.max_body_bytes,
-            claims: raw.claims,
+            claims,
             policy: raw.policy,
             issuers: raw.issuers,
             token: raw.token,
+            sender_constraint: raw.sender_constraint,
             upstream: raw.upstream,
             responses: raw.responses,
             discovery: raw.discovery,
@@ -196,6 +219,17 @@ impl Config {
             issuers: &self.issuers,
             settings: &self.token,
             base_url: self.base.url.as_deref(),
+        }
+    }
+
+    /// What the sender-constraint check reads.
+    pub fn binding(&self) -> BindingContext<'_> {
+        BindingContext {
+            issuers: &self.issuers,
+            token: &self.token,
+            settings: &self.sender_constraint,
+            base_url: self.base.url.as_deref(),
+            base_path: &self.base.path,
         }
     }
 }

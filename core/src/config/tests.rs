@@ -43,7 +43,7 @@ fn base_path_rules() {
 fn shell_defaults() {
     let c = Config::default_config().unwrap();
     assert_eq!(c.upstream.header_name(Fact::FhirUser), "x-smart-fhir-user");
-    assert_eq!(c.upstream.forward_headers.len(), 6);
+    assert_eq!(c.upstream.forward_headers.len(), 8);
     assert_eq!(c.responses.obligation_denied_status, 403);
     assert_eq!(c.metrics.prefix, "fhir_smart_authz");
     assert_eq!(c.audit.source, "fhir-smart-authz");
@@ -178,8 +178,8 @@ fn serde_errors_name_the_field_path() {
         (r#"{"token":{"max_bytes":1.5}}"#, "token.max_bytes", r#"invalid type: floating point `1.5`, expected usize"#),
         (r#"{"token":{"host_crypto":1}}"#, "token.host_crypto", r#"invalid type: integer `1`, expected a boolean"#),
         (r#"{"token":{"leway_seconds":5}}"#, "token.leway_seconds", r#"unknown field `leway_seconds`, expected one of `leeway_seconds`, `max_bytes`, `allow_query_parameter`, `cache_max_entries`, `host_crypto`"#),
-        (r#"{"upstream":{"forward_headers":["patient","tenant"]}}"#, "upstream.forward_headers[1]", r#"unknown variant `tenant`, expected one of `patient`, `fhir_user`, `client_id`, `scopes`, `subject`, `issuer`"#),
-        (r#"{"upstream":{"header_names":{"patiant":"x-p"}}}"#, "upstream.header_names.patiant", r#"unknown variant `patiant`, expected one of `patient`, `fhir_user`, `client_id`, `scopes`, `subject`, `issuer`"#),
+        (r#"{"upstream":{"forward_headers":["patient","tenant"]}}"#, "upstream.forward_headers[1]", r#"unknown variant `tenant`, expected one of `patient`, `fhir_user`, `client_id`, `scopes`, `subject`, `issuer`, `binding`, `binding_thumbprint`"#),
+        (r#"{"upstream":{"header_names":{"patiant":"x-p"}}}"#, "upstream.header_names.patiant", r#"unknown variant `patiant`, expected one of `patient`, `fhir_user`, `client_id`, `scopes`, `subject`, `issuer`, `binding`, `binding_thumbprint`"#),
         (r#"{"upstream":{"header_names":{"patient":true}}}"#, "upstream.header_names.patient", r#"invalid type: boolean `true`, expected a string"#),
         (r#"{"upstream":{"timeout_ms":"30s"}}"#, "upstream.timeout_ms", r#"invalid type: string "30s", expected u64"#),
         (r#"{"upstream":{"remove_headers":"x-forwarded-user"}}"#, "upstream.remove_headers", r#"invalid type: string "x-forwarded-user", expected a sequence"#),
@@ -188,7 +188,7 @@ fn serde_errors_name_the_field_path() {
         (r#"{"metrics":{"prefx":"gw"}}"#, "metrics.prefx", r#"unknown field `prefx`, expected `prefix` or `phase_timing`"#),
         (r#"{"enforce":"false"}"#, "enforce", r#"invalid type: string "false", expected a boolean"#),
         (r#"{"max_body_bytes":-5}"#, "max_body_bytes", r#"invalid value: integer `-5`, expected usize"#),
-        (r#"{"enforse":false}"#, "enforse", r#"unknown field `enforse`, expected one of `fhir_base_path`, `fhir_base_url`, `enforce`, `max_body_bytes`, `claims`, `policy`, `issuers`, `token`, `upstream`, `responses`, `discovery`, `audit`, `metrics`, `bulk`, `allow_insecure_inline_secrets`"#),
+        (r#"{"enforse":false}"#, "enforse", r#"unknown field `enforse`, expected one of `fhir_base_path`, `fhir_base_url`, `enforce`, `max_body_bytes`, `claims`, `policy`, `issuers`, `token`, `sender_constraint`, `upstream`, `responses`, `discovery`, `audit`, `metrics`, `bulk`, `allow_insecure_inline_secrets`"#),
         (r#"{"enforce":true,"enforce":false}"#, "enforce", r#"duplicate key `enforce` in a JSON object at line 1 column 32"#),
         // A section is an object at any depth: serde would fill a struct from an array by position.
         (r#"{"token":[60]}"#, "token", r#"invalid type: sequence, expected a JSON object (the settings of this section by name)"#),
@@ -210,7 +210,7 @@ fn serde_errors_name_the_field_path() {
         (r#"{} {}"#, "(document)", r#"trailing characters at line 1 column 4"#),
         (r#"{not json"#, "(document)", r#"key must be a string at line 1 column 2"#),
         (r#"{"policy":{7:true}}"#, "policy", r#"key must be a string at line 1 column 12"#),
-        (r#"{"upstream":{"header_names":{"pat?ient":"x"}}}"#, "upstream.header_names.pat?ient", r#"unknown variant `pat?ient`, expected one of `patient`, `fhir_user`, `client_id`, `scopes`, `subject`, `issuer`"#),
+        (r#"{"upstream":{"header_names":{"pat?ient":"x"}}}"#, "upstream.header_names.pat?ient", r#"unknown variant `pat?ient`, expected one of `patient`, `fhir_user`, `client_id`, `scopes`, `subject`, `issuer`, `binding`, `binding_thumbprint`"#),
         (r#"{"policy":{"allow_has":tru}}"#, "policy.allow_has", r#"expected ident at line 1 column 27"#),
     ];
     for (json, field, message) in cases {

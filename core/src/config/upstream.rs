@@ -24,6 +24,11 @@ pub enum Fact {
     Subject,
     /// The `iss` claim.
     Issuer,
+    /// How the token is sender-constrained: `dpop`, `mtls` or `dpop+mtls`
+    /// (absent for a bearer token).
+    Binding,
+    /// The thumbprint it is bound to (`cnf.jkt`, else `cnf.x5t#S256`).
+    BindingThumbprint,
 }
 
 impl TryFrom<String> for Fact {
@@ -44,13 +49,15 @@ impl TryFrom<String> for Fact {
 }
 
 impl Fact {
-    pub const ALL: [Fact; 6] = [
+    pub const ALL: [Fact; 8] = [
         Fact::Patient,
         Fact::FhirUser,
         Fact::ClientId,
         Fact::Scopes,
         Fact::Subject,
         Fact::Issuer,
+        Fact::Binding,
+        Fact::BindingThumbprint,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -61,6 +68,8 @@ impl Fact {
             Fact::Scopes => "scopes",
             Fact::Subject => "subject",
             Fact::Issuer => "issuer",
+            Fact::Binding => "binding",
+            Fact::BindingThumbprint => "binding_thumbprint",
         }
     }
 
@@ -77,6 +86,8 @@ impl Fact {
             Fact::Scopes => "scope",
             Fact::Subject => "subject",
             Fact::Issuer => "issuer",
+            Fact::Binding => "binding",
+            Fact::BindingThumbprint => "binding-thumbprint",
         }
     }
 }
@@ -86,8 +97,9 @@ impl Fact {
 pub struct UpstreamConfig {
     /// Remove the `Authorization` header before forwarding.
     pub strip_authorization: bool,
-    /// Which verified facts to forward as request headers. Default: all six
-    /// (`patient`, `fhir_user`, `client_id`, `scopes`, `subject`, `issuer`).
+    /// Which verified facts to forward as request headers. Default: all
+    /// (`patient`, `fhir_user`, `client_id`, `scopes`, `subject`, `issuer`,
+    /// `binding`, `binding_thumbprint`); a fact the token lacks is not sent.
     /// Incoming copies of every fact header are always removed, forwarded or not.
     pub forward_headers: Vec<Fact>,
     /// Prefix of the fact headers. Default `x-smart-`.
@@ -157,6 +169,8 @@ impl UpstreamConfig {
                     Fact::Scopes => id.scopes.as_deref(),
                     Fact::Subject => id.sub.as_deref(),
                     Fact::Issuer => id.iss.as_deref(),
+                    Fact::Binding => id.binding,
+                    Fact::BindingThumbprint => id.binding_thumbprint.as_deref(),
                 }?;
                 // Usually printable already: one copy, not a char-by-char rebuild.
                 let clean: String = if value.bytes().all(|b| (b' '..=b'~').contains(&b)) {

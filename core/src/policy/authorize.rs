@@ -4,6 +4,7 @@
 use super::bundle::authorize_bundle;
 use super::context::AuthContext;
 use super::interaction::{evaluate, is_public};
+use super::labels::apply_labels;
 use super::settings::PolicyConfig;
 use crate::decision::{Decision, Reason};
 use crate::fhir::{FhirBase, Interaction, InteractionKind};
@@ -47,6 +48,9 @@ pub fn authorize(
             d
         }
     };
+    if let Some(labels) = &policy.labels {
+        apply_labels(labels, ctx, &mut d);
+    }
     d.diagnostics.clone_from(&ctx.diagnostics);
     d
 }

@@ -1,5 +1,6 @@
 //! The authorization context of one verified token.
 
+use super::labels::LabelClaims;
 use crate::claims::ClaimsConfig;
 use crate::decision::{Decision, Reason};
 use crate::fhir::FhirBase;
@@ -20,6 +21,9 @@ pub struct AuthContext {
     pub jti: Option<String>,
     /// Invalid scopes that were ignored, and similar findings.
     pub diagnostics: Vec<String>,
+    /// Clearance, purposes of use and relabel permission (`policy.labels`;
+    /// filled by [`crate::engine::token_context`]).
+    pub labels: LabelClaims,
 }
 
 fn unsupported(message: String) -> Decision {
@@ -111,6 +115,7 @@ impl AuthContext {
             iss: str_claim(claims, "iss"),
             jti: str_claim(claims, "jti"),
             diagnostics,
+            labels: LabelClaims::default(),
         })
     }
 

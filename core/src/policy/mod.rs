@@ -3,7 +3,8 @@
 //!
 //! * [`AuthContext`] is built once per token from verified claims.
 //! * [`authorize`] decides one classified interaction.
-//! * [`check_response`] is the pure response check behind the obligations.
+//! * [`check_response`] is the pure response check behind the obligations;
+//!   [`check_obligations`] runs them all and the label filter.
 //!
 //! # Letters per interaction
 //! r: read, vread, instance history · s: type/system/compartment search,
@@ -87,6 +88,10 @@
 //!   level. Unknown operations: `operation_not_permitted`. `_mdm` (linked
 //!   MDM records) is refused under patient/ scopes. `$export-poll-status`
 //!   needs a system/ scope with `rs` on some type (`OpTarget::AnyType`).
+//! * **Security labels** (`policy.labels`, [`labels`]): for a token that
+//!   may not see every restricted label, searches are narrowed with
+//!   `_security:not` (or only filtered), search forms that could reveal
+//!   labelled data are refused, and responses are filtered.
 //! * **Bundles**: every entry decided as if sent alone; one denied entry
 //!   denies the whole request (`bundle_entry_denied`). Entries' obligations
 //!   apply to the whole response.
@@ -100,6 +105,7 @@ mod export;
 mod granular;
 mod include;
 mod interaction;
+pub mod labels;
 mod need;
 mod operations;
 mod patch;
@@ -109,6 +115,7 @@ mod references;
 mod resource;
 mod response_check;
 mod response_types;
+mod response_verdict;
 mod search;
 mod settings;
 mod stored;
@@ -116,8 +123,10 @@ mod traversal;
 
 pub use authorize::authorize;
 pub use context::AuthContext;
+pub use labels::{filter_labels, LabelClaims, LabelPolicy, LabelResponse, LabelsFiltered};
 pub use resource::resource_matches_query;
 pub use response_check::check_response;
+pub use response_verdict::{check_obligations, check_obligations_with, ResponseVerdict};
 pub use settings::{
     default_operations, OpLevel, OpPatientRule, OpTarget, OperationRule, PatientPaging,
     PatientSearch, PatientUpdateById, PolicyConfig, ReadOutsideRequest,

@@ -1,6 +1,7 @@
 //! `policy`: the knobs of the decision rules and the operations table.
 
 use super::compartment;
+use super::labels::LabelPolicy;
 use crate::config_error::ConfigError;
 use crate::fhir::resource_types::is_resource_type;
 use crate::scope::Perms;
@@ -222,6 +223,8 @@ pub struct PolicyConfig {
     pub patient_update_by_id: PatientUpdateById,
     /// The operations table; replaces the default when given.
     pub operations: Vec<OperationRule>,
+    /// The security label policy; absent = labels are not looked at.
+    pub labels: Option<LabelPolicy>,
 }
 
 impl Default for PolicyConfig {
@@ -241,6 +244,7 @@ impl Default for PolicyConfig {
             patient_paging: PatientPaging::CheckResponse,
             patient_update_by_id: PatientUpdateById::CheckStored,
             operations: default_operations(),
+            labels: None,
         }
     }
 }
@@ -304,6 +308,9 @@ impl PolicyConfig {
                     ),
                 ));
             }
+        }
+        if let Some(l) = &self.labels {
+            l.validate(&format!("{field}.labels"))?;
         }
         Ok(())
     }

@@ -91,6 +91,18 @@ impl JwsAlgorithm {
     }
 }
 
+/// The algorithms a configuration list names (validated names; an empty
+/// list is every supported one).
+pub fn configured_algorithms(names: &[String]) -> Vec<JwsAlgorithm> {
+    if names.is_empty() {
+        return JwsAlgorithm::ALL.to_vec();
+    }
+    names
+        .iter()
+        .filter_map(|a| JwsAlgorithm::from_name(a))
+        .collect()
+}
+
 impl fmt::Display for JwsAlgorithm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

@@ -14,13 +14,23 @@ pub enum TokenLocation {
     Query,
 }
 
-/// The one bearer credential of a request: borrowed from the
+/// The authentication scheme an access token came with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// `Authorization: Bearer` (RFC 6750), or the `access_token` parameter.
+    Bearer,
+    /// `Authorization: DPoP` (RFC 9449 §7.1): a DPoP-bound token with its proof.
+    Dpop,
+}
+
+/// The one access token of a request: borrowed from the
 /// `Authorization` header (the ~1 KB token is not copied per request), owned
 /// when decoded from the query.
 #[derive(Clone, PartialEq, Eq)]
 pub struct BearerToken<'r> {
     pub token: Cow<'r, str>,
     pub location: TokenLocation,
+    pub scheme: Scheme,
 }
 
 impl std::fmt::Debug for BearerToken<'_> {
@@ -29,6 +39,7 @@ impl std::fmt::Debug for BearerToken<'_> {
         f.debug_struct("BearerToken")
             .field("len", &self.token.len())
             .field("location", &self.location)
+            .field("scheme", &self.scheme)
             .finish()
     }
 }
@@ -36,7 +47,7 @@ impl std::fmt::Debug for BearerToken<'_> {
 /// The query parameter name of RFC 6750 §2.3.
 pub const QUERY_PARAMETER: &str = "access_token";
 
-/// Extract the bearer token. `Ok(None)`: no token (the engine answers 401
+/// Extract the access token (`Bearer` or `DPoP` scheme). `Ok(None)`: no token (the engine answers 401
 /// with no error code); `Err`: a malformed or ambiguous credential.
 // The engine contract returns the denial itself; errors are rare, size is fine.
 pub fn extract_bearer<'r>(
@@ -81,27 +92,55 @@ pub fn extract_bearer<'r>(
         return Ok(Some(BearerToken {
             token: Cow::Owned(token),
             location: TokenLocation::Query,
+            scheme: Scheme::Bearer,
         }));
     }
     Ok(from_header)
+}
+
+/// The scheme of an `Authorization` value and the rest after it.
+fn split_scheme(value: &str) -> (&str, &str) {
+    let value = value.trim_matches([' ', '\t']);
+    match value.find([' ', '\t']) {
+        Some(pos) => (
+            value.get(..pos).unwrap_or(""),
+            value.get(pos..).unwrap_or(""),
+        ),
+        None => (value, ""),
+    }
+}
+
+/// The token scheme of an `Authorization` value (`None`: another scheme).
+fn token_scheme(scheme: &str) -> Option<Scheme> {
+    if scheme.eq_ignore_ascii_case("bearer") {
+        Some(Scheme::Bearer)
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Some(Scheme::Dpop)
+    } else {
+        None
+    }
+}
+
+/// The scheme of the request's one `Authorization` header, when it is a
+/// token scheme (the cheap look the sender-constraint check starts with).
+pub fn authorization_scheme(parts: &RequestParts<'_>) -> Option<Scheme> {
+    let mut values = parts.header_values("authorization");
+    let first = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    token_scheme(split_scheme(first).0)
 }
 
 fn header_token<'r>(
     value: &'r str,
     settings: &TokenSettings,
 ) -> Result<Option<BearerToken<'r>>, Decision> {
-    let value = value.trim_matches([' ', '\t']);
-    let (scheme, rest) = match value.find([' ', '\t']) {
-        Some(pos) => (
-            value.get(..pos).unwrap_or(""),
-            value.get(pos..).unwrap_or(""),
-        ),
-        None => (value, ""),
-    };
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        // Another scheme (e.g. Basic meant for someone else): no bearer token.
+    let (scheme, rest) = split_scheme(value);
+    let Some(scheme) = token_scheme(scheme) else {
+        // Another scheme (e.g. Basic meant for someone else): no token.
         return Ok(None);
-    }
+    };
     let credential = rest.trim_start_matches([' ', '\t']);
     if credential.is_empty() {
         return Err(Decision::deny(
@@ -120,6 +159,7 @@ fn header_token<'r>(
     Ok(Some(BearerToken {
         token: Cow::Borrowed(credential),
         location: TokenLocation::Header,
+        scheme,
     }))
 }
 

@@ -12,6 +12,7 @@
 
 pub mod alg;
 pub mod bearer;
+pub mod binding;
 pub mod cache;
 mod error;
 pub mod fetch_lease;
@@ -27,7 +28,7 @@ mod verified;
 pub mod verify;
 
 pub use alg::{JwsAlgorithm, PublicKey};
-pub use bearer::{extract_bearer, BearerToken, TokenLocation};
+pub use bearer::{extract_bearer, BearerToken, Scheme, TokenLocation};
 pub use cache::{CacheHit, CacheKey, TokenCache};
 pub use error::TokenError;
 pub use host_crypto::HostAssistedVerifier;

@@ -112,9 +112,15 @@ pub fn inspect(trust: TrustConfig<'_>, token: &str, now: u64) -> serde_json::Val
         ),
         Err(e) => (false, e.reason.as_str().to_string(), e.description),
     };
+    // The binding is checked on every request, not here (there is no request).
+    let binding =
+        crate::audit::Identity::from_claims(&crate::claims::ClaimsConfig::default(), None, &claims)
+            .binding;
     serde_json::json!({
         "header": header,
         "claims": claims,
+        "cnf": claims.get("cnf").cloned().unwrap_or(serde_json::Value::Null),
+        "binding": binding,
         "valid": valid,
         "reason": reason,
         "description": description,

@@ -85,7 +85,7 @@ impl TokenStep {
 
 /// Claims always kept (besides the configured scope and patient claims):
 /// what the policy engine and the audit record read.
-pub const KEPT_CLAIMS: [&str; 11] = [
+pub const KEPT_CLAIMS: [&str; 12] = [
     "iss",
     "sub",
     "aud",
@@ -97,6 +97,8 @@ pub const KEPT_CLAIMS: [&str; 11] = [
     "azp",
     "fhirUser",
     "scope",
+    // The token's binding (RFC 7800): checked on every request.
+    "cnf",
 ];
 
 /// Cached value: the kept claims as compact JSON (small; re-parsed on a hit,
@@ -150,8 +152,9 @@ pub struct TokenService {
     hot: std::collections::HashMap<u64, Hot>,
     /// The key of the hot tier's hash (see [`Self::hot_slot`]).
     hot_seed: std::collections::hash_map::RandomState,
-    scope_claim: String,
-    patient_claim: String,
+    /// The configured claims kept besides [`KEPT_CLAIMS`]: scope,
+    /// patient, and those `policy.labels` reads.
+    kept: Vec<String>,
 }
 
 impl TokenService {
@@ -163,8 +166,11 @@ impl TokenService {
             cache: TokenCache::new(trust.settings.cache_max_entries),
             hot: std::collections::HashMap::new(),
             hot_seed: std::collections::hash_map::RandomState::new(),
-            scope_claim: claims.scope.clone(),
-            patient_claim: claims.patient.clone(),
+            kept: [&claims.scope, &claims.patient]
+                .into_iter()
+                .chain(&claims.also_kept)
+                .cloned()
+                .collect(),
         })
     }
 
@@ -241,7 +247,7 @@ impl TokenService {
             )));
         };
         let mut fresh = None;
-        let (scope, patient) = (&self.scope_claim, &self.patient_claim);
+        let kept = &self.kept;
         let r = self.verifier.complete_introspection(
             &mut self.cache,
             &request,
@@ -249,7 +255,7 @@ impl TokenService {
             response,
             now,
             // Introspection is the rare path: the claims are lent, so copied.
-            |v: &VerifiedToken| keep(project(v.claims.clone(), scope, patient), &mut fresh),
+            |v: &VerifiedToken| keep(project(v.claims.clone(), kept), &mut fresh),
         );
         match (r, fresh) {
             (Ok(_), Some(claims)) => TokenStep::Verified {
@@ -280,7 +286,7 @@ impl TokenService {
         // removed and verified afresh.
         for _ in 0..2 {
             let mut fresh: Option<Rc<Value>> = None;
-            let (scope, patient) = (&self.scope_claim, &self.patient_claim);
+            let kept = &self.kept;
             let result = self.verifier.authenticate_keyed(
                 &mut self.cache,
                 &key,
@@ -290,7 +296,7 @@ impl TokenService {
                 |v: &mut VerifiedToken| {
                     // The claims are not read after this: projected in place.
                     let claims = std::mem::take(&mut v.claims);
-                    keep(project(claims, scope, patient), &mut fresh)
+                    keep(project(claims, kept), &mut fresh)
                 },
             );
             match result {
@@ -488,16 +494,16 @@ fn keep(p: Value, fresh: &mut Option<Rc<Value>>) -> Cached {
     c
 }
 
-fn is_kept(k: &str, scope: &str, patient: &str) -> bool {
-    KEPT_CLAIMS.contains(&k) || k == scope || k == patient
+fn is_kept(k: &str, kept: &[String]) -> bool {
+    KEPT_CLAIMS.contains(&k) || kept.iter().any(|c| c == k)
 }
 
 /// The claims handed to the engine and cached: the [`KEPT_CLAIMS`] plus the
-/// configured scope and patient claims, kept where they are (same order).
-fn project(claims: Value, scope: &str, patient: &str) -> Value {
+/// configured claims (`kept`), kept where they are (same order).
+fn project(claims: Value, kept: &[String]) -> Value {
     match claims {
         Value::Object(mut obj) => {
-            obj.retain(|k, _| is_kept(k, scope, patient));
+            obj.retain(|k, _| is_kept(k, kept));
             Value::Object(obj)
         }
         _ => Value::Object(serde_json::Map::new()),

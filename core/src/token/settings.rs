@@ -1,6 +1,7 @@
 //! `issuers[]` and `token`: the trusted issuers and how tokens are handled.
 
 use super::alg::JwsAlgorithm;
+use super::binding::settings::{CertificateBinding, DpopConfig, DpopMode};
 use super::keys::KeySet;
 use crate::config_error::ConfigError;
 use crate::secret::{SecretLoader, SecretSetting};
@@ -92,6 +93,11 @@ pub struct IssuerConfig {
     pub max_lifetime_seconds: Option<u64>,
     /// Verify opaque tokens by RFC 7662 introspection instead of signatures.
     pub introspection: Option<IntrospectionConfig>,
+    /// DPoP (RFC 9449): off (default), accepted or required, and how proofs
+    /// are checked.
+    pub dpop: DpopConfig,
+    /// Certificate-bound tokens (RFC 8705): off, when_bound (default) or required.
+    pub certificate_binding: CertificateBinding,
 }
 
 impl Default for IssuerConfig {
@@ -109,6 +115,8 @@ impl Default for IssuerConfig {
             require_typ_at_jwt: false,
             max_lifetime_seconds: None,
             introspection: None,
+            dpop: DpopConfig::default(),
+            certificate_binding: CertificateBinding::default(),
         }
     }
 }
@@ -124,13 +132,7 @@ impl IssuerConfig {
 
     /// The accepted algorithms (validated names; default all supported).
     pub fn effective_algorithms(&self) -> Vec<JwsAlgorithm> {
-        if self.algorithms.is_empty() {
-            return JwsAlgorithm::ALL.to_vec();
-        }
-        self.algorithms
-            .iter()
-            .filter_map(|a| JwsAlgorithm::from_name(a))
-            .collect()
+        super::alg::configured_algorithms(&self.algorithms)
     }
 
     /// `(authority, path)` for fetching `jwks_uri` through Envoy.
@@ -152,6 +154,13 @@ impl IssuerConfig {
         }
         self.validate_audiences(field, base_url)?;
         self.validate_algorithms(field)?;
+        self.dpop.validate(&format!("{field}.dpop"))?;
+        if self.dpop.mode != DpopMode::Off && base_url.is_none() {
+            return Err(ConfigError::new(
+                format!("{field}.dpop.mode"),
+                "DPoP proofs name the URL the client called (`htu`): set fhir_base_url to the FHIR base URL clients use",
+            ));
+        }
         if self.max_lifetime_seconds == Some(0) {
             return Err(ConfigError::new(
                 format!("{field}.max_lifetime_seconds"),

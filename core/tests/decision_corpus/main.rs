@@ -12,6 +12,7 @@
 )]
 
 mod bundles_and_paging;
+mod labels;
 mod narrowing;
 mod operations;
 mod other_types;
@@ -304,11 +305,15 @@ fn check_with(config: &Config, rows: Vec<Row>) {
             ));
         }
     }
+    assert_rows(&failures, rows.len());
+}
+
+/// Every row passed, or the failed ones listed.
+fn assert_rows(failures: &[String], rows: usize) {
     assert!(
         failures.is_empty(),
-        "{} of {} rows failed:\n{}",
+        "{} of {rows} rows failed:\n{}",
         failures.len(),
-        rows.len(),
         failures.join("\n")
     );
 }

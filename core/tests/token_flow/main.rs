@@ -66,6 +66,7 @@ fn bearer(token: &str) -> BearerToken<'_> {
     BearerToken {
         token: token.into(),
         location: TokenLocation::Header,
+        scheme: fhir_smart_authz_core::token::Scheme::Bearer,
     }
 }
 

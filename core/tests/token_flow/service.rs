@@ -207,3 +207,37 @@ fn token_service_repeated_hits_keep_expiry_and_key_set_checks() {
         }
     ));
 }
+
+/// The claims `policy.labels` reads (clearance, purpose of use, relabel)
+/// are handed on and cached with the others.
+#[test]
+fn label_claims_are_kept() {
+    use fhir_smart_authz_core::token::{RustCryptoVerifier, TokenService, TokenStep};
+    let mut doc = config_json(json!({}), json!({}));
+    doc["policy"] = json!({"labels": {"clearance_claim": "clearance", "purpose_of_use_claim": "pou", "relabel_claim": "relabel"}});
+    let cfg = Config::from_json(doc.to_string().as_bytes()).unwrap();
+    let mut svc = TokenService::new(cfg.trust(), &cfg.claims).unwrap();
+    let mut c = claims();
+    for (k, v) in [
+        ("clearance", json!(["urn:x|R"])),
+        ("pou", json!("BTG")),
+        ("relabel", json!(true)),
+        ("name", json!("Ada")),
+    ] {
+        c[k] = v;
+    }
+    let t = token_with("RS256", &c);
+    for hit in [false, true] {
+        match svc.verify(&t, NOW, &RustCryptoVerifier) {
+            TokenStep::Verified { claims, cache_hit } => {
+                assert_eq!(cache_hit, hit);
+                assert_eq!(
+                    (&claims["clearance"], &claims["pou"], &claims["relabel"]),
+                    (&json!(["urn:x|R"]), &json!("BTG"), &json!(true))
+                );
+                assert!(claims.get("name").is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

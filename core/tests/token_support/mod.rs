@@ -298,3 +298,27 @@ fn der_ecdsa_to_raw(der: &[u8], width: usize) -> Option<Vec<u8>> {
     }
     body.is_empty().then_some(raw)
 }
+
+/// The public JWK of a fixture key as a DPoP client puts it in a proof's
+/// `jwk` (no `kid`, `alg`, `use`).
+pub fn public_jwk(kid: &str) -> serde_json::Map<String, Value> {
+    let set: Value = serde_json::from_str(JWKS).unwrap();
+    let mut k = set["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid)
+        .unwrap()
+        .as_object()
+        .unwrap()
+        .clone();
+    for m in ["kid", "alg", "use"] {
+        k.remove(m);
+    }
+    k
+}
+
+/// The RFC 7638 thumbprint of a fixture key (what `cnf.jkt` names).
+pub fn jkt(kid: &str) -> String {
+    fhir_smart_authz_core::token::binding::thumbprint::jwk_thumbprint(&public_jwk(kid)).unwrap()
+}

@@ -1,0 +1,268 @@
+//! The DPoP replay check (RFC 9449 §11.1): a proof's `jti` (with its key's
+//! thumbprint) is accepted once within its `iat` window, across every
+//! worker of the proxy. The logic lives here; the store behind
+//! [`ReplayStore`] is the shell's (proxy-wasm shared data, with
+//! compare-and-swap), or memory (the CLI, tests).
+//!
+//! The cache is bounded: [`SHARDS`] keys, each holding at most
+//! `capacity / SHARDS` entries of 24 bytes (a 16-byte hash of thumbprint and
+//! `jti`, and the Unix second it may be forgotten). A write drops the
+//! expired entries of its shard first; when the shard is still full the
+//! proof is refused ([`Seen::Full`], fail closed). Evicting an unexpired
+//! entry would let its proof be replayed, so there is no other eviction.
+
+use sha2::{Digest, Sha256};
+
+/// Number of shared-data keys the cache is spread over (fewer CAS conflicts
+/// between workers; each write rewrites one shard).
+pub const SHARDS: usize = 64;
+/// Bytes of one entry: a 16-byte key and an 8-byte expiry (big-endian).
+const ENTRY: usize = 24;
+/// Compare-and-swap attempts before the check gives up (fail closed).
+const ATTEMPTS: usize = 8;
+
+/// A write that did not happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreError {
+    /// Someone else wrote the shard since it was read: read and try again.
+    Conflict,
+    /// The store refused (fail closed).
+    Failed,
+}
+
+/// Where the shards live: read with a version, write only if unchanged.
+pub trait ReplayStore {
+    /// The shard's bytes and version (`None`, `None` when it does not exist).
+    fn load(&mut self, shard: usize) -> (Option<Vec<u8>>, Option<u32>);
+    /// Write the shard if its version is still `version` (`None`:
+    /// unconditionally, for a shard that does not exist yet).
+    fn store(&mut self, shard: usize, bytes: &[u8], version: Option<u32>)
+        -> Result<(), StoreError>;
+}
+
+/// What the cache says about a proof.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// First use: recorded.
+    Fresh,
+    /// Used before within its window.
+    Replayed,
+    /// The shard is full of unexpired entries.
+    Full,
+    /// The store could not be written (conflicts kept winning, or it refused).
+    Unavailable,
+}
+
+/// The cache key of a proof: its key's thumbprint and its `jti`.
+pub fn proof_key(jkt: &str, jti: &str) -> [u8; 16] {
+    let mut h = Sha256::new();
+    h.update(jkt.as_bytes());
+    h.update([0u8]);
+    h.update(jti.as_bytes());
+    let digest = h.finalize();
+    let mut key = [0u8; 16];
+    key.copy_from_slice(digest.get(..16).unwrap_or(&[0; 16]));
+    key
+}
+
+/// Entries per shard for a cache of `capacity` entries.
+pub fn per_shard(capacity: usize) -> usize {
+    capacity.div_ceil(SHARDS).max(1)
+}
+
+/// Record `key` until `expires_at` unless it is there: see [`Seen`].
+pub fn record_once(
+    store: &mut dyn ReplayStore,
+    key: [u8; 16],
+    expires_at: u64,
+    now: u64,
+    capacity: usize,
+) -> Seen {
+    let shard = usize::from(key.first().copied().unwrap_or(0)) % SHARDS;
+    let limit = per_shard(capacity);
+    for _ in 0..ATTEMPTS {
+        let (bytes, version) = store.load(shard);
+        let mut kept: Vec<u8> = Vec::with_capacity(bytes.as_ref().map_or(0, Vec::len) + ENTRY);
+        for entry in bytes.as_deref().unwrap_or(&[]).chunks_exact(ENTRY) {
+            let (k, t) = entry.split_at(16);
+            let until = u64::from_be_bytes(t.try_into().unwrap_or([0; 8]));
+            if until <= now {
+                continue;
+            }
+            if k == key {
+                return Seen::Replayed;
+            }
+            kept.extend_from_slice(entry);
+        }
+        if kept.len() / ENTRY >= limit {
+            return Seen::Full;
+        }
+        kept.extend_from_slice(&key);
+        kept.extend_from_slice(&expires_at.to_be_bytes());
+        match store.store(shard, &kept, version) {
+            Ok(()) => return Seen::Fresh,
+            Err(StoreError::Conflict) => continue,
+            Err(StoreError::Failed) => return Seen::Unavailable,
+        }
+    }
+    Seen::Unavailable
+}
+
+/// Create the shards that do not exist yet (empty), before requests come:
+/// the first write of a shard cannot be compare-and-swapped.
+pub fn prepare(store: &mut dyn ReplayStore) {
+    for shard in 0..SHARDS {
+        if store.load(shard).0.is_none() {
+            let _ = store.store(shard, &[], None);
+        }
+    }
+}
+
+/// A store in memory (the CLI, tests): versions count writes.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryReplayStore {
+    shards: std::collections::HashMap<usize, (Vec<u8>, u32)>,
+}
+
+impl ReplayStore for MemoryReplayStore {
+    fn load(&mut self, shard: usize) -> (Option<Vec<u8>>, Option<u32>) {
+        match self.shards.get(&shard) {
+            Some((b, v)) => (Some(b.clone()), Some(*v)),
+            None => (None, None),
+        }
+    }
+
+    fn store(
+        &mut self,
+        shard: usize,
+        bytes: &[u8],
+        version: Option<u32>,
+    ) -> Result<(), StoreError> {
+        let current = self.shards.get(&shard).map(|(_, v)| *v);
+        if version.is_some() && version != current {
+            return Err(StoreError::Conflict);
+        }
+        let next = current.unwrap_or(0).wrapping_add(1);
+        self.shards.insert(shard, (bytes.to_vec(), next));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keys that land in shard 0, distinct.
+    fn key(n: u8) -> [u8; 16] {
+        let mut k = [0u8; 16];
+        k[1] = n;
+        k
+    }
+
+    #[test]
+    fn once_per_window_then_forgotten() {
+        let mut s = MemoryReplayStore::default();
+        assert_eq!(record_once(&mut s, key(1), 160, 100, 64 * 4), Seen::Fresh);
+        assert_eq!(
+            record_once(&mut s, key(1), 160, 159, 64 * 4),
+            Seen::Replayed
+        );
+        assert_eq!(record_once(&mut s, key(2), 160, 100, 64 * 4), Seen::Fresh);
+        // At its expiry the entry is dropped (the proof is too old by then).
+        assert_eq!(record_once(&mut s, key(1), 220, 160, 64 * 4), Seen::Fresh);
+    }
+
+    #[test]
+    fn full_shard_fails_closed_until_entries_expire() {
+        let mut s = MemoryReplayStore::default();
+        let capacity = SHARDS * 2; // two entries per shard
+        assert_eq!(record_once(&mut s, key(1), 200, 100, capacity), Seen::Fresh);
+        assert_eq!(record_once(&mut s, key(2), 150, 100, capacity), Seen::Fresh);
+        assert_eq!(record_once(&mut s, key(3), 200, 100, capacity), Seen::Full);
+        // Still refused while full; the replay of a kept entry still is one.
+        assert_eq!(
+            record_once(&mut s, key(1), 200, 120, capacity),
+            Seen::Replayed
+        );
+        assert_eq!(record_once(&mut s, key(3), 200, 149, capacity), Seen::Full);
+        // key(2) expired: room again (evict-expired, never unexpired).
+        assert_eq!(record_once(&mut s, key(3), 200, 150, capacity), Seen::Fresh);
+        assert_eq!(
+            record_once(&mut s, key(1), 200, 150, capacity),
+            Seen::Replayed
+        );
+    }
+
+    /// A store whose writes conflict `n` times, then fail or succeed.
+    struct Conflicting {
+        inner: MemoryReplayStore,
+        conflicts: usize,
+        then_fail: bool,
+    }
+
+    impl ReplayStore for Conflicting {
+        fn load(&mut self, shard: usize) -> (Option<Vec<u8>>, Option<u32>) {
+            self.inner.load(shard)
+        }
+        fn store(&mut self, shard: usize, bytes: &[u8], v: Option<u32>) -> Result<(), StoreError> {
+            if self.conflicts > 0 {
+                self.conflicts -= 1;
+                // Another worker recorded the same proof meanwhile.
+                let _ = self.inner.store(
+                    shard,
+                    &[key(7).as_slice(), &500u64.to_be_bytes()].concat(),
+                    None,
+                );
+                return Err(StoreError::Conflict);
+            }
+            if self.then_fail {
+                return Err(StoreError::Failed);
+            }
+            self.inner.store(shard, bytes, v)
+        }
+    }
+
+    #[test]
+    fn conflicts_are_retried_and_see_the_other_write() {
+        let mut s = Conflicting {
+            inner: MemoryReplayStore::default(),
+            conflicts: 1,
+            then_fail: false,
+        };
+        // The other worker's write of the same proof wins: a replay.
+        assert_eq!(record_once(&mut s, key(7), 500, 100, 1024), Seen::Replayed);
+        let mut s = Conflicting {
+            inner: MemoryReplayStore::default(),
+            conflicts: ATTEMPTS,
+            then_fail: false,
+        };
+        assert_eq!(
+            record_once(&mut s, key(8), 500, 100, 1024),
+            Seen::Unavailable
+        );
+        let mut s = Conflicting {
+            inner: MemoryReplayStore::default(),
+            conflicts: 0,
+            then_fail: true,
+        };
+        assert_eq!(
+            record_once(&mut s, key(8), 500, 100, 1024),
+            Seen::Unavailable
+        );
+    }
+
+    #[test]
+    fn prepare_creates_missing_shards_only() {
+        let mut s = MemoryReplayStore::default();
+        assert_eq!(record_once(&mut s, key(1), 500, 100, 1024), Seen::Fresh);
+        prepare(&mut s);
+        assert_eq!(record_once(&mut s, key(1), 500, 100, 1024), Seen::Replayed);
+        assert!((0..SHARDS).all(|i| s.load(i).0.is_some()));
+    }
+
+    #[test]
+    fn proof_keys_separate_thumbprint_and_jti() {
+        assert_ne!(proof_key("ab", "c"), proof_key("a", "bc"));
+        assert_eq!(proof_key("k", "j"), proof_key("k", "j"));
+    }
+}

@@ -1,0 +1,241 @@
+//! DPoP and certificate-bound tokens through the shell, with the real token
+//! port and engine: the replay cache shared by two worker VMs, the deny
+//! reply's challenges and `DPoP-Nonce`, the `DPoP` header kept from the
+//! upstream, the fresh nonce on a response, the audit record's binding.
+
+#[path = "../../core/tests/token_support/mod.rs"]
+mod token_support;
+
+use super::*;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use fhir_smart_authz::core_adapter::{CoreEngine, CoreTokens};
+use fhir_smart_authz::fake::SharedStore;
+use sha2::{Digest, Sha256};
+use token_support::{jkt, jws_raw, public_jwk, token_with, ISS, JWKS, NOW};
+
+const HTU: &str = "https://fhir.example.org/fhir/Patient/123";
+
+fn config(issuer_extra: Value, sender: Value) -> Rc<Config> {
+    let mut issuer = json!({"issuer": ISS, "jwks": serde_json::from_str::<Value>(JWKS).unwrap()});
+    for (k, v) in issuer_extra.as_object().unwrap() {
+        issuer[k] = v.clone();
+    }
+    let c = json!({
+        "fhir_base_url": "https://fhir.example.org/fhir",
+        "issuers": [issuer],
+        "sender_constraint": sender,
+        "discovery": {"authorization_endpoint": "https://as/authorize", "token_endpoint": "https://as/token"},
+        "token": {"host_crypto": false},
+        "allow_insecure_inline_secrets": true,
+    });
+    Rc::new(Config::from_json(c.to_string().as_bytes()).unwrap())
+}
+
+fn bound_token() -> String {
+    let mut c = token_support::claims();
+    c["cnf"] = json!({"jkt": jkt("p256")});
+    token_with("ES256", &c)
+}
+
+fn proof(token: &str, jti: &str, nonce: Option<&str>) -> String {
+    let h = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": public_jwk("p256")});
+    let mut c = json!({"jti": jti, "htm": "GET", "htu": HTU, "iat": NOW,
+        "ath": URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))});
+    if let Some(n) = nonce {
+        c["nonce"] = json!(n);
+    }
+    jws_raw(&h.to_string(), &c.to_string(), "ES256", "p256")
+}
+
+/// A worker VM's stream over `store` (the shared data of the process).
+fn vm(
+    config: &Rc<Config>,
+    store: &SharedStore,
+    auth: &str,
+    dpop: Option<&str>,
+) -> (FakeHost, Stream) {
+    let mut extra = vec![];
+    if let Some(p) = dpop {
+        extra.push(("dpop", p));
+    }
+    let h = host("GET", "/fhir/Patient/123", Some(auth), &extra);
+    {
+        let mut s = h.state.borrow_mut();
+        s.shared_store = Some(store.clone());
+        s.now_ms = NOW * 1000;
+    }
+    let shared = Shared::new(
+        config.clone(),
+        Box::new(CoreTokens::new(config.clone())),
+        Box::new(CoreEngine),
+        AuditEncoding::Json,
+    );
+    (h, Stream::new(shared))
+}
+
+fn challenges(h: &FakeHost) -> Vec<String> {
+    let s = h.state.borrow();
+    s.replies
+        .last()
+        .unwrap()
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "www-authenticate")
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+#[test]
+fn a_proof_is_accepted_once_across_worker_vms() {
+    let cfg = config(
+        json!({"dpop": {"mode": "accepted", "algorithms": ["ES256", "RS256"]}}),
+        json!({}),
+    );
+    let store = SharedStore::default();
+    let token = bound_token();
+    let auth = format!("DPoP {token}");
+    let p = proof(&token, "once", None);
+    let (a, mut sa) = vm(&cfg, &store, &auth, Some(&p));
+    assert_eq!(sa.on_request_headers(&a, true), Flow::Continue);
+    assert!(replies(&a).is_empty());
+    // The proof is not forwarded; the binding is, and audited.
+    assert_eq!(a.request_header("dpop"), None);
+    assert_eq!(a.request_header("x-smart-binding").as_deref(), Some("dpop"));
+    let record = audit(&a);
+    assert_eq!(record["agent"]["binding"], "dpop");
+    assert_eq!(
+        record["agent"]["binding_thumbprint"]
+            .as_str()
+            .unwrap()
+            .len(),
+        43
+    );
+    // Another worker VM sees the replay.
+    let (b, mut sb) = vm(&cfg, &store, &auth, Some(&p));
+    assert_eq!(sb.on_request_headers(&b, true), Flow::Pause);
+    assert_eq!(replies(&b), vec![401]);
+    assert_eq!(audit(&b)["reason"], "dpop_proof_replayed");
+    assert_eq!(
+        b.counter("fhir_smart_authz.decision.deny.dpop_proof_replayed"),
+        1
+    );
+    let rm =
+        "resource_metadata=\"https://fhir.example.org/.well-known/oauth-protected-resource/fhir\"";
+    assert_eq!(
+        challenges(&b),
+        vec![
+            format!("Bearer realm=\"fhir\", {rm}"),
+            format!("DPoP realm=\"fhir\", algs=\"ES256 RS256\", error=\"invalid_dpop_proof\", error_description=\"the DPoP proof was already used (`jti`); make a new proof for every request\", {rm}"),
+        ]
+    );
+    assert_eq!(
+        reply_json(&b)["issue"][0]["details"]["coding"][0]["code"],
+        "dpop_proof_replayed"
+    );
+    // The same token as a bearer token: refused, both challenges say so.
+    let (c, mut sc) = vm(
+        &cfg,
+        &store,
+        &format!("Bearer {token}"),
+        Some(&proof(&token, "other", None)),
+    );
+    sc.on_request_headers(&c, true);
+    assert_eq!(replies(&c), vec![401]);
+    let ch = challenges(&c);
+    assert!(
+        ch[0].starts_with("Bearer realm=\"fhir\", error=\"invalid_token\""),
+        "{ch:?}"
+    );
+    assert!(
+        ch[1].starts_with("DPoP realm=\"fhir\", algs=\"ES256 RS256\", error=\"invalid_token\""),
+        "{ch:?}"
+    );
+}
+
+#[test]
+fn nonces_are_asked_for_and_renewed_on_responses() {
+    let key = "0123456789abcdef0123456789abcdef-nonce";
+    let cfg = config(
+        json!({"dpop": {"mode": "accepted", "nonce": true}}),
+        json!({"nonce_secret": key, "nonce_lifetime_seconds": 60}),
+    );
+    let store = SharedStore::default();
+    let token = bound_token();
+    let auth = format!("DPoP {token}");
+    let (a, mut sa) = vm(&cfg, &store, &auth, Some(&proof(&token, "n1", None)));
+    sa.on_request_headers(&a, true);
+    assert_eq!(replies(&a), vec![401]);
+    let nonce = reply_header(&a, "dpop-nonce").expect("a nonce to use");
+    assert!(challenges(&a)[1].contains("error=\"use_dpop_nonce\""));
+    // With it: allowed, and no new nonce while the bucket lasts.
+    let (b, mut sb) = vm(
+        &cfg,
+        &store,
+        &auth,
+        Some(&proof(&token, "n2", Some(&nonce))),
+    );
+    assert_eq!(sb.on_request_headers(&b, true), Flow::Continue);
+    sb.on_response_headers(&b);
+    assert_eq!(
+        b.state
+            .borrow()
+            .response_headers
+            .iter()
+            .find(|(n, _)| n == "dpop-nonce"),
+        None
+    );
+    // The bucket turned: still allowed, the response carries the next nonce.
+    let next_bucket = (NOW / 60 + 1) * 60;
+    let (c, mut sc) = vm(
+        &cfg,
+        &store,
+        &auth,
+        Some(&proof(&token, "n3", Some(&nonce))),
+    );
+    c.state.borrow_mut().now_ms = next_bucket * 1000;
+    assert_eq!(sc.on_request_headers(&c, true), Flow::Continue);
+    sc.on_response_headers(&c);
+    let renewed = c
+        .state
+        .borrow()
+        .response_headers
+        .iter()
+        .find(|(n, _)| n == "dpop-nonce")
+        .map(|(_, v)| v.clone());
+    assert!(renewed.is_some_and(|n| n != nonce));
+}
+
+#[test]
+fn certificate_headers_from_untrusted_hops_never_reach_the_upstream() {
+    let cfg = config(
+        json!({}),
+        json!({"certificate_source": "x_forwarded_client_cert", "trusted_hops": ["10.0.0.1"]}),
+    );
+    let store = SharedStore::default();
+    let token = token_with("ES256", &token_support::claims());
+    let (h, mut s) = vm(&cfg, &store, &format!("Bearer {token}"), None);
+    {
+        let mut st = h.state.borrow_mut();
+        st.request_headers
+            .push(("x-forwarded-client-cert".into(), "Hash=00".into()));
+        st.host_properties
+            .insert("source.address".into(), b"192.0.2.7:5000".to_vec());
+    }
+    assert_eq!(s.on_request_headers(&h, true), Flow::Continue);
+    assert_eq!(h.request_header("x-forwarded-client-cert"), None);
+    // From the trusted hop it stays.
+    let (h, mut s) = vm(&cfg, &store, &format!("Bearer {token}"), None);
+    {
+        let mut st = h.state.borrow_mut();
+        st.request_headers
+            .push(("x-forwarded-client-cert".into(), "Hash=00".into()));
+        st.host_properties
+            .insert("source.address".into(), b"10.0.0.1:5000".to_vec());
+    }
+    assert_eq!(s.on_request_headers(&h, true), Flow::Continue);
+    assert_eq!(
+        h.request_header("x-forwarded-client-cert").as_deref(),
+        Some("Hash=00")
+    );
+}
