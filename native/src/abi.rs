@@ -150,6 +150,9 @@ pub const METRICS_SUCCESS: i32 = 0;
 /// `request.duration` and `response.code` (`envoy_dynamic_module_type_attribute_id`).
 pub const ATTRIBUTE_REQUEST_DURATION: i32 = 12;
 pub const ATTRIBUTE_RESPONSE_CODE: i32 = 15;
+/// `source.address` and `connection.sha256_peer_certificate_digest` (strings).
+pub const ATTRIBUTE_SOURCE_ADDRESS: i32 = 24;
+pub const ATTRIBUTE_PEER_CERTIFICATE_DIGEST: i32 = 38;
 
 // Hook return values.
 pub const HEADERS_CONTINUE: i32 = 0;
@@ -228,6 +231,12 @@ extern "C" {
         filter: FilterEnvoyPtr,
         attribute_id: i32,
         result: *mut u64,
+    ) -> bool;
+
+    pub fn envoy_dynamic_module_callback_http_filter_get_attribute_string(
+        filter: FilterEnvoyPtr,
+        attribute_id: i32,
+        result: *mut EnvoyBuffer,
     ) -> bool;
 
     pub fn envoy_dynamic_module_callback_http_filter_http_callout(

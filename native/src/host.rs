@@ -376,6 +376,26 @@ impl Host for NativeHost<'_> {
     }
 
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        let text = match path {
+            ["source", "address"] => Some(abi::ATTRIBUTE_SOURCE_ADDRESS),
+            ["connection", "sha256_peer_certificate_digest"] => {
+                Some(abi::ATTRIBUTE_PEER_CERTIFICATE_DIGEST)
+            }
+            _ => None,
+        };
+        if let Some(id) = text {
+            let mut b = EnvoyBuffer::NULL;
+            // SAFETY: `b` outlives the call; its bytes are copied at once.
+            let ok = unsafe {
+                abi::envoy_dynamic_module_callback_http_filter_get_attribute_string(
+                    self.filter.get(),
+                    id,
+                    &mut b,
+                )
+            };
+            // SAFETY: Envoy's buffer, valid in this hook.
+            return ok.then(|| unsafe { b.bytes() }.to_vec());
+        }
         let id = match path {
             ["request", "duration"] => abi::ATTRIBUTE_REQUEST_DURATION,
             ["response", "code"] => abi::ATTRIBUTE_RESPONSE_CODE,
