@@ -138,7 +138,7 @@ fn decide_json_lines() {
         r#"{"method":"GET","path":"/fhir/Observation?patient=456","claims":{"scope":"patient/Observation.rs","patient":"123"}}"#,
         r#"{"method":"GET","path":"/fhir/Patient/123"}"#,
         r#"{"method":"GET","path":"/fhir/Observation?patient=123","claims":{"scope":"patient/Observation.rs bogus","patient":"123"}}"#,
-        r#"{"method":"POST","path":"/fhir","headers":{"content-type":["application/fhir+json"]},"body":{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Patient/123"}},{"request":{"method":"DELETE","url":"Patient/123"}}]},"claims":{"scope":"user/*.rs"}}"#,
+        r#"{"method":"POST","path":"/fhir","headers":{"content-type":["application/fhir+json"]},"body":{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"GET","url":"Patient/123"}},{"request":{"method":"DELETE","url":"Patient/123"}}]},"claims":{"scope":"user/*.rs"}}"#,
         r#"{"method":"GET","path":"/fhir/Patient/123","token":"eyJ..."}"#,
     ]
     .join("\n");

@@ -3,7 +3,7 @@
 //! the token service (which claims a cached token keeps) and the audit record.
 
 use crate::config_error::ConfigError;
-use crate::fhir::is_valid_id;
+use crate::fhir::{is_valid_id, literal};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -65,8 +65,8 @@ impl ClaimsConfig {
             Some(Value::String(s)) if is_valid_id(s) => return Ok(Some(s.clone())),
             Some(_) => {
                 return Err(format!(
-                    "claim `{name}` must be a FHIR id string ([A-Za-z0-9-.]{{1,64}})"
-                ))
+                "claim `{name}` must be a FHIR id string ([A-Za-z0-9-.]{{1,64}}, not `.` or `..`)"
+            ))
             }
         }
         if !self.patient_from_fhir_user {
@@ -79,19 +79,21 @@ impl ClaimsConfig {
     }
 }
 
-/// `Patient/{id}` or `{base}/Patient/{id}`. With a configured base URL an
-/// absolute fhirUser must be on that base; without one any absolute URL is accepted.
+/// `Patient/{id}` or `{base}/Patient/{id}` by the one reference grammar
+/// ([`literal`], no version). Without a configured base URL any absolute
+/// `http(s)` URL ending in `/Patient/{id}` is accepted.
 fn patient_from_fhir_user(fu: &str, base_url: Option<&str>) -> Option<String> {
-    let rel = if let Some(r) = fu.strip_prefix("Patient/") {
-        r
-    } else if fu.starts_with("http://") || fu.starts_with("https://") {
-        let (prefix, id) = fu.rsplit_once("/Patient/")?;
-        if base_url.is_some_and(|b| prefix != b) {
-            return None;
-        }
-        id
-    } else {
-        return None;
+    let unversioned = |r: &str| {
+        literal(r, base_url)
+            .filter(|l| l.resource_type == "Patient" && l.version.is_none())
+            .map(|l| l.id.to_string())
     };
-    is_valid_id(rel).then(|| rel.to_string())
+    match base_url {
+        None if fu.starts_with("http://") || fu.starts_with("https://") => {
+            let (prefix, id) = fu.rsplit_once("/Patient/")?;
+            let dot_segment = prefix.split('/').any(|s| s == "." || s == "..");
+            unversioned(&format!("Patient/{id}")).filter(|_| !dot_segment)
+        }
+        _ => unversioned(fu),
+    }
 }

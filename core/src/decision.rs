@@ -372,7 +372,8 @@ pub struct Rewrite {
     /// added parameters first, then the query as sent.
     pub path: String,
     /// Request headers the filter sets (lower-case name, value), e.g.
-    /// `prefer: handling=strict`; serialized as an object.
+    /// `prefer: handling=strict`; an empty value removes the header;
+    /// serialized as an object.
     #[serde(serialize_with = "as_object")]
     pub headers: Vec<(String, String)>,
     /// The names of the added parameters, in order (what the audit record
@@ -462,7 +463,8 @@ pub struct Decision {
     /// Non-fatal findings, e.g. invalid scope strings that were ignored.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub diagnostics: Vec<String>,
-    /// For a denied batch/transaction: the failing entries.
+    /// For a denied batch/transaction: the failing entries; for an allowed
+    /// batch: the entries answered in place (the others are forwarded).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub denied_entries: Vec<EntryDenial>,
     /// An allow that holds only with these changes to the request (the
@@ -487,7 +489,50 @@ pub struct Decision {
     pub retry_after: Option<u64>,
 }
 
+/// Configuration keys a decision message may name for the operator: the
+/// audit record and the log keep them, the client's answer does not.
+const CONFIG_TERMS: [&str; 10] = [
+    "policy.",
+    "token.",
+    "upstream.",
+    "responses.",
+    "claims.",
+    "issuers",
+    "discovery.",
+    "max_body_bytes",
+    "fhir_base_url",
+    "enforce",
+];
+
+/// A decision message as the client reads it (the OperationOutcome, the
+/// `WWW-Authenticate` description): in FHIR and SMART terms, without the
+/// configuration keys the audit record and the log carry. Messages name a
+/// key only in a parenthesis, which is left out.
+pub fn client_text(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(open) = rest.find('(') {
+        let (before, from) = rest.split_at(open);
+        let Some(close) = from.find(')') else { break };
+        let (inside, after) = from.split_at(close + 1);
+        if CONFIG_TERMS.iter().any(|t| inside.contains(t)) {
+            out.push_str(before.strip_suffix(' ').unwrap_or(before));
+        } else {
+            out.push_str(before);
+            out.push_str(inside);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
 impl Decision {
+    /// [`client_text`] of the message.
+    pub fn client_message(&self) -> String {
+        client_text(&self.message)
+    }
+
     pub fn allow(reason: Reason, interaction: Interaction) -> Self {
         Decision {
             decision: Verdict::Allow,
@@ -537,6 +582,12 @@ impl Decision {
     pub fn is_allow(&self) -> bool {
         self.decision == Verdict::Allow
     }
+
+    /// An allowed batch some of whose entries are answered in place
+    /// ([`crate::batch`]): only the others go to the server.
+    pub fn is_partial_batch(&self) -> bool {
+        self.is_allow() && !self.denied_entries.is_empty()
+    }
 }
 
 /// HTTP status for a denial reason.
@@ -561,5 +612,33 @@ pub fn deny_status(reason: Reason) -> u16 {
         Reason::BulkJobNotFound => 404,
         Reason::ExportLimitReached => 429,
         _ => 403,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_text_leaves_configuration_keys_to_the_audit_record() {
+        for (message, want) in [
+            ("chained parameter `subject.name` is refused under patient/ scopes (policy.allow_chained = false)",
+             "chained parameter `subject.name` is refused under patient/ scopes"),
+            ("operation $x at type level on Patient is not permitted (not in policy.operations)",
+             "operation $x at type level on Patient is not permitted"),
+            ("reading Observation by id under a patient/ scope is refused (policy.read_outside_request = deny); search with Observation?patient=1 instead",
+             "reading Observation by id under a patient/ scope is refused; search with Observation?patient=1 instead"),
+            ("Device is not in the Patient compartment; under patient/ scopes only the patient's own data and the shared reference types this server allows (policy.patient_scope_public_types) are reachable",
+             "Device is not in the Patient compartment; under patient/ scopes only the patient's own data and the shared reference types this server allows are reachable"),
+            ("servers read `x` differently: send Type/id or a URL under the server's base URL (fhir_base_url)",
+             "servers read `x` differently: send Type/id or a URL under the server's base URL"),
+            ("the request body is larger than 10 bytes (max_body_bytes) and cannot be checked",
+             "the request body is larger than 10 bytes and cannot be checked"),
+            ("the Observation must refer to Patient/1 (e.g. in Observation.subject)",
+             "the Observation must refer to Patient/1 (e.g. in Observation.subject)"),
+            ("unbalanced ( parenthesis", "unbalanced ( parenthesis"),
+        ] {
+            assert_eq!(client_text(message), want);
+        }
     }
 }

@@ -2,8 +2,8 @@
 
 use crate::bulk;
 use crate::config::Config;
-use crate::decision::{Decision, Reason};
-use crate::fhir::{classify, RequestParts};
+use crate::decision::{Decision, Narrowing, Reason};
+use crate::fhir::{classify, InteractionKind, RequestParts};
 use crate::policy::{authorize, AuthContext};
 use crate::rewrite::rewrite;
 use crate::token::binding::{
@@ -188,7 +188,16 @@ pub fn decide_with_context(
                 d = refuse_body_narrowing(req, d);
             }
             if d.is_allow() {
-                d.rewrite = d.narrowing.as_ref().map(|n| rewrite(req, n));
+                // A search is answered synchronously (its checks apply).
+                let synchronous = d
+                    .interaction
+                    .as_ref()
+                    .is_some_and(|i| i.kind == InteractionKind::Search);
+                d.rewrite = match &d.narrowing {
+                    Some(n) => Some(rewrite(req, n, synchronous)),
+                    None => Some(rewrite(req, &Narrowing::default(), synchronous))
+                        .filter(|r| !r.headers.is_empty()),
+                };
                 bulk::mark_kickoff(&mut d);
             }
             d

@@ -9,6 +9,7 @@
 //! `fhir-smart-authz` crate; the CLI is `fhir-smart-authz-cli`.
 
 pub mod audit;
+pub mod batch;
 pub mod bulk;
 pub mod capability_statement;
 pub mod claims;
@@ -19,7 +20,7 @@ pub mod engine;
 pub mod fhir;
 mod json;
 pub mod policy;
-pub mod relay;
+pub mod public_answer;
 pub mod reply;
 pub mod rewrite;
 pub mod scope;

@@ -2,8 +2,9 @@
 //! `WWW-Authenticate` per RFC 6750 §3, a FHIR `OperationOutcome` body),
 //! gateway errors and the SMART discovery document.
 
+use crate::batch::AnsweredEntry;
 use crate::config::Config;
-use crate::decision::{Decision, Reason};
+use crate::decision::{client_text, Decision, Reason};
 use crate::token::binding::challenge::{dpop_challenge, resource_metadata_param};
 use serde_json::{Map, Value};
 
@@ -49,7 +50,7 @@ pub fn www_authenticate(config: &Config, d: &Decision, status: u16) -> Option<St
         }
         v.push_str(&format!(
             ", error_description=\"{}\"",
-            quote_escape(&d.message)
+            quote_escape(&d.client_message())
         ));
     }
     if status == 401 {
@@ -107,17 +108,41 @@ fn outcome_body(issues: Vec<Map<String, Value>>) -> Vec<u8> {
     Value::Object(o).to_string().into_bytes()
 }
 
+/// The denied entries of a partly allowed batch as the batch-response
+/// answers them: each one's status and the OperationOutcome it would get
+/// sent alone.
+pub fn answered_entries(d: &Decision) -> Vec<AnsweredEntry> {
+    d.denied_entries
+        .iter()
+        .map(|e| {
+            let mut alone = Decision::deny(e.reason, e.message.clone());
+            alone.required_scopes = e.required_scopes.clone();
+            let outcome = operation_outcome(&alone, alone.status);
+            AnsweredEntry {
+                index: e.index,
+                status: alone.status,
+                outcome: serde_json::from_slice(&outcome).unwrap_or(Value::Null),
+            }
+        })
+        .collect()
+}
+
 /// The OperationOutcome body (JSON) for a refusal.
 pub fn operation_outcome(d: &Decision, status: u16) -> Vec<u8> {
     let code = issue_code(d.reason, status);
-    let mut issues = vec![issue("error", code, Some(d.reason), d.message.clone())];
+    let mut issues = vec![issue("error", code, Some(d.reason), d.client_message())];
     if !d.required_scopes.is_empty() && status == 403 {
         let scopes = d.required_scopes.join(" ");
         let diagnostics = format!("any of these scopes would allow it: {scopes}");
         issues.push(issue("information", "informational", None, diagnostics));
     }
     for e in &d.denied_entries {
-        let mut entry = issue("error", "forbidden", Some(e.reason), e.message.clone());
+        let mut entry = issue(
+            "error",
+            "forbidden",
+            Some(e.reason),
+            client_text(&e.message),
+        );
         let expression = Value::from(format!("Bundle.entry[{}]", e.index));
         put(&mut entry, "expression", Value::Array(vec![expression]));
         issues.push(entry);
@@ -192,6 +217,7 @@ pub fn discovery_reply(doc: &Value) -> Reply {
         headers: vec![
             ("content-type".to_string(), "application/json".to_string()),
             ("cache-control".to_string(), "max-age=300".to_string()),
+            ("vary".to_string(), "Origin".to_string()),
         ],
         body: doc.to_string().into_bytes(),
     }

@@ -2,13 +2,18 @@
 //! ([`Narrowing`]): the added parameters go in front of the query as sent
 //! (a server or container that stops reading after a number of parameters
 //! still reads them), and `Prefer: handling=strict` replaces any client
-//! `handling=` token, the other `Prefer` tokens kept.
+//! `handling=` token, the other `Prefer` tokens kept. A search sent with
+//! `Prefer: respond-async` is forwarded without it (`synchronous`): its
+//! answer comes back synchronously, so the response checks apply (R4
+//! async.html lets a server answer so).
 
 use crate::decision::{Narrowing, Rewrite};
 use crate::fhir::{form_encode, preference_is, RequestParts};
 
-/// The [`Rewrite`] of `req` that `narrowing` asks for.
-pub fn rewrite(req: &RequestParts<'_>, narrowing: &Narrowing) -> Rewrite {
+/// The [`Rewrite`] of `req` that `narrowing` asks for; `synchronous`: the
+/// `respond-async` preference is dropped too (an empty `prefer` value
+/// removes the header).
+pub fn rewrite(req: &RequestParts<'_>, narrowing: &Narrowing, synchronous: bool) -> Rewrite {
     let path = if narrowing.added.is_empty() {
         req.path.to_string()
     } else {
@@ -26,8 +31,16 @@ pub fn rewrite(req: &RequestParts<'_>, narrowing: &Narrowing) -> Rewrite {
         target
     };
     let mut headers = Vec::new();
-    if narrowing.strict {
-        headers.push(("prefer".to_string(), strict_prefer(req)));
+    let asks_async = synchronous
+        && req
+            .header_values("prefer")
+            .flat_map(|v| v.split([',', ';']))
+            .any(|t| preference_is(t, "respond-async"));
+    if narrowing.strict || asks_async {
+        headers.push((
+            "prefer".to_string(),
+            prefer_without(req, narrowing.strict, asks_async),
+        ));
     }
     Rewrite {
         path,
@@ -36,30 +49,35 @@ pub fn rewrite(req: &RequestParts<'_>, narrowing: &Narrowing) -> Rewrite {
     }
 }
 
-/// The request's `Prefer` tokens without `handling`, then `handling=strict`.
-/// `handling` is dropped wherever it stands: as a preference of its own (with
-/// its parameters) and as a `;`-parameter of another preference
+/// The request's `Prefer` tokens; `strict`: without `handling`, then
+/// `handling=strict`; `sync`: without `respond-async`. A dropped preference
+/// goes wherever it stands: as a preference of its own (with its
+/// parameters) and as a `;`-parameter of another preference
 /// (`return=minimal; handling=lenient`), which servers that split the header
 /// on `;` as well as `,` read as a preference: one of them taking the first
 /// `handling` it meets would otherwise stay lenient and could ignore a pin.
-fn strict_prefer(req: &RequestParts<'_>) -> String {
-    let is_handling = |part: &str| preference_is(part, "handling");
+fn prefer_without(req: &RequestParts<'_>, strict: bool, sync: bool) -> String {
+    let dropped = |part: &str| {
+        strict && preference_is(part, "handling") || sync && preference_is(part, "respond-async")
+    };
     let mut tokens: Vec<String> = req
         .header_values("prefer")
         .flat_map(|v| v.split(','))
         .filter_map(|token| {
             let mut parts = token.split(';').map(str::trim).filter(|p| !p.is_empty());
             let preference = parts.next()?;
-            if is_handling(preference) {
+            if dropped(preference) {
                 return None;
             }
             let kept: Vec<&str> = std::iter::once(preference)
-                .chain(parts.filter(|p| !is_handling(p)))
+                .chain(parts.filter(|p| !dropped(p)))
                 .collect();
             Some(kept.join("; "))
         })
         .collect();
-    tokens.push("handling=strict".to_string());
+    if strict {
+        tokens.push("handling=strict".to_string());
+    }
     tokens.join(", ")
 }
 
@@ -109,7 +127,7 @@ mod tests {
             ("/fhir/Observation?patient=1", &["return=minimal;HANDLING=lenient;x=1, wait=5"], &strict, "/fhir/Observation?patient=1", Some("return=minimal; x=1, wait=5, handling=strict")),
             ("/fhir/Observation?patient=1", &[], &Narrowing::default(), "/fhir/Observation?patient=1", None),
         ] {
-            let r = rewrite(&req(path, prefer), n);
+            let r = rewrite(&req(path, prefer), n, false);
             assert_eq!(r.path, want_path, "{path}");
             assert_eq!(r.header("prefer"), want_prefer, "{path}");
             assert_eq!(r.added, n.added.iter().map(|a| a.name.clone()).collect::<Vec<_>>());

@@ -87,14 +87,16 @@ fn engine_corpus() {
         case("DELETE", "/fhir/Observation/1", None, claims(P123, Some("123")), 403, "insufficient_scope", &["patient/Observation.d"]),
         case("GET", "/fhir/Observation?patient=123&_include=Observation:subject:Patient", None, claims(P123, Some("123")), 200, "allowed", &[]),
         case("GET", "/fhir/Observation?patient=123&_include=*", None, claims(P123, Some("123")), 403, "include_not_permitted", &["patient/Observation.s"]),
-        case("GET", "/fhir/Observation?patient=123&subject.name=x", None, claims(P123, Some("123")), 403, "chained_search_not_permitted", &["patient/Observation.s"]),
+        case("GET", "/fhir/Observation?patient=123&subject.name=x", None, claims(P123, Some("123")), 200, "allowed", &[]),
+        case("GET", "/fhir/Observation?code=y&subject.name=x", None, claims(P123, Some("123")), 403, "chained_search_not_permitted", &["patient/Observation.s"]),
         case("GET", "/fhir/Observation?code=x", None, claims("user/Observation.rs", None), 200, "allowed", &[]),
         case("GET", "/fhir/Observation?code=x", None, Some(json!({"scope": ["user/Observation.rs"]})), 200, "allowed", &[]),
         case("GET", "/fhir/Observation?code=x", None, Some(json!({"scope": 42})), 403, "unsupported_claims", &[]),
         case("GET", "/fhir/metadata", None, Some(json!({"scope": 42})), 200, "public_endpoint", &[]),
         case("GET", "/fhir/Observation?code=x", None, claims("user/Condition.rs", None), 403, "insufficient_scope", &["user/Observation.s"]),
         case("GET", "/fhir/observation/1", None, claims("user/*.rs", None), 400, "invalid_request", &[]),
-        case("POST", "/fhir", Some(json!({"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Patient/123"}}, {"request":{"method":"GET","url":"Patient/456"}}, {"request":{"method":"GET","url":"Observation?patient=123"}}]})), claims(P123, Some("123")), 403, "bundle_entry_denied", &["patient/Patient.r"]),
+        case("POST", "/fhir", Some(json!({"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Patient/123"}}, {"request":{"method":"GET","url":"Patient/456"}}, {"request":{"method":"GET","url":"Observation?patient=123"}}]})), claims(P123, Some("123")), 200, "allowed", &[]),
+        case("POST", "/fhir", Some(json!({"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"GET","url":"Patient/123"}}, {"request":{"method":"GET","url":"Patient/456"}}]})), claims(P123, Some("123")), 403, "bundle_entry_denied", &["patient/Patient.r"]),
         case("GET", "/fhir?_getpages=abc", None, claims("user/Observation.s", None), 200, "allowed", &[]),
     ];
     let mut failures = Vec::new();

@@ -46,6 +46,7 @@ fn rewrites() {
     let both_path = format!("/fhir/Observation?category={LAB_ENC}%2C{VITAL_ENC}&patient=123");
     let comp_path = format!("/fhir/Patient/123/Observation?category={LAB_ENC}");
     let comp_given = format!("/fhir/Patient/123/Observation?category={LAB_ENC}");
+    let lab_broader = format!("/fhir/Observation?category={LAB_ENC}&patient=123&category=laboratory");
     let strict = "handling=strict";
     let rows = vec![
         // patient pin added in front of the query
@@ -90,6 +91,18 @@ fn rewrites() {
         Row { method: "GET", path: "/fhir/Observation?code=x", headers: &[("prefer", "handling=lenient")], body: None, scope: "user/Observation.rs", status: 200, reason: "allowed", rewrite: None },
         // reads are checked on the response, not rewritten
         Row { method: "GET", path: "/fhir/Observation/1", headers: &[], body: None, scope: "patient/Observation.rs", status: 200, reason: "allowed", rewrite: None },
+        // issue 17: a search with `Prefer: respond-async` is answered synchronously (the preference dropped)
+        Row { method: "GET", path: "/fhir/Observation?patient=123", headers: &[("prefer", "respond-async")], body: None, scope: "patient/Observation.rs", status: 200, reason: "allowed",
+              rewrite: Some(("/fhir/Observation?patient=123", strict, &[])) },
+        Row { method: "GET", path: "/fhir/Observation?code=x", headers: &[("prefer", "return=minimal, respond-async")], body: None, scope: "patient/Observation.rs", status: 200, reason: "allowed",
+              rewrite: Some(("/fhir/Observation?patient=Patient%2F123&code=x", "return=minimal, handling=strict", &["patient"])) },
+        Row { method: "GET", path: "/fhir/Observation?code=x", headers: &[("prefer", "respond-async")], body: None, scope: "user/Observation.rs", status: 200, reason: "allowed",
+              rewrite: Some(("/fhir/Observation?code=x", "", &[])) },
+        Row { method: "GET", path: "/fhir/Observation?code=x", headers: &[("prefer", "return=minimal; respond-async, handling=lenient")], body: None, scope: "user/Observation.rs", status: 200, reason: "allowed",
+              rewrite: Some(("/fhir/Observation?code=x", "return=minimal, handling=lenient", &[])) },
+        // issue 17: a granular parameter in a broader form (the code without its system) gets the scope's exact value beside it
+        Row { method: "GET", path: "/fhir/Observation?patient=123&category=laboratory", headers: &[], body: None, scope: &lab_scope, status: 200, reason: "allowed",
+              rewrite: Some((&lab_broader, strict, &["category"])) },
     ];
     check(&config, &rows);
     check(&deny, &[

@@ -97,6 +97,11 @@ impl Stream {
                 ),
             );
         }
+        if allow && config.enforce && d.is_partial_batch() {
+            // Only the allowed entries go; the answer is merged (relay.rs).
+            self.decision = Some(d);
+            return self.start_relay(host);
+        }
         if allow && d.rewrite.is_some() {
             let checked = !d.obligations.is_empty();
             self.decision = Some(d);

@@ -13,13 +13,18 @@
 //! endpoint is public and `.well-known/smart-configuration` carries the same
 //! endpoints, so a client is better served by the server's own statement than
 //! by an error.
+//!
+//! Every public answer (also without `discovery`) gets `Vary: Origin`: Envoy's
+//! CORS filter echoes the caller's `Origin` into it.
 
 use super::Stream;
 use crate::host::{Buffer, Flow, HeaderMap, Host, LogLevel};
 use fhir_smart_authz_core::capability_statement::{is_json_content_type, with_smart_security};
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::Decision;
+use fhir_smart_authz_core::decision::Reason;
 use fhir_smart_authz_core::fhir::InteractionKind;
+use fhir_smart_authz_core::public_answer::vary_with_origin;
 
 /// Where the rewrite of a `/metadata` answer stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -62,7 +67,37 @@ impl Stream {
         self.capability = CapabilityRewrite::Armed;
     }
 
+    /// A public answer (`/metadata`, an upstream discovery document) gets
+    /// `Vary: Origin` (core `public_answer`); a failure is logged, the
+    /// answer goes on.
+    fn vary_public_answer(&self, host: &dyn Host) {
+        let public = self
+            .decision
+            .as_ref()
+            .is_some_and(|d| d.reason == Reason::PublicEndpoint);
+        if !public {
+            return;
+        }
+        let headers = host.headers(HeaderMap::Response);
+        let existing = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("vary"))
+            .map(|(_, v)| v.as_str());
+        if let Some(vary) = vary_with_origin(existing) {
+            if host
+                .set_header(HeaderMap::Response, "vary", Some(&vary))
+                .is_err()
+            {
+                host.log(
+                    LogLevel::Warn,
+                    "could not set Vary: Origin on a public answer",
+                );
+            }
+        }
+    }
+
     pub fn on_response_headers(&mut self, host: &dyn Host) -> Flow {
+        self.vary_public_answer(host);
         self.add_response_headers(host);
         if self.bulk_hook != super::bulk::BulkHook::Off {
             return self.bulk_response_headers(host);

@@ -12,12 +12,14 @@
 use super::rewrite::rewrite_headers;
 use super::{Phase, Stream};
 use crate::host::{response_status, Buffer, Flow, HeaderMap, Host, HttpCall, LogLevel};
+use fhir_smart_authz_core::batch::{forwarded_request, merged_response};
 use fhir_smart_authz_core::config::Config;
-use fhir_smart_authz_core::policy::ResponseVerdict;
-use fhir_smart_authz_core::relay::{
-    relayed_reply, response_denied_reply, response_gate, response_json, ResponseGate,
+use fhir_smart_authz_core::decision::{Decision, Reason};
+use fhir_smart_authz_core::policy::{
+    answer_gate, full_answer_request, AnswerGate, ResponseVerdict,
 };
-use fhir_smart_authz_core::reply::gateway_error_reply;
+use fhir_smart_authz_core::reply::{answered_entries, deny_reply, gateway_error_reply, Reply};
+use serde_json::Value;
 
 impl Stream {
     /// Fetch the response through `upstream.cluster` to check obligations.
@@ -26,8 +28,29 @@ impl Stream {
         if let Some(rw) = self.decision.as_ref().and_then(|d| d.rewrite.as_ref()) {
             rewrite_headers(&mut headers, rw);
         }
-        // The decision is made: the body is not read again, it goes to the call.
-        let body = self.body.take();
+        if self
+            .decision
+            .as_ref()
+            .is_some_and(|d| !d.obligations.is_empty())
+        {
+            // The full answer of a GET, which the check reads (core's rule).
+            full_answer_request(&mut headers);
+        }
+        // The decision is made: the body is not read again, it goes to the call
+        // (of a partly allowed batch: its allowed entries, core `batch`).
+        let mut body = self.body.take();
+        if let Some(d) = self.decision.as_ref().filter(|d| d.is_partial_batch()) {
+            match body
+                .as_deref()
+                .map(|b| forwarded_request(b, &d.denied_entries))
+            {
+                Some(Ok(b)) => body = Some(b),
+                _ => {
+                    return self
+                        .relay_failed(host, "the batch's allowed entries could not be written")
+                }
+            }
+        }
         match self.call_upstream(host, headers, body, Phase::Relaying, "obligation fetch") {
             Ok(flow) => flow,
             Err(why) => self.relay_failed(
@@ -123,7 +146,7 @@ impl Stream {
     }
 
     /// The fetched response: check it, audit the result, then relay it or
-    /// answer the denial (the gates: the core's `relay`).
+    /// answer the denial.
     pub(super) fn on_relay_response(&mut self, host: &dyn Host, body_size: usize) {
         self.phase = Phase::Released;
         let config = self.config();
@@ -136,30 +159,32 @@ impl Stream {
             .decision
             .as_ref()
             .is_some_and(|d| !d.obligations.is_empty());
+        if checked && (502..=504).contains(&status) {
+            // Not served: the FHIR server unavailable, or Envoy's own answer
+            // for a refused (503) or timed-out (504) connection. Relayed as the
+            // route would answer it; audited as a failed check.
+            self.shared.count(host, "response_check.upstream_failure");
+            if let Some(d) = self.decision.take() {
+                let why = format!("the FHIR server did not serve the request (HTTP {status})");
+                self.write_audit_as(host, &d, Some(Err(why)), status);
+                self.decision = Some(d);
+            }
+            let reply = relayed(host, status, headers, body_size, None);
+            self.reply(host, &reply);
+            return;
+        }
         // Read from the host at most once: by the check, then for the relay.
         let mut body = None;
         let mut verdict = None;
-        let result =
-            match response_gate(checked, config.max_body_bytes, status, &headers, body_size) {
-                ResponseGate::NotServed(why) => {
-                    self.shared.count(host, "response_check.upstream_failure");
-                    if let Some(d) = self.decision.take() {
-                        self.write_audit_as(host, &d, Some(Err(why)), status);
-                        self.decision = Some(d);
-                    }
-                    let reply = relayed_reply(status, headers, call_body(host, body_size));
-                    self.reply(host, &reply);
-                    return;
-                }
-                ResponseGate::Pass => Ok(()),
-                ResponseGate::Fail(why) => Err(why),
-                ResponseGate::ReadBody => {
-                    let bytes = call_body(host, body_size);
-                    let r = self.check_obligations(&config, &bytes, &mut body, &mut verdict);
-                    body.get_or_insert(bytes);
-                    r
-                }
-            };
+        let result = self.check_response(
+            host,
+            &config,
+            status,
+            &headers,
+            body_size,
+            &mut body,
+            &mut verdict,
+        );
         if verdict
             .as_ref()
             .and_then(|v| v.labels.as_ref())
@@ -186,7 +211,9 @@ impl Stream {
         }
         if let Err(why) = result {
             if config.enforce {
-                self.reply(host, &response_denied_reply(&config, why));
+                let denial = Decision::deny(Reason::ResponseNotPermitted, why);
+                let reply = deny_reply(&config, &denial, config.responses.obligation_denied_status);
+                self.reply(host, &reply);
                 return;
             }
             self.shared.count(host, "shadow.would_deny");
@@ -195,31 +222,78 @@ impl Stream {
                 return;
             }
         }
-        let body = body.unwrap_or_else(|| call_body(host, body_size));
-        self.reply(host, &relayed_reply(status, headers, body));
+        let mut reply = relayed(host, status, headers, body_size, body);
+        if let Some(d) = self.decision.as_ref().filter(|d| d.is_partial_batch()) {
+            // A batch-response gets the denied entries back at their places;
+            // a refusal of the whole forwarded batch is relayed as it is.
+            if (200..300).contains(&reply.status) {
+                let total = d.interaction.as_ref().map_or(0, |it| it.entries.len());
+                match merged_response(&reply.body, total, &answered_entries(d)) {
+                    Ok(merged) => reply.body = merged,
+                    Err(why) => {
+                        self.relay_failed(host, &why);
+                        return;
+                    }
+                }
+            }
+        }
+        if self.method() == "HEAD" {
+            // Fetched as GET to be checked; the client asked for the headers.
+            reply.body.clear();
+        }
+        self.reply(host, &reply);
     }
 
-    /// Whether the response body satisfies the decision's obligations
-    /// (`Err` says why not; `verdict`: the core's whole verdict). When the
-    /// core filtered the body (labels; enforced only) that body goes in
-    /// `relayed` for the relay.
-    fn check_obligations(
+    /// Whether the response satisfies the decision's obligations (`Err`
+    /// says why not; `verdict`: the core's whole verdict). A body it reads
+    /// is left in `body` for the relay: the label filter's body when the
+    /// core filtered it (enforced only).
+    #[allow(clippy::too_many_arguments)]
+    fn check_response(
         &self,
+        host: &dyn Host,
         config: &Config,
-        body: &[u8],
-        relayed: &mut Option<Vec<u8>>,
+        status: u16,
+        headers: &[(String, String)],
+        body_size: usize,
+        body: &mut Option<Vec<u8>>,
         verdict: &mut Option<ResponseVerdict>,
     ) -> Result<(), String> {
-        let v = response_json(body)?;
-        let Some(d) = self.decision.as_ref() else {
+        let Some(d) = self.decision.as_ref().filter(|d| !d.obligations.is_empty()) else {
+            // Fetched only to send the rewritten request (see `rewrite.rs`).
             return Ok(());
+        };
+        if body_size > config.max_body_bytes {
+            return Err(format!(
+                "the response is larger than {} bytes (max_body_bytes) and cannot be checked against the token's patient/granular scopes",
+                config.max_body_bytes
+            ));
+        }
+        match answer_gate(status, body_size) {
+            AnswerGate::CheckBody => {}
+            AnswerGate::Relay => return Ok(()),
+            AnswerGate::Refuse(why) => return Err(why),
+        }
+        let encoding = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-encoding"))
+            .map(|(_, v)| v)
+            .filter(|v| !v.trim().eq_ignore_ascii_case("identity"));
+        if let Some(encoding) = encoding {
+            return Err(format!(
+                "the FHIR server sent the response encoded (Content-Encoding: {encoding}) although the filter asked for identity; it cannot be checked against the token's patient/granular scopes"
+            ));
+        }
+        let bytes = body.get_or_insert_with(|| call_body(host, body_size));
+        let Ok(v) = serde_json::from_slice::<Value>(bytes) else {
+            return Err("the response is not JSON and cannot be checked against the token's patient/granular scopes".to_string());
         };
         let checked = self
             .shared
             .engine
             .check_obligations(config, &d.obligations, &v);
         if let (Some(b), true) = (checked.body(), config.enforce) {
-            *relayed = Some(b.to_vec());
+            *body = Some(b.to_vec());
         }
         let result = checked.result.clone();
         *verdict = Some(checked);
@@ -231,4 +305,31 @@ impl Stream {
 fn call_body(host: &dyn Host, body_size: usize) -> Vec<u8> {
     host.body(Buffer::CallResponseBody, body_size)
         .unwrap_or_default()
+}
+
+/// The fetched response as a local reply, without its hop-by-hop headers
+/// (`body`: already read from the host, if it was).
+fn relayed(
+    host: &dyn Host,
+    status: u16,
+    headers: Vec<(String, String)>,
+    body_size: usize,
+    body: Option<Vec<u8>>,
+) -> Reply {
+    let body = body.unwrap_or_else(|| call_body(host, body_size));
+    let headers: Vec<(String, String)> = headers
+        .into_iter()
+        .filter(|(n, _)| {
+            !n.starts_with(':')
+                && !matches!(
+                    n.as_str(),
+                    "content-length" | "transfer-encoding" | "connection" | "keep-alive"
+                )
+        })
+        .collect();
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }

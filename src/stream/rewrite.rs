@@ -16,7 +16,9 @@ pub(super) fn rewrite_headers(headers: &mut Vec<(String, String)>, rw: &Rewrite)
         .chain(rw.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
     for (name, value) in set {
         headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        headers.push((name.to_string(), value.to_string()));
+        if !value.is_empty() {
+            headers.push((name.to_string(), value.to_string()));
+        }
     }
 }
 
@@ -90,7 +92,11 @@ fn set_request_headers<'r>(host: &dyn Host, rw: &'r Rewrite, path: &str) -> Resu
         .chain(rw.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
     for (name, value) in set {
         if host
-            .set_header(HeaderMap::Request, name, Some(value))
+            .set_header(
+                HeaderMap::Request,
+                name,
+                Some(value).filter(|v| !v.is_empty()),
+            )
             .is_err()
         {
             return Err(name);

@@ -422,6 +422,8 @@ def plugin_config(base_url: str, issuers: list[dict[str, Any]], enforce: bool = 
             "authorization_endpoint": issuers[0]["issuer"] + "/authorize" if issuers else "",
             "token_endpoint": issuers[0]["issuer"] + "/token" if issuers else "",
             "capabilities": CAPABILITIES,
+            # system/ scopes come with the client_credentials grant (the document may not contradict itself)
+            "grant_types_supported": ["authorization_code", "client_credentials"],
             "scopes_supported": ["openid", "fhirUser", "launch/patient", "patient/*.rs", "user/*.rs",
                                  "system/*.rs"],
         },

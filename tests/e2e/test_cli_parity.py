@@ -37,8 +37,11 @@ ROWS: list[tuple[str, str, str, Any, dict[str, str], Any]] = [
     ("clinician-read", "GET", "/Patient/pat-b", C, {}, None),
     ("clinician-delete-not-granted", "DELETE", "/Patient/pat-b", C, {}, None),
     ("backend-search", "GET", "/Condition?code=http://snomed.info/sct|44054006", B, {}, None),
+    # a batch answers per entry: allowed, the denied entry answered in place (issue 17)
     ("clinician-batch-one-denied", "POST", "", C, {"content-type": "application/fhir+json"},
      bundle("batch", ("GET", "Patient/pat-a", None), ("DELETE", "Patient/pat-a", None))),
+    ("clinician-transaction-one-denied", "POST", "", C, {"content-type": "application/fhir+json"},
+     bundle("transaction", ("GET", "Patient/pat-a", None), ("DELETE", "Patient/pat-a", None))),
     ("clinician-transaction-create", "POST", "", C, {"content-type": "application/fhir+json"},
      bundle("transaction", ("POST", "Observation", OBS_FOR_B))),
     ("metadata-public", "GET", "/metadata", None, {}, None),

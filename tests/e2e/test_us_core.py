@@ -17,8 +17,8 @@ operation its CapabilityStatement does not list) are marked `SERVER_LACKS` and s
 the filter must allow them, whatever the server answers; `test_server_lacks_is_honest`
 checks the marks against the server's CapabilityStatement.
 
-Rows refused today because of a false denial developer "harden" is fixing run as
-non-strict xfails with the class in their reason (`HARDEN_CLASSES`): they pass either way.
+The two refusals that stay (docs/decision-rules.md, "Refusals that stay") run as strict
+xfails (`REFUSALS_THAT_STAY`): a change that lets them through fails until the mark goes.
 """
 
 from __future__ import annotations
@@ -343,40 +343,25 @@ SERVER_LACKS: dict[str, str] = {
 }
 SERVER_LACKS = {k: v for k, v in SERVER_LACKS.items() if v}
 
-# False denials developer "harden" is fixing (issue 17, "False denials of requests certified
-# clients send"): the rows run as non-strict xfails naming the class.
-HARDEN_CLASSES = {
-    "device": "false denial class `Device?patient=` (Device outside the R4 Patient compartment), fixed by harden",
-    "docref": "false denial class `DocumentReference/$docref` not in the default operations table, fixed by harden",
-    "provenance": "false denial class `Provenance read by id` (non-Patient target), fixed by harden",
-    "granular-no-system": "false denial class `granular category without system`, fixed by harden",
-    "everything-device": "false denial class `$everything with Device`, fixed by harden",
-    "chain": "false denial class `chains in pinned searches`, fixed by harden",
-    "list": "false denial class `_list functional lists`, fixed by harden",
+# Certified requests the filter still refuses, by design for now (docs/decision-rules.md, "Refusals
+# that stay"): strict xfails, so a change that lets them through is noticed and the mark removed.
+REFUSALS_THAT_STAY = {
+    "provenance": "Provenance read by id under patient/ scopes: its target is not shown to be the patient's "
+                  "(the filter would have to fetch the targets)",
+    "chain": "a chain on a search of a shared type (PractitionerRole?practitioner.name=) is pinned to no one; "
+             "refused under patient/ scopes (policy.allow_chained)",
 }
 
 
-def harden_class(app: str, path: str) -> str | None:
-    """The harden class a row falls in for this app, if any (`$docref` for every app; the
-    others for patient apps only: user/ scopes reach every patient)."""
-    if "$docref" in path:
-        return "docref"
+def refusal_that_stays(app: str, path: str) -> str | None:
+    """The documented refusal a row falls in for this app, if any (patient apps only: user/
+    scopes reach every patient)."""
     if not app.startswith("patient"):
         return None
-    if path.startswith("Device"):
-        return "device"
     if path.startswith("Provenance/"):
         return "provenance"
-    if path.endswith("/$everything"):
-        return "everything-device"
     if ".name=" in path:
-        # A chain on an unpinned public-type search (US Core 3.1.1 PractitionerRole SHALL
-        # support `practitioner.name`); refused under patient/ scopes by policy.allow_chained.
         return "chain"
-    if app == "patient-granular" and any(f"category={c}" in path for c in
-                                         ("laboratory", "vital-signs", "survey", "problem-list-item",
-                                          "health-concern")):
-        return "granular-no-system"
     return None
 
 
@@ -418,8 +403,8 @@ def params() -> list[Any]:
         for profile, path in ROWS:
             if app == "patient-granular" and path.endswith("/$everything"):
                 continue  # the whole record needs patient/*.rs, which the per-type app lacks
-            cls = harden_class(app, path)
-            marks = [pytest.mark.xfail(reason=HARDEN_CLASSES[cls], strict=False)] if cls else []
+            cls = refusal_that_stays(app, path)
+            marks = [pytest.mark.xfail(reason=REFUSALS_THAT_STAY[cls], strict=True)] if cls else []
             out.append(pytest.param(app, profile, path, marks=marks, id=f"{app}:{path}"))
     return out
 

@@ -225,12 +225,21 @@ fn a_fact_header_or_token_removal_the_host_refuses_is_never_forwarded() {
             assert_eq!(replies(&h), vec![500], "{case}");
             assert_eq!(h.state.borrow().resumed_requests, 0, "{case}");
             let body = reply_json(&h);
+            // the client reads it without the configuration key; the audit record keeps it
             assert_eq!(
                 body["issue"][0]["diagnostics"],
+                client_text(&format!(
+                    "the gateway could not {what}; the request was not forwarded"
+                )),
+                "{case}"
+            );
+            assert!(!body.to_string().contains("upstream."), "{case}");
+            let a = audit(&h);
+            assert_eq!(
+                a["message"],
                 format!("the gateway could not {what}; the request was not forwarded"),
                 "{case}"
             );
-            let a = audit(&h);
             assert_eq!(
                 (
                     a["decision"].as_str(),
@@ -290,6 +299,8 @@ fn discovery_document_served() {
     let doc: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
     assert_eq!(doc["token_endpoint"], "https://as/token");
+    // cacheable, and Envoy's CORS filter echoes the Origin into it
+    assert!(r.headers.contains(&("vary".into(), "Origin".into())));
     let a = audit(&h);
     assert_eq!(a["reason"], "public_endpoint");
     assert_eq!(a["subtype"], "smart-configuration");

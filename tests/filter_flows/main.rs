@@ -8,6 +8,7 @@
 )]
 
 mod audit_encoding;
+mod batches;
 mod bodies;
 mod bulk;
 mod faults;
@@ -31,7 +32,7 @@ use fhir_smart_authz::{Flow, Shared, Stream};
 use fhir_smart_authz_core::audit::pbstruct::encode_struct;
 use fhir_smart_authz_core::audit::AuditEncoding;
 use fhir_smart_authz_core::config::Config;
-use fhir_smart_authz_core::decision::{Decision, Obligation, Reason};
+use fhir_smart_authz_core::decision::{client_text, Decision, Obligation, Reason};
 use fhir_smart_authz_core::fhir::{Interaction, InteractionKind, Level, RequestParts};
 use serde_json::{json, Value};
 use std::rc::Rc;
@@ -86,7 +87,9 @@ fn scripted_engine(body_needed: bool, obligations: bool) -> FakeEngine {
             }
         }),
         check: Box::new(|_o: &Obligation, v: &Value| {
-            if v["subject"]["reference"] == "Patient/p1" {
+            // As the core's check: an OperationOutcome always passes.
+            if v["subject"]["reference"] == "Patient/p1" || v["resourceType"] == "OperationOutcome"
+            {
                 Ok(())
             } else {
                 Err("Observation/o1 is not in the compartment of Patient/p1".into())

@@ -169,6 +169,35 @@ fn answers_passed_unmodified() {
     }
 }
 
+/// Issue 17: a public answer gets `Vary: Origin` (Envoy's CORS filter
+/// echoes the Origin), added to the server's own `Vary`; a token-checked
+/// answer is left alone.
+#[test]
+fn public_answers_vary_by_origin() {
+    let json = [("content-type", "application/fhir+json")];
+    for (cfg, vary, want) in [
+        ("{}", None, "Origin"),
+        ("{}", Some("Accept"), "Accept, Origin"),
+        ("{}", Some("Origin"), "Origin"),
+        (DISCOVERY_CFG, None, "Origin"),
+    ] {
+        let mut headers = json.to_vec();
+        headers.extend(vary.map(|v| ("vary", v)));
+        let (h, _) = run(cfg, "GET", "/fhir/metadata", &headers, STATEMENT);
+        assert_eq!(
+            response_header(&h, "vary").as_deref(),
+            Some(want),
+            "{cfg} {vary:?}"
+        );
+    }
+    let mut s = metadata_stream("{}");
+    let h = host("GET", "/fhir/Observation?code=x", Some("Bearer good"), &[]);
+    s.on_request_headers(&h, true);
+    answer(&h, "200", &json, "{}");
+    s.on_response_headers(&h);
+    assert_eq!(response_header(&h, "vary"), None);
+}
+
 #[test]
 fn not_armed_without_discovery_for_other_requests_or_statuses() {
     let json = [("content-type", "application/fhir+json")];

@@ -3,7 +3,18 @@
 use super::*;
 
 fn obligation_run(config: &'static str, status: &str, body: &str) -> (FakeHost, Flow) {
-    let h = host("GET", "/fhir/Observation/o1", Some("Bearer good"), &[]);
+    obligation_run_as("GET", &[], config, status, body)
+}
+
+/// [`obligation_run`] of a request with this method and these headers.
+fn obligation_run_as(
+    method: &str,
+    extra: &[(&str, &str)],
+    config: &'static str,
+    status: &str,
+    body: &str,
+) -> (FakeHost, Flow) {
+    let h = host(method, "/fhir/Observation/o1", Some("Bearer good"), extra);
     let mut s = stream(Setup {
         config,
         obligations: true,
@@ -100,6 +111,66 @@ fn response_obligation_fail_is_replaced() {
     assert_eq!(r.body, other.as_bytes());
     assert_eq!(audit(&h)["obligation"], "failed");
     assert_eq!(audit(&h)["enforced"], false);
+}
+
+/// Issue 17: a HEAD or conditional GET of a checked read is decided as the
+/// full GET: the filter fetches the full answer (GET, no conditional or
+/// range headers), checks it, and relays a HEAD's answer without the body;
+/// an answer that carries no resource to check (304, redirect, an empty
+/// success) is refused, and an error carrying a resource is checked.
+#[test]
+fn answers_without_a_body_are_decided_as_the_full_get() {
+    let own = r#"{"resourceType":"Observation","subject":{"reference":"Patient/p1"}}"#;
+    let other = r#"{"resourceType":"Observation","subject":{"reference":"Patient/p2"}}"#;
+    let conditional = [
+        ("if-none-match", "W/\"3\""),
+        ("if-modified-since", "Mon, 07 Dec 2026 00:00:00 GMT"),
+        ("range", "bytes=0-10"),
+    ];
+    for (method, status, body, want, body_relayed) in [
+        ("HEAD", "200", own, 200, false),
+        ("HEAD", "200", other, 403, false),
+        ("GET", "200", own, 200, true),
+        ("GET", "200", other, 403, false),
+        ("GET", "304", "", 403, false),
+        ("GET", "412", "", 412, false),
+        ("GET", "302", "", 403, false),
+        ("GET", "200", "", 403, false),
+        ("GET", "404", other, 403, false),
+        (
+            "GET",
+            "404",
+            r#"{"resourceType":"OperationOutcome"}"#,
+            404,
+            true,
+        ),
+    ] {
+        let (h, _) = obligation_run_as(method, &conditional, "{}", status, body);
+        let call = h.state.borrow().calls.last().cloned().unwrap().1;
+        assert!(
+            call.headers.contains(&(":method".into(), "GET".into())),
+            "{method} {status}"
+        );
+        for (name, _) in conditional {
+            assert!(
+                !call.headers.iter().any(|(n, _)| n == name),
+                "{method}: {name} is not sent with the checked fetch"
+            );
+        }
+        let r = h.state.borrow().replies.last().cloned().unwrap();
+        assert_eq!(r.status, want, "{method} {status} {body}");
+        if want == 200 || want == 404 {
+            assert_eq!(r.body.is_empty(), !body_relayed, "{method} {status}");
+        }
+        if want == 403 {
+            assert_eq!(
+                audit(&h)["reason"],
+                "response_not_permitted",
+                "{method} {status}"
+            );
+            assert!(!String::from_utf8_lossy(&r.body).contains("p2\"}"));
+        }
+    }
 }
 
 #[test]

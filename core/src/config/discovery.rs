@@ -102,6 +102,7 @@ impl DiscoveryConfig {
                 ));
             }
         }
+        self.consistent(field)?;
         if self.capabilities.iter().any(|c| c == "sso-openid-connect") && self.issuer.is_none() {
             return Err(ConfigError::new(
                 format!("{field}.issuer"),
@@ -111,14 +112,74 @@ impl DiscoveryConfig {
         Ok(())
     }
 
-    /// The JSON document served to clients.
+    /// `grant_types_supported` as published (default `authorization_code`).
+    fn grants(&self) -> Vec<String> {
+        if self.grant_types_supported.is_empty() {
+            vec!["authorization_code".into()]
+        } else {
+            self.grant_types_supported.clone()
+        }
+    }
+
+    /// The document does not contradict itself: scopes and capabilities
+    /// need the grant that issues them (`system/` scopes: the
+    /// `client_credentials` grant of SMART Backend Services; `patient/`,
+    /// `user/`, launch and OpenID scopes, `launch-*` capabilities: the
+    /// `authorization_code` grant), and with that grant the response type
+    /// `code` is published.
+    fn consistent(&self, field: &str) -> Result<(), ConfigError> {
+        let grants = self.grants();
+        let has = |g: &str| grants.iter().any(|x| x == g);
+        let needs = |s: &str| {
+            if s.starts_with("system/") {
+                Some("client_credentials")
+            } else if ["patient/", "user/", "launch"]
+                .iter()
+                .any(|p| s.starts_with(p))
+                || matches!(
+                    s,
+                    "openid" | "fhirUser" | "profile" | "offline_access" | "online_access"
+                )
+            {
+                Some("authorization_code")
+            } else {
+                None
+            }
+        };
+        for s in self.scopes_supported.iter().chain(&self.capabilities) {
+            if let Some(grant) = needs(s).filter(|g| !has(g)) {
+                return Err(ConfigError::new(
+                    format!("{field}.grant_types_supported"),
+                    format!("`{s}` (scopes_supported, capabilities) needs the `{grant}` grant: add it, or remove `{s}`"),
+                ));
+            }
+        }
+        let code = self.response_types_supported.iter().any(|r| r == "code");
+        if has("authorization_code") && !self.response_types_supported.is_empty() && !code {
+            return Err(ConfigError::new(
+                format!("{field}.response_types_supported"),
+                "the authorization_code grant answers the response type `code`: include \"code\" (or leave the list out: it defaults to [\"code\"])",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The JSON document served to clients (SMART App Launch 2.2
+    /// §Conformance): `code_challenge_methods_supported` defaults to `S256`,
+    /// `grant_types_supported` to `authorization_code`, and with that grant
+    /// `response_types_supported` to `code`.
     pub fn document(&self) -> serde_json::Value {
         let mut d = self.clone();
         if d.code_challenge_methods_supported.is_empty() {
             d.code_challenge_methods_supported = vec!["S256".into()];
         }
-        if d.grant_types_supported.is_empty() {
-            d.grant_types_supported = vec!["authorization_code".into()];
+        d.grant_types_supported = self.grants();
+        if d.response_types_supported.is_empty()
+            && d.grant_types_supported
+                .iter()
+                .any(|g| g == "authorization_code")
+        {
+            d.response_types_supported = vec!["code".into()];
         }
         serde_json::to_value(&d).unwrap_or(serde_json::Value::Null)
     }

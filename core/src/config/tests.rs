@@ -110,6 +110,23 @@ fn shell_errors_name_the_field() {
             r#"{"discovery":{"authorization_endpoint":"https://a/a","token_endpoint":"https://a/t","scopes_supported":["user/*.rs?category=x"]}}"#,
             "discovery.scopes_supported[0]",
         ),
+        // issue 17: the discovery document does not contradict itself
+        (
+            r#"{"discovery":{"authorization_endpoint":"https://a/a","token_endpoint":"https://a/t","scopes_supported":["system/*.rs"]}}"#,
+            "discovery.grant_types_supported",
+        ),
+        (
+            r#"{"discovery":{"authorization_endpoint":"https://a/a","token_endpoint":"https://a/t","grant_types_supported":["client_credentials"],"scopes_supported":["system/*.rs","launch/patient"]}}"#,
+            "discovery.grant_types_supported",
+        ),
+        (
+            r#"{"discovery":{"authorization_endpoint":"https://a/a","token_endpoint":"https://a/t","grant_types_supported":["client_credentials"],"capabilities":["launch-ehr"]}}"#,
+            "discovery.grant_types_supported",
+        ),
+        (
+            r#"{"discovery":{"authorization_endpoint":"https://a/a","token_endpoint":"https://a/t","response_types_supported":["token"]}}"#,
+            "discovery.response_types_supported",
+        ),
         (r#"{"audit":{"source":" "}}"#, "audit.source"),
         (r#"{"audit":{"encoding":"JSON"}}"#, "audit.encoding"),
         (r#"{"audit":{"encoding":""}}"#, "audit.encoding"),
@@ -125,6 +142,21 @@ fn shell_errors_name_the_field() {
 }
 
 #[test]
+fn discovery_document_for_backend_services() {
+    let c = Config::from_json(
+        br#"{"discovery":{"authorization_endpoint":"https://a/authorize","token_endpoint":"https://a/token","grant_types_supported":["client_credentials"],"scopes_supported":["system/*.rs"],"capabilities":["client-confidential-asymmetric"],"introspection_endpoint":"https://a/introspect"}}"#,
+    )
+    .unwrap();
+    let d = c.discovery.unwrap().document();
+    assert_eq!(
+        d["grant_types_supported"],
+        serde_json::json!(["client_credentials"])
+    );
+    assert_eq!(d["introspection_endpoint"], "https://a/introspect");
+    assert!(d.get("response_types_supported").is_none());
+}
+
+#[test]
 fn discovery_document_defaults() {
     let c = Config::from_json(
         br#"{"discovery":{"authorization_endpoint":"https://a/authorize","token_endpoint":"https://a/token","capabilities":["launch-standalone"]}}"#,
@@ -137,6 +169,7 @@ fn discovery_document_defaults() {
             "authorization_endpoint": "https://a/authorize",
             "token_endpoint": "https://a/token",
             "grant_types_supported": ["authorization_code"],
+            "response_types_supported": ["code"],
             "capabilities": ["launch-standalone"],
             "code_challenge_methods_supported": ["S256"]
         })

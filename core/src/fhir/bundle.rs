@@ -5,6 +5,7 @@ use super::base::FhirBase;
 use super::body::{not_buffered, BodySource, Payload};
 use super::error::{err, short, ClassifyError};
 use super::head::{body_media, parse_method, MediaKind};
+use super::id::literal;
 use super::interaction::{BundleEntry, Interaction, InteractionKind, Level, SearchParam};
 use super::table::{classify_path, Classified};
 use serde_json::{Map, Value};
@@ -144,6 +145,7 @@ fn classify_entry(
         Classified::Interaction(i) => i,
         Classified::Bundle { .. } => return Err(nested_bundle()),
     };
+    check_full_url(base, full_url.as_deref(), &interaction)?;
     Ok(BundleEntry {
         index,
         method: method_raw.to_string(),
@@ -151,6 +153,44 @@ fn classify_entry(
         full_url,
         interaction: Box::new(interaction),
     })
+}
+
+/// An entry's `fullUrl` (which other entries' references may name): a
+/// `urn:uuid:`/`urn:oid:` URI, or a literal reference by the one grammar
+/// ([`literal`]: `Type/id` on `fhir_base_url` or relative) naming the
+/// resource `request.url` names, if it names one. Anything else could be
+/// read as another resource (or another patient) than the entry writes.
+fn check_full_url(
+    base: &FhirBase,
+    full_url: Option<&str>,
+    it: &Interaction,
+) -> Result<(), ClassifyError> {
+    let Some(url) = full_url else { return Ok(()) };
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_graphic() && !matches!(b, b'%' | b'\\' | b'/' | b'?' | b'#'))
+    };
+    if url
+        .strip_prefix("urn:uuid:")
+        .or_else(|| url.strip_prefix("urn:oid:"))
+        .is_some_and(plain)
+    {
+        return Ok(());
+    }
+    let named = literal(url, base.url.as_deref()).filter(|l| l.version.is_none());
+    let agrees = named.is_some_and(|l| {
+        it.id.is_none()
+            || (it.resource_type.as_deref() == Some(l.resource_type)
+                && it.id.as_deref() == Some(l.id))
+    });
+    if agrees {
+        return Ok(());
+    }
+    err(format!(
+        "entry.fullUrl `{}` must be a urn:uuid:/urn:oid: URI or the entry's own resource (Type/id of request.url) on the server's base URL (fhir_base_url)",
+        short(url)
+    ))
 }
 
 /// An entry's `request.url`, relative to the base: relative (`Patient/1`) or
@@ -168,7 +208,7 @@ fn entry_target<'a>(
     let rel_full = if first == Some(&b':') || url.starts_with("//") {
         let Some(base_url) = base.url.as_deref() else {
             return err(format!(
-                "absolute request.url `{}` cannot be checked because fhir_base_url is not configured: use a relative URL such as `Patient/123`",
+                "absolute request.url `{}` cannot be checked because the gateway knows no base URL (fhir_base_url): use a relative URL such as `Patient/123`",
                 short(url)
             ));
         };
@@ -186,7 +226,7 @@ fn entry_target<'a>(
         }
     } else if url.starts_with('/') {
         return err(format!(
-            "request.url `{}` must be relative to the base (`Patient/123`, no leading `/`) or absolute under fhir_base_url",
+            "request.url `{}` must be relative to the base (`Patient/123`, no leading `/`) or absolute under the server's base URL (fhir_base_url)",
             short(url)
         ));
     } else {

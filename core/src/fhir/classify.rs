@@ -131,9 +131,11 @@ pub fn classify(base: &FhirBase, req: &RequestParts) -> Result<Interaction, Clas
         Classified::Interaction(i) => i,
         Classified::Bundle { search, payload } => classify_bundle(base, payload, search)?,
     };
-    if head.respond_async && !is_bulk_data(&it) {
+    // A search is answered synchronously instead (the engine's rewrite
+    // drops the preference), so its answer is checked as usual.
+    if head.respond_async && !is_bulk_data(&it) && it.kind != InteractionKind::Search {
         return Err(ClassifyError::new(
-            "`Prefer: respond-async` is refused here (only $export and its status take it): an async answer cannot be checked",
+            "`Prefer: respond-async` is refused here (only $export, its status and searches take it; a search is answered synchronously): an async answer cannot be checked",
         ));
     }
     Ok(it)

@@ -32,7 +32,7 @@ pub use classify::{body_needed, classify};
 pub(crate) use error::short;
 pub use error::ClassifyError;
 pub(crate) use head::preference_is;
-pub use id::is_valid_id;
+pub use id::{is_valid_id, literal, literal_patient, Literal};
 pub use interaction::*;
 pub use query::parse_query;
 pub use query::MAX_PARAMETERS;

@@ -35,8 +35,10 @@ fn patient_entries(entries: &[BundleEntry]) -> Vec<PatientEntry> {
 }
 
 /// Every entry decided as if sent alone (references to other entries'
-/// `fullUrl` resolved); one denied entry denies the whole request
-/// (`bundle_entry_denied`). Entries' obligations apply to the whole
+/// `fullUrl` resolved). One denied entry denies a whole transaction
+/// (`bundle_entry_denied`); a batch is allowed with its denied entries
+/// listed (`denied_entries`: answered in place), unless every entry is
+/// denied. Entries' obligations apply to the whole
 /// response; their write pre-checks are made before it is forwarded.
 /// Entries are never narrowed (their URLs are in the body); when an entry's
 /// allow rests on search parameters the request gets
@@ -89,10 +91,30 @@ pub(super) fn authorize_bundle(
             }
         }
     }
-    if denied.is_empty() {
+    let partial_batch = it.kind == InteractionKind::Batch && denied.len() < it.entries.len();
+    if denied.is_empty() || partial_batch {
+        // A batch answers per entry (R4 http.html): the allowed entries go
+        // to the server, the denied ones are answered in place in the
+        // batch-response (`crate::batch`).
+        let message = if denied.is_empty() {
+            "allowed".to_string()
+        } else {
+            let list: Vec<String> = denied
+                .iter()
+                .map(|d| format!("#{} {}", d.index, d.reason.as_str()))
+                .collect();
+            format!(
+                "{} of {} batch entries forwarded; answered in place: {}",
+                it.entries.len() - denied.len(),
+                it.entries.len(),
+                list.join(", ")
+            )
+        };
         let mut d = Decision::allow(Reason::Allowed, it);
+        d.message = message;
         d.obligations = obligations;
         d.narrowing = (!narrowing.is_empty()).then_some(narrowing);
+        d.denied_entries = denied;
         d
     } else {
         let list: Vec<String> = denied

@@ -6,10 +6,29 @@
 use crate::fhir::r4;
 pub use crate::fhir::r4::{CompartmentParam, PATIENT_COMPARTMENT};
 
+/// Types R4 leaves out of the Patient compartment that one R4 reference
+/// parameter (targeting Patient only) links to one patient: `Device.patient`,
+/// which US Core's Implantable Device profile searches
+/// (`Device?patient=`). The policy treats them as the patient's data
+/// through that parameter: pinned and narrowed by it, response-checked, and
+/// written only naming the patient there.
+const LINKED_TYPES: [(&str, &[CompartmentParam]); 1] = [(
+    "Device",
+    &[CompartmentParam {
+        name: "patient",
+        paths: &["patient"],
+    }],
+)];
+
 /// The compartment parameters of a type, `None` if the type is not in the
-/// Patient compartment.
+/// Patient compartment (R4's, with [`LINKED_TYPES`]).
 pub fn params(resource_type: &str) -> Option<&'static [CompartmentParam]> {
-    r4::patient_compartment(resource_type)
+    r4::patient_compartment(resource_type).or_else(|| {
+        LINKED_TYPES
+            .iter()
+            .find(|(t, _)| *t == resource_type)
+            .map(|(_, ps)| *ps)
+    })
 }
 
 pub fn in_compartment(resource_type: &str) -> bool {
@@ -62,9 +81,12 @@ pub fn bare_id_is_exact(resource_type: &str, name: &str) -> bool {
         .is_some_and(|t| t.len() == 1 && t.contains("Patient"))
 }
 
-/// All types in the compartment (incl. Patient).
+/// All types in the compartment (incl. Patient and [`LINKED_TYPES`]).
 pub fn types() -> impl Iterator<Item = &'static str> {
-    PATIENT_COMPARTMENT.iter().map(|(t, _)| *t)
+    PATIENT_COMPARTMENT
+        .iter()
+        .chain(LINKED_TYPES.iter())
+        .map(|(t, _)| *t)
 }
 
 #[cfg(test)]
@@ -89,6 +111,24 @@ mod tests {
         assert!(bare_id_is_exact("Observation", "patient"));
         assert!(!bare_id_is_exact("Observation", "subject"));
         assert!(!bare_id_is_exact("Immunization", "patient"));
+        assert!(is_pin_param("Device", "patient"));
+        assert_eq!(narrowing_pin("Device"), Some("patient"));
+    }
+
+    /// The linked types rest on R4: a parameter of the type that points at
+    /// Patient only, whose expression is the path given.
+    #[test]
+    fn linked_types_follow_r4() {
+        for (t, ps) in LINKED_TYPES {
+            assert!(
+                r4::patient_compartment(t).is_none(),
+                "{t} is in R4's compartment"
+            );
+            for p in ps {
+                assert!(bare_id_is_exact(t, p.name), "{t}.{}", p.name);
+                assert_eq!(p.paths, [p.name]);
+            }
+        }
     }
 
     #[test]

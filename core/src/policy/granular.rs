@@ -140,22 +140,38 @@ fn narrowing(
                 "`{name}` is not an R4 search parameter of {rtype}, so a server might ignore it"
             ));
         }
+        // An instance inside the scopes restricts the search already; one
+        // in a broader form (`category=laboratory` under `…|laboratory`)
+        // does not, and the scope's value is added beside it (AND).
         let mut present = false;
         for sp in plain(params, name) {
-            if let Some(v) = sp
-                .values
-                .iter()
-                .find(|v| !values.iter().any(|g| value_within(v, g)))
-            {
-                return Err(format!("`{name}={v}` is outside them"));
+            let mut inside = true;
+            for v in &sp.values {
+                if values.iter().any(|g| value_within(v, g)) {
+                    continue;
+                }
+                if !values.iter().any(|g| broader_form(v, g)) {
+                    return Err(format!("`{name}={v}` is outside them"));
+                }
+                inside = false;
             }
-            present = true;
+            present |= inside;
         }
         if !present {
             added.push(AddedParam::new(name, values.join(",")));
         }
     }
     Ok(added)
+}
+
+/// Whether a search value is a scope value's code without its system
+/// (`laboratory` for `…/observation-category|laboratory`, as US Core
+/// clients send it): it selects more than the scope, never something else.
+fn broader_form(search: &str, scope: &str) -> bool {
+    !search.contains('|')
+        && scope
+            .split_once('|')
+            .is_some_and(|(system, code)| !system.is_empty() && code == search)
 }
 
 /// Whether a search value selects a subset of what a granular scope value

@@ -96,6 +96,7 @@
 //!   denies the whole request (`bundle_entry_denied`). Entries' obligations
 //!   apply to the whole response.
 
+mod answer_gate;
 mod authorize;
 mod bundle;
 pub mod compartment;
@@ -121,6 +122,7 @@ mod settings;
 mod stored;
 mod traversal;
 
+pub use answer_gate::{answer_gate, full_answer_request, AnswerGate};
 pub use authorize::authorize;
 pub use context::AuthContext;
 pub use labels::{filter_labels, LabelClaims, LabelPolicy, LabelResponse, LabelsFiltered};

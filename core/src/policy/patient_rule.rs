@@ -107,7 +107,7 @@ fn not_written(rtype: &str) -> String {
 
 fn not_patient_type(rtype: &str) -> String {
     format!(
-        "{rtype} is not in the Patient compartment; under patient/ scopes only the patient's own data and the types in policy.patient_scope_public_types are reachable"
+        "{rtype} is not in the Patient compartment; under patient/ scopes only the patient's own data and the shared reference types this server allows (policy.patient_scope_public_types) are reachable"
     )
 }
 

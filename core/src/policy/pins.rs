@@ -4,7 +4,7 @@
 
 use super::compartment;
 use super::need::{fail, Fail};
-use super::resource::{patient_ref_id, refers_to_patient};
+use super::references::{target, Target};
 use crate::decision::Reason;
 use crate::fhir::{is_valid_id, SearchParam};
 
@@ -28,28 +28,41 @@ fn names_patients(modifier: Option<&str>) -> bool {
     matches!(modifier, None | Some("Patient" | "mdm" | "above" | "below"))
 }
 
-/// The patient a search value names, in any form a server may resolve:
-/// `123`, `Patient/123`, `{base}/Patient/123`, and any other
-/// `.../Patient/123` (some servers match references by their suffix).
-fn mentioned_patient<'v>(rtype: &str, value: &'v str, base: Option<&str>) -> Option<&'v str> {
-    if rtype == "Patient" {
-        // The pin of Patient is `_id`: its values are ids.
-        return is_valid_id(value).then_some(value);
+/// What one value of a pin parameter names, read with the one reference
+/// grammar: the patient it names (a bare id, `Patient/123`,
+/// `{base}/Patient/123`; or any other `.../Patient/123`, which some servers
+/// match by its suffix) and whether it is in a form the filter trusts as a
+/// pin. A value the grammar does not accept (dot segments, `_history/..`,
+/// `%`, whitespace, a conditional reference, the context patient `p` on
+/// another base) is refused (`400`): a server resolving it as a URL may read
+/// another patient.
+fn pin_value<'v>(
+    rtype: &str,
+    value: &'v str,
+    p: &str,
+    base: Option<&str>,
+) -> Result<(Option<&'v str>, bool), Fail> {
+    if is_valid_id(value) {
+        return Ok((Some(value), true));
     }
-    patient_ref_id(value, base, true).or_else(|| {
-        let mut parts = value.split("/Patient/");
-        parts.next()?;
-        let id = parts.last()?.split("/_history/").next()?;
-        is_valid_id(id).then_some(id)
-    })
-}
-
-/// Whether `value` refers to patient `p` in a form the filter trusts.
-fn is_own(rtype: &str, value: &str, p: &str, base: Option<&str>) -> bool {
-    if rtype == "Patient" {
-        value == p
+    let target = if rtype == "Patient" {
+        // The pin of Patient is `_id`: its values are ids.
+        Target::Odd
     } else {
-        refers_to_patient(value, p, base, true)
+        target(value, base)
+    };
+    match target {
+        Target::Patient(id) => Ok((Some(id), true)),
+        // Another patient in any form: refused as naming them (403).
+        Target::ForeignPatient(id) if id != p => Ok((Some(id), false)),
+        Target::Other => Ok((None, false)),
+        Target::ForeignPatient(_) | Target::Conditional(..) | Target::Odd => Err(fail(
+            Reason::InvalidRequest,
+            format!(
+                "servers read the search value `{}` differently: send a FHIR id or a literal reference (Type/id, Type/id/_history/vid)",
+                value.chars().take(80).collect::<String>()
+            ),
+        )),
     }
 }
 
@@ -82,11 +95,12 @@ pub(super) fn pins(
         {
             continue;
         }
-        let ids: Vec<Option<&str>> = sp
+        let read: Vec<(Option<&str>, bool)> = sp
             .values
             .iter()
-            .map(|v| mentioned_patient(rtype, v, base))
-            .collect();
+            .map(|v| pin_value(rtype, v, p, base))
+            .collect::<Result<_, _>>()?;
+        let ids: Vec<Option<&str>> = read.iter().map(|(id, _)| *id).collect();
         if let Some(other) = ids.iter().flatten().find(|id| **id != p) {
             if ids.len() > 1 {
                 return Err(violation(format!(
@@ -101,7 +115,7 @@ pub(super) fn pins(
             }
         }
         let pinned = matches!(modifier, None | Some("Patient"))
-            && sp.values.iter().all(|v| is_own(rtype, v, p, base));
+            && read.iter().all(|(id, trusted)| *trusted && *id == Some(p));
         if !pinned {
             continue;
         }

@@ -8,8 +8,8 @@
 use super::compartment;
 use super::need::{fail, Fail};
 use crate::decision::Reason;
-use crate::fhir::is_valid_id;
 use crate::fhir::resource_types::is_resource_type;
+use crate::fhir::{is_valid_id, literal};
 use serde_json::Value;
 
 /// What one `Reference.reference` string names.
@@ -55,7 +55,9 @@ impl<'a> RefContext<'a> {
     }
 }
 
-/// What a reference string names (see [`Target`]).
+/// What a reference string names (see [`Target`]): a literal reference by
+/// the one grammar ([`literal`]), else what servers that read it otherwise
+/// might take it for.
 pub(crate) fn target<'r>(r: &'r str, base_url: Option<&str>) -> Target<'r> {
     if let Some((ty, criteria)) = r.split_once('?') {
         // HAPI reads `+` in match URLs literally; the gateway's query parser
@@ -75,27 +77,18 @@ pub(crate) fn target<'r>(r: &'r str, base_url: Option<&str>) -> Target<'r> {
     if r.starts_with('#') || r.starts_with("urn:") {
         return Target::Other;
     }
+    if let Some(l) = literal(r, base_url) {
+        return if l.resource_type == "Patient" {
+            Target::Patient(l.id)
+        } else {
+            Target::Other
+        };
+    }
     let on_base = base_url
         .and_then(|b| r.strip_prefix(b))
         .and_then(|rest| rest.strip_prefix('/'));
     let absolute = on_base.is_none() && (r.contains(':') || r.starts_with('/'));
     let segments: Vec<&str> = on_base.unwrap_or(r).split('/').collect();
-    if !absolute {
-        if let [ty, id, rest @ ..] = segments.as_slice() {
-            let version_ok = match rest {
-                [] => true,
-                ["_history", v] => is_valid_id(v),
-                _ => false,
-            };
-            if version_ok && is_resource_type(ty) && is_valid_id(id) {
-                return if *ty == "Patient" {
-                    Target::Patient(id)
-                } else {
-                    Target::Other
-                };
-            }
-        }
-    }
     // Another base, a path prefix or an odd form: a Patient by its suffix
     // (as sekmet reads it), else by any `patient` segment.
     let tail = match segments.as_slice() {
@@ -147,21 +140,69 @@ pub(crate) fn walk<'v>(v: &'v Value, path: &str, out: &mut Vec<&'v Value>) {
     }
 }
 
-/// The `reference` strings at the compartment paths of the resource's type.
-pub(crate) fn compartment_references(resource: &Value) -> Vec<&str> {
-    let mut refs = Vec::new();
+/// The elements at the compartment paths of the resource's type (the
+/// References that may name its patient).
+fn compartment_elements(resource: &Value) -> Vec<&Value> {
+    let mut out = Vec::new();
     let rtype = resource.get("resourceType").and_then(Value::as_str);
     for p in rtype.and_then(compartment::params).unwrap_or_default() {
         for path in p.paths {
-            let mut vals = Vec::new();
-            walk(resource, path, &mut vals);
-            refs.extend(
-                vals.into_iter()
-                    .filter_map(|v| v.get("reference")?.as_str()),
-            );
+            walk(resource, path, &mut out);
         }
     }
-    refs
+    out
+}
+
+/// The `reference` strings at the compartment paths of the resource's type.
+pub(crate) fn compartment_references(resource: &Value) -> Vec<&str> {
+    compartment_elements(resource)
+        .into_iter()
+        .filter_map(|v| v.get("reference")?.as_str())
+        .collect()
+}
+
+/// A compartment element of a resource written under a patient/ scope that
+/// may name a patient the filter cannot see: a reference to a contained
+/// resource (`#p1`) of a type in the Patient compartment (a contained
+/// Patient is not the patient, whatever it says), or a reference with an
+/// `identifier` and no `reference` (a logical reference a server may resolve
+/// to any patient), unless its `type` names a type outside the compartment.
+fn unshowable(resource: &Value, element: &Value, p: &str) -> Result<(), Fail> {
+    let refuse = |what: String| {
+        Err(fail(
+            Reason::PatientCompartmentViolation,
+            format!("{what} cannot be shown to be Patient/{p}: send `\"reference\": \"Patient/{p}\"` there"),
+        ))
+    };
+    match element.get("reference") {
+        Some(Value::String(r)) => {
+            let Some(id) = r.strip_prefix('#') else {
+                return Ok(());
+            };
+            let contained_type = resource
+                .get("contained")
+                .and_then(Value::as_array)
+                .and_then(|cs| {
+                    cs.iter()
+                        .find(|c| c.get("id").and_then(Value::as_str) == Some(id))
+                })
+                .and_then(|c| c.get("resourceType")?.as_str());
+            match contained_type {
+                Some(t) if !compartment::in_compartment(t) => Ok(()),
+                _ => refuse(format!(
+                    "a patient reference to a contained resource (`{}`)",
+                    r.chars().take(80).collect::<String>()
+                )),
+            }
+        }
+        None | Some(Value::Null) if element.get("identifier").is_some() => {
+            match element.get("type").and_then(Value::as_str) {
+                Some(t) if !compartment::in_compartment(t) => Ok(()),
+                _ => refuse("a patient reference with only an `identifier`".into()),
+            }
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Why a reference in a resource written under a patient/ scope is refused
@@ -186,7 +227,7 @@ pub(crate) fn check_reference(
         )),
         Target::Odd | Target::ForeignPatient(_) => Err(fail(
             Reason::InvalidRequest,
-            format!("servers read `{short}` differently: send Type/id or a URL under fhir_base_url"),
+            format!("servers read `{short}` differently: send Type/id or a URL under the server's base URL (fhir_base_url)"),
         )),
         _ => Ok(false),
     }
@@ -214,6 +255,9 @@ pub(crate) fn check_written(
         return violation(format!(
             "a Patient written under a patient/ scope must have id {p}"
         ));
+    }
+    for element in compartment_elements(resource) {
+        unshowable(resource, element, p)?;
     }
     let at_compartment = compartment_references(resource);
     let mut all = Vec::new();

@@ -3,44 +3,15 @@
 //! compartment, and whether it matches a granular scope query.
 
 use super::references::compartment_references;
-use crate::fhir::is_valid_id;
+use crate::fhir::literal_patient;
 use crate::scope::QueryParam;
 use serde_json::Value;
 
-/// Whether a reference string (`123` only when `allow_bare`, `Patient/123`,
-/// `{base}/Patient/123`, optionally `/_history/n`) points at `Patient/{patient}`.
-pub(crate) fn refers_to_patient(
-    reference: &str,
-    patient: &str,
-    base_url: Option<&str>,
-    allow_bare: bool,
-) -> bool {
-    patient_ref_id(reference, base_url, allow_bare).is_some_and(|id| id == patient)
-}
-
-/// The patient id a reference points at, if it is a Patient reference.
-pub(crate) fn patient_ref_id<'r>(
-    reference: &'r str,
-    base_url: Option<&str>,
-    allow_bare: bool,
-) -> Option<&'r str> {
-    let rel = if let Some(r) = reference.strip_prefix("Patient/") {
-        r
-    } else if let Some(r) = base_url
-        .and_then(|b| reference.strip_prefix(b))
-        .and_then(|r| r.strip_prefix("/Patient/"))
-    {
-        r
-    } else if allow_bare && is_valid_id(reference) {
-        return Some(reference);
-    } else {
-        return None;
-    };
-    let id = match rel.split_once("/_history/") {
-        Some((id, _)) => id,
-        None => rel,
-    };
-    is_valid_id(id).then_some(id)
+/// Whether a literal reference (`Patient/123`, `{base}/Patient/123`,
+/// optionally `/_history/n`: the one grammar, [`literal_patient`]) points at
+/// `Patient/{patient}`.
+pub(crate) fn refers_to_patient(reference: &str, patient: &str, base_url: Option<&str>) -> bool {
+    literal_patient(reference, base_url) == Some(patient)
 }
 
 /// Whether the resource is in the Patient compartment of `patient` (R4
@@ -58,7 +29,7 @@ pub(crate) fn in_patient_compartment(
     }
     compartment_references(resource)
         .iter()
-        .any(|r| refers_to_patient(r, patient, base_url, false))
+        .any(|r| refers_to_patient(r, patient, base_url))
 }
 
 fn camel(name: &str) -> String {

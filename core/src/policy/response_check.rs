@@ -3,10 +3,12 @@
 //! of a type the token may read).
 
 use super::compartment;
+use super::references::compartment_references;
 use super::resource::{in_patient_compartment, resource_matches_query};
 use super::response_types::check_response_types;
 use super::settings::PolicyConfig;
 use crate::decision::Obligation;
+use crate::fhir::literal;
 use serde_json::Value;
 
 /// The resources a response carries: the resource itself, or the entries of
@@ -95,7 +97,13 @@ pub fn check_response(
                         label(r)
                     ));
                 }
-                if checked && compartment::in_compartment(rtype) && !own.holds(r, patient, base_url)
+                // A linked type listed as shared (Device) is shared when it
+                // names no patient.
+                let shared = policy.is_public_type(rtype) && compartment_references(r).is_empty();
+                if checked
+                    && compartment::in_compartment(rtype)
+                    && !shared
+                    && !own.holds(r, patient, base_url)
                 {
                     return Err(format!(
                         "{} is not in the compartment of Patient/{patient}",
@@ -176,19 +184,17 @@ impl OwnRecords {
             })
             .unwrap_or_default();
         !targets.is_empty()
-            && targets
-                .iter()
-                .all(|t| t.is_some_and(|t| self.0.iter().any(|own| own == relative(t, base_url))))
+            && targets.iter().all(|t| {
+                t.and_then(|t| relative(t, base_url))
+                    .is_some_and(|t| self.0.contains(&t))
+            })
     }
 }
 
-/// `Type/id` of a reference (`{base}/Type/id`, `Type/id/_history/n`).
-fn relative<'r>(reference: &'r str, base_url: Option<&str>) -> &'r str {
-    let r = base_url
-        .and_then(|b| reference.strip_prefix(b))
-        .and_then(|r| r.strip_prefix('/'))
-        .unwrap_or(reference);
-    r.split("/_history/").next().unwrap_or(r)
+/// `Type/id` of a literal reference (`{base}/Type/id`, `Type/id/_history/n`;
+/// the one grammar, [`literal`]); `None` for any other form.
+fn relative(reference: &str, base_url: Option<&str>) -> Option<String> {
+    literal(reference, base_url).map(|l| format!("{}/{}", l.resource_type, l.id))
 }
 
 #[cfg(test)]
@@ -249,7 +255,7 @@ mod tests {
         let mixed = json!({"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Patient","id":"123"}},{"resource":{"resourceType":"Medication","id":"m"}},{"resource":{"resourceType":"Device","id":"d"}}]});
         assert_eq!(
             chk(&all, &mixed, None).unwrap_err(),
-            "Device/d is not patient data the patient/ scope may reach"
+            "Device/d is not in the compartment of Patient/123"
         );
     }
 

@@ -3,13 +3,15 @@
 //! (`traversal.rs`), what they add to the response (`include.rs`), and what
 //! patient/ scopes refuse.
 
+use super::compartment;
 use super::evaluator::Evaluator;
 use super::include::includes;
 use super::need::{fail, Criteria, Fail, Rule, ScopeContexts};
 use super::traversal::parameters;
-use crate::decision::Reason;
+use crate::decision::{Obligation, Reason};
 use crate::fhir::{r4, Interaction, Level, SearchParam};
 use crate::scope::Perms;
+use std::borrow::Cow;
 
 pub(super) fn search(ev: &mut Evaluator<'_>, it: &Interaction) -> Result<(), Fail> {
     let all = ScopeContexts::ALL;
@@ -41,17 +43,62 @@ pub(super) fn search(ev: &mut Evaluator<'_>, it: &Interaction) -> Result<(), Fai
         ev.need(t, Perms::S, Rule::Search(criteria), all)?;
     }
     let types = searched_types(it);
+    let pinned = pinned_by_request(ev, &types);
+    let search = paging_in_pinned_search(ev, it, pinned);
     // Refused under patient/ scopes before the types they read are looked at.
-    if ev.used_patient {
-        patient_search_limits(ev, &it.search)?;
+    if ev.used_patient && !pinned {
+        patient_search_limits(ev, &search)?;
     }
-    parameters(ev, &it.search, &types)?;
-    includes(ev, &it.search, &types)?;
+    parameters(ev, &search, &types)?;
+    includes(ev, &search, &types)?;
     // Again: a type read only through a patient/ scope makes the same refusals apply.
-    if ev.used_patient {
-        patient_search_limits(ev, &it.search)?;
+    if ev.used_patient && !pinned {
+        patient_search_limits(ev, &search)?;
     }
     Ok(())
+}
+
+/// Whether a search under patient/ scopes is pinned to the context patient
+/// by the request itself (its pin parameter, or a compartment path), not by
+/// a pin narrowing adds. Chains and `_has` inside it only narrow the
+/// patient's own results (the types they read still need `s`). A search of
+/// a shared type (`policy.patient_scope_public_types`) is pinned to no one:
+/// a chain or `_has` from it could ask about any patient's records.
+fn pinned_by_request(ev: &Evaluator<'_>, types: &[&str]) -> bool {
+    let patient_pin_added = ev.narrowing.added.iter().any(|a| {
+        types
+            .iter()
+            .any(|t| compartment::narrowing_pin(t) == Some(a.name.as_str()))
+    });
+    ev.used_patient
+        && !types.is_empty()
+        && types.iter().all(|t| compartment::in_compartment(t))
+        && !patient_pin_added
+}
+
+/// A paging offset in a search pinned by the request (`_getpagesoffset`,
+/// `_pageId`, as in the links some servers write): allowed under patient/
+/// scopes with the paging check of the answer (every resource the
+/// patient's, or a shared type), so whatever page a server reads it as,
+/// only the patient's data comes back. Returns the parameters left to
+/// decide. (`_getpages` names another search: refused everywhere.)
+fn paging_in_pinned_search<'i>(
+    ev: &mut Evaluator<'_>,
+    it: &'i Interaction,
+    pinned: bool,
+) -> Cow<'i, [SearchParam]> {
+    let offset = |sp: &SearchParam| matches!(sp.name.as_str(), "_getpagesoffset" | "_pageId");
+    let patient = ev.ctx.patient.clone();
+    match patient {
+        Some(p) if pinned && it.search.iter().any(offset) => {
+            ev.push_obligation(Obligation::CheckResponseCompartment {
+                resource_type: "*".into(),
+                patient: p,
+            });
+            Cow::Owned(it.search.iter().filter(|sp| !offset(sp)).cloned().collect())
+        }
+        _ => Cow::Borrowed(&it.search),
+    }
 }
 
 /// The types a search returns as matches: empty = every type.

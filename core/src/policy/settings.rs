@@ -1,8 +1,8 @@
 //! `policy`: the knobs of the decision rules and the operations table.
 
-use super::compartment;
 use super::labels::LabelPolicy;
 use crate::config_error::ConfigError;
+use crate::fhir::r4::patient_compartment;
 use crate::fhir::resource_types::is_resource_type;
 use crate::scope::Perms;
 use serde::Deserialize;
@@ -168,6 +168,8 @@ pub fn default_operations() -> Vec<OperationRule> {
         op("$validate", &[Instance], &[], "u", OpTarget::Resource, &[], OpPatientRule::OwnPatient),
         op("$meta", &[Instance], &[], "r", OpTarget::Resource, &[], OpPatientRule::OwnPatient),
         op("$lastn", &[Type], &["Observation"], "s", OpTarget::Resource, &[], OpPatientRule::Pinned),
+        // US Core DocumentReference/$docref: the patient's documents, pinned by `patient`.
+        op("$docref", &[Type], &["DocumentReference"], "rs", OpTarget::Resource, &[], OpPatientRule::Pinned),
         op("$expand", &[Type, Instance], &["ValueSet"], "r", OpTarget::Resource, &[], OpPatientRule::PublicTypes),
         op("$validate-code", &[Type, Instance], &terminology, "r", OpTarget::Resource, &[], OpPatientRule::PublicTypes),
         op("$lookup", &[Type], &["CodeSystem"], "r", OpTarget::Resource, &[], OpPatientRule::PublicTypes),
@@ -260,7 +262,9 @@ impl PolicyConfig {
                     ),
                 ));
             }
-            if compartment::in_compartment(t) {
+            // A type compartment.rs links to the patient (Device) may be
+            // listed: its resources that name no patient are shared data.
+            if patient_compartment(t).is_some() {
                 return Err(ConfigError::new(
                     format!("{field}.patient_scope_public_types[{i}]"),
                     format!("{t} is in the Patient compartment; patient/ scopes already reach the patient's own {t} resources, remove it"),

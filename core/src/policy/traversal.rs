@@ -22,6 +22,13 @@ use crate::scope::Perms;
 /// Server paging parameters (HAPI): never part of a search.
 const PAGING: [&str; 3] = ["_getpages", "_getpagesoffset", "_pageId"];
 
+/// The functional lists R4 defines (lists.html), usable as `_list` values.
+const FUNCTIONAL_LISTS: [&str; 3] = [
+    "$current-allergies",
+    "$current-problems",
+    "$current-medications",
+];
+
 /// Longest chain followed (hops); longer ones are refused.
 const MAX_HOPS: usize = 4;
 
@@ -35,8 +42,18 @@ pub(super) fn parameters(
     for sp in params {
         match r4::control_param(&sp.name) {
             Some(ControlParam::Has) => has(ev, sp, types)?,
+            // R4's functional lists are the server's view of the searched
+            // patient's own records, not List resources.
+            Some(ControlParam::List) if sp.values.iter().all(|v| FUNCTIONAL_LISTS.contains(&v.as_str())) => {}
             Some(ControlParam::List) => reads_list(ev)?,
             Some(ControlParam::Filter) => reads_every_type(ev, "_filter")?,
+            Some(ControlParam::Contained) if sp.values.iter().all(|v| v == "false") => {}
+            // `_contained=true|both` (and `_containedType`, which only means
+            // something with it) returns the containers of the matches: any
+            // type, any patient's record (R4 search.html).
+            Some(ControlParam::Contained | ControlParam::ContainedType) => {
+                reads_every_type(ev, &format!("{}={}", sp.name, sp.values.join(",")))?
+            }
             Some(ControlParam::Sort) => {
                 for key in &sp.values {
                     let key = key.strip_prefix('-').unwrap_or(key);
@@ -84,8 +101,9 @@ fn need_read(ev: &mut Evaluator<'_>, rtype: &str, what: &str) -> Result<(), Fail
 }
 
 /// `_filter` and `_query` can reach any type (chains inside a filter
-/// expression; a named query's meaning is the server's): `s` on every type,
-/// never under patient/ scopes.
+/// expression; a named query's meaning is the server's), and so can
+/// `_contained` (containers of any type): `s` on every type, never under
+/// patient/ scopes.
 fn reads_every_type(ev: &mut Evaluator<'_>, name: &str) -> Result<(), Fail> {
     ev.need("*", Perms::S, Rule::NoPatient, ScopeContexts::ALL)
         .map_err(|f| {

@@ -197,7 +197,7 @@ fn absolute_entry_urls_need_a_configured_base_url() {
     let req = request("POST", "/fhir", JSON, Some(body.as_bytes()));
     let e = classify(&cfg, &req).unwrap_err();
     assert!(
-        e.message.contains("fhir_base_url is not configured"),
+        e.message.contains("knows no base URL (fhir_base_url)"),
         "{}",
         e.message
     );

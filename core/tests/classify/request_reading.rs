@@ -177,7 +177,9 @@ fn bulk_data_status_and_async() {
         row("/fhir", "GET", "/fhir/$export?_type=Patient", ASYNC, None, "operation system op=$export types=Patient q=_type=Patient"),
         row("/fhir", "GET", "/fhir/Group/g1/$export", ASYNC_LIST, None, "operation instance Group id=g1 comp=Group/g1 op=$export"),
         row("/fhir", "GET", "/fhir/$export-poll-status?_jobId=j1", ASYNC, None, "operation system op=$export-poll-status q=_jobId=j1"),
-        row("/fhir", "GET", "/fhir/Observation?patient=123", ASYNC, None, "!`Prefer: respond-async` is refused here (only $export and its status take it)"),
+        // A search is answered synchronously (the engine drops the preference).
+        row("/fhir", "GET", "/fhir/Observation?patient=123", ASYNC, None, "search type Observation q=patient=123"),
+        row("/fhir", "GET", "/fhir/Observation/o1", ASYNC, None, "!`Prefer: respond-async` is refused here (only $export, its status and searches take it"),
         row("/fhir", "GET", "/fhir/Patient/123/$everything", ASYNC_LIST, None, "!`Prefer: respond-async`"),
         // HAPI FHIR reads a preference up to its `=`: `respond-async=true` is async.
         row("/fhir", "GET", "/fhir/Patient/123/$everything", &[("prefer", "respond-async=true")], None, "!`Prefer: respond-async` is refused here"),

@@ -51,10 +51,20 @@ fn bundles() {
     assert!(d.message.contains("2 of 4"), "{}", d.message);
     check(vec![
         row("user/*.rs", None, bundle(K::Batch, vec![]), ALLOW, &[]),
-        row("user/*.rs", None, bundle(K::Batch, vec![read("Patient", "1"), delete("Patient", "1")]), BUNDLE, &["user/Patient.d"]),
+        // issue 17: a batch answers per entry: the denied entry in place, the others forwarded
+        row("user/*.rs", None, bundle(K::Batch, vec![read("Patient", "1"), delete("Patient", "1")]), ALLOW, &[]),
+        row("user/*.rs", None, bundle(K::Batch, vec![delete("Patient", "1"), delete("Patient", "2")]), BUNDLE, &["user/Patient.d"]),
+        row("user/*.rs", None, bundle(K::Transaction, vec![read("Patient", "1"), delete("Patient", "1")]), BUNDLE, &["user/Patient.d"]),
         row("user/*.cruds", None, bundle(K::Transaction, vec![read("Patient", "1"), delete("Patient", "1")]), ALLOW, &[]),
         row("user/*.rs", None, bundle(K::Batch, vec![bundle(K::Batch, vec![])]), BUNDLE, &[]),
     ]);
+    // the partly allowed batch names what is answered in place
+    let ctx = AuthContext::from_scopes("user/*.rs", None);
+    let d = authorize(&cfg(), bundle(K::Batch, vec![read("Patient", "1"), delete("Patient", "1"), read("Patient", "2")]), Some(&ctx));
+    assert!(d.is_partial_batch(), "{}", d.message);
+    assert_eq!(d.denied_entries.iter().map(|e| (e.index, e.reason)).collect::<Vec<_>>(), vec![(1, Reason::InsufficientScope)]);
+    assert_eq!(d.denied_entries[0].required_scopes, vec!["user/Patient.d"]);
+    assert_eq!(d.message, "2 of 3 batch entries forwarded; answered in place: #1 insufficient_scope");
 }
 
 #[test]

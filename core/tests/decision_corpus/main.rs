@@ -12,6 +12,7 @@
 )]
 
 mod bundles_and_paging;
+mod certified;
 mod labels;
 mod narrowing;
 mod operations;

@@ -18,7 +18,7 @@ fn patient_pins_are_added() {
         row("patient/Observation.rs", Some("123"), search("Observation", "code=1234-5"), ALLOW, &[]).narrowed("patient=Patient/123"),
         row("patient/Observation.rs", Some("123"), search("Observation", ""), ALLOW, &[]).narrowed("patient=Patient/123"),
         row("patient/Observation.rs", Some("123"), search("Observation", "encounter=Encounter/1"), ALLOW, &[]).narrowed("patient=Patient/123"),
-        row("patient/Observation.rs", Some("123"), search("Observation", "subject=https://evil.example/fhir/Patient/123"), ALLOW, &[]).narrowed("patient=Patient/123"),
+        row("patient/Observation.rs", Some("123"), search("Observation", "subject=https://evil.example/fhir/Patient/123"), INVALID, &["patient/Observation.s"]),
         row("patient/Observation.rs", Some("123"), search("Observation", "focus=Patient/456"), ALLOW, &[]).narrowed("patient=Patient/123"),
         row("patient/Patient.rs", Some("123"), search("Patient", "name=smith"), ALLOW, &[]).narrowed("_id=123"),
         row("patient/Patient.rs", Some("123"), search("Patient", "identifier=urn:mrn|a&birthdate=1980-01-01"), ALLOW, &[]).narrowed("_id=123"),
@@ -40,7 +40,8 @@ fn patient_pins_are_added() {
         // still refused: other patients, types outside the compartment, unpinnable searches
         row("patient/Observation.rs", Some("123"), search("Observation", "patient=456&code=x"), COMPART, &["patient/Observation.s"]),
         row("patient/Patient.rs", Some("123"), search("Patient", "_id=456"), COMPART, &["patient/Patient.s"]),
-        row("patient/*.rs", Some("123"), search("Device", "type=x"), COMPART, &["patient/Device.s"]),
+        row("patient/*.rs", Some("123"), search("Device", "type=x"), ALLOW, &[]).narrowed("patient=Patient/123"),
+        row("patient/*.rs", Some("123"), search("DeviceMetric", "type=x"), COMPART, &["patient/DeviceMetric.s"]),
         row("patient/*.rs", Some("123"), sys_search(&[], "_lastUpdated=gt2020"), COMPART, &["patient/*.s"]),
         row("patient/*.rs", Some("123"), sys_search(&["Observation", "Patient"], "_lastUpdated=gt2020"), COMPART, &["patient/Observation.s", "patient/Patient.s"]),
         row("patient/*.rs", Some("123"), sys_search(&["Observation", "AdverseEvent"], "code=x"), COMPART, &["patient/Observation.s", "patient/AdverseEvent.s"]),

@@ -20,7 +20,7 @@ fn includes() {
         row("patient/*.rs", Some("123"), search("Observation", "patient=123&_include=*"), INCL, &["patient/Observation.s"]),
         row("patient/*.rs", Some("123"), search("MedicationRequest", "patient=123&_include=MedicationRequest:medication"), ALLOW, &[]),
         row("patient/MedicationRequest.rs", Some("123"), search("MedicationRequest", "patient=123&_include=MedicationRequest:medication"), INCL, &["patient/MedicationRequest.s", "patient/Medication.r"]),
-        row("patient/*.rs", Some("123"), search("Observation", "patient=123&_include=Observation:device:Device"), INCL, &["patient/Observation.s", "patient/Device.r"]),
+        row("patient/*.rs", Some("123"), search("Observation", "patient=123&_include=Observation:device:DeviceMetric"), INCL, &["patient/Observation.s", "patient/DeviceMetric.r"]),
         // `encounter` also points at EpisodeOfCare in R4 (the hand-written table said Encounter only)
         row("patient/DocumentReference.rs patient/Encounter.rs", Some("123"), search("DocumentReference", "patient=123&_include=DocumentReference:encounter"), ALLOW, &[]),
         row("patient/DocumentReference.rs patient/Encounter.rs", Some("123"), search("DocumentReference", "patient=123&_include=DocumentReference:encounter:EpisodeOfCare"), INCL, &["patient/DocumentReference.s", "patient/EpisodeOfCare.r"]),
@@ -64,7 +64,7 @@ fn includes() {
     assert_eq!(obligations("patient/Observation.rs patient/Patient.rs", "patient=123&_include=Observation:subject"),
                vec![compartment("Patient"), absent(&["Device", "Group", "Location"])]);
     assert_eq!(obligations("patient/*.rs", "patient=123&_include=Observation:subject"),
-               vec![compartment("Group"), compartment("Patient"), absent(&["Device"])]);
+               vec![compartment("Device"), compartment("Group"), compartment("Patient")]);
     assert_eq!(obligations("patient/*.rs", "patient=123&_include=Observation:performer"),
                vec![compartment("CareTeam"), compartment("Patient"), compartment("RelatedPerson")]);
     let user = AuthContext::from_scopes("user/Observation.rs user/Patient.r", None);
@@ -81,13 +81,17 @@ fn includes() {
 #[rustfmt::skip]
 fn chains_and_has() {
     check(vec![
-        // under patient/ scopes refused by default (policy.allow_chained / allow_has)
-        row("patient/*.rs", Some("123"), search("Observation", "patient=123&subject.name=smith"), CHAIN, &["patient/Observation.s"]),
-        row("patient/*.rs", Some("123"), search("Observation", "patient=123&subject:Patient.name=smith"), CHAIN, &["patient/Observation.s"]),
-        row("patient/*.rs", Some("123"), search("Observation", "patient=123&_sort=subject.name"), CHAIN, &["patient/Observation.s"]),
-        row("patient/*.rs", Some("123"), search("Patient", "_id=123&_has:Observation:patient:code=1234"), CHAIN, &["patient/Patient.s"]),
-        row("patient/*.rs", Some("123"), search("Patient", "_has:Observation:patient:code=1&_id=123&_include=Patient:organization"), CHAIN, &["patient/Patient.s"]),
-        row("patient/*.rs", Some("123"), search("Patient", "_id=123&_include=Patient:organization&_has:Observation:patient:code=1"), CHAIN, &["patient/Patient.s"]),
+        // under patient/ scopes allowed inside a search the request pins (issue 17: they only
+        // narrow the patient's results); otherwise refused by default (policy.allow_chained /
+        // allow_has): certified.rs
+        row("patient/*.rs", Some("123"), search("Observation", "code=x&subject.name=smith"), CHAIN, &["patient/Observation.s"]),
+        row("patient/*.rs", Some("123"), search("Observation", "_sort=subject.name"), CHAIN, &["patient/Observation.s"]),
+        row("patient/*.rs", Some("123"), search("Observation", "patient=123&subject.name=smith"), ALLOW, &[]),
+        row("patient/*.rs", Some("123"), search("Observation", "patient=123&subject:Patient.name=smith"), ALLOW, &[]),
+        row("patient/*.rs", Some("123"), search("Observation", "patient=123&_sort=subject.name"), ALLOW, &[]),
+        row("patient/*.rs", Some("123"), search("Patient", "_id=123&_has:Observation:patient:code=1234"), ALLOW, &[]),
+        row("patient/*.rs", Some("123"), search("Patient", "_has:Observation:patient:code=1&_id=123&_include=Patient:organization"), ALLOW, &[]),
+        row("patient/*.rs", Some("123"), search("Patient", "_id=123&_include=Patient:organization&_has:Observation:patient:code=1"), ALLOW, &[]),
         // user/ and system/ scopes: s on every type a chain or _has reads
         row("user/Observation.rs", None, search("Observation", "subject:Patient.name=Smith"), INSUFF, &["user/Observation.s", "user/Patient.s"]),
         row("user/Observation.rs user/Patient.rs", None, search("Observation", "subject:Patient.name=Smith"), ALLOW, &[]),
@@ -126,7 +130,7 @@ fn chains_and_has() {
         row("patient/*.rs", Some("123"), search("Observation", "patient=123&subject:Patient.name=smith"), ALLOW, &[]),
         row("patient/*.rs", Some("123"), search("Patient", "_id=123&_has:Observation:patient:code=1"), ALLOW, &[]),
         // the types read must be reachable under patient/ scopes
-        row("patient/*.rs", Some("123"), search("Observation", "patient=123&device:Device.type=x"), COMPART, &["patient/Observation.s", "patient/Device.s"]),
+        row("patient/*.rs", Some("123"), search("Observation", "patient=123&device:DeviceMetric.type=x"), COMPART, &["patient/Observation.s", "patient/DeviceMetric.s"]),
         row("patient/Observation.rs", Some("123"), search("Observation", "patient=123&subject:Patient.name=smith"), INSUFF, &["patient/Observation.s", "patient/Patient.s"]),
     ]);
 }
@@ -148,6 +152,26 @@ fn list_filter_query_and_unknown_parameters() {
         row("user/Observation.rs user/List.r", None, search("Observation", "_list=L1"), ALLOW, &[]),
         row("patient/*.rs", Some("123"), search("Observation", "patient=123&_list=L1"), COMPART, &["patient/Observation.s", "user/List.r"]),
         row("user/Observation.rs", None, search("Observation", "_text=x&_content=y"), ALLOW, &[]),
+    ]);
+}
+
+/// `_contained=true|both` and `_containedType` return the containers of the
+/// matches, of any type and any patient (R4 search.html): `s` on every type,
+/// refused under patient/ scopes; `_contained=false` is the plain search.
+#[test]
+#[rustfmt::skip]
+fn contained_searches_return_containers_of_any_type() {
+    check(vec![
+        row("patient/*.rs", Some("123"), search("Observation", "patient=123&_contained=true"), COMPART, &["patient/Observation.s", "user/*.s"]),
+        row("patient/*.rs", Some("123"), search("Observation", "patient=123&_contained=both"), COMPART, &["patient/Observation.s", "user/*.s"]),
+        row("patient/*.rs", Some("123"), search("Observation", "patient=123&_containedType=container"), COMPART, &["patient/Observation.s", "user/*.s"]),
+        row("patient/*.rs", Some("123"), search("Medication", "code=x&_contained=true"), COMPART, &["patient/Medication.s", "user/*.s"]),
+        row("patient/*.rs", Some("123"), search("Observation", "patient=123&_contained=false"), ALLOW, &[]),
+        row("user/Observation.rs", None, search("Observation", "_contained=true"), INSUFF, &["user/Observation.s", "user/*.s"]),
+        row("user/Observation.rs user/Patient.rs", None, search("Observation", "_containedType=contained&_contained=true"), INSUFF, &["user/Observation.s", "user/*.s"]),
+        row("user/Observation.rs", None, search("Observation", "_contained=false"), ALLOW, &[]),
+        row("user/*.rs", None, search("Observation", "_contained=true&_containedType=contained"), ALLOW, &[]),
+        row("system/*.s", None, search("Observation", "_contained=both"), ALLOW, &[]),
     ]);
 }
 

@@ -20,7 +20,7 @@ fn patient_scope_reads() {
         row("patient/Observation.rs", Some("123"), read("Observation", "1"), ALLOW, &[]),
         row("patient/Medication.rs", Some("123"), read("Medication", "m1"), ALLOW, &[]),
         row("patient/*.rs", Some("123"), read("Practitioner", "p1"), ALLOW, &[]),
-        row("patient/*.rs", Some("123"), read("Device", "d1"), COMPART, &["patient/Device.r"]),
+        row("patient/*.rs", Some("123"), read("DeviceMetric", "d1"), COMPART, &["patient/DeviceMetric.r"]),
         row("patient/*.rs", Some("123"), history(Level::Instance, Some("Patient"), Some("123")), ALLOW, &[]),
         row("patient/*.rs", Some("123"), history(Level::Instance, Some("Patient"), Some("9")), COMPART, &["patient/Patient.r"]),
         row("patient/*.rs", Some("123"), history(Level::Type, Some("Observation"), None), COMPART, &["patient/Observation.s"]),

@@ -82,6 +82,38 @@ fn references_in_written_resources() {
     ]);
 }
 
+/// Issue 17: a compartment element whose patient the filter cannot see (a
+/// contained resource of a compartment type, an identifier-only reference)
+/// is refused even when another compartment element names the patient, in
+/// creates, updates and Bundle entries; what names nobody (a contained
+/// Practitioner, a typed logical reference to one, a display) is kept.
+#[test]
+#[rustfmt::skip]
+fn compartment_elements_that_cannot_be_shown() {
+    const TP: &str = "patient/Observation.cus patient/Patient.rs";
+    let c = |body: Value| create("Observation", Some(body));
+    let contained_patient = json!({"contained":[{"resourceType":"Patient","id":"p1"}],"performer":[{"reference":"Patient/123"}]});
+    let logical_subject = json!({"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"identifier":{"system":"mrn","value":"456"}},"performer":[{"reference":"Patient/123"}]});
+    check(vec![
+        row(TP, Some("123"), c(obs_with("#p1", contained_patient.clone())), COMPART, &["patient/Observation.c"]),
+        row(TP, Some("123"), c(obs_with("#missing", json!({"performer":[{"reference":"Patient/123"}]}))), COMPART, &["patient/Observation.c"]),
+        row(TP, Some("123"), c(obs_with("#rp", json!({"contained":[{"resourceType":"RelatedPerson","id":"rp","patient":{"reference":"Patient/123"}}],"performer":[{"reference":"Patient/123"}]}))), COMPART, &["patient/Observation.c"]),
+        row(TP, Some("123"), c(logical_subject.clone()), COMPART, &["patient/Observation.c"]),
+        row(TP, Some("123"), c(obs_with("Patient/123", json!({"performer":[{"identifier":{"system":"npi","value":"1"}}]}))), COMPART, &["patient/Observation.c"]),
+        row(TP, Some("123"), c(obs_with("Patient/123", json!({"performer":[{"identifier":{"system":"mrn","value":"1"},"type":"Patient"}]}))), COMPART, &["patient/Observation.c"]),
+        row(TP, Some("123"), update("Observation", "o1", Some(obs_with("#p1", contained_patient.clone()))), COMPART, &["patient/Observation.u"]),
+        row(TP, Some("123"), cond_update("Observation", "patient=Patient/123", obs_with("#p1", contained_patient.clone())), COMPART, &["patient/Observation.us"]),
+        row(TP, Some("123"), transaction(vec![entry(0, "POST", None, c(obs_with("#p1", contained_patient)))]), BUNDLE, &["patient/Observation.c"]),
+        row(TP, Some("123"), transaction(vec![entry(0, "POST", None, c(logical_subject))]), BUNDLE, &["patient/Observation.c"]),
+        // What names nobody the patient could be.
+        row(TP, Some("123"), c(obs_with("Patient/123", json!({"contained":[{"resourceType":"Practitioner","id":"pr"}],"performer":[{"reference":"#pr"}]}))), ALLOW, &[]),
+        row(TP, Some("123"), c(obs_with("Patient/123", json!({"performer":[{"identifier":{"system":"npi","value":"1"},"type":"Practitioner"}]}))), ALLOW, &[]),
+        row(TP, Some("123"), c(obs_with("Patient/123", json!({"performer":[{"display":"Dr. X"}]}))), ALLOW, &[]),
+        // user/ scopes do not look at the patient.
+        row("user/Observation.c", None, c(obs_with("#p1", json!({"contained":[{"resourceType":"Patient","id":"p1"}]}))), ALLOW, &[]),
+    ]);
+}
+
 /// A conditional reference in any field is a search on its type (HAPI
 /// resolves it on every write): s on that type, and under patient/ scopes
 /// pinned to the patient; chains, `_has` and unreadable forms are refused.
@@ -445,8 +477,12 @@ fn write_pre_check_obligations() {
     assert!(d.is_allow(), "{}", d.message);
     assert_eq!(d.obligations, (0..3).map(|i| stored("Observation", &format!("o{i}"), K::Delete, Some(i))).collect::<Vec<_>>());
     let many: Vec<Interaction> = (0..17).map(|i| delete("Observation", &format!("o{i}"))).collect();
-    let d = authorize(&cfg(), bundle(K::Batch, many), Some(&ctx));
+    let d = authorize(&cfg(), bundle(K::Transaction, many.clone()), Some(&ctx));
     assert_eq!((d.status, d.reason), (403, Reason::BundleEntryDenied));
+    assert_eq!(d.denied_entries.iter().map(|e| e.index).collect::<Vec<_>>(), vec![16]);
+    // a batch: the 17th entry answered in place
+    let d = authorize(&cfg(), bundle(K::Batch, many), Some(&ctx));
+    assert!(d.is_partial_batch(), "{}", d.message);
     assert_eq!(d.denied_entries.iter().map(|e| e.index).collect::<Vec<_>>(), vec![16]);
     assert!(d.denied_entries[0].message.contains("more than 16"), "{}", d.denied_entries[0].message);
 }
