@@ -116,6 +116,31 @@ dist: build cli ## versioned release artifacts under dist/<version>/
 	cd $(DIST) && sha256sum fhir_smart_authz-$(VERSION).wasm fhir-smart-authz-$(VERSION)-*-linux > SHA256SUMS
 	@cat $(DIST)/SHA256SUMS
 
+# The native module: the same filter as an Envoy dynamic module (Envoy 1.40.0, ABI v0.2.0),
+# cargo's cdylib (profile `native`: unwinding, opt-level 3) copied to the name Envoy loads
+# (`dynamic_module_config: {name: fhir_smart_authz}` → libfhir_smart_authz.so).
+NATIVE_SO := target/native/libfhir_smart_authz.so
+NATIVE_FAULT_SO := target/native-fault/libfhir_smart_authz.so
+NATIVE_SOURCES := $(WASM_SOURCES) $(shell find native/src -name '*.rs') native/Cargo.toml
+NATIVE_BUILD := $(CARGO) build --profile native -p fhir-smart-authz-native --lib
+
+.PHONY: native native-fault
+build: native
+native: prereqs $(NATIVE_SO) ## the native module target/native/libfhir_smart_authz.so (Envoy 1.40.0)
+
+$(NATIVE_SO): $(NATIVE_SOURCES)
+	$(NATIVE_BUILD)
+	cp target/native/libfhir_smart_authz_native.so $@
+
+native-fault: prereqs $(NATIVE_FAULT_SO) ## test-only native module for the e2e fault test (never shipped)
+
+$(NATIVE_FAULT_SO): $(NATIVE_SOURCES)
+	$(NATIVE_BUILD) --features fault-injection
+	mkdir -p $(dir $@)
+	cp target/native/libfhir_smart_authz_native.so $@
+
+e2e: native native-fault
+
 cli: prereqs ## native CLI binary
 	$(CARGO) build --release --bin fhir-smart-authz
 

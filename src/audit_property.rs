@@ -3,10 +3,9 @@
 //! or a `google.protobuf.Struct` (declared once per root context).
 
 use crate::host::{Host, HostError, LogLevel};
-use crate::pbstruct::{declare_property_args, encode_struct};
-use fhir_smart_authz_core::audit::AuditEncoding;
+use fhir_smart_authz_core::audit::pbstruct::declare_property_args;
+use fhir_smart_authz_core::audit::{record_bytes, AuditEncoding};
 use fhir_smart_authz_core::config::Config;
-use serde_json::Value;
 
 /// Property (filter state `wasm.fhir_smart_authz_audit`) holding the audit record.
 pub const AUDIT_PROPERTY: &str = "fhir_smart_authz_audit";
@@ -80,13 +79,7 @@ pub fn resolve_audit_encoding(
 
 /// Write the record (its JSON text) into the audit property.
 pub fn write_audit_record(host: &dyn Host, encoding: AuditEncoding, record_json: Vec<u8>) {
-    let bytes = match encoding {
-        AuditEncoding::Json | AuditEncoding::Line | AuditEncoding::Fields => record_json,
-        AuditEncoding::Struct => {
-            let record: Value = serde_json::from_slice(&record_json).unwrap_or(Value::Null);
-            encode_struct(&record)
-        }
-    };
+    let bytes = record_bytes(encoding, record_json);
     if host.set_property(&[AUDIT_PROPERTY], &bytes).is_err() {
         host.log(
             LogLevel::Warn,

@@ -10,13 +10,19 @@ use fhir_smart_authz_core::engine::TokenContext;
 use fhir_smart_authz_core::fhir::RequestParts;
 use fhir_smart_authz_core::token::binding::{check_binding, Binding, BindingRequest, ReplayStore};
 use fhir_smart_authz_core::token::host_crypto::VERIFY_SIGNATURE_FUNCTION;
-use fhir_smart_authz_core::token::service::{self, CallPurpose, OutboundCall, TokenService};
+use fhir_smart_authz_core::token::service::TokenService;
 use fhir_smart_authz_core::token::{
     extract_bearer, jose, HostAssistedVerifier, KeySet, RustCryptoVerifier, SignatureVerifier,
 };
 use serde_json::Value;
 use std::borrow::Cow;
 use std::rc::Rc;
+
+/// The production ports of a configuration (the root's factory in every
+/// shell).
+pub fn core_ports(config: Rc<Config>) -> (Box<dyn TokenPort>, Box<dyn Engine>) {
+    (Box::new(CoreTokens::new(config)), Box::new(CoreEngine))
+}
 
 /// The decision engine: classifier + policy.
 #[derive(Debug, Default)]
@@ -101,42 +107,6 @@ fn with_verifier<R>(
     r
 }
 
-fn http_call(c: OutboundCall) -> HttpCall {
-    HttpCall {
-        cluster: c.cluster,
-        headers: c.headers,
-        body: c.body,
-        timeout_ms: c.timeout_ms,
-    }
-}
-
-fn pending(p: CallPurpose) -> Pending {
-    match p {
-        CallPurpose::Jwks { issuer } => Pending::Jwks { issuer },
-        CallPurpose::Introspection { issuer } => Pending::Introspection { issuer },
-    }
-}
-
-fn purpose(p: Pending) -> CallPurpose {
-    match p {
-        Pending::Jwks { issuer } => CallPurpose::Jwks { issuer },
-        Pending::Introspection { issuer } => CallPurpose::Introspection { issuer },
-    }
-}
-
-fn step(s: service::TokenStep) -> TokenStep {
-    match s {
-        service::TokenStep::Verified { claims, cache_hit } => {
-            TokenStep::Verified { claims, cache_hit }
-        }
-        service::TokenStep::Call { call, purpose } => TokenStep::Call {
-            call: http_call(call),
-            pending: pending(purpose),
-        },
-        service::TokenStep::Denied(d) => TokenStep::Denied(*d),
-    }
-}
-
 /// Token handling over [`TokenService`] (one per worker VM and configuration).
 pub struct CoreTokens {
     /// `Err`: the issuers could not be set up (already caught by config
@@ -176,15 +146,12 @@ impl CoreTokens {
         if svc.verifier().generation(i) != Some(0) {
             return None;
         }
-        Some((
-            http_call(svc.startup_jwks_call(i)?),
-            Pending::Jwks { issuer: i },
-        ))
+        Some((svc.startup_jwks_call(i)?, Pending::Jwks { issuer: i }))
     }
 }
 
 fn misconfigured() -> TokenStep {
-    TokenStep::Denied(Decision::deny(
+    TokenStep::denied(Decision::deny(
         Reason::KeysUnavailable,
         "the token issuers are misconfigured; see the filter's startup log",
     ))
@@ -204,13 +171,16 @@ impl TokenPort for CoreTokens {
             return misconfigured();
         };
         let warned = &mut self.host_failure_logged;
-        let s = step(with_verifier(host, self.host_crypto, warned, |sig| {
+        let s = with_verifier(host, self.host_crypto, warned, |sig| {
             svc.verify(token, now, sig)
-        }));
+        });
         if let TokenStep::Denied(d) = &s {
             if d.reason == Reason::KeysUnavailable {
                 if let Some((call, pending)) = self.startup_fetch(token) {
-                    return TokenStep::Call { call, pending };
+                    return TokenStep::Call {
+                        call,
+                        purpose: pending,
+                    };
                 }
             }
         }
@@ -230,9 +200,9 @@ impl TokenPort for CoreTokens {
             return misconfigured();
         };
         let warned = &mut self.host_failure_logged;
-        step(with_verifier(host, self.host_crypto, warned, |sig| {
-            svc.call_done(purpose(pending), token, status, body, now, sig)
-        }))
+        with_verifier(host, self.host_crypto, warned, |sig| {
+            svc.call_done(pending, token, status, body, now, sig)
+        })
     }
 
     fn check_binding(
@@ -254,9 +224,6 @@ impl TokenPort for CoreTokens {
             return Vec::new();
         };
         svc.due_jwks_fetches(now)
-            .into_iter()
-            .map(|(i, c)| (i, http_call(c)))
-            .collect()
     }
 
     fn jwks_response(

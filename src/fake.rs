@@ -419,7 +419,7 @@ impl TokenPort for FakeTokens {
             },
             Some(FakeToken::NeedsKeys(_)) => TokenStep::Call {
                 call: jwks_call(),
-                pending: Pending::Jwks { issuer: 0 },
+                purpose: Pending::Jwks { issuer: 0 },
             },
             Some(FakeToken::Introspect(_)) => TokenStep::Call {
                 call: HttpCall {
@@ -431,10 +431,10 @@ impl TokenPort for FakeTokens {
                     body: Some(b"token=...".to_vec()),
                     timeout_ms: 5000,
                 },
-                pending: Pending::Introspection { issuer: 0 },
+                purpose: Pending::Introspection { issuer: 0 },
             },
             Some(FakeToken::Invalid(why)) => {
-                TokenStep::Denied(Decision::deny(Reason::InvalidToken, *why))
+                TokenStep::denied(Decision::deny(Reason::InvalidToken, *why))
             }
             Some(FakeToken::NewKid(c)) => {
                 if self.has_new_keys() {
@@ -446,16 +446,16 @@ impl TokenPort for FakeTokens {
                     self.fetch_budget -= 1;
                     TokenStep::Call {
                         call: jwks_call(),
-                        pending: Pending::Jwks { issuer: 0 },
+                        purpose: Pending::Jwks { issuer: 0 },
                     }
                 } else {
-                    TokenStep::Denied(Decision::deny(
+                    TokenStep::denied(Decision::deny(
                         Reason::InvalidToken,
                         "no key with the token's kid is known",
                     ))
                 }
             }
-            None => TokenStep::Denied(Decision::deny(
+            None => TokenStep::denied(Decision::deny(
                 Reason::InvalidToken,
                 "the token signature is not valid",
             )),
@@ -480,7 +480,7 @@ impl TokenPort for FakeTokens {
                     cache_hit: false,
                 }
             } else {
-                TokenStep::Denied(Decision::deny(
+                TokenStep::denied(Decision::deny(
                     Reason::InvalidToken,
                     "no key with the token's kid is known",
                 ))
@@ -502,11 +502,11 @@ impl TokenPort for FakeTokens {
                     cache_hit: false,
                 }
             }
-            (Pending::Introspection { .. }, _, _) => TokenStep::Denied(Decision::deny(
+            (Pending::Introspection { .. }, _, _) => TokenStep::denied(Decision::deny(
                 Reason::IntrospectionUnavailable,
                 "the introspection endpoint did not answer",
             )),
-            _ => TokenStep::Denied(Decision::deny(
+            _ => TokenStep::denied(Decision::deny(
                 Reason::KeysUnavailable,
                 "the issuer's keys could not be fetched",
             )),

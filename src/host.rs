@@ -70,26 +70,17 @@ impl fmt::Display for HostError {
     }
 }
 
-/// An outgoing HTTP call through an Envoy cluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpCall {
-    pub cluster: String,
-    /// Including `:method`, `:path`, `:authority`.
-    pub headers: Vec<(String, String)>,
-    pub body: Option<Vec<u8>>,
-    pub timeout_ms: u64,
-}
+/// An outgoing HTTP call through an Envoy cluster (the core's type).
+pub use fhir_smart_authz_core::token::service::OutboundCall as HttpCall;
 
-impl HttpCall {
-    /// Why the host refused to dispatch this call, for logs and replies.
-    pub fn refusal(&self, e: HostError) -> String {
-        match e {
-            HostError::BadArgument => format!(
-                "Envoy refused the call: unknown cluster {:?} or bad headers",
-                self.cluster
-            ),
-            other => format!("Envoy refused the call ({other:?})"),
-        }
+/// Why the host refused to dispatch `call`, for logs and replies.
+pub fn refusal(call: &HttpCall, e: HostError) -> String {
+    match e {
+        HostError::BadArgument => format!(
+            "Envoy refused the call: unknown cluster {:?} or bad headers",
+            call.cluster
+        ),
+        other => format!("Envoy refused the call ({other:?})"),
     }
 }
 
@@ -206,19 +197,24 @@ pub trait Host {
     /// An environment variable of the VM (Envoy
     /// `vm_config.environment_variables`); `None` when not set.
     fn env_var(&self, name: &str) -> Option<OsString>;
+    /// A file's bytes, for a secret reference. A proxy-wasm VM has no file
+    /// system (Envoy answers every WASI file call with an error): refused,
+    /// unless the host has one (the native module reads it in-process).
+    fn read_file(&self, _path: &str) -> Result<Vec<u8>, String> {
+        Err(r#"a proxy-wasm VM has no file system; use {"env": "NAME"}"#.into())
+    }
 }
 
-/// Where the configuration's secret references are looked up: the VM's
-/// environment. A proxy-wasm VM has no file system (Envoy answers every
-/// WASI file call with an error), so a file reference is refused.
+/// Where the configuration's secret references are looked up: the host's
+/// environment and files (a proxy-wasm VM has no files: [`Host::read_file`]).
 pub struct VmSecrets<'a>(pub &'a dyn Host);
 
 impl SecretSource for VmSecrets<'_> {
     fn env_var(&self, name: &str) -> Option<OsString> {
         self.0.env_var(name)
     }
-    fn read_file(&self, _path: &str) -> Result<Vec<u8>, String> {
-        Err(r#"a proxy-wasm VM has no file system; use {"env": "NAME"}"#.into())
+    fn read_file(&self, path: &str) -> Result<Vec<u8>, String> {
+        self.0.read_file(path)
     }
 }
 

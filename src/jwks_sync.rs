@@ -4,13 +4,14 @@
 //!
 //! Shared data of issuer `i`: `fhir_smart_authz.jwks.<i>.<iss>` holds the
 //! fetch time (ms, 8 bytes big-endian) followed by the JWKS bytes;
-//! `<that key>.lease` holds `until` (ms, big-endian) then `1` while a fetch
-//! is in flight, `0` once it is over (no other fetch until
-//! `jwks_min_refetch_seconds` after its start).
+//! `<that key>.lease` holds the fetch lease (its rules: the core's
+//! `token::fetch_lease`).
 
 use crate::host::{Host, LogLevel};
 use crate::ports::TokenPort;
 use fhir_smart_authz_core::config::Config;
+pub use fhir_smart_authz_core::token::fetch_lease::Lease;
+use fhir_smart_authz_core::token::fetch_lease::{self, lease_ended, lease_taken};
 use fhir_smart_authz_core::token::{decode_shared_jwks, encode_shared_jwks};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -197,28 +198,9 @@ fn lease_key(config: &Config, issuer: usize) -> String {
     format!("{}.lease", jwks_shared_key(config, issuer))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lease {
-    /// Nobody fetches: take it with this CAS token.
-    Free(Option<u32>),
-    /// Another VM's fetch is in flight.
-    Fetching,
-    /// A fetch ended less than `jwks_min_refetch_seconds` after its start.
-    Resting,
-}
-
 pub fn lease_state(host: &dyn Host, config: &Config, issuer: usize, now_ms: u64) -> Lease {
     let (value, cas) = host.shared_get(&lease_key(config, issuer));
-    match value.as_deref().and_then(decode_shared_jwks) {
-        Some((until, rest)) if until > now_ms => {
-            if rest.first() == Some(&0) {
-                Lease::Resting
-            } else {
-                Lease::Fetching
-            }
-        }
-        _ => Lease::Free(cas),
-    }
+    fetch_lease::lease_state(value.as_deref(), cas, now_ms)
 }
 
 /// Take the lease for a JWKS fetch starting now; `false`: another VM has it.
@@ -232,25 +214,18 @@ pub fn take_lease(
     let Lease::Free(cas) = lease_state(host, config, issuer, now_ms) else {
         return false;
     };
-    let until = now_ms.saturating_add(timeout_ms).saturating_add(1000);
-    let v = encode_shared_jwks(until, &[1]);
+    let v = lease_taken(now_ms, timeout_ms);
     host.shared_set(&lease_key(config, issuer), &v, cas).is_ok()
 }
 
-/// The fetch that took the lease at `started_ms` is over. After a success no
-/// VM fetches again until `jwks_min_refetch_seconds` after its start; after
-/// a failure the lease is free (the next fetch, by any VM, may go).
+/// The fetch that took the lease at `started_ms` is over (see
+/// [`lease_ended`]).
 pub fn end_lease(host: &dyn Host, config: &Config, issuer: usize, started_ms: u64, ok: bool) {
-    let until = if ok {
-        let min_s = config
-            .issuers
-            .get(issuer)
-            .map_or(0, |i| i.jwks_min_refetch_seconds);
-        started_ms.saturating_add(min_s.saturating_mul(1000))
-    } else {
-        0
-    };
-    let v = encode_shared_jwks(until, &[0]);
+    let min_s = config
+        .issuers
+        .get(issuer)
+        .map_or(0, |i| i.jwks_min_refetch_seconds);
+    let v = lease_ended(started_ms, ok, min_s);
     let (_, cas) = host.shared_get(&lease_key(config, issuer));
     let _ = host.shared_set(&lease_key(config, issuer), &v, cas);
 }

@@ -32,7 +32,39 @@ pub const COUNTERS: &[&str] = &[
     "rewrite.shadow",
     "capability_statement.smart_added",
     "capability_statement.unmodified",
+    "bulk.job_registered",
+    "bulk.job_unrecorded",
+    "labels.break_glass",
+    "labels.withheld",
 ];
+
+/// Every phase `Stream::timed` measures (`metrics.phase_timing`).
+pub const PHASES: &[&str] = &[
+    "audit",
+    "decide",
+    "facts",
+    "log",
+    "read_headers",
+    "request_headers",
+    "token",
+];
+
+/// The full names of every counter and phase histogram under `prefix`, for
+/// a host that defines its metrics before the first request (Envoy's
+/// dynamic modules freeze stat creation once the configuration is loaded).
+pub fn all_names(prefix: &str) -> (Vec<String>, Vec<String>) {
+    let mut counters: Vec<String> = COUNTERS.iter().map(|s| format!("{prefix}.{s}")).collect();
+    for verdict in ["allow", "deny"] {
+        for r in Reason::ALL {
+            counters.push(format!("{prefix}.decision.{verdict}.{}", r.as_str()));
+        }
+    }
+    let phases = PHASES
+        .iter()
+        .map(|p| format!("{prefix}.phase.{p}_us"))
+        .collect();
+    (counters, phases)
+}
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -208,6 +240,8 @@ mod tests {
             "precheck.",
             "rewrite.",
             "capability_statement.",
+            "bulk.",
+            "labels.",
         ];
         let mut found = 0;
         for text in &sources {

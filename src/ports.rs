@@ -12,37 +12,11 @@ use fhir_smart_authz_core::token::binding::{check_binding, Binding, BindingReque
 use fhir_smart_authz_core::token::RustCryptoVerifier;
 use serde_json::Value;
 use std::borrow::Cow;
-use std::rc::Rc;
 
-/// What an outstanding HTTP call is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pending {
-    /// A JWKS fetch for `issuers[issuer]`.
-    Jwks { issuer: usize },
-    /// An RFC 7662 introspection call for `issuers[issuer]`.
-    Introspection { issuer: usize },
-}
-
-impl Pending {
-    /// For logs.
-    pub fn what(&self) -> &'static str {
-        match self {
-            Pending::Jwks { .. } => "JWKS",
-            Pending::Introspection { .. } => "introspection",
-        }
-    }
-}
-
-/// One step of verifying a bearer token.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TokenStep {
-    /// The token is valid; its claims (shared with the token cache).
-    Verified { claims: Rc<Value>, cache_hit: bool },
-    /// Make this call, then report its answer with [`TokenPort::call_done`].
-    Call { call: HttpCall, pending: Pending },
-    /// The token is refused (401).
-    Denied(Decision),
-}
+/// What an outstanding HTTP call is for, and one step of verifying a
+/// bearer token: the core's types (a `Call` is made, then reported with
+/// [`TokenPort::call_done`]; `Denied` is a 401).
+pub use fhir_smart_authz_core::token::service::{CallPurpose as Pending, TokenStep};
 
 /// Token extraction, verification and key management.
 pub trait TokenPort {

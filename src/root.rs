@@ -102,6 +102,18 @@ impl Root {
     /// Pick up JWKS other VMs fetched, then start due fetches (one VM per
     /// issuer wins a short lease in shared data).
     pub fn tick(&mut self, host: &dyn Host) {
+        self.tick_with(host, true);
+    }
+
+    /// The tick without fetches of its own: housekeeping, key sets other
+    /// workers fetched, the waiting requests woken. For a host whose worker
+    /// has no context that outlives a request to fetch through (the native
+    /// module's workers; its main thread fetches).
+    pub fn refresh(&mut self, host: &dyn Host) {
+        self.tick_with(host, false);
+    }
+
+    fn tick_with(&mut self, host: &dyn Host, fetch: bool) {
         let Some(shared) = self.shared.clone() else {
             return;
         };
@@ -126,7 +138,12 @@ impl Root {
                 m.gauge(host, &metrics::key_set_age_gauge(issuer), age);
             }
         }
-        for (issuer, call) in tokens.due_jwks_fetches(now) {
+        let due = if fetch {
+            tokens.due_jwks_fetches(now)
+        } else {
+            Vec::new()
+        };
+        for (issuer, call) in due {
             if self.fetching.contains(&issuer) {
                 continue;
             }
@@ -139,7 +156,7 @@ impl Root {
                     self.fetching.insert(issuer);
                 }
                 Err(e) => {
-                    let why = call.refusal(e);
+                    let why = crate::host::refusal(&call, e);
                     host.log(
                         LogLevel::Warn,
                         &format!("fhir-smart-authz: JWKS fetch for issuers[{issuer}]: {why}"),

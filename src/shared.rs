@@ -6,7 +6,7 @@ use crate::jwks_sync::JwksSync;
 use crate::metrics::Metrics;
 use crate::ports::{Engine, TokenPort};
 use fhir_smart_authz_core::audit::{AuditEncoding, Identity};
-use fhir_smart_authz_core::config::{Config, Fact};
+use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::engine::TokenContext;
 use serde_json::Value;
 use std::cell::RefCell;
@@ -41,38 +41,6 @@ pub struct TokenFacts {
     /// The upstream fact headers: (name, value).
     pub headers: Vec<(String, String)>,
     pub context: Option<TokenContext>,
-}
-
-/// The verified facts as upstream request headers (`upstream.forward_headers`
-/// under their configured names), values reduced to printable ASCII.
-pub fn fact_headers(config: &Config, id: &Identity) -> Vec<(String, String)> {
-    let upstream = &config.upstream;
-    upstream
-        .forward_headers
-        .iter()
-        .filter_map(|fact| {
-            let value = match fact {
-                Fact::Patient => id.patient.as_deref(),
-                Fact::FhirUser => id.fhir_user.as_deref(),
-                Fact::ClientId => id.client_id.as_deref(),
-                Fact::Scopes => id.scopes.as_deref(),
-                Fact::Subject => id.sub.as_deref(),
-                Fact::Issuer => id.iss.as_deref(),
-                Fact::Binding => id.binding,
-                Fact::BindingThumbprint => id.binding_thumbprint.as_deref(),
-            }?;
-            // Usually printable already: one copy, not a char-by-char rebuild.
-            let clean: String = if value.bytes().all(|b| (b' '..=b'~').contains(&b)) {
-                value.to_string()
-            } else {
-                value
-                    .chars()
-                    .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
-                    .collect()
-            };
-            Some((upstream.header_name(*fact), clean))
-        })
-        .collect()
 }
 
 /// Claims objects remembered in [`Shared`]; when full it is cleared.
@@ -111,7 +79,7 @@ impl Shared {
         let identity =
             Identity::from_claims(&self.config.claims, self.config.base.url.as_deref(), claims);
         let facts = Rc::new(TokenFacts {
-            headers: fact_headers(&self.config, &identity),
+            headers: self.config.upstream.fact_headers(&identity),
             identity,
             context: self.engine.token_context(&self.config, claims),
         });

@@ -2,14 +2,11 @@
 //! callbacks to [`Root`] and [`Stream`] over [`ProxyHost`].
 
 use crate::audit_property::{declare_audit_property, resolve_audit_encoding};
-use crate::core_adapter::{CoreEngine, CoreTokens};
+use crate::core_adapter::core_ports;
 use crate::host::{Flow, Host, HostError, LogLevel, ProxyHost};
-use crate::ports::{Engine, TokenPort};
-use crate::reply::{operation_outcome, FHIR_JSON};
 use crate::root::Root;
 use crate::stream::Stream;
-use fhir_smart_authz_core::config::Config;
-use fhir_smart_authz_core::decision::{Decision, Reason};
+use fhir_smart_authz_core::reply::unconfigured_reply;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel as ProxyLogLevel};
 use std::cell::RefCell;
@@ -22,10 +19,6 @@ proxy_wasm::main! {{
     }));
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(WasmRoot::default()) });
 }}
-
-fn factory(config: Rc<Config>) -> (Box<dyn TokenPort>, Box<dyn Engine>) {
-    (Box::new(CoreTokens::new(config)), Box::new(CoreEngine))
-}
 
 fn action(f: Flow) -> Action {
     match f {
@@ -61,7 +54,7 @@ impl RootContext for WasmRoot {
         let bytes = ProxyHost.plugin_configuration();
         let declared = &mut self.declared;
         self.root
-            .configure_with(&ProxyHost, bytes.as_deref(), &factory, &mut |config| {
+            .configure_with(&ProxyHost, bytes.as_deref(), &core_ports, &mut |config| {
                 resolve_audit_encoding(&ProxyHost, config, declared, &mut || {
                     declare_audit_property(&ProxyHost)
                 })
@@ -108,13 +101,8 @@ impl HttpContext for WasmHttp {
         match self.stream.as_ref().map(|s| s.try_borrow_mut()) {
             Some(Ok(mut s)) => action(s.on_request_headers(&ProxyHost, end_of_stream)),
             _ => {
-                let d = Decision::deny(
-                    Reason::KeysUnavailable,
-                    "the authorization filter has no valid configuration",
-                );
-                let body = operation_outcome(&d, 503);
-                let headers = vec![("content-type".to_string(), FHIR_JSON.to_string())];
-                let _ = ProxyHost.send_local_reply(503, &headers, &body);
+                let r = unconfigured_reply();
+                let _ = ProxyHost.send_local_reply(r.status, &r.headers, &r.body);
                 Action::Pause
             }
         }

@@ -21,6 +21,7 @@ pub mod fhir;
 mod json;
 pub mod policy;
 pub mod public_answer;
+pub mod reply;
 pub mod rewrite;
 pub mod scope;
 pub mod secret;

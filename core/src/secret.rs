@@ -31,6 +31,21 @@ pub trait SecretSource {
     fn read_file(&self, path: &str) -> Result<Vec<u8>, String>;
 }
 
+/// A native process's own environment and files: where the CLI and the
+/// native module (Envoy's process) look references up. Not for the
+/// proxy-wasm build, whose VM has only what Envoy gives it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessSecrets;
+
+impl SecretSource for ProcessSecrets {
+    fn env_var(&self, name: &str) -> Option<OsString> {
+        std::env::var_os(name)
+    }
+    fn read_file(&self, path: &str) -> Result<Vec<u8>, String> {
+        std::fs::read(path).map_err(|e| e.to_string())
+    }
+}
+
 /// A source with nothing in it: every reference is missing. For
 /// configurations that hold no secret (tests, benchmarks, tools).
 #[derive(Debug, Clone, Copy, Default)]

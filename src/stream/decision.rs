@@ -4,9 +4,9 @@
 
 use super::{Phase, Stream};
 use crate::host::{Flow, HeaderMap, Host, LogLevel};
-use crate::reply::deny_reply;
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Obligation, Reason};
+use fhir_smart_authz_core::reply::deny_reply;
 
 impl Stream {
     /// The token is resolved (valid or absent): prepare the upstream headers,
@@ -126,7 +126,7 @@ impl Stream {
     }
 
     /// The verified facts as request headers (`upstream.forward_headers`,
-    /// derived once per token: [`crate::shared::fact_headers`]), and
+    /// derived once per token: `UpstreamConfig::fact_headers` in the core), and
     /// `Authorization` removed when `upstream.strip_authorization`. `Err`:
     /// what the host refused, for the denial.
     fn forward_facts(&self, host: &dyn Host, config: &Config) -> Result<(), String> {

@@ -50,11 +50,11 @@ mod token;
 
 use crate::host::{Flow, Host, LogLevel};
 use crate::ports::Pending;
-use crate::reply::Reply;
 use crate::shared::{Shared, TokenFacts};
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::Decision;
 use fhir_smart_authz_core::fhir::RequestParts;
+use fhir_smart_authz_core::reply::Reply;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};

@@ -12,13 +12,13 @@
 use super::rewrite::rewrite_headers;
 use super::{Phase, Stream};
 use crate::host::{response_status, Buffer, Flow, HeaderMap, Host, HttpCall, LogLevel};
-use crate::reply::{answered_entries, deny_reply, gateway_error_reply, Reply};
 use fhir_smart_authz_core::batch::{forwarded_request, merged_response};
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Reason};
 use fhir_smart_authz_core::policy::{
     answer_gate, full_answer_request, AnswerGate, ResponseVerdict,
 };
+use fhir_smart_authz_core::reply::{answered_entries, deny_reply, gateway_error_reply, Reply};
 use fhir_smart_authz_core::shadow::{after_failed_call, AfterFailedCall, FilterCall};
 use serde_json::Value;
 
@@ -132,7 +132,7 @@ impl Stream {
                 Ok(self.pause())
             }
             Err(e) => {
-                let why = call.refusal(e);
+                let why = crate::host::refusal(&call, e);
                 host.log(LogLevel::Error, &format!("{what}: {why}"));
                 Err(why)
             }

@@ -4,10 +4,10 @@
 use super::{Phase, Stream};
 use crate::host::{utf8_or_lossy, Buffer, Flow, HeaderMap, Host, LogLevel};
 use crate::ports::TokenStep;
-use crate::reply::{discovery_reply, gateway_error_reply};
 use fhir_smart_authz_core::config::{Config, DiscoveryConfig};
 use fhir_smart_authz_core::decision::{Decision, Reason};
 use fhir_smart_authz_core::fhir::{Interaction, InteractionKind, Level};
+use fhir_smart_authz_core::reply::{discovery_reply, gateway_error_reply};
 
 /// The token port's first answer for the request's token.
 struct FirstStep {

@@ -12,7 +12,7 @@ use crate::ports::{Pending, TokenStep};
 use fhir_smart_authz_core::decision::{Decision, Reason};
 
 fn verifier_busy() -> TokenStep {
-    TokenStep::Denied(Decision::deny(
+    TokenStep::denied(Decision::deny(
         Reason::KeysUnavailable,
         "internal: token verifier busy; retry",
     ))
@@ -57,7 +57,7 @@ impl Stream {
         self.timer_stop(host, "token", start);
         let issuer = match &step {
             TokenStep::Call {
-                pending: Pending::Jwks { issuer },
+                purpose: Pending::Jwks { issuer },
                 ..
             } => Some(*issuer),
             TokenStep::Denied(_) => self.unknown_kid_issuer(token),
@@ -94,7 +94,10 @@ impl Stream {
             Err(_) => false,
         };
         if picked_up {
-            if let TokenStep::Call { pending, .. } = step {
+            if let TokenStep::Call {
+                purpose: pending, ..
+            } = step
+            {
                 let _ = self.skip_fetch(host, pending, &token);
             }
             step = self.port_verify(host, &token);
@@ -104,13 +107,13 @@ impl Stream {
         match step {
             TokenStep::Call {
                 call,
-                pending: Pending::Jwks { issuer },
+                purpose: Pending::Jwks { issuer },
             } => {
                 if take_lease(host, &config, issuer, now_ms, call.timeout_ms) {
                     self.lease = Some((issuer, now_ms));
                     let step = TokenStep::Call {
                         call,
-                        pending: Pending::Jwks { issuer },
+                        purpose: Pending::Jwks { issuer },
                     };
                     return self.handle_step(host, step, from_async);
                 }
@@ -270,14 +273,17 @@ impl Stream {
                     self.claims = Some(claims);
                     return self.after_token(host, from_async);
                 }
-                TokenStep::Denied(d) => return self.carry_out(host, d, from_async),
-                TokenStep::Call { call, pending } => match host.dispatch_http_call(&call) {
+                TokenStep::Denied(d) => return self.carry_out(host, *d, from_async),
+                TokenStep::Call {
+                    call,
+                    purpose: pending,
+                } => match host.dispatch_http_call(&call) {
                     Ok(id) => {
                         self.pending = Some((id, pending));
                         return self.pause();
                     }
                     Err(e) => {
-                        host.log(LogLevel::Warn, &call.refusal(e));
+                        host.log(LogLevel::Warn, &crate::host::refusal(&call, e));
                         self.end_own_lease(host, false);
                         match pending {
                             Pending::Jwks { issuer } => {

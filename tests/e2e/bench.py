@@ -33,6 +33,9 @@ Rows (what wrk sends, a patient token in every request):
   token paths (not with BENCH_ONLY=compare): RS256 verified in pure Rust, ES256 through Envoy's
          verify_signature and in pure Rust, EdDSA (always pure Rust), each with one token on a
          listener whose cache is off.
+  module_warm, module_cold: the same filter as an Envoy dynamic module (`make native`, listener
+         `filter_module`, envoy/envoy-native.yaml's filter) warm and with the fresh-token ring
+         (rows present when target/native/libfhir_smart_authz.so exists).
   base_warm, base_cold (with BENCH_BASELINE_WASM): warm and cold on `filter_baseline` (its own
          token ring, so every request misses there too).
 
@@ -50,6 +53,7 @@ cache (10 000 entries).
 
 The last line of the output is
   ratio_warm_vs_native=X.XX ratio_cold_vs_native=X.XX ratio_warm_vs_none=X.XX
+  [ratio_native_module_vs_native=X.XX ratio_native_module_cold_vs_native_cold=X.XX]
 (filter warm ÷ native jwt_authn with cache + rbac; filter cold ÷ native jwt_authn without cache
 + rbac; filter warm ÷ Envoy alone; req/s at load). The line before it gives the same ratios from
 the CPU time the Envoy process spends per request (all its threads, from /proc), which other work
@@ -85,8 +89,9 @@ from typing import Any, Callable
 import requests
 
 from .bench_envoy import (base_log_format, direct_listener, native_filters, native_log_format,
-                          record_field_log_format, shipped_plugin_config, shipped_wasm_filter)
-from .rig import WASM, Envoy, Issuer, SigningKey, cluster, envoy_bootstrap, free_port, serve_issuer, wait_until
+                          record_field_log_format, shipped_module_filter, shipped_plugin_config,
+                          shipped_wasm_filter)
+from .rig import NATIVE, WASM, Envoy, Issuer, SigningKey, cluster, envoy_bootstrap, free_port, serve_issuer, wait_until
 
 ONLY = os.environ.get("BENCH_ONLY", "")
 DURATION = int(os.environ.get("BENCH_DURATION", "3"))
@@ -431,7 +436,9 @@ def main() -> int:
     server = serve_issuer(issuer, "127.0.0.1", iss_port)
     ed_key, ed_jwk = ed25519_key()
 
-    names = ["fhir", "none", "native_cache", "native", "filter"]
+    # the same filter as an Envoy dynamic module (`make native`), when built
+    module = NATIVE.exists() and ONLY != "ab"
+    names = ["fhir", "none", "native_cache", "native", "filter"] + (["filter_module"] if module else [])
     if variants:
         names += ["filter_line", "filter_struct", "filter_json", "filter_noaudit"]
     if full:
@@ -449,6 +456,8 @@ def main() -> int:
         "native_cache": (native_filters(issuer.issuer_url, AUDIENCE, "issuer", cache=True), native_log_format()),
         "native": (native_filters(issuer.issuer_url, AUDIENCE, "issuer", cache=False), native_log_format()),
         "filter": ([shipped()], shipped_log),
+        "filter_module": ([shipped_module_filter(shipped_plugin_config(issuer.issuer_url, "issuer", AUDIENCE))],
+                          shipped_log),
         "filter_line": ([shipped(audit={"encoding": "line"})], "line"),
         "filter_struct": ([shipped(audit={"encoding": "struct"})], record_field_log_format("struct")),
         "filter_json": ([shipped(audit={"encoding": "json"})], record_field_log_format("json")),
@@ -477,6 +486,12 @@ def main() -> int:
         Row("warm", "filter as shipped (audit record = log line, fields), warm", "filter", token),
         Row("cold", "filter as shipped, fresh RS256 token (host crypto)", "filter", ring=ring),
     ]
+    if module:
+        rows += [
+            Row("module_warm", "filter as a dynamic module (native), as shipped, warm", "filter_module", token),
+            Row("module_cold", "filter as a dynamic module, fresh RS256 token (ring)", "filter_module",
+                ring=Ring(ring_path, len(ring_tokens))),
+        ]
     if variants:
         rows += [
             Row("line", "filter, audit.encoding line (whole line at log time), warm", "filter_line", token),
@@ -509,6 +524,7 @@ def main() -> int:
             "none": lambda line: line["path"] == PATH and line["response_code"] == 200,
             "native_cache": lambda line: line["response_code"] == 401,  # no token: jwt_authn refuses
             "filter": lambda line: line["response_code"] == 401 and is_record(line) and line["path"] == PATH,
+            "filter_module": lambda line: line["response_code"] == 401 and is_record(line) and line["path"] == PATH,
             "filter_struct": lambda line: line["response_code"] == 401 and is_record(line["audit"]),
             "filter_json": lambda line: isinstance(line["audit"], str) and is_record(json.loads(line["audit"])),
             "filter_noaudit": lambda line: line["response_code"] == 401 and "decision" not in line,
@@ -556,7 +572,8 @@ def main() -> int:
     if bad:
         print(f"ERROR: errors or non-2xx answers in: {', '.join(bad)}", file=sys.stderr)
         return 1
-    for c in [cold] + ([by_key["base_cold"]] if BASELINE_WASM is not None else []):
+    colds = [cold] + ([by_key["base_cold"]] if BASELINE_WASM is not None else [])
+    for c in colds + ([by_key["module_cold"]] if "module_cold" in by_key else []):
         if c.misses < 0.95 * c.requests_cold:
             print(f"ERROR: the {c.key} row hit the token cache; raise BENCH_COLD_TOKENS above cache_max_entries",
                   file=sys.stderr)
@@ -570,9 +587,17 @@ def main() -> int:
               f">1 = this build is faster): warm {ratio(by_key['warm'], by_key['base_warm']):.2f} "
               f"(CPU {cpu('warm', 'base_warm'):.2f}) cold {ratio(cold, by_key['base_cold']):.2f} "
               f"(CPU {cpu('cold', 'base_cold'):.2f})")
+    module_ratios = ""
+    if "module_warm" in by_key:
+        print(f"dynamic module {NATIVE.name}: {NATIVE.stat().st_size} bytes; CPU ratios "
+              f"module_vs_native={cpu('module_warm', 'native_cache'):.2f} "
+              f"module_cold_vs_native_cold={cpu('module_cold', 'native'):.2f} "
+              f"module_vs_wasm={cpu('module_warm', 'warm'):.2f}")
+        module_ratios = (f" ratio_native_module_vs_native={ratio(by_key['module_warm'], by_key['native_cache']):.2f}"
+                         f" ratio_native_module_cold_vs_native_cold={ratio(by_key['module_cold'], by_key['native']):.2f}")
     print(f"ratio_warm_vs_native={ratio(by_key['warm'], by_key['native_cache']):.2f} "
           f"ratio_cold_vs_native={ratio(cold, by_key['native']):.2f} "
-          f"ratio_warm_vs_none={ratio(by_key['warm'], by_key['none']):.2f}")
+          f"ratio_warm_vs_none={ratio(by_key['warm'], by_key['none']):.2f}{module_ratios}")
     return 0
 
 

@@ -18,6 +18,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from .rig import AUDIT_STATE, FILE_LOG_TYPE, audit_access_logs, shipped_access_logs, shipped_hcm
 
 # The answer of every bench listener (and its content type): a small FHIR resource.
@@ -116,6 +118,16 @@ def shipped_wasm_filter(plugin: dict[str, Any], wasm: Path, vm_id_suffix: str = 
     cfg["configuration"]["value"] = json.dumps(plugin)
     cfg["vm_config"]["code"] = {"local": {"filename": str(wasm)}}
     cfg["vm_config"]["vm_id"] = cfg["vm_config"]["vm_id"] + vm_id_suffix
+    return filt
+
+
+def shipped_module_filter(plugin: dict[str, Any]) -> dict[str, Any]:
+    """The dynamic-module filter of envoy/envoy-native.yaml (the same filter built as an Envoy
+    dynamic module, `make native`) with this plugin configuration."""
+    boot = yaml.safe_load((Path(__file__).resolve().parents[2] / "envoy" / "envoy-native.yaml").read_text())
+    hcm = boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    filt = copy.deepcopy(next(f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.dynamic_modules"))
+    filt["typed_config"]["filter_config"]["value"] = json.dumps(plugin)
     return filt
 
 

@@ -8,16 +8,23 @@ import os
 
 import pytest
 
-from .rig import CLI, WASM, Rig
+from .rig import CLI, NATIVE, WASM, Rig, native_unsupported_reason
 
 
 def pytest_report_header(config):  # noqa: ARG001
     return [f"fhir-smart-authz wasm: {WASM} ({'present' if WASM.exists() else 'MISSING: make build'})",
+            f"fhir-smart-authz native: {NATIVE} ({'present' if NATIVE.exists() else 'MISSING: make build'})",
             f"fhir-smart-authz cli:  {CLI} ({'present' if CLI.exists() else 'MISSING: make cli'})"]
 
 
 @pytest.fixture(scope="session")
-def rig():
+def rig(wasm_rig):
+    """The rig with the .wasm (tests that run on one artifact)."""
+    return wasm_rig
+
+
+@pytest.fixture(scope="session")
+def wasm_rig():
     if not WASM.exists():
         pytest.fail(f"{WASM} is missing: run `make build` (make e2e does it)")
     # E2E_FHIR_URL: run the table against an already running FHIR server (e.g. HAPI of the
@@ -31,3 +38,19 @@ def rig():
         r.stop()
         if os.environ.get("RIG_KEEP"):
             print(f"\nrig files kept in {r.workdir}")
+
+
+@pytest.fixture(scope="session")
+def native_rig():
+    """The same rig with the native build (the dynamic module) on every listener."""
+    why = native_unsupported_reason()
+    if why:
+        pytest.skip(why)
+    if not NATIVE.exists():
+        pytest.fail(f"{NATIVE} is missing: run `make build` (make e2e does it)")
+    r = Rig(artifact="native", upstream=os.environ.get("E2E_FHIR_URL", "sekmet"),
+            concurrency=int(os.environ.get("E2E_ENVOY_CONCURRENCY", "1"))).start()
+    try:
+        yield r
+    finally:
+        r.stop()

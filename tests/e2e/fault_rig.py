@@ -41,8 +41,12 @@ class FaultRig:
     `rig.wasm_filter` (failure policy, VM id); each listener gets `plugin(name)`."""
 
     def __init__(self, wasm: Path = WASM, listeners: dict[str, dict[str, str]] | None = None,
-                 issuer_fault: str | None = None, concurrency: int = 1) -> None:
+                 issuer_fault: str | None = None, concurrency: int = 1, artifact: str = "wasm",
+                 modules: Path | None = None) -> None:
         self.wasm = wasm
+        # "native": every listener runs the dynamic module found in `modules`
+        self.artifact = artifact
+        self.modules = modules
         self.workdir = Path(tempfile.mkdtemp(prefix="fhir-authz-faults-"))
         self.listeners = listeners or {"faults": {}}
         self.ports = {name: free_port() for name in self.listeners}
@@ -88,13 +92,13 @@ class FaultRig:
         self.recorder.start()
         self.issuer_server = serve_issuer(self.issuer, "127.0.0.1", self.iss_port)
         log = self.access_log.path
-        listeners = [listener(name, self.ports[name], "recorder", self.plugin(name), self.wasm, log,
+        listeners = [listener(name, self.ports[name], "recorder", self.plugin(name), self.wasm, log, self.artifact,
                               env_keys=(INTROSPECTION_SECRET_ENV,), **options)
                      for name, options in self.listeners.items()]
         clusters = [cluster("recorder", self.recorder.port), cluster("issuer", self.iss_port)]
         boot = envoy_bootstrap(free_port(), listeners, clusters, self.workdir / "admin.log")
         self.envoy = Envoy(self.workdir, "faults", boot, self.concurrency,
-                           env={INTROSPECTION_SECRET_ENV: self.introspection_secret}).start()
+                           env={INTROSPECTION_SECRET_ENV: self.introspection_secret}, modules=self.modules).start()
         for name in self.listeners:
             self.wait_through_filter(name)
 

@@ -31,6 +31,7 @@ import ctypes
 import gzip
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -58,6 +59,8 @@ from tests.conformance.data import PATIENTS, seed, seed_bundle  # noqa: E402,F40
 from tests.conformance.http import prepare  # noqa: E402
 
 WASM = Path(os.environ.get("FHIR_AUTHZ_WASM", REPO / "target/fhir_smart_authz.wasm"))
+# The native build (`make native`): a dynamic module Envoy loads by name from a directory.
+NATIVE = Path(os.environ.get("FHIR_AUTHZ_NATIVE", REPO / "target/native/libfhir_smart_authz.so"))
 CLI = Path(os.environ.get("FHIR_AUTHZ_CLI", REPO / "target/release/fhir-smart-authz"))
 VENV = REPO / ".venv"
 
@@ -82,6 +85,25 @@ def sekmet_binary() -> Path:
     if found:
         return Path(found)
     raise FileNotFoundError("no sekmet binary: run `make venv` (sekmet-fhir)")
+
+
+# The Envoy releases the native module is built for (its dynamic-modules ABI; docs/native.md).
+NATIVE_ENVOY_RELEASES = ("1.40",)
+
+
+def envoy_release() -> str:
+    """`major.minor` of the Envoy in use (`envoy --version`)."""
+    out = subprocess.run([str(envoy_binary()), "--version"], capture_output=True, text=True, timeout=60).stdout
+    m = re.search(r"/(\d+\.\d+)\.\d+/", out)
+    return m.group(1) if m else "?"
+
+
+def native_unsupported_reason() -> str | None:
+    """Why the native module cannot run on this Envoy (None: it can)."""
+    release = envoy_release()
+    if release in NATIVE_ENVOY_RELEASES:
+        return None
+    return f"the native module is built for Envoy {', '.join(NATIVE_ENVOY_RELEASES)} (this is {release})"
 
 
 def free_port() -> int:
@@ -528,6 +550,31 @@ def wasm_filter(config: dict[str, Any] | str, wasm: Path, name: str = "fhir_smar
     }
 
 
+def native_filter(config: dict[str, Any] | str, name: str = "fhir_smart_authz") -> dict[str, Any]:
+    """The same filter as an Envoy dynamic module (`libfhir_smart_authz.so`, found through
+    ENVOY_DYNAMIC_MODULES_SEARCH_PATH), with the same configuration JSON. The module holds
+    headers for body decisions itself when the configuration asks (no Envoy option)."""
+    value = config if isinstance(config, str) else json.dumps(config)
+    return {
+        "name": "envoy.filters.http.dynamic_modules",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+            # do_not_close: the module's timer threads must never outlive its code.
+            "dynamic_module_config": {"name": "fhir_smart_authz", "do_not_close": True,
+                                      "metrics_namespace": "wasmcustom"},
+            "filter_name": name,
+            "filter_config": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": value},
+        },
+    }
+
+
+def auth_filter(plugin: dict[str, Any] | str, artifact: str, wasm: Path, **wasm_options: Any) -> dict[str, Any]:
+    """The filter as the listener's artifact kind builds it: "wasm" or "native"."""
+    if artifact == "native":
+        return native_filter(plugin)
+    return wasm_filter(plugin, wasm, **wasm_options)
+
+
 # Envoy's CORS filter, placed before the wasm filter: it answers browser preflights itself
 # (they never reach the filter, which refuses OPTIONS) and adds Access-Control-Allow-Origin
 # to every answer, including the filter's own 401/403 and discovery document (local replies
@@ -547,10 +594,11 @@ CORS_FILTER = {"name": "envoy.filters.http.cors",
 
 
 def listener(name: str, port: int, cluster: str, plugin: dict[str, Any] | str | None, wasm: Path,
-             access_log: Path, **wasm_options: Any) -> dict[str, Any]:
+             access_log: Path, artifact: str = "wasm", **wasm_options: Any) -> dict[str, Any]:
     """A listener routing everything to `cluster` through the CORS filter and, with a
-    `plugin` configuration, the wasm filter (`wasm_options`: see `wasm_filter`)."""
-    filters = [CORS_FILTER] + ([wasm_filter(plugin, wasm, **wasm_options)] if plugin is not None else [])
+    `plugin` configuration, the filter as `artifact` ("wasm": `wasm_options`, see
+    `wasm_filter`; "native": the dynamic module)."""
+    filters = [CORS_FILTER] + ([auth_filter(plugin, artifact, wasm, **wasm_options)] if plugin is not None else [])
     filters.append({"name": "envoy.filters.http.router",
                     "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}})
     details = {"name": "envoy.access_loggers.file",
@@ -610,9 +658,11 @@ def envoy_bootstrap(admin_port: int, listeners: list[dict[str, Any]], clusters: 
 
 class Envoy:
     def __init__(self, workdir: Path, name: str, bootstrap: dict[str, Any], concurrency: int = 1,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, modules: Path | None = None):
         self.workdir = workdir
         self.env = env  # added to this process's environment (e.g. the secrets the VMs read)
+        # where dynamic modules are found (ENVOY_DYNAMIC_MODULES_SEARCH_PATH)
+        self.modules = modules or NATIVE.parent
         self.name = name
         self.config_path = workdir / f"envoy-{name}.yaml"
         self.config_path.write_text(yaml.safe_dump(bootstrap, sort_keys=False))
@@ -631,7 +681,8 @@ class Envoy:
              "--base-id", str(self.admin_port), "--file-flush-interval-msec", "50",
              "--log-level", os.environ.get("ENVOY_LOG_LEVEL", "info"),
              "--component-log-level", "wasm:" + os.environ.get("ENVOY_WASM_LOG_LEVEL", "info")],
-            self.log, cwd=self.workdir, env={**os.environ, **self.env} if self.env else None)
+            self.log, cwd=self.workdir,
+            env={**os.environ, "ENVOY_DYNAMIC_MODULES_SEARCH_PATH": str(self.modules), **(self.env or {})})
         wait_until(lambda: requests.get(self.admin_url + "/ready", timeout=2).status_code == 200,
                    60, f"envoy {self.name} /ready", self.log, self.proc)
         return self
@@ -652,7 +703,7 @@ def validate_config(path: Path, timeout: float = 120, env: dict[str, str] | None
     return subprocess.run([str(envoy_binary()), "--mode", "validate", "-c", str(path),
                            "--base-id", str(free_port())],
                           capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **env} if env else None)
+                          env={**os.environ, "ENVOY_DYNAMIC_MODULES_SEARCH_PATH": str(NATIVE.parent), **(env or {})})
 
 
 # --------------------------------------------------------------------------
@@ -783,6 +834,8 @@ class Rig:
     """Everything on 127.0.0.1. ``start()`` brings it up; ``stop()`` tears it down."""
 
     wasm: Path = WASM
+    # the filter's build on every listener: "wasm" (`wasm`) or "native" (NATIVE, the dynamic module)
+    artifact: str = "wasm"
     with_filter: bool = True
     # "sekmet" (started here), "recorder" (main listener also goes to the recorder), or the
     # base URL of a running FHIR server whose path is /fhir, e.g. HAPI from the compose
@@ -828,8 +881,9 @@ class Rig:
 
     def _start(self) -> None:
         assert self.workdir is not None
-        if self.with_filter and not self.wasm.exists():
-            raise FileNotFoundError(f"{self.wasm} missing: run `make build` first")
+        artifact_path = NATIVE if self.artifact == "native" else self.wasm
+        if self.with_filter and not artifact_path.exists():
+            raise FileNotFoundError(f"{artifact_path} missing: run `make build` first")
         self.recorder.start()
         iss_port, rot_port = free_port(), free_port()
         self.issuer = Issuer(issuer_url=f"http://127.0.0.1:{iss_port}", audience=self.base("main"))
@@ -858,11 +912,11 @@ class Rig:
         self.plugins = self.plugin_configs()
         log = self.access_log.path
         listeners = [
-            listener("main", self.ports["main"], main_cluster, self.plugins["main"], self.wasm, log),
-            listener("recorder", self.ports["recorder"], "recorder", self.plugins["recorder"], self.wasm, log),
-            listener("shadow", self.ports["shadow"], "recorder", self.plugins["shadow"], self.wasm, log),
-            listener("rotation", self.ports["rotation"], "recorder", self.plugins["rotation"], self.wasm, log),
-            listener("struct", self.ports["struct"], "recorder", self.plugins["struct"], self.wasm, log),
+            listener("main", self.ports["main"], main_cluster, self.plugins["main"], self.wasm, log, self.artifact),
+            listener("recorder", self.ports["recorder"], "recorder", self.plugins["recorder"], self.wasm, log, self.artifact),
+            listener("shadow", self.ports["shadow"], "recorder", self.plugins["shadow"], self.wasm, log, self.artifact),
+            listener("rotation", self.ports["rotation"], "recorder", self.plugins["rotation"], self.wasm, log, self.artifact),
+            listener("struct", self.ports["struct"], "recorder", self.plugins["struct"], self.wasm, log, self.artifact),
         ]
         boot = envoy_bootstrap(self.admin_port, listeners, clusters, self.workdir / "admin.log")
         self.envoy = Envoy(self.workdir, "rig", boot, self.concurrency).start()

@@ -15,9 +15,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .rig import CLI, REPO, WASM, validate_config
+from .rig import CLI, REPO, WASM, native_unsupported_reason, validate_config
 
 ENVOY_YAMLS = sorted((REPO / "envoy").glob("*.yaml"))
+# the proxy-wasm ones (envoy-native.yaml loads the dynamic module instead)
+WASM_YAMLS = [p for p in ENVOY_YAMLS if "filters.http.wasm.v3.Wasm" in p.read_text()]
+NATIVE_YAML = REPO / "envoy" / "envoy-native.yaml"
 ISTIO_DIR = REPO / "examples" / "istio"
 EXAMPLE_CONFIGS = sorted((REPO / "examples" / "configs").glob("*.json"))
 
@@ -63,6 +66,8 @@ def throwaway_tls(directory: Path) -> Path:
 
 @pytest.mark.parametrize("path", ENVOY_YAMLS, ids=[p.name for p in ENVOY_YAMLS])
 def test_envoy_yaml_validates(path: Path, tmp_path: Path):
+    if "dynamic_modules" in path.read_text() and native_unsupported_reason():
+        pytest.skip(native_unsupported_reason())
     out = tmp_path / path.name
     text = substitute_wasm(path.read_text())
     if "/etc/envoy/tls/" in text:
@@ -84,7 +89,7 @@ def wasm_plugin_configs(node):
             yield from wasm_plugin_configs(v)
 
 
-@pytest.mark.parametrize("path", ENVOY_YAMLS, ids=[p.name for p in ENVOY_YAMLS])
+@pytest.mark.parametrize("path", WASM_YAMLS, ids=[p.name for p in WASM_YAMLS])
 def test_envoy_yaml_plugin_settings(path: Path):
     """FAIL_CLOSED, and Envoy's allow_on_headers_stop_iteration set exactly when the plugin
     holds headers for body decisions (upstream.hold_headers_for_body): with the option but
@@ -110,6 +115,39 @@ def test_production_yaml_passes_check_config_without_warnings():
     assert boot["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
     for c in boot["static_resources"]["clusters"]:
         assert c["transport_socket"]["name"] == "envoy.transport_sockets.tls", c["name"]
+
+
+def native_module_filters(node):
+    """Every DynamicModuleFilter in a parsed Envoy config."""
+    if isinstance(node, dict):
+        if str(node.get("@type", "")).endswith("filters.http.dynamic_modules.v3.DynamicModuleFilter"):
+            yield node
+        for v in node.values():
+            yield from native_module_filters(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from native_module_filters(v)
+
+
+def test_native_yaml_is_the_wasm_yaml_with_the_module():
+    """envoy-native.yaml differs from envoy.yaml only in the filter: the same plugin
+    configuration JSON, clusters and access logs; the module named as `make build` builds
+    it, never unloaded, its metrics under the wasm build's namespace."""
+    wasm = yaml.safe_load((REPO / "envoy" / "envoy.yaml").read_text())
+    native = yaml.safe_load(NATIVE_YAML.read_text())
+    (plugin,) = list(wasm_plugin_configs(wasm))
+    (module,) = list(native_module_filters(native))
+    assert json.loads(module["filter_config"]["value"]) == json.loads(plugin["configuration"]["value"])
+    assert module["dynamic_module_config"] == {"name": "fhir_smart_authz", "do_not_close": True,
+                                               "metrics_namespace": "wasmcustom"}
+
+    def without_filter(cfg):
+        hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        hcm["http_filters"] = [f["name"] for f in hcm["http_filters"]
+                               if f["name"] not in ("envoy.filters.http.wasm", "envoy.filters.http.dynamic_modules")]
+        return cfg
+
+    assert without_filter(native) == without_filter(wasm)
 
 
 def test_there_is_an_envoy_yaml():
@@ -230,6 +268,19 @@ def test_dockerfile_is_compat_oci_image():
     assert lines[0].upper() == "FROM SCRATCH", lines
     copies = [ln for ln in lines if ln.upper().startswith(("COPY", "ADD"))]
     assert len(copies) == 1 and copies[0].endswith("plugin.wasm"), copies
+
+
+def test_native_dockerfile_packages_the_module_for_its_envoy_release():
+    """Dockerfile.native: the Envoy image of the one release the module is built for, the
+    module `make build` writes, where ENVOY_DYNAMIC_MODULES_SEARCH_PATH points."""
+    from .rig import NATIVE, NATIVE_ENVOY_RELEASES
+
+    lines = [ln.strip() for ln in (REPO / "Dockerfile.native").read_text().splitlines()
+             if ln.strip() and not ln.strip().startswith("#")]
+    assert len(NATIVE_ENVOY_RELEASES) == 1 and lines[0] == f"FROM envoyproxy/envoy:v{NATIVE_ENVOY_RELEASES[0]}.0"
+    module = NATIVE.relative_to(REPO)
+    assert lines[1] == f"COPY {module} /usr/local/lib/envoy/modules/{NATIVE.name}", lines
+    assert lines[2] == "ENV ENVOY_DYNAMIC_MODULES_SEARCH_PATH=/usr/local/lib/envoy/modules", lines
 
 
 EXAMPLE_TOKEN_DECISIONS = [  # examples/tokens/requests.jsonl, line by line

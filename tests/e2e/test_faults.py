@@ -4,8 +4,9 @@ past the timeout, answering garbage, a huge or a gzip-encoded body; the response
 documented status (README, "Faults"), an audit record and a metric, and the filter
 recovers when the fault ends.
 
-The fault rig (fault_rig.py) is its own Envoy with the shipped .wasm; the trap uses a
-separate test-only build with the `fault-injection` feature (`make fault-wasm`)."""
+The fault rig (fault_rig.py) is its own Envoy with the shipped .wasm, and again with the native
+module; the trap uses a separate test-only build with the `fault-injection` feature
+(`make fault-wasm`; the native module's panic: test_native_faults.py)."""
 
 from __future__ import annotations
 
@@ -16,17 +17,20 @@ from pathlib import Path
 import pytest
 
 from .fault_rig import FaultRig, reason_of
-from .rig import REPO, WASM
+from .rig import REPO, WASM, native_unsupported_reason
 
 ISSUER_FAULTS = ("down", "error", "slow", "garbage", "huge", "gzip")
 FAULT_WASM = Path(os.environ.get("FHIR_AUTHZ_FAULT_WASM",
                                  REPO / "target/fault-injection/wasm32-wasip1/release/fhir_smart_authz.wasm"))
 
 
-@pytest.fixture(scope="module")
-def faults():
+@pytest.fixture(scope="module", params=["wasm", "native"])
+def faults(request):
+    # the same faults for both builds of the filter (the native one: docs/native.md)
+    if request.param == "native" and native_unsupported_reason():
+        pytest.skip(native_unsupported_reason())
     # the issuer misbehaves from the start: the filter has no key set yet
-    rig = FaultRig(issuer_fault="error").start()
+    rig = FaultRig(issuer_fault="error", artifact=request.param).start()
     rig.issuer.fault_delay = 2.5  # past the filter's 1 s call timeouts
     rig.recorder.fault_delay = 2.5
     try:

@@ -40,6 +40,16 @@ fn root_configure_rejects_invalid_json_naming_the_field() {
     }
 }
 
+/// Ports whose issuer 0 has its keys fetched, a fetch being due.
+fn due_fetch_ports(_c: Rc<Config>) -> (Box<dyn TokenPort>, Box<dyn Engine>) {
+    let mut t = tokens();
+    t.fetched = vec![0];
+    t.due = vec![(0, fhir_smart_authz::fake::jwks_call())];
+    (Box::new(t), Box::new(scripted_engine(false, false)))
+}
+
+const FETCHED_CFG: &[u8] = br#"{"fhir_base_url":"https://fhir.example/fhir","issuers":[{"issuer":"https://as","jwks_uri":"https://as/jwks","jwks_cluster":"issuer"}]}"#;
+
 /// An introspection issuer whose `client_secret` is `secret` (JSON), with
 /// `extra` top-level settings.
 fn introspection_plugin(secret: &str, extra: &str) -> String {
@@ -122,13 +132,8 @@ fn root_configure_reads_secrets_from_the_vm_environment_only() {
 
 #[test]
 fn root_shares_jwks_fetches_across_vms() {
-    let factory = |_c: Rc<Config>| -> (Box<dyn TokenPort>, Box<dyn Engine>) {
-        let mut t = tokens();
-        t.fetched = vec![0];
-        t.due = vec![(0, fhir_smart_authz::fake::jwks_call())];
-        (Box::new(t), Box::new(scripted_engine(false, false)))
-    };
-    let cfg = br#"{"fhir_base_url":"https://fhir.example/fhir","issuers":[{"issuer":"https://as","jwks_uri":"https://as/jwks","jwks_cluster":"issuer"}]}"#;
+    let factory = due_fetch_ports;
+    let cfg = FETCHED_CFG;
     // VM A wins the lease and fetches.
     let a = FakeHost::new(NOW_MS);
     let mut root_a = Root::default();
@@ -161,4 +166,44 @@ fn root_shares_jwks_fetches_across_vms() {
     let key = "fhir_smart_authz.jwks.0.https://as";
     let v = b.state.borrow().shared.get(key).cloned().unwrap().0;
     assert_eq!(&v[8..], b"{\"keys\":[1]}");
+}
+
+#[test]
+fn refresh_picks_up_shared_key_sets_without_fetching() {
+    // The native module's workers: another worker (the main thread) fetches;
+    // `refresh` loads what it published and never dispatches a fetch itself,
+    // even when one is due.
+    let worker = FakeHost::new(NOW_MS);
+    let mut root = Root::default();
+    assert!(root.configure(
+        &worker,
+        Some(FETCHED_CFG),
+        &due_fetch_ports,
+        AuditEncoding::Json
+    ));
+    root.refresh(&worker);
+    assert_eq!(worker.state.borrow().calls.len(), 0, "no fetch of its own");
+    let seen = |root: &Root| {
+        root.shared
+            .as_ref()
+            .unwrap()
+            .jwks
+            .seen
+            .borrow()
+            .get(&0)
+            .copied()
+    };
+    assert_eq!(seen(&root), None);
+    let config = root.shared.as_ref().unwrap().config.clone();
+    fhir_smart_authz::jwks_sync::publish_jwks(&worker, &config, 0, b"{\"keys\":[1]}", NOW_MS - 5);
+    root.refresh(&worker);
+    assert_eq!(
+        seen(&root),
+        Some(NOW_MS - 5),
+        "the published key set is loaded"
+    );
+    assert_eq!(worker.state.borrow().calls.len(), 0);
+    // The full tick of the same root fetches what is due.
+    root.tick(&worker);
+    assert_eq!(worker.state.borrow().calls.len(), 1);
 }

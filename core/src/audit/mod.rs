@@ -12,6 +12,7 @@
 //! path, the compartment, and the context patient id.
 
 mod identity;
+pub mod pbstruct;
 mod record;
 mod settings;
 
@@ -21,6 +22,19 @@ pub use record::{
     LogFacts,
 };
 pub use settings::{AuditConfig, AuditEncoding};
+
+/// The bytes a shell stores for the record (its JSON text) in this
+/// encoding: the text itself, or a `google.protobuf.Struct` for `"struct"`.
+pub fn record_bytes(encoding: AuditEncoding, record_json: Vec<u8>) -> Vec<u8> {
+    match encoding {
+        AuditEncoding::Json | AuditEncoding::Line | AuditEncoding::Fields => record_json,
+        AuditEncoding::Struct => {
+            let record: serde_json::Value =
+                serde_json::from_slice(&record_json).unwrap_or(serde_json::Value::Null);
+            pbstruct::encode_struct(&record)
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests;

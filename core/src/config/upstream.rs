@@ -1,6 +1,7 @@
 //! `upstream`: what the filter forwards to the FHIR server (the verified
 //! facts as headers, which incoming headers it removes) and how it reaches it.
 
+use crate::audit::Identity;
 use crate::config_error::ConfigError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -155,6 +156,36 @@ fn is_header_name(s: &str) -> bool {
 }
 
 impl UpstreamConfig {
+    /// The verified facts as upstream request headers (`forward_headers`
+    /// under their configured names), values reduced to printable ASCII.
+    pub fn fact_headers(&self, id: &Identity) -> Vec<(String, String)> {
+        self.forward_headers
+            .iter()
+            .filter_map(|fact| {
+                let value = match fact {
+                    Fact::Patient => id.patient.as_deref(),
+                    Fact::FhirUser => id.fhir_user.as_deref(),
+                    Fact::ClientId => id.client_id.as_deref(),
+                    Fact::Scopes => id.scopes.as_deref(),
+                    Fact::Subject => id.sub.as_deref(),
+                    Fact::Issuer => id.iss.as_deref(),
+                    Fact::Binding => id.binding,
+                    Fact::BindingThumbprint => id.binding_thumbprint.as_deref(),
+                }?;
+                // Usually printable already: one copy, not a char-by-char rebuild.
+                let clean: String = if value.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+                    value.to_string()
+                } else {
+                    value
+                        .chars()
+                        .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
+                        .collect()
+                };
+                Some((self.header_name(*fact), clean))
+            })
+            .collect()
+    }
+
     /// The (lower-case) header name of a fact.
     pub fn header_name(&self, fact: Fact) -> String {
         match self.header_names.get(&fact) {

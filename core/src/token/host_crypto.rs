@@ -169,47 +169,112 @@ fn get_varint(bytes: &[u8], pos: &mut usize) -> Result<u64, VerifierError> {
     ))
 }
 
-/// Parse `VerifySignatureResult` → `(result, error)`. Unknown fields skipped.
-pub fn decode_verify_signature_result(bytes: &[u8]) -> Result<(bool, String), VerifierError> {
+/// One field of a protobuf message: a varint, or the bytes of a
+/// length-delimited field (fixed-width fields are skipped).
+enum Field<'a> {
+    Varint(u64),
+    Bytes(&'a [u8]),
+}
+
+/// Call `f` with each field of a protobuf message in order (number,
+/// value); `what` names the message in errors. No allocation: the wasm
+/// build decodes every host answer with it.
+fn for_each_field<'a>(
+    bytes: &'a [u8],
+    what: &str,
+    mut f: impl FnMut(u64, Field<'a>) -> Result<(), VerifierError>,
+) -> Result<(), VerifierError> {
+    let truncated = || VerifierError(format!("truncated {what}"));
     let mut pos = 0usize;
-    let mut result = false;
-    let mut error = String::new();
     while pos < bytes.len() {
         let tag = get_varint(bytes, &mut pos)?;
         let (field, wire) = (tag >> 3, tag & 7);
         match wire {
-            0 => {
-                let v = get_varint(bytes, &mut pos)?;
-                if field == 1 {
-                    result = v != 0;
-                }
-            }
+            0 => f(field, Field::Varint(get_varint(bytes, &mut pos)?))?,
             2 => {
                 let len = usize::try_from(get_varint(bytes, &mut pos)?)
                     .map_err(|_| VerifierError("bad length".into()))?;
                 let end = pos
                     .checked_add(len)
                     .filter(|e| *e <= bytes.len())
-                    .ok_or_else(|| VerifierError("truncated verify_signature result".into()))?;
-                if field == 2 {
-                    error =
-                        String::from_utf8_lossy(bytes.get(pos..end).unwrap_or(&[])).into_owned();
-                }
+                    .ok_or_else(truncated)?;
+                f(field, Field::Bytes(bytes.get(pos..end).unwrap_or(&[])))?;
                 pos = end;
             }
             1 => pos = pos.saturating_add(8),
             5 => pos = pos.saturating_add(4),
             _ => {
                 return Err(VerifierError(format!(
-                    "unexpected wire type {wire} in verify_signature result"
+                    "unexpected wire type {wire} in {what}"
                 )))
             }
         }
     }
     if pos > bytes.len() {
-        return Err(VerifierError("truncated verify_signature result".into()));
+        return Err(truncated());
     }
+    Ok(())
+}
+
+/// Parse `VerifySignatureResult` → `(result, error)`. Unknown fields skipped.
+pub fn decode_verify_signature_result(bytes: &[u8]) -> Result<(bool, String), VerifierError> {
+    let mut result = false;
+    let mut error = String::new();
+    for_each_field(bytes, "verify_signature result", |field, value| {
+        match (field, value) {
+            (1, Field::Varint(v)) => result = v != 0,
+            (2, Field::Bytes(b)) => error = String::from_utf8_lossy(b).into_owned(),
+            _ => {}
+        }
+        Ok(())
+    })?;
     Ok((result, error))
+}
+
+/// `VerifySignatureArguments` as a host reads them (the host's side of
+/// [`encode_verify_signature_args`], for a shell that checks signatures
+/// itself behind the same seam).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VerifySignatureArgs<'a> {
+    pub hash_function: &'a str,
+    pub public_key_der: &'a [u8],
+    pub signature: &'a [u8],
+    pub text: &'a [u8],
+}
+
+/// Parse `VerifySignatureArguments`. Unknown fields skipped.
+pub fn decode_verify_signature_args(
+    bytes: &[u8],
+) -> Result<VerifySignatureArgs<'_>, VerifierError> {
+    let mut args = VerifySignatureArgs::default();
+    for_each_field(bytes, "verify_signature arguments", |field, value| {
+        let Field::Bytes(b) = value else {
+            return Ok(());
+        };
+        match field {
+            1 => {
+                args.hash_function = std::str::from_utf8(b)
+                    .map_err(|_| VerifierError("hash function is not UTF-8".into()))?
+            }
+            2 => args.public_key_der = b,
+            3 => args.signature = b,
+            4 => args.text = b,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(args)
+}
+
+/// Serialize `VerifySignatureResult` (the host's answer).
+pub fn encode_verify_signature_result(result: bool, error: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(error.len() + 8);
+    put_varint(&mut out, 1 << 3);
+    put_varint(&mut out, u64::from(result));
+    if !error.is_empty() {
+        put_bytes_field(&mut out, 2, error.as_bytes());
+    }
+    out
 }
 
 /// A [`SignatureVerifier`] that sends RS256/384/512 and ES256/384 checks to the host
@@ -342,5 +407,32 @@ mod tests {
         assert!(decode_verify_signature_result(&[0x12, 5, b'n']).is_err());
         assert!(decode_verify_signature_result(&[0x08]).is_err());
         assert!(decode_verify_signature_result(&[0x0b]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod host_side_tests {
+    use super::*;
+
+    #[test]
+    fn arguments_and_result_round_trip_between_the_two_sides() {
+        let bytes = encode_verify_signature_args("sha384", b"der", b"sig", b"a.b");
+        assert_eq!(
+            decode_verify_signature_args(&bytes),
+            Ok(VerifySignatureArgs {
+                hash_function: "sha384",
+                public_key_der: b"der",
+                signature: b"sig",
+                text: b"a.b",
+            })
+        );
+        for (result, error) in [(true, ""), (false, ""), (false, "bad key")] {
+            let r = encode_verify_signature_result(result, error);
+            assert_eq!(
+                decode_verify_signature_result(&r),
+                Ok((result, error.to_string()))
+            );
+        }
+        assert!(decode_verify_signature_args(&[0x0a, 0x05, b'x']).is_err());
     }
 }

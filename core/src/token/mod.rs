@@ -15,6 +15,7 @@ pub mod bearer;
 pub mod binding;
 pub mod cache;
 mod error;
+pub mod fetch_lease;
 pub mod host_crypto;
 pub mod introspection;
 pub mod jose;

@@ -24,8 +24,7 @@ use std::rc::Rc;
 /// 10 000 entries stay within a few MiB even with generous tokens.
 pub const MAX_CACHED_CLAIMS_BYTES: usize = 4096;
 
-/// An HTTP call for the shell to dispatch (same shape as the filter's
-/// `HttpCall`).
+/// An HTTP call for the shell to dispatch (every shell's `HttpCall`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct OutboundCall {
     pub cluster: String,
@@ -52,6 +51,16 @@ pub enum CallPurpose {
     Introspection { issuer: usize },
 }
 
+impl CallPurpose {
+    /// For logs.
+    pub fn what(&self) -> &'static str {
+        match self {
+            CallPurpose::Jwks { .. } => "JWKS",
+            CallPurpose::Introspection { .. } => "introspection",
+        }
+    }
+}
+
 /// One step of verifying a token.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TokenStep {
@@ -65,6 +74,13 @@ pub enum TokenStep {
         purpose: CallPurpose,
     },
     Denied(Box<Decision>),
+}
+
+impl TokenStep {
+    /// The token is refused with `d`.
+    pub fn denied(d: Decision) -> TokenStep {
+        TokenStep::Denied(Box::new(d))
+    }
 }
 
 /// Claims always kept (besides the configured scope and patient claims):

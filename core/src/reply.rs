@@ -1,10 +1,11 @@
-//! Deny replies: status, `WWW-Authenticate` (RFC 6750 §3) and a FHIR
-//! `OperationOutcome` body. Pure.
+//! Local replies, the same bytes from every shell: deny replies (status,
+//! `WWW-Authenticate` per RFC 6750 §3, a FHIR `OperationOutcome` body),
+//! gateway errors and the SMART discovery document.
 
-use fhir_smart_authz_core::batch::AnsweredEntry;
-use fhir_smart_authz_core::config::Config;
-use fhir_smart_authz_core::decision::{client_text, Decision, Reason};
-use fhir_smart_authz_core::token::binding::challenge::{dpop_challenge, resource_metadata_param};
+use crate::batch::AnsweredEntry;
+use crate::config::Config;
+use crate::decision::{client_text, Decision, Reason};
+use crate::token::binding::challenge::{dpop_challenge, resource_metadata_param};
 use serde_json::{Map, Value};
 
 /// A local reply.
@@ -17,7 +18,7 @@ pub struct Reply {
 
 pub const FHIR_JSON: &str = "application/fhir+json";
 
-pub use fhir_smart_authz_core::token::binding::challenge::quote_escape;
+pub use crate::token::binding::challenge::quote_escape;
 
 /// FHIR `issue-type` code for a reason/status.
 pub fn issue_code(reason: Reason, status: u16) -> &'static str {
@@ -195,6 +196,19 @@ fn outcome_headers() -> Vec<(String, String)> {
     ]
 }
 
+/// The reply of a filter without a valid configuration (fail closed).
+pub fn unconfigured_reply() -> Reply {
+    let d = Decision::deny(
+        Reason::KeysUnavailable,
+        "the authorization filter has no valid configuration",
+    );
+    Reply {
+        status: 503,
+        headers: vec![("content-type".to_string(), FHIR_JSON.to_string())],
+        body: operation_outcome(&d, 503),
+    }
+}
+
 /// The SMART discovery document reply.
 pub fn discovery_reply(doc: &Value) -> Reply {
     Reply {
@@ -321,7 +335,7 @@ mod tests {
     fn outcome_with_scopes_entries_and_gateway_errors_is_sorted_json() {
         let mut d = Decision::deny(Reason::BundleEntryDenied, "1 of 2 bundle entries denied");
         d.required_scopes = vec!["user/Patient.d".into()];
-        d.denied_entries = vec![fhir_smart_authz_core::decision::EntryDenial {
+        d.denied_entries = vec![crate::decision::EntryDenial {
             index: 1,
             reason: Reason::InsufficientScope,
             message: "no granted scope allows d on Patient".into(),

@@ -1,0 +1,68 @@
+//! One RS256 and one ES256 signature check natively: `ring` behind the
+//! `verify_signature` seam (what the native module runs) against the core's
+//! pure-Rust verifier (the wasm build's fallback), on the fixture tokens
+//! and keys of the token tests.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use fhir_smart_authz_core::token::alg::JwsAlgorithm;
+use fhir_smart_authz_core::token::{
+    HostAssistedVerifier, KeySet, RustCryptoVerifier, SignatureVerifier,
+};
+use fhir_smart_authz_native::crypto::verify_signature;
+use serde_json::Value;
+
+const JWKS: &str = include_str!("../../tests/fixtures/keys/jwks.json");
+const TOKENS: &str = include_str!("../../tests/fixtures/keys/reference_tokens.json");
+
+fn bench(c: &mut Criterion) {
+    let keys = KeySet::parse(JWKS.as_bytes()).unwrap();
+    let tokens: Vec<Value> = serde_json::from_str(TOKENS).unwrap();
+    let native = HostAssistedVerifier::new(|args: &[u8]| {
+        verify_signature(args).ok_or_else(|| "not checked natively".to_string())
+    });
+    for name in ["RS256", "ES256"] {
+        let t = tokens
+            .iter()
+            .find(|t| t["alg"] == name && t["case"] == "valid")
+            .unwrap();
+        let token = t["token"].as_str().unwrap();
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        let header: Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(input.split('.').next().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        let kid = header["kid"].as_str().unwrap();
+        let key = keys
+            .keys()
+            .iter()
+            .find(|k| k.kid.as_deref() == Some(kid))
+            .unwrap();
+        let alg = JwsAlgorithm::from_name(name).unwrap();
+        for (label, verifier) in [
+            ("ring", &native as &dyn SignatureVerifier),
+            ("pure_rust", &RustCryptoVerifier),
+        ] {
+            assert_eq!(
+                verifier.verify(alg, key, input.as_bytes(), &sig),
+                Ok(true),
+                "{name} {label}"
+            );
+            c.bench_function(&format!("{name}_{label}"), |b| {
+                b.iter(|| verifier.verify(alg, key, black_box(input.as_bytes()), black_box(&sig)))
+            });
+        }
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
