@@ -1,7 +1,7 @@
 //! An in-memory host and fake ports for native tests of the shell.
 
 use crate::host::{Buffer, HeaderMap, Host, HostError, HttpCall, LogLevel};
-use crate::ports::{Engine, Pending, TokenPort, TokenStep};
+use crate::ports::{Engine, Pending, TokenInput, TokenPort, TokenStep};
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Obligation, Reason};
 use fhir_smart_authz_core::fhir::RequestParts;
@@ -570,8 +570,8 @@ impl Engine for FakeEngine {
     fn body_needed(&self, _config: &Config, _req: &RequestParts) -> bool {
         self.body_needed
     }
-    fn decide(&self, _config: &Config, req: &RequestParts, claims: Option<&Value>) -> Decision {
-        (self.decide)(req, claims)
+    fn decide(&self, _config: &Config, req: &RequestParts, token: Option<TokenInput<'_>>) -> Decision {
+        (self.decide)(req, token.map(|t| t.claims))
     }
     fn check_response(&self, _config: &Config, o: &Obligation, v: &Value) -> Result<(), String> {
         (self.check)(o, v)

@@ -209,6 +209,27 @@ pub fn unconfigured_reply() -> Reply {
     }
 }
 
+/// The discovery document the filter serves itself for `method` `path`, if
+/// any: the SMART configuration at `GET|HEAD
+/// [base]/.well-known/smart-configuration` (with `discovery`), or the RFC
+/// 9728 protected-resource metadata at its well-known paths.
+pub fn served_document(config: &Config, method: &str, path: &str) -> Option<Value> {
+    if !matches!(method, "GET" | "HEAD") {
+        return None;
+    }
+    let path_only = path.split('?').next().unwrap_or("");
+    if let Some(discovery) = config.discovery.as_ref() {
+        if path_only.strip_prefix(config.base.path.as_str()) == Some("/.well-known/smart-configuration")
+        {
+            return Some(discovery.document());
+        }
+    }
+    config
+        .is_resource_metadata_path(path_only)
+        .then(|| config.resource_metadata())
+        .flatten()
+}
+
 /// The SMART discovery document reply.
 pub fn discovery_reply(doc: &Value) -> Reply {
     Reply {

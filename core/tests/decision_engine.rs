@@ -8,7 +8,7 @@
 )]
 
 use fhir_smart_authz_core::config::Config;
-use fhir_smart_authz_core::engine::decide;
+use fhir_smart_authz_core::engine::decide_claims;
 use fhir_smart_authz_core::fhir::RequestParts;
 use serde_json::{json, Value};
 
@@ -125,7 +125,7 @@ fn engine_corpus() {
             headers: headers.into(),
             body: bytes.as_deref(),
         };
-        let d = decide(&config, &req, claims.as_ref());
+        let d = decide_claims(&config, &req, claims.as_ref());
         let req_ok = d.is_allow() || d.required_scopes == *required;
         if d.status != *status || d.reason.as_str() != *reason || !req_ok {
             failures.push(format!(
@@ -234,7 +234,7 @@ fn engine_letter_matrix() {
                     n += 1;
                     let scope = format!("{ctx}/{scope_type}.{letter}");
                     let claims = json!({"scope": scope, "patient": "123"});
-                    let d = decide(&config, &req, Some(&claims));
+                    let d = decide_claims(&config, &req, Some(&claims));
                     let granted = letter == *need && scope_type != "Condition";
                     let (want_status, want_reason) = match (granted, ctx) {
                         (false, _) => (403, "insufficient_scope"),
@@ -334,7 +334,7 @@ fn engine_write_hardening() {
     for (i, (method, path, ct, body, claims, status, reason, obligations)) in rows.iter().enumerate() {
         let headers = if ct.is_empty() { vec![] } else { vec![("content-type".to_string(), ct.to_string())] };
         let req = RequestParts { method, path, headers: headers.into(), body: Some(body.as_bytes()) };
-        let d = decide(&config, &req, claims.as_ref());
+        let d = decide_claims(&config, &req, claims.as_ref());
         let kinds: Vec<String> = d.obligations.iter().map(|o| serde_json::to_value(o).unwrap()["type"].as_str().unwrap().to_string()).collect();
         if d.status != *status || d.reason.as_str() != *reason || kinds != *obligations {
             failures.push(format!("row {i} {method} {path}: want {status} {reason} {obligations:?}, got {} {} {kinds:?}: {}", d.status, d.reason.as_str(), d.message));

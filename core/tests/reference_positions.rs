@@ -12,7 +12,7 @@
 
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::Obligation;
-use fhir_smart_authz_core::engine::decide;
+use fhir_smart_authz_core::engine::decide_claims;
 use fhir_smart_authz_core::fhir::RequestParts;
 use fhir_smart_authz_core::policy::check_response;
 use serde_json::{json, Value};
@@ -347,7 +347,7 @@ fn every_position_refuses_a_value_outside_the_grammar() {
             headers: headers.into(),
             body: row.body.as_deref().map(str::as_bytes),
         };
-        let d = decide(&config, &req, Some(&row.claims));
+        let d = decide_claims(&config, &req, Some(&row.claims));
         if d.status != row.status || d.reason.as_str() != row.reason {
             failures.push(format!(
                 "{}: {} {}: want {} {}, got {} {}: {}",

@@ -9,7 +9,7 @@
 )]
 
 use fhir_smart_authz_core::config::Config;
-use fhir_smart_authz_core::engine::decide;
+use fhir_smart_authz_core::engine::decide_claims;
 use fhir_smart_authz_core::fhir::RequestParts;
 use serde_json::json;
 
@@ -125,7 +125,7 @@ fn check(config: &Config, rows: &[Row<'_>]) {
                 .collect(),
             body: r.body.map(str::as_bytes),
         };
-        let d = decide(
+        let d = decide_claims(
             config,
             &req,
             Some(&json!({"scope": r.scope, "patient": "123"})),
@@ -164,7 +164,7 @@ fn decide_json_carries_the_rewrite() {
         headers: vec![].into(),
         body: None,
     };
-    let d = decide(
+    let d = decide_claims(
         &config,
         &req,
         Some(&json!({"scope": "patient/Observation.rs", "patient": "123"})),
@@ -209,7 +209,7 @@ fn security_labels_are_narrowed_in_the_url() {
             headers: vec![].into(),
             body: None,
         };
-        let d = decide(&config, &req, Some(&claims));
+        let d = decide_claims(&config, &req, Some(&claims));
         assert!(d.is_allow(), "{claims}: {}", d.message);
         let rw = d.rewrite.unwrap();
         assert_eq!(rw.path, path, "{claims}");

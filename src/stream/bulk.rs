@@ -5,7 +5,7 @@
 //! a status poll's status and manifest (buffered like the `/metadata`
 //! answer, never modified), a cancel's status. Every rule is the core's.
 
-use super::Stream;
+use super::{AnswerHook, Phase, Stream};
 use crate::host::{Buffer, Flow, HeaderMap, Host, HostError, LogLevel};
 use fhir_smart_authz_core::bulk::{self, JobStore, StoreError};
 use fhir_smart_authz_core::decision::{BulkAction, Decision};
@@ -28,20 +28,27 @@ impl JobStore for SharedJobs<'_> {
 }
 
 /// Which answer of an allowed Bulk Data request the core still needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum BulkHook {
-    #[default]
-    Off,
     /// Forwarded; the answer's headers decide.
     Armed(BulkAction),
     /// A status poll answered 200: buffering the manifest.
     Manifest,
 }
 
+/// What the response callbacks of decision `d` do for the job registry.
+pub(super) fn hook_for(d: &Decision) -> AnswerHook {
+    match d.bulk.as_ref().filter(|_| d.is_allow()) {
+        Some(step) if step.action != BulkAction::File => {
+            AnswerHook::Bulk(BulkHook::Armed(step.action))
+        }
+        _ => AnswerHook::Off,
+    }
+}
+
 impl Stream {
     fn auth_context(&self) -> Option<&AuthContext> {
-        self.facts
-            .as_ref()
+        self.facts()
             .and_then(|f| f.context.as_ref())
             .and_then(|c| c.as_ref().ok())
     }
@@ -64,27 +71,18 @@ impl Stream {
         d
     }
 
-    /// An allowed Bulk Data request goes upstream: watch for its answer.
-    pub(super) fn arm_bulk_hook(&mut self, d: &Decision) {
-        if let Some(step) = d.bulk.as_ref().filter(|_| d.is_allow()) {
-            if step.action != BulkAction::File {
-                self.bulk_hook = BulkHook::Armed(step.action);
-            }
-        }
-    }
-
-    pub(super) fn bulk_response_headers(&mut self, host: &dyn Host) -> Flow {
-        let BulkHook::Armed(action) = self.bulk_hook else {
-            return Flow::Continue;
-        };
-        self.bulk_hook = BulkHook::Off;
+    /// The answer's headers of the allowed Bulk Data request `d` (`action`):
+    /// handed to the registry, or its manifest buffered.
+    pub(super) fn bulk_response_headers(
+        &mut self,
+        host: &dyn Host,
+        mut d: Decision,
+        action: BulkAction,
+    ) -> Flow {
         let headers = host.headers(HeaderMap::Response);
         let status = crate::host::response_status(&headers).unwrap_or(0);
         let config = self.config();
         let store = SharedJobs(host);
-        let Some(mut d) = self.decision.take() else {
-            return Flow::Continue;
-        };
         let result = match (action, d.bulk.clone()) {
             (BulkAction::KickOff, _) => {
                 let location = headers
@@ -111,8 +109,10 @@ impl Stream {
                 }
             }
             (BulkAction::Status, Some(_)) if status == 200 => {
-                self.bulk_hook = BulkHook::Manifest;
-                self.decision = Some(d);
+                self.phase = Phase::Released {
+                    decision: d,
+                    answer: AnswerHook::Bulk(BulkHook::Manifest),
+                };
                 return Flow::Continue;
             }
             (BulkAction::Status, Some(step)) => {
@@ -130,28 +130,33 @@ impl Stream {
             // The record names the job now that the server answered.
             self.write_audit(host, &d, None);
         }
-        self.decision = Some(d);
+        self.phase = Phase::Released {
+            decision: d,
+            answer: AnswerHook::Off,
+        };
         Flow::Continue
     }
 
+    /// The manifest of a status poll of decision `d` (buffered to its end,
+    /// never modified): handed to the registry.
     pub(super) fn bulk_response_body(
         &mut self,
         host: &dyn Host,
+        d: &Decision,
         body_size: usize,
         end_of_stream: bool,
-    ) -> Flow {
+    ) -> (Flow, bool) {
         let config = self.config();
         let too_large = body_size > config.max_body_bytes;
         if !end_of_stream && !too_large {
-            return Flow::Pause;
+            return (Flow::Pause, false);
         }
-        self.bulk_hook = BulkHook::Off;
         let body = (!too_large).then(|| {
             host.body(Buffer::ResponseBody, body_size)
                 .unwrap_or_default()
         });
-        let Some(step) = self.decision.as_ref().and_then(|d| d.bulk.clone()) else {
-            return Flow::Continue;
+        let Some(step) = d.bulk.clone() else {
+            return (Flow::Continue, true);
         };
         match bulk::status_answered(
             &config.bulk,
@@ -167,6 +172,6 @@ impl Stream {
                 host.log(LogLevel::Warn, &format!("bulk: {why}"));
             }
         }
-        Flow::Continue
+        (Flow::Continue, true)
     }
 }

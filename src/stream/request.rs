@@ -1,13 +1,13 @@
 //! The request callbacks: headers (anti-spoofing, the SMART discovery
 //! document, the token) and body (buffered while the decision needs it).
 
-use super::{Phase, Stream};
+use super::{Callback, Phase, Stream};
 use crate::host::{utf8_or_lossy, Buffer, Flow, HeaderMap, Host, LogLevel};
 use crate::ports::TokenStep;
-use fhir_smart_authz_core::config::{Config, DiscoveryConfig};
+use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Reason};
 use fhir_smart_authz_core::fhir::{Interaction, InteractionKind, Level};
-use fhir_smart_authz_core::reply::{discovery_reply, gateway_error_reply};
+use fhir_smart_authz_core::reply::{discovery_reply, gateway_error_reply, served_document};
 
 /// The token port's first answer for the request's token.
 struct FirstStep {
@@ -20,7 +20,7 @@ struct FirstStep {
 
 impl Stream {
     pub fn on_request_headers(&mut self, host: &dyn Host, end_of_stream: bool) -> Flow {
-        self.callback();
+        self.callback(Callback::Request);
         if self.shared.config.metrics.decision_latency {
             self.started_us = Some(host.now_us());
         }
@@ -39,7 +39,7 @@ impl Stream {
             // client set.
             return self.reply(
                 host,
-                &gateway_error_reply(
+                gateway_error_reply(
                     500,
                     "exception",
                     "the gateway could not remove a client-supplied identity header; the request was not forwarded",
@@ -55,11 +55,8 @@ impl Stream {
         }
         self.headers = headers;
 
-        if let Some(discovery) = self.discovery_request(&config) {
-            return self.serve_discovery(host, &discovery.document());
-        }
-        if let Some(metadata) = self.resource_metadata_request(&config) {
-            return self.serve_discovery(host, &metadata);
+        if let Some(document) = served_document(&config, self.method(), self.path()) {
+            return self.serve_discovery(host, &document);
         }
 
         let needs_body = self.with_parts(|s, parts| s.shared.engine.body_needed(&config, parts));
@@ -67,7 +64,10 @@ impl Stream {
             // The request has no body at all: decide on an empty one.
             self.body = Some(Vec::new());
         }
-        self.body_needed = needs_body && !end_of_stream;
+        let body_needed = needs_body && !end_of_stream;
+        if let Phase::Verifying(v) = &mut self.phase {
+            v.body_needed = body_needed;
+        }
 
         // The ~1 KB token is verified where it lies in the headers, and
         // copied only when verifying goes on after this callback (a call, a
@@ -85,33 +85,15 @@ impl Stream {
             }))
         });
         match first {
-            Err(d) => self.carry_out(host, d, false),
-            Ok(None) => self.after_token(host, false),
+            Err(d) => self.carry_out(host, d),
+            Ok(None) => self.after_token(host, None),
             Ok(Some(first)) => {
-                self.token = first.kept;
-                self.token_step(host, first.step, first.issuer, false)
+                if let Phase::Verifying(v) = &mut self.phase {
+                    v.token = first.kept;
+                }
+                self.token_step(host, first.step, first.issuer)
             }
         }
-    }
-
-    /// The discovery document, when this is `GET|HEAD
-    /// [base]/.well-known/smart-configuration` and the filter serves it.
-    fn discovery_request<'c>(&self, config: &'c Config) -> Option<&'c DiscoveryConfig> {
-        let discovery = config.discovery.as_ref()?;
-        let path_only = self.path().split('?').next().unwrap_or("");
-        let asked = matches!(self.method(), "GET" | "HEAD")
-            && path_only.strip_prefix(config.base.path.as_str())
-                == Some("/.well-known/smart-configuration");
-        asked.then_some(discovery)
-    }
-
-    /// The RFC 9728 protected-resource metadata, when this is `GET|HEAD` of
-    /// its well-known path and the filter serves it.
-    fn resource_metadata_request(&self, config: &Config) -> Option<serde_json::Value> {
-        let path_only = self.path().split('?').next().unwrap_or("");
-        let asked =
-            matches!(self.method(), "GET" | "HEAD") && config.is_resource_metadata_path(path_only);
-        asked.then(|| config.resource_metadata()).flatten()
     }
 
     /// The filter answers a discovery document (SMART configuration, RFC
@@ -122,7 +104,7 @@ impl Stream {
             Interaction::new(InteractionKind::SmartConfiguration, Level::System),
         );
         self.account(host, &d);
-        self.reply(host, &discovery_reply(document))
+        self.reply(host, discovery_reply(document))
     }
 
     pub fn on_request_body(
@@ -131,17 +113,19 @@ impl Stream {
         body_size: usize,
         end_of_stream: bool,
     ) -> Flow {
-        self.callback();
-        match self.phase {
-            Phase::Replied | Phase::Prechecking(_) | Phase::Relaying(_) => return Flow::Pause,
-            Phase::Released => return Flow::Continue,
-            Phase::Verifying => {
+        self.callback(Callback::Request);
+        match &mut self.phase {
+            Phase::Replied | Phase::Prechecking { .. } | Phase::Relaying { .. } => {
+                return Flow::Pause
+            }
+            Phase::Released { .. } => return Flow::Continue,
+            Phase::Verifying(v) => {
                 // The headers are paused for the token (JWKS fetch /
                 // introspection) and the host still delivers the body (Envoy
                 // with `allow_on_headers_stop_iteration`): Envoy buffers it
                 // until resumed.
-                self.body_seen_while_paused = true;
-                if !self.body_needed {
+                v.body_seen_while_paused = true;
+                if !v.body_needed {
                     return Flow::Pause;
                 }
             }
@@ -156,7 +140,7 @@ impl Stream {
                     config.max_body_bytes
                 ),
             );
-            return self.carry_out(host, d, false);
+            return self.carry_out(host, d);
         }
         if !end_of_stream {
             return Flow::Pause;
@@ -168,7 +152,7 @@ impl Stream {
             host.log(LogLevel::Error, "could not read the buffered request body");
             return self.reply(
                 host,
-                &gateway_error_reply(
+                gateway_error_reply(
                     500,
                     "exception",
                     "the gateway could not read the request body to check it; the request was not forwarded",
@@ -176,11 +160,11 @@ impl Stream {
             );
         }
         self.body = Some(body.unwrap_or_default());
-        if self.phase != Phase::AwaitingBody {
+        if !matches!(self.phase, Phase::AwaitingBody) {
             // The whole body is here before the token: decided when it resolves.
             return Flow::Pause;
         }
-        self.consult_engine(host, false)
+        self.consult_engine(host)
     }
 }
 
@@ -191,18 +175,18 @@ impl Stream {
     /// follows the phase: before a decision that needs the body it is a
     /// refusal (the body is not checked at trailers), never `Continue`.
     pub fn on_request_trailers(&mut self, host: &dyn Host) -> Flow {
-        self.callback();
-        match self.phase {
-            Phase::Released => Flow::Continue,
-            Phase::Replied | Phase::Prechecking(_) | Phase::Relaying(_) => Flow::Pause,
+        self.callback(Callback::Request);
+        match &self.phase {
+            Phase::Released { .. } => Flow::Continue,
+            Phase::Replied | Phase::Prechecking { .. } | Phase::Relaying { .. } => Flow::Pause,
             // Held for the token only: resumed (with the trailers) once decided.
-            Phase::Verifying if !self.body_needed => Flow::Pause,
-            Phase::Verifying | Phase::AwaitingBody => {
+            Phase::Verifying(v) if !v.body_needed => Flow::Pause,
+            Phase::Verifying(_) | Phase::AwaitingBody => {
                 let d = Decision::deny(
                     Reason::InvalidRequest,
                     "the request ends with trailers, and the filter decides this request on its body, which it does not check with trailers; send the request without trailers",
                 );
-                self.carry_out(host, d, false)
+                self.carry_out(host, d)
             }
         }
     }

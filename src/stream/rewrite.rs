@@ -6,21 +6,9 @@
 //! one, still without its body, is reset by the local reply: never
 //! forwarded unnarrowed.
 
-use super::Stream;
+use super::{AnswerHook, Stream};
 use crate::host::{Flow, HeaderMap, Host, LogLevel};
 use fhir_smart_authz_core::decision::{Decision, Reason, Rewrite};
-
-/// `rw` applied to a header list (`:path` and the headers it sets).
-pub(super) fn rewrite_headers(headers: &mut Vec<(String, String)>, rw: &Rewrite) {
-    let set = std::iter::once((":path", rw.path.as_str()))
-        .chain(rw.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
-    for (name, value) in set {
-        headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        if !value.is_empty() {
-            headers.push((name.to_string(), value.to_string()));
-        }
-    }
-}
 
 impl Stream {
     /// Apply an allowed decision's rewrite to the held request (enforced,
@@ -59,46 +47,36 @@ impl Stream {
         }
     }
 
-    /// Carry out an allowed decision's rewrite `rw` (the decision is in
-    /// `self.decision`; `checked`: it has response obligations), then let the
-    /// request go on, or relay it. A held request was already narrowed
+    /// Carry out the allowed decision `d` that rewrites the request, then
+    /// let the request go on (`answer`: what the response callbacks do), or
+    /// relay it (it has response obligations, or its headers already went
+    /// upstream). A held request was already narrowed
     /// ([`Self::narrow_held_request`]).
     pub(super) fn carry_out_rewrite(
         &mut self,
         host: &dyn Host,
-        checked: bool,
-        from_async: bool,
+        d: Decision,
+        answer: AnswerHook,
     ) -> Flow {
         if !self.shared.config.enforce {
             // Shadow mode changes no request.
             self.shared.count(host, "rewrite.shadow");
         } else if self.forwarded_headers.is_some() {
             self.shared.count(host, "rewrite.relayed");
-            return self.start_relay(host, from_async);
+            return self.start_relay(host, d);
         }
-        if checked {
-            return self.start_relay(host, from_async);
+        if !d.obligations.is_empty() {
+            return self.start_relay(host, d);
         }
-        self.release(host, from_async)
+        self.released(host, d, answer)
     }
 }
 
-/// `:path` (when it changes) and the rewrite's headers on the request; `Err`
-/// names the one the host refused.
+/// The rewrite's changes on the request; `Err` names the header the host
+/// refused.
 fn set_request_headers<'r>(host: &dyn Host, rw: &'r Rewrite, path: &str) -> Result<(), &'r str> {
-    let changed = (rw.path != path).then_some((":path", rw.path.as_str()));
-    let set = changed
-        .into_iter()
-        .chain(rw.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
-    for (name, value) in set {
-        if host
-            .set_header(
-                HeaderMap::Request,
-                name,
-                Some(value).filter(|v| !v.is_empty()),
-            )
-            .is_err()
-        {
+    for (name, value) in rw.changes(Some(path)) {
+        if host.set_header(HeaderMap::Request, name, value).is_err() {
             return Err(name);
         }
     }
