@@ -570,7 +570,12 @@ impl Engine for FakeEngine {
     fn body_needed(&self, _config: &Config, _req: &RequestParts) -> bool {
         self.body_needed
     }
-    fn decide(&self, _config: &Config, req: &RequestParts, token: Option<TokenInput<'_>>) -> Decision {
+    fn decide(
+        &self,
+        _config: &Config,
+        req: &RequestParts,
+        token: Option<TokenInput<'_>>,
+    ) -> Decision {
         (self.decide)(req, token.map(|t| t.claims))
     }
     fn check_response(&self, _config: &Config, o: &Obligation, v: &Value) -> Result<(), String> {

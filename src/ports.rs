@@ -109,8 +109,12 @@ pub trait Engine {
     }
     /// The decision on a request with its verified token (`None`: no
     /// token): the core's `engine::decide_token`.
-    fn decide(&self, config: &Config, req: &RequestParts, token: Option<TokenInput<'_>>)
-        -> Decision;
+    fn decide(
+        &self,
+        config: &Config,
+        req: &RequestParts,
+        token: Option<TokenInput<'_>>,
+    ) -> Decision;
     /// Whether a response satisfies an obligation (`Err` says why not).
     fn check_response(
         &self,

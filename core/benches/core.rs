@@ -64,7 +64,11 @@ fn bench(c: &mut Criterion) {
         assert!(d.is_allow(), "{name}: {}", d.message);
         c.bench_function(&format!("classify+decide/{name}"), |b| {
             b.iter(|| {
-                decide_token(black_box(&config), black_box(req), Some(black_box(presented)))
+                decide_token(
+                    black_box(&config),
+                    black_box(req),
+                    Some(black_box(presented)),
+                )
             })
         });
     }

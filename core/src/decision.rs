@@ -428,7 +428,8 @@ impl Rewrite {
         &'r self,
         current_path: Option<&str>,
     ) -> impl Iterator<Item = (&'r str, Option<&'r str>)> {
-        let path = (current_path != Some(self.path.as_str())).then_some((":path", Some(self.path.as_str())));
+        let path = (current_path != Some(self.path.as_str()))
+            .then_some((":path", Some(self.path.as_str())));
         path.into_iter().chain(
             self.headers
                 .iter()

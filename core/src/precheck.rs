@@ -15,7 +15,11 @@ use crate::token::service::OutboundCall;
 /// for (`sent`: the request's headers): `GET [base]/type/id` as FHIR JSON,
 /// with the request's other headers (`relay::call_headers`). `None`: no
 /// pre-check left.
-pub fn read_call(config: &Config, d: &Decision, sent: Vec<(String, String)>) -> Option<OutboundCall> {
+pub fn read_call(
+    config: &Config,
+    d: &Decision,
+    sent: Vec<(String, String)>,
+) -> Option<OutboundCall> {
     let base = &config.base.path;
     let path = d.obligations.iter().find_map(|o| match o {
         Obligation::CheckStored {
@@ -73,7 +77,11 @@ mod tests {
             (false, hs(&[]), None),
             (true, hs(&[("if-match", "W/\"2\"")]), None),
         ] {
-            assert_eq!(if_match_pin(v(), held, &headers), expected, "{held} {headers:?}");
+            assert_eq!(
+                if_match_pin(v(), held, &headers),
+                expected,
+                "{held} {headers:?}"
+            );
         }
         assert_eq!(if_match_pin(None, true, &[]), None);
     }

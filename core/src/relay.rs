@@ -113,9 +113,10 @@ pub fn fetch_call(
         full_answer_request(&mut headers);
     }
     let body = match (body, d.is_partial_batch()) {
-        (Some(b), true) => Some(forwarded_request(&b, &d.denied_entries).map_err(|_| {
-            "the batch's allowed entries could not be written".to_string()
-        })?),
+        (Some(b), true) => Some(
+            forwarded_request(&b, &d.denied_entries)
+                .map_err(|_| "the batch's allowed entries could not be written".to_string())?,
+        ),
         (None, true) => return Err("the batch's allowed entries could not be written".into()),
         (body, false) => body,
     };

@@ -219,7 +219,8 @@ pub fn served_document(config: &Config, method: &str, path: &str) -> Option<Valu
     }
     let path_only = path.split('?').next().unwrap_or("");
     if let Some(discovery) = config.discovery.as_ref() {
-        if path_only.strip_prefix(config.base.path.as_str()) == Some("/.well-known/smart-configuration")
+        if path_only.strip_prefix(config.base.path.as_str())
+            == Some("/.well-known/smart-configuration")
         {
             return Some(discovery.document());
         }

@@ -16,7 +16,11 @@ pub(super) const SOURCE_ADDRESS: [&str; 2] = ["source", "address"];
 
 impl Stream {
     /// Check the verified token's binding: `Err` is the denial.
-    pub(super) fn check_binding(&self, host: &dyn Host, claims: &Value) -> Result<Binding, Decision> {
+    pub(super) fn check_binding(
+        &self,
+        host: &dyn Host,
+        claims: &Value,
+    ) -> Result<Binding, Decision> {
         let config = self.config();
         let ctx = config.binding();
         let (digest, peer) = if ctx.reads_connection(claims) {

@@ -33,7 +33,12 @@ impl Stream {
 
     /// The read of the stored resource for decision `d`: decide on it, then
     /// the next pre-check, the write, a refusal or the server's own 404/410.
-    pub(super) fn on_precheck_response(&mut self, host: &dyn Host, mut d: Decision, body_size: usize) {
+    pub(super) fn on_precheck_response(
+        &mut self,
+        host: &dyn Host,
+        mut d: Decision,
+        body_size: usize,
+    ) {
         let config = self.config();
         let Some(pos) = d.obligations.iter().position(Obligation::is_precheck) else {
             return;

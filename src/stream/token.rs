@@ -186,7 +186,13 @@ impl Stream {
 
     /// The JWKS fetch this stream made under the cross-VM lease taken at
     /// `lease_started` is over: release the lease.
-    fn end_own_lease(&self, host: &dyn Host, purpose: Pending, lease_started: Option<u64>, ok: bool) {
+    fn end_own_lease(
+        &self,
+        host: &dyn Host,
+        purpose: Pending,
+        lease_started: Option<u64>,
+        ok: bool,
+    ) {
         if let (Pending::Jwks { issuer }, Some(started)) = (purpose, lease_started) {
             end_lease(host, &self.shared.config, issuer, started, ok);
         }
