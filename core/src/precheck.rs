@@ -63,24 +63,21 @@ pub fn refusal(allowed: Decision, reason: Reason, why: String) -> Decision {
 mod tests {
     use super::*;
 
-    fn hs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect()
-    }
-
     #[test]
     fn the_pin_needs_held_headers_and_no_client_pin() {
-        let v = || Some("W/\"3\"".to_string());
-        for (held, headers, expected) in [
-            (true, hs(&[]), v()),
-            (false, hs(&[]), None),
-            (true, hs(&[("if-match", "W/\"2\"")]), None),
+        let checked = || Some("W/\"3\"".to_string());
+        let client_pin = [("if-match".to_string(), "W/\"2\"".to_string())];
+        // (headers held, the client's pin, the pin set)
+        for (held, pinned, expected) in [
+            (true, false, checked()),
+            (false, false, None),
+            (true, true, None),
         ] {
+            let request = if pinned { &client_pin[..] } else { &[] };
             assert_eq!(
-                if_match_pin(v(), held, &headers),
+                if_match_pin(checked(), held, request),
                 expected,
-                "{held} {headers:?}"
+                "{held} {pinned}"
             );
         }
         assert_eq!(if_match_pin(None, true, &[]), None);

@@ -169,8 +169,10 @@ fn a_proof_is_accepted_once_across_worker_vms() {
     );
 }
 
-#[test]
-fn nonces_are_asked_for_and_renewed_on_responses() {
+/// Nonces on (60 s buckets): the configuration, the process's shared data,
+/// a DPoP-bound token, its `Authorization`, and the nonce its first request
+/// (proof `jti`, without a nonce) is refused with.
+fn with_nonces(jti: &str) -> (Rc<Config>, SharedStore, String, String, String) {
     let key = "0123456789abcdef0123456789abcdef-nonce";
     let cfg = config(
         json!({"dpop": {"mode": "accepted", "nonce": true}}),
@@ -179,11 +181,17 @@ fn nonces_are_asked_for_and_renewed_on_responses() {
     let store = SharedStore::default();
     let token = bound_token();
     let auth = format!("DPoP {token}");
-    let (a, mut sa) = vm(&cfg, &store, &auth, Some(&proof(&token, "n1", None)));
+    let (a, mut sa) = vm(&cfg, &store, &auth, Some(&proof(&token, jti, None)));
     sa.on_request_headers(&a, true);
     assert_eq!(replies(&a), vec![401]);
-    let nonce = reply_header(&a, "dpop-nonce").expect("a nonce to use");
     assert!(challenges(&a)[1].contains("error=\"use_dpop_nonce\""));
+    let nonce = reply_header(&a, "dpop-nonce").expect("a nonce to use");
+    (cfg, store, token, auth, nonce)
+}
+
+#[test]
+fn nonces_are_asked_for_and_renewed_on_responses() {
+    let (cfg, store, token, auth, nonce) = with_nonces("n1");
     // With it: allowed, and no new nonce while the bucket lasts.
     let (b, mut sb) = vm(
         &cfg,
@@ -228,17 +236,7 @@ fn nonces_are_asked_for_and_renewed_on_responses() {
 /// fetch.
 #[test]
 fn relayed_answers_carry_the_renewed_nonce() {
-    let key = "0123456789abcdef0123456789abcdef-nonce";
-    let cfg = config(
-        json!({"dpop": {"mode": "accepted", "nonce": true}}),
-        json!({"nonce_secret": key, "nonce_lifetime_seconds": 60}),
-    );
-    let store = SharedStore::default();
-    let token = bound_token();
-    let auth = format!("DPoP {token}");
-    let (a, mut sa) = vm(&cfg, &store, &auth, Some(&proof(&token, "r0", None)));
-    sa.on_request_headers(&a, true);
-    let nonce = reply_header(&a, "dpop-nonce").expect("a nonce to use");
+    let (cfg, store, token, auth, nonce) = with_nonces("r0");
     let next_bucket = (NOW / 60 + 1) * 60;
     let observation = |patient: &str| {
         json!({"resourceType": "Observation", "id": "o1", "status": "final",
