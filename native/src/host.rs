@@ -11,7 +11,8 @@ use crate::crypto;
 use crate::shared_data;
 use crate::worker::WorkerCtx;
 use fhir_smart_authz::audit_property::AUDIT_PROPERTY;
-use fhir_smart_authz::host::{Buffer, HeaderMap, Host, HostError, HttpCall, LogLevel};
+use fhir_smart_authz::host::{Buffer, HeaderMap, Host, HostError, HostResult, HttpCall, LogLevel};
+use fhir_smart_authz_core::reply::Reply;
 use fhir_smart_authz_core::secret::{ProcessSecrets, SecretSource};
 use fhir_smart_authz_core::token::host_crypto::VERIFY_SIGNATURE_FUNCTION;
 use std::cell::{Cell, RefCell};
@@ -252,12 +253,7 @@ impl Host for NativeHost<'_> {
         }
     }
 
-    fn set_header(
-        &self,
-        which: HeaderMap,
-        name: &str,
-        value: Option<&str>,
-    ) -> Result<(), HostError> {
+    fn set_header(&self, which: HeaderMap, name: &str, value: Option<&str>) -> HostResult {
         let t = header_type(which).ok_or(HostError::BadArgument)?;
         let v = value.map_or(ModuleBuffer::NULL, |v| ModuleBuffer::of(v.as_bytes()));
         // SAFETY: the buffers are valid for the call.
@@ -337,17 +333,12 @@ impl Host for NativeHost<'_> {
         }
     }
 
-    fn send_local_reply(
-        &self,
-        status: u16,
-        headers: &[(String, String)],
-        body: &[u8],
-    ) -> Result<(), HostError> {
+    fn send_local_reply(&self, reply: &Reply) -> HostResult {
         self.deferred.borrow_mut().push(Deferred::Reply {
             filter: self.filter.get(),
-            status,
-            headers: headers.to_vec(),
-            body: body.to_vec(),
+            status: reply.status,
+            headers: reply.headers.clone(),
+            body: reply.body.clone(),
         });
         Ok(())
     }

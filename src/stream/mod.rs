@@ -354,10 +354,7 @@ impl Stream {
     /// Answer locally, with the headers every answer carries.
     fn reply(&mut self, host: &dyn Host, mut r: Reply) -> Flow {
         with_answer_headers(&mut r, self.answer_headers());
-        if host
-            .send_local_reply(r.status, &r.headers, &r.body)
-            .is_err()
-        {
+        if host.send_local_reply(&r).is_err() {
             host.log(LogLevel::Error, "could not send the local reply");
         }
         self.phase = Phase::Replied;
