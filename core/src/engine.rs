@@ -32,6 +32,27 @@ pub fn token_context(config: &Config, claims: &Value) -> TokenContext {
     Ok(ctx)
 }
 
+/// The refusal of a request whose body is over `max_body_bytes`: it cannot
+/// be checked.
+pub fn body_too_large(config: &Config) -> Decision {
+    Decision::deny(
+        Reason::BodyTooLarge,
+        format!(
+            "the request body is larger than {} bytes (max_body_bytes) and cannot be checked; send a smaller request",
+            config.max_body_bytes
+        ),
+    )
+}
+
+/// The refusal of a request decided on its body that ends with trailers:
+/// the body is not checked with trailers.
+pub fn trailers_refused() -> Decision {
+    Decision::deny(
+        Reason::InvalidRequest,
+        "the request ends with trailers, and the filter decides this request on its body, which it does not check with trailers; send the request without trailers",
+    )
+}
+
 /// Whether this request's decision needs its body (see [`crate::fhir::body_needed`]).
 pub fn body_needed(config: &Config, req: &RequestParts) -> bool {
     crate::fhir::body_needed(&config.base, req)

@@ -16,6 +16,7 @@ pub mod claims;
 pub mod config;
 pub mod config_error;
 pub mod decision;
+pub mod disposition;
 pub mod engine;
 pub mod fhir;
 mod json;

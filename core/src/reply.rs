@@ -5,6 +5,7 @@
 use crate::batch::AnsweredEntry;
 use crate::config::Config;
 use crate::decision::{client_text, Decision, Reason};
+use crate::fhir::{Interaction, InteractionKind, Level};
 use crate::token::binding::challenge::{dpop_challenge, resource_metadata_param};
 use serde_json::{Map, Value};
 
@@ -207,6 +208,18 @@ pub fn unconfigured_reply() -> Reply {
         headers: vec![("content-type".to_string(), FHIR_JSON.to_string())],
         body: operation_outcome(&d, 503),
     }
+}
+
+/// The answer of a discovery document the filter serves itself for
+/// `method` `path`, if any ([`served_document`]): its decision (public,
+/// audited as the SMART configuration) and its reply.
+pub fn discovery_answer(config: &Config, method: &str, path: &str) -> Option<(Decision, Reply)> {
+    let document = served_document(config, method, path)?;
+    let d = Decision::allow(
+        Reason::PublicEndpoint,
+        Interaction::new(InteractionKind::SmartConfiguration, Level::System),
+    );
+    Some((d, discovery_reply(&document)))
 }
 
 /// The discovery document the filter serves itself for `method` `path`, if

@@ -7,7 +7,7 @@
 
 use super::{AnswerHook, Phase, Stream};
 use crate::host::{Buffer, Flow, HeaderMap, Host, HostError, LogLevel};
-use fhir_smart_authz_core::bulk::{self, JobStore, StoreError};
+use fhir_smart_authz_core::bulk::{self, HeadersAnswered, JobStore, StoreError};
 use fhir_smart_authz_core::decision::{BulkAction, Decision};
 use fhir_smart_authz_core::policy::AuthContext;
 
@@ -38,11 +38,9 @@ pub(super) enum BulkHook {
 
 /// What the response callbacks of decision `d` do for the job registry.
 pub(super) fn hook_for(d: &Decision) -> AnswerHook {
-    match d.bulk.as_ref().filter(|_| d.is_allow()) {
-        Some(step) if step.action != BulkAction::File => {
-            AnswerHook::Bulk(BulkHook::Armed(step.action))
-        }
-        _ => AnswerHook::Off,
+    match bulk::watches(d) {
+        Some(action) => AnswerHook::Bulk(BulkHook::Armed(action)),
+        None => AnswerHook::Off,
     }
 }
 
@@ -72,7 +70,8 @@ impl Stream {
     }
 
     /// The answer's headers of the allowed Bulk Data request `d` (`action`):
-    /// handed to the registry, or its manifest buffered.
+    /// handed to the registry (core `bulk::headers_answered`), or its
+    /// manifest buffered.
     pub(super) fn bulk_response_headers(
         &mut self,
         host: &dyn Host,
@@ -82,96 +81,72 @@ impl Stream {
         let headers = host.headers(HeaderMap::Response);
         let status = crate::host::response_status(&headers).unwrap_or(0);
         let config = self.config();
-        let store = SharedJobs(host);
-        let result = match (action, d.bulk.clone()) {
-            (BulkAction::KickOff, _) => {
-                let location = headers
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case("content-location"))
-                    .map(|(_, v)| v.as_str());
-                let now = self.now_s(host);
-                match self.auth_context() {
-                    Some(ctx) => bulk::kickoff_answered(
-                        &config.bulk,
-                        &config.base,
-                        &store,
-                        &mut d,
-                        ctx,
-                        (status, location),
-                        now,
-                    )
-                    .map(|job| {
-                        if job.is_some() {
-                            self.shared.count(host, "bulk.job_registered");
-                        }
-                    }),
-                    None => Ok(()),
+        let now = self.now_s(host);
+        let answered = bulk::headers_answered(
+            &config.bulk,
+            &config.base,
+            &SharedJobs(host),
+            &mut d,
+            action,
+            self.auth_context(),
+            (status, &headers),
+            now,
+        );
+        let answer = match answered {
+            HeadersAnswered::NeedsManifest => AnswerHook::Bulk(BulkHook::Manifest),
+            HeadersAnswered::Done(result) => {
+                match result {
+                    Ok(true) => self.shared.count(host, "bulk.job_registered"),
+                    Ok(false) => {}
+                    Err(why) => self.bulk_unrecorded(host, &why),
                 }
+                if action == BulkAction::KickOff {
+                    // The record names the job now that the server answered.
+                    self.write_audit(host, &d, None);
+                }
+                AnswerHook::Off
             }
-            (BulkAction::Status, Some(_)) if status == 200 => {
-                self.phase = Phase::Released {
-                    decision: d,
-                    answer: AnswerHook::Bulk(BulkHook::Manifest),
-                };
-                return Flow::Continue;
-            }
-            (BulkAction::Status, Some(step)) => {
-                bulk::status_answered(&config.bulk, &config.base, &store, &step, status, None)
-                    .map(|_| ())
-            }
-            (BulkAction::Cancel, Some(step)) => bulk::cancel_answered(&store, &step, status),
-            _ => Ok(()),
         };
-        if let Err(why) = result {
-            self.shared.count(host, "bulk.job_unrecorded");
-            host.log(LogLevel::Warn, &format!("bulk: {why}"));
-        }
-        if action == BulkAction::KickOff {
-            // The record names the job now that the server answered.
-            self.write_audit(host, &d, None);
-        }
         self.phase = Phase::Released {
             decision: d,
-            answer: AnswerHook::Off,
+            answer,
         };
         Flow::Continue
     }
 
-    /// The manifest of a status poll of decision `d` (buffered to its end,
-    /// never modified): handed to the registry.
+    /// The manifest of a status poll of decision `d`, buffered to its end
+    /// (never modified), handed to the registry. `None` while it is still
+    /// arriving.
     pub(super) fn bulk_response_body(
-        &mut self,
+        &self,
         host: &dyn Host,
         d: &Decision,
         body_size: usize,
         end_of_stream: bool,
-    ) -> (Flow, bool) {
+    ) -> Option<Flow> {
         let config = self.config();
-        let too_large = body_size > config.max_body_bytes;
-        if !end_of_stream && !too_large {
-            return (Flow::Pause, false);
+        if !end_of_stream && body_size <= config.max_body_bytes {
+            return None;
         }
-        let body = (!too_large).then(|| {
-            host.body(Buffer::ResponseBody, body_size)
-                .unwrap_or_default()
-        });
-        let Some(step) = d.bulk.clone() else {
-            return (Flow::Continue, true);
-        };
-        match bulk::status_answered(
+        let answered = bulk::manifest_answered(
             &config.bulk,
             &config.base,
             &SharedJobs(host),
-            &step,
-            200,
-            body.as_deref(),
-        ) {
-            Ok(_) => {}
-            Err(why) => {
-                self.shared.count(host, "bulk.job_unrecorded");
-                host.log(LogLevel::Warn, &format!("bulk: {why}"));
-            }
+            d,
+            (body_size, config.max_body_bytes),
+            || {
+                host.body(Buffer::ResponseBody, body_size)
+                    .unwrap_or_default()
+            },
+        );
+        if let Err(why) = answered {
+            self.bulk_unrecorded(host, &why);
         }
-        (Flow::Continue, true)
+        Some(Flow::Continue)
+    }
+
+    fn bulk_unrecorded(&self, host: &dyn Host, why: &str) {
+        self.shared.count(host, "bulk.job_unrecorded");
+        host.log(LogLevel::Warn, &format!("bulk: {why}"));
     }
 }

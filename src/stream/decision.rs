@@ -6,7 +6,8 @@ use super::{AnswerHook, Phase, PresentedToken, Stream};
 use crate::host::{Flow, HeaderMap, Host, LogLevel};
 use crate::ports::TokenInput;
 use fhir_smart_authz_core::config::Config;
-use fhir_smart_authz_core::decision::{Decision, Obligation, Reason};
+use fhir_smart_authz_core::decision::{Decision, Reason};
+use fhir_smart_authz_core::disposition::{disposition, prechecks_first, Disposition, Narrowed};
 use fhir_smart_authz_core::reply::deny_reply;
 use fhir_smart_authz_core::token::binding::Binding;
 use serde_json::Value;
@@ -94,7 +95,7 @@ impl Stream {
     /// on (allowed, rewritten when narrowed, or shadow mode), fetch the
     /// response to check its obligations, or answer the denial.
     pub(super) fn carry_out(&mut self, host: &dyn Host, d: Decision) -> Flow {
-        if d.is_allow() && d.obligations.iter().any(Obligation::is_precheck) {
+        if prechecks_first(&d) {
             // Counted and audited once the stored resource is checked.
             return self.start_precheck(host, d);
         }
@@ -102,9 +103,8 @@ impl Stream {
         let d = self.settle_bulk(host, d);
         let d = self.narrow_held_request(host, d);
         self.account(host, &d);
-        let allow = d.is_allow();
         let bulk = super::bulk::hook_for(&d);
-        if !allow && !config.enforce {
+        if !d.is_allow() && !config.enforce {
             self.shared.count(host, "shadow.would_deny");
             host.log(
                 LogLevel::Info,
@@ -115,24 +115,27 @@ impl Stream {
                 ),
             );
         }
-        if allow && config.enforce && d.is_partial_batch() {
-            // Only the allowed entries go; the answer is merged (relay.rs).
-            return self.start_relay(host, d);
+        let forwarded = self.forwarded_headers.is_some();
+        let (way, narrowed) = disposition(config.enforce, &d, forwarded);
+        match narrowed {
+            Some(Narrowed::Shadow) => self.shared.count(host, "rewrite.shadow"),
+            Some(Narrowed::Relayed) => self.shared.count(host, "rewrite.relayed"),
+            // Counted where it was narrowed (rewrite.rs).
+            Some(Narrowed::InPlace) | None => {}
         }
-        if allow && d.rewrite.is_some() {
-            return self.carry_out_rewrite(host, d, bulk);
+        match way {
+            Disposition::Relay => self.start_relay(host, d),
+            Disposition::Release => {
+                let answer = match bulk {
+                    AnswerHook::Off if narrowed.is_none() => {
+                        self.arm_capability_rewrite(host, &config, &d)
+                    }
+                    hook => hook,
+                };
+                self.released(host, d, answer)
+            }
+            Disposition::Deny => self.reply(host, deny_reply(&config, &d, d.status)),
         }
-        if allow && !d.obligations.is_empty() {
-            return self.start_relay(host, d);
-        }
-        if allow || !config.enforce {
-            let answer = match bulk {
-                AnswerHook::Off => self.arm_capability_rewrite(host, &config, &d),
-                hook => hook,
-            };
-            return self.released(host, d, answer);
-        }
-        self.reply(host, deny_reply(&config, &d, d.status))
     }
 
     /// Let the request go on with decision `d`; `answer`: what the response

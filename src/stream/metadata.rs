@@ -24,8 +24,8 @@ use fhir_smart_authz_core::capability_statement::{
     rewrite_gate, rewrites_answer, with_smart_security, RewriteGate,
 };
 use fhir_smart_authz_core::config::Config;
-use fhir_smart_authz_core::decision::{Decision, Reason};
-use fhir_smart_authz_core::public_answer::vary_with_origin;
+use fhir_smart_authz_core::decision::Decision;
+use fhir_smart_authz_core::public_answer::{is_public_answer, vary_with_origin};
 
 /// Where the rewrite of a `/metadata` answer stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +66,8 @@ impl Stream {
     /// `Vary: Origin` (core `public_answer`); a failure is logged, the
     /// answer goes on.
     fn vary_public_answer(&self, host: &dyn Host) {
-        let public = matches!(&self.phase, Phase::Released { decision, .. } if decision.reason == Reason::PublicEndpoint);
+        let public =
+            matches!(&self.phase, Phase::Released { decision, .. } if is_public_answer(decision));
         if !public {
             return;
         }
@@ -156,8 +157,8 @@ impl Stream {
         let (flow, answer) = match answer {
             AnswerHook::Bulk(BulkHook::Manifest) => {
                 match self.bulk_response_body(host, &decision, body_size, end_of_stream) {
-                    (flow, true) => (flow, AnswerHook::Off),
-                    (flow, false) => (flow, answer),
+                    Some(flow) => (flow, AnswerHook::Off),
+                    None => (Flow::Pause, answer),
                 }
             }
             AnswerHook::Capability(CapabilityRewrite::Buffering) => {

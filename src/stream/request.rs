@@ -5,9 +5,8 @@ use super::{Callback, Phase, Stream};
 use crate::host::{utf8_or_lossy, Buffer, Flow, HeaderMap, Host, LogLevel};
 use crate::ports::TokenStep;
 use fhir_smart_authz_core::config::Config;
-use fhir_smart_authz_core::decision::{Decision, Reason};
-use fhir_smart_authz_core::fhir::{Interaction, InteractionKind, Level};
-use fhir_smart_authz_core::reply::{discovery_reply, gateway_error_reply, served_document};
+use fhir_smart_authz_core::engine::{body_too_large, trailers_refused};
+use fhir_smart_authz_core::reply::{discovery_answer, gateway_error_reply};
 
 /// The token port's first answer for the request's token.
 struct FirstStep {
@@ -55,8 +54,10 @@ impl Stream {
         }
         self.headers = headers;
 
-        if let Some(document) = served_document(&config, self.method(), self.path()) {
-            return self.serve_discovery(host, &document);
+        if let Some((d, reply)) = discovery_answer(&config, self.method(), self.path()) {
+            // Public: audited as the SMART configuration.
+            self.account(host, &d);
+            return self.reply(host, reply);
         }
 
         let needs_body = self.with_parts(|s, parts| s.shared.engine.body_needed(&config, parts));
@@ -96,17 +97,6 @@ impl Stream {
         }
     }
 
-    /// The filter answers a discovery document (SMART configuration, RFC
-    /// 9728 metadata) itself: public, audited as the SMART configuration.
-    fn serve_discovery(&mut self, host: &dyn Host, document: &serde_json::Value) -> Flow {
-        let d = Decision::allow(
-            Reason::PublicEndpoint,
-            Interaction::new(InteractionKind::SmartConfiguration, Level::System),
-        );
-        self.account(host, &d);
-        self.reply(host, discovery_reply(document))
-    }
-
     pub fn on_request_body(
         &mut self,
         host: &dyn Host,
@@ -133,14 +123,7 @@ impl Stream {
         }
         let config = self.config();
         if body_size > config.max_body_bytes {
-            let d = Decision::deny(
-                Reason::BodyTooLarge,
-                format!(
-                    "the request body is larger than {} bytes (max_body_bytes) and cannot be checked; send a smaller request",
-                    config.max_body_bytes
-                ),
-            );
-            return self.carry_out(host, d);
+            return self.carry_out(host, body_too_large(&config));
         }
         if !end_of_stream {
             return Flow::Pause;
@@ -181,13 +164,7 @@ impl Stream {
             Phase::Replied | Phase::Prechecking { .. } | Phase::Relaying { .. } => Flow::Pause,
             // Held for the token only: resumed (with the trailers) once decided.
             Phase::Verifying(v) if !v.body_needed => Flow::Pause,
-            Phase::Verifying(_) | Phase::AwaitingBody => {
-                let d = Decision::deny(
-                    Reason::InvalidRequest,
-                    "the request ends with trailers, and the filter decides this request on its body, which it does not check with trailers; send the request without trailers",
-                );
-                self.carry_out(host, d)
-            }
+            Phase::Verifying(_) | Phase::AwaitingBody => self.carry_out(host, trailers_refused()),
         }
     }
 }

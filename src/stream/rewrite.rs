@@ -6,9 +6,10 @@
 //! one, still without its body, is reset by the local reply: never
 //! forwarded unnarrowed.
 
-use super::{AnswerHook, Stream};
-use crate::host::{Flow, HeaderMap, Host, LogLevel};
+use super::Stream;
+use crate::host::{HeaderMap, Host, LogLevel};
 use fhir_smart_authz_core::decision::{Decision, Reason, Rewrite};
+use fhir_smart_authz_core::disposition::narrows_held_request;
 
 impl Stream {
     /// Apply an allowed decision's rewrite to the held request (enforced,
@@ -17,8 +18,11 @@ impl Stream {
     /// decision becomes a 500 `internal_error` denial, so the reply, the
     /// audit record and the metrics all say the request was not forwarded.
     pub(super) fn narrow_held_request(&mut self, host: &dyn Host, d: Decision) -> Decision {
-        let held = self.shared.config.enforce && self.forwarded_headers.is_none();
-        let Some(rw) = d.rewrite.as_ref().filter(|_| d.is_allow() && held) else {
+        let forwarded = self.forwarded_headers.is_some();
+        if !narrows_held_request(self.shared.config.enforce, &d, forwarded) {
+            return d;
+        }
+        let Some(rw) = d.rewrite.as_ref() else {
             return d;
         };
         match set_request_headers(host, rw, self.path()) {
@@ -45,30 +49,6 @@ impl Stream {
                 denial
             }
         }
-    }
-
-    /// Carry out the allowed decision `d` that rewrites the request, then
-    /// let the request go on (`answer`: what the response callbacks do), or
-    /// relay it (it has response obligations, or its headers already went
-    /// upstream). A held request was already narrowed
-    /// ([`Self::narrow_held_request`]).
-    pub(super) fn carry_out_rewrite(
-        &mut self,
-        host: &dyn Host,
-        d: Decision,
-        answer: AnswerHook,
-    ) -> Flow {
-        if !self.shared.config.enforce {
-            // Shadow mode changes no request.
-            self.shared.count(host, "rewrite.shadow");
-        } else if self.forwarded_headers.is_some() {
-            self.shared.count(host, "rewrite.relayed");
-            return self.start_relay(host, d);
-        }
-        if !d.obligations.is_empty() {
-            return self.start_relay(host, d);
-        }
-        self.released(host, d, answer)
     }
 }
 

@@ -10,6 +10,7 @@ use crate::jwks_sync::{
 };
 use crate::ports::{Pending, TokenStep};
 use fhir_smart_authz_core::decision::{Decision, Reason};
+use fhir_smart_authz_core::token::service::jwks_fetch_succeeded;
 
 fn verifier_busy() -> TokenStep {
     TokenStep::denied(Decision::deny(
@@ -234,14 +235,12 @@ impl Stream {
             }
         };
         if let Pending::Jwks { issuer } = pending {
-            // A 200 with a key set the filter cannot use is a failed fetch:
-            // it is neither shared with the other VMs nor holds the lease.
-            let ok = status == Some(200)
-                && self
-                    .shared
+            let ok = jwks_fetch_succeeded(status, || {
+                self.shared
                     .tokens
                     .try_borrow()
-                    .is_ok_and(|t| t.usable_jwks(&body));
+                    .is_ok_and(|t| t.usable_jwks(&body))
+            });
             self.shared.jwks_fetched(host, issuer, ok);
             if ok {
                 let now_ms = self.now_ms(host);
@@ -256,12 +255,9 @@ impl Stream {
             Err(_) => verifier_busy(),
         };
         if let Pending::Introspection { .. } = pending {
-            // An answer that says nothing about the token (error status,
-            // garbage, timeout) is a failed call; inactive is an answer.
-            let failed = matches!(&step, TokenStep::Denied(d) if d.reason == Reason::IntrospectionUnavailable);
             self.shared.count(
                 host,
-                if failed {
+                if step.introspection_failed() {
                     "introspection.failure"
                 } else {
                     "introspection.success"
