@@ -122,72 +122,33 @@ mod tests {
         d
     }
 
+    /// (row, decision, enforce, headers forwarded, way, narrowed)
+    type Row = (
+        &'static str,
+        Decision,
+        bool,
+        bool,
+        Disposition,
+        Option<Narrowed>,
+    );
+
     #[test]
     fn each_decision_goes_its_way() {
         use Disposition::*;
         let deny = || Decision::deny(Reason::InsufficientScope, "no");
-        // (row, decision, enforce, headers forwarded, way, narrowed)
-        let rows: Vec<(&str, Decision, bool, bool, Disposition, Option<Narrowed>)> = vec![
+        #[rustfmt::skip]
+        let rows: Vec<Row> = vec![
             ("allow", allow(), true, false, Release, None),
             ("deny", deny(), true, false, Deny, None),
             ("deny in shadow", deny(), false, false, Release, None),
             ("checked", checked(allow()), true, false, Relay, None),
-            (
-                "checked in shadow",
-                checked(allow()),
-                false,
-                false,
-                Relay,
-                None,
-            ),
-            (
-                "narrowed, held",
-                narrowed(allow()),
-                true,
-                false,
-                Release,
-                Some(Narrowed::InPlace),
-            ),
-            (
-                "narrowed, forwarded",
-                narrowed(allow()),
-                true,
-                true,
-                Relay,
-                Some(Narrowed::Relayed),
-            ),
-            (
-                "narrowed in shadow",
-                narrowed(allow()),
-                false,
-                true,
-                Release,
-                Some(Narrowed::Shadow),
-            ),
-            (
-                "narrowed and checked",
-                checked(narrowed(allow())),
-                true,
-                false,
-                Relay,
-                Some(Narrowed::InPlace),
-            ),
-            (
-                "partial batch",
-                partial_batch(allow()),
-                true,
-                false,
-                Relay,
-                None,
-            ),
-            (
-                "partial batch in shadow",
-                partial_batch(allow()),
-                false,
-                false,
-                Release,
-                None,
-            ),
+            ("checked in shadow", checked(allow()), false, false, Relay, None),
+            ("narrowed, held", narrowed(allow()), true, false, Release, Some(Narrowed::InPlace)),
+            ("narrowed, forwarded", narrowed(allow()), true, true, Relay, Some(Narrowed::Relayed)),
+            ("narrowed in shadow", narrowed(allow()), false, true, Release, Some(Narrowed::Shadow)),
+            ("narrowed and checked", checked(narrowed(allow())), true, false, Relay, Some(Narrowed::InPlace)),
+            ("partial batch", partial_batch(allow()), true, false, Relay, None),
+            ("partial batch in shadow", partial_batch(allow()), false, false, Release, None),
         ];
         for (row, d, enforce, forwarded, way, narrowed) in rows {
             assert_eq!(

@@ -23,11 +23,19 @@
 //!   scope checks on the returned resource) is carried out by the filter
 //!   itself: it fetches the response through `upstream.cluster`
 //!   (`dispatch_http_call` with the request's headers), checks it, and relays
-//!   it — or replaces it with 403/404 — as a local reply.
-//!
+//!   it — or replaces it with 403/404 — as a local reply;
 //! - a narrowed allow (the decision's `rewrite`) sets the new `:path` and
 //!   `Prefer` on the request before it goes on; when the headers already
 //!   went upstream, the filter relays the rewritten request itself.
+//!
+//! Each [`Phase`] holds what exists while the stream is in it: the token
+//! kept while verifying, the call and the decision of a pre-check or a
+//! relay, the decision and the answer hook of a released request. What
+//! outlives a phase is the stream's: the request (headers, body), the
+//! verified token, a token call in flight (its answer still reaches the key
+//! store after a refusal). Every rule is the core's (`engine`,
+//! `disposition`, `relay`, `precheck`, `bulk`, `capability_statement`,
+//! `reply`); the stream only adapts its host.
 //!
 //! The stream's code follows its phases: `request` (headers and body
 //! callbacks), `token` (verification, key fetches, waits for another VM's
