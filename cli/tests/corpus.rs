@@ -110,13 +110,17 @@ fn every_row_is_named_and_expects_a_verdict() {
         for file in files {
             let mut ids = BTreeSet::new();
             for row in rows(&file) {
-                let id = row["id"].as_str().unwrap_or_else(|| {
-                    panic!("{}: a row without an id: {row}", file.display())
-                });
-                assert!(ids.insert(id.to_string()), "{}: id {id} twice", file.display());
-                let expect = row["expect"].as_object().unwrap_or_else(|| {
-                    panic!("{}: {id} has no expect object", file.display())
-                });
+                let id = row["id"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{}: a row without an id: {row}", file.display()));
+                assert!(
+                    ids.insert(id.to_string()),
+                    "{}: id {id} twice",
+                    file.display()
+                );
+                let expect = row["expect"]
+                    .as_object()
+                    .unwrap_or_else(|| panic!("{}: {id} has no expect object", file.display()));
                 for member in REQUIRED_EXPECT {
                     assert!(
                         expect.contains_key(member),
@@ -132,8 +136,14 @@ fn every_row_is_named_and_expects_a_verdict() {
 /// A changed decision fails the run: the replay can fail.
 #[test]
 fn a_changed_expectation_fails_the_replay() {
-    let (dir, files) = suites().into_iter().find(|(d, _)| d.ends_with("default")).unwrap();
-    let file = files.iter().find(|f| f.ends_with("patient_reads.jsonl")).unwrap();
+    let (dir, files) = suites()
+        .into_iter()
+        .find(|(d, _)| d.ends_with("default"))
+        .unwrap();
+    let file = files
+        .iter()
+        .find(|f| f.ends_with("patient_reads.jsonl"))
+        .unwrap();
     let mut first = rows(file)[0].clone();
     first["expect"]["reason"] = Value::from("insufficient_scope");
     let changed = std::env::temp_dir().join(format!("corpus-changed-{}.jsonl", std::process::id()));
