@@ -17,7 +17,7 @@ from typing import Any
 import jwt
 import pytest
 
-from .corpus import Answer, CorpusRig, Row, rows
+from .corpus import CORPUS, Answer, CorpusRig, Row, rows
 from .rig import NATIVE, WASM, native_unsupported_reason
 
 ROWS = rows()
@@ -124,6 +124,15 @@ def replayed_issuer(row: Row) -> str:
     from .corpus import suites
 
     return suites()[row.suite]["issuers"][0]["issuer"]
+
+
+def test_every_row_matches_the_schema():
+    import jsonschema
+
+    schema = json.loads((CORPUS / "row.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    bad = [f"{r.id}: {e.message}" for r in ROWS for e in validator.iter_errors(r.line)]
+    assert not bad, "\n".join(bad[:20])
 
 
 def test_the_corpus_covers_both_verdicts_and_every_kind_of_answer():
