@@ -89,6 +89,8 @@ def test_row(replayed: dict[str, Answer], row: Row):
     assert (a.audit["decision"], a.audit["reason"]) == (e["decision"], e["reason"]), detail
     if "required_scopes" in e:
         assert a.audit.get("required_scopes", []) == e["required_scopes"], detail
+    if "labels" in e:  # what the label policy hides (or break-glass opens); `withheld` counts the answer's
+        assert {k: v for k, v in (a.audit.get("labels") or {}).items() if k != "withheld"} == e["labels"], detail
     if e["decision"] == "deny":
         assert a.status == e["status"], detail
         assert a.upstream == [], f"a denied request reached the FHIR server: {a.upstream}"

@@ -86,19 +86,8 @@ fn it(kind: K, level: Level, t: Option<&str>, id: Option<&str>) -> Interaction {
 fn read(t: &str, id: &str) -> Interaction {
     it(K::Read, Level::Instance, Some(t), Some(id))
 }
-fn vread(t: &str, id: &str) -> Interaction {
-    let mut i = it(K::Vread, Level::Instance, Some(t), Some(id));
-    i.version = Some("2".into());
-    i
-}
 fn search(t: &str, q: &str) -> Interaction {
     let mut i = it(K::Search, Level::Type, Some(t), None);
-    i.search = params(q);
-    i
-}
-fn sys_search(types: &[&str], q: &str) -> Interaction {
-    let mut i = it(K::Search, Level::System, None, None);
-    i.types = types.iter().map(|s| s.to_string()).collect();
     i.search = params(q);
     i
 }
@@ -114,9 +103,6 @@ fn comp_search(pid: &str, t: &str) -> Interaction {
         id: pid.into(),
     });
     i
-}
-fn history(level: Level, t: Option<&str>, id: Option<&str>) -> Interaction {
-    it(K::History, level, t, id)
 }
 fn create(t: &str, body: Option<Value>) -> Interaction {
     let mut i = it(K::Create, Level::Type, Some(t), None);
@@ -208,16 +194,6 @@ fn row(
     }
 }
 
-/// The parameters a decision adds to the URL, `name=value&...`.
-fn added(d: &Decision) -> String {
-    d.narrowing
-        .iter()
-        .flat_map(|n| &n.added)
-        .map(|a| format!("{}={}", a.name, a.value))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
 /// The expected outcome of a row.
 #[derive(Debug, Clone, Copy)]
 struct Expect {
@@ -235,7 +211,6 @@ const fn expect(allow: bool, status: u16, reason: Reason) -> Expect {
 }
 
 const ALLOW: Expect = expect(true, 200, Reason::Allowed);
-const PUBLIC: Expect = expect(true, 200, Reason::PublicEndpoint);
 const INSUFF: Expect = expect(false, 403, Reason::InsufficientScope);
 const COMPART: Expect = expect(false, 403, Reason::PatientCompartmentViolation);
 const BUNDLE: Expect = expect(false, 403, Reason::BundleEntryDenied);
