@@ -78,15 +78,23 @@ def signing_key():
     return serialization.load_der_private_key(der, None)
 
 
-class CapturingUpstream(Recorder):
-    """The FHIR server of the corpus: records every request and answers 404 (nothing
-    stored), which every response check and write pre-check lets through unchanged, so an
-    allowed row's audit record keeps the request's decision."""
+NOT_FOUND = json.dumps({"resourceType": "OperationOutcome", "issue": [
+    {"severity": "error", "code": "not-found", "diagnostics": "corpus upstream: nothing stored"}]}).encode()
 
-    @staticmethod
-    def answer(method: str, raw_path: str) -> tuple[int, bytes]:  # noqa: ARG004
-        return 404, json.dumps({"resourceType": "OperationOutcome", "issue": [
-            {"severity": "error", "code": "not-found", "diagnostics": "corpus upstream: nothing stored"}]}).encode()
+
+class CapturingUpstream(Recorder):
+    """The FHIR server of the corpus: records every request; answers a row's `response` (its
+    200 answer) to that row's requests, and 404 (nothing stored) to the others, which every
+    response check and write pre-check lets through unchanged, so an allowed row's audit
+    record keeps the request's decision."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.responses: dict[str, bytes] = {}  # request id -> the row's 200 answer
+
+    def answer_to(self, method: str, raw_path: str, request_id: str) -> tuple[int, bytes]:  # noqa: ARG002
+        body = self.responses.get(request_id)
+        return (404, NOT_FOUND) if body is None else (200, body)
 
 
 @dataclass
@@ -177,6 +185,8 @@ class CorpusRig:
             headers: dict[str, Any] = {ROW_HEADER: rid, **line.get("headers", {})}
             if "claims" in line:
                 headers["authorization"] = f"Bearer {self.token(row.suite, line['claims'])}"
+            if "response" in line:
+                self.upstream.responses[rid] = body_bytes(line["response"]) or b""
             status, got, data = self._send(row.suite, line["method"], line["path"], headers,
                                            body_bytes(line.get("body")))
             sent[row.id] = (rid, status, got, data)

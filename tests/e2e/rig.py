@@ -332,7 +332,7 @@ class Recorder:
                     return
                 if fault == "slow":
                     time.sleep(rec.fault_delay)
-                status, data = rec.answer(self.command, self.path)
+                status, data = rec.answer_to(self.command, self.path, self.headers.get("x-request-id") or "")
                 if fault == "garbage":
                     return self._reply(200, b"<html><body>Bad gateway</body></html>", "text/html")
                 if fault == "huge":
@@ -360,6 +360,10 @@ class Recorder:
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, name="recorder", daemon=True).start()
         return self
+
+    def answer_to(self, method: str, raw_path: str, request_id: str) -> tuple[int, bytes]:  # noqa: ARG002
+        """The answer to one request (a subclass may answer by request id)."""
+        return self.answer(method, raw_path)
 
     @staticmethod
     def answer(method: str, raw_path: str) -> tuple[int, bytes]:

@@ -86,24 +86,36 @@ def test_row(replayed: dict[str, Answer], row: Row):
     e = row.expect
     detail = f"{row.line['method']} {row.line['path'][:200]} -> {a.status} {a.body[:300]!r}\naudit: {a.audit}"
     assert a.audit, f"no audit record: {a.details}"
-    assert (a.audit["decision"], a.audit["reason"]) == (e["decision"], e["reason"]), detail
+    answer = e.get("response") or {}
+    if answer.get("result") == "refused":  # allowed, then its answer refused (the audit record says so)
+        assert (a.audit["decision"], a.audit["reason"]) == ("deny", answer["reason"]), detail
+    else:
+        assert (a.audit["decision"], a.audit["reason"]) == (e["decision"], e["reason"]), detail
     if "required_scopes" in e:
         assert a.audit.get("required_scopes", []) == e["required_scopes"], detail
-    if "labels" in e:  # what the label policy hides (or break-glass opens); `withheld` counts the answer's
-        assert {k: v for k, v in (a.audit.get("labels") or {}).items() if k != "withheld"} == e["labels"], detail
-    if e["decision"] == "deny":
-        assert a.status == e["status"], detail
-        assert a.upstream == [], f"a denied request reached the FHIR server: {a.upstream}"
-        want_error = "" if e["reason"] == "missing_token" else WWW_ERROR.get(e["status"])
+    if "labels" in e:  # what the label policy hides (or break-glass opens); `withheld` counts the answer
+        got_labels = a.audit.get("labels") or {}
+        if "response" not in row.line:  # the capturing upstream's 404 withholds nothing
+            got_labels = {k: v for k, v in got_labels.items() if k != "withheld"}
+        assert got_labels == e["labels"], detail
+    if e["decision"] == "deny" or answer.get("result") == "refused":
+        status = answer.get("status", e["status"])
+        assert a.status == status, detail
+        if e["decision"] == "deny":
+            assert a.upstream == [], f"a denied request reached the FHIR server: {a.upstream}"
+        want_error = "" if e["reason"] == "missing_token" else WWW_ERROR.get(status)
         assert www_error(a.headers.get("www-authenticate")) == want_error, detail
-        if e["status"] in OO_CODE:
+        if status in OO_CODE:
             outcome = json.loads(a.body)
             assert outcome["resourceType"] == "OperationOutcome", detail
-            assert outcome["issue"][0]["code"] == OO_CODE[e["status"]], detail
+            assert outcome["issue"][0]["code"] == OO_CODE[status], detail
             assert outcome["issue"][0]["diagnostics"], detail
         if "message" in e:  # the audit record's; the client's leaves out configuration names
             assert a.audit.get("message") == e["message"], detail
-        return
+        if answer.get("result") == "refused":
+            assert a.audit.get("message") == answer["message"], detail
+        if e["decision"] == "deny":
+            return
     # allowed: what reached the FHIR server
     method = row.line["method"]
     if a.details and a.details.get("response_code_details") != "via_upstream" and not a.upstream:
@@ -120,6 +132,10 @@ def test_row(replayed: dict[str, Answer], row: Row):
     issuer = replayed_issuer(row)
     got = {n: v for n, v in forwarded.headers if n.startswith("x-smart-")}
     assert got == expected_facts(row, issuer), detail
+    if answer.get("result") in ("relayed", "passed"):  # the FHIR server's answer, unchanged
+        assert (a.status, json.loads(a.body)) == (200, row.line["response"]), detail
+    elif answer.get("result") == "filtered":  # what the filter sends instead
+        assert (a.status, json.loads(a.body)) == (200, answer["body"]), detail
 
 
 def replayed_issuer(row: Row) -> str:
