@@ -125,6 +125,9 @@ class CorpusRig:
         self.upstream.start()
         listeners = [listener(name, self.ports[name], "fhir", cfg, self.wasm, self.access_log.path, self.artifact)
                      for name, cfg in self.configs.items()]
+        for lst in listeners:  # as envoy/envoy.yaml: the filter reads the path as the client sent it
+            hcm = lst["filter_chains"][0]["filters"][0]["typed_config"]
+            hcm["normalize_path"] = hcm["merge_slashes"] = False
         boot = envoy_bootstrap(free_port(), listeners, [cluster("fhir", self.upstream.port)],
                                self.workdir / "admin.log")
         self.envoy = Envoy(self.workdir, f"corpus-{self.artifact}", boot).start()
