@@ -86,6 +86,7 @@ def test_row(replayed: dict[str, Answer], row: Row):
     e = row.expect
     detail = f"{row.line['method']} {row.line['path'][:200]} -> {a.status} {a.body[:300]!r}\naudit: {a.audit}"
     assert a.audit, f"no audit record: {a.details}"
+    assert "eyJ" not in json.dumps(a.audit), "a token leaked into the audit record"
     answer = e.get("response") or {}
     if answer.get("result") == "refused":  # allowed, then its answer refused (the audit record says so)
         assert (a.audit["decision"], a.audit["reason"]) == ("deny", answer["reason"]), detail
@@ -110,6 +111,7 @@ def test_row(replayed: dict[str, Answer], row: Row):
             assert outcome["resourceType"] == "OperationOutcome", detail
             assert outcome["issue"][0]["code"] == OO_CODE[status], detail
             assert outcome["issue"][0]["diagnostics"], detail
+            assert "eyJ" not in json.dumps(outcome), "a token leaked into the answer"
         if "message" in e:  # the audit record's; the client's leaves out configuration names
             assert a.audit.get("message") == e["message"], detail
         if answer.get("result") == "refused":
