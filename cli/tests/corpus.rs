@@ -12,13 +12,12 @@
 )]
 #![cfg(not(target_arch = "wasm32"))]
 
+mod binary;
+
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_fhir-smart-authz");
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/corpus");
 
 /// The members every row's `expect` names: a row that expects less could
@@ -58,26 +57,12 @@ fn rows(file: &Path) -> Vec<Value> {
 
 /// `decide --config` over `file`: (exit code, stdout lines, stderr).
 fn decide(config: &Path, file: &Path) -> (i32, usize, String) {
-    let mut child = Command::new(BIN)
-        .args(["decide", "--config"])
-        .arg(config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&std::fs::read(file).unwrap())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap().lines().count(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    let config = config.to_str().unwrap();
+    let (code, out, err) = binary::run_bytes(
+        &["decide", "--config", config],
+        &std::fs::read(file).unwrap(),
+    );
+    (code, out.lines().count(), err)
 }
 
 #[test]
