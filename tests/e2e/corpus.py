@@ -208,7 +208,7 @@ class CorpusRig:
         per pass (Envoy flushes them every 50 ms)."""
         deadline = time.monotonic() + timeout
         while True:
-            details = {d.get("request_id"): d for d in self.access_log._read(self.access_log.details_path)}
+            details = {d.get("request_id"): d for d in self.access_log.details()}
             lines = {x.get("request_id"): x for x in self.access_log.lines()}
             missing = [r for r in rids if r not in details or r not in lines]
             if not missing:

@@ -737,6 +737,10 @@ class AccessLog:
         """The audit log's lines, each as it was written (parsed)."""
         return self._read(self.path)
 
+    def details(self) -> list[dict[str, Any]]:
+        """The details log's lines (Envoy's facts about each request)."""
+        return self._read(self.details_path)
+
     def line_for(self, request_id: str) -> dict[str, Any] | None:
         return next((line for line in self.lines() if line.get("request_id") == request_id), None)
 

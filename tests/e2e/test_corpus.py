@@ -1,13 +1,7 @@
 """The decision corpus (tests/corpus/) in real Envoy, on the .wasm and on the native module:
 every row's answer must be the decision `fhir-smart-authz decide` gives it (its `expect`,
 which cli/tests/corpus.rs holds the CLI to). One Envoy per artifact, every row sent once.
-
-A denial: the status, the audit record's decision, reason and required scopes, the
-RFC 6750 `WWW-Authenticate` error, the OperationOutcome (code, and `message` as its
-diagnostics when the row names it), and nothing reached the FHIR server. An allow: the
-audit record's decision, reason and required scopes, and what reached the FHIR server: the
-request target as the filter rewrote it (`expect.rewrite.path`, else the path as sent), the
-headers the rewrite sets, and exactly the `x-smart-*` facts of the token."""
+What each row asserts: docs/decision-corpus.md ("The replays")."""
 
 from __future__ import annotations
 
@@ -17,10 +11,12 @@ from typing import Any
 import jwt
 import pytest
 
-from .corpus import CORPUS, Answer, CorpusRig, Row, rows
+from .corpus import CORPUS, Answer, CorpusRig, Row, rows, suites
 from .rig import NATIVE, WASM, native_unsupported_reason
 
 ROWS = rows()
+# the issuer a row's `claims` are signed as, by suite
+ISSUERS = {name: cfg["issuers"][0]["issuer"] for name, cfg in suites().items()}
 
 # RFC 6750 §3.1 error per status of a denial; OperationOutcome issue code per status.
 WWW_ERROR = {400: "invalid_request", 401: "invalid_token", 403: "insufficient_scope", 413: "invalid_request"}
@@ -131,19 +127,12 @@ def test_row(replayed: dict[str, Answer], row: Row):
     assert forwarded.path == rewrite.get("path", row.line["path"]), detail
     for name, value in (rewrite.get("headers") or {}).items():
         assert forwarded.header_all(name) == ([value] if value else []), f"{name}: {forwarded.headers}"
-    issuer = replayed_issuer(row)
     got = {n: v for n, v in forwarded.headers if n.startswith("x-smart-")}
-    assert got == expected_facts(row, issuer), detail
+    assert got == expected_facts(row, ISSUERS[row.suite]), detail
     if answer.get("result") in ("relayed", "passed"):  # the FHIR server's answer, unchanged
         assert (a.status, json.loads(a.body)) == (200, row.line["response"]), detail
     elif answer.get("result") == "filtered":  # what the filter sends instead
         assert (a.status, json.loads(a.body)) == (200, answer["body"]), detail
-
-
-def replayed_issuer(row: Row) -> str:
-    from .corpus import suites
-
-    return suites()[row.suite]["issuers"][0]["issuer"]
 
 
 def test_every_row_matches_the_schema():
