@@ -132,10 +132,12 @@ pub enum Credential<'a> {
 /// token verified with the issuers' inline keys at `now` (Unix seconds), its
 /// sender constraint checked against the request and `connection` (a DPoP
 /// proof replayed within `replay` is refused as the filter refuses it), then
-/// [`decide_token`]. Issuers whose keys are fetched (`jwks_uri`) or
-/// introspected answer what the filter answers when it cannot reach them
-/// (`keys_unavailable`, `introspection_unavailable`). A refused token names
-/// the interaction when the request classifies.
+/// [`decide_token`], then the Bulk Data step settled against an empty job
+/// registry ([`bulk::EmptyRegistry`]: the filter's answer in a fresh Envoy).
+/// Issuers whose keys are fetched (`jwks_uri`) or introspected answer what
+/// the filter answers when it cannot reach them (`keys_unavailable`,
+/// `introspection_unavailable`). A refused token names the interaction when
+/// the request classifies.
 pub fn decide_request(
     config: &Config,
     req: &RequestParts,
@@ -149,7 +151,9 @@ pub fn decide_request(
         Credential::Token(token) => offline::verify_claims(config.trust(), token, now),
         Credential::InRequest => match extract_bearer(req, &config.token) {
             Err(d) => return d,
-            Ok(None) => return decide_token(config, req, None),
+            Ok(None) => {
+                return settle_without_jobs(config, decide_token(config, req, None), None, now)
+            }
             Ok(Some(bearer)) => offline::verify_claims(config.trust(), &bearer.token, now),
         },
     };
@@ -175,13 +179,25 @@ pub fn decide_request(
                 context: &context,
                 binding: Some(&binding),
             };
-            decide_token(config, req, Some(token))
+            let d = decide_token(config, req, Some(token));
+            settle_without_jobs(config, d, context.as_ref().ok(), now)
         }
         Err(d) => match decide_token(config, req, None).interaction {
             Some(it) => d.with_interaction(it),
             None => d,
         },
     }
+}
+
+/// `d` with its Bulk Data step settled as the filter settles it, against a
+/// registry that holds no job.
+fn settle_without_jobs(
+    config: &Config,
+    d: Decision,
+    ctx: Option<&AuthContext>,
+    now: u64,
+) -> Decision {
+    bulk::settle(&config.bulk, &bulk::EmptyRegistry, d, ctx, now).0
 }
 
 /// The decision with the policy's view of the token (`None` = no token).
