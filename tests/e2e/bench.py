@@ -89,8 +89,8 @@ from typing import Any, Callable
 import requests
 
 from .bench_envoy import (base_log_format, direct_listener, native_filters, native_log_format,
-                          record_field_log_format, shipped_module_filter, shipped_plugin_config,
-                          shipped_wasm_filter)
+                          record_field_log_format, shipped_module_access_logs, shipped_module_filter,
+                          shipped_plugin_config, shipped_wasm_filter)
 from .dpop_client import DpopKey
 from .rig import (NATIVE, REPO, WASM, Envoy, Issuer, SigningKey, cluster, envoy_bootstrap, free_port, serve_issuer,
                   wait_until)
@@ -550,19 +550,20 @@ def main() -> int:
         shipped_plugin_config(issuer.issuer_url, "issuer", AUDIENCE, over), WASM)
     inline = [{"issuer": issuer.issuer_url, "jwks": {"keys": issuer.jwks()["keys"] + [ed_jwk]}}]
     shipped_log = None  # envoy/envoy.yaml's access loggers
-    chains: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | str | None]] = {
+    module_log = shipped_module_access_logs(log)  # envoy/envoy-native.yaml's
+    chains: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | list[dict[str, Any]] | str | None]] = {
         "fhir": ([], base_log_format()),
         "none": ([], base_log_format()),
         "native_cache": (native_filters(issuer.issuer_url, AUDIENCE, "issuer", cache=True), native_log_format()),
         "native": (native_filters(issuer.issuer_url, AUDIENCE, "issuer", cache=False), native_log_format()),
         "filter": ([shipped()], shipped_log),
         "filter_module": ([shipped_module_filter(shipped_plugin_config(issuer.issuer_url, "issuer", AUDIENCE))],
-                          shipped_log),
+                          module_log),
         # the same VM settings and access loggers as `filter`, running the no-op floor filter (its own VM)
         "filter_floor": ([shipped_wasm_filter(shipped_plugin_config(issuer.issuer_url, "issuer", AUDIENCE), FLOOR,
                                               vm_id_suffix="_floor")], shipped_log),
         "filter_dpop": ([shipped_wasm_filter(dpop_plugin_config(issuer.issuer_url), WASM)], shipped_log),
-        "module_dpop": ([shipped_module_filter(dpop_plugin_config(issuer.issuer_url))], shipped_log),
+        "module_dpop": ([shipped_module_filter(dpop_plugin_config(issuer.issuer_url))], module_log),
         "filter_line": ([shipped(audit={"encoding": "line"})], "line"),
         "filter_struct": ([shipped(audit={"encoding": "struct"})], record_field_log_format("struct")),
         "filter_json": ([shipped(audit={"encoding": "json"})], record_field_log_format("json")),

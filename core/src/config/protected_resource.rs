@@ -43,13 +43,12 @@ impl Config {
         };
         let public_path = split_origin(url).map_or("", |(_, p)| p);
         let base = self.base.path.as_str();
-        [
-            format!("{WELL_KNOWN}{public_path}"),
-            format!("{WELL_KNOWN}{base}"),
-            format!("{base}{WELL_KNOWN}"),
-        ]
-        .iter()
-        .any(|p| p == path)
+        // `<well-known><public path>`, `<well-known><base>` or
+        // `<base><well-known>`, compared without building them (every
+        // request asks).
+        path.strip_prefix(WELL_KNOWN)
+            .is_some_and(|rest| rest == public_path || rest == base)
+            || path.strip_prefix(base) == Some(WELL_KNOWN)
     }
 
     /// The metadata document (`None` unless the filter serves it).

@@ -22,7 +22,10 @@ const FACTS: [(&str, &str); 6] = [
     ("x-smart-patient", "pat-a"),
     ("x-smart-fhir-user", "Patient/pat-a"),
     ("x-smart-client-id", "bench-app"),
-    ("x-smart-scope", "patient/*.read launch/patient openid fhirUser"),
+    (
+        "x-smart-scope",
+        "patient/*.read launch/patient openid fhirUser",
+    ),
     ("x-smart-subject", "bench"),
     ("x-smart-issuer", "http://127.0.0.1/issuer"),
 ];
