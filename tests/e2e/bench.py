@@ -22,6 +22,14 @@ chain differs) and writing an access log (one JSON object per request) to the sa
   cold_inline    `token.cache_max_entries: 0`, inline JWKS with an extra EdDSA key
   filter_baseline with BENCH_BASELINE_WASM=<path>: the shipped configuration of `filter` running
                  another build of the filter (its own VM), for an A/B of two builds in one run
+  filter_module  the same filter as an Envoy dynamic module (envoy/envoy-native.yaml's filter and
+                 access loggers: a metadata_filter on the module's mark instead of CEL)
+  filter_floor   the proxy-wasm floor (`make bench-floor`, tests/bench-floor/): a no-op filter that
+                 makes only the host calls of the filter's contract (one header-map read, one clock
+                 read, two counters, six fact headers, the audit record's members in filter state),
+                 with `filter`'s VM settings and access loggers
+  filter_dpop, module_dpop  wasm and module with DPoP accepted for the issuer (ES256 proofs,
+                 `max_age_seconds: 600`, a replay cache of 2^20 entries)
 
 Rows (what wrk sends, a patient token in every request):
   warm   one token on every request: the filter's (and jwt_authn's) verified-token cache hits
@@ -36,6 +44,12 @@ Rows (what wrk sends, a patient token in every request):
   module_warm, module_cold: the same filter as an Envoy dynamic module (`make native`, listener
          `filter_module`, envoy/envoy-native.yaml's filter) warm and with the fresh-token ring
          (rows present when target/native/libfhir_smart_authz.so exists).
+  floor  the proxy-wasm floor (listener `filter_floor`), with the warm row's token.
+  dpop, module_dpop: a DPoP-bound token (`cnf.jkt`, cached after its first use) with a fresh
+         ES256 proof on every request (`DPoP` header; `jti`, `htm`, `htu`, `iat`, `ath`), from a
+         ring of BENCH_DPOP_PROOFS proofs minted before Envoy starts; a proof is never sent twice
+         (a replay is refused), so the ring must not wrap (the bench stops if it would). Every
+         proof's `jti` stays in the replay cache for the run: its fill grows to the proofs used.
   base_warm, base_cold (with BENCH_BASELINE_WASM): warm and cold on `filter_baseline` (its own
          token ring, so every request misses there too).
 
@@ -49,13 +63,18 @@ make the numbers meaningless).
 
 Memory: the filter's `<prefix>.vm.memory_bytes` gauge (the worker VM's linear memory; see
 `vm_memory`) after start and after the cold runs, whose tokens fill the shipped configuration's
-cache (10 000 entries).
+cache (10 000 entries). The module: Envoy's resident memory (VmRSS) before and after it verified
+10 000+ fresh tokens from the ring, before any other load run (its cache holds 10 000 per worker).
 
 The last line of the output is
   ratio_warm_vs_native=X.XX ratio_cold_vs_native=X.XX ratio_warm_vs_none=X.XX
   [ratio_native_module_vs_native=X.XX ratio_native_module_cold_vs_native_cold=X.XX]
+  [ratio_wasm_vs_floor=X.XX] [added_cpu_dpop_vs_native_cold=X.XX added_cpu_module_dpop_vs_native_cold=X.XX]
 (filter warm ÷ native jwt_authn with cache + rbac; filter cold ÷ native jwt_authn without cache
-+ rbac; filter warm ÷ Envoy alone; req/s at load). The line before it gives the same ratios from
++ rbac; filter warm ÷ Envoy alone; the module warm and cold ÷ the same; wasm warm ÷ the floor;
+req/s at load; then the CPU µs a DPoP request adds over Envoy alone ÷ what native jwt_authn
+without cache adds on a fresh RS256 token, wasm and module: issue 19's target is <= 1). The lines
+before it say each issue 18 / 19 target with its figures. The line before it gives the same ratios from
 the CPU time the Envoy process spends per request (all its threads, from /proc), which other work
 on a shared machine disturbs much less than req/s or latency.
 
@@ -63,7 +82,9 @@ Env: BENCH_ONLY=compare (only the side-by-side rows: about 2.5 minutes instead o
 BENCH_REPEAT (3 rounds), BENCH_DURATION (3 s per load run), BENCH_C1_DURATION (2 s per
 concurrency-1 run), BENCH_WARMUP (1 s), BENCH_CONNECTIONS (16), BENCH_THREADS (1),
 ENVOY_CONCURRENCY (1), BENCH_COLD_TOKENS (10500; must exceed the cache for cold rows),
-BENCH_KEEP (keep the work directory: Envoy config and log), BENCH_BASELINE_WASM (a second .wasm,
+BENCH_KEEP (keep the work directory: Envoy config and log), BENCH_DPOP_PROOFS (proofs minted for
+each DPoP row: enough for ~6000 req/s over all its runs by default), BENCH_FLOOR_WASM (the floor's
+.wasm, default target/bench-floor.wasm), BENCH_BASELINE_WASM (a second .wasm,
 e.g. main's build, measured as `filter_baseline` beside `filter`; the output ends with an A/B line:
 this build ÷ baseline, req/s and CPU per request, warm and cold), BENCH_ONLY=ab (with
 BENCH_BASELINE_WASM: only Envoy alone, native, `filter` and `filter_baseline` rows).
