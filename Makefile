@@ -81,13 +81,14 @@ endif
 $(CARGO_WASM): $(WASM_SOURCES)
 	$(CARGO) build --release --target $(WASM_TARGET) -p $(FILTER_PKG) --lib
 
+# cargo's module ($<) written to $@: wasm-opt'd, or copied with WASM_OPT=none.
+define optimise_wasm
+$(if $(filter none,$(WASM_OPT)),cp $< $@.tmp,$(if $(filter $(NPM_WASM_OPT),$(WASM_OPT)),node )$(WASM_OPT) $(WASM_OPT_FEATURES) $(WASM_OPT_LEVEL) $< -o $@.tmp)
+mv $@.tmp $@
+endef
+
 $(WASM): $(CARGO_WASM)
-ifneq ($(WASM_OPT),none)
-	$(if $(filter $(NPM_WASM_OPT),$(WASM_OPT)),node )$(WASM_OPT) $(WASM_OPT_FEATURES) $(WASM_OPT_LEVEL) $< -o $@.tmp
-else
-	cp $< $@.tmp
-endif
-	mv $@.tmp $@
+	$(optimise_wasm)
 
 wasm-opt: $(if $(filter $(NPM_WASM_OPT),$(WASM_OPT)),$(NPM_WASM_OPT)) ## binaryen's wasm-opt (pinned npm package under .tools/)
 $(NPM_WASM_OPT): | need-node
@@ -221,12 +222,7 @@ FLOOR_WASM := target/bench-floor.wasm
 $(CARGO_FLOOR_WASM): $(shell find tests/bench-floor -name '*.rs' -o -name Cargo.toml) Cargo.lock
 	$(CARGO) build --release --target $(WASM_TARGET) -p $(FLOOR_PKG) --lib
 $(FLOOR_WASM): $(CARGO_FLOOR_WASM)
-ifneq ($(WASM_OPT),none)
-	$(if $(filter $(NPM_WASM_OPT),$(WASM_OPT)),node )$(WASM_OPT) $(WASM_OPT_FEATURES) $(WASM_OPT_LEVEL) $< -o $@.tmp
-else
-	cp $< $@.tmp
-endif
-	mv $@.tmp $@
+	$(optimise_wasm)
 bench-floor: wasm-target $(if $(filter none,$(WASM_OPT)),,wasm-opt) $(FLOOR_WASM) ## the proxy-wasm floor of make bench (target/bench-floor.wasm; never shipped)
 
 # BENCH_ONLY=compare: only the side-by-side comparison (no criterion, no token-path rows).

@@ -74,9 +74,9 @@ The last line of the output is
 + rbac; filter warm ÷ Envoy alone; the module warm and cold ÷ the same; wasm warm ÷ the floor;
 req/s at load; then the CPU µs a DPoP request adds over Envoy alone ÷ what native jwt_authn
 without cache adds on a fresh RS256 token, wasm and module: issue 19's target is <= 1). The lines
-before it say each issue 18 / 19 target with its figures. The line before it gives the same ratios from
-the CPU time the Envoy process spends per request (all its threads, from /proc), which other work
-on a shared machine disturbs much less than req/s or latency.
+before it give each issue 18 / 19 target with its figures, the module's size and memory, and the
+first three ratios from the CPU time the Envoy process spends per request (all its threads, from
+/proc), which other work on a shared machine disturbs much less than req/s or latency.
 
 Env: BENCH_ONLY=compare (only the side-by-side rows: about 2.5 minutes instead of 4),
 BENCH_REPEAT (3 rounds), BENCH_DURATION (3 s per load run), BENCH_C1_DURATION (2 s per

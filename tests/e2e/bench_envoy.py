@@ -140,15 +140,7 @@ def shipped_module_access_logs(path: Path) -> list[dict[str, Any]]:
     """The access loggers of envoy/envoy-native.yaml (the formats of envoy.yaml; a
     `metadata_filter` on the module's `fhir_smart_authz` / `audit_record` mark where envoy.yaml
     has CEL filters), writing to the file `path`."""
-    logs = []
-    for log in _native_hcm()["access_log"]:
-        entry = {"name": "envoy.access_loggers.file",
-                 "typed_config": {"@type": FILE_LOG_TYPE, "path": str(path),
-                                  "log_format": log["typed_config"]["log_format"]}}
-        if "filter" in log:
-            entry["filter"] = log["filter"]
-        logs.append(entry)
-    return logs
+    return shipped_access_logs(path, _native_hcm())
 
 
 def native_filters(issuer_url: str, audience: str, jwks_cluster: str, cache: bool) -> list[dict[str, Any]]:
