@@ -20,10 +20,18 @@ use std::ffi::OsString;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The filter-state key of the audit record: the proxy-wasm build's
-/// (`wasm.` + its property name), so one access-log format serves both.
-pub fn audit_filter_state_key() -> String {
-    format!("wasm.{AUDIT_PROPERTY}")
-}
+/// (`wasm.` + its property name, [`AUDIT_PROPERTY`]), so one access-log
+/// format serves both.
+pub const AUDIT_FILTER_STATE_KEY: &str = "wasm.fhir_smart_authz_audit";
+
+/// The dynamic metadata that says a request has an audit record
+/// (`fhir_smart_authz` / `audit_record: true`, set with the record): what
+/// envoy/envoy-native.yaml's access loggers select on with a
+/// `metadata_filter`, which costs Envoy far less per request than the CEL
+/// expression over the filter state the proxy-wasm configuration needs
+/// (docs/performance.md, "Issue 18").
+pub const AUDIT_METADATA_NAMESPACE: &str = "fhir_smart_authz";
+pub const AUDIT_METADATA_KEY: &str = "audit_record";
 
 /// The answer of an HTTP callout, while its hook runs.
 #[derive(Default)]
@@ -354,15 +362,26 @@ impl Host for NativeHost<'_> {
         if path != [AUDIT_PROPERTY] {
             return Err(HostError::NotFound);
         }
-        let key = audit_filter_state_key();
-        // SAFETY: the buffers are valid for the call.
+        let f = self.filter.get();
+        // SAFETY: the buffers are valid for the calls.
         let ok = unsafe {
             abi::envoy_dynamic_module_callback_http_set_filter_state_bytes(
-                self.filter.get(),
-                ModuleBuffer::of(key.as_bytes()),
+                f,
+                ModuleBuffer::of(AUDIT_FILTER_STATE_KEY.as_bytes()),
                 ModuleBuffer::of(value),
             )
         };
+        if ok {
+            // SAFETY: as above.
+            unsafe {
+                abi::envoy_dynamic_module_callback_http_set_dynamic_metadata_bool(
+                    f,
+                    ModuleBuffer::of(AUDIT_METADATA_NAMESPACE.as_bytes()),
+                    ModuleBuffer::of(AUDIT_METADATA_KEY.as_bytes()),
+                    true,
+                )
+            };
+        }
         ok.then_some(()).ok_or(HostError::InternalFailure)
     }
 
@@ -527,5 +546,15 @@ impl Host for NativeHost<'_> {
 
     fn plugin_configuration(&self) -> Option<Vec<u8>> {
         Some(self.worker.config.bytes.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_audit_filter_state_key_is_the_wasm_builds() {
+        assert_eq!(AUDIT_FILTER_STATE_KEY, format!("wasm.{AUDIT_PROPERTY}"));
     }
 }
