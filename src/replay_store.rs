@@ -5,19 +5,32 @@
 use crate::host::{Host, HostError};
 use fhir_smart_authz_core::token::binding::{ReplayStore, StoreError};
 
-/// The shared-data key of a shard.
-fn shard_key(shard: usize) -> String {
-    format!("fhir_smart_authz.dpop_replay.{shard}")
-}
-
 /// [`ReplayStore`] over the host's shared data.
 pub struct SharedReplay<'h> {
-    pub host: &'h dyn Host,
+    host: &'h dyn Host,
+    /// The shared-data key of the last shard used: a check reads and
+    /// writes the same shard, so the key is written once.
+    key: Option<(usize, String)>,
+}
+
+impl<'h> SharedReplay<'h> {
+    pub fn new(host: &'h dyn Host) -> Self {
+        SharedReplay { host, key: None }
+    }
+
+    /// The shared-data key of a shard.
+    fn key(&mut self, shard: usize) -> &str {
+        if self.key.as_ref().map(|(last, _)| *last) != Some(shard) {
+            self.key = Some((shard, format!("fhir_smart_authz.dpop_replay.{shard}")));
+        }
+        self.key.as_ref().map_or("", |(_, key)| key)
+    }
 }
 
 impl ReplayStore for SharedReplay<'_> {
     fn load(&mut self, shard: usize) -> (Option<Vec<u8>>, Option<u32>) {
-        self.host.shared_get(&shard_key(shard))
+        let host = self.host;
+        host.shared_get(self.key(shard))
     }
 
     fn store(
@@ -26,7 +39,8 @@ impl ReplayStore for SharedReplay<'_> {
         bytes: &[u8],
         version: Option<u32>,
     ) -> Result<(), StoreError> {
-        match self.host.shared_set(&shard_key(shard), bytes, version) {
+        let host = self.host;
+        match host.shared_set(self.key(shard), bytes, version) {
             Ok(()) => Ok(()),
             Err(HostError::CasMismatch) => Err(StoreError::Conflict),
             Err(_) => Err(StoreError::Failed),

@@ -77,7 +77,7 @@ impl Root {
             // The first write of a shard cannot be compare-and-swapped:
             // create them before requests come (existing ones are kept).
             prepare_replay_cache(
-                &mut SharedReplay { host },
+                &mut SharedReplay::new(host),
                 config.sender_constraint.replay_cache_entries,
             );
         }

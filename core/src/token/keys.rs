@@ -34,7 +34,12 @@ impl Jwk {
 
     /// Parse one JWK object. `Err` says why the key cannot be used.
     pub fn from_value(v: &Value) -> Result<Jwk, String> {
-        let jwk = JwkFields(v.as_object().ok_or("not a JSON object")?);
+        Jwk::from_map(v.as_object().ok_or("not a JSON object")?)
+    }
+
+    /// Parse the members of one JWK object (see [`Jwk::from_value`]).
+    pub fn from_map(members: &Map<String, Value>) -> Result<Jwk, String> {
+        let jwk = JwkFields(members);
         let kid = jwk.string("kid")?.map(str::to_string);
         jwk.check_public_signing_key()?;
         let alg =

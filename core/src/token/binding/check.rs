@@ -68,14 +68,15 @@ impl BindingContext<'_> {
     }
 
     /// Whether checking these claims reads the connection (the client
-    /// certificate, the peer): the token is bound, or an issuer requires
-    /// certificate binding. Spares the host reads on every other request.
+    /// certificate, the peer): only for a certificate-bound token
+    /// (`cnf.x5t#S256`; an issuer requiring certificate binding refuses
+    /// any other token without reading it). Spares the host reads on every
+    /// other request, DPoP-bound ones included.
     pub fn reads_connection(&self, claims: &Value) -> bool {
-        claims.get("cnf").is_some()
-            || self
-                .issuers
-                .iter()
-                .any(|i| i.certificate_binding == CertificateBinding::Required)
+        claims
+            .get("cnf")
+            .and_then(|cnf| cnf.get("x5t#S256"))
+            .is_some()
     }
 
     /// The request headers that never go upstream: `DPoP` (unless

@@ -13,11 +13,12 @@
 pub fn normalize(uri: &str) -> Option<String> {
     let uri = uri.split(['#', '?']).next().unwrap_or("");
     let (scheme, rest) = uri.split_once("://")?;
-    let scheme = scheme.to_ascii_lowercase();
-    let default_port = match scheme.as_str() {
-        "https" => "443",
-        "http" => "80",
-        _ => return None,
+    let (scheme, default_port) = if scheme.eq_ignore_ascii_case("https") {
+        ("https", "443")
+    } else if scheme.eq_ignore_ascii_case("http") {
+        ("http", "80")
+    } else {
+        return None;
     };
     let (authority, path) = match rest.find('/') {
         Some(at) => rest.split_at(at),
@@ -26,32 +27,49 @@ pub fn normalize(uri: &str) -> Option<String> {
     if authority.is_empty() || authority.contains('@') {
         return None;
     }
-    let authority = authority.to_ascii_lowercase();
-    let host = match authority.rsplit_once(':') {
+    let (host, port) = match authority.rsplit_once(':') {
         // An IPv6 literal's colons are inside the brackets.
         Some((host, port)) if !port.contains(']') => {
             if !port.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
             let port = port.trim_start_matches('0');
-            if port.is_empty() || port == default_port {
-                host.to_string()
-            } else {
-                format!("{host}:{port}")
-            }
+            (
+                host,
+                (!port.is_empty() && port != default_port).then_some(port),
+            )
         }
-        _ => authority,
+        _ => (authority, None),
     };
+    // No host (`:8080`, an unbracketed IPv6 address): not an absolute URI.
     if host.is_empty() || host.starts_with(':') {
         return None;
     }
-    let path = remove_dot_segments(&normalize_percent(path)?);
-    let path = if path.is_empty() {
-        "/".to_string()
+    let mut out = String::with_capacity(uri.len() + 1);
+    out.push_str(scheme);
+    out.push_str("://");
+    out.extend(host.chars().map(|c| c.to_ascii_lowercase()));
+    if let Some(port) = port {
+        out.push(':');
+        out.push_str(port);
+    }
+    let authority_end = out.len();
+    if is_normal_path(path) {
+        // Most proofs name the URI in its normal form: the path as it is.
+        out.push_str(path);
     } else {
-        path
-    };
-    Some(format!("{scheme}://{host}{path}"))
+        out.push_str(&remove_dot_segments(&normalize_percent(path)?));
+    }
+    if out.len() == authority_end {
+        out.push('/');
+    }
+    Some(out)
+}
+
+/// Whether normalising `path` leaves it as it is: ASCII, no
+/// percent-encoding, no dot segment.
+fn is_normal_path(path: &str) -> bool {
+    path.is_ascii() && !path.contains('%') && !path.split('/').any(|s| s == "." || s == "..")
 }
 
 fn is_unreserved(b: u8) -> bool {
@@ -133,10 +151,11 @@ pub fn external_uri(base_url: &str, base_path: &str, request_path: &str) -> Opti
 
 /// Whether a proof's `htu` names the request's external URI.
 pub fn same_target(htu: &str, external: &str) -> bool {
-    match (normalize(htu), normalize(external)) {
-        (Some(a), Some(b)) => a == b,
-        _ => false,
-    }
+    let Some(target) = normalize(external) else {
+        return false;
+    };
+    // The same text normalises the same: one normalisation, not two.
+    htu == external || normalize(htu).is_some_and(|named| named == target)
 }
 
 #[cfg(test)]

@@ -126,7 +126,7 @@ pub fn verify_proof(
             "the DPoP proof `jwk` carries private key material (`{member}`): send the public key only"
         )));
     }
-    let key = Jwk::from_value(&Value::Object(jwk.clone()))
+    let key = Jwk::from_map(jwk)
         .map_err(|why| invalid(format!("the DPoP proof `jwk` cannot be used: {why}")))?;
     if !key.accepts(alg) {
         return Err(invalid(format!(
