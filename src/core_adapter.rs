@@ -8,7 +8,9 @@ use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Obligation, Reason};
 use fhir_smart_authz_core::engine::{self, PresentedToken, TokenContext};
 use fhir_smart_authz_core::fhir::RequestParts;
-use fhir_smart_authz_core::token::binding::{check_binding, Binding, BindingRequest, ReplayStore};
+use fhir_smart_authz_core::token::binding::{
+    check_binding_with, Binding, BindingRequest, ProofKeys, ReplayStore,
+};
 use fhir_smart_authz_core::token::host_crypto::VERIFY_SIGNATURE_FUNCTION;
 use fhir_smart_authz_core::token::service::TokenService;
 use fhir_smart_authz_core::token::{
@@ -121,6 +123,8 @@ pub struct CoreTokens {
     host_crypto: bool,
     /// A host verification failure was logged (once per VM).
     host_failure_logged: bool,
+    /// DPoP proof headers already checked (one per client key).
+    proof_keys: ProofKeys,
 }
 
 impl CoreTokens {
@@ -129,6 +133,7 @@ impl CoreTokens {
             service: TokenService::new(config.trust(), &config.claims).map_err(|e| e.to_string()),
             host_crypto: config.token.host_crypto,
             host_failure_logged: false,
+            proof_keys: ProofKeys::default(),
         }
     }
 
@@ -219,8 +224,9 @@ impl TokenPort for CoreTokens {
         replay: &mut dyn ReplayStore,
     ) -> Result<Binding, Decision> {
         let warned = &mut self.host_failure_logged;
+        let keys = &mut self.proof_keys;
         with_verifier(host, self.host_crypto, warned, |sig| {
-            check_binding(&config.binding(), req, claims, sig, replay)
+            check_binding_with(&config.binding(), req, claims, sig, replay, keys)
         })
     }
 

@@ -18,7 +18,8 @@ use fhir_smart_authz_core::engine::{decide_token, PresentedToken};
 use fhir_smart_authz_core::fhir::RequestParts;
 use fhir_smart_authz_core::policy::{check_obligations, AuthContext};
 use fhir_smart_authz_core::token::binding::{
-    check_binding, BindingRequest, ConnectionFacts, MemoryReplayStore,
+    check_binding, check_binding_with, BindingRequest, ConnectionFacts, MemoryReplayStore,
+    ProofKeys,
 };
 use fhir_smart_authz_core::token::{
     Jwk, JwsAlgorithm, RustCryptoVerifier, SignatureVerifier, VerifierError,
@@ -169,11 +170,22 @@ fn dpop(c: &mut Criterion) {
         )
     });
     // Every check but the signature's (Envoy's `verify_signature` or `ring`
-    // in the builds): what the filter's own code costs per DPoP request.
+    // in the builds): what the filter's own code costs per DPoP request,
+    // with the proof headers the worker already checked (as in the filter).
+    let mut keys = ProofKeys::default();
     c.bench_function("sender_constraint/dpop_checks_without_signature", |b| {
         b.iter_batched(
             MemoryReplayStore::default,
-            |mut store| check(black_box(&mut store), &SignatureAccepted),
+            |mut store| {
+                check_binding_with(
+                    &config.binding(),
+                    &req,
+                    &claims,
+                    &SignatureAccepted,
+                    black_box(&mut store),
+                    &mut keys,
+                )
+            },
             BatchSize::SmallInput,
         )
     });

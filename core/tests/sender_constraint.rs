@@ -513,6 +513,161 @@ fn dpop_proof_checks() {
     }
 }
 
+/// A worker keeps the proof headers it checked (`ProofKeys`): every proof
+/// gets the answer it gets without them, whatever came before, including
+/// proofs that reuse a kept header with another payload or signature, or
+/// under an issuer that allows other algorithms; a header that does not
+/// check out is never kept; past the bound the cache starts over.
+#[test]
+fn kept_proof_headers_change_no_answer() {
+    use fhir_smart_authz_core::token::binding::proof::{
+        verify_proof, verify_proof_with, MAX_PROOF_KEYS,
+    };
+    use fhir_smart_authz_core::token::binding::ProofKeys;
+    use fhir_smart_authz_core::token::{JwsAlgorithm, RustCryptoVerifier};
+
+    let token = token_bound(json!({"jkt": jkt("p256")}));
+    let valid = proof(&token);
+    let segments: Vec<&str> = valid.split('.').collect();
+    let (h64, p64) = (segments[0], segments[1]);
+    let resigned = |claims: Value| {
+        let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": public_jwk("p256")});
+        jws_raw(&header.to_string(), &claims.to_string(), "ES256", "p256")
+    };
+    let flipped = format!("{h64}.{p64}.{}A", &segments[2][..segments[2].len() - 1]);
+    let proofs = [
+        ("valid ES256", valid.clone(), JwsAlgorithm::ALL.to_vec()),
+        (
+            "kept header, ES256 not allowed",
+            valid.clone(),
+            vec![JwsAlgorithm::RS256],
+        ),
+        (
+            "kept header, other signature",
+            flipped,
+            JwsAlgorithm::ALL.to_vec(),
+        ),
+        (
+            "kept header, payload not base64url",
+            format!("{h64}.{p64}*.{}", segments[2]),
+            JwsAlgorithm::ALL.to_vec(),
+        ),
+        (
+            "kept header, no jti",
+            resigned(json!({"htm": "GET", "htu": HTU, "iat": NOW})),
+            JwsAlgorithm::ALL.to_vec(),
+        ),
+        (
+            "kept header, another jti",
+            resigned(json!({"jti": "2", "htm": "GET", "htu": HTU, "iat": NOW})),
+            JwsAlgorithm::ALL.to_vec(),
+        ),
+        (
+            "typ jwt",
+            proof_with(
+                "ES256",
+                "p256",
+                &token,
+                |h| {
+                    h.insert("typ".into(), json!("jwt"));
+                },
+                |_| {},
+            ),
+            JwsAlgorithm::ALL.to_vec(),
+        ),
+        (
+            "private member",
+            proof_with(
+                "ES256",
+                "p256",
+                &token,
+                |h| {
+                    h["jwk"]["d"] = json!("AAAA");
+                },
+                |_| {},
+            ),
+            JwsAlgorithm::ALL.to_vec(),
+        ),
+        (
+            "jku",
+            proof_with(
+                "ES256",
+                "p256",
+                &token,
+                |h| {
+                    h.insert("jku".into(), json!("https://x"));
+                },
+                |_| {},
+            ),
+            JwsAlgorithm::ALL.to_vec(),
+        ),
+        (
+            "RS256",
+            proof_with("RS256", "rsa1", &token, |_| {}, |_| {}),
+            JwsAlgorithm::ALL.to_vec(),
+        ),
+        (
+            "RS256 not allowed",
+            proof_with("RS256", "rsa1", &token, |_| {}, |_| {}),
+            vec![JwsAlgorithm::ES256],
+        ),
+    ];
+    let alone: Vec<String> = proofs
+        .iter()
+        .map(|(_, p, allowed)| format!("{:?}", verify_proof(p, allowed, &RustCryptoVerifier)))
+        .collect();
+    assert!(alone[0].starts_with("Ok("), "{}", alone[0]);
+    assert!(
+        alone[1].contains("\\\"ES256\\\" is not accepted"),
+        "{}",
+        alone[1]
+    );
+    assert!(alone[2].contains("does not verify"), "{}", alone[2]);
+    assert!(alone[4].contains("`jti`"), "{}", alone[4]);
+    assert!(alone[5].starts_with("Ok("), "{}", alone[5]);
+    assert!(
+        alone[10].contains("\\\"RS256\\\" is not accepted"),
+        "{}",
+        alone[10]
+    );
+    // In order, in reverse, and each twice in a row, through one cache.
+    let mut keys = ProofKeys::default();
+    let order: Vec<usize> = (0..proofs.len())
+        .chain((0..proofs.len()).rev())
+        .flat_map(|i| [i, i])
+        .collect();
+    for i in order {
+        let (row, p, allowed) = &proofs[i];
+        let kept = format!(
+            "{:?}",
+            verify_proof_with(p, allowed, &RustCryptoVerifier, &mut keys)
+        );
+        assert_eq!(kept, alone[i], "{row}");
+    }
+    // Past the bound: MAX_PROOF_KEYS + 1 distinct headers, then the first.
+    let mut keys = ProofKeys::default();
+    for n in 0..=MAX_PROOF_KEYS {
+        let p = proof_with(
+            "ES256",
+            "p256",
+            &token,
+            |h| {
+                h.insert("n".into(), json!(n));
+            },
+            |_| {},
+        );
+        assert!(
+            verify_proof_with(&p, &JwsAlgorithm::ALL, &RustCryptoVerifier, &mut keys).is_ok(),
+            "{n}"
+        );
+    }
+    let first = format!(
+        "{:?}",
+        verify_proof_with(&valid, &JwsAlgorithm::ALL, &RustCryptoVerifier, &mut keys)
+    );
+    assert_eq!(first, alone[0]);
+}
+
 #[test]
 fn rs256_proofs_and_key_binding() {
     let config = dpop_cfg();

@@ -8,7 +8,7 @@
 use super::certificate::{client_thumbprint, ConnectionFacts};
 use super::htu::{external_uri, same_target};
 use super::nonce::{NonceCheck, NonceKeys};
-use super::proof::{invalid, verify_proof, Proof};
+use super::proof::{invalid, verify_proof_with, Proof, ProofKeys};
 use super::replay::{proof_key, record_once, ReplayStore, Seen};
 use super::settings::{CertificateBinding, DpopConfig, DpopMode, SenderConstraintConfig};
 use crate::decision::{Decision, Reason};
@@ -183,7 +183,27 @@ pub fn check_binding(
     verifier: &dyn SignatureVerifier,
     replay: &mut dyn ReplayStore,
 ) -> Result<Binding, Decision> {
-    check(ctx, req, claims, verifier, replay).map_err(|(e, nonce)| {
+    check_binding_with(
+        ctx,
+        req,
+        claims,
+        verifier,
+        replay,
+        &mut ProofKeys::default(),
+    )
+}
+
+/// [`check_binding`] with the proof headers a worker already checked
+/// (`keys`, kept across its requests): the same decisions.
+pub fn check_binding_with(
+    ctx: &BindingContext<'_>,
+    req: &BindingRequest<'_, '_>,
+    claims: &Value,
+    verifier: &dyn SignatureVerifier,
+    replay: &mut dyn ReplayStore,
+    keys: &mut ProofKeys,
+) -> Result<Binding, Decision> {
+    check(ctx, req, claims, verifier, replay, keys).map_err(|(e, nonce)| {
         let mut d = e.into_decision();
         if let Some(n) = nonce {
             d.reply_headers.push(("dpop-nonce".into(), n));
@@ -200,6 +220,7 @@ fn check(
     claims: &Value,
     verifier: &dyn SignatureVerifier,
     replay: &mut dyn ReplayStore,
+    keys: &mut ProofKeys,
 ) -> Result<Binding, Refusal> {
     let plain = |e: TokenError| (e, None);
     let cnf = Confirmation::of(claims).map_err(plain)?;
@@ -226,7 +247,7 @@ fn check(
         }
         None => {}
         Some(jkt) => {
-            let proof = dpop_proof(ctx, req, issuer, jkt, scheme, verifier).map_err(plain)?;
+            let proof = dpop_proof(ctx, req, issuer, jkt, scheme, verifier, keys).map_err(plain)?;
             binding.response_headers = nonce_check(ctx, issuer, &proof, req.now)?;
             record(ctx, issuer, &proof, req.now, replay).map_err(plain)?;
             binding.jkt = Some(proof.jkt);
@@ -283,6 +304,7 @@ fn dpop_proof(
     jkt: &str,
     scheme: Scheme,
     verifier: &dyn SignatureVerifier,
+    keys: &mut ProofKeys,
 ) -> Result<Proof, TokenError> {
     let dpop: &DpopConfig = &issuer.dpop;
     if dpop.mode == DpopMode::Off {
@@ -306,7 +328,7 @@ fn dpop_proof(
             ))
         }
     };
-    let proof = verify_proof(proof.trim(), &dpop.effective_algorithms(), verifier)?;
+    let proof = verify_proof_with(proof.trim(), &dpop.effective_algorithms(), verifier, keys)?;
     if proof.htm != req.parts.method {
         return Err(invalid("the DPoP proof `htm` is not the request's method"));
     }

@@ -19,7 +19,10 @@ pub mod settings;
 pub mod thumbprint;
 
 pub use certificate::ConnectionFacts;
-pub use check::{check_binding, Binding, BindingContext, BindingRequest, Confirmation};
+pub use check::{
+    check_binding, check_binding_with, Binding, BindingContext, BindingRequest, Confirmation,
+};
+pub use proof::ProofKeys;
 pub use replay::{MemoryReplayStore, ReplayStore, StoreError};
 pub use settings::{
     CertificateBinding, CertificateSource, DpopConfig, DpopMode, SenderConstraintConfig,

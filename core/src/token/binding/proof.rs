@@ -12,6 +12,7 @@ use crate::token::jose::{self, TimeClaims};
 use crate::token::keys::Jwk;
 use crate::token::signature::SignatureVerifier;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 
 /// Largest proof accepted (bytes): a proof with an RSA-4096 key is ~2 KB.
 pub const MAX_PROOF_BYTES: usize = 8192;
@@ -47,27 +48,46 @@ pub struct ProofParts<'p> {
 /// Split and decode a proof (no check but its syntax): strict base64url,
 /// JSON objects without duplicate members. The fuzz target's entry point.
 pub fn parse_parts(proof: &str) -> Result<ProofParts<'_>, TokenError> {
-    if proof.len() > MAX_PROOF_BYTES {
-        return Err(invalid(format!(
-            "the DPoP proof is larger than {MAX_PROOF_BYTES} bytes"
-        )));
-    }
-    let (h64, p64, s64) = jose::split_compact(proof)
-        .ok_or_else(|| invalid("the DPoP proof is not a compact JWS (three base64url parts)"))?;
-    let as_proof = |e: TokenError| invalid(format!("DPoP proof: {}", e.description));
+    let (h64, p64, s64) = split(proof)?;
     let header = jose::decode_json_segment(h64, "header").map_err(as_proof)?;
-    let claims = jose::decode_json_segment(p64, "payload").map_err(as_proof)?;
-    let signature = jose::decode_b64url(s64, "signature").map_err(as_proof)?;
-    let signing_input = proof
-        .get(..h64.len() + 1 + p64.len())
-        .ok_or_else(|| invalid("the DPoP proof is malformed"))?
-        .as_bytes();
+    let (claims, signing_input, signature) = decode_rest(proof, h64, p64, s64)?;
     Ok(ProofParts {
         header,
         claims,
         signing_input,
         signature,
     })
+}
+
+fn as_proof(e: TokenError) -> TokenError {
+    invalid(format!("DPoP proof: {}", e.description))
+}
+
+/// The proof's three base64url segments (header, payload, signature).
+fn split(proof: &str) -> Result<(&str, &str, &str), TokenError> {
+    if proof.len() > MAX_PROOF_BYTES {
+        return Err(invalid(format!(
+            "the DPoP proof is larger than {MAX_PROOF_BYTES} bytes"
+        )));
+    }
+    jose::split_compact(proof)
+        .ok_or_else(|| invalid("the DPoP proof is not a compact JWS (three base64url parts)"))
+}
+
+/// The claims, the signing input and the signature of a split proof.
+fn decode_rest<'p>(
+    proof: &'p str,
+    h64: &str,
+    p64: &str,
+    s64: &str,
+) -> Result<(Map<String, Value>, &'p [u8], Vec<u8>), TokenError> {
+    let claims = jose::decode_json_segment(p64, "payload").map_err(as_proof)?;
+    let signature = jose::decode_b64url(s64, "signature").map_err(as_proof)?;
+    let signing_input = proof
+        .get(..h64.len() + 1 + p64.len())
+        .ok_or_else(|| invalid("the DPoP proof is malformed"))?
+        .as_bytes();
+    Ok((claims, signing_input, signature))
 }
 
 fn string<'m>(map: &'m Map<String, Value>, name: &str, what: &str) -> Result<&'m str, TokenError> {
@@ -90,14 +110,45 @@ fn optional(map: &Map<String, Value>, name: &str) -> Result<Option<String>, Toke
     }
 }
 
-/// Check a proof on its own: header, key, signature, required claims.
-pub fn verify_proof(
-    proof: &str,
+/// A proof header that checked out (`typ`, `alg`, a public `jwk` for it):
+/// its algorithm, its key and the key's RFC 7638 thumbprint.
+#[derive(Debug, Clone)]
+struct CheckedHeader {
+    alg: JwsAlgorithm,
+    key: Jwk,
+    jkt: String,
+}
+
+/// Headers kept by [`ProofKeys`] before it starts over.
+pub const MAX_PROOF_KEYS: usize = 256;
+/// Longest header kept (base64url bytes): an EC key's is ~200, an
+/// RSA-4096 key's ~850. Bounds the cache at ~300 KiB.
+const MAX_KEPT_HEADER_BYTES: usize = 1024;
+
+/// Proof headers that checked out, by their exact base64url text. A
+/// client signs every proof with one key and writes the same header each
+/// time, so decoding the header, importing its `jwk` and hashing its
+/// thumbprint is done once per key, not once per request. The entry is a
+/// function of the text alone (the issuer's allowed algorithms are checked
+/// on every use); a header that does not check out is never kept. Bounded:
+/// when full, it is emptied.
+#[derive(Debug, Default)]
+pub struct ProofKeys {
+    headers: HashMap<String, CheckedHeader>,
+}
+
+fn algorithm_refused(name: &str) -> TokenError {
+    invalid(format!(
+        "the DPoP proof algorithm {name:?} is not accepted (never `none` or HMAC; see the `algs` of the DPoP challenge)"
+    ))
+}
+
+/// Check a decoded proof header: `typ`, an allowed `alg`, a public `jwk`
+/// of a key for it (never `jku`, `x5u`, `x5c`, `crit`).
+fn check_header(
+    header: &Map<String, Value>,
     allowed: &[JwsAlgorithm],
-    verifier: &dyn SignatureVerifier,
-) -> Result<Proof, TokenError> {
-    let parts = parse_parts(proof)?;
-    let header = &parts.header;
+) -> Result<CheckedHeader, TokenError> {
     let typ = string(header, "typ", "header")?;
     if typ != "dpop+jwt" {
         return Err(invalid("the DPoP proof header `typ` must be \"dpop+jwt\""));
@@ -105,11 +156,7 @@ pub fn verify_proof(
     let alg_name = string(header, "alg", "header")?;
     let alg = JwsAlgorithm::from_name(alg_name)
         .filter(|a| allowed.contains(a))
-        .ok_or_else(|| {
-            invalid(format!(
-                "the DPoP proof algorithm {alg_name:?} is not accepted (never `none` or HMAC; see the `algs` of the DPoP challenge)"
-            ))
-        })?;
+        .ok_or_else(|| algorithm_refused(alg_name))?;
     for forbidden in ["jku", "x5u", "x5c", "crit"] {
         if header.contains_key(forbidden) {
             return Err(invalid(format!(
@@ -136,7 +183,67 @@ pub fn verify_proof(
     }
     let jkt = jwk_thumbprint(jwk)
         .ok_or_else(|| invalid("the DPoP proof `jwk` has no RFC 7638 thumbprint"))?;
-    match verifier.verify(alg, &key, parts.signing_input, &parts.signature) {
+    Ok(CheckedHeader { alg, key, jkt })
+}
+
+/// Check a proof on its own: header, key, signature, required claims.
+pub fn verify_proof(
+    proof: &str,
+    allowed: &[JwsAlgorithm],
+    verifier: &dyn SignatureVerifier,
+) -> Result<Proof, TokenError> {
+    verify_proof_with(proof, allowed, verifier, &mut ProofKeys::default())
+}
+
+/// [`verify_proof`] with the headers already checked in `keys` (the same
+/// answers and the same refusals, in the same order).
+pub fn verify_proof_with(
+    proof: &str,
+    allowed: &[JwsAlgorithm],
+    verifier: &dyn SignatureVerifier,
+    keys: &mut ProofKeys,
+) -> Result<Proof, TokenError> {
+    let (h64, p64, s64) = split(proof)?;
+    let (claims, signing_input, signature) = if keys.headers.contains_key(h64) {
+        decode_rest(proof, h64, p64, s64)?
+    } else {
+        let parts = parse_parts(proof)?;
+        let header = check_header(&parts.header, allowed)?;
+        if h64.len() > MAX_KEPT_HEADER_BYTES {
+            return finish(
+                &header,
+                &parts.claims,
+                parts.signing_input,
+                &parts.signature,
+                verifier,
+            );
+        }
+        if keys.headers.len() >= MAX_PROOF_KEYS {
+            keys.headers.clear();
+        }
+        keys.headers.insert(h64.to_string(), header);
+        (parts.claims, parts.signing_input, parts.signature)
+    };
+    let header = keys
+        .headers
+        .get(h64)
+        .ok_or_else(|| invalid("the DPoP proof header could not be checked"))?;
+    // Kept headers are checked against the algorithms of the issuer at hand.
+    if !allowed.contains(&header.alg) {
+        return Err(algorithm_refused(header.alg.name()));
+    }
+    finish(header, &claims, signing_input, &signature, verifier)
+}
+
+/// The signature with the header's key, then the required claims.
+fn finish(
+    header: &CheckedHeader,
+    claims: &Map<String, Value>,
+    signing_input: &[u8],
+    signature: &[u8],
+    verifier: &dyn SignatureVerifier,
+) -> Result<Proof, TokenError> {
+    match verifier.verify(header.alg, &header.key, signing_input, signature) {
         Ok(true) => {}
         Ok(false) => {
             return Err(invalid(
@@ -149,7 +256,6 @@ pub fn verify_proof(
             )))
         }
     }
-    let claims = &parts.claims;
     let jti = string(claims, "jti", "claim")?.to_string();
     let htm = string(claims, "htm", "claim")?.to_string();
     let htu = string(claims, "htu", "claim")?.to_string();
@@ -158,7 +264,7 @@ pub fn verify_proof(
         .iat
         .ok_or_else(|| invalid("the DPoP proof has no claim `iat`"))?;
     Ok(Proof {
-        jkt,
+        jkt: header.jkt.clone(),
         jti,
         htm,
         htu,
