@@ -668,6 +668,34 @@ fn kept_proof_headers_change_no_answer() {
     assert_eq!(first, alone[0]);
 }
 
+/// The `ath` a worker keeps per proof key is the hash of exactly the token
+/// at hand: tokens alternating under one key, and under two keys.
+#[test]
+fn kept_access_token_hashes_follow_the_token() {
+    use fhir_smart_authz_core::token::binding::ProofKeys;
+    let mut keys = ProofKeys::default();
+    let (a, b) = ("token-a", "token-b");
+    let long = "x".repeat(5000); // longer than what is kept: hashed every time
+    for (jkt, token) in [
+        ("k1", a),
+        ("k1", a),
+        ("k1", b),
+        ("k1", a),
+        ("k2", b),
+        ("k1", a),
+        ("k2", a),
+        ("k1", long.as_str()),
+        ("k1", long.as_str()),
+        ("k1", a),
+    ] {
+        assert_eq!(
+            keys.access_token_hash(jkt, token),
+            ath(token),
+            "{jkt} {token:.10}"
+        );
+    }
+}
+
 #[test]
 fn rs256_proofs_and_key_binding() {
     let config = dpop_cfg();

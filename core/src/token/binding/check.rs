@@ -17,10 +17,7 @@ use crate::token::bearer::{authorization_scheme, extract_bearer, Scheme};
 use crate::token::error::TokenError;
 use crate::token::settings::{IssuerConfig, TokenSettings};
 use crate::token::signature::SignatureVerifier;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 /// What the check reads of the configuration (built by `Config::binding`).
 #[derive(Debug, Clone, Copy)]
@@ -357,7 +354,7 @@ fn dpop_proof(
         .ok()
         .flatten()
         .ok_or_else(|| invalid("the access token could not be read"))?;
-    let ath = URL_SAFE_NO_PAD.encode(Sha256::digest(token.token.as_bytes()));
+    let ath = keys.access_token_hash(&proof.jkt, &token.token);
     match &proof.ath {
         Some(a) if *a == ath => {}
         Some(_) => {

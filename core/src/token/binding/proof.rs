@@ -11,7 +11,10 @@ use crate::token::error::TokenError;
 use crate::token::jose::{self, TimeClaims};
 use crate::token::keys::Jwk;
 use crate::token::signature::SignatureVerifier;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
 /// Largest proof accepted (bytes): a proof with an RSA-4096 key is ~2 KB.
@@ -122,19 +125,46 @@ struct CheckedHeader {
 /// Headers kept by [`ProofKeys`] before it starts over.
 pub const MAX_PROOF_KEYS: usize = 256;
 /// Longest header kept (base64url bytes): an EC key's is ~200, an
-/// RSA-4096 key's ~850. Bounds the cache at ~300 KiB.
+/// RSA-4096 key's ~850. Bounds the headers at ~300 KiB.
 const MAX_KEPT_HEADER_BYTES: usize = 1024;
+/// Longest access token whose hash is kept (with [`MAX_PROOF_KEYS`]
+/// proof keys: at most ~1 MiB).
+const MAX_KEPT_TOKEN_BYTES: usize = 4096;
 
 /// Proof headers that checked out, by their exact base64url text. A
 /// client signs every proof with one key and writes the same header each
 /// time, so decoding the header, importing its `jwk` and hashing its
 /// thumbprint is done once per key, not once per request. The entry is a
 /// function of the text alone (the issuer's allowed algorithms are checked
-/// on every use); a header that does not check out is never kept. Bounded:
-/// when full, it is emptied.
+/// on every use); a header that does not check out is never kept. Also the
+/// `ath` of the last access token each proof key came with (a client sends
+/// one token with many proofs). Bounded: when full, each map is emptied.
 #[derive(Debug, Default)]
 pub struct ProofKeys {
     headers: HashMap<String, CheckedHeader>,
+    /// Proof key thumbprint → (the access token, its `ath`).
+    token_hashes: HashMap<String, (String, String)>,
+}
+
+impl ProofKeys {
+    /// `ath` of `token` (base64url of its SHA-256, RFC 9449 §4.2) sent
+    /// with a proof of the key `jkt`: hashed once per token and key.
+    pub fn access_token_hash(&mut self, jkt: &str, token: &str) -> String {
+        if let Some((kept, ath)) = self.token_hashes.get(jkt) {
+            if kept == token {
+                return ath.clone();
+            }
+        }
+        let ath = URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()));
+        if token.len() <= MAX_KEPT_TOKEN_BYTES {
+            if self.token_hashes.len() >= MAX_PROOF_KEYS {
+                self.token_hashes.clear();
+            }
+            self.token_hashes
+                .insert(jkt.to_string(), (token.to_string(), ath.clone()));
+        }
+        ath
+    }
 }
 
 fn algorithm_refused(name: &str) -> TokenError {
