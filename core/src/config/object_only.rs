@@ -80,8 +80,14 @@ impl<'de> Deserializer<'de> for ObjectOnly<'de> {
         _fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Error> {
+        // Straight to `visit_map`: through `deserialize_any` every section's
+        // visitor would also be instantiated for arrays and scalars (serde's
+        // by-position `visit_seq` and the type errors), code that is never run.
         match self.0 {
-            Value::Object(_) => self.deserialize_any(visitor),
+            Value::Object(members) => visitor.visit_map(Members {
+                members: members.iter(),
+                value: None,
+            }),
             other => Err(de::Error::invalid_type(
                 unexpected(other),
                 &"a JSON object (the settings of this section by name)",
