@@ -6,7 +6,6 @@
 
 use jwt_compact::alg::{Ed25519, Es256, Rsa, RsaPublicKey, RsaSignature};
 use jwt_compact::{Algorithm, AlgorithmSignature};
-use std::borrow::Cow;
 use std::fmt;
 
 /// The supported JWS algorithms (RFC 7518 / RFC 8037 names).
@@ -114,7 +113,7 @@ impl fmt::Display for JwsAlgorithm {
 pub enum PublicKey {
     Rsa(Box<RsaPublicKey>),
     P256(p256::ecdsa::VerifyingKey),
-    P384(p384::ecdsa::VerifyingKey),
+    P384(super::ecdsa::VerifyingKey),
     Ed25519(ed25519_compact::PublicKey),
 }
 
@@ -138,10 +137,7 @@ impl PublicKey {
                 P256_SPKI_PREFIX,
                 k.to_encoded_point(false).as_bytes(),
             )),
-            PublicKey::P384(k) => Some(ec_spki(
-                P384_SPKI_PREFIX,
-                k.to_encoded_point(false).as_bytes(),
-            )),
+            PublicKey::P384(k) => Some(ec_spki(P384_SPKI_PREFIX, k.sec1_uncompressed())),
             PublicKey::Ed25519(_) => None,
         }
     }
@@ -192,15 +188,7 @@ pub fn verify_pure(alg: JwsAlgorithm, key: &PublicKey, message: &[u8], signature
                 Err(_) => false,
             }
         }
-        (KeyKind::P384, PublicKey::P384(k)) => {
-            if signature.len() != 96 {
-                return false;
-            }
-            match p384::ecdsa::Signature::try_from(signature) {
-                Ok(sig) => Es384.verify_signature(&Es384Signature(sig), k, message),
-                Err(_) => false,
-            }
-        }
+        (KeyKind::P384, PublicKey::P384(k)) => super::ecdsa::verify_es384(k, message, signature),
         (KeyKind::Ed25519, PublicKey::Ed25519(k)) => {
             match ed25519_compact::Signature::from_slice(signature) {
                 Ok(sig) => Ed25519.verify_signature(&sig, k, message),
@@ -208,52 +196,5 @@ pub fn verify_pure(alg: JwsAlgorithm, key: &PublicKey, message: &[u8], signature
             }
         }
         _ => false,
-    }
-}
-
-/// `ES384` (ECDSA on P-384 with SHA-384) for jwt-compact, which lacks it.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Es384;
-
-/// A P-384 signature in the fixed 96-byte JWS form.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Es384Signature(pub p384::ecdsa::Signature);
-
-impl AlgorithmSignature for Es384Signature {
-    const LENGTH: Option<std::num::NonZeroUsize> = std::num::NonZeroUsize::new(96);
-
-    fn try_from_slice(slice: &[u8]) -> anyhow::Result<Self> {
-        p384::ecdsa::Signature::try_from(slice)
-            .map(Es384Signature)
-            .map_err(|e| anyhow::anyhow!(e))
-    }
-
-    fn as_bytes(&self) -> Cow<'_, [u8]> {
-        Cow::Owned(self.0.to_bytes().to_vec())
-    }
-}
-
-impl Algorithm for Es384 {
-    type SigningKey = p384::ecdsa::SigningKey;
-    type VerifyingKey = p384::ecdsa::VerifyingKey;
-    type Signature = Es384Signature;
-
-    fn name(&self) -> Cow<'static, str> {
-        Cow::Borrowed("ES384")
-    }
-
-    fn sign(&self, signing_key: &Self::SigningKey, message: &[u8]) -> Self::Signature {
-        use p384::ecdsa::signature::Signer;
-        Es384Signature(signing_key.sign(message))
-    }
-
-    fn verify_signature(
-        &self,
-        signature: &Self::Signature,
-        verifying_key: &Self::VerifyingKey,
-        message: &[u8],
-    ) -> bool {
-        use p384::ecdsa::signature::Verifier;
-        verifying_key.verify(message, &signature.0).is_ok()
     }
 }

@@ -149,8 +149,8 @@ impl JwkFields<'_> {
             )
         } else {
             PublicKey::P384(
-                p384::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
-                    .map_err(|_| "EC point is not on P-384".to_string())?,
+                super::ecdsa::VerifyingKey::from_coordinates(&super::ecdsa::P384, &x, &y)
+                    .ok_or_else(|| "EC point is not on P-384".to_string())?,
             )
         })
     }

@@ -14,6 +14,7 @@ pub mod alg;
 pub mod bearer;
 pub mod binding;
 pub mod cache;
+mod ecdsa;
 mod error;
 pub mod fetch_lease;
 pub mod host_crypto;
