@@ -4,8 +4,9 @@
 //! the token alone): [`JwsAlgorithm::from_name`] knows only the asymmetric
 //! algorithms below, so `none` and `HS*` cannot even be named.
 
-use jwt_compact::alg::{Ed25519, Es256, Rsa, RsaPublicKey, RsaSignature};
-use jwt_compact::{Algorithm, AlgorithmSignature};
+use super::rsassa::{Hash, Padding, RsaPublicKey};
+use jwt_compact::alg::{Ed25519, Es256};
+use jwt_compact::Algorithm;
 use std::fmt;
 
 /// The supported JWS algorithms (RFC 7518 / RFC 8037 names).
@@ -77,14 +78,15 @@ impl JwsAlgorithm {
         }
     }
 
-    fn rsa(self) -> Option<Rsa> {
+    /// The hash and padding of an RSA algorithm.
+    fn rsa(self) -> Option<(Hash, Padding)> {
         Some(match self {
-            JwsAlgorithm::RS256 => Rsa::rs256(),
-            JwsAlgorithm::RS384 => Rsa::rs384(),
-            JwsAlgorithm::RS512 => Rsa::rs512(),
-            JwsAlgorithm::PS256 => Rsa::ps256(),
-            JwsAlgorithm::PS384 => Rsa::ps384(),
-            JwsAlgorithm::PS512 => Rsa::ps512(),
+            JwsAlgorithm::RS256 => (Hash::Sha256, Padding::Pkcs1v15),
+            JwsAlgorithm::RS384 => (Hash::Sha384, Padding::Pkcs1v15),
+            JwsAlgorithm::RS512 => (Hash::Sha512, Padding::Pkcs1v15),
+            JwsAlgorithm::PS256 => (Hash::Sha256, Padding::Pss),
+            JwsAlgorithm::PS384 => (Hash::Sha384, Padding::Pss),
+            JwsAlgorithm::PS512 => (Hash::Sha512, Padding::Pss),
             _ => return None,
         })
     }
@@ -130,9 +132,8 @@ impl PublicKey {
     /// The key as DER SubjectPublicKeyInfo (for Envoy's `verify_signature`):
     /// RSA, P-256 and P-384 keys (those the host path is used for).
     pub fn spki_der(&self) -> Option<Vec<u8>> {
-        use rsa::pkcs8::EncodePublicKey;
         match self {
-            PublicKey::Rsa(k) => k.to_public_key_der().ok().map(|d| d.as_bytes().to_vec()),
+            PublicKey::Rsa(k) => Some(k.spki_der()),
             PublicKey::P256(k) => Some(ec_spki(
                 P256_SPKI_PREFIX,
                 k.to_encoded_point(false).as_bytes(),
@@ -166,19 +167,12 @@ fn ec_spki(prefix: &[u8], point: &[u8]) -> Vec<u8> {
 /// ECDSA scalars, ...) is simply `false`.
 pub fn verify_pure(alg: JwsAlgorithm, key: &PublicKey, message: &[u8], signature: &[u8]) -> bool {
     match (alg.key_kind(), key) {
-        (KeyKind::Rsa, PublicKey::Rsa(k)) => {
-            let Some(rsa_alg) = alg.rsa() else {
-                return false;
-            };
-            // RFC 7518 §3.3: the signature is exactly the modulus length.
-            if signature.len() != rsa::traits::PublicKeyParts::size(k.as_ref()) {
-                return false;
-            }
-            match RsaSignature::try_from_slice(signature) {
-                Ok(sig) => rsa_alg.verify_signature(&sig, k, message),
-                Err(_) => false,
-            }
-        }
+        (KeyKind::Rsa, PublicKey::Rsa(k)) => match alg.rsa() {
+            // RFC 7518 §3.3: the signature is exactly the modulus length
+            // (`verify` checks it).
+            Some((hash, padding)) => k.verify(hash, padding, message, signature),
+            None => false,
+        },
         (KeyKind::P256, PublicKey::P256(k)) => {
             if signature.len() != 64 {
                 return false;

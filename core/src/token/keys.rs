@@ -2,6 +2,7 @@
 //! fetches bytes, this decides when and keeps the last good set).
 
 use super::alg::{JwsAlgorithm, PublicKey};
+use super::rsassa;
 use super::jose;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -110,15 +111,15 @@ impl JwkFields<'_> {
     }
 
     fn rsa_key(&self) -> Result<PublicKey, String> {
-        let n = rsa::BigUint::from_bytes_be(&self.base64url("n")?);
-        let e = rsa::BigUint::from_bytes_be(&self.base64url("e")?);
-        let bits = n.bits();
-        if bits < 2048 {
+        let n = self.base64url("n")?;
+        let e = self.base64url("e")?;
+        let bits = rsassa::bit_length(&n);
+        if bits < rsassa::MIN_BITS {
             return Err(format!(
                 "RSA modulus is {bits} bits; at least 2048 are required"
             ));
         }
-        let k = rsa::RsaPublicKey::new(n, e)
+        let k = rsassa::RsaPublicKey::new(&n, &e)
             .map_err(|e| format!("RSA key rejected: {e} (at most 4096 bits)"))?;
         Ok(PublicKey::Rsa(Box::new(k)))
     }

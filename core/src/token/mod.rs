@@ -22,6 +22,7 @@ pub mod introspection;
 pub mod jose;
 pub mod keys;
 pub mod offline;
+mod rsassa;
 pub mod service;
 mod settings;
 mod signature;
