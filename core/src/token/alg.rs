@@ -5,8 +5,7 @@
 //! algorithms below, so `none` and `HS*` cannot even be named.
 
 use super::rsassa::{Hash, Padding, RsaPublicKey};
-use jwt_compact::alg::{Ed25519, Es256};
-use jwt_compact::Algorithm;
+use super::ecdsa;
 use std::fmt;
 
 /// The supported JWS algorithms (RFC 7518 / RFC 8037 names).
@@ -114,8 +113,8 @@ impl fmt::Display for JwsAlgorithm {
 #[derive(Debug, Clone, PartialEq)]
 pub enum PublicKey {
     Rsa(Box<RsaPublicKey>),
-    P256(p256::ecdsa::VerifyingKey),
-    P384(super::ecdsa::VerifyingKey),
+    P256(ecdsa::VerifyingKey),
+    P384(ecdsa::VerifyingKey),
     Ed25519(ed25519_compact::PublicKey),
 }
 
@@ -134,10 +133,7 @@ impl PublicKey {
     pub fn spki_der(&self) -> Option<Vec<u8>> {
         match self {
             PublicKey::Rsa(k) => Some(k.spki_der()),
-            PublicKey::P256(k) => Some(ec_spki(
-                P256_SPKI_PREFIX,
-                k.to_encoded_point(false).as_bytes(),
-            )),
+            PublicKey::P256(k) => Some(ec_spki(P256_SPKI_PREFIX, k.sec1_uncompressed())),
             PublicKey::P384(k) => Some(ec_spki(P384_SPKI_PREFIX, k.sec1_uncompressed())),
             PublicKey::Ed25519(_) => None,
         }
@@ -173,19 +169,11 @@ pub fn verify_pure(alg: JwsAlgorithm, key: &PublicKey, message: &[u8], signature
             Some((hash, padding)) => k.verify(hash, padding, message, signature),
             None => false,
         },
-        (KeyKind::P256, PublicKey::P256(k)) => {
-            if signature.len() != 64 {
-                return false;
-            }
-            match p256::ecdsa::Signature::try_from(signature) {
-                Ok(sig) => Es256.verify_signature(&sig, k, message),
-                Err(_) => false,
-            }
-        }
-        (KeyKind::P384, PublicKey::P384(k)) => super::ecdsa::verify_es384(k, message, signature),
+        (KeyKind::P256, PublicKey::P256(k)) => ecdsa::verify_es256(k, message, signature),
+        (KeyKind::P384, PublicKey::P384(k)) => ecdsa::verify_es384(k, message, signature),
         (KeyKind::Ed25519, PublicKey::Ed25519(k)) => {
             match ed25519_compact::Signature::from_slice(signature) {
-                Ok(sig) => Ed25519.verify_signature(&sig, k, message),
+                Ok(sig) => k.verify(message, &sig).is_ok(),
                 Err(_) => false,
             }
         }

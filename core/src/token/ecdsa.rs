@@ -9,7 +9,7 @@
 
 use crypto_bigint::modular::runtime_mod::{DynResidue, DynResidueParams};
 use crypto_bigint::U384;
-use sha2::{Digest, Sha384};
+use sha2::{Digest, Sha256, Sha384};
 
 const LIMBS: usize = U384::LIMBS;
 /// Bytes of the widest supported curve (P-384).
@@ -28,6 +28,27 @@ pub struct Curve {
     gx: U384,
     gy: U384,
 }
+
+/// P-256 (NIST SP 800-186 §3.2.1.3), with SHA-256 for ES256 (RFC 7518 §3.4),
+/// in the same 384-bit integers (its Montgomery radix is 2^384 then).
+pub static P256: Curve = Curve {
+    size: 32,
+    field: Params::new(&U384::from_be_hex(
+        "00000000000000000000000000000000ffffffff00000001000000000000000000000000ffffffffffffffffffffffff",
+    )),
+    order: Params::new(&U384::from_be_hex(
+        "00000000000000000000000000000000ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551",
+    )),
+    b: U384::from_be_hex(
+        "000000000000000000000000000000005ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604b",
+    ),
+    gx: U384::from_be_hex(
+        "000000000000000000000000000000006b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296",
+    ),
+    gy: U384::from_be_hex(
+        "000000000000000000000000000000004fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5",
+    ),
+};
 
 /// P-384 (NIST SP 800-186 §3.2.1.4), with SHA-384 for ES384 (RFC 7518 §3.4).
 pub static P384: Curve = Curve {
@@ -97,6 +118,11 @@ struct Point {
 }
 
 impl Curve {
+    /// Bytes of a coordinate (and of each half of a JWS signature).
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
     /// A big-endian integer of exactly `self.size` bytes.
     fn integer(&self, bytes: &[u8]) -> Option<U384> {
         if bytes.len() != self.size {
@@ -241,6 +267,11 @@ impl Curve {
         let x = if x >= n { x.wrapping_sub(&n) } else { x };
         x == r
     }
+}
+
+/// ES256: ECDSA on P-256 with SHA-256 (RFC 7518 §3.4).
+pub fn verify_es256(key: &VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
+    P256.verify_digest(key, &Sha256::digest(message), signature)
 }
 
 /// ES384: ECDSA on P-384 with SHA-384 (RFC 7518 §3.4).

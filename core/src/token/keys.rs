@@ -2,7 +2,7 @@
 //! fetches bytes, this decides when and keeps the last good set).
 
 use super::alg::{JwsAlgorithm, PublicKey};
-use super::rsassa;
+use super::{ecdsa, rsassa};
 use super::jose;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -127,33 +127,22 @@ impl JwkFields<'_> {
     fn ec_key(&self) -> Result<PublicKey, String> {
         let crv = self.string("crv")?.ok_or("`crv` is missing")?;
         let (x, y) = (self.base64url("x")?, self.base64url("y")?);
-        let size = match crv {
-            "P-256" => 32,
-            "P-384" => 48,
+        let (curve, kind): (_, fn(ecdsa::VerifyingKey) -> PublicKey) = match crv {
+            "P-256" => (&ecdsa::P256, PublicKey::P256),
+            "P-384" => (&ecdsa::P384, PublicKey::P384),
             other => {
                 return Err(format!(
                     "EC curve {other:?} is not supported (P-256, P-384)"
                 ))
             }
         };
+        let size = curve.size();
         if x.len() != size || y.len() != size {
             return Err(format!("EC coordinates must be {size} bytes for {crv}"));
         }
-        let mut sec1 = Vec::with_capacity(1 + 2 * size);
-        sec1.push(4u8);
-        sec1.extend_from_slice(&x);
-        sec1.extend_from_slice(&y);
-        Ok(if size == 32 {
-            PublicKey::P256(
-                p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
-                    .map_err(|_| "EC point is not on P-256".to_string())?,
-            )
-        } else {
-            PublicKey::P384(
-                super::ecdsa::VerifyingKey::from_coordinates(&super::ecdsa::P384, &x, &y)
-                    .ok_or_else(|| "EC point is not on P-384".to_string())?,
-            )
-        })
+        ecdsa::VerifyingKey::from_coordinates(curve, &x, &y)
+            .map(kind)
+            .ok_or_else(|| format!("EC point is not on {crv}"))
     }
 
     fn okp_key(&self) -> Result<PublicKey, String> {

@@ -1,48 +1,91 @@
-//! ES384 checked against the `p384` crate (RustCrypto), which signs: its
-//! signatures verify here, and what it refuses is refused here too.
+//! ES256 and ES384 checked against RustCrypto's `p256` and `p384`, which
+//! sign: their signatures verify here, and what they refuse is refused here
+//! too.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use super::*;
 use crypto_bigint::Encoding;
-use p384::ecdsa::signature::{Signer, Verifier};
-use p384::ecdsa::{Signature, SigningKey};
 
-fn signing_key(seed: u8) -> SigningKey {
-    let mut secret = [0x11u8; 48];
-    secret[47] = seed;
+/// One curve's reference implementation: a key from a seed (its public
+/// point `x`, `y`), a signature of a message, and its verdict.
+struct Reference {
+    curve: &'static Curve,
+    verify: fn(&VerifyingKey, &[u8], &[u8]) -> bool,
+    public: fn(u8) -> (Vec<u8>, Vec<u8>),
+    sign: fn(u8, &[u8]) -> Vec<u8>,
+    theirs: fn(u8, &[u8], &[u8]) -> bool,
+}
+
+fn secret(seed: u8, size: usize) -> Vec<u8> {
+    let mut secret = vec![0x11u8; size];
+    secret[size - 1] = seed;
     secret[0] = seed.wrapping_mul(7);
-    SigningKey::from_slice(&secret).unwrap()
+    secret
 }
 
-fn our_key(key: &SigningKey) -> VerifyingKey {
-    let point = key.verifying_key().to_encoded_point(false);
-    VerifyingKey::from_coordinates(&P384, point.x().unwrap(), point.y().unwrap()).unwrap()
-}
+const P256_REFERENCE: Reference = Reference {
+    curve: &P256,
+    verify: verify_es256,
+    public: |seed| {
+        let key = p256::ecdsa::SigningKey::from_slice(&secret(seed, 32)).unwrap();
+        let point = key.verifying_key().to_encoded_point(false);
+        (point.x().unwrap().to_vec(), point.y().unwrap().to_vec())
+    },
+    sign: |seed, message| {
+        use p256::ecdsa::signature::Signer;
+        let key = p256::ecdsa::SigningKey::from_slice(&secret(seed, 32)).unwrap();
+        let signature: p256::ecdsa::Signature = key.sign(message);
+        signature.to_bytes().to_vec()
+    },
+    theirs: |seed, message, signature| {
+        use p256::ecdsa::signature::Verifier;
+        let key = p256::ecdsa::SigningKey::from_slice(&secret(seed, 32)).unwrap();
+        p256::ecdsa::Signature::try_from(signature)
+            .is_ok_and(|s| key.verifying_key().verify(message, &s).is_ok())
+    },
+};
 
-fn theirs(key: &SigningKey, message: &[u8], signature: &[u8]) -> bool {
-    Signature::try_from(signature).is_ok_and(|s| key.verifying_key().verify(message, &s).is_ok())
+const P384_REFERENCE: Reference = Reference {
+    curve: &P384,
+    verify: verify_es384,
+    public: |seed| {
+        let key = p384::ecdsa::SigningKey::from_slice(&secret(seed, 48)).unwrap();
+        let point = key.verifying_key().to_encoded_point(false);
+        (point.x().unwrap().to_vec(), point.y().unwrap().to_vec())
+    },
+    sign: |seed, message| {
+        use p384::ecdsa::signature::Signer;
+        let key = p384::ecdsa::SigningKey::from_slice(&secret(seed, 48)).unwrap();
+        let signature: p384::ecdsa::Signature = key.sign(message);
+        signature.to_bytes().to_vec()
+    },
+    theirs: |seed, message, signature| {
+        use p384::ecdsa::signature::Verifier;
+        let key = p384::ecdsa::SigningKey::from_slice(&secret(seed, 48)).unwrap();
+        p384::ecdsa::Signature::try_from(signature)
+            .is_ok_and(|s| key.verifying_key().verify(message, &s).is_ok())
+    },
+};
+
+fn our_key(r: &Reference, seed: u8) -> VerifyingKey {
+    let (x, y) = (r.public)(seed);
+    VerifyingKey::from_coordinates(r.curve, &x, &y).unwrap()
 }
 
 #[test]
-fn signatures_of_the_reference_implementation_verify() {
-    for seed in 1..=6u8 {
-        let key = signing_key(seed);
-        let ours = our_key(&key);
-        assert_eq!(
-            ours.sec1_uncompressed(),
-            key.verifying_key().to_encoded_point(false).as_bytes()
-        );
-        for message in [&b""[..], b"a", b"header.payload", &[seed; 300]] {
-            let signature: Signature = key.sign(message);
-            let bytes = signature.to_bytes();
-            assert!(verify_es384(&ours, message, &bytes), "seed {seed}");
-            // The other key, another message: refused.
-            assert!(!verify_es384(
-                &our_key(&signing_key(seed + 1)),
-                message,
-                &bytes
-            ));
-            assert!(!verify_es384(&ours, b"other", &bytes));
+fn signatures_of_the_reference_implementations_verify() {
+    for r in [P256_REFERENCE, P384_REFERENCE] {
+        for seed in 1..=4u8 {
+            let key = our_key(&r, seed);
+            let (x, y) = (r.public)(seed);
+            assert_eq!(key.sec1_uncompressed(), [&[4u8][..], &x, &y].concat());
+            for message in [&b""[..], b"a", b"header.payload", &[seed; 300]] {
+                let signature = (r.sign)(seed, message);
+                assert!((r.verify)(&key, message, &signature), "seed {seed}");
+                // Another key, another message: refused.
+                assert!(!(r.verify)(&our_key(&r, seed + 1), message, &signature));
+                assert!(!(r.verify)(&key, b"other", &signature));
+            }
         }
     }
 }
@@ -51,48 +94,57 @@ fn signatures_of_the_reference_implementation_verify() {
 /// wrong lengths: the same answer as the reference implementation.
 #[test]
 fn altered_signatures_are_judged_as_the_reference_judges_them() {
-    let key = signing_key(9);
-    let ours = our_key(&key);
-    let message = b"eyJhbGciOiJFUzM4NCJ9.eyJzdWIiOiIxIn0";
-    let good: Signature = key.sign(message);
-    let good = good.to_bytes().to_vec();
-    let n = P384.order.modulus().to_be_bytes();
-    let s = U384::from_be_slice(&good[48..]);
-    let high_s = P384.order.modulus().wrapping_sub(&s).to_be_bytes();
-    let mut cases: Vec<Vec<u8>> = Vec::new();
-    for i in 0..96 {
-        let mut bad = good.clone();
-        bad[i] ^= 0x01 << (i % 8);
-        cases.push(bad);
-    }
-    cases.push([&good[..48], &high_s[..]].concat());
-    cases.push([&[0u8; 48][..], &good[48..]].concat());
-    cases.push([&good[..48], &[0u8; 48][..]].concat());
-    cases.push([&n[..], &good[48..]].concat());
-    cases.push([&good[..48], &n[..]].concat());
-    cases.push([&[0xffu8; 48][..], &good[48..]].concat());
-    cases.push(good[..95].to_vec());
-    cases.push([&good[..], &[0u8][..]].concat());
-    cases.push(Vec::new());
-    for signature in cases {
-        assert_eq!(
-            verify_es384(&ours, message, &signature),
-            theirs(&key, message, &signature),
-            "{signature:02x?}"
-        );
+    for r in [P256_REFERENCE, P384_REFERENCE] {
+        let size = r.curve.size();
+        let key = our_key(&r, 9);
+        let message = b"eyJhbGciOiJFUzM4NCJ9.eyJzdWIiOiIxIn0";
+        let good = (r.sign)(9, message);
+        let width = |x: U384| x.to_be_bytes()[48 - size..].to_vec();
+        let n = width(*r.curve.order.modulus());
+        let s = r.curve.integer(&good[size..]).unwrap();
+        let high_s = width(r.curve.order.modulus().wrapping_sub(&s));
+        let (head, tail) = (&good[..size], &good[size..]);
+        let zero = vec![0u8; size];
+        let mut cases: Vec<Vec<u8>> = Vec::new();
+        for i in 0..2 * size {
+            let mut bad = good.clone();
+            bad[i] ^= 0x01 << (i % 8);
+            cases.push(bad);
+        }
+        cases.push([head, &high_s].concat());
+        cases.push([&zero, tail].concat());
+        cases.push([head, &zero].concat());
+        cases.push([&n, tail].concat());
+        cases.push([head, &n].concat());
+        cases.push([&vec![0xffu8; size][..], tail].concat());
+        cases.push(good[..2 * size - 1].to_vec());
+        cases.push([&good[..], &[0u8][..]].concat());
+        cases.push(Vec::new());
+        for signature in cases {
+            assert_eq!(
+                (r.verify)(&key, message, &signature),
+                (r.theirs)(9, message, &signature),
+                "{signature:02x?}"
+            );
+        }
     }
 }
 
 #[test]
 fn only_points_of_the_curve_are_keys() {
-    let g = (P384.gx.to_be_bytes(), P384.gy.to_be_bytes());
-    assert!(VerifyingKey::from_coordinates(&P384, &g.0, &g.1).is_some());
-    let mut off = g.1;
-    off[47] ^= 1;
-    assert!(VerifyingKey::from_coordinates(&P384, &g.0, &off).is_none());
-    let p = P384.field.modulus().to_be_bytes();
-    assert!(VerifyingKey::from_coordinates(&P384, &p, &g.1).is_none());
-    // A coordinate of the wrong length.
-    assert!(VerifyingKey::from_coordinates(&P384, &g.0[1..], &g.1).is_none());
-    assert!(VerifyingKey::from_coordinates(&P384, &[0u8; 48], &[0u8; 48]).is_none());
+    for curve in [&P256, &P384] {
+        let size = curve.size();
+        let width = |x: &U384| x.to_be_bytes()[48 - size..].to_vec();
+        let (gx, gy) = (width(&curve.gx), width(&curve.gy));
+        assert!(VerifyingKey::from_coordinates(curve, &gx, &gy).is_some());
+        let mut off = gy.clone();
+        off[size - 1] ^= 1;
+        assert!(VerifyingKey::from_coordinates(curve, &gx, &off).is_none());
+        let p = width(curve.field.modulus());
+        assert!(VerifyingKey::from_coordinates(curve, &p, &gy).is_none());
+        // A coordinate of the wrong length.
+        assert!(VerifyingKey::from_coordinates(curve, &gx[1..], &gy).is_none());
+        let zero = vec![0u8; size];
+        assert!(VerifyingKey::from_coordinates(curve, &zero, &zero).is_none());
+    }
 }
