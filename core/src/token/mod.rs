@@ -21,6 +21,7 @@ pub mod host_crypto;
 pub mod introspection;
 pub mod jose;
 pub mod keys;
+mod modular;
 pub mod offline;
 mod rsassa;
 pub mod service;

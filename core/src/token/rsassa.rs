@@ -1,6 +1,6 @@
 //! RSASSA-PKCS1-v1_5 and RSASSA-PSS signature verification (RFC 8017 §8,
-//! as RFC 7518 §3.3 and §3.5 use them) over `crypto-bigint`'s runtime-modulus
-//! Montgomery arithmetic, the one `ecdsa.rs` uses.
+//! as RFC 7518 §3.3 and §3.5 use them) over the Montgomery arithmetic of
+//! `modular.rs`, the one `ecdsa.rs` uses.
 //!
 //! Why not the `rsa` crate: it brings its own big integers (`num-bigint-dig`)
 //! and DER machinery, ~60 KB of the shipped .wasm for a fallback Envoy's
@@ -8,8 +8,7 @@
 //! crate's (0.9), kept answer for answer: the same keys refused with the
 //! same words, the same signatures accepted.
 
-use crypto_bigint::modular::runtime_mod::{DynResidue, DynResidueParams};
-use crypto_bigint::{Uint, U2048, U4096};
+use super::modular::{self, Modulus};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
 /// The modulus sizes accepted (RFC 7518 §3.3 asks for at least 2048 bits;
@@ -71,14 +70,6 @@ pub enum Padding {
     Pss,
 }
 
-/// The Montgomery parameters of the modulus, in the narrowest integer that
-/// holds it (2048-bit keys, the common case, do not pay for 4096 bits).
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Modulus {
-    Up2048(DynResidueParams<{ U2048::LIMBS }>),
-    Up4096(DynResidueParams<{ U4096::LIMBS }>),
-}
-
 /// An RSA public key of 2048 to 4096 bits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RsaPublicKey {
@@ -102,38 +93,6 @@ pub fn bit_length(bytes: &[u8]) -> usize {
         Some(first) => 8 * minimal.len() - first.leading_zeros() as usize,
         None => 0,
     }
-}
-
-fn uint<const L: usize>(bytes: &[u8]) -> Option<Uint<L>> {
-    let mut wide = vec![0u8; Uint::<L>::BYTES];
-    let start = wide.len().checked_sub(bytes.len())?;
-    wide.get_mut(start..)?.copy_from_slice(bytes);
-    Some(Uint::from_be_slice(&wide))
-}
-
-/// `x` as exactly `len` big-endian bytes (`len` at most the integer's width).
-fn be_bytes<const L: usize>(x: &Uint<L>, len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(Uint::<L>::BYTES);
-    for word in x.as_words().iter().rev() {
-        out.extend_from_slice(&word.to_be_bytes());
-    }
-    out.split_off(out.len().saturating_sub(len))
-}
-
-/// `s^e mod n`, `s` reduced first (`s` is below the integer's width).
-fn power<const L: usize>(params: &DynResidueParams<L>, s: &[u8], e: u64, len: usize) -> Vec<u8> {
-    let Some(s) = uint::<L>(s) else {
-        return Vec::new();
-    };
-    let base = DynResidue::new(&s, *params);
-    let mut acc = base;
-    for bit in (0..63 - e.leading_zeros()).rev() {
-        acc = acc.square();
-        if e >> bit & 1 == 1 {
-            acc = acc.mul(&base);
-        }
-    }
-    be_bytes(&acc.retrieve(), len)
 }
 
 impl RsaPublicKey {
@@ -163,11 +122,7 @@ impl RsaPublicKey {
         if e > MAX_EXPONENT {
             return Err("public exponent too large");
         }
-        let modulus = if bits <= 2048 {
-            Modulus::Up2048(DynResidueParams::new(&uint(n).ok_or("invalid modulus")?))
-        } else {
-            Modulus::Up4096(DynResidueParams::new(&uint(n).ok_or("invalid modulus")?))
-        };
+        let modulus = Modulus::new(n).ok_or("invalid modulus")?;
         Ok(RsaPublicKey {
             n: n.to_vec(),
             e,
@@ -231,11 +186,17 @@ impl RsaPublicKey {
         }
     }
 
+    /// `s^e mod n` as `k` bytes (`s` reduced first).
     fn encrypt(&self, signature: &[u8], k: usize) -> Vec<u8> {
-        match &self.modulus {
-            Modulus::Up2048(params) => power(params, signature, self.e, k),
-            Modulus::Up4096(params) => power(params, signature, self.e, k),
-        }
+        let len = self.modulus.len();
+        let (Some(s), Some(e)) = (
+            modular::limbs(signature, len),
+            modular::limbs(&self.e.to_be_bytes(), modular::limbs_for(8)),
+        ) else {
+            return Vec::new();
+        };
+        let power = self.modulus.pow(&self.modulus.to_montgomery(&s), &e);
+        modular::be_bytes(&self.modulus.from_montgomery(&power), k)
     }
 }
 

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use super::*;
-use crypto_bigint::Encoding;
+use ::rsa::BigUint;
 
 /// One curve's reference implementation: a key from a seed (its public
 /// point `x`, `y`), a signature of a message, and its verdict.
@@ -99,10 +99,10 @@ fn altered_signatures_are_judged_as_the_reference_judges_them() {
         let key = our_key(&r, 9);
         let message = b"eyJhbGciOiJFUzM4NCJ9.eyJzdWIiOiIxIn0";
         let good = (r.sign)(9, message);
-        let width = |x: U384| x.to_be_bytes()[48 - size..].to_vec();
-        let n = width(*r.curve.order.modulus());
-        let s = r.curve.integer(&good[size..]).unwrap();
-        let high_s = width(r.curve.order.modulus().wrapping_sub(&s));
+        let n = hex(r.curve.n);
+        let s = BigUint::from_bytes_be(&good[size..]);
+        let high_s = (BigUint::from_bytes_be(&n) - s).to_bytes_be();
+        let high_s = [&vec![0u8; size - high_s.len()][..], &high_s].concat();
         let (head, tail) = (&good[..size], &good[size..]);
         let zero = vec![0u8; size];
         let mut cases: Vec<Vec<u8>> = Vec::new();
@@ -134,13 +134,12 @@ fn altered_signatures_are_judged_as_the_reference_judges_them() {
 fn only_points_of_the_curve_are_keys() {
     for curve in [&P256, &P384] {
         let size = curve.size();
-        let width = |x: &U384| x.to_be_bytes()[48 - size..].to_vec();
-        let (gx, gy) = (width(&curve.gx), width(&curve.gy));
+        let (gx, gy) = (hex(curve.gx), hex(curve.gy));
         assert!(VerifyingKey::from_coordinates(curve, &gx, &gy).is_some());
         let mut off = gy.clone();
         off[size - 1] ^= 1;
         assert!(VerifyingKey::from_coordinates(curve, &gx, &off).is_none());
-        let p = width(curve.field.modulus());
+        let p = hex(curve.p);
         assert!(VerifyingKey::from_coordinates(curve, &p, &gy).is_none());
         // A coordinate of the wrong length.
         assert!(VerifyingKey::from_coordinates(curve, &gx[1..], &gy).is_none());
