@@ -4,8 +4,8 @@
 //! the token alone): [`JwsAlgorithm::from_name`] knows only the asymmetric
 //! algorithms below, so `none` and `HS*` cannot even be named.
 
-use super::rsassa::{Hash, Padding, RsaPublicKey};
 use super::ecdsa;
+use super::rsassa::{Hash, Padding, RsaPublicKey};
 use std::fmt;
 
 /// The supported JWS algorithms (RFC 7518 / RFC 8037 names).

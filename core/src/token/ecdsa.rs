@@ -163,15 +163,21 @@ impl Ring<'_> {
     }
 
     fn into_montgomery(&self, a: &Fe) -> Fe {
-        self.fe(&self.0.to_montgomery(a.get(..self.0.len()).unwrap_or_default()))
+        self.fe(&self
+            .0
+            .to_montgomery(a.get(..self.0.len()).unwrap_or_default()))
     }
 
     fn out_of_montgomery(&self, a: &Fe) -> Fe {
-        self.fe(&self.0.from_montgomery(a.get(..self.0.len()).unwrap_or_default()))
+        self.fe(&self
+            .0
+            .from_montgomery(a.get(..self.0.len()).unwrap_or_default()))
     }
 
     fn invert(&self, a: &Fe) -> Fe {
-        self.fe(&self.0.invert_prime(a.get(..self.0.len()).unwrap_or_default()))
+        self.fe(&self
+            .0
+            .invert_prime(a.get(..self.0.len()).unwrap_or_default()))
     }
 
     fn fe(&self, limbs: &[Limb]) -> Fe {
@@ -201,12 +207,7 @@ impl Curve {
                     y: f.into_montgomery(&f.integer(&hex(self.gy))?),
                     z: f.into_montgomery(&f.integer(&[1])?),
                 };
-                Some(Arithmetic {
-                    field,
-                    order,
-                    b,
-                    g,
-                })
+                Some(Arithmetic { field, order, b, g })
             })
             .as_ref()
     }
@@ -227,11 +228,7 @@ impl Arithmetic {
         let (x, y) = (f.into_montgomery(&x), f.into_montgomery(&y));
         let three_x = f.add(&f.add(&x, &x), &x);
         let rhs = f.add(&f.sub(&f.mul(&f.square(&x), &x), &three_x), &self.b);
-        (f.square(&y) == rhs).then_some(Point {
-            x,
-            y,
-            z: self.g.z,
-        })
+        (f.square(&y) == rhs).then_some(Point { x, y, z: self.g.z })
     }
 
     fn infinity(&self) -> Point {
@@ -323,7 +320,8 @@ impl Curve {
             return false;
         }
         // The digest is below 2^(8·size) < 2n.
-        a.order.reduce_once(e.get_mut(..a.order.len()).unwrap_or_default());
+        a.order
+            .reduce_once(e.get_mut(..a.order.len()).unwrap_or_default());
         let w = n.invert(&n.into_montgomery(&s));
         let u1 = n.out_of_montgomery(&n.mul(&n.into_montgomery(&e), &w));
         let u2 = n.out_of_montgomery(&n.mul(&n.into_montgomery(&r), &w));
@@ -357,7 +355,8 @@ impl Curve {
         let z_inv = f.invert(&acc.z);
         let mut x = f.out_of_montgomery(&f.mul(&acc.x, &f.square(&z_inv)));
         // x mod n: the field modulus is below 2n.
-        a.order.reduce_once(x.get_mut(..a.order.len()).unwrap_or_default());
+        a.order
+            .reduce_once(x.get_mut(..a.order.len()).unwrap_or_default());
         x == r
     }
 }

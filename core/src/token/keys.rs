@@ -2,8 +2,8 @@
 //! fetches bytes, this decides when and keeps the last good set).
 
 use super::alg::{JwsAlgorithm, PublicKey};
-use super::{ecdsa, rsassa};
 use super::jose;
+use super::{ecdsa, rsassa};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{Map, Value};

@@ -20,7 +20,12 @@ fn case(bytes: &[u8], a: &[u8], b: &[u8]) -> Option<(Modulus, BigUint, BigUint, 
     *n.last_mut()? |= 1;
     let m = Modulus::new(&n)?;
     let n = BigUint::from_bytes_be(&n);
-    Some((m, n.clone(), BigUint::from_bytes_be(a) % &n, BigUint::from_bytes_be(b) % &n))
+    Some((
+        m,
+        n.clone(),
+        BigUint::from_bytes_be(a) % &n,
+        BigUint::from_bytes_be(b) % &n,
+    ))
 }
 
 proptest! {
@@ -58,10 +63,16 @@ fn large_moduli_and_inverses() {
     let n = BigUint::from_bytes_be(&n_bytes);
     let a = &n - BigUint::from(12345u32);
     let b = &n >> 7;
-    let (am, bm) = (m.to_montgomery(&of(&a, MAX_LIMBS)), m.to_montgomery(&of(&b, MAX_LIMBS)));
+    let (am, bm) = (
+        m.to_montgomery(&of(&a, MAX_LIMBS)),
+        m.to_montgomery(&of(&b, MAX_LIMBS)),
+    );
     assert_eq!(big(&m.from_montgomery(&m.mul(&am, &bm))), (&a * &b) % &n);
     let e = limbs(&[1, 0, 1], 1).unwrap();
-    assert_eq!(big(&m.from_montgomery(&m.pow(&am, &e))), a.modpow(&BigUint::from(65537u32), &n));
+    assert_eq!(
+        big(&m.from_montgomery(&m.pow(&am, &e))),
+        a.modpow(&BigUint::from(65537u32), &n)
+    );
     // Inverses modulo a prime (the P-256 field).
     let p = BigUint::parse_bytes(
         b"ffffffff00000001000000000000000000000000ffffffffffffffffffffffff",
@@ -72,7 +83,10 @@ fn large_moduli_and_inverses() {
     for x in [1u32, 2, 3, 0xdead_beef] {
         let xm = m.to_montgomery(&of(&BigUint::from(x), limbs_for(32)));
         let inverse = m.invert_prime(&xm);
-        assert_eq!(big(&m.from_montgomery(&m.mul(&xm, &inverse))), BigUint::from(1u32));
+        assert_eq!(
+            big(&m.from_montgomery(&m.mul(&xm, &inverse))),
+            BigUint::from(1u32)
+        );
     }
     // Even moduli, 1 and nothing are refused; leading zeros are not limbs.
     assert!(Modulus::new(&[0x10, 0x00]).is_none());

@@ -16,14 +16,22 @@ use jwt_compact::{Algorithm, AlgorithmSignature};
 /// Python's `cryptography` (`tests/fixtures/keys/rsa_sizes.json`: 2049 and
 /// 2055 bits, where PSS drops the first byte of the encoding, 3072, 4096).
 fn keys() -> Vec<RsaPrivateKey> {
-    let fixtures: serde_json::Value =
-        serde_json::from_str(include_str!("../../../../tests/fixtures/keys/private_keys.json"))
-            .unwrap();
-    let sizes: serde_json::Value =
-        serde_json::from_str(include_str!("../../../../tests/fixtures/keys/rsa_sizes.json"))
-            .unwrap();
+    let fixtures: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../../tests/fixtures/keys/private_keys.json"
+    ))
+    .unwrap();
+    let sizes: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../../tests/fixtures/keys/rsa_sizes.json"
+    ))
+    .unwrap();
     let mut der = vec![fixtures["rsa1"]["pkcs8_der_b64"].as_str().unwrap()];
-    der.extend(sizes.as_object().unwrap().values().map(|v| v.as_str().unwrap()));
+    der.extend(
+        sizes
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_str().unwrap()),
+    );
     der.into_iter()
         .map(|b64| RsaPrivateKey::from_pkcs8_der(&STANDARD.decode(b64).unwrap()).unwrap())
         .collect()
@@ -126,9 +134,7 @@ fn keys_are_refused_as_the_rsa_crate_refuses_them() {
         )
         .map(|_| ())
         .map_err(|e| e.to_string());
-        let ours = RsaPublicKey::new(n, e)
-            .map(|_| ())
-            .map_err(str::to_string);
+        let ours = RsaPublicKey::new(n, e).map(|_| ()).map_err(str::to_string);
         assert_eq!(ours, theirs, "n {} bytes, e {e:02x?}", n.len());
     }
 }
