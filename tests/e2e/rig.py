@@ -87,8 +87,9 @@ def sekmet_binary() -> Path:
     raise FileNotFoundError("no sekmet binary: run `make venv` (sekmet-fhir)")
 
 
-# The Envoy releases the native module is built for (its dynamic-modules ABI; docs/native.md).
-NATIVE_ENVOY_RELEASES = ("1.40",)
+# The Envoy releases the native module supports, oldest first (their dynamic-modules ABI;
+# docs/native.md). `make e2e-oldest` runs the native tests on the first.
+NATIVE_ENVOY_RELEASES = ("1.39", "1.40")
 
 
 def envoy_release() -> str:
@@ -103,7 +104,7 @@ def native_unsupported_reason() -> str | None:
     release = envoy_release()
     if release in NATIVE_ENVOY_RELEASES:
         return None
-    return f"the native module is built for Envoy {', '.join(NATIVE_ENVOY_RELEASES)} (this is {release})"
+    return f"the native module supports Envoy {', '.join(NATIVE_ENVOY_RELEASES)} (this is {release})"
 
 
 def free_port() -> int:
@@ -332,7 +333,7 @@ class Recorder:
                     return
                 if fault == "slow":
                     time.sleep(rec.fault_delay)
-                status, data = rec.answer(self.command, self.path)
+                status, data = rec.answer_to(self.command, self.path, self.headers.get("x-request-id") or "")
                 if fault == "garbage":
                     return self._reply(200, b"<html><body>Bad gateway</body></html>", "text/html")
                 if fault == "huge":
@@ -351,14 +352,19 @@ class Recorder:
                     self.send_header("Content-Encoding", encoding)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                if self.command != "HEAD":  # a HEAD answer has the headers of the GET and no body
+                    self.wfile.write(data)
 
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle  # noqa: N815
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _handle  # noqa: N815
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, name="recorder", daemon=True).start()
         return self
+
+    def answer_to(self, method: str, raw_path: str, request_id: str) -> tuple[int, bytes]:  # noqa: ARG002
+        """The answer to one request (a subclass may answer by request id)."""
+        return self.answer(method, raw_path)
 
     @staticmethod
     def answer(method: str, raw_path: str) -> tuple[int, bytes]:
@@ -731,6 +737,10 @@ class AccessLog:
         """The audit log's lines, each as it was written (parsed)."""
         return self._read(self.path)
 
+    def details(self) -> list[dict[str, Any]]:
+        """The details log's lines (Envoy's facts about each request)."""
+        return self._read(self.details_path)
+
     def line_for(self, request_id: str) -> dict[str, Any] | None:
         return next((line for line in self.lines() if line.get("request_id") == request_id), None)
 
@@ -1014,10 +1024,12 @@ def main(argv: list[str] | None = None) -> int:
     `python -m tests.e2e.rig -- CMD ARGS...`: start the rig, run CMD with `{target}`,
     `{issuer}`, `{upstream}` in its arguments replaced by the rig's FHIR base through Envoy,
     its token issuer and sekmet's direct base, stop the rig, exit with CMD's status
-    (`make conformance-rig` runs `make conformance` against the rig this way)."""
+    (`make conformance-rig` runs `make conformance` against the rig this way).
+    RIG_ARTIFACT=native: the native module on every listener instead of the .wasm."""
     argv = sys.argv[1:] if argv is None else argv
     command = argv[argv.index("--") + 1:] if "--" in argv else None
-    rig = Rig(with_filter=os.environ.get("RIG_NO_FILTER") is None).start()
+    rig = Rig(with_filter=os.environ.get("RIG_NO_FILTER") is None,
+              artifact=os.environ.get("RIG_ARTIFACT", "wasm")).start()
     try:
         urls = {"target": rig.base_url, "issuer": rig.issuer.issuer_url,
                 "upstream": rig.sekmet.base_url if rig.sekmet else ""}
