@@ -162,16 +162,14 @@ impl Ring<'_> {
             .is_some_and(|a| modular::less(a, self.0.limbs()))
     }
 
-    fn into_montgomery(&self, a: &Fe) -> Fe {
+    fn to_montgomery(&self, a: &Fe) -> Fe {
         self.fe(&self
             .0
             .to_montgomery(a.get(..self.0.len()).unwrap_or_default()))
     }
 
-    fn out_of_montgomery(&self, a: &Fe) -> Fe {
-        self.fe(&self
-            .0
-            .from_montgomery(a.get(..self.0.len()).unwrap_or_default()))
+    fn to_plain(&self, a: &Fe) -> Fe {
+        self.fe(&self.0.to_plain(a.get(..self.0.len()).unwrap_or_default()))
     }
 
     fn invert(&self, a: &Fe) -> Fe {
@@ -201,11 +199,11 @@ impl Curve {
                 let field = Modulus::new(&hex(self.p))?;
                 let order = Modulus::new(&hex(self.n))?;
                 let f = Ring(&field);
-                let b = f.into_montgomery(&f.integer(&hex(self.b))?);
+                let b = f.to_montgomery(&f.integer(&hex(self.b))?);
                 let g = Point {
-                    x: f.into_montgomery(&f.integer(&hex(self.gx))?),
-                    y: f.into_montgomery(&f.integer(&hex(self.gy))?),
-                    z: f.into_montgomery(&f.integer(&[1])?),
+                    x: f.to_montgomery(&f.integer(&hex(self.gx))?),
+                    y: f.to_montgomery(&f.integer(&hex(self.gy))?),
+                    z: f.to_montgomery(&f.integer(&[1])?),
                 };
                 Some(Arithmetic { field, order, b, g })
             })
@@ -225,7 +223,7 @@ impl Arithmetic {
         if !f.below_modulus(&x) || !f.below_modulus(&y) {
             return None;
         }
-        let (x, y) = (f.into_montgomery(&x), f.into_montgomery(&y));
+        let (x, y) = (f.to_montgomery(&x), f.to_montgomery(&y));
         let three_x = f.add(&f.add(&x, &x), &x);
         let rhs = f.add(&f.sub(&f.mul(&f.square(&x), &x), &three_x), &self.b);
         (f.square(&y) == rhs).then_some(Point { x, y, z: self.g.z })
@@ -322,9 +320,9 @@ impl Curve {
         // The digest is below 2^(8·size) < 2n.
         a.order
             .reduce_once(e.get_mut(..a.order.len()).unwrap_or_default());
-        let w = n.invert(&n.into_montgomery(&s));
-        let u1 = n.out_of_montgomery(&n.mul(&n.into_montgomery(&e), &w));
-        let u2 = n.out_of_montgomery(&n.mul(&n.into_montgomery(&r), &w));
+        let w = n.invert(&n.to_montgomery(&s));
+        let u1 = n.to_plain(&n.mul(&n.to_montgomery(&e), &w));
+        let u2 = n.to_plain(&n.mul(&n.to_montgomery(&r), &w));
         let Some(q) = key
             .sec1
             .get(1..)
@@ -353,7 +351,7 @@ impl Curve {
         }
         let f = Ring(&a.field);
         let z_inv = f.invert(&acc.z);
-        let mut x = f.out_of_montgomery(&f.mul(&acc.x, &f.square(&z_inv)));
+        let mut x = f.to_plain(&f.mul(&acc.x, &f.square(&z_inv)));
         // x mod n: the field modulus is below 2n.
         a.order
             .reduce_once(x.get_mut(..a.order.len()).unwrap_or_default());

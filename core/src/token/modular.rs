@@ -216,7 +216,7 @@ impl Modulus {
     }
 
     /// The reduced value of `a` in Montgomery form.
-    pub fn from_montgomery(&self, a: &[Limb]) -> Vec<Limb> {
+    pub fn to_plain(&self, a: &[Limb]) -> Vec<Limb> {
         self.mul(a, &self.small(1))
     }
 

@@ -196,7 +196,7 @@ impl RsaPublicKey {
             return Vec::new();
         };
         let power = self.modulus.pow(&self.modulus.to_montgomery(&s), &e);
-        modular::be_bytes(&self.modulus.from_montgomery(&power), k)
+        modular::be_bytes(&self.modulus.to_plain(&power), k)
     }
 }
 

@@ -7,7 +7,7 @@ use ::rsa::BigUint;
 use proptest::prelude::*;
 
 fn big(limbs: &[Limb]) -> BigUint {
-    BigUint::from_bytes_be(&be_bytes(limbs, std::mem::size_of::<Limb>() * limbs.len()))
+    BigUint::from_bytes_be(&be_bytes(limbs, std::mem::size_of_val(limbs)))
 }
 
 fn of(value: &BigUint, len: usize) -> Vec<Limb> {
@@ -39,14 +39,14 @@ proptest! {
         if let Some((m, n, a, b)) = case(&n, &a, &b) {
             let len = m.len();
             let (am, bm) = (m.to_montgomery(&of(&a, len)), m.to_montgomery(&of(&b, len)));
-            prop_assert_eq!(big(&m.from_montgomery(&m.mul(&am, &bm))), (&a * &b) % &n);
-            prop_assert_eq!(big(&m.from_montgomery(&m.add(&am, &bm))), (&a + &b) % &n);
+            prop_assert_eq!(big(&m.to_plain(&m.mul(&am, &bm))), (&a * &b) % &n);
+            prop_assert_eq!(big(&m.to_plain(&m.add(&am, &bm))), (&a + &b) % &n);
             let mut d = vec![0; len];
             m.sub_into(&mut d, &am, &bm);
-            prop_assert_eq!(big(&m.from_montgomery(&d)), (&a + &n - &b) % &n);
+            prop_assert_eq!(big(&m.to_plain(&d)), (&a + &n - &b) % &n);
             let exponent = limbs(&e.to_be_bytes(), limbs_for(8)).unwrap();
             prop_assert_eq!(
-                big(&m.from_montgomery(&m.pow(&am, &exponent))),
+                big(&m.to_plain(&m.pow(&am, &exponent))),
                 a.modpow(&BigUint::from(e), &n)
             );
         }
@@ -67,10 +67,10 @@ fn large_moduli_and_inverses() {
         m.to_montgomery(&of(&a, MAX_LIMBS)),
         m.to_montgomery(&of(&b, MAX_LIMBS)),
     );
-    assert_eq!(big(&m.from_montgomery(&m.mul(&am, &bm))), (&a * &b) % &n);
+    assert_eq!(big(&m.to_plain(&m.mul(&am, &bm))), (&a * &b) % &n);
     let e = limbs(&[1, 0, 1], 1).unwrap();
     assert_eq!(
-        big(&m.from_montgomery(&m.pow(&am, &e))),
+        big(&m.to_plain(&m.pow(&am, &e))),
         a.modpow(&BigUint::from(65537u32), &n)
     );
     // Inverses modulo a prime (the P-256 field).
@@ -83,10 +83,7 @@ fn large_moduli_and_inverses() {
     for x in [1u32, 2, 3, 0xdead_beef] {
         let xm = m.to_montgomery(&of(&BigUint::from(x), limbs_for(32)));
         let inverse = m.invert_prime(&xm);
-        assert_eq!(
-            big(&m.from_montgomery(&m.mul(&xm, &inverse))),
-            BigUint::from(1u32)
-        );
+        assert_eq!(big(&m.to_plain(&m.mul(&xm, &inverse))), BigUint::from(1u32));
     }
     // Even moduli, 1 and nothing are refused; leading zeros are not limbs.
     assert!(Modulus::new(&[0x10, 0x00]).is_none());
