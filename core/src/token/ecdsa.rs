@@ -116,13 +116,18 @@ const ZERO: Fe = [0; MAX_LIMBS];
 struct Ring<'a>(&'a Modulus);
 
 impl Ring<'_> {
-    fn mul(&self, a: &Fe, b: &Fe) -> Fe {
+    /// `op` on the modulus' limbs of `a` and `b`.
+    fn apply(&self, a: &Fe, b: &Fe, op: impl Fn(&Modulus, &mut [Limb], &[Limb], &[Limb])) -> Fe {
         let len = self.0.len();
         let mut out = ZERO;
         if let (Some(o), Some(a), Some(b)) = (out.get_mut(..len), a.get(..len), b.get(..len)) {
-            self.0.mul_into(o, a, b);
+            op(self.0, o, a, b);
         }
         out
+    }
+
+    fn mul(&self, a: &Fe, b: &Fe) -> Fe {
+        self.apply(a, b, Modulus::mul_into)
     }
 
     fn square(&self, a: &Fe) -> Fe {
@@ -130,21 +135,11 @@ impl Ring<'_> {
     }
 
     fn add(&self, a: &Fe, b: &Fe) -> Fe {
-        let len = self.0.len();
-        let mut out = ZERO;
-        if let (Some(o), Some(a), Some(b)) = (out.get_mut(..len), a.get(..len), b.get(..len)) {
-            self.0.add_into(o, a, b);
-        }
-        out
+        self.apply(a, b, Modulus::add_into)
     }
 
     fn sub(&self, a: &Fe, b: &Fe) -> Fe {
-        let len = self.0.len();
-        let mut out = ZERO;
-        if let (Some(o), Some(a), Some(b)) = (out.get_mut(..len), a.get(..len), b.get(..len)) {
-            self.0.sub_into(o, a, b);
-        }
-        out
+        self.apply(a, b, Modulus::sub_into)
     }
 
     /// A big-endian integer of at most `MAX_LIMBS` limbs, as is.

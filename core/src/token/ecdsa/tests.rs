@@ -23,49 +23,38 @@ fn secret(seed: u8, size: usize) -> Vec<u8> {
     secret
 }
 
-const P256_REFERENCE: Reference = Reference {
-    curve: &P256,
-    verify: verify_es256,
-    public: |seed| {
-        let key = p256::ecdsa::SigningKey::from_slice(&secret(seed, 32)).unwrap();
-        let point = key.verifying_key().to_encoded_point(false);
-        (point.x().unwrap().to_vec(), point.y().unwrap().to_vec())
-    },
-    sign: |seed, message| {
-        use p256::ecdsa::signature::Signer;
-        let key = p256::ecdsa::SigningKey::from_slice(&secret(seed, 32)).unwrap();
-        let signature: p256::ecdsa::Signature = key.sign(message);
-        signature.to_bytes().to_vec()
-    },
-    theirs: |seed, message, signature| {
-        use p256::ecdsa::signature::Verifier;
-        let key = p256::ecdsa::SigningKey::from_slice(&secret(seed, 32)).unwrap();
-        p256::ecdsa::Signature::try_from(signature)
-            .is_ok_and(|s| key.verifying_key().verify(message, &s).is_ok())
-    },
-};
+/// The reference of a RustCrypto curve crate (`p256`, `p384`).
+macro_rules! reference {
+    ($krate:ident, $curve:expr, $verify:expr) => {
+        Reference {
+            curve: &$curve,
+            verify: $verify,
+            public: |seed| {
+                let key =
+                    $krate::ecdsa::SigningKey::from_slice(&secret(seed, $curve.size)).unwrap();
+                let point = key.verifying_key().to_encoded_point(false);
+                (point.x().unwrap().to_vec(), point.y().unwrap().to_vec())
+            },
+            sign: |seed, message| {
+                use $krate::ecdsa::signature::Signer;
+                let key =
+                    $krate::ecdsa::SigningKey::from_slice(&secret(seed, $curve.size)).unwrap();
+                let signature: $krate::ecdsa::Signature = key.sign(message);
+                signature.to_bytes().to_vec()
+            },
+            theirs: |seed, message, signature| {
+                use $krate::ecdsa::signature::Verifier;
+                let key =
+                    $krate::ecdsa::SigningKey::from_slice(&secret(seed, $curve.size)).unwrap();
+                $krate::ecdsa::Signature::try_from(signature)
+                    .is_ok_and(|s| key.verifying_key().verify(message, &s).is_ok())
+            },
+        }
+    };
+}
 
-const P384_REFERENCE: Reference = Reference {
-    curve: &P384,
-    verify: verify_es384,
-    public: |seed| {
-        let key = p384::ecdsa::SigningKey::from_slice(&secret(seed, 48)).unwrap();
-        let point = key.verifying_key().to_encoded_point(false);
-        (point.x().unwrap().to_vec(), point.y().unwrap().to_vec())
-    },
-    sign: |seed, message| {
-        use p384::ecdsa::signature::Signer;
-        let key = p384::ecdsa::SigningKey::from_slice(&secret(seed, 48)).unwrap();
-        let signature: p384::ecdsa::Signature = key.sign(message);
-        signature.to_bytes().to_vec()
-    },
-    theirs: |seed, message, signature| {
-        use p384::ecdsa::signature::Verifier;
-        let key = p384::ecdsa::SigningKey::from_slice(&secret(seed, 48)).unwrap();
-        p384::ecdsa::Signature::try_from(signature)
-            .is_ok_and(|s| key.verifying_key().verify(message, &s).is_ok())
-    },
-};
+const P256_REFERENCE: Reference = reference!(p256, P256, verify_es256);
+const P384_REFERENCE: Reference = reference!(p384, P384, verify_es384);
 
 fn our_key(r: &Reference, seed: u8) -> VerifyingKey {
     let (x, y) = (r.public)(seed);
