@@ -3,7 +3,7 @@
 //! then (`audit.encoding` `"fields"`/`"struct"`/`"json"`) or once when Envoy
 //! logs the request (`"line"`), with the response code and timing added.
 
-use super::Stream;
+use super::{Callback, Stream};
 use crate::audit_property::write_audit_record;
 use crate::host::{property_u64, Host};
 use fhir_smart_authz_core::audit::{
@@ -54,7 +54,7 @@ impl Stream {
                 method: self.method(),
                 request_id: self.request_id(),
                 decision: d,
-                identity: self.facts.as_ref().map(|f| &f.identity),
+                identity: self.facts().map(|f| &f.identity),
                 enforced: config.enforce,
                 now_ms: self.now_ms(host),
                 obligation_result: obligation,
@@ -77,7 +77,7 @@ impl Stream {
     /// request's access-log line (`"line"` encoding): the last record built,
     /// with the response code, duration, start time, method and path.
     pub fn on_log(&mut self, host: &dyn Host) {
-        self.callback();
+        self.callback(Callback::Log);
         if self.audit_line.is_some() {
             self.timed(host, "log", |s| s.log_record(host));
         }
