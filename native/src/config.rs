@@ -2,9 +2,11 @@
 //! configuration bytes, validated as the wasm build validates them, the
 //! metrics, defined up front (Envoy freezes stat creation once the
 //! configuration is loaded) under the names the wasm build uses, and the
-//! main thread's tick that fetches key sets for every worker.
+//! main thread's tick that fetches key sets for every worker, and the
+//! verified-token cache all workers share.
 
 use crate::abi::{self, ConfigEnvoyPtr, FilterEnvoyPtr, ModuleBuffer, SchedulerPtr};
+use crate::token_cache::{process_token_cache, ProcessTokenCache};
 use fhir_smart_authz::metrics::all_names;
 use fhir_smart_authz::root::TICK_MS;
 use fhir_smart_authz_core::config::Config;
@@ -28,6 +30,8 @@ pub struct NativeConfig {
     metrics: HashMap<String, u32>,
     /// The main thread's tick (periodic JWKS fetches), while the configuration lives.
     ticker: Mutex<Option<Ticker>>,
+    /// Verified tokens, for every worker of the process.
+    pub token_cache: ProcessTokenCache,
 }
 
 /// A thread that asks Envoy every `TICK_MS` to run the configuration's
@@ -70,6 +74,7 @@ impl NativeConfig {
             envoy: envoy as usize,
             metrics,
             ticker: Mutex::new(None),
+            token_cache: process_token_cache(&config),
         })
     }
 

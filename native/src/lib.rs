@@ -14,6 +14,7 @@ mod config;
 pub mod crypto;
 pub mod host;
 pub mod shared_data;
+pub mod token_cache;
 mod worker;
 
 use crate::abi::{EnvoyBuffer, EnvoyHeader, FilterEnvoyPtr};

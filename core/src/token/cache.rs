@@ -1,6 +1,7 @@
 //! Verified-token cache: bounded, keyed by SHA-256 of the whole token, entries
-//! die with the token (or the introspection TTL) and with the issuer's key-set
-//! generation. The caller re-runs the time checks on every hit.
+//! die with the token (or the introspection TTL) and when the issuer's key set
+//! changes (its content-derived id, [`super::KeyStore::key_set_id`]). The
+//! caller re-runs the time checks on every hit.
 
 use super::jose::TimeClaims;
 use sha2::{Digest, Sha256};
@@ -20,7 +21,8 @@ impl CacheKey {
 struct Entry<V> {
     serial: u64,
     issuer_index: usize,
-    generation: u64,
+    /// The key-set id of the issuer when the token was verified.
+    key_set: u64,
     /// The entry is dropped at or after this time (unix seconds).
     expires_at: u64,
     times: TimeClaims,
@@ -35,9 +37,46 @@ pub struct CacheHit<V> {
     pub times: TimeClaims,
 }
 
+/// Where verified tokens are kept: one worker's own [`TokenCache`] (a wasm
+/// VM), or one cache for all threads of a process
+/// ([`super::shared_cache::SharedTokenCache`], the native module). Callers
+/// are generic over it, so each build compiles only the store it uses.
+pub trait TokenStore<V> {
+    /// Look a token up. Entries past their `expires_at` or verified under
+    /// another key set of their issuer (`key_set_of(issuer) != stored`) miss
+    /// (and are removed).
+    fn get(
+        &mut self,
+        key: &CacheKey,
+        now: u64,
+        key_set_of: impl Fn(usize) -> Option<u64>,
+    ) -> Option<CacheHit<V>>;
+
+    /// Remember a token verified under key set `key_set` of `issuer_index`
+    /// until `expires_at` (or eviction).
+    fn insert(
+        &mut self,
+        key: CacheKey,
+        issuer_index: usize,
+        key_set: u64,
+        expires_at: u64,
+        times: TimeClaims,
+        value: V,
+    );
+
+    /// Forget one token.
+    fn remove(&mut self, key: &CacheKey);
+
+    /// Drop every expired entry (O(n); call from a timer, not per request).
+    fn purge_expired(&mut self, now: u64);
+
+    /// The most entries kept (0: the cache is off).
+    fn capacity(&self) -> usize;
+}
+
 /// Bounded map from token hash to a caller-chosen value `V` (keep it small:
-/// e.g. an `Rc` of the parsed claims the engine needs). Insertion order
-/// eviction (oldest first), O(1) amortised.
+/// e.g. an `Arc` of the claims the engine needs). Insertion order eviction
+/// (oldest first), O(1) amortised.
 #[derive(Debug, Clone)]
 pub struct TokenCache<V> {
     max_entries: usize,
@@ -69,18 +108,15 @@ impl<V: Clone> TokenCache<V> {
         self.max_entries
     }
 
-    /// Look a token up. Entries past their `expires_at` or whose issuer's
-    /// key-set generation changed (`generation_of(issuer) != stored`) are
-    /// removed and miss.
+    /// See [`TokenStore::get`].
     pub fn get(
         &mut self,
         key: &CacheKey,
         now: u64,
-        generation_of: impl Fn(usize) -> Option<u64>,
+        key_set_of: impl Fn(usize) -> Option<u64>,
     ) -> Option<CacheHit<V>> {
         let entry = self.map.get(key)?;
-        let live =
-            now < entry.expires_at && generation_of(entry.issuer_index) == Some(entry.generation);
+        let live = now < entry.expires_at && key_set_of(entry.issuer_index) == Some(entry.key_set);
         if !live {
             self.map.remove(key);
             self.compact_if_needed();
@@ -93,12 +129,12 @@ impl<V: Clone> TokenCache<V> {
         })
     }
 
-    /// Remember a verified token until `expires_at` (or eviction).
+    /// See [`TokenStore::insert`].
     pub fn insert(
         &mut self,
         key: CacheKey,
         issuer_index: usize,
-        generation: u64,
+        key_set: u64,
         expires_at: u64,
         times: TimeClaims,
         value: V,
@@ -120,7 +156,7 @@ impl<V: Clone> TokenCache<V> {
             Entry {
                 serial,
                 issuer_index,
-                generation,
+                key_set,
                 expires_at,
                 times,
                 value,
@@ -169,6 +205,41 @@ impl<V: Clone> TokenCache<V> {
     }
 }
 
+impl<V: Clone> TokenStore<V> for TokenCache<V> {
+    fn get(
+        &mut self,
+        key: &CacheKey,
+        now: u64,
+        key_set_of: impl Fn(usize) -> Option<u64>,
+    ) -> Option<CacheHit<V>> {
+        TokenCache::get(self, key, now, key_set_of)
+    }
+
+    fn insert(
+        &mut self,
+        key: CacheKey,
+        issuer_index: usize,
+        key_set: u64,
+        expires_at: u64,
+        times: TimeClaims,
+        value: V,
+    ) {
+        TokenCache::insert(self, key, issuer_index, key_set, expires_at, times, value);
+    }
+
+    fn remove(&mut self, key: &CacheKey) {
+        TokenCache::remove(self, key);
+    }
+
+    fn purge_expired(&mut self, now: u64) {
+        TokenCache::purge_expired(self, now);
+    }
+
+    fn capacity(&self) -> usize {
+        self.max_entries
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,9 +267,9 @@ mod tests {
     #[test]
     fn entries_are_small() {
         // Per entry: the map slot (32-byte key + entry) and an order slot. With
-        // an `Rc` value, 10 000 entries stay around 2 MiB (plus what the value
+        // an `Arc` value, 10 000 entries stay around 2 MiB (plus what the value
         // points to), well under the 16 MiB budget.
-        let slot = std::mem::size_of::<(CacheKey, Entry<std::rc::Rc<()>>)>();
+        let slot = std::mem::size_of::<(CacheKey, Entry<std::sync::Arc<()>>)>();
         let order = std::mem::size_of::<(CacheKey, u64)>();
         assert!(slot <= 128, "{slot}");
         assert!((slot * 2 + order * 3) * 10_000 < 4 * 1024 * 1024);

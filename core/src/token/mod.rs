@@ -23,13 +23,14 @@ pub mod keys;
 pub mod offline;
 pub mod service;
 mod settings;
+pub mod shared_cache;
 mod signature;
 mod verified;
 pub mod verify;
 
 pub use alg::{JwsAlgorithm, PublicKey};
 pub use bearer::{extract_bearer, BearerToken, Scheme, TokenLocation};
-pub use cache::{CacheHit, CacheKey, TokenCache};
+pub use cache::{CacheHit, CacheKey, TokenCache, TokenStore};
 pub use error::TokenError;
 pub use host_crypto::HostAssistedVerifier;
 pub use introspection::IntrospectionRequest;
@@ -43,6 +44,7 @@ pub use settings::{
     load_issuer_secrets, validate_issuers, IntrospectionConfig, IssuerConfig, TokenSettings,
     TrustConfig,
 };
+pub use shared_cache::SharedTokenCache;
 pub use signature::{RustCryptoVerifier, SignatureVerifier, VerifierError};
 pub use verified::{TokenSource, VerifiedToken};
 pub use verify::{Authenticated, KeyFetch, TokenVerifier};
