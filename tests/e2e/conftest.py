@@ -40,6 +40,13 @@ def wasm_rig():
             print(f"\nrig files kept in {r.workdir}")
 
 
+@pytest.fixture(scope="module", params=["wasm", "native"])
+def rig_of_each_artifact(request):
+    """The session's rig of one artifact, the .wasm's then the native module's: a module that
+    overrides `rig` with it runs every test on both builds (test ids end in [wasm]/[native])."""
+    return request.getfixturevalue(f"{request.param}_rig")
+
+
 @pytest.fixture(scope="session")
 def native_rig():
     """The same rig with the native build (the dynamic module) on every listener."""

@@ -87,8 +87,9 @@ def sekmet_binary() -> Path:
     raise FileNotFoundError("no sekmet binary: run `make venv` (sekmet-fhir)")
 
 
-# The Envoy releases the native module is built for (its dynamic-modules ABI; docs/native.md).
-NATIVE_ENVOY_RELEASES = ("1.40",)
+# The Envoy releases the native module supports, oldest first (their dynamic-modules ABI;
+# docs/native.md). `make e2e-oldest` runs the native tests on the first.
+NATIVE_ENVOY_RELEASES = ("1.39", "1.40")
 
 
 def envoy_release() -> str:
@@ -103,7 +104,7 @@ def native_unsupported_reason() -> str | None:
     release = envoy_release()
     if release in NATIVE_ENVOY_RELEASES:
         return None
-    return f"the native module is built for Envoy {', '.join(NATIVE_ENVOY_RELEASES)} (this is {release})"
+    return f"the native module supports Envoy {', '.join(NATIVE_ENVOY_RELEASES)} (this is {release})"
 
 
 def free_port() -> int:
@@ -1014,10 +1015,12 @@ def main(argv: list[str] | None = None) -> int:
     `python -m tests.e2e.rig -- CMD ARGS...`: start the rig, run CMD with `{target}`,
     `{issuer}`, `{upstream}` in its arguments replaced by the rig's FHIR base through Envoy,
     its token issuer and sekmet's direct base, stop the rig, exit with CMD's status
-    (`make conformance-rig` runs `make conformance` against the rig this way)."""
+    (`make conformance-rig` runs `make conformance` against the rig this way).
+    RIG_ARTIFACT=native: the native module on every listener instead of the .wasm."""
     argv = sys.argv[1:] if argv is None else argv
     command = argv[argv.index("--") + 1:] if "--" in argv else None
-    rig = Rig(with_filter=os.environ.get("RIG_NO_FILTER") is None).start()
+    rig = Rig(with_filter=os.environ.get("RIG_NO_FILTER") is None,
+              artifact=os.environ.get("RIG_ARTIFACT", "wasm")).start()
     try:
         urls = {"target": rig.base_url, "issuer": rig.issuer.issuer_url,
                 "upstream": rig.sekmet.base_url if rig.sekmet else ""}

@@ -67,6 +67,12 @@ def outcome_reason(exc) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
+def rig(rig_of_each_artifact):
+    """Both builds: the .wasm's rig, then the native module's."""
+    return rig_of_each_artifact
+
+
+@pytest.fixture(scope="module")
 def patient_app(rig):
     return SmartApp(rig, "fhirclient-patient-app", PATIENT_SCOPE, patient_app=True)
 

@@ -271,13 +271,13 @@ def test_dockerfile_is_compat_oci_image():
 
 
 def test_native_dockerfile_packages_the_module_for_its_envoy_release():
-    """Dockerfile.native: the Envoy image of the one release the module is built for, the
+    """Dockerfile.native: the Envoy image of the newest release the module supports, the
     module `make build` writes, where ENVOY_DYNAMIC_MODULES_SEARCH_PATH points."""
     from .rig import NATIVE, NATIVE_ENVOY_RELEASES
 
     lines = [ln.strip() for ln in (REPO / "Dockerfile.native").read_text().splitlines()
              if ln.strip() and not ln.strip().startswith("#")]
-    assert len(NATIVE_ENVOY_RELEASES) == 1 and lines[0] == f"FROM envoyproxy/envoy:v{NATIVE_ENVOY_RELEASES[0]}.0"
+    assert lines[0] == f"FROM envoyproxy/envoy:v{NATIVE_ENVOY_RELEASES[-1]}.0"
     module = NATIVE.relative_to(REPO)
     assert lines[1] == f"COPY {module} /usr/local/lib/envoy/modules/{NATIVE.name}", lines
     assert lines[2] == "ENV ENVOY_DYNAMIC_MODULES_SEARCH_PATH=/usr/local/lib/envoy/modules", lines

@@ -18,6 +18,12 @@ from tests.conformance.tokens import Tokens
 
 
 @pytest.fixture(scope="module")
+def rig(rig_of_each_artifact):
+    """Both builds: the .wasm's rig, then the native module's."""
+    return rig_of_each_artifact
+
+
+@pytest.fixture(scope="module")
 def conformance(rig) -> Ctx:
     # sekmet, or the server of E2E_FHIR_URL (its links name the gateway only if its base-URL
     # setting is this rig's main listener)

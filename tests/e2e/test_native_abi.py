@@ -5,12 +5,13 @@ the load, or worse, bind nothing)."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 
 import pytest
 
-from .rig import NATIVE, envoy_binary, native_unsupported_reason
+from .rig import NATIVE, REPO, envoy_binary, native_unsupported_reason
 
 
 def dynamic_symbols(path, which: str) -> set[str]:
@@ -41,3 +42,18 @@ def test_every_http_filter_hook_envoy_resolves_is_exported_by_the_module(module)
     hooks = set(re.findall(r"^(envoy_dynamic_module_on_(?:http_filter_\w+|program_init))$", strings, re.M))
     assert "envoy_dynamic_module_on_http_filter_request_headers" in hooks
     assert sorted(hooks - dynamic_symbols(module, "--defined-only")) == []
+
+
+def test_envoy_matches_the_abi_version_the_module_answers(module, tmp_path):
+    """The module answers the ABI version string of the release that loaded it (v0.1.0 on
+    1.39, v0.2.0 on 1.40): Envoy logs "matched", never "deprecated" or "mismatch"."""
+    config = tmp_path / "envoy-native.yaml"
+    config.write_text((REPO / "envoy" / "envoy-native.yaml").read_text())
+    r = subprocess.run([str(envoy_binary()), "--mode", "validate", "-c", str(config), "-l", "info"],
+                       capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "ENVOY_DYNAMIC_MODULES_SEARCH_PATH": str(module.parent),
+                            "INTROSPECTION_CLIENT_SECRET": "placeholder-not-a-secret"})
+    log = r.stdout + r.stderr
+    assert r.returncode == 0, log[-3000:]
+    versions = re.findall(r"Dynamic module ABI version (\S+) (matched|is deprecated)", log)
+    assert versions and all(verdict == "matched" for _, verdict in versions), versions or log[-3000:]
