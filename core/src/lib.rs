@@ -18,6 +18,7 @@ pub mod config_error;
 pub mod decision;
 pub mod engine;
 pub mod fhir;
+pub mod internal_failure;
 mod json;
 pub mod policy;
 pub mod public_answer;
