@@ -16,7 +16,7 @@ import requests
 import yaml
 
 from .fault_rig import FaultRig
-from .rig import REPO, STATS_CONFIG, native_unsupported_reason
+from .rig import REPO, STATS_CONFIG, built_artifact
 
 MONITORING = REPO / "examples" / "monitoring"
 METRIC = re.compile(r"\b(fhir_smart_authz_[a-z_]+)(\{[^}]*\})?")
@@ -38,8 +38,7 @@ def exported(request):
     """Metric name → the label sets Envoy exports for it, after one allowed and one denied
     request and a root tick (the gauges)."""
     artifact = request.param
-    if artifact == "native" and (why := native_unsupported_reason()):
-        pytest.skip(why)
+    built_artifact(artifact)
     rig = LatencyRig(artifact=artifact).start()
     try:
         rig.request("GET", "/Patient/pat-a")  # 401 missing_token

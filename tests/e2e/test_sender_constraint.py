@@ -19,9 +19,8 @@ import pytest
 import requests
 
 from .dpop_client import DpopKey, Pki
-from .rig import (NATIVE, WASM, AccessLog, Envoy, Issuer, Recorder, cluster, envoy_bootstrap, free_port,
-                  issuer_entry, listener, native_unsupported_reason, plugin_config, serve_issuer,
-                  wait_until)
+from .rig import (WASM, AccessLog, Envoy, Issuer, Recorder, built_artifact, cluster, envoy_bootstrap,
+                  free_port, issuer_entry, listener, plugin_config, serve_issuer, wait_until)
 
 NONCE_SECRET = "e2e-nonce-key-0123456789abcdef0123456789"
 LISTENERS = ("dpop", "nonce", "mtls")
@@ -115,11 +114,7 @@ class SenderRig:
 @pytest.fixture(scope="module", params=["wasm", "native"])
 def srig(request, tmp_path_factory):
     artifact = request.param
-    if artifact == "native" and (why := native_unsupported_reason()):
-        pytest.skip(why)
-    path = NATIVE if artifact == "native" else WASM
-    if not path.exists():
-        pytest.fail(f"{path} is missing: run `make build`")
+    built_artifact(artifact)
     r = SenderRig(tmp_path_factory.mktemp(f"sender-{artifact}"), artifact)
     try:
         yield r

@@ -16,7 +16,7 @@ import re
 import pytest
 import requests
 
-from .rig import NATIVE, WASM, Rig, native_unsupported_reason
+from .rig import Rig, built_artifact
 
 REQUESTS = 24
 
@@ -24,11 +24,7 @@ REQUESTS = 24
 @pytest.fixture(scope="module", params=["wasm", "native"])
 def workers_rig(request):
     artifact = request.param
-    if artifact == "native" and (why := native_unsupported_reason()):
-        pytest.skip(why)
-    path = NATIVE if artifact == "native" else WASM
-    if not path.exists():
-        pytest.fail(f"{path} is missing: run `make build`")
+    built_artifact(artifact)
     rig = Rig(artifact=artifact, upstream="recorder", concurrency=2).start()
     try:
         yield rig

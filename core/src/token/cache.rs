@@ -104,12 +104,34 @@ impl<V: Clone> TokenCache<V> {
         self.map.is_empty()
     }
 
-    pub fn capacity(&self) -> usize {
-        self.max_entries
+    pub fn clear(&mut self) {
+        self.map.clear();
+        self.order.clear();
     }
 
-    /// See [`TokenStore::get`].
-    pub fn get(
+    fn evict_oldest(&mut self) -> bool {
+        while let Some((key, serial)) = self.order.pop_front() {
+            if self.map.get(&key).is_some_and(|e| e.serial == serial) {
+                self.map.remove(&key);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Keep the order queue proportional to the map (stale serials pile up
+    /// after removals and replacements).
+    fn compact_if_needed(&mut self) {
+        if self.order.len() > 2 * self.map.len() + 16 {
+            let map = &self.map;
+            self.order
+                .retain(|(k, s)| map.get(k).is_some_and(|e| e.serial == *s));
+        }
+    }
+}
+
+impl<V: Clone> TokenStore<V> for TokenCache<V> {
+    fn get(
         &mut self,
         key: &CacheKey,
         now: u64,
@@ -129,8 +151,7 @@ impl<V: Clone> TokenCache<V> {
         })
     }
 
-    /// See [`TokenStore::insert`].
-    pub fn insert(
+    fn insert(
         &mut self,
         key: CacheKey,
         issuer_index: usize,
@@ -166,73 +187,15 @@ impl<V: Clone> TokenCache<V> {
         self.compact_if_needed();
     }
 
-    /// Forget one token.
-    pub fn remove(&mut self, key: &CacheKey) {
+    fn remove(&mut self, key: &CacheKey) {
         if self.map.remove(key).is_some() {
             self.compact_if_needed();
         }
     }
 
-    /// Drop every expired entry (O(n); call from a timer, not per request).
-    pub fn purge_expired(&mut self, now: u64) {
+    fn purge_expired(&mut self, now: u64) {
         self.map.retain(|_, e| now < e.expires_at);
         self.compact_if_needed();
-    }
-
-    pub fn clear(&mut self) {
-        self.map.clear();
-        self.order.clear();
-    }
-
-    fn evict_oldest(&mut self) -> bool {
-        while let Some((key, serial)) = self.order.pop_front() {
-            if self.map.get(&key).is_some_and(|e| e.serial == serial) {
-                self.map.remove(&key);
-                return true;
-            }
-        }
-        false
-    }
-
-    /// Keep the order queue proportional to the map (stale serials pile up
-    /// after removals and replacements).
-    fn compact_if_needed(&mut self) {
-        if self.order.len() > 2 * self.map.len() + 16 {
-            let map = &self.map;
-            self.order
-                .retain(|(k, s)| map.get(k).is_some_and(|e| e.serial == *s));
-        }
-    }
-}
-
-impl<V: Clone> TokenStore<V> for TokenCache<V> {
-    fn get(
-        &mut self,
-        key: &CacheKey,
-        now: u64,
-        key_set_of: impl Fn(usize) -> Option<u64>,
-    ) -> Option<CacheHit<V>> {
-        TokenCache::get(self, key, now, key_set_of)
-    }
-
-    fn insert(
-        &mut self,
-        key: CacheKey,
-        issuer_index: usize,
-        key_set: u64,
-        expires_at: u64,
-        times: TimeClaims,
-        value: V,
-    ) {
-        TokenCache::insert(self, key, issuer_index, key_set, expires_at, times, value);
-    }
-
-    fn remove(&mut self, key: &CacheKey) {
-        TokenCache::remove(self, key);
-    }
-
-    fn purge_expired(&mut self, now: u64) {
-        TokenCache::purge_expired(self, now);
     }
 
     fn capacity(&self) -> usize {
