@@ -17,16 +17,23 @@ impl CacheKey {
     }
 }
 
+/// A verified token as the cache keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheEntry<V> {
+    pub issuer_index: usize,
+    /// The key-set id of the issuer when the token was verified.
+    pub key_set: u64,
+    /// The entry is dropped at or after this time (unix seconds).
+    pub expires_at: u64,
+    pub times: TimeClaims,
+    pub value: V,
+}
+
 #[derive(Debug, Clone)]
 struct Entry<V> {
+    /// Tells a replaced entry's place in the eviction order from its own.
     serial: u64,
-    issuer_index: usize,
-    /// The key-set id of the issuer when the token was verified.
-    key_set: u64,
-    /// The entry is dropped at or after this time (unix seconds).
-    expires_at: u64,
-    times: TimeClaims,
-    value: V,
+    entry: CacheEntry<V>,
 }
 
 /// A cache hit: the stored value and what the caller must still check.
@@ -52,17 +59,8 @@ pub trait TokenStore<V> {
         key_set_of: impl Fn(usize) -> Option<u64>,
     ) -> Option<CacheHit<V>>;
 
-    /// Remember a token verified under key set `key_set` of `issuer_index`
-    /// until `expires_at` (or eviction).
-    fn insert(
-        &mut self,
-        key: CacheKey,
-        issuer_index: usize,
-        key_set: u64,
-        expires_at: u64,
-        times: TimeClaims,
-        value: V,
-    );
+    /// Remember a verified token until its `expires_at` (or eviction).
+    fn insert(&mut self, key: CacheKey, entry: CacheEntry<V>);
 
     /// Forget one token.
     fn remove(&mut self, key: &CacheKey);
@@ -137,7 +135,7 @@ impl<V: Clone> TokenStore<V> for TokenCache<V> {
         now: u64,
         key_set_of: impl Fn(usize) -> Option<u64>,
     ) -> Option<CacheHit<V>> {
-        let entry = self.map.get(key)?;
+        let entry = &self.map.get(key)?.entry;
         let live = now < entry.expires_at && key_set_of(entry.issuer_index) == Some(entry.key_set);
         if !live {
             self.map.remove(key);
@@ -151,15 +149,7 @@ impl<V: Clone> TokenStore<V> for TokenCache<V> {
         })
     }
 
-    fn insert(
-        &mut self,
-        key: CacheKey,
-        issuer_index: usize,
-        key_set: u64,
-        expires_at: u64,
-        times: TimeClaims,
-        value: V,
-    ) {
+    fn insert(&mut self, key: CacheKey, entry: CacheEntry<V>) {
         if self.max_entries == 0 {
             return;
         }
@@ -172,17 +162,7 @@ impl<V: Clone> TokenStore<V> for TokenCache<V> {
         }
         let serial = self.next_serial;
         self.next_serial = self.next_serial.wrapping_add(1);
-        self.map.insert(
-            key,
-            Entry {
-                serial,
-                issuer_index,
-                key_set,
-                expires_at,
-                times,
-                value,
-            },
-        );
+        self.map.insert(key, Entry { serial, entry });
         self.order.push_back((key, serial));
         self.compact_if_needed();
     }
@@ -194,7 +174,7 @@ impl<V: Clone> TokenStore<V> for TokenCache<V> {
     }
 
     fn purge_expired(&mut self, now: u64) {
-        self.map.retain(|_, e| now < e.expires_at);
+        self.map.retain(|_, e| now < e.entry.expires_at);
         self.compact_if_needed();
     }
 
@@ -207,17 +187,24 @@ impl<V: Clone> TokenStore<V> for TokenCache<V> {
 mod tests {
     use super::*;
 
-    fn t() -> TimeClaims {
-        TimeClaims::default()
+    /// An entry of issuer 0, key set 1, until 100.
+    fn entry<V>(value: V) -> CacheEntry<V> {
+        CacheEntry {
+            issuer_index: 0,
+            key_set: 1,
+            expires_at: 100,
+            times: TimeClaims::default(),
+            value,
+        }
     }
 
     #[test]
     fn bounded_and_expiring() {
         let mut c: TokenCache<u32> = TokenCache::new(2);
         let gen = |_| Some(1);
-        c.insert(CacheKey::of("a"), 0, 1, 100, t(), 1);
-        c.insert(CacheKey::of("b"), 0, 1, 100, t(), 2);
-        c.insert(CacheKey::of("c"), 0, 1, 100, t(), 3);
+        c.insert(CacheKey::of("a"), entry(1));
+        c.insert(CacheKey::of("b"), entry(2));
+        c.insert(CacheKey::of("c"), entry(3));
         assert_eq!(c.len(), 2);
         assert!(c.get(&CacheKey::of("a"), 10, gen).is_none());
         assert_eq!(c.get(&CacheKey::of("b"), 10, gen).unwrap().value, 2);
@@ -241,11 +228,11 @@ mod tests {
     #[test]
     fn disabled_and_replacement() {
         let mut c: TokenCache<u32> = TokenCache::new(0);
-        c.insert(CacheKey::of("a"), 0, 1, 100, t(), 1);
+        c.insert(CacheKey::of("a"), entry(1));
         assert!(c.is_empty());
         let mut c: TokenCache<u32> = TokenCache::new(3);
         for i in 0..1000 {
-            c.insert(CacheKey::of("same"), 0, 1, 100, t(), i);
+            c.insert(CacheKey::of("same"), entry(i));
         }
         assert_eq!(c.len(), 1);
         assert!(c.order.len() < 40);

@@ -30,7 +30,7 @@ pub mod verify;
 
 pub use alg::{JwsAlgorithm, PublicKey};
 pub use bearer::{extract_bearer, BearerToken, Scheme, TokenLocation};
-pub use cache::{CacheHit, CacheKey, TokenCache, TokenStore};
+pub use cache::{CacheEntry, CacheHit, CacheKey, TokenCache, TokenStore};
 pub use error::TokenError;
 pub use host_crypto::HostAssistedVerifier;
 pub use introspection::IntrospectionRequest;

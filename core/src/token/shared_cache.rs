@@ -5,8 +5,7 @@
 //! up, verifies, then inserts). The wasm build never instantiates it (one
 //! VM, one thread: its own [`TokenCache`]).
 
-use super::cache::{CacheHit, CacheKey, TokenCache, TokenStore};
-use super::jose::TimeClaims;
+use super::cache::{CacheEntry, CacheHit, CacheKey, TokenCache, TokenStore};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Shards at most: enough that a few dozen workers rarely meet on one lock.
@@ -79,17 +78,9 @@ impl<V: Clone> TokenStore<V> for Arc<SharedTokenCache<V>> {
         self.shard(key)?.get(key, now, key_set_of)
     }
 
-    fn insert(
-        &mut self,
-        key: CacheKey,
-        issuer_index: usize,
-        key_set: u64,
-        expires_at: u64,
-        times: TimeClaims,
-        value: V,
-    ) {
+    fn insert(&mut self, key: CacheKey, entry: CacheEntry<V>) {
         if let Some(mut s) = self.shard(&key) {
-            s.insert(key, issuer_index, key_set, expires_at, times, value);
+            s.insert(key, entry);
         }
     }
 
@@ -115,9 +106,18 @@ impl<V: Clone> TokenStore<V> for Arc<SharedTokenCache<V>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::token::TimeClaims;
 
-    fn put(c: &mut Arc<SharedTokenCache<u32>>, token: &str, v: u32) {
-        c.insert(CacheKey::of(token), 0, 7, 100, TimeClaims::default(), v);
+    /// `token` verified under key set 7 of issuer 0, until 100.
+    fn put(c: &mut Arc<SharedTokenCache<u32>>, token: &str, value: u32) {
+        let entry = CacheEntry {
+            issuer_index: 0,
+            key_set: 7,
+            expires_at: 100,
+            times: TimeClaims::default(),
+            value,
+        };
+        c.insert(CacheKey::of(token), entry);
     }
 
     #[test]

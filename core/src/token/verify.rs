@@ -3,7 +3,7 @@
 
 use super::alg::JwsAlgorithm;
 use super::bearer::BearerToken;
-use super::cache::{CacheKey, TokenStore};
+use super::cache::{CacheEntry, CacheKey, TokenStore};
 use super::error::TokenError;
 use super::introspection::{self, IntrospectionRequest};
 use super::jose::{self, JoseHeader, TimeClaims};
@@ -246,14 +246,14 @@ impl TokenVerifier {
             .unwrap_or(now)
             .saturating_add(self.settings.leeway_seconds);
         let value = to_value(&mut verified);
-        cache.insert(
-            *key,
-            verified.issuer_index,
+        let entry = CacheEntry {
+            issuer_index: verified.issuer_index,
             key_set,
             expires_at,
-            verified.times,
-            value.clone(),
-        );
+            times: verified.times,
+            value: value.clone(),
+        };
+        cache.insert(*key, entry);
         Ok(Authenticated::Verified {
             value,
             cached: false,
@@ -333,14 +333,14 @@ impl TokenVerifier {
             introspection::parse_response(from, status, body, now, self.settings.leeway_seconds)?;
         let value = to_value(&verified);
         if cache_until > now {
-            cache.insert(
-                CacheKey::of(token),
-                i,
-                s.store.key_set_id(),
-                cache_until,
-                verified.times,
-                value.clone(),
-            );
+            let entry = CacheEntry {
+                issuer_index: i,
+                key_set: s.store.key_set_id(),
+                expires_at: cache_until,
+                times: verified.times,
+                value: value.clone(),
+            };
+            cache.insert(CacheKey::of(token), entry);
         }
         Ok(value)
     }

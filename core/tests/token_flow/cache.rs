@@ -89,13 +89,16 @@ fn cache_bounded_eviction_oldest_first() {
     let mut cache: TokenCache<u32> = TokenCache::new(3);
     let times = fhir_smart_authz_core::token::TimeClaims::default();
     for i in 0..10u32 {
+        let entry = fhir_smart_authz_core::token::CacheEntry {
+            issuer_index: 0,
+            key_set: 1,
+            expires_at: NOW + 100,
+            times,
+            value: i,
+        };
         cache.insert(
             fhir_smart_authz_core::token::CacheKey::of(&format!("t{i}")),
-            0,
-            1,
-            NOW + 100,
-            times,
-            i,
+            entry,
         );
         assert!(cache.len() <= 3);
     }
