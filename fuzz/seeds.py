@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Seeds the fuzz corpora from the test tables (run by `make fuzz`).
 
-Reads the request rows, bodies and scope strings of core/tests and the
-reference tokens of tests/fixtures, and writes one file per seed into
-fuzz/corpus/<target>/ (kept out of git; libFuzzer adds its finds there).
+Reads the decision corpus (tests/corpus/: each row's request, body, scope
+and bearer token), the request rows, bodies and scope strings left in
+core/tests, and the reference tokens of tests/fixtures, and writes one file
+per seed into fuzz/corpus/<target>/ (kept out of git; libFuzzer adds its
+finds there).
 """
 
 import hashlib
@@ -49,6 +51,24 @@ def main() -> None:
                 forms.add(q)
             if SCOPE.match(q):
                 scopes.add(q)
+    tokens = set()
+    for f in (ROOT / "tests" / "corpus").glob("*/*.jsonl"):
+        for line in f.read_text().splitlines():
+            row = json.loads(line)
+            paths.add((row["method"], row["path"]))
+            body = row.get("body")
+            if isinstance(body, str):
+                forms.add(body)
+            elif body is not None:
+                bodies.add(json.dumps(body))
+            scope = (row.get("claims") or {}).get("scope")
+            if isinstance(scope, str):
+                scopes.add(scope)
+            auth = (row.get("headers") or {}).get("authorization")
+            if isinstance(auth, str) and auth.startswith("Bearer "):
+                tokens.add(auth[len("Bearer "):])
+    for t in tokens:
+        write("jose", t.encode())
     for method, path in paths:
         m = bytes([METHODS.index(method) if method in METHODS else 0])
         write("classify_request", m + path.encode())

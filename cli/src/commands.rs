@@ -75,7 +75,8 @@ Read requests as JSON Lines on stdin; `decide` writes one JSON decision per
 line, `explain` the same for a person.
 
 INPUT LINE:
-    {\"method\":\"GET\",\"path\":\"/fhir/Observation?patient=123\",
+    {\"id\":\"a-name\",                 (optional: names the line in differences)
+     \"method\":\"GET\",\"path\":\"/fhir/Observation?patient=123\",
      \"headers\":{\"name\":\"value\" | [\"v1\",\"v2\"]},      (optional)
      \"body\": JSON value or string,                     (optional)
      \"claims\":{\"scope\":\"patient/*.rs\",\"patient\":\"123\"},  (optional, already verified)

@@ -18,6 +18,9 @@ use std::io::{BufRead, Write};
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct InputLine {
+    /// A name for the line (a corpus row's), used in difference messages.
+    #[serde(default)]
+    id: Option<String>,
     method: String,
     path: String,
     #[serde(default)]
@@ -185,14 +188,17 @@ fn decide_line(
                 format!("line {n}"),
                 Decision::deny(
                     Reason::InvalidRequest,
-                    format!("line {n}: not a request object ({e}); expected {{\"method\",\"path\",\"headers\"?,\"body\"?,\"claims\"?,\"token\"?,\"response\"?,\"expect\"?}}"),
+                    format!("line {n}: not a request object ({e}); expected {{\"id\"?,\"method\",\"path\",\"headers\"?,\"body\"?,\"claims\"?,\"token\"?,\"response\"?,\"expect\"?}}"),
                 ),
                 None,
                 None,
             )
         }
     };
-    let label = format!("{} {}", parsed.method, parsed.path);
+    let label = match &parsed.id {
+        Some(id) => format!("{id}: {} {}", parsed.method, parsed.path),
+        None => format!("{} {}", parsed.method, parsed.path),
+    };
     let mut headers = Vec::new();
     for (name, v) in &parsed.headers {
         match v {

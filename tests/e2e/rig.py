@@ -347,7 +347,7 @@ class Recorder:
                     return
                 if fault == "slow":
                     time.sleep(rec.fault_delay)
-                status, data = rec.answer(self.command, self.path)
+                status, data = rec.answer_to(self.command, self.path, self.headers.get("x-request-id") or "")
                 if fault == "garbage":
                     return self._reply(200, b"<html><body>Bad gateway</body></html>", "text/html")
                 if fault == "huge":
@@ -366,14 +366,19 @@ class Recorder:
                     self.send_header("Content-Encoding", encoding)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                if self.command != "HEAD":  # a HEAD answer has the headers of the GET and no body
+                    self.wfile.write(data)
 
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle  # noqa: N815
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _handle  # noqa: N815
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, name="recorder", daemon=True).start()
         return self
+
+    def answer_to(self, method: str, raw_path: str, request_id: str) -> tuple[int, bytes]:  # noqa: ARG002
+        """The answer to one request (a subclass may answer by request id)."""
+        return self.answer(method, raw_path)
 
     @staticmethod
     def answer(method: str, raw_path: str) -> tuple[int, bytes]:
@@ -745,6 +750,10 @@ class AccessLog:
     def lines(self) -> list[dict[str, Any]]:
         """The audit log's lines, each as it was written (parsed)."""
         return self._read(self.path)
+
+    def details(self) -> list[dict[str, Any]]:
+        """The details log's lines (Envoy's facts about each request)."""
+        return self._read(self.details_path)
 
     def line_for(self, request_id: str) -> dict[str, Any] | None:
         return next((line for line in self.lines() if line.get("request_id") == request_id), None)

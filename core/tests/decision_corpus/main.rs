@@ -1,9 +1,10 @@
-//! Table-driven decision corpus: interactions built by hand (independently
-//! of the classifier, which `classify.rs` covers) and decided through
-//! `policy::authorize`, the function `engine::decide` calls after
-//! classifying; `decision_engine.rs` drives the same rules end to end from
-//! raw HTTP requests. One file per theme; the helpers and the row type are
-//! here.
+//! Policy checks on interactions built by hand (independently of the
+//! classifier) and decided through `policy::authorize`: what a corpus row
+//! cannot say (exact obligations, narrowing flags, label filters, messages)
+//! and the rows HTTP cannot express (`policy_only.rs`). The request→decision
+//! rows themselves are the decision corpus, `tests/corpus/` (replayed by
+//! `cli/tests/corpus.rs` and in Envoy by `tests/e2e/test_corpus.py`). One
+//! file per theme; the helpers and the row type are here.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -19,6 +20,7 @@ mod operations;
 mod other_types;
 mod patient_reads;
 mod patient_search;
+mod policy_only;
 mod public;
 mod safety;
 mod scopes;
@@ -34,7 +36,6 @@ use fhir_smart_authz_core::policy::{self, AuthContext};
 use serde_json::{json, Value};
 
 const LAB: &str = "http://terminology.hl7.org/CodeSystem/observation-category|laboratory";
-const VITAL: &str = "http://terminology.hl7.org/CodeSystem/observation-category|vital-signs";
 
 /// `policy::authorize` with the settings of `config`.
 fn authorize(config: &Config, it: Interaction, ctx: Option<&AuthContext>) -> Decision {
@@ -43,14 +44,6 @@ fn authorize(config: &Config, it: Interaction, ctx: Option<&AuthContext>) -> Dec
 
 fn cfg() -> Config {
     Config::from_json(br#"{"fhir_base_url":"https://ehr.example.org/fhir"}"#).unwrap()
-}
-
-/// `policy.patient_search = deny`: unpinned searches are refused, never narrowed.
-fn deny_cfg() -> Config {
-    Config::from_json(
-        br#"{"fhir_base_url":"https://ehr.example.org/fhir","policy":{"patient_search":"deny"}}"#,
-    )
-    .unwrap()
 }
 
 /// `name[:modifier][.chain]=v1,v2&...` (test-only parser; values split on `,`).
@@ -93,19 +86,8 @@ fn it(kind: K, level: Level, t: Option<&str>, id: Option<&str>) -> Interaction {
 fn read(t: &str, id: &str) -> Interaction {
     it(K::Read, Level::Instance, Some(t), Some(id))
 }
-fn vread(t: &str, id: &str) -> Interaction {
-    let mut i = it(K::Vread, Level::Instance, Some(t), Some(id));
-    i.version = Some("2".into());
-    i
-}
 fn search(t: &str, q: &str) -> Interaction {
     let mut i = it(K::Search, Level::Type, Some(t), None);
-    i.search = params(q);
-    i
-}
-fn sys_search(types: &[&str], q: &str) -> Interaction {
-    let mut i = it(K::Search, Level::System, None, None);
-    i.types = types.iter().map(|s| s.to_string()).collect();
     i.search = params(q);
     i
 }
@@ -121,9 +103,6 @@ fn comp_search(pid: &str, t: &str) -> Interaction {
         id: pid.into(),
     });
     i
-}
-fn history(level: Level, t: Option<&str>, id: Option<&str>) -> Interaction {
-    it(K::History, level, t, id)
 }
 fn create(t: &str, body: Option<Value>) -> Interaction {
     let mut i = it(K::Create, Level::Type, Some(t), None);
@@ -189,11 +168,6 @@ fn bundle(kind: K, entries: Vec<Interaction>) -> Interaction {
 fn obs(pref: &str) -> Value {
     json!({"resourceType":"Observation","subject":{"reference":pref},"status":"final","code":{"text":"x"}})
 }
-fn obs_cat(pref: &str, cat: &str) -> Value {
-    let (s, c) = cat.split_once('|').unwrap();
-    json!({"resourceType":"Observation","subject":{"reference":pref},"category":[{"coding":[{"system":s,"code":c}]}]})
-}
-
 /// One row: the token's scopes (`<none>`: no token) and patient, the
 /// interaction, the expected outcome and the `required_scopes` of a denial.
 struct Row {
@@ -202,17 +176,6 @@ struct Row {
     req: Interaction,
     expect: Expect,
     required: &'static [&'static str],
-    /// The parameters narrowing adds (`name=value&...`, values unencoded);
-    /// empty: none.
-    narrowed: &'static str,
-}
-
-impl Row {
-    /// The allow adds these parameters to the URL.
-    fn narrowed(mut self, added: &'static str) -> Row {
-        self.narrowed = added;
-        self
-    }
 }
 
 fn row(
@@ -228,18 +191,7 @@ fn row(
         req,
         expect,
         required,
-        narrowed: "",
     }
-}
-
-/// The parameters a decision adds to the URL, `name=value&...`.
-fn added(d: &Decision) -> String {
-    d.narrowing
-        .iter()
-        .flat_map(|n| &n.added)
-        .map(|a| format!("{}={}", a.name, a.value))
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 /// The expected outcome of a row.
@@ -259,17 +211,9 @@ const fn expect(allow: bool, status: u16, reason: Reason) -> Expect {
 }
 
 const ALLOW: Expect = expect(true, 200, Reason::Allowed);
-const PUBLIC: Expect = expect(true, 200, Reason::PublicEndpoint);
 const INSUFF: Expect = expect(false, 403, Reason::InsufficientScope);
 const COMPART: Expect = expect(false, 403, Reason::PatientCompartmentViolation);
-const NOCTX: Expect = expect(false, 403, Reason::NoPatientContext);
-const GRAN: Expect = expect(false, 403, Reason::GranularScopeViolation);
-const INCL: Expect = expect(false, 403, Reason::IncludeNotPermitted);
-const CHAIN: Expect = expect(false, 403, Reason::ChainedSearchNotPermitted);
-const INVALID: Expect = expect(false, 400, Reason::InvalidRequest);
-const OPNP: Expect = expect(false, 403, Reason::OperationNotPermitted);
 const BUNDLE: Expect = expect(false, 403, Reason::BundleEntryDenied);
-const MISSING: Expect = expect(false, 401, Reason::MissingToken);
 
 fn decide_row(config: &Config, r: &Row) -> Decision {
     if r.scopes == "<none>" {
@@ -280,29 +224,25 @@ fn decide_row(config: &Config, r: &Row) -> Decision {
     }
 }
 
+/// The rows against the default configuration: outcome and the
+/// `required_scopes` of a denial.
 fn check(rows: Vec<Row>) {
-    check_with(&cfg(), rows)
-}
-
-/// The rows against `config`: outcome, `required_scopes` of a denial, and
-/// the parameters narrowing adds (exactly).
-fn check_with(config: &Config, rows: Vec<Row>) {
+    let config = cfg();
     let mut failures = Vec::new();
     for (i, r) in rows.iter().enumerate() {
-        let d = decide_row(config, r);
+        let d = decide_row(&config, r);
         let e = r.expect;
         let ok = d.is_allow() == e.allow
             && d.status == e.status
             && d.reason == e.reason
             // what a refusal would have needed; a malformed request needs no scope
-            && (e.allow || e.status == 400 || d.required_scopes == r.required)
-            && added(&d) == r.narrowed;
+            && (e.allow || e.status == 400 || d.required_scopes == r.required);
         if !ok {
             failures.push(format!(
-                "row {i}: scopes={:?} patient={:?} {:?} {:?} {:?}\n   want allow={} {} {:?} {:?} narrowed {:?}\n   got  allow={} {} {:?} {:?} narrowed {:?} — {}",
-                r.scopes, r.patient, r.req.kind, r.req.resource_type, r.req.search.iter().map(|p| &p.name).collect::<Vec<_>>(),
-                e.allow, e.status, e.reason, r.required, r.narrowed,
-                d.is_allow(), d.status, d.reason, d.required_scopes, added(&d), d.message
+                "row {i}: scopes={:?} patient={:?} {:?} {:?}\n   want allow={} {} {:?} {:?}\n   got  allow={} {} {:?} {:?} — {}",
+                r.scopes, r.patient, r.req.kind, r.req.resource_type,
+                e.allow, e.status, e.reason, r.required,
+                d.is_allow(), d.status, d.reason, d.required_scopes, d.message
             ));
         }
     }

@@ -3,33 +3,6 @@
 use super::*;
 
 #[test]
-#[rustfmt::skip]
-fn patient_scope_reads() {
-    check(vec![
-        row("patient/Patient.rs", Some("123"), read("Patient", "123"), ALLOW, &[]),
-        row("patient/Patient.read", Some("123"), read("Patient", "123"), ALLOW, &[]),
-        row("patient/*.rs", Some("123"), read("Patient", "123"), ALLOW, &[]),
-        row("patient/*.read", Some("123"), vread("Patient", "123"), ALLOW, &[]),
-        row("patient/Patient.rs", Some("123"), read("Patient", "456"), COMPART, &["patient/Patient.r"]),
-        row("patient/Patient.rs", Some("123"), vread("Patient", "456"), COMPART, &["patient/Patient.r"]),
-        row("patient/Patient.s", Some("123"), read("Patient", "123"), INSUFF, &["patient/Patient.r"]),
-        row("patient/Patient.cud", Some("123"), read("Patient", "123"), INSUFF, &["patient/Patient.r"]),
-        row("patient/Patient.write", Some("123"), read("Patient", "123"), INSUFF, &["patient/Patient.r"]),
-        row("patient/Observation.rs", Some("123"), read("Patient", "123"), INSUFF, &["patient/Patient.r"]),
-        row("patient/Patient.rs", None, read("Patient", "123"), NOCTX, &["patient/Patient.r"]),
-        row("patient/Observation.rs", Some("123"), read("Observation", "1"), ALLOW, &[]),
-        row("patient/Medication.rs", Some("123"), read("Medication", "m1"), ALLOW, &[]),
-        row("patient/*.rs", Some("123"), read("Practitioner", "p1"), ALLOW, &[]),
-        row("patient/*.rs", Some("123"), read("DeviceMetric", "d1"), COMPART, &["patient/DeviceMetric.r"]),
-        row("patient/*.rs", Some("123"), history(Level::Instance, Some("Patient"), Some("123")), ALLOW, &[]),
-        row("patient/*.rs", Some("123"), history(Level::Instance, Some("Patient"), Some("9")), COMPART, &["patient/Patient.r"]),
-        row("patient/*.rs", Some("123"), history(Level::Type, Some("Observation"), None), COMPART, &["patient/Observation.s"]),
-        row("patient/*.rs", Some("123"), history(Level::System, None, None), COMPART, &["patient/*.s"]),
-        row("patient/*.rs", Some("123"), history(Level::Type, Some("Medication"), None), ALLOW, &[]),
-    ]);
-}
-
-#[test]
 fn read_by_id_obligation() {
     let config = cfg();
     let ctx = AuthContext::from_scopes("patient/Observation.rs", Some("123"));

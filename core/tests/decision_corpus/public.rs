@@ -5,15 +5,6 @@ use super::*;
 #[test]
 #[rustfmt::skip]
 fn public_endpoints_and_missing_token() {
-    check(vec![
-        row("<none>", None, it(K::Capabilities, Level::System, None, None), PUBLIC, &[]),
-        row("<none>", None, it(K::SmartConfiguration, Level::System, None, None), PUBLIC, &[]),
-        row("", None, it(K::Capabilities, Level::System, None, None), PUBLIC, &[]),
-        row("<none>", None, read("Patient", "123"), MISSING, &[]),
-        row("<none>", None, search("Observation", "patient=123"), MISSING, &[]),
-        row("<none>", None, create("Observation", None), MISSING, &[]),
-        row("<none>", None, bundle(K::Batch, vec![]), MISSING, &[]),
-    ]);
     let private = Config::from_json(
         br#"{"policy":{"public_capabilities":false,"public_smart_configuration":false}}"#,
     )
