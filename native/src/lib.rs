@@ -57,8 +57,9 @@ struct Filter {
     failed_request: RefCell<Option<Failed>>,
 }
 
-/// Run a hook; a panic becomes `on_panic` (after the 500 reply when the
-/// request may still be undecided).
+/// Run a hook; a panic becomes `on_panic` (after refusing the request when
+/// `reply`: every hook of the request and of its response, whose check a
+/// panic may have cut short).
 fn guard<R>(
     filter: FilterEnvoyPtr,
     state: Option<&Filter>,
@@ -331,8 +332,10 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
 }
 
 /// A body hook: the stream sees the body's size so far (what Envoy
-/// buffered for this filter and the chunk of this hook). A request body
-/// the stream holds is buffered; a panic refuses the request.
+/// buffered for this filter and the chunk of this hook). A body the stream
+/// holds is buffered; a panic refuses the request (in the response: a 500
+/// in its place while its headers have not gone downstream, else Envoy
+/// resets the stream).
 ///
 /// # Safety
 /// As for the request headers.
@@ -343,47 +346,37 @@ unsafe fn body_hook(
     request: bool,
 ) -> i32 {
     let (flowing, held) = (abi::BODY_CONTINUE, abi::BODY_STOP_AND_BUFFER);
-    let on_panic = if request { held } else { flowing };
-    stream_hook(
-        filter,
-        module,
-        request,
-        (flowing, held),
-        on_panic,
-        |h, s| {
-            // SAFETY: the hook's own filter.
-            let size = unsafe {
-                if request {
-                    let same =
-                        abi::envoy_dynamic_module_callback_http_received_buffered_request_body(
-                            filter,
-                        );
-                    body_size(
-                        filter,
-                        abi::BODY_BUFFERED_REQUEST,
-                        abi::BODY_RECEIVED_REQUEST,
-                        same,
-                    )
-                } else {
-                    let same =
-                        abi::envoy_dynamic_module_callback_http_received_buffered_response_body(
-                            filter,
-                        );
-                    body_size(
-                        filter,
-                        abi::BODY_BUFFERED_RESPONSE,
-                        abi::BODY_RECEIVED_RESPONSE,
-                        same,
-                    )
-                }
-            };
+    // A refused request's own 500 passes through the response hooks.
+    let unavailable = if request { held } else { flowing };
+    stream_hook(filter, module, (flowing, held), unavailable, |h, s| {
+        // SAFETY: the hook's own filter.
+        let size = unsafe {
             if request {
-                s.on_request_body(h, size, end_of_stream)
+                let same =
+                    abi::envoy_dynamic_module_callback_http_received_buffered_request_body(filter);
+                body_size(
+                    filter,
+                    abi::BODY_BUFFERED_REQUEST,
+                    abi::BODY_RECEIVED_REQUEST,
+                    same,
+                )
             } else {
-                s.on_response_body(h, size, end_of_stream)
+                let same =
+                    abi::envoy_dynamic_module_callback_http_received_buffered_response_body(filter);
+                body_size(
+                    filter,
+                    abi::BODY_BUFFERED_RESPONSE,
+                    abi::BODY_RECEIVED_RESPONSE,
+                    same,
+                )
             }
-        },
-    )
+        };
+        if request {
+            s.on_request_body(h, size, end_of_stream)
+        } else {
+            s.on_response_body(h, size, end_of_stream)
+        }
+    })
 }
 
 /// # Safety
@@ -397,7 +390,6 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
     stream_hook(
         filter,
         module,
-        true,
         (abi::TRAILERS_CONTINUE, held),
         held,
         |h, s| s.on_request_trailers(h),
@@ -405,28 +397,28 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
 }
 
 /// A hook that hands the stream one event: its flow as Envoy's status
-/// (`statuses`: continue, pause), `on_panic` when the stream cannot take it
-/// or a panic was caught (`reply`: the request is refused 500 then).
+/// (`statuses`: continue, pause; `unavailable` when the stream cannot take
+/// it: none, or refused after a panic), and the pause status when a panic
+/// is caught (the request is refused then).
 ///
 /// # Safety
 /// As for the request headers.
 unsafe fn stream_hook(
     filter: FilterEnvoyPtr,
     module: *const c_void,
-    reply: bool,
     statuses: (i32, i32),
-    on_panic: i32,
+    unavailable: i32,
     f: impl FnOnce(&NativeHost<'_>, &mut Stream) -> Flow,
 ) -> i32 {
     let state = filter_ref(module);
-    guard(filter, state, reply, on_panic, || {
+    guard(filter, state, true, statuses.1, || {
         let Some(state) = state else {
-            return on_panic;
+            return unavailable;
         };
         match with_stream(filter, state, None, f) {
             Some(Flow::Continue) => statuses.0,
             Some(Flow::Pause) => statuses.1,
-            None => on_panic,
+            None => unavailable,
         }
     })
 }
@@ -443,10 +435,13 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
     stream_hook(
         filter,
         module,
-        false,
         (flowing, abi::HEADERS_STOP_ITERATION),
         flowing,
-        |h, s| s.on_response_headers(h),
+        |h, s| {
+            #[cfg(feature = "fault-injection")]
+            fhir_smart_authz::fault_injection::trap_on_response_if_asked(h);
+            s.on_response_headers(h)
+        },
     )
 }
 
