@@ -57,7 +57,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 DIST := dist/$(VERSION)
 
 .PHONY: dist build wasm-opt fault-wasm soak cli test unit wasm-test e2e e2e-native e2e-oldest lint fmt bench bench-core demo venv validate clean fuzz \
-	prereqs need-node need-wrk wasm-target envoy conformance conformance-rig
+	prereqs need-node need-wrk wasm-target envoy conformance conformance-rig bench-floor
 
 # One clear line per missing prerequisite.
 prereqs:
@@ -83,13 +83,14 @@ endif
 $(CARGO_WASM): $(WASM_SOURCES)
 	$(CARGO) build --release --target $(WASM_TARGET) -p $(FILTER_PKG) --lib
 
+# cargo's module ($<) written to $@: wasm-opt'd, or copied with WASM_OPT=none.
+define optimise_wasm
+$(if $(filter none,$(WASM_OPT)),cp $< $@.tmp,$(if $(filter $(NPM_WASM_OPT),$(WASM_OPT)),node )$(WASM_OPT) $(WASM_OPT_FEATURES) $(WASM_OPT_LEVEL) $< -o $@.tmp)
+mv $@.tmp $@
+endef
+
 $(WASM): $(CARGO_WASM)
-ifneq ($(WASM_OPT),none)
-	$(if $(filter $(NPM_WASM_OPT),$(WASM_OPT)),node )$(WASM_OPT) $(WASM_OPT_FEATURES) $(WASM_OPT_LEVEL) $< -o $@.tmp
-else
-	cp $< $@.tmp
-endif
-	mv $@.tmp $@
+	$(optimise_wasm)
 
 wasm-opt: $(if $(filter $(NPM_WASM_OPT),$(WASM_OPT)),$(NPM_WASM_OPT)) ## binaryen's wasm-opt (pinned npm package under .tools/)
 $(NPM_WASM_OPT): | need-node
@@ -198,7 +199,7 @@ conformance-rig: build envoy
 lint: prereqs wasm-target
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) clippy --target $(WASM_TARGET) -p $(FILTER_PKG) -p $(CORE_PKG) --lib --features $(FILTER_PKG)/fault-injection -- -D warnings
+	$(CARGO) clippy --target $(WASM_TARGET) -p $(FILTER_PKG) -p $(CORE_PKG) -p $(FLOOR_PKG) --lib --features $(FILTER_PKG)/fault-injection -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
@@ -223,8 +224,19 @@ fuzz: prereqs ## cargo-fuzz targets, FUZZ_SECONDS each (installs nightly and car
 bench-core: prereqs ## criterion: classify + decide natively (core/benches/core.rs)
 	$(CARGO) bench -p $(CORE_PKG) --bench core
 
+# The proxy-wasm floor row of `make bench` (tests/bench-floor/: a no-op filter making the host
+# calls of the filter's contract); never shipped. Optimised like the shipped module.
+FLOOR_PKG := fhir-smart-authz-bench-floor
+CARGO_FLOOR_WASM := target/$(WASM_TARGET)/release/fhir_smart_authz_bench_floor.wasm
+FLOOR_WASM := target/bench-floor.wasm
+$(CARGO_FLOOR_WASM): $(shell find tests/bench-floor -name '*.rs' -o -name Cargo.toml) Cargo.lock
+	$(CARGO) build --release --target $(WASM_TARGET) -p $(FLOOR_PKG) --lib
+$(FLOOR_WASM): $(CARGO_FLOOR_WASM)
+	$(optimise_wasm)
+bench-floor: wasm-target $(if $(filter none,$(WASM_OPT)),,wasm-opt) $(FLOOR_WASM) ## the proxy-wasm floor of make bench (target/bench-floor.wasm; never shipped)
+
 # BENCH_ONLY=compare: only the side-by-side comparison (no criterion, no token-path rows).
-bench: need-wrk build venv $(if $(BENCH_ONLY),,bench-core) ## the filter side by side with Envoy alone and native jwt_authn + RBAC in real Envoy (+ core)
+bench: need-wrk build bench-floor venv $(if $(BENCH_ONLY),,bench-core) ## the filter side by side with Envoy alone and native jwt_authn + RBAC in real Envoy (+ core)
 	$(PY) -m tests.e2e.bench
 
 soak: build envoy ## a few minutes of mixed traffic through real Envoy (SOAK_SECONDS, SOAK_THREADS); not in `test`

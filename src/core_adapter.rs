@@ -3,10 +3,10 @@
 //! and `fhir_smart_authz_core::policy`.
 
 use crate::host::{Host, HttpCall, LogLevel};
-use crate::ports::{Engine, Pending, TokenPort, TokenStep};
+use crate::ports::{Engine, Pending, TokenInput, TokenPort, TokenStep};
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Obligation, Reason};
-use fhir_smart_authz_core::engine::TokenContext;
+use fhir_smart_authz_core::engine::{self, PresentedToken, TokenContext};
 use fhir_smart_authz_core::fhir::RequestParts;
 use fhir_smart_authz_core::token::binding::{check_binding, Binding, BindingRequest, ReplayStore};
 use fhir_smart_authz_core::token::host_crypto::VERIFY_SIGNATURE_FUNCTION;
@@ -43,30 +43,35 @@ pub struct CoreEngine;
 
 impl Engine for CoreEngine {
     fn body_needed(&self, config: &Config, req: &RequestParts) -> bool {
-        fhir_smart_authz_core::engine::body_needed(config, req)
-    }
-
-    fn decide(&self, config: &Config, req: &RequestParts, claims: Option<&Value>) -> Decision {
-        fhir_smart_authz_core::engine::decide(config, req, claims)
+        engine::body_needed(config, req)
     }
 
     fn token_context(&self, config: &Config, claims: &Value) -> Option<TokenContext> {
-        Some(fhir_smart_authz_core::engine::token_context(config, claims))
+        Some(engine::token_context(config, claims))
     }
 
-    fn decide_with_token(
+    fn decide(
         &self,
         config: &Config,
         req: &RequestParts,
-        claims: Option<&Value>,
-        token: Option<&TokenContext>,
+        token: Option<TokenInput<'_>>,
     ) -> Decision {
-        match (claims, token) {
-            (Some(_), Some(p)) => {
-                fhir_smart_authz_core::engine::decide_with_token(config, req, Some(p))
+        let Some(token) = token else {
+            return engine::decide_token(config, req, None);
+        };
+        let derived;
+        let context = match token.context {
+            Some(context) => context,
+            None => {
+                derived = engine::token_context(config, token.claims);
+                &derived
             }
-            _ => fhir_smart_authz_core::engine::decide(config, req, claims),
-        }
+        };
+        let presented = PresentedToken {
+            context,
+            binding: Some(token.binding),
+        };
+        engine::decide_token(config, req, Some(presented))
     }
 
     fn check_response(

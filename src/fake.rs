@@ -1,10 +1,11 @@
 //! An in-memory host and fake ports for native tests of the shell.
 
-use crate::host::{Buffer, HeaderMap, Host, HostError, HttpCall, LogLevel};
-use crate::ports::{Engine, Pending, TokenPort, TokenStep};
+use crate::host::{Buffer, HeaderMap, Host, HostError, HostResult, HttpCall, LogLevel};
+use crate::ports::{Engine, Pending, TokenInput, TokenPort, TokenStep};
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Obligation, Reason};
 use fhir_smart_authz_core::fhir::RequestParts;
+use fhir_smart_authz_core::reply::Reply;
 use serde_json::Value;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -161,12 +162,7 @@ impl Host for FakeHost {
             HeaderMap::CallResponse => s.call_response_headers.clone(),
         }
     }
-    fn set_header(
-        &self,
-        which: HeaderMap,
-        name: &str,
-        value: Option<&str>,
-    ) -> Result<(), HostError> {
+    fn set_header(&self, which: HeaderMap, name: &str, value: Option<&str>) -> HostResult {
         self.called("set_header");
         let mut s = self.state.borrow_mut();
         match which {
@@ -213,17 +209,12 @@ impl Host for FakeHost {
         s.response_body = body.iter().copied().chain(keep).collect();
         Ok(())
     }
-    fn send_local_reply(
-        &self,
-        status: u16,
-        headers: &[(String, String)],
-        body: &[u8],
-    ) -> Result<(), HostError> {
+    fn send_local_reply(&self, reply: &Reply) -> HostResult {
         self.called("send_local_reply");
         self.state.borrow_mut().replies.push(SentReply {
-            status,
-            headers: headers.to_vec(),
-            body: body.to_vec(),
+            status: reply.status,
+            headers: reply.headers.clone(),
+            body: reply.body.clone(),
         });
         Ok(())
     }
@@ -570,8 +561,13 @@ impl Engine for FakeEngine {
     fn body_needed(&self, _config: &Config, _req: &RequestParts) -> bool {
         self.body_needed
     }
-    fn decide(&self, _config: &Config, req: &RequestParts, claims: Option<&Value>) -> Decision {
-        (self.decide)(req, claims)
+    fn decide(
+        &self,
+        _config: &Config,
+        req: &RequestParts,
+        token: Option<TokenInput<'_>>,
+    ) -> Decision {
+        (self.decide)(req, token.map(|t| t.claims))
     }
     fn check_response(&self, _config: &Config, o: &Obligation, v: &Value) -> Result<(), String> {
         (self.check)(o, v)

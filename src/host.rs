@@ -4,6 +4,7 @@
 //! [`HostError`]. The SDK's `Context` convenience methods (which unwrap and
 //! trap) are never used.
 
+use fhir_smart_authz_core::reply::Reply;
 use fhir_smart_authz_core::secret::SecretSource;
 use std::ffi::OsString;
 use std::fmt;
@@ -46,6 +47,9 @@ pub enum Flow {
     Continue,
     Pause,
 }
+
+/// What a host call that answers nothing returns.
+pub type HostResult = Result<(), HostError>;
 
 /// A host call that failed: the proxy-wasm status the host answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,24 +143,14 @@ pub trait Host {
 
     fn headers(&self, which: HeaderMap) -> Vec<(String, String)>;
     /// Set (`Some`) or remove (`None`) a header.
-    fn set_header(
-        &self,
-        which: HeaderMap,
-        name: &str,
-        value: Option<&str>,
-    ) -> Result<(), HostError>;
+    fn set_header(&self, which: HeaderMap, name: &str, value: Option<&str>) -> HostResult;
     /// Up to `max` bytes of a body buffer (`None` when absent).
     fn body(&self, which: Buffer, max: usize) -> Option<Vec<u8>>;
     /// Replace the buffered response body (`len` bytes) with `body`.
     fn set_response_body(&self, len: usize, body: &[u8]) -> Result<(), HostError>;
 
     /// Reply locally instead of forwarding.
-    fn send_local_reply(
-        &self,
-        status: u16,
-        headers: &[(String, String)],
-        body: &[u8],
-    ) -> Result<(), HostError>;
+    fn send_local_reply(&self, reply: &Reply) -> HostResult;
     fn resume_request(&self) -> Result<(), HostError>;
 
     /// Set a stream property (filter state `wasm.<path>`).
@@ -297,12 +291,7 @@ mod wasm {
                 .unwrap_or_default()
         }
 
-        fn set_header(
-            &self,
-            which: HeaderMap,
-            name: &str,
-            value: Option<&str>,
-        ) -> Result<(), HostError> {
+        fn set_header(&self, which: HeaderMap, name: &str, value: Option<&str>) -> HostResult {
             hc::set_map_value(map(which), name, value).map_err(host_error)
         }
 
@@ -319,17 +308,14 @@ mod wasm {
             hc::set_buffer(BufferType::HttpResponseBody, 0, len, body).map_err(host_error)
         }
 
-        fn send_local_reply(
-            &self,
-            status: u16,
-            headers: &[(String, String)],
-            body: &[u8],
-        ) -> Result<(), HostError> {
-            let h: Vec<(&str, &str)> = headers
+        fn send_local_reply(&self, reply: &Reply) -> HostResult {
+            let h: Vec<(&str, &str)> = reply
+                .headers
                 .iter()
                 .map(|(n, v)| (n.as_str(), v.as_str()))
                 .collect();
-            hc::send_http_response(u32::from(status), h, Some(body)).map_err(host_error)
+            hc::send_http_response(u32::from(reply.status), h, Some(&reply.body))
+                .map_err(host_error)
         }
 
         fn resume_request(&self) -> Result<(), HostError> {

@@ -88,25 +88,33 @@ pub trait TokenPort {
     }
 }
 
+/// A verified token as the stream hands it to the engine.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenInput<'t> {
+    pub claims: &'t Value,
+    /// What the engine derived from the claims once per token
+    /// ([`Engine::token_context`]), if it derives anything.
+    pub context: Option<&'t TokenContext>,
+    /// How the request proved the token's binding.
+    pub binding: &'t Binding,
+}
+
 /// The pure decision core.
 pub trait Engine {
     fn body_needed(&self, config: &Config, req: &RequestParts) -> bool;
-    fn decide(&self, config: &Config, req: &RequestParts, claims: Option<&Value>) -> Decision;
     /// Per-token state derived from the claims once (the shell keeps it
     /// with the token): `None` when the engine has none.
     fn token_context(&self, _config: &Config, _claims: &Value) -> Option<TokenContext> {
         None
     }
-    /// [`Engine::decide`] with the token's context, if any.
-    fn decide_with_token(
+    /// The decision on a request with its verified token (`None`: no
+    /// token): the core's `engine::decide_token`.
+    fn decide(
         &self,
         config: &Config,
         req: &RequestParts,
-        claims: Option<&Value>,
-        _token: Option<&TokenContext>,
-    ) -> Decision {
-        self.decide(config, req, claims)
-    }
+        token: Option<TokenInput<'_>>,
+    ) -> Decision;
     /// Whether a response satisfies an obligation (`Err` says why not).
     fn check_response(
         &self,

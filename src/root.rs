@@ -76,7 +76,10 @@ impl Root {
         if config.binding().dpop_accepted() {
             // The first write of a shard cannot be compare-and-swapped:
             // create them before requests come (existing ones are kept).
-            prepare_replay_cache(&mut SharedReplay { host });
+            prepare_replay_cache(
+                &mut SharedReplay { host },
+                config.sender_constraint.replay_cache_entries,
+            );
         }
         host.log(
             LogLevel::Info,

@@ -101,8 +101,7 @@ impl HttpContext for WasmHttp {
         match self.stream.as_ref().map(|s| s.try_borrow_mut()) {
             Some(Ok(mut s)) => action(s.on_request_headers(&ProxyHost, end_of_stream)),
             _ => {
-                let r = unconfigured_reply();
-                let _ = ProxyHost.send_local_reply(r.status, &r.headers, &r.body);
+                let _ = ProxyHost.send_local_reply(&unconfigured_reply());
                 Action::Pause
             }
         }

@@ -5,7 +5,7 @@ use crate::commands::exit;
 use crate::response::{check_line_response, explain_labels, explain_response};
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Reason};
-use fhir_smart_authz_core::engine;
+use fhir_smart_authz_core::engine::{self, Credential};
 use fhir_smart_authz_core::fhir::RequestParts;
 use fhir_smart_authz_core::token::binding::certificate::{hex_thumbprint, pem_sha256_hex};
 use fhir_smart_authz_core::token::binding::{ConnectionFacts, MemoryReplayStore};
@@ -244,9 +244,22 @@ fn decide_line(
         (Some(_), None) | (None, Some(_)) if in_request => {
             return refuse("the request carries a bearer token (Authorization header or access_token) and the line gives \"claims\"/\"token\" too; give the credential once")
         }
-        (Some(c), None) => engine::decide_claims(config, &req, c, connection, now, replay),
-        (None, Some(t)) => engine::decide_with_raw_token(config, &req, t, now),
-        (None, None) => engine::decide_offline_with(config, &req, connection, now, replay),
+        (Some(c), None) => {
+            engine::decide_request(config, &req, Credential::Claims(c), connection, now, replay)
+        }
+        // A token given apart is decided on its own: no connection, a
+        // replay cache of its own.
+        (None, Some(t)) => engine::decide_request(
+            config,
+            &req,
+            Credential::Token(t),
+            ConnectionFacts::default(),
+            now,
+            &mut MemoryReplayStore::default(),
+        ),
+        (None, None) => {
+            engine::decide_request(config, &req, Credential::InRequest, connection, now, replay)
+        }
     };
     let response = parsed
         .response

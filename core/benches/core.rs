@@ -14,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 use fhir_smart_authz_core::config::Config;
-use fhir_smart_authz_core::engine::decide_with_context;
+use fhir_smart_authz_core::engine::{decide_token, PresentedToken};
 use fhir_smart_authz_core::fhir::RequestParts;
 use fhir_smart_authz_core::policy::{check_obligations, AuthContext};
 use fhir_smart_authz_core::token::binding::{
@@ -54,12 +54,21 @@ fn bench(c: &mut Criterion) {
         ),
         ("bundle_of_5", RequestParts { method: "POST", path: "/fhir", headers: json.into(), body: Some(bundle) }),
     ];
+    let token = Ok(ctx);
+    let presented = PresentedToken {
+        context: &token,
+        binding: None,
+    };
     for (name, req) in &cases {
-        let d = decide_with_context(&config, req, Some(&ctx));
+        let d = decide_token(&config, req, Some(presented));
         assert!(d.is_allow(), "{name}: {}", d.message);
         c.bench_function(&format!("classify+decide/{name}"), |b| {
             b.iter(|| {
-                decide_with_context(black_box(&config), black_box(req), Some(black_box(&ctx)))
+                decide_token(
+                    black_box(&config),
+                    black_box(req),
+                    Some(black_box(presented)),
+                )
             })
         });
     }
@@ -83,7 +92,12 @@ fn bench_labels(c: &mut Criterion) {
         headers: vec![].into(),
         body: None,
     };
-    let d = decide_with_context(&config, &req, Some(&ctx));
+    let token = Ok(ctx);
+    let presented = PresentedToken {
+        context: &token,
+        binding: None,
+    };
+    let d = decide_token(&config, &req, Some(presented));
     assert_eq!(d.obligations.len(), 1, "{}", d.message);
     let entries: Vec<Value> = (0..100)
         .map(|i| {

@@ -11,7 +11,9 @@
 //! authorization, so an existing `security` of a server `rest` entry is
 //! replaced, never merged.
 
-use crate::config::DiscoveryConfig;
+use crate::config::{Config, DiscoveryConfig};
+use crate::decision::Decision;
+use crate::fhir::InteractionKind;
 use crate::json::from_slice_strict;
 use serde_json::{Map, Value};
 
@@ -57,6 +59,47 @@ pub fn is_json_content_type(content_type: &str) -> bool {
     ]
     .iter()
     .any(|m| media.eq_ignore_ascii_case(m))
+}
+
+/// Whether the answer to the request of decision `d` (`method`) gets the
+/// SMART section: an allowed `GET [base]/metadata` with `discovery`.
+pub fn rewrites_answer(config: &Config, d: &Decision, method: &str) -> bool {
+    let capabilities = d
+        .interaction
+        .as_ref()
+        .is_some_and(|it| it.kind == InteractionKind::Capabilities);
+    config.discovery.is_some() && d.is_allow() && capabilities && method == "GET"
+}
+
+/// What the answer's headers make of the rewrite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RewriteGate {
+    /// Not a `200`: passes as it is, silently.
+    Pass,
+    /// Passes unmodified, counted and logged, why.
+    Unmodified(&'static str),
+    /// A JSON `200` without an encoding: buffer the body and rewrite it.
+    Buffer,
+}
+
+/// The gate of an answer with these headers.
+pub fn rewrite_gate(headers: &[(String, String)]) -> RewriteGate {
+    let value = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    if value(":status") != Some("200") {
+        RewriteGate::Pass
+    } else if !value("content-type").is_some_and(is_json_content_type) {
+        RewriteGate::Unmodified("not JSON (XML is passed as the server wrote it)")
+    } else if value("content-encoding").is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"))
+    {
+        RewriteGate::Unmodified("the server sent it encoded despite Accept-Encoding: identity")
+    } else {
+        RewriteGate::Buffer
+    }
 }
 
 /// The `rest.security` element for this discovery configuration.

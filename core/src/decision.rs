@@ -420,6 +420,22 @@ impl Rewrite {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
+
+    /// The request headers it changes, in order: `(name, Some(value))` set,
+    /// `(name, None)` removed (an empty value). `:path` first, unless it is
+    /// `current_path` already.
+    pub fn changes<'r>(
+        &'r self,
+        current_path: Option<&str>,
+    ) -> impl Iterator<Item = (&'r str, Option<&'r str>)> {
+        let path = (current_path != Some(self.path.as_str()))
+            .then_some((":path", Some(self.path.as_str())));
+        path.into_iter().chain(
+            self.headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), Some(v.as_str()).filter(|v| !v.is_empty()))),
+        )
+    }
 }
 
 /// What a Bulk Data request is to the job registry.

@@ -1,4 +1,10 @@
 //! The whole decision for one request: classify, then authorize. Pure.
+//!
+//! Three entry points, named after what they take: [`decide_token`] (a
+//! verified token as the request presents it: every shell),
+//! [`decide_request`] (the request as it arrives, its credential verified
+//! offline: the CLI) and [`decide_claims`] (verified claims, for the tests
+//! of the policy).
 
 use crate::bulk;
 use crate::config::Config;
@@ -6,9 +12,7 @@ use crate::decision::{Decision, Narrowing, Reason};
 use crate::fhir::{classify, InteractionKind, RequestParts};
 use crate::policy::{authorize, AuthContext};
 use crate::rewrite::rewrite;
-use crate::token::binding::{
-    check_binding, BindingRequest, ConnectionFacts, MemoryReplayStore, ReplayStore,
-};
+use crate::token::binding::{check_binding, Binding, BindingRequest, ConnectionFacts, ReplayStore};
 use crate::token::{extract_bearer, offline, RustCryptoVerifier};
 use serde_json::Value;
 
@@ -28,121 +32,131 @@ pub fn token_context(config: &Config, claims: &Value) -> TokenContext {
     Ok(ctx)
 }
 
+/// The refusal of a request whose body is over `max_body_bytes`: it cannot
+/// be checked.
+pub fn body_too_large(config: &Config) -> Decision {
+    Decision::deny(
+        Reason::BodyTooLarge,
+        format!(
+            "the request body is larger than {} bytes (max_body_bytes) and cannot be checked; send a smaller request",
+            config.max_body_bytes
+        ),
+    )
+}
+
+/// The refusal of a request decided on its body that ends with trailers:
+/// the body is not checked with trailers.
+pub fn trailers_refused() -> Decision {
+    Decision::deny(
+        Reason::InvalidRequest,
+        "the request ends with trailers, and the filter decides this request on its body, which it does not check with trailers; send the request without trailers",
+    )
+}
+
 /// Whether this request's decision needs its body (see [`crate::fhir::body_needed`]).
 pub fn body_needed(config: &Config, req: &RequestParts) -> bool {
     crate::fhir::body_needed(&config.base, req)
 }
 
-/// Decide from verified claims (`None` = no token). Builds the
-/// [`AuthContext`] on every call; the filter builds it once per token
-/// ([`token_context`]) and uses [`decide_with_token`].
-pub fn decide(config: &Config, req: &RequestParts, claims: Option<&Value>) -> Decision {
-    match claims.map(|c| token_context(config, c)) {
-        None => decide_with_token(config, req, None),
-        Some(ctx) => decide_with_token(config, req, Some(&ctx)),
-    }
+/// A verified token as one request presents it: what the policy derived
+/// from its claims (once per token: [`token_context`]) and how the request
+/// proved the token's binding (its sender constraint, and the headers that
+/// adds to every answer: a fresh `DPoP-Nonce`).
+#[derive(Debug, Clone, Copy)]
+pub struct PresentedToken<'t> {
+    pub context: &'t TokenContext,
+    /// `None`: the caller does not check the binding (the policy's tests).
+    pub binding: Option<&'t Binding>,
 }
 
-/// [`decide`] with the [`TokenContext`] already at
-/// hand (`None` = no token).
-pub fn decide_with_token(
+/// The decision on a request with its verified token (`None` = no token):
+/// what every shell calls. The binding's answer headers go into
+/// [`Decision::reply_headers`], so every answer carries them.
+pub fn decide_token(
     config: &Config,
     req: &RequestParts,
-    token: Option<&TokenContext>,
+    token: Option<PresentedToken<'_>>,
 ) -> Decision {
-    match token {
-        None => decide_with_context(config, req, None),
-        Some(Ok(ctx)) => decide_with_context(config, req, Some(ctx)),
-        Some(Err(denial)) => {
+    let Some(token) = token else {
+        return decide_context(config, req, None);
+    };
+    let mut d = match token.context {
+        Ok(ctx) => decide_context(config, req, Some(ctx)),
+        Err(denial) => {
             // Unusable claims: public endpoints stay public, everything else is refused.
-            let d = decide_with_context(config, req, None);
+            let d = decide_context(config, req, None);
             if d.reason == Reason::PublicEndpoint || d.reason == Reason::InvalidRequest {
-                return d;
-            }
-            match d.interaction {
-                Some(it) => denial.clone().with_interaction(it),
-                None => denial.clone(),
+                d
+            } else {
+                match d.interaction {
+                    Some(it) => denial.clone().with_interaction(it),
+                    None => denial.clone(),
+                }
             }
         }
+    };
+    if let Some(binding) = token.binding {
+        d.reply_headers
+            .extend(binding.response_headers.iter().cloned());
     }
+    d
 }
 
-/// The filter's decision for a request as it arrives, offline (the CLI): the
-/// bearer token is taken from the request exactly as the filter takes it
-/// (`Authorization` header, or `access_token` with
-/// `token.allow_query_parameter`; two credentials → 400, another scheme → no
-/// token), verified with the issuers' inline keys at `now` (Unix seconds),
-/// its sender constraint checked (a DPoP proof replayed within one run is
-/// refused as the filter refuses it), then decided. Issuers whose keys are
-/// fetched (`jwks_uri`) or introspected answer what the filter answers when
-/// it cannot reach them (`keys_unavailable`, `introspection_unavailable`). A
-/// refused token names the interaction when the request classifies.
-pub fn decide_offline(config: &Config, req: &RequestParts, now: u64) -> Decision {
-    let mut replay = MemoryReplayStore::default();
-    decide_offline_with(config, req, ConnectionFacts::default(), now, &mut replay)
+/// The decision on verified claims (`None` = no token) whose binding the
+/// caller does not check (the tests of the policy): [`decide_token`] with
+/// the context derived on every call.
+pub fn decide_claims(config: &Config, req: &RequestParts, claims: Option<&Value>) -> Decision {
+    let context = claims.map(|c| token_context(config, c));
+    let token = context.as_ref().map(|context| PresentedToken {
+        context,
+        binding: None,
+    });
+    decide_token(config, req, token)
 }
 
-/// [`decide_offline`] with the request's connection (its client
-/// certificate) and a replay cache kept across requests.
-pub fn decide_offline_with(
+/// The credential of a request decided offline ([`decide_request`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Credential<'a> {
+    /// The bearer token taken from the request exactly as the filter takes
+    /// it (`Authorization` header, or `access_token` with
+    /// `token.allow_query_parameter`; two credentials → 400, another scheme
+    /// → no token).
+    InRequest,
+    /// A token given apart from the request.
+    Token(&'a str),
+    /// Claims the caller verified.
+    Claims(&'a Value),
+}
+
+/// The filter's decision for a request as it arrives, offline (the CLI): its
+/// token verified with the issuers' inline keys at `now` (Unix seconds), its
+/// sender constraint checked against the request and `connection` (a DPoP
+/// proof replayed within `replay` is refused as the filter refuses it), then
+/// [`decide_token`], then the Bulk Data step settled against an empty job
+/// registry ([`bulk::EmptyRegistry`]: the filter's answer in a fresh Envoy).
+/// Issuers whose keys are fetched (`jwks_uri`) or introspected answer what
+/// the filter answers when it cannot reach them (`keys_unavailable`,
+/// `introspection_unavailable`). A refused token names the interaction when
+/// the request classifies.
+pub fn decide_request(
     config: &Config,
     req: &RequestParts,
+    credential: Credential<'_>,
     connection: ConnectionFacts<'_>,
     now: u64,
     replay: &mut dyn ReplayStore,
 ) -> Decision {
-    match extract_bearer(req, &config.token) {
-        Err(d) => d,
-        Ok(None) => decide(config, req, None),
-        Ok(Some(bearer)) => {
-            let claims = offline::verify_claims(config.trust(), &bearer.token, now);
-            decide_verified(config, req, claims, connection, now, replay)
-        }
-    }
-}
-
-/// [`decide_offline`] for a token given apart from the request (its sender
-/// constraint is still checked: a bound token needs its proof in the request).
-pub fn decide_with_raw_token(
-    config: &Config,
-    req: &RequestParts,
-    token: &str,
-    now: u64,
-) -> Decision {
-    let claims = offline::verify_claims(config.trust(), token, now);
-    let mut replay = MemoryReplayStore::default();
-    decide_verified(
-        config,
-        req,
-        claims,
-        ConnectionFacts::default(),
-        now,
-        &mut replay,
-    )
-}
-
-/// Decide on claims the caller verified: their sender constraint checked
-/// first (a bound token never goes without its proof).
-pub fn decide_claims(
-    config: &Config,
-    req: &RequestParts,
-    claims: &Value,
-    connection: ConnectionFacts<'_>,
-    now: u64,
-    replay: &mut dyn ReplayStore,
-) -> Decision {
-    decide_verified(config, req, Ok(claims.clone()), connection, now, replay)
-}
-
-/// The decision once the token is verified (or refused).
-fn decide_verified(
-    config: &Config,
-    req: &RequestParts,
-    claims: Result<Value, Decision>,
-    connection: ConnectionFacts<'_>,
-    now: u64,
-    replay: &mut dyn ReplayStore,
-) -> Decision {
+    let claims = match credential {
+        Credential::Claims(claims) => Ok(claims.clone()),
+        Credential::Token(token) => offline::verify_claims(config.trust(), token, now),
+        Credential::InRequest => match extract_bearer(req, &config.token) {
+            Err(d) => return d,
+            Ok(None) => {
+                return settle_without_jobs(config, decide_token(config, req, None), None, now)
+            }
+            Ok(Some(bearer)) => offline::verify_claims(config.trust(), &bearer.token, now),
+        },
+    };
     let bound = claims.and_then(|claims| {
         let sender = BindingRequest {
             parts: req,
@@ -160,19 +174,34 @@ fn decide_verified(
     });
     match bound {
         Ok((claims, binding)) => {
-            let mut d = decide(config, req, Some(&claims));
-            d.reply_headers.extend(binding.response_headers);
-            d
+            let context = token_context(config, &claims);
+            let token = PresentedToken {
+                context: &context,
+                binding: Some(&binding),
+            };
+            let d = decide_token(config, req, Some(token));
+            settle_without_jobs(config, d, context.as_ref().ok(), now)
         }
-        Err(d) => match decide(config, req, None).interaction {
+        Err(d) => match decide_token(config, req, None).interaction {
             Some(it) => d.with_interaction(it),
             None => d,
         },
     }
 }
 
-/// Decide with an already-built context (`None` = no token).
-pub fn decide_with_context(
+/// `d` with its Bulk Data step settled as the filter settles it, against a
+/// registry that holds no job.
+fn settle_without_jobs(
+    config: &Config,
+    d: Decision,
+    ctx: Option<&AuthContext>,
+    now: u64,
+) -> Decision {
+    bulk::settle(&config.bulk, &bulk::EmptyRegistry, d, ctx, now).0
+}
+
+/// The decision with the policy's view of the token (`None` = no token).
+pub(crate) fn decide_context(
     config: &Config,
     req: &RequestParts,
     ctx: Option<&AuthContext>,

@@ -4,6 +4,13 @@
 //! (it adds no `Vary`), and these answers are cacheable without a token: a
 //! shared or browser cache must not serve one origin's copy to another.
 
+use crate::decision::{Decision, Reason};
+
+/// Whether the answer to the request of decision `d` is a public answer.
+pub fn is_public_answer(d: &Decision) -> bool {
+    d.reason == Reason::PublicEndpoint
+}
+
 /// The `Vary` value of a public answer whose present value is `existing`:
 /// `Origin` added unless it is already there (or `*`); `None` when the
 /// value stays as it is.

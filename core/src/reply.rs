@@ -5,6 +5,7 @@
 use crate::batch::AnsweredEntry;
 use crate::config::Config;
 use crate::decision::{client_text, Decision, Reason};
+use crate::fhir::{Interaction, InteractionKind, Level};
 use crate::token::binding::challenge::{dpop_challenge, resource_metadata_param};
 use serde_json::{Map, Value};
 
@@ -207,6 +208,40 @@ pub fn unconfigured_reply() -> Reply {
         headers: vec![("content-type".to_string(), FHIR_JSON.to_string())],
         body: operation_outcome(&d, 503),
     }
+}
+
+/// The answer of a discovery document the filter serves itself for
+/// `method` `path`, if any ([`served_document`]): its decision (public,
+/// audited as the SMART configuration) and its reply.
+pub fn discovery_answer(config: &Config, method: &str, path: &str) -> Option<(Decision, Reply)> {
+    let document = served_document(config, method, path)?;
+    let d = Decision::allow(
+        Reason::PublicEndpoint,
+        Interaction::new(InteractionKind::SmartConfiguration, Level::System),
+    );
+    Some((d, discovery_reply(&document)))
+}
+
+/// The discovery document the filter serves itself for `method` `path`, if
+/// any: the SMART configuration at `GET|HEAD
+/// [base]/.well-known/smart-configuration` (with `discovery`), or the RFC
+/// 9728 protected-resource metadata at its well-known paths.
+pub fn served_document(config: &Config, method: &str, path: &str) -> Option<Value> {
+    if !matches!(method, "GET" | "HEAD") {
+        return None;
+    }
+    let path_only = path.split('?').next().unwrap_or("");
+    if let Some(discovery) = config.discovery.as_ref() {
+        if path_only.strip_prefix(config.base.path.as_str())
+            == Some("/.well-known/smart-configuration")
+        {
+            return Some(discovery.document());
+        }
+    }
+    config
+        .is_resource_metadata_path(path_only)
+        .then(|| config.resource_metadata())
+        .flatten()
 }
 
 /// The SMART discovery document reply.

@@ -1,4 +1,4 @@
-//! The letter matrix end to end through `engine::decide` (classifier +
+//! The letter matrix end to end through `engine::decide_claims` (classifier +
 //! claims + policy) with raw HTTP requests: every interaction kind against
 //! every single-letter scope, generated. The hand-written request→decision
 //! rows are the decision corpus, `tests/corpus/` (docs/decision-corpus.md).
@@ -10,7 +10,7 @@
 )]
 
 use fhir_smart_authz_core::config::Config;
-use fhir_smart_authz_core::engine::decide;
+use fhir_smart_authz_core::engine::decide_claims;
 use fhir_smart_authz_core::fhir::RequestParts;
 use serde_json::json;
 
@@ -108,7 +108,7 @@ fn engine_letter_matrix() {
                     n += 1;
                     let scope = format!("{ctx}/{scope_type}.{letter}");
                     let claims = json!({"scope": scope, "patient": "123"});
-                    let d = decide(&config, &req, Some(&claims));
+                    let d = decide_claims(&config, &req, Some(&claims));
                     let granted = letter == *need && scope_type != "Condition";
                     let (want_status, want_reason) = match (granted, ctx) {
                         (false, _) => (403, "insufficient_scope"),

@@ -84,7 +84,11 @@ fn decision(config: &Config, scopes: &[&str], req: usize) -> (bool, u16, Reason)
         headers: headers.into(),
         body: body.map(str::as_bytes),
     };
-    let d = engine::decide_with_context(config, &parts, Some(&ctx));
+    let token = engine::PresentedToken {
+        context: &Ok(ctx),
+        binding: None,
+    };
+    let d = engine::decide_token(config, &parts, Some(token));
     (d.is_allow(), d.status, d.reason)
 }
 
@@ -150,7 +154,7 @@ proptest! {
         let (method, path, body) = REQUESTS[req];
         let parts = RequestParts { method, path, headers: vec![("content-type".into(), "application/fhir+json".into())].into(), body: body.map(str::as_bytes) };
         let claims = json!({"scope": scope, "patient": patient});
-        let d = engine::decide(&config, &parts, Some(&claims));
+        let d = engine::decide_claims(&config, &parts, Some(&claims));
         prop_assert!(d.status == 200 || d.status >= 400);
     }
 }

@@ -1,5 +1,5 @@
 //! Hardening, request reading (issue 8), end to end through
-//! `engine::decide` from raw HTTP requests: what a decision corpus row
+//! `engine::decide_claims` from raw HTTP requests: what a decision corpus row
 //! cannot hold (a 4 MiB form, the Bulk Data job URLs the filter's registry
 //! decides, a page's response check, the caps that bound what one request
 //! can cost). The request reading rows themselves (`POST _search` forms, POST
@@ -14,7 +14,7 @@
 
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::Obligation;
-use fhir_smart_authz_core::engine::decide;
+use fhir_smart_authz_core::engine::decide_claims;
 use fhir_smart_authz_core::fhir::{RequestParts, MAX_BUNDLE_ENTRIES, MAX_FORM_BYTES};
 use fhir_smart_authz_core::scope::MAX_SCOPES;
 use serde_json::{json, Value};
@@ -85,7 +85,7 @@ fn run(config: &Config, rows: &[Row]) {
                 .collect(),
             body: r.body.as_deref().map(str::as_bytes),
         };
-        let d = decide(config, &req, r.claims.as_ref());
+        let d = decide_claims(config, &req, r.claims.as_ref());
         if d.status != r.status || d.reason.as_str() != r.reason || !d.message.contains(r.message) {
             failures.push(format!(
                 "row {i} {} {}: want {} {} {:?}\n    got {} {} {:?}",
@@ -162,7 +162,7 @@ fn bulk_data_status() {
 fn paging_forms() {
     // Under user/ scopes the page itself is checked: every entry's type.
     let req = RequestParts { method: "GET", path: "/fhir?_getpages=ID", headers: vec![].into(), body: None };
-    let d = decide(&config(""), &req, claims("user/Patient.rs", None).as_ref());
+    let d = decide_claims(&config(""), &req, claims("user/Patient.rs", None).as_ref());
     assert_eq!(d.obligations, vec![Obligation::CheckResponseTypes { search: vec!["Patient".into()], read: vec!["Patient".into()] }]);
     let page = json!({"resourceType":"Bundle","type":"searchset","entry":[{"resource":{"resourceType":"Observation","id":"o1"},"search":{"mode":"match"}}]});
     let cfg = config("");
@@ -195,7 +195,7 @@ fn cost_is_bounded() {
     }
     // At both caps the request is decided (every entry meets a granular scope).
     let body_owned = body;
-    let d = decide(
+    let d = decide_claims(
         &cfg,
         &req(&body_owned),
         Some(&json!({"scope": granular.join(" ")})),
@@ -207,7 +207,7 @@ fn cost_is_bounded() {
         d.message
     );
     // One scope more: refused before any entry is looked at.
-    let d = decide(&cfg, &req(&body_owned), Some(&json!({"scope": over})));
+    let d = decide_claims(&cfg, &req(&body_owned), Some(&json!({"scope": over})));
     assert_eq!((d.status, d.reason.as_str()), (403, "unsupported_claims"));
     assert!(
         d.message.contains("carries 257 scopes, more than 256"),
@@ -215,10 +215,10 @@ fn cost_is_bounded() {
         d.message
     );
     let as_array: Vec<&str> = over.split(' ').collect();
-    let d = decide(&cfg, &req(&body_owned), Some(&json!({"scope": as_array})));
+    let d = decide_claims(&cfg, &req(&body_owned), Some(&json!({"scope": as_array})));
     assert_eq!(d.reason.as_str(), "unsupported_claims");
     // Duplicates count: a token repeating one scope is refused the same way.
-    let d = decide(
+    let d = decide_claims(
         &cfg,
         &req(&body_owned),
         Some(&json!({"scope": vec!["user/*.rs"; MAX_SCOPES + 1].join(" ")})),
@@ -230,7 +230,7 @@ fn cost_is_bounded() {
         entries.join(","),
         entries[0]
     );
-    let d = decide(&cfg, &req(&more), Some(&json!({"scope": "user/*.rs"})));
+    let d = decide_claims(&cfg, &req(&more), Some(&json!({"scope": "user/*.rs"})));
     assert_eq!((d.status, d.reason.as_str()), (400, "invalid_request"));
     assert!(
         d.message.contains("more than 1000: split it"),

@@ -1,4 +1,4 @@
-//! The rewrite of a narrowed allow, end to end through `engine::decide`:
+//! The rewrite of a narrowed allow, end to end through `engine::decide_claims`:
 //! its JSON form and the label narrowing. The rewrite rows (the exact
 //! request target the upstream receives, added parameters first, `Prefer:
 //! handling=strict`, the names the audit record shows) are in the decision
@@ -11,7 +11,7 @@
 )]
 
 use fhir_smart_authz_core::config::Config;
-use fhir_smart_authz_core::engine::decide;
+use fhir_smart_authz_core::engine::decide_claims;
 use fhir_smart_authz_core::fhir::RequestParts;
 use serde_json::json;
 
@@ -25,7 +25,7 @@ fn decide_json_carries_the_rewrite() {
         headers: vec![].into(),
         body: None,
     };
-    let d = decide(
+    let d = decide_claims(
         &config,
         &req,
         Some(&json!({"scope": "patient/Observation.rs", "patient": "123"})),
@@ -70,7 +70,7 @@ fn security_labels_are_narrowed_in_the_url() {
             headers: vec![].into(),
             body: None,
         };
-        let d = decide(&config, &req, Some(&claims));
+        let d = decide_claims(&config, &req, Some(&claims));
         assert!(d.is_allow(), "{claims}: {}", d.message);
         let rw = d.rewrite.unwrap();
         assert_eq!(rw.path, path, "{claims}");

@@ -16,7 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Reason};
-use fhir_smart_authz_core::engine;
+use fhir_smart_authz_core::engine::{self, Credential};
 use fhir_smart_authz_core::fhir::RequestParts;
 use fhir_smart_authz_core::token::binding::{ConnectionFacts, MemoryReplayStore};
 use proptest::prelude::*;
@@ -105,7 +105,7 @@ fn decide_at(
         peer_certificate_sha256_hex: cert_hex,
         peer_address: Some("10.0.0.9:4000"),
     };
-    engine::decide_offline_with(config, &req, conn, now, replay)
+    engine::decide_request(config, &req, Credential::InRequest, conn, now, replay)
 }
 
 fn decide(config: &Config, headers: &[(&str, &str)]) -> Decision {
@@ -1065,10 +1065,10 @@ fn introspected_bindings_are_checked_too() {
             body: None,
         };
         let mut replay = MemoryReplayStore::default();
-        engine::decide_claims(
+        engine::decide_request(
             &config,
             &req,
-            &claims,
+            Credential::Claims(&claims),
             ConnectionFacts::default(),
             NOW,
             &mut replay,

@@ -3,7 +3,7 @@
 //! decision whose every path must return (never panic, never hang).
 
 use fhir_smart_authz_core::config::Config;
-use fhir_smart_authz_core::engine::decide;
+use fhir_smart_authz_core::engine::decide_claims;
 use fhir_smart_authz_core::fhir::RequestParts;
 use serde_json::{json, Value};
 
@@ -26,10 +26,10 @@ pub fn claims() -> [Value; 3] {
 /// Decide the request for no token and for each of [`claims`]; the answer
 /// must be consistent with itself.
 pub fn decide_all(config: &Config, req: &RequestParts<'_>) {
-    let d = decide(config, req, None);
+    let d = decide_claims(config, req, None);
     assert!(d.status >= 200 && !d.message.is_empty());
     for c in claims() {
-        let d = decide(config, req, Some(&c));
+        let d = decide_claims(config, req, Some(&c));
         if d.is_allow() {
             assert_eq!(d.status, 200);
         } else {

@@ -5,7 +5,7 @@
 #[path = "common.rs"]
 mod common;
 
-use fhir_smart_authz_core::engine::decide;
+use fhir_smart_authz_core::engine::decide_claims;
 use fhir_smart_authz_core::fhir::RequestParts;
 use fhir_smart_authz_core::scope::{parse_scope, ScopeSet};
 use libfuzzer_sys::fuzz_target;
@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
                 headers: vec![].into(),
                 body: None,
             };
-            let d = decide(&config, &req, Some(&claims));
+            let d = decide_claims(&config, &req, Some(&claims));
             assert!(d.status >= 200);
         }
     }

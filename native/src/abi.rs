@@ -252,6 +252,12 @@ extern "C" {
         key: ModuleBuffer,
         value: ModuleBuffer,
     ) -> bool;
+    pub fn envoy_dynamic_module_callback_http_set_dynamic_metadata_bool(
+        filter: FilterEnvoyPtr,
+        namespace: ModuleBuffer,
+        key: ModuleBuffer,
+        value: bool,
+    );
     pub fn envoy_dynamic_module_callback_http_filter_get_attribute_int(
         filter: FilterEnvoyPtr,
         attribute_id: i32,

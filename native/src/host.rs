@@ -11,7 +11,8 @@ use crate::crypto;
 use crate::shared_data;
 use crate::worker::WorkerCtx;
 use fhir_smart_authz::audit_property::AUDIT_PROPERTY;
-use fhir_smart_authz::host::{Buffer, HeaderMap, Host, HostError, HttpCall, LogLevel};
+use fhir_smart_authz::host::{Buffer, HeaderMap, Host, HostError, HostResult, HttpCall, LogLevel};
+use fhir_smart_authz_core::reply::Reply;
 use fhir_smart_authz_core::secret::{ProcessSecrets, SecretSource};
 use fhir_smart_authz_core::token::host_crypto::VERIFY_SIGNATURE_FUNCTION;
 use std::cell::{Cell, RefCell};
@@ -19,10 +20,18 @@ use std::ffi::OsString;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The filter-state key of the audit record: the proxy-wasm build's
-/// (`wasm.` + its property name), so one access-log format serves both.
-pub fn audit_filter_state_key() -> String {
-    format!("wasm.{AUDIT_PROPERTY}")
-}
+/// (`wasm.` + its property name, [`AUDIT_PROPERTY`]), so one access-log
+/// format serves both.
+pub const AUDIT_FILTER_STATE_KEY: &str = "wasm.fhir_smart_authz_audit";
+
+/// The dynamic metadata that says a request has an audit record
+/// (`fhir_smart_authz` / `audit_record: true`, set with the record): what
+/// envoy/envoy-native.yaml's access loggers select on with a
+/// `metadata_filter`, which costs Envoy far less per request than the CEL
+/// expression over the filter state the proxy-wasm configuration needs
+/// (docs/performance.md, "Issue 18").
+pub const AUDIT_METADATA_NAMESPACE: &str = "fhir_smart_authz";
+pub const AUDIT_METADATA_KEY: &str = "audit_record";
 
 /// The answer of an HTTP callout, while its hook runs.
 #[derive(Default)]
@@ -252,12 +261,7 @@ impl Host for NativeHost<'_> {
         }
     }
 
-    fn set_header(
-        &self,
-        which: HeaderMap,
-        name: &str,
-        value: Option<&str>,
-    ) -> Result<(), HostError> {
+    fn set_header(&self, which: HeaderMap, name: &str, value: Option<&str>) -> HostResult {
         let t = header_type(which).ok_or(HostError::BadArgument)?;
         let v = value.map_or(ModuleBuffer::NULL, |v| ModuleBuffer::of(v.as_bytes()));
         // SAFETY: the buffers are valid for the call.
@@ -337,17 +341,12 @@ impl Host for NativeHost<'_> {
         }
     }
 
-    fn send_local_reply(
-        &self,
-        status: u16,
-        headers: &[(String, String)],
-        body: &[u8],
-    ) -> Result<(), HostError> {
+    fn send_local_reply(&self, reply: &Reply) -> HostResult {
         self.deferred.borrow_mut().push(Deferred::Reply {
             filter: self.filter.get(),
-            status,
-            headers: headers.to_vec(),
-            body: body.to_vec(),
+            status: reply.status,
+            headers: reply.headers.clone(),
+            body: reply.body.clone(),
         });
         Ok(())
     }
@@ -363,15 +362,26 @@ impl Host for NativeHost<'_> {
         if path != [AUDIT_PROPERTY] {
             return Err(HostError::NotFound);
         }
-        let key = audit_filter_state_key();
-        // SAFETY: the buffers are valid for the call.
+        let f = self.filter.get();
+        // SAFETY: the buffers are valid for the calls.
         let ok = unsafe {
             abi::envoy_dynamic_module_callback_http_set_filter_state_bytes(
-                self.filter.get(),
-                ModuleBuffer::of(key.as_bytes()),
+                f,
+                ModuleBuffer::of(AUDIT_FILTER_STATE_KEY.as_bytes()),
                 ModuleBuffer::of(value),
             )
         };
+        if ok {
+            // SAFETY: as above.
+            unsafe {
+                abi::envoy_dynamic_module_callback_http_set_dynamic_metadata_bool(
+                    f,
+                    ModuleBuffer::of(AUDIT_METADATA_NAMESPACE.as_bytes()),
+                    ModuleBuffer::of(AUDIT_METADATA_KEY.as_bytes()),
+                    true,
+                )
+            };
+        }
         ok.then_some(()).ok_or(HostError::InternalFailure)
     }
 
@@ -537,5 +547,15 @@ impl Host for NativeHost<'_> {
 
     fn plugin_configuration(&self) -> Option<Vec<u8>> {
         Some(self.worker.config.bytes.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_audit_filter_state_key_is_the_wasm_builds() {
+        assert_eq!(AUDIT_FILTER_STATE_KEY, format!("wasm.{AUDIT_PROPERTY}"));
     }
 }

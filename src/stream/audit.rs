@@ -3,7 +3,7 @@
 //! then (`audit.encoding` `"fields"`/`"struct"`/`"json"`) or once when Envoy
 //! logs the request (`"line"`), with the response code and timing added.
 
-use super::Stream;
+use super::{Callback, Stream};
 use crate::audit_property::{write_line_record, write_or_keep_record};
 use crate::host::Host;
 use fhir_smart_authz_core::audit::{self, AuditInput};
@@ -52,7 +52,7 @@ impl Stream {
                 method: self.method(),
                 request_id: self.request_id(),
                 decision: d,
-                identity: self.facts.as_ref().map(|f| &f.identity),
+                identity: self.facts().map(|f| &f.identity),
                 enforced: config.enforce,
                 now_ms: self.now_ms(host),
                 obligation_result: obligation,
@@ -69,7 +69,7 @@ impl Stream {
     /// Envoy logs the request: the last record built, in `"line"` encoding
     /// (see [`write_line_record`]).
     pub fn on_log(&mut self, host: &dyn Host) {
-        self.callback();
+        self.callback(Callback::Log);
         if self.audit_line.is_some() {
             self.timed(host, "log", |s| s.log_record(host));
         }

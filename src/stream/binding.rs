@@ -6,7 +6,7 @@ use super::Stream;
 use crate::host::{utf8_or_lossy, HeaderMap, Host, LogLevel};
 use crate::replay_store::SharedReplay;
 use fhir_smart_authz_core::decision::{Decision, Reason};
-use fhir_smart_authz_core::token::binding::{BindingRequest, ConnectionFacts};
+use fhir_smart_authz_core::token::binding::{Binding, BindingRequest, ConnectionFacts};
 use serde_json::Value;
 
 /// Envoy's hex SHA-256 of the client certificate's DER.
@@ -17,10 +17,10 @@ pub(super) const SOURCE_ADDRESS: [&str; 2] = ["source", "address"];
 impl Stream {
     /// Check the verified token's binding: `Err` is the denial.
     pub(super) fn check_binding(
-        &mut self,
+        &self,
         host: &dyn Host,
         claims: &Value,
-    ) -> Result<(), Decision> {
+    ) -> Result<Binding, Decision> {
         let config = self.config();
         let ctx = config.binding();
         let (digest, peer) = if ctx.reads_connection(claims) {
@@ -31,7 +31,7 @@ impl Stream {
         };
         let now = self.now_s(host);
         let mut replay = SharedReplay { host };
-        let binding = self.with_parts(|s, parts| {
+        self.with_parts(|s, parts| {
             let req = BindingRequest {
                 parts,
                 connection: ConnectionFacts {
@@ -47,16 +47,14 @@ impl Stream {
                     "internal: token verifier busy; retry",
                 )),
             }
-        })?;
-        self.response_headers = binding.response_headers;
-        Ok(())
+        })
     }
 
-    /// Add the headers the binding check asked for to the upstream's response.
-    pub(super) fn add_response_headers(&mut self, host: &dyn Host) {
-        for (name, value) in std::mem::take(&mut self.response_headers) {
+    /// Add the headers every answer carries to the upstream's response.
+    pub(super) fn add_answer_headers(&self, host: &dyn Host) {
+        for (name, value) in self.answer_headers() {
             if host
-                .set_header(HeaderMap::Response, &name, Some(&value))
+                .set_header(HeaderMap::Response, name, Some(value))
                 .is_err()
             {
                 host.log(

@@ -5,9 +5,9 @@
 //! a status poll's status and manifest (buffered like the `/metadata`
 //! answer, never modified), a cancel's status. Every rule is the core's.
 
-use super::Stream;
+use super::{AnswerHook, Phase, Stream};
 use crate::host::{Buffer, Flow, HeaderMap, Host, HostError, LogLevel};
-use fhir_smart_authz_core::bulk::{self, JobStore, StoreError};
+use fhir_smart_authz_core::bulk::{self, HeadersAnswered, JobStore, StoreError};
 use fhir_smart_authz_core::decision::{BulkAction, Decision};
 use fhir_smart_authz_core::policy::AuthContext;
 
@@ -28,20 +28,25 @@ impl JobStore for SharedJobs<'_> {
 }
 
 /// Which answer of an allowed Bulk Data request the core still needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum BulkHook {
-    #[default]
-    Off,
     /// Forwarded; the answer's headers decide.
     Armed(BulkAction),
     /// A status poll answered 200: buffering the manifest.
     Manifest,
 }
 
+/// What the response callbacks of decision `d` do for the job registry.
+pub(super) fn hook_for(d: &Decision) -> AnswerHook {
+    match bulk::watches(d) {
+        Some(action) => AnswerHook::Bulk(BulkHook::Armed(action)),
+        None => AnswerHook::Off,
+    }
+}
+
 impl Stream {
     fn auth_context(&self) -> Option<&AuthContext> {
-        self.facts
-            .as_ref()
+        self.facts()
             .and_then(|f| f.context.as_ref())
             .and_then(|c| c.as_ref().ok())
     }
@@ -64,109 +69,84 @@ impl Stream {
         d
     }
 
-    /// An allowed Bulk Data request goes upstream: watch for its answer.
-    pub(super) fn arm_bulk_hook(&mut self, d: &Decision) {
-        if let Some(step) = d.bulk.as_ref().filter(|_| d.is_allow()) {
-            if step.action != BulkAction::File {
-                self.bulk_hook = BulkHook::Armed(step.action);
-            }
-        }
-    }
-
-    pub(super) fn bulk_response_headers(&mut self, host: &dyn Host) -> Flow {
-        let BulkHook::Armed(action) = self.bulk_hook else {
-            return Flow::Continue;
-        };
-        self.bulk_hook = BulkHook::Off;
+    /// The answer's headers of the allowed Bulk Data request `d` (`action`):
+    /// handed to the registry (core `bulk::headers_answered`), or its
+    /// manifest buffered.
+    pub(super) fn bulk_response_headers(
+        &mut self,
+        host: &dyn Host,
+        mut d: Decision,
+        action: BulkAction,
+    ) -> Flow {
         let headers = host.headers(HeaderMap::Response);
         let status = crate::host::response_status(&headers).unwrap_or(0);
         let config = self.config();
-        let store = SharedJobs(host);
-        let Some(mut d) = self.decision.take() else {
-            return Flow::Continue;
-        };
-        let result = match (action, d.bulk.clone()) {
-            (BulkAction::KickOff, _) => {
-                let location = headers
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case("content-location"))
-                    .map(|(_, v)| v.as_str());
-                let now = self.now_s(host);
-                match self.auth_context() {
-                    Some(ctx) => bulk::kickoff_answered(
-                        &config.bulk,
-                        &config.base,
-                        &store,
-                        &mut d,
-                        ctx,
-                        (status, location),
-                        now,
-                    )
-                    .map(|job| {
-                        if job.is_some() {
-                            self.shared.count(host, "bulk.job_registered");
-                        }
-                    }),
-                    None => Ok(()),
-                }
-            }
-            (BulkAction::Status, Some(_)) if status == 200 => {
-                self.bulk_hook = BulkHook::Manifest;
-                self.decision = Some(d);
-                return Flow::Continue;
-            }
-            (BulkAction::Status, Some(step)) => {
-                bulk::status_answered(&config.bulk, &config.base, &store, &step, status, None)
-                    .map(|_| ())
-            }
-            (BulkAction::Cancel, Some(step)) => bulk::cancel_answered(&store, &step, status),
-            _ => Ok(()),
-        };
-        if let Err(why) = result {
-            self.shared.count(host, "bulk.job_unrecorded");
-            host.log(LogLevel::Warn, &format!("bulk: {why}"));
-        }
-        if action == BulkAction::KickOff {
-            // The record names the job now that the server answered.
-            self.write_audit(host, &d, None);
-        }
-        self.decision = Some(d);
-        Flow::Continue
-    }
-
-    pub(super) fn bulk_response_body(
-        &mut self,
-        host: &dyn Host,
-        body_size: usize,
-        end_of_stream: bool,
-    ) -> Flow {
-        let config = self.config();
-        let too_large = body_size > config.max_body_bytes;
-        if !end_of_stream && !too_large {
-            return Flow::Pause;
-        }
-        self.bulk_hook = BulkHook::Off;
-        let body = (!too_large).then(|| {
-            host.body(Buffer::ResponseBody, body_size)
-                .unwrap_or_default()
-        });
-        let Some(step) = self.decision.as_ref().and_then(|d| d.bulk.clone()) else {
-            return Flow::Continue;
-        };
-        match bulk::status_answered(
+        let now = self.now_s(host);
+        let answered = bulk::headers_answered(
             &config.bulk,
             &config.base,
             &SharedJobs(host),
-            &step,
-            200,
-            body.as_deref(),
-        ) {
-            Ok(_) => {}
-            Err(why) => {
-                self.shared.count(host, "bulk.job_unrecorded");
-                host.log(LogLevel::Warn, &format!("bulk: {why}"));
+            &mut d,
+            action,
+            self.auth_context(),
+            (status, &headers),
+            now,
+        );
+        let answer = match answered {
+            HeadersAnswered::NeedsManifest => AnswerHook::Bulk(BulkHook::Manifest),
+            HeadersAnswered::Done(result) => {
+                match result {
+                    Ok(true) => self.shared.count(host, "bulk.job_registered"),
+                    Ok(false) => {}
+                    Err(why) => self.bulk_unrecorded(host, &why),
+                }
+                if action == BulkAction::KickOff {
+                    // The record names the job now that the server answered.
+                    self.write_audit(host, &d, None);
+                }
+                AnswerHook::Off
             }
-        }
+        };
+        self.phase = Phase::Released {
+            decision: d,
+            answer,
+        };
         Flow::Continue
+    }
+
+    /// The manifest of a status poll of decision `d`, buffered to its end
+    /// (never modified), handed to the registry. `None` while it is still
+    /// arriving.
+    pub(super) fn bulk_response_body(
+        &self,
+        host: &dyn Host,
+        d: &Decision,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> Option<Flow> {
+        let config = self.config();
+        if !end_of_stream && body_size <= config.max_body_bytes {
+            return None;
+        }
+        let answered = bulk::manifest_answered(
+            &config.bulk,
+            &config.base,
+            &SharedJobs(host),
+            d,
+            (body_size, config.max_body_bytes),
+            || {
+                host.body(Buffer::ResponseBody, body_size)
+                    .unwrap_or_default()
+            },
+        );
+        if let Err(why) = answered {
+            self.bulk_unrecorded(host, &why);
+        }
+        Some(Flow::Continue)
+    }
+
+    fn bulk_unrecorded(&self, host: &dyn Host, why: &str) {
+        self.shared.count(host, "bulk.job_unrecorded");
+        host.log(LogLevel::Warn, &format!("bulk: {why}"));
     }
 }

@@ -2,18 +2,32 @@
 //! end of the body), and the decision is carried out: audit record, metrics,
 //! the verified facts forwarded upstream, then release, relay or reply.
 
-use super::{Phase, Stream};
+use super::{AnswerHook, Phase, PresentedToken, Stream};
 use crate::host::{Flow, HeaderMap, Host, LogLevel};
+use crate::ports::TokenInput;
 use fhir_smart_authz_core::config::Config;
-use fhir_smart_authz_core::decision::{Decision, Obligation, Reason};
+use fhir_smart_authz_core::decision::{Decision, Reason};
+use fhir_smart_authz_core::disposition::{disposition, prechecks_first, Disposition, Narrowed};
 use fhir_smart_authz_core::reply::deny_reply;
+use fhir_smart_authz_core::token::binding::Binding;
+use serde_json::Value;
+use std::rc::Rc;
 
 impl Stream {
-    /// The token is resolved (valid or absent): prepare the upstream headers,
-    /// then decide now or wait for the body.
-    pub(super) fn after_token(&mut self, host: &dyn Host, from_async: bool) -> Flow {
+    /// The token is resolved (`verified`: its claims and binding, `None`
+    /// without a token): prepare the upstream headers, then decide now or
+    /// wait for the body.
+    pub(super) fn after_token(
+        &mut self,
+        host: &dyn Host,
+        verified: Option<(Rc<Value>, Binding)>,
+    ) -> Flow {
         let config = self.config();
-        self.facts = self.claims.as_ref().map(|c| self.shared.token_facts(c));
+        self.token = verified.map(|(claims, binding)| PresentedToken {
+            facts: self.shared.token_facts(&claims),
+            claims,
+            binding,
+        });
         if let Err(what) = self.timed(host, "facts", |s| s.forward_facts(host, &config)) {
             // Fail closed, in shadow mode too (as for a spoofed identity
             // header that cannot be removed): the upstream would miss a fact
@@ -23,13 +37,15 @@ impl Stream {
                 format!("the gateway could not {what}; the request was not forwarded"),
             );
             self.account(host, &d);
-            let reply = deny_reply(&config, &d, d.status);
-            self.decision = Some(d);
-            return self.reply(host, &reply);
+            return self.reply(host, deny_reply(&config, &d, d.status));
         }
-        if self.body_needed && self.body.is_none() {
+        let (body_needed, body_seen_while_paused) = match &self.phase {
+            Phase::Verifying(v) => (v.body_needed, v.body_seen_while_paused),
+            _ => (false, false),
+        };
+        if body_needed && self.body.is_none() {
             self.phase = Phase::AwaitingBody;
-            if config.upstream.hold_headers_for_body || self.body_seen_while_paused {
+            if config.upstream.hold_headers_for_body || body_seen_while_paused {
                 // Keep the headers (and the facts just set on them) until the
                 // decision at the end of the body: a denial never reaches the
                 // upstream. Needs a host that delivers body callbacks to paused
@@ -37,26 +53,26 @@ impl Stream {
                 return self.pause();
             }
             self.forwarded_headers = Some(host.headers(HeaderMap::Request));
-            return self.release(host, from_async);
+            return self.release(host);
         }
-        self.consult_engine(host, from_async)
+        self.consult_engine(host)
     }
 
     /// Ask the engine for the decision on the request as it is now, and
     /// carry it out.
-    pub(super) fn consult_engine(&mut self, host: &dyn Host, from_async: bool) -> Flow {
+    pub(super) fn consult_engine(&mut self, host: &dyn Host) -> Flow {
         let config = self.config();
         let d = self.timed(host, "decide", |s| {
             s.with_parts(|s, parts| {
-                s.shared.engine.decide_with_token(
-                    &config,
-                    parts,
-                    s.claims.as_deref(),
-                    s.facts.as_ref().and_then(|f| f.context.as_ref()),
-                )
+                let token = s.token.as_ref().map(|t| TokenInput {
+                    claims: &t.claims,
+                    context: t.facts.context.as_ref(),
+                    binding: &t.binding,
+                });
+                s.shared.engine.decide(&config, parts, token)
             })
         });
-        self.carry_out(host, d, from_async)
+        self.carry_out(host, d)
     }
 
     /// Count a decision and write its audit record.
@@ -78,19 +94,17 @@ impl Stream {
     /// allowed write pre-check), count it, audit it, then let the request go
     /// on (allowed, rewritten when narrowed, or shadow mode), fetch the
     /// response to check its obligations, or answer the denial.
-    pub(super) fn carry_out(&mut self, host: &dyn Host, d: Decision, from_async: bool) -> Flow {
-        if d.is_allow() && d.obligations.iter().any(Obligation::is_precheck) {
+    pub(super) fn carry_out(&mut self, host: &dyn Host, d: Decision) -> Flow {
+        if prechecks_first(&d) {
             // Counted and audited once the stored resource is checked.
-            return self.start_precheck(host, d, from_async);
+            return self.start_precheck(host, d);
         }
         let config = self.config();
-        self.phase = Phase::Released;
         let d = self.settle_bulk(host, d);
         let d = self.narrow_held_request(host, d);
         self.account(host, &d);
-        let allow = d.is_allow();
-        self.arm_bulk_hook(&d);
-        if !allow && !config.enforce {
+        let bulk = super::bulk::hook_for(&d);
+        if !d.is_allow() && !config.enforce {
             self.shared.count(host, "shadow.would_deny");
             host.log(
                 LogLevel::Info,
@@ -101,28 +115,37 @@ impl Stream {
                 ),
             );
         }
-        if allow && config.enforce && d.is_partial_batch() {
-            // Only the allowed entries go; the answer is merged (relay.rs).
-            self.decision = Some(d);
-            return self.start_relay(host, from_async);
+        let forwarded = self.forwarded_headers.is_some();
+        let (way, narrowed) = disposition(config.enforce, &d, forwarded);
+        match narrowed {
+            Some(Narrowed::Shadow) => self.shared.count(host, "rewrite.shadow"),
+            Some(Narrowed::Relayed) => self.shared.count(host, "rewrite.relayed"),
+            // Counted where it was narrowed (rewrite.rs).
+            Some(Narrowed::InPlace) | None => {}
         }
-        if allow && d.rewrite.is_some() {
-            let checked = !d.obligations.is_empty();
-            self.decision = Some(d);
-            return self.carry_out_rewrite(host, checked, from_async);
+        match way {
+            Disposition::Relay => self.start_relay(host, d),
+            Disposition::Release => {
+                let answer = match bulk {
+                    AnswerHook::Off if narrowed.is_none() => {
+                        self.arm_capability_rewrite(host, &config, &d)
+                    }
+                    hook => hook,
+                };
+                self.released(host, d, answer)
+            }
+            Disposition::Deny => self.reply(host, deny_reply(&config, &d, d.status)),
         }
-        if allow && !d.obligations.is_empty() {
-            self.decision = Some(d);
-            return self.start_relay(host, from_async);
-        }
-        if allow || !config.enforce {
-            self.arm_capability_rewrite(host, &config, &d);
-            self.decision = Some(d);
-            return self.release(host, from_async);
-        }
-        let reply = deny_reply(&config, &d, d.status);
-        self.decision = Some(d);
-        self.reply(host, &reply)
+    }
+
+    /// Let the request go on with decision `d`; `answer`: what the response
+    /// callbacks do with its answer.
+    pub(super) fn released(&mut self, host: &dyn Host, d: Decision, answer: AnswerHook) -> Flow {
+        self.phase = Phase::Released {
+            decision: d,
+            answer,
+        };
+        self.release(host)
     }
 
     /// The verified facts as request headers (`upstream.forward_headers`,
@@ -140,7 +163,7 @@ impl Stream {
                 "remove the Authorization header (upstream.strip_authorization)".to_string(),
             );
         }
-        let Some(facts) = &self.facts else {
+        let Some(facts) = self.facts() else {
             return Ok(());
         };
         for (name, value) in &facts.headers {

@@ -17,21 +17,19 @@
 //! Every public answer (also without `discovery`) gets `Vary: Origin`: Envoy's
 //! CORS filter echoes the caller's `Origin` into it.
 
-use super::Stream;
+use super::bulk::BulkHook;
+use super::{AnswerHook, Phase, Stream};
 use crate::host::{Buffer, Flow, HeaderMap, Host, LogLevel};
-use fhir_smart_authz_core::capability_statement::{is_json_content_type, with_smart_security};
+use fhir_smart_authz_core::capability_statement::{
+    rewrite_gate, rewrites_answer, with_smart_security, RewriteGate,
+};
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::Decision;
-use fhir_smart_authz_core::decision::Reason;
-use fhir_smart_authz_core::fhir::InteractionKind;
-use fhir_smart_authz_core::public_answer::vary_with_origin;
+use fhir_smart_authz_core::public_answer::{is_public_answer, vary_with_origin};
 
 /// Where the rewrite of a `/metadata` answer stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum CapabilityRewrite {
-    /// Not a request whose answer is rewritten (or already done).
-    #[default]
-    Off,
     /// Forwarded; the answer's headers decide.
     Armed,
     /// A JSON `200` answer: buffering its body to rewrite it at the end.
@@ -39,20 +37,17 @@ pub(super) enum CapabilityRewrite {
 }
 
 impl Stream {
-    /// Before an allowed request goes upstream: arm the rewrite of a
-    /// `GET [base]/metadata` answer and ask for an unencoded one.
+    /// Before the allowed decision `d` lets the request go upstream: arm the
+    /// rewrite of a `GET [base]/metadata` answer and ask for an unencoded
+    /// one.
     pub(super) fn arm_capability_rewrite(
         &mut self,
         host: &dyn Host,
         config: &Config,
         d: &Decision,
-    ) {
-        let capabilities = d
-            .interaction
-            .as_ref()
-            .is_some_and(|it| it.kind == InteractionKind::Capabilities);
-        if config.discovery.is_none() || !d.is_allow() || !capabilities || self.method() != "GET" {
-            return;
+    ) -> AnswerHook {
+        if !rewrites_answer(config, d, self.method()) {
+            return AnswerHook::Off;
         }
         if host
             .set_header(HeaderMap::Request, "accept-encoding", Some("identity"))
@@ -62,19 +57,17 @@ impl Stream {
                 LogLevel::Warn,
                 "metadata: could not set accept-encoding; the CapabilityStatement passes unmodified",
             );
-            return;
+            return AnswerHook::Off;
         }
-        self.capability = CapabilityRewrite::Armed;
+        AnswerHook::Capability(CapabilityRewrite::Armed)
     }
 
     /// A public answer (`/metadata`, an upstream discovery document) gets
     /// `Vary: Origin` (core `public_answer`); a failure is logged, the
     /// answer goes on.
     fn vary_public_answer(&self, host: &dyn Host) {
-        let public = self
-            .decision
-            .as_ref()
-            .is_some_and(|d| d.reason == Reason::PublicEndpoint);
+        let public =
+            matches!(&self.phase, Phase::Released { decision, .. } if is_public_answer(decision));
         if !public {
             return;
         }
@@ -98,43 +91,54 @@ impl Stream {
 
     pub fn on_response_headers(&mut self, host: &dyn Host) -> Flow {
         self.vary_public_answer(host);
-        self.add_response_headers(host);
-        if self.bulk_hook != super::bulk::BulkHook::Off {
-            return self.bulk_response_headers(host);
-        }
-        if self.capability != CapabilityRewrite::Armed {
-            return Flow::Continue;
-        }
-        self.capability = CapabilityRewrite::Off;
-        let headers = host.headers(HeaderMap::Response);
-        let value = |name: &str| {
-            headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
+        self.add_answer_headers(host);
+        let (decision, answer) = match self.take_phase() {
+            Phase::Released { decision, answer } => (decision, answer),
+            phase => {
+                self.phase = phase;
+                return Flow::Continue;
+            }
         };
-        if value(":status") != Some("200") {
-            return Flow::Continue;
+        match answer {
+            AnswerHook::Bulk(BulkHook::Armed(action)) => {
+                return self.bulk_response_headers(host, decision, action)
+            }
+            AnswerHook::Capability(CapabilityRewrite::Armed) => {}
+            answer => {
+                self.phase = Phase::Released { decision, answer };
+                return Flow::Continue;
+            }
         }
-        let why = if !value("content-type").is_some_and(is_json_content_type) {
-            Some("not JSON (XML is passed as the server wrote it)")
-        } else if value("content-encoding")
-            .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"))
-        {
-            Some("the server sent it encoded despite Accept-Encoding: identity")
-        } else if host
-            .set_header(HeaderMap::Response, "content-length", None)
-            .is_err()
-        {
-            Some("its Content-Length could not be removed")
-        } else {
-            None
+        self.phase = Phase::Released {
+            decision,
+            answer: AnswerHook::Off,
         };
-        match why {
-            Some(why) => self.capability_unmodified(host, why),
-            None => self.capability = CapabilityRewrite::Buffering,
+        let gate = match rewrite_gate(&host.headers(HeaderMap::Response)) {
+            RewriteGate::Buffer
+                if host
+                    .set_header(HeaderMap::Response, "content-length", None)
+                    .is_err() =>
+            {
+                RewriteGate::Unmodified("its Content-Length could not be removed")
+            }
+            gate => gate,
+        };
+        match gate {
+            RewriteGate::Pass => {}
+            RewriteGate::Unmodified(why) => self.capability_unmodified(host, why),
+            RewriteGate::Buffer => {
+                self.set_answer_hook(AnswerHook::Capability(CapabilityRewrite::Buffering))
+            }
         }
         Flow::Continue
+    }
+
+    /// What the response callbacks still do with the answer of a released
+    /// request.
+    fn set_answer_hook(&mut self, hook: AnswerHook) {
+        if let Phase::Released { answer, .. } = &mut self.phase {
+            *answer = hook;
+        }
     }
 
     pub fn on_response_body(
@@ -143,24 +147,50 @@ impl Stream {
         body_size: usize,
         end_of_stream: bool,
     ) -> Flow {
-        if self.bulk_hook == super::bulk::BulkHook::Manifest {
-            return self.bulk_response_body(host, body_size, end_of_stream);
-        }
-        if self.capability != CapabilityRewrite::Buffering {
-            return Flow::Continue;
-        }
+        let (decision, answer) = match self.take_phase() {
+            Phase::Released { decision, answer } => (decision, answer),
+            phase => {
+                self.phase = phase;
+                return Flow::Continue;
+            }
+        };
+        let (flow, answer) = match answer {
+            AnswerHook::Bulk(BulkHook::Manifest) => {
+                match self.bulk_response_body(host, &decision, body_size, end_of_stream) {
+                    Some(flow) => (flow, AnswerHook::Off),
+                    None => (Flow::Pause, answer),
+                }
+            }
+            AnswerHook::Capability(CapabilityRewrite::Buffering) => {
+                self.capability_body(host, body_size, end_of_stream)
+            }
+            answer => (Flow::Continue, answer),
+        };
+        self.phase = Phase::Released { decision, answer };
+        flow
+    }
+
+    /// The body of a `/metadata` answer being buffered: rewritten at its
+    /// end. Returns the hook that stays.
+    fn capability_body(
+        &self,
+        host: &dyn Host,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> (Flow, AnswerHook) {
         let config = self.config();
         if body_size > config.max_body_bytes {
-            self.capability = CapabilityRewrite::Off;
             self.capability_unmodified(host, "larger than max_body_bytes");
-            return Flow::Continue;
+            return (Flow::Continue, AnswerHook::Off);
         }
         if !end_of_stream {
-            return Flow::Pause;
+            return (
+                Flow::Pause,
+                AnswerHook::Capability(CapabilityRewrite::Buffering),
+            );
         }
-        self.capability = CapabilityRewrite::Off;
         let Some(discovery) = config.discovery.as_ref() else {
-            return Flow::Continue;
+            return (Flow::Continue, AnswerHook::Off);
         };
         let body = host
             .body(Buffer::ResponseBody, body_size)
@@ -172,7 +202,7 @@ impl Stream {
             Ok(_) => self.capability_unmodified(host, "the host refused the new body"),
             Err(why) => self.capability_unmodified(host, why.as_str()),
         }
-        Flow::Continue
+        (Flow::Continue, AnswerHook::Off)
     }
 
     fn capability_unmodified(&self, host: &dyn Host, why: &str) {

@@ -23,11 +23,19 @@
 //!   scope checks on the returned resource) is carried out by the filter
 //!   itself: it fetches the response through `upstream.cluster`
 //!   (`dispatch_http_call` with the request's headers), checks it, and relays
-//!   it — or replaces it with 403/404 — as a local reply.
-//!
+//!   it — or replaces it with 403/404 — as a local reply;
 //! - a narrowed allow (the decision's `rewrite`) sets the new `:path` and
 //!   `Prefer` on the request before it goes on; when the headers already
 //!   went upstream, the filter relays the rewritten request itself.
+//!
+//! Each [`Phase`] holds what exists while the stream is in it: the token
+//! kept while verifying, the call and the decision of a pre-check or a
+//! relay, the decision and the answer hook of a released request. What
+//! outlives a phase is the stream's: the request (headers, body), the
+//! verified token, a token call in flight (its answer still reaches the key
+//! store after a refusal). Every rule is the core's (`engine`,
+//! `disposition`, `relay`, `precheck`, `bulk`, `capability_statement`,
+//! `reply`); the stream only adapts its host.
 //!
 //! The stream's code follows its phases: `request` (headers and body
 //! callbacks), `token` (verification, key fetches, waits for another VM's
@@ -54,32 +62,97 @@ use crate::shared::{Shared, TokenFacts};
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::Decision;
 use fhir_smart_authz_core::fhir::RequestParts;
+use fhir_smart_authz_core::relay::with_answer_headers;
 use fhir_smart_authz_core::reply::Reply;
+use fhir_smart_authz_core::token::binding::Binding;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
-/// Where the stream is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where the stream is, and what it holds in each phase.
 enum Phase {
     /// Reading the request and verifying its token (a key fetch, an
     /// introspection call or a wait for another VM's keys may be under way).
-    Verifying,
+    Verifying(Verifying),
     /// The token is resolved; the body the decision needs is still arriving
     /// (headers released, or held with `upstream.hold_headers_for_body`).
     AwaitingBody,
-    /// Decided and let through (in shadow mode, whatever the decision).
-    Released,
     /// Allowed if the stored resource of a write by id is the patient's:
-    /// the filter reads it (this call) before the write goes on.
-    Prechecking(u32),
-    /// Allowed with obligations: the filter fetches the response itself
-    /// (this call) to check it.
-    Relaying(u32),
+    /// the filter reads it (`call`) before the write goes on. `decision`
+    /// keeps the pre-checks still to make.
+    Prechecking { call: u32, decision: Decision },
+    /// Allowed with obligations (or sent by the filter itself: a partly
+    /// allowed batch, a narrowed request whose headers already went
+    /// upstream): the filter fetches the response (`call`).
+    Relaying { call: u32, decision: Decision },
+    /// Decided and let through (in shadow mode, whatever the decision);
+    /// `answer`: what the response callbacks still do with the answer.
+    Released {
+        decision: Decision,
+        answer: AnswerHook,
+    },
     /// Answered locally (a denial, a relayed or replaced response, the
     /// discovery document, a gateway error).
     Replied,
+}
+
+/// The token phase's own state.
+#[derive(Default)]
+struct Verifying {
+    /// The token, kept when verifying goes on after the headers callback.
+    token: Option<String>,
+    /// Waited once for another VM's JWKS fetch (never twice).
+    waited_for_keys: bool,
+    /// The classifier needs the body and it was still to come at the headers.
+    body_needed: bool,
+    /// A body callback arrived while the headers were paused: the host
+    /// delivers body callbacks to paused headers, so holding them is safe.
+    body_seen_while_paused: bool,
+}
+
+/// What the response callbacks of a released request do with its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum AnswerHook {
+    /// Nothing (the answer passes as it is).
+    #[default]
+    Off,
+    /// The SMART section in a `/metadata` answer.
+    Capability(metadata::CapabilityRewrite),
+    /// The answer of a Bulk Data request the job registry needs.
+    Bulk(bulk::BulkHook),
+}
+
+/// A token call (JWKS / introspection) in flight. Kept apart from the
+/// phase: its answer still reaches the key store after a refusal.
+struct TokenCall {
+    id: u32,
+    purpose: Pending,
+    /// The token it verifies.
+    token: String,
+    /// When this stream took the issuer's JWKS fetch lease for it (ms).
+    lease_started: Option<u64>,
+}
+
+/// The verified token as this request presents it.
+struct PresentedToken {
+    claims: Rc<Value>,
+    /// What is derived from the claims once per token.
+    facts: Rc<TokenFacts>,
+    /// How the request proved the token's binding; its answer headers (a
+    /// fresh `DPoP-Nonce`) go on every answer.
+    binding: Binding,
+}
+
+/// Which host callback the stream is in: a request callback lets the
+/// request go on by returning `Continue`, an asynchronous answer (a call's,
+/// the end of a wait) by resuming it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Callback {
+    Request,
+    Async,
+    /// Envoy logs the request: nothing goes on any more.
+    Log,
 }
 
 /// Whether the request is held at the host.
@@ -102,46 +175,28 @@ pub struct Stream {
     context_id: u32,
     phase: Phase,
     hold: Hold,
-    /// The JWKS fetch lease this stream took: (issuer, start ms).
-    lease: Option<(usize, u64)>,
-    /// Waited once for another VM's JWKS fetch (never twice).
-    waited_for_keys: bool,
+    /// The host callback being handled.
+    callback: Callback,
     /// Where `:method` and `:path` are in `headers` (the last of each): read
     /// there, not copied.
     method_at: Option<usize>,
     path_at: Option<usize>,
     headers: Vec<(String, String)>,
-    token: Option<String>,
-    claims: Option<Rc<Value>>,
-    /// The token call (JWKS / introspection) in flight. Kept apart from the
-    /// phase: its answer still reaches the key store after a refusal.
-    pending: Option<(u32, Pending)>,
-    /// The classifier needs the body and it was still to come at the headers.
-    body_needed: bool,
+    /// The verified token, once resolved; `None` without one.
+    token: Option<PresentedToken>,
+    /// The token call in flight.
+    token_call: Option<TokenCall>,
     body: Option<Vec<u8>>,
-    /// A body callback arrived while the headers were paused: the host
-    /// delivers body callbacks to paused headers, so holding them is safe.
-    body_seen_while_paused: bool,
     /// The headers as they went upstream before the decision (a body-decided
     /// request not held): a rewrite can no longer change them, and Envoy no
     /// longer lends them to the filter, so a relay starts from this copy.
     forwarded_headers: Option<Vec<(String, String)>>,
-    decision: Option<Decision>,
-    /// What the verified token says (its identity for the audit record, the
-    /// fact headers, the engine's token context); `None` without a token.
-    facts: Option<Rc<TokenFacts>>,
-    /// The SMART section written into a `/metadata` answer.
-    capability: metadata::CapabilityRewrite,
     /// The audit record (JSON text) kept for `on_log` (`audit.encoding: "line"`).
     audit_line: Option<Vec<u8>>,
-    /// The answer of an allowed Bulk Data request the job registry needs.
-    bulk_hook: bulk::BulkHook,
     /// The clock as read in this callback (see `now_ms`).
     clock_ms: Cell<Option<u64>>,
     /// When the request's headers arrived (µs; `metrics.decision_latency`).
     started_us: Option<u64>,
-    /// Headers for the upstream's response (a fresh `DPoP-Nonce`).
-    response_headers: Vec<(String, String)>,
 }
 
 impl Stream {
@@ -150,28 +205,19 @@ impl Stream {
             shared,
             me: Weak::new(),
             context_id: 0,
-            phase: Phase::Verifying,
+            phase: Phase::Verifying(Verifying::default()),
             hold: Hold::Flowing,
-            lease: None,
-            waited_for_keys: false,
+            callback: Callback::Request,
             method_at: None,
             path_at: None,
             headers: Vec::new(),
             token: None,
-            claims: None,
-            pending: None,
-            body_needed: false,
+            token_call: None,
             body: None,
-            body_seen_while_paused: false,
             forwarded_headers: None,
-            decision: None,
-            facts: None,
-            capability: metadata::CapabilityRewrite::Off,
             audit_line: None,
-            bulk_hook: bulk::BulkHook::Off,
             clock_ms: Cell::new(None),
             started_us: None,
-            response_headers: Vec::new(),
         }
     }
 
@@ -241,16 +287,32 @@ impl Stream {
     }
 
     /// A host callback begins: time has passed since the last one.
-    fn callback(&self) {
+    fn callback(&mut self, callback: Callback) {
         self.clock_ms.set(None);
+        self.callback = callback;
     }
 
     /// Whether the decision was made (or a reply sent instead).
     fn decided(&self) -> bool {
-        matches!(
-            self.phase,
-            Phase::Released | Phase::Prechecking(_) | Phase::Relaying(_) | Phase::Replied
-        )
+        !matches!(self.phase, Phase::Verifying(_) | Phase::AwaitingBody)
+    }
+
+    /// The phase, taken to be replaced (by `Replied` meanwhile).
+    fn take_phase(&mut self) -> Phase {
+        std::mem::replace(&mut self.phase, Phase::Replied)
+    }
+
+    /// The identity and token context of the verified token, if any.
+    fn facts(&self) -> Option<&TokenFacts> {
+        self.token.as_ref().map(|t| &*t.facts)
+    }
+
+    /// The headers every answer to this request carries (the binding's: a
+    /// fresh `DPoP-Nonce`).
+    fn answer_headers(&self) -> &[(String, String)] {
+        self.token
+            .as_ref()
+            .map_or(&[], |t| t.binding.response_headers.as_slice())
     }
 
     /// The request's `x-request-id` (the last, if repeated).
@@ -297,11 +359,10 @@ impl Stream {
         Flow::Pause
     }
 
-    fn reply(&mut self, host: &dyn Host, r: &Reply) -> Flow {
-        if host
-            .send_local_reply(r.status, &r.headers, &r.body)
-            .is_err()
-        {
+    /// Answer locally, with the headers every answer carries.
+    fn reply(&mut self, host: &dyn Host, mut r: Reply) -> Flow {
+        with_answer_headers(&mut r, self.answer_headers());
+        if host.send_local_reply(&r).is_err() {
             host.log(LogLevel::Error, "could not send the local reply");
         }
         self.phase = Phase::Replied;
@@ -310,11 +371,11 @@ impl Stream {
 
     /// Let the request go on: `Continue` inside a request callback, or one
     /// `resume_http_request` after an asynchronous answer.
-    fn release(&mut self, host: &dyn Host, from_async: bool) -> Flow {
-        match (from_async, self.hold) {
+    fn release(&mut self, host: &dyn Host) -> Flow {
+        match (self.callback, self.hold) {
             // `Continue` from this callback lets paused headers go on too.
-            (false, Hold::Paused) => self.hold = Hold::Flowing,
-            (true, Hold::Paused) => {
+            (Callback::Request, Hold::Paused) => self.hold = Hold::Flowing,
+            (Callback::Async, Hold::Paused) => {
                 self.hold = Hold::Resumed;
                 if host.resume_request().is_err() {
                     host.log(LogLevel::Error, "could not resume the request");

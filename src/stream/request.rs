@@ -1,13 +1,12 @@
 //! The request callbacks: headers (anti-spoofing, the SMART discovery
 //! document, the token) and body (buffered while the decision needs it).
 
-use super::{Phase, Stream};
+use super::{Callback, Phase, Stream};
 use crate::host::{utf8_or_lossy, Buffer, Flow, HeaderMap, Host, LogLevel};
 use crate::ports::TokenStep;
-use fhir_smart_authz_core::config::{Config, DiscoveryConfig};
-use fhir_smart_authz_core::decision::{Decision, Reason};
-use fhir_smart_authz_core::fhir::{Interaction, InteractionKind, Level};
-use fhir_smart_authz_core::reply::{discovery_reply, gateway_error_reply};
+use fhir_smart_authz_core::config::Config;
+use fhir_smart_authz_core::engine::{body_too_large, trailers_refused};
+use fhir_smart_authz_core::reply::{discovery_answer, gateway_error_reply};
 
 /// The token port's first answer for the request's token.
 struct FirstStep {
@@ -20,7 +19,7 @@ struct FirstStep {
 
 impl Stream {
     pub fn on_request_headers(&mut self, host: &dyn Host, end_of_stream: bool) -> Flow {
-        self.callback();
+        self.callback(Callback::Request);
         if self.shared.config.metrics.decision_latency {
             self.started_us = Some(host.now_us());
         }
@@ -39,7 +38,7 @@ impl Stream {
             // client set.
             return self.reply(
                 host,
-                &gateway_error_reply(
+                gateway_error_reply(
                     500,
                     "exception",
                     "the gateway could not remove a client-supplied identity header; the request was not forwarded",
@@ -55,11 +54,10 @@ impl Stream {
         }
         self.headers = headers;
 
-        if let Some(discovery) = self.discovery_request(&config) {
-            return self.serve_discovery(host, &discovery.document());
-        }
-        if let Some(metadata) = self.resource_metadata_request(&config) {
-            return self.serve_discovery(host, &metadata);
+        if let Some((d, reply)) = discovery_answer(&config, self.method(), self.path()) {
+            // Public: audited as the SMART configuration.
+            self.account(host, &d);
+            return self.reply(host, reply);
         }
 
         let needs_body = self.with_parts(|s, parts| s.shared.engine.body_needed(&config, parts));
@@ -67,7 +65,10 @@ impl Stream {
             // The request has no body at all: decide on an empty one.
             self.body = Some(Vec::new());
         }
-        self.body_needed = needs_body && !end_of_stream;
+        let body_needed = needs_body && !end_of_stream;
+        if let Phase::Verifying(v) = &mut self.phase {
+            v.body_needed = body_needed;
+        }
 
         // The ~1 KB token is verified where it lies in the headers, and
         // copied only when verifying goes on after this callback (a call, a
@@ -85,44 +86,15 @@ impl Stream {
             }))
         });
         match first {
-            Err(d) => self.carry_out(host, d, false),
-            Ok(None) => self.after_token(host, false),
+            Err(d) => self.carry_out(host, d),
+            Ok(None) => self.after_token(host, None),
             Ok(Some(first)) => {
-                self.token = first.kept;
-                self.token_step(host, first.step, first.issuer, false)
+                if let Phase::Verifying(v) = &mut self.phase {
+                    v.token = first.kept;
+                }
+                self.token_step(host, first.step, first.issuer)
             }
         }
-    }
-
-    /// The discovery document, when this is `GET|HEAD
-    /// [base]/.well-known/smart-configuration` and the filter serves it.
-    fn discovery_request<'c>(&self, config: &'c Config) -> Option<&'c DiscoveryConfig> {
-        let discovery = config.discovery.as_ref()?;
-        let path_only = self.path().split('?').next().unwrap_or("");
-        let asked = matches!(self.method(), "GET" | "HEAD")
-            && path_only.strip_prefix(config.base.path.as_str())
-                == Some("/.well-known/smart-configuration");
-        asked.then_some(discovery)
-    }
-
-    /// The RFC 9728 protected-resource metadata, when this is `GET|HEAD` of
-    /// its well-known path and the filter serves it.
-    fn resource_metadata_request(&self, config: &Config) -> Option<serde_json::Value> {
-        let path_only = self.path().split('?').next().unwrap_or("");
-        let asked =
-            matches!(self.method(), "GET" | "HEAD") && config.is_resource_metadata_path(path_only);
-        asked.then(|| config.resource_metadata()).flatten()
-    }
-
-    /// The filter answers a discovery document (SMART configuration, RFC
-    /// 9728 metadata) itself: public, audited as the SMART configuration.
-    fn serve_discovery(&mut self, host: &dyn Host, document: &serde_json::Value) -> Flow {
-        let d = Decision::allow(
-            Reason::PublicEndpoint,
-            Interaction::new(InteractionKind::SmartConfiguration, Level::System),
-        );
-        self.account(host, &d);
-        self.reply(host, &discovery_reply(document))
     }
 
     pub fn on_request_body(
@@ -131,17 +103,19 @@ impl Stream {
         body_size: usize,
         end_of_stream: bool,
     ) -> Flow {
-        self.callback();
-        match self.phase {
-            Phase::Replied | Phase::Prechecking(_) | Phase::Relaying(_) => return Flow::Pause,
-            Phase::Released => return Flow::Continue,
-            Phase::Verifying => {
+        self.callback(Callback::Request);
+        match &mut self.phase {
+            Phase::Replied | Phase::Prechecking { .. } | Phase::Relaying { .. } => {
+                return Flow::Pause
+            }
+            Phase::Released { .. } => return Flow::Continue,
+            Phase::Verifying(v) => {
                 // The headers are paused for the token (JWKS fetch /
                 // introspection) and the host still delivers the body (Envoy
                 // with `allow_on_headers_stop_iteration`): Envoy buffers it
                 // until resumed.
-                self.body_seen_while_paused = true;
-                if !self.body_needed {
+                v.body_seen_while_paused = true;
+                if !v.body_needed {
                     return Flow::Pause;
                 }
             }
@@ -149,14 +123,7 @@ impl Stream {
         }
         let config = self.config();
         if body_size > config.max_body_bytes {
-            let d = Decision::deny(
-                Reason::BodyTooLarge,
-                format!(
-                    "the request body is larger than {} bytes (max_body_bytes) and cannot be checked; send a smaller request",
-                    config.max_body_bytes
-                ),
-            );
-            return self.carry_out(host, d, false);
+            return self.carry_out(host, body_too_large(&config));
         }
         if !end_of_stream {
             return Flow::Pause;
@@ -168,7 +135,7 @@ impl Stream {
             host.log(LogLevel::Error, "could not read the buffered request body");
             return self.reply(
                 host,
-                &gateway_error_reply(
+                gateway_error_reply(
                     500,
                     "exception",
                     "the gateway could not read the request body to check it; the request was not forwarded",
@@ -176,11 +143,11 @@ impl Stream {
             );
         }
         self.body = Some(body.unwrap_or_default());
-        if self.phase != Phase::AwaitingBody {
+        if !matches!(self.phase, Phase::AwaitingBody) {
             // The whole body is here before the token: decided when it resolves.
             return Flow::Pause;
         }
-        self.consult_engine(host, false)
+        self.consult_engine(host)
     }
 }
 
@@ -191,19 +158,13 @@ impl Stream {
     /// follows the phase: before a decision that needs the body it is a
     /// refusal (the body is not checked at trailers), never `Continue`.
     pub fn on_request_trailers(&mut self, host: &dyn Host) -> Flow {
-        self.callback();
-        match self.phase {
-            Phase::Released => Flow::Continue,
-            Phase::Replied | Phase::Prechecking(_) | Phase::Relaying(_) => Flow::Pause,
+        self.callback(Callback::Request);
+        match &self.phase {
+            Phase::Released { .. } => Flow::Continue,
+            Phase::Replied | Phase::Prechecking { .. } | Phase::Relaying { .. } => Flow::Pause,
             // Held for the token only: resumed (with the trailers) once decided.
-            Phase::Verifying if !self.body_needed => Flow::Pause,
-            Phase::Verifying | Phase::AwaitingBody => {
-                let d = Decision::deny(
-                    Reason::InvalidRequest,
-                    "the request ends with trailers, and the filter decides this request on its body, which it does not check with trailers; send the request without trailers",
-                );
-                self.carry_out(host, d, false)
-            }
+            Phase::Verifying(v) if !v.body_needed => Flow::Pause,
+            Phase::Verifying(_) | Phase::AwaitingBody => self.carry_out(host, trailers_refused()),
         }
     }
 }

@@ -7,20 +7,9 @@
 //! forwarded unnarrowed.
 
 use super::Stream;
-use crate::host::{Flow, HeaderMap, Host, LogLevel};
+use crate::host::{HeaderMap, Host, LogLevel};
 use fhir_smart_authz_core::decision::{Decision, Reason, Rewrite};
-
-/// `rw` applied to a header list (`:path` and the headers it sets).
-pub(super) fn rewrite_headers(headers: &mut Vec<(String, String)>, rw: &Rewrite) {
-    let set = std::iter::once((":path", rw.path.as_str()))
-        .chain(rw.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
-    for (name, value) in set {
-        headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        if !value.is_empty() {
-            headers.push((name.to_string(), value.to_string()));
-        }
-    }
-}
+use fhir_smart_authz_core::disposition::narrows_held_request;
 
 impl Stream {
     /// Apply an allowed decision's rewrite to the held request (enforced,
@@ -29,8 +18,11 @@ impl Stream {
     /// decision becomes a 500 `internal_error` denial, so the reply, the
     /// audit record and the metrics all say the request was not forwarded.
     pub(super) fn narrow_held_request(&mut self, host: &dyn Host, d: Decision) -> Decision {
-        let held = self.shared.config.enforce && self.forwarded_headers.is_none();
-        let Some(rw) = d.rewrite.as_ref().filter(|_| d.is_allow() && held) else {
+        let forwarded = self.forwarded_headers.is_some();
+        if !narrows_held_request(self.shared.config.enforce, &d, forwarded) {
+            return d;
+        }
+        let Some(rw) = d.rewrite.as_ref() else {
             return d;
         };
         match set_request_headers(host, rw, self.path()) {
@@ -58,47 +50,13 @@ impl Stream {
             }
         }
     }
-
-    /// Carry out an allowed decision's rewrite `rw` (the decision is in
-    /// `self.decision`; `checked`: it has response obligations), then let the
-    /// request go on, or relay it. A held request was already narrowed
-    /// ([`Self::narrow_held_request`]).
-    pub(super) fn carry_out_rewrite(
-        &mut self,
-        host: &dyn Host,
-        checked: bool,
-        from_async: bool,
-    ) -> Flow {
-        if !self.shared.config.enforce {
-            // Shadow mode changes no request.
-            self.shared.count(host, "rewrite.shadow");
-        } else if self.forwarded_headers.is_some() {
-            self.shared.count(host, "rewrite.relayed");
-            return self.start_relay(host, from_async);
-        }
-        if checked {
-            return self.start_relay(host, from_async);
-        }
-        self.release(host, from_async)
-    }
 }
 
-/// `:path` (when it changes) and the rewrite's headers on the request; `Err`
-/// names the one the host refused.
+/// The rewrite's changes on the request; `Err` names the header the host
+/// refused.
 fn set_request_headers<'r>(host: &dyn Host, rw: &'r Rewrite, path: &str) -> Result<(), &'r str> {
-    let changed = (rw.path != path).then_some((":path", rw.path.as_str()));
-    let set = changed
-        .into_iter()
-        .chain(rw.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
-    for (name, value) in set {
-        if host
-            .set_header(
-                HeaderMap::Request,
-                name,
-                Some(value).filter(|v| !v.is_empty()),
-            )
-            .is_err()
-        {
+    for (name, value) in rw.changes(Some(path)) {
+        if host.set_header(HeaderMap::Request, name, value).is_err() {
             return Err(name);
         }
     }

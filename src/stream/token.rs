@@ -3,13 +3,14 @@
 //! introspection), and wait (once, bounded) for a key set another worker VM
 //! is fetching rather than answer 401.
 
-use super::{Phase, Stream};
+use super::{Callback, Phase, Stream, TokenCall};
 use crate::host::{call_response, Flow, Host, LogLevel, MAX_TOKEN_CALL_BYTES};
 use crate::jwks_sync::{
     end_lease, lease_state, publish_jwks, take_lease, KeysWaiter, Lease, Waiter, WAIT_TICK_MS,
 };
 use crate::ports::{Pending, TokenStep};
 use fhir_smart_authz_core::decision::{Decision, Reason};
+use fhir_smart_authz_core::token::service::jwks_fetch_succeeded;
 
 fn verifier_busy() -> TokenStep {
     TokenStep::denied(Decision::deny(
@@ -66,10 +67,19 @@ impl Stream {
         (step, issuer)
     }
 
+    /// The token kept for verifying after the headers callback ("" if none).
+    fn kept_token(&self) -> String {
+        match &self.phase {
+            Phase::Verifying(v) => v.token.clone().unwrap_or_default(),
+            _ => String::new(),
+        }
+    }
+
     /// Verify the stream's token (kept from the request's headers).
-    pub(super) fn verify_token(&mut self, host: &dyn Host, from_async: bool) -> Flow {
-        let (step, issuer) = self.first_step(host, self.token.as_deref().unwrap_or_default());
-        self.token_step(host, step, issuer, from_async)
+    fn verify_token(&mut self, host: &dyn Host) -> Flow {
+        let token = self.kept_token();
+        let (step, issuer) = self.first_step(host, &token);
+        self.token_step(host, step, issuer)
     }
 
     /// Go on from the port's first answer (see [`Self::first_step`]). When
@@ -82,13 +92,12 @@ impl Stream {
         host: &dyn Host,
         mut step: TokenStep,
         issuer: Option<usize>,
-        from_async: bool,
     ) -> Flow {
         let Some(issuer) = issuer else {
-            return self.handle_step(host, step, from_async);
+            return self.handle_step(host, step, None);
         };
         // Keys to fetch or wait for (rare): a copy is fine.
-        let token = self.token.clone().unwrap_or_default();
+        let token = self.kept_token();
         let picked_up = match self.shared.tokens.try_borrow_mut() {
             Ok(mut tp) => self.shared.pick_up_shared_jwks(host, &mut **tp, issuer),
             Err(_) => false,
@@ -110,12 +119,11 @@ impl Stream {
                 purpose: Pending::Jwks { issuer },
             } => {
                 if take_lease(host, &config, issuer, now_ms, call.timeout_ms) {
-                    self.lease = Some((issuer, now_ms));
                     let step = TokenStep::Call {
                         call,
                         purpose: Pending::Jwks { issuer },
                     };
-                    return self.handle_step(host, step, from_async);
+                    return self.handle_step(host, step, Some(now_ms));
                 }
                 let denied = self.skip_fetch(host, Pending::Jwks { issuer }, &token);
                 if lease_state(host, &config, issuer, now_ms) == Lease::Fetching {
@@ -123,7 +131,7 @@ impl Stream {
                         return flow;
                     }
                 }
-                self.handle_step(host, denied, from_async)
+                self.handle_step(host, denied, None)
             }
             TokenStep::Denied(d) => {
                 let still_unknown = self.unknown_kid_issuer(&token) == Some(issuer);
@@ -132,9 +140,9 @@ impl Stream {
                         return flow;
                     }
                 }
-                self.handle_step(host, TokenStep::Denied(d), from_async)
+                self.handle_step(host, TokenStep::Denied(d), None)
             }
-            other => self.handle_step(host, other, from_async),
+            other => self.handle_step(host, other, None),
         }
     }
 
@@ -142,7 +150,10 @@ impl Stream {
     /// other VM's fetch ends, or `jwks_timeout_ms` + 1 s pass). `None` when
     /// this stream cannot wait (already waited, or not resumable).
     fn wait_for_keys(&mut self, host: &dyn Host, issuer: usize) -> Option<Flow> {
-        if self.waited_for_keys || self.me.strong_count() == 0 {
+        let Phase::Verifying(v) = &self.phase else {
+            return None;
+        };
+        if v.waited_for_keys || self.me.strong_count() == 0 {
             return None;
         }
         let config = self.config();
@@ -162,7 +173,9 @@ impl Stream {
             context_id: self.context_id,
             stream: self.me.clone(),
         });
-        self.waited_for_keys = true;
+        if let Phase::Verifying(v) = &mut self.phase {
+            v.waited_for_keys = true;
+        }
         if host.set_tick_period_ms(WAIT_TICK_MS).is_err() {
             host.log(
                 LogLevel::Warn,
@@ -172,9 +185,16 @@ impl Stream {
         Some(self.pause())
     }
 
-    /// The JWKS fetch this stream made is over: release the cross-VM lease.
-    fn end_own_lease(&mut self, host: &dyn Host, ok: bool) {
-        if let Some((issuer, started)) = self.lease.take() {
+    /// The JWKS fetch this stream made under the cross-VM lease taken at
+    /// `lease_started` is over: release the lease.
+    fn end_own_lease(
+        &self,
+        host: &dyn Host,
+        purpose: Pending,
+        lease_started: Option<u64>,
+        ok: bool,
+    ) {
+        if let (Pending::Jwks { issuer }, Some(started)) = (purpose, lease_started) {
             end_lease(host, &self.shared.config, issuer, started, ok);
         }
     }
@@ -182,20 +202,27 @@ impl Stream {
     /// The answer to a call this stream made: a token call, a pre-check or
     /// the relay.
     pub fn on_call_response(&mut self, host: &dyn Host, token_id: u32, body_size: usize) {
-        self.callback();
-        if self.phase == Phase::Relaying(token_id) {
-            self.on_relay_response(host, body_size);
-            return;
+        self.callback(Callback::Async);
+        match self.take_phase() {
+            Phase::Relaying { call, decision } if call == token_id => {
+                self.on_relay_response(host, decision, body_size);
+                return;
+            }
+            Phase::Prechecking { call, decision } if call == token_id => {
+                self.on_precheck_response(host, decision, body_size);
+                return;
+            }
+            phase => self.phase = phase,
         }
-        if self.phase == Phase::Prechecking(token_id) {
-            self.on_precheck_response(host, body_size);
+        let Some(TokenCall {
+            purpose: pending,
+            token,
+            lease_started,
+            ..
+        }) = self.token_call.take_if(|c| c.id == token_id)
+        else {
             return;
-        }
-        let pending = match self.pending {
-            Some((id, p)) if id == token_id => p,
-            _ => return,
         };
-        self.pending = None;
         let config = self.config();
         let (status, body) = match call_response(host, body_size, MAX_TOKEN_CALL_BYTES) {
             Ok((status, body)) => (Some(status), body),
@@ -208,35 +235,29 @@ impl Stream {
             }
         };
         if let Pending::Jwks { issuer } = pending {
-            // A 200 with a key set the filter cannot use is a failed fetch:
-            // it is neither shared with the other VMs nor holds the lease.
-            let ok = status == Some(200)
-                && self
-                    .shared
+            let ok = jwks_fetch_succeeded(status, || {
+                self.shared
                     .tokens
                     .try_borrow()
-                    .is_ok_and(|t| t.usable_jwks(&body));
+                    .is_ok_and(|t| t.usable_jwks(&body))
+            });
             self.shared.jwks_fetched(host, issuer, ok);
             if ok {
                 let now_ms = self.now_ms(host);
                 publish_jwks(host, &config, issuer, &body, now_ms);
                 self.shared.jwks.saw(issuer, now_ms);
             }
-            self.end_own_lease(host, ok);
+            self.end_own_lease(host, pending, lease_started, ok);
         }
-        let token = self.token.clone().unwrap_or_default();
         let now = self.now_s(host);
         let step = match self.shared.tokens.try_borrow_mut() {
             Ok(mut tp) => tp.call_done(host, pending, &token, status, &body, now),
             Err(_) => verifier_busy(),
         };
         if let Pending::Introspection { .. } = pending {
-            // An answer that says nothing about the token (error status,
-            // garbage, timeout) is a failed call; inactive is an answer.
-            let failed = matches!(&step, TokenStep::Denied(d) if d.reason == Reason::IntrospectionUnavailable);
             self.shared.count(
                 host,
-                if failed {
+                if step.introspection_failed() {
                     "introspection.failure"
                 } else {
                     "introspection.success"
@@ -249,13 +270,19 @@ impl Stream {
             // still took the answer above.
             return;
         }
-        self.handle_step(host, step, true);
+        self.handle_step(host, step, None);
     }
 
     /// Act on the token port's answer: carry on with the claims, refuse, or
     /// make the call it asks for (a failed dispatch is answered as a failed
-    /// call, at most a few times).
-    fn handle_step(&mut self, host: &dyn Host, mut step: TokenStep, from_async: bool) -> Flow {
+    /// call, at most a few times). `lease_started`: the JWKS fetch lease
+    /// taken for the call asked for.
+    fn handle_step(
+        &mut self,
+        host: &dyn Host,
+        mut step: TokenStep,
+        mut lease_started: Option<u64>,
+    ) -> Flow {
         for _ in 0..4 {
             match step {
                 TokenStep::Verified { claims, cache_hit } => {
@@ -267,24 +294,28 @@ impl Stream {
                             "token_cache.miss"
                         },
                     );
-                    if let Err(d) = self.check_binding(host, &claims) {
-                        return self.carry_out(host, d, from_async);
-                    }
-                    self.claims = Some(claims);
-                    return self.after_token(host, from_async);
+                    return match self.check_binding(host, &claims) {
+                        Err(d) => self.carry_out(host, d),
+                        Ok(binding) => self.after_token(host, Some((claims, binding))),
+                    };
                 }
-                TokenStep::Denied(d) => return self.carry_out(host, *d, from_async),
+                TokenStep::Denied(d) => return self.carry_out(host, *d),
                 TokenStep::Call {
                     call,
                     purpose: pending,
                 } => match host.dispatch_http_call(&call) {
                     Ok(id) => {
-                        self.pending = Some((id, pending));
+                        self.token_call = Some(TokenCall {
+                            id,
+                            purpose: pending,
+                            token: self.kept_token(),
+                            lease_started,
+                        });
                         return self.pause();
                     }
                     Err(e) => {
                         host.log(LogLevel::Warn, &crate::host::refusal(&call, e));
-                        self.end_own_lease(host, false);
+                        self.end_own_lease(host, pending, lease_started.take(), false);
                         match pending {
                             Pending::Jwks { issuer } => {
                                 self.shared.jwks_fetched(host, issuer, false)
@@ -293,7 +324,7 @@ impl Stream {
                                 self.shared.count(host, "introspection.failure")
                             }
                         }
-                        let token = self.token.clone().unwrap_or_default();
+                        let token = self.kept_token();
                         let now = self.now_s(host);
                         step = match self.shared.tokens.try_borrow_mut() {
                             Ok(mut tp) => tp.call_done(host, pending, &token, None, b"", now),
@@ -307,24 +338,26 @@ impl Stream {
             Reason::KeysUnavailable,
             "the token's signing keys could not be obtained; retry later",
         );
-        self.carry_out(host, d, from_async)
+        self.carry_out(host, d)
     }
 }
 
 impl KeysWaiter for Stream {
     /// The root's tick ends a wait for keys (`wait_for_keys`).
     fn keys_wait_over(&mut self, host: &dyn Host) {
-        self.callback();
-        if self.decided() || self.token.is_none() {
-            return;
+        self.callback(Callback::Async);
+        match &self.phase {
+            Phase::Verifying(v) if v.token.is_some() => {
+                self.verify_token(host);
+            }
+            _ => {}
         }
-        self.verify_token(host, true);
     }
 
     fn call_in_flight(&self) -> Option<u32> {
-        match self.phase {
-            Phase::Relaying(id) => Some(id),
-            _ => self.pending.map(|(id, _)| id),
+        match &self.phase {
+            Phase::Relaying { call, .. } => Some(*call),
+            _ => self.token_call.as_ref().map(|c| c.id),
         }
     }
 

@@ -22,6 +22,14 @@ chain differs) and writing an access log (one JSON object per request) to the sa
   cold_inline    `token.cache_max_entries: 0`, inline JWKS with an extra EdDSA key
   filter_baseline with BENCH_BASELINE_WASM=<path>: the shipped configuration of `filter` running
                  another build of the filter (its own VM), for an A/B of two builds in one run
+  filter_module  the same filter as an Envoy dynamic module (envoy/envoy-native.yaml's filter and
+                 access loggers: a metadata_filter on the module's mark instead of CEL)
+  filter_floor   the proxy-wasm floor (`make bench-floor`, tests/bench-floor/): a no-op filter that
+                 makes only the host calls of the filter's contract (one header-map read, one clock
+                 read, two counters, six fact headers, the audit record's members in filter state),
+                 with `filter`'s VM settings and access loggers
+  filter_dpop, module_dpop  wasm and module with DPoP accepted for the issuer (ES256 proofs,
+                 `max_age_seconds: 600`, a replay cache of 2^20 entries)
 
 Rows (what wrk sends, a patient token in every request):
   warm   one token on every request: the filter's (and jwt_authn's) verified-token cache hits
@@ -36,6 +44,12 @@ Rows (what wrk sends, a patient token in every request):
   module_warm, module_cold: the same filter as an Envoy dynamic module (`make native`, listener
          `filter_module`, envoy/envoy-native.yaml's filter) warm and with the fresh-token ring
          (rows present when target/native/libfhir_smart_authz.so exists).
+  floor  the proxy-wasm floor (listener `filter_floor`), with the warm row's token.
+  dpop, module_dpop: a DPoP-bound token (`cnf.jkt`, cached after its first use) with a fresh
+         ES256 proof on every request (`DPoP` header; `jti`, `htm`, `htu`, `iat`, `ath`), from a
+         ring of BENCH_DPOP_PROOFS proofs minted before Envoy starts; a proof is never sent twice
+         (a replay is refused), so the ring must not wrap (the bench stops if it would). Every
+         proof's `jti` stays in the replay cache for the run: its fill grows to the proofs used.
   base_warm, base_cold (with BENCH_BASELINE_WASM): warm and cold on `filter_baseline` (its own
          token ring, so every request misses there too).
 
@@ -49,21 +63,28 @@ make the numbers meaningless).
 
 Memory: the filter's `<prefix>.vm.memory_bytes` gauge (the worker VM's linear memory; see
 `vm_memory`) after start and after the cold runs, whose tokens fill the shipped configuration's
-cache (10 000 entries).
+cache (10 000 entries). The module: Envoy's resident memory (VmRSS) before and after it verified
+10 000+ fresh tokens from the ring, before any other load run (its cache holds 10 000 per worker).
 
 The last line of the output is
   ratio_warm_vs_native=X.XX ratio_cold_vs_native=X.XX ratio_warm_vs_none=X.XX
   [ratio_native_module_vs_native=X.XX ratio_native_module_cold_vs_native_cold=X.XX]
+  [ratio_wasm_vs_floor=X.XX] [added_cpu_dpop_vs_native_cold=X.XX added_cpu_module_dpop_vs_native_cold=X.XX]
 (filter warm ÷ native jwt_authn with cache + rbac; filter cold ÷ native jwt_authn without cache
-+ rbac; filter warm ÷ Envoy alone; req/s at load). The line before it gives the same ratios from
-the CPU time the Envoy process spends per request (all its threads, from /proc), which other work
-on a shared machine disturbs much less than req/s or latency.
++ rbac; filter warm ÷ Envoy alone; the module warm and cold ÷ the same; wasm warm ÷ the floor;
+req/s at load; then the CPU µs a DPoP request adds over Envoy alone ÷ what native jwt_authn
+without cache adds on a fresh RS256 token, wasm and module: issue 19's target is <= 1). The lines
+before it give each issue 18 / 19 target with its figures, the module's size and memory, and the
+first three ratios from the CPU time the Envoy process spends per request (all its threads, from
+/proc), which other work on a shared machine disturbs much less than req/s or latency.
 
 Env: BENCH_ONLY=compare (only the side-by-side rows: about 2.5 minutes instead of 4),
 BENCH_REPEAT (3 rounds), BENCH_DURATION (3 s per load run), BENCH_C1_DURATION (2 s per
 concurrency-1 run), BENCH_WARMUP (1 s), BENCH_CONNECTIONS (16), BENCH_THREADS (1),
 ENVOY_CONCURRENCY (1), BENCH_COLD_TOKENS (10500; must exceed the cache for cold rows),
-BENCH_KEEP (keep the work directory: Envoy config and log), BENCH_BASELINE_WASM (a second .wasm,
+BENCH_KEEP (keep the work directory: Envoy config and log), BENCH_DPOP_PROOFS (proofs minted for
+each DPoP row: enough for ~6000 req/s over all its runs by default), BENCH_FLOOR_WASM (the floor's
+.wasm, default target/bench-floor.wasm), BENCH_BASELINE_WASM (a second .wasm,
 e.g. main's build, measured as `filter_baseline` beside `filter`; the output ends with an A/B line:
 this build ÷ baseline, req/s and CPU per request, warm and cold), BENCH_ONLY=ab (with
 BENCH_BASELINE_WASM: only Envoy alone, native, `filter` and `filter_baseline` rows).
@@ -89,9 +110,15 @@ from typing import Any, Callable
 import requests
 
 from .bench_envoy import (base_log_format, direct_listener, native_filters, native_log_format,
-                          record_field_log_format, shipped_module_filter, shipped_plugin_config,
-                          shipped_wasm_filter)
-from .rig import NATIVE, WASM, Envoy, Issuer, SigningKey, cluster, envoy_bootstrap, free_port, serve_issuer, wait_until
+                          record_field_log_format, shipped_module_access_logs, shipped_module_filter,
+                          shipped_plugin_config, shipped_wasm_filter)
+from .dpop_client import DpopKey
+from .rig import (NATIVE, REPO, WASM, Envoy, Issuer, SigningKey, cluster, envoy_bootstrap, free_port, serve_issuer,
+                  wait_until)
+from issuer import jwk_thumbprint  # noqa: E402 (envoy/issuer, on the path through .rig)
+
+# The proxy-wasm floor (`make bench-floor`, tests/bench-floor/): the host calls of the filter's contract, no logic.
+FLOOR = Path(os.environ.get("BENCH_FLOOR_WASM", REPO / "target/bench-floor.wasm"))
 
 ONLY = os.environ.get("BENCH_ONLY", "")
 DURATION = int(os.environ.get("BENCH_DURATION", "3"))
@@ -102,6 +129,10 @@ CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 THREADS = int(os.environ.get("BENCH_THREADS", "1"))
 CONCURRENCY = int(os.environ.get("ENVOY_CONCURRENCY", "1"))
 COLD_TOKENS = int(os.environ.get("BENCH_COLD_TOKENS", "10500"))
+# DPoP rows: one proof per request, never reused; enough for ~6000 req/s over every run of a row.
+DPOP_PROOFS = int(os.environ.get("BENCH_DPOP_PROOFS", str(6000 * (WARMUP + REPEAT * (DURATION + C1_DURATION)) + 20000)))
+# Proofs are minted before Envoy starts, with `iat` this far ahead (seconds).
+DPOP_IAT_AHEAD = 240
 KEEP = bool(os.environ.get("BENCH_KEEP"))
 BASELINE_WASM = Path(os.environ["BENCH_BASELINE_WASM"]).resolve() if os.environ.get("BENCH_BASELINE_WASM") else None
 
@@ -111,7 +142,9 @@ AUDIENCE = "http://localhost:10000/fhir"  # fhir_base_url of every filter listen
 WRK_LUA = r"""
 -- args: [1] token file (one token a line; empty: no token from the script)
 --       [2] index of the first token   [3] wrk threads
+--       [4] a DPoP-bound token: then the file holds DPoP proofs, one per request
 local tokens = {}
+local dpop_token = nil
 local n = 0
 local i = 0
 local counter = 0
@@ -126,11 +159,15 @@ function init(args)
     -- each wrk thread starts at its own offset after the given start
     i = ((tonumber(args[2]) or 0) + (id or 0) * math.floor(n / (tonumber(args[3]) or 1))) % n
   end
+  if args[4] ~= nil and args[4] ~= "" then dpop_token = args[4] end
 end
 function request()
   if n > 0 then
     i = i + 1
     if i > n then i = 1 end
+    if dpop_token then
+      return wrk.format(nil, nil, {["Authorization"] = "DPoP " .. dpop_token, ["DPoP"] = tokens[i]})
+    end
     return wrk.format(nil, nil, {["Authorization"] = "Bearer " .. tokens[i]})
   end
   return wrk.format(nil, nil)
@@ -151,10 +188,14 @@ end
 
 @dataclass
 class Ring:
-    """Tokens sent in order, one per request; each run goes on where the previous one stopped."""
+    """Tokens sent in order, one per request; each run goes on where the previous one stopped.
+    With `dpop_token`: DPoP proofs for that token, each usable once (a replayed proof is refused),
+    so the ring must never wrap (BENCH_DPOP_PROOFS)."""
     path: Path
     size: int
     next: int = 0
+    dpop_token: str | None = None
+    used: int = 0
 
 
 def run_wrk(url: str, token: str | None = None, ring: Ring | None = None, connections: int = CONNECTIONS,
@@ -170,7 +211,8 @@ def run_wrk(url: str, token: str | None = None, ring: Ring | None = None, connec
     args = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s", "-s", lua]
     if token:
         args += ["-H", f"Authorization: Bearer {token}"]
-    args += [url, "--", str(ring.path) if ring else "", str(ring.next if ring else 0), str(threads)]
+    args += [url, "--", str(ring.path) if ring else "", str(ring.next if ring else 0), str(threads),
+             (ring.dpop_token or "") if ring else ""]
     try:
         out = subprocess.run(args, capture_output=True, text=True, timeout=duration + 60)
     finally:
@@ -181,6 +223,10 @@ def run_wrk(url: str, token: str | None = None, ring: Ring | None = None, connec
             res["rps"] = res["requests"] / (res["duration_us"] / 1e6)
             if ring:  # requests in flight at the end were sent too: skip past them
                 ring.next = (ring.next + res["requests"] + connections) % ring.size
+                ring.used += res["requests"] + connections
+                if ring.dpop_token and ring.used > ring.size:
+                    raise RuntimeError(f"the DPoP proof ring of {ring.size} proofs wrapped (replayed proofs are "
+                                       f"refused): raise BENCH_DPOP_PROOFS")
             return res
     raise RuntimeError(f"wrk failed: {out.stdout}\n{out.stderr}")
 
@@ -188,6 +234,8 @@ def run_wrk(url: str, token: str | None = None, ring: Ring | None = None, connec
 def run_python_client(url: str, token: str | None, ring: Ring | None, connections: int,
                       duration: int) -> dict[str, Any]:
     """Fallback when wrk is missing (much slower: compare its figures with each other only)."""
+    if ring is not None and ring.dpop_token:
+        raise RuntimeError("the DPoP rows need wrk")
     tokens = ring.path.read_text().split() if ring else [token]
     lat: list[float] = []
     bad = [0]
@@ -250,6 +298,47 @@ def mint_many(issuer: Issuer, count: int) -> list[str]:
         return [t for chunk in pool.map(_mint_patient_tokens, shares) for t in chunk]
 
 
+_PROVING: tuple[DpopKey, str, int] | None = None
+
+
+def _mint_proofs(count: int) -> list[str]:
+    assert _PROVING is not None
+    key, token, iat = _PROVING
+    return [key.proof("GET", AUDIENCE + PATH.removeprefix("/fhir"), token, iat=iat) for _ in range(count)]
+
+
+def mint_proofs(key: DpopKey, token: str, count: int) -> list[str]:
+    """`count` DPoP proofs of `key` for `GET <fhir_base_url>/Patient/pat-a` with `token` (fresh
+    `jti`s), minted on every CPU. Their `iat` is DPOP_IAT_AHEAD seconds ahead (within the bench
+    listeners' `clock_skew_seconds`), so with `max_age_seconds: 600` they stay valid for about
+    14 minutes after minting."""
+    global _PROVING
+    _PROVING = (key, token, int(time.time()) + DPOP_IAT_AHEAD)
+    procs = max(1, min(os.cpu_count() or 1, 4))
+    shares = [count // procs + (1 if i < count % procs else 0) for i in range(procs)]
+    with multiprocessing.get_context("fork").Pool(procs) as pool:
+        return [p for chunk in pool.map(_mint_proofs, shares) for p in chunk]
+
+
+def dpop_plugin_config(issuer_url: str) -> dict[str, Any]:
+    """The shipped plugin configuration with DPoP accepted for the issuer (ES256 proofs) and a
+    replay cache large enough for every proof of the run: each proof's `jti` stays in it for
+    `max_age_seconds` + 1, and a full cache refuses proofs."""
+    cfg = shipped_plugin_config(issuer_url, "issuer", AUDIENCE)
+    cfg["issuers"][0]["dpop"] = {"mode": "accepted", "algorithms": ["ES256"], "max_age_seconds": 600,
+                                 "clock_skew_seconds": DPOP_IAT_AHEAD + 30}
+    cfg["sender_constraint"] = {**cfg.get("sender_constraint", {}), "replay_cache_entries": 1 << 20}
+    return cfg
+
+
+def envoy_rss(pid: int) -> int:
+    """Resident memory of the Envoy process (bytes)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def ed25519_key() -> tuple[SigningKey, dict[str, str]]:
     """An EdDSA signing key for the issuer (its demo JWKS has RS256 and ES256 only) and its JWK."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -283,7 +372,7 @@ class Row:
     requests_cold: int = 0
 
     def counts_misses(self) -> bool:
-        return self.ring is not None and self.listener.startswith("filter")
+        return self.ring is not None and self.ring.dpop_token is None and self.listener.startswith("filter")
 
     def failures(self) -> int:
         return sum(r["non2xx"] + r["errors"] for r in self.load + self.single)
@@ -323,14 +412,21 @@ def vm_memory(envoy: Envoy, samples: int = 8) -> int | None:
     return max(values) if values else None
 
 
-def wait_serving(envoy: Envoy, rows: list[Row], ports: dict[str, int]) -> None:
+def wait_serving(envoy: Envoy, rows: list[Row], ports: dict[str, int],
+                 fresh_proof: Callable[[str], str] | None = None) -> None:
     """`/ready` answers before the worker VM runs the plugin and before remote JWKS arrive:
-    wait until every row gets a 200."""
+    wait until every row gets a 200 (DPoP rows: with a fresh proof from `fresh_proof(token)` on
+    each try, never one of the ring's)."""
     for row in rows:
         url = f"http://127.0.0.1:{ports[row.listener]}{row.path}"
+        dpop_token = row.ring.dpop_token if row.ring else None
         token = row.token or (row.ring.path.read_text().split("\n", 1)[0] if row.ring else None)
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        wait_until(lambda: requests.get(url, headers=headers, timeout=5).status_code == 200, 90,
+
+        def headers(row_token: str | None = token, bound: str | None = dpop_token) -> dict[str, str]:
+            if bound is not None and fresh_proof is not None:
+                return {"Authorization": f"DPoP {bound}", "DPoP": fresh_proof(bound)}
+            return {"Authorization": f"Bearer {row_token}"} if row_token else {}
+        wait_until(lambda: requests.get(url, headers=headers(), timeout=5).status_code == 200, 90,
                    f"{row.label} to answer 200", envoy.log, envoy.proc)
 
 
@@ -379,6 +475,21 @@ def measure(rows: list[Row], ports: dict[str, int], envoy: Envoy, log: Path | No
         if progress:
             print(f"  round {rnd + 1}/{rounds}: " + ", ".join(
                 f"{r.key} {r.load[-1]['rps']:.0f}/s {r.single[-1]['p50']}us" for r in rows), flush=True)
+
+
+def fill_module_cache(envoy: Envoy, row: Row, ports: dict[str, int], tokens: int = 10000) -> tuple[int, int, int]:
+    """Send the module `tokens` fresh tokens (its cache holds 10 000 per worker) before anything
+    else fills memory: Envoy's resident memory before and after, and the tokens sent."""
+    assert envoy.proc is not None and row.ring is not None
+    before = envoy_rss(envoy.proc.pid)
+    sent = 0
+    while sent < tokens:
+        res = run_wrk(f"http://127.0.0.1:{ports[row.listener]}{row.path}", ring=row.ring, duration=2)
+        if res["non2xx"] or res["errors"]:
+            raise RuntimeError(f"errors or non-2xx answers while filling the module's cache: {res}")
+        sent += res["requests"]
+    time.sleep(0.5)
+    return before, envoy_rss(envoy.proc.pid), sent
 
 
 def median_of(runs: list[dict[str, Any]], key: str) -> float:
@@ -433,12 +544,22 @@ def main() -> int:
     ring_path = work / "tokens.txt"
     ring_path.write_text("\n".join(ring_tokens) + "\n")
     print(f"minted {len(ring_tokens)} RS256 tokens in {time.monotonic() - t_start:.1f}s", flush=True)
+    dpop_key = DpopKey("ES256")
+    dpop_token = issuer.mint("patient", cnf={"jkt": jwk_thumbprint(dpop_key.jwk())})
+    dpop = ONLY != "ab"
+    if dpop:
+        t_proofs = time.monotonic()
+        proofs_path = work / "proofs.txt"
+        proofs_path.write_text("\n".join(mint_proofs(dpop_key, dpop_token, DPOP_PROOFS)) + "\n")
+        print(f"minted {DPOP_PROOFS} ES256 DPoP proofs in {time.monotonic() - t_proofs:.1f}s", flush=True)
     server = serve_issuer(issuer, "127.0.0.1", iss_port)
     ed_key, ed_jwk = ed25519_key()
 
     # the same filter as an Envoy dynamic module (`make native`), when built
     module = NATIVE.exists() and ONLY != "ab"
+    floor = FLOOR.exists() and ONLY != "ab"
     names = ["fhir", "none", "native_cache", "native", "filter"] + (["filter_module"] if module else [])
+    names += ["filter_floor"] * floor + ["filter_dpop"] * dpop + ["module_dpop"] * (dpop and module)
     if variants:
         names += ["filter_line", "filter_struct", "filter_json", "filter_noaudit"]
     if full:
@@ -450,14 +571,20 @@ def main() -> int:
         shipped_plugin_config(issuer.issuer_url, "issuer", AUDIENCE, over), WASM)
     inline = [{"issuer": issuer.issuer_url, "jwks": {"keys": issuer.jwks()["keys"] + [ed_jwk]}}]
     shipped_log = None  # envoy/envoy.yaml's access loggers
-    chains: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | str | None]] = {
+    module_log = shipped_module_access_logs(log)  # envoy/envoy-native.yaml's
+    chains: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | list[dict[str, Any]] | str | None]] = {
         "fhir": ([], base_log_format()),
         "none": ([], base_log_format()),
         "native_cache": (native_filters(issuer.issuer_url, AUDIENCE, "issuer", cache=True), native_log_format()),
         "native": (native_filters(issuer.issuer_url, AUDIENCE, "issuer", cache=False), native_log_format()),
         "filter": ([shipped()], shipped_log),
         "filter_module": ([shipped_module_filter(shipped_plugin_config(issuer.issuer_url, "issuer", AUDIENCE))],
-                          shipped_log),
+                          module_log),
+        # the same VM settings and access loggers as `filter`, running the no-op floor filter (its own VM)
+        "filter_floor": ([shipped_wasm_filter(shipped_plugin_config(issuer.issuer_url, "issuer", AUDIENCE), FLOOR,
+                                              vm_id_suffix="_floor")], shipped_log),
+        "filter_dpop": ([shipped_wasm_filter(dpop_plugin_config(issuer.issuer_url), WASM)], shipped_log),
+        "module_dpop": ([shipped_module_filter(dpop_plugin_config(issuer.issuer_url))], module_log),
         "filter_line": ([shipped(audit={"encoding": "line"})], "line"),
         "filter_struct": ([shipped(audit={"encoding": "struct"})], record_field_log_format("struct")),
         "filter_json": ([shipped(audit={"encoding": "json"})], record_field_log_format("json")),
@@ -492,6 +619,14 @@ def main() -> int:
             Row("module_cold", "filter as a dynamic module, fresh RS256 token (ring)", "filter_module",
                 ring=Ring(ring_path, len(ring_tokens))),
         ]
+    if floor:
+        rows.append(Row("floor", "proxy-wasm floor: no-op filter, the contract's host calls", "filter_floor", token))
+    if dpop:
+        rows.append(Row("dpop", "filter as shipped, DPoP: cached token, fresh ES256 proof", "filter_dpop",
+                        ring=Ring(proofs_path, DPOP_PROOFS, dpop_token=dpop_token)))
+    if dpop and module:
+        rows.append(Row("module_dpop", "dynamic module, DPoP: cached token, fresh ES256 proof", "module_dpop",
+                        ring=Ring(proofs_path, DPOP_PROOFS, dpop_token=dpop_token)))
     if variants:
         rows += [
             Row("line", "filter, audit.encoding line (whole line at log time), warm", "filter_line", token),
@@ -516,9 +651,11 @@ def main() -> int:
         ]
     by_key = {r.key: r for r in rows}
     memory: tuple[int | None, int | None] = (None, None)
+    module_memory: tuple[int, int, int] | None = None  # Envoy RSS before and after, tokens cached
     try:
         envoy.start()
-        wait_serving(envoy, rows, ports)
+        wait_serving(envoy, rows, ports,
+                     lambda bound: dpop_key.proof("GET", AUDIENCE + PATH.removeprefix("/fhir"), bound))
         is_record = lambda v: isinstance(v, dict) and isinstance(v.get("value", v).get("decision"), str)  # noqa: E731
         expect_lines: dict[str, Callable[[dict[str, Any]], bool]] = {
             "none": lambda line: line["path"] == PATH and line["response_code"] == 200,
@@ -528,6 +665,9 @@ def main() -> int:
             "filter_struct": lambda line: line["response_code"] == 401 and is_record(line["audit"]),
             "filter_json": lambda line: isinstance(line["audit"], str) and is_record(json.loads(line["audit"])),
             "filter_noaudit": lambda line: line["response_code"] == 401 and "decision" not in line,
+            "filter_floor": lambda line: line["response_code"] == 200 and line.get("decision") == "allow",
+            "filter_dpop": lambda line: line["response_code"] == 401 and is_record(line) and line["path"] == PATH,
+            "module_dpop": lambda line: line["response_code"] == 401 and is_record(line) and line["path"] == PATH,
         }
         check_access_log(log, ports, {k: v for k, v in expect_lines.items() if k in names})
         rid = "bench-check-native-identity"
@@ -538,6 +678,8 @@ def main() -> int:
         if line.get("patient") != "pat-a" or line.get("response_code") != 200:
             raise RuntimeError(f"native access-log line without the token's identity: {line}")
         memory = (vm_memory(envoy), None)
+        if module:
+            module_memory = fill_module_cache(envoy, by_key["module_cold"], ports)
         os.truncate(log, 0)
         print(f"Envoy --concurrency {CONCURRENCY}; wrk -t{THREADS} -c{CONNECTIONS} {DURATION}s and -t1 -c1 "
               f"{C1_DURATION}s; {REPEAT} rounds; {os.cpu_count()} CPUs; load average "
@@ -588,13 +730,36 @@ def main() -> int:
               f"(CPU {cpu('warm', 'base_warm'):.2f}) cold {ratio(cold, by_key['base_cold']):.2f} "
               f"(CPU {cpu('cold', 'base_cold'):.2f})")
     module_ratios = ""
+    base_cpu = median_of(by_key["none"].load, "cpu_us")
+    added = lambda key: median_of(by_key[key].load, "cpu_us") - base_cpu  # noqa: E731
+    added_c1 = lambda key: median_of(by_key[key].single, "p50") - median_of(by_key["none"].single, "p50")  # noqa: E731
     if "module_warm" in by_key:
         print(f"dynamic module {NATIVE.name}: {NATIVE.stat().st_size} bytes; CPU ratios "
               f"module_vs_native={cpu('module_warm', 'native_cache'):.2f} "
               f"module_cold_vs_native_cold={cpu('module_cold', 'native'):.2f} "
               f"module_vs_wasm={cpu('module_warm', 'warm'):.2f}")
+        if module_memory is not None:
+            rss_before, rss_after, sent = module_memory
+            print(f"dynamic module memory: Envoy's resident memory {mib(rss_before)} → {mib(rss_after)} while the "
+                  f"module verified and cached {sent} fresh tokens ({min(sent, 10000)} cached): "
+                  f"+{(rss_after - rss_before) / 1048576:.1f} MiB per 10 000 cached tokens (one worker)")
         module_ratios = (f" ratio_native_module_vs_native={ratio(by_key['module_warm'], by_key['native_cache']):.2f}"
                          f" ratio_native_module_cold_vs_native_cold={ratio(by_key['module_cold'], by_key['native']):.2f}")
+        print(f"issue 18 targets: module warm ÷ native (cache) req/s {ratio(by_key['module_warm'], by_key['native_cache']):.2f} "
+              f"(goal >= 1.5), added CPU {added('module_warm'):+.1f} vs {added('native_cache'):+.1f} us = "
+              f"{added('module_warm') / added('native_cache'):.2f} (goal <= 0.67); module cold ÷ native no cache "
+              f"{ratio(by_key['module_cold'], by_key['native']):.2f} (goal >= 2.0); added latency at concurrency 1 "
+              f"module {added_c1('module_warm'):+.0f} vs native {added_c1('native_cache'):+.0f} us (goal: no higher)")
+    if "floor" in by_key:
+        module_ratios += f" ratio_wasm_vs_floor={ratio(by_key['warm'], by_key['floor']):.2f}"
+        print(f"proxy-wasm floor: added CPU {added('floor'):+.1f} us; wasm as shipped ÷ floor req/s "
+              f"{ratio(by_key['warm'], by_key['floor']):.2f} (goal >= 0.85), CPU {cpu('warm', 'floor'):.2f}")
+    for key in ("dpop", "module_dpop"):
+        if key in by_key:
+            module_ratios += f" added_cpu_{key}_vs_native_cold={added(key) / added('native'):.2f}"
+            print(f"issue 19 target, {by_key[key].label}: added CPU {added(key):+.1f} us vs native jwt_authn without "
+                  f"cache {added('native'):+.1f} us = {added(key) / added('native'):.2f} (goal <= 1.0); ring of "
+                  f"{by_key[key].ring.size} proofs, {by_key[key].ring.used} used")  # type: ignore[union-attr]
     print(f"ratio_warm_vs_native={ratio(by_key['warm'], by_key['native_cache']):.2f} "
           f"ratio_cold_vs_native={ratio(cold, by_key['native']):.2f} "
           f"ratio_warm_vs_none={ratio(by_key['warm'], by_key['none']):.2f}{module_ratios}")

@@ -121,14 +121,26 @@ def shipped_wasm_filter(plugin: dict[str, Any], wasm: Path, vm_id_suffix: str = 
     return filt
 
 
+def _native_hcm() -> dict[str, Any]:
+    """The HTTP connection manager of envoy/envoy-native.yaml's listener."""
+    boot = yaml.safe_load((Path(__file__).resolve().parents[2] / "envoy" / "envoy-native.yaml").read_text())
+    return boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+
+
 def shipped_module_filter(plugin: dict[str, Any]) -> dict[str, Any]:
     """The dynamic-module filter of envoy/envoy-native.yaml (the same filter built as an Envoy
     dynamic module, `make native`) with this plugin configuration."""
-    boot = yaml.safe_load((Path(__file__).resolve().parents[2] / "envoy" / "envoy-native.yaml").read_text())
-    hcm = boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-    filt = copy.deepcopy(next(f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.dynamic_modules"))
+    filt = copy.deepcopy(next(f for f in _native_hcm()["http_filters"]
+                              if f["name"] == "envoy.filters.http.dynamic_modules"))
     filt["typed_config"]["filter_config"]["value"] = json.dumps(plugin)
     return filt
+
+
+def shipped_module_access_logs(path: Path) -> list[dict[str, Any]]:
+    """The access loggers of envoy/envoy-native.yaml (the formats of envoy.yaml; a
+    `metadata_filter` on the module's `fhir_smart_authz` / `audit_record` mark where envoy.yaml
+    has CEL filters), writing to the file `path`."""
+    return shipped_access_logs(path, _native_hcm())
 
 
 def native_filters(issuer_url: str, audience: str, jwks_cluster: str, cache: bool) -> list[dict[str, Any]]:
@@ -183,14 +195,16 @@ def native_filters(issuer_url: str, audience: str, jwks_cluster: str, cache: boo
 
 
 def direct_listener(name: str, port: int, http_filters: list[dict[str, Any]], log_path: Path,
-                    log_format: dict[str, Any] | str | None = None) -> dict[str, Any]:
+                    log_format: dict[str, Any] | list[dict[str, Any]] | str | None = None) -> dict[str, Any]:
     """A listener whose only route answers `DIRECT_BODY` itself, after `http_filters`. Its access
     log writes `log_format` (a `log_format` message, e.g. `{"json_format": {...}}`) to `log_path`,
     with the listener's name added to a `json_format`; an `audit.encoding` name instead, the
-    audit loggers for it (`audit_access_logs`); without one, the access loggers of
-    envoy/envoy.yaml (`shipped_access_logs`)."""
+    audit loggers for it (`audit_access_logs`); a list, those access loggers; without one, the
+    access loggers of envoy/envoy.yaml (`shipped_access_logs`)."""
     if log_format is None:
         access_logs = shipped_access_logs(log_path)
+    elif isinstance(log_format, list):  # the access loggers themselves
+        access_logs = log_format
     elif isinstance(log_format, str):
         access_logs = audit_access_logs(log_format, log_path)
     else:

@@ -485,12 +485,13 @@ def shipped_hcm() -> dict[str, Any]:
     return boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
 
 
-def shipped_access_logs(path: Path) -> list[dict[str, Any]]:
-    """The access loggers of envoy/envoy.yaml, exactly (formats and CEL filters), writing to the
-    file `path` instead of stdout: the audit record as the whole line for every request the
-    filter decided, Envoy's own JSON line for the others."""
+def shipped_access_logs(path: Path, hcm: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The access loggers of envoy/envoy.yaml (or of the HTTP connection manager `hcm`),
+    exactly (formats and filters), writing to the file `path` instead of stdout: the audit
+    record as the whole line for every request the filter decided, Envoy's own JSON line for
+    the others."""
     logs = []
-    for log in shipped_hcm()["access_log"]:
+    for log in (hcm or shipped_hcm())["access_log"]:
         entry = {"name": "envoy.access_loggers.file",
                  "typed_config": {"@type": FILE_LOG_TYPE, "path": str(path),
                                   "log_format": log["typed_config"]["log_format"]}}

@@ -130,9 +130,10 @@ def native_module_filters(node):
 
 
 def test_native_yaml_is_the_wasm_yaml_with_the_module():
-    """envoy-native.yaml differs from envoy.yaml only in the filter: the same plugin
-    configuration JSON, clusters and access logs; the module named as `make build` builds
-    it, never unloaded, its metrics under the wasm build's namespace."""
+    """envoy-native.yaml differs from envoy.yaml only in the filter and in how its access
+    loggers pick the requests with an audit record: the same plugin configuration JSON, clusters
+    and access-log formats; the module named as `make build` builds it, never unloaded, its
+    metrics under the wasm build's namespace."""
     wasm = yaml.safe_load((REPO / "envoy" / "envoy.yaml").read_text())
     native = yaml.safe_load(NATIVE_YAML.read_text())
     (plugin,) = list(wasm_plugin_configs(wasm))
@@ -141,10 +142,23 @@ def test_native_yaml_is_the_wasm_yaml_with_the_module():
     assert module["dynamic_module_config"] == {"name": "fhir_smart_authz", "do_not_close": True,
                                                "metrics_namespace": "wasmcustom"}
 
+    def hcm_of(cfg):
+        return cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+
+    # The access loggers select the requests with an audit record through the module's
+    # dynamic-metadata mark (a metadata_filter) where envoy.yaml needs CEL over the filter state.
+    mark = {"filter": "fhir_smart_authz", "path": [{"key": "audit_record"}]}
+    assert [log["filter"] for log in hcm_of(native)["access_log"]] == [
+        {"metadata_filter": {"matcher": {**mark, "value": {"bool_match": True}}, "match_if_key_not_found": False}},
+        {"metadata_filter": {"matcher": {**mark, "value": {"bool_match": False}}, "match_if_key_not_found": True}},
+    ]
+
     def without_filter(cfg):
-        hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        hcm = hcm_of(cfg)
         hcm["http_filters"] = [f["name"] for f in hcm["http_filters"]
                                if f["name"] not in ("envoy.filters.http.wasm", "envoy.filters.http.dynamic_modules")]
+        for log in hcm["access_log"]:
+            log.pop("filter")
         return cfg
 
     assert without_filter(native) == without_filter(wasm)

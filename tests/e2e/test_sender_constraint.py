@@ -9,7 +9,9 @@ across its worker threads as the wasm VMs do through shared data)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import time
 import uuid
 from pathlib import Path
@@ -226,6 +228,28 @@ def test_nonces_are_asked_for_then_accepted(srig):
     r = srig.get("nonce", "/Patient/pat-a",
                  {"authorization": f"DPoP {token}", "dpop": key.proof("GET", url, token, "forged")})
     assert r.status_code == 401 and "dpop-nonce" in r.headers
+
+
+def nonce_of_bucket(bucket: int) -> str:
+    """The server nonce of a time bucket, as the filter mints it (its key is the rig's)."""
+    raw = bucket.to_bytes(8, "big")
+    mac = hmac.new(NONCE_SECRET.encode(), b"fhir-smart-authz dpop-nonce v1" + raw, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(raw + mac[:16]).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize("path, relayed", [("/Patient/pat-a", False), ("/Observation/obs-a1", True)])
+def test_a_turned_bucket_renews_the_nonce_on_every_answer(srig, path, relayed):
+    """A proof with the previous bucket's nonce is accepted and its answer carries the fresh one:
+    the upstream's answer, and the answer the filter relays from its own fetch (a checked read)."""
+    if time.time() % 60 > 57:
+        time.sleep(4)  # not across a bucket's end: the previous bucket must stay the previous one
+    key = DpopKey("ES256")
+    token = dpop_token(srig, key, "nonce")
+    previous = nonce_of_bucket(int(time.time()) // 60 - 1)
+    url = srig.base("nonce") + path
+    r = srig.get("nonce", path, {"authorization": f"DPoP {token}", "dpop": key.proof("GET", url, token, previous)})
+    assert r.status_code == 200, r.text
+    assert r.headers.get("dpop-nonce") == nonce_of_bucket(int(time.time()) // 60), (relayed, r.headers)
 
 
 def test_protected_resource_metadata(srig):

@@ -39,8 +39,13 @@ fn bound_token() -> String {
 }
 
 fn proof(token: &str, jti: &str, nonce: Option<&str>) -> String {
+    proof_for(HTU, token, jti, nonce)
+}
+
+/// A proof for a GET of `htu`.
+fn proof_for(htu: &str, token: &str, jti: &str, nonce: Option<&str>) -> String {
     let h = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": public_jwk("p256")});
-    let mut c = json!({"jti": jti, "htm": "GET", "htu": HTU, "iat": NOW,
+    let mut c = json!({"jti": jti, "htm": "GET", "htu": htu, "iat": NOW,
         "ath": URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))});
     if let Some(n) = nonce {
         c["nonce"] = json!(n);
@@ -55,11 +60,22 @@ fn vm(
     auth: &str,
     dpop: Option<&str>,
 ) -> (FakeHost, Stream) {
+    vm_at(config, store, "/fhir/Patient/123", auth, dpop)
+}
+
+/// [`vm`] for a GET of `path`.
+fn vm_at(
+    config: &Rc<Config>,
+    store: &SharedStore,
+    path: &str,
+    auth: &str,
+    dpop: Option<&str>,
+) -> (FakeHost, Stream) {
     let mut extra = vec![];
     if let Some(p) = dpop {
         extra.push(("dpop", p));
     }
-    let h = host("GET", "/fhir/Patient/123", Some(auth), &extra);
+    let h = host("GET", path, Some(auth), &extra);
     {
         let mut s = h.state.borrow_mut();
         s.shared_store = Some(store.clone());
@@ -153,8 +169,10 @@ fn a_proof_is_accepted_once_across_worker_vms() {
     );
 }
 
-#[test]
-fn nonces_are_asked_for_and_renewed_on_responses() {
+/// Nonces on (60 s buckets): the configuration, the process's shared data,
+/// a DPoP-bound token, its `Authorization`, and the nonce its first request
+/// (proof `jti`, without a nonce) is refused with.
+fn with_nonces(jti: &str) -> (Rc<Config>, SharedStore, String, String, String) {
     let key = "0123456789abcdef0123456789abcdef-nonce";
     let cfg = config(
         json!({"dpop": {"mode": "accepted", "nonce": true}}),
@@ -163,11 +181,17 @@ fn nonces_are_asked_for_and_renewed_on_responses() {
     let store = SharedStore::default();
     let token = bound_token();
     let auth = format!("DPoP {token}");
-    let (a, mut sa) = vm(&cfg, &store, &auth, Some(&proof(&token, "n1", None)));
+    let (a, mut sa) = vm(&cfg, &store, &auth, Some(&proof(&token, jti, None)));
     sa.on_request_headers(&a, true);
     assert_eq!(replies(&a), vec![401]);
-    let nonce = reply_header(&a, "dpop-nonce").expect("a nonce to use");
     assert!(challenges(&a)[1].contains("error=\"use_dpop_nonce\""));
+    let nonce = reply_header(&a, "dpop-nonce").expect("a nonce to use");
+    (cfg, store, token, auth, nonce)
+}
+
+#[test]
+fn nonces_are_asked_for_and_renewed_on_responses() {
+    let (cfg, store, token, auth, nonce) = with_nonces("n1");
     // With it: allowed, and no new nonce while the bucket lasts.
     let (b, mut sb) = vm(
         &cfg,
@@ -204,6 +228,54 @@ fn nonces_are_asked_for_and_renewed_on_responses() {
         .find(|(n, _)| n == "dpop-nonce")
         .map(|(_, v)| v.clone());
     assert!(renewed.is_some_and(|n| n != nonce));
+}
+
+/// Every answer carries the fresh nonce once the bucket turned: also the
+/// answers the filter relays from its own fetch of a checked read, the
+/// replaced answer of a failed check and the gateway error of a failed
+/// fetch.
+#[test]
+fn relayed_answers_carry_the_renewed_nonce() {
+    let (cfg, store, token, auth, nonce) = with_nonces("r0");
+    let next_bucket = (NOW / 60 + 1) * 60;
+    let observation = |patient: &str| {
+        json!({"resourceType": "Observation", "id": "o1", "status": "final",
+               "code": {"text": "x"}, "subject": {"reference": format!("Patient/{patient}")}})
+        .to_string()
+    };
+    // (row, the fetch's answer: status and body, or none; the reply's status)
+    let rows: [(&str, Option<(&str, String)>, u16); 3] = [
+        ("relayed", Some(("200", observation("123"))), 200),
+        ("replaced", Some(("200", observation("456"))), 403),
+        ("unanswered", None, 502),
+    ];
+    for (i, (row, answer, status)) in rows.into_iter().enumerate() {
+        let path = "/fhir/Observation/o1";
+        let htu = "https://fhir.example.org/fhir/Observation/o1";
+        let p = proof_for(htu, &token, &format!("r{}", i + 1), Some(&nonce));
+        let (h, mut s) = vm_at(&cfg, &store, path, &auth, Some(&p));
+        h.state.borrow_mut().now_ms = next_bucket * 1000;
+        assert_eq!(s.on_request_headers(&h, true), Flow::Pause, "{row}");
+        let (id, _) = h.state.borrow().calls.last().cloned().expect("the fetch");
+        let size = {
+            let mut st = h.state.borrow_mut();
+            if let Some((code, body)) = &answer {
+                st.call_response_headers = vec![
+                    (":status".into(), code.to_string()),
+                    ("content-type".into(), "application/fhir+json".into()),
+                ];
+                st.call_response_body = body.clone().into_bytes();
+            }
+            st.call_response_body.len()
+        };
+        s.on_call_response(&h, id, size);
+        assert_eq!(replies(&h), vec![status], "{row}");
+        let renewed = reply_header(&h, "dpop-nonce");
+        assert!(
+            renewed.as_ref().is_some_and(|n| *n != nonce),
+            "{row}: {renewed:?}"
+        );
+    }
 }
 
 #[test]

@@ -16,15 +16,17 @@
 //!
 //! The registry lives in a [`JobStore`] the shell provides (shared data).
 
+mod answers;
 mod manifest;
 mod registry;
 pub mod settings;
 mod urls;
 
+pub use answers::{headers_answered, manifest_answered, watches, HeadersAnswered};
 pub use manifest::manifest_urls;
 pub use registry::{
-    active_jobs, find, forget, record_outcome, register, slot_key, Job, JobStore, Owner,
-    StoreError, INDEX_KEY,
+    active_jobs, find, forget, record_outcome, register, slot_key, EmptyRegistry, Job, JobStore,
+    Owner, StoreError, INDEX_KEY,
 };
 pub use settings::BulkConfig;
 pub use urls::{job_request, url_key, JobUrl};

@@ -31,6 +31,21 @@ pub trait JobStore {
     fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError>;
 }
 
+/// The registry of a process that has seen no kick-off: every job URL is
+/// unknown and no client has a job running. What the CLI decides against,
+/// each request on its own, so its Bulk Data answers are the filter's in a
+/// fresh Envoy (a kick-off needs a client; a job URL is 404).
+pub struct EmptyRegistry;
+
+impl JobStore for EmptyRegistry {
+    fn get(&self, _key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        (None, None)
+    }
+    fn set(&self, _key: &str, _value: &[u8], _cas: Option<u32>) -> Result<(), StoreError> {
+        Err(StoreError::Failed)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreError {
     /// Somebody wrote first.

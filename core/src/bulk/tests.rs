@@ -480,7 +480,7 @@ fn a_kickoffs_needs_are_the_scopes_it_used() {
             path,
             ..RequestParts::default()
         };
-        let d = crate::engine::decide_with_context(&config, &req, Some(&who));
+        let d = crate::engine::decide_context(&config, &req, Some(&who));
         assert!(d.is_allow(), "{path}: {}", d.message);
         assert_eq!(d.required_scopes, needs, "{path}");
         assert_eq!(

@@ -41,15 +41,15 @@ impl Config {
         let Some(url) = self.serves_resource_metadata() else {
             return false;
         };
-        let public_path = split_origin(url).map_or("", |(_, p)| p);
         let base = self.base.path.as_str();
-        [
-            format!("{WELL_KNOWN}{public_path}"),
-            format!("{WELL_KNOWN}{base}"),
-            format!("{base}{WELL_KNOWN}"),
-        ]
-        .iter()
-        .any(|p| p == path)
+        // `<well-known><public path>`, `<well-known><base>` or
+        // `<base><well-known>`, compared without building them, and the
+        // public URL split only for a path under the well-known segment:
+        // every request asks (docs/performance.md, "Issue 18").
+        match path.strip_prefix(WELL_KNOWN) {
+            Some(rest) => rest == base || rest == split_origin(url).map_or("", |(_, p)| p),
+            None => path.strip_prefix(base) == Some(WELL_KNOWN),
+        }
     }
 
     /// The metadata document (`None` unless the filter serves it).

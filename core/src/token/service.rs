@@ -82,6 +82,20 @@ impl TokenStep {
     pub fn denied(d: Decision) -> TokenStep {
         TokenStep::Denied(Box::new(d))
     }
+
+    /// After an introspection call: whether the call failed (an answer
+    /// that says nothing about the token: an error status, garbage, a
+    /// timeout). An inactive token is an answer.
+    pub fn introspection_failed(&self) -> bool {
+        matches!(self, TokenStep::Denied(d) if d.reason == Reason::IntrospectionUnavailable)
+    }
+}
+
+/// Whether a JWKS fetch that answered `status` succeeded: a `200` with a
+/// key set the verifier can use (`usable`); anything else is a failed fetch,
+/// neither shared with the other workers nor holding the lease.
+pub fn jwks_fetch_succeeded(status: Option<u16>, usable: impl FnOnce() -> bool) -> bool {
+    status == Some(200) && usable()
 }
 
 /// Claims always kept (besides the configured scope and patient claims):

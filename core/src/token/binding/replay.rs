@@ -4,18 +4,26 @@
 //! [`ReplayStore`] is the shell's (proxy-wasm shared data, with
 //! compare-and-swap), or memory (the CLI, tests).
 //!
-//! The cache is bounded: [`SHARDS`] keys, each holding at most
-//! `capacity / SHARDS` entries of 24 bytes (a 16-byte hash of thumbprint and
-//! `jti`, and the Unix second it may be forgotten). A write drops the
+//! The cache is bounded: [`shards`] keys, each holding at most
+//! [`per_shard`] entries of 24 bytes (a 16-byte hash of thumbprint and
+//! `jti`, and the Unix second it may be forgotten). Every check reads and
+//! rewrites one whole shard, so the number of shards grows with the
+//! capacity and a shard stays small (at most [`ENTRIES_PER_SHARD`]). A write drops the
 //! expired entries of its shard first; when the shard is still full the
 //! proof is refused ([`Seen::Full`], fail closed). Evicting an unexpired
 //! entry would let its proof be replayed, so there is no other eviction.
 
 use sha2::{Digest, Sha256};
 
-/// Number of shared-data keys the cache is spread over (fewer CAS conflicts
-/// between workers; each write rewrites one shard).
-pub const SHARDS: usize = 64;
+/// Fewest shared-data keys the cache is spread over (fewer CAS conflicts
+/// between workers).
+pub const MIN_SHARDS: usize = 64;
+/// Most keys: the largest capacity the configuration takes (1 048 576) at
+/// [`ENTRIES_PER_SHARD`].
+pub const MAX_SHARDS: usize = 4096;
+/// Entries a shard holds when the capacity allows (6 KiB: what one check
+/// copies in and out).
+pub const ENTRIES_PER_SHARD: usize = 256;
 /// Bytes of one entry: a 16-byte key and an 8-byte expiry (big-endian).
 const ENTRY: usize = 24;
 /// Compare-and-swap attempts before the check gives up (fail closed).
@@ -65,9 +73,23 @@ pub fn proof_key(jkt: &str, jti: &str) -> [u8; 16] {
     key
 }
 
+/// Shared-data keys of a cache of `capacity` entries.
+pub fn shards(capacity: usize) -> usize {
+    capacity
+        .div_ceil(ENTRIES_PER_SHARD)
+        .clamp(MIN_SHARDS, MAX_SHARDS)
+}
+
 /// Entries per shard for a cache of `capacity` entries.
 pub fn per_shard(capacity: usize) -> usize {
-    capacity.div_ceil(SHARDS).max(1)
+    capacity.div_ceil(shards(capacity)).max(1)
+}
+
+/// The shard of `key` among `count`.
+fn shard_of(key: &[u8; 16], count: usize) -> usize {
+    let mut head = [0u8; 4];
+    head.copy_from_slice(key.get(..4).unwrap_or(&[0; 4]));
+    u32::from_be_bytes(head) as usize % count.max(1)
 }
 
 /// Record `key` until `expires_at` unless it is there: see [`Seen`].
@@ -78,7 +100,7 @@ pub fn record_once(
     now: u64,
     capacity: usize,
 ) -> Seen {
-    let shard = usize::from(key.first().copied().unwrap_or(0)) % SHARDS;
+    let shard = shard_of(&key, shards(capacity));
     let limit = per_shard(capacity);
     for _ in 0..ATTEMPTS {
         let (bytes, version) = store.load(shard);
@@ -108,10 +130,11 @@ pub fn record_once(
     Seen::Unavailable
 }
 
-/// Create the shards that do not exist yet (empty), before requests come:
-/// the first write of a shard cannot be compare-and-swapped.
-pub fn prepare(store: &mut dyn ReplayStore) {
-    for shard in 0..SHARDS {
+/// Create the shards of a cache of `capacity` entries that do not exist yet
+/// (empty), before requests come: the first write of a shard cannot be
+/// compare-and-swapped.
+pub fn prepare(store: &mut dyn ReplayStore, capacity: usize) {
+    for shard in 0..shards(capacity) {
         if store.load(shard).0.is_none() {
             let _ = store.store(shard, &[], None);
         }
@@ -155,27 +178,36 @@ mod tests {
     /// Keys that land in shard 0, distinct.
     fn key(n: u8) -> [u8; 16] {
         let mut k = [0u8; 16];
-        k[1] = n;
+        k[4] = n;
         k
     }
 
     #[test]
     fn once_per_window_then_forgotten() {
         let mut s = MemoryReplayStore::default();
-        assert_eq!(record_once(&mut s, key(1), 160, 100, 64 * 4), Seen::Fresh);
         assert_eq!(
-            record_once(&mut s, key(1), 160, 159, 64 * 4),
+            record_once(&mut s, key(1), 160, 100, MIN_SHARDS * 4),
+            Seen::Fresh
+        );
+        assert_eq!(
+            record_once(&mut s, key(1), 160, 159, MIN_SHARDS * 4),
             Seen::Replayed
         );
-        assert_eq!(record_once(&mut s, key(2), 160, 100, 64 * 4), Seen::Fresh);
+        assert_eq!(
+            record_once(&mut s, key(2), 160, 100, MIN_SHARDS * 4),
+            Seen::Fresh
+        );
         // At its expiry the entry is dropped (the proof is too old by then).
-        assert_eq!(record_once(&mut s, key(1), 220, 160, 64 * 4), Seen::Fresh);
+        assert_eq!(
+            record_once(&mut s, key(1), 220, 160, MIN_SHARDS * 4),
+            Seen::Fresh
+        );
     }
 
     #[test]
     fn full_shard_fails_closed_until_entries_expire() {
         let mut s = MemoryReplayStore::default();
-        let capacity = SHARDS * 2; // two entries per shard
+        let capacity = MIN_SHARDS * 2; // two entries per shard
         assert_eq!(record_once(&mut s, key(1), 200, 100, capacity), Seen::Fresh);
         assert_eq!(record_once(&mut s, key(2), 150, 100, capacity), Seen::Fresh);
         assert_eq!(record_once(&mut s, key(3), 200, 100, capacity), Seen::Full);
@@ -255,9 +287,28 @@ mod tests {
     fn prepare_creates_missing_shards_only() {
         let mut s = MemoryReplayStore::default();
         assert_eq!(record_once(&mut s, key(1), 500, 100, 1024), Seen::Fresh);
-        prepare(&mut s);
+        prepare(&mut s, 1024);
         assert_eq!(record_once(&mut s, key(1), 500, 100, 1024), Seen::Replayed);
-        assert!((0..SHARDS).all(|i| s.load(i).0.is_some()));
+        assert!((0..shards(1024)).all(|i| s.load(i).0.is_some()));
+        assert!(s.load(shards(1024)).0.is_none());
+    }
+
+    /// capacity → (shards, entries per shard): a shard never holds more than
+    /// ENTRIES_PER_SHARD entries over the configuration's range (64–2^20),
+    /// and the shards hold at least the capacity.
+    #[test]
+    fn shards_grow_with_the_capacity() {
+        for (capacity, want) in [
+            (64, (64, 1)),
+            (1024, (64, 16)),
+            (16384, (64, 256)),
+            (16385, (65, 253)),
+            (65536, (256, 256)),
+            (1 << 20, (4096, 256)),
+        ] {
+            assert_eq!((shards(capacity), per_shard(capacity)), want, "{capacity}");
+            assert!(shards(capacity) * per_shard(capacity) >= capacity);
+        }
     }
 
     #[test]
