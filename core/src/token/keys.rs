@@ -382,6 +382,18 @@ impl KeyStore {
         self.generation
     }
 
+    /// The key set's identity for the token cache: derived from its usable
+    /// keys (the same set has the same id in every worker and after a
+    /// rotation back, unlike [`Self::generation`], which counts changes per
+    /// worker); 0 when there are no keys.
+    pub fn key_set_id(&self) -> u64 {
+        self.keys.as_ref().map_or(0, |k| {
+            let mut head = [0u8; 8];
+            head.copy_from_slice(k.fingerprint.get(..8).unwrap_or(&[0; 8]));
+            u64::from_le_bytes(head).max(1)
+        })
+    }
+
     /// The last fetch error, if the last fetch failed.
     pub fn last_error(&self) -> Option<&str> {
         self.last_error.as_deref()
