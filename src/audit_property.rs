@@ -2,9 +2,11 @@
 //! `wasm.fhir_smart_authz_audit`) that the access log prints, as JSON text
 //! or a `google.protobuf.Struct` (declared once per root context).
 
-use crate::host::{Host, HostError, LogLevel};
+use crate::host::{property_u64, Host, HostError, LogLevel};
 use fhir_smart_authz_core::audit::pbstruct::declare_property_args;
-use fhir_smart_authz_core::audit::{record_bytes, AuditEncoding};
+use fhir_smart_authz_core::audit::{
+    add_log_facts, record_bytes, record_fields, AuditEncoding, LogFacts,
+};
 use fhir_smart_authz_core::config::Config;
 
 /// Property (filter state `wasm.fhir_smart_authz_audit`) holding the audit record.
@@ -86,4 +88,46 @@ pub fn write_audit_record(host: &dyn Host, encoding: AuditEncoding, record_json:
             "could not write the audit record (set_property failed)",
         );
     }
+}
+
+/// A record (the core's JSON text) of a request with `method` and `path`,
+/// in `encoding`: written now, or, in `"line"` encoding, handed back to be
+/// written by [`write_line_record`] when Envoy logs the request.
+pub fn write_or_keep_record(
+    host: &dyn Host,
+    encoding: AuditEncoding,
+    record: Vec<u8>,
+    method: &str,
+    path: &str,
+) -> Option<Vec<u8>> {
+    match encoding {
+        AuditEncoding::Line => return Some(record),
+        AuditEncoding::Fields => write_audit_record(
+            host,
+            AuditEncoding::Fields,
+            record_fields(record, method, path),
+        ),
+        encoding => write_audit_record(host, encoding, record),
+    }
+    None
+}
+
+/// Envoy logs the request (`"line"` encoding): its host runs the filter's
+/// log hook before the access loggers, so the record written here is in
+/// this request's access-log line, with the response code, duration, start
+/// time, method and path added.
+pub fn write_line_record(host: &dyn Host, mut record: Vec<u8>, method: &str, path: &str) {
+    let number = |path: &[&str]| host.property(path).as_deref().and_then(property_u64);
+    let duration_ns = number(&["request", "duration"]).unwrap_or(0);
+    // Envoy's start time to the millisecond, from one clock read (µs).
+    let start_us = host.now_us().saturating_sub(duration_ns / 1000);
+    let facts = LogFacts {
+        method,
+        path,
+        response_code: number(&["response", "code"]).unwrap_or(0),
+        duration_ms: duration_ns / 1_000_000,
+        start_ms: start_us / 1000,
+    };
+    add_log_facts(&mut record, &facts);
+    write_audit_record(host, AuditEncoding::Line, record);
 }

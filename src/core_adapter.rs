@@ -12,9 +12,10 @@ use fhir_smart_authz_core::token::binding::{
     check_binding_with, Binding, BindingRequest, ProofKeys, ReplayStore,
 };
 use fhir_smart_authz_core::token::host_crypto::VERIFY_SIGNATURE_FUNCTION;
-use fhir_smart_authz_core::token::service::TokenService;
+use fhir_smart_authz_core::token::service::{Cached, TokenService};
 use fhir_smart_authz_core::token::{
     extract_bearer, jose, HostAssistedVerifier, KeySet, RustCryptoVerifier, SignatureVerifier,
+    TokenCache, TokenStore,
 };
 use serde_json::Value;
 use std::borrow::Cow;
@@ -24,6 +25,18 @@ use std::rc::Rc;
 /// shell).
 pub fn core_ports(config: Rc<Config>) -> (Box<dyn TokenPort>, Box<dyn Engine>) {
     (Box::new(CoreTokens::new(config)), Box::new(CoreEngine))
+}
+
+/// [`core_ports`] keeping verified tokens in `store` (a shell's cache
+/// shared by its threads).
+pub fn core_ports_with_store<S: TokenStore<Cached> + 'static>(
+    config: Rc<Config>,
+    store: S,
+) -> (Box<dyn TokenPort>, Box<dyn Engine>) {
+    (
+        Box::new(CoreTokens::with_store(config, store)),
+        Box::new(CoreEngine),
+    )
 }
 
 /// The decision engine: classifier + policy.
@@ -114,11 +127,13 @@ fn with_verifier<R>(
     r
 }
 
-/// Token handling over [`TokenService`] (one per worker VM and configuration).
-pub struct CoreTokens {
+/// Token handling over [`TokenService`] (one per worker VM and
+/// configuration), keeping verified tokens in `S`: its own cache, or one the
+/// shell shares between its threads ([`CoreTokens::with_store`]).
+pub struct CoreTokens<S = TokenCache<Cached>> {
     /// `Err`: the issuers could not be set up (already caught by config
     /// validation; kept to fail closed).
-    service: Result<TokenService, String>,
+    service: Result<TokenService<S>, String>,
     /// `token.host_crypto`.
     host_crypto: bool,
     /// A host verification failure was logged (once per VM).
@@ -128,9 +143,19 @@ pub struct CoreTokens {
 }
 
 impl CoreTokens {
+    /// Its own cache, bounded by `token.cache_max_entries`.
     pub fn new(config: Rc<Config>) -> CoreTokens {
+        let cache = TokenCache::new(config.token.cache_max_entries);
+        CoreTokens::with_store(config, cache)
+    }
+}
+
+impl<S: TokenStore<Cached>> CoreTokens<S> {
+    /// Verified tokens kept in `store` (bound it by `token.cache_max_entries`).
+    pub fn with_store(config: Rc<Config>, store: S) -> CoreTokens<S> {
         CoreTokens {
-            service: TokenService::new(config.trust(), &config.claims).map_err(|e| e.to_string()),
+            service: TokenService::with_store(config.trust(), &config.claims, store)
+                .map_err(|e| e.to_string()),
             host_crypto: config.token.host_crypto,
             host_failure_logged: false,
             proof_keys: ProofKeys::default(),
@@ -167,7 +192,7 @@ fn misconfigured() -> TokenStep {
     ))
 }
 
-impl TokenPort for CoreTokens {
+impl<S: TokenStore<Cached>> TokenPort for CoreTokens<S> {
     fn extract<'r>(
         &self,
         config: &Config,

@@ -10,14 +10,25 @@ use crate::host::{HeaderMap, Host};
 /// The request header that asks for a trap.
 pub const FAULT_HEADER: &str = "x-fhir-smart-authz-fault";
 
-/// Panic (the VM traps: `panic = "abort"`) when the request asks for it.
-#[allow(clippy::panic)]
+/// Panic (the VM traps: `panic = "abort"`) when the request asks for it
+/// (`trap`; called in the request-headers hook).
 pub fn trap_if_asked(host: &dyn Host) {
+    trap_on(host, "trap");
+}
+
+/// The same in the response-headers hook, once the request was decided
+/// and forwarded (`trap-response`; the native module's test build).
+pub fn trap_on_response_if_asked(host: &dyn Host) {
+    trap_on(host, "trap-response");
+}
+
+#[allow(clippy::panic)]
+fn trap_on(host: &dyn Host, value: &str) {
     let asked = host
         .headers(HeaderMap::Request)
         .iter()
-        .any(|(n, v)| n.eq_ignore_ascii_case(FAULT_HEADER) && v == "trap");
+        .any(|(n, v)| n.eq_ignore_ascii_case(FAULT_HEADER) && v == value);
     if asked {
-        panic!("fault injection: trap requested by {FAULT_HEADER}");
+        panic!("fault injection: {value} requested by {FAULT_HEADER}");
     }
 }

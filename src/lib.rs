@@ -7,6 +7,7 @@
 
 pub mod audit_property;
 pub mod core_adapter;
+pub mod failed_request;
 #[cfg(feature = "testing")]
 pub mod fake;
 #[cfg(feature = "fault-injection")]

@@ -5,6 +5,7 @@
 //! formats names nor allocates.
 
 use crate::host::Host;
+use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::decision::{Decision, Reason};
 
 /// Every counter besides `decision.<allow|deny>.<reason>` (docs/audit-and-metrics.md;
@@ -49,21 +50,54 @@ pub const PHASES: &[&str] = &[
     "token",
 ];
 
-/// The full names of every counter and phase histogram under `prefix`, for
-/// a host that defines its metrics before the first request (Envoy's
-/// dynamic modules freeze stat creation once the configuration is loaded).
-pub fn all_names(prefix: &str) -> (Vec<String>, Vec<String>) {
-    let mut counters: Vec<String> = COUNTERS.iter().map(|s| format!("{prefix}.{s}")).collect();
-    for verdict in ["allow", "deny"] {
-        for r in Reason::ALL {
-            counters.push(format!("{prefix}.decision.{verdict}.{}", r.as_str()));
-        }
+/// `decision.latency_us` (`metrics.decision_latency`).
+pub const LATENCY_HISTOGRAM: &str = "decision.latency_us";
+
+/// The full names of every metric a configuration can emit, for a host
+/// that defines its metrics before the first request (Envoy's dynamic
+/// modules freeze stat creation once the configuration is loaded).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct AllNames {
+    /// [`COUNTERS`] and `decision.<allow|deny>.<reason>` (each reason under
+    /// its one verdict, as [`Metrics::define_all`] defines them).
+    pub counters: Vec<String>,
+    /// The phase histograms (`metrics.phase_timing`) and `decision.latency_us`
+    /// (`metrics.decision_latency`).
+    pub histograms: Vec<String>,
+    /// The key-set gauges of each issuer whose keys are fetched
+    /// (`jwks_uri`); not `vm.memory_bytes` (a wasm VM's).
+    pub gauges: Vec<String>,
+}
+
+pub fn all_names(config: &Config) -> AllNames {
+    let prefix = &config.metrics.prefix;
+    let full = |suffix: &str| format!("{prefix}.{suffix}");
+    let mut counters: Vec<String> = COUNTERS.iter().map(|s| full(s)).collect();
+    counters.extend(Reason::ALL.iter().map(|r| full(&decision_counter(*r))));
+    let mut histograms = Vec::new();
+    if config.metrics.phase_timing {
+        histograms.extend(PHASES.iter().map(|p| full(&format!("phase.{p}_us"))));
     }
-    let phases = PHASES
-        .iter()
-        .map(|p| format!("{prefix}.phase.{p}_us"))
+    if config.metrics.decision_latency {
+        histograms.push(full(LATENCY_HISTOGRAM));
+    }
+    let fetched = config.issuers.iter().enumerate();
+    let gauges = fetched
+        .filter(|(_, issuer)| issuer.jwks_uri.is_some())
+        .flat_map(|(i, _)| [key_set_age_gauge(i), refresh_failing_gauge(i)])
+        .map(|g| full(&g))
         .collect();
-    (counters, phases)
+    AllNames {
+        counters,
+        histograms,
+        gauges,
+    }
+}
+
+/// `decision.<allow|deny>.<reason>`: the counter of a reason.
+fn decision_counter(reason: Reason) -> String {
+    let verdict = if reason.is_allow() { "allow" } else { "deny" };
+    format!("decision.{verdict}.{}", reason.as_str())
 }
 
 #[derive(Debug, Default)]
@@ -104,11 +138,7 @@ impl Metrics {
         let prefix = &self.prefix;
         self.decisions = Reason::ALL
             .iter()
-            .map(|reason| {
-                let verdict = if reason.is_allow() { "allow" } else { "deny" };
-                let name = reason.as_str();
-                host.define_counter(&format!("{prefix}.decision.{verdict}.{name}"))
-            })
+            .map(|reason| host.define_counter(&format!("{prefix}.{}", decision_counter(*reason))))
             .collect();
     }
 
@@ -150,7 +180,7 @@ impl Metrics {
         let prefix = &self.prefix;
         let id = *self
             .latency
-            .get_or_insert_with(|| host.define_histogram(&format!("{prefix}.decision.latency_us")));
+            .get_or_insert_with(|| host.define_histogram(&format!("{prefix}.{LATENCY_HISTOGRAM}")));
         if let Some(id) = id {
             host.record_metric(id, micros);
         }

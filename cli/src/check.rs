@@ -105,7 +105,7 @@ fn check_file(bytes: &[u8]) -> Result<Vec<Checked>, String> {
                 let instances = deployment::envoy_instances(doc).map_err(|e| e.to_string())?;
                 if instances.is_empty() {
                     return Err(
-                        "an Envoy configuration without an envoy.filters.http.wasm filter".into(),
+                        "an Envoy configuration without the filter (no envoy.filters.http.wasm or dynamic_modules HTTP filter)".into(),
                     );
                 }
                 for instance in instances {

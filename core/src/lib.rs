@@ -19,6 +19,7 @@ pub mod decision;
 pub mod disposition;
 pub mod engine;
 pub mod fhir;
+pub mod internal_failure;
 mod json;
 pub mod policy;
 pub mod precheck;

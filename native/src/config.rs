@@ -2,9 +2,11 @@
 //! configuration bytes, validated as the wasm build validates them, the
 //! metrics, defined up front (Envoy freezes stat creation once the
 //! configuration is loaded) under the names the wasm build uses, and the
-//! main thread's tick that fetches key sets for every worker.
+//! main thread's tick that fetches key sets for every worker, and the
+//! verified-token cache all workers share.
 
 use crate::abi::{self, ConfigEnvoyPtr, FilterEnvoyPtr, ModuleBuffer, SchedulerPtr};
+use crate::token_cache::{process_token_cache, ProcessTokenCache};
 use fhir_smart_authz::metrics::all_names;
 use fhir_smart_authz::root::TICK_MS;
 use fhir_smart_authz_core::config::Config;
@@ -15,8 +17,38 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// Marks a histogram id (counters and histograms are numbered apart).
+/// Marks a histogram id (counters, gauges and histograms are numbered apart).
 const HISTOGRAM: u32 = 1 << 31;
+/// Marks a gauge id.
+const GAUGE: u32 = 1 << 30;
+/// The kind bits of an id.
+const KIND: u32 = HISTOGRAM | GAUGE;
+
+/// What a metric is, as Envoy numbers it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl Kind {
+    fn of(id: u32) -> Kind {
+        match id & KIND {
+            HISTOGRAM => Kind::Histogram,
+            GAUGE => Kind::Gauge,
+            _ => Kind::Counter,
+        }
+    }
+
+    fn bit(self) -> u32 {
+        match self {
+            Kind::Counter => 0,
+            Kind::Gauge => GAUGE,
+            Kind::Histogram => HISTOGRAM,
+        }
+    }
+}
 
 pub struct NativeConfig {
     /// Tells this configuration's per-worker state apart from others'.
@@ -24,10 +56,12 @@ pub struct NativeConfig {
     pub bytes: Vec<u8>,
     /// Envoy's side of the configuration (main-thread callouts, metrics).
     envoy: usize,
-    /// Full metric name → id (with [`HISTOGRAM`] for histograms).
+    /// Full metric name → id (with its [`Kind`] bit).
     metrics: HashMap<String, u32>,
     /// The main thread's tick (periodic JWKS fetches), while the configuration lives.
     ticker: Mutex<Option<Ticker>>,
+    /// Verified tokens, for every worker of the process.
+    pub token_cache: ProcessTokenCache,
 }
 
 /// A thread that asks Envoy every `TICK_MS` to run the configuration's
@@ -50,17 +84,17 @@ impl NativeConfig {
         };
         let config =
             Config::from_json_with_secrets(bytes, &ProcessSecrets).map_err(|e| e.to_string())?;
-        let (counters, histograms) = all_names(&config.metrics.prefix);
+        let names = all_names(&config);
         let mut metrics = HashMap::new();
-        for name in counters {
-            if let Some(id) = define(envoy, &name, false) {
-                metrics.insert(name, id);
-            }
-        }
-        if config.metrics.phase_timing {
-            for name in histograms {
-                if let Some(id) = define(envoy, &name, true) {
-                    metrics.insert(name, id | HISTOGRAM);
+        let kinds = [
+            (names.counters, Kind::Counter),
+            (names.gauges, Kind::Gauge),
+            (names.histograms, Kind::Histogram),
+        ];
+        for (names, kind) in kinds {
+            for name in names {
+                if let Some(id) = define(envoy, &name, kind) {
+                    metrics.insert(name, id | kind.bit());
                 }
             }
         }
@@ -70,6 +104,7 @@ impl NativeConfig {
             envoy: envoy as usize,
             metrics,
             ticker: Mutex::new(None),
+            token_cache: process_token_cache(&config),
         })
     }
 
@@ -141,63 +176,53 @@ impl NativeConfig {
         self.metrics.get(name).copied()
     }
 
-    /// Count (`by`) or record (`value`) a metric of a stream of this
-    /// configuration (a null `filter`: of the configuration itself, on the
-    /// main thread).
+    /// Count (`by`), set (a gauge) or record (a histogram's `value`) a
+    /// metric of a stream of this configuration (a null `filter`: of the
+    /// configuration itself, on the main thread).
     pub fn record(&self, filter: FilterEnvoyPtr, id: u32, value: u64) {
-        let index = (id & !HISTOGRAM) as usize;
+        let index = (id & !KIND) as usize;
         let null = std::ptr::null_mut();
         // SAFETY: `filter` is null or a live filter created from this
         // configuration, which is live; no labels.
         unsafe {
             if filter.is_null() {
-                if id & HISTOGRAM == 0 {
-                    abi::envoy_dynamic_module_callback_http_filter_config_increment_counter(
-                        self.envoy(),
-                        index,
-                        null,
-                        0,
-                        value,
-                    );
-                } else {
-                    abi::envoy_dynamic_module_callback_http_filter_config_record_histogram_value(
-                        self.envoy(),
-                        index,
-                        null,
-                        0,
-                        value,
-                    );
-                }
-            } else if id & HISTOGRAM == 0 {
-                abi::envoy_dynamic_module_callback_http_filter_increment_counter(
-                    filter,
-                    index,
-                    std::ptr::null_mut(),
-                    0,
-                    value,
-                );
+                let f = match Kind::of(id) {
+                    Kind::Counter => {
+                        abi::envoy_dynamic_module_callback_http_filter_config_increment_counter
+                    }
+                    Kind::Gauge => abi::envoy_dynamic_module_callback_http_filter_config_set_gauge,
+                    Kind::Histogram => {
+                        abi::envoy_dynamic_module_callback_http_filter_config_record_histogram_value
+                    }
+                };
+                f(self.envoy(), index, null, 0, value);
             } else {
-                abi::envoy_dynamic_module_callback_http_filter_record_histogram_value(
-                    filter,
-                    index,
-                    std::ptr::null_mut(),
-                    0,
-                    value,
-                );
+                let f = match Kind::of(id) {
+                    Kind::Counter => {
+                        abi::envoy_dynamic_module_callback_http_filter_increment_counter
+                    }
+                    Kind::Gauge => abi::envoy_dynamic_module_callback_http_filter_set_gauge,
+                    Kind::Histogram => {
+                        abi::envoy_dynamic_module_callback_http_filter_record_histogram_value
+                    }
+                };
+                f(filter, index, null, 0, value);
             }
         }
     }
 }
 
-fn define(envoy: ConfigEnvoyPtr, name: &str, histogram: bool) -> Option<u32> {
+fn define(envoy: ConfigEnvoyPtr, name: &str, kind: Kind) -> Option<u32> {
     let mut id: usize = 0;
     // SAFETY: `envoy` is the configuration Envoy is creating (main thread);
     // `name` and `id` outlive the call.
     let r = unsafe {
-        let f = if histogram {
-            abi::envoy_dynamic_module_callback_http_filter_config_define_histogram
-        } else {
-            abi::envoy_dynamic_module_callback_http_filter_config_define_counter
+        let f = match kind {
+            Kind::Counter => abi::envoy_dynamic_module_callback_http_filter_config_define_counter,
+            Kind::Gauge => abi::envoy_dynamic_module_callback_http_filter_config_define_gauge,
+            Kind::Histogram => {
+                abi::envoy_dynamic_module_callback_http_filter_config_define_histogram
+            }
         };
         f(
             envoy,
@@ -210,5 +235,5 @@ fn define(envoy: ConfigEnvoyPtr, name: &str, histogram: bool) -> Option<u32> {
     (r == abi::METRICS_SUCCESS)
         .then(|| u32::try_from(id).ok())
         .flatten()
-        .filter(|id| id & HISTOGRAM == 0)
+        .filter(|id| id & KIND == 0)
 }

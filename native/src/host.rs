@@ -504,9 +504,10 @@ impl Host for NativeHost<'_> {
             .record(self.filter.get(), id, u64::try_from(by).unwrap_or(0));
     }
 
-    fn define_gauge(&self, _name: &str) -> Option<u32> {
-        // `vm.memory_bytes` is the wasm VM's linear memory: no such thing here.
-        None
+    fn define_gauge(&self, name: &str) -> Option<u32> {
+        // Defined with the configuration; not `vm.memory_bytes` (a wasm
+        // VM's linear memory: no such thing here).
+        self.worker.config.metric(name)
     }
 
     fn define_histogram(&self, name: &str) -> Option<u32> {

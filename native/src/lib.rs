@@ -6,22 +6,26 @@
 //! `fhir-smart-authz` crate).
 //!
 //! Every entry point catches panics ([`guard`]): a panic while a request is
-//! undecided answers it 500 with an OperationOutcome (fail closed) and the
-//! stream does nothing more; Envoy goes on serving.
+//! undecided refuses it (fail closed: 500 `internal_error` with an
+//! OperationOutcome, counted, with an audit record; the shell's
+//! `failed_request`) and the stream does nothing more; Envoy goes on serving.
 
 pub mod abi;
 mod config;
 pub mod crypto;
 pub mod host;
 pub mod shared_data;
+pub mod token_cache;
 mod worker;
 
 use crate::abi::{EnvoyBuffer, EnvoyHeader, FilterEnvoyPtr};
 use crate::config::NativeConfig;
 use crate::host::{CallAnswer, NativeHost};
 use crate::worker::{worker_for, Worker};
+use fhir_smart_authz::failed_request::Failed;
 use fhir_smart_authz::host::{Flow, LogLevel};
-use fhir_smart_authz::Stream;
+use fhir_smart_authz::{Shared, Stream};
+use fhir_smart_authz_core::internal_failure;
 use fhir_smart_authz_core::reply::{gateway_error_reply, unconfigured_reply, Reply};
 use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
@@ -33,6 +37,9 @@ use std::sync::{Arc, Once};
 struct Filter {
     /// `None` when the configuration could not be applied on this worker.
     worker: Option<Rc<Worker>>,
+    /// The configuration's state on this worker (what a panicked request's
+    /// refusal reads: the stream is not trusted then).
+    shared: Option<Rc<Shared>>,
     stream: Option<Rc<RefCell<Stream>>>,
     context_id: u32,
     /// When the stream began (µs since the epoch).
@@ -45,10 +52,14 @@ struct Filter {
     tick_armed: Cell<bool>,
     /// A hook panicked: the request was answered 500; nothing more happens.
     failed: Cell<bool>,
+    /// The request a hook panicked on, refused (its `"line"` audit record
+    /// is written when Envoy logs the request).
+    failed_request: RefCell<Option<Failed>>,
 }
 
-/// Run a hook; a panic becomes `on_panic` (after the 500 reply when the
-/// request may still be undecided).
+/// Run a hook; a panic becomes `on_panic` (after refusing the request when
+/// `reply`: every hook of the request and of its response, whose check a
+/// panic may have cut short).
 fn guard<R>(
     filter: FilterEnvoyPtr,
     state: Option<&Filter>,
@@ -62,17 +73,32 @@ fn guard<R>(
             host::log(LogLevel::Critical, "fhir-smart-authz: a hook panicked; the request is refused (500) and the stream ends here");
             let first = !state.is_some_and(|s| s.failed.replace(true));
             if reply && first && !filter.is_null() {
-                let r = gateway_error_reply(
-                    500,
-                    "exception",
-                    "the authorization filter failed while checking this request; it was not forwarded",
-                );
-                // SAFETY: the hook's own filter.
-                unsafe { send(filter, &r) };
+                refuse_failed(filter, state);
             }
             on_panic
         }
     }
+}
+
+/// Refuse the request a hook panicked on: the core's reply, counted, with
+/// its audit record (from the request headers Envoy still has). Without
+/// the configuration's state (none was applied), or should that panic too,
+/// the same status and issue code without a record.
+fn refuse_failed(filter: FilterEnvoyPtr, state: Option<&Filter>) {
+    let refused = catch_unwind(AssertUnwindSafe(|| {
+        let s = state?;
+        let (worker, shared) = (s.worker.as_ref()?, s.shared.as_ref()?);
+        let host = NativeHost::new(filter, &worker.ctx).with_start(s.started_us);
+        let (failed, reply) = Failed::refuse(&host, shared);
+        *s.failed_request.try_borrow_mut().ok()? = Some(failed);
+        Some(reply)
+    }));
+    let reply = refused
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| gateway_error_reply(500, "exception", internal_failure::MESSAGE));
+    // SAFETY: the hook's own filter.
+    unsafe { send(filter, &reply) };
 }
 
 /// # Safety
@@ -232,26 +258,28 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
     };
     guard(filter, None, false, std::ptr::null(), || {
         let worker = worker_for(config, filter);
-        let (stream, context_id, hold_headers) = match &worker {
+        let (shared, stream, context_id, hold_headers) = match &worker {
             Some(w) => {
                 let context_id = w.ctx.register(filter);
                 let shared = w.root.try_borrow().ok().and_then(|r| r.shared.clone());
                 let hold = shared
                     .as_ref()
                     .is_some_and(|s| s.config.upstream.hold_headers_for_body);
-                let stream = shared.map(|s| Stream::new_shared(s, context_id));
-                (stream, context_id, hold)
+                let stream = shared.clone().map(|s| Stream::new_shared(s, context_id));
+                (shared, stream, context_id, hold)
             }
-            None => (None, 0, false),
+            None => (None, None, 0, false),
         };
         let state = Filter {
             worker,
+            shared,
             stream,
             context_id,
             started_us: host::now_us(),
             hold_headers,
             tick_armed: Cell::new(false),
             failed: Cell::new(false),
+            failed_request: RefCell::new(None),
         };
         Box::into_raw(Box::new(state)) as *const c_void
     })
@@ -304,8 +332,10 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
 }
 
 /// A body hook: the stream sees the body's size so far (what Envoy
-/// buffered for this filter and the chunk of this hook). A request body
-/// the stream holds is buffered; a panic refuses the request.
+/// buffered for this filter and the chunk of this hook). A body the stream
+/// holds is buffered; a panic refuses the request (in the response: a 500
+/// in its place while its headers have not gone downstream, else Envoy
+/// resets the stream).
 ///
 /// # Safety
 /// As for the request headers.
@@ -316,47 +346,37 @@ unsafe fn body_hook(
     request: bool,
 ) -> i32 {
     let (flowing, held) = (abi::BODY_CONTINUE, abi::BODY_STOP_AND_BUFFER);
-    let on_panic = if request { held } else { flowing };
-    stream_hook(
-        filter,
-        module,
-        request,
-        (flowing, held),
-        on_panic,
-        |h, s| {
-            // SAFETY: the hook's own filter.
-            let size = unsafe {
-                if request {
-                    let same =
-                        abi::envoy_dynamic_module_callback_http_received_buffered_request_body(
-                            filter,
-                        );
-                    body_size(
-                        filter,
-                        abi::BODY_BUFFERED_REQUEST,
-                        abi::BODY_RECEIVED_REQUEST,
-                        same,
-                    )
-                } else {
-                    let same =
-                        abi::envoy_dynamic_module_callback_http_received_buffered_response_body(
-                            filter,
-                        );
-                    body_size(
-                        filter,
-                        abi::BODY_BUFFERED_RESPONSE,
-                        abi::BODY_RECEIVED_RESPONSE,
-                        same,
-                    )
-                }
-            };
+    // A refused request's own 500 passes through the response hooks.
+    let unavailable = if request { held } else { flowing };
+    stream_hook(filter, module, (flowing, held), unavailable, |h, s| {
+        // SAFETY: the hook's own filter.
+        let size = unsafe {
             if request {
-                s.on_request_body(h, size, end_of_stream)
+                let same =
+                    abi::envoy_dynamic_module_callback_http_received_buffered_request_body(filter);
+                body_size(
+                    filter,
+                    abi::BODY_BUFFERED_REQUEST,
+                    abi::BODY_RECEIVED_REQUEST,
+                    same,
+                )
             } else {
-                s.on_response_body(h, size, end_of_stream)
+                let same =
+                    abi::envoy_dynamic_module_callback_http_received_buffered_response_body(filter);
+                body_size(
+                    filter,
+                    abi::BODY_BUFFERED_RESPONSE,
+                    abi::BODY_RECEIVED_RESPONSE,
+                    same,
+                )
             }
-        },
-    )
+        };
+        if request {
+            s.on_request_body(h, size, end_of_stream)
+        } else {
+            s.on_response_body(h, size, end_of_stream)
+        }
+    })
 }
 
 /// # Safety
@@ -370,7 +390,6 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
     stream_hook(
         filter,
         module,
-        true,
         (abi::TRAILERS_CONTINUE, held),
         held,
         |h, s| s.on_request_trailers(h),
@@ -378,28 +397,28 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
 }
 
 /// A hook that hands the stream one event: its flow as Envoy's status
-/// (`statuses`: continue, pause), `on_panic` when the stream cannot take it
-/// or a panic was caught (`reply`: the request is refused 500 then).
+/// (`statuses`: continue, pause; `unavailable` when the stream cannot take
+/// it: none, or refused after a panic), and the pause status when a panic
+/// is caught (the request is refused then).
 ///
 /// # Safety
 /// As for the request headers.
 unsafe fn stream_hook(
     filter: FilterEnvoyPtr,
     module: *const c_void,
-    reply: bool,
     statuses: (i32, i32),
-    on_panic: i32,
+    unavailable: i32,
     f: impl FnOnce(&NativeHost<'_>, &mut Stream) -> Flow,
 ) -> i32 {
     let state = filter_ref(module);
-    guard(filter, state, reply, on_panic, || {
+    guard(filter, state, true, statuses.1, || {
         let Some(state) = state else {
-            return on_panic;
+            return unavailable;
         };
         match with_stream(filter, state, None, f) {
             Some(Flow::Continue) => statuses.0,
             Some(Flow::Pause) => statuses.1,
-            None => on_panic,
+            None => unavailable,
         }
     })
 }
@@ -416,10 +435,13 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
     stream_hook(
         filter,
         module,
-        false,
         (flowing, abi::HEADERS_STOP_ITERATION),
         flowing,
-        |h, s| s.on_response_headers(h),
+        |h, s| {
+            #[cfg(feature = "fault-injection")]
+            fhir_smart_authz::fault_injection::trap_on_response_if_asked(h);
+            s.on_response_headers(h)
+        },
     )
 }
 
@@ -455,8 +477,21 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
 ) {
     let state = filter_ref(module);
     guard(filter, state, false, (), || {
-        if let Some(state) = state {
-            let _ = with_stream(filter, state, None, |h, s| s.on_log(h));
+        let Some(state) = state else {
+            return;
+        };
+        let failed = state
+            .failed_request
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut f| f.take());
+        match (failed, &state.worker) {
+            (Some(mut failed), Some(w)) => {
+                failed.on_log(&NativeHost::new(filter, &w.ctx).with_start(state.started_us))
+            }
+            _ => {
+                let _ = with_stream(filter, state, None, |h, s| s.on_log(h));
+            }
         }
     })
 }

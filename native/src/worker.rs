@@ -1,6 +1,6 @@
 //! What one worker thread keeps per configuration: the root (its key sets,
-//! the token cache, the streams' shared state; what a proxy-wasm worker VM
-//! keeps), the live streams by context id (the effective context), the HTTP
+//! the streams' shared state; what a proxy-wasm worker VM keeps; its token
+//! cache is the configuration's, one for all workers), the live streams by context id (the effective context), the HTTP
 //! callouts in flight, and the tick. The main thread runs the whole tick
 //! every `TICK_MS` (the configuration's scheduler; its JWKS fetches are the
 //! configuration's callouts, which outlive any request) and publishes the
@@ -12,8 +12,8 @@
 use crate::abi::{self, FilterEnvoyPtr};
 use crate::config::NativeConfig;
 use crate::host::NativeHost;
+use crate::token_cache::ports_over;
 use fhir_smart_authz::audit_property::resolve_audit_encoding;
-use fhir_smart_authz::core_adapter::core_ports;
 use fhir_smart_authz::host::{Host, HostError};
 use fhir_smart_authz::root::{Root, TICK_MS};
 use std::cell::{Cell, RefCell};
@@ -70,10 +70,11 @@ pub fn worker_for(config: &Arc<NativeConfig>, filter: FilterEnvoyPtr) -> Option<
         let host = NativeHost::new(filter, &worker.ctx);
         let bytes = host.plugin_configuration();
         let mut declared = None;
+        let ports = ports_over(&config.token_cache);
         let ok = worker.root.try_borrow_mut().ok()?.configure_with(
             &host,
             bytes.as_deref(),
-            &core_ports,
+            &ports,
             &mut |c| {
                 resolve_audit_encoding(&host, c, &mut declared, &mut || Err(HostError::NotFound))
             },

@@ -4,11 +4,9 @@
 //! logs the request (`"line"`), with the response code and timing added.
 
 use super::{Callback, Stream};
-use crate::audit_property::write_audit_record;
-use crate::host::{property_u64, Host};
-use fhir_smart_authz_core::audit::{
-    self, add_log_facts, record_fields, AuditEncoding, AuditInput, LogFacts,
-};
+use crate::audit_property::{write_line_record, write_or_keep_record};
+use crate::host::Host;
+use fhir_smart_authz_core::audit::{self, AuditInput};
 use fhir_smart_authz_core::decision::Decision;
 
 impl Stream {
@@ -61,21 +59,15 @@ impl Stream {
                 obligation_denied_status,
             },
         );
-        match self.shared.audit_encoding {
-            AuditEncoding::Line => self.audit_line = Some(record),
-            AuditEncoding::Fields => write_audit_record(
-                host,
-                AuditEncoding::Fields,
-                record_fields(record, self.method(), self.path()),
-            ),
-            encoding => write_audit_record(host, encoding, record),
+        let encoding = self.shared.audit_encoding;
+        if let Some(line) = write_or_keep_record(host, encoding, record, self.method(), self.path())
+        {
+            self.audit_line = Some(line);
         }
     }
 
-    /// Envoy logs the request. Its wasm host runs `on_log` before the access
-    /// loggers of the listener, so a record written here is in this
-    /// request's access-log line (`"line"` encoding): the last record built,
-    /// with the response code, duration, start time, method and path.
+    /// Envoy logs the request: the last record built, in `"line"` encoding
+    /// (see [`write_line_record`]).
     pub fn on_log(&mut self, host: &dyn Host) {
         self.callback(Callback::Log);
         if self.audit_line.is_some() {
@@ -84,21 +76,8 @@ impl Stream {
     }
 
     fn log_record(&mut self, host: &dyn Host) {
-        let Some(mut record) = self.audit_line.take() else {
-            return;
-        };
-        let number = |path: &[&str]| host.property(path).as_deref().and_then(property_u64);
-        let duration_ns = number(&["request", "duration"]).unwrap_or(0);
-        // Envoy's start time to the millisecond, from one clock read (µs).
-        let start_us = host.now_us().saturating_sub(duration_ns / 1000);
-        let facts = LogFacts {
-            method: self.method(),
-            path: self.path(),
-            response_code: number(&["response", "code"]).unwrap_or(0),
-            duration_ms: duration_ns / 1_000_000,
-            start_ms: start_us / 1000,
-        };
-        add_log_facts(&mut record, &facts);
-        write_audit_record(host, AuditEncoding::Line, record);
+        if let Some(record) = self.audit_line.take() {
+            write_line_record(host, record, self.method(), self.path());
+        }
     }
 }

@@ -103,13 +103,22 @@ impl Stream {
             Err(_) => false,
         };
         if picked_up {
-            if let TokenStep::Call {
-                purpose: pending, ..
-            } = step
-            {
-                let _ = self.skip_fetch(host, pending, &token);
-            }
-            step = self.port_verify(host, &token);
+            // The abandoned fetch's answer verifies with the picked-up keys:
+            // that is this request's step (a miss). Verifying again would
+            // count the same request as a cache hit.
+            let verified = match step {
+                TokenStep::Call {
+                    purpose: pending, ..
+                } => match self.skip_fetch(host, pending, &token) {
+                    v @ TokenStep::Verified { .. } => Some(v),
+                    _ => None,
+                },
+                _ => None,
+            };
+            step = match verified {
+                Some(v) => v,
+                None => self.port_verify(host, &token),
+            };
         }
         let config = self.config();
         let now_ms = self.now_ms(host);

@@ -107,6 +107,20 @@ def native_unsupported_reason() -> str | None:
     return f"the native module supports Envoy {', '.join(NATIVE_ENVOY_RELEASES)} (this is {release})"
 
 
+def built_artifact(artifact: str) -> Path:
+    """The built filter of `artifact` ("wasm" or "native") for a test that runs on both: the
+    test is skipped natively on an Envoy the module does not support, and fails when the
+    artifact was not built."""
+    import pytest
+
+    if artifact == "native" and (why := native_unsupported_reason()):
+        pytest.skip(why)
+    path = NATIVE if artifact == "native" else WASM
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run `make build`")
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

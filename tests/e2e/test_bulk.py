@@ -13,6 +13,9 @@ Two upstreams behind one Envoy of its own (the session rig runs one worker):
   202 then 404), with its status URLs at `bulkstatus/<id>` and files at
   `bulkfiles/<id>/<name>` (defaults of `bulk.status_paths`/`file_paths`), one manifest URL
   in object storage elsewhere, and a record of every request that reached it.
+
+Every test runs on both builds of the filter (the .wasm, the native module): the jobs are
+bound across the workers through shared data either way.
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ from typing import Any
 import pytest
 import requests
 
-from .rig import (WASM, AccessLog, Envoy, Issuer, Recorder, Sekmet, cluster, envoy_bootstrap, free_port,
-                  issuer_entry, listener, plugin_config, seed, send, serve_issuer, wait_until)
+from .rig import (WASM, AccessLog, Envoy, Issuer, Recorder, Sekmet, built_artifact, cluster, envoy_bootstrap,
+                  free_port, issuer_entry, listener, plugin_config, seed, send, serve_issuer, wait_until)
 
 OWNER_SCOPES = "system/Patient.rs system/Observation.rs"
 ASYNC = {"Prefer": "respond-async"}
@@ -124,7 +127,8 @@ class IgServer:
 class BulkRig:
     """Envoy (2 workers) with a `sekmet` and an `ig` listener, the demo issuer."""
 
-    def __init__(self) -> None:
+    def __init__(self, artifact: str = "wasm") -> None:
+        self.artifact = artifact
         self.workdir = Path(tempfile.mkdtemp(prefix="fhir-authz-bulk-"))
         self.ports = {"sekmet": free_port(), "ig": free_port()}
         self.access_log = AccessLog(self.workdir / "access.log")
@@ -156,7 +160,7 @@ class BulkRig:
             # the kick-off's record is written at the decision and again once the job is known.
             extra = {"audit": {"encoding": "fields"}} if name == "ig" else {}
             cfg = plugin_config(self.base(name), [entry], cluster=upstream, hold=True, **extra)
-            listeners.append(listener(name, self.ports[name], upstream, cfg, WASM, log))
+            listeners.append(listener(name, self.ports[name], upstream, cfg, WASM, log, self.artifact))
         clusters = [cluster("fhir", self.sekmet.port), cluster("ig", self.ig.port), cluster("issuer", iss_port)]
         boot = envoy_bootstrap(free_port(), listeners, clusters, self.workdir / "admin.log")
         self.envoy = Envoy(self.workdir, "bulk", boot, concurrency=2).start()
@@ -188,11 +192,10 @@ class BulkRig:
                     token=token, headers=headers, body=body)
 
 
-@pytest.fixture(scope="module")
-def bulk():
-    if not WASM.exists():
-        pytest.fail(f"{WASM} is missing: run `make build`")
-    r = BulkRig().start()
+@pytest.fixture(scope="module", params=["wasm", "native"])
+def bulk(request):
+    built_artifact(request.param)
+    r = BulkRig(request.param).start()
     try:
         yield r
     finally:

@@ -12,7 +12,8 @@ Two rigs: `filtered` (the server is not declared to apply `_security:not`: respo
 filtered, `Bundle.total` left out, counts refused) and `narrowed` (declared: searches get one
 `_security:not` per hidden label and their counts are the server's). Tokens: the demo
 clinician without clearance, with some (`clearance` claim), with all, and with the
-break-glass purpose of use (`purpose_of_use: BTG`).
+break-glass purpose of use (`purpose_of_use: BTG`). Each rig runs once per build of the
+filter (the .wasm, the native module).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import pytest
 
 from tests.conformance.data import LABEL_ETH, LABEL_PART2, LABEL_R, LABEL_V
 
-from .rig import Rig, WASM
+from .rig import Rig, built_artifact
+from .test_e2e import prometheus_counters
 
 BTG = "http://terminology.hl7.org/CodeSystem/v3-ActReason|BTG"
 ALL_LABELS = [LABEL_R, LABEL_V, LABEL_ETH, LABEL_PART2]
@@ -37,25 +39,24 @@ def labels_policy(narrow: bool) -> dict[str, Any]:
                        "relabel_claim": "may_relabel", "server_supports_security_not": narrow}}
 
 
-def running(narrow: bool):
-    """A rig with the label policy, for the module; stopped after it."""
-    if not WASM.exists():
-        pytest.fail(f"{WASM} is missing: run `make build`")
-    rig = Rig(plugin_overrides={"policy": labels_policy(narrow)}).start()
+def running(narrow: bool, artifact: str):
+    """A rig with the label policy and the filter as `artifact`, for the module; stopped after it."""
+    built_artifact(artifact)
+    rig = Rig(artifact=artifact, plugin_overrides={"policy": labels_policy(narrow)}).start()
     try:
         yield rig
     finally:
         rig.stop()
 
 
-@pytest.fixture(scope="module")
-def filtered():
-    yield from running(False)
+@pytest.fixture(scope="module", params=["wasm", "native"])
+def filtered(request):
+    yield from running(False, request.param)
 
 
-@pytest.fixture(scope="module")
-def narrowed():
-    yield from running(True)
+@pytest.fixture(scope="module", params=["wasm", "native"])
+def narrowed(request):
+    yield from running(True, request.param)
 
 
 def clinician(rig: Rig, scope: str | None = None, **claims: Any) -> str:
@@ -133,10 +134,7 @@ def test_labelled_read_is_refused_without_the_resource(filtered):
 
 def test_break_glass_sees_everything_audited_and_counted(filtered):
     def counter() -> float:
-        for line in filtered.envoy.stats("prometheus").splitlines():
-            if line.startswith("fhir_smart_authz_labels_break_glass"):
-                return float(line.rpartition(" ")[2])
-        return 0.0
+        return prometheus_counters(filtered).get("fhir_smart_authz_labels_break_glass", 0.0)
 
     before = counter()
     r = filtered.request("GET", "/Condition/cond-c-sud", token=clinician(filtered, purpose_of_use="BTG"))

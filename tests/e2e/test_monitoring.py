@@ -1,6 +1,8 @@
 """The monitoring examples (issue 20): the Grafana dashboard and the Prometheus alert rules name
 only metrics the filter really emits, as real Envoy exports them with the shipped stats_tags
-(labels `decision`, `reason`, `issuer`); every counter is there at zero before it fires."""
+(labels `decision`, `reason`, `issuer`); every counter is there at zero before it fires. On both
+artifacts: the native module's series carry the prefix Envoy gives a dynamic module's metrics
+namespace in `/stats/prometheus` (`envoy_wasmcustom_`, docs/native.md), read here without it."""
 
 from __future__ import annotations
 
@@ -14,10 +16,14 @@ import requests
 import yaml
 
 from .fault_rig import FaultRig
-from .rig import REPO, STATS_CONFIG
+from .rig import REPO, STATS_CONFIG, built_artifact
 
 MONITORING = REPO / "examples" / "monitoring"
 METRIC = re.compile(r"\b(fhir_smart_authz_[a-z_]+)(\{[^}]*\})?")
+# What Envoy puts before the module's names in Prometheus (`metrics_namespace: wasmcustom`).
+NATIVE_PROMETHEUS_PREFIX = "envoy_wasmcustom_"
+# A wasm VM's own: the native module has no VM (docs/native.md); its panel stays empty there.
+WASM_ONLY = {"fhir_smart_authz_vm_memory_bytes"}
 
 
 class LatencyRig(FaultRig):
@@ -27,11 +33,13 @@ class LatencyRig(FaultRig):
         return cfg
 
 
-@pytest.fixture(scope="module")
-def exported():
+@pytest.fixture(scope="module", params=["wasm", "native"])
+def exported(request):
     """Metric name → the label sets Envoy exports for it, after one allowed and one denied
     request and a root tick (the gauges)."""
-    rig = LatencyRig().start()
+    artifact = request.param
+    built_artifact(artifact)
+    rig = LatencyRig(artifact=artifact).start()
     try:
         rig.request("GET", "/Patient/pat-a")  # 401 missing_token
         time.sleep(2.5)  # ticks: key-set age, memory
@@ -45,7 +53,13 @@ def exported():
         m = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})?\s", line)
         if m:
             labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(3) or ""))
-            series.setdefault(m.group(1), []).append(labels)
+            name = m.group(1)
+            if artifact == "native":
+                name = name.removeprefix(NATIVE_PROMETHEUS_PREFIX)
+            series.setdefault(name, []).append(labels)
+    if artifact == "native":
+        assert not WASM_ONLY & set(series), "a wasm-only metric is emitted natively: WASM_ONLY is stale"
+        series.update({name: [{}] for name in WASM_ONLY})  # absent by design (asserted above)
     return series
 
 

@@ -2,7 +2,10 @@
 demo issuer used with proofs built as real clients build them (ES256 and RS256 keys), a row
 per RFC 9449 check, a proof replayed across the workers accepted exactly once, server nonces,
 the RFC 9728 metadata, and certificate-bound tokens over a TLS listener that asks for client
-certificates (RFC 8705), the certificates generated here."""
+certificates (RFC 8705), the certificates generated here. Every test runs on both artifacts:
+the .wasm and the native dynamic module (which reads the client certificate's digest and
+the source address through the ABI's attribute callbacks, and shares the replay cache
+across its worker threads as the wasm VMs do through shared data)."""
 
 from __future__ import annotations
 
@@ -18,16 +21,17 @@ import pytest
 import requests
 
 from .dpop_client import DpopKey, Pki
-from .rig import (WASM, AccessLog, Envoy, Issuer, Recorder, cluster, envoy_bootstrap, free_port,
-                  issuer_entry, listener, plugin_config, serve_issuer, wait_until)
+from .rig import (WASM, AccessLog, Envoy, Issuer, Recorder, built_artifact, cluster, envoy_bootstrap,
+                  free_port, issuer_entry, listener, plugin_config, serve_issuer, wait_until)
 
 NONCE_SECRET = "e2e-nonce-key-0123456789abcdef0123456789"
 LISTENERS = ("dpop", "nonce", "mtls")
 
 
 class SenderRig:
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, artifact: str = "wasm"):
         self.workdir = workdir
+        self.artifact = artifact
         self.ports = {name: free_port() for name in LISTENERS}
         self.recorder = Recorder().start()
         iss_port = free_port()
@@ -48,12 +52,15 @@ class SenderRig:
                                   cluster="recorder"),
         }
         self.access_log = AccessLog(workdir / "access.log")
-        listeners = [listener(n, self.ports[n], "recorder", self.plugins[n], WASM, self.access_log.path,
-                              vm_id=f"fhir_smart_authz_{n}")
+        listeners = [listener(n, self.ports[n], "recorder", self.plugins[n], WASM, self.access_log.path, artifact,
+                              **({} if artifact == "native" else {"vm_id": f"fhir_smart_authz_{n}"}))
                      for n in LISTENERS]
-        wasm = listeners[1]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][1]
-        wasm["typed_config"]["config"]["vm_config"]["environment_variables"] = {
-            "key_values": {"DPOP_NONCE_KEY": NONCE_SECRET}}
+        # The nonce key: the wasm VM's environment; the native module reads Envoy's own.
+        envoy_env = {"DPOP_NONCE_KEY": NONCE_SECRET} if artifact == "native" else None
+        if artifact == "wasm":
+            wasm = listeners[1]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][1]
+            wasm["typed_config"]["config"]["vm_config"]["environment_variables"] = {
+                "key_values": {"DPOP_NONCE_KEY": NONCE_SECRET}}
         listeners[2]["filter_chains"][0]["transport_socket"] = {
             "name": "envoy.transport_sockets.tls",
             "typed_config": {
@@ -71,7 +78,7 @@ class SenderRig:
         boot = envoy_bootstrap(free_port(), listeners,
                                [cluster("recorder", self.recorder.port), cluster("issuer", iss_port)],
                                workdir / "admin.log")
-        self.envoy = Envoy(workdir, "sender", boot, concurrency=2).start()
+        self.envoy = Envoy(workdir, "sender", boot, concurrency=2, env=envoy_env).start()
         self.wait_serving()
 
     def base(self, name: str) -> str:
@@ -106,11 +113,11 @@ class SenderRig:
         self.recorder.stop()
 
 
-@pytest.fixture(scope="module")
-def srig(tmp_path_factory):
-    if not WASM.exists():
-        pytest.fail(f"{WASM} is missing: run `make build`")
-    r = SenderRig(tmp_path_factory.mktemp("sender"))
+@pytest.fixture(scope="module", params=["wasm", "native"])
+def srig(request, tmp_path_factory):
+    artifact = request.param
+    built_artifact(artifact)
+    r = SenderRig(tmp_path_factory.mktemp(f"sender-{artifact}"), artifact)
     try:
         yield r
     finally:

@@ -72,6 +72,9 @@ fn rotated_kid_uses_the_key_set_another_vm_shared() {
     let sc = vm_stream(&root_c, 1);
     assert_eq!(sc.borrow_mut().on_request_headers(&c, true), Flow::Continue);
     assert!(c.state.borrow().calls.is_empty());
+    // Verified once, with the shared keys: one miss, not a hit.
+    assert_eq!(c.counter("fhir_smart_authz.token_cache.miss"), 1);
+    assert_eq!(c.counter("fhir_smart_authz.token_cache.hit"), 0);
     // A kid that is in no key set: A's fetch (moments ago) did not have it;
     // B refuses at once, without a fetch of its own and without waiting
     // (at most one fetch per jwks_min_refetch_seconds across VMs).

@@ -11,6 +11,7 @@ mod audit_encoding;
 mod batches;
 mod bodies;
 mod bulk;
+mod failed_request;
 mod faults;
 mod headers;
 mod key_rotation;

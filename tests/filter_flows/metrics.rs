@@ -98,3 +98,51 @@ fn decision_latency_only_when_configured() {
         );
     }
 }
+
+/// A host that defines every metric up front (the native module: Envoy
+/// freezes stat creation once the configuration is loaded) defines
+/// `all_names`: every metric the shell defines as it goes is among them
+/// (but the wasm VM's memory gauge), and there is one counter per reason.
+#[test]
+fn all_names_holds_every_metric_the_shell_defines() {
+    const CFG: &[u8] = br#"{"fhir_base_url":"https://fhir.example/fhir","issuers":[{"issuer":"https://as","jwks_uri":"https://as/jwks","jwks_cluster":"issuer","jwks_min_refetch_seconds":30}],"metrics":{"phase_timing":true,"decision_latency":true}}"#;
+    let config = Config::from_json(CFG).unwrap();
+    let names = fhir_smart_authz::metrics::all_names(&config);
+    assert_eq!(names.counters.len(), COUNTERS.len() + Reason::ALL.len());
+    let (h, mut root) = configured(CFG, true);
+    h.state.borrow_mut().now_ms = NOW_MS + 1_000;
+    root.tick(&h);
+    {
+        let mut st = h.state.borrow_mut();
+        st.call_response_headers = vec![(":status".into(), "503".into())];
+    }
+    root.on_call_response(&h, 1, 0);
+    let mut s = Stream::new(root.shared.clone().unwrap());
+    s.on_request_headers(&h, true);
+    let defined = h.state.borrow().counter_names.clone();
+    let all: Vec<&String> = names
+        .counters
+        .iter()
+        .chain(&names.histograms)
+        .chain(&names.gauges)
+        .collect();
+    let mut kinds = 0;
+    for name in defined.iter().filter(|n| !n.ends_with("vm.memory_bytes")) {
+        assert!(all.contains(&name), "{name} is not in all_names");
+        kinds |= [
+            ".decision.",
+            ".phase.",
+            ".jwks.key_set_age",
+            ".jwks.refresh_failing",
+            ".latency_us",
+        ]
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| name.contains(*k))
+        .fold(0, |acc, (i, _)| acc | 1 << i);
+    }
+    assert_eq!(
+        kinds, 0b11111,
+        "every kind of metric was defined: {defined:?}"
+    );
+}

@@ -8,6 +8,8 @@ use super::{Config, ConfigError, ConfigWarning};
 use serde_json::Value;
 
 const WASM_FILTER_TYPE: &str = "envoy.extensions.filters.http.wasm.v3.Wasm";
+const NATIVE_FILTER_TYPE: &str =
+    "envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter";
 const HCM_TYPE: &str =
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 const STRING_VALUE_TYPE: &str = "google.protobuf.StringValue";
@@ -85,7 +87,7 @@ pub struct PluginInstance<'a> {
     pub location: String,
     /// The configuration as JSON text (`{}` when the filter has none).
     pub configuration: String,
-    /// The wasm filter's `name` in `http_filters` (what per-route
+    /// The filter's `name` in `http_filters` (what per-route
     /// `typed_per_filter_config` keys on); `None` for Istio.
     filter_name: Option<&'a str>,
     /// The HTTP connection manager holding the filter (Envoy only).
@@ -116,7 +118,8 @@ pub fn istio_instance(doc: &Value) -> Result<PluginInstance<'_>, ConfigError> {
 
 /// Every instance of this filter in an Envoy bootstrap: the wasm HTTP
 /// filters whose `root_id`, `vm_id` or code file names `fhir_smart_authz`
-/// (every wasm HTTP filter when none does).
+/// (every wasm HTTP filter when none does) and the dynamic-module filters of
+/// the module `fhir_smart_authz`.
 pub fn envoy_instances(bootstrap: &Value) -> Result<Vec<PluginInstance<'_>>, ConfigError> {
     let mut all = Vec::new();
     for (hcm_path, hcm) in find_typed(bootstrap, HCM_TYPE) {
@@ -127,31 +130,25 @@ pub fn envoy_instances(bootstrap: &Value) -> Result<Vec<PluginInstance<'_>>, Con
             let Some(typed) = filter.get("typed_config") else {
                 continue;
             };
-            if !type_is(typed, WASM_FILTER_TYPE) {
-                continue;
-            }
-            let location = format!("{hcm_path}.http_filters[{i}]");
-            let plugin = typed.get("config").unwrap_or(&Value::Null);
-            let configuration = match plugin.get("configuration") {
-                None => "{}".to_string(),
-                Some(c) if type_is(c, STRING_VALUE_TYPE) => match c.get("value") {
-                    Some(Value::String(s)) => s.clone(),
-                    None => String::new(),
-                    Some(_) => {
-                        return Err(ConfigError::new(
-                            format!("{location}.typed_config.config.configuration.value"),
-                            "must be a string holding the plugin configuration JSON",
-                        ))
-                    }
-                },
-                Some(_) => {
-                    return Err(ConfigError::new(
-                        format!("{location}.typed_config.config.configuration"),
-                        "must be a google.protobuf.StringValue whose value is the plugin configuration JSON",
-                    ))
+            // (its configuration, where that is, whether it names this filter)
+            let (configuration, field, ours) = if type_is(typed, WASM_FILTER_TYPE) {
+                let settings = typed.get("config").unwrap_or(&Value::Null);
+                let ours = settings.to_string().contains("fhir_smart_authz");
+                (settings.get("configuration"), "config.configuration", ours)
+            } else if type_is(typed, NATIVE_FILTER_TYPE) {
+                // Another module's filter is another filter (its library
+                // is `lib<name>.so`).
+                let module = typed.pointer("/dynamic_module_config/name");
+                if module.and_then(Value::as_str) != Some("fhir_smart_authz") {
+                    continue;
                 }
+                (typed.get("filter_config"), "filter_config", true)
+            } else {
+                continue;
             };
-            let ours = plugin.to_string().contains("fhir_smart_authz");
+            let location = format!("{hcm_path}.http_filters[{i}]");
+            let at = format!("{location}.typed_config.{field}");
+            let configuration = plugin_configuration(configuration, &at)?;
             all.push((
                 ours,
                 PluginInstance {
@@ -169,6 +166,26 @@ pub fn envoy_instances(bootstrap: &Value) -> Result<Vec<PluginInstance<'_>>, Con
         .filter(|(ours, _)| *ours || !any_ours)
         .map(|(_, p)| p)
         .collect())
+}
+
+/// The plugin configuration JSON a filter holds at `at`: a
+/// `google.protobuf.StringValue`'s `value` (`{}` when there is none).
+fn plugin_configuration(value: Option<&Value>, at: &str) -> Result<String, ConfigError> {
+    match value {
+        None => Ok("{}".to_string()),
+        Some(c) if type_is(c, STRING_VALUE_TYPE) => match c.get("value") {
+            Some(Value::String(s)) => Ok(s.clone()),
+            None => Ok(String::new()),
+            Some(_) => Err(ConfigError::new(
+                format!("{at}.value"),
+                "must be a string holding the plugin configuration JSON",
+            )),
+        },
+        Some(_) => Err(ConfigError::new(
+            at,
+            "must be a google.protobuf.StringValue whose value is the plugin configuration JSON",
+        )),
+    }
 }
 
 /// The checks an Envoy bootstrap allows for one instance: every cluster the
@@ -752,6 +769,67 @@ mod tests {
             fields,
             ["issuers[0].jwks_cluster"],
             "https without TLS on the dumped cluster"
+        );
+    }
+
+    /// The native module's filter (a dynamic module named
+    /// `fhir_smart_authz`) is an instance as the wasm filter is: its
+    /// `filter_config`, the clusters it calls and the routes that disable it
+    /// under its own name; another module's filter is not.
+    #[test]
+    fn dynamic_module_filters_are_instances() {
+        let plugin = json!({"issuers": [{"issuer": "https://idp", "audiences": ["a"], "jwks_uri": "https://idp/jwks", "jwks_cluster": "idp"}]});
+        let native = |module: &str, config: Value| {
+            json!({"name": "envoy.filters.http.dynamic_modules", "typed_config": {
+                "@type": format!("type.googleapis.com/{NATIVE_FILTER_TYPE}"),
+                "dynamic_module_config": {"name": module, "do_not_close": true},
+                "filter_name": module, "filter_config": config}})
+        };
+        let string_value = |v: &Value| json!({"@type": "type.googleapis.com/google.protobuf.StringValue", "value": v.to_string()});
+        let off = json!({"envoy.filters.http.dynamic_modules": {"@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "disabled": true}});
+        let mut doc = bootstrap(
+            plugin.clone(),
+            json!([{"match": {"prefix": "/"}, "route": {"cluster": "fhir"}, "typed_per_filter_config": off}]),
+            json!([{"name": "fhir"}]),
+        );
+        let filters = doc
+            .pointer_mut(
+                "/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/http_filters",
+            )
+            .unwrap();
+        *filters = json!([
+            native("other_module", json!({})),
+            native("fhir_smart_authz", string_value(&plugin))
+        ]);
+        let instances = envoy_instances(&doc).unwrap();
+        assert_eq!(instances.len(), 1);
+        let instance = instances.first().unwrap();
+        assert!(
+            instance.location.ends_with(".http_filters[1]"),
+            "{}",
+            instance.location
+        );
+        let config = Config::from_json(instance.configuration.as_bytes()).unwrap();
+        let (e, w) = check_envoy_instance(&config, instance, &doc);
+        let fields = |v: Vec<String>| v;
+        assert_eq!(
+            fields(e.iter().map(|e| e.field.clone()).collect()),
+            ["issuers[0].jwks_cluster"],
+            "the cluster it calls is missing"
+        );
+        assert_eq!(
+            fields(w.iter().map(|w| w.field.clone()).collect()),
+            ["fhir_base_path"],
+            "every route disables it under its name"
+        );
+        *doc.pointer_mut("/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/http_filters/1/typed_config/filter_config")
+            .unwrap() = json!({"@type": "type.googleapis.com/google.protobuf.Struct", "value": {}});
+        let e = envoy_instances(&doc).unwrap_err();
+        assert!(
+            e.field
+                .ends_with(".http_filters[1].typed_config.filter_config"),
+            "{}",
+            e.field
         );
     }
 

@@ -137,7 +137,8 @@ impl Config {
         // Read as JSON first (a repeated key is an error, as in request
         // bodies), then as the configuration: serde's errors name the path
         // of the value they are about either way.
-        let document = from_slice_strict_at(bytes).map_err(|(path, e)| parse_error(&path, &e))?;
+        let document =
+            from_slice_strict_at(bytes).map_err(|(path, e)| parse_error(dotted(&path), &e))?;
         if !document.is_object() {
             // serde would read a struct from an array too (`[]` = defaults).
             return Err(ConfigError::new(
@@ -146,8 +147,8 @@ impl Config {
             ));
         }
         // Every section must be an object too, at any depth (`ObjectOnly`).
-        let raw: RawConfig = serde_path_to_error::deserialize(object_only::ObjectOnly(&document))
-            .map_err(|e| parse_error(e.path(), e.inner()))?;
+        let raw: RawConfig =
+            object_only::deserialize(&document).map_err(|(at, e)| parse_error(at, &e))?;
         Config::validate(raw, secrets)
     }
 
@@ -289,7 +290,7 @@ fn drop_nulls(v: &mut serde_json::Value) {
 /// field's own value error (see [`ConfigError::from_field_value_error`]) is
 /// already complete; any other keeps serde's message (with the position for
 /// JSON syntax and repeated keys) and points to the reference.
-fn parse_error(path: &Path, e: &serde_json::Error) -> ConfigError {
+fn parse_error(object: Option<String>, e: &serde_json::Error) -> ConfigError {
     let text = e.to_string();
     let position = format!(" at line {} column {}", e.line(), e.column());
     if let Some(named) =
@@ -298,7 +299,7 @@ fn parse_error(path: &Path, e: &serde_json::Error) -> ConfigError {
         return named;
     }
     ConfigError::new(
-        error_field(path, &text),
+        error_field(object, &text),
         format!("{text}; see the configuration reference (docs/configuration.md)"),
     )
 }
@@ -306,8 +307,7 @@ fn parse_error(path: &Path, e: &serde_json::Error) -> ConfigError {
 /// The dotted path of the field an error is about. serde reports a missing
 /// field or a repeated key against the object holding it, so its name (from
 /// the message) is appended; the document itself is `(document)`.
-fn error_field(path: &Path, msg: &str) -> String {
-    let object = dotted(path);
+fn error_field(object: Option<String>, msg: &str) -> String {
     for marker in ["missing field `", "duplicate key `"] {
         if let Some(start) = msg.find(marker) {
             let rest = &msg[start + marker.len()..];

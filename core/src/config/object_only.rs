@@ -6,6 +6,11 @@
 //! The same holds inside an enum's value: the content of a variant written
 //! in serde's map form (`{"variant": content}`) is read through this
 //! deserializer too, so a struct there must be an object as well.
+//!
+//! It also keeps the position of the value being read (`issuers[0].jwks`)
+//! and reports where the first error arose, as `serde_path_to_error` did
+//! around it: wrapping every visitor a second time cost ~60 KB of the
+//! shipped .wasm, a position passed down costs almost nothing.
 
 use serde::de::{
     self, Deserialize, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, Unexpected,
@@ -13,9 +18,86 @@ use serde::de::{
 };
 use serde::forward_to_deserialize_any;
 use serde_json::{Error, Value};
+use std::cell::RefCell;
+
+/// Read `document` as `T`. On error, also the dotted path of the value the
+/// error arose in (`policy.patient_search`, `issuers[0].algorithms[1]`);
+/// `None` for the document itself.
+pub(super) fn deserialize<'de, T: Deserialize<'de>>(
+    document: &'de Value,
+) -> Result<T, (Option<String>, Error)> {
+    let first_error_at = RefCell::new(None);
+    T::deserialize(ObjectOnly {
+        value: document,
+        at: &Position::Root,
+        first_error_at: &first_error_at,
+    })
+    .map_err(|e| (first_error_at.into_inner().flatten(), e))
+}
+
+/// Where a value sits: the keys (or a variant's name) and indexes from the
+/// document down to it.
+enum Position<'a> {
+    Root,
+    Key(&'a Position<'a>, &'a str),
+    Index(&'a Position<'a>, usize),
+}
+
+impl Position<'_> {
+    /// `a.b[0].c`; `None` for the document itself.
+    fn dotted(&self) -> Option<String> {
+        let mut steps = Vec::new();
+        let mut at = self;
+        loop {
+            match at {
+                Position::Root => break,
+                Position::Key(parent, _) | Position::Index(parent, _) => {
+                    steps.push(at);
+                    at = parent;
+                }
+            }
+        }
+        let mut out = String::new();
+        for step in steps.into_iter().rev() {
+            match step {
+                Position::Key(_, key) => {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(key);
+                }
+                Position::Index(_, index) => {
+                    out.push('[');
+                    out.push_str(&index.to_string());
+                    out.push(']');
+                }
+                Position::Root => {}
+            }
+        }
+        (!out.is_empty()).then_some(out)
+    }
+}
+
+/// The innermost position an error passed through (the first one seen
+/// while the error travels outwards); `Some(None)` is the document.
+type FirstErrorAt = RefCell<Option<Option<String>>>;
+
+/// Note where `error` passed (unless a position nearer to its cause was
+/// noted already) and hand it on.
+fn noted(first_error_at: &FirstErrorAt, at: &Position<'_>, error: Error) -> Error {
+    let mut first = first_error_at.borrow_mut();
+    if first.is_none() {
+        *first = Some(at.dotted());
+    }
+    error
+}
 
 /// A JSON value whose structs must be objects (at any depth).
-pub(super) struct ObjectOnly<'a>(pub(super) &'a Value);
+struct ObjectOnly<'de, 'a> {
+    value: &'de Value,
+    at: &'a Position<'a>,
+    first_error_at: &'a FirstErrorAt,
+}
 
 fn unexpected(v: &Value) -> Unexpected<'_> {
     match v {
@@ -53,16 +135,24 @@ fn visit_number<'de, V: Visitor<'de>>(
     }
 }
 
-impl<'de> Deserializer<'de> for ObjectOnly<'de> {
-    type Error = Error;
+impl<'de, 'a> ObjectOnly<'de, 'a> {
+    fn noted(&self, error: Error) -> Error {
+        noted(self.first_error_at, self.at, error)
+    }
 
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        match self.0 {
-            Value::Array(items) => visit_elements(items, visitor),
-            Value::Object(members) => visitor.visit_map(Members {
-                members: members.iter(),
-                value: None,
-            }),
+    fn members(&self, members: &'de serde_json::Map<String, Value>) -> Members<'de, 'a> {
+        Members {
+            members: members.iter(),
+            value: None,
+            at: self.at,
+            first_error_at: self.first_error_at,
+        }
+    }
+
+    fn any<V: Visitor<'de>>(&self, visitor: V) -> Result<V::Value, Error> {
+        match self.value {
+            Value::Array(items) => visit_elements(items, self.at, self.first_error_at, visitor),
+            Value::Object(members) => visitor.visit_map(self.members(members)),
             // Scalars are handed over here rather than through serde_json's
             // `&Value` deserializer: that one would instantiate every
             // visitor a second time (its own map and seq readers), ~100 KB
@@ -74,14 +164,12 @@ impl<'de> Deserializer<'de> for ObjectOnly<'de> {
         }
     }
 
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, Error> {
-        match self.0 {
-            Value::Object(_) => self.deserialize_any(visitor),
+    fn struct_members<V: Visitor<'de>>(&self, visitor: V) -> Result<V::Value, Error> {
+        // Straight to `visit_map`: through `deserialize_any` every section's
+        // visitor would also be instantiated for arrays and scalars (serde's
+        // by-position `visit_seq` and the type errors), code that is never run.
+        match self.value {
+            Value::Object(members) => visitor.visit_map(self.members(members)),
             other => Err(de::Error::invalid_type(
                 unexpected(other),
                 &"a JSON object (the settings of this section by name)",
@@ -89,8 +177,50 @@ impl<'de> Deserializer<'de> for ObjectOnly<'de> {
         }
     }
 
+    fn variant<V: Visitor<'de>>(&self, visitor: V) -> Result<V::Value, Error> {
+        match self.value {
+            Value::String(variant) => {
+                visitor.visit_enum(de::value::BorrowedStrDeserializer::new(variant))
+            }
+            Value::Object(members) => {
+                let mut members = members.iter();
+                match (members.next(), members.next()) {
+                    (Some((variant, content)), None) => visitor.visit_enum(Variant {
+                        variant,
+                        content,
+                        at: self.at,
+                        first_error_at: self.first_error_at,
+                    }),
+                    _ => Err(de::Error::invalid_value(
+                        Unexpected::Map,
+                        &"map with a single key",
+                    )),
+                }
+            }
+            Value::Number(n) => Err(de::Error::invalid_type(number(n), &"string or map")),
+            other => Err(de::Error::invalid_type(unexpected(other), &"string or map")),
+        }
+    }
+}
+
+impl<'de> Deserializer<'de> for ObjectOnly<'de, '_> {
+    type Error = Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.any(visitor).map_err(|e| self.noted(e))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        self.struct_members(visitor).map_err(|e| self.noted(e))
+    }
+
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        match self.0 {
+        match self.value {
             Value::Null => visitor.visit_none(),
             _ => visitor.visit_some(self),
         }
@@ -115,25 +245,7 @@ impl<'de> Deserializer<'de> for ObjectOnly<'de> {
         _variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Error> {
-        match self.0 {
-            Value::String(variant) => {
-                visitor.visit_enum(de::value::BorrowedStrDeserializer::new(variant))
-            }
-            Value::Object(members) => {
-                let mut members = members.iter();
-                match (members.next(), members.next()) {
-                    (Some((variant, content)), None) => {
-                        visitor.visit_enum(Variant { variant, content })
-                    }
-                    _ => Err(de::Error::invalid_value(
-                        Unexpected::Map,
-                        &"map with a single key",
-                    )),
-                }
-            }
-            Value::Number(n) => Err(de::Error::invalid_type(number(n), &"string or map")),
-            other => Err(de::Error::invalid_type(unexpected(other), &"string or map")),
-        }
+        self.variant(visitor).map_err(|e| self.noted(e))
     }
 
     forward_to_deserialize_any! {
@@ -146,11 +258,18 @@ impl<'de> Deserializer<'de> for ObjectOnly<'de> {
 /// serde_json, an array longer than what was read (a tuple) is an error.
 fn visit_elements<'de, V: Visitor<'de>>(
     items: &'de [Value],
+    at: &Position<'_>,
+    first_error_at: &FirstErrorAt,
     visitor: V,
 ) -> Result<V::Value, Error> {
-    let mut elements = Elements(items.iter());
+    let mut elements = Elements {
+        items: items.iter(),
+        index: 0,
+        at,
+        first_error_at,
+    };
     let value = visitor.visit_seq(&mut elements)?;
-    match elements.0.len() {
+    match elements.items.len() {
         0 => Ok(value),
         _ => Err(de::Error::invalid_length(
             items.len(),
@@ -159,34 +278,50 @@ fn visit_elements<'de, V: Visitor<'de>>(
     }
 }
 
-struct Elements<'a>(std::slice::Iter<'a, Value>);
+struct Elements<'de, 'a> {
+    items: std::slice::Iter<'de, Value>,
+    index: usize,
+    at: &'a Position<'a>,
+    first_error_at: &'a FirstErrorAt,
+}
 
-impl<'de> SeqAccess<'de> for Elements<'de> {
+impl<'de> SeqAccess<'de> for Elements<'de, '_> {
     type Error = Error;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>, Error> {
-        self.0
-            .next()
-            .map(|v| seed.deserialize(ObjectOnly(v)))
-            .transpose()
+        let Some(value) = self.items.next() else {
+            return Ok(None);
+        };
+        let at = Position::Index(self.at, self.index);
+        self.index += 1;
+        seed.deserialize(ObjectOnly {
+            value,
+            at: &at,
+            first_error_at: self.first_error_at,
+        })
+        .map(Some)
+        .map_err(|e| noted(self.first_error_at, &at, e))
     }
 
     fn size_hint(&self) -> Option<usize> {
-        Some(self.0.len())
+        Some(self.items.len())
     }
 }
 
-struct Members<'a> {
-    members: serde_json::map::Iter<'a>,
-    value: Option<&'a Value>,
+struct Members<'de, 'a> {
+    members: serde_json::map::Iter<'de>,
+    value: Option<(&'de str, &'de Value)>,
+    at: &'a Position<'a>,
+    first_error_at: &'a FirstErrorAt,
 }
 
-impl<'de> MapAccess<'de> for Members<'de> {
+impl<'de> MapAccess<'de> for Members<'de, '_> {
     type Error = Error;
 
+    /// A key's error (an unknown field) is about that key.
     fn next_key_seed<K: DeserializeSeed<'de>>(
         &mut self,
         seed: K,
@@ -194,14 +329,25 @@ impl<'de> MapAccess<'de> for Members<'de> {
         let Some((key, value)) = self.members.next() else {
             return Ok(None);
         };
-        self.value = Some(value);
+        self.value = Some((key, value));
         seed.deserialize(de::value::BorrowedStrDeserializer::new(key))
             .map(Some)
+            .map_err(|e| noted(self.first_error_at, &Position::Key(self.at, key), e))
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
         match self.value.take() {
-            Some(value) => seed.deserialize(ObjectOnly(value)),
+            // An error of the value's own reader (not only of this
+            // deserializer) is about the value too.
+            Some((key, value)) => {
+                let at = Position::Key(self.at, key);
+                seed.deserialize(ObjectOnly {
+                    value,
+                    at: &at,
+                    first_error_at: self.first_error_at,
+                })
+                .map_err(|e| noted(self.first_error_at, &at, e))
+            }
             None => Err(de::Error::custom("a value without its key")),
         }
     }
@@ -212,12 +358,14 @@ impl<'de> MapAccess<'de> for Members<'de> {
 }
 
 /// One variant in serde's map form: `{"variant": content}`.
-struct Variant<'a> {
-    variant: &'a str,
-    content: &'a Value,
+struct Variant<'de, 'a> {
+    variant: &'de str,
+    content: &'de Value,
+    at: &'a Position<'a>,
+    first_error_at: &'a FirstErrorAt,
 }
 
-impl<'de> EnumAccess<'de> for Variant<'de> {
+impl<'de, 'a> EnumAccess<'de> for Variant<'de, 'a> {
     type Error = Error;
     type Variant = Self;
 
@@ -227,26 +375,45 @@ impl<'de> EnumAccess<'de> for Variant<'de> {
     }
 }
 
+impl Variant<'_, '_> {
+    /// An error about the content is at the variant (`mode.fixed`).
+    fn noted(&self, error: Error) -> Error {
+        noted(
+            self.first_error_at,
+            &Position::Key(self.at, self.variant),
+            error,
+        )
+    }
+}
+
 /// The content of a variant, as serde_json reads it (a unit variant's is
 /// `null`, a tuple variant's an array, a struct variant's an object),
 /// except that what is inside is read through `ObjectOnly`.
-impl<'de> VariantAccess<'de> for Variant<'de> {
+impl<'de> VariantAccess<'de> for Variant<'de, '_> {
     type Error = Error;
 
     fn unit_variant(self) -> Result<(), Error> {
-        <()>::deserialize(self.content)
+        <()>::deserialize(self.content).map_err(|e| self.noted(e))
     }
 
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Error> {
-        seed.deserialize(ObjectOnly(self.content))
+        let at = Position::Key(self.at, self.variant);
+        seed.deserialize(ObjectOnly {
+            value: self.content,
+            at: &at,
+            first_error_at: self.first_error_at,
+        })
+        .map_err(|e| noted(self.first_error_at, &at, e))
     }
 
     fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, Error> {
+        let at = Position::Key(self.at, self.variant);
         match self.content {
             Value::Array(items) if items.is_empty() => visitor.visit_unit(),
-            Value::Array(items) => visit_elements(items, visitor),
+            Value::Array(items) => visit_elements(items, &at, self.first_error_at, visitor),
             other => Err(de::Error::invalid_type(unexpected(other), &"tuple variant")),
         }
+        .map_err(|e| noted(self.first_error_at, &at, e))
     }
 
     fn struct_variant<V: Visitor<'de>>(
@@ -255,23 +422,24 @@ impl<'de> VariantAccess<'de> for Variant<'de> {
         visitor: V,
     ) -> Result<V::Value, Error> {
         match self.content {
-            Value::Object(_) => ObjectOnly(self.content).deserialize_any(visitor),
-            other => Err(de::Error::invalid_type(
+            Value::Object(_) => ObjectOnly {
+                value: self.content,
+                at: &Position::Key(self.at, self.variant),
+                first_error_at: self.first_error_at,
+            }
+            .deserialize_any(visitor),
+            other => Err(self.noted(de::Error::invalid_type(
                 unexpected(other),
                 &"struct variant",
-            )),
+            ))),
         }
     }
 }
 
-/// The configuration's enums are all names today (the map form of their
-/// unit variants is checked in the configuration's table); these enums of
-/// every variant shape show that what a variant holds is read like a
-/// section: a struct inside it must be an object, named by its path.
 #[cfg(test)]
 mod tests {
     use super::super::parse_error;
-    use super::ObjectOnly;
+    use super::{deserialize, ObjectOnly, Position};
     use serde::Deserialize;
     use serde_json::Value;
 
@@ -304,10 +472,10 @@ mod tests {
 
     fn read(json: &str) -> Result<Mode, (String, String)> {
         let document: Value = serde_json::from_str(json).unwrap();
-        serde_path_to_error::deserialize(ObjectOnly(&document))
+        deserialize(&document)
             .map(|d: Document| d.mode)
-            .map_err(|e| {
-                let e = parse_error(e.path(), e.inner());
+            .map_err(|(at, e)| {
+                let e = parse_error(at, &e);
                 (e.field, e.message)
             })
     }
@@ -353,7 +521,13 @@ mod tests {
         }
         let read = |json: &str| {
             let document: Value = serde_json::from_str(json).unwrap();
-            Pair::deserialize(ObjectOnly(&document)).map(|p| p.pair)
+            let first_error_at = Default::default();
+            Pair::deserialize(ObjectOnly {
+                value: &document,
+                at: &Position::Root,
+                first_error_at: &first_error_at,
+            })
+            .map(|p| p.pair)
         };
         assert_eq!(read(r#"{"pair":[1,2]}"#).unwrap(), (1, 2));
         assert_eq!(

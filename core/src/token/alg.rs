@@ -4,9 +4,8 @@
 //! the token alone): [`JwsAlgorithm::from_name`] knows only the asymmetric
 //! algorithms below, so `none` and `HS*` cannot even be named.
 
-use jwt_compact::alg::{Ed25519, Es256, Rsa, RsaPublicKey, RsaSignature};
-use jwt_compact::{Algorithm, AlgorithmSignature};
-use std::borrow::Cow;
+use super::ecdsa;
+use super::rsassa::{Hash, Padding, RsaPublicKey};
 use std::fmt;
 
 /// The supported JWS algorithms (RFC 7518 / RFC 8037 names).
@@ -78,14 +77,15 @@ impl JwsAlgorithm {
         }
     }
 
-    fn rsa(self) -> Option<Rsa> {
+    /// The hash and padding of an RSA algorithm.
+    fn rsa(self) -> Option<(Hash, Padding)> {
         Some(match self {
-            JwsAlgorithm::RS256 => Rsa::rs256(),
-            JwsAlgorithm::RS384 => Rsa::rs384(),
-            JwsAlgorithm::RS512 => Rsa::rs512(),
-            JwsAlgorithm::PS256 => Rsa::ps256(),
-            JwsAlgorithm::PS384 => Rsa::ps384(),
-            JwsAlgorithm::PS512 => Rsa::ps512(),
+            JwsAlgorithm::RS256 => (Hash::Sha256, Padding::Pkcs1v15),
+            JwsAlgorithm::RS384 => (Hash::Sha384, Padding::Pkcs1v15),
+            JwsAlgorithm::RS512 => (Hash::Sha512, Padding::Pkcs1v15),
+            JwsAlgorithm::PS256 => (Hash::Sha256, Padding::Pss),
+            JwsAlgorithm::PS384 => (Hash::Sha384, Padding::Pss),
+            JwsAlgorithm::PS512 => (Hash::Sha512, Padding::Pss),
             _ => return None,
         })
     }
@@ -113,8 +113,8 @@ impl fmt::Display for JwsAlgorithm {
 #[derive(Debug, Clone, PartialEq)]
 pub enum PublicKey {
     Rsa(Box<RsaPublicKey>),
-    P256(p256::ecdsa::VerifyingKey),
-    P384(p384::ecdsa::VerifyingKey),
+    P256(ecdsa::VerifyingKey),
+    P384(ecdsa::VerifyingKey),
     Ed25519(ed25519_compact::PublicKey),
 }
 
@@ -131,17 +131,10 @@ impl PublicKey {
     /// The key as DER SubjectPublicKeyInfo (for Envoy's `verify_signature`):
     /// RSA, P-256 and P-384 keys (those the host path is used for).
     pub fn spki_der(&self) -> Option<Vec<u8>> {
-        use rsa::pkcs8::EncodePublicKey;
         match self {
-            PublicKey::Rsa(k) => k.to_public_key_der().ok().map(|d| d.as_bytes().to_vec()),
-            PublicKey::P256(k) => Some(ec_spki(
-                P256_SPKI_PREFIX,
-                k.to_encoded_point(false).as_bytes(),
-            )),
-            PublicKey::P384(k) => Some(ec_spki(
-                P384_SPKI_PREFIX,
-                k.to_encoded_point(false).as_bytes(),
-            )),
+            PublicKey::Rsa(k) => Some(k.spki_der()),
+            PublicKey::P256(k) => Some(ec_spki(P256_SPKI_PREFIX, k.sec1_uncompressed())),
+            PublicKey::P384(k) => Some(ec_spki(P384_SPKI_PREFIX, k.sec1_uncompressed())),
             PublicKey::Ed25519(_) => None,
         }
     }
@@ -170,90 +163,20 @@ fn ec_spki(prefix: &[u8], point: &[u8]) -> Vec<u8> {
 /// ECDSA scalars, ...) is simply `false`.
 pub fn verify_pure(alg: JwsAlgorithm, key: &PublicKey, message: &[u8], signature: &[u8]) -> bool {
     match (alg.key_kind(), key) {
-        (KeyKind::Rsa, PublicKey::Rsa(k)) => {
-            let Some(rsa_alg) = alg.rsa() else {
-                return false;
-            };
-            // RFC 7518 §3.3: the signature is exactly the modulus length.
-            if signature.len() != rsa::traits::PublicKeyParts::size(k.as_ref()) {
-                return false;
-            }
-            match RsaSignature::try_from_slice(signature) {
-                Ok(sig) => rsa_alg.verify_signature(&sig, k, message),
-                Err(_) => false,
-            }
-        }
-        (KeyKind::P256, PublicKey::P256(k)) => {
-            if signature.len() != 64 {
-                return false;
-            }
-            match p256::ecdsa::Signature::try_from(signature) {
-                Ok(sig) => Es256.verify_signature(&sig, k, message),
-                Err(_) => false,
-            }
-        }
-        (KeyKind::P384, PublicKey::P384(k)) => {
-            if signature.len() != 96 {
-                return false;
-            }
-            match p384::ecdsa::Signature::try_from(signature) {
-                Ok(sig) => Es384.verify_signature(&Es384Signature(sig), k, message),
-                Err(_) => false,
-            }
-        }
+        (KeyKind::Rsa, PublicKey::Rsa(k)) => match alg.rsa() {
+            // RFC 7518 §3.3: the signature is exactly the modulus length
+            // (`verify` checks it).
+            Some((hash, padding)) => k.verify(hash, padding, message, signature),
+            None => false,
+        },
+        (KeyKind::P256, PublicKey::P256(k)) => ecdsa::verify_es256(k, message, signature),
+        (KeyKind::P384, PublicKey::P384(k)) => ecdsa::verify_es384(k, message, signature),
         (KeyKind::Ed25519, PublicKey::Ed25519(k)) => {
             match ed25519_compact::Signature::from_slice(signature) {
-                Ok(sig) => Ed25519.verify_signature(&sig, k, message),
+                Ok(sig) => k.verify(message, &sig).is_ok(),
                 Err(_) => false,
             }
         }
         _ => false,
-    }
-}
-
-/// `ES384` (ECDSA on P-384 with SHA-384) for jwt-compact, which lacks it.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Es384;
-
-/// A P-384 signature in the fixed 96-byte JWS form.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Es384Signature(pub p384::ecdsa::Signature);
-
-impl AlgorithmSignature for Es384Signature {
-    const LENGTH: Option<std::num::NonZeroUsize> = std::num::NonZeroUsize::new(96);
-
-    fn try_from_slice(slice: &[u8]) -> anyhow::Result<Self> {
-        p384::ecdsa::Signature::try_from(slice)
-            .map(Es384Signature)
-            .map_err(|e| anyhow::anyhow!(e))
-    }
-
-    fn as_bytes(&self) -> Cow<'_, [u8]> {
-        Cow::Owned(self.0.to_bytes().to_vec())
-    }
-}
-
-impl Algorithm for Es384 {
-    type SigningKey = p384::ecdsa::SigningKey;
-    type VerifyingKey = p384::ecdsa::VerifyingKey;
-    type Signature = Es384Signature;
-
-    fn name(&self) -> Cow<'static, str> {
-        Cow::Borrowed("ES384")
-    }
-
-    fn sign(&self, signing_key: &Self::SigningKey, message: &[u8]) -> Self::Signature {
-        use p384::ecdsa::signature::Signer;
-        Es384Signature(signing_key.sign(message))
-    }
-
-    fn verify_signature(
-        &self,
-        signature: &Self::Signature,
-        verifying_key: &Self::VerifyingKey,
-        message: &[u8],
-    ) -> bool {
-        use p384::ecdsa::signature::Verifier;
-        verifying_key.verify(message, &signature.0).is_ok()
     }
 }

@@ -3,6 +3,7 @@
 
 use super::alg::{JwsAlgorithm, PublicKey};
 use super::jose;
+use super::{ecdsa, rsassa};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{Map, Value};
@@ -115,15 +116,15 @@ impl JwkFields<'_> {
     }
 
     fn rsa_key(&self) -> Result<PublicKey, String> {
-        let n = rsa::BigUint::from_bytes_be(&self.base64url("n")?);
-        let e = rsa::BigUint::from_bytes_be(&self.base64url("e")?);
-        let bits = n.bits();
-        if bits < 2048 {
+        let n = self.base64url("n")?;
+        let e = self.base64url("e")?;
+        let bits = rsassa::bit_length(&n);
+        if bits < rsassa::MIN_BITS {
             return Err(format!(
                 "RSA modulus is {bits} bits; at least 2048 are required"
             ));
         }
-        let k = rsa::RsaPublicKey::new(n, e)
+        let k = rsassa::RsaPublicKey::new(&n, &e)
             .map_err(|e| format!("RSA key rejected: {e} (at most 4096 bits)"))?;
         Ok(PublicKey::Rsa(Box::new(k)))
     }
@@ -131,33 +132,22 @@ impl JwkFields<'_> {
     fn ec_key(&self) -> Result<PublicKey, String> {
         let crv = self.string("crv")?.ok_or("`crv` is missing")?;
         let (x, y) = (self.base64url("x")?, self.base64url("y")?);
-        let size = match crv {
-            "P-256" => 32,
-            "P-384" => 48,
+        let (curve, kind): (_, fn(ecdsa::VerifyingKey) -> PublicKey) = match crv {
+            "P-256" => (&ecdsa::P256, PublicKey::P256),
+            "P-384" => (&ecdsa::P384, PublicKey::P384),
             other => {
                 return Err(format!(
                     "EC curve {other:?} is not supported (P-256, P-384)"
                 ))
             }
         };
+        let size = curve.size();
         if x.len() != size || y.len() != size {
             return Err(format!("EC coordinates must be {size} bytes for {crv}"));
         }
-        let mut sec1 = Vec::with_capacity(1 + 2 * size);
-        sec1.push(4u8);
-        sec1.extend_from_slice(&x);
-        sec1.extend_from_slice(&y);
-        Ok(if size == 32 {
-            PublicKey::P256(
-                p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
-                    .map_err(|_| "EC point is not on P-256".to_string())?,
-            )
-        } else {
-            PublicKey::P384(
-                p384::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
-                    .map_err(|_| "EC point is not on P-384".to_string())?,
-            )
-        })
+        ecdsa::VerifyingKey::from_coordinates(curve, &x, &y)
+            .map(kind)
+            .ok_or_else(|| format!("EC point is not on {crv}"))
     }
 
     fn okp_key(&self) -> Result<PublicKey, String> {
@@ -395,6 +385,18 @@ impl KeyStore {
     /// Changes whenever the key set changes (0 = no keys yet).
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// The key set's identity for the token cache: derived from its usable
+    /// keys (the same set has the same id in every worker and after a
+    /// rotation back, unlike [`Self::generation`], which counts changes per
+    /// worker); 0 when there are no keys.
+    pub fn key_set_id(&self) -> u64 {
+        self.keys.as_ref().map_or(0, |k| {
+            let mut head = [0u8; 8];
+            head.copy_from_slice(k.fingerprint.get(..8).unwrap_or(&[0; 8]));
+            u64::from_le_bytes(head).max(1)
+        })
     }
 
     /// The last fetch error, if the last fetch failed.

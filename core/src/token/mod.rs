@@ -14,22 +14,26 @@ pub mod alg;
 pub mod bearer;
 pub mod binding;
 pub mod cache;
+mod ecdsa;
 mod error;
 pub mod fetch_lease;
 pub mod host_crypto;
 pub mod introspection;
 pub mod jose;
 pub mod keys;
+mod modular;
 pub mod offline;
+mod rsassa;
 pub mod service;
 mod settings;
+pub mod shared_cache;
 mod signature;
 mod verified;
 pub mod verify;
 
 pub use alg::{JwsAlgorithm, PublicKey};
 pub use bearer::{extract_bearer, BearerToken, Scheme, TokenLocation};
-pub use cache::{CacheHit, CacheKey, TokenCache};
+pub use cache::{CacheEntry, CacheHit, CacheKey, TokenCache, TokenStore};
 pub use error::TokenError;
 pub use host_crypto::HostAssistedVerifier;
 pub use introspection::IntrospectionRequest;
@@ -43,6 +47,7 @@ pub use settings::{
     load_issuer_secrets, validate_issuers, IntrospectionConfig, IssuerConfig, TokenSettings,
     TrustConfig,
 };
+pub use shared_cache::SharedTokenCache;
 pub use signature::{RustCryptoVerifier, SignatureVerifier, VerifierError};
 pub use verified::{TokenSource, VerifiedToken};
 pub use verify::{Authenticated, KeyFetch, TokenVerifier};

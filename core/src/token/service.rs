@@ -3,7 +3,7 @@
 //! unknown-`kid` refetch per request) and introspection, all pure.
 
 use super::bearer::extract_bearer;
-use super::cache::{CacheKey, TokenCache};
+use super::cache::{CacheKey, TokenCache, TokenStore};
 use super::error::TokenError;
 use super::introspection;
 use super::keys::FetchReason;
@@ -19,6 +19,7 @@ use serde_json::Value;
 use std::borrow::Cow;
 use std::hash::{BuildHasher, Hasher};
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// Cached claims larger than this (compact JSON bytes) are not cached, so
 /// 10 000 entries stay within a few MiB even with generous tokens.
@@ -116,8 +117,10 @@ pub const KEPT_CLAIMS: [&str; 12] = [
 ];
 
 /// Cached value: the kept claims as compact JSON (small; re-parsed on a hit,
-/// far cheaper than a signature check). `None`: too large to cache.
-type Cached = Option<Rc<str>>;
+/// far cheaper than a signature check). `None`: too large to cache. An
+/// `Arc` so that one cache can serve the threads of a process (the native
+/// module); in the wasm build (no threads) it costs what an `Rc` does.
+pub type Cached = Option<Arc<str>>;
 
 /// Entries of the hot tier (see [`TokenService`]); when full it is cleared.
 pub const HOT_ENTRIES: usize = 256;
@@ -128,7 +131,7 @@ pub const HOT_ENTRIES: usize = 256;
 struct Hot {
     token: Box<str>,
     key: CacheKey,
-    json: Rc<str>,
+    json: Arc<str>,
     claims: Rc<Value>,
 }
 
@@ -149,7 +152,9 @@ fn word(chunk: &[u8]) -> u64 {
     u64::from_ne_bytes(chunk.try_into().unwrap_or([0; 8]))
 }
 
-/// Token handling for one worker VM.
+/// Token handling for one worker VM (or worker thread), over a token store
+/// `S`: its own [`TokenCache`] (the default), or one shared by the threads
+/// of a process ([`super::SharedTokenCache`]).
 ///
 /// The main cache keeps compact JSON per SHA-256 of the token (small, so
 /// 10 000 entries fit in a few MiB). A small hot tier remembers the cache
@@ -160,9 +165,9 @@ fn word(chunk: &[u8]) -> u64 {
 /// main cache stays authoritative: a hot entry is only used while the main
 /// cache still holds the very same value (expiry, key-set generation and
 /// time checks run as before).
-pub struct TokenService {
+pub struct TokenService<S = TokenCache<Cached>> {
     verifier: TokenVerifier,
-    cache: TokenCache<Cached>,
+    cache: S,
     hot: std::collections::HashMap<u64, Hot>,
     /// The key of the hot tier's hash (see [`Self::hot_slot`]).
     hot_seed: std::collections::hash_map::RandomState,
@@ -173,11 +178,25 @@ pub struct TokenService {
 
 impl TokenService {
     /// `claims`: which claims hold the scopes and the patient (kept in the
-    /// cache besides [`KEPT_CLAIMS`]).
+    /// cache besides [`KEPT_CLAIMS`]). The service's own cache, bounded by
+    /// `token.cache_max_entries`.
     pub fn new(trust: TrustConfig<'_>, claims: &ClaimsConfig) -> Result<TokenService, ConfigError> {
+        let cache = TokenCache::new(trust.settings.cache_max_entries);
+        TokenService::with_store(trust, claims, cache)
+    }
+}
+
+impl<S: TokenStore<Cached>> TokenService<S> {
+    /// [`TokenService::new`] over the token store `cache` (its bound is the
+    /// caller's to set from `token.cache_max_entries`).
+    pub fn with_store(
+        trust: TrustConfig<'_>,
+        claims: &ClaimsConfig,
+        cache: S,
+    ) -> Result<TokenService<S>, ConfigError> {
         Ok(TokenService {
             verifier: TokenVerifier::new(trust)?,
-            cache: TokenCache::new(trust.settings.cache_max_entries),
+            cache,
             hot: std::collections::HashMap::new(),
             hot_seed: std::collections::hash_map::RandomState::new(),
             kept: [&claims.scope, &claims.patient]
@@ -351,7 +370,7 @@ impl TokenService {
         let slot = self.hot_slot(token);
         let h = self.hot.get(&slot).filter(|h| same_text(&h.token, token))?;
         match self.verifier.cached(&mut self.cache, &h.key, now) {
-            Some(Ok(Some(json))) if Rc::ptr_eq(&json, &h.json) => Some(TokenStep::Verified {
+            Some(Ok(Some(json))) if Arc::ptr_eq(&json, &h.json) => Some(TokenStep::Verified {
                 claims: h.claims.clone(),
                 cache_hit: true,
             }),
@@ -414,7 +433,7 @@ impl TokenService {
     }
 
     /// Put a verified, cached token into the hot tier.
-    fn remember(&mut self, token: &str, key: &CacheKey, json: Rc<str>, claims: &Rc<Value>) {
+    fn remember(&mut self, token: &str, key: &CacheKey, json: Arc<str>, claims: &Rc<Value>) {
         if self.cache.capacity() == 0 {
             return;
         }
@@ -546,7 +565,7 @@ fn jwks_call(f: &KeyFetch) -> OutboundCall {
 
 fn to_cached(claims: &Value) -> Cached {
     let json = serde_json::to_string(claims).ok()?;
-    (json.len() <= MAX_CACHED_CLAIMS_BYTES).then(|| Rc::from(json.as_str()))
+    (json.len() <= MAX_CACHED_CLAIMS_BYTES).then(|| Arc::from(json.as_str()))
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use super::alg::JwsAlgorithm;
 use super::bearer::BearerToken;
-use super::cache::{CacheKey, TokenCache};
+use super::cache::{CacheEntry, CacheKey, TokenStore};
 use super::error::TokenError;
 use super::introspection::{self, IntrospectionRequest};
 use super::jose::{self, JoseHeader, TimeClaims};
@@ -115,9 +115,14 @@ impl TokenVerifier {
         self.issuers.get_mut(i).map(|s| &mut s.store)
     }
 
-    /// Key-set generation of issuer `i` (the cache compares it).
+    /// Key-set generation of issuer `i` (0: no keys yet).
     pub fn generation(&self, i: usize) -> Option<u64> {
         self.issuers.get(i).map(|s| s.store.generation())
+    }
+
+    /// The key-set id of issuer `i` (the cache compares it).
+    pub fn key_set_id(&self, i: usize) -> Option<u64> {
+        self.issuers.get(i).map(|s| s.store.key_set_id())
     }
 
     /// JWKS fetches to dispatch now. Call [`TokenVerifier::begin_fetch`] for
@@ -185,7 +190,7 @@ impl TokenVerifier {
     /// cached value (keep it small).
     pub fn authenticate<V: Clone>(
         &mut self,
-        cache: &mut TokenCache<V>,
+        cache: &mut impl TokenStore<V>,
         bearer: &BearerToken,
         now: u64,
         verifier: &dyn SignatureVerifier,
@@ -201,7 +206,7 @@ impl TokenVerifier {
     /// are not read after it.
     pub fn authenticate_keyed<V: Clone>(
         &mut self,
-        cache: &mut TokenCache<V>,
+        cache: &mut impl TokenStore<V>,
         key: &CacheKey,
         token: &str,
         now: u64,
@@ -209,7 +214,7 @@ impl TokenVerifier {
         to_value: impl FnOnce(&mut VerifiedToken) -> V,
     ) -> Result<Authenticated<V>, TokenError> {
         let issuers = &self.issuers;
-        if let Some(hit) = cache.get(key, now, |i| issuers.get(i).map(|s| s.store.generation())) {
+        if let Some(hit) = cache.get(key, now, |i| issuers.get(i).map(|s| s.store.key_set_id())) {
             hit.times.check(now, self.settings.leeway_seconds)?;
             return Ok(Authenticated::Verified {
                 value: hit.value,
@@ -233,7 +238,7 @@ impl TokenVerifier {
             )?));
         }
         let mut verified = self.verify_jwt(token, now, verifier)?;
-        let generation = self.generation(verified.issuer_index).unwrap_or(0);
+        let key_set = self.key_set_id(verified.issuer_index).unwrap_or(0);
         // `exp` is required for JWTs; time checks rerun on every hit anyway.
         let expires_at = verified
             .times
@@ -241,14 +246,14 @@ impl TokenVerifier {
             .unwrap_or(now)
             .saturating_add(self.settings.leeway_seconds);
         let value = to_value(&mut verified);
-        cache.insert(
-            *key,
-            verified.issuer_index,
-            generation,
+        let entry = CacheEntry {
+            issuer_index: verified.issuer_index,
+            key_set,
             expires_at,
-            verified.times,
-            value.clone(),
-        );
+            times: verified.times,
+            value: value.clone(),
+        };
+        cache.insert(*key, entry);
         Ok(Authenticated::Verified {
             value,
             cached: false,
@@ -256,16 +261,16 @@ impl TokenVerifier {
     }
 
     /// The cache-hit half of [`Self::authenticate`] for an already computed
-    /// key: `None` on a miss (expired, other key-set generation, evicted),
+    /// key: `None` on a miss (expired, another key set, evicted),
     /// else the value after the same time checks.
     pub fn cached<V: Clone>(
         &self,
-        cache: &mut TokenCache<V>,
+        cache: &mut impl TokenStore<V>,
         key: &CacheKey,
         now: u64,
     ) -> Option<Result<V, TokenError>> {
         let issuers = &self.issuers;
-        let hit = cache.get(key, now, |i| issuers.get(i).map(|s| s.store.generation()))?;
+        let hit = cache.get(key, now, |i| issuers.get(i).map(|s| s.store.key_set_id()))?;
         Some(
             hit.times
                 .check(now, self.settings.leeway_seconds)
@@ -299,7 +304,7 @@ impl TokenVerifier {
     /// for a failed/timed-out call) and cache the answer.
     pub fn complete_introspection<V: Clone>(
         &self,
-        cache: &mut TokenCache<V>,
+        cache: &mut impl TokenStore<V>,
         request: &IntrospectionRequest,
         token: &str,
         response: Result<(u16, &[u8]), &str>,
@@ -328,14 +333,14 @@ impl TokenVerifier {
             introspection::parse_response(from, status, body, now, self.settings.leeway_seconds)?;
         let value = to_value(&verified);
         if cache_until > now {
-            cache.insert(
-                CacheKey::of(token),
-                i,
-                s.store.generation(),
-                cache_until,
-                verified.times,
-                value.clone(),
-            );
+            let entry = CacheEntry {
+                issuer_index: i,
+                key_set: s.store.key_set_id(),
+                expires_at: cache_until,
+                times: verified.times,
+                value: value.clone(),
+            };
+            cache.insert(CacheKey::of(token), entry);
         }
         Ok(value)
     }

@@ -89,13 +89,16 @@ fn cache_bounded_eviction_oldest_first() {
     let mut cache: TokenCache<u32> = TokenCache::new(3);
     let times = fhir_smart_authz_core::token::TimeClaims::default();
     for i in 0..10u32 {
+        let entry = fhir_smart_authz_core::token::CacheEntry {
+            issuer_index: 0,
+            key_set: 1,
+            expires_at: NOW + 100,
+            times,
+            value: i,
+        };
         cache.insert(
             fhir_smart_authz_core::token::CacheKey::of(&format!("t{i}")),
-            0,
-            1,
-            NOW + 100,
-            times,
-            i,
+            entry,
         );
         assert!(cache.len() <= 3);
     }
@@ -122,4 +125,59 @@ fn cache_bounded_eviction_oldest_first() {
             i
         );
     }
+}
+
+/// One cache for the worker threads of a process (the native module): an
+/// entry holds in every worker whose key set of the issuer is the same set
+/// (by content, not by how many sets each worker has seen), and in no other.
+#[test]
+fn a_shared_cache_holds_across_workers_only_under_the_same_key_set() {
+    let cfg = remote_config(json!({}));
+    let loaded = |jwks: &str| {
+        let mut v = TokenVerifier::new(cfg.trust()).unwrap();
+        v.begin_fetch(0, NOW - 100);
+        v.on_jwks_response(0, Ok((200, jwks.as_bytes())), NOW - 100)
+            .unwrap();
+        v
+    };
+    // Each worker's first key set (generation 1 in both): A has the old
+    // set, B the rotated one with the new key rsa2.
+    let (mut a, mut b) = (loaded(JWKS), loaded(JWKS_ROTATED));
+    assert_eq!((a.generation(0), b.generation(0)), (Some(1), Some(1)));
+    let shared = SharedTokenCache::new(100);
+    let (mut in_a, mut in_b) = (shared.clone(), shared.clone());
+    let sig = Counting(Cell::new(0));
+    let new_key = jws_raw(
+        r#"{"alg":"RS256","kid":"rsa2"}"#,
+        &claims().to_string(),
+        "RS256",
+        "rsa2",
+    );
+    assert_eq!(
+        auth(&mut b, &mut in_b, &new_key, NOW, &sig),
+        Ok(("user-1".into(), false))
+    );
+    // A does not know rsa2: B's entry is no answer for it.
+    assert_eq!(
+        auth(&mut a, &mut in_a, &new_key, NOW, &sig),
+        Err(Reason::InvalidToken)
+    );
+    // A token both sets verify: verified once, then a hit in the other
+    // worker once it has the same set.
+    let old_key = token("RS256");
+    assert_eq!(
+        auth(&mut b, &mut in_b, &old_key, NOW, &sig),
+        Ok(("user-1".into(), false))
+    );
+    let checks = sig.0.get();
+    a.begin_fetch(0, NOW);
+    a.on_jwks_response(0, Ok((200, JWKS_ROTATED.as_bytes())), NOW)
+        .unwrap();
+    assert_eq!(a.generation(0), Some(2));
+    assert_eq!(a.key_set_id(0), b.key_set_id(0));
+    assert_eq!(
+        auth(&mut a, &mut in_a, &old_key, NOW + 1, &sig),
+        Ok(("user-1".into(), true))
+    );
+    assert_eq!(sig.0.get(), checks, "a hit checks no signature");
 }

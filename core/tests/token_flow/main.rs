@@ -29,7 +29,8 @@ use fhir_smart_authz_core::token::host_crypto::{self, HostAssistedVerifier};
 use fhir_smart_authz_core::token::offline::{inspect, verify_claims};
 use fhir_smart_authz_core::token::{
     extract_bearer, Authenticated, BearerToken, FetchReason, Jwk, JwsAlgorithm, RustCryptoVerifier,
-    SignatureVerifier, TokenCache, TokenLocation, TokenSettings, TokenVerifier, VerifierError,
+    SharedTokenCache, SignatureVerifier, TokenCache, TokenLocation, TokenSettings, TokenStore,
+    TokenVerifier, VerifierError,
 };
 use serde_json::{json, Value};
 use std::cell::Cell;
@@ -72,7 +73,7 @@ fn bearer(token: &str) -> BearerToken<'_> {
 
 fn auth(
     v: &mut TokenVerifier,
-    cache: &mut TokenCache<String>,
+    cache: &mut impl TokenStore<String>,
     token: &str,
     now: u64,
     sig: &Counting,

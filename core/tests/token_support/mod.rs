@@ -12,7 +12,6 @@
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use fhir_smart_authz_core::config::Config;
-use fhir_smart_authz_core::token::alg::{Es384, Es384Signature};
 use jwt_compact::alg::{Ed25519, Es256, Rsa, RsaPrivateKey, RsaSignature};
 use jwt_compact::{Algorithm, AlgorithmSignature};
 use serde_json::{json, Value};
@@ -67,8 +66,10 @@ pub fn sign_raw(alg: &str, kid: &str, input: &[u8]) -> Vec<u8> {
             Es256.sign(&k, input).as_bytes().into_owned()
         }
         "ES384" => {
+            use p384::ecdsa::signature::Signer;
             let k = p384::ecdsa::SigningKey::from_slice(&private(kid, "d_b64u")).unwrap();
-            Es384.sign(&k, input).as_bytes().into_owned()
+            let signature: p384::ecdsa::Signature = k.sign(input);
+            signature.to_bytes().to_vec()
         }
         "EdDSA" => {
             let seed = ed25519_compact::Seed::from_slice(&private(kid, "seed_b64u")).unwrap();
@@ -200,8 +201,9 @@ pub fn envoy_verify_signature(args: &[u8]) -> Result<Vec<u8>, String> {
         let raw = der_ecdsa_to_raw(sig, 48);
         hash == "sha384"
             && raw.is_some_and(|raw| {
-                Es384Signature::try_from_slice(&raw)
-                    .is_ok_and(|s| Es384.verify_signature(&s, &k, text))
+                use p384::ecdsa::signature::Verifier;
+                p384::ecdsa::Signature::try_from(raw.as_slice())
+                    .is_ok_and(|s| k.verify(text, &s).is_ok())
             })
     } else {
         use rsa::pkcs8::DecodePublicKey;
