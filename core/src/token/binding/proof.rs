@@ -53,12 +53,12 @@ pub struct ProofParts<'p> {
 pub fn parse_parts(proof: &str) -> Result<ProofParts<'_>, TokenError> {
     let (h64, p64, s64) = split(proof)?;
     let header = jose::decode_json_segment(h64, "header").map_err(as_proof)?;
-    let (claims, signing_input, signature) = decode_rest(proof, h64, p64, s64)?;
+    let rest = decode_rest(proof, h64, p64, s64)?;
     Ok(ProofParts {
         header,
-        claims,
-        signing_input,
-        signature,
+        claims: rest.claims,
+        signing_input: rest.signing_input,
+        signature: rest.signature,
     })
 }
 
@@ -77,20 +77,31 @@ fn split(proof: &str) -> Result<(&str, &str, &str), TokenError> {
         .ok_or_else(|| invalid("the DPoP proof is not a compact JWS (three base64url parts)"))
 }
 
+/// What follows a proof's header.
+struct Rest<'p> {
+    claims: Map<String, Value>,
+    signing_input: &'p [u8],
+    signature: Vec<u8>,
+}
+
 /// The claims, the signing input and the signature of a split proof.
 fn decode_rest<'p>(
     proof: &'p str,
     h64: &str,
     p64: &str,
     s64: &str,
-) -> Result<(Map<String, Value>, &'p [u8], Vec<u8>), TokenError> {
+) -> Result<Rest<'p>, TokenError> {
     let claims = jose::decode_json_segment(p64, "payload").map_err(as_proof)?;
     let signature = jose::decode_b64url(s64, "signature").map_err(as_proof)?;
     let signing_input = proof
         .get(..h64.len() + 1 + p64.len())
         .ok_or_else(|| invalid("the DPoP proof is malformed"))?
         .as_bytes();
-    Ok((claims, signing_input, signature))
+    Ok(Rest {
+        claims,
+        signing_input,
+        signature,
+    })
 }
 
 fn string<'m>(map: &'m Map<String, Value>, name: &str, what: &str) -> Result<&'m str, TokenError> {
@@ -234,7 +245,7 @@ pub fn verify_proof_with(
     keys: &mut ProofKeys,
 ) -> Result<Proof, TokenError> {
     let (h64, p64, s64) = split(proof)?;
-    let (claims, signing_input, signature) = if keys.headers.contains_key(h64) {
+    let rest = if keys.headers.contains_key(h64) {
         decode_rest(proof, h64, p64, s64)?
     } else {
         let parts = parse_parts(proof)?;
@@ -252,7 +263,11 @@ pub fn verify_proof_with(
             keys.headers.clear();
         }
         keys.headers.insert(h64.to_string(), header);
-        (parts.claims, parts.signing_input, parts.signature)
+        Rest {
+            claims: parts.claims,
+            signing_input: parts.signing_input,
+            signature: parts.signature,
+        }
     };
     let header = keys
         .headers
@@ -262,7 +277,13 @@ pub fn verify_proof_with(
     if !allowed.contains(&header.alg) {
         return Err(algorithm_refused(header.alg.name()));
     }
-    finish(header, &claims, signing_input, &signature, verifier)
+    finish(
+        header,
+        &rest.claims,
+        rest.signing_input,
+        &rest.signature,
+        verifier,
+    )
 }
 
 /// The signature with the header's key, then the required claims.
