@@ -534,6 +534,9 @@ fn kept_proof_headers_change_no_answer() {
         let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": public_jwk("p256")});
         jws_raw(&header.to_string(), &claims.to_string(), "ES256", "p256")
     };
+    let header_patched = |patch: &dyn Fn(&mut Map<String, Value>)| {
+        proof_with("ES256", "p256", &token, |h| patch(h), |_| {})
+    };
     let flipped = format!("{h64}.{p64}.{}A", &segments[2][..segments[2].len() - 1]);
     let proofs = [
         ("valid ES256", valid.clone(), JwsAlgorithm::ALL.to_vec()),
@@ -564,41 +567,23 @@ fn kept_proof_headers_change_no_answer() {
         ),
         (
             "typ jwt",
-            proof_with(
-                "ES256",
-                "p256",
-                &token,
-                |h| {
-                    h.insert("typ".into(), json!("jwt"));
-                },
-                |_| {},
-            ),
+            header_patched(&|h| {
+                h.insert("typ".into(), json!("jwt"));
+            }),
             JwsAlgorithm::ALL.to_vec(),
         ),
         (
             "private member",
-            proof_with(
-                "ES256",
-                "p256",
-                &token,
-                |h| {
-                    h["jwk"]["d"] = json!("AAAA");
-                },
-                |_| {},
-            ),
+            header_patched(&|h| {
+                h["jwk"]["d"] = json!("AAAA");
+            }),
             JwsAlgorithm::ALL.to_vec(),
         ),
         (
             "jku",
-            proof_with(
-                "ES256",
-                "p256",
-                &token,
-                |h| {
-                    h.insert("jku".into(), json!("https://x"));
-                },
-                |_| {},
-            ),
+            header_patched(&|h| {
+                h.insert("jku".into(), json!("https://x"));
+            }),
             JwsAlgorithm::ALL.to_vec(),
         ),
         (

@@ -190,6 +190,19 @@ pub fn check_binding(
     )
 }
 
+/// A denial of the check, with the `DPoP-Nonce` to send when one is due.
+struct Refusal(TokenError, Option<String>);
+
+impl From<Refusal> for Decision {
+    fn from(Refusal(e, nonce): Refusal) -> Decision {
+        let mut d = e.into_decision();
+        if let Some(n) = nonce {
+            d.reply_headers.push(("dpop-nonce".into(), n));
+        }
+        d
+    }
+}
+
 /// [`check_binding`] with the proof headers a worker already checked
 /// (`keys`, kept across its requests): the same decisions.
 pub fn check_binding_with(
@@ -200,26 +213,7 @@ pub fn check_binding_with(
     replay: &mut dyn ReplayStore,
     keys: &mut ProofKeys,
 ) -> Result<Binding, Decision> {
-    check(ctx, req, claims, verifier, replay, keys).map_err(|(e, nonce)| {
-        let mut d = e.into_decision();
-        if let Some(n) = nonce {
-            d.reply_headers.push(("dpop-nonce".into(), n));
-        }
-        d
-    })
-}
-
-type Refusal = (TokenError, Option<String>);
-
-fn check(
-    ctx: &BindingContext<'_>,
-    req: &BindingRequest<'_, '_>,
-    claims: &Value,
-    verifier: &dyn SignatureVerifier,
-    replay: &mut dyn ReplayStore,
-    keys: &mut ProofKeys,
-) -> Result<Binding, Refusal> {
-    let plain = |e: TokenError| (e, None);
+    let plain = |e: TokenError| Refusal(e, None);
     let cnf = Confirmation::of(claims).map_err(plain)?;
     // Claims always come from a configured issuer; were it not found, the
     // default settings apply (DPoP off: a bound token is still refused).
@@ -234,13 +228,15 @@ fn check(
         None if scheme == Scheme::Dpop => {
             return Err(plain(mismatch(
                 "the DPoP scheme needs a DPoP-bound token (`cnf.jkt`); send this token as `Authorization: Bearer`",
-            )))
+            ))
+            .into())
         }
         None if issuer.dpop.mode == DpopMode::Required => {
             return Err(plain(required(format!(
                 "issuer {} accepts only DPoP-bound tokens (dpop.mode \"required\"); obtain a DPoP-bound token",
                 issuer.issuer
-            ))))
+            )))
+            .into())
         }
         None => {}
         Some(jkt) => {
@@ -390,7 +386,7 @@ fn nonce_check(
     }
     let Some(keys) = ctx.nonce_keys() else {
         // Refused by the configuration check; fail closed all the same.
-        return Err((
+        return Err(Refusal(
             invalid("server nonces are not configured (sender_constraint.nonce_secret)"),
             None,
         ));
@@ -398,7 +394,7 @@ fn nonce_check(
     match keys.check(proof.nonce.as_deref(), now) {
         NonceCheck::Current => Ok(Vec::new()),
         NonceCheck::Renew(fresh) => Ok(vec![("dpop-nonce".into(), fresh)]),
-        NonceCheck::Refused(fresh) => Err((
+        NonceCheck::Refused(fresh) => Err(Refusal(
             TokenError::new(
                 Reason::UseDpopNonce,
                 match proof.nonce {
