@@ -226,7 +226,10 @@ fn pss_encoded(em: &mut [u8], hash: Hash, digest: &[u8], key_bits: usize) -> boo
     // I2OSP(m, emLen) (RFC 8017 §8.1.2 step 2c): the bytes above emLen
     // must be zero, else "integer too large": invalid.
     let above = em.len().saturating_sub(em_len);
-    if em.get(..above).is_some_and(|high| high.iter().any(|b| *b != 0)) {
+    if em
+        .get(..above)
+        .is_some_and(|high| high.iter().any(|b| *b != 0))
+    {
         return false;
     }
     let Some(em) = em.get_mut(above..) else {
