@@ -166,19 +166,19 @@ impl RsaPublicKey {
         if signature.len() != k {
             return false;
         }
+        // The representative must be below the modulus (RFC 8017 §5.2.2,
+        // RSAVP1 step 1, for both paddings): one signature, one token text.
+        // Both are `k` bytes, so bytes compare as numbers. (The `rsa` crate
+        // reduces a PSS representative modulo n instead; this is stricter.)
+        if signature >= self.n.as_slice() {
+            return false;
+        }
         let digest = hash.digest(&[message]);
         match padding {
             Padding::Pkcs1v15 => {
-                // The representative must be below the modulus (RFC 8017
-                // §5.2.2); both are `k` bytes, so bytes compare as numbers.
-                if signature >= self.n.as_slice() {
-                    return false;
-                }
                 let em = self.encrypt(signature, k);
                 pkcs1v15_encoded(&em, hash, &digest)
             }
-            // The `rsa` crate's PSS check takes the representative modulo n
-            // (it does not refuse one at or above the modulus); so does this.
             Padding::Pss => {
                 let mut em = self.encrypt(signature, k);
                 pss_encoded(&mut em, hash, &digest, self.bits)
@@ -223,7 +223,16 @@ fn pss_encoded(em: &mut [u8], hash: Hash, digest: &[u8], key_bits: usize) -> boo
     let em_bits = key_bits - 1;
     let em_len = em_bits.div_ceil(8);
     let unused = 8 * em_len - em_bits;
-    let Some(em) = em.get_mut(em.len().saturating_sub(em_len)..) else {
+    // I2OSP(m, emLen) (RFC 8017 §8.1.2 step 2c): the bytes above emLen
+    // must be zero, else "integer too large": invalid.
+    let above = em.len().saturating_sub(em_len);
+    if em
+        .get(..above)
+        .is_some_and(|high| high.iter().any(|b| *b != 0))
+    {
+        return false;
+    }
+    let Some(em) = em.get_mut(above..) else {
         return false;
     };
     if em_len < h_len + s_len + 2 || em.last() != Some(&0xbc) {

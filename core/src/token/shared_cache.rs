@@ -139,6 +139,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(target_family = "wasm", ignore = "wasm32-wasip1 runs no threads")]
     fn one_thread_inserts_the_other_hits() {
         let c = SharedTokenCache::new(64);
         let mut mine = c.clone();
@@ -160,6 +161,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(target_family = "wasm", ignore = "wasm32-wasip1 runs no threads")]
     fn a_poisoned_shard_is_emptied_not_trusted() {
         let c = SharedTokenCache::new(1);
         let mut h = c.clone();
