@@ -33,8 +33,9 @@ chain differs) and writing an access log (one JSON object per request) to the sa
 
 Rows (what wrk sends, a patient token in every request):
   warm   one token on every request: the filter's (and jwt_authn's) verified-token cache hits
-  cold   a fresh RS256 token on every request, from a ring of BENCH_COLD_TOKENS tokens (more
-         than the filter's default cache of 10 000 entries, which evicts oldest first, and each
+  cold   a fresh RS256 token on every request, from a ring of BENCH_COLD_TOKENS tokens (2.5× the
+         filter's default cache of 10 000 entries, which evicts oldest first: the native module's
+         cache is split in shards by token hash, so each shard must get more than its share; each
          run goes on where the previous one stopped: every request is a cache miss; the bench
          reports the filter's miss ratio to prove it). Native jwt_authn without cache gets the
          same ring.
@@ -81,7 +82,7 @@ first three ratios from the CPU time the Envoy process spends per request (all i
 Env: BENCH_ONLY=compare (only the side-by-side rows: about 2.5 minutes instead of 4),
 BENCH_REPEAT (3 rounds), BENCH_DURATION (3 s per load run), BENCH_C1_DURATION (2 s per
 concurrency-1 run), BENCH_WARMUP (1 s), BENCH_CONNECTIONS (16), BENCH_THREADS (1),
-ENVOY_CONCURRENCY (1), BENCH_COLD_TOKENS (10500; must exceed the cache for cold rows),
+ENVOY_CONCURRENCY (1), BENCH_COLD_TOKENS (25000; every shard of the cache must overflow for cold rows),
 BENCH_KEEP (keep the work directory: Envoy config and log), BENCH_DPOP_PROOFS (proofs minted for
 each DPoP row: enough for ~6000 req/s over all its runs by default), BENCH_FLOOR_WASM (the floor's
 .wasm, default target/bench-floor.wasm), BENCH_BASELINE_WASM (a second .wasm,
@@ -128,7 +129,7 @@ REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 THREADS = int(os.environ.get("BENCH_THREADS", "1"))
 CONCURRENCY = int(os.environ.get("ENVOY_CONCURRENCY", "1"))
-COLD_TOKENS = int(os.environ.get("BENCH_COLD_TOKENS", "10500"))
+COLD_TOKENS = int(os.environ.get("BENCH_COLD_TOKENS", "25000"))
 # DPoP rows: one proof per request, never reused; enough for ~6000 req/s over every run of a row.
 DPOP_PROOFS = int(os.environ.get("BENCH_DPOP_PROOFS", str(6000 * (WARMUP + REPEAT * (DURATION + C1_DURATION)) + 20000)))
 # Proofs are minted before Envoy starts, with `iat` this far ahead (seconds).
