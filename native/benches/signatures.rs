@@ -15,7 +15,13 @@ use fhir_smart_authz_core::token::alg::JwsAlgorithm;
 use fhir_smart_authz_core::token::{
     HostAssistedVerifier, KeySet, RustCryptoVerifier, SignatureVerifier,
 };
+use fhir_smart_authz_native::crypto::p256::KeyTable;
 use fhir_smart_authz_native::crypto::verify_signature;
+use ring::rand::SystemRandom;
+use ring::signature::{
+    EcdsaKeyPair, KeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_ASN1,
+    ECDSA_P256_SHA256_ASN1_SIGNING,
+};
 use serde_json::Value;
 
 const JWKS: &str = include_str!("../../tests/fixtures/keys/jwks.json");
@@ -64,5 +70,32 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// ES256 with a per-key table (the module's path for a key used again)
+/// next to `ring` alone, on one key and a token-sized message; and what a
+/// table costs to build.
+fn es256_table(c: &mut Criterion) {
+    let rng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+    let pair =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    let point = pair.public_key().as_ref().to_vec();
+    let message = vec![b'a'; 700];
+    let sig = pair.sign(&rng, &message).unwrap();
+    let ring_key = UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, &point);
+    let table = KeyTable::new(&point).unwrap();
+    assert!(ring_key.verify(&message, sig.as_ref()).is_ok());
+    assert_eq!(table.verify(&message, sig.as_ref()), Some(true));
+    c.bench_function("ES256_ring_verify", |b| {
+        b.iter(|| ring_key.verify(black_box(&message), black_box(sig.as_ref())))
+    });
+    c.bench_function("ES256_table_verify", |b| {
+        b.iter(|| table.verify(black_box(&message), black_box(sig.as_ref())))
+    });
+    c.bench_function("ES256_table_build", |b| {
+        b.iter(|| KeyTable::new(black_box(&point)))
+    });
+    eprintln!("ES256 table: {} bytes per key", KeyTable::BYTES);
+}
+
+criterion_group!(benches, bench, es256_table);
 criterion_main!(benches);

@@ -4,6 +4,8 @@
 //! encodes the request, this answers it. RS256/384/512 and ES256/384; the
 //! core checks anything else in pure Rust.
 
+pub mod p256;
+
 use fhir_smart_authz_core::token::host_crypto::{
     decode_verify_signature_args, encode_verify_signature_result,
 };
