@@ -2,8 +2,10 @@
 //! foreign function is to the wasm build (BoringSSL), with `ring` (BoringSSL's
 //! primitives), behind the same seam: the core's `HostAssistedVerifier`
 //! encodes the request, this answers it. RS256/384/512 and ES256/384; the
-//! core checks anything else in pure Rust.
+//! core checks anything else in pure Rust. ES256 keys used again are checked
+//! with a per-key table (`es256`), with the same answers as `ring`.
 
+mod es256;
 pub mod p256;
 
 use fhir_smart_authz_core::token::host_crypto::{
@@ -61,16 +63,23 @@ fn spki(der: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((oid, key))
 }
 
-fn algorithm(oid: &[u8], hash: &str, key: &[u8]) -> Option<&'static dyn VerificationAlgorithm> {
-    Some(match (oid, hash, key.len()) {
+/// Who checks a signature: `ring`, or for ES256 `es256` (per-key tables
+/// in front of `ring`).
+enum Checker {
+    Ring(&'static dyn VerificationAlgorithm),
+    Es256,
+}
+
+fn algorithm(oid: &[u8], hash: &str, key: &[u8]) -> Option<Checker> {
+    Some(Checker::Ring(match (oid, hash, key.len()) {
         (OID_RSA, "sha256", _) => &signature::RSA_PKCS1_2048_8192_SHA256,
         (OID_RSA, "sha384", _) => &signature::RSA_PKCS1_2048_8192_SHA384,
         (OID_RSA, "sha512", _) => &signature::RSA_PKCS1_2048_8192_SHA512,
         // An uncompressed P-256 point is 65 bytes, a P-384 one 97.
-        (OID_EC, "sha256", 65) => &signature::ECDSA_P256_SHA256_ASN1,
+        (OID_EC, "sha256", 65) => return Some(Checker::Es256),
         (OID_EC, "sha384", 97) => &signature::ECDSA_P384_SHA384_ASN1,
         _ => return None,
-    })
+    }))
 }
 
 /// Answer a `verify_signature` request (encoded arguments → encoded
@@ -80,9 +89,12 @@ pub fn verify_signature(args: &[u8]) -> Option<Vec<u8>> {
     let args = decode_verify_signature_args(args).ok()?;
     let (oid, key) = spki(args.public_key_der)?;
     let alg = algorithm(oid, args.hash_function, key)?;
-    let ok = UnparsedPublicKey::new(alg, key)
-        .verify(args.text, args.signature)
-        .is_ok();
+    let ok = match alg {
+        Checker::Es256 => es256::verify(key, args.text, args.signature),
+        Checker::Ring(alg) => UnparsedPublicKey::new(alg, key)
+            .verify(args.text, args.signature)
+            .is_ok(),
+    };
     Some(encode_verify_signature_result(ok, ""))
 }
 

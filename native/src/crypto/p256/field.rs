@@ -141,7 +141,7 @@ impl Fe {
     }
 
     /// self^exponent, square and multiply.
-    fn pow(&self, exponent: &Limbs) -> Fe {
+    pub(super) fn pow(&self, exponent: &Limbs) -> Fe {
         let mut result = Fe::ONE;
         for limb in exponent.iter().rev() {
             for bit in (0..64).rev() {

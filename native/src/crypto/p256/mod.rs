@@ -14,6 +14,8 @@ mod limbs;
 mod point;
 mod scalar;
 mod table;
+#[cfg(test)]
+pub(crate) mod tests;
 
 use std::sync::OnceLock;
 
