@@ -153,7 +153,7 @@ impl Jacobian {
 
     /// The affine form; `None` at infinity.
     #[cfg(test)]
-    pub fn to_affine(&self) -> Option<Affine> {
+    pub fn to_affine(self) -> Option<Affine> {
         if self.is_infinity() {
             return None;
         }
