@@ -113,7 +113,10 @@ mod tests {
         let point = Point::try_from(point_of(&key).as_slice()).unwrap();
         let sign = move |message: &[u8]| {
             let signature: Signature = key.sign(message);
-            der(&signature.r().to_bytes().into(), &signature.s().to_bytes().into())
+            der(
+                &signature.r().to_bytes().into(),
+                &signature.s().to_bytes().into(),
+            )
         };
         (point, sign)
     }

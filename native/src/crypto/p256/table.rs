@@ -107,7 +107,12 @@ mod tests {
             [0, 0, 0, 0],
             [1, 0, 0, 0],
             [u64::MAX, u64::MAX, u64::MAX, u64::MAX - 1],
-            [0x8080_8080_8080_8080, 0x7f7f_7f7f_7f7f_7f7f, 0x4040_4040, 1 << 63],
+            [
+                0x8080_8080_8080_8080,
+                0x7f7f_7f7f_7f7f_7f7f,
+                0x4040_4040,
+                1 << 63,
+            ],
         ] {
             let digits = signed_digits(&Scalar(k));
             // Σ dᵢ·2^(W·i) in i128 pieces: compare against k limb by limb

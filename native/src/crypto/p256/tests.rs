@@ -54,8 +54,7 @@ fn be(value: &Limbs) -> [u8; 32] {
 
 /// A key from 32 seed bytes (skipping the rare seed that is no scalar).
 pub(crate) fn signing_key(seed: [u8; 32]) -> SigningKey {
-    SigningKey::from_slice(&seed)
-        .unwrap_or_else(|_| SigningKey::from_slice(&[7; 32]).unwrap())
+    SigningKey::from_slice(&seed).unwrap_or_else(|_| SigningKey::from_slice(&[7; 32]).unwrap())
 }
 
 pub(crate) fn point_of(key: &SigningKey) -> Vec<u8> {
@@ -254,4 +253,3 @@ fn x_of_r_above_n_is_accepted_as_ring_does() {
     }
     assert!(found >= 5, "{found}");
 }
-
