@@ -960,9 +960,20 @@ fn decide_checks_dpop_proofs_and_client_certificates() {
         .collect();
     let mut c = claims();
     c["cnf"] = json!({"x5t#S256": URL_SAFE_NO_PAD.encode(Sha256::digest(der))});
-    let cert_bound = format!("Bearer {}", token_with("ES256", &c));
+    let cert_bound_token = token_with("ES256", &c);
+    let cert_bound = format!("Bearer {cert_bound_token}");
     let with_cert = |cert: Option<&str>| {
         let mut l = json!({"method": "GET", "path": "/fhir/Patient/123", "headers": {"authorization": cert_bound}});
+        if let Some(cert) = cert {
+            l["client_certificate"] = json!(cert);
+        }
+        l
+    };
+    // The same token given apart (`"token"`): the line's certificate is
+    // still the connection's.
+    let apart = |cert: Option<&str>| {
+        let mut l =
+            json!({"method": "GET", "path": "/fhir/Patient/123", "token": cert_bound_token});
         if let Some(cert) = cert {
             l["client_certificate"] = json!(cert);
         }
@@ -975,6 +986,8 @@ fn decide_checks_dpop_proofs_and_client_certificates() {
         with_cert(Some(&pem)),
         with_cert(Some(&hex)),
         with_cert(None),
+        apart(Some(&hex)),
+        apart(None),
     ]
     .iter()
     .map(|l| l.to_string())
@@ -994,6 +1007,8 @@ fn decide_checks_dpop_proofs_and_client_certificates() {
             (401, "dpop_proof_replayed".into()),
             (401, "token_binding_mismatch".into()),
             (200, "allowed".into()),
+            (200, "allowed".into()),
+            (401, "token_binding_mismatch".into()),
             (200, "allowed".into()),
             (401, "token_binding_mismatch".into()),
         ]
