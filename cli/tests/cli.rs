@@ -1033,7 +1033,7 @@ fn check_config_reads_secrets_from_the_environment_and_files() {
     std::fs::write(&secret_file, format!("{VALUE}\n")).unwrap();
     let file_ref = serde_json::json!({"file": secret_file.to_str().unwrap()});
     let field = "`issuers[0].introspection.client_secret`";
-    let not_set = "the environment variable is not set (Envoy: vm_config.environment_variables.host_env_keys; Istio: WasmPlugin vmConfig.env with valueFrom: HOST; CLI: its own environment)";
+    let not_set = "the environment variable is not set (the .wasm in Envoy: vm_config.environment_variables.host_env_keys; Istio: WasmPlugin vmConfig.env with valueFrom: HOST; the native module: Envoy's own environment; CLI: its own environment)";
     let inline_refused = format!("error: invalid configuration at {field}: is a secret written in the configuration, which Envoy's /config_dump and the Istio WasmPlugin show to everyone who can read them; give a reference instead ({{\"env\": \"NAME\"}} or {{\"file\": \"/path\"}}), or set allow_insecure_inline_secrets: true\n");
     let inline_warning = format!("warning: at {field}: is a secret written in the configuration (allow_insecure_inline_secrets: true), which Envoy's /config_dump and the Istio WasmPlugin show; give a reference such as {{\"env\": \"NAME\"}} instead (docs/secrets.md)\n");
     // (client_secret, allow_insecure_inline_secrets, exit code, stdout, stderr)
