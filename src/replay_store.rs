@@ -3,6 +3,7 @@
 //! core's (`token::binding::replay`); this only adapts the host.
 
 use crate::host::{Host, HostError};
+use fhir_smart_authz_core::token::binding::replay::LAYOUT_SLOT;
 use fhir_smart_authz_core::token::binding::{ReplayStore, StoreError};
 
 /// [`ReplayStore`] over the host's shared data.
@@ -11,17 +12,38 @@ pub struct SharedReplay<'h> {
     /// The shared-data key of the last shard used: a check reads and
     /// writes the same shard, so the key is written once.
     key: Option<(usize, String)>,
+    /// The shard count `prepare` found at configuration (so a request
+    /// does not read the layout record).
+    prepared_shards: Option<usize>,
 }
 
 impl<'h> SharedReplay<'h> {
+    /// The store as configuration prepares it.
     pub fn new(host: &'h dyn Host) -> Self {
-        SharedReplay { host, key: None }
+        SharedReplay {
+            host,
+            key: None,
+            prepared_shards: None,
+        }
     }
 
-    /// The shared-data key of a shard.
+    /// The store as requests use it, with the shard count `prepare` found.
+    pub fn prepared(host: &'h dyn Host, shards: Option<usize>) -> Self {
+        SharedReplay {
+            prepared_shards: shards,
+            ..SharedReplay::new(host)
+        }
+    }
+
+    /// The shared-data key of a shard (or of the layout record).
     fn key(&mut self, shard: usize) -> &str {
         if self.key.as_ref().map(|(last, _)| *last) != Some(shard) {
-            self.key = Some((shard, format!("fhir_smart_authz.dpop_replay.{shard}")));
+            let name = if shard == LAYOUT_SLOT {
+                "fhir_smart_authz.dpop_replay.layout".to_string()
+            } else {
+                format!("fhir_smart_authz.dpop_replay.{shard}")
+            };
+            self.key = Some((shard, name));
         }
         self.key.as_ref().map_or("", |(_, key)| key)
     }
@@ -45,5 +67,9 @@ impl ReplayStore for SharedReplay<'_> {
             Err(HostError::CasMismatch) => Err(StoreError::Conflict),
             Err(_) => Err(StoreError::Failed),
         }
+    }
+
+    fn prepared_shards(&self) -> Option<usize> {
+        self.prepared_shards
     }
 }

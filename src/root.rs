@@ -10,6 +10,7 @@ use crate::shared::Shared;
 use fhir_smart_authz_core::audit::AuditEncoding;
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::token::binding::replay::prepare as prepare_replay_cache;
+use fhir_smart_authz_core::token::binding::ReplayLayout;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
@@ -70,17 +71,27 @@ impl Root {
         }
         let audit_encoding = audit_encoding(&config);
         let (tokens, engine) = factory(config.clone());
-        self.shared = Some(Shared::new(config.clone(), tokens, engine, audit_encoding));
-        self.in_flight.clear();
-        self.fetching.clear();
+        let shared = Shared::new(config.clone(), tokens, engine, audit_encoding);
         if config.binding().dpop_accepted() {
             // The first write of a shard cannot be compare-and-swapped:
-            // create them before requests come (existing ones are kept).
-            prepare_replay_cache(
-                &mut SharedReplay::new(host),
-                config.sender_constraint.replay_cache_entries,
-            );
+            // create them before requests come (existing ones are kept,
+            // and so is their count: see `replay::prepare`).
+            let entries = config.sender_constraint.replay_cache_entries;
+            let layout = prepare_replay_cache(&mut SharedReplay::new(host), entries);
+            if layout != ReplayLayout::for_capacity(entries) {
+                host.log(
+                    LogLevel::Warn,
+                    &format!(
+                        "fhir-smart-authz: the DPoP replay cache keeps the {} shards this Envoy process started with (sender_constraint.replay_cache_entries {entries} now: {} entries a shard); restart Envoy to lay it out for the new size",
+                        layout.shards, layout.per_shard
+                    ),
+                );
+            }
+            shared.replay_shards.set(Some(layout.shards));
         }
+        self.shared = Some(shared);
+        self.in_flight.clear();
+        self.fetching.clear();
         host.log(
             LogLevel::Info,
             &format!(

@@ -9,7 +9,7 @@ use fhir_smart_authz_core::audit::{AuditEncoding, Identity};
 use fhir_smart_authz_core::config::Config;
 use fhir_smart_authz_core::engine::TokenContext;
 use serde_json::Value;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -28,6 +28,9 @@ pub struct Shared {
     /// Key sets shared with the other worker VMs, and the requests waiting
     /// for one.
     pub jwks: JwksSync,
+    /// The DPoP replay cache's shard count in this process, found when the
+    /// configuration was loaded (`replay::prepare`).
+    pub replay_shards: Cell<Option<usize>>,
 }
 
 /// Claims object address → (the claims, kept alive so the address stays
@@ -62,6 +65,7 @@ impl Shared {
             audit_encoding,
             tokens_seen: RefCell::new(HashMap::new()),
             jwks: JwksSync::default(),
+            replay_shards: Cell::new(None),
         })
     }
 

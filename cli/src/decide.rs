@@ -244,19 +244,14 @@ fn decide_line(
         (Some(_), None) | (None, Some(_)) if in_request => {
             return refuse("the request carries a bearer token (Authorization header or access_token) and the line gives \"claims\"/\"token\" too; give the credential once")
         }
+        // However the credential is given, the line's connection and the
+        // run's replay cache are the request's, as in the filter.
         (Some(c), None) => {
             engine::decide_request(config, &req, Credential::Claims(c), connection, now, replay)
         }
-        // A token given apart is decided on its own: no connection, a
-        // replay cache of its own.
-        (None, Some(t)) => engine::decide_request(
-            config,
-            &req,
-            Credential::Token(t),
-            ConnectionFacts::default(),
-            now,
-            &mut MemoryReplayStore::default(),
-        ),
+        (None, Some(t)) => {
+            engine::decide_request(config, &req, Credential::Token(t), connection, now, replay)
+        }
         (None, None) => {
             engine::decide_request(config, &req, Credential::InRequest, connection, now, replay)
         }

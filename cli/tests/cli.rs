@@ -960,9 +960,20 @@ fn decide_checks_dpop_proofs_and_client_certificates() {
         .collect();
     let mut c = claims();
     c["cnf"] = json!({"x5t#S256": URL_SAFE_NO_PAD.encode(Sha256::digest(der))});
-    let cert_bound = format!("Bearer {}", token_with("ES256", &c));
+    let cert_bound_token = token_with("ES256", &c);
+    let cert_bound = format!("Bearer {cert_bound_token}");
     let with_cert = |cert: Option<&str>| {
         let mut l = json!({"method": "GET", "path": "/fhir/Patient/123", "headers": {"authorization": cert_bound}});
+        if let Some(cert) = cert {
+            l["client_certificate"] = json!(cert);
+        }
+        l
+    };
+    // The same token given apart (`"token"`): the line's certificate is
+    // still the connection's.
+    let apart = |cert: Option<&str>| {
+        let mut l =
+            json!({"method": "GET", "path": "/fhir/Patient/123", "token": cert_bound_token});
         if let Some(cert) = cert {
             l["client_certificate"] = json!(cert);
         }
@@ -975,6 +986,8 @@ fn decide_checks_dpop_proofs_and_client_certificates() {
         with_cert(Some(&pem)),
         with_cert(Some(&hex)),
         with_cert(None),
+        apart(Some(&hex)),
+        apart(None),
     ]
     .iter()
     .map(|l| l.to_string())
@@ -994,6 +1007,8 @@ fn decide_checks_dpop_proofs_and_client_certificates() {
             (401, "dpop_proof_replayed".into()),
             (401, "token_binding_mismatch".into()),
             (200, "allowed".into()),
+            (200, "allowed".into()),
+            (401, "token_binding_mismatch".into()),
             (200, "allowed".into()),
             (401, "token_binding_mismatch".into()),
         ]
@@ -1018,7 +1033,7 @@ fn check_config_reads_secrets_from_the_environment_and_files() {
     std::fs::write(&secret_file, format!("{VALUE}\n")).unwrap();
     let file_ref = serde_json::json!({"file": secret_file.to_str().unwrap()});
     let field = "`issuers[0].introspection.client_secret`";
-    let not_set = "the environment variable is not set (Envoy: vm_config.environment_variables.host_env_keys; Istio: WasmPlugin vmConfig.env with valueFrom: HOST; CLI: its own environment)";
+    let not_set = "the environment variable is not set (the .wasm in Envoy: vm_config.environment_variables.host_env_keys; Istio: WasmPlugin vmConfig.env with valueFrom: HOST; the native module: Envoy's own environment; CLI: its own environment)";
     let inline_refused = format!("error: invalid configuration at {field}: is a secret written in the configuration, which Envoy's /config_dump and the Istio WasmPlugin show to everyone who can read them; give a reference instead ({{\"env\": \"NAME\"}} or {{\"file\": \"/path\"}}), or set allow_insecure_inline_secrets: true\n");
     let inline_warning = format!("warning: at {field}: is a secret written in the configuration (allow_insecure_inline_secrets: true), which Envoy's /config_dump and the Istio WasmPlugin show; give a reference such as {{\"env\": \"NAME\"}} instead (docs/secrets.md)\n");
     // (client_secret, allow_insecure_inline_secrets, exit code, stdout, stderr)

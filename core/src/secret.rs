@@ -94,8 +94,9 @@ const INLINE_REFUSED: &str = "is a secret written in the configuration, which En
      give a reference instead ({\"env\": \"NAME\"} or {\"file\": \"/path\"}), or set allow_insecure_inline_secrets: true";
 
 const ENV_NOT_SET: &str =
-    "the environment variable is not set (Envoy: vm_config.environment_variables.host_env_keys; \
-     Istio: WasmPlugin vmConfig.env with valueFrom: HOST; CLI: its own environment)";
+    "the environment variable is not set (the .wasm in Envoy: vm_config.environment_variables.host_env_keys; \
+     Istio: WasmPlugin vmConfig.env with valueFrom: HOST; the native module: Envoy's own environment; \
+     CLI: its own environment)";
 
 /// The grammar, for error messages.
 const EXPECTED: &str =

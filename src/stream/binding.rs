@@ -30,7 +30,7 @@ impl Stream {
             (None, None)
         };
         let now = self.now_s(host);
-        let mut replay = SharedReplay::new(host);
+        let mut replay = SharedReplay::prepared(host, self.shared.replay_shards.get());
         self.with_parts(|s, parts| {
             let req = BindingRequest {
                 parts,

@@ -125,7 +125,7 @@ def test_envoy_refuses_a_variable_it_does_not_pass_to_the_vm(secret_rig, tmp_pat
     out = r.stdout + r.stderr
     assert r.returncode != 0, out[-3000:]
     assert (f'invalid configuration at `{FIELD}`: {{"env": "PATH"}}: the environment variable is not set '
-            "(Envoy: vm_config.environment_variables.host_env_keys;") in out, out[-3000:]
+            "(the .wasm in Envoy: vm_config.environment_variables.host_env_keys;") in out, out[-3000:]
     ok = envoy_validate(secret_rig, tmp_path, plugin_with_secret(secret_rig, {"env": INTROSPECTION_SECRET_ENV}))
     assert ok.returncode == 0, (ok.stdout + ok.stderr)[-3000:]
 

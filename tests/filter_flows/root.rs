@@ -73,7 +73,7 @@ fn root_configure_reads_secrets_from_the_vm_environment_only() {
             r#"{"env":"OTHER"}"#,
             "",
             false,
-            vec![(LogLevel::Critical, format!(r#"{field}: {{"env": "OTHER"}}: the environment variable is not set (Envoy: vm_config.environment_variables.host_env_keys; Istio: WasmPlugin vmConfig.env with valueFrom: HOST; CLI: its own environment)"#))],
+            vec![(LogLevel::Critical, format!(r#"{field}: {{"env": "OTHER"}}: the environment variable is not set (the .wasm in Envoy: vm_config.environment_variables.host_env_keys; Istio: WasmPlugin vmConfig.env with valueFrom: HOST; the native module: Envoy's own environment; CLI: its own environment)"#))],
         ),
         (
             r#"{"file":"/run/secrets/introspection"}"#,

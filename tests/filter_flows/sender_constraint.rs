@@ -17,6 +17,11 @@ use token_support::{jkt, jws_raw, public_jwk, token_with, ISS, JWKS, NOW};
 const HTU: &str = "https://fhir.example.org/fhir/Patient/123";
 
 fn config(issuer_extra: Value, sender: Value) -> Rc<Config> {
+    Rc::new(Config::from_json(config_json(issuer_extra, sender).as_bytes()).unwrap())
+}
+
+/// The plugin configuration [`config`] reads.
+fn config_json(issuer_extra: Value, sender: Value) -> String {
     let mut issuer = json!({"issuer": ISS, "jwks": serde_json::from_str::<Value>(JWKS).unwrap()});
     for (k, v) in issuer_extra.as_object().unwrap() {
         issuer[k] = v.clone();
@@ -29,7 +34,7 @@ fn config(issuer_extra: Value, sender: Value) -> Rc<Config> {
         "token": {"host_crypto": false},
         "allow_insecure_inline_secrets": true,
     });
-    Rc::new(Config::from_json(c.to_string().as_bytes()).unwrap())
+    c.to_string()
 }
 
 fn bound_token() -> String {
@@ -309,5 +314,60 @@ fn certificate_headers_from_untrusted_hops_never_reach_the_upstream() {
     assert_eq!(
         h.request_header("x-forwarded-client-cert").as_deref(),
         Some("Hash=00")
+    );
+}
+
+/// A worker VM configured through its root context over `store` (the
+/// shared data of the process), and its stream for a GET with `auth` and
+/// the proof `dpop`.
+fn configured_vm(plugin: &str, store: &SharedStore, auth: &str, dpop: &str) -> (FakeHost, Stream) {
+    let h = host("GET", "/fhir/Patient/123", Some(auth), &[("dpop", dpop)]);
+    {
+        let mut s = h.state.borrow_mut();
+        s.shared_store = Some(store.clone());
+        s.now_ms = NOW * 1000;
+    }
+    let mut root = Root::default();
+    let ports = |c: Rc<Config>| -> (Box<dyn TokenPort>, Box<dyn fhir_smart_authz::ports::Engine>) {
+        (Box::new(CoreTokens::new(c)), Box::new(CoreEngine))
+    };
+    assert!(root.configure(&h, Some(plugin.as_bytes()), &ports, AuditEncoding::Json));
+    let shared = root.shared.clone().unwrap();
+    (h, Stream::new(shared))
+}
+
+/// A configuration that changes `replay_cache_entries` while the process
+/// runs keeps the shards the first one laid out: a proof used just before
+/// the change is still found (in a new layout it would sit in another
+/// shard and be accepted again), and the log says a restart re-shards.
+#[test]
+fn a_proof_stays_a_replay_when_a_new_configuration_resizes_the_cache() {
+    let dpop = json!({"dpop": {"mode": "accepted", "algorithms": ["ES256"]}});
+    let small = config_json(dpop.clone(), json!({"replay_cache_entries": 16384}));
+    let large = config_json(dpop, json!({"replay_cache_entries": 1048576}));
+    let store = SharedStore::default();
+    let token = bound_token();
+    let auth = format!("DPoP {token}");
+    let p = proof(&token, "used-before-the-change", None);
+    let (a, mut sa) = configured_vm(&small, &store, &auth, &p);
+    assert_eq!(sa.on_request_headers(&a, true), Flow::Continue);
+    assert!(replies(&a).is_empty());
+    let (b, mut sb) = configured_vm(&large, &store, &auth, &p);
+    assert_eq!(sb.on_request_headers(&b, true), Flow::Pause);
+    assert_eq!(replies(&b), vec![401]);
+    assert_eq!(audit(&b)["reason"], "dpop_proof_replayed");
+    let warned = b
+        .state
+        .borrow()
+        .logs
+        .iter()
+        .any(|(_, m)| m.contains("keeps the 64 shards") && m.contains("16384 entries a shard"));
+    assert!(warned, "{:?}", b.state.borrow().logs);
+    assert_eq!(
+        store
+            .borrow()
+            .get("fhir_smart_authz.dpop_replay.layout")
+            .map(|(v, _)| v.clone()),
+        Some(64u32.to_be_bytes().to_vec())
     );
 }

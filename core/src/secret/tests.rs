@@ -88,7 +88,7 @@ fn resolve_table() {
     let env = |n: &str| SecretRef::Env(n.into());
     let file = |p: &str| SecretRef::File(p.into());
     let inline = |v: &str| SecretRef::Inline(Secret(v.into()));
-    let not_set = "the environment variable is not set (Envoy: vm_config.environment_variables.host_env_keys; Istio: WasmPlugin vmConfig.env with valueFrom: HOST; CLI: its own environment)";
+    let not_set = "the environment variable is not set (the .wasm in Envoy: vm_config.environment_variables.host_env_keys; Istio: WasmPlugin vmConfig.env with valueFrom: HOST; the native module: Envoy's own environment; CLI: its own environment)";
     let refused_inline = "is a secret written in the configuration, which Envoy's /config_dump and the Istio WasmPlugin show to everyone who can read them; give a reference instead ({\"env\": \"NAME\"} or {\"file\": \"/path\"}), or set allow_insecure_inline_secrets: true";
     // (reference, allow_inline, expected value or error message)
     let rows: Vec<(SecretRef, bool, Result<&str, String>)> = vec![
@@ -247,7 +247,7 @@ fn configuration_secret_errors_name_the_field_and_never_the_value() {
     let rows: Vec<(Value, Option<bool>, String)> = vec![
         (json!(VALUE), None, "is a secret written in the configuration, which Envoy's /config_dump and the Istio WasmPlugin show to everyone who can read them; give a reference instead ({\"env\": \"NAME\"} or {\"file\": \"/path\"}), or set allow_insecure_inline_secrets: true".into()),
         (json!(VALUE), Some(false), "is a secret written in the configuration, which Envoy's /config_dump and the Istio WasmPlugin show to everyone who can read them; give a reference instead ({\"env\": \"NAME\"} or {\"file\": \"/path\"}), or set allow_insecure_inline_secrets: true".into()),
-        (json!({"env": "MISSING"}), None, r#"{"env": "MISSING"}: the environment variable is not set (Envoy: vm_config.environment_variables.host_env_keys; Istio: WasmPlugin vmConfig.env with valueFrom: HOST; CLI: its own environment)"#.into()),
+        (json!({"env": "MISSING"}), None, r#"{"env": "MISSING"}: the environment variable is not set (the .wasm in Envoy: vm_config.environment_variables.host_env_keys; Istio: WasmPlugin vmConfig.env with valueFrom: HOST; the native module: Envoy's own environment; CLI: its own environment)"#.into()),
         (json!({"file": "/run/denied"}), None, r#"{"file": "/run/denied"}: the file cannot be read: Permission denied (os error 13)"#.into()),
         (json!(123456), None, format!("{EXPECTED_GRAMMAR}{see}")),
         (json!({"value": VALUE}), None, format!("{EXPECTED_GRAMMAR}; found key `value`{see}")),

@@ -150,9 +150,11 @@ fn header_token<'r>(
     }
     let scan = scan(credential);
     if scan.separator {
+        // Repeated Authorization headers can reach the filter joined with a
+        // comma (Envoy joins some repeated headers): the same refusal as two.
         return Err(Decision::deny(
-            Reason::InvalidRequest,
-            "the Authorization header must carry exactly one credential: `Bearer <token>`",
+            Reason::MultipleCredentials,
+            "the Authorization header carries more than one credential (repeated Authorization headers arrive joined with a comma); send exactly one `Authorization: Bearer <token>`",
         ));
     }
     check_token(credential, scan.b64token, settings)?;

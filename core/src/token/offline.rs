@@ -64,9 +64,7 @@ fn verify_offline(
         {
             return Err(cannot_introspect(i, &issuer.issuer));
         }
-        return Err(TokenError::invalid(
-            "the token is not a JWT (three base64url parts separated by dots) and no issuer introspects tokens",
-        ));
+        return Err(TokenError::invalid(super::verify::NOT_A_JWT));
     }
     let mut verifier = TokenVerifier::new(trust)
         .map_err(|e| TokenError::new(Reason::KeysUnavailable, format!("configuration: {e}")))?;

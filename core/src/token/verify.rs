@@ -402,6 +402,11 @@ struct Jws<'t> {
     signature: Vec<u8>,
 }
 
+/// Why a token that is not a JWT is refused when no issuer introspects
+/// tokens (the filter and `decide` alike).
+pub(crate) const NOT_A_JWT: &str =
+    "the token is not a JWT (three base64url parts separated by dots) and no introspection issuer is configured";
+
 impl<'t> Jws<'t> {
     fn parse(token: &'t str, max_bytes: usize) -> Result<Jws<'t>, TokenError> {
         if token.len() > max_bytes {
@@ -409,11 +414,8 @@ impl<'t> Jws<'t> {
                 "the bearer token is larger than token.max_bytes ({max_bytes} bytes)"
             )));
         }
-        let (h64, p64, s64) = jose::split_compact(token).ok_or_else(|| {
-            TokenError::invalid(
-                "the token is not a JWT (three base64url parts separated by dots) and no introspection issuer is configured",
-            )
-        })?;
+        let (h64, p64, s64) =
+            jose::split_compact(token).ok_or_else(|| TokenError::invalid(NOT_A_JWT))?;
         let header = jose::parse_header(h64)?;
         let alg = check_alg_name(&header.alg)?;
         let claims = jose::decode_json_segment(p64, "payload")?;

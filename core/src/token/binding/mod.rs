@@ -23,7 +23,7 @@ pub use check::{
     check_binding, check_binding_with, Binding, BindingContext, BindingRequest, Confirmation,
 };
 pub use proof::ProofKeys;
-pub use replay::{MemoryReplayStore, ReplayStore, StoreError};
+pub use replay::{MemoryReplayStore, ReplayLayout, ReplayStore, StoreError};
 pub use settings::{
     CertificateBinding, CertificateSource, DpopConfig, DpopMode, SenderConstraintConfig,
 };

@@ -12,6 +12,13 @@
 //! expired entries of its shard first; when the shard is still full the
 //! proof is refused ([`Seen::Full`], fail closed). Evicting an unexpired
 //! entry would let its proof be replayed, so there is no other eviction.
+//!
+//! The shard of a proof depends on the number of shards, so that number is
+//! fixed for the life of the store: the first configuration that prepares
+//! it records its shard count ([`LAYOUT_SLOT`]); later configurations with
+//! another `replay_cache_entries` keep that count and change only how many
+//! entries a shard holds ([`ReplayLayout`]). Re-sharding under traffic
+//! would look a recent proof up in the wrong shard and accept it again.
 
 use sha2::{Digest, Sha256};
 
@@ -28,6 +35,10 @@ pub const ENTRIES_PER_SHARD: usize = 256;
 const ENTRY: usize = 24;
 /// Compare-and-swap attempts before the check gives up (fail closed).
 const ATTEMPTS: usize = 8;
+
+/// The slot of the layout record: the shard count the store was first
+/// prepared with (4 bytes, big-endian), read by every later [`prepare`].
+pub const LAYOUT_SLOT: usize = usize::MAX;
 
 /// A write that did not happen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +57,49 @@ pub trait ReplayStore {
     /// unconditionally, for a shard that does not exist yet).
     fn store(&mut self, shard: usize, bytes: &[u8], version: Option<u32>)
         -> Result<(), StoreError>;
+    /// The shard count [`prepare`] found for this store, when the store
+    /// was prepared (the shells' stores; `None`: the count of the
+    /// configured capacity, as in a store prepared now).
+    fn prepared_shards(&self) -> Option<usize> {
+        None
+    }
+}
+
+/// How the cache is laid out over the store: the shard count (fixed for
+/// the store's life) and the entries a shard may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayLayout {
+    pub shards: usize,
+    pub per_shard: usize,
+}
+
+impl ReplayLayout {
+    /// A cache of `capacity` entries in a store prepared now.
+    pub fn for_capacity(capacity: usize) -> ReplayLayout {
+        ReplayLayout {
+            shards: shards(capacity),
+            per_shard: per_shard(capacity),
+        }
+    }
+
+    /// A cache of `capacity` entries over the `shards` a store keeps (at
+    /// least one entry a shard; a shard of a much larger capacity than the
+    /// store was prepared for holds more than [`ENTRIES_PER_SHARD`]).
+    pub fn keeping(shards: usize, capacity: usize) -> ReplayLayout {
+        let shards = shards.clamp(1, MAX_SHARDS);
+        ReplayLayout {
+            shards,
+            per_shard: capacity.div_ceil(shards).max(1),
+        }
+    }
+
+    /// The layout `store` is read with for a cache of `capacity` entries.
+    pub fn of_store(store: &dyn ReplayStore, capacity: usize) -> ReplayLayout {
+        match store.prepared_shards() {
+            Some(shards) => ReplayLayout::keeping(shards, capacity),
+            None => ReplayLayout::for_capacity(capacity),
+        }
+    }
 }
 
 /// What the cache says about a proof.
@@ -100,8 +154,9 @@ pub fn record_once(
     now: u64,
     capacity: usize,
 ) -> Seen {
-    let shard = shard_of(&key, shards(capacity));
-    let limit = per_shard(capacity);
+    let layout = ReplayLayout::of_store(store, capacity);
+    let shard = shard_of(&key, layout.shards);
+    let limit = layout.per_shard;
     for _ in 0..ATTEMPTS {
         let (bytes, version) = store.load(shard);
         let mut kept: Vec<u8> = Vec::with_capacity(bytes.as_ref().map_or(0, Vec::len) + ENTRY);
@@ -130,15 +185,43 @@ pub fn record_once(
     Seen::Unavailable
 }
 
-/// Create the shards of a cache of `capacity` entries that do not exist yet
-/// (empty), before requests come: the first write of a shard cannot be
-/// compare-and-swapped.
-pub fn prepare(store: &mut dyn ReplayStore, capacity: usize) {
-    for shard in 0..shards(capacity) {
+/// The shard count in a layout record, when it is one.
+fn recorded_shards(bytes: &[u8]) -> Option<usize> {
+    let count = u32::from_be_bytes(bytes.try_into().ok()?) as usize;
+    (1..=MAX_SHARDS).contains(&count).then_some(count)
+}
+
+/// Before requests come: take the store's shard count (recorded by the
+/// first configuration; recorded now when there is none) and create the
+/// shards that do not exist yet (empty: the first write of a shard cannot
+/// be compare-and-swapped). Answers the layout checks use from now on.
+pub fn prepare(store: &mut dyn ReplayStore, capacity: usize) -> ReplayLayout {
+    let recorded = store
+        .load(LAYOUT_SLOT)
+        .0
+        .as_deref()
+        .and_then(recorded_shards);
+    let shards = match recorded {
+        Some(count) => count,
+        None => {
+            let count = shards(capacity);
+            // Workers preparing at once with one configuration write the
+            // same count; read back whichever write landed.
+            let _ = store.store(LAYOUT_SLOT, &(count as u32).to_be_bytes(), None);
+            store
+                .load(LAYOUT_SLOT)
+                .0
+                .as_deref()
+                .and_then(recorded_shards)
+                .unwrap_or(count)
+        }
+    };
+    for shard in 0..shards {
         if store.load(shard).0.is_none() {
             let _ = store.store(shard, &[], None);
         }
     }
+    ReplayLayout::keeping(shards, capacity)
 }
 
 /// A store in memory (the CLI, tests): versions count writes.
@@ -168,6 +251,12 @@ impl ReplayStore for MemoryReplayStore {
         let next = current.unwrap_or(0).wrapping_add(1);
         self.shards.insert(shard, (bytes.to_vec(), next));
         Ok(())
+    }
+
+    fn prepared_shards(&self) -> Option<usize> {
+        self.shards
+            .get(&LAYOUT_SLOT)
+            .and_then(|(bytes, _)| recorded_shards(bytes))
     }
 }
 
@@ -287,10 +376,93 @@ mod tests {
     fn prepare_creates_missing_shards_only() {
         let mut s = MemoryReplayStore::default();
         assert_eq!(record_once(&mut s, key(1), 500, 100, 1024), Seen::Fresh);
-        prepare(&mut s, 1024);
+        assert_eq!(prepare(&mut s, 1024), ReplayLayout::for_capacity(1024));
         assert_eq!(record_once(&mut s, key(1), 500, 100, 1024), Seen::Replayed);
         assert!((0..shards(1024)).all(|i| s.load(i).0.is_some()));
         assert!(s.load(shards(1024)).0.is_none());
+    }
+
+    /// A key in shard 1 of 64 and shard 4033 of 4096 (its first four bytes
+    /// are 4033 = 63 × 64 + 1).
+    fn key_moved_by_resharding() -> [u8; 16] {
+        let mut k = [0u8; 16];
+        k[..4].copy_from_slice(&4033u32.to_be_bytes());
+        k
+    }
+
+    /// capacity prepared first, capacity of the next configuration → the
+    /// layout the store keeps, and whether a proof recorded under the
+    /// first is still a replay under the second.
+    #[test]
+    fn a_new_capacity_keeps_the_shards_so_recent_proofs_stay_found() {
+        for (first, second, want) in [
+            (
+                16384,
+                1 << 20,
+                ReplayLayout {
+                    shards: 64,
+                    per_shard: 16384,
+                },
+            ),
+            (
+                1 << 20,
+                16384,
+                ReplayLayout {
+                    shards: 4096,
+                    per_shard: 4,
+                },
+            ),
+            (
+                65536,
+                65536,
+                ReplayLayout {
+                    shards: 256,
+                    per_shard: 256,
+                },
+            ),
+            (
+                1024,
+                16384,
+                ReplayLayout {
+                    shards: 64,
+                    per_shard: 256,
+                },
+            ),
+        ] {
+            let mut s = MemoryReplayStore::default();
+            assert_eq!(prepare(&mut s, first), ReplayLayout::for_capacity(first));
+            let k = key_moved_by_resharding();
+            assert_eq!(record_once(&mut s, k, 500, 100, first), Seen::Fresh);
+            assert_eq!(prepare(&mut s, second), want, "{first} then {second}");
+            assert_eq!(
+                record_once(&mut s, k, 500, 101, second),
+                Seen::Replayed,
+                "{first} then {second}"
+            );
+        }
+        // The key does move between those shard counts: without the record
+        // the second layout would look in another shard.
+        let k = key_moved_by_resharding();
+        assert_ne!(shard_of(&k, 64), shard_of(&k, 4096));
+    }
+
+    #[test]
+    fn a_layout_record_that_is_not_one_is_replaced() {
+        for bad in [&b""[..], b"\0\0\0\0", b"\0\0\x10\x01", b"\0\0\0\x40\0"] {
+            let mut s = MemoryReplayStore::default();
+            s.store(LAYOUT_SLOT, bad, None).unwrap();
+            assert_eq!(prepare(&mut s, 65536), ReplayLayout::for_capacity(65536));
+            assert_eq!(s.prepared_shards(), Some(256));
+        }
+    }
+
+    #[test]
+    fn an_unprepared_store_is_laid_out_by_the_capacity() {
+        let s = MemoryReplayStore::default();
+        assert_eq!(
+            ReplayLayout::of_store(&s, 65536),
+            ReplayLayout::for_capacity(65536)
+        );
     }
 
     /// capacity → (shards, entries per shard): a shard never holds more than
