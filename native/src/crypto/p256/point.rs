@@ -101,22 +101,7 @@ impl Jacobian {
         let z1z1 = self.z.square();
         let u2 = other.x.mul(&z1z1);
         let s2 = other.y.mul(&self.z).mul(&z1z1);
-        let h = u2.sub(&self.x);
-        let r = s2.sub(&self.y);
-        if h.is_zero() {
-            return if r.is_zero() {
-                self.double()
-            } else {
-                Jacobian::INFINITY
-            };
-        }
-        let hh = h.square();
-        let hhh = h.mul(&hh);
-        let v = self.x.mul(&hh);
-        let x = r.square().sub(&hhh).sub(&v.double());
-        let y = r.mul(&v.sub(&x)).sub(&self.y.mul(&hhh));
-        let z = self.z.mul(&h);
-        Jacobian { x, y, z }
+        self.sum(self.x, self.y, u2, s2, self.z)
     }
 
     /// self + other, both Jacobian (12M + 4S): building tables only.
@@ -133,6 +118,14 @@ impl Jacobian {
         let u2 = other.x.mul(&z1z1);
         let s1 = self.y.mul(&other.z).mul(&z2z2);
         let s2 = other.y.mul(&self.z).mul(&z1z1);
+        self.sum(u1, s1, u2, s2, self.z.mul(&other.z))
+    }
+
+    /// The common end of both additions: the points as U₁ = X₁·Z₂², S₁ =
+    /// Y₁·Z₂³ and U₂, S₂ alike, and Z₁·Z₂; equal points are doubled, opposite
+    /// ones give infinity.
+    #[inline(always)]
+    fn sum(&self, u1: Fe, s1: Fe, u2: Fe, s2: Fe, z1z2: Fe) -> Jacobian {
         let h = u2.sub(&u1);
         let r = s2.sub(&s1);
         if h.is_zero() {
@@ -147,7 +140,7 @@ impl Jacobian {
         let v = u1.mul(&hh);
         let x = r.square().sub(&hhh).sub(&v.double());
         let y = r.mul(&v.sub(&x)).sub(&s1.mul(&hhh));
-        let z = self.z.mul(&other.z).mul(&h);
+        let z = z1z2.mul(&h);
         Jacobian { x, y, z }
     }
 
