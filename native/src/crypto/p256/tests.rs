@@ -1,8 +1,12 @@
-//! The table path held to `ring` and to RustCrypto's `p256` (the core's
-//! pure path) over random keys, messages and signatures, valid and not.
+//! The table path held to `ring`, to the core's pure-Rust ECDSA (the wasm
+//! build's fallback) and to RustCrypto's `p256` over random keys, messages
+//! and signatures, valid and not.
 
 use ::p256::ecdsa::signature::{Signer, Verifier};
 use ::p256::ecdsa::{Signature, SigningKey, VerifyingKey};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use fhir_smart_authz_core::token::{JwsAlgorithm, KeySet, RustCryptoVerifier, SignatureVerifier};
 use proptest::prelude::*;
 use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
 
@@ -26,6 +30,24 @@ fn rust_crypto_answer(point: &[u8], message: &[u8], der: &[u8]) -> bool {
         return false;
     };
     key.verify(message, &signature).is_ok()
+}
+
+/// The core's pure path: the key as a JWK, the signature as JWS (r ‖ s).
+fn core_answer(point: &[u8], message: &[u8], r: &[u8; 32], s: &[u8; 32]) -> bool {
+    let jwks = serde_json::json!({"keys": [{
+        "kty": "EC",
+        "crv": "P-256",
+        "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+        "y": URL_SAFE_NO_PAD.encode(&point[33..]),
+    }]});
+    let Ok(keys) = KeySet::parse(jwks.to_string().as_bytes()) else {
+        return false;
+    };
+    let [key] = keys.keys() else {
+        return false;
+    };
+    let es256 = JwsAlgorithm::from_name("ES256").unwrap();
+    RustCryptoVerifier.verify(es256, key, message, &[&r[..], &s[..]].concat()) == Ok(true)
 }
 
 /// The table path's answer: `None` when the key has no table (off the
@@ -65,15 +87,23 @@ pub(crate) fn point_of(key: &SigningKey) -> Vec<u8> {
 }
 
 /// Every answer the same; the expected one where the case says.
-fn assert_all_answer(point: &[u8], message: &[u8], der: &[u8], expected: bool, case: &str) {
-    assert_eq!(ring_answer(point, message, der), expected, "ring, {case}");
+fn assert_all_answer(
+    point: &[u8],
+    message: &[u8],
+    (r, s): (&[u8; 32], &[u8; 32]),
+    expected: bool,
+    case: &str,
+) {
+    let der = der(r, s);
+    assert_eq!(ring_answer(point, message, &der), expected, "ring, {case}");
+    assert_eq!(core_answer(point, message, r, s), expected, "core, {case}");
     assert_eq!(
-        rust_crypto_answer(point, message, der),
+        rust_crypto_answer(point, message, &der),
         expected,
         "p256, {case}"
     );
     assert_eq!(
-        table_answer(point, message, der),
+        table_answer(point, message, &der),
         Some(expected),
         "table, {case}"
     );
@@ -89,7 +119,7 @@ fn check_key(seed: [u8; 32], message: &[u8], flip: usize) {
     let s_limbs = limbs::from_be_bytes(&s);
     let table = KeyTable::new(&point).unwrap();
     let valid = der(&r, &s);
-    assert_all_answer(&point, message, &valid, true, "valid");
+    assert_all_answer(&point, message, (&r, &s), true, "valid");
     assert_eq!(table.verify(message, &valid), Some(true));
 
     let mut tampered = message.to_vec();
@@ -99,7 +129,7 @@ fn check_key(seed: [u8; 32], message: &[u8], flip: usize) {
         let at = flip % tampered.len();
         tampered[at] ^= 1 << (flip % 8);
     }
-    assert_all_answer(&point, &tampered, &valid, false, "tampered message");
+    assert_all_answer(&point, &tampered, (&r, &s), false, "tampered message");
 
     let mut r_tampered = r;
     r_tampered[flip % 32] ^= 1 << (flip % 8);
@@ -114,21 +144,17 @@ fn check_key(seed: [u8; 32], message: &[u8], flip: usize) {
         ("s = n", r, be(&N)),
         ("r = n + 1", be(&limbs::add(&N, &[1, 0, 0, 0]).0), s),
     ] {
-        let der = der(&r, &s);
-        assert!(!ring_answer(&point, message, &der), "ring, {case}");
-        assert_eq!(table_answer(&point, message, &der), Some(false), "{case}");
+        assert_all_answer(&point, message, (&r, &s), false, case);
     }
 
     // ECDSA accepts (r, n − s) as well; RustCrypto's verifier does too.
     let high_s = be(&limbs::sub(&N, &s_limbs).0);
-    assert_all_answer(&point, message, &der(&r, &high_s), true, "s high");
+    assert_all_answer(&point, message, (&r, &high_s), true, "s high");
 
     // r + n ≡ r (mod n) but is no scalar: refused.
     let (r_plus_n, carry) = limbs::add(&r_limbs, &N);
     if carry == 0 {
-        let der = der(&be(&r_plus_n), &s);
-        assert!(!ring_answer(&point, message, &der), "ring, r + n");
-        assert_eq!(table_answer(&point, message, &der), Some(false), "r + n");
+        assert_all_answer(&point, message, (&be(&r_plus_n), &s), false, "r + n");
     }
 
     // The key off the curve: y + 1 (or a coordinate ≥ p): no table; ring refuses.
@@ -136,6 +162,7 @@ fn check_key(seed: [u8; 32], message: &[u8], flip: usize) {
     off_curve[64] ^= 1;
     assert!(KeyTable::new(&off_curve).is_none());
     assert!(!ring_answer(&off_curve, message, &valid));
+    assert!(!core_answer(&off_curve, message, &r, &s));
     let mut x_at_p = point.clone();
     x_at_p[1..33].copy_from_slice(&[
         0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff,
@@ -243,12 +270,11 @@ fn x_of_r_above_n_is_accepted_as_ring_does() {
             .unwrap();
         let q = multiply(&difference, &u2.invert()).to_affine().unwrap();
         let point = encode(&q);
-        let der = der(&be(r.limbs()), &be(s.limbs()));
-        assert_all_answer(&point, message.as_bytes(), &der, true, "x(R) = r + n");
+        let (r, s) = (be(r.limbs()), be(s.limbs()));
+        assert_all_answer(&point, message.as_bytes(), (&r, &s), true, "x(R) = r + n");
         // r + n itself is refused.
-        let der = super::tests::der(&be(&x_limbs), &be(s.limbs()));
-        assert!(!ring_answer(&point, message.as_bytes(), &der));
-        assert_eq!(table_answer(&point, message.as_bytes(), &der), Some(false));
+        let r_plus_n = be(&x_limbs);
+        assert_all_answer(&point, message.as_bytes(), (&r_plus_n, &s), false, "r + n");
         found += 1;
     }
     assert!(found >= 5, "{found}");
