@@ -214,6 +214,32 @@ def test_a_replayed_proof_is_accepted_once_across_workers(srig):
     assert "dpop_proof_replayed" in stats
 
 
+def forged(proof: str) -> str:
+    """The proof with one bit of its signature flipped (its header and claims unchanged)."""
+    head, claims, sig = proof.split(".")
+    raw = bytearray(base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4)))
+    raw[len(raw) // 2] ^= 0x01
+    return f"{head}.{claims}." + base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize("alg", ["ES256", "RS256"])
+def test_a_known_proof_key_never_passes_a_forged_signature(srig, alg):
+    """A client's key seen on many requests (the native module then checks an ES256 key with
+    its own table, not `ring`): every proof it signed passes, every forged one is refused,
+    before and after, on both workers."""
+    key = DpopKey(alg)
+    token = dpop_token(srig, key)
+    url = srig.base("dpop") + "/Patient/pat-a"
+    auth = {"authorization": f"DPoP {token}"}
+    statuses = []
+    for _ in range(12):
+        statuses.append(srig.get("dpop", "/Patient/pat-a", {**auth, "dpop": key.proof("GET", url, token)}).status_code)
+        r = srig.get("dpop", "/Patient/pat-a", {**auth, "dpop": forged(key.proof("GET", url, token))})
+        assert r.status_code == 401, r.text
+        assert r.json()["issue"][0]["details"]["coding"][0]["code"] == "invalid_dpop_proof"
+    assert statuses == [200] * 12, statuses
+
+
 def test_nonces_are_asked_for_then_accepted(srig):
     key = DpopKey("RS256")
     token = dpop_token(srig, key, "nonce")
