@@ -192,6 +192,76 @@ fn reduce(w: [u64; 8]) -> Limbs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// a·b mod p by schoolbook product and bit-by-bit long division: slow,
+    /// shares nothing with the Montgomery code.
+    fn mul_mod_p(a: &Limbs, b: &Limbs) -> Limbs {
+        let mut product = [0u64; 8];
+        for (i, &x) in a.iter().enumerate() {
+            let mut carry = 0u64;
+            for (j, &y) in b.iter().enumerate() {
+                let (low, high) = mac(product[i + j], x, y, carry);
+                product[i + j] = low;
+                carry = high;
+            }
+            product[i + 4] = carry;
+        }
+        let mut r: Limbs = [0; 4];
+        for bit in (0..512).rev() {
+            let top = r[3] >> 63;
+            r = [
+                r[0] << 1 | (product[bit / 64] >> (bit % 64)) & 1,
+                r[1] << 1 | r[0] >> 63,
+                r[2] << 1 | r[1] >> 63,
+                r[3] << 1 | r[2] >> 63,
+            ];
+            r = limbs::subtract_if_not_below(&r, top, &P);
+        }
+        r
+    }
+
+    fn below_p(limbs: Limbs) -> Limbs {
+        if limbs::less_than(&limbs, &P) {
+            limbs
+        } else {
+            limbs::sub(&limbs, &P).0
+        }
+    }
+
+    /// Values at the edges of the reduction's carries: 0, 1, p − 1, p − 2,
+    /// limbs all ones where p allows, 2²⁵⁵.
+    const EDGES: [Limbs; 7] = [
+        [0, 0, 0, 0],
+        [1, 0, 0, 0],
+        [P[0] - 1, P[1], P[2], P[3]],
+        [P[0] - 2, P[1], P[2], P[3]],
+        [u64::MAX, u64::MAX, u64::MAX, 0xffff_ffff_0000_0000],
+        [0, 0, 0, 1 << 63],
+        [u64::MAX, 0, u64::MAX, 0],
+    ];
+
+    #[test]
+    fn products_at_the_edges_match_long_division() {
+        for a in EDGES {
+            for b in EDGES {
+                let (x, y) = (Fe::from_integer(&a).unwrap(), Fe::from_integer(&b).unwrap());
+                assert_eq!(x.mul(&y).to_integer(), mul_mod_p(&a, &b), "{a:x?} · {b:x?}");
+                assert_eq!(x.square().to_integer(), mul_mod_p(&a, &a), "{a:x?}²");
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn products_match_long_division(a in any::<[u64; 4]>(), b in any::<[u64; 4]>()) {
+            let (a, b) = (below_p(a), below_p(b));
+            let (x, y) = (Fe::from_integer(&a).unwrap(), Fe::from_integer(&b).unwrap());
+            prop_assert_eq!(x.mul(&y).to_integer(), mul_mod_p(&a, &b));
+            prop_assert_eq!(x.square().to_integer(), mul_mod_p(&a, &a));
+        }
+    }
 
     #[test]
     fn constants_hold() {
